@@ -1,0 +1,42 @@
+"""Where the library keeps its files.
+
+The data directory holds datasets, runs, presets and job state::
+
+    <data_dir>/datasets/<name>/{catalog.parquet, interactions.parquet, report.json}
+    <data_dir>/runs/<run_id>/{run.json, vectors.npy, item_ids.npy, index.bin, ...}
+    <data_dir>/runs/active.json
+    <data_dir>/presets/<name>.json
+    <data_dir>/jobs/<job_id>/{job.json, log.txt}
+
+It is chosen by, in order: an explicit argument (the ``--data-dir`` flag), the
+``RECSYS_DATA_DIR`` environment variable, then ``./data``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+ENV_DATA_DIR = "RECSYS_DATA_DIR"
+
+#: A progress callback: ``progress(done, total, message)``. Long work takes one.
+Progress = Callable[[int, int, str], None]
+
+
+def null_progress(done: int, total: int, message: str = "") -> None:
+    """A progress callback that does nothing."""
+
+
+def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Return the data directory, creating it if needed.
+
+    Parameters
+    ----------
+    explicit : path-like, optional
+        Takes precedence over ``RECSYS_DATA_DIR`` and the ``./data`` default.
+    """
+    chosen = explicit or os.environ.get(ENV_DATA_DIR) or "data"
+    path = Path(chosen).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

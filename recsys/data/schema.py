@@ -1,0 +1,244 @@
+"""The dataset schema and its storage as Parquet.
+
+A dataset is a catalog plus interactions.
+
+Catalog (one row per item, ``item_id`` unique):
+    item_id (str), title (str), category (str path like ``Women > Shoes > Running``,
+    "" when unknown), brand (str, "" when unknown), gender (one of GENDERS or ""),
+    price (float64, NaN when missing), adult (bool), description (str, may be ""),
+    image_url (str, may be ""). Other columns are kept as extra attributes.
+
+Interactions (one row per event):
+    sequence_id (str: a session or a basket), user_id (str, "" when unknown),
+    item_id (str, present in the catalog), timestamp (datetime64[ns], NaT allowed),
+    event_type (str: view/cart/purchase), quantity (float64, 1.0 by default),
+    position (int64: order of the event inside its sequence, 0-based).
+
+Interactions are stored sorted by (sequence_id, position).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.errors import DatasetNotFoundError, DataValidationError
+
+CATEGORY_SEP = " > "
+GENDERS = ("women", "men", "unisex", "kids", "")
+EVENT_TYPES = ("view", "cart", "purchase")
+
+CATALOG_COLUMNS = (
+    "item_id",
+    "title",
+    "category",
+    "brand",
+    "gender",
+    "price",
+    "adult",
+    "description",
+    "image_url",
+)
+INTERACTION_COLUMNS = (
+    "sequence_id",
+    "user_id",
+    "item_id",
+    "timestamp",
+    "event_type",
+    "quantity",
+    "position",
+)
+
+
+@dataclass
+class ValidationReport:
+    """What happened when a dataset was read.
+
+    Attributes
+    ----------
+    rows_read : dict
+        Rows read per file (``{"catalog": n, "interactions": m}`` or by path).
+    rows_dropped : dict
+        Reason -> number of rows dropped for it.
+    unknown_items : int
+        Interaction rows whose item is not in the catalog (dropped).
+    duplicate_ids : int
+        Catalog rows dropped because their item_id was already seen.
+    missing_prices : int
+        Catalog items with no price.
+    warnings : list of str
+        Anything else worth telling the user.
+    """
+
+    rows_read: dict[str, int] = field(default_factory=dict)
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    unknown_items: int = 0
+    duplicate_ids: int = 0
+    missing_prices: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, n: int) -> None:
+        """Record ``n`` rows dropped for ``reason`` (no-op when n == 0)."""
+        if n:
+            self.rows_dropped[reason] = self.rows_dropped.get(reason, 0) + int(n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ValidationReport:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Dataset:
+    """A catalog plus interactions, already validated and normalised.
+
+    Attributes
+    ----------
+    name : str
+        Short name, also the folder name under ``<data_dir>/datasets``.
+    catalog : pandas.DataFrame
+        Columns CATALOG_COLUMNS (+ extras), ``item_id`` unique.
+    interactions : pandas.DataFrame
+        Columns INTERACTION_COLUMNS, sorted by (sequence_id, position).
+    report : ValidationReport
+    kind : str
+        "sessions" (ordered events) or "baskets" (unordered orders/invoices).
+    """
+
+    name: str
+    catalog: pd.DataFrame
+    interactions: pd.DataFrame
+    report: ValidationReport = field(default_factory=ValidationReport)
+    kind: str = "sessions"
+
+    def fingerprint(self) -> str:
+        """A content hash of catalog and interactions (stable across saves)."""
+        h = hashlib.sha256()
+        for frame in (self.catalog, self.interactions):
+            h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+            h.update(",".join(map(str, frame.columns)).encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts the Overview page shows."""
+        cat = self.catalog
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "items": int(len(cat)),
+            "interactions": int(len(self.interactions)),
+            "sequences": int(self.interactions["sequence_id"].nunique()),
+            "users": int(self.interactions.loc[self.interactions["user_id"] != "", "user_id"].nunique()),
+            "categories": int(cat["category"].replace("", np.nan).dropna().nunique()),
+            "top_categories": int(category_level(cat["category"], 0).replace("", np.nan).dropna().nunique()),
+            "brands": int(cat["brand"].replace("", np.nan).dropna().nunique()),
+            "adult_items": int(cat["adult"].sum()),
+            "items_with_interactions": int(self.interactions["item_id"].nunique()),
+        }
+
+
+def category_level(category: pd.Series, level: int) -> pd.Series:
+    """The path prefix of each category up to ``level`` (0 = top level).
+
+    ``category_level(pd.Series(["Women > Shoes > Running"]), 1)`` gives
+    ``"Women > Shoes"``. Shorter paths are returned whole.
+    """
+    if level < 0:
+        raise ValueError(f"category level must be >= 0, got {level}")
+    parts = category.fillna("").astype(str).str.split(CATEGORY_SEP, regex=False)
+    return parts.map(lambda p: CATEGORY_SEP.join(p[: level + 1]))
+
+
+def _datasets_root(root: Path) -> Path:
+    return Path(root) / "datasets"
+
+
+def save_dataset(dataset: Dataset, root: str | os.PathLike[str]) -> Path:
+    """Store a dataset as Parquet under ``<root>/datasets/<name>``, atomically.
+
+    The files are written to a temporary folder which is then renamed into
+    place, so a failure never leaves a half-written dataset, and an existing
+    dataset of the same name is only replaced once the new one is complete.
+    """
+    base = _datasets_root(Path(root))
+    base.mkdir(parents=True, exist_ok=True)
+    final = base / dataset.name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dataset.name}.", dir=base))
+    try:
+        dataset.catalog.to_parquet(tmp / "catalog.parquet", index=False)
+        dataset.interactions.to_parquet(tmp / "interactions.parquet", index=False)
+        meta = {
+            "name": dataset.name,
+            "kind": dataset.kind,
+            "fingerprint": dataset.fingerprint(),
+            "report": dataset.report.to_dict(),
+            "summary": dataset.summary(),
+        }
+        (tmp / "report.json").write_text(json.dumps(meta, indent=2, default=str))
+        if final.exists():
+            old = base / f".{dataset.name}.old"
+            if old.exists():
+                shutil.rmtree(old)
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
+    """Load a stored dataset by name.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When ``<root>/datasets/<name>`` does not exist.
+    """
+    folder = _datasets_root(Path(root)) / name
+    if not (folder / "report.json").exists():
+        known = ", ".join(list_datasets(root)) or "none"
+        raise DatasetNotFoundError(f"dataset '{name}' not found in {folder.parent} (known: {known})")
+    meta = json.loads((folder / "report.json").read_text())
+    try:
+        catalog = pd.read_parquet(folder / "catalog.parquet")
+        interactions = pd.read_parquet(folder / "interactions.parquet")
+    except Exception as exc:  # pyarrow raises several types
+        raise DataValidationError(f"stored dataset is unreadable: {exc}", file=str(folder)) from exc
+    return Dataset(
+        name=meta["name"],
+        catalog=catalog,
+        interactions=interactions,
+        report=ValidationReport.from_dict(meta.get("report", {})),
+        kind=meta.get("kind", "sessions"),
+    )
+
+
+def dataset_meta(name: str, root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The stored report.json of a dataset (cheap: no Parquet read)."""
+    path = _datasets_root(Path(root)) / name / "report.json"
+    if not path.exists():
+        raise DatasetNotFoundError(f"dataset '{name}' not found in {path.parent.parent}")
+    return json.loads(path.read_text())
+
+
+def list_datasets(root: str | os.PathLike[str]) -> list[str]:
+    """Names of the stored datasets, sorted."""
+    base = _datasets_root(Path(root))
+    if not base.exists():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / "report.json").exists() and not p.name.startswith("."))

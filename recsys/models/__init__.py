@@ -1,0 +1,42 @@
+"""Model families behind one interface (see :mod:`recsys.models.base`).
+
+``get_model_class(family)`` resolves a family name lazily, so that importing
+this package does not import gensim or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from recsys.errors import ModelFitError
+from recsys.models.base import EmbeddingModel, ItemModel
+
+#: family name -> "module:Class"; modules are imported on first use.
+FAMILIES: dict[str, str] = {
+    "popularity": "recsys.models.baselines:PopularityModel",
+    "cooccurrence": "recsys.models.baselines:CooccurrenceModel",
+    "prod2vec": "recsys.models.prod2vec:Prod2Vec",
+    "meta_prod2vec": "recsys.models.prod2vec:MetaProd2Vec",
+    "content": "recsys.models.content:ContentModel",
+    "two_tower": "recsys.models.two_tower:TwoTowerModel",
+}
+
+
+def get_model_class(family: str) -> type[ItemModel]:
+    """The model class of a family name (imports its module on demand)."""
+    try:
+        target = FAMILIES[family]
+    except KeyError:
+        raise ModelFitError(
+            f"unknown model family '{family}'; choose one of: {', '.join(FAMILIES)}"
+        ) from None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_model(family: str, **params: object) -> ItemModel:
+    """Instantiate a model family with parameters (validated on ``fit``)."""
+    return get_model_class(family)(**params)
+
+
+__all__ = ["FAMILIES", "EmbeddingModel", "ItemModel", "get_model_class", "make_model"]

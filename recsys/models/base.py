@@ -1,0 +1,221 @@
+"""The one interface every model family implements.
+
+Estimator contract (as scikit-learn and implicit): ``__init__`` stores
+parameters only, ``fit`` validates them and sets fitted attributes ending in
+``_``; ``similar`` is batch-first and returns ``(ids, scores)`` arrays;
+``save(path)`` writes a folder with ``np.save`` / JSON (no pickle) and the
+``load(path)`` classmethod reads it back.
+
+Two kinds of model:
+
+- :class:`EmbeddingModel` produces one float32 vector per item it could learn
+  (``vectors_``, rows aligned with ``item_ids_``). Indexes, filters, the map
+  and serving work on these vectors.
+- Baselines (popularity, co-occurrence) score items without vectors; they
+  implement ``similar`` directly, so the same evaluation code runs on both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from recsys.config import Progress
+from recsys.errors import ModelFitError, UnknownItemError
+
+logger = logging.getLogger(__name__)
+
+#: Padding used in ``similar`` results when fewer than k items exist.
+PAD_ID = ""
+PAD_SCORE = np.float32(-np.inf)
+
+
+class ItemModel(ABC):
+    """Base class of every model family.
+
+    Subclasses set ``family`` (the registry key, e.g. ``"prod2vec"``) and
+    ``default_params`` (name -> default value; these are the only accepted
+    keyword arguments).
+
+    Fitted attributes
+    -----------------
+    item_ids_ : numpy.ndarray of str
+        Items the model can recommend from / for.
+    coverage_ : dict
+        ``{"catalog_items": n, "items_with_vector": m, "coverage": m / n,
+        "missing_examples": [...]}``: reported honestly in run.json.
+    """
+
+    family: ClassVar[str] = ""
+    is_embedding: ClassVar[bool] = False
+    default_params: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.default_params))
+        if unknown:
+            allowed = ", ".join(sorted(self.default_params)) or "none"
+            raise ModelFitError(
+                f"{type(self).__name__}: unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}"
+            )
+        self.params: dict[str, Any] = {**self.default_params, **params}
+
+    def get_params(self) -> dict[str, Any]:
+        """The parameters this model was (or will be) fitted with."""
+        return dict(self.params)
+
+    @abstractmethod
+    def fit(self, dataset: Any, progress: Progress | None = None) -> ItemModel:
+        """Fit on a :class:`recsys.data.Dataset` (its interactions, catalog or both)."""
+
+    @abstractmethod
+    def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each seed, the seed itself excluded.
+
+        Parameters
+        ----------
+        item_ids : sequence of str
+            Seed items (batch-first).
+        k : int
+            Number of results per seed.
+
+        Returns
+        -------
+        ids : numpy.ndarray of str, shape (n, k)
+            Padded with ``PAD_ID`` ("") when fewer than k results exist, or when
+            the seed is unknown to the model.
+        scores : numpy.ndarray of float32, shape (n, k)
+            Higher is better; ``PAD_SCORE`` (-inf) for padding.
+        """
+
+    # -- persistence -----------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model to the folder ``path`` (created if needed)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._check_fitted()
+        meta = {"family": self.family, "class": type(self).__name__, "params": self.params,
+                "coverage": self.coverage_}
+        (path / "model.json").write_text(json.dumps(meta, indent=2, default=str))
+        np.save(path / "item_ids.npy", np.asarray(self.item_ids_, dtype=str), allow_pickle=False)
+        self._save_state(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemModel:
+        """Read a model written by :meth:`save`."""
+        path = Path(path)
+        meta = json.loads((path / "model.json").read_text())
+        model = cls(**meta["params"])
+        model.item_ids_ = np.load(path / "item_ids.npy", allow_pickle=False)
+        model.coverage_ = meta.get("coverage", {})
+        model._load_state(path)
+        model._after_load()
+        return model
+
+    def _save_state(self, path: Path) -> None:
+        """Subclasses write their own arrays here."""
+
+    def _load_state(self, path: Path) -> None:
+        """Subclasses read their own arrays here."""
+
+    def _after_load(self) -> None:
+        """Rebuild derived state (lookups) after loading."""
+        self._build_lookup()
+
+    # -- helpers -----------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_ids_"):
+            raise ModelFitError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+
+    def _build_lookup(self) -> None:
+        self._row_of = {str(i): n for n, i in enumerate(self.item_ids_)}
+
+    def rows_of(self, item_ids: Sequence[str], strict: bool = False) -> np.ndarray:
+        """Row numbers of ``item_ids`` in ``item_ids_`` (-1 for unknown ones).
+
+        With ``strict=True`` an unknown id raises :class:`UnknownItemError`.
+        """
+        self._check_fitted()
+        if not hasattr(self, "_row_of"):
+            self._build_lookup()
+        rows = np.fromiter((self._row_of.get(str(i), -1) for i in item_ids), dtype=np.int64,
+                           count=len(item_ids))
+        if strict and (rows < 0).any():
+            bad = [str(i) for i, r in zip(item_ids, rows) if r < 0][:5]
+            raise UnknownItemError(f"{self.family}: no vector for item(s) {', '.join(bad)}")
+        return rows
+
+    def _set_coverage(self, catalog_ids: Sequence[str]) -> None:
+        have = set(map(str, self.item_ids_))
+        missing = [str(i) for i in catalog_ids if str(i) not in have]
+        n = len(catalog_ids)
+        self.coverage_ = {
+            "catalog_items": int(n),
+            "items_with_vector": int(n - len(missing)),
+            "coverage": float((n - len(missing)) / n) if n else 0.0,
+            "missing_examples": missing[:10],
+        }
+        if missing:
+            logger.info("%s: %d of %d catalogue items got no representation", self.family, len(missing), n)
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalise rows (zero rows stay zero), as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, np.float32(1e-12))
+
+
+class EmbeddingModel(ItemModel):
+    """A model that learns one vector per item.
+
+    Fitted attributes
+    -----------------
+    vectors_ : numpy.ndarray of float32, shape (n_items, dim)
+        Row i is the vector of ``item_ids_[i]`` (not necessarily normalised).
+    """
+
+    is_embedding = True
+
+    def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine top-k (the seed excluded), batch-first."""
+        self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        rows = self.rows_of(item_ids)
+        n = len(rows)
+        ids = np.full((n, k), PAD_ID, dtype=object)
+        scores = np.full((n, k), PAD_SCORE, dtype=np.float32)
+        known = np.flatnonzero(rows >= 0)
+        if len(known) == 0:
+            return ids.astype(str), scores
+        unit = self.unit_vectors()
+        sims = unit[rows[known]] @ unit.T
+        sims[np.arange(len(known)), rows[known]] = -np.inf  # exclude the seed
+        kk = min(k, unit.shape[0] - 1)
+        if kk <= 0:
+            return ids.astype(str), scores
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        top_s = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_s, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        ids[known, :kk] = self.item_ids_[top]
+        scores[known, :kk] = np.take_along_axis(top_s, order, axis=1)
+        return ids.astype(str), scores
+
+    def unit_vectors(self) -> np.ndarray:
+        """``vectors_`` with L2-normalised rows (cached)."""
+        cached = getattr(self, "_unit", None)
+        if cached is None or cached.shape != self.vectors_.shape:
+            self._unit = normalize_rows(self.vectors_)
+        return self._unit
+
+    def _save_state(self, path: Path) -> None:
+        np.save(path / "vectors.npy", np.asarray(self.vectors_, dtype=np.float32), allow_pickle=False)
+
+    def _load_state(self, path: Path) -> None:
+        self.vectors_ = np.load(path / "vectors.npy", allow_pickle=False)
