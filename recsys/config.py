@@ -15,8 +15,8 @@ It is chosen by, in order: an explicit argument (the ``--data-dir`` flag), the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ENV_DATA_DIR = "RECSYS_DATA_DIR"
 

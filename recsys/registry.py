@@ -24,10 +24,11 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from recsys.config import data_dir
 from recsys.errors import RunNotFoundError

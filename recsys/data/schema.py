@@ -241,4 +241,6 @@ def list_datasets(root: str | os.PathLike[str]) -> list[str]:
     base = _datasets_root(Path(root))
     if not base.exists():
         return []
-    return sorted(p.name for p in base.iterdir() if (p / "report.json").exists() and not p.name.startswith("."))
+    return sorted(
+        p.name for p in base.iterdir() if (p / "report.json").exists() and not p.name.startswith(".")
+    )

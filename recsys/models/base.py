@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -98,8 +99,12 @@ class ItemModel(ABC):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self._check_fitted()
-        meta = {"family": self.family, "class": type(self).__name__, "params": self.params,
-                "coverage": self.coverage_}
+        meta = {
+            "family": self.family,
+            "class": type(self).__name__,
+            "params": self.params,
+            "coverage": self.coverage_,
+        }
         (path / "model.json").write_text(json.dumps(meta, indent=2, default=str))
         np.save(path / "item_ids.npy", np.asarray(self.item_ids_, dtype=str), allow_pickle=False)
         self._save_state(path)
@@ -142,8 +147,9 @@ class ItemModel(ABC):
         self._check_fitted()
         if not hasattr(self, "_row_of"):
             self._build_lookup()
-        rows = np.fromiter((self._row_of.get(str(i), -1) for i in item_ids), dtype=np.int64,
-                           count=len(item_ids))
+        rows = np.fromiter(
+            (self._row_of.get(str(i), -1) for i in item_ids), dtype=np.int64, count=len(item_ids)
+        )
         if strict and (rows < 0).any():
             bad = [str(i) for i, r in zip(item_ids, rows) if r < 0][:5]
             raise UnknownItemError(f"{self.family}: no vector for item(s) {', '.join(bad)}")

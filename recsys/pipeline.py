@@ -1,0 +1,202 @@
+"""Recompute pipelines: split -> fit -> evaluate -> index -> register.
+
+Each function is plain Python taking a ``progress(done, total, message)``
+callable, so the CLI, the background job runner and tests drive the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from recsys.config import Progress, data_dir, null_progress
+from recsys.data.schema import load_dataset, save_dataset
+from recsys.errors import ModelFitError
+from recsys.models import make_model
+from recsys.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+#: The families the demo build trains, in order (fast ones first, so the
+#: dashboard becomes useful early).
+DEMO_FAMILIES: tuple[str, ...] = ("popularity", "cooccurrence", "prod2vec", "meta_prod2vec")
+DEMO_ITEMS = 5000
+
+
+def stage(progress: Progress, index: int, n_stages: int, label: str) -> Progress:
+    """A progress callback for stage ``index`` of ``n_stages``, scaled to 0..1000."""
+
+    def report(done: int, total: int, message: str = "") -> None:
+        frac = (done / total) if total else 0.0
+        overall = int(1000 * (index + min(max(frac, 0.0), 1.0)) / n_stages)
+        progress(overall, 1000, f"{label}: {message}" if message else label)
+
+    return report
+
+
+def _index_writer(model: Any, params: dict[str, Any]) -> Any:
+    def write(folder: os.PathLike[str]) -> dict[str, Any]:
+        from recsys.index import HnswIndex
+
+        t0 = time.perf_counter()
+        index = HnswIndex.build(model.vectors_, **params)
+        index.save(os.path.join(folder, "index.bin"))
+        return {"index": {"file": "index.bin", "build_s": round(time.perf_counter() - t0, 3), **params}}
+
+    return write
+
+
+def train_run(
+    family: str,
+    params: dict[str, Any] | None = None,
+    dataset_name: str = "demo",
+    root: str | os.PathLike[str] | None = None,
+    *,
+    split_method: str = "time",
+    k: int = 10,
+    max_cases: int = 3000,
+    index_params: dict[str, Any] | None = None,
+    activate: bool | None = None,
+    label: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train one model variant on a stored dataset and register it as a run.
+
+    The model is fitted on the training part of the split and evaluated on
+    the held-out part, so the metrics in run.json are honest; embedding runs
+    also get an HNSW index (``index.bin``).
+
+    Parameters
+    ----------
+    family : str
+        A key of :data:`recsys.models.FAMILIES`.
+    params : dict, optional
+        Model parameters (validated by the model's ``fit``).
+    dataset_name : str
+        A stored dataset (see ``python -m recsys import``).
+    root : path-like, optional
+        The data directory.
+    split_method : {"time", "leave_last_out"}
+    k : int
+        Cut-off of the offline metrics.
+    max_cases : int
+        Evaluation cases sampled from the test split.
+    index_params : dict, optional
+        ``HnswIndex.build`` parameters (space, M, ef_construction, ef).
+    activate : bool, optional
+        Make the new run active; by default only when its family has none.
+    progress : callable, optional
+        ``progress(done, total, message)``.
+
+    Returns
+    -------
+    dict
+        The new run's run.json.
+    """
+    from recsys.evaluation import evaluate, split
+
+    progress = progress or null_progress
+    root = data_dir(root)
+    registry = Registry(root)
+    timings: dict[str, float] = {}
+    progress(0, 1000, f"loading dataset {dataset_name}")
+    t0 = time.perf_counter()
+    dataset = load_dataset(dataset_name, root)
+    timings["load_s"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    train, test = split(dataset, method=split_method)
+    timings["split_s"] = round(time.perf_counter() - t0, 3)
+
+    model = make_model(family, **(params or {}))
+    t0 = time.perf_counter()
+    model.fit(train, progress=stage(progress, 0, 3, f"training {family}"))
+    timings["fit_s"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    metrics = evaluate(
+        model,
+        train,
+        test,
+        k=k,
+        max_cases=max_cases,
+        catalog=dataset.catalog,
+        progress=stage(progress, 1, 3, "evaluating"),
+    )
+    timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
+
+    writers = []
+    if model.is_embedding:
+        writers.append(_index_writer(model, index_params or {}))
+    progress(700, 1000, "building index and saving run")
+    extra = {"split": {"method": split_method, "k": k, "max_cases": max_cases}}
+    device = getattr(model, "device_", None)
+    extra["device"] = device if device is not None else {"device": "CPU"}
+    meta = registry.create_run(
+        model,
+        dataset_name=dataset.name,
+        dataset_fingerprint=dataset.fingerprint(),
+        metrics=metrics,
+        timings=timings,
+        extra=extra,
+        writers=writers,
+        label=label,
+    )
+    if activate or (activate is None and family not in registry.active()):
+        registry.activate(meta["run_id"])
+        meta["active"] = True
+    progress(1000, 1000, f"run {meta['run_id']} ready")
+    return meta
+
+
+def build_demo(
+    root: str | os.PathLike[str] | None = None,
+    n_items: int = DEMO_ITEMS,
+    seed: int = 0,
+    families: Sequence[str] = DEMO_FAMILIES,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Generate the demo dataset and train the default variants on it.
+
+    Returns ``{"dataset": "demo", "runs": [run ids], "seconds": s}``.
+    """
+    from recsys.data.synthetic import generate_demo
+
+    progress = progress or null_progress
+    root = data_dir(root)
+    started = time.perf_counter()
+    n_stages = len(families) + 1
+    progress(0, n_stages * 1000, f"generating {n_items} demo items")
+    dataset = generate_demo(n_items=n_items, seed=seed)
+    save_dataset(dataset, root)
+    runs = []
+    for i, family in enumerate(families):
+        try:
+            params = _demo_params(family)
+        except ModelFitError:
+            params = {}
+        meta = train_run(
+            family,
+            params,
+            dataset.name,
+            root,
+            progress=stage(progress, i + 1, n_stages, family),
+            label=f"{family} (demo)",
+        )
+        runs.append(meta["run_id"])
+    seconds = round(time.perf_counter() - started, 1)
+    progress(n_stages * 1000, n_stages * 1000, f"demo ready in {seconds} s")
+    return {"dataset": dataset.name, "runs": runs, "seconds": seconds}
+
+
+def _demo_params(family: str) -> dict[str, Any]:
+    """Parameters the demo uses: the tuned ones where a family publishes them."""
+    if family in ("prod2vec", "meta_prod2vec"):
+        from recsys.models import prod2vec
+
+        tuned = getattr(prod2vec, "TUNED_PARAMS", {})
+        return dict(tuned)
+    return {}
