@@ -1,0 +1,698 @@
+"""Content-based item vectors: the deep ranking recipe published by Jewel ML.
+
+Every catalogue item gets a vector from what the catalogue says about it, so new
+and long-tail items (no interactions, where Prod2Vec has nothing) are covered:
+
+1. **Text**: gensim FastText trained on the catalogue's own titles and
+   descriptions (or a local FastText file, ``fasttext_path``; nothing is
+   downloaded), averaged over an item's tokens.
+2. **Other features**: log price (standardised; missing -> 0 plus a missing
+   flag), gender one-hot, and learned embeddings of the brand and of category
+   levels 0, 1 and 2; optionally image features (:mod:`recsys.models.image`).
+3. **Deep ranking tower** (Keras): dense layers -> L2-normalised vector,
+   trained on pairs (anchor, positive) where positives are items that co-occur
+   within ``window`` positions in the training sequences; items without
+   interactions take an item of the same leaf category as positive. Negatives
+   come from the batch: ``loss="softmax"`` (default) is the in-batch softmax
+   (every other positive in the batch is a negative, temperature-scaled);
+   ``loss="triplet"`` is the triplet loss with semi-hard in-batch negatives
+   (the most similar negative that is still less similar than the positive).
+   On the demo data the softmax loss gives the better cold-item hit rate
+   (see bench/deep.py), hence the default.
+
+Per epoch a held-out share of positive pairs is scored: ``val_top_k`` (share of
+held-out pairs whose positive is in the anchor's top-k among all items) and
+``val_avg_precision`` (mean of 1 / rank of the positive: the average precision
+with one relevant item). Both are in ``history_`` and reported through the
+progress callback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import Progress, null_progress
+from recsys.data.schema import GENDERS, category_level
+from recsys.errors import ModelFitError
+from recsys.models import _keras_utils as ku
+from recsys.models.base import EmbeddingModel, normalize_rows
+
+logger = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_CAT_LEVELS = (0, 1, 2)
+_LOSSES = ("softmax", "triplet")
+
+
+def tokenize(texts: pd.Series | list[str]) -> list[list[str]]:
+    """Lower-case alphanumeric tokens of each text."""
+    return [_TOKEN.findall(str(t).lower()) for t in texts]
+
+
+def _vocab_index(values: pd.Series) -> tuple[list[str], np.ndarray]:
+    """Vocabulary (index 0 = unknown/empty) and the int32 index of each value."""
+    values = values.fillna("").astype(str)
+    vocab = [""] + sorted(set(values) - {""})
+    lookup = {v: i for i, v in enumerate(vocab)}
+    return vocab, values.map(lookup).to_numpy(dtype=np.int32)
+
+
+def _lookup(values: pd.Series, vocab: list[str]) -> np.ndarray:
+    lookup = {v: i for i, v in enumerate(vocab)}
+    return values.fillna("").astype(str).map(lambda v: lookup.get(v, 0)).to_numpy(dtype=np.int32)
+
+
+def cooccurrence_pairs(interactions: pd.DataFrame, row_of: dict[str, int], window: int) -> pd.DataFrame:
+    """Unique (a, b) item-row pairs that occur within ``window`` positions of each other.
+
+    Parameters
+    ----------
+    interactions : pandas.DataFrame
+        With ``sequence_id``, ``item_id`` and ``position``.
+    row_of : dict
+        item id -> catalogue row.
+    window : int
+        Maximum distance in a sequence; 0 means the whole sequence (baskets).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``a``, ``b`` (int64 rows, both directions, a != b) and ``count``.
+    """
+    if interactions.empty:
+        return pd.DataFrame({"a": [], "b": [], "count": []}, dtype=np.int64)
+    df = interactions.sort_values(["sequence_id", "position"], kind="stable")
+    items = df["item_id"].astype(str).map(row_of).fillna(-1).to_numpy(dtype=np.int64)
+    seq = pd.factorize(df["sequence_id"])[0]
+    keep = items >= 0
+    items, seq = items[keep], seq[keep]
+    if window <= 0:
+        window = int(np.bincount(seq).max()) if len(seq) else 1
+    parts = []
+    for d in range(1, window + 1):
+        if d >= len(items):
+            break
+        same = seq[d:] == seq[:-d]
+        a, b = items[:-d][same], items[d:][same]
+        diff = a != b
+        parts.append(np.stack([a[diff], b[diff]], axis=1))
+    if not parts:
+        return pd.DataFrame({"a": [], "b": [], "count": []}, dtype=np.int64)
+    ab = np.concatenate(parts)
+    ab = np.concatenate([ab, ab[:, ::-1]])
+    pairs = pd.DataFrame(ab, columns=["a", "b"])
+    return pairs.groupby(["a", "b"], sort=True).size().rename("count").reset_index()
+
+
+class ContentModel(EmbeddingModel):
+    """Content-based item vectors from text, price, brand, category, gender (and images).
+
+    Parameters
+    ----------
+    vector_size : int
+        FastText dimension (text features); ignored with ``fasttext_path``.
+    fasttext_epochs, fasttext_min_count, fasttext_bucket : int
+        FastText training settings (the bucket count bounds its memory).
+    fasttext_path : str, optional
+        A local FastText file (``.bin`` Facebook format, or ``.vec``/``.txt``
+        word2vec text format) used instead of training.
+    embedding_dim : int
+        Output vector size.
+    hidden_units : list of int
+        Sizes of the tower's hidden dense layers.
+    brand_dim, category_dim : int
+        Sizes of the brand and category-level embeddings.
+    loss : {"softmax", "triplet"}
+        In-batch softmax or triplet loss with semi-hard in-batch negatives.
+    temperature : float
+        Softmax temperature (``loss="softmax"``).
+    margin : float
+        Triplet margin on cosine similarity (``loss="triplet"``).
+    epochs, batch_size : int
+    learning_rate, dropout : float
+    pairs_per_epoch : int
+        Pairs sampled (with replacement, weight sqrt(count)) each epoch.
+    window : int
+        Co-occurrence window in a sequence (0: the whole sequence).
+    category_pairs : int
+        Positives drawn from the same leaf category for each item that has no
+        co-occurrence pair.
+    validation_share : float
+        Share of distinct co-occurrence pairs held out for per-epoch validation
+        (at most ``max_validation_pairs``); 0 disables validation.
+    top_k : int
+        k of the validation top-k score.
+    image_features : bool
+        Add image features of items whose ``image_url`` is a local file.
+    image_backbone, image_weights_path, image_size
+        Passed to :class:`recsys.models.image.ImageFeatureExtractor`.
+    seed : int
+    workers : int
+        gensim threads.
+
+    Fitted attributes
+    -----------------
+    vectors_ : float32 (n_items, embedding_dim), L2-normalised, one row per catalogue item.
+    history_ : list of dict
+        Per epoch: ``epoch, loss, val_top_k, val_avg_precision, seconds``.
+    device_ : str
+        ``"CPU"`` or ``"GPU: <name>"``; also in ``coverage_["device"]``.
+    """
+
+    family: ClassVar[str] = "content"
+    default_params: ClassVar[dict[str, Any]] = {
+        "vector_size": 48,
+        "fasttext_epochs": 5,
+        "fasttext_min_count": 1,
+        "fasttext_bucket": 20000,
+        "fasttext_path": None,
+        "embedding_dim": 64,
+        "hidden_units": [256],
+        "brand_dim": 16,
+        "category_dim": 16,
+        "loss": "softmax",
+        "temperature": 0.05,
+        "margin": 0.2,
+        "epochs": 8,
+        "batch_size": 256,
+        "learning_rate": 0.002,
+        "dropout": 0.1,
+        "pairs_per_epoch": 40000,
+        "window": 3,
+        "category_pairs": 4,
+        "validation_share": 0.05,
+        "max_validation_pairs": 2000,
+        "top_k": 10,
+        "image_features": False,
+        "image_backbone": "MobileNetV3Small",
+        "image_weights_path": None,
+        "image_size": 64,
+        "seed": 0,
+        "workers": 2,
+    }
+
+    # -- parameters ----------------------------------------------------------
+    def _validate(self) -> dict[str, Any]:
+        p = dict(self.params)
+        name = type(self).__name__
+        for key in (
+            "vector_size",
+            "fasttext_epochs",
+            "fasttext_bucket",
+            "embedding_dim",
+            "brand_dim",
+            "category_dim",
+            "epochs",
+            "batch_size",
+            "pairs_per_epoch",
+            "top_k",
+            "image_size",
+            "workers",
+            "max_validation_pairs",
+        ):
+            p[key] = ku.check_positive_int(name, key, p[key])
+        for key in ("fasttext_min_count", "window", "category_pairs", "seed"):
+            p[key] = ku.check_positive_int(name, key, p[key], minimum=0)
+        for key in ("temperature", "margin", "learning_rate"):
+            p[key] = ku.check_positive_float(name, key, p[key])
+        p["dropout"] = ku.check_positive_float(name, "dropout", p["dropout"], allow_zero=True)
+        if p["dropout"] >= 1:
+            raise ModelFitError(f"{name}: parameter 'dropout' must be in [0, 1), got {p['dropout']}")
+        share = ku.check_positive_float(name, "validation_share", p["validation_share"], allow_zero=True)
+        if share >= 0.5:
+            raise ModelFitError(f"{name}: parameter 'validation_share' must be in [0, 0.5), got {share}")
+        p["validation_share"] = share
+        if p["loss"] not in _LOSSES:
+            raise ModelFitError(
+                f"{name}: parameter 'loss' must be one of {', '.join(_LOSSES)}, got {p['loss']!r}"
+            )
+        hidden = p["hidden_units"]
+        if isinstance(hidden, int):
+            hidden = [hidden]
+        if not isinstance(hidden, (list, tuple)):
+            raise ModelFitError(
+                f"{name}: parameter 'hidden_units' must be a list of integers, got {hidden!r}"
+            )
+        p["hidden_units"] = [ku.check_positive_int(name, "hidden_units", h) for h in hidden]
+        path = p["fasttext_path"]
+        if path is not None and not Path(str(path)).is_file():
+            raise ModelFitError(
+                f"{name}: parameter 'fasttext_path' points to {path}, which is not a file; "
+                "give a local FastText .bin/.vec file or leave it empty to train on the catalogue"
+            )
+        return p
+
+    # -- features ------------------------------------------------------------
+    def _text_vectors(
+        self, catalog: pd.DataFrame, p: dict[str, Any]
+    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Mean word vector per item, plus the word vocabulary and its vectors (for new items)."""
+        text = catalog["title"].fillna("").astype(str)
+        if "description" in catalog:
+            text = text + " " + catalog["description"].fillna("").astype(str)
+        tokens = tokenize(text)
+        if p["fasttext_path"]:
+            path = str(p["fasttext_path"])
+            try:
+                if path.endswith(".bin"):
+                    from gensim.models.fasttext import load_facebook_vectors
+
+                    wv = load_facebook_vectors(path)
+                else:
+                    from gensim.models import KeyedVectors
+
+                    wv = KeyedVectors.load_word2vec_format(path, binary=False)
+            except Exception as exc:
+                raise ModelFitError(
+                    f"{type(self).__name__}: could not read the FastText file {path} "
+                    f"(parameter 'fasttext_path'): {exc}"
+                ) from exc
+        else:
+            from gensim.models import FastText
+
+            sentences = [t for t in tokens if t]
+            if not sentences:
+                raise ModelFitError(
+                    f"{type(self).__name__}: the catalogue has no title/description words to train FastText on"
+                )
+            ft = FastText(
+                vector_size=p["vector_size"],
+                window=5,
+                min_count=p["fasttext_min_count"],
+                bucket=p["fasttext_bucket"],
+                min_n=3,
+                max_n=5,
+                epochs=p["fasttext_epochs"],
+                seed=p["seed"],
+                workers=p["workers"],
+                sg=1,
+            )
+            ft.build_vocab(corpus_iterable=sentences)
+            ft.train(corpus_iterable=sentences, total_examples=len(sentences), epochs=p["fasttext_epochs"])
+            wv = ft.wv
+        words = sorted({w for t in tokens for w in t})
+        dim = wv.vector_size
+        word_vecs = np.zeros((len(words), dim), dtype=np.float32)
+        has_word = np.zeros(len(words), dtype=bool)
+        for i, w in enumerate(words):
+            try:
+                word_vecs[i] = wv[w]
+                has_word[i] = True
+            except KeyError:  # plain word2vec files have no n-grams for unseen words
+                pass
+        words = [w for w, h in zip(words, has_word) if h]
+        word_vecs = word_vecs[has_word]
+        return self._mean_vectors(tokens, words, word_vecs), words, word_vecs
+
+    @staticmethod
+    def _mean_vectors(tokens: list[list[str]], words: list[str], word_vecs: np.ndarray) -> np.ndarray:
+        """Mean of the known word vectors of each token list (zeros when none is known)."""
+        lookup = {w: i for i, w in enumerate(words)}
+        idx = [[lookup[w] for w in t if w in lookup] for t in tokens]
+        lengths = np.array([len(i) for i in idx], dtype=np.int64)
+        flat = np.fromiter((j for i in idx for j in i), dtype=np.int64, count=int(lengths.sum()))
+        owner = np.repeat(np.arange(len(tokens)), lengths)
+        out = np.zeros((len(tokens), word_vecs.shape[1] if word_vecs.ndim == 2 else 0), dtype=np.float32)
+        if len(flat):
+            np.add.at(out, owner, word_vecs[flat])
+        return out / np.maximum(lengths, 1)[:, None].astype(np.float32)
+
+    def _image_matrix(self, catalog: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        from recsys.models.image import ImageFeatureExtractor
+
+        if "image_url" not in catalog:
+            raise ModelFitError(
+                f"{type(self).__name__}: image_features=True but the catalogue has no image_url column"
+            )
+        extractor = ImageFeatureExtractor(
+            backbone=p["image_backbone"], weights_path=p["image_weights_path"], image_size=p["image_size"]
+        )
+        feats = extractor.extract(catalog["image_url"].fillna("").astype(str).tolist())
+        self.image_report_ = {
+            "n_images": int(len(catalog) - len(extractor.failed_)),
+            "failed": len(extractor.failed_),
+            "failed_examples": extractor.failed_[:5],
+        }
+        ok = np.ones(len(catalog), dtype=np.float32)
+        for i, _path, _reason in extractor.failed_rows_:
+            ok[i] = 0.0
+        return np.concatenate([feats, 1.0 - ok[:, None]], axis=1)
+
+    def _features(
+        self,
+        catalog: pd.DataFrame,
+        text: np.ndarray,
+        stats: dict[str, Any] | None,
+        image: np.ndarray | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Model inputs for catalogue rows; ``stats`` (from training) or computed here."""
+        fit = stats is None
+        stats = {} if stats is None else stats
+        price = pd.to_numeric(catalog["price"], errors="coerce").to_numpy(dtype=np.float64)
+        missing = ~np.isfinite(price) | (price < 0)
+        logp = np.log1p(np.where(missing, 0.0, price))
+        if fit:
+            obs = logp[~missing]
+            stats["price_mean"] = float(obs.mean()) if len(obs) else 0.0
+            stats["price_std"] = float(obs.std()) if len(obs) > 1 and obs.std() > 0 else 1.0
+            stats["text_mean"] = text.mean(axis=0).tolist()
+            stats["text_std"] = np.maximum(text.std(axis=0), 1e-6).tolist()
+        zprice = np.where(missing, 0.0, (logp - stats["price_mean"]) / stats["price_std"])
+        ztext = (text - np.asarray(stats["text_mean"], dtype=np.float32)) / np.asarray(
+            stats["text_std"], dtype=np.float32
+        )
+        gender = (
+            catalog["gender"].fillna("").astype(str).str.lower()
+            if "gender" in catalog
+            else pd.Series([""] * len(catalog))
+        )
+        onehot = np.stack([(gender == g).to_numpy() for g in GENDERS], axis=1).astype(np.float32)
+        dense = [
+            ztext.astype(np.float32),
+            zprice[:, None].astype(np.float32),
+            missing[:, None].astype(np.float32),
+            onehot,
+        ]
+        if image is not None:
+            if fit:
+                stats["image_mean"] = image.mean(axis=0).tolist()
+                stats["image_std"] = np.maximum(image.std(axis=0), 1e-6).tolist()
+            dense.append(
+                ((image - np.asarray(stats["image_mean"])) / np.asarray(stats["image_std"])).astype(
+                    np.float32
+                )
+            )
+        feats = {"dense": np.concatenate(dense, axis=1).astype(np.float32)}
+        brand = catalog["brand"] if "brand" in catalog else pd.Series([""] * len(catalog))
+        if fit:
+            stats["brand_vocab"], feats["brand"] = _vocab_index(brand)
+        else:
+            feats["brand"] = _lookup(brand, stats["brand_vocab"])
+        category = catalog["category"] if "category" in catalog else pd.Series([""] * len(catalog))
+        for level in _CAT_LEVELS:
+            values = category_level(category.fillna("").astype(str), level)
+            key = f"cat{level}"
+            if fit:
+                stats[f"{key}_vocab"], feats[key] = _vocab_index(values)
+            else:
+                feats[key] = _lookup(values, stats[f"{key}_vocab"])
+        return feats, stats
+
+    # -- network -------------------------------------------------------------
+    def _build_tower(self, p: dict[str, Any], stats: dict[str, Any], dense_dim: int) -> Any:
+        keras = ku.import_keras()
+        L = keras.layers
+        inputs = {"dense": keras.Input((dense_dim,), name="dense")}
+        parts = [inputs["dense"]]
+        vocabs = [("brand", "brand_vocab", p["brand_dim"])] + [
+            (f"cat{lv}", f"cat{lv}_vocab", p["category_dim"]) for lv in _CAT_LEVELS
+        ]
+        for key, vocab_key, dim in vocabs:
+            inputs[key] = keras.Input((), dtype="int32", name=key)
+            emb = L.Embedding(len(stats[vocab_key]) + 1, dim, name=f"{key}_embedding")(inputs[key])
+            parts.append(emb)
+        x = L.Concatenate()(parts)
+        for i, units in enumerate(p["hidden_units"]):
+            x = L.Dense(units, activation="relu", name=f"hidden_{i}")(x)
+            if p["dropout"] > 0:
+                x = L.Dropout(p["dropout"], seed=p["seed"] + i)(x)
+        x = L.Dense(p["embedding_dim"], dtype="float32", name="projection")(x)
+        out = ku.layers()["L2Normalize"](name="l2")(x)
+        return keras.Model(inputs, out, name="content_tower")
+
+    # -- training ------------------------------------------------------------
+    def fit(self, dataset: Any, progress: Progress | None = None) -> ContentModel:
+        """Fit on a dataset's catalogue (features) and interactions (positive pairs).
+
+        Parameters
+        ----------
+        dataset : recsys.data.Dataset
+        progress : callable, optional
+            ``progress(done, total, message)``; one step for the text model, one
+            per epoch (with the validation scores in the message), one to embed.
+
+        Raises
+        ------
+        ModelFitError
+            Bad parameters (the message names the parameter) or a catalogue
+            with fewer than two items.
+        """
+        progress = progress or null_progress
+        p = self._validate()
+        catalog = dataset.catalog.reset_index(drop=True)
+        if len(catalog) < 2:
+            raise ModelFitError(
+                f"{type(self).__name__}: the catalogue needs at least 2 items, got {len(catalog)}"
+            )
+        t_start = time.perf_counter()
+        total = p["epochs"] + 2
+        info = ku.device_info()
+        self.device_ = info["device"]
+        ku.seed_everything(p["seed"])
+        rng = np.random.default_rng(p["seed"])
+
+        progress(0, total, "content: text embeddings (FastText)")
+        text, words, word_vecs = self._text_vectors(catalog, p)
+        image = self._image_matrix(catalog, p) if p["image_features"] else None
+        feats, stats = self._features(catalog, text, None, image)
+        self.item_ids_ = catalog["item_id"].astype(str).to_numpy()
+        row_of = {iid: i for i, iid in enumerate(self.item_ids_)}
+        n = len(catalog)
+
+        # positive pairs: co-occurrence, same leaf category for items without any
+        pairs = cooccurrence_pairs(dataset.interactions, row_of, p["window"])
+        val = np.empty((0, 2), dtype=np.int64)
+        if p["validation_share"] > 0 and len(pairs) >= 20:
+            n_val = min(p["max_validation_pairs"], max(1, int(len(pairs) * p["validation_share"])))
+            pick = rng.choice(len(pairs), size=n_val, replace=False)
+            val = pairs.iloc[pick][["a", "b"]].to_numpy()
+            pairs = pairs.drop(pairs.index[pick])
+        ab = pairs[["a", "b"]].to_numpy(dtype=np.int64)
+        weights = np.sqrt(pairs["count"].to_numpy(dtype=np.float64))
+        n_with_pairs = int(len(np.unique(ab[:, 0])))
+        cat_pairs = self._category_pairs(catalog, ab, p["category_pairs"], rng)
+        if len(cat_pairs):
+            ab = np.concatenate([ab, cat_pairs])
+            weights = np.concatenate([weights, np.ones(len(cat_pairs))])
+        if len(ab) == 0:
+            raise ModelFitError(
+                f"{type(self).__name__}: no training pairs: no co-occurring items in the interactions and "
+                "no two items share a category"
+            )
+        weights = weights / weights.sum()
+
+        keras = ku.import_keras()
+        with ku.precision_scope(info["mixed_precision"]):
+            tower = self._build_tower(p, stats, feats["dense"].shape[1])
+            ins = {
+                f"{side}_{k}": keras.Input(v.shape[1:], dtype=str(v.dtype), name=f"{side}_{k}")
+                for side in ("a", "p")
+                for k, v in feats.items()
+            }
+            a_vec = tower({k: ins[f"a_{k}"] for k in feats})
+            p_vec = tower({k: ins[f"p_{k}"] for k in feats})
+            scale = 1.0 / p["temperature"] if p["loss"] == "softmax" else 1.0
+            logits = ku.layers()["PairLogits"](scale, name="pair_logits")(a_vec, p_vec)
+            trainer = keras.Model(ins, logits)
+        loss = (
+            ku.in_batch_softmax_loss
+            if p["loss"] == "softmax"
+            else ku.make_semi_hard_triplet_loss(p["margin"], 1.0)
+        )
+        trainer.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss, jit_compile=False)
+
+        self.history_ = []
+        progress(1, total, f"content: training the ranking tower on {self.device_}")
+        for epoch in range(p["epochs"]):
+            t0 = time.perf_counter()
+            pick = rng.choice(len(ab), size=p["pairs_per_epoch"], p=weights)
+            a_rows, b_rows = ab[pick, 0], ab[pick, 1]
+            x = {f"a_{k}": v[a_rows] for k, v in feats.items()} | {
+                f"p_{k}": v[b_rows] for k, v in feats.items()
+            }
+            hist = trainer.fit(
+                x, b_rows.astype(np.int32), batch_size=p["batch_size"], epochs=1, shuffle=False, verbose=0
+            )
+            record = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1])}
+            if len(val):
+                vecs = self._predict(tower, feats, p["batch_size"] * 8)
+                record.update(_pair_scores(vecs, val, p["top_k"]))
+            record["seconds"] = round(time.perf_counter() - t0, 3)
+            self.history_.append(record)
+            msg = f"content: epoch {epoch + 1}/{p['epochs']} loss {record['loss']:.4f}"
+            if "val_top_k" in record:
+                msg += f" val top-{p['top_k']} {record['val_top_k']:.3f} avg precision {record['val_avg_precision']:.3f}"
+            logger.info(msg)
+            progress(epoch + 2, total, msg)
+
+        self.vectors_ = normalize_rows(self._predict(tower, feats, p["batch_size"] * 8))
+        self._tower = tower
+        self._stats = stats
+        self._words = words
+        self._word_vecs = word_vecs
+        self.train_seconds_ = round(time.perf_counter() - t_start, 3)
+        self._build_lookup()
+        self._set_coverage(self.item_ids_)
+        self.coverage_.update(
+            {
+                "device": self.device_,
+                "backend": info["backend"],
+                "mixed_precision": info["mixed_precision"],
+                "items_with_cooccurrence": n_with_pairs,
+            }
+        )
+        progress(total, total, f"content: {n} item vectors in {self.train_seconds_:.1f}s")
+        return self
+
+    @staticmethod
+    def _category_pairs(
+        catalog: pd.DataFrame, ab: np.ndarray, per_item: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(item, same-leaf-category item) pairs for items that have no co-occurrence pair."""
+        if per_item == 0:
+            return np.empty((0, 2), dtype=np.int64)
+        has_pair = np.zeros(len(catalog), dtype=bool)
+        has_pair[ab[:, 0]] = True
+        leaf = (
+            catalog["category"].fillna("").astype(str).to_numpy()
+            if "category" in catalog
+            else np.full(len(catalog), "")
+        )
+        codes, _ = pd.factorize(leaf)
+        order = np.argsort(codes, kind="stable")
+        starts = np.searchsorted(codes[order], codes)
+        sizes = np.bincount(codes)[codes]
+        lonely = np.flatnonzero(~has_pair & (sizes > 1) & (leaf != ""))
+        if len(lonely) == 0:
+            return np.empty((0, 2), dtype=np.int64)
+        anchors = np.repeat(lonely, per_item)
+        offs = rng.integers(0, sizes[anchors] - 1)
+        cand = order[starts[anchors] + offs]
+        clash = cand == anchors  # drew the anchor itself: take the block's last item instead
+        cand[clash] = order[starts[anchors][clash] + sizes[anchors][clash] - 1]
+        return np.stack([anchors, cand], axis=1).astype(np.int64)
+
+    @staticmethod
+    def _predict(tower: Any, feats: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
+        out = tower.predict(feats, batch_size=batch_size, verbose=0)
+        return np.asarray(out, dtype=np.float32)
+
+    # -- new items -----------------------------------------------------------
+    def embed(self, catalog: pd.DataFrame) -> np.ndarray:
+        """Vectors for catalogue rows (new items included) from the trained tower.
+
+        Words not seen at training time are ignored; brands and categories not
+        seen map to the "unknown" embedding. Image features are not recomputed:
+        a model trained with ``image_features=True`` embeds new items as if
+        their image were missing.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (len(catalog), embedding_dim), L2-normalised.
+        """
+        self._check_fitted()
+        tower = self._get_tower()
+        text = catalog["title"].fillna("").astype(str)
+        if "description" in catalog:
+            text = text + " " + catalog["description"].fillna("").astype(str)
+        vecs = self._mean_vectors(tokenize(text), self._words, self._word_vecs)
+        image = None
+        if "image_mean" in self._stats:
+            dim = len(self._stats["image_mean"])
+            image = np.zeros((len(catalog), dim), dtype=np.float32)
+            image[:, -1] = 1.0
+        feats, _ = self._features(catalog.reset_index(drop=True), vecs, self._stats, image)
+        return normalize_rows(self._predict(tower, feats, 2048))
+
+    def _get_tower(self) -> Any:
+        tower = getattr(self, "_tower", None)
+        if tower is None:
+            p = self._validate_loaded()
+            dense_dim = (
+                len(self._stats["text_mean"]) + 2 + len(GENDERS) + len(self._stats.get("image_mean", []))
+            )
+            with ku.precision_scope(False):
+                tower = self._build_tower(p, self._stats, dense_dim)
+            tower.load_weights(str(self._weights_path))
+            self._tower = tower
+        return tower
+
+    def _validate_loaded(self) -> dict[str, Any]:
+        p = dict(self.params)
+        p["hidden_units"] = [
+            int(h)
+            for h in (p["hidden_units"] if isinstance(p["hidden_units"], list) else [p["hidden_units"]])
+        ]
+        return p
+
+    # -- persistence ---------------------------------------------------------
+    def _save_state(self, path: Path) -> None:
+        super()._save_state(path)
+        (path / "content_history.json").write_text(
+            json.dumps(
+                {
+                    "history": getattr(self, "history_", []),
+                    "device": getattr(self, "device_", None),
+                    "train_seconds": getattr(self, "train_seconds_", None),
+                },
+                indent=2,
+            )
+        )
+        if hasattr(self, "_stats"):
+            (path / "content_features.json").write_text(json.dumps(self._stats))
+            np.save(path / "content_words.npy", np.asarray(self._words, dtype=str), allow_pickle=False)
+            np.save(path / "content_word_vectors.npy", self._word_vecs.astype(np.float32), allow_pickle=False)
+            tower = getattr(self, "_tower", None)
+            if tower is not None:
+                tower.save_weights(str(path / "content_tower.weights.h5"))
+            elif getattr(self, "_weights_path", None) is not None and Path(self._weights_path).exists():
+                import shutil
+
+                shutil.copyfile(self._weights_path, path / "content_tower.weights.h5")
+
+    def _load_state(self, path: Path) -> None:
+        super()._load_state(path)
+        hist_file = path / "content_history.json"
+        if hist_file.exists():
+            meta = json.loads(hist_file.read_text())
+            self.history_ = meta.get("history", [])
+            if meta.get("device"):
+                self.device_ = meta["device"]
+            if meta.get("train_seconds") is not None:
+                self.train_seconds_ = meta["train_seconds"]
+        feat_file = path / "content_features.json"
+        if feat_file.exists():
+            self._stats = json.loads(feat_file.read_text())
+            self._words = np.load(path / "content_words.npy", allow_pickle=False).tolist()
+            self._word_vecs = np.load(path / "content_word_vectors.npy", allow_pickle=False)
+            weights = path / "content_tower.weights.h5"
+            self._weights_path = weights if weights.exists() else None
+
+
+def _pair_scores(vectors: np.ndarray, pairs: np.ndarray, k: int) -> dict[str, float]:
+    """Top-k hit share and mean reciprocal rank of held-out (anchor, positive) pairs.
+
+    The anchor itself is excluded from its ranking; ties count against the positive.
+    """
+    unit = normalize_rows(vectors)
+    hits, inv_rank = [], []
+    for start in range(0, len(pairs), 1024):
+        chunk = pairs[start : start + 1024]
+        sims = unit[chunk[:, 0]] @ unit.T
+        sims[np.arange(len(chunk)), chunk[:, 0]] = -np.inf
+        pos = sims[np.arange(len(chunk)), chunk[:, 1]]
+        rank = (sims >= pos[:, None]).sum(axis=1)  # the positive itself, ties and better items
+        hits.append(rank <= k)
+        inv_rank.append(1.0 / rank)
+    return {
+        "val_top_k": float(np.concatenate(hits).mean()),
+        "val_avg_precision": float(np.concatenate(inv_rank).mean()),
+    }
