@@ -1,0 +1,749 @@
+"""Background jobs: long work run outside the web process, state on disk.
+
+A job is a folder ``<data_dir>/jobs/<job_id>/`` holding ``job.json`` (its
+state) and ``log.txt`` (its log, with tracebacks). Because the state lives on
+disk, a job survives page navigation and an app restart, and every user (every
+web worker, every process) sees the same jobs.
+
+``job.json``::
+
+    {"job_id", "kind", "label", "params", "target", "runner",
+     "status": "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted",
+     "progress": {"done", "total", "message", "fraction"},
+     "created", "started", "finished", "updated", "seconds",
+     "pid", "pid_created", "host", "result", "error"}
+
+``error`` is one line meant for the UI; the traceback only goes to the log.
+
+Runners
+-------
+``process`` (the default, no server needed)
+    :meth:`JobStore.submit` starts a fresh interpreter,
+    ``python -m recsys.jobs run <job_id> --data-dir <root>``, in its own
+    session (``start_new_session=True``), with stdout/stderr appended to
+    ``log.txt``. It is a new interpreter, not a fork, so TensorFlow and gensim
+    are imported cleanly inside the job and never in the web process. Cancel
+    sends SIGTERM to the job's process group (SIGKILL after a grace period).
+``celery`` (scale-out)
+    ``JobStore(root, runner="celery")`` or ``RECSYS_JOB_RUNNER=celery`` sends
+    the task ``recsys.run_job`` to a Celery worker (see
+    :mod:`recsys.celery_app`), which calls the same :func:`run_job`. Cancel is
+    cooperative there: the job stops at its next progress report.
+
+A job whose process died without writing a final state (killed, machine
+rebooted) is reported as ``interrupted`` the next time anyone reads it: the
+reader checks the recorded pid *and* its start time, so a recycled pid is not
+mistaken for the job.
+
+Kinds
+-----
+:data:`JOB_KINDS` maps a kind to ``"module:function"``, imported only inside
+the job. The function is called as ``fn(**params, root=root, progress=progress)``
+and returns a JSON-able result. The target is stored in ``job.json`` at submit
+time, so kinds registered at run time (``JOB_KINDS["x"] = "pkg.mod:fn"``) work
+in the job process too, provided the module is importable there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from recsys.config import Progress, data_dir
+from recsys.errors import JobError, RecsysError
+
+logger = logging.getLogger(__name__)
+
+#: kind -> "module:function"; resolved (imported) only inside the job process.
+JOB_KINDS: dict[str, str] = {
+    "demo": "recsys.pipeline:build_demo",
+    "train": "recsys.pipeline:train_run",
+    "project": "recsys.projection:project_run",
+    "import": "recsys.data.adapters:import_dataset",
+    # Diagnostic kind: sleeps in steps and reports progress; used by the tests
+    # and handy to check that a runner (process or Celery) works end to end.
+    "sleep": "recsys.jobs:_selftest_sleep",
+}
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+ACTIVE = frozenset({"queued", "running"})
+FINISHED = frozenset({"done", "failed", "cancelled", "interrupted"})
+RUNNERS = ("process", "celery")
+ENV_RUNNER = "RECSYS_JOB_RUNNER"
+
+#: Minimum seconds between two progress writes of job.json (~4 writes/s).
+PROGRESS_INTERVAL = 0.25
+
+_JOB_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+class JobCancelled(BaseException):
+    """Raised inside a job when it is asked to stop.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so that ``except
+    Exception`` blocks in the job's own code do not swallow it, while
+    ``finally`` blocks and the registry's cleanup still run.
+    """
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _one_line_error(exc: BaseException) -> str:
+    """A one-line message for the UI (no traceback)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, RecsysError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _process_alive(pid: int | None, created: float | None) -> bool:
+    """Whether ``pid`` is alive and is the same process that started at ``created``."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if created is not None and abs(proc.create_time() - float(created)) > 1.0:
+            return False  # the pid was reused by another process
+        return True
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def _progress_dict(done: float, total: float, message: str) -> dict[str, Any]:
+    fraction = None
+    if total and total > 0:
+        fraction = round(min(max(float(done) / float(total), 0.0), 1.0), 4)
+    return {"done": done, "total": total, "message": str(message), "fraction": fraction}
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise JobError(f"job target '{target}' is not of the form 'module:function'")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise JobError(f"cannot load job function '{target}': {exc}") from exc
+
+
+class JobStore:
+    """The jobs of a data directory: submit, read, cancel, clean up.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The data directory (see :func:`recsys.config.data_dir`); jobs live
+        under ``<root>/jobs``.
+    runner : {"process", "celery"}, optional
+        How :meth:`submit` starts a job. Default: ``RECSYS_JOB_RUNNER``, else
+        ``"process"`` (a detached local interpreter; no server needed).
+
+    Notes
+    -----
+    Any number of ``JobStore`` instances, in any number of processes, may
+    share a data directory: all state is read from disk on each call.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, runner: str | None = None) -> None:
+        self.root = data_dir(root)
+        self.jobs_dir = self.root / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        runner = runner or os.environ.get(ENV_RUNNER) or "process"
+        if runner not in RUNNERS:
+            raise JobError(f"unknown job runner '{runner}' (from {ENV_RUNNER}?); choose one of: {RUNNERS}")
+        self.runner = runner
+
+    # -- paths ---------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        """The folder of a job (it may not exist)."""
+        if not isinstance(job_id, str) or not job_id or not set(job_id) <= _JOB_ID_CHARS or job_id[0] == ".":
+            raise JobError(f"'{job_id}' is not a valid job id")
+        return self.jobs_dir / job_id
+
+    def _job_file(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "job.json"
+
+    def log_path(self, job_id: str) -> Path:
+        """The log file of a job."""
+        return self.job_dir(job_id) / "log.txt"
+
+    # -- raw state -------------------------------------------------------------
+    def _read(self, job_id: str) -> dict[str, Any]:
+        path = self._job_file(job_id)
+        for attempt in range(3):
+            try:
+                return json.loads(path.read_text())
+            except FileNotFoundError:
+                raise JobError(f"job '{job_id}' not found in {self.jobs_dir}") from None
+            except json.JSONDecodeError:
+                if attempt == 2:
+                    raise JobError(f"job '{job_id}': {path} is unreadable; delete the folder") from None
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    def _write(self, job: dict[str, Any]) -> None:
+        job["updated"] = _now()
+        _atomic_write_json(self._job_file(job["job_id"]), job)
+
+    # -- submit ----------------------------------------------------------------
+    def submit(self, kind: str, params: dict[str, Any] | None = None, *, label: str | None = None) -> str:
+        """Start a job of ``kind`` with ``params``; return its id at once.
+
+        Parameters
+        ----------
+        kind : str
+            A key of :data:`JOB_KINDS`.
+        params : dict, optional
+            Keyword arguments of the kind's function (JSON-able).
+        label : str, optional
+            A human-readable label for lists (defaults to the kind).
+
+        Raises
+        ------
+        JobError
+            Unknown kind, parameters that are not JSON, or the job could not be
+            started (the job is then marked failed).
+        """
+        if kind not in JOB_KINDS:
+            raise JobError(f"unknown job kind '{kind}'; choose one of: {', '.join(sorted(JOB_KINDS))}")
+        params = dict(params or {})
+        try:
+            json.dumps(params)
+        except (TypeError, ValueError) as exc:
+            raise JobError(f"job '{kind}': parameters must be JSON-serialisable ({exc})") from None
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        job_id = f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
+        job = {
+            "job_id": job_id,
+            "kind": kind,
+            "label": label or kind,
+            "params": params,
+            "target": JOB_KINDS[kind],
+            "runner": self.runner,
+            "status": "queued",
+            "progress": _progress_dict(0, 0, "queued"),
+            "created": _now(),
+            "started": None,
+            "finished": None,
+            "seconds": None,
+            "pid": None,
+            "pid_created": None,
+            "host": None,
+            "result": None,
+            "error": None,
+        }
+        self.job_dir(job_id).mkdir(parents=True, exist_ok=False)
+        self._write(job)
+        try:
+            if self.runner == "celery":
+                from recsys.celery_app import send_job
+
+                task_id = send_job(job_id, str(self.root))
+                (self.job_dir(job_id) / "celery_task").write_text(task_id)
+            else:
+                self._spawn(job_id)
+        except Exception as exc:
+            job = self._read(job_id)
+            job.update(
+                status="failed", finished=_now(), error=f"could not start the job: {_one_line_error(exc)}"
+            )
+            self._write(job)
+            raise JobError(f"job {job_id}: could not start ({self.runner} runner): {exc}") from exc
+        logger.info("submitted job %s (%s runner)", job_id, self.runner)
+        return job_id
+
+    def _spawn(self, job_id: str) -> None:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        pkg_parent = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH", "")) if p)
+        cmd = [sys.executable, "-m", "recsys.jobs", "run", job_id, "--data-dir", str(self.root)]
+        with open(self.log_path(job_id), "ab") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(self.root),
+                start_new_session=True,
+                close_fds=True,
+            )
+        # Recorded by the parent too, so a job that dies before it reports
+        # (e.g. an import error) is still detected as interrupted.
+        try:
+            import psutil
+
+            created = psutil.Process(proc.pid).create_time()
+        except Exception:  # noqa: BLE001 - the process may already be gone
+            created = None
+        _atomic_write_json(self.job_dir(job_id) / "launch.json", {"pid": proc.pid, "pid_created": created})
+        # Reap the child when it exits so it does not linger as a zombie.
+        threading.Thread(target=proc.wait, name=f"reap-{job_id}", daemon=True).start()
+
+    # -- read ------------------------------------------------------------------
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The state of a job (``job.json``), with a dead job marked interrupted.
+
+        The returned dict also has ``cancel_requested`` (bool).
+
+        Raises
+        ------
+        JobError
+            No such job.
+        """
+        return self._refresh(self._read(job_id))
+
+    def list_jobs(
+        self, limit: int | None = 20, *, kind: str | None = None, status: str | list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Jobs, newest first.
+
+        Parameters
+        ----------
+        limit : int, optional
+            At most this many (None: all).
+        kind : str, optional
+            Only jobs of this kind.
+        status : str or list of str, optional
+            Only jobs in these states (e.g. ``["queued", "running"]``).
+        """
+        wanted = {status} if isinstance(status, str) else set(status) if status else None
+        out = []
+        for path in self.jobs_dir.iterdir():
+            if path.name.startswith(".") or not (path / "job.json").exists():
+                continue
+            try:
+                job = self._refresh(self._read(path.name))
+            except JobError as exc:
+                logger.warning("skipping job folder %s: %s", path, exc)
+                continue
+            if kind and job.get("kind") != kind:
+                continue
+            if wanted and job.get("status") not in wanted:
+                continue
+            out.append(job)
+        out.sort(key=lambda j: j.get("created") or "", reverse=True)
+        return out[:limit] if limit is not None else out
+
+    def refresh(self) -> list[str]:
+        """Mark every queued/running job whose process is gone as interrupted.
+
+        Reading a job (:meth:`get`, :meth:`list_jobs`) does the same check;
+        call this once at app start to settle jobs left over from before.
+
+        Returns
+        -------
+        list of str
+            Ids of the jobs whose state changed.
+        """
+        changed = []
+        for path in self.jobs_dir.iterdir():
+            if path.name.startswith(".") or not (path / "job.json").exists():
+                continue
+            try:
+                before = self._read(path.name)
+            except JobError:
+                continue
+            if before.get("status") in ACTIVE and self._refresh(before)["status"] not in ACTIVE:
+                changed.append(path.name)
+        return changed
+
+    def _pid_info(self, job: dict[str, Any]) -> tuple[int | None, float | None]:
+        if job.get("pid"):
+            return job["pid"], job.get("pid_created")
+        launch = self.job_dir(job["job_id"]) / "launch.json"
+        if launch.exists():
+            try:
+                info = json.loads(launch.read_text())
+                return info.get("pid"), info.get("pid_created")
+            except (OSError, json.JSONDecodeError):
+                pass
+        return None, None
+
+    def _refresh(self, job: dict[str, Any]) -> dict[str, Any]:
+        job_id = job["job_id"]
+        job["cancel_requested"] = (self.job_dir(job_id) / "cancel").exists()
+        if job.get("status") not in ACTIVE:
+            return job
+        # Only a job run on this host can be checked by pid (a Celery worker
+        # elsewhere is not visible here).
+        if job.get("host") not in (None, socket.gethostname()):
+            return job
+        pid, created = self._pid_info(job)
+        if pid is None or _process_alive(pid, created):
+            return job
+        # The process is gone: re-read, since it writes its final state
+        # just before exiting.
+        job = self._read(job_id)
+        job["cancel_requested"] = (self.job_dir(job_id) / "cancel").exists()
+        if job.get("status") not in ACTIVE:
+            return job
+        cancelled = job["cancel_requested"]
+        job.update(
+            status="cancelled" if cancelled else "interrupted",
+            finished=_now(),
+            error=None if cancelled else "the job's process ended without reporting (killed or restarted)",
+        )
+        self._write(job)
+        logger.warning("job %s: process %s is gone; marked %s", job_id, pid, job["status"])
+        return job
+
+    def log_tail(self, job_id: str, n_lines: int = 50) -> str:
+        """The last ``n_lines`` lines of a job's log ("" when it has none yet)."""
+        path = self.log_path(job_id)
+        if not self._job_file(job_id).exists():
+            raise JobError(f"job '{job_id}' not found in {self.jobs_dir}")
+        if not path.exists() or n_lines <= 0:
+            return ""
+        size = path.stat().st_size
+        chunk = max(4096, n_lines * 240)
+        with open(path, "rb") as fh:
+            while True:
+                start = max(0, size - chunk)
+                fh.seek(start)
+                data = fh.read()
+                lines = data.splitlines()
+                if start == 0 or len(lines) > n_lines:
+                    break
+                chunk *= 4
+        return "\n".join(x.decode("utf-8", errors="replace") for x in lines[-n_lines:])
+
+    def wait(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> dict[str, Any]:
+        """Block until a job has finished (any final state); return its state.
+
+        Raises
+        ------
+        JobError
+            Still not finished after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if job["status"] in FINISHED:
+                return job
+            if time.monotonic() > deadline:
+                raise JobError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
+            time.sleep(poll)
+
+    # -- cancel ------------------------------------------------------------------
+    def cancel(self, job_id: str, grace: float = 5.0) -> dict[str, Any]:
+        """Ask a job to stop; return its state.
+
+        A ``process`` job gets SIGTERM on its process group (the job marks
+        itself cancelled); if it is still alive after ``grace`` seconds, it
+        gets SIGKILL and is marked cancelled here. A ``celery`` job is revoked
+        if it has not started, and otherwise stops at its next progress
+        report. Cancelling a finished job does nothing.
+        """
+        job = self.get(job_id)
+        if job["status"] in FINISHED:
+            return job
+        (self.job_dir(job_id) / "cancel").touch()
+        if job.get("runner") == "celery":
+            task_file = self.job_dir(job_id) / "celery_task"
+            if task_file.exists():
+                try:
+                    from recsys.celery_app import revoke
+
+                    revoke(task_file.read_text().strip())
+                except Exception as exc:  # noqa: BLE001 - the marker still stops the job
+                    logger.warning("job %s: could not revoke the Celery task: %s", job_id, exc)
+            if job["status"] == "queued":
+                return self._mark_cancelled(job_id)
+            return self.get(job_id)
+        pid, created = self._pid_info(job)
+        if pid is None or not _process_alive(pid, created):
+            return self._mark_cancelled(job_id)
+        import psutil
+
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _process_alive(pid, created):
+            time.sleep(0.05)
+        if _process_alive(pid, created):
+            logger.warning("job %s did not stop within %.1f s of SIGTERM; sending SIGKILL", job_id, grace)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    psutil.Process(pid).kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs([psutil.Process(pid)] if psutil.pid_exists(pid) else [], timeout=2)
+        return self._mark_cancelled(job_id)
+
+    def _mark_cancelled(self, job_id: str) -> dict[str, Any]:
+        job = self._read(job_id)
+        if job["status"] in ACTIVE:
+            job.update(status="cancelled", finished=_now(), error=None)
+            job["progress"] = {**job.get("progress", {}), "message": "cancelled"}
+            self._write(job)
+        job["cancel_requested"] = True
+        return job
+
+    # -- housekeeping ------------------------------------------------------------
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job's folder (JobError if it is still active)."""
+        job = self.get(job_id)
+        if job["status"] in ACTIVE:
+            raise JobError(f"job {job_id} is still {job['status']}: cancel it before deleting it")
+        self._remove(job_id)
+
+    def _remove(self, job_id: str) -> None:
+        import shutil
+
+        path = self.job_dir(job_id)
+        trash = self.jobs_dir / f".deleted-{job_id}-{uuid.uuid4().hex[:6]}"
+        path.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def cleanup(self, keep: int = 50) -> int:
+        """Delete finished jobs beyond the ``keep`` newest; active ones are kept.
+
+        Returns
+        -------
+        int
+            Number of job folders deleted.
+        """
+        finished = [j for j in self.list_jobs(limit=None) if j["status"] in FINISHED]
+        removed = 0
+        for job in finished[keep:]:
+            try:
+                self._remove(job["job_id"])
+                removed += 1
+            except OSError as exc:
+                logger.warning("could not delete job %s: %s", job["job_id"], exc)
+        return removed
+
+
+# -- inside the job process ------------------------------------------------------
+
+
+class _Reporter:
+    """The progress callback handed to a job's function.
+
+    Writes job.json at most every :data:`PROGRESS_INTERVAL` seconds (and always
+    the first and the final report), and raises :class:`JobCancelled` when a
+    cancel was requested (the cooperative path used under Celery).
+    """
+
+    def __init__(self, store: JobStore, job: dict[str, Any]) -> None:
+        self.store = store
+        self.job = job
+        self.cancel_file = store.job_dir(job["job_id"]) / "cancel"
+        self._last_write = 0.0
+        self._last_log = 0.0
+        self._last_message = ""
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        with self._lock:
+            self.job["progress"] = _progress_dict(done, total, message)
+            now = time.monotonic()
+            self._pending = True
+            if now - self._last_write >= PROGRESS_INTERVAL or (total and done >= total):
+                if self.cancel_file.exists():
+                    raise JobCancelled("cancel requested")
+                self.store._write(self.job)
+                self._last_write = now
+                self._pending = False
+            if message and message != self._last_message and now - self._last_log >= 1.0:
+                logger.info("progress %s/%s: %s", done, total, message)
+                self._last_message, self._last_log = message, now
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self.store._write(self.job)
+                self._pending = False
+
+
+def run_job(
+    job_id: str, root: str | os.PathLike[str] | None = None, *, handle_signals: bool = True
+) -> dict[str, Any]:
+    """Run a submitted job in the current process and record its outcome.
+
+    Called by the process runner (``python -m recsys.jobs run``) and by the
+    Celery task. Marks the job running (with this process's pid), logs to
+    ``log.txt``, calls the kind's function with a throttled progress
+    callback, and records ``done`` with the result, ``failed`` with a one-line
+    error (traceback in the log), or ``cancelled``.
+
+    Parameters
+    ----------
+    job_id : str
+        A job created by :meth:`JobStore.submit`.
+    root : path-like, optional
+        The data directory.
+    handle_signals : bool
+        Install a SIGTERM handler that cancels the job (the process runner).
+        Celery workers keep their own handlers (pass False).
+
+    Returns
+    -------
+    dict
+        The final job state.
+    """
+    store = JobStore(root, runner="process")
+    job = store._read(job_id)
+    if job["status"] not in ("queued",):
+        logger.warning("job %s is %s, not queued: not running it again", job_id, job["status"])
+        return job
+    if (store.job_dir(job_id) / "cancel").exists():
+        return store._mark_cancelled(job_id)
+
+    import psutil
+
+    me = psutil.Process()
+    job.update(
+        status="running",
+        started=_now(),
+        pid=os.getpid(),
+        pid_created=me.create_time(),
+        host=socket.gethostname(),
+        progress=_progress_dict(0, 0, "starting"),
+    )
+    store._write(job)
+
+    handler = logging.FileHandler(store.log_path(job_id), mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root_logger = logging.getLogger()
+    old_level = root_logger.level
+    root_logger.addHandler(handler)
+    if root_logger.level > logging.INFO or root_logger.level == logging.NOTSET:
+        root_logger.setLevel(logging.INFO)
+
+    previous_handler = None
+    in_main = threading.current_thread() is threading.main_thread()
+    if handle_signals and in_main:
+
+        def on_term(signum: int, frame: Any) -> None:
+            raise JobCancelled(f"signal {signum}")
+
+        previous_handler = signal.signal(signal.SIGTERM, on_term)
+
+    reporter = _Reporter(store, job)
+    t0 = time.perf_counter()
+    logger.info("job %s (%s) started: %s params=%s", job_id, job["kind"], job["target"], job["params"])
+    try:
+        try:
+            fn = _resolve(job["target"])
+            result = fn(**job["params"], root=str(store.root), progress=reporter)
+            # From here on a late SIGTERM must not turn a finished job into a cancelled one.
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            result = json.loads(json.dumps(result, default=str))
+            reporter.flush()
+            job.update(status="done", result=result, error=None)
+            logger.info("job %s done in %.1f s", job_id, time.perf_counter() - t0)
+        except (JobCancelled, KeyboardInterrupt):
+            reporter.flush()
+            job.update(status="cancelled", error=None)
+            job["progress"] = {**job["progress"], "message": "cancelled"}
+            logger.info("job %s cancelled after %.1f s", job_id, time.perf_counter() - t0)
+        except BaseException as exc:  # noqa: BLE001 - every failure must be recorded
+            reporter.flush()
+            job.update(status="failed", error=_one_line_error(exc))
+            logger.error("job %s failed: %s\n%s", job_id, job["error"], traceback.format_exc())
+        job.update(finished=_now(), seconds=round(time.perf_counter() - t0, 3))
+        store._write(job)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+        root_logger.removeHandler(handler)
+        root_logger.setLevel(old_level)
+        handler.close()
+    return job
+
+
+def _selftest_sleep(
+    seconds: float = 1.0,
+    steps: int = 10,
+    fail: bool = False,
+    root: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Diagnostic job kind ``"sleep"``: sleep in ``steps`` steps, reporting progress.
+
+    With ``fail=True`` it raises half way, to check error reporting.
+    """
+    steps = max(int(steps), 1)
+    for i in range(steps):
+        if fail and i == steps // 2:
+            raise JobError(f"sleep job asked to fail at step {i + 1} of {steps}")
+        time.sleep(float(seconds) / steps)
+        if progress is not None:
+            progress(i + 1, steps, f"step {i + 1}/{steps}")
+    logger.info("slept %.2f s in %d steps", seconds, steps)
+    return {"slept": float(seconds), "steps": steps, "pid": os.getpid()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m recsys.jobs run <job_id> --data-dir <root>``: run one job here."""
+    parser = argparse.ArgumentParser(prog="python -m recsys.jobs", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run a submitted job in this process")
+    p_run.add_argument("job_id")
+    p_run.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    job = run_job(args.job_id, args.data_dir)
+    return 0 if job["status"] in ("done", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    # Delegate to the importable module, so that classes (JobCancelled) and
+    # kinds defined here exist once, not twice (``__main__`` and ``recsys.jobs``).
+    from recsys.jobs import main as _main
+
+    sys.exit(_main())
