@@ -1,0 +1,160 @@
+"""Background jobs: real detached processes running the diagnostic ``sleep`` kind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from recsys.errors import JobError
+from recsys.jobs import JOB_KINDS, JobStore, run_job
+
+
+def _wait_for(predicate, timeout: float = 20.0, poll: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(tmp_path, runner="process")
+
+
+def test_sleep_job_reports_progress_and_finishes_with_result(store: JobStore) -> None:
+    job_id = store.submit("sleep", {"seconds": 1.2, "steps": 6}, label="nap")
+    assert store.get(job_id)["status"] in ("queued", "running")
+    seen_done: set[int] = set()
+
+    def finished():
+        job = store.get(job_id)
+        seen_done.add(job["progress"]["done"])
+        return job if job["status"] not in ("queued", "running") else None
+
+    job = _wait_for(finished, poll=0.02)
+    assert job["status"] == "done", job
+    assert job["result"]["steps"] == 6 and job["result"]["slept"] == 1.2
+    # it ran in another process, not in the test process
+    assert job["result"]["pid"] == job["pid"] != os.getpid()
+    # progress advanced through intermediate values and ended complete
+    assert len(seen_done - {0, 6}) >= 2, seen_done
+    assert job["progress"] == {"done": 6, "total": 6, "message": "step 6/6", "fraction": 1.0}
+    assert job["label"] == "nap" and job["error"] is None
+    assert job["started"] and job["finished"] and job["seconds"] >= 1.0
+    assert "done in" in store.log_tail(job_id)
+
+
+def test_state_is_visible_from_another_store_and_another_process(store: JobStore) -> None:
+    job_id = store.submit("sleep", {"seconds": 0.6, "steps": 3})
+    other = JobStore(store.root)  # another user / web worker
+    assert other.get(job_id)["kind"] == "sleep"
+    assert [j["job_id"] for j in other.list_jobs()] == [job_id]
+    store.wait(job_id, timeout=20)
+    # a separate interpreter sees the same final state
+    code = (
+        "import json,sys; from recsys.jobs import JobStore; "
+        f"print(json.dumps(JobStore(sys.argv[1]).get('{job_id}')['status']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True)
+    assert json.loads(out.stdout) == "done", out.stderr
+
+
+def test_cancel_running_job_stops_its_process(store: JobStore) -> None:
+    job_id = store.submit("sleep", {"seconds": 30, "steps": 300})
+    job = _wait_for(
+        lambda: (j := store.get(job_id))["status"] == "running" and j["progress"]["done"] > 0 and j
+    )
+    pid = job["pid"]
+    t0 = time.monotonic()
+    job = store.cancel(job_id)
+    assert time.monotonic() - t0 < 4, "SIGTERM should stop the job well before the grace period"
+    assert job["status"] == "cancelled" and job["cancel_requested"]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    # the job recorded the cancel itself (SIGTERM handler) and wrote to its log
+    assert "cancelled" in store.log_tail(job_id)
+    assert store.get(job_id)["status"] == "cancelled"
+    # cancelling again is harmless
+    assert store.cancel(job_id)["status"] == "cancelled"
+
+
+def test_failing_job_is_failed_with_one_line_message_and_traceback_in_log(store: JobStore) -> None:
+    job_id = store.submit("sleep", {"seconds": 0.2, "steps": 4, "fail": True})
+    job = store.wait(job_id, timeout=20)
+    assert job["status"] == "failed"
+    assert job["error"] == "sleep job asked to fail at step 3 of 4"
+    assert "\n" not in job["error"]
+    log = store.log_tail(job_id, 100)
+    assert "Traceback (most recent call last)" in log and "JobError" in log
+
+
+def test_killed_job_becomes_interrupted(store: JobStore) -> None:
+    job_id = store.submit("sleep", {"seconds": 30, "steps": 300})
+    job = _wait_for(lambda: (j := store.get(job_id))["status"] == "running" and j)
+    os.killpg(job["pid"], signal.SIGKILL)  # e.g. the machine or the app's container restarted
+    job = _wait_for(lambda: (j := JobStore(store.root).get(job_id))["status"] != "running" and j)
+    assert job["status"] == "interrupted"
+    assert job["error"] and job["finished"]
+
+
+def test_refresh_marks_job_with_reused_pid_as_interrupted(store: JobStore) -> None:
+    # A job.json left over from before a restart whose pid now belongs to another
+    # process (here: this test process, with a different start time).
+    job_id = store.submit("sleep", {"seconds": 0.1, "steps": 1})
+    store.wait(job_id, timeout=20)
+    path = store.job_dir(job_id) / "job.json"
+    job = json.loads(path.read_text())
+    job.update(status="running", pid=os.getpid(), pid_created=psutil.Process().create_time() - 3600)
+    path.write_text(json.dumps(job))
+    assert store.refresh() == [job_id]
+    assert store.get(job_id)["status"] == "interrupted"
+    # a live process with the right start time stays running
+    job.update(status="running", pid=os.getpid(), pid_created=psutil.Process().create_time())
+    path.write_text(json.dumps(job))
+    assert store.refresh() == []
+    assert store.get(job_id)["status"] == "running"
+
+
+def test_runtime_registered_kind_runs_and_run_job_never_reruns(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(JOB_KINDS, "nap", "recsys.jobs:_selftest_sleep")
+    store = JobStore(tmp_path)
+    job_id = store.submit("nap", {"seconds": 0.05, "steps": 2})
+    job = store.wait(job_id, timeout=20)
+    assert job["status"] == "done" and job["target"] == "recsys.jobs:_selftest_sleep"
+    # run_job refuses to run a job twice
+    assert run_job(job_id, tmp_path)["status"] == "done"
+
+
+def test_submit_rejects_unknown_kind_and_bad_params(store: JobStore) -> None:
+    with pytest.raises(JobError, match="unknown job kind 'nope'"):
+        store.submit("nope")
+    with pytest.raises(JobError, match="JSON"):
+        store.submit("sleep", {"seconds": object()})
+    with pytest.raises(JobError, match="not found"):
+        store.get("sleep-0-abc")
+    with pytest.raises(JobError, match="not a valid job id"):
+        store.get("../etc")
+    assert store.list_jobs() == []
+
+
+def test_list_filter_and_cleanup_keeps_newest(store: JobStore) -> None:
+    ids = [store.submit("sleep", {"seconds": 0.05, "steps": 1}) for _ in range(3)]
+    for job_id in ids:
+        store.wait(job_id, timeout=20)
+    failed = store.submit("sleep", {"seconds": 0.05, "steps": 2, "fail": True})
+    store.wait(failed, timeout=20)
+    assert [j["job_id"] for j in store.list_jobs(status="failed")] == [failed]
+    assert len(store.list_jobs(limit=2)) == 2
+    assert store.cleanup(keep=2) == 2
+    remaining = {j["job_id"] for j in store.list_jobs(limit=None)}
+    assert remaining == {failed, ids[-1]}
