@@ -1,0 +1,463 @@
+"""Precomputed top-k tables: the offline phase of serving.
+
+``precompute(root, run_id, preset)`` runs the filtered search of every item of
+a run with a saved preset (the same code path as Explore and the live API) and
+writes the lists into a key-value table keyed by ``(run_id, preset_hash,
+item_id)``: a SQLite file under the data directory by default, or Redis when a
+``redis://`` URL is given. The API serves from it with ``source=precomputed``
+and reports how stale it is relative to the run (:func:`staleness`).
+
+A table is replaced atomically: readers see the old table until the new one
+is complete (one SQLite transaction; a Redis ``RENAME``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.config import Progress, data_dir, null_progress
+from recsys.errors import RecsysError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SQLITE_NAME = "precomputed.sqlite"
+REDIS_PREFIX = "recsys"
+
+Entry = tuple[str, float | None]
+
+
+class PrecomputeError(RecsysError):
+    """A precomputed table could not be written or read."""
+
+
+# ---------------------------------------------------------------------------
+# stores
+# ---------------------------------------------------------------------------
+class TopKStore(ABC):
+    """A key-value table ``(run_id, preset_hash, item_id) -> [[item_id, score], ...]``.
+
+    Each ``(run_id, preset_hash)`` table has a metadata record (see
+    :func:`precompute`): ``run_id, preset_name, preset_hash, k, n_items,
+    written_at, written_ts, run_created, run_stamp, catalog_fingerprint, config``.
+    """
+
+    location: str
+
+    @abstractmethod
+    def write_table(self, meta: dict[str, Any], rows: Iterable[tuple[str, list[Entry]]]) -> int:
+        """Replace the table of ``(meta["run_id"], meta["preset_hash"])`` atomically.
+
+        Older tables of the same run and preset name are removed in the same step.
+        Returns the number of rows written.
+        """
+
+    @abstractmethod
+    def get(self, run_id: str, preset_hash: str, item_id: str) -> list[Entry] | None:
+        """The stored list of an item, or None when the table has no row for it."""
+
+    @abstractmethod
+    def table_meta(self, run_id: str, preset_hash: str) -> dict[str, Any] | None:
+        """The metadata of a table, or None when it does not exist."""
+
+    @abstractmethod
+    def list_tables(self) -> list[dict[str, Any]]:
+        """Metadata of every table, newest first."""
+
+    def preset_meta(self, run_id: str, preset_name: str | None) -> dict[str, Any] | None:
+        """The newest table written for a run and preset name (whatever its hash)."""
+        if not preset_name:
+            return None
+        for meta in self.list_tables():
+            if meta["run_id"] == run_id and meta.get("preset_name") == preset_name:
+                return meta
+        return None
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class SQLiteStore(TopKStore):
+    """The embedded default: one SQLite file (WAL mode, one connection per thread).
+
+    Parameters
+    ----------
+    path : path-like
+        The database file (created with its tables when missing).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        con = self._con()
+        with con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS topk (run_id TEXT NOT NULL, preset_hash TEXT NOT NULL, "
+                "item_id TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, preset_hash, item_id)) "
+                "WITHOUT ROWID"
+            )
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS tables (run_id TEXT NOT NULL, preset_hash TEXT NOT NULL, "
+                "preset_name TEXT, written_ts REAL NOT NULL, meta TEXT NOT NULL, "
+                "PRIMARY KEY (run_id, preset_hash))"
+            )
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None or getattr(self._local, "pid", None) != os.getpid():
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+            self._local.pid = os.getpid()
+        return con
+
+    def write_table(self, meta: dict[str, Any], rows: Iterable[tuple[str, list[Entry]]]) -> int:
+        run_id, preset_hash = meta["run_id"], meta["preset_hash"]
+        # compute every row before taking the write lock, so readers and
+        # other writers wait only for the insert itself
+        records = [
+            (run_id, preset_hash, str(item_id), json.dumps(entries, separators=(",", ":")))
+            for item_id, entries in rows
+        ]
+        n = len(records)
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            old = con.execute(
+                "SELECT preset_hash FROM tables WHERE run_id = ? AND (preset_hash = ? OR preset_name = ?)",
+                (run_id, preset_hash, meta.get("preset_name")),
+            ).fetchall()
+            for (h,) in old:
+                con.execute("DELETE FROM topk WHERE run_id = ? AND preset_hash = ?", (run_id, h))
+                con.execute("DELETE FROM tables WHERE run_id = ? AND preset_hash = ?", (run_id, h))
+            con.executemany("INSERT INTO topk VALUES (?, ?, ?, ?)", records)
+            meta = {**meta, "n_items": n}
+            con.execute(
+                "INSERT INTO tables VALUES (?, ?, ?, ?, ?)",
+                (run_id, preset_hash, meta.get("preset_name"), meta["written_ts"], json.dumps(meta)),
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return n
+
+    def get(self, run_id: str, preset_hash: str, item_id: str) -> list[Entry] | None:
+        row = (
+            self._con()
+            .execute(
+                "SELECT value FROM topk WHERE run_id = ? AND preset_hash = ? AND item_id = ?",
+                (run_id, preset_hash, item_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else [tuple(e) for e in json.loads(row[0])]  # type: ignore[misc]
+
+    def table_meta(self, run_id: str, preset_hash: str) -> dict[str, Any] | None:
+        row = (
+            self._con()
+            .execute("SELECT meta FROM tables WHERE run_id = ? AND preset_hash = ?", (run_id, preset_hash))
+            .fetchone()
+        )
+        return None if row is None else json.loads(row[0])
+
+    def list_tables(self) -> list[dict[str, Any]]:
+        rows = self._con().execute("SELECT meta FROM tables ORDER BY written_ts DESC").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+class RedisStore(TopKStore):
+    """Precomputed tables in Redis (needs the ``redis`` package and a server).
+
+    Keys: ``recsys:topk:<run>:<hash>`` (a hash item_id -> JSON list),
+    ``recsys:meta:<run>:<hash>`` (JSON) and the set ``recsys:tables``.
+
+    Parameters
+    ----------
+    url : str
+        ``redis://host:port/db`` (or ``rediss://``, ``unix://``).
+    """
+
+    def __init__(self, url: str, prefix: str = REDIS_PREFIX) -> None:
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise PrecomputeError(
+                "a Redis URL was given but the 'redis' package is not installed: pip install redis"
+            ) from exc
+        self.location = url
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url)
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise PrecomputeError(f"cannot reach Redis at {url}: {exc}") from exc
+
+    def _key(self, kind: str, run_id: str, preset_hash: str) -> str:
+        return f"{self.prefix}:{kind}:{run_id}:{preset_hash}"
+
+    def write_table(self, meta: dict[str, Any], rows: Iterable[tuple[str, list[Entry]]]) -> int:
+        run_id, preset_hash = meta["run_id"], meta["preset_hash"]
+        tmp = self._key("tmp", run_id, f"{preset_hash}:{os.getpid()}:{time.time_ns()}")
+        n = 0
+        pipe = self.client.pipeline(transaction=False)
+        try:
+            for item_id, entries in rows:
+                pipe.hset(tmp, str(item_id), json.dumps(entries, separators=(",", ":")))
+                n += 1
+                if n % 5000 == 0:
+                    pipe.execute()
+            pipe.execute()
+            meta = {**meta, "n_items": n}
+            stale_keys = [
+                (m["run_id"], m["preset_hash"])
+                for m in self.list_tables()
+                if m["run_id"] == run_id
+                and m["preset_hash"] != preset_hash
+                and m.get("preset_name") == meta.get("preset_name")
+            ]
+            tx = self.client.pipeline(transaction=True)
+            if n:
+                tx.rename(tmp, self._key("topk", run_id, preset_hash))
+            else:
+                tx.delete(self._key("topk", run_id, preset_hash))
+            tx.set(self._key("meta", run_id, preset_hash), json.dumps(meta))
+            tx.sadd(f"{self.prefix}:tables", f"{run_id}:{preset_hash}")
+            for r, h in stale_keys:
+                tx.delete(self._key("topk", r, h), self._key("meta", r, h))
+                tx.srem(f"{self.prefix}:tables", f"{r}:{h}")
+            tx.execute()
+        except BaseException:
+            self.client.delete(tmp)
+            raise
+        return n
+
+    def get(self, run_id: str, preset_hash: str, item_id: str) -> list[Entry] | None:
+        raw = self.client.hget(self._key("topk", run_id, preset_hash), item_id)
+        return None if raw is None else [tuple(e) for e in json.loads(raw)]  # type: ignore[misc]
+
+    def table_meta(self, run_id: str, preset_hash: str) -> dict[str, Any] | None:
+        raw = self.client.get(self._key("meta", run_id, preset_hash))
+        return None if raw is None else json.loads(raw)
+
+    def list_tables(self) -> list[dict[str, Any]]:
+        out = []
+        for member in self.client.smembers(f"{self.prefix}:tables"):
+            run_id, _, preset_hash = member.decode().rpartition(":")
+            meta = self.table_meta(run_id, preset_hash)
+            if meta is not None:
+                out.append(meta)
+        out.sort(key=lambda m: m.get("written_ts", 0), reverse=True)
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_store(location: str | os.PathLike[str] | None = None, root: Any = None) -> TopKStore:
+    """Open a precomputed-table store.
+
+    Parameters
+    ----------
+    location : str or path-like, optional
+        A ``redis://`` / ``rediss://`` / ``unix://`` URL (Redis), or a SQLite
+        file path; default ``<data_dir>/precomputed.sqlite``.
+    root : path-like, optional
+        The data directory (for the default location).
+    """
+    if location is None or str(location) == "":
+        return SQLiteStore(data_dir(root) / DEFAULT_SQLITE_NAME)
+    loc = str(location)
+    if loc.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(loc)
+    return SQLiteStore(loc)
+
+
+# ---------------------------------------------------------------------------
+# writing and staleness
+# ---------------------------------------------------------------------------
+def run_stamp(registry: Any, run_id: str) -> float:
+    """Latest modification time of the files that decide a run's answers."""
+    folder = registry.run_dir(run_id)
+    stamps = [
+        (folder / n).stat().st_mtime
+        for n in ("vectors.npy", "index.bin", "item_ids.npy")
+        if (folder / n).exists()
+    ]
+    return max(stamps) if stamps else (folder / "run.json").stat().st_mtime
+
+
+def catalog_fingerprint(root: Any, dataset_name: str | None) -> str | None:
+    """The stored fingerprint of a dataset (its catalogue drives the filters), or None."""
+    if not dataset_name:
+        return None
+    from recsys.data.schema import dataset_meta
+    from recsys.errors import DatasetNotFoundError
+
+    try:
+        return dataset_meta(dataset_name, root).get("fingerprint")
+    except DatasetNotFoundError:
+        return None
+
+
+def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """How stale a table is relative to its run and dataset.
+
+    Returns
+    -------
+    dict
+        ``written_at``, ``run_created``, ``age_s`` (seconds since written),
+        ``k``, ``stale`` (bool) and ``reasons`` (why it is stale: the run's
+        vectors or index changed after the table was written, or the catalogue
+        the filters read was re-imported).
+    """
+    run_id = meta["run_id"]
+    run = registry.get(run_id)
+    reasons = []
+    stamp = run_stamp(registry, run_id)
+    if stamp > float(meta.get("run_stamp", 0)) + 1e-6:
+        reasons.append("the run's vectors or index changed after the table was written")
+    fp = catalog_fingerprint(registry.root, (run.get("dataset") or {}).get("name"))
+    if fp is not None and meta.get("catalog_fingerprint") not in (None, fp):
+        reasons.append("the catalogue was re-imported after the table was written")
+    return {
+        "written_at": meta.get("written_at"),
+        "run_created": run.get("created"),
+        "age_s": round(time.time() - float(meta.get("written_ts", 0)), 3),
+        "k": int(meta["k"]),
+        "n_items": meta.get("n_items"),
+        "stale": bool(reasons),
+        "reasons": reasons,
+    }
+
+
+def _batched_results(
+    registry: Any, run_id: str, item_ids: Sequence[str], config: Any, k: int, batch_size: int
+) -> Iterator[list[Any]]:
+    """Filtered search results per item, in batches (``search_many`` when the search module has one)."""
+    from recsys import search
+
+    many = getattr(search, "search_many", None)
+    for start in range(0, len(item_ids), batch_size):
+        chunk = list(item_ids[start : start + batch_size])
+        if many is not None:
+            yield list(many(registry, run_id, chunk, config, k))
+        else:
+            yield [search.similar_items(registry, run_id, i, config, k) for i in chunk]
+
+
+def precompute(
+    root: str | os.PathLike[str] | None,
+    run_id: str,
+    preset: str,
+    *,
+    k: int = 20,
+    store: TopKStore | str | None = None,
+    batch_size: int = 1024,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write the filtered top-k of every item of a run, for a saved preset.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The data directory.
+    run_id : str
+        An embedding run.
+    preset : str
+        A saved filter preset (:class:`recsys.filters.PresetStore`).
+    k : int
+        List length stored per item (the API can serve any k up to it).
+    store : TopKStore or str, optional
+        Where to write (a store, a Redis URL or a SQLite path); default the
+        SQLite file ``<root>/precomputed.sqlite``.
+    batch_size : int
+        Items searched per batch.
+    progress : callable, optional
+        ``progress(done, total, message)``.
+
+    Returns
+    -------
+    dict
+        The table's metadata (run, preset name and hash, k, n_items, written_at,
+        location, seconds).
+    """
+    from recsys.filters import PresetStore
+    from recsys.registry import Registry
+
+    if not isinstance(k, int) or k < 1:
+        raise PrecomputeError(f"k must be a positive integer, got {k!r}")
+    progress = progress or null_progress
+    root = data_dir(root)
+    registry = Registry(root)
+    run = registry.get(run_id)
+    if not run.get("is_embedding"):
+        raise PrecomputeError(
+            f"run {run_id} ({run.get('family')}) has no item vectors; pick an embedding run"
+        )
+    config = PresetStore(root).load(preset)
+    model = registry.load_model(run_id)
+    item_ids = [str(i) for i in np.asarray(model.item_ids_)]
+    own_store = not isinstance(store, TopKStore)
+    target = store if isinstance(store, TopKStore) else open_store(store, root=root)
+    t0 = time.perf_counter()
+    stamp = run_stamp(registry, run_id)
+    total = len(item_ids)
+
+    def rows() -> Iterator[tuple[str, list[Entry]]]:
+        done = 0
+        progress(0, total, f"top-{k} of {total} items")
+        for results in _batched_results(registry, run_id, item_ids, config, k, batch_size):
+            for res in results:
+                seed = item_ids[done]
+                scores = np.asarray(res.scores, dtype=np.float64)
+                entries = [
+                    (str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)
+                ]
+                done += 1
+                yield seed, entries
+            progress(done, total, f"{done}/{total} items")
+
+    now = datetime.now(timezone.utc)
+    meta = {
+        "run_id": run_id,
+        "preset_name": preset,
+        "preset_hash": config.config_hash(),
+        "k": k,
+        "written_at": now.isoformat(timespec="seconds"),
+        "written_ts": now.timestamp(),
+        "run_created": run.get("created"),
+        "run_stamp": stamp,
+        "catalog_fingerprint": catalog_fingerprint(root, (run.get("dataset") or {}).get("name")),
+        "config": json.loads(config.to_json()) if hasattr(config, "to_json") else None,
+    }
+    try:
+        n = target.write_table(meta, rows())
+    finally:
+        if own_store:
+            target.close()
+    seconds = round(time.perf_counter() - t0, 3)
+    logger.info(
+        "precomputed top-%d of %d items for run %s preset %s in %.1f s", k, n, run_id, preset, seconds
+    )
+    return {**meta, "n_items": n, "location": target.location, "seconds": seconds}
