@@ -13,6 +13,9 @@ JOBS_INTERVAL = "shell-jobs-interval"
 JOBS_BADGE = "shell-jobs-badge"
 RUNS_VERSION_STORE = "shell-runs-version"  # changes when the set of runs/active runs changes
 DEVICE_STORE = "shell-device-store"
+JOB_CANCEL = (
+    "shell-job-cancel"  # pattern-matching type of every job card's cancel button: {"type": ..., "job": id}
+)
 
 # --- overview
 OVERVIEW_DATASET = "overview-dataset"
@@ -30,7 +33,6 @@ RUNS_PARAM = "runs-param"  # pattern-matching type: {"type": RUNS_PARAM, "name":
 RUNS_SUBMIT = "runs-submit"
 RUNS_SUBMIT_MSG = "runs-submit-msg"
 RUNS_JOBS = "runs-jobs"  # job progress cards
-RUNS_JOB_CANCEL = "runs-job-cancel"  # pattern-matching type: {"type": ..., "job": <job_id>}
 RUNS_GRID = "runs-grid"
 RUNS_ACTIVATE = "runs-activate"
 RUNS_DELETE = "runs-delete"
@@ -41,10 +43,12 @@ RUNS_DELETE_CONFIRM = "runs-delete-confirm"
 RUNS_DELETE_CANCEL = "runs-delete-cancel"
 RUNS_DELETE_TEXT = "runs-delete-text"
 RUNS_DEVICE = "runs-device"
+RUNS_DEVICE_POLL = "runs-device-poll"
 RUNS_REFRESH = "runs-refresh"  # store bumped by actions so the grid reloads
 
 # --- data
 DATA_SOURCE = "data-source"
+DATA_SOURCE_HINT = "data-source-hint"
 DATA_NAME = "data-name"
 DATA_PATH = "data-path"
 DATA_UPLOAD = "data-upload"

@@ -1,0 +1,127 @@
+"""Layout helpers shared by every page: navbar, page header, stat cards, empty states, alerts.
+
+All functions return Dash components and hold no state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+from components import ids
+
+#: (label, path) of the navbar links, in order.
+NAV_PAGES: tuple[tuple[str, str], ...] = (
+    ("Overview", "/"),
+    ("Explore", "/explore"),
+    ("Map", "/map"),
+    ("Compare", "/compare"),
+    ("Runs", "/runs"),
+    ("Data", "/data"),
+)
+
+
+def navbar() -> dbc.Navbar:
+    """The top bar: brand, one link per page, and a badge counting running jobs."""
+    links = [
+        dbc.NavItem(dbc.NavLink(label, href=path, active="exact", className="px-3"))
+        for label, path in NAV_PAGES
+    ]
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand(
+                    [html.Span("◆", className="brand-mark"), " RecSys Lab"],
+                    href="/",
+                    className="fw-semibold",
+                ),
+                dbc.Nav(links, navbar=True, className="me-auto"),
+                html.A(
+                    dbc.Badge("", id=ids.JOBS_BADGE, color="warning", pill=True, className="jobs-badge"),
+                    href="/runs",
+                    title="Background jobs running",
+                ),
+            ],
+            fluid=True,
+        ),
+        id=ids.NAVBAR,
+        color="dark",
+        dark=True,
+        className="mb-4 app-navbar",
+    )
+
+
+def page_header(title: str, subtitle: str | None = None, actions: Any = None) -> html.Div:
+    """A page title with an optional one-line description and right-aligned actions."""
+    left = [html.H2(title, className="page-title mb-1")]
+    if subtitle:
+        left.append(html.P(subtitle, className="text-muted mb-0"))
+    return html.Div(
+        [html.Div(left), html.Div(actions or [], className="d-flex gap-2 align-items-center")],
+        className="page-header d-flex justify-content-between align-items-end mb-4",
+    )
+
+
+def stat_card(label: str, value: Any, hint: str | None = None, id: str | None = None) -> dbc.Card:
+    """A small card with a big number (``value``) and its label."""
+    body = [html.Div(label, className="stat-label"), html.Div(_fmt_count(value), className="stat-value")]
+    if hint:
+        body.append(html.Div(hint, className="stat-hint text-muted"))
+    kwargs = {"id": id} if id else {}
+    return dbc.Card(dbc.CardBody(body), className="stat-card h-100", **kwargs)
+
+
+def section(title: str, children: Any, actions: Any = None, className: str = "") -> dbc.Card:
+    """A titled card holding one section of a page."""
+    header = html.Div(
+        [html.H5(title, className="mb-0"), html.Div(actions or [], className="d-flex gap-2")],
+        className="d-flex justify-content-between align-items-center",
+    )
+    return dbc.Card(
+        [dbc.CardHeader(header), dbc.CardBody(children)], className=f"section-card mb-4 {className}"
+    )
+
+
+def empty_state(message: str, hint: Any = None, icon: str = "○") -> html.Div:
+    """What a panel shows when it has nothing yet (no runs, no datasets...)."""
+    children = [html.Div(icon, className="empty-icon"), html.Div(message, className="empty-message")]
+    if hint:
+        children.append(html.Div(hint, className="empty-hint text-muted"))
+    return html.Div(children, className="empty-state")
+
+
+def error_alert(message: Any, title: str = "Something went wrong", dismissable: bool = True) -> dbc.Alert:
+    """A readable error on the page (never a traceback)."""
+    return dbc.Alert(
+        [html.Strong(title), html.Div(str(message), className="mt-1 error-text")],
+        color="danger",
+        dismissable=dismissable,
+        className="mb-3",
+    )
+
+
+def info_alert(message: Any, color: str = "success", dismissable: bool = True) -> dbc.Alert:
+    """A short confirmation or notice."""
+    return dbc.Alert(message, color=color, dismissable=dismissable, className="mb-3")
+
+
+def _fmt_count(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def fmt_metric(value: Any, digits: int = 3) -> str:
+    """A metric value for display ('—' when missing)."""
+    if value is None:
+        return "—"
+    try:
+        return f"{float(value):.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)

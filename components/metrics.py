@@ -1,0 +1,181 @@
+"""The runs/metrics table, shared by Overview, Runs and Compare (dash-ag-grid).
+
+``metrics_grid(grid_id, runs)`` turns a list of run.json dicts (as returned by
+``Registry.list_runs``) into a sortable, filterable grid whose rows are keyed by
+``run_id`` (``getRowId``), so selections survive refreshes. ``run_rows`` and
+``metric_keys`` are the plain-data halves, usable without the grid (and in tests).
+
+Example
+-------
+>>> metrics_grid("compare-metrics", Registry(root).list_runs(), metrics=metric_keys(runs))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dash_ag_grid as dag
+
+#: The metrics the Overview shows (and the Runs page by default).
+HEADLINE_METRICS: tuple[str, ...] = ("hr@10", "ndcg@10", "coverage@10")
+
+#: Preferred order of metric name prefixes; others follow alphabetically.
+_METRIC_ORDER = ("hr", "ndcg", "mrr", "precision", "recall", "coverage", "popularity_bias", "diversity")
+
+_NUMBER_FORMAT = {"function": "params.value == null ? '—' : d3.format('.3f')(params.value)"}
+_SECONDS_FORMAT = {"function": "params.value == null ? '—' : d3.format('.1f')(params.value) + ' s'"}
+
+
+def metric_keys(runs: Iterable[dict[str, Any]]) -> list[str]:
+    """Every scalar metric name found in ``runs`` (headline ones first).
+
+    Nested values (``per_category``) and counters (``n_cases``) are left out.
+    """
+    found: set[str] = set()
+    for run in runs:
+        for key, value in (run.get("metrics") or {}).items():
+            if key != "n_cases" and _is_number(value):
+                found.add(key)
+
+    def order(key: str) -> tuple[int, str]:
+        prefix = key.split("@")[0]
+        rank = _METRIC_ORDER.index(prefix) if prefix in _METRIC_ORDER else len(_METRIC_ORDER)
+        return (rank, key)
+
+    return sorted(found, key=order)
+
+
+def run_rows(
+    runs: Iterable[dict[str, Any]], metrics: Sequence[str] = HEADLINE_METRICS
+) -> list[dict[str, Any]]:
+    """One flat row per run: identity, status, metrics (None when missing), timings."""
+    rows = []
+    for run in runs:
+        m = run.get("metrics") or {}
+        timings = run.get("timings") or {}
+        device = run.get("device") or {}
+        row = {
+            "run_id": run.get("run_id", ""),
+            "label": run.get("label") or run.get("run_id", ""),
+            "family": run.get("family", ""),
+            "dataset": (run.get("dataset") or {}).get("name", ""),
+            "status": run.get("status", ""),
+            "active": bool(run.get("active")),
+            "created": str(run.get("created", ""))[:19].replace("T", " "),
+            "fit_s": _number_or_none(timings.get("fit_s")),
+            "device": device.get("device", "") if isinstance(device, dict) else str(device),
+            "projection": "projection" in (run.get("artifacts") or {}),
+        }
+        for key in metrics:
+            row[key] = _number_or_none(m.get(key))
+        rows.append(row)
+    return rows
+
+
+def column_defs(metrics: Sequence[str] = HEADLINE_METRICS, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """ag-grid column definitions: label, family, dataset, status, active, metrics, extras."""
+    cols: list[dict[str, Any]] = [
+        {"field": "label", "headerName": "Run", "pinned": "left", "minWidth": 200, "flex": 2},
+        {"field": "family", "headerName": "Family", "minWidth": 120},
+        {"field": "dataset", "headerName": "Dataset", "minWidth": 100},
+        {
+            "field": "active",
+            "headerName": "Active",
+            "maxWidth": 95,
+            "cellRenderer": "agCheckboxCellRenderer",
+            "cellClass": "text-center",
+        },
+    ]
+    for key in metrics:
+        cols.append(
+            {
+                "field": key,
+                "headerName": key,
+                "type": "numericColumn",
+                "valueFormatter": _NUMBER_FORMAT,
+                "filter": "agNumberColumnFilter",
+                "minWidth": 105,
+                "cellClass": "metric-cell",
+            }
+        )
+    extra_defs = {
+        "status": {"field": "status", "headerName": "Status", "maxWidth": 110},
+        "created": {"field": "created", "headerName": "Created (UTC)", "minWidth": 160, "sort": "desc"},
+        "fit_s": {"field": "fit_s", "headerName": "Fit", "valueFormatter": _SECONDS_FORMAT, "maxWidth": 100},
+        "device": {"field": "device", "headerName": "Device", "minWidth": 90},
+        "run_id": {"field": "run_id", "headerName": "Run id", "minWidth": 220},
+    }
+    for key in extra:
+        cols.append(extra_defs.get(key, {"field": key}))
+    return cols
+
+
+def metrics_grid(
+    grid_id: Any,
+    runs: Iterable[dict[str, Any]],
+    *,
+    metrics: Sequence[str] = HEADLINE_METRICS,
+    extra: Sequence[str] = (),
+    selectable: bool = False,
+    height: int | None = None,
+    compact: bool = False,
+) -> dag.AgGrid:
+    """A sortable, filterable grid of runs and their metrics.
+
+    Parameters
+    ----------
+    grid_id : str or dict
+        The component id (a constant from :mod:`components.ids`).
+    runs : iterable of dict
+        run.json dicts (``Registry.list_runs()``).
+    metrics : sequence of str
+        Metric columns, in order (``metric_keys(runs)`` for all of them).
+    extra : sequence of str
+        More columns among ``status``, ``created``, ``fit_s``, ``device``, ``run_id``.
+    selectable : bool
+        Single-row selection (read it from ``selectedRows``).
+    height : int, optional
+        Pixel height; by default the grid sizes itself to its rows (``autoHeight``).
+    compact : bool
+        Smaller rows (for cards).
+    """
+    rows = run_rows(runs, metrics)
+    grid_options: dict[str, Any] = {
+        "animateRows": False,
+        "suppressCellFocus": True,
+        "overlayNoRowsTemplate": "No runs yet",
+    }
+    if selectable:
+        grid_options["rowSelection"] = {
+            "mode": "singleRow",
+            "enableClickSelection": True,
+            "checkboxes": False,
+        }
+    if compact:
+        grid_options["rowHeight"] = 34
+    style = {"height": f"{height}px"} if height else None
+    if style is None:
+        grid_options["domLayout"] = "autoHeight"
+    return dag.AgGrid(
+        id=grid_id,
+        rowData=rows,
+        columnDefs=column_defs(metrics, extra),
+        defaultColDef={"sortable": True, "resizable": True, "filter": True, "flex": 1, "minWidth": 90},
+        getRowId="params.data.run_id",
+        dashGridOptions=grid_options,
+        columnSize="responsiveSizeToFit",
+        className="metrics-grid",
+        style=style or {"width": "100%"},
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_or_none(value: Any) -> float | None:
+    if not _is_number(value) or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)

@@ -1,0 +1,289 @@
+"""Overview: the dataset, the runs and their headline metrics, the active variant per family."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, callback, dcc, html
+
+from components import ids
+from components.jobs import is_active, job_cards
+from components.layout import empty_state, error_alert, fmt_metric, page_header, section, stat_card
+from components.metrics import HEADLINE_METRICS, metrics_grid
+from recsys.config import data_dir
+from recsys.data.schema import dataset_meta, list_datasets
+from recsys.errors import RecsysError
+from recsys.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+dash.register_page(__name__, path="/", title="RecSys Lab · Overview", name="Overview", order=0)
+
+FAMILY_NAMES = {
+    "popularity": "Popularity",
+    "cooccurrence": "Co-occurrence",
+    "prod2vec": "Prod2Vec",
+    "meta_prod2vec": "Meta-Prod2Vec",
+    "content": "Content",
+    "two_tower": "Two-tower",
+}
+
+PAGE_LINKS = (
+    ("Explore", "/explore", "Pick a product, see its nearest neighbours, tune the post-filters live."),
+    ("Map", "/map", "The embedding space as a map, coloured by category, brand, gender or price."),
+    ("Compare", "/compare", "Variants side by side: overlap, rank-biased overlap, where they disagree."),
+    ("Runs", "/runs", "Train a new variant, watch its progress, activate or delete runs."),
+    ("Data", "/data", "Import a dataset from a file or an upload and read its validation report."),
+)
+
+
+def layout(**_query: Any) -> html.Div:
+    """The page; its content is rendered now and refreshed when runs change."""
+    return html.Div(
+        [
+            page_header(
+                "Overview",
+                "Embedding-based “similar items” and “bought together” recommendations, vetted offline.",
+            ),
+            html.Div(id=ids.OVERVIEW_DEMO_JOB, children=demo_job_section(_jobs_now())),
+            html.Div(id=ids.OVERVIEW_DATASET, children=overview_content()),
+        ]
+    )
+
+
+# -- content -------------------------------------------------------------------
+def overview_content(root: Any = None) -> list:
+    """Dataset summary, active variants, the runs table and links (plain function)."""
+    try:
+        root = data_dir(root)
+        registry = Registry(root)
+        runs = registry.list_runs()
+        datasets = list_datasets(root)
+    except (OSError, RecsysError) as exc:
+        return [error_alert(exc, "Could not read the data directory")]
+    if not runs and not datasets:
+        return [
+            empty_state(
+                "No datasets or runs yet.",
+                [
+                    "The demo build starts automatically and appears here in a minute or two; ",
+                    "or import your own data on the ",
+                    dcc.Link("Data page", href="/data"),
+                    ".",
+                ],
+            ),
+            _links_row(),
+        ]
+    primary = _primary_dataset(runs, datasets)
+    out: list = []
+    if primary:
+        out.append(_dataset_row(primary, root, datasets))
+    out.append(_headline(runs))
+    out.append(_active_variants(runs))
+    out.append(
+        section(
+            "Runs",
+            metrics_grid(ids.OVERVIEW_RUNS_GRID, runs, metrics=HEADLINE_METRICS, extra=("created",))
+            if runs
+            else empty_state("No runs yet.", ["Train one on the ", dcc.Link("Runs page", href="/runs"), "."]),
+            actions=[dcc.Link("Manage runs →", href="/runs", className="small")],
+        )
+    )
+    out.append(_links_row())
+    return out
+
+
+def _primary_dataset(runs: list[dict], datasets: list[str]) -> str | None:
+    for run in runs:
+        name = (run.get("dataset") or {}).get("name")
+        if run.get("active") and name in datasets:
+            return name
+    for run in runs:
+        name = (run.get("dataset") or {}).get("name")
+        if name in datasets:
+            return name
+    if "demo" in datasets:
+        return "demo"
+    return datasets[0] if datasets else None
+
+
+def _dataset_row(name: str, root: Any, datasets: list[str]) -> html.Div:
+    try:
+        meta = dataset_meta(name, root)
+    except RecsysError as exc:
+        return error_alert(exc, f"Could not read dataset '{name}'")
+    s = meta.get("summary", {})
+    others = [d for d in datasets if d != name]
+    subtitle = [
+        html.Span(f"Dataset “{name}”", className="fw-semibold"),
+        f" · {s.get('kind', meta.get('kind', ''))}",
+    ]
+    if others:
+        subtitle += [" · also stored: ", ", ".join(others[:5]) + ("…" if len(others) > 5 else "")]
+    cards = [
+        ("Items", s.get("items"), f"{s.get('items_with_interactions', 0):,} with interactions"),
+        ("Sequences", s.get("sequences"), f"{s.get('interactions', 0):,} events"),
+        ("Categories", s.get("categories"), f"{s.get('top_categories', 0):,} top-level"),
+        ("Brands", s.get("brands"), None),
+    ]
+    return html.Div(
+        [
+            html.Div(subtitle, className="text-muted small mb-2"),
+            dbc.Row([dbc.Col(stat_card(*c), md=3, sm=6, className="mb-3") for c in cards]),
+        ],
+        className="mb-2",
+    )
+
+
+def _headline(runs: list[dict]) -> Any:
+    """The best HR@10 and its lift over the popularity baseline: the stakeholder sentence."""
+    scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
+    if not scored:
+        return html.Div()
+    best = max(scored, key=lambda r: r["metrics"]["hr@10"])
+    base = [r for r in scored if r.get("family") == "popularity"]
+    parts: list = [
+        html.Span("Best variant: "),
+        html.Strong(best.get("label") or best["run_id"]),
+        html.Span(" finds the next item in its top 10 for "),
+        html.Strong(f"{100 * best['metrics']['hr@10']:.1f}%"),
+        html.Span(" of held-out cases"),
+    ]
+    if base and base[0]["metrics"]["hr@10"] > 0 and best.get("family") != "popularity":
+        lift = best["metrics"]["hr@10"] / base[0]["metrics"]["hr@10"]
+        parts += [html.Span(", "), html.Strong(f"{lift:.1f}×"), html.Span(" the popularity baseline")]
+    parts.append(html.Span("."))
+    return dbc.Alert(parts, color="primary", className="headline mb-4")
+
+
+def _active_variants(runs: list[dict]) -> Any:
+    active = [r for r in runs if r.get("active")]
+    if not active:
+        return html.Div()
+    cols = []
+    for run in sorted(
+        active, key=lambda r: list(FAMILY_NAMES).index(r["family"]) if r["family"] in FAMILY_NAMES else 99
+    ):
+        m = run.get("metrics") or {}
+        links = [
+            dbc.Button(
+                "Explore", href=f"/explore?run={run['run_id']}", size="sm", color="primary", outline=True
+            )
+        ]
+        if run.get("is_embedding"):
+            links.append(
+                dbc.Button(
+                    "Map", href=f"/map?run={run['run_id']}", size="sm", color="secondary", outline=True
+                )
+            )
+        body = [
+            html.Div(FAMILY_NAMES.get(run["family"], run["family"]), className="variant-family"),
+            html.Div(
+                run.get("label") or run["run_id"],
+                className="variant-label text-muted small mb-2",
+                title=run["run_id"],
+            ),
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            html.Div(fmt_metric(m.get(k)), className="variant-metric"),
+                            html.Div(k, className="variant-metric-name"),
+                        ]
+                    )
+                    for k in HEADLINE_METRICS
+                ],
+                className="d-flex justify-content-between mb-3",
+            ),
+            html.Div(links, className="d-flex gap-2"),
+        ]
+        cols.append(
+            dbc.Col(
+                dbc.Card(dbc.CardBody(body), className="variant-card h-100"),
+                lg=3,
+                md=4,
+                sm=6,
+                className="mb-3",
+            )
+        )
+    return html.Div(
+        [html.H5("Active variants", className="section-title mb-3"), dbc.Row(cols)], className="mb-2"
+    )
+
+
+def _links_row() -> html.Div:
+    cards = [
+        dbc.Col(
+            dcc.Link(
+                dbc.Card(
+                    dbc.CardBody(
+                        [
+                            html.Div(title + " →", className="link-title"),
+                            html.Div(text, className="small text-muted"),
+                        ]
+                    ),
+                    className="link-card h-100",
+                ),
+                href=href,
+                className="text-decoration-none",
+            ),
+            lg=True,
+            md=4,
+            sm=6,
+            className="mb-3",
+        )
+        for title, href, text in PAGE_LINKS
+    ]
+    return html.Div(
+        [html.H5("Where next", className="section-title mb-3"), dbc.Row(cards)], id=ids.OVERVIEW_LINKS
+    )
+
+
+def demo_job_section(store: dict | None, root: Any = None) -> list:
+    """Cards of the jobs running now (the demo build above all), or nothing."""
+    jobs = [j for j in (store or {}).get("jobs", []) if is_active(j)]
+    failed_demo = [
+        j
+        for j in (store or {}).get("jobs", [])[:1]
+        if j.get("kind") == "demo" and j.get("status") in ("failed", "error")
+    ]
+    if not jobs and not failed_demo:
+        return []
+    jobs.sort(key=lambda j: j.get("kind") != "demo")
+    title = "Building the demo" if any(j.get("kind") == "demo" for j in jobs) else "Background jobs"
+    return [section(title, job_cards(jobs + failed_demo, root, log_lines=6), className="demo-job")]
+
+
+def _jobs_now() -> dict:
+    try:
+        from components.jobs import list_job_summaries
+
+        jobs = list_job_summaries()
+    except Exception as exc:  # the page still renders without the job store
+        logger.warning("job store unreadable: %s", exc)
+        return {}
+    return {"jobs": jobs}
+
+
+# -- callbacks -------------------------------------------------------------------
+@callback(
+    Output(ids.OVERVIEW_DEMO_JOB, "children"),
+    Input(ids.JOBS_STORE, "data"),
+    prevent_initial_call=True,
+)
+def update_jobs(store: dict | None) -> list:
+    """Show job progress as the app-level poller reports it."""
+    return demo_job_section(store)
+
+
+@callback(
+    Output(ids.OVERVIEW_DATASET, "children"),
+    Input(ids.RUNS_VERSION_STORE, "data"),
+    prevent_initial_call=True,
+)
+def update_content(_version: str | None) -> list:
+    """Re-render when a run appears, disappears or is activated."""
+    return overview_content()

@@ -1,0 +1,480 @@
+"""Runs: train a new variant as a background job, watch it, activate, project or delete runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+
+from components import ids
+from components.jobs import device_status, is_active, job_cards, job_store
+from components.layout import empty_state, error_alert, info_alert, page_header, section
+from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
+from recsys.config import data_dir
+from recsys.data.schema import list_datasets
+from recsys.errors import RecsysError
+from recsys.models import FAMILIES, get_model_class
+from recsys.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+dash.register_page(__name__, path="/runs", title="RecSys Lab · Runs", name="Runs", order=4)
+
+RUN_METRICS = (*HEADLINE_METRICS, "mrr@10")
+RUN_EXTRAS = ("status", "device", "fit_s", "created")
+JOB_KINDS_SHOWN = ("train", "project", "demo")
+DEVICE_POLL = ids.RUNS_DEVICE_POLL
+
+
+# -- plain helpers -----------------------------------------------------------------
+def family_options() -> list[dict[str, Any]]:
+    """Dropdown options: every family, the ones whose module cannot load disabled."""
+    out = []
+    for family in FAMILIES:
+        try:
+            get_model_class(family)
+            out.append({"label": family, "value": family})
+        except Exception as exc:  # a family under construction must not break the page
+            logger.info("family %s unavailable: %s", family, exc)
+            out.append({"label": f"{family} (unavailable)", "value": family, "disabled": True})
+    return out
+
+
+def param_inputs(family: str | None) -> list:
+    """One labelled input per parameter of ``family``'s ``default_params``.
+
+    Booleans are switches, numbers are numeric inputs, everything else is text
+    (JSON for lists, dicts and ``None`` defaults; empty means None).
+    """
+    if not family:
+        return []
+    try:
+        defaults = get_model_class(family).default_params
+    except RecsysError as exc:
+        return [error_alert(exc, "Unknown model family", dismissable=False)]
+    except ImportError as exc:
+        return [
+            error_alert(f"{family} cannot be loaded here: {exc}", "Family unavailable", dismissable=False)
+        ]
+    if not defaults:
+        return [html.Div(f"{family} has no parameters.", className="text-muted small")]
+    rows = []
+    for name, default in defaults.items():
+        pid = {"type": ids.RUNS_PARAM, "name": name}
+        if isinstance(default, bool):
+            control = dbc.Switch(id=pid, value=default, className="mt-1")
+        elif isinstance(default, int):
+            control = dbc.Input(id=pid, type="number", value=default, step=1, size="sm")
+        elif isinstance(default, float):
+            control = dbc.Input(id=pid, type="number", value=default, step="any", size="sm")
+        elif isinstance(default, str):
+            control = dbc.Input(id=pid, type="text", value=default, size="sm")
+        else:
+            control = dbc.Input(
+                id=pid,
+                type="text",
+                value="" if default is None else json.dumps(default),
+                placeholder="none" if default is None else "JSON",
+                size="sm",
+            )
+        rows.append(
+            dbc.Col(
+                html.Div([dbc.Label(name, html_for=json.dumps(pid), className="param-label"), control]),
+                md=6,
+                className="mb-2",
+            )
+        )
+    return [dbc.Row(rows, className="g-2")]
+
+
+def parse_params(family: str, names: list[str], values: list[Any]) -> tuple[dict[str, Any], list[str]]:
+    """Form values -> model parameters (only those that differ from the defaults).
+
+    Returns ``(params, errors)``; each error names the parameter and what it expects.
+    """
+    defaults = get_model_class(family).default_params
+    params: dict[str, Any] = {}
+    errors: list[str] = []
+    for name, raw in zip(names, values):
+        if name not in defaults:
+            continue
+        default = defaults[name]
+        try:
+            value = _parse_one(default, raw)
+        except (TypeError, ValueError) as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        if value != default:
+            params[name] = value
+    return params, errors
+
+
+def _parse_one(default: Any, raw: Any) -> Any:
+    if isinstance(default, bool):
+        return bool(raw)
+    if isinstance(default, int):
+        if raw is None or raw == "":
+            raise ValueError("expects a whole number")
+        number = float(raw)
+        if not number.is_integer():
+            raise ValueError(f"expects a whole number, got {raw}")
+        return int(number)
+    if isinstance(default, float):
+        if raw is None or raw == "":
+            raise ValueError("expects a number")
+        return float(raw)
+    if isinstance(default, str):
+        return "" if raw is None else str(raw)
+    text = "" if raw is None else str(raw).strip()
+    if default is None:
+        if text == "" or text.lower() == "none":
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text  # a plain string, e.g. separate_by = category
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"expects JSON like {json.dumps(default)}") from None
+    if isinstance(default, (list, tuple)) and not isinstance(value, list):
+        raise ValueError(f"expects a JSON list like {json.dumps(default)}")
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise ValueError(f"expects a JSON object like {json.dumps(default)}")
+    return value
+
+
+def submit_training(family: str, params: dict[str, Any], dataset: str, label: str | None = None) -> str:
+    """Submit a ``train`` job; return its id."""
+    job_params = {"family": family, "params": params, "dataset_name": dataset}
+    if label:
+        job_params["label"] = label
+    return job_store().submit("train", job_params, label=f"Train {family} on {dataset}")
+
+
+def runs_jobs(store: dict | None, n_recent: int = 3) -> list[dict[str, Any]]:
+    """The jobs the Runs page shows: active train/project/demo jobs, then a few recent finished ones."""
+    jobs = [j for j in (store or {}).get("jobs", []) if j.get("kind") in JOB_KINDS_SHOWN]
+    active = [j for j in jobs if is_active(j)]
+    finished = [j for j in jobs if not is_active(j)][:n_recent]
+    return active + finished
+
+
+def device_badge(info: dict[str, Any] | None) -> Any:
+    """The compute device as a badge ("detecting…" until known)."""
+    if not info:
+        return dbc.Badge(
+            "Compute device: detecting…", color="light", text_color="dark", className="device-badge"
+        )
+    device = str(info.get("device", "CPU"))
+    extra = []
+    if info.get("backend"):
+        extra.append(str(info["backend"]))
+    if info.get("mixed_precision"):
+        extra.append("mixed precision")
+    text = f"Compute device: {device}" + (f" ({', '.join(extra)})" if extra else "")
+    return dbc.Badge(
+        text, color="success" if device.upper().startswith("GPU") else "secondary", className="device-badge"
+    )
+
+
+# -- layout ------------------------------------------------------------------------
+def layout(**_query: Any) -> html.Div:
+    root = data_dir()
+    datasets = list_datasets(root)
+    try:
+        runs = Registry(root).list_runs()
+    except (OSError, RecsysError) as exc:
+        runs = []
+        logger.warning("could not list runs: %s", exc)
+    options = family_options()
+    first = next((o["value"] for o in options if not o.get("disabled") and o["value"] == "prod2vec"), None)
+    first = first or next((o["value"] for o in options if not o.get("disabled")), None)
+    device = device_status(root)
+
+    form = section(
+        "Train a new variant",
+        [
+            dbc.Row(
+                [
+                    dbc.Col(
+                        [
+                            dbc.Label("Model family"),
+                            dcc.Dropdown(id=ids.RUNS_FAMILY, options=options, value=first, clearable=False),
+                        ],
+                        md=6,
+                    ),
+                    dbc.Col(
+                        [
+                            dbc.Label("Dataset"),
+                            dcc.Dropdown(
+                                id=ids.RUNS_DATASET,
+                                options=datasets,
+                                value=("demo" if "demo" in datasets else (datasets[0] if datasets else None)),
+                                clearable=False,
+                                placeholder="no dataset yet",
+                            ),
+                        ],
+                        md=6,
+                    ),
+                ],
+                className="mb-3",
+            ),
+            dbc.Label("Label (optional)"),
+            dbc.Input(id=ids.RUNS_LABEL, placeholder="e.g. prod2vec window 10", className="mb-3", size="sm"),
+            html.Div("Hyperparameters", className="form-subtitle mb-2"),
+            html.Div(param_inputs(first), id=ids.RUNS_PARAMS, className="params-box mb-3"),
+            dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100"),
+            html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
+        ],
+    )
+    jobs = section("Jobs", html.Div(id=ids.RUNS_JOBS, children=job_cards(runs_jobs(_jobs_now()), root)))
+    grid_actions = [
+        dbc.Button("Activate", id=ids.RUNS_ACTIVATE, size="sm", color="primary", outline=True, disabled=True),
+        dbc.Button(
+            "Compute projection (UMAP)",
+            id=ids.RUNS_PROJECT,
+            size="sm",
+            color="secondary",
+            outline=True,
+            disabled=True,
+        ),
+        dbc.Button("Delete", id=ids.RUNS_DELETE, size="sm", color="danger", outline=True, disabled=True),
+    ]
+    runs_card = section(
+        "Runs",
+        [
+            html.Div(id=ids.RUNS_ACTION_MSG),
+            metrics_grid(ids.RUNS_GRID, runs, metrics=RUN_METRICS, extra=RUN_EXTRAS, selectable=True),
+            html.Div(
+                "Select a run to activate it (serving and Explore use the active run of each family), "
+                "compute its map projection, or delete it.",
+                className="small text-muted mt-2",
+            ),
+        ],
+        actions=grid_actions,
+    )
+    modal = dbc.Modal(
+        [
+            dbc.ModalHeader(dbc.ModalTitle("Delete run?")),
+            dbc.ModalBody(id=ids.RUNS_DELETE_TEXT),
+            dbc.ModalFooter(
+                [
+                    dbc.Button("Cancel", id=ids.RUNS_DELETE_CANCEL, color="secondary", outline=True),
+                    dbc.Button("Delete", id=ids.RUNS_DELETE_CONFIRM, color="danger"),
+                ]
+            ),
+        ],
+        id=ids.RUNS_DELETE_MODAL,
+        is_open=False,
+    )
+    return html.Div(
+        [
+            page_header(
+                "Runs",
+                "Train model variants in the background, compare their offline metrics, "
+                "choose the active one per family.",
+                actions=html.Div(device_badge(device), id=ids.RUNS_DEVICE),
+            ),
+            dbc.Row([dbc.Col(form, lg=5), dbc.Col(jobs, lg=7)]),
+            runs_card,
+            modal,
+            dcc.Store(id=ids.RUNS_REFRESH, data=0),
+            dcc.Interval(id=DEVICE_POLL, interval=2000, max_intervals=90, disabled=device is not None),
+        ]
+    )
+
+
+def _jobs_now() -> dict:
+    try:
+        from components.jobs import list_job_summaries
+
+        return {"jobs": list_job_summaries()}
+    except Exception as exc:  # the page renders without the job store
+        logger.warning("job store unreadable: %s", exc)
+        return {}
+
+
+# -- callbacks ---------------------------------------------------------------------
+@callback(Output(ids.RUNS_PARAMS, "children"), Input(ids.RUNS_FAMILY, "value"), prevent_initial_call=True)
+def show_params(family: str | None) -> list:
+    """Regenerate the hyperparameter inputs for the chosen family."""
+    return param_inputs(family)
+
+
+@callback(
+    Output(ids.RUNS_SUBMIT_MSG, "children"),
+    Input(ids.RUNS_SUBMIT, "n_clicks"),
+    State(ids.RUNS_FAMILY, "value"),
+    State(ids.RUNS_DATASET, "value"),
+    State(ids.RUNS_LABEL, "value"),
+    State({"type": ids.RUNS_PARAM, "name": ALL}, "value"),
+    State({"type": ids.RUNS_PARAM, "name": ALL}, "id"),
+    prevent_initial_call=True,
+)
+def start_training(n_clicks, family, dataset, label, values, param_ids):
+    """Validate the form and submit a training job."""
+    if not n_clicks:
+        return no_update
+    if not family:
+        return error_alert("Choose a model family.", "Nothing to train")
+    if not dataset:
+        return error_alert(
+            [
+                "No dataset chosen. Import one on the ",
+                dcc.Link("Data page", href="/data"),
+                " or wait for the demo build.",
+            ],
+            "Nothing to train on",
+        )
+    names = [pid["name"] for pid in (param_ids or [])]
+    try:
+        params, errors = parse_params(family, names, values or [])
+    except RecsysError as exc:
+        return error_alert(exc, "Cannot train this family")
+    if errors:
+        return error_alert(html.Ul([html.Li(e) for e in errors]), "Some parameters are invalid")
+    try:
+        job_id = submit_training(family, params, dataset, (label or "").strip() or None)
+    except RecsysError as exc:
+        return error_alert(exc, "Could not start the training job")
+    changed = ", ".join(f"{k}={v}" for k, v in params.items()) or "default parameters"
+    return info_alert(
+        [html.Strong("Training started. "), f"{family} on {dataset} with {changed} (job {job_id})."]
+    )
+
+
+@callback(Output(ids.RUNS_JOBS, "children"), Input(ids.JOBS_STORE, "data"), prevent_initial_call=True)
+def show_jobs(store: dict | None) -> list:
+    """Progress cards of the training, projection and demo jobs."""
+    jobs = runs_jobs(store)
+    if not jobs:
+        return [empty_state("No jobs yet.", "Jobs you start here keep running when you leave the page.")]
+    return job_cards(jobs)
+
+
+@callback(
+    Output(ids.RUNS_GRID, "rowData"),
+    Input(ids.RUNS_VERSION_STORE, "data"),
+    Input(ids.RUNS_REFRESH, "data"),
+    prevent_initial_call=True,
+)
+def refresh_runs(_version, _refresh) -> list[dict]:
+    """Reload the runs table when runs change on disk."""
+    return run_rows(Registry(data_dir()).list_runs(), RUN_METRICS)
+
+
+@callback(
+    Output(ids.RUNS_ACTIVATE, "disabled"),
+    Output(ids.RUNS_PROJECT, "disabled"),
+    Output(ids.RUNS_DELETE, "disabled"),
+    Input(ids.RUNS_GRID, "selectedRows"),
+)
+def enable_actions(selected: list[dict] | None):
+    """Row actions are enabled while a run is selected (projection: embedding runs only)."""
+    if not selected:
+        return True, True, True
+    row = selected[0]
+    try:
+        is_embedding = bool(Registry(data_dir()).get(row["run_id"]).get("is_embedding"))
+    except RecsysError:
+        return True, True, True
+    return bool(row.get("active")), not is_embedding, False
+
+
+@callback(
+    Output(ids.RUNS_ACTION_MSG, "children"),
+    Output(ids.RUNS_REFRESH, "data"),
+    Input(ids.RUNS_ACTIVATE, "n_clicks"),
+    Input(ids.RUNS_PROJECT, "n_clicks"),
+    State(ids.RUNS_GRID, "selectedRows"),
+    State(ids.RUNS_REFRESH, "data"),
+    prevent_initial_call=True,
+)
+def run_action(_activate, _project, selected, refresh):
+    """Activate the selected run, or submit a projection job for it."""
+    if not selected:
+        return error_alert("Select a run first.", "No run selected"), no_update
+    run_id = selected[0]["run_id"]
+    try:
+        if ctx.triggered_id == ids.RUNS_ACTIVATE:
+            meta = Registry(data_dir()).get(run_id)
+            Registry(data_dir()).activate(run_id)
+            return info_alert(f"{meta.get('label') or run_id} is now the active {meta['family']} run."), (
+                refresh or 0
+            ) + 1
+        if ctx.triggered_id == ids.RUNS_PROJECT:
+            job_id = job_store().submit("project", {"run_id": run_id}, label=f"Projection of {run_id}")
+            return info_alert(f"Computing the UMAP projection of {run_id} (job {job_id})."), no_update
+    except RecsysError as exc:
+        return error_alert(exc, "Action failed"), (refresh or 0) + 1
+    return no_update, no_update
+
+
+@callback(
+    Output(ids.RUNS_DELETE_MODAL, "is_open"),
+    Output(ids.RUNS_DELETE_TEXT, "children"),
+    Input(ids.RUNS_DELETE, "n_clicks"),
+    Input(ids.RUNS_DELETE_CANCEL, "n_clicks"),
+    State(ids.RUNS_GRID, "selectedRows"),
+    prevent_initial_call=True,
+)
+def ask_delete(_delete, _cancel, selected):
+    """Open the confirmation dialog for the selected run (or close it on Cancel)."""
+    if ctx.triggered_id != ids.RUNS_DELETE or not selected:
+        return False, no_update
+    row = selected[0]
+    text = [
+        "Delete ",
+        html.Strong(row.get("label") or row["run_id"]),
+        f" ({row.get('family', '')})? ",
+        "Its model, index and projection are removed from disk. This cannot be undone.",
+    ]
+    if row.get("active"):
+        text.append(
+            html.Div(
+                "It is the active run of its family: serving falls back to the newest other run.",
+                className="text-danger mt-2",
+            )
+        )
+    return True, text
+
+
+@callback(
+    Output(ids.RUNS_DELETE_MODAL, "is_open", allow_duplicate=True),
+    Output(ids.RUNS_ACTION_MSG, "children", allow_duplicate=True),
+    Output(ids.RUNS_REFRESH, "data", allow_duplicate=True),
+    Output(ids.RUNS_GRID, "selectedRows"),
+    Input(ids.RUNS_DELETE_CONFIRM, "n_clicks"),
+    State(ids.RUNS_GRID, "selectedRows"),
+    State(ids.RUNS_REFRESH, "data"),
+    prevent_initial_call=True,
+)
+def confirm_delete(n_clicks, selected, refresh):
+    """Delete the selected run once confirmed."""
+    if not n_clicks or not selected:
+        return False, no_update, no_update, no_update
+    run_id = selected[0]["run_id"]
+    try:
+        Registry(data_dir()).delete(run_id)
+    except RecsysError as exc:
+        return False, error_alert(exc, "Could not delete the run"), (refresh or 0) + 1, []
+    return False, info_alert(f"Deleted run {run_id}.", color="secondary"), (refresh or 0) + 1, []
+
+
+@callback(
+    Output(ids.RUNS_DEVICE, "children"),
+    Output(DEVICE_POLL, "disabled"),
+    Input(DEVICE_POLL, "n_intervals"),
+    prevent_initial_call=True,
+)
+def poll_device(_n):
+    """Show the compute device once the (out-of-process) probe has written it."""
+    info = device_status(start=False)
+    if info is None:
+        return no_update, False
+    return device_badge(info), True
