@@ -1,0 +1,158 @@
+"""The scale-out job runner: a real redis-server and a real Celery worker.
+
+Skipped (with the reason) when the ``redis-server`` binary (Debian package
+``redis-server``) or the ``celery``/``redis`` Python packages are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REDIS = shutil.which("redis-server")
+pytest.importorskip("celery", reason="celery is not installed (pip install celery redis)")
+pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
+if REDIS is None:
+    pytest.skip("redis-server binary not found (apt-get install redis-server)", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            REDIS,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+            "--daemonize",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _stop(proc)
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    client.close()
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {**os.environ, "RECSYS_CELERY_BROKER": broker, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "recsys.celery_app",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(REPO),
+        )
+    from recsys.celery_app import ping
+
+    deadline = time.monotonic() + 60
+    while not ping(broker, timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail(f"celery worker did not come up:\n{log.read_text()[-3000:]}")
+    yield proc
+    _stop(proc)
+
+
+@pytest.fixture()
+def celery_store(broker: str, worker: subprocess.Popen, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from recsys.jobs import JobStore
+
+    monkeypatch.setenv("RECSYS_CELERY_BROKER", broker)
+    monkeypatch.setenv("RECSYS_JOB_RUNNER", "celery")
+    return JobStore(tmp_path)
+
+
+def test_sleep_job_runs_on_celery_worker(celery_store, worker: subprocess.Popen) -> None:
+    assert celery_store.runner == "celery"
+    job_id = celery_store.submit("sleep", {"seconds": 0.5, "steps": 5})
+    job = celery_store.wait(job_id, timeout=60)
+    assert job["status"] == "done", job
+    assert job["runner"] == "celery"
+    # it ran inside the worker process, and reported progress and logs as usual
+    assert job["result"]["pid"] == worker.pid == job["pid"]
+    assert job["progress"]["fraction"] == 1.0
+    assert "done in" in celery_store.log_tail(job_id)
+
+
+def test_failed_and_cancelled_jobs_on_celery(celery_store) -> None:
+    failing = celery_store.submit("sleep", {"seconds": 0.2, "steps": 4, "fail": True})
+    job = celery_store.wait(failing, timeout=60)
+    assert job["status"] == "failed" and "fail at step 3" in job["error"]
+
+    long = celery_store.submit("sleep", {"seconds": 60, "steps": 600})
+    deadline = time.monotonic() + 30
+    while celery_store.get(long)["status"] != "running":
+        assert time.monotonic() < deadline, "celery job never started"
+        time.sleep(0.05)
+    celery_store.cancel(long)
+    job = celery_store.wait(long, timeout=20)  # stops at its next progress report
+    assert job["status"] == "cancelled"
+    # the worker survived the cancel and takes the next job
+    nxt = celery_store.submit("sleep", {"seconds": 0.1, "steps": 1})
+    assert celery_store.wait(nxt, timeout=60)["status"] == "done"
