@@ -1,0 +1,504 @@
+"""Post-filter configuration (validated), its files, and versioned presets.
+
+A :class:`FilterConfig` says which neighbours of a seed item may be shown.
+:mod:`recsys.search` compiles it to boolean masks and applies it; this module
+only validates, serialises and stores it.
+
+Rules and their exact meaning
+-----------------------------
+Seed-independent (compiled once per config):
+
+- ``price_min`` / ``price_max``: absolute bounds, inclusive. Items with a
+  missing price are excluded while either bound is set.
+- ``brands_allow``: when not empty, only items of these brands (an item with
+  no brand is excluded). ``brands_deny``: items of these brands are excluded.
+  Brand names match case-insensitively, surrounding spaces ignored.
+- ``exclude_adult``: no adult items at all.
+
+Seed-dependent (compiled per seed; skipped, and listed in
+``SearchResult.skipped_rules``, when the seed's attribute is unknown):
+
+- ``same_category``: same category path prefix at ``category_level``
+  (0 = top level; a level deeper than the path compares the whole path).
+  Skipped when the seed has no category.
+- ``same_gender``: exactly the same gender value. Skipped when the seed has no
+  gender.
+- ``price_ratio_min`` / ``price_ratio_max``: ``price_ratio_min * seed_price <=
+  price <= price_ratio_max * seed_price``. Skipped when the seed's price is
+  missing or not positive; items with a missing price are excluded while the
+  band applies.
+- ``banned_brand_pairs``: symmetric: for a pair (A, B) a seed of brand A never
+  shows brand B and a seed of brand B never shows brand A.
+- Always on, not configurable: adult items are never shown next to a
+  non-adult seed (nor for a query without a seed item).
+- ``exclude_seed`` (default True): the seed itself is not shown.
+- ``exclude_same_title``: items whose normalised title (case-folded, spaces
+  collapsed) equals the seed's are not shown (skipped for an empty title).
+
+On the ranked list (after the masks):
+
+- ``min_similarity``: results scoring below it are dropped.
+- ``max_per_brand``: walking the ranked list, at most this many items per
+  brand are kept (items without a brand are not limited).
+
+Serialisation: ``to_json``/``to_yaml`` write an envelope
+``{"format": "recsys-filter", "version": 1, "hash": ..., "filters": {...}}``;
+``from_json``/``from_yaml``/``from_dict`` accept that envelope or a bare
+mapping of fields. :meth:`FilterConfig.config_hash` is a stable content hash
+(independent of key and list order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from recsys.errors import FilterConfigError, PresetNotFoundError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "recsys-filter"
+FORMAT_VERSION = 1
+_ENVELOPE_KEYS = {"format", "version", "hash", "filters", "name", "preset_version", "created"}
+
+
+def _norm_brand(name: str) -> str:
+    return " ".join(str(name).split()).casefold()
+
+
+class FilterConfig(BaseModel):
+    """Which neighbours of a seed may be shown (see the module docstring).
+
+    All fields are optional; the defaults exclude only the seed (and adult
+    items next to a non-adult seed, which is always on).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    same_category: bool = False
+    category_level: int = Field(0, ge=0, le=32)
+    same_gender: bool = False
+    price_ratio_min: float | None = Field(None, ge=0)
+    price_ratio_max: float | None = Field(None, gt=0)
+    price_min: float | None = Field(None, ge=0)
+    price_max: float | None = Field(None, ge=0)
+    brands_allow: list[str] = Field(default_factory=list)
+    brands_deny: list[str] = Field(default_factory=list)
+    banned_brand_pairs: list[tuple[str, str]] = Field(default_factory=list)
+    exclude_adult: bool = False
+    min_similarity: float | None = Field(None, ge=-1.0, le=1.0)
+    max_per_brand: int | None = Field(None, ge=1)
+    exclude_seed: bool = True
+    exclude_same_title: bool = False
+
+    _hash: str | None = PrivateAttr(default=None)
+
+    @field_validator("brands_allow", "brands_deny")
+    @classmethod
+    def _clean_brands(cls, value: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for i, name in enumerate(value):
+            clean = " ".join(str(name).split())
+            if not clean:
+                raise ValueError(f"entry {i} is an empty brand name")
+            seen.setdefault(clean.casefold(), clean)
+        return [seen[key] for key in sorted(seen)]
+
+    @field_validator("banned_brand_pairs")
+    @classmethod
+    def _clean_pairs(cls, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        seen: dict[tuple[str, str], tuple[str, str]] = {}
+        for i, (a, b) in enumerate(value):
+            a, b = " ".join(str(a).split()), " ".join(str(b).split())
+            if not a or not b:
+                raise ValueError(f"pair {i} has an empty brand name")
+            key = tuple(sorted((a.casefold(), b.casefold())))
+            pair = (a, b) if a.casefold() <= b.casefold() else (b, a)
+            seen.setdefault(key, pair)  # type: ignore[arg-type]
+        return [seen[key] for key in sorted(seen)]
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> FilterConfig:
+        problems = []
+        if (
+            self.price_ratio_min is not None
+            and self.price_ratio_max is not None
+            and self.price_ratio_min > self.price_ratio_max
+        ):
+            problems.append(
+                f"price_ratio_min ({self.price_ratio_min}) must be <= price_ratio_max "
+                f"({self.price_ratio_max})"
+            )
+        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
+            problems.append(f"price_min ({self.price_min}) must be <= price_max ({self.price_max})")
+        both = sorted(
+            {_norm_brand(b) for b in self.brands_allow} & {_norm_brand(b) for b in self.brands_deny}
+        )
+        if both:
+            problems.append(
+                f"brands_allow and brands_deny both list {', '.join(both)}: keep each brand in one"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- identity ---------------------------------------------------------------
+    def canonical(self) -> dict[str, Any]:
+        """The fields as plain JSON types, in a fixed order."""
+        return self.model_dump(mode="json")
+
+    def config_hash(self) -> str:
+        """A stable content hash (16 hex digits), independent of key order."""
+        if self._hash is None:
+            text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+            self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._hash
+
+    def active_rules(self) -> list[str]:
+        """Names of the rules this config switches on (for display)."""
+        rules = []
+        for name in ("same_category", "same_gender", "exclude_adult", "exclude_seed", "exclude_same_title"):
+            if getattr(self, name):
+                rules.append(name)
+        if self.price_ratio_min is not None or self.price_ratio_max is not None:
+            rules.append("price_band")
+        for name in ("price_min", "price_max", "min_similarity", "max_per_brand"):
+            if getattr(self, name) is not None:
+                rules.append(name)
+        for name in ("brands_allow", "brands_deny", "banned_brand_pairs"):
+            if getattr(self, name):
+                rules.append(name)
+        return rules
+
+    # -- serialisation ------------------------------------------------------------
+    def envelope(self, **meta: Any) -> dict[str, Any]:
+        """The dict written by :meth:`to_json` / :meth:`to_yaml`."""
+        out = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "hash": self.config_hash()}
+        out.update({k: v for k, v in meta.items() if v is not None})
+        out["filters"] = self.canonical()
+        return out
+
+    def to_json(self, indent: int | None = 2, **meta: Any) -> str:
+        """JSON text with ``format``, ``version``, ``hash`` and ``filters``."""
+        return json.dumps(self.envelope(**meta), indent=indent)
+
+    def to_yaml(self, **meta: Any) -> str:
+        """YAML text with the same content as :meth:`to_json`."""
+        return yaml.safe_dump(self.envelope(**meta), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "filter config") -> FilterConfig:
+        """Validate a mapping (an envelope or bare fields).
+
+        Raises
+        ------
+        FilterConfigError
+            Names every invalid field (``err.fields`` lists them).
+        """
+        if isinstance(data, FilterConfig):
+            return data
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise _config_error(
+                f"{source}: expected a mapping of filter fields, got {type(data).__name__}", []
+            )
+        fields = data
+        stored_hash = None
+        if "filters" in data or "format" in data:
+            unknown = sorted(set(data) - _ENVELOPE_KEYS)
+            if unknown:
+                raise _config_error(f"{source}: unknown top-level key(s) {', '.join(unknown)}", unknown)
+            if data.get("format", FORMAT_NAME) != FORMAT_NAME:
+                raise _config_error(
+                    f"{source}: format is {data.get('format')!r}, expected {FORMAT_NAME!r}", ["format"]
+                )
+            version = data.get("version", FORMAT_VERSION)
+            if not isinstance(version, int) or version < 1 or version > FORMAT_VERSION:
+                raise _config_error(
+                    f"{source}: version {version!r} is not supported (this library reads "
+                    f"1..{FORMAT_VERSION})",
+                    ["version"],
+                )
+            fields = data.get("filters") or {}
+            stored_hash = data.get("hash")
+            if not isinstance(fields, dict):
+                raise _config_error(f"{source}: 'filters' must be a mapping", ["filters"])
+        try:
+            config = cls.model_validate(fields)
+        except ValidationError as exc:
+            raise _from_validation_error(exc, source) from None
+        if stored_hash is not None and stored_hash != config.config_hash():
+            logger.warning(
+                "%s: stored hash %s does not match the content (%s); the file was edited by hand",
+                source,
+                stored_hash,
+                config.config_hash(),
+            )
+        return config
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str = "filter config JSON") -> FilterConfig:
+        """Parse JSON text written by :meth:`to_json` (or bare fields)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _config_error(
+                f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", []
+            ) from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "filter config YAML") -> FilterConfig:
+        """Parse YAML text written by :meth:`to_yaml` (or bare fields)."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise _config_error(
+                f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}", []
+            ) from None
+        return cls.from_dict(data, source)
+
+
+def _config_error(message: str, fields: list[str]) -> FilterConfigError:
+    err = FilterConfigError(message)
+    err.fields = list(fields)  # type: ignore[attr-defined]
+    return err
+
+
+def _from_validation_error(exc: ValidationError, source: str) -> FilterConfigError:
+    names = list(FilterConfig.model_fields)
+    parts, fields = [], []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            msg = f"unknown field (allowed: {', '.join(names)})"
+        if loc:
+            fields.append(str(e["loc"][0]))
+            parts.append(f"{loc}: {msg}")
+        else:
+            mentioned = [n for n in names if re.search(rf"\b{n}\b", msg)]
+            fields.extend(mentioned)
+            parts.append(msg)
+    return _config_error(f"{source} is invalid: " + "; ".join(parts), sorted(set(fields)))
+
+
+# -- presets -------------------------------------------------------------------------
+_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+
+
+def validate_preset_name(name: str) -> str:
+    """Return the preset name if it is a safe file name, else raise FilterConfigError."""
+    if not isinstance(name, str) or not _PRESET_NAME.match(name) or name.endswith((" ", ".")) or ".." in name:
+        raise _config_error(
+            f"preset name {name!r} is invalid: use 1-64 letters, digits, spaces, '_', '.' or "
+            "'-', starting with a letter or digit",
+            ["name"],
+        )
+    return name
+
+
+class PresetStore:
+    """Named, versioned filter presets under ``<root>/presets/<name>.json``.
+
+    Each file holds the whole history: ``{"name": ..., "versions": [{"version":
+    1, "hash": ..., "created": ..., "filters": {...}}, ...]}``. Saving a config
+    identical to the latest version does not create a new version. Writes are
+    atomic (temporary file + rename) and serialised by a lock file, so two
+    processes saving at once do not lose a version.
+
+    Parameters
+    ----------
+    root : path-like
+        The data directory (see :func:`recsys.config.data_dir`).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.dir = Path(root) / "presets"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        return self.dir / f"{validate_preset_name(name)}.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.dir / ".lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read(self, name: str) -> dict[str, Any]:
+        path = self._path(name)
+        if not path.exists():
+            known = ", ".join(p["name"] for p in self.list()) or "none"
+            raise PresetNotFoundError(f"preset '{name}' not found in {self.dir} (known: {known})")
+        try:
+            data = json.loads(path.read_text())
+            versions = data["versions"]
+            if not isinstance(versions, list) or not versions:
+                raise ValueError("no versions")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise _config_error(
+                f"preset file {path} is unreadable ({exc}); delete or fix it", ["name"]
+            ) from None
+        return data
+
+    def _write(self, name: str, data: dict[str, Any]) -> None:
+        path = self._path(name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def save(self, name: str, config: FilterConfig | dict[str, Any]) -> int:
+        """Store ``config`` as the next version of preset ``name``.
+
+        Returns
+        -------
+        int
+            The version number (the latest one, unchanged, when ``config`` is
+            identical to it).
+        """
+        config = FilterConfig.from_dict(config, f"preset '{name}'")
+        validate_preset_name(name)
+        with self._locked():
+            path = self._path(name)
+            data = self._read(name) if path.exists() else {"name": name, "versions": []}
+            versions = data["versions"]
+            if versions and versions[-1].get("hash") == config.config_hash():
+                return int(versions[-1]["version"])
+            number = int(versions[-1]["version"]) + 1 if versions else 1
+            versions.append(
+                {
+                    "version": number,
+                    "hash": config.config_hash(),
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "filters": config.canonical(),
+                }
+            )
+            self._write(name, data)
+        logger.info("saved preset %s version %d", name, number)
+        return number
+
+    def _entry(self, name: str, version: int | None) -> dict[str, Any]:
+        data = self._read(name)
+        if version is None:
+            return data["versions"][-1]
+        for entry in data["versions"]:
+            if entry.get("version") == version:
+                return entry
+        have = ", ".join(str(e.get("version")) for e in data["versions"])
+        raise PresetNotFoundError(f"preset '{name}' has no version {version} (versions: {have})")
+
+    def load(self, name: str, version: int | None = None) -> FilterConfig:
+        """The config of preset ``name`` (latest version unless given).
+
+        Raises
+        ------
+        PresetNotFoundError
+            Unknown name or version.
+        """
+        entry = self._entry(name, version)
+        return FilterConfig.from_dict(entry.get("filters"), f"preset '{name}' version {entry.get('version')}")
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Every version of a preset: ``[{version, hash, created}]``, oldest first."""
+        return [{k: e.get(k) for k in ("version", "hash", "created")} for e in self._read(name)["versions"]]
+
+    def list(self) -> list[dict[str, Any]]:
+        """``[{name, version, hash, updated}]`` of every preset (latest version), by name."""
+        out = []
+        for path in sorted(self.dir.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            try:
+                data = json.loads(path.read_text())
+                last = data["versions"][-1]
+                out.append(
+                    {
+                        "name": data.get("name", path.stem),
+                        "version": int(last["version"]),
+                        "hash": last.get("hash"),
+                        "updated": last.get("created"),
+                    }
+                )
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                logger.warning("skipping unreadable preset file %s", path)
+        return out
+
+    def delete(self, name: str) -> None:
+        """Delete a preset and its history."""
+        with self._locked():
+            path = self._path(name)
+            if not path.exists():
+                raise PresetNotFoundError(f"preset '{name}' not found in {self.dir}")
+            path.unlink()
+        logger.info("deleted preset %s", name)
+
+    def export(self, name: str, fmt: str = "json", version: int | None = None) -> str:
+        """The preset as JSON or YAML text (with its name and version)."""
+        entry = self._entry(name, version)
+        config = FilterConfig.from_dict(entry.get("filters"), f"preset '{name}'")
+        meta = {"name": name, "preset_version": entry.get("version")}
+        if fmt == "json":
+            return config.to_json(**meta)
+        if fmt == "yaml":
+            return config.to_yaml(**meta)
+        raise _config_error(f"export format must be 'json' or 'yaml', got {fmt!r}", ["fmt"])
+
+    def import_(self, text: str, name: str | None = None, fmt: str = "json") -> tuple[str, int]:
+        """Store exported text as a new version of ``name`` (default: the name inside).
+
+        Returns
+        -------
+        (name, version)
+        """
+        if fmt == "json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise _config_error(
+                    f"imported preset: not valid JSON (line {exc.lineno}: {exc.msg})", []
+                ) from None
+        elif fmt == "yaml":
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise _config_error(f"imported preset: not valid YAML: {exc}", []) from None
+        else:
+            raise _config_error(f"import format must be 'json' or 'yaml', got {fmt!r}", ["fmt"])
+        config = FilterConfig.from_dict(data, "imported preset")
+        name = name or (data.get("name") if isinstance(data, dict) else None)
+        if not name:
+            raise _config_error("imported preset has no name: pass one", ["name"])
+        return name, self.save(name, config)
