@@ -1,0 +1,485 @@
+"""Offline evaluation: train/test splits and top-K metrics for every model family.
+
+Splits
+------
+- ``"time"``: whole sequences are assigned by their start time; the last
+  ``test_days`` days (or the last ``test_fraction`` of sequences) form the test set.
+- ``"leave_last_out"``: the last event of every sequence with two or more events is
+  held out. The test dataset carries those sequences whole, with a boolean
+  ``heldout`` column marking the held-out rows; the training dataset has every other
+  row.
+
+Test cases (a seed item and a set of target items)
+---------------------------------------------------
+- sessions, time split: every consecutive pair ``(a, b)`` of a test session
+  (after collapsing repeats) is a case ``a -> {b}`` (next item);
+- baskets, time split: every item of a test basket is a seed whose targets are the
+  other items of the basket (frequently bought together);
+- leave-last-out: sessions give one case, the last remaining item -> the held-out
+  item; baskets give one case per remaining item -> the held-out item.
+
+Cases are sampled down to ``max_cases`` (seeded). A seed for which the model returns
+no recommendation at all (unknown to the model) counts as a miss and is reported in
+``skipped_cases``.
+
+Metrics at K (means over cases; rel_i = 1 when the i-th recommendation is a target)
+-----------------------------------------------------------------------------------
+- ``hr@K``: share of cases with at least one target in the top K;
+- ``precision@K``: hits / K;  ``recall@K``: hits / number of targets;
+- ``ndcg@K``: sum_i rel_i / log2(i + 1) over the ideal value
+  sum_{i <= min(K, n_targets)} 1 / log2(i + 1);
+- ``mrr@K``: 1 / rank of the first hit (0 without a hit);
+- ``coverage@K``: share of catalogue items that appear in at least one list;
+- ``popularity_bias@K``: mean popularity percentile of the recommended items (every
+  recommended slot counted), where an item's percentile is the average rank of its
+  number of training interactions among all catalogue items divided by the number of
+  catalogue items: 1.0 means only the most popular items, about 0.5 means as popular
+  as a randomly drawn catalogue item, lower means a long-tail bias;
+- ``per_category``: ``{top-level category of the seed: {"hr@K", "ndcg@K", "n"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import Progress, null_progress
+from recsys.data.schema import Dataset, category_level
+from recsys.errors import DataValidationError
+from recsys.models.base import PAD_ID
+
+logger = logging.getLogger(__name__)
+
+HELDOUT = "heldout"
+SPLIT_METHODS = ("time", "leave_last_out")
+
+
+# ---------------------------------------------------------------------------
+# splits
+# ---------------------------------------------------------------------------
+def _subset(
+    dataset: Dataset, mask: np.ndarray, suffix: str, interactions: pd.DataFrame | None = None
+) -> Dataset:
+    inter = dataset.interactions[mask] if interactions is None else interactions
+    return Dataset(
+        name=f"{dataset.name}:{suffix}",
+        catalog=dataset.catalog,
+        interactions=inter.reset_index(drop=True),
+        report=dataset.report,
+        kind=dataset.kind,
+    )
+
+
+def split(
+    dataset: Dataset,
+    method: str = "time",
+    test_days: float | None = None,
+    test_fraction: float = 0.1,
+) -> tuple[Dataset, Dataset]:
+    """Split a dataset into a training and a test dataset (same catalog).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    method : {"time", "leave_last_out"}
+    test_days : float, optional
+        Time split only: sequences starting in the last ``test_days`` days (counted back
+        from the latest timestamp) are the test set. Takes precedence over
+        ``test_fraction``.
+    test_fraction : float
+        Time split only: share of sequences (the latest-starting ones) held out.
+
+    Returns
+    -------
+    (train, test) : tuple of Dataset
+
+    Raises
+    ------
+    DataValidationError
+        When the time split has no timestamps to work with, or a side would be empty.
+    ValueError
+        For an unknown method or a fraction outside (0, 1).
+    """
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"split method must be one of {SPLIT_METHODS}, got {method!r}")
+    inter = dataset.interactions
+    if len(inter) == 0:
+        raise DataValidationError(f"dataset '{dataset.name}' has no interactions to split")
+    if method == "time":
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        ts = pd.to_datetime(inter["timestamp"]) if "timestamp" in inter.columns else None
+        if ts is None or ts.isna().all():
+            raise DataValidationError(
+                f"dataset '{dataset.name}' has no timestamps for a time split; use method='leave_last_out'",
+                column="timestamp",
+            )
+        starts = ts.groupby(inter["sequence_id"].to_numpy()).min().dropna()
+        if test_days is not None:
+            if test_days <= 0:
+                raise ValueError(f"test_days must be > 0, got {test_days}")
+            cutoff = starts.max() - pd.Timedelta(days=float(test_days))
+        else:
+            n_test = max(1, int(math.ceil(test_fraction * len(starts))))
+            cutoff = np.sort(starts.to_numpy())[len(starts) - n_test]
+        test_seqs = starts.index[starts.to_numpy() >= cutoff]
+        is_test = inter["sequence_id"].isin(test_seqs).to_numpy()
+        if is_test.all() or not is_test.any():
+            raise DataValidationError(
+                f"time split of '{dataset.name}' at {cutoff} leaves an empty "
+                f"{'training' if is_test.all() else 'test'} set; change test_days/test_fraction"
+            )
+        logger.info(
+            "time split of %s at %s: %d train / %d test sequences",
+            dataset.name,
+            cutoff,
+            len(starts) - len(test_seqs),
+            len(test_seqs),
+        )
+        return _subset(dataset, ~is_test, "train"), _subset(dataset, is_test, "test")
+
+    # leave-last-out: the last row (by position) of sequences with >= 2 rows
+    seq = inter["sequence_id"].to_numpy()
+    pos = inter["position"].to_numpy() if "position" in inter.columns else np.arange(len(inter))
+    codes, _ = pd.factorize(seq)
+    order = np.lexsort((pos, codes))
+    sorted_codes = codes[order]
+    last = np.r_[sorted_codes[1:] != sorted_codes[:-1], True]
+    sizes = np.bincount(codes)
+    held_sorted = last & (sizes[sorted_codes] >= 2)
+    held = np.zeros(len(inter), dtype=bool)
+    held[order[held_sorted]] = True
+    if not held.any():
+        raise DataValidationError(
+            f"dataset '{dataset.name}' has no sequence with 2 or more events to hold out"
+        )
+    in_test = np.isin(codes, np.unique(codes[held]))
+    test_inter = inter[in_test].copy()
+    test_inter[HELDOUT] = held[in_test]
+    logger.info("leave-last-out split of %s: %d held-out events", dataset.name, int(held.sum()))
+    return _subset(dataset, ~held, "train"), _subset(dataset, in_test, "test", interactions=test_inter)
+
+
+def cold_items(train: Dataset, threshold: int = 3, catalog: Sequence[str] | None = None) -> np.ndarray:
+    """Catalogue items with fewer than ``threshold`` interactions in ``train``.
+
+    Parameters
+    ----------
+    train : Dataset
+    threshold : int
+        Items with strictly fewer training interactions (rows) are cold; items never
+        seen count as 0.
+    catalog : sequence of str, optional
+        Item ids to consider (default: ``train.catalog``'s).
+
+    Returns
+    -------
+    numpy.ndarray of str
+    """
+    ids = pd.Index(
+        np.asarray(catalog, dtype=str) if catalog is not None else train.catalog["item_id"].astype(str)
+    )
+    counts = train.interactions["item_id"].astype(str).value_counts().reindex(ids).fillna(0)
+    return ids[counts.to_numpy() < threshold].to_numpy(dtype=str)
+
+
+# ---------------------------------------------------------------------------
+# test cases
+# ---------------------------------------------------------------------------
+def _ordered(inter: pd.DataFrame) -> pd.DataFrame:
+    df = inter.copy()
+    df["item_id"] = df["item_id"].astype(str)
+    if "position" not in df.columns:
+        df["position"] = np.arange(len(df))
+    return df.sort_values(["sequence_id", "position"], kind="stable")
+
+
+def _sample(valid: np.ndarray, max_cases: int | None, rng: np.random.Generator) -> np.ndarray:
+    idx = np.flatnonzero(valid)
+    if max_cases is not None and len(idx) > max_cases:
+        idx = np.sort(rng.choice(idx, size=max_cases, replace=False))
+    return idx
+
+
+def build_cases(
+    test: Dataset,
+    max_cases: int | None = 5000,
+    seed: int = 0,
+    seed_filter: Collection[str] | None = None,
+    target_filter: Collection[str] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The (seed, targets) test cases of a test dataset (see the module docstring).
+
+    Parameters
+    ----------
+    test : Dataset
+        The test part of :func:`split`.
+    max_cases : int or None
+        Sample at most this many cases (seeded); None keeps all.
+    seed : int
+        Seed of the sampling.
+    seed_filter : collection of str, optional
+        Keep only cases whose seed is in it.
+    target_filter : collection of str, optional
+        Keep only targets in it (e.g. :func:`cold_items`); cases left without a
+        target are dropped.
+
+    Returns
+    -------
+    seeds : numpy.ndarray of str, shape (n,)
+    targets : list of numpy.ndarray of str
+    """
+    rng = np.random.default_rng(seed)
+    inter = test.interactions
+    if len(inter) == 0:
+        return np.zeros(0, dtype=str), []
+    df = _ordered(inter)
+    seed_set = None if seed_filter is None else set(map(str, seed_filter))
+    target_set = None if target_filter is None else set(map(str, target_filter))
+
+    def ok(values: np.ndarray, allowed: set[str] | None) -> np.ndarray:
+        if allowed is None:
+            return np.ones(len(values), dtype=bool)
+        return pd.Series(values).isin(allowed).to_numpy()
+
+    baskets = test.kind == "baskets"
+    if HELDOUT in df.columns:
+        held = df[HELDOUT].to_numpy(dtype=bool)
+        held_df = df[held].drop_duplicates("sequence_id", keep="last")
+        target_of = dict(zip(held_df["sequence_id"], held_df["item_id"]))
+        ctx = df[~held]
+        ctx = ctx[ctx["sequence_id"].isin(target_of.keys())]
+        tgt = ctx["sequence_id"].map(target_of).to_numpy(dtype=str)
+        items = ctx["item_id"].to_numpy(dtype=str)
+        seqs = ctx["sequence_id"].to_numpy()
+        valid = items != tgt
+        if baskets:
+            pair = pd.DataFrame({"s": seqs, "i": items})
+            valid &= ~pair.duplicated().to_numpy()
+        else:  # the last context item that differs from the target
+            last_of = pd.Series(np.arange(len(items))[valid]).groupby(seqs[valid]).max()
+            valid = np.zeros(len(items), dtype=bool)
+            valid[last_of.to_numpy()] = True
+        valid &= ok(items, seed_set) & ok(tgt, target_set)
+        idx = _sample(valid, max_cases, rng)
+        return items[idx], [np.asarray([t]) for t in tgt[idx]]
+
+    if baskets:
+        df = df.drop_duplicates(["sequence_id", "item_id"])
+        seqs, _ = pd.factorize(df["sequence_id"])
+        items = df["item_id"].to_numpy(dtype=str)
+        in_t = ok(items, target_set)
+        n_t = np.bincount(seqs, weights=in_t.astype(np.float64), minlength=seqs.max() + 1)
+        valid = ok(items, seed_set) & (n_t[seqs] - in_t > 0)
+        idx = _sample(valid, max_cases, rng)
+        starts = np.r_[0, np.flatnonzero(np.diff(seqs)) + 1]
+        ends = np.r_[starts[1:], len(items)]
+        targets = []
+        for p in idx:
+            b = seqs[p]
+            sl = np.arange(starts[b], ends[b])
+            sl = sl[(sl != p) & in_t[sl]]
+            targets.append(items[sl])
+        return items[idx], targets
+
+    # sessions: consecutive pairs after collapsing repeats
+    seqs, _ = pd.factorize(df["sequence_id"])
+    items = df["item_id"].to_numpy(dtype=str)
+    keep = np.r_[True, (items[1:] != items[:-1]) | (seqs[1:] != seqs[:-1])]
+    seqs, items = seqs[keep], items[keep]
+    same = seqs[1:] == seqs[:-1]
+    src, dst = items[:-1][same], items[1:][same]
+    valid = ok(src, seed_set) & ok(dst, target_set)
+    idx = _sample(valid, max_cases, rng)
+    return src[idx], [np.asarray([t]) for t in dst[idx]]
+
+
+# ---------------------------------------------------------------------------
+# metrics
+# ---------------------------------------------------------------------------
+def _recommend(
+    model: Any, seeds: np.ndarray, k: int, batch_size: int, progress: Progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k lists for every case, calling ``model.similar`` in batches of unique seeds."""
+    uniq, inverse = np.unique(seeds, return_inverse=True)
+    out = np.full((len(uniq), k), PAD_ID, dtype=object)
+    n_batches = max(1, math.ceil(len(uniq) / batch_size))
+    for b in range(n_batches):
+        chunk = uniq[b * batch_size : (b + 1) * batch_size]
+        if len(chunk):
+            ids, _ = model.similar(list(chunk), k)
+            out[b * batch_size : b * batch_size + len(chunk)] = np.asarray(ids, dtype=object)[:, :k]
+        progress(b + 1, n_batches, f"evaluating: {min((b + 1) * batch_size, len(uniq))}/{len(uniq)} seeds")
+    return out[inverse].astype(str), uniq
+
+
+def relevance(recs: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
+    """Boolean (n, k): is ``recs[i, j]`` one of case i's targets (padding never is)."""
+    n, k = recs.shape
+    if n == 0:
+        return np.zeros((0, k), dtype=bool)
+    lens = np.fromiter((len(t) for t in targets), dtype=np.int64, count=n)
+    flat_t = np.concatenate([np.asarray(t, dtype=str) for t in targets]) if lens.sum() else np.zeros(0, str)
+    codes, _ = pd.factorize(np.concatenate([recs.ravel(), flat_t]))
+    m = np.int64(codes.max() + 2)
+    rec_keys = np.repeat(np.arange(n, dtype=np.int64), k) * m + codes[: n * k]
+    tgt_keys = np.repeat(np.arange(n, dtype=np.int64), lens) * m + codes[n * k :]
+    rel = np.isin(rec_keys, tgt_keys).reshape(n, k)
+    return rel & (recs != PAD_ID)
+
+
+def ranking_metrics(rel: np.ndarray, n_targets: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-case hr, precision, recall, ndcg and mrr from a relevance matrix (n, k)."""
+    n, k = rel.shape
+    hits = rel.sum(axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (rel * discounts).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.clip(np.minimum(n_targets, k) - 1, 0, k - 1)]
+    any_hit = hits > 0
+    first = rel.argmax(axis=1)
+    return {
+        "hr": any_hit.astype(np.float64),
+        "precision": hits / k,
+        "recall": np.where(n_targets > 0, hits / np.maximum(n_targets, 1), 0.0),
+        "ndcg": np.where(n_targets > 0, dcg / ideal, 0.0),
+        "mrr": np.where(any_hit, 1.0 / (first + 1), 0.0),
+    }
+
+
+def popularity_percentiles(train: Dataset, catalog_ids: np.ndarray) -> pd.Series:
+    """item_id -> percentile of its train interaction count among catalogue items."""
+    from scipy.stats import rankdata
+
+    counts = train.interactions["item_id"].astype(str).value_counts().reindex(catalog_ids).fillna(0)
+    if len(counts) == 0:
+        return pd.Series(dtype=np.float64)
+    return pd.Series(rankdata(counts.to_numpy(), method="average") / len(counts), index=catalog_ids)
+
+
+def evaluate(
+    model: Any,
+    train: Dataset,
+    test: Dataset,
+    k: int = 10,
+    max_cases: int | None = 5000,
+    seed: int = 0,
+    catalog: pd.DataFrame | Sequence[str] | None = None,
+    progress: Progress | None = None,
+    seed_filter: Collection[str] | None = None,
+    target_filter: Collection[str] | None = None,
+    batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Top-K metrics of a fitted model on a test split (see the module docstring).
+
+    Parameters
+    ----------
+    model : ItemModel
+        Anything with ``similar(item_ids, k) -> (ids, scores)``.
+    train, test : Dataset
+        The two parts of :func:`split`; train gives the popularity for the bias metric.
+    k : int
+        Cut-off.
+    max_cases : int or None
+        Cases sampled from the test set (seeded by ``seed``).
+    catalog : DataFrame or sequence of str, optional
+        The catalogue for coverage and per-category results (default ``train.catalog``).
+    progress : callable, optional
+        ``progress(done, total, message)`` per batch of seeds.
+    seed_filter, target_filter : collection of str, optional
+        Restrict seeds / targets (e.g. ``target_filter=cold_items(train)`` gives HR@K
+        on cold items).
+    batch_size : int
+        Seeds per ``model.similar`` call.
+
+    Returns
+    -------
+    dict
+        ``hr@K precision@K recall@K ndcg@K mrr@K coverage@K popularity_bias@K`` (floats),
+        ``n_cases``, ``skipped_cases``, ``n_seeds``, ``k``, ``per_category``.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    progress = progress or null_progress
+    if catalog is None:
+        cat_df = train.catalog
+    elif isinstance(catalog, pd.DataFrame):
+        cat_df = catalog
+    else:
+        cat_df = None
+    catalog_ids = (
+        cat_df["item_id"].astype(str).to_numpy()
+        if cat_df is not None
+        else np.asarray(list(catalog), dtype=str)
+    )
+    if cat_df is None:
+        cat_df = train.catalog
+
+    seeds, targets = build_cases(
+        test, max_cases=max_cases, seed=seed, seed_filter=seed_filter, target_filter=target_filter
+    )
+    n = len(seeds)
+    suffix = f"@{k}"
+    if n == 0:
+        logger.warning("evaluate: no test cases in '%s'", test.name)
+        empty = dict.fromkeys(
+            ("hr", "precision", "recall", "ndcg", "mrr", "coverage", "popularity_bias"), 0.0
+        )
+        return {
+            **{f"{m}{suffix}": v for m, v in empty.items()},
+            "n_cases": 0,
+            "skipped_cases": 0,
+            "n_seeds": 0,
+            "k": k,
+            "per_category": {},
+        }
+
+    recs, uniq = _recommend(model, seeds, k, batch_size, progress)
+    rel = relevance(recs, targets)
+    n_targets = np.fromiter((len(t) for t in targets), dtype=np.int64, count=n)
+    per_case = ranking_metrics(rel, n_targets)
+    padded = recs != PAD_ID
+    skipped = int((~padded.any(axis=1)).sum())
+
+    recommended = np.unique(recs[padded])
+    coverage = float(np.isin(catalog_ids, recommended).sum() / len(catalog_ids)) if len(catalog_ids) else 0.0
+    pct = popularity_percentiles(train, catalog_ids)
+    rec_pct = pd.Series(recs[padded]).map(pct).fillna(0.0).to_numpy()
+    pop_bias = float(rec_pct.mean()) if len(rec_pct) else 0.0
+
+    result: dict[str, Any] = {f"{m}{suffix}": float(v.mean()) for m, v in per_case.items()}
+    result[f"coverage{suffix}"] = coverage
+    result[f"popularity_bias{suffix}"] = pop_bias
+    result.update({"n_cases": int(n), "skipped_cases": skipped, "n_seeds": int(len(uniq)), "k": int(k)})
+
+    top = category_level(cat_df["category"], 0) if "category" in cat_df.columns else None
+    if top is not None:
+        top_of = dict(zip(cat_df["item_id"].astype(str), top))
+        seed_cat = pd.Series(seeds).map(top_of).fillna("").replace("", "(none)")
+        frame = pd.DataFrame({"cat": seed_cat.to_numpy(), "hr": per_case["hr"], "ndcg": per_case["ndcg"]})
+        grouped = frame.groupby("cat", sort=True).agg(
+            hr=("hr", "mean"), ndcg=("ndcg", "mean"), n=("hr", "size")
+        )
+        result["per_category"] = {
+            str(c): {f"hr{suffix}": float(r.hr), f"ndcg{suffix}": float(r.ndcg), "n": int(r.n)}
+            for c, r in grouped.iterrows()
+        }
+    else:
+        result["per_category"] = {}
+    logger.info(
+        "evaluated %s on %d cases: hr%s=%.4f ndcg%s=%.4f coverage%s=%.4f (%d seeds unknown to the model)",
+        getattr(model, "family", type(model).__name__),
+        n,
+        suffix,
+        result[f"hr{suffix}"],
+        suffix,
+        result[f"ndcg{suffix}"],
+        suffix,
+        coverage,
+        skipped,
+    )
+    return result

@@ -1,0 +1,327 @@
+"""Baselines every embedding model must beat: popularity and item-item co-occurrence.
+
+They score items without vectors and implement ``similar`` directly, so the same
+evaluation code runs on them and on the embedding models.
+
+- :class:`PopularityModel` recommends the most popular items (weighted event counts),
+  whatever the seed, the seed itself excluded.
+- :class:`CooccurrenceModel` recommends the items that appear in the same sessions or
+  baskets as the seed, scored by Jaccard or Salton's cosine on the item x sequence
+  incidence matrix (scipy.sparse), keeping the top-k per item.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import Progress, null_progress
+from recsys.errors import ModelFitError
+from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel
+from recsys.sequences import SEPARATE_BY, build_sequences
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {"view": 1.0, "cart": 2.0, "purchase": 3.0}
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+def _catalog_ids(dataset: Any) -> list[str]:
+    catalog = getattr(dataset, "catalog", None)
+    if catalog is not None and "item_id" in catalog.columns and len(catalog):
+        return catalog["item_id"].astype(str).tolist()
+    return sorted(set(dataset.interactions["item_id"].astype(str)))
+
+
+def _event_popularity(interactions: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
+    """item_id -> sum of event weights (unlisted event types weigh 1)."""
+    if "event_type" in interactions.columns:
+        w = interactions["event_type"].astype(str).map(weights).fillna(1.0).to_numpy(dtype=np.float64)
+    else:
+        w = np.ones(len(interactions))
+    return pd.Series(w, index=interactions["item_id"].astype(str).to_numpy()).groupby(level=0).sum()
+
+
+class PopularityModel(ItemModel):
+    """The most popular items, the same list for every seed (the seed excluded).
+
+    Parameters
+    ----------
+    event_weights : dict, optional
+        Event type -> weight; popularity is the weighted count of an item's events.
+        Default ``{"view": 1, "cart": 2, "purchase": 3}``; unlisted types weigh 1.
+
+    Fitted attributes
+    -----------------
+    item_ids_ : numpy.ndarray of str
+        Every catalogue item (any of them can be a seed).
+    popularity_ : numpy.ndarray of float32
+        Aligned with ``item_ids_``.
+    """
+
+    family: ClassVar[str] = "popularity"
+    default_params: ClassVar[dict[str, Any]] = {"event_weights": None}
+
+    def _weights(self) -> dict[str, float]:
+        w = self.params["event_weights"]
+        if w is None:
+            return dict(DEFAULT_EVENT_WEIGHTS)
+        if not isinstance(w, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in w.values()
+        ):
+            raise ModelFitError(
+                f"parameter 'event_weights' must map event types to numbers >= 0, e.g. "
+                f"{DEFAULT_EVENT_WEIGHTS}, got {w!r}"
+            )
+        return {str(k): float(v) for k, v in w.items()}
+
+    def fit(self, dataset: Any, progress: Progress | None = None) -> PopularityModel:
+        """Count weighted events per item over the dataset's interactions."""
+        progress = progress or null_progress
+        weights = self._weights()
+        pop = _event_popularity(dataset.interactions, weights)
+        ids = _catalog_ids(dataset)
+        extra = sorted(set(pop.index) - set(ids))  # interactions outside the catalogue
+        self.item_ids_ = np.asarray(ids + extra, dtype=str)
+        self.popularity_ = pop.reindex(self.item_ids_).fillna(0.0).to_numpy(dtype=np.float32)
+        self._build_lookup()
+        self._set_coverage(ids)
+        progress(1, 1, f"popularity: {int((self.popularity_ > 0).sum())} items with events")
+        return self
+
+    def _after_load(self) -> None:
+        super()._after_load()
+        self._ranking = None
+
+    def ranking(self) -> np.ndarray:
+        """Rows of items with popularity > 0, most popular first (ties by item id)."""
+        cached = getattr(self, "_ranking", None)
+        if cached is None:
+            rows = np.flatnonzero(self.popularity_ > 0)
+            order = np.lexsort((self.item_ids_[rows], -self.popularity_[rows]))
+            cached = self._ranking = rows[order]
+        return cached
+
+    def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        _check_k(k)
+        rows = self.rows_of(item_ids)
+        n = len(rows)
+        ids = np.full((n, k), PAD_ID, dtype=object)
+        scores = np.full((n, k), PAD_SCORE, dtype=np.float32)
+        top = self.ranking()[: k + 1]
+        if n == 0 or len(top) == 0:
+            return ids.astype(str), scores
+        # position of the seed in the top k+1 (len(top) when absent); skip over it
+        hit = top[None, :] == rows[:, None]
+        seed_pos = np.where(hit.any(axis=1), hit.argmax(axis=1), len(top))
+        pos = np.arange(k)[None, :]
+        pos = pos + (pos >= seed_pos[:, None])
+        ok = (pos < len(top)) & (rows[:, None] >= 0)
+        picked = top[np.minimum(pos, len(top) - 1)]
+        ids[ok] = self.item_ids_[picked[ok]]
+        scores[ok] = self.popularity_[picked[ok]]
+        return ids.astype(str), scores
+
+    def _save_state(self, path: Path) -> None:
+        np.save(path / "popularity.npy", np.asarray(self.popularity_, dtype=np.float32), allow_pickle=False)
+
+    def _load_state(self, path: Path) -> None:
+        self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+
+
+class CooccurrenceModel(ItemModel):
+    """Item-item co-occurrence within sessions or baskets (Jaccard or Salton cosine).
+
+    With ``X`` the binary item x sequence incidence matrix, ``C = X X^T`` counts the
+    sequences two items share and ``n_i = C_ii`` the sequences of item i:
+
+    - Jaccard: ``C_ij / (n_i + n_j - C_ij)``
+    - cosine (Salton): ``C_ij / sqrt(n_i n_j)``
+
+    Parameters
+    ----------
+    similarity : {"jaccard", "cosine"}
+    min_count : int
+        Pairs that share fewer sequences are dropped (default 1).
+    top_k : int
+        Neighbours kept per item (default 100).
+    fill_with_popular : bool
+        Pad short lists with the most popular items (score 0) instead of ``""``.
+    separate_by, category_level, max_len
+        How sequences are built (:func:`recsys.sequences.build_sequences`); by default
+        whole sessions/baskets (``max_len=None``).
+
+    Fitted attributes
+    -----------------
+    item_ids_ : numpy.ndarray of str
+        Items seen in a sequence of two or more items.
+    similarity_ : scipy.sparse.csr_matrix of float32, (n_items, n_items)
+        The kept neighbours of each item.
+    popularity_ : numpy.ndarray of float32
+        Number of sequences of each item (used by ``fill_with_popular``).
+    """
+
+    family: ClassVar[str] = "cooccurrence"
+    default_params: ClassVar[dict[str, Any]] = {
+        "similarity": "jaccard",
+        "min_count": 1,
+        "top_k": 100,
+        "fill_with_popular": False,
+        "separate_by": None,
+        "category_level": 0,
+        "max_len": None,
+    }
+
+    def _validate(self) -> None:
+        p = self.params
+        if p["similarity"] not in ("jaccard", "cosine"):
+            raise ModelFitError(
+                f"parameter 'similarity' must be 'jaccard' or 'cosine', got {p['similarity']!r}"
+            )
+        for name, low in (("min_count", 1), ("top_k", 1), ("category_level", 0)):
+            v = p[name]
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ModelFitError(f"parameter '{name}' must be an integer >= {low}, got {v!r}")
+        ml = p["max_len"]
+        if ml is not None and (isinstance(ml, bool) or not isinstance(ml, (int, np.integer)) or ml < 2):
+            raise ModelFitError(f"parameter 'max_len' must be an integer >= 2 or None, got {ml!r}")
+        if not isinstance(p["fill_with_popular"], (bool, np.bool_)):
+            raise ModelFitError(
+                f"parameter 'fill_with_popular' must be true or false, got {p['fill_with_popular']!r}"
+            )
+        if p["separate_by"] not in SEPARATE_BY:
+            raise ModelFitError(
+                f"parameter 'separate_by' must be one of {SEPARATE_BY}, got {p['separate_by']!r}"
+            )
+
+    def fit(self, dataset: Any, progress: Progress | None = None) -> CooccurrenceModel:
+        """Count co-occurrences and keep the ``top_k`` most similar items per item."""
+        import scipy.sparse as sp
+
+        progress = progress or null_progress
+        self._validate()
+        p = self.params
+        seqs = build_sequences(
+            dataset,
+            separate_by=p["separate_by"],
+            category_level=p["category_level"],
+            max_len=p["max_len"],
+            min_len=2,
+        )
+        if not seqs:
+            raise ModelFitError(
+                f"cooccurrence: dataset '{getattr(dataset, 'name', '?')}' has no sequence with 2 or more items"
+            )
+        progress(0, 2, f"cooccurrence: counting pairs in {len(seqs)} sequences")
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        flat = np.fromiter((t for s in seqs for t in s), dtype=object, count=int(lengths.sum()))
+        codes, uniques = pd.factorize(flat, sort=True)
+        seq_of = np.repeat(np.arange(len(seqs)), lengths)
+        n_items = len(uniques)
+        x = sp.csr_matrix(
+            (np.ones(len(codes), dtype=np.float32), (codes, seq_of)), shape=(n_items, len(seqs))
+        )
+        x.data[:] = 1.0  # binary: duplicates inside a sequence were summed
+        x.sum_duplicates()
+        x.data[:] = 1.0
+        c = (x @ x.T).tocoo()
+        n = np.asarray(x.sum(axis=1)).ravel().astype(np.float32)
+        off = (c.row != c.col) & (c.data >= p["min_count"])
+        r, col, cij = c.row[off], c.col[off], c.data[off].astype(np.float32)
+        if p["similarity"] == "jaccard":
+            s = cij / (n[r] + n[col] - cij)
+        else:
+            s = cij / np.sqrt(n[r] * n[col])
+        # top_k per row, ties broken by column (item id order), vectorised
+        order = np.lexsort((col, -s, r))
+        r, col, s = r[order], col[order], s[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(r)) + 1] if len(r) else np.zeros(0, dtype=np.int64)
+        rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
+        keep = rank < p["top_k"]
+        r, col, s = r[keep], col[keep], s[keep]
+        self.similarity_ = sp.csr_matrix((s.astype(np.float32), (r, col)), shape=(n_items, n_items))
+        self.popularity_ = n
+        self.item_ids_ = np.asarray(uniques, dtype=str)
+        self._build_lookup()
+        self._ranking = None
+        self._set_coverage(_catalog_ids(dataset))
+        progress(2, 2, f"cooccurrence: {n_items} items, {self.similarity_.nnz} neighbour pairs kept")
+        logger.info(
+            "cooccurrence (%s): %d items, %d pairs kept", p["similarity"], n_items, self.similarity_.nnz
+        )
+        return self
+
+    def _popular_rows(self) -> np.ndarray:
+        cached = getattr(self, "_ranking", None)
+        if cached is None:
+            cached = self._ranking = np.lexsort((self.item_ids_, -self.popularity_))
+        return cached
+
+    def similar(
+        self, item_ids: Sequence[str], k: int, batch_size: int = 512
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        _check_k(k)
+        rows = self.rows_of(item_ids)
+        n = len(rows)
+        ids = np.full((n, k), PAD_ID, dtype=object)
+        scores = np.full((n, k), PAD_SCORE, dtype=np.float32)
+        known = np.flatnonzero(rows >= 0)
+        n_items = len(self.item_ids_)
+        kk = min(k, n_items - 1)
+        if len(known) == 0 or kk <= 0:
+            return ids.astype(str), scores
+        for b in range(0, len(known), batch_size):
+            sel = known[b : b + batch_size]
+            dense = self.similarity_[rows[sel]].toarray()
+            dense[dense <= 0] = -np.inf
+            top = np.argpartition(-dense, kk - 1, axis=1)[:, :kk]
+            top_s = np.take_along_axis(dense, top, axis=1)
+            order = np.lexsort((top, -top_s), axis=-1)  # ties: item order
+            top = np.take_along_axis(top, order, axis=1)
+            top_s = np.take_along_axis(top_s, order, axis=1)
+            ok = np.isfinite(top_s)
+            block_ids = np.where(ok, self.item_ids_[top], PAD_ID).astype(object)
+            ids[sel, :kk] = block_ids
+            scores[sel, :kk] = np.where(ok, top_s, PAD_SCORE)
+        if self.params["fill_with_popular"]:
+            self._fill(ids, scores, rows, k)
+        return ids.astype(str), scores
+
+    def _fill(self, ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, k: int) -> None:
+        """Pad short lists of known seeds with popular items (score 0)."""
+        popular = self._popular_rows()[: 2 * k + 1]
+        pop_ids = self.item_ids_[popular]
+        for r in np.flatnonzero((rows >= 0) & (ids[:, -1] == PAD_ID)):
+            have = set(ids[r][ids[r] != PAD_ID]) | {self.item_ids_[rows[r]]}
+            free = int((ids[r] == PAD_ID).sum())
+            extra = [i for i in pop_ids if i not in have][:free]
+            start = k - free
+            ids[r, start : start + len(extra)] = extra
+            scores[r, start : start + len(extra)] = 0.0
+
+    def _save_state(self, path: Path) -> None:
+        import scipy.sparse as sp
+
+        sp.save_npz(path / "similarity.npz", self.similarity_.tocsr(), compressed=True)
+        np.save(path / "popularity.npy", np.asarray(self.popularity_, dtype=np.float32), allow_pickle=False)
+
+    def _load_state(self, path: Path) -> None:
+        import scipy.sparse as sp
+
+        self.similarity_ = sp.load_npz(path / "similarity.npz").tocsr()
+        self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+
+    def _after_load(self) -> None:
+        super()._after_load()
+        self._ranking = None

@@ -1,0 +1,419 @@
+"""Prod2Vec and Meta-Prod2Vec: gensim Word2Vec over sessions and baskets.
+
+Prod2Vec (Grbovic et al., 2015) treats each session or basket as a sentence and each
+item as a word; skip-gram with negative sampling places items that appear in the same
+contexts close together. Meta-Prod2Vec (Vasile et al., 2016) adds the items' metadata
+(category, brand) as extra tokens so that metadata shapes the space and so that items
+that were too rare to get their own vector (below ``min_count``, or never seen in the
+interactions) still get one: the mean of their category and brand token vectors.
+
+``DEFAULT_PARAMS`` are gensim's defaults (with skip-gram, as Prod2Vec prescribes);
+``TUNED_PARAMS`` are the settings that did best on a validation split carved from the
+training part of Online Retail (see ``bench/quality.py``). Published work on
+Word2Vec for recommendation (Caselles-Dupré et al., 2018) finds that the window, the
+number of epochs, the sub-sampling threshold ``sample`` and the negative-sampling
+exponent ``ns_exponent`` matter most.
+
+gensim's running loss is a cumulative float32 that saturates on long runs
+(piskvorky/gensim#2735), so the models log and keep per-epoch loss *deltas*.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import Progress, null_progress
+from recsys.data.schema import category_level as _category_level
+from recsys.errors import ModelFitError
+from recsys.models.base import EmbeddingModel
+from recsys.sequences import SEPARATE_BY, build_sequences
+
+logger = logging.getLogger(__name__)
+
+CAT_PREFIX = "cat:"
+BRAND_PREFIX = "brand:"
+
+#: gensim 4 defaults (except sg=1: Prod2Vec is skip-gram), plus the sequence settings.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "vector_size": 100,
+    "window": 5,
+    "min_count": 5,
+    "negative": 5,
+    "ns_exponent": 0.75,
+    "sample": 1e-3,
+    "epochs": 5,
+    "sg": 1,
+    "alpha": 0.025,
+    "seed": 0,
+    "workers": 2,
+    "separate_by": None,
+    "category_level": 0,
+    "max_len": 20,
+}
+
+#: Tuned on a validation split carved from the training part of Online Retail
+#: (last 4 weeks of the training period), never on the test weeks: a longer window
+#: that spans a whole basket chunk, many more epochs, a small sub-sampling threshold
+#: and a negative ``ns_exponent`` (sample rare items as negatives more often).
+TUNED_PARAMS: dict[str, Any] = {
+    "vector_size": 64,
+    "window": 20,
+    "min_count": 2,
+    "negative": 10,
+    "ns_exponent": -0.5,
+    "sample": 1e-4,
+    "epochs": 30,
+    "max_len": 40,
+}
+
+
+def _check_int(params: dict[str, Any], name: str, low: int, allow_none: bool = False) -> None:
+    v = params[name]
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+        extra = " or None" if allow_none else ""
+        raise ModelFitError(f"parameter '{name}' must be an integer >= {low}{extra}, got {v!r}")
+
+
+def _check_float(params: dict[str, Any], name: str, low: float | None, strict: bool = False) -> None:
+    v = params[name]
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, (int, float, np.floating, np.integer))
+        or not math.isfinite(v)
+    ):
+        raise ModelFitError(f"parameter '{name}' must be a finite number, got {v!r}")
+    if low is not None and (v < low or (strict and v == low)):
+        op = ">" if strict else ">="
+        raise ModelFitError(f"parameter '{name}' must be {op} {low}, got {v!r}")
+
+
+class _EpochLogger:
+    """gensim callback: per-epoch loss deltas (gensim's own loss is cumulative)."""
+
+    def __init__(self, family: str, epochs: int, progress: Progress) -> None:
+        self.family = family
+        self.epochs = epochs
+        self.progress = progress
+        self.epoch = 0
+        self.previous = 0.0
+        self.deltas: list[float] = []
+        self.started = time.perf_counter()
+
+    # gensim calls these by name; the class need not subclass CallbackAny2Vec
+    def on_train_begin(self, model: Any) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, model: Any) -> None:
+        pass
+
+    def on_batch_begin(self, model: Any) -> None:
+        pass
+
+    def on_batch_end(self, model: Any) -> None:
+        pass
+
+    def on_train_end(self, model: Any) -> None:
+        pass
+
+    def on_epoch_end(self, model: Any) -> None:
+        current = float(model.get_latest_training_loss())
+        delta = current - self.previous if current >= self.previous else current
+        self.previous = current
+        self.deltas.append(delta)
+        self.epoch += 1
+        msg = f"{self.family}: epoch {self.epoch}/{self.epochs} loss {delta:.1f}"
+        logger.info("%s (%.1f s)", msg, time.perf_counter() - self.started)
+        self.progress(self.epoch, self.epochs, msg)
+
+
+class Prod2Vec(EmbeddingModel):
+    """Item vectors from gensim Word2Vec (skip-gram, negative sampling) over sequences.
+
+    Parameters
+    ----------
+    vector_size, window, min_count, negative, ns_exponent, sample, epochs, sg, alpha, seed, workers
+        Passed to ``gensim.models.Word2Vec``. Results are deterministic for a given
+        ``seed`` only with ``workers=1``.
+    separate_by : {None, "category", "category+gender"}
+        Context separation of sequences (:func:`recsys.sequences.build_sequences`).
+    category_level : int
+        Category level used by ``separate_by``.
+    max_len : int or None
+        Sequences are cut into chunks of at most this many items.
+
+    Fitted attributes
+    -----------------
+    item_ids_ : numpy.ndarray of str
+    vectors_ : numpy.ndarray of float32, shape (n_items, vector_size)
+    loss_history_ : list of float
+        Training loss of each epoch (delta of gensim's cumulative loss).
+    coverage_ : dict
+        Catalogue items with a vector; items below ``min_count`` have none.
+    """
+
+    family: ClassVar[str] = "prod2vec"
+    default_params: ClassVar[dict[str, Any]] = dict(DEFAULT_PARAMS)
+
+    # -- fitting -----------------------------------------------------------
+    def _validate(self) -> None:
+        p = self.params
+        for name, low in (
+            ("vector_size", 1),
+            ("window", 1),
+            ("min_count", 1),
+            ("negative", 1),
+            ("epochs", 1),
+        ):
+            _check_int(p, name, low)
+        _check_int(p, "workers", 1)
+        _check_int(p, "seed", 0)
+        _check_int(p, "category_level", 0)
+        _check_int(p, "max_len", 2, allow_none=True)
+        _check_float(p, "ns_exponent", None)
+        _check_float(p, "sample", 0.0)
+        _check_float(p, "alpha", 0.0, strict=True)
+        if p["sg"] not in (0, 1) or isinstance(p["sg"], bool):
+            raise ModelFitError(f"parameter 'sg' must be 1 (skip-gram) or 0 (CBOW), got {p['sg']!r}")
+        if p["separate_by"] not in SEPARATE_BY:
+            raise ModelFitError(
+                f"parameter 'separate_by' must be one of {SEPARATE_BY}, got {p['separate_by']!r}"
+            )
+
+    def _sequences(self, dataset: Any) -> list[list[str]]:
+        p = self.params
+        return build_sequences(
+            dataset, separate_by=p["separate_by"], category_level=p["category_level"], max_len=p["max_len"]
+        )
+
+    def _corpus(self, dataset: Any, sequences: list[list[str]]) -> tuple[list[list[str]], int]:
+        """Sentences given to gensim and the window to use."""
+        return sequences, int(self.params["window"])
+
+    def fit(self, dataset: Any, progress: Progress | None = None) -> Prod2Vec:
+        """Train on the dataset's sequences.
+
+        Raises
+        ------
+        ModelFitError
+            For an invalid parameter (named in the message), or when no sequence with
+            two or more items exists, or no item reaches ``min_count``.
+        """
+        from gensim.models import Word2Vec
+
+        progress = progress or null_progress
+        self._validate()
+        p = self.params
+        started = time.perf_counter()
+        sequences = self._sequences(dataset)
+        if not sequences:
+            raise ModelFitError(
+                f"{self.family}: dataset '{getattr(dataset, 'name', '?')}' has no sequence with 2 or more items"
+            )
+        corpus, window = self._corpus(dataset, sequences)
+        progress(0, p["epochs"], f"{self.family}: building vocabulary over {len(corpus)} sequences")
+        w2v = Word2Vec(
+            vector_size=p["vector_size"],
+            window=window,
+            min_count=p["min_count"],
+            negative=p["negative"],
+            ns_exponent=float(p["ns_exponent"]),
+            sample=float(p["sample"]),
+            sg=p["sg"],
+            hs=0,
+            alpha=float(p["alpha"]),
+            min_alpha=min(0.0001, float(p["alpha"])),
+            seed=p["seed"],
+            workers=p["workers"],
+            max_vocab_size=None,
+        )
+        w2v.build_vocab(corpus)
+        if len(w2v.wv) == 0:
+            raise ModelFitError(
+                f"{self.family}: no token occurs at least min_count={p['min_count']} times; lower 'min_count'"
+            )
+        cb = _EpochLogger(self.family, p["epochs"], progress)
+        w2v.train(
+            corpus,
+            total_examples=w2v.corpus_count,
+            epochs=p["epochs"],
+            compute_loss=True,
+            callbacks=[cb],
+        )
+        self.loss_history_ = list(cb.deltas)
+        item_set = {t for s in sequences for t in s}
+        self._set_vectors_from(w2v.wv, item_set, dataset)
+        self._build_lookup()
+        self._unit = None
+        logger.info(
+            "%s: %d item vectors (dim %d) from %d sequences in %.1f s",
+            self.family,
+            len(self.item_ids_),
+            p["vector_size"],
+            len(sequences),
+            time.perf_counter() - started,
+        )
+        return self
+
+    def _set_vectors_from(self, wv: Any, item_set: set[str], dataset: Any) -> None:
+        keys = [k for k in wv.index_to_key if k in item_set]
+        self.item_ids_ = np.asarray(keys, dtype=str)
+        self.vectors_ = (
+            np.ascontiguousarray(wv[keys], dtype=np.float32)
+            if keys
+            else np.zeros((0, self.params["vector_size"]), dtype=np.float32)
+        )
+        self._set_coverage(_catalog_ids(dataset, item_set))
+
+    # -- persistence -------------------------------------------------------
+    def _save_state(self, path: Path) -> None:
+        super()._save_state(path)
+        loss = np.asarray(getattr(self, "loss_history_", []), dtype=np.float64)
+        np.save(path / "loss_history.npy", loss, allow_pickle=False)
+
+    def _load_state(self, path: Path) -> None:
+        super()._load_state(path)
+        f = path / "loss_history.npy"
+        self.loss_history_ = np.load(f, allow_pickle=False).tolist() if f.exists() else []
+
+
+def _catalog_ids(dataset: Any, fallback: set[str]) -> list[str]:
+    catalog = getattr(dataset, "catalog", None)
+    if catalog is not None and "item_id" in catalog.columns and len(catalog):
+        return catalog["item_id"].astype(str).tolist()
+    return sorted(fallback)
+
+
+class MetaProd2Vec(Prod2Vec):
+    """Prod2Vec with category and brand tokens interleaved after every item.
+
+    A sequence ``a b`` becomes ``a cat:<a's category> brand:<a's brand> b cat:... brand:...``
+    (empty metadata is left out) and the window is widened by the same factor, so
+    items still see the same neighbouring items, and each item also predicts (and is
+    predicted by) its own and its neighbours' metadata. Items with no vector of their
+    own (below ``min_count`` or absent from the interactions) get the mean of their
+    category and brand token vectors when ``fill_from_metadata`` is on.
+
+    Extra parameters
+    ----------------
+    meta_category_level : int or None
+        Level of the category path used for the category token; None = the full path.
+    use_brand : bool
+        Add brand tokens.
+    fill_from_metadata : bool
+        Give long-tail and unseen catalogue items a vector from their metadata tokens.
+
+    Extra fitted attributes
+    -----------------------
+    from_metadata_ : numpy.ndarray of bool
+        Aligned with ``item_ids_``: True where the vector is the metadata mean.
+    """
+
+    family: ClassVar[str] = "meta_prod2vec"
+    default_params: ClassVar[dict[str, Any]] = {
+        **DEFAULT_PARAMS,
+        "meta_category_level": None,
+        "use_brand": True,
+        "fill_from_metadata": True,
+    }
+
+    def _validate(self) -> None:
+        super()._validate()
+        _check_int(self.params, "meta_category_level", 0, allow_none=True)
+        for name in ("use_brand", "fill_from_metadata"):
+            if not isinstance(self.params[name], (bool, np.bool_)):
+                raise ModelFitError(f"parameter '{name}' must be true or false, got {self.params[name]!r}")
+
+    def _meta_tokens(self, catalog: pd.DataFrame) -> pd.DataFrame:
+        """item_id -> its category and brand tokens ("" when unknown)."""
+        ids = catalog["item_id"].astype(str)
+        if "category" in catalog.columns:
+            cat = catalog["category"].fillna("").astype(str)
+            level = self.params["meta_category_level"]
+            if level is not None:
+                cat = _category_level(cat, level)
+            cat_tok = np.where(cat.to_numpy() != "", CAT_PREFIX + cat.to_numpy(dtype=object), "")
+        else:
+            cat_tok = np.full(len(ids), "", dtype=object)
+        if self.params["use_brand"] and "brand" in catalog.columns:
+            brand = catalog["brand"].fillna("").astype(str).to_numpy(dtype=object)
+            brand_tok = np.where(brand != "", BRAND_PREFIX + brand, "")
+        else:
+            brand_tok = np.full(len(ids), "", dtype=object)
+        return pd.DataFrame({"cat": cat_tok, "brand": brand_tok}, index=ids.to_numpy())
+
+    def _corpus(self, dataset: Any, sequences: list[list[str]]) -> tuple[list[list[str]], int]:
+        catalog = getattr(dataset, "catalog", None)
+        if catalog is None or not len(catalog):
+            self._meta = pd.DataFrame({"cat": [], "brand": []})
+            return sequences, int(self.params["window"])
+        meta = self._meta_tokens(catalog)
+        self._meta = meta
+        lookup = {i: [t for t in (c, b) if t] for i, c, b in zip(meta.index, meta["cat"], meta["brand"])}
+        n_meta = int((meta["cat"] != "").any()) + int((meta["brand"] != "").any())
+        corpus = []
+        for seq in sequences:
+            out: list[str] = []
+            for item in seq:
+                out.append(item)
+                out.extend(lookup.get(item, ()))
+            corpus.append(out)
+        return corpus, int(self.params["window"]) * (1 + n_meta)
+
+    def _set_vectors_from(self, wv: Any, item_set: set[str], dataset: Any) -> None:
+        keys = [k for k in wv.index_to_key if k in item_set]
+        vectors = wv[keys].astype(np.float32) if keys else np.zeros((0, wv.vector_size), np.float32)
+        from_meta = np.zeros(len(keys), dtype=bool)
+        catalog_ids = _catalog_ids(dataset, item_set)
+        if self.params["fill_from_metadata"] and len(self._meta):
+            have = set(keys)
+            missing = [i for i in catalog_ids if i not in have and i in self._meta.index]
+            if missing:
+                meta = self._meta.loc[missing]
+                extra_ids, extra_vecs = [], []
+                sums = np.zeros((len(missing), wv.vector_size), dtype=np.float32)
+                counts = np.zeros(len(missing), dtype=np.float32)
+                for col in ("cat", "brand"):
+                    toks = meta[col].to_numpy(dtype=object)
+                    known = np.fromiter((t != "" and t in wv.key_to_index for t in toks), bool, len(toks))
+                    if known.any():
+                        sums[known] += wv[list(toks[known])]
+                        counts[known] += 1
+                ok = counts > 0
+                extra_ids = list(np.asarray(missing, dtype=object)[ok])
+                extra_vecs = sums[ok] / counts[ok, None]
+                if extra_ids:
+                    keys = keys + extra_ids
+                    vectors = np.vstack([vectors, extra_vecs.astype(np.float32)])
+                    from_meta = np.r_[from_meta, np.ones(len(extra_ids), dtype=bool)]
+        self.item_ids_ = np.asarray(keys, dtype=str)
+        self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.from_metadata_ = from_meta
+        self._set_coverage(catalog_ids)
+        self.coverage_["from_metadata"] = int(from_meta.sum())
+        self.coverage_["from_metadata_examples"] = self.item_ids_[from_meta][:10].tolist()
+        logger.info(
+            "%s: %d items have their own vector, %d got one from category/brand tokens",
+            self.family,
+            int((~from_meta).sum()),
+            int(from_meta.sum()),
+        )
+
+    def _save_state(self, path: Path) -> None:
+        super()._save_state(path)
+        np.save(path / "from_metadata.npy", np.asarray(self.from_metadata_, dtype=bool), allow_pickle=False)
+
+    def _load_state(self, path: Path) -> None:
+        super()._load_state(path)
+        f = path / "from_metadata.npy"
+        self.from_metadata_ = (
+            np.load(f, allow_pickle=False) if f.exists() else np.zeros(len(self.item_ids_), dtype=bool)
+        )

@@ -1,0 +1,164 @@
+"""Prod2Vec / Meta-Prod2Vec behaviour beyond the shared model contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_model_contract import W2V_FAST, group_of, grouped_dataset
+
+from recsys.data.schema import Dataset
+from recsys.errors import ModelFitError
+from recsys.models import make_model
+from recsys.models.prod2vec import DEFAULT_PARAMS, TUNED_PARAMS, MetaProd2Vec, Prod2Vec
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return grouped_dataset()
+
+
+def test_deterministic_with_seed_and_one_worker(data):
+    a = Prod2Vec(**W2V_FAST).fit(data)
+    b = Prod2Vec(**W2V_FAST).fit(data)
+    np.testing.assert_array_equal(a.item_ids_, b.item_ids_)
+    np.testing.assert_array_equal(a.vectors_, b.vectors_)
+    c = Prod2Vec(**{**W2V_FAST, "seed": 2}).fit(data)
+    assert not np.array_equal(a.vectors_, c.vectors_)
+    assert a.vectors_.dtype == np.float32 and a.vectors_.shape == (60, 16)
+
+
+def test_loss_is_logged_per_epoch_as_deltas_and_progress_per_epoch(data):
+    calls = []
+    m = Prod2Vec(**W2V_FAST).fit(data, progress=lambda d, t, msg: calls.append((d, t, msg)))
+    assert len(m.loss_history_) == W2V_FAST["epochs"]
+    assert all(x > 0 for x in m.loss_history_)
+    # deltas, not gensim's cumulative running loss: the loss of an epoch goes down
+    assert m.loss_history_[-1] < 0.8 * m.loss_history_[0]
+    epochs = [(d, t) for d, t, msg in calls if "epoch" in msg]
+    assert epochs == [(e, W2V_FAST["epochs"]) for e in range(1, W2V_FAST["epochs"] + 1)]
+
+
+def test_min_count_drops_rare_items_and_coverage_says_so(data):
+    rare = pd.DataFrame(
+        {
+            "sequence_id": ["rare", "rare"],
+            "user_id": ["", ""],
+            "item_id": ["g0_cold0", "g0_i00"],
+            "timestamp": pd.to_datetime(["2025-01-01", "2025-01-01"]),
+            "event_type": ["view", "view"],
+            "quantity": [1.0, 1.0],
+            "position": [0, 1],
+        }
+    )
+    ds = Dataset("r", data.catalog, pd.concat([data.interactions, rare], ignore_index=True))
+    m = Prod2Vec(**{**W2V_FAST, "min_count": 2}).fit(ds)
+    assert "g0_cold0" not in set(m.item_ids_)
+    assert m.coverage_["items_with_vector"] == 60
+    assert "g0_cold0" in m.coverage_["missing_examples"]
+    assert m.similar(["g0_cold0"], 3)[0].tolist() == [["", "", ""]]
+
+
+def test_meta_prod2vec_gives_cold_items_vectors_from_metadata(data):
+    m = MetaProd2Vec(**W2V_FAST).fit(data)
+    assert m.coverage_["coverage"] == 1.0
+    assert m.coverage_["from_metadata"] == 10
+    cold = [f"g{g}_cold{c}" for g in range(5) for c in range(2)]
+    assert set(m.item_ids_[m.from_metadata_]) == set(cold)
+    assert not any(i.startswith(("cat:", "brand:")) for i in m.item_ids_), "metadata tokens are not items"
+    ids, _ = m.similar(cold, 5)
+    same = group_of(ids) == group_of(np.asarray(cold))[:, None]
+    assert same.mean() > 0.9, f"cold items' neighbours share their group only {same.mean():.0%}"
+    off = MetaProd2Vec(**W2V_FAST, fill_from_metadata=False).fit(data)
+    assert off.coverage_["from_metadata"] == 0 and off.coverage_["items_with_vector"] == 60
+
+
+def test_meta_prod2vec_save_load_keeps_the_metadata_mask(data, tmp_path):
+    m = MetaProd2Vec(**W2V_FAST).fit(data)
+    m.save(tmp_path / "m")
+    back = MetaProd2Vec.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.from_metadata_, m.from_metadata_)
+    assert back.loss_history_ == pytest.approx(m.loss_history_)
+
+
+def _mixed_sessions(seed: int = 0) -> Dataset:
+    """Every session alternates items of group 0 and 1, or of group 2 and 3."""
+    base = grouped_dataset(n_sequences=1)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(400):
+        g1 = int(rng.choice([0, 2]))
+        g2 = g1 + 1
+        a = [f"g{g1}_i{i:02d}" for i in rng.choice(12, 3, replace=False)]
+        b = [f"g{g2}_i{i:02d}" for i in rng.choice(12, 3, replace=False)]
+        items = [x for pair in zip(a, b) for x in pair]
+        for p, it in enumerate(items):
+            rows.append((f"s{s}", "", it, pd.Timestamp("2024-01-01") + pd.Timedelta(hours=s), "view", 1.0, p))
+    inter = pd.DataFrame(rows, columns=list(base.interactions.columns))
+    return Dataset("mixed", base.catalog, inter)
+
+
+def test_context_separation_removes_cross_context_similarity():
+    ds = _mixed_sessions()
+    partner_gap = {}
+    for sep in (None, "category"):
+        m = Prod2Vec(**W2V_FAST, separate_by=sep).fit(ds)
+        unit, groups = m.unit_vectors(), group_of(m.item_ids_)
+        sims = unit @ unit.T
+
+        def mean_sim(a: str, b: str, sims=sims, groups=groups) -> float:
+            return float(sims[np.ix_(groups == a, groups == b)].mean())
+
+        assert mean_sim("g0", "g0") > mean_sim("g0", "g1")
+        # how much closer the partner group (same sessions) is than an unrelated group
+        partner_gap[sep] = mean_sim("g0", "g1") - mean_sim("g0", "g2")
+    assert partner_gap[None] > 0.4, "mixed sessions make the partner group similar"
+    assert abs(partner_gap["category"]) < 0.15, "separated sessions make it no closer than any other group"
+
+
+def test_tuned_params_are_valid_and_change_what_matters():
+    for cls in (Prod2Vec, MetaProd2Vec):
+        cls(**TUNED_PARAMS)._validate()
+    for name in ("window", "epochs", "sample", "ns_exponent"):
+        assert TUNED_PARAMS[name] != DEFAULT_PARAMS[name], name
+    # gensim's own defaults, with skip-gram
+    assert {k: DEFAULT_PARAMS[k] for k in ("window", "sample", "ns_exponent", "epochs", "negative")} == {
+        "window": 5,
+        "sample": 1e-3,
+        "ns_exponent": 0.75,
+        "epochs": 5,
+        "negative": 5,
+    }
+    assert (
+        DEFAULT_PARAMS["vector_size"] == 100
+        and DEFAULT_PARAMS["min_count"] == 5
+        and DEFAULT_PARAMS["sg"] == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"vector_size": 0},
+        {"epochs": 1.5},
+        {"sample": -0.1},
+        {"alpha": 0},
+        {"sg": 2},
+        {"separate_by": "brand"},
+        {"max_len": 1},
+        {"workers": 0},
+    ],
+)
+def test_invalid_params_name_the_param(data, bad):
+    with pytest.raises(ModelFitError, match=next(iter(bad))):
+        make_model("prod2vec", **bad).fit(data)
+
+
+def test_unusable_data_is_a_clear_error(data):
+    single = data.interactions.drop_duplicates("sequence_id")
+    with pytest.raises(ModelFitError, match="no sequence with 2 or more items"):
+        Prod2Vec(**W2V_FAST).fit(Dataset("one", data.catalog, single))
+    with pytest.raises(ModelFitError, match="min_count"):
+        Prod2Vec(**{**W2V_FAST, "min_count": 10_000}).fit(data)
+    with pytest.raises(ModelFitError, match="meta_category_level"):
+        MetaProd2Vec(**W2V_FAST, meta_category_level=-1).fit(data)
