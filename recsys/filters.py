@@ -169,9 +169,18 @@ class FilterConfig(BaseModel):
         return self.model_dump(mode="json")
 
     def config_hash(self) -> str:
-        """A stable content hash (16 hex digits), independent of key order."""
+        """A stable content hash (16 hex digits).
+
+        Independent of key order, list order and brand-name case (brands match
+        case-insensitively), so equivalent configs share one hash.
+        """
         if self._hash is None:
-            text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+            data = self.canonical()
+            # brand names match case-insensitively, so they hash that way too
+            data["brands_allow"] = [_norm_brand(b) for b in data["brands_allow"]]
+            data["brands_deny"] = [_norm_brand(b) for b in data["brands_deny"]]
+            data["banned_brand_pairs"] = [[_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]]
+            text = json.dumps(data, sort_keys=True, separators=(",", ":"))
             self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._hash
 

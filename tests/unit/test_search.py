@@ -1,0 +1,302 @@
+"""Filtered search planner: every rule and combination against brute-force filtering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recsys.errors import UnknownItemError
+from recsys.filters import FilterConfig
+from recsys.index import HnswIndex
+from recsys.search import FilteredSearcher, filter_impact
+
+BRANDS = ["Nike", "nike ", "Adidas", "Puma", "Zara", ""]
+CATS = ["A > x > 1", "A > x > 2", "A > y", "B > z > 1", "B", ""]
+GENDERS = ["women", "men", "unisex", ""]
+
+
+def make_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    price = rng.lognormal(3, 0.6, n)
+    price[rng.random(n) < 0.15] = np.nan
+    cat = pd.DataFrame(
+        {
+            "item_id": [f"it{i}" for i in range(n)],
+            "title": [f"Title {i % 7}" if i % 3 == 0 else f"title {i}" for i in range(n)],
+            "category": rng.choice(CATS, n),
+            "brand": rng.choice(BRANDS, n),
+            "gender": rng.choice(GENDERS, n),
+            "price": price,
+            "adult": rng.random(n) < 0.15,
+        }
+    )
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    return cat, vectors
+
+
+def brute_force(cat: pd.DataFrame, vectors: np.ndarray, seed_id: str | None, cfg: FilterConfig, k: int,
+                query: np.ndarray | None = None) -> tuple[list[str], np.ndarray, set[str]]:
+    """Reference answer written from the documented rules, item by item."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = cat["item_id"].tolist()
+    si = ids.index(seed_id) if seed_id is not None else None
+    q = unit[si] if si is not None else query / np.linalg.norm(query)
+    scores = unit @ q
+    seed = cat.iloc[si] if si is not None else None
+
+    def brand(x: str) -> str:
+        return " ".join(str(x).split()).casefold()
+
+    def prefix(path: str, level: int) -> str:
+        return " > ".join(path.split(" > ")[: level + 1])
+
+    def title(x: str) -> str:
+        return " ".join(str(x).casefold().split())
+
+    allow = {brand(b) for b in cfg.brands_allow}
+    deny = {brand(b) for b in cfg.brands_deny}
+    banned = set()
+    if seed is not None:
+        for a, b in cfg.banned_brand_pairs:
+            if brand(a) == brand(seed.brand):
+                banned.add(brand(b))
+            if brand(b) == brand(seed.brand):
+                banned.add(brand(a))
+    eligible = set()
+    for i, row in cat.iterrows():
+        p = row.price
+        if cfg.price_min is not None and not (p >= cfg.price_min):
+            continue
+        if cfg.price_max is not None and not (p <= cfg.price_max):
+            continue
+        if allow and brand(row.brand) not in allow:
+            continue
+        if brand(row.brand) in deny:
+            continue
+        if row.adult and (cfg.exclude_adult or seed is None or not seed.adult):
+            continue
+        if seed is not None:
+            if cfg.same_category and seed.category != "":
+                if prefix(row.category, cfg.category_level) != prefix(seed.category, cfg.category_level):
+                    continue
+            if cfg.same_gender and seed.gender != "" and row.gender != seed.gender:
+                continue
+            sp = seed.price
+            if (cfg.price_ratio_min is not None or cfg.price_ratio_max is not None) and sp > 0:
+                lo = cfg.price_ratio_min * sp if cfg.price_ratio_min is not None else -np.inf
+                hi = cfg.price_ratio_max * sp if cfg.price_ratio_max is not None else np.inf
+                if not (lo <= p <= hi):
+                    continue
+            if brand(row.brand) in banned:
+                continue
+            if cfg.exclude_same_title and title(seed.title) and title(row.title) == title(seed.title):
+                continue
+            if cfg.exclude_seed and i == si:
+                continue
+        eligible.add(row.item_id)
+    ranked = sorted((i for i in range(len(ids)) if ids[i] in eligible), key=lambda i: (-scores[i], i))
+    out, per_brand = [], {}
+    for i in ranked:
+        b = brand(cat.brand.iloc[i])
+        if cfg.max_per_brand is not None and b and per_brand.get(b, 0) >= cfg.max_per_brand:
+            continue
+        if cfg.min_similarity is not None and scores[i] < cfg.min_similarity:
+            break
+        per_brand[b] = per_brand.get(b, 0) + 1
+        out.append(i)
+        if len(out) == k:
+            break
+    return [ids[i] for i in out], scores[out].astype(np.float32), eligible
+
+
+def assert_matches(res, ref_ids, ref_scores, eligible):
+    assert len(res.item_ids) == len(ref_ids), (res.item_ids, ref_ids, res.plan)
+    np.testing.assert_allclose(res.scores, ref_scores, atol=1e-5)
+    assert set(res.item_ids) <= eligible
+    assert len(set(res.item_ids)) == len(res.item_ids)
+    assert res.scores == sorted(res.scores, reverse=True)
+    if ref_ids:
+        # ids may differ only among (near) ties at the cut-off
+        sure = {i for i, s in zip(ref_ids, ref_scores) if s > ref_scores[-1] + 1e-5}
+        assert sure <= set(res.item_ids)
+
+
+configs = st.builds(
+    FilterConfig,
+    same_category=st.booleans(),
+    category_level=st.integers(0, 3),
+    same_gender=st.booleans(),
+    price_ratio_min=st.none() | st.sampled_from([0.0, 0.5, 0.8]),
+    price_ratio_max=st.none() | st.sampled_from([1.0, 1.5, 3.0]),
+    price_min=st.none() | st.sampled_from([0.0, 10.0, 20.0]),
+    price_max=st.none() | st.sampled_from([25.0, 60.0, 1000.0]),
+    brands_allow=st.sampled_from([[], ["Nike"], ["nike", "Puma", "Unknown"]]),
+    brands_deny=st.sampled_from([[], ["Zara"], ["ADIDAS"]]),
+    banned_brand_pairs=st.sampled_from([[], [("Nike", "Adidas")], [("Puma", "Zara"), ("Nike", "Nike")]]),
+    exclude_adult=st.booleans(),
+    min_similarity=st.none() | st.sampled_from([-0.5, 0.0, 0.3]),
+    max_per_brand=st.none() | st.integers(1, 3),
+    exclude_seed=st.booleans(),
+    exclude_same_title=st.booleans(),
+).filter(lambda c: not (set(map(str.casefold, c.brands_allow)) & set(map(str.casefold, c.brands_deny))))
+
+_searchers: dict[tuple[int, int], tuple[pd.DataFrame, np.ndarray, FilteredSearcher]] = {}
+
+
+def searcher_for(n: int, seed: int):
+    key = (n, seed)
+    if key not in _searchers:
+        cat, vec = make_catalog(n, seed)
+        index = HnswIndex.build(vec, space="cosine", M=16, ef_construction=200, ef=256, num_threads=1)
+        _searchers[key] = (cat, vec, FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index))
+    return _searchers[key]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.sampled_from([1, 2, 9, 40, 120]),
+    data_seed=st.integers(0, 3),
+    cfg=configs,
+    k=st.integers(1, 25),
+    seed_row=st.integers(0, 10_000),
+    plan=st.sampled_from(["auto", "exact", "hnsw_overfetch", "hnsw_filter"]),
+)
+def test_planner_equals_brute_force(n, data_seed, cfg, k, seed_row, plan):
+    cat, vec, searcher = searcher_for(n, data_seed)
+    seed_id = f"it{seed_row % n}"
+    res = searcher.search(seed_id, cfg, k, plan=plan)
+    ref_ids, ref_scores, eligible = brute_force(cat, vec, seed_id, cfg, k)
+    assert_matches(res, ref_ids, ref_scores, eligible)
+    assert res.n_eligible == len(eligible)
+    # the guarantee: k results whenever k eligible items exist (no ranked-list rule cutting)
+    if cfg.min_similarity is None and cfg.max_per_brand is None:
+        assert len(res) == min(k, len(eligible))
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=configs, k=st.integers(1, 15), qseed=st.integers(0, 100), with_seed=st.booleans())
+def test_search_vector_equals_brute_force(cfg, k, qseed, with_seed):
+    cat, vec, searcher = searcher_for(120, 1)
+    q = np.random.default_rng(qseed).normal(size=8).astype(np.float32)
+    seed_id = f"it{qseed}" if with_seed else None
+    res = searcher.search_vector(q, cfg, k, seed_item_id=seed_id)
+    if seed_id is None:
+        ref_ids, ref_scores, eligible = brute_force(cat, vec, None, cfg, k, query=q)
+    else:
+        # brute force with the seed's rules, but scored against q
+        unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+        _, _, eligible = brute_force(cat, vec, seed_id, cfg.model_copy(update={"min_similarity": None,
+                                                                           "max_per_brand": None}), 10**6)
+        qs = unit @ (q / np.linalg.norm(q))
+        ref, per = [], {}
+        for i in sorted((i for i in range(len(cat)) if cat.item_id[i] in eligible), key=lambda i: -qs[i]):
+            b = " ".join(cat.brand[i].split()).casefold()
+            if cfg.max_per_brand is not None and b and per.get(b, 0) >= cfg.max_per_brand:
+                continue
+            if cfg.min_similarity is not None and qs[i] < cfg.min_similarity:
+                break
+            per[b] = per.get(b, 0) + 1
+            ref.append(i)
+            if len(ref) == k:
+                break
+        ref_ids, ref_scores = [cat.item_id[i] for i in ref], qs[ref]
+    assert_matches(res, ref_ids, ref_scores, eligible)
+
+
+def test_k_larger_than_eligible_returns_all_without_error():
+    cat, vec, searcher = searcher_for(120, 0)
+    cfg = FilterConfig(brands_allow=["Puma"], same_gender=True)
+    for plan in ("auto", "exact", "hnsw_overfetch", "hnsw_filter"):
+        res = searcher.search("it3", cfg, k=500, plan=plan)
+        ref_ids, _, eligible = brute_force(cat, vec, "it3", cfg, 500)
+        assert 0 < len(eligible) < 500
+        assert sorted(res.item_ids) == sorted(eligible) == sorted(ref_ids)
+
+
+def test_empty_eligible_set_gives_empty_result():
+    cat, vec, searcher = searcher_for(120, 0)
+    cfg = FilterConfig(price_min=1e9)
+    for plan in ("auto", "exact", "hnsw_overfetch", "hnsw_filter"):
+        res = searcher.search("it1", cfg, k=10, plan=plan)
+        assert res.item_ids == [] and res.n_eligible == 0 and res.plan == "empty"
+        assert res.removed_by_rule["price_range"] == 120
+
+
+def test_removed_by_rule_counts_each_rule_alone():
+    cat, vec, searcher = searcher_for(120, 2)
+    seed = cat.iloc[4]
+    cfg = FilterConfig(same_category=True, category_level=0, exclude_adult=True, brands_deny=["Zara"],
+                       exclude_same_title=True)
+    res = searcher.search(seed.item_id, cfg, 10)
+    top = seed.category.split(" > ")[0]
+    if seed.category:
+        assert res.removed_by_rule["same_category"] == int(
+            (cat.category.str.split(" > ").str[0] != top).sum())
+    assert res.removed_by_rule["exclude_adult"] == int(cat.adult.sum())
+    assert res.removed_by_rule["brands_deny"] == int((cat.brand == "Zara").sum())
+    assert res.removed_by_rule["exclude_seed"] == 1
+
+
+def test_seed_rules_skipped_when_seed_attribute_unknown():
+    cat = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["x", "y", "z"], "category": ["", "A", "B"],
+                        "brand": ["", "", ""], "gender": ["", "men", "women"], "price": [np.nan, 10.0, 20.0],
+                        "adult": [False, False, False]})
+    vec = np.eye(3, dtype=np.float32) + 0.1
+    s = FilteredSearcher(vec, cat.item_id.to_numpy(), cat)
+    res = s.search("a", FilterConfig(same_category=True, same_gender=True, price_ratio_min=0.5), 5)
+    assert set(res.skipped_rules) == {"same_category", "same_gender", "price_band"}
+    assert sorted(res.item_ids) == ["b", "c"]
+
+
+def test_adult_items_never_next_to_non_adult_seed():
+    cat = pd.DataFrame({"item_id": ["kid", "adult1", "adult2", "plain"], "title": list("abcd"),
+                        "category": ["A"] * 4, "brand": ["b"] * 4, "gender": [""] * 4,
+                        "price": [1.0] * 4, "adult": [False, True, True, False]})
+    vec = np.array([[1, 0], [1, 0.01], [1, 0.02], [0, 1]], dtype=np.float32)
+    s = FilteredSearcher(vec, cat.item_id.to_numpy(), cat)
+    assert s.search("kid", None, 3).item_ids == ["plain"]
+    assert s.search("adult1", None, 3).item_ids[:2] == ["adult2", "kid"]
+    assert "adult2" not in s.search("adult1", FilterConfig(exclude_adult=True), 3).item_ids
+    assert s.search_vector(np.array([1, 0], dtype=np.float32), None, 3).item_ids == ["kid", "plain"]
+
+
+def test_unknown_seed_raises():
+    _, _, searcher = searcher_for(40, 0)
+    with pytest.raises(UnknownItemError, match="nope"):
+        searcher.search("nope", None, 5)
+
+
+def test_items_missing_from_catalog_still_searchable():
+    cat, vec, _ = searcher_for(40, 0)
+    s = FilteredSearcher(vec, cat.item_id.to_numpy(), cat.iloc[:30])
+    res = s.search("it35", FilterConfig(), 5)
+    assert len(res) == 5
+
+
+def test_compile_is_cached_by_hash():
+    _, _, searcher = searcher_for(40, 0)
+    a = searcher.compile(FilterConfig(brands_deny=["Zara", "Puma"]))
+    b = searcher.compile({"brands_deny": ["puma", "zara"]})
+    assert a is b
+
+
+def test_filter_impact_reports_fill_loss_coverage_and_hr():
+    cat, vec, searcher = searcher_for(120, 0)
+    cfg = FilterConfig(brands_allow=["Puma"])
+    n_puma = int((cat.brand == "Puma").sum())
+    base = searcher.search("it0", None, 3)
+    cases = [("it0", {base.item_ids[0]}), ("it1", {"it2"}), ("unknown", {"it3"})]
+    out = filter_impact(searcher, cfg, k=3, n_seeds=50, seed=1, eval_cases=cases)
+    assert out["n_seeds"] == 50 and out["fill_rate_before"] == 1.0
+    assert 0 < out["fill_rate"] <= 1.0
+    assert out["mean_similarity_loss"] >= 0
+    assert out["coverage_after"] <= n_puma / 120 + 1e-9
+    assert out["removed_by_rule"]["brands_allow"] == 120 - n_puma
+    assert out["n_cases"] == 2 and out["n_cases_skipped"] == 1
+    assert out["hr_before"] >= 0.5
+    # a filter that keeps everything loses nothing
+    same = filter_impact(searcher, FilterConfig(), k=3, n_seeds=20)
+    assert same["fill_rate"] == 1.0 and same["mean_similarity_loss"] == pytest.approx(0.0, abs=1e-7)
