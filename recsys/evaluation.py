@@ -123,7 +123,7 @@ def split(
         if test_days is not None:
             if test_days <= 0:
                 raise ValueError(f"test_days must be > 0, got {test_days}")
-            cutoff = starts.max() - pd.Timedelta(days=float(test_days))
+            cutoff = ts.max() - pd.Timedelta(days=float(test_days))
         else:
             n_test = max(1, int(math.ceil(test_fraction * len(starts))))
             cutoff = np.sort(starts.to_numpy())[len(starts) - n_test]
