@@ -354,16 +354,12 @@ def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
 def _batched_results(
     registry: Any, run_id: str, item_ids: Sequence[str], config: Any, k: int, batch_size: int
 ) -> Iterator[list[Any]]:
-    """Filtered search results per item, in batches (``search_many`` when the search module has one)."""
-    from recsys import search
+    """Filtered search results per item, in batches (the searcher of Explore and the API)."""
+    from recsys.search import get_searcher
 
-    many = getattr(search, "search_many", None)
+    searcher = get_searcher(registry, run_id)
     for start in range(0, len(item_ids), batch_size):
-        chunk = list(item_ids[start : start + batch_size])
-        if many is not None:
-            yield list(many(registry, run_id, chunk, config, k))
-        else:
-            yield [search.similar_items(registry, run_id, i, config, k) for i in chunk]
+        yield list(searcher.search_many(item_ids[start : start + batch_size], config, k))
 
 
 def precompute(
@@ -449,7 +445,7 @@ def precompute(
         "run_created": run.get("created"),
         "run_stamp": stamp,
         "catalog_fingerprint": catalog_fingerprint(root, (run.get("dataset") or {}).get("name")),
-        "config": json.loads(config.to_json()) if hasattr(config, "to_json") else None,
+        "config": config.canonical(),
     }
     try:
         n = target.write_table(meta, rows())

@@ -181,6 +181,12 @@ class _ApiState:
 
     def load_preset(self, name: str) -> Any:
         """A saved preset's FilterConfig; cached while its file is unchanged."""
+        from recsys.filters import validate_preset_name
+
+        try:
+            validate_preset_name(name)
+        except FilterConfigError as exc:
+            raise ApiError(400, str(exc), "preset") from None
         path = self.settings.root / "presets" / f"{name}.json"
         try:
             stamp: Any = path.stat().st_mtime_ns
@@ -330,19 +336,21 @@ def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
     """The FilterConfig of a request: a saved preset, inline filters, or the default."""
     from recsys.filters import FilterConfig
 
-    if preset not in (None, "") and filters not in (None, "", {}):
+    if isinstance(filters, str) and filters.strip():
+        try:
+            filters = json.loads(filters)
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, f"'filters' is not valid JSON: {exc}", "filters") from None
+    if filters in (None, "", {}):
+        filters = None
+    if preset not in (None, "") and filters is not None:
         raise ApiError(400, "give either 'preset' or 'filters', not both", "filters")
     if preset not in (None, ""):
         if not isinstance(preset, str):
             raise ApiError(400, "'preset' must be a preset name", "preset")
         return _state().load_preset(preset), preset
-    if filters in (None, "", {}):
+    if filters is None:
         return FilterConfig(), None
-    if isinstance(filters, str):
-        try:
-            filters = json.loads(filters)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"'filters' is not valid JSON: {exc}", "filters") from None
     if not isinstance(filters, dict):
         raise ApiError(400, "'filters' must be a JSON object (a FilterConfig)", "filters")
     return FilterConfig.from_dict(filters), None
@@ -374,7 +382,8 @@ def create_blueprint() -> Blueprint:
     @bp.errorhandler(RecsysError)
     def _recsys_error(exc: RecsysError) -> flask.Response:
         status, fld = _status_of(exc)
-        return error_response(status, str(exc), getattr(exc, "field", None) or fld)
+        named = getattr(exc, "fields", None)  # FilterConfigError names the config fields at fault
+        return error_response(status, str(exc), named[0] if named else fld)
 
     @bp.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> flask.Response:
@@ -494,20 +503,25 @@ def create_blueprint() -> Blueprint:
         raw = body.get("config", body) if set(body) <= {"config"} and "config" in body else body
         if not isinstance(raw, dict):
             raise ApiError(400, "'config' must be a JSON object (a FilterConfig)", "config")
-        config = FilterConfig.from_dict(raw)
+        from recsys.filters import validate_preset_name
+
+        try:
+            validate_preset_name(name)
+        except FilterConfigError as exc:
+            raise ApiError(400, str(exc), "name") from None
+        config = FilterConfig.from_dict(raw, f"preset '{name}'")
         st = _state()
         existed = name in _preset_names(st.preset_store())
-        saved = st.preset_store().save(name, config)
+        version = st.preset_store().save(name, config)
         st._presets.pop(name, None)
-        out: dict[str, Any] = {"name": name, "config_hash": config.config_hash()}
-        if isinstance(saved, dict):
-            out.update({k: v for k, v in saved.items() if k not in out})
+        out = {"name": name, "version": int(version), "config_hash": config.config_hash()}
         return jsonify(out), (200 if existed else 201)
 
     @bp.delete("/presets/<name>")
     @require_token
     def preset_delete(name: str) -> Any:
         st = _state()
+        st.load_preset(name)  # 400 on an invalid name, 404 when unknown
         st.preset_store().delete(name)
         st._presets.pop(name, None)
         return jsonify(deleted=name)
@@ -538,10 +552,15 @@ def create_blueprint() -> Blueprint:
             raise ApiError(404, f"dataset '{dataset}' not found (known: {known})", "dataset")
         from recsys.jobs import JobStore
 
-        job = JobStore(st.settings.root).submit(
-            "train", {"family": family, "params": params, "dataset": dataset}
+        job_params: dict[str, Any] = {"family": family, "params": params, "dataset_name": dataset}
+        label = body.get("label")
+        if label is not None:
+            if not isinstance(label, str):
+                raise ApiError(400, "'label' must be a string", "label")
+            job_params["label"] = label
+        job_id = JobStore(st.settings.root).submit(
+            "train", job_params, label=f"Train {family} on {dataset} (API)"
         )
-        job_id = job if isinstance(job, str) else getattr(job, "job_id", None) or job.get("job_id")
         return jsonify(job_id=job_id, status="submitted"), 202
 
     # -- unknown paths under /api/v1 (else Dash's catch-all page would answer) --
@@ -693,7 +712,8 @@ def recommend_response(
 
     searcher = get_searcher(st.registry, run_id)
     exclude = set(known)
-    result = searcher.search_vector(vec[0], config, k + len(exclude))
+    # seed-dependent rules (same category, price band...) follow the most recent known item
+    result = searcher.search_vector(vec[0], config, k + len(exclude), seed_item_id=known[-1])
     items = [
         {"item_id": str(i), "score": s}
         for i, s in zip(result.item_ids, _floats(result.scores))
@@ -740,6 +760,8 @@ def _http_json(exc: HTTPException) -> flask.Response:
 
 
 def _status_of(exc: RecsysError) -> tuple[int, str | None]:
+    if type(exc).__name__ == "RunNotSearchableError":  # a baseline run: no vectors to search
+        return 400, "run"
     if isinstance(exc, UnknownItemError):
         return 404, "item_id"
     if isinstance(exc, RunNotFoundError):
@@ -772,9 +794,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
-    if hasattr(config, "to_dict"):
-        return config.to_dict()
-    return config.model_dump(mode="json")
+    return config.canonical()
 
 
 def _preset_names(store: Any) -> set[str]:

@@ -1,0 +1,418 @@
+"""REST API (recsys.serving): endpoints, error statuses, token enforcement, bind check.
+
+The fixture is a tiny data directory built here: a 48-item catalogue in four
+leaf categories (one adult), two embedding runs with seeded clustered vectors
+(one with an HNSW index file) and two presets. Expected lists are computed
+independently with NumPy (exact cosine over the allowed items).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import flask
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data.schema import Dataset, save_dataset
+from recsys.filters import FilterConfig, PresetStore
+from recsys.index import HnswIndex
+from recsys.models.prod2vec import Prod2Vec
+from recsys.registry import Registry
+from recsys.serving import InsecureBindError, check_bind, register_api
+
+LEAVES = [
+    "Women > Shoes > Running",
+    "Women > Shoes > Heels",
+    "Men > Shoes > Running",
+    "Adult > Toys > Misc",
+]
+BRANDS = ["Acme", "Bolt", "Crest", "Dune"]
+N_PER_LEAF = 12
+DIM = 8
+
+
+def make_serving_data(root: Path) -> dict[str, Any]:
+    """Build the tiny data directory; return run ids, item ids and vectors."""
+    n = len(LEAVES) * N_PER_LEAF
+    leaf_of = np.repeat(np.arange(len(LEAVES)), N_PER_LEAF)
+    item_ids = np.asarray([f"it{i:03d}" for i in range(n)])
+    catalog = pd.DataFrame(
+        {
+            "item_id": item_ids.tolist(),
+            "title": [f"Product {i}" for i in range(n)],
+            "category": [LEAVES[c] for c in leaf_of],
+            "brand": [BRANDS[i % len(BRANDS)] for i in range(n)],
+            "gender": [["women", "women", "men", ""][c] for c in leaf_of],
+            "price": np.linspace(10.0, 200.0, n),
+            "adult": leaf_of == 3,
+            "description": "",
+            "image_url": "",
+        }
+    )
+    n_seq = 24  # three views per session, one session a day, inside one leaf category
+    seq_items = [
+        item_ids[(s % len(LEAVES)) * N_PER_LEAF + (s + j) % N_PER_LEAF]
+        for s in range(n_seq)
+        for j in range(3)
+    ]
+    inter = pd.DataFrame(
+        {
+            "sequence_id": [f"s{s:02d}" for s in range(n_seq) for _ in range(3)],
+            "user_id": "",
+            "item_id": seq_items,
+            "timestamp": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(np.repeat(np.arange(n_seq), 3), unit="D"),
+            "event_type": "view",
+            "quantity": 1.0,
+            "position": np.tile(np.arange(3, dtype=np.int64), n_seq),
+        }
+    )
+    ds = Dataset(name="tiny", catalog=catalog, interactions=inter)
+    save_dataset(ds, root)
+    reg = Registry(root)
+    out: dict[str, Any] = {"item_ids": item_ids, "catalog": catalog, "vectors": {}}
+    for seed, with_index, label in ((1, True, "tiny-a"), (2, False, "tiny-b")):
+        rng = np.random.default_rng(seed)
+        centers = rng.normal(size=(len(LEAVES), DIM)).astype(np.float32)
+        centers[2] = centers[0] + 0.3 * rng.normal(size=DIM)  # men's running near women's running
+        vectors = (centers[leaf_of] + 0.5 * rng.normal(size=(n, DIM))).astype(np.float32)
+        model = Prod2Vec()
+        model.item_ids_ = item_ids
+        model.vectors_ = vectors
+        model.coverage_ = {"catalog_items": n, "items_with_vector": n, "coverage": 1.0}
+        writers = []
+        if with_index:
+
+            def write_index(folder: Path, vectors: np.ndarray = vectors) -> dict[str, Any]:
+                HnswIndex.build(vectors, M=8, ef_construction=64, ef=64).save(Path(folder) / "index.bin")
+                return {"index": {"file": "index.bin"}}
+
+            writers.append(write_index)
+        meta = reg.create_run(
+            model, dataset_name="tiny", dataset_fingerprint=ds.fingerprint(), writers=writers, label=label
+        )
+        out["vectors"][meta["run_id"]] = vectors
+        out.setdefault("runs", []).append(meta["run_id"])
+    reg.activate(out["runs"][0])
+    presets = PresetStore(root)
+    presets.save("same-cat", FilterConfig(same_category=True, category_level=1))
+    presets.save("no-adult", FilterConfig(exclude_adult=True, max_per_brand=2))
+    return out
+
+
+def expected_ids(
+    data: dict[str, Any], run_id: str, seed: str, k: int, allow: np.ndarray | None = None
+) -> list:
+    """Exact cosine top-k of ``seed`` over ``allow`` (the seed excluded), by NumPy."""
+    vecs = data["vectors"][run_id]
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    pos = int(np.flatnonzero(data["item_ids"] == seed)[0])
+    sims = unit @ unit[pos]
+    mask = np.ones(len(sims), bool) if allow is None else allow.copy()
+    mask[pos] = False
+    order = [i for i in np.argsort(-sims, kind="stable") if mask[i]]
+    return [str(data["item_ids"][i]) for i in order[:k]]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("serving")
+    out = make_serving_data(root)
+    out["root"] = root
+    return out
+
+
+def make_client(root: Path, **kwargs: Any) -> flask.testing.FlaskClient:
+    app = flask.Flask("test-serving")
+    register_api(app, root, **kwargs)
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def client(data: dict[str, Any]) -> flask.testing.FlaskClient:
+    return make_client(data["root"], token="")
+
+
+def err(resp: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.is_json, resp.get_data(as_text=True)[:200]
+    body = resp.get_json()["error"]
+    assert body["status"] == status and body["message"]
+    if field is not None:
+        assert body.get("field") == field, body
+    return body
+
+
+# -- read-only endpoints ----------------------------------------------------------------
+def test_health_version_noop(client: Any, data: dict[str, Any]) -> None:
+    health = client.get("/api/v1/health").get_json()
+    assert health["status"] == "ok" and health["default_run"] == data["runs"][0]
+    version = client.get("/api/v1/version").get_json()
+    assert version["api"] == "v1" and "numpy" in version["libraries"]
+    assert client.get("/api/v1/noop").get_json() == {}
+
+
+def test_openapi_documents_every_route(client: Any) -> None:
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    app = client.application
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or "<path:rest>" in rule.rule:
+            continue
+        path = rule.rule.removeprefix("/api/v1").replace("<path:", "{").replace("<", "{").replace(">", "}")
+        assert path in spec["paths"], f"{rule.rule} is not in openapi.yaml"
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in spec["paths"][path], f"{method} {rule.rule} undocumented"
+    assert client.get("/api/v1/openapi.yaml").status_code == 200
+
+
+def test_runs_and_presets_listing(client: Any, data: dict[str, Any]) -> None:
+    body = client.get("/api/v1/runs").get_json()
+    ids = [r["run_id"] for r in body["runs"]]
+    assert set(data["runs"]) <= set(ids)
+    assert body["default_run"] == data["runs"][0]
+    assert [r["active"] for r in body["runs"] if r["run_id"] == data["runs"][0]] == [True]
+    names = {p["name"] for p in client.get("/api/v1/presets").get_json()["presets"]}
+    assert {"same-cat", "no-adult"} <= names
+    preset = client.get("/api/v1/presets/same-cat").get_json()
+    assert preset["config"]["same_category"] is True
+    assert preset["config_hash"] == FilterConfig(same_category=True, category_level=1).config_hash()
+
+
+# -- similar items -------------------------------------------------------------------------
+def test_similar_default_run_matches_exact_search(client: Any, data: dict[str, Any]) -> None:
+    run_a = data["runs"][0]
+    for seed in ("it000", "it020", "it030"):
+        body = client.get(f"/api/v1/similar/{seed}?k=5").get_json()
+        assert body["run"] == run_a and body["source"] == "live" and body["k"] == 5
+        assert [i["item_id"] for i in body["items"]] == expected_ids(data, run_a, seed, 5)
+        scores = [i["score"] for i in body["items"]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_similar_with_preset_keeps_the_category(client: Any, data: dict[str, Any]) -> None:
+    cat = data["catalog"]
+    level1 = cat["category"].str.rsplit(" > ", n=1).str[0].to_numpy()
+    run_b = data["runs"][1]
+    seed = "it030"  # Men > Shoes > Running, whose vectors sit near women's running shoes
+    unfiltered = client.get(f"/api/v1/similar/{seed}?run={run_b}&k=10").get_json()
+    body = client.get(f"/api/v1/similar/{seed}?run={run_b}&preset=same-cat&k=10").get_json()
+    ids = [i["item_id"] for i in body["items"]]
+    assert body["preset"] == "same-cat" and body["removed_by_rule"]["same_category"] > 0
+    allow = level1 == "Men > Shoes"
+    assert ids == expected_ids(data, run_b, seed, 10, allow)
+    assert ids != [i["item_id"] for i in unfiltered["items"]]
+    assert all(cat.set_index("item_id").loc[i, "category"].startswith("Men > Shoes") for i in ids)
+
+
+def test_post_and_inline_filters_give_the_same_list(client: Any, data: dict[str, Any]) -> None:
+    get = client.get("/api/v1/similar/it005?preset=no-adult&k=8").get_json()
+    post = client.post("/api/v1/similar", json={"item_id": "it005", "preset": "no-adult", "k": 8}).get_json()
+    inline = json.dumps({"exclude_adult": True, "max_per_brand": 2})
+    via_filters = client.get(f"/api/v1/similar/it005?k=8&filters={inline}").get_json()
+    post_filters = client.post(
+        "/api/v1/similar",
+        json={"item_id": "it005", "filters": {"exclude_adult": True, "max_per_brand": 2}, "k": 8},
+    ).get_json()
+    lists = [[i["item_id"] for i in b["items"]] for b in (get, post, via_filters, post_filters)]
+    assert lists[0] == lists[1] == lists[2] == lists[3]
+    brands = data["catalog"].set_index("item_id").loc[lists[0], "brand"]
+    assert brands.value_counts().max() <= 2
+    assert not data["catalog"].set_index("item_id").loc[lists[0], "adult"].any()
+
+
+# -- error statuses ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ("k=abc", 400, "k"),
+        ("k=0", 400, "k"),
+        ("k=201", 400, "k"),
+        ("k=2.5", 400, "k"),
+        ("filters={not json", 400, "filters"),
+        ('filters={"category_level": -1}', 422, "category_level"),
+        ('filters={"no_such_rule": true}', 422, "no_such_rule"),
+        ("filters=[1, 2]", 400, "filters"),
+        ("preset=nope", 404, "preset"),
+        ("preset=../etc", 400, "preset"),
+        ("run=no-such-run", 404, "run"),
+        ("preset=same-cat&filters={}", 200, None),
+        ('preset=same-cat&filters={"exclude_adult": true}', 400, "filters"),
+        ("source=cache", 400, "source"),
+    ],
+)
+def test_bad_parameters_get_json_errors(client: Any, query: str, status: int, field: str | None) -> None:
+    resp = client.get(f"/api/v1/similar/it001?{query}")
+    if status == 200:
+        assert resp.status_code == 200
+    else:
+        err(resp, status, field)
+
+
+def test_unknown_item_is_404(client: Any) -> None:
+    err(client.get("/api/v1/similar/no-such-item"), 404, "item_id")
+    err(client.post("/api/v1/similar", json={"item_id": "no-such-item"}), 404, "item_id")
+
+
+def test_post_body_errors(client: Any) -> None:
+    err(client.post("/api/v1/similar", data="{oops", content_type="application/json"), 400, "body")
+    err(client.post("/api/v1/similar", json=[1, 2]), 400, "body")
+    err(client.post("/api/v1/similar", json={"k": 3}), 400, "item_id")
+    err(client.post("/api/v1/similar", json={"item_id": "it001", "k": "3x"}), 400, "k")
+    err(client.post("/api/v1/similar", json={"item_id": "it001", "k": True}), 400, "k")
+    err(client.post("/api/v1/similar", json={"item_id": "it001", "colour": "red"}), 400, "colour")
+    big = {"item_id": "it001", "filters": {"brands_deny": ["x" * 100] * 1000}}
+    err(client.post("/api/v1/similar", json=big), 413)
+
+
+def test_unknown_paths_and_methods_are_json(client: Any) -> None:
+    err(client.get("/api/v1/nope"), 404)
+    err(client.post("/api/v1/runs"), 405)
+    err(client.delete("/api/v1/similar/it001"), 405)
+
+
+def test_non_api_paths_keep_flask_defaults(data: dict[str, Any]) -> None:
+    app = flask.Flask("other")
+
+    @app.get("/hello")
+    def hello() -> str:
+        return "hi"
+
+    register_api(app, data["root"])
+    c = app.test_client()
+    assert c.get("/hello").get_data(as_text=True) == "hi"
+    resp = c.get("/not-api")
+    assert resp.status_code == 404 and not resp.is_json
+
+
+def test_internal_error_is_json_500_without_traceback(client: Any, data: dict[str, Any]) -> None:
+    broken = data["root"] / "runs" / "broken-run"
+    broken.mkdir()
+    (broken / "run.json").write_text("{ not json")
+    try:
+        body = err(client.get("/api/v1/runs/broken-run"), 500)
+        assert "Traceback" not in body["message"] and "JSONDecodeError" in body["message"]
+    finally:
+        (broken / "run.json").unlink()
+        broken.rmdir()
+
+
+# -- recommend -----------------------------------------------------------------------------------
+def test_recommend_mean_of_recent_vectors(client: Any, data: dict[str, Any]) -> None:
+    run_a = data["runs"][0]
+    recent = ["it000", "it001", "it002"]
+    body = client.post("/api/v1/recommend", json={"recent_item_ids": recent + ["ghost"], "k": 5}).get_json()
+    assert body["method"] == "mean_of_recent" and body["run"] == run_a
+    assert body["ignored_item_ids"] == ["ghost"]
+    vecs = data["vectors"][run_a]
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    q = unit[[0, 1, 2]].mean(axis=0)
+    order = [str(data["item_ids"][i]) for i in np.argsort(-(unit @ q)) if data["item_ids"][i] not in recent]
+    assert [i["item_id"] for i in body["items"]] == order[:5]
+
+
+def test_recommend_with_preset_and_errors(client: Any, data: dict[str, Any]) -> None:
+    body = client.post(
+        "/api/v1/recommend", json={"recent_item_ids": ["it036", "it037"], "preset": "no-adult", "k": 5}
+    ).get_json()
+    assert (
+        body["items"]
+        and not data["catalog"].set_index("item_id").loc[[i["item_id"] for i in body["items"]], "adult"].any()
+    )
+    err(client.post("/api/v1/recommend", json={"recent_item_ids": []}), 400, "recent_item_ids")
+    err(client.post("/api/v1/recommend", json={"recent_item_ids": "it001"}), 400, "recent_item_ids")
+    err(client.post("/api/v1/recommend", json={"recent_item_ids": ["it001"] * 101}), 400, "recent_item_ids")
+    err(client.post("/api/v1/recommend", json={"recent_item_ids": ["ghost"]}), 404, "item_id")
+    err(client.post("/api/v1/recommend", json={"recent_item_ids": ["it001"], "k": 500}), 400, "k")
+    err(client.post("/api/v1/recommend", json={"recent_item_ids": ["it001"], "run": "zzz"}), 404, "run")
+
+
+# -- state-changing endpoints and the token ---------------------------------------------------------
+def test_token_guards_state_changing_endpoints(data: dict[str, Any]) -> None:
+    c = make_client(data["root"], token="s3cret")
+    good = {"Authorization": "Bearer s3cret"}
+    cfg = {"same_gender": True}
+    err(c.put("/api/v1/presets/tok-test", json=cfg), 401)
+    err(c.put("/api/v1/presets/tok-test", json=cfg, headers={"Authorization": "Bearer wrong"}), 401)
+    err(c.put("/api/v1/presets/tok-test", json=cfg, headers={"Authorization": "s3cret"}), 401)
+    err(c.delete("/api/v1/presets/same-cat"), 401)
+    err(c.delete(f"/api/v1/runs/{data['runs'][0]}"), 401)
+    err(c.post("/api/v1/train", json={"family": "popularity", "dataset": "tiny"}), 401)
+    assert "tok-test" not in {p["name"] for p in PresetStore(data["root"]).list()}
+    # reads stay open
+    assert c.get("/api/v1/similar/it001?k=3").status_code == 200
+    resp = c.put("/api/v1/presets/tok-test", json=cfg, headers=good)
+    assert resp.status_code == 201 and resp.get_json()["version"] == 1
+    resp = c.post("/api/v1/presets/tok-test", json={"config": {"same_gender": False}}, headers=good)
+    assert resp.status_code == 200 and resp.get_json()["version"] == 2
+    assert PresetStore(data["root"]).load("tok-test") == FilterConfig(same_gender=False)
+    err(c.put("/api/v1/presets/tok-test", json={"price_min": -3}, headers=good), 422, "price_min")
+    err(c.put("/api/v1/presets/bad..name", json=cfg, headers=good), 400, "name")
+    assert c.delete("/api/v1/presets/tok-test", headers=good).get_json() == {"deleted": "tok-test"}
+    err(c.delete("/api/v1/presets/tok-test", headers=good), 404, "preset")
+
+
+def test_without_a_token_state_changes_are_open_on_loopback(data: dict[str, Any], monkeypatch: Any) -> None:
+    monkeypatch.delenv("RECSYS_API_TOKEN", raising=False)
+    c = make_client(data["root"])
+    assert c.put("/api/v1/presets/open-test", json={"exclude_adult": True}).status_code == 201
+    assert c.delete("/api/v1/presets/open-test").status_code == 200
+
+
+def test_token_from_environment(data: dict[str, Any], monkeypatch: Any) -> None:
+    monkeypatch.setenv("RECSYS_API_TOKEN", "from-env")
+    c = make_client(data["root"])
+    err(c.delete("/api/v1/presets/same-cat"), 401)
+    err(c.delete("/api/v1/presets/no-such", headers={"Authorization": "Bearer from-env"}), 404)
+
+
+def test_delete_run(tmp_path: Path) -> None:
+    made = make_serving_data(tmp_path)
+    c = make_client(tmp_path, token="t")
+    run_b = made["runs"][1]
+    assert c.delete(f"/api/v1/runs/{run_b}", headers={"Authorization": "Bearer t"}).status_code == 200
+    assert run_b not in [r["run_id"] for r in Registry(tmp_path).list_runs()]
+    err(c.get(f"/api/v1/similar/it001?run={run_b}"), 404, "run")
+    err(c.delete(f"/api/v1/runs/{run_b}", headers={"Authorization": "Bearer t"}), 404, "run")
+
+
+def test_train_endpoint_validates_and_submits(tmp_path: Path) -> None:
+    from recsys.jobs import JobStore
+
+    make_serving_data(tmp_path)
+    c = make_client(tmp_path, token="t")
+    auth = {"Authorization": "Bearer t"}
+    err(c.post("/api/v1/train", json={"family": "nonsense"}, headers=auth), 400, "family")
+    err(
+        c.post("/api/v1/train", json={"family": "popularity", "dataset": "nope"}, headers=auth),
+        404,
+        "dataset",
+    )
+    err(c.post("/api/v1/train", json={"family": "popularity", "params": [1]}, headers=auth), 400, "params")
+    resp = c.post("/api/v1/train", json={"family": "popularity", "dataset": "tiny"}, headers=auth)
+    assert resp.status_code == 202
+    job_id = resp.get_json()["job_id"]
+    store = JobStore(tmp_path)
+    job = store.wait(job_id, timeout=60)
+    assert job["kind"] == "train" and job["params"]["family"] == "popularity", job
+    assert job["status"] == "done", store.log_tail(job_id)
+    assert any(r["family"] == "popularity" for r in Registry(tmp_path).list_runs())
+
+
+# -- bind check ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "localhost", "::1", "[::1]"])
+def test_check_bind_allows_loopback_without_token(host: str) -> None:
+    check_bind(host, None)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "example.com", ""])
+def test_check_bind_refuses_other_addresses_without_token(host: str) -> None:
+    with pytest.raises(InsecureBindError, match="RECSYS_API_TOKEN"):
+        check_bind(host, None)
+    with pytest.raises(InsecureBindError):
+        check_bind(host, "   ")
+    check_bind(host, "a-real-token")
