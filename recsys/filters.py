@@ -164,6 +164,14 @@ class FilterConfig(BaseModel):
         return self
 
     # -- identity ---------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        # compare fields only (the cached hash is a private attribute)
+        if not isinstance(other, FilterConfig):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]  # lists inside: not hashable; use config_hash()
+
     def canonical(self) -> dict[str, Any]:
         """The fields as plain JSON types, in a fixed order."""
         return self.model_dump(mode="json")
@@ -179,7 +187,9 @@ class FilterConfig(BaseModel):
             # brand names match case-insensitively, so they hash that way too
             data["brands_allow"] = [_norm_brand(b) for b in data["brands_allow"]]
             data["brands_deny"] = [_norm_brand(b) for b in data["brands_deny"]]
-            data["banned_brand_pairs"] = [[_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]]
+            data["banned_brand_pairs"] = [
+                [_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]
+            ]
             text = json.dumps(data, sort_keys=True, separators=(",", ":"))
             self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._hash

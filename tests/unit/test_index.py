@@ -42,7 +42,9 @@ def test_knn_matches_exact_cosine(data, index):
 def test_inner_product_space_returns_dot_products(data):
     idx = HnswIndex.build(data, space="ip", ef=200, num_threads=1)
     rows, sims = idx.knn(data[:3], 5)
-    np.testing.assert_allclose(sims, np.take_along_axis(data[:3] @ data.T, rows, axis=1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        sims, np.take_along_axis(data[:3] @ data.T, rows, axis=1), rtol=1e-4, atol=1e-3
+    )
     ex_rows, _ = exact_search(data, data[:3], 5)
     assert all(len(set(a) & set(b)) >= 4 for a, b in zip(rows, ex_rows))
 
@@ -81,7 +83,9 @@ def test_exact_search_with_allowed_rows_and_padding():
 def test_save_load_round_trip(tmp_path, data, index):
     path = index.save(tmp_path / "index.bin")
     assert [p.name for p in tmp_path.iterdir()] == ["index.bin"]  # no temporary files left
-    loaded = HnswIndex.load(path, expected_dim=16, expected_count=500, vectors_checksum=vectors_checksum(data))
+    loaded = HnswIndex.load(
+        path, expected_dim=16, expected_count=500, vectors_checksum=vectors_checksum(data)
+    )
     assert (loaded.dim, loaded.count, loaded.space, loaded.M, loaded.ef) == (16, 500, "cosine", 16, 100)
     a, _ = index.knn(data[:20], 5)
     b, _ = loaded.knn(data[:20], 5)

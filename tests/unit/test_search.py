@@ -37,8 +37,14 @@ def make_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     return cat, vectors
 
 
-def brute_force(cat: pd.DataFrame, vectors: np.ndarray, seed_id: str | None, cfg: FilterConfig, k: int,
-                query: np.ndarray | None = None) -> tuple[list[str], np.ndarray, set[str]]:
+def brute_force(
+    cat: pd.DataFrame,
+    vectors: np.ndarray,
+    seed_id: str | None,
+    cfg: FilterConfig,
+    k: int,
+    query: np.ndarray | None = None,
+) -> tuple[list[str], np.ndarray, set[str]]:
     """Reference answer written from the documented rules, item by item."""
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = cat["item_id"].tolist()
@@ -188,8 +194,9 @@ def test_search_vector_equals_brute_force(cfg, k, qseed, with_seed):
     else:
         # brute force with the seed's rules, but scored against q
         unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
-        _, _, eligible = brute_force(cat, vec, seed_id, cfg.model_copy(update={"min_similarity": None,
-                                                                           "max_per_brand": None}), 10**6)
+        _, _, eligible = brute_force(
+            cat, vec, seed_id, cfg.model_copy(update={"min_similarity": None, "max_per_brand": None}), 10**6
+        )
         qs = unit @ (q / np.linalg.norm(q))
         ref, per = [], {}
         for i in sorted((i for i in range(len(cat)) if cat.item_id[i] in eligible), key=lambda i: -qs[i]):
@@ -228,22 +235,36 @@ def test_empty_eligible_set_gives_empty_result():
 def test_removed_by_rule_counts_each_rule_alone():
     cat, vec, searcher = searcher_for(120, 2)
     seed = cat.iloc[4]
-    cfg = FilterConfig(same_category=True, category_level=0, exclude_adult=True, brands_deny=["Zara"],
-                       exclude_same_title=True)
+    cfg = FilterConfig(
+        same_category=True,
+        category_level=0,
+        exclude_adult=True,
+        brands_deny=["Zara"],
+        exclude_same_title=True,
+    )
     res = searcher.search(seed.item_id, cfg, 10)
     top = seed.category.split(" > ")[0]
     if seed.category:
         assert res.removed_by_rule["same_category"] == int(
-            (cat.category.str.split(" > ").str[0] != top).sum())
+            (cat.category.str.split(" > ").str[0] != top).sum()
+        )
     assert res.removed_by_rule["exclude_adult"] == int(cat.adult.sum())
     assert res.removed_by_rule["brands_deny"] == int((cat.brand == "Zara").sum())
     assert res.removed_by_rule["exclude_seed"] == 1
 
 
 def test_seed_rules_skipped_when_seed_attribute_unknown():
-    cat = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["x", "y", "z"], "category": ["", "A", "B"],
-                        "brand": ["", "", ""], "gender": ["", "men", "women"], "price": [np.nan, 10.0, 20.0],
-                        "adult": [False, False, False]})
+    cat = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "title": ["x", "y", "z"],
+            "category": ["", "A", "B"],
+            "brand": ["", "", ""],
+            "gender": ["", "men", "women"],
+            "price": [np.nan, 10.0, 20.0],
+            "adult": [False, False, False],
+        }
+    )
     vec = np.eye(3, dtype=np.float32) + 0.1
     s = FilteredSearcher(vec, cat.item_id.to_numpy(), cat)
     res = s.search("a", FilterConfig(same_category=True, same_gender=True, price_ratio_min=0.5), 5)
@@ -252,9 +273,17 @@ def test_seed_rules_skipped_when_seed_attribute_unknown():
 
 
 def test_adult_items_never_next_to_non_adult_seed():
-    cat = pd.DataFrame({"item_id": ["kid", "adult1", "adult2", "plain"], "title": list("abcd"),
-                        "category": ["A"] * 4, "brand": ["b"] * 4, "gender": [""] * 4,
-                        "price": [1.0] * 4, "adult": [False, True, True, False]})
+    cat = pd.DataFrame(
+        {
+            "item_id": ["kid", "adult1", "adult2", "plain"],
+            "title": list("abcd"),
+            "category": ["A"] * 4,
+            "brand": ["b"] * 4,
+            "gender": [""] * 4,
+            "price": [1.0] * 4,
+            "adult": [False, True, True, False],
+        }
+    )
     vec = np.array([[1, 0], [1, 0.01], [1, 0.02], [0, 1]], dtype=np.float32)
     s = FilteredSearcher(vec, cat.item_id.to_numpy(), cat)
     assert s.search("kid", None, 3).item_ids == ["plain"]
