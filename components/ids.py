@@ -65,7 +65,56 @@ DATA_REPORT = "data-report"
 DATA_DATASETS = "data-datasets"
 
 # --- explore
+EXPLORE_PANEL = "explore"  # name of the Explore filter panel / preset bar (pattern-matching ids)
+EXPLORE_SEED = "explore-seed"  # dcc.Dropdown with server-side title/id search
+EXPLORE_RUN = "explore-run"
+EXPLORE_K = "explore-k"
+EXPLORE_SEED_CARD = "explore-seed-card"
+EXPLORE_RESULTS = "explore-results"
+EXPLORE_SUMMARY = "explore-summary"  # plan, time, eligible count
+EXPLORE_REMOVED = "explore-removed"  # removed-by-rule bars
+EXPLORE_MESSAGE = "explore-message"
+EXPLORE_URL_SYNC = "explore-url-sync"  # dummy output of the clientside history.replaceState
+EXPLORE_PRESET_STORE = "explore-preset-store"  # {"name": loaded preset, "hash": its config hash}
+EXPLORE_IMPACT_RUN = "explore-impact-run"
+EXPLORE_IMPACT_SEEDS = "explore-impact-seeds"
+EXPLORE_IMPACT = "explore-impact"
+EXPLORE_SESSION_STORE = "explore-session-store"  # recent item ids, oldest first
+EXPLORE_SESSION = "explore-session"  # chips of the recent views
+EXPLORE_SESSION_CLEAR = "explore-session-clear"
+EXPLORE_SESSION_RUN = "explore-session-run"
+EXPLORE_SESSION_RESULTS = "explore-session-results"
+EXPLORE_SESSION_REMOVE = "explore-session-remove"  # pattern-matching type: {"type": ..., "item": id}
 
 # --- map
+MAP_RUN = "map-run"
+MAP_METHOD = "map-method"
+MAP_COLOR = "map-color"
+MAP_SEARCH = "map-search"
+MAP_GRAPH = "map-graph"
+MAP_TOOLTIP = "map-tooltip"
+MAP_STATUS = "map-status"  # projection status line (PCA/UMAP, job progress, sampling note)
+MAP_UMAP_BUTTON = "map-umap-button"
+MAP_META = "map-meta"  # {"run", "method", "n_traces", "n_shown", "n_total"} of the drawn figure
+MAP_NAV = "map-nav"  # dcc.Location used to open a clicked point in Explore
+MAP_SELECTION = "map-selection"  # ag-grid of lasso-selected items
+MAP_SELECTION_INFO = "map-selection-info"
+MAP_PURITY_K = "map-purity-k"
+MAP_PURITY = "map-purity"
+MAP_PURITY_BUTTON = "map-purity-button"
 
 # --- compare
+COMPARE_PANEL = "compare"  # name of the Compare filter panel (pattern-matching ids)
+COMPARE_RUNS = "compare-runs"
+COMPARE_SEED = "compare-seed"
+COMPARE_K = "compare-k"
+COMPARE_PRESET = "compare-preset"
+COMPARE_LISTS = "compare-lists"
+COMPARE_AGREEMENT = "compare-agreement"
+COMPARE_METRICS = "compare-metrics"
+COMPARE_PER_CATEGORY = "compare-per-category"
+COMPARE_DIS_A = "compare-dis-a"
+COMPARE_DIS_B = "compare-dis-b"
+COMPARE_DIS_BUTTON = "compare-dis-button"
+COMPARE_DISAGREE = "compare-disagree"
+COMPARE_MESSAGE = "compare-message"

@@ -363,6 +363,53 @@ def per_category_table(runs: Sequence[Mapping[str, Any]], metric: str = "hr@10")
 # -- registry-backed helpers -----------------------------------------------------------
 
 
+def _run_lists(
+    registry: Registry, run_id: str, item_ids: Sequence[str], config: Any, k: int
+) -> list[dict[str, Any]]:
+    """Each seed's list from one run: filtered search for embedding runs, ``similar`` for baselines."""
+    from recsys.errors import RecsysError
+    from recsys.search import RunNotSearchableError, similar_items
+
+    out: list[dict[str, Any]] = []
+    try:
+        for item in item_ids:
+            try:
+                res = similar_items(registry, run_id, item, config, k)
+            except RunNotSearchableError:
+                raise
+            except RecsysError as exc:
+                out.append({"item_ids": [], "scores": [], "filtered": True, "error": str(exc)})
+                continue
+            out.append(
+                {
+                    "item_ids": list(res.item_ids),
+                    "scores": list(res.scores),
+                    "filtered": True,
+                    "plan": res.plan,
+                    "elapsed_ms": res.elapsed_ms,
+                    "removed_by_rule": dict(res.removed_by_rule),
+                    "error": None,
+                }
+            )
+        return out
+    except RunNotSearchableError:
+        model = registry.load_model(run_id)  # a baseline: no vectors, so no filters either
+        ids, scores = model.similar(list(item_ids), k)
+        out = []
+        for row_ids, row_scores, item in zip(ids, scores, item_ids, strict=True):
+            keep = row_ids != PAD_ID
+            error = None if keep.any() else f"run '{run_id}' has no recommendation for item '{item}'"
+            out.append(
+                {
+                    "item_ids": [str(x) for x in row_ids[keep]],
+                    "scores": [float(x) for x in row_scores[keep]],
+                    "filtered": False,
+                    "error": error,
+                }
+            )
+        return out
+
+
 def side_by_side(
     registry: Registry,
     run_ids: Sequence[str],
@@ -377,11 +424,13 @@ def side_by_side(
     ----------
     registry : recsys.registry.Registry
     run_ids : sequence of str
-        Two to four runs (embedding runs; each goes through ``similar_items``).
+        Two to four runs. Embedding runs answer through ``similar_items`` (the Explore/REST
+        code path) with ``config``; baseline runs (no vectors) answer with their own
+        ``similar`` and are marked ``filtered: False``.
     item_id : str
         The seed.
     config : recsys.filters.FilterConfig, optional
-        Filters applied identically to every run (no filters when None).
+        Filters applied identically to every embedding run (no filters when None).
     k : int
         List length.
     p : float
@@ -390,23 +439,20 @@ def side_by_side(
     Returns
     -------
     dict
-        ``{"results": {run_id: SearchResult | None}, "errors": {run_id: message},
+        ``{"lists": {run_id: {"item_ids", "scores", "filtered", "error", ...}},
         "pairs": pairwise_agreement(...)}``; a run that cannot answer (e.g. the seed has no
-        vector there) gets an error message instead of failing the others.
+        vector there) gets an ``error`` message and an empty list instead of failing the others.
     """
     from recsys.errors import RecsysError
-    from recsys.search import similar_items
 
-    results: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    lists: dict[str, dict[str, Any]] = {}
     for run_id in run_ids:
         try:
-            results[run_id] = similar_items(registry, run_id, item_id, config, k)
+            lists[run_id] = _run_lists(registry, run_id, [item_id], config, k)[0]
         except RecsysError as exc:
-            results[run_id] = None
-            errors[run_id] = str(exc)
-    rankings = {r: list(res.item_ids) if res is not None else [] for r, res in results.items()}
-    return {"results": results, "errors": errors, "pairs": pairwise_agreement(rankings, k, p)}
+            lists[run_id] = {"item_ids": [], "scores": [], "filtered": False, "error": str(exc)}
+    rankings = {r: v["item_ids"] for r, v in lists.items()}
+    return {"lists": lists, "pairs": pairwise_agreement(rankings, k, p)}
 
 
 def find_disagreements(
@@ -442,9 +488,6 @@ def find_disagreements(
     pandas.DataFrame
         As :func:`disagreement_seeds`.
     """
-    from recsys.errors import RecsysError
-    from recsys.search import similar_items
-
     model_a, model_b = registry.load_model(run_a), registry.load_model(run_b)
     common = np.intersect1d(
         np.asarray(model_a.item_ids_, dtype=str), np.asarray(model_b.item_ids_, dtype=str)
@@ -452,12 +495,48 @@ def find_disagreements(
     seeds = sample_seeds(common, n_seeds, seed)
     ids_a = np.full((len(seeds), k), PAD_ID, dtype=object)
     ids_b = np.full((len(seeds), k), PAD_ID, dtype=object)
-    for row, s in enumerate(seeds):
-        for run_id, target in ((run_a, ids_a), (run_b, ids_b)):
-            try:
-                got = list(similar_items(registry, run_id, s, config, k).item_ids)[:k]
-            except RecsysError as exc:
-                logger.debug("find_disagreements: %s on %s: %s", run_id, s, exc)
-                continue
-            target[row, : len(got)] = got
+    for run_id, target in ((run_a, ids_a), (run_b, ids_b)):
+        for row, got in enumerate(_run_lists(registry, run_id, seeds, config, k)):
+            ranked = got["item_ids"][:k]
+            target[row, : len(ranked)] = ranked
     return disagreement_seeds(seeds, ids_a.astype(str), ids_b.astype(str), k=k, n=n)
+
+
+def filter_impact_for_run(
+    registry: Registry,
+    run_id: str,
+    config: Any,
+    k: int = 10,
+    n_seeds: int = 200,
+    n_cases: int = 500,
+    seed: int = 0,
+    split_method: str | None = None,
+) -> dict[str, Any]:
+    """:func:`recsys.search.filter_impact` of a run with held-out cases of its dataset.
+
+    The run's dataset is split as the run was evaluated (``params``/``split`` in run.json,
+    else a time split); up to ``n_cases`` (seed, targets) cases of the test part give HR@k
+    before and after the filter.
+
+    Returns
+    -------
+    dict
+        As ``filter_impact`` with ``hr_before``/``hr_after`` (None when the dataset yields no
+        test case).
+    """
+    from recsys.data.schema import load_dataset
+    from recsys.evaluation import build_cases, split
+    from recsys.search import filter_impact, get_searcher
+
+    searcher = get_searcher(registry, run_id)
+    meta = registry.get(run_id)
+    method = split_method or (meta.get("split") or {}).get("method") or "time"
+    cases: list[tuple[str, list[str]]] | None = None
+    try:
+        dataset = load_dataset(meta["dataset"]["name"], registry.root)
+        _, test = split(dataset, method=method)
+        seeds, targets = build_cases(test, max_cases=n_cases, seed=seed)
+        cases = [(str(s), [str(t) for t in tg]) for s, tg in zip(seeds, targets, strict=True)]
+    except Exception as exc:  # no interactions, no test part: impact without HR
+        logger.info("filter impact of %s without held-out cases: %s", run_id, exc)
+    return filter_impact(searcher, config, k=k, n_seeds=n_seeds, seed=seed, eval_cases=cases or None)

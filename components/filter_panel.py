@@ -1,0 +1,381 @@
+"""The filter panel: one control for every :class:`recsys.filters.FilterConfig` rule.
+
+Controls have pattern-matching ids ``{"type": FILTER_CONTROL, "panel": <panel>, "field":
+<FilterConfig field>}`` and all expose their state as ``value``, so a page listens to a whole
+panel with ``filter_inputs(panel)`` (a dict of ``Input``s, for Dash's dict-style callback
+signatures) and turns the values into a validated config with
+:func:`filter_config_from_controls`. :func:`controls_from_filter_config` goes the other way
+(loading a preset into the panel).
+
+Banned brand pairs are edited with two brand pickers and an "add" button; the pairs live in
+a multi-select whose values are ``"<brand a> ⇄ <brand b>"`` strings (remove one by clicking
+its cross). The button's callback is defined here with ``MATCH`` on the panel, so it works for
+every panel on every page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import MATCH, Input, Output, State, callback, dcc, html, no_update
+from dash.dependencies import DashDependency
+
+from recsys.filters import FilterConfig
+
+FILTER_CONTROL = "filter-control"
+PAIR_A = "filter-pair-a"
+PAIR_B = "filter-pair-b"
+PAIR_ADD = "filter-pair-add"
+PAIR_SEP = " ⇄ "
+
+#: Every FilterConfig rule the panel edits, in display order.
+FILTER_FIELDS: tuple[str, ...] = (
+    "same_category",
+    "category_level",
+    "same_gender",
+    "exclude_adult",
+    "exclude_seed",
+    "exclude_same_title",
+    "price_ratio_min",
+    "price_ratio_max",
+    "price_min",
+    "price_max",
+    "min_similarity",
+    "max_per_brand",
+    "brands_allow",
+    "brands_deny",
+    "banned_brand_pairs",
+)
+_BOOL_FIELDS = {"same_category", "same_gender", "exclude_adult", "exclude_seed", "exclude_same_title"}
+_FLOAT_FIELDS = {"price_ratio_min", "price_ratio_max", "price_min", "price_max", "min_similarity"}
+_LIST_FIELDS = {"brands_allow", "brands_deny"}
+
+
+def control_id(panel: str, field: str) -> dict[str, str]:
+    """The id of one control of a panel."""
+    return {"type": FILTER_CONTROL, "panel": panel, "field": field}
+
+
+def filter_inputs(panel: str, dep: type[DashDependency] = Input) -> dict[str, DashDependency]:
+    """``{field: Input(control_id(panel, field), "value")}`` for every rule (or State/Output)."""
+    return {f: dep(control_id(panel, f), "value") for f in FILTER_FIELDS}
+
+
+# -- values <-> FilterConfig -------------------------------------------------------------
+
+
+def _num(v: Any) -> float | None:
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def parse_pairs(values: Sequence[str] | None) -> list[tuple[str, str]]:
+    """``["A ⇄ B", ...]`` -> ``[("A", "B"), ...]`` (malformed entries are skipped)."""
+    out = []
+    for v in values or []:
+        a, sep, b = str(v).partition(PAIR_SEP)
+        if sep and a.strip() and b.strip():
+            out.append((a.strip(), b.strip()))
+    return out
+
+
+def format_pair(a: str, b: str) -> str:
+    """The multi-select value of a banned pair."""
+    return f"{a}{PAIR_SEP}{b}"
+
+
+def filter_config_from_controls(values: Mapping[str, Any]) -> FilterConfig:
+    """Build a validated FilterConfig from the panel's control values.
+
+    Parameters
+    ----------
+    values : mapping of field -> control value
+        As a dict-style callback receives ``filter_inputs(panel)``; missing fields keep the
+        FilterConfig default. Switches give bools, number inputs give numbers or None (empty),
+        ``min_similarity`` 0 and ``max_per_brand`` 0/empty mean "no rule".
+
+    Raises
+    ------
+    recsys.errors.FilterConfigError
+        When the combination is invalid (e.g. price_min above price_max); the message names
+        the field.
+    """
+    data: dict[str, Any] = {}
+    for field, v in values.items():
+        if field not in FILTER_FIELDS:
+            continue
+        if field in _BOOL_FIELDS:
+            data[field] = bool(v)
+        elif field in _FLOAT_FIELDS:
+            data[field] = _num(v)
+        elif field == "category_level":
+            if v is not None and v != "":
+                data[field] = int(v)
+        elif field == "max_per_brand":
+            n = _num(v)
+            data[field] = int(n) if n is not None and n >= 1 else None
+        elif field in _LIST_FIELDS:
+            data[field] = [str(b) for b in (v or [])]
+        elif field == "banned_brand_pairs":
+            data[field] = parse_pairs(v)
+    if data.get("min_similarity") is not None and data["min_similarity"] <= 0:
+        data["min_similarity"] = None
+    return FilterConfig(**data)
+
+
+def controls_from_filter_config(config: FilterConfig | None) -> dict[str, Any]:
+    """The control values that show ``config`` (FilterConfig defaults when None)."""
+    cfg = config if config is not None else FilterConfig()
+    out: dict[str, Any] = {}
+    for field in FILTER_FIELDS:
+        v = getattr(cfg, field, None)
+        if field in _BOOL_FIELDS:
+            out[field] = bool(v)
+        elif field == "banned_brand_pairs":
+            out[field] = [format_pair(a, b) for a, b in (v or [])]
+        elif field in _LIST_FIELDS:
+            out[field] = list(v or [])
+        elif field == "min_similarity":
+            out[field] = float(v) if v is not None else 0.0
+        else:
+            out[field] = v
+    return out
+
+
+# -- layout ------------------------------------------------------------------------------
+
+
+def _switch(panel: str, field: str, label: str, value: bool, hint: str | None = None) -> html.Div:
+    return html.Div(
+        dbc.Switch(id=control_id(panel, field), label=label, value=bool(value), className="filter-switch"),
+        title=hint or "",
+    )
+
+
+def _number(
+    panel: str, field: str, value: Any, placeholder: str, step: Any = "any", mn: float = 0
+) -> dbc.Input:
+    return dbc.Input(
+        id=control_id(panel, field),
+        type="number",
+        value=value,
+        placeholder=placeholder,
+        min=mn,
+        step=step,
+        debounce=True,
+        size="sm",
+        className="filter-number",
+    )
+
+
+def _group(title: str, children: list[Any]) -> html.Div:
+    return html.Div([html.Div(title, className="filter-group-title"), *children], className="filter-group")
+
+
+def filter_panel(
+    panel: str,
+    config: FilterConfig | None = None,
+    brands: Sequence[str] = (),
+    n_levels: int = 3,
+    compact: bool = False,
+) -> html.Div:
+    """A control for every FilterConfig rule, preset to ``config``.
+
+    Parameters
+    ----------
+    panel : str
+        Page-unique name put into every control id (``"explore"``, ``"compare"``).
+    config : FilterConfig, optional
+        Initial values (defaults when None).
+    brands : sequence of str
+        Brand options of the allow/deny lists and pair pickers (most frequent first).
+    n_levels : int
+        Depth of the catalogue's category paths (options of "category level").
+    compact : bool
+        Two-column layout of the switches and no hints (for Compare's side panel).
+    """
+    v = controls_from_filter_config(config)
+    brand_opts = [{"label": b, "value": b} for b in brands]
+    # brands already in the config must stay selectable even if not in the top list
+    extra = {b for b in (v["brands_allow"] + v["brands_deny"]) if b not in set(brands)}
+    brand_opts += [{"label": b, "value": b} for b in sorted(extra)]
+    level_opts = [
+        {
+            "label": "top level" if i == 0 else f"level {i + 1}" + (" (leaf)" if i == n_levels - 1 else ""),
+            "value": i,
+        }
+        for i in range(max(n_levels, 1))
+    ]
+    if v["category_level"] is not None and v["category_level"] >= len(level_opts):
+        level_opts.append({"label": f"level {v['category_level'] + 1}", "value": v["category_level"]})
+
+    relation = _group(
+        "Relative to the seed",
+        [
+            _switch(
+                panel,
+                "same_category",
+                "Same category",
+                v["same_category"],
+                "keep items of the seed's category",
+            ),
+            html.Div(
+                [
+                    html.Span("at", className="filter-inline-label"),
+                    dcc.Dropdown(
+                        id=control_id(panel, "category_level"),
+                        options=level_opts,
+                        value=v["category_level"],
+                        clearable=False,
+                        searchable=False,
+                        className="filter-level",
+                    ),
+                ],
+                className="filter-inline",
+            ),
+            _switch(panel, "same_gender", "Same gender", v["same_gender"], "keep items of the seed's gender"),
+            html.Div(
+                [
+                    html.Span("Price × seed", className="filter-inline-label"),
+                    _number(panel, "price_ratio_min", v["price_ratio_min"], "min ×", 0.1),
+                    html.Span("to", className="filter-inline-label"),
+                    _number(panel, "price_ratio_max", v["price_ratio_max"], "max ×", 0.1),
+                ],
+                className="filter-inline",
+                title="price band relative to the seed's price, e.g. 0.5 to 2",
+            ),
+        ],
+    )
+    exclusions = _group(
+        "Exclusions",
+        [
+            _switch(panel, "exclude_adult", "Exclude adult items", v["exclude_adult"]),
+            _switch(panel, "exclude_seed", "Exclude the seed", v["exclude_seed"]),
+            _switch(
+                panel,
+                "exclude_same_title",
+                "Exclude same title",
+                v["exclude_same_title"],
+                "drop items whose title equals the seed's (variants, duplicates)",
+            ),
+        ],
+    )
+    price = _group(
+        "Price and quality",
+        [
+            html.Div(
+                [
+                    html.Span("Price", className="filter-inline-label"),
+                    _number(panel, "price_min", v["price_min"], "min"),
+                    html.Span("to", className="filter-inline-label"),
+                    _number(panel, "price_max", v["price_max"], "max"),
+                ],
+                className="filter-inline",
+            ),
+            html.Div("Min. similarity", className="filter-label"),
+            dcc.Slider(
+                id=control_id(panel, "min_similarity"),
+                min=0,
+                max=1,
+                step=0.05,
+                value=v["min_similarity"],
+                marks={0: "off", 0.5: "0.5", 1: "1"},
+                updatemode="mouseup",
+                allow_direct_input=False,
+                className="filter-slider",
+            ),
+            html.Div(
+                [
+                    html.Span("Max per brand", className="filter-inline-label"),
+                    _number(panel, "max_per_brand", v["max_per_brand"], "no limit", 1, 1),
+                ],
+                className="filter-inline",
+            ),
+        ],
+    )
+    brand_group = _group(
+        "Brands",
+        [
+            dcc.Dropdown(
+                id=control_id(panel, "brands_allow"),
+                options=brand_opts,
+                value=v["brands_allow"],
+                multi=True,
+                placeholder="Only these brands…",
+                className="filter-dropdown",
+            ),
+            dcc.Dropdown(
+                id=control_id(panel, "brands_deny"),
+                options=brand_opts,
+                value=v["brands_deny"],
+                multi=True,
+                placeholder="Never these brands…",
+                className="filter-dropdown",
+            ),
+            html.Div("Banned brand pairs (seed brand ⇄ result brand)", className="filter-label"),
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id={"type": PAIR_A, "panel": panel},
+                        options=brand_opts,
+                        placeholder="brand",
+                        className="pair-pick",
+                    ),
+                    dcc.Dropdown(
+                        id={"type": PAIR_B, "panel": panel},
+                        options=brand_opts,
+                        placeholder="brand",
+                        className="pair-pick",
+                    ),
+                    dbc.Button(
+                        "Add",
+                        id={"type": PAIR_ADD, "panel": panel},
+                        size="sm",
+                        color="secondary",
+                        outline=True,
+                        n_clicks=0,
+                    ),
+                ],
+                className="filter-inline pair-row",
+            ),
+            dcc.Dropdown(
+                id=control_id(panel, "banned_brand_pairs"),
+                options=[{"label": p, "value": p} for p in v["banned_brand_pairs"]],
+                value=v["banned_brand_pairs"],
+                multi=True,
+                searchable=False,
+                placeholder="no banned pairs",
+                className="filter-dropdown",
+            ),
+        ],
+    )
+    groups = [relation, exclusions, price, brand_group]
+    return html.Div(groups, className="filter-panel filter-panel-compact" if compact else "filter-panel")
+
+
+@callback(
+    Output(control_id(MATCH, "banned_brand_pairs"), "options"),
+    Output(control_id(MATCH, "banned_brand_pairs"), "value"),
+    Input({"type": PAIR_ADD, "panel": MATCH}, "n_clicks"),
+    State({"type": PAIR_A, "panel": MATCH}, "value"),
+    State({"type": PAIR_B, "panel": MATCH}, "value"),
+    State(control_id(MATCH, "banned_brand_pairs"), "value"),
+    prevent_initial_call=True,
+)
+def add_banned_pair(_n: int, a: str | None, b: str | None, current: list[str] | None) -> tuple[Any, Any]:
+    """Append the picked brand pair to the banned pairs (ignores blanks, self-pairs, repeats)."""
+    current = list(current or [])
+    if not a or not b or a == b:
+        return no_update, no_update
+    pair, mirrored = format_pair(a, b), format_pair(b, a)
+    if pair not in current and mirrored not in current:
+        current.append(pair)
+    return [{"label": p, "value": p} for p in current], current

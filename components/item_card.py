@@ -1,0 +1,167 @@
+"""Item cards: one product with its title, brand, category path, gender, price and score.
+
+Cards are plain ``html.Div`` trees (a few nodes each) so that a list of 50 renders and
+serialises in well under a millisecond; images load lazily in the browser.
+
+``item_card(row, score=..., rank=...)`` draws one card from a catalog row (a mapping with
+``item_id, title, brand, category, gender, price, image_url``); ``card_grid(rows, scores)``
+draws a responsive grid of them. Each card carries an "add to session" button whose id is
+``{"type": ITEM_ADD_TYPE, "item": item_id, "panel": panel}`` so a page can listen to clicks
+with a pattern-matching ``Input``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from dash import html
+
+from recsys.data.schema import CATEGORY_SEP
+
+#: Pattern-matching id type of the "add to session" button of a card.
+ITEM_ADD_TYPE = "item-card-add"
+
+_GENDER_LABEL = {"women": "Women", "men": "Men", "unisex": "Unisex", "kids": "Kids"}
+
+
+def fmt_price(value: Any) -> str:
+    """A price for display: ``"€12.50"``-style with no currency symbol ("—" when missing)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(v):
+        return "—"
+    return f"{v:,.2f}"
+
+
+def explore_href(item_id: str, run_id: str | None = None, preset: str | None = None) -> str:
+    """The Explore URL that shows ``item_id`` (and the run/preset) as the seed."""
+    query = {"seed": item_id}
+    if run_id:
+        query["run"] = run_id
+    if preset:
+        query["preset"] = preset
+    return "/explore?" + urlencode(query)
+
+
+def _text(row: Mapping[str, Any], key: str) -> str:
+    v = row.get(key)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v)
+
+
+def similarity_bar(score: float) -> html.Div:
+    """A thin bar whose width is the similarity (clipped to 0..1) and the value as text."""
+    width = max(0.0, min(1.0, float(score))) * 100
+    return html.Div(
+        [
+            html.Div(html.Div(className="sim-fill", style={"width": f"{width:.0f}%"}), className="sim-track"),
+            html.Span(f"{score:.3f}", className="sim-value"),
+        ],
+        className="sim-bar",
+        title="cosine similarity to the seed",
+    )
+
+
+def item_card(
+    row: Mapping[str, Any],
+    *,
+    score: float | None = None,
+    rank: int | None = None,
+    seed: bool = False,
+    run_id: str | None = None,
+    panel: str | None = None,
+    link: bool = True,
+) -> html.Div:
+    """One product card.
+
+    Parameters
+    ----------
+    row : mapping
+        A catalog row (``item_id``, ``title``, ``brand``, ``category``, ``gender``, ``price``,
+        optional ``image_url``); missing fields are shown as blank or "—".
+    score : float, optional
+        Similarity to the seed (shown as a bar).
+    rank : int, optional
+        1-based position in the list.
+    seed : bool
+        Draw it as the seed (highlighted, no score).
+    run_id : str, optional
+        Run carried by the title link into Explore.
+    panel : str, optional
+        When given, the card gets an "add to session" button (see ``ITEM_ADD_TYPE``).
+    link : bool
+        Make the title a link that opens the item as the seed in Explore.
+    """
+    item_id = _text(row, "item_id")
+    title = _text(row, "title") or item_id
+    category = _text(row, "category")
+    gender = _GENDER_LABEL.get(_text(row, "gender"), _text(row, "gender"))
+    image = _text(row, "image_url")
+
+    head: list[Any] = []
+    if rank is not None:
+        head.append(html.Span(f"#{rank}", className="card-rank"))
+    if seed:
+        head.append(html.Span("seed", className="card-seed-tag"))
+    head.append(html.Span(item_id, className="card-id", title="item id"))
+
+    title_node: Any = (
+        html.A(title, href=explore_href(item_id, run_id), className="card-title", title=title)
+        if link and not seed
+        else html.Div(title, className="card-title", title=title)
+    )
+    crumbs = category.split(CATEGORY_SEP) if category else []
+    body: list[Any] = [
+        html.Div(head, className="card-head"),
+        title_node,
+        html.Div(" › ".join(crumbs) or "no category", className="card-category", title=category),
+        html.Div(
+            [
+                html.Span(_text(row, "brand") or "no brand", className="card-brand"),
+                html.Span(gender, className="card-gender") if gender else None,
+                html.Span(fmt_price(row.get("price")), className="card-price"),
+            ],
+            className="card-meta",
+        ),
+    ]
+    if score is not None and not seed:
+        body.append(similarity_bar(score))
+    if panel is not None:
+        body.append(
+            html.Button(
+                "+ session",
+                id={"type": ITEM_ADD_TYPE, "item": item_id, "panel": panel},
+                className="card-add",
+                title="add to the recent-views session",
+                n_clicks=0,
+            )
+        )
+    children: list[Any] = []
+    if image:
+        children.append(html.Img(src=image, className="card-img", alt=title, loading="lazy"))
+    children.append(html.Div(body, className="card-body-x"))
+    classes = "item-card seed-card" if seed else "item-card"
+    return html.Div(children, className=classes, **{"data-item": item_id})
+
+
+def card_grid(
+    rows: Sequence[Mapping[str, Any]],
+    scores: Sequence[float] | None = None,
+    *,
+    run_id: str | None = None,
+    panel: str | None = None,
+    className: str = "",
+) -> html.Div:
+    """A responsive grid of item cards, ranked in the given order."""
+    scores = list(scores) if scores is not None else [None] * len(rows)
+    cards = [
+        item_card(row, score=s, rank=i + 1, run_id=run_id, panel=panel)
+        for i, (row, s) in enumerate(zip(rows, scores, strict=False))
+    ]
+    return html.Div(cards, className=f"card-grid {className}".strip())

@@ -1,0 +1,153 @@
+"""The "recent views" panel: build a shopping session by clicking items, see recommendations for it.
+
+The session is a list of item ids (oldest first) kept in the browser (a ``dcc.Store``); the
+recommendations come from the same code path as the REST ``/recommend`` endpoint
+(:func:`recsys.serving.recommend_response`): a two-tower run's user vector, or the mean of
+the recent items' vectors for other embedding runs, queried against the run's index with the
+active filters.
+
+``recent_views_panel(...)`` draws the panel; ``add_to_session`` / ``remove_from_session`` are
+the pure list operations the page's callbacks use; ``session_chips`` and ``recommendations_view``
+format what the page shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from components.item_card import card_grid
+
+#: Most recent views kept in a session (the two-tower model reads at most its max_recent).
+MAX_SESSION = 20
+
+
+def add_to_session(session: Sequence[str] | None, item_id: str, max_len: int = MAX_SESSION) -> list[str]:
+    """Append ``item_id`` as the newest view (moved to the end if already there), keep ``max_len``."""
+    items = [i for i in (session or []) if i != item_id]
+    items.append(str(item_id))
+    return items[-max_len:]
+
+
+def remove_from_session(session: Sequence[str] | None, item_id: str) -> list[str]:
+    """The session without ``item_id``."""
+    return [i for i in (session or []) if i != item_id]
+
+
+def session_chips(session: Sequence[str], titles: Mapping[str, str], remove_type: str) -> Any:
+    """The session as removable chips, oldest first (``remove_type`` is the pattern id type)."""
+    if not session:
+        return html.Div(
+            "No recent views yet: click “+ session” on any card to add it.", className="text-muted small"
+        )
+    chips = []
+    for n, item in enumerate(session, start=1):
+        chips.append(
+            html.Span(
+                [
+                    html.Span(f"{n}", className="chip-n"),
+                    html.Span(titles.get(item, item), className="chip-title", title=item),
+                    html.Button(
+                        "×",
+                        id={"type": remove_type, "item": item},
+                        className="chip-x",
+                        n_clicks=0,
+                        title="remove from the session",
+                    ),
+                ],
+                className="session-chip",
+            )
+        )
+    return html.Div(chips, className="session-chips")
+
+
+def recommendations_view(
+    response: Mapping[str, Any] | None, rows: Sequence[Mapping[str, Any]], error: str | None = None
+) -> Any:
+    """Recommendation cards for a ``recommend_response`` answer (or an error / empty state)."""
+    if error:
+        return dbc.Alert(error, color="warning", className="mb-0 small")
+    if not response:
+        return html.Div(
+            "Add items to the session to see personalised recommendations.", className="text-muted small"
+        )
+    method = response.get("method", "")
+    how = "two-tower user vector" if method == "two_tower" else "mean of the recent items' vectors"
+    note = [
+        html.Span(f"{len(rows)} recommendations from ", className="text-muted"),
+        html.Code(response.get("run", "")),
+        html.Span(f" · {how}", className="text-muted"),
+    ]
+    if response.get("ignored_item_ids"):
+        note.append(
+            html.Span(
+                f" · ignored (no vector): {', '.join(response['ignored_item_ids'])}", className="text-warning"
+            )
+        )
+    scores = [it.get("score") for it in response.get("items", [])]
+    return html.Div(
+        [
+            html.Div(note, className="small mb-2"),
+            card_grid(rows, scores, run_id=response.get("run"), className="compact"),
+        ]
+    )
+
+
+def recent_views_panel(
+    run_options: list[dict[str, str]],
+    run_value: str | None,
+    *,
+    store_id: str,
+    chips_id: str,
+    clear_id: str,
+    run_id: str,
+    results_id: str,
+    session: Sequence[str] | None = None,
+) -> dbc.Card:
+    """The panel: session chips, a run picker (two-tower runs first) and the recommendations."""
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                html.Div(
+                    [
+                        html.H5(
+                            ["Recent views ", html.Small("personalised", className="text-muted fw-normal")],
+                            className="mb-0",
+                        ),
+                        html.Div(
+                            [
+                                dcc.Dropdown(
+                                    id=run_id,
+                                    options=run_options,
+                                    value=run_value,
+                                    clearable=False,
+                                    className="session-run",
+                                ),
+                                dbc.Button(
+                                    "Clear",
+                                    id=clear_id,
+                                    size="sm",
+                                    color="secondary",
+                                    outline=True,
+                                    n_clicks=0,
+                                ),
+                            ],
+                            className="d-flex gap-2 align-items-center",
+                        ),
+                    ],
+                    className="d-flex justify-content-between align-items-center",
+                )
+            ),
+            dbc.CardBody(
+                [
+                    dcc.Store(id=store_id, data=list(session or []), storage_type="session"),
+                    html.Div(id=chips_id, className="mb-3"),
+                    dcc.Loading(html.Div(id=results_id), type="dot", delay_show=300),
+                ]
+            ),
+        ],
+        className="section-card mb-4 recent-views",
+    )

@@ -1,0 +1,823 @@
+"""Explore: pick a seed item, see its neighbours live under the post-filters, tune and save presets.
+
+The URL carries ``seed``, ``run`` and ``preset`` (``/explore?seed=i42&run=prod2vec-...&preset=mid``)
+so a shared link reproduces the view; the page keeps the address bar in step with
+``history.replaceState`` (a ``dcc.Location`` update would make Dash's page router rebuild the
+page and drop unsaved filter changes). ``preset`` stays in the URL only while the filters
+equal the loaded preset.
+
+Every list comes from :func:`recsys.search.similar_items`, the code path of the REST API.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+import numpy as np
+import pandas as pd
+from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
+
+from components import ids
+from components.filter_panel import (
+    controls_from_filter_config,
+    filter_config_from_controls,
+    filter_inputs,
+    filter_panel,
+)
+from components.item_card import ITEM_ADD_TYPE, card_grid, fmt_price, item_card
+from components.layout import empty_state, error_alert, page_header
+from components.presets import (
+    PRESET_DELETE,
+    PRESET_DOWNLOAD,
+    PRESET_JSON,
+    PRESET_MESSAGE,
+    PRESET_NAME,
+    PRESET_SAVE,
+    PRESET_SELECT,
+    PRESET_UPLOAD,
+    PRESET_YAML,
+    download_preset,
+    import_upload,
+    message,
+    pid,
+    preset_bar,
+    preset_names,
+    preset_options,
+    safe_load,
+)
+from components.recent_views import (
+    add_to_session,
+    recent_views_panel,
+    recommendations_view,
+    remove_from_session,
+    session_chips,
+)
+from recsys.config import data_dir
+from recsys.errors import FilterConfigError, RecsysError
+from recsys.filters import FilterConfig, PresetStore
+from recsys.registry import Registry
+from recsys.serving import ApiError, recommend_response
+
+logger = logging.getLogger(__name__)
+
+dash.register_page(__name__, path="/explore", title="RecSys Lab · Explore", name="Explore", order=1)
+
+PANEL = ids.EXPLORE_PANEL
+MAX_OPTIONS = 50
+K_CHOICES = (5, 10, 20, 30, 50)
+
+RULE_LABELS = {
+    "same_category": "Same category",
+    "same_gender": "Same gender",
+    "price_band": "Price × seed",
+    "price_range": "Price range",
+    "brands_allow": "Brand allow-list",
+    "brands_deny": "Brand deny-list",
+    "banned_brand_pairs": "Banned brand pairs",
+    "exclude_adult": "Adult items",
+    "adult_next_to_non_adult": "Adult next to non-adult (always)",
+    "exclude_seed": "The seed",
+    "exclude_same_title": "Same title",
+    "min_similarity": "Min. similarity",
+    "max_per_brand": "Max per brand",
+}
+PLAN_LABELS = {
+    "exact_range": "exact search over the category slice",
+    "exact_subset": "exact search over the eligible items",
+    "hnsw_overfetch": "HNSW with over-fetch + post-filter",
+    "hnsw_overfetch+exact_fallback": "HNSW over-fetch, then exact fallback",
+    "hnsw_filter": "HNSW with filter callback",
+    "empty": "nothing eligible",
+}
+
+
+# -- data helpers (plain functions, tested directly) -------------------------------------
+def _registry() -> Registry:
+    return Registry(data_dir())
+
+
+def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
+    """run.json of every complete embedding run, newest first."""
+    return [
+        r for r in registry.list_runs() if r.get("is_embedding") and r.get("status", "complete") == "complete"
+    ]
+
+
+def run_options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Dropdown options "label · family" for runs."""
+    out = []
+    for r in runs:
+        label = r.get("label") or r["run_id"]
+        star = " ★" if r.get("active") else ""
+        family = r.get("family", "")
+        text = f"{label}{star}" if family and family in label else f"{label} · {family}{star}"
+        out.append({"label": text, "value": r["run_id"]})
+    return out
+
+
+def _searcher(run_id: str) -> Any:
+    from recsys.search import get_searcher
+
+    return get_searcher(_registry(), run_id)
+
+
+def search_items(view: Any, query: str | None, limit: int = MAX_OPTIONS) -> np.ndarray:
+    """Positions of items whose title or id contains ``query`` (case-insensitive), best first.
+
+    Exact id matches come first, then titles starting with the query, then other matches;
+    vectorised over the distinct titles of the run's catalogue view.
+    """
+    q = " ".join(str(query or "").split()).casefold()
+    if not q:
+        return np.zeros(0, dtype=np.int64)
+    titles = pd.Series(view.title_names, dtype=object).astype(str)
+    hit_title = titles.str.contains(q, regex=False).to_numpy()
+    starts = titles.str.startswith(q).to_numpy()
+    ids_lower = pd.Series(view.item_ids, dtype=object).astype(str).str.casefold()
+    id_exact = (ids_lower == q).to_numpy()
+    id_hit = ids_lower.str.contains(q, regex=False).to_numpy()
+    score = np.where(id_exact, 3, 0) + np.where(starts[view.title], 2, 0) + (hit_title[view.title] | id_hit)
+    pos = np.flatnonzero(score > 0)
+    if len(pos) > limit:
+        pos = pos[np.argsort(-score[pos], kind="stable")[:limit]]
+    else:
+        pos = pos[np.argsort(-score[pos], kind="stable")]
+    return pos
+
+
+def item_label(row: dict[str, Any]) -> str:
+    """Dropdown label of an item: title · brand · price (id)."""
+    parts = [str(row.get("title") or row.get("item_id"))]
+    if row.get("brand"):
+        parts.append(str(row["brand"]))
+    price = fmt_price(row.get("price"))
+    if price != "—":
+        parts.append(price)
+    return f"{' · '.join(parts)}  ({row.get('item_id')})"
+
+
+def seed_options(view: Any, query: str | None, current: str | None = None) -> list[dict[str, str]]:
+    """Options of the seed dropdown for a typed query (the current seed kept first)."""
+    pos = search_items(view, query)
+    if current:
+        cur = view.position(current)
+        if cur >= 0 and cur not in set(pos.tolist()):
+            pos = np.concatenate([[cur], pos])
+    if len(pos) == 0:
+        return []
+    rows = view.attributes(pos).to_dict("records")
+    return [
+        {"label": item_label(r), "value": str(r.get("item_id") or view.item_ids[p])}
+        for r, p in zip(rows, pos)
+    ]
+
+
+def default_seed(view: Any) -> str | None:
+    """A seed to start with: the first item of the most populated category."""
+    if view.n == 0:
+        return None
+    bounds = view.cat_bounds[0]
+    sizes = np.diff(bounds)
+    start = int(bounds[int(np.argmax(sizes))]) if len(sizes) else 0
+    return str(view.item_ids[start])
+
+
+def top_brands(view: Any, limit: int = 500) -> list[str]:
+    """Brand names by number of items (for the brand pickers)."""
+    order = np.argsort(-view.brand_counts, kind="stable")
+    out = [str(view.brand_display[i]) for i in order if view.brand_keys[i] != ""]
+    return out[:limit]
+
+
+def removed_bars(removed: dict[str, int], n_items: int) -> Any:
+    """One bar per rule with the number of candidates it removed on its own."""
+    shown = {r: int(c) for r, c in removed.items() if c and r != "exclude_seed"}
+    if not shown:
+        return html.Div("No rule removed anything.", className="text-muted small")
+    rows = []
+    for rule, count in sorted(shown.items(), key=lambda kv: -kv[1]):
+        share = count / n_items if n_items else 0.0
+        rows.append(
+            html.Div(
+                [
+                    html.Span(RULE_LABELS.get(rule, rule), className="removed-label"),
+                    html.Div(
+                        html.Div(className="removed-fill", style={"width": f"{min(share, 1) * 100:.1f}%"}),
+                        className="removed-track",
+                    ),
+                    html.Span(f"−{count:,}", className="removed-count", **{"data-rule": rule}),
+                ],
+                className="removed-row",
+                title=f"{rule}: removes {count:,} of {n_items:,} candidates ({share:.1%}) on its own",
+            )
+        )
+    return html.Div(rows, className="removed-bars")
+
+
+def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConfig) -> tuple[Any, Any, Any]:
+    """(cards, summary line, removed bars) for a SearchResult."""
+    if len(result.item_ids) == 0:
+        cards: Any = empty_state(
+            "No item passes these filters.", "Loosen a rule: the bars show what each removed."
+        )
+    else:
+        pos = view.pos_of_row[np.asarray(result.rows, dtype=np.int64)]
+        rows = view.attributes(pos).to_dict("records")
+        cards = card_grid(rows, result.scores, run_id=run_id, panel=PANEL)
+    short = len(result.item_ids) < k
+    summary = [
+        dbc.Badge(f"{len(result.item_ids)} / {k}", color="warning" if short else "success", className="me-2"),
+        html.Span(f"{result.n_eligible:,} eligible of {view.n:,}", className="me-2"),
+        html.Span("· ", className="text-muted"),
+        html.Span(
+            PLAN_LABELS.get(result.plan, result.plan),
+            className="plan-name me-2",
+            title=result.plan,
+            **{"data-plan": result.plan},
+        ),
+        html.Span(f"· {result.elapsed_ms:.1f} ms", className="text-muted", title="server search time"),
+    ]
+    if result.skipped_rules:
+        summary.append(
+            html.Span(
+                f" · skipped (seed lacks the attribute): {', '.join(result.skipped_rules)}",
+                className="text-warning small",
+            )
+        )
+    return cards, html.Div(summary, className="results-summary"), removed_bars(result.removed_by_rule, view.n)
+
+
+def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Everything the filter-change callback outputs (a plain function: parse, search, format)."""
+    from recsys.search import similar_items
+
+    out = {"seed_card": no_update, "results": [], "summary": "", "removed": "", "message": None, "url": None}
+    if not run_id or not seed:
+        out["results"] = empty_state("Pick a seed item: type part of its title or its id.")
+        return out
+    k = int(k or 10)
+    try:
+        config = filter_config_from_controls(values)
+    except FilterConfigError as exc:
+        out["message"] = error_alert(exc, "These filters are not valid", dismissable=False)
+        return out
+    try:
+        registry = _registry()
+        result = similar_items(registry, run_id, seed, config, k)
+        view = _searcher(run_id).view
+    except RecsysError as exc:
+        out["message"] = error_alert(exc, "Could not search")
+        return out
+    seed_pos = view.position(seed)
+    seed_row = view.attributes(np.array([seed_pos])).to_dict("records")[0]
+    out["seed_card"] = item_card(seed_row, seed=True, panel=PANEL)
+    out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config)
+    out["config_hash"] = config.config_hash()
+    return out
+
+
+# -- layout ---------------------------------------------------------------------------
+def layout(seed: str | None = None, run: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
+    """The Explore page for an optional seed, run and preset (from the URL query)."""
+    header = page_header("Explore", "Nearest neighbours of a product, live under the post-filters.")
+    try:
+        registry = _registry()
+        runs = embedding_runs(registry)
+    except (OSError, RecsysError) as exc:
+        return html.Div([header, error_alert(exc, "Could not read the runs")])
+    if not runs:
+        return html.Div(
+            [
+                header,
+                empty_state(
+                    "No embedding run yet.",
+                    [
+                        "Train one on the ",
+                        dcc.Link("Runs page", href="/runs"),
+                        " (the demo build makes several).",
+                    ],
+                ),
+            ]
+        )
+    run_ids = [r["run_id"] for r in runs]
+    message_children: list[Any] = []
+    if run and run not in run_ids:
+        message_children.append(error_alert(f"run '{run}' not found; showing the default run", "Unknown run"))
+        run = None
+    run = run or registry.default_run() or run_ids[0]
+    if run not in run_ids:
+        run = run_ids[0]
+    try:
+        view = _searcher(run).view
+    except RecsysError as exc:
+        return html.Div([header, error_alert(exc, f"Could not load run {run}")])
+    if seed and view.position(seed) < 0:
+        message_children.append(error_alert(f"item '{seed}' has no vector in run {run}", "Unknown seed"))
+        seed = None
+    seed = seed or default_seed(view)
+
+    store = PresetStore(data_dir())
+    names = preset_names(store)
+    config, preset_error = (None, None)
+    if preset:
+        config, preset_error = safe_load(store, preset)
+        if preset_error:
+            message_children.append(error_alert(preset_error, "Preset not loaded"))
+            preset = None
+    loaded = {"name": preset, "hash": config.config_hash()} if config is not None else {}
+
+    two_tower = [r for r in runs if r.get("family") == "two_tower"]
+    session_run = two_tower[0]["run_id"] if two_tower else run
+    session_opts = run_options(two_tower + [r for r in runs if r.get("family") != "two_tower"])
+
+    left = html.Div(
+        [
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.Label("Seed item", className="form-label fw-semibold"),
+                        dcc.Dropdown(
+                            id=ids.EXPLORE_SEED,
+                            options=seed_options(view, None, seed),
+                            value=seed,
+                            placeholder="Type part of a title or an item id…",
+                            clearable=False,
+                            className="seed-dropdown",
+                        ),
+                        dbc.Row(
+                            [
+                                dbc.Col(
+                                    [
+                                        html.Label("Variant (run)", className="form-label small mt-3"),
+                                        dcc.Dropdown(
+                                            id=ids.EXPLORE_RUN,
+                                            options=run_options(runs),
+                                            value=run,
+                                            clearable=False,
+                                        ),
+                                    ],
+                                    width=8,
+                                ),
+                                dbc.Col(
+                                    [
+                                        html.Label("k", className="form-label small mt-3"),
+                                        dcc.Dropdown(
+                                            id=ids.EXPLORE_K,
+                                            options=list(K_CHOICES),
+                                            value=10,
+                                            clearable=False,
+                                        ),
+                                    ],
+                                    width=4,
+                                ),
+                            ],
+                            className="g-2",
+                        ),
+                    ]
+                ),
+                className="section-card mb-3",
+            ),
+            dbc.Card(
+                [
+                    dbc.CardHeader(html.H5("Filters", className="mb-0")),
+                    dbc.CardBody(
+                        [
+                            preset_bar(PANEL, names, preset),
+                            html.Hr(className="my-3"),
+                            filter_panel(PANEL, config, brands=top_brands(view), n_levels=view.max_level + 1),
+                        ]
+                    ),
+                ],
+                className="section-card mb-3",
+            ),
+            dbc.Card(
+                [
+                    dbc.CardHeader(
+                        html.Div(
+                            [
+                                html.H5("Filter impact", className="mb-0"),
+                                html.Div(
+                                    [
+                                        dcc.Dropdown(
+                                            id=ids.EXPLORE_IMPACT_SEEDS,
+                                            options=[100, 200, 500],
+                                            value=200,
+                                            clearable=False,
+                                            className="impact-seeds",
+                                            searchable=False,
+                                        ),
+                                        dbc.Button(
+                                            "Run",
+                                            id=ids.EXPLORE_IMPACT_RUN,
+                                            size="sm",
+                                            color="primary",
+                                            n_clicks=0,
+                                        ),
+                                    ],
+                                    className="d-flex gap-2 align-items-center",
+                                ),
+                            ],
+                            className="d-flex justify-content-between align-items-center",
+                        )
+                    ),
+                    dbc.CardBody(
+                        dcc.Loading(
+                            html.Div(
+                                html.Div(
+                                    "Fill rate, coverage and HR@k with and without these filters, over "
+                                    "sampled seeds.",
+                                    className="text-muted small",
+                                ),
+                                id=ids.EXPLORE_IMPACT,
+                            ),
+                            type="dot",
+                        )
+                    ),
+                ],
+                className="section-card mb-3",
+            ),
+        ]
+    )
+    right = html.Div(
+        [
+            html.Div(message_children, id=ids.EXPLORE_MESSAGE),
+            html.Div(id=ids.EXPLORE_SEED_CARD, className="mb-3"),
+            dbc.Card(
+                [
+                    dbc.CardHeader(
+                        html.Div(
+                            [
+                                html.H5("Neighbours", className="mb-0"),
+                                html.Div(id=ids.EXPLORE_SUMMARY, className="small"),
+                            ],
+                            className="d-flex justify-content-between align-items-center flex-wrap gap-2",
+                        )
+                    ),
+                    dbc.CardBody(
+                        [
+                            html.Div(id=ids.EXPLORE_REMOVED, className="mb-3"),
+                            html.Div(id=ids.EXPLORE_RESULTS),
+                        ]
+                    ),
+                ],
+                className="section-card mb-4",
+            ),
+            recent_views_panel(
+                session_opts,
+                session_run,
+                store_id=ids.EXPLORE_SESSION_STORE,
+                chips_id=ids.EXPLORE_SESSION,
+                clear_id=ids.EXPLORE_SESSION_CLEAR,
+                run_id=ids.EXPLORE_SESSION_RUN,
+                results_id=ids.EXPLORE_SESSION_RESULTS,
+            ),
+        ]
+    )
+    return html.Div(
+        [
+            header,
+            dcc.Store(id=ids.EXPLORE_PRESET_STORE, data=loaded),
+            dcc.Store(id=ids.EXPLORE_URL_SYNC),
+            dbc.Row([dbc.Col(left, lg=4, className="explore-left"), dbc.Col(right, lg=8)], className="g-4"),
+        ],
+        className="explore-page",
+    )
+
+
+# -- callbacks ------------------------------------------------------------------------
+@callback(
+    Output(ids.EXPLORE_SEED, "options"),
+    Input(ids.EXPLORE_SEED, "search_value"),
+    Input(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_SEED, "value"),
+    prevent_initial_call=True,
+)
+def update_seed_options(search_value: str | None, run_id: str | None, current: str | None) -> Any:
+    """Options matching the typed text (server-side search over titles and ids, 50 at most)."""
+    if not run_id:
+        return no_update
+    if not search_value and ctx.triggered_id == ids.EXPLORE_SEED:
+        return no_update  # keep the options while the box is empty (the selection must stay listed)
+    try:
+        view = _searcher(run_id).view
+    except RecsysError:
+        return []
+    return seed_options(view, search_value, current)
+
+
+@callback(
+    output={
+        "seed_card": Output(ids.EXPLORE_SEED_CARD, "children"),
+        "results": Output(ids.EXPLORE_RESULTS, "children"),
+        "summary": Output(ids.EXPLORE_SUMMARY, "children"),
+        "removed": Output(ids.EXPLORE_REMOVED, "children"),
+        "message": Output(ids.EXPLORE_MESSAGE, "children"),
+        "url": Output(ids.EXPLORE_URL_SYNC, "data"),
+    },
+    inputs={
+        "seed": Input(ids.EXPLORE_SEED, "value"),
+        "run_id": Input(ids.EXPLORE_RUN, "value"),
+        "k": Input(ids.EXPLORE_K, "value"),
+        "values": filter_inputs(PANEL),
+        "loaded": Input(ids.EXPLORE_PRESET_STORE, "data"),
+    },
+)
+def update_results(
+    seed: str | None, run_id: str | None, k: Any, values: dict[str, Any], loaded: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Neighbours of the seed under the current filters (the live, <= 50 ms callback)."""
+    out = explore_results(run_id, seed, k, values)
+    config_hash = out.pop("config_hash", None)
+    loaded = loaded or {}
+    preset = loaded.get("name") if loaded.get("hash") and loaded.get("hash") == config_hash else None
+    out["url"] = {"seed": seed, "run": run_id, "preset": preset} if seed and run_id else no_update
+    if out["message"] is None:
+        out["message"] = no_update if ctx.triggered_id is None else []
+    return out
+
+
+# Keep the address bar in step without a page reload (see the module docstring).
+clientside_callback(
+    """
+    function(state) {
+        if (!state || !state.seed) { return; }
+        const q = new URLSearchParams();
+        q.set("seed", state.seed);
+        if (state.run) { q.set("run", state.run); }
+        if (state.preset) { q.set("preset", state.preset); }
+        const url = window.location.pathname + "?" + q.toString();
+        if (url !== window.location.pathname + window.location.search) {
+            window.history.replaceState(window.history.state, "", url);
+        }
+    }
+    """,
+    Input(ids.EXPLORE_URL_SYNC, "data"),
+)
+
+
+@callback(
+    output={
+        "controls": filter_inputs(PANEL, Output),
+        "options": Output(pid(PRESET_SELECT, PANEL), "options"),
+        "selected": Output(pid(PRESET_SELECT, PANEL), "value"),
+        "loaded": Output(ids.EXPLORE_PRESET_STORE, "data"),
+        "message": Output(pid(PRESET_MESSAGE, PANEL), "children"),
+        "name": Output(pid(PRESET_NAME, PANEL), "value"),
+    },
+    inputs={
+        "selected": Input(pid(PRESET_SELECT, PANEL), "value"),
+        "save": Input(pid(PRESET_SAVE, PANEL), "n_clicks"),
+        "delete": Input(pid(PRESET_DELETE, PANEL), "n_clicks"),
+        "upload": Input(pid(PRESET_UPLOAD, PANEL), "contents"),
+        "filename": State(pid(PRESET_UPLOAD, PANEL), "filename"),
+        "name": State(pid(PRESET_NAME, PANEL), "value"),
+        "values": filter_inputs(PANEL, State),
+    },
+    prevent_initial_call=True,
+)
+def preset_action(
+    selected: str | None,
+    save: int,
+    delete: int,
+    upload: str | None,
+    filename: str | None,
+    name: str | None,
+    values: dict[str, Any],
+) -> dict[str, Any]:
+    """Load (select), save, delete or upload a preset."""
+    return preset_action_impl(ctx.triggered_id, selected, upload, filename, name, values)
+
+
+def preset_action_impl(
+    trigger: Any,
+    selected: str | None,
+    upload: str | None,
+    filename: str | None,
+    name: str | None,
+    values: dict[str, Any],
+    root: Any = None,
+) -> dict[str, Any]:
+    """The preset callback as a plain function (``trigger`` is the id that fired)."""
+    store = PresetStore(data_dir(root))
+    keep = {f: no_update for f in values}
+    out: dict[str, Any] = {
+        "controls": keep,
+        "options": no_update,
+        "selected": no_update,
+        "loaded": no_update,
+        "message": no_update,
+        "name": no_update,
+    }
+    kind = trigger.get("type") if isinstance(trigger, dict) else None
+    try:
+        if kind == PRESET_SELECT:
+            if not selected:
+                out["loaded"] = {}
+                return out
+            config, error = safe_load(store, selected)
+            if error:
+                out["message"] = message(error, "danger")
+                return out
+            out["controls"] = controls_from_filter_config(config)
+            out["loaded"] = {"name": selected, "hash": config.config_hash()}
+            out["name"] = selected
+            out["message"] = message(f"Loaded preset “{selected}”.")
+        elif kind == PRESET_SAVE:
+            preset_name = (name or "").strip()
+            if not preset_name:
+                out["message"] = message("Type a name for the preset first.", "warning")
+                return out
+            config = filter_config_from_controls(values)
+            version = store.save(preset_name, config)
+            out["options"] = preset_options(store)
+            out["selected"] = preset_name
+            out["loaded"] = {"name": preset_name, "hash": config.config_hash()}
+            out["message"] = message(f"Saved “{preset_name}” (version {version}).")
+        elif kind == PRESET_DELETE:
+            if not selected:
+                out["message"] = message("Select a preset to delete.", "warning")
+                return out
+            store.delete(selected)
+            out["options"] = preset_options(store)
+            out["selected"] = None
+            out["loaded"] = {}
+            out["message"] = message(f"Deleted preset “{selected}”.", "secondary")
+        elif kind == PRESET_UPLOAD:
+            if not upload:
+                return out
+            preset_name, config = import_upload(store, upload, filename)
+            out["controls"] = controls_from_filter_config(config)
+            out["options"] = preset_options(store)
+            out["selected"] = preset_name
+            out["name"] = preset_name
+            out["loaded"] = {"name": preset_name, "hash": config.config_hash()}
+            out["message"] = message(f"Imported “{preset_name}” from {filename}.")
+    except RecsysError as exc:
+        out["message"] = message(str(exc), "danger")
+    return out
+
+
+@callback(
+    Output(pid(PRESET_DOWNLOAD, PANEL), "data"),
+    Output(pid(PRESET_MESSAGE, PANEL), "children", allow_duplicate=True),
+    Input(pid(PRESET_JSON, PANEL), "n_clicks"),
+    Input(pid(PRESET_YAML, PANEL), "n_clicks"),
+    State(pid(PRESET_SELECT, PANEL), "value"),
+    prevent_initial_call=True,
+)
+def download(_json: int, _yaml: int, selected: str | None) -> tuple[Any, Any]:
+    """Download the selected preset as JSON or YAML."""
+    if not selected:
+        return no_update, message("Select (or save) a preset to download it.", "warning")
+    fmt = (
+        "yaml"
+        if isinstance(ctx.triggered_id, dict) and ctx.triggered_id.get("type") == PRESET_YAML
+        else "json"
+    )
+    try:
+        return download_preset(PresetStore(data_dir()), selected, fmt), no_update
+    except RecsysError as exc:
+        return no_update, message(str(exc), "danger")
+
+
+def impact_view(report: dict[str, Any]) -> Any:
+    """The filter-impact report as a small table of before/after figures."""
+
+    def pct(v: Any) -> str:
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * float(v):.1f}%"
+
+    def num(v: Any) -> str:
+        return "—" if v is None else f"{float(v):.3f}"
+
+    k = report.get("k", 10)
+    rows = [
+        (
+            "Fill rate (seeds with k results)",
+            pct(report.get("fill_rate_before")),
+            pct(report.get("fill_rate")),
+        ),
+        ("Catalogue coverage", pct(report.get("coverage_before")), pct(report.get("coverage_after"))),
+        (f"HR@{k} on held-out cases", num(report.get("hr_before")), num(report.get("hr_after"))),
+        (
+            "Mean similarity",
+            num(report.get("mean_similarity_before")),
+            num(report.get("mean_similarity_after")),
+        ),
+    ]
+    table = dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th(""), html.Th("No filter"), html.Th("These filters")])),
+            html.Tbody(
+                [html.Tr([html.Td(a), html.Td(b), html.Td(c, className="fw-semibold")]) for a, b, c in rows]
+            ),
+        ],
+        size="sm",
+        className="impact-table mb-2",
+    )
+    removed = report.get("removed_by_rule") or {}
+    per_seed = ", ".join(
+        f"{RULE_LABELS.get(r, r)} {v:,.0f}"
+        for r, v in sorted(removed.items(), key=lambda x: -x[1])
+        if v and r != "exclude_seed"
+    )
+    foot = f"{report.get('n_seeds', 0)} seeds, k = {k}, {report.get('mean_elapsed_ms', 0):.1f} ms per query"
+    if report.get("n_cases") is not None:
+        foot += f", {report['n_cases']} held-out cases"
+    children = [table]
+    if per_seed:
+        children.append(html.Div(["Removed per seed on average: ", per_seed], className="small text-muted"))
+    children.append(html.Div(foot, className="small text-muted"))
+    return html.Div(children)
+
+
+@callback(
+    Output(ids.EXPLORE_IMPACT, "children"),
+    Input(ids.EXPLORE_IMPACT_RUN, "n_clicks"),
+    State(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_K, "value"),
+    State(ids.EXPLORE_IMPACT_SEEDS, "value"),
+    filter_inputs(PANEL, State),
+    prevent_initial_call=True,
+)
+def run_impact(_n: int, run_id: str | None, k: Any, n_seeds: Any, values: dict[str, Any]) -> Any:
+    """Filter impact over sampled seeds (fill rate, coverage, HR@k before/after)."""
+    from recsys.compare import filter_impact_for_run
+
+    if not run_id:
+        return no_update
+    try:
+        config = filter_config_from_controls(values)
+        report = filter_impact_for_run(
+            _registry(), run_id, config, k=int(k or 10), n_seeds=int(n_seeds or 200)
+        )
+    except RecsysError as exc:
+        return error_alert(exc, "Could not compute the impact")
+    return impact_view(report)
+
+
+# -- recent views (session) -----------------------------------------------------------------
+@callback(
+    Output(ids.EXPLORE_SESSION_STORE, "data"),
+    Input({"type": ITEM_ADD_TYPE, "item": ALL, "panel": PANEL}, "n_clicks"),
+    Input({"type": ids.EXPLORE_SESSION_REMOVE, "item": ALL}, "n_clicks"),
+    Input(ids.EXPLORE_SESSION_CLEAR, "n_clicks"),
+    State(ids.EXPLORE_SESSION_STORE, "data"),
+    prevent_initial_call=True,
+)
+def edit_session(_adds: list, _removes: list, _clear: int, session: list[str] | None) -> Any:
+    """Add a clicked card to the session, remove a chip, or clear it."""
+    trigger = ctx.triggered_id
+    value = ctx.triggered[0].get("value") if ctx.triggered else None
+    if not value:  # new buttons appearing fire with n_clicks 0
+        return no_update
+    if trigger == ids.EXPLORE_SESSION_CLEAR:
+        return []
+    if isinstance(trigger, dict) and trigger.get("type") == ITEM_ADD_TYPE:
+        return add_to_session(session, trigger["item"])
+    if isinstance(trigger, dict) and trigger.get("type") == ids.EXPLORE_SESSION_REMOVE:
+        return remove_from_session(session, trigger["item"])
+    return no_update
+
+
+@callback(
+    Output(ids.EXPLORE_SESSION, "children"),
+    Output(ids.EXPLORE_SESSION_RESULTS, "children"),
+    Input(ids.EXPLORE_SESSION_STORE, "data"),
+    Input(ids.EXPLORE_SESSION_RUN, "value"),
+    Input(ids.EXPLORE_K, "value"),
+    filter_inputs(PANEL),
+)
+def update_session(
+    session: list[str] | None, run_id: str | None, k: Any, values: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The session chips and the recommendations for it (two-tower or mean of vectors)."""
+    return session_view(session or [], run_id, int(k or 10), values)
+
+
+def session_view(session: list[str], run_id: str | None, k: int, values: dict[str, Any]) -> tuple[Any, Any]:
+    """Plain-function body of :func:`update_session`."""
+    titles: dict[str, str] = {}
+    if not session or not run_id:
+        return session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE), recommendations_view(None, [])
+    try:
+        view = _searcher(run_id).view
+        pos = np.array([view.position(i) for i in session])
+        known = pos >= 0
+        if known.any():
+            rows = view.attributes(pos[known]).to_dict("records")
+            titles = {str(r["item_id"]): str(r.get("title") or r["item_id"]) for r in rows}
+        chips = session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE)
+        config = filter_config_from_controls(values)
+        response = recommend_response(list(session), run=run_id, filters=config.canonical(), k=k)
+        rec_ids = [it["item_id"] for it in response["items"]]
+        rec_pos = np.array([view.position(i) for i in rec_ids], dtype=np.int64)
+        rec_rows = view.attributes(rec_pos[rec_pos >= 0]).to_dict("records") if len(rec_pos) else []
+        return chips, recommendations_view(response, rec_rows)
+    except (RecsysError, ValueError, ApiError) as exc:
+        return session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE), recommendations_view(
+            None, [], str(exc)
+        )
