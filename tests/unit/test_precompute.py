@@ -1,0 +1,221 @@
+"""Precomputed top-k tables (recsys.precompute) and the API's source=precomputed mode.
+
+Round trip: for every item of a run, the precomputed answer equals the live one.
+Staleness: a preset changed since the table was written gives 409, a run whose
+vectors changed gives ``stale: true``, a larger k than stored gives 409.
+Redis is tested only when a ``redis-server`` binary exists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+
+from recsys.__main__ import main as cli_main
+from recsys.filters import FilterConfig, PresetStore
+from recsys.precompute import SQLiteStore, open_store, precompute
+from recsys.serving import register_api
+
+_spec = importlib.util.spec_from_file_location(
+    "_serving_fixture", Path(__file__).with_name("test_serving.py")
+)
+_fixture = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fixture)
+make_serving_data = _fixture.make_serving_data
+
+
+def client_for(root: Path, **kwargs: Any) -> Any:
+    app = flask.Flask("test-precompute")
+    register_api(app, root, token="", **kwargs)
+    return app.test_client()
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> dict[str, Any]:
+    out = make_serving_data(tmp_path)
+    out["root"] = tmp_path
+    return out
+
+
+def live_and_pre(c: Any, run_id: str, item: str, preset: str, k: int) -> tuple[dict, dict]:
+    base = f"/api/v1/similar/{item}?run={run_id}&preset={preset}&k={k}"
+    live = c.get(base)
+    pre = c.get(base + "&source=precomputed")
+    assert live.status_code == 200, live.get_json()
+    assert pre.status_code == 200, pre.get_json()
+    return live.get_json(), pre.get_json()
+
+
+def test_round_trip_every_item_equals_live(data: dict[str, Any]) -> None:
+    root, run_a = data["root"], data["runs"][0]
+    meta = precompute(root, run_a, "same-cat", k=6)
+    assert meta["n_items"] == len(data["item_ids"]) and meta["k"] == 6
+    assert Path(meta["location"]) == root / "precomputed.sqlite"
+    c = client_for(root)
+    for item in data["item_ids"]:
+        live, pre = live_and_pre(c, run_a, str(item), "same-cat", 6)
+        assert pre["source"] == "precomputed" and pre["items"] == live["items"]
+        assert pre["precomputed"]["stale"] is False and pre["precomputed"]["k"] == 6
+    # a shorter list is a prefix of the stored one
+    live, pre = live_and_pre(c, run_a, "it004", "same-cat", 3)
+    assert pre["items"] == live["items"] and len(pre["items"]) == 3
+
+
+def test_missing_table_unknown_item_and_k_too_large(data: dict[str, Any]) -> None:
+    root, run_a, run_b = data["root"], data["runs"][0], data["runs"][1]
+    c = client_for(root)
+    resp = c.get(f"/api/v1/similar/it001?run={run_a}&preset=same-cat&source=precomputed")
+    assert resp.status_code == 404 and "python -m recsys precompute" in resp.get_json()["error"]["message"]
+    precompute(root, run_a, "same-cat", k=5)
+    assert c.get(f"/api/v1/similar/it001?run={run_b}&preset=same-cat&source=precomputed").status_code == 404
+    resp = c.get(f"/api/v1/similar/ghost?run={run_a}&preset=same-cat&k=5&source=precomputed")
+    assert resp.status_code == 404 and resp.get_json()["error"]["field"] == "item_id"
+    resp = c.get(f"/api/v1/similar/it001?run={run_a}&preset=same-cat&k=6&source=precomputed")
+    assert resp.status_code == 409 and resp.get_json()["error"]["field"] == "k"
+
+
+def test_changed_preset_is_409_and_recompute_replaces_the_table(data: dict[str, Any]) -> None:
+    root, run_a = data["root"], data["runs"][0]
+    precompute(root, run_a, "same-cat", k=5)
+    c = client_for(root)
+    PresetStore(root).save("same-cat", FilterConfig(same_category=True, category_level=0))
+    resp = c.get(f"/api/v1/similar/it001?run={run_a}&preset=same-cat&k=5&source=precomputed")
+    assert resp.status_code == 409
+    assert "rerun" in resp.get_json()["error"]["message"] and resp.get_json()["error"]["field"] == "preset"
+    precompute(root, run_a, "same-cat", k=5)
+    live, pre = live_and_pre(c, run_a, "it001", "same-cat", 5)
+    assert pre["items"] == live["items"]
+    store = SQLiteStore(root / "precomputed.sqlite")
+    tables = [t for t in store.list_tables() if t["preset_name"] == "same-cat"]
+    assert len(tables) == 1, "the table of the old preset version must be gone"
+    assert tables[0]["preset_hash"] == FilterConfig(same_category=True, category_level=0).config_hash()
+    store.close()
+
+
+def test_run_changed_after_writing_is_flagged_stale(data: dict[str, Any]) -> None:
+    root, run_a = data["root"], data["runs"][0]
+    precompute(root, run_a, "no-adult", k=5)
+    c = client_for(root)
+    _, pre = live_and_pre(c, run_a, "it002", "no-adult", 5)
+    assert pre["precomputed"]["stale"] is False and pre["precomputed"]["age_s"] >= 0
+    vectors = root / "runs" / run_a / "vectors.npy"
+    future = time.time() + 60
+    os.utime(vectors, (future, future))
+    _, pre = live_and_pre(c, run_a, "it002", "no-adult", 5)
+    assert pre["precomputed"]["stale"] is True
+    assert any("vectors or index" in r for r in pre["precomputed"]["reasons"])
+
+
+def test_cli_precompute_writes_a_table(data: dict[str, Any], capsys: Any) -> None:
+    root, run_b = data["root"], data["runs"][1]
+    out = root / "custom.sqlite"
+    code = cli_main(
+        [
+            "--data-dir",
+            str(root),
+            "-q",
+            "precompute",
+            "--run",
+            run_b,
+            "--preset",
+            "no-adult",
+            "--k",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["n_items"] == len(data["item_ids"]) and printed["location"] == str(out)
+    c = client_for(root, precomputed=str(out))
+    live, pre = live_and_pre(c, run_b, "it010", "no-adult", 4)
+    assert pre["items"] == live["items"]
+    assert (
+        cli_main(["--data-dir", str(root), "-q", "precompute", "--run", "nope", "--preset", "no-adult"]) == 2
+    )
+    assert cli_main(["--data-dir", str(root), "-q", "precompute", "--run", run_b, "--preset", "nope"]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def redis_url(tmp_path: Path) -> Any:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    pytest.importorskip("redis", reason="the redis package is not installed")
+    import redis
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                if time.time() > deadline:
+                    pytest.skip("redis-server did not start within 10 s")
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_redis_round_trip(data: dict[str, Any], redis_url: str) -> None:
+    root, run_a = data["root"], data["runs"][0]
+    meta = precompute(root, run_a, "same-cat", k=5, store=redis_url)
+    assert meta["location"] == redis_url and meta["n_items"] == len(data["item_ids"])
+    assert (
+        not (root / "precomputed.sqlite").exists()
+        or not SQLiteStore(root / "precomputed.sqlite").list_tables()
+    )
+    c = client_for(root, precomputed=redis_url)
+    for item in ("it000", "it013", "it030", "it047"):
+        live, pre = live_and_pre(c, run_a, item, "same-cat", 5)
+        assert pre["items"] == live["items"]
+    # a new preset version replaces the old table atomically; the API sees 409 until then
+    PresetStore(root).save("same-cat", FilterConfig(same_category=True, category_level=0))
+    assert c.get(f"/api/v1/similar/it001?run={run_a}&preset=same-cat&source=precomputed").status_code == 409
+    precompute(root, run_a, "same-cat", k=5, store=redis_url)
+    store = open_store(redis_url)
+    assert [t["preset_hash"] for t in store.list_tables()] == [
+        FilterConfig(same_category=True, category_level=0).config_hash()
+    ]
+    store.close()
+    live, pre = live_and_pre(c, run_a, "it001", "same-cat", 5)
+    assert pre["items"] == live["items"]
