@@ -1,0 +1,244 @@
+"""Projections (PCA, UMAP), their per-run storage, and neighbourhood purity."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.errors import RunNotFoundError
+from recsys.models import FAMILIES, EmbeddingModel
+from recsys.projection import (
+    ProjectionError,
+    load_projection,
+    neighbourhood_purity,
+    project,
+    project_run,
+)
+from recsys.registry import Registry
+
+
+def _clusters(n_per: int, n_clusters: int, dim: int, seed: int, spread: float = 0.15):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim)) * 3
+    labels = np.repeat(np.arange(n_clusters), n_per)
+    x = centres[labels] + rng.normal(scale=spread, size=(len(labels), dim))
+    return x.astype(np.float32), labels
+
+
+class FixedVectors(EmbeddingModel):
+    """An embedding model whose vectors are given (test double for the registry)."""
+
+    family = "fixed_test"
+    default_params = {"seed": 0}
+
+    def fit(self, dataset, progress=None):
+        x, _ = _clusters(40, 3, 8, seed=self.params["seed"])
+        self.vectors_ = x
+        self.item_ids_ = np.array([f"item{i:03d}" for i in range(len(x))])
+        self._set_coverage(self.item_ids_)
+        return self
+
+
+@pytest.fixture()
+def run_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setitem(FAMILIES, "fixed_test", f"{__name__}:FixedVectors")
+    model = FixedVectors().fit(None)
+    meta = Registry(tmp_path).create_run(model, dataset_name="toy", dataset_fingerprint="abc")
+    return meta["run_id"]
+
+
+# -- project ---------------------------------------------------------------------
+
+
+def test_pca_separates_two_clusters_and_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(50, 20)) * 0.1 + np.r_[np.ones(10), np.zeros(10)]
+    b = rng.normal(size=(50, 20)) * 0.1 + np.r_[np.zeros(10), np.ones(10)]
+    coords = project(np.vstack([a, b]), method="pca")
+    assert coords.shape == (100, 2) and coords.dtype == np.float32
+    xa, xb = coords[:50, 0], coords[50:, 0]
+    assert xa.max() < xb.min() or xb.max() < xa.min()  # split along the first axis
+    gap = abs(np.median(xa) - np.median(xb))
+    assert gap > 5 * max(xa.std(), xb.std())
+    np.testing.assert_array_equal(coords, project(np.vstack([a, b]), method="pca"))
+
+
+def test_pca_is_scale_invariant_per_row() -> None:
+    # rows are normalised first: cosine geometry, as the models' similarity
+    x, _ = _clusters(20, 2, 6, seed=3)
+    scaled = x * np.linspace(0.5, 50, len(x), dtype=np.float32)[:, None]
+    np.testing.assert_allclose(project(x), project(scaled), atol=1e-4)
+
+
+def test_project_rejects_bad_input() -> None:
+    with pytest.raises(ProjectionError, match="unknown projection method 'tsne'"):
+        project(np.ones((5, 3)), method="tsne")
+    with pytest.raises(ProjectionError, match="2-D"):
+        project(np.ones(5))
+    with pytest.raises(ProjectionError, match="NaN"):
+        project(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    with pytest.raises(ProjectionError, match="min_dist cannot be negative"):
+        project(np.ones((20, 3)), method="umap", min_dist=-1)
+
+
+@pytest.mark.slow  # numba compiles UMAP on first use in a process (~15-80 s on a busy 2-core box)
+def test_umap_keeps_three_clusters_apart() -> None:
+    x, labels = _clusters(100, 3, 10, seed=7)
+    calls = []
+    coords = project(x, method="umap", seed=42, progress=lambda d, t, m: calls.append((d, t)))
+    assert coords.shape == (300, 2) and coords.dtype == np.float32
+    assert np.isfinite(coords).all()
+    # every point's 2-D neighbours are from its own cluster
+    assert neighbourhood_purity(coords, labels, k=10)["purity"].min() == 1.0
+    centres = np.array([coords[labels == c].mean(axis=0) for c in range(3)])
+    radius = max(np.linalg.norm(coords[labels == c] - centres[c], axis=1).max() for c in range(3))
+    gaps = [np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3)]
+    assert min(gaps) > 2 * radius
+    assert calls[-1][0] == calls[-1][1]  # progress reached its total
+
+    # above max_points: fitted on a sample, the rest placed by transform, clusters still apart
+    coords2 = project(x, method="umap", seed=42, max_points=150, batch_size=100)
+    assert coords2.shape == (300, 2) and np.isfinite(coords2).all()
+    assert neighbourhood_purity(coords2, labels, k=10)["purity"].min() > 0.95
+
+
+# -- project_run / load_projection ---------------------------------------------------
+
+
+def test_project_run_writes_parquet_and_load_reads_it(tmp_path: Path, run_id: str) -> None:
+    assert load_projection(tmp_path, run_id, "pca") is None
+    out = project_run(run_id, method="pca", root=tmp_path)
+    assert out["run_id"] == run_id and out["method"] == "pca" and out["n_points"] == 120
+    assert out["seconds"] >= 0 and out["sampled"] is False
+    run_dir = Registry(tmp_path).run_dir(run_id)
+    assert (run_dir / "projection_pca.parquet").exists()
+    assert not [p for p in os.listdir(run_dir) if p.endswith(".tmp")]
+
+    df = load_projection(tmp_path, run_id, "pca")
+    assert list(df.columns) == ["item_id", "x", "y"]
+    assert df["x"].dtype == np.float32 and df["y"].dtype == np.float32
+    model = Registry(tmp_path).load_model(run_id)
+    assert df["item_id"].tolist() == list(model.item_ids_)
+    np.testing.assert_array_equal(df[["x", "y"]].to_numpy(), project(model.vectors_, "pca"))
+    assert df.attrs["method"] == "pca"
+    # cached: a second read is the same data; a caller's new column does not leak into the cache
+    df["colour"] = "red"
+    again = load_projection(tmp_path, run_id, "pca")
+    assert "colour" not in again.columns and len(again) == 120
+
+
+def test_load_projection_sees_a_recomputed_file(tmp_path: Path, run_id: str) -> None:
+    project_run(run_id, method="pca", root=tmp_path)
+    first = load_projection(tmp_path, run_id, "pca")
+    path = Registry(tmp_path).artifact_path(run_id, "projection_pca.parquet")
+    pd.DataFrame(
+        {"item_id": ["a"], "x": np.array([1], np.float32), "y": np.array([2], np.float32)}
+    ).to_parquet(path)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    second = load_projection(tmp_path, run_id, "pca")
+    assert len(first) == 120 and second["item_id"].tolist() == ["a"]
+
+
+def test_failed_write_keeps_the_previous_projection(tmp_path: Path, run_id: str, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    project_run(run_id, method="pca", root=tmp_path)
+    before = load_projection(tmp_path, run_id, "pca")
+
+    def broken_write(table, where, **kw):  # a disk filling up half way
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", broken_write)
+    with pytest.raises(OSError, match="No space"):
+        project_run(run_id, method="pca", root=tmp_path)
+    run_dir = Registry(tmp_path).run_dir(run_id)
+    assert sorted(p for p in os.listdir(run_dir) if "projection" in p) == ["projection_pca.parquet"]
+    monkeypatch.undo()
+    after = load_projection(tmp_path, run_id, "pca")
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_load_projection_compute_and_errors(tmp_path: Path, run_id: str) -> None:
+    df = load_projection(tmp_path, run_id, "pca", compute=True)
+    assert len(df) == 120
+    with pytest.raises(RunNotFoundError):
+        load_projection(tmp_path, "no-such-run", "pca")
+    with pytest.raises(ProjectionError, match="unknown projection method"):
+        project_run(run_id, method="tsne", root=tmp_path)
+
+
+def _project_fixed(root: str, progress=None, **kw):
+    """Job function for the test kind below: registers the test family in the job process."""
+    FAMILIES["fixed_test"] = "tests.unit.test_projection:FixedVectors"
+    return project_run(root=root, progress=progress, **kw)
+
+
+def test_project_job_runs_in_background(tmp_path: Path, run_id: str, monkeypatch) -> None:
+    from recsys.jobs import JOB_KINDS, JobStore
+
+    # The fresh job interpreter imports this file as tests.unit.test_projection (repo root on its path).
+    monkeypatch.setitem(JOB_KINDS, "project_fixed", "tests.unit.test_projection:_project_fixed")
+    store = JobStore(tmp_path)
+    job_id = store.submit("project_fixed", {"run_id": run_id, "method": "pca"})
+    job = store.wait(job_id, timeout=60)
+    assert job["status"] == "done", (job, store.log_tail(job_id))
+    assert job["result"]["n_points"] == 120 and job["progress"]["fraction"] == 1.0
+    assert len(load_projection(tmp_path, run_id, "pca")) == 120
+
+
+# -- neighbourhood purity ------------------------------------------------------------
+
+
+def _angles(degrees):
+    r = np.radians(degrees)
+    return np.c_[np.cos(r), np.sin(r)].astype(np.float32)
+
+
+def test_purity_known_answer() -> None:
+    # A at 0, 10, 20 degrees; B at 90, 100, 110 and one B intruder at 15 degrees.
+    # k=2 by angle: A0 -> A10, B15 (1/2); A10 -> B15 + an A (1/2); A20 -> B15, A10 (1/2)
+    # B15 -> A10, A20 (0); B90/B100/B110 -> two Bs (1). So A = 0.5, B = 0.75.
+    vectors = _angles([0, 10, 20, 90, 100, 110, 15]) * np.array(
+        [[1], [2], [3], [1], [5], [1], [7]], np.float32
+    )
+    labels = ["A", "A", "A", "B", "B", "B", "B"]
+    for method in ("exact", "hnsw"):
+        df = neighbourhood_purity(vectors, labels, k=2, method=method)
+        assert df["label"].tolist() == ["B", "A"]  # most frequent first
+        assert df["n_items"].tolist() == [4, 3]
+        np.testing.assert_allclose(df["purity"], [0.75, 0.5])
+        np.testing.assert_allclose(df["baseline"], [3 / 6, 2 / 6])
+        np.testing.assert_allclose(df["lift"], [1.5, 1.5])
+        assert df.attrs["k"] == 2 and df.attrs["method"] == method
+        assert df.attrs["overall"] == pytest.approx((0.5 * 3 + 0.75 * 4) / 7)
+
+
+def test_purity_missing_labels_singletons_and_k_cap() -> None:
+    vectors = _angles([0, 5, 90, 95])
+    df = neighbourhood_purity(vectors, ["x", None, "y", "z"], k=10)
+    assert df.attrs["k"] == 3
+    got = dict(zip(df["label"], df["purity"]))
+    assert set(got) == {"x", "(missing)", "y", "z"}
+    assert all(v == 0.0 for v in got.values())  # every label is a singleton
+    assert df["baseline"].eq(0).all() and df["lift"].isna().all()
+
+
+def test_purity_hnsw_and_sampling_agree_with_exact() -> None:
+    x, labels = _clusters(300, 4, 16, seed=5, spread=2.5)  # overlapping clusters: purity < 1
+    exact = neighbourhood_purity(x, labels, k=10, method="exact", batch_size=97)
+    approx = neighbourhood_purity(x, labels, k=10, method="hnsw")
+    assert 0.3 < exact["purity"].mean() < 0.99
+    np.testing.assert_allclose(approx["purity"], exact["purity"], atol=0.02)
+    sampled = neighbourhood_purity(x, labels, k=10, max_queries=400, seed=1)
+    assert sampled["n_queries"].sum() == 400 and sampled["n_items"].sum() == 1200
+    np.testing.assert_allclose(sampled["purity"], exact["purity"], atol=0.08)
+
+
+def test_purity_rejects_mismatched_labels() -> None:
+    with pytest.raises(ProjectionError, match="labels has 2 entries but vectors has 3 rows"):
+        neighbourhood_purity(np.eye(3), ["a", "b"])
