@@ -308,7 +308,6 @@ class JobStore:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=str(self.root),
                 start_new_session=True,
                 close_fds=True,
             )

@@ -70,6 +70,19 @@ def test_state_is_visible_from_another_store_and_another_process(store: JobStore
     assert json.loads(out.stdout) == "done", out.stderr
 
 
+def test_job_outlives_the_process_that_submitted_it(store: JobStore) -> None:
+    # the "app" submits a job and exits (restart, page worker recycled): the job goes on
+    code = (
+        "import sys; from recsys.jobs import JobStore; "
+        "print(JobStore(sys.argv[1]).submit('sleep', {'seconds': 1.0, 'steps': 4}))"
+    )
+    app = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True)
+    assert app.returncode == 0, app.stderr
+    job_id = app.stdout.strip()
+    job = JobStore(store.root).wait(job_id, timeout=30)  # the restarted app
+    assert job["status"] == "done" and job["progress"]["fraction"] == 1.0
+
+
 def test_cancel_running_job_stops_its_process(store: JobStore) -> None:
     job_id = store.submit("sleep", {"seconds": 30, "steps": 300})
     job = _wait_for(
