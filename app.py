@@ -19,6 +19,7 @@ from components import ids
 from components.jobs import POLL_MS, ensure_demo_job
 from components.layout import navbar
 from recsys.config import ENV_DATA_DIR
+from recsys.serving import ENV_TOKEN, check_bind, register_api
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,11 +41,12 @@ if __name__ == "__main__":
 app = Dash(
     __name__,
     use_pages=True,
-    external_stylesheets=[dbc.themes.FLATLY],
+    external_stylesheets=[],  # Bootswatch Flatly is vendored in assets/ (works offline, no CDN)
     suppress_callback_exceptions=True,
     title="RecSys Lab",
 )
 server = app.server
+register_api(server)  # REST /api/v1 on the same server (token from $RECSYS_API_TOKEN)
 
 app.layout = html.Div(
     [
@@ -64,4 +66,5 @@ if os.environ.get("RECSYS_NO_DEMO") != "1" and not (__name__ == "__main__" and A
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_bind(ARGS.host, os.environ.get(ENV_TOKEN))  # non-loopback only with an API token
     app.run(host=ARGS.host, port=ARGS.port, debug=ARGS.debug)

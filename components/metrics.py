@@ -145,7 +145,7 @@ def metrics_grid(
     grid_options: dict[str, Any] = {
         "animateRows": False,
         "suppressCellFocus": True,
-        "overlayNoRowsTemplate": "No runs yet",
+        "localeText": {"noRowsToShow": "No runs yet"},
     }
     if selectable:
         grid_options["rowSelection"] = {
