@@ -68,6 +68,36 @@ _COST_GATHER_PER_ROW = 0.012  # copying one row at d=64 (scales with d)
 _SAFETY = 1.5
 
 
+_BLAS_THREAD_MIN = 9216  # OpenBLAS runs gemv single-threaded below this many elements anyway
+_blas_controller: Any = None
+_blas_lock = threading.Lock()
+
+
+def _matvec(mat: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``mat @ q`` with single-threaded BLAS.
+
+    A per-query matrix-vector product is far too small to gain from BLAS
+    threads, and on a busy machine waking them costs milliseconds (measured:
+    p50 25 ms instead of 0.6 ms for 20k x 64 on 2 shared cores).
+    """
+    global _blas_controller
+    if mat.size < _BLAS_THREAD_MIN:
+        return mat @ q
+    if _blas_controller is None:
+        with _blas_lock:
+            if _blas_controller is None:
+                try:
+                    from threadpoolctl import ThreadpoolController
+
+                    _blas_controller = ThreadpoolController()
+                except ImportError:  # optional: without it BLAS keeps its threads
+                    _blas_controller = False
+    if not _blas_controller:
+        return mat @ q
+    with _blas_controller.limit(limits=1, user_api="blas"):
+        return mat @ q
+
+
 class RunNotSearchableError(RunNotFoundError):
     """The run has no item vectors (a baseline), so it cannot be searched."""
 
@@ -169,18 +199,17 @@ class CatalogView:
         self.empty_title = (
             int(np.flatnonzero(self.title_names == "")[0]) if (self.title_names == "").any() else -1
         )
-        self.pos_of_id = pd.Index(self.item_ids)
+        self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_ids.tolist())}
         self._catalog = aligned
 
     def position(self, item_id: str) -> int:
         """Position of an item id, or -1."""
-        loc = self.pos_of_id.get_indexer([str(item_id)])[0]
-        return int(loc)
+        return self.pos_of_id.get(str(item_id), -1)
 
     def count_price_between(self, lo: float, hi: float) -> int:
         """Items with a known price in [lo, hi] (O(log n))."""
         sp = self.sorted_prices
-        return int(np.searchsorted(sp, hi, side="right") - np.searchsorted(sp, lo, side="left"))
+        return int(sp.searchsorted(hi, side="right") - sp.searchsorted(lo, side="left"))
 
     def category_slice(self, pos: int, level: int) -> tuple[int, int] | None:
         """The [start, end) slice of the seed's category at ``level`` (None if it has none)."""
@@ -437,8 +466,8 @@ class FilteredSearcher:
                 lo = cfg.price_ratio_min * sp if cfg.price_ratio_min is not None else -np.inf
                 hi = cfg.price_ratio_max * sp if cfg.price_ratio_max is not None else np.inf
                 p = v.price[s:e]
-                with np.errstate(invalid="ignore"):
-                    mask &= (p >= lo) & (p <= hi)
+                mask &= p >= lo  # NaN compares False: missing prices drop out, without a warning
+                mask &= p <= hi
                 removed["price_band"] = self.n - v.count_price_between(lo, hi)
         if cfg.banned_brand_pairs:
             if pos is None:
@@ -513,12 +542,12 @@ class FilteredSearcher:
         )
         if dense_cost <= gather_cost:
             cand = None
-            sc = self.unit[s:e] @ q
+            sc = _matvec(self.unit[s:e], q)
             sc[~mask] = -np.inf
             plan = "exact_range"
         else:
             cand = np.flatnonzero(mask)
-            sc = self.unit[cand + s] @ q
+            sc = _matvec(self.unit[cand + s], q)
             plan = "exact_subset"
         m = len(sc)
         need = k * (3 if cfg.max_per_brand else 1)
@@ -609,9 +638,9 @@ class FilteredSearcher:
         removed.update(dropped)
         rows_out = self.view.perm[kp]
         return SearchResult(
-            item_ids=[str(x) for x in self.view.item_ids[kp]],
-            scores=[float(x) for x in ks],
-            rows=[int(x) for x in rows_out],
+            item_ids=self.view.item_ids[kp].tolist(),
+            scores=ks.astype(np.float64).tolist(),
+            rows=rows_out.tolist(),
             removed_by_rule=removed,
             plan=used,
             n_eligible=n_elig,
@@ -624,7 +653,7 @@ class FilteredSearcher:
         self, q: np.ndarray, cand: np.ndarray, k: int, cfg: FilterConfig, exhausted: bool
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int], bool]:
         """Exact scores for HNSW candidates, sorted, then the ranked-list rules."""
-        sc = self.unit[cand] @ q if len(cand) else np.zeros(0, dtype=np.float32)
+        sc = _matvec(self.unit[cand], q) if len(cand) else np.zeros(0, dtype=np.float32)
         order = np.lexsort((cand, -sc))
         return self._rank_rules(cand[order], sc[order], k, cfg, exhausted)
 

@@ -161,7 +161,7 @@ def searcher_for(n: int, seed: int):
     return _searchers[key]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.sampled_from([1, 2, 9, 40, 120]),
     data_seed=st.integers(0, 3),
