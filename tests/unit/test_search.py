@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from recsys.errors import UnknownItemError
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
+from recsys.models.base import EmbeddingModel
 from recsys.search import FilteredSearcher, filter_impact
 
 BRANDS = ["Nike", "nike ", "Adidas", "Puma", "Zara", ""]
@@ -329,3 +330,53 @@ def test_filter_impact_reports_fill_loss_coverage_and_hr():
     # a filter that keeps everything loses nothing
     same = filter_impact(searcher, FilterConfig(), k=3, n_seeds=20)
     assert same["fill_rate"] == 1.0 and same["mean_similarity_loss"] == pytest.approx(0.0, abs=1e-7)
+
+
+class FixedVectors(EmbeddingModel):
+    """A tiny embedding model whose vectors are given (for the registry path)."""
+
+    family = "test_fixed"
+    default_params = {"seed": 0, "n": 40}
+
+    def fit(self, dataset, progress=None):
+        cat, vec = make_catalog(self.params["n"], self.params["seed"])
+        self.item_ids_ = cat["item_id"].to_numpy(dtype=str)
+        self.vectors_ = vec
+        self.coverage_ = {}
+        return self
+
+
+def test_similar_items_through_registry_uses_saved_index(tmp_path, monkeypatch):
+    from recsys.data.schema import INTERACTION_COLUMNS, Dataset, save_dataset
+    from recsys.models import FAMILIES
+    from recsys.registry import Registry
+    from recsys.search import clear_searcher_cache, get_searcher, similar_items
+
+    monkeypatch.setitem(FAMILIES, "test_fixed", f"{__name__}:FixedVectors")
+    cat, vec = make_catalog(40, 0)
+    inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
+    save_dataset(Dataset("tiny", cat, inter), tmp_path)
+    model = FixedVectors().fit(None)
+    reg = Registry(tmp_path)
+
+    def write_index(folder):
+        HnswIndex.build(model.vectors_, num_threads=1).save(folder / "index.bin")
+        return {"index": "index.bin"}
+
+    run = reg.create_run(model, dataset_name="tiny", dataset_fingerprint="x", writers=[write_index])
+    clear_searcher_cache()
+    cfg = FilterConfig(same_gender=True, max_per_brand=1)
+    res = similar_items(reg, run["run_id"], "it3", cfg, k=5)
+    ref_ids, ref_scores, eligible = brute_force(cat, vec, "it3", cfg, 5)
+    assert_matches(res, ref_ids, ref_scores, eligible)
+    searcher = get_searcher(reg, run["run_id"])
+    assert searcher is get_searcher(reg, run["run_id"])  # cached per run
+    assert searcher._index is not None and searcher._index.count == 40  # index.bin was loaded
+    with pytest.raises(UnknownItemError):
+        similar_items(reg, run["run_id"], "missing", None, 5)
+    # a corrupted index.bin is logged and rebuilt, never a crash
+    path = reg.artifact_path(run["run_id"], "index.bin")
+    path.write_bytes(path.read_bytes()[:100])
+    reg.update(run["run_id"], note="touched")
+    clear_searcher_cache()
+    assert similar_items(reg, run["run_id"], "it3", cfg, k=5).item_ids == res.item_ids
