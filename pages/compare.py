@@ -1,0 +1,619 @@
+"""Compare: two to four variants side by side for one seed under the same filters.
+
+Shows each run's list (embedding runs through :func:`recsys.search.similar_items` with the
+filters, baselines through their own ``similar``, marked unfiltered), overlap@k and
+rank-biased overlap between every pair (:mod:`recsys.compare`), the metrics table of all
+runs, HR@10 per top-level category, and the seeds where two variants disagree most.
+
+URL: ``/compare?seed=<item>&runs=<run a>,<run b>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+import numpy as np
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+
+from components import ids
+from components.filter_panel import (
+    controls_from_filter_config,
+    filter_config_from_controls,
+    filter_inputs,
+    filter_panel,
+)
+from components.item_card import explore_href, fmt_price
+from components.layout import empty_state, error_alert, page_header
+from components.metrics import metric_keys, metrics_grid
+from components.presets import preset_names, safe_load
+from recsys.compare import find_disagreements, per_category_table, side_by_side
+from recsys.config import data_dir
+from recsys.errors import FilterConfigError, RecsysError
+from recsys.filters import PresetStore
+from recsys.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+dash.register_page(__name__, path="/compare", title="RecSys Lab · Compare", name="Compare", order=3)
+
+PANEL = ids.COMPARE_PANEL
+MAX_RUNS = 4
+RUN_COLORS = ("#2c7be5", "#e8837a", "#16a085", "#8e6fd8")
+
+
+def _registry() -> Registry:
+    return Registry(data_dir())
+
+
+def _view(run_id: str) -> Any:
+    from recsys.search import get_searcher
+
+    return get_searcher(_registry(), run_id).view
+
+
+def _run_label(run: dict[str, Any]) -> str:
+    return str(run.get("label") or run.get("run_id"))
+
+
+def compare_href(seed: str, runs: list[str]) -> str:
+    """The Compare URL for a seed and runs."""
+    return "/compare?" + urlencode({"seed": seed, "runs": ",".join(runs)})
+
+
+def default_runs(runs: list[dict[str, Any]]) -> list[str]:
+    """Two runs to start with: the active embedding runs first, then the newest others."""
+    emb = [r for r in runs if r.get("is_embedding")]
+    ordered = [r for r in emb if r.get("active")] + [r for r in emb if not r.get("active")]
+    ordered += [r for r in runs if not r.get("is_embedding")]
+    return [r["run_id"] for r in ordered[:2]]
+
+
+def list_column(
+    run: dict[str, Any],
+    entry: dict[str, Any],
+    rows: dict[str, dict[str, Any]],
+    shared: set[str],
+    color: str,
+    seed: str,
+) -> dbc.Col:
+    """One run's list: header (label, family, filtered badge) and ranked rows."""
+    badge = (
+        dbc.Badge("filters applied", color="success", className="ms-1")
+        if entry.get("filtered")
+        else dbc.Badge("baseline · unfiltered", color="secondary", className="ms-1")
+    )
+    head = html.Div(
+        [
+            html.Div(
+                [
+                    html.Span(className="run-dot", style={"background": color}),
+                    html.Span(_run_label(run), className="fw-semibold"),
+                ]
+            ),
+            html.Div([html.Span(run.get("family", ""), className="text-muted small"), badge]),
+        ],
+        className="compare-col-head",
+    )
+    if entry.get("error"):
+        body: Any = dbc.Alert(entry["error"], color="warning", className="small mb-0")
+    elif not entry.get("item_ids"):
+        body = html.Div("No results under these filters.", className="text-muted small")
+    else:
+        items = []
+        for rank, (item, score) in enumerate(zip(entry["item_ids"], entry["scores"], strict=False), start=1):
+            row = rows.get(item, {})
+            items.append(
+                html.Li(
+                    [
+                        html.Span(f"{rank}", className="cmp-rank"),
+                        html.Div(
+                            [
+                                html.A(
+                                    str(row.get("title") or item),
+                                    href=explore_href(item, run["run_id"]),
+                                    className="cmp-title",
+                                ),
+                                html.Div(
+                                    [
+                                        html.Span(str(row.get("brand") or "")),
+                                        html.Span(fmt_price(row.get("price"))),
+                                    ],
+                                    className="cmp-meta",
+                                ),
+                            ],
+                            className="cmp-text",
+                        ),
+                        html.Span(f"{score:.3f}" if np.isfinite(score) else "", className="cmp-score"),
+                    ],
+                    className="cmp-item shared" if item in shared else "cmp-item",
+                    title="also in another list" if item in shared else "only in this list",
+                    **{"data-item": item},
+                )
+            )
+        body = html.Ol(items, className="cmp-list")
+    return dbc.Col(html.Div([head, body], className="compare-col"), lg=6)
+
+
+def agreement_table(pairs: list[dict[str, Any]], labels: dict[str, str], k: int) -> Any:
+    """overlap@k and RBO of every pair, as a small table."""
+    if not pairs:
+        return html.Div("Pick at least two runs.", className="text-muted small")
+
+    def fmt(v: float) -> str:
+        return "—" if v is None or v != v else f"{v:.2f}"
+
+    body = [
+        html.Tr(
+            [
+                html.Td(labels.get(p["a"], p["a"])),
+                html.Td(labels.get(p["b"], p["b"])),
+                html.Td(fmt(p["overlap"]), className="fw-semibold", **{"data-metric": "overlap"}),
+                html.Td(fmt(p["rbo"]), className="fw-semibold", **{"data-metric": "rbo"}),
+                html.Td(f"{len(p['common'])}"),
+            ]
+        )
+        for p in pairs
+    ]
+    return dbc.Table(
+        [
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th("Run A"),
+                        html.Th("Run B"),
+                        html.Th(f"overlap@{k}"),
+                        html.Th("RBO (p=0.9)"),
+                        html.Th("common"),
+                    ]
+                )
+            ),
+            html.Tbody(body),
+        ],
+        size="sm",
+        hover=True,
+        className="agreement-table mb-0",
+    )
+
+
+def compare_view(
+    run_ids: list[str], seed: str | None, k: int, values: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """(lists row, agreement table, message) for the selected runs and seed (plain function)."""
+    if not seed or len(run_ids or []) < 2:
+        return empty_state("Pick a seed and two to four runs."), "", None
+    run_ids = run_ids[:MAX_RUNS]
+    try:
+        config = filter_config_from_controls(values)
+    except FilterConfigError as exc:
+        return no_update, no_update, error_alert(exc, "These filters are not valid", dismissable=False)
+    registry = _registry()
+    try:
+        metas = {r: registry.get(r) for r in run_ids}
+    except RecsysError as exc:
+        return no_update, no_update, error_alert(exc, "Unknown run")
+    result = side_by_side(registry, run_ids, seed, config, k)
+    all_ids = sorted({i for e in result["lists"].values() for i in e["item_ids"]} | {seed})
+    rows = _rows_for(run_ids, all_ids)
+    counts: dict[str, int] = {}
+    for e in result["lists"].values():
+        for i in set(e["item_ids"]):
+            counts[i] = counts.get(i, 0) + 1
+    shared = {i for i, c in counts.items() if c > 1}
+    width = 12 // len(run_ids)
+    cols = []
+    for n, r in enumerate(run_ids):
+        col = list_column(metas[r], result["lists"][r], rows, shared, RUN_COLORS[n % len(RUN_COLORS)], seed)
+        col.lg = width
+        cols.append(col)
+    seed_row = rows.get(seed, {})
+    seed_line = html.Div(
+        [
+            html.Span("Seed", className="card-seed-tag me-2"),
+            html.A(
+                str(seed_row.get("title") or seed),
+                href=explore_href(seed, run_ids[0]),
+                className="fw-semibold",
+            ),
+            html.Span(
+                f" · {seed_row.get('brand') or ''} · {str(seed_row.get('category') or '').replace(' > ', ' › ')}",
+                className="text-muted small",
+            ),
+        ],
+        className="mb-3",
+    )
+    labels = {r: _run_label(metas[r]) for r in run_ids}
+    return (
+        html.Div([seed_line, dbc.Row(cols, className="g-3")]),
+        agreement_table(result["pairs"], labels, k),
+        [],
+    )
+
+
+def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Catalogue rows of items, from the first run whose searcher can be built."""
+    for r in run_ids:
+        try:
+            view = _view(r)
+        except RecsysError:
+            continue
+        pos = np.array([view.position(i) for i in item_ids], dtype=np.int64)
+        known = pos >= 0
+        if not known.any():
+            continue
+        frame = view.attributes(pos[known])
+        return {str(row["item_id"]): row for row in frame.to_dict("records")}
+    return {}
+
+
+def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> Any:
+    """Grouped bars of a metric per top-level category, one colour per run."""
+    table = per_category_table(runs, metric)
+    if table.empty:
+        return empty_state(f"No per-category {metric} in these runs' metrics.")
+    fig = go.Figure()
+    for n, (_run_id, part) in enumerate(table.groupby("run_id", sort=False)):
+        fig.add_bar(
+            x=part["category"],
+            y=part["value"],
+            name=str(part["label"].iloc[0]),
+            marker_color=RUN_COLORS[n % len(RUN_COLORS)] if n < len(RUN_COLORS) else None,
+            customdata=part["n_cases"].astype("float").to_numpy(),
+            hovertemplate="%{x}: %{y:.3f} (%{customdata:.0f} cases)<extra>%{fullData.name}</extra>",
+        )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        yaxis={"title": metric, "tickformat": ".2f"},
+        legend={"orientation": "h", "y": 1.12},
+    )
+    return dcc.Graph(figure=fig, config={"displayModeBar": False})
+
+
+def disagreement_view(run_a: str, run_b: str, values: dict[str, Any], k: int, n_seeds: int = 150) -> Any:
+    """Table of the seeds where the two runs' lists overlap least, each linked to Explore and Compare."""
+    if not run_a or not run_b or run_a == run_b:
+        return html.Div("Pick two different runs.", className="text-muted small")
+    config = filter_config_from_controls(values)
+    registry = _registry()
+    frame = find_disagreements(registry, run_a, run_b, config, k=k, n_seeds=n_seeds, n=10)
+    if frame.empty:
+        return html.Div("No seed that both runs can answer.", className="text-muted small")
+    rows = _rows_for([run_a, run_b], frame["seed"].tolist())
+    body = []
+    for rec in frame.to_dict("records"):
+        s = rec["seed"]
+        row = rows.get(s, {})
+        body.append(
+            html.Tr(
+                [
+                    html.Td(html.A(str(row.get("title") or s), href=explore_href(s, run_a))),
+                    html.Td(str(row.get("category") or "").split(" > ")[0], className="text-muted"),
+                    html.Td(f"{rec['overlap']:.2f}", className="fw-semibold"),
+                    html.Td(f"{rec['rbo']:.2f}"),
+                    html.Td(dcc.Link("compare →", href=compare_href(s, [run_a, run_b]), className="small")),
+                ],
+                **{"data-seed": s},
+            )
+        )
+    return html.Div(
+        [
+            dbc.Table(
+                [
+                    html.Thead(
+                        html.Tr(
+                            [
+                                html.Th("Seed"),
+                                html.Th("Category"),
+                                html.Th(f"overlap@{k}"),
+                                html.Th("RBO"),
+                                html.Th(""),
+                            ]
+                        )
+                    ),
+                    html.Tbody(body),
+                ],
+                size="sm",
+                hover=True,
+                className="mb-1",
+            ),
+            html.Div(
+                f"Lowest overlap among {n_seeds} sampled seeds both runs know, same filters.",
+                className="small text-muted",
+            ),
+        ]
+    )
+
+
+# -- layout -----------------------------------------------------------------------------
+def layout(seed: str | None = None, runs: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
+    """The Compare page (``?seed=``, ``?runs=a,b``, ``?preset=``)."""
+    header = page_header(
+        "Compare", "Variants side by side: same seed, same filters; where they agree and differ."
+    )
+    try:
+        registry = _registry()
+        all_runs = [r for r in registry.list_runs() if r.get("status", "complete") == "complete"]
+    except (OSError, RecsysError) as exc:
+        return html.Div([header, error_alert(exc, "Could not read the runs")])
+    if len(all_runs) < 1:
+        return html.Div(
+            [
+                header,
+                empty_state("No runs yet.", ["Train some on the ", dcc.Link("Runs page", href="/runs"), "."]),
+            ]
+        )
+    known = [r["run_id"] for r in all_runs]
+    chosen = [r for r in (runs or "").split(",") if r in known][:MAX_RUNS] or default_runs(all_runs)
+    emb = [r for r in all_runs if r.get("is_embedding")]
+    seed_run = next((r for r in chosen if r in {e["run_id"] for e in emb}), emb[0]["run_id"] if emb else None)
+    from pages.explore import default_seed, run_options, seed_options
+
+    seed_opts: list[dict[str, str]] = []
+    if seed_run:
+        view = _view(seed_run)
+        if not seed or view.position(seed) < 0:
+            seed = default_seed(view)
+        seed_opts = seed_options(view, None, seed)
+    store = PresetStore(data_dir())
+    names = preset_names(store)
+    config = None
+    if preset in names:
+        config, _err = safe_load(store, preset)
+    brands: list[str] = []
+    n_levels = 3
+    if seed_run:
+        from pages.explore import top_brands
+
+        brands = top_brands(_view(seed_run))
+        n_levels = _view(seed_run).max_level + 1
+
+    controls = dbc.Card(
+        dbc.CardBody(
+            [
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            [
+                                html.Label("Runs (2 to 4)", className="form-label small"),
+                                dcc.Dropdown(
+                                    id=ids.COMPARE_RUNS,
+                                    options=run_options(all_runs),
+                                    value=chosen,
+                                    multi=True,
+                                ),
+                            ],
+                            lg=5,
+                        ),
+                        dbc.Col(
+                            [
+                                html.Label("Seed item", className="form-label small"),
+                                dcc.Dropdown(
+                                    id=ids.COMPARE_SEED,
+                                    options=seed_opts,
+                                    value=seed,
+                                    clearable=False,
+                                    placeholder="Type part of a title or an id…",
+                                ),
+                            ],
+                            lg=4,
+                        ),
+                        dbc.Col(
+                            [
+                                html.Label("k", className="form-label small"),
+                                dcc.Dropdown(
+                                    id=ids.COMPARE_K, options=[5, 10, 20], value=10, clearable=False
+                                ),
+                            ],
+                            lg=1,
+                        ),
+                        dbc.Col(
+                            [
+                                html.Label("Filters from preset", className="form-label small"),
+                                dcc.Dropdown(
+                                    id=ids.COMPARE_PRESET,
+                                    options=names,
+                                    value=preset if config else None,
+                                    placeholder="none",
+                                ),
+                            ],
+                            lg=2,
+                        ),
+                    ],
+                    className="g-3",
+                ),
+                dbc.Accordion(
+                    dbc.AccordionItem(
+                        filter_panel(PANEL, config, brands=brands, n_levels=n_levels, compact=True),
+                        title="Filters (applied to every embedding run)",
+                    ),
+                    start_collapsed=True,
+                    flush=True,
+                    className="mt-3 compare-filters",
+                ),
+            ]
+        ),
+        className="section-card mb-3",
+    )
+    lists = dbc.Card(
+        [
+            dbc.CardHeader(html.H5("Side by side", className="mb-0")),
+            dbc.CardBody(
+                [
+                    html.Div(id=ids.COMPARE_MESSAGE),
+                    dcc.Loading(html.Div(id=ids.COMPARE_LISTS), type="dot", delay_show=300),
+                    html.H6("Agreement", className="mt-4 mb-2 section-subtitle"),
+                    html.Div(id=ids.COMPARE_AGREEMENT),
+                ]
+            ),
+        ],
+        className="section-card mb-3",
+    )
+    metric_cols = metric_keys(all_runs)
+    metrics = dbc.Card(
+        [
+            dbc.CardHeader(html.H5("Metrics of all runs", className="mb-0")),
+            dbc.CardBody(
+                metrics_grid(ids.COMPARE_METRICS, all_runs, metrics=metric_cols, extra=("created",))
+            ),
+        ],
+        className="section-card mb-3",
+    )
+    per_cat = dbc.Card(
+        [
+            dbc.CardHeader(html.H5("HR@10 per top-level category", className="mb-0")),
+            dbc.CardBody(html.Div(id=ids.COMPARE_PER_CATEGORY)),
+        ],
+        className="section-card mb-3",
+    )
+    two = (chosen + chosen)[:2]
+    disagree = dbc.Card(
+        [
+            dbc.CardHeader(
+                html.Div(
+                    [
+                        html.H5("Where two variants disagree", className="mb-0"),
+                        html.Div(
+                            [
+                                dcc.Dropdown(
+                                    id=ids.COMPARE_DIS_A,
+                                    options=run_options(all_runs),
+                                    value=two[0],
+                                    clearable=False,
+                                    className="dis-run",
+                                ),
+                                html.Span("vs", className="text-muted small"),
+                                dcc.Dropdown(
+                                    id=ids.COMPARE_DIS_B,
+                                    options=run_options(all_runs),
+                                    value=two[1],
+                                    clearable=False,
+                                    className="dis-run",
+                                ),
+                                dbc.Button(
+                                    "Find", id=ids.COMPARE_DIS_BUTTON, size="sm", color="primary", n_clicks=0
+                                ),
+                            ],
+                            className="d-flex gap-2 align-items-center",
+                        ),
+                    ],
+                    className="d-flex justify-content-between align-items-center flex-wrap gap-2",
+                )
+            ),
+            dbc.CardBody(
+                dcc.Loading(
+                    html.Div(
+                        html.Div(
+                            "Samples seeds both runs know and lists those whose top-k lists overlap least.",
+                            className="text-muted small",
+                        ),
+                        id=ids.COMPARE_DISAGREE,
+                    ),
+                    type="dot",
+                )
+            ),
+        ],
+        className="section-card mb-3",
+    )
+    return html.Div(
+        [
+            header,
+            controls,
+            lists,
+            dbc.Row([dbc.Col(per_cat, lg=6), dbc.Col(disagree, lg=6)], className="g-3"),
+            metrics,
+        ],
+        className="compare-page",
+    )
+
+
+# -- callbacks --------------------------------------------------------------------------
+@callback(
+    Output(ids.COMPARE_SEED, "options"),
+    Input(ids.COMPARE_SEED, "search_value"),
+    State(ids.COMPARE_RUNS, "value"),
+    State(ids.COMPARE_SEED, "value"),
+    prevent_initial_call=True,
+)
+def update_seed_options(search_value: str | None, run_ids: list[str] | None, current: str | None) -> Any:
+    """Server-side seed search over the first embedding run's catalogue."""
+    from pages.explore import seed_options
+
+    if not search_value:
+        return no_update
+    for r in run_ids or []:
+        try:
+            return seed_options(_view(r), search_value, current)
+        except RecsysError:
+            continue
+    return no_update
+
+
+@callback(
+    Output(ids.COMPARE_LISTS, "children"),
+    Output(ids.COMPARE_AGREEMENT, "children"),
+    Output(ids.COMPARE_MESSAGE, "children"),
+    Input(ids.COMPARE_RUNS, "value"),
+    Input(ids.COMPARE_SEED, "value"),
+    Input(ids.COMPARE_K, "value"),
+    filter_inputs(PANEL),
+)
+def update_lists(
+    run_ids: list[str] | None, seed: str | None, k: Any, values: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """Each run's list for the seed under the same filters, and their agreement."""
+    lists, agreement, msg = compare_view(list(run_ids or []), seed, int(k or 10), values)
+    if msg is None:
+        msg = (
+            []
+            if len(run_ids or []) <= MAX_RUNS
+            else dbc.Alert(f"Only the first {MAX_RUNS} runs are compared.", color="info", className="small")
+        )
+    return lists, agreement, msg
+
+
+@callback(
+    output={"controls": filter_inputs(PANEL, Output)},
+    inputs={"preset": Input(ids.COMPARE_PRESET, "value")},
+    prevent_initial_call=True,
+)
+def load_preset(preset: str | None) -> dict[str, Any]:
+    """Put a saved preset's filters into the panel (no preset: default filters)."""
+    config = None
+    if preset:
+        config, _err = safe_load(PresetStore(data_dir()), preset)
+    return {"controls": controls_from_filter_config(config)}
+
+
+@callback(Output(ids.COMPARE_PER_CATEGORY, "children"), Input(ids.COMPARE_RUNS, "value"))
+def update_per_category(run_ids: list[str] | None) -> Any:
+    """HR@10 per top-level category of the selected runs (all runs when fewer than two are picked)."""
+    registry = _registry()
+    runs = registry.list_runs()
+    picked = [r for r in runs if r["run_id"] in set(run_ids or [])]
+    return per_category_figure(picked if len(picked) >= 2 else runs)
+
+
+@callback(
+    Output(ids.COMPARE_DISAGREE, "children"),
+    Input(ids.COMPARE_DIS_BUTTON, "n_clicks"),
+    State(ids.COMPARE_DIS_A, "value"),
+    State(ids.COMPARE_DIS_B, "value"),
+    State(ids.COMPARE_K, "value"),
+    filter_inputs(PANEL, State),
+    prevent_initial_call=True,
+)
+def update_disagreement(_n: int, run_a: str, run_b: str, k: Any, values: dict[str, Any]) -> Any:
+    """The seeds where the two runs' lists overlap least."""
+    if ctx.triggered_id is None:
+        return no_update
+    try:
+        return disagreement_view(run_a, run_b, values, int(k or 10))
+    except RecsysError as exc:
+        return error_alert(exc, "Could not compare these runs")

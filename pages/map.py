@@ -1,0 +1,782 @@
+"""Map: a 2-D projection of a run's item vectors as a WebGL scatter.
+
+PCA is computed in memory at once (a fraction of a second even at 100k items) as the first
+view; UMAP runs as a background job ("project", cached per run on disk as
+``projection_umap.parquet``) started with a button here or on the Runs page, and the map
+switches to it when the job finishes. Points are coloured by category level, brand (top N +
+other), gender or price; hovering shows a card, searching highlights matching items,
+clicking a point opens it in Explore, a lasso/box selection lists its items in a grid, and
+the neighbourhood-purity chart says how well each category holds together.
+
+Size: coordinates are float32 and item positions int32, which plotly serialises as typed
+arrays (base64), so 100k points make a figure of about 2 MB; above ``MAX_POINTS`` a seeded
+random sample is drawn and the status line says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import dash
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+
+from components import ids
+from components.item_card import explore_href, fmt_price
+from components.layout import empty_state, error_alert, page_header
+from recsys.config import data_dir
+from recsys.errors import RecsysError
+from recsys.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+dash.register_page(__name__, path="/map", title="RecSys Lab · Map", name="Map", order=2)
+
+MAX_POINTS = 100_000
+MAX_HIGHLIGHT = 5_000
+MAX_SELECTION_ROWS = 1_000
+TOP_N = 12
+OTHER = "other"
+PALETTE = (
+    "#2c7be5", "#e8837a", "#5fd3bc", "#f5b041", "#8e6fd8", "#48c9e0", "#e36fb2", "#7dbb42",
+    "#c0392b", "#16a085", "#d4ac0d", "#5d6d7e",
+)  # fmt: skip
+OTHER_COLOR = "#c8d0da"
+COLOR_CHOICES = (
+    ("category:0", "Category (top level)"),
+    ("category:1", "Category (level 2)"),
+    ("category:2", "Category (level 3)"),
+    ("brand", f"Brand (top {TOP_N})"),
+    ("gender", "Gender"),
+    ("price", "Price"),
+)
+
+
+# -- data -------------------------------------------------------------------------------
+def _registry() -> Registry:
+    return Registry(data_dir())
+
+
+def _searcher(run_id: str) -> Any:
+    from recsys.search import get_searcher
+
+    return get_searcher(_registry(), run_id)
+
+
+def _run_stamp(run_id: str) -> float:
+    return (_registry().run_dir(run_id) / "run.json").stat().st_mtime
+
+
+@functools.lru_cache(maxsize=4)
+def _pca_cached(root: str, run_id: str, stamp: float) -> pd.DataFrame:
+    from recsys.projection import project
+
+    model = Registry(root).load_model(run_id)
+    coords = project(model.vectors_, method="pca")
+    return pd.DataFrame(
+        {"item_id": np.asarray(model.item_ids_, dtype=str), "x": coords[:, 0], "y": coords[:, 1]}
+    )
+
+
+def projection_frame(run_id: str, method: str) -> pd.DataFrame | None:
+    """``item_id, x, y`` of a run: UMAP from its stored file (None when missing), PCA in memory."""
+    from recsys.projection import load_projection
+
+    root = data_dir()
+    if method == "umap":
+        return load_projection(root, run_id, "umap")
+    stored = load_projection(root, run_id, "pca")  # computed by a job or the CLI
+    if stored is not None:
+        return stored
+    return _pca_cached(str(root), run_id, _run_stamp(run_id))
+
+
+def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> tuple:
+    """(x, y, positions) as float32/float32/int32 for the items of ``frame`` the view knows.
+
+    Above ``max_points`` a seeded random sample (sorted) is kept. Returns also the total.
+    """
+    pos = pd.Index(view.item_ids).get_indexer(frame["item_id"].astype(str).to_numpy())
+    keep = np.flatnonzero(pos >= 0)
+    total = len(keep)
+    if total > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, size=max_points, replace=False))
+    x = frame["x"].to_numpy(dtype=np.float32)[keep]
+    y = frame["y"].to_numpy(dtype=np.float32)[keep]
+    return x, y, pos[keep].astype(np.int32), total
+
+
+def point_labels(view: Any, positions: np.ndarray, color_by: str) -> np.ndarray:
+    """Label of each point for a categorical colouring (top N kept, the rest "other")."""
+    if color_by.startswith("category:"):
+        level = min(int(color_by.split(":")[1]), view.max_level)
+        names = np.asarray(view.cat_names[level], dtype=object)
+        labels = names[view.cat_codes[level][positions]]
+        labels = np.where(labels == "", "(no category)", labels)
+    elif color_by == "brand":
+        labels = np.asarray(view.brand_display, dtype=object)[view.brand[positions]]
+        labels = np.where(labels == "", "(no brand)", labels)
+    elif color_by == "gender":
+        labels = np.asarray(view.gender_names, dtype=object)[view.gender[positions]]
+        labels = np.where(labels == "", "(unknown)", labels)
+    else:
+        raise ValueError(f"unknown categorical colouring '{color_by}'")
+    counts = pd.Series(labels).value_counts()
+    top = set(counts.index[:TOP_N])
+    if len(counts) > TOP_N:
+        labels = np.where(pd.Series(labels).isin(top).to_numpy(), labels, OTHER)
+    return labels.astype(object)
+
+
+def _marker_size(n: int) -> float:
+    return 7.0 if n <= 3_000 else 5.0 if n <= 20_000 else 3.5 if n <= 60_000 else 2.5
+
+
+def map_figure(
+    x: np.ndarray, y: np.ndarray, positions: np.ndarray, view: Any, color_by: str, uirevision: str = ""
+) -> go.Figure:
+    """The WebGL scatter: one trace per colour group (or a price colour scale) plus an empty
+    highlight trace last (filled by the search callback). ``customdata`` holds each point's
+    catalogue position (int32)."""
+    size = _marker_size(len(x))
+    traces: list[go.Scattergl] = []
+    common = {"mode": "markers", "hoverinfo": "none", "hovertemplate": None}
+    if color_by == "price":
+        price = view.price[positions].astype(np.float32)
+        known = np.isfinite(price) & (price > 0)
+        if (~known).any():
+            traces.append(
+                go.Scattergl(
+                    x=x[~known],
+                    y=y[~known],
+                    customdata=positions[~known],
+                    name="no price",
+                    marker={"size": size, "color": OTHER_COLOR, "opacity": 0.6},
+                    **common,
+                )
+            )
+        logp = np.log10(price[known]).astype(np.float32)
+        ticks = np.array([1, 3, 10, 30, 100, 300, 1000, 3000, 10000], dtype=float)
+        if len(logp):
+            lo, hi = float(logp.min()), float(logp.max())
+            ticks = ticks[(np.log10(ticks) >= lo - 0.01) & (np.log10(ticks) <= hi + 0.01)]
+        traces.append(
+            go.Scattergl(
+                x=x[known],
+                y=y[known],
+                customdata=positions[known],
+                name="price",
+                marker={
+                    "size": size,
+                    "color": logp,
+                    "colorscale": "Viridis",
+                    "opacity": 0.75,
+                    "colorbar": {
+                        "title": {"text": "price"},
+                        "tickvals": np.log10(ticks).tolist(),
+                        "ticktext": [f"{t:g}" for t in ticks],
+                        "thickness": 12,
+                    },
+                },
+                showlegend=False,
+                **common,
+            )
+        )
+    else:
+        labels = point_labels(view, positions, color_by)
+        order = pd.Series(labels).value_counts()
+        names = [n for n in order.index if n != OTHER] + ([OTHER] if OTHER in order.index else [])
+        codes = pd.Categorical(labels, categories=names).codes
+        for i, name in enumerate(names):
+            sel = codes == i
+            color = OTHER_COLOR if name == OTHER else PALETTE[i % len(PALETTE)]
+            traces.append(
+                go.Scattergl(
+                    x=x[sel],
+                    y=y[sel],
+                    customdata=positions[sel],
+                    name=f"{name} ({int(sel.sum()):,})",
+                    marker={"size": size, "color": color, "opacity": 0.7},
+                    **common,
+                )
+            )
+    traces.append(
+        go.Scattergl(
+            x=np.zeros(0, dtype=np.float32),
+            y=np.zeros(0, dtype=np.float32),
+            customdata=np.zeros(0, dtype=np.int32),
+            name="search matches",
+            mode="markers",
+            hoverinfo="none",
+            showlegend=False,
+            marker={
+                "size": max(size * 2.2, 8),
+                "color": "#111",
+                "symbol": "circle-open",
+                "line": {"width": 2},
+            },
+        )
+    )
+    fig = go.Figure(traces)
+    fig.update_layout(
+        template="plotly_white",
+        dragmode="lasso",
+        hovermode="closest",
+        uirevision=uirevision,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        height=640,
+        legend={"orientation": "v", "x": 1.01, "y": 0.93, "font": {"size": 11}, "itemsizing": "constant"},
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+        plot_bgcolor="#fbfcfe",
+    )
+    return fig
+
+
+def match_positions(view: Any, query: str | None) -> np.ndarray:
+    """Catalogue positions whose title, brand or id contains ``query`` (case-insensitive)."""
+    q = " ".join(str(query or "").split()).casefold()
+    if not q:
+        return np.zeros(0, dtype=np.int64)
+    title_hit = pd.Series(view.title_names, dtype=object).astype(str).str.contains(q, regex=False).to_numpy()
+    brand_hit = pd.Series(view.brand_keys, dtype=object).astype(str).str.contains(q, regex=False).to_numpy()
+    ids_hit = pd.Series(view.item_ids, dtype=object).astype(str).str.casefold() == q
+    return np.flatnonzero(title_hit[view.title] | brand_hit[view.brand] | ids_hit.to_numpy())
+
+
+def umap_job(jobs: dict[str, Any] | None, run_id: str) -> dict[str, Any] | None:
+    """The newest UMAP job of a run in the app-level jobs store (None when there is none)."""
+    for job in (jobs or {}).get("jobs", []):
+        params = job.get("params") or {}
+        if (
+            job.get("kind") == "project"
+            and params.get("run_id") == run_id
+            and params.get("method", "umap") == "umap"
+        ):
+            return job
+    return None
+
+
+def map_state(
+    run_id: str, method: str, color_by: str, jobs: dict[str, Any] | None, drawn: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Plain-function body of the draw callback: figure (or no_update), meta, status."""
+    out: dict[str, Any] = {"figure": no_update, "meta": no_update, "status": None}
+    try:
+        view = _searcher(run_id).view
+        umap = projection_frame(run_id, "umap")
+    except RecsysError as exc:
+        out["status"] = error_alert(exc, f"Could not load run {run_id}", dismissable=False)
+        return out
+    job = umap_job(jobs, run_id)
+    use = "umap" if (method == "umap" or method == "auto") and umap is not None else "pca"
+    stamp = str(umap.attrs.get("seconds", "")) if use == "umap" and umap is not None else ""
+    want = {"run": run_id, "method": use, "color": color_by, "stamp": stamp}
+    drawn = drawn or {}
+    status_bits: list[Any] = [dbc.Badge(use.upper(), color="primary", className="me-2")]
+    if drawn and all(drawn.get(k) == v for k, v in want.items()):
+        status_bits += _status_tail(drawn, umap, job, method)
+        out["status"] = html.Div(status_bits, className="map-status-line")
+        return out
+    frame = umap if use == "umap" else projection_frame(run_id, "pca")
+    x, y, pos, total = point_positions(view, frame)
+    fig = map_figure(x, y, pos, view, color_by, uirevision=f"{run_id}:{use}")
+    meta = {**want, "n_traces": len(fig.data), "n_shown": int(len(x)), "n_total": int(total)}
+    out["figure"], out["meta"] = fig, meta
+    status_bits += _status_tail(meta, umap, job, method)
+    out["status"] = html.Div(status_bits, className="map-status-line")
+    return out
+
+
+def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, method: str) -> list[Any]:
+    bits: list[Any] = []
+    shown, total = meta.get("n_shown", 0), meta.get("n_total", 0)
+    if shown < total:
+        bits.append(
+            html.Span(
+                f"{shown:,} of {total:,} items (random sample above {MAX_POINTS:,})",
+                className="text-warning me-2",
+            )
+        )
+    else:
+        bits.append(html.Span(f"{shown:,} items", className="me-2"))
+    if umap is None:
+        if job and job.get("status") in ("queued", "running"):
+            pct = int(round(100 * float(job.get("fraction") or 0)))
+            bits.append(
+                html.Span(
+                    f"· UMAP computing in the background ({pct}%); PCA shown meanwhile",
+                    className="text-muted",
+                )
+            )
+        elif job and job.get("status") == "failed":
+            bits.append(
+                html.Span(
+                    f"· UMAP job failed: {job.get('error') or job.get('message')}", className="text-danger"
+                )
+            )
+        else:
+            bits.append(html.Span("· UMAP not computed yet: PCA shown", className="text-muted"))
+    elif method == "pca":
+        bits.append(html.Span("· UMAP available", className="text-muted"))
+    return bits
+
+
+# -- layout -------------------------------------------------------------------------------
+def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.Div:
+    """The Map page (``?run=`` picks the run, ``?color=`` the colouring)."""
+    header = page_header("Map", "The embedding space in 2-D: neighbours in vector space sit close together.")
+    try:
+        registry = _registry()
+        runs = [r for r in registry.list_runs() if r.get("is_embedding")]
+    except (OSError, RecsysError) as exc:
+        return html.Div([header, error_alert(exc, "Could not read the runs")])
+    if not runs:
+        return html.Div(
+            [
+                header,
+                empty_state(
+                    "No embedding run yet.", ["Train one on the ", dcc.Link("Runs page", href="/runs"), "."]
+                ),
+            ]
+        )
+    run_ids = [r["run_id"] for r in runs]
+    run = run if run in run_ids else (registry.default_run() or run_ids[0])
+    if run not in run_ids:
+        run = run_ids[0]
+    color = color if color in dict(COLOR_CHOICES) else "category:0"
+    from pages.explore import run_options
+
+    controls = dbc.Card(
+        dbc.CardBody(
+            dbc.Row(
+                [
+                    dbc.Col(
+                        [
+                            html.Label("Variant (run)", className="form-label small"),
+                            dcc.Dropdown(
+                                id=ids.MAP_RUN, options=run_options(runs), value=run, clearable=False
+                            ),
+                        ],
+                        lg=4,
+                    ),
+                    dbc.Col(
+                        [
+                            html.Label("Projection", className="form-label small"),
+                            dbc.RadioItems(
+                                id=ids.MAP_METHOD,
+                                value="auto",
+                                inline=True,
+                                className="pt-1",
+                                options=[
+                                    {"label": "UMAP when ready", "value": "auto"},
+                                    {"label": "PCA", "value": "pca"},
+                                ],
+                            ),
+                        ],
+                        lg=3,
+                    ),
+                    dbc.Col(
+                        [
+                            html.Label("Colour by", className="form-label small"),
+                            dcc.Dropdown(
+                                id=ids.MAP_COLOR,
+                                value=color,
+                                clearable=False,
+                                searchable=False,
+                                options=[{"label": lab, "value": v} for v, lab in COLOR_CHOICES],
+                            ),
+                        ],
+                        lg=2,
+                    ),
+                    dbc.Col(
+                        [
+                            html.Label("Highlight", className="form-label small"),
+                            dbc.Input(
+                                id=ids.MAP_SEARCH,
+                                placeholder="title, brand or id…",
+                                debounce=True,
+                                type="search",
+                            ),
+                        ],
+                        lg=3,
+                    ),
+                ],
+                className="g-3",
+            )
+        ),
+        className="section-card mb-3",
+    )
+    graph_card = dbc.Card(
+        [
+            dbc.CardHeader(
+                html.Div(
+                    [
+                        html.Div(id=ids.MAP_STATUS, className="small"),
+                        dbc.Button(
+                            "Compute UMAP",
+                            id=ids.MAP_UMAP_BUTTON,
+                            size="sm",
+                            color="primary",
+                            outline=True,
+                            n_clicks=0,
+                        ),
+                    ],
+                    className="d-flex justify-content-between align-items-center gap-2",
+                )
+            ),
+            dbc.CardBody(
+                [
+                    dcc.Loading(
+                        dcc.Graph(
+                            id=ids.MAP_GRAPH,
+                            config={"displaylogo": False, "scrollZoom": True},
+                            clear_on_unhover=True,
+                            style={"height": "640px"},
+                        ),
+                        type="circle",
+                        delay_show=400,
+                    ),
+                    dcc.Tooltip(id=ids.MAP_TOOLTIP, direction="right", className="map-tooltip"),
+                    html.Div(
+                        "Hover a point for its card · click it to open it in Explore · lasso or box to list "
+                        "items",
+                        className="text-muted small mt-1",
+                    ),
+                ],
+                className="p-2",
+            ),
+        ],
+        className="section-card mb-3",
+    )
+    selection = dbc.Card(
+        [
+            dbc.CardHeader(
+                html.Div(
+                    [
+                        html.H5("Selection", className="mb-0"),
+                        html.Span(id=ids.MAP_SELECTION_INFO, className="small text-muted"),
+                    ],
+                    className="d-flex justify-content-between align-items-center",
+                )
+            ),
+            dbc.CardBody(
+                dag.AgGrid(
+                    id=ids.MAP_SELECTION,
+                    rowData=[],
+                    columnDefs=[
+                        {"field": "title", "headerName": "Title", "flex": 3, "minWidth": 220},
+                        {"field": "brand", "headerName": "Brand", "flex": 1},
+                        {"field": "category", "headerName": "Category", "flex": 2},
+                        {"field": "price", "headerName": "Price", "type": "numericColumn", "maxWidth": 110},
+                        {"field": "item_id", "headerName": "Item id", "maxWidth": 130},
+                    ],
+                    defaultColDef={"sortable": True, "filter": True, "resizable": True},
+                    getRowId="params.data.item_id",
+                    dashGridOptions={"animateRows": False},
+                    columnSize="responsiveSizeToFit",
+                    style={"height": "360px"},
+                ),
+            ),
+        ],
+        className="section-card mb-3",
+    )
+    purity = dbc.Card(
+        [
+            dbc.CardHeader(
+                html.Div(
+                    [
+                        html.H5("Neighbourhood purity", className="mb-0"),
+                        html.Div(
+                            [
+                                html.Span("k", className="small text-muted"),
+                                dcc.Dropdown(
+                                    id=ids.MAP_PURITY_K,
+                                    options=[5, 10, 20],
+                                    value=10,
+                                    clearable=False,
+                                    searchable=False,
+                                    className="purity-k",
+                                ),
+                            ],
+                            className="d-flex gap-2 align-items-center",
+                        ),
+                    ],
+                    className="d-flex justify-content-between align-items-center",
+                )
+            ),
+            dbc.CardBody(dcc.Loading(html.Div(id=ids.MAP_PURITY), type="dot")),
+        ],
+        className="section-card mb-3",
+    )
+    return html.Div(
+        [
+            header,
+            dcc.Location(id=ids.MAP_NAV, refresh="callback-nav"),
+            dcc.Store(id=ids.MAP_META),
+            controls,
+            graph_card,
+            dbc.Row([dbc.Col(selection, lg=7), dbc.Col(purity, lg=5)], className="g-3"),
+        ],
+        className="map-page",
+    )
+
+
+# -- callbacks --------------------------------------------------------------------------
+@callback(
+    Output(ids.MAP_GRAPH, "figure"),
+    Output(ids.MAP_META, "data"),
+    Output(ids.MAP_STATUS, "children"),
+    Input(ids.MAP_RUN, "value"),
+    Input(ids.MAP_METHOD, "value"),
+    Input(ids.MAP_COLOR, "value"),
+    Input(ids.JOBS_STORE, "data"),
+    State(ids.MAP_META, "data"),
+)
+def draw_map(
+    run_id: str | None, method: str, color_by: str, jobs: dict[str, Any] | None, drawn: dict[str, Any] | None
+) -> tuple[Any, Any, Any]:
+    """Draw (or keep) the scatter; the jobs store only refreshes the status unless UMAP landed."""
+    if not run_id:
+        return no_update, no_update, ""
+    out = map_state(run_id, method or "auto", color_by or "category:0", jobs, drawn)
+    return out["figure"], out["meta"], out["status"]
+
+
+@callback(
+    Output(ids.MAP_STATUS, "children", allow_duplicate=True),
+    Input(ids.MAP_UMAP_BUTTON, "n_clicks"),
+    State(ids.MAP_RUN, "value"),
+    State(ids.JOBS_STORE, "data"),
+    prevent_initial_call=True,
+)
+def submit_umap(_n: int, run_id: str | None, jobs: dict[str, Any] | None) -> Any:
+    """Start the UMAP projection of the run as a background job (once at a time per run)."""
+    from recsys.jobs import JobStore
+
+    if not run_id:
+        return no_update
+    job = umap_job(jobs, run_id)
+    if job and job.get("status") in ("queued", "running"):
+        return html.Span("UMAP is already computing for this run.", className="text-muted")
+    try:
+        job_id = JobStore(data_dir()).submit(
+            "project", {"run_id": run_id, "method": "umap"}, label=f"UMAP of {run_id}"
+        )
+    except RecsysError as exc:
+        return error_alert(exc, "Could not start UMAP")
+    return html.Span(
+        [
+            dbc.Badge("PCA", color="primary", className="me-2"),
+            f"UMAP job {job_id} started; the map switches to it when it is done.",
+        ]
+    )
+
+
+@callback(
+    Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
+    Input(ids.MAP_SEARCH, "value"),
+    State(ids.MAP_RUN, "value"),
+    State(ids.MAP_META, "data"),
+    State(ids.MAP_GRAPH, "figure"),
+    prevent_initial_call=True,
+)
+def highlight(query: str | None, run_id: str | None, meta: dict[str, Any] | None, figure: Any) -> Any:
+    """Outline the points matching the search (a Patch: the big arrays are not resent)."""
+    if not run_id or not meta or not figure:
+        return no_update
+    return highlight_patch(query, run_id, meta, figure)
+
+
+def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure: Any) -> Patch:
+    """The Patch that fills the highlight trace with the matches among the drawn points."""
+    view = _searcher(run_id).view
+    n = int(meta.get("n_traces", 1))
+    patch = Patch()
+    hits = match_positions(view, query)
+    if len(hits) == 0:
+        for i in range(n - 1):
+            patch["data"][i]["marker"]["opacity"] = 0.7 if meta.get("color") != "price" else 0.75
+        patch["data"][n - 1]["x"] = []
+        patch["data"][n - 1]["y"] = []
+        patch["data"][n - 1]["customdata"] = []
+        return patch
+    frame = projection_frame(run_id, meta.get("method", "pca"))
+    x, y, pos, _ = point_positions(view, frame)
+    sel = np.flatnonzero(np.isin(pos, hits))[:MAX_HIGHLIGHT]
+    for i in range(n - 1):
+        patch["data"][i]["marker"]["opacity"] = 0.25
+    patch["data"][n - 1]["x"] = x[sel].tolist()
+    patch["data"][n - 1]["y"] = y[sel].tolist()
+    patch["data"][n - 1]["customdata"] = pos[sel].tolist()
+    patch["data"][n - 1]["name"] = f"{len(sel):,} matches"
+    return patch
+
+
+def hover_card(view: Any, position: int) -> html.Div:
+    """The tooltip card of one point."""
+    row = view.attributes(np.array([position])).iloc[0]
+    return html.Div(
+        [
+            html.Div(str(row.get("title") or row.get("item_id")), className="tip-title"),
+            html.Div(str(row.get("category") or "no category").replace(" > ", " › "), className="tip-cat"),
+            html.Div(
+                [
+                    html.Span(str(row.get("brand") or "no brand"), className="tip-brand"),
+                    html.Span(fmt_price(row.get("price")), className="tip-price"),
+                ],
+                className="tip-meta",
+            ),
+            html.Div(str(row.get("item_id")), className="tip-id"),
+        ],
+        className="map-tip",
+    )
+
+
+@callback(
+    Output(ids.MAP_TOOLTIP, "show"),
+    Output(ids.MAP_TOOLTIP, "bbox"),
+    Output(ids.MAP_TOOLTIP, "children"),
+    Input(ids.MAP_GRAPH, "hoverData"),
+    State(ids.MAP_RUN, "value"),
+)
+def show_tooltip(hover: dict[str, Any] | None, run_id: str | None) -> tuple[Any, Any, Any]:
+    """Card of the hovered point (title, brand, category, price)."""
+    if not hover or not run_id or not hover.get("points"):
+        return False, no_update, no_update
+    point = hover["points"][0]
+    if "customdata" not in point:
+        return False, no_update, no_update
+    try:
+        card = hover_card(_searcher(run_id).view, int(point["customdata"]))
+    except (RecsysError, IndexError, ValueError):
+        return False, no_update, no_update
+    return True, point.get("bbox"), card
+
+
+@callback(
+    Output(ids.MAP_NAV, "href"),
+    Input(ids.MAP_GRAPH, "clickData"),
+    State(ids.MAP_RUN, "value"),
+    prevent_initial_call=True,
+)
+def open_in_explore(click: dict[str, Any] | None, run_id: str | None) -> Any:
+    """Clicking a point opens it as the seed in Explore."""
+    if not click or not run_id or not click.get("points") or "customdata" not in click["points"][0]:
+        return no_update
+    view = _searcher(run_id).view
+    item_id = str(view.item_ids[int(click["points"][0]["customdata"])])
+    return explore_href(item_id, run_id)
+
+
+def selection_rows(
+    view: Any, positions: list[int], limit: int = MAX_SELECTION_ROWS
+) -> tuple[list[dict], str]:
+    """Grid rows of the selected points (at most ``limit``) and an info line."""
+    pos = np.unique(np.asarray(positions, dtype=np.int64))
+    if len(pos) == 0:
+        return [], ""
+    shown = pos[:limit]
+    frame = view.attributes(shown)[["item_id", "title", "brand", "category", "price"]].copy()
+    frame["category"] = frame["category"].astype(str).str.replace(" > ", " › ", regex=False)
+    frame["price"] = pd.to_numeric(frame["price"], errors="coerce").round(2)
+    frame["item_id"] = frame["item_id"].astype(str)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    info = f"{len(pos):,} items selected" + (f" (first {limit:,} listed)" if len(pos) > limit else "")
+    return rows, info
+
+
+@callback(
+    Output(ids.MAP_SELECTION, "rowData"),
+    Output(ids.MAP_SELECTION_INFO, "children"),
+    Input(ids.MAP_GRAPH, "selectedData"),
+    State(ids.MAP_RUN, "value"),
+    prevent_initial_call=True,
+)
+def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple[Any, Any]:
+    """Items inside the lasso/box selection."""
+    if not selected or not run_id:
+        return [], ""
+    positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
+    return selection_rows(_searcher(run_id).view, positions)
+
+
+def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
+    """Bar chart of neighbourhood purity per label (vs the random baseline)."""
+    from recsys.projection import neighbourhood_purity
+
+    searcher = _searcher(run_id)
+    view = searcher.view
+    by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
+    positions = np.arange(view.n)
+    labels = point_labels(view, positions, by)
+    table = neighbourhood_purity(searcher.unit, labels, k=k, method="exact", max_queries=max_queries)
+    table = table[table["label"] != OTHER].head(15).iloc[::-1]
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=table["label"],
+                x=table["purity"],
+                orientation="h",
+                name="purity",
+                marker_color="#2c7be5",
+                hovertemplate="%{y}: %{x:.2f}<extra>purity</extra>",
+            ),
+            go.Bar(
+                y=table["label"],
+                x=table["baseline"],
+                orientation="h",
+                name="random",
+                marker_color="#c8d0da",
+                hovertemplate="%{y}: %{x:.2f}<extra>random neighbours</extra>",
+            ),
+        ]
+    )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        height=max(260, 28 * len(table) + 80),
+        margin={"l": 10, "r": 10, "t": 10, "b": 30},
+        legend={"orientation": "h", "y": -0.12},
+        xaxis={"range": [0, 1], "tickformat": ".0%"},
+        yaxis={"automargin": True},
+    )
+    overall = table.attrs.get("overall")
+    label = dict(COLOR_CHOICES).get(by, by)
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span(f"{overall:.0%}" if overall is not None else "—", className="purity-overall"),
+                    html.Span(
+                        f" of each item's {table.attrs.get('k', k)} nearest neighbours share its "
+                        f"{label.lower()} ({table.attrs.get('n_queries', 0):,} items measured)",
+                        className="text-muted small",
+                    ),
+                ]
+            ),
+            dcc.Graph(figure=fig, config={"displayModeBar": False}),
+        ]
+    )
+
+
+@callback(
+    Output(ids.MAP_PURITY, "children"),
+    Input(ids.MAP_RUN, "value"),
+    Input(ids.MAP_COLOR, "value"),
+    Input(ids.MAP_PURITY_K, "value"),
+)
+def update_purity(run_id: str | None, color_by: str | None, k: Any) -> Any:
+    """Neighbourhood purity of the run, by the colouring's labels (category when price)."""
+    if not run_id:
+        return no_update
+    try:
+        return purity_view(run_id, color_by or "category:0", int(k or 10))
+    except RecsysError as exc:
+        return error_alert(exc, "Could not compute purity", dismissable=False)
