@@ -16,8 +16,9 @@ import contextlib
 import logging
 import os
 import random
+from collections.abc import Iterator
 from functools import cache
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

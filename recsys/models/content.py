@@ -163,8 +163,9 @@ class ContentModel(EmbeddingModel):
     vectors_ : float32 (n_items, embedding_dim), L2-normalised, one row per catalogue item.
     history_ : list of dict
         Per epoch: ``epoch, loss, val_top_k, val_avg_precision, seconds``.
-    device_ : str
-        ``"CPU"`` or ``"GPU: <name>"``; also in ``coverage_["device"]``.
+    device_ : dict
+        :func:`recsys.models._keras_utils.device_info` at fit time: ``{"backend", "device"
+        ("CPU" or "GPU: <name>"), "mixed_precision"}``; also in ``coverage_``.
     """
 
     family: ClassVar[str] = "content"
@@ -366,6 +367,20 @@ class ContentModel(EmbeddingModel):
             stats["text_mean"] = text.mean(axis=0).tolist()
             stats["text_std"] = np.maximum(text.std(axis=0), 1e-6).tolist()
         zprice = np.where(missing, 0.0, (logp - stats["price_mean"]) / stats["price_std"])
+        # price relative to the item's leaf category (its "price band" there)
+        leaf = catalog["category"] if "category" in catalog else pd.Series([""] * len(catalog))
+        leaf = leaf.fillna("").astype(str).to_numpy()
+        if fit:
+            frame = pd.DataFrame({"leaf": leaf[~missing], "logp": logp[~missing]})
+            grouped = frame.groupby("leaf")["logp"].agg(["mean", "std"]).fillna(0.0)
+            stats["leaf_price"] = {
+                str(k): [float(m), float(sd) if sd > 0 else 1.0]
+                for k, m, sd in zip(grouped.index, grouped["mean"], grouped["std"])
+            }
+        leaf_stats = np.array([stats["leaf_price"].get(v, [np.nan, 1.0]) for v in leaf], dtype=np.float64)
+        leaf_stats = leaf_stats.reshape(-1, 2)
+        known_leaf = np.isfinite(leaf_stats[:, 0]) & ~missing
+        rel_price = np.where(known_leaf, (logp - np.nan_to_num(leaf_stats[:, 0])) / leaf_stats[:, 1], 0.0)
         ztext = (text - np.asarray(stats["text_mean"], dtype=np.float32)) / np.asarray(
             stats["text_std"], dtype=np.float32
         )
@@ -378,6 +393,7 @@ class ContentModel(EmbeddingModel):
         dense = [
             ztext.astype(np.float32),
             zprice[:, None].astype(np.float32),
+            np.clip(rel_price, -4, 4)[:, None].astype(np.float32),
             missing[:, None].astype(np.float32),
             onehot,
         ]
@@ -391,6 +407,7 @@ class ContentModel(EmbeddingModel):
                 )
             )
         feats = {"dense": np.concatenate(dense, axis=1).astype(np.float32)}
+        stats["dense_dim"] = int(feats["dense"].shape[1])
         brand = catalog["brand"] if "brand" in catalog else pd.Series([""] * len(catalog))
         if fit:
             stats["brand_vocab"], feats["brand"] = _vocab_index(brand)
@@ -455,7 +472,7 @@ class ContentModel(EmbeddingModel):
         t_start = time.perf_counter()
         total = p["epochs"] + 2
         info = ku.device_info()
-        self.device_ = info["device"]
+        self.device_ = dict(info)
         ku.seed_everything(p["seed"])
         rng = np.random.default_rng(p["seed"])
 
@@ -510,7 +527,7 @@ class ContentModel(EmbeddingModel):
         trainer.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss, jit_compile=False)
 
         self.history_ = []
-        progress(1, total, f"content: training the ranking tower on {self.device_}")
+        progress(1, total, f"content: training the ranking tower on {info['device']}")
         for epoch in range(p["epochs"]):
             t0 = time.perf_counter()
             pick = rng.choice(len(ab), size=p["pairs_per_epoch"], p=weights)
@@ -543,7 +560,7 @@ class ContentModel(EmbeddingModel):
         self._set_coverage(self.item_ids_)
         self.coverage_.update(
             {
-                "device": self.device_,
+                "device": info["device"],
                 "backend": info["backend"],
                 "mixed_precision": info["mixed_precision"],
                 "items_with_cooccurrence": n_with_pairs,
@@ -616,9 +633,7 @@ class ContentModel(EmbeddingModel):
         tower = getattr(self, "_tower", None)
         if tower is None:
             p = self._validate_loaded()
-            dense_dim = (
-                len(self._stats["text_mean"]) + 2 + len(GENDERS) + len(self._stats.get("image_mean", []))
-            )
+            dense_dim = int(self._stats["dense_dim"])
             with ku.precision_scope(False):
                 tower = self._build_tower(p, self._stats, dense_dim)
             tower.load_weights(str(self._weights_path))
