@@ -63,6 +63,9 @@ DATA_JOB = "data-job"
 DATA_JOB_STORE = "data-job-store"
 DATA_REPORT = "data-report"
 DATA_DATASETS = "data-datasets"
+DATA_KIND = "data-kind"  # sessions / baskets (generic CSV)
+DATA_ERRORS = "data-errors"  # raise / drop (generic CSV)
+DATA_CSV_OPTIONS = "data-csv-options"
 
 # --- explore
 EXPLORE_PANEL = "explore"  # name of the Explore filter panel / preset bar (pattern-matching ids)

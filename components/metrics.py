@@ -66,7 +66,6 @@ def run_rows(
             "created": str(run.get("created", ""))[:19].replace("T", " "),
             "fit_s": _number_or_none(timings.get("fit_s")),
             "device": device.get("device", "") if isinstance(device, dict) else str(device),
-            "projection": "projection" in (run.get("artifacts") or {}),
         }
         for key in metrics:
             row[key] = _number_or_none(m.get(key))

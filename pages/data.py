@@ -41,7 +41,11 @@ SOURCES: dict[str, tuple[str, str, str]] = {
         "file",
         "A month of events (event_time, event_type, product_id...).",
     ),
-    "csv": ("Generic CSV / Parquet", "file", "One row per event; map its columns below."),
+    "csv": (
+        "Generic CSV / Parquet",
+        "file",
+        "One row per event (or a folder with interactions.csv and catalog.csv); map its columns below.",
+    ),
 }
 
 #: Schema fields the generic-CSV mapping offers, with whether each is required.
@@ -107,7 +111,17 @@ def peek_columns(path: str | Path, n_rows: int = 5) -> tuple[list[str], list[dic
     if not p.exists():
         raise DataValidationError("file not found; check the path (it is read on the server)", file=src)
     if p.is_dir():
-        raise DataValidationError("is a folder; choose a .csv, .csv.gz or .parquet file", file=src)
+        files = _folder_files(p)
+        if "interactions" not in files:
+            raise DataValidationError(
+                "no interactions.csv (or .csv.gz/.parquet) in this folder; choose the events file itself",
+                file=src,
+            )
+        columns, rows = peek_columns(files["interactions"], n_rows)
+        if "catalog" in files:
+            cat_cols, _ = peek_columns(files["catalog"], n_rows)
+            columns = columns + [c for c in cat_cols if c not in columns]
+        return columns, rows
     lower = p.name.lower()
     try:
         if lower.endswith((".parquet", ".pq")):
@@ -145,6 +159,17 @@ def peek_columns(path: str | Path, n_rows: int = 5) -> tuple[list[str], list[dic
     if not columns:
         raise DataValidationError("the file has no header", file=src)
     return columns, rows.astype(str).to_dict("records")
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """``interactions.*`` and ``catalog.*`` in a folder (what the generic import reads there)."""
+    found: dict[str, Path] = {}
+    for stem in ("catalog", "interactions"):
+        for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+            if (folder / f"{stem}{suffix}").exists():
+                found[stem] = folder / f"{stem}{suffix}"
+                break
+    return found
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str | None]:
@@ -203,7 +228,14 @@ def mapping_from_form(fields: list[str], chosen: list[str | None]) -> dict[str, 
     return mapping
 
 
-def import_params(source: str, path: str, name: str, mapping: dict[str, str] | None) -> dict[str, Any]:
+def import_params(
+    source: str,
+    path: str,
+    name: str,
+    mapping: dict[str, str] | None,
+    kind: str = "sessions",
+    errors: str = "drop",
+) -> dict[str, Any]:
     """Check the form and build the ``import`` job's parameters.
 
     Raises
@@ -225,11 +257,11 @@ def import_params(source: str, path: str, name: str, mapping: dict[str, str] | N
         raise DataValidationError("not found on the server; check the path", file=str(p))
     if want == "folder" and not p.is_dir():
         raise DataValidationError(f"{SOURCES[source][0]} needs the folder holding its CSV files", file=str(p))
-    if want == "file" and p.is_dir():
+    if want == "file" and p.is_dir() and source != "csv":
         raise DataValidationError("is a folder; choose the data file inside it", file=str(p))
     params: dict[str, Any] = {"source": source, "path": str(p.resolve()), "name": name}
     if source == "csv":
-        params["mapping"] = mapping or {}
+        params.update(mapping=mapping or {}, kind=kind, errors=errors)
     return params
 
 
@@ -405,6 +437,44 @@ def layout(**_query: Any) -> html.Div:
                 className="upload-box mb-2",
             ),
             html.Div(id=ids.DATA_UPLOAD_INFO, className="small mb-3"),
+            html.Div(
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            [
+                                dbc.Label("Sequences are"),
+                                dbc.RadioItems(
+                                    id=ids.DATA_KIND,
+                                    options=[
+                                        {"label": "sessions (ordered)", "value": "sessions"},
+                                        {"label": "baskets / orders", "value": "baskets"},
+                                    ],
+                                    value="sessions",
+                                    inline=True,
+                                ),
+                            ],
+                            md=6,
+                        ),
+                        dbc.Col(
+                            [
+                                dbc.Label("Bad rows"),
+                                dbc.RadioItems(
+                                    id=ids.DATA_ERRORS,
+                                    options=[
+                                        {"label": "drop and report", "value": "drop"},
+                                        {"label": "stop at the first", "value": "raise"},
+                                    ],
+                                    value="drop",
+                                    inline=True,
+                                ),
+                            ],
+                            md=6,
+                        ),
+                    ],
+                    className="mb-2",
+                ),
+                id=ids.DATA_CSV_OPTIONS,
+            ),
             html.Div(id=ids.DATA_MAPPING, className="mb-3"),
             dbc.Button("Import", id=ids.DATA_IMPORT, color="primary", className="w-100"),
             html.Div(id=ids.DATA_MESSAGE, className="mt-3"),
@@ -439,10 +509,14 @@ def layout(**_query: Any) -> html.Div:
 
 
 # -- callbacks ---------------------------------------------------------------------
-@callback(Output(ids.DATA_SOURCE_HINT, "children"), Input(ids.DATA_SOURCE, "value"))
-def source_hint(source: str | None) -> str:
-    """What the chosen source expects."""
-    return SOURCES.get(source or "", ("", "", ""))[2]
+@callback(
+    Output(ids.DATA_SOURCE_HINT, "children"),
+    Output(ids.DATA_CSV_OPTIONS, "style"),
+    Input(ids.DATA_SOURCE, "value"),
+)
+def source_hint(source: str | None):
+    """What the chosen source expects; the CSV options only for the generic import."""
+    return SOURCES.get(source or "", ("", "", ""))[2], None if source == "csv" else {"display": "none"}
 
 
 @callback(
@@ -506,9 +580,11 @@ def inspect_file(_n, path: str | None, source: str | None):
     State(ids.DATA_NAME, "value"),
     State({"type": ids.DATA_MAP, "field": ALL}, "value"),
     State({"type": ids.DATA_MAP, "field": ALL}, "id"),
+    State(ids.DATA_KIND, "value"),
+    State(ids.DATA_ERRORS, "value"),
     prevent_initial_call=True,
 )
-def start_import(n_clicks, source, path, name, chosen, map_ids):
+def start_import(n_clicks, source, path, name, chosen, map_ids, kind="sessions", errors="drop"):
     """Validate the form and submit an ``import`` job."""
     if not n_clicks:
         return no_update, no_update
@@ -518,7 +594,9 @@ def start_import(n_clicks, source, path, name, chosen, map_ids):
             if not map_ids:
                 raise DataValidationError("inspect the file first (press Inspect) and map its columns")
             mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [])
-        params = import_params(source, (path or "").strip(), (name or "").strip(), mapping)
+        params = import_params(
+            source, (path or "").strip(), (name or "").strip(), mapping, kind or "sessions", errors or "drop"
+        )
         if params["name"] in list_datasets(data_dir()):
             note = f"Dataset '{params['name']}' exists: it is replaced only if the import succeeds. "
         else:

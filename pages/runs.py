@@ -408,7 +408,9 @@ def run_action(_activate, _project, selected, refresh):
                 refresh or 0
             ) + 1
         if ctx.triggered_id == ids.RUNS_PROJECT:
-            job_id = job_store().submit("project", {"run_id": run_id}, label=f"Projection of {run_id}")
+            job_id = job_store().submit(
+                "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {run_id}"
+            )
             return info_alert(f"Computing the UMAP projection of {run_id} (job {job_id})."), no_update
     except RecsysError as exc:
         return error_alert(exc, "Action failed"), (refresh or 0) + 1

@@ -1,0 +1,146 @@
+"""Data page callbacks and helpers, called as plain functions."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from pathlib import Path
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+import pytest
+from dash import dcc
+
+from components import ids
+from recsys.errors import DataValidationError
+from recsys.jobs import JobStore
+from tests.callbacks._dashboard_data import find, make_data_dir, page, text_of
+
+EVENTS = "session_id,product_id,price,Brand\ns1,a,1.5,Acme\ns1,b,2,Bolt\ns2,a,1.5,Acme\ns2,c,3,Dune\n"
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = tmp_path / "data"
+    make_data_dir(data)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(data))
+    return data
+
+
+@pytest.fixture
+def data_page():
+    return page("data")
+
+
+def _mapping_dropdowns(children) -> dict[str, dcc.Dropdown]:
+    drops = find(children, lambda c: isinstance(c, dcc.Dropdown))
+    return {d.id["field"]: d for d in drops if isinstance(d.id, dict)}
+
+
+def test_inspect_reads_the_header_and_guesses_the_mapping(root, tmp_path, data_page):
+    path = tmp_path / "events.csv.gz"
+    path.write_bytes(gzip.compress(EVENTS.encode()))
+    children, message = data_page.inspect_file(1, str(path), "csv")
+    assert message is None
+    drops = _mapping_dropdowns(children)
+    assert drops["sequence_id"].value == "session_id" and drops["item_id"].value == "product_id"
+    assert drops["price"].value == "price" and drops["brand"].value == "Brand"
+    assert drops["title"].value is None
+    assert [o["value"] for o in drops["item_id"].options] == ["session_id", "product_id", "price", "Brand"]
+    assert "4 columns" in text_of(children)
+
+    parquet = tmp_path / "events.parquet"
+    pd.read_csv(path).to_parquet(parquet)
+    children, _ = data_page.inspect_file(1, str(parquet), "csv")
+    assert _mapping_dropdowns(children)["item_id"].value == "product_id"
+
+
+def test_a_missing_or_broken_file_gets_a_readable_alert_not_a_traceback(root, tmp_path, data_page):
+    children, alert = data_page.inspect_file(1, str(tmp_path / "nope.csv"), "csv")
+    assert children == [] and isinstance(alert, dbc.Alert) and alert.color == "danger"
+    assert "nope.csv" in text_of(alert) and "file not found" in text_of(alert)
+    assert "Traceback" not in text_of(alert)
+
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(b"this is not gzip")
+    _, alert = data_page.inspect_file(1, str(broken), "csv")
+    assert "broken.csv.gz" in text_of(alert) and "could not be read" in text_of(alert)
+
+    # The named importers need no mapping, so nothing is inspected for them.
+    assert data_page.inspect_file(1, str(tmp_path / "nope.csv"), "rees46") == ([], None)
+
+
+def test_upload_is_stored_on_the_server_and_bad_types_are_refused(root, data_page):
+    url = "data:text/csv;base64," + base64.b64encode(EVENTS.encode()).decode()
+    store, info, path = data_page.receive_upload(url, "my events.csv")
+    assert Path(path).read_text() == EVENTS and Path(path).parent == root / "uploads"
+    assert store == {"path": path} and "Uploaded" in text_of(info)
+
+    store, info, path = data_page.receive_upload(url, "payload.exe")
+    assert store is None and "unsupported file type" in text_of(info)
+
+
+def test_mapping_and_form_checks_name_what_is_wrong(root, tmp_path, data_page):
+    fields = ["sequence_id", "item_id", "price"]
+    assert data_page.mapping_from_form(fields, ["s", "p", None]) == {"s": "sequence_id", "p": "item_id"}
+    with pytest.raises(DataValidationError, match="required field 'item_id'"):
+        data_page.mapping_from_form(fields, ["s", None, None])
+    with pytest.raises(DataValidationError, match="mapped to both"):
+        data_page.mapping_from_form(fields, ["s", "s", None])
+
+    (tmp_path / "f.csv").write_text(EVENTS)
+    with pytest.raises(DataValidationError, match="folder"):
+        data_page.import_params("instacart", str(tmp_path / "f.csv"), "x", None)
+    with pytest.raises(DataValidationError, match="name"):
+        data_page.import_params("csv", str(tmp_path / "f.csv"), "bad name!", {})
+    params = data_page.import_params("csv", str(tmp_path / "f.csv"), "shop", {"s": "sequence_id"}, "baskets")
+    assert params == {
+        "source": "csv",
+        "path": str((tmp_path / "f.csv").resolve()),
+        "name": "shop",
+        "mapping": {"s": "sequence_id"},
+        "kind": "baskets",
+        "errors": "drop",
+    }
+
+    # The Import button: without a mapping it explains what to do and submits nothing.
+    alert, job = data_page.start_import(1, "csv", str(tmp_path / "f.csv"), "shop", [], [])
+    assert "Inspect" in text_of(alert) and JobStore(root).list_jobs() == []
+
+
+def test_import_job_runs_and_the_page_shows_its_validation_report(root, tmp_path, data_page):
+    path = tmp_path / "events.csv"
+    path.write_text(EVENTS + "s3,,2,Acme\n")  # one row without an item id: dropped and reported
+    children, _ = data_page.inspect_file(1, str(path), "csv")
+    drops = _mapping_dropdowns(children)
+    map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
+    message, current = data_page.start_import(
+        1, "csv", str(path), "shop", [d.value for d in drops.values()], map_ids, "sessions", "drop"
+    )
+    assert "Import started" in text_of(message)
+    store = JobStore(root)
+    job = store.wait(current["job_id"], timeout=60)
+    assert job["status"] == "done", job.get("error")
+
+    card, report, datasets = data_page.show_import(None, current)
+    report_text = text_of(report)
+    assert "shop" in report_text and "missing item_id" in report_text  # the drop, with its reason
+    assert "shop" in text_of(datasets)
+
+
+def test_a_failed_import_shows_its_error_and_keeps_the_stored_data(root, tmp_path, data_page):
+    path = tmp_path / "events.csv"
+    path.write_text(EVENTS)
+    before = (root / "datasets" / "demo" / "report.json").read_text()
+    mapping_ids = [{"type": ids.DATA_MAP, "field": f} for f in ("sequence_id", "item_id")]
+    # Map a column that holds no item ids of any use: strict mode stops at the first bad price.
+    (tmp_path / "bad.csv").write_text("s,p,price\ns1,a,-3\n")
+    _, current = data_page.start_import(
+        1, "csv", str(tmp_path / "bad.csv"), "demo", ["s", "p"], mapping_ids, "sessions", "raise"
+    )
+    job = JobStore(root).wait(current["job_id"], timeout=60)
+    assert job["status"] == "failed"
+    _card, report, _ = data_page.show_import(None, current)
+    assert isinstance(report, dbc.Alert) and report.color == "danger"
+    assert "nothing stored was changed" in text_of(report) and "price" in text_of(report)
+    assert (root / "datasets" / "demo" / "report.json").read_text() == before

@@ -1,0 +1,143 @@
+"""Overview page and the app-level job poller, called as plain functions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import pytest
+from dash import no_update
+
+from components import ids
+from components.jobs import ensure_demo_job, job_card, job_summary, poll_jobs, runs_version
+from recsys.jobs import JobStore
+from recsys.registry import Registry
+from tests.callbacks._dashboard_data import METRICS, N_ITEMS, find, make_data_dir, page, text_of
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    make_data_dir(tmp_path)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def overview():
+    return page("overview")
+
+
+def test_overview_shows_dataset_counts_runs_metrics_and_active_variants(root, overview):
+    content = overview.update_content("any-version")
+    text = text_of(content)
+    assert f"{N_ITEMS:,}" in text  # items stat card
+    assert "Sequences" in text and "Brands" in text and "Categories" in text
+
+    grid = find(content, lambda c: isinstance(c, dag.AgGrid))[0]
+    assert grid.id == ids.OVERVIEW_RUNS_GRID
+    rows = {r["family"]: r for r in grid.rowData}
+    assert set(rows) == {"popularity", "prod2vec"}
+    assert rows["prod2vec"]["hr@10"] == METRICS["prod2vec"]["hr@10"]
+    assert rows["popularity"]["coverage@10"] == METRICS["popularity"]["coverage@10"]
+    assert all(r["active"] for r in rows.values())
+
+    # The headline names the best variant and its lift over popularity: 0.25 / 0.125 = 2.0x.
+    assert "prod2vec test run" in text and "25.0%" in text and "2.0×" in text
+    # One card per active variant, with its metrics and links into Explore/Map for that run.
+    run_ids = {r["family"]: r["run_id"] for r in grid.rowData}
+    hrefs = {b.href for b in find(content, lambda c: isinstance(c, dbc.Button))}
+    assert f"/explore?run={run_ids['prod2vec']}" in hrefs and f"/map?run={run_ids['prod2vec']}" in hrefs
+    assert f"/map?run={run_ids['popularity']}" not in hrefs  # no vectors, no map
+    assert "0.188" in text  # prod2vec ndcg@10 = 0.1875 on its card
+
+
+def test_overview_on_an_empty_data_dir_says_what_happens_next(tmp_path, monkeypatch, overview):
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    text = text_of(overview.update_content(None))
+    assert "No datasets or runs yet" in text and "demo build" in text
+
+
+def test_demo_job_progress_is_shown_while_running_and_hidden_after(root, overview):
+    running = {
+        "jobs": [
+            {
+                "id": "demo-1",
+                "kind": "demo",
+                "status": "running",
+                "fraction": 0.42,
+                "message": "prod2vec: epoch 2/5",
+                "error": "",
+                "params": {},
+            }
+        ]
+    }
+    section = overview.update_jobs(running)
+    text = text_of(section)
+    assert "Building the demo" in text and "prod2vec: epoch 2/5" in text
+    bar = find(section, lambda c: isinstance(c, dbc.Progress))[0]
+    assert bar.value == 42
+    cancel = find(section, lambda c: isinstance(c, dbc.Button))[0]
+    assert cancel.id == {"type": ids.JOB_CANCEL, "job": "demo-1"}
+
+    done = {"jobs": [{**running["jobs"][0], "status": "done", "fraction": 1.0}]}
+    assert overview.update_jobs(done) == []
+
+
+def test_failed_job_card_shows_the_error_without_cancel():
+    card = job_card(
+        job_summary(
+            {
+                "job_id": "j1",
+                "kind": "train",
+                "status": "failed",
+                "params": {"family": "prod2vec", "dataset_name": "demo"},
+                "progress": {"done": 1, "total": 4, "message": "training"},
+                "error": "ModelFitError: window must be >= 1",
+            }
+        )
+    )
+    text = text_of(card)
+    assert "Training prod2vec on demo" in text and "window must be >= 1" in text
+    assert not find(card, lambda c: isinstance(c, dbc.Button))
+
+
+def test_poll_jobs_reports_jobs_and_only_changes_what_changed(root):
+    store = JobStore(root)
+    job_id = store.submit("sleep", {"seconds": 0.2, "steps": 2})
+    data, version, badge = poll_jobs(1, None, None, None)
+    assert data["jobs"][0]["id"] == job_id and data["jobs"][0]["kind"] == "sleep"
+    assert version == runs_version(root)
+    store.wait(job_id, timeout=30)
+
+    data2, version2, badge2 = poll_jobs(2, data, version, badge)
+    assert data2["jobs"][0]["status"] == "done" and data2["active"] == []
+    assert version2 is no_update  # runs did not change
+    assert badge2 in (no_update, "")
+    again = poll_jobs(3, data2, version, "")
+    assert again == (no_update, no_update, no_update)  # nothing changed: nothing re-renders
+
+    Registry(root).delete(Registry(root).list_runs()[0]["run_id"])
+    assert poll_jobs(4, data2, version, "")[1] != version
+
+
+def test_demo_build_is_submitted_once_and_not_when_runs_exist(root, tmp_path_factory):
+    assert ensure_demo_job(root) is None  # runs exist: nothing to do
+
+    empty = tmp_path_factory.mktemp("empty")
+    store = JobStore(empty)
+    # A demo job already queued (written as the store writes it): it is reused, not duplicated.
+    (store.jobs_dir / "demo-queued").mkdir()
+    job = {
+        "job_id": "demo-queued",
+        "kind": "demo",
+        "status": "queued",
+        "params": {},
+        "created": "2030-01-01",
+        "progress": {"done": 0, "total": 0, "message": "queued"},
+    }
+    (store.jobs_dir / "demo-queued" / "job.json").write_text(json.dumps(job))
+    assert ensure_demo_job(empty) == "demo-queued"
+    assert ensure_demo_job(empty) == "demo-queued"
+    assert len(store.list_jobs(limit=None)) == 1

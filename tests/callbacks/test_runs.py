@@ -1,0 +1,185 @@
+"""Runs page callbacks and helpers, called as plain functions."""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+
+import dash_bootstrap_components as dbc
+import pytest
+from dash import no_update
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+
+from components import ids
+from components.metrics import metric_keys, run_rows
+from recsys.jobs import JobStore
+from recsys.models import get_model_class
+from recsys.registry import Registry
+from tests.callbacks._dashboard_data import find, make_data_dir, page, text_of
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    make_data_dir(tmp_path)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def runs_page():
+    return page("runs")
+
+
+def triggered(prop_id: str, fn, *args):
+    """Call a callback with ``ctx.triggered_id`` set, as Dash does."""
+
+    def call():
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": 1}]))
+        return fn(*args)
+
+    return contextvars.copy_context().run(call)
+
+
+def test_the_form_has_one_input_per_default_param_of_the_family(runs_page):
+    defaults = get_model_class("prod2vec").default_params
+    inputs = find(runs_page.show_params("prod2vec"), lambda c: isinstance(getattr(c, "id", None), dict))
+    assert [c.id["name"] for c in inputs] == list(defaults)
+    by_name = {c.id["name"]: c for c in inputs}
+    assert by_name["window"].type == "number" and by_name["window"].value == defaults["window"]
+    assert by_name["window"].step == 1 and by_name["alpha"].step == "any"
+    assert by_name["separate_by"].value == ""  # None default: empty text means None
+
+    switches = find(runs_page.show_params("meta_prod2vec"), lambda c: isinstance(c, dbc.Switch))
+    assert "use_brand" in {s.id["name"] for s in switches}
+
+
+def test_parse_params_keeps_changes_only_and_names_bad_inputs(runs_page):
+    names = ["window", "alpha", "separate_by", "epochs", "max_len"]
+    params, errors = runs_page.parse_params("prod2vec", names, [10, "0.05", "category", 5, 20])
+    assert errors == []
+    assert params == {"window": 10, "alpha": 0.05, "separate_by": "category"}  # epochs/max_len unchanged
+
+    params, errors = runs_page.parse_params("prod2vec", ["window", "epochs", "alpha"], [2.5, None, "x"])
+    assert params == {}
+    assert any(e.startswith("window:") and "whole number" in e for e in errors)
+    assert any(e.startswith("epochs:") for e in errors) and any(e.startswith("alpha:") for e in errors)
+
+    params, errors = runs_page.parse_params("content", ["hidden_units"], ["[128, 64]"])
+    assert params == {"hidden_units": [128, 64]} and errors == []
+    _, errors = runs_page.parse_params("content", ["hidden_units"], ["128"])
+    assert errors and "JSON list" in errors[0]
+
+
+def test_train_submits_a_job_with_the_form_values(root, runs_page):
+    out = runs_page.start_training(
+        1, "popularity", "demo", "  my label ", [None], [{"type": ids.RUNS_PARAM, "name": "event_weights"}]
+    )
+    assert "Training started" in text_of(out)
+    store = JobStore(root)
+    (job,) = store.list_jobs(kind="train")
+    assert job["params"] == {
+        "family": "popularity",
+        "params": {},
+        "dataset_name": "demo",
+        "label": "my label",
+    }
+    store.cancel(job["job_id"])
+
+
+def test_invalid_form_gives_a_readable_error_and_submits_nothing(root, runs_page):
+    pid = [{"type": ids.RUNS_PARAM, "name": "window"}]
+    out = runs_page.start_training(1, "prod2vec", "demo", "", [1.5], pid)
+    assert isinstance(out, dbc.Alert) and out.color == "danger"
+    assert "window" in text_of(out)
+    out = runs_page.start_training(1, "prod2vec", None, "", [5], pid)
+    assert "No dataset chosen" in text_of(out)
+    assert JobStore(root).list_jobs() == []
+
+
+def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
+    registry = Registry(root)
+    p2v = registry.list_runs("prod2vec")[0]
+    pop = registry.list_runs("popularity")[0]
+    rows = {r["family"]: r for r in run_rows(registry.list_runs())}
+
+    # Buttons: an active run cannot be activated again; a baseline has no vectors to project.
+    assert runs_page.enable_actions(None) == (True, True, True)
+    assert runs_page.enable_actions([rows["prod2vec"]]) == (True, False, False)
+    assert runs_page.enable_actions([rows["popularity"]]) == (True, True, False)
+
+    # Activate a second prod2vec run: it replaces the first as the active one.
+    second = registry.create_run(
+        registry.load_model(p2v["run_id"]), dataset_name="demo", dataset_fingerprint="x"
+    )
+    msg, refresh = triggered(
+        f"{ids.RUNS_ACTIVATE}.n_clicks", runs_page.run_action, 1, None, [{"run_id": second["run_id"]}], 3
+    )
+    assert "is now the active prod2vec run" in text_of(msg) and refresh == 4
+    assert registry.active()["prod2vec"] == second["run_id"]
+
+    # Projection: a "project" job for the selected run.
+    msg, refresh = triggered(
+        f"{ids.RUNS_PROJECT}.n_clicks", runs_page.run_action, None, 1, [{"run_id": p2v["run_id"]}], 4
+    )
+    assert "UMAP" in text_of(msg) and refresh is no_update
+    (job,) = JobStore(root).list_jobs(kind="project")
+    assert job["params"] == {"run_id": p2v["run_id"], "method": "umap"}
+    JobStore(root).cancel(job["job_id"])
+
+    # Delete asks first, names the run, warns when it is active; confirming deletes it.
+    is_open, text = triggered(
+        f"{ids.RUNS_DELETE}.n_clicks", runs_page.ask_delete, 1, None, [rows["popularity"]]
+    )
+    assert is_open and "popularity test run" in text_of(text) and "active run" in text_of(text)
+    is_open, _ = triggered(
+        f"{ids.RUNS_DELETE_CANCEL}.n_clicks", runs_page.ask_delete, 1, 1, [rows["popularity"]]
+    )
+    assert is_open is False and Registry(root).list_runs("popularity")
+
+    is_open, msg, refresh, selected = runs_page.confirm_delete(1, [rows["popularity"]], 0)
+    assert is_open is False and selected == [] and refresh == 1
+    assert Registry(root).list_runs("popularity") == []
+    assert "popularity" not in Registry(root).active()
+    assert pop["run_id"] not in {r["run_id"] for r in runs_page.refresh_runs("v", 1)}
+
+
+def test_jobs_panel_lists_active_jobs_first_then_recent_ones(runs_page):
+    store = {
+        "jobs": [
+            {
+                "id": "t2",
+                "kind": "train",
+                "status": "done",
+                "fraction": 1.0,
+                "params": {"family": "prod2vec"},
+            },
+            {"id": "i1", "kind": "import", "status": "running", "fraction": 0.3, "params": {"name": "x"}},
+            {
+                "id": "t1",
+                "kind": "train",
+                "status": "running",
+                "fraction": 0.5,
+                "params": {"family": "content"},
+            },
+        ]
+    }
+    assert [j["id"] for j in runs_page.runs_jobs(store)] == ["t1", "t2"]  # imports belong to the Data page
+    assert "No jobs yet" in text_of(runs_page.show_jobs({"jobs": []}))
+
+
+def test_device_badge_says_cpu_gpu_or_detecting(runs_page):
+    assert "detecting" in text_of(runs_page.device_badge(None))
+    gpu = runs_page.device_badge(
+        {"backend": "tensorflow", "device": "GPU: NVIDIA H100", "mixed_precision": True}
+    )
+    assert "GPU: NVIDIA H100" in text_of(gpu) and "mixed precision" in text_of(gpu) and gpu.color == "success"
+    assert "CPU" in text_of(runs_page.device_badge({"device": "CPU"}))
+
+
+def test_metric_keys_lists_scalar_metrics_headline_first():
+    runs = [
+        {"metrics": {"recall@10": 0.1, "hr@10": 0.2, "per_category": {"a": 1}, "n_cases": 5, "mrr@10": 0.1}},
+        {"metrics": {"ndcg@10": 0.3, "coverage@10": 0.4}},
+    ]
+    assert metric_keys(runs) == ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10"]
