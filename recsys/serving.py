@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -58,6 +59,7 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 ENV_TOKEN = "RECSYS_API_TOKEN"
 ENV_PRECOMPUTED = "RECSYS_PRECOMPUTED_URL"
+ENV_PRELOAD = "RECSYS_API_PRELOAD"
 EXTENSION_KEY = "recsys_api"
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 
@@ -500,7 +502,7 @@ def create_blueprint() -> Blueprint:
         from recsys.filters import FilterConfig
 
         body = _json_body()
-        raw = body.get("config", body) if set(body) <= {"config"} and "config" in body else body
+        raw = body["config"] if set(body) == {"config"} else body
         if not isinstance(raw, dict):
             raise ApiError(400, "'config' must be a JSON object (a FilterConfig)", "config")
         from recsys.filters import validate_preset_name
@@ -824,6 +826,7 @@ def register_api(
     max_k: int = DEFAULT_MAX_K,
     max_recent: int = DEFAULT_MAX_RECENT,
     precomputed: str | None = None,
+    preload: bool | None = None,
 ) -> None:
     """Mount the ``/api/v1`` blueprint on a Flask server (the Dash app's ``app.server``).
 
@@ -841,6 +844,10 @@ def register_api(
     precomputed : str, optional
         Precomputed-table location: a ``redis://`` URL or a SQLite path
         (default ``$RECSYS_PRECOMPUTED_URL``, else ``<root>/precomputed.sqlite``).
+    preload : bool, optional
+        Load the default run's searcher (vectors, index, catalogue) in a
+        background thread now, so the first request does not pay for it
+        (default: ``$RECSYS_API_PRELOAD == "1"``; useful under gunicorn).
     """
     from recsys.registry import Registry
 
@@ -854,8 +861,11 @@ def register_api(
         max_recent=max_recent,
         precomputed=precomputed or os.environ.get(ENV_PRECOMPUTED) or None,
     )
-    server.extensions[EXTENSION_KEY] = _ApiState(settings=settings, registry=Registry(root_path))
+    state = _ApiState(settings=settings, registry=Registry(root_path))
+    server.extensions[EXTENSION_KEY] = state
     server.register_blueprint(create_blueprint())
+    if preload if preload is not None else os.environ.get(ENV_PRELOAD) == "1":
+        threading.Thread(target=_preload, args=(state,), name="recsys-api-preload", daemon=True).start()
 
     # Routing errors (wrong method, body limits) happen before a blueprint is
     # chosen: answer JSON for /api/v1 paths, leave other paths to Dash.
@@ -865,6 +875,20 @@ def register_api(
     logger.info(
         "REST API mounted at %s (data dir %s, token %s)", API_PREFIX, root_path, "set" if token else "not set"
     )
+
+
+def _preload(state: _ApiState) -> None:
+    try:
+        run_id = state.default_run()
+        if run_id is None:
+            return
+        from recsys.search import get_searcher
+
+        t0 = time.perf_counter()
+        get_searcher(state.registry, run_id)
+        logger.info("preloaded run %s in %.1f s", run_id, time.perf_counter() - t0)
+    except Exception:  # a failed preload only means a slower first request
+        logger.warning("preloading the default run failed", exc_info=True)
 
 
 def _app_level_handler(previous: Callable[[Any], Any] | None) -> Callable[[HTTPException], Any]:
