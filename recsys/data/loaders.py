@@ -708,7 +708,9 @@ def build_dataset(
     errors : {"raise", "drop"}, default "raise"
         Stop at the first bad row, or drop bad rows and count them in the report.
     report : ValidationReport, optional
-        A report to add to (importers pass the one holding their own drops).
+        A report to add to (importers pass the one holding their own drops). Its
+        ``rows_read["catalog"]`` / ``["interactions"]`` are set to the frames' lengths
+        unless already set (an importer that filtered rows first sets the file's count).
     catalog_source, interactions_source : str, optional
         File names used in messages; default ``df.attrs["source"]`` or the table name.
     category_sep : str, optional
@@ -733,14 +735,14 @@ def build_dataset(
     inter_file = interactions_source or interactions_df.attrs.get("source") or "interactions"
     _require(interactions_df, ("sequence_id", "item_id"), inter_file)
     ichk = _Checker("interactions", inter_file, _row_numbers(interactions_df), errors, report)
-    report.rows_read["interactions"] = report.rows_read.get("interactions", 0) + len(interactions_df)
+    report.rows_read.setdefault("interactions", len(interactions_df))
     idf = interactions_df
 
     # ---- catalog -------------------------------------------------------------------
     if catalog_df is not None:
         cat_file = catalog_source or catalog_df.attrs.get("source") or "catalog"
         _require(catalog_df, ("item_id",), cat_file)
-        report.rows_read["catalog"] = report.rows_read.get("catalog", 0) + len(catalog_df)
+        report.rows_read.setdefault("catalog", len(catalog_df))
         cchk = _Checker("catalog", cat_file, _row_numbers(catalog_df), errors, report)
         cat = _normalise_catalog_columns(catalog_df, cchk, category_sep=category_sep)
         dup = cat["item_id"].duplicated(keep="first").to_numpy() & ~cchk.dropped

@@ -1,0 +1,631 @@
+"""Importers for real datasets, a generic CSV/Parquet import, and the CLI entry point.
+
+Each importer turns a public dataset's own files into a validated
+:class:`~recsys.data.schema.Dataset` and counts everything it drops in the
+:class:`~recsys.data.schema.ValidationReport`: ``rows_read["interactions"]`` is the
+number of event lines in the source, and ``sum(rows_dropped.values()) +
+len(interactions)`` equals it. Real data quirks are reported, never fatal: the
+importers run :func:`~recsys.data.loaders.build_dataset` with ``errors="drop"``.
+The generic import is strict by default (``errors="raise"``).
+
+Nothing is written until the whole dataset is built and validated;
+:func:`import_dataset` then stores it with the atomic
+:func:`~recsys.data.schema.save_dataset`, so a failed import never touches an
+existing dataset of the same name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.loaders import (
+    _map_unique,
+    _require,
+    apply_mapping,
+    build_dataset,
+    read_table,
+)
+from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
+from recsys.errors import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("online_retail", "instacart", "rees46", "csv")
+
+# ---------------------------------------------------------------------------------------
+# Online Retail (UCI)
+# ---------------------------------------------------------------------------------------
+
+#: StockCodes that are not products: postage, fees, manual adjustments, samples...
+NON_PRODUCT_CODES = frozenset(
+    {
+        "POST",
+        "DOT",
+        "M",
+        "C2",
+        "D",
+        "S",
+        "B",
+        "BANK CHARGES",
+        "AMAZONFEE",
+        "CRUK",
+        "PADS",
+        "ADJUST",
+        "ADJUST2",
+    }
+)
+
+#: Rough categories for Online Retail from description keywords (first match wins).
+ONLINE_RETAIL_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Seasonal > Christmas", ("CHRISTMAS", "XMAS", "ADVENT", "SANTA", "REINDEER", "NATIVITY")),
+    ("Seasonal > Easter", ("EASTER", "EGG")),
+    ("Kitchen > Baking", ("CAKE", "BAKING", "CUPCAKE", "COOKIE CUTTER", "MOULD", "BAKE")),
+    ("Kitchen > Lunch & Storage", ("LUNCH BOX", "LUNCH BAG", "JAR", "STORAGE", "TIN", "TINS", "CONTAINER")),
+    (
+        "Kitchen > Tableware",
+        (
+            "MUG",
+            "CUP",
+            "CUPS",
+            "SAUCER",
+            "PLATE",
+            "PLATES",
+            "BOWL",
+            "TEAPOT",
+            "CUTLERY",
+            "NAPKINS",
+            "TEA TOWEL",
+        )
+        + ("COASTER", "COASTERS", "TRAY", "JUG", "GLASS", "BEAKER", "STRAWS", "PARTY"),
+    ),
+    ("Bags", ("BAG", "BAGS", "SHOPPER", "TOTE")),
+    (
+        "Stationery > Cards & Wrap",
+        ("CARD", "CARDS", "WRAP", "GIFT TAG", "TAGS", "ENVELOPE", "RIBBON", "RIBBONS"),
+    ),
+    (
+        "Stationery > Office",
+        (
+            "PENCIL",
+            "PENCILS",
+            "PEN",
+            "PENS",
+            "NOTEBOOK",
+            "ERASER",
+            "STICKER",
+            "STICKERS",
+            "CALENDAR",
+            "JOURNAL",
+        ),
+    ),
+    (
+        "Home Decor > Candles & Lights",
+        ("CANDLE", "CANDLES", "T-LIGHT", "TEALIGHT", "LANTERN", "LIGHTS", "LIGHT", "LAMP", "INCENSE"),
+    ),
+    ("Home Decor > Signs & Frames", ("SIGN", "FRAME", "PLAQUE", "CLOCK", "MIRROR", "PICTURE")),
+    ("Home Decor > Textiles", ("CUSHION", "THROW", "BLANKET", "DOORMAT", "APRON", "QUILT")),
+    (
+        "Home Decor > Ornaments",
+        ("HANGING", "DECORATION", "ORNAMENT", "HEART", "BUNTING", "GARLAND", "WREATH", "VASE", "DOORSTOP"),
+    ),
+    ("Garden", ("GARDEN", "PLANT", "BIRD", "WATERING", "PLANTER", "FLOWER POT", "HERB")),
+    (
+        "Toys & Games",
+        ("TOY", "GAME", "GAMES", "PUZZLE", "DOLL", "SPACEBOY", "SKIPPING ROPE", "BALLOON", "KIT"),
+    ),
+    (
+        "Jewellery & Accessories",
+        (
+            "NECKLACE",
+            "NECKLACE,",
+            "EARRINGS",
+            "BRACELET",
+            "RING",
+            "HAIR",
+            "CLIP",
+            "UMBRELLA",
+            "PURSE",
+            "BROOCH",
+        ),
+    ),
+    ("Bathroom", ("SOAP", "BATH", "TOWEL", "HOT WATER BOTTLE", "WASHBAG", "TOILET")),
+)
+
+
+def _keyword_category(description: str) -> str:
+    words = f" {re.sub(r'[^A-Z0-9-]+', ' ', description.upper())} "
+    for category, keys in ONLINE_RETAIL_KEYWORDS:
+        for key in keys:
+            if f" {key} " in words:
+                return category
+    return ""
+
+
+def _title_case(text: str) -> str:
+    """``"CHILD'S T-LIGHT HOLDER"`` -> ``"Child's T-Light Holder"`` (no "Child'S")."""
+    return re.sub(r"(^|[\s\-/(&+])([a-z])", lambda m: m.group(1) + m.group(2).upper(), text.strip().lower())
+
+
+def import_online_retail(path: str | os.PathLike[str], name: str = "online_retail") -> Dataset:
+    """Import the UCI Online Retail file: one basket per invoice.
+
+    Dropped and counted, in this order: cancellations (``InvoiceNo`` starting with
+    "C"), lines with a non-product StockCode (``POST``, ``DOT``, ``M``, ``BANK
+    CHARGES``, ``AMAZONFEE``, ``CRUK``, ``PADS``, gift vouchers ``gift_0001_*``...,
+    one reason per code), other non-positive quantities (stock adjustments) and zero or
+    negative unit prices (adjustments and free items). ``CustomerID`` ``"17850.0"``
+    becomes ``"17850"`` (blank stays ``""``; counted in ``warnings``). StockCodes are
+    upper-cased (``85049c`` and ``85049C`` are one product).
+
+    The catalog has one row per StockCode: the most frequent description as title
+    (title-cased), the median unit price, and a rough category from description
+    keywords (:data:`ONLINE_RETAIL_KEYWORDS`; ``""`` when none matches). No brand,
+    gender or adult information exists in this dataset.
+
+    Parameters
+    ----------
+    path : path-like
+        ``online_retail.csv.gz`` (or an uncompressed/Parquet copy with the same columns).
+    name : str, default "online_retail"
+
+    Returns
+    -------
+    Dataset
+        ``kind="baskets"``, events of type "purchase" with quantities and times.
+    """
+    src = str(path)
+    df = read_table(path)
+    needed = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID")
+    _require(df, needed, src)
+    report = ValidationReport(rows_read={"interactions": len(df)})
+    inv = df["InvoiceNo"].astype(str).str.strip()
+    code = df["StockCode"].astype(str).str.strip().str.upper()
+    qty = pd.to_numeric(df["Quantity"], errors="coerce")
+    price = pd.to_numeric(df["UnitPrice"], errors="coerce")
+
+    drop = np.zeros(len(df), dtype=bool)
+
+    def take(reason: str, mask: pd.Series | np.ndarray) -> None:
+        nonlocal drop
+        m = np.asarray(mask, dtype=bool) & ~drop
+        report.drop(reason, int(m.sum()))
+        drop |= m
+
+    take("cancellation (InvoiceNo starts with 'C')", inv.str.startswith("C"))
+    nonprod = (code.isin(NON_PRODUCT_CODES) | code.str.startswith("GIFT_")).to_numpy() & ~drop
+    if nonprod.any():
+        for c, n in code[nonprod].value_counts().sort_index().items():
+            label = "GIFT_* (gift voucher)" if str(c).startswith("GIFT_") else c
+            report.drop(f"non-product code {label}", int(n))
+        drop |= nonprod
+    take("non-positive quantity (stock adjustment)", (qty <= 0).to_numpy())
+    take("zero or negative unit price (adjustment or free item)", (price <= 0).to_numpy())
+
+    keep = ~drop
+    desc = df.loc[keep, "Description"].astype(str)
+    no_customer = int((df.loc[keep, "CustomerID"].astype(str).str.strip() == "").sum())
+    if no_customer:
+        report.warnings.append(f"{no_customer} invoice lines have no CustomerID (kept, user_id '')")
+    inter = pd.DataFrame(
+        {
+            "sequence_id": inv[keep],
+            "item_id": code[keep],
+            "user_id": df.loc[keep, "CustomerID"],
+            "timestamp": df.loc[keep, "InvoiceDate"],
+            "quantity": df.loc[keep, "Quantity"],
+            "event_type": "purchase",
+            "title": _map_unique(desc, _title_case).astype(str),
+            "category": _map_unique(desc, _keyword_category).astype(str),
+            "price": df.loc[keep, "UnitPrice"],
+        }
+    )
+    ds = build_dataset(
+        name, None, inter, kind="baskets", errors="drop", report=report, interactions_source=src
+    )
+    _drop_derived_warning(ds.report)
+    with_cat = float((ds.catalog["category"] != "").mean())
+    ds.report.warnings.append(
+        f"categories are rough guesses from description keywords; {with_cat:.0%} of items got one"
+    )
+    return ds
+
+
+def _drop_derived_warning(report: ValidationReport) -> None:
+    report.warnings[:] = [w for w in report.warnings if not w.startswith("no catalog given")]
+
+
+# ---------------------------------------------------------------------------------------
+# Instacart
+# ---------------------------------------------------------------------------------------
+
+INSTACART_START = pd.Timestamp("2017-01-01")
+INSTACART_SPAN_DAYS = 90
+
+
+def import_instacart(folder: str | os.PathLike[str], name: str = "instacart") -> Dataset:
+    """Import the Instacart sample: one basket per order.
+
+    Catalog from ``products.csv`` joined with ``aisles.csv`` and ``departments.csv``:
+    category ``"Department > Aisle"`` title-cased (``"Frozen > Frozen Pizza"``; a
+    "missing" department or aisle gives ``""``), no prices (NaN), brands or genders;
+    ``aisle_id`` and ``department_id`` are kept as extra columns. Every product of the
+    catalogue is kept, ordered or not.
+
+    Interactions from ``order_products.csv``: ``position`` is ``add_to_cart_order``.
+    The sample has no timestamps, so a **synthetic, monotone pseudo-time** is made from
+    ``order_id``: orders are spread evenly, in ``order_id`` order, over 90 days from
+    2017-01-01 (all lines of an order share its time). A time split then holds out the
+    highest order ids. This is noted in the report's warnings.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder with ``products.csv``, ``aisles.csv``, ``departments.csv`` and
+        ``order_products.csv`` (``.csv.gz`` or ``.parquet`` versions also work).
+    name : str, default "instacart"
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataValidationError(
+            "not a folder; pass the folder holding the Instacart CSV files", file=str(folder)
+        )
+    products = read_table(_find(folder, "products"))
+    aisles = read_table(_find(folder, "aisles"))
+    departments = read_table(_find(folder, "departments"))
+    orders_path = _find(folder, "order_products")
+    lines = read_table(orders_path)
+    _require(products, ("product_id", "product_name", "aisle_id", "department_id"), products.attrs["source"])
+    _require(aisles, ("aisle_id", "aisle"), aisles.attrs["source"])
+    _require(departments, ("department_id", "department"), departments.attrs["source"])
+    _require(lines, ("order_id", "product_id", "add_to_cart_order"), orders_path)
+
+    def names(frame: pd.DataFrame, key: str, col: str) -> dict[str, str]:
+        vals = frame[col].astype(str).str.strip()
+        return dict(zip(frame[key].astype(str).str.strip(), vals.where(vals.str.lower() != "missing", "")))
+
+    aisle = products["aisle_id"].astype(str).str.strip().map(names(aisles, "aisle_id", "aisle")).fillna("")
+    dept = (
+        products["department_id"]
+        .astype(str)
+        .str.strip()
+        .map(names(departments, "department_id", "department"))
+    ).fillna("")
+    both = (aisle != "") & (dept != "")
+    category = (dept.map(_title_case) + CATEGORY_SEP + aisle.map(_title_case)).where(both, "")
+    catalog = pd.DataFrame(
+        {
+            "item_id": products["product_id"],
+            "title": products["product_name"],
+            "category": category,
+            "aisle_id": products["aisle_id"].astype(str),
+            "department_id": products["department_id"].astype(str),
+        },
+        index=products.index,
+    )
+    order_num = pd.to_numeric(lines["order_id"], errors="coerce")
+    uniq = np.unique(order_num.dropna().to_numpy())
+    rank = np.searchsorted(uniq, order_num.fillna(-1).to_numpy())
+    step = pd.Timedelta(days=INSTACART_SPAN_DAYS) / max(len(uniq), 1)
+    pseudo = INSTACART_START + step * rank
+    inter = pd.DataFrame(
+        {
+            "sequence_id": lines["order_id"],
+            "item_id": lines["product_id"],
+            "position": lines["add_to_cart_order"],
+            "timestamp": pd.Series(pseudo, index=lines.index).where(order_num.notna()),
+            "event_type": "purchase",
+        },
+        index=lines.index,
+    )
+    report = ValidationReport()
+    report.warnings.append(
+        "Instacart has no timestamps: timestamps are synthetic, orders spread evenly in order_id order "
+        f"over {INSTACART_SPAN_DAYS} days from {INSTACART_START.date()}"
+    )
+    return build_dataset(
+        name,
+        catalog,
+        inter,
+        kind="baskets",
+        errors="drop",
+        report=report,
+        catalog_source=products.attrs["source"],
+        interactions_source=orders_path,
+    )
+
+
+def _find(folder: Path, stem: str) -> str:
+    for suffix in (".csv", ".csv.gz", ".parquet", ".tsv"):
+        p = folder / f"{stem}{suffix}"
+        if p.exists():
+            return str(p)
+    present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+    raise DataValidationError(
+        f"no {stem}.csv (or .csv.gz/.parquet) in this folder; it holds: {present}", file=str(folder)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# REES46
+# ---------------------------------------------------------------------------------------
+
+
+def rees46_category(code: str) -> str:
+    """``"appliances.kitchen.washer"`` -> ``"Appliances > Kitchen > Washer"``; blank -> ``""``."""
+    parts = [p.replace("_", " ").strip() for p in str(code).split(".")]
+    return CATEGORY_SEP.join(_title_case(p) for p in parts if p)
+
+
+def import_rees46(path: str | os.PathLike[str], name: str = "rees46") -> Dataset:
+    """Import a REES46 multi-category store event file: one session per ``user_session``.
+
+    ``category_code`` ``"a.b_c"`` becomes ``"A > B C"`` (blank stays ``""``; the raw
+    ``category_id`` is kept as an extra catalog column), ``brand`` is kept as given
+    (lower-case; blank -> ``""``), the item's price is the median of its events' prices,
+    ``event_time`` ``"... UTC"`` is parsed as UTC. The data has no titles: an item's title
+    is its brand and the last category level plus its id, e.g. ``"Lenovo Notebook
+    (1307067)"`` (``"Product 1307067"`` when both are blank). Events other than
+    view/cart/purchase (``remove_from_cart`` in later months) and events without a
+    session are dropped and counted.
+
+    Parameters
+    ----------
+    path : path-like
+        ``events.csv`` (or ``.csv.gz``/``.parquet`` with the same columns).
+    name : str, default "rees46"
+
+    Returns
+    -------
+    Dataset
+        ``kind="sessions"``.
+    """
+    src = str(path)
+    df = read_table(path)
+    needed = (
+        "event_time",
+        "event_type",
+        "product_id",
+        "category_code",
+        "brand",
+        "price",
+        "user_id",
+        "user_session",
+    )
+    _require(df, needed, src)
+    report = ValidationReport(rows_read={"interactions": len(df)})
+    etype = df["event_type"].astype(str).str.strip().str.lower()
+    other = ~etype.isin(["view", "cart", "purchase"])
+    for ev, n in etype[other].value_counts().sort_index().items():
+        report.drop(f"event type {ev}", int(n))
+    no_session = (df["user_session"].astype(str).str.strip() == "") & ~other
+    report.drop("no user_session", int(no_session.sum()))
+    keep = (~other & ~no_session).to_numpy()
+    d = df.loc[keep]
+    category = _map_unique(d["category_code"].astype(str), rees46_category).astype(str)
+    brand = d["brand"].astype(str).str.strip()
+    pid = d["product_id"].astype(str).str.strip()
+    leaf = category.str.rsplit(CATEGORY_SEP, n=1).str[-1]
+    stem = (brand.map(_title_case) + " " + leaf).str.strip()
+    title = (stem + " (" + pid + ")").where(stem != "", "Product " + pid)
+    inter = pd.DataFrame(
+        {
+            "sequence_id": d["user_session"],
+            "user_id": d["user_id"],
+            "item_id": d["product_id"],
+            "timestamp": d["event_time"],
+            "event_type": etype[keep],
+            "title": title,
+            "category": category,
+            "brand": brand,
+            "price": d["price"],
+        },
+        index=d.index,
+    )
+    ds = build_dataset(
+        name, None, inter, kind="sessions", errors="drop", report=report, interactions_source=src
+    )
+    _drop_derived_warning(ds.report)
+    if "category_id" in d.columns:
+        cid = d.groupby(d["product_id"].astype(str).str.strip())["category_id"].first()
+        ds.catalog["category_id"] = ds.catalog["item_id"].map(cid).fillna("").astype(str)
+    return ds
+
+
+# ---------------------------------------------------------------------------------------
+# generic files and the CLI entry point
+# ---------------------------------------------------------------------------------------
+
+
+def _split_mapping(
+    mapping: Mapping[str, Any] | None,
+    catalog: pd.DataFrame | None,
+    interactions: pd.DataFrame,
+    files: tuple[str | None, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-file mappings from a flat mapping or ``{"catalog": {...}, "interactions": {...}}``."""
+    if not mapping:
+        return {}, {}
+    if set(mapping) <= {"catalog", "interactions"} and all(isinstance(v, Mapping) for v in mapping.values()):
+        return dict(mapping.get("catalog", {})), dict(mapping.get("interactions", {}))
+    cat_map: dict[str, Any] = {}
+    int_map: dict[str, Any] = {}
+    for src, dst in mapping.items():
+        in_cat = catalog is not None and src in catalog.columns
+        in_int = src in interactions.columns
+        if not (in_cat or in_int):
+            cols = list(map(str, interactions.columns))
+            where = files[1]
+            if catalog is not None:
+                cols += [c for c in map(str, catalog.columns) if c not in cols]
+                where = f"{files[0]} or {files[1]}"
+            raise DataValidationError(
+                f"the column mapping names column '{src}', which is in neither file; columns present: "
+                f"{', '.join(cols)}",
+                file=where,
+                column=src,
+            )
+        if in_cat:
+            cat_map[src] = dst
+        if in_int:
+            int_map[src] = dst
+    return cat_map, int_map
+
+
+def import_generic(
+    catalog_path: str | os.PathLike[str] | None,
+    interactions_path: str | os.PathLike[str],
+    mapping: Mapping[str, Any] | None = None,
+    *,
+    name: str = "imported",
+    kind: str = "sessions",
+    errors: str = "raise",
+    encoding: str = "utf-8",
+    category_sep: str | None = None,
+) -> Dataset:
+    """Import your own catalog and interactions (CSV, gzipped CSV or Parquet).
+
+    Parameters
+    ----------
+    catalog_path : path-like or None
+        One row per item; None derives a minimal catalog from the interactions (see
+        :func:`~recsys.data.loaders.build_dataset`).
+    interactions_path : path-like
+        One row per event; needs ``sequence_id`` and ``item_id`` after mapping.
+    mapping : dict, optional
+        ``{"file column": "schema column"}`` applied to whichever file has the column
+        (each named column must be in at least one file), or
+        ``{"catalog": {...}, "interactions": {...}}`` per file.
+    name : str, default "imported"
+    kind : {"sessions", "baskets"}
+    errors : {"raise", "drop"}, default "raise"
+        Strict (first bad row raises) or drop-and-report.
+    encoding : str, default "utf-8"
+    category_sep : str, optional
+        Separator of category paths in the file (">" by default).
+
+    Raises
+    ------
+    DataValidationError
+        Naming file, row and column for any malformed input (see
+        :mod:`recsys.data.loaders`).
+    """
+    inter_src = str(interactions_path)
+    cat_src = str(catalog_path) if catalog_path is not None else None
+    inter = read_table(interactions_path, encoding=encoding)
+    cat = read_table(catalog_path, encoding=encoding) if catalog_path is not None else None
+    cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
+    inter = apply_mapping(inter, int_map, file=inter_src)
+    _require(inter, ("sequence_id", "item_id"), inter_src)
+    if cat is not None:
+        cat = apply_mapping(cat, cat_map, file=cat_src)
+        _require(cat, ("item_id",), cat_src)
+    return build_dataset(
+        name,
+        cat,
+        inter,
+        kind=kind,
+        errors=errors,  # type: ignore[arg-type]
+        catalog_source=cat_src,
+        interactions_source=inter_src,
+        category_sep=category_sep,
+    )
+
+
+def _resolve_csv_paths(path: Path, catalog_path: str | os.PathLike[str] | None) -> tuple[Path | None, Path]:
+    if path.is_dir():
+        found: dict[str, Path] = {}
+        for stem in ("catalog", "interactions"):
+            for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+                if (path / f"{stem}{suffix}").exists():
+                    found[stem] = path / f"{stem}{suffix}"
+                    break
+        if "interactions" not in found:
+            raise DataValidationError(
+                "no interactions.csv (or .csv.gz/.parquet) in this folder; pass the interactions file itself",
+                file=str(path),
+            )
+        cat = Path(catalog_path) if catalog_path is not None else found.get("catalog")
+        return cat, found["interactions"]
+    return (Path(catalog_path) if catalog_path is not None else None), path
+
+
+def import_dataset(
+    source: str,
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    mapping: Mapping[str, Any] | None = None,
+    *,
+    catalog_path: str | os.PathLike[str] | None = None,
+    kind: str = "sessions",
+    errors: str = "raise",
+    encoding: str = "utf-8",
+    category_sep: str | None = None,
+) -> Dataset:
+    """Import a dataset and store it under ``<root>/datasets/<name>`` (for the CLI and the Data page).
+
+    Parameters
+    ----------
+    source : {"online_retail", "instacart", "rees46", "csv"}
+        Which importer. "csv" is the generic import (CSV, gzipped CSV or Parquet).
+    path : path-like
+        The dataset's file (online_retail, rees46), folder (instacart), or for "csv":
+        the interactions file, or a folder holding ``interactions.*`` and optionally
+        ``catalog.*``.
+    name : str, optional
+        Dataset name; default the source name ("imported" for csv).
+    root : path-like, optional
+        Data directory; default :func:`recsys.config.data_dir`.
+    mapping : dict, optional
+        Column mapping for "csv" (see :func:`import_generic`); refused for the others.
+    catalog_path : path-like, optional
+        Catalog file for "csv" (default ``catalog.*`` beside a folder's interactions).
+    kind, errors, encoding, category_sep
+        For "csv", see :func:`import_generic`.
+
+    Returns
+    -------
+    Dataset
+        As stored. Nothing is written when the import fails, and an existing dataset of
+        the same name is replaced atomically only after the new one is complete.
+    """
+    from recsys.config import data_dir
+
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    if mapping and source != "csv":
+        raise ValueError(f"a column mapping only applies to source 'csv', not {source!r}")
+    p = Path(path)
+    if not p.exists():
+        raise DataValidationError("file or folder not found; check the path", file=str(p))
+    default_name = "imported" if source == "csv" else source
+    ds_name = name or default_name
+    if source == "online_retail":
+        ds = import_online_retail(p, name=ds_name)
+    elif source == "instacart":
+        ds = import_instacart(p, name=ds_name)
+    elif source == "rees46":
+        ds = import_rees46(p, name=ds_name)
+    else:
+        cat, inter = _resolve_csv_paths(p, catalog_path)
+        ds = import_generic(
+            cat,
+            inter,
+            mapping,
+            name=ds_name,
+            kind=kind,
+            errors=errors,
+            encoding=encoding,
+            category_sep=category_sep,
+        )
+    folder = save_dataset(ds, data_dir(root))
+    logger.info("stored dataset %s in %s", ds.name, folder)
+    return ds
