@@ -239,6 +239,21 @@ def test_purity_hnsw_and_sampling_agree_with_exact() -> None:
     np.testing.assert_allclose(sampled["purity"], exact["purity"], atol=0.08)
 
 
+def test_exact_top_k_selection_matches_full_sort() -> None:
+    from recsys.projection import _topk_unordered
+
+    rng = np.random.default_rng(0)
+    smooth = rng.normal(size=(50, 20_000)).astype(np.float32)
+    tied = rng.integers(0, 200, size=(50, 20_000)).astype(np.float32)  # ~100 ties at the top value
+    duplicate = tied.copy()
+    duplicate[3, :] = 1.0  # a row of identical values (duplicate vectors): the fallback path
+    for sims in (smooth, tied, duplicate):
+        got = _topk_unordered(sims, 10)
+        want = np.sort(sims, axis=1)[:, ::-1][:, :10]
+        np.testing.assert_array_equal(np.sort(np.take_along_axis(sims, got, 1), axis=1)[:, ::-1], want)
+        assert all(len(set(row)) == 10 for row in got)
+
+
 def test_purity_rejects_mismatched_labels() -> None:
     with pytest.raises(ProjectionError, match="labels has 2 entries but vectors has 3 rows"):
         neighbourhood_purity(np.eye(3), ["a", "b"])
