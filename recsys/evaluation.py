@@ -212,6 +212,7 @@ def build_cases(
     seed: int = 0,
     seed_filter: Collection[str] | None = None,
     target_filter: Collection[str] | None = None,
+    basket_targets: str = "rest",
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The (seed, targets) test cases of a test dataset (see the module docstring).
 
@@ -228,6 +229,11 @@ def build_cases(
     target_filter : collection of str, optional
         Keep only targets in it (e.g. :func:`cold_items`); cases left without a
         target are dropped.
+    basket_targets : {"rest", "one"}
+        Baskets, time split: the targets of a seed are all the other items of its
+        basket ("rest"), or one of them drawn at random ("one": a pairwise
+        frequently-bought-together case, whose hit rate does not saturate on large
+        baskets; its expected value equals recall@K of "rest" per seed).
 
     Returns
     -------
@@ -269,6 +275,8 @@ def build_cases(
         idx = _sample(valid, max_cases, rng)
         return items[idx], [np.asarray([t]) for t in tgt[idx]]
 
+    if basket_targets not in ("rest", "one"):
+        raise ValueError(f"basket_targets must be 'rest' or 'one', got {basket_targets!r}")
     if baskets:
         df = df.drop_duplicates(["sequence_id", "item_id"])
         seqs, _ = pd.factorize(df["sequence_id"])
@@ -284,6 +292,8 @@ def build_cases(
             b = seqs[p]
             sl = np.arange(starts[b], ends[b])
             sl = sl[(sl != p) & in_t[sl]]
+            if basket_targets == "one":
+                sl = sl[[int(rng.integers(len(sl)))]]
             targets.append(items[sl])
         return items[idx], targets
 
@@ -373,6 +383,7 @@ def evaluate(
     seed_filter: Collection[str] | None = None,
     target_filter: Collection[str] | None = None,
     batch_size: int = 1024,
+    basket_targets: str = "rest",
 ) -> dict[str, Any]:
     """Top-K metrics of a fitted model on a test split (see the module docstring).
 
@@ -395,6 +406,8 @@ def evaluate(
         on cold items).
     batch_size : int
         Seeds per ``model.similar`` call.
+    basket_targets : {"rest", "one"}
+        How basket cases are built (see :func:`build_cases`).
 
     Returns
     -------
@@ -420,7 +433,12 @@ def evaluate(
         cat_df = train.catalog
 
     seeds, targets = build_cases(
-        test, max_cases=max_cases, seed=seed, seed_filter=seed_filter, target_filter=target_filter
+        test,
+        max_cases=max_cases,
+        seed=seed,
+        seed_filter=seed_filter,
+        target_filter=target_filter,
+        basket_targets=basket_targets,
     )
     n = len(seeds)
     suffix = f"@{k}"

@@ -139,6 +139,65 @@ class PopularityModel(ItemModel):
         self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
 
 
+def _similarity(c: np.ndarray, n_r: np.ndarray, n_c: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "jaccard":
+        return c / np.maximum(n_r + n_c - c, 1e-12)
+    return c / np.sqrt(np.maximum(n_r * n_c, 1e-12))
+
+
+def _top_k_similarities(
+    x: Any, n: np.ndarray, kind: str, min_count: int, top_k: int, dense_limit: int = 100_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, similarity) of the ``top_k`` partners of every item, rows in blocks.
+
+    Each block of rows of ``C = X X^T`` is computed on its own, so memory stays bounded;
+    catalogues up to ``dense_limit`` items use dense blocks (fast top-k with
+    argpartition), larger ones stay sparse. Within a row, ties are broken by item order.
+    """
+    n_items = x.shape[0]
+    xt = x.T.tocsr()
+    out_r, out_c, out_s = [], [], []
+    dense = n_items <= dense_limit
+    block = max(1, (1 << 23) // max(n_items, 1)) if dense else 4096
+    for b0 in range(0, n_items, block):
+        b1 = min(n_items, b0 + block)
+        cb = x[b0:b1] @ xt
+        if dense:
+            c = cb.toarray()
+            rows_local = np.arange(b1 - b0)
+            c[rows_local, rows_local + b0] = 0  # no self pairs
+            c[c < min_count] = 0
+            sim = np.where(c > 0, _similarity(c, n[b0:b1, None], n[None, :], kind), 0).astype(np.float32)
+            kk = min(top_k, n_items)
+            if kk < n_items:
+                top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
+            else:
+                top = np.broadcast_to(np.arange(n_items), sim.shape)
+            top_s = np.take_along_axis(sim, top, axis=1)
+            keep = top_s > 0
+            rr = np.broadcast_to(rows_local[:, None] + b0, top.shape)[keep]
+            out_r.append(rr)
+            out_c.append(top[keep])
+            out_s.append(top_s[keep])
+        else:
+            cb = cb.tocoo()
+            r, col, cij = cb.row + b0, cb.col, cb.data.astype(np.float32)
+            off = (r != col) & (cij >= min_count)
+            r, col, cij = r[off], col[off], cij[off]
+            s = _similarity(cij, n[r], n[col], kind).astype(np.float32)
+            order = np.lexsort((col, -s, r))
+            r, col, s = r[order], col[order], s[order]
+            starts = np.r_[0, np.flatnonzero(np.diff(r)) + 1] if len(r) else np.zeros(0, dtype=np.int64)
+            rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
+            keep = rank < top_k
+            out_r.append(r[keep])
+            out_c.append(col[keep])
+            out_s.append(s[keep])
+    if not out_r:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s)
+
+
 class CooccurrenceModel(ItemModel):
     """Item-item co-occurrence within sessions or baskets (Jaccard or Salton cosine).
 
@@ -234,21 +293,8 @@ class CooccurrenceModel(ItemModel):
         x.data[:] = 1.0  # binary: duplicates inside a sequence were summed
         x.sum_duplicates()
         x.data[:] = 1.0
-        c = (x @ x.T).tocoo()
         n = np.asarray(x.sum(axis=1)).ravel().astype(np.float32)
-        off = (c.row != c.col) & (c.data >= p["min_count"])
-        r, col, cij = c.row[off], c.col[off], c.data[off].astype(np.float32)
-        if p["similarity"] == "jaccard":
-            s = cij / (n[r] + n[col] - cij)
-        else:
-            s = cij / np.sqrt(n[r] * n[col])
-        # top_k per row, ties broken by column (item id order), vectorised
-        order = np.lexsort((col, -s, r))
-        r, col, s = r[order], col[order], s[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(r)) + 1] if len(r) else np.zeros(0, dtype=np.int64)
-        rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
-        keep = rank < p["top_k"]
-        r, col, s = r[keep], col[keep], s[keep]
+        r, col, s = _top_k_similarities(x, n, p["similarity"], p["min_count"], p["top_k"])
         self.similarity_ = sp.csr_matrix((s.astype(np.float32), (r, col)), shape=(n_items, n_items))
         self.popularity_ = n
         self.item_ids_ = np.asarray(uniques, dtype=str)

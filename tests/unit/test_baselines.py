@@ -133,3 +133,20 @@ def test_baseline_bad_params():
         CooccurrenceModel().fit(_dataset([["a"], ["b"]]))
     with pytest.raises(ValueError, match="k must be"):
         CooccurrenceModel().fit(_dataset(BASKETS)).similar(["a"], 0)
+
+
+def test_sparse_and_dense_block_paths_agree():
+    import scipy.sparse as sp
+
+    from recsys.models.baselines import _top_k_similarities
+
+    x = sp.random(40, 200, density=0.08, random_state=1, format="csr", dtype=np.float32)
+    x.data[:] = 1.0
+    n = np.asarray(x.sum(axis=1)).ravel().astype(np.float32)
+    for kind in ("jaccard", "cosine"):
+        dense = _top_k_similarities(x, n, kind, min_count=1, top_k=50)
+        sparse = _top_k_similarities(x, n, kind, min_count=1, top_k=50, dense_limit=0)
+        a = sp.csr_matrix((dense[2], (dense[0], dense[1])), shape=(40, 40)).toarray()
+        b = sp.csr_matrix((sparse[2], (sparse[0], sparse[1])), shape=(40, 40)).toarray()
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert np.allclose(a, a.T) and np.all(np.diag(a) == 0)

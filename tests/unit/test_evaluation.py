@@ -199,3 +199,17 @@ def test_same_code_evaluates_embeddings_and_baselines():
     # within-group sessions: chance of a hit at 5 among 11 group-mates is 5/11
     assert hr["cooccurrence"] > 0.4 and hr["prod2vec"] > 0.4
     assert hr["popularity"] < 0.3
+
+
+def test_basket_targets_one_draws_a_single_partner():
+    catalog = pd.DataFrame({"item_id": list("pqrs"), "category": "", "brand": ""})
+    test = _ds({"b1": ["p", "q", "r"], "b2": ["s", "p"]}, kind="baskets", catalog=catalog)
+    seeds, targets = build_cases(test, basket_targets="one", seed=3)
+    assert seeds.tolist() == ["p", "q", "r", "s", "p"]
+    basket = {"b1": {"p", "q", "r"}, "b2": {"s", "p"}}
+    for s, t, b in zip(seeds, targets, ["b1", "b1", "b1", "b2", "b2"]):
+        assert len(t) == 1 and t[0] in basket[b] - {s}
+    rest = build_cases(test)[1]
+    assert [sorted(t) for t in rest] == [["q", "r"], ["p", "r"], ["p", "q"], ["p"], ["s"]]
+    with pytest.raises(ValueError, match="basket_targets"):
+        build_cases(test, basket_targets="all")
