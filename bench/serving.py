@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     pre = [p + "&source=precomputed" for p in live]
     noop = ["/api/v1/noop"]
 
+    load_before = round(os.getloadavg()[0], 2)
     port = free_port()
     target = app_target()
     proc = start_server(root, port, args.workers, target)
@@ -363,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             "server": f"gunicorn -w {args.workers} -b 127.0.0.1:{port} {target}",
             "clients": args.clients,
             "cpu_cores": os.cpu_count(),
+            "loadavg_1min_before": load_before,
+            "loadavg_1min_after": round(os.getloadavg()[0], 2),
             "server_ready_s": round(ready_s, 2),
             "first_similar_s": round(warm_s, 2),
             **{k: v for k, v in info.items() if k != "run_id"},

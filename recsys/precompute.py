@@ -299,11 +299,12 @@ def open_store(location: str | os.PathLike[str] | None = None, root: Any = None)
 def run_stamp(registry: Any, run_id: str) -> float:
     """Latest modification time of the files that decide a run's answers."""
     folder = registry.run_dir(run_id)
-    stamps = [
-        (folder / n).stat().st_mtime
-        for n in ("vectors.npy", "index.bin", "item_ids.npy")
-        if (folder / n).exists()
-    ]
+    stamps = []
+    for name in ("vectors.npy", "index.bin", "item_ids.npy"):
+        try:
+            stamps.append(os.stat(folder / name).st_mtime)
+        except FileNotFoundError:
+            pass
     return max(stamps) if stamps else (folder / "run.json").stat().st_mtime
 
 
@@ -320,34 +321,79 @@ def catalog_fingerprint(root: Any, dataset_name: str | None) -> str | None:
         return None
 
 
+_STALE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
+_RUN_INFO: dict[tuple[str, int], tuple[str | None, str | None]] = {}
+
+
+def _run_info(registry: Any, run_id: str) -> tuple[str | None, str | None, int]:
+    """(dataset name, created, run.json mtime) of a run; run.json is parsed once per version."""
+    path = registry.run_dir(run_id) / "run.json"
+    mtime = path.stat().st_mtime_ns
+    key = (str(path), mtime)
+    hit = _RUN_INFO.get(key)
+    if hit is None:
+        run = json.loads(path.read_text())
+        hit = ((run.get("dataset") or {}).get("name"), run.get("created"))
+        if len(_RUN_INFO) > 1024:
+            _RUN_INFO.clear()
+        _RUN_INFO[key] = hit
+    return hit[0], hit[1], mtime
+
+
 def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
     """How stale a table is relative to its run and dataset.
+
+    Cheap enough to call per request: files are only stat-ed, and run.json and
+    the dataset report are re-read only when their modification time changes.
 
     Returns
     -------
     dict
         ``written_at``, ``run_created``, ``age_s`` (seconds since written),
-        ``k``, ``stale`` (bool) and ``reasons`` (why it is stale: the run's
-        vectors or index changed after the table was written, or the catalogue
-        the filters read was re-imported).
+        ``k``, ``n_items``, ``stale`` (bool) and ``reasons`` (why it is stale:
+        the run's vectors or index changed after the table was written, or the
+        catalogue the filters read was re-imported).
     """
     run_id = meta["run_id"]
-    run = registry.get(run_id)
-    reasons = []
+    dataset, created, run_mtime = _run_info(registry, run_id)
     stamp = run_stamp(registry, run_id)
-    if stamp > float(meta.get("run_stamp", 0)) + 1e-6:
-        reasons.append("the run's vectors or index changed after the table was written")
-    fp = catalog_fingerprint(registry.root, (run.get("dataset") or {}).get("name"))
-    if fp is not None and meta.get("catalog_fingerprint") not in (None, fp):
-        reasons.append("the catalogue was re-imported after the table was written")
+    report = Path(registry.root) / "datasets" / str(dataset) / "report.json"
+    try:
+        report_mtime = report.stat().st_mtime_ns if dataset else None
+    except FileNotFoundError:
+        report_mtime = None
+    key = (
+        str(registry.root),
+        run_id,
+        meta["preset_hash"],
+        meta.get("written_ts"),
+        stamp,
+        run_mtime,
+        report_mtime,
+    )
+    cached = _STALE_CACHE.get(key)
+    if cached is None:
+        reasons = []
+        if stamp > float(meta.get("run_stamp", 0)) + 1e-6:
+            reasons.append("the run's vectors or index changed after the table was written")
+        fp = catalog_fingerprint(registry.root, dataset)
+        if fp is not None and meta.get("catalog_fingerprint") not in (None, fp):
+            reasons.append("the catalogue was re-imported after the table was written")
+        cached = {
+            "written_at": meta.get("written_at"),
+            "run_created": created,
+            "k": int(meta["k"]),
+            "n_items": meta.get("n_items"),
+            "stale": bool(reasons),
+            "reasons": reasons,
+        }
+        if len(_STALE_CACHE) > 1024:
+            _STALE_CACHE.clear()
+        _STALE_CACHE[key] = cached
     return {
-        "written_at": meta.get("written_at"),
-        "run_created": run.get("created"),
+        **cached,
+        "reasons": list(cached["reasons"]),
         "age_s": round(time.time() - float(meta.get("written_ts", 0)), 3),
-        "k": int(meta["k"]),
-        "n_items": meta.get("n_items"),
-        "stale": bool(reasons),
-        "reasons": reasons,
     }
 
 

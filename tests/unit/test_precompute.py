@@ -116,6 +116,21 @@ def test_run_changed_after_writing_is_flagged_stale(data: dict[str, Any]) -> Non
     assert any("vectors or index" in r for r in pre["precomputed"]["reasons"])
 
 
+def test_reimported_catalogue_is_flagged_stale(data: dict[str, Any]) -> None:
+    from recsys.data.schema import load_dataset, save_dataset
+
+    root, run_a = data["root"], data["runs"][0]
+    precompute(root, run_a, "same-cat", k=5)
+    c = client_for(root)
+    assert live_and_pre(c, run_a, "it003", "same-cat", 5)[1]["precomputed"]["stale"] is False
+    ds = load_dataset("tiny", root)
+    ds.catalog.loc[ds.catalog["item_id"] == "it004", "category"] = "Men > Shoes > Running"
+    save_dataset(ds, root)
+    pre = c.get(f"/api/v1/similar/it003?run={run_a}&preset=same-cat&k=5&source=precomputed").get_json()
+    assert pre["precomputed"]["stale"] is True
+    assert any("catalogue" in r for r in pre["precomputed"]["reasons"])
+
+
 def test_cli_precompute_writes_a_table(data: dict[str, Any], capsys: Any) -> None:
     root, run_b = data["root"], data["runs"][1]
     out = root / "custom.sqlite"
