@@ -569,6 +569,7 @@ def import_dataset(
     errors: str = "raise",
     encoding: str = "utf-8",
     category_sep: str | None = None,
+    progress: Any = None,
 ) -> Dataset:
     """Import a dataset and store it under ``<root>/datasets/<name>`` (for the CLI and the Data page).
 
@@ -590,6 +591,8 @@ def import_dataset(
         Catalog file for "csv" (default ``catalog.*`` beside a folder's interactions).
     kind, errors, encoding, category_sep
         For "csv", see :func:`import_generic`.
+    progress : callable, optional
+        ``progress(done, total, message)``; the background job runner passes one.
 
     Returns
     -------
@@ -608,6 +611,8 @@ def import_dataset(
         raise DataValidationError("file or folder not found; check the path", file=str(p))
     default_name = "imported" if source == "csv" else source
     ds_name = name or default_name
+    if progress is not None:
+        progress(0, 2, f"reading and validating {p.name}")
     if source == "online_retail":
         ds = import_online_retail(p, name=ds_name)
     elif source == "instacart":
@@ -626,6 +631,10 @@ def import_dataset(
             encoding=encoding,
             category_sep=category_sep,
         )
+    if progress is not None:
+        progress(1, 2, f"storing dataset {ds.name}")
     folder = save_dataset(ds, data_dir(root))
     logger.info("stored dataset %s in %s", ds.name, folder)
+    if progress is not None:
+        progress(2, 2, f"dataset {ds.name} stored")
     return ds
