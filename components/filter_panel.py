@@ -128,7 +128,7 @@ def filter_config_from_controls(values: Mapping[str, Any]) -> FilterConfig:
             data[field] = parse_pairs(v)
     if data.get("min_similarity") is not None and data["min_similarity"] <= 0:
         data["min_similarity"] = None
-    return FilterConfig(**data)
+    return FilterConfig.from_dict(data, "filter panel")
 
 
 def controls_from_filter_config(config: FilterConfig | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import dash
 import dash_bootstrap_components as dbc
 import numpy as np
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.filter_panel import (
@@ -611,8 +611,6 @@ def update_per_category(run_ids: list[str] | None) -> Any:
 )
 def update_disagreement(_n: int, run_a: str, run_b: str, k: Any, values: dict[str, Any]) -> Any:
     """The seeds where the two runs' lists overlap least."""
-    if ctx.triggered_id is None:
-        return no_update
     try:
         return disagreement_view(run_a, run_b, values, int(k or 10))
     except RecsysError as exc:

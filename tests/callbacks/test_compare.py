@@ -1,0 +1,105 @@
+"""Compare callbacks as plain functions: side-by-side lists, agreement, per-category chart, disagreements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.filter_panel import controls_from_filter_config
+from recsys.compare import overlap_at_k, rank_biased_overlap, side_by_side
+from recsys.filters import FilterConfig, PresetStore
+from recsys.registry import Registry
+from tests.callbacks._emc_data import find, make_data_dir, page, text_of
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("compare")
+    return {"root": root, "runs": make_data_dir(root)}
+
+
+@pytest.fixture
+def compare(data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(data["root"]))
+    return page("compare")
+
+
+def values(**changes: Any) -> dict[str, Any]:
+    return controls_from_filter_config(FilterConfig(**changes))
+
+
+def _list_items(column: Any) -> list[str]:
+    return [getattr(li, "data-item") for li in find(column, lambda c: hasattr(c, "data-item"))]
+
+
+def test_two_lists_side_by_side_with_their_overlap_and_rbo(compare, data):
+    a, b = data["runs"]["A"], data["runs"]["B"]
+    lists, agreement, msg = compare.update_lists([a, b], "ws0", 8, values())
+    cols = find(lists, lambda c: "compare-col" == getattr(c, "className", None))
+    assert len(cols) == 2
+    la, lb = _list_items(cols[0]), _list_items(cols[1])
+    assert len(la) == len(lb) == 8
+    cells = {
+        getattr(c, "data-metric"): c.children for c in find(agreement, lambda c: hasattr(c, "data-metric"))
+    }
+    assert cells["overlap"] == f"{overlap_at_k(la, lb, 8):.2f}"
+    assert cells["rbo"] == f"{rank_biased_overlap(la, lb):.2f}"
+    assert "filters applied" in text_of(lists)
+
+
+def test_same_filters_apply_to_every_embedding_run_and_baselines_are_marked(compare, data):
+    runs = data["runs"]
+    lists, _, _ = compare.update_lists(
+        [runs["A"], runs["B"], runs["popularity"]], "ws0", 8, values(same_category=True)
+    )
+    cols = find(lists, lambda c: "compare-col" == getattr(c, "className", None))
+    assert len(cols) == 3
+    for col in cols[:2]:  # embedding runs: only "Women" items remain
+        assert all(i.startswith("w") for i in _list_items(col))
+    assert "baseline · unfiltered" in text_of(cols[2])
+
+
+def test_side_by_side_reports_a_run_that_cannot_answer(data):
+    out = side_by_side(Registry(data["root"]), [data["runs"]["A"], "no-such-run"], "ws0", None, 5)
+    assert len(out["lists"][data["runs"]["A"]]["item_ids"]) == 5
+    assert "not found" in out["lists"]["no-such-run"]["error"]
+    assert out["pairs"][0]["overlap"] == 0.0
+
+
+def test_fewer_than_two_runs_asks_for_more(compare, data):
+    lists, agreement, _ = compare.update_lists([data["runs"]["A"]], "ws0", 8, values())
+    assert "two to four runs" in text_of(lists)
+
+
+def test_per_category_chart_has_one_bar_series_per_run(compare, data):
+    graph = compare.update_per_category([data["runs"]["A"], data["runs"]["B"]])
+    series = {t.name: dict(zip(t.x, t.y, strict=True)) for t in graph.figure.data}
+    assert series == {
+        "A": {"Home": 0.75, "Men": 0.25, "Women": 0.5},
+        "B": {"Home": 0.5, "Men": 0.5, "Women": 0.4},
+    }
+
+
+def test_disagreement_seeds_link_to_explore_and_compare(compare, data):
+    a, b = data["runs"]["A"], data["runs"]["B"]
+    view = compare.update_disagreement(1, a, b, 8, values())
+    rows = find(view, lambda c: hasattr(c, "data-seed"))
+    assert 1 <= len(rows) <= 10
+    hrefs = [c.href for c in find(view, lambda c: getattr(c, "href", None))]
+    assert any(h.startswith("/explore?seed=") for h in hrefs) and any(
+        h.startswith("/compare?seed=") for h in hrefs
+    )
+    assert "Pick two different runs" in text_of(compare.update_disagreement(1, a, a, 8, values()))
+
+
+def test_layout_from_query_and_preset_loading(compare, data):
+    a, b = data["runs"]["A"], data["runs"]["B"]
+    PresetStore(data["root"]).save("cmp", FilterConfig(same_gender=True))
+    tree = compare.layout(seed="hk1", runs=f"{b},{a}", preset="cmp")
+    from components import ids
+
+    assert find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_RUNS)[0].value == [b, a]
+    assert find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_SEED)[0].value == "hk1"
+    assert compare.load_preset("cmp")["controls"]["same_gender"] is True
+    assert compare.load_preset(None)["controls"]["same_gender"] is False

@@ -1,0 +1,327 @@
+"""Explore callbacks and its components, called as plain functions on hand-made data."""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import json
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+import yaml
+from dash import no_update
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+
+from components import ids
+from components.filter_panel import (
+    FILTER_FIELDS,
+    add_banned_pair,
+    controls_from_filter_config,
+    filter_config_from_controls,
+    filter_panel,
+)
+from components.presets import PRESET_DELETE, PRESET_SAVE, PRESET_SELECT, PRESET_UPLOAD, download_preset
+from components.recent_views import add_to_session, remove_from_session
+from recsys.errors import FilterConfigError
+from recsys.filters import FilterConfig, PresetStore
+from recsys.serving import register_api
+from tests.callbacks._emc_data import card_ids, find, make_data_dir, page, text_of
+
+K = 8
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("explore")
+    runs = make_data_dir(root)
+    return {"root": root, "runs": runs}
+
+
+@pytest.fixture
+def explore(data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(data["root"]))
+    return page("explore")
+
+
+def defaults(**changes: Any) -> dict[str, Any]:
+    values = controls_from_filter_config(FilterConfig())
+    values.update(changes)
+    return values
+
+
+def call_results(
+    explore: Any, seed: str, run: str, values: dict[str, Any], loaded: dict | None = None
+) -> dict:
+    def run_it() -> dict[str, Any]:
+        context_value.set(
+            AttributeDict(triggered_inputs=[{"prop_id": f"{ids.EXPLORE_SEED}.value", "value": seed}])
+        )
+        return explore.update_results(seed, run, K, values, loaded or {})
+
+    return contextvars.copy_context().run(run_it)
+
+
+# -- filter panel <-> FilterConfig ----------------------------------------------------------
+def test_panel_has_a_control_for_every_filter_config_rule():
+    assert set(FILTER_FIELDS) == set(FilterConfig.model_fields)
+    panel = filter_panel("t", brands=["Acme"])
+    found = {
+        c.id["field"]
+        for c in find(
+            panel, lambda c: isinstance(getattr(c, "id", None), dict) and c.id.get("type") == "filter-control"
+        )
+    }
+    assert found == set(FILTER_FIELDS)
+
+
+def test_controls_round_trip_through_filter_config():
+    config = FilterConfig(
+        same_category=True,
+        category_level=1,
+        same_gender=True,
+        price_ratio_min=0.5,
+        price_ratio_max=2.0,
+        price_min=5.0,
+        price_max=90.0,
+        brands_allow=["Acme"],
+        brands_deny=["Bolt"],
+        banned_brand_pairs=[("Acme", "Crest")],
+        exclude_adult=True,
+        min_similarity=0.3,
+        max_per_brand=2,
+        exclude_seed=True,
+        exclude_same_title=True,
+    )
+    values = controls_from_filter_config(config)
+    assert values["banned_brand_pairs"] == ["Acme ⇄ Crest"]
+    assert filter_config_from_controls(values) == config
+
+
+def test_empty_controls_mean_no_rule_and_bad_combinations_raise():
+    cfg = filter_config_from_controls(defaults(price_min="", max_per_brand=0, min_similarity=0))
+    assert cfg.price_min is None and cfg.max_per_brand is None and cfg.min_similarity is None
+    with pytest.raises(FilterConfigError, match="price_min"):
+        filter_config_from_controls(defaults(price_min=50, price_max=10))
+
+
+def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
+    opts, value = add_banned_pair(1, "Acme", "Bolt", [])
+    assert value == ["Acme ⇄ Bolt"] and opts == [{"label": "Acme ⇄ Bolt", "value": "Acme ⇄ Bolt"}]
+    assert add_banned_pair(1, "Bolt", "Acme", value)[1] == ["Acme ⇄ Bolt"]
+    assert add_banned_pair(1, "Acme", "Acme", value) == (no_update, no_update)
+    assert add_banned_pair(1, None, "Bolt", value) == (no_update, no_update)
+
+
+# -- seed search ------------------------------------------------------------------------------
+def test_seed_search_matches_title_parts_and_ids(explore, data):
+    view = explore._searcher(data["runs"]["A"]).view
+    by_title = explore.seed_options(view, "tote")
+    assert {o["value"] for o in by_title} == {f"wb{i}" for i in range(5)}
+    assert "Leather Tote Bag 0" in next(o["label"] for o in by_title if o["value"] == "wb0")
+    assert explore.seed_options(view, "HK3")[0]["value"] == "hk3"  # exact id first, case-insensitive
+    assert explore.seed_options(view, "no such thing") == []
+    # the current seed stays among the options even when it does not match
+    assert explore.seed_options(view, "knife", current="ws1")[0]["value"] == "ws1"
+
+
+def test_seed_search_caps_options(explore, data):
+    view = explore._searcher(data["runs"]["A"]).view
+    assert len(explore.search_items(view, "e", limit=7)) == 7
+
+
+# -- live results --------------------------------------------------------------------------
+def test_results_show_k_cards_and_same_category_changes_list_and_removed_counts(explore, data):
+    run = data["runs"]["A"]
+    out = call_results(explore, "ws0", run, defaults())
+    before = card_ids(out["results"])
+    assert len(before) == K
+    assert set(before[:4]) == {"ws1", "ws2", "ws3", "ws4"}
+    assert all(i.startswith("ms") for i in before[4:])
+    assert getattr(out["seed_card"], "data-item") == "ws0"
+    assert "8 / 8" in text_of(out["summary"])
+
+    out2 = call_results(explore, "ws0", run, defaults(same_category=True))
+    after = card_ids(out2["results"])
+    assert len(after) == K and after != before
+    assert set(after[:4]) == {"ws1", "ws2", "ws3", "ws4"}
+    assert all(i.startswith("wb") for i in after[4:])
+    counts = {
+        getattr(c, "data-rule"): c.children for c in find(out2["removed"], lambda c: hasattr(c, "data-rule"))
+    }
+    assert counts["same_category"] == "−10"  # the 10 items outside "Women"
+    assert out2["url"] == {"seed": "ws0", "run": run, "preset": None}
+
+
+def test_invalid_filters_give_a_message_not_a_traceback(explore, data):
+    out = call_results(explore, "ws0", data["runs"]["A"], defaults(price_min=90, price_max=10))
+    assert "price_min" in text_of(out["message"])
+    assert out["results"] == []
+
+
+def test_unknown_seed_is_reported(explore, data):
+    out = call_results(explore, "nope", data["runs"]["A"], defaults())
+    assert "nope" in text_of(out["message"])
+
+
+def test_url_keeps_the_preset_only_while_filters_equal_it(explore, data):
+    cfg = FilterConfig(same_category=True)
+    loaded = {"name": "cat", "hash": cfg.config_hash()}
+    same = call_results(explore, "ws0", data["runs"]["A"], controls_from_filter_config(cfg), loaded)
+    assert same["url"]["preset"] == "cat"
+    changed = call_results(
+        explore, "ws0", data["runs"]["A"], defaults(same_category=True, same_gender=True), loaded
+    )
+    assert changed["url"]["preset"] is None
+
+
+# -- layout from the URL -------------------------------------------------------------------
+def test_layout_reproduces_seed_run_and_preset_from_the_query(explore, data):
+    PresetStore(data["root"]).save("women-only", FilterConfig(same_category=True, max_per_brand=3))
+    tree = explore.layout(seed="wb2", run=data["runs"]["B"], preset="women-only")
+    seed_dd = find(tree, lambda c: getattr(c, "id", None) == ids.EXPLORE_SEED)[0]
+    run_dd = find(tree, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0]
+    assert seed_dd.value == "wb2" and run_dd.value == data["runs"]["B"]
+    switch = find(
+        tree,
+        lambda c: (
+            getattr(c, "id", None) == {"type": "filter-control", "panel": "explore", "field": "same_category"}
+        ),
+    )[0]
+    assert switch.value is True
+    unknown = explore.layout(seed="zzz", run="no-such-run", preset="missing")
+    assert "not found" in text_of(unknown) and "zzz" in text_of(unknown)
+
+
+# -- presets -----------------------------------------------------------------------------------
+def _upload(text: str) -> str:
+    return "data:application/octet-stream;base64," + base64.b64encode(text.encode()).decode()
+
+
+def test_preset_save_load_delete(explore, data):
+    root = data["root"]
+    values = defaults(same_gender=True, max_per_brand=2)
+    out = explore.preset_action_impl(
+        {"type": PRESET_SAVE, "panel": "explore"}, None, None, None, "gendered", values, root
+    )
+    assert out["selected"] == "gendered"
+    assert "gendered" in [o["value"] for o in out["options"]]
+    assert PresetStore(root).load("gendered") == filter_config_from_controls(values)
+
+    loaded = explore.preset_action_impl(
+        {"type": PRESET_SELECT, "panel": "explore"}, "gendered", None, None, "", defaults(), root
+    )
+    assert loaded["controls"]["same_gender"] is True and loaded["controls"]["max_per_brand"] == 2
+    assert loaded["loaded"]["hash"] == FilterConfig(same_gender=True, max_per_brand=2).config_hash()
+
+    gone = explore.preset_action_impl(
+        {"type": PRESET_DELETE, "panel": "explore"}, "gendered", None, None, "", defaults(), root
+    )
+    assert "gendered" not in [o["value"] for o in gone["options"]] and gone["selected"] is None
+
+    nameless = explore.preset_action_impl(
+        {"type": PRESET_SAVE, "panel": "explore"}, None, None, None, "  ", values, root
+    )
+    assert "name" in text_of(nameless["message"])
+
+
+def test_preset_download_json_and_yaml_round_trip(data):
+    store = PresetStore(data["root"])
+    store.save("dl", FilterConfig(price_min=5, brands_deny=["Bolt"]))
+    as_json = download_preset(store, "dl", "json")
+    as_yaml = download_preset(store, "dl", "yaml")
+    assert as_json["filename"] == "dl.json" and as_yaml["filename"] == "dl.yaml"
+    assert FilterConfig.from_dict(json.loads(as_json["content"])) == FilterConfig(
+        price_min=5, brands_deny=["Bolt"]
+    )
+    assert FilterConfig.from_dict(yaml.safe_load(as_yaml["content"])) == FilterConfig(
+        price_min=5, brands_deny=["Bolt"]
+    )
+
+
+def test_preset_upload_valid_and_invalid_files(explore, data):
+    root = data["root"]
+    good = FilterConfig(same_category=True, price_ratio_max=2.0).to_yaml(name="uploaded-one")
+    out = explore.preset_action_impl(
+        {"type": PRESET_UPLOAD, "panel": "explore"}, None, _upload(good), "x.yaml", "", defaults(), root
+    )
+    assert out["selected"] == "uploaded-one"
+    assert out["controls"]["same_category"] is True and out["controls"]["price_ratio_max"] == 2.0
+
+    bare = json.dumps({"exclude_adult": True})  # no name inside: named after the file
+    named = explore.preset_action_impl(
+        {"type": PRESET_UPLOAD, "panel": "explore"},
+        None,
+        _upload(bare),
+        "my rules.json",
+        "",
+        defaults(),
+        root,
+    )
+    assert named["selected"] == "my rules"
+
+    for text, name, needle in (
+        ("{not json", "bad.json", "not valid JSON"),
+        (json.dumps({"price_min": -3}), "neg.json", "price_min"),
+        (json.dumps({"colour": "red"}), "odd.json", "unknown field"),
+    ):
+        bad = explore.preset_action_impl(
+            {"type": PRESET_UPLOAD, "panel": "explore"}, None, _upload(text), name, "", defaults(), root
+        )
+        msg = text_of(bad["message"])
+        assert needle in msg and name in msg, msg
+        assert bad["message"].color == "danger"
+    binary = explore.preset_action_impl(
+        {"type": PRESET_UPLOAD, "panel": "explore"},
+        None,
+        "data:;base64," + base64.b64encode(b"\xff\xfe\x00").decode(),
+        "img.json",
+        "",
+        defaults(),
+        root,
+    )
+    assert "UTF-8" in text_of(binary["message"])
+
+
+# -- impact ------------------------------------------------------------------------------------
+def test_impact_panel_reports_fill_rate_coverage_and_hr(explore, data):
+    view = explore.run_impact(1, data["runs"]["A"], 8, 20, defaults(same_category=True, max_per_brand=1))
+    text = text_of(view)
+    assert "Fill rate" in text and "Catalogue coverage" in text and "HR@8" in text
+    assert "20 seeds" in text
+    # max 1 per brand among 3 brands: no seed can fill 8 slots -> 0% after, 100% before
+    assert "100.0%" in text and "0.0%" in text
+
+
+# -- recent views --------------------------------------------------------------------------
+def test_session_list_operations():
+    s = add_to_session([], "a")
+    s = add_to_session(s, "b")
+    assert add_to_session(s, "a") == ["b", "a"]
+    assert add_to_session(list("abcdef"), "g", max_len=3) == ["e", "f", "g"]
+    assert remove_from_session(["a", "b"], "a") == ["b"]
+
+
+def test_session_recommendations_use_the_rest_code_path_with_filters(explore, data):
+    app = flask.Flask("emc")
+    register_api(app, data["root"], token="")
+    with app.app_context():
+        chips, recs = explore.session_view(["ws0", "ws1"], data["runs"]["A"], 5, defaults())
+        got = card_ids(recs)
+        assert len(got) == 5 and "ws0" not in got and "ws1" not in got
+        assert {"ws2", "ws3", "ws4"} <= set(got)
+        assert "Trail Runner Shoe 0" in text_of(chips)
+        _, filtered = explore.session_view(
+            ["ws0", "ws1"], data["runs"]["A"], 5, defaults(brands_allow=["Acme"])
+        )
+        assert all(i[2] in "03" for i in card_ids(filtered))  # Acme = items 0 and 3
+        _, empty = explore.session_view(["zzz"], data["runs"]["A"], 5, defaults())
+        assert "none of the recent items" in text_of(empty)
+
+
+def test_layout_without_runs_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    explore = page("explore")
+    assert "No embedding run yet" in text_of(explore.layout())

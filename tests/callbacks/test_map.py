@@ -1,0 +1,185 @@
+"""Map callbacks as plain functions: figure content and size, highlight, hover, click, lasso, purity."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from dash import Patch
+
+from tests.callbacks._emc_data import make_data_dir, page, text_of
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("map")
+    return {"root": root, "runs": make_data_dir(root)}
+
+
+@pytest.fixture
+def mapp(data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(data["root"]))
+    return page("map")
+
+
+def _drawn(mapp: Any, run: str, color: str = "category:0") -> dict[str, Any]:
+    return mapp.map_state(run, "auto", color, {"jobs": []}, None)
+
+
+def test_pca_map_draws_every_item_with_positions_and_an_empty_highlight_trace(mapp, data):
+    out = _drawn(mapp, data["runs"]["A"])
+    fig = out["figure"]
+    assert out["meta"]["method"] == "pca" and out["meta"]["n_shown"] == 20 == out["meta"]["n_total"]
+    groups = {t.name.split(" (")[0]: len(t.x) for t in fig.data[:-1]}
+    assert groups == {"Women": 10, "Men": 5, "Home": 5}
+    assert len(fig.data[-1].x) == 0 and fig.data[-1].name == "search matches"
+    assert all(isinstance(t, go.Scattergl) for t in fig.data)
+    # customdata holds catalogue positions: every item exactly once
+    view = mapp._searcher(data["runs"]["A"]).view
+    shown = sorted(view.item_ids[int(p)] for t in fig.data for p in t.customdata)
+    assert shown == sorted(view.item_ids)
+    assert "UMAP not computed yet" in text_of(out["status"])
+
+
+def test_same_state_does_not_resend_the_figure(mapp, data):
+    first = _drawn(mapp, data["runs"]["A"])
+    again = mapp.map_state(data["runs"]["A"], "auto", "category:0", {"jobs": []}, first["meta"])
+    assert again["figure"] is mapp.no_update
+    running = {
+        "jobs": [
+            {
+                "kind": "project",
+                "status": "running",
+                "fraction": 0.4,
+                "params": {"run_id": data["runs"]["A"], "method": "umap"},
+            }
+        ]
+    }
+    status = mapp.map_state(data["runs"]["A"], "auto", "category:0", running, first["meta"])["status"]
+    assert "40%" in text_of(status)
+
+
+def test_colourings_brand_gender_and_price(mapp, data):
+    run = data["runs"]["A"]
+    brand = _drawn(mapp, run, "brand")["figure"]
+    assert {t.name.split(" (")[0] for t in brand.data[:-1]} == {"Acme", "Bolt", "Crest"}
+    gender = _drawn(mapp, run, "gender")["figure"]
+    assert {t.name.split(" (")[0] for t in gender.data[:-1]} == {"women", "men", "unisex"}
+    price = _drawn(mapp, run, "price")["figure"]
+    assert len(price.data) == 2 and price.data[0].marker.colorscale is not None
+    view = mapp._searcher(run).view
+    expected = np.log10(view.price[np.asarray(price.data[0].customdata)])
+    assert np.allclose(np.asarray(price.data[0].marker.color, dtype=float), expected, atol=1e-5)
+
+
+def test_top_n_keeps_the_largest_groups_and_lumps_the_rest():
+    class View:
+        brand_display = np.array([f"b{i}" for i in range(20)], dtype=object)
+        brand = np.repeat(np.arange(20), np.arange(20, 0, -1))
+
+    mapp = page("map")
+    labels = mapp.point_labels(View(), np.arange(len(View.brand)), "brand")
+    assert set(labels) == {f"b{i}" for i in range(mapp.TOP_N)} | {mapp.OTHER}
+
+
+def test_figure_for_100k_points_is_float32_typed_arrays_under_3_mb(mapp, data):
+    view = mapp._searcher(data["runs"]["A"]).view
+    n = 100_000
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n).astype(np.float32)
+    y = rng.standard_normal(n).astype(np.float32)
+    pos = rng.integers(0, view.n, n).astype(np.int32)
+    for color in ("category:0", "price"):
+        fig = mapp.map_figure(x, y, pos, view, color)
+        text = fig.to_json()
+        assert len(text.encode()) <= 3_000_000, (color, len(text))
+        first = json.loads(text)["data"][0]
+        assert first["x"]["dtype"] == "f4" and first["customdata"]["dtype"] == "i4"
+
+
+def test_sampling_above_the_limit_is_seeded_and_reported(mapp, data):
+    view = mapp._searcher(data["runs"]["A"]).view
+    frame = mapp.projection_frame(data["runs"]["A"], "pca")
+    x, y, pos, total = mapp.point_positions(view, frame, max_points=7)
+    assert len(x) == len(pos) == 7 and total == 20 and x.dtype == np.float32
+    assert np.array_equal(pos, mapp.point_positions(view, frame, max_points=7)[2])
+    status = mapp._status_tail({"n_shown": 7, "n_total": 20}, None, None, "auto")
+    assert "7 of 20 items" in text_of(status)
+
+
+def test_search_highlight_is_a_patch_of_the_last_trace(mapp, data):
+    run = data["runs"]["A"]
+    meta = _drawn(mapp, run)["meta"]
+    patch = mapp.highlight_patch("tote", run, meta, {"data": []})
+    assert isinstance(patch, Patch)
+    ops = patch.to_plotly_json()["operations"]
+    last = meta["n_traces"] - 1
+    xs = next(o for o in ops if o["location"] == ["data", last, "x"])
+    assert len(xs["params"]["value"]) == 5  # the five tote bags
+    cleared = mapp.highlight_patch("", run, meta, {"data": []}).to_plotly_json()["operations"]
+    assert next(o for o in cleared if o["location"] == ["data", last, "x"])["params"]["value"] == []
+
+
+def test_hover_click_and_lasso(mapp, data):
+    run = data["runs"]["A"]
+    view = mapp._searcher(data["runs"]["A"]).view
+    p = view.position("wb3")
+    show, bbox, card = mapp.show_tooltip({"points": [{"customdata": p, "bbox": {"x0": 1}}]}, run)
+    assert show is True and bbox == {"x0": 1}
+    assert "Leather Tote Bag 3" in text_of(card) and "Women › Bags" in text_of(card)
+    assert mapp.show_tooltip(None, run)[0] is False
+
+    href = mapp.open_in_explore({"points": [{"customdata": p}]}, run)
+    assert href == f"/explore?seed=wb3&run={run}"
+
+    sel = {"points": [{"customdata": view.position(i)} for i in ("ws0", "ws1", "hk2", "ws0")]}
+    rows, info = mapp.list_selection(sel, run)
+    assert sorted(r["item_id"] for r in rows) == ["hk2", "ws0", "ws1"] and info == "3 items selected"
+    assert mapp.selection_rows(view, list(range(20)), limit=5)[1] == "20 items selected (first 5 listed)"
+
+
+def test_purity_per_category(mapp, data):
+    out = mapp.purity_view(data["runs"]["A"], "category:0", k=4)
+    text = text_of(out)
+    # every item's 4 nearest neighbours are the other 4 of its own category except for bags/shoes mixing
+    assert "of each item's 4 nearest neighbours share its category (top level)" in text
+    graph = out.children[1]
+    purity = dict(zip(graph.figure.data[0].y, graph.figure.data[0].x, strict=True))
+    assert purity["Home"] == pytest.approx(1.0)
+    assert purity["Men"] == pytest.approx(1.0)
+
+
+def test_umap_button_submits_one_job_per_run(mapp, data, monkeypatch):
+    from recsys.jobs import JobStore
+
+    submitted = []
+    monkeypatch.setattr(
+        JobStore, "submit", lambda self, kind, params, label=None: submitted.append(params) or "j1"
+    )
+    msg = mapp.submit_umap(1, data["runs"]["A"], {"jobs": []})
+    assert submitted == [{"run_id": data["runs"]["A"], "method": "umap"}] and "j1" in text_of(msg)
+    busy = {"jobs": [{"kind": "project", "status": "queued", "params": {"run_id": data["runs"]["A"]}}]}
+    assert "already computing" in text_of(mapp.submit_umap(1, data["runs"]["A"], busy))
+    assert len(submitted) == 1
+
+
+def test_umap_projection_is_used_when_stored(mapp, data):
+    import pandas as pd
+
+    from recsys.projection import projection_name
+    from recsys.registry import Registry
+
+    run = data["runs"]["B"]  # a stored UMAP file as the "project" job writes it (UMAP itself is slow to JIT)
+    ids_ = Registry(data["root"]).load_model(run).item_ids_
+    frame = pd.DataFrame(
+        {"item_id": ids_, "x": np.arange(20, dtype=np.float32), "y": np.zeros(20, np.float32)}
+    )
+    frame.to_parquet(Registry(data["root"]).artifact_path(run, projection_name("umap")), index=False)
+    out = mapp.map_state(run, "auto", "category:0", {"jobs": []}, None)
+    assert out["meta"]["method"] == "umap" and out["meta"]["n_shown"] == 20
+    xs = sorted(float(v) for t in out["figure"].data for v in t.x)
+    assert xs == list(range(20))
+    assert mapp.map_state(run, "pca", "category:0", {"jobs": []}, None)["meta"]["method"] == "pca"
