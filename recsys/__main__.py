@@ -189,7 +189,8 @@ def _need_id(args: argparse.Namespace) -> str:
 def cmd_job(args: argparse.Namespace) -> int:
     from recsys.jobs import run_job
 
-    return run_job(args.job_id, data_dir(args.data_dir)) or 0
+    job = run_job(args.job_id, data_dir(args.data_dir))
+    return 0 if job.get("status") in ("done", "cancelled") else 1
 
 
 def cmd_precompute(args: argparse.Namespace) -> int:
