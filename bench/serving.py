@@ -234,11 +234,14 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 # ---------------------------------------------------------------------------
 # load
 # ---------------------------------------------------------------------------
-def _client(args: tuple[int, list[str], float, int, int]) -> tuple[list[float], int, int, float, float]:
+def _client(
+    args: tuple[int, list[str], float, int, int],
+) -> tuple[list[float], int, int, float, float, list[float]]:
     port, paths, seconds, max_requests, seed = args
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(paths))
     lat: list[float] = []
+    server: list[float] = []
     bad = 0
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     start = time.perf_counter()
@@ -252,6 +255,9 @@ def _client(args: tuple[int, list[str], float, int, int]) -> tuple[list[float], 
             resp = conn.getresponse()
             resp.read()
             status = resp.status
+            timing = resp.getheader("Server-Timing") or ""
+            if timing.startswith("app;dur="):
+                server.append(float(timing[8:]))
             if resp.will_close:
                 conn.close()
         except (OSError, http.client.HTTPException):
@@ -264,7 +270,7 @@ def _client(args: tuple[int, list[str], float, int, int]) -> tuple[list[float], 
         i += 1
     end = time.perf_counter()
     conn.close()
-    return lat, bad, i, start, end
+    return lat, bad, i, start, end, server
 
 
 def load(port: int, paths: list[str], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
@@ -275,6 +281,7 @@ def load(port: int, paths: list[str], clients: int, seconds: float, max_requests
         )
     lat = np.concatenate([np.asarray(p[0]) for p in parts]) * 1000.0
     n = int(sum(p[2] for p in parts))
+    srv = np.concatenate([np.asarray(p[5]) for p in parts])
     span = max(p[4] for p in parts) - min(p[3] for p in parts)
     return {
         "requests": n,
@@ -282,6 +289,8 @@ def load(port: int, paths: list[str], clients: int, seconds: float, max_requests
         "rps": round(n / span, 1) if span > 0 else None,
         "p50_ms": round(float(np.percentile(lat, 50)), 3) if n else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 3) if n else None,
+        "server_p50_ms": round(float(np.percentile(srv, 50)), 3) if len(srv) else None,
+        "server_p99_ms": round(float(np.percentile(srv, 99)), 3) if len(srv) else None,
         "non_2xx": int(sum(p[1] for p in parts)),
     }
 
@@ -383,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
             "note": (
                 f"client processes ({args.clients}) and the {args.workers} gunicorn sync workers share "
                 f"the same {os.cpu_count()} CPU cores (and other users' work on this machine): throughput "
-                "is lower and latency higher than with a separate load machine; the client pays Python "
-                "http.client costs per request. Vectors are random clustered float32, not trained."
+                "is lower and latency higher than with a separate load machine (see loadavg_*); the client "
+                "pays Python http.client costs and a new TCP connection per request (gunicorn sync "
+                "workers close it). p50_ms/p99_ms are client-side (queueing included, the targets); "
+                "server_p50_ms/server_p99_ms are the handler's own time from the Server-Timing header. "
+                "Vectors are random clustered float32, not trained."
             ),
         }
     )

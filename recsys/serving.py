@@ -371,10 +371,18 @@ def create_blueprint() -> Blueprint:
 
     @bp.before_request
     def _bound_body() -> None:
+        flask.g.recsys_t0 = time.perf_counter()
         limit = _state().settings.max_body_bytes
         request.max_content_length = limit  # werkzeug raises 413 on a longer stream
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"request body of {request.content_length} bytes exceeds {limit} bytes")
+
+    @bp.after_request
+    def _server_timing(resp: flask.Response) -> flask.Response:
+        t0 = flask.g.get("recsys_t0")
+        if t0 is not None:  # handler time, without queueing or the network
+            resp.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.3f}"
+        return resp
 
     # -- errors --------------------------------------------------------------
     @bp.errorhandler(ApiError)

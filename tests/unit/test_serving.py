@@ -153,7 +153,8 @@ def test_health_version_noop(client: Any, data: dict[str, Any]) -> None:
     assert health["status"] == "ok" and health["default_run"] == data["runs"][0]
     version = client.get("/api/v1/version").get_json()
     assert version["api"] == "v1" and "numpy" in version["libraries"]
-    assert client.get("/api/v1/noop").get_json() == {}
+    noop = client.get("/api/v1/noop")
+    assert noop.get_json() == {} and noop.headers["Server-Timing"].startswith("app;dur=")
 
 
 def test_openapi_documents_every_route(client: Any) -> None:
