@@ -16,7 +16,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash, dcc, html
 
 from components import ids
-from components.jobs import POLL_MS, ensure_demo_job
+from components.jobs import POLL_MS, on_app_start
 from components.layout import navbar
 from recsys.config import ENV_DATA_DIR
 from recsys.serving import ENV_TOKEN, check_bind, register_api
@@ -58,11 +58,12 @@ app.layout = html.Div(
     ]
 )
 
-if os.environ.get("RECSYS_NO_DEMO") != "1" and not (__name__ == "__main__" and ARGS.no_demo):
-    try:
-        ensure_demo_job()
-    except Exception as exc:  # the app must start even when the job store is unusable
-        logging.getLogger(__name__).warning("could not start the demo build: %s", exc)
+try:  # settle jobs from before a restart; with no runs yet, start the demo build (once)
+    on_app_start(
+        demo=os.environ.get("RECSYS_NO_DEMO") != "1" and not (__name__ == "__main__" and ARGS.no_demo)
+    )
+except Exception as exc:  # the app must start even when the job store is unusable
+    logging.getLogger(__name__).warning("could not check the job store: %s", exc)
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

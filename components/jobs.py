@@ -139,6 +139,17 @@ def runs_version(root: str | os.PathLike[str] | None = None) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
 
+def on_app_start(root: str | os.PathLike[str] | None = None, demo: bool = True, keep_jobs: int = 100) -> None:
+    """Settle jobs left over from a previous run (interrupted), prune old ones, start the demo if empty."""
+    store = job_store(root)
+    changed = store.refresh()
+    if changed:
+        logger.info("marked %d job(s) from before the restart as interrupted", len(changed))
+    store.cleanup(keep=keep_jobs)
+    if demo:
+        ensure_demo_job(root)
+
+
 def ensure_demo_job(root: str | os.PathLike[str] | None = None) -> str | None:
     """Submit the demo build when there are no runs and no demo job is queued or running.
 
