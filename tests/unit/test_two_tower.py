@@ -131,14 +131,15 @@ def test_user_vectors_match_the_keras_user_tower(fitted, train):
     np.testing.assert_allclose(fitted.user_vectors(recent), expected, atol=1e-4)
 
 
-def test_unknown_and_empty_sessions(fitted):
+def test_unknown_and_empty_sessions(fitted, train):
     u = fitted.user_vectors([["nope"], [], ["nope", "i07"]])
     assert u.shape == (3, 16) and u.dtype == np.float32
     assert not u[0].any() and not u[1].any()
     np.testing.assert_allclose(u[2], fitted.user_vectors([["i07"]])[0], atol=1e-6)
     ids, scores = fitted.recommend([[]], k=4)
-    # no known item: the most popular items (skewed starts make i00 the most viewed)
-    assert ids[0, 0] == "i00"
+    # no known item: the most popular items
+    counts = train.interactions["item_id"].value_counts()
+    assert ids[0, 0] in set(counts[counts == counts.max()].index)
     assert np.isfinite(scores).all()
 
 

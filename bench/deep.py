@@ -1,0 +1,181 @@
+"""Deep-model benchmark: prints ONE JSON line of figures.
+
+- Cold-item HR@10 (targets with fewer than 3 training interactions) for Prod2Vec,
+  Meta-Prod2Vec and the content model, on the demo data and on REES46 (time split;
+  REES46 is skipped with a reason when ../shared/datasets is absent).
+- Next-item HR@10 / NDCG@10 on the demo's held-out sessions for the two-tower model,
+  the mean-of-recent-items Prod2Vec baseline and popularity.
+- Content model training time at the default demo size (5000 items), with the
+  number of CPU cores / the device it ran on.
+
+Targets (issue 5): content cold HR@10 >= 1.5x Meta-Prod2Vec's on the demo data;
+two-tower HR@10 >= 1.0x mean-of-recent-items Prod2Vec; content training < 180 s.
+
+Usage: ``python bench/deep.py [--skip-rees46] [--items 5000]``. Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+K = 10
+COLD_THRESHOLD = 3
+
+
+def shared_datasets() -> Path:
+    env = os.environ.get("RECSYS_SHARED_DATASETS")
+    return Path(env) if env else (ROOT / ".." / "shared" / "datasets").resolve()
+
+
+def _p2v_params(family: str) -> dict[str, Any]:
+    from recsys.models import prod2vec
+
+    return dict(getattr(prod2vec, "TUNED_PARAMS", {}))
+
+
+def cold_item_block(dataset: Any, content_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit Prod2Vec, Meta-Prod2Vec and content on a time split; HR@10 on cold targets."""
+    from recsys.evaluation import cold_items, evaluate, split
+    from recsys.models import make_model
+
+    train, test = split(dataset, method="time")
+    cold = cold_items(train, threshold=COLD_THRESHOLD, catalog=dataset.catalog["item_id"].astype(str))
+    out: dict[str, Any] = {"items": int(len(dataset.catalog)), "cold_items": int(len(cold))}
+    models = {}
+    for family, params in (
+        ("prod2vec", _p2v_params("prod2vec")),
+        ("meta_prod2vec", _p2v_params("meta_prod2vec")),
+        ("content", content_params or {}),
+    ):
+        t0 = time.perf_counter()
+        model = make_model(family, **params).fit(train)
+        fit_s = time.perf_counter() - t0
+        cold_m = evaluate(model, train, test, k=K, catalog=dataset.catalog, target_filter=cold)
+        all_m = evaluate(model, train, test, k=K, catalog=dataset.catalog)
+        out[family] = {
+            f"cold_hr@{K}": round(cold_m[f"hr@{K}"], 4),
+            f"cold_ndcg@{K}": round(cold_m[f"ndcg@{K}"], 4),
+            "cold_cases": int(cold_m["n_cases"]),
+            f"hr@{K}": round(all_m[f"hr@{K}"], 4),
+            "coverage": round(float(model.coverage_.get("coverage", 0.0)), 4),
+            "fit_s": round(fit_s, 1),
+        }
+        models[family] = model
+    mp = out["meta_prod2vec"][f"cold_hr@{K}"]
+    out[f"content_vs_meta_prod2vec_cold_hr@{K}"] = (
+        round(out["content"][f"cold_hr@{K}"] / mp, 3) if mp else None
+    )
+    out["_models"] = models
+    out["_split"] = (train, test)
+    return out
+
+
+def next_item_block(
+    train: Any, test: Any, prod2vec_model: Any, tt_params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    from recsys.models.two_tower import (
+        TwoTowerModel,
+        evaluate_next_item,
+        mean_vector_recommender,
+        popularity_recommender,
+        session_lists,
+    )
+
+    tt = TwoTowerModel(**(tt_params or {}))
+    t0 = time.perf_counter()
+    tt.fit(train)
+    fit_s = time.perf_counter() - t0
+    sessions = session_lists(test)
+    n = int(tt.params["max_recent"])
+    res = {
+        "two_tower": evaluate_next_item(tt, sessions, K),
+        "prod2vec_mean_recent": evaluate_next_item(
+            mean_vector_recommender(prod2vec_model, max_recent=n), sessions, K
+        ),
+        "popularity": evaluate_next_item(popularity_recommender(session_lists(train)), sessions, K),
+    }
+    out = {
+        name: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items()}
+        for name, r in res.items()
+    }
+    base = res["prod2vec_mean_recent"][f"hr@{K}"]
+    out[f"two_tower_vs_prod2vec_hr@{K}"] = round(res["two_tower"][f"hr@{K}"] / base, 3) if base else None
+    out["two_tower_fit_s"] = round(fit_s, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--skip-rees46", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+
+    from recsys.data.synthetic import generate_demo
+    from recsys.models._keras_utils import device_info
+
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "bench": "deep",
+        "k": K,
+        "cold_threshold": COLD_THRESHOLD,
+        "cpu_cores": os.cpu_count(),
+    }
+    demo = generate_demo(n_items=args.items, seed=0)
+    block = cold_item_block(demo)
+    models = block.pop("_models")
+    train, test = block.pop("_split")
+    result["demo"] = block
+    content = models["content"]
+    result["content_training"] = {
+        "items": int(len(demo.catalog)),
+        "train_sessions": int(train.interactions["sequence_id"].nunique()),
+        "fit_s": block["content"]["fit_s"],
+        "target_s": 180,
+        "history_last": content.history_[-1] if content.history_ else None,
+    }
+    result["device"] = device_info()
+    result["demo_next_item"] = next_item_block(train, test, models["prod2vec"])
+
+    if args.skip_rees46:
+        result["rees46"] = {"skipped": "--skip-rees46"}
+    else:
+        path = shared_datasets() / "rees46_sample" / "events.csv"
+        if not path.exists():
+            result["rees46"] = {"skipped": f"{path} not found"}
+        else:
+            from recsys.data.adapters import import_rees46
+
+            block = cold_item_block(import_rees46(path))
+            block.pop("_models")
+            block.pop("_split")
+            result["rees46"] = block
+
+    result["targets"] = {
+        "content_cold_hr_ge_1.5x_meta_prod2vec_demo": (
+            result["demo"][f"content_vs_meta_prod2vec_cold_hr@{K}"] or 0
+        )
+        >= 1.5,
+        "two_tower_hr_ge_1.0x_prod2vec_mean_recent": (
+            result["demo_next_item"][f"two_tower_vs_prod2vec_hr@{K}"] or 0
+        )
+        >= 1.0,
+        "content_fit_under_180s": result["content_training"]["fit_s"] < 180,
+    }
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main()
