@@ -298,7 +298,10 @@ def open_store(location: str | os.PathLike[str] | None = None, root: Any = None)
 # ---------------------------------------------------------------------------
 def run_stamp(registry: Any, run_id: str) -> float:
     """Latest modification time of the files that decide a run's answers."""
-    folder = registry.run_dir(run_id)
+    return _folder_stamp(registry.run_dir(run_id))
+
+
+def _folder_stamp(folder: Path) -> float:
     stamps = []
     for name in ("vectors.npy", "index.bin", "item_ids.npy"):
         try:
@@ -325,9 +328,9 @@ _STALE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
 _RUN_INFO: dict[tuple[str, int], tuple[str | None, str | None]] = {}
 
 
-def _run_info(registry: Any, run_id: str) -> tuple[str | None, str | None, int]:
+def _run_info(folder: Path) -> tuple[str | None, str | None, int]:
     """(dataset name, created, run.json mtime) of a run; run.json is parsed once per version."""
-    path = registry.run_dir(run_id) / "run.json"
+    path = folder / "run.json"
     mtime = path.stat().st_mtime_ns
     key = (str(path), mtime)
     hit = _RUN_INFO.get(key)
@@ -355,8 +358,9 @@ def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
         catalogue the filters read was re-imported).
     """
     run_id = meta["run_id"]
-    dataset, created, run_mtime = _run_info(registry, run_id)
-    stamp = run_stamp(registry, run_id)
+    folder = registry.run_dir(run_id)
+    dataset, created, run_mtime = _run_info(folder)
+    stamp = _folder_stamp(folder)
     report = Path(registry.root) / "datasets" / str(dataset) / "report.json"
     try:
         report_mtime = report.stat().st_mtime_ns if dataset else None
