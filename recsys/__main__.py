@@ -82,6 +82,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         root=data_dir(args.data_dir),
         mapping=mapping or None,
         catalog_path=args.catalog,
+        kind=args.kind,
+        errors=args.errors,
+        encoding=args.encoding,
+        category_sep=args.category_sep,
+        progress=_progress(args, f"import {args.source}"),
     )
     _print_json({"dataset": ds.name, "summary": ds.summary(), "report": ds.report.to_dict()})
     return 0
@@ -247,13 +252,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="the format: one of the known public datasets, or 'csv' for your own file",
     )
     p.add_argument("path", help="file (or folder, for instacart) to read; CSV, .csv.gz or Parquet")
-    p.add_argument("--name", required=True, help="name to store the dataset under")
+    p.add_argument("--name", default=None, help="name to store the dataset under (default: the source name)")
     p.add_argument("--catalog", default=None, help="csv only: a separate catalogue file")
     p.add_argument(
         "--map",
         nargs="*",
         metavar="COLUMN=FIELD",
         help="csv only: map your column names to schema fields, e.g. --map SessionId=sequence_id",
+    )
+    p.add_argument(
+        "--kind",
+        default="sessions",
+        choices=["sessions", "baskets"],
+        help="csv only: ordered sessions or unordered baskets (orders, invoices)",
+    )
+    p.add_argument(
+        "--errors",
+        default="raise",
+        choices=["raise", "drop"],
+        help="raise: stop at the first bad row (default); drop: skip bad rows and report them",
+    )
+    p.add_argument(
+        "--encoding", default="utf-8", help="text encoding of CSV files (default utf-8; e.g. latin-1)"
+    )
+    p.add_argument(
+        "--category-sep",
+        default=None,
+        help="csv only: separator of category path levels in your file (e.g. '/' or '.')",
     )
     p.set_defaults(func=cmd_import)
 
