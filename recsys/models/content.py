@@ -139,7 +139,10 @@ class ContentModel(EmbeddingModel):
     epochs, batch_size : int
     learning_rate, dropout : float
     pairs_per_epoch : int
-        Pairs sampled (with replacement, weight sqrt(count)) each epoch.
+        Pairs sampled (with replacement) each epoch.
+    pair_weight_power : float
+        A distinct pair is sampled with weight ``count ** pair_weight_power``
+        (0.5: square root of its co-occurrence count; 0: every pair alike).
     window : int
         Co-occurrence window in a sequence (0: the whole sequence).
     category_pairs : int
@@ -188,6 +191,7 @@ class ContentModel(EmbeddingModel):
         "dropout": 0.1,
         "pairs_per_epoch": 40000,
         "window": 3,
+        "pair_weight_power": 0.5,
         "category_pairs": 4,
         "validation_share": 0.05,
         "max_validation_pairs": 2000,
@@ -225,6 +229,9 @@ class ContentModel(EmbeddingModel):
         for key in ("temperature", "margin", "learning_rate"):
             p[key] = ku.check_positive_float(name, key, p[key])
         p["dropout"] = ku.check_positive_float(name, "dropout", p["dropout"], allow_zero=True)
+        p["pair_weight_power"] = ku.check_positive_float(
+            name, "pair_weight_power", p["pair_weight_power"], allow_zero=True
+        )
         if p["dropout"] >= 1:
             raise ModelFitError(f"{name}: parameter 'dropout' must be in [0, 1), got {p['dropout']}")
         share = ku.check_positive_float(name, "validation_share", p["validation_share"], allow_zero=True)
@@ -493,7 +500,7 @@ class ContentModel(EmbeddingModel):
             val = pairs.iloc[pick][["a", "b"]].to_numpy()
             pairs = pairs.drop(pairs.index[pick])
         ab = pairs[["a", "b"]].to_numpy(dtype=np.int64)
-        weights = np.sqrt(pairs["count"].to_numpy(dtype=np.float64))
+        weights = pairs["count"].to_numpy(dtype=np.float64) ** p["pair_weight_power"]
         n_with_pairs = int(len(np.unique(ab[:, 0])))
         cat_pairs = self._category_pairs(catalog, ab, p["category_pairs"], rng)
         if len(cat_pairs):

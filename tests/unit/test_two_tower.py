@@ -197,3 +197,29 @@ def test_dataset_without_sessions_is_a_clear_error(train):
     single = Dataset("one", train.catalog, train.interactions.groupby("sequence_id").head(1))
     with pytest.raises(ModelFitError, match="two or more"):
         TwoTowerModel(**FAST).fit(single)
+
+
+def test_device_info_reports_backend_device_and_mixed_precision_only_on_gpu():
+    from recsys.models._keras_utils import device_info
+
+    info = device_info()
+    assert set(info) >= {"backend", "device", "mixed_precision"}
+    assert info["mixed_precision"] == info["device"].startswith("GPU: ")
+    assert info["device"] == "CPU" or info["device"].startswith("GPU: ")
+
+
+def test_mixed_precision_path_trains_and_restores_the_global_policy(train, monkeypatch):
+    """The GPU code path (mixed_float16) forced on the CPU: float32 vectors, policy restored."""
+    import keras
+
+    from recsys.models import _keras_utils as ku
+
+    gpu_like = {**ku.device_info(), "mixed_precision": True}
+    monkeypatch.setattr(ku, "device_info", lambda: gpu_like)
+    before = keras.mixed_precision.global_policy().name
+    model = TwoTowerModel(**{**FAST, "epochs": 1}).fit(train)
+    assert model._trainer.dtype_policy.name == "mixed_float16"
+    assert type(model._trainer.optimizer).__name__ == "LossScaleOptimizer"
+    assert keras.mixed_precision.global_policy().name == before
+    assert model.vectors_.dtype == np.float32 and np.isfinite(model.vectors_).all()
+    assert model.device_["mixed_precision"] is True
