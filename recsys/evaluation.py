@@ -14,7 +14,9 @@ Test cases (a seed item and a set of target items)
 - sessions, time split: every consecutive pair ``(a, b)`` of a test session
   (after collapsing repeats) is a case ``a -> {b}`` (next item);
 - baskets, time split: every item of a test basket is a seed whose targets are the
-  other items of the basket (frequently bought together);
+  other items of the basket (frequently bought together); ``basket_targets="one"``
+  keeps one random partner as the single target, ``"next"`` the next line of the
+  basket (see :func:`build_cases`);
 - leave-last-out: sessions give one case, the last remaining item -> the held-out
   item; baskets give one case per remaining item -> the held-out item.
 
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 HELDOUT = "heldout"
 SPLIT_METHODS = ("time", "leave_last_out")
+BASKET_TARGETS = ("rest", "one", "next")
 
 
 # ---------------------------------------------------------------------------
@@ -229,11 +232,13 @@ def build_cases(
     target_filter : collection of str, optional
         Keep only targets in it (e.g. :func:`cold_items`); cases left without a
         target are dropped.
-    basket_targets : {"rest", "one"}
+    basket_targets : {"rest", "one", "next"}
         Baskets, time split: the targets of a seed are all the other items of its
         basket ("rest"), or one of them drawn at random ("one": a pairwise
         frequently-bought-together case, whose hit rate does not saturate on large
-        baskets; its expected value equals recall@K of "rest" per seed).
+        baskets; its expected value equals recall@K of "rest" per seed), or the item
+        on the next line of the basket ("next": the basket read as an ordered
+        sequence, for baskets whose line order is the order items were added).
 
     Returns
     -------
@@ -275,9 +280,9 @@ def build_cases(
         idx = _sample(valid, max_cases, rng)
         return items[idx], [np.asarray([t]) for t in tgt[idx]]
 
-    if basket_targets not in ("rest", "one"):
-        raise ValueError(f"basket_targets must be 'rest' or 'one', got {basket_targets!r}")
-    if baskets:
+    if basket_targets not in BASKET_TARGETS:
+        raise ValueError(f"basket_targets must be one of {BASKET_TARGETS}, got {basket_targets!r}")
+    if baskets and basket_targets != "next":
         df = df.drop_duplicates(["sequence_id", "item_id"])
         seqs, _ = pd.factorize(df["sequence_id"])
         items = df["item_id"].to_numpy(dtype=str)
@@ -406,7 +411,7 @@ def evaluate(
         on cold items).
     batch_size : int
         Seeds per ``model.similar`` call.
-    basket_targets : {"rest", "one"}
+    basket_targets : {"rest", "one", "next"}
         How basket cases are built (see :func:`build_cases`).
 
     Returns

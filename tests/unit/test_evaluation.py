@@ -211,5 +211,7 @@ def test_basket_targets_one_draws_a_single_partner():
         assert len(t) == 1 and t[0] in basket[b] - {s}
     rest = build_cases(test)[1]
     assert [sorted(t) for t in rest] == [["q", "r"], ["p", "r"], ["p", "q"], ["p"], ["s"]]
+    nxt = build_cases(test, basket_targets="next")
+    assert nxt[0].tolist() == ["p", "q", "s"] and [t.tolist() for t in nxt[1]] == [["q"], ["r"], ["p"]]
     with pytest.raises(ValueError, match="basket_targets"):
         build_cases(test, basket_targets="all")
