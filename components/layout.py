@@ -47,7 +47,7 @@ def navbar() -> dbc.Navbar:
             fluid=True,
         ),
         id=ids.NAVBAR,
-        color="dark",
+        color="primary",
         dark=True,
         className="mb-4 app-navbar",
     )

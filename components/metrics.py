@@ -1,7 +1,7 @@
 """The runs/metrics table, shared by Overview, Runs and Compare (dash-ag-grid).
 
 ``metrics_grid(grid_id, runs)`` turns a list of run.json dicts (as returned by
-``Registry.list_runs``) into a sortable, filterable grid whose rows are keyed by
+``Registry.list_runs``) into a sortable grid whose rows are keyed by
 ``run_id`` (``getRowId``), so selections survive refreshes. ``run_rows`` and
 ``metric_keys`` are the plain-data halves, usable without the grid (and in tests).
 
@@ -94,9 +94,8 @@ def column_defs(metrics: Sequence[str] = HEADLINE_METRICS, extra: Sequence[str] 
                 "headerName": key,
                 "type": "numericColumn",
                 "valueFormatter": _NUMBER_FORMAT,
-                "filter": "agNumberColumnFilter",
                 "minWidth": 105,
-                "cellClass": "metric-cell",
+                "cellClass": ["ag-right-aligned-cell", "metric-cell"],
             }
         )
     extra_defs = {
@@ -121,7 +120,7 @@ def metrics_grid(
     height: int | None = None,
     compact: bool = False,
 ) -> dag.AgGrid:
-    """A sortable, filterable grid of runs and their metrics.
+    """A sortable grid of runs and their metrics.
 
     Parameters
     ----------
@@ -161,7 +160,7 @@ def metrics_grid(
         id=grid_id,
         rowData=rows,
         columnDefs=column_defs(metrics, extra),
-        defaultColDef={"sortable": True, "resizable": True, "filter": True, "flex": 1, "minWidth": 90},
+        defaultColDef={"sortable": True, "resizable": True, "filter": False, "flex": 1, "minWidth": 90},
         getRowId="params.data.run_id",
         dashGridOptions=grid_options,
         columnSize="responsiveSizeToFit",

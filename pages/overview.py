@@ -175,9 +175,7 @@ def _active_variants(runs: list[dict]) -> Any:
         ]
         if run.get("is_embedding"):
             links.append(
-                dbc.Button(
-                    "Map", href=f"/map?run={run['run_id']}", size="sm", color="secondary", outline=True
-                )
+                dbc.Button("Map", href=f"/map?run={run['run_id']}", size="sm", color="primary", outline=True)
             )
         body = [
             html.Div(FAMILY_NAMES.get(run["family"], run["family"]), className="variant-family"),

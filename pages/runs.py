@@ -232,7 +232,7 @@ def layout(**_query: Any) -> html.Div:
             html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
         ],
     )
-    jobs = section("Jobs", html.Div(id=ids.RUNS_JOBS, children=job_cards(runs_jobs(_jobs_now()), root)))
+    jobs = section("Jobs", html.Div(id=ids.RUNS_JOBS, children=show_jobs(_jobs_now())))
     grid_actions = [
         dbc.Button("Activate", id=ids.RUNS_ACTIVATE, size="sm", color="primary", outline=True, disabled=True),
         dbc.Button(

@@ -130,9 +130,9 @@ def pages(root: Path) -> list[tuple[str, str, str]]:
     compare_runs = ",".join(embedding_runs)
     return [
         ("overview", "/", f"#{ids.OVERVIEW_RUNS_GRID} .ag-row"),
-        ("explore", f"/explore?seed={seed}&run={run}", f"#{ids.EXPLORE_RESULTS} .card"),
+        ("explore", f"/explore?seed={seed}&run={run}", f"#{ids.EXPLORE_RESULTS} .card-rank"),
         ("map", f"/map?run={run}", f"#{ids.MAP_GRAPH} .main-svg"),
-        ("compare", f"/compare?seed={seed}&runs={compare_runs}", f"#{ids.COMPARE_LISTS} .card"),
+        ("compare", f"/compare?seed={seed}&runs={compare_runs}", f"#{ids.COMPARE_LISTS} .compare-col"),
         ("runs", "/runs", f"#{ids.RUNS_GRID} .ag-row"),
         ("data", "/data", f"#{ids.DATA_DATASETS} table"),
     ]
