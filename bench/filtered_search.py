@@ -15,7 +15,11 @@ masked, argpartition); recall@10 of the planner and of the filter callback
 against exact filtered search; the fill rate; and the index build throughput
 of :meth:`HnswIndex.build` against raw hnswlib ``add_items``.
 
-Usage: ``python bench/filtered_search.py [--large] [--queries 200]``
+Usage: ``python bench/filtered_search.py [--large | --quick] [--queries 500]``
+
+NumPy BLAS is pinned to one thread (``--blas-threads``), and besides wall-clock
+latency the per-query thread CPU time ratio is reported: on a shared, loaded
+machine it moves much less than wall time.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recsys.filters import FilterConfig  # noqa: E402
-from recsys.index import HnswIndex  # noqa: E402
+from recsys.index import HnswIndex, vectors_checksum  # noqa: E402
 from recsys.search import FilteredSearcher  # noqa: E402
 
 K = 10
@@ -95,26 +99,50 @@ def pct(values: list[float]) -> dict[str, float]:
 def build_throughput(
     vec: np.ndarray, n: int, M: int, efc: int, threads: int, rounds: int
 ) -> dict[str, float]:
+    """Items/s of raw ``hnswlib`` ``add_items`` and of :meth:`HnswIndex.build`, like for like.
+
+    Same vectors, space, M, ef_construction, random seed and num_threads; our
+    figure includes everything ``build`` does (validation, the vectors'
+    checksum). Rounds alternate the order (raw first, then ours first, ...)
+    and the best round of each counts, the usual way to time on a shared
+    machine; process CPU time is reported too (it hardly moves with load).
+    """
     import hnswlib
 
     sub = np.ascontiguousarray(vec[:n])
-    raw_rates, ours_rates = [], []
-    for _ in range(rounds):  # alternate to share the machine's noise fairly
+
+    def raw_build() -> None:
         idx = hnswlib.Index(space="cosine", dim=sub.shape[1])
         idx.init_index(max_elements=n, M=M, ef_construction=efc, random_seed=100)
-        t = time.perf_counter()
         idx.add_items(sub, np.arange(n), num_threads=threads)
-        raw_rates.append(n / (time.perf_counter() - t))
-        del idx
-        t = time.perf_counter()
-        HnswIndex.build(sub, M=M, ef_construction=efc, num_threads=threads)
-        ours_rates.append(n / (time.perf_counter() - t))
-    raw, ours = max(raw_rates), max(ours_rates)
+
+    def ours_build() -> None:
+        HnswIndex.build(sub, M=M, ef_construction=efc, num_threads=threads, seed=100)
+
+    wall: dict[str, list[float]] = {"raw": [], "ours": []}
+    cpu: dict[str, list[float]] = {"raw": [], "ours": []}
+    for r in range(rounds):
+        order = [("raw", raw_build), ("ours", ours_build)]
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    t = time.perf_counter()
+    vectors_checksum(sub)
+    checksum_s = time.perf_counter() - t
+    raw, ours = n / min(wall["raw"]), n / min(wall["ours"])
     return {
         "n": n,
+        "rounds": rounds,
+        "threads": threads,
         "raw_items_per_s": round(raw),
         "ours_items_per_s": round(ours),
         "ratio": round(ours / raw, 3),
+        "ratio_cpu_time": round(min(cpu["raw"]) / min(cpu["ours"]), 3),
+        "ratio_median_wall": round(float(np.median(wall["raw"]) / np.median(wall["ours"])), 3),
+        "checksum_s": round(checksum_s, 4),
+        "checksum_share_of_build": round(checksum_s / min(wall["ours"]), 4),
     }
 
 
@@ -123,28 +151,59 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="1M items instead of 100k")
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--filter-queries", type=int, default=40, help="queries for the (slow) filter callback")
+    ap.add_argument(
+        "--quick", action="store_true", help="N=50k, 200 queries, 20 callback queries (iteration)"
+    )
+    ap.add_argument("--queries", type=int, default=None, help="seeds per selectivity (default 500)")
+    ap.add_argument("--filter-queries", type=int, default=None, help="queries for the (slow) filter callback")
+    ap.add_argument("--build-n", type=int, default=20_000, help="items in the build-throughput comparison")
+    ap.add_argument("--build-rounds", type=int, default=4)
+    ap.add_argument(
+        "--index-cache",
+        default=None,
+        help="load the full index from this file when it exists (else build and save it): iteration only",
+    )
+    ap.add_argument(
+        "--blas-threads", type=int, default=1, help="BLAS threads for NumPy (default 1: less noise)"
+    )
     ap.add_argument("--ef-construction", type=int, default=100)
     ap.add_argument("--ef", type=int, default=64)
     ap.add_argument("--M", type=int, default=16)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    n = args.n or (1_000_000 if args.large else 100_000)
+    n = args.n or (1_000_000 if args.large else 50_000 if args.quick else 100_000)
+    queries = args.queries or (200 if args.quick else 500)
+    filter_queries = args.filter_queries or (20 if args.quick else 40)
     t_start = time.perf_counter()
+    blas = None
+    if args.blas_threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        blas = threadpool_limits(args.blas_threads, user_api="blas")  # noqa: F841 (kept for the run)
 
     vec, catalog = make_data(n, args.dim, args.seed)
-    build = build_throughput(vec, min(n, 20_000), args.M, args.ef_construction, args.threads, rounds=2)
-    t = time.perf_counter()
-    index = HnswIndex.build(
-        vec, M=args.M, ef_construction=args.ef_construction, ef=args.ef, num_threads=args.threads
+    build = build_throughput(
+        vec, min(n, args.build_n), args.M, args.ef_construction, args.threads, rounds=args.build_rounds
     )
-    build["full_build_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    cache = Path(args.index_cache) if args.index_cache else None
+    if cache is not None and cache.exists():
+        index = HnswIndex.load(cache, expected_count=n, expected_dim=args.dim)
+        index._index.set_ef(args.ef)
+        index.ef = args.ef
+        build["full_build_s"] = None
+    else:
+        index = HnswIndex.build(
+            vec, M=args.M, ef_construction=args.ef_construction, ef=args.ef, num_threads=args.threads
+        )
+        build["full_build_s"] = round(time.perf_counter() - t, 2)
+        if cache is not None:
+            index.save(cache)
     searcher = FilteredSearcher(vec, catalog["item_id"].to_numpy(), catalog, index=index)
     raw = index._index  # the same graph, queried directly
     rng = np.random.default_rng(args.seed + 1)
-    seeds = rng.choice(n, size=args.queries, replace=False)
+    seeds = rng.choice(n, size=queries, replace=False)
     unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
     view = searcher.view
 
@@ -157,10 +216,10 @@ def main() -> None:
     price = catalog["price"].to_numpy()
     for lv, label in labels.items():
         cfg = FilterConfig(same_category=True, category_level=lv, price_ratio_min=0.5, price_ratio_max=2.0)
-        searcher.compile(cfg)
-        for i in seeds[:10]:
+        cf = searcher.compile(cfg)
+        for i in seeds[:10]:  # warm-up (also what the planner learns first)
             searcher.search(catalog["item_id"].iat[i], cfg, K)
-        plan_t, exact_t, filt_t, unf = [], [], [], []
+        plan_t, exact_t, filt_t, unf, plan_cpu, unf_cpu = [], [], [], [], [], []
         recalls, filt_recalls, filled, with_k, sel, plans = [], [], 0, 0, [], {}
         for qi, i in enumerate(seeds):
             item = catalog["item_id"].iat[i]
@@ -169,13 +228,18 @@ def main() -> None:
                 mask = (codes == codes[i]) & (price >= 0.5 * price[i]) & (price <= 2.0 * price[i])
             mask[i] = False
             q = unit[i]
-            # interleaved, so that a busy machine slows every method alike
-            t = time.perf_counter()
-            raw.knn_query(q[None, :], k=K, num_threads=1)
-            unf.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            res = searcher.search(item, cfg, K)
-            plan_t.append(time.perf_counter() - t)
+            # interleaved, so that a busy machine slows every method alike; the order alternates
+            # so that neither side profits from the other warming the cache for the same seed
+            for which in (0, 1) if qi % 2 == 0 else (1, 0):
+                t, c = time.perf_counter(), time.thread_time()
+                if which == 0:
+                    raw.knn_query(q[None, :], k=K, num_threads=1)
+                    unf.append(time.perf_counter() - t)
+                    unf_cpu.append(time.thread_time() - c)
+                else:
+                    res = searcher.search(item, cfg, K)
+                    plan_t.append(time.perf_counter() - t)
+                    plan_cpu.append(time.thread_time() - c)
             plans[res.plan] = plans.get(res.plan, 0) + 1
             # exact masked search over the whole catalogue (the naive baseline)
             t = time.perf_counter()
@@ -194,7 +258,7 @@ def main() -> None:
             if n_elig >= K:
                 with_k += 1
                 filled += len(res) == K
-            if qi < args.filter_queries:
+            if qi < filter_queries:
                 cb = mask.__getitem__
                 kk = min(K, n_elig)
                 t = time.perf_counter()
@@ -215,11 +279,15 @@ def main() -> None:
             "planner": planner,
             "exact_masked": pct(exact_t),
             "planner_vs_unfiltered_p50": round(planner["p50_us"] / unfiltered["p50_us"], 2),
+            "planner_vs_unfiltered_p50_cpu_time": round(
+                float(np.percentile(plan_cpu, 50) / np.percentile(unf_cpu, 50)), 2
+            ),
             "filter_callback_vs_unfiltered_p50": round(pct(filt_t)["p50_us"] / unfiltered["p50_us"], 2),
             "recall@10": round(float(np.mean(recalls)), 4),
             "filter_callback_recall@10": round(float(np.mean(filt_recalls)), 4),
             "fill_rate": round(filled / with_k, 4) if with_k else None,
             "plans": plans,
+            "first_overfetch_fill_rate": round(cf.first_hits / cf.first_tries, 3) if cf.first_tries else None,
         }
     worst = max(r["planner_vs_unfiltered_p50"] for r in results.values())
     min_recall = min(r["recall@10"] for r in results.values())
@@ -229,7 +297,10 @@ def main() -> None:
         "n": n,
         "dim": args.dim,
         "k": K,
-        "queries": args.queries,
+        "queries": queries,
+        "filter_queries": filter_queries,
+        "blas_threads": args.blas_threads,
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "M": args.M,
         "ef_construction": args.ef_construction,
         "ef": args.ef,

@@ -91,3 +91,7 @@ class FilterConfigError(RecsysError, ValueError):
 
 class JobError(RecsysError):
     """A background job could not be started, found or cancelled."""
+
+
+class RunNotSearchableError(RunNotFoundError):
+    """The run has no item vectors (a baseline), so it cannot be searched."""

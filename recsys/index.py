@@ -291,6 +291,36 @@ class HnswIndex:
                 break
         return rows, sims
 
+    def knn_rows(self, query: np.ndarray, k: int) -> np.ndarray:
+        """Approximate top-k rows of ONE query, best first: the planner's fast path.
+
+        No padding and no similarities (the caller rescores exactly), one
+        thread, no copies beyond hnswlib's own.
+
+        Parameters
+        ----------
+        query : numpy.ndarray of float32, shape (dim,)
+        k : int
+            Clipped to ``count``.
+
+        Returns
+        -------
+        numpy.ndarray of unsigned or signed int
+            At most ``k`` rows (fewer only when hnswlib cannot reach k items).
+        """
+        q = query
+        if not (isinstance(q, np.ndarray) and q.dtype == np.float32 and q.shape == (self.dim,)):
+            q = np.asarray(query, dtype=np.float32).reshape(-1)
+            if q.shape[0] != self.dim:
+                raise ValueError(f"query has dimension {q.shape[0]}, the index has {self.dim}")
+        k = min(int(k), self.count)
+        try:
+            labels, _ = self._index.knn_query(q[None, :], k=k, num_threads=1)
+            return labels[0]
+        except RuntimeError:  # hnswlib#444: fewer than k reachable
+            rows, _ = self.knn(q, k)
+            return rows[0][rows[0] >= 0]
+
     # -- persistence -----------------------------------------------------------
     def header(self, payload_size: int = 0, payload_sha256: str = "") -> dict[str, Any]:
         """The JSON header written in front of the hnswlib payload."""

@@ -36,6 +36,7 @@ API call; :func:`get_searcher` caches one searcher per run.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import threading
@@ -49,7 +50,12 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.schema import CATEGORY_SEP
-from recsys.errors import IndexFileError, RunNotFoundError, UnknownItemError
+from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableError: re-exported)
+    IndexFileError,
+    RunNotFoundError,
+    RunNotSearchableError,
+    UnknownItemError,
+)
 from recsys.filters import FilterConfig, _norm_brand
 from recsys.index import HnswIndex
 
@@ -57,20 +63,49 @@ logger = logging.getLogger(__name__)
 
 PLANS = ("auto", "exact", "hnsw_overfetch", "hnsw_filter")
 
-#: Rough per-query costs in microseconds, measured on a 2-core machine at d=64
-#: (hnswlib 0.8, OpenBLAS); only their ratios matter.
-_COST_HNSW_PER_EF = 1.35  # per unit of max(ef, fetch)
-_COST_HNSW_BASE = 25.0
-_COST_DENSE_PER_ROW = 0.004  # dot product, per row at d=64 (scales with d)
-_COST_SELECT_PER_ROW = 0.005  # masking + argpartition, per row
-_COST_SCAN_PER_ROW = 0.001  # flatnonzero over the domain
-_COST_GATHER_PER_ROW = 0.012  # copying one row at d=64 (scales with d)
+#: Rough single-query costs in microseconds at d=64, measured on a busy 2-core
+#: x86 machine (hnswlib 0.8, OpenBLAS on one thread) with the benchmark's data;
+#: only their ratios matter. Vector work scales with d/64. Exact search pays a
+#: dozen NumPy calls and memory-bound passes; a beam search touches a few
+#: hundred vectors.
+_COST_HNSW_BASE = 30.0  # a beam search's fixed part
+_COST_HNSW_PER_EF = 1.2  # per unit of max(ef, fetch)
+_COST_EXACT_BASE = 50.0  # fixed part of an exact search
+_COST_DENSE_PER_ROW = 0.015  # dot product, per row (scales with d)
+_COST_SELECT_PER_ROW = 0.02  # masking + argpartition, per row
+_COST_SCAN_PER_ROW = 0.002  # mask + flatnonzero over the domain
+_COST_GATHER_PER_ROW = 0.02  # copying one row (scales with d)
 _SAFETY = 1.5
+#: first over-fetch of the automatic plan: max(_FETCH_FACTOR * need, _FETCH_MIN)
+_FETCH_FACTOR = 4
+_FETCH_MIN = 64
+#: learning how often the first over-fetch fills the list (per compiled filter)
+_PRIOR_WEIGHT = 2.0  # pseudo-observations given to the independence estimate
+_EXPLORE_FIRST = 8  # always try the over-fetch on a filter's first queries when it may pay
+_EXPLORE_EVERY = 16  # ... and then on every 16th query, so that the rate keeps being learned
+_DECAY_AT = 256.0  # halve the counts past this many tries (forget old behaviour)
 
 
+_NO_PRICE = np.iinfo(np.int32).max
 _BLAS_THREAD_MIN = 9216  # OpenBLAS runs gemv single-threaded below this many elements anyway
-_blas_controller: Any = None
+_blas_libs: list[Any] | None = None
 _blas_lock = threading.Lock()
+
+
+def _blas_controllers() -> list[Any]:
+    """threadpoolctl's controllers of the loaded BLAS libraries (empty without threadpoolctl)."""
+    global _blas_libs
+    if _blas_libs is None:
+        with _blas_lock:
+            if _blas_libs is None:
+                try:
+                    from threadpoolctl import ThreadpoolController
+
+                    _blas_libs = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+                except Exception as exc:  # optional: without it BLAS keeps its threads
+                    logger.debug("threadpoolctl unavailable (%s); BLAS keeps its threads", exc)
+                    _blas_libs = []
+    return _blas_libs
 
 
 def _matvec(mat: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -78,28 +113,32 @@ def _matvec(mat: np.ndarray, q: np.ndarray) -> np.ndarray:
 
     A per-query matrix-vector product is far too small to gain from BLAS
     threads, and on a busy machine waking them costs milliseconds (measured:
-    p50 25 ms instead of 0.6 ms for 20k x 64 on 2 shared cores).
+    p50 25 ms instead of 0.6 ms for 20k x 64 on 2 shared cores). The thread
+    count is set and restored through the libraries' own calls (~2 us), not
+    ``threadpoolctl.limit`` (~12 us). Concurrent callers can at worst see
+    BLAS threads for one product (a speed effect only).
     """
-    global _blas_controller
     if mat.size < _BLAS_THREAD_MIN:
         return mat @ q
-    if _blas_controller is None:
-        with _blas_lock:
-            if _blas_controller is None:
-                try:
-                    from threadpoolctl import ThreadpoolController
-
-                    _blas_controller = ThreadpoolController()
-                except ImportError:  # optional: without it BLAS keeps its threads
-                    _blas_controller = False
-    if not _blas_controller:
+    changed = []
+    for lib in _blas_controllers():
+        n = lib.num_threads
+        if n > 1:
+            lib.set_num_threads(1)
+            changed.append((lib, n))
+    try:
         return mat @ q
-    with _blas_controller.limit(limits=1, user_api="blas"):
-        return mat @ q
+    finally:
+        for lib, n in changed:
+            lib.set_num_threads(n)
 
 
-class RunNotSearchableError(RunNotFoundError):
-    """The run has no item vectors (a baseline), so it cannot be searched."""
+def _and(acc: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """``acc & x`` in place (``x`` when there is no accumulator yet)."""
+    if acc is None:
+        return x
+    acc &= x
+    return acc
 
 
 # -- catalogue attributes ------------------------------------------------------------
@@ -187,7 +226,19 @@ class CatalogView:
 
         price = pd.to_numeric(col("price", np.nan), errors="coerce").to_numpy(dtype=np.float64)[self.perm]
         self.price = price
-        self.sorted_prices = np.sort(price[np.isfinite(price)])
+        finite = np.isfinite(price)
+        self.sorted_prices = np.sort(price[finite])
+        #: sorted distinct known prices, and each position's rank among them (_NO_PRICE when
+        #: missing): ``lo <= price <= hi`` is exactly ``rank_range(lo, hi)[0] <= rank < [1]``
+        self.price_values = np.unique(self.sorted_prices)
+        self.price_rank = np.full(n, _NO_PRICE, dtype=np.int32)
+        self.price_rank[finite] = np.searchsorted(self.price_values, price[finite]).astype(np.int32)
+        self._price_list = self.price_values.tolist()  # bisect on a list beats a NumPy call per query
+        #: items whose price rank is below r, for r in 0..len(price_values)
+        self.rank_cum = np.zeros(len(self.price_values) + 1, dtype=np.int64)
+        np.cumsum(
+            np.bincount(self.price_rank[finite], minlength=len(self.price_values)), out=self.rank_cum[1:]
+        )
 
         adult = col("adult", False)
         self.adult = adult.fillna(False).astype(bool).to_numpy()[self.perm]
@@ -199,7 +250,8 @@ class CatalogView:
         self.empty_title = (
             int(np.flatnonzero(self.title_names == "")[0]) if (self.title_names == "").any() else -1
         )
-        self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_ids.tolist())}
+        self.item_id_list: list[str] = self.item_ids.tolist()
+        self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_id_list)}
         self._catalog = aligned
 
     def position(self, item_id: str) -> int:
@@ -210,6 +262,10 @@ class CatalogView:
         """Items with a known price in [lo, hi] (O(log n))."""
         sp = self.sorted_prices
         return int(sp.searchsorted(hi, side="right") - sp.searchsorted(lo, side="left"))
+
+    def rank_range(self, lo: float, hi: float) -> tuple[int, int]:
+        """[start, end) of the price ranks whose price lies in [lo, hi] (O(log n))."""
+        return bisect.bisect_left(self._price_list, lo), bisect.bisect_right(self._price_list, hi)
 
     def category_slice(self, pos: int, level: int) -> tuple[int, int] | None:
         """The [start, end) slice of the seed's category at ``level`` (None if it has none)."""
@@ -226,7 +282,7 @@ class CatalogView:
 
 
 # -- compiled filters ------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)
 class CompiledFilter:
     """The seed-independent part of a config, over catalogue positions.
 
@@ -239,6 +295,21 @@ class CompiledFilter:
         rule -> items it rejects on its own.
     banned : dict
         brand code -> bool table over brand codes that the brand may not show.
+    n_base : int
+        Items allowed by ``base_mask``.
+    base_all : bool
+        ``base_mask`` allows every item (no seed-independent rule bites).
+    base_cum : numpy.ndarray
+        Prefix counts of ``base_mask`` (length n + 1): O(1) counts over slices.
+    first_tries, first_hits : float
+        How often the planner's first over-fetch was tried with this filter
+        and how often it filled the list (decayed counts; updated without a
+        lock: a lost update only nudges a statistic).
+    queries : int
+        Automatic-plan queries that weighed the over-fetch against exact search.
+    keys : dict
+        (category level or None, by gender, without adult items) -> :class:`_KeyIndex`,
+        built on first need.
     """
 
     config: FilterConfig
@@ -246,6 +317,94 @@ class CompiledFilter:
     base_removed: dict[str, int]
     banned: dict[int, np.ndarray]
     n_base: int
+    base_all: bool = False
+    base_cum: np.ndarray | None = None
+    first_tries: float = 0.0
+    first_hits: float = 0.0
+    queries: int = 0
+    keys: dict[tuple[int | None, bool, bool], _KeyIndex] = field(default_factory=dict)
+
+    def fill_rate(self, prior: float) -> float:
+        """Estimated chance that the first over-fetch fills the list."""
+        return (self.first_hits + _PRIOR_WEIGHT * prior) / (self.first_tries + _PRIOR_WEIGHT)
+
+    def record(self, filled: bool) -> None:
+        """Learn from one first over-fetch."""
+        tries, hits = self.first_tries + 1.0, self.first_hits + float(filled)
+        if tries > _DECAY_AT:
+            tries, hits = tries / 2, hits / 2
+        self.first_tries, self.first_hits = tries, hits
+
+
+class _KeyIndex:
+    """One int key per item for the rules that depend on the seed through an attribute value.
+
+    ``key = ((category block * G) + gender) * R + price rank`` (block and
+    gender only when the variant uses them; ``R - 1`` is the rank of a missing
+    price), and -1 for items that the seed-independent rules (and, in the
+    variant without adult items, adultness) exclude. For a seed, the eligible
+    items are exactly those whose key lies in one range ``[lo, hi)``: a
+    candidate is tested with one lookup, and the eligible count is one binary
+    search in ``sorted``.
+    """
+
+    __slots__ = ("by_pos", "sorted", "n_gender", "n_rank")
+
+    def __init__(self, by_pos: np.ndarray, n_gender: int, n_rank: int) -> None:
+        self.by_pos = by_pos
+        self.sorted = np.sort(by_pos[by_pos >= 0])
+        self.n_gender = n_gender
+        self.n_rank = n_rank
+
+
+class _SeedRules:
+    """The seed-dependent rules of one query, resolved in O(1) / O(log n).
+
+    ``s``/``e`` bound the domain (the seed's category block, or everything);
+    the other fields are the per-item tests still to apply inside it (-1 or
+    None when a rule does not apply). ``keyed`` rules (gender, price band,
+    adult) can go through a :class:`_KeyIndex`; ``extra`` ones (banned brand
+    pairs, same title) need a pass over the domain.
+    """
+
+    __slots__ = (
+        "s",
+        "e",
+        "full",
+        "level",
+        "block",
+        "gender",
+        "rank_lo",
+        "rank_hi",
+        "banned",
+        "no_adult",
+        "title",
+        "seed",
+        "keyed",
+        "extra",
+        "kv",
+        "lo_key",
+        "hi_key",
+        "removed",
+        "skipped",
+    )
+
+    def __init__(self, n: int, removed: dict[str, int]) -> None:
+        self.s, self.e, self.full = 0, n, True
+        self.level: int | None = None
+        self.block = 0
+        self.gender = -1
+        self.rank_lo = self.rank_hi = -1
+        self.banned: np.ndarray | None = None
+        self.no_adult = False
+        self.title = -1
+        self.seed = -1  # position excluded as the seed
+        self.keyed = False  # gender, price band or adult rule active
+        self.extra = False  # banned brand pairs or same title active
+        self.kv: _KeyIndex | None = None
+        self.lo_key = self.hi_key = 0
+        self.removed = removed
+        self.skipped: list[str] = []
 
 
 @dataclass
@@ -426,7 +585,10 @@ class FilteredSearcher:
                 continue
             for x, y in ((ca, cb), (cb, ca)):
                 banned.setdefault(x, np.zeros(len(v.brand_keys), dtype=bool))[y] = True
-        compiled = CompiledFilter(cfg, mask, removed, banned, int(np.count_nonzero(mask)))
+        n_base = int(np.count_nonzero(mask))
+        cum = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(mask, out=cum[1:])
+        compiled = CompiledFilter(cfg, mask, removed, banned, n_base, base_all=n_base == self.n, base_cum=cum)
         with self._lock:
             self._compiled[key] = compiled
             while len(self._compiled) > self._cache_size:
@@ -435,65 +597,203 @@ class FilteredSearcher:
         return compiled
 
     # -- per seed ------------------------------------------------------------------
-    def _seed_mask(
-        self, cf: CompiledFilter, pos: int | None
-    ) -> tuple[int, int, np.ndarray, dict[str, int], list[str]]:
-        """Domain [s, e), the eligibility mask over it, removed counts and skipped rules."""
+    def _seed_rules(self, cf: CompiledFilter, pos: int | None) -> _SeedRules:
+        """Resolve the seed-dependent rules: domain bounds, codes, price ranks, counts.
+
+        O(1) / O(log n): nothing here touches the catalogue item by item, so
+        ``removed_by_rule`` stays cheap whatever the plan.
+        """
         cfg, v = cf.config, self.view
-        removed = dict(cf.base_removed)
-        skipped: list[str] = []
-        s, e = 0, self.n
+        r = _SeedRules(self.n, dict(cf.base_removed))
+        removed, skipped = r.removed, r.skipped
         if cfg.same_category:
-            sl = v.category_slice(pos, cfg.category_level) if pos is not None else None
-            if sl is None:
+            if pos is None or v.cat_empty[pos]:
                 skipped.append("same_category")
             else:
-                s, e = sl
-                removed["same_category"] = self.n - (e - s)
-        mask = cf.base_mask[s:e].copy()
+                lv = min(cfg.category_level, v.max_level)
+                code = int(v.cat_codes[lv][pos])
+                bounds = v.cat_bounds[lv]
+                r.s, r.e = int(bounds[code]), int(bounds[code + 1])
+                r.level, r.block = lv, code
+                r.full = r.s == 0 and r.e == self.n
+                removed["same_category"] = self.n - (r.e - r.s)
         if cfg.same_gender:
-            g = v.gender[pos] if pos is not None else -1
+            g = int(v.gender[pos]) if pos is not None else -1
             if pos is None or v.gender_names[g] == "":
                 skipped.append("same_gender")
             else:
-                mask &= v.gender[s:e] == g
+                r.gender = g
+                r.keyed = True
                 removed["same_gender"] = int(self.n - v.gender_counts[g])
         if cfg.price_ratio_min is not None or cfg.price_ratio_max is not None:
-            sp = v.price[pos] if pos is not None else np.nan
-            if not (np.isfinite(sp) and sp > 0):
+            sp = float(v.price[pos]) if pos is not None else math.nan
+            if not (math.isfinite(sp) and sp > 0):
                 skipped.append("price_band")
             else:
-                lo = cfg.price_ratio_min * sp if cfg.price_ratio_min is not None else -np.inf
-                hi = cfg.price_ratio_max * sp if cfg.price_ratio_max is not None else np.inf
-                p = v.price[s:e]
-                mask &= p >= lo  # NaN compares False: missing prices drop out, without a warning
-                mask &= p <= hi
-                removed["price_band"] = self.n - v.count_price_between(lo, hi)
+                lo = cfg.price_ratio_min * sp if cfg.price_ratio_min is not None else -math.inf
+                hi = cfg.price_ratio_max * sp if cfg.price_ratio_max is not None else math.inf
+                # missing prices (no rank in the band) drop out, as NaN comparisons would
+                r.rank_lo, r.rank_hi = v.rank_range(lo, hi)
+                r.keyed = True
+                removed["price_band"] = self.n - int(v.rank_cum[r.rank_hi] - v.rank_cum[r.rank_lo])
         if cfg.banned_brand_pairs:
             if pos is None:
                 skipped.append("banned_brand_pairs")
             else:
                 table = cf.banned.get(int(v.brand[pos]))
                 if table is not None:
-                    mask &= ~table[v.brand[s:e]]
+                    r.banned = table
+                    r.extra = True
                     removed["banned_brand_pairs"] = int(v.brand_counts[table].sum())
                 else:
                     removed["banned_brand_pairs"] = 0
         if (pos is None or not v.adult[pos]) and not cfg.exclude_adult and v.n_adult:
-            mask &= ~v.adult[s:e]
+            r.no_adult = True
+            r.keyed = True
             removed["adult_next_to_non_adult"] = v.n_adult
         if cfg.exclude_same_title and pos is not None:
-            t = v.title[pos]
+            t = int(v.title[pos])
             if t == v.empty_title:
                 skipped.append("exclude_same_title")
             else:
-                mask &= v.title[s:e] != t
+                r.title = t
+                r.extra = True
                 removed["exclude_same_title"] = int(v.title_counts[t] - 1)
         if cfg.exclude_seed and pos is not None:
-            if s <= pos < e:
-                mask[pos - s] = False
+            r.seed = int(pos)
             removed["exclude_seed"] = 1
-        return s, e, mask, removed, skipped
+        return r
+
+    def _key_index(self, cf: CompiledFilter, level: int | None, by_gender: bool, no_adult: bool) -> _KeyIndex:
+        """The :class:`_KeyIndex` variant of a compiled filter (built once, O(n log n))."""
+        variant = (level, by_gender, no_adult)
+        kv = cf.keys.get(variant)
+        if kv is not None:
+            return kv
+        with self._lock:
+            kv = cf.keys.get(variant)
+            if kv is not None:
+                return kv
+            v = self.view
+            n_rank = len(v.price_values) + 1
+            n_gender = len(v.gender_names) if by_gender else 1
+            n_block = len(v.cat_names[level]) if level is not None else 1
+            key = v.price_rank.astype(np.int64)
+            key[key == _NO_PRICE] = n_rank - 1
+            if by_gender:
+                key += v.gender.astype(np.int64) * n_rank
+            if level is not None:
+                key += v.cat_codes[level].astype(np.int64) * (n_gender * n_rank)
+            excluded = ~cf.base_mask
+            if no_adult:
+                excluded |= v.adult
+            key[excluded] = -1
+            if n_block * n_gender * n_rank < np.iinfo(np.int32).max:
+                key = key.astype(np.int32)
+            kv = _KeyIndex(key, n_gender, n_rank)
+            cf.keys[variant] = kv
+        return kv
+
+    def _item_tests(self, cf: CompiledFilter, r: _SeedRules, idx: slice | np.ndarray) -> np.ndarray:
+        """The per-item rules over ``idx`` (a domain slice or candidate positions), vectorised.
+
+        Does not apply the domain bounds nor the seed exclusion.
+        """
+        v = self.view
+        ok: np.ndarray | None = None
+        if not cf.base_all:
+            ok = cf.base_mask[idx]
+            if isinstance(idx, slice):
+                ok = ok.copy()  # a view of the cached mask: never write into it
+        if r.gender >= 0:
+            ok = _and(ok, v.gender[idx] == r.gender)
+        if r.rank_lo >= 0:
+            rank = v.price_rank[idx]
+            ok = _and(ok, rank >= r.rank_lo)
+            ok &= rank < r.rank_hi
+        if r.banned is not None:
+            ok = _and(ok, ~r.banned[v.brand[idx]])
+        if r.no_adult:
+            ok = _and(ok, ~v.adult[idx])
+        if r.title >= 0:
+            ok = _and(ok, v.title[idx] != r.title)
+        if ok is None:
+            n = (idx.stop - idx.start) if isinstance(idx, slice) else len(idx)
+            ok = np.ones(n, dtype=bool)
+        return ok
+
+    def _eligibility(self, cf: CompiledFilter, r: _SeedRules) -> tuple[np.ndarray | None, int]:
+        """The exact eligible count, and the eligibility mask over the domain when it was needed.
+
+        * banned brand pairs or same title: one vectorised pass over the
+          domain slice gives the mask and the count;
+        * gender / price band / adult rules: one binary search in the
+          compiled filter's :class:`_KeyIndex` (``r.kv``), no mask;
+        * only seed-independent rules: prefix sums, O(1), no mask.
+
+        Without a mask, an HNSW plan tests only its candidates
+        (:meth:`_keep_eligible`) and an exact plan builds the mask
+        (:meth:`_domain_mask`).
+        """
+        s, e = r.s, r.e
+        if r.extra:
+            mask = self._item_tests(cf, r, slice(s, e))
+            if s <= r.seed < e:
+                mask[r.seed - s] = False
+            return mask, int(np.count_nonzero(mask))
+        if r.keyed:
+            kv = self._key_index(cf, r.level, r.gender >= 0, r.no_adult)
+            head = ((r.block * kv.n_gender) + max(r.gender, 0)) * kv.n_rank
+            lo, hi = (r.rank_lo, r.rank_hi) if r.rank_lo >= 0 else (0, kv.n_rank)
+            r.kv, r.lo_key, r.hi_key = kv, head + lo, head + hi
+            a, b = kv.sorted.searchsorted(np.array([head + lo, head + hi], dtype=kv.sorted.dtype))
+            n = int(b - a)
+            if r.seed >= 0 and head + lo <= kv.by_pos[r.seed] < head + hi:
+                n -= 1
+            return None, n
+        n = int(cf.base_cum[e] - cf.base_cum[s])
+        if s <= r.seed < e and cf.base_mask[r.seed]:
+            n -= 1
+        return None, n
+
+    def _domain_mask(self, cf: CompiledFilter, r: _SeedRules, mask: np.ndarray | None) -> np.ndarray:
+        """``mask``, built when :meth:`_eligibility` left it to the caller (O(domain))."""
+        if mask is not None:
+            return mask
+        s, e = r.s, r.e
+        if r.kv is not None:
+            keys = r.kv.by_pos[s:e]
+            mask = keys >= r.lo_key
+            mask &= keys < r.hi_key
+        elif not cf.base_all:
+            mask = cf.base_mask[s:e].copy()
+        else:
+            mask = np.ones(e - s, dtype=bool)
+        if s <= r.seed < e:
+            mask[r.seed - s] = False
+        return mask
+
+    def _keep_eligible(
+        self, cf: CompiledFilter, r: _SeedRules, p: np.ndarray, mask: np.ndarray | None
+    ) -> np.ndarray:
+        """The eligible positions among candidates ``p`` (order kept), in O(len(p))."""
+        if mask is not None:
+            if not r.full:
+                p = p[(p >= r.s) & (p < r.e)]
+            return p[mask[p - r.s]]
+        if r.kv is not None:  # the key range holds the category block too
+            keys = r.kv.by_pos[p]
+            ok = keys >= r.lo_key
+            ok &= keys < r.hi_key
+            p = p[ok]
+        else:
+            if not r.full:
+                p = p[(p >= r.s) & (p < r.e)]
+            if not cf.base_all:
+                p = p[cf.base_mask[p]]
+        if r.seed >= 0:
+            p = p[p != r.seed]
+        return p
 
     # -- ranking -------------------------------------------------------------------
     def _rank_rules(
@@ -504,6 +804,8 @@ class FilteredSearcher:
         Returns the kept positions/scores (at most k), drop counts, and whether
         the answer is final (False: more candidates are needed).
         """
+        if cfg.max_per_brand is None and cfg.min_similarity is None:
+            return pos[:k], scores[:k], {}, exhausted or len(pos) >= k
         dropped: dict[str, int] = {}
         keep_pos, keep_sc = pos, scores
         if cfg.max_per_brand is not None and len(pos):
@@ -534,19 +836,31 @@ class FilteredSearcher:
         return keep_pos, keep_sc, dropped, final
 
     def _exact(
-        self, q: np.ndarray, s: int, e: int, mask: np.ndarray, n_elig: int, k: int, cfg: FilterConfig
+        self,
+        q: np.ndarray,
+        cf: CompiledFilter,
+        r: _SeedRules,
+        mask: np.ndarray | None,
+        n_elig: int,
+        k: int,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int], str]:
-        dense_cost = (e - s) * (_COST_DENSE_PER_ROW * self._dscale + _COST_SELECT_PER_ROW)
-        gather_cost = (e - s) * _COST_SCAN_PER_ROW + n_elig * (
-            (_COST_GATHER_PER_ROW + _COST_DENSE_PER_ROW) * self._dscale + _COST_SELECT_PER_ROW
-        )
+        """Exact top-k over the eligible items of the domain (dense slice or gathered rows)."""
+        cfg = cf.config
+        s, e = r.s, r.e
+        dense_cost, gather_cost = self._exact_costs(e - s, n_elig)
         if dense_cost <= gather_cost:
             cand = None
             sc = _matvec(self.unit[s:e], q)
-            sc[~mask] = -np.inf
+            if mask is not None or r.kv is not None:
+                sc[~self._domain_mask(cf, r, mask)] = -np.inf
+            else:
+                if not cf.base_all:
+                    sc[~cf.base_mask[s:e]] = -np.inf
+                if s <= r.seed < e:
+                    sc[r.seed - s] = -np.inf
             plan = "exact_range"
         else:
-            cand = np.flatnonzero(mask)
+            cand = np.flatnonzero(self._domain_mask(cf, r, mask))
             sc = _matvec(self.unit[cand + s], q)
             plan = "exact_subset"
         m = len(sc)
@@ -554,23 +868,64 @@ class FilteredSearcher:
         while True:
             f = min(need, n_elig)
             if f < m:
-                top = np.argpartition(-sc, f - 1)[:f]
+                top = np.argpartition(sc, m - f)[m - f :]
             else:
                 top = np.arange(m)
             top_s = sc[top]
             order = np.lexsort((top, -top_s))
             top, top_s = top[order], top_s[order]
-            valid = np.isfinite(top_s) if cand is None else slice(None)
-            top, top_s = top[valid], top_s[valid]
-            pos = (top + s) if cand is None else (cand[top] + s)
+            if cand is None:
+                valid = np.isfinite(top_s)
+                top, top_s = top[valid], top_s[valid]
+                pos = top + s
+            else:
+                pos = cand[top] + s
             kp, ks, dropped, final = self._rank_rules(pos, top_s, k, cfg, exhausted=f >= n_elig)
             if final:
                 return kp, ks, dropped, plan
             need *= 4
 
+    # -- planning ------------------------------------------------------------------
+    def _exact_costs(self, domain: int, n_elig: int) -> tuple[float, float]:
+        """Estimated cost (us) of a dense exact search over the domain and of a gathered one."""
+        dense = _COST_EXACT_BASE + domain * (_COST_DENSE_PER_ROW * self._dscale + _COST_SELECT_PER_ROW)
+        gather = (
+            _COST_EXACT_BASE
+            + domain * _COST_SCAN_PER_ROW
+            + n_elig * ((_COST_GATHER_PER_ROW + _COST_DENSE_PER_ROW) * self._dscale + _COST_SELECT_PER_ROW)
+        )
+        return dense, gather
+
     def _hnsw_cost(self, fetch: int) -> float:
         ef = self._index.ef if self._index is not None else self._ef
         return _COST_HNSW_BASE + _COST_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
+
+    def _choose(self, cf: CompiledFilter, r: _SeedRules, n_elig: int, fetch: int, need: int) -> str:
+        """Pick ``exact`` or ``hnsw_overfetch`` for one query by expected cost.
+
+        Over-fetching first costs one beam search and, when the fetched
+        candidates hold fewer than ``need`` eligible items, an exact search on
+        top. How often it fills the list is learned per compiled filter
+        (filters correlate with the vectors: "same category" keeps most of a
+        seed's neighbours although it keeps 5% of the catalogue), starting
+        from what independence would predict, and re-checked now and then
+        while exact search is preferred.
+        """
+        if self.exact_max_rows is not None and n_elig <= self.exact_max_rows:
+            return "exact"
+        c_x = min(self._exact_costs(r.e - r.s, n_elig))
+        c_h = self._hnsw_cost(fetch)
+        if c_x <= c_h:
+            return "exact"
+        expected = fetch * n_elig / self.n  # eligible among the fetched, were filter and vectors independent
+        prior = min(1.0, max(0.0, (expected / need - 0.5)))  # 0 below need/2, 1 above 1.5*need
+        p = cf.fill_rate(prior)
+        cf.queries += 1
+        if c_h + (1.0 - p) * c_x < c_x:
+            return "hnsw_overfetch"
+        if cf.first_tries < _EXPLORE_FIRST or cf.queries % _EXPLORE_EVERY == 0:
+            return "hnsw_overfetch"
+        return "exact"
 
     def _search_one(
         self, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int, plan: str = "auto"
@@ -581,66 +936,62 @@ class FilteredSearcher:
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         cf = self.compile(cfg)
-        s, e, mask, removed, skipped = self._seed_mask(cf, pos)
-        n_elig = int(np.count_nonzero(mask))
-        seed_id = str(self.view.item_ids[pos]) if pos is not None else None
+        r = self._seed_rules(cf, pos)
+        mask, n_elig = self._eligibility(cf, r)
+        removed, skipped = r.removed, r.skipped
+        seed_id = self.view.item_id_list[pos] if pos is not None else None
         if n_elig == 0:
             return SearchResult(
                 [], [], [], removed, "empty", 0, (time.perf_counter() - t0) * 1e3, skipped, seed_id
             )
         need = k * (3 if cfg.max_per_brand else 1)
-        sel = n_elig / self.n
-        fetch = min(self.n, max(need + 10, math.ceil(need / sel * _SAFETY)))
-        choice = plan
-        if plan == "auto":
-            exact_cost = min(
-                (e - s) * (_COST_DENSE_PER_ROW * self._dscale + _COST_SELECT_PER_ROW),
-                (e - s) * _COST_SCAN_PER_ROW
-                + n_elig
-                * ((_COST_GATHER_PER_ROW + _COST_DENSE_PER_ROW) * self._dscale + _COST_SELECT_PER_ROW),
-            )
-            small = self.exact_max_rows is not None and n_elig <= self.exact_max_rows
-            choice = "exact" if small or exact_cost <= self._hnsw_cost(fetch) else "hnsw_overfetch"
+        auto = plan == "auto"
+        if auto:
+            fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))
+            choice = self._choose(cf, r, n_elig, fetch, need)
+        else:
+            fetch = min(self.n, max(need + 10, math.ceil(need / (n_elig / self.n) * _SAFETY)))
+            choice = plan
         if choice == "exact":
-            kp, ks, dropped, used = self._exact(q, s, e, mask, n_elig, k, cfg)
+            kp, ks, dropped, used = self._exact(q, cf, r, mask, n_elig, k)
         elif choice == "hnsw_filter":
             allowed = np.zeros(self.n, dtype=bool)
-            allowed[self.view.perm[s:e][mask]] = True
+            allowed[self.view.perm[r.s : r.e][self._domain_mask(cf, r, mask)]] = True
             rows, _ = self.index.knn(q, min(need, n_elig), filter_rows=allowed)
             cand = self.view.pos_of_row[rows[0][rows[0] >= 0]]
             kp, ks, dropped, final = self._rerank(q, cand, k, cfg, exhausted=len(cand) >= n_elig)
             used = "hnsw_filter"
             if not final:
-                kp, ks, dropped, _ = self._exact(q, s, e, mask, n_elig, k, cfg)
+                kp, ks, dropped, _ = self._exact(q, cf, r, mask, n_elig, k)
                 used = "hnsw_filter+exact_fallback"
         else:
             used = "hnsw_overfetch"
             index = self.index
+            first = True
             while True:
-                rows, _ = index.knn(q, fetch)
-                r = rows[0]
-                r = r[r >= 0]
-                p = self.view.pos_of_row[r]
-                inside = (p >= s) & (p < e)
-                p = p[inside]
-                p = p[mask[p - s]]
-                fetched_all = len(r) >= self.n
+                p = self.view.pos_of_row[index.knn_rows(q, fetch)]
+                fetched_all = len(p) >= self.n
+                p = self._keep_eligible(cf, r, p, mask)
                 kp, ks, dropped, final = self._rerank(q, p, k, cfg, exhausted=fetched_all or len(p) >= n_elig)
+                if first and auto:
+                    cf.record(final)
+                first = False
                 if final:
                     break
                 fetch *= 4
                 if fetch >= self.n or (
-                    plan == "auto" and self._hnsw_cost(fetch) > 4 * self._hnsw_cost(self._ef)
+                    auto and 2 * self._hnsw_cost(fetch) > min(self._exact_costs(r.e - r.s, n_elig))
                 ):
-                    kp, ks, dropped, _ = self._exact(q, s, e, mask, n_elig, k, cfg)
+                    kp, ks, dropped, _ = self._exact(q, cf, r, mask, n_elig, k)
                     used = "hnsw_overfetch+exact_fallback"
                     break
-        removed.update(dropped)
-        rows_out = self.view.perm[kp]
+        if dropped:
+            removed.update(dropped)
+        ids = self.view.item_id_list
         return SearchResult(
-            item_ids=self.view.item_ids[kp].tolist(),
-            scores=ks.astype(np.float64).tolist(),
-            rows=rows_out.tolist(),
+            item_ids=[ids[i] for i in kp.tolist()],
+            scores=ks.tolist(),
+            rows=self.view.perm[kp].tolist(),
             removed_by_rule=removed,
             plan=used,
             n_eligible=n_elig,
