@@ -17,10 +17,22 @@ from components import ids
 from components.jobs import job_card, job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from recsys.config import data_dir
-from recsys.data.schema import dataset_meta, list_datasets
 from recsys.errors import DataValidationError, RecsysError
 
 logger = logging.getLogger(__name__)
+
+
+def list_datasets(root):  # noqa: D103 - lazy: recsys.data.schema imports pandas, kept out of app start
+    from recsys.data.schema import list_datasets as _list_datasets
+
+    return _list_datasets(root)
+
+
+def dataset_meta(name, root):  # noqa: D103 - lazy: recsys.data.schema imports pandas
+    from recsys.data.schema import dataset_meta as _dataset_meta
+
+    return _dataset_meta(name, root)
+
 
 dash.register_page(__name__, path="/data", title="RecSys Lab · Data", name="Data", order=5)
 

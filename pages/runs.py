@@ -15,12 +15,18 @@ from components.jobs import device_status, is_active, job_cards, job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
 from recsys.config import data_dir
-from recsys.data.schema import list_datasets
 from recsys.errors import RecsysError
 from recsys.models import FAMILIES, get_model_class
 from recsys.registry import Registry
 
 logger = logging.getLogger(__name__)
+
+
+def list_datasets(root):  # noqa: D103 - lazy: recsys.data.schema imports pandas, kept out of app start
+    from recsys.data.schema import list_datasets as _list_datasets
+
+    return _list_datasets(root)
+
 
 dash.register_page(__name__, path="/runs", title="RecSys Lab · Runs", name="Runs", order=4)
 
