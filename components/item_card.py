@@ -13,10 +13,14 @@ with a pattern-matching ``Input``.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
+import pandas as pd
 from dash import html
 
 from recsys.data.schema import CATEGORY_SEP
@@ -56,15 +60,17 @@ def _text(row: Mapping[str, Any], key: str) -> str:
 
 
 def similarity_bar(score: float) -> html.Div:
-    """A thin bar whose width is the similarity (clipped to 0..1) and the value as text."""
+    """A thin bar whose width is the similarity (clipped to 0..1), the value drawn by CSS.
+
+    One element (the fill is a background sized by ``--sim``; the number is ``data-v``), so
+    a list of cards stays cheap to build and serialise.
+    """
     width = max(0.0, min(1.0, float(score))) * 100
     return html.Div(
-        [
-            html.Div(html.Div(className="sim-fill", style={"width": f"{width:.0f}%"}), className="sim-track"),
-            html.Span(f"{score:.3f}", className="sim-value"),
-        ],
         className="sim-bar",
+        style={"--sim": f"{width:.0f}%"},
         title="cosine similarity to the seed",
+        **{"data-v": f"{score:.3f}"},
     )
 
 
@@ -124,7 +130,7 @@ def item_card(
         html.Div(
             [
                 html.Span(_text(row, "brand") or "no brand", className="card-brand"),
-                html.Span(gender, className="card-gender") if gender else None,
+                *([html.Span(gender, className="card-gender")] if gender else []),
                 html.Span(fmt_price(row.get("price")), className="card-price"),
             ],
             className="card-meta",
@@ -142,12 +148,14 @@ def item_card(
                 n_clicks=0,
             )
         )
-    children: list[Any] = []
-    if image:
-        children.append(html.Img(src=image, className="card-img", alt=title, loading="lazy"))
-    children.append(html.Div(body, className="card-body-x"))
     classes = "item-card seed-card" if seed else "item-card"
-    return html.Div(children, className=classes, **{"data-item": item_id})
+    if image:
+        children: list[Any] = [
+            html.Img(src=image, className="card-img", alt=title, loading="lazy"),
+            html.Div(body, className="card-body-x"),
+        ]
+        return html.Div(children, className=classes + " has-img", **{"data-item": item_id})
+    return html.Div(body, className=classes + " card-body-x", **{"data-item": item_id})
 
 
 def card_grid(
@@ -165,3 +173,44 @@ def card_grid(
         for i, (row, s) in enumerate(zip(rows, scores, strict=False))
     ]
     return html.Div(cards, className=f"card-grid {className}".strip())
+
+
+# -- fast row access for cards -------------------------------------------------------------
+#: Columns a card shows, read once per catalogue view into NumPy arrays (position order).
+CARD_COLUMNS = ("item_id", "title", "brand", "category", "gender", "price", "image_url")
+_columns_cache: weakref.WeakKeyDictionary[Any, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _card_columns(view: Any) -> dict[str, np.ndarray]:
+    """The card columns of a :class:`recsys.search.CatalogView`, cached per view object.
+
+    ``view.attributes`` builds a DataFrame per call (milliseconds at 100k items); a list of
+    cards needs a few values from each of k rows, so this reads every column once.
+    """
+    with _cache_lock:
+        hit = _columns_cache.get(view)
+    if hit is not None:
+        return hit
+    frame = view.attributes(np.arange(view.n))
+    cols: dict[str, np.ndarray] = {}
+    for name in CARD_COLUMNS:
+        if name in frame:
+            series = frame[name]
+            if name == "price":
+                cols[name] = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+            else:
+                cols[name] = series.astype(object).where(series.notna(), "").to_numpy(dtype=object)
+        else:
+            cols[name] = np.full(view.n, "" if name != "price" else np.nan, dtype=object)
+    cols["item_id"] = np.asarray(view.item_ids, dtype=object)
+    with _cache_lock:
+        _columns_cache[view] = cols
+    return cols
+
+
+def card_rows(view: Any, positions: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+    """Card rows (``CARD_COLUMNS``) of catalogue positions, in order; fast for a handful."""
+    cols = _card_columns(view)
+    pos = np.asarray(positions, dtype=np.int64)
+    return [{name: cols[name][p] for name in CARD_COLUMNS} for p in pos.tolist()]

@@ -27,7 +27,7 @@ from components.filter_panel import (
     filter_inputs,
     filter_panel,
 )
-from components.item_card import explore_href, fmt_price
+from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, page_header
 from components.metrics import metric_keys, metrics_grid
 from components.presets import preset_names, safe_load
@@ -245,8 +245,7 @@ def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, An
         known = pos >= 0
         if not known.any():
             continue
-        frame = view.attributes(pos[known])
-        return {str(row["item_id"]): row for row in frame.to_dict("records")}
+        return {str(row["item_id"]): row for row in card_rows(view, pos[known])}
     return {}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from typing import Any
 
 import dash
@@ -28,7 +29,7 @@ from components.filter_panel import (
     filter_inputs,
     filter_panel,
 )
-from components.item_card import ITEM_ADD_TYPE, card_grid, fmt_price, item_card
+from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, fmt_price, item_card
 from components.layout import empty_state, error_alert, page_header
 from components.presets import (
     PRESET_DELETE,
@@ -125,28 +126,38 @@ def _searcher(run_id: str) -> Any:
     return get_searcher(_registry(), run_id)
 
 
+_search_cache: weakref.WeakKeyDictionary[Any, tuple[pd.Series, pd.Series]] = weakref.WeakKeyDictionary()
+
+
+def _search_columns(view: Any) -> tuple[pd.Series, pd.Series]:
+    """Distinct normalised titles and case-folded item ids as Arrow strings (cached per view)."""
+    hit = _search_cache.get(view)
+    if hit is None:
+        titles = pd.Series(np.asarray(view.title_names, dtype=object), dtype="string[pyarrow]")
+        ids_lower = pd.Series(np.asarray(view.item_ids, dtype=object), dtype="string[pyarrow]").str.casefold()
+        hit = (titles, ids_lower)
+        _search_cache[view] = hit
+    return hit
+
+
 def search_items(view: Any, query: str | None, limit: int = MAX_OPTIONS) -> np.ndarray:
     """Positions of items whose title or id contains ``query`` (case-insensitive), best first.
 
     Exact id matches come first, then titles starting with the query, then other matches;
-    vectorised over the distinct titles of the run's catalogue view.
+    vectorised (Arrow string kernels) over the distinct titles of the run's catalogue view.
     """
     q = " ".join(str(query or "").split()).casefold()
     if not q:
         return np.zeros(0, dtype=np.int64)
-    titles = pd.Series(view.title_names, dtype=object).astype(str)
-    hit_title = titles.str.contains(q, regex=False).to_numpy()
-    starts = titles.str.startswith(q).to_numpy()
-    ids_lower = pd.Series(view.item_ids, dtype=object).astype(str).str.casefold()
-    id_exact = (ids_lower == q).to_numpy()
-    id_hit = ids_lower.str.contains(q, regex=False).to_numpy()
+    titles, ids_lower = _search_columns(view)
+    hit_title = titles.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
+    starts = titles.str.startswith(q).to_numpy(dtype=bool, na_value=False)
+    id_exact = (ids_lower == q).to_numpy(dtype=bool, na_value=False)
+    id_hit = ids_lower.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
     score = np.where(id_exact, 3, 0) + np.where(starts[view.title], 2, 0) + (hit_title[view.title] | id_hit)
     pos = np.flatnonzero(score > 0)
-    if len(pos) > limit:
-        pos = pos[np.argsort(-score[pos], kind="stable")[:limit]]
-    else:
-        pos = pos[np.argsort(-score[pos], kind="stable")]
-    return pos
+    order = np.argsort(-score[pos], kind="stable")[:limit]
+    return pos[order]
 
 
 def item_label(row: dict[str, Any]) -> str:
@@ -195,7 +206,8 @@ def top_brands(view: Any, limit: int = 500) -> list[str]:
 
 def removed_bars(removed: dict[str, int], n_items: int) -> Any:
     """One bar per rule with the number of candidates it removed on its own."""
-    shown = {r: int(c) for r, c in removed.items() if c and r != "exclude_seed"}
+    hidden = ("exclude_seed", "adult_next_to_non_adult")  # always on; not the user's doing
+    shown = {r: int(c) for r, c in removed.items() if c and r not in hidden}
     if not shown:
         return html.Div("No rule removed anything.", className="text-muted small")
     rows = []
@@ -226,7 +238,7 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
         )
     else:
         pos = view.pos_of_row[np.asarray(result.rows, dtype=np.int64)]
-        rows = view.attributes(pos).to_dict("records")
+        rows = card_rows(view, pos)
         cards = card_grid(rows, result.scores, run_id=run_id, panel=PANEL)
     short = len(result.item_ids) < k
     summary = [
@@ -273,7 +285,7 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
         out["message"] = error_alert(exc, "Could not search")
         return out
     seed_pos = view.position(seed)
-    seed_row = view.attributes(np.array([seed_pos])).to_dict("records")[0]
+    seed_row = card_rows(view, [seed_pos])[0]
     out["seed_card"] = item_card(seed_row, seed=True, panel=PANEL)
     out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config)
     out["config_hash"] = config.config_hash()
@@ -722,7 +734,7 @@ def impact_view(report: dict[str, Any]) -> Any:
     per_seed = ", ".join(
         f"{RULE_LABELS.get(r, r)} {v:,.0f}"
         for r, v in sorted(removed.items(), key=lambda x: -x[1])
-        if v and r != "exclude_seed"
+        if v and r not in ("exclude_seed", "adult_next_to_non_adult")
     )
     foot = f"{report.get('n_seeds', 0)} seeds, k = {k}, {report.get('mean_elapsed_ms', 0):.1f} ms per query"
     if report.get("n_cases") is not None:
@@ -808,14 +820,14 @@ def session_view(session: list[str], run_id: str | None, k: int, values: dict[st
         pos = np.array([view.position(i) for i in session])
         known = pos >= 0
         if known.any():
-            rows = view.attributes(pos[known]).to_dict("records")
+            rows = card_rows(view, pos[known])
             titles = {str(r["item_id"]): str(r.get("title") or r["item_id"]) for r in rows}
         chips = session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE)
         config = filter_config_from_controls(values)
         response = recommend_response(list(session), run=run_id, filters=config.canonical(), k=k)
         rec_ids = [it["item_id"] for it in response["items"]]
         rec_pos = np.array([view.position(i) for i in rec_ids], dtype=np.int64)
-        rec_rows = view.attributes(rec_pos[rec_pos >= 0]).to_dict("records") if len(rec_pos) else []
+        rec_rows = card_rows(view, rec_pos[rec_pos >= 0])
         return chips, recommendations_view(response, rec_rows)
     except (RecsysError, ValueError, ApiError) as exc:
         return session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE), recommendations_view(

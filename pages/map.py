@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
-from components.item_card import explore_href, fmt_price
+from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, page_header
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -112,8 +112,8 @@ def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS
     return x, y, pos[keep].astype(np.int32), total
 
 
-def point_labels(view: Any, positions: np.ndarray, color_by: str) -> np.ndarray:
-    """Label of each point for a categorical colouring (top N kept, the rest "other")."""
+def point_labels(view: Any, positions: np.ndarray, color_by: str, top_n: int | None = TOP_N) -> np.ndarray:
+    """Label of each point for a categorical colouring (top N kept, the rest "other" unless None)."""
     if color_by.startswith("category:"):
         level = min(int(color_by.split(":")[1]), view.max_level)
         names = np.asarray(view.cat_names[level], dtype=object)
@@ -127,9 +127,11 @@ def point_labels(view: Any, positions: np.ndarray, color_by: str) -> np.ndarray:
         labels = np.where(labels == "", "(unknown)", labels)
     else:
         raise ValueError(f"unknown categorical colouring '{color_by}'")
+    if top_n is None:
+        return labels.astype(object)
     counts = pd.Series(labels).value_counts()
-    top = set(counts.index[:TOP_N])
-    if len(counts) > TOP_N:
+    top = set(counts.index[:top_n])
+    if len(counts) > top_n:
         labels = np.where(pd.Series(labels).isin(top).to_numpy(), labels, OTHER)
     return labels.astype(object)
 
@@ -621,7 +623,7 @@ def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure
 
 def hover_card(view: Any, position: int) -> html.Div:
     """The tooltip card of one point."""
-    row = view.attributes(np.array([position])).iloc[0]
+    row = card_rows(view, [position])[0]
     return html.Div(
         [
             html.Div(str(row.get("title") or row.get("item_id")), className="tip-title"),
@@ -715,9 +717,10 @@ def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> 
     view = searcher.view
     by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
     positions = np.arange(view.n)
-    labels = point_labels(view, positions, by)
-    table = neighbourhood_purity(searcher.unit, labels, k=k, method="exact", max_queries=max_queries)
-    table = table[table["label"] != OTHER].head(15).iloc[::-1]
+    labels = point_labels(view, positions, by, top_n=None)  # real labels: lumping would inflate purity
+    full = neighbourhood_purity(searcher.unit, labels, k=k, method="exact", max_queries=max_queries)
+    table = full.head(15).iloc[::-1]
+    table.attrs = full.attrs
     fig = go.Figure(
         [
             go.Bar(
@@ -748,7 +751,7 @@ def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> 
         yaxis={"automargin": True},
     )
     overall = table.attrs.get("overall")
-    label = dict(COLOR_CHOICES).get(by, by)
+    label = dict(COLOR_CHOICES).get(by, by).replace(f" (top {TOP_N})", "")
     return html.Div(
         [
             html.Div(
