@@ -69,6 +69,17 @@ def test_filter_with_fewer_allowed_than_k_never_raises(data, index):
     assert (none == -1).all()
 
 
+def test_knn_rows_single_query_fast_path(data, index):
+    rows, _ = index.knn(data[7], 12)
+    fast = index.knn_rows(data[7], 12)
+    assert fast.tolist() == rows[0].tolist()  # same beam search, same order
+    assert fast[0] == 7
+    small = HnswIndex.build(data[:5], num_threads=1)
+    assert sorted(small.knn_rows(data[0].astype(np.float64), 50).tolist()) == [0, 1, 2, 3, 4]  # k clipped
+    with pytest.raises(ValueError, match="dimension 3"):
+        index.knn_rows(np.ones(3, dtype=np.float32), 5)
+
+
 def test_exact_search_with_allowed_rows_and_padding():
     items = unit(np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], dtype=np.float32))
     rows, sims = exact_search(items, np.array([1, 0], dtype=np.float32), 3, allowed_rows=np.array([3, 2]))

@@ -380,3 +380,108 @@ def test_similar_items_through_registry_uses_saved_index(tmp_path, monkeypatch):
     reg.update(run["run_id"], note="touched")
     clear_searcher_cache()
     assert similar_items(reg, run["run_id"], "it3", cfg, k=5).item_ids == res.item_ids
+
+
+def clustered_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Vectors in 20 clusters = leaf categories (2 top categories x 10); brand mostly = cluster.
+
+    10% of items get a random category and a random brand, so filters and vectors agree
+    only mostly.
+    """
+    rng = np.random.default_rng(seed)
+    leaf = rng.integers(0, 20, n)
+    centers = rng.normal(size=(20, 16)).astype(np.float32)
+    vec = centers[leaf] + 0.35 * rng.normal(size=(n, 16)).astype(np.float32)
+    noisy = rng.random(n) < 0.1
+    label = np.where(noisy, rng.integers(0, 20, n), leaf)
+    brand = np.where(noisy, rng.integers(0, 20, n), leaf)
+    cat = pd.DataFrame(
+        {
+            "item_id": [f"c{i}" for i in range(n)],
+            "title": [f"t{i}" for i in range(n)],
+            "category": [f"T{x // 10} > L{x}" for x in label],
+            "brand": [f"b{x}" for x in brand],
+            "gender": rng.choice(["women", "men", ""], n),
+            "price": rng.lognormal(3, 0.5, n),
+            "adult": rng.random(n) < 0.05,
+        }
+    )
+    return cat, vec
+
+
+@pytest.fixture(scope="module")
+def big_searcher():
+    cat, vec = clustered_catalog(6000, 3)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+    return cat, vec, FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+
+
+def test_auto_plan_overfetches_when_it_fills_and_matches_exact(big_searcher):
+    """Same top category + price band: exact search would scan 3000 rows, one over-fetch
+    fills the list; the answers equal exact filtered search."""
+    cat, vec, searcher = big_searcher
+    cfg = FilterConfig(same_category=True, category_level=0, price_ratio_min=0.5, price_ratio_max=2.0)
+    seeds = [f"c{i}" for i in range(0, 6000, 37)]
+    plans, recall = {}, []
+    for item in seeds:
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+        assert res.n_eligible == ref.n_eligible
+        assert len(res) == min(10, ref.n_eligible)  # always filled
+        assert res.scores == sorted(res.scores, reverse=True)
+        recall.append(len(set(res.rows) & set(ref.rows)) / max(len(ref.rows), 1))
+    compiled = searcher.compile(cfg)
+    assert compiled.first_tries > 0 and compiled.first_hits / compiled.first_tries > 0.8
+    assert plans.get("hnsw_overfetch", 0) > len(seeds) * 0.8, plans
+    assert np.mean(recall) >= 0.99
+    for item in seeds[:1]:  # and exact search is brute force
+        res = searcher.search(item, cfg, 10)
+        ids, scores, eligible = brute_force(cat, vec, item, cfg, 10)
+        assert_matches(res, ids, scores, eligible)
+
+
+def test_auto_plan_falls_back_then_learns_to_go_exact(big_searcher):
+    """Each brand banned next to itself removes a seed's own cluster: 95% of the catalogue is
+    eligible, yet an over-fetch finds nothing. The first tries fall back to exact search
+    (lists still full), then the planner goes straight to exact search."""
+    cat, vec, searcher = big_searcher
+    cfg = FilterConfig(banned_brand_pairs=[(f"b{i}", f"b{i}") for i in range(20)])
+    plans = []
+    for i in range(0, 6000, 29):
+        item = f"c{i}"
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.rows == ref.rows and res.n_eligible == ref.n_eligible and len(res) == 10
+        plans.append(res.plan)
+    ids, scores, eligible = brute_force(cat, vec, "c0", cfg, 10)
+    assert_matches(searcher.search("c0", cfg, 10), ids, scores, eligible)
+    compiled = searcher.compile(cfg)
+    assert compiled.first_tries >= 8 and compiled.first_hits / compiled.first_tries < 0.4
+    assert plans[:3] == ["hnsw_overfetch+exact_fallback"] * 3
+    late = plans[len(plans) // 2 :]
+    assert sum(p.startswith("exact") for p in late) > 0.8 * len(late), plans
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=configs, k=st.integers(1, 30), seed_row=st.integers(0, 5999), level=st.integers(0, 2))
+def test_forced_overfetch_on_larger_catalogue_equals_brute_force_rules(big_searcher, cfg, k, seed_row, level):
+    """The key index (category block x gender x price rank, adult and base rules folded in)
+    counts and tests candidates exactly like a pass over the catalogue."""
+    cat, vec, searcher = big_searcher
+    item = f"c{seed_row}"
+    cfg = cfg.model_copy(update={"category_level": level})
+    res = searcher.search(item, cfg, k, plan="hnsw_overfetch")
+    ref = searcher.search(item, cfg, k, plan="exact")
+    assert res.n_eligible == ref.n_eligible
+    assert res.removed_by_rule == ref.removed_by_rule or cfg.max_per_brand or cfg.min_similarity
+    if cfg.min_similarity is None and cfg.max_per_brand is None:
+        assert len(res) == min(k, ref.n_eligible)
+
+
+def test_run_not_searchable_error_lives_in_errors():
+    from recsys import search
+    from recsys.errors import RunNotFoundError, RunNotSearchableError
+
+    assert search.RunNotSearchableError is RunNotSearchableError
+    assert issubclass(RunNotSearchableError, RunNotFoundError)
