@@ -75,7 +75,7 @@ JOB_KINDS: dict[str, str] = {
     "demo": "recsys.pipeline:build_demo",
     "train": "recsys.pipeline:train_run",
     "project": "recsys.projection:project_run",
-    "import": "recsys.data.adapters:import_dataset",
+    "import": "recsys.pipeline:import_job",
     # Diagnostic kind: sleeps in steps and reports progress; used by the tests
     # and handy to check that a runner (process or Celery) works end to end.
     "sleep": "recsys.jobs:_selftest_sleep",

@@ -183,7 +183,7 @@ def build_demo(
             params,
             dataset.name,
             root,
-            progress=stage(progress, i + 1, n_stages, family),
+            progress=stage(progress, i + 1, n_stages, f"variant {i + 1}/{len(families)}"),
             label=f"{family} (demo)",
         )
         runs.append(meta["run_id"])
@@ -200,3 +200,21 @@ def _demo_params(family: str) -> dict[str, Any]:
         tuned = getattr(prod2vec, "TUNED_PARAMS", {})
         return dict(tuned)
     return {}
+
+
+def import_job(
+    source: str,
+    path: str,
+    name: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Import and store a dataset; return its summary and validation report (JSON-able).
+
+    The background-job form of :func:`recsys.data.adapters.import_dataset`.
+    """
+    from recsys.data.adapters import import_dataset
+
+    dataset = import_dataset(source, path, name=name, root=root, progress=progress, **options)
+    return {"dataset": dataset.name, "summary": dataset.summary(), "report": dataset.report.to_dict()}
