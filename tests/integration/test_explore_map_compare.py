@@ -24,7 +24,7 @@ def _cards(dash_duo) -> list[str]:
     return [e.get_attribute("data-item") for e in dash_duo.find_elements("#explore-results .item-card")]
 
 
-def _wait(predicate, timeout: float = 15.0, what: str = "condition") -> None:
+def _wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:
     end = time.time() + timeout
     while time.time() < end:
         if predicate():
@@ -105,7 +105,7 @@ def test_map_draws_points_and_compare_shows_two_lists(dash_duo, dash_app, demo_d
     dash_duo.driver.set_window_size(1400, 1100)
     dash_duo.start_server(dash_app)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/map?run={runs['prod2vec']}")
-    dash_duo.wait_for_element(f"#{ids.MAP_GRAPH} .js-plotly-plot", timeout=20)
+    dash_duo.wait_for_element(f"#{ids.MAP_GRAPH} .js-plotly-plot", timeout=40)
     n_items = len(Registry(demo_data_dir).load_model(runs["prod2vec"]).item_ids_)
 
     def points() -> int:
@@ -114,7 +114,7 @@ def test_map_draws_points_and_compare_shows_two_lists(dash_duo, dash_app, demo_d
             "return g && g._fullData ? g._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1;"
         )
 
-    _wait(lambda: points() == n_items, timeout=20, what="every item drawn")
+    _wait(lambda: points() == n_items, timeout=40, what="every item drawn")
     assert dash_duo.find_elements(f"#{ids.MAP_GRAPH} canvas")  # WebGL
     dash_duo.wait_for_contains_text(f"#{ids.MAP_STATUS}", "PCA", timeout=10)
 
@@ -122,7 +122,7 @@ def test_map_draws_points_and_compare_shows_two_lists(dash_duo, dash_app, demo_d
     dash_duo.driver.get(f"{dash_duo.server_url}/compare?runs={pair}")
     _wait(
         lambda: len(dash_duo.find_elements(f"#{ids.COMPARE_LISTS} .compare-col")) == 2,
-        timeout=20,
+        timeout=40,
         what="two lists",
     )
     cols = dash_duo.find_elements(f"#{ids.COMPARE_LISTS} .compare-col")
