@@ -14,16 +14,31 @@ The planner then picks, per query, by the estimated cost:
 
 ``exact_range`` / ``exact_subset``
     Exact dot products over the domain slice (dense) or over the gathered
-    eligible rows. Cheap for small eligible sets (1% of 100k = 1k rows costs a
-    fraction of one HNSW query).
+    eligible rows. Cheap for small eligible sets (1% of 100k = 1k rows costs
+    about one HNSW query).
 ``hnsw_overfetch``
-    Unfiltered HNSW for ``k / selectivity * safety`` candidates, post-filtered
-    with the mask; retried with a 4x larger fetch when short, then
-    ``+exact_fallback``. Wins at high selectivity.
+    Unfiltered HNSW for ``max(4 * need, 64)`` candidates (the index's ``ef``
+    still bounds the beam, so this costs about one unfiltered query),
+    post-filtered; when that comes up short, exact search over the eligible
+    items (``+exact_fallback``; or, when that would be much dearer, a 4x
+    larger fetch first). Whether the first fetch usually fills the list is
+    *learned* per compiled filter (a running hit rate, seeded with what
+    independence of filter and vectors would predict): filters correlate with
+    the vectors ("same category" keeps 5% of the catalogue but most of a
+    seed's neighbours), so the plan is chosen by expected cost, with a few
+    exploratory over-fetches while exact search is preferred.
 ``hnsw_filter``
     hnswlib's own filter callback. Never chosen automatically: it calls Python
     once per visited node (16x-150x slower than unfiltered at 10%-1%
     selectivity); available with ``plan="hnsw_filter"`` for comparison.
+
+No per-seed mask over the catalogue is built unless exact search needs it:
+the seed-dependent rules are resolved in O(1)/O(log n) (:class:`_SeedRules`);
+gender, price band and adult rules go through a per-filter key index (one int
+per item: category block x gender x price rank, -1 where the seed-independent
+rules exclude it), so the exact eligible count is one binary search and each
+HNSW candidate one range test. Banned brand pairs and same-title exclusion
+take one vectorised pass over the domain slice.
 
 Guarantees: k results whenever k eligible items exist, all of them when fewer
 (never hnswlib's "contiguous 2D array" error), with ``min_similarity`` and
