@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-import numpy as np
-import pandas as pd
 from dash import html
 
-from recsys.data.schema import CATEGORY_SEP
+#: Separator of category levels (the value of ``recsys.data.schema.CATEGORY_SEP``; not imported
+#: from there because ``recsys.data`` loads pandas, which the app must not import at start).
+CATEGORY_SEP = " > "
 
 #: Pattern-matching id type of the "add to session" button of a card.
 ITEM_ADD_TYPE = "item-card-add"
@@ -59,14 +59,28 @@ def _text(row: Mapping[str, Any], key: str) -> str:
     return str(v)
 
 
-def similarity_bar(score: float) -> html.Div:
+def html_node(tag: str, children: Any = None, **props: Any) -> dict[str, Any]:
+    """A ``dash.html`` component in its JSON form (what ``Component.to_plotly_json()`` returns).
+
+    For the fixed inner nodes of a card: a dict is built and serialised several times faster
+    than a ``Component`` (whose constructor validates every keyword), and Dash's renderer
+    takes either form. ``html_node("Div", "x", className="a")`` renders like
+    ``html.Div("x", className="a")``; ``data-*`` props go in ``**{"data-v": ...}``.
+    """
+    if children is not None:
+        props["children"] = children
+    return {"props": props, "type": tag, "namespace": "dash_html_components"}
+
+
+def similarity_bar(score: float) -> dict[str, Any]:
     """A thin bar whose width is the similarity (clipped to 0..1), the value drawn by CSS.
 
     One element (the fill is a background sized by ``--sim``; the number is ``data-v``), so
     a list of cards stays cheap to build and serialise.
     """
     width = max(0.0, min(1.0, float(score))) * 100
-    return html.Div(
+    return html_node(
+        "Div",
         className="sim-bar",
         style={"--sim": f"{width:.0f}%"},
         title="cosine similarity to the seed",
@@ -103,6 +117,14 @@ def item_card(
         When given, the card gets an "add to session" button (see ``ITEM_ADD_TYPE``).
     link : bool
         Make the title a link that opens the item as the seed in Explore.
+
+    Notes
+    -----
+    The live Explore list builds and serialises ten to fifty cards per filter change, so a
+    card is small: the rank or "seed" tag and the gender pill are drawn by CSS from
+    ``data-rank`` / ``data-tag`` / ``data-gender`` attributes, the brand is the text of the
+    meta line, and the inner nodes are :func:`html_node` dicts. The card itself (with
+    ``data-item``) and its "add to session" button are ``Component`` objects.
     """
     item_id = _text(row, "item_id")
     title = _text(row, "title") or item_id
@@ -110,30 +132,30 @@ def item_card(
     gender = _GENDER_LABEL.get(_text(row, "gender"), _text(row, "gender"))
     image = _text(row, "image_url")
 
-    head: list[Any] = []
-    if rank is not None:
-        head.append(html.Span(f"#{rank}", className="card-rank"))
-    if seed:
-        head.append(html.Span("seed", className="card-seed-tag"))
-    head.append(html.Span(item_id, className="card-id", title="item id"))
-
-    title_node: Any = (
-        html.A(title, href=explore_href(item_id, run_id), className="card-title", title=title)
+    head_attrs = {"data-tag": "seed"} if seed else ({"data-rank": f"#{rank}"} if rank is not None else {})
+    title_node = (
+        html_node("A", title, href=explore_href(item_id, run_id), className="card-title", title=title)
         if link and not seed
-        else html.Div(title, className="card-title", title=title)
+        else html_node("Div", title, className="card-title", title=title)
     )
-    crumbs = category.split(CATEGORY_SEP) if category else []
+    meta_attrs = {"data-gender": gender} if gender else {}
     body: list[Any] = [
-        html.Div(head, className="card-head"),
+        html_node("Div", item_id, className="card-head", **head_attrs),
         title_node,
-        html.Div(" › ".join(crumbs) or "no category", className="card-category", title=category),
-        html.Div(
+        html_node(
+            "Div",
+            " › ".join(category.split(CATEGORY_SEP)) if category else "no category",
+            className="card-category",
+            title=category,
+        ),
+        html_node(
+            "Div",
             [
-                html.Span(_text(row, "brand") or "no brand", className="card-brand"),
-                *([html.Span(gender, className="card-gender")] if gender else []),
-                html.Span(fmt_price(row.get("price")), className="card-price"),
+                _text(row, "brand") or "no brand",
+                html_node("Span", fmt_price(row.get("price")), className="card-price"),
             ],
             className="card-meta",
+            **meta_attrs,
         ),
     ]
     if score is not None and not seed:
@@ -145,13 +167,12 @@ def item_card(
                 id={"type": ITEM_ADD_TYPE, "item": item_id, "panel": panel},
                 className="card-add",
                 title="add to the recent-views session",
-                n_clicks=0,
             )
         )
     classes = "item-card seed-card" if seed else "item-card"
     if image:
         children: list[Any] = [
-            html.Img(src=image, className="card-img", alt=title, loading="lazy"),
+            html_node("Img", src=image, className="card-img", alt=title, loading="lazy"),
             html.Div(body, className="card-body-x"),
         ]
         return html.Div(children, className=classes + " has-img", **{"data-item": item_id})
@@ -178,16 +199,19 @@ def card_grid(
 # -- fast row access for cards -------------------------------------------------------------
 #: Columns a card shows, read once per catalogue view into NumPy arrays (position order).
 CARD_COLUMNS = ("item_id", "title", "brand", "category", "gender", "price", "image_url")
-_columns_cache: weakref.WeakKeyDictionary[Any, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_columns_cache: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
-def _card_columns(view: Any) -> dict[str, np.ndarray]:
+def _card_columns(view: Any) -> dict[str, Any]:
     """The card columns of a :class:`recsys.search.CatalogView`, cached per view object.
 
     ``view.attributes`` builds a DataFrame per call (milliseconds at 100k items); a list of
     cards needs a few values from each of k rows, so this reads every column once.
     """
+    import numpy as np
+    import pandas as pd
+
     with _cache_lock:
         hit = _columns_cache.get(view)
     if hit is not None:
@@ -209,8 +233,8 @@ def _card_columns(view: Any) -> dict[str, np.ndarray]:
     return cols
 
 
-def card_rows(view: Any, positions: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
-    """Card rows (``CARD_COLUMNS``) of catalogue positions, in order; fast for a handful."""
+def card_rows(view: Any, positions: Sequence[int] | Any) -> list[dict[str, Any]]:
+    """Card rows (``CARD_COLUMNS``) of catalogue positions (ints or an int array), in order."""
     cols = _card_columns(view)
-    pos = np.asarray(positions, dtype=np.int64)
-    return [{name: cols[name][p] for name in CARD_COLUMNS} for p in pos.tolist()]
+    pos = positions.tolist() if hasattr(positions, "tolist") else [int(p) for p in positions]
+    return [{name: cols[name][p] for name in CARD_COLUMNS} for p in pos]

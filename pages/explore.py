@@ -6,20 +6,21 @@ so a shared link reproduces the view; the page keeps the address bar in step wit
 page and drop unsaved filter changes). ``preset`` stays in the URL only while the filters
 equal the loaded preset.
 
-Every list comes from :func:`recsys.search.similar_items`, the code path of the REST API.
+Every list comes from the run's cached searcher (``get_searcher(...).search``), the code path of
+:func:`recsys.search.similar_items` and the REST API.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import weakref
 from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
-import pandas as pd
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
@@ -57,7 +58,7 @@ from components.recent_views import (
     remove_from_session,
     session_chips,
 )
-from recsys.config import data_dir
+from recsys.config import ENV_DATA_DIR, data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.registry import Registry
@@ -97,8 +98,17 @@ PLAN_LABELS = {
 
 
 # -- data helpers (plain functions, tested directly) -------------------------------------
+_registries: dict[tuple[str, str], Registry] = {}
+
+
 def _registry() -> Registry:
-    return Registry(data_dir())
+    """The registry of the current data directory (one object per directory: building one
+    resolves the path and creates folders, which a per-filter-change callback should not)."""
+    key = (os.environ.get(ENV_DATA_DIR) or "", os.getcwd())
+    registry = _registries.get(key)
+    if registry is None or not registry.runs_dir.is_dir():
+        registry = _registries[key] = Registry(data_dir())
+    return registry
 
 
 def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
@@ -126,13 +136,15 @@ def _searcher(run_id: str) -> Any:
     return get_searcher(_registry(), run_id)
 
 
-_search_cache: weakref.WeakKeyDictionary[Any, tuple[pd.Series, pd.Series]] = weakref.WeakKeyDictionary()
+_search_cache: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
 
 
-def _search_columns(view: Any) -> tuple[pd.Series, pd.Series]:
+def _search_columns(view: Any) -> tuple[Any, Any]:
     """Distinct normalised titles and case-folded item ids as Arrow strings (cached per view)."""
     hit = _search_cache.get(view)
     if hit is None:
+        import pandas as pd  # off the app's start path
+
         titles = pd.Series(np.asarray(view.title_names, dtype=object), dtype="string[pyarrow]")
         ids_lower = pd.Series(np.asarray(view.item_ids, dtype=object), dtype="string[pyarrow]").str.casefold()
         hit = (titles, ids_lower)
@@ -217,10 +229,7 @@ def removed_bars(removed: dict[str, int], n_items: int) -> Any:
             html.Div(
                 [
                     html.Span(RULE_LABELS.get(rule, rule), className="removed-label"),
-                    html.Div(
-                        html.Div(className="removed-fill", style={"width": f"{min(share, 1) * 100:.1f}%"}),
-                        className="removed-track",
-                    ),
+                    html.Div(className="removed-track", style={"--w": f"{min(share, 1) * 100:.1f}%"}),
                     html.Span(f"−{count:,}", className="removed-count", **{"data-rule": rule}),
                 ],
                 className="removed-row",
@@ -243,8 +252,7 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
     short = len(result.item_ids) < k
     summary = [
         dbc.Badge(f"{len(result.item_ids)} / {k}", color="warning" if short else "success", className="me-2"),
-        html.Span(f"{result.n_eligible:,} eligible of {view.n:,}", className="me-2"),
-        html.Span("· ", className="text-muted"),
+        f"{result.n_eligible:,} eligible of {view.n:,} · ",
         html.Span(
             PLAN_LABELS.get(result.plan, result.plan),
             className="plan-name me-2",
@@ -265,9 +273,7 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
 
 def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[str, Any]) -> dict[str, Any]:
     """Everything the filter-change callback outputs (a plain function: parse, search, format)."""
-    from recsys.search import similar_items
-
-    out = {"seed_card": no_update, "results": [], "summary": "", "removed": "", "message": None, "url": None}
+    out = {"results": [], "summary": "", "removed": "", "message": None, "url": None}
     if not run_id or not seed:
         out["results"] = empty_state("Pick a seed item: type part of its title or its id.")
         return out
@@ -278,18 +284,29 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
         out["message"] = error_alert(exc, "These filters are not valid", dismissable=False)
         return out
     try:
-        registry = _registry()
-        result = similar_items(registry, run_id, seed, config, k)
-        view = _searcher(run_id).view
+        searcher = _searcher(run_id)  # the run's cached searcher: similar_items' code path
+        result = searcher.search(seed, config, k)
+        view = searcher.view
     except RecsysError as exc:
         out["message"] = error_alert(exc, "Could not search")
         return out
-    seed_pos = view.position(seed)
-    seed_row = card_rows(view, [seed_pos])[0]
-    out["seed_card"] = item_card(seed_row, seed=True, panel=PANEL)
     out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config)
     out["config_hash"] = config.config_hash()
     return out
+
+
+def seed_card_view(run_id: str | None, seed: str | None) -> Any:
+    """The seed's card (empty when the seed or run is unknown: the results callback says why)."""
+    if not run_id or not seed:
+        return []
+    try:
+        view = _searcher(run_id).view
+    except RecsysError:
+        return []
+    pos = view.position(seed)
+    if pos < 0:
+        return []
+    return item_card(card_rows(view, [pos])[0], seed=True, panel=PANEL)
 
 
 # -- layout ---------------------------------------------------------------------------
@@ -522,8 +539,17 @@ def update_seed_options(search_value: str | None, run_id: str | None, current: s
 
 
 @callback(
+    Output(ids.EXPLORE_SEED_CARD, "children"),
+    Input(ids.EXPLORE_SEED, "value"),
+    Input(ids.EXPLORE_RUN, "value"),
+)
+def update_seed_card(seed: str | None, run_id: str | None) -> Any:
+    """The seed card: only when the seed or run changes, not on every filter change."""
+    return seed_card_view(run_id, seed)
+
+
+@callback(
     output={
-        "seed_card": Output(ids.EXPLORE_SEED_CARD, "children"),
         "results": Output(ids.EXPLORE_RESULTS, "children"),
         "summary": Output(ids.EXPLORE_SUMMARY, "children"),
         "removed": Output(ids.EXPLORE_REMOVED, "children"),

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
@@ -33,6 +32,9 @@ from components.layout import empty_state, error_alert, page_header
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ def _run_stamp(run_id: str) -> float:
 
 @functools.lru_cache(maxsize=4)
 def _pca_cached(root: str, run_id: str, stamp: float) -> pd.DataFrame:
+    import pandas as pd  # off the app's start path
+
     from recsys.projection import project
 
     model = Registry(root).load_model(run_id)
@@ -102,6 +106,8 @@ def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS
 
     Above ``max_points`` a seeded random sample (sorted) is kept. Returns also the total.
     """
+    import pandas as pd  # off the app's start path
+
     pos = pd.Index(view.item_ids).get_indexer(frame["item_id"].astype(str).to_numpy())
     keep = np.flatnonzero(pos >= 0)
     total = len(keep)
@@ -114,6 +120,8 @@ def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS
 
 def point_labels(view: Any, positions: np.ndarray, color_by: str, top_n: int | None = TOP_N) -> np.ndarray:
     """Label of each point for a categorical colouring (top N kept, the rest "other" unless None)."""
+    import pandas as pd  # off the app's start path
+
     if color_by.startswith("category:"):
         level = min(int(color_by.split(":")[1]), view.max_level)
         names = np.asarray(view.cat_names[level], dtype=object)
@@ -146,6 +154,8 @@ def map_figure(
     """The WebGL scatter: one trace per colour group (or a price colour scale) plus an empty
     highlight trace last (filled by the search callback). ``customdata`` holds each point's
     catalogue position (int32)."""
+    import pandas as pd  # off the app's start path
+
     size = _marker_size(len(x))
     traces: list[go.Scattergl] = []
     common = {"mode": "markers", "hoverinfo": "none", "hovertemplate": None}
@@ -243,6 +253,8 @@ def map_figure(
 
 def match_positions(view: Any, query: str | None) -> np.ndarray:
     """Catalogue positions whose title, brand or id contains ``query`` (case-insensitive)."""
+    import pandas as pd  # off the app's start path
+
     q = " ".join(str(query or "").split()).casefold()
     if not q:
         return np.zeros(0, dtype=np.int64)
@@ -681,6 +693,8 @@ def selection_rows(
     view: Any, positions: list[int], limit: int = MAX_SELECTION_ROWS
 ) -> tuple[list[dict], str]:
     """Grid rows of the selected points (at most ``limit``) and an info line."""
+    import pandas as pd  # off the app's start path
+
     pos = np.unique(np.asarray(positions, dtype=np.int64))
     if len(pos) == 0:
         return [], ""

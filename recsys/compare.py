@@ -26,9 +26,10 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from recsys.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -233,6 +234,8 @@ def disagreement_seeds(
         Columns ``seed, overlap, rbo, n_a, n_b``, lowest overlap first (ties broken by RBO,
         then seed id); seeds for which either variant has nothing are left out.
     """
+    import pandas as pd  # lazily: the dashboard imports this module at start
+
     seeds = [str(s) for s in seeds]
     ids_a = np.asarray(ids_a, dtype=str)
     ids_b = np.asarray(ids_b, dtype=str)
@@ -328,6 +331,8 @@ def per_category_table(runs: Sequence[Mapping[str, Any]], metric: str = "hr@10")
         top level; entries of sub-categories of the same top level are averaged, weighted by
         ``n_cases`` when known.
     """
+    import pandas as pd  # lazily: the dashboard imports this module at start
+
     from recsys.data.schema import CATEGORY_SEP
 
     rows = []

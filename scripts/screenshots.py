@@ -130,7 +130,7 @@ def pages(root: Path) -> list[tuple[str, str, str]]:
     compare_runs = ",".join(embedding_runs)
     return [
         ("overview", "/", f"#{ids.OVERVIEW_RUNS_GRID} .ag-row"),
-        ("explore", f"/explore?seed={seed}&run={run}", f"#{ids.EXPLORE_RESULTS} .card-rank"),
+        ("explore", f"/explore?seed={seed}&run={run}", f"#{ids.EXPLORE_RESULTS} .item-card"),
         ("map", f"/map?run={run}", f"#{ids.MAP_GRAPH} .main-svg"),
         ("compare", f"/compare?seed={seed}&runs={compare_runs}", f"#{ids.COMPARE_LISTS} .compare-col"),
         ("runs", "/runs", f"#{ids.RUNS_GRID} .ag-row"),

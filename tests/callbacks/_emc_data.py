@@ -182,6 +182,8 @@ def text_of(node: Any) -> str:
             parts.append(str(n))
         elif n is not None and hasattr(n, "to_plotly_json"):
             walk(getattr(n, "children", None))
+        elif isinstance(n, dict) and "props" in n and "type" in n:  # a component in JSON form
+            walk(n["props"].get("children"))
 
     walk(node)
     return " ".join(parts)

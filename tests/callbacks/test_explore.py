@@ -140,7 +140,9 @@ def test_results_show_k_cards_and_same_category_changes_list_and_removed_counts(
     assert len(before) == K
     assert set(before[:4]) == {"ws1", "ws2", "ws3", "ws4"}
     assert all(i.startswith("ms") for i in before[4:])
-    assert getattr(out["seed_card"], "data-item") == "ws0"
+    assert "seed_card" not in out  # drawn by its own callback, not on every filter change
+    assert getattr(explore.update_seed_card("ws0", run), "data-item") == "ws0"
+    assert explore.update_seed_card("nope", run) == []
     assert "8 / 8" in text_of(out["summary"])
 
     out2 = call_results(explore, "ws0", run, defaults(same_category=True))
