@@ -1,14 +1,13 @@
 """The "recent views" panel: build a shopping session by clicking items, see recommendations for it.
 
 The session is a list of item ids (oldest first) kept in the browser (a ``dcc.Store``); the
-recommendations come from the same code path as the REST ``/recommend`` endpoint
-(:func:`recsys.serving.recommend_response`): a two-tower run's user vector, or the mean of
-the recent items' vectors for other embedding runs, queried against the run's index with the
-active filters.
+recommendations come from :func:`recsys.search.recommend_for_recent`, the code path of the REST
+``/recommend`` endpoint: a two-tower run's user vector, or the mean of the recent items' vectors
+for other embedding runs, queried against the run's index with the active filters.
 
 ``recent_views_panel(...)`` draws the panel; ``add_to_session`` / ``remove_from_session`` are
-the pure list operations the page's callbacks use; ``session_chips`` and ``recommendations_view``
-format what the page shows.
+the pure list operations the page's callbacks use; ``session_outputs`` computes what the page
+shows (``session_chips`` and ``recommendations_view``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from components.item_card import card_grid
+from components.item_card import card_grid, card_rows
+from recsys.errors import RecsysError
 
 #: Most recent views kept in a session (the two-tower model reads at most its max_recent).
 MAX_SESSION = 20
@@ -65,35 +65,79 @@ def session_chips(session: Sequence[str], titles: Mapping[str, str], remove_type
 
 
 def recommendations_view(
-    response: Mapping[str, Any] | None, rows: Sequence[Mapping[str, Any]], error: str | None = None
+    result: Any | None, rows: Sequence[Mapping[str, Any]], error: str | None = None, run_id: str | None = None
 ) -> Any:
-    """Recommendation cards for a ``recommend_response`` answer (or an error / empty state)."""
+    """Recommendation cards for a :class:`recsys.search.RecentResult` (or an error / empty state)."""
     if error:
         return dbc.Alert(error, color="warning", className="mb-0 small")
-    if not response:
+    if result is None:
         return html.Div(
             "Add items to the session to see personalised recommendations.", className="text-muted small"
         )
-    method = response.get("method", "")
-    how = "two-tower user vector" if method == "two_tower" else "mean of the recent items' vectors"
+    how = "two-tower user vector" if result.method == "two_tower" else "mean of the recent items' vectors"
     note = [
         html.Span(f"{len(rows)} recommendations from ", className="text-muted"),
-        html.Code(response.get("run", "")),
+        html.Code(run_id or ""),
         html.Span(f" · {how}", className="text-muted"),
     ]
-    if response.get("ignored_item_ids"):
+    if result.ignored_item_ids:
         note.append(
             html.Span(
-                f" · ignored (no vector): {', '.join(response['ignored_item_ids'])}", className="text-warning"
+                f" · ignored (no vector): {', '.join(result.ignored_item_ids)}", className="text-warning"
             )
         )
-    scores = [it.get("score") for it in response.get("items", [])]
     return html.Div(
         [
             html.Div(note, className="small mb-2"),
-            card_grid(rows, scores, run_id=response.get("run"), className="compact"),
+            card_grid(rows, result.scores, run_id=run_id, className="compact"),
         ]
     )
+
+
+def session_outputs(
+    registry: Any,
+    view: Any,
+    session: Sequence[str],
+    run_id: str | None,
+    config: Any,
+    k: int,
+    remove_type: str,
+) -> tuple[Any, Any]:
+    """(chips, recommendations) of a session in a run.
+
+    Parameters
+    ----------
+    registry : Registry
+    view : recsys.search.CatalogView
+        The run's catalogue view (titles of the chips, rows of the cards).
+    session : sequence of str
+        Recent item ids, oldest first.
+    run_id : str or None
+    config : FilterConfig
+        The active filters.
+    k : int
+    remove_type : str
+        Pattern id type of the chips' remove buttons.
+    """
+    from recsys.search import recommend_for_recent
+
+    session = list(session)
+    titles: dict[str, str] = {}
+    for item in session:
+        pos = view.position(item) if view is not None else -1
+        if pos >= 0:
+            row = card_rows(view, [pos])[0]
+            titles[item] = str(row.get("title") or item)
+    chips = session_chips(session, titles, remove_type)
+    if not session or not run_id:
+        return chips, recommendations_view(None, [])
+    try:
+        result = recommend_for_recent(registry, run_id, session, config, k)
+    except RecsysError as exc:
+        return chips, recommendations_view(None, [], str(exc))
+    positions = [view.position(i) for i in result.item_ids]
+    rows = card_rows(view, [p for p in positions if p >= 0])
+    return chips, recommendations_view(result, rows, run_id=run_id)
 
 
 def recent_views_panel(

@@ -57,12 +57,12 @@ from components.recent_views import (
     recommendations_view,
     remove_from_session,
     session_chips,
+    session_outputs,
 )
 from recsys.config import ENV_DATA_DIR, data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.registry import Registry
-from recsys.serving import ApiError, recommend_response
 
 logger = logging.getLogger(__name__)
 
@@ -837,25 +837,14 @@ def update_session(
 
 
 def session_view(session: list[str], run_id: str | None, k: int, values: dict[str, Any]) -> tuple[Any, Any]:
-    """Plain-function body of :func:`update_session`."""
-    titles: dict[str, str] = {}
-    if not session or not run_id:
-        return session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE), recommendations_view(None, [])
+    """Plain-function body of :func:`update_session` (recsys.search.recommend_for_recent)."""
+    view = None
     try:
-        view = _searcher(run_id).view
-        pos = np.array([view.position(i) for i in session])
-        known = pos >= 0
-        if known.any():
-            rows = card_rows(view, pos[known])
-            titles = {str(r["item_id"]): str(r.get("title") or r["item_id"]) for r in rows}
-        chips = session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE)
+        if run_id:
+            view = _searcher(run_id).view
         config = filter_config_from_controls(values)
-        response = recommend_response(list(session), run=run_id, filters=config.canonical(), k=k)
-        rec_ids = [it["item_id"] for it in response["items"]]
-        rec_pos = np.array([view.position(i) for i in rec_ids], dtype=np.int64)
-        rec_rows = card_rows(view, rec_pos[rec_pos >= 0])
-        return chips, recommendations_view(response, rec_rows)
-    except (RecsysError, ValueError, ApiError) as exc:
-        return session_chips(session, titles, ids.EXPLORE_SESSION_REMOVE), recommendations_view(
+    except RecsysError as exc:
+        return session_chips(session, {}, ids.EXPLORE_SESSION_REMOVE), recommendations_view(
             None, [], str(exc)
         )
+    return session_outputs(_registry(), view, session, run_id, config, k, ids.EXPLORE_SESSION_REMOVE)

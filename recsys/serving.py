@@ -679,7 +679,8 @@ def recommend_response(
     filters: Any = None,
     k: Any = None,
 ) -> dict[str, Any]:
-    """The JSON answer of ``/recommend``: two-tower user vector, else mean of recent items' vectors."""
+    """The JSON answer of ``/recommend`` (:func:`recsys.search.recommend_for_recent`: two-tower user
+    vector, else mean of the recent items' vectors)."""
     st = _state()
     max_recent = st.settings.max_recent
     if not isinstance(recent_item_ids, list) or not recent_item_ids:
@@ -698,46 +699,18 @@ def recommend_response(
         run_id = st.resolve_run(run)
     else:
         run_id = st.default_run("two_tower") or st.resolve_run(None)
-    model = st.registry.load_model(run_id)
-    if not getattr(model, "is_embedding", False):
-        raise ApiError(400, f"run {run_id} ({model.family}) has no item vectors to recommend from", "run")
-    rows = model.rows_of(recent_item_ids)
-    known = [i for i, r in zip(recent_item_ids, rows) if r >= 0]
-    ignored = [i for i, r in zip(recent_item_ids, rows) if r < 0]
-    if not known:
-        raise UnknownItemError(
-            f"none of the recent items is known to run {run_id}: {', '.join(recent_item_ids[:5])}"
-        )
-    if hasattr(model, "user_vectors"):
-        method = "two_tower"
-        vec = np.asarray(model.user_vectors([known]), dtype=np.float32).reshape(1, -1)
-    else:
-        method = "mean_of_recent"
-        unit = model.unit_vectors()
-        vec = unit[rows[rows >= 0]].mean(axis=0, keepdims=True).astype(np.float32)
-    norm = float(np.linalg.norm(vec))
-    if norm > 0:
-        vec = vec / np.float32(norm)
-    from recsys.search import get_searcher
+    from recsys.search import recommend_for_recent
 
-    searcher = get_searcher(st.registry, run_id)
-    exclude = set(known)
-    # seed-dependent rules (same category, price band...) follow the most recent known item
-    result = searcher.search_vector(vec[0], config, k + len(exclude), seed_item_id=known[-1])
-    items = [
-        {"item_id": str(i), "score": s}
-        for i, s in zip(result.item_ids, _floats(result.scores))
-        if str(i) not in exclude
-    ][:k]
+    result = recommend_for_recent(st.registry, run_id, recent_item_ids, config, k)
     return {
         "run": run_id,
-        "method": method,
+        "method": result.method,
         "k": k,
         "preset": preset_name,
         "config_hash": config.config_hash(),
-        "recent_item_ids": known,
-        "ignored_item_ids": ignored,
-        "items": items,
+        "recent_item_ids": result.recent_item_ids,
+        "ignored_item_ids": result.ignored_item_ids,
+        "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],
         "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule or {}).items()},
     }
 

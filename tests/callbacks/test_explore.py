@@ -307,20 +307,28 @@ def test_session_list_operations():
 
 
 def test_session_recommendations_use_the_rest_code_path_with_filters(explore, data):
+    run = data["runs"]["A"]
+    chips, recs = explore.session_view(["ws0", "ws1"], run, 5, defaults())
+    got = card_ids(recs)
+    assert len(got) == 5 and "ws0" not in got and "ws1" not in got
+    assert {"ws2", "ws3", "ws4"} <= set(got)
+    assert "Trail Runner Shoe 0" in text_of(chips)
+    assert "mean of the recent items" in text_of(recs)
+    # the same list as the REST /recommend endpoint (both call recsys.search.recommend_for_recent)
     app = flask.Flask("emc")
     register_api(app, data["root"], token="")
-    with app.app_context():
-        chips, recs = explore.session_view(["ws0", "ws1"], data["runs"]["A"], 5, defaults())
-        got = card_ids(recs)
-        assert len(got) == 5 and "ws0" not in got and "ws1" not in got
-        assert {"ws2", "ws3", "ws4"} <= set(got)
-        assert "Trail Runner Shoe 0" in text_of(chips)
-        _, filtered = explore.session_view(
-            ["ws0", "ws1"], data["runs"]["A"], 5, defaults(brands_allow=["Acme"])
-        )
-        assert all(i[2] in "03" for i in card_ids(filtered))  # Acme = items 0 and 3
-        _, empty = explore.session_view(["zzz"], data["runs"]["A"], 5, defaults())
-        assert "none of the recent items" in text_of(empty)
+    body = app.test_client().post(
+        "/api/v1/recommend", json={"recent_item_ids": ["ws0", "ws1"], "run": run, "k": 5}
+    )
+    assert [it["item_id"] for it in body.get_json()["items"]] == got
+    _, filtered = explore.session_view(["ws0", "ws1"], run, 5, defaults(brands_allow=["Acme"]))
+    assert all(i[2] in "03" for i in card_ids(filtered))  # Acme = items 0 and 3
+    chips, unknown = explore.session_view(["zzz", "ws0"], run, 5, defaults())
+    assert "ignored (no vector): zzz" in text_of(unknown) and "zzz" in text_of(chips)
+    _, empty = explore.session_view(["zzz"], run, 5, defaults())
+    assert "none of the recent items" in text_of(empty)
+    _, bad_run = explore.session_view(["ws0"], "no-such-run", 5, defaults())
+    assert "no-such-run" in text_of(bad_run)
 
 
 def test_layout_without_runs_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

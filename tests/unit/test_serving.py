@@ -332,6 +332,37 @@ def test_recommend_with_preset_and_errors(client: Any, data: dict[str, Any]) -> 
     err(client.post("/api/v1/recommend", json={"recent_item_ids": ["it001"], "run": "zzz"}), 404, "run")
 
 
+def test_recommend_for_recent_is_the_library_path_behind_the_endpoint(
+    client: Any, data: dict[str, Any]
+) -> None:
+    from recsys.errors import UnknownItemError
+    from recsys.search import RecentResult, recommend_for_recent
+
+    reg = Registry(data["root"])
+    run_a = data["runs"][0]
+    recent = ["it000", "ghost", "it013"]  # a women's running item, an unknown id, then a heel
+    result = recommend_for_recent(reg, run_a, recent, FilterConfig(same_category=True, category_level=2), k=6)
+    assert isinstance(result, RecentResult) and result.method == "mean_of_recent"
+    assert result.recent_item_ids == ["it000", "it013"] and result.ignored_item_ids == ["ghost"]
+    assert result.seed_item_id == "it013"  # seed-dependent rules follow the most recent known item
+    # same category as it013 (Women > Shoes > Heels: items 12..23), the recent items excluded
+    assert len(result) == 6 and all(12 <= int(i[2:]) < 24 and i != "it013" for i in result.item_ids)
+    assert result.scores == sorted(result.scores, reverse=True)
+    vecs = data["vectors"][run_a]
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    q = unit[[0, 13]].mean(axis=0)
+    allowed = [i for i in np.argsort(-(unit @ q)) if 12 <= i < 24 and i != 13]
+    assert result.item_ids == [str(data["item_ids"][i]) for i in allowed[:6]]
+    body = client.post(
+        "/api/v1/recommend",
+        json={"recent_item_ids": recent, "run": run_a, "filters": {"same_category": True, "category_level": 2}, "k": 6},
+    ).get_json()
+    assert [it["item_id"] for it in body["items"]] == result.item_ids
+    assert body["ignored_item_ids"] == ["ghost"]
+    with pytest.raises(UnknownItemError, match="none of the recent items"):
+        recommend_for_recent(reg, run_a, ["ghost"], None, k=3)
+
+
 # -- state-changing endpoints and the token ---------------------------------------------------------
 def test_token_guards_state_changing_endpoints(data: dict[str, Any]) -> None:
     c = make_client(data["root"], token="s3cret")
