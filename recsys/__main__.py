@@ -136,7 +136,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = load_dataset(meta["dataset"]["name"], reg.root)
     method = args.split or meta.get("split", {}).get("method", "time")
     train, test = split(dataset, method=method)
-    metrics = evaluate(model, train, test, k=args.k, max_cases=args.max_cases, catalog=dataset.catalog)
+    basket_targets = meta.get("split", {}).get(
+        "basket_targets", "next" if dataset.kind == "baskets" else "rest"
+    )
+    metrics = evaluate(
+        model,
+        train,
+        test,
+        k=args.k,
+        max_cases=args.max_cases,
+        catalog=dataset.catalog,
+        basket_targets=basket_targets,
+    )
     if args.save:
         reg.update(args.run_id, metrics=metrics)
     _print_json(
