@@ -1,0 +1,98 @@
+"""The command line, end to end on a small demo: what an analyst types and reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsys.__main__ import main
+from recsys.registry import Registry
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "data"
+    rc = main(
+        ["--data-dir", str(root), "-q", "demo", "--items", "1000", "--families", "popularity", "cooccurrence"]
+    )
+    assert rc == 0
+    return root
+
+
+def test_demo_stores_dataset_and_evaluated_active_runs(demo_dir, capsys):
+    runs = Registry(demo_dir).list_runs()
+    assert sorted(r["family"] for r in runs) == ["cooccurrence", "popularity"]
+    assert all(r["active"] for r in runs)
+    by_family = {r["family"]: r for r in runs}
+    # the baseline every model must beat is beaten by co-occurrence on the demo shop
+    assert by_family["cooccurrence"]["metrics"]["hr@10"] > 2 * by_family["popularity"]["metrics"]["hr@10"]
+    assert main(["--data-dir", str(demo_dir), "runs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "cooccurrence" in out and "popularity" in out and "hr@10" in out
+
+
+def test_train_with_params_and_show(demo_dir, capsys):
+    rc = main(
+        [
+            "--data-dir",
+            str(demo_dir),
+            "-q",
+            "train",
+            "prod2vec",
+            "--param",
+            "epochs=2",
+            "vector_size=16",
+            "--label",
+            "tiny p2v",
+        ]
+    )
+    assert rc == 0
+    run = Registry(demo_dir).list_runs("prod2vec")[0]
+    assert run["params"]["epochs"] == 2 and run["params"]["vector_size"] == 16
+    assert run["label"] == "tiny p2v"
+    assert (demo_dir / "runs" / run["run_id"] / "index.bin").exists()
+    capsys.readouterr()
+    assert main(["--data-dir", str(demo_dir), "runs", "show", run["run_id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == run["run_id"]
+
+
+def test_bad_parameter_is_a_clear_error_not_a_traceback(demo_dir, capsys):
+    rc = main(["--data-dir", str(demo_dir), "-q", "train", "prod2vec", "--param", "window=0"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "window" in err and "Traceback" not in err
+
+
+def test_unknown_run_and_family(demo_dir, capsys):
+    assert main(["--data-dir", str(demo_dir), "runs", "show", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["--data-dir", str(demo_dir), "-q", "train", "word2vec"]) == 2
+    assert "unknown model family 'word2vec'" in capsys.readouterr().err
+
+
+def test_import_csv_with_missing_column_names_the_file_and_column(tmp_path, capsys):
+    bad = tmp_path / "events.csv"
+    bad.write_text("session,product\ns1,p1\ns1,p2\n")
+    rc = main(["--data-dir", str(tmp_path / "d"), "import", "csv", str(bad), "--name", "mine"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "events.csv" in err and "sequence_id" in err
+    assert not (tmp_path / "d" / "datasets" / "mine").exists()
+    # with a mapping the same file imports
+    rc = main(
+        [
+            "--data-dir",
+            str(tmp_path / "d"),
+            "import",
+            "csv",
+            str(bad),
+            "--name",
+            "mine",
+            "--map",
+            "session=sequence_id",
+            "product=item_id",
+        ]
+    )
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["sequences"] == 1

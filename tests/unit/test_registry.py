@@ -1,0 +1,109 @@
+"""Runs on disk: atomic creation, listing, activation, deletion, loading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recsys.errors import RunNotFoundError
+from recsys.models.base import EmbeddingModel
+from recsys.registry import Registry
+
+
+class TinyEmbedding(EmbeddingModel):
+    """An embedding model with fixed vectors (the registry does not care how they were learnt)."""
+
+    family = "prod2vec"  # a registered family, so Registry.load_model can resolve the class
+    default_params = {"vector_size": 4}
+
+    def fit(self, dataset, progress=None):
+        self.item_ids_ = np.array(["a", "b", "c", "d"])
+        self.vectors_ = np.array(
+            [[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=np.float32
+        )
+        self._set_coverage(["a", "b", "c", "d", "e"])
+        return self
+
+
+def make_run(reg: Registry, **kw):
+    model = TinyEmbedding().fit(None)
+    return reg.create_run(model, dataset_name="toy", dataset_fingerprint="f" * 16, **kw)
+
+
+def test_run_json_records_what_a_run_needs(tmp_data_dir):
+    reg = Registry(tmp_data_dir)
+    meta = make_run(reg, metrics={"hr@10": 0.5}, timings={"fit_s": 1.0})
+    stored = json.loads((tmp_data_dir / "runs" / meta["run_id"] / "run.json").read_text())
+    assert stored["family"] == "prod2vec"
+    assert stored["params"] == {"vector_size": 4}
+    assert stored["dataset"] == {"name": "toy", "fingerprint": "f" * 16}
+    assert stored["metrics"]["hr@10"] == 0.5
+    assert stored["status"] == "complete"
+    assert stored["coverage"]["items_with_vector"] == 4 and stored["coverage"]["catalog_items"] == 5
+    assert stored["coverage"]["missing_examples"] == ["e"]
+    assert {"numpy", "gensim", "hnswlib", "python"} <= set(stored["versions"])
+    assert stored["timings"]["fit_s"] == 1.0
+
+
+def test_a_failed_write_leaves_no_run_and_no_temporary_folder(tmp_data_dir):
+    reg = Registry(tmp_data_dir)
+
+    def broken_writer(folder):
+        (folder / "index.bin").write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        make_run(reg, writers=[broken_writer])
+    assert reg.list_runs() == []
+    assert list((tmp_data_dir / "runs").iterdir()) == []
+
+
+def test_loaded_model_gives_the_same_neighbours(tmp_data_dir):
+    reg = Registry(tmp_data_dir)
+    meta = make_run(reg)
+    model = reg.load_model(meta["run_id"])
+    ids, scores = model.similar(["a", "zzz"], k=2)
+    assert ids[0].tolist() == ["b", "c"]
+    assert ids[1].tolist() == ["", ""] and np.isneginf(scores[1]).all()
+
+
+def test_activate_default_and_delete(tmp_data_dir):
+    reg = Registry(tmp_data_dir)
+    first = make_run(reg)["run_id"]
+    second = make_run(reg)["run_id"]
+    assert [r["run_id"] for r in reg.list_runs()][0] in (first, second)
+    assert reg.default_run() in (first, second)
+    reg.activate(first)
+    assert reg.active() == {"prod2vec": first}
+    assert reg.default_run("prod2vec") == first
+    assert reg.get(first)["active"] and not reg.get(second)["active"]
+    reg.delete(first)
+    assert reg.active() == {}
+    assert [r["run_id"] for r in reg.list_runs()] == [second]
+    with pytest.raises(RunNotFoundError, match=first):
+        reg.get(first)
+
+
+@pytest.mark.parametrize("bad", ["nope", "../etc", "a/b", ""])
+def test_unknown_or_unsafe_run_ids_are_refused(tmp_data_dir, bad):
+    reg = Registry(tmp_data_dir)
+    with pytest.raises(RunNotFoundError):
+        reg.run_dir(bad)
+
+
+def test_update_merges_metrics_atomically(tmp_data_dir):
+    reg = Registry(tmp_data_dir)
+    run_id = make_run(reg, metrics={"hr@10": 0.5})["run_id"]
+    reg.update(run_id, metrics={"ndcg@10": 0.25})
+    assert reg.get(run_id)["metrics"] == {"hr@10": 0.5, "ndcg@10": 0.25}
+    leftovers = [p.name for p in (tmp_data_dir / "runs" / run_id).iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path / "elsewhere"))
+    reg = Registry()
+    assert reg.root == (tmp_path / "elsewhere").resolve()
+    assert (tmp_path / "elsewhere" / "runs").is_dir()
