@@ -1,0 +1,76 @@
+"""Browser checks of the page layout (headless Chromium; ``pytest --headless``).
+
+No page scrolls sideways at a common laptop width, and an empty metrics grid shows its
+"no runs" overlay without a console error (dash-ag-grid 35 blocks HTML overlay templates).
+"""
+
+from __future__ import annotations
+
+import time
+
+from recsys.registry import Registry
+
+#: JS: elements whose right edge passes the viewport (the widest first), as "tag.class (right px)".
+OVERFLOW_JS = """
+const w = document.documentElement.clientWidth;
+const out = [];
+for (const el of document.querySelectorAll('body *')) {
+  const r = el.getBoundingClientRect();
+  if (r.width > 0 && r.right > w + 1) {
+    out.push([r.right, el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+              '.' + String(el.className && el.className.baseVal !== undefined ? el.className.baseVal
+              : el.className).split(' ').join('.')]);
+  }
+}
+out.sort((a, b) => b[0] - a[0]);
+return {scroll: document.documentElement.scrollWidth, client: w,
+        culprits: out.slice(0, 12).map(x => x[1] + ' (' + Math.round(x[0]) + ')')};
+"""
+
+
+def _wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_no_page_scrolls_sideways(dash_duo, dash_app, demo_data_dir):
+    from components import ids
+
+    run = {r["family"]: r["run_id"] for r in Registry(demo_data_dir).list_runs()}["prod2vec"]
+    dash_duo.driver.set_window_size(1280, 900)
+    dash_duo.start_server(dash_app)
+    pages = {
+        "map": (f"/map?run={run}", f"#{ids.MAP_GRAPH} .js-plotly-plot"),
+        "explore": (f"/explore?run={run}", "#explore-results .item-card"),
+        "overview": ("/", ".page-body h2, .page-body h1"),
+    }
+    for name, (path, ready) in pages.items():
+        dash_duo.driver.get(dash_duo.server_url + path)
+        dash_duo.wait_for_element(ready, timeout=40)
+        time.sleep(1.0)  # let late callbacks (figure, grids) lay out
+        got = dash_duo.driver.execute_script(OVERFLOW_JS)
+        assert got["scroll"] <= got["client"], f"{name} overflows: {got}"
+    assert dash_duo.get_logs() == []
+
+
+def test_empty_metrics_grid_shows_its_overlay_without_console_errors(dash_duo, tmp_path, monkeypatch):
+    from components import ids
+    from tests.integration.conftest import _fresh_app
+
+    app = _fresh_app(tmp_path / "empty", monkeypatch)
+    dash_duo.driver.set_window_size(1280, 900)
+    dash_duo.start_server(app)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/runs")
+    dash_duo.wait_for_element(f"#{ids.RUNS_GRID} .ag-root-wrapper", timeout=40)
+    _wait(
+        lambda: "No runs yet" in dash_duo.find_element(f"#{ids.RUNS_GRID}").text,
+        timeout=20,
+        what="the grid's no-rows overlay",
+    )
+    got = dash_duo.driver.execute_script(OVERFLOW_JS)
+    assert got["scroll"] <= got["client"], f"runs overflows: {got}"
+    assert dash_duo.get_logs() == []
