@@ -321,6 +321,34 @@ class HnswIndex:
             rows, _ = self.knn(q, k)
             return rows[0][rows[0] >= 0]
 
+    def knn_one(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-k rows of ONE query and hnswlib's distances, best first.
+
+        The serving hot path: no validation beyond what hnswlib does, one
+        thread. Distances are hnswlib's ``1 - dot`` (of unit vectors in the
+        cosine space), float32.
+
+        Parameters
+        ----------
+        query : numpy.ndarray of float32, shape (1, dim)
+            C-contiguous (the caller's job).
+        k : int
+            At most ``count``.
+
+        Returns
+        -------
+        rows : numpy.ndarray of uint64, shape (m,)
+        distances : numpy.ndarray of float32, shape (m,)
+            ``m == k`` except when hnswlib cannot reach k items (then fewer).
+        """
+        try:
+            labels, dist = self._index.knn_query(query, k=k, num_threads=1)
+            return labels[0], dist[0]
+        except RuntimeError:  # hnswlib#444: fewer than k reachable
+            rows, sims = self.knn(query.reshape(-1), k)
+            ok = rows[0] >= 0
+            return rows[0][ok].astype(np.uint64), (1.0 - sims[0][ok]).astype(np.float32)
+
     # -- persistence -----------------------------------------------------------
     def header(self, payload_size: int = 0, payload_sha256: str = "") -> dict[str, Any]:
         """The JSON header written in front of the hnswlib payload."""

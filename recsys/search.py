@@ -266,6 +266,7 @@ class CatalogView:
             int(np.flatnonzero(self.title_names == "")[0]) if (self.title_names == "").any() else -1
         )
         self.item_id_list: list[str] = self.item_ids.tolist()
+        self.item_id_by_row: list[str] = ids.tolist()  # vector row order
         self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_id_list)}
         self._catalog = aligned
 
@@ -325,6 +326,10 @@ class CompiledFilter:
     keys : dict
         (category level or None, by gender, without adult items) -> :class:`_KeyIndex`,
         built on first need.
+    seed_table : numpy.ndarray or None
+        Per seed position, the seed-dependent values of the serving hot path
+        (:meth:`FilteredSearcher._seed_table`), built on the first automatic
+        query; ``table_ok`` is False when the config needs the general path.
     """
 
     config: FilterConfig
@@ -338,6 +343,9 @@ class CompiledFilter:
     first_hits: float = 0.0
     queries: int = 0
     keys: dict[tuple[int | None, bool, bool], _KeyIndex] = field(default_factory=dict)
+    seed_table: np.ndarray | None = None
+    table_kvs: list[_KeyIndex] = field(default_factory=list)
+    table_ok: bool | None = None
 
     def fill_rate(self, prior: float) -> float:
         """Estimated chance that the first over-fetch fills the list."""
@@ -359,15 +367,21 @@ class _KeyIndex:
     price), and -1 for items that the seed-independent rules (and, in the
     variant without adult items, adultness) exclude. For a seed, the eligible
     items are exactly those whose key lies in one range ``[lo, hi)``: a
-    candidate is tested with one lookup, and the eligible count is one binary
-    search in ``sorted``.
+    candidate is tested with one lookup (``by_row`` tests HNSW labels without
+    mapping them to positions first), the eligible count is one binary search
+    in ``sorted``, and the eligible positions are the slice
+    ``order[a:b]`` of the same binary search (no scan of the catalogue).
     """
 
-    __slots__ = ("by_pos", "sorted", "n_gender", "n_rank")
+    __slots__ = ("by_pos", "by_row", "sorted", "order", "n_gender", "n_rank")
 
-    def __init__(self, by_pos: np.ndarray, n_gender: int, n_rank: int) -> None:
+    def __init__(self, by_pos: np.ndarray, pos_of_row: np.ndarray, n_gender: int, n_rank: int) -> None:
         self.by_pos = by_pos
-        self.sorted = np.sort(by_pos[by_pos >= 0])
+        self.by_row = by_pos[pos_of_row]
+        order = np.argsort(by_pos, kind="stable")
+        order = order[np.count_nonzero(by_pos < 0) :]  # excluded items (-1) sort first
+        self.order = order.astype(np.int32) if len(by_pos) < np.iinfo(np.int32).max else order
+        self.sorted = by_pos[order]
         self.n_gender = n_gender
         self.n_rank = n_rank
 
@@ -400,6 +414,8 @@ class _SeedRules:
         "kv",
         "lo_key",
         "hi_key",
+        "key_a",
+        "key_b",
         "removed",
         "skipped",
     )
@@ -418,6 +434,7 @@ class _SeedRules:
         self.extra = False  # banned brand pairs or same title active
         self.kv: _KeyIndex | None = None
         self.lo_key = self.hi_key = 0
+        self.key_a = self.key_b = 0  # kv.order[key_a:key_b]: positions with a key in [lo_key, hi_key)
         self.removed = removed
         self.skipped: list[str] = []
 
@@ -705,9 +722,94 @@ class FilteredSearcher:
             key[excluded] = -1
             if n_block * n_gender * n_rank < np.iinfo(np.int32).max:
                 key = key.astype(np.int32)
-            kv = _KeyIndex(key, n_gender, n_rank)
+            kv = _KeyIndex(key, v.pos_of_row, n_gender, n_rank)
             cf.keys[variant] = kv
         return kv
+
+    def _seed_table(self, cf: CompiledFilter) -> np.ndarray | None:
+        """Per seed position, what :meth:`_seed_rules` + :meth:`_eligibility` resolve, precomputed.
+
+        Row ``pos`` holds (``_TAB_*`` columns): the key index variant (into
+        ``cf.table_kvs``), the key range ``[lo, hi)``, its slice ``[a, b)`` of
+        the key order, the eligible count (seed excluded), the domain
+        ``[s, e)``, the items removed by the gender and price band rules (-1:
+        skipped, the seed lacks the attribute) and flags (seed has a category,
+        adult rule active, seed inside the key range). Built vectorised in
+        O(n log n) on a filter's first automatic query, so that a query reads
+        one row (one cache line) instead of a dozen scattered values; None
+        (and ``cf.table_ok = False``) for configs with banned brand pairs or
+        same-title exclusion, which need a pass over the domain anyway.
+        """
+        cfg, v, n = cf.config, self.view, self.n
+        if cfg.banned_brand_pairs or cfg.exclude_same_title or n == 0:
+            cf.table_ok = False
+            return None
+        zeros = np.zeros(n, dtype=np.int64)
+        if cfg.same_category:
+            lv = min(cfg.category_level, v.max_level)
+            has_cat = ~v.cat_empty
+            code = v.cat_codes[lv].astype(np.int64)
+            bounds = v.cat_bounds[lv]
+            s = np.where(has_cat, bounds[code], 0)
+            e = np.where(has_cat, bounds[code + 1], n)
+            block = np.where(has_cat, code, 0)
+        else:
+            lv, has_cat, s, e, block = 0, np.zeros(n, dtype=bool), zeros, np.full(n, n), zeros
+        g = v.gender.astype(np.int64)
+        if cfg.same_gender:
+            empty = np.flatnonzero(v.gender_names == "")
+            has_g = g != (int(empty[0]) if len(empty) else -1)
+            rm_g = np.where(has_g, n - v.gender_counts[g], -1)
+        else:
+            has_g, rm_g = np.zeros(n, dtype=bool), np.full(n, -2)
+        has_band = cfg.price_ratio_min is not None or cfg.price_ratio_max is not None
+        if has_band:
+            sp = v.price
+            with np.errstate(invalid="ignore"):
+                valid = np.isfinite(sp) & (sp > 0)
+                lo_p = cfg.price_ratio_min * sp if cfg.price_ratio_min is not None else np.full(n, -np.inf)
+                hi_p = cfg.price_ratio_max * sp if cfg.price_ratio_max is not None else np.full(n, np.inf)
+            lo_p, hi_p = np.where(valid, lo_p, 0.0), np.where(valid, hi_p, 0.0)
+            rank_lo = np.searchsorted(v.price_values, lo_p, side="left")
+            rank_hi = np.searchsorted(v.price_values, hi_p, side="right")
+            rm_p = np.where(valid, n - (v.rank_cum[rank_hi] - v.rank_cum[rank_lo]), -1)
+        else:
+            valid, rank_lo, rank_hi, rm_p = np.zeros(n, dtype=bool), zeros, zeros, np.full(n, -2)
+        no_adult = ~v.adult if (not cfg.exclude_adult and v.n_adult) else np.zeros(n, dtype=bool)
+        var = has_cat.astype(np.int64) * 4 + has_g * 2 + no_adult
+        lo, hi, a, b, seed_in = (
+            zeros.copy(),
+            zeros.copy(),
+            zeros.copy(),
+            zeros.copy(),
+            np.zeros(n, dtype=bool),
+        )
+        kvs: list[_KeyIndex] = []
+        var_idx = zeros.copy()
+        wide = False
+        for code_v in np.unique(var).tolist():
+            at = np.flatnonzero(var == code_v)
+            kv = self._key_index(cf, lv if code_v & 4 else None, bool(code_v & 2), bool(code_v & 1))
+            var_idx[at] = len(kvs)
+            kvs.append(kv)
+            wide |= kv.sorted.dtype != np.int32
+            head = (block[at] * kv.n_gender + np.where(has_g[at], g[at], 0)) * kv.n_rank
+            band = valid[at]
+            lo[at] = head + np.where(band, rank_lo[at], 0)
+            hi[at] = head + np.where(band, rank_hi[at], kv.n_rank)
+            a[at] = np.searchsorted(kv.sorted, lo[at])
+            b[at] = np.searchsorted(kv.sorted, hi[at])
+            if cfg.exclude_seed:
+                key = kv.by_pos[at]
+                seed_in[at] = (key >= lo[at]) & (key < hi[at])
+        n_elig = b - a - seed_in
+        flags = has_cat.astype(np.int64) | (no_adult.astype(np.int64) << 1) | (seed_in.astype(np.int64) << 2)
+        table = np.stack([var_idx, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags], axis=1)
+        table = np.ascontiguousarray(table, dtype=np.int64 if wide else np.int32)
+        cf.table_kvs = kvs
+        cf.seed_table = table
+        cf.table_ok = True
+        return table
 
     def _item_tests(self, cf: CompiledFilter, r: _SeedRules, idx: slice | np.ndarray) -> np.ndarray:
         """The per-item rules over ``idx`` (a domain slice or candidate positions), vectorised.
@@ -761,8 +863,10 @@ class FilteredSearcher:
             head = ((r.block * kv.n_gender) + max(r.gender, 0)) * kv.n_rank
             lo, hi = (r.rank_lo, r.rank_hi) if r.rank_lo >= 0 else (0, kv.n_rank)
             r.kv, r.lo_key, r.hi_key = kv, head + lo, head + hi
-            a, b = kv.sorted.searchsorted(np.array([head + lo, head + hi], dtype=kv.sorted.dtype))
-            n = int(b - a)
+            srt = kv.sorted  # search with its own dtype: a mixed-type searchsorted copies the array
+            a, b = srt.searchsorted(np.array((head + lo, head + hi), dtype=srt.dtype)).tolist()
+            r.key_a, r.key_b = a, b
+            n = b - a
             if r.seed >= 0 and head + lo <= kv.by_pos[r.seed] < head + hi:
                 n -= 1
             return None, n
@@ -862,7 +966,7 @@ class FilteredSearcher:
         """Exact top-k over the eligible items of the domain (dense slice or gathered rows)."""
         cfg = cf.config
         s, e = r.s, r.e
-        dense_cost, gather_cost = self._exact_costs(e - s, n_elig)
+        dense_cost, gather_cost = self._exact_costs(e - s, n_elig, scan=r.kv is None)
         if dense_cost <= gather_cost:
             cand = None
             sc = _matvec(self.unit[s:e], q)
@@ -874,10 +978,29 @@ class FilteredSearcher:
                 if s <= r.seed < e:
                     sc[r.seed - s] = -np.inf
             plan = "exact_range"
+        elif r.kv is not None:  # the eligible positions are one slice of the key order: no scan
+            cand = r.kv.order[r.key_a : r.key_b]
+            sc = _matvec(self.unit[cand], q)
+            if r.seed >= 0:
+                sc[cand == r.seed] = -np.inf
+            plan = "exact_subset"
         else:
             cand = np.flatnonzero(self._domain_mask(cf, r, mask))
-            sc = _matvec(self.unit[cand + s], q)
+            cand += s
+            sc = _matvec(self.unit[cand], q)
             plan = "exact_subset"
+        kp, ks, dropped = self._select(sc, cand, s, n_elig, k, cfg)
+        return kp, ks, dropped, plan
+
+    def _select(
+        self, sc: np.ndarray, cand: np.ndarray | None, s: int, n_elig: int, k: int, cfg: FilterConfig
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """Top k of exact scores, then the ranked-list rules.
+
+        ``sc`` scores the positions ``cand`` (ineligible ones at most the
+        seed, at -inf) or, when ``cand`` is None, the domain ``s:s+len(sc)``
+        with ineligible rows at -inf.
+        """
         m = len(sc)
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
@@ -887,26 +1010,27 @@ class FilteredSearcher:
             else:
                 top = np.arange(m)
             top_s = sc[top]
-            order = np.lexsort((top, -top_s))
-            top, top_s = top[order], top_s[order]
+            pos = top + s if cand is None else cand[top]
+            order = np.lexsort((pos, -top_s))  # ties: lower position first, whatever the plan
+            pos, top_s = pos[order], top_s[order]
             if cand is None:
                 valid = np.isfinite(top_s)
-                top, top_s = top[valid], top_s[valid]
-                pos = top + s
-            else:
-                pos = cand[top] + s
+                pos, top_s = pos[valid], top_s[valid]
             kp, ks, dropped, final = self._rank_rules(pos, top_s, k, cfg, exhausted=f >= n_elig)
             if final:
-                return kp, ks, dropped, plan
+                return kp, ks, dropped
             need *= 4
 
     # -- planning ------------------------------------------------------------------
-    def _exact_costs(self, domain: int, n_elig: int) -> tuple[float, float]:
-        """Estimated cost (us) of a dense exact search over the domain and of a gathered one."""
+    def _exact_costs(self, domain: int, n_elig: int, scan: bool = True) -> tuple[float, float]:
+        """Estimated cost (us) of a dense exact search over the domain and of a gathered one.
+
+        ``scan``: gathering needs a pass over the domain first (not with a key index).
+        """
         dense = _COST_EXACT_BASE + domain * (_COST_DENSE_PER_ROW * self._dscale + _COST_SELECT_PER_ROW)
         gather = (
             _COST_EXACT_BASE
-            + domain * _COST_SCAN_PER_ROW
+            + (domain * _COST_SCAN_PER_ROW if scan else 0.0)
             + n_elig * ((_COST_GATHER_PER_ROW + _COST_DENSE_PER_ROW) * self._dscale + _COST_SELECT_PER_ROW)
         )
         return dense, gather
@@ -928,7 +1052,7 @@ class FilteredSearcher:
         """
         if self.exact_max_rows is not None and n_elig <= self.exact_max_rows:
             return "exact"
-        c_x = min(self._exact_costs(r.e - r.s, n_elig))
+        c_x = min(self._exact_costs(r.e - r.s, n_elig, scan=r.kv is None))
         c_h = self._hnsw_cost(fetch)
         if c_x <= c_h:
             return "exact"
@@ -942,6 +1066,161 @@ class FilteredSearcher:
             return "hnsw_overfetch"
         return "exact"
 
+    def _search_keyed(
+        self, q: np.ndarray, cf: CompiledFilter, r: _SeedRules, k: int, t0: float, seed_id: str | None
+    ) -> SearchResult:
+        """The automatic plan when every mask rule goes through a key index: the serving hot path.
+
+        The same rules, counts, plan choice, learning and fallbacks as the
+        general path (:meth:`_search_one`), in fewer steps: the eligible count
+        and the eligible positions come from one binary search in the key
+        index (also without gender, price band or adult rules: the key then
+        only holds the category block), HNSW labels are tested with one key
+        lookup by row, and only the eligible candidates are rescored.
+        """
+        kv = self._key_index(cf, r.level, r.gender >= 0, r.no_adult)
+        head = (r.block * kv.n_gender + max(r.gender, 0)) * kv.n_rank
+        if r.rank_lo >= 0:
+            lo, hi = head + r.rank_lo, head + r.rank_hi
+        else:
+            lo, hi = head, head + kv.n_rank
+        srt = kv.sorted  # search with its own dtype: a mixed-type searchsorted copies the array
+        a, b = srt.searchsorted(np.array((lo, hi), dtype=srt.dtype)).tolist()
+        r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
+        seed_in = r.seed >= 0 and lo <= int(kv.by_pos[r.seed]) < hi
+        return self._keyed_plan(q, cf, r, b - a - seed_in, seed_in, k, t0, seed_id)
+
+    def _search_table(
+        self, q: np.ndarray, pos: int, cf: CompiledFilter, table: np.ndarray, k: int, t0: float, seed_id: str
+    ) -> SearchResult:
+        """:meth:`_search_keyed` with the seed's rules read from the filter's seed table (one row)."""
+        var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = table[pos].tolist()
+        cfg, n = cf.config, self.n
+        r = _SeedRules(n, dict(cf.base_removed))
+        removed, skipped = r.removed, r.skipped
+        if cfg.same_category:
+            if flags & 1:
+                removed["same_category"] = n - (e - s)
+            else:
+                skipped.append("same_category")
+        if rm_g != -2:
+            if rm_g >= 0:
+                removed["same_gender"] = rm_g
+            else:
+                skipped.append("same_gender")
+        if rm_p != -2:
+            if rm_p >= 0:
+                removed["price_band"] = rm_p
+            else:
+                skipped.append("price_band")
+        if flags & 2:
+            removed["adult_next_to_non_adult"] = self.view.n_adult
+        if cfg.exclude_seed:
+            r.seed = pos
+            removed["exclude_seed"] = 1
+        r.s, r.e, r.full = s, e, s == 0 and e == n
+        r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = cf.table_kvs[var], lo, hi, a, b
+        return self._keyed_plan(q, cf, r, n_elig, bool(flags & 4), k, t0, seed_id)
+
+    def _keyed_plan(
+        self,
+        q: np.ndarray,
+        cf: CompiledFilter,
+        r: _SeedRules,
+        n_elig: int,
+        seed_in: bool,
+        k: int,
+        t0: float,
+        seed_id: str | None,
+    ) -> SearchResult:
+        """Plan and answer one query whose eligible set is the key range of ``r`` (the hot path)."""
+        cfg = cf.config
+        kv, lo, hi, seed = r.kv, r.lo_key, r.hi_key, r.seed
+        removed = r.removed
+        if n_elig == 0:
+            ms = (time.perf_counter() - t0) * 1e3
+            return SearchResult([], [], [], removed, "empty", 0, ms, r.skipped, seed_id)
+        need = k * (3 if cfg.max_per_brand else 1)
+        n = self.n
+        fetch = min(n, max(_FETCH_FACTOR * need, _FETCH_MIN))
+        if self._choose(cf, r, n_elig, fetch, need) == "exact":
+            kp, ks, dropped, used = self._exact(q, cf, r, None, n_elig, k)
+        else:
+            used = "hnsw_overfetch"
+            index = self.index
+            by_row = kv.by_row
+            seed_row = int(self.view.perm[seed]) if seed_in else -1
+            # hnswlib's cosine distances are exact (1 - dot of unit vectors, float32) and sorted:
+            # without ranked-list rules the list is the first k eligible labels, no rescoring
+            lean = self.space == "cosine" and cfg.max_per_brand is None and cfg.min_similarity is None
+            qq = q[None, :]
+            first = True
+            while True:
+                rows, dist = index.knn_one(qq, fetch)
+                exhausted = len(rows) >= n
+                if lean:
+                    # a few dozen candidates: one gather, then plain lists (each NumPy call costs
+                    # microseconds of dispatch, more with the cold caches of a serving loop)
+                    rl = rows.tolist()
+                    keys = by_row[rows.view(np.int64)].tolist()  # int64 labels: no index cast
+                    sel = [j for j, x in enumerate(keys) if lo <= x < hi]
+                    if seed_row >= 0 and seed_row in rl:  # eligible, usually first: its own vector
+                        sel.remove(rl.index(seed_row))
+                    final = len(sel) >= k or exhausted or len(sel) >= n_elig
+                else:
+                    keys = by_row[rows]
+                    ok = keys >= lo
+                    ok &= keys < hi
+                    if seed_row >= 0:
+                        ok &= rows != seed_row
+                    cp = self.view.pos_of_row[rows[ok]]
+                    sc = _matvec(self.unit[cp], q)
+                    order = np.lexsort((cp, -sc))
+                    exhausted = exhausted or len(cp) >= n_elig
+                    kp, ks, dropped, final = self._rank_rules(cp[order], sc[order], k, cfg, exhausted)
+                if first:
+                    cf.record(final)
+                    first = False
+                if final:
+                    if lean:
+                        sel = sel[:k]
+                        top = [rl[j] for j in sel]
+                        dl = dist.tolist()
+                        idr = self.view.item_id_by_row
+                        return SearchResult(
+                            item_ids=[idr[x] for x in top],
+                            scores=[1.0 - dl[j] for j in sel],
+                            rows=top,
+                            removed_by_rule=removed,
+                            plan=used,
+                            n_eligible=n_elig,
+                            elapsed_ms=(time.perf_counter() - t0) * 1e3,
+                            skipped_rules=r.skipped,
+                            seed_item_id=seed_id,
+                        )
+                    break
+                fetch *= 4
+                if fetch >= n or 2 * self._hnsw_cost(fetch) > min(
+                    self._exact_costs(r.e - r.s, n_elig, scan=False)
+                ):
+                    kp, ks, dropped, _ = self._exact(q, cf, r, None, n_elig, k)
+                    used = "hnsw_overfetch+exact_fallback"
+                    break
+        if dropped:
+            removed.update(dropped)
+        ids = self.view.item_id_list
+        return SearchResult(
+            item_ids=[ids[i] for i in kp.tolist()],
+            scores=ks.tolist(),
+            rows=self.view.perm[kp].tolist(),
+            removed_by_rule=removed,
+            plan=used,
+            n_eligible=n_elig,
+            elapsed_ms=(time.perf_counter() - t0) * 1e3,
+            skipped_rules=r.skipped,
+            seed_item_id=seed_id,
+        )
+
     def _search_one(
         self, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int, plan: str = "auto"
     ) -> SearchResult:
@@ -951,10 +1230,18 @@ class FilteredSearcher:
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         cf = self.compile(cfg)
+        seed_id = self.view.item_id_list[pos] if pos is not None else None
+        if plan == "auto" and pos is not None and cf.table_ok is not False:
+            table = cf.seed_table
+            if table is None:
+                table = self._seed_table(cf)
+            if table is not None:
+                return self._search_table(q, pos, cf, table, k, t0, seed_id)
         r = self._seed_rules(cf, pos)
+        if plan == "auto" and not r.extra:
+            return self._search_keyed(q, cf, r, k, t0, seed_id)
         mask, n_elig = self._eligibility(cf, r)
         removed, skipped = r.removed, r.skipped
-        seed_id = self.view.item_id_list[pos] if pos is not None else None
         if n_elig == 0:
             return SearchResult(
                 [], [], [], removed, "empty", 0, (time.perf_counter() - t0) * 1e3, skipped, seed_id
@@ -995,7 +1282,9 @@ class FilteredSearcher:
                     break
                 fetch *= 4
                 if fetch >= self.n or (
-                    auto and 2 * self._hnsw_cost(fetch) > min(self._exact_costs(r.e - r.s, n_elig))
+                    auto
+                    and 2 * self._hnsw_cost(fetch)
+                    > min(self._exact_costs(r.e - r.s, n_elig, scan=r.kv is None))
                 ):
                     kp, ks, dropped, _ = self._exact(q, cf, r, mask, n_elig, k)
                     used = "hnsw_overfetch+exact_fallback"

@@ -176,3 +176,17 @@ def test_build_rejects_bad_input(data):
         HnswIndex.build(data, space="l2")
     with pytest.raises(ValueError, match="item_ids"):
         HnswIndex.build(data, item_ids=["a"])
+
+
+def test_knn_one_returns_rows_and_cosine_distances_best_first():
+    rng = np.random.default_rng(7)
+    vec = rng.normal(size=(300, 8)).astype(np.float32)
+    index = HnswIndex.build(vec, M=16, ef_construction=200, ef=128, num_threads=1)
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    rows, dist = index.knn_one(np.ascontiguousarray(unit[5][None, :]), 20)
+    assert rows.shape == dist.shape == (20,)
+    assert int(rows[0]) == 5
+    assert np.all(np.diff(dist) >= 0)
+    np.testing.assert_allclose(1.0 - dist, unit[rows.astype(np.int64)] @ unit[5], atol=1e-5)
+    exact = np.argsort(-(unit @ unit[5]))[:20]
+    assert len(set(exact.tolist()) & set(rows.tolist())) >= 19

@@ -485,3 +485,60 @@ def test_run_not_searchable_error_lives_in_errors():
 
     assert search.RunNotSearchableError is RunNotSearchableError
     assert issubclass(RunNotSearchableError, RunNotFoundError)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.sampled_from([1, 9, 40, 120]),
+    data_seed=st.integers(0, 3),
+    cfg=configs,
+    k=st.integers(1, 25),
+    seed_row=st.integers(0, 10_000),
+)
+def test_seed_table_hot_path_reports_what_the_general_path_reports(n, data_seed, cfg, k, seed_row):
+    """The automatic plan reads the seed's rules from a per-filter table; the exact plan resolves
+    them per query. Counts, skipped rules and eligibility must agree exactly."""
+    cat, vec, searcher = searcher_for(n, data_seed)
+    seed_id = f"it{seed_row % n}"
+    auto = searcher.search(seed_id, cfg, k)
+    ref = searcher.search(seed_id, cfg, k, plan="exact")
+    assert auto.n_eligible == ref.n_eligible
+    assert auto.skipped_rules == ref.skipped_rules
+    ranked = {"max_per_brand", "min_similarity"}
+    strip = lambda d: {r: c for r, c in d.items() if r not in ranked}  # noqa: E731
+    assert strip(auto.removed_by_rule) == strip(ref.removed_by_rule)
+    assert list(strip(auto.removed_by_rule)) == list(strip(ref.removed_by_rule))  # same order
+    if not (cfg.banned_brand_pairs or cfg.exclude_same_title):
+        assert searcher.compile(cfg).table_ok is True
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"same_category": True, "price_ratio_min": 0.5, "price_ratio_max": 2.0},
+        {"same_gender": True},
+        {},
+    ],
+)
+def test_hot_path_on_larger_catalogue_matches_exact_with_exact_scores(big_searcher, fields):
+    """Over-fetch without rescoring (hnswlib's cosine distances): same items as exact search
+    (recall), scores equal to the exact ones within float32 rounding, sorted, seed excluded."""
+    cat, vec, searcher = big_searcher
+    cfg = FilterConfig(**fields)
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    hits = total = 0
+    plans: dict[str, int] = {}
+    for row in range(0, 6000, 97):
+        item = f"c{row}"
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+        assert res.n_eligible == ref.n_eligible and len(res) == min(10, ref.n_eligible)
+        assert item not in res.item_ids
+        assert res.scores == sorted(res.scores, reverse=True)
+        np.testing.assert_allclose(res.scores, unit[res.rows] @ unit[row], atol=1e-5)
+        assert [searcher.view.item_id_by_row[r] for r in res.rows] == res.item_ids
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert plans.get("hnsw_overfetch", 0) > 0
+    assert hits / total >= 0.98
