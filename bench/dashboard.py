@@ -14,6 +14,10 @@ explore_filter_p50_ms, explore_filter_p95_ms
     the Flask test client (in process: no network, no browser), at ``--items`` items
     (100k by default), after one warm-up per seed. Each request changes one filter
     rule (same category, same gender, price band, max per brand, min similarity).
+    The first use of each filter configuration in the process (the searcher builds and
+    caches per-configuration tables then) is timed apart, on a spare seed, and reported as
+    ``explore_first_use_median_ms`` / ``explore_first_use_max_ms``; the p50/p95 are the
+    steady state of a user tuning filters.
     "Server time" is measured inside the process around the WSGI application (request
     parsing, Dash dispatch, the callback and JSON encoding of the reply; not the test
     client's own work): ``explore_timing`` says so in the JSON. Target: p95 <= 50 ms.
@@ -290,7 +294,8 @@ def explore_timings(
     dep = find_callback(deps, f"{ids.EXPLORE_RESULTS}.children")
     catalog = load_dataset(DATASET, root).catalog
     rng = np.random.default_rng(1)
-    seeds = [str(s) for s in rng.choice(catalog["item_id"].to_numpy(), size=10, replace=False)]
+    picked = [str(s) for s in rng.choice(catalog["item_id"].to_numpy(), size=11, replace=False)]
+    seeds, spare = picked[:10], picked[10]
     base = controls_from_filter_config(None)
     variants = [
         {},
@@ -331,6 +336,9 @@ def explore_timings(
 
     for seed in seeds:  # warm-up: loads the run, its index and the catalogue view once
         post(seed, {}, "same_category")
+    # First use of each filter configuration in the process (the searcher compiles and caches
+    # per-configuration tables): timed on its own, then the steady state is measured.
+    first_use = [post(spare, change, next(iter(change), "same_category"))[0] for change in variants[1:]]
     wall, cpu, client_s, sizes = [], [], [], []
     for i in range(n_requests):
         change = variants[i % len(variants)]
@@ -349,6 +357,8 @@ def explore_timings(
         "explore_filter_client_p50_ms": pct(client_s, 50),
         "explore_filter_client_p95_ms": pct(client_s, 95),
         "explore_reply_bytes": int(statistics.median(sizes)),
+        "explore_first_use_median_ms": pct(first_use, 50),
+        "explore_first_use_max_ms": pct(first_use, 100),
         "explore_requests": n_requests,
     }
 
