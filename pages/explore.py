@@ -93,6 +93,7 @@ PLAN_LABELS = {
     "hnsw_overfetch": "HNSW with over-fetch + post-filter",
     "hnsw_overfetch+exact_fallback": "HNSW over-fetch, then exact fallback",
     "hnsw_filter": "HNSW with filter callback",
+    "hnsw_filter+exact_fallback": "HNSW filter callback, then exact fallback",
     "empty": "nothing eligible",
 }
 
