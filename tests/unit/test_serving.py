@@ -355,7 +355,12 @@ def test_recommend_for_recent_is_the_library_path_behind_the_endpoint(
     assert result.item_ids == [str(data["item_ids"][i]) for i in allowed[:6]]
     body = client.post(
         "/api/v1/recommend",
-        json={"recent_item_ids": recent, "run": run_a, "filters": {"same_category": True, "category_level": 2}, "k": 6},
+        json={
+            "recent_item_ids": recent,
+            "run": run_a,
+            "filters": {"same_category": True, "category_level": 2},
+            "k": 6,
+        },
     ).get_json()
     assert [it["item_id"] for it in body["items"]] == result.item_ids
     assert body["ignored_item_ids"] == ["ghost"]
