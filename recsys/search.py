@@ -42,8 +42,19 @@ take one vectorised pass over the domain slice.
 
 Guarantees: k results whenever k eligible items exist, all of them when fewer
 (never hnswlib's "contiguous 2D array" error), with ``min_similarity`` and
-``max_per_brand`` applied on the ranked list. Scores are always recomputed
-exactly, so they do not depend on the plan.
+``max_per_brand`` applied on the ranked list. Scores are exact: NumPy dot
+products, or, on the over-fetch hot path of a cosine run, hnswlib's own
+distances (``1 - dot`` of the same unit vectors, float32), which agree with
+them to float32 rounding (about 1e-7), so they do not depend on the plan
+beyond that (near-exact ties may order differently).
+
+Serving hot path: on a filter's first automatic query, a per-seed table is
+built (:meth:`FilteredSearcher._seed_table`, vectorised, O(n log n)): one row
+per seed position holds its key range, its slice of the key order, its
+eligible count, its domain and its removed-by-rule counts, so a query reads one
+row instead of resolving the rules; the over-fetch tests hnswlib labels by row
+with one gather and plain lists. The same rules and counts as the general path
+(tests check both against each other and against brute force).
 
 :func:`similar_items` is the one code path that the Explore page and the REST
 API call; :func:`get_searcher` caches one searcher per run.
@@ -448,7 +459,7 @@ class SearchResult:
     item_ids : list of str
         Best first.
     scores : list of float
-        Cosine similarity (or dot product for an ``ip`` run), exact.
+        Cosine similarity (or dot product for an ``ip`` run), exact to float32 rounding.
     rows : list of int
         Vector rows of the results (``model.item_ids_[rows] == item_ids``).
     removed_by_rule : dict
