@@ -137,21 +137,39 @@ def limit_threads(n: int | None) -> None:
 
 
 # -- losses ---------------------------------------------------------------------
-def _duplicate_mask(ops: Any, y_true: Any, batch: Any) -> Any:
-    """(B, B) boolean: True where column j holds the same positive as row i but j != i."""
-    labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-    same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
-    eye = ops.cast(ops.eye(batch), "bool")
+def _duplicate_mask(ops: Any, y_true: Any, batch: Any, columns: Any = None) -> Any:
+    """(B, C) boolean: True where column j must not count as a negative of row i.
+
+    ``y_true`` is either (B,) (the positive's item row per anchor; columns are the
+    batch's positives) or (B, 2 + h): ``[positive row, anchor row, h hard-negative
+    rows]``; the columns are then the B positives followed by the B*h hard negatives
+    (row-major). A column is masked when it carries row i's positive (other than the
+    diagonal itself) or row i's anchor item.
+    """
+    y = ops.cast(y_true, "int32")
+    if len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[1] == 1):
+        labels = ops.reshape(y, (-1,))
+        same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
+        eye = ops.cast(ops.eye(batch), "bool")
+        return ops.logical_and(same, ops.logical_not(eye))
+    pos, anchor = y[:, 0], y[:, 1]
+    cols = ops.concatenate([pos, ops.reshape(y[:, 2:], (-1,))], axis=0)
+    same = ops.logical_or(
+        ops.equal(ops.expand_dims(pos, 1), ops.expand_dims(cols, 0)),
+        ops.equal(ops.expand_dims(anchor, 1), ops.expand_dims(cols, 0)),
+    )
+    eye = ops.cast(ops.eye(batch, ops.shape(cols)[0]), "bool")
     return ops.logical_and(same, ops.logical_not(eye))
 
 
 def in_batch_softmax_loss(y_true: Any, y_pred: Any) -> Any:
     """Sampled softmax over the batch: row i's positive is column i.
 
-    ``y_pred`` is the (B, B) matrix of logits (anchor i vs positive j, already
-    divided by the temperature). ``y_true`` holds the positive's item row for
-    each anchor; columns carrying the same item as the diagonal are masked out,
-    so a repeated item is never pushed away from itself.
+    ``y_pred`` is the (B, C) matrix of logits (anchor i vs column j, already
+    divided by the temperature): C = B positives, optionally followed by hard
+    negatives (see :func:`_duplicate_mask` for the matching ``y_true``). Columns
+    carrying the same item as row i's positive or anchor are masked out, so a
+    repeated item is never pushed away from itself.
     """
     keras = import_keras()
     ops = keras.ops
@@ -176,9 +194,9 @@ def make_semi_hard_triplet_loss(margin: float, scale: float) -> Any:
         ops = keras.ops
         sims = ops.cast(y_pred, "float32") / scale
         batch = ops.shape(sims)[0]
-        eye = ops.cast(ops.eye(batch), "bool")
+        eye = ops.cast(ops.eye(batch, ops.shape(sims)[1]), "bool")
         invalid = ops.logical_or(eye, _duplicate_mask(ops, y_true, batch))
-        pos = ops.expand_dims(ops.diagonal(sims), 1)
+        pos = ops.sum(ops.where(eye, sims, ops.zeros_like(sims)), axis=1, keepdims=True)
         neg_inf = ops.full_like(sims, -1e9)
         negs = ops.where(invalid, neg_inf, sims)
         semi = ops.where(ops.less(negs, pos), negs, neg_inf)
@@ -206,6 +224,9 @@ def layers() -> dict[str, type]:
     -------
     dict
         ``"L2Normalize"``: L2-normalises its input (float32 output).
+        ``"WeightedConcat"``: list of blocks -> their concatenation, block i scaled by
+        ``sqrt(w_i)`` with a learned ``w_i > 0`` (unit blocks: the cosine of two outputs
+        is the w-weighted mean of the blocks' cosines).
         ``"PairLogits"``: (anchors (B,d), positives (B,d)) -> ``scale * A @ P.T``,
         minus ``log_q`` of each column when given (logQ correction).
         ``"MaskedRecencyPooling"``: (items (B,N,d), mask (B,N)) -> weighted mean with
@@ -254,7 +275,29 @@ def layers() -> dict[str, type]:
         def compute_output_spec(self, items: Any, mask: Any) -> Any:
             return keras.KerasTensor((items.shape[0], items.shape[2]), dtype="float32")
 
+    class WeightedConcat(keras.layers.Layer):
+        """Concatenate blocks, block i scaled by sqrt(w_i), w_i = softplus(learned) > 0."""
+
+        def build(self, shapes: Any) -> None:
+            self.block_logits = self.add_weight(
+                name="block_logits", shape=(len(shapes),), initializer="zeros"
+            )
+
+        def call(self, blocks: Any) -> Any:
+            w = ops.sqrt(ops.softplus(ops.cast(self.block_logits, "float32")) + 1e-6)
+            return ops.concatenate([ops.cast(b, "float32") * w[i] for i, b in enumerate(blocks)], axis=-1)
+
+        def block_weights(self) -> list[float]:
+            """The current weights ``w_i`` as floats."""
+            logits = np.asarray(keras.ops.convert_to_numpy(self.block_logits), dtype=np.float64)
+            return [float(x) for x in np.log1p(np.exp(logits)) + 1e-6]
+
+        def compute_output_spec(self, blocks: Any) -> Any:
+            width = sum(int(b.shape[-1]) for b in blocks)
+            return keras.KerasTensor((blocks[0].shape[0], width), dtype="float32")
+
     return {
+        "WeightedConcat": WeightedConcat,
         "L2Normalize": L2Normalize,
         "PairLogits": PairLogits,
         "MaskedRecencyPooling": MaskedRecencyPooling,

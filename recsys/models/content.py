@@ -18,7 +18,16 @@ and long-tail items (no interactions, where Prod2Vec has nothing) are covered:
    ``loss="triplet"`` is the triplet loss with semi-hard in-batch negatives
    (the most similar negative that is still less similar than the positive).
    On the demo data the softmax loss gives the better cold-item hit rate
-   (see bench/deep.py), hence the default.
+   (see bench/deep.py), hence the default. ``hard_negatives`` adds negatives
+   drawn from the anchor's own leaf category (within-category ranking).
+4. **Wide blocks** (``wide_blocks=True``): the output concatenates the deep
+   vector with the leaf category and brand (fixed identity codes) and the price
+   position within the leaf, each unit-length and weighted. The weights are
+   chosen on simulated cold items: a share of the items (``holdout_share``) is
+   kept out of training and the weights that rank the pairs leading to them best
+   are kept. On the demo data this lifts cold-item HR@10 from ~0.17 (deep vector
+   alone) to ~0.21: within a category the deep vector, driven by near-unique
+   title words, scatters items that a shopper treats alike.
 
 Per epoch a held-out share of positive pairs is scored: ``val_top_k`` (share of
 held-out pairs whose positive is in the anchor's top-k among all items) and
@@ -50,6 +59,9 @@ logger = logging.getLogger(__name__)
 _TOKEN = re.compile(r"[a-z0-9]+")
 _CAT_LEVELS = (0, 1, 2)
 _LOSSES = ("softmax", "triplet")
+_PRICE_QUANTILES = 21
+_BLOCKS = ("deep", "leaf", "brand", "price")
+_WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def tokenize(texts: pd.Series | list[str]) -> list[list[str]]:
@@ -148,6 +160,24 @@ class ContentModel(EmbeddingModel):
     category_pairs : int
         Positives drawn from the same leaf category for each item that has no
         co-occurrence pair.
+    wide_blocks : bool
+        Put three feature blocks beside the deep vector (a "wide & deep" output): the
+        leaf category and the brand as fixed identity codes, and the price position
+        within the leaf (its percentile among the leaf's catalogue prices, on a half
+        circle). Each block is unit-length, so the cosine of two items is the weighted
+        mean of the blocks' cosines. The weights are learned in training, then chosen
+        on simulated cold items (``holdout_share``).
+    wide_dim : int
+        Width of the identity codes (one-hot when the vocabulary fits, else random
+        nearly-orthogonal unit vectors).
+    hard_negatives : int
+        Extra negatives per anchor drawn from the anchor's own leaf category (beside
+        the in-batch ones), so the tower learns to rank within a category.
+    holdout_share : float
+        Share of the items with co-occurrence pairs kept out of training (they only get
+        the same-category fallback, as cold items do); the pairs that lead to them
+        choose the block weights: coordinate ascent over a grid maximising their top-k
+        hit share among all items. 0 keeps the weights learned in training.
     validation_share : float
         Share of distinct co-occurrence pairs held out for per-epoch validation
         (at most ``max_validation_pairs``); 0 disables validation.
@@ -166,6 +196,9 @@ class ContentModel(EmbeddingModel):
     vectors_ : float32 (n_items, embedding_dim), L2-normalised, one row per catalogue item.
     history_ : list of dict
         Per epoch: ``epoch, loss, val_top_k, val_avg_precision, seconds``.
+    block_weights_ : dict
+        ``{"deep", "leaf", "brand", "price"} -> weight`` of the output blocks (wide
+        towers only; also in ``coverage_``).
     device_ : dict
         :func:`recsys.models._keras_utils.device_info` at fit time: ``{"backend", "device"
         ("CPU" or "GPU: <name>"), "mixed_precision"}``; also in ``coverage_``.
@@ -185,7 +218,7 @@ class ContentModel(EmbeddingModel):
         "loss": "softmax",
         "temperature": 0.05,
         "margin": 0.2,
-        "epochs": 8,
+        "epochs": 4,
         "batch_size": 256,
         "learning_rate": 0.002,
         "dropout": 0.1,
@@ -196,6 +229,10 @@ class ContentModel(EmbeddingModel):
         "validation_share": 0.05,
         "max_validation_pairs": 2000,
         "top_k": 10,
+        "wide_blocks": True,
+        "wide_dim": 64,
+        "hard_negatives": 1,
+        "holdout_share": 0.1,
         "image_features": False,
         "image_backbone": "MobileNetV3Small",
         "image_weights_path": None,
@@ -222,9 +259,15 @@ class ContentModel(EmbeddingModel):
             "image_size",
             "workers",
             "max_validation_pairs",
+            "wide_dim",
         ):
             p[key] = ku.check_positive_int(name, key, p[key])
-        for key in ("fasttext_min_count", "window", "category_pairs", "seed"):
+        if not isinstance(p["wide_blocks"], (bool, np.bool_)):
+            raise ModelFitError(
+                f"{name}: parameter 'wide_blocks' must be true or false, got {p['wide_blocks']!r}"
+            )
+        p["wide_blocks"] = bool(p["wide_blocks"])
+        for key in ("fasttext_min_count", "window", "category_pairs", "seed", "hard_negatives"):
             p[key] = ku.check_positive_int(name, key, p[key], minimum=0)
         for key in ("temperature", "margin", "learning_rate"):
             p[key] = ku.check_positive_float(name, key, p[key])
@@ -234,6 +277,10 @@ class ContentModel(EmbeddingModel):
         )
         if p["dropout"] >= 1:
             raise ModelFitError(f"{name}: parameter 'dropout' must be in [0, 1), got {p['dropout']}")
+        hs = ku.check_positive_float(name, "holdout_share", p["holdout_share"], allow_zero=True)
+        if hs >= 0.5:
+            raise ModelFitError(f"{name}: parameter 'holdout_share' must be in [0, 0.5), got {hs}")
+        p["holdout_share"] = hs
         share = ku.check_positive_float(name, "validation_share", p["validation_share"], allow_zero=True)
         if share >= 0.5:
             raise ModelFitError(f"{name}: parameter 'validation_share' must be in [0, 0.5), got {share}")
@@ -363,7 +410,7 @@ class ContentModel(EmbeddingModel):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Model inputs for catalogue rows; ``stats`` (from training) or computed here."""
         fit = stats is None
-        stats = {} if stats is None else stats
+        stats = {"wide": bool(self.params.get("wide_blocks", False))} if stats is None else stats
         price = pd.to_numeric(catalog["price"], errors="coerce").to_numpy(dtype=np.float64)
         missing = ~np.isfinite(price) | (price < 0)
         logp = np.log1p(np.where(missing, 0.0, price))
@@ -388,6 +435,28 @@ class ContentModel(EmbeddingModel):
         leaf_stats = leaf_stats.reshape(-1, 2)
         known_leaf = np.isfinite(leaf_stats[:, 0]) & ~missing
         rel_price = np.where(known_leaf, (logp - np.nan_to_num(leaf_stats[:, 0])) / leaf_stats[:, 1], 0.0)
+        # price position within the leaf: the item's percentile among the leaf's catalogue prices
+        # (piecewise-linear over stored quantiles, so new items get it too)
+        if fit:
+            qs = np.linspace(0.0, 1.0, _PRICE_QUANTILES)
+            stats["leaf_price_q"] = {
+                str(k): np.quantile(g.to_numpy(), qs).tolist()
+                for k, g in pd.Series(logp[~missing]).groupby(leaf[~missing])
+            }
+        pct = np.full(len(leaf), 0.5)
+        q_of = stats.get("leaf_price_q", {})
+        grid = np.linspace(0.0, 1.0, _PRICE_QUANTILES)
+        for value in np.unique(leaf):
+            q = q_of.get(str(value))
+            if q is None:
+                continue
+            rows = np.flatnonzero((leaf == value) & ~missing)
+            qa = np.asarray(q, dtype=np.float64)
+            # ties in the quantiles (few items): interpolate on the unique values
+            uq, first = np.unique(qa, return_index=True)
+            last = len(qa) - 1 - np.unique(qa[::-1], return_index=True)[1]
+            mid = (grid[first] + grid[last]) / 2.0
+            pct[rows] = np.interp(logp[rows], uq, mid) if len(uq) > 1 else 0.5
         ztext = (text - np.asarray(stats["text_mean"], dtype=np.float32)) / np.asarray(
             stats["text_std"], dtype=np.float32
         )
@@ -401,6 +470,7 @@ class ContentModel(EmbeddingModel):
             ztext.astype(np.float32),
             zprice[:, None].astype(np.float32),
             np.clip(rel_price, -4, 4)[:, None].astype(np.float32),
+            (2.0 * pct - 1.0)[:, None].astype(np.float32),
             missing[:, None].astype(np.float32),
             onehot,
         ]
@@ -415,6 +485,11 @@ class ContentModel(EmbeddingModel):
             )
         feats = {"dense": np.concatenate(dense, axis=1).astype(np.float32)}
         stats["dense_dim"] = int(feats["dense"].shape[1])
+        if stats.get("wide", False):
+            # price position as a point on a half circle: the dot product of two items
+            # points falls as their percentiles move apart (1 for equal, -1 for opposite ends)
+            angle = pct * np.pi
+            feats["price_pos"] = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
         brand = catalog["brand"] if "brand" in catalog else pd.Series([""] * len(catalog))
         if fit:
             stats["brand_vocab"], feats["brand"] = _vocab_index(brand)
@@ -449,7 +524,29 @@ class ContentModel(EmbeddingModel):
             if p["dropout"] > 0:
                 x = L.Dropout(p["dropout"], seed=p["seed"] + i)(x)
         x = L.Dense(p["embedding_dim"], dtype="float32", name="projection")(x)
-        out = ku.layers()["L2Normalize"](name="l2")(x)
+        norm = ku.layers()["L2Normalize"]
+        if not stats.get("wide", False):
+            out = norm(name="l2")(x)
+            return keras.Model(inputs, out, name="content_tower")
+        # wide blocks beside the deep vector: leaf category, brand (learned embeddings) and
+        # the price position, each unit-length; learned block weights set their share of
+        # the cosine (cos = sum_i w_i cos_i / sum_i w_i)
+        inputs["price_pos"] = keras.Input((2,), name="price_pos")
+        leaf_key = f"cat{_CAT_LEVELS[-1]}"
+        leaf = _identity_codes(
+            keras, len(stats[f"{leaf_key}_vocab"]) + 1, p["wide_dim"], p["seed"], "wide_leaf"
+        )(inputs[leaf_key])
+        brand = _identity_codes(
+            keras, len(stats["brand_vocab"]) + 1, p["wide_dim"], p["seed"] + 1, "wide_brand"
+        )(inputs["brand"])
+        blocks = [
+            norm(name="l2_deep")(x),
+            norm(name="l2_leaf")(leaf),
+            norm(name="l2_brand")(brand),
+            norm(name="l2_price")(inputs["price_pos"]),
+        ]
+        out = ku.layers()["WeightedConcat"](name="wide_weights")(blocks)
+        out = norm(name="l2")(out)
         return keras.Model(inputs, out, name="content_tower")
 
     # -- training ------------------------------------------------------------
@@ -493,6 +590,23 @@ class ContentModel(EmbeddingModel):
 
         # positive pairs: co-occurrence, same leaf category for items without any
         pairs = cooccurrence_pairs(dataset.interactions, row_of, p["window"])
+        # simulated cold items: a share of the items with pairs is kept out of training; the
+        # pairs that lead to them choose the weights of the output blocks (see _block_weights)
+        cold_val = np.empty((0, 2), dtype=np.int64)
+        if stats["wide"] and p["holdout_share"] > 0 and len(pairs) >= 20:
+            cand = np.unique(pairs["b"].to_numpy())
+            held = rng.choice(cand, size=max(1, int(len(cand) * p["holdout_share"])), replace=False)
+            is_held = np.zeros(n, dtype=bool)
+            is_held[held] = True
+            a_held = is_held[pairs["a"].to_numpy()]
+            b_held = is_held[pairs["b"].to_numpy()]
+            to_held = pairs[b_held & ~a_held]
+            if len(to_held):
+                n_cv = min(p["max_validation_pairs"], len(to_held))
+                w = to_held["count"].to_numpy(dtype=np.float64)
+                pick = rng.choice(len(to_held), size=n_cv, replace=False, p=w / w.sum())
+                cold_val = to_held.iloc[pick][["a", "b"]].to_numpy(dtype=np.int64)
+            pairs = pairs[~(a_held | b_held)]
         val = np.empty((0, 2), dtype=np.int64)
         if p["validation_share"] > 0 and len(pairs) >= 20:
             n_val = min(p["max_validation_pairs"], max(1, int(len(pairs) * p["validation_share"])))
@@ -516,15 +630,22 @@ class ContentModel(EmbeddingModel):
         keras = ku.import_keras()
         with ku.precision_scope(info["mixed_precision"]):
             tower = self._build_tower(p, stats, feats["dense"].shape[1])
+            n_hard = p["hard_negatives"]
+            sides = ["a", "p"] + [f"n{j}" for j in range(n_hard)]
             ins = {
                 f"{side}_{k}": keras.Input(v.shape[1:], dtype=str(v.dtype), name=f"{side}_{k}")
-                for side in ("a", "p")
+                for side in sides
                 for k, v in feats.items()
             }
-            a_vec = tower({k: ins[f"a_{k}"] for k in feats})
-            p_vec = tower({k: ins[f"p_{k}"] for k in feats})
+            vecs = {side: tower({k: ins[f"{side}_{k}"] for k in feats}) for side in sides}
+            columns = vecs["p"]
+            if n_hard:
+                # columns: the B positives, then each row's hard negatives (row-major)
+                negs = keras.ops.stack([vecs[f"n{j}"] for j in range(n_hard)], axis=1)
+                negs = keras.ops.reshape(negs, (-1, int(tower.output.shape[-1])))
+                columns = keras.layers.Concatenate(axis=0)([vecs["p"], negs])
             scale = 1.0 / p["temperature"] if p["loss"] == "softmax" else 1.0
-            logits = ku.layers()["PairLogits"](scale, name="pair_logits")(a_vec, p_vec)
+            logits = ku.layers()["PairLogits"](scale, name="pair_logits")(vecs["a"], columns)
             trainer = keras.Model(ins, logits)
         loss = (
             ku.in_batch_softmax_loss
@@ -533,17 +654,20 @@ class ContentModel(EmbeddingModel):
         )
         trainer.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss, jit_compile=False)
 
+        same_leaf = self._leaf_sampler(catalog, rng)
         self.history_ = []
         progress(1, total, f"content: training the ranking tower on {info['device']}")
         for epoch in range(p["epochs"]):
             t0 = time.perf_counter()
             pick = rng.choice(len(ab), size=p["pairs_per_epoch"], p=weights)
             a_rows, b_rows = ab[pick, 0], ab[pick, 1]
-            x = {f"a_{k}": v[a_rows] for k, v in feats.items()} | {
-                f"p_{k}": v[b_rows] for k, v in feats.items()
-            }
+            rows = {"a": a_rows, "p": b_rows}
+            for j in range(p["hard_negatives"]):
+                rows[f"n{j}"] = same_leaf(a_rows)
+            x = {f"{side}_{k}": v[r] for side, r in rows.items() for k, v in feats.items()}
+            y = np.stack([b_rows, a_rows] + [rows[f"n{j}"] for j in range(p["hard_negatives"])], axis=1)
             hist = trainer.fit(
-                x, b_rows.astype(np.int32), batch_size=p["batch_size"], epochs=1, shuffle=False, verbose=0
+                x, y.astype(np.int32), batch_size=p["batch_size"], epochs=1, shuffle=False, verbose=0
             )
             record = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1])}
             if len(val):
@@ -557,7 +681,25 @@ class ContentModel(EmbeddingModel):
             logger.info(msg)
             progress(epoch + 2, total, msg)
 
-        self.vectors_ = normalize_rows(self._predict(tower, feats, p["batch_size"] * 8))
+        raw = self._predict(tower, feats, p["batch_size"] * 8)
+        if stats["wide"]:
+            stats["block_widths"] = [int(tower.get_layer(f"l2_{b}").output.shape[-1]) for b in _BLOCKS]
+            learned = tower.get_layer("wide_weights").block_weights()
+            stats["learned_block_weights"] = learned
+            stats["block_weights"] = (
+                _block_weights(_split_blocks(raw, stats["block_widths"]), cold_val, p["top_k"], learned)
+                if len(cold_val)
+                else learned
+            )
+            logger.info(
+                "content: block weights %s (learned in training: %s) from %d pairs to held-out items",
+                dict(zip(_BLOCKS, stats["block_weights"])),
+                dict(zip(_BLOCKS, learned)),
+                len(cold_val),
+            )
+            raw = _reweight(raw, stats)
+            self.block_weights_ = dict(zip(_BLOCKS, stats["block_weights"]))
+        self.vectors_ = normalize_rows(raw)
         self._tower = tower
         self._stats = stats
         self._words = words
@@ -573,6 +715,9 @@ class ContentModel(EmbeddingModel):
                 "items_with_cooccurrence": n_with_pairs,
             }
         )
+        if stats["wide"]:
+            self.coverage_["block_weights"] = self.block_weights_
+            self.coverage_["holdout_pairs"] = int(len(cold_val))
         progress(total, total, f"content: {n} item vectors in {self.train_seconds_:.1f}s")
         return self
 
@@ -605,6 +750,25 @@ class ContentModel(EmbeddingModel):
         return np.stack([anchors, cand], axis=1).astype(np.int64)
 
     @staticmethod
+    def _leaf_sampler(catalog: pd.DataFrame, rng: np.random.Generator) -> Any:
+        """A function: item rows -> a random item row of the same leaf category each (hard negatives)."""
+        leaf = (
+            catalog["category"].fillna("").astype(str).to_numpy()
+            if "category" in catalog
+            else np.full(len(catalog), "")
+        )
+        codes, _ = pd.factorize(leaf)
+        order = np.argsort(codes, kind="stable")
+        starts = np.searchsorted(codes[order], codes)
+        sizes = np.bincount(codes)[codes]
+
+        def sample(rows: np.ndarray) -> np.ndarray:
+            offs = (rng.random(len(rows)) * sizes[rows]).astype(np.int64)
+            return order[starts[rows] + offs]
+
+        return sample
+
+    @staticmethod
     def _predict(tower: Any, feats: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
         out = tower.predict(feats, batch_size=batch_size, verbose=0)
         return np.asarray(out, dtype=np.float32)
@@ -634,7 +798,7 @@ class ContentModel(EmbeddingModel):
             image = np.zeros((len(catalog), dim), dtype=np.float32)
             image[:, -1] = 1.0
         feats, _ = self._features(catalog.reset_index(drop=True), vecs, self._stats, image)
-        return normalize_rows(self._predict(tower, feats, 2048))
+        return normalize_rows(_reweight(self._predict(tower, feats, 2048), self._stats))
 
     def _get_tower(self) -> Any:
         tower = getattr(self, "_tower", None)
@@ -697,6 +861,78 @@ class ContentModel(EmbeddingModel):
             self._word_vecs = np.load(path / "content_word_vectors.npy", allow_pickle=False)
             weights = path / "content_tower.weights.h5"
             self._weights_path = weights if weights.exists() else None
+
+
+def _split_blocks(raw: np.ndarray, widths: list[int]) -> list[np.ndarray]:
+    """The tower output cut into its blocks, each L2-normalised."""
+    cuts = np.cumsum([0, *widths])
+    return [normalize_rows(raw[:, cuts[i] : cuts[i + 1]]) for i in range(len(widths))]
+
+
+def _reweight(raw: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
+    """Concatenate the unit blocks scaled by sqrt(chosen weight) (no-op for non-wide towers)."""
+    if not stats.get("wide", False) or "block_weights" not in stats:
+        return raw
+    blocks = _split_blocks(raw, stats["block_widths"])
+    w = np.sqrt(np.asarray(stats["block_weights"], dtype=np.float32))
+    return np.concatenate([b * wi for b, wi in zip(blocks, w)], axis=1).astype(np.float32)
+
+
+def _block_weights(blocks: list[np.ndarray], pairs: np.ndarray, k: int, learned: list[float]) -> list[float]:
+    """Block weights that rank held-out items best.
+
+    Coordinate ascent over a grid (two passes over the four weights; the deep block's
+    weight stays > 0, so text and learned features always break ties), starting from
+    the weights learned in training (relative to the deep block's),
+    maximising the top-k hit share, then the mean reciprocal rank, of (anchor,
+    held-out item) pairs among all items (the anchor excluded).
+    """
+    sims = [b[pairs[:, 0]] @ b.T for b in blocks]  # (n_pairs, n_items) per block
+    rows = np.arange(len(pairs))
+    for sim in sims:
+        sim[rows, pairs[:, 0]] = 0.0  # the anchor itself is excluded in key()
+
+    def key(w: list[float]) -> tuple[float, float]:
+        score = np.zeros_like(sims[0])
+        for wi, sim in zip(w, sims):
+            if wi:
+                score += wi * sim
+        score[rows, pairs[:, 0]] = -np.inf
+        pos = score[rows, pairs[:, 1]]
+        rank = (score >= pos[:, None]).sum(axis=1)
+        return float((rank <= k).mean()), float((1.0 / rank).mean())
+
+    best = [1.0] + [float(x) / float(learned[0]) for x in learned[1:]]
+    best_key = key(best)
+    for _ in range(2):
+        for i in range(len(best)):
+            for value in _WEIGHT_GRID if i else _WEIGHT_GRID[1:]:  # the deep block always keeps a share
+                trial = best.copy()
+                trial[i] = value
+                trial_key = key(trial)
+                if trial_key > best_key:
+                    best, best_key = trial, trial_key
+    logger.debug("content: block weights %s: held-out top-%d %.3f", best, k, best_key[0])
+    return [float(x) for x in best]
+
+
+def _identity_codes(keras: Any, n: int, dim: int, seed: int, name: str) -> Any:
+    """A frozen embedding of ``n`` values as identity codes: one-hot when ``n <= dim``,
+    else random unit vectors (nearly orthogonal: cosines about +-1/sqrt(dim)). Row 0
+    (unknown/empty) is the zero vector, similar to nothing."""
+    if n <= dim:
+        codes = np.eye(n, dtype=np.float32)
+    else:
+        codes = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+        codes /= np.linalg.norm(codes, axis=1, keepdims=True)
+    codes[0] = 0.0
+    return keras.layers.Embedding(
+        n,
+        codes.shape[1],
+        embeddings_initializer=keras.initializers.Constant(codes),
+        trainable=False,
+        name=name,
+    )
 
 
 def _pair_scores(vectors: np.ndarray, pairs: np.ndarray, k: int) -> dict[str, float]:

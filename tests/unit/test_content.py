@@ -9,7 +9,7 @@ import pytest
 from recsys.data.schema import Dataset
 from recsys.errors import ModelFitError
 from recsys.models import make_model
-from recsys.models.content import ContentModel, cooccurrence_pairs, tokenize
+from recsys.models.content import ContentModel, _block_weights, cooccurrence_pairs, tokenize
 
 # Four product kinds; each has its own title words, category, gender and price range.
 KINDS = [
@@ -32,6 +32,7 @@ FAST = {
     "pairs_per_epoch": 3000,
     "batch_size": 64,
     "workers": 1,
+    "wide_dim": 8,
     "seed": 3,
 }
 
@@ -93,7 +94,10 @@ def test_every_catalogue_item_gets_a_unit_vector_including_cold_ones(fitted, dat
     model, _ = fitted
     assert list(model.item_ids_) == data.catalog["item_id"].tolist()
     assert model.vectors_.dtype == np.float32
-    assert model.vectors_.shape == (len(data.catalog), FAST["embedding_dim"])
+    # deep vector + leaf identity code (one-hot over the vocabulary: 4 leaves, "" and a spare row)
+    # + brand code (8 brands: random unit codes of width wide_dim) + price position (2)
+    width = FAST["embedding_dim"] + (len(KINDS) + 2) + FAST["wide_dim"] + 2
+    assert model.vectors_.shape == (len(data.catalog), width)
     np.testing.assert_allclose(np.linalg.norm(model.vectors_, axis=1), 1.0, atol=1e-5)
     assert model.coverage_["coverage"] == 1.0
     seen = set(data.interactions["item_id"])
@@ -152,6 +156,76 @@ def test_save_load_round_trip_keeps_vectors_history_and_can_embed_new_items(fitt
     assert set(kind_of(nearest)) == {"k2"}
 
 
+def test_output_is_the_weighted_concatenation_of_unit_blocks(fitted, data):
+    """Cosine of two items = weighted mean of the deep, leaf, brand and price blocks' cosines."""
+    model, _ = fitted
+    w = model.block_weights_
+    assert set(w) == {"deep", "leaf", "brand", "price"} and w["deep"] > 0
+    assert all(v >= 0 for v in w.values())
+    assert model.coverage_["block_weights"] == w and model.coverage_["holdout_pairs"] > 0
+    widths = model._stats["block_widths"]
+    cuts = np.cumsum([0, *widths])
+    v = model.vectors_.astype(np.float64)
+    blocks = [v[:, cuts[i] : cuts[i + 1]] for i in range(4)]
+    weights = np.array([w["deep"], w["leaf"], w["brand"], w["price"]])
+    norms = np.stack([np.linalg.norm(b, axis=1) for b in blocks], axis=1)
+    # each block's share of the unit vector is its weight's share (or zero: unknown brand)
+    expected = np.sqrt(weights / weights.sum())
+    assert np.all(np.isclose(norms, expected, atol=1e-4) | (norms < 1e-6))
+    # items of one leaf share the leaf block exactly; items of different leaves are orthogonal there
+    leaf = blocks[1]
+    rows = data.catalog.index[data.catalog["category"] == KINDS[0][0]].to_numpy()
+    other = data.catalog.index[data.catalog["category"] == KINDS[1][0]].to_numpy()
+    np.testing.assert_allclose(leaf[rows] @ leaf[rows[0]], expected[1] ** 2, atol=1e-5)
+    np.testing.assert_allclose(leaf[other] @ leaf[rows[0]], 0.0, atol=1e-6)
+
+
+def test_price_block_ranks_prices_within_the_leaf():
+    """The price position is the percentile in the leaf: the cheapest and dearest items of a leaf
+    are opposite (-1), and an item's price block is nearest to the items next to it in price."""
+    model = ContentModel(wide_blocks=True)
+    prices = [10.0, 20.0, 30.0, 40.0, 50.0, 15.0, 1000.0]
+    catalog = pd.DataFrame(
+        {
+            "item_id": [f"p{i}" for i in range(7)],
+            "title": "x",
+            "category": ["A > B > C"] * 5 + ["D > E > F"] * 2,
+            "brand": "",
+            "price": prices,
+        }
+    )
+    feats, _ = model._features(catalog, np.zeros((7, 2), dtype=np.float32), None)
+    pos = feats["price_pos"]
+    sims = pos @ pos.T
+    assert sims[0, 4] == pytest.approx(-1.0, abs=1e-6)
+    assert np.argsort(-sims[2, :5])[:3].tolist()[0] == 2
+    assert set(np.argsort(-sims[2, :5])[1:3].tolist()) == {1, 3}
+    # the price position is relative to the leaf: 1000 is the dearest of its own leaf
+    assert sims[6, 4] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_block_weights_keep_the_blocks_that_rank_held_out_items():
+    """Known answer: block 2 (brand) puts each anchor's partner first; block 1 is noise."""
+    rng = np.random.default_rng(0)
+    n = 200
+    partner = np.arange(n) ^ 1  # items 2i and 2i+1 are partners
+    deep = rng.normal(size=(n, 8))
+    noise = rng.normal(size=(n, 8))
+    brand = rng.normal(size=(n // 2, 8))[np.arange(n) // 2]
+    price = rng.normal(size=(n, 2))
+    unit = [b / np.linalg.norm(b, axis=1, keepdims=True) for b in (deep, noise, brand, price)]
+    pairs = np.stack([np.arange(0, n, 2), partner[np.arange(0, n, 2)]], axis=1)
+    w = _block_weights(unit, pairs, k=1, learned=[1.0, 1.0, 0.01, 1.0])
+    assert w[0] > 0  # the deep block always keeps a share
+    assert w[2] > max(w[0], w[1], w[3])
+    # with the chosen weights every anchor's partner ranks first (the learned start did not)
+    for weights, expect in ((w, 1.0), ([1.0, 1.0, 0.01, 1.0], None)):
+        score = sum(wi * (b[pairs[:, 0]] @ b.T) for wi, b in zip(weights, unit))
+        score[np.arange(len(pairs)), pairs[:, 0]] = -np.inf
+        hit = (score.argmax(axis=1) == pairs[:, 1]).mean()
+        assert hit == expect if expect is not None else hit < 0.5
+
+
 def test_cooccurrence_pairs_respect_window_and_sequences():
     inter = pd.DataFrame(
         {
@@ -172,12 +246,6 @@ def test_tokenize_lowercases_and_splits_punctuation():
     assert tokenize(["Chef's Knife, 20cm!"]) == [["chef", "s", "knife", "20cm"]]
 
 
-def test_triplet_loss_variant_also_separates_kinds(data):
-    model = ContentModel(**{**FAST, "loss": "triplet", "margin": 0.3, "epochs": 3}).fit(data)
-    ids, _ = model.similar(model.item_ids_, 3)
-    assert (kind_of(ids) == kind_of(model.item_ids_)[:, None]).mean() >= 0.9
-
-
 @pytest.mark.parametrize(
     ("params", "name"),
     [
@@ -189,6 +257,9 @@ def test_triplet_loss_variant_also_separates_kinds(data):
         ({"validation_share": 0.9}, "validation_share"),
         ({"fasttext_path": "/nonexistent/model.bin"}, "fasttext_path"),
         ({"epochs": 2.5}, "epochs"),
+        ({"holdout_share": 0.7}, "holdout_share"),
+        ({"hard_negatives": -1}, "hard_negatives"),
+        ({"wide_blocks": "yes"}, "wide_blocks"),
     ],
 )
 def test_bad_parameters_raise_model_fit_error_naming_the_parameter(data, params, name):
@@ -201,10 +272,12 @@ def test_unknown_parameter_is_rejected_at_construction():
         ContentModel(vector_sise=3)
 
 
-def test_local_fasttext_file_is_used_instead_of_training(data, tmp_path):
+def test_triplet_loss_with_a_local_fasttext_file_separates_kinds(data, tmp_path):
+    """One fit checks two options: the local FastText file replaces training (its 8-dim
+    vectors are the text part) and the triplet loss variant also separates the kinds."""
     words = sorted({w for t in tokenize(data.catalog["title"]) for w in t})
     rng = np.random.default_rng(0)
-    kind_axis = {w: i % 4 for i, w in enumerate(words)}
+    kind_axis = {w: i % 4 for i, w in enumerate(words)}  # arbitrary axes, unrelated to the kinds
     lines = [f"{len(words)} 8"]
     for w in words:
         v = rng.normal(0, 0.01, 8)
@@ -212,7 +285,10 @@ def test_local_fasttext_file_is_used_instead_of_training(data, tmp_path):
         lines.append(w + " " + " ".join(f"{x:.5f}" for x in v))
     path = tmp_path / "vectors.vec"
     path.write_text("\n".join(lines) + "\n")
-    model = ContentModel(**{**FAST, "fasttext_path": str(path), "epochs": 1}).fit(data)
+    params = {**FAST, "fasttext_path": str(path), "loss": "triplet", "margin": 0.3, "epochs": 2}
+    model = ContentModel(**{**params, "pairs_per_epoch": 2000}).fit(data)
     # the text part uses the file's 8-dim vectors
     assert len(model._stats["text_mean"]) == 8
     assert model.vectors_.shape[0] == len(data.catalog)
+    ids, _ = model.similar(model.item_ids_, 3)
+    assert (kind_of(ids) == kind_of(model.item_ids_)[:, None]).mean() >= 0.9

@@ -137,6 +137,7 @@ def test_content_model_uses_image_features_when_asked(images):
         pairs_per_epoch=200,
         batch_size=32,
         validation_share=0.0,
+        wide_blocks=False,  # the deep vector alone: embedding_dim wide
         workers=1,
     ).fit(Dataset("img", catalog, inter))
     assert model.vectors_.shape == (12, 8)
