@@ -533,7 +533,7 @@ class FilteredSearcher:
         space: str = "cosine",
         ef: int = 64,
         exact_max_rows: int | None = None,
-        cache_size: int = 32,
+        cache_size: int | None = None,
     ) -> None:
         vec = np.asarray(vectors, dtype=np.float32)
         if vec.ndim != 2 or vec.shape[0] != len(item_ids):
@@ -558,7 +558,9 @@ class FilteredSearcher:
         self.exact_max_rows = exact_max_rows
         self._lock = threading.Lock()
         self._compiled: OrderedDict[str, CompiledFilter] = OrderedDict()
-        self._cache_size = cache_size
+        # A compiled filter holds ~60 bytes per item (mask, cumulative counts, seed
+        # table): keep the cache near 400 MB whatever the catalogue size.
+        self._cache_size = cache_size or max(4, min(32, 400_000_000 // max(1, 64 * self.n)))
         self._last: tuple[FilterConfig, CompiledFilter] | None = None
         self._dscale = self.dim / 64.0
 
