@@ -137,7 +137,9 @@ class ContentModel(EmbeddingModel):
         A local FastText file (``.bin`` Facebook format, or ``.vec``/``.txt``
         word2vec text format) used instead of training.
     embedding_dim : int
-        Output vector size.
+        Size of the deep vector: the output vector with ``wide_blocks=False``; with
+        wide blocks the output also carries the leaf code, the brand code (each at
+        most ``wide_dim`` wide) and the 2-d price position.
     hidden_units : list of int
         Sizes of the tower's hidden dense layers.
     brand_dim, category_dim : int
