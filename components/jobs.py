@@ -166,7 +166,9 @@ def ensure_demo_job(root: str | os.PathLike[str] | None = None) -> str | None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for job in store.list_jobs(limit=None, kind="demo", status=list(ACTIVE_STATES)):
             return str(job["job_id"])
-        job_id = store.submit("demo", {}, label="Demo build")
+        from recsys.pipeline import APP_DEMO_FAMILIES
+
+        job_id = store.submit("demo", {"families": list(APP_DEMO_FAMILIES)}, label="Demo build")
     logger.info("no runs in %s: started the demo build (job %s)", root, job_id)
     return job_id
 

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 #: The families the demo build trains, in order (fast ones first, so the
 #: dashboard becomes useful early).
 DEMO_FAMILIES: tuple[str, ...] = ("popularity", "cooccurrence", "prod2vec", "meta_prod2vec")
+#: What the dashboard's first-start build trains: the core four, then the deep models.
+APP_DEMO_FAMILIES: tuple[str, ...] = (*DEMO_FAMILIES, "content", "two_tower")
 DEMO_ITEMS = 5000
 
 
