@@ -586,7 +586,7 @@ class ContentModel(EmbeddingModel):
         text, words, word_vecs = self._text_vectors(catalog, p)
         image = self._image_matrix(catalog, p) if p["image_features"] else None
         feats, stats = self._features(catalog, text, None, image)
-        self.item_ids_ = catalog["item_id"].astype(str).to_numpy()
+        self.item_ids_ = np.asarray(catalog["item_id"].astype(str).to_numpy(), dtype=str)
         row_of = {iid: i for i, iid in enumerate(self.item_ids_)}
         n = len(catalog)
 

@@ -284,7 +284,7 @@ class TwoTowerModel(EmbeddingModel):
         p = self._validate()
         t_start = time.perf_counter()
         catalog = dataset.catalog.reset_index(drop=True)
-        self.item_ids_ = catalog["item_id"].astype(str).to_numpy()
+        self.item_ids_ = np.asarray(catalog["item_id"].astype(str).to_numpy(), dtype=str)
         self._build_lookup()
         n_items = len(catalog)
         info = ku.device_info()

@@ -82,6 +82,30 @@ W2V_FAST = {
 }
 
 
+CONTENT_FAST = {
+    "vector_size": 16,
+    "fasttext_epochs": 5,
+    "embedding_dim": 16,
+    "hidden_units": [32],
+    "wide_dim": 8,
+    "epochs": 3,
+    "pairs_per_epoch": 2000,
+    "batch_size": 64,
+    "workers": 1,
+    "seed": 0,
+}
+TWO_TOWER_FAST = {
+    "embedding_dim": 16,
+    "id_dim": 16,
+    "hidden_units": [32],
+    "user_hidden": 32,
+    "max_recent": 3,
+    "epochs": 4,
+    "batch_size": 64,
+    "seed": 0,
+}
+
+
 @dataclass
 class Case:
     family: str
@@ -97,6 +121,8 @@ CASES: list[Case] = [
     Case("cooccurrence", {"similarity": "cosine", "top_k": 5}, {"top_k": 0}),
     Case("prod2vec", W2V_FAST, {**W2V_FAST, "window": 0}),
     Case("meta_prod2vec", W2V_FAST, {**W2V_FAST, "ns_exponent": float("nan")}),
+    Case("content", CONTENT_FAST, {**CONTENT_FAST, "embedding_dim": 0}),
+    Case("two_tower", TWO_TOWER_FAST, {**TWO_TOWER_FAST, "max_recent": 0}),
 ]
 
 
