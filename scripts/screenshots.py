@@ -109,14 +109,14 @@ def browser():
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
-def pages(root: Path) -> list[tuple[str, str, str]]:
+def pages(root: Path, run: str | None = None) -> list[tuple[str, str, str]]:
     """(name, path with query, CSS selector that shows the page is drawn)."""
     from components import ids
     from recsys.data.schema import load_dataset
     from recsys.registry import Registry
 
     registry = Registry(root)
-    run = registry.default_run() or ""
+    run = run or registry.default_run() or ""
     meta = registry.get(run) if run else {}
     seed = ""
     if meta:
@@ -177,13 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     parser.add_argument("--items", type=int, default=5000, help="demo size when building it")
     parser.add_argument("--only", nargs="*", help="page names to shoot (default: all)")
+    parser.add_argument("--run", default=None, help="run shown on Explore and Map (default: the active one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     root = prepare_data(args.data_dir, args.items).resolve()
     from recsys.registry import Registry
 
-    run = Registry(root).default_run()
+    run = args.run or Registry(root).default_run()
     if run and not list((root / "runs" / run).glob("projection_*.parquet")):
         projection_for(root, run)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     driver = browser()
     failures = []
     try:
-        for name, path, selector in pages(root):
+        for name, path, selector in pages(root, run):
             if args.only and name not in args.only:
                 continue
             out = args.out / f"{name}.png"
