@@ -180,6 +180,7 @@ def build_demo(
     progress(0, n_stages * 1000, f"generating {n_items} demo items")
     dataset = generate_demo(n_items=n_items, seed=seed)
     save_dataset(dataset, root)
+    save_demo_presets(root)
     runs = []
     for i, family in enumerate(families):
         try:
@@ -226,3 +227,28 @@ def import_job(
 
     dataset = import_dataset(source, path, name=name, root=root, progress=progress, **options)
     return {"dataset": dataset.name, "summary": dataset.summary(), "report": dataset.report.to_dict()}
+
+
+#: Filter presets the demo starts with: what a merchandiser would try first.
+DEMO_PRESETS: dict[str, dict[str, Any]] = {
+    "same-category": {"same_category": True, "category_level": 2, "exclude_adult": True},
+    "same-category-and-price": {
+        "same_category": True,
+        "category_level": 1,
+        "same_gender": True,
+        "price_ratio_min": 0.5,
+        "price_ratio_max": 2.0,
+        "exclude_adult": True,
+        "max_per_brand": 3,
+    },
+}
+
+
+def save_demo_presets(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Store :data:`DEMO_PRESETS` (an unchanged preset gets no new version)."""
+    from recsys.filters import PresetStore
+
+    store = PresetStore(data_dir(root))
+    for name, config in DEMO_PRESETS.items():
+        store.save(name, config)
+    return list(DEMO_PRESETS)

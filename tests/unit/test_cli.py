@@ -24,6 +24,11 @@ def test_demo_stores_dataset_and_evaluated_active_runs(demo_dir, capsys):
     runs = Registry(demo_dir).list_runs()
     assert sorted(r["family"] for r in runs) == ["cooccurrence", "popularity"]
     assert all(r["active"] for r in runs)
+    from recsys.filters import PresetStore
+
+    presets = {p["name"] for p in PresetStore(demo_dir).list()}
+    assert presets == {"same-category", "same-category-and-price"}
+    assert PresetStore(demo_dir).load("same-category").same_category
     by_family = {r["family"]: r for r in runs}
     # the baseline every model must beat is beaten by co-occurrence on the demo shop
     assert by_family["cooccurrence"]["metrics"]["hr@10"] > 2 * by_family["popularity"]["metrics"]["hr@10"]
