@@ -14,24 +14,13 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
+from components.common import dataset_meta, list_datasets
 from components.jobs import job_card, job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from recsys.config import data_dir
 from recsys.errors import DataValidationError, RecsysError
 
 logger = logging.getLogger(__name__)
-
-
-def list_datasets(root):  # noqa: D103 - lazy: recsys.data.schema imports pandas, kept out of app start
-    from recsys.data.schema import list_datasets as _list_datasets
-
-    return _list_datasets(root)
-
-
-def dataset_meta(name, root):  # noqa: D103 - lazy: recsys.data.schema imports pandas
-    from recsys.data.schema import dataset_meta as _dataset_meta
-
-    return _dataset_meta(name, root)
 
 
 dash.register_page(__name__, path="/data", title="RecSys Lab · Data", name="Data", order=5)

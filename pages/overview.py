@@ -10,6 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components import ids
+from components.common import dataset_meta, list_datasets
 from components.jobs import is_active, job_cards
 from components.layout import empty_state, error_alert, fmt_metric, page_header, section, stat_card
 from components.metrics import HEADLINE_METRICS, metrics_grid
@@ -18,18 +19,6 @@ from recsys.errors import RecsysError
 from recsys.registry import Registry
 
 logger = logging.getLogger(__name__)
-
-
-def list_datasets(root):  # noqa: D103 - lazy: recsys.data.schema imports pandas, kept out of app start
-    from recsys.data.schema import list_datasets as _list_datasets
-
-    return _list_datasets(root)
-
-
-def dataset_meta(name, root):  # noqa: D103 - lazy: recsys.data.schema imports pandas
-    from recsys.data.schema import dataset_meta as _dataset_meta
-
-    return _dataset_meta(name, root)
 
 
 dash.register_page(__name__, path="/", title="RecSys Lab · Overview", name="Overview", order=0)

@@ -11,6 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
+from components.common import list_datasets
 from components.jobs import device_status, is_active, job_cards, job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
@@ -20,12 +21,6 @@ from recsys.models import FAMILIES, get_model_class
 from recsys.registry import Registry
 
 logger = logging.getLogger(__name__)
-
-
-def list_datasets(root):  # noqa: D103 - lazy: recsys.data.schema imports pandas, kept out of app start
-    from recsys.data.schema import list_datasets as _list_datasets
-
-    return _list_datasets(root)
 
 
 dash.register_page(__name__, path="/runs", title="RecSys Lab · Runs", name="Runs", order=4)
