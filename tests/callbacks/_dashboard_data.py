@@ -3,18 +3,15 @@
 ``make_data_dir(root)`` stores a 200-item demo dataset and registers two runs with
 fixed, known metrics (a fitted popularity model and a tiny fitted prod2vec), both
 active, so the pages' output can be checked against exact numbers.
-``page(name)`` imports a page module (``register_page`` needs a Dash app with pages).
+``page``, ``find`` and ``text_of`` are in :mod:`tests.callbacks._pages`.
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import dash
 
 from recsys.data.schema import save_dataset
 from recsys.data.synthetic import generate_demo
@@ -65,51 +62,3 @@ def _build(root: Path) -> dict[str, str]:
         registry.activate(meta["run_id"])
         out[family] = meta["run_id"]
     return out
-
-
-def page(name: str) -> Any:
-    """The module ``pages.<name>``, imported after a Dash app with pages exists."""
-    try:
-        return importlib.import_module(f"pages.{name}")
-    except dash.exceptions.PageError:
-        dash.Dash("callback-tests", use_pages=True, pages_folder="")
-        return importlib.import_module(f"pages.{name}")
-
-
-def find(component: Any, predicate) -> list[Any]:
-    """Every component in a rendered tree for which ``predicate(component)`` is true."""
-    found: list[Any] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, (list, tuple)):
-            for child in node:
-                walk(child)
-            return
-        if node is None or isinstance(node, (str, int, float)):
-            return
-        if predicate(node):
-            found.append(node)
-        walk(getattr(node, "children", None))
-        for attr in ("header", "body"):
-            if hasattr(node, attr):
-                walk(getattr(node, attr))
-
-    walk(component)
-    return found
-
-
-def text_of(component: Any) -> str:
-    """All text in a rendered tree, space-joined."""
-    parts: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, (list, tuple)):
-            for child in node:
-                walk(child)
-        elif isinstance(node, (str, int, float)):
-            parts.append(str(node))
-        elif node is not None:
-            walk(getattr(node, "children", None))
-
-    walk(component)
-    return " ".join(parts)

@@ -14,11 +14,9 @@ popularity baseline are registered; runs A and B carry per-category HR@10 metric
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-import dash
 import numpy as np
 import pandas as pd
 
@@ -27,6 +25,7 @@ from recsys.data.schema import save_dataset
 from recsys.models import make_model
 from recsys.models.prod2vec import Prod2Vec
 from recsys.registry import Registry
+from tests.callbacks._pages import find
 
 CATS = {"ws": "Women > Shoes", "wb": "Women > Bags", "ms": "Men > Shoes", "hk": "Home > Kitchen"}
 TITLES = {"ws": "Trail Runner Shoe", "wb": "Leather Tote Bag", "ms": "Oxford Shoe", "hk": "Chef Knife"}
@@ -130,34 +129,6 @@ def make_data_dir(root: Path) -> dict[str, str]:
     return {"A": run_a, "B": run_b, "popularity": meta["run_id"]}
 
 
-def page(name: str) -> Any:
-    """The module ``pages.<name>`` (``register_page`` needs a Dash app with pages first)."""
-    try:
-        return importlib.import_module(f"pages.{name}")
-    except dash.exceptions.PageError:
-        dash.Dash("emc-callback-tests", use_pages=True, pages_folder="")
-        return importlib.import_module(f"pages.{name}")
-
-
-def find(node: Any, predicate) -> list[Any]:
-    """Every component in a rendered tree for which ``predicate`` is true."""
-    out: list[Any] = []
-
-    def walk(n: Any) -> None:
-        if isinstance(n, (list, tuple)):
-            for c in n:
-                walk(c)
-            return
-        if n is None or isinstance(n, (str, int, float)) or not hasattr(n, "to_plotly_json"):
-            return
-        if predicate(n):
-            out.append(n)
-        walk(getattr(n, "children", None))
-
-    walk(node)
-    return out
-
-
 def card_ids(node: Any) -> list[str]:
     """Item ids of the item cards in a rendered tree, in order (the seed card excluded)."""
     cards = find(
@@ -168,22 +139,3 @@ def card_ids(node: Any) -> list[str]:
         ),
     )
     return [getattr(c, "data-item") for c in cards]
-
-
-def text_of(node: Any) -> str:
-    """All text in a rendered tree, space-joined."""
-    parts: list[str] = []
-
-    def walk(n: Any) -> None:
-        if isinstance(n, (list, tuple)):
-            for c in n:
-                walk(c)
-        elif isinstance(n, (str, int, float)):
-            parts.append(str(n))
-        elif n is not None and hasattr(n, "to_plotly_json"):
-            walk(getattr(n, "children", None))
-        elif isinstance(n, dict) and "props" in n and "type" in n:  # a component in JSON form
-            walk(n["props"].get("children"))
-
-    walk(node)
-    return " ".join(parts)

@@ -10,7 +10,8 @@ from components.filter_panel import controls_from_filter_config
 from recsys.compare import overlap_at_k, rank_biased_overlap, side_by_side
 from recsys.filters import FilterConfig, PresetStore
 from recsys.registry import Registry
-from tests.callbacks._emc_data import find, make_data_dir, page, text_of
+from tests.callbacks._emc_data import make_data_dir
+from tests.callbacks._pages import find, page, text_of
 
 
 @pytest.fixture(scope="module")

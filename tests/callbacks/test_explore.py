@@ -28,7 +28,8 @@ from components.recent_views import add_to_session, remove_from_session
 from recsys.errors import FilterConfigError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.serving import register_api
-from tests.callbacks._emc_data import card_ids, find, make_data_dir, page, text_of
+from tests.callbacks._emc_data import card_ids, make_data_dir
+from tests.callbacks._pages import find, page, text_of
 
 K = 8
 

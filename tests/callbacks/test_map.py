@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 import pytest
 from dash import Patch
 
-from tests.callbacks._emc_data import make_data_dir, page, text_of
+from tests.callbacks._emc_data import make_data_dir
+from tests.callbacks._pages import page, text_of
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from components import ids
 from components.jobs import ensure_demo_job, job_card, job_summary, poll_jobs, runs_version
 from recsys.jobs import JobStore
 from recsys.registry import Registry
-from tests.callbacks._dashboard_data import METRICS, N_ITEMS, find, make_data_dir, page, text_of
+from tests.callbacks._dashboard_data import METRICS, N_ITEMS, make_data_dir
+from tests.callbacks._pages import find, page, text_of
 
 
 @pytest.fixture

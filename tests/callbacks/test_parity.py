@@ -14,7 +14,6 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-import dash
 import flask
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from components.filter_panel import controls_from_filter_config
 from recsys.filters import FilterConfig, PresetStore
 from recsys.precompute import precompute
 from recsys.serving import register_api
+from tests.callbacks._pages import page
 
 _spec = importlib.util.spec_from_file_location(
     "_serving_fixture", Path(__file__).resolve().parents[1] / "unit" / "test_serving.py"
@@ -39,13 +39,8 @@ PRESETS = ("same-cat", "no-adult", "rich")
 
 @pytest.fixture(scope="module")
 def explore() -> Any:
-    """The Explore page module (register_page needs a Dash app with pages first)."""
-    try:
-        import pages.explore as module
-    except dash.exceptions.PageError:
-        dash.Dash("parity", use_pages=True, pages_folder="")
-        import pages.explore as module
-    return module
+    """The Explore page module."""
+    return page("explore")
 
 
 @pytest.fixture(scope="module")

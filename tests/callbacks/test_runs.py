@@ -16,7 +16,8 @@ from components.metrics import metric_keys, run_rows
 from recsys.jobs import JobStore
 from recsys.models import get_model_class
 from recsys.registry import Registry
-from tests.callbacks._dashboard_data import find, make_data_dir, page, text_of
+from tests.callbacks._dashboard_data import make_data_dir
+from tests.callbacks._pages import find, page, text_of
 
 
 @pytest.fixture
