@@ -10,14 +10,7 @@ from components.filter_panel import controls_from_filter_config
 from recsys.compare import overlap_at_k, rank_biased_overlap, side_by_side
 from recsys.filters import FilterConfig, PresetStore
 from recsys.registry import Registry
-from tests.callbacks._emc_data import make_data_dir
 from tests.callbacks._pages import find, page, text_of
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("compare")
-    return {"root": root, "runs": make_data_dir(root)}
 
 
 @pytest.fixture

@@ -14,18 +14,9 @@ from dash import dcc
 from components import ids
 from recsys.errors import DataValidationError
 from recsys.jobs import JobStore
-from tests.callbacks._dashboard_data import make_data_dir
 from tests.callbacks._pages import find, page, text_of
 
 EVENTS = "session_id,product_id,price,Brand\ns1,a,1.5,Acme\ns1,b,2,Bolt\ns2,a,1.5,Acme\ns2,c,3,Dune\n"
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    make_data_dir(data)
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(data))
-    return data
 
 
 @pytest.fixture

@@ -28,17 +28,10 @@ from components.recent_views import add_to_session, remove_from_session
 from recsys.errors import FilterConfigError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.serving import register_api
-from tests.callbacks._emc_data import card_ids, make_data_dir
+from tests.callbacks._emc_data import card_ids
 from tests.callbacks._pages import find, page, text_of
 
 K = 8
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("explore")
-    runs = make_data_dir(root)
-    return {"root": root, "runs": runs}
 
 
 @pytest.fixture

@@ -10,14 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from dash import Patch
 
-from tests.callbacks._emc_data import make_data_dir
 from tests.callbacks._pages import page, text_of
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("map")
-    return {"root": root, "runs": make_data_dir(root)}
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
@@ -14,15 +13,8 @@ from components import ids
 from components.jobs import ensure_demo_job, job_card, job_summary, poll_jobs, runs_version
 from recsys.jobs import JobStore
 from recsys.registry import Registry
-from tests.callbacks._dashboard_data import METRICS, N_ITEMS, make_data_dir
+from tests.callbacks._dashboard_data import METRICS, N_ITEMS
 from tests.callbacks._pages import find, page, text_of
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    make_data_dir(tmp_path)
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
-    return tmp_path
 
 
 @pytest.fixture

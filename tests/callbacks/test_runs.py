@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-from pathlib import Path
 
 import dash_bootstrap_components as dbc
 import pytest
@@ -16,15 +15,7 @@ from components.metrics import metric_keys, run_rows
 from recsys.jobs import JobStore
 from recsys.models import get_model_class
 from recsys.registry import Registry
-from tests.callbacks._dashboard_data import make_data_dir
 from tests.callbacks._pages import find, page, text_of
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    make_data_dir(tmp_path)
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
-    return tmp_path
 
 
 @pytest.fixture
