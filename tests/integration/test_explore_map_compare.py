@@ -7,30 +7,15 @@ console errors.
 
 from __future__ import annotations
 
-import time
-
 from selenium.webdriver.common.by import By
 
 from recsys.data.schema import load_dataset
 from recsys.registry import Registry
-
-
-def _runs(root) -> dict[str, str]:
-    """family -> run id of the demo data directory."""
-    return {r["family"]: r["run_id"] for r in Registry(root).list_runs()}
+from tests.integration._browser import run_ids, wait_until
 
 
 def _cards(dash_duo) -> list[str]:
     return [e.get_attribute("data-item") for e in dash_duo.find_elements("#explore-results .item-card")]
-
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _unique_title_item(root, run_id: str) -> tuple[str, str]:
@@ -46,24 +31,24 @@ def _unique_title_item(root, run_id: str) -> tuple[str, str]:
 def test_explore_search_pick_and_same_category(dash_duo, dash_app, demo_data_dir):
     from components import ids
 
-    run = _runs(demo_data_dir)["prod2vec"]
+    run = run_ids(demo_data_dir)["prod2vec"]
     item, title = _unique_title_item(demo_data_dir, run)
     dash_duo.driver.set_window_size(1400, 1100)
     dash_duo.start_server(dash_app)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/explore?run={run}")
-    _wait(lambda: len(_cards(dash_duo)) == 10, what="the first 10 cards")
+    wait_until(lambda: len(_cards(dash_duo)) == 10, what="the first 10 cards")
 
     # Search by part of the title (server-side options), pick the item.
     dash_duo.find_element(f"#{ids.EXPLORE_SEED}").click()
     box = dash_duo.find_element(".dash-dropdown-search-container input")
     box.send_keys(title[2:-2].lower())
-    _wait(
+    wait_until(
         lambda: any(f"({item})" in o.text for o in dash_duo.find_elements(".dash-dropdown-option")),
         what="the searched item among the options",
     )
     next(o for o in dash_duo.find_elements(".dash-dropdown-option") if f"({item})" in o.text).click()
     dash_duo.wait_for_contains_text(f"#{ids.EXPLORE_SEED_CARD}", title, timeout=10)
-    _wait(
+    wait_until(
         lambda: len(_cards(dash_duo)) == 10 and item not in _cards(dash_duo), what="10 neighbours of the pick"
     )
     before = _cards(dash_duo)
@@ -80,11 +65,11 @@ def test_explore_search_pick_and_same_category(dash_duo, dash_app, demo_data_dir
     )
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", switch)
     switch.click()
-    _wait(
+    wait_until(
         lambda: dash_duo.find_elements(f"#{ids.EXPLORE_REMOVED} [data-rule='same_category']"),
         what="the same-category removed count",
     )
-    _wait(lambda: _cards(dash_duo) != before, what="a different list")
+    wait_until(lambda: _cards(dash_duo) != before, what="a different list")
     removed = dash_duo.find_element(f"#{ids.EXPLORE_REMOVED} [data-rule='same_category']").text
     assert removed.startswith("−") and int(removed[1:].replace(",", "")) > 0
     assert dash_duo.get_logs() == []
@@ -101,7 +86,7 @@ def _css_id(component_id: dict) -> str:
 def test_map_draws_points_and_compare_shows_two_lists(dash_duo, dash_app, demo_data_dir):
     from components import ids
 
-    runs = _runs(demo_data_dir)
+    runs = run_ids(demo_data_dir)
     dash_duo.driver.set_window_size(1400, 1100)
     dash_duo.start_server(dash_app)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/map?run={runs['prod2vec']}")
@@ -114,13 +99,13 @@ def test_map_draws_points_and_compare_shows_two_lists(dash_duo, dash_app, demo_d
             "return g && g._fullData ? g._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1;"
         )
 
-    _wait(lambda: points() == n_items, timeout=40, what="every item drawn")
+    wait_until(lambda: points() == n_items, timeout=40, what="every item drawn")
     assert dash_duo.find_elements(f"#{ids.MAP_GRAPH} canvas")  # WebGL
     dash_duo.wait_for_contains_text(f"#{ids.MAP_STATUS}", "PCA", timeout=10)
 
     pair = f"{runs['prod2vec']},{runs['popularity']}"
     dash_duo.driver.get(f"{dash_duo.server_url}/compare?runs={pair}")
-    _wait(
+    wait_until(
         lambda: len(dash_duo.find_elements(f"#{ids.COMPARE_LISTS} .compare-col")) == 2,
         timeout=40,
         what="two lists",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from recsys.registry import Registry
+from tests.integration._browser import run_ids, wait_until
 
 #: JS: elements whose right edge passes the viewport (the widest first), as "tag.class (right px)".
 OVERFLOW_JS = """
@@ -28,19 +28,10 @@ return {scroll: document.documentElement.scrollWidth, client: w,
 """
 
 
-def _wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_no_page_scrolls_sideways(dash_duo, dash_app, demo_data_dir):
     from components import ids
 
-    run = {r["family"]: r["run_id"] for r in Registry(demo_data_dir).list_runs()}["prod2vec"]
+    run = run_ids(demo_data_dir)["prod2vec"]
     dash_duo.driver.set_window_size(1280, 900)
     dash_duo.start_server(dash_app)
     pages = {
@@ -66,7 +57,7 @@ def test_empty_metrics_grid_shows_its_overlay_without_console_errors(dash_duo, t
     dash_duo.start_server(app)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/runs")
     dash_duo.wait_for_element(f"#{ids.RUNS_GRID} .ag-root-wrapper", timeout=40)
-    _wait(
+    wait_until(
         lambda: "No runs yet" in dash_duo.find_element(f"#{ids.RUNS_GRID}").text,
         timeout=20,
         what="the grid's no-rows overlay",

@@ -1,0 +1,23 @@
+"""Helpers the browser tests share: waiting for a condition, the run ids of a data directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from recsys.registry import Registry
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``predicate()`` every 0.2 s until it is true; fail the test after ``timeout`` seconds."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_ids(root: Path) -> dict[str, str]:
+    """family -> run id of the runs registered in the data directory ``root``."""
+    return {r["family"]: r["run_id"] for r in Registry(root).list_runs()}
