@@ -112,6 +112,18 @@ def list_job_summaries(
     return out[:limit]
 
 
+def jobs_snapshot() -> dict[str, Any]:
+    """``{"jobs": list_job_summaries()}`` for a page's first render; ``{}`` if the job store is unreadable.
+
+    A page still renders without the job store (the failure is logged as a warning).
+    """
+    try:
+        return {"jobs": list_job_summaries()}
+    except Exception as exc:  # the page still renders without the job store
+        logger.warning("job store unreadable: %s", exc)
+        return {}
+
+
 def is_active(job: dict[str, Any]) -> bool:
     """True while a job is queued or running."""
     return job.get("status") in ACTIVE_STATES

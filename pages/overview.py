@@ -11,7 +11,7 @@ from dash import Input, Output, callback, dcc, html
 
 from components import ids
 from components.common import dataset_meta, list_datasets
-from components.jobs import is_active, job_cards
+from components.jobs import is_active, job_cards, jobs_snapshot
 from components.layout import empty_state, error_alert, fmt_metric, page_header, section, stat_card
 from components.metrics import HEADLINE_METRICS, metrics_grid
 from recsys.config import data_dir
@@ -49,7 +49,7 @@ def layout(**_query: Any) -> html.Div:
                 "Overview",
                 "Embedding-based “similar items” and “bought together” recommendations, vetted offline.",
             ),
-            html.Div(id=ids.OVERVIEW_DEMO_JOB, children=demo_job_section(_jobs_now())),
+            html.Div(id=ids.OVERVIEW_DEMO_JOB, children=demo_job_section(jobs_snapshot())),
             html.Div(id=ids.OVERVIEW_DATASET, children=overview_content()),
         ]
     )
@@ -254,17 +254,6 @@ def demo_job_section(store: dict | None, root: Any = None) -> list:
     jobs.sort(key=lambda j: j.get("kind") != "demo")
     title = "Building the demo" if any(j.get("kind") == "demo" for j in jobs) else "Background jobs"
     return [section(title, job_cards(jobs + failed_demo, root, log_lines=6), className="demo-job")]
-
-
-def _jobs_now() -> dict:
-    try:
-        from components.jobs import list_job_summaries
-
-        jobs = list_job_summaries()
-    except Exception as exc:  # the page still renders without the job store
-        logger.warning("job store unreadable: %s", exc)
-        return {}
-    return {"jobs": jobs}
 
 
 # -- callbacks -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
 from components.common import list_datasets
-from components.jobs import device_status, is_active, job_cards, job_store
+from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
 from recsys.config import data_dir
@@ -233,7 +233,7 @@ def layout(**_query: Any) -> html.Div:
             html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
         ],
     )
-    jobs = section("Jobs", html.Div(id=ids.RUNS_JOBS, children=show_jobs(_jobs_now())))
+    jobs = section("Jobs", html.Div(id=ids.RUNS_JOBS, children=show_jobs(jobs_snapshot())))
     grid_actions = [
         dbc.Button("Activate", id=ids.RUNS_ACTIVATE, size="sm", color="primary", outline=True, disabled=True),
         dbc.Button(
@@ -288,16 +288,6 @@ def layout(**_query: Any) -> html.Div:
             dcc.Interval(id=DEVICE_POLL, interval=2000, max_intervals=90, disabled=device is not None),
         ]
     )
-
-
-def _jobs_now() -> dict:
-    try:
-        from components.jobs import list_job_summaries
-
-        return {"jobs": list_job_summaries()}
-    except Exception as exc:  # the page renders without the job store
-        logger.warning("job store unreadable: %s", exc)
-        return {}
 
 
 # -- callbacks ---------------------------------------------------------------------
