@@ -184,23 +184,15 @@ def preset_bar(panel: str, names: list[str], selected: str | None = None) -> htm
                     dbc.ButtonGroup(
                         [
                             dbc.Button(
-                                "JSON",
-                                id=pid(PRESET_JSON, panel),
+                                fmt,
+                                id=pid(button, panel),
                                 color="secondary",
                                 outline=True,
                                 size="sm",
                                 n_clicks=0,
-                                title="download the selected preset as JSON",
-                            ),
-                            dbc.Button(
-                                "YAML",
-                                id=pid(PRESET_YAML, panel),
-                                color="secondary",
-                                outline=True,
-                                size="sm",
-                                n_clicks=0,
-                                title="download the selected preset as YAML",
-                            ),
+                                title=f"download the selected preset as {fmt}",
+                            )
+                            for fmt, button in (("JSON", PRESET_JSON), ("YAML", PRESET_YAML))
                         ],
                         size="sm",
                     ),
