@@ -84,6 +84,14 @@ def section(title: str, children: Any, actions: Any = None, className: str = "")
     )
 
 
+def labelled_col(label: str, control: Any, **col_kwargs: Any) -> dbc.Col:
+    """A column of a page's control bar: a small label above ``control``.
+
+    ``col_kwargs`` go to :class:`dbc.Col` (e.g. ``lg=4``).
+    """
+    return dbc.Col([html.Label(label, className="form-label small"), control], **col_kwargs)
+
+
 def empty_state(message: str, hint: Any = None, icon: str = "○") -> html.Div:
     """What a panel shows when it has nothing yet (no runs, no datasets...)."""
     children = [html.Div(icon, className="empty-icon"), html.Div(message, className="empty-message")]

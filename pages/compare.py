@@ -28,7 +28,7 @@ from components.filter_panel import (
     filter_panel,
 )
 from components.item_card import card_rows, explore_href, fmt_price
-from components.layout import empty_state, error_alert, page_header
+from components.layout import empty_state, error_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
 from components.presets import preset_names, safe_load
 from recsys.compare import find_disagreements, per_category_table, side_by_side
@@ -378,50 +378,40 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
             [
                 dbc.Row(
                     [
-                        dbc.Col(
-                            [
-                                html.Label("Runs (2 to 4)", className="form-label small"),
-                                dcc.Dropdown(
-                                    id=ids.COMPARE_RUNS,
-                                    options=run_options(all_runs),
-                                    value=chosen,
-                                    multi=True,
-                                ),
-                            ],
+                        labelled_col(
+                            "Runs (2 to 4)",
+                            dcc.Dropdown(
+                                id=ids.COMPARE_RUNS,
+                                options=run_options(all_runs),
+                                value=chosen,
+                                multi=True,
+                            ),
                             lg=5,
                         ),
-                        dbc.Col(
-                            [
-                                html.Label("Seed item", className="form-label small"),
-                                dcc.Dropdown(
-                                    id=ids.COMPARE_SEED,
-                                    options=seed_opts,
-                                    value=seed,
-                                    clearable=False,
-                                    placeholder="Type part of a title or an id…",
-                                ),
-                            ],
+                        labelled_col(
+                            "Seed item",
+                            dcc.Dropdown(
+                                id=ids.COMPARE_SEED,
+                                options=seed_opts,
+                                value=seed,
+                                clearable=False,
+                                placeholder="Type part of a title or an id…",
+                            ),
                             lg=4,
                         ),
-                        dbc.Col(
-                            [
-                                html.Label("k", className="form-label small"),
-                                dcc.Dropdown(
-                                    id=ids.COMPARE_K, options=[5, 10, 20], value=10, clearable=False
-                                ),
-                            ],
+                        labelled_col(
+                            "k",
+                            dcc.Dropdown(id=ids.COMPARE_K, options=[5, 10, 20], value=10, clearable=False),
                             lg=1,
                         ),
-                        dbc.Col(
-                            [
-                                html.Label("Filters from preset", className="form-label small"),
-                                dcc.Dropdown(
-                                    id=ids.COMPARE_PRESET,
-                                    options=names,
-                                    value=preset if config else None,
-                                    placeholder="none",
-                                ),
-                            ],
+                        labelled_col(
+                            "Filters from preset",
+                            dcc.Dropdown(
+                                id=ids.COMPARE_PRESET,
+                                options=names,
+                                value=preset if config else None,
+                                placeholder="none",
+                            ),
                             lg=2,
                         ),
                     ],

@@ -28,7 +28,7 @@ from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
 from components.item_card import card_rows, explore_href, fmt_price
-from components.layout import empty_state, error_alert, page_header
+from components.layout import empty_state, error_alert, labelled_col, page_header
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.registry import Registry
@@ -371,54 +371,44 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
         dbc.CardBody(
             dbc.Row(
                 [
-                    dbc.Col(
-                        [
-                            html.Label("Variant (run)", className="form-label small"),
-                            dcc.Dropdown(
-                                id=ids.MAP_RUN, options=run_options(runs), value=run, clearable=False
-                            ),
-                        ],
+                    labelled_col(
+                        "Variant (run)",
+                        dcc.Dropdown(id=ids.MAP_RUN, options=run_options(runs), value=run, clearable=False),
                         lg=4,
                     ),
-                    dbc.Col(
-                        [
-                            html.Label("Projection", className="form-label small"),
-                            dbc.RadioItems(
-                                id=ids.MAP_METHOD,
-                                value="auto",
-                                inline=True,
-                                className="pt-1",
-                                options=[
-                                    {"label": "UMAP when ready", "value": "auto"},
-                                    {"label": "PCA", "value": "pca"},
-                                ],
-                            ),
-                        ],
+                    labelled_col(
+                        "Projection",
+                        dbc.RadioItems(
+                            id=ids.MAP_METHOD,
+                            value="auto",
+                            inline=True,
+                            className="pt-1",
+                            options=[
+                                {"label": "UMAP when ready", "value": "auto"},
+                                {"label": "PCA", "value": "pca"},
+                            ],
+                        ),
                         lg=3,
                     ),
-                    dbc.Col(
-                        [
-                            html.Label("Colour by", className="form-label small"),
-                            dcc.Dropdown(
-                                id=ids.MAP_COLOR,
-                                value=color,
-                                clearable=False,
-                                searchable=False,
-                                options=[{"label": lab, "value": v} for v, lab in COLOR_CHOICES],
-                            ),
-                        ],
+                    labelled_col(
+                        "Colour by",
+                        dcc.Dropdown(
+                            id=ids.MAP_COLOR,
+                            value=color,
+                            clearable=False,
+                            searchable=False,
+                            options=[{"label": lab, "value": v} for v, lab in COLOR_CHOICES],
+                        ),
                         lg=2,
                     ),
-                    dbc.Col(
-                        [
-                            html.Label("Highlight", className="form-label small"),
-                            dbc.Input(
-                                id=ids.MAP_SEARCH,
-                                placeholder="title, brand or id…",
-                                debounce=True,
-                                type="search",
-                            ),
-                        ],
+                    labelled_col(
+                        "Highlight",
+                        dbc.Input(
+                            id=ids.MAP_SEARCH,
+                            placeholder="title, brand or id…",
+                            debounce=True,
+                            type="search",
+                        ),
                         lg=3,
                     ),
                 ],
