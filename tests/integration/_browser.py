@@ -9,11 +9,20 @@ from recsys.registry import Registry
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``predicate()`` every 0.2 s until it is true; fail the test after ``timeout`` seconds."""
+    """Poll ``predicate()`` every 0.2 s until it is true; fail the test after ``timeout`` seconds.
+
+    An element that React re-draws between being found and being read (selenium's
+    StaleElementReferenceException) counts as "not yet": the next poll finds the new one.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
+
     end = time.time() + timeout
     while time.time() < end:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except StaleElementReferenceException:
+            pass
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
