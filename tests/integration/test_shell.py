@@ -111,10 +111,19 @@ def test_training_job_started_from_runs_page_finishes_and_its_run_appears(
             break
         time.sleep(0.5)
     assert len(new) == 1, "the trained run did not appear in the runs grid"
-    run = Registry(demo_data_copy).get(new.pop())
+    new_id = new.pop()
+    run = Registry(demo_data_copy).get(new_id)
     assert run["family"] == "popularity" and run["label"] == "from the browser"
     assert "hr@10" in run["metrics"]
     dash_duo.wait_for_element(f"#{ids.RUNS_JOBS} .job-done", timeout=10)  # the card says the job is done
     assert "ready" in dash_duo.find_element(f"#{ids.RUNS_JOBS} .job-done").text
+
+    # ... and in Compare, among the runs to compare and in the metrics of all runs.
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/compare")
+    dash_duo.wait_for_element(f"#{ids.COMPARE_METRICS} .ag-row", timeout=15)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and new_id not in _grid_row_ids(dash_duo, ids.COMPARE_METRICS):
+        time.sleep(0.3)
+    assert new_id in _grid_row_ids(dash_duo, ids.COMPARE_METRICS), "the new run is missing from Compare"
 
     assert dash_duo.get_logs() == []
