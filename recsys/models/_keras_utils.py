@@ -313,6 +313,25 @@ def check_positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> i
     return int(value)
 
 
+def check_bool(owner: str, name: str, value: Any) -> bool:
+    """Validate a true/false parameter; raise ModelFitError naming it."""
+    from recsys.errors import ModelFitError
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise ModelFitError(f"{owner}: parameter '{name}' must be true or false, got {value!r}")
+    return bool(value)
+
+
+def check_hidden_units(owner: str, value: Any) -> list[int]:
+    """Validate ``hidden_units`` (an int or a list of positive ints); raise ModelFitError naming it."""
+    from recsys.errors import ModelFitError
+
+    hidden = [value] if isinstance(value, int) else value
+    if not isinstance(hidden, (list, tuple)):
+        raise ModelFitError(f"{owner}: parameter 'hidden_units' must be a list of integers, got {hidden!r}")
+    return [check_positive_int(owner, "hidden_units", h) for h in hidden]
+
+
 def check_positive_float(owner: str, name: str, value: Any, allow_zero: bool = False) -> float:
     """Validate a float parameter (> 0, or >= 0 with ``allow_zero``); raise ModelFitError naming it."""
     from recsys.errors import ModelFitError

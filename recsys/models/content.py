@@ -264,11 +264,7 @@ class ContentModel(EmbeddingModel):
             "wide_dim",
         ):
             p[key] = ku.check_positive_int(name, key, p[key])
-        if not isinstance(p["wide_blocks"], (bool, np.bool_)):
-            raise ModelFitError(
-                f"{name}: parameter 'wide_blocks' must be true or false, got {p['wide_blocks']!r}"
-            )
-        p["wide_blocks"] = bool(p["wide_blocks"])
+        p["wide_blocks"] = ku.check_bool(name, "wide_blocks", p["wide_blocks"])
         for key in ("fasttext_min_count", "window", "category_pairs", "seed", "hard_negatives"):
             p[key] = ku.check_positive_int(name, key, p[key], minimum=0)
         for key in ("temperature", "margin", "learning_rate"):
@@ -291,14 +287,7 @@ class ContentModel(EmbeddingModel):
             raise ModelFitError(
                 f"{name}: parameter 'loss' must be one of {', '.join(_LOSSES)}, got {p['loss']!r}"
             )
-        hidden = p["hidden_units"]
-        if isinstance(hidden, int):
-            hidden = [hidden]
-        if not isinstance(hidden, (list, tuple)):
-            raise ModelFitError(
-                f"{name}: parameter 'hidden_units' must be a list of integers, got {hidden!r}"
-            )
-        p["hidden_units"] = [ku.check_positive_int(name, "hidden_units", h) for h in hidden]
+        p["hidden_units"] = ku.check_hidden_units(name, p["hidden_units"])
         path = p["fasttext_path"]
         if path is not None and not Path(str(path)).is_file():
             raise ModelFitError(

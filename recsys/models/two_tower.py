@@ -192,18 +192,8 @@ class TwoTowerModel(EmbeddingModel):
         p["seed"] = ku.check_positive_int(name, "seed", p["seed"], minimum=0)
         for key in ("temperature", "learning_rate"):
             p[key] = ku.check_positive_float(name, key, p[key])
-        hidden = p["hidden_units"]
-        if isinstance(hidden, int):
-            hidden = [hidden]
-        if not isinstance(hidden, (list, tuple)):
-            raise ModelFitError(
-                f"{name}: parameter 'hidden_units' must be a list of integers, got {hidden!r}"
-            )
-        p["hidden_units"] = [ku.check_positive_int(name, "hidden_units", h) for h in hidden]
-        if not isinstance(p["logq_correction"], bool):
-            raise ModelFitError(
-                f"{name}: parameter 'logq_correction' must be true or false, got {p['logq_correction']!r}"
-            )
+        p["hidden_units"] = ku.check_hidden_units(name, p["hidden_units"])
+        p["logq_correction"] = ku.check_bool(name, "logq_correction", p["logq_correction"])
         return p
 
     # -- features ------------------------------------------------------------
