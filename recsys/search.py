@@ -70,12 +70,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recsys.data.schema import CATEGORY_SEP
+from recsys.data.schema import CATEGORY_SEP, _datasets_root
 from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableError: re-exported)
     IndexFileError,
     RunNotFoundError,
@@ -1534,17 +1535,35 @@ def filter_impact(
 
 
 # -- per-run cache -------------------------------------------------------------------
-_searchers: dict[tuple[str, str, float], FilteredSearcher] = {}
+# key (root, run id, run.json mtime) -> (searcher, the dataset's report.json, its mtime_ns)
+_searchers: dict[tuple[str, str, float], tuple[FilteredSearcher, Path, int]] = {}
 _searchers_lock = threading.Lock()
 _build_locks: dict[tuple[str, str, float], threading.Lock] = {}
 
 
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _cached_searcher(key: tuple[str, str, float]) -> FilteredSearcher | None:
+    """The cached searcher of ``key`` while its dataset's report.json is unchanged (a re-import)."""
+    with _searchers_lock:
+        hit = _searchers.get(key)
+    if hit is None or _mtime_ns(hit[1]) != hit[2]:
+        return None
+    return hit[0]
+
+
 def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
-    """The searcher of a run, cached by run id (and run.json's mtime); thread-safe.
+    """The searcher of a run, cached by run id, run.json's mtime and the dataset's; thread-safe.
 
     Loads the model's vectors, the run's ``index.bin`` when present and valid
     (an unusable one is logged and rebuilt in memory), and the catalogue of
-    the run's dataset.
+    the run's dataset. A re-imported dataset (a new ``report.json``) is picked
+    up at the next call.
 
     Raises
     ------
@@ -1553,50 +1572,59 @@ def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
     RunNotSearchableError
         The run has no item vectors (a baseline model).
     """
+    path = registry.run_dir(run_id)
+    key = (str(registry.root), run_id, (path / "run.json").stat().st_mtime)
+    hit = _cached_searcher(key)
+    if hit is not None:
+        return hit
+    with _searchers_lock:
+        lock = _build_locks.setdefault(key, threading.Lock())
+    try:
+        with lock:
+            hit = _cached_searcher(key)
+            if hit is not None:
+                return hit
+            searcher, report, report_mtime = _build_searcher(registry, run_id, path)
+            with _searchers_lock:
+                for old in [k for k in _searchers if k[:2] == key[:2]]:
+                    del _searchers[old]  # a newer run.json replaces the old searcher
+                _searchers[key] = (searcher, report, report_mtime)
+            return searcher
+    finally:
+        with _searchers_lock:
+            _build_locks.pop(key, None)
+
+
+def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSearcher, Path, int]:
     from recsys.data import load_dataset
     from recsys.index import vectors_checksum
 
-    path = registry.run_dir(run_id)
-    key = (str(registry.root), run_id, (path / "run.json").stat().st_mtime)
-    with _searchers_lock:
-        hit = _searchers.get(key)
-        if hit is not None:
-            return hit
-        lock = _build_locks.setdefault(key, threading.Lock())
-    with lock:
-        with _searchers_lock:
-            hit = _searchers.get(key)
-            if hit is not None:
-                return hit
-        meta = registry.get(run_id)
-        model = registry.load_model(run_id)
-        vectors = getattr(model, "vectors_", None)
-        if vectors is None:
-            raise RunNotSearchableError(
-                f"run '{run_id}' ({meta.get('family')}) has no item vectors; pick an embedding run"
+    meta = registry.get(run_id)
+    model = registry.load_model(run_id)
+    vectors = getattr(model, "vectors_", None)
+    if vectors is None:
+        raise RunNotSearchableError(
+            f"run '{run_id}' ({meta.get('family')}) has no item vectors; pick an embedding run"
+        )
+    vectors = np.asarray(vectors, dtype=np.float32)
+    name = meta["dataset"]["name"]
+    report = _datasets_root(Path(registry.root)) / name / "report.json"
+    report_mtime = _mtime_ns(report)  # before the read: a re-import during it is seen next time
+    catalog = load_dataset(name, registry.root).catalog
+    index = None
+    index_path = path / "index.bin"
+    if index_path.exists():
+        try:
+            index = HnswIndex.load(
+                index_path,
+                expected_dim=vectors.shape[1],
+                expected_count=vectors.shape[0],
+                vectors_checksum=vectors_checksum(vectors),
+                item_ids=model.item_ids_,
             )
-        vectors = np.asarray(vectors, dtype=np.float32)
-        catalog = load_dataset(meta["dataset"]["name"], registry.root).catalog
-        index = None
-        index_path = path / "index.bin"
-        if index_path.exists():
-            try:
-                index = HnswIndex.load(
-                    index_path,
-                    expected_dim=vectors.shape[1],
-                    expected_count=vectors.shape[0],
-                    vectors_checksum=vectors_checksum(vectors),
-                    item_ids=model.item_ids_,
-                )
-            except IndexFileError as exc:
-                logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
-        searcher = FilteredSearcher(vectors, model.item_ids_, catalog, index=index)
-        with _searchers_lock:
-            for old in [k for k in _searchers if k[:2] == key[:2]]:
-                del _searchers[old]  # a newer run.json replaces the old searcher
-            _searchers[key] = searcher
-            _build_locks.pop(key, None)
-        return searcher
+        except IndexFileError as exc:
+            logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
+    return FilteredSearcher(vectors, model.item_ids_, catalog, index=index), report, report_mtime
 
 
 def clear_searcher_cache() -> None:

@@ -542,3 +542,31 @@ def test_hot_path_on_larger_catalogue_matches_exact_with_exact_scores(big_search
         total += len(ref.rows)
     assert plans.get("hnsw_overfetch", 0) > 0
     assert hits / total >= 0.98
+
+
+def test_get_searcher_picks_up_a_reimported_catalogue(tmp_path, monkeypatch):
+    """A dataset re-imported under the same name (new report.json) is served without a restart."""
+    import os
+
+    from recsys.data.schema import INTERACTION_COLUMNS, Dataset, save_dataset
+    from recsys.models import FAMILIES
+    from recsys.registry import Registry
+    from recsys.search import clear_searcher_cache, get_searcher
+
+    monkeypatch.setitem(FAMILIES, "test_fixed", f"{__name__}:FixedVectors")
+    cat, _ = make_catalog(40, 0)
+    inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
+    save_dataset(Dataset("tiny", cat, inter), tmp_path)
+    reg = Registry(tmp_path)
+    run = reg.create_run(FixedVectors().fit(None), dataset_name="tiny", dataset_fingerprint="x")
+    clear_searcher_cache()
+    first = get_searcher(reg, run["run_id"])
+    assert get_searcher(reg, run["run_id"]) is first
+    cat2 = cat.copy()
+    cat2["brand"] = "new-brand"
+    report = save_dataset(Dataset("tiny", cat2, inter), tmp_path) / "report.json"
+    st = report.stat()
+    os.utime(report, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # coarse clocks: a visible change
+    second = get_searcher(reg, run["run_id"])
+    assert second is not first
+    assert set(second.view.attributes(np.arange(3))["brand"]) == {"new-brand"}
