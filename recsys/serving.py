@@ -551,7 +551,7 @@ def create_blueprint() -> Blueprint:
         body = _json_body()
         st = _state()
         family = body.get("family")
-        if family not in FAMILIES:
+        if not isinstance(family, str) or family not in FAMILIES:
             raise ApiError(400, f"'family' must be one of: {', '.join(FAMILIES)}", "family")
         params = body.get("params") or {}
         if not isinstance(params, dict):

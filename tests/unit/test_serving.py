@@ -424,6 +424,8 @@ def test_train_endpoint_validates_and_submits(tmp_path: Path) -> None:
     c = make_client(tmp_path, token="t")
     auth = {"Authorization": "Bearer t"}
     err(c.post("/api/v1/train", json={"family": "nonsense"}, headers=auth), 400, "family")
+    err(c.post("/api/v1/train", json={"family": ["popularity"]}, headers=auth), 400, "family")
+    err(c.post("/api/v1/train", json={"family": {}}, headers=auth), 400, "family")
     err(
         c.post("/api/v1/train", json={"family": "popularity", "dataset": "nope"}, headers=auth),
         404,
