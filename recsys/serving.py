@@ -455,37 +455,18 @@ def create_blueprint() -> Blueprint:
     # -- similar items ---------------------------------------------------------
     @bp.get("/similar/<path:item_id>")
     def similar_get(item_id: str) -> Any:
-        args = request.args
-        return jsonify(
-            similar_response(
-                item_id,
-                run=args.get("run"),
-                preset=args.get("preset"),
-                filters=args.get("filters"),
-                k=args.get("k"),
-                source=args.get("source"),
-            )
-        )
+        return jsonify(similar_response(item_id, **{f: request.args.get(f) for f in _SIMILAR_FIELDS}))
 
     @bp.post("/similar")
     def similar_post() -> Any:
         body = _json_body()
-        unknown = sorted(set(body) - {"item_id", "run", "preset", "filters", "k", "source"})
+        unknown = sorted(set(body) - {"item_id", *_SIMILAR_FIELDS})
         if unknown:
             raise ApiError(400, f"unknown field(s): {', '.join(unknown)}", unknown[0])
         item_id = body.get("item_id")
         if not isinstance(item_id, str) or not item_id:
             raise ApiError(400, "'item_id' (a non-empty string) is required", "item_id")
-        return jsonify(
-            similar_response(
-                item_id,
-                run=body.get("run"),
-                preset=body.get("preset"),
-                filters=body.get("filters"),
-                k=body.get("k"),
-                source=body.get("source"),
-            )
-        )
+        return jsonify(similar_response(item_id, **{f: body.get(f) for f in _SIMILAR_FIELDS}))
 
     @bp.post("/recommend")
     def recommend() -> Any:
@@ -783,6 +764,9 @@ def _config_dict(config: Any) -> dict[str, Any]:
 def _preset_names(store: Any) -> set[str]:
     return {e["name"] if isinstance(e, dict) else str(e) for e in store.list()}
 
+
+#: The optional parameters of ``/similar`` (query string of GET, body of POST).
+_SIMILAR_FIELDS = ("run", "preset", "filters", "k", "source")
 
 _RUN_FIELDS = ("run_id", "label", "family", "is_embedding", "active", "status", "created", "dataset")
 
