@@ -355,23 +355,25 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
     from pages.explore import default_seed, run_options, seed_options
 
     seed_opts: list[dict[str, str]] = []
-    if seed_run:
-        view = _view(seed_run)
-        if not seed or view.position(seed) < 0:
-            seed = default_seed(view)
-        seed_opts = seed_options(view, None, seed)
-    store = PresetStore(data_dir())
-    names = preset_names(store)
-    config = None
-    if preset in names:
-        config, _err = safe_load(store, preset)
     brands: list[str] = []
     n_levels = 3
     if seed_run:
         from pages.explore import top_brands
 
-        brands = top_brands(_view(seed_run))
-        n_levels = _view(seed_run).max_level + 1
+        try:
+            view = _view(seed_run)
+        except RecsysError as exc:  # e.g. the run's dataset was deleted
+            return html.Div([header, error_alert(exc, f"Could not load run {seed_run}")])
+        if not seed or view.position(seed) < 0:
+            seed = default_seed(view)
+        seed_opts = seed_options(view, None, seed)
+        brands = top_brands(view)
+        n_levels = view.max_level + 1
+    store = PresetStore(data_dir())
+    names = preset_names(store)
+    config = None
+    if preset in names:
+        config, _err = safe_load(store, preset)
 
     controls = dbc.Card(
         dbc.CardBody(

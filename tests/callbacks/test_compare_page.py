@@ -97,3 +97,16 @@ def test_layout_from_query_and_preset_loading(compare, data):
     assert find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_SEED)[0].value == "hk1"
     assert compare.load_preset("cmp")["controls"]["same_gender"] is True
     assert compare.load_preset(None)["controls"]["same_gender"] is False
+
+
+def test_a_run_whose_dataset_was_deleted_shows_an_alert_not_a_traceback(data, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    shutil.rmtree(root / "datasets" / "tiny")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    out = page("compare").layout(runs=f"{data['runs']['A']},{data['runs']['B']}")
+    alerts = find(out, lambda c: type(c).__name__ == "Alert")
+    assert len(alerts) == 1
+    assert "Could not load run" in text_of(alerts) and "dataset 'tiny' not found" in text_of(alerts)
