@@ -93,6 +93,7 @@ class PopularityModel(ItemModel):
         extra = sorted(set(pop.index) - set(ids))  # interactions outside the catalogue
         self.item_ids_ = np.asarray(ids + extra, dtype=str)
         self.popularity_ = pop.reindex(self.item_ids_).fillna(0.0).to_numpy(dtype=np.float32)
+        self._ranking = None  # a refit must not reuse the previous data's ranking
         self._build_lookup()
         self._set_coverage(ids)
         progress(1, 1, f"popularity: {int((self.popularity_ > 0).sum())} items with events")

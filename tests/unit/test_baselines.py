@@ -150,3 +150,12 @@ def test_sparse_and_dense_block_paths_agree():
         b = sp.csr_matrix((sparse[2], (sparse[0], sparse[1])), shape=(40, 40)).toarray()
         np.testing.assert_allclose(a, b, rtol=1e-6)
         assert np.allclose(a, a.T) and np.all(np.diag(a) == 0)
+
+
+def test_refitted_popularity_ranks_the_new_data():
+    m = PopularityModel()
+    m.fit(_dataset([["a", "b"], ["a", "c"]]))
+    assert m.similar(["c"], 1)[0][0, 0] == "a"  # ranking computed and cached
+    m.fit(_dataset([["x", "y"], ["y", "w"]]))
+    ids, _ = m.similar(["x"], 2)
+    assert ids[0].tolist() == ["y", "w"]
