@@ -1535,24 +1535,26 @@ def filter_impact(
 
 
 # -- per-run cache -------------------------------------------------------------------
-# key (root, run id, run.json mtime) -> (searcher, the dataset's report.json, its mtime_ns)
-_searchers: dict[tuple[str, str, float], tuple[FilteredSearcher, Path, int]] = {}
+# key (root, run id, run.json mtime) -> (searcher, the dataset's report.json, its stamp)
+_searchers: dict[tuple[str, str, float], tuple[FilteredSearcher, Path, tuple[int, int]]] = {}
 _searchers_lock = threading.Lock()
 _build_locks: dict[tuple[str, str, float], threading.Lock] = {}
 
 
-def _mtime_ns(path: Path) -> int:
+def _file_stamp(path: Path) -> tuple[int, int]:
+    """(inode, mtime_ns) of a file: a file replaced within one clock tick still differs."""
     try:
-        return path.stat().st_mtime_ns
+        st = path.stat()
     except OSError:
-        return -1
+        return (-1, -1)
+    return st.st_ino, st.st_mtime_ns
 
 
 def _cached_searcher(key: tuple[str, str, float]) -> FilteredSearcher | None:
     """The cached searcher of ``key`` while its dataset's report.json is unchanged (a re-import)."""
     with _searchers_lock:
         hit = _searchers.get(key)
-    if hit is None or _mtime_ns(hit[1]) != hit[2]:
+    if hit is None or _file_stamp(hit[1]) != hit[2]:
         return None
     return hit[0]
 
@@ -1584,18 +1586,18 @@ def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
             hit = _cached_searcher(key)
             if hit is not None:
                 return hit
-            searcher, report, report_mtime = _build_searcher(registry, run_id, path)
+            searcher, report, report_stamp = _build_searcher(registry, run_id, path)
             with _searchers_lock:
                 for old in [k for k in _searchers if k[:2] == key[:2]]:
                     del _searchers[old]  # a newer run.json replaces the old searcher
-                _searchers[key] = (searcher, report, report_mtime)
+                _searchers[key] = (searcher, report, report_stamp)
             return searcher
     finally:
         with _searchers_lock:
             _build_locks.pop(key, None)
 
 
-def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSearcher, Path, int]:
+def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSearcher, Path, tuple[int, int]]:
     from recsys.data import load_dataset
     from recsys.index import vectors_checksum
 
@@ -1609,7 +1611,7 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
     vectors = np.asarray(vectors, dtype=np.float32)
     name = meta["dataset"]["name"]
     report = _datasets_root(Path(registry.root)) / name / "report.json"
-    report_mtime = _mtime_ns(report)  # before the read: a re-import during it is seen next time
+    report_stamp = _file_stamp(report)  # before the read: a re-import during it is seen next time
     catalog = load_dataset(name, registry.root).catalog
     index = None
     index_path = path / "index.bin"
@@ -1624,7 +1626,7 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
             )
         except IndexFileError as exc:
             logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
-    return FilteredSearcher(vectors, model.item_ids_, catalog, index=index), report, report_mtime
+    return FilteredSearcher(vectors, model.item_ids_, catalog, index=index), report, report_stamp
 
 
 def clear_searcher_cache() -> None:
