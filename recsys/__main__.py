@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from recsys.config import ENV_DATA_DIR, Progress, data_dir
@@ -52,6 +52,21 @@ def _parse_pairs(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low``, else a usage error (not a traceback later)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _print_json(obj: Any) -> None:
@@ -240,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
         "popularity, co-occurrence, Prod2Vec and Meta-Prod2Vec on it and evaluate them.",
     )
     p.add_argument(
-        "--items", type=int, default=5000, help="number of catalogue items (1k to 1M; default 5000)"
+        "--items",
+        type=_int_at_least(100),
+        default=5000,
+        help="number of catalogue items (1k to 1M; default 5000)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the generator (default 0)")
     p.add_argument(
@@ -311,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="model parameters, e.g. --param window=3 epochs=10 ns_exponent=-0.5",
     )
     p.add_argument("--split", default="time", choices=["time", "leave_last_out"], help="evaluation split")
-    p.add_argument("--k", type=int, default=10, help="metric cut-off (default 10)")
+    p.add_argument("--k", type=_int_at_least(1), default=10, help="metric cut-off (default 10)")
     p.add_argument("--label", default=None, help="a readable name for the run")
     p.add_argument("--activate", action="store_true", help="make it the active run of its family")
     p.set_defaults(func=cmd_train)
@@ -322,14 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recompute the offline metrics of a run on its dataset's split.",
     )
     p.add_argument("run_id")
-    p.add_argument("--k", type=int, default=10, help="metric cut-off (default 10)")
+    p.add_argument("--k", type=_int_at_least(1), default=10, help="metric cut-off (default 10)")
     p.add_argument(
         "--split",
         default=None,
         choices=["time", "leave_last_out"],
         help="evaluation split (default: the run's own)",
     )
-    p.add_argument("--max-cases", type=int, default=5000, help="evaluation cases sampled (default 5000)")
+    p.add_argument(
+        "--max-cases", type=_int_at_least(1), default=5000, help="evaluation cases sampled (default 5000)"
+    )
     p.add_argument("--per-category", action="store_true", help="also print the per-category breakdown")
     p.add_argument("--save", action="store_true", help="store the metrics in run.json")
     p.set_defaults(func=cmd_evaluate)
@@ -350,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--run", required=True, help="an embedding run id (see 'python -m recsys runs list')")
     p.add_argument("--preset", required=True, help="a saved filter preset name")
-    p.add_argument("--k", type=int, default=20, help="list length stored per item (default 20)")
+    p.add_argument("--k", type=_int_at_least(1), default=20, help="list length stored per item (default 20)")
     p.add_argument("--redis-url", default=None, help="write to Redis instead, e.g. redis://127.0.0.1:6379/0")
     p.add_argument("--out", default=None, help="SQLite file to write (default <data-dir>/precomputed.sqlite)")
     p.set_defaults(func=cmd_precompute)

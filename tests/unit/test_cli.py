@@ -101,3 +101,21 @@ def test_import_csv_with_missing_column_names_the_file_and_column(tmp_path, caps
     )
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["summary"]["sequences"] == 1
+
+
+@pytest.mark.parametrize(
+    "argv,option",
+    [
+        (["train", "popularity", "--k", "0"], "--k"),
+        (["evaluate", "some-run", "--k", "-1"], "--k"),
+        (["evaluate", "some-run", "--max-cases", "0"], "--max-cases"),
+        (["demo", "--items", "50"], "--items"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors_not_tracebacks(tmp_path, capsys, argv, option):
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(tmp_path), "-q", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "must be at least" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
