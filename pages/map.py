@@ -595,7 +595,10 @@ def highlight(query: str | None, run_id: str | None, meta: dict[str, Any] | None
     """Outline the points matching the search (a Patch: the big arrays are not resent)."""
     if not run_id or not meta or not figure:
         return no_update
-    return highlight_patch(query, run_id, meta, figure)
+    try:  # the run may have been deleted since the map was drawn
+        return highlight_patch(query, run_id, meta, figure)
+    except RecsysError:
+        return no_update
 
 
 def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure: Any) -> Patch:
@@ -680,8 +683,10 @@ def open_in_explore(click: dict[str, Any] | None, run_id: str | None) -> Any:
     """Clicking a point opens it as the seed in Explore."""
     if not click or not run_id or not click.get("points") or "customdata" not in click["points"][0]:
         return no_update
-    view = _searcher(run_id).view
-    item_id = str(view.item_ids[int(click["points"][0]["customdata"])])
+    try:  # the run may have been deleted since the map was drawn
+        item_id = str(_searcher(run_id).view.item_ids[int(click["points"][0]["customdata"])])
+    except (RecsysError, IndexError, ValueError):
+        return no_update
     return explore_href(item_id, run_id)
 
 
@@ -716,7 +721,10 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
     if not selected or not run_id:
         return [], ""
     positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
-    return selection_rows(_searcher(run_id).view, positions)
+    try:  # the run may have been deleted since the map was drawn
+        return selection_rows(_searcher(run_id).view, positions)
+    except RecsysError as exc:
+        return [], f"Could not list the selection: {exc}"
 
 
 def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:

@@ -177,3 +177,14 @@ def test_umap_projection_is_used_when_stored(mapp, data):
     xs = sorted(float(v) for t in out["figure"].data for v in t.x)
     assert xs == list(range(20))
     assert mapp.map_state(run, "pca", "category:0", {"jobs": []}, None)["meta"]["method"] == "pca"
+
+
+def test_point_callbacks_on_a_run_deleted_since_drawing_answer_without_raising(mapp, data):
+    """Another tab (or the Runs page) deleted the run the map still shows."""
+    from dash import no_update
+
+    drawn = _drawn(mapp, data["runs"]["A"])
+    rows, info = mapp.list_selection({"points": [{"customdata": 0}, {"customdata": 3}]}, "deleted-run")
+    assert rows == [] and "Could not list the selection" in info and "deleted-run" in info
+    assert mapp.open_in_explore({"points": [{"customdata": 0}]}, "deleted-run") is no_update
+    assert mapp.highlight("shoe", "deleted-run", drawn["meta"], drawn["figure"]) is no_update
