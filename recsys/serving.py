@@ -190,9 +190,10 @@ class _ApiState:
         except FilterConfigError as exc:
             raise ApiError(400, str(exc), "preset") from None
         path = self.settings.root / "presets" / f"{name}.json"
-        try:
-            stamp: Any = path.stat().st_mtime_ns
-        except (FileNotFoundError, OSError, ValueError):
+        try:  # (inode, mtime): a preset re-saved within one clock tick is a new file
+            st_ = path.stat()
+            stamp: Any = (st_.st_ino, st_.st_mtime_ns)
+        except (OSError, ValueError):
             stamp = None
         hit = self._presets.get(name)
         if stamp is not None and hit is not None and hit[0] == stamp:

@@ -455,3 +455,19 @@ def test_check_bind_refuses_other_addresses_without_token(host: str) -> None:
     with pytest.raises(InsecureBindError):
         check_bind(host, "   ")
     check_bind(host, "a-real-token")
+
+
+def test_preset_saved_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
+    """The preset cache notices a re-save even when the file's mtime did not move (coarse clocks)."""
+    import os
+
+    make_serving_data(tmp_path)
+    c = make_client(tmp_path, token="")
+    first = c.get("/api/v1/presets/no-adult").get_json()
+    path = tmp_path / "presets" / "no-adult.json"
+    before = path.stat()
+    PresetStore(tmp_path).save("no-adult", FilterConfig(exclude_adult=False))  # e.g. another worker
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same mtime tick
+    second = c.get("/api/v1/presets/no-adult").get_json()
+    assert second["config_hash"] == FilterConfig(exclude_adult=False).config_hash()
+    assert second["config_hash"] != first["config_hash"]
