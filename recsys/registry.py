@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TRACKED_LIBS = ("numpy", "pandas", "gensim", "hnswlib", "scipy", "tensorflow", "keras", "umap-learn")
-_model_cache: dict[tuple[str, float], ItemModel] = {}
+#: run folder -> (run.json's mtime when loaded, model); one entry per run, replaced when
+#: run.json changes and dropped when the run is deleted.
+_model_cache: dict[str, tuple[int, ItemModel]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -174,14 +176,15 @@ class Registry:
     def load_model(self, run_id: str) -> ItemModel:
         """The fitted model of a run (cached per run id)."""
         path = self.run_dir(run_id)
-        key = (str(path), (path / "run.json").stat().st_mtime)
+        key, mtime = str(path), (path / "run.json").stat().st_mtime_ns
         with _cache_lock:
-            if key in _model_cache:
-                return _model_cache[key]
+            cached = _model_cache.get(key)
+            if cached is not None and cached[0] == mtime:
+                return cached[1]
         meta = json.loads((path / "run.json").read_text())
         model = get_model_class(meta["family"]).load(path)
         with _cache_lock:
-            _model_cache[key] = model
+            _model_cache[key] = (mtime, model)
         return model
 
     # -- update ------------------------------------------------------------
@@ -241,6 +244,8 @@ class Registry:
         path = self.run_dir(run_id)
         trash = self.runs_dir / f".deleted-{run_id}-{uuid.uuid4().hex[:6]}"
         path.rename(trash)
+        with _cache_lock:
+            _model_cache.pop(str(path), None)
         active = self.active()
         if run_id in active.values():
             active = {f: r for f, r in active.items() if r != run_id}

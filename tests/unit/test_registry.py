@@ -107,3 +107,19 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
     reg = Registry()
     assert reg.root == (tmp_path / "elsewhere").resolve()
     assert (tmp_path / "elsewhere" / "runs").is_dir()
+
+
+def test_model_cache_keeps_one_model_per_run(tmp_data_dir):
+    from recsys import registry
+
+    reg = Registry(tmp_data_dir)
+    run_id = make_run(reg)["run_id"]
+    path = str(reg.run_dir(run_id))
+    first = reg.load_model(run_id)
+    assert reg.load_model(run_id) is first
+    for i in range(3):  # each update rewrites run.json; the stale model must not stay behind
+        reg.update(run_id, metrics={"hr@10": i / 10})
+        reg.load_model(run_id)
+    assert sum(path in str(key) for key in registry._model_cache) == 1
+    reg.delete(run_id)
+    assert not any(path in str(key) for key in registry._model_cache)
