@@ -14,7 +14,6 @@ from typing import Any
 
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import load_dataset, save_dataset
-from recsys.errors import ModelFitError
 from recsys.models import make_model
 from recsys.registry import Registry
 
@@ -183,13 +182,9 @@ def build_demo(
     save_demo_presets(root)
     runs = []
     for i, family in enumerate(families):
-        try:
-            params = _demo_params(family)
-        except ModelFitError:
-            params = {}
         meta = train_run(
             family,
-            params,
+            _demo_params(family),
             dataset.name,
             root,
             progress=stage(progress, i + 1, n_stages, f"variant {i + 1}/{len(families)}"),
