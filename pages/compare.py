@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
+from components.common import data_registry, run_searcher
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
@@ -35,7 +36,6 @@ from recsys.compare import find_disagreements, per_category_table, side_by_side
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import PresetStore
-from recsys.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +44,6 @@ dash.register_page(__name__, path="/compare", title="RecSys Lab · Compare", nam
 PANEL = ids.COMPARE_PANEL
 MAX_RUNS = 4
 RUN_COLORS = ("#2c7be5", "#e8837a", "#16a085", "#8e6fd8")
-
-
-def _registry() -> Registry:
-    return Registry(data_dir())
-
-
-def _view(run_id: str) -> Any:
-    from recsys.search import get_searcher
-
-    return get_searcher(_registry(), run_id).view
 
 
 def _run_label(run: dict[str, Any]) -> str:
@@ -191,7 +181,7 @@ def compare_view(
         config = filter_config_from_controls(values)
     except FilterConfigError as exc:
         return no_update, no_update, error_alert(exc, "These filters are not valid", dismissable=False)
-    registry = _registry()
+    registry = data_registry()
     try:
         metas = {r: registry.get(r) for r in run_ids}
     except RecsysError as exc:
@@ -238,7 +228,7 @@ def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, An
     """Catalogue rows of items, from the first run whose searcher can be built."""
     for r in run_ids:
         try:
-            view = _view(r)
+            view = run_searcher(r).view
         except RecsysError:
             continue
         pos = np.array([view.position(i) for i in item_ids], dtype=np.int64)
@@ -280,7 +270,7 @@ def disagreement_view(run_a: str, run_b: str, values: dict[str, Any], k: int, n_
     if not run_a or not run_b or run_a == run_b:
         return html.Div("Pick two different runs.", className="text-muted small")
     config = filter_config_from_controls(values)
-    registry = _registry()
+    registry = data_registry()
     frame = find_disagreements(registry, run_a, run_b, config, k=k, n_seeds=n_seeds, n=10)
     if frame.empty:
         return html.Div("No seed that both runs can answer.", className="text-muted small")
@@ -337,7 +327,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         "Compare", "Variants side by side: same seed, same filters; where they agree and differ."
     )
     try:
-        registry = _registry()
+        registry = data_registry()
         all_runs = [r for r in registry.list_runs() if r.get("status", "complete") == "complete"]
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
@@ -361,7 +351,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         from pages.explore import top_brands
 
         try:
-            view = _view(seed_run)
+            view = run_searcher(seed_run).view
         except RecsysError as exc:  # e.g. the run's dataset was deleted
             return html.Div([header, error_alert(exc, f"Could not load run {seed_run}")])
         if not seed or view.position(seed) < 0:
@@ -540,7 +530,7 @@ def update_seed_options(search_value: str | None, run_ids: list[str] | None, cur
         return no_update
     for r in run_ids or []:
         try:
-            return seed_options(_view(r), search_value, current)
+            return seed_options(run_searcher(r).view, search_value, current)
         except RecsysError:
             continue
     return no_update
@@ -585,7 +575,7 @@ def load_preset(preset: str | None) -> dict[str, Any]:
 @callback(Output(ids.COMPARE_PER_CATEGORY, "children"), Input(ids.COMPARE_RUNS, "value"))
 def update_per_category(run_ids: list[str] | None) -> Any:
     """HR@10 per top-level category of the selected runs (all runs when fewer than two are picked)."""
-    registry = _registry()
+    registry = data_registry()
     runs = registry.list_runs()
     picked = [r for r in runs if r["run_id"] in set(run_ids or [])]
     return per_category_figure(picked if len(picked) >= 2 else runs)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import weakref
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
+from components.common import data_registry, run_searcher
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
@@ -59,7 +59,7 @@ from components.recent_views import (
     session_chips,
     session_outputs,
 )
-from recsys.config import ENV_DATA_DIR, data_dir
+from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.registry import Registry
@@ -99,19 +99,6 @@ PLAN_LABELS = {
 
 
 # -- data helpers (plain functions, tested directly) -------------------------------------
-_registries: dict[tuple[str, str], Registry] = {}
-
-
-def _registry() -> Registry:
-    """The registry of the current data directory (one object per directory: building one
-    resolves the path and creates folders, which a per-filter-change callback should not)."""
-    key = (os.environ.get(ENV_DATA_DIR) or "", os.getcwd())
-    registry = _registries.get(key)
-    if registry is None or not registry.runs_dir.is_dir():
-        registry = _registries[key] = Registry(data_dir())
-    return registry
-
-
 def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
     """run.json of every complete embedding run, newest first."""
     return [
@@ -129,12 +116,6 @@ def run_options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
         text = f"{label}{star}" if family and family in label else f"{label} · {family}{star}"
         out.append({"label": text, "value": r["run_id"]})
     return out
-
-
-def _searcher(run_id: str) -> Any:
-    from recsys.search import get_searcher
-
-    return get_searcher(_registry(), run_id)
 
 
 _search_cache: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
@@ -285,7 +266,7 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
         out["message"] = error_alert(exc, "These filters are not valid", dismissable=False)
         return out
     try:
-        searcher = _searcher(run_id)  # the run's cached searcher: similar_items' code path
+        searcher = run_searcher(run_id)  # the run's cached searcher: similar_items' code path
         result = searcher.search(seed, config, k)
         view = searcher.view
     except RecsysError as exc:
@@ -301,7 +282,7 @@ def seed_card_view(run_id: str | None, seed: str | None) -> Any:
     if not run_id or not seed:
         return []
     try:
-        view = _searcher(run_id).view
+        view = run_searcher(run_id).view
     except RecsysError:
         return []
     pos = view.position(seed)
@@ -315,7 +296,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     """The Explore page for an optional seed, run and preset (from the URL query)."""
     header = page_header("Explore", "Nearest neighbours of a product, live under the post-filters.")
     try:
-        registry = _registry()
+        registry = data_registry()
         runs = embedding_runs(registry)
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
@@ -342,7 +323,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     if run not in run_ids:
         run = run_ids[0]
     try:
-        view = _searcher(run).view
+        view = run_searcher(run).view
     except RecsysError as exc:
         return html.Div([header, error_alert(exc, f"Could not load run {run}")])
     if seed and view.position(seed) < 0:
@@ -533,7 +514,7 @@ def update_seed_options(search_value: str | None, run_id: str | None, current: s
     if not search_value and ctx.triggered_id == ids.EXPLORE_SEED:
         return no_update  # keep the options while the box is empty (the selection must stay listed)
     try:
-        view = _searcher(run_id).view
+        view = run_searcher(run_id).view
     except RecsysError:
         return []
     return seed_options(view, search_value, current)
@@ -791,7 +772,7 @@ def run_impact(_n: int, run_id: str | None, k: Any, n_seeds: Any, values: dict[s
     try:
         config = filter_config_from_controls(values)
         report = filter_impact_for_run(
-            _registry(), run_id, config, k=int(k or 10), n_seeds=int(n_seeds or 200)
+            data_registry(), run_id, config, k=int(k or 10), n_seeds=int(n_seeds or 200)
         )
     except RecsysError as exc:
         return error_alert(exc, "Could not compute the impact")
@@ -842,10 +823,10 @@ def session_view(session: list[str], run_id: str | None, k: int, values: dict[st
     view = None
     try:
         if run_id:
-            view = _searcher(run_id).view
+            view = run_searcher(run_id).view
         config = filter_config_from_controls(values)
     except RecsysError as exc:
         return session_chips(session, {}, ids.EXPLORE_SESSION_REMOVE), recommendations_view(
             None, [], str(exc)
         )
-    return session_outputs(_registry(), view, session, run_id, config, k, ids.EXPLORE_SESSION_REMOVE)
+    return session_outputs(data_registry(), view, session, run_id, config, k, ids.EXPLORE_SESSION_REMOVE)

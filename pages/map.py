@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
+from components.common import data_registry, run_searcher
 from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, labelled_col, page_header
 from recsys.config import data_dir
@@ -61,18 +62,8 @@ COLOR_CHOICES = (
 
 
 # -- data -------------------------------------------------------------------------------
-def _registry() -> Registry:
-    return Registry(data_dir())
-
-
-def _searcher(run_id: str) -> Any:
-    from recsys.search import get_searcher
-
-    return get_searcher(_registry(), run_id)
-
-
 def _run_stamp(run_id: str) -> float:
-    return (_registry().run_dir(run_id) / "run.json").stat().st_mtime
+    return (data_registry().run_dir(run_id) / "run.json").stat().st_mtime
 
 
 @functools.lru_cache(maxsize=4)
@@ -283,7 +274,7 @@ def map_state(
     """Plain-function body of the draw callback: figure (or no_update), meta, status."""
     out: dict[str, Any] = {"figure": no_update, "meta": no_update, "status": None}
     try:
-        view = _searcher(run_id).view
+        view = run_searcher(run_id).view
         umap = projection_frame(run_id, "umap")
     except RecsysError as exc:
         out["status"] = error_alert(exc, f"Could not load run {run_id}", dismissable=False)
@@ -347,7 +338,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
     """The Map page (``?run=`` picks the run, ``?color=`` the colouring)."""
     header = page_header("Map", "The embedding space in 2-D: neighbours in vector space sit close together.")
     try:
-        registry = _registry()
+        registry = data_registry()
         runs = [r for r in registry.list_runs() if r.get("is_embedding")]
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
@@ -603,7 +594,7 @@ def highlight(query: str | None, run_id: str | None, meta: dict[str, Any] | None
 
 def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure: Any) -> Patch:
     """The Patch that fills the highlight trace with the matches among the drawn points."""
-    view = _searcher(run_id).view
+    view = run_searcher(run_id).view
     n = int(meta.get("n_traces", 1))
     patch = Patch()
     hits = match_positions(view, query)
@@ -667,7 +658,7 @@ def show_tooltip(hover: dict[str, Any] | None, run_id: str | None) -> tuple[Any,
     if "customdata" not in point:
         return False, no_update, no_update
     try:
-        card = hover_card(_searcher(run_id).view, int(point["customdata"]))
+        card = hover_card(run_searcher(run_id).view, int(point["customdata"]))
     except (RecsysError, IndexError, ValueError):
         return False, no_update, no_update
     return True, point.get("bbox"), card
@@ -684,7 +675,7 @@ def open_in_explore(click: dict[str, Any] | None, run_id: str | None) -> Any:
     if not click or not run_id or not click.get("points") or "customdata" not in click["points"][0]:
         return no_update
     try:  # the run may have been deleted since the map was drawn
-        item_id = str(_searcher(run_id).view.item_ids[int(click["points"][0]["customdata"])])
+        item_id = str(run_searcher(run_id).view.item_ids[int(click["points"][0]["customdata"])])
     except (RecsysError, IndexError, ValueError):
         return no_update
     return explore_href(item_id, run_id)
@@ -722,7 +713,7 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
         return [], ""
     positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
     try:  # the run may have been deleted since the map was drawn
-        return selection_rows(_searcher(run_id).view, positions)
+        return selection_rows(run_searcher(run_id).view, positions)
     except RecsysError as exc:
         return [], f"Could not list the selection: {exc}"
 
@@ -731,7 +722,7 @@ def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> 
     """Bar chart of neighbourhood purity per label (vs the random baseline)."""
     from recsys.projection import neighbourhood_purity
 
-    searcher = _searcher(run_id)
+    searcher = run_searcher(run_id)
     view = searcher.view
     by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
     positions = np.arange(view.n)

@@ -111,7 +111,7 @@ def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
 
 # -- seed search ------------------------------------------------------------------------------
 def test_seed_search_matches_title_parts_and_ids(explore, data):
-    view = explore._searcher(data["runs"]["A"]).view
+    view = explore.run_searcher(data["runs"]["A"]).view
     by_title = explore.seed_options(view, "tote")
     assert {o["value"] for o in by_title} == {f"wb{i}" for i in range(5)}
     assert "Leather Tote Bag 0" in next(o["label"] for o in by_title if o["value"] == "wb0")
@@ -122,7 +122,7 @@ def test_seed_search_matches_title_parts_and_ids(explore, data):
 
 
 def test_seed_search_caps_options(explore, data):
-    view = explore._searcher(data["runs"]["A"]).view
+    view = explore.run_searcher(data["runs"]["A"]).view
     assert len(explore.search_items(view, "e", limit=7)) == 7
 
 

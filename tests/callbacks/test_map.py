@@ -32,7 +32,7 @@ def test_pca_map_draws_every_item_with_positions_and_an_empty_highlight_trace(ma
     assert len(fig.data[-1].x) == 0 and fig.data[-1].name == "search matches"
     assert all(isinstance(t, go.Scattergl) for t in fig.data)
     # customdata holds catalogue positions: every item exactly once
-    view = mapp._searcher(data["runs"]["A"]).view
+    view = mapp.run_searcher(data["runs"]["A"]).view
     shown = sorted(view.item_ids[int(p)] for t in fig.data for p in t.customdata)
     assert shown == sorted(view.item_ids)
     assert "UMAP not computed yet" in text_of(out["status"])
@@ -64,7 +64,7 @@ def test_colourings_brand_gender_and_price(mapp, data):
     assert {t.name.split(" (")[0] for t in gender.data[:-1]} == {"women", "men", "unisex"}
     price = _drawn(mapp, run, "price")["figure"]
     assert len(price.data) == 2 and price.data[0].marker.colorscale is not None
-    view = mapp._searcher(run).view
+    view = mapp.run_searcher(run).view
     expected = np.log10(view.price[np.asarray(price.data[0].customdata)])
     assert np.allclose(np.asarray(price.data[0].marker.color, dtype=float), expected, atol=1e-5)
 
@@ -80,7 +80,7 @@ def test_top_n_keeps_the_largest_groups_and_lumps_the_rest():
 
 
 def test_figure_for_100k_points_is_float32_typed_arrays_under_3_mb(mapp, data):
-    view = mapp._searcher(data["runs"]["A"]).view
+    view = mapp.run_searcher(data["runs"]["A"]).view
     n = 100_000
     rng = np.random.default_rng(0)
     x = rng.standard_normal(n).astype(np.float32)
@@ -95,7 +95,7 @@ def test_figure_for_100k_points_is_float32_typed_arrays_under_3_mb(mapp, data):
 
 
 def test_sampling_above_the_limit_is_seeded_and_reported(mapp, data):
-    view = mapp._searcher(data["runs"]["A"]).view
+    view = mapp.run_searcher(data["runs"]["A"]).view
     frame = mapp.projection_frame(data["runs"]["A"], "pca")
     x, y, pos, total = mapp.point_positions(view, frame, max_points=7)
     assert len(x) == len(pos) == 7 and total == 20 and x.dtype == np.float32
@@ -119,7 +119,7 @@ def test_search_highlight_is_a_patch_of_the_last_trace(mapp, data):
 
 def test_hover_click_and_lasso(mapp, data):
     run = data["runs"]["A"]
-    view = mapp._searcher(data["runs"]["A"]).view
+    view = mapp.run_searcher(data["runs"]["A"]).view
     p = view.position("wb3")
     show, bbox, card = mapp.show_tooltip({"points": [{"customdata": p, "bbox": {"x0": 1}}]}, run)
     assert show is True and bbox == {"x0": 1}
