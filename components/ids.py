@@ -12,7 +12,6 @@ JOBS_STORE = "shell-jobs-store"  # {"jobs": [job dicts, newest first], "active":
 JOBS_INTERVAL = "shell-jobs-interval"
 JOBS_BADGE = "shell-jobs-badge"
 RUNS_VERSION_STORE = "shell-runs-version"  # changes when the set of runs/active runs changes
-DEVICE_STORE = "shell-device-store"
 JOB_CANCEL = (
     "shell-job-cancel"  # pattern-matching type of every job card's cancel button: {"type": ..., "job": id}
 )
@@ -21,7 +20,6 @@ JOB_CANCEL = (
 OVERVIEW_DATASET = "overview-dataset"
 OVERVIEW_DEMO_JOB = "overview-demo-job"
 OVERVIEW_RUNS_GRID = "overview-runs-grid"
-OVERVIEW_ACTIVE = "overview-active"
 OVERVIEW_LINKS = "overview-links"
 
 # --- runs
@@ -104,7 +102,6 @@ MAP_SELECTION = "map-selection"  # ag-grid of lasso-selected items
 MAP_SELECTION_INFO = "map-selection-info"
 MAP_PURITY_K = "map-purity-k"
 MAP_PURITY = "map-purity"
-MAP_PURITY_BUTTON = "map-purity-button"
 
 # --- compare
 COMPARE_PANEL = "compare"  # name of the Compare filter panel (pattern-matching ids)
