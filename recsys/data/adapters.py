@@ -603,9 +603,11 @@ def import_dataset(
     from recsys.config import data_dir
 
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+        raise DataValidationError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     if mapping and source != "csv":
-        raise ValueError(f"a column mapping only applies to source 'csv', not {source!r}")
+        raise DataValidationError(
+            f"a column mapping (--map) only applies to source 'csv', not {source!r}; drop it"
+        )
     p = Path(path)
     if not p.exists():
         raise DataValidationError("file or folder not found; check the path", file=str(p))

@@ -666,14 +666,14 @@ def _derive_catalog(inter: pd.DataFrame, attrs: pd.DataFrame, keep: np.ndarray) 
 
 def _check_kind_errors(name: str, kind: str, errors: str) -> None:
     if not _SAFE_NAME.match(name or ""):
-        raise ValueError(
+        raise DataValidationError(
             f"dataset name {name!r} is not allowed: use letters, digits, '_', '-' or '.' "
             "(starting with a letter or digit, at most 100 characters)"
         )
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise DataValidationError(f"kind must be one of {KINDS}, got {kind!r}")
     if errors not in ("raise", "drop"):
-        raise ValueError(f"errors must be 'raise' or 'drop', got {errors!r}")
+        raise DataValidationError(f"errors must be 'raise' or 'drop', got {errors!r}")
 
 
 def build_dataset(

@@ -119,3 +119,21 @@ def test_out_of_range_numbers_are_usage_errors_not_tracebacks(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert option in err and "must be at least" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["csv", "EVENTS", "--name", "../outside"], "'../outside' is not allowed"),
+        (["online_retail", "EVENTS", "--map", "session=sequence_id"], "only applies to source 'csv'"),
+    ],
+)
+def test_bad_import_options_are_clear_errors_not_tracebacks(tmp_path, capsys, argv, expected):
+    events = tmp_path / "events.csv"
+    events.write_text("sequence_id,item_id\ns1,p1\ns1,p2\n")
+    argv = [str(events) if a == "EVENTS" else a for a in argv]
+    rc = main(["--data-dir", str(tmp_path / "d"), "-q", "import", *argv])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and expected in err
+    assert not (tmp_path / "outside").exists()
