@@ -551,7 +551,9 @@ class _Checker:
         if self.errors == "raise":
             shown = ""
             if values is not None:
-                shown = f": {values.iloc[first]!r}"
+                value = values.iloc[first]
+                # a NumPy scalar would show as np.float64(-1.0) in the message
+                shown = f": {value.item() if isinstance(value, np.generic) else value!r}"
             many = f" ({n} rows have this problem; the first is shown)" if n > 1 else ""
             what = hint or "fix the file"
             raise DataValidationError(

@@ -445,3 +445,12 @@ def test_bad_arguments_are_refused():
         build_dataset("ok", None, inter, errors="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not allowed"):
         build_dataset("../escape", None, inter)
+
+
+def test_a_bad_number_is_quoted_as_written_not_as_a_numpy_repr():
+    catalog = pd.DataFrame({"item_id": ["a", "b"], "price": [3.0, -1.5]})
+    inter = pd.DataFrame({"sequence_id": ["s", "s"], "item_id": ["a", "b"]})
+    with pytest.raises(DataValidationError) as exc:
+        build_dataset("numbers", catalog, inter)
+    assert "negative price: -1.5" in str(exc.value) and "np.float64" not in str(exc.value)
+    assert exc.value.row == 2 and exc.value.column == "price"
