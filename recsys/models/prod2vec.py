@@ -381,7 +381,6 @@ class MetaProd2Vec(Prod2Vec):
             missing = [i for i in catalog_ids if i not in have and i in self._meta.index]
             if missing:
                 meta = self._meta.loc[missing]
-                extra_ids, extra_vecs = [], []
                 sums = np.zeros((len(missing), wv.vector_size), dtype=np.float32)
                 counts = np.zeros(len(missing), dtype=np.float32)
                 for col in ("cat", "brand"):
