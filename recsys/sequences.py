@@ -59,7 +59,7 @@ def build_sequences(
     category_level: int = 0,
     max_len: int | None = 20,
     min_len: int = 2,
-    event_types: Iterable[str] | None = None,
+    event_types: str | Iterable[str] | None = None,
     dedupe_consecutive: bool = True,
     catalog: pd.DataFrame | None = None,
 ) -> list[list[str]]:
@@ -81,8 +81,9 @@ def build_sequences(
         None keeps sequences whole.
     min_len : int
         Sequences (or chunks) with fewer items are dropped.
-    event_types : iterable of str, optional
-        Keep only these event types (e.g. ``["purchase"]``); all events by default.
+    event_types : str or iterable of str, optional
+        Keep only these event types (e.g. ``"purchase"`` or ``["cart", "purchase"]``);
+        all events by default.
     dedupe_consecutive : bool
         Collapse runs of the same item (``a a b`` -> ``a b``), applied after
         context separation.
@@ -114,7 +115,8 @@ def build_sequences(
             raise DataValidationError("interactions have no such column", column=col)
     df = inter
     if event_types is not None:
-        wanted = list(event_types)
+        # one type as a plain string, not its characters
+        wanted = [event_types] if isinstance(event_types, str) else list(event_types)
         if "event_type" not in df.columns:
             raise DataValidationError("cannot filter by event type: no such column", column="event_type")
         df = df[df["event_type"].isin(wanted)]

@@ -82,6 +82,7 @@ def test_event_type_filter():
     assert build_sequences(inter, event_types=["purchase"]) == [["c", "d"]]
     assert build_sequences(inter) == [["a", "b", "c", "d"]]
     assert build_sequences(inter, event_types=["cart"]) == []
+    assert build_sequences(inter, event_types="purchase") == [["c", "d"]]  # one type as a string
 
 
 def test_separation_without_catalog_is_a_clear_error():
