@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import data_dir
-from recsys.errors import RunNotFoundError
+from recsys.errors import RecsysError, RunNotFoundError
 from recsys.models import ItemModel, get_model_class
 
 logger = logging.getLogger(__name__)
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # no "..", no hidden folders
 _TRACKED_LIBS = ("numpy", "pandas", "gensim", "hnswlib", "scipy", "tensorflow", "keras", "umap-learn")
 #: run folder -> (run.json's mtime when loaded, model); one entry per run, replaced when
 #: run.json changes and dropped when the run is deleted.
@@ -150,7 +150,11 @@ class Registry:
     # -- read --------------------------------------------------------------
     def get(self, run_id: str) -> dict[str, Any]:
         """The run.json of a run, with ``active`` set."""
-        meta = json.loads((self.run_dir(run_id) / "run.json").read_text())
+        path = self.run_dir(run_id) / "run.json"
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RecsysError(f"{path} is unreadable ({exc}); restore it or delete the run folder") from exc
         meta["active"] = self.active().get(meta["family"]) == run_id
         return meta
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -160,8 +161,18 @@ def category_level(category: pd.Series, level: int) -> pd.Series:
     return parts.map(lambda p: CATEGORY_SEP.join(p[: level + 1]))
 
 
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
 def _datasets_root(root: Path) -> Path:
     return Path(root) / "datasets"
+
+
+def _dataset_folder(name: str, root: str | os.PathLike[str]) -> Path:
+    """The folder of dataset ``name``; a name that is not a plain folder name is unknown."""
+    if not isinstance(name, str) or not _DATASET_NAME.match(name):
+        raise DatasetNotFoundError(f"'{name}' is not a valid dataset name (letters, digits, '_', '.', '-')")
+    return _datasets_root(Path(root)) / name
 
 
 def save_dataset(dataset: Dataset, root: str | os.PathLike[str]) -> Path:
@@ -209,7 +220,7 @@ def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
     DatasetNotFoundError
         When ``<root>/datasets/<name>`` does not exist.
     """
-    folder = _datasets_root(Path(root)) / name
+    folder = _dataset_folder(name, root)
     if not (folder / "report.json").exists():
         known = ", ".join(list_datasets(root)) or "none"
         raise DatasetNotFoundError(f"dataset '{name}' not found in {folder.parent} (known: {known})")
@@ -230,7 +241,7 @@ def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
 
 def dataset_meta(name: str, root: str | os.PathLike[str]) -> dict[str, Any]:
     """The stored report.json of a dataset (cheap: no Parquet read)."""
-    path = _datasets_root(Path(root)) / name / "report.json"
+    path = _dataset_folder(name, root) / "report.json"
     if not path.exists():
         raise DatasetNotFoundError(f"dataset '{name}' not found in {path.parent.parent}")
     return json.loads(path.read_text())

@@ -86,7 +86,7 @@ def test_activate_default_and_delete(tmp_data_dir):
         reg.get(first)
 
 
-@pytest.mark.parametrize("bad", ["nope", "../etc", "a/b", ""])
+@pytest.mark.parametrize("bad", ["nope", "../etc", "a/b", "", "..", ".", ".hidden"])
 def test_unknown_or_unsafe_run_ids_are_refused(tmp_data_dir, bad):
     reg = Registry(tmp_data_dir)
     with pytest.raises(RunNotFoundError):
@@ -123,3 +123,24 @@ def test_model_cache_keeps_one_model_per_run(tmp_data_dir):
     assert sum(path in str(key) for key in registry._model_cache) == 1
     reg.delete(run_id)
     assert not any(path in str(key) for key in registry._model_cache)
+
+
+def test_an_unreadable_run_json_is_a_clear_error(tmp_data_dir):
+    from recsys.errors import RecsysError
+
+    reg = Registry(tmp_data_dir)
+    run_id = make_run(reg)["run_id"]
+    (tmp_data_dir / "runs" / run_id / "run.json").write_text("{not json")
+    with pytest.raises(RecsysError, match="unreadable"):
+        reg.get(run_id)
+
+
+@pytest.mark.parametrize("bad", ["../runs", "..", "a/b", ""])
+def test_dataset_names_cannot_leave_the_data_directory(tmp_data_dir, bad):
+    from recsys.data.schema import dataset_meta, load_dataset
+    from recsys.errors import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset(bad, tmp_data_dir)
+    with pytest.raises(DatasetNotFoundError):
+        dataset_meta(bad, tmp_data_dir)
