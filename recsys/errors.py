@@ -95,3 +95,7 @@ class JobError(RecsysError):
 
 class RunNotSearchableError(RunNotFoundError):
     """The run has no item vectors (a baseline), so it cannot be searched."""
+
+
+class StoredDataError(RecsysError):
+    """A file the library wrote earlier (run.json, a dataset) can no longer be read."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import data_dir
-from recsys.errors import RecsysError, RunNotFoundError
+from recsys.errors import RunNotFoundError, StoredDataError
 from recsys.models import ItemModel, get_model_class
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,9 @@ class Registry:
         try:
             meta = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RecsysError(f"{path} is unreadable ({exc}); restore it or delete the run folder") from exc
+            raise StoredDataError(
+                f"{path} is unreadable ({exc}); restore it or delete the run folder"
+            ) from exc
         meta["active"] = self.active().get(meta["family"]) == run_id
         return meta
 

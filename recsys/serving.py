@@ -51,6 +51,7 @@ from recsys.errors import (
     PresetNotFoundError,
     RecsysError,
     RunNotFoundError,
+    StoredDataError,
     UnknownItemError,
 )
 
@@ -739,6 +740,8 @@ def _status_of(exc: RecsysError) -> tuple[int, str | None]:
         return 422, "filters"
     if isinstance(exc, (IndexFileError, JobError)):
         return 503, None
+    if isinstance(exc, StoredDataError):  # the server's own files: not the client's fault
+        return 500, None
     return 400, None
 
 

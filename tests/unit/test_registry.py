@@ -126,12 +126,12 @@ def test_model_cache_keeps_one_model_per_run(tmp_data_dir):
 
 
 def test_an_unreadable_run_json_is_a_clear_error(tmp_data_dir):
-    from recsys.errors import RecsysError
+    from recsys.errors import StoredDataError
 
     reg = Registry(tmp_data_dir)
     run_id = make_run(reg)["run_id"]
     (tmp_data_dir / "runs" / run_id / "run.json").write_text("{not json")
-    with pytest.raises(RecsysError, match="unreadable"):
+    with pytest.raises(StoredDataError, match="unreadable"):
         reg.get(run_id)
 
 
