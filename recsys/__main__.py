@@ -74,11 +74,15 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from recsys.pipeline import build_demo
+    from recsys.pipeline import DEMO_FAMILIES, build_demo
 
     bar = _progress(args, "demo")
     result = build_demo(
-        args.data_dir, n_items=args.items, seed=args.seed, families=args.families, progress=bar
+        args.data_dir,
+        n_items=args.items,
+        seed=args.seed,
+        families=args.families or DEMO_FAMILIES,
+        progress=bar,
     )
     bar.close()
     _print_runs_table(args, [r for r in _registry(args).list_runs() if r["run_id"] in result["runs"]])
@@ -264,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--families",
         nargs="+",
-        default=["popularity", "cooccurrence", "prod2vec", "meta_prod2vec"],
-        help="model families to train (default: the four of the core)",
+        default=None,
+        help="model families to train (default: popularity cooccurrence prod2vec meta_prod2vec)",
     )
     p.set_defaults(func=cmd_demo)
 
