@@ -342,13 +342,13 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
     chosen = [r for r in (runs or "").split(",") if r in known][:MAX_RUNS] or default_runs(all_runs)
     emb = [r for r in all_runs if r.get("is_embedding")]
     seed_run = next((r for r in chosen if r in {e["run_id"] for e in emb}), emb[0]["run_id"] if emb else None)
-    from pages.explore import default_seed, run_options, seed_options
+    from components.pickers import default_seed, run_options, seed_options
 
     seed_opts: list[dict[str, str]] = []
     brands: list[str] = []
     n_levels = 3
     if seed_run:
-        from pages.explore import top_brands
+        from components.pickers import top_brands
 
         try:
             view = run_searcher(seed_run).view
@@ -524,7 +524,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
 )
 def update_seed_options(search_value: str | None, run_ids: list[str] | None, current: str | None) -> Any:
     """Server-side seed search over the first embedding run's catalogue."""
-    from pages.explore import seed_options
+    from components.pickers import seed_options
 
     if not search_value:
         return no_update

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from typing import Any
 
 import dash
@@ -30,8 +29,15 @@ from components.filter_panel import (
     filter_inputs,
     filter_panel,
 )
-from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, fmt_price, item_card
+from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
 from components.layout import empty_state, error_alert, page_header
+from components.pickers import (
+    default_seed,
+    embedding_runs,
+    run_options,
+    seed_options,
+    top_brands,
+)
 from components.presets import (
     PRESET_DELETE,
     PRESET_DOWNLOAD,
@@ -62,14 +68,12 @@ from components.recent_views import (
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
-from recsys.registry import Registry
 
 logger = logging.getLogger(__name__)
 
 dash.register_page(__name__, path="/explore", title="RecSys Lab · Explore", name="Explore", order=1)
 
 PANEL = ids.EXPLORE_PANEL
-MAX_OPTIONS = 50
 K_CHOICES = (5, 10, 20, 30, 50)
 
 RULE_LABELS = {
@@ -99,105 +103,6 @@ PLAN_LABELS = {
 
 
 # -- data helpers (plain functions, tested directly) -------------------------------------
-def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
-    """run.json of every complete embedding run, newest first."""
-    return [
-        r for r in registry.list_runs() if r.get("is_embedding") and r.get("status", "complete") == "complete"
-    ]
-
-
-def run_options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Dropdown options "label · family" for runs."""
-    out = []
-    for r in runs:
-        label = r.get("label") or r["run_id"]
-        star = " ★" if r.get("active") else ""
-        family = r.get("family", "")
-        text = f"{label}{star}" if family and family in label else f"{label} · {family}{star}"
-        out.append({"label": text, "value": r["run_id"]})
-    return out
-
-
-_search_cache: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
-
-
-def _search_columns(view: Any) -> tuple[Any, Any]:
-    """Distinct normalised titles and case-folded item ids as Arrow strings (cached per view)."""
-    hit = _search_cache.get(view)
-    if hit is None:
-        import pandas as pd  # off the app's start path
-
-        titles = pd.Series(np.asarray(view.title_names, dtype=object), dtype="string[pyarrow]")
-        ids_lower = pd.Series(np.asarray(view.item_ids, dtype=object), dtype="string[pyarrow]").str.casefold()
-        hit = (titles, ids_lower)
-        _search_cache[view] = hit
-    return hit
-
-
-def search_items(view: Any, query: str | None, limit: int = MAX_OPTIONS) -> np.ndarray:
-    """Positions of items whose title or id contains ``query`` (case-insensitive), best first.
-
-    Exact id matches come first, then titles starting with the query, then other matches;
-    vectorised (Arrow string kernels) over the distinct titles of the run's catalogue view.
-    """
-    q = " ".join(str(query or "").split()).casefold()
-    if not q:
-        return np.zeros(0, dtype=np.int64)
-    titles, ids_lower = _search_columns(view)
-    hit_title = titles.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
-    starts = titles.str.startswith(q).to_numpy(dtype=bool, na_value=False)
-    id_exact = (ids_lower == q).to_numpy(dtype=bool, na_value=False)
-    id_hit = ids_lower.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
-    score = np.where(id_exact, 3, 0) + np.where(starts[view.title], 2, 0) + (hit_title[view.title] | id_hit)
-    pos = np.flatnonzero(score > 0)
-    order = np.argsort(-score[pos], kind="stable")[:limit]
-    return pos[order]
-
-
-def item_label(row: dict[str, Any]) -> str:
-    """Dropdown label of an item: title · brand · price (id)."""
-    parts = [str(row.get("title") or row.get("item_id"))]
-    if row.get("brand"):
-        parts.append(str(row["brand"]))
-    price = fmt_price(row.get("price"))
-    if price != "—":
-        parts.append(price)
-    return f"{' · '.join(parts)}  ({row.get('item_id')})"
-
-
-def seed_options(view: Any, query: str | None, current: str | None = None) -> list[dict[str, str]]:
-    """Options of the seed dropdown for a typed query (the current seed kept first)."""
-    pos = search_items(view, query)
-    if current:
-        cur = view.position(current)
-        if cur >= 0 and cur not in set(pos.tolist()):
-            pos = np.concatenate([[cur], pos])
-    if len(pos) == 0:
-        return []
-    rows = view.attributes(pos).to_dict("records")
-    return [
-        {"label": item_label(r), "value": str(r.get("item_id") or view.item_ids[p])}
-        for r, p in zip(rows, pos)
-    ]
-
-
-def default_seed(view: Any) -> str | None:
-    """A seed to start with: the first item of the most populated category."""
-    if view.n == 0:
-        return None
-    bounds = view.cat_bounds[0]
-    sizes = np.diff(bounds)
-    start = int(bounds[int(np.argmax(sizes))]) if len(sizes) else 0
-    return str(view.item_ids[start])
-
-
-def top_brands(view: Any, limit: int = 500) -> list[str]:
-    """Brand names by number of items (for the brand pickers)."""
-    order = np.argsort(-view.brand_counts, kind="stable")
-    out = [str(view.brand_display[i]) for i in order if view.brand_keys[i] != ""]
-    return out[:limit]
-
-
 def removed_bars(removed: dict[str, int], n_items: int) -> Any:
     """One bar per rule with the number of candidates it removed on its own."""
     hidden = ("exclude_seed", "adult_next_to_non_adult")  # always on; not the user's doing

@@ -356,7 +356,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
     if run not in run_ids:
         run = run_ids[0]
     color = color if color in dict(COLOR_CHOICES) else "category:0"
-    from pages.explore import run_options
+    from components.pickers import run_options
 
     controls = dbc.Card(
         dbc.CardBody(

@@ -122,8 +122,10 @@ def test_seed_search_matches_title_parts_and_ids(explore, data):
 
 
 def test_seed_search_caps_options(explore, data):
+    from components.pickers import search_items
+
     view = explore.run_searcher(data["runs"]["A"]).view
-    assert len(explore.search_items(view, "e", limit=7)) == 7
+    assert len(search_items(view, "e", limit=7)) == 7
 
 
 # -- live results --------------------------------------------------------------------------
