@@ -1220,6 +1220,21 @@ class FilteredSearcher:
                     kp, ks, dropped, _ = self._exact(q, cf, r, None, n_elig, k)
                     used = "hnsw_overfetch+exact_fallback"
                     break
+        return self._result(kp, ks, removed, dropped, used, n_elig, t0, r.skipped, seed_id)
+
+    def _result(
+        self,
+        kp: np.ndarray,
+        ks: np.ndarray,
+        removed: dict[str, int],
+        dropped: dict[str, int] | None,
+        plan: str,
+        n_eligible: int,
+        t0: float,
+        skipped: Any,
+        seed_id: str | None,
+    ) -> SearchResult:
+        """The SearchResult of positions ``kp`` with scores ``ks`` (both search paths end here)."""
         if dropped:
             removed.update(dropped)
         ids = self.view.item_id_list
@@ -1228,10 +1243,10 @@ class FilteredSearcher:
             scores=ks.tolist(),
             rows=self.view.perm[kp].tolist(),
             removed_by_rule=removed,
-            plan=used,
-            n_eligible=n_elig,
+            plan=plan,
+            n_eligible=n_eligible,
             elapsed_ms=(time.perf_counter() - t0) * 1e3,
-            skipped_rules=r.skipped,
+            skipped_rules=skipped,
             seed_item_id=seed_id,
         )
 
@@ -1303,20 +1318,7 @@ class FilteredSearcher:
                     kp, ks, dropped, _ = self._exact(q, cf, r, mask, n_elig, k)
                     used = "hnsw_overfetch+exact_fallback"
                     break
-        if dropped:
-            removed.update(dropped)
-        ids = self.view.item_id_list
-        return SearchResult(
-            item_ids=[ids[i] for i in kp.tolist()],
-            scores=ks.tolist(),
-            rows=self.view.perm[kp].tolist(),
-            removed_by_rule=removed,
-            plan=used,
-            n_eligible=n_elig,
-            elapsed_ms=(time.perf_counter() - t0) * 1e3,
-            skipped_rules=skipped,
-            seed_item_id=seed_id,
-        )
+        return self._result(kp, ks, removed, dropped, used, n_elig, t0, skipped, seed_id)
 
     def _rerank(
         self, q: np.ndarray, cand: np.ndarray, k: int, cfg: FilterConfig, exhausted: bool
