@@ -29,7 +29,7 @@ from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 from components import ids
 from components.common import data_registry, run_searcher
 from components.item_card import card_rows, explore_href, fmt_price
-from components.layout import empty_state, error_alert, labelled_col, page_header
+from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.registry import Registry
@@ -352,9 +352,19 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
             ]
         )
     run_ids = [r["run_id"] for r in runs]
+    asked = run
     run = run if run in run_ids else (registry.default_run() or run_ids[0])
     if run not in run_ids:
         run = run_ids[0]
+    notice = (
+        info_alert(
+            f"Run '{asked}' has no map here (unknown, deleted, or a baseline without item vectors); "
+            "showing the default run instead.",
+            color="warning",
+        )
+        if asked and asked != run
+        else None
+    )
     color = color if color in dict(COLOR_CHOICES) else "category:0"
     from components.pickers import run_options
 
@@ -513,6 +523,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
     return html.Div(
         [
             header,
+            notice,
             dcc.Location(id=ids.MAP_NAV, refresh="callback-nav"),
             dcc.Store(id=ids.MAP_META),
             controls,

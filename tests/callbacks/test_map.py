@@ -188,3 +188,9 @@ def test_point_callbacks_on_a_run_deleted_since_drawing_answer_without_raising(m
     assert rows == [] and "Could not list the selection" in info and "deleted-run" in info
     assert mapp.open_in_explore({"points": [{"customdata": 0}]}, "deleted-run") is no_update
     assert mapp.highlight("shoe", "deleted-run", drawn["meta"], drawn["figure"]) is no_update
+
+
+def test_unknown_run_in_the_url_says_so_and_shows_the_default_run(mapp, data):
+    page_ = mapp.layout(run="no-such-run")
+    assert "Run 'no-such-run' has no map here" in text_of(page_)
+    assert "no map here" not in text_of(mapp.layout(run=data["runs"]["A"]))
