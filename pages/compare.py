@@ -29,7 +29,7 @@ from components.filter_panel import (
     filter_panel,
 )
 from components.item_card import card_rows, explore_href, fmt_price
-from components.layout import empty_state, error_alert, labelled_col, page_header
+from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
 from components.presets import preset_names, safe_load
 from recsys.compare import find_disagreements, per_category_table, side_by_side
@@ -339,7 +339,14 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
             ]
         )
     known = [r["run_id"] for r in all_runs]
-    chosen = [r for r in (runs or "").split(",") if r in known][:MAX_RUNS] or default_runs(all_runs)
+    asked = [r for r in (runs or "").split(",") if r]
+    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(all_runs)
+    missing = [r for r in asked if r not in known]
+    notice = (
+        info_alert(f"Unknown or deleted run(s) left out: {', '.join(missing)}.", color="warning")
+        if missing
+        else None
+    )
     emb = [r for r in all_runs if r.get("is_embedding")]
     seed_run = next((r for r in chosen if r in {e["run_id"] for e in emb}), emb[0]["run_id"] if emb else None)
     from components.pickers import default_seed, run_options, seed_options
@@ -505,6 +512,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
     return html.Div(
         [
             header,
+            notice,
             controls,
             lists,
             dbc.Row([dbc.Col(per_cat, lg=6), dbc.Col(disagree, lg=6)], className="g-3"),

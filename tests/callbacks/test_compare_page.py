@@ -110,3 +110,10 @@ def test_a_run_whose_dataset_was_deleted_shows_an_alert_not_a_traceback(data, tm
     alerts = find(out, lambda c: type(c).__name__ == "Alert")
     assert len(alerts) == 1
     assert "Could not load run" in text_of(alerts) and "dataset 'tiny' not found" in text_of(alerts)
+
+
+def test_unknown_runs_in_the_url_are_named_not_silently_dropped(compare, data):
+    a = data["runs"]["A"]
+    page_ = compare.layout(runs=f"{a},ghost-run")
+    assert "Unknown or deleted run(s) left out: ghost-run." in text_of(page_)
+    assert "left out" not in text_of(compare.layout(runs=a))
