@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from recsys.config import Progress, data_dir, null_progress
-from recsys.errors import RecsysError
+from recsys.data.schema import dataset_report_path
+from recsys.errors import DatasetNotFoundError, RecsysError
 
 logger = logging.getLogger(__name__)
 
@@ -361,10 +362,9 @@ def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
     folder = registry.run_dir(run_id)
     dataset, created, run_mtime = _run_info(folder)
     stamp = _folder_stamp(folder)
-    report = Path(registry.root) / "datasets" / str(dataset) / "report.json"
     try:
-        report_mtime = report.stat().st_mtime_ns if dataset else None
-    except FileNotFoundError:
+        report_mtime = dataset_report_path(dataset, registry.root).stat().st_mtime_ns if dataset else None
+    except (FileNotFoundError, DatasetNotFoundError):
         report_mtime = None
     key = (
         str(registry.root),

@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.data.schema import CATEGORY_SEP, _datasets_root
+from recsys.data.schema import CATEGORY_SEP, dataset_report_path
 from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableError: re-exported)
     IndexFileError,
     RunNotFoundError,
@@ -1612,7 +1612,7 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
         )
     vectors = np.asarray(vectors, dtype=np.float32)
     name = meta["dataset"]["name"]
-    report = _datasets_root(Path(registry.root)) / name / "report.json"
+    report = dataset_report_path(name, registry.root)
     report_stamp = _file_stamp(report)  # before the read: a re-import during it is seen next time
     catalog = load_dataset(name, registry.root).catalog
     index = None

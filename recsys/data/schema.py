@@ -239,9 +239,14 @@ def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
     )
 
 
+def dataset_report_path(name: str, root: str | os.PathLike[str]) -> Path:
+    """Where dataset ``name``'s report.json lives (it changes whenever the dataset is saved)."""
+    return _dataset_folder(name, root) / "report.json"
+
+
 def dataset_meta(name: str, root: str | os.PathLike[str]) -> dict[str, Any]:
     """The stored report.json of a dataset (cheap: no Parquet read)."""
-    path = _dataset_folder(name, root) / "report.json"
+    path = dataset_report_path(name, root)
     if not path.exists():
         raise DatasetNotFoundError(f"dataset '{name}' not found in {path.parent.parent}")
     return json.loads(path.read_text())
