@@ -124,6 +124,24 @@ def cooccurrence_pairs(interactions: pd.DataFrame, row_of: dict[str, int], windo
     return pairs.groupby(["a", "b"], sort=True).size().rename("count").reset_index()
 
 
+def _leaf_blocks(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Items grouped by leaf category: ``(leaf, order, starts, sizes)``.
+
+    ``order`` lists item rows leaf by leaf; item ``i``'s leaf occupies
+    ``order[starts[i] : starts[i] + sizes[i]]``.
+    """
+    leaf = (
+        catalog["category"].fillna("").astype(str).to_numpy()
+        if "category" in catalog
+        else np.full(len(catalog), "")
+    )
+    codes, _ = pd.factorize(leaf)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], codes)
+    sizes = np.bincount(codes)[codes]
+    return leaf, order, starts, sizes
+
+
 class ContentModel(EmbeddingModel):
     """Content-based item vectors from text, price, brand, category, gender (and images).
 
@@ -721,15 +739,7 @@ class ContentModel(EmbeddingModel):
             return np.empty((0, 2), dtype=np.int64)
         has_pair = np.zeros(len(catalog), dtype=bool)
         has_pair[ab[:, 0]] = True
-        leaf = (
-            catalog["category"].fillna("").astype(str).to_numpy()
-            if "category" in catalog
-            else np.full(len(catalog), "")
-        )
-        codes, _ = pd.factorize(leaf)
-        order = np.argsort(codes, kind="stable")
-        starts = np.searchsorted(codes[order], codes)
-        sizes = np.bincount(codes)[codes]
+        leaf, order, starts, sizes = _leaf_blocks(catalog)
         lonely = np.flatnonzero(~has_pair & (sizes > 1) & (leaf != ""))
         if len(lonely) == 0:
             return np.empty((0, 2), dtype=np.int64)
@@ -743,15 +753,7 @@ class ContentModel(EmbeddingModel):
     @staticmethod
     def _leaf_sampler(catalog: pd.DataFrame, rng: np.random.Generator) -> Any:
         """A function: item rows -> a random item row of the same leaf category each (hard negatives)."""
-        leaf = (
-            catalog["category"].fillna("").astype(str).to_numpy()
-            if "category" in catalog
-            else np.full(len(catalog), "")
-        )
-        codes, _ = pd.factorize(leaf)
-        order = np.argsort(codes, kind="stable")
-        starts = np.searchsorted(codes[order], codes)
-        sizes = np.bincount(codes)[codes]
+        _, order, starts, sizes = _leaf_blocks(catalog)
 
         def sample(rows: np.ndarray) -> np.ndarray:
             offs = (rng.random(len(rows)) * sizes[rows]).astype(np.int64)
