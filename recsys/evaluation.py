@@ -53,7 +53,7 @@ import pandas as pd
 from recsys.config import Progress, null_progress
 from recsys.data.schema import Dataset, category_level
 from recsys.errors import DataValidationError
-from recsys.models.base import PAD_ID
+from recsys.models.base import PAD_ID, check_k
 
 logger = logging.getLogger(__name__)
 
@@ -420,8 +420,7 @@ def evaluate(
         ``hr@K precision@K recall@K ndcg@K mrr@K coverage@K popularity_bias@K`` (floats),
         ``n_cases``, ``skipped_cases``, ``n_seeds``, ``k``, ``per_category``.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    check_k(k)
     progress = progress or null_progress
     if catalog is None:
         cat_df = train.catalog

@@ -169,6 +169,17 @@ class ItemModel(ABC):
             logger.info("%s: %d of %d catalogue items got no representation", self.family, len(missing), n)
 
 
+def check_k(k: int) -> None:
+    """Refuse a result size that is not an integer >= 1 (ValueError naming it)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+def padded_results(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, scores)`` of shape (n, k) filled with the padding (``PAD_ID``, ``PAD_SCORE``)."""
+    return np.full((n, k), PAD_ID, dtype=object), np.full((n, k), PAD_SCORE, dtype=np.float32)
+
+
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise rows (zero rows stay zero), as float32."""
     x = np.asarray(x, dtype=np.float32)
@@ -190,12 +201,10 @@ class EmbeddingModel(ItemModel):
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine top-k (the seed excluded), batch-first."""
         self._check_fitted()
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        check_k(k)
         rows = self.rows_of(item_ids)
         n = len(rows)
-        ids = np.full((n, k), PAD_ID, dtype=object)
-        scores = np.full((n, k), PAD_SCORE, dtype=np.float32)
+        ids, scores = padded_results(n, k)
         known = np.flatnonzero(rows >= 0)
         if len(known) == 0:
             return ids.astype(str), scores

@@ -22,17 +22,12 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel
+from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel, check_k, padded_results
 from recsys.sequences import SEPARATE_BY, build_sequences
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {"view": 1.0, "cart": 2.0, "purchase": 3.0}
-
-
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
 
 
 def _catalog_ids(dataset: Any) -> list[str]:
@@ -114,11 +109,10 @@ class PopularityModel(ItemModel):
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
-        _check_k(k)
+        check_k(k)
         rows = self.rows_of(item_ids)
         n = len(rows)
-        ids = np.full((n, k), PAD_ID, dtype=object)
-        scores = np.full((n, k), PAD_SCORE, dtype=np.float32)
+        ids, scores = padded_results(n, k)
         top = self.ranking()[: k + 1]
         if n == 0 or len(top) == 0:
             return ids.astype(str), scores
@@ -318,11 +312,10 @@ class CooccurrenceModel(ItemModel):
         self, item_ids: Sequence[str], k: int, batch_size: int = 512
     ) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
-        _check_k(k)
+        check_k(k)
         rows = self.rows_of(item_ids)
         n = len(rows)
-        ids = np.full((n, k), PAD_ID, dtype=object)
-        scores = np.full((n, k), PAD_SCORE, dtype=np.float32)
+        ids, scores = padded_results(n, k)
         known = np.flatnonzero(rows >= 0)
         n_items = len(self.item_ids_)
         kk = min(k, n_items - 1)

@@ -40,7 +40,7 @@ from recsys.config import Progress, null_progress
 from recsys.data.schema import category_level
 from recsys.errors import ModelFitError
 from recsys.models import _keras_utils as ku
-from recsys.models.base import PAD_ID, PAD_SCORE, EmbeddingModel, normalize_rows
+from recsys.models.base import PAD_ID, PAD_SCORE, EmbeddingModel, check_k, normalize_rows, padded_results
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +104,7 @@ def _ranked(
         scores[r, ctx[r, c]] = -np.inf
     top, top_s = _topk_rows(scores, k)
     n = scores.shape[0]
-    ids = np.full((n, k), PAD_ID, dtype=object)
-    out_s = np.full((n, k), PAD_SCORE, dtype=np.float32)
+    ids, out_s = padded_results(n, k)
     ids[:, : top.shape[1]] = item_ids[top]
     out_s[:, : top.shape[1]] = top_s
     bad = ~np.isfinite(out_s)
@@ -427,8 +426,7 @@ class TwoTowerModel(EmbeddingModel):
         scores : numpy.ndarray of float32, shape (n, k), -inf for padding.
         """
         self._check_fitted()
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        check_k(k)
         ctx = _context_rows(self, recent_item_ids, int(self.params["max_recent"]))
         users = self._user_vectors_from_rows(ctx)
         scores = users @ self.vectors_.T
@@ -534,8 +532,7 @@ def evaluate_next_item(
     dict
         ``{"hr@K": float, "ndcg@K": float, "n_cases": int}``.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    check_k(k)
     cases = [list(map(str, s)) for s in sessions_test if len(s) >= 2]
     if hasattr(model_or_fn, "recommend"):
 
