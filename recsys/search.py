@@ -282,6 +282,13 @@ class CatalogView:
         self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_id_list)}
         self._catalog = aligned
 
+    def has_brand(self, brands: Sequence[str]) -> np.ndarray:
+        """Boolean per position: the item's brand is one of ``brands`` (case-insensitive)."""
+        codes = [self.brand_code[b] for b in map(_norm_brand, brands) if b in self.brand_code]
+        table = np.zeros(len(self.brand_keys), dtype=bool)
+        table[codes] = True
+        return table[self.brand]
+
     def position(self, item_id: str) -> int:
         """Position of an item id, or -1."""
         return self.pos_of_id.get(str(item_id), -1)
@@ -608,17 +615,11 @@ class FilteredSearcher:
             removed["price_range"] = int(self.n - np.count_nonzero(ok))
             mask &= ok
         if cfg.brands_allow:
-            codes = [v.brand_code[b] for b in map(_norm_brand, cfg.brands_allow) if b in v.brand_code]
-            table = np.zeros(len(v.brand_keys), dtype=bool)
-            table[codes] = True
-            ok = table[v.brand]
+            ok = v.has_brand(cfg.brands_allow)
             removed["brands_allow"] = int(self.n - np.count_nonzero(ok))
             mask &= ok
         if cfg.brands_deny:
-            codes = [v.brand_code[b] for b in map(_norm_brand, cfg.brands_deny) if b in v.brand_code]
-            table = np.zeros(len(v.brand_keys), dtype=bool)
-            table[codes] = True
-            bad = table[v.brand]
+            bad = v.has_brand(cfg.brands_deny)
             removed["brands_deny"] = int(np.count_nonzero(bad))
             mask &= ~bad
         if cfg.exclude_adult:
