@@ -12,8 +12,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from recsys.__main__ import main as cli_main
 from recsys.filters import FilterConfig, PresetStore
 from recsys.precompute import SQLiteStore, open_store, precompute
 from recsys.serving import register_api
+from tests._redis import redis_server
 
 _spec = importlib.util.spec_from_file_location(
     "_serving_fixture", Path(__file__).with_name("test_serving.py")
@@ -162,53 +161,17 @@ def test_cli_precompute_writes_a_table(data: dict[str, Any], capsys: Any) -> Non
     assert cli_main(["--data-dir", str(root), "-q", "precompute", "--run", run_b, "--preset", "nope"]) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def redis_url(tmp_path: Path) -> Any:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     pytest.importorskip("redis", reason="the redis package is not installed")
-    import redis
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
     try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.time() > deadline:
-                    pytest.skip("redis-server did not start within 10 s")
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        with redis_server(binary, tmp_path) as url:
+            yield url
+    except RuntimeError:
+        pytest.skip("redis-server did not start within 10 s")
 
 
 def test_redis_round_trip(data: dict[str, Any], redis_url: str) -> None:
