@@ -280,26 +280,32 @@ class FilterConfig(BaseModel):
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "filter config JSON") -> FilterConfig:
         """Parse JSON text written by :meth:`to_json` (or bare fields)."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _config_error(
-                f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", []
-            ) from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(_parse_json(text, source), source)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "filter config YAML") -> FilterConfig:
         """Parse YAML text written by :meth:`to_yaml` (or bare fields)."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-            raise _config_error(
-                f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}", []
-            ) from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(_parse_yaml(text, source), source)
+
+
+def _parse_json(text: str | bytes, source: str) -> Any:
+    """JSON text -> data; a syntax error becomes a FilterConfigError naming line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _config_error(
+            f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", []
+        ) from None
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    """YAML text -> data (safe loader); a syntax error becomes a FilterConfigError naming where."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise _config_error(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}", []) from None
 
 
 def _config_error(message: str, fields: list[str]) -> FilterConfigError:
@@ -503,17 +509,9 @@ class PresetStore:
         (name, version)
         """
         if fmt == "json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise _config_error(
-                    f"imported preset: not valid JSON (line {exc.lineno}: {exc.msg})", []
-                ) from None
+            data = _parse_json(text, "imported preset")
         elif fmt == "yaml":
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise _config_error(f"imported preset: not valid YAML: {exc}", []) from None
+            data = _parse_yaml(text, "imported preset")
         else:
             raise _config_error(f"import format must be 'json' or 'yaml', got {fmt!r}", ["fmt"])
         config = FilterConfig.from_dict(data, "imported preset")
