@@ -51,12 +51,23 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "epochs": 5,
     "sg": 1,
     "alpha": 0.025,
+    "min_alpha": None,
+    "hs": 0,
+    "cbow_mean": 1,
+    "shrink_windows": True,
+    "vectors": "input",
     "seed": 0,
     "workers": 2,
     "separate_by": None,
     "category_level": 0,
     "max_len": 20,
+    "dedupe": True,
 }
+
+#: What an item's vector is: gensim's input vector, or input plus output ("context")
+#: vector (Levy, Goldberg & Dagan, 2015, "w+c"; the output vectors exist with
+#: negative sampling only).
+VECTORS = ("input", "input+output")
 
 #: Chosen on a validation split carved from the training part of Online Retail (the
 #: last 28 days before the test weeks; next-line HR@10), never on the test weeks. Of
@@ -146,12 +157,29 @@ class Prod2Vec(EmbeddingModel):
     vector_size, window, min_count, negative, ns_exponent, sample, epochs, sg, alpha, seed, workers
         Passed to ``gensim.models.Word2Vec``. Results are deterministic for a given
         ``seed`` only with ``workers=1``.
+    min_alpha : float or None
+        Learning rate at the end of training (decays linearly from ``alpha``); must be
+        > 0 and <= ``alpha``. None = gensim's 0.0001 (or ``alpha`` when smaller).
+    hs : {0, 1}
+        1 = hierarchical softmax. ``negative`` may then be 0 (no negative sampling);
+        with ``hs=0`` it must be >= 1.
+    cbow_mean : {0, 1}
+        CBOW only (``sg=0``): 1 averages the context vectors, 0 sums them.
+    shrink_windows : bool
+        True (gensim's default) draws a window between 1 and ``window`` for every word,
+        so near neighbours weigh more; False always uses the full ``window``.
+    vectors : {"input", "input+output"}
+        An item's vector: gensim's input vector, or the sum of its input and output
+        (context) vectors ("w+c", Levy et al., 2015). The sum mixes in how well one
+        item *predicts* another, which suits next-item use; needs ``negative >= 1``.
     separate_by : {None, "category", "category+gender"}
         Context separation of sequences (:func:`recsys.sequences.build_sequences`).
     category_level : int
         Category level used by ``separate_by``.
     max_len : int or None
         Sequences are cut into chunks of at most this many items.
+    dedupe : bool
+        Collapse consecutive repeats of an item in a sequence (``a a b`` -> ``a b``).
 
     Fitted attributes
     -----------------
@@ -173,10 +201,16 @@ class Prod2Vec(EmbeddingModel):
             ("vector_size", 1),
             ("window", 1),
             ("min_count", 1),
-            ("negative", 1),
+            ("negative", 0),
             ("epochs", 1),
         ):
             _check_int(p, name, low)
+        if p["negative"] == 0 and p["hs"] != 1:
+            raise ModelFitError("parameter 'negative' must be >= 1 unless hs=1 (hierarchical softmax), got 0")
+        if p["negative"] == 0 and p["vectors"] == "input+output":
+            raise ModelFitError(
+                "parameter 'vectors'='input+output' needs negative sampling (output vectors); set 'negative' >= 1"
+            )
         _check_int(p, "workers", 1)
         _check_int(p, "seed", 0)
         _check_int(p, "category_level", 0)
@@ -184,6 +218,20 @@ class Prod2Vec(EmbeddingModel):
         _check_float(p, "ns_exponent", None)
         _check_float(p, "sample", 0.0)
         _check_float(p, "alpha", 0.0, strict=True)
+        if p["min_alpha"] is not None:
+            _check_float(p, "min_alpha", 0.0, strict=True)
+        if p["min_alpha"] is not None and p["min_alpha"] > p["alpha"]:
+            raise ModelFitError(
+                f"parameter 'min_alpha' must be <= alpha ({p['alpha']!r}), got {p['min_alpha']!r}"
+            )
+        for name in ("hs", "cbow_mean"):
+            if isinstance(p[name], bool) or p[name] not in (0, 1):
+                raise ModelFitError(f"parameter '{name}' must be 0 or 1, got {p[name]!r}")
+        for name in ("shrink_windows", "dedupe"):
+            if not isinstance(p[name], (bool, np.bool_)):
+                raise ModelFitError(f"parameter '{name}' must be true or false, got {p[name]!r}")
+        if p["vectors"] not in VECTORS:
+            raise ModelFitError(f"parameter 'vectors' must be one of {VECTORS}, got {p['vectors']!r}")
         if p["sg"] not in (0, 1) or isinstance(p["sg"], bool):
             raise ModelFitError(f"parameter 'sg' must be 1 (skip-gram) or 0 (CBOW), got {p['sg']!r}")
         if p["separate_by"] not in SEPARATE_BY:
@@ -194,7 +242,11 @@ class Prod2Vec(EmbeddingModel):
     def _sequences(self, dataset: Any) -> list[list[str]]:
         p = self.params
         return build_sequences(
-            dataset, separate_by=p["separate_by"], category_level=p["category_level"], max_len=p["max_len"]
+            dataset,
+            separate_by=p["separate_by"],
+            category_level=p["category_level"],
+            max_len=p["max_len"],
+            dedupe_consecutive=bool(p["dedupe"]),
         )
 
     def _corpus(self, dataset: Any, sequences: list[list[str]]) -> tuple[list[list[str]], int]:
@@ -231,12 +283,14 @@ class Prod2Vec(EmbeddingModel):
             ns_exponent=float(p["ns_exponent"]),
             sample=float(p["sample"]),
             sg=p["sg"],
-            hs=0,
+            hs=p["hs"],
+            cbow_mean=p["cbow_mean"],
             alpha=float(p["alpha"]),
-            min_alpha=min(0.0001, float(p["alpha"])),
+            min_alpha=min(0.0001, float(p["alpha"])) if p["min_alpha"] is None else float(p["min_alpha"]),
             seed=p["seed"],
             workers=p["workers"],
             max_vocab_size=None,
+            shrink_windows=bool(p["shrink_windows"]),
         )
         w2v.build_vocab(corpus)
         if len(w2v.wv) == 0:
@@ -252,6 +306,9 @@ class Prod2Vec(EmbeddingModel):
             callbacks=[cb],
         )
         self.loss_history_ = list(cb.deltas)
+        if p["vectors"] == "input+output":
+            # w + c: rows of syn1neg follow wv's vocabulary order
+            w2v.wv.vectors = (w2v.wv.vectors + w2v.syn1neg).astype(np.float32)
         item_set = {t for s in sequences for t in s}
         self._set_vectors_from(w2v.wv, item_set, dataset)
         self._build_lookup()
