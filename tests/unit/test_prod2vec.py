@@ -147,6 +147,15 @@ def test_tuned_params_are_valid_and_change_what_matters():
         {"separate_by": "brand"},
         {"max_len": 1},
         {"workers": 0},
+        {"hs": 2},
+        {"cbow_mean": True},
+        {"shrink_windows": "no"},
+        {"dedupe": 1},
+        {"vectors": "output"},
+        {"min_alpha": 0.5},
+        {"min_alpha": 0.0},
+        {"negative": 0},
+        {"negative": -1},
     ],
 )
 def test_invalid_params_name_the_param(data, bad):
@@ -162,3 +171,72 @@ def test_unusable_data_is_a_clear_error(data):
         Prod2Vec(**{**W2V_FAST, "min_count": 10_000}).fit(data)
     with pytest.raises(ModelFitError, match="meta_category_level"):
         MetaProd2Vec(**W2V_FAST, meta_category_level=-1).fit(data)
+
+
+def _pairs(n: int = 600, seed: int = 0) -> Dataset:
+    """Two-item sequences ``g0_iNN g1_iNN``: item NN of group 0 is always followed by item NN of group 1."""
+    base = grouped_dataset(n_sequences=1)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n):
+        i = int(rng.integers(12))
+        for p, it in enumerate([f"g0_i{i:02d}", f"g1_i{i:02d}"]):
+            rows.append((f"s{s}", "", it, pd.Timestamp("2024-01-01") + pd.Timedelta(hours=s), "view", 1.0, p))
+    return Dataset("pairs", base.catalog, pd.DataFrame(rows, columns=list(base.interactions.columns)))
+
+
+def test_input_plus_output_vectors_find_the_item_that_follows():
+    ds = _pairs()
+    seeds = [f"g0_i{i:02d}" for i in range(12)]
+    partner = np.asarray([f"g1_i{i:02d}" for i in range(12)])
+    hit = {}
+    for vectors in ("input", "input+output"):
+        m = Prod2Vec(**{**W2V_FAST, "window": 1, "vectors": vectors}).fit(ds)
+        assert m.vectors_.dtype == np.float32
+        ids, _ = m.similar(seeds, 1)
+        hit[vectors] = float((ids[:, 0] == partner).mean())
+    # input vectors of x and y only share that they predict each other: not close;
+    # the input+output sum contains in(x).out(y), which training made large
+    assert hit["input+output"] >= 0.9, hit
+    assert hit["input"] <= 0.5, hit
+
+
+def test_hierarchical_softmax_without_negatives_learns_the_groups(data):
+    m = Prod2Vec(**{**W2V_FAST, "hs": 1, "negative": 0}).fit(data)
+    ids, _ = m.similar(m.item_ids_.tolist(), 5)
+    same = group_of(ids) == group_of(m.item_ids_)[:, None]
+    assert same.mean() > 0.9
+    with pytest.raises(ModelFitError, match="'vectors'.*negative"):
+        Prod2Vec(**{**W2V_FAST, "hs": 1, "negative": 0, "vectors": "input+output"}).fit(data)
+
+
+def test_gensim_knobs_reach_the_training(data):
+    """Each new knob changes the (bit-reproducible, workers=1) vectors; its default does not."""
+    ref = Prod2Vec(**W2V_FAST).fit(data).vectors_
+    same = Prod2Vec(**W2V_FAST, shrink_windows=True, hs=0, cbow_mean=1, min_alpha=None).fit(data)
+    np.testing.assert_array_equal(same.vectors_, ref)
+    for change in ({"shrink_windows": False}, {"min_alpha": 0.01}, {"hs": 1}):
+        other = Prod2Vec(**{**W2V_FAST, **change}).fit(data)
+        assert not np.array_equal(other.vectors_, ref), change
+    cbow = Prod2Vec(**W2V_FAST, sg=0).fit(data).vectors_
+    summed = Prod2Vec(**W2V_FAST, sg=0, cbow_mean=0).fit(data).vectors_
+    assert not np.array_equal(cbow, summed)
+
+
+def test_dedupe_off_keeps_repeated_items_in_the_sequences():
+    base = grouped_dataset(n_sequences=1)
+    items = ["g0_i00", "g0_i00", "g0_i01"]
+    inter = pd.DataFrame(
+        {
+            "sequence_id": ["s"] * 3,
+            "user_id": [""] * 3,
+            "item_id": items,
+            "timestamp": pd.to_datetime(["2024-01-01"] * 3),
+            "event_type": ["view"] * 3,
+            "quantity": [1.0] * 3,
+            "position": [0, 1, 2],
+        }
+    )
+    ds = Dataset("rep", base.catalog, inter)
+    assert Prod2Vec(**W2V_FAST)._sequences(ds) == [["g0_i00", "g0_i01"]]
+    assert Prod2Vec(**W2V_FAST, dedupe=False)._sequences(ds) == [items]
