@@ -21,8 +21,9 @@ and long-tail items (no interactions, where Prod2Vec has nothing) are covered:
    (see bench/deep.py), hence the default. ``hard_negatives`` adds negatives
    drawn from the anchor's own leaf category (within-category ranking).
 4. **Wide blocks** (``wide_blocks=True``): the output concatenates the deep
-   vector with the leaf category and brand (fixed identity codes) and the price
-   position within the leaf, each unit-length and weighted. The weights are
+   vector with the leaf category and brand (fixed identity codes), the price
+   position within the leaf and the price tier (band) within the leaf, each
+   unit-length and weighted. The weights are
    chosen on simulated cold items: a share of the items (``holdout_share``) is
    kept out of training and the weights that rank the pairs leading to them best
    are kept. On the demo data this lifts cold-item HR@10 from ~0.17 (deep vector
@@ -60,7 +61,7 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 _CAT_LEVELS = (0, 1, 2)
 _LOSSES = ("softmax", "triplet")
 _PRICE_QUANTILES = 21
-_BLOCKS = ("deep", "leaf", "brand", "price")
+_BLOCKS = ("deep", "leaf", "brand", "price", "band")
 _WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
@@ -190,6 +191,11 @@ class ContentModel(EmbeddingModel):
     wide_dim : int
         Width of the identity codes (one-hot when the vocabulary fits, else random
         nearly-orthogonal unit vectors).
+    price_bands : int
+        With wide blocks: a fifth block, the item's price tier within its leaf category
+        (``price_bands`` equal-count tiers of the leaf's catalogue prices, e.g. budget / mid
+        / premium for 3) as a one-hot code; 0 leaves it out. Shoppers compare items within
+        a tier, which the continuous price position blurs at the tier edges.
     hard_negatives : int
         Extra negatives per anchor drawn from the anchor's own leaf category (beside
         the in-batch ones), so the tower learns to rank within a category.
@@ -217,7 +223,7 @@ class ContentModel(EmbeddingModel):
     history_ : list of dict
         Per epoch: ``epoch, loss, val_top_k, val_avg_precision, seconds``.
     block_weights_ : dict
-        ``{"deep", "leaf", "brand", "price"} -> weight`` of the output blocks (wide
+        ``{"deep", "leaf", "brand", "price", "band"} -> weight`` of the output blocks (wide
         towers only; also in ``coverage_``).
     device_ : dict
         :func:`recsys.models._keras_utils.device_info` at fit time: ``{"backend", "device"
@@ -252,6 +258,7 @@ class ContentModel(EmbeddingModel):
         "wide_blocks": True,
         "wide_dim": 64,
         "hard_negatives": 1,
+        "price_bands": 3,
         "holdout_share": 0.1,
         "image_features": False,
         "image_backbone": "MobileNetV3Small",
@@ -283,7 +290,14 @@ class ContentModel(EmbeddingModel):
         ):
             p[key] = ku.check_positive_int(name, key, p[key])
         p["wide_blocks"] = ku.check_bool(name, "wide_blocks", p["wide_blocks"])
-        for key in ("fasttext_min_count", "window", "category_pairs", "seed", "hard_negatives"):
+        for key in (
+            "fasttext_min_count",
+            "window",
+            "category_pairs",
+            "seed",
+            "hard_negatives",
+            "price_bands",
+        ):
             p[key] = ku.check_positive_int(name, key, p[key], minimum=0)
         for key in ("temperature", "margin", "learning_rate"):
             p[key] = ku.check_positive_float(name, key, p[key])
@@ -419,7 +433,9 @@ class ContentModel(EmbeddingModel):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Model inputs for catalogue rows; ``stats`` (from training) or computed here."""
         fit = stats is None
-        stats = {"wide": bool(self.params.get("wide_blocks", False))} if stats is None else stats
+        if stats is None:
+            wide = bool(self.params.get("wide_blocks", False))
+            stats = {"wide": wide, "price_bands": int(self.params.get("price_bands", 0)) if wide else 0}
         price = pd.to_numeric(catalog["price"], errors="coerce").to_numpy(dtype=np.float64)
         missing = ~np.isfinite(price) | (price < 0)
         logp = np.log1p(np.where(missing, 0.0, price))
@@ -453,6 +469,7 @@ class ContentModel(EmbeddingModel):
                 for k, g in pd.Series(logp[~missing]).groupby(leaf[~missing])
             }
         pct = np.full(len(leaf), 0.5)
+        has_pct = np.zeros(len(leaf), dtype=bool)
         q_of = stats.get("leaf_price_q", {})
         grid = np.linspace(0.0, 1.0, _PRICE_QUANTILES)
         for value in np.unique(leaf):
@@ -466,6 +483,7 @@ class ContentModel(EmbeddingModel):
             last = len(qa) - 1 - np.unique(qa[::-1], return_index=True)[1]
             mid = (grid[first] + grid[last]) / 2.0
             pct[rows] = np.interp(logp[rows], uq, mid) if len(uq) > 1 else 0.5
+            has_pct[rows] = True
         ztext = (text - np.asarray(stats["text_mean"], dtype=np.float32)) / np.asarray(
             stats["text_std"], dtype=np.float32
         )
@@ -499,6 +517,14 @@ class ContentModel(EmbeddingModel):
             # points falls as their percentiles move apart (1 for equal, -1 for opposite ends)
             angle = pct * np.pi
             feats["price_pos"] = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
+            n_bands = int(stats.get("price_bands", 0))
+            if n_bands:
+                # price tier within the leaf (budget / mid / premium for 3 bands): a one-hot code,
+                # zero (similar to nothing) without a price or for a leaf unseen in training
+                band = np.minimum((pct * n_bands).astype(np.int64), n_bands - 1)
+                feats["price_band"] = (np.eye(n_bands, dtype=np.float32)[band] * has_pct[:, None]).astype(
+                    np.float32
+                )
         brand = catalog["brand"] if "brand" in catalog else pd.Series([""] * len(catalog))
         if fit:
             stats["brand_vocab"], feats["brand"] = _vocab_index(brand)
@@ -554,6 +580,9 @@ class ContentModel(EmbeddingModel):
             norm(name="l2_brand")(brand),
             norm(name="l2_price")(inputs["price_pos"]),
         ]
+        if stats.get("price_bands", 0):
+            inputs["price_band"] = keras.Input((int(stats["price_bands"]),), name="price_band")
+            blocks.append(norm(name="l2_band")(inputs["price_band"]))
         out = ku.layers()["WeightedConcat"](name="wide_weights")(blocks)
         out = norm(name="l2")(out)
         return keras.Model(inputs, out, name="content_tower")
@@ -692,7 +721,8 @@ class ContentModel(EmbeddingModel):
 
         raw = self._predict(tower, feats, p["batch_size"] * 8)
         if stats["wide"]:
-            stats["block_widths"] = [int(tower.get_layer(f"l2_{b}").output.shape[-1]) for b in _BLOCKS]
+            names = _block_names(stats)
+            stats["block_widths"] = [int(tower.get_layer(f"l2_{b}").output.shape[-1]) for b in names]
             learned = tower.get_layer("wide_weights").block_weights()
             stats["learned_block_weights"] = learned
             stats["block_weights"] = (
@@ -702,12 +732,12 @@ class ContentModel(EmbeddingModel):
             )
             logger.info(
                 "content: block weights %s (learned in training: %s) from %d pairs to held-out items",
-                dict(zip(_BLOCKS, stats["block_weights"])),
-                dict(zip(_BLOCKS, learned)),
+                dict(zip(names, stats["block_weights"])),
+                dict(zip(names, learned)),
                 len(cold_val),
             )
             raw = _reweight(raw, stats)
-            self.block_weights_ = dict(zip(_BLOCKS, stats["block_weights"]))
+            self.block_weights_ = dict(zip(names, stats["block_weights"]))
         self.vectors_ = normalize_rows(raw)
         self._tower = tower
         self._stats = stats
@@ -854,6 +884,11 @@ class ContentModel(EmbeddingModel):
             self._word_vecs = np.load(path / "content_word_vectors.npy", allow_pickle=False)
             weights = path / "content_tower.weights.h5"
             self._weights_path = weights if weights.exists() else None
+
+
+def _block_names(stats: dict[str, Any]) -> tuple[str, ...]:
+    """Names of a wide tower's output blocks (models saved before the band block have four)."""
+    return _BLOCKS if stats.get("price_bands", 0) else _BLOCKS[:4]
 
 
 def _split_blocks(raw: np.ndarray, widths: list[int]) -> list[np.ndarray]:

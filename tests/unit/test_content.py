@@ -96,7 +96,8 @@ def test_every_catalogue_item_gets_a_unit_vector_including_cold_ones(fitted, dat
     assert model.vectors_.dtype == np.float32
     # deep vector + leaf identity code (one-hot over the vocabulary: 4 leaves, "" and a spare row)
     # + brand code (8 brands: random unit codes of width wide_dim) + price position (2)
-    width = FAST["embedding_dim"] + (len(KINDS) + 2) + FAST["wide_dim"] + 2
+    # + price band within the leaf (one-hot over price_bands = 3)
+    width = FAST["embedding_dim"] + (len(KINDS) + 2) + FAST["wide_dim"] + 2 + 3
     assert model.vectors_.shape == (len(data.catalog), width)
     np.testing.assert_allclose(np.linalg.norm(model.vectors_, axis=1), 1.0, atol=1e-5)
     assert model.coverage_["coverage"] == 1.0
@@ -157,26 +158,32 @@ def test_save_load_round_trip_keeps_vectors_history_and_can_embed_new_items(fitt
 
 
 def test_output_is_the_weighted_concatenation_of_unit_blocks(fitted, data):
-    """Cosine of two items = weighted mean of the deep, leaf, brand and price blocks' cosines."""
+    """Cosine of two items = weighted mean of the deep, leaf, brand, price and band blocks' cosines."""
     model, _ = fitted
     w = model.block_weights_
-    assert set(w) == {"deep", "leaf", "brand", "price"} and w["deep"] > 0
+    assert set(w) == {"deep", "leaf", "brand", "price", "band"} and w["deep"] > 0
     assert all(v >= 0 for v in w.values())
     assert model.coverage_["block_weights"] == w and model.coverage_["holdout_pairs"] > 0
     widths = model._stats["block_widths"]
     cuts = np.cumsum([0, *widths])
     v = model.vectors_.astype(np.float64)
-    blocks = [v[:, cuts[i] : cuts[i + 1]] for i in range(4)]
-    weights = np.array([w["deep"], w["leaf"], w["brand"], w["price"]])
+    blocks = [v[:, cuts[i] : cuts[i + 1]] for i in range(5)]
+    weights = np.array([w["deep"], w["leaf"], w["brand"], w["price"], w["band"]])
     norms = np.stack([np.linalg.norm(b, axis=1) for b in blocks], axis=1)
-    # each block's share of the unit vector is its weight's share (or zero: unknown brand)
-    expected = np.sqrt(weights / weights.sum())
-    assert np.all(np.isclose(norms, expected, atol=1e-4) | (norms < 1e-6))
+    # each block's share of the unit vector is its weight's share among the blocks the item has
+    # (a block is zero for an unknown brand or, for the band, a missing price: item k*_1)
+    present = norms > 1e-6
+    assert present[:, [0, 1, 3]].all() and (~present[:, 4]).sum() == len(KINDS)
+    shares = weights * present
+    expected_rows = np.sqrt(shares / shares.sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(norms, expected_rows, atol=1e-4)
     # items of one leaf share the leaf block exactly; items of different leaves are orthogonal there
     leaf = blocks[1]
     rows = data.catalog.index[data.catalog["category"] == KINDS[0][0]].to_numpy()
     other = data.catalog.index[data.catalog["category"] == KINDS[1][0]].to_numpy()
-    np.testing.assert_allclose(leaf[rows] @ leaf[rows[0]], expected[1] ** 2, atol=1e-5)
+    np.testing.assert_allclose(
+        leaf[rows] @ leaf[rows[0]], expected_rows[rows, 1] * expected_rows[rows[0], 1], atol=1e-5
+    )
     np.testing.assert_allclose(leaf[other] @ leaf[rows[0]], 0.0, atol=1e-6)
 
 
@@ -202,6 +209,34 @@ def test_price_block_ranks_prices_within_the_leaf():
     assert set(np.argsort(-sims[2, :5])[1:3].tolist()) == {1, 3}
     # the price position is relative to the leaf: 1000 is the dearest of its own leaf
     assert sims[6, 4] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_price_band_block_puts_items_in_the_same_price_tier_of_their_leaf_together():
+    """price_bands=3 cuts each leaf's prices into budget / mid / premium: the one-hot band code
+    is shared by items of the same tier, orthogonal across tiers, and zero without a price."""
+    model = ContentModel(wide_blocks=True, price_bands=3)
+    prices = [10.0, 11.0, 20.0, 21.0, 30.0, 31.0, np.nan, 500.0, 5.0]
+    catalog = pd.DataFrame(
+        {
+            "item_id": [f"p{i}" for i in range(9)],
+            "title": "x",
+            "category": ["A > B > C"] * 7 + ["D > E > F"] * 2,
+            "brand": "",
+            "price": prices,
+        }
+    )
+    feats, stats = model._features(catalog, np.zeros((9, 2), dtype=np.float32), None)
+    band = feats["price_band"]
+    assert stats["price_bands"] == 3 and band.shape == (9, 3)
+    assert band[:6].argmax(axis=1).tolist() == [0, 0, 1, 1, 2, 2]
+    assert band[6].sum() == 0.0  # missing price: similar to nothing
+    # relative to the leaf: 500 is the dearest of its own leaf, 5 the cheapest
+    assert band[7].argmax() == 2 and band[8].argmax() == 0
+    # price_bands=0 leaves the block out (the four-block tower of earlier versions)
+    feats0, stats0 = ContentModel(wide_blocks=True, price_bands=0)._features(
+        catalog, np.zeros((9, 2), dtype=np.float32), None
+    )
+    assert "price_band" not in feats0 and stats0["price_bands"] == 0
 
 
 def test_block_weights_keep_the_blocks_that_rank_held_out_items():
@@ -260,6 +295,7 @@ def test_tokenize_lowercases_and_splits_punctuation():
         ({"holdout_share": 0.7}, "holdout_share"),
         ({"hard_negatives": -1}, "hard_negatives"),
         ({"wide_blocks": "yes"}, "wide_blocks"),
+        ({"price_bands": -2}, "price_bands"),
     ],
 )
 def test_bad_parameters_raise_model_fit_error_naming_the_parameter(data, params, name):
