@@ -365,6 +365,8 @@ class CompiledFilter:
     seed_table: np.ndarray | None = None
     table_kvs: list[_KeyIndex] = field(default_factory=list)
     table_ok: bool | None = None
+    #: no ranked-list rules in the cosine space: HNSW's order and distances are the answer
+    lean: bool = False
 
     def fill_rate(self, prior: float) -> float:
         """Estimated chance that the first over-fetch fills the list."""
@@ -636,6 +638,7 @@ class FilteredSearcher:
         cum = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(mask, out=cum[1:])
         compiled = CompiledFilter(cfg, mask, removed, banned, n_base, base_all=n_base == self.n, base_cum=cum)
+        compiled.lean = self.space == "cosine" and cfg.max_per_brand is None and cfg.min_similarity is None
         with self._lock:
             self._compiled[key] = compiled
             while len(self._compiled) > self._cache_size:
@@ -1054,7 +1057,7 @@ class FilteredSearcher:
         ef = self._index.ef if self._index is not None else self._ef
         return _COST_HNSW_BASE + _COST_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
 
-    def _choose(self, cf: CompiledFilter, r: _SeedRules, n_elig: int, fetch: int, need: int) -> str:
+    def _choose(self, cf: CompiledFilter, domain: int, scan: bool, n_elig: int, fetch: int, need: int) -> str:
         """Pick ``exact`` or ``hnsw_overfetch`` for one query by expected cost.
 
         Over-fetching first costs one beam search and, when the fetched
@@ -1063,11 +1066,13 @@ class FilteredSearcher:
         (filters correlate with the vectors: "same category" keeps most of a
         seed's neighbours although it keeps 5% of the catalogue), starting
         from what independence would predict, and re-checked now and then
-        while exact search is preferred.
+        while exact search is preferred. ``domain``: the rows an exact search
+        would scan; ``scan``: whether gathering the eligible rows needs a pass
+        over them first (not with a key index).
         """
         if self.exact_max_rows is not None and n_elig <= self.exact_max_rows:
             return "exact"
-        c_x = min(self._exact_costs(r.e - r.s, n_elig, scan=r.kv is None))
+        c_x = min(self._exact_costs(domain, n_elig, scan=scan))
         c_h = self._hnsw_cost(fetch)
         if c_x <= c_h:
             return "exact"
@@ -1111,8 +1116,8 @@ class FilteredSearcher:
         """:meth:`_search_keyed` with the seed's rules read from the filter's seed table (one row)."""
         var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = table[pos].tolist()
         cfg, n = cf.config, self.n
-        r = _SeedRules(n, dict(cf.base_removed))
-        removed, skipped = r.removed, r.skipped
+        removed: dict[str, int] = dict(cf.base_removed)
+        skipped: list[str] = []
         if cfg.same_category:
             if flags & 1:
                 removed["same_category"] = n - (e - s)
@@ -1131,10 +1136,29 @@ class FilteredSearcher:
         if flags & 2:
             removed["adult_next_to_non_adult"] = self.view.n_adult
         if cfg.exclude_seed:
-            r.seed = pos
             removed["exclude_seed"] = 1
+        kv = cf.table_kvs[var]
+        forced = None  # the plan already chosen here for a lean filter (else _keyed_plan chooses)
+        if n_elig and cf.lean:
+            fetch = min(n, max(_FETCH_FACTOR * k, _FETCH_MIN))
+            if self._choose(cf, e - s, False, n_elig, fetch, k) == "exact":
+                forced = "exact"
+            else:
+                seed_row = int(self.view.perm[pos]) if flags & 4 else -1
+                found = self._lean_overfetch(q, cf, kv, lo, hi, seed_row, n_elig, e - s, k, fetch)
+                if found is not None:
+                    return self._lean_result(found, removed, n_elig, t0, skipped, seed_id)
+                forced = "hnsw_overfetch+exact_fallback"
+        r = _SeedRules(n, removed)
+        r.skipped = skipped
+        if cfg.exclude_seed:
+            r.seed = pos
         r.s, r.e, r.full = s, e, s == 0 and e == n
-        r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = cf.table_kvs[var], lo, hi, a, b
+        r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
+        if forced is not None:
+            kp, ks, dropped, used = self._exact(q, cf, r, None, n_elig, k)
+            plan = used if forced == "exact" else forced
+            return self._result(kp, ks, removed, dropped, plan, n_elig, t0, skipped, seed_id)
         return self._keyed_plan(q, cf, r, n_elig, bool(flags & 4), k, t0, seed_id)
 
     def _keyed_plan(
@@ -1158,61 +1182,38 @@ class FilteredSearcher:
         need = k * (3 if cfg.max_per_brand else 1)
         n = self.n
         fetch = min(n, max(_FETCH_FACTOR * need, _FETCH_MIN))
-        if self._choose(cf, r, n_elig, fetch, need) == "exact":
+        seed_row = int(self.view.perm[seed]) if seed_in else -1
+        if self._choose(cf, r.e - r.s, False, n_elig, fetch, need) == "exact":
             kp, ks, dropped, used = self._exact(q, cf, r, None, n_elig, k)
+        elif cf.lean:
+            res = self._lean_overfetch(q, cf, kv, lo, hi, seed_row, n_elig, r.e - r.s, k, fetch)
+            if res is not None:
+                return self._lean_result(res, removed, n_elig, t0, r.skipped, seed_id)
+            kp, ks, dropped, _ = self._exact(q, cf, r, None, n_elig, k)
+            used = "hnsw_overfetch+exact_fallback"
         else:
             used = "hnsw_overfetch"
             index = self.index
             by_row = kv.by_row
-            seed_row = int(self.view.perm[seed]) if seed_in else -1
-            # hnswlib's cosine distances are exact (1 - dot of unit vectors, float32) and sorted:
-            # without ranked-list rules the list is the first k eligible labels, no rescoring
-            lean = self.space == "cosine" and cfg.max_per_brand is None and cfg.min_similarity is None
             qq = q[None, :]
             first = True
             while True:
                 rows, dist = index.knn_one(qq, fetch)
                 exhausted = len(rows) >= n
-                if lean:
-                    # a few dozen candidates: one gather, then plain lists (each NumPy call costs
-                    # microseconds of dispatch, more with the cold caches of a serving loop)
-                    rl = rows.tolist()
-                    keys = by_row[rows.view(np.int64)].tolist()  # int64 labels: no index cast
-                    sel = [j for j, x in enumerate(keys) if lo <= x < hi]
-                    if seed_row >= 0 and seed_row in rl:  # eligible, usually first: its own vector
-                        sel.remove(rl.index(seed_row))
-                    final = len(sel) >= k or exhausted or len(sel) >= n_elig
-                else:
-                    keys = by_row[rows]
-                    ok = keys >= lo
-                    ok &= keys < hi
-                    if seed_row >= 0:
-                        ok &= rows != seed_row
-                    cp = self.view.pos_of_row[rows[ok]]
-                    sc = _matvec(self.unit[cp], q)
-                    order = np.lexsort((cp, -sc))
-                    exhausted = exhausted or len(cp) >= n_elig
-                    kp, ks, dropped, final = self._rank_rules(cp[order], sc[order], k, cfg, exhausted)
+                keys = by_row[rows]
+                ok = keys >= lo
+                ok &= keys < hi
+                if seed_row >= 0:
+                    ok &= rows != seed_row
+                cp = self.view.pos_of_row[rows[ok]]
+                sc = _matvec(self.unit[cp], q)
+                order = np.lexsort((cp, -sc))
+                exhausted = exhausted or len(cp) >= n_elig
+                kp, ks, dropped, final = self._rank_rules(cp[order], sc[order], k, cfg, exhausted)
                 if first:
                     cf.record(final)
                     first = False
                 if final:
-                    if lean:
-                        sel = sel[:k]
-                        top = [rl[j] for j in sel]
-                        dl = dist.tolist()
-                        idr = self.view.item_id_by_row
-                        return SearchResult(
-                            item_ids=[idr[x] for x in top],
-                            scores=[1.0 - dl[j] for j in sel],
-                            rows=top,
-                            removed_by_rule=removed,
-                            plan=used,
-                            n_eligible=n_elig,
-                            elapsed_ms=(time.perf_counter() - t0) * 1e3,
-                            skipped_rules=r.skipped,
-                            seed_item_id=seed_id,
-                        )
                     break
                 fetch *= 4
                 if fetch >= n or 2 * self._hnsw_cost(fetch) > min(
@@ -1222,6 +1223,80 @@ class FilteredSearcher:
                     used = "hnsw_overfetch+exact_fallback"
                     break
         return self._result(kp, ks, removed, dropped, used, n_elig, t0, r.skipped, seed_id)
+
+    def _lean_overfetch(
+        self,
+        q: np.ndarray,
+        cf: CompiledFilter,
+        kv: _KeyIndex,
+        lo: int,
+        hi: int,
+        seed_row: int,
+        n_elig: int,
+        domain: int,
+        k: int,
+        fetch: int,
+    ) -> tuple[list[int], list[float]] | None:
+        """Over-fetch for a filter without ranked-list rules in the cosine space: the serving hot path.
+
+        hnswlib's cosine distances are exact (1 - dot of unit vectors, float32) and
+        sorted, so the list is the first k eligible labels, with no rescoring. A few
+        dozen candidates: one gather, then plain lists (each NumPy call costs
+        microseconds of dispatch, more with the cold caches of a serving loop); the
+        scan stops at the k-th eligible label (k+1 while the seed may be among them).
+        Returns the rows and scores, or None when an exact search is cheaper than
+        fetching more.
+        """
+        index, by_row, n = self.index, kv.by_row, self.n
+        qq = q[None, :]
+        want = k + (seed_row >= 0)
+        first = True
+        while True:
+            rows, dist = index.knn_one(qq, fetch)
+            keys = by_row[rows.view(np.int64)].tolist()  # int64 labels: no index cast
+            sel = []
+            for j, x in enumerate(keys):
+                if lo <= x < hi:
+                    sel.append(j)
+                    if len(sel) == want:
+                        break
+            rl = rows[: sel[-1] + 1].tolist() if sel else []
+            if seed_row >= 0 and seed_row in rl:  # eligible, usually first: its own vector
+                sel.remove(rl.index(seed_row))
+            final = len(sel) >= k or len(rows) >= n or len(sel) >= n_elig
+            if first:
+                cf.record(final)
+                first = False
+            if final:
+                del sel[k:]
+                dl = dist[: len(rl)].tolist()
+                return [rl[j] for j in sel], [1.0 - dl[j] for j in sel]
+            fetch *= 4
+            if fetch >= n or 2 * self._hnsw_cost(fetch) > min(self._exact_costs(domain, n_elig, scan=False)):
+                return None
+
+    def _lean_result(
+        self,
+        found: tuple[list[int], list[float]],
+        removed: dict[str, int],
+        n_eligible: int,
+        t0: float,
+        skipped: list[str],
+        seed_id: str | None,
+    ) -> SearchResult:
+        """The SearchResult of :meth:`_lean_overfetch`'s rows and scores."""
+        rows, scores = found
+        return SearchResult(
+            list(map(self.view.item_id_by_row.__getitem__, rows)),
+            scores,
+            rows,
+            removed,
+            "hnsw_overfetch",
+            n_eligible,
+            (time.perf_counter() - t0) * 1e3,
+            skipped,
+            seed_id,
+        )
 
     def _result(
         self,
@@ -1280,7 +1355,7 @@ class FilteredSearcher:
         auto = plan == "auto"
         if auto:
             fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))
-            choice = self._choose(cf, r, n_elig, fetch, need)
+            choice = self._choose(cf, r.e - r.s, r.kv is None, n_elig, fetch, need)
         else:
             fetch = min(self.n, max(need + 10, math.ceil(need / (n_elig / self.n) * _SAFETY)))
             choice = plan
@@ -1362,9 +1437,26 @@ class FilteredSearcher:
         FilterConfigError
             ``config`` is an invalid dict.
         """
-        cfg = FilterConfig.from_dict(config)
-        pos, q = self._query_for(seed_item_id)
-        return self._search_one(q, pos, cfg, k, plan)
+        cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
+        pos = self.view.pos_of_id.get(
+            seed_item_id if seed_item_id.__class__ is str else str(seed_item_id), -1
+        )
+        if pos < 0:
+            raise UnknownItemError(f"item '{seed_item_id}' has no vector in this run: pick another seed item")
+        if plan == "auto" and k >= 1:  # the serving hot path: a compiled filter with a seed table
+            last = self._last
+            if last is not None and last[0] is cfg and last[1].seed_table is not None:
+                cf = last[1]
+                return self._search_table(
+                    self.unit[pos],
+                    pos,
+                    cf,
+                    cf.seed_table,
+                    k,
+                    time.perf_counter(),
+                    self.view.item_id_list[pos],
+                )
+        return self._search_one(self.unit[pos], pos, cfg, k, plan)
 
     def search_vector(
         self,
