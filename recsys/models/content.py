@@ -204,6 +204,11 @@ class ContentModel(EmbeddingModel):
         the same-category fallback, as cold items do); the pairs that lead to them
         choose the block weights: coordinate ascent over a grid maximising their top-k
         hit share among all items. 0 keeps the weights learned in training.
+    holdout_tail : float
+        The held-out items are drawn among the items whose interaction count is at most
+        this quantile of the counts (0.5: the less-interacted half), as real cold items
+        are long-tail items; 1 draws among all items with pairs. Each held-out item
+        counts the same in the weight choice.
     validation_share : float
         Share of distinct co-occurrence pairs held out for per-epoch validation
         (at most ``max_validation_pairs``); 0 disables validation.
@@ -260,6 +265,7 @@ class ContentModel(EmbeddingModel):
         "hard_negatives": 1,
         "price_bands": 3,
         "holdout_share": 0.1,
+        "holdout_tail": 0.5,
         "image_features": False,
         "image_backbone": "MobileNetV3Small",
         "image_weights_path": None,
@@ -311,6 +317,10 @@ class ContentModel(EmbeddingModel):
         if hs >= 0.5:
             raise ModelFitError(f"{name}: parameter 'holdout_share' must be in [0, 0.5), got {hs}")
         p["holdout_share"] = hs
+        tail = ku.check_positive_float(name, "holdout_tail", p["holdout_tail"])
+        if tail > 1:
+            raise ModelFitError(f"{name}: parameter 'holdout_tail' must be in (0, 1], got {tail}")
+        p["holdout_tail"] = tail
         share = ku.check_positive_float(name, "validation_share", p["validation_share"], allow_zero=True)
         if share >= 0.5:
             raise ModelFitError(f"{name}: parameter 'validation_share' must be in [0, 0.5), got {share}")
@@ -633,7 +643,14 @@ class ContentModel(EmbeddingModel):
         cold_val = np.empty((0, 2), dtype=np.int64)
         if stats["wide"] and p["holdout_share"] > 0 and len(pairs) >= 20:
             cand = np.unique(pairs["b"].to_numpy())
-            held = rng.choice(cand, size=max(1, int(len(cand) * p["holdout_share"])), replace=False)
+            n_held = max(1, int(len(cand) * p["holdout_share"]))
+            if p["holdout_tail"] < 1.0:
+                # cold items are long-tail items: simulate them with the less-interacted items
+                inter_rows = dataset.interactions["item_id"].astype(str).map(row_of).dropna()
+                item_n = np.bincount(inter_rows.to_numpy(dtype=np.int64), minlength=n)[cand]
+                cand = cand[item_n <= np.quantile(item_n, p["holdout_tail"])]
+                n_held = min(n_held, len(cand))
+            held = rng.choice(cand, size=n_held, replace=False)
             is_held = np.zeros(n, dtype=bool)
             is_held[held] = True
             a_held = is_held[pairs["a"].to_numpy()]
@@ -641,7 +658,10 @@ class ContentModel(EmbeddingModel):
             to_held = pairs[b_held & ~a_held]
             if len(to_held):
                 n_cv = min(p["max_validation_pairs"], len(to_held))
+                # each held-out item weighs the same (cold targets are many distinct items);
+                # its pairs by their co-occurrence counts
                 w = to_held["count"].to_numpy(dtype=np.float64)
+                w = w / to_held.groupby("b")["count"].transform("sum").to_numpy(dtype=np.float64)
                 pick = rng.choice(len(to_held), size=n_cv, replace=False, p=w / w.sum())
                 cold_val = to_held.iloc[pick][["a", "b"]].to_numpy(dtype=np.int64)
             pairs = pairs[~(a_held | b_held)]

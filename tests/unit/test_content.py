@@ -296,6 +296,8 @@ def test_tokenize_lowercases_and_splits_punctuation():
         ({"hard_negatives": -1}, "hard_negatives"),
         ({"wide_blocks": "yes"}, "wide_blocks"),
         ({"price_bands": -2}, "price_bands"),
+        ({"holdout_tail": 1.5}, "holdout_tail"),
+        ({"holdout_tail": 0}, "holdout_tail"),
     ],
 )
 def test_bad_parameters_raise_model_fit_error_naming_the_parameter(data, params, name):
