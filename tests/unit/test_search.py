@@ -510,6 +510,21 @@ def test_seed_table_hot_path_reports_what_the_general_path_reports(n, data_seed,
     assert list(strip(auto.removed_by_rule)) == list(strip(ref.removed_by_rule))  # same order
     if not (cfg.banned_brand_pairs or cfg.exclude_same_title):
         assert searcher.compile(cfg).table_ok is True
+    # a repeated query takes the shortcut from search() straight to the seed table: same answer
+    again = searcher.search(seed_id, cfg, k)
+    assert (
+        again.item_ids,
+        again.removed_by_rule,
+        again.skipped_rules,
+        again.n_eligible,
+        again.seed_item_id,
+    ) == (
+        auto.item_ids,
+        auto.removed_by_rule,
+        auto.skipped_rules,
+        auto.n_eligible,
+        auto.seed_item_id,
+    )
 
 
 @pytest.mark.parametrize(
