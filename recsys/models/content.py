@@ -125,6 +125,36 @@ def cooccurrence_pairs(interactions: pd.DataFrame, row_of: dict[str, int], windo
     return pairs.groupby(["a", "b"], sort=True).size().rename("count").reset_index()
 
 
+def holdout_items(
+    candidates: np.ndarray, item_counts: np.ndarray, share: float, tail: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Items to keep out of training as simulated cold items.
+
+    Parameters
+    ----------
+    candidates : numpy.ndarray of int
+        Item rows that have co-occurrence pairs.
+    item_counts : numpy.ndarray of int
+        Interactions per item row (all rows).
+    share : float
+        ``share x len(candidates)`` items are drawn (at least one).
+    tail : float
+        Only candidates whose count is at most this quantile of the candidates' counts are
+        drawn (cold items are long-tail items); 1 draws among all candidates.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Distinct item rows (fewer than asked when the tail is smaller).
+    """
+    n_held = max(1, int(len(candidates) * share))
+    if tail < 1.0 and len(candidates):
+        counts = item_counts[candidates]
+        candidates = candidates[counts <= np.quantile(counts, tail)]
+    return rng.choice(candidates, size=min(n_held, len(candidates)), replace=False)
+
+
 def _leaf_blocks(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Items grouped by leaf category: ``(leaf, order, starts, sizes)``.
 
@@ -642,15 +672,11 @@ class ContentModel(EmbeddingModel):
         # pairs that lead to them choose the weights of the output blocks (see _block_weights)
         cold_val = np.empty((0, 2), dtype=np.int64)
         if stats["wide"] and p["holdout_share"] > 0 and len(pairs) >= 20:
-            cand = np.unique(pairs["b"].to_numpy())
-            n_held = max(1, int(len(cand) * p["holdout_share"]))
-            if p["holdout_tail"] < 1.0:
-                # cold items are long-tail items: simulate them with the less-interacted items
-                inter_rows = dataset.interactions["item_id"].astype(str).map(row_of).dropna()
-                item_n = np.bincount(inter_rows.to_numpy(dtype=np.int64), minlength=n)[cand]
-                cand = cand[item_n <= np.quantile(item_n, p["holdout_tail"])]
-                n_held = min(n_held, len(cand))
-            held = rng.choice(cand, size=n_held, replace=False)
+            inter_rows = dataset.interactions["item_id"].astype(str).map(row_of).dropna()
+            item_n = np.bincount(inter_rows.to_numpy(dtype=np.int64), minlength=n)
+            held = holdout_items(
+                np.unique(pairs["b"].to_numpy()), item_n, p["holdout_share"], p["holdout_tail"], rng
+            )
             is_held = np.zeros(n, dtype=bool)
             is_held[held] = True
             a_held = is_held[pairs["a"].to_numpy()]

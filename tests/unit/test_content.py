@@ -9,7 +9,7 @@ import pytest
 from recsys.data.schema import Dataset
 from recsys.errors import ModelFitError
 from recsys.models import make_model
-from recsys.models.content import ContentModel, _block_weights, cooccurrence_pairs, tokenize
+from recsys.models.content import ContentModel, _block_weights, cooccurrence_pairs, holdout_items, tokenize
 
 # Four product kinds; each has its own title words, category, gender and price range.
 KINDS = [
@@ -330,3 +330,18 @@ def test_triplet_loss_with_a_local_fasttext_file_separates_kinds(data, tmp_path)
     assert model.vectors_.shape[0] == len(data.catalog)
     ids, _ = model.similar(model.item_ids_, 3)
     assert (kind_of(ids) == kind_of(model.item_ids_)[:, None]).mean() >= 0.9
+
+
+def test_holdout_items_simulate_cold_items_with_the_less_interacted_ones():
+    """holdout_tail=0.5 draws the simulated cold items among the less-interacted half only."""
+    counts = np.arange(100)  # item row i has i interactions
+    cand = np.arange(1, 100)
+    held = holdout_items(cand, counts, share=0.2, tail=0.5, rng=np.random.default_rng(0))
+    assert len(held) == 19 and len(set(held.tolist())) == 19
+    assert counts[held].max() <= 50
+    # tail=1 draws among all candidates: some held-out items are popular ones
+    held_all = holdout_items(cand, counts, share=0.5, tail=1.0, rng=np.random.default_rng(0))
+    assert len(held_all) == 49 and counts[held_all].max() > 50
+    # a tail smaller than the share asked for: every tail item, no more
+    held_small = holdout_items(cand, counts, share=0.9, tail=0.1, rng=np.random.default_rng(0))
+    assert sorted(held_small.tolist()) == list(range(1, 11))
