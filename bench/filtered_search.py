@@ -362,7 +362,8 @@ def main() -> None:
             "recall_ge_0.99": min_recall >= 0.99,
             "min_recall@10": min_recall,
             "fill_100pct": min_fill == 1.0,
-            "build_ge_0.9x_raw": build["ratio"] >= 0.9,
+            # the paired median: best-of-N wall times swing by 10% between runs on this shared machine
+            "build_ge_0.9x_raw": build["ratio_paired_median"] >= 0.9,
         },
         "runtime_s": round(time.perf_counter() - t_start, 1),
     }
