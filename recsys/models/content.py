@@ -930,6 +930,8 @@ class ContentModel(EmbeddingModel):
         feat_file = path / "content_features.json"
         if feat_file.exists():
             self._stats = json.loads(feat_file.read_text())
+            if self._stats.get("wide") and self._stats.get("block_weights"):
+                self.block_weights_ = dict(zip(_block_names(self._stats), self._stats["block_weights"]))
             self._words = np.load(path / "content_words.npy", allow_pickle=False).tolist()
             self._word_vecs = np.load(path / "content_word_vectors.npy", allow_pickle=False)
             weights = path / "content_tower.weights.h5"

@@ -143,6 +143,7 @@ def test_save_load_round_trip_keeps_vectors_history_and_can_embed_new_items(fitt
     np.testing.assert_array_equal(loaded.item_ids_, model.item_ids_)
     assert loaded.history_ == model.history_
     assert loaded.device_ == model.device_
+    assert model.block_weights_ and loaded.block_weights_ == model.block_weights_
     ids_a, sc_a = model.similar(["k0_0", "k3_9"], 4)
     ids_b, sc_b = loaded.similar(["k0_0", "k3_9"], 4)
     np.testing.assert_array_equal(ids_a, ids_b)
