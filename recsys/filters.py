@@ -51,14 +51,12 @@ mapping of fields. :meth:`FilterConfig.config_hash` is a stable content hash
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -74,6 +72,7 @@ from pydantic import (
     model_validator,
 )
 
+from recsys.config import file_lock
 from recsys.errors import FilterConfigError, PresetNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -369,14 +368,8 @@ class PresetStore:
     def _path(self, name: str) -> Path:
         return self.dir / f"{validate_preset_name(name)}.json"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with open(self.dir / ".lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.dir / ".lock")
 
     def _read(self, name: str) -> dict[str, Any]:
         path = self._path(name)

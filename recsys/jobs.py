@@ -47,6 +47,7 @@ in the job process too, provided the module is importable there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -65,7 +66,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from recsys.config import Progress, data_dir
+from recsys.config import Progress, data_dir, file_lock
 from recsys.errors import JobError, RecsysError
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,19 @@ class JobStore:
         job["updated"] = _now()
         _atomic_write_json(self._job_file(job["job_id"]), job)
 
+    def _locked(self, job_id: str) -> contextlib.AbstractContextManager[None]:
+        """Serialise read-modify-write cycles of one job.json across processes.
+
+        The job's own process (or Celery worker) and the app (cancel, the check
+        for dead processes) both update it; without the lock a cancel that read
+        "running" could overwrite the "done" state and result written a moment
+        later.
+        """
+        folder = self.job_dir(job_id)
+        if not folder.is_dir():
+            raise JobError(f"job '{job_id}' not found in {self.jobs_dir}")
+        return file_lock(folder / ".lock")
+
     # -- submit ----------------------------------------------------------------
     def submit(self, kind: str, params: dict[str, Any] | None = None, *, label: str | None = None) -> str:
         """Start a job of ``kind`` with ``params``; return its id at once.
@@ -286,11 +300,12 @@ class JobStore:
             else:
                 self._spawn(job_id)
         except Exception as exc:
-            job = self._read(job_id)
-            job.update(
-                status="failed", finished=_now(), error=f"could not start the job: {_one_line_error(exc)}"
-            )
-            self._write(job)
+            with self._locked(job_id):
+                job = self._read(job_id)
+                job.update(
+                    status="failed", finished=_now(), error=f"could not start the job: {_one_line_error(exc)}"
+                )
+                self._write(job)
             raise JobError(f"job {job_id}: could not start ({self.runner} runner): {exc}") from exc
         logger.info("submitted job %s (%s runner)", job_id, self.runner)
         return job_id
@@ -417,17 +432,20 @@ class JobStore:
             return job
         # The process is gone: re-read, since it writes its final state
         # just before exiting.
-        job = self._read(job_id)
-        job["cancel_requested"] = (self.job_dir(job_id) / "cancel").exists()
-        if job.get("status") not in ACTIVE:
-            return job
-        cancelled = job["cancel_requested"]
-        job.update(
-            status="cancelled" if cancelled else "interrupted",
-            finished=_now(),
-            error=None if cancelled else "the job's process ended without reporting (killed or restarted)",
-        )
-        self._write(job)
+        with self._locked(job_id):
+            job = self._read(job_id)
+            job["cancel_requested"] = (self.job_dir(job_id) / "cancel").exists()
+            if job.get("status") not in ACTIVE:
+                return job
+            cancelled = job["cancel_requested"]
+            job.update(
+                status="cancelled" if cancelled else "interrupted",
+                finished=_now(),
+                error=None
+                if cancelled
+                else "the job's process ended without reporting (killed or restarted)",
+            )
+            self._write(job)
         logger.warning("job %s: process %s is gone; marked %s", job_id, pid, job["status"])
         return job
 
@@ -522,11 +540,12 @@ class JobStore:
         return self._mark_cancelled(job_id)
 
     def _mark_cancelled(self, job_id: str) -> dict[str, Any]:
-        job = self._read(job_id)
-        if job["status"] in ACTIVE:
-            job.update(status="cancelled", finished=_now(), error=None)
-            job["progress"] = {**job.get("progress", {}), "message": "cancelled"}
-            self._write(job)
+        with self._locked(job_id):
+            job = self._read(job_id)
+            if job["status"] in ACTIVE:
+                job.update(status="cancelled", finished=_now(), error=None)
+                job["progress"] = {**job.get("progress", {}), "message": "cancelled"}
+                self._write(job)
         job["cancel_requested"] = True
         return job
 
@@ -594,7 +613,8 @@ class _Reporter:
             if now - self._last_write >= PROGRESS_INTERVAL or (total and done >= total):
                 if self.cancel_file.exists():
                     raise JobCancelled("cancel requested")
-                self.store._write(self.job)
+                with self.store._locked(self.job["job_id"]):
+                    self.store._write(self.job)
                 self._last_write = now
                 self._pending = False
             if message and message != self._last_message and now - self._last_log >= 1.0:
@@ -604,7 +624,8 @@ class _Reporter:
     def flush(self) -> None:
         with self._lock:
             if self._pending:
-                self.store._write(self.job)
+                with self.store._locked(self.job["job_id"]):
+                    self.store._write(self.job)
                 self._pending = False
 
 
@@ -634,26 +655,26 @@ def run_job(
     dict
         The final job state.
     """
-    store = JobStore(root, runner="process")
-    job = store._read(job_id)
-    if job["status"] not in ("queued",):
-        logger.warning("job %s is %s, not queued: not running it again", job_id, job["status"])
-        return job
-    if (store.job_dir(job_id) / "cancel").exists():
-        return store._mark_cancelled(job_id)
-
     import psutil
 
-    me = psutil.Process()
-    job.update(
-        status="running",
-        started=_now(),
-        pid=os.getpid(),
-        pid_created=me.create_time(),
-        host=socket.gethostname(),
-        progress=_progress_dict(0, 0, "starting"),
-    )
-    store._write(job)
+    store = JobStore(root, runner="process")
+    with store._locked(job_id):  # queued -> running, or nothing if a cancel got there first
+        job = store._read(job_id)
+        if job["status"] not in ("queued",):
+            logger.warning("job %s is %s, not queued: not running it again", job_id, job["status"])
+            return job
+        if not (store.job_dir(job_id) / "cancel").exists():
+            job.update(
+                status="running",
+                started=_now(),
+                pid=os.getpid(),
+                pid_created=psutil.Process().create_time(),
+                host=socket.gethostname(),
+                progress=_progress_dict(0, 0, "starting"),
+            )
+            store._write(job)
+    if job["status"] == "queued":  # cancelled before it started
+        return store._mark_cancelled(job_id)
 
     handler = logging.FileHandler(store.log_path(job_id), mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -696,7 +717,8 @@ def run_job(
             job.update(status="failed", error=_one_line_error(exc))
             logger.error("job %s failed: %s\n%s", job_id, job["error"], traceback.format_exc())
         job.update(finished=_now(), seconds=round(time.perf_counter() - t0, 3))
-        store._write(job)
+        with store._locked(job_id):
+            store._write(job)
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)

@@ -171,3 +171,57 @@ def test_list_filter_and_cleanup_keeps_newest(store: JobStore) -> None:
     assert store.cleanup(keep=2) == 2
     remaining = {j["job_id"] for j in store.list_jobs(limit=None)}
     assert remaining == {failed, ids[-1]}
+
+
+def test_cancel_waits_for_the_workers_write_and_never_overwrites_a_finished_result(store: JobStore) -> None:
+    """A cancel that races a job's final write: the job's process holds the job lock while it
+    records "done"; the cancel waits for it, then sees a finished job and leaves its result."""
+    import threading
+
+    job_id = store.submit("sleep", {"seconds": 0.1, "steps": 1})
+    store.wait(job_id, timeout=20)
+    path = store.job_dir(job_id) / "job.json"
+    job = json.loads(path.read_text())
+    job.update(status="running", result=None, pid=None)
+    path.write_text(json.dumps(job))
+    # another process (standing in for the job's own) takes the lock and, a moment later,
+    # writes the final state through the store
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, time\n"
+            "from recsys.jobs import JobStore\n"
+            "s = JobStore(sys.argv[1])\n"
+            "with s._locked(sys.argv[2]):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(0.5)\n"
+            "    job = s._read(sys.argv[2])\n"
+            "    job.update(status='done', result={'answer': 42})\n"
+            "    s._write(job)\n",
+            str(store.root),
+            job_id,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    out: dict = {}
+    cancel = threading.Thread(target=lambda: out.update(store._mark_cancelled(job_id)))
+    cancel.start()
+    time.sleep(0.2)
+    assert cancel.is_alive(), "the cancel must wait for the lock held by the job's process"
+    holder.wait(timeout=20)
+    cancel.join(timeout=20)
+    final = json.loads(path.read_text())
+    assert final["status"] == "done" and final["result"] == {"answer": 42}
+    assert out["status"] == "done"
+
+
+def test_cancel_of_a_deleted_job_names_it(store: JobStore) -> None:
+    job_id = store.submit("sleep", {"seconds": 0.05, "steps": 1})
+    store.wait(job_id, timeout=20)
+    store.delete(job_id)
+    with pytest.raises(JobError, match=job_id):
+        store._mark_cancelled(job_id)
