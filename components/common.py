@@ -45,6 +45,46 @@ def run_searcher(run_id: str) -> Any:
     return get_searcher(data_registry(), run_id)
 
 
+# (data dir, dataset, report.json inode + mtime) -> catalogue view; a re-import changes the key
+_catalog_views: dict[tuple[str, str, int, int], Any] = {}
+
+
+def run_catalog_view(run_id: str) -> Any:
+    """The catalogue view (seed search, labels) of a run's dataset.
+
+    The run's searcher's view when the run has item vectors; for a baseline run
+    (popularity, co-occurrence) a view over its dataset's whole catalogue, so that
+    pages comparing baselines can still offer seeds. Cached per dataset version.
+
+    Raises
+    ------
+    RecsysError
+        Unknown run, dataset missing or unreadable.
+    """
+    from recsys.errors import RunNotSearchableError
+
+    try:
+        return run_searcher(run_id).view
+    except RunNotSearchableError:
+        pass
+    from recsys.data.schema import dataset_report_path, load_stored_catalog
+    from recsys.search import CatalogView
+
+    registry = data_registry()
+    name = registry.get(run_id)["dataset"]["name"]
+    report = dataset_report_path(name, registry.root)
+    st = report.stat() if report.exists() else None
+    key = (str(registry.root), name, st.st_ino if st else 0, st.st_mtime_ns if st else 0)
+    view = _catalog_views.get(key)
+    if view is None:
+        catalog = load_stored_catalog(name, registry.root)
+        view = CatalogView(catalog["item_id"].astype(str).to_numpy(), catalog)
+        for old in [k for k in _catalog_views if k[:2] == key[:2]]:
+            del _catalog_views[old]
+        _catalog_views[key] = view
+    return view
+
+
 def list_datasets(root: str | Path) -> list[str]:
     """Names of the datasets stored under the data directory ``root``, sorted (lazy import of pandas).
 

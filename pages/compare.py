@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
-from components.common import data_registry, run_searcher
+from components.common import data_registry, run_catalog_view
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
@@ -225,10 +225,10 @@ def compare_view(
 
 
 def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Catalogue rows of items, from the first run whose searcher can be built."""
+    """Catalogue rows of items, from the first run whose catalogue view can be built."""
     for r in run_ids:
         try:
-            view = run_searcher(r).view
+            view = run_catalog_view(r)
         except RecsysError:
             continue
         pos = np.array([view.position(i) for i in item_ids], dtype=np.int64)
@@ -348,7 +348,11 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         else None
     )
     emb = [r for r in all_runs if r.get("is_embedding")]
-    seed_run = next((r for r in chosen if r in {e["run_id"] for e in emb}), emb[0]["run_id"] if emb else None)
+    # seeds come from an embedding run's catalogue view; with baselines only, from the first chosen run's
+    seed_run = next(
+        (r for r in chosen if r in {e["run_id"] for e in emb}),
+        emb[0]["run_id"] if emb else (chosen[0] if chosen else None),
+    )
     from components.pickers import default_seed, run_options, seed_options
 
     seed_opts: list[dict[str, str]] = []
@@ -358,7 +362,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         from components.pickers import top_brands
 
         try:
-            view = run_searcher(seed_run).view
+            view = run_catalog_view(seed_run)
         except RecsysError as exc:  # e.g. the run's dataset was deleted
             return html.Div([header, error_alert(exc, f"Could not load run {seed_run}")])
         if not seed or view.position(seed) < 0:
@@ -538,7 +542,7 @@ def update_seed_options(search_value: str | None, run_ids: list[str] | None, cur
         return no_update
     for r in run_ids or []:
         try:
-            return seed_options(run_searcher(r).view, search_value, current)
+            return seed_options(run_catalog_view(r), search_value, current)
         except RecsysError:
             continue
     return no_update

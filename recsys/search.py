@@ -1693,7 +1693,7 @@ def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
 
 
 def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSearcher, Path, tuple[int, int]]:
-    from recsys.data import load_dataset
+    from recsys.data.schema import load_stored_catalog
     from recsys.index import vectors_checksum
 
     meta = registry.get(run_id)
@@ -1707,7 +1707,7 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
     name = meta["dataset"]["name"]
     report = dataset_report_path(name, registry.root)
     report_stamp = _file_stamp(report)  # before the read: a re-import during it is seen next time
-    catalog = load_dataset(name, registry.root).catalog
+    catalog = load_stored_catalog(name, registry.root)
     index = None
     index_path = path / "index.bin"
     if index_path.exists():

@@ -212,6 +212,21 @@ def save_dataset(dataset: Dataset, root: str | os.PathLike[str]) -> Path:
     return final
 
 
+def _stored_folder(name: str, root: str | os.PathLike[str]) -> Path:
+    folder = _dataset_folder(name, root)
+    if not (folder / "report.json").exists():
+        known = ", ".join(list_datasets(root)) or "none"
+        raise DatasetNotFoundError(f"dataset '{name}' not found in {folder.parent} (known: {known})")
+    return folder
+
+
+def _read_parquet(folder: Path, file: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(folder / file)
+    except Exception as exc:  # pyarrow raises several types
+        raise DataValidationError(f"stored dataset is unreadable: {exc}", file=str(folder / file)) from exc
+
+
 def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
     """Load a stored dataset by name.
 
@@ -220,16 +235,10 @@ def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
     DatasetNotFoundError
         When ``<root>/datasets/<name>`` does not exist.
     """
-    folder = _dataset_folder(name, root)
-    if not (folder / "report.json").exists():
-        known = ", ".join(list_datasets(root)) or "none"
-        raise DatasetNotFoundError(f"dataset '{name}' not found in {folder.parent} (known: {known})")
+    folder = _stored_folder(name, root)
     meta = json.loads((folder / "report.json").read_text())
-    try:
-        catalog = pd.read_parquet(folder / "catalog.parquet")
-        interactions = pd.read_parquet(folder / "interactions.parquet")
-    except Exception as exc:  # pyarrow raises several types
-        raise DataValidationError(f"stored dataset is unreadable: {exc}", file=str(folder)) from exc
+    catalog = _read_parquet(folder, "catalog.parquet")
+    interactions = _read_parquet(folder, "interactions.parquet")
     return Dataset(
         name=meta["name"],
         catalog=catalog,
@@ -237,6 +246,17 @@ def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
         report=ValidationReport.from_dict(meta.get("report", {})),
         kind=meta.get("kind", "sessions"),
     )
+
+
+def load_stored_catalog(name: str, root: str | os.PathLike[str]) -> pd.DataFrame:
+    """The catalogue of a stored dataset, without reading its interactions (search, seed pickers).
+
+    Raises
+    ------
+    DatasetNotFoundError, DataValidationError
+        As :func:`load_dataset`.
+    """
+    return _read_parquet(_stored_folder(name, root), "catalog.parquet")
 
 
 def dataset_report_path(name: str, root: str | os.PathLike[str]) -> Path:

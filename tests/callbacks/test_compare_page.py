@@ -117,3 +117,24 @@ def test_unknown_runs_in_the_url_are_named_not_silently_dropped(compare, data):
     page_ = compare.layout(runs=f"{a},ghost-run")
     assert "Unknown or deleted run(s) left out: ghost-run." in text_of(page_)
     assert "left out" not in text_of(compare.layout(runs=a))
+
+
+def test_with_only_baseline_runs_seeds_come_from_the_dataset_catalogue(data, tmp_path, monkeypatch):
+    """No embedding run to borrow a catalogue from: the seed picker still offers the dataset's items."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    registry = Registry(root)
+    for name in ("A", "B"):
+        registry.delete(data["runs"][name])
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    compare = page("compare")
+    pop = data["runs"]["popularity"]
+    from components import ids
+
+    tree = compare.layout(runs=pop)
+    seed = find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_SEED)[0]
+    assert seed.value and seed.options and seed.value in {o["value"] for o in seed.options}
+    typed = compare.update_seed_options("hk", [pop], None)
+    assert typed and all("hk" in o["value"] or "hk" in o["label"].lower() for o in typed)
