@@ -188,20 +188,25 @@ def test_output_is_the_weighted_concatenation_of_unit_blocks(fitted, data):
     np.testing.assert_allclose(leaf[other] @ leaf[rows[0]], 0.0, atol=1e-6)
 
 
-def test_price_block_ranks_prices_within_the_leaf():
-    """The price position is the percentile in the leaf: the cheapest and dearest items of a leaf
-    are opposite (-1), and an item's price block is nearest to the items next to it in price."""
-    model = ContentModel(wide_blocks=True)
-    prices = [10.0, 20.0, 30.0, 40.0, 50.0, 15.0, 1000.0]
-    catalog = pd.DataFrame(
+def _priced_catalog(leaf_a: list[float], leaf_b: list[float]) -> pd.DataFrame:
+    """Items p0, p1, ... with these prices: first in leaf A > B > C, then in leaf D > E > F."""
+    prices = [*leaf_a, *leaf_b]
+    return pd.DataFrame(
         {
-            "item_id": [f"p{i}" for i in range(7)],
+            "item_id": [f"p{i}" for i in range(len(prices))],
             "title": "x",
-            "category": ["A > B > C"] * 5 + ["D > E > F"] * 2,
+            "category": ["A > B > C"] * len(leaf_a) + ["D > E > F"] * len(leaf_b),
             "brand": "",
             "price": prices,
         }
     )
+
+
+def test_price_block_ranks_prices_within_the_leaf():
+    """The price position is the percentile in the leaf: the cheapest and dearest items of a leaf
+    are opposite (-1), and an item's price block is nearest to the items next to it in price."""
+    model = ContentModel(wide_blocks=True)
+    catalog = _priced_catalog([10.0, 20.0, 30.0, 40.0, 50.0], [15.0, 1000.0])
     feats, _ = model._features(catalog, np.zeros((7, 2), dtype=np.float32), None)
     pos = feats["price_pos"]
     sims = pos @ pos.T
@@ -216,16 +221,7 @@ def test_price_band_block_puts_items_in_the_same_price_tier_of_their_leaf_togeth
     """price_bands=3 cuts each leaf's prices into budget / mid / premium: the one-hot band code
     is shared by items of the same tier, orthogonal across tiers, and zero without a price."""
     model = ContentModel(wide_blocks=True, price_bands=3)
-    prices = [10.0, 11.0, 20.0, 21.0, 30.0, 31.0, np.nan, 500.0, 5.0]
-    catalog = pd.DataFrame(
-        {
-            "item_id": [f"p{i}" for i in range(9)],
-            "title": "x",
-            "category": ["A > B > C"] * 7 + ["D > E > F"] * 2,
-            "brand": "",
-            "price": prices,
-        }
-    )
+    catalog = _priced_catalog([10.0, 11.0, 20.0, 21.0, 30.0, 31.0, np.nan], [500.0, 5.0])
     feats, stats = model._features(catalog, np.zeros((9, 2), dtype=np.float32), None)
     band = feats["price_band"]
     assert stats["price_bands"] == 3 and band.shape == (9, 3)
