@@ -1138,28 +1138,20 @@ class FilteredSearcher:
         if cfg.exclude_seed:
             removed["exclude_seed"] = 1
         kv = cf.table_kvs[var]
-        forced = None  # the plan already chosen here for a lean filter (else _keyed_plan chooses)
-        if n_elig and cf.lean:
-            fetch = min(n, max(_FETCH_FACTOR * k, _FETCH_MIN))
-            if self._choose(cf, e - s, False, n_elig, fetch, k) == "exact":
-                forced = "exact"
-            else:
-                seed_row = int(self.view.perm[pos]) if flags & 4 else -1
-                found = self._lean_overfetch(q, cf, kv, lo, hi, seed_row, n_elig, e - s, k, fetch)
-                if found is not None:
-                    return self._lean_result(found, removed, n_elig, t0, skipped, seed_id)
-                forced = "hnsw_overfetch+exact_fallback"
+        lean_plan = None
+        if n_elig and cf.lean:  # answered here without per-seed rules when the over-fetch fills k
+            seed_row = int(self.view.perm[pos]) if flags & 4 else -1
+            got = self._try_lean(q, cf, kv, lo, hi, seed_row, n_elig, e - s, k, t0, removed, skipped, seed_id)
+            if not isinstance(got, str):
+                return got
+            lean_plan = got
         r = _SeedRules(n, removed)
         r.skipped = skipped
         if cfg.exclude_seed:
             r.seed = pos
         r.s, r.e, r.full = s, e, s == 0 and e == n
         r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
-        if forced is not None:
-            kp, ks, dropped, used = self._exact(q, cf, r, None, n_elig, k)
-            plan = used if forced == "exact" else forced
-            return self._result(kp, ks, removed, dropped, plan, n_elig, t0, skipped, seed_id)
-        return self._keyed_plan(q, cf, r, n_elig, bool(flags & 4), k, t0, seed_id)
+        return self._keyed_plan(q, cf, r, n_elig, bool(flags & 4), k, t0, seed_id, lean_plan)
 
     def _keyed_plan(
         self,
@@ -1171,26 +1163,37 @@ class FilteredSearcher:
         k: int,
         t0: float,
         seed_id: str | None,
+        lean_plan: str | None = None,
     ) -> SearchResult:
-        """Plan and answer one query whose eligible set is the key range of ``r`` (the hot path)."""
+        """Plan and answer one query whose eligible set is the key range of ``r`` (the hot path).
+
+        ``lean_plan``: what :meth:`_try_lean` already decided for this query ("exact" or
+        "hnsw_overfetch+exact_fallback"); only the exact search is left to do.
+        """
         cfg = cf.config
         kv, lo, hi, seed = r.kv, r.lo_key, r.hi_key, r.seed
         removed = r.removed
         if n_elig == 0:
             ms = (time.perf_counter() - t0) * 1e3
             return SearchResult([], [], [], removed, "empty", 0, ms, r.skipped, seed_id)
+        seed_row = int(self.view.perm[seed]) if seed_in else -1
+        if cf.lean:
+            if lean_plan is None:
+                domain = r.e - r.s
+                got = self._try_lean(
+                    q, cf, kv, lo, hi, seed_row, n_elig, domain, k, t0, removed, r.skipped, seed_id
+                )
+                if not isinstance(got, str):
+                    return got
+                lean_plan = got
+            kp, ks, dropped, used = self._exact(q, cf, r, None, n_elig, k)
+            plan = used if lean_plan == "exact" else lean_plan
+            return self._result(kp, ks, removed, dropped, plan, n_elig, t0, r.skipped, seed_id)
         need = k * (3 if cfg.max_per_brand else 1)
         n = self.n
         fetch = min(n, max(_FETCH_FACTOR * need, _FETCH_MIN))
-        seed_row = int(self.view.perm[seed]) if seed_in else -1
         if self._choose(cf, r.e - r.s, False, n_elig, fetch, need) == "exact":
             kp, ks, dropped, used = self._exact(q, cf, r, None, n_elig, k)
-        elif cf.lean:
-            res = self._lean_overfetch(q, cf, kv, lo, hi, seed_row, n_elig, r.e - r.s, k, fetch)
-            if res is not None:
-                return self._lean_result(res, removed, n_elig, t0, r.skipped, seed_id)
-            kp, ks, dropped, _ = self._exact(q, cf, r, None, n_elig, k)
-            used = "hnsw_overfetch+exact_fallback"
         else:
             used = "hnsw_overfetch"
             index = self.index
@@ -1223,6 +1226,35 @@ class FilteredSearcher:
                     used = "hnsw_overfetch+exact_fallback"
                     break
         return self._result(kp, ks, removed, dropped, used, n_elig, t0, r.skipped, seed_id)
+
+    def _try_lean(
+        self,
+        q: np.ndarray,
+        cf: CompiledFilter,
+        kv: _KeyIndex,
+        lo: int,
+        hi: int,
+        seed_row: int,
+        n_elig: int,
+        domain: int,
+        k: int,
+        t0: float,
+        removed: dict[str, int],
+        skipped: list[str],
+        seed_id: str | None,
+    ) -> SearchResult | str:
+        """Plan a lean filter's query and answer it by over-fetching when that pays and fills k.
+
+        Returns the answer, or the plan an exact search must finish: ``"exact"`` (chosen
+        by cost) or ``"hnsw_overfetch+exact_fallback"`` (the over-fetch fell short).
+        """
+        fetch = min(self.n, max(_FETCH_FACTOR * k, _FETCH_MIN))
+        if self._choose(cf, domain, False, n_elig, fetch, k) == "exact":
+            return "exact"
+        found = self._lean_overfetch(q, cf, kv, lo, hi, seed_row, n_elig, domain, k, fetch)
+        if found is None:
+            return "hnsw_overfetch+exact_fallback"
+        return self._lean_result(found, removed, n_elig, t0, skipped, seed_id)
 
     def _lean_overfetch(
         self,
