@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import Progress, null_progress
-from recsys.data.schema import Dataset, category_level
+from recsys.data.schema import Dataset, category_level, interaction_counts
 from recsys.errors import DataValidationError
 from recsys.models.base import PAD_ID, check_k
 
@@ -187,8 +187,7 @@ def cold_items(train: Dataset, threshold: int = 3, catalog: Sequence[str] | None
     ids = pd.Index(
         np.asarray(catalog, dtype=str) if catalog is not None else train.catalog["item_id"].astype(str)
     )
-    counts = train.interactions["item_id"].astype(str).value_counts().reindex(ids).fillna(0)
-    return ids[counts.to_numpy() < threshold].to_numpy(dtype=str)
+    return ids[interaction_counts(train.interactions, ids) < threshold].to_numpy(dtype=str)
 
 
 # ---------------------------------------------------------------------------
@@ -370,10 +369,10 @@ def popularity_percentiles(train: Dataset, catalog_ids: np.ndarray) -> pd.Series
     """item_id -> percentile of its train interaction count among catalogue items."""
     from scipy.stats import rankdata
 
-    counts = train.interactions["item_id"].astype(str).value_counts().reindex(catalog_ids).fillna(0)
+    counts = interaction_counts(train.interactions, catalog_ids)
     if len(counts) == 0:
         return pd.Series(dtype=np.float64)
-    return pd.Series(rankdata(counts.to_numpy(), method="average") / len(counts), index=catalog_ids)
+    return pd.Series(rankdata(counts, method="average") / len(counts), index=catalog_ids)
 
 
 def evaluate(

@@ -164,6 +164,13 @@ def category_level(category: pd.Series, level: int) -> pd.Series:
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
+def interaction_counts(interactions: pd.DataFrame, item_ids: Any) -> np.ndarray:
+    """Interactions per item of ``item_ids`` (0 for items without any), int64, in that order."""
+    index = pd.Index(np.asarray(item_ids, dtype=str))
+    counts = interactions["item_id"].astype(str).value_counts().reindex(index).fillna(0)
+    return counts.to_numpy(dtype=np.int64)
+
+
 def _datasets_root(root: Path) -> Path:
     return Path(root) / "datasets"
 

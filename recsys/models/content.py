@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import Progress, null_progress
-from recsys.data.schema import GENDERS, category_level
+from recsys.data.schema import GENDERS, category_level, interaction_counts
 from recsys.errors import ModelFitError
 from recsys.models import _keras_utils as ku
 from recsys.models.base import EmbeddingModel, normalize_rows
@@ -676,8 +676,7 @@ class ContentModel(EmbeddingModel):
         # pairs that lead to them choose the weights of the output blocks (see _block_weights)
         cold_val = np.empty((0, 2), dtype=np.int64)
         if stats["wide"] and p["holdout_share"] > 0 and len(pairs) >= 20:
-            inter_rows = dataset.interactions["item_id"].astype(str).map(row_of).dropna()
-            item_n = np.bincount(inter_rows.to_numpy(dtype=np.int64), minlength=n)
+            item_n = interaction_counts(dataset.interactions, self.item_ids_)
             held = holdout_items(
                 np.unique(pairs["b"].to_numpy()), item_n, p["holdout_share"], p["holdout_tail"], rng
             )
