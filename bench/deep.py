@@ -133,13 +133,12 @@ class StructureOracle:
         return ids, np.take_along_axis(score, top, axis=1)
 
 
-def structure_oracle_block(dataset: Any) -> dict[str, Any]:
-    """Cold HR@10 of :class:`StructureOracle` on the same split and cases as the models."""
-    from recsys.evaluation import cold_items, evaluate, split
+def structure_oracle_block(dataset: Any, train: Any, test: Any) -> dict[str, Any]:
+    """Cold HR@10 of :class:`StructureOracle` on the models' split (``train``, ``test``) and cases."""
+    from recsys.evaluation import cold_items, evaluate
 
     if not {"cluster", "price_band", "brand", "category"} <= set(dataset.catalog.columns):
         return {"skipped": "no ground-truth cluster/price_band columns (demo data only)"}
-    train, test = split(dataset, method="time")
     cold = cold_items(train, threshold=COLD_THRESHOLD, catalog=dataset.catalog["item_id"].astype(str))
     # the random tie-break within a cluster moves the hit rate: mean over 5 draws
     hrs, n_cases = [], 0
@@ -212,7 +211,7 @@ def main() -> None:
     models = block.pop("_models")
     train, test = block.pop("_split")
     result["demo"] = block
-    oracle = structure_oracle_block(demo)
+    oracle = structure_oracle_block(demo, train, test)
     block["structure_oracle"] = oracle
     mp = block["meta_prod2vec"][f"cold_hr@{K}"]
     if mp and f"cold_hr@{K}" in oracle:
