@@ -1729,7 +1729,8 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
     from recsys.index import vectors_checksum
 
     meta = registry.get(run_id)
-    model = registry.load_model(run_id)
+    # a baseline run says so in run.json: no need to load its model to find out
+    model = registry.load_model(run_id) if meta.get("is_embedding", True) else None
     vectors = getattr(model, "vectors_", None)
     if vectors is None:
         raise RunNotSearchableError(
