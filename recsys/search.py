@@ -1057,6 +1057,14 @@ class FilteredSearcher:
         ef = self._index.ef if self._index is not None else self._ef
         return _COST_HNSW_BASE + _COST_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
 
+    def _next_fetch(self, fetch: int, domain: int, n_elig: int) -> int | None:
+        """The next, 4x larger over-fetch of a keyed query, or None when an exact search over the
+        eligible items (``domain`` rows, ``n_elig`` eligible) is cheaper than fetching that many."""
+        fetch *= 4
+        if fetch >= self.n or 2 * self._hnsw_cost(fetch) > min(self._exact_costs(domain, n_elig, scan=False)):
+            return None
+        return fetch
+
     def _choose(self, cf: CompiledFilter, domain: int, scan: bool, n_elig: int, fetch: int, need: int) -> str:
         """Pick ``exact`` or ``hnsw_overfetch`` for one query by expected cost.
 
@@ -1218,10 +1226,8 @@ class FilteredSearcher:
                     first = False
                 if final:
                     break
-                fetch *= 4
-                if fetch >= n or 2 * self._hnsw_cost(fetch) > min(
-                    self._exact_costs(r.e - r.s, n_elig, scan=False)
-                ):
+                fetch = self._next_fetch(fetch, r.e - r.s, n_elig)
+                if fetch is None:
                     kp, ks, dropped, _ = self._exact(q, cf, r, None, n_elig, k)
                     used = "hnsw_overfetch+exact_fallback"
                     break
@@ -1243,43 +1249,23 @@ class FilteredSearcher:
         skipped: list[str],
         seed_id: str | None,
     ) -> SearchResult | str:
-        """Plan a lean filter's query and answer it by over-fetching when that pays and fills k.
-
-        Returns the answer, or the plan an exact search must finish: ``"exact"`` (chosen
-        by cost) or ``"hnsw_overfetch+exact_fallback"`` (the over-fetch fell short).
-        """
-        fetch = min(self.n, max(_FETCH_FACTOR * k, _FETCH_MIN))
-        if self._choose(cf, domain, False, n_elig, fetch, k) == "exact":
-            return "exact"
-        found = self._lean_overfetch(q, cf, kv, lo, hi, seed_row, n_elig, domain, k, fetch)
-        if found is None:
-            return "hnsw_overfetch+exact_fallback"
-        return self._lean_result(found, removed, n_elig, t0, skipped, seed_id)
-
-    def _lean_overfetch(
-        self,
-        q: np.ndarray,
-        cf: CompiledFilter,
-        kv: _KeyIndex,
-        lo: int,
-        hi: int,
-        seed_row: int,
-        n_elig: int,
-        domain: int,
-        k: int,
-        fetch: int,
-    ) -> tuple[list[int], list[float]] | None:
-        """Over-fetch for a filter without ranked-list rules in the cosine space: the serving hot path.
+        """Plan and over-fetch a query of a lean filter (no ranked-list rules, cosine space): the serving hot path.
 
         hnswlib's cosine distances are exact (1 - dot of unit vectors, float32) and
         sorted, so the list is the first k eligible labels, with no rescoring. A few
         dozen candidates: one gather, then plain lists (each NumPy call costs
         microseconds of dispatch, more with the cold caches of a serving loop); the
         scan stops at the k-th eligible label (k+1 while the seed may be among them).
-        Returns the rows and scores, or None when an exact search is cheaper than
-        fetching more.
+
+        Returns the answer, or the plan an exact search must finish: ``"exact"`` (chosen
+        by cost) or ``"hnsw_overfetch+exact_fallback"`` (the over-fetch fell short and
+        fetching more would cost more than an exact search).
         """
-        index, by_row, n = self.index, kv.by_row, self.n
+        n = self.n
+        fetch = min(n, max(_FETCH_FACTOR * k, _FETCH_MIN))
+        if self._choose(cf, domain, False, n_elig, fetch, k) == "exact":
+            return "exact"
+        index, by_row = self.index, kv.by_row
         qq = q[None, :]
         want = k + (seed_row >= 0)
         first = True
@@ -1300,31 +1286,20 @@ class FilteredSearcher:
                 cf.record(final)
                 first = False
             if final:
-                del sel[k:]
-                dl = dist[: len(rl)].tolist()
-                return [rl[j] for j in sel], [1.0 - dl[j] for j in sel]
-            fetch *= 4
-            if fetch >= n or 2 * self._hnsw_cost(fetch) > min(self._exact_costs(domain, n_elig, scan=False)):
-                return None
-
-    def _lean_result(
-        self,
-        found: tuple[list[int], list[float]],
-        removed: dict[str, int],
-        n_eligible: int,
-        t0: float,
-        skipped: list[str],
-        seed_id: str | None,
-    ) -> SearchResult:
-        """The SearchResult of :meth:`_lean_overfetch`'s rows and scores."""
-        rows, scores = found
+                break
+            fetch = self._next_fetch(fetch, domain, n_elig)
+            if fetch is None:
+                return "hnsw_overfetch+exact_fallback"
+        del sel[k:]
+        top = [rl[j] for j in sel]
+        dl = dist[: len(rl)].tolist()
         return SearchResult(
-            list(map(self.view.item_id_by_row.__getitem__, rows)),
-            scores,
-            rows,
+            list(map(self.view.item_id_by_row.__getitem__, top)),
+            [1.0 - dl[j] for j in sel],
+            top,
             removed,
             "hnsw_overfetch",
-            n_eligible,
+            n_elig,
             (time.perf_counter() - t0) * 1e3,
             skipped,
             seed_id,
