@@ -527,6 +527,9 @@ class FilteredSearcher:
     exact_max_rows : int, optional
         Force exact search whenever the eligible set has at most this many
         rows (default: decided by the cost model).
+    query_vectors : numpy.ndarray, shape (n, d), optional
+        A second space for seeds (a model's ``query_vectors_``): a seed is looked up
+        by its row here among the candidates' ``vectors``. Default: ``vectors``.
 
     Notes
     -----
@@ -544,6 +547,7 @@ class FilteredSearcher:
         ef: int = 64,
         exact_max_rows: int | None = None,
         cache_size: int | None = None,
+        query_vectors: np.ndarray | None = None,
     ) -> None:
         vec = np.asarray(vectors, dtype=np.float32)
         if vec.ndim != 2 or vec.shape[0] != len(item_ids):
@@ -557,11 +561,20 @@ class FilteredSearcher:
         self.space = space
         self.view = CatalogView(item_ids, catalog_df)
         self.n, self.dim = vec.shape
-        if space == "cosine":
-            norms = np.linalg.norm(vec, axis=1, keepdims=True)
-            vec = vec / np.maximum(norms, np.float32(1e-12))
-        #: search vectors in position order (unit rows in the cosine space)
-        self.unit = np.ascontiguousarray(vec[self.view.perm], dtype=np.float32)
+        if query_vectors is not None and np.shape(query_vectors) != vec.shape:
+            raise ValueError(f"query_vectors {np.shape(query_vectors)} and vectors {vec.shape} do not align")
+
+        def positioned(x: np.ndarray) -> np.ndarray:  # position order (unit rows in the cosine space)
+            x = np.asarray(x, dtype=np.float32)
+            if space == "cosine":
+                x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
+            return np.ascontiguousarray(x[self.view.perm], dtype=np.float32)
+
+        #: the candidates' vectors, what the index holds
+        self.unit = positioned(vec)
+        #: what a seed is looked up by: its own row of ``unit``, or of a second space
+        #: (Prod2Vec "in-out": seeds' input vectors against candidates' output vectors)
+        self.qunit = self.unit if query_vectors is None else positioned(query_vectors)
         self._vectors_rows = vectors
         self._index = index
         self._ef = ef
@@ -1416,7 +1429,7 @@ class FilteredSearcher:
         pos = self.view.position(item_id)
         if pos < 0:
             raise UnknownItemError(f"item '{item_id}' has no vector in this run: pick another seed item")
-        return pos, self.unit[pos]
+        return pos, self.qunit[pos]
 
     def search(
         self,
@@ -1455,7 +1468,7 @@ class FilteredSearcher:
             if last is not None and last[0] is cfg and last[1].seed_table is not None:
                 cf = last[1]
                 return self._search_table(
-                    self.unit[pos],
+                    self.qunit[pos],
                     pos,
                     cf,
                     cf.seed_table,
@@ -1463,7 +1476,7 @@ class FilteredSearcher:
                     time.perf_counter(),
                     self.view.item_id_list[pos],
                 )
-        return self._search_one(self.unit[pos], pos, cfg, k, plan)
+        return self._search_one(self.qunit[pos], pos, cfg, k, plan)
 
     def search_vector(
         self,
@@ -1729,7 +1742,10 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
             )
         except IndexFileError as exc:
             logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
-    return FilteredSearcher(vectors, model.item_ids_, catalog, index=index), report, report_stamp
+    searcher = FilteredSearcher(
+        vectors, model.item_ids_, catalog, index=index, query_vectors=getattr(model, "query_vectors_", None)
+    )
+    return searcher, report, report_stamp
 
 
 def clear_searcher_cache() -> None:
@@ -1787,8 +1803,8 @@ def recommend_for_recent(
     """Filtered recommendations for a list of recently viewed items (oldest first).
 
     The query is the run's user vector of the list for a two-tower run
-    (``model.user_vectors([recent])``), else the mean of the recent items' unit vectors,
-    normalised. The recent items themselves are excluded; the most recent known item acts
+    (``model.user_vectors([recent])``), else the mean of the recent items' unit vectors
+    (their query vectors for a model with a second space for seeds), normalised. The recent items themselves are excluded; the most recent known item acts
     as the seed of the seed-dependent rules (same category, same gender, price band...).
     The code path of the REST ``/recommend`` endpoint and the Explore page's recent views.
 
@@ -1838,7 +1854,7 @@ def recommend_for_recent(
         vec = np.asarray(model.user_vectors([known]), dtype=np.float32).reshape(-1)
     else:
         method = "mean_of_recent"
-        vec = model.unit_vectors()[rows[rows >= 0]].mean(axis=0).astype(np.float32)
+        vec = model.query_unit_vectors()[rows[rows >= 0]].mean(axis=0).astype(np.float32)
     norm = float(np.linalg.norm(vec))
     if norm > 0:
         vec = vec / np.float32(norm)

@@ -193,10 +193,16 @@ class EmbeddingModel(ItemModel):
     Fitted attributes
     -----------------
     vectors_ : numpy.ndarray of float32, shape (n_items, dim)
-        Row i is the vector of ``item_ids_[i]`` (not necessarily normalised).
+        Row i is the vector of ``item_ids_[i]`` (not necessarily normalised): what
+        indexes hold and what results are ranked by.
+    query_vectors_ : numpy.ndarray of float32 or None
+        Models with two vector spaces (Prod2Vec with ``vectors="in-out"``): row i is
+        what item i is *looked up by* as a seed, compared with the ``vectors_`` of
+        the candidates. None (the usual case): seeds use ``vectors_`` too.
     """
 
     is_embedding = True
+    query_vectors_: np.ndarray | None = None
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine top-k (the seed excluded), batch-first."""
@@ -209,7 +215,7 @@ class EmbeddingModel(ItemModel):
         if len(known) == 0:
             return ids.astype(str), scores
         unit = self.unit_vectors()
-        sims = unit[rows[known]] @ unit.T
+        sims = self.query_unit_vectors()[rows[known]] @ unit.T
         sims[np.arange(len(known)), rows[known]] = -np.inf  # exclude the seed
         kk = min(k, unit.shape[0] - 1)
         if kk <= 0:
@@ -229,8 +235,24 @@ class EmbeddingModel(ItemModel):
             self._unit = normalize_rows(self.vectors_)
         return self._unit
 
+    def query_unit_vectors(self) -> np.ndarray:
+        """What seeds are looked up by, L2-normalised: ``query_vectors_`` when the model
+        has a second space, else :meth:`unit_vectors`."""
+        if self.query_vectors_ is None:
+            return self.unit_vectors()
+        cached = getattr(self, "_query_unit", None)
+        if cached is None or cached.shape != self.query_vectors_.shape:
+            self._query_unit = normalize_rows(self.query_vectors_)
+        return self._query_unit
+
     def _save_state(self, path: Path) -> None:
         np.save(path / "vectors.npy", np.asarray(self.vectors_, dtype=np.float32), allow_pickle=False)
+        if self.query_vectors_ is not None:
+            np.save(
+                path / "query_vectors.npy", np.asarray(self.query_vectors_, np.float32), allow_pickle=False
+            )
 
     def _load_state(self, path: Path) -> None:
         self.vectors_ = np.load(path / "vectors.npy", allow_pickle=False)
+        f = path / "query_vectors.npy"
+        self.query_vectors_ = np.load(f, allow_pickle=False) if f.exists() else None

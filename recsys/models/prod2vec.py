@@ -64,10 +64,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "dedupe": True,
 }
 
-#: What an item's vector is: gensim's input vector, or input plus output ("context")
-#: vector (Levy, Goldberg & Dagan, 2015, "w+c"; the output vectors exist with
-#: negative sampling only).
-VECTORS = ("input", "input+output")
+#: What an item's vectors are: gensim's input vector; input plus output ("context")
+#: vector (Levy, Goldberg & Dagan, 2015, "w+c"); or a pair, "in-out": a seed is looked
+#: up by its input vector among the candidates' output vectors (the IN-OUT score of
+#: Nalisnick et al., 2016: how well one item predicts the other, first-order
+#: co-occurrence, rather than how alike their contexts are). Output vectors exist with
+#: negative sampling only.
+VECTORS = ("input", "input+output", "in-out")
 
 #: Chosen on a validation split carved from the training part of Online Retail (the
 #: last 28 days before the test weeks; next-line HR@10 on all 57,899 validation cases),
@@ -175,10 +178,14 @@ class Prod2Vec(EmbeddingModel):
     shrink_windows : bool
         True (gensim's default) draws a window between 1 and ``window`` for every word,
         so near neighbours weigh more; False always uses the full ``window``.
-    vectors : {"input", "input+output"}
+    vectors : {"input", "input+output", "in-out"}
         An item's vector: gensim's input vector, or the sum of its input and output
-        (context) vectors ("w+c", Levy et al., 2015). The sum mixes in how well one
-        item *predicts* another, which suits next-item use; needs ``negative >= 1``.
+        (context) vectors ("w+c", Levy et al., 2015), which mixes in how well one item
+        *predicts* another. "in-out" keeps both: ``vectors_`` (what is indexed and
+        ranked) are the output vectors and ``query_vectors_`` (what a seed is looked up
+        by) the input vectors, so a seed's neighbours are the items it predicts
+        (Nalisnick et al., 2016), which suits next-item and bought-together use. Both
+        need ``negative >= 1``.
     separate_by : {None, "category", "category+gender"}
         Context separation of sequences (:func:`recsys.sequences.build_sequences`).
     category_level : int
@@ -214,9 +221,10 @@ class Prod2Vec(EmbeddingModel):
             _check_int(p, name, low)
         if p["negative"] == 0 and p["hs"] != 1:
             raise ModelFitError("parameter 'negative' must be >= 1 unless hs=1 (hierarchical softmax), got 0")
-        if p["negative"] == 0 and p["vectors"] == "input+output":
+        if p["negative"] == 0 and p["vectors"] != "input":
             raise ModelFitError(
-                "parameter 'vectors'='input+output' needs negative sampling (output vectors); set 'negative' >= 1"
+                f"parameter 'vectors'={p['vectors']!r} needs negative sampling (output vectors); "
+                "set 'negative' >= 1"
             )
         _check_int(p, "workers", 1)
         _check_int(p, "seed", 0)
@@ -313,13 +321,17 @@ class Prod2Vec(EmbeddingModel):
             callbacks=[cb],
         )
         self.loss_history_ = list(cb.deltas)
-        if p["vectors"] == "input+output":
-            # w + c: rows of syn1neg follow wv's vocabulary order
-            w2v.wv.vectors = (w2v.wv.vectors + w2v.syn1neg).astype(np.float32)
+        # rows of syn1neg (output vectors) follow wv's vocabulary order
+        if p["vectors"] == "input":
+            spaces = {"vectors_": w2v.wv.vectors}
+        elif p["vectors"] == "input+output":  # w + c
+            spaces = {"vectors_": w2v.wv.vectors + w2v.syn1neg}
+        else:  # in-out: candidates in the output space, seeds in the input space
+            spaces = {"vectors_": w2v.syn1neg, "query_vectors_": w2v.wv.vectors}
         item_set = {t for s in sequences for t in s}
-        self._set_vectors_from(w2v.wv, item_set, dataset)
+        self._set_vectors_from(w2v.wv.key_to_index, spaces, item_set, dataset)
         self._build_lookup()
-        self._unit = None
+        self._unit = self._query_unit = None
         logger.info(
             "%s: %d item vectors (dim %d) from %d sequences in %.1f s",
             self.family,
@@ -330,14 +342,17 @@ class Prod2Vec(EmbeddingModel):
         )
         return self
 
-    def _set_vectors_from(self, wv: Any, item_set: set[str], dataset: Any) -> None:
-        keys = [k for k in wv.index_to_key if k in item_set]
+    def _set_vectors_from(
+        self, key_to_index: dict[str, int], spaces: dict[str, np.ndarray], item_set: set[str], dataset: Any
+    ) -> None:
+        """Set ``item_ids_`` and every fitted matrix in ``spaces`` (attribute name -> gensim
+        matrix, rows in vocabulary order) to the rows of the items' own tokens."""
+        keys = [k for k in key_to_index if k in item_set]
+        rows = np.fromiter((key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
         self.item_ids_ = np.asarray(keys, dtype=str)
-        self.vectors_ = (
-            np.ascontiguousarray(wv[keys], dtype=np.float32)
-            if keys
-            else np.zeros((0, self.params["vector_size"]), dtype=np.float32)
-        )
+        self.query_vectors_ = None
+        for name, matrix in spaces.items():
+            setattr(self, name, np.ascontiguousarray(matrix[rows], dtype=np.float32))
         self._set_coverage(_catalog_ids(dataset, item_set))
 
     # -- persistence -------------------------------------------------------
@@ -435,33 +450,40 @@ class MetaProd2Vec(Prod2Vec):
             corpus.append(out)
         return corpus, int(self.params["window"]) * (1 + n_meta)
 
-    def _set_vectors_from(self, wv: Any, item_set: set[str], dataset: Any) -> None:
-        keys = [k for k in wv.index_to_key if k in item_set]
-        vectors = wv[keys].astype(np.float32) if keys else np.zeros((0, wv.vector_size), np.float32)
-        from_meta = np.zeros(len(keys), dtype=bool)
+    def _set_vectors_from(
+        self, key_to_index: dict[str, int], spaces: dict[str, np.ndarray], item_set: set[str], dataset: Any
+    ) -> None:
+        keys = [k for k in key_to_index if k in item_set]
+        rows = np.fromiter((key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
         catalog_ids = _catalog_ids(dataset, item_set)
+        extra_ids: list[str] = []
+        tok_rows = np.zeros((0, 2), dtype=np.int64)  # category and brand token rows, -1 when unknown
         if self.params["fill_from_metadata"] and len(self._meta):
             have = set(keys)
             missing = [i for i in catalog_ids if i not in have and i in self._meta.index]
             if missing:
                 meta = self._meta.loc[missing]
-                sums = np.zeros((len(missing), wv.vector_size), dtype=np.float32)
-                counts = np.zeros(len(missing), dtype=np.float32)
-                for col in ("cat", "brand"):
-                    toks = meta[col].to_numpy(dtype=object)
-                    known = np.fromiter((t != "" and t in wv.key_to_index for t in toks), bool, len(toks))
-                    if known.any():
-                        sums[known] += wv[list(toks[known])]
-                        counts[known] += 1
-                ok = counts > 0
-                extra_ids = list(np.asarray(missing, dtype=object)[ok])
-                extra_vecs = sums[ok] / counts[ok, None]
-                if extra_ids:
-                    keys = keys + extra_ids
-                    vectors = np.vstack([vectors, extra_vecs.astype(np.float32)])
-                    from_meta = np.r_[from_meta, np.ones(len(extra_ids), dtype=bool)]
+                tok_rows = np.stack(
+                    [
+                        np.fromiter(
+                            (key_to_index.get(t, -1) if t else -1 for t in meta[col]), np.int64, len(meta)
+                        )
+                        for col in ("cat", "brand")
+                    ],
+                    axis=1,
+                )
+                ok = (tok_rows >= 0).any(axis=1)
+                extra_ids, tok_rows = list(np.asarray(missing, dtype=object)[ok]), tok_rows[ok]
+        known = tok_rows >= 0
+        self.query_vectors_ = None
+        for name, matrix in spaces.items():
+            # an item without its own vector: the mean of its known metadata token vectors (in every space)
+            tokens = matrix[np.where(known, tok_rows, 0)] * known[..., None]
+            fill = tokens.sum(axis=1) / np.maximum(known.sum(axis=1), 1)[:, None]
+            setattr(self, name, np.ascontiguousarray(np.vstack([matrix[rows], fill]), dtype=np.float32))
+        keys = keys + extra_ids
+        from_meta = np.r_[np.zeros(len(rows), dtype=bool), np.ones(len(extra_ids), dtype=bool)]
         self.item_ids_ = np.asarray(keys, dtype=str)
-        self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
         self.from_metadata_ = from_meta
         self._set_coverage(catalog_ids)
         self.coverage_["from_metadata"] = int(from_meta.sum())

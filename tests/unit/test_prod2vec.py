@@ -190,15 +190,53 @@ def test_input_plus_output_vectors_find_the_item_that_follows():
     seeds = [f"g0_i{i:02d}" for i in range(12)]
     partner = np.asarray([f"g1_i{i:02d}" for i in range(12)])
     hit = {}
-    for vectors in ("input", "input+output"):
+    for vectors in ("input", "input+output", "in-out"):
         m = Prod2Vec(**{**W2V_FAST, "window": 1, "vectors": vectors}).fit(ds)
         assert m.vectors_.dtype == np.float32
         ids, _ = m.similar(seeds, 1)
         hit[vectors] = float((ids[:, 0] == partner).mean())
     # input vectors of x and y only share that they predict each other: not close;
-    # the input+output sum contains in(x).out(y), which training made large
+    # the input+output sum contains in(x).out(y), which training made large, and
+    # in-out scores exactly in(x).out(y)
     assert hit["input+output"] >= 0.9, hit
+    assert hit["in-out"] >= 0.9, hit
     assert hit["input"] <= 0.5, hit
+
+
+def test_in_out_looks_seeds_up_by_input_vectors_among_output_vectors(tmp_path):
+    ds = _pairs()
+    m = Prod2Vec(**{**W2V_FAST, "window": 1, "vectors": "in-out"}).fit(ds)
+    plain = Prod2Vec(**{**W2V_FAST, "window": 1, "vectors": "input"}).fit(ds)
+    assert m.query_vectors_ is not None and m.query_vectors_.shape == m.vectors_.shape
+    assert plain.query_vectors_ is None
+    # same seed, same training: the query space is the plain model's input space
+    np.testing.assert_array_equal(m.query_vectors_, plain.vectors_)
+    seeds = m.item_ids_.tolist()
+    ids, scores = m.similar(seeds, 5)
+    assert not (ids == np.asarray(seeds)[:, None]).any(), "a seed is never its own neighbour"
+    q = m.query_vectors_ / np.linalg.norm(m.query_vectors_, axis=1, keepdims=True)
+    c = m.vectors_ / np.linalg.norm(m.vectors_, axis=1, keepdims=True)
+    j = m.rows_of([ids[0, 0]])[0]
+    assert scores[0, 0] == pytest.approx(float(q[0] @ c[j]), abs=1e-5)
+    m.save(tmp_path / "m")
+    back = Prod2Vec.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.query_vectors_, m.query_vectors_)
+    np.testing.assert_array_equal(back.similar(seeds, 5)[0], ids)
+
+
+def test_meta_prod2vec_in_out_fills_both_spaces_for_cold_items(data):
+    m = MetaProd2Vec(**W2V_FAST, vectors="in-out").fit(data)
+    assert m.coverage_["from_metadata"] == 10
+    assert m.query_vectors_.shape == m.vectors_.shape == (70, 16)
+    cold = m.item_ids_[m.from_metadata_]
+    rows = m.rows_of(cold)
+    assert (
+        np.isfinite(m.query_vectors_[rows]).all() and (np.abs(m.query_vectors_[rows]).sum(axis=1) > 0).all()
+    )
+    assert not np.allclose(m.query_vectors_[rows], m.vectors_[rows])
+    ids, _ = m.similar(cold.tolist(), 5)
+    same = group_of(ids) == group_of(cold)[:, None]
+    assert same.mean() > 0.8, f"cold items' in-out neighbours share their group only {same.mean():.0%}"
 
 
 def test_hierarchical_softmax_without_negatives_learns_the_groups(data):
@@ -206,8 +244,9 @@ def test_hierarchical_softmax_without_negatives_learns_the_groups(data):
     ids, _ = m.similar(m.item_ids_.tolist(), 5)
     same = group_of(ids) == group_of(m.item_ids_)[:, None]
     assert same.mean() > 0.9
-    with pytest.raises(ModelFitError, match="'vectors'.*negative"):
-        Prod2Vec(**{**W2V_FAST, "hs": 1, "negative": 0, "vectors": "input+output"}).fit(data)
+    for vectors in ("input+output", "in-out"):
+        with pytest.raises(ModelFitError, match="'vectors'.*negative"):
+            Prod2Vec(**{**W2V_FAST, "hs": 1, "negative": 0, "vectors": vectors}).fit(data)
 
 
 def test_gensim_knobs_reach_the_training(data):

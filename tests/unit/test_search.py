@@ -45,12 +45,18 @@ def brute_force(
     cfg: FilterConfig,
     k: int,
     query: np.ndarray | None = None,
+    query_vectors: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray, set[str]]:
-    """Reference answer written from the documented rules, item by item."""
+    """Reference answer written from the documented rules, item by item.
+
+    A seed is looked up by its row of ``query_vectors`` when given (a model with a
+    second space for seeds), else by its own row of ``vectors``.
+    """
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = cat["item_id"].tolist()
     si = ids.index(seed_id) if seed_id is not None else None
-    q = unit[si] if si is not None else query / np.linalg.norm(query)
+    seed_space = unit if query_vectors is None else query_vectors
+    q = seed_space[si] / np.linalg.norm(seed_space[si]) if si is not None else query / np.linalg.norm(query)
     scores = unit @ q
     seed = cat.iloc[si] if si is not None else None
 
@@ -181,6 +187,47 @@ def test_planner_equals_brute_force(n, data_seed, cfg, k, seed_row, plan):
     # the guarantee: k results whenever k eligible items exist (no ranked-list rule cutting)
     if cfg.min_similarity is None and cfg.max_per_brand is None:
         assert len(res) == min(k, len(eligible))
+
+
+_pair_searchers: dict[int, tuple[pd.DataFrame, np.ndarray, np.ndarray, FilteredSearcher]] = {}
+
+
+def pair_searcher_for(n: int):
+    """A searcher whose seeds are looked up in a second space (Prod2Vec "in-out")."""
+    if n not in _pair_searchers:
+        cat, vec = make_catalog(n, 5)
+        qv = np.random.default_rng(50 + n).normal(size=vec.shape).astype(np.float32)
+        index = HnswIndex.build(vec, space="cosine", M=16, ef_construction=200, ef=256, num_threads=1)
+        searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, query_vectors=qv)
+        _pair_searchers[n] = (cat, vec, qv, searcher)
+    return _pair_searchers[n]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.sampled_from([2, 40, 600]),
+    cfg=configs,
+    k=st.integers(1, 25),
+    seed_row=st.integers(0, 10_000),
+    plan=st.sampled_from(["auto", "exact", "hnsw_overfetch", "hnsw_filter"]),
+)
+def test_seeds_looked_up_in_a_second_space_equal_brute_force(n, cfg, k, seed_row, plan):
+    cat, vec, qv, searcher = pair_searcher_for(n)
+    seed_id = f"it{seed_row % n}"
+    res = searcher.search(seed_id, cfg, k, plan=plan)
+    ref_ids, ref_scores, eligible = brute_force(cat, vec, seed_id, cfg, k, query_vectors=qv)
+    assert_matches(res, ref_ids, ref_scores, eligible)
+    if cfg.min_similarity is None and cfg.max_per_brand is None:
+        assert len(res) == min(k, len(eligible))
+    # the seed's own candidate vector is not its query: it is excluded all the same
+    if cfg.exclude_seed:
+        assert seed_id not in res.item_ids
+
+
+def test_second_space_must_align_with_the_vectors():
+    cat, vec = make_catalog(10, 0)
+    with pytest.raises(ValueError, match="query_vectors"):
+        FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, query_vectors=vec[:5])
 
 
 @settings(max_examples=40, deadline=None)
@@ -380,6 +427,55 @@ def test_similar_items_through_registry_uses_saved_index(tmp_path, monkeypatch):
     reg.update(run["run_id"], note="touched")
     clear_searcher_cache()
     assert similar_items(reg, run["run_id"], "it3", cfg, k=5).item_ids == res.item_ids
+
+
+class FixedPair(FixedVectors):
+    """FixedVectors plus a second space that seeds are looked up by (as Prod2Vec "in-out")."""
+
+    family = "test_pair"
+
+    def fit(self, dataset, progress=None):
+        super().fit(dataset)
+        self.query_vectors_ = np.random.default_rng(7).normal(size=self.vectors_.shape).astype(np.float32)
+        return self
+
+
+def test_a_run_with_a_second_space_is_searched_with_its_query_vectors(tmp_path, monkeypatch):
+    from recsys.data.schema import INTERACTION_COLUMNS, Dataset, save_dataset
+    from recsys.models import FAMILIES
+    from recsys.registry import Registry
+    from recsys.search import clear_searcher_cache, recommend_for_recent, similar_items
+
+    monkeypatch.setitem(FAMILIES, "test_pair", f"{__name__}:FixedPair")
+    cat, vec = make_catalog(40, 0)
+    cat["adult"] = False  # so the model's unfiltered similar() is what the searcher shows
+    inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
+    save_dataset(Dataset("tiny", cat, inter), tmp_path)
+    model = FixedPair().fit(None)
+    reg = Registry(tmp_path)
+    run = reg.create_run(model, dataset_name="tiny", dataset_fingerprint="x")
+    clear_searcher_cache()
+    loaded = reg.load_model(run["run_id"])
+    np.testing.assert_array_equal(loaded.query_vectors_, model.query_vectors_)
+    cfg = FilterConfig(same_gender=True)
+    res = similar_items(reg, run["run_id"], "it3", cfg, k=5)
+    assert_matches(res, *brute_force(cat, vec, "it3", cfg, 5, query_vectors=model.query_vectors_))
+    # the model's own similar() (evaluation's path) agrees with the searcher (serving's path)
+    plain = similar_items(reg, run["run_id"], "it3", None, k=5)
+    assert plain.item_ids == loaded.similar(["it3"], 5)[0][0].tolist()
+    # recent views: the mean of the recent items' unit query vectors
+    recent = ["it1", "it2"]
+    q = model.query_vectors_[[1, 2]]
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).mean(axis=0)
+    got = recommend_for_recent(reg, run["run_id"], recent, cfg, k=4)
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    _, _, eligible = brute_force(cat, vec, "it2", cfg, 40, query_vectors=model.query_vectors_)
+    expected = [
+        cat.item_id[i]
+        for i in np.argsort(-(unit @ q), kind="stable")
+        if cat.item_id[i] in eligible and cat.item_id[i] not in recent
+    ][:4]
+    assert got.item_ids == expected
 
 
 def clustered_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
