@@ -7,6 +7,7 @@ pages stay thin and these are tested directly.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -100,13 +101,28 @@ def seed_options(view: Any, query: str | None, current: str | None = None) -> li
     ]
 
 
-def default_seed(view: Any) -> str | None:
-    """A seed to start with: the first item of the most populated category."""
+def default_seed(view: Any, also_in: Sequence[Any] = ()) -> str | None:
+    """A seed to start with: the first item of the most populated category.
+
+    With ``also_in`` (other runs' catalogue views), the first such item that every one
+    of them knows too (else any item they all know; else the plain choice), so that a
+    page comparing runs does not open on a seed one of them has no vector for.
+    """
     if view.n == 0:
         return None
     bounds = view.cat_bounds[0]
     sizes = np.diff(bounds)
-    start = int(bounds[int(np.argmax(sizes))]) if len(sizes) else 0
+    top = int(np.argmax(sizes)) if len(sizes) else -1
+    start, end = (int(bounds[top]), int(bounds[top + 1])) if top >= 0 else (0, view.n)
+    if also_in:
+        ids = np.asarray(view.item_ids, dtype=str)
+        known = np.ones(view.n, dtype=bool)
+        for other in also_in:
+            known &= np.isin(ids, np.asarray(other.item_ids, dtype=str))
+        hits = np.flatnonzero(known)
+        if len(hits):
+            in_top = hits[(hits >= start) & (hits < end)]
+            return str(view.item_ids[in_top[0] if len(in_top) else hits[0]])
     return str(view.item_ids[start])
 
 

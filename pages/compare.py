@@ -348,9 +348,10 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         else None
     )
     emb = [r for r in all_runs if r.get("is_embedding")]
+    emb_ids = {e["run_id"] for e in emb}
     # seeds come from an embedding run's catalogue view; with baselines only, from the first chosen run's
     seed_run = next(
-        (r for r in chosen if r in {e["run_id"] for e in emb}),
+        (r for r in chosen if r in emb_ids),
         emb[0]["run_id"] if emb else (chosen[0] if chosen else None),
     )
     from components.pickers import default_seed, run_options, seed_options
@@ -361,12 +362,17 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
     if seed_run:
         from components.pickers import top_brands
 
+        run_id = seed_run
         try:
             view = run_catalog_view(seed_run)
+            if not seed or view.position(seed) < 0:
+                # a seed every chosen embedding run has a vector for (a baseline answers any item)
+                others = []
+                for run_id in (r for r in chosen if r != seed_run and r in emb_ids):
+                    others.append(run_catalog_view(run_id))
+                seed = default_seed(view, also_in=others)
         except RecsysError as exc:  # e.g. the run's dataset was deleted
-            return html.Div([header, error_alert(exc, f"Could not load run {seed_run}")])
-        if not seed or view.position(seed) < 0:
-            seed = default_seed(view)
+            return html.Div([header, error_alert(exc, f"Could not load run {run_id}")])
         seed_opts = seed_options(view, None, seed)
         brands = top_brands(view)
         n_levels = view.max_level + 1

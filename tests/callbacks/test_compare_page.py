@@ -138,3 +138,38 @@ def test_with_only_baseline_runs_seeds_come_from_the_dataset_catalogue(data, tmp
     assert seed.value and seed.options and seed.value in {o["value"] for o in seed.options}
     typed = compare.update_seed_options("hk", [pop], None)
     assert typed and all("hk" in o["value"] or "hk" in o["label"].lower() for o in typed)
+
+
+def test_default_seed_is_one_every_chosen_run_has_a_vector_for(data, tmp_path, monkeypatch):
+    """A run that dropped the usual default seed (e.g. below min_count) does not open on "no vector"."""
+    import shutil
+
+    import numpy as np
+
+    from components import ids
+    from recsys.data.schema import load_dataset
+    from recsys.models.prod2vec import Prod2Vec
+    from tests.callbacks._emc_data import vectors
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    compare = page("compare")
+    a = data["runs"]["A"]
+    usual = find(
+        compare.layout(runs=f"{a},{data['runs']['B']}"), lambda c: getattr(c, "id", None) == ids.COMPARE_SEED
+    )
+    usual_seed = usual[0].value
+    ds = load_dataset("tiny", root)
+    keep = [i for i in ds.catalog["item_id"].astype(str) if i != usual_seed]
+    model = Prod2Vec()
+    model.item_ids_ = np.asarray(keep, dtype=str)
+    model.vectors_ = vectors(keep)
+    model._set_coverage(ds.catalog["item_id"].astype(str).tolist())
+    c = Registry(root).create_run(model, dataset_name="tiny", dataset_fingerprint=ds.fingerprint())["run_id"]
+    tree = compare.layout(runs=f"{a},{c}")
+    seed = find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_SEED)[0].value
+    assert seed and seed != usual_seed and seed in keep
+    # the side-by-side lists open with an answer from both runs, not a "no vector" message
+    row, _table, _msg = compare.compare_view([a, c], seed, 5, values())
+    assert "has no vector" not in text_of(row)
