@@ -19,7 +19,11 @@ Tuning (honest): ``TUNED_PARAMS`` were chosen on a validation split carved from 
 Online Retail *training* part (its last 28 days), never on the test weeks; see
 ``recsys/models/prod2vec.py``.
 
-Usage: ``python bench/quality.py [--demo-items 5000] [--max-cases 5000] [--only demo|retail]``
+Every model is evaluated on all the test cases by default (about 60,000 on Online
+Retail): a sample of 5,000 moves HR@10 by about +-0.013 (95%), more than the margins the
+targets are judged by.
+
+Usage: ``python bench/quality.py [--demo-items 5000] [--max-cases N] [--only demo|retail]``
 """
 
 from __future__ import annotations
@@ -62,7 +66,9 @@ def variants() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def run_dataset(dataset: Any, test_days: float, case_modes: dict[str, str], max_cases: int) -> dict[str, Any]:
+def run_dataset(
+    dataset: Any, test_days: float, case_modes: dict[str, str], max_cases: int | None
+) -> dict[str, Any]:
     """Fit every variant on the training part and evaluate it on the test part."""
     from recsys.evaluation import evaluate, split
     from recsys.models import make_model
@@ -128,7 +134,12 @@ def ratios(models: dict[str, dict[str, Any]], prefix: str = "") -> dict[str, flo
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo-items", type=int, default=5000, help="demo catalogue size (default 5000)")
-    ap.add_argument("--max-cases", type=int, default=5000, help="evaluation cases per model (default 5000)")
+    ap.add_argument(
+        "--max-cases",
+        type=int,
+        default=None,
+        help="evaluation cases per model, sampled (default: all of them; every model sees the same cases)",
+    )
     ap.add_argument("--only", choices=["demo", "retail"], help="run one dataset only")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")

@@ -54,7 +54,8 @@ ORIGIN: dict[str, Any] = {
 
 #: stage name -> candidate changes (merged into the best setting so far)
 STAGES: dict[str, list[dict[str, Any]]] = {
-    "vectors": [{"vectors": "input+output"}],
+    # "in-out" looks a seed's input vector up among the candidates' output vectors
+    "vectors": [{"vectors": "input+output"}, {"vectors": "in-out"}],
     "window": [
         {"shrink_windows": False, "window": 1},
         {"shrink_windows": False, "window": 2},
@@ -64,7 +65,7 @@ STAGES: dict[str, list[dict[str, Any]]] = {
     "sequences": [{"max_len": None}, {"dedupe": False}],
     "min_count": [{"min_count": 1}, {"min_count": 3}],
     "negative": [{"negative": 25}, {"ns_exponent": -0.25}],
-    "sample": [{"sample": 0.0}, {"sample": 3e-5}],
+    "sample": [{"sample": 0.0}, {"sample": 3e-5}, {"sample": 1e-3}],
     "alpha": [{"alpha": 0.1}, {"min_alpha": 0.005}],
     "capacity": [{"epochs": 60}, {"vector_size": 200}],
     "objective": [{"sg": 0}, {"hs": 1, "negative": 0, "vectors": "input"}],

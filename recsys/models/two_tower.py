@@ -495,14 +495,17 @@ def mean_vector_recommender(
 ) -> Recommender:
     """Score items by cosine to the mean of the last ``max_recent`` known items' unit vectors.
 
-    The Prod2Vec "mean of recent items" baseline; works for any embedding model.
+    The Prod2Vec "mean of recent items" baseline; works for any embedding model (the
+    recent items' query vectors for a model with a second space for seeds, as
+    :func:`recsys.search.recommend_for_recent`).
     """
     unit = model.unit_vectors()
+    query_unit = model.query_unit_vectors()
 
     def recommend(recent: list[list[str]], k: int) -> np.ndarray:
         ctx = _context_rows(model, recent, max_recent)
         mask = ctx >= 0
-        users = (unit[np.where(mask, ctx, 0)] * mask[:, :, None]).sum(axis=1)
+        users = (query_unit[np.where(mask, ctx, 0)] * mask[:, :, None]).sum(axis=1)
         users = normalize_rows(users)
         return _ranked(model.item_ids_, users @ unit.T, ctx, k, exclude_seen)[0]
 

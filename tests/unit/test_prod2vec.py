@@ -119,7 +119,7 @@ def test_context_separation_removes_cross_context_similarity():
 def test_tuned_params_are_valid_and_change_what_matters():
     for cls in (Prod2Vec, MetaProd2Vec):
         cls(**TUNED_PARAMS)._validate()
-    for name in ("epochs", "sample", "ns_exponent"):
+    for name in ("epochs", "window", "ns_exponent", "negative", "vectors"):
         assert TUNED_PARAMS[name] != DEFAULT_PARAMS[name], name
     # gensim's own defaults, with skip-gram
     assert {k: DEFAULT_PARAMS[k] for k in ("window", "sample", "ns_exponent", "epochs", "negative")} == {

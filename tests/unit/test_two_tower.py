@@ -223,3 +223,17 @@ def test_mixed_precision_path_trains_and_restores_the_global_policy(train, monke
     assert keras.mixed_precision.global_policy().name == before
     assert model.vectors_.dtype == np.float32 and np.isfinite(model.vectors_).all()
     assert model.device_["mixed_precision"] is True
+
+
+def test_mean_of_recent_uses_the_query_space_of_a_two_space_model():
+    """Prod2Vec "in-out": recent items are looked up by their input (query) vectors, as in Explore."""
+    from recsys.models.prod2vec import Prod2Vec
+
+    m = Prod2Vec()
+    m.item_ids_ = np.asarray(["a", "b", "c"])
+    m.vectors_ = np.asarray([[0, 1], [1, 0], [0, 1]], dtype=np.float32)
+    rec = mean_vector_recommender(m, max_recent=2)
+    assert rec([["a"]], 1).tolist() == [["c"]]  # one space: a's own vector is closest to c
+    m.query_vectors_ = np.asarray([[1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    rec = mean_vector_recommender(m, max_recent=2)
+    assert rec([["a"]], 1).tolist() == [["b"]]  # a predicts b
