@@ -13,11 +13,6 @@
   ranking built from those catalogue facts can be expected to reach on the demo, since
   the generator picks the item within a cluster by popularity and launch date alone.
 
-Meta-Prod2Vec is fitted twice, with ``TUNED_PARAMS`` and with the settings before the
-in-out search (``PREVIOUS_VECTORS``); ``meta_prod2vec`` is the stronger of the two on cold
-items (both are in ``meta_prod2vec_variants``), so the content model is never compared
-with a baseline that settings tuned for Online Retail's next line made weaker.
-
 Targets (issue 5): content cold HR@10 >= 1.5x Meta-Prod2Vec's on the demo data (376 cold
 cases: each hit rate carries a +-0.02..0.04 binomial 95% interval, reported as ``_ci95``, and
 gensim with 2 workers is not bit-reproducible, so the ratio moves between runs);
@@ -49,17 +44,11 @@ def shared_datasets() -> Path:
     return Path(env) if env else (ROOT / ".." / "shared" / "datasets").resolve()
 
 
-#: The Prod2Vec settings before the in-out search (w+c vectors, window 2, sample 1e-4):
-#: Meta-Prod2Vec is fitted with these too and the stronger of the two on cold items is
-#: the reference.
-PREVIOUS_VECTORS: dict[str, Any] = {"vectors": "input+output", "window": 2, "sample": 1e-4}
-
-
 def _p2v_params(family: str) -> dict[str, Any]:
     from recsys.models import prod2vec
 
     # one worker: gensim is only bit-reproducible single-threaded, so the ratio is stable
-    return {**prod2vec.TUNED_PARAMS, "epochs": 20, "workers": 1, "seed": 0}
+    return {**prod2vec.tuned_params(family), "epochs": 20, "workers": 1, "seed": 0}
 
 
 def cold_item_block(dataset: Any, content_params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -71,18 +60,17 @@ def cold_item_block(dataset: Any, content_params: dict[str, Any] | None = None) 
     cold = cold_items(train, threshold=COLD_THRESHOLD, catalog=dataset.catalog["item_id"].astype(str))
     out: dict[str, Any] = {"items": int(len(dataset.catalog)), "cold_items": int(len(cold))}
     models = {}
-    for name, family, params in (
-        ("prod2vec", "prod2vec", _p2v_params("prod2vec")),
-        ("meta_prod2vec", "meta_prod2vec", _p2v_params("meta_prod2vec")),
-        ("meta_prod2vec_previous", "meta_prod2vec", {**_p2v_params("meta_prod2vec"), **PREVIOUS_VECTORS}),
-        ("content", "content", content_params or {}),
+    for family, params in (
+        ("prod2vec", _p2v_params("prod2vec")),
+        ("meta_prod2vec", _p2v_params("meta_prod2vec")),
+        ("content", content_params or {}),
     ):
         t0 = time.perf_counter()
         model = make_model(family, **params).fit(train)
         fit_s = time.perf_counter() - t0
         cold_m = evaluate(model, train, test, k=K, catalog=dataset.catalog, target_filter=cold)
         all_m = evaluate(model, train, test, k=K, catalog=dataset.catalog)
-        out[name] = {
+        out[family] = {
             f"cold_hr@{K}": round(cold_m[f"hr@{K}"], 4),
             f"cold_ndcg@{K}": round(cold_m[f"ndcg@{K}"], 4),
             "cold_cases": int(cold_m["n_cases"]),
@@ -95,17 +83,8 @@ def cold_item_block(dataset: Any, content_params: dict[str, Any] | None = None) 
             "fit_s": round(fit_s, 1),
         }
         if getattr(model, "block_weights_", None):
-            out[name]["block_weights"] = {b: round(w, 3) for b, w in model.block_weights_.items()}
-        models[name] = model
-    # the reference is the stronger Meta-Prod2Vec on cold items: a model is not credited
-    # for a baseline made weaker by settings tuned for another task
-    previous = out.pop("meta_prod2vec_previous")
-    models.pop("meta_prod2vec_previous")
-    out["meta_prod2vec"]["settings"] = "TUNED_PARAMS, 20 epochs"
-    previous["settings"] = f"TUNED_PARAMS, 20 epochs, {PREVIOUS_VECTORS}"
-    out["meta_prod2vec_variants"] = {"tuned": dict(out["meta_prod2vec"]), "previous": previous}
-    if previous[f"cold_hr@{K}"] > out["meta_prod2vec"][f"cold_hr@{K}"]:
-        out["meta_prod2vec"] = previous
+            out[family]["block_weights"] = {b: round(w, 3) for b, w in model.block_weights_.items()}
+        models[family] = model
     mp = out["meta_prod2vec"][f"cold_hr@{K}"]
     out[f"content_vs_meta_prod2vec_cold_hr@{K}"] = (
         round(out["content"][f"cold_hr@{K}"] / mp, 3) if mp else None

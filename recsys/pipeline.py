@@ -202,7 +202,7 @@ def _demo_params(family: str) -> dict[str, Any]:
         from recsys.models import prod2vec
 
         # Online Retail's tuned settings, with fewer epochs so the demo build stays quick.
-        return {**prod2vec.TUNED_PARAMS, "epochs": 10}
+        return {**prod2vec.tuned_params(family), "epochs": 10}
     return {}
 
 

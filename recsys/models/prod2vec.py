@@ -9,7 +9,8 @@ interactions) still get one: the mean of their category and brand token vectors.
 
 ``DEFAULT_PARAMS`` are gensim's defaults (with skip-gram, as Prod2Vec prescribes);
 ``TUNED_PARAMS`` are the settings that did best on a validation split carved from the
-training part of Online Retail (see ``bench/quality.py``). Published work on
+training part of Online Retail (see ``bench/quality.py``); Meta-Prod2Vec uses
+``META_TUNED_PARAMS``. Published work on
 Word2Vec for recommendation (Caselles-Dupré et al., 2018) finds that the window, the
 number of epochs, the sub-sampling threshold ``sample`` and the negative-sampling
 exponent ``ns_exponent`` matter most.
@@ -98,6 +99,19 @@ TUNED_PARAMS: dict[str, Any] = {
     "negative": 15,
     "vectors": "in-out",
 }
+
+#: Meta-Prod2Vec keeps the settings of the second search (w+c vectors, window 2, sample
+#: 1e-4). With in-out vectors, the items that get a vector from their metadata (the mean
+#: of their category and brand tokens' output vectors) become hubs: a token is the
+#: context of every item of its category, so its output vector scores high against
+#: most seeds, and those items crowd every list (Online Retail next-line HR@10 0.120
+#: against 0.348; popularity bias 0.18).
+META_TUNED_PARAMS: dict[str, Any] = {**TUNED_PARAMS, "window": 2, "sample": 1e-4, "vectors": "input+output"}
+
+
+def tuned_params(family: str) -> dict[str, Any]:
+    """The tuned settings of ``family`` ("prod2vec" or "meta_prod2vec"), a fresh dict."""
+    return dict(META_TUNED_PARAMS if family == "meta_prod2vec" else TUNED_PARAMS)
 
 
 def _check_int(params: dict[str, Any], name: str, low: int, allow_none: bool = False) -> None:
@@ -394,6 +408,10 @@ class MetaProd2Vec(Prod2Vec):
         Add brand tokens.
     fill_from_metadata : bool
         Give long-tail and unseen catalogue items a vector from their metadata tokens.
+
+    With ``vectors="in-out"`` the metadata-filled items tend to become hubs (their
+    tokens' output vectors score high against most seeds); ``META_TUNED_PARAMS`` keep
+    "input+output".
 
     Extra fitted attributes
     -----------------------

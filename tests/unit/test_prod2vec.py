@@ -10,7 +10,7 @@ from test_model_contract import W2V_FAST, group_of, grouped_dataset
 from recsys.data.schema import Dataset
 from recsys.errors import ModelFitError
 from recsys.models import make_model
-from recsys.models.prod2vec import DEFAULT_PARAMS, TUNED_PARAMS, MetaProd2Vec, Prod2Vec
+from recsys.models.prod2vec import DEFAULT_PARAMS, TUNED_PARAMS, MetaProd2Vec, Prod2Vec, tuned_params
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +119,10 @@ def test_context_separation_removes_cross_context_similarity():
 def test_tuned_params_are_valid_and_change_what_matters():
     for cls in (Prod2Vec, MetaProd2Vec):
         cls(**TUNED_PARAMS)._validate()
+        cls(**tuned_params(cls.family))._validate()
+    # in-out makes Meta-Prod2Vec's metadata-filled items hubs: it keeps w+c vectors
+    assert tuned_params("meta_prod2vec")["vectors"] == "input+output"
+    assert tuned_params("prod2vec") == TUNED_PARAMS and tuned_params("prod2vec") is not TUNED_PARAMS
     for name in ("epochs", "window", "ns_exponent", "negative", "vectors"):
         assert TUNED_PARAMS[name] != DEFAULT_PARAMS[name], name
     # gensim's own defaults, with skip-gram
