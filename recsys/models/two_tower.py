@@ -132,7 +132,9 @@ class TwoTowerModel(EmbeddingModel):
         Items with fewer training events share the "rare item" id embedding
         (their vector then comes from brand and category).
     temperature : float
-        Softmax temperature on cosine similarities.
+        Softmax temperature on cosine similarities. 0.1 was chosen on demo seed 1
+        (next-item HR@10 1.15x the in-out Prod2Vec mean-of-recent baseline, against
+        1.06x at 0.05, 1.14x at 0.2; 12 epochs instead of 6 overfit: 0.89x).
     logq_correction : bool
         Subtract log of each target's batch probability from its logit.
     epochs, batch_size : int
@@ -163,7 +165,7 @@ class TwoTowerModel(EmbeddingModel):
         "user_hidden": 128,
         "max_recent": 8,
         "min_item_count": 1,
-        "temperature": 0.05,
+        "temperature": 0.1,
         "logq_correction": True,
         "epochs": 6,
         "batch_size": 512,
