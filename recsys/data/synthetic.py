@@ -20,21 +20,36 @@ give a long tail of items with 0-2 events, for cold-item evaluation.
 
 *Sessions.* Over 90 days (from 2024-01-01), each session has a shopper (``user_id``) and
 a primary intent: a leaf (by leaf popularity), a price band and, half the time, a
-preferred brand. The shopper views 1 + Geometric(0.25) items (at most 15): 45% from the
-preferred brand in that leaf (when there is one), else mostly from the intent's cluster,
-sometimes from the whole leaf (8%) or anywhere (4%), always by popularity. 30% of
-sessions have a second intent, which is a complementary leaf (laptop -> mouse, laptop
-bag, keyboard; running shoes -> socks, water bottle; ...) 60% of the time and a random
-leaf otherwise. 30% of sessions end in a purchase: the last item viewed in the primary
-intent is added to the cart and, 60% of the time when its leaf has complements, one or
-two complementary items in the same price band are added too (the basket); then all
-carted items are purchased. 10% of the other sessions abandon a cart. Events in a
-session are 1 s to a few minutes apart. A view of a not-yet-launched item is replaced
-by the most popular launched item of its cluster.
+preferred brand (that of an item of the intent's cluster drawn by popularity). Within an
+intent the shopper has a *wish*: a product type and a budget, those of an item drawn
+uniformly from the intent's cluster (so wishes are spread like the cluster's offer,
+not like its popularity; the product type is the noun of the title, e.g. "Chelsea
+Boot", which the category tree does not show). The shopper views 1 + Geometric(0.25)
+items (at most 15). For each view the shop shows a listing of ``SHOWN`` (12) items drawn
+by popularity (systematic sampling over the popularity mass, so an item is shown about
+in proportion to its popularity): 45% of the time from the preferred brand in that leaf
+(when there is one), else mostly from the intent's cluster, sometimes from the whole
+leaf (8%); the shopper opens the shown item with the highest utility
+``TYPE_BONUS (2.5) x [same product type as the wish] - |log(price / budget)| /
+PRICE_SCALE (0.15) + Gumbel noise`` (a logit choice among the shown items). Items not
+yet launched at the session's start are not shown. 4% of views are anywhere in the
+shop, one item by popularity. Nothing in the choice looks at whether an item is new or
+how often it was seen: a new item is opened when it is shown and fits the wish, like
+any other. 30% of sessions have a second intent (with its own wish), which is a
+complementary leaf (laptop -> mouse, laptop bag, keyboard; running shoes -> socks, water
+bottle; ...) 60% of the time and a random leaf otherwise. 30% of sessions end in a
+purchase: the last item viewed in the primary intent is added to the cart and, 60% of
+the time when its leaf has complements, one or two complementary items in the same
+price band are added too (the basket, drawn by popularity); then all carted items are
+purchased. 10% of the other sessions abandon a cart. Events in a session are 1 s to a
+few minutes apart. A view of a not-yet-launched item (only when every shown item was
+unlaunched, or the launch fell inside the session) is replaced by the most popular
+launched item of its cluster.
 
 The result is ``kind="sessions"``; the purchase events of a session form its basket.
 The catalogue carries the ground truth as extra columns: ``cluster`` (``"<leaf> |
-<band>"``), ``price_band`` and ``is_new``, and ``launched_at``.
+<band>"``), ``price_band``, ``product_type`` (the title's noun), ``is_new`` and
+``launched_at``.
 """
 
 from __future__ import annotations
@@ -53,6 +68,10 @@ logger = logging.getLogger(__name__)
 START = pd.Timestamp("2024-01-01")
 SPAN_DAYS = 90
 BANDS = ("budget", "mid", "premium")
+SHOWN = 12  # items a listing shows per view; the shopper opens the one that fits the wish best
+PRICE_SCALE = 0.15  # log-price distance from the budget that costs one unit of utility
+TYPE_BONUS = 2.5  # utility of the wished product type (the noun of the title)
+WISH_UNIFORM = True  # the wish is an item drawn uniformly from the cluster (False: by popularity)
 
 # (path, median price, log-sigma, traffic weight, nouns, adjectives)
 _W, _M = "Women", "Men"
@@ -293,6 +312,29 @@ class _PoolSampler:
         idx = np.clip(idx, s, e - 1)
         return np.where(empty, -1, self.order[idx])
 
+    def listing(self, groups: np.ndarray, u0: np.ndarray, m: int) -> np.ndarray:
+        """``m`` items per row by systematic sampling: positions ``(j + u0) / m`` of the group's
+        popularity mass, j = 0..m-1 (an item is listed about in proportion to its weight, and
+        twice only when it holds more than 1/m of the group's weight); -1 where the group is empty.
+
+        Rows sorted by (group, u0) give sorted positions for every j, so one sort serves all m.
+        """
+        srt = np.lexsort((u0, groups))
+        g, u = groups[srt], u0[srt]
+        gc = np.clip(g, 0, len(self.start) - 1)
+        start = np.where(g < len(self.start), self.start[gc], 0)
+        end = np.where(g < len(self.start), self.end[gc], 0)
+        empty = end <= start
+        s = np.where(empty, 0, start)
+        e = np.where(empty, 1, end)
+        lo = np.where(s > 0, self.cum[np.maximum(s - 1, 0)], 0.0)
+        span = self.cum[e - 1] - lo
+        out = np.empty((len(g), m), dtype="int64")
+        for j in range(m):
+            idx = np.searchsorted(self.cum, lo + (j + u) / m * span, side="right")
+            out[srt, j] = np.where(empty, -1, self.order[np.clip(idx, s, e - 1)])
+        return out
+
 
 def _arrow_take(values: list[str], codes: np.ndarray | None = None) -> Any:
     import pyarrow as pa
@@ -489,6 +531,10 @@ def _make_catalog(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[
         sep="",
     )
 
+    # product type: the noun of the title; one id per (leaf, noun)
+    type_start = np.concatenate([[0], np.cumsum([len(x) for x in nouns])])
+    type_id = type_start[item_leaf] + noun_i
+
     width = max(6, len(str(n)))
     id_num = rng.permutation(n) + 1
     item_ids = [f"P{k:0{width}d}" for k in id_num.tolist()]
@@ -505,6 +551,7 @@ def _make_catalog(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[
             "description": _str_series(descs),
             "image_url": _str_series([""], np.zeros(n, dtype="int64")),
             "cluster": _str_series([f"{p} | {b}" for p in paths for b in BANDS], item_leaf * 3 + item_band),
+            "product_type": _str_series([nn for leaf_nouns in nouns for nn in leaf_nouns], type_id),
             "price_band": _str_series(list(BANDS), item_band),
             "is_new": is_new,
             "launched_at": (START + pd.to_timedelta(launch * SPAN_DAYS, unit="D")).astype("datetime64[ns]"),
@@ -524,6 +571,8 @@ def _make_catalog(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[
         "brand": item_brand,
         "weight": weight,
         "launch": launch,
+        "ptype": type_id,
+        "log_price": np.log(price),
         "leaf_weight": leaf_weight,
         "n_leaves": np.array(n_leaves),
         "n_brands": np.array(n_brands),
@@ -543,6 +592,9 @@ def _make_sessions(n_seq: int, it: dict[str, Any], rng: np.random.Generator) -> 
     brand_pool = _PoolSampler(leaf * n_brands + brand, weight)
     leaf_pool = _PoolSampler(leaf, weight)
     all_pool = _PoolSampler(np.zeros(n_items, dtype="int64"), weight)
+    # what a shopper wishes for (a price and a product type) is spread like the cluster's offer
+    wish_pool = _PoolSampler(leaf * 3 + band, np.ones(n_items)) if WISH_UNIFORM else cluster_pool
+    wish_leaf_pool = _PoolSampler(leaf, np.ones(n_items)) if WISH_UNIFORM else leaf_pool
 
     # fallback for views before launch: most popular launched item of the cluster (else leaf)
     fallback = np.full(n_items, -1, dtype="int64")
@@ -557,6 +609,18 @@ def _make_sessions(n_seq: int, it: dict[str, Any], rng: np.random.Generator) -> 
 
     def draw(pool: _PoolSampler, groups: np.ndarray) -> np.ndarray:
         return pool.sample(groups, rng.random(len(groups)))
+
+    ptype, log_price = it["ptype"], it["log_price"]
+
+    def choose(shown: np.ndarray, ref: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The shown item (one row per view) with the highest utility for a shopper whose wish
+        is the item ``ref`` (its product type and price), at session start ``t``."""
+        util = np.abs(log_price[shown] - log_price[ref][:, None])
+        util *= -1.0 / PRICE_SCALE
+        util += TYPE_BONUS * (ptype[shown] == ptype[ref][:, None])
+        util += rng.gumbel(size=shown.shape)
+        util[launch[shown] > t[:, None]] = -np.inf  # not launched yet: not shown
+        return shown[np.arange(len(shown)), np.argmax(util, axis=1)]
 
     # --- sessions and intents
     start = np.sort(rng.random(n_seq))  # fraction of the period; sorted so ids follow time
@@ -578,6 +642,11 @@ def _make_sessions(n_seq: int, it: dict[str, Any], rng: np.random.Generator) -> 
     band2 = np.where(use_comp, band1, rng.choice(3, size=n_seq, p=[0.4, 0.4, 0.2]))
 
     s_idx = np.flatnonzero(second)
+    ref1 = draw(wish_pool, leaf1 * 3 + band1)
+    ref1 = np.where(ref1 < 0, draw(wish_leaf_pool, leaf1), ref1)
+    ref2 = draw(wish_pool, leaf2[s_idx] * 3 + band2[s_idx])
+    ref2 = np.where(ref2 < 0, draw(wish_leaf_pool, leaf2[s_idx]), ref2)
+    seg_ref = np.concatenate([ref1, ref2])
     seg_sess = np.concatenate([np.arange(n_seq), s_idx])
     seg_leaf = np.concatenate([leaf1, leaf2[s_idx]])
     seg_band = np.concatenate([band1, band2[s_idx]])
@@ -586,21 +655,32 @@ def _make_sessions(n_seq: int, it: dict[str, Any], rng: np.random.Generator) -> 
     seg_n = np.minimum(rng.geometric(0.25, size=len(seg_sess)), 15)
     seg_n[n_seq:] = np.minimum(rng.geometric(0.35, size=len(s_idx)), 15)
 
-    # --- views
+    # --- views: the shop shows a few items (drawn by popularity), the shopper opens the best fit
     ev_seg = np.repeat(np.arange(len(seg_sess)), seg_n)
     seg_first = np.cumsum(seg_n) - seg_n
     ev_slot = seg_slot[ev_seg] + (np.arange(len(ev_seg)) - seg_first[ev_seg])
     ev_leaf, ev_band, ev_brand = seg_leaf[ev_seg], seg_band[ev_seg], seg_brand[ev_seg]
+    ev_ref = seg_ref[ev_seg]
+    ev_t = start[seg_sess[ev_seg]]
     u = rng.random(len(ev_seg))
     use_brand = (ev_brand >= 0) & (u < 0.45)
     use_leaf = ~use_brand & (u >= 0.88) & (u < 0.96)
     use_all = ~use_brand & (u >= 0.96)
-    ev_item = draw(cluster_pool, ev_leaf * 3 + ev_band)
-    if use_brand.any():
-        ev_item[use_brand] = draw(brand_pool, ev_leaf[use_brand] * n_brands + ev_brand[use_brand])
-    miss = (ev_item < 0) | use_leaf
-    ev_item[miss] = draw(leaf_pool, ev_leaf[miss])
-    ev_item[use_all] = draw(all_pool, np.zeros(int(use_all.sum()), dtype="int64"))
+    n_ev = len(ev_seg)
+    # a listing: SHOWN positions spread evenly over the pool's popularity mass (systematic
+    # sampling), so an item is shown with probability ~ its popularity and no slot is repeated
+    # unless one item holds more than 1/SHOWN of the pool's popularity
+    u0 = rng.random(n_ev)
+    shown = np.full((n_ev, SHOWN), -1, dtype="int64")
+    rows = np.flatnonzero(use_brand)
+    shown[rows] = brand_pool.listing(ev_leaf[rows] * n_brands + ev_brand[rows], u0[rows], SHOWN)
+    rows = np.flatnonzero(~use_brand & ~use_leaf & ~use_all)
+    shown[rows] = cluster_pool.listing(ev_leaf[rows] * 3 + ev_band[rows], u0[rows], SHOWN)
+    rows = np.flatnonzero(((shown[:, 0] < 0) & ~use_all) | use_leaf)
+    shown[rows] = leaf_pool.listing(ev_leaf[rows], u0[rows], SHOWN)
+    rows = np.flatnonzero(use_all)
+    shown[rows] = all_pool.listing(np.zeros(len(rows), dtype="int64"), u0[rows], 1)[:, [0] * SHOWN]
+    ev_item = choose(shown, ev_ref, ev_t)
     ev_sess = seg_sess[ev_seg]
     ev_type = np.zeros(len(ev_item), dtype="int8")
 

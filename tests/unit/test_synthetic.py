@@ -27,7 +27,9 @@ def demo_default():
 @pytest.fixture(scope="module")
 def events(demo_default):
     """Interactions joined with each item's ground truth."""
-    cat = demo_default.catalog[["item_id", "category", "cluster", "brand", "price", "launched_at"]]
+    cat = demo_default.catalog[
+        ["item_id", "category", "cluster", "brand", "price", "product_type", "launched_at"]
+    ]
     return demo_default.interactions.merge(cat, on="item_id", how="left")
 
 
@@ -60,7 +62,7 @@ def test_default_size_counts(demo_default):
 def test_schema_conformance(demo_small):
     cat, inter = demo_small.catalog, demo_small.interactions
     assert tuple(cat.columns[: len(CATALOG_COLUMNS)]) == CATALOG_COLUMNS
-    assert {"cluster", "price_band", "is_new", "launched_at"} <= set(cat.columns)
+    assert {"cluster", "price_band", "product_type", "is_new", "launched_at"} <= set(cat.columns)
     assert tuple(inter.columns) == INTERACTION_COLUMNS
     assert cat["item_id"].is_unique
     assert set(cat["gender"]) <= set(GENDERS)
@@ -119,6 +121,37 @@ def test_sessions_follow_intents(events):
     # random pairs of events would share a leaf far less often
     shares = e["category"].value_counts(normalize=True)
     assert (shares**2).sum() < 0.1
+
+
+def test_views_follow_the_wished_price_and_product_type(demo_default, events):
+    """Within an intent the shopper opens the shown item that fits their wish (a product type and
+    a budget): two consecutive views of one cluster (different brands) are nearer in price and
+    share the title's product type more often than the same views paired across sessions."""
+    e = events[events["event_type"] == "view"].reset_index(drop=True)
+    nxt = e.shift(-1)
+    pair = (e["sequence_id"] == nxt["sequence_id"]) & (e["cluster"] == nxt["cluster"])
+    pair &= e["brand"] != nxt["brand"]
+    a, b = e[pair], nxt[pair]
+    assert len(a) > 10_000
+    # control: each second view swapped with that of another pair of the same cluster
+    rng = np.random.default_rng(0)
+    key = a["cluster"].to_numpy(dtype=str)
+    perm = np.empty(len(key), dtype=int)
+    perm[np.argsort(key, kind="stable")] = np.lexsort((rng.random(len(key)), key))
+    c = b.iloc[perm]
+    other_brand = a["brand"].to_numpy() != c["brand"].to_numpy()
+
+    def log_gap(x: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
+        return np.abs(np.log(x["price"].to_numpy(dtype=float)) - np.log(y["price"].to_numpy(dtype=float)))
+
+    def same_type(x: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
+        return x["product_type"].to_numpy() == y["product_type"].to_numpy()
+
+    assert log_gap(a, b).mean() < 0.9 * log_gap(a, c)[other_brand].mean()
+    assert same_type(a, b).mean() > same_type(a, c)[other_brand].mean() + 0.1
+    # the product type is the noun of the title
+    cat = demo_default.catalog
+    assert cat.apply(lambda r: r["product_type"] in r["title"], axis=1).all()
 
 
 def test_baskets_hold_complementary_items(events):
