@@ -23,7 +23,8 @@ that draws the same story from another random stream, where the story before sho
 a wished product type and budget gave 0.95x to 1.43x); two-tower HR@10 >= 1.0x
 mean-of-recent-items Prod2Vec; content training < 180 s.
 
-Usage: ``python bench/deep.py [--skip-rees46] [--items 5000]``. Not part of the test run.
+Usage: ``python bench/deep.py [--skip-rees46] [--items 5000] [--more-demo-seeds 1,2,3]``.
+Not part of the test run.
 """
 
 from __future__ import annotations
@@ -213,10 +214,46 @@ def next_item_block(
     return out
 
 
+def more_demo_seeds(seed0: dict[str, Any], seeds: list[int], n_items: int) -> dict[str, Any]:
+    """Content and Meta-Prod2Vec cold HR@10 on demos generated with other seeds (seed 0 first)."""
+    from recsys.data.synthetic import generate_demo
+
+    rows = {0: seed0}
+    for s in seeds:
+        block = cold_item_block(generate_demo(n_items=n_items, seed=s))
+        block.pop("_models")
+        block.pop("_split")
+        rows[s] = block
+    key = f"cold_hr@{K}"
+    per_seed = {
+        str(s): {
+            "content": b["content"][key],
+            "meta_prod2vec": b["meta_prod2vec"][key],
+            "ratio": b[f"content_vs_meta_prod2vec_{key}"],
+            "cold_cases": b["content"]["cold_cases"],
+        }
+        for s, b in rows.items()
+    }
+    content = sum(r["content"] for r in per_seed.values()) / len(per_seed)
+    meta = sum(r["meta_prod2vec"] for r in per_seed.values()) / len(per_seed)
+    return {
+        "per_seed": per_seed,
+        f"content_mean_{key}": round(content, 4),
+        f"meta_prod2vec_mean_{key}": round(meta, 4),
+        "ratio_of_means": round(content / meta, 3) if meta else None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--skip-rees46", action="store_true")
+    parser.add_argument(
+        "--more-demo-seeds",
+        default="",
+        help="e.g. 1,2,3: repeat the demo cold-item block on demos generated with these seeds too "
+        "(the ratio moves a lot from one generated shop to the next)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
@@ -241,6 +278,9 @@ def main() -> None:
     mp = block["meta_prod2vec"][f"cold_hr@{K}"]
     if mp and f"cold_hr@{K}" in oracle:
         block[f"structure_oracle_vs_meta_prod2vec_cold_hr@{K}"] = round(oracle[f"cold_hr@{K}"] / mp, 3)
+    seeds = [int(x) for x in args.more_demo_seeds.split(",") if x]
+    if seeds:
+        result["demo_seeds"] = more_demo_seeds(block, seeds, args.items)
     content = models["content"]
     result["content_training"] = {
         "items": int(len(demo.catalog)),

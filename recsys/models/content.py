@@ -28,11 +28,12 @@ and long-tail items (no interactions, where Prod2Vec has nothing) are covered:
    kept out of training and the weights that rank the pairs leading to them best
    are kept. Within a category the deep vector, driven by near-unique title
    words, scatters items that a shopper treats alike; the blocks put the same
-   leaf, price tier and brand first. On the demo data (seed 1, used to choose
-   the settings) cold-item HR@10 went from ~0.18 (four blocks, popular items as
+   leaf, price tier and brand first. On the demo data as it was generated before
+   shoppers had a wished product type and budget (seed 1, used to choose the
+   settings), cold-item HR@10 went from ~0.18 (four blocks, popular items as
    simulated cold items) to ~0.20 with the tier block and long-tail simulated
-   cold items; a ranker that reads the demo's ground-truth leaf, tier and brand
-   reaches ~0.22-0.23 (bench/deep.py, ``structure_oracle``).
+   cold items; a ranker that read that demo's ground-truth leaf, tier and brand
+   reached ~0.22-0.23 (bench/deep.py, ``structure_oracle``).
 
 Per epoch a held-out share of positive pairs is scored: ``val_top_k`` (share of
 held-out pairs whose positive is in the anchor's top-k among all items) and
