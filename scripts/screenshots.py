@@ -119,15 +119,17 @@ def pages(root: Path, run: str | None = None) -> list[tuple[str, str, str]]:
     run = run or registry.default_run() or ""
     meta = registry.get(run) if run else {}
     seed = ""
+    embedding_runs = [r["run_id"] for r in registry.list_runs() if r.get("is_embedding")][:2]
+    compare_runs = ",".join(embedding_runs)
     if meta:
         catalog = load_dataset(meta["dataset"]["name"], root).catalog
-        model = registry.load_model(run)
-        known = set(map(str, model.item_ids_))
+        # a seed that the shown run and both compared runs have a vector for
+        known = set.intersection(
+            *(set(map(str, registry.load_model(r).item_ids_)) for r in {run, *embedding_runs})
+        )
         # A seed with a clear category and a brand, from the middle of the catalogue.
         candidates = catalog[(catalog["brand"] != "") & catalog["item_id"].astype(str).isin(known)]
         seed = str(candidates["item_id"].iloc[len(candidates) // 3]) if len(candidates) else ""
-    embedding_runs = [r["run_id"] for r in registry.list_runs() if r.get("is_embedding")][:2]
-    compare_runs = ",".join(embedding_runs)
     return [
         ("overview", "/", f"#{ids.OVERVIEW_RUNS_GRID} .ag-row"),
         ("explore", f"/explore?seed={seed}&run={run}", f"#{ids.EXPLORE_RESULTS} .item-card"),
