@@ -54,7 +54,8 @@ def param_inputs(family: str | None) -> list:
     if not family:
         return []
     try:
-        defaults = get_model_class(family).default_params
+        cls = get_model_class(family)
+        defaults, choices = cls.default_params, cls.param_choices
     except RecsysError as exc:
         return [error_alert(exc, "Unknown model family", dismissable=False)]
     except ImportError as exc:
@@ -66,7 +67,10 @@ def param_inputs(family: str | None) -> list:
     rows = []
     for name, default in defaults.items():
         pid = {"type": ids.RUNS_PARAM, "name": name}
-        if isinstance(default, bool):
+        if isinstance(default, str) and name in choices:
+            options = [{"label": c, "value": c} for c in choices[name]]
+            control = dcc.Dropdown(id=pid, options=options, value=default, clearable=False)
+        elif isinstance(default, bool):
             control = dbc.Switch(id=pid, value=default, className="mt-1")
         elif isinstance(default, int):
             control = dbc.Input(id=pid, type="number", value=default, step=1, size="sm")

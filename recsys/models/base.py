@@ -55,6 +55,9 @@ class ItemModel(ABC):
     family: ClassVar[str] = ""
     is_embedding: ClassVar[bool] = False
     default_params: ClassVar[dict[str, Any]] = {}
+    #: parameter name -> the values it accepts, for parameters that take one of a few
+    #: strings (forms offer them as a list)
+    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.default_params))

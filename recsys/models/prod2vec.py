@@ -223,6 +223,7 @@ class Prod2Vec(EmbeddingModel):
 
     family: ClassVar[str] = "prod2vec"
     default_params: ClassVar[dict[str, Any]] = dict(DEFAULT_PARAMS)
+    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"vectors": VECTORS}
 
     # -- fitting -----------------------------------------------------------
     def _validate(self) -> None:

@@ -46,6 +46,17 @@ def test_the_form_has_one_input_per_default_param_of_the_family(runs_page):
     assert "use_brand" in {s.id["name"] for s in switches}
 
 
+def test_a_parameter_with_a_few_allowed_values_is_a_list_to_pick_from(runs_page):
+    from dash import dcc
+
+    from recsys.models.prod2vec import VECTORS
+
+    drops = find(runs_page.show_params("prod2vec"), lambda c: isinstance(c, dcc.Dropdown))
+    vectors = {d.id["name"]: d for d in drops}["vectors"]
+    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "input"
+    assert runs_page.parse_params("prod2vec", ["vectors"], ["in-out"]) == ({"vectors": "in-out"}, [])
+
+
 def test_parse_params_keeps_changes_only_and_names_bad_inputs(runs_page):
     names = ["window", "alpha", "separate_by", "epochs", "max_len"]
     params, errors = runs_page.parse_params("prod2vec", names, [10, "0.05", "category", 5, 20])
