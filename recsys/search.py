@@ -48,8 +48,10 @@ distances (``1 - dot`` of the same unit vectors, float32), which agree with
 them to float32 rounding (about 1e-7), so they do not depend on the plan
 beyond that (near-exact ties may order differently).
 
-Serving hot path: on a filter's first automatic query, a per-seed table is
-built (:meth:`FilteredSearcher._seed_table`, vectorised, O(n log n)): one row
+Serving hot path: once a filter has answered a few automatic queries
+(``_TABLE_AFTER``; a filter tried once or twice in Explore never pays for it), a
+per-seed table is built (:meth:`FilteredSearcher._seed_table`, vectorised,
+O(n log n)): one row
 per seed position holds its key range, its slice of the key order, its
 eligible count, its domain and its removed-by-rule counts, so a query reads one
 row instead of resolving the rules; the over-fetch tests hnswlib labels by row
@@ -104,6 +106,10 @@ _COST_SCAN_PER_ROW = 0.002  # mask + flatnonzero over the domain
 _COST_GATHER_PER_ROW = 0.02  # copying one row (scales with d)
 _SAFETY = 1.5
 #: first over-fetch of the automatic plan: max(_FETCH_FACTOR * need, _FETCH_MIN)
+#: Seeded automatic queries a filter answers from the general path (0.1-0.4 ms each at
+#: 100k items) before its seed table is built (30-110 ms once, then 0.1-0.3 ms a query):
+#: a filter toggled in Explore is answered at once; a serving preset builds it early.
+_TABLE_AFTER = 8
 _FETCH_FACTOR = 4
 _FETCH_MIN = 64
 #: learning how often the first over-fetch fills the list (per compiled filter)
@@ -347,8 +353,10 @@ class CompiledFilter:
         built on first need.
     seed_table : numpy.ndarray or None
         Per seed position, the seed-dependent values of the serving hot path
-        (:meth:`FilteredSearcher._seed_table`), built on the first automatic
-        query; ``table_ok`` is False when the config needs the general path.
+        (:meth:`FilteredSearcher._seed_table`), built once the filter has answered
+        ``_TABLE_AFTER`` automatic queries with a seed from the general path (a filter
+        tried a few times in Explore never pays for it); ``table_ok`` is False when the
+        config needs the general path.
     """
 
     config: FilterConfig
@@ -365,6 +373,8 @@ class CompiledFilter:
     seed_table: np.ndarray | None = None
     table_kvs: list[_KeyIndex] = field(default_factory=list)
     table_ok: bool | None = None
+    #: automatic queries with a seed so far (the seed table waits for ``_TABLE_AFTER``)
+    seeded_queries: int = 0
     #: no ranked-list rules in the cosine space: HNSW's order and distances are the answer
     lean: bool = False
 
@@ -1358,8 +1368,9 @@ class FilteredSearcher:
         seed_id = self.view.item_id_list[pos] if pos is not None else None
         if plan == "auto" and pos is not None and cf.table_ok is not False:
             table = cf.seed_table
-            if table is None:
+            if table is None and cf.seeded_queries >= _TABLE_AFTER:
                 table = self._seed_table(cf)
+            cf.seeded_queries += 1
             if table is not None:
                 return self._search_table(q, pos, cf, table, k, t0, seed_id)
         r = self._seed_rules(cf, pos)

@@ -594,8 +594,12 @@ def test_run_not_searchable_error_lives_in_errors():
 def test_seed_table_hot_path_reports_what_the_general_path_reports(n, data_seed, cfg, k, seed_row):
     """The automatic plan reads the seed's rules from a per-filter table; the exact plan resolves
     them per query. Counts, skipped rules and eligibility must agree exactly."""
+    from recsys.search import _TABLE_AFTER
+
     cat, vec, searcher = searcher_for(n, data_seed)
     seed_id = f"it{seed_row % n}"
+    for _ in range(_TABLE_AFTER):  # the table is built once the filter has been used a few times
+        searcher.search(seed_id, cfg, k)
     auto = searcher.search(seed_id, cfg, k)
     ref = searcher.search(seed_id, cfg, k, plan="exact")
     assert auto.n_eligible == ref.n_eligible
@@ -621,6 +625,26 @@ def test_seed_table_hot_path_reports_what_the_general_path_reports(n, data_seed,
         auto.n_eligible,
         auto.seed_item_id,
     )
+
+
+def test_a_filter_tried_once_is_answered_without_building_its_seed_table():
+    """Toggling a filter in Explore answers from the general path; the per-seed table (tens of
+    milliseconds at 100k items) is built only once the filter keeps being used, same answers."""
+    from recsys.search import _TABLE_AFTER
+
+    _, _, searcher = searcher_for(120, 2)
+    cfg = FilterConfig(same_gender=True, price_ratio_min=0.37)  # a filter no other test uses
+    first = searcher.search("it1", cfg, 5)
+    cf = searcher.compile(cfg)
+    assert cf.seed_table is None
+    later = [searcher.search("it1", cfg, 5) for _ in range(_TABLE_AFTER)]
+    assert cf.seed_table is not None and cf.table_ok is True
+    for res in later:
+        assert (res.item_ids, res.n_eligible, res.removed_by_rule) == (
+            first.item_ids,
+            first.n_eligible,
+            first.removed_by_rule,
+        )
 
 
 @pytest.mark.parametrize(
