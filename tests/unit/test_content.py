@@ -9,7 +9,18 @@ import pytest
 from recsys.data.schema import Dataset
 from recsys.errors import ModelFitError
 from recsys.models import make_model
-from recsys.models.content import ContentModel, _block_weights, cooccurrence_pairs, holdout_items, tokenize
+from recsys.models.content import (
+    ContentModel,
+    _block_weights,
+    _title_matrix,
+    _title_tokens,
+    _title_vocab,
+    _word_codes,
+    _word_lift_weights,
+    cooccurrence_pairs,
+    holdout_items,
+    tokenize,
+)
 
 # Four product kinds; each has its own title words, category, gender and price range.
 KINDS = [
@@ -295,6 +306,8 @@ def test_tokenize_lowercases_and_splits_punctuation():
         ({"price_bands": -2}, "price_bands"),
         ({"holdout_tail": 1.5}, "holdout_tail"),
         ({"holdout_tail": 0}, "holdout_tail"),
+        ({"title_dim": -1}, "title_dim"),
+        ({"title_weighting": "tfidf"}, "title_weighting"),
     ],
 )
 def test_bad_parameters_raise_model_fit_error_naming_the_parameter(data, params, name):
@@ -342,3 +355,182 @@ def test_holdout_items_simulate_cold_items_with_the_less_interacted_ones():
     # a tail smaller than the share asked for: every tail item, no more
     held_small = holdout_items(cand, counts, share=0.9, tail=0.1, rng=np.random.default_rng(0))
     assert sorted(held_small.tolist()) == list(range(1, 11))
+
+
+# -- title words block --------------------------------------------------------------------------
+BOOT_TYPES = ("chelsea", "combat")  # two product types in one leaf, shown only by the title
+BOOT_COLOURS = ("black", "navy", "tan")
+PER_TYPE = 14
+COLD_PER_TYPE = 3
+
+
+def boots_dataset(n_sessions: int = 240, seed: int = 0) -> Dataset:
+    """One leaf of boots: shoppers co-view boots of one type (chelsea or combat); brand, colour
+    and the adjective are drawn independently of the type; the last items of each type are cold."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind in BOOT_TYPES:
+        for j in range(PER_TYPE):
+            brand = f"Brand{int(rng.integers(5))}"
+            colour = BOOT_COLOURS[int(rng.integers(len(BOOT_COLOURS)))]
+            adjective = ("Suede", "Leather")[int(rng.integers(2))]
+            rows.append(
+                {
+                    "item_id": f"{kind}_{j}",
+                    "title": f"{brand} Women's {adjective} {kind.title()} Boot, {colour.title()}",
+                    "category": "Women > Shoes > Boots",
+                    "brand": brand,
+                    "gender": "women",
+                    "price": float(rng.uniform(60, 120)),
+                    "adult": False,
+                    "description": "",
+                    "image_url": "",
+                }
+            )
+    events = []
+    for s in range(n_sessions):
+        kind = BOOT_TYPES[int(rng.integers(len(BOOT_TYPES)))]
+        for pos, j in enumerate(rng.choice(PER_TYPE - COLD_PER_TYPE, size=3, replace=False)):
+            events.append(
+                {
+                    "sequence_id": f"s{s:04d}",
+                    "user_id": "",
+                    "item_id": f"{kind}_{j}",
+                    "timestamp": pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=10 * s + pos),
+                    "event_type": "view",
+                    "quantity": 1.0,
+                    "position": pos,
+                }
+            )
+    return Dataset("boots", pd.DataFrame(rows), pd.DataFrame(events))
+
+
+def test_title_tokens_leave_out_the_brand_and_one_letter_tokens():
+    catalog = pd.DataFrame({"title": ["Nimbus Women's Chelsea Boot, Navy", "Plain"], "brand": ["Nimbus", ""]})
+    assert _title_tokens(catalog) == [["boot", "chelsea", "navy", "women"], ["plain"]]
+    vocab, idf = _title_vocab([["a", "b"], ["a", "c"], ["a", "b"], ["d"]])
+    assert vocab == ["a", "b"]  # words of one title make no two items alike
+    np.testing.assert_allclose(idf, np.log([4 / 3, 4 / 2]), rtol=1e-6)
+
+
+def test_title_block_puts_items_sharing_rare_title_words_together_across_brands():
+    """IDF-weighted bags: two items of one category whose titles share rare words are nearer than
+    items of the same category with unrelated titles, whatever their brands."""
+    catalog = pd.DataFrame(
+        {
+            "title": [
+                "Arcline Chelsea Boot Black",
+                "Korcrest Chelsea Boot Navy",
+                "Arcline Hiking Sandal Black",
+                "Deltec Hiking Sandal Navy",
+                "Deltec Chelsea Boot Tan",
+                "Korcrest Canvas Tote Tan",
+                "Arcline Canvas Tote Black",
+            ],
+            "brand": ["Arcline", "Korcrest", "Arcline", "Deltec", "Deltec", "Korcrest", "Arcline"],
+        }
+    )
+    tokens = _title_tokens(catalog)
+    vocab, idf = _title_vocab(tokens)
+    assert "arcline" not in vocab and "korcrest" not in vocab  # the brand has its own block
+    codes = _word_codes(len(vocab), 256, 0)
+    bags = _title_matrix(tokens, vocab, idf, codes)
+    assert bags.shape == (7, len(vocab)) and bags.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(bags, axis=1), 1.0, atol=1e-5)
+    sims = bags @ bags.T
+    # a chelsea boot of another brand is nearer than a same-brand sandal with the same colour
+    assert sims[0, 1] > sims[0, 2] + 0.2
+    assert sims[0, 4] > sims[0, 6]
+    # the cosine of two bags is that of their IDF-weighted word counts
+    w = dict(zip(vocab, idf))
+    expect = (w["chelsea"] ** 2 + w["boot"] ** 2) / np.sqrt(
+        (w["chelsea"] ** 2 + w["boot"] ** 2 + w["black"] ** 2)
+        * (w["chelsea"] ** 2 + w["boot"] ** 2 + w["navy"] ** 2)
+    )
+    assert sims[0, 1] == pytest.approx(expect, abs=1e-5)
+    # one-hot codes when the vocabulary fits; random unit codes of the asked width otherwise
+    np.testing.assert_array_equal(_word_codes(3, 8, 0), np.eye(3, dtype=np.float32))
+    wide = _word_codes(50, 16, 0)
+    assert wide.shape == (50, 16)
+    np.testing.assert_allclose(np.linalg.norm(wide, axis=1), 1.0, atol=1e-5)
+    # a title without a known word is similar to nothing
+    empty = _title_matrix([["zzz"]], vocab, idf, _word_codes(len(vocab), 256, 0))
+    assert not empty.any()
+
+
+def test_lift_weights_keep_the_words_shoppers_choose_by_and_drop_colours():
+    """Known answer: co-occurring items share the type word (chelsea/combat) but their colour and
+    adjective only at chance: the type words get a weight, colours and adjectives ~0."""
+    data = boots_dataset()
+    catalog = data.catalog
+    row_of = {iid: i for i, iid in enumerate(catalog["item_id"])}
+    pairs = cooccurrence_pairs(data.interactions, row_of, window=3)
+    tokens = _title_tokens(catalog)
+    vocab, idf = _title_vocab(tokens)
+    weights = dict(
+        zip(
+            vocab,
+            _word_lift_weights(
+                tokens, vocab, idf, catalog, pairs[["a", "b"]].to_numpy(), pairs["count"].to_numpy()
+            ),
+        )
+    )
+    # the weight is sqrt(log lift): sharing the type doubles the chance of a co-view in this leaf
+    assert weights["chelsea"] ** 2 == pytest.approx(np.log(2.0), abs=0.05)
+    assert weights["combat"] ** 2 == pytest.approx(np.log(2.0), abs=0.05)
+    for word in ("black", "navy", "tan", "suede", "leather"):  # at chance, up to the catalogue's mix
+        assert weights[word] ** 2 < 0.25 * weights["chelsea"] ** 2, (word, weights[word])
+    for word in ("boot", "women"):  # every item of the leaf has them: nothing beyond the leaf
+        assert weights[word] < 1e-3  # (left out of the block)
+
+
+@pytest.fixture(scope="module")
+def boots_fitted() -> tuple[ContentModel, Dataset]:
+    data = boots_dataset()
+    return ContentModel(**{**FAST, "holdout_share": 0.2, "holdout_tail": 1.0}).fit(data), data
+
+
+def test_title_block_places_cold_items_with_their_product_type(boots_fitted):
+    model, data = boots_fitted
+    assert set(model.block_weights_) == {"deep", "leaf", "brand", "price", "band", "title"}
+    vocab = set(model._stats["title_vocab"])  # the telling words, not those of every boot
+    assert {"chelsea", "combat"} <= vocab and not {"boot", "women"} & vocab
+    # the title block is the last one (one-hot words), its share of the unit vector set by its weight
+    width = model._stats["block_widths"][-1]
+    assert width == len(vocab) and model.vectors_.shape[1] == sum(model._stats["block_widths"])
+    title = model.vectors_[:, -width:]
+    assert np.all(np.linalg.norm(title, axis=1) > 0) == (model.block_weights_["title"] > 0)
+    # cold items (no interactions) have nearest neighbours of their own product type
+    seen = set(data.interactions["item_id"])
+    cold = [i for i in model.item_ids_ if i not in seen]
+    assert len(cold) == COLD_PER_TYPE * len(BOOT_TYPES)
+    ids, _ = model.similar(cold, 5)
+    same = np.char.partition(ids.astype(str), "_")[..., 0] == kind_of(np.array(cold))[:, None]
+    assert same.mean() >= 0.9, same.mean()
+
+
+def test_title_block_save_load_round_trip_and_new_items(boots_fitted, tmp_path):
+    model, data = boots_fitted
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "content_title_codes.npy").exists()
+    loaded = ContentModel.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.vectors_, model.vectors_)
+    assert loaded.block_weights_ == model.block_weights_
+    np.testing.assert_allclose(loaded.embed(data.catalog), model.vectors_, atol=1e-4)
+    # a new combat boot of an unseen brand lands among the combat boots
+    new = data.catalog.iloc[[0]].copy()
+    new["item_id"], new["brand"], new["title"] = "new", "Zelmont", "Zelmont Women's Combat Boot, Black"
+    vec = loaded.embed(new)[0]
+    nearest = model.item_ids_[np.argsort(-(model.vectors_ @ vec))[:5]]
+    assert set(kind_of(nearest)) == {"combat"}
+
+
+def test_title_block_can_be_turned_off(boots_fitted):
+    model, data = boots_fitted
+    off = ContentModel(**{**FAST, "holdout_share": 0.2, "holdout_tail": 1.0, "title_dim": 0}).fit(data)
+    assert set(off.block_weights_) == {"deep", "leaf", "brand", "price", "band"}
+    assert "title_vocab" not in off._stats
+    assert off.vectors_.shape[1] == model.vectors_.shape[1] - model._stats["block_widths"][-1]
+    # IDF weighting keeps every word of two titles or more (colours and adjectives included)
+    idf = ContentModel(**{**FAST, "title_weighting": "idf"}).fit(data)
+    assert {"black", "navy", "chelsea", "combat", "suede"} <= set(idf._stats["title_vocab"])
