@@ -295,8 +295,9 @@ class _PoolSampler:
         self.end = np.cumsum(counts)
         self.start = self.end - counts
 
-    def sample(self, groups: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Item index per draw, or -1 where the group has no items."""
+    def _bounds(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: the group's slice ``[s, e)`` of the sorted items, whether it is empty, and
+        the cumulative weight before it (``lo``); an empty group gets the dummy slice [0, 1)."""
         g = np.clip(groups, 0, len(self.start) - 1)
         start = np.where(groups < len(self.start), self.start[g], 0)
         end = np.where(groups < len(self.start), self.end[g], 0)
@@ -304,6 +305,11 @@ class _PoolSampler:
         s = np.where(empty, 0, start)
         e = np.where(empty, 1, end)
         lo = np.where(s > 0, self.cum[np.maximum(s - 1, 0)], 0.0)
+        return s, e, empty, lo
+
+    def sample(self, groups: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Item index per draw, or -1 where the group has no items."""
+        s, e, empty, lo = self._bounds(groups)
         hi = self.cum[e - 1]
         r = lo + u * (hi - lo)
         srt = np.argsort(r)
@@ -321,13 +327,7 @@ class _PoolSampler:
         """
         srt = np.lexsort((u0, groups))
         g, u = groups[srt], u0[srt]
-        gc = np.clip(g, 0, len(self.start) - 1)
-        start = np.where(g < len(self.start), self.start[gc], 0)
-        end = np.where(g < len(self.start), self.end[gc], 0)
-        empty = end <= start
-        s = np.where(empty, 0, start)
-        e = np.where(empty, 1, end)
-        lo = np.where(s > 0, self.cum[np.maximum(s - 1, 0)], 0.0)
+        s, e, empty, lo = self._bounds(g)
         span = self.cum[e - 1] - lo
         out = np.empty((len(g), m), dtype="int64")
         for j in range(m):

@@ -67,22 +67,29 @@ def kinds_dataset(n_sessions: int = 200, seed: int = 0) -> Dataset:
                 }
             )
     catalog = pd.DataFrame(rows)
-    events = []
-    for s in range(n_sessions):
+    sessions = []
+    for _ in range(n_sessions):
         k = int(rng.integers(len(KINDS)))
-        for pos, j in enumerate(rng.choice(PER_KIND - COLD_PER_KIND, size=4, replace=False)):
-            events.append(
-                {
-                    "sequence_id": f"s{s:04d}",
-                    "user_id": "",
-                    "item_id": f"k{k}_{j}",
-                    "timestamp": pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=10 * s + pos),
-                    "event_type": "view",
-                    "quantity": 1.0,
-                    "position": pos,
-                }
-            )
-    return Dataset("kinds", catalog, pd.DataFrame(events))
+        sessions.append([f"k{k}_{j}" for j in rng.choice(PER_KIND - COLD_PER_KIND, size=4, replace=False)])
+    return Dataset("kinds", catalog, view_events(sessions))
+
+
+def view_events(sessions: list[list[str]]) -> pd.DataFrame:
+    """Interactions: one view per item of each session, in order, sessions 10 minutes apart."""
+    events = [
+        {
+            "sequence_id": f"s{s:04d}",
+            "user_id": "",
+            "item_id": item,
+            "timestamp": pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=10 * s + pos),
+            "event_type": "view",
+            "quantity": 1.0,
+            "position": pos,
+        }
+        for s, items in enumerate(sessions)
+        for pos, item in enumerate(items)
+    ]
+    return pd.DataFrame(events)
 
 
 @pytest.fixture(scope="module")
@@ -387,22 +394,11 @@ def boots_dataset(n_sessions: int = 240, seed: int = 0) -> Dataset:
                     "image_url": "",
                 }
             )
-    events = []
-    for s in range(n_sessions):
+    sessions = []
+    for _ in range(n_sessions):
         kind = BOOT_TYPES[int(rng.integers(len(BOOT_TYPES)))]
-        for pos, j in enumerate(rng.choice(PER_TYPE - COLD_PER_TYPE, size=3, replace=False)):
-            events.append(
-                {
-                    "sequence_id": f"s{s:04d}",
-                    "user_id": "",
-                    "item_id": f"{kind}_{j}",
-                    "timestamp": pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=10 * s + pos),
-                    "event_type": "view",
-                    "quantity": 1.0,
-                    "position": pos,
-                }
-            )
-    return Dataset("boots", pd.DataFrame(rows), pd.DataFrame(events))
+        sessions.append([f"{kind}_{j}" for j in rng.choice(PER_TYPE - COLD_PER_TYPE, size=3, replace=False)])
+    return Dataset("boots", pd.DataFrame(rows), view_events(sessions))
 
 
 def test_title_tokens_leave_out_the_brand_and_one_letter_tokens():
