@@ -14,10 +14,12 @@ explore_filter_p50_ms, explore_filter_p95_ms
     the Flask test client (in process: no network, no browser), at ``--items`` items
     (100k by default), after one warm-up per seed. Each request changes one filter
     rule (same category, same gender, price band, max per brand, min similarity).
-    The first use of each filter configuration in the process (the searcher builds and
-    caches per-configuration tables then) is timed apart, on a spare seed, and reported as
+    The first use of each filter configuration in the process (the searcher compiles the
+    filter and its key index then) is timed apart, on a spare seed, and reported as
     ``explore_first_use_median_ms`` / ``explore_first_use_max_ms``; the p50/p95 are the
-    steady state of a user tuning filters.
+    steady state of a user tuning filters. They include the per-seed table that a filter
+    gets once it has answered a few queries (``recsys.search._TABLE_AFTER``), one build
+    per configuration.
     "Server time" is measured inside the process around the WSGI application (request
     parsing, Dash dispatch, the callback and JSON encoding of the reply; not the test
     client's own work): ``explore_timing`` says so in the JSON. Target: p95 <= 50 ms.
