@@ -361,16 +361,31 @@ class Prod2Vec(EmbeddingModel):
 
     def _set_vectors_from(
         self, key_to_index: dict[str, int], spaces: dict[str, np.ndarray], item_set: set[str], dataset: Any
-    ) -> None:
+    ) -> list[str]:
         """Set ``item_ids_`` and every fitted matrix in ``spaces`` (attribute name -> gensim
-        matrix, rows in vocabulary order) to the rows of the items' own tokens."""
+        matrix, rows in vocabulary order): the rows of the items' own tokens, then one row per
+        item that :meth:`_token_fill` gives a vector from other tokens (the mean of its known
+        token rows, in every space). Returns those items' ids."""
         keys = [k for k in key_to_index if k in item_set]
         rows = np.fromiter((key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
-        self.item_ids_ = np.asarray(keys, dtype=str)
+        catalog_ids = _catalog_ids(dataset, item_set)
+        extra_ids, tok_rows = self._token_fill(key_to_index, keys, catalog_ids)
+        known = tok_rows >= 0
         self.query_vectors_ = None
         for name, matrix in spaces.items():
-            setattr(self, name, np.ascontiguousarray(matrix[rows], dtype=np.float32))
-        self._set_coverage(_catalog_ids(dataset, item_set))
+            tokens = matrix[np.where(known, tok_rows, 0)] * known[..., None]
+            fill = tokens.sum(axis=1) / np.maximum(known.sum(axis=1), 1)[:, None]
+            setattr(self, name, np.ascontiguousarray(np.vstack([matrix[rows], fill]), dtype=np.float32))
+        self.item_ids_ = np.asarray(keys + extra_ids, dtype=str)
+        self._set_coverage(catalog_ids)
+        return extra_ids
+
+    def _token_fill(
+        self, key_to_index: dict[str, int], keys: list[str], catalog_ids: list[str]
+    ) -> tuple[list[str], np.ndarray]:
+        """Catalogue items without a vector of their own that get one from other tokens, and
+        per item the rows of those tokens (-1 where unknown). Prod2Vec: none."""
+        return [], np.zeros((0, 2), dtype=np.int64)
 
     # -- persistence -------------------------------------------------------
     def _save_state(self, path: Path) -> None:
@@ -471,42 +486,34 @@ class MetaProd2Vec(Prod2Vec):
             corpus.append(out)
         return corpus, int(self.params["window"]) * (1 + n_meta)
 
+    def _token_fill(
+        self, key_to_index: dict[str, int], keys: list[str], catalog_ids: list[str]
+    ) -> tuple[list[str], np.ndarray]:
+        """Items without their own vector, filled from their category and brand tokens."""
+        if not (self.params["fill_from_metadata"] and len(self._meta)):
+            return super()._token_fill(key_to_index, keys, catalog_ids)
+        have = set(keys)
+        missing = [i for i in catalog_ids if i not in have and i in self._meta.index]
+        if not missing:
+            return super()._token_fill(key_to_index, keys, catalog_ids)
+        meta = self._meta.loc[missing]
+        tok_rows = np.stack(
+            [
+                np.fromiter((key_to_index.get(t, -1) if t else -1 for t in meta[col]), np.int64, len(meta))
+                for col in ("cat", "brand")
+            ],
+            axis=1,
+        )
+        ok = (tok_rows >= 0).any(axis=1)
+        return list(np.asarray(missing, dtype=object)[ok]), tok_rows[ok]
+
     def _set_vectors_from(
         self, key_to_index: dict[str, int], spaces: dict[str, np.ndarray], item_set: set[str], dataset: Any
-    ) -> None:
-        keys = [k for k in key_to_index if k in item_set]
-        rows = np.fromiter((key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
-        catalog_ids = _catalog_ids(dataset, item_set)
-        extra_ids: list[str] = []
-        tok_rows = np.zeros((0, 2), dtype=np.int64)  # category and brand token rows, -1 when unknown
-        if self.params["fill_from_metadata"] and len(self._meta):
-            have = set(keys)
-            missing = [i for i in catalog_ids if i not in have and i in self._meta.index]
-            if missing:
-                meta = self._meta.loc[missing]
-                tok_rows = np.stack(
-                    [
-                        np.fromiter(
-                            (key_to_index.get(t, -1) if t else -1 for t in meta[col]), np.int64, len(meta)
-                        )
-                        for col in ("cat", "brand")
-                    ],
-                    axis=1,
-                )
-                ok = (tok_rows >= 0).any(axis=1)
-                extra_ids, tok_rows = list(np.asarray(missing, dtype=object)[ok]), tok_rows[ok]
-        known = tok_rows >= 0
-        self.query_vectors_ = None
-        for name, matrix in spaces.items():
-            # an item without its own vector: the mean of its known metadata token vectors (in every space)
-            tokens = matrix[np.where(known, tok_rows, 0)] * known[..., None]
-            fill = tokens.sum(axis=1) / np.maximum(known.sum(axis=1), 1)[:, None]
-            setattr(self, name, np.ascontiguousarray(np.vstack([matrix[rows], fill]), dtype=np.float32))
-        keys = keys + extra_ids
-        from_meta = np.r_[np.zeros(len(rows), dtype=bool), np.ones(len(extra_ids), dtype=bool)]
-        self.item_ids_ = np.asarray(keys, dtype=str)
+    ) -> list[str]:
+        extra_ids = super()._set_vectors_from(key_to_index, spaces, item_set, dataset)
+        n_own = len(self.item_ids_) - len(extra_ids)
+        from_meta = np.r_[np.zeros(n_own, dtype=bool), np.ones(len(extra_ids), dtype=bool)]
         self.from_metadata_ = from_meta
-        self._set_coverage(catalog_ids)
         self.coverage_["from_metadata"] = int(from_meta.sum())
         self.coverage_["from_metadata_examples"] = self.item_ids_[from_meta][:10].tolist()
         logger.info(
@@ -515,6 +522,7 @@ class MetaProd2Vec(Prod2Vec):
             int((~from_meta).sum()),
             int(from_meta.sum()),
         )
+        return extra_ids
 
     def _save_state(self, path: Path) -> None:
         super()._save_state(path)
