@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recsys.config import ENV_DATA_DIR, data_dir
+from recsys.config import ENV_DATA_DIR, data_dir, file_stamp
 from recsys.registry import Registry
 
 _registries: dict[tuple[str, str], Registry] = {}  # a cache, one Registry per data directory
@@ -72,9 +72,7 @@ def run_catalog_view(run_id: str) -> Any:
 
     registry = data_registry()
     name = registry.get(run_id)["dataset"]["name"]
-    report = dataset_report_path(name, registry.root)
-    st = report.stat() if report.exists() else None
-    key = (str(registry.root), name, st.st_ino if st else 0, st.st_mtime_ns if st else 0)
+    key = (str(registry.root), name, *file_stamp(dataset_report_path(name, registry.root)))
     view = _catalog_views.get(key)
     if view is None:
         catalog = load_stored_catalog(name, registry.root)

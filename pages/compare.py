@@ -354,14 +354,12 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         (r for r in chosen if r in emb_ids),
         emb[0]["run_id"] if emb else (chosen[0] if chosen else None),
     )
-    from components.pickers import default_seed, run_options, seed_options
+    from components.pickers import default_seed, run_options, seed_options, top_brands
 
     seed_opts: list[dict[str, str]] = []
     brands: list[str] = []
     n_levels = 3
     if seed_run:
-        from components.pickers import top_brands
-
         run_id = seed_run
         try:
             view = run_catalog_view(seed_run)

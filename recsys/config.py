@@ -59,3 +59,13 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def file_stamp(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(inode, mtime_ns) of a file, (-1, -1) when it is missing: a cache key that changes
+    when the file is replaced, even within one clock tick."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return st.st_ino, st.st_mtime_ns

@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.config import file_stamp
 from recsys.data.schema import CATEGORY_SEP, dataset_report_path
 from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableError: re-exported)
     IndexFileError,
@@ -105,11 +106,11 @@ _COST_SELECT_PER_ROW = 0.02  # masking + argpartition, per row
 _COST_SCAN_PER_ROW = 0.002  # mask + flatnonzero over the domain
 _COST_GATHER_PER_ROW = 0.02  # copying one row (scales with d)
 _SAFETY = 1.5
-#: first over-fetch of the automatic plan: max(_FETCH_FACTOR * need, _FETCH_MIN)
 #: Seeded automatic queries a filter answers from the general path (0.1-0.4 ms each at
 #: 100k items) before its seed table is built (30-110 ms once, then 0.1-0.3 ms a query):
 #: a filter toggled in Explore is answered at once; a serving preset builds it early.
 _TABLE_AFTER = 8
+#: first over-fetch of the automatic plan: max(_FETCH_FACTOR * need, _FETCH_MIN)
 _FETCH_FACTOR = 4
 _FETCH_MIN = 64
 #: learning how often the first over-fetch fills the list (per compiled filter)
@@ -1667,20 +1668,11 @@ _searchers_lock = threading.Lock()
 _build_locks: dict[tuple[str, str, float], threading.Lock] = {}
 
 
-def _file_stamp(path: Path) -> tuple[int, int]:
-    """(inode, mtime_ns) of a file: a file replaced within one clock tick still differs."""
-    try:
-        st = path.stat()
-    except OSError:
-        return (-1, -1)
-    return st.st_ino, st.st_mtime_ns
-
-
 def _cached_searcher(key: tuple[str, str, float]) -> FilteredSearcher | None:
     """The cached searcher of ``key`` while its dataset's report.json is unchanged (a re-import)."""
     with _searchers_lock:
         hit = _searchers.get(key)
-    if hit is None or _file_stamp(hit[1]) != hit[2]:
+    if hit is None or file_stamp(hit[1]) != hit[2]:
         return None
     return hit[0]
 
@@ -1738,7 +1730,7 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
     vectors = np.asarray(vectors, dtype=np.float32)
     name = meta["dataset"]["name"]
     report = dataset_report_path(name, registry.root)
-    report_stamp = _file_stamp(report)  # before the read: a re-import during it is seen next time
+    report_stamp = file_stamp(report)  # before the read: a re-import during it is seen next time
     catalog = load_stored_catalog(name, registry.root)
     index = None
     index_path = path / "index.bin"
@@ -1815,8 +1807,9 @@ def recommend_for_recent(
 
     The query is the run's user vector of the list for a two-tower run
     (``model.user_vectors([recent])``), else the mean of the recent items' unit vectors
-    (their query vectors for a model with a second space for seeds), normalised. The recent items themselves are excluded; the most recent known item acts
-    as the seed of the seed-dependent rules (same category, same gender, price band...).
+    (their query vectors for a model with a second space for seeds), normalised. The
+    recent items themselves are excluded; the most recent known item acts as the seed
+    of the seed-dependent rules (same category, same gender, price band...).
     The code path of the REST ``/recommend`` endpoint and the Explore page's recent views.
 
     Parameters
