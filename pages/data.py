@@ -17,7 +17,7 @@ from components import ids
 from components.common import dataset_meta, list_datasets
 from components.jobs import job_card, job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
-from recsys.config import data_dir
+from recsys.config import data_dir, import_dir, resolve_import_path, upload_max_bytes
 from recsys.errors import DataValidationError, RecsysError
 
 logger = logging.getLogger(__name__)
@@ -67,14 +67,16 @@ MAPPING_FIELDS: tuple[tuple[str, bool, str], ...] = (
     ("image_url", False, ""),
 )
 
-UPLOAD_MAX_BYTES = 200 * 1024 * 1024
+#: Largest upload the server accepts (``$RECSYS_MAX_UPLOAD_MB``, default 20 MB); bigger
+#: exports go in the import folder. The server refuses a longer request before reading it.
+UPLOAD_MAX_BYTES = upload_max_bytes()
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".xlsx")
 
 
 # -- plain helpers -----------------------------------------------------------------
 def save_upload(contents: str, filename: str, root: Any = None) -> Path:
-    """Decode a dcc.Upload data URL and store it under ``<data_dir>/uploads/``.
+    """Decode a dcc.Upload data URL and store it under ``<import dir>/uploads/``.
 
     Raises
     ------
@@ -89,7 +91,13 @@ def save_upload(contents: str, filename: str, root: Any = None) -> Path:
         raw = base64.b64decode(encoded, validate=True)
     except (ValueError, binascii.Error) as exc:
         raise DataValidationError(f"the upload could not be decoded ({exc})", file=name) from exc
-    folder = data_dir(root) / "uploads"
+    if len(raw) > UPLOAD_MAX_BYTES:
+        raise DataValidationError(
+            f"the upload is {len(raw) / 1e6:.1f} MB; at most {UPLOAD_MAX_BYTES / 1e6:.0f} MB are accepted. "
+            f"Put bigger files in the import folder {import_dir(root)} and type their path",
+            file=name,
+        )
+    folder = import_dir(root) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     path = folder / safe
@@ -107,10 +115,8 @@ def peek_columns(path: str | Path, n_rows: int = 5) -> tuple[list[str], list[dic
     """
     import pandas as pd
 
-    p = Path(path).expanduser()
+    p = resolve_import_path(str(path), allow_dir=True)
     src = str(p)
-    if not p.exists():
-        raise DataValidationError("file not found; check the path (it is read on the server)", file=src)
     if p.is_dir():
         files = _folder_files(p)
         if "interactions" not in files:
@@ -167,9 +173,11 @@ def _folder_files(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for stem in ("catalog", "interactions"):
         for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
-            if (folder / f"{stem}{suffix}").exists():
-                found[stem] = folder / f"{stem}{suffix}"
-                break
+            try:  # each file is checked like a typed path: a link must not lead out
+                found[stem] = resolve_import_path(str(folder / f"{stem}{suffix}"))
+            except DataValidationError:
+                continue
+            break
     return found
 
 
@@ -252,10 +260,8 @@ def import_params(
         )
     if not path:
         raise DataValidationError("choose a file: type its path on the server or upload it")
-    p = Path(path).expanduser()
+    p = resolve_import_path(path, allow_dir=True)
     want = SOURCES[source][1]
-    if not p.exists():
-        raise DataValidationError("not found on the server; check the path", file=str(p))
     if want == "folder" and not p.is_dir():
         raise DataValidationError(f"{SOURCES[source][0]} needs the folder holding its CSV files", file=str(p))
     if want == "file" and p.is_dir() and source != "csv":

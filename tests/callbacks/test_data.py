@@ -20,7 +20,9 @@ EVENTS = "session_id,product_id,price,Brand\ns1,a,1.5,Acme\ns1,b,2,Bolt\ns2,a,1.
 
 
 @pytest.fixture
-def data_page():
+def data_page(tmp_path, monkeypatch):
+    """The Data page module, with the test's tmp_path as the import folder it may read."""
+    monkeypatch.setenv("RECSYS_IMPORT_DIR", str(tmp_path))
     return page("data")
 
 
