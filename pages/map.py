@@ -427,6 +427,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                         dbc.Button(
                             "Compute UMAP",
                             id=ids.MAP_UMAP_BUTTON,
+                            className="editor-only",
                             size="sm",
                             color="primary",
                             outline=True,

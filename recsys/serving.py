@@ -243,29 +243,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen on a non-loopback address unless an API token is set.
+def check_bind(host: str, token: str | bool | None, *, debug: bool = False) -> None:
+    """Refuse to listen on a non-loopback address unless a login is configured.
 
     Parameters
     ----------
     host : str
         The address the server will bind (``127.0.0.1``, ``0.0.0.0``, a host name...).
-    token : str or None
-        The configured API token (``$RECSYS_API_TOKEN`` or a flag).
+    token : str, bool or None
+        The configured API token (``$RECSYS_API_TOKEN``), or whether any login
+        (editor/viewer token, users file) is configured.
+    debug : bool
+        Dash's debug mode (dev tools, reloader, tracebacks in the browser):
+        never on a non-loopback address.
 
     Raises
     ------
     InsecureBindError
-        When ``host`` is not a loopback address and ``token`` is empty.
+        When ``host`` is not a loopback address and no login is configured, or
+        ``debug`` is asked on a non-loopback address.
     """
     if is_loopback(host):
         return
-    if token and token.strip():
-        logger.info("binding %s with an API token: state-changing endpoints require it", host)
+    if debug:
+        raise InsecureBindError(
+            f"refusing --debug on '{host}': debug mode shows tracebacks and runs a reloader; "
+            "use it on 127.0.0.1 only"
+        )
+    if token is True or (isinstance(token, str) and token.strip()):
+        logger.info("binding %s with a login: every page and endpoint needs a session or a token", host)
         return
     raise InsecureBindError(
-        f"refusing to bind '{host}': it is reachable from other machines and no API token is set. "
-        f"Set {ENV_TOKEN} (clients then send 'Authorization: Bearer <token>' to change state), "
+        f"refusing to bind '{host}': it is reachable from other machines and no login is configured. "
+        f"Set {ENV_TOKEN} (the editor token; RECSYS_VIEWER_TOKEN adds a read-only one), "
         "or bind 127.0.0.1."
     )
 
@@ -284,6 +294,14 @@ def require_token(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from recsys import auth
+
+        if auth.auth_enabled():  # the app's login already ran; check the role again here
+            if not auth.can_edit():
+                raise ApiError(
+                    403, "this endpoint changes state and needs the editor role (the editor token)"
+                )
+            return view(*args, **kwargs)
         token = _state().settings.token
         if token and not _token_ok(token, request.headers.get("Authorization")):
             given = "Authorization" in request.headers
