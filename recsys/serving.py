@@ -325,13 +325,44 @@ def _json_body() -> dict[str, Any]:
     raw = request.get_data(cache=True)
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", "body") from None
+    body = _loads(raw, "body", "request body")
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "body")
     return body
+
+
+#: Deepest JSON nesting accepted (a FilterConfig needs 3: object > list > pair).
+MAX_JSON_DEPTH = 16
+
+
+def _loads(raw: str | bytes, field: str, what: str) -> Any:
+    """Parse JSON from a client: a clear 400 for bad syntax, bad encoding or silly nesting."""
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"{what} is not valid JSON: {exc}", field) from None
+    except RecursionError:
+        value = None
+        depth = MAX_JSON_DEPTH + 1
+    else:
+        depth = _depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(400, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", field)
+    return value
+
+
+def _depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of parsed JSON, counted without recursion (stops past ``limit``)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, d = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((v, d + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def parse_k(value: Any, max_k: int, default: int = DEFAULT_K) -> int:
@@ -359,10 +390,7 @@ def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
     from recsys.filters import FilterConfig
 
     if isinstance(filters, str) and filters.strip():
-        try:
-            filters = json.loads(filters)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"'filters' is not valid JSON: {exc}", "filters") from None
+        filters = _loads(filters, "filters", "'filters'")
     if filters in (None, "", {}):
         filters = None
     if preset not in (None, "") and filters is not None:
@@ -393,9 +421,15 @@ def create_blueprint() -> Blueprint:
     def _bound_body() -> None:
         flask.g.recsys_t0 = time.perf_counter()
         limit = _state().settings.max_body_bytes
-        request.max_content_length = limit  # werkzeug raises 413 on a longer stream
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"request body of {request.content_length} bytes exceeds {limit} bytes")
+        if request.content_length is None and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            # A chunked body has no length up front: read one byte past the limit, so a
+            # longer body is refused (413) instead of being cut and parsed as broken JSON.
+            request.max_content_length = limit + 1
+            if len(request.get_data(cache=True)) > limit:
+                raise ApiError(413, f"request body exceeds {limit} bytes")
+        request.max_content_length = limit  # werkzeug raises 413 on a longer stream
 
     @bp.after_request
     def _server_timing(resp: flask.Response) -> flask.Response:
@@ -557,6 +591,16 @@ def create_blueprint() -> Blueprint:
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise ApiError(400, "'params' must be a JSON object of model parameters", "params")
+        from recsys.errors import ModelFitError
+        from recsys.models import validate_params
+
+        try:  # checked now, so a bad parameter is a 400 here, not a failed job later
+            validate_params(family, params)
+        except ModelFitError as exc:
+            raise ApiError(400, str(exc), "params") from None
+        unknown_fields = sorted(set(body) - {"family", "params", "dataset", "label"})
+        if unknown_fields:
+            raise ApiError(400, f"unknown field(s): {', '.join(unknown_fields)}", unknown_fields[0])
         dataset = body.get("dataset") or "demo"
         if not isinstance(dataset, str) or dataset not in list_datasets(st.settings.root):
             known = ", ".join(list_datasets(st.settings.root)) or "none"
