@@ -93,6 +93,8 @@ def decode_upload(contents: str, filename: str | None) -> tuple[str, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FilterConfigError(f"{filename}: not a UTF-8 text file; upload a .json or .yaml preset") from exc
+    if not text.strip():
+        raise FilterConfigError(f"{filename or 'upload'}: the file is empty; upload a .json or .yaml preset")
     suffix = Path(filename or "").suffix.lower()
     fmt = "yaml" if suffix in (".yaml", ".yml") else "json" if suffix == ".json" else ""
     if not fmt:

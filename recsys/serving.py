@@ -672,8 +672,19 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    store = st.store()
     config_hash = config.config_hash()
+    loc = str(st.settings.precomputed or "")
+    if not loc.startswith(("redis://", "rediss://", "unix://")):
+        from recsys.precompute import DEFAULT_SQLITE_NAME
+
+        if not Path(loc or st.settings.root / DEFAULT_SQLITE_NAME).exists():  # a read creates no file
+            raise ApiError(
+                404,
+                "no precomputed tables yet: run "
+                f"'python -m recsys precompute --run {run_id} --preset <name>', or ask source=live",
+                "source",
+            )
+    store = st.store()
     meta = store.table_meta(run_id, config_hash)
     if meta is None:
         other = store.preset_meta(run_id, preset_name) if preset_name else None

@@ -282,3 +282,36 @@ def test_viewer_signs_in_in_the_browser_and_sees_no_write_buttons(dash_duo, auth
     dash_duo.find_element(f"#{ids.NAVBAR_LOGOUT}").click()
     dash_duo.wait_for_element("#password", timeout=10)
     assert dash_duo.get_logs() == []
+
+
+def test_an_upload_over_the_bound_is_refused_before_it_is_written(demo_data_copy, monkeypatch, tmp_path):
+    """30 MB sent as a Dash upload (base64 in the callback body) gets 413 before a byte is stored."""
+    from tests.integration.conftest import _fresh_app
+
+    monkeypatch.setenv("RECSYS_IMPORT_DIR", str(tmp_path / "imports"))
+    app = _fresh_app(demo_data_copy, monkeypatch)
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_port}"
+        requests.get(f"{base}/_dash-layout", timeout=10)  # Dash registers its callbacks on first use
+        output = next(o for o, cb in app.callback_map.items() if "data-upload-info" in o)
+        payload = "data:text/csv;base64," + "QUJD" * (30 * 1024 * 1024 // 3)
+        body = {
+            "output": output,
+            "outputs": [],
+            "inputs": [{"id": "data-upload", "property": "contents", "value": payload}],
+            "state": [{"id": "data-upload", "property": "filename", "value": "big.csv"}],
+            "changedPropIds": ["data-upload.contents"],
+        }
+        r = requests.post(
+            f"{base}/_dash-update-component",
+            data=json.dumps(body),
+            timeout=60,
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status_code == 413
+        uploads = tmp_path / "imports" / "uploads"
+        assert not uploads.exists() or not any(uploads.iterdir())
+    finally:
+        srv.shutdown()
