@@ -315,3 +315,36 @@ def test_an_upload_over_the_bound_is_refused_before_it_is_written(demo_data_copy
         assert not uploads.exists() or not any(uploads.iterdir())
     finally:
         srv.shutdown()
+
+
+def test_named_users_from_a_users_file_sign_in_with_their_role(demo_data_copy, monkeypatch, tmp_path):
+    from recsys.auth import hash_password
+    from tests.integration.conftest import _fresh_app
+
+    users = tmp_path / "users.yaml"
+    users.write_text(
+        "users:\n"
+        f"  - {{name: ana, role: editor, password_hash: '{hash_password('ana-password-1')}'}}\n"
+        f"  - {{name: sam, role: viewer, password_hash: '{hash_password('sam-password-1')}'}}\n"
+    )
+    monkeypatch.setenv("RECSYS_USERS_FILE", str(users))
+    monkeypatch.delenv("RECSYS_API_TOKEN", raising=False)
+    monkeypatch.delenv("RECSYS_VIEWER_TOKEN", raising=False)
+    app = _fresh_app(demo_data_copy, monkeypatch)
+    client = app.server.test_client()
+    assert client.get("/_dash-layout").status_code == 401
+
+    def login(name: str, password: str) -> int:
+        page = client.get("/login").get_data(as_text=True)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        return client.post(
+            "/login", data={"csrf_token": csrf, "username": name, "password": password}
+        ).status_code
+
+    assert login("sam", "wrong-password") == 401
+    assert login("nobody", "sam-password-1") == 401
+    assert login("sam", "sam-password-1") == 302
+    assert "role-viewer" in client.get("/_dash-layout").get_data(as_text=True)
+    client.get("/logout")
+    assert login("ana", "ana-password-1") == 302
+    assert "role-editor" in client.get("/_dash-layout").get_data(as_text=True)
