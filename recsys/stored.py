@@ -124,16 +124,18 @@ class PresetFile(_Stored):
 
 
 class DatasetSummary(_Stored):
+    """The counts pages format as numbers (so never null)."""
+
     kind: str | None = None
-    items: int | None = None
-    interactions: int | None = None
-    sequences: int | None = None
-    users: int | None = None
-    categories: int | None = None
-    top_categories: int | None = None
-    brands: int | None = None
-    adult_items: int | None = None
-    items_with_interactions: int | None = None
+    items: int = 0
+    interactions: int = 0
+    sequences: int = 0
+    users: int = 0
+    categories: int = 0
+    top_categories: int = 0
+    brands: int = 0
+    adult_items: int = 0
+    items_with_interactions: int = 0
 
 
 class ReportFile(_Stored):
