@@ -394,7 +394,7 @@ def disk_full_guard(what: str, where: str | os.PathLike[str]) -> Iterator[None]:
 # temporary folders of a save, and what a killed save leaves behind
 # ---------------------------------------------------------------------------
 #: A hidden temporary folder or file younger than this is never swept (it may be in use).
-SWEEP_MIN_AGE_S = 60.0
+SWEEP_MIN_AGE_S = 10.0
 
 
 @contextlib.contextmanager
@@ -434,7 +434,7 @@ def sweep_leftovers(root: str | os.PathLike[str], min_age_s: float = SWEEP_MIN_A
       (``.deleted-*``), unless a live save still holds them (:func:`saving_dir`)
       or they are younger than ``min_age_s``;
     - hidden temporary files of atomic writes (``.run.json.*``, ``.job.json.*``,
-      ``.<preset>.json.*``) older than ``min_age_s``;
+      ``.<preset>.json.*``, ``.index.bin.*`` in a run folder) older than ``min_age_s``;
     - a dataset whose replacement was killed between its two renames is put
       back from ``datasets/.<name>.old``.
     """
@@ -472,13 +472,20 @@ def sweep_leftovers(root: str | os.PathLike[str], min_age_s: float = SWEEP_MIN_A
             elif p.is_file() and ".json." in p.name and old_enough(p):
                 p.unlink(missing_ok=True)
                 done.append(f"removed {p.relative_to(root)}")
-    folders = [root, root / "presets", *(p for p in (root / "jobs").glob("*") if p.is_dir())]
-    folders += [p for p in (root / "runs").glob("*") if p.is_dir() and not p.name.startswith(".")]
-    for folder in folders:
-        for p in folder.glob(".*.json.*"):
-            if p.is_file() and old_enough(p):
-                p.unlink(missing_ok=True)
-                done.append(f"removed {p.relative_to(root)}")
+    # temporary files of atomic writes: "<dot><name>.<random>" beside the file they replace
+    leftovers = [p for d in (root, root / "presets") for p in d.glob(".*.json.*")]
+    leftovers += [p for d in (root / "jobs").glob("*") if d.is_dir() for p in d.glob(".*.json.*")]
+    # a run folder holds no hidden file of its own (.run.json.*, .index.bin.*, .projection.*)
+    leftovers += [
+        p
+        for d in (root / "runs").glob("*")
+        if d.is_dir() and not d.name.startswith(".")
+        for p in d.glob(".*")
+    ]
+    for p in leftovers:
+        if p.is_file() and not p.name.endswith((".lock", ".pending")) and old_enough(p):
+            p.unlink(missing_ok=True)
+            done.append(f"removed {p.relative_to(root)}")
     for line in done:
         logger.info("start-up clean-up: %s", line)
     return done

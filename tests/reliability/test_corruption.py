@@ -471,6 +471,7 @@ def reference(template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "variant"), CASES, ids=[f"{k}-{v}" for k, v in CASES])
 def test_one_damaged_file_names_its_owner_and_takes_nothing_else_down(
     kind: str,

@@ -112,6 +112,28 @@ def test_a_killed_save_is_swept_at_start_but_a_running_one_is_not(root: Path) ->
     assert [r["run_id"] for r in Registry(root).list_runs(include_damaged=True)] == runs_before
 
 
+def test_temporary_files_of_killed_writes_are_swept_and_nothing_else(root: Path) -> None:
+    from components.jobs import on_app_start
+    from recsys.registry import Registry
+
+    run = Registry(root).list_runs()[0]["run_id"]
+    leftovers = [
+        root / "runs" / run / ".run.json.k1ll3d",
+        root / "runs" / ".active.json.x7",
+        root / ".device.json.q",
+    ]
+    kept = [root / ".device.json.pending", root / "presets" / ".lock"]
+    (root / "presets").mkdir(exist_ok=True)
+    for p in leftovers + kept:
+        p.write_text("{")
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    before = _tree(root)
+    on_app_start(root, demo=False)
+    assert not any(p.exists() for p in leftovers) and all(p.exists() for p in kept)
+    after = _tree(root)
+    assert after == {k: v for k, v in before.items() if root / k not in leftovers}
+
+
 def test_a_dataset_replacement_killed_between_its_renames_is_put_back(root: Path) -> None:
     from recsys.data.schema import list_datasets, load_dataset
     from recsys.stored import sweep_leftovers
