@@ -119,3 +119,16 @@ def dataset_meta(name: str, root: str | Path) -> dict[str, Any]:
     from recsys.data.schema import dataset_meta as _dataset_meta
 
     return _dataset_meta(name, root)
+
+
+def unavailable_run(run_id: str) -> str:
+    """Why a run a URL asks for is not offered: "run 'x' is damaged: <why>...", "run 'x' not found"..."""
+    from recsys.errors import DamagedRunError, RunNotFoundError
+
+    try:
+        data_registry().check(run_id)
+    except DamagedRunError as exc:
+        return str(exc)
+    except RunNotFoundError:
+        return f"run '{run_id}' not found"
+    return f"run '{run_id}' has no item vectors (a baseline)"

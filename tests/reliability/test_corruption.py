@@ -397,6 +397,8 @@ def _check(
         a_line = next(line for line in cli.out.splitlines() if line.startswith(a))
         assert "DAMAGED" in a_line and kind in a_line
         assert a in seen["pages"]["runs"] and kind in seen["pages"]["runs"]
+        for view in ("explore?run=A", "map?run=A"):  # its own view says why it shows another run
+            assert f"run '{a}' is damaged" in seen["pages"][view], view
         # serving skips it with a clear error, not a 500
         for url in (f"/api/v1/similar/{SEED}?run={a}", f"/api/v1/runs/{a}" if kind == "run.json" else None):
             if url is None:
