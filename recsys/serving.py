@@ -155,11 +155,21 @@ class _ApiState:
         stamp = self._runs_stamp()
         key = family or ""
         hit = self._default_runs.get(key)
-        if hit is not None and hit[0] == stamp:
+        if hit is not None and hit[0] == stamp and not self._damaged(hit[1]):
             return hit[1]
         run_id = self.registry.default_run(family)
         self._default_runs[key] = (stamp, run_id)
         return run_id
+
+    def _damaged(self, run_id: str | None) -> bool:
+        """Whether a cached default run became damaged since (a few stats; then it is re-chosen)."""
+        if run_id is None:
+            return False
+        try:
+            self.registry.check(run_id)
+        except RecsysError:
+            return True
+        return False
 
     def resolve_run(self, run_id: str | None, family: str | None = None) -> str:
         """The run to serve: ``run_id`` checked to exist, or the default one."""

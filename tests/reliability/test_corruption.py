@@ -408,8 +408,9 @@ def _check(
             assert (
                 a in resp.get_json()["error"]["message"] and "damaged" in resp.get_json()["error"]["message"]
             )
-        # and the default run is never the damaged one
+        # and the default run is never the damaged one: serving falls back to another run
         assert seen["body"]["default_run"] != a
+        assert client.get(f"/api/v1/similar/{SEED}").status_code == 200
         return
     assert not any(r["damaged"] for r in listed.values()), listed
     assert _items(client.get(f"/api/v1/similar/{SEED}?run={a}&k=8")) == reference["A"]
@@ -494,6 +495,8 @@ def test_one_damaged_file_names_its_owner_and_takes_nothing_else_down(
     client = _fresh_app(root, monkeypatch).server.test_client()
     runs = template["runs"]
     assert _items(client.get(f"/api/v1/similar/{SEED}?run={runs['A']}&k=8")) == reference["A"]
+    assert client.get("/api/v1/health").get_json()["default_run"] == runs["A"]  # the active run
+    assert _items(client.get(f"/api/v1/similar/{SEED}?k=8")) == reference["A"]
     pre = client.get(f"/api/v1/similar/{SEED}?run={runs['A']}&preset=women&source=precomputed&k=5")
     assert pre.status_code == 200
     sys.modules["components.jobs"].poll_jobs(1, None, None)
