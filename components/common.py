@@ -146,3 +146,16 @@ def bounded_int(value: Any, default: int, low: int, high: int) -> int:
     if not number.is_integer() or not low <= number <= high:
         return default
     return int(number)
+
+
+def unavailable_run(run_id: str) -> str:
+    """Why a run a URL asks for is not offered: "run 'x' is damaged: <why>...", "run 'x' not found"..."""
+    from recsys.errors import DamagedRunError, RunNotFoundError
+
+    try:
+        data_registry().check(run_id)
+    except DamagedRunError as exc:
+        return str(exc)
+    except RunNotFoundError:
+        return f"run '{run_id}' not found"
+    return f"run '{run_id}' has no item vectors (a baseline)"

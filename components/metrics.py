@@ -66,6 +66,7 @@ def run_rows(
             "created": str(run.get("created", ""))[:19].replace("T", " "),
             "fit_s": _number_or_none(timings.get("fit_s")),
             "device": device.get("device", "") if isinstance(device, dict) else str(device),
+            "error": str(run.get("error") or "") if run.get("damaged") else "",
         }
         for key in metrics:
             row[key] = _number_or_none(m.get(key))
@@ -104,6 +105,7 @@ def column_defs(metrics: Sequence[str] = HEADLINE_METRICS, extra: Sequence[str] 
         "fit_s": {"field": "fit_s", "headerName": "Fit", "valueFormatter": _SECONDS_FORMAT, "maxWidth": 100},
         "device": {"field": "device", "headerName": "Device", "minWidth": 90},
         "run_id": {"field": "run_id", "headerName": "Run id", "minWidth": 220},
+        "error": {"field": "error", "headerName": "Problem", "minWidth": 260, "tooltipField": "error"},
     }
     for key in extra:
         cols.append(extra_defs.get(key, {"field": key}))
@@ -131,7 +133,8 @@ def metrics_grid(
     metrics : sequence of str
         Metric columns, in order (``metric_keys(runs)`` for all of them).
     extra : sequence of str
-        More columns among ``status``, ``created``, ``fit_s``, ``device``, ``run_id``.
+        More columns among ``status``, ``created``, ``fit_s``, ``device``, ``run_id``, ``error``
+        (why a damaged run is damaged).
     selectable : bool
         Single-row selection (read it from ``selectedRows``).
     height : int, optional

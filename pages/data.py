@@ -337,7 +337,13 @@ def datasets_table(root: Any = None) -> Any:
     for name in names:
         try:
             meta = dataset_meta(name, root)
-        except RecsysError:
+        except RecsysError as exc:  # a damaged report.json: named with why, the others still shown
+            body.append(
+                html.Tr(
+                    [html.Td(html.Strong(name)), html.Td(str(exc), colSpan=7, className="text-danger small")],
+                    className="dataset-damaged",
+                )
+            )
             continue
         s = meta.get("summary", {})
         body.append(

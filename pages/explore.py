@@ -22,7 +22,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
-from components.common import bounded_int, bounded_k, data_registry, run_searcher
+from components.common import bounded_int, bounded_k, data_registry, run_searcher, unavailable_run
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
@@ -227,7 +227,9 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     run_ids = [r["run_id"] for r in runs]
     message_children: list[Any] = []
     if run and run not in run_ids:
-        message_children.append(error_alert(f"run '{run}' not found; showing the default run", "Unknown run"))
+        message_children.append(
+            error_alert(f"{unavailable_run(run)}; showing the default run", "Unknown run")
+        )
         run = None
     run = run or registry.default_run() or run_ids[0]
     if run not in run_ids:

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
-from components.common import bounded_k, data_registry, run_searcher
+from components.common import bounded_k, data_registry, run_searcher, unavailable_run
 from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from recsys.config import data_dir
@@ -358,8 +358,8 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
         run = run_ids[0]
     notice = (
         info_alert(
-            f"Run '{asked}' has no map here (unknown, deleted, or a baseline without item vectors); "
-            "showing the default run instead.",
+            f"Run '{asked}' has no map here (unknown, deleted, damaged, or a baseline without item "
+            f"vectors: {unavailable_run(asked)}); showing the default run instead.",
             color="warning",
         )
         if asked and asked != run

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 dash.register_page(__name__, path="/runs", title="RecSys Lab · Runs", name="Runs", order=4)
 
 RUN_METRICS = (*HEADLINE_METRICS, "mrr@10")
-RUN_EXTRAS = ("status", "device", "fit_s", "created")
+RUN_EXTRAS = ("status", "device", "fit_s", "created", "error")
 JOB_KINDS_SHOWN = ("train", "project", "demo")
 DEVICE_POLL = ids.RUNS_DEVICE_POLL
 
@@ -187,12 +187,39 @@ def device_badge(info: dict[str, Any] | None) -> Any:
     )
 
 
+def damage_notice(runs: list[dict[str, Any]], active_problem: str | None = None) -> Any:
+    """A warning naming each damaged run and why (and a damaged active.json), or None."""
+    bad = [r for r in runs if r.get("damaged")]
+    if not bad and not active_problem:
+        return None
+    items = [html.Li([html.Strong(r["run_id"]), f": {r.get('error')}"]) for r in bad]
+    if active_problem:
+        items.append(html.Li(active_problem))
+    text = (
+        "These runs cannot be served or explored until their files are restored; select one to delete it."
+        if bad
+        else ""
+    )
+    return dbc.Alert(
+        [
+            html.Strong("Damaged stored data"),
+            html.Ul(items, className="mb-1 mt-1 small"),
+            html.Div(text, className="small"),
+        ],
+        color="warning",
+        className="mb-3 damaged-runs",
+    )
+
+
 # -- layout ------------------------------------------------------------------------
 def layout(**_query: Any) -> html.Div:
     root = data_dir()
     datasets = list_datasets(root)
+    active_problem = None
     try:
-        runs = Registry(root).list_runs()
+        registry = Registry(root)
+        runs = registry.list_runs(include_damaged=True)  # damaged ones listed with why
+        active_problem = registry.active_problem()
     except (OSError, RecsysError) as exc:
         runs = []
         logger.warning("could not list runs: %s", exc)
@@ -271,6 +298,7 @@ def layout(**_query: Any) -> html.Div:
         "Runs",
         [
             html.Div(id=ids.RUNS_ACTION_MSG),
+            damage_notice(runs, active_problem),
             metrics_grid(ids.RUNS_GRID, runs, metrics=RUN_METRICS, extra=RUN_EXTRAS, selectable=True),
             html.Div(
                 "Select a run to activate it (serving and Explore use the active run of each family), "
@@ -376,8 +404,8 @@ def show_jobs(store: dict | None) -> list:
     prevent_initial_call=True,
 )
 def refresh_runs(_version, _refresh) -> list[dict]:
-    """Reload the runs table when runs change on disk."""
-    return run_rows(Registry(data_dir()).list_runs(), RUN_METRICS)
+    """Reload the runs table when runs change on disk (damaged runs included, with why)."""
+    return run_rows(Registry(data_dir()).list_runs(include_damaged=True), RUN_METRICS)
 
 
 @callback(
@@ -391,6 +419,8 @@ def enable_actions(selected: list[dict] | None):
     if not selected:
         return True, True, True
     row = selected[0]
+    if row.get("status") == "damaged":  # it can only be deleted
+        return True, True, False
     try:
         is_embedding = bool(Registry(data_dir()).get(row["run_id"]).get("is_embedding"))
     except RecsysError:

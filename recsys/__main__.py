@@ -116,7 +116,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     root = data_dir(args.data_dir)
     for name in list_datasets(root):
-        s = dataset_meta(name, root).get("summary", {})
+        try:
+            s = dataset_meta(name, root).get("summary", {})
+        except RecsysError as exc:  # a damaged report.json: named, the others still listed
+            print(f"{name:20s} DAMAGED   {exc}")
+            continue
         print(
             f"{name:20s} {s.get('kind', ''):9s} items={s.get('items')} sequences={s.get('sequences')} "
             f"interactions={s.get('interactions')}"
@@ -187,6 +191,9 @@ def _print_runs_table(args: argparse.Namespace, runs: list[dict[str, Any]]) -> N
         f"{'run_id':42s} {'family':14s} {'act':3s} {'hr@10':>7s} {'ndcg@10':>8s} {'cov@10':>7s} {'items':>7s}"
     )
     for r in runs:
+        if r.get("damaged"):
+            print(f"{r['run_id']:42s} {r.get('family') or '?':14s} DAMAGED: {r.get('error')}")
+            continue
         m = r.get("metrics", {})
         cov = r.get("coverage", {})
 
@@ -203,7 +210,10 @@ def _print_runs_table(args: argparse.Namespace, runs: list[dict[str, Any]]) -> N
 def cmd_runs(args: argparse.Namespace) -> int:
     reg = _registry(args)
     if args.action == "list":
-        _print_runs_table(args, reg.list_runs(args.family))
+        _print_runs_table(args, reg.list_runs(args.family, include_damaged=True))
+        problem = reg.active_problem()
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
     elif args.action == "show":
         _print_json(reg.get(_need_id(args)))
     elif args.action == "delete":
@@ -420,8 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: file not found: {exc.filename}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a read-only folder, a permission: one line, no traceback
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        from recsys.stored import disk_full_message, is_disk_full
+
+        if is_disk_full(exc):
+            message = disk_full_message("the result", exc.filename or data_dir(args.data_dir), exc)
+        else:
+            message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

@@ -44,7 +44,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from recsys import __version__
 from recsys.config import data_dir
 from recsys.errors import (
+    DamagedRunError,
     DatasetNotFoundError,
+    DiskFullError,
     FilterConfigError,
     IndexFileError,
     JobError,
@@ -153,11 +155,21 @@ class _ApiState:
         stamp = self._runs_stamp()
         key = family or ""
         hit = self._default_runs.get(key)
-        if hit is not None and hit[0] == stamp:
+        if hit is not None and hit[0] == stamp and not self._damaged(hit[1]):
             return hit[1]
         run_id = self.registry.default_run(family)
         self._default_runs[key] = (stamp, run_id)
         return run_id
+
+    def _damaged(self, run_id: str | None) -> bool:
+        """Whether a cached default run became damaged since (a few stats; then it is re-chosen)."""
+        if run_id is None:
+            return False
+        try:
+            self.registry.check(run_id)
+        except RecsysError:
+            return True
+        return False
 
     def resolve_run(self, run_id: str | None, family: str | None = None) -> str:
         """The run to serve: ``run_id`` checked to exist, or the default one."""
@@ -486,8 +498,10 @@ def create_blueprint() -> Blueprint:
     def runs() -> Any:
         st = _state()
         family = request.args.get("family") or None
-        out = [_run_summary(m) for m in st.registry.list_runs(family)]
-        return jsonify(runs=out, default_run=st.default_run())
+        # damaged runs are listed too (damaged: true, error: why); serving skips them
+        out = [_run_summary(m) for m in st.registry.list_runs(family, include_damaged=True)]
+        problem = st.registry.active_problem()
+        return jsonify(runs=out, default_run=st.default_run(), warnings=[problem] if problem else [])
 
     @bp.get("/runs/<run_id>")
     def run_detail(run_id: str) -> Any:
@@ -801,6 +815,10 @@ def _http_json(exc: HTTPException) -> flask.Response:
 def _status_of(exc: RecsysError) -> tuple[int, str | None]:
     if type(exc).__name__ == "RunNotSearchableError":  # a baseline run: no vectors to search
         return 400, "run"
+    if isinstance(exc, DiskFullError):  # the server's disk, not the client's fault
+        return 507, None
+    if isinstance(exc, StoredDataError):  # a damaged stored file: that run/preset is unavailable
+        return 503, "run" if isinstance(exc, DamagedRunError) else None
     if isinstance(exc, UnknownItemError):
         return 404, "item_id"
     if isinstance(exc, RunNotFoundError):
@@ -813,8 +831,6 @@ def _status_of(exc: RecsysError) -> tuple[int, str | None]:
         return 422, "filters"
     if isinstance(exc, (IndexFileError, JobError)):
         return 503, None
-    if isinstance(exc, StoredDataError):  # the server's own files: not the client's fault
-        return 500, None
     return 400, None
 
 
@@ -852,6 +868,8 @@ def _run_summary(meta: dict[str, Any]) -> dict[str, Any]:
     out = {k: meta.get(k) for k in _RUN_FIELDS}
     out["metrics"] = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float))}
     out["items_with_vector"] = (meta.get("coverage") or {}).get("items_with_vector")
+    out["damaged"] = bool(meta.get("damaged"))
+    out["error"] = meta.get("error") if meta.get("damaged") else None
     return out
 
 
