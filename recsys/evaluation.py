@@ -119,7 +119,7 @@ def split(
         ts = pd.to_datetime(inter["timestamp"]) if "timestamp" in inter.columns else None
         if ts is None or ts.isna().all():
             raise DataValidationError(
-                f"dataset '{dataset.name}' has no timestamps for a time split; use method='leave_last_out'",
+                f"dataset '{dataset.name}' has no timestamps for a time split; use --split leave_last_out",
                 column="timestamp",
             )
         starts = ts.groupby(inter["sequence_id"].to_numpy()).min().dropna()
@@ -135,7 +135,7 @@ def split(
         if is_test.all() or not is_test.any():
             raise DataValidationError(
                 f"time split of '{dataset.name}' at {cutoff} leaves an empty "
-                f"{'training' if is_test.all() else 'test'} set; change test_days/test_fraction"
+                f"{'training' if is_test.all() else 'test'} set; change the test days or test fraction"
             )
         logger.info(
             "time split of %s at %s: %d train / %d test sequences",

@@ -14,6 +14,7 @@ from typing import Any
 
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import load_dataset, save_dataset
+from recsys.errors import ModelFitError
 from recsys.models import make_model
 from recsys.registry import Registry
 
@@ -108,6 +109,9 @@ def train_run(
     dataset = load_dataset(dataset_name, root)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
+    if len(dataset.interactions) == 0:
+        return _train_catalog_only(family, params, dataset, registry, index_params, activate, label, progress)
+
     t0 = time.perf_counter()
     train, test = split(dataset, method=split_method)
     timings["split_s"] = round(time.perf_counter() - t0, 3)
@@ -147,6 +151,61 @@ def train_run(
         dataset_name=dataset.name,
         dataset_fingerprint=dataset.fingerprint(),
         metrics=metrics,
+        timings=timings,
+        extra=extra,
+        writers=writers,
+        label=label,
+    )
+    if activate or (activate is None and family not in registry.active()):
+        registry.activate(meta["run_id"])
+        meta["active"] = True
+    progress(1000, 1000, f"run {meta['run_id']} ready")
+    return meta
+
+
+def catalog_only_families() -> list[str]:
+    """Model families that train on a catalogue without interactions (``needs_interactions = False``)."""
+    from recsys.models import FAMILIES, get_model_class
+
+    return [f for f in FAMILIES if not getattr(get_model_class(f), "needs_interactions", True)]
+
+
+def _train_catalog_only(
+    family: str,
+    params: dict[str, Any] | None,
+    dataset: Any,
+    registry: Registry,
+    index_params: dict[str, Any] | None,
+    activate: bool | None,
+    label: str | None,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Fit a catalogue-only family on a dataset with no interactions: nothing to evaluate on."""
+    from recsys.models import get_model_class
+
+    if getattr(get_model_class(family), "needs_interactions", True):
+        works = ", ".join(catalog_only_families()) or "none"
+        raise ModelFitError(
+            f"{family} learns from interactions, and dataset '{dataset.name}' is a catalogue with none; "
+            f"families that work on a catalogue alone: {works}. Or import events with the catalogue "
+            "(import csv EVENTS --catalog CATALOG)"
+        )
+    model = make_model(family, **(params or {}))
+    t0 = time.perf_counter()
+    model.fit(dataset, progress=stage(progress, 0, 3, f"training {family}"))
+    timings = {"fit_s": round(time.perf_counter() - t0, 3)}
+    writers = [_index_writer(model, index_params or {})] if model.is_embedding else []
+    progress(700, 1000, "building index and saving run")
+    device = getattr(model, "device_", None)
+    extra = {
+        "split": {"method": "none", "note": "catalogue only: no interactions to evaluate on"},
+        "device": device if device is not None else {"device": "CPU"},
+    }
+    meta = registry.create_run(
+        model,
+        dataset_name=dataset.name,
+        dataset_fingerprint=dataset.fingerprint(),
+        metrics={},
         timings=timings,
         extra=extra,
         writers=writers,

@@ -899,7 +899,9 @@ def _finish_catalog(cat: pd.DataFrame, extras: pd.DataFrame | None) -> pd.DataFr
         for c in extras.columns:
             if c not in res.columns:
                 col = extras[c]
-                text = col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "string"
+                text = (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)) and (
+                    pd.api.types.infer_dtype(col, skipna=True) == "string"
+                )
                 res[c] = col.str.strip() if text else col
     res["price"] = res["price"].astype("float64")
     res["adult"] = res["adult"].astype(bool)
