@@ -394,13 +394,16 @@ JOIN_MARK = "\x1f"
 
 def check_targets(mapping: Mapping[str, Any], *, file: str | None = None) -> None:
     """Refuse a mapping target that is not a schema field, listing the valid ones."""
-    from recsys.data.reading import DROP_TARGETS, FIELDS, did_you_mean, fields_help
+    from recsys.data.reading import DROP_TARGETS, FIELD_SYNONYMS, FIELDS, did_you_mean, fields_help
 
     for src, dst in mapping.items():
         if dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS):
             continue
         if not isinstance(dst, str) or dst not in FIELDS:
             close = did_you_mean(str(dst), FIELDS)
+            synonym = FIELD_SYNONYMS.get(str(dst).strip().lower())
+            if synonym and synonym not in close:
+                close = [synonym, *close]
             hint = f" Did you mean {' or '.join(close)}?" if close else ""
             raise DataValidationError(
                 f"--map {src}={dst}: '{dst}' is not a field of the schema.{hint} Valid fields:\n"

@@ -62,6 +62,35 @@ INTERACTION_FIELDS: dict[str, str] = {
     "position": "order of the event inside its sequence (e.g. add-to-cart order)",
 }
 FIELDS: dict[str, str] = {**INTERACTION_FIELDS, **{k: v for k, v in CATALOG_FIELDS.items() if k != "item_id"}}
+#: Words users write for a field (for "did you mean" on a mapping target).
+FIELD_SYNONYMS: dict[str, str] = {
+    "session": "sequence_id",
+    "session_id": "sequence_id",
+    "order": "sequence_id",
+    "order_id": "sequence_id",
+    "basket": "sequence_id",
+    "invoice": "sequence_id",
+    "sku": "item_id",
+    "product": "item_id",
+    "product_id": "item_id",
+    "item": "item_id",
+    "customer": "user_id",
+    "user": "user_id",
+    "time": "timestamp",
+    "date": "timestamp",
+    "datetime": "timestamp",
+    "event": "event_type",
+    "behavior": "event_type",
+    "behaviour": "event_type",
+    "action": "event_type",
+    "qty": "quantity",
+    "name": "title",
+    "product_name": "title",
+    "cost": "price",
+    "amount": "price",
+    "department": "category",
+    "aisle": "category",
+}
 #: Fields that several columns may be mapped to: their values are joined in order.
 JOINABLE_FIELDS = ("category",)
 #: Targets that drop a column on purpose.
