@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from recsys.config import ENV_DATA_DIR, Progress, data_dir
@@ -333,7 +334,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m recsys",
+        prog="recsys" if Path(sys.argv[0]).name == "recsys" else "python -m recsys",
         description="RecSys Lab: build, evaluate and serve embedding-based item recommendations.",
     )
     parser.add_argument(
