@@ -64,6 +64,9 @@ DATA_DATASETS = "data-datasets"
 DATA_KIND = "data-kind"  # sessions / baskets (generic CSV)
 DATA_ERRORS = "data-errors"  # raise / drop (generic CSV)
 DATA_CSV_OPTIONS = "data-csv-options"
+DATA_OPT = "data-opt"  # pattern-matching type: {"type": DATA_OPT, "option": <import option>} (generic CSV)
+DATA_PREVIEW = "data-preview"  # button: parse the first rows with the form's options, store nothing
+DATA_PREVIEW_OUT = "data-preview-out"
 
 # --- explore
 EXPLORE_PANEL = "explore"  # name of the Explore filter panel / preset bar (pattern-matching ids)

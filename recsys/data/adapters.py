@@ -494,6 +494,7 @@ READ_OPTIONS = (
     "tz",
     "session_gap",
     "event_map",
+    "preview_rows",
 )
 
 
@@ -517,6 +518,7 @@ def import_generic(
     tz: str | None = None,
     session_gap: str | None = None,
     event_map: Any = None,
+    preview_rows: int | None = None,
 ) -> Dataset:
     """Import your own catalog and/or interactions (CSV, gzipped CSV or Parquet).
 
@@ -559,6 +561,9 @@ def import_generic(
         Cut sessions on this gap between a user's events, e.g. "30m".
     event_map : dict or list of "code=type", optional
         Your event codes -> view/cart/purchase (or drop).
+    preview_rows : int, optional
+        Read only the first rows of the events file (of the catalogue when it is alone):
+        a quick preview of what the import would give.
 
     Raises
     ------
@@ -579,7 +584,9 @@ def import_generic(
     cat_src = str(catalog_path) if catalog_path is not None else None
     inter = None
     if interactions_path is not None:
-        inter = read_table(interactions_path, encoding=encoding, sep=sep, header=header, columns=columns)
+        inter = read_table(
+            interactions_path, encoding=encoding, sep=sep, header=header, columns=columns, nrows=preview_rows
+        )
     cat = None
     if catalog_path is not None:
         alone = interactions_path is None
@@ -590,6 +597,7 @@ def import_generic(
             header=header if alone and catalog_header is None else catalog_header,
             columns=columns if alone and not catalog_columns else catalog_columns,
             encoding_option="--catalog-encoding" if not alone else "--encoding",
+            nrows=preview_rows if alone else None,
         )
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
     if inter is not None:

@@ -199,6 +199,7 @@ def read_table(
     header: bool | None = None,
     columns: Sequence[str] | None = None,
     encoding_option: str = "--encoding",
+    nrows: int | None = None,
 ) -> pd.DataFrame:
     """Read a CSV, gzipped CSV or Parquet file into a DataFrame.
 
@@ -223,6 +224,8 @@ def read_table(
         Column names to use (replacing the header row when there is one).
     encoding_option : str
         The option named in the message when the bytes are not valid in ``encoding``.
+    nrows : int, optional
+        Read only the first data rows (previews).
 
     Returns
     -------
@@ -258,6 +261,8 @@ def read_table(
         except Exception as exc:  # pyarrow raises several types
             raise DataValidationError(f"not a readable Parquet file ({exc})", file=src) from exc
         df = df.reset_index(drop=True)
+        if nrows is not None:
+            df = df.head(nrows)
         df.columns = [str(c).strip() for c in df.columns]
         if columns:
             if len(columns) != len(df.columns):
@@ -326,6 +331,7 @@ def read_table(
                 header=0 if has_header else None,
                 names=[str(c).strip() for c in columns] if columns else None,
                 index_col=False,
+                nrows=nrows,
             )
         except UnicodeDecodeError as exc:
             raise _diagnose_encoding(p, encoding, sep, exc, encoding_option) from exc
