@@ -117,6 +117,8 @@ _FORM_WORDS: tuple[tuple[str, str], ...] = (
     (r"--tz", "Time zone"),
     (r"--no-header", "Header row “no”"),
     (r"--columns", "Column names"),
+    (r"--category-sep", "category separator"),
+    (r"--kind baskets", "“Sequences are: baskets / orders”"),
     (r"--map (\S+)=(\S+)", r"the mapping of column \1 to \2"),
     (r"--map of column", "mapping of column"),
     (r"--map", "the column mapping"),
@@ -437,7 +439,7 @@ def validation_report(meta: dict[str, Any]) -> list:
             dbc.Table(
                 html.Tbody(
                     [
-                        html.Tr([html.Td(reason), html.Td(f"{n:,}", className="text-end")])
+                        html.Tr([html.Td(form_words(reason)), html.Td(f"{n:,}", className="text-end")])
                         for reason, n in dropped.items()
                     ]
                 ),
@@ -448,7 +450,7 @@ def validation_report(meta: dict[str, Any]) -> list:
     else:
         out.append(html.Div("No rows dropped.", className="text-success small"))
     for warning in report.get("warnings", []):
-        out.append(dbc.Alert(warning, color="warning", className="py-2 small mb-2"))
+        out.append(dbc.Alert(form_words(warning), color="warning", className="py-2 small mb-2"))
     return out
 
 
@@ -456,7 +458,7 @@ def reading_notes(reading: dict[str, dict[str, str]]) -> list:
     """How each file was read ("separator: tab (detected)"), as the CLI report says it."""
     out: list = []
     for table, notes in reading.items():
-        items = [html.Li(f"{k}: {v}") for k, v in notes.items() if k != "file"]
+        items = [html.Li(form_words(f"{k}: {v}")) for k, v in notes.items() if k != "file"]
         if items:
             name = notes.get("file", table)
             out.append(html.Div(f"How {table} ({name}) was read", className="fw-semibold mt-2"))
@@ -609,47 +611,49 @@ def layout(**_query: Any) -> html.Div:
             ),
             html.Div(id=ids.DATA_UPLOAD_INFO, className="small mb-3"),
             html.Div(
-                dbc.Row(
-                    [
-                        dbc.Col(
-                            [
-                                dbc.Label("Sequences are"),
-                                dbc.RadioItems(
-                                    id=ids.DATA_KIND,
-                                    options=[
-                                        {"label": "sessions (ordered)", "value": "sessions"},
-                                        {"label": "baskets / orders", "value": "baskets"},
-                                    ],
-                                    value="sessions",
-                                    inline=True,
-                                ),
-                            ],
-                            md=6,
-                        ),
-                        dbc.Col(
-                            [
-                                dbc.Label("Bad rows"),
-                                dbc.RadioItems(
-                                    id=ids.DATA_ERRORS,
-                                    options=[
-                                        {"label": "drop and report", "value": "drop"},
-                                        {"label": "stop at the first", "value": "raise"},
-                                    ],
-                                    value="drop",
-                                    inline=True,
-                                ),
-                            ],
-                            md=6,
-                        ),
-                    ],
-                    className="mb-2",
-                ),
+                [
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                [
+                                    dbc.Label("Sequences are"),
+                                    dbc.RadioItems(
+                                        id=ids.DATA_KIND,
+                                        options=[
+                                            {"label": "sessions (ordered)", "value": "sessions"},
+                                            {"label": "baskets / orders", "value": "baskets"},
+                                        ],
+                                        value="sessions",
+                                        inline=True,
+                                    ),
+                                ],
+                                md=6,
+                            ),
+                            dbc.Col(
+                                [
+                                    dbc.Label("Bad rows"),
+                                    dbc.RadioItems(
+                                        id=ids.DATA_ERRORS,
+                                        options=[
+                                            {"label": "drop and report", "value": "drop"},
+                                            {"label": "stop at the first", "value": "raise"},
+                                        ],
+                                        value="drop",
+                                        inline=True,
+                                    ),
+                                ],
+                                md=6,
+                            ),
+                        ],
+                        className="mb-2",
+                    ),
+                    html.Details(
+                        [html.Summary("Reading options (detected unless set)"), read_option_controls()],
+                        id="data-read-options",
+                        className="mb-2",
+                    ),
+                ],
                 id=ids.DATA_CSV_OPTIONS,
-            ),
-            html.Details(
-                [html.Summary("Reading options (detected unless set)"), read_option_controls()],
-                id="data-read-options",
-                className="mb-2",
             ),
             html.Div(id=ids.DATA_MAPPING, className="mb-3"),
             dbc.Button(

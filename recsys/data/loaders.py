@@ -820,6 +820,7 @@ class _Checker:
             self.report.warnings.append(
                 f"{self.file}: {n:,} of {total:,} {self.table} rows dropped for {reason} (column "
                 f"'{column}'): the column probably does not hold what its mapping says"
+                + (f". To fix: {hint}" if hint else "")
             )
         self.dropped |= m
         self.report.drop(f"{self.table}: {reason}", n)
