@@ -227,30 +227,113 @@ def cmd_train(args: argparse.Namespace) -> int:
         params,
         args.dataset,
         args.data_dir,
-        split_method=args.split,
+        split_method=_split_name(args.split or "time"),
         k=args.k,
+        max_cases=args.max_cases,
         activate=args.activate or None,
         label=args.label,
         progress=bar,
+        split_options=_split_options(args),
+        test_dataset=args.test_dataset,
+        repeats=args.repeats,
     )
     bar.close()
     _print_runs_table(args, [meta])
+    if meta.get("metrics"):
+        print()
+        print(format_metrics(meta["metrics"]))
     return 0
+
+
+def _split_name(value: str) -> str:
+    return value.replace("-", "_")
+
+
+def _split_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The split's options from the command line, refusing those of another split."""
+    method = _split_name(args.split or "time")
+    given = {
+        "--test-fraction": ("test_fraction", args.test_fraction, ("time",)),
+        "--cutoff": ("cutoff", args.cutoff, ("cutoff",)),
+        "--days": ("test_days", args.days, ("last_days", "time")),
+    }
+    out: dict[str, Any] = {}
+    for flag, (key, value, methods) in given.items():
+        if value is None:
+            continue
+        if method not in methods:
+            raise RecsysError(f"{flag} goes with --split {' or '.join(m.replace('_', '-') for m in methods)}")
+        out[key] = value
+    if method == "cutoff" and "cutoff" not in out:
+        raise RecsysError("--split cutoff needs --cutoff DATE, e.g. --cutoff 2024-05-01")
+    if method == "last_days" and "test_days" not in out:
+        raise RecsysError("--split last-days needs --days N, e.g. --days 7")
+    if getattr(args, "test_dataset", None) or getattr(args, "test", None):
+        if args.split or out:
+            raise RecsysError("a given test dataset is the split: drop --split and its options")
+    return out
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    """Metrics with their 95% intervals and case counts, then the protocol and warnings."""
+    k = m.get("k", 10)
+    ci = m.get("ci95", {})
+    lines = [f"{'metric':14s} {'value':>8s}  {'95% interval':>19s}"]
+    for name in ("hr", "ndcg", "mrr", "precision", "recall", "coverage", "popularity_bias"):
+        key = f"{name}@{k}"
+        if key not in m:
+            continue
+        lo_hi = ci.get(key)
+        interval = f"[{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]" if lo_hi else ""
+        lines.append(f"{key:14s} {m[key]:8.4f}  {interval:>19s}")
+    n_seeds = m.get("n_seeds", 0)
+    no_recs = m.get("seeds_without_recs", 0)
+    lines.append(f"cases: {m.get('n_cases', 0):,} ({n_seeds:,} distinct seeds)")
+    proto = m.get("protocol") or {}
+    if proto:
+        what = proto.get("cases", "")
+        if proto.get("cases") == "next item":
+            what += f", repeats {proto.get('repeats')}"
+        lines.append(f"protocol: {what}{', sampled' if proto.get('sampled') else ', every case scored'}")
+    if n_seeds:
+        lines.append(f"no recommendation for {no_recs:,} of {n_seeds:,} test seeds ({no_recs / n_seeds:.1%})")
+    if "unknown_test_items" in m:
+        lines.append(
+            f"test items unknown to the training set: {m['unknown_test_items']:,} of {m.get('test_items', 0):,}"
+        )
+    for w in m.get("warnings", []):
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.data.schema import load_dataset
     from recsys.evaluation import evaluate, split
 
+    run_id = args.run or args.run_id
+    if not run_id:
+        raise RecsysError("name the run: recsys evaluate --run RUN_ID (see 'recsys runs list')")
+    if args.run and args.run_id and args.run != args.run_id:
+        raise RecsysError("give the run once: either RUN_ID or --run RUN_ID")
     reg = _registry(args)
-    meta = reg.get(args.run_id)
-    model = reg.load_model(args.run_id)
+    meta = reg.get(run_id)
+    model = reg.load_model(run_id)
     dataset = load_dataset(meta["dataset"]["name"], reg.root)
-    method = args.split or meta.get("split", {}).get("method", "time")
-    train, test = split(dataset, method=method)
-    basket_targets = meta.get("split", {}).get(
-        "basket_targets", "next" if dataset.kind == "baskets" else "rest"
-    )
+    stored = meta.get("split", {})
+    options = _split_options(args)
+    if args.test:
+        train, test = dataset, load_dataset(args.test, reg.root)
+    else:
+        method = _split_name(args.split) if args.split else stored.get("method", "time")
+        if method == "given":
+            if not stored.get("test_dataset"):
+                raise RecsysError("this run was tested on a given dataset; pass --test DATASET")
+            train, test = dataset, load_dataset(stored["test_dataset"], reg.root)
+        else:
+            if not args.split:
+                options = {k: stored[k] for k in ("test_fraction", "test_days", "cutoff") if k in stored}
+            train, test = split(dataset, method=method, **options)
+    basket_targets = stored.get("basket_targets", "next" if dataset.kind == "baskets" else "rest")
     metrics = evaluate(
         model,
         train,
@@ -259,12 +342,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         max_cases=args.max_cases,
         catalog=dataset.catalog,
         basket_targets=basket_targets,
+        repeats=args.repeats,
     )
     if args.save:
-        reg.update(args.run_id, metrics=metrics)
-    _print_json(
-        {k: v for k, v in metrics.items() if k != "per_category"} if not args.per_category else metrics
-    )
+        reg.update(run_id, metrics=metrics)
+    if args.json:
+        _print_json(
+            {k: v for k, v in metrics.items() if k != "per_category"} if not args.per_category else metrics
+        )
+    else:
+        print(format_metrics(metrics))
+        if args.per_category:
+            for cat, row in metrics.get("per_category", {}).items():
+                print(
+                    f"  {cat:30s} n={row['n']:6d} "
+                    + " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "n")
+                )
     return 0
 
 
@@ -330,6 +423,34 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     bar.close()
     _print_json({k: v for k, v in meta.items() if k != "config"})
     return 0
+
+
+def _add_split_args(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=["time", "cutoff", "last-days", "leave-last-out", "last_days", "leave_last_out"],
+        help="evaluation split: time (the latest --test-fraction of sequences), cutoff (sequences from "
+        "--cutoff DATE on), last-days (the last --days N days) or leave-last-out (the last event of "
+        f"every sequence); default: {default or 'the run’s own'}",
+    )
+    p.add_argument(
+        "--test-fraction", type=float, default=None, help="time split: share held out (default 0.1)"
+    )
+    p.add_argument("--cutoff", default=None, metavar="DATE", help="cutoff split: e.g. 2024-05-01")
+    p.add_argument("--days", type=float, default=None, help="last-days split: days held out")
+    p.add_argument(
+        "--repeats",
+        default="collapse",
+        choices=["collapse", "keep"],
+        help="next-item cases: collapse consecutive repeats of an item (default) or keep every position",
+    )
+    p.add_argument(
+        "--max-cases",
+        type=_int_at_least(1),
+        default=None,
+        help="sample this many test cases (default: score every case)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -521,7 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="model parameters, e.g. --param window=3 epochs=10 ns_exponent=-0.5",
     )
-    p.add_argument("--split", default="time", choices=["time", "leave_last_out"], help="evaluation split")
+    p.add_argument(
+        "--test-dataset",
+        default=None,
+        metavar="DATASET",
+        help="test on this stored dataset (your own split); the model is fitted on all of --dataset",
+    )
+    _add_split_args(p, "time")
     p.add_argument("--k", type=_int_at_least(1), default=10, help="metric cut-off (default 10)")
     p.add_argument("--label", default=None, help="a readable name for the run")
     p.add_argument("--activate", action="store_true", help="make it the active run of its family")
@@ -532,18 +659,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-evaluate a stored run",
         description="Recompute the offline metrics of a run on its dataset's split.",
     )
-    p.add_argument("run_id")
+    p.add_argument("run_id", nargs="?", default=None, help="the run (or --run)")
+    p.add_argument("--run", default=None, help="the run to evaluate (see 'recsys runs list')")
+    p.add_argument(
+        "--test", default=None, metavar="DATASET", help="score on this stored dataset (your own test set)"
+    )
     p.add_argument("--k", type=_int_at_least(1), default=10, help="metric cut-off (default 10)")
-    p.add_argument(
-        "--split",
-        default=None,
-        choices=["time", "leave_last_out"],
-        help="evaluation split (default: the run's own)",
-    )
-    p.add_argument(
-        "--max-cases", type=_int_at_least(1), default=5000, help="evaluation cases sampled (default 5000)"
-    )
+    _add_split_args(p, None)
     p.add_argument("--per-category", action="store_true", help="also print the per-category breakdown")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--save", action="store_true", help="store the metrics in run.json")
     p.set_defaults(func=cmd_evaluate)
 

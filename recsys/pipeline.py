@@ -59,11 +59,14 @@ def train_run(
     *,
     split_method: str = "time",
     k: int = 10,
-    max_cases: int = 3000,
+    max_cases: int | None = None,
     index_params: dict[str, Any] | None = None,
     activate: bool | None = None,
     label: str | None = None,
     progress: Progress | None = None,
+    split_options: dict[str, Any] | None = None,
+    test_dataset: str | None = None,
+    repeats: str = "collapse",
 ) -> dict[str, Any]:
     """Train one model variant on a stored dataset and register it as a run.
 
@@ -81,17 +84,24 @@ def train_run(
         A stored dataset (see ``python -m recsys import``).
     root : path-like, optional
         The data directory.
-    split_method : {"time", "leave_last_out"}
+    split_method : {"time", "leave_last_out", "cutoff", "last_days"}
     k : int
         Cut-off of the offline metrics.
-    max_cases : int
-        Evaluation cases sampled from the test split.
+    max_cases : int, optional
+        Sample this many evaluation cases; None (default) scores every case.
     index_params : dict, optional
         ``HnswIndex.build`` parameters (space, M, ef_construction, ef).
     activate : bool, optional
         Make the new run active; by default only when its family has none.
     progress : callable, optional
         ``progress(done, total, message)``.
+    split_options : dict, optional
+        ``test_fraction``, ``test_days`` or ``cutoff`` for :func:`recsys.evaluation.split`.
+    test_dataset : str, optional
+        A stored dataset to test on (the user's own split): the model is fitted on the
+        whole of ``dataset_name`` and scored on this one.
+    repeats : {"collapse", "keep"}
+        Next-item protocol: consecutive repeats collapsed or every position a case.
 
     Returns
     -------
@@ -113,7 +123,13 @@ def train_run(
         return _train_catalog_only(family, params, dataset, registry, index_params, activate, label, progress)
 
     t0 = time.perf_counter()
-    train, test = split(dataset, method=split_method)
+    split_options = {k_: v for k_, v in (split_options or {}).items() if v is not None}
+    if test_dataset:
+        train, test = dataset, load_dataset(test_dataset, root)
+        split_method = "given"
+        split_options = {"test_dataset": test_dataset}
+    else:
+        train, test = split(dataset, method=split_method, **split_options)
     timings["split_s"] = round(time.perf_counter() - t0, 3)
 
     model = make_model(family, **(params or {}))
@@ -134,6 +150,7 @@ def train_run(
         catalog=dataset.catalog,
         progress=stage(progress, 1, 3, "evaluating"),
         basket_targets=basket_targets,
+        repeats=repeats,
     )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
 
@@ -142,7 +159,14 @@ def train_run(
         writers.append(_index_writer(model, index_params or {}))
     progress(700, 1000, "building index and saving run")
     extra = {
-        "split": {"method": split_method, "k": k, "max_cases": max_cases, "basket_targets": basket_targets}
+        "split": {
+            "method": split_method,
+            **split_options,
+            "k": k,
+            "max_cases": max_cases,
+            "basket_targets": basket_targets,
+            "repeats": repeats,
+        }
     }
     device = getattr(model, "device_", None)
     extra["device"] = device if device is not None else {"device": "CPU"}
