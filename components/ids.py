@@ -29,6 +29,7 @@ RUNS_LABEL = "runs-label"
 RUNS_PARAMS = "runs-params"  # container of the generated parameter inputs
 RUNS_PARAM = "runs-param"  # pattern-matching type: {"type": RUNS_PARAM, "name": <param>}
 RUNS_SUBMIT = "runs-submit"
+RUNS_SPLIT = "runs-split"  # pattern-matching type: {"type": RUNS_SPLIT, "option": method|value|test|repeats}
 RUNS_SUBMIT_MSG = "runs-submit-msg"
 RUNS_JOBS = "runs-jobs"  # job progress cards
 RUNS_GRID = "runs-grid"
