@@ -514,3 +514,39 @@ def test_dry_run_prints_report_and_rows_and_stores_nothing(tmp_path, capsys):
     table = out.split("events:\n", 1)[1].split("catalogue:")[0].strip().splitlines()
     assert table[0].split()[:3] == ["sequence_id", "user_id", "item_id"] and len(table) == 6
     assert not (tmp_path / "d").exists() or not list_datasets(tmp_path / "d")
+
+
+@pytest.mark.slow
+def test_content_model_trains_on_a_catalogue_alone(tmp_path, capsys):
+    from recsys.registry import Registry
+
+    rng = np.random.default_rng(0)
+    words = ["red", "blue", "mug", "cup", "tea", "pot", "plate", "bowl", "green", "large", "small", "glass"]
+    rows = [["sku", "name", "dept", "aisle", "price"]]
+    for k in range(120):
+        dept, aisle = rng.choice(["Kitchen", "Garden", "Bath"]), rng.choice(["A", "B"])
+        rows.append([f"p{k}", " ".join(rng.choice(words, 3)), dept, aisle, f"£{k % 40 + 1}.99"])
+    f = write(tmp_path / "catalogue.csv", rows)
+    root = tmp_path / "d"
+    rc, _, err = run(
+        capsys,
+        root,
+        "csv",
+        "--catalog",
+        str(f),
+        "--name",
+        "cat",
+        "--map",
+        "sku=item_id",
+        "name=title",
+        "dept=category",
+        "aisle=category",
+    )
+    assert rc == 0, err
+    rc = main(["--data-dir", str(root), "-q", "train", "content", "--dataset", "cat", "--param", "epochs=1"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    run_meta = Registry(root).list_runs("content")[0]
+    assert run_meta["metrics"] == {} and "no interactions" in run_meta["split"]["note"]
+    ids, _ = Registry(root).load_model(run_meta["run_id"]).similar(["p0"], 5)
+    assert len([i for i in ids[0] if i]) == 5
