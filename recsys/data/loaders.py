@@ -317,7 +317,12 @@ def read_table(
                     f"({sep.join(first)[:120]!r}); name every column, in order",
                     file=src,
                 )
-            reading["columns"] = "named by --columns" + (" (header row replaced)" if has_header else "")
+            reading["columns"] = "named by --columns" + (
+                f" (the first row, {sep.join(first)[:80]!r}, was read as a header and replaced; pass "
+                "--no-header if it is data)"
+                if has_header
+                else ""
+            )
         try:
             df = pd.read_csv(
                 p,
