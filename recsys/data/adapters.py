@@ -482,6 +482,20 @@ def _split_mapping(
     return cat_map, int_map
 
 
+def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any]) -> dict[str, Any]:
+    from recsys.data.reading import guess_mapping
+
+    if frame is None:
+        return mapping
+    guess = guess_mapping(frame.columns)
+    if guess:
+        shown = ", ".join(f"{c} -> {f}" for c, f in guess.items())
+        frame.attrs.setdefault("reading", {})["mapping"] = (
+            f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
+        )
+    return {**guess, **mapping}
+
+
 #: Options of :func:`import_generic` that say how to read the files (the CLI and the Data page pass them).
 READ_OPTIONS = (
     "sep",
@@ -600,6 +614,10 @@ def import_generic(
             nrows=preview_rows if alone else None,
         )
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
+    if not mapping:
+        # no --map at all: columns whose names mean a field are used as that field (reported)
+        cat_map = _guessed(cat, cat_map)
+        int_map = _guessed(inter, int_map)
     if inter is not None:
         inter = apply_mapping(inter, int_map, file=inter_src)
         _require(inter, ("item_id",) if gap is not None else ("sequence_id", "item_id"), inter_src)

@@ -91,6 +91,46 @@ FIELD_SYNONYMS: dict[str, str] = {
     "department": "category",
     "aisle": "category",
 }
+#: Column names (lower-cased, letters and digits only) that mean a field, in order of preference.
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "visitid", "transactionid"),
+    "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "asin"),
+    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid"),
+    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp"),
+    "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
+    "quantity": ("quantity", "qty"),
+    "position": ("position", "addtocartorder"),
+    "title": ("title", "name", "productname", "itemname"),
+    "category": ("category", "categorycode", "categorypath", "categoryname"),
+    "brand": ("brand", "brandname", "productbrand"),
+    "gender": ("gender", "sex"),
+    "price": ("price", "unitprice", "saleprice", "sellingprice"),
+    "adult": ("adult",),
+    "description": ("description", "productdescription"),
+    "image_url": ("imageurl", "image", "imagelink"),
+}  # fmt: skip
+
+
+def guess_mapping(columns: Iterable[str], fields: Iterable[str] | None = None) -> dict[str, str]:
+    """{file column: field} for columns whose name means a field (a field already present as a
+    column is left alone; each column and field is used once)."""
+    columns = [str(c) for c in columns]
+    present = set(columns)
+    norm = {}
+    for c in columns:
+        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
+    out: dict[str, str] = {}
+    for field in fields or FIELD_ALIASES:
+        if field in present:
+            continue
+        for alias in FIELD_ALIASES.get(field, ()):
+            col = norm.get(alias)
+            if col and col not in out and col not in FIELD_ALIASES:
+                out[col] = field
+                break
+    return out
+
+
 #: Fields that several columns may be mapped to: their values are joined in order.
 JOINABLE_FIELDS = ("category",)
 #: Targets that drop a column on purpose.

@@ -48,7 +48,7 @@ CASES = [
     ("rename_onto_existing", {"ev.csv": _ev("o1,a,x", header="order,sku,title")}, ["csv", "{ev}", "--map", "order=sequence_id", "sku=title"], ["already has a column 'title'"]),
     ("no_sequence_column", {"ev.csv": EV}, ["csv", "{ev}", "--map", "sku=item_id"], ["required column 'sequence_id' is missing", "--map <your column>=sequence_id", "--session-gap 30m"]),
     ("no_item_column", {"ev.csv": EV}, ["csv", "{ev}", "--map", "order=sequence_id"], ["required column 'item_id' is missing"]),
-    ("catalogue_without_item_id", {"cat.csv": CAT}, ["csv", "--catalog", "{cat}"], ["required column 'item_id' is missing", "columns present: sku, name, price"]),
+    ("catalogue_without_item_id", {"cat.csv": CAT.replace("sku", "code")}, ["csv", "--catalog", "{cat}"], ["required column 'item_id' is missing", "columns present: code, title, price"]),
     ("missing_item_id", {"ev.csv": _ev("o1,a,2024-01-01", "o1,,2024-01-01", "o2,b,2024-01-01")}, ["csv", "{ev}", *MAP[:4]], ["missing item_id", "row 2", "--errors drop"]),
     ("missing_sequence_id", {"ev.csv": _ev("o1,a,2024-01-01", ",b,2024-01-01", "o2,b,2024-01-01")}, ["csv", "{ev}", *MAP[:4]], ["missing sequence_id", "row 2"]),
     ("duplicate_item_id", {"ev.csv": EV, "cat.csv": CAT + "a,Apricot,3\n"}, BOTH, ["duplicate item_id (first seen at row 1)", "'a' at row 3"]),

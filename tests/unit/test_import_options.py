@@ -550,3 +550,22 @@ def test_content_model_trains_on_a_catalogue_alone(tmp_path, capsys):
     assert run_meta["metrics"] == {} and "no interactions" in run_meta["split"]["note"]
     ids, _ = Registry(root).load_model(run_meta["run_id"]).similar(["p0"], 5)
     assert len([i for i in ids[0] if i]) == 5
+
+
+def test_without_map_columns_named_like_fields_are_used_and_reported(tmp_path, capsys):
+    # the first example: a tab-separated .txt with SessionId, ItemId, Time and no option at all
+    f = write(tmp_path / "clicks.txt", EVENTS, "\t")
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(f))
+    assert rc == 0, err
+    reading = report_of(out)["reading"]["interactions"]
+    assert reading["mapping"].startswith(
+        "guessed from the column names (no --map given): SessionId -> sequence_id"
+    )
+    ds = load_dataset("imported", tmp_path / "d")
+    assert ds.interactions["timestamp"].notna().all() and len(ds.interactions) == 5
+    # a --map is taken as given: nothing else is guessed
+    rc, out, _ = run(
+        capsys, tmp_path / "d", "csv", str(f), "--map", "SessionId=sequence_id", "ItemId=item_id"
+    )
+    assert rc == 0 and "mapping" not in report_of(out)["reading"]["interactions"]
+    assert load_dataset("imported", tmp_path / "d").interactions["timestamp"].isna().all()

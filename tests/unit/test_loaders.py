@@ -87,12 +87,12 @@ def stored(tmp_data_dir: Path, tmp_path: Path):
 _MALFORMED = [
     (
         "missing_required_column",
-        {"interactions": [INTERACTIONS[0].replace("sequence_id", "session")] + INTERACTIONS[1:]},
+        {"interactions": [INTERACTIONS[0].replace("sequence_id", "grp")] + INTERACTIONS[1:]},
         None,
         "interactions.csv",
         None,
         "sequence_id",
-        ["required column 'sequence_id' is missing", "columns present: session"],
+        ["required column 'sequence_id' is missing", "columns present: grp"],
     ),
     (
         "non_numeric_price",
