@@ -283,29 +283,18 @@ def _folder_files(folder: Path) -> dict[str, Path]:
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str | None]:
-    """Schema field -> file column, where a column's name matches a field (case/spacing ignored)."""
-    norm = {re.sub(r"[^a-z0-9]", "", c.lower()): c for c in columns}
-    aliases = {
-        "sequence_id": ("sequenceid", "sessionid", "session", "orderid", "basketid", "invoiceno", "invoice"),
-        "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product"),
-        "user_id": ("userid", "customerid", "user", "customer"),
-        "timestamp": ("timestamp", "time", "eventtime", "date", "datetime", "invoicedate"),
-        "event_type": ("eventtype", "event", "action"),
-        "quantity": ("quantity", "qty"),
-        "title": ("title", "name", "productname", "description_short"),
-        "category": ("category", "categorycode", "categorypath"),
-        "brand": ("brand",),
-        "gender": ("gender", "sex"),
-        "price": ("price", "unitprice"),
-        "adult": ("adult",),
-        "description": ("description", "desc"),
-        "image_url": ("imageurl", "image", "imagelink"),
-    }
+    """Schema field -> file column, where a column's name means the field (case/spacing ignored);
+    the same names the command line guesses (:data:`recsys.data.reading.FIELD_ALIASES`)."""
+    from recsys.data.reading import FIELD_ALIASES
+
+    norm: dict[str, str] = {}
+    for c in columns:
+        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
     out: dict[str, str | None] = {}
     used: set[str] = set()
-    for field, names in aliases.items():
+    for field, names in FIELD_ALIASES.items():
         out[field] = None
-        for alias in names:
+        for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
             col = norm.get(alias)
             if col and col not in used:
                 out[field] = col
