@@ -70,6 +70,28 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _fraction(text: str) -> float:
+    """An argparse ``type``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    """An argparse ``type``: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
@@ -435,10 +457,10 @@ def _add_split_args(p: argparse.ArgumentParser, default: str | None) -> None:
         f"every sequence); default: {default or 'the run’s own'}",
     )
     p.add_argument(
-        "--test-fraction", type=float, default=None, help="time split: share held out (default 0.1)"
+        "--test-fraction", type=_fraction, default=None, help="time split: share held out (default 0.1)"
     )
     p.add_argument("--cutoff", default=None, metavar="DATE", help="cutoff split: e.g. 2024-05-01")
-    p.add_argument("--days", type=float, default=None, help="last-days split: days held out")
+    p.add_argument("--days", type=_positive, default=None, help="last-days split: days held out")
     p.add_argument(
         "--repeats",
         default="collapse",

@@ -139,3 +139,17 @@ def test_confidence_interval():
     lo, hi = confidence_interval(np.array([1.0] * 30 + [0.0] * 70), binary=True)
     assert lo < 0.3 < hi and 0.21 < lo < 0.22 and 0.39 < hi < 0.40  # Wilson, n=100, p=0.3
     assert confidence_interval(np.array([2.0, 2.0, 2.0])) == [2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--test-fraction", "1.5"], "--test-fraction: must be between 0 and 1"),
+        (["--split", "last-days", "--days", "-2"], "--days: must be above 0"),
+        (["--split", "sometimes"], "invalid choice"),
+    ],
+)
+def test_bad_split_values_are_usage_errors(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(tmp_path), "-q", "train", "popularity", *argv])
+    assert exc.value.code == 2 and words in capsys.readouterr().err
