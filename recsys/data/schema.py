@@ -78,6 +78,11 @@ class ValidationReport:
         Catalog items with no price.
     warnings : list of str
         Anything else worth telling the user.
+    reading : dict
+        Per file ("catalog", "interactions"): how it was read and what was detected,
+        e.g. ``{"separator": "tab (detected)", "timestamps": "unix seconds (detected)"}``.
+    filled : dict
+        Catalogue field -> items whose empty value was filled from the events' attributes.
     """
 
     rows_read: dict[str, int] = field(default_factory=dict)
@@ -86,6 +91,8 @@ class ValidationReport:
     duplicate_ids: int = 0
     missing_prices: int = 0
     warnings: list[str] = field(default_factory=list)
+    reading: dict[str, dict[str, str]] = field(default_factory=dict)
+    filled: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str, n: int) -> None:
         """Record ``n`` rows dropped for ``reason`` (no-op when n == 0)."""

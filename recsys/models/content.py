@@ -297,6 +297,8 @@ class ContentModel(EmbeddingModel):
     """
 
     family: ClassVar[str] = "content"
+    #: trains on a catalogue alone (items of one category are its positives)
+    needs_interactions: ClassVar[bool] = False
     param_choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "loss": _LOSSES,
         "title_weighting": _TITLE_WEIGHTINGS,
