@@ -32,6 +32,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.compare.update_per_category",
         "pages.compare.update_seed_options",
         "pages.data.inspect_file",
+        "pages.data.preview_import",  # a dry run: stores nothing
         "pages.data.show_import",
         "pages.data.source_hint",
         "pages.explore.download",
