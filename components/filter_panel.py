@@ -150,6 +150,51 @@ def controls_from_filter_config(config: FilterConfig | None) -> dict[str, Any]:
     return out
 
 
+#: The dropdown controls whose options must contain a loaded value (a Dash dropdown shows
+#: nothing for a value that is not among its options, and sends it back dropped).
+OPTION_FIELDS: tuple[str, ...] = ("category_level", "brands_allow", "brands_deny", "banned_brand_pairs")
+
+
+def option_deps(panel: str, dep: type[DashDependency] = State) -> dict[str, DashDependency]:
+    """``{field: dep(control_id(panel, field), "options")}`` for the dropdowns of OPTION_FIELDS.
+
+    As outputs they duplicate other callbacks' (the pair "Add" button), hence allow_duplicate.
+    """
+    if dep is Output:
+        return {f: Output(control_id(panel, f), "options", allow_duplicate=True) for f in OPTION_FIELDS}
+    return {f: dep(control_id(panel, f), "options") for f in OPTION_FIELDS}
+
+
+def options_holding(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, list[dict]]:
+    """Options of the OPTION_FIELDS dropdowns that keep what they had and hold ``values``.
+
+    ``values`` are control values as :func:`controls_from_filter_config` gives them (a loaded
+    preset); a brand or category level the run's catalogue view does not offer is appended,
+    and the banned pairs' options are exactly the pairs (a pair is removed by its cross).
+    """
+    current = current or {}
+    out: dict[str, list[dict]] = {}
+    for field in OPTION_FIELDS:
+        wanted = values.get(field)
+        if field == "banned_brand_pairs":
+            out[field] = [{"label": p, "value": p} for p in (wanted or [])]
+            continue
+        opts = [
+            dict(o) if isinstance(o, Mapping) else {"label": str(o), "value": o}
+            for o in current.get(field) or []
+        ]
+        have = {o.get("value") for o in opts}
+        more = [wanted] if field == "category_level" else list(wanted or [])
+        for v in more:
+            if v is None or v in have:
+                continue
+            label = f"level {int(v) + 1}" if field == "category_level" else str(v)
+            opts.append({"label": label, "value": v})
+            have.add(v)
+        out[field] = opts
+    return out
+
+
 # -- layout ------------------------------------------------------------------------------
 
 

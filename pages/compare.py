@@ -27,6 +27,8 @@ from components.filter_panel import (
     filter_config_from_controls,
     filter_inputs,
     filter_panel,
+    option_deps,
+    options_holding,
 )
 from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
@@ -576,16 +578,18 @@ def update_lists(
 
 
 @callback(
-    output={"controls": filter_inputs(PANEL, Output)},
-    inputs={"preset": Input(ids.COMPARE_PRESET, "value")},
+    output={"controls": filter_inputs(PANEL, Output), "choices": option_deps(PANEL, Output)},
+    inputs={"preset": Input(ids.COMPARE_PRESET, "value"), "choices": option_deps(PANEL, State)},
     prevent_initial_call=True,
 )
-def load_preset(preset: str | None) -> dict[str, Any]:
-    """Put a saved preset's filters into the panel (no preset: default filters)."""
+def load_preset(preset: str | None, choices: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put a saved preset's filters into the panel (no preset: default filters); the panel's
+    dropdowns get options for the preset's brands, level and banned pairs (or would drop them)."""
     config = None
     if preset:
         config, _err = safe_load(PresetStore(data_dir()), preset)
-    return {"controls": controls_from_filter_config(config)}
+    controls = controls_from_filter_config(config)
+    return {"controls": controls, "choices": options_holding(controls, choices)}
 
 
 @callback(Output(ids.COMPARE_PER_CATEGORY, "children"), Input(ids.COMPARE_RUNS, "value"))

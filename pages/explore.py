@@ -24,10 +24,13 @@ from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, 
 from components import ids
 from components.common import data_registry, run_searcher
 from components.filter_panel import (
+    OPTION_FIELDS,
     controls_from_filter_config,
     filter_config_from_controls,
     filter_inputs,
     filter_panel,
+    option_deps,
+    options_holding,
 )
 from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
 from components.layout import empty_state, error_alert, page_header
@@ -487,6 +490,7 @@ clientside_callback(
 @callback(
     output={
         "controls": filter_inputs(PANEL, Output),
+        "choices": option_deps(PANEL, Output),
         "options": Output(pid(PRESET_SELECT, PANEL), "options"),
         "selected": Output(pid(PRESET_SELECT, PANEL), "value"),
         "loaded": Output(ids.EXPLORE_PRESET_STORE, "data"),
@@ -501,6 +505,7 @@ clientside_callback(
         "filename": State(pid(PRESET_UPLOAD, PANEL), "filename"),
         "name": State(pid(PRESET_NAME, PANEL), "value"),
         "values": filter_inputs(PANEL, State),
+        "choices": option_deps(PANEL, State),
     },
     prevent_initial_call=True,
 )
@@ -512,9 +517,10 @@ def preset_action(
     filename: str | None,
     name: str | None,
     values: dict[str, Any],
+    choices: dict[str, Any],
 ) -> dict[str, Any]:
     """Load (select), save, delete or upload a preset."""
-    return preset_action_impl(ctx.triggered_id, selected, upload, filename, name, values)
+    return preset_action_impl(ctx.triggered_id, selected, upload, filename, name, values, choices=choices)
 
 
 def preset_action_impl(
@@ -525,12 +531,18 @@ def preset_action_impl(
     name: str | None,
     values: dict[str, Any],
     root: Any = None,
+    choices: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The preset callback as a plain function (``trigger`` is the id that fired)."""
+    """The preset callback as a plain function (``trigger`` is the id that fired).
+
+    ``choices`` are the options of the panel's dropdowns: a loaded preset's brands, category
+    level and banned pairs are added to them, or the dropdowns would drop those values.
+    """
     store = PresetStore(data_dir(root))
     keep = {f: no_update for f in values}
     out: dict[str, Any] = {
         "controls": keep,
+        "choices": {f: no_update for f in OPTION_FIELDS},
         "options": no_update,
         "selected": no_update,
         "loaded": no_update,
@@ -548,6 +560,7 @@ def preset_action_impl(
                 out["message"] = message(error, "danger")
                 return out
             out["controls"] = controls_from_filter_config(config)
+            out["choices"] = options_holding(out["controls"], choices)
             out["loaded"] = {"name": selected, "hash": config.config_hash()}
             out["name"] = selected
             out["message"] = message(f"Loaded preset “{selected}”.")
@@ -576,6 +589,7 @@ def preset_action_impl(
                 return out
             preset_name, config = import_upload(store, upload, filename)
             out["controls"] = controls_from_filter_config(config)
+            out["choices"] = options_holding(out["controls"], choices)
             out["options"] = preset_options(store)
             out["selected"] = preset_name
             out["name"] = preset_name
