@@ -152,7 +152,7 @@ def train_run(
         writers=writers,
         label=label,
     )
-    if activate or (activate is None and family not in registry.active()):
+    if activate or (activate is None and family not in registry.active(dataset.name)):
         registry.activate(meta["run_id"])
         meta["active"] = True
     progress(1000, 1000, f"run {meta['run_id']} ready")
