@@ -198,6 +198,26 @@ def options_holding(values: Mapping[str, Any], current: Mapping[str, Any] | None
 # -- layout ------------------------------------------------------------------------------
 
 
+def similarity_slider_props(scale: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``max``, ``step`` and ``marks`` of the min-similarity slider for a run's score scale
+    (:func:`recsys.search.similarity_scale`); 0-1 when there is none.
+
+    Marks: "off" at 0, the 10th/50th/90th percentiles of the run's top-k scores (labelled
+    with their value; the tooltip of the slider says what they are) and the upper end.
+    """
+    top = float((scale or {}).get("max") or 1.0)
+    step = 0.005 if top <= 0.3 else 0.01
+    marks: dict[float, Any] = {0: "off"}
+    quantiles = (scale or {}).get("quantiles") or {}
+    for q in sorted(quantiles, key=float):
+        v = round(float(quantiles[q]), 3)
+        if 0 < v < top and all(abs(v - m) >= 0.08 * top for m in marks):
+            marks[v] = {"label": f"{v:.2f}", "style": {"fontSize": "0.7rem"}}
+    if all(abs(top - m) >= 0.08 * top for m in marks):
+        marks[top] = f"{top:.2f}"
+    return {"min": 0, "max": top, "step": step, "marks": marks}
+
+
 def _switch(panel: str, field: str, label: str, value: bool, hint: str | None = None) -> html.Div:
     return html.Div(
         dbc.Switch(id=control_id(panel, field), label=label, value=bool(value), className="filter-switch"),
@@ -231,6 +251,7 @@ def filter_panel(
     brands: Sequence[str] = (),
     n_levels: int = 3,
     compact: bool = False,
+    similarity: Mapping[str, Any] | None = None,
 ) -> html.Div:
     """A control for every FilterConfig rule, preset to ``config``.
 
@@ -246,6 +267,9 @@ def filter_panel(
         Depth of the catalogue's category paths (options of "category level").
     compact : bool
         Two-column layout of the switches and no hints (for Compare's side panel).
+    similarity : mapping, optional
+        The run's score scale (:func:`recsys.search.similarity_scale`): the min-similarity
+        slider spans the run's scores instead of 0-1.
     """
     v = controls_from_filter_config(config)
     brand_opts = [{"label": b, "value": b} for b in brands]
@@ -325,14 +349,16 @@ def filter_panel(
                 ],
                 className="filter-inline",
             ),
-            html.Div("Min. similarity", className="filter-label"),
+            html.Div(
+                "Min. similarity",
+                className="filter-label",
+                title="marks: 10th, 50th and 90th percentile of this run's top-10 neighbour scores",
+            ),
             dcc.Slider(
                 id=control_id(panel, "min_similarity"),
-                min=0,
-                max=1,
-                step=0.05,
                 value=v["min_similarity"],
-                marks={0: "off", 0.5: "0.5", 1: "1"},
+                tooltip={"placement": "bottom", "always_visible": False},
+                **similarity_slider_props(similarity),
                 updatemode="mouseup",
                 allow_direct_input=False,
                 className="filter-slider",

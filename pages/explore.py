@@ -25,12 +25,14 @@ from components import ids
 from components.common import data_registry, run_searcher
 from components.filter_panel import (
     OPTION_FIELDS,
+    control_id,
     controls_from_filter_config,
     filter_config_from_controls,
     filter_inputs,
     filter_panel,
     option_deps,
     options_holding,
+    similarity_slider_props,
 )
 from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
 from components.layout import empty_state, error_alert, page_header
@@ -200,6 +202,16 @@ def seed_card_view(run_id: str | None, seed: str | None) -> Any:
 
 
 # -- layout ---------------------------------------------------------------------------
+def _scale(run_id: str) -> dict[str, Any] | None:
+    """The run's similarity scale (None when the run cannot be searched: 0-1 then)."""
+    from recsys.search import similarity_scale  # off the app's start path (as run_searcher)
+
+    try:
+        return similarity_scale(run_searcher(run_id))
+    except RecsysError:
+        return None
+
+
 def layout(seed: str | None = None, run: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
     """The Explore page for an optional seed, run and preset (from the URL query)."""
     header = page_header("Explore", "Nearest neighbours of a product, live under the post-filters.")
@@ -307,7 +319,13 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                         [
                             preset_bar(PANEL, names, preset),
                             html.Hr(className="my-3"),
-                            filter_panel(PANEL, config, brands=top_brands(view), n_levels=view.max_level + 1),
+                            filter_panel(
+                                PANEL,
+                                config,
+                                brands=top_brands(view),
+                                n_levels=view.max_level + 1,
+                                similarity=_scale(run),
+                            ),
                         ]
                     ),
                 ],
@@ -466,6 +484,26 @@ def update_results(
     if out["message"] is None:
         out["message"] = no_update if ctx.triggered_id is None else []
     return out
+
+
+@callback(
+    Output(control_id(PANEL, "min_similarity"), "max"),
+    Output(control_id(PANEL, "min_similarity"), "step"),
+    Output(control_id(PANEL, "min_similarity"), "marks"),
+    Input(ids.EXPLORE_RUN, "value"),
+    prevent_initial_call=True,
+)
+def similarity_range(run_id: str | None) -> tuple[Any, Any, Any]:
+    """The min-similarity slider spans the chosen run's scores (they differ by model)."""
+    from recsys.search import similarity_scale  # off the app's start path (as run_searcher)
+
+    if not run_id:
+        return no_update, no_update, no_update
+    try:
+        props = similarity_slider_props(similarity_scale(run_searcher(run_id)))
+    except RecsysError:
+        return no_update, no_update, no_update
+    return props["max"], props["step"], props["marks"]
 
 
 # Keep the address bar in step without a page reload (see the module docstring).
