@@ -121,7 +121,7 @@ def _fmt_count(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{int(value):,}" if value.is_integer() else f"{value:.3f}"
     return str(value)
 
 

@@ -242,6 +242,14 @@ def test_preset_with_every_field_round_trips(dash_duo, dash_app_copy, demo_data_
     dash_duo.driver.get(f"{dash_duo.server_url}/compare?seed={seed}&runs={run},{other}")
     _pick(dash_duo, f"#{ids.COMPARE_PRESET}", "saved-every-field")
     _check_controls(dash_duo, preset, panel="compare")
+    # the address bar follows Compare's runs, seed and preset
+    from urllib.parse import parse_qs, urlparse
+
+    wait_until(
+        lambda: "preset=saved-every-field" in dash_duo.driver.current_url, timeout=10, what="Compare's URL"
+    )
+    query = parse_qs(urlparse(dash_duo.driver.current_url).query)
+    assert query["runs"] == [f"{run},{other}"] and query["seed"] == [seed]
     assert dash_duo.get_logs() == []
 
 
