@@ -26,6 +26,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "dash.dash.Dash.enable_pages.<locals>.router_sync.<locals>.update",  # Dash's page router
         "components.filter_panel.add_banned_pair",
         "components.jobs.poll_jobs",
+        "pages.compare.limit_runs",
         "pages.compare.load_preset",
         "pages.compare.update_disagreement",
         "pages.compare.update_lists",
@@ -38,6 +39,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.explore.download",
         "pages.explore.edit_session",
         "pages.explore.run_impact",
+        "pages.explore.similarity_range",
         "pages.explore.update_results",
         "pages.explore.update_seed_card",
         "pages.explore.update_seed_options",

@@ -21,6 +21,7 @@ JOB_CANCEL = (
 
 # --- overview
 OVERVIEW_DATASET = "overview-dataset"
+OVERVIEW_DATASET_SELECT = "overview-dataset-select"  # which dataset the page describes (?dataset=)
 OVERVIEW_DEMO_JOB = "overview-demo-job"
 OVERVIEW_RUNS_GRID = "overview-runs-grid"
 OVERVIEW_LINKS = "overview-links"

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import dash
 import dash_bootstrap_components as dbc
 from dash import html
 
 from components import ids
 
+
 #: (label, path) of the navbar links, in order.
-NAV_PAGES: tuple[tuple[str, str], ...] = (
-    ("Overview", "/"),
-    ("Explore", "/explore"),
-    ("Map", "/map"),
-    ("Compare", "/compare"),
-    ("Runs", "/runs"),
-    ("Data", "/data"),
-)
+def nav_pages() -> list[tuple[str, str]]:
+    """(name, path) of every registered page for the navbar, in ``order``.
+
+    Built from ``dash.page_registry``, so a new page module appears without editing this
+    file; a page registered with ``nav=False`` (the 404 page) is left out.
+    """
+    pages = [p for p in dash.page_registry.values() if p.get("nav", True) and p.get("path") != "/404"]
+    pages.sort(key=lambda p: (p.get("order") if p.get("order") is not None else 99, p.get("name", "")))
+    return [(p["name"], p["path"]) for p in pages]
 
 
 def navbar(user: str | None = None, role: str | None = None) -> dbc.Navbar:
@@ -41,7 +44,7 @@ def navbar(user: str | None = None, role: str | None = None) -> dbc.Navbar:
         ]
     links = [
         dbc.NavItem(dbc.NavLink(label, href=path, active="exact", className="px-3"))
-        for label, path in NAV_PAGES
+        for label, path in nav_pages()
     ]
     return dbc.Navbar(
         dbc.Container(
@@ -136,7 +139,7 @@ def _fmt_count(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{int(value):,}" if value.is_integer() else f"{value:.3f}"
     return str(value)
 
 

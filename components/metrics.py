@@ -40,6 +40,10 @@ def _metric_format(key: str) -> dict[str, str]:
     }
 
 
+_NUMBER_FORMAT = {"function": "params.value == null ? '—' : d3.format('.3f')(params.value)"}
+_INTEGER_FORMAT = {"function": "params.value == null ? '—' : d3.format(',d')(params.value)"}
+
+
 _SECONDS_FORMAT = {"function": "params.value == null ? '—' : d3.format('.1f')(params.value) + ' s'"}
 
 
@@ -204,10 +208,16 @@ def metrics_grid(
     style = {"height": f"{height}px"} if height else None
     if style is None:
         grid_options["domLayout"] = "autoHeight"
+    columns = column_defs(metrics, extra)
+    for col in columns:
+        if col.get("valueFormatter") is _NUMBER_FORMAT and is_count_column(
+            [r.get(col["field"]) for r in rows]
+        ):
+            col["valueFormatter"] = _INTEGER_FORMAT  # counts ("10", not "10.000")
     return dag.AgGrid(
         id=grid_id,
         rowData=rows,
-        columnDefs=column_defs(metrics, extra),
+        columnDefs=columns,
         defaultColDef={"sortable": True, "resizable": True, "filter": False, "flex": 1, "minWidth": 90},
         getRowId="params.data.run_id",
         dashGridOptions=grid_options,
@@ -215,6 +225,13 @@ def metrics_grid(
         className="metrics-grid",
         style=style or {"width": "100%"},
     )
+
+
+def is_count_column(values: Sequence[Any]) -> bool:
+    """Whether a metric column holds counts: every value a whole number and one above 1
+    (so a rate that happens to be 0 or 1 keeps its decimals)."""
+    nums = [float(v) for v in values if _is_number(v) and math.isfinite(float(v))]
+    return bool(nums) and all(v.is_integer() for v in nums) and any(abs(v) > 1 for v in nums)
 
 
 def _is_number(value: Any) -> bool:

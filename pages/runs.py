@@ -569,9 +569,10 @@ def run_action(_activate, _project, selected, refresh):
         if ctx.triggered_id == ids.RUNS_ACTIVATE:
             meta = Registry(data_dir()).get(run_id)
             Registry(data_dir()).activate(run_id)
-            return info_alert(f"{meta.get('label') or run_id} is now the active {meta['family']} run."), (
-                refresh or 0
-            ) + 1
+            ds = (meta.get("dataset") or {}).get("name") or "?"
+            return info_alert(
+                f"{meta.get('label') or run_id} is now the active {meta['family']} run of dataset {ds}."
+            ), (refresh or 0) + 1
         if ctx.triggered_id == ids.RUNS_PROJECT:
             job_id = job_store().submit(
                 "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {run_id}"
@@ -602,13 +603,45 @@ def ask_delete(_delete, _cancel, selected):
         "Its model, index and projection are removed from disk. This cannot be undone.",
     ]
     if row.get("active"):
-        text.append(
-            html.Div(
-                "It is the active run of its family: serving falls back to the newest other run.",
-                className="text-danger mt-2",
-            )
-        )
+        text.append(html.Div(delete_fallback_text(row["run_id"]), className="text-danger mt-2"))
     return True, text
+
+
+def delete_fallback_text(run_id: str) -> str:
+    """What deleting the active run ``run_id`` does to its dataset's active run of the family."""
+    registry = Registry(data_dir())
+    try:
+        meta = registry.get(run_id)
+    except RecsysError as exc:
+        return str(exc)
+    ds = (meta.get("dataset") or {}).get("name") or "?"
+    family = meta.get("family")
+    others = [
+        r
+        for r in registry.list_runs(family)
+        if r["run_id"] != run_id and (r.get("dataset") or {}).get("name") == ds
+    ]
+    if others:
+        nxt = others[0]
+        return (
+            f"It is the active {family} run of dataset {ds}: {nxt.get('label') or nxt['run_id']} "
+            f"(the newest other {family} run of {ds}) becomes active."
+        )
+    return (
+        f"It is the active {family} run of dataset {ds} and no other {family} run of {ds} is left: "
+        f"{ds} will have no active {family} run until you train or activate one."
+    )
+
+
+def delete_message(run_id: str, outcome: dict[str, Any]) -> str:
+    """The message after a delete: which run became active, or that none is left."""
+    if not outcome.get("was_active"):
+        return f"Deleted run {run_id}."
+    if outcome.get("replacement"):
+        return (
+            f"Deleted run {run_id}; {outcome['replacement']} is now the active run of its dataset and family."
+        )
+    return f"Deleted run {run_id}; no other run of its dataset and family is left, so none is active."
 
 
 @callback(
@@ -627,10 +660,11 @@ def confirm_delete(n_clicks, selected, refresh):
         return False, no_update, no_update, no_update
     run_id = selected[0]["run_id"]
     try:
-        Registry(data_dir()).delete(run_id)
+        outcome = Registry(data_dir()).delete(run_id)
     except RecsysError as exc:
         return False, error_alert(exc, "Could not delete the run"), (refresh or 0) + 1, []
-    return False, info_alert(f"Deleted run {run_id}.", color="secondary"), (refresh or 0) + 1, []
+    color = "warning" if outcome.get("was_active") and not outcome.get("replacement") else "secondary"
+    return False, info_alert(delete_message(run_id, outcome), color=color), (refresh or 0) + 1, []
 
 
 @callback(

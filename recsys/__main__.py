@@ -106,6 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         families=args.families or DEMO_FAMILIES,
         progress=bar,
+        project=False,  # no background jobs from a command that exits: `python -m recsys project`
     )
     bar.close()
     _print_runs_table(args, [r for r in _registry(args).list_runs() if r["run_id"] in result["runs"]])

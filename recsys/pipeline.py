@@ -180,7 +180,7 @@ def train_run(
         writers=writers,
         label=label,
     )
-    if activate or (activate is None and family not in registry.active()):
+    if activate or (activate is None and family not in registry.active(dataset.name)):
         registry.activate(meta["run_id"])
         meta["active"] = True
     progress(1000, 1000, f"run {meta['run_id']} ready")
@@ -248,10 +248,14 @@ def build_demo(
     seed: int = 0,
     families: Sequence[str] = DEMO_FAMILIES,
     progress: Progress | None = None,
+    project: bool = True,
 ) -> dict[str, Any]:
     """Generate the demo dataset and train the default variants on it.
 
-    Returns ``{"dataset": "demo", "runs": [run ids], "seconds": s}``.
+    With ``project`` every embedding run gets its PCA map at once and a background
+    ``"project"`` job for its UMAP map (the Map page switches to it when it lands).
+
+    Returns ``{"dataset": "demo", "runs": [run ids], "seconds": s, "umap_jobs": [job ids]}``.
     """
     from recsys.data.synthetic import generate_demo
 
@@ -274,9 +278,41 @@ def build_demo(
             label=f"{family} (demo)",
         )
         runs.append(meta["run_id"])
+    umap_jobs = project_in_background(runs, root) if project else []
     seconds = round(time.perf_counter() - started, 1)
     progress(n_stages * 1000, n_stages * 1000, f"demo ready in {seconds} s")
-    return {"dataset": dataset.name, "runs": runs, "seconds": seconds}
+    return {"dataset": dataset.name, "runs": runs, "seconds": seconds, "umap_jobs": umap_jobs}
+
+
+def project_in_background(run_ids: Sequence[str], root: str | os.PathLike[str] | None = None) -> list[str]:
+    """PCA maps of the embedding runs now (a fraction of a second each), UMAP as jobs.
+
+    Returns the ids of the UMAP jobs. A run whose PCA fails is logged and skipped: the demo
+    stays usable (the Map page computes PCA on demand as well).
+    """
+    from recsys.errors import RecsysError
+    from recsys.jobs import JobStore
+    from recsys.projection import project_run
+
+    registry = Registry(root)
+    jobs = []
+    for run_id in run_ids:
+        meta = registry.get(run_id)
+        if not meta.get("is_embedding"):
+            continue
+        try:
+            project_run(run_id, "pca", root)
+        except RecsysError as exc:
+            logger.warning("PCA of %s failed: %s", run_id, exc)
+            continue
+        jobs.append(
+            JobStore(root).submit(
+                "project",
+                {"run_id": run_id, "method": "umap"},
+                label=f"UMAP of {meta.get('label') or run_id}",
+            )
+        )
+    return jobs
 
 
 def _demo_params(family: str) -> dict[str, Any]:

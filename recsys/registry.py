@@ -8,8 +8,14 @@ embedding models, ``vectors.npy``) and artefacts added later (``index.bin``,
 into place, so a crash never leaves half a run visible; artefacts added later
 are written to a temporary file and renamed too.
 
-One run per model family can be *active* (``runs/active.json``): serving and
-the dashboard use it by default.
+One run per dataset and model family can be *active* (``runs/active.json``), and one
+dataset is the *default* one: serving and the dashboard use the default dataset's active
+run when none is named. Training, activating or deleting a run of another dataset never
+changes what the default dataset serves; deleting an active run activates the newest other
+complete run of the same dataset and family (:meth:`Registry.delete` says which, or that
+none is left). ``active.json`` is ``{"default_dataset": name, "active": {dataset: {family:
+run_id}}}``; the older flat ``{family: run_id}`` is read as that (each run under its own
+dataset, the newest active run's dataset as the default).
 """
 
 from __future__ import annotations
@@ -225,7 +231,7 @@ class Registry:
             Its run.json is damaged (see :meth:`check` for the other files).
         """
         meta = self._read_meta(self.run_dir(run_id))
-        meta["active"] = self.active().get(meta["family"]) == run_id
+        meta["active"] = self.is_active(meta)
         return meta
 
     def check(self, run_id: str) -> None:
@@ -294,7 +300,7 @@ class Registry:
         "label", "family", "created", "status": "damaged", "damaged": True,
         "error": <reason>}``.
         """
-        active = self.active()
+        state = self._active_state()
         out = []
         for p in self.runs_dir.iterdir():
             if p.name.startswith(".") or not (p / "run.json").exists():
@@ -314,7 +320,7 @@ class Registry:
                 continue
             if family and meta.get("family") != family:
                 continue
-            meta["active"] = active.get(meta.get("family")) == meta.get("run_id")
+            meta["active"] = self.is_active(meta, state)
             out.append(meta)
         out.sort(key=lambda m: m.get("created", ""), reverse=True)
         return out
@@ -373,20 +379,90 @@ class Registry:
         return self.run_dir(run_id) / name
 
     # -- active ------------------------------------------------------------
-    def active(self) -> dict[str, str]:
-        """family -> active run id (empty when runs/active.json is missing or damaged)."""
+    @staticmethod
+    def _run_dataset(meta: dict[str, Any]) -> str:
+        return str((meta.get("dataset") or {}).get("name") or "")
+
+    def _raw_meta(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.runs_dir / run_id / "run.json").read_text())
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _active_state(self) -> dict[str, Any]:
+        """``{"default_dataset": str | None, "active": {dataset: {family: run_id}}}`` of
+        existing runs (the flat pre-dataset format converted)."""
+        empty: dict[str, Any] = {"default_dataset": None, "active": {}}
         try:
             data = read_stored(self.runs_dir / "active.json", ActiveFile)
         except FileNotFoundError:
-            return {}
+            return empty
         except StoredDataError as exc:
             _warn_once(
                 f"runs/active.json is damaged ({reason_of(exc)}); no run is active until one is activated"
             )
-            return {}
-        return {
-            f: r for f, r in data.items() if _RUN_ID.match(r) and (self.runs_dir / r / "run.json").exists()
-        }
+            return empty
+        state: dict[str, Any] = {"default_dataset": None, "active": {}}
+        if "active" in data and isinstance(data.get("active"), dict):  # current format
+            state["default_dataset"] = data.get("default_dataset")
+            for ds, fams in data["active"].items():
+                if isinstance(fams, dict):
+                    keep = {
+                        f: r
+                        for f, r in fams.items()
+                        if isinstance(r, str)
+                        and _RUN_ID.match(r)
+                        and (self.runs_dir / r / "run.json").exists()
+                    }
+                    if keep:
+                        state["active"][ds] = keep
+            return state
+        newest: tuple[str, str] | None = None  # flat {family: run_id}
+        for family, run_id in data.items():
+            if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+                continue
+            meta = self._raw_meta(run_id)
+            if meta is None:
+                continue
+            ds = self._run_dataset(meta)
+            state["active"].setdefault(ds, {})[family] = run_id
+            if newest is None or str(meta.get("created", "")) > newest[0]:
+                newest = (str(meta.get("created", "")), ds)
+        state["default_dataset"] = newest[1] if newest else None
+        return state
+
+    def _write_active(self, state: dict[str, Any]) -> None:
+        data = {"default_dataset": state.get("default_dataset"), "active": state.get("active", {})}
+        atomic_write_text(self.runs_dir / "active.json", json.dumps(data, indent=2))
+
+    def is_active(self, meta: dict[str, Any], state: dict[str, Any] | None = None) -> bool:
+        """Whether the run of this run.json is the active one of its dataset and family."""
+        state = state if state is not None else self._active_state()
+        fams = state["active"].get(self._run_dataset(meta), {})
+        return bool(meta.get("run_id")) and fams.get(meta.get("family")) == meta.get("run_id")
+
+    def default_dataset(self) -> str | None:
+        """The dataset served when no run is named: the stored choice while it has runs,
+        else the dataset of the newest run (None without runs)."""
+        chosen = self._active_state().get("default_dataset")
+        runs = self.list_runs()
+        if chosen and any(self._run_dataset(r) == chosen for r in runs):
+            return chosen
+        return self._run_dataset(runs[0]) if runs else None
+
+    def set_default_dataset(self, name: str) -> None:
+        """Serve ``name``'s active runs by default (it must have a run)."""
+        if not any(self._run_dataset(r) == name for r in self.list_runs()):
+            raise RunNotFoundError(f"no run of dataset '{name}': train one before making it the default")
+        state = self._active_state()
+        state["default_dataset"] = name
+        self._write_active(state)
+
+    def active(self, dataset: str | None = None) -> dict[str, str]:
+        """family -> active run id of ``dataset`` (the default dataset when None)."""
+        state = self._active_state()
+        ds = dataset if dataset is not None else self.default_dataset()
+        return dict(state["active"].get(ds or "", {}))
 
     def active_problem(self) -> str | None:
         """Why runs/active.json cannot be used (it is then treated as empty), or None."""
@@ -401,38 +477,78 @@ class Registry:
             )
         return None
 
+    def active_by_dataset(self) -> dict[str, dict[str, str]]:
+        """dataset -> family -> active run id."""
+        return {ds: dict(f) for ds, f in self._active_state()["active"].items()}
+
     def activate(self, run_id: str) -> dict[str, str]:
-        """Make a run the active one of its family (a damaged run cannot be activated)."""
+        """Make a run the active one of its dataset and family; return that dataset's
+        family -> run id. The first run ever activated makes its dataset the default.
+        A damaged run cannot be activated."""
         meta = self.get(run_id)
         self.check(run_id)
-        active = self.active()
-        active[meta["family"]] = run_id
-        atomic_write_text(self.runs_dir / "active.json", json.dumps(active, indent=2))
-        return active
+        ds = self._run_dataset(meta)
+        state = self._active_state()
+        state["active"].setdefault(ds, {})[meta["family"]] = run_id
+        if not state.get("default_dataset"):
+            state["default_dataset"] = ds
+        self._write_active(state)
+        return dict(state["active"][ds])
 
-    def default_run(self, family: str | None = None, embedding_only: bool = True) -> str | None:
-        """The active run of ``family`` (or any family), else the newest run."""
-        active = self.active()
+    def default_run(
+        self, family: str | None = None, embedding_only: bool = True, dataset: str | None = None
+    ) -> str | None:
+        """The run served when none is named: in ``dataset`` (default: the default dataset)
+        the active run of ``family`` (any family when None), else its newest run; other
+        datasets only when that one has no such run."""
+        state = self._active_state()
         runs = self.list_runs(family)
         if embedding_only:
             runs = [r for r in runs if r.get("is_embedding")]
-        for r in runs:
-            if active.get(r["family"]) == r["run_id"]:
-                return r["run_id"]
-        return runs[0]["run_id"] if runs else None
+        ds = dataset if dataset is not None else self.default_dataset()
+        mine = [r for r in runs if self._run_dataset(r) == ds]
+        for group in (mine, runs):
+            for r in group:
+                if self.is_active(r, state):
+                    return r["run_id"]
+            if group:
+                return group[0]["run_id"]
+        return None
 
     # -- delete ------------------------------------------------------------
-    def delete(self, run_id: str) -> None:
-        """Delete a run (rename away first, so it disappears at once)."""
+    def delete(self, run_id: str) -> dict[str, Any]:
+        """Delete a run (rename away first, so it disappears at once).
+
+        Returns ``{"was_active": bool, "replacement": run_id | None}``: when the run was the
+        active one of its dataset and family, the newest other complete run of that dataset
+        and family becomes active (None: none is left, that family has no active run there).
+        """
         path = self.run_dir(run_id)
+        meta = self._raw_meta(run_id) or {}
+        state = self._active_state()
+        was_active = self.is_active({**meta, "run_id": run_id}, state)
         trash = self.runs_dir / f".deleted-{run_id}-{uuid.uuid4().hex[:6]}"
         path.rename(trash)
         with _cache_lock:
             _model_cache.pop(str(path), None)
             _check_cache.pop(str(path), None)
-        active = self.active()
-        if run_id in active.values():
-            active = {f: r for f, r in active.items() if r != run_id}
-            atomic_write_text(self.runs_dir / "active.json", json.dumps(active, indent=2))
+        replacement = None
+        if was_active:
+            ds, family = self._run_dataset(meta), meta.get("family")
+            others = [
+                r
+                for r in self.list_runs(family)
+                if self._run_dataset(r) == ds and r.get("status", "complete") == "complete"
+            ]
+            fams = state["active"].setdefault(ds, {})
+            if others:
+                replacement = others[0]["run_id"]
+                fams[family] = replacement
+            else:
+                fams.pop(family, None)
+                if not fams:
+                    state["active"].pop(ds, None)
+            self._write_active(state)
         shutil.rmtree(trash, ignore_errors=True)
-        logger.info("deleted run %s", run_id)
+        logger.info("deleted run %s%s", run_id, f" ({replacement} now active)" if replacement else "")
+        return {"was_active": was_active, "replacement": replacement}

@@ -485,15 +485,17 @@ class SearchResult:
         Vector rows of the results (``model.item_ids_[rows] == item_ids``).
     removed_by_rule : dict
         rule -> items it rejects on its own over the whole catalogue (rules
-        overlap, so these do not add up). ``min_similarity`` and
-        ``max_per_brand`` count the ranked candidates they dropped while the
+        overlap, so these do not add up). ``min_similarity`` counts the
+        items passing every mask rule but scoring below it (whatever k);
+        ``max_per_brand`` counts the ranked candidates it dropped while the
         list was filled.
     plan : str
         How the planner answered (``exact_range``, ``exact_subset``,
         ``hnsw_overfetch``, ``hnsw_overfetch+exact_fallback``, ``hnsw_filter``,
         ``empty``).
     n_eligible : int
-        Items passing every mask rule (before the ranked-list rules).
+        Items passing every mask rule and ``min_similarity`` (before
+        ``max_per_brand``, a rule on the ranked list).
     elapsed_ms : float
     skipped_rules : list of str
         Seed-dependent rules not applied because the seed lacks the attribute.
@@ -1479,7 +1481,7 @@ class FilteredSearcher:
             last = self._last
             if last is not None and last[0] is cfg and last[1].seed_table is not None:
                 cf = last[1]
-                return self._search_table(
+                result = self._search_table(
                     self.qunit[pos],
                     pos,
                     cf,
@@ -1488,7 +1490,35 @@ class FilteredSearcher:
                     time.perf_counter(),
                     self.view.item_id_list[pos],
                 )
-        return self._search_one(self.qunit[pos], pos, cfg, k, plan)
+                return self._similarity_counts(result, self.qunit[pos], pos, cfg)
+        return self._similarity_counts(
+            self._search_one(self.qunit[pos], pos, cfg, k, plan), self.qunit[pos], pos, cfg
+        )
+
+    def _similarity_counts(
+        self, result: SearchResult, q: np.ndarray, pos: int | None, cfg: FilterConfig
+    ) -> SearchResult:
+        """With ``min_similarity`` set, count it like a mask rule over the whole catalogue.
+
+        The ranked search only sees the candidates it needed, so its count of items below the
+        threshold grew with k and ``n_eligible`` included items the threshold rejects. Here
+        ``n_eligible`` becomes the items passing every mask rule AND the threshold, and
+        ``removed_by_rule["min_similarity"]`` the mask-eligible items below it: both exact and
+        independent of k (one exact scoring of the eligible items, only when the rule is on).
+        """
+        if cfg.min_similarity is None:
+            return result
+        if result.plan == "empty":  # no item passes the mask rules: none left to remove
+            result.removed_by_rule = {**result.removed_by_rule, "min_similarity": 0}
+            return result
+        # a fresh config (model_copy would carry the cached hash, and with it the compiled filter)
+        base = FilterConfig.from_dict({**cfg.model_dump(), "min_similarity": None, "max_per_brand": None})
+        everything = self._search_one(q, pos, base, max(1, self.n), "exact")
+        scores = np.asarray(everything.scores, dtype=np.float32)
+        below = int(np.count_nonzero(scores < cfg.min_similarity))
+        result.removed_by_rule = {**result.removed_by_rule, "min_similarity": below}
+        result.n_eligible = int(len(scores) - below)
+        return result
 
     def search_vector(
         self,
@@ -1511,7 +1541,8 @@ class FilteredSearcher:
         if self.space == "cosine":
             q = q / max(float(np.linalg.norm(q)), 1e-12)
         pos = self._query_for(seed_item_id)[0] if seed_item_id is not None else None
-        return self._search_one(np.ascontiguousarray(q, dtype=np.float32), pos, cfg, k, plan)
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        return self._similarity_counts(self._search_one(q, pos, cfg, k, plan), q, pos, cfg)
 
     def search_many(
         self,
@@ -1882,3 +1913,43 @@ def recommend_for_recent(
         recent_item_ids=known,
         ignored_item_ids=ignored,
     )
+
+
+# -- the run's similarity scale -----------------------------------------------------------------
+def similarity_scale(
+    searcher: FilteredSearcher, k: int = 10, n_seeds: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Where a run's neighbour scores lie, for a "minimum similarity" control.
+
+    Scores differ by model (a Prod2Vec in-out run scores 0.07-0.18, a content run 0.6-0.95),
+    so a fixed 0-1 slider is either useless or empties every list. This samples ``n_seeds``
+    seeds (seeded), takes their unfiltered top-``k`` scores and returns ``{"max": upper end
+    (the 99th percentile of top-1 scores, rounded up to 0.05, at most 1), "quantiles": {10:
+    q, 50: q, 90: q} of the top-k scores, "n_seeds": seeds used}``. Cached on the searcher.
+    """
+    cache = searcher.__dict__.setdefault("_similarity_scale", {})
+    key = (k, n_seeds, seed)
+    if key in cache:
+        return cache[key]
+    ids = searcher.view.item_id_list
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(ids), size=min(n_seeds, len(ids)), replace=False) if len(ids) else []
+    top1: list[float] = []
+    allk: list[float] = []
+    cfg = FilterConfig()
+    for p in picks:
+        res = searcher.search(ids[int(p)], cfg, k)
+        if res.scores:
+            top1.append(res.scores[0])
+            allk.extend(res.scores)
+    if not allk:
+        out: dict[str, Any] = {"max": 1.0, "quantiles": {}, "n_seeds": 0}
+    else:
+        hi = float(np.quantile(top1, 0.99))
+        out = {
+            "max": float(min(1.0, max(0.05, math.ceil(hi / 0.05) * 0.05))),
+            "quantiles": {q: float(np.quantile(allk, q / 100)) for q in (10, 50, 90)},
+            "n_seeds": len(top1),
+        }
+    cache[key] = out
+    return out

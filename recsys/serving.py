@@ -588,8 +588,8 @@ def create_blueprint() -> Blueprint:
     @bp.delete("/runs/<run_id>")
     @require_token
     def run_delete(run_id: str) -> Any:
-        _state().registry.delete(run_id)
-        return jsonify(deleted=run_id)
+        outcome = _state().registry.delete(run_id)
+        return jsonify(deleted=run_id, was_active=outcome["was_active"], now_active=outcome["replacement"])
 
     @bp.post("/train")
     @require_token

@@ -75,8 +75,18 @@ class RunFile(_Stored):
     split: dict[str, Any] = {}
 
 
-class ActiveFile(RootModel[dict[str, str]]):
-    """``runs/active.json``: family -> run id."""
+class ActiveByDataset(BaseModel):
+    """``runs/active.json`` now: the default dataset and dataset -> family -> run id."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    default_dataset: str | None = None
+    active: dict[str, dict[str, str]]
+
+
+class ActiveFile(RootModel[ActiveByDataset | dict[str, str]]):
+    """``runs/active.json``: ``{"default_dataset", "active": {dataset: {family: run_id}}}``,
+    or the older flat family -> run id (still read)."""
 
     model_config = ConfigDict(strict=True)
 

@@ -781,7 +781,9 @@ class ContentModel(EmbeddingModel):
             if p["loss"] == "softmax"
             else ku.make_semi_hard_triplet_loss(p["margin"], 1.0)
         )
-        trainer.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss, jit_compile=ku.jit_compile())
+        trainer.compile(
+            optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss, jit_compile=ku.jit_compile()
+        )
 
         same_leaf = self._leaf_sampler(catalog, rng)
         self.history_ = []

@@ -134,7 +134,8 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
     is_open, text = triggered(
         f"{ids.RUNS_DELETE}.n_clicks", runs_page.ask_delete, 1, None, [rows["popularity"]]
     )
-    assert is_open and "popularity test run" in text_of(text) and "active run" in text_of(text)
+    assert is_open and "popularity test run" in text_of(text)
+    assert "no other popularity run of demo is left" in text_of(text)
     is_open, _ = triggered(
         f"{ids.RUNS_DELETE_CANCEL}.n_clicks", runs_page.ask_delete, 1, 1, [rows["popularity"]]
     )
@@ -144,6 +145,20 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
     assert is_open is False and selected == [] and refresh == 1
     assert Registry(root).list_runs("popularity") == []
     assert "popularity" not in Registry(root).active()
+    assert "no other run of its dataset and family is left" in text_of(msg)
+
+    # Deleting the active prod2vec run: the dialog and the message name its successor.
+    _, text = triggered(
+        f"{ids.RUNS_DELETE}.n_clicks",
+        runs_page.ask_delete,
+        1,
+        None,
+        [{**rows["prod2vec"], "run_id": second["run_id"], "active": True}],
+    )
+    assert "becomes active" in text_of(text)
+    _, msg, _, _ = runs_page.confirm_delete(1, [{"run_id": second["run_id"]}], 1)
+    assert f"{p2v['run_id']} is now the active run" in text_of(msg)
+    assert Registry(root).active()["prod2vec"] == p2v["run_id"]
     assert pop["run_id"] not in {r["run_id"] for r in runs_page.refresh_runs("v", 1)}
 
 

@@ -183,7 +183,16 @@ def test_planner_equals_brute_force(n, data_seed, cfg, k, seed_row, plan):
     res = searcher.search(seed_id, cfg, k, plan=plan)
     ref_ids, ref_scores, eligible = brute_force(cat, vec, seed_id, cfg, k)
     assert_matches(res, ref_ids, ref_scores, eligible)
-    assert res.n_eligible == len(eligible)
+    if cfg.min_similarity is None:
+        assert res.n_eligible == len(eligible)
+    else:  # a threshold counts like a mask rule: eligible = mask-eligible items at or above it
+        plain = FilterConfig.from_dict({**cfg.model_dump(), "min_similarity": None, "max_per_brand": None})
+        _, all_scores, mask_eligible = brute_force(cat, vec, seed_id, plain, n)
+        passing = int(np.count_nonzero(np.asarray(all_scores) >= cfg.min_similarity - 1e-6))
+        assert abs(res.n_eligible - passing) <= int(
+            np.count_nonzero(np.abs(np.asarray(all_scores) - cfg.min_similarity) < 1e-5)
+        )
+        assert res.removed_by_rule["min_similarity"] == len(mask_eligible) - res.n_eligible
     # the guarantee: k results whenever k eligible items exist (no ranked-list rule cutting)
     if cfg.min_similarity is None and cfg.max_per_brand is None:
         assert len(res) == min(k, len(eligible))
@@ -701,3 +710,21 @@ def test_get_searcher_picks_up_a_reimported_catalogue(tmp_path, monkeypatch):
     second = get_searcher(reg, run["run_id"])
     assert second is not first
     assert set(second.view.attributes(np.arange(3))["brand"]) == {"new-brand"}
+
+
+@pytest.mark.parametrize("plan", ["auto", "exact", "hnsw_overfetch", "hnsw_filter"])
+def test_min_similarity_counts_agree_with_the_list_and_do_not_depend_on_k(plan):
+    """The issue's report: a threshold above every score emptied the list while the summary
+    said "70 eligible", and the removed count changed with k."""
+    cat, vec, searcher = searcher_for(120, 1)
+    base = FilterConfig(same_gender=True, exclude_adult=True)
+    everything = searcher.search("it7", base, k=500, plan="exact")
+    for threshold in (0.0, float(np.median(everything.scores)), 1.0):
+        cfg = FilterConfig(same_gender=True, exclude_adult=True, min_similarity=threshold)
+        passing = sum(s >= threshold for s in everything.scores)
+        answers = [searcher.search("it7", cfg, k=k, plan=plan) for k in (1, 5, 25, 500)]
+        for res in answers:
+            assert res.n_eligible == passing
+            assert res.removed_by_rule["min_similarity"] == everything.n_eligible - passing
+        assert len(answers[-1].item_ids) == passing  # k above the eligible count: all of them
+        assert all(s >= threshold for s in answers[-1].scores)
