@@ -221,6 +221,7 @@ def test_spark_precompute_table_is_served_by_the_api(spark: Any, serving: dict[s
 # ---------------------------------------------------------------------------
 # vectors
 # ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_spark_vectors_equal_the_models_own_embedding(spark: Any, tmp_path: Path) -> None:
     from recsys.models.content import ContentModel
 
@@ -235,7 +236,7 @@ def test_spark_vectors_equal_the_models_own_embedding(spark: Any, tmp_path: Path
     catalog = data.catalog.copy()
     extra = catalog.iloc[[0]].assign(item_id="brand-new", title="chef knife steel blade new")
     catalog = pd.concat([catalog, extra], ignore_index=True)
-    got = rspark.spark_vectors(spark, tmp_path / "model", _frame(spark, catalog), partitions=2).toPandas()
+    got = rspark.spark_vectors(spark, tmp_path / "model", _frame(spark, catalog), partitions=1).toPandas()
     got = got.set_index("item_id").loc[catalog["item_id"]]
     expected = ContentModel.load(tmp_path / "model").embed(catalog)
     np.testing.assert_allclose(np.stack(got["vector"].to_numpy()), expected, atol=1e-5)
