@@ -218,7 +218,7 @@ def spark_build_sequences(
             else []
         ),
     )
-    by_seq = Window.partitionBy("sequence_id").orderBy("_pos", "_row")
+    by_seq = Window.partitionBy("sequence_id").orderBy(F.col("_pos").asc_nulls_last(), "_row")
     if session_gap is not None:
         prev = F.lag("_us").over(by_seq)
         cut = F.coalesce((F.col("_us") - prev) > F.lit(float(session_gap) * 1e6), F.lit(False))
@@ -261,7 +261,8 @@ def spark_build_sequences(
     group = ["sequence_id", "session"]
     context = [*group, "_ctx"]
     df = df.withColumn("seq_order", F.min("_row").over(Window.partitionBy("sequence_id")))
-    df = df.withColumn("_r", F.row_number().over(Window.partitionBy(*group).orderBy("_pos", "_row")))
+    in_group = Window.partitionBy(*group).orderBy(F.col("_pos").asc_nulls_last(), "_row")
+    df = df.withColumn("_r", F.row_number().over(in_group))
     df = df.withColumn("part", F.min("_r").over(Window.partitionBy(*context)))
     by_ctx = Window.partitionBy(*context).orderBy("_r")
     if dedupe_consecutive:
@@ -452,6 +453,16 @@ def _shipped(name: str) -> Path:
     return Path(SparkFiles.get(name))
 
 
+def _staging_dir() -> Path:
+    """A temporary folder for files to ship, removed when this process exits (the executors
+    fetch shipped files while the job runs, so it must outlive the lazy DataFrame)."""
+    import atexit
+
+    path = Path(tempfile.mkdtemp(prefix="recsys-spark-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -524,7 +535,7 @@ def spark_vectors(
     family = json.loads((folder / "model.json").read_text())["family"]
     _inference(get_model_class(family))  # refuse a model without transform before shipping it
     name = f"recsys-model-{uuid.uuid4().hex[:12]}"
-    staging = Path(tempfile.mkdtemp(prefix="recsys-spark-"))
+    staging = _staging_dir()
     shutil.copytree(folder, staging / name, copy_function=_link_or_copy)
     spark.sparkContext.addFile(str(staging / name), recursive=True)
     columns = catalog.columns
@@ -651,7 +662,7 @@ def spark_topk(
     config = PresetStore(root).load(preset)
     stamp = run_stamp(registry, run_id)
     name = f"recsys-run-{uuid.uuid4().hex[:12]}"
-    staging = Path(tempfile.mkdtemp(prefix="recsys-spark-"))
+    staging = _staging_dir()
     _bundle_run(registry, run_id, root, staging, name)
     n = int(len(np.load(staging / name / "item_ids.npy", allow_pickle=False)))
     spark.sparkContext.addFile(str(staging / name), recursive=True)
