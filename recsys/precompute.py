@@ -407,7 +407,7 @@ def result_entries(res: Any) -> list[Entry]:
     return [(str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)]
 
 
-def table_meta(
+def make_table_meta(
     root: Path, run_id: str, run: dict[str, Any], preset: str, config: Any, k: int, stamp: float
 ) -> dict[str, Any]:
     """The metadata record of a table (see :class:`TopKStore`), stamped now.
@@ -509,7 +509,7 @@ def precompute(
                 yield seed, result_entries(res)
             progress(done, total, f"{done}/{total} items")
 
-    meta = table_meta(root, run_id, run, preset, config, k, stamp)
+    meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
         n = target.write_table(meta, rows())
     finally:

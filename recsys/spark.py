@@ -641,13 +641,13 @@ def spark_topk(
         Rows ``row`` (the item's row in the run), ``item_id``, ``neighbors``
         (array<string>) and ``scores`` (array<double>, null where not finite: the
         entries :func:`recsys.precompute.precompute` stores); and the metadata record
-        of :func:`recsys.precompute.table_meta`.
+        of :func:`recsys.precompute.make_table_meta`.
     """
     from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
 
     from recsys.config import data_dir
     from recsys.filters import PresetStore
-    from recsys.precompute import PrecomputeError, result_entries, run_stamp, table_meta
+    from recsys.precompute import PrecomputeError, make_table_meta, result_entries, run_stamp
     from recsys.registry import Registry
 
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -666,7 +666,7 @@ def spark_topk(
     _bundle_run(registry, run_id, root, staging, name)
     n = int(len(np.load(staging / name / "item_ids.npy", allow_pickle=False)))
     spark.sparkContext.addFile(str(staging / name), recursive=True)
-    meta = table_meta(root, run_id, run, preset, config, k, stamp)
+    meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     cfg_dict = config.canonical()
     schema = StructType(
         [
