@@ -14,6 +14,7 @@ from typing import Any
 
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import load_dataset, save_dataset
+from recsys.errors import ModelFitError
 from recsys.models import make_model
 from recsys.registry import Registry
 
@@ -58,11 +59,14 @@ def train_run(
     *,
     split_method: str = "time",
     k: int = 10,
-    max_cases: int = 3000,
+    max_cases: int | None = None,
     index_params: dict[str, Any] | None = None,
     activate: bool | None = None,
     label: str | None = None,
     progress: Progress | None = None,
+    split_options: dict[str, Any] | None = None,
+    test_dataset: str | None = None,
+    repeats: str = "collapse",
 ) -> dict[str, Any]:
     """Train one model variant on a stored dataset and register it as a run.
 
@@ -80,17 +84,24 @@ def train_run(
         A stored dataset (see ``python -m recsys import``).
     root : path-like, optional
         The data directory.
-    split_method : {"time", "leave_last_out"}
+    split_method : {"time", "leave_last_out", "cutoff", "last_days"}
     k : int
         Cut-off of the offline metrics.
-    max_cases : int
-        Evaluation cases sampled from the test split.
+    max_cases : int, optional
+        Sample this many evaluation cases; None (default) scores every case.
     index_params : dict, optional
         ``HnswIndex.build`` parameters (space, M, ef_construction, ef).
     activate : bool, optional
         Make the new run active; by default only when its family has none.
     progress : callable, optional
         ``progress(done, total, message)``.
+    split_options : dict, optional
+        ``test_fraction``, ``test_days`` or ``cutoff`` for :func:`recsys.evaluation.split`.
+    test_dataset : str, optional
+        A stored dataset to test on (the user's own split): the model is fitted on the
+        whole of ``dataset_name`` and scored on this one.
+    repeats : {"collapse", "keep"}
+        Next-item protocol: consecutive repeats collapsed or every position a case.
 
     Returns
     -------
@@ -108,8 +119,17 @@ def train_run(
     dataset = load_dataset(dataset_name, root)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
+    if len(dataset.interactions) == 0:
+        return _train_catalog_only(family, params, dataset, registry, index_params, activate, label, progress)
+
     t0 = time.perf_counter()
-    train, test = split(dataset, method=split_method)
+    split_options = {k_: v for k_, v in (split_options or {}).items() if v is not None}
+    if test_dataset:
+        train, test = dataset, load_dataset(test_dataset, root)
+        split_method = "given"
+        split_options = {"test_dataset": test_dataset}
+    else:
+        train, test = split(dataset, method=split_method, **split_options)
     timings["split_s"] = round(time.perf_counter() - t0, 3)
 
     model = make_model(family, **(params or {}))
@@ -130,6 +150,7 @@ def train_run(
         catalog=dataset.catalog,
         progress=stage(progress, 1, 3, "evaluating"),
         basket_targets=basket_targets,
+        repeats=repeats,
     )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
 
@@ -138,7 +159,14 @@ def train_run(
         writers.append(_index_writer(model, index_params or {}))
     progress(700, 1000, "building index and saving run")
     extra = {
-        "split": {"method": split_method, "k": k, "max_cases": max_cases, "basket_targets": basket_targets}
+        "split": {
+            "method": split_method,
+            **split_options,
+            "k": k,
+            "max_cases": max_cases,
+            "basket_targets": basket_targets,
+            "repeats": repeats,
+        }
     }
     device = getattr(model, "device_", None)
     extra["device"] = device if device is not None else {"device": "CPU"}
@@ -147,6 +175,61 @@ def train_run(
         dataset_name=dataset.name,
         dataset_fingerprint=dataset.fingerprint(),
         metrics=metrics,
+        timings=timings,
+        extra=extra,
+        writers=writers,
+        label=label,
+    )
+    if activate or (activate is None and family not in registry.active()):
+        registry.activate(meta["run_id"])
+        meta["active"] = True
+    progress(1000, 1000, f"run {meta['run_id']} ready")
+    return meta
+
+
+def catalog_only_families() -> list[str]:
+    """Model families that train on a catalogue without interactions (``needs_interactions = False``)."""
+    from recsys.models import FAMILIES, get_model_class
+
+    return [f for f in FAMILIES if not getattr(get_model_class(f), "needs_interactions", True)]
+
+
+def _train_catalog_only(
+    family: str,
+    params: dict[str, Any] | None,
+    dataset: Any,
+    registry: Registry,
+    index_params: dict[str, Any] | None,
+    activate: bool | None,
+    label: str | None,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Fit a catalogue-only family on a dataset with no interactions: nothing to evaluate on."""
+    from recsys.models import get_model_class
+
+    if getattr(get_model_class(family), "needs_interactions", True):
+        works = ", ".join(catalog_only_families()) or "none"
+        raise ModelFitError(
+            f"{family} learns from interactions, and dataset '{dataset.name}' is a catalogue with none; "
+            f"families that work on a catalogue alone: {works}. Or import events with the catalogue "
+            "(import csv EVENTS --catalog CATALOG)"
+        )
+    model = make_model(family, **(params or {}))
+    t0 = time.perf_counter()
+    model.fit(dataset, progress=stage(progress, 0, 3, f"training {family}"))
+    timings = {"fit_s": round(time.perf_counter() - t0, 3)}
+    writers = [_index_writer(model, index_params or {})] if model.is_embedding else []
+    progress(700, 1000, "building index and saving run")
+    device = getattr(model, "device_", None)
+    extra = {
+        "split": {"method": "none", "note": "catalogue only: no interactions to evaluate on"},
+        "device": device if device is not None else {"device": "CPU"},
+    }
+    meta = registry.create_run(
+        model,
+        dataset_name=dataset.name,
+        dataset_fingerprint=dataset.fingerprint(),
+        metrics={},
         timings=timings,
         extra=extra,
         writers=writers,

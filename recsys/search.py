@@ -1662,13 +1662,13 @@ def filter_impact(
 
 
 # -- per-run cache -------------------------------------------------------------------
-# key (root, run id, run.json mtime) -> (searcher, the dataset's report.json, its stamp)
-_searchers: dict[tuple[str, str, float], tuple[FilteredSearcher, Path, tuple[int, int]]] = {}
+# key (root, run id, stamp of the run's files) -> (searcher, the dataset's report.json, its stamp)
+_searchers: dict[tuple[str, str, Any], tuple[FilteredSearcher, Path, tuple[int, int]]] = {}
 _searchers_lock = threading.Lock()
-_build_locks: dict[tuple[str, str, float], threading.Lock] = {}
+_build_locks: dict[tuple[str, str, Any], threading.Lock] = {}
 
 
-def _cached_searcher(key: tuple[str, str, float]) -> FilteredSearcher | None:
+def _cached_searcher(key: tuple[str, str, Any]) -> FilteredSearcher | None:
     """The cached searcher of ``key`` while its dataset's report.json is unchanged (a re-import)."""
     with _searchers_lock:
         hit = _searchers.get(key)
@@ -1678,7 +1678,7 @@ def _cached_searcher(key: tuple[str, str, float]) -> FilteredSearcher | None:
 
 
 def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
-    """The searcher of a run, cached by run id, run.json's mtime and the dataset's; thread-safe.
+    """The searcher of a run, cached by run id, its files' stamps and the dataset's; thread-safe.
 
     Loads the model's vectors, the run's ``index.bin`` when present and valid
     (an unusable one is logged and rebuilt in memory), and the catalogue of
@@ -1692,8 +1692,11 @@ def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
     RunNotSearchableError
         The run has no item vectors (a baseline model).
     """
+    from recsys.registry import run_files_stamp
+
     path = registry.run_dir(run_id)
-    key = (str(registry.root), run_id, (path / "run.json").stat().st_mtime)
+    # every model file in the key: a rewritten (or damaged) vectors.npy is seen at the next call
+    key = (str(registry.root), run_id, run_files_stamp(path))
     hit = _cached_searcher(key)
     if hit is not None:
         return hit

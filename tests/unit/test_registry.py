@@ -131,7 +131,7 @@ def test_an_unreadable_run_json_is_a_clear_error(tmp_data_dir):
     reg = Registry(tmp_data_dir)
     run_id = make_run(reg)["run_id"]
     (tmp_data_dir / "runs" / run_id / "run.json").write_text("{not json")
-    with pytest.raises(StoredDataError, match="unreadable"):
+    with pytest.raises(StoredDataError, match="damaged: run.json is not valid JSON"):
         reg.get(run_id)
 
 
