@@ -17,9 +17,8 @@ out; shipping the run and loading it in every worker are in), with 2 partitions 
 core. Parity: every item's list in Spark's Parquet equals the SQLite table.
 
 Sequences: the Online Retail file (``import online_retail``) and the Taobao
-UserBehavior sample (the generic CSV import: its file has no header row, so its first
-event is read as the header and lost, and ``behavior_type`` is left out because the
-importer has no ``pv`` synonym; every event is a view), stored as datasets.
+UserBehavior sample (the generic CSV import with ``--no-header``-style column names
+and an event map, one stored sequence per user), stored as datasets.
 Online Retail: context separation by top category, max length 20. Taobao: 30-minute
 session gap over each user's log, max length 20. ``single`` reads the stored Parquet,
 runs ``build_sequences`` and writes the sequences as Parquet; ``local1``/``local2``
@@ -125,15 +124,16 @@ def import_sequences_data(folder: Path, root: Path) -> list[tuple[str, dict[str,
 
     import_dataset("online_retail", folder / "online_retail" / "online_retail.csv.gz", root=root)
     taobao = folder / "taobao_userbehavior" / "UserBehavior_head84475.csv"
-    # no header row: the first event's values name the columns (that event is lost)
-    mapping = {
-        "1": "sequence_id",
-        "2268318": "item_id",
-        "2520377": "category",
-        "pv": None,
-        "1511544070": "timestamp",
-    }
-    import_dataset("csv", taobao, name="taobao", root=root, mapping=mapping, errors="drop")
+    # no header row; one sequence per user, cut into visits by build_sequences' session gap
+    import_dataset(
+        "csv",
+        taobao,
+        name="taobao",
+        root=root,
+        header=False,
+        columns=["sequence_id", "item_id", "category", "event_type", "timestamp"],
+        event_map={"pv": "view", "fav": "cart", "cart": "cart", "buy": "purchase"},
+    )
     return [
         ("online_retail", {"separate_by": "category", "category_level": 0, "max_len": 20}),
         ("taobao", {"session_gap": 1800.0, "max_len": 20}),
