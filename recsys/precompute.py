@@ -478,6 +478,35 @@ def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def result_entries(res: Any) -> list[Entry]:
+    """A search result as stored: ``[(item_id, score or None when not finite), ...]``."""
+    scores = np.asarray(res.scores, dtype=np.float64)
+    return [(str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)]
+
+
+def make_table_meta(
+    root: Path, run_id: str, run: dict[str, Any], preset: str, config: Any, k: int, stamp: float
+) -> dict[str, Any]:
+    """The metadata record of a table (see :class:`TopKStore`), stamped now.
+
+    Shared by :func:`precompute` and :func:`recsys.spark.spark_precompute`, so the API
+    serves and judges the staleness of a table the same way whoever wrote it.
+    """
+    now = datetime.now(timezone.utc)
+    return {
+        "run_id": run_id,
+        "preset_name": preset,
+        "preset_hash": config.config_hash(),
+        "k": k,
+        "written_at": now.isoformat(timespec="seconds"),
+        "written_ts": now.timestamp(),
+        "run_created": run.get("created"),
+        "run_stamp": stamp,
+        "catalog_fingerprint": catalog_fingerprint(root, (run.get("dataset") or {}).get("name")),
+        "config": config.canonical(),
+    }
+
+
 def _batched_results(
     registry: Any, run_id: str, item_ids: Sequence[str], config: Any, k: int, batch_size: int
 ) -> Iterator[list[Any]]:
@@ -553,27 +582,11 @@ def precompute(
         for results in _batched_results(registry, run_id, item_ids, config, k, batch_size):
             for res in results:
                 seed = item_ids[done]
-                scores = np.asarray(res.scores, dtype=np.float64)
-                entries = [
-                    (str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)
-                ]
                 done += 1
-                yield seed, entries
+                yield seed, result_entries(res)
             progress(done, total, f"{done}/{total} items")
 
-    now = datetime.now(timezone.utc)
-    meta = {
-        "run_id": run_id,
-        "preset_name": preset,
-        "preset_hash": config.config_hash(),
-        "k": k,
-        "written_at": now.isoformat(timespec="seconds"),
-        "written_ts": now.timestamp(),
-        "run_created": run.get("created"),
-        "run_stamp": stamp,
-        "catalog_fingerprint": catalog_fingerprint(root, (run.get("dataset") or {}).get("name")),
-        "config": config.canonical(),
-    }
+    meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
         n = target.write_table(meta, rows())
     finally:
