@@ -1,0 +1,475 @@
+"""Building blocks of filtered search that are not per-query planning (kept apart so they can move).
+
+* :class:`Background`: one worker thread per searcher that builds what a filter
+  benefits from (key indexes, per-seed tables, dense eligible blocks) off the
+  request path; each result is published with one attribute assignment, so a
+  query sees the structure whole or not at all.
+* :class:`StaticSet`: the eligible items of a *static* filter (only
+  seed-independent rules: brands, absolute price range, adult items), as
+  sorted positions, a per-row boolean test for HNSW labels, and, when small
+  enough, a dense contiguous copy of their unit vectors, so that an exact
+  search is one BLAS matrix-vector (or matrix-matrix) product over a block
+  instead of a gather of scattered rows.
+* :func:`fetch_for`: how many HNSW candidates an over-fetch needs so that,
+  were filter and vectors independent, it holds ``need`` eligible items with
+  99% probability.
+* :func:`topk_rows`: exact top-k of every row of a score matrix, vectorised
+  (block maxima give a per-row threshold; only the few scores above it are
+  sorted), much cheaper than ``argpartition`` along rows.
+* :func:`search_many_static`, :func:`search_many_keyed`: the batch paths of
+  :meth:`recsys.search.FilteredSearcher.search_many` -- one multi-threaded
+  hnswlib ``knn_query`` for all seeds, vectorised eligibility tests, and one
+  BLAS product per group of seeds that must be answered exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recsys.search import CompiledFilter, FilteredSearcher
+
+logger = logging.getLogger(__name__)
+
+#: largest dense eligible block kept per static filter (bytes); bigger eligible sets are
+#: answered by an over-fetch from the graph, which is cheaper for them anyway
+BLOCK_MAX_BYTES = 64 << 20
+#: share of the catalogue above which no block is built (an over-fetch always wins there)
+BLOCK_MAX_SHARE = 0.3
+
+
+# -- background builds ------------------------------------------------------------------
+class Background:
+    """A lazily started daemon thread running build jobs one at a time, deduplicated by key.
+
+    ``submit(key, fn)`` queues ``fn`` unless a job with that key is queued or
+    running; ``wait()`` blocks until the queue is empty (tests, benchmarks).
+    A failing job is logged; the query path keeps answering without what it
+    would have built (and may submit it again).
+    """
+
+    def __init__(self, name: str = "recsys-search-build") -> None:
+        self._q: queue.Queue[tuple[Any, Callable[[], None]]] = queue.Queue()
+        self._pending: set[Any] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._name = name
+
+    def submit(self, key: Any, fn: Callable[[], None]) -> bool:
+        """Queue ``fn`` under ``key``; False when that key is already pending."""
+        with self._lock:
+            if key in self._pending:
+                return False
+            self._pending.add(key)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+        self._q.put((key, fn))
+        return True
+
+    def pending(self, key: Any) -> bool:
+        return key in self._pending
+
+    def _run(self) -> None:
+        while True:
+            key, fn = self._q.get()
+            try:
+                fn()
+            except Exception:  # a build failing must not kill the worker
+                logger.exception("background search build %r failed", key)
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+                self._q.task_done()
+
+    def wait(self) -> None:
+        """Block until every queued build has finished."""
+        self._q.join()
+
+
+# -- static filters ---------------------------------------------------------------------
+class StaticSet:
+    """The eligible items of a static filter (one adult-rule variant), ready for search.
+
+    Attributes
+    ----------
+    pos : numpy.ndarray of int64
+        Eligible positions, ascending (so ties order by position, as the general path).
+    rows : numpy.ndarray of int64
+        Their vector rows.
+    ok_by_row : numpy.ndarray of bool, shape (n,)
+        Eligibility by vector row (tests hnswlib labels with one gather).
+    block : numpy.ndarray of float32, shape (len(pos), d), or None
+        Contiguous copy of the eligible unit vectors (None above ``BLOCK_MAX_BYTES`` /
+        ``BLOCK_MAX_SHARE``).
+    """
+
+    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes")
+
+    def __init__(self, mask: np.ndarray, perm: np.ndarray, pos_of_row: np.ndarray, unit: np.ndarray) -> None:
+        self.pos = np.flatnonzero(mask)
+        self.n = len(self.pos)
+        self.rows = perm[self.pos]
+        self.ok_by_row = mask[pos_of_row]
+        size = self.n * unit.shape[1] * unit.itemsize
+        total = max(1, len(mask))
+        if size <= BLOCK_MAX_BYTES and self.n <= BLOCK_MAX_SHARE * total:
+            self.block = np.take(unit, self.pos, axis=0)  # np.take: 2-3x faster than unit[pos]
+        else:
+            self.block = None
+        self.nbytes = self.pos.nbytes + self.rows.nbytes + self.ok_by_row.nbytes
+        if self.block is not None:
+            self.nbytes += self.block.nbytes
+
+    def column(self, pos: int) -> int:
+        """Column of position ``pos`` in ``pos``/``block``, or -1 when it is not eligible."""
+        j = int(np.searchsorted(self.pos, pos))
+        return j if j < self.n and int(self.pos[j]) == pos else -1
+
+
+def fetch_for(need: int, share: float, n: int, z: float = 2.33) -> int:
+    """Candidates to fetch so that ``need`` eligible items are among them with ~99% probability.
+
+    Assumes the filter keeps a random ``share`` of the catalogue, independent of
+    the vectors (binomial; ``z`` standard deviations of margin). Filters that
+    follow the vectors fill sooner; the planner learns that per filter.
+    """
+    if share <= 0:
+        return n
+    if share >= 1:
+        return min(n, need)
+    s = z * math.sqrt(1.0 - share)
+    root = (s + math.sqrt(s * s + 4.0 * need)) / 2.0
+    return max(need, min(n, math.ceil(root * root / share)))
+
+
+# -- exact top-k of many rows -----------------------------------------------------------
+def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k columns of every row, best first, ties by lower column; padded with -1 / -inf.
+
+    Vectorised: the k-th largest of ``nb`` strided block maxima is a lower bound
+    of each row's k-th largest score (k distinct blocks hold a score at least
+    that large), so only the scores at or above it are sorted. -inf scores
+    (excluded columns) are never returned.
+    """
+    b, m = scores.shape
+    kk = min(k, m)
+    out_c = np.full((b, k), -1, dtype=np.int64)
+    out_s = np.full((b, k), -np.inf, dtype=np.float32)
+    if b == 0 or kk == 0:
+        return out_c, out_s
+    nb = max(8 * kk, 64)
+    if m < 4 * nb:
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+        vals = np.take_along_axis(scores, order, axis=1)
+        out_c[:, :kk], out_s[:, :kk] = order, vals
+    else:
+        full = (m // nb) * nb
+        bmax = scores[:, :full].reshape(b, full // nb, nb).max(axis=1)  # strided blocks
+        thr = np.partition(bmax, nb - kk, axis=1)[:, nb - kk]
+        r, c = np.nonzero(scores >= thr[:, None])
+        v = scores[r, c]
+        order = np.lexsort((c, -v, r))
+        r, c, v = r[order], c[order], v[order]
+        starts = np.searchsorted(r, np.arange(b))
+        rank = np.arange(len(r)) - starts[r]
+        keep = rank < kk
+        out_c[r[keep], rank[keep]] = c[keep]
+        out_s[r[keep], rank[keep]] = v[keep]
+    bad = ~np.isfinite(out_s)
+    out_c[bad] = -1
+    out_s[bad] = -np.inf
+    return out_c, out_s
+
+
+def _blas_threads(n: int) -> list[tuple[Any, int]]:
+    from recsys.search import _blas_controllers
+
+    changed = []
+    for lib in _blas_controllers():
+        if lib.num_threads != n:
+            changed.append((lib, lib.num_threads))
+            lib.set_num_threads(n)
+    return changed
+
+
+def _restore(changed: list[tuple[Any, int]]) -> None:
+    for lib, n in changed:
+        lib.set_num_threads(n)
+
+
+def resolve_threads(num_threads: int) -> int:
+    return num_threads if num_threads and num_threads > 0 else (os.cpu_count() or 1)
+
+
+def exact_block_many(
+    q: np.ndarray, block: np.ndarray, k: int, seed_cols: np.ndarray, threads: int, chunk_bytes: int = 32 << 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k columns of ``block`` for each query row (``seed_cols[i]`` >= 0 excluded)."""
+    b, m = len(q), len(block)
+    out_c = np.full((b, k), -1, dtype=np.int64)
+    out_s = np.full((b, k), -np.inf, dtype=np.float32)
+    if b == 0 or m == 0:
+        return out_c, out_s
+    step = max(1, chunk_bytes // max(1, 4 * m))
+    changed = _blas_threads(threads)
+    try:
+        for a in range(0, b, step):
+            z = min(b, a + step)
+            sc = q[a:z] @ block.T
+            sel = seed_cols[a:z] >= 0
+            if sel.any():
+                sc[np.flatnonzero(sel), seed_cols[a:z][sel]] = -np.inf
+            out_c[a:z], out_s[a:z] = topk_rows(sc, k)
+    finally:
+        _restore(changed)
+    return out_c, out_s
+
+
+def _first_k(
+    ok: np.ndarray, labels: np.ndarray, dist: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, the first k labels where ``ok`` (hnswlib order: best first), their similarities and count."""
+    b = ok.shape[0]
+    rank = np.cumsum(ok, axis=1, dtype=np.int32) - 1
+    sel = ok & (rank < k)
+    r, c = np.nonzero(sel)
+    out_r = np.full((b, k), -1, dtype=np.int64)
+    out_s = np.full((b, k), -np.inf, dtype=np.float32)
+    out_r[r, rank[r, c]] = labels[r, c]
+    out_s[r, rank[r, c]] = 1.0 - dist[r, c]
+    return out_r, out_s, np.minimum(rank[:, -1] + 1, k) if ok.shape[1] else np.zeros(b, dtype=np.int32)
+
+
+def _knn_batch(
+    searcher: FilteredSearcher, q: np.ndarray, fetch: int, threads: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """hnswlib's batched, multi-threaded ``knn_query``; None when it cannot reach ``fetch`` items."""
+    try:
+        labels, dist = searcher.index._index.knn_query(q, k=fetch, num_threads=threads)
+    except RuntimeError:  # hnswlib#444: fewer than fetch reachable for some query
+        return None
+    return labels.astype(np.int64, copy=False), dist
+
+
+def search_many_static(
+    searcher: FilteredSearcher, cf: CompiledFilter, positions: np.ndarray, k: int, threads: int
+) -> list[tuple[np.ndarray, np.ndarray, str, int, dict[str, int]]] | None:
+    """The batch path of a lean static filter: rows, scores, plan, n_eligible and removed per seed.
+
+    Seeds are grouped by the adult rule (the only seed-dependent part); per
+    group, either one exact BLAS product over the dense eligible block (small
+    eligible sets) or one multi-threaded over-fetch from the graph sized to
+    the filter's share of the catalogue, whose seeds that come up short are
+    answered exactly over the block (or, without one, one by one).
+    Returns None when the filter is not static and lean.
+    """
+    if not (cf.static and cf.lean):
+        return None
+    v, n = searcher.view, searcher.n
+    cfg = cf.config
+    out: list[Any] = [None] * len(positions)
+    adult_rule = bool(v.n_adult) and not cfg.exclude_adult
+    groups = np.zeros(len(positions), dtype=bool)
+    if adult_rule:
+        groups = ~v.adult[positions]
+    perm = v.perm
+    for no_adult in (False, True):
+        idx = np.flatnonzero(groups == no_adult)
+        if len(idx) == 0:
+            continue
+        ss = searcher._static_set(cf, no_adult, wait=True)
+        pos = positions[idx]
+        seed_rows = perm[pos]
+        seed_in = ss.ok_by_row[seed_rows] if cfg.exclude_seed else np.zeros(len(idx), dtype=bool)
+        n_elig = ss.n - seed_in
+        removed = dict(cf.base_removed)
+        if no_adult:
+            removed["adult_next_to_non_adult"] = v.n_adult
+        if cfg.exclude_seed:
+            removed["exclude_seed"] = 1
+        q = searcher.qunit[pos]
+        need = k + 1 if cfg.exclude_seed else k
+        fetch = fetch_for(need, ss.n / max(n, 1), n)
+        exact_first = searcher._static_prefers_exact(cf, ss, fetch)
+        rows = np.full((len(idx), k), -1, dtype=np.int64)
+        sims = np.full((len(idx), k), -np.inf, dtype=np.float32)
+        plans = np.full(len(idx), "exact_subset", dtype=object)
+        todo = np.ones(len(idx), dtype=bool)
+        if not exact_first and ss.n:
+            got = _knn_batch(searcher, q, min(fetch, n), threads)
+            if got is not None:
+                labels, dist = got
+                ok = ss.ok_by_row[labels]
+                if cfg.exclude_seed:
+                    ok &= labels != seed_rows[:, None]
+                r_, s_, cnt = _first_k(ok, labels, dist, k)
+                done = (cnt >= np.minimum(k, n_elig)) | (fetch >= n)
+                rows[done], sims[done] = r_[done], s_[done]
+                plans[done] = "hnsw_overfetch"
+                plans[~done] = "hnsw_overfetch+exact_fallback"
+                todo = ~done
+                for filled in done[: min(len(done), 64)]:  # learn the fill rate as single queries do
+                    cf.record(bool(filled))
+        if todo.any():
+            t_idx = np.flatnonzero(todo)
+            if ss.block is not None:
+                cols = np.full(len(t_idx), -1, dtype=np.int64)
+                if cfg.exclude_seed:
+                    j = np.searchsorted(ss.pos, pos[t_idx])
+                    j_ok = j < ss.n
+                    hit = np.zeros(len(t_idx), dtype=bool)
+                    hit[j_ok] = ss.pos[j[j_ok]] == pos[t_idx][j_ok]
+                    cols[hit] = j[hit]
+                c_, s_ = exact_block_many(q[t_idx], ss.block, k, cols, threads)
+                valid = c_ >= 0
+                rr = np.where(valid, ss.rows[np.maximum(c_, 0)], -1)
+                rows[t_idx], sims[t_idx] = rr, s_
+            else:
+                for t in t_idx.tolist():
+                    res = searcher._search_one(q[t], int(pos[t]), cfg, k, "exact")
+                    rows[t, : len(res.rows)] = res.rows
+                    sims[t, : len(res.rows)] = res.scores
+        for j, t in enumerate(idx.tolist()):
+            good = rows[j] >= 0
+            ne = int(n_elig[j])
+            out[t] = (rows[j][good], sims[j][good], plans[j] if ne else "empty", ne, removed)
+    return out
+
+
+def search_many_keyed(
+    searcher: FilteredSearcher, cf: CompiledFilter, positions: np.ndarray, k: int, threads: int
+) -> list[Any] | None:
+    """The batch path of a lean filter with seed-dependent rules that a seed table covers.
+
+    One multi-threaded over-fetch for the seeds whose single query would
+    over-fetch (each seed's eligible set is one key range of the filter's key
+    index: candidates are tested with one gather and two comparisons); seeds
+    that come up short, and those whose single query would be exact, are
+    grouped by identical key range and answered with one exact BLAS product
+    per group (one by one for singleton groups). Returns None when the filter
+    is not lean or has no seed table (banned brand pairs, same title).
+    """
+    if not cf.lean:
+        return None
+    table = cf.seed_table
+    if table is None:
+        if cf.table_ok is False:
+            return None
+        table = searcher._seed_table(cf)  # a batch job: built here, once
+        if table is None:
+            return None
+    v, n = searcher.view, searcher.n
+    cfg = cf.config
+    tab = table[positions].astype(np.int64)
+    var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = tab.T
+    results: list[Any] = [None] * len(positions)
+    need = k + 1 if cfg.exclude_seed else k
+    fetch = min(n, max(4 * need, 64))
+    # which seeds an over-fetch is worth trying for: the single query's cost model
+    try_hnsw = np.zeros(len(positions), dtype=bool)
+    for i in np.flatnonzero(n_elig > 0).tolist():
+        try_hnsw[i] = searcher._choose(cf, int(e[i] - s[i]), False, int(n_elig[i]), fetch, k) != "exact"
+    rows = np.full((len(positions), k), -1, dtype=np.int64)
+    sims = np.full((len(positions), k), -np.inf, dtype=np.float32)
+    plans = np.full(len(positions), "exact", dtype=object)
+    todo = n_elig > 0
+    h_idx = np.flatnonzero(try_hnsw)
+    if len(h_idx):
+        got = _knn_batch(searcher, searcher.qunit[positions[h_idx]], fetch, threads)
+        if got is not None:
+            labels, dist = got
+            ok = np.zeros(labels.shape, dtype=bool)
+            for vi in np.unique(var[h_idx]).tolist():
+                sel = var[h_idx] == vi
+                keys = cf.table_kvs[vi].by_row[labels[sel]]
+                ok[sel] = (keys >= lo[h_idx][sel, None]) & (keys < hi[h_idx][sel, None])
+            if cfg.exclude_seed:
+                ok &= labels != v.perm[positions[h_idx]][:, None]
+            r_, s_, cnt = _first_k(ok, labels, dist, k)
+            done = (cnt >= np.minimum(k, n_elig[h_idx])) | (fetch >= n)
+            d_idx = h_idx[done]
+            rows[d_idx], sims[d_idx] = r_[done], s_[done]
+            plans[d_idx] = "hnsw_overfetch"
+            plans[h_idx[~done]] = "hnsw_overfetch+exact_fallback"
+            todo[d_idx] = False
+            for filled in done[: min(len(done), 64)]:
+                cf.record(bool(filled))
+    # exact: group the seeds left by identical eligible slice of the key order
+    t_idx = np.flatnonzero(todo)
+    if len(t_idx):
+        key = np.stack([var[t_idx], a[t_idx], b[t_idx]], axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        for g in range(len(uniq)):
+            members = t_idx[inv == g]
+            vi, ga, gb = (int(x) for x in uniq[g])
+            if len(members) < 2 or gb - ga > 4 * (1 << 20) // max(1, 4 * searcher.dim):
+                for t in members.tolist():
+                    res = searcher._search_one(
+                        searcher.qunit[positions[t]], int(positions[t]), cfg, k, "exact"
+                    )
+                    rows[t, : len(res.rows)] = res.rows
+                    sims[t, : len(res.rows)] = res.scores
+                    if plans[t] == "exact":
+                        plans[t] = res.plan
+                continue
+            kv = cf.table_kvs[vi]
+            cand = kv.order[ga:gb]
+            block = np.take(searcher.unit, cand, axis=0)
+            cols = np.full(len(members), -1, dtype=np.int64)
+            if cfg.exclude_seed:
+                seed_pos = positions[members]
+                where = {int(p): j for j, p in enumerate(cand.tolist())} if len(cand) < 4096 else None
+                for j, p in enumerate(seed_pos.tolist()):
+                    if where is not None:
+                        cols[j] = where.get(p, -1)
+                    else:
+                        hit = np.flatnonzero(cand == p)
+                        cols[j] = int(hit[0]) if len(hit) else -1
+            c_, s_ = exact_block_many(searcher.qunit[positions[members]], block, k, cols, threads)
+            # ties: lower position first, as the single-query path
+            valid = c_ >= 0
+            cp = np.where(valid, cand[np.maximum(c_, 0)], np.iinfo(np.int64).max)
+            order = np.lexsort((cp, -s_), axis=1)
+            cp = np.take_along_axis(cp, order, axis=1)
+            s_ = np.take_along_axis(s_, order, axis=1)
+            valid = np.take_along_axis(valid, order, axis=1)
+            rows[members] = np.where(valid, v.perm[np.minimum(cp, n - 1)], -1)
+            sims[members] = s_
+            for t in members.tolist():
+                if plans[t] == "exact":
+                    plans[t] = "exact_subset"
+    base = dict(cf.base_removed)
+    for i in range(len(positions)):
+        removed = dict(base)
+        f = int(flags[i])
+        if cfg.same_category and f & 1:
+            removed["same_category"] = n - int(e[i] - s[i])
+        if rm_g[i] >= 0:
+            removed["same_gender"] = int(rm_g[i])
+        if rm_p[i] >= 0:
+            removed["price_band"] = int(rm_p[i])
+        if f & 2:
+            removed["adult_next_to_non_adult"] = v.n_adult
+        if cfg.exclude_seed:
+            removed["exclude_seed"] = 1
+        skipped = []
+        if cfg.same_category and not f & 1:
+            skipped.append("same_category")
+        if rm_g[i] == -1:
+            skipped.append("same_gender")
+        if rm_p[i] == -1:
+            skipped.append("price_band")
+        good = rows[i] >= 0
+        ne = int(n_elig[i])
+        results[i] = (rows[i][good], sims[i][good], plans[i] if ne else "empty", ne, removed, skipped)
+    return results
