@@ -107,12 +107,17 @@ class StaticSet:
         Their vector rows.
     ok_by_row : numpy.ndarray of bool, shape (n,)
         Eligibility by vector row (tests hnswlib labels with one gather).
-    block : numpy.ndarray of float32, shape (len(pos), d), or None
-        Contiguous copy of the eligible unit vectors (None above ``BLOCK_MAX_BYTES`` /
-        ``BLOCK_MAX_SHARE``).
+    block : numpy.ndarray of float32, shape (m, d), or None
+        Contiguous copy of the eligible unit vectors, padded with zero rows to a multiple
+        of ``PAD`` rows (``m >= len(pos)``; :meth:`dense` drops the padding); None above
+        ``BLOCK_MAX_BYTES`` / ``BLOCK_MAX_SHARE``.
     """
 
     __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes")
+
+    def dense(self) -> np.ndarray | None:
+        """The eligible unit vectors, contiguous (``block`` without its zero padding)."""
+        return None if self.block is None else self.block[: self.n]
 
     def __init__(self, mask: np.ndarray, perm: np.ndarray, pos_of_row: np.ndarray, unit: np.ndarray) -> None:
         self.pos = np.flatnonzero(mask)
@@ -122,7 +127,7 @@ class StaticSet:
         size = self.n * unit.shape[1] * unit.itemsize
         total = max(1, len(mask))
         if size <= BLOCK_MAX_BYTES and self.n <= BLOCK_MAX_SHARE * total:
-            self.block = np.take(unit, self.pos, axis=0)  # np.take: 2-3x faster than unit[pos]
+            self.block = padded_take(unit, self.pos)
         else:
             self.block = None
         self.nbytes = self.pos.nbytes + self.rows.nbytes + self.ok_by_row.nbytes
@@ -133,6 +138,20 @@ class StaticSet:
         """Column of position ``pos`` in ``pos``/``block``, or -1 when it is not eligible."""
         j = int(np.searchsorted(self.pos, pos))
         return j if j < self.n and int(self.pos[j]) == pos else -1
+
+
+#: dense blocks are padded to a multiple of this many rows, so that a batch's score matrix
+#: reshapes into strided blocks without a copy (:func:`topk_rows`)
+PAD = 128
+
+
+def padded_take(unit: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``unit[idx]`` (with np.take: 2-3x faster than fancy indexing), padded with zero rows to
+    a multiple of ``PAD`` rows."""
+    m = len(idx)
+    out = np.zeros((-(-max(m, 1) // PAD) * PAD, unit.shape[1]), dtype=unit.dtype)
+    np.take(unit, idx, axis=0, out=out[:m])
+    return out
 
 
 def fetch_for(need: int, share: float, n: int, z: float = 2.33) -> int:
@@ -166,14 +185,15 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     out_s = np.full((b, k), -np.inf, dtype=np.float32)
     if b == 0 or kk == 0:
         return out_c, out_s
-    nb = max(8 * kk, 64)
+    nb = PAD if 8 * kk <= PAD else -(-8 * kk // PAD) * PAD
     if m < 4 * nb:
         order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
         vals = np.take_along_axis(scores, order, axis=1)
         out_c[:, :kk], out_s[:, :kk] = order, vals
     else:
         full = (m // nb) * nb
-        bmax = scores[:, :full].reshape(b, full // nb, nb).max(axis=1)  # strided blocks
+        head = scores if full == m else scores[:, :full]  # a copy unless m is a multiple of nb
+        bmax = head.reshape(b, full // nb, nb).max(axis=1)  # nb strided blocks per row
         thr = np.partition(bmax, nb - kk, axis=1)[:, nb - kk]
         r, c = np.nonzero(scores >= thr[:, None])
         v = scores[r, c]
@@ -210,28 +230,81 @@ def resolve_threads(num_threads: int) -> int:
     return num_threads if num_threads and num_threads > 0 else (os.cpu_count() or 1)
 
 
+_pools: dict[int, Any] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(threads: int) -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="recsys-topk")
+    return pool
+
+
 def exact_block_many(
-    q: np.ndarray, block: np.ndarray, k: int, seed_cols: np.ndarray, threads: int, chunk_bytes: int = 32 << 20
+    q: np.ndarray,
+    block: np.ndarray,
+    m: int,
+    k: int,
+    seed_cols: np.ndarray,
+    threads: int,
+    chunk_bytes: int = 1 << 20,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k columns of ``block`` for each query row (``seed_cols[i]`` >= 0 excluded)."""
-    b, m = len(q), len(block)
+    """Exact top-k columns among the first ``m`` rows of ``block`` for each query (``seed_cols[i]``
+    >= 0 excluded).
+
+    Queries go in chunks whose score matrix stays in the CPU caches (the top-k passes then
+    read the cache, not memory), on ``threads`` threads (NumPy and BLAS release the GIL;
+    BLAS itself runs one thread per chunk). ``block`` may carry zero padding rows past ``m``.
+    """
+    b = len(q)
     out_c = np.full((b, k), -1, dtype=np.int64)
     out_s = np.full((b, k), -np.inf, dtype=np.float32)
     if b == 0 or m == 0:
         return out_c, out_s
-    step = max(1, chunk_bytes // max(1, 4 * m))
-    changed = _blas_threads(threads)
+    width = len(block)
+    step = max(4, chunk_bytes // max(1, 4 * width))
+    bt = block.T
+
+    def one(a: int) -> None:
+        z = min(b, a + step)
+        sc = q[a:z] @ bt
+        if width > m:
+            sc[:, m:] = -np.inf
+        sel = seed_cols[a:z] >= 0
+        if sel.any():
+            sc[np.flatnonzero(sel), seed_cols[a:z][sel]] = -np.inf
+        out_c[a:z], out_s[a:z] = topk_rows(sc, k)
+
+    starts = list(range(0, b, step))
+    changed = _blas_threads(1)
     try:
-        for a in range(0, b, step):
-            z = min(b, a + step)
-            sc = q[a:z] @ block.T
-            sel = seed_cols[a:z] >= 0
-            if sel.any():
-                sc[np.flatnonzero(sel), seed_cols[a:z][sel]] = -np.inf
-            out_c[a:z], out_s[a:z] = topk_rows(sc, k)
+        if threads > 1 and len(starts) > 1:
+            list(_pool(threads).map(one, starts))
+        else:
+            for a in starts:
+                one(a)
     finally:
         _restore(changed)
     return out_c, out_s
+
+
+class BatchAnswer:
+    """Answers of a batch: ``rows``/``sims`` (b, k) padded with -1 / -inf, per seed ``plans``,
+    ``n_elig``, ``removed`` (shared dicts: copy before changing) and ``skipped`` rules."""
+
+    __slots__ = ("rows", "sims", "plans", "n_elig", "removed", "skipped")
+
+    def __init__(self, b: int, k: int) -> None:
+        self.rows = np.full((b, k), -1, dtype=np.int64)
+        self.sims = np.full((b, k), -np.inf, dtype=np.float32)
+        self.plans: list[str] = ["exact_subset"] * b
+        self.n_elig = np.zeros(b, dtype=np.int64)
+        self.removed: list[dict[str, int]] = [{}] * b
+        self.skipped: list[list[str]] = [[]] * b
 
 
 def _first_k(
@@ -262,7 +335,7 @@ def _knn_batch(
 
 def search_many_static(
     searcher: FilteredSearcher, cf: CompiledFilter, positions: np.ndarray, k: int, threads: int
-) -> list[tuple[np.ndarray, np.ndarray, str, int, dict[str, int]]] | None:
+) -> BatchAnswer | None:
     """The batch path of a lean static filter: rows, scores, plan, n_eligible and removed per seed.
 
     Seeds are grouped by the adult rule (the only seed-dependent part); per
@@ -276,19 +349,16 @@ def search_many_static(
         return None
     v, n = searcher.view, searcher.n
     cfg = cf.config
-    out: list[Any] = [None] * len(positions)
+    ans = BatchAnswer(len(positions), k)
     adult_rule = bool(v.n_adult) and not cfg.exclude_adult
-    groups = np.zeros(len(positions), dtype=bool)
-    if adult_rule:
-        groups = ~v.adult[positions]
-    perm = v.perm
+    groups = ~v.adult[positions] if adult_rule else np.zeros(len(positions), dtype=bool)
     for no_adult in (False, True):
         idx = np.flatnonzero(groups == no_adult)
         if len(idx) == 0:
             continue
         ss = searcher._static_set(cf, no_adult, wait=True)
         pos = positions[idx]
-        seed_rows = perm[pos]
+        seed_rows = v.perm[pos]
         seed_in = ss.ok_by_row[seed_rows] if cfg.exclude_seed else np.zeros(len(idx), dtype=bool)
         n_elig = ss.n - seed_in
         removed = dict(cf.base_removed)
@@ -308,9 +378,16 @@ def search_many_static(
             got = _knn_batch(searcher, q, min(fetch, n), threads)
             if got is not None:
                 labels, dist = got
-                ok = ss.ok_by_row[labels]
-                if cfg.exclude_seed:
-                    ok &= labels != seed_rows[:, None]
+                if cf.trivial:
+                    ok = (
+                        labels != seed_rows[:, None]
+                        if cfg.exclude_seed
+                        else np.ones(labels.shape, dtype=bool)
+                    )
+                else:
+                    ok = ss.ok_by_row[labels]
+                    if cfg.exclude_seed:
+                        ok &= labels != seed_rows[:, None]
                 r_, s_, cnt = _first_k(ok, labels, dist, k)
                 done = (cnt >= np.minimum(k, n_elig)) | (fetch >= n)
                 rows[done], sims[done] = r_[done], s_[done]
@@ -329,25 +406,25 @@ def search_many_static(
                     hit = np.zeros(len(t_idx), dtype=bool)
                     hit[j_ok] = ss.pos[j[j_ok]] == pos[t_idx][j_ok]
                     cols[hit] = j[hit]
-                c_, s_ = exact_block_many(q[t_idx], ss.block, k, cols, threads)
-                valid = c_ >= 0
-                rr = np.where(valid, ss.rows[np.maximum(c_, 0)], -1)
-                rows[t_idx], sims[t_idx] = rr, s_
+                c_, s_ = exact_block_many(q[t_idx], ss.block, ss.n, k, cols, threads)
+                rows[t_idx] = np.where(c_ >= 0, ss.rows[np.maximum(c_, 0)], -1)
+                sims[t_idx] = s_
             else:
                 for t in t_idx.tolist():
                     res = searcher._search_one(q[t], int(pos[t]), cfg, k, "exact")
                     rows[t, : len(res.rows)] = res.rows
                     sims[t, : len(res.rows)] = res.scores
+        plans[n_elig == 0] = "empty"
+        ans.rows[idx], ans.sims[idx], ans.n_elig[idx] = rows, sims, n_elig
         for j, t in enumerate(idx.tolist()):
-            good = rows[j] >= 0
-            ne = int(n_elig[j])
-            out[t] = (rows[j][good], sims[j][good], plans[j] if ne else "empty", ne, removed)
-    return out
+            ans.plans[t] = plans[j]
+            ans.removed[t] = removed
+    return ans
 
 
 def search_many_keyed(
     searcher: FilteredSearcher, cf: CompiledFilter, positions: np.ndarray, k: int, threads: int
-) -> list[Any] | None:
+) -> BatchAnswer | None:
     """The batch path of a lean filter with seed-dependent rules that a seed table covers.
 
     One multi-threaded over-fetch for the seeds whose single query would
@@ -371,7 +448,6 @@ def search_many_keyed(
     cfg = cf.config
     tab = table[positions].astype(np.int64)
     var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = tab.T
-    results: list[Any] = [None] * len(positions)
     need = k + 1 if cfg.exclude_seed else k
     fetch = min(n, max(4 * need, 64))
     # which seeds an over-fetch is worth trying for: the single query's cost model
@@ -424,7 +500,7 @@ def search_many_keyed(
                 continue
             kv = cf.table_kvs[vi]
             cand = kv.order[ga:gb]
-            block = np.take(searcher.unit, cand, axis=0)
+            block = padded_take(searcher.unit, cand)
             cols = np.full(len(members), -1, dtype=np.int64)
             if cfg.exclude_seed:
                 seed_pos = positions[members]
@@ -435,7 +511,7 @@ def search_many_keyed(
                     else:
                         hit = np.flatnonzero(cand == p)
                         cols[j] = int(hit[0]) if len(hit) else -1
-            c_, s_ = exact_block_many(searcher.qunit[positions[members]], block, k, cols, threads)
+            c_, s_ = exact_block_many(searcher.qunit[positions[members]], block, len(cand), k, cols, threads)
             # ties: lower position first, as the single-query path
             valid = c_ >= 0
             cp = np.where(valid, cand[np.maximum(c_, 0)], np.iinfo(np.int64).max)
@@ -448,6 +524,8 @@ def search_many_keyed(
             for t in members.tolist():
                 if plans[t] == "exact":
                     plans[t] = "exact_subset"
+    ans = BatchAnswer(len(positions), k)
+    ans.rows, ans.sims, ans.n_elig = rows, sims, n_elig
     base = dict(cf.base_removed)
     for i in range(len(positions)):
         removed = dict(base)
@@ -469,7 +547,7 @@ def search_many_keyed(
             skipped.append("same_gender")
         if rm_p[i] == -1:
             skipped.append("price_band")
-        good = rows[i] >= 0
-        ne = int(n_elig[i])
-        results[i] = (rows[i][good], sims[i][good], plans[i] if ne else "empty", ne, removed, skipped)
-    return results
+        ans.removed[i] = removed
+        ans.skipped[i] = skipped
+        ans.plans[i] = plans[i] if n_elig[i] else "empty"
+    return ans

@@ -365,8 +365,9 @@ class CompiledFilter:
         Items allowed by ``base_mask``.
     base_all : bool
         ``base_mask`` allows every item (no seed-independent rule bites).
-    base_cum : numpy.ndarray
-        Prefix counts of ``base_mask`` (length n + 1): O(1) counts over slices.
+    base_cum : numpy.ndarray or None
+        Prefix counts of ``base_mask`` (length n + 1): O(1) counts over slices; built on
+        first need (a static filter never needs them).
     first_tries, first_hits : float
         How often the planner's first over-fetch was tried with this filter
         and how often it filled the list (decayed counts; updated without a
@@ -699,9 +700,8 @@ class FilteredSearcher:
             for x, y in ((ca, cb), (cb, ca)):
                 banned.setdefault(x, np.zeros(len(v.brand_keys), dtype=bool))[y] = True
         n_base = int(np.count_nonzero(mask))
-        cum = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(mask, out=cum[1:])
-        compiled = CompiledFilter(cfg, mask, removed, banned, n_base, base_all=n_base == self.n, base_cum=cum)
+        # the prefix counts (base_cum) are built on first need: a static filter never needs them
+        compiled = CompiledFilter(cfg, mask, removed, banned, n_base, base_all=n_base == self.n)
         compiled.lean = self.space == "cosine" and cfg.max_per_brand is None and cfg.min_similarity is None
         compiled.static = not (
             cfg.same_category
@@ -970,7 +970,14 @@ class FilteredSearcher:
             if r.seed >= 0 and head + lo <= kv.by_pos[r.seed] < head + hi:
                 n -= 1
             return None, n
-        n = int(cf.base_cum[e] - cf.base_cum[s])
+        if cold or (cf.base_cum is None and e - s < self.n // 4):
+            n = int(np.count_nonzero(cf.base_mask[s:e]))  # cheaper than building the prefix counts
+        else:
+            if cf.base_cum is None:
+                cum = np.zeros(self.n + 1, dtype=np.int64)
+                np.cumsum(cf.base_mask, out=cum[1:])
+                cf.base_cum = cum
+            n = int(cf.base_cum[e] - cf.base_cum[s])
         if s <= r.seed < e and cf.base_mask[r.seed]:
             n -= 1
         return None, n
@@ -1521,7 +1528,7 @@ class FilteredSearcher:
                     seed_id,
                 )
             plan = "hnsw_overfetch+exact_fallback"
-        block = ss.block if ss.block is not None else np.take(self.unit, ss.pos, axis=0)
+        block = ss.dense() if ss.block is not None else np.take(self.unit, ss.pos, axis=0)
         sc = _matvec(block, q)
         if seed_row >= 0:
             sc[ss.column(pos)] = -np.inf
@@ -1551,8 +1558,10 @@ class FilteredSearcher:
         for k + 1, the seed dropped from the list. None when hnswlib cannot reach that many."""
         n = self.n
         ex = pos is not None and cf.config.exclude_seed
+        kq = k + 1 if ex else k
+        index = self._index if self._index is not None else self.index
         try:
-            labels, dist = self.index._index.knn_query(q2, k=min(n, k + 1 if ex else k), num_threads=1)
+            labels, dist = index._index.knn_query(q2, k=kq if kq <= n else n, num_threads=1)
         except RuntimeError:  # hnswlib#444
             return None
         rl, dl = labels[0].tolist(), dist[0].tolist()
@@ -1565,9 +1574,8 @@ class FilteredSearcher:
                 del rl[j], dl[j]
             else:
                 del rl[k:], dl[k:]
-        ids = self.view.item_id_by_row
         return SearchResult(
-            [ids[r] for r in rl],
+            list(map(self.view.item_id_by_row.__getitem__, rl)),
             [1.0 - d for d in dl],
             rl,
             removed,
@@ -1632,8 +1640,8 @@ class FilteredSearcher:
             if table is not None:
                 return self._search_table(q, pos, cf, table, k, t0, seed_id)
         r = self._seed_rules(cf, pos)
-        cold = False
-        if plan == "auto" and not r.extra:
+        cold = plan == "auto" and cf.static and cf.lean  # its eligible set is being built
+        if plan == "auto" and not r.extra and not cold:
             if self._keys_ready(cf, r):
                 return self._search_keyed(q, cf, r, k, t0, seed_id)
             cold = True  # its key index is being built: answer with a mask over the domain
@@ -1808,9 +1816,11 @@ class FilteredSearcher:
         t0 = time.perf_counter()
         cfg = FilterConfig.from_dict(config)
         cf = self.compile(cfg)
-        items = [s if s.__class__ is str else str(s) for s in seed_item_ids]
-        pos_of = self.view.pos_of_id
-        positions = np.array([pos_of.get(s, -1) for s in items], dtype=np.int64)
+        items = seed_item_ids if isinstance(seed_item_ids, list) else list(seed_item_ids)
+        found = list(map(self.view.pos_of_id.get, items))
+        if None in found:  # unknown ids, or ids given as other types than str
+            found = [self.view.pos_of_id.get(str(s), -1) for s in items]
+        positions = np.array(found, dtype=np.int64)
         unknown = np.flatnonzero(positions < 0)
         if len(unknown) and not skip_unknown:
             raise UnknownItemError(
@@ -1818,39 +1828,47 @@ class FilteredSearcher:
             )
         known = np.flatnonzero(positions >= 0)
         out: list[SearchResult | None] = [None] * len(items)
-        if len(known) == 0 or k < 1:
-            for i in known.tolist():
-                out[i] = self.search(items[i], cfg, k)
-            return out
-        threads = resolve_threads(num_threads)
-        got: list[Any] | None = None
-        if len(known) > 1 and self.n >= 2:
+        got = None
+        if len(known) > 1 and k >= 1 and self.n >= 2:
+            threads = resolve_threads(num_threads)
             if cf.static and cf.lean:
                 got = search_many_static(self, cf, positions[known], k, threads)
             elif cf.lean:
                 got = search_many_keyed(self, cf, positions[known], k, threads)
         if got is None:
             for i in known.tolist():
-                out[i] = self.search(items[i], cfg, k)
+                out[i] = self.search(str(items[i]), cfg, k)
             return out
         ms = (time.perf_counter() - t0) * 1e3 / len(known)
-        ids = self.view.item_id_by_row
-        id_list = self.view.item_id_list
+        counts = np.count_nonzero(got.rows >= 0, axis=1).tolist()
+        ids2 = self._ids_by_row()[np.maximum(got.rows, 0)].tolist()  # one C call for the whole batch
+        rows2, sims2 = got.rows.tolist(), got.sims.tolist()
+        n_elig = got.n_elig.tolist()
+        seed_ids = self.view.item_ids[positions[known]].tolist()
         for j, i in enumerate(known.tolist()):
-            rows, sims, plan, n_elig, removed, *rest = got[j]
-            rl = rows.tolist()
+            c = counts[j]
+            if c < k:
+                ids2[j], sims2[j], rows2[j] = ids2[j][:c], sims2[j][:c], rows2[j][:c]
             out[i] = SearchResult(
-                [ids[r] for r in rl],
-                sims.tolist(),
-                rl,
-                dict(removed),
-                plan,
-                n_elig,
+                ids2[j],
+                sims2[j],
+                rows2[j],
+                dict(got.removed[j]),
+                got.plans[j],
+                n_elig[j],
                 ms,
-                list(rest[0]) if rest else [],
-                id_list[int(positions[i])],
+                list(got.skipped[j]),
+                seed_ids[j],
             )
         return out
+
+    def _ids_by_row(self) -> np.ndarray:
+        """Item ids by vector row as an object array (built once)."""
+        arr = getattr(self, "_ids_obj", None)
+        if arr is None:
+            arr = np.asarray(self.view.item_id_by_row, dtype=object)
+            self._ids_obj = arr
+        return arr
 
     def brute_force(
         self,

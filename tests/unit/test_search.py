@@ -701,3 +701,153 @@ def test_get_searcher_picks_up_a_reimported_catalogue(tmp_path, monkeypatch):
     second = get_searcher(reg, run["run_id"])
     assert second is not first
     assert set(second.view.attributes(np.arange(3))["brand"]) == {"new-brand"}
+
+
+# -- batch path, static filters, background builds (issue 18) --------------------------------------
+def _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k):
+    ref_ids, ref_scores, eligible = brute_force(cat, vec, seed_id, cfg, k)
+    assert_matches(res, ref_ids, ref_scores, eligible)
+    assert res.n_eligible == len(eligible)
+    if cfg.min_similarity is None and cfg.max_per_brand is None:
+        assert len(res) == min(k, len(eligible))
+    single = searcher.search(seed_id, cfg, k, plan="exact")
+    assert res.removed_by_rule == single.removed_by_rule or cfg.max_per_brand or cfg.min_similarity
+    assert res.skipped_rules == single.skipped_rules
+    assert res.seed_item_id == seed_id
+    assert [searcher.view.item_id_by_row[r] for r in res.rows] == res.item_ids
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.sampled_from([2, 9, 40, 120]),
+    data_seed=st.integers(0, 3),
+    cfg=configs,
+    k=st.integers(1, 25),
+    seed_rows=st.lists(st.integers(0, 10_000), min_size=2, max_size=12),
+)
+def test_search_many_equals_brute_force(n, data_seed, cfg, k, seed_rows):
+    """The batch path (one knn_query for all seeds, vectorised tests, BLAS top-k per group) answers
+    every seed as brute force does, with the same counts and skipped rules as a single search."""
+    cat, vec, searcher = searcher_for(n, data_seed)
+    seeds = [f"it{r % n}" for r in seed_rows]
+    results = searcher.search_many(seeds, cfg, k, num_threads=2)
+    assert len(results) == len(seeds)
+    for seed_id, res in zip(seeds, results):
+        _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k)
+
+
+def test_search_many_skips_unknown_seeds_only_when_asked():
+    _, _, searcher = searcher_for(40, 0)
+    with pytest.raises(UnknownItemError, match="nope"):
+        searcher.search_many(["it1", "nope"], FilterConfig(brands_allow=["Nike"]), 5)
+    got = searcher.search_many(["it1", "nope", "it2"], FilterConfig(brands_allow=["Nike"]), 5, skip_unknown=True)
+    assert got[1] is None and got[0] is not None and got[2] is not None
+
+
+def uncorrelated_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Clustered vectors, and attributes drawn at random: filters that ignore the vectors."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(30, 16)).astype(np.float32)
+    vec = centers[rng.integers(0, 30, n)] + 0.4 * rng.normal(size=(n, 16)).astype(np.float32)
+    cat = pd.DataFrame(
+        {
+            "item_id": [f"u{i}" for i in range(n)],
+            "title": [f"t{i}" for i in range(n)],
+            "category": [f"C{x} > D{y}" for x, y in zip(rng.integers(0, 4, n), rng.integers(0, 5, n))],
+            "brand": [f"b{x}" for x in rng.integers(0, 100, n)],
+            "gender": rng.choice(["women", "men", ""], n),
+            "price": rng.lognormal(3, 0.5, n),
+            "adult": np.zeros(n, dtype=bool),
+        }
+    )
+    return cat, vec
+
+
+@pytest.fixture(scope="module")
+def uncorrelated():
+    cat, vec = uncorrelated_catalog(8000, 11)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
+    return cat, vec, index
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"brands_allow": [f"b{i}" for i in range(10)]},  # 10%, random
+        {"brands_allow": ["b3"]},  # 1%
+        {"price_min": 15.0, "price_max": 17.0},  # a price band, about 10%
+        {"brands_allow": [f"b{i}" for i in range(50)]},  # 50%
+        {},
+    ],
+)
+def test_uncorrelated_filters_single_and_batch_match_exact(uncorrelated, fields):
+    """Filters assigned at random: single queries and the batch keep recall >= 0.99 against exact
+    filtered search, always fill the list, and the batch agrees with single queries' counts."""
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    cfg = FilterConfig(**fields)
+    seeds = [f"u{i}" for i in range(0, 8000, 41)]
+    batch = searcher.search_many(seeds, cfg, 10, num_threads=2)
+    hits = total = 0
+    plans: dict[str, int] = {}
+    for item, many in zip(seeds, batch):
+        one = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[one.plan] = plans.get(one.plan, 0) + 1
+        for res in (one, many):
+            assert res.n_eligible == ref.n_eligible and len(res) == min(10, ref.n_eligible)
+            assert res.removed_by_rule == ref.removed_by_rule
+            assert item not in res.item_ids
+            assert res.scores == sorted(res.scores, reverse=True)
+            hits += len(set(res.rows) & set(ref.rows))
+            total += len(ref.rows)
+    assert hits / total >= 0.99, plans
+    if not fields:
+        assert searcher.compile(cfg).trivial and set(plans) == {"hnsw_overfetch"}
+
+
+def test_no_filter_path_is_one_knn_query_without_the_seed(uncorrelated):
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    for row in (0, 17, 4000):
+        res = searcher.search(f"u{row}", None, 10)
+        rows, sims = index.knn(unit[row], 11)
+        want = [r for r in rows[0].tolist() if r != row][:10]
+        assert res.rows == want and res.n_eligible == 7999 and res.removed_by_rule == {"exclude_seed": 1}
+        np.testing.assert_allclose(res.scores, unit[want] @ unit[row], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"brands_allow": [f"b{i}" for i in range(10)]},
+        {"same_category": True, "category_level": 1, "price_ratio_min": 0.5, "price_ratio_max": 2.0},
+        {"same_gender": True, "brands_deny": ["b1"]},
+    ],
+)
+def test_first_queries_of_a_new_filter_do_not_build_and_answer_exactly(uncorrelated, fields):
+    """On a catalogue at or above ``background_min_items`` a new filter's structures (eligible set,
+    key index, seed table) are built by the background thread; until then queries answer from the
+    general path with the same results and counts, and nothing is built on the request."""
+    from recsys.search import _TABLE_AFTER
+
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    cfg = FilterConfig(**fields)
+    gate = __import__("threading").Event()
+    searcher._bg.submit("hold", gate.wait)  # keep the worker busy: every build stays queued
+    try:
+        cold = [searcher.search(f"u{i}", cfg, 10) for i in range(0, 3 * _TABLE_AFTER * 7, 7)]
+        cf = searcher.compile(cfg)
+        assert cf.sets == {} and cf.keys == {} and cf.seed_table is None
+    finally:
+        gate.set()
+    searcher.wait_background()
+    assert cf.sets or (cf.keys and cf.seed_table is not None)
+    for i, res in zip(range(0, 3 * _TABLE_AFTER * 7, 7), cold):
+        warm = searcher.search(f"u{i}", cfg, 10)
+        ref = searcher.search(f"u{i}", cfg, 10, plan="exact")
+        for got in (res, warm):
+            assert got.n_eligible == ref.n_eligible and got.removed_by_rule == ref.removed_by_rule
+            assert len(set(got.rows) & set(ref.rows)) >= 9
