@@ -292,6 +292,19 @@ def exact_block_many(
     return out_c, out_s
 
 
+def canon_rows(searcher: FilteredSearcher, rows: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact answers (vector rows, -1 padded) rescored as single queries score them
+    (:meth:`~recsys.search.FilteredSearcher._canon`) and re-sorted (ties: lower position)."""
+    valid = rows >= 0
+    pos = searcher.view.pos_of_row[np.maximum(rows, 0)]
+    vecs = np.take(searcher.unit, pos, axis=0)  # (b, k, d)
+    sc = (vecs * q[:, None, :]).sum(axis=2, dtype=np.float32)
+    sc[~valid] = -np.inf
+    key = np.where(valid, pos, np.iinfo(np.int64).max)
+    order = np.lexsort((key, -sc), axis=1)
+    return np.take_along_axis(rows, order, axis=1), np.take_along_axis(sc, order, axis=1)
+
+
 class BatchAnswer:
     """Answers of a batch: ``rows``/``sims`` (b, k) padded with -1 / -inf, per seed ``plans``,
     ``n_elig``, ``removed`` (shared dicts: copy before changing) and ``skipped`` rules."""
@@ -407,8 +420,9 @@ def search_many_static(
                     hit[j_ok] = ss.pos[j[j_ok]] == pos[t_idx][j_ok]
                     cols[hit] = j[hit]
                 c_, s_ = exact_block_many(q[t_idx], ss.block, ss.n, k, cols, threads)
-                rows[t_idx] = np.where(c_ >= 0, ss.rows[np.maximum(c_, 0)], -1)
-                sims[t_idx] = s_
+                rows[t_idx], sims[t_idx] = canon_rows(
+                    searcher, np.where(c_ >= 0, ss.rows[np.maximum(c_, 0)], -1), q[t_idx]
+                )
             else:
                 for t in t_idx.tolist():
                     res = searcher._search_one(q[t], int(pos[t]), cfg, k, "exact")
@@ -519,8 +533,11 @@ def search_many_keyed(
             cp = np.take_along_axis(cp, order, axis=1)
             s_ = np.take_along_axis(s_, order, axis=1)
             valid = np.take_along_axis(valid, order, axis=1)
-            rows[members] = np.where(valid, v.perm[np.minimum(cp, n - 1)], -1)
-            sims[members] = s_
+            rows[members], sims[members] = canon_rows(
+                searcher,
+                np.where(valid, v.perm[np.minimum(cp, n - 1)], -1),
+                searcher.qunit[positions[members]],
+            )
             for t in members.tolist():
                 if plans[t] == "exact":
                     plans[t] = "exact_subset"

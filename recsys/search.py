@@ -551,6 +551,44 @@ class SearchResult:
         return asdict(self)
 
 
+def _tie_groups(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Groups of identical candidate vectors (thin catalogues: many items sharing one vector).
+
+    Returns ``(group of each position or -1, members: positions grouped and ascending,
+    starts: group g's members are members[starts[g]:starts[g + 1]])``, or None without
+    ties. O(n log n): a random projection sorts the rows, neighbours with the same
+    projection are compared exactly.
+    """
+    n = len(unit)
+    if n < 2:
+        return None
+    proj = np.random.default_rng(12345).normal(size=unit.shape[1]).astype(np.float32)
+    h = unit @ proj
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    cand = np.flatnonzero(hs[1:] == hs[:-1])
+    if len(cand) == 0:
+        return None
+    same = np.zeros(n - 1, dtype=bool)
+    same[cand] = (np.take(unit, order[cand], axis=0) == np.take(unit, order[cand + 1], axis=0)).all(axis=1)
+    if not same.any():
+        return None
+    run = np.cumsum(np.r_[True, ~same]) - 1  # run id per sorted row: equal rows share one
+    sizes = np.bincount(run)
+    multi = sizes[run] >= 2
+    ids = np.full(len(sizes), -1, dtype=np.int64)
+    big = np.flatnonzero(sizes >= 2)
+    ids[big] = np.arange(len(big))
+    group = np.full(n, -1, dtype=np.int32)
+    group[order[multi]] = ids[run[multi]]
+    members_pos = order[multi]
+    members_grp = ids[run[multi]]
+    srt = np.lexsort((members_pos, members_grp))
+    members = members_pos[srt].astype(np.int64)
+    starts = np.searchsorted(members_grp[srt], np.arange(len(big) + 1)).astype(np.int64)
+    return group, members, starts
+
+
 class FilteredSearcher:
     """Filtered k-NN over one run's vectors and catalogue.
 
@@ -638,6 +676,14 @@ class FilteredSearcher:
             _BACKGROUND_MIN_ITEMS if background_min_items is None else background_min_items
         )
         self._bg = Background()
+        #: identical candidate vectors (detected here, once): an HNSW answer that reaches one
+        #: of them is completed exactly (:meth:`_fix_ties`); None without ties
+        ties = _tie_groups(self.unit)
+        self._tie_of, self._tie_members, self._tie_starts = ties if ties is not None else (None, None, None)
+        #: one row per group (its vector), to find the groups an HNSW answer should have reached
+        self._tie_reps = (
+            np.take(self.unit, self._tie_members[self._tie_starts[:-1]], axis=0) if ties is not None else None
+        )
 
     # -- index -------------------------------------------------------------------
     @property
@@ -1096,11 +1142,33 @@ class FilteredSearcher:
             cand += s
             sc = _matvec(np.take(self.unit, cand, axis=0), q)
             plan = "exact_subset"
-        kp, ks, dropped = self._select(sc, cand, s, n_elig, k, cfg)
+        kp, ks, dropped = self._select(sc, cand, s, n_elig, k, cfg, q)
+        kp, ks = self._canon(kp, q)
         return kp, ks, dropped, plan
 
+    def _canon(self, kp: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The final list of an exact search rescored one way, whatever computed it, and re-sorted.
+
+        BLAS rounds a dot product differently in a matrix-vector product and in a
+        matrix-matrix one (single queries and batches): an elementwise product summed along
+        each row gives the same float32 score for the same (item, query) wherever it is
+        computed, so a batch (precompute) and a live query report identical scores.
+        """
+        if len(kp) == 0:
+            return kp, np.zeros(0, dtype=np.float32)
+        ks = (np.take(self.unit, kp, axis=0) * q).sum(axis=1, dtype=np.float32)
+        order = np.lexsort((kp, -ks))
+        return kp[order], ks[order]
+
     def _select(
-        self, sc: np.ndarray, cand: np.ndarray | None, s: int, n_elig: int, k: int, cfg: FilterConfig
+        self,
+        sc: np.ndarray,
+        cand: np.ndarray | None,
+        s: int,
+        n_elig: int,
+        k: int,
+        cfg: FilterConfig,
+        q: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """Top k of exact scores, then the ranked-list rules.
 
@@ -1109,11 +1177,15 @@ class FilteredSearcher:
         with ineligible rows at -inf.
         """
         m = len(sc)
+        if self._tie_of is not None and q is not None:
+            self._snap_ties(sc, np.arange(s, s + m) if cand is None else cand, q)
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
             f = min(need, n_elig)
             if f < m:
                 top = np.argpartition(sc, m - f)[m - f :]
+                if self._tie_of is not None:  # every copy of a tied score at the cut, not any f
+                    top = np.flatnonzero(sc >= sc[top].min())
             else:
                 top = np.arange(m)
             top_s = sc[top]
@@ -1532,16 +1604,22 @@ class FilteredSearcher:
         sc = _matvec(block, q)
         if seed_row >= 0:
             sc[ss.column(pos)] = -np.inf
+        if self._tie_of is not None:
+            self._snap_ties(sc, ss.pos, q)
         kk = min(k, m)
         top = np.argpartition(sc, len(sc) - kk)[len(sc) - kk :] if kk < len(sc) else np.arange(len(sc))
+        if self._tie_of is not None and kk < len(sc):  # every copy of a tied score at the cut
+            top = np.flatnonzero(sc >= sc[top].min())
         ts = sc[top]
         order = np.lexsort((top, -ts))  # ties: lower position first (columns are in position order)
-        top, ts = top[order], ts[order]
+        top, ts = top[order][:kk], ts[order][:kk]
         keep = np.isfinite(ts)
-        rows = ss.rows[top[keep]].tolist()
+        kp, ks = self._canon(ss.pos[top[keep]], q)
+        ts = ks
+        rows = self.view.perm[kp].tolist()
         return SearchResult(
             [ids[r] for r in rows],
-            ts[keep].tolist(),
+            ts.tolist(),
             rows,
             removed,
             plan,
@@ -1737,6 +1815,20 @@ class FilteredSearcher:
         FilterConfigError
             ``config`` is an invalid dict.
         """
+        res = self._search_seed(seed_item_id, config, k, plan)
+        if self._tie_of is None or not res.rows:
+            return res
+        pos = self.view.pos_of_id[res.seed_item_id]
+        return self._fix_ties(res, self.qunit[pos], pos, FilterConfig.from_dict(config), k)
+
+    def _search_seed(
+        self,
+        seed_item_id: str,
+        config: FilterConfig | dict[str, Any] | None = None,
+        k: int = 10,
+        plan: str = "auto",
+    ) -> SearchResult:
+        """The body of :meth:`search` (before ties are completed)."""
         cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
         pos = self.view.pos_of_id.get(
             seed_item_id if seed_item_id.__class__ is str else str(seed_item_id), -1
@@ -1790,7 +1882,61 @@ class FilteredSearcher:
         if self.space == "cosine":
             q = q / max(float(np.linalg.norm(q)), 1e-12)
         pos = self._query_for(seed_item_id)[0] if seed_item_id is not None else None
-        return self._search_one(np.ascontiguousarray(q, dtype=np.float32), pos, cfg, k, plan)
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        res = self._search_one(q, pos, cfg, k, plan)
+        if self._tie_of is None or not res.rows:
+            return res
+        return self._fix_ties(res, q, pos, cfg, k)
+
+    def _snap_ties(self, sc: np.ndarray, cand: np.ndarray, q: np.ndarray) -> None:
+        """Give every member of a group of identical vectors among ``cand`` one score, in place.
+
+        BLAS may round the same row's dot product differently by where it sits in a matrix;
+        a group's score is computed once per group, the same way wherever it is asked for
+        (an elementwise product summed along the row), so ties stay ties and order by
+        position. Excluded rows (-inf) stay excluded.
+        """
+        if self._tie_of is None or len(sc) == 0:
+            return
+        g = self._tie_of[cand]
+        m = (g >= 0) & np.isfinite(sc)
+        if not m.any():
+            return
+        gm = g[m]
+        groups = np.unique(gm)
+        reps = self._tie_members[self._tie_starts[groups]]
+        val = (np.take(self.unit, reps, axis=0) * q).sum(axis=1, dtype=np.float32)
+        sc[m] = val[np.searchsorted(groups, gm)]
+
+    def _fix_ties(
+        self,
+        res: SearchResult,
+        q: np.ndarray,
+        pos: int | None,
+        cfg: FilterConfig,
+        k: int,
+        exact_ok: bool = True,
+    ) -> SearchResult:
+        """Answer exactly a query whose list reaches a group of identical vectors.
+
+        hnswlib returns an arbitrary subset of a group of equal vectors (equal scores), and
+        its beam fills up with the group's copies, so it also misses distinct neighbours
+        next to it; the exact list holds the group's eligible members, lowest position first
+        (the planner's tie order), cut at k. A list that holds a group member, or that a
+        group's score would enter (one product per group: HNSW may miss a group altogether),
+        is answered by exact search, which scores each group once (:meth:`_snap_ties`).
+        """
+        if exact_ok and res.plan.startswith("exact"):
+            return res  # single-query exact search scores each group once (_snap_ties)
+        p = self.view.pos_of_row[np.asarray(res.rows, dtype=np.int64)]
+        thr = res.scores[-1] - 1e-5 if len(res.rows) >= k else -np.inf
+        if not (self._tie_of[p] >= 0).any():
+            gvals = (self._tie_reps * q).sum(axis=1, dtype=np.float32)
+            if not (gvals >= thr).any():
+                return res
+        exact = self._search_one(q, pos, cfg, k, "exact")
+        exact.plan = f"{res.plan}+ties_exact"
+        return exact
 
     def search_many(
         self,
@@ -1860,6 +2006,9 @@ class FilteredSearcher:
                 list(got.skipped[j]),
                 seed_ids[j],
             )
+            if self._tie_of is not None and counts[j]:
+                p = int(positions[i])
+                out[i] = self._fix_ties(out[i], self.qunit[p], p, cfg, k, exact_ok=False)
         return out
 
     def _ids_by_row(self) -> np.ndarray:

@@ -740,7 +740,9 @@ def test_search_many_skips_unknown_seeds_only_when_asked():
     _, _, searcher = searcher_for(40, 0)
     with pytest.raises(UnknownItemError, match="nope"):
         searcher.search_many(["it1", "nope"], FilterConfig(brands_allow=["Nike"]), 5)
-    got = searcher.search_many(["it1", "nope", "it2"], FilterConfig(brands_allow=["Nike"]), 5, skip_unknown=True)
+    got = searcher.search_many(
+        ["it1", "nope", "it2"], FilterConfig(brands_allow=["Nike"]), 5, skip_unknown=True
+    )
     assert got[1] is None and got[0] is not None and got[2] is not None
 
 
@@ -851,3 +853,35 @@ def test_first_queries_of_a_new_filter_do_not_build_and_answer_exactly(uncorrela
         for got in (res, warm):
             assert got.n_eligible == ref.n_eligible and got.removed_by_rule == ref.removed_by_rule
             assert len(set(got.rows) & set(ref.rows)) >= 9
+
+
+def test_identical_vectors_return_the_exact_list_with_ties_by_position():
+    """A thin catalogue: 400 items share one vector, 150 another close to it. HNSW alone returns an
+    arbitrary subset of such a group; the searcher detects the groups when it is built and returns
+    exactly what exact search returns (ties: lower position first), single and batch."""
+    rng = np.random.default_rng(21)
+    n = 3000
+    cat, _ = uncorrelated_catalog(n, 21)
+    vec = rng.normal(size=(n, 16)).astype(np.float32)
+    a = rng.normal(size=16).astype(np.float32)
+    vec[:400] = a
+    vec[400:550] = a + 0.05 * rng.normal(size=16).astype(np.float32)
+    vec[550:700] = a + 0.3 * rng.normal(size=(150, 16)).astype(np.float32)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    assert searcher._tie_of is not None and len(searcher._tie_starts) - 1 == 2  # two groups
+    seeds = [f"u{i}" for i in (0, 7, 399, 400, 470, 560, 600, 690)]
+    raw_differs = 0
+    for fields in ({}, {"brands_allow": [f"b{i}" for i in range(30)]}, {"same_gender": True}):
+        cfg = FilterConfig(**fields)
+        many = searcher.search_many(seeds, cfg, 10, num_threads=2)
+        for item, batch in zip(seeds, many):
+            one = searcher.search(item, cfg, 10)
+            ref = searcher.search(item, cfg, 10, plan="exact")
+            assert one.item_ids == ref.item_ids, (fields, item, one.plan)
+            assert batch.item_ids == ref.item_ids, (fields, item, batch.plan)
+            np.testing.assert_allclose(one.scores, ref.scores, atol=1e-5)
+            # without the completion, HNSW's subset of a tie group differs from the exact list
+            bare = searcher._search_seed(item, cfg, 10)
+            raw_differs += bare.item_ids != ref.item_ids
+    assert raw_differs > 0
