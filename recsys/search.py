@@ -58,6 +58,37 @@ row instead of resolving the rules; the over-fetch tests hnswlib labels by row
 with one gather and plain lists. The same rules and counts as the general path
 (tests check both against each other and against brute force).
 
+Filters that ignore the vectors (issue 18). A *static* filter (only
+seed-independent rules: brands, an absolute price range, adult items) has one
+eligible set for every seed (:class:`~recsys.batch_search.StaticSet`: sorted
+positions, a per-row test for HNSW labels and, up to 30% of the catalogue and
+64 MB, a dense contiguous copy of the eligible unit vectors). A query either
+over-fetches from the graph as many candidates as the filter's share of the
+catalogue needs to fill k with 99% probability were filter and vectors
+independent (:func:`~recsys.batch_search.fetch_for`; the fill rate is still
+learned per filter), or runs one BLAS matrix-vector product over the dense
+block (no gather), whichever its measured costs (``_S_*``) make cheaper. With
+no rule at all (the default config on a catalogue without adult items) a query
+is one ``knn_query`` for k + 1 with the seed dropped.
+
+Cold filters: from ``background_min_items`` items on (20k), key indexes, seed
+tables and static eligible sets are built by the searcher's background thread
+(:class:`~recsys.batch_search.Background`) and published with one assignment;
+until they are ready a query answers from the general path with a mask over
+its domain, so no request pays an O(n log n) build. :meth:`FilteredSearcher.wait_background`
+waits for them (tests, benchmarks).
+
+Batches: :meth:`FilteredSearcher.search_many` answers many seeds with one
+multi-threaded ``knn_query``, vectorised eligibility tests and one BLAS
+product per group of seeds that need exact search (exact top-k of many rows:
+:func:`~recsys.batch_search.topk_rows`); precompute runs on it.
+
+Identical vectors (thin catalogues): groups of equal candidate vectors are
+found when the searcher is built; a list that reaches one is answered by exact
+search, which scores each group once, so ties order by position in every plan.
+Exact lists are rescored one way (:meth:`FilteredSearcher._canon`), so batch and
+live answers carry bit-identical scores.
+
 :func:`similar_items` is the one code path that the Explore page and the REST
 API call; :func:`get_searcher` caches one searcher per run.
 """
