@@ -113,7 +113,7 @@ class StaticSet:
         ``BLOCK_MAX_BYTES`` / ``BLOCK_MAX_SHARE``.
     """
 
-    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes")
+    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub")
 
     def dense(self) -> np.ndarray | None:
         """The eligible unit vectors, contiguous (``block`` without its zero padding)."""
@@ -133,6 +133,23 @@ class StaticSet:
         self.nbytes = self.pos.nbytes + self.rows.nbytes + self.ok_by_row.nbytes
         if self.block is not None:
             self.nbytes += self.block.nbytes
+        #: an HNSW index over the eligible block alone (label = column), built in the background
+        #: for a filter that keeps being used and whose exact search costs more than a beam search
+        self.sub: Any = None
+
+    def build_sub(self, space: str, M: int, ef_construction: int, ef: int, threads: int = 1) -> None:
+        """Build :attr:`sub` over the dense block and publish it (one assignment)."""
+        import hnswlib
+
+        dense = self.dense()
+        if dense is None or self.sub is not None:
+            return
+        idx = hnswlib.Index(space=space, dim=dense.shape[1])
+        idx.init_index(max_elements=max(1, self.n), M=M, ef_construction=ef_construction, random_seed=100)
+        idx.add_items(dense, np.arange(self.n, dtype=np.int64), num_threads=threads)
+        idx.set_ef(ef)
+        self.nbytes += self.n * (dense.shape[1] * 4 + 2 * M * 4 + 16)
+        self.sub = idx
 
     def column(self, pos: int) -> int:
         """Column of position ``pos`` in ``pos``/``block``, or -1 when it is not eligible."""
@@ -387,6 +404,19 @@ def search_many_static(
         sims = np.full((len(idx), k), -np.inf, dtype=np.float32)
         plans = np.full(len(idx), "exact_subset", dtype=object)
         todo = np.ones(len(idx), dtype=bool)
+        sub = ss.sub
+        if sub is not None and ss.n > need:  # the filter's own graph: k + 1 from it
+            try:
+                cols, dist = sub.knn_query(q, k=need, num_threads=threads)
+            except RuntimeError:
+                cols = None
+            if cols is not None:
+                labels = ss.rows[cols.astype(np.int64)]
+                ok = labels != seed_rows[:, None] if cfg.exclude_seed else np.ones(labels.shape, dtype=bool)
+                rows, sims, _ = _first_k(ok, labels, dist, k)
+                plans[:] = "hnsw_subindex"
+                todo[:] = False
+                exact_first = True
         if not exact_first and ss.n:
             got = _knn_batch(searcher, q, min(fetch, n), threads)
             if got is not None:

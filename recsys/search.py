@@ -173,6 +173,12 @@ _S_GEMV_ROW_COLD = 0.012
 _S_SELECT_ROW = 0.004
 _S_GATHER_ROW = 0.008
 _S_CACHE_BYTES = 4 << 20
+#: a static filter gets its own HNSW index over its eligible block (built in the background)
+#: once it has answered this many queries, keeps at least this many items, and its exact
+#: search costs more than this many beam searches
+_SUB_AFTER = 16
+_SUB_MIN_ROWS = 2048
+_SUB_GAIN = 1.3
 
 
 _NO_PRICE = np.iinfo(np.int32).max
@@ -707,6 +713,9 @@ class FilteredSearcher:
             _BACKGROUND_MIN_ITEMS if background_min_items is None else background_min_items
         )
         self._bg = Background()
+        #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
+        self.sub_index_min_rows = _SUB_MIN_ROWS
+        self.sub_index_gain = _SUB_GAIN
         #: identical candidate vectors (detected here, once): an HNSW answer that reaches one
         #: of them is completed exactly (:meth:`_fix_ties`); None without ties
         ties = _tie_groups(self.unit)
@@ -1605,6 +1614,32 @@ class FilteredSearcher:
                 [], [], [], removed, "empty", 0, (time.perf_counter() - t0) * 1e3, [], seed_id
             )
         ids = v.item_id_by_row
+        sub = ss.sub
+        if sub is None:
+            self._maybe_sub(cf, ss, no_adult)
+        elif ss.n > k + 1:  # the filter's own graph: no over-fetch, no eligibility test
+            try:
+                cols, dist = sub.knn_query(q[None, :], k=k + 1, num_threads=1)
+            except RuntimeError:  # hnswlib#444
+                cols = None
+            if cols is not None:
+                rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+                if seed_row in rl:
+                    j = rl.index(seed_row)
+                    del rl[j], dl[j]
+                else:
+                    del rl[k:], dl[k:]
+                return SearchResult(
+                    [ids[r] for r in rl],
+                    [1.0 - d for d in dl],
+                    rl,
+                    removed,
+                    "hnsw_subindex",
+                    m,
+                    (time.perf_counter() - t0) * 1e3,
+                    [],
+                    seed_id,
+                )
         fetch = fetch_for(k + (seed_row >= 0), ss.n / self.n, self.n)
         plan = "exact_subset"
         if not self._static_prefers_exact(cf, ss, fetch):
@@ -1659,6 +1694,26 @@ class FilteredSearcher:
             [],
             seed_id,
         )
+
+    def _maybe_sub(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> None:
+        """Queue a static filter's own HNSW index when it keeps being used and exact search over
+        its block costs clearly more than a beam search (a brand or price filter keeping a few
+        percent of a large catalogue); built on one background thread, published atomically."""
+        cf.seeded_queries += 1
+        if ss.block is None or ss.n < self.sub_index_min_rows or cf.seeded_queries < _SUB_AFTER:
+            return
+        if self._static_exact_cost(ss) < self.sub_index_gain * self._static_hnsw_cost(0):
+            return
+        index = self._index if self._index is not None else self.index
+        space = "cosine" if self.space == "cosine" else "ip"
+
+        def build() -> None:
+            ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "sub", no_adult), build)
 
     def _search_trivial(
         self, q2: np.ndarray, pos: int | None, cf: CompiledFilter, k: int, t0: float, seed_id: str | None
@@ -1876,6 +1931,12 @@ class FilteredSearcher:
                     k,
                     time.perf_counter(),
                     self.view.item_id_list[pos],
+                )
+                if got is not None:
+                    return got
+            if last is not None and last[0] is cfg and last[1].sets and last[1].lean:  # static
+                got = self._search_static(
+                    self.qunit[pos], pos, last[1], k, time.perf_counter(), self.view.item_id_list[pos]
                 )
                 if got is not None:
                     return got
