@@ -247,17 +247,20 @@ def resolve_threads(num_threads: int) -> int:
     return num_threads if num_threads and num_threads > 0 else (os.cpu_count() or 1)
 
 
-_pools: dict[int, Any] = {}
+_pools: dict[tuple[int, int], Any] = {}
 _pools_lock = threading.Lock()
 
 
 def _pool(threads: int) -> Any:
+    """A thread pool per process and size (a forked worker must not reuse its parent's: its
+    threads do not exist there)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    key = (os.getpid(), threads)
     with _pools_lock:
-        pool = _pools.get(threads)
+        pool = _pools.get(key)
         if pool is None:
-            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="recsys-topk")
+            pool = _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="recsys-topk")
     return pool
 
 
