@@ -113,7 +113,7 @@ class StaticSet:
         ``BLOCK_MAX_BYTES`` / ``BLOCK_MAX_SHARE``.
     """
 
-    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub")
+    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub", "costs")
 
     def dense(self) -> np.ndarray | None:
         """The eligible unit vectors, contiguous (``block`` without its zero padding)."""
@@ -136,6 +136,8 @@ class StaticSet:
         #: an HNSW index over the eligible block alone (label = column), built in the background
         #: for a filter that keeps being used and whose exact search costs more than a beam search
         self.sub: Any = None
+        #: (need, n) -> (fetch, exact cost, over-fetch cost): the planner's constants for this set
+        self.costs: dict[tuple[int, int], tuple[int, float, float]] = {}
 
     def build_sub(self, space: str, M: int, ef_construction: int, ef: int, threads: int = 1) -> None:
         """Build :attr:`sub` over the dense block and publish it (one assignment)."""

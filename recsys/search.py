@@ -1577,8 +1577,14 @@ class FilteredSearcher:
             return True
         if fetch >= self.n:
             return True
-        c_x = self._static_exact_cost(ss)
-        c_h = self._static_hnsw_cost(fetch)
+        costs = ss.costs.get((fetch, -1))
+        if costs is None:
+            costs = ss.costs[(fetch, -1)] = (
+                fetch,
+                self._static_exact_cost(ss),
+                self._static_hnsw_cost(fetch),
+            )
+        _, c_x, c_h = costs
         if c_h >= c_x:
             return True
         cf.queries += 1
@@ -1640,23 +1646,31 @@ class FilteredSearcher:
                     [],
                     seed_id,
                 )
-        fetch = fetch_for(k + (seed_row >= 0), ss.n / self.n, self.n)
+        need = k + (seed_row >= 0)
+        got = ss.costs.get((need, self.n))
+        if got is None:
+            got = ss.costs[(need, self.n)] = (fetch_for(need, ss.n / self.n, self.n), 0.0, 0.0)
+        fetch = got[0]
         plan = "exact_subset"
         if not self._static_prefers_exact(cf, ss, fetch):
             labels, dist = self.index.knn_one(q[None, :], fetch)
             lab = labels.view(np.int64) if labels.dtype == np.uint64 else labels.astype(np.int64)
-            ok = ss.ok_by_row[lab]
-            if seed_row >= 0:
-                ok &= lab != seed_row
-            sel = np.flatnonzero(ok)
-            filled = len(sel) >= k or len(sel) >= m or len(lab) >= self.n
+            # a few dozen candidates: plain lists beat a chain of small NumPy calls
+            okl, labl = ss.ok_by_row[lab].tolist(), lab.tolist()
+            sel = []
+            for j, o in enumerate(okl):
+                if o and labl[j] != seed_row:
+                    sel.append(j)
+                    if len(sel) == k:
+                        break
+            filled = len(sel) >= k or len(sel) >= m or len(labl) >= self.n
             cf.record(filled)
             if filled:
-                sel = sel[:k]
-                rows = lab[sel].tolist()
+                rows = [labl[j] for j in sel]
+                dl = dist.tolist()
                 return SearchResult(
                     [ids[r] for r in rows],
-                    (1.0 - dist[sel]).tolist(),
+                    [1.0 - dl[j] for j in sel],
                     rows,
                     removed,
                     "hnsw_overfetch",
