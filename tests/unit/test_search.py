@@ -717,6 +717,35 @@ def _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k):
     assert [searcher.view.item_id_by_row[r] for r in res.rows] == res.item_ids
 
 
+class exact_priced_high:
+    """Price exact search of static filters far above a beam search, so that small test
+    catalogues take the over-fetch paths (single and batch) the cost model keeps for large ones."""
+
+    names = ("_S_GEMV_ROW", "_S_GEMV_ROW_COLD", "_S_SELECT_ROW")
+
+    @staticmethod
+    def _forget_costs():  # the eligible sets cache their plan constants
+        for entry in list(_searchers.values()) + list(_pair_searchers.values()):
+            for cf in entry[-1]._compiled.values():
+                for ss in cf.sets.values():
+                    ss.costs.clear()
+
+    def __enter__(self):
+        from recsys import search
+
+        self.saved = {x: getattr(search, x) for x in self.names}
+        for x in self.names:
+            setattr(search, x, 100.0)
+        self._forget_costs()
+
+    def __exit__(self, *exc):
+        from recsys import search
+
+        for x, val in self.saved.items():
+            setattr(search, x, val)
+        self._forget_costs()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.sampled_from([2, 9, 40, 120]),
@@ -724,15 +753,25 @@ def _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k):
     cfg=configs,
     k=st.integers(1, 25),
     seed_rows=st.lists(st.integers(0, 10_000), min_size=2, max_size=12),
+    overfetch=st.booleans(),
 )
-def test_search_many_equals_brute_force(n, data_seed, cfg, k, seed_rows):
+def test_search_many_equals_brute_force(n, data_seed, cfg, k, seed_rows, overfetch):
     """The batch path (one knn_query for all seeds, vectorised tests, BLAS top-k per group) answers
-    every seed as brute force does, with the same counts and skipped rules as a single search."""
+    every seed as brute force does, with the same counts and skipped rules as a single search;
+    also when static filters over-fetch instead of searching their block exactly."""
     cat, vec, searcher = searcher_for(n, data_seed)
     seeds = [f"it{r % n}" for r in seed_rows]
-    results = searcher.search_many(seeds, cfg, k, num_threads=2)
+    if overfetch:
+        with exact_priced_high():
+            results = searcher.search_many(seeds, cfg, k, num_threads=2)
+            singles = [searcher.search(s, cfg, k) for s in seeds]
+    else:
+        results = searcher.search_many(seeds, cfg, k, num_threads=2)
+        singles = []
     assert len(results) == len(seeds)
     for seed_id, res in zip(seeds, results):
+        _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k)
+    for seed_id, res in zip(seeds, singles):
         _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k)
 
 
@@ -782,18 +821,24 @@ def uncorrelated():
         {},
     ],
 )
-def test_uncorrelated_filters_single_and_batch_match_exact(uncorrelated, fields):
+@pytest.mark.parametrize("overfetch", [False, True])
+def test_uncorrelated_filters_single_and_batch_match_exact(uncorrelated, fields, overfetch):
     """Filters assigned at random: single queries and the batch keep recall >= 0.99 against exact
-    filtered search, always fill the list, and the batch agrees with single queries' counts."""
+    filtered search, always fill the list, and the batch agrees with single queries' counts
+    (``overfetch``: exact search priced out, so the over-fetch paths answer)."""
+    import contextlib
+
     cat, vec, index = uncorrelated
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
     cfg = FilterConfig(**fields)
     seeds = [f"u{i}" for i in range(0, 8000, 41)]
-    batch = searcher.search_many(seeds, cfg, 10, num_threads=2)
+    ctx = exact_priced_high() if overfetch else contextlib.nullcontext()
+    with ctx:
+        batch = searcher.search_many(seeds, cfg, 10, num_threads=2)
+        singles = [searcher.search(item, cfg, 10) for item in seeds]
     hits = total = 0
     plans: dict[str, int] = {}
-    for item, many in zip(seeds, batch):
-        one = searcher.search(item, cfg, 10)
+    for item, many, one in zip(seeds, batch, singles):
         ref = searcher.search(item, cfg, 10, plan="exact")
         plans[one.plan] = plans.get(one.plan, 0) + 1
         for res in (one, many):
@@ -806,6 +851,9 @@ def test_uncorrelated_filters_single_and_batch_match_exact(uncorrelated, fields)
     assert hits / total >= 0.99, plans
     if not fields:
         assert searcher.compile(cfg).trivial and set(plans) == {"hnsw_overfetch"}
+    if overfetch:
+        assert plans.get("hnsw_overfetch", 0) > 0, plans
+        assert {r.plan for r in batch} & {"hnsw_overfetch", "hnsw_overfetch+exact_fallback"}
 
 
 def test_no_filter_path_is_one_knn_query_without_the_seed(uncorrelated):
