@@ -603,3 +603,92 @@ def search_many_keyed(
         ans.skipped[i] = skipped
         ans.plans[i] = plans[i] if n_elig[i] else "empty"
     return ans
+
+
+def search_many_ranked(
+    searcher: FilteredSearcher, cf: CompiledFilter, positions: np.ndarray, k: int, threads: int
+) -> list[Any] | None:
+    """The batch path of a filter with ranked-list rules (``max_per_brand``, ``min_similarity``).
+
+    The single-query hot path (:meth:`~recsys.search.FilteredSearcher._keyed_plan`) per seed,
+    with its first over-fetch taken from one multi-threaded ``knn_query`` for all the seeds
+    that plan to over-fetch: the same candidates (hnswlib answers a query the same way alone
+    or in a batch), rescored and ranked the same way, so the lists and scores equal the live
+    ones. Seeds whose plan is exact search, or whose first over-fetch falls short, are
+    answered by :meth:`~recsys.search.FilteredSearcher.search`. Returns SearchResults (None
+    where the caller must answer), or None when the filter has no seed table or is not in the
+    cosine space.
+    """
+    import time
+
+    from recsys.search import _FETCH_FACTOR, _FETCH_MIN, _matvec
+
+    if cf.lean or searcher.space != "cosine" or cf.table_ok is False:
+        return None
+    table = cf.seed_table if cf.seed_table is not None else searcher._seed_table(cf)
+    if table is None:
+        return None
+    v, n = searcher.view, searcher.n
+    cfg = cf.config
+    need = k * (3 if cfg.max_per_brand else 1)
+    fetch = min(n, max(_FETCH_FACTOR * need, _FETCH_MIN))
+    tab = table[positions].astype(np.int64)
+    out: list[Any] = [None] * len(positions)
+    hnsw = [
+        i
+        for i in range(len(positions))
+        if tab[i, 5] > 0
+        and searcher._choose(cf, int(tab[i, 7] - tab[i, 6]), False, int(tab[i, 5]), fetch, need) != "exact"
+    ]
+    if not hnsw:
+        return out
+    h = np.asarray(hnsw, dtype=np.int64)
+    got = _knn_batch(searcher, searcher.qunit[positions[h]], fetch, threads)
+    if got is None:
+        return out
+    labels = got[0]
+    for j, i in enumerate(hnsw):
+        t0 = time.perf_counter()
+        pos = int(positions[i])
+        var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = tab[i].tolist()
+        kv = cf.table_kvs[var]
+        rows = labels[j]
+        keys = kv.by_row[rows]
+        ok = keys >= lo
+        ok &= keys < hi
+        if cfg.exclude_seed and flags & 4:
+            ok &= rows != int(v.perm[pos])
+        cp = v.pos_of_row[rows[ok]]
+        q = searcher.qunit[pos]
+        sc = _matvec(np.take(searcher.unit, cp, axis=0), q)
+        order = np.lexsort((cp, -sc))
+        exhausted = len(rows) >= n or len(cp) >= n_elig
+        kp, ks, dropped, final = searcher._rank_rules(cp[order], sc[order], k, cfg, exhausted)
+        cf.record(final)
+        if not final:
+            continue  # the caller answers it (its next fetch or exact search)
+        removed = dict(cf.base_removed)
+        skipped: list[str] = []
+        if cfg.same_category:
+            if flags & 1:
+                removed["same_category"] = n - (e - s)
+            else:
+                skipped.append("same_category")
+        if rm_g != -2:
+            if rm_g >= 0:
+                removed["same_gender"] = rm_g
+            else:
+                skipped.append("same_gender")
+        if rm_p != -2:
+            if rm_p >= 0:
+                removed["price_band"] = rm_p
+            else:
+                skipped.append("price_band")
+        if flags & 2:
+            removed["adult_next_to_non_adult"] = v.n_adult
+        if cfg.exclude_seed:
+            removed["exclude_seed"] = 1
+        out[i] = searcher._result(
+            kp, ks, removed, dropped, "hnsw_overfetch", n_elig, t0, skipped, v.item_id_list[pos]
+        )
+    return out

@@ -115,6 +115,7 @@ from recsys.batch_search import (
     fetch_for,
     resolve_threads,
     search_many_keyed,
+    search_many_ranked,
     search_many_static,
 )
 from recsys.config import file_stamp
@@ -2087,6 +2088,18 @@ class FilteredSearcher:
                 got = search_many_static(self, cf, positions[known], k, threads)
             elif cf.lean:
                 got = search_many_keyed(self, cf, positions[known], k, threads)
+            else:
+                ranked = search_many_ranked(self, cf, positions[known], k, threads)
+                if ranked is not None:
+                    for j, i in enumerate(known.tolist()):
+                        res = ranked[j]
+                        if res is None:
+                            res = self.search(str(items[i]), cfg, k)
+                        elif self._tie_of is not None:
+                            p = int(positions[i])
+                            res = self._fix_ties(res, self.qunit[p], p, cfg, k, exact_ok=False)
+                        out[i] = res
+                    return out
         if got is None:
             for i in known.tolist():
                 out[i] = self.search(str(items[i]), cfg, k)

@@ -962,3 +962,29 @@ def test_a_static_filter_used_often_gets_its_own_graph_with_the_same_answers(unc
             hits += len(set(res.rows) & set(ref.rows))
             total += len(ref.rows)
     assert hits / total >= 0.99
+
+
+def test_search_many_with_ranked_list_rules_equals_single_queries(uncorrelated):
+    """max_per_brand: the batch takes each seed's first over-fetch from one knn_query and ranks it
+    as the live hot path does: where both over-fetched, the same items with the same scores."""
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    cfg = FilterConfig(price_ratio_min=0.5, price_ratio_max=2.0, same_gender=True, max_per_brand=2)
+    seeds = [f"u{i}" for i in range(1, 8000, 37)]
+    batch = searcher.search_many(seeds, cfg, 10, num_threads=2)
+    same = 0
+    brand = cat.set_index("item_id")["brand"]
+    for item, many in zip(seeds, batch):
+        one = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert many.n_eligible == ref.n_eligible and many.removed_by_rule.keys() == ref.removed_by_rule.keys()
+        assert len(many) == len(ref) and item not in many.item_ids
+        assert brand.loc[many.item_ids].value_counts().max() <= 2
+        if many.plan == one.plan == "hnsw_overfetch":
+            assert (many.item_ids, many.scores, many.removed_by_rule) == (
+                one.item_ids,
+                one.scores,
+                one.removed_by_rule,
+            )
+            same += 1
+    assert same >= 20  # the planner picks exact search for part of the seeds
