@@ -110,6 +110,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.batch_search import (
+    BLOCK_MAX_SHARE,
     Background,
     StaticSet,
     fetch_for,
@@ -180,6 +181,8 @@ _S_CACHE_BYTES = 4 << 20
 _SUB_AFTER = 16
 _SUB_MIN_ROWS = 2048
 _SUB_GAIN = 1.3
+#: most memory the per-category graphs of one filter may take (eligible blocks + graphs)
+_BLOCKS_MAX_BYTES = 256 << 20
 
 
 _NO_PRICE = np.iinfo(np.int32).max
@@ -449,6 +452,13 @@ class CompiledFilter:
     trivial: bool = False
     #: adult-rule variant (True: adult items excluded) -> :class:`~recsys.batch_search.StaticSet`
     sets: dict[bool, StaticSet] = field(default_factory=dict)
+    #: lean, and ``same_category`` is its only seed-dependent rule: each category block (and
+    #: adult-rule variant) is a static eligible set, which gets its own graph once used often
+    cat_only: bool = False
+    #: (block start, block end, adult excluded) -> eligible set with its own graph; uses so far
+    blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
+    block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
+    block_bytes: int = 0
 
     def fill_rate(self, prior: float) -> float:
         """Estimated chance that the first over-fetch fills the list."""
@@ -797,6 +807,13 @@ class FilteredSearcher:
             or cfg.price_ratio_max is not None
             or cfg.banned_brand_pairs
             or cfg.exclude_same_title
+        )
+        compiled.cat_only = (
+            compiled.lean
+            and cfg.same_category
+            and not (cfg.same_gender or cfg.banned_brand_pairs or cfg.exclude_same_title)
+            and cfg.price_ratio_min is None
+            and cfg.price_ratio_max is None
         )
         # one plain knn_query answers it, unless the catalogue is so small that exact search is cheaper
         compiled.trivial = (
@@ -1347,6 +1364,10 @@ class FilteredSearcher:
             removed["adult_next_to_non_adult"] = self.view.n_adult
         if cfg.exclude_seed:
             removed["exclude_seed"] = 1
+        if cf.cat_only and flags & 1:
+            got = self._search_block(q, pos, cf, s, e, bool(flags & 2), k, t0, removed, skipped, seed_id)
+            if got is not None:
+                return got
         kv = cf.table_kvs[var]
         lean_plan = None
         if n_elig and cf.lean:  # answered here without per-seed rules when the over-fetch fills k
@@ -1709,6 +1730,89 @@ class FilteredSearcher:
             [],
             seed_id,
         )
+
+    def _search_block(
+        self,
+        q: np.ndarray,
+        pos: int,
+        cf: CompiledFilter,
+        s: int,
+        e: int,
+        no_adult: bool,
+        k: int,
+        t0: float,
+        removed: dict[str, int],
+        skipped: list[str],
+        seed_id: str | None,
+    ) -> SearchResult | None:
+        """A ``same_category`` filter whose seed's category block has its own graph: one query on
+        it. Counts the block's uses and queues its graph (background) once it is used often and
+        exact search over it costs clearly more than a beam search; None until it is ready."""
+        key = (s, e, no_adult)
+        ss = cf.blocks.get(key)
+        if ss is None:
+            uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
+            rows = e - s
+            if (
+                uses >= _SUB_AFTER
+                and rows >= self.sub_index_min_rows
+                and rows <= BLOCK_MAX_SHARE * self.n
+                and cf.block_bytes < _BLOCKS_MAX_BYTES
+            ):
+                gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+                c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
+                if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
+                    self._queue_block(cf, key)
+            return None
+        if ss.sub is None or ss.n <= k + 1:
+            return None
+        v = self.view
+        row = int(v.perm[pos])
+        seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
+        try:
+            cols, dist = ss.sub.knn_query(q[None, :], k=k + 1, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+        if seed_row in rl:
+            j = rl.index(seed_row)
+            del rl[j], dl[j]
+        else:
+            del rl[k:], dl[k:]
+        ids = v.item_id_by_row
+        return SearchResult(
+            [ids[r] for r in rl],
+            [1.0 - d for d in dl],
+            rl,
+            removed,
+            "hnsw_subindex",
+            ss.n - (seed_row >= 0),
+            (time.perf_counter() - t0) * 1e3,
+            skipped,
+            seed_id,
+        )
+
+    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+        s, e, no_adult = key
+        index = self._index if self._index is not None else self.index
+        space = "cosine" if self.space == "cosine" else "ip"
+
+        def build() -> None:
+            if key in cf.blocks:
+                return
+            mask = np.zeros(self.n, dtype=bool)
+            mask[s:e] = cf.base_mask[s:e]
+            if no_adult:
+                mask[s:e] &= ~self.view.adult[s:e]
+            ss = StaticSet(mask, self.view.perm, self.view.pos_of_row, self.unit)
+            ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
+            cf.block_bytes += ss.nbytes
+            cf.blocks[key] = ss  # published whole, with its graph
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "block", key), build)
 
     def _maybe_sub(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> None:
         """Queue a static filter's own HNSW index when it keeps being used and exact search over

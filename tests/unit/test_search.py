@@ -988,3 +988,31 @@ def test_search_many_with_ranked_list_rules_equals_single_queries(uncorrelated):
             )
             same += 1
     assert same >= 20  # the planner picks exact search for part of the seeds
+
+
+def test_a_category_filter_used_often_gets_a_graph_per_category(uncorrelated):
+    """same_category over categories drawn at random: once a category keeps being asked for, its
+    items get their own graph; answers from it keep the seed's category, the counts of the
+    general path, the seed excluded, and recall >= 0.99 against exact search."""
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    cfg = FilterConfig(same_category=True, category_level=0)
+    for i in range(0, 8000, 40):  # 200 queries over 4 top-level categories
+        searcher.search(f"u{i}", cfg, 10)
+    assert searcher.compile(cfg).blocks
+    top = cat.set_index("item_id")["category"].str.split(" > ").str[0]
+    hits = total = 0
+    plans: dict[str, int] = {}
+    for i in range(3, 8000, 61):
+        item = f"u{i}"
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert set(top.loc[res.item_ids]) == {top.loc[item]}
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert plans.get("hnsw_subindex", 0) > 0, plans
+    assert hits / total >= 0.99
