@@ -104,6 +104,7 @@ PLAN_LABELS = {
     "hnsw_overfetch+exact_fallback": "HNSW over-fetch, then exact fallback",
     "hnsw_filter": "HNSW with filter callback",
     "hnsw_filter+exact_fallback": "HNSW filter callback, then exact fallback",
+    "hnsw_subindex": "HNSW over the filter's own graph",
     "empty": "nothing eligible",
 }
 

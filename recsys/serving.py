@@ -30,6 +30,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -397,28 +398,67 @@ def parse_k(value: Any, max_k: int, default: int = DEFAULT_K) -> int:
     return value
 
 
-def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
-    """The FilterConfig of a request: a saved preset, inline filters, or the default."""
-    from recsys.filters import FilterConfig
+#: inline filters parsed and validated once: raw text (or canonical JSON of a POSTed object)
+#: -> FilterConfig. The same object comes back for the same text, so the searcher's
+#: compiled-filter shortcut (an identity check) serves it like a preset.
+_INLINE_CACHE: OrderedDict[str, Any] = OrderedDict()
+_INLINE_CACHE_SIZE = 256
+_INLINE_LOCK = threading.Lock()
 
+
+def _parse_filters(filters: Any) -> Any:
+    """Inline ``filters`` as given: JSON text is decoded; None for an absent or empty one."""
     if isinstance(filters, str) and filters.strip():
         filters = _loads(filters, "filters", "'filters'")
-    if filters in (None, "", {}):
-        filters = None
-    if preset not in (None, "") and filters is not None:
-        raise ApiError(400, "give either 'preset' or 'filters', not both", "filters")
+    return None if filters in (None, "", {}) else filters
+
+
+def _inline_config(filters: Any) -> Any:
+    """The FilterConfig of inline ``filters`` (JSON text or an object), cached by its text."""
+    from recsys.filters import FilterConfig
+
+    try:
+        key = filters if isinstance(filters, str) else json.dumps(filters, sort_keys=True)
+    except (TypeError, ValueError):
+        key = None
+    if key is not None:
+        with _INLINE_LOCK:
+            hit = _INLINE_CACHE.get(key)
+            if hit is not None:
+                _INLINE_CACHE.move_to_end(key)
+                return hit
+    parsed = _parse_filters(filters)
+    if parsed is None:
+        config = FilterConfig()
+    elif not isinstance(parsed, dict):
+        raise ApiError(400, "'filters' must be a JSON object (a FilterConfig)", "filters")
+    else:
+        config = FilterConfig.from_dict(parsed)  # raises FilterConfigError: never cached
+    if key is not None:
+        with _INLINE_LOCK:
+            _INLINE_CACHE[key] = config
+            while len(_INLINE_CACHE) > _INLINE_CACHE_SIZE:
+                _INLINE_CACHE.popitem(last=False)
+    return config
+
+
+def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
+    """The FilterConfig of a request: a saved preset, inline filters, or the default.
+
+    Inline filters are parsed and validated once per distinct text (:func:`_inline_config`).
+    """
     if preset not in (None, ""):
+        if filters not in (None, "", {}) and _parse_filters(filters) is not None:
+            raise ApiError(400, "give either 'preset' or 'filters', not both", "filters")
         if not isinstance(preset, str):
             raise ApiError(400, "'preset' must be a preset name", "preset")
         return _state().load_preset(preset), preset
-    if filters is None:
-        return FilterConfig(), None
-    if not isinstance(filters, dict):
-        raise ApiError(400, "'filters' must be a JSON object (a FilterConfig)", "filters")
-    return FilterConfig.from_dict(filters), None
+    return _inline_config(filters), None
 
 
 def _floats(scores: Any) -> list[float | None]:
+    if isinstance(scores, list):  # a SearchResult's plain floats: no array round trip
+        return [s if math.isfinite(s) else None for s in scores]
     return [float(s) if math.isfinite(s) else None for s in np.asarray(scores, dtype=np.float64)]
 
 
