@@ -169,6 +169,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if args.save:
         reg.update(args.run_id, metrics=metrics)
+    from recsys import tracking
+
+    tracking.log_evaluation(meta, metrics, reg.root)
     _print_json(
         {k: v for k, v in metrics.items() if k != "per_category"} if not args.per_category else metrics
     )

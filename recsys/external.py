@@ -1062,12 +1062,11 @@ def import_vectors(
     if activate or (activate is None and "external" not in registry.active()):
         registry.activate(run["run_id"])
         run["active"] = True
-    try:
-        from recsys import tracking
+    from recsys import tracking
 
-        tracking.log_run(run, root=root)
-    except Exception as exc:  # noqa: BLE001 - tracking never fails an import
-        logger.warning("MLflow tracking of %s failed: %s", run["run_id"], exc)
+    info = tracking.log_run(run, root)  # never raises: a tracking failure is a warning
+    if info:
+        run["mlflow"] = info
     progress(100, 100, f"run {run['run_id']} ready")
     return {"run": run, "report": report}
 

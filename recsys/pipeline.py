@@ -63,6 +63,7 @@ def train_run(
     activate: bool | None = None,
     label: str | None = None,
     progress: Progress | None = None,
+    tracking_parent: str | None = None,
 ) -> dict[str, Any]:
     """Train one model variant on a stored dataset and register it as a run.
 
@@ -91,6 +92,10 @@ def train_run(
         Make the new run active; by default only when its family has none.
     progress : callable, optional
         ``progress(done, total, message)``.
+    tracking_parent : str, optional
+        The MLflow run id of a tuning sweep (:func:`recsys.tracking.sweep`): the run
+        is logged as one of its children. Every run is logged to MLflow unless
+        ``RECSYS_MLFLOW=off``; a tracking failure only logs a warning.
 
     Returns
     -------
@@ -155,6 +160,11 @@ def train_run(
     if activate or (activate is None and family not in registry.active()):
         registry.activate(meta["run_id"])
         meta["active"] = True
+    from recsys import tracking
+
+    info = tracking.log_run(meta, root, parent=tracking_parent)
+    if info:
+        meta["mlflow"] = info
     progress(1000, 1000, f"run {meta['run_id']} ready")
     return meta
 
