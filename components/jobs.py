@@ -56,6 +56,7 @@ _KIND_TITLE = {
     "train": "Training",
     "project": "Projection (UMAP)",
     "import": "Dataset import",
+    "import_vectors": "Vectors import",
 }
 
 
