@@ -40,6 +40,7 @@ import struct
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -482,11 +483,45 @@ def read_vectors(
 # validation
 # ---------------------------------------------------------------------------------------
 def _examples(values: Any) -> list[str]:
-    return [str(v) for v in list(values)[:_EXAMPLES]]
+    return [str(v) for v in values[:_EXAMPLES]]
+
+
+def _arrow_strings(values: Any) -> Any:
+    """An Arrow string array of ids (via Python objects: much faster than from NumPy's UTF-32)."""
+    import pyarrow as pa
+
+    return pa.array(np.asarray(values).astype(str).astype(object), type=pa.string())
+
+
+def _positions(ids: np.ndarray, value_set: np.ndarray) -> np.ndarray:
+    """Position of each id in ``value_set`` (unique), -1 when absent (Arrow hash kernel)."""
+    import pyarrow.compute as pc
+
+    pos = pc.index_in(_arrow_strings(ids), value_set=_arrow_strings(value_set))
+    return pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def match_ids(ids: np.ndarray, catalog_ids: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Duplicate rows (all but the first of each id) and each row's position in the catalogue
+    (-1: unknown), with Arrow's hash kernels: fast for millions of string ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _arrow_strings(ids)
+    cat = catalog_ids if isinstance(catalog_ids, (pa.Array, pa.ChunkedArray)) else _arrow_strings(catalog_ids)
+    uniq = pc.unique(arr)
+    dup_mask = np.zeros(len(arr), dtype=bool)
+    if len(uniq) != len(arr):
+        slot = pc.index_in(arr, value_set=uniq).to_numpy(zero_copy_only=False)
+        _, first = np.unique(slot, return_index=True)
+        dup_mask[:] = True
+        dup_mask[first] = False
+    pos = pc.fill_null(pc.index_in(arr, value_set=cat), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return dup_mask, pos
 
 
 def validate_table(
-    table: VectorTable, catalog_ids: np.ndarray, errors: str = "raise", what: str = "vectors"
+    table: VectorTable, catalog_ids: Any, errors: str = "raise", what: str = "vectors"
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Check vectors against the catalogue; return the rows to keep and the report.
 
@@ -504,15 +539,17 @@ def validate_table(
     """
     ids, vec = table.ids, table.vectors
     n, dim = vec.shape
-    finite = np.isfinite(vec).all(axis=1)
+    norms = np.einsum("ij,ij->i", vec, vec)  # NaN or inf in a row make its squared norm NaN or inf
+    finite = np.isfinite(norms)
+    suspect = np.flatnonzero(~finite)
+    if len(suspect):  # ... and so may huge (but finite) values: check those rows one by one
+        finite[suspect] = np.isfinite(vec[suspect]).all(axis=1)
+        norms[suspect] = np.where(finite[suspect], 1.0, np.nan)
     nan_rows = np.flatnonzero(~finite)
-    safe = np.where(finite[:, None], vec, np.float32(0)) if len(nan_rows) else vec
-    norms = np.einsum("ij,ij->i", safe, safe)
     zero_rows = np.flatnonzero(finite & (norms == 0))
-    index = pd.Index(ids)
-    dup_mask = index.duplicated(keep="first")
+    dup_mask, catalog_pos = match_ids(ids, catalog_ids)
     dup_count = int(dup_mask.sum()) + table.duplicates_dropped_by_reader
-    known = pd.Index(catalog_ids).get_indexer(index) >= 0  # catalogue ids are unique
+    known = catalog_pos >= 0
     unknown = np.flatnonzero(~known)
 
     report: dict[str, Any] = {
@@ -539,6 +576,7 @@ def validate_table(
             f"{table.duplicates_dropped_by_reader} duplicate id(s) in the word2vec file: gensim kept the first vector of each"
         )
     keep = finite & (norms > 0) & known & ~dup_mask
+    report["_catalog_pos"] = catalog_pos  # popped by import_vectors
     if len(nan_rows):
         msg = f"{len(nan_rows):,} {what} row(s) hold NaN or inf (first: {report['nan_rows']['examples'][0]})"
         (report["errors"] if errors == "raise" else report["warnings"]).append(
@@ -566,7 +604,7 @@ def validate_table(
     if len(unknown) == n:
         report["errors"].append(
             f"none of the {n:,} ids is in the catalogue (file ids look like {', '.join(_examples(ids)[:3])}; "
-            f"catalogue ids like {', '.join(_examples(catalog_ids)[:3])}): is it the right dataset?"
+            f"catalogue ids like {', '.join(_examples(catalog_ids[:3]))}): is it the right dataset?"
         )
     elif len(unknown):
         report["warnings"].append(
@@ -661,7 +699,11 @@ def read_hnswlib_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def check_index(
-    path: str | os.PathLike[str], vectors: np.ndarray, metric: str, seed: int = 0
+    path: str | os.PathLike[str],
+    vectors: np.ndarray,
+    metric: str,
+    seed: int = 0,
+    vectors_sha256: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Check an index file built elsewhere against the vectors it should hold.
 
@@ -682,7 +724,7 @@ def check_index(
     """
     import hnswlib
 
-    from recsys.index import HnswIndex, exact_search, vectors_checksum
+    from recsys.index import HnswIndex, vectors_checksum
     from recsys.models.base import normalize_rows
 
     path = Path(path)
@@ -736,11 +778,17 @@ def check_index(
     raw.set_ef(max(100, INDEX_CHECK_K))
     k = min(INDEX_CHECK_K, n)
     got, dist = raw.knn_query(space_rows, k=k)
-    base = normalize_rows(vectors) if metric == "cosine" else np.asarray(vectors, np.float32)
-    dots = np.einsum("ij,ikj->ik", space_rows, base[got.astype(np.int64)])
+    found = vectors[got.astype(np.int64)]  # (queries, k, dim)
+    if metric == "cosine":
+        found = found / np.maximum(np.linalg.norm(found, axis=2, keepdims=True), np.float32(1e-12))
+    dots = np.einsum("ij,ikj->ik", space_rows, found)
     if not np.allclose(1.0 - dist, dots, rtol=1e-3, atol=1e-3):
         return rebuild("its distances are not 1 - inner product: it was built in another space (l2?)")
-    truth, _ = exact_search(base, space_rows, k)
+    # exact top-k of the sampled queries, without a normalised copy of the whole matrix
+    scores = space_rows @ np.asarray(vectors, np.float32).T
+    if metric == "cosine":
+        scores /= np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), np.float32(1e-12))
+    truth = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.argsort(-scores, axis=1)
     recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got.tolist(), truth.tolist())]))
     info["recall@10"] = round(recall, 4)
     if recall < INDEX_MIN_RECALL:
@@ -760,7 +808,7 @@ def check_index(
         M=head["M"],
         ef_construction=head["ef_construction"],
         ef=64,
-        vectors_sha256=vectors_checksum(vectors),
+        vectors_sha256=vectors_sha256 or vectors_checksum(vectors),
     )
     raw.set_ef(64)
     info.update(status="used", reason="dimension, count, labels, space and a sample of queries match")
@@ -769,24 +817,35 @@ def check_index(
     return index, info
 
 
-def _write_index_from_source(index: Any, dest: Path) -> int:
-    """Write ``index`` as a RecSys Lab index file, copying the hnswlib payload straight
-    from the file it was loaded from (no re-serialisation). Returns the payload size."""
-    from recsys.index import _CHUNK, _PREFIX, MAGIC
+_HASH_CHUNK = 1 << 26  # 64 MiB: hashlib releases the GIL per update, so few, large updates
 
-    src_path, head = index._source_path, index._source
-    offset, size = head["payload_offset"], head["payload_size"]
+
+def _sha256_range(path: Path, offset: int, size: int) -> str:
+    """SHA-256 of ``size`` bytes of a file from ``offset`` (run in a thread beside other work)."""
     h = hashlib.sha256()
-    with open(src_path, "rb") as src:
+    with open(path, "rb") as src:
         src.seek(offset)
         remaining = size
         while remaining > 0:
-            chunk = src.read(min(_CHUNK, remaining))
+            chunk = src.read(min(_HASH_CHUNK, remaining))
             if not chunk:
-                raise IndexFileError(f"index file {src_path.name} changed while it was imported")
+                raise IndexFileError(f"index file {path.name} changed while it was imported")
             h.update(chunk)
             remaining -= len(chunk)
-    header = json.dumps(index.header(size, h.hexdigest()), sort_keys=True).encode()
+    return h.hexdigest()
+
+
+def _write_index_from_source(index: Any, dest: Path, payload_sha256: str | None = None) -> int:
+    """Write ``index`` as a RecSys Lab index file, copying the hnswlib payload straight
+    from the file it was loaded from (no re-serialisation). Returns the payload size."""
+    from recsys.index import _PREFIX, MAGIC
+
+    src_path, head = index._source_path, index._source
+    offset, size = head["payload_offset"], head["payload_size"]
+    digest = payload_sha256 or _sha256_range(src_path, offset, size)
+    if os.path.getsize(src_path) != offset + size:
+        raise IndexFileError(f"index file {src_path.name} changed while it was imported")
+    header = json.dumps(index.header(size, digest), sort_keys=True).encode()
     with open(dest, "wb") as out, open(src_path, "rb") as src:
         out.write(_PREFIX.pack(MAGIC, len(header)))
         out.write(header)
@@ -800,7 +859,7 @@ def _write_index_from_source(index: Any, dest: Path) -> int:
             except (AttributeError, OSError):
                 src.seek(offset + size - remaining)
                 out.seek(pos)
-                shutil.copyfileobj(src, out, length=_CHUNK)
+                shutil.copyfileobj(src, out, length=_HASH_CHUNK)
                 break
             if n == 0:
                 raise IndexFileError(f"index file {src_path.name} changed while it was imported")
@@ -890,7 +949,10 @@ def import_vectors(
     DataValidationError, DatasetNotFoundError
         Unreadable files, an unknown dataset.
     """
-    from recsys.data.schema import dataset_meta, load_stored_catalog
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsys.data.schema import _stored_folder, dataset_meta
     from recsys.index import HnswIndex, vectors_checksum
     from recsys.models.external import ExternalModel
     from recsys.registry import Registry
@@ -906,8 +968,13 @@ def import_vectors(
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     meta_ds = dataset_meta(dataset, root)
-    catalog = load_stored_catalog(dataset, root)
-    catalog_ids = catalog["item_id"].astype(str).to_numpy()
+    # only the id column: the titles and descriptions of a large catalogue are not needed here
+    catalog_ids = (
+        pq.read_table(_stored_folder(dataset, root) / "catalog.parquet", columns=["item_id"])
+        .column("item_id")
+        .combine_chunks()
+        .cast(pa.string())
+    )
 
     progress(0, 100, f"reading {Path(path).name}")
     t0 = time.perf_counter()
@@ -916,6 +983,7 @@ def import_vectors(
     progress(30, 100, "validating")
     t0 = time.perf_counter()
     keep, report = validate_table(table, catalog_ids, errors)
+    catalog_pos = report.pop("_catalog_pos")
     report["errors"] = list(report["errors"])
 
     qtable = None
@@ -928,10 +996,12 @@ def import_vectors(
             )
         else:
             qkeep, qreport = validate_table(qtable, catalog_ids, errors, what="query vectors")
+            qreport.pop("_catalog_pos")
             report["query_vectors"] = {k: v for k, v in qreport.items() if k not in ("errors", "warnings")}
             report["errors"] += [e for e in qreport["errors"] if "catalogue" not in e]
             report["warnings"] += qreport["warnings"]
-            qpos = pd.Index(qtable.ids[qkeep]).get_indexer(table.ids)
+            qrows = np.flatnonzero(qkeep)  # usable query rows
+            qpos = _positions(table.ids, qtable.ids[qrows])
             lacking = keep & (qpos < 0)
             if lacking.any():
                 ex = ", ".join(_examples(table.ids[lacking]))
@@ -942,11 +1012,13 @@ def import_vectors(
                     report["warnings"].append(msg + ": left out")
                     keep &= ~lacking
     report["rows_kept"] = int(keep.sum())
-    catalog_missing = ~pd.Index(catalog_ids).isin(table.ids[keep])
+    catalog_missing = np.ones(len(catalog_ids), dtype=bool)
+    catalog_missing[catalog_pos[keep]] = False
+    missing_rows = np.flatnonzero(catalog_missing)
     report["catalog_items_without_vector"] = {
-        "count": int(catalog_missing.sum()),
+        "count": int(len(missing_rows)),
         "of": int(len(catalog_ids)),
-        "examples": _examples(catalog_ids[catalog_missing]),
+        "examples": _examples(catalog_ids.take(pa.array(missing_rows[:_EXAMPLES]))),
     }
     if catalog_missing.any():
         report["warnings"].append(
@@ -962,106 +1034,137 @@ def import_vectors(
     vectors = table.vectors if all_kept else table.vectors[keep]
     qvec = None
     if qtable is not None:
-        qpos = pd.Index(qtable.ids).get_indexer(item_ids)
-        qvec = qtable.vectors[qpos]
+        qvec = qtable.vectors[qrows[_positions(item_ids, qtable.ids[qrows])]]
 
     index_params = {"space": metric, **(index_params or {})}
     index_params["space"] = metric
     adopted = None
     index_info: dict[str, Any] | None = None
-    if index is not None:
-        progress(45, 100, "checking the index")
-        t0 = time.perf_counter()
-        index_path = Path(index)
-        if not index_path.is_file():
-            raise DataValidationError("no such index file", file=str(index_path))
-        if not all_kept:
-            index_info = {
-                "file": index_path.name,
-                "bytes": index_path.stat().st_size,
-                "warnings": [],
-                "status": "rebuild",
-                "reason": f"{int((~keep).sum()):,} row(s) were left out, so the index no longer "
-                "matches the vectors row for row",
-            }
-        else:
-            adopted, index_info = check_index(index_path, vectors, metric)
-        if adopted is None:
-            report["warnings"].append(f"index {index_path.name} not used: {index_info['reason']}; rebuilt")
-        report["warnings"] += index_info.pop("warnings", [])
-        report["index"] = index_info
-        timings["index_check_s"] = round(time.perf_counter() - t0, 3)
+    # The two checksums (the vectors', for the index header; the index payload's) run in
+    # threads beside the index check and the writes: hashlib and NumPy release the GIL.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import-hash")
+    checksum_f = pool.submit(vectors_checksum, vectors)
+    try:
+        payload_f = None
+        if index is not None and all_kept and Path(index).is_file():
+            try:
+                head = read_hnswlib_header(index)
+                payload_f = pool.submit(
+                    _sha256_range, Path(index), head["payload_offset"], head["payload_size"]
+                )
+            except IndexFileError:
+                pass  # check_index says why
+        if index is not None:
+            progress(45, 100, "checking the index")
+            t0 = time.perf_counter()
+            index_path = Path(index)
+            if not index_path.is_file():
+                raise DataValidationError("no such index file", file=str(index_path))
+            if not all_kept:
+                index_info = {
+                    "file": index_path.name,
+                    "bytes": index_path.stat().st_size,
+                    "warnings": [],
+                    "status": "rebuild",
+                    "reason": f"{int((~keep).sum()):,} row(s) were left out, so the index no longer "
+                    "matches the vectors row for row",
+                }
+            else:
+                adopted, index_info = check_index(index_path, vectors, metric, vectors_sha256="pending")
+            if adopted is None:
+                report["warnings"].append(
+                    f"index {index_path.name} not used: {index_info['reason']}; rebuilt"
+                )
+            report["warnings"] += index_info.pop("warnings", [])
+            report["index"] = index_info
+            timings["index_check_s"] = round(time.perf_counter() - t0, 3)
 
-    model = ExternalModel.from_arrays(item_ids, vectors, qvec, metric=metric, catalog_ids=catalog_ids)
-    checksum = vectors_checksum(vectors)
-
-    def write_index(folder: os.PathLike[str]) -> dict[str, Any]:
-        t = time.perf_counter()
-        dest = Path(folder) / "index.bin"
+        n_catalog, n_missing = len(catalog_ids), int(catalog_missing.sum())
+        coverage = {
+            "catalog_items": n_catalog,
+            "items_with_vector": n_catalog - n_missing,
+            "coverage": (n_catalog - n_missing) / n_catalog if n_catalog else 0.0,
+            "missing_examples": [str(v) for v in catalog_ids.take(pa.array(missing_rows[:10]))],
+        }
+        model = ExternalModel.from_arrays(item_ids, vectors, qvec, metric=metric, coverage=coverage)
+        checksum = checksum_f.result()
         if adopted is not None:
-            _write_index_from_source(adopted, dest)
-            out = {
-                "file": "index.bin",
-                "source": "imported",
-                "M": adopted.M,
-                "ef_construction": adopted.ef_construction,
-                "space": metric,
-            }
-        else:
-            progress(55, 100, "building the index")
-            built = HnswIndex.build(vectors, **index_params)
-            built.save(dest)
-            out = {"file": "index.bin", "source": "built", **index_params}
-        return {"index": {**out, "build_s": round(time.perf_counter() - t, 3)}}
+            adopted.vectors_sha256 = checksum
 
-    metrics: dict[str, Any] = {}
-    split_info: dict[str, Any] = {}
-    if evaluate and int(meta_ds.get("summary", {}).get("interactions") or 0) > 0:
-        progress(60, 100, "evaluating")
-        t0 = time.perf_counter()
-        metrics, split_info = _evaluate(model, dataset, root)
-        timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
+        def write_index(folder: os.PathLike[str]) -> dict[str, Any]:
+            t = time.perf_counter()
+            dest = Path(folder) / "index.bin"
+            if adopted is not None:
+                _write_index_from_source(adopted, dest, payload_f.result() if payload_f is not None else None)
+                out = {
+                    "file": "index.bin",
+                    "source": "imported",
+                    "M": adopted.M,
+                    "ef_construction": adopted.ef_construction,
+                    "space": metric,
+                }
+            else:
+                progress(55, 100, "building the index")
+                built = HnswIndex.build(vectors, **index_params)
+                built.save(dest)
+                out = {"file": "index.bin", "source": "built", **index_params}
+            return {"index": {**out, "build_s": round(time.perf_counter() - t, 3)}}
 
-    provenance = {
-        "source": source,
-        "imported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "format": table.fmt,
-        "metric": metric,
-        "vectors_sha256": checksum,
-        "files": {
-            k: _file_info(Path(p))
-            for k, p in (
-                ("vectors", path),
-                ("ids", ids),
-                ("index", index),
-                ("query_vectors", query_vectors),
-                ("query_ids", query_ids),
+        metrics: dict[str, Any] = {}
+        split_info: dict[str, Any] = {}
+        if evaluate and int(meta_ds.get("summary", {}).get("interactions") or 0) > 0:
+            progress(60, 100, "evaluating")
+            t0 = time.perf_counter()
+            metrics, split_info = _evaluate(model, dataset, root)
+            timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
+
+        provenance = {
+            "source": source,
+            "imported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "format": table.fmt,
+            "metric": metric,
+            "vectors_sha256": checksum,
+            "files": {
+                k: _file_info(Path(p))
+                for k, p in (
+                    ("vectors", path),
+                    ("ids", ids),
+                    ("index", index),
+                    ("query_vectors", query_vectors),
+                    ("query_ids", query_ids),
+                )
+                if p is not None
+            },
+        }
+        progress(80, 100, "saving the run")
+        timings["import_s"] = round(time.perf_counter() - t_all, 3)
+        registry = Registry(root)
+        extra: dict[str, Any] = {
+            "provenance": provenance,
+            "import_report": report,
+            "device": {"device": "CPU"},
+        }
+        if split_info:
+            extra["split"] = split_info
+            extra["metrics_note"] = (
+                "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split"
             )
-            if p is not None
-        },
-    }
-    progress(80, 100, "saving the run")
-    timings["import_s"] = round(time.perf_counter() - t_all, 3)
-    registry = Registry(root)
-    extra: dict[str, Any] = {"provenance": provenance, "import_report": report, "device": {"device": "CPU"}}
-    if split_info:
-        extra["split"] = split_info
-        extra["metrics_note"] = (
-            "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split"
+        run = registry.create_run(
+            model,
+            dataset_name=dataset,
+            dataset_fingerprint=str(meta_ds.get("fingerprint", "")),
+            metrics=metrics,
+            timings=timings,
+            extra=extra,
+            writers=[write_index],
+            label=name.strip(),
         )
-    run = registry.create_run(
-        model,
-        dataset_name=dataset,
-        dataset_fingerprint=str(meta_ds.get("fingerprint", "")),
-        metrics=metrics,
-        timings=timings,
-        extra=extra,
-        writers=[write_index],
-        label=name.strip(),
-    )
-    if activate or (activate is None and "external" not in registry.active()):
-        registry.activate(run["run_id"])
-        run["active"] = True
+        if activate or (activate is None and "external" not in registry.active()):
+            registry.activate(run["run_id"])
+            run["active"] = True
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
     from recsys import tracking
 
     info = tracking.log_run(run, root)  # never raises: a tracking failure is a warning

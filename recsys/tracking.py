@@ -195,9 +195,9 @@ class _Tracker:
             exp = self.client.get_experiment_by_name(name)
             if exp is not None:
                 return exp.experiment_id
-            artifacts = None
-            if self.uri.startswith("sqlite:") and not os.environ.get(ENV_MLFLOW_URI):
-                artifacts = (self.root / "mlflow-artifacts").as_uri()  # beside mlflow.db, not in the cwd
+            artifacts = None  # a tracking server chooses its own artifact store
+            if self.uri.startswith("sqlite:///"):  # a local store: artifacts beside its file, not in the cwd
+                artifacts = (Path(self.uri[len("sqlite:///") :]).parent / "mlflow-artifacts").as_uri()
             try:
                 return self.client.create_experiment(name, artifact_location=artifacts)
             except Exception:  # noqa: BLE001 - created meanwhile by another process

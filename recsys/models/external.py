@@ -40,8 +40,13 @@ class ExternalModel(EmbeddingModel):
         query_vectors: np.ndarray | None = None,
         metric: str = "cosine",
         catalog_ids: Any = None,
+        coverage: dict[str, Any] | None = None,
     ) -> ExternalModel:
-        """A fitted model over aligned arrays (already validated by the importer)."""
+        """A fitted model over aligned arrays (already validated by the importer).
+
+        ``coverage`` (as ``coverage_``) when the caller has counted it, else it is
+        computed against ``catalog_ids``.
+        """
         if metric not in METRICS:
             raise ModelFitError(f"metric must be one of {METRICS}, got {metric!r}")
         model = cls(metric=metric)
@@ -50,8 +55,10 @@ class ExternalModel(EmbeddingModel):
         model.query_vectors_ = (
             None if query_vectors is None else np.ascontiguousarray(query_vectors, dtype=np.float32)
         )
-        model._set_coverage(list(catalog_ids) if catalog_ids is not None else list(model.item_ids_))
-        model._build_lookup()
+        if coverage is not None:
+            model.coverage_ = dict(coverage)
+        else:
+            model._set_coverage(list(catalog_ids) if catalog_ids is not None else list(model.item_ids_))
         return model
 
     # In the inner-product space results are ranked by raw dot products, as hnswlib's "ip"

@@ -225,6 +225,7 @@ def test_nan_rows_fail_unless_dropped_zero_rows_are_left_out(root, items, tmp_pa
     vec[4, 2] = np.nan
     vec[8] = np.inf
     vec[11] = 0
+    vec[20] = 1e30  # finite, though its squared norm overflows: kept
     vpath, ipath = write_npy(tmp_path, ids, vec)
     err = refused(root, vpath, "2 vectors row.s. hold NaN or inf", ids=ipath)
     assert err.report["nan_rows"]["count"] == 2 and err.report["nan_rows"]["examples"][0].startswith("row 5")
@@ -233,6 +234,7 @@ def test_nan_rows_fail_unless_dropped_zero_rows_are_left_out(root, items, tmp_pa
     assert rep["rows_kept"] == 297 and rep["zero_rows"]["count"] == 1
     kept = run_arrays(root, out["run"]["run_id"])[0].tolist()
     assert ids[4] not in kept and ids[8] not in kept and ids[11] not in kept and ids[12] in kept
+    assert ids[20] in kept
 
 
 def test_duplicate_ids_fail_unless_dropped(root, items, tmp_path):

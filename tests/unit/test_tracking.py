@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,6 +178,7 @@ def test_uri_override_logs_to_the_team_store(tmp_data_dir, demo_small, monkeypat
     monkeypatch.setenv("RECSYS_MLFLOW_EXPERIMENT", "shop-recs")
     meta = train_run("popularity", {}, "demo", tmp_data_dir, max_cases=50)
     assert meta["mlflow"]["uri"] == team and not (tmp_data_dir / "mlflow.db").exists()
+    assert (tmp_path / "mlflow-artifacts").is_dir() and not Path("mlruns").exists()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", team)
     df = mlflow.search_runs(experiment_names=["shop-recs"])
     assert df["tags.recsys.run_id"].tolist() == [meta["run_id"]]
