@@ -19,6 +19,7 @@ from components import ids
 from components.jobs import POLL_MS, on_app_start
 from components.layout import navbar
 from recsys.config import ENV_DATA_DIR
+from recsys.images import register_media
 from recsys.serving import ENV_TOKEN, check_bind, register_api
 
 
@@ -47,6 +48,7 @@ app = Dash(
 )
 server = app.server
 register_api(server)  # REST /api/v1 on the same server (token from $RECSYS_API_TOKEN)
+register_media(server)  # item images from each dataset's images folder only (recsys.images)
 
 app.layout = html.Div(
     [
