@@ -167,3 +167,15 @@ def test_cli_reports_a_failed_import_and_stores_nothing(runs, tmp_path, capsys):
     assert rc == 2 and "NaN" in captured.err and "Traceback" not in captured.err
     assert json.loads(captured.out)["stored"] is False
     assert sorted(p.name for p in (root / "runs").iterdir()) == before
+
+
+def test_the_map_projects_an_imported_run_like_the_trained_one(runs):
+    from recsys.projection import load_projection, project_run
+
+    root = runs["root"]
+    frames = []
+    for key in ("trained", "imported"):
+        project_run(runs[key]["run_id"], "pca", root)
+        frames.append(load_projection(root, runs[key]["run_id"], "pca"))
+    assert frames[0]["item_id"].tolist() == frames[1]["item_id"].tolist()
+    np.testing.assert_allclose(frames[0][["x", "y"]].to_numpy(), frames[1][["x", "y"]].to_numpy(), atol=1e-5)
