@@ -9,7 +9,7 @@ machine's load hits both alike), ``--repeats`` times each:
 
 - baseline: ``np.load(vectors.npy)`` + ``hnswlib.Index(...).load_index(index.bin)``;
 - import: :func:`recsys.external.import_vectors` (read, validate against the catalogue,
-  check the index: header, labels, stored vectors, 50 sampled queries; write the run: vectors,
+  check the index: header, labels, stored vectors, 20 sampled queries; write the run: vectors,
   ids, index in RecSys Lab's checked format), ``evaluate=False`` (no interactions anyway);
   the run is deleted (untimed) after each repeat.
 

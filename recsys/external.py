@@ -59,7 +59,7 @@ EXPORT_FORMATS = ("projector", "parquet", "word2vec", "npy")
 METRICS = ("cosine", "ip")
 ERRORS = ("raise", "drop")
 #: Queries sampled to check an index built elsewhere, and the neighbours compared per query.
-INDEX_CHECK_QUERIES = 50
+INDEX_CHECK_QUERIES = 20
 INDEX_CHECK_K = 10
 #: Recall@10 (against exact search) under which an index built elsewhere is rebuilt.
 INDEX_MIN_RECALL = 0.5
