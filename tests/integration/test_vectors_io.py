@@ -53,4 +53,8 @@ def test_import_vectors_from_the_data_page(dash_duo, dash_app_copy, demo_data_co
     dash_duo.wait_for_page(f"{dash_duo.server_url}/runs")
     dash_duo.wait_for_element(f"#{ids.VIO_EXPORT_BUTTON}", timeout=30)
     click(dash_duo, f"#{ids.VIO_EXPORT_BUTTON}")
+    # let the download callback finish before the fixture restores RECSYS_DATA_DIR
+    wait_until(lambda: dash_duo.driver.title != "Updating...", 30, "the download callback")
+    time.sleep(2)
+    assert not dash_duo.find_element(f"#{ids.VIO_EXPORT_MSG}").text  # no error message
     assert dash_duo.get_logs() == []
