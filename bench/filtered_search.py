@@ -28,7 +28,27 @@ both again right after a whole-catalogue NumPy scan has flushed the CPU caches
 (``planner_vs_unfiltered_p50_cold_cache``): Python code suffers more from cold
 caches than one C++ call, so that ratio is higher.
 
+The uncorrelated catalogue (issue 18): the same vectors, with attributes drawn
+at random, unrelated to them: a brand allow-list (1,000 brands), an absolute
+price band (quantiles of a random price), a boolean flag (``exclude_adult`` on
+a random ``adult`` column; one searcher per share) and a random 4-level
+category (``same_category``), each keeping about 50/10/1/0.1% of the
+catalogue, plus four pairs of two filters and no filter at all; their case
+names carry ``uncorrelated``. Per case: ``ratio_p50`` (planner p50 over raw
+unfiltered hnswlib p50, interleaved), ``p99_ratio`` (planner p99 over raw p50),
+``recall_at_10`` (against exact filtered search), ``fill_rate``,
+``first_query_ratio`` (the first query after the filter is set, a config the
+searcher has never compiled, over the warm p50) and ``first20_worst_ratio``
+(the worst of its first 20 queries over the warm p50; "warm": after 200 more
+queries and the background builds they queued), ``raw_p99_ratio`` (raw
+hnswlib's own p99 over its p50: the machine's share of a tail), the plan mix, hnswlib's
+filter callback and exact masked search, and the filter's memory. ``batch``
+compares ``search_many`` on 1,000 seeds with raw hnswlib's batched
+``knn_query`` (same threads; paired rounds), unfiltered and with a 10%
+uncorrelated brand filter.
+
 Usage: ``python bench/filtered_search.py [--large | --quick] [--queries 500]``
+(``--large``: 1M items; building that index takes several minutes on 2 cores)
 
 NumPy BLAS is pinned to one thread (``--blas-threads``), and besides wall-clock
 latency the per-query thread CPU time ratio is reported: on a shared, loaded
@@ -101,14 +121,6 @@ def make_data(n: int, d: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
     return vec, catalog
 
 
-def pct(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values) * 1e6
-    return {
-        "p50_us": round(float(np.percentile(arr, 50)), 1),
-        "p95_us": round(float(np.percentile(arr, 95)), 1),
-    }
-
-
 def build_throughput(
     vec: np.ndarray, n: int, M: int, efc: int, threads: int, rounds: int
 ) -> dict[str, float]:
@@ -162,6 +174,210 @@ def build_throughput(
     }
 
 
+def make_uncorrelated(catalog: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The same items with attributes drawn at random (independent of the vectors)."""
+    n = len(catalog)
+    rng = np.random.default_rng(seed + 101)
+    leaf = rng.integers(0, int(np.prod(FANOUT)), n)
+    parts, rest = [], leaf.copy()
+    for f in reversed(FANOUT):
+        parts.append(rest % f)
+        rest //= f
+    parts = parts[::-1]
+    category = np.char.add("R0c", parts[0].astype(str)).astype(object)
+    for lv in range(1, len(FANOUT)):
+        category = category + f" > R{lv}c" + parts[lv].astype(str).astype(object)
+    return pd.DataFrame(
+        {
+            "item_id": catalog["item_id"].to_numpy(),
+            "title": catalog["title"].to_numpy(),
+            "category": category,
+            "brand": np.char.add("ub", rng.integers(0, 1000, n).astype(str)),
+            "gender": rng.choice(["women", "men", "unisex", ""], n),
+            "price": rng.lognormal(3.0, 0.7, n),
+            "adult": np.zeros(n, dtype=bool),
+        }
+    )
+
+
+def filter_bytes(cf) -> int:
+    """Memory held by one compiled filter (mask, counts, key indexes, seed table, eligible sets)."""
+    total = cf.base_mask.nbytes + (cf.base_cum.nbytes if cf.base_cum is not None else 0)
+    for kv in cf.keys.values():
+        total += kv.by_pos.nbytes + kv.by_row.nbytes + kv.order.nbytes + kv.sorted.nbytes
+    if cf.seed_table is not None:
+        total += cf.seed_table.nbytes
+    total += sum(ss.nbytes for ss in cf.sets.values())
+    total += cf.block_bytes  # per-category graphs
+    return int(total)
+
+
+def searcher_bytes(searcher: FilteredSearcher) -> int:
+    total = searcher.unit.nbytes + (searcher.qunit.nbytes if searcher.qunit is not searcher.unit else 0)
+    for val in vars(searcher.view).values():
+        if isinstance(val, np.ndarray):
+            total += val.nbytes
+    return int(total)
+
+
+def pct(values: list[float]) -> dict[str, float | None]:
+    arr = np.asarray(values) * 1e6
+    if not len(arr):
+        return {"p50_us": None, "p95_us": None, "p99_us": None}
+    return {
+        "p50_us": round(float(np.percentile(arr, 50)), 1),
+        "p95_us": round(float(np.percentile(arr, 95)), 1),
+        "p99_us": round(float(np.percentile(arr, 99)), 1),
+    }
+
+
+def run_case(
+    searcher: FilteredSearcher,
+    raw,
+    unit: np.ndarray,
+    ids: np.ndarray,
+    cfg: FilterConfig,
+    seeds: np.ndarray,
+    first_seeds: np.ndarray,
+    mask_for,
+    filter_queries: int,
+    exact_queries: int,
+) -> dict:
+    """One filter: first queries (cold), then warm latency interleaved with raw hnswlib, then quality."""
+    n = len(ids)
+    # 0) the first 20 queries after the filter is set (never compiled before): what a user waits
+    first = []
+    for i in first_seeds[:20]:
+        t = time.perf_counter()
+        searcher.search(ids[i], cfg, K)
+        first.append(time.perf_counter() - t)
+    searcher.wait_background()  # warm: what the background thread builds is in place
+    cf = searcher.compile(cfg)
+    for i in seeds[:200]:  # a filter in use: past _SUB_AFTER queries (per category), graphs queued
+        searcher.search(ids[i], cfg, K)
+    searcher.wait_background()
+    plan_t, unf, plan_cpu, unf_cpu = [], [], [], []
+    answers: list = [None] * len(seeds)
+    plans: dict[str, int] = {}
+    half = len(seeds) // 2
+    for qi in range(len(seeds)):
+        i_raw, pi = seeds[qi], (qi + half) % len(seeds)
+        item = ids[seeds[pi]]
+        q = unit[i_raw][None, :]
+        for which in (0, 1) if qi % 2 == 0 else (1, 0):
+            t, c = time.perf_counter(), time.thread_time()
+            if which == 0:
+                raw.knn_query(q, k=K, num_threads=1)
+                unf.append(time.perf_counter() - t)
+                unf_cpu.append(time.thread_time() - c)
+            else:
+                res = searcher.search(item, cfg, K)
+                plan_t.append(time.perf_counter() - t)
+                plan_cpu.append(time.thread_time() - c)
+        answers[pi] = res
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+    exact_t, filt_t, recalls, filt_recalls, sel = [], [], [], [], []
+    filled = with_k = 0
+    for qi, i in enumerate(seeds):
+        item, res = ids[i], answers[qi]
+        mask = mask_for(i)
+        q = unit[i]
+        if qi < exact_queries:
+            t = time.perf_counter()
+            sc = unit @ q
+            sc[~mask] = -np.inf
+            top = np.argpartition(-sc, K - 1)[:K]
+            top = top[np.argsort(-sc[top])]
+            exact_t.append(time.perf_counter() - t)
+        n_elig = int(mask.sum())
+        sel.append(n_elig / n)
+        truth = searcher.search(item, cfg, K, plan="exact")
+        assert truth.n_eligible == n_elig == res.n_eligible, (truth.n_eligible, n_elig, res.n_eligible)
+        want = set(truth.rows)
+        if want:
+            recalls.append(len(want & set(res.rows)) / len(want))
+        if n_elig >= K:
+            with_k += 1
+            filled += len(res) == K
+        if qi < filter_queries:
+            kk = min(K, n_elig)
+            t = time.perf_counter()
+            try:
+                lab, _ = raw.knn_query(q[None, :], k=max(kk, 1), num_threads=1, filter=mask.__getitem__)
+                got = set(lab[0].tolist())
+            except RuntimeError:
+                got = set()
+            filt_t.append(time.perf_counter() - t)
+            if want:
+                filt_recalls.append(len(want & got) / len(want))
+    planner, unfiltered = pct(plan_t), pct(unf)
+    raw_p50 = unfiltered["p50_us"]
+    warm_p50 = planner["p50_us"]
+    return {
+        "mean_selectivity": round(float(np.mean(sel)), 5),
+        "ratio_p50": round(warm_p50 / raw_p50, 2),
+        "p99_ratio": round(planner["p99_us"] / raw_p50, 2),
+        # raw hnswlib's own p99 over its p50: what this machine's load does to a tail on its own
+        "raw_p99_ratio": round(unfiltered["p99_us"] / raw_p50, 2),
+        "recall_at_10": round(float(np.mean(recalls)), 4) if recalls else None,
+        "fill_rate": round(filled / with_k, 4) if with_k else None,
+        "first_query_ratio": round(first[0] * 1e6 / warm_p50, 2),
+        "first20_worst_ratio": round(max(first) * 1e6 / warm_p50, 2),
+        "first_query_us": round(first[0] * 1e6, 1),
+        "plans": plans,
+        "unfiltered_hnsw": unfiltered,
+        "planner": planner,
+        "planner_vs_unfiltered_p50_cpu_time": round(
+            float(np.percentile(plan_cpu, 50) / np.percentile(unf_cpu, 50)), 2
+        ),
+        "hnsw_filter_callback": pct(filt_t),
+        "filter_callback_vs_unfiltered_p50": (round(pct(filt_t)["p50_us"] / raw_p50, 2) if filt_t else None),
+        "filter_callback_recall@10": round(float(np.mean(filt_recalls)), 4) if filt_recalls else None,
+        "exact_masked": pct(exact_t),
+        "filter_bytes": filter_bytes(cf),
+        "first_overfetch_fill_rate": round(cf.first_hits / cf.first_tries, 3) if cf.first_tries else None,
+    }
+
+
+def batch_case(
+    searcher: FilteredSearcher,
+    raw,
+    unit: np.ndarray,
+    ids: np.ndarray,
+    cfg: FilterConfig,
+    seeds: np.ndarray,
+    threads: int,
+    rounds: int,
+) -> dict:
+    """search_many on the seeds against raw hnswlib's batched knn_query (same threads), paired rounds."""
+    q = np.ascontiguousarray(unit[seeds])
+    items = ids[seeds].tolist()
+    searcher.search_many(items[:50], cfg, K, num_threads=threads)  # compile and build (a batch job)
+    raw_t, ours_t = [], []
+    for r in range(rounds):
+        for which in (0, 1) if r % 2 == 0 else (1, 0):
+            t = time.perf_counter()
+            if which == 0:
+                raw.knn_query(q, k=K, num_threads=threads)
+                raw_t.append(time.perf_counter() - t)
+            else:
+                res = searcher.search_many(items, cfg, K, num_threads=threads)
+                ours_t.append(time.perf_counter() - t)
+    plans: dict[str, int] = {}
+    for x in res:
+        plans[x.plan] = plans.get(x.plan, 0) + 1
+    return {
+        "seeds": len(seeds),
+        "threads": threads,
+        "rounds": rounds,
+        "raw_ms": round(float(np.median(raw_t)) * 1e3, 2),
+        "ours_ms": round(float(np.median(ours_t)) * 1e3, 2),
+        # throughput ratio: raw time over ours, per round (back to back), median
+        "ratio": round(float(np.median(np.array(raw_t) / np.array(ours_t))), 3),
+        "plans": plans,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--large", action="store_true", help="1M items instead of 100k")
@@ -170,10 +386,14 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="N=50k, 200 queries, 20 callback queries (iteration)"
     )
-    ap.add_argument("--queries", type=int, default=None, help="seeds per selectivity (default 500)")
+    ap.add_argument("--queries", type=int, default=None, help="seeds per case (default 500)")
     ap.add_argument("--filter-queries", type=int, default=None, help="queries for the (slow) filter callback")
+    ap.add_argument("--exact-queries", type=int, default=100, help="queries for exact masked search")
     ap.add_argument("--build-n", type=int, default=20_000, help="items in the build-throughput comparison")
     ap.add_argument("--build-rounds", type=int, default=6)
+    ap.add_argument("--batch-seeds", type=int, default=1000)
+    ap.add_argument("--batch-rounds", type=int, default=5)
+    ap.add_argument("--only", default=None, help="run only the cases whose name contains this")
     ap.add_argument(
         "--index-cache",
         default=None,
@@ -192,6 +412,7 @@ def main() -> None:
     queries = args.queries or (200 if args.quick else 500)
     filter_queries = args.filter_queries or (20 if args.quick else 40)
     t_start = time.perf_counter()
+    load_start = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     blas = None
     if args.blas_threads > 0:
         from threadpoolctl import threadpool_limits
@@ -216,129 +437,142 @@ def main() -> None:
         build["full_build_s"] = round(time.perf_counter() - t, 2)
         if cache is not None:
             index.save(cache)
-    searcher = FilteredSearcher(vec, catalog["item_id"].to_numpy(), catalog, index=index)
+    ids = catalog["item_id"].to_numpy()
     raw = index._index  # the same graph, queried directly
     rng = np.random.default_rng(args.seed + 1)
-    seeds = rng.choice(n, size=queries, replace=False)
+    picks = rng.choice(n, size=queries + 20 + args.batch_seeds, replace=False)
+    seeds, first_seeds, batch_seeds = picks[:queries], picks[queries : queries + 20], picks[queries + 20 :]
     unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
-    view = searcher.view
-
     for i in seeds[:20]:
         raw.knn_query(unit[i : i + 1], k=K, num_threads=1)
 
-    results = {}
-    # the category masks alone (about 50/10/1/0.1% of the catalogue), then with the price band,
-    # which keeps about half of each (the measured selectivity is reported)
-    nominal = {0: "50%", 1: "10%", 2: "1%", 3: "0.1%"}
-    cases = [(lv, False, lab) for lv, lab in nominal.items()]
-    cases += [(lv, True, f"{lab} + price band") for lv, lab in nominal.items()]
-    cat_level_codes = [view.cat_codes[lv][view.pos_of_row] for lv in range(4)]  # per vector row
+    cases: list[tuple[str, FilteredSearcher, FilterConfig, object]] = []
+    # correlated: categories over the vector clusters (about 50/10/1/0.1%), then with a price band
+    corr = FilteredSearcher(vec, ids, catalog, index=index)
+    cat_codes = [corr.view.cat_codes[lv][corr.view.pos_of_row] for lv in range(4)]  # per vector row
     price = catalog["price"].to_numpy()
-    for lv, band, label in cases:
-        ratios = {"price_ratio_min": 0.5, "price_ratio_max": 2.0} if band else {}
-        cfg = FilterConfig(same_category=True, category_level=lv, **ratios)
-        cf = searcher.compile(cfg)
-        for i in seeds[:10]:  # warm-up (also what the planner learns first)
-            searcher.search(catalog["item_id"].iat[i], cfg, K)
-        plan_t, exact_t, filt_t, unf, plan_cpu, unf_cpu = [], [], [], [], [], []
-        plan_cold, unf_cold = [], []
-        recalls, filt_recalls, filled, with_k, sel, plans = [], [], 0, 0, [], {}
-        codes = cat_level_codes[lv]
-        # 1) latency, as a serving loop runs: one query after another, raw hnswlib and the planner
-        #    interleaved on seeds half the list apart (the order alternates), and nothing else in
-        #    between; neither runs right after the other on the same seed (see the docstring)
-        answers: list = [None] * len(seeds)
-        half = len(seeds) // 2
-        for qi in range(len(seeds)):
-            i_raw, pi = seeds[qi], (qi + half) % len(seeds)
-            item = catalog["item_id"].iat[seeds[pi]]
-            q = unit[i_raw]
-            for which in (0, 1) if qi % 2 == 0 else (1, 0):
-                t, c = time.perf_counter(), time.thread_time()
-                if which == 0:
-                    raw.knn_query(q[None, :], k=K, num_threads=1)
-                    unf.append(time.perf_counter() - t)
-                    unf_cpu.append(time.thread_time() - c)
-                else:
-                    res = searcher.search(item, cfg, K)
-                    plan_t.append(time.perf_counter() - t)
-                    plan_cpu.append(time.thread_time() - c)
-            answers[pi] = res
-            plans[res.plan] = plans.get(res.plan, 0) + 1
-        # 2) correctness, the naive baseline, the filter callback, and latency again right after
-        #    a whole-catalogue scan has flushed the caches (the earlier design of this bench)
-        for qi, i in enumerate(seeds):
-            item = catalog["item_id"].iat[i]
-            res = answers[qi]
-            with np.errstate(invalid="ignore"):
-                mask = codes == codes[i]
-                if band:
-                    mask &= (price >= 0.5 * price[i]) & (price <= 2.0 * price[i])
-            mask[i] = False
-            q = unit[i]
-            # exact masked search over the whole catalogue (the naive baseline)
-            t = time.perf_counter()
-            sc = unit @ q
-            sc[~mask] = -np.inf
-            top = np.argpartition(-sc, K - 1)[:K]
-            top = top[np.argsort(-sc[top])]
-            exact_t.append(time.perf_counter() - t)
-            other = seeds[(qi + half) % len(seeds)]  # raw hnswlib on another seed, as in pass 1
-            for which in (0, 1) if qi % 2 == 0 else (1, 0):
-                t = time.perf_counter()
-                if which == 0:
-                    raw.knn_query(unit[other][None, :], k=K, num_threads=1)
-                    unf_cold.append(time.perf_counter() - t)
-                else:
-                    searcher.search(item, cfg, K)
-                    plan_cold.append(time.perf_counter() - t)
-            n_elig = int(mask.sum())
-            sel.append(n_elig / n)
-            truth = searcher.search(item, cfg, K, plan="exact")
-            assert truth.n_eligible == n_elig == res.n_eligible, (truth.n_eligible, n_elig, res.n_eligible)
-            want = set(truth.rows)
-            if want:
-                recalls.append(len(want & set(res.rows)) / len(want))
-            if n_elig >= K:
-                with_k += 1
-                filled += len(res) == K
-            if qi < filter_queries:
-                cb = mask.__getitem__
-                kk = min(K, n_elig)
-                t = time.perf_counter()
-                try:
-                    lab, _ = raw.knn_query(q[None, :], k=kk, num_threads=1, filter=cb)
-                    got = set(lab[0].tolist())
-                except RuntimeError:
-                    got = set()
-                filt_t.append(time.perf_counter() - t)
-                if want:
-                    filt_recalls.append(len(want & got) / len(want))
-        planner = pct(plan_t)
-        unfiltered = pct(unf)
-        results[label] = {
-            "mean_selectivity": round(float(np.mean(sel)), 5),
-            "unfiltered_hnsw": unfiltered,
-            "hnsw_filter_callback": pct(filt_t),
-            "planner": planner,
-            "exact_masked": pct(exact_t),
-            "planner_vs_unfiltered_p50": round(planner["p50_us"] / unfiltered["p50_us"], 2),
-            "planner_vs_unfiltered_p50_cold_cache": round(
-                float(np.percentile(plan_cold, 50) / np.percentile(unf_cold, 50)), 2
-            ),
-            "planner_vs_unfiltered_p50_cpu_time": round(
-                float(np.percentile(plan_cpu, 50) / np.percentile(unf_cpu, 50)), 2
-            ),
-            "filter_callback_vs_unfiltered_p50": round(pct(filt_t)["p50_us"] / unfiltered["p50_us"], 2),
-            "recall@10": round(float(np.mean(recalls)), 4),
-            "filter_callback_recall@10": round(float(np.mean(filt_recalls)), 4),
-            "fill_rate": round(filled / with_k, 4) if with_k else None,
-            "plans": plans,
-            "first_overfetch_fill_rate": round(cf.first_hits / cf.first_tries, 3) if cf.first_tries else None,
-        }
-    worst = max(r["planner_vs_unfiltered_p50"] for r in results.values())
-    min_recall = min(r["recall@10"] for r in results.values())
-    min_fill = min(r["fill_rate"] for r in results.values() if r["fill_rate"] is not None)
+    nominal = {0: "50%", 1: "10%", 2: "1%", 3: "0.1%"}
+    for band in (False, True):
+        for lv, lab in nominal.items():
+            ratios = {"price_ratio_min": 0.5, "price_ratio_max": 2.0} if band else {}
+
+            def mask_for(i, lv=lv, band=band):
+                with np.errstate(invalid="ignore"):
+                    m = cat_codes[lv] == cat_codes[lv][i]
+                    if band:
+                        m &= (price >= 0.5 * price[i]) & (price <= 2.0 * price[i])
+                m[i] = False
+                return m
+
+            name = f"correlated category {lab}" + (" + price band" if band else "")
+            cases.append(
+                (name, corr, FilterConfig(same_category=True, category_level=lv, **ratios), mask_for)
+            )
+
+    # uncorrelated: the same vectors, attributes drawn at random
+    ucat = make_uncorrelated(catalog, args.seed)
+    unc = FilteredSearcher(vec, ids, ucat, index=index)
+    brand_num = ucat["brand"].str[2:].astype(int).to_numpy()
+    uprice = ucat["price"].to_numpy()
+    ucodes = [unc.view.cat_codes[lv][unc.view.pos_of_row] for lv in range(4)]
+    shares = {"50%": 0.5, "10%": 0.1, "1%": 0.01, "0.1%": 0.001}
+
+    def static(m: np.ndarray):
+        def f(i):
+            out = m.copy()
+            out[i] = False
+            return out
+
+        return f
+
+    def brand_cfg(share):
+        nb = max(1, round(1000 * share))
+        return {"brands_allow": [f"ub{b}" for b in range(nb)]}, brand_num < nb
+
+    def price_cfg(share):
+        lo, hi = np.quantile(uprice, [0.5 - share / 2, 0.5 + share / 2])
+        return {"price_min": float(lo), "price_max": float(hi)}, (uprice >= lo) & (uprice <= hi)
+
+    everything = np.ones(n, dtype=bool)
+    cases.append(("uncorrelated no filter", unc, FilterConfig(), static(everything)))
+    for lab, share in shares.items():
+        fields, m = brand_cfg(share)
+        cases.append((f"uncorrelated brand allow-list {lab}", unc, FilterConfig(**fields), static(m)))
+    for lab, share in shares.items():
+        fields, m = price_cfg(share)
+        cases.append((f"uncorrelated price band {lab}", unc, FilterConfig(**fields), static(m)))
+    for lv, lab in nominal.items():
+
+        def cat_mask(i, lv=lv):
+            m = ucodes[lv] == ucodes[lv][i]
+            m[i] = False
+            return m
+
+        cases.append(
+            (
+                f"uncorrelated random category {lab}",
+                unc,
+                FilterConfig(same_category=True, category_level=lv),
+                cat_mask,
+            )
+        )
+    flag_searchers = {}
+    for lab, share in shares.items():
+        adult = np.random.default_rng(args.seed + 202).random(n) >= share
+        fcat = ucat.assign(adult=adult)
+        fs = FilteredSearcher(vec, ids, fcat, index=index)
+        flag_searchers[lab] = (fs, ~adult)
+        cases.append((f"uncorrelated flag {lab}", fs, FilterConfig(exclude_adult=True), static(~adult)))
+    # pairs of two filters
+    fb, mb = brand_cfg(0.316)
+    fp, mp = price_cfg(0.316)
+    cases.append(("uncorrelated pair brand+price 10%", unc, FilterConfig(**fb, **fp), static(mb & mp)))
+    fb, mb = brand_cfg(0.1)
+    fp, mp = price_cfg(0.1)
+    cases.append(("uncorrelated pair brand+price 1%", unc, FilterConfig(**fb, **fp), static(mb & mp)))
+
+    def cat_brand_mask(i, mb=mb):
+        m = (ucodes[1] == ucodes[1][i]) & mb
+        m[i] = False
+        return m
+
+    cases.append(
+        (
+            "uncorrelated pair category+brand 1%",
+            unc,
+            FilterConfig(same_category=True, category_level=1, **fb),
+            cat_brand_mask,
+        )
+    )
+    fs, keep = flag_searchers["50%"]
+    fb, mb = brand_cfg(0.2)
+    cases.append(
+        ("uncorrelated pair flag+brand 10%", fs, FilterConfig(exclude_adult=True, **fb), static(keep & mb))
+    )
+
+    results = {}
+    for name, searcher, cfg, mask_for in cases:
+        if args.only and args.only not in name:
+            continue
+        fq = filter_queries if cfg.same_category or "0.1%" not in name else min(filter_queries, 10)
+        results[name] = run_case(
+            searcher, raw, unit, ids, cfg, seeds, first_seeds, mask_for, fq, args.exact_queries
+        )
+    batch = {}
+    if args.batch_seeds:
+        fields, _ = brand_cfg(0.1)
+        batch["unfiltered"] = batch_case(
+            unc, raw, unit, ids, FilterConfig(), batch_seeds, args.threads, args.batch_rounds
+        )
+        batch["uncorrelated brand allow-list 10%"] = batch_case(
+            unc, raw, unit, ids, FilterConfig(**fields), batch_seeds, args.threads, args.batch_rounds
+        )
+    worst = max(r["ratio_p50"] for r in results.values())
+    worst_p99 = max(r["p99_ratio"] for r in results.values())
+    worst_first = max(r["first_query_ratio"] for r in results.values())
+    recalls = [r["recall_at_10"] for r in results.values() if r["recall_at_10"] is not None]
+    fills = [r["fill_rate"] for r in results.values() if r["fill_rate"] is not None]
+    no_filter = results.get("uncorrelated no filter", {}).get("ratio_p50")
     out = {
         "bench": "filtered_search",
         "n": n,
@@ -348,20 +582,32 @@ def main() -> None:
         "filter_queries": filter_queries,
         "blas_threads": args.blas_threads,
         "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "load_avg_1m_start": load_start,
         "M": args.M,
         "ef_construction": args.ef_construction,
         "ef": args.ef,
         "threads": args.threads,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
-        "selectivity": results,
+        "searcher_bytes": searcher_bytes(unc),
+        "cases": results,
+        "batch": batch,
         "build": build,
         "targets": {
-            "planner_p50_le_2x_unfiltered": worst <= 2.0,
-            "worst_planner_vs_unfiltered_p50": worst,
-            "recall_ge_0.99": min_recall >= 0.99,
-            "min_recall@10": min_recall,
-            "fill_100pct": min_fill == 1.0,
+            "planner_p50_le_1.5x_raw": worst <= 1.5,
+            "worst_ratio_p50": worst,
+            "over_1.5x": sorted(k for k, r in results.items() if r["ratio_p50"] > 1.5),
+            "p99_le_5x_raw_p50": worst_p99 <= 5.0,
+            "worst_p99_ratio": worst_p99,
+            "worst_raw_p99_ratio": max(r["raw_p99_ratio"] for r in results.values()),
+            "recall_ge_0.99": bool(recalls) and min(recalls) >= 0.99,
+            "min_recall_at_10": min(recalls) if recalls else None,
+            "fill_100pct": bool(fills) and min(fills) == 1.0,
+            "first_query_le_5x_warm": worst_first <= 5.0,
+            "worst_first_query_ratio": worst_first,
+            "no_filter_le_1.15x_raw": no_filter is not None and no_filter <= 1.15,
+            "no_filter_ratio_p50": no_filter,
+            "batch_ge_0.8x_raw": bool(batch) and min(b["ratio"] for b in batch.values()) >= 0.8,
             # the paired median: best-of-N wall times swing by 10% between runs on this shared machine
             "build_ge_0.9x_raw": build["ratio_paired_median"] >= 0.9,
         },

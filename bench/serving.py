@@ -18,6 +18,11 @@ Prints ONE JSON line. What it does:
    precomputed table (``&source=precomputed``); reports requests/s, p50/p99
    latency, their ratio to the no-op endpoint, and non-2xx answers.
 
+4. Then one gunicorn worker each, in turn: our API with the preset, our API with no filter,
+   and the reference, a bare Flask endpoint calling hnswlib on the same index
+   (:func:`reference_app`); ``one_worker.*_vs_reference`` is our throughput over the
+   reference's (``--no-reference`` skips it).
+
 The load generator runs on the same machine and competes with the two
 gunicorn workers for the same CPU cores; the JSON says so in "note".
 
@@ -165,9 +170,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, port: int, workers: int, app_target: str) -> subprocess.Popen[bytes]:
+def start_server(
+    root: Path, port: int, workers: int, app_target: str, run_id: str = ""
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "RECSYS_BENCH_RUN": run_id,
         "RECSYS_DATA_DIR": str(root),
         "RECSYS_NO_DEMO": "1",
         "RECSYS_API_PRELOAD": "1",  # each worker loads the run's searcher at boot
@@ -313,6 +321,75 @@ def bare_app() -> Any:
     return server
 
 
+def reference_app() -> Any:
+    """The reference: a bare Flask endpoint calling hnswlib on the same run's index.
+
+    ``/ref/similar/<item_id>?k=`` answers the k nearest items (the seed dropped) as JSON, with
+    no filters, no validation beyond the item id, no registry look-ups: what serving costs
+    without our handler. ``RECSYS_DATA_DIR`` and ``RECSYS_BENCH_RUN`` say which run.
+    """
+    import flask
+
+    from recsys.index import HnswIndex
+    from recsys.registry import Registry
+
+    root = Path(os.environ["RECSYS_DATA_DIR"])
+    run_id = os.environ["RECSYS_BENCH_RUN"]
+    reg = Registry(root)
+    model = reg.load_model(run_id)
+    ids = [str(x) for x in np.asarray(model.item_ids_)]
+    row_of = {x: i for i, x in enumerate(ids)}
+    vec = np.asarray(model.vectors_, dtype=np.float32)
+    unit = np.ascontiguousarray(vec / np.linalg.norm(vec, axis=1, keepdims=True))
+    raw = HnswIndex.load(reg.run_dir(run_id) / "index.bin")._index
+    app = flask.Flask("reference")
+
+    @app.get("/api/v1/health")
+    def health() -> Any:
+        return flask.jsonify(status="ok")
+
+    @app.get("/ref/similar/<item_id>")
+    def similar(item_id: str) -> Any:
+        k = int(flask.request.args.get("k", 10))
+        row = row_of.get(item_id)
+        if row is None:
+            return flask.jsonify(error="unknown item"), 404
+        labels, dist = raw.knn_query(unit[row : row + 1], k=k + 1, num_threads=1)
+        items = [
+            {"item_id": ids[r], "score": 1.0 - d}
+            for r, d in zip(labels[0].tolist(), dist[0].tolist())
+            if r != row
+        ][:k]
+        return flask.jsonify(item_id=item_id, items=items)
+
+    return app
+
+
+def one_worker_comparison(
+    root: Path, run_id: str, live: list[str], plain: list[str], ref: list[str], args: Any
+) -> dict[str, Any]:
+    """One gunicorn worker of our API (preset, and no filter) against one of the reference."""
+    out: dict[str, Any] = {}
+    for name, target, paths in (
+        ("ours_preset", app_target(), live),
+        ("ours_no_filter", app_target(), plain),
+        ("reference", "bench.serving:reference_app()", ref),
+    ):
+        port = free_port()
+        proc = start_server(root, port, 1, target, run_id)
+        try:
+            wait_ready(port, proc)
+            warm_up(port, paths[0], proc)
+            load(port, paths[:200], clients=2, seconds=5.0, max_requests=400)
+            out[name] = load(port, paths, 2, args.seconds, args.max_requests)
+        finally:
+            stop_server(proc)
+    ref_rps = out["reference"]["rps"] or 0.0
+    for name in ("ours_preset", "ours_no_filter"):
+        out[f"{name}_vs_reference"] = round(out[name]["rps"] / ref_rps, 3) if ref_rps else None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -324,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--data-dir", default=None, help="reuse this data directory (default: a temp one)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the one-worker comparison with bare Flask + hnswlib"
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -355,6 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         r_noop = load(port, noop, args.clients, args.seconds, args.max_requests)
         r_live = load(port, live, args.clients, args.seconds, args.max_requests)
         r_pre = load(port, pre, args.clients, args.seconds, args.max_requests)
+        stop_server(proc)
+        one_worker = None
+        if not args.no_reference:
+            plain = [f"/api/v1/similar/{s}?run={run_id}&k={args.k}" for s in seeds]
+            ref = [f"/ref/similar/{s}?k={args.k}" for s in seeds]
+            one_worker = one_worker_comparison(root, run_id, live, plain, ref, args)
     finally:
         stop_server(proc)
         if tmp:
@@ -384,7 +470,11 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_live_vs_noop": ratio(r_live),
             "ratio_precomputed_vs_noop": ratio(r_pre),
             "non_2xx": non_2xx,
+            "one_worker": one_worker,
             "targets": {
+                "one_worker_preset_ge_0.8x_reference": bool(one_worker)
+                and (one_worker["ours_preset_vs_reference"] or 0) >= 0.8,
+                "live_throughput_ge_0.6x_noop": (ratio(r_live) or 0) >= 0.6,
                 "live_throughput_ge_0.5x_noop": (ratio(r_live) or 0) >= 0.5,
                 "live_p99_le_10ms": (r_live["p99_ms"] or 1e9) <= 10.0,
                 "zero_non_2xx": non_2xx == 0,

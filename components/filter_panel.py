@@ -150,7 +150,72 @@ def controls_from_filter_config(config: FilterConfig | None) -> dict[str, Any]:
     return out
 
 
+#: The dropdown controls whose options must contain a loaded value (a Dash dropdown shows
+#: nothing for a value that is not among its options, and sends it back dropped).
+OPTION_FIELDS: tuple[str, ...] = ("category_level", "brands_allow", "brands_deny", "banned_brand_pairs")
+
+
+def option_deps(panel: str, dep: type[DashDependency] = State) -> dict[str, DashDependency]:
+    """``{field: dep(control_id(panel, field), "options")}`` for the dropdowns of OPTION_FIELDS.
+
+    As outputs they duplicate other callbacks' (the pair "Add" button), hence allow_duplicate.
+    """
+    if dep is Output:
+        return {f: Output(control_id(panel, f), "options", allow_duplicate=True) for f in OPTION_FIELDS}
+    return {f: dep(control_id(panel, f), "options") for f in OPTION_FIELDS}
+
+
+def options_holding(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, list[dict]]:
+    """Options of the OPTION_FIELDS dropdowns that keep what they had and hold ``values``.
+
+    ``values`` are control values as :func:`controls_from_filter_config` gives them (a loaded
+    preset); a brand or category level the run's catalogue view does not offer is appended,
+    and the banned pairs' options are exactly the pairs (a pair is removed by its cross).
+    """
+    current = current or {}
+    out: dict[str, list[dict]] = {}
+    for field in OPTION_FIELDS:
+        wanted = values.get(field)
+        if field == "banned_brand_pairs":
+            out[field] = [{"label": p, "value": p} for p in (wanted or [])]
+            continue
+        opts = [
+            dict(o) if isinstance(o, Mapping) else {"label": str(o), "value": o}
+            for o in current.get(field) or []
+        ]
+        have = {o.get("value") for o in opts}
+        more = [wanted] if field == "category_level" else list(wanted or [])
+        for v in more:
+            if v is None or v in have:
+                continue
+            label = f"level {int(v) + 1}" if field == "category_level" else str(v)
+            opts.append({"label": label, "value": v})
+            have.add(v)
+        out[field] = opts
+    return out
+
+
 # -- layout ------------------------------------------------------------------------------
+
+
+def similarity_slider_props(scale: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``max``, ``step`` and ``marks`` of the min-similarity slider for a run's score scale
+    (:func:`recsys.search.similarity_scale`); 0-1 when there is none.
+
+    Marks: "off" at 0, the 10th/50th/90th percentiles of the run's top-k scores (labelled
+    with their value; the tooltip of the slider says what they are) and the upper end.
+    """
+    top = float((scale or {}).get("max") or 1.0)
+    step = 0.005 if top <= 0.3 else 0.01
+    marks: dict[float, Any] = {0: "off"}
+    quantiles = (scale or {}).get("quantiles") or {}
+    for q in sorted(quantiles, key=float):
+        v = round(float(quantiles[q]), 3)
+        if 0 < v < top and all(abs(v - m) >= 0.08 * top for m in marks):
+            marks[v] = {"label": f"{v:.2f}", "style": {"fontSize": "0.7rem"}}
+    if all(abs(top - m) >= 0.08 * top for m in marks):
+        marks[top] = f"{top:.2f}"
+    return {"min": 0, "max": top, "step": step, "marks": marks}
 
 
 def _switch(panel: str, field: str, label: str, value: bool, hint: str | None = None) -> html.Div:
@@ -186,6 +251,7 @@ def filter_panel(
     brands: Sequence[str] = (),
     n_levels: int = 3,
     compact: bool = False,
+    similarity: Mapping[str, Any] | None = None,
 ) -> html.Div:
     """A control for every FilterConfig rule, preset to ``config``.
 
@@ -201,6 +267,9 @@ def filter_panel(
         Depth of the catalogue's category paths (options of "category level").
     compact : bool
         Two-column layout of the switches and no hints (for Compare's side panel).
+    similarity : mapping, optional
+        The run's score scale (:func:`recsys.search.similarity_scale`): the min-similarity
+        slider spans the run's scores instead of 0-1.
     """
     v = controls_from_filter_config(config)
     brand_opts = [{"label": b, "value": b} for b in brands]
@@ -280,14 +349,16 @@ def filter_panel(
                 ],
                 className="filter-inline",
             ),
-            html.Div("Min. similarity", className="filter-label"),
+            html.Div(
+                "Min. similarity",
+                className="filter-label",
+                title="marks: 10th, 50th and 90th percentile of this run's top-10 neighbour scores",
+            ),
             dcc.Slider(
                 id=control_id(panel, "min_similarity"),
-                min=0,
-                max=1,
-                step=0.05,
                 value=v["min_similarity"],
-                marks={0: "off", 0.5: "0.5", 1: "1"},
+                tooltip={"placement": "bottom", "always_visible": False},
+                **similarity_slider_props(similarity),
                 updatemode="mouseup",
                 allow_direct_input=False,
                 className="filter-slider",

@@ -8,6 +8,9 @@ of your section.
 # --- shell
 URL = "shell-url"
 NAVBAR = "shell-navbar"
+SHELL = "shell-root"
+NAVBAR_USER = "shell-user"
+NAVBAR_LOGOUT = "shell-logout"
 JOBS_STORE = "shell-jobs-store"  # {"jobs": [job dicts, newest first], "active": [ids], "t": float}
 JOBS_INTERVAL = "shell-jobs-interval"
 JOBS_BADGE = "shell-jobs-badge"
@@ -18,6 +21,7 @@ JOB_CANCEL = (
 
 # --- overview
 OVERVIEW_DATASET = "overview-dataset"
+OVERVIEW_DATASET_SELECT = "overview-dataset-select"  # which dataset the page describes (?dataset=)
 OVERVIEW_DEMO_JOB = "overview-demo-job"
 OVERVIEW_RUNS_GRID = "overview-runs-grid"
 OVERVIEW_LINKS = "overview-links"
@@ -29,6 +33,7 @@ RUNS_LABEL = "runs-label"
 RUNS_PARAMS = "runs-params"  # container of the generated parameter inputs
 RUNS_PARAM = "runs-param"  # pattern-matching type: {"type": RUNS_PARAM, "name": <param>}
 RUNS_SUBMIT = "runs-submit"
+RUNS_SPLIT = "runs-split"  # pattern-matching type: {"type": RUNS_SPLIT, "option": method|value|test|repeats}
 RUNS_SUBMIT_MSG = "runs-submit-msg"
 RUNS_JOBS = "runs-jobs"  # job progress cards
 RUNS_GRID = "runs-grid"
@@ -64,6 +69,9 @@ DATA_DATASETS = "data-datasets"
 DATA_KIND = "data-kind"  # sessions / baskets (generic CSV)
 DATA_ERRORS = "data-errors"  # raise / drop (generic CSV)
 DATA_CSV_OPTIONS = "data-csv-options"
+DATA_OPT = "data-opt"  # pattern-matching type: {"type": DATA_OPT, "option": <import option>} (generic CSV)
+DATA_PREVIEW = "data-preview"  # button: parse the first rows with the form's options, store nothing
+DATA_PREVIEW_OUT = "data-preview-out"
 
 # --- explore
 EXPLORE_PANEL = "explore"  # name of the Explore filter panel / preset bar (pattern-matching ids)

@@ -50,6 +50,7 @@ _STATUS_COLOR = {
     "cancelled": "warning",
     "canceled": "warning",
     "interrupted": "warning",
+    "damaged": "danger",
 }
 _KIND_TITLE = {
     "demo": "Demo build",
@@ -107,10 +108,13 @@ def list_job_summaries(
     root: str | os.PathLike[str] | None = None, limit: int = MAX_JOBS
 ) -> list[dict[str, Any]]:
     """Summaries of the most recent jobs, newest first."""
-    jobs = job_store(root).list_jobs(limit=limit)
+    damaged: list[dict[str, str]] = []
+    jobs = job_store(root).list_jobs(limit=limit, damaged=damaged)
     out = [job_summary(j) for j in jobs]
     out.sort(key=lambda j: j["created"], reverse=True)
-    return out[:limit]
+    # job folders whose job.json is damaged: named, with why, after the readable ones
+    out = out[:limit] + [job_summary({**bad, "status": "damaged"}) for bad in damaged[:5]]
+    return out
 
 
 def jobs_snapshot() -> dict[str, Any]:
@@ -153,7 +157,18 @@ def runs_version(root: str | os.PathLike[str] | None = None) -> str:
 
 
 def on_app_start(root: str | os.PathLike[str] | None = None, demo: bool = True, keep_jobs: int = 100) -> None:
-    """Settle jobs left over from a previous run (interrupted), prune old ones, start the demo if empty."""
+    """Clean up after a previous run and settle its jobs, prune old jobs, start the demo if empty.
+
+    Temporary folders of saves that were killed are removed
+    (:func:`recsys.stored.sweep_leftovers`); jobs with no live process become
+    "interrupted" (the poller does the same for jobs that die later).
+    """
+    from recsys.stored import sweep_leftovers
+
+    try:
+        sweep_leftovers(data_dir(root))
+    except OSError as exc:  # a read-only or vanished folder must not stop the app
+        logger.warning("could not clean up leftovers of killed saves: %s", exc)
     store = job_store(root)
     changed = store.refresh()
     if changed:
@@ -171,7 +186,7 @@ def ensure_demo_job(root: str | os.PathLike[str] | None = None) -> str | None:
     from recsys.registry import Registry
 
     root = data_dir(root)
-    if Registry(root).list_runs():
+    if Registry(root).list_runs(include_damaged=True):  # damaged runs are the user's data too
         return None
     store = job_store(root)
     # A lock, so two web workers starting at once submit one demo build, not two.
@@ -310,7 +325,7 @@ def job_card(job: dict[str, Any], log_tail: str | None = None, show_cancel: bool
                 id={"type": ids.JOB_CANCEL, "job": job.get("id", "")},
                 color="outline-danger",
                 size="sm",
-                className="mt-2",
+                className="mt-2 editor-only",
             )
         )
     return dbc.Card(dbc.CardBody(body), className=f"job-card job-{status} mb-3")

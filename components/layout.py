@@ -7,27 +7,44 @@ from __future__ import annotations
 
 from typing import Any
 
+import dash
 import dash_bootstrap_components as dbc
 from dash import html
 
 from components import ids
 
+
 #: (label, path) of the navbar links, in order.
-NAV_PAGES: tuple[tuple[str, str], ...] = (
-    ("Overview", "/"),
-    ("Explore", "/explore"),
-    ("Map", "/map"),
-    ("Compare", "/compare"),
-    ("Runs", "/runs"),
-    ("Data", "/data"),
-)
+def nav_pages() -> list[tuple[str, str]]:
+    """(name, path) of every registered page for the navbar, in ``order``.
+
+    Built from ``dash.page_registry``, so a new page module appears without editing this
+    file; a page registered with ``nav=False`` (the 404 page) is left out.
+    """
+    pages = [p for p in dash.page_registry.values() if p.get("nav", True) and p.get("path") != "/404"]
+    pages.sort(key=lambda p: (p.get("order") if p.get("order") is not None else 99, p.get("name", "")))
+    return [(p["name"], p["path"]) for p in pages]
 
 
-def navbar() -> dbc.Navbar:
-    """The top bar: brand, one link per page, and a badge counting running jobs."""
+def navbar(user: str | None = None, role: str | None = None) -> dbc.Navbar:
+    """The top bar: brand, one link per page, a badge counting running jobs and, when a
+    login is configured, who is signed in (and as what) with a sign-out link."""
+    account = []
+    if role is not None:
+        account = [
+            html.Span(
+                [html.Span(user or "", className="fw-semibold"), f" · {role}"],
+                id=ids.NAVBAR_USER,
+                className="navbar-text text-white-50 small ms-3",
+                title="viewers see every page; editors also train, import, save and delete",
+            ),
+            html.A(
+                "Sign out", href="/logout", className="nav-link text-white ms-2 small", id=ids.NAVBAR_LOGOUT
+            ),
+        ]
     links = [
         dbc.NavItem(dbc.NavLink(label, href=path, active="exact", className="px-3"))
-        for label, path in NAV_PAGES
+        for label, path in nav_pages()
     ]
     return dbc.Navbar(
         dbc.Container(
@@ -43,6 +60,7 @@ def navbar() -> dbc.Navbar:
                     href="/runs",
                     title="Background jobs running",
                 ),
+                *account,
             ],
             fluid=True,
         ),
@@ -121,7 +139,7 @@ def _fmt_count(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{int(value):,}" if value.is_integer() else f"{value:.3f}"
     return str(value)
 
 

@@ -24,7 +24,26 @@ HEADLINE_METRICS: tuple[str, ...] = ("hr@10", "ndcg@10", "coverage@10")
 #: Preferred order of metric name prefixes; others follow alphabetically.
 _METRIC_ORDER = ("hr", "ndcg", "mrr", "precision", "recall", "coverage", "popularity_bias", "diversity")
 
+_COUNT_FORMAT = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
+#: Counters stored beside the metrics (not metric columns).
+COUNTERS = frozenset(
+    {"n_cases", "k", "n_seeds", "skipped_cases", "seeds_without_recs", "unknown_test_items", "test_items"}
+)
+
+
+def _metric_format(key: str) -> dict[str, str]:
+    """The value, then "±half-width" of its 95% interval when the run has one (tooltip: the interval)."""
+    ci = f"params.data && params.data[{key + '_ci'!r}]"
+    return {
+        "function": f"params.value == null ? '—' : d3.format('.3f')(params.value) + ({ci} ? ' ±' + "
+        f"d3.format('.3f')(({ci}[1] - {ci}[0]) / 2) : '')"
+    }
+
+
 _NUMBER_FORMAT = {"function": "params.value == null ? '—' : d3.format('.3f')(params.value)"}
+_INTEGER_FORMAT = {"function": "params.value == null ? '—' : d3.format(',d')(params.value)"}
+
+
 _SECONDS_FORMAT = {"function": "params.value == null ? '—' : d3.format('.1f')(params.value) + ' s'"}
 
 
@@ -36,7 +55,7 @@ def metric_keys(runs: Iterable[dict[str, Any]]) -> list[str]:
     found: set[str] = set()
     for run in runs:
         for key, value in (run.get("metrics") or {}).items():
-            if key != "n_cases" and _is_number(value):
+            if key not in COUNTERS and _is_number(value):
                 found.add(key)
 
     def order(key: str) -> tuple[int, str]:
@@ -66,9 +85,19 @@ def run_rows(
             "created": str(run.get("created", ""))[:19].replace("T", " "),
             "fit_s": _number_or_none(timings.get("fit_s")),
             "device": device.get("device", "") if isinstance(device, dict) else str(device),
+            "error": str(run.get("error") or "") if run.get("damaged") else "",
         }
+        ci = m.get("ci95") or {}
         for key in metrics:
             row[key] = _number_or_none(m.get(key))
+            interval = ci.get(key)
+            if isinstance(interval, (list, tuple)) and len(interval) == 2:
+                row[f"{key}_ci"] = [float(interval[0]), float(interval[1])]
+                row[f"{key}_ci_text"] = (
+                    f"95% interval {interval[0]:.4f} to {interval[1]:.4f} over {m.get('n_cases', 0):,} cases"
+                )
+        row["cases"] = m.get("n_cases") if isinstance(m.get("n_cases"), int) else None
+        row["notes"] = "; ".join(m.get("warnings") or [])
         rows.append(row)
     return rows
 
@@ -93,9 +122,30 @@ def column_defs(metrics: Sequence[str] = HEADLINE_METRICS, extra: Sequence[str] 
                 "field": key,
                 "headerName": key,
                 "type": "numericColumn",
-                "valueFormatter": _NUMBER_FORMAT,
+                "valueFormatter": _metric_format(key),
+                "tooltipField": f"{key}_ci_text",
                 "minWidth": 105,
                 "cellClass": ["ag-right-aligned-cell", "metric-cell"],
+            }
+        )
+    if metrics:
+        cols.append(
+            {
+                "field": "cases",
+                "headerName": "Cases",
+                "type": "numericColumn",
+                "valueFormatter": _COUNT_FORMAT,
+                "maxWidth": 110,
+                "headerTooltip": "test cases scored; each metric shows ± half its 95% interval",
+            }
+        )
+        cols.append(
+            {
+                "field": "notes",
+                "headerName": "Warnings",
+                "tooltipField": "notes",
+                "minWidth": 120,
+                "cellClass": "metric-warning",
             }
         )
     extra_defs = {
@@ -104,6 +154,7 @@ def column_defs(metrics: Sequence[str] = HEADLINE_METRICS, extra: Sequence[str] 
         "fit_s": {"field": "fit_s", "headerName": "Fit", "valueFormatter": _SECONDS_FORMAT, "maxWidth": 100},
         "device": {"field": "device", "headerName": "Device", "minWidth": 90},
         "run_id": {"field": "run_id", "headerName": "Run id", "minWidth": 220},
+        "error": {"field": "error", "headerName": "Problem", "minWidth": 260, "tooltipField": "error"},
     }
     for key in extra:
         cols.append(extra_defs.get(key, {"field": key}))
@@ -131,7 +182,8 @@ def metrics_grid(
     metrics : sequence of str
         Metric columns, in order (``metric_keys(runs)`` for all of them).
     extra : sequence of str
-        More columns among ``status``, ``created``, ``fit_s``, ``device``, ``run_id``.
+        More columns among ``status``, ``created``, ``fit_s``, ``device``, ``run_id``, ``error``
+        (why a damaged run is damaged).
     selectable : bool
         Single-row selection (read it from ``selectedRows``).
     height : int, optional
@@ -156,10 +208,16 @@ def metrics_grid(
     style = {"height": f"{height}px"} if height else None
     if style is None:
         grid_options["domLayout"] = "autoHeight"
+    columns = column_defs(metrics, extra)
+    for col in columns:
+        if col.get("valueFormatter") is _NUMBER_FORMAT and is_count_column(
+            [r.get(col["field"]) for r in rows]
+        ):
+            col["valueFormatter"] = _INTEGER_FORMAT  # counts ("10", not "10.000")
     return dag.AgGrid(
         id=grid_id,
         rowData=rows,
-        columnDefs=column_defs(metrics, extra),
+        columnDefs=columns,
         defaultColDef={"sortable": True, "resizable": True, "filter": False, "flex": 1, "minWidth": 90},
         getRowId="params.data.run_id",
         dashGridOptions=grid_options,
@@ -167,6 +225,13 @@ def metrics_grid(
         className="metrics-grid",
         style=style or {"width": "100%"},
     )
+
+
+def is_count_column(values: Sequence[Any]) -> bool:
+    """Whether a metric column holds counts: every value a whole number and one above 1
+    (so a rate that happens to be 0 or 1 keeps its decimals)."""
+    nums = [float(v) for v in values if _is_number(v) and math.isfinite(float(v))]
+    return bool(nums) and all(v.is_integer() for v in nums) and any(abs(v) > 1 for v in nums)
 
 
 def _is_number(value: Any) -> bool:

@@ -18,15 +18,17 @@ import dash
 import dash_bootstrap_components as dbc
 import numpy as np
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from components import ids
-from components.common import data_registry, run_catalog_view
+from components.common import bounded_k, data_registry, run_catalog_view
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
     filter_inputs,
     filter_panel,
+    option_deps,
+    options_holding,
 )
 from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
@@ -389,7 +391,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
                             "Runs (2 to 4)",
                             dcc.Dropdown(
                                 id=ids.COMPARE_RUNS,
-                                options=run_options(all_runs),
+                                options=limit_options(run_options(all_runs), chosen),
                                 value=chosen,
                                 multi=True,
                             ),
@@ -565,7 +567,7 @@ def update_lists(
     run_ids: list[str] | None, seed: str | None, k: Any, values: dict[str, Any]
 ) -> tuple[Any, Any, Any]:
     """Each run's list for the seed under the same filters, and their agreement."""
-    lists, agreement, msg = compare_view(list(run_ids or []), seed, int(k or 10), values)
+    lists, agreement, msg = compare_view(list(run_ids or []), seed, bounded_k(k), values)
     if msg is None:
         msg = (
             []
@@ -576,16 +578,60 @@ def update_lists(
 
 
 @callback(
-    output={"controls": filter_inputs(PANEL, Output)},
-    inputs={"preset": Input(ids.COMPARE_PRESET, "value")},
+    output={"controls": filter_inputs(PANEL, Output), "choices": option_deps(PANEL, Output)},
+    inputs={"preset": Input(ids.COMPARE_PRESET, "value"), "choices": option_deps(PANEL, State)},
     prevent_initial_call=True,
 )
-def load_preset(preset: str | None) -> dict[str, Any]:
-    """Put a saved preset's filters into the panel (no preset: default filters)."""
+def load_preset(preset: str | None, choices: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put a saved preset's filters into the panel (no preset: default filters); the panel's
+    dropdowns get options for the preset's brands, level and banned pairs (or would drop them)."""
     config = None
     if preset:
         config, _err = safe_load(PresetStore(data_dir()), preset)
-    return {"controls": controls_from_filter_config(config)}
+    controls = controls_from_filter_config(config)
+    return {"controls": controls, "choices": options_holding(controls, choices)}
+
+
+def limit_options(options: list[dict[str, Any]], chosen: list[str] | None) -> list[dict[str, Any]]:
+    """The run options with every unchosen one disabled once MAX_RUNS are chosen."""
+    chosen = list(chosen or [])
+    full = len(chosen) >= MAX_RUNS
+    return [{**o, "disabled": full and o["value"] not in chosen} for o in options]
+
+
+@callback(
+    Output(ids.COMPARE_RUNS, "options"),
+    Output(ids.COMPARE_RUNS, "value"),
+    Input(ids.COMPARE_RUNS, "value"),
+    State(ids.COMPARE_RUNS, "options"),
+    prevent_initial_call=True,
+)
+def limit_runs(chosen: list[str] | None, options: list[dict[str, Any]] | None) -> tuple[Any, Any]:
+    """2 to 4 runs: a fifth cannot be picked (the others are disabled at four) and a value of
+    more than four (e.g. typed fast) is cut back to the first four."""
+    chosen = list(chosen or [])
+    kept = chosen[:MAX_RUNS]
+    return limit_options(list(options or []), kept), (kept if len(kept) < len(chosen) else no_update)
+
+
+# Keep the address bar in step (runs, seed, preset) without a page reload, as on Explore.
+clientside_callback(
+    """
+    function(runs, seed, preset) {
+        const q = new URLSearchParams();
+        if (seed) { q.set("seed", seed); }
+        if (runs && runs.length) { q.set("runs", runs.slice(0, MAX_RUNS).join(",")); }
+        if (preset) { q.set("preset", preset); }
+        const url = window.location.pathname + (q.toString() ? "?" + q.toString() : "");
+        if (url !== window.location.pathname + window.location.search) {
+            window.history.replaceState(window.history.state, "", url);
+        }
+    }
+    """.replace("MAX_RUNS", str(MAX_RUNS)),
+    Input(ids.COMPARE_RUNS, "value"),
+    Input(ids.COMPARE_SEED, "value"),
+    Input(ids.COMPARE_PRESET, "value"),
+)
 
 
 @callback(Output(ids.COMPARE_PER_CATEGORY, "children"), Input(ids.COMPARE_RUNS, "value"))
@@ -609,6 +655,6 @@ def update_per_category(run_ids: list[str] | None) -> Any:
 def update_disagreement(_n: int, run_a: str, run_b: str, k: Any, values: dict[str, Any]) -> Any:
     """The seeds where the two runs' lists overlap least."""
     try:
-        return disagreement_view(run_a, run_b, values, int(k or 10))
+        return disagreement_view(run_a, run_b, values, bounded_k(k))
     except RecsysError as exc:
         return error_alert(exc, "Could not compare these runs")

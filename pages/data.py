@@ -59,7 +59,7 @@ MAPPING_FIELDS: tuple[tuple[str, bool, str], ...] = (
     ("event_type", False, "view / cart / purchase"),
     ("quantity", False, ""),
     ("title", False, ""),
-    ("category", False, "path like Women > Shoes"),
+    ("category", False, "path like Women > Shoes; several columns join in order"),
     ("brand", False, ""),
     ("gender", False, ""),
     ("price", False, ""),
@@ -68,10 +68,113 @@ MAPPING_FIELDS: tuple[tuple[str, bool, str], ...] = (
     ("image_url", False, ""),
 )
 
+#: Reading options of the generic import, as the form offers them: (option, label, kind, choices
+#: or placeholder). The same options as ``recsys import csv`` (see README "Importing your own export").
+READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
+    (
+        "role",
+        "The file holds",
+        "radio",
+        [("events", "events (catalogue optional)"), ("catalog", "a catalogue only")],
+    ),
+    (
+        "catalog",
+        "Catalogue file (optional, path on the server)",
+        "text",
+        "e.g. products.csv beside the events",
+    ),
+    (
+        "sep",
+        "Separator",
+        "select",
+        [("", "detect"), ("comma", "comma"), ("semicolon", "semicolon"), ("tab", "tab"), ("pipe", "pipe")],
+    ),
+    ("header", "Header row", "select", [("", "detect"), ("yes", "yes"), ("no", "no: the first row is data")]),
+    ("columns", "Column names (for a file without header)", "text", "e.g. user_id,item_id,timestamp"),
+    ("encoding", "Encoding", "text", "utf-8 (e.g. cp1252, latin-1)"),
+    (
+        "decimal",
+        "Decimal mark of prices",
+        "select",
+        [("", "detect"), (".", "point: 1,234.50"), (",", "comma: 1.234,50")],
+    ),
+    ("tz", "Time zone of times written without one", "text", "UTC (e.g. UTC+8, Europe/London)"),
+    ("session_gap", "Cut sessions on a gap (no session column)", "text", "e.g. 30m"),
+    ("event_map", "Event codes", "text", "e.g. pv=view cart=cart buy=purchase"),
+)
+
+#: Command-line words in library messages -> the words of this form.
+_FORM_WORDS: tuple[tuple[str, str], ...] = (
+    (r"--errors drop", "“Bad rows: drop and report”"),
+    (r"--catalog-encoding (\S+)", r"Encoding “\1” (catalogue)"),
+    (r"--encoding (\S+)", r"Encoding “\1”"),
+    (r"--sep (\S+)", r"Separator “\1”"),
+    (r"--decimal ,", "Decimal mark “comma”"),
+    (r"--decimal", "Decimal mark"),
+    (r"--session-gap (\S+)", r"Cut sessions on a gap “\1”"),
+    (r"--session-gap", "Cut sessions on a gap"),
+    (r"--event-map ([^;)]+)", r"Event codes “\1”"),
+    (r"--event-map", "Event codes"),
+    (r"--tz", "Time zone"),
+    (r"--no-header", "Header row “no”"),
+    (r"--columns", "Column names"),
+    (r"--category-sep", "category separator"),
+    (r"--kind baskets", "“Sequences are: baskets / orders”"),
+    (r"--map (\S+)=(\S+)", r"the mapping of column \1 to \2"),
+    (r"--map of column", "mapping of column"),
+    (r"--map", "the column mapping"),
+    (r"--catalog\b", "Catalogue file"),
+)
+
+
+def form_words(message: Any) -> str:
+    """A library message with its command-line options named as this form names them."""
+    text = str(message)
+    for pattern, repl in _FORM_WORDS:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+def options_from_form(values: list[Any] | None, option_ids: list[dict[str, str]] | None) -> dict[str, Any]:
+    """The reading-option controls -> ``import_dataset`` keyword arguments (blank ones left out).
+
+    ``role`` "catalog" and ``catalog`` (a typed path, resolved inside the import folder) become
+    ``catalog_path``; the others are the options of :func:`recsys.data.adapters.import_generic`.
+    """
+    raw = {i["option"]: v for i, v in zip(option_ids or [], values or [])}
+    out: dict[str, Any] = {}
+    for key in ("sep", "encoding", "decimal", "tz", "session_gap"):
+        value = (raw.get(key) or "").strip() if isinstance(raw.get(key), str) else raw.get(key)
+        if value:
+            out[key] = value
+    if raw.get("header") in ("yes", "no"):
+        out["header"] = raw["header"] == "yes"
+    if (raw.get("columns") or "").strip():
+        out["columns"] = [c.strip() for c in raw["columns"].split(",")]
+    if (raw.get("event_map") or "").strip():
+        out["event_map"] = raw["event_map"].replace(",", " ").split()
+    if (raw.get("catalog") or "").strip():
+        out["catalog_path"] = str(resolve_import_path(raw["catalog"].strip()).resolve())
+    if raw.get("role") == "catalog":
+        out["role"] = "catalog"
+    return out
+
+
+def _split_role(path: str | None, options: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(events path, import options): a catalogue-only file travels as ``catalog_path``."""
+    opts = dict(options)
+    if opts.pop("role", None) == "catalog":
+        opts["catalog_path"] = path
+        return None, opts
+    return path, opts
+
+
 #: Largest upload the server accepts (``$RECSYS_MAX_UPLOAD_MB``, default 20 MB); bigger
 #: exports go in the import folder. The server refuses a longer request before reading it.
 UPLOAD_MAX_BYTES = upload_max_bytes()
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+#: Rows the Preview button parses (of the events file, or of a catalogue alone).
+PREVIEW_ROWS = 1000
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".xlsx")
 
 
@@ -106,16 +209,30 @@ def save_upload(contents: str, filename: str, root: Any = None) -> Path:
     return path
 
 
-def peek_columns(path: str | Path, n_rows: int = 5) -> tuple[list[str], list[dict[str, Any]]]:
-    """The header and first rows of a CSV / CSV.gz / Parquet file (without reading it all).
+def peek_columns(
+    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The columns and first rows of a CSV / CSV.gz / Parquet file (without reading it all)."""
+    columns, rows, _ = peek_table(path, n_rows, options)
+    return columns, rows
+
+
+def peek_table(
+    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
+) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
+    """Columns, first rows and what was detected (separator, header...), read as the import reads.
+
+    ``options`` are the form's reading options (sep, header, columns, encoding). A folder
+    gives its ``interactions.*`` file's rows and the columns of both files.
 
     Raises
     ------
     DataValidationError
         Missing file, a folder, an unsupported type, or an unreadable file.
     """
-    import pandas as pd
+    from recsys.data.loaders import read_table
 
+    options = options or {}
     p = resolve_import_path(str(path), allow_dir=True)
     src = str(p)
     if p.is_dir():
@@ -125,48 +242,32 @@ def peek_columns(path: str | Path, n_rows: int = 5) -> tuple[list[str], list[dic
                 "no interactions.csv (or .csv.gz/.parquet) in this folder; choose the events file itself",
                 file=src,
             )
-        columns, rows = peek_columns(files["interactions"], n_rows)
+        columns, rows, reading = peek_table(files["interactions"], n_rows, options)
         if "catalog" in files:
-            cat_cols, _ = peek_columns(files["catalog"], n_rows)
+            cat_cols, _, _ = peek_table(files["catalog"], n_rows, {})
             columns = columns + [c for c in cat_cols if c not in columns]
-        return columns, rows
-    lower = p.name.lower()
+        return columns, rows, reading
+    if p.name.lower().endswith(".xlsx"):
+        raise DataValidationError(
+            "unsupported file type; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
+        )
     try:
-        if lower.endswith((".parquet", ".pq")):
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(p)
-            columns = list(pf.schema_arrow.names)
-            head = next(pf.iter_batches(batch_size=n_rows), None)
-            rows = head.to_pandas().head(n_rows) if head is not None else pd.DataFrame(columns=columns)
-        elif lower.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")):
-            sep = "\t" if ".tsv" in lower else ","
-            rows = pd.read_csv(
-                p,
-                sep=sep,
-                nrows=n_rows,
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",
-                compression="infer",
-            )
-            columns = [str(c).strip() for c in rows.columns]
-            rows.columns = columns
-        else:
-            raise DataValidationError("unsupported file type; use .csv, .csv.gz, .tsv or .parquet", file=src)
+        frame = read_table(
+            p,
+            encoding=options.get("encoding") or "utf-8",
+            sep=options.get("sep"),
+            header=options.get("header"),
+            columns=options.get("columns"),
+            nrows=n_rows,
+        )
     except DataValidationError:
         raise
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(
-            f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=src
-        ) from exc
     except Exception as exc:  # pandas/pyarrow raise many types for broken files
         raise DataValidationError(
             f"the file could not be read ({type(exc).__name__}: {exc})", file=src
         ) from exc
-    if not columns:
-        raise DataValidationError("the file has no header", file=src)
-    return columns, rows.astype(str).to_dict("records")
+    columns = [str(c) for c in frame.columns]
+    return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
 
 
 def _folder_files(folder: Path) -> dict[str, Path]:
@@ -183,29 +284,18 @@ def _folder_files(folder: Path) -> dict[str, Path]:
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str | None]:
-    """Schema field -> file column, where a column's name matches a field (case/spacing ignored)."""
-    norm = {re.sub(r"[^a-z0-9]", "", c.lower()): c for c in columns}
-    aliases = {
-        "sequence_id": ("sequenceid", "sessionid", "session", "orderid", "basketid", "invoiceno", "invoice"),
-        "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product"),
-        "user_id": ("userid", "customerid", "user", "customer"),
-        "timestamp": ("timestamp", "time", "eventtime", "date", "datetime", "invoicedate"),
-        "event_type": ("eventtype", "event", "action"),
-        "quantity": ("quantity", "qty"),
-        "title": ("title", "name", "productname", "description_short"),
-        "category": ("category", "categorycode", "categorypath"),
-        "brand": ("brand",),
-        "gender": ("gender", "sex"),
-        "price": ("price", "unitprice"),
-        "adult": ("adult",),
-        "description": ("description", "desc"),
-        "image_url": ("imageurl", "image", "imagelink"),
-    }
+    """Schema field -> file column, where a column's name means the field (case/spacing ignored);
+    the same names the command line guesses (:data:`recsys.data.reading.FIELD_ALIASES`)."""
+    from recsys.data.reading import FIELD_ALIASES
+
+    norm: dict[str, str] = {}
+    for c in columns:
+        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
     out: dict[str, str | None] = {}
     used: set[str] = set()
-    for field, names in aliases.items():
+    for field, names in FIELD_ALIASES.items():
         out[field] = None
-        for alias in names:
+        for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
             col = norm.get(alias)
             if col and col not in used:
                 out[field] = col
@@ -214,8 +304,13 @@ def guess_mapping(columns: list[str]) -> dict[str, str | None]:
     return out
 
 
-def mapping_from_form(fields: list[str], chosen: list[str | None]) -> dict[str, str]:
-    """Form dropdowns (schema field -> file column) -> loader mapping (file column -> schema field).
+def mapping_from_form(
+    fields: list[str], chosen: list[Any], required: set[str] | None = None
+) -> dict[str, str]:
+    """Form dropdowns (schema field -> file column(s)) -> loader mapping (file column -> schema field).
+
+    ``category`` may hold several columns: they are joined into one path in the order chosen.
+    ``required`` defaults to the fields marked required in :data:`MAPPING_FIELDS`.
 
     Raises
     ------
@@ -223,19 +318,29 @@ def mapping_from_form(fields: list[str], chosen: list[str | None]) -> dict[str, 
         A required field is not mapped, or one column is mapped to two fields.
     """
     mapping: dict[str, str] = {}
-    required = {f for f, req, _ in MAPPING_FIELDS if req}
-    for field, column in zip(fields, chosen):
-        if not column:
+    required = {f for f, req, _ in MAPPING_FIELDS if req} if required is None else required
+    for field, choice in zip(fields, chosen):
+        columns = [c for c in (choice if isinstance(choice, list) else [choice]) if c]
+        if not columns:
             if field in required:
                 raise DataValidationError(f"map a column to the required field '{field}'", column=field)
             continue
-        if column in mapping:
-            raise DataValidationError(
-                f"column '{column}' is mapped to both '{mapping[column]}' and '{field}'; map it once",
-                column=column,
-            )
-        mapping[column] = field
+        for column in columns:
+            if column in mapping:
+                raise DataValidationError(
+                    f"column '{column}' is mapped to both '{mapping[column]}' and '{field}'; map it once",
+                    column=column,
+                )
+            mapping[column] = field
     return mapping
+
+
+def required_fields(options: dict[str, Any]) -> set[str]:
+    """Fields the form must map: item_id always; sequence_id unless sessions are cut on a gap
+    or the file is a catalogue."""
+    if options.get("role") == "catalog" or options.get("session_gap"):
+        return {"item_id"}
+    return {"sequence_id", "item_id"}
 
 
 def import_params(
@@ -245,8 +350,11 @@ def import_params(
     mapping: dict[str, str] | None,
     kind: str = "sessions",
     errors: str = "drop",
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check the form and build the ``import`` job's parameters.
+
+    ``options`` are the generic import's reading options (see :func:`options_from_form`).
 
     Raises
     ------
@@ -270,6 +378,9 @@ def import_params(
     params: dict[str, Any] = {"source": source, "path": str(p.resolve()), "name": name}
     if source == "csv":
         params.update(mapping=mapping or {}, kind=kind, errors=errors)
+        if options:
+            path_, opts = _split_role(params["path"], options)
+            params.update(path=path_, **opts)
     return params
 
 
@@ -298,6 +409,10 @@ def validation_report(meta: dict[str, Any]) -> list:
         html.Tr([html.Td(f"Rows read: {k}"), html.Td(f"{v:,}", className="text-end")])
         for k, v in read.items()
     ]
+    rows += [
+        html.Tr([html.Td(f"Filled from the events: {k}"), html.Td(f"{v:,} items", className="text-end")])
+        for k, v in report.get("filled", {}).items()
+    ]
     out: list = [
         html.H6(
             [
@@ -307,13 +422,14 @@ def validation_report(meta: dict[str, Any]) -> list:
         ),
         dbc.Table(html.Tbody(rows), size="sm", className="report-table", striped=True),
     ]
+    out += reading_notes(report.get("reading", {}))
     if dropped:
         out.append(html.Div("Rows dropped", className="fw-semibold mt-2"))
         out.append(
             dbc.Table(
                 html.Tbody(
                     [
-                        html.Tr([html.Td(reason), html.Td(f"{n:,}", className="text-end")])
+                        html.Tr([html.Td(form_words(reason)), html.Td(f"{n:,}", className="text-end")])
                         for reason, n in dropped.items()
                     ]
                 ),
@@ -324,7 +440,19 @@ def validation_report(meta: dict[str, Any]) -> list:
     else:
         out.append(html.Div("No rows dropped.", className="text-success small"))
     for warning in report.get("warnings", []):
-        out.append(dbc.Alert(warning, color="warning", className="py-2 small mb-2"))
+        out.append(dbc.Alert(form_words(warning), color="warning", className="py-2 small mb-2"))
+    return out
+
+
+def reading_notes(reading: dict[str, dict[str, str]]) -> list:
+    """How each file was read ("separator: tab (detected)"), as the CLI report says it."""
+    out: list = []
+    for table, notes in reading.items():
+        items = [html.Li(form_words(f"{k}: {v}")) for k, v in notes.items() if k != "file"]
+        if items:
+            name = notes.get("file", table)
+            out.append(html.Div(f"How {table} ({name}) was read", className="fw-semibold mt-2"))
+            out.append(html.Ul(items, className="small mb-2 reading-notes"))
     return out
 
 
@@ -338,7 +466,13 @@ def datasets_table(root: Any = None) -> Any:
     for name in names:
         try:
             meta = dataset_meta(name, root)
-        except RecsysError:
+        except RecsysError as exc:  # a damaged report.json: named with why, the others still shown
+            body.append(
+                html.Tr(
+                    [html.Td(html.Strong(name)), html.Td(str(exc), colSpan=7, className="text-danger small")],
+                    className="dataset-damaged",
+                )
+            )
             continue
         s = meta.get("summary", {})
         body.append(
@@ -381,9 +515,14 @@ def mapping_controls(columns: list[str]) -> list:
                     dcc.Dropdown(
                         id={"type": ids.DATA_MAP, "field": field},
                         options=options,
-                        value=guess.get(field),
+                        value=(
+                            ([guess[field]] if guess.get(field) else [])
+                            if field == "category"
+                            else guess.get(field)
+                        ),
                         placeholder=hint or "(not in the file)",
                         clearable=not required,
+                        multi=field == "category",
                         className="mb-2",
                     ),
                 ],
@@ -392,6 +531,28 @@ def mapping_controls(columns: list[str]) -> list:
             )
         )
     return [html.Div("Column mapping", className="form-subtitle mb-2"), dbc.Row(cols, className="g-2")]
+
+
+def read_option_controls() -> dbc.Row:
+    """The generic import's reading options (ids ``{"type": DATA_OPT, "option": name}``)."""
+    cols = []
+    for option, label, kind, spec in READ_FORM:
+        cid = {"type": ids.DATA_OPT, "option": option}
+        if kind == "radio":
+            control = dbc.RadioItems(
+                id=cid, options=[{"label": t, "value": v} for v, t in spec], value=spec[0][0], inline=True
+            )
+        elif kind == "select":
+            control = dcc.Dropdown(
+                id=cid, options=[{"label": t, "value": v} for v, t in spec], value="", clearable=False
+            )
+        else:
+            control = dbc.Input(id=cid, placeholder=spec, value="", debounce=True)
+        width = 12 if option in ("role", "catalog") else 6
+        cols.append(
+            dbc.Col([dbc.Label(label, className="param-label mb-0"), control], md=width, className="mb-2")
+        )
+    return dbc.Row(cols, className="g-2 mb-2 read-options")
 
 
 # -- layout ------------------------------------------------------------------------
@@ -438,53 +599,71 @@ def layout(**_query: Any) -> html.Div:
                     [
                         "or drop a file here / ",
                         html.A("choose one"),
-                        html.Span(" (CSV, CSV.gz, Parquet; up to 200 MB)", className="text-muted"),
+                        html.Span(
+                            f" (CSV, CSV.gz, Parquet; up to {UPLOAD_MAX_BYTES // (1024 * 1024)} MB)",
+                            className="text-muted",
+                        ),
                     ]
                 ),
                 max_size=UPLOAD_MAX_BYTES,
-                className="upload-box mb-2",
+                className="upload-box mb-2 editor-only",
             ),
             html.Div(id=ids.DATA_UPLOAD_INFO, className="small mb-3"),
             html.Div(
-                dbc.Row(
-                    [
-                        dbc.Col(
-                            [
-                                dbc.Label("Sequences are"),
-                                dbc.RadioItems(
-                                    id=ids.DATA_KIND,
-                                    options=[
-                                        {"label": "sessions (ordered)", "value": "sessions"},
-                                        {"label": "baskets / orders", "value": "baskets"},
-                                    ],
-                                    value="sessions",
-                                    inline=True,
-                                ),
-                            ],
-                            md=6,
-                        ),
-                        dbc.Col(
-                            [
-                                dbc.Label("Bad rows"),
-                                dbc.RadioItems(
-                                    id=ids.DATA_ERRORS,
-                                    options=[
-                                        {"label": "drop and report", "value": "drop"},
-                                        {"label": "stop at the first", "value": "raise"},
-                                    ],
-                                    value="drop",
-                                    inline=True,
-                                ),
-                            ],
-                            md=6,
-                        ),
-                    ],
-                    className="mb-2",
-                ),
+                [
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                [
+                                    dbc.Label("Sequences are"),
+                                    dbc.RadioItems(
+                                        id=ids.DATA_KIND,
+                                        options=[
+                                            {"label": "sessions (ordered)", "value": "sessions"},
+                                            {"label": "baskets / orders", "value": "baskets"},
+                                        ],
+                                        value="sessions",
+                                        inline=True,
+                                    ),
+                                ],
+                                md=6,
+                            ),
+                            dbc.Col(
+                                [
+                                    dbc.Label("Bad rows"),
+                                    dbc.RadioItems(
+                                        id=ids.DATA_ERRORS,
+                                        options=[
+                                            {"label": "drop and report", "value": "drop"},
+                                            {"label": "stop at the first", "value": "raise"},
+                                        ],
+                                        value="drop",
+                                        inline=True,
+                                    ),
+                                ],
+                                md=6,
+                            ),
+                        ],
+                        className="mb-2",
+                    ),
+                    html.Details(
+                        [html.Summary("Reading options (detected unless set)"), read_option_controls()],
+                        id="data-read-options",
+                        className="mb-2",
+                    ),
+                ],
                 id=ids.DATA_CSV_OPTIONS,
             ),
             html.Div(id=ids.DATA_MAPPING, className="mb-3"),
-            dbc.Button("Import", id=ids.DATA_IMPORT, color="primary", className="w-100"),
+            dbc.Button(
+                "Preview parsed rows",
+                id=ids.DATA_PREVIEW,
+                color="secondary",
+                outline=True,
+                className="w-100 mb-2",
+            ),
+            html.Div(id=ids.DATA_PREVIEW_OUT, className="mb-2"),
+            dbc.Button("Import", id=ids.DATA_IMPORT, color="primary", className="w-100 editor-only"),
             html.Div(id=ids.DATA_MESSAGE, className="mt-3"),
         ],
     )
@@ -558,26 +737,104 @@ def receive_upload(contents: str | None, filename: str | None):
     Input(ids.DATA_INSPECT, "n_clicks"),
     Input(ids.DATA_PATH, "value"),
     Input(ids.DATA_SOURCE, "value"),
+    Input({"type": ids.DATA_OPT, "option": ALL}, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
     prevent_initial_call=True,
 )
-def inspect_file(_n, path: str | None, source: str | None):
-    """Read the file's header and offer a column mapping (generic CSV only)."""
+def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_ids=None):
+    """Read the file's first rows as the import would (separator, header detected) and offer a
+    column mapping (generic CSV only)."""
     if source != "csv":
         return [], None
     if not path:
         return [], None
     try:
-        columns, preview = peek_columns(path)
+        options = options_from_form(opt_values, opt_ids)
+        columns, preview, reading = peek_table(path, options=options)
+        if options.get("catalog_path"):
+            cat_cols, _, _ = peek_table(options["catalog_path"])
+            columns = columns + [c for c in cat_cols if c not in columns]
     except DataValidationError as exc:
-        return [], error_alert(exc, "Cannot read this file")
+        return [], error_alert(form_words(exc), "Cannot read this file")
     table = dbc.Table.from_dataframe(
         _frame(preview), size="sm", className="preview-table small mb-3", striped=True
     )
+    detected = "; ".join(f"{k}: {v}" for k, v in reading.items() if k != "file")
     return [
-        html.Div(f"{len(columns)} columns; first rows:", className="small text-muted mb-1"),
+        html.Div(f"{len(columns)} columns; first rows as read:", className="small text-muted mb-1"),
+        html.Div(detected, className="small text-muted mb-1 reading-detected"),
         html.Div(table, className="preview-box"),
         *mapping_controls(columns),
     ], None
+
+
+@callback(
+    Output(ids.DATA_PREVIEW_OUT, "children"),
+    Input(ids.DATA_PREVIEW, "n_clicks"),
+    State(ids.DATA_SOURCE, "value"),
+    State(ids.DATA_PATH, "value"),
+    State({"type": ids.DATA_MAP, "field": ALL}, "value"),
+    State({"type": ids.DATA_MAP, "field": ALL}, "id"),
+    State(ids.DATA_KIND, "value"),
+    State(ids.DATA_ERRORS, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
+    prevent_initial_call=True,
+)
+def preview_import(
+    n_clicks, source, path, chosen, map_ids, kind="sessions", errors="drop", opt_values=None, opt_ids=None
+):
+    """Parse the first rows with the form's mapping and options and show what the import would
+    store: the report and the first parsed rows. Reads only; stores nothing."""
+    from recsys.data.adapters import import_dataset
+
+    if not n_clicks or source != "csv":
+        return (
+            no_update
+            if not n_clicks
+            else info_alert("The preview is for the generic CSV import.", color="info")
+        )
+    try:
+        options = options_from_form(opt_values, opt_ids)
+        if not map_ids:
+            raise DataValidationError("inspect the file first (press Inspect) and map its columns")
+        mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [], required_fields(options))
+        p = resolve_import_path((path or "").strip(), allow_dir=True)
+        events, opts = _split_role(str(p), options)
+        ds = import_dataset(
+            "csv",
+            events,
+            name="preview",
+            mapping=mapping,
+            kind=kind or "sessions",
+            errors=errors or "drop",
+            dry_run=True,
+            preview_rows=PREVIEW_ROWS,
+            **opts,
+        )
+    except RecsysError as exc:
+        return error_alert(form_words(exc), "The import would stop here")
+    meta = {"name": "preview", "kind": ds.kind, "report": ds.report.to_dict(), "summary": ds.summary()}
+    out: list = [
+        html.Div(
+            f"Preview of the first {PREVIEW_ROWS:,} rows; nothing is stored until you press Import.",
+            className="small text-muted mb-1",
+        ),
+        *validation_report(meta),
+    ]
+    for title, frame in (("Parsed events", ds.interactions), ("Parsed catalogue", ds.catalog)):
+        if len(frame):
+            records = frame.head(5).astype(str).to_dict("records")
+            out.append(html.Div(title, className="fw-semibold mt-2"))
+            out.append(
+                html.Div(
+                    dbc.Table.from_dataframe(
+                        _frame(records), size="sm", className="preview-table small", striped=True
+                    ),
+                    className="preview-box",
+                )
+            )
+    return out
 
 
 @callback(
@@ -591,20 +848,41 @@ def inspect_file(_n, path: str | None, source: str | None):
     State({"type": ids.DATA_MAP, "field": ALL}, "id"),
     State(ids.DATA_KIND, "value"),
     State(ids.DATA_ERRORS, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
     prevent_initial_call=True,
 )
-def start_import(n_clicks, source, path, name, chosen, map_ids, kind="sessions", errors="drop"):
+def start_import(
+    n_clicks,
+    source,
+    path,
+    name,
+    chosen,
+    map_ids,
+    kind="sessions",
+    errors="drop",
+    opt_values=None,
+    opt_ids=None,
+):
     """Validate the form and submit an ``import`` job."""
     if not n_clicks:
         return no_update, no_update
     try:
         mapping = None
+        options: dict[str, Any] = {}
         if source == "csv":
+            options = options_from_form(opt_values, opt_ids)
             if not map_ids:
                 raise DataValidationError("inspect the file first (press Inspect) and map its columns")
-            mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [])
+            mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [], required_fields(options))
         params = import_params(
-            source, (path or "").strip(), (name or "").strip(), mapping, kind or "sessions", errors or "drop"
+            source,
+            (path or "").strip(),
+            (name or "").strip(),
+            mapping,
+            kind or "sessions",
+            errors or "drop",
+            options,
         )
         if params["name"] in list_datasets(data_dir()):
             note = f"Dataset '{params['name']}' exists: it is replaced only if the import succeeds. "
@@ -612,7 +890,7 @@ def start_import(n_clicks, source, path, name, chosen, map_ids, kind="sessions",
             note = ""
         job_id = job_store().submit("import", params, label=f"Import {params['name']}")
     except RecsysError as exc:
-        return error_alert(exc, "Cannot import"), no_update
+        return error_alert(form_words(exc), "Cannot import"), no_update
     return info_alert(f"{note}Import started (job {job_id}).", color="info"), {
         "job_id": job_id,
         "name": params["name"],
@@ -648,7 +926,7 @@ def show_import(store: dict | None, current: dict | None):
             return card, error_alert(exc, "The report could not be read"), datasets_table()
         return card, validation_report(meta), datasets_table()
     if status in ("failed", "error", "interrupted"):
-        message = job.get("error") or "the import stopped without a message; see the job log"
+        message = form_words(job.get("error") or "the import stopped without a message; see the job log")
         return (
             card,
             error_alert(message, "The import failed: nothing stored was changed", dismissable=False),

@@ -22,12 +22,17 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
-from components.common import data_registry, run_searcher
+from components.common import bounded_int, bounded_k, data_registry, run_searcher, unavailable_run
 from components.filter_panel import (
+    OPTION_FIELDS,
+    control_id,
     controls_from_filter_config,
     filter_config_from_controls,
     filter_inputs,
     filter_panel,
+    option_deps,
+    options_holding,
+    similarity_slider_props,
 )
 from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
 from components.layout import empty_state, error_alert, page_header
@@ -68,6 +73,7 @@ from components.recent_views import (
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
+from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +104,7 @@ PLAN_LABELS = {
     "hnsw_overfetch+exact_fallback": "HNSW over-fetch, then exact fallback",
     "hnsw_filter": "HNSW with filter callback",
     "hnsw_filter+exact_fallback": "HNSW filter callback, then exact fallback",
+    "hnsw_subindex": "HNSW over the filter's own graph",
     "empty": "nothing eligible",
 }
 
@@ -164,7 +171,11 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
     if not run_id or not seed:
         out["results"] = empty_state("Pick a seed item: type part of its title or its id.")
         return out
-    k = int(k or 10)
+    try:  # the API's bounds: a whole number in 1..DEFAULT_MAX_K
+        k = parse_k(k, DEFAULT_MAX_K)
+    except ApiError as exc:
+        out["message"] = error_alert(exc.message, "Number of results")
+        return out
     try:
         config = filter_config_from_controls(values)
     except FilterConfigError as exc:
@@ -197,6 +208,16 @@ def seed_card_view(run_id: str | None, seed: str | None) -> Any:
 
 
 # -- layout ---------------------------------------------------------------------------
+def _scale(run_id: str) -> dict[str, Any] | None:
+    """The run's similarity scale (None when the run cannot be searched: 0-1 then)."""
+    from recsys.search import similarity_scale  # off the app's start path (as run_searcher)
+
+    try:
+        return similarity_scale(run_searcher(run_id))
+    except RecsysError:
+        return None
+
+
 def layout(seed: str | None = None, run: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
     """The Explore page for an optional seed, run and preset (from the URL query)."""
     header = page_header("Explore", "Nearest neighbours of a product, live under the post-filters.")
@@ -222,7 +243,9 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     run_ids = [r["run_id"] for r in runs]
     message_children: list[Any] = []
     if run and run not in run_ids:
-        message_children.append(error_alert(f"run '{run}' not found; showing the default run", "Unknown run"))
+        message_children.append(
+            error_alert(f"{unavailable_run(run)}; showing the default run", "Unknown run")
+        )
         run = None
     run = run or registry.default_run() or run_ids[0]
     if run not in run_ids:
@@ -304,7 +327,13 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                         [
                             preset_bar(PANEL, names, preset),
                             html.Hr(className="my-3"),
-                            filter_panel(PANEL, config, brands=top_brands(view), n_levels=view.max_level + 1),
+                            filter_panel(
+                                PANEL,
+                                config,
+                                brands=top_brands(view),
+                                n_levels=view.max_level + 1,
+                                similarity=_scale(run),
+                            ),
                         ]
                     ),
                 ],
@@ -465,6 +494,26 @@ def update_results(
     return out
 
 
+@callback(
+    Output(control_id(PANEL, "min_similarity"), "max"),
+    Output(control_id(PANEL, "min_similarity"), "step"),
+    Output(control_id(PANEL, "min_similarity"), "marks"),
+    Input(ids.EXPLORE_RUN, "value"),
+    prevent_initial_call=True,
+)
+def similarity_range(run_id: str | None) -> tuple[Any, Any, Any]:
+    """The min-similarity slider spans the chosen run's scores (they differ by model)."""
+    from recsys.search import similarity_scale  # off the app's start path (as run_searcher)
+
+    if not run_id:
+        return no_update, no_update, no_update
+    try:
+        props = similarity_slider_props(similarity_scale(run_searcher(run_id)))
+    except RecsysError:
+        return no_update, no_update, no_update
+    return props["max"], props["step"], props["marks"]
+
+
 # Keep the address bar in step without a page reload (see the module docstring).
 clientside_callback(
     """
@@ -487,6 +536,7 @@ clientside_callback(
 @callback(
     output={
         "controls": filter_inputs(PANEL, Output),
+        "choices": option_deps(PANEL, Output),
         "options": Output(pid(PRESET_SELECT, PANEL), "options"),
         "selected": Output(pid(PRESET_SELECT, PANEL), "value"),
         "loaded": Output(ids.EXPLORE_PRESET_STORE, "data"),
@@ -501,6 +551,7 @@ clientside_callback(
         "filename": State(pid(PRESET_UPLOAD, PANEL), "filename"),
         "name": State(pid(PRESET_NAME, PANEL), "value"),
         "values": filter_inputs(PANEL, State),
+        "choices": option_deps(PANEL, State),
     },
     prevent_initial_call=True,
 )
@@ -512,9 +563,10 @@ def preset_action(
     filename: str | None,
     name: str | None,
     values: dict[str, Any],
+    choices: dict[str, Any],
 ) -> dict[str, Any]:
     """Load (select), save, delete or upload a preset."""
-    return preset_action_impl(ctx.triggered_id, selected, upload, filename, name, values)
+    return preset_action_impl(ctx.triggered_id, selected, upload, filename, name, values, choices=choices)
 
 
 def preset_action_impl(
@@ -525,12 +577,18 @@ def preset_action_impl(
     name: str | None,
     values: dict[str, Any],
     root: Any = None,
+    choices: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The preset callback as a plain function (``trigger`` is the id that fired)."""
+    """The preset callback as a plain function (``trigger`` is the id that fired).
+
+    ``choices`` are the options of the panel's dropdowns: a loaded preset's brands, category
+    level and banned pairs are added to them, or the dropdowns would drop those values.
+    """
     store = PresetStore(data_dir(root))
     keep = {f: no_update for f in values}
     out: dict[str, Any] = {
         "controls": keep,
+        "choices": {f: no_update for f in OPTION_FIELDS},
         "options": no_update,
         "selected": no_update,
         "loaded": no_update,
@@ -548,6 +606,7 @@ def preset_action_impl(
                 out["message"] = message(error, "danger")
                 return out
             out["controls"] = controls_from_filter_config(config)
+            out["choices"] = options_holding(out["controls"], choices)
             out["loaded"] = {"name": selected, "hash": config.config_hash()}
             out["name"] = selected
             out["message"] = message(f"Loaded preset “{selected}”.")
@@ -576,6 +635,7 @@ def preset_action_impl(
                 return out
             preset_name, config = import_upload(store, upload, filename)
             out["controls"] = controls_from_filter_config(config)
+            out["choices"] = options_holding(out["controls"], choices)
             out["options"] = preset_options(store)
             out["selected"] = preset_name
             out["name"] = preset_name
@@ -677,7 +737,7 @@ def run_impact(_n: int, run_id: str | None, k: Any, n_seeds: Any, values: dict[s
     try:
         config = filter_config_from_controls(values)
         report = filter_impact_for_run(
-            data_registry(), run_id, config, k=int(k or 10), n_seeds=int(n_seeds or 200)
+            data_registry(), run_id, config, k=bounded_k(k), n_seeds=bounded_int(n_seeds, 200, 10, 5000)
         )
     except RecsysError as exc:
         return error_alert(exc, "Could not compute the impact")
@@ -720,7 +780,7 @@ def update_session(
     session: list[str] | None, run_id: str | None, k: Any, values: dict[str, Any]
 ) -> tuple[Any, Any]:
     """The session chips and the recommendations for it (two-tower or mean of vectors)."""
-    return session_view(session or [], run_id, int(k or 10), values)
+    return session_view(session or [], run_id, bounded_k(k), values)
 
 
 def session_view(session: list[str], run_id: str | None, k: int, values: dict[str, Any]) -> tuple[Any, Any]:

@@ -8,8 +8,9 @@ other), gender or price; hovering shows a card, searching highlights matching it
 clicking a point opens it in Explore, a lasso/box selection lists its items in a grid, and
 the neighbourhood-purity chart says how well each category holds together.
 
-Size: coordinates are float32 and item positions int32, which plotly serialises as typed
-arrays (base64), so 100k points make a figure of about 2 MB; above ``MAX_POINTS`` a seeded
+Size: coordinates are float32, which plotly serialises as typed arrays (base64); item
+positions go as plain integer lists (see ``map_figure``), so 100k points make a figure of
+about 2 MB; above ``MAX_POINTS`` a seeded
 random sample is drawn and the status line says so.
 """
 
@@ -27,7 +28,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
-from components.common import data_registry, run_searcher
+from components.common import bounded_k, data_registry, run_searcher, unavailable_run
 from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from recsys.config import data_dir
@@ -144,7 +145,10 @@ def map_figure(
 ) -> go.Figure:
     """The WebGL scatter: one trace per colour group (or a price colour scale) plus an empty
     highlight trace last (filled by the search callback). ``customdata`` holds each point's
-    catalogue position (int32)."""
+    catalogue position as a plain list: Dash's Graph copies ``customdata[pointNumber]`` from
+    the figure into hover/click/selection data, which reads nothing from a typed array
+    (``{"dtype", "bdata"}``), so the callbacks would receive no position. Plain integers cost
+    about as much JSON as base64 int32 (<= 6 characters each for <= 1M items)."""
     import pandas as pd  # off the app's start path
 
     size = _marker_size(len(x))
@@ -158,7 +162,7 @@ def map_figure(
                 go.Scattergl(
                     x=x[~known],
                     y=y[~known],
-                    customdata=positions[~known],
+                    customdata=positions[~known].tolist(),
                     name="no price",
                     marker={"size": size, "color": OTHER_COLOR, "opacity": 0.6},
                     **common,
@@ -173,7 +177,7 @@ def map_figure(
             go.Scattergl(
                 x=x[known],
                 y=y[known],
-                customdata=positions[known],
+                customdata=positions[known].tolist(),
                 name="price",
                 marker={
                     "size": size,
@@ -203,7 +207,7 @@ def map_figure(
                 go.Scattergl(
                     x=x[sel],
                     y=y[sel],
-                    customdata=positions[sel],
+                    customdata=positions[sel].tolist(),
                     name=f"{name} ({int(sel.sum()):,})",
                     marker={"size": size, "color": color, "opacity": 0.7},
                     **common,
@@ -213,7 +217,7 @@ def map_figure(
         go.Scattergl(
             x=np.zeros(0, dtype=np.float32),
             y=np.zeros(0, dtype=np.float32),
-            customdata=np.zeros(0, dtype=np.int32),
+            customdata=[],
             name="search matches",
             mode="markers",
             hoverinfo="none",
@@ -358,8 +362,8 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
         run = run_ids[0]
     notice = (
         info_alert(
-            f"Run '{asked}' has no map here (unknown, deleted, or a baseline without item vectors); "
-            "showing the default run instead.",
+            f"Run '{asked}' has no map here (unknown, deleted, damaged, or a baseline without item "
+            f"vectors: {unavailable_run(asked)}); showing the default run instead.",
             color="warning",
         )
         if asked and asked != run
@@ -427,6 +431,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                         dbc.Button(
                             "Compute UMAP",
                             id=ids.MAP_UMAP_BUTTON,
+                            className="editor-only",
                             size="sm",
                             color="primary",
                             outline=True,
@@ -800,6 +805,6 @@ def update_purity(run_id: str | None, color_by: str | None, k: Any) -> Any:
     if not run_id:
         return no_update
     try:
-        return purity_view(run_id, color_by or "category:0", int(k or 10))
+        return purity_view(run_id, color_by or "category:0", bounded_k(k))
     except RecsysError as exc:
         return error_alert(exc, "Could not compute purity", dismissable=False)

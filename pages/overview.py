@@ -1,9 +1,13 @@
-"""Overview: the dataset, the runs and their headline metrics, the active variant per family."""
+"""Overview of ONE dataset (a selector, ``?dataset=``; default: the dataset served by default):
+its counts, its runs and their headline metrics, its active variant per family. Each card's
+buttons open a page that works for that run: Explore and Map for embedding runs, Compare
+(against the dataset's active embedding run) for baselines without item vectors."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
@@ -12,7 +16,15 @@ from dash import Input, Output, callback, dcc, html
 from components import ids
 from components.common import dataset_meta, list_datasets
 from components.jobs import is_active, job_cards, jobs_snapshot
-from components.layout import empty_state, error_alert, fmt_metric, page_header, section, stat_card
+from components.layout import (
+    empty_state,
+    error_alert,
+    fmt_metric,
+    info_alert,
+    page_header,
+    section,
+    stat_card,
+)
 from components.metrics import HEADLINE_METRICS, metrics_grid
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -41,8 +53,44 @@ PAGE_LINKS = (
 )
 
 
-def layout(**_query: Any) -> html.Div:
-    """The page; its content is rendered now and refreshed when runs change."""
+def dataset_choices(root: Any = None) -> tuple[list[str], str | None]:
+    """(datasets the page can describe: stored ones and those with runs, the default one)."""
+    try:
+        root = data_dir(root)
+        registry = Registry(root)
+        runs = registry.list_runs()
+        stored = list_datasets(root)
+        default = registry.default_dataset()
+    except (OSError, RecsysError):
+        return [], None
+    names = list(dict.fromkeys([*stored, *((r.get("dataset") or {}).get("name") for r in runs)]))
+    names = [n for n in names if n]
+    if default not in names:
+        default = _primary_dataset(runs, stored)
+    return names, default
+
+
+def layout(dataset: str | None = None, **_query: Any) -> html.Div:
+    """The page for ``?dataset=`` (default: the dataset served by default); refreshed when runs change."""
+    names, default = dataset_choices()
+    chosen = dataset if dataset in names else default
+    selector = html.Div(
+        [
+            html.Span("Dataset", className="small text-muted me-2"),
+            dcc.Dropdown(
+                id=ids.OVERVIEW_DATASET_SELECT,
+                options=[
+                    {"label": n + (" (served by default)" if n == default else ""), "value": n} for n in names
+                ],
+                value=chosen,
+                clearable=False,
+                searchable=False,
+                className="overview-dataset-select",
+                style={"minWidth": "260px"},
+            ),
+        ],
+        className="d-flex align-items-center mb-3" if len(names) > 1 else "d-none",
+    )
     return html.Div(
         [
             page_header(
@@ -50,21 +98,26 @@ def layout(**_query: Any) -> html.Div:
                 "Embedding-based “similar items” and “bought together” recommendations, vetted offline.",
             ),
             html.Div(id=ids.OVERVIEW_DEMO_JOB, children=demo_job_section(jobs_snapshot())),
-            html.Div(id=ids.OVERVIEW_DATASET, children=overview_content()),
+            selector,
+            html.Div(id=ids.OVERVIEW_DATASET, children=overview_content(dataset=chosen)),
         ]
     )
 
 
 # -- content -------------------------------------------------------------------
-def overview_content(root: Any = None) -> list:
-    """Dataset summary, active variants, the runs table and links (plain function)."""
+def overview_content(root: Any = None, dataset: str | None = None) -> list:
+    """Summary, headline, active variants and runs table of ONE dataset, and links (plain
+    function; ``dataset`` None: the dataset served by default)."""
     try:
         root = data_dir(root)
         registry = Registry(root)
-        runs = registry.list_runs()
+        all_runs = registry.list_runs()
         datasets = list_datasets(root)
+        default = registry.default_dataset()
     except (OSError, RecsysError) as exc:
         return [error_alert(exc, "Could not read the data directory")]
+    primary = dataset or (default if default else _primary_dataset(all_runs, datasets))
+    runs = [r for r in all_runs if (r.get("dataset") or {}).get("name") == primary] if primary else all_runs
     if not runs and not datasets:
         return [
             empty_state(
@@ -78,10 +131,15 @@ def overview_content(root: Any = None) -> list:
             ),
             _links_row(),
         ]
-    primary = _primary_dataset(runs, datasets)
     out: list = []
-    if primary:
+    if primary in datasets:
         out.append(_dataset_row(primary, root, datasets))
+    elif primary:
+        out.append(
+            info_alert(
+                f"Dataset “{primary}” is no longer stored; its runs are listed below.", color="warning"
+            )
+        )
     out.append(_headline(runs))
     out.append(_active_variants(runs))
     out.append(
@@ -169,15 +227,7 @@ def _active_variants(runs: list[dict]) -> Any:
         active, key=lambda r: list(FAMILY_NAMES).index(r["family"]) if r["family"] in FAMILY_NAMES else 99
     ):
         m = run.get("metrics") or {}
-        links = [
-            dbc.Button(
-                "Explore", href=f"/explore?run={run['run_id']}", size="sm", color="primary", outline=True
-            )
-        ]
-        if run.get("is_embedding"):
-            links.append(
-                dbc.Button("Map", href=f"/map?run={run['run_id']}", size="sm", color="primary", outline=True)
-            )
+        links = card_links(run, runs)
         body = [
             html.Div(FAMILY_NAMES.get(run["family"], run["family"]), className="variant-family"),
             html.Div(
@@ -211,6 +261,23 @@ def _active_variants(runs: list[dict]) -> Any:
     return html.Div(
         [html.H5("Active variants", className="section-title mb-3"), dbc.Row(cols)], className="mb-2"
     )
+
+
+def card_links(run: dict, runs: list[dict]) -> list:
+    """The buttons of a variant card, each opening a page that works for that run: Explore
+    and Map need item vectors; a baseline is compared with the dataset's embedding run."""
+    button = {"size": "sm", "color": "primary", "outline": True}
+    if run.get("is_embedding"):
+        return [
+            dbc.Button("Explore", href=f"/explore?run={run['run_id']}", **button),
+            dbc.Button("Map", href=f"/map?run={run['run_id']}", **button),
+        ]
+    emb = [r for r in runs if r.get("is_embedding")]
+    emb.sort(key=lambda r: not r.get("active"))  # the active one first, then the newest
+    if emb:
+        pair = f"{emb[0]['run_id']},{run['run_id']}"
+        return [dbc.Button("Compare", href=f"/compare?{urlencode({'runs': pair})}", **button)]
+    return [dbc.Button("Runs", href="/runs", **button)]
 
 
 def _links_row() -> html.Div:
@@ -270,8 +337,9 @@ def update_jobs(store: dict | None) -> list:
 @callback(
     Output(ids.OVERVIEW_DATASET, "children"),
     Input(ids.RUNS_VERSION_STORE, "data"),
+    Input(ids.OVERVIEW_DATASET_SELECT, "value"),
     prevent_initial_call=True,
 )
-def update_content(_version: str | None) -> list:
-    """Re-render when a run appears, disappears or is activated."""
-    return overview_content()
+def update_content(_version: str | None, dataset: str | None = None) -> list:
+    """Re-render for the chosen dataset, and when a run appears, disappears or is activated."""
+    return overview_content(dataset=dataset)

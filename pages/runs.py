@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 dash.register_page(__name__, path="/runs", title="RecSys Lab · Runs", name="Runs", order=4)
 
 RUN_METRICS = (*HEADLINE_METRICS, "mrr@10")
-RUN_EXTRAS = ("status", "device", "fit_s", "created")
+RUN_EXTRAS = ("status", "device", "fit_s", "created", "error")
 JOB_KINDS_SHOWN = ("train", "project", "demo")
 DEVICE_POLL = ids.RUNS_DEVICE_POLL
 
@@ -154,9 +154,124 @@ def _parse_one(default: Any, raw: Any) -> Any:
     return value
 
 
-def submit_training(family: str, params: dict[str, Any], dataset: str, label: str | None = None) -> str:
-    """Submit a ``train`` job; return its id."""
-    job_params = {"family": family, "params": params, "dataset_name": dataset}
+#: The evaluation splits the form offers: value -> (label, what the value box holds).
+SPLITS: dict[str, tuple[str, str]] = {
+    "time": ("time: the latest sequences", "share held out (default 0.1)"),
+    "cutoff": ("cutoff date", "date, e.g. 2024-05-01"),
+    "last_days": ("last days", "days held out, e.g. 7"),
+    "leave_last_out": ("leave last out", "(no value)"),
+    "given": ("my own test dataset", "(choose the test dataset)"),
+}
+
+
+def split_from_form(values: list[Any] | None, split_ids: list[dict[str, str]] | None) -> dict[str, Any]:
+    """The evaluation controls -> ``train_run`` keyword arguments (split, options, test set, repeats).
+
+    Raises
+    ------
+    DataValidationError
+        A value that does not fit the chosen split (named as on the form).
+    """
+    import pandas as pd
+
+    from recsys.errors import DataValidationError
+
+    if not split_ids:
+        return {}
+    raw = {i["option"]: v for i, v in zip(split_ids, values or [])}
+    method = raw.get("method") or "time"
+    value = str(raw.get("value") or "").strip()
+    out: dict[str, Any] = {"repeats": raw.get("repeats") or "collapse"}
+    if method == "given":
+        if not raw.get("test"):
+            raise DataValidationError("choose the test dataset (Split: my own test dataset)")
+        out["test_dataset"] = raw["test"]
+        return out
+    out["split_method"] = method
+    try:
+        if method == "time" and value:
+            fraction = float(value)
+            if not 0 < fraction < 1:
+                raise ValueError
+            out["split_options"] = {"test_fraction": fraction}
+        elif method == "last_days":
+            days = float(value)
+            if days <= 0:
+                raise ValueError
+            out["split_options"] = {"test_days": days}
+        elif method == "cutoff":
+            pd.Timestamp(value)
+            if not value:
+                raise ValueError
+            out["split_options"] = {"cutoff": value}
+    except (ValueError, TypeError):
+        raise DataValidationError(f"the split value {value!r} does not fit: {SPLITS[method][1]}") from None
+    return out
+
+
+def split_controls(datasets: list[str]) -> dbc.Row:
+    """Split method, its value, a test dataset and the repeats protocol."""
+
+    def sid(option: str) -> dict[str, str]:
+        return {"type": ids.RUNS_SPLIT, "option": option}
+
+    return dbc.Row(
+        [
+            dbc.Col(
+                [
+                    dbc.Label("Split", className="param-label mb-0"),
+                    dcc.Dropdown(
+                        id=sid("method"),
+                        options=[{"label": v[0], "value": k} for k, v in SPLITS.items()],
+                        value="time",
+                        clearable=False,
+                    ),
+                ],
+                md=6,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Split value", className="param-label mb-0"),
+                    dbc.Input(id=sid("value"), placeholder="share, date or days", value="", size="sm"),
+                ],
+                md=6,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Test dataset (own split)", className="param-label mb-0"),
+                    dcc.Dropdown(id=sid("test"), options=datasets, value=None, placeholder="none"),
+                ],
+                md=6,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Repeated items in a session", className="param-label mb-0"),
+                    dcc.Dropdown(
+                        id=sid("repeats"),
+                        options=[
+                            {"label": "collapse repeats", "value": "collapse"},
+                            {"label": "every position a case", "value": "keep"},
+                        ],
+                        value="collapse",
+                        clearable=False,
+                    ),
+                ],
+                md=6,
+            ),
+        ],
+        className="g-2 mb-3",
+    )
+
+
+def submit_training(
+    family: str,
+    params: dict[str, Any],
+    dataset: str,
+    label: str | None = None,
+    split: dict[str, Any] | None = None,
+) -> str:
+    """Submit a ``train`` job; return its id. ``split`` is :func:`split_from_form`'s result."""
+    job_params = {"family": family, "params": params, "dataset_name": dataset, **(split or {})}
     if label:
         job_params["label"] = label
     return job_store().submit("train", job_params, label=f"Train {family} on {dataset}")
@@ -188,12 +303,39 @@ def device_badge(info: dict[str, Any] | None) -> Any:
     )
 
 
+def damage_notice(runs: list[dict[str, Any]], active_problem: str | None = None) -> Any:
+    """A warning naming each damaged run and why (and a damaged active.json), or None."""
+    bad = [r for r in runs if r.get("damaged")]
+    if not bad and not active_problem:
+        return None
+    items = [html.Li([html.Strong(r["run_id"]), f": {r.get('error')}"]) for r in bad]
+    if active_problem:
+        items.append(html.Li(active_problem))
+    text = (
+        "These runs cannot be served or explored until their files are restored; select one to delete it."
+        if bad
+        else ""
+    )
+    return dbc.Alert(
+        [
+            html.Strong("Damaged stored data"),
+            html.Ul(items, className="mb-1 mt-1 small"),
+            html.Div(text, className="small"),
+        ],
+        color="warning",
+        className="mb-3 damaged-runs",
+    )
+
+
 # -- layout ------------------------------------------------------------------------
 def layout(**_query: Any) -> html.Div:
     root = data_dir()
     datasets = list_datasets(root)
+    active_problem = None
     try:
-        runs = Registry(root).list_runs()
+        registry = Registry(root)
+        runs = registry.list_runs(include_damaged=True)  # damaged ones listed with why
+        active_problem = registry.active_problem()
     except (OSError, RecsysError) as exc:
         runs = []
         logger.warning("could not list runs: %s", exc)
@@ -232,29 +374,49 @@ def layout(**_query: Any) -> html.Div:
             ),
             dbc.Label("Label (optional)"),
             dbc.Input(id=ids.RUNS_LABEL, placeholder="e.g. prod2vec window 10", className="mb-3", size="sm"),
+            html.Div("Evaluation", className="form-subtitle mb-2"),
+            split_controls(datasets),
             html.Div("Hyperparameters", className="form-subtitle mb-2"),
             html.Div(param_inputs(first), id=ids.RUNS_PARAMS, className="params-box mb-3"),
-            dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100"),
+            dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100 editor-only"),
             html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
         ],
     )
     jobs = section("Jobs", html.Div(id=ids.RUNS_JOBS, children=show_jobs(jobs_snapshot())))
     grid_actions = [
-        dbc.Button("Activate", id=ids.RUNS_ACTIVATE, size="sm", color="primary", outline=True, disabled=True),
+        dbc.Button(
+            "Activate",
+            id=ids.RUNS_ACTIVATE,
+            size="sm",
+            color="primary",
+            outline=True,
+            disabled=True,
+            className="editor-only",
+        ),
         dbc.Button(
             "Compute projection (UMAP)",
             id=ids.RUNS_PROJECT,
+            className="editor-only",
             size="sm",
             color="secondary",
             outline=True,
             disabled=True,
         ),
-        dbc.Button("Delete", id=ids.RUNS_DELETE, size="sm", color="danger", outline=True, disabled=True),
+        dbc.Button(
+            "Delete",
+            id=ids.RUNS_DELETE,
+            size="sm",
+            color="danger",
+            outline=True,
+            disabled=True,
+            className="editor-only",
+        ),
     ]
     runs_card = section(
         "Runs",
         [
             html.Div(id=ids.RUNS_ACTION_MSG),
+            damage_notice(runs, active_problem),
             metrics_grid(ids.RUNS_GRID, runs, metrics=RUN_METRICS, extra=RUN_EXTRAS, selectable=True),
             html.Div(
                 "Select a run to activate it (serving and Explore use the active run of each family), "
@@ -311,9 +473,11 @@ def show_params(family: str | None) -> list:
     State(ids.RUNS_LABEL, "value"),
     State({"type": ids.RUNS_PARAM, "name": ALL}, "value"),
     State({"type": ids.RUNS_PARAM, "name": ALL}, "id"),
+    State({"type": ids.RUNS_SPLIT, "option": ALL}, "value"),
+    State({"type": ids.RUNS_SPLIT, "option": ALL}, "id"),
     prevent_initial_call=True,
 )
-def start_training(n_clicks, family, dataset, label, values, param_ids):
+def start_training(n_clicks, family, dataset, label, values, param_ids, split_values=None, split_ids=None):
     """Validate the form and submit a training job."""
     if not n_clicks:
         return no_update
@@ -336,7 +500,11 @@ def start_training(n_clicks, family, dataset, label, values, param_ids):
     if errors:
         return error_alert(html.Ul([html.Li(e) for e in errors]), "Some parameters are invalid")
     try:
-        job_id = submit_training(family, params, dataset, (label or "").strip() or None)
+        split = split_from_form(split_values, split_ids)
+    except RecsysError as exc:
+        return error_alert(exc, "Check the evaluation split")
+    try:
+        job_id = submit_training(family, params, dataset, (label or "").strip() or None, split)
     except RecsysError as exc:
         return error_alert(exc, "Could not start the training job")
     changed = ", ".join(f"{k}={v}" for k, v in params.items()) or "default parameters"
@@ -361,8 +529,8 @@ def show_jobs(store: dict | None) -> list:
     prevent_initial_call=True,
 )
 def refresh_runs(_version, _refresh) -> list[dict]:
-    """Reload the runs table when runs change on disk."""
-    return run_rows(Registry(data_dir()).list_runs(), RUN_METRICS)
+    """Reload the runs table when runs change on disk (damaged runs included, with why)."""
+    return run_rows(Registry(data_dir()).list_runs(include_damaged=True), RUN_METRICS)
 
 
 @callback(
@@ -376,6 +544,8 @@ def enable_actions(selected: list[dict] | None):
     if not selected:
         return True, True, True
     row = selected[0]
+    if row.get("status") == "damaged":  # it can only be deleted
+        return True, True, False
     try:
         is_embedding = bool(Registry(data_dir()).get(row["run_id"]).get("is_embedding"))
     except RecsysError:
@@ -401,9 +571,10 @@ def run_action(_activate, _project, selected, refresh):
         if ctx.triggered_id == ids.RUNS_ACTIVATE:
             meta = Registry(data_dir()).get(run_id)
             Registry(data_dir()).activate(run_id)
-            return info_alert(f"{meta.get('label') or run_id} is now the active {meta['family']} run."), (
-                refresh or 0
-            ) + 1
+            ds = (meta.get("dataset") or {}).get("name") or "?"
+            return info_alert(
+                f"{meta.get('label') or run_id} is now the active {meta['family']} run of dataset {ds}."
+            ), (refresh or 0) + 1
         if ctx.triggered_id == ids.RUNS_PROJECT:
             job_id = job_store().submit(
                 "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {run_id}"
@@ -434,13 +605,45 @@ def ask_delete(_delete, _cancel, selected):
         "Its model, index and projection are removed from disk. This cannot be undone.",
     ]
     if row.get("active"):
-        text.append(
-            html.Div(
-                "It is the active run of its family: serving falls back to the newest other run.",
-                className="text-danger mt-2",
-            )
-        )
+        text.append(html.Div(delete_fallback_text(row["run_id"]), className="text-danger mt-2"))
     return True, text
+
+
+def delete_fallback_text(run_id: str) -> str:
+    """What deleting the active run ``run_id`` does to its dataset's active run of the family."""
+    registry = Registry(data_dir())
+    try:
+        meta = registry.get(run_id)
+    except RecsysError as exc:
+        return str(exc)
+    ds = (meta.get("dataset") or {}).get("name") or "?"
+    family = meta.get("family")
+    others = [
+        r
+        for r in registry.list_runs(family)
+        if r["run_id"] != run_id and (r.get("dataset") or {}).get("name") == ds
+    ]
+    if others:
+        nxt = others[0]
+        return (
+            f"It is the active {family} run of dataset {ds}: {nxt.get('label') or nxt['run_id']} "
+            f"(the newest other {family} run of {ds}) becomes active."
+        )
+    return (
+        f"It is the active {family} run of dataset {ds} and no other {family} run of {ds} is left: "
+        f"{ds} will have no active {family} run until you train or activate one."
+    )
+
+
+def delete_message(run_id: str, outcome: dict[str, Any]) -> str:
+    """The message after a delete: which run became active, or that none is left."""
+    if not outcome.get("was_active"):
+        return f"Deleted run {run_id}."
+    if outcome.get("replacement"):
+        return (
+            f"Deleted run {run_id}; {outcome['replacement']} is now the active run of its dataset and family."
+        )
+    return f"Deleted run {run_id}; no other run of its dataset and family is left, so none is active."
 
 
 @callback(
@@ -459,10 +662,11 @@ def confirm_delete(n_clicks, selected, refresh):
         return False, no_update, no_update, no_update
     run_id = selected[0]["run_id"]
     try:
-        Registry(data_dir()).delete(run_id)
+        outcome = Registry(data_dir()).delete(run_id)
     except RecsysError as exc:
         return False, error_alert(exc, "Could not delete the run"), (refresh or 0) + 1, []
-    return False, info_alert(f"Deleted run {run_id}.", color="secondary"), (refresh or 0) + 1, []
+    color = "warning" if outcome.get("was_active") and not outcome.get("replacement") else "secondary"
+    return False, info_alert(delete_message(run_id, outcome), color=color), (refresh or 0) + 1, []
 
 
 @callback(

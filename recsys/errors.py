@@ -99,3 +99,49 @@ class RunNotSearchableError(RunNotFoundError):
 
 class StoredDataError(RecsysError):
     """A file the library wrote earlier (run.json, a dataset) can no longer be read."""
+
+
+class DamagedRunError(StoredDataError):
+    """A run's stored files (run.json, model.json, the ``.npy`` arrays) are damaged.
+
+    The run is listed as damaged with :attr:`reason`, skipped by serving and the
+    pickers, and can still be deleted. Other runs are not affected.
+
+    Parameters
+    ----------
+    run_id : str
+        The run (its folder name).
+    reason : str
+        What is wrong, naming the file.
+    """
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"run '{run_id}' is damaged: {reason}; delete the run or restore its folder")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DamagedPresetError(StoredDataError, FilterConfigError):
+    """A preset file is damaged (not JSON, or not a preset's shape); other presets still load."""
+
+    fields = ["name"]
+
+
+class DiskFullError(RecsysError, OSError):
+    """The disk (or the user's quota) filled up while saving; nothing half-written was kept.
+
+    Also an :class:`OSError` (``errno`` is ENOSPC or EDQUOT), so code that handles
+    OSError keeps working.
+    """
+
+    def __init__(self, message: str, errno_: int | None = None, filename: str | None = None) -> None:
+        import errno as _errno
+
+        super().__init__(errno_ or _errno.ENOSPC, message, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

@@ -58,7 +58,12 @@ from recsys.models.base import PAD_ID, check_k
 logger = logging.getLogger(__name__)
 
 HELDOUT = "heldout"
-SPLIT_METHODS = ("time", "leave_last_out")
+SPLIT_METHODS = ("time", "leave_last_out", "cutoff", "last_days")
+REPEATS = ("collapse", "keep")
+#: Fewer test cases than this get a warning: intervals are wide.
+MIN_CASES = 500
+#: A run whose model has nothing for more than this share of test seeds gets a warning.
+MAX_NO_RECS = 0.05
 BASKET_TARGETS = ("rest", "one", "next")
 
 
@@ -83,6 +88,7 @@ def split(
     method: str = "time",
     test_days: float | None = None,
     test_fraction: float = 0.1,
+    cutoff: Any = None,
 ) -> tuple[Dataset, Dataset]:
     """Split a dataset into a training and a test dataset (same catalog).
 
@@ -96,6 +102,9 @@ def split(
         ``test_fraction``.
     test_fraction : float
         Time split only: share of sequences (the latest-starting ones) held out.
+    cutoff : date-like, optional
+        ``"cutoff"`` split: sequences starting at or after it are the test set.
+        ``"last_days"`` is the time split with ``test_days``.
 
     Returns
     -------
@@ -108,18 +117,49 @@ def split(
     ValueError
         For an unknown method or a fraction outside (0, 1).
     """
+    method = str(method).replace("-", "_")
     if method not in SPLIT_METHODS:
         raise ValueError(f"split method must be one of {SPLIT_METHODS}, got {method!r}")
     inter = dataset.interactions
     if len(inter) == 0:
         raise DataValidationError(f"dataset '{dataset.name}' has no interactions to split")
+    if method == "last_days":
+        if test_days is None:
+            raise DataValidationError("the last-days split needs a number of days (--days 7)")
+        method = "time"
+    if method == "cutoff":
+        if cutoff is None:
+            raise DataValidationError("the cutoff split needs a date (--cutoff 2024-05-01)")
+        ts = pd.to_datetime(inter["timestamp"]) if "timestamp" in inter.columns else None
+        if ts is None or ts.isna().all():
+            raise DataValidationError(
+                f"dataset '{dataset.name}' has no timestamps for a cutoff split; use --split leave_last_out",
+                column="timestamp",
+            )
+        try:
+            when = pd.Timestamp(cutoff)
+        except (ValueError, TypeError):
+            raise DataValidationError(
+                f"--cutoff {cutoff!r} is not a date; write it like 2024-05-01"
+            ) from None
+        if when.tzinfo is not None:
+            when = when.tz_convert("UTC").tz_localize(None)
+        starts = ts.groupby(inter["sequence_id"].to_numpy()).min()
+        test_seqs = starts.index[starts.to_numpy() >= when]
+        is_test = inter["sequence_id"].isin(test_seqs).to_numpy()
+        if is_test.all() or not is_test.any():
+            side = "training" if is_test.all() else "test"
+            raise DataValidationError(
+                f"cutoff {when} leaves an empty {side} set: '{dataset.name}' runs from {ts.min()} to {ts.max()}"
+            )
+        return _subset(dataset, ~is_test, "train"), _subset(dataset, is_test, "test")
     if method == "time":
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         ts = pd.to_datetime(inter["timestamp"]) if "timestamp" in inter.columns else None
         if ts is None or ts.isna().all():
             raise DataValidationError(
-                f"dataset '{dataset.name}' has no timestamps for a time split; use method='leave_last_out'",
+                f"dataset '{dataset.name}' has no timestamps for a time split; use --split leave_last_out",
                 column="timestamp",
             )
         starts = ts.groupby(inter["sequence_id"].to_numpy()).min().dropna()
@@ -135,7 +175,7 @@ def split(
         if is_test.all() or not is_test.any():
             raise DataValidationError(
                 f"time split of '{dataset.name}' at {cutoff} leaves an empty "
-                f"{'training' if is_test.all() else 'test'} set; change test_days/test_fraction"
+                f"{'training' if is_test.all() else 'test'} set; change the test days or test fraction"
             )
         logger.info(
             "time split of %s at %s: %d train / %d test sequences",
@@ -215,6 +255,7 @@ def build_cases(
     seed_filter: Collection[str] | None = None,
     target_filter: Collection[str] | None = None,
     basket_targets: str = "rest",
+    repeats: str = "collapse",
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The (seed, targets) test cases of a test dataset (see the module docstring).
 
@@ -238,6 +279,10 @@ def build_cases(
         baskets; its expected value equals recall@K of "rest" per seed), or the item
         on the next line of the basket ("next": the basket read as an ordered
         sequence, for baskets whose line order is the order items were added).
+    repeats : {"collapse", "keep"}
+        Sessions: consecutive repeats of an item are collapsed into one event
+        (default), or kept, so that every position is a case (an item followed by
+        itself is then a case whose target is the seed).
 
     Returns
     -------
@@ -301,10 +346,14 @@ def build_cases(
             targets.append(items[sl])
         return items[idx], targets
 
-    # sessions: consecutive pairs after collapsing repeats
+    # sessions: consecutive pairs, after collapsing repeats unless they are kept
+    if repeats not in REPEATS:
+        raise ValueError(f"repeats must be one of {REPEATS}, got {repeats!r}")
     seqs, _ = pd.factorize(df["sequence_id"])
     items = df["item_id"].to_numpy(dtype=str)
     keep = np.r_[True, (items[1:] != items[:-1]) | (seqs[1:] != seqs[:-1])]
+    if repeats == "keep":
+        keep = np.ones(len(items), dtype=bool)
     seqs, items = seqs[keep], items[keep]
     same = seqs[1:] == seqs[:-1]
     src, dst = items[:-1][same], items[1:][same]
@@ -375,6 +424,21 @@ def popularity_percentiles(train: Dataset, catalog_ids: np.ndarray) -> pd.Series
     return pd.Series(rankdata(counts, method="average") / len(counts), index=catalog_ids)
 
 
+def confidence_interval(values: np.ndarray, binary: bool = False, z: float = 1.959964) -> list[float]:
+    """95% interval of the mean of per-case values: Wilson score for 0/1 values, else normal."""
+    n = len(values)
+    if n == 0:
+        return [0.0, 0.0]
+    mean = float(np.mean(values))
+    if binary:
+        denom = 1 + z * z / n
+        centre = (mean + z * z / (2 * n)) / denom
+        half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / denom
+        return [max(0.0, centre - half), min(1.0, centre + half)]
+    half = z * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else 0.0
+    return [mean - half, mean + half]
+
+
 def evaluate(
     model: Any,
     train: Dataset,
@@ -388,6 +452,7 @@ def evaluate(
     target_filter: Collection[str] | None = None,
     batch_size: int = 1024,
     basket_targets: str = "rest",
+    repeats: str = "collapse",
 ) -> dict[str, Any]:
     """Top-K metrics of a fitted model on a test split (see the module docstring).
 
@@ -413,11 +478,19 @@ def evaluate(
     basket_targets : {"rest", "one", "next"}
         How basket cases are built (see :func:`build_cases`).
 
+    repeats : {"collapse", "keep"}
+        Sessions: consecutive repeats collapsed or kept (see :func:`build_cases`).
+
     Returns
     -------
     dict
         ``hr@K precision@K recall@K ndcg@K mrr@K coverage@K popularity_bias@K`` (floats),
-        ``n_cases``, ``skipped_cases``, ``n_seeds``, ``k``, ``per_category``.
+        ``n_cases``, ``skipped_cases``, ``n_seeds``, ``k``, ``per_category``, and
+        ``ci95`` (metric -> [low, high], the 95% interval of the mean over cases: Wilson
+        for hr, normal for the others), ``seeds_without_recs`` (test seeds the model
+        has nothing for), ``unknown_test_items`` (test items not in the training
+        catalogue), ``protocol`` and ``warnings`` (fewer than :data:`MIN_CASES` cases,
+        more than :data:`MAX_NO_RECS` of the seeds without a recommendation).
     """
     check_k(k)
     progress = progress or null_progress
@@ -442,9 +515,22 @@ def evaluate(
         seed_filter=seed_filter,
         target_filter=target_filter,
         basket_targets=basket_targets,
+        repeats=repeats,
     )
     n = len(seeds)
     suffix = f"@{k}"
+    train_items = pd.Index(train.catalog["item_id"].astype(str))
+    test_items = pd.Index(pd.unique(test.interactions["item_id"].astype(str)))
+    extra: dict[str, Any] = {
+        "unknown_test_items": int((~test_items.isin(train_items)).sum()),
+        "test_items": int(len(test_items)),
+        "protocol": {
+            "cases": "baskets" if test.kind == "baskets" else "next item",
+            "repeats": repeats,
+            "basket_targets": basket_targets if test.kind == "baskets" else None,
+            "sampled": max_cases is not None and n >= max_cases,
+        },
+    }
     if n == 0:
         logger.warning("evaluate: no test cases in '%s'", test.name)
         empty = dict.fromkeys(
@@ -457,6 +543,10 @@ def evaluate(
             "n_seeds": 0,
             "k": k,
             "per_category": {},
+            "ci95": {},
+            "seeds_without_recs": 0,
+            **extra,
+            "warnings": [f"no test cases in '{test.name}': the metrics say nothing"],
         }
 
     recs, uniq = _recommend(model, seeds, k, batch_size, progress)
@@ -476,6 +566,20 @@ def evaluate(
     result[f"coverage{suffix}"] = coverage
     result[f"popularity_bias{suffix}"] = pop_bias
     result.update({"n_cases": int(n), "skipped_cases": skipped, "n_seeds": int(len(uniq)), "k": int(k)})
+    result["ci95"] = {f"{m}{suffix}": confidence_interval(v, binary=m == "hr") for m, v in per_case.items()}
+    seed_has = pd.Series(padded.any(axis=1)).groupby(seeds).any()
+    no_recs = int((~seed_has).sum())
+    result["seeds_without_recs"] = no_recs
+    result.update(extra)
+    warnings = []
+    if n < MIN_CASES:
+        warnings.append(f"only {n:,} test cases (fewer than {MIN_CASES}): the intervals are wide")
+    if len(uniq) and no_recs / len(uniq) > MAX_NO_RECS:
+        warnings.append(
+            f"no recommendation for {no_recs:,} of {len(uniq):,} test seeds ({no_recs / len(uniq):.1%}); "
+            "they count as misses"
+        )
+    result["warnings"] = warnings
 
     top = category_level(cat_df["category"], 0) if "category" in cat_df.columns else None
     if top is not None:

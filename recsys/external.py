@@ -1162,7 +1162,7 @@ def import_vectors(
             writers=[write_index],
             label=name.strip(),
         )
-        if activate or (activate is None and "external" not in registry.active()):
+        if activate or (activate is None and "external" not in registry.active(dataset)):
             registry.activate(run["run_id"])
             run["active"] = True
     finally:

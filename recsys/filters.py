@@ -73,7 +73,7 @@ from pydantic import (
 )
 
 from recsys.config import file_lock
-from recsys.errors import FilterConfigError, PresetNotFoundError
+from recsys.errors import DamagedPresetError, FilterConfigError, PresetNotFoundError, StoredDataError
 
 logger = logging.getLogger(__name__)
 
@@ -376,27 +376,46 @@ class PresetStore:
         if not path.exists():
             known = ", ".join(p["name"] for p in self.list()) or "none"
             raise PresetNotFoundError(f"preset '{name}' not found in {self.dir} (known: {known})")
+        from recsys.stored import PresetFile, read_stored, reason_of
+
         try:
-            data = json.loads(path.read_text())
-            versions = data["versions"]
-            if not isinstance(versions, list) or not versions:
-                raise ValueError("no versions")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise _config_error(
-                f"preset file {path} is unreadable ({exc}); delete or fix it", ["name"]
+            return read_stored(path, PresetFile)
+        except FileNotFoundError:
+            raise PresetNotFoundError(f"preset '{name}' not found in {self.dir}") from None
+        except StoredDataError as exc:
+            raise DamagedPresetError(
+                f"preset '{name}' is damaged: {reason_of(exc)}; delete it and save it again"
             ) from None
-        return data
+
+    def damaged(self) -> list[dict[str, str]]:
+        """``[{name, error}]`` of the preset files that cannot be read (:meth:`list` skips them)."""
+        from recsys.stored import PresetFile, read_stored, reason_of
+
+        out = []
+        for path in sorted(self.dir.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            try:
+                read_stored(path, PresetFile)
+            except StoredDataError as exc:
+                out.append({"name": path.stem, "error": reason_of(exc)})
+            except FileNotFoundError:
+                continue
+        return out
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
         path = self._path(name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.dir)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from recsys.stored import disk_full_guard
+
+        with disk_full_guard(f"preset '{name}'", self.dir):
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.dir)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(data, fh, indent=2)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def save(self, name: str, config: FilterConfig | dict[str, Any]) -> int:
         """Store ``config`` as the next version of preset ``name``.
@@ -454,24 +473,32 @@ class PresetStore:
         return [{k: e.get(k) for k in ("version", "hash", "created")} for e in self._read(name)["versions"]]
 
     def list(self) -> list[dict[str, Any]]:
-        """``[{name, version, hash, updated}]`` of every preset (latest version), by name."""
+        """``[{name, version, hash, updated}]`` of every readable preset (latest version), by name.
+
+        Damaged files are skipped (and logged); :meth:`damaged` names them.
+        """
+        from recsys.stored import PresetFile, read_stored, reason_of
+
         out = []
         for path in sorted(self.dir.glob("*.json")):
             if path.name.startswith("."):
                 continue
             try:
-                data = json.loads(path.read_text())
-                last = data["versions"][-1]
-                out.append(
-                    {
-                        "name": data.get("name", path.stem),
-                        "version": int(last["version"]),
-                        "hash": last.get("hash"),
-                        "updated": last.get("created"),
-                    }
-                )
-            except (OSError, ValueError, KeyError, TypeError, IndexError):
-                logger.warning("skipping unreadable preset file %s", path)
+                data = read_stored(path, PresetFile)
+            except StoredDataError as exc:
+                logger.warning("skipping damaged preset file %s: %s", path, reason_of(exc))
+                continue
+            except FileNotFoundError:  # deleted meanwhile
+                continue
+            last = data["versions"][-1]
+            out.append(
+                {
+                    "name": data.get("name") or path.stem,
+                    "version": int(last["version"]),
+                    "hash": last.get("hash"),
+                    "updated": last.get("created"),
+                }
+            )
         return out
 
     def delete(self, name: str) -> None:

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import Progress, data_dir, file_lock
-from recsys.errors import JobError, RecsysError
+from recsys.errors import JobError, RecsysError, StoredDataError
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,10 @@ ENV_RUNNER = "RECSYS_JOB_RUNNER"
 
 #: Minimum seconds between two progress writes of job.json (~4 writes/s).
 PROGRESS_INTERVAL = 0.25
+#: A queued or running process-runner job with no recorded process after this
+#: many seconds is interrupted (its submitter died between writing job.json and
+#: starting the process).
+NO_PID_GRACE_S = 30.0
 
 _JOB_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -118,15 +122,18 @@ def _parse_time(value: str | None) -> float | None:
 
 
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    from recsys.stored import disk_full_guard
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_guard(f"the job record {path.parent.name}/{path.name}", path.parent):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2, default=str)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _one_line_error(exc: BaseException) -> str:
@@ -214,17 +221,32 @@ class JobStore:
 
     # -- raw state -------------------------------------------------------------
     def _read(self, job_id: str) -> dict[str, Any]:
+        """job.json, checked against :class:`recsys.stored.JobFile` (JobError when damaged)."""
+        from recsys.stored import JobFile, read_stored, reason_of
+
         path = self._job_file(job_id)
         for attempt in range(3):
             try:
-                return json.loads(path.read_text())
+                job = read_stored(path, JobFile)
             except FileNotFoundError:
                 raise JobError(f"job '{job_id}' not found in {self.jobs_dir}") from None
-            except json.JSONDecodeError:
+            except StoredDataError as exc:
                 if attempt == 2:
-                    raise JobError(f"job '{job_id}': {path} is unreadable; delete the folder") from None
-                time.sleep(0.05)
+                    raise JobError(
+                        f"job '{job_id}' is damaged: {reason_of(exc)}; delete its folder {path.parent}"
+                    ) from None
+                time.sleep(0.05)  # writes are atomic, but be lenient with a slow file system
+                continue
+            if job["job_id"] != job_id:
+                raise JobError(f"job '{job_id}' is damaged: job.json names job '{job['job_id']}'")
+            return job
         raise AssertionError("unreachable")
+
+    def damaged(self) -> list[dict[str, str]]:
+        """``[{job_id, kind, error}]`` of the job folders whose job.json is damaged (lists skip them)."""
+        out: list[dict[str, str]] = []
+        self.list_jobs(limit=0, damaged=out)
+        return out
 
     def _write(self, job: dict[str, Any]) -> None:
         job["updated"] = _now()
@@ -291,7 +313,13 @@ class JobStore:
             "error": None,
         }
         self.job_dir(job_id).mkdir(parents=True, exist_ok=False)
-        self._write(job)
+        try:
+            self._write(job)
+        except BaseException:  # e.g. a full disk: leave no job folder without a job.json
+            import shutil
+
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            raise
         try:
             if self.runner == "celery":
                 from recsys.celery_app import send_job
@@ -353,7 +381,12 @@ class JobStore:
         return self._refresh(self._read(job_id))
 
     def list_jobs(
-        self, limit: int | None = 20, *, kind: str | None = None, status: str | list[str] | None = None
+        self,
+        limit: int | None = 20,
+        *,
+        kind: str | None = None,
+        status: str | list[str] | None = None,
+        damaged: list[dict[str, str]] | None = None,
     ) -> list[dict[str, Any]]:
         """Jobs, newest first.
 
@@ -365,6 +398,9 @@ class JobStore:
             Only jobs of this kind.
         status : str or list of str, optional
             Only jobs in these states (e.g. ``["queued", "running"]``).
+        damaged : list, optional
+            Receives ``{job_id, kind, error}`` of each job folder skipped because
+            its job.json is damaged.
         """
         wanted = {status} if isinstance(status, str) else set(status) if status else None
         out = []
@@ -375,6 +411,9 @@ class JobStore:
                 job = self._refresh(self._read(path.name))
             except JobError as exc:
                 logger.warning("skipping job folder %s: %s", path, exc)
+                if damaged is not None:
+                    kind_ = path.name.split("-", 1)[0] if "-" in path.name else ""
+                    damaged.append({"job_id": path.name, "kind": kind_, "error": str(exc)})
                 continue
             if kind and job.get("kind") != kind:
                 continue
@@ -428,15 +467,17 @@ class JobStore:
         # elsewhere is not visible here).
         if job.get("host") not in (None, socket.gethostname()):
             return job
-        pid, created = self._pid_info(job)
-        if pid is None or _process_alive(pid, created):
+        if self._process_state(job) == "alive":
             return job
-        # The process is gone: re-read, since it writes its final state
-        # just before exiting.
+        # The process is gone (or never was): re-read, since it writes its
+        # final state just before exiting.
         with self._locked(job_id):
             job = self._read(job_id)
             job["cancel_requested"] = (self.job_dir(job_id) / "cancel").exists()
             if job.get("status") not in ACTIVE:
+                return job
+            state = self._process_state(job)
+            if state == "alive":
                 return job
             cancelled = job["cancel_requested"]
             job.update(
@@ -444,11 +485,34 @@ class JobStore:
                 finished=_now(),
                 error=None
                 if cancelled
-                else "the job's process ended without reporting (killed or restarted)",
+                else "the job's process ended without reporting (killed or restarted)"
+                if state == "dead"
+                else "the job never started: no process was recorded for it (the app stopped while "
+                "submitting it?); start it again",
             )
             self._write(job)
-        logger.warning("job %s: process %s is gone; marked %s", job_id, pid, job["status"])
+        logger.warning("job %s: no live process (%s); marked %s", job_id, state, job["status"])
         return job
+
+    def _process_state(self, job: dict[str, Any]) -> str:
+        """ "alive", "dead" (its recorded process is gone) or "none" (no process ever recorded).
+
+        A job with no recorded process is given :data:`NO_PID_GRACE_S` to get one
+        (the submitter records it right after starting it); a Celery job waits
+        in the broker's queue with none, so it counts as alive.
+        """
+        pid, created = self._pid_info(job)
+        if pid is not None:
+            return "alive" if _process_alive(pid, created) else "dead"
+        if job.get("runner", "process") != "process":
+            return "alive"
+        born = _parse_time(job.get("created"))
+        if born is None:
+            try:
+                born = self._job_file(job["job_id"]).stat().st_mtime
+            except OSError:
+                return "alive"
+        return "none" if time.time() - born > NO_PID_GRACE_S else "alive"
 
     def log_tail(self, job_id: str, n_lines: int = 50) -> str:
         """The last ``n_lines`` lines of a job's log ("" when it has none yet)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import load_dataset, save_dataset
+from recsys.errors import ModelFitError
 from recsys.models import make_model
 from recsys.registry import Registry
 
@@ -58,12 +59,15 @@ def train_run(
     *,
     split_method: str = "time",
     k: int = 10,
-    max_cases: int = 3000,
+    max_cases: int | None = None,
     index_params: dict[str, Any] | None = None,
     activate: bool | None = None,
     label: str | None = None,
     progress: Progress | None = None,
     tracking_parent: str | None = None,
+    split_options: dict[str, Any] | None = None,
+    test_dataset: str | None = None,
+    repeats: str = "collapse",
 ) -> dict[str, Any]:
     """Train one model variant on a stored dataset and register it as a run.
 
@@ -81,11 +85,11 @@ def train_run(
         A stored dataset (see ``python -m recsys import``).
     root : path-like, optional
         The data directory.
-    split_method : {"time", "leave_last_out"}
+    split_method : {"time", "leave_last_out", "cutoff", "last_days"}
     k : int
         Cut-off of the offline metrics.
-    max_cases : int
-        Evaluation cases sampled from the test split.
+    max_cases : int, optional
+        Sample this many evaluation cases; None (default) scores every case.
     index_params : dict, optional
         ``HnswIndex.build`` parameters (space, M, ef_construction, ef).
     activate : bool, optional
@@ -96,6 +100,13 @@ def train_run(
         The MLflow run id of a tuning sweep (:func:`recsys.tracking.sweep`): the run
         is logged as one of its children. Every run is logged to MLflow unless
         ``RECSYS_MLFLOW=off``; a tracking failure only logs a warning.
+    split_options : dict, optional
+        ``test_fraction``, ``test_days`` or ``cutoff`` for :func:`recsys.evaluation.split`.
+    test_dataset : str, optional
+        A stored dataset to test on (the user's own split): the model is fitted on the
+        whole of ``dataset_name`` and scored on this one.
+    repeats : {"collapse", "keep"}
+        Next-item protocol: consecutive repeats collapsed or every position a case.
 
     Returns
     -------
@@ -113,8 +124,19 @@ def train_run(
     dataset = load_dataset(dataset_name, root)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
+    if len(dataset.interactions) == 0:
+        return _train_catalog_only(
+            family, params, dataset, registry, index_params, activate, label, progress, tracking_parent
+        )
+
     t0 = time.perf_counter()
-    train, test = split(dataset, method=split_method)
+    split_options = {k_: v for k_, v in (split_options or {}).items() if v is not None}
+    if test_dataset:
+        train, test = dataset, load_dataset(test_dataset, root)
+        split_method = "given"
+        split_options = {"test_dataset": test_dataset}
+    else:
+        train, test = split(dataset, method=split_method, **split_options)
     timings["split_s"] = round(time.perf_counter() - t0, 3)
 
     model = make_model(family, **(params or {}))
@@ -135,6 +157,7 @@ def train_run(
         catalog=dataset.catalog,
         progress=stage(progress, 1, 3, "evaluating"),
         basket_targets=basket_targets,
+        repeats=repeats,
     )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
 
@@ -143,7 +166,14 @@ def train_run(
         writers.append(_index_writer(model, index_params or {}))
     progress(700, 1000, "building index and saving run")
     extra = {
-        "split": {"method": split_method, "k": k, "max_cases": max_cases, "basket_targets": basket_targets}
+        "split": {
+            "method": split_method,
+            **split_options,
+            "k": k,
+            "max_cases": max_cases,
+            "basket_targets": basket_targets,
+            "repeats": repeats,
+        }
     }
     device = getattr(model, "device_", None)
     extra["device"] = device if device is not None else {"device": "CPU"}
@@ -157,14 +187,76 @@ def train_run(
         writers=writers,
         label=label,
     )
+    if activate or (activate is None and family not in registry.active(dataset.name)):
+        registry.activate(meta["run_id"])
+        meta["active"] = True
+    _track(meta, root, tracking_parent)
+    progress(1000, 1000, f"run {meta['run_id']} ready")
+    return meta
+
+
+def _track(meta: dict[str, Any], root: Any, parent: str | None) -> None:
+    """Log a new run to MLflow (:mod:`recsys.tracking`; never raises) and note where in run.json."""
+    from recsys import tracking
+
+    info = tracking.log_run(meta, root, parent=parent)
+    if info:
+        meta["mlflow"] = info
+
+
+def catalog_only_families() -> list[str]:
+    """Model families that train on a catalogue without interactions (``needs_interactions = False``)."""
+    from recsys.models import FAMILIES, get_model_class
+
+    return [f for f in FAMILIES if not getattr(get_model_class(f), "needs_interactions", True)]
+
+
+def _train_catalog_only(
+    family: str,
+    params: dict[str, Any] | None,
+    dataset: Any,
+    registry: Registry,
+    index_params: dict[str, Any] | None,
+    activate: bool | None,
+    label: str | None,
+    progress: Progress,
+    tracking_parent: str | None = None,
+) -> dict[str, Any]:
+    """Fit a catalogue-only family on a dataset with no interactions: nothing to evaluate on."""
+    from recsys.models import get_model_class
+
+    if getattr(get_model_class(family), "needs_interactions", True):
+        works = ", ".join(catalog_only_families()) or "none"
+        raise ModelFitError(
+            f"{family} learns from interactions, and dataset '{dataset.name}' is a catalogue with none; "
+            f"families that work on a catalogue alone: {works}. Or import events with the catalogue "
+            "(import csv EVENTS --catalog CATALOG)"
+        )
+    model = make_model(family, **(params or {}))
+    t0 = time.perf_counter()
+    model.fit(dataset, progress=stage(progress, 0, 3, f"training {family}"))
+    timings = {"fit_s": round(time.perf_counter() - t0, 3)}
+    writers = [_index_writer(model, index_params or {})] if model.is_embedding else []
+    progress(700, 1000, "building index and saving run")
+    device = getattr(model, "device_", None)
+    extra = {
+        "split": {"method": "none", "note": "catalogue only: no interactions to evaluate on"},
+        "device": device if device is not None else {"device": "CPU"},
+    }
+    meta = registry.create_run(
+        model,
+        dataset_name=dataset.name,
+        dataset_fingerprint=dataset.fingerprint(),
+        metrics={},
+        timings=timings,
+        extra=extra,
+        writers=writers,
+        label=label,
+    )
     if activate or (activate is None and family not in registry.active()):
         registry.activate(meta["run_id"])
         meta["active"] = True
-    from recsys import tracking
-
-    info = tracking.log_run(meta, root, parent=tracking_parent)
-    if info:
-        meta["mlflow"] = info
+    _track(meta, registry.root, tracking_parent)
     progress(1000, 1000, f"run {meta['run_id']} ready")
     return meta
 
@@ -175,10 +267,14 @@ def build_demo(
     seed: int = 0,
     families: Sequence[str] = DEMO_FAMILIES,
     progress: Progress | None = None,
+    project: bool = True,
 ) -> dict[str, Any]:
     """Generate the demo dataset and train the default variants on it.
 
-    Returns ``{"dataset": "demo", "runs": [run ids], "seconds": s}``.
+    With ``project`` every embedding run gets its PCA map at once and a background
+    ``"project"`` job for its UMAP map (the Map page switches to it when it lands).
+
+    Returns ``{"dataset": "demo", "runs": [run ids], "seconds": s, "umap_jobs": [job ids]}``.
     """
     from recsys.data.synthetic import generate_demo
 
@@ -201,9 +297,41 @@ def build_demo(
             label=f"{family} (demo)",
         )
         runs.append(meta["run_id"])
+    umap_jobs = project_in_background(runs, root) if project else []
     seconds = round(time.perf_counter() - started, 1)
     progress(n_stages * 1000, n_stages * 1000, f"demo ready in {seconds} s")
-    return {"dataset": dataset.name, "runs": runs, "seconds": seconds}
+    return {"dataset": dataset.name, "runs": runs, "seconds": seconds, "umap_jobs": umap_jobs}
+
+
+def project_in_background(run_ids: Sequence[str], root: str | os.PathLike[str] | None = None) -> list[str]:
+    """PCA maps of the embedding runs now (a fraction of a second each), UMAP as jobs.
+
+    Returns the ids of the UMAP jobs. A run whose PCA fails is logged and skipped: the demo
+    stays usable (the Map page computes PCA on demand as well).
+    """
+    from recsys.errors import RecsysError
+    from recsys.jobs import JobStore
+    from recsys.projection import project_run
+
+    registry = Registry(root)
+    jobs = []
+    for run_id in run_ids:
+        meta = registry.get(run_id)
+        if not meta.get("is_embedding"):
+            continue
+        try:
+            project_run(run_id, "pca", root)
+        except RecsysError as exc:
+            logger.warning("PCA of %s failed: %s", run_id, exc)
+            continue
+        jobs.append(
+            JobStore(root).submit(
+                "project",
+                {"run_id": run_id, "method": "umap"},
+                label=f"UMAP of {meta.get('label') or run_id}",
+            )
+        )
+    return jobs
 
 
 def _demo_params(family: str) -> dict[str, Any]:

@@ -29,7 +29,8 @@ import numpy as np
 
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import dataset_report_path
-from recsys.errors import DatasetNotFoundError, RecsysError
+from recsys.errors import DatasetNotFoundError, DiskFullError, RecsysError, StoredDataError
+from recsys.stored import disk_full_guard, disk_full_message, is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,59 @@ Entry = tuple[str, float | None]
 
 class PrecomputeError(RecsysError):
     """A precomputed table could not be written or read."""
+
+
+class PrecomputedStoreError(PrecomputeError, StoredDataError):
+    """The precomputed store (the SQLite file, or a table in it) is damaged.
+
+    Only answers with ``source=precomputed`` are affected (the API answers 503
+    naming the store or the run's table); live answers still work.
+    """
+
+
+def _damaged_store(location: str, exc: BaseException, what: str = "") -> PrecomputedStoreError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    where = f" ({what})" if what else ""
+    return PrecomputedStoreError(
+        f"the precomputed store {location} is damaged{where}: {first}; delete it and rerun "
+        "'python -m recsys precompute', or ask source=live"
+    )
+
+
+def _table_meta(raw: Any, location: str, where: str) -> dict[str, Any]:
+    """A table's metadata record, checked (PrecomputedStoreError when it is damaged)."""
+    from pydantic import ValidationError
+
+    from recsys.stored import TableMeta, parse_json_text, schema_reason
+
+    try:
+        value = parse_json_text(raw if isinstance(raw, bytes) else str(raw).encode())
+        TableMeta.model_validate(value)
+    except ValueError as exc:  # not JSON (ValidationError is a ValueError too)
+        reason = schema_reason(exc) if isinstance(exc, ValidationError) else f"metadata {exc}"
+        raise _damaged_store(location, ValueError(reason), where) from None
+    return value
+
+
+def _entries(raw: Any, location: str, where: str) -> list[Entry]:
+    """A stored top-k list ``[[item_id, score or null], ...]``, checked."""
+    try:
+        value = json.loads(raw)
+        if not isinstance(value, list):
+            raise ValueError(f"a list was expected, got {type(value).__name__}")
+        out = []
+        for e in value:
+            if (
+                not isinstance(e, list)
+                or len(e) != 2
+                or not isinstance(e[0], str)
+                or not (e[1] is None or (isinstance(e[1], (int, float)) and not isinstance(e[1], bool)))
+            ):
+                raise ValueError(f"an entry is not [item_id, score]: {json.dumps(e)[:60]}")
+            out.append((e[0], e[1]))
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise _damaged_store(location, exc, where) from None
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -103,18 +157,24 @@ class SQLiteStore(TopKStore):
         self.location = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        con = self._con()
-        with con:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS topk (run_id TEXT NOT NULL, preset_hash TEXT NOT NULL, "
-                "item_id TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, preset_hash, item_id)) "
-                "WITHOUT ROWID"
-            )
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS tables (run_id TEXT NOT NULL, preset_hash TEXT NOT NULL, "
-                "preset_name TEXT, written_ts REAL NOT NULL, meta TEXT NOT NULL, "
-                "PRIMARY KEY (run_id, preset_hash))"
-            )
+        try:
+            con = self._con()
+            with con:
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS topk (run_id TEXT NOT NULL, preset_hash TEXT NOT NULL, "
+                    "item_id TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, preset_hash, item_id)) "
+                    "WITHOUT ROWID"
+                )
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS tables (run_id TEXT NOT NULL, preset_hash TEXT NOT NULL, "
+                    "preset_name TEXT, written_ts REAL NOT NULL, meta TEXT NOT NULL, "
+                    "PRIMARY KEY (run_id, preset_hash))"
+                )
+        except sqlite3.DatabaseError as exc:  # garbage, a truncated file, foreign tables
+            self.close()
+            if is_disk_full(exc):
+                raise DiskFullError(disk_full_message("the precomputed store", self.path, exc)) from exc
+            raise _damaged_store(self.location, exc) from exc
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -134,6 +194,15 @@ class SQLiteStore(TopKStore):
             (run_id, preset_hash, str(item_id), json.dumps(entries, separators=(",", ":")))
             for item_id, entries in rows
         ]
+        with disk_full_guard(f"the precomputed table of run {run_id}", self.path):
+            try:
+                return self._insert(run_id, preset_hash, meta, records)
+            except sqlite3.DatabaseError as exc:
+                if "disk is full" in str(exc):
+                    raise
+                raise _damaged_store(self.location, exc) from exc
+
+    def _insert(self, run_id: str, preset_hash: str, meta: dict[str, Any], records: list[tuple]) -> int:
         n = len(records)
         con = self._con()
         con.execute("BEGIN IMMEDIATE")
@@ -157,28 +226,30 @@ class SQLiteStore(TopKStore):
             raise
         return n
 
+    def _query(self, sql: str, args: tuple, what: str) -> list[Any]:
+        try:
+            return self._con().execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _damaged_store(self.location, exc, what) from exc
+
     def get(self, run_id: str, preset_hash: str, item_id: str) -> list[Entry] | None:
-        row = (
-            self._con()
-            .execute(
-                "SELECT value FROM topk WHERE run_id = ? AND preset_hash = ? AND item_id = ?",
-                (run_id, preset_hash, item_id),
-            )
-            .fetchone()
+        rows = self._query(
+            "SELECT value FROM topk WHERE run_id = ? AND preset_hash = ? AND item_id = ?",
+            (run_id, preset_hash, item_id),
+            f"table of run {run_id}",
         )
-        return None if row is None else [tuple(e) for e in json.loads(row[0])]  # type: ignore[misc]
+        return None if not rows else _entries(rows[0][0], self.location, f"table of run {run_id}")
 
     def table_meta(self, run_id: str, preset_hash: str) -> dict[str, Any] | None:
-        row = (
-            self._con()
-            .execute("SELECT meta FROM tables WHERE run_id = ? AND preset_hash = ?", (run_id, preset_hash))
-            .fetchone()
+        what = f"table of run {run_id}"
+        rows = self._query(
+            "SELECT meta FROM tables WHERE run_id = ? AND preset_hash = ?", (run_id, preset_hash), what
         )
-        return None if row is None else json.loads(row[0])
+        return None if not rows else _table_meta(rows[0][0], self.location, what)
 
     def list_tables(self) -> list[dict[str, Any]]:
-        rows = self._con().execute("SELECT meta FROM tables ORDER BY written_ts DESC").fetchall()
-        return [json.loads(r[0]) for r in rows]
+        rows = self._query("SELECT run_id, meta FROM tables ORDER BY written_ts DESC", (), "")
+        return [_table_meta(r[1], self.location, f"table of run {r[0]}") for r in rows]
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
@@ -255,11 +326,11 @@ class RedisStore(TopKStore):
 
     def get(self, run_id: str, preset_hash: str, item_id: str) -> list[Entry] | None:
         raw = self.client.hget(self._key("topk", run_id, preset_hash), item_id)
-        return None if raw is None else [tuple(e) for e in json.loads(raw)]  # type: ignore[misc]
+        return None if raw is None else _entries(raw, self.location, f"table of run {run_id}")
 
     def table_meta(self, run_id: str, preset_hash: str) -> dict[str, Any] | None:
         raw = self.client.get(self._key("meta", run_id, preset_hash))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else _table_meta(raw, self.location, f"table of run {run_id}")
 
     def list_tables(self) -> list[dict[str, Any]]:
         out = []
@@ -321,7 +392,7 @@ def catalog_fingerprint(root: Any, dataset_name: str | None) -> str | None:
 
     try:
         return dataset_meta(dataset_name, root).get("fingerprint")
-    except DatasetNotFoundError:
+    except (DatasetNotFoundError, StoredDataError):  # gone, or its report.json is damaged
         return None
 
 
@@ -336,7 +407,13 @@ def _run_info(folder: Path) -> tuple[str | None, str | None, int]:
     key = (str(path), mtime)
     hit = _RUN_INFO.get(key)
     if hit is None:
-        run = json.loads(path.read_text())
+        from recsys.errors import DamagedRunError
+        from recsys.stored import RunFile, read_stored, reason_of
+
+        try:
+            run = read_stored(path, RunFile)
+        except StoredDataError as exc:
+            raise DamagedRunError(folder.name, reason_of(exc)) from None
         hit = ((run.get("dataset") or {}).get("name"), run.get("created"))
         if len(_RUN_INFO) > 1024:
             _RUN_INFO.clear()
@@ -398,6 +475,35 @@ def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
         **cached,
         "reasons": list(cached["reasons"]),
         "age_s": round(time.time() - float(meta.get("written_ts", 0)), 3),
+    }
+
+
+def result_entries(res: Any) -> list[Entry]:
+    """A search result as stored: ``[(item_id, score or None when not finite), ...]``."""
+    scores = np.asarray(res.scores, dtype=np.float64)
+    return [(str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)]
+
+
+def make_table_meta(
+    root: Path, run_id: str, run: dict[str, Any], preset: str, config: Any, k: int, stamp: float
+) -> dict[str, Any]:
+    """The metadata record of a table (see :class:`TopKStore`), stamped now.
+
+    Shared by :func:`precompute` and :func:`recsys.spark.spark_precompute`, so the API
+    serves and judges the staleness of a table the same way whoever wrote it.
+    """
+    now = datetime.now(timezone.utc)
+    return {
+        "run_id": run_id,
+        "preset_name": preset,
+        "preset_hash": config.config_hash(),
+        "k": k,
+        "written_at": now.isoformat(timespec="seconds"),
+        "written_ts": now.timestamp(),
+        "run_created": run.get("created"),
+        "run_stamp": stamp,
+        "catalog_fingerprint": catalog_fingerprint(root, (run.get("dataset") or {}).get("name")),
+        "config": config.canonical(),
     }
 
 
@@ -476,27 +582,11 @@ def precompute(
         for results in _batched_results(registry, run_id, item_ids, config, k, batch_size):
             for res in results:
                 seed = item_ids[done]
-                scores = np.asarray(res.scores, dtype=np.float64)
-                entries = [
-                    (str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)
-                ]
                 done += 1
-                yield seed, entries
+                yield seed, result_entries(res)
             progress(done, total, f"{done}/{total} items")
 
-    now = datetime.now(timezone.utc)
-    meta = {
-        "run_id": run_id,
-        "preset_name": preset,
-        "preset_hash": config.config_hash(),
-        "k": k,
-        "written_at": now.isoformat(timespec="seconds"),
-        "written_ts": now.timestamp(),
-        "run_created": run.get("created"),
-        "run_stamp": stamp,
-        "catalog_fingerprint": catalog_fingerprint(root, (run.get("dataset") or {}).get("name")),
-        "config": config.canonical(),
-    }
+    meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
         n = target.write_table(meta, rows())
     finally:

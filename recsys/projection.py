@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,46 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def numba_cache_dir() -> Path:
+    """Where numba keeps compiled UMAP/pynndescent code between processes.
+
+    Every projection job is a fresh process, and umap-learn's numba functions took about a
+    minute to compile in each; with a cache directory the functions marked ``cache=True``
+    compile once per installation. ``$NUMBA_CACHE_DIR`` wins; else the user's cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache``)/recsys-lab/numba; else the system temp folder.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for root in (base, Path(tempfile.gettempdir())):
+        path = root / "recsys-lab" / "numba"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+            return path
+        except OSError:
+            continue
+    return Path(tempfile.gettempdir())
+
+
+class _EpochProgress:
+    """A file-like target for umap-learn's tqdm bar: turns "n/total" into progress calls."""
+
+    def __init__(self, report: Callable[[int, int], None]) -> None:
+        self.report = report
+
+    def write(self, text: str) -> None:
+        found = re.findall(r"(\d+)/(\d+)", text)
+        if found:
+            done, total = found[-1]
+            self.report(int(done), int(total))
+
+    def flush(self) -> None:
+        pass
+
+
 def _import_umap() -> Any:
     """Import umap-learn without its optional ParametricUMAP (which imports TensorFlow).
 
@@ -95,6 +138,8 @@ def _import_umap() -> Any:
     """
     if "umap" in sys.modules:
         return sys.modules["umap"].UMAP
+    if "numba" not in sys.modules:  # numba reads its cache folder when imported
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
     blocked = "umap.parametric_umap" not in sys.modules and "tensorflow" not in sys.modules
     if blocked:
         sys.modules["umap.parametric_umap"] = None  # type: ignore[assignment]
@@ -179,9 +224,11 @@ def project(
     fit_x = x if sample is None else x[sample]
     rest = None if sample is None else np.setdiff1d(np.arange(n), sample, assume_unique=True)
     n_batches = 0 if rest is None else int(np.ceil(len(rest) / batch_size))
-    total = 2 + n_batches
+    # progress units: 0-50 import (and numba's first-use compilation), 50-300 neighbours and
+    # graph, 300-1000 the layout's epochs (reported by umap-learn's tqdm bar), then 100 a batch
+    total = 1000 + 100 * n_batches
 
-    progress(0, total, "loading UMAP")
+    progress(0, total, "loading UMAP (numba compiles it on first use)")
     umap_cls = _import_umap()
     nn = int(min(n_neighbors, fit_x.shape[0] - 1))
     reducer = umap_cls(
@@ -192,9 +239,19 @@ def project(
         random_state=seed,
         n_jobs=1 if seed is not None else -1,
         low_memory=True,
+        tqdm_kwds={
+            "disable": False,
+            "file": _EpochProgress(
+                lambda done, epochs: progress(
+                    300 + int(700 * done / max(epochs, 1)), total, f"UMAP layout: epoch {done}/{epochs}"
+                )
+            ),
+            "bar_format": "{n}/{total}",
+            "mininterval": 0.5,
+        },
     )
     msg = f"fitting UMAP on {fit_x.shape[0]} points" + (f" (sample of {n})" if sample is not None else "")
-    progress(1, total, msg)
+    progress(50, total, msg + ": nearest neighbours")
     t0 = time.perf_counter()
     fitted = np.asarray(reducer.fit_transform(fit_x), dtype=np.float32)
     logger.info("%s: %.1f s", msg, time.perf_counter() - t0)
@@ -208,7 +265,9 @@ def project(
         rows = rest[b * batch_size : (b + 1) * batch_size]
         out[rows] = np.asarray(reducer.transform(x[rows]), dtype=np.float32)
         progress(
-            2 + b, total, f"placing the other points: {min((b + 1) * batch_size, len(rest))}/{len(rest)}"
+            1000 + 100 * (b + 1),
+            total,
+            f"placing the other points: {min((b + 1) * batch_size, len(rest))}/{len(rest)}",
         )
     progress(total, total, "UMAP done")
     logger.info("UMAP fitted on a %d-point sample of %d; the rest placed with transform", len(sample), n)

@@ -8,8 +8,14 @@ embedding models, ``vectors.npy``) and artefacts added later (``index.bin``,
 into place, so a crash never leaves half a run visible; artefacts added later
 are written to a temporary file and renamed too.
 
-One run per model family can be *active* (``runs/active.json``): serving and
-the dashboard use it by default.
+One run per dataset and model family can be *active* (``runs/active.json``), and one
+dataset is the *default* one: serving and the dashboard use the default dataset's active
+run when none is named. Training, activating or deleting a run of another dataset never
+changes what the default dataset serves; deleting an active run activates the newest other
+complete run of the same dataset and family (:meth:`Registry.delete` says which, or that
+none is left). ``active.json`` is ``{"default_dataset": name, "active": {dataset: {family:
+run_id}}}``; the older flat ``{family: run_id}`` is read as that (each run under its own
+dataset, the newest active run's dataset as the default).
 """
 
 from __future__ import annotations
@@ -31,17 +37,59 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import data_dir
-from recsys.errors import RunNotFoundError, StoredDataError
+from recsys.errors import DamagedRunError, RecsysError, RunNotFoundError, StoredDataError
 from recsys.models import ItemModel, get_model_class
+from recsys.stored import (
+    ActiveFile,
+    RunFile,
+    check_run_files,
+    disk_full_guard,
+    read_stored,
+    reason_of,
+    saving_dir,
+)
 
 logger = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # no "..", no hidden folders
 _TRACKED_LIBS = ("numpy", "pandas", "gensim", "hnswlib", "scipy", "tensorflow", "keras", "umap-learn")
-#: run folder -> (run.json's mtime when loaded, model); one entry per run, replaced when
-#: run.json changes and dropped when the run is deleted.
-_model_cache: dict[str, tuple[int, ItemModel]] = {}
+#: run folder -> (stamp of its files when loaded, model); one entry per run, replaced when
+#: a file changes and dropped when the run is deleted.
+_model_cache: dict[str, tuple[Any, ItemModel]] = {}
 _cache_lock = threading.Lock()
+#: run folder -> (stamp of its files, damage reason or None): the file checks of
+#: :meth:`Registry.check` are redone only when a file changes.
+_check_cache: dict[str, tuple[Any, str | None]] = {}
+
+
+#: The files whose change (or damage) a run's caches must notice.
+_RUN_FILES = ("run.json", "model.json", "item_ids.npy", "vectors.npy", "query_vectors.npy")
+
+
+def run_files_stamp(folder: Path) -> tuple[Any, ...]:
+    """(name, inode, mtime_ns, size) of the files that decide what a run answers.
+
+    A few ``stat`` calls: cheap enough for every request (the searcher and model caches key on it).
+    """
+    out = []
+    base = str(folder)
+    for name in _RUN_FILES:
+        try:
+            st = os.stat(f"{base}/{name}")
+        except OSError:
+            continue
+        out.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log a warning once per process (listings run on every page view)."""
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
 
 
 def library_versions() -> dict[str, str]:
@@ -61,14 +109,15 @@ def library_versions() -> dict[str, str]:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_guard(path.name, path.parent):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 class Registry:
@@ -116,31 +165,34 @@ class Registry:
         """
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         run_id = f"{model.family}-{stamp}-{uuid.uuid4().hex[:6]}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=self.runs_dir))
+        with disk_full_guard(f"run {run_id}", self.runs_dir):
+            tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=self.runs_dir))
         try:
-            t0 = time.perf_counter()
-            model.save(tmp)
-            artifacts: dict[str, Any] = {}
-            for writer in writers or []:
-                artifacts.update(writer(tmp) or {})
-            meta = {
-                "run_id": run_id,
-                "label": label or run_id,
-                "family": model.family,
-                "is_embedding": model.is_embedding,
-                "params": model.get_params(),
-                "dataset": {"name": dataset_name, "fingerprint": dataset_fingerprint},
-                "metrics": metrics or {},
-                "coverage": getattr(model, "coverage_", {}),
-                "timings": {**(timings or {}), "save_s": round(time.perf_counter() - t0, 3)},
-                "status": "complete",
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "versions": library_versions(),
-                "artifacts": artifacts,
-                **(extra or {}),
-            }
-            (tmp / "run.json").write_text(json.dumps(meta, indent=2, default=str))
-            tmp.rename(self.runs_dir / run_id)
+            # locked while filled (a start-up sweep leaves it alone); a full disk is one clear error
+            with saving_dir(tmp), disk_full_guard(f"run {run_id}", self.runs_dir):
+                t0 = time.perf_counter()
+                model.save(tmp)
+                artifacts: dict[str, Any] = {}
+                for writer in writers or []:
+                    artifacts.update(writer(tmp) or {})
+                meta = {
+                    "run_id": run_id,
+                    "label": label or run_id,
+                    "family": model.family,
+                    "is_embedding": model.is_embedding,
+                    "params": model.get_params(),
+                    "dataset": {"name": dataset_name, "fingerprint": dataset_fingerprint},
+                    "metrics": metrics or {},
+                    "coverage": getattr(model, "coverage_", {}),
+                    "timings": {**(timings or {}), "save_s": round(time.perf_counter() - t0, 3)},
+                    "status": "complete",
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "versions": library_versions(),
+                    "artifacts": artifacts,
+                    **(extra or {}),
+                }
+                (tmp / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+                tmp.rename(self.runs_dir / run_id)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -148,62 +200,176 @@ class Registry:
         return meta
 
     # -- read --------------------------------------------------------------
-    def get(self, run_id: str) -> dict[str, Any]:
-        """The run.json of a run, with ``active`` set."""
-        path = self.run_dir(run_id) / "run.json"
+    def _read_meta(self, folder: Path) -> dict[str, Any]:
+        """run.json of a run folder, checked against :class:`recsys.stored.RunFile`.
+
+        Raises
+        ------
+        DamagedRunError
+            run.json is unreadable, not JSON, of the wrong shape, or names another run.
+        """
         try:
-            meta = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StoredDataError(
-                f"{path} is unreadable ({exc}); restore it or delete the run folder"
-            ) from exc
-        meta["active"] = self.active().get(meta["family"]) == run_id
+            meta = read_stored(folder / "run.json", RunFile)
+        except FileNotFoundError:
+            raise RunNotFoundError(f"run '{folder.name}' not found in {self.runs_dir}") from None
+        except StoredDataError as exc:
+            raise DamagedRunError(folder.name, reason_of(exc)) from None
+        if meta["run_id"] != folder.name:
+            raise DamagedRunError(
+                folder.name, f"run.json names run '{meta['run_id']}', not its folder '{folder.name}'"
+            )
         return meta
 
-    def list_runs(self, family: str | None = None) -> list[dict[str, Any]]:
-        """run.json of every complete run, newest first."""
-        active = self.active()
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The run.json of a run, with ``active`` set.
+
+        Raises
+        ------
+        RunNotFoundError
+            No such run.
+        DamagedRunError
+            Its run.json is damaged (see :meth:`check` for the other files).
+        """
+        meta = self._read_meta(self.run_dir(run_id))
+        meta["active"] = self.is_active(meta)
+        return meta
+
+    def check(self, run_id: str) -> None:
+        """Raise :class:`DamagedRunError` when the run's files are damaged.
+
+        run.json, model.json and the ``.npy`` headers are checked (no array is
+        read); the verdict is cached until one of those files changes.
+        """
+        reason = self._damage(self.run_dir(run_id))
+        if reason is not None:
+            raise DamagedRunError(run_id, reason)
+
+    def _damage(self, folder: Path, meta: dict[str, Any] | None = None) -> str | None:
+        """Why a run folder is damaged, or None (cached per version of its files)."""
+        stamp = run_files_stamp(folder)
+        key = str(folder)
+        hit = _check_cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        try:
+            check_run_files(folder, meta if meta is not None else self._read_meta(folder))
+            reason = None
+        except DamagedRunError as exc:
+            reason = exc.reason
+        except StoredDataError as exc:
+            reason = reason_of(exc)
+        except FileNotFoundError as exc:  # removed while being checked
+            reason = f"{Path(exc.filename or '?').name} is missing"
+        if reason is not None:
+            logger.warning("run %s is damaged: %s", folder.name, reason)
+        _check_cache[key] = (stamp, reason)
+        return reason
+
+    def _damaged_entry(self, folder: Path, reason: str) -> dict[str, Any]:
+        """What a listing shows of a damaged run: what can be read of run.json, and why."""
+        try:
+            raw = json.loads((folder / "run.json").read_text())
+        except (OSError, ValueError, RecursionError):
+            raw = None
+        raw = raw if isinstance(raw, dict) else {}
+
+        def text(key: str) -> str | None:
+            return raw[key] if isinstance(raw.get(key), str) else None
+
+        dataset = raw.get("dataset")
+        name = dataset.get("name") if isinstance(dataset, dict) else None
+        return {
+            "run_id": folder.name,
+            "label": text("label") or folder.name,
+            "family": text("family") or "",
+            "is_embedding": False,
+            "dataset": {"name": name if isinstance(name, str) else ""},
+            "created": text("created") or "",
+            "status": "damaged",
+            "metrics": {},
+            "active": False,
+            "damaged": True,
+            "error": reason,
+        }
+
+    def list_runs(self, family: str | None = None, *, include_damaged: bool = False) -> list[dict[str, Any]]:
+        """run.json of every complete run, newest first.
+
+        Damaged runs (see :meth:`check`) are left out, so pickers and serving never
+        offer them; with ``include_damaged`` they are listed too, as ``{"run_id",
+        "label", "family", "created", "status": "damaged", "damaged": True,
+        "error": <reason>}``.
+        """
+        state = self._active_state()
         out = []
         for p in self.runs_dir.iterdir():
             if p.name.startswith(".") or not (p / "run.json").exists():
                 continue
             try:
-                meta = json.loads((p / "run.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                logger.warning("skipping unreadable run folder %s", p)
+                meta = self._read_meta(p)
+                reason = self._damage(p, meta)
+            except DamagedRunError as exc:
+                meta, reason = {}, exc.reason
+            except RunNotFoundError:  # deleted meanwhile
+                continue
+            if reason is not None:
+                if include_damaged:
+                    entry = self._damaged_entry(p, reason)
+                    if not family or entry["family"] == family:
+                        out.append(entry)
                 continue
             if family and meta.get("family") != family:
                 continue
-            meta["active"] = active.get(meta.get("family")) == meta.get("run_id")
+            meta["active"] = self.is_active(meta, state)
             out.append(meta)
         out.sort(key=lambda m: m.get("created", ""), reverse=True)
         return out
 
     def load_model(self, run_id: str) -> ItemModel:
-        """The fitted model of a run (cached per run id)."""
+        """The fitted model of a run (cached per run id while its files are unchanged).
+
+        Raises
+        ------
+        DamagedRunError
+            A file of the run is damaged or the model cannot be loaded from it.
+        """
         path = self.run_dir(run_id)
-        key, mtime = str(path), (path / "run.json").stat().st_mtime_ns
+        key, stamp = str(path), run_files_stamp(path)
         with _cache_lock:
             cached = _model_cache.get(key)
-            if cached is not None and cached[0] == mtime:
+            if cached is not None and cached[0] == stamp:
                 return cached[1]
-        meta = json.loads((path / "run.json").read_text())
-        model = get_model_class(meta["family"]).load(path)
+        self.check(run_id)
+        meta = self._read_meta(path)
+        try:
+            model = get_model_class(meta["family"]).load(path)
+        except ImportError:
+            raise  # a family whose libraries are missing here: not the run's fault
+        except DamagedRunError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything a damaged file makes numpy/json raise
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            reason = f"the model cannot be loaded ({type(exc).__name__}: {first})"
+            if isinstance(exc, RecsysError):
+                reason = f"the model cannot be loaded ({first})"
+            logger.warning("run %s is damaged: %s", run_id, reason)
+            _check_cache[key] = (stamp, reason)  # the listings show it from now on
+            raise DamagedRunError(run_id, reason) from exc
         with _cache_lock:
-            _model_cache[key] = (mtime, model)
+            _model_cache[key] = (stamp, model)
         return model
 
     # -- update ------------------------------------------------------------
     def update(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into run.json (dicts are merged one level deep)."""
-        path = self.run_dir(run_id) / "run.json"
-        meta = json.loads(path.read_text())
+        path = self.run_dir(run_id)
+        meta = self._read_meta(path)
         for key, value in fields.items():
             if isinstance(value, dict) and isinstance(meta.get(key), dict):
                 meta[key] = {**meta[key], **value}
             else:
                 meta[key] = value
-        atomic_write_text(path, json.dumps(meta, indent=2, default=str))
+        atomic_write_text(path / "run.json", json.dumps(meta, indent=2, default=str))
         return meta
 
     def artifact_path(self, run_id: str, name: str) -> Path:
@@ -213,48 +379,176 @@ class Registry:
         return self.run_dir(run_id) / name
 
     # -- active ------------------------------------------------------------
-    def active(self) -> dict[str, str]:
-        """family -> active run id."""
-        path = self.runs_dir / "active.json"
-        if not path.exists():
-            return {}
+    @staticmethod
+    def _run_dataset(meta: dict[str, Any]) -> str:
+        return str((meta.get("dataset") or {}).get("name") or "")
+
+    def _raw_meta(self, run_id: str) -> dict[str, Any] | None:
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            logger.warning("runs/active.json is unreadable; treating as empty")
-            return {}
-        return {f: r for f, r in data.items() if (self.runs_dir / r / "run.json").exists()}
+            return json.loads((self.runs_dir / run_id / "run.json").read_text())
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _active_state(self) -> dict[str, Any]:
+        """``{"default_dataset": str | None, "active": {dataset: {family: run_id}}}`` of
+        existing runs (the flat pre-dataset format converted)."""
+        empty: dict[str, Any] = {"default_dataset": None, "active": {}}
+        try:
+            data = read_stored(self.runs_dir / "active.json", ActiveFile)
+        except FileNotFoundError:
+            return empty
+        except StoredDataError as exc:
+            _warn_once(
+                f"runs/active.json is damaged ({reason_of(exc)}); no run is active until one is activated"
+            )
+            return empty
+        state: dict[str, Any] = {"default_dataset": None, "active": {}}
+        if "active" in data and isinstance(data.get("active"), dict):  # current format
+            state["default_dataset"] = data.get("default_dataset")
+            for ds, fams in data["active"].items():
+                if isinstance(fams, dict):
+                    keep = {
+                        f: r
+                        for f, r in fams.items()
+                        if isinstance(r, str)
+                        and _RUN_ID.match(r)
+                        and (self.runs_dir / r / "run.json").exists()
+                    }
+                    if keep:
+                        state["active"][ds] = keep
+            return state
+        newest: tuple[str, str] | None = None  # flat {family: run_id}
+        for family, run_id in data.items():
+            if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+                continue
+            meta = self._raw_meta(run_id)
+            if meta is None:
+                continue
+            ds = self._run_dataset(meta)
+            state["active"].setdefault(ds, {})[family] = run_id
+            if newest is None or str(meta.get("created", "")) > newest[0]:
+                newest = (str(meta.get("created", "")), ds)
+        state["default_dataset"] = newest[1] if newest else None
+        return state
+
+    def _write_active(self, state: dict[str, Any]) -> None:
+        data = {"default_dataset": state.get("default_dataset"), "active": state.get("active", {})}
+        atomic_write_text(self.runs_dir / "active.json", json.dumps(data, indent=2))
+
+    def is_active(self, meta: dict[str, Any], state: dict[str, Any] | None = None) -> bool:
+        """Whether the run of this run.json is the active one of its dataset and family."""
+        state = state if state is not None else self._active_state()
+        fams = state["active"].get(self._run_dataset(meta), {})
+        return bool(meta.get("run_id")) and fams.get(meta.get("family")) == meta.get("run_id")
+
+    def default_dataset(self) -> str | None:
+        """The dataset served when no run is named: the stored choice while it has runs,
+        else the dataset of the newest run (None without runs)."""
+        chosen = self._active_state().get("default_dataset")
+        runs = self.list_runs()
+        if chosen and any(self._run_dataset(r) == chosen for r in runs):
+            return chosen
+        return self._run_dataset(runs[0]) if runs else None
+
+    def set_default_dataset(self, name: str) -> None:
+        """Serve ``name``'s active runs by default (it must have a run)."""
+        if not any(self._run_dataset(r) == name for r in self.list_runs()):
+            raise RunNotFoundError(f"no run of dataset '{name}': train one before making it the default")
+        state = self._active_state()
+        state["default_dataset"] = name
+        self._write_active(state)
+
+    def active(self, dataset: str | None = None) -> dict[str, str]:
+        """family -> active run id of ``dataset`` (the default dataset when None)."""
+        state = self._active_state()
+        ds = dataset if dataset is not None else self.default_dataset()
+        return dict(state["active"].get(ds or "", {}))
+
+    def active_problem(self) -> str | None:
+        """Why runs/active.json cannot be used (it is then treated as empty), or None."""
+        try:
+            read_stored(self.runs_dir / "active.json", ActiveFile)
+        except FileNotFoundError:
+            return None
+        except StoredDataError as exc:
+            return (
+                f"runs/active.json is damaged ({reason_of(exc)}): no run is active until you activate "
+                "one, which rewrites the file"
+            )
+        return None
+
+    def active_by_dataset(self) -> dict[str, dict[str, str]]:
+        """dataset -> family -> active run id."""
+        return {ds: dict(f) for ds, f in self._active_state()["active"].items()}
 
     def activate(self, run_id: str) -> dict[str, str]:
-        """Make a run the active one of its family."""
+        """Make a run the active one of its dataset and family; return that dataset's
+        family -> run id. The first run ever activated makes its dataset the default.
+        A damaged run cannot be activated."""
         meta = self.get(run_id)
-        active = self.active()
-        active[meta["family"]] = run_id
-        atomic_write_text(self.runs_dir / "active.json", json.dumps(active, indent=2))
-        return active
+        self.check(run_id)
+        ds = self._run_dataset(meta)
+        state = self._active_state()
+        state["active"].setdefault(ds, {})[meta["family"]] = run_id
+        if not state.get("default_dataset"):
+            state["default_dataset"] = ds
+        self._write_active(state)
+        return dict(state["active"][ds])
 
-    def default_run(self, family: str | None = None, embedding_only: bool = True) -> str | None:
-        """The active run of ``family`` (or any family), else the newest run."""
-        active = self.active()
+    def default_run(
+        self, family: str | None = None, embedding_only: bool = True, dataset: str | None = None
+    ) -> str | None:
+        """The run served when none is named: in ``dataset`` (default: the default dataset)
+        the active run of ``family`` (any family when None), else its newest run; other
+        datasets only when that one has no such run."""
+        state = self._active_state()
         runs = self.list_runs(family)
         if embedding_only:
             runs = [r for r in runs if r.get("is_embedding")]
-        for r in runs:
-            if active.get(r["family"]) == r["run_id"]:
-                return r["run_id"]
-        return runs[0]["run_id"] if runs else None
+        ds = dataset if dataset is not None else self.default_dataset()
+        mine = [r for r in runs if self._run_dataset(r) == ds]
+        for group in (mine, runs):
+            for r in group:
+                if self.is_active(r, state):
+                    return r["run_id"]
+            if group:
+                return group[0]["run_id"]
+        return None
 
     # -- delete ------------------------------------------------------------
-    def delete(self, run_id: str) -> None:
-        """Delete a run (rename away first, so it disappears at once)."""
+    def delete(self, run_id: str) -> dict[str, Any]:
+        """Delete a run (rename away first, so it disappears at once).
+
+        Returns ``{"was_active": bool, "replacement": run_id | None}``: when the run was the
+        active one of its dataset and family, the newest other complete run of that dataset
+        and family becomes active (None: none is left, that family has no active run there).
+        """
         path = self.run_dir(run_id)
+        meta = self._raw_meta(run_id) or {}
+        state = self._active_state()
+        was_active = self.is_active({**meta, "run_id": run_id}, state)
         trash = self.runs_dir / f".deleted-{run_id}-{uuid.uuid4().hex[:6]}"
         path.rename(trash)
         with _cache_lock:
             _model_cache.pop(str(path), None)
-        active = self.active()
-        if run_id in active.values():
-            active = {f: r for f, r in active.items() if r != run_id}
-            atomic_write_text(self.runs_dir / "active.json", json.dumps(active, indent=2))
+            _check_cache.pop(str(path), None)
+        replacement = None
+        if was_active:
+            ds, family = self._run_dataset(meta), meta.get("family")
+            others = [
+                r
+                for r in self.list_runs(family)
+                if self._run_dataset(r) == ds and r.get("status", "complete") == "complete"
+            ]
+            fams = state["active"].setdefault(ds, {})
+            if others:
+                replacement = others[0]["run_id"]
+                fams[family] = replacement
+            else:
+                fams.pop(family, None)
+                if not fams:
+                    state["active"].pop(ds, None)
+            self._write_active(state)
         shutil.rmtree(trash, ignore_errors=True)
-        logger.info("deleted run %s", run_id)
+        logger.info("deleted run %s%s", run_id, f" ({replacement} now active)" if replacement else "")
+        return {"was_active": was_active, "replacement": replacement}

@@ -58,6 +58,37 @@ row instead of resolving the rules; the over-fetch tests hnswlib labels by row
 with one gather and plain lists. The same rules and counts as the general path
 (tests check both against each other and against brute force).
 
+Filters that ignore the vectors (issue 18). A *static* filter (only
+seed-independent rules: brands, an absolute price range, adult items) has one
+eligible set for every seed (:class:`~recsys.batch_search.StaticSet`: sorted
+positions, a per-row test for HNSW labels and, up to 30% of the catalogue and
+64 MB, a dense contiguous copy of the eligible unit vectors). A query either
+over-fetches from the graph as many candidates as the filter's share of the
+catalogue needs to fill k with 99% probability were filter and vectors
+independent (:func:`~recsys.batch_search.fetch_for`; the fill rate is still
+learned per filter), or runs one BLAS matrix-vector product over the dense
+block (no gather), whichever its measured costs (``_S_*``) make cheaper. With
+no rule at all (the default config on a catalogue without adult items) a query
+is one ``knn_query`` for k + 1 with the seed dropped.
+
+Cold filters: from ``background_min_items`` items on (20k), key indexes, seed
+tables and static eligible sets are built by the searcher's background thread
+(:class:`~recsys.batch_search.Background`) and published with one assignment;
+until they are ready a query answers from the general path with a mask over
+its domain, so no request pays an O(n log n) build. :meth:`FilteredSearcher.wait_background`
+waits for them (tests, benchmarks).
+
+Batches: :meth:`FilteredSearcher.search_many` answers many seeds with one
+multi-threaded ``knn_query``, vectorised eligibility tests and one BLAS
+product per group of seeds that need exact search (exact top-k of many rows:
+:func:`~recsys.batch_search.topk_rows`); precompute runs on it.
+
+Identical vectors (thin catalogues): groups of equal candidate vectors are
+found when the searcher is built; a list that reaches one is answered by exact
+search, which scores each group once, so ties order by position in every plan.
+Exact lists are rescored one way (:meth:`FilteredSearcher._canon`), so batch and
+live answers carry bit-identical scores.
+
 :func:`similar_items` is the one code path that the Explore page and the REST
 API call; :func:`get_searcher` caches one searcher per run.
 """
@@ -78,6 +109,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.batch_search import (
+    BLOCK_MAX_SHARE,
+    Background,
+    StaticSet,
+    fetch_for,
+    resolve_threads,
+    search_many_keyed,
+    search_many_ranked,
+    search_many_static,
+)
 from recsys.config import file_stamp
 from recsys.data.schema import CATEGORY_SEP, dataset_report_path
 from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableError: re-exported)
@@ -118,6 +159,30 @@ _PRIOR_WEIGHT = 2.0  # pseudo-observations given to the independence estimate
 _EXPLORE_FIRST = 8  # always try the over-fetch on a filter's first queries when it may pay
 _EXPLORE_EVERY = 16  # ... and then on every 16th query, so that the rate keeps being learned
 _DECAY_AT = 256.0  # halve the counts past this many tries (forget old behaviour)
+#: below this many items, per-filter structures are built inline (well under a millisecond);
+#: from it on, by the searcher's background thread, off the request path
+_BACKGROUND_MIN_ITEMS = 20_000
+#: static filters' plan costs in microseconds at d=64 (measured on this 2-core machine,
+#: hnswlib 0.8, OpenBLAS on one thread, 100k x 64): a beam search costs about
+#: 15 + 0.75 * max(ef, fetch); a matrix-vector product over a dense block 0.0045 per row
+#: while the block fits in the CPU caches (4 MB) and 0.012 beyond; choosing the top k
+#: (argpartition) 0.004 per row; gathering rows with np.take 0.008 per row
+_S_HNSW_BASE = 15.0
+_S_HNSW_PER_EF = 0.75
+_S_EXACT_BASE = 12.0
+_S_GEMV_ROW = 0.0045
+_S_GEMV_ROW_COLD = 0.012
+_S_SELECT_ROW = 0.004
+_S_GATHER_ROW = 0.008
+_S_CACHE_BYTES = 4 << 20
+#: a static filter gets its own HNSW index over its eligible block (built in the background)
+#: once it has answered this many queries, keeps at least this many items, and its exact
+#: search costs more than this many beam searches
+_SUB_AFTER = 16
+_SUB_MIN_ROWS = 2048
+_SUB_GAIN = 1.3
+#: most memory the per-category graphs of one filter may take (eligible blocks + graphs)
+_BLOCKS_MAX_BYTES = 256 << 20
 
 
 _NO_PRICE = np.iinfo(np.int32).max
@@ -341,8 +406,9 @@ class CompiledFilter:
         Items allowed by ``base_mask``.
     base_all : bool
         ``base_mask`` allows every item (no seed-independent rule bites).
-    base_cum : numpy.ndarray
-        Prefix counts of ``base_mask`` (length n + 1): O(1) counts over slices.
+    base_cum : numpy.ndarray or None
+        Prefix counts of ``base_mask`` (length n + 1): O(1) counts over slices; built on
+        first need (a static filter never needs them).
     first_tries, first_hits : float
         How often the planner's first over-fetch was tried with this filter
         and how often it filled the list (decayed counts; updated without a
@@ -357,7 +423,8 @@ class CompiledFilter:
         (:meth:`FilteredSearcher._seed_table`), built once the filter has answered
         ``_TABLE_AFTER`` automatic queries with a seed from the general path (a filter
         tried a few times in Explore never pays for it); ``table_ok`` is False when the
-        config needs the general path.
+        config needs the general path, True once its hot-path structure is built (the seed
+        table, or for a static filter its eligible set, ``sets``).
     """
 
     config: FilterConfig
@@ -378,6 +445,20 @@ class CompiledFilter:
     seeded_queries: int = 0
     #: no ranked-list rules in the cosine space: HNSW's order and distances are the answer
     lean: bool = False
+    #: only seed-independent rules (brands, absolute price range, adult items): the eligible
+    #: set is the same for every seed but the seed itself and the adult rule's two variants
+    static: bool = False
+    #: static, lean, keeps every item and no adult rule can apply: one plain knn_query
+    trivial: bool = False
+    #: adult-rule variant (True: adult items excluded) -> :class:`~recsys.batch_search.StaticSet`
+    sets: dict[bool, StaticSet] = field(default_factory=dict)
+    #: lean, and ``same_category`` is its only seed-dependent rule: each category block (and
+    #: adult-rule variant) is a static eligible set, which gets its own graph once used often
+    cat_only: bool = False
+    #: (block start, block end, adult excluded) -> eligible set with its own graph; uses so far
+    blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
+    block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
+    block_bytes: int = 0
 
     def fill_rate(self, prior: float) -> float:
         """Estimated chance that the first over-fetch fills the list."""
@@ -485,15 +566,17 @@ class SearchResult:
         Vector rows of the results (``model.item_ids_[rows] == item_ids``).
     removed_by_rule : dict
         rule -> items it rejects on its own over the whole catalogue (rules
-        overlap, so these do not add up). ``min_similarity`` and
-        ``max_per_brand`` count the ranked candidates they dropped while the
+        overlap, so these do not add up). ``min_similarity`` counts the
+        items passing every mask rule but scoring below it (whatever k);
+        ``max_per_brand`` counts the ranked candidates it dropped while the
         list was filled.
     plan : str
         How the planner answered (``exact_range``, ``exact_subset``,
         ``hnsw_overfetch``, ``hnsw_overfetch+exact_fallback``, ``hnsw_filter``,
         ``empty``).
     n_eligible : int
-        Items passing every mask rule (before the ranked-list rules).
+        Items passing every mask rule and ``min_similarity`` (before
+        ``max_per_brand``, a rule on the ranked list).
     elapsed_ms : float
     skipped_rules : list of str
         Seed-dependent rules not applied because the seed lacks the attribute.
@@ -516,6 +599,44 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (for the REST API and dcc.Store)."""
         return asdict(self)
+
+
+def _tie_groups(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Groups of identical candidate vectors (thin catalogues: many items sharing one vector).
+
+    Returns ``(group of each position or -1, members: positions grouped and ascending,
+    starts: group g's members are members[starts[g]:starts[g + 1]])``, or None without
+    ties. O(n log n): a random projection sorts the rows, neighbours with the same
+    projection are compared exactly.
+    """
+    n = len(unit)
+    if n < 2:
+        return None
+    proj = np.random.default_rng(12345).normal(size=unit.shape[1]).astype(np.float32)
+    h = unit @ proj
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    cand = np.flatnonzero(hs[1:] == hs[:-1])
+    if len(cand) == 0:
+        return None
+    same = np.zeros(n - 1, dtype=bool)
+    same[cand] = (np.take(unit, order[cand], axis=0) == np.take(unit, order[cand + 1], axis=0)).all(axis=1)
+    if not same.any():
+        return None
+    run = np.cumsum(np.r_[True, ~same]) - 1  # run id per sorted row: equal rows share one
+    sizes = np.bincount(run)
+    multi = sizes[run] >= 2
+    ids = np.full(len(sizes), -1, dtype=np.int64)
+    big = np.flatnonzero(sizes >= 2)
+    ids[big] = np.arange(len(big))
+    group = np.full(n, -1, dtype=np.int32)
+    group[order[multi]] = ids[run[multi]]
+    members_pos = order[multi]
+    members_grp = ids[run[multi]]
+    srt = np.lexsort((members_pos, members_grp))
+    members = members_pos[srt].astype(np.int64)
+    starts = np.searchsorted(members_grp[srt], np.arange(len(big) + 1)).astype(np.int64)
+    return group, members, starts
 
 
 class FilteredSearcher:
@@ -559,6 +680,7 @@ class FilteredSearcher:
         exact_max_rows: int | None = None,
         cache_size: int | None = None,
         query_vectors: np.ndarray | None = None,
+        background_min_items: int | None = None,
     ) -> None:
         vec = np.asarray(vectors, dtype=np.float32)
         if vec.ndim != 2 or vec.shape[0] != len(item_ids):
@@ -597,6 +719,24 @@ class FilteredSearcher:
         self._cache_size = cache_size or max(4, min(32, 400_000_000 // max(1, 64 * self.n)))
         self._last: tuple[FilterConfig, CompiledFilter] | None = None
         self._dscale = self.dim / 64.0
+        #: from this many items on, key indexes, seed tables and eligible blocks are built by a
+        #: background thread (queries answer from the general path meanwhile); below it they
+        #: cost less than a millisecond and are built inline
+        self.background_min_items = (
+            _BACKGROUND_MIN_ITEMS if background_min_items is None else background_min_items
+        )
+        self._bg = Background()
+        #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
+        self.sub_index_min_rows = _SUB_MIN_ROWS
+        self.sub_index_gain = _SUB_GAIN
+        #: identical candidate vectors (detected here, once): an HNSW answer that reaches one
+        #: of them is completed exactly (:meth:`_fix_ties`); None without ties
+        ties = _tie_groups(self.unit)
+        self._tie_of, self._tie_members, self._tie_starts = ties if ties is not None else (None, None, None)
+        #: one row per group (its vector), to find the groups an HNSW answer should have reached
+        self._tie_reps = (
+            np.take(self.unit, self._tie_members[self._tie_starts[:-1]], axis=0) if ties is not None else None
+        )
 
     # -- index -------------------------------------------------------------------
     @property
@@ -659,10 +799,32 @@ class FilteredSearcher:
             for x, y in ((ca, cb), (cb, ca)):
                 banned.setdefault(x, np.zeros(len(v.brand_keys), dtype=bool))[y] = True
         n_base = int(np.count_nonzero(mask))
-        cum = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(mask, out=cum[1:])
-        compiled = CompiledFilter(cfg, mask, removed, banned, n_base, base_all=n_base == self.n, base_cum=cum)
+        # the prefix counts (base_cum) are built on first need: a static filter never needs them
+        compiled = CompiledFilter(cfg, mask, removed, banned, n_base, base_all=n_base == self.n)
         compiled.lean = self.space == "cosine" and cfg.max_per_brand is None and cfg.min_similarity is None
+        compiled.static = not (
+            cfg.same_category
+            or cfg.same_gender
+            or cfg.price_ratio_min is not None
+            or cfg.price_ratio_max is not None
+            or cfg.banned_brand_pairs
+            or cfg.exclude_same_title
+        )
+        compiled.cat_only = (
+            compiled.lean
+            and cfg.same_category
+            and not (cfg.same_gender or cfg.banned_brand_pairs or cfg.exclude_same_title)
+            and cfg.price_ratio_min is None
+            and cfg.price_ratio_max is None
+        )
+        # one plain knn_query answers it, unless the catalogue is so small that exact search is cheaper
+        compiled.trivial = (
+            compiled.static
+            and compiled.lean
+            and compiled.base_all
+            and v.n_adult == 0
+            and self._exact_costs(self.n, self.n)[0] > self._hnsw_cost(_FETCH_MIN)
+        )
         with self._lock:
             self._compiled[key] = compiled
             while len(self._compiled) > self._cache_size:
@@ -881,7 +1043,9 @@ class FilteredSearcher:
             ok = np.ones(n, dtype=bool)
         return ok
 
-    def _eligibility(self, cf: CompiledFilter, r: _SeedRules) -> tuple[np.ndarray | None, int]:
+    def _eligibility(
+        self, cf: CompiledFilter, r: _SeedRules, cold: bool = False
+    ) -> tuple[np.ndarray | None, int]:
         """The exact eligible count, and the eligibility mask over the domain when it was needed.
 
         * banned brand pairs or same title: one vectorised pass over the
@@ -895,7 +1059,7 @@ class FilteredSearcher:
         (:meth:`_domain_mask`).
         """
         s, e = r.s, r.e
-        if r.extra:
+        if r.extra or (cold and r.keyed):  # cold: the key index is not built yet
             mask = self._item_tests(cf, r, slice(s, e))
             if s <= r.seed < e:
                 mask[r.seed - s] = False
@@ -912,7 +1076,14 @@ class FilteredSearcher:
             if r.seed >= 0 and head + lo <= kv.by_pos[r.seed] < head + hi:
                 n -= 1
             return None, n
-        n = int(cf.base_cum[e] - cf.base_cum[s])
+        if cold or (cf.base_cum is None and e - s < self.n // 4):
+            n = int(np.count_nonzero(cf.base_mask[s:e]))  # cheaper than building the prefix counts
+        else:
+            if cf.base_cum is None:
+                cum = np.zeros(self.n + 1, dtype=np.int64)
+                np.cumsum(cf.base_mask, out=cum[1:])
+                cf.base_cum = cum
+            n = int(cf.base_cum[e] - cf.base_cum[s])
         if s <= r.seed < e and cf.base_mask[r.seed]:
             n -= 1
         return None, n
@@ -1022,20 +1193,42 @@ class FilteredSearcher:
             plan = "exact_range"
         elif r.kv is not None:  # the eligible positions are one slice of the key order: no scan
             cand = r.kv.order[r.key_a : r.key_b]
-            sc = _matvec(self.unit[cand], q)
+            sc = _matvec(np.take(self.unit, cand, axis=0), q)  # np.take: 2-3x faster than unit[cand]
             if r.seed >= 0:
                 sc[cand == r.seed] = -np.inf
             plan = "exact_subset"
         else:
             cand = np.flatnonzero(self._domain_mask(cf, r, mask))
             cand += s
-            sc = _matvec(self.unit[cand], q)
+            sc = _matvec(np.take(self.unit, cand, axis=0), q)
             plan = "exact_subset"
-        kp, ks, dropped = self._select(sc, cand, s, n_elig, k, cfg)
+        kp, ks, dropped = self._select(sc, cand, s, n_elig, k, cfg, q)
+        kp, ks = self._canon(kp, q)
         return kp, ks, dropped, plan
 
+    def _canon(self, kp: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The final list of an exact search rescored one way, whatever computed it, and re-sorted.
+
+        BLAS rounds a dot product differently in a matrix-vector product and in a
+        matrix-matrix one (single queries and batches): an elementwise product summed along
+        each row gives the same float32 score for the same (item, query) wherever it is
+        computed, so a batch (precompute) and a live query report identical scores.
+        """
+        if len(kp) == 0:
+            return kp, np.zeros(0, dtype=np.float32)
+        ks = (np.take(self.unit, kp, axis=0) * q).sum(axis=1, dtype=np.float32)
+        order = np.lexsort((kp, -ks))
+        return kp[order], ks[order]
+
     def _select(
-        self, sc: np.ndarray, cand: np.ndarray | None, s: int, n_elig: int, k: int, cfg: FilterConfig
+        self,
+        sc: np.ndarray,
+        cand: np.ndarray | None,
+        s: int,
+        n_elig: int,
+        k: int,
+        cfg: FilterConfig,
+        q: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """Top k of exact scores, then the ranked-list rules.
 
@@ -1044,11 +1237,15 @@ class FilteredSearcher:
         with ineligible rows at -inf.
         """
         m = len(sc)
+        if self._tie_of is not None and q is not None:
+            self._snap_ties(sc, np.arange(s, s + m) if cand is None else cand, q)
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
             f = min(need, n_elig)
             if f < m:
                 top = np.argpartition(sc, m - f)[m - f :]
+                if self._tie_of is not None:  # every copy of a tied score at the cut, not any f
+                    top = np.flatnonzero(sc >= sc[top].min())
             else:
                 top = np.arange(m)
             top_s = sc[top]
@@ -1169,6 +1366,10 @@ class FilteredSearcher:
             removed["adult_next_to_non_adult"] = self.view.n_adult
         if cfg.exclude_seed:
             removed["exclude_seed"] = 1
+        if cf.cat_only and flags & 1:
+            got = self._search_block(q, pos, cf, s, e, bool(flags & 2), k, t0, removed, skipped, seed_id)
+            if got is not None:
+                return got
         kv = cf.table_kvs[var]
         lean_plan = None
         if n_elig and cf.lean:  # answered here without per-seed rules when the over-fetch fills k
@@ -1241,7 +1442,7 @@ class FilteredSearcher:
                 if seed_row >= 0:
                     ok &= rows != seed_row
                 cp = self.view.pos_of_row[rows[ok]]
-                sc = _matvec(self.unit[cp], q)
+                sc = _matvec(np.take(self.unit, cp, axis=0), q)
                 order = np.lexsort((cp, -sc))
                 exhausted = exhausted or len(cp) >= n_elig
                 kp, ks, dropped, final = self._rank_rules(cp[order], sc[order], k, cfg, exhausted)
@@ -1329,6 +1530,347 @@ class FilteredSearcher:
             seed_id,
         )
 
+    # -- background builds -------------------------------------------------------------
+    def wait_background(self) -> None:
+        """Block until the background builds queued so far have finished (tests, benchmarks)."""
+        self._bg.wait()
+
+    def _inline(self) -> bool:
+        return self.n < self.background_min_items
+
+    def _keys_ready(self, cf: CompiledFilter, r: _SeedRules) -> bool:
+        """Whether the key index of ``r``'s variant may be used now (else it is queued for the
+        background thread and the query takes the general path with a domain mask)."""
+        variant = (r.level, r.gender >= 0, r.no_adult)
+        if variant in cf.keys or self._inline():
+            return True
+        self._bg.submit((id(cf), "keys", variant), lambda: self._key_index(cf, *variant))
+        return False
+
+    def _request_table(self, cf: CompiledFilter) -> np.ndarray | None:
+        """The seed table: built inline on a small catalogue, else queued for the background."""
+        if self._inline():
+            return self._seed_table(cf)
+        self._bg.submit((id(cf), "table"), lambda: self._seed_table(cf))
+        return None
+
+    def _static_set(self, cf: CompiledFilter, no_adult: bool, wait: bool = False) -> StaticSet | None:
+        """The eligible set of a static filter (one adult-rule variant).
+
+        Built inline on a small catalogue or with ``wait`` (batch jobs), else queued for
+        the background thread: None until it is ready.
+        """
+        ss = cf.sets.get(no_adult)
+        if ss is not None:
+            return ss
+
+        def build() -> None:
+            if no_adult in cf.sets:
+                return
+            mask = cf.base_mask & ~self.view.adult if no_adult else cf.base_mask
+            cf.sets[no_adult] = StaticSet(mask, self.view.perm, self.view.pos_of_row, self.unit)
+            cf.table_ok = True  # a static filter's hot-path structure is its eligible set
+
+        if wait or self._inline():
+            build()
+            return cf.sets[no_adult]
+        self._bg.submit((id(cf), "set", no_adult), build)
+        return None
+
+    # -- static filters ------------------------------------------------------------------
+    def _static_exact_cost(self, ss: StaticSet) -> float:
+        m, dscale = ss.n, self._dscale
+        gemv = _S_GEMV_ROW if m * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+        cost = _S_EXACT_BASE + m * (gemv * dscale + _S_SELECT_ROW)
+        if ss.block is None:
+            cost += m * _S_GATHER_ROW * dscale
+        return cost
+
+    def _static_hnsw_cost(self, fetch: int) -> float:
+        ef = self._index.ef if self._index is not None else self._ef
+        return _S_HNSW_BASE + _S_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
+
+    def _static_prefers_exact(self, cf: CompiledFilter, ss: StaticSet, fetch: int) -> bool:
+        """Exact search over the eligible block, or an over-fetch of ``fetch`` candidates?
+
+        By expected cost: the over-fetch is sized to fill the list with ~99% probability
+        were filter and vectors independent; how often it really fills is learned per
+        filter (the fallback is an exact search on top), and re-checked now and then.
+        """
+        if self.exact_max_rows is not None and ss.n <= self.exact_max_rows:
+            return True
+        if fetch >= self.n:
+            return True
+        costs = ss.costs.get((fetch, -1))
+        if costs is None:
+            costs = ss.costs[(fetch, -1)] = (
+                fetch,
+                self._static_exact_cost(ss),
+                self._static_hnsw_cost(fetch),
+            )
+        _, c_x, c_h = costs
+        if c_h >= c_x:
+            return True
+        cf.queries += 1
+        if c_h + (1.0 - cf.fill_rate(0.99)) * c_x < c_x:
+            return False
+        return cf.queries % _EXPLORE_EVERY != 0
+
+    def _search_static(
+        self, q: np.ndarray, pos: int | None, cf: CompiledFilter, k: int, t0: float, seed_id: str | None
+    ) -> SearchResult | None:
+        """A lean static filter: an over-fetch sized to its share of the catalogue, or exact search
+        over its dense eligible block (one BLAS matrix-vector product, no gather).
+
+        None while the eligible set is being built in the background (the general path answers).
+        """
+        v, cfg = self.view, cf.config
+        no_adult = bool(v.n_adult) and not cfg.exclude_adult and (pos is None or not v.adult[pos])
+        ss = self._static_set(cf, no_adult)
+        if ss is None:
+            return None
+        removed = dict(cf.base_removed)
+        if no_adult:
+            removed["adult_next_to_non_adult"] = v.n_adult
+        seed_row = -1
+        if pos is not None and cfg.exclude_seed:
+            removed["exclude_seed"] = 1
+            row = int(v.perm[pos])
+            if ss.ok_by_row[row]:
+                seed_row = row
+        m = ss.n - (seed_row >= 0)
+        if m == 0:
+            return SearchResult(
+                [], [], [], removed, "empty", 0, (time.perf_counter() - t0) * 1e3, [], seed_id
+            )
+        ids = v.item_id_by_row
+        sub = ss.sub
+        if sub is None:
+            self._maybe_sub(cf, ss, no_adult)
+        elif ss.n > k + 1:  # the filter's own graph: no over-fetch, no eligibility test
+            try:
+                cols, dist = sub.knn_query(q[None, :], k=k + 1, num_threads=1)
+            except RuntimeError:  # hnswlib#444
+                cols = None
+            if cols is not None:
+                rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+                if seed_row in rl:
+                    j = rl.index(seed_row)
+                    del rl[j], dl[j]
+                else:
+                    del rl[k:], dl[k:]
+                return SearchResult(
+                    [ids[r] for r in rl],
+                    [1.0 - d for d in dl],
+                    rl,
+                    removed,
+                    "hnsw_subindex",
+                    m,
+                    (time.perf_counter() - t0) * 1e3,
+                    [],
+                    seed_id,
+                )
+        need = k + (seed_row >= 0)
+        got = ss.costs.get((need, self.n))
+        if got is None:
+            got = ss.costs[(need, self.n)] = (fetch_for(need, ss.n / self.n, self.n), 0.0, 0.0)
+        fetch = got[0]
+        plan = "exact_subset"
+        if not self._static_prefers_exact(cf, ss, fetch):
+            labels, dist = self.index.knn_one(q[None, :], fetch)
+            lab = labels.view(np.int64) if labels.dtype == np.uint64 else labels.astype(np.int64)
+            # a few dozen candidates: plain lists beat a chain of small NumPy calls
+            okl, labl = ss.ok_by_row[lab].tolist(), lab.tolist()
+            sel = []
+            for j, o in enumerate(okl):
+                if o and labl[j] != seed_row:
+                    sel.append(j)
+                    if len(sel) == k:
+                        break
+            filled = len(sel) >= k or len(sel) >= m or len(labl) >= self.n
+            cf.record(filled)
+            if filled:
+                rows = [labl[j] for j in sel]
+                dl = dist.tolist()
+                return SearchResult(
+                    [ids[r] for r in rows],
+                    [1.0 - dl[j] for j in sel],
+                    rows,
+                    removed,
+                    "hnsw_overfetch",
+                    m,
+                    (time.perf_counter() - t0) * 1e3,
+                    [],
+                    seed_id,
+                )
+            plan = "hnsw_overfetch+exact_fallback"
+        block = ss.dense() if ss.block is not None else np.take(self.unit, ss.pos, axis=0)
+        sc = _matvec(block, q)
+        if seed_row >= 0:
+            sc[ss.column(pos)] = -np.inf
+        if self._tie_of is not None:
+            self._snap_ties(sc, ss.pos, q)
+        kk = min(k, m)
+        top = np.argpartition(sc, len(sc) - kk)[len(sc) - kk :] if kk < len(sc) else np.arange(len(sc))
+        if self._tie_of is not None and kk < len(sc):  # every copy of a tied score at the cut
+            top = np.flatnonzero(sc >= sc[top].min())
+        ts = sc[top]
+        order = np.lexsort((top, -ts))  # ties: lower position first (columns are in position order)
+        top, ts = top[order][:kk], ts[order][:kk]
+        keep = np.isfinite(ts)
+        kp, ks = self._canon(ss.pos[top[keep]], q)
+        ts = ks
+        rows = self.view.perm[kp].tolist()
+        return SearchResult(
+            [ids[r] for r in rows],
+            ts.tolist(),
+            rows,
+            removed,
+            plan,
+            m,
+            (time.perf_counter() - t0) * 1e3,
+            [],
+            seed_id,
+        )
+
+    def _search_block(
+        self,
+        q: np.ndarray,
+        pos: int,
+        cf: CompiledFilter,
+        s: int,
+        e: int,
+        no_adult: bool,
+        k: int,
+        t0: float,
+        removed: dict[str, int],
+        skipped: list[str],
+        seed_id: str | None,
+    ) -> SearchResult | None:
+        """A ``same_category`` filter whose seed's category block has its own graph: one query on
+        it. Counts the block's uses and queues its graph (background) once it is used often and
+        exact search over it costs clearly more than a beam search; None until it is ready."""
+        key = (s, e, no_adult)
+        ss = cf.blocks.get(key)
+        if ss is None:
+            uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
+            rows = e - s
+            if (
+                uses >= _SUB_AFTER
+                and rows >= self.sub_index_min_rows
+                and rows <= BLOCK_MAX_SHARE * self.n
+                and cf.block_bytes < _BLOCKS_MAX_BYTES
+            ):
+                gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+                c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
+                if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
+                    self._queue_block(cf, key)
+            return None
+        if ss.sub is None or ss.n <= k + 1:
+            return None
+        v = self.view
+        row = int(v.perm[pos])
+        seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
+        try:
+            cols, dist = ss.sub.knn_query(q[None, :], k=k + 1, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+        if seed_row in rl:
+            j = rl.index(seed_row)
+            del rl[j], dl[j]
+        else:
+            del rl[k:], dl[k:]
+        ids = v.item_id_by_row
+        return SearchResult(
+            [ids[r] for r in rl],
+            [1.0 - d for d in dl],
+            rl,
+            removed,
+            "hnsw_subindex",
+            ss.n - (seed_row >= 0),
+            (time.perf_counter() - t0) * 1e3,
+            skipped,
+            seed_id,
+        )
+
+    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+        s, e, no_adult = key
+        index = self._index if self._index is not None else self.index
+        space = "cosine" if self.space == "cosine" else "ip"
+
+        def build() -> None:
+            if key in cf.blocks:
+                return
+            mask = np.zeros(self.n, dtype=bool)
+            mask[s:e] = cf.base_mask[s:e]
+            if no_adult:
+                mask[s:e] &= ~self.view.adult[s:e]
+            ss = StaticSet(mask, self.view.perm, self.view.pos_of_row, self.unit)
+            ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
+            cf.block_bytes += ss.nbytes
+            cf.blocks[key] = ss  # published whole, with its graph
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "block", key), build)
+
+    def _maybe_sub(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> None:
+        """Queue a static filter's own HNSW index when it keeps being used and exact search over
+        its block costs clearly more than a beam search (a brand or price filter keeping a few
+        percent of a large catalogue); built on one background thread, published atomically."""
+        cf.seeded_queries += 1
+        if ss.block is None or ss.n < self.sub_index_min_rows or cf.seeded_queries < _SUB_AFTER:
+            return
+        if self._static_exact_cost(ss) < self.sub_index_gain * self._static_hnsw_cost(0):
+            return
+        index = self._index if self._index is not None else self.index
+        space = "cosine" if self.space == "cosine" else "ip"
+
+        def build() -> None:
+            ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "sub", no_adult), build)
+
+    def _search_trivial(
+        self, q2: np.ndarray, pos: int | None, cf: CompiledFilter, k: int, t0: float, seed_id: str | None
+    ) -> SearchResult | None:
+        """No rule bites (the default config on a catalogue without adult items): one knn_query
+        for k + 1, the seed dropped from the list. None when hnswlib cannot reach that many."""
+        n = self.n
+        ex = pos is not None and cf.config.exclude_seed
+        kq = k + 1 if ex else k
+        index = self._index if self._index is not None else self.index
+        try:
+            labels, dist = index._index.knn_query(q2, k=kq if kq <= n else n, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        rl, dl = labels[0].tolist(), dist[0].tolist()
+        removed = dict(cf.base_removed)
+        if ex:
+            removed["exclude_seed"] = 1
+            seed_row = int(self.view.perm[pos])
+            if seed_row in rl:
+                j = rl.index(seed_row)
+                del rl[j], dl[j]
+            else:
+                del rl[k:], dl[k:]
+        return SearchResult(
+            list(map(self.view.item_id_by_row.__getitem__, rl)),
+            [1.0 - d for d in dl],
+            rl,
+            removed,
+            "hnsw_overfetch",
+            n - ex,
+            (time.perf_counter() - t0) * 1e3,
+            [],
+            seed_id,
+        )
+
     def _result(
         self,
         kp: np.ndarray,
@@ -1367,17 +1909,28 @@ class FilteredSearcher:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         cf = self.compile(cfg)
         seed_id = self.view.item_id_list[pos] if pos is not None else None
-        if plan == "auto" and pos is not None and cf.table_ok is not False:
+        if plan == "auto" and cf.static and cf.lean:
+            if cf.trivial:
+                got = self._search_trivial(q[None, :], pos, cf, k, t0, seed_id)
+                if got is not None:
+                    return got
+            got = self._search_static(q, pos, cf, k, t0, seed_id)
+            if got is not None:
+                return got
+        elif plan == "auto" and pos is not None and cf.table_ok is not False:
             table = cf.seed_table
             if table is None and cf.seeded_queries >= _TABLE_AFTER:
-                table = self._seed_table(cf)
+                table = self._request_table(cf)
             cf.seeded_queries += 1
             if table is not None:
                 return self._search_table(q, pos, cf, table, k, t0, seed_id)
         r = self._seed_rules(cf, pos)
-        if plan == "auto" and not r.extra:
-            return self._search_keyed(q, cf, r, k, t0, seed_id)
-        mask, n_elig = self._eligibility(cf, r)
+        cold = plan == "auto" and cf.static and cf.lean  # its eligible set is being built
+        if plan == "auto" and not r.extra and not cold:
+            if self._keys_ready(cf, r):
+                return self._search_keyed(q, cf, r, k, t0, seed_id)
+            cold = True  # its key index is being built: answer with a mask over the domain
+        mask, n_elig = self._eligibility(cf, r, cold)
         removed, skipped = r.removed, r.skipped
         if n_elig == 0:
             return SearchResult(
@@ -1432,7 +1985,7 @@ class FilteredSearcher:
         self, q: np.ndarray, cand: np.ndarray, k: int, cfg: FilterConfig, exhausted: bool
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int], bool]:
         """Exact scores for HNSW candidates, sorted, then the ranked-list rules."""
-        sc = _matvec(self.unit[cand], q) if len(cand) else np.zeros(0, dtype=np.float32)
+        sc = _matvec(np.take(self.unit, cand, axis=0), q) if len(cand) else np.zeros(0, dtype=np.float32)
         order = np.lexsort((cand, -sc))
         return self._rank_rules(cand[order], sc[order], k, cfg, exhausted)
 
@@ -1469,17 +2022,48 @@ class FilteredSearcher:
         FilterConfigError
             ``config`` is an invalid dict.
         """
+        res = self._search_seed(seed_item_id, config, k, plan)
+        if self._tie_of is None or not res.rows:
+            return res
+        pos = self.view.pos_of_id[res.seed_item_id]
+        return self._fix_ties(res, self.qunit[pos], pos, FilterConfig.from_dict(config), k)
+
+    def _search_seed(
+        self,
+        seed_item_id: str,
+        config: FilterConfig | dict[str, Any] | None = None,
+        k: int = 10,
+        plan: str = "auto",
+    ) -> SearchResult:
+        """The body of :meth:`search` (before ties are completed)."""
         cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
         pos = self.view.pos_of_id.get(
             seed_item_id if seed_item_id.__class__ is str else str(seed_item_id), -1
         )
         if pos < 0:
             raise UnknownItemError(f"item '{seed_item_id}' has no vector in this run: pick another seed item")
-        if plan == "auto" and k >= 1:  # the serving hot path: a compiled filter with a seed table
+        if plan == "auto" and k >= 1:  # the serving hot path: the config compiled last
             last = self._last
+            if last is not None and last[0] is cfg and last[1].trivial:
+                got = self._search_trivial(
+                    self.qunit[pos : pos + 1],
+                    pos,
+                    last[1],
+                    k,
+                    time.perf_counter(),
+                    self.view.item_id_list[pos],
+                )
+                if got is not None:
+                    return got
+            if last is not None and last[0] is cfg and last[1].sets and last[1].lean:  # static
+                got = self._search_static(
+                    self.qunit[pos], pos, last[1], k, time.perf_counter(), self.view.item_id_list[pos]
+                )
+                if got is not None:
+                    return got
             if last is not None and last[0] is cfg and last[1].seed_table is not None:
                 cf = last[1]
-                return self._search_table(
+                result = self._search_table(
                     self.qunit[pos],
                     pos,
                     cf,
@@ -1488,7 +2072,35 @@ class FilteredSearcher:
                     time.perf_counter(),
                     self.view.item_id_list[pos],
                 )
-        return self._search_one(self.qunit[pos], pos, cfg, k, plan)
+                return self._similarity_counts(result, self.qunit[pos], pos, cfg)
+        return self._similarity_counts(
+            self._search_one(self.qunit[pos], pos, cfg, k, plan), self.qunit[pos], pos, cfg
+        )
+
+    def _similarity_counts(
+        self, result: SearchResult, q: np.ndarray, pos: int | None, cfg: FilterConfig
+    ) -> SearchResult:
+        """With ``min_similarity`` set, count it like a mask rule over the whole catalogue.
+
+        The ranked search only sees the candidates it needed, so its count of items below the
+        threshold grew with k and ``n_eligible`` included items the threshold rejects. Here
+        ``n_eligible`` becomes the items passing every mask rule AND the threshold, and
+        ``removed_by_rule["min_similarity"]`` the mask-eligible items below it: both exact and
+        independent of k (one exact scoring of the eligible items, only when the rule is on).
+        """
+        if cfg.min_similarity is None:
+            return result
+        if result.plan == "empty":  # no item passes the mask rules: none left to remove
+            result.removed_by_rule = {**result.removed_by_rule, "min_similarity": 0}
+            return result
+        # a fresh config (model_copy would carry the cached hash, and with it the compiled filter)
+        base = FilterConfig.from_dict({**cfg.model_dump(), "min_similarity": None, "max_per_brand": None})
+        everything = self._search_one(q, pos, base, max(1, self.n), "exact")
+        scores = np.asarray(everything.scores, dtype=np.float32)
+        below = int(np.count_nonzero(scores < cfg.min_similarity))
+        result.removed_by_rule = {**result.removed_by_rule, "min_similarity": below}
+        result.n_eligible = int(len(scores) - below)
+        return result
 
     def search_vector(
         self,
@@ -1511,7 +2123,61 @@ class FilteredSearcher:
         if self.space == "cosine":
             q = q / max(float(np.linalg.norm(q)), 1e-12)
         pos = self._query_for(seed_item_id)[0] if seed_item_id is not None else None
-        return self._search_one(np.ascontiguousarray(q, dtype=np.float32), pos, cfg, k, plan)
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        res = self._search_one(q, pos, cfg, k, plan)
+        if self._tie_of is not None and res.rows:
+            res = self._fix_ties(res, q, pos, cfg, k)
+        return self._similarity_counts(res, q, pos, cfg)
+
+    def _snap_ties(self, sc: np.ndarray, cand: np.ndarray, q: np.ndarray) -> None:
+        """Give every member of a group of identical vectors among ``cand`` one score, in place.
+
+        BLAS may round the same row's dot product differently by where it sits in a matrix;
+        a group's score is computed once per group, the same way wherever it is asked for
+        (an elementwise product summed along the row), so ties stay ties and order by
+        position. Excluded rows (-inf) stay excluded.
+        """
+        if self._tie_of is None or len(sc) == 0:
+            return
+        g = self._tie_of[cand]
+        m = (g >= 0) & np.isfinite(sc)
+        if not m.any():
+            return
+        gm = g[m]
+        groups = np.unique(gm)
+        reps = self._tie_members[self._tie_starts[groups]]
+        val = (np.take(self.unit, reps, axis=0) * q).sum(axis=1, dtype=np.float32)
+        sc[m] = val[np.searchsorted(groups, gm)]
+
+    def _fix_ties(
+        self,
+        res: SearchResult,
+        q: np.ndarray,
+        pos: int | None,
+        cfg: FilterConfig,
+        k: int,
+        exact_ok: bool = True,
+    ) -> SearchResult:
+        """Answer exactly a query whose list reaches a group of identical vectors.
+
+        hnswlib returns an arbitrary subset of a group of equal vectors (equal scores), and
+        its beam fills up with the group's copies, so it also misses distinct neighbours
+        next to it; the exact list holds the group's eligible members, lowest position first
+        (the planner's tie order), cut at k. A list that holds a group member, or that a
+        group's score would enter (one product per group: HNSW may miss a group altogether),
+        is answered by exact search, which scores each group once (:meth:`_snap_ties`).
+        """
+        if exact_ok and res.plan.startswith("exact"):
+            return res  # single-query exact search scores each group once (_snap_ties)
+        p = self.view.pos_of_row[np.asarray(res.rows, dtype=np.int64)]
+        thr = res.scores[-1] - 1e-5 if len(res.rows) >= k else -np.inf
+        if not (self._tie_of[p] >= 0).any():
+            gvals = (self._tie_reps * q).sum(axis=1, dtype=np.float32)
+            if not (gvals >= thr).any():
+                return res
+        exact = self._search_one(q, pos, cfg, k, "exact")
+        exact.plan = f"{res.plan}+ties_exact"
+        return exact
 
     def search_many(
         self,
@@ -1519,19 +2185,92 @@ class FilteredSearcher:
         config: FilterConfig | dict[str, Any] | None = None,
         k: int = 10,
         skip_unknown: bool = False,
+        num_threads: int = -1,
     ) -> list[SearchResult | None]:
-        """:meth:`search` for several seeds (``None`` for unknown ones with ``skip_unknown``)."""
+        """:meth:`search` for several seeds (``None`` for unknown ones with ``skip_unknown``).
+
+        Batched: filters without ranked-list rules (``max_per_brand``, ``min_similarity``) in
+        the cosine space are answered with one multi-threaded hnswlib ``knn_query`` over all
+        seeds, vectorised eligibility tests and one BLAS product per group of seeds that need
+        exact search (:mod:`recsys.batch_search`); the rest seed by seed. The same rules, counts
+        and guarantees as :meth:`search`; ``elapsed_ms`` is the batch's time per seed.
+
+        Parameters
+        ----------
+        num_threads : int
+            hnswlib and BLAS threads for the batch (-1: every core).
+        """
+        t0 = time.perf_counter()
         cfg = FilterConfig.from_dict(config)
-        self.compile(cfg)
-        out: list[SearchResult | None] = []
-        for item in seed_item_ids:
-            try:
-                out.append(self.search(item, cfg, k))
-            except UnknownItemError:
-                if not skip_unknown:
-                    raise
-                out.append(None)
+        cf = self.compile(cfg)
+        items = seed_item_ids if isinstance(seed_item_ids, list) else list(seed_item_ids)
+        found = list(map(self.view.pos_of_id.get, items))
+        if None in found:  # unknown ids, or ids given as other types than str
+            found = [self.view.pos_of_id.get(str(s), -1) for s in items]
+        positions = np.array(found, dtype=np.int64)
+        unknown = np.flatnonzero(positions < 0)
+        if len(unknown) and not skip_unknown:
+            raise UnknownItemError(
+                f"item '{items[int(unknown[0])]}' has no vector in this run: pick another seed item"
+            )
+        known = np.flatnonzero(positions >= 0)
+        out: list[SearchResult | None] = [None] * len(items)
+        got = None
+        if len(known) > 1 and k >= 1 and self.n >= 2:
+            threads = resolve_threads(num_threads)
+            if cf.static and cf.lean:
+                got = search_many_static(self, cf, positions[known], k, threads)
+            elif cf.lean:
+                got = search_many_keyed(self, cf, positions[known], k, threads)
+            else:
+                ranked = search_many_ranked(self, cf, positions[known], k, threads)
+                if ranked is not None:
+                    for j, i in enumerate(known.tolist()):
+                        res = ranked[j]
+                        if res is None:
+                            res = self.search(str(items[i]), cfg, k)
+                        elif self._tie_of is not None:
+                            p = int(positions[i])
+                            res = self._fix_ties(res, self.qunit[p], p, cfg, k, exact_ok=False)
+                        out[i] = res
+                    return out
+        if got is None:
+            for i in known.tolist():
+                out[i] = self.search(str(items[i]), cfg, k)
+            return out
+        ms = (time.perf_counter() - t0) * 1e3 / len(known)
+        counts = np.count_nonzero(got.rows >= 0, axis=1).tolist()
+        ids2 = self._ids_by_row()[np.maximum(got.rows, 0)].tolist()  # one C call for the whole batch
+        rows2, sims2 = got.rows.tolist(), got.sims.tolist()
+        n_elig = got.n_elig.tolist()
+        seed_ids = self.view.item_ids[positions[known]].tolist()
+        for j, i in enumerate(known.tolist()):
+            c = counts[j]
+            if c < k:
+                ids2[j], sims2[j], rows2[j] = ids2[j][:c], sims2[j][:c], rows2[j][:c]
+            out[i] = SearchResult(
+                ids2[j],
+                sims2[j],
+                rows2[j],
+                dict(got.removed[j]),
+                got.plans[j],
+                n_elig[j],
+                ms,
+                list(got.skipped[j]),
+                seed_ids[j],
+            )
+            if self._tie_of is not None and counts[j]:
+                p = int(positions[i])
+                out[i] = self._fix_ties(out[i], self.qunit[p], p, cfg, k, exact_ok=False)
         return out
+
+    def _ids_by_row(self) -> np.ndarray:
+        """Item ids by vector row as an object array (built once)."""
+        arr = getattr(self, "_ids_obj", None)
+        if arr is None:
+            arr = np.asarray(self.view.item_id_by_row, dtype=object)
+            self._ids_obj = arr
+        return arr
 
     def brute_force(
         self,
@@ -1662,13 +2401,13 @@ def filter_impact(
 
 
 # -- per-run cache -------------------------------------------------------------------
-# key (root, run id, run.json mtime) -> (searcher, the dataset's report.json, its stamp)
-_searchers: dict[tuple[str, str, float], tuple[FilteredSearcher, Path, tuple[int, int]]] = {}
+# key (root, run id, stamp of the run's files) -> (searcher, the dataset's report.json, its stamp)
+_searchers: dict[tuple[str, str, Any], tuple[FilteredSearcher, Path, tuple[int, int]]] = {}
 _searchers_lock = threading.Lock()
-_build_locks: dict[tuple[str, str, float], threading.Lock] = {}
+_build_locks: dict[tuple[str, str, Any], threading.Lock] = {}
 
 
-def _cached_searcher(key: tuple[str, str, float]) -> FilteredSearcher | None:
+def _cached_searcher(key: tuple[str, str, Any]) -> FilteredSearcher | None:
     """The cached searcher of ``key`` while its dataset's report.json is unchanged (a re-import)."""
     with _searchers_lock:
         hit = _searchers.get(key)
@@ -1678,7 +2417,7 @@ def _cached_searcher(key: tuple[str, str, float]) -> FilteredSearcher | None:
 
 
 def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
-    """The searcher of a run, cached by run id, run.json's mtime and the dataset's; thread-safe.
+    """The searcher of a run, cached by run id, its files' stamps and the dataset's; thread-safe.
 
     Loads the model's vectors, the run's ``index.bin`` when present and valid
     (an unusable one is logged and rebuilt in memory), and the catalogue of
@@ -1692,8 +2431,11 @@ def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
     RunNotSearchableError
         The run has no item vectors (a baseline model).
     """
+    from recsys.registry import run_files_stamp
+
     path = registry.run_dir(run_id)
-    key = (str(registry.root), run_id, (path / "run.json").stat().st_mtime)
+    # every model file in the key: a rewritten (or damaged) vectors.npy is seen at the next call
+    key = (str(registry.root), run_id, run_files_stamp(path))
     hit = _cached_searcher(key)
     if hit is not None:
         return hit
@@ -1884,3 +2626,43 @@ def recommend_for_recent(
         recent_item_ids=known,
         ignored_item_ids=ignored,
     )
+
+
+# -- the run's similarity scale -----------------------------------------------------------------
+def similarity_scale(
+    searcher: FilteredSearcher, k: int = 10, n_seeds: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Where a run's neighbour scores lie, for a "minimum similarity" control.
+
+    Scores differ by model (a Prod2Vec in-out run scores 0.07-0.18, a content run 0.6-0.95),
+    so a fixed 0-1 slider is either useless or empties every list. This samples ``n_seeds``
+    seeds (seeded), takes their unfiltered top-``k`` scores and returns ``{"max": upper end
+    (the 99th percentile of top-1 scores, rounded up to 0.05, at most 1), "quantiles": {10:
+    q, 50: q, 90: q} of the top-k scores, "n_seeds": seeds used}``. Cached on the searcher.
+    """
+    cache = searcher.__dict__.setdefault("_similarity_scale", {})
+    key = (k, n_seeds, seed)
+    if key in cache:
+        return cache[key]
+    ids = searcher.view.item_id_list
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(ids), size=min(n_seeds, len(ids)), replace=False) if len(ids) else []
+    top1: list[float] = []
+    allk: list[float] = []
+    cfg = FilterConfig()
+    for p in picks:
+        res = searcher.search(ids[int(p)], cfg, k)
+        if res.scores:
+            top1.append(res.scores[0])
+            allk.extend(res.scores)
+    if not allk:
+        out: dict[str, Any] = {"max": 1.0, "quantiles": {}, "n_seeds": 0}
+    else:
+        hi = float(np.quantile(top1, 0.99))
+        out = {
+            "max": float(min(1.0, max(0.05, math.ceil(hi / 0.05) * 0.05))),
+            "quantiles": {q: float(np.quantile(allk, q / 100)) for q in (10, 50, 90)},
+            "n_seeds": len(top1),
+        }
+    cache[key] = out
+    return out

@@ -15,6 +15,16 @@ Hepsiburada team published for frequently-bought-together embeddings:
 3. **Maximum length** (``max_len``): longer sequences are cut into consecutive
    chunks of at most ``max_len`` items; chunks shorter than ``min_len`` are dropped.
 
+Before these, an optional **session gap** (``session_gap``, seconds) cuts each stored
+sequence where two consecutive events (in ``position`` order) are more than that far
+apart in time, so a log keyed by user (Taobao's UserBehavior, a CRM export) becomes
+sessions. The gap is measured over *all* events of the sequence, before the event-type
+filter (a session is a visit, whatever was done in it); an event without a timestamp
+never starts a new session.
+
+:mod:`recsys.spark` implements the same rules as DataFrame operations
+(``spark_build_sequences``); a parity test holds the two equal.
+
 Worked example (``separate_by="category"``, ``category_level=0``, ``max_len=2``)::
 
     sequence s1: a (Women > Shoes), b (Men > Shirts), a, c (Women > Bags), d (Men > Shoes)
@@ -62,6 +72,7 @@ def build_sequences(
     event_types: str | Iterable[str] | None = None,
     dedupe_consecutive: bool = True,
     catalog: pd.DataFrame | None = None,
+    session_gap: float | None = None,
 ) -> list[list[str]]:
     """Turn sessions or baskets into ordered lists of item ids.
 
@@ -89,6 +100,10 @@ def build_sequences(
         context separation.
     catalog : pandas.DataFrame, optional
         Catalog to take categories and genders from when ``data`` is a DataFrame.
+    session_gap : float, optional
+        Seconds: a gap longer than this between consecutive events of a sequence
+        starts a new session (measured before the event-type filter). None keeps
+        stored sequences whole.
 
     Returns
     -------
@@ -109,17 +124,27 @@ def build_sequences(
         raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
     if min_len < 1:
         raise ValueError(f"min_len must be >= 1, got {min_len}")
+    if session_gap is not None and not session_gap > 0:
+        raise ValueError(f"session_gap must be a positive number of seconds or None, got {session_gap}")
     inter, cat = _interactions_and_catalog(data, catalog)
     for col in ("sequence_id", "item_id"):
         if col not in inter.columns:
             raise DataValidationError("interactions have no such column", column=col)
     df = inter
+    session = None
+    if session_gap is not None:
+        if "timestamp" not in df.columns:
+            raise DataValidationError("cannot cut sessions by time: no such column", column="timestamp")
+        session = _session_numbers(df, float(session_gap))
     if event_types is not None:
         # one type as a plain string, not its characters
         wanted = [event_types] if isinstance(event_types, str) else list(event_types)
         if "event_type" not in df.columns:
             raise DataValidationError("cannot filter by event type: no such column", column="event_type")
-        df = df[df["event_type"].isin(wanted)]
+        kept = df["event_type"].isin(wanted).to_numpy()
+        df = df[kept]
+        if session is not None:
+            session = session[kept]
     if len(df) == 0:
         return []
 
@@ -128,6 +153,11 @@ def build_sequences(
     order = np.lexsort((pos, seq_codes))
     items = df["item_id"].astype(str).to_numpy()[order]
     seq_codes = seq_codes[order]
+    if session is not None:
+        # sessions are contiguous runs inside a sequence: number (sequence, session) pairs
+        session = session[order]
+        new = np.r_[True, (seq_codes[1:] != seq_codes[:-1]) | (session[1:] != session[:-1])]
+        seq_codes = np.cumsum(new) - 1
 
     if separate_by is not None:
         if cat is None:
@@ -160,6 +190,30 @@ def build_sequences(
     out = [item_list[s:e] for s, e in zip(starts[keep_chunk], ends[keep_chunk])]
     logger.debug("built %d sequences from %d events (separate_by=%s)", len(out), len(df), separate_by)
     return out
+
+
+def _session_numbers(df: pd.DataFrame, gap_s: float) -> np.ndarray:
+    """Session number of each row inside its sequence (0, 1, ...), rows in ``df`` order.
+
+    Rows are ordered by (sequence, position, row); a new session starts where the time
+    since the previous event of the sequence exceeds ``gap_s`` seconds (NaT never does).
+    """
+    codes, _ = pd.factorize(df["sequence_id"], sort=False)
+    pos = df["position"].to_numpy() if "position" in df.columns else np.arange(len(df))
+    order = np.lexsort((np.arange(len(df)), pos, codes))
+    ts = pd.to_datetime(df["timestamp"]).to_numpy(dtype="datetime64[ns]")[order].astype("int64")
+    nat = pd.isna(df["timestamp"]).to_numpy()[order]
+    codes = codes[order]
+    same = np.r_[False, codes[1:] == codes[:-1]]
+    with np.errstate(invalid="ignore"):
+        delta = np.r_[0, np.diff(ts)].astype(np.float64) / 1e9
+    cut = same & (delta > gap_s) & ~nat & ~np.r_[False, nat[:-1]]
+    run_start = np.r_[True, ~same[1:]]
+    total = np.cumsum(cut)
+    base = np.maximum.accumulate(np.where(run_start, total, 0))
+    numbers = np.empty(len(df), dtype=np.int64)
+    numbers[order] = total - base
+    return numbers
 
 
 def _context_of(catalog: pd.DataFrame, separate_by: str, level: int) -> dict[str, Any]:

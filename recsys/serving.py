@@ -30,6 +30,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -44,7 +45,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from recsys import __version__
 from recsys.config import data_dir
 from recsys.errors import (
+    DamagedRunError,
     DatasetNotFoundError,
+    DiskFullError,
     FilterConfigError,
     IndexFileError,
     JobError,
@@ -153,11 +156,21 @@ class _ApiState:
         stamp = self._runs_stamp()
         key = family or ""
         hit = self._default_runs.get(key)
-        if hit is not None and hit[0] == stamp:
+        if hit is not None and hit[0] == stamp and not self._damaged(hit[1]):
             return hit[1]
         run_id = self.registry.default_run(family)
         self._default_runs[key] = (stamp, run_id)
         return run_id
+
+    def _damaged(self, run_id: str | None) -> bool:
+        """Whether a cached default run became damaged since (a few stats; then it is re-chosen)."""
+        if run_id is None:
+            return False
+        try:
+            self.registry.check(run_id)
+        except RecsysError:
+            return True
+        return False
 
     def resolve_run(self, run_id: str | None, family: str | None = None) -> str:
         """The run to serve: ``run_id`` checked to exist, or the default one."""
@@ -243,29 +256,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen on a non-loopback address unless an API token is set.
+def check_bind(host: str, token: str | bool | None, *, debug: bool = False) -> None:
+    """Refuse to listen on a non-loopback address unless a login is configured.
 
     Parameters
     ----------
     host : str
         The address the server will bind (``127.0.0.1``, ``0.0.0.0``, a host name...).
-    token : str or None
-        The configured API token (``$RECSYS_API_TOKEN`` or a flag).
+    token : str, bool or None
+        The configured API token (``$RECSYS_API_TOKEN``), or whether any login
+        (editor/viewer token, users file) is configured.
+    debug : bool
+        Dash's debug mode (dev tools, reloader, tracebacks in the browser):
+        never on a non-loopback address.
 
     Raises
     ------
     InsecureBindError
-        When ``host`` is not a loopback address and ``token`` is empty.
+        When ``host`` is not a loopback address and no login is configured, or
+        ``debug`` is asked on a non-loopback address.
     """
     if is_loopback(host):
         return
-    if token and token.strip():
-        logger.info("binding %s with an API token: state-changing endpoints require it", host)
+    if debug:
+        raise InsecureBindError(
+            f"refusing --debug on '{host}': debug mode shows tracebacks and runs a reloader; "
+            "use it on 127.0.0.1 only"
+        )
+    if token is True or (isinstance(token, str) and token.strip()):
+        logger.info("binding %s with a login: every page and endpoint needs a session or a token", host)
         return
     raise InsecureBindError(
-        f"refusing to bind '{host}': it is reachable from other machines and no API token is set. "
-        f"Set {ENV_TOKEN} (clients then send 'Authorization: Bearer <token>' to change state), "
+        f"refusing to bind '{host}': it is reachable from other machines and no login is configured. "
+        f"Set {ENV_TOKEN} (the editor token; RECSYS_VIEWER_TOKEN adds a read-only one), "
         "or bind 127.0.0.1."
     )
 
@@ -284,6 +307,14 @@ def require_token(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from recsys import auth
+
+        if auth.auth_enabled():  # the app's login already ran; check the role again here
+            if not auth.can_edit():
+                raise ApiError(
+                    403, "this endpoint changes state and needs the editor role (the editor token)"
+                )
+            return view(*args, **kwargs)
         token = _state().settings.token
         if token and not _token_ok(token, request.headers.get("Authorization")):
             given = "Authorization" in request.headers
@@ -307,13 +338,44 @@ def _json_body() -> dict[str, Any]:
     raw = request.get_data(cache=True)
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", "body") from None
+    body = _loads(raw, "body", "request body")
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "body")
     return body
+
+
+#: Deepest JSON nesting accepted (a FilterConfig needs 3: object > list > pair).
+MAX_JSON_DEPTH = 16
+
+
+def _loads(raw: str | bytes, field: str, what: str) -> Any:
+    """Parse JSON from a client: a clear 400 for bad syntax, bad encoding or silly nesting."""
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"{what} is not valid JSON: {exc}", field) from None
+    except RecursionError:
+        value = None
+        depth = MAX_JSON_DEPTH + 1
+    else:
+        depth = _depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(400, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", field)
+    return value
+
+
+def _depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of parsed JSON, counted without recursion (stops past ``limit``)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, d = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((v, d + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def parse_k(value: Any, max_k: int, default: int = DEFAULT_K) -> int:
@@ -336,31 +398,67 @@ def parse_k(value: Any, max_k: int, default: int = DEFAULT_K) -> int:
     return value
 
 
-def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
-    """The FilterConfig of a request: a saved preset, inline filters, or the default."""
+#: inline filters parsed and validated once: raw text (or canonical JSON of a POSTed object)
+#: -> FilterConfig. The same object comes back for the same text, so the searcher's
+#: compiled-filter shortcut (an identity check) serves it like a preset.
+_INLINE_CACHE: OrderedDict[str, Any] = OrderedDict()
+_INLINE_CACHE_SIZE = 256
+_INLINE_LOCK = threading.Lock()
+
+
+def _parse_filters(filters: Any) -> Any:
+    """Inline ``filters`` as given: JSON text is decoded; None for an absent or empty one."""
+    if isinstance(filters, str) and filters.strip():
+        filters = _loads(filters, "filters", "'filters'")
+    return None if filters in (None, "", {}) else filters
+
+
+def _inline_config(filters: Any) -> Any:
+    """The FilterConfig of inline ``filters`` (JSON text or an object), cached by its text."""
     from recsys.filters import FilterConfig
 
-    if isinstance(filters, str) and filters.strip():
-        try:
-            filters = json.loads(filters)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"'filters' is not valid JSON: {exc}", "filters") from None
-    if filters in (None, "", {}):
-        filters = None
-    if preset not in (None, "") and filters is not None:
-        raise ApiError(400, "give either 'preset' or 'filters', not both", "filters")
+    try:
+        key = filters if isinstance(filters, str) else json.dumps(filters, sort_keys=True)
+    except (TypeError, ValueError):
+        key = None
+    if key is not None:
+        with _INLINE_LOCK:
+            hit = _INLINE_CACHE.get(key)
+            if hit is not None:
+                _INLINE_CACHE.move_to_end(key)
+                return hit
+    parsed = _parse_filters(filters)
+    if parsed is None:
+        config = FilterConfig()
+    elif not isinstance(parsed, dict):
+        raise ApiError(400, "'filters' must be a JSON object (a FilterConfig)", "filters")
+    else:
+        config = FilterConfig.from_dict(parsed)  # raises FilterConfigError: never cached
+    if key is not None:
+        with _INLINE_LOCK:
+            _INLINE_CACHE[key] = config
+            while len(_INLINE_CACHE) > _INLINE_CACHE_SIZE:
+                _INLINE_CACHE.popitem(last=False)
+    return config
+
+
+def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
+    """The FilterConfig of a request: a saved preset, inline filters, or the default.
+
+    Inline filters are parsed and validated once per distinct text (:func:`_inline_config`).
+    """
     if preset not in (None, ""):
+        if filters not in (None, "", {}) and _parse_filters(filters) is not None:
+            raise ApiError(400, "give either 'preset' or 'filters', not both", "filters")
         if not isinstance(preset, str):
             raise ApiError(400, "'preset' must be a preset name", "preset")
         return _state().load_preset(preset), preset
-    if filters is None:
-        return FilterConfig(), None
-    if not isinstance(filters, dict):
-        raise ApiError(400, "'filters' must be a JSON object (a FilterConfig)", "filters")
-    return FilterConfig.from_dict(filters), None
+    return _inline_config(filters), None
 
 
 def _floats(scores: Any) -> list[float | None]:
+    if isinstance(scores, list):  # a SearchResult's plain floats: no array round trip
+        return [s if math.isfinite(s) else None for s in scores]
     return [float(s) if math.isfinite(s) else None for s in np.asarray(scores, dtype=np.float64)]
 
 
@@ -375,9 +473,15 @@ def create_blueprint() -> Blueprint:
     def _bound_body() -> None:
         flask.g.recsys_t0 = time.perf_counter()
         limit = _state().settings.max_body_bytes
-        request.max_content_length = limit  # werkzeug raises 413 on a longer stream
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"request body of {request.content_length} bytes exceeds {limit} bytes")
+        if request.content_length is None and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            # A chunked body has no length up front: read one byte past the limit, so a
+            # longer body is refused (413) instead of being cut and parsed as broken JSON.
+            request.max_content_length = limit + 1
+            if len(request.get_data(cache=True)) > limit:
+                raise ApiError(413, f"request body exceeds {limit} bytes")
+        request.max_content_length = limit  # werkzeug raises 413 on a longer stream
 
     @bp.after_request
     def _server_timing(resp: flask.Response) -> flask.Response:
@@ -434,8 +538,10 @@ def create_blueprint() -> Blueprint:
     def runs() -> Any:
         st = _state()
         family = request.args.get("family") or None
-        out = [_run_summary(m) for m in st.registry.list_runs(family)]
-        return jsonify(runs=out, default_run=st.default_run())
+        # damaged runs are listed too (damaged: true, error: why); serving skips them
+        out = [_run_summary(m) for m in st.registry.list_runs(family, include_damaged=True)]
+        problem = st.registry.active_problem()
+        return jsonify(runs=out, default_run=st.default_run(), warnings=[problem] if problem else [])
 
     @bp.get("/runs/<run_id>")
     def run_detail(run_id: str) -> Any:
@@ -522,8 +628,8 @@ def create_blueprint() -> Blueprint:
     @bp.delete("/runs/<run_id>")
     @require_token
     def run_delete(run_id: str) -> Any:
-        _state().registry.delete(run_id)
-        return jsonify(deleted=run_id)
+        outcome = _state().registry.delete(run_id)
+        return jsonify(deleted=run_id, was_active=outcome["was_active"], now_active=outcome["replacement"])
 
     @bp.post("/train")
     @require_token
@@ -539,6 +645,16 @@ def create_blueprint() -> Blueprint:
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise ApiError(400, "'params' must be a JSON object of model parameters", "params")
+        from recsys.errors import ModelFitError
+        from recsys.models import validate_params
+
+        try:  # checked now, so a bad parameter is a 400 here, not a failed job later
+            validate_params(family, params)
+        except ModelFitError as exc:
+            raise ApiError(400, str(exc), "params") from None
+        unknown_fields = sorted(set(body) - {"family", "params", "dataset", "label"})
+        if unknown_fields:
+            raise ApiError(400, f"unknown field(s): {', '.join(unknown_fields)}", unknown_fields[0])
         dataset = body.get("dataset") or "demo"
         if not isinstance(dataset, str) or dataset not in list_datasets(st.settings.root):
             known = ", ".join(list_datasets(st.settings.root)) or "none"
@@ -610,8 +726,19 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    store = st.store()
     config_hash = config.config_hash()
+    loc = str(st.settings.precomputed or "")
+    if not loc.startswith(("redis://", "rediss://", "unix://")):
+        from recsys.precompute import DEFAULT_SQLITE_NAME
+
+        if not Path(loc or st.settings.root / DEFAULT_SQLITE_NAME).exists():  # a read creates no file
+            raise ApiError(
+                404,
+                "no precomputed tables yet: run "
+                f"'python -m recsys precompute --run {run_id} --preset <name>', or ask source=live",
+                "source",
+            )
+    store = st.store()
     meta = store.table_meta(run_id, config_hash)
     if meta is None:
         other = store.preset_meta(run_id, preset_name) if preset_name else None
@@ -728,6 +855,10 @@ def _http_json(exc: HTTPException) -> flask.Response:
 def _status_of(exc: RecsysError) -> tuple[int, str | None]:
     if type(exc).__name__ == "RunNotSearchableError":  # a baseline run: no vectors to search
         return 400, "run"
+    if isinstance(exc, DiskFullError):  # the server's disk, not the client's fault
+        return 507, None
+    if isinstance(exc, StoredDataError):  # a damaged stored file: that run/preset is unavailable
+        return 503, "run" if isinstance(exc, DamagedRunError) else None
     if isinstance(exc, UnknownItemError):
         return 404, "item_id"
     if isinstance(exc, RunNotFoundError):
@@ -740,8 +871,6 @@ def _status_of(exc: RecsysError) -> tuple[int, str | None]:
         return 422, "filters"
     if isinstance(exc, (IndexFileError, JobError)):
         return 503, None
-    if isinstance(exc, StoredDataError):  # the server's own files: not the client's fault
-        return 500, None
     return 400, None
 
 
@@ -779,6 +908,8 @@ def _run_summary(meta: dict[str, Any]) -> dict[str, Any]:
     out = {k: meta.get(k) for k in _RUN_FIELDS}
     out["metrics"] = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float))}
     out["items_with_vector"] = (meta.get("coverage") or {}).get("items_with_vector")
+    out["damaged"] = bool(meta.get("damaged"))
+    out["error"] = meta.get("error") if meta.get("damaged") else None
     return out
 
 

@@ -447,31 +447,34 @@ def import_rees46(path: str | os.PathLike[str], name: str = "rees46") -> Dataset
 def _split_mapping(
     mapping: Mapping[str, Any] | None,
     catalog: pd.DataFrame | None,
-    interactions: pd.DataFrame,
-    files: tuple[str | None, str],
+    interactions: pd.DataFrame | None,
+    files: tuple[str | None, str | None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-file mappings from a flat mapping or ``{"catalog": {...}, "interactions": {...}}``."""
+    from recsys.data.loaders import _unknown_column_message, check_targets
+
     if not mapping:
         return {}, {}
     if set(mapping) <= {"catalog", "interactions"} and all(isinstance(v, Mapping) for v in mapping.values()):
         return dict(mapping.get("catalog", {})), dict(mapping.get("interactions", {}))
+    check_targets(mapping)
     cat_map: dict[str, Any] = {}
     int_map: dict[str, Any] = {}
     for src, dst in mapping.items():
         in_cat = catalog is not None and src in catalog.columns
-        in_int = src in interactions.columns
+        in_int = interactions is not None and src in interactions.columns
         if not (in_cat or in_int):
-            cols = list(map(str, interactions.columns))
-            where = files[1]
-            if catalog is not None:
-                cols += [c for c in map(str, catalog.columns) if c not in cols]
-                where = f"{files[0]} or {files[1]}"
-            raise DataValidationError(
-                f"the column mapping names column '{src}', which is in neither file; columns present: "
-                f"{', '.join(cols)}",
-                file=where,
-                column=src,
-            )
+            frames = [f for f in (interactions, catalog) if f is not None]
+            cols: list[str] = []
+            for f in frames:
+                cols += [str(c) for c in f.columns if str(c) not in cols]
+            probe = pd.DataFrame(columns=cols)
+            probe.attrs = dict(frames[0].attrs) if len(frames) == 1 else {}
+            where = " or ".join(str(f) for f in files if f)
+            message = _unknown_column_message(src, probe)
+            if len(frames) > 1:
+                message = message.replace("which is not in the file", "which is in neither file")
+            raise DataValidationError(message, file=where, column=src)
         if in_cat:
             cat_map[src] = dst
         if in_int:
@@ -479,9 +482,39 @@ def _split_mapping(
     return cat_map, int_map
 
 
+def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any]) -> dict[str, Any]:
+    from recsys.data.reading import guess_mapping
+
+    if frame is None:
+        return mapping
+    guess = guess_mapping(frame.columns)
+    if guess:
+        shown = ", ".join(f"{c} -> {f}" for c, f in guess.items())
+        frame.attrs.setdefault("reading", {})["mapping"] = (
+            f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
+        )
+    return {**guess, **mapping}
+
+
+#: Options of :func:`import_generic` that say how to read the files (the CLI and the Data page pass them).
+READ_OPTIONS = (
+    "sep",
+    "header",
+    "columns",
+    "catalog_header",
+    "catalog_columns",
+    "catalog_encoding",
+    "decimal",
+    "tz",
+    "session_gap",
+    "event_map",
+    "preview_rows",
+)
+
+
 def import_generic(
     catalog_path: str | os.PathLike[str] | None,
-    interactions_path: str | os.PathLike[str],
+    interactions_path: str | os.PathLike[str] | None,
     mapping: Mapping[str, Any] | None = None,
     *,
     name: str = "imported",
@@ -489,27 +522,62 @@ def import_generic(
     errors: str = "raise",
     encoding: str = "utf-8",
     category_sep: str | None = None,
+    sep: str | None = None,
+    header: bool | None = None,
+    columns: list[str] | None = None,
+    catalog_header: bool | None = None,
+    catalog_columns: list[str] | None = None,
+    catalog_encoding: str | None = None,
+    decimal: str | None = None,
+    tz: str | None = None,
+    session_gap: str | None = None,
+    event_map: Any = None,
+    preview_rows: int | None = None,
 ) -> Dataset:
-    """Import your own catalog and interactions (CSV, gzipped CSV or Parquet).
+    """Import your own catalog and/or interactions (CSV, gzipped CSV or Parquet).
 
     Parameters
     ----------
     catalog_path : path-like or None
         One row per item; None derives a minimal catalog from the interactions (see
         :func:`~recsys.data.loaders.build_dataset`).
-    interactions_path : path-like
-        One row per event; needs ``sequence_id`` and ``item_id`` after mapping.
+    interactions_path : path-like or None
+        One row per event; needs ``sequence_id`` (or ``session_gap``) and ``item_id``
+        after mapping. None imports a catalogue only (no interactions).
     mapping : dict, optional
-        ``{"file column": "schema column"}`` applied to whichever file has the column
+        ``{"file column": "schema field"}`` applied to whichever file has the column
         (each named column must be in at least one file), or
-        ``{"catalog": {...}, "interactions": {...}}`` per file.
+        ``{"catalog": {...}, "interactions": {...}}`` per file. Targets must be schema
+        fields (see :data:`recsys.data.reading.FIELDS`); several columns mapped to
+        ``category`` are joined into one path in mapping order.
     name : str, default "imported"
     kind : {"sessions", "baskets"}
     errors : {"raise", "drop"}, default "raise"
         Strict (first bad row raises) or drop-and-report.
     encoding : str, default "utf-8"
+        Encoding of the events file (and of the catalogue unless ``catalog_encoding``).
     category_sep : str, optional
         Separator of category paths in the file (">" by default).
+    sep : str, optional
+        Field separator of both files (comma, semicolon, tab, pipe or a character);
+        detected per file by default.
+    header, columns : optional
+        Whether the events file (or the catalogue when it is the only file) has a
+        header row (detected by default), and names for its columns.
+    catalog_header, catalog_columns : optional
+        The same for the catalogue when both files are given.
+    catalog_encoding : str, optional
+    decimal : {".", ","}, optional
+        Decimal mark of prices (detected per column by default).
+    tz : str, optional
+        Time zone of naive timestamps, e.g. "UTC+8" or "Europe/London" (UTC by default).
+    session_gap : str, optional
+        Cut sessions on this gap between a user's events, e.g. "30m".
+    event_map : dict or list of "code=type", optional
+        Your event codes -> view/cart/purchase (or drop).
+    preview_rows : int, optional
+        Read only the first rows of the events file (of the catalogue when it is alone):
+        a quick preview of what the import would give.
 
     Raises
     ------
@@ -517,13 +585,42 @@ def import_generic(
         Naming file, row and column for any malformed input (see
         :mod:`recsys.data.loaders`).
     """
-    inter_src = str(interactions_path)
+    from recsys.data.reading import parse_duration, parse_event_map, parse_timezone
+
+    if interactions_path is None and catalog_path is None:
+        raise DataValidationError("nothing to import: give an events file, a catalogue (--catalog) or both")
+    tzinfo = parse_timezone(tz)
+    gap = parse_duration(session_gap)
+    emap = parse_event_map(event_map)
+    if decimal not in (None, ".", ","):
+        raise DataValidationError(f"--decimal must be . or , (got {decimal!r})")
+    inter_src = str(interactions_path) if interactions_path is not None else None
     cat_src = str(catalog_path) if catalog_path is not None else None
-    inter = read_table(interactions_path, encoding=encoding)
-    cat = read_table(catalog_path, encoding=encoding) if catalog_path is not None else None
+    inter = None
+    if interactions_path is not None:
+        inter = read_table(
+            interactions_path, encoding=encoding, sep=sep, header=header, columns=columns, nrows=preview_rows
+        )
+    cat = None
+    if catalog_path is not None:
+        alone = interactions_path is None
+        cat = read_table(
+            catalog_path,
+            encoding=catalog_encoding or encoding,
+            sep=sep,
+            header=header if alone and catalog_header is None else catalog_header,
+            columns=columns if alone and not catalog_columns else catalog_columns,
+            encoding_option="--catalog-encoding" if not alone else "--encoding",
+            nrows=preview_rows if alone else None,
+        )
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
-    inter = apply_mapping(inter, int_map, file=inter_src)
-    _require(inter, ("sequence_id", "item_id"), inter_src)
+    if not mapping:
+        # no --map at all: columns whose names mean a field are used as that field (reported)
+        cat_map = _guessed(cat, cat_map)
+        int_map = _guessed(inter, int_map)
+    if inter is not None:
+        inter = apply_mapping(inter, int_map, file=inter_src)
+        _require(inter, ("item_id",) if gap is not None else ("sequence_id", "item_id"), inter_src)
     if cat is not None:
         cat = apply_mapping(cat, cat_map, file=cat_src)
         _require(cat, ("item_id",), cat_src)
@@ -536,10 +633,18 @@ def import_generic(
         catalog_source=cat_src,
         interactions_source=inter_src,
         category_sep=category_sep,
+        decimal=decimal,
+        tz=tzinfo,
+        session_gap=gap,
+        event_map=emap,
     )
 
 
-def _resolve_csv_paths(path: Path, catalog_path: str | os.PathLike[str] | None) -> tuple[Path | None, Path]:
+def _resolve_csv_paths(
+    path: Path | None, catalog_path: str | os.PathLike[str] | None
+) -> tuple[Path | None, Path | None]:
+    if path is None:
+        return Path(catalog_path) if catalog_path is not None else None, None
     if path.is_dir():
         found: dict[str, Path] = {}
         for stem in ("catalog", "interactions"):
@@ -547,6 +652,8 @@ def _resolve_csv_paths(path: Path, catalog_path: str | os.PathLike[str] | None) 
                 if (path / f"{stem}{suffix}").exists():
                     found[stem] = path / f"{stem}{suffix}"
                     break
+        if "interactions" not in found and "catalog" in found and catalog_path is None:
+            return found["catalog"], None
         if "interactions" not in found:
             raise DataValidationError(
                 "no interactions.csv (or .csv.gz/.parquet) in this folder; pass the interactions file itself",
@@ -559,7 +666,7 @@ def _resolve_csv_paths(path: Path, catalog_path: str | os.PathLike[str] | None) 
 
 def import_dataset(
     source: str,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     name: str | None = None,
     root: str | os.PathLike[str] | None = None,
     mapping: Mapping[str, Any] | None = None,
@@ -570,6 +677,8 @@ def import_dataset(
     encoding: str = "utf-8",
     category_sep: str | None = None,
     progress: Any = None,
+    dry_run: bool = False,
+    **read_options: Any,
 ) -> Dataset:
     """Import a dataset and store it under ``<root>/datasets/<name>`` (for the CLI and the Data page).
 
@@ -577,10 +686,10 @@ def import_dataset(
     ----------
     source : {"online_retail", "instacart", "rees46", "csv"}
         Which importer. "csv" is the generic import (CSV, gzipped CSV or Parquet).
-    path : path-like
+    path : path-like or None
         The dataset's file (online_retail, rees46), folder (instacart), or for "csv":
         the interactions file, or a folder holding ``interactions.*`` and optionally
-        ``catalog.*``.
+        ``catalog.*``. None (csv only) with ``catalog_path`` imports a catalogue alone.
     name : str, optional
         Dataset name; default the source name ("imported" for csv).
     root : path-like, optional
@@ -593,6 +702,10 @@ def import_dataset(
         For "csv", see :func:`import_generic`.
     progress : callable, optional
         ``progress(done, total, message)``; the background job runner passes one.
+    dry_run : bool, default False
+        Read and validate only; store nothing.
+    **read_options
+        For "csv": the reading options of :func:`import_generic` (:data:`READ_OPTIONS`).
 
     Returns
     -------
@@ -608,19 +721,36 @@ def import_dataset(
         raise DataValidationError(
             f"a column mapping (--map) only applies to source 'csv', not {source!r}; drop it"
         )
-    p = Path(path)
-    if not p.exists():
-        raise DataValidationError("file or folder not found; check the path", file=str(p))
+    unknown = sorted(set(read_options) - set(READ_OPTIONS))
+    if unknown:
+        raise DataValidationError(f"unknown import option(s): {', '.join(unknown)}")
+    given = sorted(k for k, v in read_options.items() if v not in (None, "", [], {}, False))
+    if given and source != "csv":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise DataValidationError(
+            f"{flags} only appl{'y' if len(given) > 1 else 'ies'} to source 'csv', not {source!r}"
+        )
+    if path is None or str(path) == "":
+        if source != "csv" or catalog_path is None:
+            raise DataValidationError("give the file to import (or, for csv, a catalogue with --catalog)")
+        p = None
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise DataValidationError("file or folder not found; check the path", file=str(p))
+    if catalog_path is not None and not Path(catalog_path).exists():
+        raise DataValidationError("catalogue file not found; check the path", file=str(catalog_path))
     default_name = "imported" if source == "csv" else source
     ds_name = name or default_name
+    shown = p.name if p is not None else Path(str(catalog_path)).name
     if progress is not None:
-        progress(0, 2, f"reading and validating {p.name}")
+        progress(0, 2, f"reading and validating {shown}")
     if source == "online_retail":
-        ds = import_online_retail(p, name=ds_name)
+        ds = import_online_retail(p, name=ds_name)  # type: ignore[arg-type]
     elif source == "instacart":
-        ds = import_instacart(p, name=ds_name)
+        ds = import_instacart(p, name=ds_name)  # type: ignore[arg-type]
     elif source == "rees46":
-        ds = import_rees46(p, name=ds_name)
+        ds = import_rees46(p, name=ds_name)  # type: ignore[arg-type]
     else:
         cat, inter = _resolve_csv_paths(p, catalog_path)
         ds = import_generic(
@@ -632,7 +762,10 @@ def import_dataset(
             errors=errors,
             encoding=encoding,
             category_sep=category_sep,
+            **read_options,
         )
+    if dry_run:
+        return ds
     if progress is not None:
         progress(1, 2, f"storing dataset {ds.name}")
     folder = save_dataset(ds, data_dir(root))

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.errors import DatasetNotFoundError, DataValidationError
+from recsys.errors import DatasetNotFoundError, DataValidationError, StoredDataError
 
 CATEGORY_SEP = " > "
 GENDERS = ("women", "men", "unisex", "kids", "")
@@ -78,6 +78,11 @@ class ValidationReport:
         Catalog items with no price.
     warnings : list of str
         Anything else worth telling the user.
+    reading : dict
+        Per file ("catalog", "interactions"): how it was read and what was detected,
+        e.g. ``{"separator": "tab (detected)", "timestamps": "unix seconds (detected)"}``.
+    filled : dict
+        Catalogue field -> items whose empty value was filled from the events' attributes.
     """
 
     rows_read: dict[str, int] = field(default_factory=dict)
@@ -86,6 +91,8 @@ class ValidationReport:
     duplicate_ids: int = 0
     missing_prices: int = 0
     warnings: list[str] = field(default_factory=list)
+    reading: dict[str, dict[str, str]] = field(default_factory=dict)
+    filled: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str, n: int) -> None:
         """Record ``n`` rows dropped for ``reason`` (no-op when n == 0)."""
@@ -192,18 +199,13 @@ def save_dataset(dataset: Dataset, root: str | os.PathLike[str]) -> Path:
     base = _datasets_root(Path(root))
     base.mkdir(parents=True, exist_ok=True)
     final = base / dataset.name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dataset.name}.", dir=base))
+    from recsys.stored import disk_full_guard, saving_dir
+
+    with disk_full_guard(f"dataset '{dataset.name}'", base):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dataset.name}.", dir=base))
     try:
-        dataset.catalog.to_parquet(tmp / "catalog.parquet", index=False)
-        dataset.interactions.to_parquet(tmp / "interactions.parquet", index=False)
-        meta = {
-            "name": dataset.name,
-            "kind": dataset.kind,
-            "fingerprint": dataset.fingerprint(),
-            "report": dataset.report.to_dict(),
-            "summary": dataset.summary(),
-        }
-        (tmp / "report.json").write_text(json.dumps(meta, indent=2, default=str))
+        with saving_dir(tmp), disk_full_guard(f"dataset '{dataset.name}'", base):
+            _fill_dataset(tmp, dataset)
         if final.exists():
             old = base / f".{dataset.name}.old"
             if old.exists():
@@ -217,6 +219,20 @@ def save_dataset(dataset: Dataset, root: str | os.PathLike[str]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _fill_dataset(tmp: Path, dataset: Dataset) -> None:
+    """Write a dataset's files into its temporary folder."""
+    dataset.catalog.to_parquet(tmp / "catalog.parquet", index=False)
+    dataset.interactions.to_parquet(tmp / "interactions.parquet", index=False)
+    meta = {
+        "name": dataset.name,
+        "kind": dataset.kind,
+        "fingerprint": dataset.fingerprint(),
+        "report": dataset.report.to_dict(),
+        "summary": dataset.summary(),
+    }
+    (tmp / "report.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
 def _stored_folder(name: str, root: str | os.PathLike[str]) -> Path:
@@ -243,7 +259,7 @@ def load_dataset(name: str, root: str | os.PathLike[str]) -> Dataset:
         When ``<root>/datasets/<name>`` does not exist.
     """
     folder = _stored_folder(name, root)
-    meta = json.loads((folder / "report.json").read_text())
+    meta = _read_report(folder)
     catalog = _read_parquet(folder, "catalog.parquet")
     interactions = _read_parquet(folder, "interactions.parquet")
     return Dataset(
@@ -276,7 +292,29 @@ def dataset_meta(name: str, root: str | os.PathLike[str]) -> dict[str, Any]:
     path = dataset_report_path(name, root)
     if not path.exists():
         raise DatasetNotFoundError(f"dataset '{name}' not found in {path.parent.parent}")
-    return json.loads(path.read_text())
+    return _read_report(path.parent)
+
+
+def _read_report(folder: Path) -> dict[str, Any]:
+    """A dataset's report.json, checked against :class:`recsys.stored.ReportFile`.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        It does not exist.
+    StoredDataError
+        It is damaged (the message names the dataset and why).
+    """
+    from recsys.stored import ReportFile, read_stored, reason_of
+
+    try:
+        return read_stored(folder / "report.json", ReportFile)
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"dataset '{folder.name}' not found in {folder.parent}") from None
+    except StoredDataError as exc:
+        raise StoredDataError(
+            f"dataset '{folder.name}' is damaged: {reason_of(exc)}; import it again or delete its folder"
+        ) from None
 
 
 def list_datasets(root: str | os.PathLike[str]) -> list[str]:

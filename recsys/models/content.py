@@ -297,6 +297,8 @@ class ContentModel(EmbeddingModel):
     """
 
     family: ClassVar[str] = "content"
+    #: trains on a catalogue alone (items of one category are its positives)
+    needs_interactions: ClassVar[bool] = False
     param_choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "loss": _LOSSES,
         "title_weighting": _TITLE_WEIGHTINGS,
@@ -779,7 +781,9 @@ class ContentModel(EmbeddingModel):
             if p["loss"] == "softmax"
             else ku.make_semi_hard_triplet_loss(p["margin"], 1.0)
         )
-        trainer.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss, jit_compile=False)
+        trainer.compile(
+            optimizer=keras.optimizers.Adam(p["learning_rate"]), loss=loss, jit_compile=ku.jit_compile()
+        )
 
         same_leaf = self._leaf_sampler(catalog, rng)
         self.history_ = []

@@ -321,7 +321,7 @@ class TwoTowerModel(EmbeddingModel):
         trainer.compile(
             optimizer=keras.optimizers.Adam(p["learning_rate"]),
             loss=ku.in_batch_softmax_loss,
-            jit_compile=False,
+            jit_compile=ku.jit_compile(),
         )
         self.history_ = []
         progress(1, total, f"two-tower: training on {len(tgt)} examples on {info['device']}")

@@ -173,3 +173,29 @@ def test_default_seed_is_one_every_chosen_run_has_a_vector_for(data, tmp_path, m
     # the side-by-side lists open with an answer from both runs, not a "no vector" message
     row, _table, _msg = compare.compare_view([a, c], seed, 5, values())
     assert "has no vector" not in text_of(row)
+
+
+def test_two_to_four_runs_a_fifth_cannot_be_picked(compare):
+    options = [{"label": f"run {i}", "value": f"r{i}"} for i in range(6)]
+    opts, value = compare.limit_runs(["r0", "r1", "r2"], options)
+    assert value is compare.no_update and not any(o["disabled"] for o in opts)
+    opts, value = compare.limit_runs(["r0", "r1", "r2", "r3"], options)
+    assert value is compare.no_update
+    assert [o["value"] for o in opts if o["disabled"]] == ["r4", "r5"]  # the fifth is not selectable
+    opts, value = compare.limit_runs(["r0", "r1", "r2", "r3", "r5"], options)
+    assert value == ["r0", "r1", "r2", "r3"]
+
+
+def test_count_metrics_are_shown_as_integers():
+    from components.metrics import _INTEGER_FORMAT, _NUMBER_FORMAT, metrics_grid
+
+    runs = [
+        {"run_id": "a", "metrics": {"hr@10": 0.25, "n_cases": 10.0, "coverage@10": 1.0}},
+        {"run_id": "b", "metrics": {"hr@10": 0.5, "n_cases": 1200.0, "coverage@10": 0.0}},
+    ]
+    grid = metrics_grid("g", runs, metrics=("hr@10", "n_cases", "coverage@10"))
+    fmt = {c["field"]: c.get("valueFormatter") for c in grid.columnDefs}
+    assert fmt["n_cases"] is _INTEGER_FORMAT
+    assert (
+        fmt["hr@10"] is _NUMBER_FORMAT and fmt["coverage@10"] is _NUMBER_FORMAT
+    )  # rates of 0 and 1 stay rates

@@ -52,26 +52,42 @@ def test_inspect_reads_the_header_and_guesses_the_mapping(root, tmp_path, data_p
 def test_a_missing_or_broken_file_gets_a_readable_alert_not_a_traceback(root, tmp_path, data_page):
     children, alert = data_page.inspect_file(1, str(tmp_path / "nope.csv"), "csv")
     assert children == [] and isinstance(alert, dbc.Alert) and alert.color == "danger"
-    assert "nope.csv" in text_of(alert) and "file not found" in text_of(alert)
+    assert "nope.csv" in text_of(alert) and "no such file in the import folder" in text_of(alert)
     assert "Traceback" not in text_of(alert)
 
     broken = tmp_path / "broken.csv.gz"
     broken.write_bytes(b"this is not gzip")
     _, alert = data_page.inspect_file(1, str(broken), "csv")
-    assert "broken.csv.gz" in text_of(alert) and "could not be read" in text_of(alert)
+    assert "broken.csv.gz" in text_of(alert) and "not a readable gzip file" in text_of(alert)
+
+    # Outside the import folder: one message, whether or not the file exists, and no byte of it.
+    secret = tmp_path.parent / "secret.csv"
+    secret.write_text("user,password\nana,hunter2\n")
+    _, outside = data_page.inspect_file(1, str(secret), "csv")
+    _, missing = data_page.inspect_file(1, str(tmp_path.parent / "missing.csv"), "csv")
+    assert "import folder" in text_of(outside) and "hunter2" not in text_of(outside)
+    assert text_of(outside).replace("secret.csv", "X") == text_of(missing).replace("missing.csv", "X")
+    (tmp_path / "link.csv").symlink_to(secret)  # a link inside that leads out
+    _, linked = data_page.inspect_file(1, str(tmp_path / "link.csv"), "csv")
+    assert "import folder" in text_of(linked) and "hunter2" not in text_of(linked)
 
     # The named importers need no mapping, so nothing is inspected for them.
     assert data_page.inspect_file(1, str(tmp_path / "nope.csv"), "rees46") == ([], None)
 
 
-def test_upload_is_stored_on_the_server_and_bad_types_are_refused(root, data_page):
+def test_upload_is_stored_on_the_server_and_bad_types_are_refused(root, tmp_path, data_page, monkeypatch):
     url = "data:text/csv;base64," + base64.b64encode(EVENTS.encode()).decode()
     store, info, path = data_page.receive_upload(url, "my events.csv")
-    assert Path(path).read_text() == EVENTS and Path(path).parent == root / "uploads"
+    assert Path(path).read_text() == EVENTS and Path(path).parent == tmp_path / "uploads"
+
     assert store == {"path": path} and "Uploaded" in text_of(info)
 
     store, info, path = data_page.receive_upload(url, "payload.exe")
     assert store is None and "unsupported file type" in text_of(info)
+
+    monkeypatch.setattr(data_page, "UPLOAD_MAX_BYTES", len(EVENTS) - 1)
+    store, info, _ = data_page.receive_upload(url, "big.csv")
+    assert store is None and "at most" in text_of(info) and not (tmp_path / "uploads" / "big.csv").exists()
 
 
 def test_mapping_and_form_checks_name_what_is_wrong(root, tmp_path, data_page):
@@ -138,3 +154,97 @@ def test_a_failed_import_shows_its_error_and_keeps_the_stored_data(root, tmp_pat
     assert isinstance(report, dbc.Alert) and report.color == "danger"
     assert "nothing stored was changed" in text_of(report) and "price" in text_of(report)
     assert (root / "datasets" / "demo" / "report.json").read_text() == before
+
+
+def _options(**values) -> tuple[list, list]:
+    """The reading-option controls as the page sends them (every option, blank unless given)."""
+    from pages.data import READ_FORM
+
+    option_ids = [{"type": ids.DATA_OPT, "option": o} for o, *_ in READ_FORM]
+    defaults = {"role": "events"}
+    return [values.get(i["option"], defaults.get(i["option"], "")) for i in option_ids], option_ids
+
+
+def test_reading_options_preview_and_import_a_headerless_tab_file(root, tmp_path, data_page):
+    path = tmp_path / "log export.txt"
+    path.write_text("u1\tA\tpv\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\tpv\t1511550000\n")
+    values, option_ids = _options(columns="user_id,item_id,event_type,timestamp", session_gap="30m")
+    children, message = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    assert message is None
+    text = text_of(children)
+    assert "separator: tab (detected)" in text and "header: none (detected" in text
+    drops = _mapping_dropdowns(children)
+    assert drops["item_id"].value == "item_id" and drops["user_id"].value == "user_id"
+    map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
+    chosen = [d.value for d in drops.values()]
+
+    # codes not given yet: the preview stops and names the form's option, not a CLI flag
+    alert = data_page.preview_import(
+        1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids
+    )
+    assert "Event codes" in text_of(alert) and "--event-map" not in text_of(alert)
+    values, option_ids = _options(
+        columns="user_id,item_id,event_type,timestamp", session_gap="30m", event_map="pv=view buy=purchase"
+    )
+    out = data_page.preview_import(
+        1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids
+    )
+    text = text_of(out)
+    assert "Parsed events" in text and "purchase" in text and "unix seconds (detected" in text
+    assert not (root / "datasets" / "preview").exists()  # a preview stores nothing
+
+    message, current = data_page.start_import(
+        1, "csv", str(path), "taobao_like", chosen, map_ids, "sessions", "raise", values, option_ids
+    )
+    assert "Import started" in text_of(message)
+    job = JobStore(root).wait(current["job_id"], timeout=60)
+    assert job["status"] == "done", job.get("error")
+    _card, report, _ = data_page.show_import(None, current)
+    assert "separator: tab (detected)" in text_of(report)
+    from recsys.data.schema import load_dataset
+
+    ds = load_dataset("taobao_like", root)
+    assert sorted(ds.interactions["event_type"]) == ["purchase", "view", "view"]
+    assert ds.interactions["sequence_id"].nunique() == 2
+
+
+def test_catalogue_only_from_the_form_with_joined_categories(root, tmp_path, data_page):
+    path = tmp_path / "products.csv"
+    path.write_text("sku;name;dept;aisle;price\np1;Mug;Kitchen;Cups;£3.42\np2;Pot;Kitchen;Pots;£12\n")
+    values, option_ids = _options(role="catalog")
+    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    drops = _mapping_dropdowns(children)
+    assert drops["category"].multi
+    chosen = {f: None for f in drops}
+    chosen.update(item_id="sku", title="name", category=["dept", "aisle"], price="price")
+    map_ids = [{"type": ids.DATA_MAP, "field": f} for f in chosen]
+    message, current = data_page.start_import(
+        1,
+        "csv",
+        str(path),
+        "cat_only",
+        list(chosen.values()),
+        map_ids,
+        "sessions",
+        "raise",
+        values,
+        option_ids,
+    )
+    assert "Import started" in text_of(message), text_of(message)
+    job = JobStore(root).wait(current["job_id"], timeout=60)
+    assert job["status"] == "done", job.get("error")
+    from recsys.data.schema import load_dataset
+
+    ds = load_dataset("cat_only", root)
+    assert len(ds.interactions) == 0
+    assert ds.catalog.set_index("item_id")["category"].to_dict() == {
+        "p1": "Kitchen > Cups",
+        "p2": "Kitchen > Pots",
+    }
+    assert ds.catalog["price"].tolist() == [3.42, 12.0]
+
+
+def test_form_words_replace_command_line_flags(data_page):
+    msg = "To fix: x; or pass --errors drop to drop this row. pass --encoding cp1252 or --sep tab"
+    out = data_page.form_words(msg)
+    assert "--" not in out and "Bad rows: drop and report" in out and "Encoding “cp1252”" in out

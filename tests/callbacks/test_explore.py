@@ -47,13 +47,13 @@ def defaults(**changes: Any) -> dict[str, Any]:
 
 
 def call_results(
-    explore: Any, seed: str, run: str, values: dict[str, Any], loaded: dict | None = None
+    explore: Any, seed: str, run: str, values: dict[str, Any], loaded: dict | None = None, k: int = K
 ) -> dict:
     def run_it() -> dict[str, Any]:
         context_value.set(
             AttributeDict(triggered_inputs=[{"prop_id": f"{ids.EXPLORE_SEED}.value", "value": seed}])
         )
-        return explore.update_results(seed, run, K, values, loaded or {})
+        return explore.update_results(seed, run, k, values, loaded or {})
 
     return contextvars.copy_context().run(run_it)
 
@@ -331,3 +331,30 @@ def test_layout_without_runs_says_what_to_do(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     explore = page("explore")
     assert "No embedding run yet" in text_of(explore.layout())
+
+
+def test_min_similarity_slider_spans_the_runs_scores_and_counts_agree_with_the_list(explore, data):
+    from components.filter_panel import control_id
+    from recsys.search import similarity_scale
+
+    run = data["runs"]["A"]
+    scale = similarity_scale(explore.run_searcher(run))
+    (slider,) = find(
+        explore.layout(seed="ws0", run=run),
+        lambda c: getattr(c, "id", None) == control_id("explore", "min_similarity"),
+    )
+    assert slider.max == scale["max"] and slider.min == 0 and 0 in slider.marks
+    q10, q90 = scale["quantiles"][10], scale["quantiles"][90]
+    assert 0 < q10 <= q90 <= scale["max"] <= 1
+    assert explore.similarity_range(run) == (slider.max, slider.step, slider.marks)
+
+    # a threshold between the women's shoes (~1.0) and the men's shoes (~0.83): 4 pass, for any k
+    for k in (2, 8, 19):
+        out = call_results(explore, "ws0", run, defaults(min_similarity=0.9), k=k)
+        summary = text_of(out["summary"])
+        assert f"{min(k, 4)} / {k}" in summary and "4 eligible of 20" in summary
+        counts = {
+            getattr(c, "data-rule"): c.children
+            for c in find(out["removed"], lambda c: hasattr(c, "data-rule"))
+        }
+        assert counts["min_similarity"] == "−15"  # 19 candidates (the seed excluded) minus the 4

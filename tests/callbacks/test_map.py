@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,11 @@ import pytest
 from dash import Patch
 
 from tests.callbacks._pages import page, text_of
+
+# Event data Chromium sent for run "A" of _emc_data (hover, click, a lasso around every point),
+# recorded by tests/integration/test_map_events.py (which also checks it is still what the
+# browser sends): the callbacks see exactly these payloads, never hand-written ones.
+EVENTS = json.loads((Path(__file__).parent / "fixtures" / "map_events.json").read_text())
 
 
 @pytest.fixture
@@ -91,7 +97,10 @@ def test_figure_for_100k_points_is_float32_typed_arrays_under_3_mb(mapp, data):
         text = fig.to_json()
         assert len(text.encode()) <= 3_000_000, (color, len(text))
         first = json.loads(text)["data"][0]
-        assert first["x"]["dtype"] == "f4" and first["customdata"]["dtype"] == "i4"
+        assert first["x"]["dtype"] == "f4"
+        # a plain list: Dash's Graph reads customdata[pointNumber] from the figure into event data,
+        # which yields nothing from a typed array ({"dtype", "bdata"}); the callbacks need it
+        assert isinstance(first["customdata"], list) and all(isinstance(v, int) for v in first["customdata"])
 
 
 def test_sampling_above_the_limit_is_seeded_and_reported(mapp, data):
@@ -117,21 +126,28 @@ def test_search_highlight_is_a_patch_of_the_last_trace(mapp, data):
     assert next(o for o in cleared if o["location"] == ["data", last, "x"])["params"]["value"] == []
 
 
-def test_hover_click_and_lasso(mapp, data):
-    run = data["runs"]["A"]
-    view = mapp.run_searcher(data["runs"]["A"]).view
-    p = view.position("wb3")
-    show, bbox, card = mapp.show_tooltip({"points": [{"customdata": p, "bbox": {"x0": 1}}]}, run)
-    assert show is True and bbox == {"x0": 1}
-    assert "Leather Tote Bag 3" in text_of(card) and "Women › Bags" in text_of(card)
-    assert mapp.show_tooltip(None, run)[0] is False
+def test_hover_click_and_lasso_on_recorded_browser_events(mapp, data):
+    run = data["runs"][EVENTS["run"]]
+    view = mapp.run_searcher(run).view
+    # the figure the browser drew holds the recorded point where the payload says it is
+    fig = _drawn(mapp, run)["figure"]
+    hovered = EVENTS["hoverData"]["points"][0]
+    assert fig.data[hovered["curveNumber"]].customdata[hovered["pointNumber"]] == hovered["customdata"]
+    item = str(view.item_ids[hovered["customdata"]])
+    title = str(view.attributes([hovered["customdata"]])["title"].iloc[0])
 
-    href = mapp.open_in_explore({"points": [{"customdata": p}]}, run)
-    assert href == f"/explore?seed=wb3&run={run}"
+    show, bbox, card = mapp.show_tooltip(EVENTS["hoverData"], run)
+    assert show is True and bbox == hovered["bbox"]
+    assert title in text_of(card) and item in text_of(card)
+    assert mapp.show_tooltip(None, run)[0] is False  # clear_on_unhover sends None
 
-    sel = {"points": [{"customdata": view.position(i)} for i in ("ws0", "ws1", "hk2", "ws0")]}
-    rows, info = mapp.list_selection(sel, run)
-    assert sorted(r["item_id"] for r in rows) == ["hk2", "ws0", "ws1"] and info == "3 items selected"
+    clicked = EVENTS["clickData"]["points"][0]
+    href = mapp.open_in_explore(EVENTS["clickData"], run)
+    assert href == f"/explore?seed={view.item_ids[clicked['customdata']]}&run={run}"
+
+    rows, info = mapp.list_selection(EVENTS["selectedData"], run)
+    assert sorted(r["item_id"] for r in rows) == sorted(view.item_ids) and info == "20 items selected"
+    assert mapp.list_selection(None, run) == ([], "")  # a double-click deselects: None
     assert mapp.selection_rows(view, list(range(20)), limit=5)[1] == "20 items selected (first 5 listed)"
 
 
@@ -184,9 +200,9 @@ def test_point_callbacks_on_a_run_deleted_since_drawing_answer_without_raising(m
     from dash import no_update
 
     drawn = _drawn(mapp, data["runs"]["A"])
-    rows, info = mapp.list_selection({"points": [{"customdata": 0}, {"customdata": 3}]}, "deleted-run")
+    rows, info = mapp.list_selection(EVENTS["selectedData"], "deleted-run")
     assert rows == [] and "Could not list the selection" in info and "deleted-run" in info
-    assert mapp.open_in_explore({"points": [{"customdata": 0}]}, "deleted-run") is no_update
+    assert mapp.open_in_explore(EVENTS["clickData"], "deleted-run") is no_update
     assert mapp.highlight("shoe", "deleted-run", drawn["meta"], drawn["figure"]) is no_update
 
 

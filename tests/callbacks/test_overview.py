@@ -43,7 +43,43 @@ def test_overview_shows_dataset_counts_runs_metrics_and_active_variants(root, ov
     hrefs = {b.href for b in find(content, lambda c: isinstance(c, dbc.Button))}
     assert f"/explore?run={run_ids['prod2vec']}" in hrefs and f"/map?run={run_ids['prod2vec']}" in hrefs
     assert f"/map?run={run_ids['popularity']}" not in hrefs  # no vectors, no map
+    # ... and no Explore either (Explore lists embedding runs): it is compared with the embedding run
+    assert f"/explore?run={run_ids['popularity']}" not in hrefs
+    assert f"/compare?runs={run_ids['prod2vec']}%2C{run_ids['popularity']}" in hrefs
     assert "0.188" in text  # prod2vec ndcg@10 = 0.1875 on its card
+
+
+def test_overview_describes_one_dataset_and_keeps_the_default_when_another_is_trained(root, overview):
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import load_dataset, save_dataset
+    from recsys.pipeline import train_run
+
+    demo = load_dataset("demo", root)
+    cat, inter = demo.catalog.head(80).copy(), demo.interactions.copy()
+    inter = inter[inter["item_id"].isin(set(cat["item_id"]))]
+    save_dataset(build_dataset("shop", cat, inter), root)
+    shop_run = train_run("popularity", {}, "shop", root, label="shop popularity")["run_id"]
+    names, default = overview.dataset_choices()
+    assert set(names) == {"demo", "shop"} and default == "demo"  # training "shop" changed nothing
+    demo_text = text_of(overview.update_content("v", "demo"))
+    assert "demo" in demo_text and "shop popularity" not in demo_text and "prod2vec test run" in demo_text
+    shop = overview.update_content("v", "shop")
+    shop_text = text_of(shop)
+    assert "Dataset “shop”" in shop_text and "80" in shop_text and "prod2vec test run" not in shop_text
+    grid = find(shop, lambda c: isinstance(c, dag.AgGrid))[0]
+    assert [r["run_id"] for r in grid.rowData] == [shop_run]
+    # no embedding run in "shop": its baseline card sends to the Runs page, not to a broken Explore
+    assert {b.href for b in find(shop, lambda c: isinstance(c, dbc.Button))} == {"/runs"}
+    (select,) = find(overview.layout(), lambda c: getattr(c, "id", None) == ids.OVERVIEW_DATASET_SELECT)
+    assert select.value == "demo" and [
+        o["label"] for o in select.options if "served by default" in o["label"]
+    ] == ["demo (served by default)"]
+    assert (
+        find(
+            overview.layout(dataset="shop"), lambda c: getattr(c, "id", None) == ids.OVERVIEW_DATASET_SELECT
+        )[0].value
+        == "shop"
+    )
 
 
 def test_overview_on_an_empty_data_dir_says_what_happens_next(tmp_path, monkeypatch, overview):

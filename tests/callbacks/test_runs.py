@@ -134,7 +134,8 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
     is_open, text = triggered(
         f"{ids.RUNS_DELETE}.n_clicks", runs_page.ask_delete, 1, None, [rows["popularity"]]
     )
-    assert is_open and "popularity test run" in text_of(text) and "active run" in text_of(text)
+    assert is_open and "popularity test run" in text_of(text)
+    assert "no other popularity run of demo is left" in text_of(text)
     is_open, _ = triggered(
         f"{ids.RUNS_DELETE_CANCEL}.n_clicks", runs_page.ask_delete, 1, 1, [rows["popularity"]]
     )
@@ -144,6 +145,20 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
     assert is_open is False and selected == [] and refresh == 1
     assert Registry(root).list_runs("popularity") == []
     assert "popularity" not in Registry(root).active()
+    assert "no other run of its dataset and family is left" in text_of(msg)
+
+    # Deleting the active prod2vec run: the dialog and the message name its successor.
+    _, text = triggered(
+        f"{ids.RUNS_DELETE}.n_clicks",
+        runs_page.ask_delete,
+        1,
+        None,
+        [{**rows["prod2vec"], "run_id": second["run_id"], "active": True}],
+    )
+    assert "becomes active" in text_of(text)
+    _, msg, _, _ = runs_page.confirm_delete(1, [{"run_id": second["run_id"]}], 1)
+    assert f"{p2v['run_id']} is now the active run" in text_of(msg)
+    assert Registry(root).active()["prod2vec"] == p2v["run_id"]
     assert pop["run_id"] not in {r["run_id"] for r in runs_page.refresh_runs("v", 1)}
 
 
@@ -186,3 +201,63 @@ def test_metric_keys_lists_scalar_metrics_headline_first():
         {"metrics": {"ndcg@10": 0.3, "coverage@10": 0.4}},
     ]
     assert metric_keys(runs) == ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10"]
+
+
+def test_rows_carry_intervals_cases_and_warnings_for_every_grid():
+    from components.metrics import column_defs
+
+    runs = [
+        {
+            "run_id": "r1",
+            "metrics": {
+                "hr@10": 0.25,
+                "n_cases": 320,
+                "ci95": {"hr@10": [0.2, 0.3]},
+                "seeds_without_recs": 40,
+                "warnings": ["only 320 test cases (fewer than 500): the intervals are wide"],
+            },
+        },
+        {"run_id": "old", "metrics": {"hr@10": 0.1}},  # a run stored before intervals existed
+    ]
+    assert metric_keys(runs) == ["hr@10"]  # counters are not metric columns
+    new, old = run_rows(runs, ["hr@10"])
+    assert new["hr@10_ci"] == [0.2, 0.3] and new["cases"] == 320
+    assert "0.2000 to 0.3000 over 320 cases" in new["hr@10_ci_text"]
+    assert "fewer than 500" in new["notes"]
+    assert "hr@10_ci" not in old and old["cases"] is None and old["notes"] == ""
+    cols = {c["field"]: c for c in column_defs(["hr@10"])}
+    assert "params.data['hr@10_ci']" in cols["hr@10"]["valueFormatter"]["function"]
+    assert cols["hr@10"]["tooltipField"] == "hr@10_ci_text" and "cases" in cols and "notes" in cols
+
+
+def _split(**values):
+    options = ("method", "value", "test", "repeats")
+    defaults = {"method": "time", "value": "", "test": None, "repeats": "collapse"}
+    return [values.get(o, defaults[o]) for o in options], [
+        {"type": ids.RUNS_SPLIT, "option": o} for o in options
+    ]
+
+
+def test_the_form_trains_on_the_chosen_split_and_checks_its_value(root, runs_page):
+    pid = [{"type": ids.RUNS_PARAM, "name": "event_weights"}]
+    out = runs_page.start_training(
+        1, "popularity", "demo", "", [None], pid, *_split(method="cutoff", value="soon")
+    )
+    assert "does not fit: date" in text_of(out) and JobStore(root).list_jobs() == []
+    out = runs_page.start_training(1, "popularity", "demo", "", [None], pid, *_split(method="given"))
+    assert "choose the test dataset" in text_of(out)
+
+    out = runs_page.start_training(
+        1, "popularity", "demo", "", [None], pid, *_split(method="last_days", value="3", repeats="keep")
+    )
+    assert "Training started" in text_of(out)
+    store = JobStore(root)
+    (job,) = store.list_jobs(kind="train")
+    assert job["params"]["split_method"] == "last_days" and job["params"]["split_options"] == {
+        "test_days": 3.0
+    }
+    done = store.wait(job["job_id"], timeout=120)
+    assert done["status"] == "done", done.get("error")
+    run = Registry(root).list_runs("popularity")[0]
+    assert run["split"]["method"] == "last_days" and run["split"]["repeats"] == "keep"
+    assert run["metrics"]["protocol"]["repeats"] == "keep" and run["metrics"]["ci95"]

@@ -78,7 +78,7 @@ def test_unknown_run_and_family(demo_dir, capsys):
 
 def test_import_csv_with_missing_column_names_the_file_and_column(tmp_path, capsys):
     bad = tmp_path / "events.csv"
-    bad.write_text("session,product\ns1,p1\ns1,p2\n")
+    bad.write_text("visit,thing\ns1,p1\ns1,p2\n")  # names that mean no field
     rc = main(["--data-dir", str(tmp_path / "d"), "import", "csv", str(bad), "--name", "mine"])
     assert rc == 2
     err = capsys.readouterr().err
@@ -95,8 +95,8 @@ def test_import_csv_with_missing_column_names_the_file_and_column(tmp_path, caps
             "--name",
             "mine",
             "--map",
-            "session=sequence_id",
-            "product=item_id",
+            "visit=sequence_id",
+            "thing=item_id",
         ]
     )
     assert rc == 0

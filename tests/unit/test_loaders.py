@@ -87,12 +87,12 @@ def stored(tmp_data_dir: Path, tmp_path: Path):
 _MALFORMED = [
     (
         "missing_required_column",
-        {"interactions": [INTERACTIONS[0].replace("sequence_id", "session")] + INTERACTIONS[1:]},
+        {"interactions": [INTERACTIONS[0].replace("sequence_id", "grp")] + INTERACTIONS[1:]},
         None,
         "interactions.csv",
         None,
         "sequence_id",
-        ["required column 'sequence_id' is missing", "columns present: session"],
+        ["required column 'sequence_id' is missing", "columns present: grp"],
     ),
     (
         "non_numeric_price",
@@ -101,7 +101,7 @@ _MALFORMED = [
         "catalog.csv",
         7,
         "price",
-        ["non-numeric price", "'abc'", "errors='drop'"],
+        ["non-numeric price", "'abc'", "--errors drop"],
     ),
     ("empty_file", {"catalog": b""}, None, "catalog.csv", None, None, ["empty"]),
     ("header_only", {"catalog": [CATALOG[0]]}, None, "catalog.csv", None, None, ["no data rows"]),
@@ -112,7 +112,7 @@ _MALFORMED = [
         "catalog.csv",
         3,
         "title",
-        ["0xe9", "byte offset", "encoding='latin-1'"],
+        ["0xe9", "byte offset", "--catalog-encoding latin-1"],
     ),
     (
         "negative_price",
@@ -452,5 +452,5 @@ def test_a_bad_number_is_quoted_as_written_not_as_a_numpy_repr():
     inter = pd.DataFrame({"sequence_id": ["s", "s"], "item_id": ["a", "b"]})
     with pytest.raises(DataValidationError) as exc:
         build_dataset("numbers", catalog, inter)
-    assert "negative price: -1.5" in str(exc.value) and "np.float64" not in str(exc.value)
+    assert "negative price, e.g. -1.5 at row 2" in str(exc.value) and "np.float64" not in str(exc.value)
     assert exc.value.row == 2 and exc.value.column == "price"

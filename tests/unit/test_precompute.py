@@ -197,3 +197,14 @@ def test_redis_round_trip(data: dict[str, Any], redis_url: str) -> None:
     store.close()
     live, pre = live_and_pre(c, run_a, "it001", "same-cat", 5)
     assert pre["items"] == live["items"]
+
+
+def test_round_trip_with_ranked_list_rules_equals_live(data: dict[str, Any]) -> None:
+    """A preset with max_per_brand goes through the batch's ranked path (one knn_query for the
+    batch, then the live hot path's ranking per seed): every stored list equals the live one."""
+    root, run_a = data["root"], data["runs"][0]
+    precompute(root, run_a, "no-adult", k=6, batch_size=16)
+    c = client_for(root)
+    for item in data["item_ids"]:
+        live, pre = live_and_pre(c, run_a, str(item), "no-adult", 6)
+        assert pre["items"] == live["items"]

@@ -257,3 +257,40 @@ def test_exact_top_k_selection_matches_full_sort() -> None:
 def test_purity_rejects_mismatched_labels() -> None:
     with pytest.raises(ProjectionError, match="labels has 2 entries but vectors has 3 rows"):
         neighbourhood_purity(np.eye(3), ["a", "b"])
+
+
+def test_demo_projection_pca_now_umap_as_one_job_per_embedding_run(tmp_path: Path) -> None:
+    from recsys.data.schema import save_dataset
+    from recsys.data.synthetic import generate_demo
+    from recsys.jobs import JobStore
+    from recsys.pipeline import project_in_background, train_run
+    from recsys.projection import load_projection
+
+    root = tmp_path / "data"
+    save_dataset(generate_demo(n_items=120, n_sequences=200, seed=0), root)
+    p2v = train_run("prod2vec", {"vector_size": 8, "epochs": 1, "min_count": 1, "workers": 1}, "demo", root)
+    pop = train_run("popularity", {}, "demo", root)
+    jobs = project_in_background([p2v["run_id"], pop["run_id"]], root)
+    store = JobStore(root)
+    try:
+        assert len(jobs) == 1
+        job = store.get(jobs[0])
+        assert job["kind"] == "project" and job["params"] == {"run_id": p2v["run_id"], "method": "umap"}
+        pca = load_projection(root, p2v["run_id"], "pca")
+        assert pca is not None and len(pca) == len(Registry(root).load_model(p2v["run_id"]).item_ids_)
+    finally:
+        for job_id in jobs:
+            store.cancel(job_id, grace=1.0)
+
+
+def test_umap_progress_follows_the_epochs_and_numba_caches_to_a_folder() -> None:
+    from recsys.projection import numba_cache_dir, project
+
+    x = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
+    seen: list[tuple[int, int, str]] = []
+    project(x, method="umap", seed=0, progress=lambda d, t, m: seen.append((d, t, m)))
+    epochs = [d for d, _, m in seen if "epoch" in m]
+    assert len(epochs) >= 3 and epochs == sorted(epochs) and epochs[-1] == 1000  # moves, to the end
+    assert seen[-1][0] == seen[-1][1]
+    assert numba_cache_dir().is_dir()
+    assert os.environ.get("NUMBA_CACHE_DIR")  # set before numba was imported (or by the user)

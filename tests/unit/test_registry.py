@@ -27,9 +27,9 @@ class TinyEmbedding(EmbeddingModel):
         return self
 
 
-def make_run(reg: Registry, **kw):
+def make_run(reg: Registry, dataset: str = "toy", **kw):
     model = TinyEmbedding().fit(None)
-    return reg.create_run(model, dataset_name="toy", dataset_fingerprint="f" * 16, **kw)
+    return reg.create_run(model, dataset_name=dataset, dataset_fingerprint="f" * 16, **kw)
 
 
 def test_run_json_records_what_a_run_needs(tmp_data_dir):
@@ -79,11 +79,100 @@ def test_activate_default_and_delete(tmp_data_dir):
     assert reg.active() == {"prod2vec": first}
     assert reg.default_run("prod2vec") == first
     assert reg.get(first)["active"] and not reg.get(second)["active"]
-    reg.delete(first)
-    assert reg.active() == {}
+    assert reg.delete(first) == {"was_active": True, "replacement": second}
+    assert reg.active() == {"prod2vec": second} and reg.get(second)["active"]
     assert [r["run_id"] for r in reg.list_runs()] == [second]
     with pytest.raises(RunNotFoundError, match=first):
         reg.get(first)
+    # the last run of the family: nothing is left to activate, and the answer says so
+    assert reg.delete(second) == {"was_active": True, "replacement": None}
+    assert reg.active() == {} and reg.default_run() is None
+
+
+def test_deleting_the_active_run_activates_the_newest_other_run_of_its_dataset_only(tmp_data_dir):
+    import time
+
+    reg = Registry(tmp_data_dir)
+    old_toy = make_run(reg)["run_id"]
+    time.sleep(1.1)  # "created" has one-second resolution
+    other = make_run(reg, dataset="other")["run_id"]
+    time.sleep(1.1)
+    new_toy = make_run(reg)["run_id"]
+    time.sleep(1.1)
+    newest_other = make_run(reg, dataset="other")["run_id"]
+    reg.activate(new_toy)
+    reg.activate(other)
+    assert reg.delete(new_toy) == {"was_active": True, "replacement": old_toy}
+    assert reg.active("toy") == {"prod2vec": old_toy} and reg.active("other") == {"prod2vec": other}
+    assert not reg.get(newest_other)["active"]
+    # deleting a run that is not active changes nothing
+    assert reg.delete(newest_other) == {"was_active": False, "replacement": None}
+    assert reg.active_by_dataset() == {"toy": {"prod2vec": old_toy}, "other": {"prod2vec": other}}
+
+
+def test_training_on_another_dataset_keeps_the_api_default_run(tmp_data_dir):
+    """The issue's report: after training on a second dataset the API's default changed (404)."""
+    import flask
+
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from recsys.data.synthetic import generate_demo
+    from recsys.pipeline import train_run
+    from recsys.serving import register_api
+
+    demo = generate_demo(n_items=150, n_sequences=300, seed=0)
+    save_dataset(demo, tmp_data_dir)
+    other = generate_demo(n_items=120, n_sequences=250, seed=1)
+    other.catalog["item_id"] = "X" + other.catalog["item_id"].astype(str)
+    other.interactions["item_id"] = "X" + other.interactions["item_id"].astype(str)
+    save_dataset(build_dataset("other", other.catalog, other.interactions), tmp_data_dir)
+    params = {"vector_size": 8, "epochs": 2, "min_count": 1, "workers": 1}
+    first = train_run("prod2vec", params, "demo", tmp_data_dir)["run_id"]
+    app = flask.Flask("t")
+    register_api(app, tmp_data_dir, token="")
+    client = app.test_client()
+    seed = str(demo.catalog["item_id"].iloc[0])
+    before = client.get(f"/api/v1/similar/{seed}")
+    assert before.status_code == 200 and before.get_json()["run"] == first
+    second = train_run("prod2vec", params, "other", tmp_data_dir)
+    assert second["active"]  # the first run of its dataset is that dataset's active run ...
+    after = client.get(f"/api/v1/similar/{seed}")  # ... but the default stays the demo's
+    assert after.status_code == 200 and after.get_json()["run"] == first
+    assert after.get_json()["items"] == before.get_json()["items"]
+    Registry(tmp_data_dir).delete(first)  # no demo run left: other datasets are next
+    assert client.get("/api/v1/runs").get_json()["default_run"] == second["run_id"]
+
+
+def test_another_dataset_never_changes_what_the_default_dataset_serves(tmp_data_dir):
+    reg = Registry(tmp_data_dir)
+    toy = make_run(reg)["run_id"]
+    reg.activate(toy)
+    assert reg.default_dataset() == "toy"
+    newer = make_run(reg, dataset="other")["run_id"]
+    reg.activate(newer)  # what train_run does for the first run of a dataset
+    assert reg.default_run() == toy and reg.default_run("prod2vec") == toy
+    assert reg.default_run(dataset="other") == newer
+    assert reg.active() == {"prod2vec": toy} and reg.active("other") == {"prod2vec": newer}
+    # deleting the default dataset's last active run: its other runs, never the other dataset's
+    spare = make_run(reg)["run_id"]
+    reg.delete(toy)
+    assert reg.default_run() == spare and reg.default_dataset() == "toy"
+    reg.set_default_dataset("other")
+    assert reg.default_run() == newer
+    with pytest.raises(RunNotFoundError, match="no run of dataset 'nope'"):
+        reg.set_default_dataset("nope")
+
+
+def test_the_flat_active_file_of_earlier_versions_is_read_per_dataset(tmp_data_dir):
+    reg = Registry(tmp_data_dir)
+    toy = make_run(reg)["run_id"]
+    (reg.runs_dir / "active.json").write_text(json.dumps({"prod2vec": toy, "popularity": "gone-run"}))
+    assert reg.active() == {"prod2vec": toy} and reg.default_dataset() == "toy"
+    assert reg.get(toy)["active"]
+    other = make_run(reg, dataset="other")["run_id"]
+    reg.activate(other)
+    assert reg.active_by_dataset() == {"toy": {"prod2vec": toy}, "other": {"prod2vec": other}}
+    assert reg.default_run() == toy
 
 
 @pytest.mark.parametrize("bad", ["nope", "../etc", "a/b", "", "..", ".", ".hidden"])
@@ -131,7 +220,7 @@ def test_an_unreadable_run_json_is_a_clear_error(tmp_data_dir):
     reg = Registry(tmp_data_dir)
     run_id = make_run(reg)["run_id"]
     (tmp_data_dir / "runs" / run_id / "run.json").write_text("{not json")
-    with pytest.raises(StoredDataError, match="unreadable"):
+    with pytest.raises(StoredDataError, match="damaged: run.json is not valid JSON"):
         reg.get(run_id)
 
 

@@ -183,7 +183,16 @@ def test_planner_equals_brute_force(n, data_seed, cfg, k, seed_row, plan):
     res = searcher.search(seed_id, cfg, k, plan=plan)
     ref_ids, ref_scores, eligible = brute_force(cat, vec, seed_id, cfg, k)
     assert_matches(res, ref_ids, ref_scores, eligible)
-    assert res.n_eligible == len(eligible)
+    if cfg.min_similarity is None:
+        assert res.n_eligible == len(eligible)
+    else:  # a threshold counts like a mask rule: eligible = mask-eligible items at or above it
+        plain = FilterConfig.from_dict({**cfg.model_dump(), "min_similarity": None, "max_per_brand": None})
+        _, all_scores, mask_eligible = brute_force(cat, vec, seed_id, plain, n)
+        passing = int(np.count_nonzero(np.asarray(all_scores) >= cfg.min_similarity - 1e-6))
+        assert abs(res.n_eligible - passing) <= int(
+            np.count_nonzero(np.abs(np.asarray(all_scores) - cfg.min_similarity) < 1e-5)
+        )
+        assert res.removed_by_rule["min_similarity"] == len(mask_eligible) - res.n_eligible
     # the guarantee: k results whenever k eligible items exist (no ranked-list rule cutting)
     if cfg.min_similarity is None and cfg.max_per_brand is None:
         assert len(res) == min(k, len(eligible))
@@ -701,3 +710,336 @@ def test_get_searcher_picks_up_a_reimported_catalogue(tmp_path, monkeypatch):
     second = get_searcher(reg, run["run_id"])
     assert second is not first
     assert set(second.view.attributes(np.arange(3))["brand"]) == {"new-brand"}
+
+
+@pytest.mark.parametrize("plan", ["auto", "exact", "hnsw_overfetch", "hnsw_filter"])
+def test_min_similarity_counts_agree_with_the_list_and_do_not_depend_on_k(plan):
+    """The issue's report: a threshold above every score emptied the list while the summary
+    said "70 eligible", and the removed count changed with k."""
+    cat, vec, searcher = searcher_for(120, 1)
+    base = FilterConfig(same_gender=True, exclude_adult=True)
+    everything = searcher.search("it7", base, k=500, plan="exact")
+    for threshold in (0.0, float(np.median(everything.scores)), 1.0):
+        cfg = FilterConfig(same_gender=True, exclude_adult=True, min_similarity=threshold)
+        passing = sum(s >= threshold for s in everything.scores)
+        answers = [searcher.search("it7", cfg, k=k, plan=plan) for k in (1, 5, 25, 500)]
+        for res in answers:
+            assert res.n_eligible == passing
+            assert res.removed_by_rule["min_similarity"] == everything.n_eligible - passing
+        assert len(answers[-1].item_ids) == passing  # k above the eligible count: all of them
+        assert all(s >= threshold for s in answers[-1].scores)
+
+
+# -- batch path, static filters, background builds (issue 18) --------------------------------------
+def _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k):
+    ref_ids, ref_scores, eligible = brute_force(cat, vec, seed_id, cfg, k)
+    assert_matches(res, ref_ids, ref_scores, eligible)
+    assert res.n_eligible == len(eligible)
+    if cfg.min_similarity is None and cfg.max_per_brand is None:
+        assert len(res) == min(k, len(eligible))
+    single = searcher.search(seed_id, cfg, k, plan="exact")
+    assert res.removed_by_rule == single.removed_by_rule or cfg.max_per_brand or cfg.min_similarity
+    assert res.skipped_rules == single.skipped_rules
+    assert res.seed_item_id == seed_id
+    assert [searcher.view.item_id_by_row[r] for r in res.rows] == res.item_ids
+
+
+class exact_priced_high:
+    """Price exact search of static filters far above a beam search, so that small test
+    catalogues take the over-fetch paths (single and batch) the cost model keeps for large ones."""
+
+    names = ("_S_GEMV_ROW", "_S_GEMV_ROW_COLD", "_S_SELECT_ROW")
+
+    @staticmethod
+    def _forget_costs():  # the eligible sets cache their plan constants
+        for entry in list(_searchers.values()) + list(_pair_searchers.values()):
+            for cf in entry[-1]._compiled.values():
+                for ss in cf.sets.values():
+                    ss.costs.clear()
+
+    def __enter__(self):
+        from recsys import search
+
+        self.saved = {x: getattr(search, x) for x in self.names}
+        for x in self.names:
+            setattr(search, x, 100.0)
+        self._forget_costs()
+
+    def __exit__(self, *exc):
+        from recsys import search
+
+        for x, val in self.saved.items():
+            setattr(search, x, val)
+        self._forget_costs()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.sampled_from([2, 9, 40, 120]),
+    data_seed=st.integers(0, 3),
+    cfg=configs,
+    k=st.integers(1, 25),
+    seed_rows=st.lists(st.integers(0, 10_000), min_size=2, max_size=12),
+    overfetch=st.booleans(),
+)
+def test_search_many_equals_brute_force(n, data_seed, cfg, k, seed_rows, overfetch):
+    """The batch path (one knn_query for all seeds, vectorised tests, BLAS top-k per group) answers
+    every seed as brute force does, with the same counts and skipped rules as a single search;
+    also when static filters over-fetch instead of searching their block exactly."""
+    cat, vec, searcher = searcher_for(n, data_seed)
+    seeds = [f"it{r % n}" for r in seed_rows]
+    if overfetch:
+        with exact_priced_high():
+            results = searcher.search_many(seeds, cfg, k, num_threads=2)
+            singles = [searcher.search(s, cfg, k) for s in seeds]
+    else:
+        results = searcher.search_many(seeds, cfg, k, num_threads=2)
+        singles = []
+    assert len(results) == len(seeds)
+    for seed_id, res in zip(seeds, results):
+        _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k)
+    for seed_id, res in zip(seeds, singles):
+        _check_against_brute_force(cat, vec, searcher, res, seed_id, cfg, k)
+
+
+def test_search_many_skips_unknown_seeds_only_when_asked():
+    _, _, searcher = searcher_for(40, 0)
+    with pytest.raises(UnknownItemError, match="nope"):
+        searcher.search_many(["it1", "nope"], FilterConfig(brands_allow=["Nike"]), 5)
+    got = searcher.search_many(
+        ["it1", "nope", "it2"], FilterConfig(brands_allow=["Nike"]), 5, skip_unknown=True
+    )
+    assert got[1] is None and got[0] is not None and got[2] is not None
+
+
+def uncorrelated_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Clustered vectors, and attributes drawn at random: filters that ignore the vectors."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(30, 16)).astype(np.float32)
+    vec = centers[rng.integers(0, 30, n)] + 0.4 * rng.normal(size=(n, 16)).astype(np.float32)
+    cat = pd.DataFrame(
+        {
+            "item_id": [f"u{i}" for i in range(n)],
+            "title": [f"t{i}" for i in range(n)],
+            "category": [f"C{x} > D{y}" for x, y in zip(rng.integers(0, 4, n), rng.integers(0, 5, n))],
+            "brand": [f"b{x}" for x in rng.integers(0, 100, n)],
+            "gender": rng.choice(["women", "men", ""], n),
+            "price": rng.lognormal(3, 0.5, n),
+            "adult": np.zeros(n, dtype=bool),
+        }
+    )
+    return cat, vec
+
+
+@pytest.fixture(scope="module")
+def uncorrelated():
+    cat, vec = uncorrelated_catalog(8000, 11)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
+    return cat, vec, index
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"brands_allow": [f"b{i}" for i in range(10)]},  # 10%, random
+        {"brands_allow": ["b3"]},  # 1%
+        {"price_min": 15.0, "price_max": 17.0},  # a price band, about 10%
+        {"brands_allow": [f"b{i}" for i in range(50)]},  # 50%
+        {},
+    ],
+)
+@pytest.mark.parametrize("overfetch", [False, True])
+def test_uncorrelated_filters_single_and_batch_match_exact(uncorrelated, fields, overfetch):
+    """Filters assigned at random: single queries and the batch keep recall >= 0.99 against exact
+    filtered search, always fill the list, and the batch agrees with single queries' counts
+    (``overfetch``: exact search priced out, so the over-fetch paths answer)."""
+    import contextlib
+
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    cfg = FilterConfig(**fields)
+    seeds = [f"u{i}" for i in range(0, 8000, 41)]
+    ctx = exact_priced_high() if overfetch else contextlib.nullcontext()
+    with ctx:
+        batch = searcher.search_many(seeds, cfg, 10, num_threads=2)
+        singles = [searcher.search(item, cfg, 10) for item in seeds]
+    hits = total = 0
+    plans: dict[str, int] = {}
+    for item, many, one in zip(seeds, batch, singles):
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[one.plan] = plans.get(one.plan, 0) + 1
+        for res in (one, many):
+            assert res.n_eligible == ref.n_eligible and len(res) == min(10, ref.n_eligible)
+            assert res.removed_by_rule == ref.removed_by_rule
+            assert item not in res.item_ids
+            assert res.scores == sorted(res.scores, reverse=True)
+            hits += len(set(res.rows) & set(ref.rows))
+            total += len(ref.rows)
+    assert hits / total >= 0.99, plans
+    if not fields:
+        assert searcher.compile(cfg).trivial and set(plans) == {"hnsw_overfetch"}
+    if overfetch:
+        assert plans.get("hnsw_overfetch", 0) > 0, plans
+        assert {r.plan for r in batch} & {"hnsw_overfetch", "hnsw_overfetch+exact_fallback"}
+
+
+def test_no_filter_path_is_one_knn_query_without_the_seed(uncorrelated):
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    for row in (0, 17, 4000):
+        res = searcher.search(f"u{row}", None, 10)
+        rows, sims = index.knn(unit[row], 11)
+        want = [r for r in rows[0].tolist() if r != row][:10]
+        assert res.rows == want and res.n_eligible == 7999 and res.removed_by_rule == {"exclude_seed": 1}
+        np.testing.assert_allclose(res.scores, unit[want] @ unit[row], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"brands_allow": [f"b{i}" for i in range(10)]},
+        {"same_category": True, "category_level": 1, "price_ratio_min": 0.5, "price_ratio_max": 2.0},
+        {"same_gender": True, "brands_deny": ["b1"]},
+    ],
+)
+def test_first_queries_of_a_new_filter_do_not_build_and_answer_exactly(uncorrelated, fields):
+    """On a catalogue at or above ``background_min_items`` a new filter's structures (eligible set,
+    key index, seed table) are built by the background thread; until then queries answer from the
+    general path with the same results and counts, and nothing is built on the request."""
+    from recsys.search import _TABLE_AFTER
+
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    cfg = FilterConfig(**fields)
+    gate = __import__("threading").Event()
+    searcher._bg.submit("hold", gate.wait)  # keep the worker busy: every build stays queued
+    try:
+        cold = [searcher.search(f"u{i}", cfg, 10) for i in range(0, 3 * _TABLE_AFTER * 7, 7)]
+        cf = searcher.compile(cfg)
+        assert cf.sets == {} and cf.keys == {} and cf.seed_table is None
+    finally:
+        gate.set()
+    searcher.wait_background()
+    assert cf.sets or (cf.keys and cf.seed_table is not None)
+    for i, res in zip(range(0, 3 * _TABLE_AFTER * 7, 7), cold):
+        warm = searcher.search(f"u{i}", cfg, 10)
+        ref = searcher.search(f"u{i}", cfg, 10, plan="exact")
+        for got in (res, warm):
+            assert got.n_eligible == ref.n_eligible and got.removed_by_rule == ref.removed_by_rule
+            assert len(set(got.rows) & set(ref.rows)) >= 9
+
+
+def test_identical_vectors_return_the_exact_list_with_ties_by_position():
+    """A thin catalogue: 400 items share one vector, 150 another close to it. HNSW alone returns an
+    arbitrary subset of such a group; the searcher detects the groups when it is built and returns
+    exactly what exact search returns (ties: lower position first), single and batch."""
+    rng = np.random.default_rng(21)
+    n = 3000
+    cat, _ = uncorrelated_catalog(n, 21)
+    vec = rng.normal(size=(n, 16)).astype(np.float32)
+    a = rng.normal(size=16).astype(np.float32)
+    vec[:400] = a
+    vec[400:550] = a + 0.05 * rng.normal(size=16).astype(np.float32)
+    vec[550:700] = a + 0.3 * rng.normal(size=(150, 16)).astype(np.float32)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    assert searcher._tie_of is not None and len(searcher._tie_starts) - 1 == 2  # two groups
+    seeds = [f"u{i}" for i in (0, 7, 399, 400, 470, 560, 600, 690)]
+    raw_differs = 0
+    for fields in ({}, {"brands_allow": [f"b{i}" for i in range(30)]}, {"same_gender": True}):
+        cfg = FilterConfig(**fields)
+        many = searcher.search_many(seeds, cfg, 10, num_threads=2)
+        for item, batch in zip(seeds, many):
+            one = searcher.search(item, cfg, 10)
+            ref = searcher.search(item, cfg, 10, plan="exact")
+            assert one.item_ids == ref.item_ids, (fields, item, one.plan)
+            assert batch.item_ids == ref.item_ids, (fields, item, batch.plan)
+            np.testing.assert_allclose(one.scores, ref.scores, atol=1e-5)
+            # without the completion, HNSW's subset of a tie group differs from the exact list
+            bare = searcher._search_seed(item, cfg, 10)
+            raw_differs += bare.item_ids != ref.item_ids
+    assert raw_differs > 0
+
+
+def test_a_static_filter_used_often_gets_its_own_graph_with_the_same_answers(uncorrelated):
+    """A brand filter keeping 10%: after a few queries it is answered from an HNSW index over its
+    eligible items alone (no over-fetch, no exact scan); lists keep recall >= 0.99 against exact
+    search, the seed excluded, counts unchanged; the batch uses the same graph."""
+    from recsys.search import _SUB_AFTER
+
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(10)])
+    for i in range(_SUB_AFTER + 1):
+        searcher.search(f"u{i}", cfg, 10)
+    ss = searcher.compile(cfg).sets[False]
+    assert ss.sub is not None
+    seeds = [f"u{i}" for i in range(3, 8000, 53)]
+    hits = total = 0
+    for item, many in zip(seeds, searcher.search_many(seeds, cfg, 10, num_threads=2)):
+        one = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        for res in (one, many):
+            assert res.plan == "hnsw_subindex"
+            assert res.n_eligible == ref.n_eligible and len(res) == 10 and item not in res.item_ids
+            assert res.removed_by_rule == ref.removed_by_rule
+            assert set(res.item_ids) <= set(cat.item_id[cat.brand.isin(cfg.brands_allow)])
+            hits += len(set(res.rows) & set(ref.rows))
+            total += len(ref.rows)
+    assert hits / total >= 0.99
+
+
+def test_search_many_with_ranked_list_rules_equals_single_queries(uncorrelated):
+    """max_per_brand: the batch takes each seed's first over-fetch from one knn_query and ranks it
+    as the live hot path does: where both over-fetched, the same items with the same scores."""
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    cfg = FilterConfig(price_ratio_min=0.5, price_ratio_max=2.0, same_gender=True, max_per_brand=2)
+    seeds = [f"u{i}" for i in range(1, 8000, 37)]
+    batch = searcher.search_many(seeds, cfg, 10, num_threads=2)
+    same = 0
+    brand = cat.set_index("item_id")["brand"]
+    for item, many in zip(seeds, batch):
+        one = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert many.n_eligible == ref.n_eligible and many.removed_by_rule.keys() == ref.removed_by_rule.keys()
+        assert len(many) == len(ref) and item not in many.item_ids
+        assert brand.loc[many.item_ids].value_counts().max() <= 2
+        if many.plan == one.plan == "hnsw_overfetch":
+            assert (many.item_ids, many.scores, many.removed_by_rule) == (
+                one.item_ids,
+                one.scores,
+                one.removed_by_rule,
+            )
+            same += 1
+    assert same >= 20  # the planner picks exact search for part of the seeds
+
+
+def test_a_category_filter_used_often_gets_a_graph_per_category(uncorrelated):
+    """same_category over categories drawn at random: once a category keeps being asked for, its
+    items get their own graph; answers from it keep the seed's category, the counts of the
+    general path, the seed excluded, and recall >= 0.99 against exact search."""
+    cat, vec, index = uncorrelated
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    cfg = FilterConfig(same_category=True, category_level=0)
+    for i in range(0, 8000, 40):  # 200 queries over 4 top-level categories
+        searcher.search(f"u{i}", cfg, 10)
+    assert searcher.compile(cfg).blocks
+    top = cat.set_index("item_id")["category"].str.split(" > ").str[0]
+    hits = total = 0
+    plans: dict[str, int] = {}
+    for i in range(3, 8000, 61):
+        item = f"u{i}"
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert set(top.loc[res.item_ids]) == {top.loc[item]}
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert plans.get("hnsw_subindex", 0) > 0, plans
+    assert hits / total >= 0.99

@@ -98,3 +98,26 @@ def test_bad_arguments():
         build_sequences(ds, max_len=0)
     with pytest.raises(DataValidationError, match="item_id"):
         build_sequences(pd.DataFrame({"sequence_id": ["s"]}))
+
+
+def test_session_gap_cuts_at_time_gaps_counted_over_all_event_types():
+    t0 = pd.Timestamp("2024-03-01 10:00")
+    minutes = [0, 10, 35, 50, 200, 201]
+    events = ["view", "view", "purchase", "view", "view", "view"]
+    inter = pd.DataFrame(
+        {
+            "sequence_id": "u1",
+            "item_id": list("abcdef"),
+            "timestamp": [t0 + pd.Timedelta(minutes=m) for m in minutes],
+            "event_type": events,
+            "position": range(6),
+        }
+    ).iloc[::-1]  # stored backwards: order by position
+    assert build_sequences(inter, session_gap=1800) == [["a", "b", "c", "d"], ["e", "f"]]
+    # the purchase at 35 min keeps the visit alive although only views are kept
+    assert build_sequences(inter, session_gap=1800, event_types="view") == [["a", "b", "d"], ["e", "f"]]
+    assert build_sequences(inter, session_gap=20 * 60) == [["a", "b"], ["c", "d"], ["e", "f"]]
+    with pytest.raises(DataValidationError, match="timestamp"):
+        build_sequences(inter.drop(columns="timestamp"), session_gap=60)
+    with pytest.raises(ValueError, match="session_gap"):
+        build_sequences(inter, session_gap=0)

@@ -290,14 +290,17 @@ def test_non_api_paths_keep_flask_defaults(data: dict[str, Any]) -> None:
     assert resp.status_code == 404 and not resp.is_json
 
 
-def test_internal_error_is_json_500_without_traceback(client: Any, data: dict[str, Any]) -> None:
+def test_a_damaged_run_json_is_json_503_naming_the_run(client: Any, data: dict[str, Any]) -> None:
     broken = data["root"] / "runs" / "broken-run"
     broken.mkdir()
     (broken / "run.json").write_text("{ not json")
     try:
-        body = err(client.get("/api/v1/runs/broken-run"), 500)
-        assert "Traceback" not in body["message"]
-        assert "broken-run/run.json is unreadable" in body["message"]
+        body = err(client.get("/api/v1/runs/broken-run"), 503)
+        assert "Traceback" not in body["message"] and body["field"] == "run"
+        assert "run 'broken-run' is damaged: run.json is not valid JSON" in body["message"]
+        listed = {r["run_id"]: r for r in client.get("/api/v1/runs").get_json()["runs"]}
+        assert listed["broken-run"]["damaged"] is True and "run.json" in listed["broken-run"]["error"]
+        assert not any(r["damaged"] for k, r in listed.items() if k != "broken-run")
     finally:
         (broken / "run.json").unlink()
         broken.rmdir()
@@ -474,8 +477,19 @@ def test_preset_saved_by_another_process_is_seen_at_once(tmp_path: Path) -> None
     assert second["config_hash"] != first["config_hash"]
 
 
-def test_unexpected_failure_is_json_500_without_traceback(client: Any, data: dict[str, Any]) -> None:
-    # A run folder whose model files are garbage: loading it fails in NumPy, not in our code.
+def test_unexpected_failure_is_json_500_without_traceback(
+    client: Any, data: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("an unforeseen bug")
+
+    monkeypatch.setattr("recsys.search.similar_items", boom)
+    body = err(client.get("/api/v1/similar/it000"), 500)
+    assert "Traceback" not in body["message"] and "RuntimeError" in body["message"]
+
+
+def test_garbage_model_files_are_json_503_naming_the_file(client: Any, data: dict[str, Any]) -> None:
+    # A run folder whose model files are garbage: the run is damaged, the others serve on.
     source = data["root"] / "runs" / data["runs"][0]
     broken = data["root"] / "runs" / "garbage-run"
     broken.mkdir()
@@ -485,8 +499,10 @@ def test_unexpected_failure_is_json_500_without_traceback(client: Any, data: dic
         (broken / "model.json").write_text((source / "model.json").read_text())
         (broken / "item_ids.npy").write_bytes(b"not a numpy file")
         (broken / "vectors.npy").write_bytes(b"not a numpy file")
-        body = err(client.get("/api/v1/similar/it000?run=garbage-run"), 500)
+        body = err(client.get("/api/v1/similar/it000?run=garbage-run"), 503)
         assert "Traceback" not in body["message"]
+        assert "run 'garbage-run' is damaged: item_ids.npy is not a readable .npy array" in body["message"]
+        assert client.get(f"/api/v1/similar/it000?run={data['runs'][0]}").status_code == 200
     finally:
         for f in broken.iterdir():
             f.unlink()

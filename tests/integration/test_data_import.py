@@ -1,0 +1,52 @@
+"""Data page in Chromium: reading options, the parsed preview and the import of a headerless tab file."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+
+from recsys.data.schema import load_dataset
+from tests.integration.test_shell import _click
+
+
+def test_reading_options_preview_then_import(dash_duo, dash_app_copy, demo_data_copy):
+    from components import ids
+
+    imports = demo_data_copy / "imports"
+    imports.mkdir(exist_ok=True)
+    log = imports / "user log.txt"
+    log.write_text("u1\tA\tpv\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\tpv\t1511550000\n")
+
+    dash_duo.driver.set_window_size(1400, 1400)
+    dash_duo.start_server(dash_app_copy)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/data")
+    dash_duo.wait_for_element(f"#{ids.DATA_PATH}", timeout=15)
+
+    def option(name: str):
+        return dash_duo.find_element(f'#data-read-options input[id*=\'"option":"{name}"\']')
+
+    _click(dash_duo, dash_duo.find_element("#data-read-options summary"))
+    option("columns").send_keys("user_id,item_id,event_type,timestamp\n")
+    option("session_gap").send_keys("30m\n")
+    path = dash_duo.find_element(f"#{ids.DATA_PATH}")
+    path.send_keys(str(log) + "\n")
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_MAPPING}", "separator: tab (detected)", timeout=15)
+
+    # codes unknown: with "Bad rows: drop" the preview drops them and says how to fix it, in form words
+    _click(dash_duo, dash_duo.find_element(f"#{ids.DATA_PREVIEW}"))
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_PREVIEW_OUT}", "unknown event_type", timeout=15)
+    text = dash_duo.find_element(f"#{ids.DATA_PREVIEW_OUT}").text
+    assert "Event codes “pv=view" in text and "--" not in text
+
+    option("event_map").send_keys("pv=view buy=purchase\n")
+    _click(dash_duo, dash_duo.find_element(f"#{ids.DATA_PREVIEW}"))
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_PREVIEW_OUT}", "Parsed events", timeout=15)
+    assert "purchase" in dash_duo.find_element(f"#{ids.DATA_PREVIEW_OUT}").text
+    assert not (demo_data_copy / "datasets" / "preview").exists()
+
+    dash_duo.find_element(f"#{ids.DATA_NAME}").send_keys("userlog")
+    _click(dash_duo, dash_duo.find_element(f"#{ids.DATA_IMPORT}"))
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_REPORT}", "separator: tab (detected)", timeout=60)
+    assert dash_duo.driver.find_elements(By.CSS_SELECTOR, f"#{ids.DATA_MESSAGE} .alert-danger") == []
+    ds = load_dataset("userlog", demo_data_copy)
+    assert sorted(ds.interactions["event_type"]) == ["purchase", "view", "view"]
+    assert dash_duo.get_logs() == []

@@ -1,0 +1,571 @@
+"""`recsys import csv` on files as shops export them: each quirk with a small file written here.
+
+Every test goes through the command line (``main([...])``), as a user would, and checks
+what is stored and what the report says.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.__main__ import main
+from recsys.data.schema import list_datasets, load_dataset
+
+EVENTS = [
+    ["SessionId", "ItemId", "Time"],
+    ["s1", "A", "2024-01-01 10:00:00"],
+    ["s1", "B", "2024-01-01 10:01:00"],
+    ["s2", "B", "2024-01-02 09:00:00"],
+    ["s2", "C", "2024-01-02 09:05:00"],
+    ["s3", "A", "2024-01-03 12:00:00"],
+]
+SESSION_MAP = ["--map", "SessionId=sequence_id", "ItemId=item_id", "Time=timestamp"]
+
+
+def write(path: Path, rows: list[list[str]] | str, sep: str = ",", encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = rows if isinstance(rows, str) else "".join(sep.join(r) + "\n" for r in rows)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def run(capsys, root: Path, *argv: str) -> tuple[int, str, str]:
+    rc = main(["--data-dir", str(root), "-q", "import", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def report_of(out: str) -> dict:
+    return json.loads(out)["report"]
+
+
+# ------------------------------------------------------------------------------------------
+# separators, headers, encodings
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sep, name, suffix",
+    [(",", "comma", ".csv"), (";", "semicolon", ".csv"), ("\t", "tab", ".txt"), ("|", "pipe", ".csv")],
+)
+def test_separator_is_detected_and_reported(tmp_path, capsys, sep, name, suffix):
+    f = write(tmp_path / f"events{suffix}", EVENTS, sep)
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(f), "--name", "s", *SESSION_MAP)
+    assert rc == 0, err
+    assert report_of(out)["reading"]["interactions"]["separator"] == f"{name} (detected)"
+    ds = load_dataset("s", tmp_path / "d")
+    assert ds.interactions.groupby("sequence_id")["item_id"].apply(list).to_dict() == {
+        "s1": ["A", "B"],
+        "s2": ["B", "C"],
+        "s3": ["A"],
+    }
+
+
+def test_a_given_separator_wins_and_a_wrong_one_says_so(tmp_path, capsys):
+    f = write(tmp_path / "events.txt", EVENTS, "\t")
+    rc, out, _ = run(capsys, tmp_path / "d", "csv", str(f), "--sep", "tab", *SESSION_MAP)
+    assert rc == 0 and report_of(out)["reading"]["interactions"]["separator"] == "tab (given)"
+    rc, _, err = run(capsys, tmp_path / "d2", "csv", str(f), "--sep", "comma", *SESSION_MAP)
+    assert rc == 2
+    assert "The header is one column holding tabs: pass --sep tab" in err
+    assert not list_datasets(tmp_path / "d2")
+
+
+def test_headerless_file_with_columns_or_positions(tmp_path, capsys):
+    rows = [
+        ["u1", "A", "pv", "1511544070"],
+        ["u1", "B", "buy", "1511544170"],
+        ["u2", "A", "pv", "1511550000"],
+    ]
+    f = write(tmp_path / "log.csv", rows)
+    rc, out, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        str(f),
+        "--name",
+        "named",
+        "--columns",
+        "sequence_id,item_id,event_type,timestamp",
+        "--event-map",
+        "pv=view",
+        "buy=purchase",
+    )
+    assert rc == 0, err
+    reading = report_of(out)["reading"]["interactions"]
+    assert reading["header"].startswith("none (detected")
+    assert reading["timestamps"].startswith("unix seconds")
+    rc, out, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        str(f),
+        "--name",
+        "positional",
+        "--no-header",
+        "--map",
+        "0=sequence_id",
+        "1=item_id",
+        "2=event_type",
+        "3=timestamp",
+        "--event-map",
+        "pv=view",
+        "buy=purchase",
+    )
+    assert rc == 0, err
+    a, b = load_dataset("named", tmp_path / "d"), load_dataset("positional", tmp_path / "d")
+    assert a.fingerprint() == b.fingerprint()
+    assert len(a.interactions) == 3  # the first row is data, not a header
+    assert list(a.interactions["event_type"]) == ["view", "purchase", "view"]
+    assert a.interactions["timestamp"].iloc[0] == pd.Timestamp("2017-11-24 17:21:10")
+
+
+def test_headerless_catalogue_mapped_by_position(tmp_path, capsys):
+    f = write(tmp_path / "cat.csv", [["101", "Red mug", "£3.42"], ["102", "Tea pot", "£12.00"]])
+    rc, out, err = run(
+        capsys, tmp_path / "d", "csv", "--catalog", str(f), "--map", "0=item_id", "1=title", "2=price"
+    )
+    assert rc == 0, err
+    cat = load_dataset("imported", tmp_path / "d").catalog
+    assert list(cat["item_id"]) == ["101", "102"] and list(cat["price"]) == [3.42, 12.0]
+
+
+def test_mapping_a_named_column_on_a_headerless_file_explains_positions(tmp_path, capsys):
+    f = write(tmp_path / "cat.csv", [["101", "Red mug"], ["102", "Tea pot"]])
+    rc, _, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(f), "--map", "sku=item_id")
+    assert rc == 2
+    assert "no header row" in err and "--map 0=item_id" in err and "--columns" in err
+
+
+def test_encodings_per_file(tmp_path, capsys):
+    events = write(tmp_path / "ev.csv", [["order", "sku"], ["o1", "CAFÉ"], ["o1", "THÉ"]], encoding="cp1252")
+    cat = write(
+        tmp_path / "cat.csv", [["sku", "name"], ["CAFÉ", "Café crème"], ["THÉ", "Thé"]], encoding="utf-8"
+    )
+    argv = [
+        "csv",
+        str(events),
+        "--catalog",
+        str(cat),
+        "--map",
+        "order=sequence_id",
+        "sku=item_id",
+        "name=title",
+    ]
+    rc, _, err = run(capsys, tmp_path / "d", *argv)
+    assert rc == 2 and "--encoding cp1252" in err and "row 1" in err
+    rc, _, err = run(capsys, tmp_path / "d", *argv, "--encoding", "cp1252", "--catalog-encoding", "utf-8")
+    assert rc == 0, err
+    cat_df = load_dataset("imported", tmp_path / "d").catalog.set_index("item_id")
+    assert cat_df.loc["CAFÉ", "title"] == "Café crème"
+
+
+# ------------------------------------------------------------------------------------------
+# values: prices, timestamps, whitespace, quoting
+# ------------------------------------------------------------------------------------------
+
+
+def test_prices_with_currency_marks_and_separators(tmp_path, capsys):
+    rows = [["sku", "price"], ["a", "£3.42"], ["b", '"₹1,099"'], ["c", "$ 1 234.50"], ["d", "12"], ["e", ""]]
+    f = write(tmp_path / "cat.csv", rows)
+    rc, out, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(f), "--map", "sku=item_id")
+    assert rc == 0, err
+    price = load_dataset("imported", tmp_path / "d").catalog.set_index("item_id")["price"]
+    assert price[["a", "b", "c", "d"]].tolist() == [3.42, 1099.0, 1234.5, 12.0] and np.isnan(price["e"])
+    assert "currency marks removed" in report_of(out)["reading"]["catalog"]["prices"]
+
+
+def test_decimal_comma_detected_or_forced(tmp_path, capsys):
+    f = write(
+        tmp_path / "cat.csv", [["sku", "price"], ["a", "1.234,50 €"], ["b", "3,42"], ["c", "7"]], sep=";"
+    )
+    rc, out, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(f), "--map", "sku=item_id")
+    assert rc == 0, err
+    price = load_dataset("imported", tmp_path / "d").catalog.set_index("item_id")["price"]
+    assert price.tolist() == [1234.5, 3.42, 7.0]
+    assert "decimal comma (detected)" in report_of(out)["reading"]["catalog"]["prices"]
+    # "1,099" alone reads as one thousand and ninety-nine; --decimal , says it is 1.099
+    g = write(tmp_path / "cat2.csv", [["sku", "price"], ["a", '"1,099"']])
+    run(capsys, tmp_path / "d", "csv", "--catalog", str(g), "--map", "sku=item_id", "--name", "dot")
+    run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        "--catalog",
+        str(g),
+        "--map",
+        "sku=item_id",
+        "--name",
+        "comma",
+        "--decimal",
+        ",",
+    )
+    assert load_dataset("dot", tmp_path / "d").catalog["price"].iloc[0] == 1099.0
+    assert load_dataset("comma", tmp_path / "d").catalog["price"].iloc[0] == pytest.approx(1.099)
+
+
+def test_timestamps_unix_ms_iso_offsets_and_tz_for_naive(tmp_path, capsys):
+    rows = [["s", "i", "t"], ["a", "x", "1704103200000"], ["a", "y", "1704103260000"]]
+    f = write(tmp_path / "ms.csv", rows)
+    rc, out, _ = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        str(f),
+        "--name",
+        "ms",
+        "--map",
+        "s=sequence_id",
+        "i=item_id",
+        "t=timestamp",
+    )
+    assert rc == 0 and report_of(out)["reading"]["interactions"]["timestamps"].startswith("unix milliseconds")
+    assert load_dataset("ms", tmp_path / "d").interactions["timestamp"].iloc[0] == pd.Timestamp(
+        "2024-01-01 10:00"
+    )
+    rows = [["s", "i", "t"], ["a", "x", "2024-01-01 18:00:00"], ["a", "y", "2024-01-01T12:00:00+02:00"]]
+    g = write(tmp_path / "iso.csv", rows)
+    rc, out, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        str(g),
+        "--name",
+        "iso",
+        "--tz",
+        "UTC+8",
+        "--map",
+        "s=sequence_id",
+        "i=item_id",
+        "t=timestamp",
+    )
+    assert rc == 0, err
+    ts = load_dataset("iso", tmp_path / "d").interactions.set_index("item_id")["timestamp"]
+    assert ts["x"] == pd.Timestamp("2024-01-01 10:00") and ts["y"] == pd.Timestamp("2024-01-01 10:00")
+    assert "read in UTC+08:00" in report_of(out)["reading"]["interactions"]["timestamps"]
+
+
+def test_a_few_bad_unix_times_are_counted_per_value_not_every_row(tmp_path, capsys):
+    rows = [["s", "i", "t"]] + [[f"s{k // 3}", f"i{k % 7}", str(1511544070 + 60 * k)] for k in range(1795)]
+    for row in (17, 90):
+        rows[row][2] = "n.a."
+    rows[500][2] = "later"
+    rows[501][2] = "later"
+    f = write(tmp_path / "ev.csv", rows)
+    argv = ["csv", str(f), "--map", "s=sequence_id", "i=item_id", "t=timestamp"]
+    rc, _, err = run(capsys, tmp_path / "d", *argv)
+    assert rc == 2
+    assert (
+        "4 of 1,795 rows: unparseable timestamp, e.g. 'n.a.' at rows 17, 90; 'later' at rows 500, 501" in err
+    )
+    assert "--errors drop" in err and "errors='drop'" not in err
+    rc, out, err = run(capsys, tmp_path / "d", *argv, "--errors", "drop")
+    assert rc == 0, err
+    assert report_of(out)["rows_dropped"] == {"interactions: unparseable timestamp": 4}
+    assert len(load_dataset("imported", tmp_path / "d").interactions) == 1791
+
+
+def test_a_fix_that_drops_most_rows_is_not_suggested(tmp_path, capsys):
+    rows = [["s", "i", "price"], ["a", "x", "cheap"], ["a", "y", "free"], ["b", "x", "3"]]
+    f = write(tmp_path / "ev.csv", rows)
+    rc, _, err = run(capsys, tmp_path / "d", "csv", str(f), "--map", "s=sequence_id", "i=item_id")
+    assert rc == 2
+    assert "2 of 3 rows: non-numeric price" in err
+    assert "--errors drop" not in err and "check the --map of column 'price'" in err
+
+
+def test_quoted_line_breaks_trailing_empty_columns_and_whitespace(tmp_path, capsys):
+    text = (
+        "sku,name,brand,category,notes,,\r\n"
+        '" A1 ",Mug,"Acme ","Kitchen , Mugs","line one\nline two",,\r\n'
+        "B2, Pot ,  Acme,Kitchen > Pots,plain,,4.1\r\n"
+    ) + "".join(f"C{k},Cup {k},Brand,Kitchen,x,,\r\n" for k in range(120))
+    f = write(tmp_path / "my shop export.csv", text)
+    rc, out, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        "--catalog",
+        str(f),
+        "--map",
+        "sku=item_id",
+        "name=title",
+        "--category-sep",
+        ",",
+    )
+    assert rc == 0, err
+    cat = load_dataset("imported", tmp_path / "d").catalog.set_index("item_id")
+    assert cat.loc["A1", "notes"] == "line one\nline two"
+    assert cat.loc["A1", "brand"] == "Acme" == cat.loc["B2", "brand"]
+    assert cat.loc["A1", "category"] == "Kitchen > Mugs" and cat.loc["B2", "title"] == "Pot"
+    assert not any(c.startswith("Unnamed") or c.startswith("column_") for c in cat.columns)
+    assert "'4.1' at row 2" in report_of(out)["reading"]["catalog"]["unnamed columns"]
+
+
+def test_extra_attribute_whitespace_is_trimmed(tmp_path, capsys):
+    f = write(tmp_path / "cat.csv", [["sku", "colour"], ["a", " Black"], ["b", "Red "]])
+    rc, _, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(f), "--map", "sku=item_id")
+    assert rc == 0, err
+    assert load_dataset("imported", tmp_path / "d").catalog["colour"].tolist() == ["Black", "Red"]
+
+
+# ------------------------------------------------------------------------------------------
+# shapes
+# ------------------------------------------------------------------------------------------
+
+
+def test_catalogue_only_import_and_models_that_need_events_refuse(tmp_path, capsys):
+    rows = [["sku", "name", "dept"]] + [[f"p{k}", f"thing {k}", f"d{k % 3}"] for k in range(30)]
+    f = write(tmp_path / "products.csv", rows)
+    root = tmp_path / "d"
+    rc, out, err = run(
+        capsys,
+        root,
+        "csv",
+        "--catalog",
+        str(f),
+        "--name",
+        "cat",
+        "--map",
+        "sku=item_id",
+        "name=title",
+        "dept=category",
+    )
+    assert rc == 0, err
+    summary = json.loads(out)["summary"]
+    assert summary["items"] == 30 and summary["interactions"] == 0
+    rc = main(["--data-dir", str(root), "-q", "train", "popularity", "--dataset", "cat"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "popularity learns from interactions" in err and "content" in err
+
+
+def test_event_attributes_fill_the_catalogue_per_field(tmp_path, capsys):
+    cat = write(tmp_path / "cat.csv", [["sku", "name", "price"], ["a", "Apple", ""], ["b", "Bread", "2.50"]])
+    ev = write(
+        tmp_path / "lines.csv",
+        [
+            ["order", "sku", "unit_price", "dept"],
+            ["o1", "a", "£0.40", "Fruit"],
+            ["o1", "b", "£9.99", "Bakery"],
+            ["o2", "a", "£0.50", ""],
+        ],
+    )
+    rc, out, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        str(ev),
+        "--catalog",
+        str(cat),
+        "--kind",
+        "baskets",
+        "--map",
+        "order=sequence_id",
+        "sku=item_id",
+        "name=title",
+        "unit_price=price",
+        "dept=category",
+    )
+    assert rc == 0, err
+    c = load_dataset("imported", tmp_path / "d").catalog.set_index("item_id")
+    assert c.loc["a", "price"] == pytest.approx(0.45)  # filled: median of its lines
+    assert c.loc["b", "price"] == 2.5  # the catalogue's own price wins
+    assert c.loc["a", "category"] == "Fruit" and c.loc["b", "category"] == "Bakery"
+    assert report_of(out)["filled"] == {"category": 2, "price": 1}
+
+
+def test_sessions_cut_on_a_time_gap(tmp_path, capsys):
+    rows = [["user", "sku", "time"]]
+    times = ["10:00", "10:10", "10:50", "10:55", "12:00"]
+    rows += [["u1", f"i{k}", f"2024-01-01 {t}:00"] for k, t in enumerate(times)]
+    rows += [["u2", "i9", "2024-01-01 10:01:00"]]
+    f = write(tmp_path / "ev.csv", rows)
+    rc, out, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        str(f),
+        "--session-gap",
+        "30m",
+        "--map",
+        "user=user_id",
+        "sku=item_id",
+        "time=timestamp",
+    )
+    assert rc == 0, err
+    inter = load_dataset("imported", tmp_path / "d").interactions
+    sessions = inter.groupby("sequence_id")["item_id"].apply(list)
+    assert sorted(sessions.tolist()) == [["i0", "i1"], ["i2", "i3"], ["i4"], ["i9"]]
+    assert "30 minutes" in report_of(out)["reading"]["interactions"]["sessions"]
+    # without the gap (and no session column) the message says how to get sessions
+    rc, _, err = run(
+        capsys, tmp_path / "d", "csv", str(f), "--map", "user=user_id", "sku=item_id", "time=timestamp"
+    )
+    assert rc == 2 and "--session-gap 30m" in err
+
+
+def test_event_codes_mapped_and_unknown_codes_explained(tmp_path, capsys):
+    rows = [["s", "i", "e"], ["a", "x", "pv"], ["a", "y", "fav"], ["a", "y", "buy"], ["b", "x", "pv"]]
+    f = write(tmp_path / "ev.csv", rows)
+    base = ["csv", str(f), "--map", "s=sequence_id", "i=item_id", "e=event_type"]
+    rc, _, err = run(capsys, tmp_path / "d", *base)
+    assert rc == 2 and "--event-map" in err and "pv (2)" in err and "fav (1)" in err
+    rc, out, err = run(capsys, tmp_path / "d", *base, "--event-map", "pv=view", "fav=drop", "buy=purchase")
+    assert rc == 0, err
+    inter = load_dataset("imported", tmp_path / "d").interactions
+    assert sorted(inter["event_type"]) == ["purchase", "view", "view"]
+    assert report_of(out)["rows_dropped"] == {"interactions: event type fav (--event-map fav=drop)": 1}
+
+
+def test_several_category_columns_join_in_order(tmp_path, capsys):
+    rows = [["sku", "aisle", "department"], ["a", "Frozen Pizza", "Frozen"], ["b", "", "Bakery"]]
+    f = write(tmp_path / "cat.csv", rows)
+    rc, _, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        "--catalog",
+        str(f),
+        "--map",
+        "sku=item_id",
+        "department=category",
+        "aisle=category",
+    )
+    assert rc == 0, err
+    cat = load_dataset("imported", tmp_path / "d").catalog.set_index("item_id")["category"]
+    assert cat["a"] == "Frozen > Frozen Pizza" and cat["b"] == "Bakery"
+
+
+# ------------------------------------------------------------------------------------------
+# mapping messages, --help, --dry-run
+# ------------------------------------------------------------------------------------------
+
+
+def test_unknown_target_field_is_refused_with_the_valid_fields(tmp_path, capsys):
+    f = write(tmp_path / "cat.csv", [["sku", "product_category_name"], ["a", "toys"]])
+    rc, _, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        "--catalog",
+        str(f),
+        "--map",
+        "sku=item_id",
+        "product_category_name=category_name",
+    )
+    assert rc == 2
+    assert "'category_name' is not a field of the schema" in err and "Did you mean category?" in err
+    for field in ("item_id", "sequence_id", "timestamp", "price", "category"):
+        assert f"\n  {field}" in err
+    assert not list_datasets(tmp_path / "d")
+
+
+def test_unknown_source_column_gets_did_you_mean(tmp_path, capsys):
+    f = write(tmp_path / "ev.csv", EVENTS)
+    rc, _, err = run(
+        capsys, tmp_path / "d", "csv", str(f), "--map", "SessionID=sequence_id", "ItemId=item_id"
+    )
+    assert rc == 2 and "did you mean 'SessionId'" in err and "columns present: SessionId, ItemId, Time" in err
+
+
+def test_import_help_lists_the_fields(capsys):
+    with pytest.raises(SystemExit):
+        main(["import", "--help"])
+    out = capsys.readouterr().out
+    for field in (
+        "sequence_id",
+        "item_id",
+        "user_id",
+        "timestamp",
+        "event_type",
+        "category",
+        "price",
+        "brand",
+    ):
+        assert f"  {field} " in out
+    for option in (
+        "--sep",
+        "--no-header",
+        "--columns",
+        "--decimal",
+        "--tz",
+        "--session-gap",
+        "--event-map",
+        "--dry-run",
+    ):
+        assert option in out
+
+
+def test_dry_run_prints_report_and_rows_and_stores_nothing(tmp_path, capsys):
+    rows = [["SessionId", "ItemId", "Time"]] + [
+        [f"s{k // 2}", f"i{k}", f"2024-01-01 10:{k:02d}:00"] for k in range(12)
+    ]
+    f = write(tmp_path / "events.txt", rows, "\t")
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(f), *SESSION_MAP, "--dry-run")
+    assert rc == 0, err
+    assert "separator: tab (detected)" in out and "nothing stored" in out
+    table = out.split("events:\n", 1)[1].split("catalogue:")[0].strip().splitlines()
+    assert table[0].split()[:3] == ["sequence_id", "user_id", "item_id"] and len(table) == 6
+    assert not (tmp_path / "d").exists() or not list_datasets(tmp_path / "d")
+
+
+@pytest.mark.slow
+def test_content_model_trains_on_a_catalogue_alone(tmp_path, capsys):
+    from recsys.registry import Registry
+
+    rng = np.random.default_rng(0)
+    words = ["red", "blue", "mug", "cup", "tea", "pot", "plate", "bowl", "green", "large", "small", "glass"]
+    rows = [["sku", "name", "dept", "aisle", "price"]]
+    for k in range(120):
+        dept, aisle = rng.choice(["Kitchen", "Garden", "Bath"]), rng.choice(["A", "B"])
+        rows.append([f"p{k}", " ".join(rng.choice(words, 3)), dept, aisle, f"£{k % 40 + 1}.99"])
+    f = write(tmp_path / "catalogue.csv", rows)
+    root = tmp_path / "d"
+    rc, _, err = run(
+        capsys,
+        root,
+        "csv",
+        "--catalog",
+        str(f),
+        "--name",
+        "cat",
+        "--map",
+        "sku=item_id",
+        "name=title",
+        "dept=category",
+        "aisle=category",
+    )
+    assert rc == 0, err
+    rc = main(["--data-dir", str(root), "-q", "train", "content", "--dataset", "cat", "--param", "epochs=1"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    run_meta = Registry(root).list_runs("content")[0]
+    assert run_meta["metrics"] == {} and "no interactions" in run_meta["split"]["note"]
+    ids, _ = Registry(root).load_model(run_meta["run_id"]).similar(["p0"], 5)
+    assert len([i for i in ids[0] if i]) == 5
+
+
+def test_without_map_columns_named_like_fields_are_used_and_reported(tmp_path, capsys):
+    # the issue's first example: a tab-separated .txt with SessionId, ItemId, Time and no option at all
+    f = write(tmp_path / "clicks.txt", EVENTS, "\t")
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(f))
+    assert rc == 0, err
+    reading = report_of(out)["reading"]["interactions"]
+    assert reading["mapping"].startswith(
+        "guessed from the column names (no --map given): SessionId -> sequence_id"
+    )
+    ds = load_dataset("imported", tmp_path / "d")
+    assert ds.interactions["timestamp"].notna().all() and len(ds.interactions) == 5
+    # a --map is taken as given: nothing else is guessed
+    rc, out, _ = run(
+        capsys, tmp_path / "d", "csv", str(f), "--map", "SessionId=sequence_id", "ItemId=item_id"
+    )
+    assert rc == 0 and "mapping" not in report_of(out)["reading"]["interactions"]
+    assert load_dataset("imported", tmp_path / "d").interactions["timestamp"].isna().all()
