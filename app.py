@@ -22,6 +22,7 @@ from components.layout import navbar
 from recsys import auth
 from recsys.config import ENV_DATA_DIR, data_dir, upload_max_bytes
 from recsys.errors import RecsysError
+from recsys.images import register_media
 from recsys.serving import API_PREFIX, check_bind, register_api
 
 
@@ -98,6 +99,7 @@ server = app.server
 # Uploads travel base64-encoded inside a callback body: bound the body before it is read.
 server.config["MAX_CONTENT_LENGTH"] = upload_max_bytes() * 4 // 3 + 1024 * 1024
 register_api(server)  # REST /api/v1 on the same server
+register_media(server)  # item images from each dataset's images folder only (recsys.images)
 auth.init_auth(
     server,
     root=data_dir(),

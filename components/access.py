@@ -26,6 +26,10 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "dash.dash.Dash.enable_pages.<locals>.router_sync.<locals>.update",  # Dash's page router
         "components.filter_panel.add_banned_pair",
         "components.jobs.poll_jobs",
+        "components.vectors_io.download_export",  # builds the zip in a temporary folder only
+        "components.vectors_io.refresh_export_runs",
+        "components.vectors_io.show_mlflow_link",
+        "components.vectors_io.show_vectors_import",
         "pages.compare.limit_runs",
         "pages.compare.load_preset",
         "pages.compare.update_disagreement",
@@ -64,6 +68,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
 #: Callbacks that change server state -> None (always) or the inputs that make them write.
 WRITE_CALLBACKS: dict[str, frozenset[str] | None] = {
     "components.jobs.cancel_job": None,
+    "components.vectors_io.start_vectors_import": None,
     "pages.data.receive_upload": None,
     "pages.data.start_import": None,
     "pages.explore.preset_action": frozenset({PRESET_SAVE, PRESET_DELETE, PRESET_UPLOAD}),

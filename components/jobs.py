@@ -57,6 +57,7 @@ _KIND_TITLE = {
     "train": "Training",
     "project": "Projection (UMAP)",
     "import": "Dataset import",
+    "import_vectors": "Vectors import",
 }
 
 

@@ -17,6 +17,7 @@ from components import ids
 from components.common import dataset_meta, list_datasets
 from components.jobs import job_card, job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
+from components.vectors_io import import_section as vectors_import_section
 from recsys.config import data_dir, import_dir, resolve_import_path, upload_max_bytes
 from recsys.errors import DataValidationError, RecsysError
 
@@ -688,6 +689,7 @@ def layout(**_query: Any) -> html.Div:
             ),
             dbc.Row([dbc.Col(form, lg=6), dbc.Col(result, lg=6)]),
             section("Stored datasets", html.Div(datasets_table(), id=ids.DATA_DATASETS)),
+            vectors_import_section(),
             dcc.Store(id=ids.DATA_FILE_STORE),
             dcc.Store(id=ids.DATA_JOB_STORE),
         ]

@@ -15,6 +15,7 @@ from components.common import list_datasets
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
+from components.vectors_io import export_section as vectors_export_section
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.models import FAMILIES, get_model_class
@@ -449,6 +450,7 @@ def layout(**_query: Any) -> html.Div:
             ),
             dbc.Row([dbc.Col(form, lg=5), dbc.Col(jobs, lg=7)]),
             runs_card,
+            vectors_export_section(root),
             modal,
             dcc.Store(id=ids.RUNS_REFRESH, data=0),
             dcc.Interval(id=DEVICE_POLL, interval=2000, max_intervals=90, disabled=device is not None),

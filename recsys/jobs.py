@@ -77,6 +77,7 @@ JOB_KINDS: dict[str, str] = {
     "train": "recsys.pipeline:train_run",
     "project": "recsys.projection:project_run",
     "import": "recsys.pipeline:import_job",
+    "import_vectors": "recsys.external:import_vectors_job",
     # Diagnostic kind: sleeps in steps and reports progress; used by the tests
     # and handy to check that a runner (process or Celery) works end to end.
     "sleep": "recsys.jobs:_selftest_sleep",

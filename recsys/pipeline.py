@@ -64,6 +64,7 @@ def train_run(
     activate: bool | None = None,
     label: str | None = None,
     progress: Progress | None = None,
+    tracking_parent: str | None = None,
     split_options: dict[str, Any] | None = None,
     test_dataset: str | None = None,
     repeats: str = "collapse",
@@ -95,6 +96,10 @@ def train_run(
         Make the new run active; by default only when its family has none.
     progress : callable, optional
         ``progress(done, total, message)``.
+    tracking_parent : str, optional
+        The MLflow run id of a tuning sweep (:func:`recsys.tracking.sweep`): the run
+        is logged as one of its children. Every run is logged to MLflow unless
+        ``RECSYS_MLFLOW=off``; a tracking failure only logs a warning.
     split_options : dict, optional
         ``test_fraction``, ``test_days`` or ``cutoff`` for :func:`recsys.evaluation.split`.
     test_dataset : str, optional
@@ -120,7 +125,9 @@ def train_run(
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
     if len(dataset.interactions) == 0:
-        return _train_catalog_only(family, params, dataset, registry, index_params, activate, label, progress)
+        return _train_catalog_only(
+            family, params, dataset, registry, index_params, activate, label, progress, tracking_parent
+        )
 
     t0 = time.perf_counter()
     split_options = {k_: v for k_, v in (split_options or {}).items() if v is not None}
@@ -183,8 +190,18 @@ def train_run(
     if activate or (activate is None and family not in registry.active(dataset.name)):
         registry.activate(meta["run_id"])
         meta["active"] = True
+    _track(meta, root, tracking_parent)
     progress(1000, 1000, f"run {meta['run_id']} ready")
     return meta
+
+
+def _track(meta: dict[str, Any], root: Any, parent: str | None) -> None:
+    """Log a new run to MLflow (:mod:`recsys.tracking`; never raises) and note where in run.json."""
+    from recsys import tracking
+
+    info = tracking.log_run(meta, root, parent=parent)
+    if info:
+        meta["mlflow"] = info
 
 
 def catalog_only_families() -> list[str]:
@@ -203,6 +220,7 @@ def _train_catalog_only(
     activate: bool | None,
     label: str | None,
     progress: Progress,
+    tracking_parent: str | None = None,
 ) -> dict[str, Any]:
     """Fit a catalogue-only family on a dataset with no interactions: nothing to evaluate on."""
     from recsys.models import get_model_class
@@ -238,6 +256,7 @@ def _train_catalog_only(
     if activate or (activate is None and family not in registry.active()):
         registry.activate(meta["run_id"])
         meta["active"] = True
+    _track(meta, registry.root, tracking_parent)
     progress(1000, 1000, f"run {meta['run_id']} ready")
     return meta
 

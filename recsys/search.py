@@ -2488,7 +2488,12 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
         except IndexFileError as exc:
             logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
     searcher = FilteredSearcher(
-        vectors, model.item_ids_, catalog, index=index, query_vectors=getattr(model, "query_vectors_", None)
+        vectors,
+        model.item_ids_,
+        catalog,
+        index=index,
+        query_vectors=getattr(model, "query_vectors_", None),
+        space=(getattr(model, "params", None) or {}).get("metric", "cosine"),  # imported "ip" runs
     )
     return searcher, report, report_stamp
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# MLflow tracking stays off in the suite (fast, no mlflow.db); tests of recsys.tracking turn it on.
+os.environ.setdefault("RECSYS_MLFLOW", "off")
+
 #: The real datasets live beside the project, never inside it (see ../shared/datasets/README.md).
 SHARED_DATASETS = Path(
     os.environ.get("RECSYS_SHARED_DATASETS")

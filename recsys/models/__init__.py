@@ -20,12 +20,16 @@ FAMILIES: dict[str, str] = {
     "content": "recsys.models.content:ContentModel",
     "two_tower": "recsys.models.two_tower:TwoTowerModel",
 }
+#: Families that are imported, never trained (kept out of FAMILIES, which lists what can be trained).
+IMPORTED_FAMILIES: dict[str, str] = {
+    "external": "recsys.models.external:ExternalModel",
+}
 
 
 def get_model_class(family: str) -> type[ItemModel]:
     """The model class of a family name (imports its module on demand)."""
     try:
-        target = FAMILIES[family]
+        target = FAMILIES.get(family) or IMPORTED_FAMILIES[family]
     except KeyError:
         raise ModelFitError(
             f"unknown model family '{family}'; choose one of: {', '.join(FAMILIES)}"
@@ -63,4 +67,12 @@ def validate_params(family: str, params: object) -> dict[str, object]:
     return dict(params)
 
 
-__all__ = ["FAMILIES", "EmbeddingModel", "ItemModel", "get_model_class", "make_model", "validate_params"]
+__all__ = [
+    "FAMILIES",
+    "IMPORTED_FAMILIES",
+    "EmbeddingModel",
+    "ItemModel",
+    "get_model_class",
+    "make_model",
+    "validate_params",
+]

@@ -1,0 +1,180 @@
+"""Benchmark: importing vectors with an hnswlib index built elsewhere, against just loading them.
+
+Target (issue 15): importing N x d float32 vectors (.npy + ids) with an hnswlib index file
+completes within 2x the time of ``np.load`` + ``hnswlib.Index.load_index`` of the same files.
+
+Setup (not timed): seeded random vectors, ids, a catalogue of the same ids stored as a
+dataset, and an index built with raw hnswlib and ``save_index``. Then, alternately (so the
+machine's load hits both alike), ``--repeats`` times each:
+
+- baseline: ``np.load(vectors.npy)`` + ``hnswlib.Index(...).load_index(index.bin)``;
+- import: :func:`recsys.external.import_vectors` (read, validate against the catalogue,
+  check the index: header, labels, stored vectors, 20 sampled queries; write the run: vectors,
+  ids, index in RecSys Lab's checked format), ``evaluate=False`` (no interactions anyway);
+  the run is deleted (untimed) after each repeat.
+
+The files are read once before timing, so both sides read from the page cache. Prints ONE
+JSON line: medians, the ratio (import / baseline), the import's own breakdown, whether the
+index was used as is, the load average and the core count.
+
+Usage: ``python bench/import_vectors.py [--n 1000000] [--dim 128] [--repeats 3] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recsys.data.schema import Dataset, save_dataset  # noqa: E402
+from recsys.external import import_vectors  # noqa: E402
+from recsys.registry import Registry  # noqa: E402
+
+
+def setup(folder: Path, n: int, dim: int, M: int, ef_construction: int) -> dict[str, float]:
+    import hnswlib
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((n, dim), dtype=np.float32)
+    ids = np.char.add("sku", np.arange(n).astype(str))
+    np.save(folder / "vectors.npy", vectors)
+    np.save(folder / "ids.npy", ids)
+    catalog = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": ids,
+            "category": "c",
+            "brand": "b",
+            "gender": "",
+            "price": 1.0,
+            "adult": False,
+            "description": "",
+            "image_url": "",
+        }
+    )
+    empty = pd.DataFrame(
+        {
+            "sequence_id": pd.Series([], dtype=str),
+            "user_id": pd.Series([], dtype=str),
+            "item_id": pd.Series([], dtype=str),
+            "timestamp": pd.Series([], dtype="datetime64[ns]"),
+            "event_type": pd.Series([], dtype=str),
+            "quantity": pd.Series([], dtype="int64"),
+            "position": pd.Series([], dtype="int64"),
+        }
+    )
+    save_dataset(Dataset(name="bench", catalog=catalog, interactions=empty), folder / "data")
+    t1 = time.perf_counter()
+    index = hnswlib.Index(space="cosine", dim=dim)
+    index.init_index(max_elements=n, M=M, ef_construction=ef_construction, random_seed=1)
+    index.add_items(vectors, np.arange(n), num_threads=-1)
+    index.save_index(str(folder / "index.bin"))
+    return {"setup_data_s": round(t1 - t0, 2), "setup_index_build_s": round(time.perf_counter() - t1, 2)}
+
+
+def baseline(folder: Path, dim: int) -> float:
+    import hnswlib
+
+    t0 = time.perf_counter()
+    vectors = np.load(folder / "vectors.npy")
+    index = hnswlib.Index(space="cosine", dim=dim)
+    index.load_index(str(folder / "index.bin"), max_elements=vectors.shape[0])
+    elapsed = time.perf_counter() - t0
+    del index, vectors
+    return elapsed
+
+
+def one_import(folder: Path) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    out = import_vectors(
+        "bench",
+        "bench import",
+        folder / "vectors.npy",
+        ids=folder / "ids.npy",
+        index=folder / "index.bin",
+        evaluate=False,
+        root=folder / "data",
+    )
+    elapsed = time.perf_counter() - t0
+    run = out["run"]
+    Registry(folder / "data").delete(run["run_id"])
+    info = {
+        "timings": run["timings"],
+        "index_status": out["report"]["index"]["status"],
+        "index_reason": out["report"]["index"]["reason"],
+        "recall@10": out["report"]["index"].get("recall@10"),
+    }
+    return elapsed, info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--M", type=int, default=16)
+    parser.add_argument("--ef-construction", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="n=50k, 2 repeats")
+    parser.add_argument("--workdir", default=None, help="where to write the files (default: a temp folder)")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.repeats = 50_000, 2
+    os.environ.setdefault("RECSYS_MLFLOW", "off")  # time the import, not the tracking store
+    folder = Path(tempfile.mkdtemp(prefix="bench-import-", dir=args.workdir))
+    try:
+        figures = setup(folder, args.n, args.dim, args.M, args.ef_construction)
+        for f in ("vectors.npy", "ids.npy", "index.bin"):  # into the page cache for both sides
+            with open(folder / f, "rb") as fh:
+                while fh.read(1 << 26):
+                    pass
+        base_times, import_times, infos = [], [], []
+        for _ in range(args.repeats):
+            base_times.append(baseline(folder, args.dim))
+            elapsed, info = one_import(folder)
+            import_times.append(elapsed)
+            infos.append(info)
+        base, imp = statistics.median(base_times), statistics.median(import_times)
+        out = {
+            "bench": "import_vectors",
+            "n": args.n,
+            "dim": args.dim,
+            "M": args.M,
+            "repeats": args.repeats,
+            "baseline_np_load_plus_load_index_s": round(base, 3),
+            "import_s": round(imp, 3),
+            "ratio_import_to_baseline": round(imp / base, 2),
+            "target_ratio": 2.0,
+            "baseline_s_all": [round(x, 3) for x in base_times],
+            "import_s_all": [round(x, 3) for x in import_times],
+            "import_breakdown_s": infos[len(infos) // 2]["timings"],
+            "index_status": infos[0]["index_status"],
+            "index_recall@10_sampled": infos[0]["recall@10"],
+            "files_mb": {
+                f: round((folder / f).stat().st_size / 2**20, 1)
+                for f in ("vectors.npy", "ids.npy", "index.bin")
+            },
+            **figures,
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        }
+        print(json.dumps(out))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

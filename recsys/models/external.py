@@ -1,0 +1,75 @@
+"""Vectors trained elsewhere (PyTorch two-towers, CLIP, a team's own Word2Vec).
+
+An :class:`ExternalModel` is fitted by :func:`recsys.external.import_vectors`,
+never by ``fit``: it only holds ``item_ids_``, ``vectors_`` and, optionally,
+``query_vectors_`` (a second space seeds are looked up by). ``metric`` says how
+the vectors are compared: ``"cosine"`` (rows normalised) or ``"ip"`` (raw inner
+product, for models trained with a dot-product objective).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recsys.errors import ModelFitError
+from recsys.models.base import EmbeddingModel
+
+METRICS = ("cosine", "ip")
+
+
+class ExternalModel(EmbeddingModel):
+    """Imported item vectors (family ``external``)."""
+
+    family = "external"
+    default_params: ClassVar[dict[str, Any]] = {"metric": "cosine"}
+    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"metric": METRICS}
+
+    def fit(self, dataset: Any, progress: Any = None) -> ExternalModel:
+        raise ModelFitError(
+            "external vectors are imported, not trained: use 'python -m recsys import-vectors' "
+            "or the Data page's Import vectors form"
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        item_ids: np.ndarray,
+        vectors: np.ndarray,
+        query_vectors: np.ndarray | None = None,
+        metric: str = "cosine",
+        catalog_ids: Any = None,
+        coverage: dict[str, Any] | None = None,
+    ) -> ExternalModel:
+        """A fitted model over aligned arrays (already validated by the importer).
+
+        ``coverage`` (as ``coverage_``) when the caller has counted it, else it is
+        computed against ``catalog_ids``.
+        """
+        if metric not in METRICS:
+            raise ModelFitError(f"metric must be one of {METRICS}, got {metric!r}")
+        model = cls(metric=metric)
+        model.item_ids_ = np.asarray(item_ids, dtype=str)
+        model.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+        model.query_vectors_ = (
+            None if query_vectors is None else np.ascontiguousarray(query_vectors, dtype=np.float32)
+        )
+        if coverage is not None:
+            model.coverage_ = dict(coverage)
+        else:
+            model._set_coverage(list(catalog_ids) if catalog_ids is not None else list(model.item_ids_))
+        return model
+
+    # In the inner-product space results are ranked by raw dot products, as hnswlib's "ip"
+    # space does; in the cosine space the base class's unit rows apply.
+    def unit_vectors(self) -> np.ndarray:
+        if self.params.get("metric") == "ip":
+            return np.asarray(self.vectors_, dtype=np.float32)
+        return super().unit_vectors()
+
+    def query_unit_vectors(self) -> np.ndarray:
+        if self.params.get("metric") == "ip":
+            q = self.vectors_ if self.query_vectors_ is None else self.query_vectors_
+            return np.asarray(q, dtype=np.float32)
+        return super().query_unit_vectors()
