@@ -40,7 +40,6 @@ def _metric_format(key: str) -> dict[str, str]:
     }
 
 
-_NUMBER_FORMAT = {"function": "params.value == null ? '—' : d3.format('.3f')(params.value)"}
 _INTEGER_FORMAT = {"function": "params.value == null ? '—' : d3.format(',d')(params.value)"}
 
 
@@ -210,9 +209,7 @@ def metrics_grid(
         grid_options["domLayout"] = "autoHeight"
     columns = column_defs(metrics, extra)
     for col in columns:
-        if col.get("valueFormatter") is _NUMBER_FORMAT and is_count_column(
-            [r.get(col["field"]) for r in rows]
-        ):
+        if col.get("field") in metrics and is_count_column([r.get(col["field"]) for r in rows]):
             col["valueFormatter"] = _INTEGER_FORMAT  # counts ("10", not "10.000")
     return dag.AgGrid(
         id=grid_id,

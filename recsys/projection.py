@@ -247,7 +247,8 @@ def project(
                 )
             ),
             "bar_format": "{n}/{total}",
-            "mininterval": 0.5,
+            "mininterval": 0,  # by epochs, not by time: a fast machine still reports the steps
+            "miniters": 20,
         },
     )
     msg = f"fitting UMAP on {fit_x.shape[0]} points" + (f" (sample of {n})" if sample is not None else "")

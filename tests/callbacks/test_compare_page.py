@@ -187,7 +187,7 @@ def test_two_to_four_runs_a_fifth_cannot_be_picked(compare):
 
 
 def test_count_metrics_are_shown_as_integers():
-    from components.metrics import _INTEGER_FORMAT, _NUMBER_FORMAT, metrics_grid
+    from components.metrics import _INTEGER_FORMAT, metrics_grid
 
     runs = [
         {"run_id": "a", "metrics": {"hr@10": 0.25, "n_cases": 10.0, "coverage@10": 1.0}},
@@ -196,6 +196,6 @@ def test_count_metrics_are_shown_as_integers():
     grid = metrics_grid("g", runs, metrics=("hr@10", "n_cases", "coverage@10"))
     fmt = {c["field"]: c.get("valueFormatter") for c in grid.columnDefs}
     assert fmt["n_cases"] is _INTEGER_FORMAT
-    assert (
-        fmt["hr@10"] is _NUMBER_FORMAT and fmt["coverage@10"] is _NUMBER_FORMAT
-    )  # rates of 0 and 1 stay rates
+    # rates of 0 and 1 stay rates: three decimals (and their interval when the run has one)
+    assert fmt["hr@10"] is not _INTEGER_FORMAT and fmt["coverage@10"] is not _INTEGER_FORMAT
+    assert "'.3f'" in fmt["hr@10"]["function"] and "'.3f'" in fmt["coverage@10"]["function"]
