@@ -15,6 +15,9 @@ from recsys.models.base import EmbeddingModel, ItemModel
 FAMILIES: dict[str, str] = {
     "popularity": "recsys.models.baselines:PopularityModel",
     "cooccurrence": "recsys.models.baselines:CooccurrenceModel",
+    "item_knn": "recsys.models.session_knn:ItemKNN",
+    "sknn": "recsys.models.session_knn:SessionKNN",
+    "vsknn": "recsys.models.session_knn:VSessionKNN",
     "prod2vec": "recsys.models.prod2vec:Prod2Vec",
     "meta_prod2vec": "recsys.models.prod2vec:MetaProd2Vec",
     "content": "recsys.models.content:ContentModel",

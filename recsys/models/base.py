@@ -183,6 +183,32 @@ def padded_results(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, k), PAD_ID, dtype=object), np.full((n, k), PAD_SCORE, dtype=np.float32)
 
 
+def drop_seen(
+    ids: np.ndarray, scores: np.ndarray, recent: Sequence[Sequence[str]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Remove from each row of ``(ids, scores)`` the items of that row's ``recent`` list,
+    keep the first ``k`` left (order kept), pad the rest. Vectorised over all rows."""
+    n, width = ids.shape
+    out_ids, out_s = padded_results(n, k)
+    if n == 0:
+        return out_ids.astype(str), out_s
+    lens = np.fromiter((len(r) for r in recent), dtype=np.int64, count=n)
+    flat = np.concatenate([np.asarray(r, dtype=str) for r in recent]) if lens.sum() else np.zeros(0, str)
+    import pandas as pd
+
+    codes, _ = pd.factorize(np.concatenate([np.asarray(ids, dtype=str).ravel(), flat]))
+    m = np.int64(codes.max() + 2) if len(codes) else np.int64(2)
+    keys = np.repeat(np.arange(n, dtype=np.int64), width) * m + codes[: n * width]
+    seen = np.repeat(np.arange(n, dtype=np.int64), lens) * m + codes[n * width :]
+    keep = ~np.isin(keys, seen).reshape(n, width) & (np.asarray(ids, dtype=str) != PAD_ID)
+    rank = np.cumsum(keep, axis=1) - 1
+    ok = keep & (rank < k)
+    r, c = np.nonzero(ok)
+    out_ids[r, rank[r, c]] = np.asarray(ids, dtype=object)[r, c]
+    out_s[r, rank[r, c]] = scores[r, c]
+    return out_ids.astype(str), out_s
+
+
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise rows (zero rows stay zero), as float32."""
     x = np.asarray(x, dtype=np.float32)
