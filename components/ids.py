@@ -85,6 +85,7 @@ EXPLORE_SESSION = "explore-session"  # chips of the recent views
 EXPLORE_SESSION_CLEAR = "explore-session-clear"
 EXPLORE_SESSION_RUN = "explore-session-run"
 EXPLORE_SESSION_RESULTS = "explore-session-results"
+EXPLORE_SESSION_EXCLUDE_SEEN = "explore-session-exclude-seen"  # checklist: hide items already viewed
 EXPLORE_SESSION_REMOVE = "explore-session-remove"  # pattern-matching type: {"type": ..., "item": id}
 
 # --- map

@@ -24,6 +24,10 @@ FAMILIES: dict[str, str] = {
     "two_tower": "recsys.models.two_tower:TwoTowerModel",
 }
 
+#: Families that recommend from a whole session (``model.recommend(recent, k, exclude_seen)``)
+#: without item vectors: they serve "recent views" beside the two-tower model.
+SESSION_FAMILIES: tuple[str, ...] = ("item_knn", "sknn", "vsknn")
+
 
 def get_model_class(family: str) -> type[ItemModel]:
     """The model class of a family name (imports its module on demand)."""
@@ -42,4 +46,4 @@ def make_model(family: str, **params: object) -> ItemModel:
     return get_model_class(family)(**params)
 
 
-__all__ = ["FAMILIES", "EmbeddingModel", "ItemModel", "get_model_class", "make_model"]
+__all__ = ["FAMILIES", "SESSION_FAMILIES", "EmbeddingModel", "ItemModel", "get_model_class", "make_model"]
