@@ -142,7 +142,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     bar.close()
     _print_runs_table(args, [meta])
+    _print_coverage(meta)
     return 0
+
+
+def _print_coverage(meta: dict[str, Any]) -> None:
+    """What share of test seeds the fallback served and what share got nothing (never silent)."""
+    m = meta.get("metrics", {})
+    cov = meta.get("coverage", {})
+    print(
+        f"coverage: {cov.get('items_with_vector', '-')} of {cov.get('catalog_items', '-')} catalogue items "
+        f"represented ({cov.get('from_fallback', 0)} by the fallback); test seeds served by the fallback "
+        f"{m.get('fallback_share', 0.0):.1%}, by nothing {m.get('no_recommendation_share', 0.0):.1%}"
+    )
+    if m.get("coverage_warning"):
+        print(f"WARNING: {m['coverage_warning']}", file=sys.stderr)
+    rv = m.get("recent_views") or {}
+    if rv:
+        k = m.get("k", 10)
+        parts = [f"{name} hr@{k}={v.get(f'hr@{k}', 0):.4f}" for name, v in rv.items()]
+        print("recent views (every position): " + ", ".join(parts))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

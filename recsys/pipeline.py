@@ -131,7 +131,13 @@ def train_run(
         progress=stage(progress, 1, 3, "evaluating"),
         basket_targets=basket_targets,
     )
+    # next item from the whole session so far ("recent views"), the session's own items
+    # hidden and shown: repeat views are common on some shops
+    metrics["recent_views"] = recent_views_metrics(
+        model, test, k=k, max_cases=max_cases, catalog=dataset.catalog
+    )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
+    _warn_coverage(family, model, metrics, params or {})
 
     writers = []
     if model.is_embedding:
@@ -157,6 +163,39 @@ def train_run(
         meta["active"] = True
     progress(1000, 1000, f"run {meta['run_id']} ready")
     return meta
+
+
+def recent_views_metrics(
+    model: Any, test: Any, k: int = 10, max_cases: int | None = 3000, catalog: Any = None
+) -> dict[str, Any]:
+    """:func:`recsys.evaluation.evaluate_sessions` (every position) with the session's own
+    items hidden (``exclude_seen``, what the panel does by default) and shown (``include_seen``)."""
+    from recsys.evaluation import build_session_cases, evaluate_sessions
+
+    cases = build_session_cases(test, "every_position", max_cases=max_cases)
+    return {
+        name: evaluate_sessions(model, test, k=k, exclude_seen=flag, catalog=catalog, cases=cases)
+        for name, flag in (("exclude_seen", True), ("include_seen", False))
+    }
+
+
+#: Share of test seeds left without any recommendation above which a run says so loudly.
+NO_RECOMMENDATION_WARN = 0.02
+
+
+def _warn_coverage(family: str, model: Any, metrics: dict[str, Any], params: dict[str, Any]) -> None:
+    """Log (and record in the metrics) when too many test seeds get nothing: never silent."""
+    share = float(metrics.get("no_recommendation_share", 0.0))
+    if share > NO_RECOMMENDATION_WARN:
+        cov = getattr(model, "coverage_", {})
+        hint = " (min_count was set: lower it)" if "min_count" in params else ""
+        message = (
+            f"{family}: {share:.1%} of test seeds got no recommendation; "
+            f"{cov.get('items_with_vector', '?')} of {cov.get('catalog_items', '?')} catalogue items "
+            f"have a representation{hint}"
+        )
+        metrics["coverage_warning"] = message
+        logger.warning(message)
 
 
 def build_demo(

@@ -71,7 +71,12 @@ def group_of(item_ids: np.ndarray) -> np.ndarray:
     return np.char.partition(np.asarray(item_ids, dtype=str), "_")[..., 0]
 
 
-W2V_FAST = {
+W2V_FAST = {  # gensim's settings where the tool's recommended defaults differ, made small and fast
+    "vectors": "input",
+    "alpha": 0.025,
+    "min_alpha": None,
+    "negative": 5,
+    "ns_exponent": 0.75,
     "vector_size": 16,
     "epochs": 15,
     "window": 5,
