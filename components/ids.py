@@ -27,6 +27,7 @@ RUNS_FAMILY = "runs-family"
 RUNS_DATASET = "runs-dataset"
 RUNS_LABEL = "runs-label"
 RUNS_PARAMS = "runs-params"  # container of the generated parameter inputs
+RUNS_PARAM_PRESET = "runs-param-preset"  # radio: start the form from the recommended or library defaults
 RUNS_PARAM = "runs-param"  # pattern-matching type: {"type": RUNS_PARAM, "name": <param>}
 RUNS_SUBMIT = "runs-submit"
 RUNS_SUBMIT_MSG = "runs-submit-msg"

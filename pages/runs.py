@@ -25,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 dash.register_page(__name__, path="/runs", title="RecSys Lab · Runs", name="Runs", order=4)
 
-RUN_METRICS = (*HEADLINE_METRICS, "mrr@10")
+RUN_METRICS = (*HEADLINE_METRICS, "mrr@10", "fallback_share", "no_recommendation_share")
+#: The form's starting points: the family's recommended settings (its defaults), or the
+#: underlying library's own defaults where the family names them (gensim for Prod2Vec).
+PARAM_PRESETS = ("recommended", "library defaults")
 RUN_EXTRAS = ("status", "device", "fit_s", "created")
 JOB_KINDS_SHOWN = ("train", "project", "demo")
 DEVICE_POLL = ids.RUNS_DEVICE_POLL
@@ -45,8 +48,10 @@ def family_options() -> list[dict[str, Any]]:
     return out
 
 
-def param_inputs(family: str | None) -> list:
-    """One labelled input per parameter of ``family``'s ``default_params``.
+def param_inputs(family: str | None, preset: str | None = None) -> list:
+    """One labelled input per parameter of ``family``'s ``default_params`` (the recommended
+    settings), with its help line; ``preset="library defaults"`` starts from the library's
+    own defaults where the family publishes them (``param_presets``).
 
     Booleans are switches, numbers are numeric inputs, everything else is text
     (JSON for lists, dicts and ``None`` defaults; empty means None).
@@ -64,31 +69,43 @@ def param_inputs(family: str | None) -> list:
         ]
     if not defaults:
         return [html.Div(f"{family} has no parameters.", className="text-muted small")]
+    presets = getattr(cls, "param_presets", {})
+    start = dict(defaults)
+    if preset == "library defaults" and presets:
+        start.update({k: v for k, v in next(iter(presets.values())).items() if k in defaults})
+    helps = getattr(cls, "param_help", {})
     rows = []
     for name, default in defaults.items():
         pid = {"type": ids.RUNS_PARAM, "name": name}
+        value = start[name]
         if isinstance(default, str) and name in choices:
             options = [{"label": c, "value": c} for c in choices[name]]
-            control = dcc.Dropdown(id=pid, options=options, value=default, clearable=False)
+            control = dcc.Dropdown(id=pid, options=options, value=value, clearable=False)
         elif isinstance(default, bool):
-            control = dbc.Switch(id=pid, value=default, className="mt-1")
+            control = dbc.Switch(id=pid, value=value, className="mt-1")
         elif isinstance(default, int):
-            control = dbc.Input(id=pid, type="number", value=default, step=1, size="sm")
+            control = dbc.Input(id=pid, type="number", value=value, step=1, size="sm")
         elif isinstance(default, float):
-            control = dbc.Input(id=pid, type="number", value=default, step="any", size="sm")
+            control = dbc.Input(id=pid, type="number", value=value, step="any", size="sm")
         elif isinstance(default, str):
-            control = dbc.Input(id=pid, type="text", value=default, size="sm")
+            control = dbc.Input(id=pid, type="text", value=value, size="sm")
         else:
             control = dbc.Input(
                 id=pid,
                 type="text",
-                value="" if default is None else json.dumps(default),
+                value="" if value is None else json.dumps(value),
                 placeholder="none" if default is None else "JSON",
                 size="sm",
             )
         rows.append(
             dbc.Col(
-                html.Div([dbc.Label(name, html_for=json.dumps(pid), className="param-label"), control]),
+                html.Div(
+                    [
+                        dbc.Label(name, html_for=json.dumps(pid), className="param-label"),
+                        control,
+                        *([html.Div(helps[name], className="form-text small")] if name in helps else []),
+                    ]
+                ),
                 md=6,
                 className="mb-2",
             )
@@ -232,6 +249,16 @@ def layout(**_query: Any) -> html.Div:
             dbc.Label("Label (optional)"),
             dbc.Input(id=ids.RUNS_LABEL, placeholder="e.g. prod2vec window 10", className="mb-3", size="sm"),
             html.Div("Hyperparameters", className="form-subtitle mb-2"),
+            dcc.RadioItems(
+                id=ids.RUNS_PARAM_PRESET,
+                options=[
+                    {"label": " recommended settings", "value": "recommended"},
+                    {"label": " the library's defaults (gensim's for Prod2Vec)", "value": "library defaults"},
+                ],
+                value="recommended",
+                inline=True,
+                className="small mb-2 d-flex gap-3",
+            ),
             html.Div(param_inputs(first), id=ids.RUNS_PARAMS, className="params-box mb-3"),
             dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100"),
             html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
@@ -295,10 +322,15 @@ def layout(**_query: Any) -> html.Div:
 
 
 # -- callbacks ---------------------------------------------------------------------
-@callback(Output(ids.RUNS_PARAMS, "children"), Input(ids.RUNS_FAMILY, "value"), prevent_initial_call=True)
-def show_params(family: str | None) -> list:
-    """Regenerate the hyperparameter inputs for the chosen family."""
-    return param_inputs(family)
+@callback(
+    Output(ids.RUNS_PARAMS, "children"),
+    Input(ids.RUNS_FAMILY, "value"),
+    Input(ids.RUNS_PARAM_PRESET, "value"),
+    prevent_initial_call=True,
+)
+def show_params(family: str | None, preset: str | None = None) -> list:
+    """Regenerate the hyperparameter inputs for the chosen family and starting point."""
+    return param_inputs(family, preset)
 
 
 @callback(

@@ -69,6 +69,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "fallback": "category",
 }
 GENSIM_DEFAULTS = DEFAULT_PARAMS
+#: The Runs form's "gensim defaults" starting point (min_alpha spelt as gensim's 0.0001).
+GENSIM_PRESET: dict[str, Any] = {**GENSIM_DEFAULTS, "min_alpha": 0.0001}
 
 #: How items with no vector of their own (unseen in training, or below ``min_count``) are
 #: served: "category" gives them the mean vector of the items of their category (the full
@@ -270,7 +272,7 @@ class Prod2Vec(EmbeddingModel):
     param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"vectors": VECTORS, "fallback": FALLBACKS}
     param_help: ClassVar[dict[str, str]] = PARAM_HELP
     #: named starting points of the Runs form (the defaults are "recommended")
-    param_presets: ClassVar[dict[str, dict[str, Any]]] = {"gensim defaults": dict(GENSIM_DEFAULTS)}
+    param_presets: ClassVar[dict[str, dict[str, Any]]] = {"gensim defaults": dict(GENSIM_PRESET)}
 
     # -- fitting -----------------------------------------------------------
     def _validate(self) -> None:
@@ -545,7 +547,7 @@ class MetaProd2Vec(Prod2Vec):
     family: ClassVar[str] = "meta_prod2vec"
     param_presets: ClassVar[dict[str, dict[str, Any]]] = {
         "gensim defaults": {
-            **GENSIM_DEFAULTS,
+            **GENSIM_PRESET,
             "meta_category_level": None,
             "use_brand": True,
             "fill_from_metadata": True,

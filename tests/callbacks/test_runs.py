@@ -53,15 +53,15 @@ def test_a_parameter_with_a_few_allowed_values_is_a_list_to_pick_from(runs_page)
 
     drops = find(runs_page.show_params("prod2vec"), lambda c: isinstance(c, dcc.Dropdown))
     vectors = {d.id["name"]: d for d in drops}["vectors"]
-    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "input"
-    assert runs_page.parse_params("prod2vec", ["vectors"], ["in-out"]) == ({"vectors": "in-out"}, [])
+    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "in-out"
+    assert runs_page.parse_params("prod2vec", ["vectors"], ["input"]) == ({"vectors": "input"}, [])
 
 
 def test_parse_params_keeps_changes_only_and_names_bad_inputs(runs_page):
     names = ["window", "alpha", "separate_by", "epochs", "max_len"]
-    params, errors = runs_page.parse_params("prod2vec", names, [10, "0.05", "category", 5, 20])
+    params, errors = runs_page.parse_params("prod2vec", names, [10, "0.05", "category", 40, 20])
     assert errors == []
-    assert params == {"window": 10, "alpha": 0.05, "separate_by": "category"}  # epochs/max_len unchanged
+    assert params == {"window": 10, "separate_by": "category"}  # alpha/epochs/max_len unchanged
 
     params, errors = runs_page.parse_params("prod2vec", ["window", "epochs", "alpha"], [2.5, None, "x"])
     assert params == {}
@@ -186,3 +186,28 @@ def test_metric_keys_lists_scalar_metrics_headline_first():
         {"metrics": {"ndcg@10": 0.3, "coverage@10": 0.4}},
     ]
     assert metric_keys(runs) == ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10"]
+
+
+def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_away(runs_page):
+    from recsys.models.prod2vec import GENSIM_DEFAULTS, RECOMMENDED_PARAMS
+
+    def values(preset=None):
+        inputs = find(
+            runs_page.show_params("prod2vec", preset), lambda c: isinstance(getattr(c, "id", None), dict)
+        )
+        return {c.id["name"]: c.value for c in inputs}
+
+    rec = values()
+    assert (
+        rec["min_count"] == 1 and rec["epochs"] == RECOMMENDED_PARAMS["epochs"] and rec["vectors"] == "in-out"
+    )
+    gensim = values("library defaults")
+    assert gensim["min_count"] == 5 and gensim["epochs"] == GENSIM_DEFAULTS["epochs"] == 5
+    assert gensim["vectors"] == "input" and gensim["alpha"] == 0.025
+    # what the form sends back: only what differs from the recommended settings
+    names = list(gensim)
+    params, errors = runs_page.parse_params("prod2vec", names, [gensim[n] for n in names])
+    assert errors == [] and params["min_count"] == 5 and params["epochs"] == 5
+    assert "help" not in rec
+    text = text_of(runs_page.show_params("prod2vec"))
+    assert "Items seen fewer times get no own vector" in text, "a help line per parameter"
