@@ -41,11 +41,18 @@ def stage(progress: Progress, index: int, n_stages: int, label: str) -> Progress
 def _index_writer(model: Any, params: dict[str, Any]) -> Any:
     def write(folder: os.PathLike[str]) -> dict[str, Any]:
         from recsys.index import HnswIndex
+        from recsys.models.base import duplicate_vector_share
 
         t0 = time.perf_counter()
         index = HnswIndex.build(model.vectors_, **params)
         index.save(os.path.join(folder, "index.bin"))
-        return {"index": {"file": "index.bin", "build_s": round(time.perf_counter() - t0, 3), **params}}
+        # many items sharing one vector (a thin catalogue's metadata vectors, category
+        # fallbacks): HNSW returns an arbitrary subset of the tied items, so such runs are
+        # searched exactly, ties ordered by position (the declared secondary key)
+        dup = duplicate_vector_share(model.vectors_)
+        info = {"file": "index.bin", "build_s": round(time.perf_counter() - t0, 3), **params}
+        info.update({"duplicate_vector_share": round(dup, 4), "exact_search": dup > 0})
+        return {"index": info}
 
     return write
 

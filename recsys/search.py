@@ -1745,8 +1745,15 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
             )
         except IndexFileError as exc:
             logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
+    # runs with tied (duplicate) vectors are searched exactly: see pipeline._index_writer
+    exact = bool(((meta.get("artifacts") or {}).get("index") or {}).get("exact_search"))
     searcher = FilteredSearcher(
-        vectors, model.item_ids_, catalog, index=index, query_vectors=getattr(model, "query_vectors_", None)
+        vectors,
+        model.item_ids_,
+        catalog,
+        index=index,
+        query_vectors=getattr(model, "query_vectors_", None),
+        exact_max_rows=len(vectors) if exact else None,
     )
     return searcher, report, report_stamp
 

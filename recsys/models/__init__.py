@@ -21,6 +21,7 @@ FAMILIES: dict[str, str] = {
     "prod2vec": "recsys.models.prod2vec:Prod2Vec",
     "meta_prod2vec": "recsys.models.prod2vec:MetaProd2Vec",
     "content": "recsys.models.content:ContentModel",
+    "tfidf": "recsys.models.tfidf:TfidfModel",
     "two_tower": "recsys.models.two_tower:TwoTowerModel",
 }
 

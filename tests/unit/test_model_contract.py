@@ -132,6 +132,7 @@ CASES: list[Case] = [
     Case("vsknn", {"weighting": "linear", "weighting_score": "same", "sample_size": 0}, {"sample_size": -1}),
     Case("prod2vec", W2V_FAST, {**W2V_FAST, "window": 0}),
     Case("meta_prod2vec", W2V_FAST, {**W2V_FAST, "ns_exponent": float("nan")}),
+    Case("tfidf", {}, {"brand_weight": -1.0}),
     Case("content", CONTENT_FAST, {**CONTENT_FAST, "embedding_dim": 0}),
     Case("two_tower", TWO_TOWER_FAST, {**TWO_TOWER_FAST, "max_recent": 0}),
 ]
