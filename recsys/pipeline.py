@@ -70,6 +70,7 @@ def train_run(
     activate: bool | None = None,
     label: str | None = None,
     progress: Progress | None = None,
+    tune: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one model variant on a stored dataset and register it as a run.
 
@@ -98,6 +99,11 @@ def train_run(
         Make the new run active; by default only when its family has none.
     progress : callable, optional
         ``progress(done, total, message)``.
+    tune : dict, optional
+        Tune the settings on this dataset first (:func:`recsys.tuning.tune` keyword
+        arguments: ``budget_s``, ``n_trials``, ``sample``): on a time split carved from the
+        training part only; the best setting is refitted on the whole training part and
+        every trial is recorded under ``tuning`` in run.json.
 
     Returns
     -------
@@ -119,6 +125,16 @@ def train_run(
     train, test = split(dataset, method=split_method)
     timings["split_s"] = round(time.perf_counter() - t0, 3)
 
+    tuning = None
+    if tune is not None:
+        from recsys.tuning import tune as run_tuning
+
+        t0 = time.perf_counter()
+        tuning = run_tuning(
+            family, train, base_params=params or {}, progress=stage(progress, 0, 3, "tuning"), **tune
+        )
+        params = {**(params or {}), **tuning["best_params"]}
+        timings["tune_s"] = round(time.perf_counter() - t0, 3)
     model = make_model(family, **(params or {}))
     t0 = time.perf_counter()
     model.fit(train, progress=stage(progress, 0, 3, f"training {family}"))
@@ -153,6 +169,8 @@ def train_run(
     extra = {
         "split": {"method": split_method, "k": k, "max_cases": max_cases, "basket_targets": basket_targets}
     }
+    if tuning is not None:
+        extra["tuning"] = tuning
     device = getattr(model, "device_", None)
     extra["device"] = device if device is not None else {"device": "CPU"}
     meta = registry.create_run(
