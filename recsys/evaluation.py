@@ -480,6 +480,7 @@ def evaluate(
     result[f"coverage{suffix}"] = coverage
     result[f"popularity_bias{suffix}"] = pop_bias
     result.update({"n_cases": int(n), "skipped_cases": skipped, "n_seeds": int(len(uniq)), "k": int(k)})
+    result[f"hr{suffix}_ci"] = list(wilson_interval(int(per_case["hr"].sum()), n))
     result["no_recommendation_share"] = skipped / n
     result["fallback_share"] = fallback_share(model, seeds)
 

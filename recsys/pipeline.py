@@ -71,6 +71,7 @@ def train_run(
     label: str | None = None,
     progress: Progress | None = None,
     tune: dict[str, Any] | None = None,
+    validate: bool | None = None,
 ) -> dict[str, Any]:
     """Train one model variant on a stored dataset and register it as a run.
 
@@ -104,6 +105,10 @@ def train_run(
         arguments: ``budget_s``, ``n_trials``, ``sample``): on a time split carved from the
         training part only; the best setting is refitted on the whole training part and
         every trial is recorded under ``tuning`` in run.json.
+    validate : bool, optional
+        Also fit on the earlier 90% of the training part and score the latest 10%
+        (``metrics["validation"]``): what the Overview picks the best variant by, never
+        the test split. Default: on, except for the deep models (content, two_tower).
 
     Returns
     -------
@@ -162,6 +167,15 @@ def train_run(
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
     _warn_coverage(family, model, metrics, params or {})
 
+    if validate is None:
+        validate = family not in ("content", "two_tower")
+    if validate:
+        t0 = time.perf_counter()
+        metrics["validation"] = validation_metrics(
+            family, params or {}, train, dataset, k=k, max_cases=max_cases, basket_targets=basket_targets
+        )
+        timings["validate_s"] = round(time.perf_counter() - t0, 3)
+
     writers = []
     if model.is_embedding:
         writers.append(_index_writer(model, index_params or {}))
@@ -188,6 +202,41 @@ def train_run(
         meta["active"] = True
     progress(1000, 1000, f"run {meta['run_id']} ready")
     return meta
+
+
+def validation_metrics(
+    family: str,
+    params: dict[str, Any],
+    train: Any,
+    dataset: Any,
+    k: int = 10,
+    max_cases: int | None = 3000,
+    basket_targets: str = "rest",
+) -> dict[str, Any]:
+    """HR@K (with its 95% interval) of ``family`` fitted on the earlier part of ``train`` and
+    scored on its latest sequences (a time split, else leave-last-out): the validation
+    score that chooses between variants. Empty dict when the training part cannot be split."""
+    from recsys.errors import RecsysError
+    from recsys.evaluation import evaluate, split
+
+    try:
+        has_time = "timestamp" in train.interactions and train.interactions["timestamp"].notna().any()
+        fit_part, valid = split(train, "time" if has_time else "leave_last_out", test_fraction=0.1)
+        model = make_model(family, **params).fit(fit_part)
+        m = evaluate(
+            model,
+            fit_part,
+            valid,
+            k=k,
+            max_cases=max_cases,
+            catalog=dataset.catalog,
+            basket_targets=basket_targets,
+        )
+    except (RecsysError, ValueError) as exc:
+        logger.warning("%s: no validation score: %s", family, exc)
+        return {}
+    keys = (f"hr@{k}", f"hr@{k}_ci", f"ndcg@{k}", "n_cases", "no_recommendation_share")
+    return {key: m[key] for key in keys if key in m} | {"split": "latest 10% of the training sequences"}
 
 
 def recent_views_metrics(
