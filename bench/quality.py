@@ -188,7 +188,6 @@ def score(model: Any, test: Any, cases: Any, catalog: Any, cold: Any = None) -> 
 
 def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Both protocols' entries of one dataset."""
-    import numpy as np
 
     from recsys.evaluation import build_session_cases, cold_items
     from recsys.models import make_model
@@ -260,7 +259,6 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
         if not e["skipped"]:
             del e["skipped"]
         out[name if p == "every_position" else f"{name}:collapsed"] = e
-    del np
     return out
 
 
