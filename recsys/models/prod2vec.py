@@ -439,24 +439,36 @@ class Prod2Vec(EmbeddingModel):
 
     def _category_fill(self, dataset: Any, catalog_ids: list[str], names: list[str]) -> list[str]:
         """The declared fallback: catalogue items still without a vector get the mean vector
-        of the items of their category (full path, else top level). Returns their ids."""
+        of the items that share their category (full path, else its top level, else their
+        brand). Returns their ids."""
         catalog = getattr(dataset, "catalog", None)
-        if self.params["fallback"] != "category" or catalog is None or "category" not in catalog.columns:
+        if self.params["fallback"] != "category" or catalog is None:
+            return []
+        attrs = [
+            (c, lv)
+            for c, lv in (("category", None), ("category", 0), ("brand", None))
+            if c in catalog.columns
+        ]
+        if not attrs:
             return []
         have = set(map(str, self.item_ids_))
-        cat = catalog.assign(item_id=catalog["item_id"].astype(str)).drop_duplicates("item_id")
-        cat = cat.set_index("item_id")["category"].fillna("").astype(str)
-        missing = [i for i in catalog_ids if i not in have and cat.get(i, "") != ""]
+        cat = (
+            catalog.assign(item_id=catalog["item_id"].astype(str))
+            .drop_duplicates("item_id")
+            .set_index("item_id")
+        )
+        missing = [i for i in catalog_ids if i not in have and i in cat.index]
         if not missing:
             return []
-        owner = cat.reindex(self.item_ids_).fillna("").to_numpy(dtype=object)
-        want = cat.loc[missing].to_numpy(dtype=object)
         fill_rows = np.full(len(missing), -1, dtype=np.int64)
         means: dict[str, list[np.ndarray]] = {name: [] for name in names}
         n_groups = 0
-        for level in (None, 0):  # the full path first, then the top level
-            own = owner if level is None else _category_level(pd.Series(owner), level).to_numpy(dtype=object)
-            wq = want if level is None else _category_level(pd.Series(want), level).to_numpy(dtype=object)
+        for column, level in attrs:
+            values = cat[column].fillna("").astype(str)
+            if level is not None:
+                values = pd.Series(_category_level(values, level).to_numpy(dtype=object), index=values.index)
+            own = values.reindex(self.item_ids_).fillna("").to_numpy(dtype=object)
+            wq = values.loc[missing].to_numpy(dtype=object)
             codes, uniques = pd.factorize(own)
             lookup = {u: n for n, u in enumerate(uniques) if u != ""}
             q = np.fromiter((lookup.get(w, -1) for w in wq), dtype=np.int64, count=len(wq))

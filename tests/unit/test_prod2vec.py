@@ -312,3 +312,13 @@ def test_defaults_are_the_recommended_settings_keeping_every_item(data):
     m = Prod2Vec(epochs=3, workers=1).fit(data)  # recommended settings: nothing dropped
     assert m.coverage_["coverage"] == 1.0
     assert m.coverage_["items_with_vector"] - m.coverage_["from_fallback"] == 60
+
+
+def test_fallback_uses_the_brand_when_the_category_is_missing(data):
+    extra = data.catalog.iloc[:1].copy()
+    extra["item_id"], extra["category"], extra["brand"] = "nocat", "", "Brand 2"
+    ds = Dataset("b", pd.concat([data.catalog, extra], ignore_index=True), data.interactions)
+    m = Prod2Vec(**W2V_FAST).fit(ds)
+    assert "nocat" in set(m.item_ids_[m.fallback_])
+    ids, _ = m.similar(["nocat"], 5)
+    assert (group_of(ids) == "g2").mean() > 0.9
