@@ -195,7 +195,10 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
 
     train, test, how = split_of(ds)
     fit_part, valid, _ = split_of(train)
-    valid_cases = build_session_cases(valid, "every_position", max_cases=args.max_cases, seed=1)
+    valid_cases = {
+        p: build_session_cases(valid, p, max_cases=args.max_cases, seed=1)
+        for p in ("every_position", "collapsed")
+    }
     cases = {
         p: build_session_cases(test, p, max_cases=args.max_cases) for p in ("every_position", "collapsed")
     }
@@ -203,7 +206,7 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
     entries = {
         p: {"n_cases": int(len(cases[p][1])), "models": {}, "recommended": None, "skipped": {}} for p in cases
     }
-    validation: dict[str, float] = {}
+    validation: dict[str, dict[str, float]] = {p: {} for p in valid_cases}
     wanted = args.models or list(MODELS)
     tuned_info = None
     for key, (family, params) in variants(args.budget, args.quick).items():
@@ -226,10 +229,13 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                     base_params=params,
                 )
                 params = {**params, **tuned_info["best_params"]}
-                validation[key] = tuned_info["best_value"]  # the same carved split
+                model = make_model(family, **params).fit(fit_part)  # the tuner's split, refitted
+                for p in valid_cases:
+                    validation[p][key] = score(model, valid, valid_cases[p], ds.catalog)[f"hr@{K}"]
             else:
                 val_model = make_model(family, **params).fit(fit_part)
-                validation[key] = score(val_model, valid, valid_cases, ds.catalog)[f"hr@{K}"]
+                for p in valid_cases:
+                    validation[p][key] = score(val_model, valid, valid_cases[p], ds.catalog)[f"hr@{K}"]
             model = make_model(family, **params).fit(train)
         except Exception as exc:  # a family that cannot run on this dataset
             for e in entries.values():
@@ -243,11 +249,11 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
         logging.info(
             "%s %s %.0fs %s", name, key, time.perf_counter() - t0, entries["every_position"]["models"][key]
         )
-    best = max(validation, key=lambda m: (validation[m], -MODELS.index(m))) if validation else None
     out = {}
     for p, e in entries.items():
-        e["recommended"] = best
-        e["validation_hr@20"] = {m: round(v, 4) for m, v in validation.items()}
+        v = validation[p]
+        e["recommended"] = max(v, key=lambda m: (v[m], -MODELS.index(m))) if v else None
+        e["validation_hr@20"] = {m: round(x, 4) for m, x in v.items()}
         e["split"] = how
         if tuned_info is not None:
             e["tuning"] = {
