@@ -1746,7 +1746,8 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
         except IndexFileError as exc:
             logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
     # runs with tied (duplicate) vectors are searched exactly: see pipeline._index_writer
-    exact = bool(((meta.get("artifacts") or {}).get("index") or {}).get("exact_search"))
+    index_info = (meta.get("artifacts") or {}).get("index")
+    exact = isinstance(index_info, dict) and bool(index_info.get("exact_search"))
     searcher = FilteredSearcher(
         vectors,
         model.item_ids_,
