@@ -51,5 +51,14 @@ def test_train_run_with_tune_refits_the_best_and_records_the_search(tmp_path):
     for name, value in t["best_params"].items():
         assert meta["params"][name] == value, name
     assert meta["params"]["workers"] == 1 and "tune_s" in meta["timings"]
+    m = meta["metrics"]
+    # the run says what share of test seeds the fallback served and what share got nothing
+    assert 0 <= m["fallback_share"] <= 1 and m["no_recommendation_share"] == 0
+    assert m["hr@10_ci"][0] <= m["hr@10"] <= m["hr@10_ci"][1]
+    # recent views, both ways, and a validation score carved from the training part
+    rv = m["recent_views"]
+    assert rv["exclude_seen"]["exclude_seen"] is True and rv["include_seen"]["exclude_seen"] is False
+    assert rv["exclude_seen"]["n_cases"] == rv["include_seen"]["n_cases"] > 0
+    assert 0 < m["validation"]["n_cases"] and "hr@10" in m["validation"]
     with pytest.raises(Exception, match="tune supports"):
         train_run("cooccurrence", None, "grouped", tmp_path, tune={"budget_s": 5})
