@@ -33,6 +33,7 @@ RUNS_SUBMIT = "runs-submit"
 RUNS_SUBMIT_MSG = "runs-submit-msg"
 RUNS_JOBS = "runs-jobs"  # job progress cards
 RUNS_GRID = "runs-grid"
+RUNS_TUNING = "runs-tuning"  # the selected run's tuning trials (table + parallel coordinates)
 RUNS_ACTIVATE = "runs-activate"
 RUNS_DELETE = "runs-delete"
 RUNS_PROJECT = "runs-project"

@@ -287,6 +287,7 @@ def layout(**_query: Any) -> html.Div:
                 "compute its map projection, or delete it.",
                 className="small text-muted mt-2",
             ),
+            html.Div(id=ids.RUNS_TUNING, className="mt-3"),
         ],
         actions=grid_actions,
     )
@@ -321,7 +322,77 @@ def layout(**_query: Any) -> html.Div:
     )
 
 
+def tuning_view(run: dict[str, Any] | None) -> Any:
+    """A tuned run's search: every trial (table) and a parallel-coordinates chart."""
+    t = (run or {}).get("tuning")
+    if not t or not t.get("trials"):
+        return html.Div()
+    import plotly.graph_objects as go
+
+    trials = t["trials"]
+    names = list(trials[0]["params"])
+    header = ["trial", *names, "validation", "seconds"]
+    rows = [
+        [tr["number"], *[tr["params"].get(n) for n in names], round(tr["value"], 4), tr["seconds"]]
+        for tr in trials
+    ]
+    dims = []
+    for n in names:
+        values = [tr["params"].get(n) for tr in trials]
+        if all(isinstance(v, (int, float)) for v in values):
+            dims.append({"label": n, "values": values})
+        else:
+            cats = sorted({str(v) for v in values})
+            dims.append(
+                {
+                    "label": n,
+                    "values": [cats.index(str(v)) for v in values],
+                    "tickvals": list(range(len(cats))),
+                    "ticktext": cats,
+                }
+            )
+    dims.append({"label": "validation", "values": [tr["value"] for tr in trials]})
+    fig = go.Figure(
+        go.Parcoords(line={"color": [tr["value"] for tr in trials], "colorscale": "Viridis"}, dimensions=dims)
+    )
+    fig.update_layout(height=320, margin={"l": 40, "r": 40, "t": 40, "b": 20})
+    v = t.get("validation", {})
+    return html.Div(
+        [
+            html.H6(
+                f"Tuned on this dataset: {t['n_trials']} trials in {t.get('seconds')} s, best {t['metric']} "
+                f"{t['best_value']:.4f} (trial {t['best_trial']}), on {v.get('validation_cases')} cases carved "
+                "from the training part"
+            ),
+            dcc.Graph(figure=fig, config={"displayModeBar": False}),
+            dbc.Table(
+                [
+                    html.Thead(html.Tr([html.Th(h) for h in header])),
+                    html.Tbody([html.Tr([html.Td(str(c)) for c in r]) for r in rows]),
+                ],
+                size="sm",
+                striped=True,
+                className="small",
+            ),
+        ]
+    )
+
+
 # -- callbacks ---------------------------------------------------------------------
+@callback(
+    Output(ids.RUNS_TUNING, "children"), Input(ids.RUNS_GRID, "selectedRows"), prevent_initial_call=True
+)
+def show_tuning(selected: list[dict] | None) -> Any:
+    """The trials of the selected run when it was tuned (read only)."""
+    if not selected or len(selected) != 1:
+        return html.Div()
+    try:
+        run = Registry(data_dir()).get(selected[0]["run_id"])
+    except (OSError, RecsysError, KeyError) as exc:
+        return error_alert(exc, "Could not read the run")
+    return tuning_view(run)
+
+
 @callback(
     Output(ids.RUNS_PARAMS, "children"),
     Input(ids.RUNS_FAMILY, "value"),

@@ -211,3 +211,47 @@ def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_aw
     assert "help" not in rec
     text = text_of(runs_page.show_params("prod2vec"))
     assert "Items seen fewer times get no own vector" in text, "a help line per parameter"
+
+
+def test_selecting_a_tuned_run_shows_its_trials(root, runs_page):
+    import plotly.graph_objects as go
+
+    reg = Registry(root)
+    run = reg.list_runs()[0]
+    trials = [
+        {
+            "number": i,
+            "params": {"window": w, "vectors": v},
+            "value": val,
+            "mrr": 0.1,
+            "seconds": 1.5,
+            "state": "complete",
+        }
+        for i, (w, v, val) in enumerate([(1, "in-out", 0.31), (5, "input", 0.22), (2, "in-out", 0.33)])
+    ]
+    tuning = {
+        "trials": trials,
+        "n_trials": 3,
+        "seconds": 4.5,
+        "metric": "hr@20 (validation, every position)",
+        "best_value": 0.33,
+        "best_trial": 2,
+        "validation": {"validation_cases": 123},
+    }
+    reg.update(run["run_id"], tuning=tuning)
+    view = runs_page.show_tuning([{"run_id": run["run_id"]}])
+    text = text_of(view)
+    assert "3 trials" in text and "best hr@20" in text and "0.3300" in text and "123 cases" in text
+    rows = find(view, lambda c: getattr(c, "__class__", None).__name__ == "Tr")
+    assert len(rows) == 4  # header + one row per trial
+    graph = find(view, lambda c: c.__class__.__name__ == "Graph")[0]
+    dims = (
+        graph.figure.data[0].dimensions
+        if isinstance(graph.figure, go.Figure)
+        else graph.figure["data"][0]["dimensions"]
+    )
+    assert [d["label"] for d in dims] == ["window", "vectors", "validation"]
+    # an untuned run, or several selected: nothing
+    others = [r["run_id"] for r in reg.list_runs() if r["run_id"] != run["run_id"]]
+    assert others and text_of(runs_page.show_tuning([{"run_id": others[0]}])) == ""
+    assert text_of(runs_page.show_tuning([])) == ""
