@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Dash, dcc, html
 
-from components import ids
+from components import access, ids
 from components.jobs import POLL_MS, on_app_start
 from components.layout import navbar
-from recsys.config import ENV_DATA_DIR
-from recsys.serving import ENV_TOKEN, check_bind, register_api
+from recsys import auth
+from recsys.config import ENV_DATA_DIR, data_dir, upload_max_bytes
+from recsys.errors import RecsysError
+from recsys.serving import API_PREFIX, check_bind, register_api
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,10 +36,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _refuse(message: str) -> None:
+    """One line on stderr and exit 2: a refused start is a message, not a traceback."""
+    print(f"RecSys Lab: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def request_is_write(req) -> bool:
+    """Whether a request changes state: a REST write endpoint, or a Dash callback declared as a
+    write in ``components.access`` (unknown callbacks and unknown write paths count as writes)."""
+    path = req.path
+    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        view = server.view_functions.get(req.endpoint or "")
+        if view is None:
+            return req.method not in ("GET", "HEAD", "OPTIONS")
+        return bool(getattr(view, "requires_token", False))
+    if path.endswith("/_dash-update-component"):
+        body = auth.describe_request_body(req.get_data(cache=True))
+        return access.dash_request_is_write(app, body)
+    return req.method not in ("GET", "HEAD", "OPTIONS")
+
+
+def shell() -> html.Div:
+    """The page shell, per request: viewers get the ``role-viewer`` class, which hides
+    ``editor-only`` buttons (the server refuses their writes anyway)."""
+    role = auth.current_role()
+    return html.Div(
+        [
+            navbar(user=auth.current_user_name(), role=role if auth.auth_enabled() else None),
+            dbc.Container(dash.page_container, fluid="xl", className="page-body pb-5"),
+            dcc.Store(id=ids.JOBS_STORE),
+            dcc.Store(id=ids.RUNS_VERSION_STORE),
+            dcc.Interval(id=ids.JOBS_INTERVAL, interval=POLL_MS),
+        ],
+        id=ids.SHELL,
+        className="role-editor" if role == auth.EDITOR else "role-viewer",
+    )
+
+
 if __name__ == "__main__":
     ARGS = parse_args()
     if ARGS.data_dir:  # pages read it through recsys.config.data_dir()
         os.environ[ENV_DATA_DIR] = os.path.abspath(ARGS.data_dir)
+    os.environ.setdefault("RECSYS_HOST", ARGS.host)  # the Host allow-list adds the bound name
+
+try:  # before anything starts: a bad users file or an unsafe bind is one line, not a traceback
+    AUTH_SETTINGS = auth.AuthSettings.from_env()
+    if __name__ == "__main__":
+        check_bind(ARGS.host, AUTH_SETTINGS.enabled, debug=ARGS.debug)
+except RecsysError as exc:
+    _refuse(str(exc))
 
 app = Dash(
     __name__,
@@ -46,17 +95,17 @@ app = Dash(
     title="RecSys Lab",
 )
 server = app.server
-register_api(server)  # REST /api/v1 on the same server (token from $RECSYS_API_TOKEN)
-
-app.layout = html.Div(
-    [
-        navbar(),
-        dbc.Container(dash.page_container, fluid="xl", className="page-body pb-5"),
-        dcc.Store(id=ids.JOBS_STORE),
-        dcc.Store(id=ids.RUNS_VERSION_STORE),
-        dcc.Interval(id=ids.JOBS_INTERVAL, interval=POLL_MS),
-    ]
+# Uploads travel base64-encoded inside a callback body: bound the body before it is read.
+server.config["MAX_CONTENT_LENGTH"] = upload_max_bytes() * 4 // 3 + 1024 * 1024
+register_api(server)  # REST /api/v1 on the same server
+auth.init_auth(
+    server,
+    root=data_dir(),
+    is_write=request_is_write,
+    extra_hosts=tuple(h for h in (os.environ.get("RECSYS_HOST", ""),) if h and h not in ("0.0.0.0", "::")),
+    settings=AUTH_SETTINGS,
 )
+app.layout = shell
 
 try:  # settle jobs from before a restart; with no runs yet, start the demo build (once)
     on_app_start(
@@ -67,5 +116,4 @@ except Exception as exc:  # the app must start even when the job store is unusab
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    check_bind(ARGS.host, os.environ.get(ENV_TOKEN))  # non-loopback only with an API token
     app.run(host=ARGS.host, port=ARGS.port, debug=ARGS.debug)

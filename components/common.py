@@ -119,3 +119,30 @@ def dataset_meta(name: str, root: str | Path) -> dict[str, Any]:
     from recsys.data.schema import dataset_meta as _dataset_meta
 
     return _dataset_meta(name, root)
+
+
+def bounded_k(value: Any, default: int = 10) -> int:
+    """A ``k`` from a control, bounded like the API's (1..200); anything else -> ``default``.
+
+    The browser only sends the dropdown's choices; a hand-made request with
+    ``k=-1`` or ``'abc'`` gets the default instead of a server error.
+    """
+    from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
+
+    try:
+        return parse_k(value, DEFAULT_MAX_K, default)
+    except ApiError:
+        return default
+
+
+def bounded_int(value: Any, default: int, low: int, high: int) -> int:
+    """A whole number from a control in ``low..high``; anything else -> ``default``."""
+    if isinstance(value, bool):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    if not number.is_integer() or not low <= number <= high:
+        return default
+    return int(number)

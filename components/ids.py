@@ -8,6 +8,9 @@ of your section.
 # --- shell
 URL = "shell-url"
 NAVBAR = "shell-navbar"
+SHELL = "shell-root"
+NAVBAR_USER = "shell-user"
+NAVBAR_LOGOUT = "shell-logout"
 JOBS_STORE = "shell-jobs-store"  # {"jobs": [job dicts, newest first], "active": [ids], "t": float}
 JOBS_INTERVAL = "shell-jobs-interval"
 JOBS_BADGE = "shell-jobs-badge"

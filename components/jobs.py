@@ -309,7 +309,7 @@ def job_card(job: dict[str, Any], log_tail: str | None = None, show_cancel: bool
                 id={"type": ids.JOB_CANCEL, "job": job.get("id", "")},
                 color="outline-danger",
                 size="sm",
-                className="mt-2",
+                className="mt-2 editor-only",
             )
         )
     return dbc.Card(dbc.CardBody(body), className=f"job-card job-{status} mb-3")

@@ -23,8 +23,22 @@ NAV_PAGES: tuple[tuple[str, str], ...] = (
 )
 
 
-def navbar() -> dbc.Navbar:
-    """The top bar: brand, one link per page, and a badge counting running jobs."""
+def navbar(user: str | None = None, role: str | None = None) -> dbc.Navbar:
+    """The top bar: brand, one link per page, a badge counting running jobs and, when a
+    login is configured, who is signed in (and as what) with a sign-out link."""
+    account = []
+    if role is not None:
+        account = [
+            html.Span(
+                [html.Span(user or "", className="fw-semibold"), f" · {role}"],
+                id=ids.NAVBAR_USER,
+                className="navbar-text text-white-50 small ms-3",
+                title="viewers see every page; editors also train, import, save and delete",
+            ),
+            html.A(
+                "Sign out", href="/logout", className="nav-link text-white ms-2 small", id=ids.NAVBAR_LOGOUT
+            ),
+        ]
     links = [
         dbc.NavItem(dbc.NavLink(label, href=path, active="exact", className="px-3"))
         for label, path in NAV_PAGES
@@ -43,6 +57,7 @@ def navbar() -> dbc.Navbar:
                     href="/runs",
                     title="Background jobs running",
                 ),
+                *account,
             ],
             fluid=True,
         ),

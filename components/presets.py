@@ -93,6 +93,8 @@ def decode_upload(contents: str, filename: str | None) -> tuple[str, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FilterConfigError(f"{filename}: not a UTF-8 text file; upload a .json or .yaml preset") from exc
+    if not text.strip():
+        raise FilterConfigError(f"{filename or 'upload'}: the file is empty; upload a .json or .yaml preset")
     suffix = Path(filename or "").suffix.lower()
     fmt = "yaml" if suffix in (".yaml", ".yml") else "json" if suffix == ".json" else ""
     if not fmt:
@@ -157,6 +159,7 @@ def preset_bar(panel: str, names: list[str], selected: str | None = None) -> htm
                     dbc.Button(
                         "Delete",
                         id=pid(PRESET_DELETE, panel),
+                        className="editor-only",
                         color="danger",
                         outline=True,
                         size="sm",
@@ -175,7 +178,14 @@ def preset_bar(panel: str, names: list[str], selected: str | None = None) -> htm
                         value=selected or "",
                         debounce=False,
                     ),
-                    dbc.Button("Save", id=pid(PRESET_SAVE, panel), color="primary", size="sm", n_clicks=0),
+                    dbc.Button(
+                        "Save",
+                        id=pid(PRESET_SAVE, panel),
+                        color="primary",
+                        size="sm",
+                        n_clicks=0,
+                        className="editor-only",
+                    ),
                 ],
                 className="preset-row",
             ),
@@ -201,7 +211,7 @@ def preset_bar(panel: str, names: list[str], selected: str | None = None) -> htm
                         id=pid(PRESET_UPLOAD, panel),
                         accept=".json,.yaml,.yml",
                         max_size=MAX_UPLOAD_BYTES,
-                        className="preset-upload",
+                        className="preset-upload editor-only",
                     ),
                 ],
                 className="preset-row",

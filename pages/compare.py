@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
-from components.common import data_registry, run_catalog_view
+from components.common import bounded_k, data_registry, run_catalog_view
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
@@ -565,7 +565,7 @@ def update_lists(
     run_ids: list[str] | None, seed: str | None, k: Any, values: dict[str, Any]
 ) -> tuple[Any, Any, Any]:
     """Each run's list for the seed under the same filters, and their agreement."""
-    lists, agreement, msg = compare_view(list(run_ids or []), seed, int(k or 10), values)
+    lists, agreement, msg = compare_view(list(run_ids or []), seed, bounded_k(k), values)
     if msg is None:
         msg = (
             []
@@ -609,6 +609,6 @@ def update_per_category(run_ids: list[str] | None) -> Any:
 def update_disagreement(_n: int, run_a: str, run_b: str, k: Any, values: dict[str, Any]) -> Any:
     """The seeds where the two runs' lists overlap least."""
     try:
-        return disagreement_view(run_a, run_b, values, int(k or 10))
+        return disagreement_view(run_a, run_b, values, bounded_k(k))
     except RecsysError as exc:
         return error_alert(exc, "Could not compare these runs")

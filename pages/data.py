@@ -437,11 +437,14 @@ def layout(**_query: Any) -> html.Div:
                     [
                         "or drop a file here / ",
                         html.A("choose one"),
-                        html.Span(" (CSV, CSV.gz, Parquet; up to 200 MB)", className="text-muted"),
+                        html.Span(
+                            f" (CSV, CSV.gz, Parquet; up to {UPLOAD_MAX_BYTES // (1024 * 1024)} MB)",
+                            className="text-muted",
+                        ),
                     ]
                 ),
                 max_size=UPLOAD_MAX_BYTES,
-                className="upload-box mb-2",
+                className="upload-box mb-2 editor-only",
             ),
             html.Div(id=ids.DATA_UPLOAD_INFO, className="small mb-3"),
             html.Div(
@@ -483,7 +486,7 @@ def layout(**_query: Any) -> html.Div:
                 id=ids.DATA_CSV_OPTIONS,
             ),
             html.Div(id=ids.DATA_MAPPING, className="mb-3"),
-            dbc.Button("Import", id=ids.DATA_IMPORT, color="primary", className="w-100"),
+            dbc.Button("Import", id=ids.DATA_IMPORT, color="primary", className="w-100 editor-only"),
             html.Div(id=ids.DATA_MESSAGE, className="mt-3"),
         ],
     )

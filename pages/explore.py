@@ -22,7 +22,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
-from components.common import data_registry, run_catalog_view, run_searcher
+from components.common import bounded_int, bounded_k, data_registry, run_catalog_view, run_searcher
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
@@ -69,6 +69,7 @@ from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.models import SESSION_FAMILIES
+from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,11 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
     if not run_id or not seed:
         out["results"] = empty_state("Pick a seed item: type part of its title or its id.")
         return out
-    k = int(k or 10)
+    try:  # the API's bounds: a whole number in 1..DEFAULT_MAX_K
+        k = parse_k(k, DEFAULT_MAX_K)
+    except ApiError as exc:
+        out["message"] = error_alert(exc.message, "Number of results")
+        return out
     try:
         config = filter_config_from_controls(values)
     except FilterConfigError as exc:
@@ -680,7 +685,7 @@ def run_impact(_n: int, run_id: str | None, k: Any, n_seeds: Any, values: dict[s
     try:
         config = filter_config_from_controls(values)
         report = filter_impact_for_run(
-            data_registry(), run_id, config, k=int(k or 10), n_seeds=int(n_seeds or 200)
+            data_registry(), run_id, config, k=bounded_k(k), n_seeds=bounded_int(n_seeds, 200, 10, 5000)
         )
     except RecsysError as exc:
         return error_alert(exc, "Could not compute the impact")
@@ -724,7 +729,7 @@ def update_session(
     session: list[str] | None, run_id: str | None, k: Any, hide_seen: list[str] | None, values: dict[str, Any]
 ) -> tuple[Any, Any]:
     """The session chips and the recommendations for it (two-tower, session kNN or mean of vectors)."""
-    return session_view(session or [], run_id, int(k or 10), values, exclude_seen=bool(hide_seen))
+    return session_view(session or [], run_id, bounded_k(k), values, exclude_seen=bool(hide_seen))
 
 
 def session_view(

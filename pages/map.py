@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
-from components.common import data_registry, run_searcher
+from components.common import bounded_k, data_registry, run_searcher
 from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from recsys.config import data_dir
@@ -427,6 +427,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                         dbc.Button(
                             "Compute UMAP",
                             id=ids.MAP_UMAP_BUTTON,
+                            className="editor-only",
                             size="sm",
                             color="primary",
                             outline=True,
@@ -800,6 +801,6 @@ def update_purity(run_id: str | None, color_by: str | None, k: Any) -> Any:
     if not run_id:
         return no_update
     try:
-        return purity_view(run_id, color_by or "category:0", int(k or 10))
+        return purity_view(run_id, color_by or "category:0", bounded_k(k))
     except RecsysError as exc:
         return error_alert(exc, "Could not compute purity", dismissable=False)

@@ -260,22 +260,39 @@ def layout(**_query: Any) -> html.Div:
                 className="small mb-2 d-flex gap-3",
             ),
             html.Div(param_inputs(first), id=ids.RUNS_PARAMS, className="params-box mb-3"),
-            dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100"),
+            dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100 editor-only"),
             html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
         ],
     )
     jobs = section("Jobs", html.Div(id=ids.RUNS_JOBS, children=show_jobs(jobs_snapshot())))
     grid_actions = [
-        dbc.Button("Activate", id=ids.RUNS_ACTIVATE, size="sm", color="primary", outline=True, disabled=True),
+        dbc.Button(
+            "Activate",
+            id=ids.RUNS_ACTIVATE,
+            size="sm",
+            color="primary",
+            outline=True,
+            disabled=True,
+            className="editor-only",
+        ),
         dbc.Button(
             "Compute projection (UMAP)",
             id=ids.RUNS_PROJECT,
+            className="editor-only",
             size="sm",
             color="secondary",
             outline=True,
             disabled=True,
         ),
-        dbc.Button("Delete", id=ids.RUNS_DELETE, size="sm", color="danger", outline=True, disabled=True),
+        dbc.Button(
+            "Delete",
+            id=ids.RUNS_DELETE,
+            size="sm",
+            color="danger",
+            outline=True,
+            disabled=True,
+            className="editor-only",
+        ),
     ]
     runs_card = section(
         "Runs",

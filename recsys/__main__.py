@@ -279,6 +279,16 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from recsys.auth import hash_password
+
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise RecsysError("give a password of at least 8 characters on standard input")
+    print(hash_password(password))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m recsys",
@@ -438,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="SQLite file to write (default <data-dir>/precomputed.sqlite)")
     p.set_defaults(func=cmd_precompute)
 
+    p = sub.add_parser(
+        "users",
+        help="make a password hash for the users file (RECSYS_USERS_FILE)",
+        description="Print a password hash for a users-file entry; the password is read from "
+        "standard input (one line), never from the command line.",
+    )
+    p.add_argument("action", choices=["hash"])
+    p.set_defaults(func=cmd_users)
+
     p = sub.add_parser("job", help="(internal) run a queued background job")
     p.add_argument("action", choices=["run"])
     p.add_argument("job_id")
@@ -458,6 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"error: file not found: {exc.filename}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder, a permission: one line, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -139,7 +139,9 @@ def resolve_import_path(
     try:
         mode = os.stat(real).st_mode
     except OSError:
-        raise DataValidationError("no such file in the import folder; check the name", file=text[:200]) from None
+        raise DataValidationError(
+            "no such file in the import folder; check the name", file=text[:200]
+        ) from None
     if stat.S_ISDIR(mode):
         if allow_dir and real != base:
             return real

@@ -243,29 +243,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen on a non-loopback address unless an API token is set.
+def check_bind(host: str, token: str | bool | None, *, debug: bool = False) -> None:
+    """Refuse to listen on a non-loopback address unless a login is configured.
 
     Parameters
     ----------
     host : str
         The address the server will bind (``127.0.0.1``, ``0.0.0.0``, a host name...).
-    token : str or None
-        The configured API token (``$RECSYS_API_TOKEN`` or a flag).
+    token : str, bool or None
+        The configured API token (``$RECSYS_API_TOKEN``), or whether any login
+        (editor/viewer token, users file) is configured.
+    debug : bool
+        Dash's debug mode (dev tools, reloader, tracebacks in the browser):
+        never on a non-loopback address.
 
     Raises
     ------
     InsecureBindError
-        When ``host`` is not a loopback address and ``token`` is empty.
+        When ``host`` is not a loopback address and no login is configured, or
+        ``debug`` is asked on a non-loopback address.
     """
     if is_loopback(host):
         return
-    if token and token.strip():
-        logger.info("binding %s with an API token: state-changing endpoints require it", host)
+    if debug:
+        raise InsecureBindError(
+            f"refusing --debug on '{host}': debug mode shows tracebacks and runs a reloader; "
+            "use it on 127.0.0.1 only"
+        )
+    if token is True or (isinstance(token, str) and token.strip()):
+        logger.info("binding %s with a login: every page and endpoint needs a session or a token", host)
         return
     raise InsecureBindError(
-        f"refusing to bind '{host}': it is reachable from other machines and no API token is set. "
-        f"Set {ENV_TOKEN} (clients then send 'Authorization: Bearer <token>' to change state), "
+        f"refusing to bind '{host}': it is reachable from other machines and no login is configured. "
+        f"Set {ENV_TOKEN} (the editor token; RECSYS_VIEWER_TOKEN adds a read-only one), "
         "or bind 127.0.0.1."
     )
 
@@ -284,6 +294,14 @@ def require_token(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from recsys import auth
+
+        if auth.auth_enabled():  # the app's login already ran; check the role again here
+            if not auth.can_edit():
+                raise ApiError(
+                    403, "this endpoint changes state and needs the editor role (the editor token)"
+                )
+            return view(*args, **kwargs)
         token = _state().settings.token
         if token and not _token_ok(token, request.headers.get("Authorization")):
             given = "Authorization" in request.headers
@@ -307,13 +325,44 @@ def _json_body() -> dict[str, Any]:
     raw = request.get_data(cache=True)
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", "body") from None
+    body = _loads(raw, "body", "request body")
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "body")
     return body
+
+
+#: Deepest JSON nesting accepted (a FilterConfig needs 3: object > list > pair).
+MAX_JSON_DEPTH = 16
+
+
+def _loads(raw: str | bytes, field: str, what: str) -> Any:
+    """Parse JSON from a client: a clear 400 for bad syntax, bad encoding or silly nesting."""
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"{what} is not valid JSON: {exc}", field) from None
+    except RecursionError:
+        value = None
+        depth = MAX_JSON_DEPTH + 1
+    else:
+        depth = _depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(400, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", field)
+    return value
+
+
+def _depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of parsed JSON, counted without recursion (stops past ``limit``)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, d = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((v, d + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def parse_k(value: Any, max_k: int, default: int = DEFAULT_K) -> int:
@@ -341,10 +390,7 @@ def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
     from recsys.filters import FilterConfig
 
     if isinstance(filters, str) and filters.strip():
-        try:
-            filters = json.loads(filters)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"'filters' is not valid JSON: {exc}", "filters") from None
+        filters = _loads(filters, "filters", "'filters'")
     if filters in (None, "", {}):
         filters = None
     if preset not in (None, "") and filters is not None:
@@ -375,9 +421,15 @@ def create_blueprint() -> Blueprint:
     def _bound_body() -> None:
         flask.g.recsys_t0 = time.perf_counter()
         limit = _state().settings.max_body_bytes
-        request.max_content_length = limit  # werkzeug raises 413 on a longer stream
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, f"request body of {request.content_length} bytes exceeds {limit} bytes")
+        if request.content_length is None and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            # A chunked body has no length up front: read one byte past the limit, so a
+            # longer body is refused (413) instead of being cut and parsed as broken JSON.
+            request.max_content_length = limit + 1
+            if len(request.get_data(cache=True)) > limit:
+                raise ApiError(413, f"request body exceeds {limit} bytes")
+        request.max_content_length = limit  # werkzeug raises 413 on a longer stream
 
     @bp.after_request
     def _server_timing(resp: flask.Response) -> flask.Response:
@@ -540,6 +592,16 @@ def create_blueprint() -> Blueprint:
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise ApiError(400, "'params' must be a JSON object of model parameters", "params")
+        from recsys.errors import ModelFitError
+        from recsys.models import validate_params
+
+        try:  # checked now, so a bad parameter is a 400 here, not a failed job later
+            validate_params(family, params)
+        except ModelFitError as exc:
+            raise ApiError(400, str(exc), "params") from None
+        unknown_fields = sorted(set(body) - {"family", "params", "dataset", "label"})
+        if unknown_fields:
+            raise ApiError(400, f"unknown field(s): {', '.join(unknown_fields)}", unknown_fields[0])
         dataset = body.get("dataset") or "demo"
         if not isinstance(dataset, str) or dataset not in list_datasets(st.settings.root):
             known = ", ".join(list_datasets(st.settings.root)) or "none"
@@ -611,8 +673,19 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    store = st.store()
     config_hash = config.config_hash()
+    loc = str(st.settings.precomputed or "")
+    if not loc.startswith(("redis://", "rediss://", "unix://")):
+        from recsys.precompute import DEFAULT_SQLITE_NAME
+
+        if not Path(loc or st.settings.root / DEFAULT_SQLITE_NAME).exists():  # a read creates no file
+            raise ApiError(
+                404,
+                "no precomputed tables yet: run "
+                f"'python -m recsys precompute --run {run_id} --preset <name>', or ask source=live",
+                "source",
+            )
+    store = st.store()
     meta = store.table_meta(run_id, config_hash)
     if meta is None:
         other = store.preset_meta(run_id, preset_name) if preset_name else None

@@ -163,10 +163,13 @@ def _diagnose_encoding(path: Path, encoding: str, sep: str, exc: UnicodeDecodeEr
     column = None
     header_end = raw.find(b"\n")
     header = raw[: header_end if header_end >= 0 else len(raw)].decode(encoding, errors="replace")
-    names = next(csv.reader([header.strip("\r")], delimiter=sep), [])
     line_start = raw.rfind(b"\n", 0, offset) + 1
     prefix = raw[line_start:offset].decode(encoding, errors="replace")
-    fields_before = len(next(csv.reader([prefix], delimiter=sep), [""])) - 1 if prefix else 0
+    try:  # a binary file has stray carriage returns the csv module refuses
+        names = next(csv.reader([header.strip("\r")], delimiter=sep), [])
+        fields_before = len(next(csv.reader([prefix], delimiter=sep), [""])) - 1 if prefix else 0
+    except csv.Error:
+        names, fields_before = [], -1
     if 0 <= fields_before < len(names):
         column = names[fields_before].strip().lstrip("\ufeff")
     byte = raw[offset] if offset < len(raw) else 0

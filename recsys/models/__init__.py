@@ -47,4 +47,36 @@ def make_model(family: str, **params: object) -> ItemModel:
     return get_model_class(family)(**params)
 
 
-__all__ = ["FAMILIES", "SESSION_FAMILIES", "EmbeddingModel", "ItemModel", "get_model_class", "make_model"]
+def validate_params(family: str, params: object) -> dict[str, object]:
+    """Check a family's parameters without fitting: names, types and ranges.
+
+    Raises
+    ------
+    ModelFitError
+        Unknown family, ``params`` not a mapping, an unknown parameter name, or
+        a value of the wrong type or range (the message names the parameter).
+    """
+    cls = get_model_class(family)
+    if not isinstance(params, dict):
+        raise ModelFitError("parameters must be a mapping of name -> value")
+    model = cls(**params)  # unknown names are refused here
+    check = getattr(model, "_validate", None)
+    if callable(check):
+        try:
+            check()
+        except ModelFitError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ModelFitError(f"{family}: {exc}") from None
+    return dict(params)
+
+
+__all__ = [
+    "FAMILIES",
+    "SESSION_FAMILIES",
+    "EmbeddingModel",
+    "ItemModel",
+    "get_model_class",
+    "make_model",
+    "validate_params",
+]

@@ -52,7 +52,7 @@ def test_inspect_reads_the_header_and_guesses_the_mapping(root, tmp_path, data_p
 def test_a_missing_or_broken_file_gets_a_readable_alert_not_a_traceback(root, tmp_path, data_page):
     children, alert = data_page.inspect_file(1, str(tmp_path / "nope.csv"), "csv")
     assert children == [] and isinstance(alert, dbc.Alert) and alert.color == "danger"
-    assert "nope.csv" in text_of(alert) and "file not found" in text_of(alert)
+    assert "nope.csv" in text_of(alert) and "no such file in the import folder" in text_of(alert)
     assert "Traceback" not in text_of(alert)
 
     broken = tmp_path / "broken.csv.gz"
@@ -60,18 +60,34 @@ def test_a_missing_or_broken_file_gets_a_readable_alert_not_a_traceback(root, tm
     _, alert = data_page.inspect_file(1, str(broken), "csv")
     assert "broken.csv.gz" in text_of(alert) and "could not be read" in text_of(alert)
 
+    # Outside the import folder: one message, whether or not the file exists, and no byte of it.
+    secret = tmp_path.parent / "secret.csv"
+    secret.write_text("user,password\nana,hunter2\n")
+    _, outside = data_page.inspect_file(1, str(secret), "csv")
+    _, missing = data_page.inspect_file(1, str(tmp_path.parent / "missing.csv"), "csv")
+    assert "import folder" in text_of(outside) and "hunter2" not in text_of(outside)
+    assert text_of(outside).replace("secret.csv", "X") == text_of(missing).replace("missing.csv", "X")
+    (tmp_path / "link.csv").symlink_to(secret)  # a link inside that leads out
+    _, linked = data_page.inspect_file(1, str(tmp_path / "link.csv"), "csv")
+    assert "import folder" in text_of(linked) and "hunter2" not in text_of(linked)
+
     # The named importers need no mapping, so nothing is inspected for them.
     assert data_page.inspect_file(1, str(tmp_path / "nope.csv"), "rees46") == ([], None)
 
 
-def test_upload_is_stored_on_the_server_and_bad_types_are_refused(root, data_page):
+def test_upload_is_stored_on_the_server_and_bad_types_are_refused(root, tmp_path, data_page, monkeypatch):
     url = "data:text/csv;base64," + base64.b64encode(EVENTS.encode()).decode()
     store, info, path = data_page.receive_upload(url, "my events.csv")
-    assert Path(path).read_text() == EVENTS and Path(path).parent == root / "uploads"
+    assert Path(path).read_text() == EVENTS and Path(path).parent == tmp_path / "uploads"
+
     assert store == {"path": path} and "Uploaded" in text_of(info)
 
     store, info, path = data_page.receive_upload(url, "payload.exe")
     assert store is None and "unsupported file type" in text_of(info)
+
+    monkeypatch.setattr(data_page, "UPLOAD_MAX_BYTES", len(EVENTS) - 1)
+    store, info, _ = data_page.receive_upload(url, "big.csv")
+    assert store is None and "at most" in text_of(info) and not (tmp_path / "uploads" / "big.csv").exists()
 
 
 def test_mapping_and_form_checks_name_what_is_wrong(root, tmp_path, data_page):

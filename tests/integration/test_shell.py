@@ -33,7 +33,7 @@ def _grid_row_ids(dash_duo, grid_id: str) -> set[str]:
     return {r.get_attribute("row-id") for r in rows}
 
 
-def test_overview_runs_and_data_pages_load(dash_duo, dash_app, demo_data_dir, tmp_path):
+def test_overview_runs_and_data_pages_load(dash_duo, dash_app, demo_data_dir, tmp_path, monkeypatch):
     from components import ids
 
     runs = {r["run_id"]: r for r in Registry(demo_data_dir).list_runs()}
@@ -62,10 +62,11 @@ def test_overview_runs_and_data_pages_load(dash_duo, dash_app, demo_data_dir, tm
     assert f"{DEMO_ITEMS:,}" in dash_duo.find_element(f"#{ids.DATA_DATASETS}").text
 
     # Data: a path that does not exist gets a readable message, not a traceback.
+    monkeypatch.setenv("RECSYS_IMPORT_DIR", str(tmp_path))  # the folder the Data page may read
     path_input = dash_duo.find_element(f"#{ids.DATA_PATH}")
     path_input.send_keys(str(tmp_path / "missing.csv"))
     dash_duo.find_element(f"#{ids.DATA_INSPECT}").click()
-    dash_duo.wait_for_contains_text(f"#{ids.DATA_MESSAGE}", "file not found", timeout=10)
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_MESSAGE}", "no such file", timeout=10)
     alert = dash_duo.find_element(f"#{ids.DATA_MESSAGE} .alert-danger")
     assert "missing.csv" in alert.text and "Traceback" not in alert.text
 

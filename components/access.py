@@ -1,0 +1,120 @@
+"""Which Dash callbacks change server state: the one declared list the login's role check reads.
+
+Every server-side callback is named here once, as ``module.function``, either in
+:data:`READ_CALLBACKS` or in :data:`WRITE_CALLBACKS`. A write needs the editor
+role once a login is configured (``recsys.auth``); a viewer gets a 403. A
+callback missing from both lists is treated as a write (fail closed), and
+``tests/integration/test_auth.py`` fails until it is classified.
+
+A callback that writes only for some of its inputs (Explore's preset callback
+loads on a dropdown change but saves, deletes and uploads on buttons) lists the
+component ids, or pattern-id ``type`` values, of the inputs that make it a write.
+Buttons of write callbacks carry the ``editor-only`` CSS class, which the shell
+hides for viewers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from components.presets import PRESET_DELETE, PRESET_SAVE, PRESET_UPLOAD
+
+#: Callbacks that only read (or only change the browser's own state).
+READ_CALLBACKS: frozenset[str] = frozenset(
+    {
+        "dash.dash.Dash.enable_pages.<locals>.router_sync.<locals>.update",  # Dash's page router
+        "components.filter_panel.add_banned_pair",
+        "components.jobs.poll_jobs",
+        "pages.compare.load_preset",
+        "pages.compare.update_disagreement",
+        "pages.compare.update_lists",
+        "pages.compare.update_per_category",
+        "pages.compare.update_seed_options",
+        "pages.data.inspect_file",
+        "pages.data.show_import",
+        "pages.data.source_hint",
+        "pages.explore.download",
+        "pages.explore.edit_session",
+        "pages.explore.run_impact",
+        "pages.explore.update_results",
+        "pages.explore.update_seed_card",
+        "pages.explore.update_seed_options",
+        "pages.explore.update_session",
+        "pages.map.draw_map",
+        "pages.map.highlight",
+        "pages.map.list_selection",
+        "pages.map.open_in_explore",
+        "pages.map.show_tooltip",
+        "pages.map.update_purity",
+        "pages.overview.update_content",
+        "pages.overview.update_jobs",
+        "pages.runs.ask_delete",
+        "pages.runs.enable_actions",
+        "pages.runs.poll_device",  # probes the accelerator; changes no data
+        "pages.runs.refresh_runs",
+        "pages.runs.show_jobs",
+        "pages.runs.show_params",
+    }
+)
+
+#: Callbacks that change server state -> None (always) or the inputs that make them write.
+WRITE_CALLBACKS: dict[str, frozenset[str] | None] = {
+    "components.jobs.cancel_job": None,
+    "pages.data.receive_upload": None,
+    "pages.data.start_import": None,
+    "pages.explore.preset_action": frozenset({PRESET_SAVE, PRESET_DELETE, PRESET_UPLOAD}),
+    "pages.map.submit_umap": None,
+    "pages.runs.confirm_delete": None,
+    "pages.runs.run_action": None,
+    "pages.runs.start_training": None,
+}
+
+
+def callback_name(func: Any) -> str:
+    """``module.function`` of a callback (Dash keeps the user's function as ``__wrapped__``)."""
+    inner = getattr(func, "__wrapped__", func)
+    return f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', '?')}"
+
+
+def _trigger_key(prop_id: str) -> str:
+    """``'{"type":"preset-save","panel":"explore"}.n_clicks'`` -> ``preset-save``; ``'a.b'`` -> ``a``."""
+    ident = prop_id.rsplit(".", 1)[0]
+    if ident.startswith("{"):
+        try:
+            parsed = json.loads(ident)
+        except ValueError:
+            return ident
+        if isinstance(parsed, dict):
+            return str(parsed.get("type", ident))
+    return ident
+
+
+def is_write(name: str, changed_prop_ids: Any = ()) -> bool:
+    """Whether the callback ``name`` changes server state when these inputs fired.
+
+    Unknown callbacks count as writes (fail closed).
+    """
+    if name in READ_CALLBACKS:
+        return False
+    if name not in WRITE_CALLBACKS:
+        return True
+    triggers = WRITE_CALLBACKS[name]
+    if triggers is None:
+        return True
+    changed = changed_prop_ids if isinstance(changed_prop_ids, list) else []
+    return any(isinstance(p, str) and _trigger_key(p) in triggers for p in changed)
+
+
+def dash_request_is_write(app: Any, body: Any) -> bool:
+    """Whether a ``/_dash-update-component`` request body asks for a write.
+
+    A body that names no known callback counts as a write: it cannot do
+    anything useful for a viewer, and failing closed keeps it harmless.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+        return True
+    entry = app.callback_map.get(body["output"])
+    if entry is None:
+        return True
+    return is_write(callback_name(entry.get("callback")), body.get("changedPropIds"))
