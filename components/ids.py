@@ -31,12 +31,14 @@ RUNS_FAMILY = "runs-family"
 RUNS_DATASET = "runs-dataset"
 RUNS_LABEL = "runs-label"
 RUNS_PARAMS = "runs-params"  # container of the generated parameter inputs
+RUNS_PARAM_PRESET = "runs-param-preset"  # radio: start the form from the recommended or library defaults
 RUNS_PARAM = "runs-param"  # pattern-matching type: {"type": RUNS_PARAM, "name": <param>}
 RUNS_SUBMIT = "runs-submit"
 RUNS_SPLIT = "runs-split"  # pattern-matching type: {"type": RUNS_SPLIT, "option": method|value|test|repeats}
 RUNS_SUBMIT_MSG = "runs-submit-msg"
 RUNS_JOBS = "runs-jobs"  # job progress cards
 RUNS_GRID = "runs-grid"
+RUNS_TUNING = "runs-tuning"  # the selected run's tuning trials (table + parallel coordinates)
 RUNS_ACTIVATE = "runs-activate"
 RUNS_DELETE = "runs-delete"
 RUNS_PROJECT = "runs-project"
@@ -93,6 +95,7 @@ EXPLORE_SESSION = "explore-session"  # chips of the recent views
 EXPLORE_SESSION_CLEAR = "explore-session-clear"
 EXPLORE_SESSION_RUN = "explore-session-run"
 EXPLORE_SESSION_RESULTS = "explore-session-results"
+EXPLORE_SESSION_EXCLUDE_SEEN = "explore-session-exclude-seen"  # checklist: hide items already viewed
 EXPLORE_SESSION_REMOVE = "explore-session-remove"  # pattern-matching type: {"type": ..., "item": id}
 
 # --- map

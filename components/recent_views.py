@@ -74,7 +74,10 @@ def recommendations_view(
         return html.Div(
             "Add items to the session to see personalised recommendations.", className="text-muted small"
         )
-    how = "two-tower user vector" if result.method == "two_tower" else "mean of the recent items' vectors"
+    how = {
+        "two_tower": "two-tower user vector",
+        "session_knn": "similar past sessions (session kNN; filters not applied)",
+    }.get(result.method, "mean of the recent items' vectors")
     note = [
         html.Span(f"{len(rows)} recommendations from ", className="text-muted"),
         html.Code(run_id or ""),
@@ -102,6 +105,7 @@ def session_outputs(
     config: Any,
     k: int,
     remove_type: str,
+    exclude_seen: bool = True,
 ) -> tuple[Any, Any]:
     """(chips, recommendations) of a session in a run.
 
@@ -118,6 +122,8 @@ def session_outputs(
     k : int
     remove_type : str
         Pattern id type of the chips' remove buttons.
+    exclude_seen : bool
+        Hide the items already in the session (default); off lets repeat views come back.
     """
     from recsys.search import recommend_for_recent
 
@@ -132,7 +138,7 @@ def session_outputs(
     if not session or not run_id:
         return chips, recommendations_view(None, [])
     try:
-        result = recommend_for_recent(registry, run_id, session, config, k)
+        result = recommend_for_recent(registry, run_id, session, config, k, exclude_seen=exclude_seen)
     except RecsysError as exc:
         return chips, recommendations_view(None, [], str(exc))
     positions = [view.position(i) for i in result.item_ids]
@@ -150,6 +156,7 @@ def recent_views_panel(
     run_id: str,
     results_id: str,
     session: Sequence[str] | None = None,
+    exclude_seen_id: str | None = None,
 ) -> dbc.Card:
     """The panel: session chips, a run picker (two-tower runs first) and the recommendations."""
     return dbc.Card(
@@ -188,7 +195,19 @@ def recent_views_panel(
             dbc.CardBody(
                 [
                     dcc.Store(id=store_id, data=list(session or []), storage_type="session"),
-                    html.Div(id=chips_id, className="mb-3"),
+                    html.Div(id=chips_id, className="mb-2"),
+                    *(
+                        [
+                            dcc.Checklist(
+                                id=exclude_seen_id,
+                                options=[{"label": " hide items already viewed", "value": "on"}],
+                                value=["on"],
+                                className="small text-muted mb-3",
+                            )
+                        ]
+                        if exclude_seen_id
+                        else []
+                    ),
                     dcc.Loading(html.Div(id=results_id), type="dot", delay_show=300),
                 ]
             ),

@@ -22,7 +22,14 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
-from components.common import bounded_int, bounded_k, data_registry, run_searcher, unavailable_run
+from components.common import (
+    bounded_int,
+    bounded_k,
+    data_registry,
+    run_catalog_view,
+    run_searcher,
+    unavailable_run,
+)
 from components.filter_panel import (
     OPTION_FIELDS,
     control_id,
@@ -73,6 +80,7 @@ from components.recent_views import (
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
+from recsys.models import SESSION_FAMILIES
 from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
 
 logger = logging.getLogger(__name__)
@@ -271,7 +279,8 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
 
     two_tower = [r for r in runs if r.get("family") == "two_tower"]
     session_run = two_tower[0]["run_id"] if two_tower else run
-    session_opts = run_options(two_tower + [r for r in runs if r.get("family") != "two_tower"])
+    session_runs = [r for r in registry.list_runs() if r.get("family") in SESSION_FAMILIES]
+    session_opts = run_options(two_tower + [r for r in runs if r.get("family") != "two_tower"] + session_runs)
 
     left = html.Div(
         [
@@ -419,6 +428,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                 clear_id=ids.EXPLORE_SESSION_CLEAR,
                 run_id=ids.EXPLORE_SESSION_RUN,
                 results_id=ids.EXPLORE_SESSION_RESULTS,
+                exclude_seen_id=ids.EXPLORE_SESSION_EXCLUDE_SEEN,
             ),
         ]
     )
@@ -774,24 +784,29 @@ def edit_session(_adds: list, _removes: list, _clear: int, session: list[str] | 
     Input(ids.EXPLORE_SESSION_STORE, "data"),
     Input(ids.EXPLORE_SESSION_RUN, "value"),
     Input(ids.EXPLORE_K, "value"),
+    Input(ids.EXPLORE_SESSION_EXCLUDE_SEEN, "value"),
     filter_inputs(PANEL),
 )
 def update_session(
-    session: list[str] | None, run_id: str | None, k: Any, values: dict[str, Any]
+    session: list[str] | None, run_id: str | None, k: Any, hide_seen: list[str] | None, values: dict[str, Any]
 ) -> tuple[Any, Any]:
-    """The session chips and the recommendations for it (two-tower or mean of vectors)."""
-    return session_view(session or [], run_id, bounded_k(k), values)
+    """The session chips and the recommendations for it (two-tower, session kNN or mean of vectors)."""
+    return session_view(session or [], run_id, bounded_k(k), values, exclude_seen=bool(hide_seen))
 
 
-def session_view(session: list[str], run_id: str | None, k: int, values: dict[str, Any]) -> tuple[Any, Any]:
+def session_view(
+    session: list[str], run_id: str | None, k: int, values: dict[str, Any], exclude_seen: bool = True
+) -> tuple[Any, Any]:
     """Plain-function body of :func:`update_session` (recsys.search.recommend_for_recent)."""
     view = None
     try:
         if run_id:
-            view = run_searcher(run_id).view
+            view = run_catalog_view(run_id)
         config = filter_config_from_controls(values)
     except RecsysError as exc:
         return session_chips(session, {}, ids.EXPLORE_SESSION_REMOVE), recommendations_view(
             None, [], str(exc)
         )
-    return session_outputs(data_registry(), view, session, run_id, config, k, ids.EXPLORE_SESSION_REMOVE)
+    return session_outputs(
+        data_registry(), view, session, run_id, config, k, ids.EXPLORE_SESSION_REMOVE, exclude_seen
+    )

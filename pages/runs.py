@@ -26,7 +26,10 @@ logger = logging.getLogger(__name__)
 
 dash.register_page(__name__, path="/runs", title="RecSys Lab · Runs", name="Runs", order=4)
 
-RUN_METRICS = (*HEADLINE_METRICS, "mrr@10")
+RUN_METRICS = (*HEADLINE_METRICS, "mrr@10", "fallback_share", "no_recommendation_share")
+#: The form's starting points: the family's recommended settings (its defaults), or the
+#: underlying library's own defaults where the family names them (gensim for Prod2Vec).
+PARAM_PRESETS = ("recommended", "library defaults")
 RUN_EXTRAS = ("status", "device", "fit_s", "created", "error")
 JOB_KINDS_SHOWN = ("train", "project", "demo")
 DEVICE_POLL = ids.RUNS_DEVICE_POLL
@@ -46,8 +49,10 @@ def family_options() -> list[dict[str, Any]]:
     return out
 
 
-def param_inputs(family: str | None) -> list:
-    """One labelled input per parameter of ``family``'s ``default_params``.
+def param_inputs(family: str | None, preset: str | None = None) -> list:
+    """One labelled input per parameter of ``family``'s ``default_params`` (the recommended
+    settings), with its help line; ``preset="library defaults"`` starts from the library's
+    own defaults where the family publishes them (``param_presets``).
 
     Booleans are switches, numbers are numeric inputs, everything else is text
     (JSON for lists, dicts and ``None`` defaults; empty means None).
@@ -65,31 +70,43 @@ def param_inputs(family: str | None) -> list:
         ]
     if not defaults:
         return [html.Div(f"{family} has no parameters.", className="text-muted small")]
+    presets = getattr(cls, "param_presets", {})
+    start = dict(defaults)
+    if preset == "library defaults" and presets:
+        start.update({k: v for k, v in next(iter(presets.values())).items() if k in defaults})
+    helps = getattr(cls, "param_help", {})
     rows = []
     for name, default in defaults.items():
         pid = {"type": ids.RUNS_PARAM, "name": name}
+        value = start[name]
         if isinstance(default, str) and name in choices:
             options = [{"label": c, "value": c} for c in choices[name]]
-            control = dcc.Dropdown(id=pid, options=options, value=default, clearable=False)
+            control = dcc.Dropdown(id=pid, options=options, value=value, clearable=False)
         elif isinstance(default, bool):
-            control = dbc.Switch(id=pid, value=default, className="mt-1")
+            control = dbc.Switch(id=pid, value=value, className="mt-1")
         elif isinstance(default, int):
-            control = dbc.Input(id=pid, type="number", value=default, step=1, size="sm")
+            control = dbc.Input(id=pid, type="number", value=value, step=1, size="sm")
         elif isinstance(default, float):
-            control = dbc.Input(id=pid, type="number", value=default, step="any", size="sm")
+            control = dbc.Input(id=pid, type="number", value=value, step="any", size="sm")
         elif isinstance(default, str):
-            control = dbc.Input(id=pid, type="text", value=default, size="sm")
+            control = dbc.Input(id=pid, type="text", value=value, size="sm")
         else:
             control = dbc.Input(
                 id=pid,
                 type="text",
-                value="" if default is None else json.dumps(default),
+                value="" if value is None else json.dumps(value),
                 placeholder="none" if default is None else "JSON",
                 size="sm",
             )
         rows.append(
             dbc.Col(
-                html.Div([dbc.Label(name, html_for=json.dumps(pid), className="param-label"), control]),
+                html.Div(
+                    [
+                        dbc.Label(name, html_for=json.dumps(pid), className="param-label"),
+                        control,
+                        *([html.Div(helps[name], className="form-text small")] if name in helps else []),
+                    ]
+                ),
                 md=6,
                 className="mb-2",
             )
@@ -377,6 +394,16 @@ def layout(**_query: Any) -> html.Div:
             html.Div("Evaluation", className="form-subtitle mb-2"),
             split_controls(datasets),
             html.Div("Hyperparameters", className="form-subtitle mb-2"),
+            dcc.RadioItems(
+                id=ids.RUNS_PARAM_PRESET,
+                options=[
+                    {"label": " recommended settings", "value": "recommended"},
+                    {"label": " the library's defaults (gensim's for Prod2Vec)", "value": "library defaults"},
+                ],
+                value="recommended",
+                inline=True,
+                className="small mb-2 d-flex gap-3",
+            ),
             html.Div(param_inputs(first), id=ids.RUNS_PARAMS, className="params-box mb-3"),
             dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100 editor-only"),
             html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
@@ -423,6 +450,7 @@ def layout(**_query: Any) -> html.Div:
                 "compute its map projection, or delete it.",
                 className="small text-muted mt-2",
             ),
+            html.Div(id=ids.RUNS_TUNING, className="mt-3"),
         ],
         actions=grid_actions,
     )
@@ -458,11 +486,86 @@ def layout(**_query: Any) -> html.Div:
     )
 
 
+def tuning_view(run: dict[str, Any] | None) -> Any:
+    """A tuned run's search: every trial (table) and a parallel-coordinates chart."""
+    t = (run or {}).get("tuning")
+    if not t or not t.get("trials"):
+        return html.Div()
+    import plotly.graph_objects as go
+
+    trials = t["trials"]
+    names = list(trials[0]["params"])
+    header = ["trial", *names, "validation", "seconds"]
+    rows = [
+        [tr["number"], *[tr["params"].get(n) for n in names], round(tr["value"], 4), tr["seconds"]]
+        for tr in trials
+    ]
+    dims = []
+    for n in names:
+        values = [tr["params"].get(n) for tr in trials]
+        if all(isinstance(v, (int, float)) for v in values):
+            dims.append({"label": n, "values": values})
+        else:
+            cats = sorted({str(v) for v in values})
+            dims.append(
+                {
+                    "label": n,
+                    "values": [cats.index(str(v)) for v in values],
+                    "tickvals": list(range(len(cats))),
+                    "ticktext": cats,
+                }
+            )
+    dims.append({"label": "validation", "values": [tr["value"] for tr in trials]})
+    fig = go.Figure(
+        go.Parcoords(line={"color": [tr["value"] for tr in trials], "colorscale": "Viridis"}, dimensions=dims)
+    )
+    fig.update_layout(height=320, margin={"l": 40, "r": 40, "t": 40, "b": 20})
+    v = t.get("validation", {})
+    return html.Div(
+        [
+            html.H6(
+                f"Tuned on this dataset: {t['n_trials']} trials in {t.get('seconds')} s, best {t['metric']} "
+                f"{t['best_value']:.4f} (trial {t['best_trial']}), on {v.get('validation_cases')} cases carved "
+                "from the training part"
+            ),
+            dcc.Graph(figure=fig, config={"displayModeBar": False}),
+            dbc.Table(
+                [
+                    html.Thead(html.Tr([html.Th(h) for h in header])),
+                    html.Tbody([html.Tr([html.Td(str(c)) for c in r]) for r in rows]),
+                ],
+                size="sm",
+                striped=True,
+                className="small",
+            ),
+        ]
+    )
+
+
 # -- callbacks ---------------------------------------------------------------------
-@callback(Output(ids.RUNS_PARAMS, "children"), Input(ids.RUNS_FAMILY, "value"), prevent_initial_call=True)
-def show_params(family: str | None) -> list:
-    """Regenerate the hyperparameter inputs for the chosen family."""
-    return param_inputs(family)
+@callback(
+    Output(ids.RUNS_TUNING, "children"), Input(ids.RUNS_GRID, "selectedRows"), prevent_initial_call=True
+)
+def show_tuning(selected: list[dict] | None) -> Any:
+    """The trials of the selected run when it was tuned (read only)."""
+    if not selected or len(selected) != 1:
+        return html.Div()
+    try:
+        run = Registry(data_dir()).get(selected[0]["run_id"])
+    except (OSError, RecsysError, KeyError) as exc:
+        return error_alert(exc, "Could not read the run")
+    return tuning_view(run)
+
+
+@callback(
+    Output(ids.RUNS_PARAMS, "children"),
+    Input(ids.RUNS_FAMILY, "value"),
+    Input(ids.RUNS_PARAM_PRESET, "value"),
+    prevent_initial_call=True,
+)
+def show_params(family: str | None, preset: str | None = None) -> list:
+    """Regenerate the hyperparameter inputs for the chosen family and starting point."""
+    return param_inputs(family, preset)
 
 
 @callback(

@@ -248,6 +248,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from recsys.pipeline import train_run
 
     params = _parse_pairs(args.param, "--param")
+    tune = None
+    if args.tune:
+        from recsys.tuning import parse_budget
+
+        try:
+            budget = parse_budget(args.budget)
+        except ValueError as exc:
+            print(f"error: --budget: {exc}", file=sys.stderr)
+            return 2
+        if args.tune_sample is not None and not 0 < args.tune_sample <= 1:
+            print(f"error: --tune-sample must be in (0, 1], got {args.tune_sample}", file=sys.stderr)
+            return 2
+        tune = {"budget_s": budget, "n_trials": args.trials, "sample": args.tune_sample}
     bar = _progress(args, f"train {args.family}")
     meta = train_run(
         args.family,
@@ -263,12 +276,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         split_options=_split_options(args),
         test_dataset=args.test_dataset,
         repeats=args.repeats,
+        tune=tune,
     )
     bar.close()
     _print_runs_table(args, [meta])
+    if meta.get("tuning"):
+        t = meta["tuning"]
+        print(
+            f"tuned on {t['validation']['validation_cases']} validation cases carved from the training part: "
+            f"{t['n_trials']} trials in {t['seconds']} s, best {t['metric']} {t['best_value']:.4f} "
+            f"(trial {t['best_trial']}; the fixed settings scored {t['start_value']}): {t['best_params']}"
+        )
     if meta.get("metrics"):
         print()
         print(format_metrics(meta["metrics"]))
+    _print_coverage(meta)
     return 0
 
 
@@ -331,6 +353,24 @@ def format_metrics(m: dict[str, Any]) -> str:
     for w in m.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def _print_coverage(meta: dict[str, Any]) -> None:
+    """What share of test seeds the fallback served and what share got nothing (never silent)."""
+    m = meta.get("metrics", {})
+    cov = meta.get("coverage", {})
+    print(
+        f"coverage: {cov.get('items_with_vector', '-')} of {cov.get('catalog_items', '-')} catalogue items "
+        f"represented ({cov.get('from_fallback', 0)} by the fallback); test seeds served by the fallback "
+        f"{m.get('fallback_share', 0.0):.1%}, by nothing {m.get('no_recommendation_share', 0.0):.1%}"
+    )
+    if m.get("coverage_warning"):
+        print(f"WARNING: {m['coverage_warning']}", file=sys.stderr)
+    rv = m.get("recent_views") or {}
+    if rv:
+        k = m.get("k", 10)
+        parts = [f"{name} hr@{k}={v.get(f'hr@{k}', 0):.4f}" for name, v in rv.items()]
+        print("recent views (every position): " + ", ".join(parts))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -916,7 +956,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Split the dataset, fit the model on the training part, evaluate it on the "
         "held-out part, build its index and save everything as a new run.",
     )
-    p.add_argument("family", help="popularity, cooccurrence, prod2vec, meta_prod2vec, content or two_tower")
+    p.add_argument(
+        "family",
+        help="popularity, cooccurrence, item_knn, sknn, vsknn, prod2vec, meta_prod2vec, content, tfidf or two_tower",
+    )
     p.add_argument("--dataset", default="demo", help="stored dataset name (default: demo)")
     p.add_argument(
         "--param",
@@ -934,6 +977,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_int_at_least(1), default=10, help="metric cut-off (default 10)")
     p.add_argument("--label", default=None, help="a readable name for the run")
     p.add_argument("--activate", action="store_true", help="make it the active run of its family")
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="prod2vec/meta_prod2vec: search the settings on this dataset first (Optuna TPE, on a "
+        "time split of the training part), then refit the best on the whole training part",
+    )
+    p.add_argument(
+        "--budget", default="10m", help="--tune wall-clock budget, e.g. 90s, 10m, 1h (default 10m)"
+    )
+    p.add_argument("--trials", type=_int_at_least(1), default=None, help="--tune: at most this many trials")
+    p.add_argument(
+        "--tune-sample",
+        type=float,
+        default=None,
+        help="--tune: fit trials on this share of the sequences, e.g. 0.1 (default: all)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(

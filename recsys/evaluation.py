@@ -490,7 +490,9 @@ def evaluate(
         for hr, normal for the others), ``seeds_without_recs`` (test seeds the model
         has nothing for), ``unknown_test_items`` (test items not in the training
         catalogue), ``protocol`` and ``warnings`` (fewer than :data:`MIN_CASES` cases,
-        more than :data:`MAX_NO_RECS` of the seeds without a recommendation).
+        more than :data:`MAX_NO_RECS` of the seeds without a recommendation),
+        ``no_recommendation_share`` (skipped / cases), ``fallback_share`` (cases whose seed
+        is served by the model's declared fallback vector).
     """
     check_k(k)
     progress = progress or null_progress
@@ -540,6 +542,8 @@ def evaluate(
             **{f"{m}{suffix}": v for m, v in empty.items()},
             "n_cases": 0,
             "skipped_cases": 0,
+            "no_recommendation_share": 0.0,
+            "fallback_share": 0.0,
             "n_seeds": 0,
             "k": k,
             "per_category": {},
@@ -580,6 +584,9 @@ def evaluate(
             "they count as misses"
         )
     result["warnings"] = warnings
+    result[f"hr{suffix}_ci"] = list(wilson_interval(int(per_case["hr"].sum()), n))
+    result["no_recommendation_share"] = skipped / n
+    result["fallback_share"] = fallback_share(model, seeds)
 
     top = category_level(cat_df["category"], 0) if "category" in cat_df.columns else None
     if top is not None:
@@ -608,3 +615,167 @@ def evaluate(
         skipped,
     )
     return result
+
+
+# ---------------------------------------------------------------------------
+# next item from a whole session ("recent views")
+# ---------------------------------------------------------------------------
+#: "every_position": every position of a test session is a case (the items before it are
+#: the context, the item itself the target, repeat views kept); "collapsed": the same
+#: after collapsing consecutive repeats (``a a b`` -> ``a b``).
+PROTOCOLS = ("every_position", "collapsed")
+
+
+def build_session_cases(
+    test: Dataset, protocol: str = "every_position", max_cases: int | None = 5000, seed: int = 0
+) -> tuple[list[list[str]], np.ndarray]:
+    """Next-item cases of a test split read as sessions: (contexts, targets).
+
+    Sessions and baskets are read in position order (a basket's next line is its next
+    item). A leave-last-out test split gives one case per sequence: the context is the
+    sequence without its held-out item, which is the target.
+
+    Parameters
+    ----------
+    test : Dataset
+    protocol : {"every_position", "collapsed"}
+    max_cases : int or None
+        Cases sampled (seeded); None keeps all.
+    seed : int
+
+    Returns
+    -------
+    contexts : list of list of str
+        Items before the target, oldest first (never empty).
+    targets : numpy.ndarray of str
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    rng = np.random.default_rng(seed)
+    if len(test.interactions) == 0:
+        return [], np.zeros(0, dtype=str)
+    df = _ordered(test.interactions)
+    seqs, _ = pd.factorize(df["sequence_id"])
+    items = df["item_id"].to_numpy(dtype=str)
+    held = df[HELDOUT].to_numpy(dtype=bool) if HELDOUT in df.columns else None
+    if held is not None:  # the held-out row goes last, as the target
+        order = np.lexsort((held, seqs))
+        seqs, items, held = seqs[order], items[order], held[order]
+    if protocol == "collapsed":
+        keep = np.r_[True, (items[1:] != items[:-1]) | (seqs[1:] != seqs[:-1])]
+        seqs, items = seqs[keep], items[keep]
+        held = held[keep] if held is not None else None
+    first = np.r_[True, seqs[1:] != seqs[:-1]]
+    valid = ~first if held is None else (held & ~first)
+    idx = _sample(valid, max_cases, rng)
+    starts = np.maximum.accumulate(np.where(first, np.arange(len(seqs)), 0))
+    contexts = [items[starts[i] : i].tolist() for i in idx]
+    return contexts, items[idx]
+
+
+def session_recommendations(
+    model: Any, contexts: Sequence[Sequence[str]], k: int, exclude_seen: bool = True, batch_size: int = 1024
+) -> np.ndarray:
+    """Top-k ids for each context: ``model.recommend`` when the model reads whole sessions
+    (session kNN, two-tower), else ``model.similar`` of the most recent item (item-to-item),
+    with the context's items removed when ``exclude_seen``."""
+    from recsys.models.base import drop_seen
+
+    out = np.full((len(contexts), k), PAD_ID, dtype=object)
+    for b in range(0, len(contexts), batch_size):
+        chunk = [list(map(str, c)) for c in contexts[b : b + batch_size]]
+        if hasattr(model, "recommend"):
+            ids = model.recommend(chunk, k, exclude_seen=exclude_seen)[0]
+        else:
+            extra = max((len(set(c)) for c in chunk), default=0) if exclude_seen else 0
+            ids, scores = model.similar([c[-1] for c in chunk], k + extra)
+            ids = drop_seen(ids, scores, chunk, k)[0] if exclude_seen else ids[:, :k]
+        out[b : b + len(chunk)] = np.asarray(ids, dtype=object)[:, :k]
+    return out.astype(str)
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (hits of n)."""
+    if n == 0:
+        return 0.0, 0.0
+    p = hits / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluate_sessions(
+    model: Any,
+    test: Dataset,
+    k: int = 20,
+    protocol: str = "every_position",
+    exclude_seen: bool = True,
+    max_cases: int | None = 5000,
+    seed: int = 0,
+    catalog: pd.DataFrame | Sequence[str] | None = None,
+    cases: tuple[list[list[str]], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Next-item metrics from whole sessions (see :func:`build_session_cases`).
+
+    Returns
+    -------
+    dict
+        ``hr@K``, ``hr@K_ci`` (95% Wilson interval), ``mrr@K``, ``coverage@K`` (share of
+        the catalogue in at least one list), ``no_recommendation_share`` (cases whose list
+        is empty), ``fallback_share`` (cases whose most recent item is served by the
+        model's declared fallback, see ``fallback_`` of embedding models), ``n_cases``,
+        ``protocol``, ``exclude_seen``.
+    """
+    check_k(k)
+    contexts, targets = cases if cases is not None else build_session_cases(test, protocol, max_cases, seed)
+    n = len(targets)
+    suffix = f"@{k}"
+    if catalog is None:
+        catalog_ids = test.catalog["item_id"].astype(str).to_numpy()
+    elif isinstance(catalog, pd.DataFrame):
+        catalog_ids = catalog["item_id"].astype(str).to_numpy()
+    else:
+        catalog_ids = np.asarray(list(catalog), dtype=str)
+    if n == 0:
+        return {
+            f"hr{suffix}": 0.0,
+            f"hr{suffix}_ci": [0.0, 0.0],
+            f"mrr{suffix}": 0.0,
+            f"coverage{suffix}": 0.0,
+            "no_recommendation_share": 0.0,
+            "fallback_share": 0.0,
+            "n_cases": 0,
+            "protocol": protocol,
+            "exclude_seen": bool(exclude_seen),
+        }
+    recs = session_recommendations(model, contexts, k, exclude_seen)
+    rel = (recs == np.asarray(targets, dtype=str)[:, None]) & (recs != PAD_ID)
+    hit = rel.any(axis=1)
+    mrr = np.where(hit, 1.0 / (rel.argmax(axis=1) + 1), 0.0)
+    padded = recs != PAD_ID
+    recommended = np.unique(recs[padded])
+    coverage = float(np.isin(catalog_ids, recommended).sum() / len(catalog_ids)) if len(catalog_ids) else 0.0
+    lo, hi = wilson_interval(int(hit.sum()), n)
+    return {
+        f"hr{suffix}": float(hit.mean()),
+        f"hr{suffix}_ci": [lo, hi],
+        f"mrr{suffix}": float(mrr.mean()),
+        f"coverage{suffix}": coverage,
+        "no_recommendation_share": float((~padded.any(axis=1)).mean()),
+        "fallback_share": fallback_share(model, [c[-1] for c in contexts]),
+        "n_cases": int(n),
+        "protocol": protocol,
+        "exclude_seen": bool(exclude_seen),
+    }
+
+
+def fallback_share(model: Any, seeds: Sequence[str]) -> float:
+    """Share of ``seeds`` whose vector comes from the model's declared fallback
+    (``fallback_`` mask aligned with ``item_ids_``; 0 for models without one)."""
+    mask = getattr(model, "fallback_", None)
+    if mask is None or len(seeds) == 0:
+        return 0.0
+    rows = model.rows_of(list(seeds))
+    known = rows >= 0
+    return float(np.asarray(mask, dtype=bool)[rows[known]].sum() / len(seeds))

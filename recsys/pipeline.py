@@ -42,11 +42,18 @@ def stage(progress: Progress, index: int, n_stages: int, label: str) -> Progress
 def _index_writer(model: Any, params: dict[str, Any]) -> Any:
     def write(folder: os.PathLike[str]) -> dict[str, Any]:
         from recsys.index import HnswIndex
+        from recsys.models.base import duplicate_vector_share
 
         t0 = time.perf_counter()
         index = HnswIndex.build(model.vectors_, **params)
         index.save(os.path.join(folder, "index.bin"))
-        return {"index": {"file": "index.bin", "build_s": round(time.perf_counter() - t0, 3), **params}}
+        # many items sharing one vector (a thin catalogue's metadata vectors, category
+        # fallbacks): HNSW returns an arbitrary subset of the tied items, so such runs are
+        # searched exactly, ties ordered by position (the declared secondary key)
+        dup = duplicate_vector_share(model.vectors_)
+        info = {"file": "index.bin", "build_s": round(time.perf_counter() - t0, 3), **params}
+        info.update({"duplicate_vector_share": round(dup, 4), "exact_search": dup > 0})
+        return {"index": info}
 
     return write
 
@@ -68,6 +75,8 @@ def train_run(
     split_options: dict[str, Any] | None = None,
     test_dataset: str | None = None,
     repeats: str = "collapse",
+    tune: dict[str, Any] | None = None,
+    validate: bool | None = None,
 ) -> dict[str, Any]:
     """Train one model variant on a stored dataset and register it as a run.
 
@@ -107,6 +116,15 @@ def train_run(
         whole of ``dataset_name`` and scored on this one.
     repeats : {"collapse", "keep"}
         Next-item protocol: consecutive repeats collapsed or every position a case.
+    tune : dict, optional
+        Tune the settings on this dataset first (:func:`recsys.tuning.tune` keyword
+        arguments: ``budget_s``, ``n_trials``, ``sample``): on a time split carved from the
+        training part only; the best setting is refitted on the whole training part and
+        every trial is recorded under ``tuning`` in run.json.
+    validate : bool, optional
+        Also fit on the earlier 90% of the training part and score the latest 10%
+        (``metrics["validation"]``): what the Overview picks the best variant by, never
+        the test split. Default: on, except for the deep models (content, two_tower).
 
     Returns
     -------
@@ -139,6 +157,16 @@ def train_run(
         train, test = split(dataset, method=split_method, **split_options)
     timings["split_s"] = round(time.perf_counter() - t0, 3)
 
+    tuning = None
+    if tune is not None:
+        from recsys.tuning import tune as run_tuning
+
+        t0 = time.perf_counter()
+        tuning = run_tuning(
+            family, train, base_params=params or {}, progress=stage(progress, 0, 3, "tuning"), **tune
+        )
+        params = {**(params or {}), **tuning["best_params"]}
+        timings["tune_s"] = round(time.perf_counter() - t0, 3)
     model = make_model(family, **(params or {}))
     t0 = time.perf_counter()
     model.fit(train, progress=stage(progress, 0, 3, f"training {family}"))
@@ -159,7 +187,22 @@ def train_run(
         basket_targets=basket_targets,
         repeats=repeats,
     )
+    # next item from the whole session so far ("recent views"), the session's own items
+    # hidden and shown: repeat views are common on some shops
+    metrics["recent_views"] = recent_views_metrics(
+        model, test, k=k, max_cases=max_cases, catalog=dataset.catalog
+    )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
+    _warn_coverage(family, model, metrics, params or {})
+
+    if validate is None:
+        validate = family not in ("content", "two_tower")
+    if validate:
+        t0 = time.perf_counter()
+        metrics["validation"] = validation_metrics(
+            family, params or {}, train, dataset, k=k, max_cases=max_cases, basket_targets=basket_targets
+        )
+        timings["validate_s"] = round(time.perf_counter() - t0, 3)
 
     writers = []
     if model.is_embedding:
@@ -175,6 +218,8 @@ def train_run(
             "repeats": repeats,
         }
     }
+    if tuning is not None:
+        extra["tuning"] = tuning
     device = getattr(model, "device_", None)
     extra["device"] = device if device is not None else {"device": "CPU"}
     meta = registry.create_run(
@@ -259,6 +304,74 @@ def _train_catalog_only(
     _track(meta, registry.root, tracking_parent)
     progress(1000, 1000, f"run {meta['run_id']} ready")
     return meta
+
+
+def validation_metrics(
+    family: str,
+    params: dict[str, Any],
+    train: Any,
+    dataset: Any,
+    k: int = 10,
+    max_cases: int | None = 3000,
+    basket_targets: str = "rest",
+) -> dict[str, Any]:
+    """HR@K (with its 95% interval) of ``family`` fitted on the earlier part of ``train`` and
+    scored on its latest sequences (a time split, else leave-last-out): the validation
+    score that chooses between variants. Empty dict when the training part cannot be split."""
+    from recsys.errors import RecsysError
+    from recsys.evaluation import evaluate, split
+
+    try:
+        has_time = "timestamp" in train.interactions and train.interactions["timestamp"].notna().any()
+        fit_part, valid = split(train, "time" if has_time else "leave_last_out", test_fraction=0.1)
+        model = make_model(family, **params).fit(fit_part)
+        m = evaluate(
+            model,
+            fit_part,
+            valid,
+            k=k,
+            max_cases=max_cases,
+            catalog=dataset.catalog,
+            basket_targets=basket_targets,
+        )
+    except (RecsysError, ValueError) as exc:
+        logger.warning("%s: no validation score: %s", family, exc)
+        return {}
+    keys = (f"hr@{k}", f"hr@{k}_ci", f"ndcg@{k}", "n_cases", "no_recommendation_share")
+    return {key: m[key] for key in keys if key in m} | {"split": "latest 10% of the training sequences"}
+
+
+def recent_views_metrics(
+    model: Any, test: Any, k: int = 10, max_cases: int | None = 3000, catalog: Any = None
+) -> dict[str, Any]:
+    """:func:`recsys.evaluation.evaluate_sessions` (every position) with the session's own
+    items hidden (``exclude_seen``, what the panel does by default) and shown (``include_seen``)."""
+    from recsys.evaluation import build_session_cases, evaluate_sessions
+
+    cases = build_session_cases(test, "every_position", max_cases=max_cases)
+    return {
+        name: evaluate_sessions(model, test, k=k, exclude_seen=flag, catalog=catalog, cases=cases)
+        for name, flag in (("exclude_seen", True), ("include_seen", False))
+    }
+
+
+#: Share of test seeds left without any recommendation above which a run says so loudly.
+NO_RECOMMENDATION_WARN = 0.02
+
+
+def _warn_coverage(family: str, model: Any, metrics: dict[str, Any], params: dict[str, Any]) -> None:
+    """Log (and record in the metrics) when too many test seeds get nothing: never silent."""
+    share = float(metrics.get("no_recommendation_share", 0.0))
+    if share > NO_RECOMMENDATION_WARN:
+        cov = getattr(model, "coverage_", {})
+        hint = " (min_count was set: lower it)" if "min_count" in params else ""
+        message = (
+            f"{family}: {share:.1%} of test seeds got no recommendation; "
+            f"{cov.get('items_with_vector', '?')} of {cov.get('catalog_items', '?')} catalogue items "
+            f"have a representation{hint}"
+        )
+        metrics["coverage_warning"] = message
+        logger.warning(message)
 
 
 def build_demo(

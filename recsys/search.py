@@ -2487,6 +2487,9 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
             )
         except IndexFileError as exc:
             logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
+    # runs with tied (duplicate) vectors are searched exactly: see pipeline._index_writer
+    index_info = (meta.get("artifacts") or {}).get("index")
+    exact = isinstance(index_info, dict) and bool(index_info.get("exact_search"))
     searcher = FilteredSearcher(
         vectors,
         model.item_ids_,
@@ -2494,6 +2497,7 @@ def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSea
         index=index,
         query_vectors=getattr(model, "query_vectors_", None),
         space=(getattr(model, "params", None) or {}).get("metric", "cosine"),  # imported "ip" runs
+        exact_max_rows=len(vectors) if exact else None,
     )
     return searcher, report, report_stamp
 
@@ -2530,8 +2534,8 @@ class RecentResult(SearchResult):
 
     Attributes
     ----------
-    method : {"two_tower", "mean_of_recent"}
-        How the query vector was made.
+    method : {"two_tower", "mean_of_recent", "session_knn"}
+        How the query was made ("session_knn": a session model's own ranking).
     recent_item_ids : list of str
         The recent items the run knows, in the given order (excluded from the results).
     ignored_item_ids : list of str
@@ -2549,6 +2553,7 @@ def recommend_for_recent(
     recent_ids: Sequence[str],
     config: FilterConfig | dict[str, Any] | None = None,
     k: int = 10,
+    exclude_seen: bool = True,
 ) -> RecentResult:
     """Filtered recommendations for a list of recently viewed items (oldest first).
 
@@ -2569,11 +2574,16 @@ def recommend_for_recent(
         (listed in ``ignored_item_ids``).
     config : FilterConfig or dict, optional
     k : int
+    exclude_seen : bool
+        Leave the recent items out of the results (default). Off: items viewed before
+        may come back (repeat views), except the most recent one, the seed.
 
     Returns
     -------
     RecentResult
-        At most ``k`` items, best first, none of them a recent item.
+        At most ``k`` items, best first (none of them a recent item with ``exclude_seen``).
+        A session-kNN run (sknn, vsknn, item_knn) answers with its own ranking; it
+        has no vectors to filter, so the filter's rules are listed in ``skipped_rules``.
 
     Raises
     ------
@@ -2589,6 +2599,8 @@ def recommend_for_recent(
     cfg = FilterConfig.from_dict(config)
     recent = [str(i) for i in recent_ids]
     model = registry.load_model(run_id)
+    if not getattr(model, "is_embedding", False) and hasattr(model, "recommend"):
+        return _recommend_from_session_model(model, run_id, recent, cfg, k, exclude_seen)
     if not getattr(model, "is_embedding", False) or getattr(model, "vectors_", None) is None:
         raise RunNotSearchableError(
             f"run '{run_id}' ({getattr(model, 'family', '?')}) has no item vectors to recommend from;"
@@ -2609,7 +2621,7 @@ def recommend_for_recent(
     norm = float(np.linalg.norm(vec))
     if norm > 0:
         vec = vec / np.float32(norm)
-    exclude = set(known)
+    exclude = set(known) if exclude_seen else {known[-1]}
     result = get_searcher(registry, run_id).search_vector(vec, cfg, k + len(exclude), seed_item_id=known[-1])
     keep = [j for j, i in enumerate(result.item_ids) if str(i) not in exclude][:k]
     return RecentResult(
@@ -2666,3 +2678,38 @@ def similarity_scale(
         }
     cache[key] = out
     return out
+
+
+def _recommend_from_session_model(
+    model: Any, run_id: str, recent: list[str], cfg: FilterConfig, k: int, exclude_seen: bool
+) -> RecentResult:
+    """:func:`recommend_for_recent` for a session model (its ``recommend``; no vectors to filter)."""
+    t0 = time.perf_counter()
+    rows = model.rows_of(recent)
+    known = [i for i, r in zip(recent, rows) if r >= 0]
+    ignored = [i for i, r in zip(recent, rows) if r < 0]
+    if not known:
+        shown = ", ".join(recent[:5]) or "(empty list)"
+        raise UnknownItemError(f"none of the recent items is known to run {run_id}: {shown}")
+    ids, scores = model.recommend([known], k, exclude_seen=exclude_seen)
+    keep = [j for j, i in enumerate(ids[0]) if i]
+    defaults = FilterConfig()
+    skipped = [
+        name
+        for name in type(cfg).model_fields
+        if name != "exclude_seed" and getattr(cfg, name) != getattr(defaults, name)
+    ]
+    return RecentResult(
+        item_ids=[str(ids[0][j]) for j in keep],
+        scores=[float(scores[0][j]) for j in keep],
+        rows=[int(r) for r in model.rows_of([str(ids[0][j]) for j in keep])],
+        removed_by_rule={},
+        plan="session_knn",
+        n_eligible=len(model.item_ids_),
+        elapsed_ms=(time.perf_counter() - t0) * 1e3,
+        skipped_rules=skipped,
+        seed_item_id=known[-1],
+        method="session_knn",
+        recent_item_ids=known,
+        ignored_item_ids=ignored,
+    )

@@ -579,7 +579,7 @@ def create_blueprint() -> Blueprint:
     @bp.post("/recommend")
     def recommend() -> Any:
         body = _json_body()
-        unknown = sorted(set(body) - {"recent_item_ids", "run", "preset", "filters", "k"})
+        unknown = sorted(set(body) - {"recent_item_ids", "run", "preset", "filters", "k", "exclude_seen"})
         if unknown:
             raise ApiError(400, f"unknown field(s): {', '.join(unknown)}", unknown[0])
         return jsonify(
@@ -589,6 +589,7 @@ def create_blueprint() -> Blueprint:
                 preset=body.get("preset"),
                 filters=body.get("filters"),
                 k=body.get("k"),
+                exclude_seen=body.get("exclude_seen", True),
             )
         )
 
@@ -788,6 +789,7 @@ def recommend_response(
     preset: str | None = None,
     filters: Any = None,
     k: Any = None,
+    exclude_seen: Any = True,
 ) -> dict[str, Any]:
     """The JSON answer of ``/recommend`` (:func:`recsys.search.recommend_for_recent`: two-tower user
     vector, else mean of the recent items' vectors)."""
@@ -803,6 +805,8 @@ def recommend_response(
         )
     if not all(isinstance(i, str) and i for i in recent_item_ids):
         raise ApiError(400, "'recent_item_ids' must hold non-empty strings", "recent_item_ids")
+    if not isinstance(exclude_seen, bool):
+        raise ApiError(400, "'exclude_seen' must be true or false", "exclude_seen")
     k = parse_k(k, st.settings.max_k)
     config, preset_name = _filter_config(preset, filters)
     if run:
@@ -811,10 +815,12 @@ def recommend_response(
         run_id = st.default_run("two_tower") or st.resolve_run(None)
     from recsys.search import recommend_for_recent
 
-    result = recommend_for_recent(st.registry, run_id, recent_item_ids, config, k)
+    result = recommend_for_recent(st.registry, run_id, recent_item_ids, config, k, exclude_seen=exclude_seen)
     return {
         "run": run_id,
         "method": result.method,
+        "exclude_seen": exclude_seen,
+        "skipped_rules": list(result.skipped_rules),
         "k": k,
         "preset": preset_name,
         "config_hash": config.config_hash(),

@@ -15,15 +15,23 @@ from recsys.models.base import EmbeddingModel, ItemModel
 FAMILIES: dict[str, str] = {
     "popularity": "recsys.models.baselines:PopularityModel",
     "cooccurrence": "recsys.models.baselines:CooccurrenceModel",
+    "item_knn": "recsys.models.session_knn:ItemKNN",
+    "sknn": "recsys.models.session_knn:SessionKNN",
+    "vsknn": "recsys.models.session_knn:VSessionKNN",
     "prod2vec": "recsys.models.prod2vec:Prod2Vec",
     "meta_prod2vec": "recsys.models.prod2vec:MetaProd2Vec",
     "content": "recsys.models.content:ContentModel",
+    "tfidf": "recsys.models.tfidf:TfidfModel",
     "two_tower": "recsys.models.two_tower:TwoTowerModel",
 }
 #: Families that are imported, never trained (kept out of FAMILIES, which lists what can be trained).
 IMPORTED_FAMILIES: dict[str, str] = {
     "external": "recsys.models.external:ExternalModel",
 }
+
+#: Families that recommend from a whole session (``model.recommend(recent, k, exclude_seen)``)
+#: without item vectors: they serve "recent views" beside the two-tower model.
+SESSION_FAMILIES: tuple[str, ...] = ("item_knn", "sknn", "vsknn")
 
 
 def get_model_class(family: str) -> type[ItemModel]:
@@ -70,6 +78,7 @@ def validate_params(family: str, params: object) -> dict[str, object]:
 __all__ = [
     "FAMILIES",
     "IMPORTED_FAMILIES",
+    "SESSION_FAMILIES",
     "EmbeddingModel",
     "ItemModel",
     "get_model_class",

@@ -183,6 +183,67 @@ def padded_results(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, k), PAD_ID, dtype=object), np.full((n, k), PAD_SCORE, dtype=np.float32)
 
 
+def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a dense score matrix, best first, equal scores by column (the
+    declared secondary key: item order), exact even when many items tie at the k-th score.
+
+    Returns ``(cols, vals)`` of shape (n, min(k, n_cols)); -inf entries may fill the tail.
+    """
+    n, m = scores.shape
+    kk = min(k, m)
+    if n == 0 or kk == 0:
+        return np.zeros((n, kk), dtype=np.int64), np.zeros((n, kk), dtype=scores.dtype)
+    if kk < m:
+        kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1]
+    else:
+        kth = np.full(n, -np.inf, dtype=scores.dtype)
+    above = scores > kth[:, None]
+    need = kk - above.sum(axis=1)
+    tied = scores == kth[:, None]
+    take = above | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
+    r, c = np.nonzero(take)  # exactly kk per row, columns ascending
+    c = c.reshape(n, kk)
+    v = scores[r, c.ravel()].reshape(n, kk)
+    order = np.lexsort((c, -v), axis=-1)
+    return np.take_along_axis(c, order, axis=1), np.take_along_axis(v, order, axis=1)
+
+
+def duplicate_vector_share(vectors: np.ndarray) -> float:
+    """Share of rows whose vector (after L2 normalisation, to float32 precision) equals
+    another row's: ties an approximate index cannot order (search those runs exactly)."""
+    unit = normalize_rows(np.asarray(vectors, dtype=np.float32))
+    if len(unit) < 2:
+        return 0.0
+    _, inverse, counts = np.unique(unit, axis=0, return_inverse=True, return_counts=True)
+    return float((counts[inverse.ravel()] > 1).mean())
+
+
+def drop_seen(
+    ids: np.ndarray, scores: np.ndarray, recent: Sequence[Sequence[str]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Remove from each row of ``(ids, scores)`` the items of that row's ``recent`` list,
+    keep the first ``k`` left (order kept), pad the rest. Vectorised over all rows."""
+    n, width = ids.shape
+    out_ids, out_s = padded_results(n, k)
+    if n == 0:
+        return out_ids.astype(str), out_s
+    lens = np.fromiter((len(r) for r in recent), dtype=np.int64, count=n)
+    flat = np.concatenate([np.asarray(r, dtype=str) for r in recent]) if lens.sum() else np.zeros(0, str)
+    import pandas as pd
+
+    codes, _ = pd.factorize(np.concatenate([np.asarray(ids, dtype=str).ravel(), flat]))
+    m = np.int64(codes.max() + 2) if len(codes) else np.int64(2)
+    keys = np.repeat(np.arange(n, dtype=np.int64), width) * m + codes[: n * width]
+    seen = np.repeat(np.arange(n, dtype=np.int64), lens) * m + codes[n * width :]
+    keep = ~np.isin(keys, seen).reshape(n, width) & (np.asarray(ids, dtype=str) != PAD_ID)
+    rank = np.cumsum(keep, axis=1) - 1
+    ok = keep & (rank < k)
+    r, c = np.nonzero(ok)
+    out_ids[r, rank[r, c]] = np.asarray(ids, dtype=object)[r, c]
+    out_s[r, rank[r, c]] = scores[r, c]
+    return out_ids.astype(str), out_s
+
+
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise rows (zero rows stay zero), as float32."""
     x = np.asarray(x, dtype=np.float32)
@@ -223,12 +284,9 @@ class EmbeddingModel(ItemModel):
         kk = min(k, unit.shape[0] - 1)
         if kk <= 0:
             return ids.astype(str), scores
-        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        top_s = np.take_along_axis(sims, top, axis=1)
-        order = np.argsort(-top_s, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
+        top, top_s = top_k_rows(sims, kk)  # ties: item order, exact whatever their number
         ids[known, :kk] = self.item_ids_[top]
-        scores[known, :kk] = np.take_along_axis(top_s, order, axis=1)
+        scores[known, :kk] = top_s
         return ids.astype(str), scores
 
     def unit_vectors(self) -> np.ndarray:

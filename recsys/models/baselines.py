@@ -134,14 +134,25 @@ class PopularityModel(ItemModel):
         self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
 
 
-def _similarity(c: np.ndarray, n_r: np.ndarray, n_c: np.ndarray, kind: str) -> np.ndarray:
+def _similarity(
+    c: np.ndarray, n_r: np.ndarray, n_c: np.ndarray, kind: str, lmbd: float = 20.0, alpha: float = 0.5
+) -> np.ndarray:
     if kind == "jaccard":
         return c / np.maximum(n_r + n_c - c, 1e-12)
+    if kind == "iknn":  # session-rec's ItemKNN: cosine with a shrinkage term on the supports
+        return c / np.maximum((n_r + lmbd) ** alpha * (n_c + lmbd) ** (1.0 - alpha), 1e-12)
     return c / np.sqrt(np.maximum(n_r * n_c, 1e-12))
 
 
 def _top_k_similarities(
-    x: Any, n: np.ndarray, kind: str, min_count: int, top_k: int, dense_limit: int = 100_000
+    x: Any,
+    n: np.ndarray,
+    kind: str,
+    min_count: int,
+    top_k: int,
+    dense_limit: int = 100_000,
+    lmbd: float = 20.0,
+    alpha: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, col, similarity) of the ``top_k`` partners of every item, rows in blocks.
 
@@ -162,7 +173,8 @@ def _top_k_similarities(
             rows_local = np.arange(b1 - b0)
             c[rows_local, rows_local + b0] = 0  # no self pairs
             c[c < min_count] = 0
-            sim = np.where(c > 0, _similarity(c, n[b0:b1, None], n[None, :], kind), 0).astype(np.float32)
+            sim = _similarity(c, n[b0:b1, None], n[None, :], kind, lmbd, alpha)
+            sim = np.where(c > 0, sim, 0).astype(np.float32)
             kk = min(top_k, n_items)
             if kk < n_items:
                 top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
@@ -179,7 +191,7 @@ def _top_k_similarities(
             r, col, cij = cb.row + b0, cb.col, cb.data.astype(np.float32)
             off = (r != col) & (cij >= min_count)
             r, col, cij = r[off], col[off], cij[off]
-            s = _similarity(cij, n[r], n[col], kind).astype(np.float32)
+            s = _similarity(cij, n[r], n[col], kind, lmbd, alpha).astype(np.float32)
             order = np.lexsort((col, -s, r))
             r, col, s = r[order], col[order], s[order]
             starts = np.r_[0, np.flatnonzero(np.diff(r)) + 1] if len(r) else np.zeros(0, dtype=np.int64)
@@ -276,7 +288,7 @@ class CooccurrenceModel(ItemModel):
             raise ModelFitError(
                 f"cooccurrence: dataset '{getattr(dataset, 'name', '?')}' has no sequence with 2 or more items"
             )
-        progress(0, 2, f"cooccurrence: counting pairs in {len(seqs)} sequences")
+        progress(0, 2, f"{self.family}: counting pairs in {len(seqs)} sequences")
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         flat = np.fromiter((t for s in seqs for t in s), dtype=object, count=int(lengths.sum()))
         codes, uniques = pd.factorize(flat, sort=True)
@@ -289,18 +301,25 @@ class CooccurrenceModel(ItemModel):
         x.sum_duplicates()
         x.data[:] = 1.0
         n = np.asarray(x.sum(axis=1)).ravel().astype(np.float32)
-        r, col, s = _top_k_similarities(x, n, p["similarity"], p["min_count"], p["top_k"])
+        r, col, s = _top_k_similarities(x, n, self._kind(), p["min_count"], p["top_k"], **self._sim_extra())
         self.similarity_ = sp.csr_matrix((s.astype(np.float32), (r, col)), shape=(n_items, n_items))
         self.popularity_ = n
         self.item_ids_ = np.asarray(uniques, dtype=str)
         self._build_lookup()
         self._ranking = None
         self._set_coverage(_catalog_ids(dataset))
-        progress(2, 2, f"cooccurrence: {n_items} items, {self.similarity_.nnz} neighbour pairs kept")
+        progress(2, 2, f"{self.family}: {n_items} items, {self.similarity_.nnz} neighbour pairs kept")
         logger.info(
-            "cooccurrence (%s): %d items, %d pairs kept", p["similarity"], n_items, self.similarity_.nnz
+            "%s (%s): %d items, %d pairs kept", self.family, self._kind(), n_items, self.similarity_.nnz
         )
         return self
+
+    def _kind(self) -> str:
+        return str(self.params["similarity"])
+
+    def _sim_extra(self) -> dict[str, float]:
+        """Extra arguments of the similarity (subclasses: shrinkage)."""
+        return {}
 
     def _popular_rows(self) -> np.ndarray:
         cached = getattr(self, "_ranking", None)

@@ -42,6 +42,9 @@ CAT_PREFIX = "cat:"
 BRAND_PREFIX = "brand:"
 
 #: gensim 4 defaults (except sg=1: Prod2Vec is skip-gram), plus the sequence settings.
+#: Not the model's defaults any more (see :data:`RECOMMENDED_PARAMS`): gensim's
+#: ``min_count=5`` silently drops every item seen fewer than 5 times, which left most of
+#: the catalogue without a vector on real session samples.
 DEFAULT_PARAMS: dict[str, Any] = {
     "vector_size": 100,
     "window": 5,
@@ -63,7 +66,16 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "category_level": 0,
     "max_len": 20,
     "dedupe": True,
+    "fallback": "category",
 }
+GENSIM_DEFAULTS = DEFAULT_PARAMS
+#: The Runs form's "gensim defaults" starting point (min_alpha spelt as gensim's 0.0001).
+GENSIM_PRESET: dict[str, Any] = {**GENSIM_DEFAULTS, "min_alpha": 0.0001}
+
+#: How items with no vector of their own (unseen in training, or below ``min_count``) are
+#: served: "category" gives them the mean vector of the items of their category (the full
+#: category path, else its top level) and marks them in ``fallback_``; "none" leaves them out.
+FALLBACKS = ("category", "none")
 
 #: What an item's vectors are: gensim's input vector; input plus output ("context")
 #: vector (Levy, Goldberg & Dagan, 2015, "w+c"); or a pair, "in-out": a seed is looked
@@ -112,6 +124,40 @@ META_TUNED_PARAMS: dict[str, Any] = {**TUNED_PARAMS, "window": 2, "sample": 1e-4
 def tuned_params(family: str) -> dict[str, Any]:
     """The tuned settings of ``family`` ("prod2vec" or "meta_prod2vec"), a fresh dict."""
     return dict(META_TUNED_PARAMS if family == "meta_prod2vec" else TUNED_PARAMS)
+
+
+#: The model's defaults: the tuned settings, keeping every item that occurs (min_count 1);
+#: a starting point that ``recsys train prod2vec --tune`` searches around on each dataset.
+RECOMMENDED_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS, **TUNED_PARAMS, "min_count": 1}
+META_RECOMMENDED_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS, **META_TUNED_PARAMS, "min_count": 1}
+
+#: One help line per parameter (the Runs form shows them).
+PARAM_HELP: dict[str, str] = {
+    "vector_size": "Dimensions of each item vector (gensim 100).",
+    "window": "Items on each side that count as context; 1 = the next/previous item only.",
+    "min_count": "Items seen fewer times get no own vector (served by the fallback); 1 keeps all.",
+    "negative": "Negative samples per positive pair (more helps rare items, costs time).",
+    "ns_exponent": "Shape of the negative-sampling distribution: 0.75 favours popular items, 0 uniform.",
+    "sample": "Down-sampling threshold of frequent items (0 = none; gensim 1e-3).",
+    "epochs": "Passes over the sequences; small data needs more.",
+    "sg": "1 = skip-gram (Prod2Vec as published), 0 = CBOW.",
+    "alpha": "Initial learning rate.",
+    "min_alpha": "Final learning rate (empty = gensim's 0.0001).",
+    "hs": "1 = hierarchical softmax instead of negative sampling.",
+    "cbow_mean": "CBOW only: 1 averages context vectors, 0 sums them.",
+    "shrink_windows": "Draw a smaller window per word so near neighbours weigh more.",
+    "vectors": "input; input+output (w+c); in-out = a seed's input vs candidates' output (next item).",
+    "seed": "Random seed (bit-reproducible only with workers = 1).",
+    "workers": "Training threads.",
+    "separate_by": "Split sequences by category (or category+gender) before training.",
+    "category_level": "Category level used by separate_by.",
+    "max_len": "Cut sequences into chunks of at most this many items (empty = whole).",
+    "dedupe": "Collapse consecutive repeats of an item (a a b -> a b).",
+    "fallback": "Items without an own vector: the mean vector of their category (category) or none.",
+    "meta_category_level": "Category level of the category token (empty = the full path).",
+    "use_brand": "Add brand tokens to the sequences.",
+    "fill_from_metadata": "Give items without an own vector the mean of their category/brand tokens.",
+}
 
 
 def _check_int(params: dict[str, Any], name: str, low: int, allow_none: bool = False) -> None:
@@ -222,8 +268,11 @@ class Prod2Vec(EmbeddingModel):
     """
 
     family: ClassVar[str] = "prod2vec"
-    default_params: ClassVar[dict[str, Any]] = dict(DEFAULT_PARAMS)
-    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"vectors": VECTORS}
+    default_params: ClassVar[dict[str, Any]] = dict(RECOMMENDED_PARAMS)
+    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"vectors": VECTORS, "fallback": FALLBACKS}
+    param_help: ClassVar[dict[str, str]] = PARAM_HELP
+    #: named starting points of the Runs form (the defaults are "recommended")
+    param_presets: ClassVar[dict[str, dict[str, Any]]] = {"gensim defaults": dict(GENSIM_PRESET)}
 
     # -- fitting -----------------------------------------------------------
     def _validate(self) -> None:
@@ -262,6 +311,8 @@ class Prod2Vec(EmbeddingModel):
         for name in ("shrink_windows", "dedupe"):
             if not isinstance(p[name], (bool, np.bool_)):
                 raise ModelFitError(f"parameter '{name}' must be true or false, got {p[name]!r}")
+        if p["fallback"] not in FALLBACKS:
+            raise ModelFitError(f"parameter 'fallback' must be one of {FALLBACKS}, got {p['fallback']!r}")
         if p["vectors"] not in VECTORS:
             raise ModelFitError(f"parameter 'vectors' must be one of {VECTORS}, got {p['vectors']!r}")
         if p["sg"] not in (0, 1) or isinstance(p["sg"], bool):
@@ -377,8 +428,73 @@ class Prod2Vec(EmbeddingModel):
             fill = tokens.sum(axis=1) / np.maximum(known.sum(axis=1), 1)[:, None]
             setattr(self, name, np.ascontiguousarray(np.vstack([matrix[rows], fill]), dtype=np.float32))
         self.item_ids_ = np.asarray(keys + extra_ids, dtype=str)
+        self._n_own = len(keys)
+        cat_ids = self._category_fill(dataset, catalog_ids, list(spaces))
+        self.fallback_ = np.arange(len(self.item_ids_)) >= len(keys)
         self._set_coverage(catalog_ids)
+        self.coverage_["fallback"] = self.params["fallback"]
+        self.coverage_["from_fallback"] = int(self.fallback_.sum())
+        self.coverage_["from_category"] = len(cat_ids)
         return extra_ids
+
+    def _category_fill(self, dataset: Any, catalog_ids: list[str], names: list[str]) -> list[str]:
+        """The declared fallback: catalogue items still without a vector get the mean vector
+        of the items that share their category (full path, else its top level, else their
+        brand). Returns their ids."""
+        catalog = getattr(dataset, "catalog", None)
+        if self.params["fallback"] != "category" or catalog is None:
+            return []
+        attrs = [
+            (c, lv)
+            for c, lv in (("category", None), ("category", 0), ("brand", None))
+            if c in catalog.columns
+        ]
+        if not attrs:
+            return []
+        have = set(map(str, self.item_ids_))
+        cat = (
+            catalog.assign(item_id=catalog["item_id"].astype(str))
+            .drop_duplicates("item_id")
+            .set_index("item_id")
+        )
+        missing = [i for i in catalog_ids if i not in have and i in cat.index]
+        if not missing:
+            return []
+        fill_rows = np.full(len(missing), -1, dtype=np.int64)
+        means: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        n_groups = 0
+        for column, level in attrs:
+            values = cat[column].fillna("").astype(str)
+            if level is not None:
+                values = pd.Series(_category_level(values, level).to_numpy(dtype=object), index=values.index)
+            own = values.reindex(self.item_ids_).fillna("").to_numpy(dtype=object)
+            wq = values.loc[missing].to_numpy(dtype=object)
+            codes, uniques = pd.factorize(own)
+            lookup = {u: n for n, u in enumerate(uniques) if u != ""}
+            q = np.fromiter((lookup.get(w, -1) for w in wq), dtype=np.int64, count=len(wq))
+            todo = (fill_rows < 0) & (q >= 0)
+            if not todo.any():
+                continue
+            counts = np.bincount(codes[codes >= 0], minlength=len(uniques)).astype(np.float32)
+            for name in names:
+                matrix = getattr(self, name)
+                sums = np.zeros((len(uniques), matrix.shape[1]), dtype=np.float32)
+                np.add.at(sums, codes[codes >= 0], matrix[codes >= 0])
+                means[name].append(sums / np.maximum(counts, 1)[:, None])
+            fill_rows[todo] = q[todo] + n_groups
+            n_groups += len(uniques)
+        ok = fill_rows >= 0
+        if not ok.any():
+            return []
+        for name in names:
+            table = np.vstack(means[name])
+            setattr(self, name, np.ascontiguousarray(np.vstack([getattr(self, name), table[fill_rows[ok]]])))
+        filled = list(np.asarray(missing, dtype=object)[ok])
+        self.item_ids_ = np.asarray([*map(str, self.item_ids_), *filled], dtype=str)
+        logger.info(
+            "%s: %d items without an own vector served by their category's mean", self.family, len(filled)
+        )
+        return filled
 
     def _token_fill(
         self, key_to_index: dict[str, int], keys: list[str], catalog_ids: list[str]
@@ -392,11 +508,16 @@ class Prod2Vec(EmbeddingModel):
         super()._save_state(path)
         loss = np.asarray(getattr(self, "loss_history_", []), dtype=np.float64)
         np.save(path / "loss_history.npy", loss, allow_pickle=False)
+        fallback = getattr(self, "fallback_", None)
+        if fallback is not None:
+            np.save(path / "fallback.npy", np.asarray(fallback, dtype=bool), allow_pickle=False)
 
     def _load_state(self, path: Path) -> None:
         super()._load_state(path)
         f = path / "loss_history.npy"
         self.loss_history_ = np.load(f, allow_pickle=False).tolist() if f.exists() else []
+        f = path / "fallback.npy"
+        self.fallback_ = np.load(f, allow_pickle=False) if f.exists() else None
 
 
 def _catalog_ids(dataset: Any, fallback: set[str]) -> list[str]:
@@ -436,8 +557,16 @@ class MetaProd2Vec(Prod2Vec):
     """
 
     family: ClassVar[str] = "meta_prod2vec"
+    param_presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "gensim defaults": {
+            **GENSIM_PRESET,
+            "meta_category_level": None,
+            "use_brand": True,
+            "fill_from_metadata": True,
+        }
+    }
     default_params: ClassVar[dict[str, Any]] = {
-        **DEFAULT_PARAMS,
+        **META_RECOMMENDED_PARAMS,
         "meta_category_level": None,
         "use_brand": True,
         "fill_from_metadata": True,
@@ -511,8 +640,9 @@ class MetaProd2Vec(Prod2Vec):
         self, key_to_index: dict[str, int], spaces: dict[str, np.ndarray], item_set: set[str], dataset: Any
     ) -> list[str]:
         extra_ids = super()._set_vectors_from(key_to_index, spaces, item_set, dataset)
-        n_own = len(self.item_ids_) - len(extra_ids)
-        from_meta = np.r_[np.zeros(n_own, dtype=bool), np.ones(len(extra_ids), dtype=bool)]
+        n_own = self._n_own
+        from_meta = np.zeros(len(self.item_ids_), dtype=bool)
+        from_meta[n_own : n_own + len(extra_ids)] = True
         self.from_metadata_ = from_meta
         self.coverage_["from_metadata"] = int(from_meta.sum())
         self.coverage_["from_metadata_examples"] = self.item_ids_[from_meta][:10].tolist()

@@ -327,6 +327,19 @@ def test_session_recommendations_use_the_rest_code_path_with_filters(explore, da
     assert "no-such-run" in text_of(bad_run)
 
 
+def test_session_panel_hides_viewed_items_by_default_and_can_show_them(explore, data):
+    run = data["runs"]["A"]
+    layout = explore.layout(run=run)
+    box = find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_SESSION_EXCLUDE_SEEN)
+    assert box and box[0].value == ["on"], "the recent-views panel hides viewed items by default"
+    _, hidden = explore.session_view(["ws0", "ws1", "ws2"], run, 5, defaults(), exclude_seen=True)
+    assert not {"ws0", "ws1", "ws2"} & set(card_ids(hidden))
+    _, shown = explore.session_view(["ws0", "ws1", "ws2"], run, 5, defaults(), exclude_seen=False)
+    got = card_ids(shown)
+    assert "ws2" not in got, "the most recent item is the seed: never recommended back"
+    assert {"ws0", "ws1"} & set(got), "earlier views can come back when the box is cleared"
+
+
 def test_layout_without_runs_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     explore = page("explore")

@@ -170,3 +170,24 @@ def test_demo_build_is_submitted_once_and_not_when_runs_exist(root, tmp_path_fac
     assert ensure_demo_job(empty) == "demo-queued"
     assert ensure_demo_job(empty) == "demo-queued"
     assert len(store.list_jobs(limit=None)) == 1
+
+
+def test_best_variant_is_chosen_on_validation_with_its_interval_and_says_when_a_baseline_wins(overview):
+    def run(family, test_hr, val_hr):
+        metrics = {"hr@10": test_hr, "hr@10_ci": [test_hr - 0.02, test_hr + 0.02]}
+        if val_hr is not None:
+            metrics["validation"] = {"hr@10": val_hr}
+        return {"run_id": f"{family}-1", "label": f"{family} run", "family": family, "metrics": metrics}
+
+    runs = [run("popularity", 0.05, 0.04), run("cooccurrence", 0.20, 0.31), run("prod2vec", 0.22, 0.30)]
+    text = text_of(overview._headline(runs))
+    # prod2vec is better on the test split, but the choice is made on validation
+    assert "cooccurrence run" in text and "prod2vec run" not in text
+    assert "20.0%" in text and "95% interval 18.0–22.0%" in text and "4.0×" in text
+    assert "Co-occurrence is the best model on this dataset." in text
+    assert "chosen on validation" in text
+    runs[2]["metrics"]["validation"]["hr@10"] = 0.35
+    text = text_of(overview._headline(runs))
+    assert "prod2vec run" in text and "best model on this dataset" not in text
+    no_val = [run("cooccurrence", 0.20, None), run("prod2vec", 0.22, None)]
+    assert "chosen on the test split" in text_of(overview._headline(no_val))

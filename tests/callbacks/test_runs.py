@@ -53,15 +53,15 @@ def test_a_parameter_with_a_few_allowed_values_is_a_list_to_pick_from(runs_page)
 
     drops = find(runs_page.show_params("prod2vec"), lambda c: isinstance(c, dcc.Dropdown))
     vectors = {d.id["name"]: d for d in drops}["vectors"]
-    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "input"
-    assert runs_page.parse_params("prod2vec", ["vectors"], ["in-out"]) == ({"vectors": "in-out"}, [])
+    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "in-out"
+    assert runs_page.parse_params("prod2vec", ["vectors"], ["input"]) == ({"vectors": "input"}, [])
 
 
 def test_parse_params_keeps_changes_only_and_names_bad_inputs(runs_page):
     names = ["window", "alpha", "separate_by", "epochs", "max_len"]
-    params, errors = runs_page.parse_params("prod2vec", names, [10, "0.05", "category", 5, 20])
+    params, errors = runs_page.parse_params("prod2vec", names, [10, "0.05", "category", 40, 20])
     assert errors == []
-    assert params == {"window": 10, "alpha": 0.05, "separate_by": "category"}  # epochs/max_len unchanged
+    assert params == {"window": 10, "separate_by": "category"}  # alpha/epochs/max_len unchanged
 
     params, errors = runs_page.parse_params("prod2vec", ["window", "epochs", "alpha"], [2.5, None, "x"])
     assert params == {}
@@ -261,3 +261,72 @@ def test_the_form_trains_on_the_chosen_split_and_checks_its_value(root, runs_pag
     run = Registry(root).list_runs("popularity")[0]
     assert run["split"]["method"] == "last_days" and run["split"]["repeats"] == "keep"
     assert run["metrics"]["protocol"]["repeats"] == "keep" and run["metrics"]["ci95"]
+
+
+def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_away(runs_page):
+    from recsys.models.prod2vec import GENSIM_DEFAULTS, RECOMMENDED_PARAMS
+
+    def values(preset=None):
+        inputs = find(
+            runs_page.show_params("prod2vec", preset), lambda c: isinstance(getattr(c, "id", None), dict)
+        )
+        return {c.id["name"]: c.value for c in inputs}
+
+    rec = values()
+    assert (
+        rec["min_count"] == 1 and rec["epochs"] == RECOMMENDED_PARAMS["epochs"] and rec["vectors"] == "in-out"
+    )
+    gensim = values("library defaults")
+    assert gensim["min_count"] == 5 and gensim["epochs"] == GENSIM_DEFAULTS["epochs"] == 5
+    assert gensim["vectors"] == "input" and gensim["alpha"] == 0.025
+    # what the form sends back: only what differs from the recommended settings
+    names = list(gensim)
+    params, errors = runs_page.parse_params("prod2vec", names, [gensim[n] for n in names])
+    assert errors == [] and params["min_count"] == 5 and params["epochs"] == 5
+    assert "help" not in rec
+    text = text_of(runs_page.show_params("prod2vec"))
+    assert "Items seen fewer times get no own vector" in text, "a help line per parameter"
+
+
+def test_selecting_a_tuned_run_shows_its_trials(root, runs_page):
+    import plotly.graph_objects as go
+
+    reg = Registry(root)
+    run = reg.list_runs()[0]
+    trials = [
+        {
+            "number": i,
+            "params": {"window": w, "vectors": v},
+            "value": val,
+            "mrr": 0.1,
+            "seconds": 1.5,
+            "state": "complete",
+        }
+        for i, (w, v, val) in enumerate([(1, "in-out", 0.31), (5, "input", 0.22), (2, "in-out", 0.33)])
+    ]
+    tuning = {
+        "trials": trials,
+        "n_trials": 3,
+        "seconds": 4.5,
+        "metric": "hr@20 (validation, every position)",
+        "best_value": 0.33,
+        "best_trial": 2,
+        "validation": {"validation_cases": 123},
+    }
+    reg.update(run["run_id"], tuning=tuning)
+    view = runs_page.show_tuning([{"run_id": run["run_id"]}])
+    text = text_of(view)
+    assert "3 trials" in text and "best hr@20" in text and "0.3300" in text and "123 cases" in text
+    rows = find(view, lambda c: getattr(c, "__class__", None).__name__ == "Tr")
+    assert len(rows) == 4  # header + one row per trial
+    graph = find(view, lambda c: c.__class__.__name__ == "Graph")[0]
+    dims = (
+        graph.figure.data[0].dimensions
+        if isinstance(graph.figure, go.Figure)
+        else graph.figure["data"][0]["dimensions"]
+    )
+    assert [d["label"] for d in dims] == ["window", "vectors", "validation"]
+    # an untuned run, or several selected: nothing
+    others = [r["run_id"] for r in reg.list_runs() if r["run_id"] != run["run_id"]]
+    assert others and text_of(runs_page.show_tuning([{"run_id": others[0]}])) == ""
+    assert text_of(runs_page.show_tuning([])) == ""

@@ -215,3 +215,37 @@ def test_basket_targets_one_draws_a_single_partner():
     assert nxt[0].tolist() == ["p", "q", "s"] and [t.tolist() for t in nxt[1]] == [["q"], ["r"], ["p"]]
     with pytest.raises(ValueError, match="basket_targets"):
         build_cases(test, basket_targets="all")
+
+
+def test_session_cases_both_protocols_by_hand():
+    from recsys.evaluation import build_session_cases
+
+    test = _ds({"s1": ["a", "a", "b", "a"], "s2": ["c", "d"], "s3": ["e"]})
+    ctx, tgt = build_session_cases(test, "every_position", max_cases=None)
+    assert ctx == [["a"], ["a", "a"], ["a", "a", "b"], ["c"]]
+    assert list(tgt) == ["a", "b", "a", "d"]
+    ctx, tgt = build_session_cases(test, "collapsed", max_cases=None)
+    assert ctx == [["a"], ["a", "b"], ["c"]] and list(tgt) == ["b", "a", "d"]
+    train, held = split(_ds({"s1": ["a", "b", "c"], "s2": ["d"]}), "leave_last_out")
+    ctx, tgt = build_session_cases(held, "every_position", max_cases=None)
+    assert ctx == [["a", "b"]] and list(tgt) == ["c"]
+
+
+def test_evaluate_sessions_exclude_seen_and_shares():
+    from recsys.evaluation import evaluate_sessions
+
+    test = _ds({"s1": ["x", "y", "x"], "s2": ["q", "z"]})
+    # item-to-item from the last item; "q" is unknown to the model: no recommendation
+    model = Lookup({"x": ["y", "z"], "y": ["x", "z"]})
+    both = {
+        flag: evaluate_sessions(model, test, k=2, exclude_seen=flag, catalog=list("xyzq"))
+        for flag in (True, False)
+    }
+    # cases: x -> y (hit), [x, y] -> x (hit only when seen items may come back), q -> z (nothing)
+    assert both[False]["hr@2"] == pytest.approx(2 / 3)
+    assert both[True]["hr@2"] == pytest.approx(1 / 3)
+    assert both[True]["no_recommendation_share"] == pytest.approx(1 / 3)
+    assert both[False]["mrr@2"] == pytest.approx((1 + 1) / 3)
+    lo, hi = both[True]["hr@2_ci"]
+    assert lo < 1 / 3 < hi
+    assert both[True]["coverage@2"] == pytest.approx(2 / 4)  # y, z (x is dropped as seen in case 2)

@@ -71,7 +71,12 @@ def group_of(item_ids: np.ndarray) -> np.ndarray:
     return np.char.partition(np.asarray(item_ids, dtype=str), "_")[..., 0]
 
 
-W2V_FAST = {
+W2V_FAST = {  # gensim's settings where the tool's recommended defaults differ, made small and fast
+    "vectors": "input",
+    "alpha": 0.025,
+    "min_alpha": None,
+    "negative": 5,
+    "ns_exponent": 0.75,
     "vector_size": 16,
     "epochs": 15,
     "window": 5,
@@ -119,8 +124,15 @@ CASES: list[Case] = [
     Case("popularity", {}, {"event_weights": {"view": -1}}, learns_groups=False),
     Case("cooccurrence", {"similarity": "jaccard"}, {"similarity": "pearson"}),
     Case("cooccurrence", {"similarity": "cosine", "top_k": 5}, {"top_k": 0}),
+    Case("item_knn", {}, {"lmbd": -1.0}),
+    Case("item_knn", {"top_k": 5, "alpha": 0.8}, {"alpha": 2.0}),
+    Case("sknn", {}, {"k": 0}),
+    Case("sknn", {"k": 20, "sample_size": 50, "similarity": "jaccard"}, {"similarity": "dice"}),
+    Case("vsknn", {}, {"weighting": "exp"}),
+    Case("vsknn", {"weighting": "linear", "weighting_score": "same", "sample_size": 0}, {"sample_size": -1}),
     Case("prod2vec", W2V_FAST, {**W2V_FAST, "window": 0}),
     Case("meta_prod2vec", W2V_FAST, {**W2V_FAST, "ns_exponent": float("nan")}),
+    Case("tfidf", {}, {"brand_weight": -1.0}),
     Case("content", CONTENT_FAST, {**CONTENT_FAST, "embedding_dim": 0}),
     Case("two_tower", TWO_TOWER_FAST, {**TWO_TOWER_FAST, "max_recent": 0}),
 ]

@@ -25,7 +25,9 @@ def test_deterministic_with_seed_and_one_worker(data):
     np.testing.assert_array_equal(a.vectors_, b.vectors_)
     c = Prod2Vec(**{**W2V_FAST, "seed": 2}).fit(data)
     assert not np.array_equal(a.vectors_, c.vectors_)
-    assert a.vectors_.dtype == np.float32 and a.vectors_.shape == (60, 16)
+    # 60 items with their own vector, the 10 cold catalogue items served by their category's mean
+    assert a.vectors_.dtype == np.float32 and a.vectors_.shape == (70, 16)
+    assert a.fallback_.sum() == 10 and not a.fallback_[:60].any()
 
 
 def test_loss_is_logged_per_epoch_as_deltas_and_progress_per_epoch(data):
@@ -52,11 +54,17 @@ def test_min_count_drops_rare_items_and_coverage_says_so(data):
         }
     )
     ds = Dataset("r", data.catalog, pd.concat([data.interactions, rare], ignore_index=True))
-    m = Prod2Vec(**{**W2V_FAST, "min_count": 2}).fit(ds)
+    m = Prod2Vec(**{**W2V_FAST, "min_count": 2, "fallback": "none"}).fit(ds)
     assert "g0_cold0" not in set(m.item_ids_)
-    assert m.coverage_["items_with_vector"] == 60
+    assert m.coverage_["items_with_vector"] == 60 and m.coverage_["from_fallback"] == 0
     assert "g0_cold0" in m.coverage_["missing_examples"]
     assert m.similar(["g0_cold0"], 3)[0].tolist() == [["", "", ""]]
+    # the declared fallback (default): the rare and the cold items get their category's mean vector
+    fb = Prod2Vec(**{**W2V_FAST, "min_count": 2}).fit(ds)
+    assert fb.coverage_["coverage"] == 1.0 and fb.coverage_["from_fallback"] == 10
+    assert set(fb.item_ids_[fb.fallback_]) == {f"g{g}_cold{c}" for g in range(5) for c in range(2)}
+    ids, _ = fb.similar(["g0_cold0", "g3_cold1"], 5)
+    assert (group_of(ids) == np.asarray([["g0"], ["g3"]])).mean() > 0.9
 
 
 def test_meta_prod2vec_gives_cold_items_vectors_from_metadata(data):
@@ -69,8 +77,11 @@ def test_meta_prod2vec_gives_cold_items_vectors_from_metadata(data):
     ids, _ = m.similar(cold, 5)
     same = group_of(ids) == group_of(np.asarray(cold))[:, None]
     assert same.mean() > 0.9, f"cold items' neighbours share their group only {same.mean():.0%}"
-    off = MetaProd2Vec(**W2V_FAST, fill_from_metadata=False).fit(data)
+    assert m.coverage_["from_fallback"] == 10 and m.coverage_["from_category"] == 0
+    off = MetaProd2Vec(**W2V_FAST, fill_from_metadata=False, fallback="none").fit(data)
     assert off.coverage_["from_metadata"] == 0 and off.coverage_["items_with_vector"] == 60
+    cat = MetaProd2Vec(**W2V_FAST, fill_from_metadata=False).fit(data)
+    assert cat.coverage_["from_metadata"] == 0 and cat.coverage_["from_category"] == 10
 
 
 def test_meta_prod2vec_save_load_keeps_the_metadata_mask(data, tmp_path):
@@ -229,7 +240,7 @@ def test_in_out_looks_seeds_up_by_input_vectors_among_output_vectors(tmp_path):
 
 
 def test_meta_prod2vec_in_out_fills_both_spaces_for_cold_items(data):
-    m = MetaProd2Vec(**W2V_FAST, vectors="in-out").fit(data)
+    m = MetaProd2Vec(**{**W2V_FAST, "vectors": "in-out"}).fit(data)
     assert m.coverage_["from_metadata"] == 10
     assert m.query_vectors_.shape == m.vectors_.shape == (70, 16)
     cold = m.item_ids_[m.from_metadata_]
@@ -256,7 +267,9 @@ def test_hierarchical_softmax_without_negatives_learns_the_groups(data):
 def test_gensim_knobs_reach_the_training(data):
     """Each new knob changes the (bit-reproducible, workers=1) vectors; its default does not."""
     ref = Prod2Vec(**W2V_FAST).fit(data).vectors_
-    same = Prod2Vec(**W2V_FAST, shrink_windows=True, hs=0, cbow_mean=1, min_alpha=None).fit(data)
+    same = Prod2Vec(**{**W2V_FAST, "shrink_windows": True, "hs": 0, "cbow_mean": 1, "min_alpha": None}).fit(
+        data
+    )
     np.testing.assert_array_equal(same.vectors_, ref)
     for change in ({"shrink_windows": False}, {"min_alpha": 0.01}, {"hs": 1}):
         other = Prod2Vec(**{**W2V_FAST, **change}).fit(data)
@@ -283,3 +296,29 @@ def test_dedupe_off_keeps_repeated_items_in_the_sequences():
     ds = Dataset("rep", base.catalog, inter)
     assert Prod2Vec(**W2V_FAST)._sequences(ds) == [["g0_i00", "g0_i01"]]
     assert Prod2Vec(**W2V_FAST, dedupe=False)._sequences(ds) == [items]
+
+
+def test_defaults_are_the_recommended_settings_keeping_every_item(data):
+    from recsys.models.prod2vec import GENSIM_DEFAULTS, RECOMMENDED_PARAMS
+
+    for cls in (Prod2Vec, MetaProd2Vec):
+        d = cls.default_params
+        assert d["min_count"] == 1 and d["fallback"] == "category"
+        assert {k: d[k] for k in tuned_params(cls.family)} == tuned_params(cls.family)
+        assert cls.param_presets["gensim defaults"]["min_count"] == 5
+        assert set(cls.param_help) >= set(d), "a help line per parameter"
+    assert Prod2Vec.default_params == RECOMMENDED_PARAMS
+    assert GENSIM_DEFAULTS["min_count"] == 5 and GENSIM_DEFAULTS["epochs"] == 5
+    m = Prod2Vec(epochs=3, workers=1).fit(data)  # recommended settings: nothing dropped
+    assert m.coverage_["coverage"] == 1.0
+    assert m.coverage_["items_with_vector"] - m.coverage_["from_fallback"] == 60
+
+
+def test_fallback_uses_the_brand_when_the_category_is_missing(data):
+    extra = data.catalog.iloc[:1].copy()
+    extra["item_id"], extra["category"], extra["brand"] = "nocat", "", "Brand 2"
+    ds = Dataset("b", pd.concat([data.catalog, extra], ignore_index=True), data.interactions)
+    m = Prod2Vec(**W2V_FAST).fit(ds)
+    assert "nocat" in set(m.item_ids_[m.fallback_])
+    ids, _ = m.similar(["nocat"], 5)
+    assert (group_of(ids) == "g2").mean() > 0.9

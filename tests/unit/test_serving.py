@@ -372,6 +372,55 @@ def test_recommend_for_recent_is_the_library_path_behind_the_endpoint(
         recommend_for_recent(reg, run_a, ["ghost"], None, k=3)
 
 
+def test_recommend_exclude_seen_switch(client: Any, data: dict[str, Any]) -> None:
+    run_a = data["runs"][0]
+    recent = ["it000", "it001", "it002"]
+    vecs = data["vectors"][run_a]
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    q = unit[[0, 1, 2]].mean(axis=0)
+    ranked = [str(data["item_ids"][i]) for i in np.argsort(-(unit @ q))]
+    body = client.post(
+        "/api/v1/recommend", json={"recent_item_ids": recent, "k": 5, "exclude_seen": False}
+    ).get_json()
+    assert body["exclude_seen"] is False
+    # repeat views may come back; only the most recent item (the seed) stays out
+    assert [i["item_id"] for i in body["items"]] == [i for i in ranked if i != "it002"][:5]
+    assert {"it000", "it001"} & {i["item_id"] for i in body["items"]}
+    err(
+        client.post("/api/v1/recommend", json={"recent_item_ids": recent, "exclude_seen": "no"}),
+        400,
+        "exclude_seen",
+    )
+
+
+def test_recommend_from_a_session_knn_run(tmp_path: Path) -> None:
+    from recsys.data.schema import load_dataset
+    from recsys.models import make_model
+
+    made = make_serving_data(tmp_path)
+    reg = Registry(tmp_path)
+    ds = load_dataset("tiny", tmp_path)
+    model = make_model("vsknn").fit(ds)
+    meta = reg.create_run(model, dataset_name="tiny", dataset_fingerprint=ds.fingerprint(), label="vsknn")
+    c = make_client(tmp_path, token="")
+    recent = ["it000", "it001"]
+    body = c.post(
+        "/api/v1/recommend", json={"recent_item_ids": recent, "run": meta["run_id"], "k": 4}
+    ).get_json()
+    expected = model.recommend([recent], 4)[0][0]
+    assert body["method"] == "session_knn"
+    assert [i["item_id"] for i in body["items"]] == [i for i in expected if i]
+    assert not set(recent) & {i["item_id"] for i in body["items"]}
+    # sessions stay inside one leaf (items 0..11 here): so do the recommendations
+    assert all(int(i["item_id"][2:]) < 12 for i in body["items"])
+    body = c.post(
+        "/api/v1/recommend",
+        json={"recent_item_ids": recent, "run": meta["run_id"], "filters": {"exclude_adult": True}},
+    ).get_json()
+    assert body["skipped_rules"] == ["exclude_adult"], "a session run cannot filter: it says so"
+    assert made["runs"]
+
+
 # -- state-changing endpoints and the token ---------------------------------------------------------
 def test_token_guards_state_changing_endpoints(data: dict[str, Any]) -> None:
     c = make_client(data["root"], token="s3cret")
