@@ -62,6 +62,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.runs.refresh_runs",
         "pages.runs.show_jobs",
         "pages.runs.show_params",
+        "pages.runs.show_tuning",
     }
 )
 
