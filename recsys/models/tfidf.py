@@ -59,6 +59,7 @@ class TfidfModel(ItemModel):
     """
 
     family: ClassVar[str] = "tfidf"
+    needs_interactions: ClassVar[bool] = False  # the catalogue's text is all it reads
     default_params: ClassVar[dict[str, Any]] = {
         "title_weight": 1.0,
         "brand_weight": 0.3,

@@ -517,7 +517,7 @@ def test_dry_run_prints_report_and_rows_and_stores_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_content_model_trains_on_a_catalogue_alone(tmp_path, capsys):
+def test_content_model_trains_on_a_catalogue_alone(tmp_path, capsys, monkeypatch):
     from recsys.registry import Registry
 
     rng = np.random.default_rng(0)
@@ -550,6 +550,30 @@ def test_content_model_trains_on_a_catalogue_alone(tmp_path, capsys):
     assert run_meta["metrics"] == {} and "no interactions" in run_meta["split"]["note"]
     ids, _ = Registry(root).load_model(run_meta["run_id"]).similar(["p0"], 5)
     assert len([i for i in ids[0] if i]) == 5
+
+    # the rest of the tool works on it: REST, Explore, Map; the tfidf baseline trains too,
+    # and a family that needs interactions says so and names those that work
+    import flask
+
+    from recsys.serving import register_api
+    from tests.callbacks._pages import page
+
+    run_id = run_meta["run_id"]
+    app = flask.Flask("catalogue-only")
+    register_api(app, root=root)
+    resp = app.test_client().get(f"/api/v1/similar/p0?run={run_id}&k=5")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert len(resp.get_json()["items"]) == 5
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    out = page("explore").explore_results(run_id, "p0", 5, {})
+    assert out["message"] is None and "5" in str(out["summary"])
+    frame = page("map").projection_frame(run_id, "pca")
+    assert frame is not None and len(frame) == 120
+    rc = main(["--data-dir", str(root), "-q", "train", "tfidf", "--dataset", "cat"])
+    assert rc == 0, capsys.readouterr().err
+    rc = main(["--data-dir", str(root), "-q", "train", "prod2vec", "--dataset", "cat"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "content" in err and "tfidf" in err
 
 
 def test_without_map_columns_named_like_fields_are_used_and_reported(tmp_path, capsys):
