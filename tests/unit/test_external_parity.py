@@ -73,7 +73,9 @@ def test_the_import_is_an_external_run_with_provenance_and_metrics(runs):
         and imp["provenance"]["files"]["vectors"]["name"] == "vectors.npy"
     )
     assert imp["import_report"]["rows_kept"] == trained["coverage"]["items_with_vector"]
-    assert imp["coverage"] == trained["coverage"] | {"missing_examples": imp["coverage"]["missing_examples"]}
+    # the same items have a vector (how the trainer filled some, e.g. its category fallback, is its own)
+    same = ("catalog_items", "items_with_vector", "coverage")
+    assert {k: imp["coverage"][k] for k in same} == {k: trained["coverage"][k] for k in same}
     # same vectors, same split: the same offline metrics
     for key in ("hr@10", "ndcg@10", "coverage@10"):
         assert imp["metrics"][key] == pytest.approx(trained["metrics"][key]), key

@@ -100,7 +100,7 @@ def test_runs_with_tied_vectors_are_searched_exactly(tmp_path):
         got = searcher.search(str(seed), None, 20)
         ref = searcher.brute_force(str(seed), None, 20)
         wrong += got.item_ids != ref.item_ids
-        assert got.plan.startswith("exact")
+        assert got.plan.startswith("exact") or got.plan.endswith("ties_exact")  # answered exactly
     assert wrong == 0
 
 
