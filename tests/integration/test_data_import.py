@@ -16,7 +16,7 @@ def test_reading_options_preview_then_import(dash_duo, dash_app_copy, demo_data_
     log = imports / "user log.txt"
     log.write_text("u1\tA\tpv\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\tpv\t1511550000\n")
 
-    dash_duo.driver.set_window_size(1400, 1400)
+    dash_duo.driver.set_window_size(1400, 2400)  # the whole form in view: no scrolling under a re-render
     dash_duo.start_server(dash_app_copy)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/data")
     dash_duo.wait_for_element(f"#{ids.DATA_PATH}", timeout=15)

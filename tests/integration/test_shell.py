@@ -93,7 +93,10 @@ def test_training_job_started_from_runs_page_finishes_and_its_run_appears(
     dash_duo.wait_for_page(f"{dash_duo.server_url}/runs")
     dash_duo.wait_for_element(f"#{ids.RUNS_GRID} .ag-row", timeout=15)
 
-    dash_duo.select_dcc_dropdown(f"#{ids.RUNS_FAMILY}", value="popularity")
+    # pick the family as a user does with a long list: open the menu, type, press Enter
+    _click(dash_duo, dash_duo.find_element(f"#{ids.RUNS_FAMILY}"))
+    dash_duo.find_element("input.dash-dropdown-search").send_keys("popularity")
+    _click(dash_duo, dash_duo.find_element(".dash-dropdown-option"))  # the one left after filtering
     dash_duo.wait_for_contains_text(f"#{ids.RUNS_PARAMS}", "event_weights", timeout=10)
     label = dash_duo.find_element(f"#{ids.RUNS_LABEL}")
     label.send_keys(Keys.ESCAPE)  # close the family menu, which would cover the button
