@@ -66,7 +66,7 @@ def test_cards_open_working_pages_and_deleting_the_active_run_hands_over(
         dataset_fingerprint="x",
         label="spare prod2vec",
     )["run_id"]
-    dash_duo.driver.set_window_size(1400, 1100)
+    dash_duo.driver.set_window_size(1400, 2400)  # the Runs page whole in view: no scrolling under a re-render
     dash_duo.start_server(dash_app_copy)
 
     # Overview: every button of every active-variant card opens a page that works.
