@@ -9,27 +9,18 @@ no stored byte. The browser test signs in through the login page in Chromium.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
-from pathlib import Path
 
 import pytest
 import requests
 from werkzeug.serving import make_server
 
+from tests._stored import tree_digest
+
 EDITOR_TOKEN = "editor-secret-0123456789"
 VIEWER_TOKEN = "viewer-secret-9876543210"
-
-
-def _tree_digest(root: Path) -> dict[str, str]:
-    """Every stored file's bytes (hashed), to prove a refused request changed nothing."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and "jobs" not in p.parts and p.name != ".secret_key":
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture
@@ -111,7 +102,7 @@ def test_every_write_callback_needs_a_session_and_the_editor_role(live, demo_dat
     from components.access import WRITE_CALLBACKS
 
     base, app = live
-    before = _tree_digest(demo_data_copy)
+    before = tree_digest(demo_data_copy)
     viewer = _login(base, VIEWER_TOKEN)
     csrf = viewer.cookies.get("_csrf_token")
     checked = 0
@@ -144,7 +135,7 @@ def test_every_write_callback_needs_a_session_and_the_editor_role(live, demo_dat
         assert bearer_viewer.status_code == 403, (name, bearer_viewer.status_code)
         checked += 1
     assert checked == len(WRITE_CALLBACKS)
-    assert _tree_digest(demo_data_copy) == before
+    assert tree_digest(demo_data_copy) == before
 
 
 def test_a_viewer_reads_but_its_preset_load_is_not_a_write(live):
@@ -189,7 +180,7 @@ def test_nothing_is_served_without_a_session_or_token(live):
 
 def test_rest_writes_need_the_editor_token(live, demo_data_copy):
     base, _ = live
-    before = _tree_digest(demo_data_copy)
+    before = tree_digest(demo_data_copy)
     viewer = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
     editor = {"Authorization": f"Bearer {EDITOR_TOKEN}"}
     writes = [
@@ -202,7 +193,7 @@ def test_rest_writes_need_the_editor_token(live, demo_data_copy):
         assert getattr(requests, method)(f"{base}{path}", json=body, timeout=10).status_code == 401
         r = getattr(requests, method)(f"{base}{path}", json=body, headers=viewer, timeout=10)
         assert r.status_code == 403, (path, r.status_code)
-    assert _tree_digest(demo_data_copy) == before
+    assert tree_digest(demo_data_copy) == before
     assert requests.get(f"{base}/api/v1/runs", headers=viewer, timeout=10).status_code == 200
     r = requests.put(
         f"{base}/api/v1/presets/mine", json={"config": {"same_category": True}}, headers=editor, timeout=10

@@ -9,12 +9,13 @@ is in the README (``len(REST_CASES) + ...``; ``pytest --collect-only -q tests/re
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
+
+from tests._stored import tree_digest
 
 # ---------------------------------------------------------------------------
 # a small data directory: the demo shop, a popularity and a prod2vec run, a preset
@@ -39,22 +40,13 @@ def stored(tmp_path_factory):
     return root, meta["run_id"]
 
 
-def digest(root: Path) -> dict[str, str]:
-    """Hash of every stored byte (job logs aside)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and "jobs" not in p.parts and p.name != ".secret_key":
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
 @pytest.fixture
 def unchanged(stored):
     """Asserts, after the test, that no stored byte changed."""
     root, _ = stored
-    before = digest(root)
+    before = tree_digest(root)
     yield
-    assert digest(root) == before
+    assert tree_digest(root) == before
 
 
 def _clear(message: str, *where: str) -> None:
