@@ -667,27 +667,7 @@ def search_many_ranked(
         cf.record(final)
         if not final:
             continue  # the caller answers it (its next fetch or exact search)
-        removed = dict(cf.base_removed)
-        skipped: list[str] = []
-        if cfg.same_category:
-            if flags & 1:
-                removed["same_category"] = n - (e - s)
-            else:
-                skipped.append("same_category")
-        if rm_g != -2:
-            if rm_g >= 0:
-                removed["same_gender"] = rm_g
-            else:
-                skipped.append("same_gender")
-        if rm_p != -2:
-            if rm_p >= 0:
-                removed["price_band"] = rm_p
-            else:
-                skipped.append("price_band")
-        if flags & 2:
-            removed["adult_next_to_non_adult"] = v.n_adult
-        if cfg.exclude_seed:
-            removed["exclude_seed"] = 1
+        removed, skipped = searcher._table_counts(cf, s, e, rm_g, rm_p, flags)
         out[i] = searcher._result(
             kp, ks, removed, dropped, "hnsw_overfetch", n_elig, t0, skipped, v.item_id_list[pos]
         )

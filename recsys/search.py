@@ -1339,17 +1339,17 @@ class FilteredSearcher:
         seed_in = r.seed >= 0 and lo <= int(kv.by_pos[r.seed]) < hi
         return self._keyed_plan(q, cf, r, b - a - seed_in, seed_in, k, t0, seed_id)
 
-    def _search_table(
-        self, q: np.ndarray, pos: int, cf: CompiledFilter, table: np.ndarray, k: int, t0: float, seed_id: str
-    ) -> SearchResult:
-        """:meth:`_search_keyed` with the seed's rules read from the filter's seed table (one row)."""
-        var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = table[pos].tolist()
-        cfg, n = cf.config, self.n
+    def _table_counts(
+        self, cf: CompiledFilter, s: int, e: int, rm_g: int, rm_p: int, flags: int
+    ) -> tuple[dict[str, int], list[str]]:
+        """(removed_by_rule, skipped_rules) of one seed, decoded from its seed-table row
+        (``-2``: the rule is off; ``-1``: skipped for this seed; flags: 1 category, 2 adult)."""
+        cfg = cf.config
         removed: dict[str, int] = dict(cf.base_removed)
         skipped: list[str] = []
         if cfg.same_category:
             if flags & 1:
-                removed["same_category"] = n - (e - s)
+                removed["same_category"] = self.n - (e - s)
             else:
                 skipped.append("same_category")
         if rm_g != -2:
@@ -1366,6 +1366,15 @@ class FilteredSearcher:
             removed["adult_next_to_non_adult"] = self.view.n_adult
         if cfg.exclude_seed:
             removed["exclude_seed"] = 1
+        return removed, skipped
+
+    def _search_table(
+        self, q: np.ndarray, pos: int, cf: CompiledFilter, table: np.ndarray, k: int, t0: float, seed_id: str
+    ) -> SearchResult:
+        """:meth:`_search_keyed` with the seed's rules read from the filter's seed table (one row)."""
+        var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = table[pos].tolist()
+        cfg, n = cf.config, self.n
+        removed, skipped = self._table_counts(cf, s, e, rm_g, rm_p, flags)
         if cf.cat_only and flags & 1:
             got = self._search_block(q, pos, cf, s, e, bool(flags & 2), k, t0, removed, skipped, seed_id)
             if got is not None:
