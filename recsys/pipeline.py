@@ -15,7 +15,7 @@ from typing import Any
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import load_dataset, save_dataset
 from recsys.errors import ModelFitError
-from recsys.models import make_model
+from recsys.models import catalog_only_families, make_model
 from recsys.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -247,13 +247,6 @@ def _track(meta: dict[str, Any], root: Any, parent: str | None) -> None:
     info = tracking.log_run(meta, root, parent=parent)
     if info:
         meta["mlflow"] = info
-
-
-def catalog_only_families() -> list[str]:
-    """Model families that train on a catalogue without interactions (``needs_interactions = False``)."""
-    from recsys.models import FAMILIES, get_model_class
-
-    return [f for f in FAMILIES if not getattr(get_model_class(f), "needs_interactions", True)]
 
 
 def _train_catalog_only(

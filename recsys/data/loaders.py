@@ -1291,9 +1291,11 @@ def _catalog_only(
     cat_file = catalog_source or catalog_df.attrs.get("source") or "catalog"
     catalog = _build_catalog(catalog_df, cat_file, errors, report, category_sep, decimal)
     report.missing_prices = int(catalog["price"].isna().sum())
+    from recsys.models import catalog_only_families
+
     report.warnings.append(
-        "catalogue only: no interactions, so only models that learn from the catalogue (content) "
-        "can be trained; add an events file to train the others"
+        "catalogue only: no interactions, so only models that learn from the catalogue "
+        f"({', '.join(catalog_only_families())}) can be trained; add an events file to train the others"
     )
     interactions = pd.DataFrame(
         {

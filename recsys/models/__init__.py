@@ -51,6 +51,11 @@ def make_model(family: str, **params: object) -> ItemModel:
     return get_model_class(family)(**params)
 
 
+def catalog_only_families() -> list[str]:
+    """Families that train on a catalogue without interactions (``needs_interactions = False``)."""
+    return [f for f in FAMILIES if not getattr(get_model_class(f), "needs_interactions", True)]
+
+
 def validate_params(family: str, params: object) -> dict[str, object]:
     """Check a family's parameters without fitting: names, types and ranges.
 
@@ -79,8 +84,10 @@ __all__ = [
     "FAMILIES",
     "IMPORTED_FAMILIES",
     "SESSION_FAMILIES",
+    "catalog_only_families",
     "EmbeddingModel",
     "ItemModel",
+    "catalog_only_families",
     "get_model_class",
     "make_model",
     "validate_params",
