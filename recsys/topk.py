@@ -1,0 +1,63 @@
+"""Top-k selection, the one place it is written.
+
+Every ranked list in the library (exact search, item-to-item baselines, the
+two-tower scorer, projection neighbours, the search executor) ends in the same
+step: pick the k best columns of each row and order them best first. Ties are
+broken by column index (the lower column first), so results are deterministic
+and an exact search agrees with a brute-force reference under tied scores.
+
+``np.argpartition`` does the selection in O(n) per row; only the k picked
+entries are sorted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["topk", "topk_rows", "topk_rows_unordered"]
+
+
+def topk_rows_unordered(scores: np.ndarray, k: int) -> np.ndarray:
+    """(n_rows, min(k, n_cols)) column indices of each row's k largest scores, in no order.
+
+    Among entries tied with the k-th largest score, the lowest columns are taken.
+    """
+    scores = np.asarray(scores)
+    n_cols = scores.shape[1]
+    kk = min(int(k), n_cols)
+    if kk <= 0:
+        return np.empty((scores.shape[0], 0), dtype=np.int64)
+    if kk >= n_cols:
+        return np.broadcast_to(np.arange(n_cols), scores.shape).copy()
+    top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    # argpartition picks any of the entries tied with the k-th value; keep the
+    # lowest columns among them, so the choice is the stable sort's prefix
+    kth = np.take_along_axis(scores, top, axis=1).min(axis=1)
+    at_least = scores >= kth[:, None]
+    tied_rows = np.flatnonzero(at_least.sum(axis=1) > kk)
+    if len(tied_rows):
+        sub, kth_t = scores[tied_rows], kth[tied_rows, None]
+        above, equal = sub > kth_t, sub == kth_t
+        needed = kk - above.sum(axis=1)
+        keep = above | (equal & (np.cumsum(equal, axis=1) <= needed[:, None]))
+        top[tied_rows] = np.nonzero(keep)[1].reshape(len(tied_rows), kk)
+    return top
+
+
+def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k: (columns, scores), each (n_rows, min(k, n_cols)), best first.
+
+    Ties are broken by column index. ``-inf`` entries sort last, so callers mark
+    excluded columns with ``-inf`` and test ``np.isfinite`` on the result.
+    """
+    scores = np.asarray(scores)
+    top = topk_rows_unordered(scores, k)
+    top_s = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -top_s), axis=-1)
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_s, order, axis=1)
+
+
+def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of one score vector: (positions, scores), best first, ties by position."""
+    cols, vals = topk_rows(np.asarray(scores)[None, :], k)
+    return cols[0], vals[0]
