@@ -72,7 +72,7 @@ def run_catalog_view(run_id: str) -> Any:
 
     registry = data_registry()
     name = registry.get(run_id)["dataset"]["name"]
-    key = (str(registry.root), name, *file_stamp(dataset_report_path(name, registry.root)))
+    key = (str(registry.root), name, file_stamp(dataset_report_path(name, registry.root)))
     view = _catalog_views.get(key)
     if view is None:
         catalog = load_stored_catalog(name, registry.root)

@@ -190,12 +190,10 @@ def secret_key(root: Path) -> bytes:
     except FileNotFoundError:
         pass
     key = secrets.token_hex(32).encode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker wrote it first
+    from recsys._io import atomic_create_bytes
+
+    if not atomic_create_bytes(path, key, 0o600):  # another worker wrote it first
         return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
     return key
 
 

@@ -14,11 +14,11 @@ It is chosen by, in order: an explicit argument (the ``--data-dir`` flag), the
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+
+from recsys._io import file_lock, file_stamp  # noqa: F401  (re-exported: the lock and cache key live in _io)
 
 ENV_DATA_DIR = "RECSYS_DATA_DIR"
 
@@ -42,33 +42,6 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     path = Path(chosen).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if needed) across processes.
-
-    For read-modify-write cycles on small state files (presets, job.json) that
-    several processes may update: the app's workers, a job's own process, a
-    Celery worker. Writes stay atomic (temporary file, then rename); the lock
-    only serialises the cycles so that no update is lost.
-    """
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def file_stamp(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(inode, mtime_ns) of a file, (-1, -1) when it is missing: a cache key that changes
-    when the file is replaced, even within one clock tick."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (-1, -1)
-    return st.st_ino, st.st_mtime_ns
 
 
 # ---------------------------------------------------------------------------

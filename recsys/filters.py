@@ -56,7 +56,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,7 @@ from pydantic import (
     model_validator,
 )
 
-from recsys.config import file_lock
+from recsys._io import atomic_write_json, file_lock
 from recsys.errors import DamagedPresetError, FilterConfigError, PresetNotFoundError, StoredDataError
 
 logger = logging.getLogger(__name__)
@@ -404,18 +403,7 @@ class PresetStore:
         return out
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
-        path = self._path(name)
-        from recsys.stored import disk_full_guard
-
-        with disk_full_guard(f"preset '{name}'", self.dir):
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.dir)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(data, fh, indent=2)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        atomic_write_json(self._path(name), data, f"preset '{name}'", default=None)
 
     def save(self, name: str, config: FilterConfig | dict[str, Any]) -> int:
         """Store ``config`` as the next version of preset ``name``.

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys._io import atomic_path
 from recsys.errors import IndexFileError
 
 logger = logging.getLogger(__name__)
@@ -374,29 +375,21 @@ class HnswIndex:
             The file written.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, payload_tmp = tempfile.mkstemp(prefix=f".{path.name}.payload.", dir=path.parent)
-        os.close(fd)
-        fd2, final_tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd2)
-        try:
-            self._index.save_index(payload_tmp)
-            size = os.path.getsize(payload_tmp)
-            digest = _sha256_file(payload_tmp)
-            head = json.dumps(self.header(size, digest), sort_keys=True).encode()
-            with open(final_tmp, "wb") as out, open(payload_tmp, "rb") as src:
-                out.write(_PREFIX.pack(MAGIC, len(head)))
-                out.write(head)
-                while chunk := src.read(_CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(final_tmp, path)
-        except BaseException:
-            Path(final_tmp).unlink(missing_ok=True)
-            raise
-        finally:
-            Path(payload_tmp).unlink(missing_ok=True)
+        with atomic_path(path, f"the index {path.name}") as final_tmp:
+            fd, payload_tmp = tempfile.mkstemp(prefix=f".{path.name}.payload.", dir=path.parent)
+            os.close(fd)
+            try:
+                self._index.save_index(payload_tmp)
+                size = os.path.getsize(payload_tmp)
+                digest = _sha256_file(payload_tmp)
+                head = json.dumps(self.header(size, digest), sort_keys=True).encode()
+                with open(final_tmp, "wb") as out, open(payload_tmp, "rb") as src:
+                    out.write(_PREFIX.pack(MAGIC, len(head)))
+                    out.write(head)
+                    while chunk := src.read(_CHUNK):
+                        out.write(chunk)
+            finally:
+                Path(payload_tmp).unlink(missing_ok=True)
         logger.info("saved %r to %s", self, path)
         return path
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys._io import file_stamp
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import dataset_report_path
 from recsys.errors import DatasetNotFoundError, DiskFullError, RecsysError, StoredDataError
@@ -397,13 +398,15 @@ def catalog_fingerprint(root: Any, dataset_name: str | None) -> str | None:
 
 
 _STALE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
-_RUN_INFO: dict[tuple[str, int], tuple[str | None, str | None]] = {}
+_RUN_INFO: dict[tuple[str, Any], tuple[str | None, str | None]] = {}
 
 
-def _run_info(folder: Path) -> tuple[str | None, str | None, int]:
-    """(dataset name, created, run.json mtime) of a run; run.json is parsed once per version."""
+def _run_info(folder: Path) -> tuple[str | None, str | None, Any]:
+    """(dataset name, created, run.json's file_stamp) of a run; run.json is parsed once per version."""
     path = folder / "run.json"
-    mtime = path.stat().st_mtime_ns
+    mtime = file_stamp(path)
+    if mtime is None:
+        raise FileNotFoundError(f"no run.json in {folder}")
     key = (str(path), mtime)
     hit = _RUN_INFO.get(key)
     if hit is None:
@@ -440,8 +443,8 @@ def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
     dataset, created, run_mtime = _run_info(folder)
     stamp = _folder_stamp(folder)
     try:
-        report_mtime = dataset_report_path(dataset, registry.root).stat().st_mtime_ns if dataset else None
-    except (FileNotFoundError, DatasetNotFoundError):
+        report_mtime = file_stamp(dataset_report_path(dataset, registry.root)) if dataset else None
+    except DatasetNotFoundError:
         report_mtime = None
     key = (
         str(registry.root),

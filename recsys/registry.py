@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from recsys._io import atomic_write_json, atomic_write_text, file_stamp  # noqa: F401  (atomic_write_text: old import path)
 from recsys.config import data_dir
 from recsys.errors import DamagedRunError, RecsysError, RunNotFoundError, StoredDataError
 from recsys.models import ItemModel, get_model_class
@@ -67,19 +68,12 @@ _RUN_FILES = ("run.json", "model.json", "item_ids.npy", "vectors.npy", "query_ve
 
 
 def run_files_stamp(folder: Path) -> tuple[Any, ...]:
-    """(name, inode, mtime_ns, size) of the files that decide what a run answers.
+    """(name, :func:`~recsys._io.file_stamp`) of the files that decide what a run answers.
 
     A few ``stat`` calls: cheap enough for every request (the searcher and model caches key on it).
     """
-    out = []
     base = str(folder)
-    for name in _RUN_FILES:
-        try:
-            st = os.stat(f"{base}/{name}")
-        except OSError:
-            continue
-        out.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(out)
+    return tuple((name, stamp) for name in _RUN_FILES if (stamp := file_stamp(f"{base}/{name}")) is not None)
 
 
 _warned: set[str] = set()
@@ -104,20 +98,6 @@ def library_versions() -> dict[str, str]:
 
     out["recsys"] = __version__
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with disk_full_guard(path.name, path.parent):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 class Registry:
@@ -369,7 +349,7 @@ class Registry:
                 meta[key] = {**meta[key], **value}
             else:
                 meta[key] = value
-        atomic_write_text(path / "run.json", json.dumps(meta, indent=2, default=str))
+        atomic_write_json(path / "run.json", meta)
         return meta
 
     def artifact_path(self, run_id: str, name: str) -> Path:
@@ -433,7 +413,7 @@ class Registry:
 
     def _write_active(self, state: dict[str, Any]) -> None:
         data = {"default_dataset": state.get("default_dataset"), "active": state.get("active", {})}
-        atomic_write_text(self.runs_dir / "active.json", json.dumps(data, indent=2))
+        atomic_write_json(self.runs_dir / "active.json", data)
 
     def is_active(self, meta: dict[str, Any], state: dict[str, Any] | None = None) -> bool:
         """Whether the run of this run.json is the active one of its dataset and family."""
