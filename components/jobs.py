@@ -16,13 +16,10 @@ error, result, params, created, finished``.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,9 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 
 from components import ids
+from recsys._io import file_lock, file_stamp
 from recsys.config import data_dir
+from recsys.errors import RecsysError
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +107,11 @@ def list_job_summaries(
     root: str | os.PathLike[str] | None = None, limit: int = MAX_JOBS
 ) -> list[dict[str, Any]]:
     """Summaries of the most recent jobs, newest first."""
+    from recsys.jobs import INTERNAL_KINDS
+
     damaged: list[dict[str, str]] = []
-    jobs = job_store(root).list_jobs(limit=limit, damaged=damaged)
-    out = [job_summary(j) for j in jobs]
+    jobs = job_store(root).list_jobs(limit=None, damaged=damaged)  # every job.json is read anyway
+    out = [job_summary(j) for j in jobs if j.get("kind") not in INTERNAL_KINDS]
     out.sort(key=lambda j: j["created"], reverse=True)
     # job folders whose job.json is damaged: named, with why, after the readable ones
     out = out[:limit] + [job_summary({**bad, "status": "damaged"}) for bad in damaged[:5]]
@@ -147,12 +148,12 @@ def runs_version(root: str | os.PathLike[str] | None = None) -> str:
     for p in sorted(runs_dir.iterdir()):
         if p.name.startswith("."):
             continue
-        try:
-            parts.append(f"{p.name}:{p.stat().st_mtime_ns}")
-            if p.is_dir():
-                parts.append(str((p / "run.json").stat().st_mtime_ns))
-        except OSError:
+        stamp = file_stamp(p)
+        if stamp is None:
             continue
+        parts.append(f"{p.name}:{stamp}")
+        if p.is_dir():
+            parts.append(str(file_stamp(p / "run.json")))
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -190,8 +191,7 @@ def ensure_demo_job(root: str | os.PathLike[str] | None = None) -> str | None:
         return None
     store = job_store(root)
     # A lock, so two web workers starting at once submit one demo build, not two.
-    with open(store.jobs_dir / ".demo.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(store.jobs_dir / ".demo.lock"):
         for job in store.list_jobs(limit=None, kind="demo", status=list(ACTIVE_STATES)):
             return str(job["job_id"])
         from recsys.pipeline import APP_DEMO_FAMILIES
@@ -202,56 +202,53 @@ def ensure_demo_job(root: str | os.PathLike[str] | None = None) -> str | None:
 
 
 # -- device ------------------------------------------------------------------
-_DEVICE_FILE = "device.json"
-_DEVICE_SCRIPT = (
-    "import json, os, sys\n"
-    "from recsys.models._keras_utils import device_info\n"
-    "from recsys.registry import atomic_write_text\n"
-    "info = device_info()\n"
-    "atomic_write_text(__import__('pathlib').Path(sys.argv[1]), json.dumps(info))\n"
-)
+#: Seconds during which a device probe that has not answered yet is not started again.
+DEVICE_RETRY_S = 300.0
 
 
 def device_status(root: str | os.PathLike[str] | None = None, start: bool = True) -> dict[str, Any] | None:
     """The compute device deep models use (``{"device": "CPU" | "GPU: ...", ...}``), or None.
 
     Detecting it imports TensorFlow, which the web process must not do, so the
-    first call starts a separate process that writes ``<data_dir>/device.json``
-    and returns None ("detecting"); later calls read that file.
+    first call submits the ``device`` job (:func:`recsys.jobs.kinds.probe_device`),
+    which writes ``<data_dir>/device.json``, and returns None ("detecting");
+    later calls read that file. A probe is not submitted again while one is
+    queued or running, nor within :data:`DEVICE_RETRY_S` of the last one.
     """
+    from recsys.jobs.kinds import DEVICE_FILE
+
     root = data_dir(root)
-    path = root / _DEVICE_FILE
+    path = root / DEVICE_FILE
     if path.exists():
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             pass
     if start:
-        _start_device_probe(root, path)
+        _start_device_probe(root)
     return None
 
 
-def _start_device_probe(root: Path, path: Path) -> None:
-    marker = root / f".{_DEVICE_FILE}.pending"
+def _start_device_probe(root: Path) -> None:
+    store = job_store(root)
     try:
-        if marker.exists() and time.time() - marker.stat().st_mtime < 300:
-            return  # a probe is already running
-        marker.write_text(str(os.getpid()))
-    except OSError:
-        return
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        subprocess.Popen(
-            [sys.executable, "-c", _DEVICE_SCRIPT, str(path)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError as exc:
+        with file_lock(store.jobs_dir / ".device.lock"):  # one probe, however many workers ask
+            for job in store.list_jobs(limit=1, kind="device"):
+                created = _parse_created(job.get("created"))
+                if job["status"] in ACTIVE_STATES or time.time() - created < DEVICE_RETRY_S:
+                    return
+            store.submit("device", label="Device probe")
+    except (OSError, RecsysError) as exc:
         logger.warning("could not start the device probe: %s", exc)
+
+
+def _parse_created(value: Any) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return 0.0
 
 
 # -- components --------------------------------------------------------------

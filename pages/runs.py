@@ -287,11 +287,13 @@ def submit_training(
     label: str | None = None,
     split: dict[str, Any] | None = None,
 ) -> str:
-    """Submit a ``train`` job; return its id. ``split`` is :func:`split_from_form`'s result."""
-    job_params = {"family": family, "params": params, "dataset_name": dataset, **(split or {})}
-    if label:
-        job_params["label"] = label
-    return job_store().submit("train", job_params, label=f"Train {family} on {dataset}")
+    """Submit a ``train`` job (checked now by :func:`recsys.jobs.submit_train`); return its id.
+
+    ``split`` is :func:`split_from_form`'s result.
+    """
+    from recsys.jobs import submit_train
+
+    return submit_train(job_store(), family, dataset, params, label=label, **(split or {}))
 
 
 def runs_jobs(store: dict | None, n_recent: int = 3) -> list[dict[str, Any]]:

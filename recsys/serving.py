@@ -635,42 +635,25 @@ def create_blueprint() -> Blueprint:
     @bp.post("/train")
     @require_token
     def train() -> Any:
-        from recsys.data.schema import list_datasets
-        from recsys.models import FAMILIES
+        from recsys.jobs import JobParamError, JobStore, submit_train
 
         body = _json_body()
         st = _state()
-        family = body.get("family")
-        if not isinstance(family, str) or family not in FAMILIES:
-            raise ApiError(400, f"'family' must be one of: {', '.join(FAMILIES)}", "family")
-        params = body.get("params") or {}
-        if not isinstance(params, dict):
-            raise ApiError(400, "'params' must be a JSON object of model parameters", "params")
-        from recsys.errors import ModelFitError
-        from recsys.models import validate_params
-
-        try:  # checked now, so a bad parameter is a 400 here, not a failed job later
-            validate_params(family, params)
-        except ModelFitError as exc:
-            raise ApiError(400, str(exc), "params") from None
         unknown_fields = sorted(set(body) - {"family", "params", "dataset", "label"})
         if unknown_fields:
             raise ApiError(400, f"unknown field(s): {', '.join(unknown_fields)}", unknown_fields[0])
-        dataset = body.get("dataset") or "demo"
-        if not isinstance(dataset, str) or dataset not in list_datasets(st.settings.root):
-            known = ", ".join(list_datasets(st.settings.root)) or "none"
-            raise ApiError(404, f"dataset '{dataset}' not found (known: {known})", "dataset")
-        from recsys.jobs import JobStore
-
-        job_params: dict[str, Any] = {"family": family, "params": params, "dataset_name": dataset}
-        label = body.get("label")
-        if label is not None:
-            if not isinstance(label, str):
-                raise ApiError(400, "'label' must be a string", "label")
-            job_params["label"] = label
-        job_id = JobStore(st.settings.root).submit(
-            "train", job_params, label=f"Train {family} on {dataset} (API)"
-        )
+        family, dataset = body.get("family"), body.get("dataset") or "demo"
+        try:  # checked now, so a bad parameter is a 400 (an unknown dataset a 404) here, not a failed job later
+            job_id = submit_train(
+                JobStore(st.settings.root),
+                family,
+                dataset,
+                body.get("params") or {},
+                label=body.get("label"),
+                job_label=f"Train {family} on {dataset} (API)",
+            )
+        except JobParamError as exc:
+            raise ApiError(400, str(exc), exc.field) from None
         return jsonify(job_id=job_id, status="submitted"), 202
 
     # -- unknown paths under /api/v1 (else Dash's catch-all page would answer) --

@@ -48,7 +48,7 @@ def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[su
                 "-m",
                 "celery",
                 "-A",
-                "recsys.celery_app",
+                "recsys.jobs.worker",
                 "worker",
                 "--pool=solo",
                 "--loglevel=INFO",
@@ -61,10 +61,10 @@ def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[su
             env=env,
             cwd=str(REPO),
         )
-    from recsys.celery_app import ping
+    from recsys.jobs import CeleryRunner
 
     deadline = time.monotonic() + 60
-    while not ping(broker, timeout=0.5):
+    while not CeleryRunner(broker).ping(timeout=0.5):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_process(proc)
             pytest.fail(f"celery worker did not come up:\n{log.read_text()[-3000:]}")

@@ -153,24 +153,24 @@ def test_a_dataset_replacement_killed_between_its_renames_is_put_back(root: Path
 # ---------------------------------------------------------------------------
 def _orphan_job(root: Path, monkeypatch: pytest.MonkeyPatch, label: str) -> str:
     """A job whose submitter died after writing job.json and before starting its process."""
-    from recsys.jobs import JobStore
+    from recsys.jobs import JobStore, ProcessRunner
 
     with monkeypatch.context() as m:
-        m.setattr(JobStore, "_spawn", lambda self, job_id: None)
+        m.setattr(ProcessRunner, "start", lambda self, store, job_id: None)
         return JobStore(root, runner="process").submit("sleep", {"seconds": 0}, label=label)
 
 
 def test_a_job_with_no_process_settles_to_interrupted_at_start_and_on_the_poller(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recsys.jobs
+    import recsys.jobs.store
     from components.jobs import on_app_start, poll_jobs
     from recsys.jobs import JobStore
 
     store = JobStore(root)
     first = _orphan_job(root, monkeypatch, "before the restart")
     assert store.get(first)["status"] == "queued"  # within the grace period it may still start
-    monkeypatch.setattr(recsys.jobs, "NO_PID_GRACE_S", 0.0)
+    monkeypatch.setattr(recsys.jobs.store, "NO_PID_GRACE_S", 0.0)
     on_app_start(root, demo=False)
     job = store._read(first)  # the record on disk, not a refreshed view
     assert job["status"] == "interrupted" and "never started" in job["error"]
@@ -185,13 +185,13 @@ def test_a_job_with_no_process_settles_to_interrupted_at_start_and_on_the_poller
 def test_a_celery_job_waiting_in_its_queue_is_left_queued(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recsys.jobs
+    import recsys.jobs.store
     from recsys.jobs import JobStore
 
     job_id = _orphan_job(root, monkeypatch, "celery")
     path = root / "jobs" / job_id / "job.json"
     path.write_text(path.read_text().replace('"runner": "process"', '"runner": "celery"'))
-    monkeypatch.setattr(recsys.jobs, "NO_PID_GRACE_S", 0.0)
+    monkeypatch.setattr(recsys.jobs.store, "NO_PID_GRACE_S", 0.0)
     assert JobStore(root).refresh() == [] and JobStore(root).get(job_id)["status"] == "queued"
 
 

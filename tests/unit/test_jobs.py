@@ -139,11 +139,11 @@ def test_refresh_marks_job_with_reused_pid_as_interrupted(store: JobStore) -> No
 
 
 def test_runtime_registered_kind_runs_and_run_job_never_reruns(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setitem(JOB_KINDS, "nap", "recsys.jobs:_selftest_sleep")
+    monkeypatch.setitem(JOB_KINDS, "nap", "recsys.jobs.kinds:sleep")
     store = JobStore(tmp_path)
     job_id = store.submit("nap", {"seconds": 0.05, "steps": 2})
     job = store.wait(job_id, timeout=20)
-    assert job["status"] == "done" and job["target"] == "recsys.jobs:_selftest_sleep"
+    assert job["status"] == "done" and job["target"] == "recsys.jobs.kinds:sleep"
     # run_job refuses to run a job twice
     assert run_job(job_id, tmp_path)["status"] == "done"
 

@@ -1,4 +1,4 @@
-"""Background jobs: long work run outside the web process, state on disk.
+"""The job store: long work run outside the web process, state on disk.
 
 A job is a folder ``<data_dir>/jobs/<job_id>/`` holding ``job.json`` (its
 state) and ``log.txt`` (its log, with tracebacks). Because the state lives on
@@ -15,38 +15,19 @@ web worker, every process) sees the same jobs.
 
 ``error`` is one line meant for the UI; the traceback only goes to the log.
 
-Runners
--------
-``process`` (the default, no server needed)
-    :meth:`JobStore.submit` starts a fresh interpreter,
-    ``python -m recsys.jobs run <job_id> --data-dir <root>``, in its own
-    session (``start_new_session=True``), with stdout/stderr appended to
-    ``log.txt``. It is a new interpreter, not a fork, so TensorFlow and gensim
-    are imported cleanly inside the job and never in the web process. Cancel
-    sends SIGTERM to the job's process group (SIGKILL after a grace period).
-``celery`` (scale-out)
-    ``JobStore(root, runner="celery")`` or ``RECSYS_JOB_RUNNER=celery`` sends
-    the task ``recsys.run_job`` to a Celery worker (see
-    :mod:`recsys.celery_app`), which calls the same :func:`run_job`. Cancel is
-    cooperative there: the job stops at its next progress report.
+How a job is started and stopped is its runner's business
+(:mod:`recsys.jobs.runners`); what it runs is its kind's
+(:mod:`recsys.jobs.kinds`). :func:`run_job` runs a job in the current process
+(the process runner's interpreter, or a Celery worker).
 
 A job whose process died without writing a final state (killed, machine
 rebooted) is reported as ``interrupted`` the next time anyone reads it: the
 reader checks the recorded pid *and* its start time, so a recycled pid is not
 mistaken for the job.
-
-Kinds
------
-:data:`JOB_KINDS` maps a kind to ``"module:function"``, imported only inside
-the job. The function is called as ``fn(**params, root=root, progress=progress)``
-and returns a JSON-able result. The target is stored in ``job.json`` at submit
-time, so kinds registered at run time (``JOB_KINDS["x"] = "pkg.mod:fn"``) work
-in the job process too, provided the module is importable there.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import json
@@ -54,9 +35,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -66,28 +44,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from recsys.config import Progress, data_dir, file_lock
+from recsys._io import atomic_write_json, file_lock
+from recsys.config import data_dir
 from recsys.errors import JobError, RecsysError, StoredDataError
+from recsys.jobs.kinds import JOB_KINDS
+from recsys.jobs.runners import RUNNERS, Runner, get_runner, process_alive
 
 logger = logging.getLogger(__name__)
-
-#: kind -> "module:function"; resolved (imported) only inside the job process.
-JOB_KINDS: dict[str, str] = {
-    "demo": "recsys.pipeline:build_demo",
-    "train": "recsys.pipeline:train_run",
-    "project": "recsys.projection:project_run",
-    "import": "recsys.pipeline:import_job",
-    "import_vectors": "recsys.external:import_vectors_job",
-    # Diagnostic kind: sleeps in steps and reports progress; used by the tests
-    # and handy to check that a runner (process or Celery) works end to end.
-    "sleep": "recsys.jobs:_selftest_sleep",
-}
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE = frozenset({"queued", "running"})
 FINISHED = frozenset({"done", "failed", "cancelled", "interrupted"})
-RUNNERS = ("process", "celery")
-ENV_RUNNER = "RECSYS_JOB_RUNNER"
 
 #: Minimum seconds between two progress writes of job.json (~4 writes/s).
 PROGRESS_INTERVAL = 0.25
@@ -121,44 +88,12 @@ def _parse_time(value: str | None) -> float | None:
         return None
 
 
-def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    from recsys.stored import disk_full_guard
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with disk_full_guard(f"the job record {path.parent.name}/{path.name}", path.parent):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=2, default=str)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
 def _one_line_error(exc: BaseException) -> str:
     """A one-line message for the UI (no traceback)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, RecsysError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _process_alive(pid: int | None, created: float | None) -> bool:
-    """Whether ``pid`` is alive and is the same process that started at ``created``."""
-    if not pid:
-        return False
-    import psutil
-
-    try:
-        proc = psutil.Process(int(pid))
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if created is not None and abs(proc.create_time() - float(created)) > 1.0:
-            return False  # the pid was reused by another process
-        return True
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
 
 
 def _progress_dict(done: float, total: float, message: str) -> dict[str, Any]:
@@ -186,9 +121,11 @@ class JobStore:
     root : path-like, optional
         The data directory (see :func:`recsys.config.data_dir`); jobs live
         under ``<root>/jobs``.
-    runner : {"process", "celery"}, optional
-        How :meth:`submit` starts a job. Default: ``RECSYS_JOB_RUNNER``, else
-        ``"process"`` (a detached local interpreter; no server needed).
+    runner : str or Runner, optional
+        How :meth:`submit` starts a job: a :class:`~recsys.jobs.runners.Runner`
+        or the name of one (``"process"``, ``"celery"``). Default:
+        ``RECSYS_JOB_RUNNER``, else ``"process"`` (a detached local interpreter;
+        no server needed).
 
     Notes
     -----
@@ -196,14 +133,25 @@ class JobStore:
     share a data directory: all state is read from disk on each call.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, runner: str | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, runner: str | Runner | None = None
+    ) -> None:
         self.root = data_dir(root)
         self.jobs_dir = self.root / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        runner = runner or os.environ.get(ENV_RUNNER) or "process"
-        if runner not in RUNNERS:
-            raise JobError(f"unknown job runner '{runner}' (from {ENV_RUNNER}?); choose one of: {RUNNERS}")
-        self.runner = runner
+        self._runner = get_runner(runner)
+
+    @property
+    def runner(self) -> str:
+        """The name of the runner :meth:`submit` uses (recorded in each job)."""
+        return self._runner.name
+
+    def _runner_of(self, job: dict[str, Any]) -> Runner:
+        """The runner that owns ``job`` (this store's, or one by the name recorded in it)."""
+        name = job.get("runner") or "process"
+        if name == self._runner.name:
+            return self._runner
+        return get_runner(name) if name in RUNNERS else self._runner
 
     # -- paths ---------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -250,7 +198,7 @@ class JobStore:
 
     def _write(self, job: dict[str, Any]) -> None:
         job["updated"] = _now()
-        _atomic_write_json(self._job_file(job["job_id"]), job)
+        atomic_write_json(self._job_file(job["job_id"]), job, f"the job record {job['job_id']}/job.json")
 
     def _locked(self, job_id: str) -> contextlib.AbstractContextManager[None]:
         """Serialise read-modify-write cycles of one job.json across processes.
@@ -321,13 +269,7 @@ class JobStore:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             raise
         try:
-            if self.runner == "celery":
-                from recsys.celery_app import send_job
-
-                task_id = send_job(job_id, str(self.root))
-                (self.job_dir(job_id) / "celery_task").write_text(task_id)
-            else:
-                self._spawn(job_id)
+            self._runner.start(self, job_id)
         except Exception as exc:
             with self._locked(job_id):
                 job = self._read(job_id)
@@ -338,34 +280,6 @@ class JobStore:
             raise JobError(f"job {job_id}: could not start ({self.runner} runner): {exc}") from exc
         logger.info("submitted job %s (%s runner)", job_id, self.runner)
         return job_id
-
-    def _spawn(self, job_id: str) -> None:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        pkg_parent = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH", "")) if p)
-        cmd = [sys.executable, "-m", "recsys.jobs", "run", job_id, "--data-dir", str(self.root)]
-        with open(self.log_path(job_id), "ab") as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
-        # Recorded by the parent too, so a job that dies before it reports
-        # (e.g. an import error) is still detected as interrupted.
-        try:
-            import psutil
-
-            created = psutil.Process(proc.pid).create_time()
-        except Exception:  # noqa: BLE001 - the process may already be gone
-            created = None
-        _atomic_write_json(self.job_dir(job_id) / "launch.json", {"pid": proc.pid, "pid_created": created})
-        # Reap the child when it exits so it does not linger as a zombie.
-        threading.Thread(target=proc.wait, name=f"reap-{job_id}", daemon=True).start()
 
     # -- read ------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any]:
@@ -503,8 +417,8 @@ class JobStore:
         """
         pid, created = self._pid_info(job)
         if pid is not None:
-            return "alive" if _process_alive(pid, created) else "dead"
-        if job.get("runner", "process") != "process":
+            return "alive" if process_alive(pid, created) else "dead"
+        if not self._runner_of(job).tracks_pid:
             return "alive"
         born = _parse_time(job.get("created"))
         if born is None:
@@ -565,44 +479,7 @@ class JobStore:
         if job["status"] in FINISHED:
             return job
         (self.job_dir(job_id) / "cancel").touch()
-        if job.get("runner") == "celery":
-            task_file = self.job_dir(job_id) / "celery_task"
-            if task_file.exists():
-                try:
-                    from recsys.celery_app import revoke
-
-                    revoke(task_file.read_text().strip())
-                except Exception as exc:  # noqa: BLE001 - the marker still stops the job
-                    logger.warning("job %s: could not revoke the Celery task: %s", job_id, exc)
-            if job["status"] == "queued":
-                return self._mark_cancelled(job_id)
-            return self.get(job_id)
-        pid, created = self._pid_info(job)
-        if pid is None or not _process_alive(pid, created):
-            return self._mark_cancelled(job_id)
-        import psutil
-
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, signal.SIGTERM)
-            else:
-                os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _process_alive(pid, created):
-            time.sleep(0.05)
-        if _process_alive(pid, created):
-            logger.warning("job %s did not stop within %.1f s of SIGTERM; sending SIGKILL", job_id, grace)
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                try:
-                    psutil.Process(pid).kill()
-                except psutil.Error:
-                    pass
-            psutil.wait_procs([psutil.Process(pid)] if psutil.pid_exists(pid) else [], timeout=2)
-        return self._mark_cancelled(job_id)
+        return self._runner_of(job).cancel(self, job, grace)
 
     def _mark_cancelled(self, job_id: str) -> dict[str, Any]:
         with self._locked(job_id):
@@ -791,45 +668,3 @@ def run_job(
         root_logger.setLevel(old_level)
         handler.close()
     return job
-
-
-def _selftest_sleep(
-    seconds: float = 1.0,
-    steps: int = 10,
-    fail: bool = False,
-    root: str | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Diagnostic job kind ``"sleep"``: sleep in ``steps`` steps, reporting progress.
-
-    With ``fail=True`` it raises half way, to check error reporting.
-    """
-    steps = max(int(steps), 1)
-    for i in range(steps):
-        if fail and i == steps // 2:
-            raise JobError(f"sleep job asked to fail at step {i + 1} of {steps}")
-        time.sleep(float(seconds) / steps)
-        if progress is not None:
-            progress(i + 1, steps, f"step {i + 1}/{steps}")
-    logger.info("slept %.2f s in %d steps", seconds, steps)
-    return {"slept": float(seconds), "steps": steps, "pid": os.getpid()}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m recsys.jobs run <job_id> --data-dir <root>``: run one job here."""
-    parser = argparse.ArgumentParser(prog="python -m recsys.jobs", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="run a submitted job in this process")
-    p_run.add_argument("job_id")
-    p_run.add_argument("--data-dir", default=None)
-    args = parser.parse_args(argv)
-    job = run_job(args.job_id, args.data_dir)
-    return 0 if job["status"] in ("done", "cancelled") else 1
-
-
-if __name__ == "__main__":
-    # Delegate to the importable module, so that classes (JobCancelled) and
-    # kinds defined here exist once, not twice (``__main__`` and ``recsys.jobs``).
-    from recsys.jobs import main as _main
-
-    sys.exit(_main())

@@ -1,0 +1,208 @@
+"""Job kinds: what a job runs, and the typed, validated way to submit a training job.
+
+:data:`JOB_KINDS` maps a kind to ``"module:function"``, imported only inside
+the job. The function is called as ``fn(**params, root=root, progress=progress)``
+and returns a JSON-able result. The target is stored in ``job.json`` at submit
+time, so kinds registered at run time (``JOB_KINDS["x"] = "pkg.mod:fn"``) work
+in the job process too, provided the module is importable there.
+
+:func:`submit_train` is the one way to queue a training job (the Runs page,
+REST ``POST /api/v1/train``); :func:`train_request` is the check behind it,
+also used by ``python -m recsys train`` before it trains in the foreground.
+A bad family, parameter, dataset or label is refused at submit time, not
+reported later by a failed job.
+
+This module imports nothing of :mod:`recsys.jobs` (the store imports it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from recsys.config import Progress
+from recsys.errors import DatasetNotFoundError, JobError
+
+if TYPE_CHECKING:
+    from recsys.jobs.store import JobStore
+
+logger = logging.getLogger(__name__)
+
+#: kind -> "module:function"; resolved (imported) only inside the job process.
+JOB_KINDS: dict[str, str] = {
+    "demo": "recsys.pipeline:build_demo",
+    "train": "recsys.pipeline:train_run",
+    "project": "recsys.projection:project_run",
+    "import": "recsys.pipeline:import_job",
+    "import_vectors": "recsys.external:import_vectors_job",
+    # Which device deep models train on (imports TensorFlow, so never in the web process).
+    "device": "recsys.jobs.kinds:probe_device",
+    # Diagnostic kind: sleeps in steps and reports progress; used by the tests
+    # and handy to check that a runner (process or Celery) works end to end.
+    "sleep": "recsys.jobs.kinds:sleep",
+}
+
+#: Kinds that are housekeeping, not user work: job lists in the UI leave them out.
+INTERNAL_KINDS = frozenset({"device"})
+
+#: Where the ``device`` kind writes its answer, in the data directory.
+DEVICE_FILE = "device.json"
+
+SPLIT_METHODS = ("time", "leave_last_out", "cutoff", "last_days")
+REPEATS = ("collapse", "keep")
+
+
+class JobParamError(JobError, ValueError):
+    """A job's parameters are refused at submit time; ``field`` names the bad one."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """The checked parameters of a ``train`` job (keyword arguments of :func:`recsys.pipeline.train_run`)."""
+
+    family: str
+    dataset_name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    split_method: str | None = None
+    split_options: dict[str, Any] | None = None
+    test_dataset: str | None = None
+    repeats: str | None = None
+
+    def job_params(self) -> dict[str, Any]:
+        """The job's ``params`` (fields left at None are not sent: ``train_run``'s defaults apply)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def train_request(
+    family: Any,
+    dataset: Any,
+    params: Any = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    label: Any = None,
+    split_method: str | None = None,
+    split_options: dict[str, Any] | None = None,
+    test_dataset: str | None = None,
+    repeats: str | None = None,
+) -> TrainRequest:
+    """Check a training request against the families and the stored datasets of ``root``.
+
+    Raises
+    ------
+    JobParamError
+        An unknown family, parameters that are not a mapping or that the
+        family refuses (name, type, range), a label that is not a string, or
+        an unknown split method or repeats mode (``field`` names which).
+    DatasetNotFoundError
+        ``dataset`` (or ``test_dataset``) is not stored in ``root``.
+    """
+    from recsys.data.schema import list_datasets
+    from recsys.errors import ModelFitError
+    from recsys.models import FAMILIES, validate_params
+
+    if not isinstance(family, str) or family not in FAMILIES:
+        raise JobParamError(f"'family' must be one of: {', '.join(FAMILIES)}", "family")
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise JobParamError("'params' must be a JSON object of model parameters", "params")
+    try:
+        validate_params(family, params)
+    except ModelFitError as exc:
+        raise JobParamError(str(exc), "params") from None
+    from recsys.config import data_dir
+
+    known = list_datasets(data_dir(root))
+    for name in (dataset, test_dataset):
+        if name is not None and (not isinstance(name, str) or name not in known):
+            raise DatasetNotFoundError(f"dataset '{name}' not found (known: {', '.join(known) or 'none'})")
+    if label is not None and not isinstance(label, str):
+        raise JobParamError("'label' must be a string", "label")
+    if split_method is not None and split_method not in SPLIT_METHODS:
+        raise JobParamError(f"'split_method' must be one of: {', '.join(SPLIT_METHODS)}", "split_method")
+    if repeats is not None and repeats not in REPEATS:
+        raise JobParamError(f"'repeats' must be one of: {', '.join(REPEATS)}", "repeats")
+    if split_options is not None and not isinstance(split_options, dict):
+        raise JobParamError("'split_options' must be a mapping", "split_options")
+    return TrainRequest(
+        family=family,
+        dataset_name=dataset,
+        params=dict(params),
+        label=label,
+        split_method=split_method,
+        split_options=dict(split_options) if split_options else None,
+        test_dataset=test_dataset,
+        repeats=repeats,
+    )
+
+
+def submit_train(
+    store: JobStore,
+    family: Any,
+    dataset: Any,
+    params: Any = None,
+    *,
+    label: Any = None,
+    job_label: str | None = None,
+    split_method: str | None = None,
+    split_options: dict[str, Any] | None = None,
+    test_dataset: str | None = None,
+    repeats: str | None = None,
+) -> str:
+    """Check a training request (:func:`train_request`) and queue it as a ``train`` job; return its id.
+
+    ``label`` is the run's label; ``job_label`` the job's (default "Train <family> on <dataset>").
+    """
+    request = train_request(
+        family,
+        dataset,
+        params,
+        root=store.root,
+        label=label,
+        split_method=split_method,
+        split_options=split_options,
+        test_dataset=test_dataset,
+        repeats=repeats,
+    )
+    return store.submit("train", request.job_params(), label=job_label or f"Train {family} on {dataset}")
+
+
+# -- kinds defined here ------------------------------------------------------------
+def probe_device(root: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Job kind ``"device"``: write :func:`recsys.models._keras_utils.device_info` to ``<root>/device.json``."""
+    from recsys._io import atomic_write_json
+    from recsys.config import data_dir
+    from recsys.models._keras_utils import device_info
+
+    info = device_info()
+    atomic_write_json(data_dir(root) / DEVICE_FILE, info, "the device probe's answer")
+    return info
+
+
+def sleep(
+    seconds: float = 1.0,
+    steps: int = 10,
+    fail: bool = False,
+    root: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Diagnostic job kind ``"sleep"``: sleep in ``steps`` steps, reporting progress.
+
+    With ``fail=True`` it raises half way, to check error reporting.
+    """
+    steps = max(int(steps), 1)
+    for i in range(steps):
+        if fail and i == steps // 2:
+            raise JobError(f"sleep job asked to fail at step {i + 1} of {steps}")
+        time.sleep(float(seconds) / steps)
+        if progress is not None:
+            progress(i + 1, steps, f"step {i + 1}/{steps}")
+    logger.info("slept %.2f s in %d steps", seconds, steps)
+    return {"slept": float(seconds), "steps": steps, "pid": os.getpid()}
