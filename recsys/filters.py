@@ -45,7 +45,7 @@ Serialisation: ``to_json``/``to_yaml`` write an envelope
 ``{"format": "recsys-filter", "version": 1, "hash": ..., "filters": {...}}``;
 ``from_json``/``from_yaml``/``from_dict`` accept that envelope or a bare
 mapping of fields. :meth:`FilterConfig.config_hash` is a stable content hash
-(independent of key and list order).
+(independent of key and list order; a field added with a default changes no hash).
 """
 
 from __future__ import annotations
@@ -175,13 +175,23 @@ class FilterConfig(BaseModel):
         return self.model_dump(mode="json")
 
     def config_hash(self) -> str:
-        """A stable content hash (16 hex digits).
+        """A stable content hash (16 hex digits) of the fields set to a non-default value.
 
         Independent of key order, list order and brand-name case (brands match
-        case-insensitively), so equivalent configs share one hash.
+        case-insensitively), so equivalent configs share one hash. A field at
+        its default does not enter the hash, so adding a field with a default
+        changes no stored hash.
+
+        Migration: hashes stored before this rule (presets' ``hash``,
+        precomputed tables' ``preset_hash``) covered every field of format 1
+        (:data:`_HASH_BASE_V1`), defaults included. Those fields therefore
+        always enter the hash (at their default they are a constant), and
+        fields added since enter it only when set: every config that format 1
+        could express keeps exactly its old hash, with nothing to rewrite.
         """
         if self._hash is None:
-            data = self.canonical()
+            data = dict(_HASH_BASE_V1)  # a format-1 field that is ever removed hashes as before
+            data.update(self._hashed_fields())
             # brand names match case-insensitively, so they hash that way too
             data["brands_allow"] = [_norm_brand(b) for b in data["brands_allow"]]
             data["brands_deny"] = [_norm_brand(b) for b in data["brands_deny"]]
@@ -191,6 +201,13 @@ class FilterConfig(BaseModel):
             text = json.dumps(data, sort_keys=True, separators=(",", ":"))
             self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._hash
+
+    def _hashed_fields(self) -> dict[str, Any]:
+        """The format-1 fields, and the later fields whose value differs from their default (JSON types)."""
+        defaults = _defaults_of(type(self))
+        return {
+            k: v for k, v in self.canonical().items() if k in _HASH_BASE_V1 or v != defaults.get(k, _MISSING)
+        }
 
     def active_rules(self) -> list[str]:
         """Names of the rules this config switches on (for display)."""
@@ -284,6 +301,37 @@ class FilterConfig(BaseModel):
     def from_yaml(cls, text: str, source: str = "filter config YAML") -> FilterConfig:
         """Parse YAML text written by :meth:`to_yaml` (or bare fields)."""
         return cls.from_dict(_parse_yaml(text, source), source)
+
+
+#: The fields of format 1 with their defaults, as ``config_hash`` hashed them before it
+#: skipped fields added later at their default. Frozen: never edit, even when a default
+#: changes or a field is added (see :meth:`FilterConfig.config_hash`).
+_HASH_BASE_V1: dict[str, Any] = {
+    "same_category": False,
+    "category_level": 0,
+    "same_gender": False,
+    "price_ratio_min": None,
+    "price_ratio_max": None,
+    "price_min": None,
+    "price_max": None,
+    "brands_allow": [],
+    "brands_deny": [],
+    "banned_brand_pairs": [],
+    "exclude_adult": False,
+    "min_similarity": None,
+    "max_per_brand": None,
+    "exclude_seed": True,
+    "exclude_same_title": False,
+}
+_MISSING = object()
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _defaults_of(cls: type[FilterConfig]) -> dict[str, Any]:
+    """The default of every field of ``cls``, as JSON types (computed once per class)."""
+    if cls not in _DEFAULTS:
+        _DEFAULTS[cls] = cls().canonical()
+    return _DEFAULTS[cls]
 
 
 def _parse_json(text: str | bytes, source: str) -> Any:
