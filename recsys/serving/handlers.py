@@ -1,0 +1,172 @@
+"""The answers of ``/similar`` and ``/recommend`` as plain functions (usable without HTTP, inside an app context)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from recsys.errors import (
+    UnknownItemError,
+)
+from recsys.serving.core import (
+    ApiError,
+    _ApiState,
+    _filter_config,
+    _floats,
+    _jsonable,
+    _state,
+    parse_k,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------
+# handlers' logic (plain functions, usable without HTTP)
+# ---------------------------------------------------------------------------
+def similar_response(
+    item_id: str,
+    *,
+    run: str | None = None,
+    preset: str | None = None,
+    filters: Any = None,
+    k: Any = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """The JSON answer of ``/similar`` (call inside an app context with the API registered)."""
+    st = _state()
+    k = parse_k(k, st.settings.max_k)
+    run_id = st.resolve_run(run)
+    config, preset_name = _filter_config(preset, filters)
+    if source in (None, "", "live"):
+        from recsys.search import similar_items
+
+        result = similar_items(st.registry, run_id, item_id, config, k)
+        return {
+            "run": run_id,
+            "item_id": item_id,
+            "k": k,
+            "preset": preset_name,
+            "config_hash": config.config_hash(),
+            "source": "live",
+            "items": [
+                {"item_id": str(i), "score": s} for i, s in zip(result.item_ids, _floats(result.scores))
+            ],
+            "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule).items()},
+            "plan": _jsonable(result.plan),
+            "n_eligible": int(result.n_eligible) if result.n_eligible is not None else None,
+            "elapsed_ms": round(float(result.elapsed_ms), 3),
+        }
+    if source != "precomputed":
+        raise ApiError(400, f"'source' must be 'live' or 'precomputed', got '{source}'", "source")
+    return _precomputed_response(st, run_id, item_id, config, preset_name, k)
+
+
+def _precomputed_response(
+    st: _ApiState, run_id: str, item_id: str, config: Any, preset_name: str | None, k: int
+) -> dict[str, Any]:
+    from recsys.precompute import staleness
+
+    config_hash = config.config_hash()
+    loc = str(st.settings.precomputed or "")
+    if not loc.startswith(("redis://", "rediss://", "unix://")):
+        from recsys.precompute import DEFAULT_SQLITE_NAME
+
+        if not Path(loc or st.settings.root / DEFAULT_SQLITE_NAME).exists():  # a read creates no file
+            raise ApiError(
+                404,
+                "no precomputed tables yet: run "
+                f"'python -m recsys precompute --run {run_id} --preset <name>', or ask source=live",
+                "source",
+            )
+    store = st.store()
+    meta = store.table_meta(run_id, config_hash)
+    if meta is None:
+        other = store.preset_meta(run_id, preset_name) if preset_name else None
+        if other is not None:
+            raise ApiError(
+                409,
+                f"the precomputed table of preset '{preset_name}' for run {run_id} was written with "
+                f"config hash {other['preset_hash']} but the preset is now {config_hash}: rerun "
+                f"'python -m recsys precompute --run {run_id} --preset {preset_name}'",
+                "preset",
+            )
+        what = f"preset '{preset_name}'" if preset_name else f"config hash {config_hash}"
+        raise ApiError(
+            404,
+            f"no precomputed table for run {run_id} and {what}: run "
+            f"'python -m recsys precompute --run {run_id} --preset <name>', or ask source=live",
+            "source",
+        )
+    if k > int(meta["k"]):
+        raise ApiError(
+            409,
+            f"the precomputed table holds the top {meta['k']} per item; ask k <= {meta['k']} "
+            "or rerun precompute with a larger --k",
+            "k",
+        )
+    stale = staleness(st.registry, meta)
+    entries = store.get(run_id, config_hash, item_id)
+    if entries is None:
+        raise UnknownItemError(f"item '{item_id}' is not in run {run_id} (precomputed table has no row)")
+    entries = entries[:k]
+    return {
+        "run": run_id,
+        "item_id": item_id,
+        "k": k,
+        "preset": preset_name or meta.get("preset_name"),
+        "config_hash": config_hash,
+        "source": "precomputed",
+        "items": [{"item_id": i, "score": s} for i, s in entries],
+        "precomputed": stale,
+    }
+
+
+def recommend_response(
+    recent_item_ids: Any,
+    *,
+    run: str | None = None,
+    preset: str | None = None,
+    filters: Any = None,
+    k: Any = None,
+    exclude_seen: Any = True,
+) -> dict[str, Any]:
+    """The JSON answer of ``/recommend`` (:func:`recsys.search.recommend_for_recent`: two-tower user
+    vector, else mean of the recent items' vectors)."""
+    st = _state()
+    max_recent = st.settings.max_recent
+    if not isinstance(recent_item_ids, list) or not recent_item_ids:
+        raise ApiError(400, "'recent_item_ids' must be a non-empty list of item ids", "recent_item_ids")
+    if len(recent_item_ids) > max_recent:
+        raise ApiError(
+            400,
+            f"'recent_item_ids' holds {len(recent_item_ids)} ids; at most {max_recent} are accepted",
+            "recent_item_ids",
+        )
+    if not all(isinstance(i, str) and i for i in recent_item_ids):
+        raise ApiError(400, "'recent_item_ids' must hold non-empty strings", "recent_item_ids")
+    if not isinstance(exclude_seen, bool):
+        raise ApiError(400, "'exclude_seen' must be true or false", "exclude_seen")
+    k = parse_k(k, st.settings.max_k)
+    config, preset_name = _filter_config(preset, filters)
+    if run:
+        run_id = st.resolve_run(run)
+    else:
+        run_id = st.default_run("two_tower") or st.resolve_run(None)
+    from recsys.search import recommend_for_recent
+
+    result = recommend_for_recent(st.registry, run_id, recent_item_ids, config, k, exclude_seen=exclude_seen)
+    return {
+        "run": run_id,
+        "method": result.method,
+        "exclude_seen": exclude_seen,
+        "skipped_rules": list(result.skipped_rules),
+        "k": k,
+        "preset": preset_name,
+        "config_hash": config.config_hash(),
+        "recent_item_ids": result.recent_item_ids,
+        "ignored_item_ids": result.ignored_item_ids,
+        "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],
+        "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule or {}).items()},
+    }
