@@ -108,8 +108,10 @@ def train_request(
     from recsys.errors import ModelFitError
     from recsys.models import FAMILIES, validate_params
 
-    if not isinstance(family, str) or family not in FAMILIES:
+    if not isinstance(family, str):
         raise JobParamError(f"'family' must be one of: {', '.join(FAMILIES)}", "family")
+    if family not in FAMILIES:
+        raise JobParamError(f"unknown model family '{family}'; choose one of: {', '.join(FAMILIES)}", "family")
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise JobParamError("'params' must be a JSON object of model parameters", "params")
