@@ -45,6 +45,7 @@ import numpy as np
 
 from recsys._io import atomic_path
 from recsys.errors import IndexFileError
+from recsys.topk import topk_rows
 
 logger = logging.getLogger(__name__)
 
@@ -586,7 +587,7 @@ def exact_search(
     k: int,
     allowed_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by dot product with NumPy (argpartition), batch-first.
+    """Exact top-k by dot product with NumPy (:func:`recsys.topk.topk_rows`), batch-first.
 
     Parameters
     ----------
@@ -624,14 +625,7 @@ def exact_search(
     kk = min(k, m)
     if kk == 0 or n == 0:
         return rows, sims
-    scores = q @ candidates.T
-    if kk < m:
-        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    else:
-        top = np.broadcast_to(np.arange(m), (n, m)).copy()
-    top_s = np.take_along_axis(scores, top, axis=1)
-    order = np.lexsort((top, -top_s), axis=1)
-    top = np.take_along_axis(top, order, axis=1)
+    top, top_s = topk_rows(q @ candidates.T, kk)
     rows[:, :kk] = top if subset is None else subset[top]
-    sims[:, :kk] = np.take_along_axis(top_s, order, axis=1)
+    sims[:, :kk] = top_s
     return rows, sims
