@@ -111,7 +111,9 @@ def train_request(
     if not isinstance(family, str):
         raise JobParamError(f"'family' must be one of: {', '.join(FAMILIES)}", "family")
     if family not in FAMILIES:
-        raise JobParamError(f"unknown model family '{family}'; choose one of: {', '.join(FAMILIES)}", "family")
+        raise JobParamError(
+            f"unknown model family '{family}': 'family' must be one of: {', '.join(FAMILIES)}", "family"
+        )
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise JobParamError("'params' must be a JSON object of model parameters", "params")
