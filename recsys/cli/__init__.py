@@ -17,8 +17,6 @@ from recsys.cli import demo, evaluate, importing, job, precompute, runs, spark, 
 from recsys.config import ENV_DATA_DIR, data_dir
 from recsys.errors import RecsysError
 
-logger = logging.getLogger("recsys.cli")
-
 #: The command modules, in the order ``--help`` lists them.
 COMMANDS = (demo, importing, train, evaluate, vectors, runs, precompute, users, spark, job)
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from recsys.config import Progress
 from recsys.errors import RecsysError
-
-logger = logging.getLogger("recsys.cli")
 
 
 class TqdmProgress:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from recsys.cli.common import (
@@ -13,8 +12,6 @@ from recsys.cli.common import (
     _registry,
 )
 from recsys.config import data_dir
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from recsys.cli.common import (
@@ -16,8 +15,6 @@ from recsys.cli.common import (
     format_metrics,
 )
 from recsys.errors import RecsysError
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -14,8 +13,6 @@ from recsys.cli.common import (
 )
 from recsys.config import data_dir
 from recsys.errors import RecsysError
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from recsys.config import data_dir
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_job(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -13,8 +12,6 @@ from recsys.cli.common import (
     _registry,
 )
 from recsys.errors import RecsysError
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

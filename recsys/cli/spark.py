@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,6 @@ from recsys.cli.common import (
     _registry,
 )
 from recsys.errors import RecsysError
-
-logger = logging.getLogger("recsys.cli")
 
 
 def _spark_session(args: argparse.Namespace, name: str) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -18,8 +17,6 @@ from recsys.cli.common import (
     _split_options,
     format_metrics,
 )
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
 from recsys.errors import RecsysError
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_users(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -11,8 +10,6 @@ from recsys.cli.common import (
     _print_json,
     _progress,
 )
-
-logger = logging.getLogger("recsys.cli")
 
 
 def cmd_import_vectors(args: argparse.Namespace) -> int:
