@@ -39,6 +39,7 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import RecsysError
+from recsys.topk import topk_rows_unordered
 
 logger = logging.getLogger(__name__)
 
@@ -434,27 +435,31 @@ def load_projection(
 def _topk_unordered(sims: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k largest values of each row (in no particular order).
 
-    ``np.argpartition`` over long rows is the bottleneck of exact search, so
-    a threshold is taken first from a strided subset of columns: the k-th
-    largest value of any subset is at most the k-th largest of the row, so
-    every true top-k value passes it, and only ~k x stride candidates per row
-    remain to be ranked. Exact, and about 7x faster at 100k columns.
+    The selection is :func:`recsys.topk.topk_rows_unordered` (ties go to the lower column).
+    ``np.argpartition`` over long rows is the bottleneck of exact search, so a threshold is
+    taken first from a strided subset of columns: the k-th largest value of any subset is at
+    most the k-th largest of the row, so every true top-k value passes it, and only
+    ~k x stride candidates per row remain; they are selected by the same function, in
+    column order, so the result is the one over the whole row. About 7x faster at 100k columns.
     """
     b, n = sims.shape
     stride = n // max(32 * k, 1024)
     if stride < 4:
-        return np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        return topk_rows_unordered(sims, k)
     sub = sims[:, ::stride]
     m = sub.shape[1]
     threshold = np.partition(sub, m - k, axis=1)[:, m - k]
     mask = sims >= threshold[:, None]
     if int(mask.sum()) > 8 * b * k * stride:  # many ties (duplicate vectors): plain selection
-        return np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    r, c = np.nonzero(mask)
-    order = np.lexsort((-sims[r, c], r))  # by row, then by value descending
-    r, c = r[order], c[order]
-    rank = np.arange(len(r)) - np.searchsorted(r, np.arange(b))[r]
-    return c[rank < k].reshape(b, k)
+        return topk_rows_unordered(sims, k)
+    r, c = np.nonzero(mask)  # by row, columns ascending
+    counts = np.bincount(r, minlength=b)
+    slot = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
+    cand = np.full((b, int(counts.max())), -np.inf, dtype=sims.dtype)  # padding sorts last
+    cols = np.zeros(cand.shape, dtype=np.int64)
+    cand[r, slot] = sims[r, c]
+    cols[r, slot] = c
+    return np.take_along_axis(cols, topk_rows_unordered(cand, k), axis=1)
 
 
 def _knn_exact(unit: np.ndarray, rows: np.ndarray, k: int, batch_size: int) -> np.ndarray:

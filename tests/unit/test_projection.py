@@ -252,6 +252,9 @@ def test_exact_top_k_selection_matches_full_sort() -> None:
         want = np.sort(sims, axis=1)[:, ::-1][:, :10]
         np.testing.assert_array_equal(np.sort(np.take_along_axis(sims, got, 1), axis=1)[:, ::-1], want)
         assert all(len(set(row)) == 10 for row in got)
+        # the same columns as the one top-k over the whole row (ties: the lower columns)
+        stable = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+        np.testing.assert_array_equal(np.sort(got, axis=1), np.sort(stable, axis=1))
 
 
 def test_purity_rejects_mismatched_labels() -> None:
