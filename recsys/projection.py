@@ -8,8 +8,12 @@
   float32), written to a temporary file and renamed into place. It is the
   function of the background job kind ``"project"``.
 - :func:`load_projection` reads it back, cached by file modification time.
+- :func:`run_projection` is what the Map shows: the stored UMAP, or PCA (stored, or
+  computed in memory and cached by the run's ``run.json`` stamp);
+  :func:`sample_points` aligns it with a catalogue (seeded sample above a limit).
 - :func:`neighbourhood_purity` measures, per label (category, brand...), the
-  share of each item's k nearest neighbours that carry the same label.
+  share of each item's k nearest neighbours that carry the same label;
+  :func:`catalogue_purity` does it by a colouring's labels.
 
 PCA is exact and cheap at any size (a d x d eigenproblem), so it is the fast
 first view. UMAP is imported only inside :func:`project`; above ``max_points``
@@ -427,6 +431,83 @@ def load_projection(
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return df.copy(deep=False)
+
+
+_pca_lock = threading.Lock()
+_pca_memo: OrderedDict[tuple[str, str], tuple[tuple[int, int], pd.DataFrame]] = OrderedDict()
+
+
+def run_projection(root: str | os.PathLike[str] | None, run_id: str, method: str) -> pd.DataFrame | None:
+    """``item_id, x, y`` of a run, as the Map shows it.
+
+    UMAP: the stored file, or None while it has not been computed (a background job makes
+    it). PCA: the stored file when a job or the CLI wrote one, else computed in memory (a
+    fraction of a second even at 100k items) and kept for the last four runs, keyed by the
+    run's ``run.json`` stamp so a retrained run is projected again.
+
+    Raises
+    ------
+    RunNotFoundError
+        No such run.
+    """
+    from recsys.registry import Registry
+
+    if method == "umap":
+        return load_projection(root, run_id, "umap")
+    stored = load_projection(root, run_id, "pca")
+    if stored is not None:
+        return stored
+    registry = Registry(root)
+    st = (registry.run_dir(run_id) / "run.json").stat()
+    key, stamp = (str(registry.root), run_id), (st.st_mtime_ns, st.st_size)
+    with _pca_lock:
+        hit = _pca_memo.get(key)
+        if hit is not None and hit[0] == stamp:
+            _pca_memo.move_to_end(key)
+            return hit[1]
+    model = registry.load_model(run_id)
+    coords = project(model.vectors_, method="pca")
+    frame = pd.DataFrame(
+        {"item_id": np.asarray(model.item_ids_, dtype=str), "x": coords[:, 0], "y": coords[:, 1]}
+    )
+    with _pca_lock:
+        _pca_memo[key] = (stamp, frame)
+        _pca_memo.move_to_end(key)
+        while len(_pca_memo) > 4:
+            _pca_memo.popitem(last=False)
+    return frame
+
+
+def sample_points(
+    item_ids: Any, frame: pd.DataFrame, max_points: int = 100_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(x, y, positions, total)`` of the projected items a catalogue knows.
+
+    ``positions`` are rows of ``item_ids`` (int32), ``x``/``y`` float32; ``total`` counts
+    the projected items found in ``item_ids``. Above ``max_points`` a seeded random sample
+    (kept in frame order) is returned.
+    """
+    pos = pd.Index(item_ids).get_indexer(frame["item_id"].astype(str).to_numpy())
+    keep = np.flatnonzero(pos >= 0)
+    total = len(keep)
+    if total > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, size=max_points, replace=False))
+    x = frame["x"].to_numpy(dtype=np.float32)[keep]
+    y = frame["y"].to_numpy(dtype=np.float32)[keep]
+    return x, y, pos[keep].astype(np.int32), total
+
+
+def catalogue_purity(
+    view: Any, vectors: np.ndarray, by: str, k: int = 10, max_queries: int | None = 2000
+) -> pd.DataFrame:
+    """:func:`neighbourhood_purity` of a run's items by a colouring's labels (all labels kept).
+
+    ``vectors`` are the catalogue's rows (e.g. a searcher's unit vectors); exact search.
+    """
+    from recsys.labels import item_labels
+
+    labels = item_labels(view, np.arange(view.n), by, top_n=None)
+    return neighbourhood_purity(vectors, labels, k=k, method="exact", max_queries=max_queries)
 
 
 # -- neighbourhood purity ----------------------------------------------------------
