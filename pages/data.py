@@ -50,24 +50,6 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     ),
 }
 
-#: Schema fields the generic-CSV mapping offers, with whether each is required.
-MAPPING_FIELDS: tuple[tuple[str, bool, str], ...] = (
-    ("sequence_id", True, "session, order or basket id"),
-    ("item_id", True, "product id"),
-    ("user_id", False, ""),
-    ("timestamp", False, "ISO 8601 or Unix time"),
-    ("event_type", False, "view / cart / purchase"),
-    ("quantity", False, ""),
-    ("title", False, ""),
-    ("category", False, "path like Women > Shoes; several columns join in order"),
-    ("brand", False, ""),
-    ("gender", False, ""),
-    ("price", False, ""),
-    ("adult", False, ""),
-    ("description", False, ""),
-    ("image_url", False, ""),
-)
-
 #: Reading options of the generic import, as the form offers them: (option, label, kind, choices
 #: or placeholder). The same options as ``recsys import csv`` (see README "Importing your own export").
 READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
@@ -283,66 +265,6 @@ def _folder_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def guess_mapping(columns: list[str]) -> dict[str, str | None]:
-    """Schema field -> file column, where a column's name means the field (case/spacing ignored);
-    the same names the command line guesses (:data:`recsys.data.reading.FIELD_ALIASES`)."""
-    from recsys.data.reading import FIELD_ALIASES
-
-    norm: dict[str, str] = {}
-    for c in columns:
-        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
-    out: dict[str, str | None] = {}
-    used: set[str] = set()
-    for field, names in FIELD_ALIASES.items():
-        out[field] = None
-        for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
-            col = norm.get(alias)
-            if col and col not in used:
-                out[field] = col
-                used.add(col)
-                break
-    return out
-
-
-def mapping_from_form(
-    fields: list[str], chosen: list[Any], required: set[str] | None = None
-) -> dict[str, str]:
-    """Form dropdowns (schema field -> file column(s)) -> loader mapping (file column -> schema field).
-
-    ``category`` may hold several columns: they are joined into one path in the order chosen.
-    ``required`` defaults to the fields marked required in :data:`MAPPING_FIELDS`.
-
-    Raises
-    ------
-    DataValidationError
-        A required field is not mapped, or one column is mapped to two fields.
-    """
-    mapping: dict[str, str] = {}
-    required = {f for f, req, _ in MAPPING_FIELDS if req} if required is None else required
-    for field, choice in zip(fields, chosen):
-        columns = [c for c in (choice if isinstance(choice, list) else [choice]) if c]
-        if not columns:
-            if field in required:
-                raise DataValidationError(f"map a column to the required field '{field}'", column=field)
-            continue
-        for column in columns:
-            if column in mapping:
-                raise DataValidationError(
-                    f"column '{column}' is mapped to both '{mapping[column]}' and '{field}'; map it once",
-                    column=column,
-                )
-            mapping[column] = field
-    return mapping
-
-
-def required_fields(options: dict[str, Any]) -> set[str]:
-    """Fields the form must map: item_id always; sequence_id unless sessions are cut on a gap
-    or the file is a catalogue."""
-    if options.get("role") == "catalog" or options.get("session_gap"):
-        return {"item_id"}
-    return {"sequence_id", "item_id"}
-
-
 def import_params(
     source: str,
     path: str,
@@ -503,7 +425,9 @@ def datasets_table(root: Any = None) -> Any:
 
 def mapping_controls(columns: list[str]) -> list:
     """One dropdown per schema field, pre-filled from the column names."""
-    guess = guess_mapping(columns)
+    from recsys.data.mapping import MAPPING_FIELDS, guess_fields  # recsys.data is off the start path
+
+    guess = guess_fields(columns)
     options = [{"label": c, "value": c} for c in columns]
     cols = []
     for field, required, hint in MAPPING_FIELDS:
@@ -787,6 +711,7 @@ def preview_import(
     """Parse the first rows with the form's mapping and options and show what the import would
     store: the report and the first parsed rows. Reads only; stores nothing."""
     from recsys.data.adapters import import_dataset
+    from recsys.data.mapping import mapping_from_choices, required_fields
 
     if not n_clicks or source != "csv":
         return (
@@ -798,7 +723,7 @@ def preview_import(
         options = options_from_form(opt_values, opt_ids)
         if not map_ids:
             raise DataValidationError("inspect the file first (press Inspect) and map its columns")
-        mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [], required_fields(options))
+        mapping = mapping_from_choices([m["field"] for m in map_ids], chosen or [], required_fields(options))
         p = resolve_import_path((path or "").strip(), allow_dir=True)
         events, opts = _split_role(str(p), options)
         ds = import_dataset(
@@ -865,6 +790,8 @@ def start_import(
     opt_ids=None,
 ):
     """Validate the form and submit an ``import`` job."""
+    from recsys.data.mapping import mapping_from_choices, required_fields
+
     if not n_clicks:
         return no_update, no_update
     try:
@@ -874,7 +801,9 @@ def start_import(
             options = options_from_form(opt_values, opt_ids)
             if not map_ids:
                 raise DataValidationError("inspect the file first (press Inspect) and map its columns")
-            mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [], required_fields(options))
+            mapping = mapping_from_choices(
+                [m["field"] for m in map_ids], chosen or [], required_fields(options)
+            )
         params = import_params(
             source,
             (path or "").strip(),

@@ -17,11 +17,11 @@ import re
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recsys.data.mapping import DROP_TARGETS, JOINABLE_FIELDS, check_targets
 from recsys.data.values import JOIN_MARK, _text
 from recsys.errors import DataValidationError
 
@@ -295,27 +295,6 @@ def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataF
     return out
 
 
-def check_targets(mapping: Mapping[str, Any], *, file: str | None = None) -> None:
-    """Refuse a mapping target that is not a schema field, listing the valid ones."""
-    from recsys.data.reading import DROP_TARGETS, FIELD_SYNONYMS, FIELDS, did_you_mean, fields_help
-
-    for src, dst in mapping.items():
-        if dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS):
-            continue
-        if not isinstance(dst, str) or dst not in FIELDS:
-            close = did_you_mean(str(dst), FIELDS)
-            synonym = FIELD_SYNONYMS.get(str(dst).strip().lower())
-            if synonym and synonym not in close:
-                close = [synonym, *close]
-            hint = f" Did you mean {' or '.join(close)}?" if close else ""
-            raise DataValidationError(
-                f"--map {src}={dst}: '{dst}' is not a field of the schema.{hint} Valid fields:\n"
-                f"{fields_help()}\n(columns you do not map are kept as they are, as extra attributes)",
-                file=file,
-                column=str(src),
-            )
-
-
 def _unknown_column_message(src: str, df: pd.DataFrame) -> str:
     from recsys.data.reading import SEPARATORS, did_you_mean
 
@@ -356,8 +335,6 @@ def apply_mapping(
         maps to something that is not a schema field (with the list of fields), maps two
         columns to the same field, or renames onto a column that is already there.
     """
-    from recsys.data.reading import DROP_TARGETS, JOINABLE_FIELDS
-
     if not mapping:
         return df
     file = file or df.attrs.get("source")
