@@ -15,6 +15,7 @@ from dash import ALL, Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
+from components.datasets import datasets_table, form_words, validation_report
 from components.jobs import job_card, job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.vectors_io import import_section as vectors_import_section
@@ -84,37 +85,6 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
     ("session_gap", "Cut sessions on a gap (no session column)", "text", "e.g. 30m"),
     ("event_map", "Event codes", "text", "e.g. pv=view cart=cart buy=purchase"),
 )
-
-#: Command-line words in library messages -> the words of this form.
-_FORM_WORDS: tuple[tuple[str, str], ...] = (
-    (r"--errors drop", "“Bad rows: drop and report”"),
-    (r"--catalog-encoding (\S+)", r"Encoding “\1” (catalogue)"),
-    (r"--encoding (\S+)", r"Encoding “\1”"),
-    (r"--sep (\S+)", r"Separator “\1”"),
-    (r"--decimal ,", "Decimal mark “comma”"),
-    (r"--decimal", "Decimal mark"),
-    (r"--session-gap (\S+)", r"Cut sessions on a gap “\1”"),
-    (r"--session-gap", "Cut sessions on a gap"),
-    (r"--event-map ([^;)]+)", r"Event codes “\1”"),
-    (r"--event-map", "Event codes"),
-    (r"--tz", "Time zone"),
-    (r"--no-header", "Header row “no”"),
-    (r"--columns", "Column names"),
-    (r"--category-sep", "category separator"),
-    (r"--kind baskets", "“Sequences are: baskets / orders”"),
-    (r"--map (\S+)=(\S+)", r"the mapping of column \1 to \2"),
-    (r"--map of column", "mapping of column"),
-    (r"--map", "the column mapping"),
-    (r"--catalog\b", "Catalogue file"),
-)
-
-
-def form_words(message: Any) -> str:
-    """A library message with its command-line options named as this form names them."""
-    text = str(message)
-    for pattern, repl in _FORM_WORDS:
-        text = re.sub(pattern, repl, text)
-    return text
 
 
 def options_from_form(values: list[Any] | None, option_ids: list[dict[str, str]] | None) -> dict[str, Any]:
@@ -191,80 +161,6 @@ def save_upload(contents: str, filename: str, root: Any = None) -> Path:
     return path
 
 
-def peek_columns(
-    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """The columns and first rows of a CSV / CSV.gz / Parquet file (without reading it all)."""
-    columns, rows, _ = peek_table(path, n_rows, options)
-    return columns, rows
-
-
-def peek_table(
-    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
-) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
-    """Columns, first rows and what was detected (separator, header...), read as the import reads.
-
-    ``options`` are the form's reading options (sep, header, columns, encoding). A folder
-    gives its ``interactions.*`` file's rows and the columns of both files.
-
-    Raises
-    ------
-    DataValidationError
-        Missing file, a folder, an unsupported type, or an unreadable file.
-    """
-    from recsys.data.loaders import read_table
-
-    options = options or {}
-    p = resolve_import_path(str(path), allow_dir=True)
-    src = str(p)
-    if p.is_dir():
-        files = _folder_files(p)
-        if "interactions" not in files:
-            raise DataValidationError(
-                "no interactions.csv (or .csv.gz/.parquet) in this folder; choose the events file itself",
-                file=src,
-            )
-        columns, rows, reading = peek_table(files["interactions"], n_rows, options)
-        if "catalog" in files:
-            cat_cols, _, _ = peek_table(files["catalog"], n_rows, {})
-            columns = columns + [c for c in cat_cols if c not in columns]
-        return columns, rows, reading
-    if p.name.lower().endswith(".xlsx"):
-        raise DataValidationError(
-            "unsupported file type; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
-        )
-    try:
-        frame = read_table(
-            p,
-            encoding=options.get("encoding") or "utf-8",
-            sep=options.get("sep"),
-            header=options.get("header"),
-            columns=options.get("columns"),
-            nrows=n_rows,
-        )
-    except DataValidationError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for broken files
-        raise DataValidationError(
-            f"the file could not be read ({type(exc).__name__}: {exc})", file=src
-        ) from exc
-    columns = [str(c) for c in frame.columns]
-    return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
-
-
-def _folder_files(folder: Path) -> dict[str, Path]:
-    """``interactions.*`` and ``catalog.*`` in a folder (what the generic import reads there)."""
-    found: dict[str, Path] = {}
-    for stem in ("catalog", "interactions"):
-        for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
-            try:  # each file is checked like a typed path: a link must not lead out
-                found[stem] = resolve_import_path(str(folder / f"{stem}{suffix}"))
-            except DataValidationError:
-                continue
-            break
-    return found
-
-
 def import_params(
     source: str,
     path: str,
@@ -304,123 +200,6 @@ def import_params(
             path_, opts = _split_role(params["path"], options)
             params.update(path=path_, **opts)
     return params
-
-
-def validation_report(meta: dict[str, Any]) -> list:
-    """The stored report of a dataset as readable components (counts, drops, warnings)."""
-    report = meta.get("report", {})
-    summary = meta.get("summary", {})
-    read = report.get("rows_read", {})
-    dropped = report.get("rows_dropped", {})
-    facts = [
-        ("Items", summary.get("items")),
-        ("Interactions", summary.get("interactions")),
-        ("Sequences", summary.get("sequences")),
-        ("Categories", summary.get("categories")),
-        ("Brands", summary.get("brands")),
-        ("Unknown items (dropped events)", report.get("unknown_items", 0)),
-        ("Duplicate item ids (dropped)", report.get("duplicate_ids", 0)),
-        ("Items without price", report.get("missing_prices", 0)),
-    ]
-    rows = [
-        html.Tr([html.Td(k), html.Td(f"{v:,}" if isinstance(v, int) else str(v), className="text-end")])
-        for k, v in facts
-        if v is not None
-    ]
-    rows += [
-        html.Tr([html.Td(f"Rows read: {k}"), html.Td(f"{v:,}", className="text-end")])
-        for k, v in read.items()
-    ]
-    rows += [
-        html.Tr([html.Td(f"Filled from the events: {k}"), html.Td(f"{v:,} items", className="text-end")])
-        for k, v in report.get("filled", {}).items()
-    ]
-    out: list = [
-        html.H6(
-            [
-                f"Dataset “{meta.get('name', '')}”",
-                dbc.Badge(meta.get("kind", ""), color="info", className="ms-2"),
-            ]
-        ),
-        dbc.Table(html.Tbody(rows), size="sm", className="report-table", striped=True),
-    ]
-    out += reading_notes(report.get("reading", {}))
-    if dropped:
-        out.append(html.Div("Rows dropped", className="fw-semibold mt-2"))
-        out.append(
-            dbc.Table(
-                html.Tbody(
-                    [
-                        html.Tr([html.Td(form_words(reason)), html.Td(f"{n:,}", className="text-end")])
-                        for reason, n in dropped.items()
-                    ]
-                ),
-                size="sm",
-                className="report-table",
-            )
-        )
-    else:
-        out.append(html.Div("No rows dropped.", className="text-success small"))
-    for warning in report.get("warnings", []):
-        out.append(dbc.Alert(form_words(warning), color="warning", className="py-2 small mb-2"))
-    return out
-
-
-def reading_notes(reading: dict[str, dict[str, str]]) -> list:
-    """How each file was read ("separator: tab (detected)"), as the CLI report says it."""
-    out: list = []
-    for table, notes in reading.items():
-        items = [html.Li(form_words(f"{k}: {v}")) for k, v in notes.items() if k != "file"]
-        if items:
-            name = notes.get("file", table)
-            out.append(html.Div(f"How {table} ({name}) was read", className="fw-semibold mt-2"))
-            out.append(html.Ul(items, className="small mb-2 reading-notes"))
-    return out
-
-
-def datasets_table(root: Any = None) -> Any:
-    """The stored datasets with their sizes."""
-    root = data_dir(root)
-    names = list_datasets(root)
-    if not names:
-        return empty_state("No datasets stored yet.", "Import one above, or wait for the demo build.")
-    body = []
-    for name in names:
-        try:
-            meta = dataset_meta(name, root)
-        except RecsysError as exc:  # a damaged report.json: named with why, the others still shown
-            body.append(
-                html.Tr(
-                    [html.Td(html.Strong(name)), html.Td(str(exc), colSpan=7, className="text-danger small")],
-                    className="dataset-damaged",
-                )
-            )
-            continue
-        s = meta.get("summary", {})
-        body.append(
-            html.Tr(
-                [
-                    html.Td(html.Strong(name)),
-                    html.Td(meta.get("kind", "")),
-                    *[
-                        html.Td(f"{s.get(k, 0):,}", className="text-end")
-                        for k in ("items", "interactions", "sequences", "categories", "brands")
-                    ],
-                    html.Td(html.Code(meta.get("fingerprint", ""), className="small")),
-                ]
-            )
-        )
-    head = html.Thead(
-        html.Tr(
-            [
-                html.Th(h, className=("text-end" if i > 1 and i < 7 else ""))
-                for i, h in enumerate(
-                    ["Name", "Kind", "Items", "Events", "Sequences", "Categories", "Brands", "Fingerprint"]
-                )
-            ]
-        )
-    )
-    return dbc.Table([head, html.Tbody(body)], hover=True, size="sm", className="datasets-table mb-0")
 
 
 def mapping_controls(columns: list[str]) -> list:
@@ -672,6 +451,8 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
         return [], None
     if not path:
         return [], None
+    from recsys.data.tables import peek_table
+
     try:
         options = options_from_form(opt_values, opt_ids)
         columns, preview, reading = peek_table(path, options=options)

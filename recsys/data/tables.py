@@ -3,7 +3,9 @@
 :func:`read_table` reads ``.csv``, ``.tsv``, gzipped CSV (``.csv.gz``) and Parquet
 (``.parquet``/``.pq``), cells as text, with the separator, header and encoding detected
 and reported. :func:`apply_mapping` renames the file's columns to schema fields;
-:func:`load_catalog` and :func:`load_interactions` do both and check the required columns.
+:func:`load_catalog` and :func:`load_interactions` do both and check the required columns;
+:func:`peek_table` reads the first rows of a typed path (inside the import folder) as the
+import would, for the Data page's preview.
 Nothing is normalised here (see :func:`recsys.data.loaders.build_dataset`).
 """
 
@@ -17,10 +19,12 @@ import re
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recsys.config import resolve_import_path
 from recsys.data.mapping import DROP_TARGETS, JOINABLE_FIELDS, check_targets
 from recsys.data.values import JOIN_MARK, _text
 from recsys.errors import DataValidationError
@@ -263,6 +267,70 @@ def read_table(
     df.attrs["source"] = src
     df.attrs["reading"] = reading
     return df
+
+
+def peek_table(
+    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
+) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
+    """Columns, first rows and what was detected (separator, header...), read as the import reads.
+
+    ``options`` are the form's reading options (sep, header, columns, encoding). A folder
+    gives its ``interactions.*`` file's rows and the columns of both files.
+
+    Raises
+    ------
+    DataValidationError
+        Missing file, a folder, an unsupported type, or an unreadable file.
+    """
+    options = options or {}
+    p = resolve_import_path(str(path), allow_dir=True)
+    src = str(p)
+    if p.is_dir():
+        files = _folder_files(p)
+        if "interactions" not in files:
+            raise DataValidationError(
+                "no interactions.csv (or .csv.gz/.parquet) in this folder; choose the events file itself",
+                file=src,
+            )
+        columns, rows, reading = peek_table(files["interactions"], n_rows, options)
+        if "catalog" in files:
+            cat_cols, _, _ = peek_table(files["catalog"], n_rows, {})
+            columns = columns + [c for c in cat_cols if c not in columns]
+        return columns, rows, reading
+    if p.name.lower().endswith(".xlsx"):
+        raise DataValidationError(
+            "unsupported file type; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
+        )
+    try:
+        frame = read_table(
+            p,
+            encoding=options.get("encoding") or "utf-8",
+            sep=options.get("sep"),
+            header=options.get("header"),
+            columns=options.get("columns"),
+            nrows=n_rows,
+        )
+    except DataValidationError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for broken files
+        raise DataValidationError(
+            f"the file could not be read ({type(exc).__name__}: {exc})", file=src
+        ) from exc
+    columns = [str(c) for c in frame.columns]
+    return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """``interactions.*`` and ``catalog.*`` in a folder (what the generic import reads there)."""
+    found: dict[str, Path] = {}
+    for stem in ("catalog", "interactions"):
+        for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+            try:  # each file is checked like a typed path: a link must not lead out
+                found[stem] = resolve_import_path(str(folder / f"{stem}{suffix}"))
+            except DataValidationError:
+                continue
+            break
+    return found
 
 
 def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataFrame:
