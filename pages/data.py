@@ -16,7 +16,8 @@ from dash import ALL, Input, Output, State, callback, dcc, html, no_update
 from components import ids
 from components.common import dataset_meta, list_datasets
 from components.datasets import datasets_table, form_words, validation_report
-from components.jobs import job_card, job_store
+from components.forms import choice_col, form_job
+from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.vectors_io import import_section as vectors_import_section
 from recsys.config import data_dir, import_dir, resolve_import_path, upload_max_bytes
@@ -241,17 +242,23 @@ def read_option_controls() -> dbc.Row:
     cols = []
     for option, label, kind, spec in READ_FORM:
         cid = {"type": ids.DATA_OPT, "option": option}
-        if kind == "radio":
-            control = dbc.RadioItems(
-                id=cid, options=[{"label": t, "value": v} for v, t in spec], value=spec[0][0], inline=True
-            )
-        elif kind == "select":
-            control = dcc.Dropdown(
-                id=cid, options=[{"label": t, "value": v} for v, t in spec], value="", clearable=False
-            )
-        else:
-            control = dbc.Input(id=cid, placeholder=spec, value="", debounce=True)
         width = 12 if option in ("role", "catalog") else 6
+        if kind in ("radio", "select"):
+            value = spec[0][0] if kind == "radio" else ""
+            cols.append(
+                choice_col(
+                    label,
+                    cid,
+                    spec,
+                    value,
+                    kind=kind,
+                    label_class="param-label mb-0",
+                    md=width,
+                    className="mb-2",
+                )
+            )
+            continue
+        control = dbc.Input(id=cid, placeholder=spec, value="", debounce=True)
         cols.append(
             dbc.Col([dbc.Label(label, className="param-label mb-0"), control], md=width, className="mb-2")
         )
@@ -316,34 +323,18 @@ def layout(**_query: Any) -> html.Div:
                 [
                     dbc.Row(
                         [
-                            dbc.Col(
-                                [
-                                    dbc.Label("Sequences are"),
-                                    dbc.RadioItems(
-                                        id=ids.DATA_KIND,
-                                        options=[
-                                            {"label": "sessions (ordered)", "value": "sessions"},
-                                            {"label": "baskets / orders", "value": "baskets"},
-                                        ],
-                                        value="sessions",
-                                        inline=True,
-                                    ),
-                                ],
+                            choice_col(
+                                "Sequences are",
+                                ids.DATA_KIND,
+                                [("sessions", "sessions (ordered)"), ("baskets", "baskets / orders")],
+                                "sessions",
                                 md=6,
                             ),
-                            dbc.Col(
-                                [
-                                    dbc.Label("Bad rows"),
-                                    dbc.RadioItems(
-                                        id=ids.DATA_ERRORS,
-                                        options=[
-                                            {"label": "drop and report", "value": "drop"},
-                                            {"label": "stop at the first", "value": "raise"},
-                                        ],
-                                        value="drop",
-                                        inline=True,
-                                    ),
-                                ],
+                            choice_col(
+                                "Bad rows",
+                                ids.DATA_ERRORS,
+                                [("drop", "drop and report"), ("raise", "stop at the first")],
+                                "drop",
                                 md=6,
                             ),
                         ],
@@ -619,15 +610,9 @@ def show_import(store: dict | None, current: dict | None):
     """Progress of this page's import job; when done, its validation report or its error."""
     if not current:
         return no_update, no_update, no_update
-    job = next((j for j in (store or {}).get("jobs", []) if j.get("id") == current["job_id"]), None)
+    job, card = form_job(store, current["job_id"])
     if job is None:
-        try:
-            from components.jobs import job_summary
-
-            job = job_summary(job_store().get(current["job_id"]))
-        except RecsysError as exc:
-            return error_alert(exc, "Import job not found"), no_update, no_update
-    card = job_card({**job, "error": ""}, show_cancel=True)
+        return card, no_update, no_update
     status = job.get("status")
     if status == "done":
         try:
