@@ -390,6 +390,18 @@ def layout(**_query: Any) -> html.Div:
     )
 
 
+#: The mapping form's values, in the order the Preview and Import callbacks take them:
+#: (chosen columns, their field ids, kind, errors, reading-option values, their ids).
+_MAPPING_STATES = (
+    State({"type": ids.DATA_MAP, "field": ALL}, "value"),
+    State({"type": ids.DATA_MAP, "field": ALL}, "id"),
+    State(ids.DATA_KIND, "value"),
+    State(ids.DATA_ERRORS, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
+)
+
+
 # -- callbacks ---------------------------------------------------------------------
 @callback(
     Output(ids.DATA_SOURCE_HINT, "children"),
@@ -469,12 +481,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
     Input(ids.DATA_PREVIEW, "n_clicks"),
     State(ids.DATA_SOURCE, "value"),
     State(ids.DATA_PATH, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "id"),
-    State(ids.DATA_KIND, "value"),
-    State(ids.DATA_ERRORS, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
+    *_MAPPING_STATES,
     prevent_initial_call=True,
 )
 def preview_import(
@@ -541,12 +548,7 @@ def preview_import(
     State(ids.DATA_SOURCE, "value"),
     State(ids.DATA_PATH, "value"),
     State(ids.DATA_NAME, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "id"),
-    State(ids.DATA_KIND, "value"),
-    State(ids.DATA_ERRORS, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
+    *_MAPPING_STATES,
     prevent_initial_call=True,
 )
 def start_import(
