@@ -7,7 +7,9 @@ Reading
 the same rules whatever the file format, and problems are reported with the 1-based
 data row (the header is row 0) and the column. :func:`load_catalog` and
 :func:`load_interactions` add a column mapping (``{"your column": "schema column"}``)
-and check that the required columns are present.
+and check that the required columns are present. They live in :mod:`recsys.data.tables`
+(the value parsers and the row checker in :mod:`recsys.data.values`, what a column mapping
+is in :mod:`recsys.data.mapping`) and stay importable from here.
 
 Normalising (:func:`build_dataset`)
 -----------------------------------
