@@ -146,24 +146,21 @@ def map_figure(
 
 def purity_figure(table: pd.DataFrame) -> go.Figure:
     """Horizontal bars of purity vs the random baseline, one pair per label (in table order)."""
+    bars = (
+        ("purity", "purity", PALETTE[0], "purity"),
+        ("baseline", "random", OTHER_COLOR, "random neighbours"),
+    )
     fig = go.Figure(
         [
             go.Bar(
                 y=table["label"],
-                x=table["purity"],
+                x=table[column],
                 orientation="h",
-                name="purity",
-                marker_color="#2c7be5",
-                hovertemplate="%{y}: %{x:.2f}<extra>purity</extra>",
-            ),
-            go.Bar(
-                y=table["label"],
-                x=table["baseline"],
-                orientation="h",
-                name="random",
-                marker_color="#c8d0da",
-                hovertemplate="%{y}: %{x:.2f}<extra>random neighbours</extra>",
-            ),
+                name=name,
+                marker_color=color,
+                hovertemplate=f"%{{y}}: %{{x:.2f}}<extra>{what}</extra>",
+            )
+            for column, name, color, what in bars
         ]
     )
     fig.update_layout(
