@@ -13,13 +13,15 @@ One place for what the Data page's mapping form, the command line (``recsys impo
 - :func:`parse_map_pairs` (the command line's ``--map`` words) and
   :func:`mapping_from_choices` (the form's dropdowns) build a mapping
   ``{file column: field}``; :func:`required_fields` says which fields must be mapped;
-  :func:`check_targets` refuses a target that is not a field.
+  :func:`check_targets` refuses a target that is not a field, naming the closest ones
+  (:func:`did_you_mean`, also used for misspelled column names).
 
 Applying a mapping to a frame is :func:`recsys.data.tables.apply_mapping`.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -227,10 +229,22 @@ def parse_map_pairs(pairs: Iterable[str] | None) -> dict[str, str]:
     return mapping
 
 
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The closest names among ``choices`` (case and punctuation insensitive)."""
+    choices = [str(c) for c in choices]
+
+    def key(s: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", s.lower())
+
+    keyed = {key(c): c for c in choices}
+    exact = [keyed[key(name)]] if key(name) in keyed and keyed[key(name)] != name else []
+    close = difflib.get_close_matches(key(name), list(keyed), n=n, cutoff=0.6)
+    out = exact + [keyed[c] for c in close if keyed[c] not in exact]
+    return out[:n]
+
+
 def check_targets(mapping: Mapping[str, Any], *, file: str | None = None) -> None:
     """Refuse a mapping target that is not a schema field, listing the valid ones."""
-    from recsys.data.reading import did_you_mean
-
     for src, dst in mapping.items():
         if dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS):
             continue

@@ -8,14 +8,13 @@ user can see what was detected and override it:
 - :func:`parse_prices`: ``"£3.42"``, ``"₹1,099"``, ``"1.234,50 €"``, ``"$ 1 234.50"``;
 - :func:`parse_timezone` and :func:`parse_duration`: ``--tz UTC+8`` and ``--session-gap 30m``;
 - :data:`FIELDS` and the column mapping: in :mod:`recsys.data.mapping` (importable from here);
-- :func:`did_you_mean`: the closest column names to a misspelled one.
+- :func:`did_you_mean` (from :mod:`recsys.data.mapping`): the closest names to a misspelled one.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import difflib
 import io
 import re
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from recsys.data.mapping import (  # noqa: F401  (the mapping's names, kept impo
     FIELDS,
     INTERACTION_FIELDS,
     JOINABLE_FIELDS,
+    did_you_mean,
     fields_help,
     guess_mapping,
 )
@@ -50,20 +50,6 @@ _SEP_NAMES = {
     "pipe": "|",
     "|": "|",
 }
-
-
-def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
-    """The closest names among ``choices`` (case and punctuation insensitive)."""
-    choices = [str(c) for c in choices]
-
-    def key(s: str) -> str:
-        return re.sub(r"[^a-z0-9]", "", s.lower())
-
-    keyed = {key(c): c for c in choices}
-    exact = [keyed[key(name)]] if key(name) in keyed and keyed[key(name)] != name else []
-    close = difflib.get_close_matches(key(name), list(keyed), n=n, cutoff=0.6)
-    out = exact + [keyed[c] for c in close if keyed[c] not in exact]
-    return out[:n]
 
 
 def separator_from_option(value: str | None) -> str | None:

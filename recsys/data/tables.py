@@ -364,7 +364,8 @@ def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataF
 
 
 def _unknown_column_message(src: str, df: pd.DataFrame) -> str:
-    from recsys.data.reading import SEPARATORS, did_you_mean
+    from recsys.data.mapping import did_you_mean
+    from recsys.data.reading import SEPARATORS
 
     present = [str(c) for c in df.columns]
     msg = f"the column mapping names column '{src}', which is not in the file"
