@@ -236,6 +236,14 @@ def vetted_precision_for_run(
     return out
 
 
+def vetted_for_cli(registry: Any, run_id: str, preset: str | None, k: int) -> dict[str, Any]:
+    """``recsys evaluate``'s vetted precision: the run with a saved preset (no filters when None)."""
+    from recsys.filters import PresetStore
+
+    config = PresetStore(registry.root).load(preset) if preset else None
+    return vetted_precision_for_run(registry, run_id, config, k)
+
+
 def format_vetted(v: dict[str, Any]) -> str:
     """One line for the CLI: ``vetted precision@10: 0.800 (8 of 10 judged pairs shown ...)``."""
     if v.get("message") == NO_JUDGMENTS:
