@@ -88,3 +88,32 @@ def make_shop(root: Path, unique_titles: bool = False, n_baskets: int = 900, see
     presets.save("plain", FilterConfig())
     presets.save("same-cat", FilterConfig(same_category=True, category_level=1))
     return {"run": meta["run_id"], "catalog": catalog, "interactions": inter}
+
+
+def write_judgments(root: Path, rows: list[tuple[str, str, int, str, str]], dataset: str = "shop") -> None:
+    """Append judgments (seed, item_id, verdict, user, at ISO) to ``<root>/vetting/judgments.sqlite``,
+    in the judgments store's table shape (the contract of issue 16)."""
+    import sqlite3
+
+    path = root / "vetting" / "judgments.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(
+        [
+            {
+                "dataset": dataset,
+                "run": "r",
+                "preset": None,
+                "seed": s,
+                "item_id": i,
+                "position": 1,
+                "verdict": v,
+                "reason": "" if v > 0 else "wrong_category",
+                "note": "",
+                "user": u,
+                "at": at,
+            }
+            for s, i, v, u, at in rows
+        ]
+    )
+    with sqlite3.connect(path) as con:
+        frame.to_sql("judgments", con, index=False, if_exists="append")

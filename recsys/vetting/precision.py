@@ -257,3 +257,74 @@ def format_vetted(v: dict[str, Any]) -> str:
         + (f"; {v['ties']} split evenly, not counted" if v.get("ties") else "")
         + ")"
     )
+
+
+def vetted_precision_of_runs(
+    registry: Any, run_ids: Sequence[str], config: Any = None, k: int = 10
+) -> list[dict[str, Any]]:
+    """:func:`vetted_precision_for_run` of several runs (judgments read once per dataset); a run
+    that cannot answer gets ``error`` (its message) instead of failing the others."""
+    from recsys.errors import RecsysError
+
+    by_dataset: dict[Any, pd.DataFrame] = {}
+    out = []
+    for run_id in run_ids:
+        try:
+            dataset = (registry.get(run_id).get("dataset") or {}).get("name")
+            if dataset not in by_dataset:
+                by_dataset[dataset] = read_judgments(registry.root, dataset)
+            row = vetted_precision_for_run(registry, run_id, config, k, by_dataset[dataset])
+            if not len(by_dataset[dataset]):
+                row["message"] = NO_JUDGMENTS
+            out.append({**row, "error": None})
+        except RecsysError as exc:
+            out.append({"run": run_id, "error": str(exc), "precision": None})
+    return out
+
+
+def thumbs_down_disagreements(
+    registry: Any,
+    run_a: str,
+    run_b: str,
+    config: Any = None,
+    k: int = 10,
+    n: int = 10,
+    by: str = "a",
+    judgments: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The judged seeds where one variant shows more thumbs-down pairs than the other.
+
+    Seeds are those with a thumbs-down judgment (on the runs' dataset) that both runs can
+    answer. Returns :func:`recsys.compare.disagreement_seeds`' columns plus ``down_a`` and
+    ``down_b`` (thumbs-down pairs in each top k), sorted by ``down_a - down_b`` (``by="a"``:
+    where A gets more thumbs-down first) or the reverse (``by="b"``), then lowest overlap.
+    """
+    from recsys.compare import disagreement_seeds
+
+    if by not in ("a", "b"):
+        raise ValueError(f"by must be 'a' or 'b', got {by!r}")
+    if judgments is None:
+        dataset = (registry.get(run_a).get("dataset") or {}).get("name")
+        judgments = read_judgments(registry.root, dataset)
+    verdicts = pair_verdicts(judgments)
+    seeds = sorted(set(verdicts.loc[verdicts["verdict"] < 0, "seed"]))
+    cols = ["seed", "overlap", "rbo", "n_a", "n_b", "down_a", "down_b"]
+    if not seeds:
+        return pd.DataFrame(columns=cols)
+    lists_a = run_lists(registry, run_a, seeds, config, k)
+    lists_b = run_lists(registry, run_b, seeds, config, k)
+
+    def rows(lists: dict[str, list[str]]) -> np.ndarray:
+        out = np.full((len(seeds), k), "", dtype=object)
+        for r, s in enumerate(seeds):
+            out[r, : len(lists[s][:k])] = lists[s][:k]
+        return out.astype(str)
+
+    frame = disagreement_seeds(seeds, rows(lists_a), rows(lists_b), k=k, n=len(seeds))
+    down_a, down_b = thumbs_down_shown(lists_a, judgments, k), thumbs_down_shown(lists_b, judgments, k)
+    frame["down_a"] = frame["seed"].map(down_a).astype(int)
+    frame["down_b"] = frame["seed"].map(down_b).astype(int)
+    sign = 1 if by == "a" else -1
+    frame["_d"] = sign * (frame["down_a"] - frame["down_b"])
+    frame = frame.sort_values(["_d", "overlap", "seed"], ascending=[False, True, True], kind="stable")
+    return frame[cols].head(n).reset_index(drop=True)
