@@ -229,3 +229,30 @@ def test_precompute_cli_refusal_is_a_clear_message(shop: dict[str, Any], tmp_pat
     err = capsys.readouterr().err
     assert rc == 2 and "not published" in err and "duplicates" in err
     assert "Traceback" not in err
+
+
+def test_evaluate_reports_vetted_precision_or_no_judgments(shop: dict[str, Any], capsys: Any) -> None:
+    from recsys.__main__ import main
+    from recsys.registry import Registry
+    from recsys.search import similar_items
+    from tests._checks_data import write_judgments
+
+    root, run = shop["root"], shop["run"]
+    argv = ["--data-dir", str(root), "-q", "evaluate", "--run", run, "--k", "5", "--preset", "same-cat"]
+    assert main(argv) == 0
+    assert "vetted precision: no judgments for dataset shop" in capsys.readouterr().out
+    from recsys.filters import PresetStore
+
+    config = PresetStore(root).load("same-cat")
+    shown = similar_items(Registry(root), run, "P0005", config, 5).item_ids
+    at = "2026-01-01T10:00:00+00:00"
+    write_judgments(root, [("P0005", shown[0], 1, "ann", at), ("P0005", shown[4], -1, "ann", at)])
+    write_judgments(root, [("P0005", "P0005", -1, "ann", at)], dataset="another")  # another dataset: ignored
+    try:
+        assert main([*argv, "--json"]) == 0
+        vetted = json.loads(capsys.readouterr().out)["vetted"]
+        assert (vetted["precision"], vetted["judged_shown"], vetted["down_shown"]) == (0.5, 2, 1)
+        assert main(argv[:-2]) == 0  # no preset: the unfiltered list
+        assert "vetted precision@5:" in capsys.readouterr().out
+    finally:
+        (root / "vetting" / "judgments.sqlite").unlink()
