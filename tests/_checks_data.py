@@ -90,14 +90,12 @@ def make_shop(root: Path, unique_titles: bool = False, n_baskets: int = 900, see
     return {"run": meta["run_id"], "catalog": catalog, "interactions": inter}
 
 
-def write_judgments(root: Path, rows: list[tuple[str, str, int, str, str]], dataset: str = "shop") -> None:
-    """Append judgments (seed, item_id, verdict, user, at ISO) to ``<root>/vetting/judgments.sqlite``,
-    in the judgments store's table shape (the contract of issue 16)."""
-    import sqlite3
+def judgments_frame(rows: list[tuple[str, str, int, str, str]], dataset: str = "shop") -> pd.DataFrame:
+    """Judgments (seed, item_id, verdict, user, at ISO) as a frame of the judgments store's shape
+    (the contract of issue 16: ``JudgmentStore.frame()``'s columns)."""
+    from recsys.vetting.precision import JUDGMENT_COLUMNS
 
-    path = root / "vetting" / "judgments.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         [
             {
                 "dataset": dataset,
@@ -113,7 +111,16 @@ def write_judgments(root: Path, rows: list[tuple[str, str, int, str, str]], data
                 "at": at,
             }
             for s, i, v, u, at in rows
-        ]
+        ],
+        columns=list(JUDGMENT_COLUMNS),
     )
+
+
+def write_judgments(root: Path, rows: list[tuple[str, str, int, str, str]], dataset: str = "shop") -> None:
+    """Append judgments to ``<root>/vetting/judgments.sqlite`` (table ``judgments``), as the store does."""
+    import sqlite3
+
+    path = root / "vetting" / "judgments.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as con:
-        frame.to_sql("judgments", con, index=False, if_exists="append")
+        judgments_frame(rows, dataset).to_sql("judgments", con, index=False, if_exists="append")

@@ -9,35 +9,17 @@ import pandas as pd
 import pytest
 
 from recsys.vetting.precision import (
-    JUDGMENT_COLUMNS,
     format_vetted,
     read_judgments,
     thumbs_down_shown,
     vetted_precision,
 )
+from tests._checks_data import judgments_frame
 
 
 def judgments(rows: list[tuple]) -> pd.DataFrame:
     """Rows of (seed, item, verdict, user, at) as a judgments frame of the contract's shape."""
-    return pd.DataFrame(
-        [
-            {
-                "dataset": "d",
-                "run": "r1",
-                "preset": None,
-                "seed": s,
-                "item_id": i,
-                "position": 1,
-                "verdict": v,
-                "reason": "" if v > 0 else "other",
-                "note": "",
-                "user": u,
-                "at": at,
-            }
-            for s, i, v, u, at in rows
-        ],
-        columns=list(JUDGMENT_COLUMNS),
-    )
+    return judgments_frame(rows, dataset="d")
 
 
 T0, T1, T2 = "2026-01-01T10:00:00+00:00", "2026-01-01T11:00:00+00:00", "2026-01-02T09:00:00+00:00"
