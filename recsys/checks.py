@@ -243,41 +243,69 @@ def _result(
     )
 
 
-# -- the catalogue as lookups -----------------------------------------------------------
+# -- the catalogue and the lists as arrays ------------------------------------------------
+def _codes_or_missing(values: pd.Series) -> np.ndarray:
+    """Factorised codes of strings, -1 for empty ones."""
+    codes, _ = pd.factorize(values)
+    codes[values.to_numpy() == ""] = -1
+    return codes.astype(np.int64)
+
+
 class _Items:
-    """Catalogue attributes by item id (adult, brand, normalised title, category)."""
+    """Catalogue attributes as arrays by catalogue position; position -1 (an item missing from the
+    catalogue, or list padding) reads the last, neutral entry: not adult, no brand, no title."""
 
     def __init__(self, catalog: pd.DataFrame) -> None:
         cat = catalog.drop_duplicates("item_id")
-        ids = cat["item_id"].astype(str)
+        self.index = pd.Index(cat["item_id"].astype(str))
+        n = len(cat)
 
         def col(name: str, default: Any) -> pd.Series:
-            return cat[name] if name in cat.columns else pd.Series(default, index=cat.index)
-
-        self.adult = dict(zip(ids, col("adult", False).fillna(False).astype(bool), strict=True))
-        self.brand = dict(
-            zip(ids, col("brand", "").fillna("").astype(str).str.strip().str.casefold(), strict=True)
-        )
-        self.title = dict(
-            zip(
-                ids,
-                col("title", "").fillna("").astype(str).str.casefold().str.split().str.join(" "),
-                strict=True,
+            return (
+                cat[name] if name in cat.columns else pd.Series([default] * n, index=cat.index, dtype=object)
             )
-        )
-        self.category = dict(zip(ids, col("category", "").fillna("").astype(str), strict=True))
+
+        brand = col("brand", "").fillna("").astype(str).str.strip().str.casefold()
+        title = col("title", "").fillna("").astype(str).str.casefold().str.split().str.join(" ").fillna("")
+        self.adult = np.append(col("adult", False).fillna(False).astype(bool).to_numpy(), False)
+        self.brand = np.append(_codes_or_missing(brand), -1)
+        self.title = np.append(_codes_or_missing(title), -1)
+
+    def positions(self, ids: Sequence[str]) -> np.ndarray:
+        return self.index.get_indexer(pd.Index(np.asarray(ids, dtype=object)))
 
 
-def _top(lists: Mapping[str, Sequence[str]], k: int) -> dict[str, list[str]]:
-    return {str(s): [str(i) for i in items][:k] for s, items in lists.items()}
+class _Lists:
+    """Lists as a (seeds, k) matrix of catalogue positions (-1: padding or an unknown item)."""
+
+    def __init__(self, lists: Mapping[str, Sequence[str]], items: _Items, k: int) -> None:
+        self.seeds = [str(s) for s in lists]
+        rows = [[str(i) for i in v][:k] for v in lists.values()]
+        lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        self.mat = np.full((len(rows), k), -1, dtype=np.int64)
+        if lens.sum():
+            flat = items.positions([i for r in rows for i in r])
+            self.mat[np.repeat(np.arange(len(rows)), lens), np.concatenate([np.arange(n) for n in lens])] = (
+                flat
+            )
+        self.seed_pos = items.positions(self.seeds) if self.seeds else np.zeros(0, dtype=np.int64)
+        self.index = items.index
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def item(self, pos: int) -> str:
+        return str(self.index[pos])
 
 
-# -- the checks (one small pure function each) ----------------------------------------------
-def check_adult(lists: Mapping[str, Sequence[str]], items: _Items, spec: AdultCheck) -> CheckResult:
-    seeds = [s for s in lists if not items.adult.get(s, False)]
-    bad = [(s, i) for s in seeds for i in lists[s] if items.adult.get(i, False)]
-    n_bad = len({s for s, _ in bad})
-    value = n_bad / len(seeds) if seeds else None
+# -- the checks (one small function each) ----------------------------------------------------
+def check_adult(lists: _Lists, items: _Items, spec: AdultCheck) -> CheckResult:
+    non_adult = ~items.adult[lists.seed_pos]
+    shows = items.adult[lists.mat] & non_adult[:, None]
+    bad_rows = np.flatnonzero(shows.any(axis=1))
+    examples = [(lists.seeds[r], lists.item(lists.mat[r, np.argmax(shows[r])])) for r in bad_rows[:10]]
+    n_seeds = int(non_adult.sum())
+    value = len(bad_rows) / n_seeds if n_seeds else None
     return _result(
         "adult",
         "Adult items next to non-adult seeds",
@@ -285,48 +313,56 @@ def check_adult(lists: Mapping[str, Sequence[str]], items: _Items, spec: AdultCh
         spec,
         spec.max_share,
         "max",
-        f"{n_bad} of {len(seeds)} non-adult seeds' lists show an adult item",
-        bad,
+        f"{len(bad_rows)} of {n_seeds} non-adult seeds' lists show an adult item",
+        examples,
     )
 
 
-def co_bought_support(interactions: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-    """For each (a, b): the number of sequences (baskets) holding both items."""
-    if not len(pairs) or interactions is None or not len(interactions):
-        return np.zeros(len(pairs), dtype=np.int64)
+def co_bought_support(
+    interactions: pd.DataFrame | None, items: _Items, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """For each pair of catalogue positions (a[i], b[i]): the number of sequences holding both."""
+    out = np.zeros(len(a), dtype=np.int64)
+    if not len(a) or interactions is None or not len(interactions):
+        return out
     from scipy import sparse
 
     inter = interactions[["sequence_id", "item_id"]].drop_duplicates()
-    item_codes, item_index = pd.factorize(inter["item_id"].astype(str))
-    seq_codes, _ = pd.factorize(inter["sequence_id"])
+    pos = items.positions(inter["item_id"].astype(str).to_numpy())
+    seq, _ = pd.factorize(inter["sequence_id"])
+    keep = pos >= 0
     m = sparse.csr_matrix(
-        (np.ones(len(inter), dtype=np.float32), (item_codes, seq_codes)),
-        shape=(len(item_index), int(seq_codes.max()) + 1),
+        (np.ones(int(keep.sum()), dtype=np.float32), (pos[keep], seq[keep])),
+        shape=(len(items.index), int(seq.max()) + 1 if len(seq) else 1),
     )
-    pos = pd.Index(item_index)
-    a = pos.get_indexer([p[0] for p in pairs])
-    b = pos.get_indexer([p[1] for p in pairs])
-    known = (a >= 0) & (b >= 0)
-    out = np.zeros(len(pairs), dtype=np.int64)
-    if known.any():
-        prod = m[a[known]].multiply(m[b[known]])
-        out[known] = np.asarray(prod.sum(axis=1)).ravel().astype(np.int64)
-    return out
+    n = np.int64(len(items.index))
+    inverse, uniq = pd.factorize(np.minimum(a, b) * n + np.maximum(a, b))  # unordered pairs, once
+    lo, hi = uniq // n, uniq % n
+    counts = np.asarray(m[lo].multiply(m[hi]).sum(axis=1)).ravel().astype(np.int64)
+    return counts[inverse]
 
 
 def check_asymmetry(
-    lists: Mapping[str, Sequence[str]], interactions: pd.DataFrame | None, spec: AsymmetryCheck
+    lists: _Lists, items: _Items, interactions: pd.DataFrame | None, spec: AsymmetryCheck
 ) -> CheckResult:
-    shown = {s: set(v) for s, v in lists.items()}
-    pairs = [(s, i) for s, v in lists.items() for i in v if i in shown and i != s]
-    support = co_bought_support(interactions, pairs)
-    co = [p for p, n in zip(pairs, support, strict=True) if n >= spec.min_support]
-    one_way = [(a, b) for a, b in co if a not in shown[b]]
-    value = len(one_way) / len(co) if co else None
+    n = np.int64(len(items.index) + 1)
+    a = np.repeat(lists.seed_pos, lists.mat.shape[1])
+    b = lists.mat.ravel()
+    is_seed = np.zeros(len(items.index) + 1, dtype=bool)  # the last entry: position -1
+    is_seed[lists.seed_pos[lists.seed_pos >= 0]] = True
+    with_list = is_seed[b]
+    keep = (a >= 0) & (b >= 0) & (a != b) & with_list
+    a, b = a[keep], b[keep]
+    support = co_bought_support(interactions, items, a, b)
+    co = support >= spec.min_support
+    a, b = a[co], b[co]
+    one_way = ~pd.Index(b * n + a).isin(_shown_keys(lists, n))
+    examples = [(lists.item(x), lists.item(y)) for x, y in zip(a[one_way][:10], b[one_way][:10], strict=True)]
+    value = float(one_way.mean()) if len(a) else None
     detail = (
-        f"{len(one_way)} of {len(co)} shown co-bought pairs (bought together >= {spec.min_support} times) "
+        f"{int(one_way.sum())} of {len(a)} shown co-bought pairs (bought together >= {spec.min_support} times) "
         "are not shown the other way"
-        if co
+        if len(a)
         else f"no shown pair is co-bought >= {spec.min_support} times"
     )
     return _result(
@@ -337,22 +373,28 @@ def check_asymmetry(
         spec.max_share,
         "max",
         detail,
-        one_way,
+        examples,
     )
 
 
-def check_duplicates(lists: Mapping[str, Sequence[str]], items: _Items, spec: DuplicatesCheck) -> CheckResult:
-    bad = []
-    for s, v in lists.items():
-        seen = {items.title.get(s, "")} - {""}
-        for i in v:
-            t = items.title.get(i, "")
-            if t and t in seen:
-                bad.append((s, i))
-                break
-            if t:
-                seen.add(t)
-    value = len(bad) / len(lists) if lists else None
+def _shown_keys(lists: _Lists, n: np.int64) -> np.ndarray:
+    """``seed * n + item`` of every shown pair (known seeds and items)."""
+    a = np.repeat(lists.seed_pos, lists.mat.shape[1])
+    b = lists.mat.ravel()
+    keep = (a >= 0) & (b >= 0)
+    return a[keep] * n + b[keep]
+
+
+def check_duplicates(lists: _Lists, items: _Items, spec: DuplicatesCheck) -> CheckResult:
+    titles = np.concatenate([items.title[lists.seed_pos][:, None], items.title[lists.mat]], axis=1)
+    ordered = np.sort(titles, axis=1)
+    dup = ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(axis=1)
+    bad_rows = np.flatnonzero(dup)
+    examples = []
+    for r in bad_rows[:10]:  # the first item whose title came before (the seed's or an item's)
+        j = next(j for j in range(1, titles.shape[1]) if titles[r, j] >= 0 and titles[r, j] in titles[r, :j])
+        examples.append((lists.seeds[r], lists.item(lists.mat[r, j - 1])))
+    value = len(bad_rows) / len(lists) if len(lists) else None
     return _result(
         "duplicates",
         "Same-title duplicates in a list",
@@ -360,24 +402,30 @@ def check_duplicates(lists: Mapping[str, Sequence[str]], items: _Items, spec: Du
         spec,
         spec.max_share,
         "max",
-        f"{len(bad)} of {len(lists)} lists hold a same-title duplicate",
-        bad,
+        f"{len(bad_rows)} of {len(lists)} lists hold a same-title duplicate",
+        examples,
     )
 
 
-def check_brand_concentration(
-    lists: Mapping[str, Sequence[str]], items: _Items, spec: BrandCheck
-) -> CheckResult:
-    judged, bad = 0, []
-    for s, v in lists.items():
-        brands = [b for b in (items.brand.get(i, "") for i in v) if b]
-        if len(brands) < spec.min_items:
-            continue
-        judged += 1
-        top, n = pd.Series(brands).value_counts().index[0], pd.Series(brands).value_counts().iloc[0]
-        if n / len(brands) > spec.dominance:
-            bad.append((s, top, f"{n}/{len(brands)}"))
-    value = len(bad) / judged if judged else None
+def check_brand_concentration(lists: _Lists, items: _Items, spec: BrandCheck) -> CheckResult:
+    brands = items.brand[lists.mat]
+    branded = (brands >= 0).sum(axis=1)
+    judged = branded >= spec.min_items
+    top = np.zeros(len(lists), dtype=np.int64)
+    rows, cols = np.nonzero(brands >= 0)
+    if len(rows):
+        from scipy import sparse
+
+        counts = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.int64), (rows, brands[rows, cols])),
+            shape=(len(lists), int(brands.max()) + 1),
+        )
+        top = np.asarray(counts.max(axis=1).todense()).ravel()
+    dominated = judged & (top > spec.dominance * np.maximum(branded, 1))
+    bad_rows = np.flatnonzero(dominated)
+    examples = [(lists.seeds[r], f"{top[r]}/{branded[r]}") for r in bad_rows[:10]]
+    n_judged = int(judged.sum())
+    value = len(bad_rows) / n_judged if n_judged else None
     return _result(
         "brand_concentration",
         "Brand concentration",
@@ -385,9 +433,9 @@ def check_brand_concentration(
         spec,
         spec.max_share,
         "max",
-        f"{len(bad)} of {judged} lists (with >= {spec.min_items} branded items) have one brand over "
+        f"{len(bad_rows)} of {n_judged} lists (with >= {spec.min_items} branded items) have one brand over "
         f"{spec.dominance:.0%} of the items",
-        bad,
+        examples,
     )
 
 
@@ -490,16 +538,16 @@ def run_checks(
     (:func:`slice_hit_rates`) the slice check; without them those checks are "n/a".
     """
     t = thresholds or CheckThresholds()
-    top = _top(lists, k)
     items = _Items(catalog)
+    table = _Lists(lists, items, k)
     results = [
-        check_adult(top, items, t.adult),
-        check_asymmetry(top, interactions, t.asymmetry),
-        check_duplicates(top, items, t.duplicates),
-        check_brand_concentration(top, items, t.brand_concentration),
+        check_adult(table, items, t.adult),
+        check_asymmetry(table, items, interactions, t.asymmetry),
+        check_duplicates(table, items, t.duplicates),
+        check_brand_concentration(table, items, t.brand_concentration),
         check_slices(slice_rates, t.slices, k),
     ]
-    return CheckReport(run=run, preset=preset, k=k, n_lists=len(top), results=results)
+    return CheckReport(run=run, preset=preset, k=k, n_lists=len(table), results=results)
 
 
 # -- runs -------------------------------------------------------------------------------------
