@@ -560,7 +560,7 @@ def precompute(
     -------
     dict
         The table's metadata (run, preset name and hash, k, n_items, written_at,
-        location, seconds) and ``checks`` (the checks' report, when they ran).
+        location, seconds) and ``checks`` (the checks' report and their ``seconds``, when they ran).
     """
     from recsys.filters import PresetStore
     from recsys.registry import Registry
@@ -597,7 +597,9 @@ def precompute(
     meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
         table = list(rows())
+        t_checks = time.perf_counter()
         report = _checks(registry, run_id, preset, table, k, checks)
+        checks_s = round(time.perf_counter() - t_checks, 3)
         n = target.write_table(meta, table)
     finally:
         if own_store:
@@ -607,7 +609,7 @@ def precompute(
         "precomputed top-%d of %d items for run %s preset %s in %.1f s", k, n, run_id, preset, seconds
     )
     out = {**meta, "n_items": n, "location": target.location, "seconds": seconds}
-    return out if report is None else {**out, "checks": report.to_dict()}
+    return out if report is None else {**out, "checks": {**report.to_dict(), "seconds": checks_s}}
 
 
 def _checks(registry: Any, run_id: str, preset: str, table: list, k: int, checks: Any) -> Any:
