@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from recsys.cli import demo, evaluate, importing, job, precompute, runs, spark, train, users, vectors
+from recsys.cli import check, demo, evaluate, importing, job, precompute, runs, spark, train, users, vectors
 from recsys.config import ENV_DATA_DIR, data_dir
 from recsys.errors import RecsysError
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (demo, importing, train, evaluate, vectors, runs, precompute, users, spark, job)
+COMMANDS = (demo, importing, train, evaluate, vectors, runs, precompute, check, users, spark, job)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,15 +57,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if args.save:
         reg.update(run_id, metrics=metrics)
+    from recsys.vetting.precision import format_vetted, vetted_for_cli
+
+    vetted = vetted_for_cli(reg, run_id, args.preset, args.k)
     from recsys import tracking
 
     tracking.log_evaluation(meta, metrics, reg.root)
     if args.json:
-        _print_json(
-            {k: v for k, v in metrics.items() if k != "per_category"} if not args.per_category else metrics
-        )
+        shown = metrics if args.per_category else {k: v for k, v in metrics.items() if k != "per_category"}
+        _print_json({**shown, "vetted": vetted})
     else:
         print(format_metrics(metrics))
+        print(format_vetted(vetted))
         if args.per_category:
             for cat, row in metrics.get("per_category", {}).items():
                 print(
@@ -92,4 +95,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--per-category", action="store_true", help="also print the per-category breakdown")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--save", action="store_true", help="store the metrics in run.json")
+    p.add_argument(
+        "--preset", default=None, help="filters of the lists scored on the judged pairs (vetted precision)"
+    )
     p.set_defaults(func=cmd_evaluate)

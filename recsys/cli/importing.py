@@ -17,15 +17,9 @@ from recsys.errors import RecsysError
 
 def cmd_import(args: argparse.Namespace) -> int:
     from recsys.data.adapters import import_dataset
+    from recsys.data.mapping import parse_map_pairs
 
-    mapping = {}
-    for pair in args.map or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise RecsysError(
-                f"--map '{pair}' is not of the form COLUMN=FIELD (e.g. --map SessionId=sequence_id)"
-            )
-        mapping[key] = value
+    mapping = parse_map_pairs(args.map)
     options: dict[str, Any] = {}
     if args.source == "csv":
         options = {

@@ -17,7 +17,12 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
     store = args.redis_url or args.out
     bar = _progress(args, f"precompute {args.preset}")
-    meta = precompute(args.data_dir, args.run, args.preset, k=args.k, store=store, progress=bar)
+    from recsys.checks import load_thresholds
+
+    checks = load_thresholds(args.thresholds, args.data_dir)
+    meta = precompute(
+        args.data_dir, args.run, args.preset, k=args.k, store=store, progress=bar, checks=checks
+    )
     bar.close()
     _print_json({k: v for k, v in meta.items() if k != "config"})
     return 0
@@ -38,4 +43,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--k", type=_int_at_least(1), default=20, help="list length stored per item (default 20)")
     p.add_argument("--redis-url", default=None, help="write to Redis instead, e.g. redis://127.0.0.1:6379/0")
     p.add_argument("--out", default=None, help="SQLite file to write (default <data-dir>/precomputed.sqlite)")
+    p.add_argument(
+        "--thresholds", default=None, metavar="FILE", help="behavioural checks' thresholds (see 'check')"
+    )
     p.set_defaults(func=cmd_precompute)
