@@ -65,6 +65,14 @@ def process_alive(pid: int | None, created: float | None) -> bool:
         return False
 
 
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for a job's process (so it leaves no zombie); quietly, since the app may be stopping."""
+    try:
+        proc.wait()
+    except BaseException:  # noqa: BLE001 - e.g. SystemExit raised into threads by a stopping server
+        pass
+
+
 class Runner(ABC):
     """Starts and stops the jobs of a :class:`~recsys.jobs.store.JobStore`.
 
@@ -128,7 +136,7 @@ class ProcessRunner(Runner):
             f"the job record {job_id}/launch.json",
         )
         # Reap the child when it exits so it does not linger as a zombie.
-        threading.Thread(target=proc.wait, name=f"reap-{job_id}", daemon=True).start()
+        threading.Thread(target=_reap, args=(proc,), name=f"reap-{job_id}", daemon=True).start()
 
     def cancel(self, store: JobStore, job: dict[str, Any], grace: float) -> dict[str, Any]:
         job_id = job["job_id"]
