@@ -63,6 +63,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -477,21 +478,51 @@ class PresetStore:
         config = FilterConfig.from_dict(config, f"preset '{name}'")
         validate_preset_name(name)
         with self._locked():
+            return self._save_locked(name, config)
+
+    def update(
+        self, name: str, change: Callable[[FilterConfig | None], FilterConfig]
+    ) -> tuple[int | None, int]:
+        """Save ``change(latest config or None)`` as the next version, read and written under
+        the lock (two editors adding a rule at once both keep theirs).
+
+        Returns
+        -------
+        (version before or None for a new preset, version after)
+        """
+        validate_preset_name(name)
+        with self._locked():
             path = self._path(name)
-            data = self._read(name) if path.exists() else {"name": name, "versions": []}
-            versions = data["versions"]
-            if versions and versions[-1].get("hash") == config.config_hash():
-                return int(versions[-1]["version"])
-            number = int(versions[-1]["version"]) + 1 if versions else 1
-            versions.append(
-                {
-                    "version": number,
-                    "hash": config.config_hash(),
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "filters": config.canonical(),
-                }
+            before = int(self._read(name)["versions"][-1]["version"]) if path.exists() else None
+            return before, self._save_locked(name, change)
+
+    def _save_locked(
+        self, name: str, change: Callable[[FilterConfig | None], FilterConfig] | FilterConfig
+    ) -> int:
+        """Append a version (the caller holds the lock); ``change`` is the config or a function
+        of the latest one."""
+        path = self._path(name)
+        data = self._read(name) if path.exists() else {"name": name, "versions": []}
+        versions = data["versions"]
+        if callable(change):
+            old = (
+                FilterConfig.from_dict(versions[-1].get("filters"), f"preset '{name}'") if versions else None
             )
-            self._write(name, data)
+            config = FilterConfig.from_dict(change(old), f"preset '{name}'")
+        else:
+            config = change
+        if versions and versions[-1].get("hash") == config.config_hash():
+            return int(versions[-1]["version"])
+        number = int(versions[-1]["version"]) + 1 if versions else 1
+        versions.append(
+            {
+                "version": number,
+                "hash": config.config_hash(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "filters": config.canonical(),
+            }
+        )
+        self._write(name, data)
         logger.info("saved preset %s version %d", name, number)
         return number
 
