@@ -1,0 +1,127 @@
+/* Vetting page (pages/vetting.py): keyboard shortcuts and the clientside callbacks behind them.
+ *
+ * A document keydown listener (active only while the page's #vetting-pairs is shown, and not
+ * while typing in a field or with a dialog open) and a click listener on the thumbs buttons
+ * put {key, index?, t} into the dcc.Store "vetting-key"; dash_clientside.vetting.on_key turns
+ * that into a cursor move or a judgment appended to the "vetting-outbox" store, which the
+ * server stores (pages.vetting.store_judgments) and acknowledges by "t".
+ *
+ * Keys: j / ArrowDown next pair, k / ArrowUp previous pair, 1 thumbs up, 2 thumbs down (the
+ * reason chosen on the card, "other" by default), 3-9 thumbs down with a reason:
+ * 3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch,
+ * 8 duplicate, 9 other. After a judgment the focus moves on to the next pair.
+ */
+(function () {
+  "use strict";
+  var REASONS = ["wrong_category", "wrong_gender", "adult_or_unsafe", "brand_clash",
+                 "price_mismatch", "duplicate", "other"];
+  var KEY_RE = /^(?:[jk1-9]|ArrowDown|ArrowUp)$/;
+  var counter = 0;
+
+  function send(payload) {
+    var dc = window.dash_clientside;
+    if (!dc || !dc.set_props) { return; }
+    counter += 1;
+    payload.t = Date.now() + "-" + counter;
+    dc.set_props("vetting-key", {data: payload});
+  }
+
+  function pairEl(index) {
+    return document.querySelector('.vet-pair[data-index="' + index + '"]');
+  }
+
+  function focusPair(index) {
+    var old = document.querySelectorAll(".vet-pair.vet-focused");
+    for (var i = 0; i < old.length; i++) { old[i].classList.remove("vet-focused"); }
+    var el = pairEl(index);
+    if (el) {
+      el.classList.add("vet-focused");
+      if (el.scrollIntoView) { el.scrollIntoView({block: "nearest"}); }
+    }
+  }
+
+  function mark(el, verdict, reason) {
+    if (!el) { return; }
+    el.classList.remove("vet-up", "vet-down");
+    el.classList.add(verdict > 0 ? "vet-up" : "vet-down");
+    el.setAttribute("data-verdict", verdict > 0 ? "up" : "down");
+    var tag = el.querySelector(".vet-verdict");
+    if (tag) { tag.textContent = verdict > 0 ? "👍" : "👎 " + String(reason).replace(/_/g, " "); }
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (!document.getElementById("vetting-pairs")) { return; }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) { return; }
+    var t = ev.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) { return; }
+    if (document.querySelector(".modal.show")) { return; }
+    if (!KEY_RE.test(ev.key)) { return; }
+    ev.preventDefault();
+    send({key: ev.key});
+  });
+
+  document.addEventListener("click", function (ev) {
+    if (!ev.target || !ev.target.closest) { return; }
+    var pair = ev.target.closest(".vet-pair[data-index]");
+    if (!pair) { return; }
+    var index = parseInt(pair.getAttribute("data-index"), 10);
+    var vote = ev.target.closest("[data-vote]");
+    if (vote) {
+      send({key: vote.getAttribute("data-vote") === "up" ? "1" : "2", index: index});
+    } else if (!ev.target.closest("select, input, button, a")) {
+      send({key: "focus", index: index});
+    }
+  });
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    vetting: {
+      /* vetting-key -> [cursor, group, outbox] */
+      on_key: function (ev, queue, cursor, group, outbox) {
+        var nu = window.dash_clientside.no_update;
+        if (!ev || !queue || !queue.pairs || !queue.pairs.length) { return [nu, nu, nu]; }
+        var pairs = queue.pairs, n = pairs.length;
+        var i = typeof ev.index === "number" ? ev.index : (cursor || 0);
+        i = Math.max(0, Math.min(n - 1, i));
+        var next = i, out = nu, key = ev.key;
+        if (key === "j" || key === "ArrowDown") {
+          next = Math.min(n - 1, i + 1);
+        } else if (key === "k" || key === "ArrowUp") {
+          next = Math.max(0, i - 1);
+        } else if (/^[1-9]$/.test(key)) {
+          var up = key === "1", reason = null, el = pairEl(i);
+          if (!up) {
+            if (key === "2") {
+              var sel = el && el.querySelector("select.vet-reason");
+              reason = (sel && sel.value) || "other";
+            } else {
+              reason = REASONS[parseInt(key, 10) - 3];
+            }
+          }
+          var noteEl = el && el.querySelector("input.vet-note");
+          var p = pairs[i];
+          out = (outbox || []).concat([{
+            t: ev.t, dataset: queue.dataset, run: queue.run, preset: queue.preset,
+            seed: p.seed, item_id: p.item_id, position: p.position,
+            verdict: up ? 1 : -1, reason: reason, note: noteEl ? noteEl.value : ""
+          }]);
+          mark(el, up ? 1 : -1, reason);
+          next = Math.min(n - 1, i + 1);
+        }
+        focusPair(next);
+        var g = pairs[next].g;
+        return [next, g === group ? nu : g, out];
+      },
+      /* vetting-acked -> outbox without the stored judgments */
+      drop_acked: function (acked, outbox) {
+        if (!acked || !acked.length) { return window.dash_clientside.no_update; }
+        var done = new Set(acked);
+        return (outbox || []).filter(function (o) { return !done.has(o.t); });
+      },
+      /* after a seed's pairs are drawn: focus the cursor's pair */
+      refocus: function (_children, cursor) {
+        focusPair(cursor || 0);
+        return window.dash_clientside.no_update;
+      }
+    }
+  });
+})();
