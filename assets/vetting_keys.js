@@ -9,7 +9,8 @@
  * Keys: j / ArrowDown next pair, k / ArrowUp previous pair, 1 thumbs up, 2 thumbs down (the
  * reason chosen on the card, "other" by default), 3-9 thumbs down with a reason:
  * 3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch,
- * 8 duplicate, 9 other. After a judgment the focus moves on to the next pair.
+ * 8 duplicate, 9 other. After a judgment the focus moves on to the next pair. Viewers (the shell's
+ * role-viewer class) can move but not judge.
  */
 (function () {
   "use strict";
@@ -87,7 +88,7 @@
           next = Math.min(n - 1, i + 1);
         } else if (key === "k" || key === "ArrowUp") {
           next = Math.max(0, i - 1);
-        } else if (/^[1-9]$/.test(key)) {
+        } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer")) {
           var up = key === "1", reason = null, el = pairEl(i);
           if (!up) {
             if (key === "2") {
@@ -102,7 +103,8 @@
           out = (outbox || []).concat([{
             t: ev.t, dataset: queue.dataset, run: queue.run, preset: queue.preset,
             seed: p.seed, item_id: p.item_id, position: p.position,
-            verdict: up ? 1 : -1, reason: reason, note: noteEl ? noteEl.value : ""
+            verdict: up ? 1 : -1, reason: reason, note: noteEl ? noteEl.value : "",
+            at: new Date().toISOString()  /* orders this user's re-judgments whatever order requests land in */
           }]);
           mark(el, up ? 1 : -1, reason);
           next = Math.min(n - 1, i + 1);

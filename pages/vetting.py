@@ -304,11 +304,26 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
     )
 
 
+def judged_at(value: Any) -> str:
+    """The browser's time of a judgment when it is a sane ISO time within a day of the server's
+    (it orders one user's re-judgments whatever order their requests land in), else now."""
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return now.isoformat()
+    if when.tzinfo is None or abs(when - now) > timedelta(days=1):
+        return now.isoformat()
+    return when.isoformat()
+
+
 def store_outbox(outbox: list[dict[str, Any]], user: str) -> tuple[list[str], list[str]]:
     """Store the browser's pending judgments as ``user``; (acknowledged ``t``s, problems).
 
     A judgment that cannot be stored is acknowledged too (with its problem), so it is not
-    sent again and again; one the store refused for being busy is not, so it is retried.
+    sent again and again. A judgment sent twice (its request was superseded) is stored once.
     """
     store = judgment_store()
     acked, problems = [], []
@@ -320,7 +335,7 @@ def store_outbox(outbox: list[dict[str, Any]], user: str) -> tuple[list[str], li
             for k in ("dataset", "run", "preset", "seed", "item_id", "position", "verdict", "reason", "note")
         }
         try:
-            store.judge(**fields, user=user)
+            store.judge(**fields, user=user, at=judged_at(entry.get("at")))
         except JudgmentError as exc:
             problems.append(str(exc))
         acked.append(entry["t"])
