@@ -209,3 +209,30 @@ def test_models_are_frozen_and_strict():
         PairBan(seed="B", item_id="A", one_way=True).key()
         != PairBan(seed="A", item_id="B", one_way=True).key()
     )
+
+
+def test_rules_round_trip_through_the_rest_api(tmp_path):
+    import flask
+
+    from recsys.serving import register_api
+
+    app = flask.Flask("test-merch-api")
+    register_api(app, tmp_path, token="")
+    client = app.test_client()
+    body = {"config": {"same_gender": True, **RULES}}
+    resp = client.put("/api/v1/presets/merch", json=body)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    got = client.get("/api/v1/presets/merch").get_json()
+    assert FilterConfig.from_dict(got["config"]) == FilterConfig.from_dict(body["config"])
+    assert got["config"]["pins"][0] == {
+        "seed": "P000123",
+        "category": None,
+        "item_id": "P000456",
+        "position": 1,
+    }
+    bad = client.put(
+        "/api/v1/presets/merch", json={"config": {"pins": [{"seed": "P1", "item_id": "P2", "position": 0}]}}
+    )
+    assert bad.status_code == 400 and "pins.0.position" in bad.get_json()["error"]["message"]
+    assert bad.get_json()["error"].get("field") == "pins"
+    assert [h["version"] for h in PresetStore(tmp_path).history("merch")] == [1]
