@@ -224,12 +224,12 @@ def test_rules_round_trip_through_the_rest_api(tmp_path):
     assert resp.status_code == 201, resp.get_data(as_text=True)
     got = client.get("/api/v1/presets/merch").get_json()
     assert FilterConfig.from_dict(got["config"]) == FilterConfig.from_dict(body["config"])
-    assert got["config"]["pins"][0] == {
+    assert {
         "seed": "P000123",
         "category": None,
         "item_id": "P000456",
         "position": 1,
-    }
+    } in got["config"]["pins"]
     bad = client.put(
         "/api/v1/presets/merch", json={"config": {"pins": [{"seed": "P1", "item_id": "P2", "position": 0}]}}
     )
