@@ -233,6 +233,6 @@ def test_rules_round_trip_through_the_rest_api(tmp_path):
     bad = client.put(
         "/api/v1/presets/merch", json={"config": {"pins": [{"seed": "P1", "item_id": "P2", "position": 0}]}}
     )
-    assert bad.status_code == 400 and "pins.0.position" in bad.get_json()["error"]["message"]
+    assert bad.status_code == 422 and "pins.0.position" in bad.get_json()["error"]["message"]
     assert bad.get_json()["error"].get("field") == "pins"
     assert [h["version"] for h in PresetStore(tmp_path).history("merch")] == [1]
