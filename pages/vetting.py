@@ -343,6 +343,12 @@ def store_outbox(outbox: list[dict[str, Any]], user: str) -> tuple[list[str], li
 
 
 # -- layout ---------------------------------------------------------------------------------
+def _number(ident: str, value: int, most: int) -> dcc.Input:
+    return dcc.Input(
+        id=ident, type="number", min=1, max=most, value=value, className="form-control form-control-sm"
+    )
+
+
 def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
     """The Vetting page (``?run=`` and ``?preset=`` pick them)."""
     header = page_header(
@@ -412,30 +418,8 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
                 ),
                 dbc.Row(
                     [
-                        labelled_col(
-                            "Seeds",
-                            dcc.Input(
-                                id=N_SEEDS,
-                                type="number",
-                                min=1,
-                                max=2000,
-                                value=20,
-                                className="form-control form-control-sm",
-                            ),
-                            width=6,
-                        ),
-                        labelled_col(
-                            "Per leaf",
-                            dcc.Input(
-                                id=PER_CATEGORY,
-                                type="number",
-                                min=1,
-                                max=100,
-                                value=2,
-                                className="form-control form-control-sm",
-                            ),
-                            width=6,
-                        ),
+                        labelled_col("Seeds", _number(N_SEEDS, 20, 2000), width=6),
+                        labelled_col("Per leaf", _number(PER_CATEGORY, 2, 100), width=6),
                     ],
                     className="g-2 mt-1",
                 ),
