@@ -132,7 +132,7 @@ def queue_options(run: str | None, preset: str | None) -> tuple[list[dict[str, s
     """(options, newest) of the saved queues of a run + preset."""
     if not run:
         return [], None
-    found = judgment_store().queues(run=run, preset=preset or None)
+    found = judgment_store().queues(run=run, preset=preset or "")
     opts = [
         {
             "label": f"{q['created'][:16].replace('T', ' ')} · {MODES.get(q['spec'].get('mode'), '?')} · "

@@ -295,14 +295,16 @@ class JudgmentStore:
             if value is not None:
                 where.append(f"{name} = ?")
                 args.append(value)
-        if preset is not False:  # False: any preset; None / "": the run without a preset
+        if preset is not None:  # None: any preset; "": the run's lists without a preset
             where.append("preset = ?")
             args.append(preset or "")
         sql = "SELECT * FROM judgments" + (" WHERE " + " AND ".join(where) if where else "")
         return sql + " ORDER BY at, dataset, run, preset, seed, item_id, user", args
 
-    def rows(self, dataset: str | None = None, run: str | None = None, preset: Any = False) -> list[dict]:
-        """Judgments as dicts (COLUMNS), oldest first; ``preset=False`` (default) means any preset."""
+    def rows(
+        self, dataset: str | None = None, run: str | None = None, preset: str | None = None
+    ) -> list[dict]:
+        """Judgments as dicts (COLUMNS), oldest first (filters as :meth:`frame`)."""
         sql, args = self._select(dataset, run, preset)
         with self._connect() as con:
             out = [dict(r) for r in con.execute(sql, args)]
@@ -311,11 +313,11 @@ class JudgmentStore:
             r["reason"] = r["reason"] or None
         return out
 
-    def frame(self, dataset: str | None = None, run: str | None = None, preset: Any = False) -> Any:
+    def frame(self, dataset: str | None = None, run: str | None = None, preset: str | None = None) -> Any:
         """Judgments as a pandas DataFrame with :data:`COLUMNS` (see the module docstring).
 
-        ``dataset`` / ``run`` None mean any; ``preset`` False (default) means any preset, None
-        the run's lists without a preset, a name that preset.
+        ``dataset`` / ``run`` / ``preset`` None mean any; ``preset=""`` selects the run's lists
+        without a preset, a name that preset.
         """
         import pandas as pd
 
@@ -327,7 +329,8 @@ class JudgmentStore:
         return df
 
     def judged(self, *, dataset: str, run: str, preset: str | None, user: str | None = None) -> dict:
-        """``{(seed, item_id): verdict}`` of one run + preset (one user's when given, else the latest)."""
+        """``{(seed, item_id): (verdict, reason)}`` of one run + preset (None: without a preset);
+        one user's when given, else the latest judgment of each pair."""
         sql = "SELECT seed, item_id, verdict, reason FROM judgments WHERE dataset=? AND run=? AND preset=?"
         args: list[Any] = [dataset, run, preset or ""]
         if user is not None:
@@ -340,7 +343,9 @@ class JudgmentStore:
             }
 
     # -- CSV ------------------------------------------------------------------------------
-    def export_csv(self, dataset: str | None = None, run: str | None = None, preset: Any = False) -> str:
+    def export_csv(
+        self, dataset: str | None = None, run: str | None = None, preset: str | None = None
+    ) -> str:
         """The judgments as CSV text (header :data:`COLUMNS`), oldest first."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
@@ -448,7 +453,9 @@ class JudgmentStore:
         out["spec"], out["pairs"] = json.loads(out["spec"]), json.loads(out["pairs"])
         return out
 
-    def queues(self, dataset: str | None = None, run: str | None = None, preset: Any = False) -> list[dict]:
+    def queues(
+        self, dataset: str | None = None, run: str | None = None, preset: str | None = None
+    ) -> list[dict]:
         """``[{id, dataset, run, preset, created, user, spec, n_pairs}]``, newest first."""
         sql, args = "SELECT id, dataset, run, preset, created, user, spec, pairs FROM queues", []
         where = []
@@ -456,7 +463,7 @@ class JudgmentStore:
             if value is not None:
                 where.append(f"{name} = ?")
                 args.append(value)
-        if preset is not False:
+        if preset is not None:
             where.append("preset = ?")
             args.append(preset or "")
         if where:

@@ -84,7 +84,7 @@ def test_queue_judge_and_progress(vetting, data):
     ]
     acked, rev, status = vetting.store_judgments(outbox, 4)
     assert acked == ["1", "2", "3"] and rev == 5 and "verdict 7" in text_of(status)
-    df = JudgmentStore(data["root"]).frame(run=run, preset=None)
+    df = JudgmentStore(data["root"]).frame(run=run, preset="")
     assert sorted(df["verdict"].tolist()) == [-1, 1] and set(df["user"]) == {"local"}
 
     # reopening the queue starts at the first pair not judged; the marks and progress show them

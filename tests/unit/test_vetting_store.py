@@ -86,7 +86,7 @@ def test_filters_by_dataset_run_and_preset(tmp_path):
     store.judge(dataset="demo", run="r1", preset=None, seed="A", item_id="B", verdict=1, user="u")
     store.judge(dataset="demo", run="r1", preset="p", seed="A", item_id="C", verdict=1, user="u")
     store.judge(dataset="demo", run="r2", preset="p", seed="A", item_id="D", verdict=1, user="u")
-    assert store.frame(run="r1", preset=None)["item_id"].tolist() == ["B"]
+    assert store.frame(run="r1", preset="")["item_id"].tolist() == ["B"]
     assert store.frame(run="r1")["item_id"].tolist() == ["B", "C"]
     assert store.frame(preset="p")["item_id"].tolist() == ["C", "D"]
     assert store.frame(dataset="other").empty and list(store.frame(dataset="other").columns) == list(COLUMNS)
@@ -239,7 +239,7 @@ def test_queue_is_saved_and_progress_is_counted_per_category(tmp_path):
     )
     assert store.queue(qid)["pairs"] == pairs and store.queue("nope") is None
     assert [q["id"] for q in store.queues(run="r1", preset="p")] == [qid]
-    assert store.queues(run="r1", preset=None) == []
+    assert store.queues(run="r1", preset="") == []
     store.judge(**BASE, seed="A", item_id="B", verdict=1, user="ann")
     store.judge(**BASE, seed="D", item_id="E", verdict=-1, user="ann")
     progress = queue_progress(pairs, store.judged(dataset="demo", run="r1", preset="p"))
