@@ -9,7 +9,8 @@
  * Keys: j / ArrowDown next pair, k / ArrowUp previous pair, 1 thumbs up, 2 thumbs down (the
  * reason chosen on the card, "other" by default), 3-9 thumbs down with a reason:
  * 3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch,
- * 8 duplicate, 9 other. After a judgment the focus moves on to the next pair. Viewers (the shell's
+ * 8 duplicate, 9 other. After a judgment the focus moves on to the next pair; r opens the
+ * focused pair's "Rule…" dialog. Viewers (the shell's
  * role-viewer class) can move but not judge.
  */
 (function () {
@@ -56,6 +57,11 @@
     var t = ev.target;
     if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) { return; }
     if (document.querySelector(".modal.show")) { return; }
+    if (ev.key === "r") {  /* the focused pair's "Rule…" dialog */
+      var rule = document.querySelector(".vet-pair.vet-focused button[id*='vetting-propose']");
+      if (rule) { ev.preventDefault(); rule.click(); }
+      return;
+    }
     if (!KEY_RE.test(ev.key)) { return; }
     ev.preventDefault();
     send({key: ev.key});

@@ -75,11 +75,21 @@ def test_judge_five_pairs_by_keyboard_and_turn_one_into_a_rule(dash_duo, dash_ap
     # k goes back; the thumbs-down of pair 2 ("other") becomes a do-not-associate rule
     _keys(dash_duo, "k")
     wait_until(lambda: _focused(dash_duo) == 5, what="k moving back")
+    # the Rule… button of pair 2 by mouse; "r" opens the focused pair's dialog
+    _keys(dash_duo, "r")
+    dash_duo.wait_for_contains_text("#vetting-rule-choice", "Never show", timeout=10)
+    assert pairs[5]["item_id"] in dash_duo.find_element("#vetting-rule-choice").text
+    dash_duo.find_element("#vetting-rule-cancel").click()
+    wait_until(lambda: not dash_duo.find_elements(".modal.show"), what="the dialog closed")
     rule = dash_duo.find_element('.vet-pair[data-index="1"] button[id*="vetting-propose"]')
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", rule)
     rule.click()
     dash_duo.wait_for_element("#vetting-rule-modal", timeout=10)
-    dash_duo.wait_for_contains_text("#vetting-rule-choice", "Never show", timeout=10)
+    wait_until(
+        lambda: pairs[1]["item_id"] in dash_duo.find_element("#vetting-rule-choice").text,
+        timeout=10,
+        what="the dialog proposing a rule for pair 2",
+    )
     assert dash_duo.find_element("#vetting-rule-preset").get_attribute("value") == "mid"
     dash_duo.find_element("#vetting-rule-confirm").click()
     dash_duo.wait_for_contains_text("#vetting-rule-message", "is now version 2 (was 1)", timeout=15)
