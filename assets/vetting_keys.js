@@ -20,12 +20,21 @@
   var KEY_RE = /^(?:[jk1-9]|ArrowDown|ArrowUp)$/;
   var counter = 0;
 
+  /* Key events wait here until on_key takes them: Dash may run one callback for several quick
+   * changes of "vetting-key", so the store only says "there is something new". The cursor and
+   * the outbox of judgments not yet stored are kept here too (their stores mirror them), so a
+   * callback run never works on a value an earlier run has not yet written back. */
+  var pending = [];
+  var outbox = [];
+  var cursorOf = {loaded: null, index: 0};
+
   function send(payload) {
     var dc = window.dash_clientside;
     if (!dc || !dc.set_props) { return; }
     counter += 1;
     payload.t = Date.now() + "-" + counter;
-    dc.set_props("vetting-key", {data: payload});
+    pending.push(payload);
+    dc.set_props("vetting-key", {data: counter});
   }
 
   function pairEl(index) {
@@ -48,7 +57,7 @@
     el.classList.add(verdict > 0 ? "vet-up" : "vet-down");
     el.setAttribute("data-verdict", verdict > 0 ? "up" : "down");
     var tag = el.querySelector(".vet-verdict");
-    if (tag) { tag.textContent = verdict > 0 ? "👍" : "👎 " + String(reason).replace(/_/g, " "); }
+    if (tag) { tag.textContent = verdict > 0 ? "✓ good" : "✗ " + String(reason).replace(/_/g, " "); }
   }
 
   document.addEventListener("keydown", function (ev) {
@@ -82,48 +91,56 @@
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     vetting: {
-      /* vetting-key -> [cursor, group, outbox] */
-      on_key: function (ev, queue, cursor, group, outbox) {
+      /* vetting-key -> [cursor, group, outbox]: every waiting key event, in order */
+      on_key: function (_tick, queue, cursor, group) {
         var nu = window.dash_clientside.no_update;
-        if (!ev || !queue || !queue.pairs || !queue.pairs.length) { return [nu, nu, nu]; }
-        var pairs = queue.pairs, n = pairs.length;
-        var i = typeof ev.index === "number" ? ev.index : (cursor || 0);
-        i = Math.max(0, Math.min(n - 1, i));
-        var next = i, out = nu, key = ev.key;
-        if (key === "j" || key === "ArrowDown") {
-          next = Math.min(n - 1, i + 1);
-        } else if (key === "k" || key === "ArrowUp") {
-          next = Math.max(0, i - 1);
-        } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer")) {
-          var up = key === "1", reason = null, el = pairEl(i);
-          if (!up) {
-            if (key === "2") {
-              var sel = el && el.querySelector("select.vet-reason");
-              reason = (sel && sel.value) || "other";
-            } else {
-              reason = REASONS[parseInt(key, 10) - 3];
+        var events = pending.splice(0, pending.length);
+        if (!events.length || !queue || !queue.pairs || !queue.pairs.length) { return [nu, nu, nu]; }
+        var pairs = queue.pairs, n = pairs.length, judged = false;
+        if (cursorOf.loaded !== queue.loaded) { cursorOf = {loaded: queue.loaded, index: cursor || 0}; }
+        var next = cursorOf.index;
+        events.forEach(function (ev) {
+          var i = Math.max(0, Math.min(n - 1, typeof ev.index === "number" ? ev.index : next));
+          var key = ev.key;
+          next = i;
+          if (key === "j" || key === "ArrowDown") {
+            next = Math.min(n - 1, i + 1);
+          } else if (key === "k" || key === "ArrowUp") {
+            next = Math.max(0, i - 1);
+          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer")) {
+            var up = key === "1", reason = null, el = pairEl(i);
+            if (!up) {
+              if (key === "2") {
+                var sel = el && el.querySelector("select.vet-reason");
+                reason = (sel && sel.value) || "other";
+              } else {
+                reason = REASONS[parseInt(key, 10) - 3];
+              }
             }
+            var noteEl = el && el.querySelector("input.vet-note");
+            var p = pairs[i];
+            outbox.push({
+              t: ev.t, dataset: queue.dataset, run: queue.run, preset: queue.preset,
+              seed: p.seed, item_id: p.item_id, position: p.position,
+              verdict: up ? 1 : -1, reason: reason, note: noteEl ? noteEl.value : "",
+              at: new Date().toISOString()  /* orders this user's re-judgments whatever order requests land in */
+            });
+            judged = true;
+            mark(el, up ? 1 : -1, reason);
+            next = Math.min(n - 1, i + 1);
           }
-          var noteEl = el && el.querySelector("input.vet-note");
-          var p = pairs[i];
-          out = (outbox || []).concat([{
-            t: ev.t, dataset: queue.dataset, run: queue.run, preset: queue.preset,
-            seed: p.seed, item_id: p.item_id, position: p.position,
-            verdict: up ? 1 : -1, reason: reason, note: noteEl ? noteEl.value : "",
-            at: new Date().toISOString()  /* orders this user's re-judgments whatever order requests land in */
-          }]);
-          mark(el, up ? 1 : -1, reason);
-          next = Math.min(n - 1, i + 1);
-        }
+        });
+        cursorOf.index = next;
         focusPair(next);
         var g = pairs[next].g;
-        return [next, g === group ? nu : g, out];
+        return [next, g === group ? nu : g, judged ? outbox.slice() : nu];
       },
-      /* vetting-acked -> outbox without the stored judgments */
-      drop_acked: function (acked, outbox) {
+      /* vetting-acked -> the outbox without the stored judgments */
+      drop_acked: function (acked) {
         if (!acked || !acked.length) { return window.dash_clientside.no_update; }
         var done = new Set(acked);
-        return (outbox || []).filter(function (o) { return !done.has(o.t); });
+        outbox = outbox.filter(function (o) { return !done.has(o.t); });
+        return outbox.slice();
       },
       /* after a seed's pairs are drawn: focus the cursor's pair */
       refocus: function (_children, cursor) {

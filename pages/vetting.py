@@ -52,6 +52,7 @@ from recsys.vetting.store import (
     JudgmentError,
     JudgmentStore,
     current_user,
+    now_iso,
     queue_progress,
 )
 
@@ -145,22 +146,17 @@ def queue_options(run: str | None, preset: str | None) -> tuple[list[dict[str, s
 
 
 def queue_browser_data(queue: dict[str, Any]) -> dict[str, Any]:
-    """What the browser keeps of a queue: its run + preset and the pairs with their seed group."""
+    """What the browser keeps of a queue: its run + preset and the pairs (with the seed's
+    category, for progress) and their seed group ``g``."""
     groups: dict[str, int] = {}
     pairs = []
     for p in queue["pairs"]:
         g = groups.setdefault(p["seed"], len(groups))
-        pairs.append(
-            {
-                "seed": p["seed"],
-                "item_id": p["item_id"],
-                "position": p["position"],
-                "score": p.get("score"),
-                "g": g,
-            }
-        )
+        keep = ("seed", "item_id", "position", "score", "category")
+        pairs.append({**{k: p.get(k) for k in keep}, "g": g})
     return {
         "id": queue["id"],
+        "loaded": now_iso(),  # a new cursor for each load (the browser keeps its own until then)
         "dataset": queue["dataset"],
         "run": queue["run"],
         "preset": queue["preset"],
@@ -216,13 +212,13 @@ def pair_controls(index: int) -> html.Div:
     return html.Div(
         [
             html.Button(
-                "👍",
+                "✓ good",
                 className="btn btn-sm btn-outline-success editor-only",
                 title="thumbs up (1)",
                 **{"data-vote": "up"},
             ),
             html.Button(
-                "👎",
+                "✗ bad",
                 className="btn btn-sm btn-outline-danger editor-only",
                 title="thumbs down (2)",
                 **{"data-vote": "down"},
@@ -267,7 +263,13 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
         row = rows.get(pos, {"item_id": p["item_id"], "title": f"{p['item_id']} (no longer in the run)"})
         verdict, reason = judged.get((p["seed"], p["item_id"]), (None, None))
         state = {1: " vet-up", -1: " vet-down"}.get(verdict, "")
-        tag = "👍" if verdict == 1 else f"👎 {(reason or 'other').replace('_', ' ')}" if verdict == -1 else ""
+        tag = (
+            "✓ good"
+            if verdict == 1
+            else f"✗ {(reason or 'other').replace('_', ' ')}"
+            if verdict == -1
+            else ""
+        )
         cards.append(
             html.Div(
                 [
@@ -702,14 +704,12 @@ clientside_callback(
     State(QUEUE_DATA, "data"),
     State(CURSOR, "data"),
     State(GROUP, "data"),
-    State(OUTBOX, "data"),
     prevent_initial_call=True,
 )
 clientside_callback(
     ClientsideFunction("vetting", "drop_acked"),
     Output(OUTBOX, "data", allow_duplicate=True),
     Input(ACKED, "data"),
-    State(OUTBOX, "data"),
     prevent_initial_call=True,
 )
 clientside_callback(

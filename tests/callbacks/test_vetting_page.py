@@ -94,6 +94,8 @@ def test_queue_judge_and_progress(vetting, data):
     progress = vetting.show_progress(queue, 5)
     total = find(progress, lambda c: getattr(c, "id", None) == "vetting-progress-total")[0]
     assert (getattr(total, "data-done"), getattr(total, "data-total")) == (2, 15)
+    cats = {str(p["category"]) for p in queue["pairs"]}
+    assert "(no category)" not in cats and all(c in text_of(progress) for c in cats)
 
 
 def test_pasted_queue_reports_unknown_ids_and_an_empty_one_is_refused(vetting, data):

@@ -12,8 +12,8 @@ from tests.integration._browser import run_ids, wait_until
 
 
 def _keys(dash_duo, *keys: str) -> None:
-    for key in keys:
-        ActionChains(dash_duo.driver).send_keys(key).perform()
+    """Real key events, back to back as a fast typist sends them (one WebDriver action chain)."""
+    ActionChains(dash_duo.driver).send_keys(*keys).perform()
 
 
 def _focused(dash_duo) -> int | None:
