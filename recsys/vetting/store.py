@@ -108,6 +108,18 @@ WHERE excluded.at > judgments.at
 """
 
 
+#: path -> (inode, device) of judgment files whose schema is in place
+_ready: dict[str, tuple[int, int] | None] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_dev)
+
+
 class JudgmentError(RecsysError):
     """A judgment, CSV row or queue that cannot be stored; the message says what and where."""
 
@@ -229,9 +241,12 @@ class JudgmentStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / "judgments.sqlite"
         self.timeout = timeout
-        with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
+        stamp = _stamp(self.path)
+        if _ready.get(str(self.path)) != stamp or stamp is None:  # once per file (page callbacks open many)
+            with self._connect() as con:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(_SCHEMA)
+            _ready[str(self.path)] = _stamp(self.path)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
