@@ -43,7 +43,13 @@ from components.common import data_registry, run_searcher
 from components.item_card import card_rows, item_card
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.pickers import embedding_runs, run_options
-from components.vetting_panels import checks_panel, precision_panel
+from components.vetting_panels import (
+    VETTING_JUDGED_REV,
+    VETTING_PRESET,
+    VETTING_RUN,
+    checks_panel,
+    precision_panel,
+)
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
@@ -63,9 +69,7 @@ dash.register_page(__name__, path="/vetting", title="RecSys Lab · Vetting", nam
 
 # ids (the contract with the vetting panels of components/vetting_panels.py: run, preset, rev)
 DATASET = "vetting-dataset"
-RUN = "vetting-run"
-PRESET = "vetting-preset"
-JUDGED_REV = "vetting-judged-rev"
+RUN, PRESET, JUDGED_REV = VETTING_RUN, VETTING_PRESET, VETTING_JUDGED_REV  # the ids the panels read
 K = "vetting-k"
 MODE = "vetting-mode"
 N_SEEDS = "vetting-n"
@@ -524,7 +528,9 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
                             html.Div(id=STATUS),
                             html.Div(id=RULE_MESSAGE),
                             dcc.Loading(html.Div(id=PAIRS, className="vet-pairs"), delay_show=400),
-                            html.Div([precision_panel(), checks_panel()], id="vetting-panels", className="mt-4"),
+                            html.Div(
+                                [precision_panel(), checks_panel()], id="vetting-panels", className="mt-4"
+                            ),
                         ],
                         lg=9,
                     ),
