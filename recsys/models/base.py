@@ -28,6 +28,7 @@ import numpy as np
 
 from recsys.config import Progress
 from recsys.errors import ModelFitError, UnknownItemError
+from recsys.models.params import Param, check_params
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,11 @@ class ItemModel(ABC):
     """Base class of every model family.
 
     Subclasses set ``family`` (the registry key, e.g. ``"prod2vec"``) and
-    ``default_params`` (name -> default value; these are the only accepted
-    keyword arguments).
+    ``param_specs`` (name -> :class:`~recsys.models.params.Param`: kind, range,
+    default; these are the only accepted keyword arguments). ``default_params``
+    and ``param_choices`` are derived from it. ``fit`` calls :meth:`_validate`,
+    which checks every parameter against its spec, then the family's
+    :meth:`_check_together` (rules tying parameters together).
 
     Fitted attributes
     -----------------
@@ -54,19 +58,49 @@ class ItemModel(ABC):
 
     family: ClassVar[str] = ""
     is_embedding: ClassVar[bool] = False
+    #: name -> kind, allowed range or values, default: the one declaration of the parameters
+    param_specs: ClassVar[dict[str, Param]] = {}
+    #: name -> default value (derived from ``param_specs``)
     default_params: ClassVar[dict[str, Any]] = {}
     #: parameter name -> the values it accepts, for parameters that take one of a few
-    #: strings (forms offer them as a list)
+    #: strings (forms offer them as a list; derived from ``param_specs``)
     param_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "param_specs" in cls.__dict__:
+            specs = cls.param_specs
+            cls.default_params = {name: spec.default for name, spec in specs.items()}
+            cls.param_choices = {
+                name: tuple(c for c in spec.choices if isinstance(c, str))
+                for name, spec in specs.items()
+                if spec.kind == "choice" and isinstance(spec.default, str)
+            }
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.default_params))
         if unknown:
             allowed = ", ".join(sorted(self.default_params)) or "none"
             raise ModelFitError(
-                f"{type(self).__name__}: unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}"
+                f"{self.family or type(self).__name__}: unknown parameter(s) {', '.join(unknown)}; "
+                f"allowed: {allowed}"
             )
         self.params: dict[str, Any] = {**self.default_params, **params}
+
+    def _validate(self) -> dict[str, Any]:
+        """The parameters checked against ``param_specs`` (values as the family uses them).
+
+        Raises
+        ------
+        ModelFitError
+            Naming the family, the parameter and what it accepts.
+        """
+        p = check_params(self.family or type(self).__name__, self.param_specs, self.params)
+        self._check_together(p)
+        return p
+
+    def _check_together(self, p: dict[str, Any]) -> None:
+        """Rules that tie parameters together (each family its own); raise ModelFitError."""
 
     def get_params(self) -> dict[str, Any]:
         """The parameters this model was (or will be) fitted with."""
