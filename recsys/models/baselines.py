@@ -23,6 +23,7 @@ import pandas as pd
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
 from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel, check_k, padded_results
+from recsys.models.params import Param
 from recsys.sequences import SEPARATE_BY, build_sequences
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,11 @@ class PopularityModel(ItemModel):
     """
 
     family: ClassVar[str] = "popularity"
-    default_params: ClassVar[dict[str, Any]] = {"event_weights": None}
+    #: event type -> weight (None: DEFAULT_EVENT_WEIGHTS); checked by _check_together
+    param_specs: ClassVar[dict[str, Param]] = {"event_weights": Param(None, "any")}
+
+    def _check_together(self, p: dict[str, Any]) -> None:
+        self._weights()
 
     def _weights(self) -> dict[str, float]:
         w = self.params["event_weights"]
@@ -74,7 +79,7 @@ class PopularityModel(ItemModel):
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in w.values()
         ):
             raise ModelFitError(
-                f"parameter 'event_weights' must map event types to numbers >= 0, e.g. "
+                f"{self.family}: parameter 'event_weights' must map event types to numbers >= 0, e.g. "
                 f"{DEFAULT_EVENT_WEIGHTS}, got {w!r}"
             )
         return {str(k): float(v) for k, v in w.items()}
@@ -82,6 +87,7 @@ class PopularityModel(ItemModel):
     def fit(self, dataset: Any, progress: Progress | None = None) -> PopularityModel:
         """Count weighted events per item over the dataset's interactions."""
         progress = progress or null_progress
+        self._validate()
         weights = self._weights()
         pop = _event_popularity(dataset.interactions, weights)
         ids = _catalog_ids(dataset)
@@ -238,37 +244,15 @@ class CooccurrenceModel(ItemModel):
     """
 
     family: ClassVar[str] = "cooccurrence"
-    default_params: ClassVar[dict[str, Any]] = {
-        "similarity": "jaccard",
-        "min_count": 1,
-        "top_k": 100,
-        "fill_with_popular": False,
-        "separate_by": None,
-        "category_level": 0,
-        "max_len": None,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "similarity": Param("jaccard", "choice", choices=("jaccard", "cosine")),
+        "min_count": Param(1, "int", low=1),
+        "top_k": Param(100, "int", low=1),
+        "fill_with_popular": Param(False, "bool"),
+        "separate_by": Param(None, "choice", choices=SEPARATE_BY),
+        "category_level": Param(0, "int", low=0),
+        "max_len": Param(None, "int", low=2, optional=True),
     }
-
-    def _validate(self) -> None:
-        p = self.params
-        if p["similarity"] not in ("jaccard", "cosine"):
-            raise ModelFitError(
-                f"parameter 'similarity' must be 'jaccard' or 'cosine', got {p['similarity']!r}"
-            )
-        for name, low in (("min_count", 1), ("top_k", 1), ("category_level", 0)):
-            v = p[name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ModelFitError(f"parameter '{name}' must be an integer >= {low}, got {v!r}")
-        ml = p["max_len"]
-        if ml is not None and (isinstance(ml, bool) or not isinstance(ml, (int, np.integer)) or ml < 2):
-            raise ModelFitError(f"parameter 'max_len' must be an integer >= 2 or None, got {ml!r}")
-        if not isinstance(p["fill_with_popular"], (bool, np.bool_)):
-            raise ModelFitError(
-                f"parameter 'fill_with_popular' must be true or false, got {p['fill_with_popular']!r}"
-            )
-        if p["separate_by"] not in SEPARATE_BY:
-            raise ModelFitError(
-                f"parameter 'separate_by' must be one of {SEPARATE_BY}, got {p['separate_by']!r}"
-            )
 
     def fit(self, dataset: Any, progress: Progress | None = None) -> CooccurrenceModel:
         """Count co-occurrences and keep the ``top_k`` most similar items per item."""

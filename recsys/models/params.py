@@ -24,7 +24,7 @@ import numpy as np
 
 from recsys.errors import ModelFitError
 
-__all__ = ["Param", "check_params", "check_value"]
+__all__ = ["Param", "check_params", "check_value", "with_defaults"]
 
 #: the kinds of parameter a family can declare
 KINDS = ("int", "float", "bool", "choice", "int_list", "text", "any")
@@ -184,3 +184,14 @@ def check_params(owner: str, specs: Mapping[str, Param], params: Mapping[str, An
         if name in params:
             out[name] = check_value(owner, name, spec, params[name])
     return out
+
+
+def with_defaults(specs: Mapping[str, Param], defaults: Mapping[str, Any]) -> dict[str, Param]:
+    """``specs`` with the defaults taken from ``defaults`` (a family whose defaults are a
+    tuned table kept elsewhere, e.g. Prod2Vec's)."""
+    from dataclasses import replace
+
+    missing = sorted(set(specs) ^ set(defaults))
+    if missing:
+        raise ValueError(f"specs and defaults differ in: {', '.join(missing)}")
+    return {name: replace(specs[name], default=value) for name, value in defaults.items()}

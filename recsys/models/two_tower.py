@@ -41,6 +41,7 @@ from recsys.data.schema import category_level
 from recsys.errors import ModelFitError
 from recsys.models import _keras_utils as ku
 from recsys.models.base import PAD_ID, PAD_SCORE, EmbeddingModel, check_k, normalize_rows, padded_results
+from recsys.models.params import Param
 
 logger = logging.getLogger(__name__)
 
@@ -156,46 +157,23 @@ class TwoTowerModel(EmbeddingModel):
     """
 
     family: ClassVar[str] = "two_tower"
-    default_params: ClassVar[dict[str, Any]] = {
-        "embedding_dim": 64,
-        "id_dim": 48,
-        "brand_dim": 16,
-        "category_dim": 16,
-        "hidden_units": [128],
-        "user_hidden": 128,
-        "max_recent": 8,
-        "min_item_count": 1,
-        "temperature": 0.1,
-        "logq_correction": True,
-        "epochs": 6,
-        "batch_size": 512,
-        "learning_rate": 0.003,
-        "max_examples": 200000,
-        "seed": 0,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "embedding_dim": Param(64, "int", low=1),
+        "id_dim": Param(48, "int", low=1),
+        "brand_dim": Param(16, "int", low=1),
+        "category_dim": Param(16, "int", low=1),
+        "hidden_units": Param([128], "int_list", low=1),
+        "user_hidden": Param(128, "int", low=1),
+        "max_recent": Param(8, "int", low=1),
+        "min_item_count": Param(1, "int", low=1),
+        "temperature": Param(0.1, "float", low=0, low_open=True),
+        "logq_correction": Param(True, "bool"),
+        "epochs": Param(6, "int", low=1),
+        "batch_size": Param(512, "int", low=1),
+        "learning_rate": Param(0.003, "float", low=0, low_open=True),
+        "max_examples": Param(200000, "int", low=1),
+        "seed": Param(0, "int", low=0),
     }
-
-    def _validate(self) -> dict[str, Any]:
-        p = dict(self.params)
-        name = type(self).__name__
-        for key in (
-            "embedding_dim",
-            "id_dim",
-            "brand_dim",
-            "category_dim",
-            "user_hidden",
-            "max_recent",
-            "min_item_count",
-            "epochs",
-            "batch_size",
-            "max_examples",
-        ):
-            p[key] = ku.check_positive_int(name, key, p[key])
-        p["seed"] = ku.check_positive_int(name, "seed", p["seed"], minimum=0)
-        for key in ("temperature", "learning_rate"):
-            p[key] = ku.check_positive_float(name, key, p[key])
-        p["hidden_units"] = ku.check_hidden_units(name, p["hidden_units"])
-        p["logq_correction"] = ku.check_bool(name, "logq_correction", p["logq_correction"])
-        return p
 
     # -- features ------------------------------------------------------------
     def _item_features(

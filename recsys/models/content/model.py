@@ -38,6 +38,7 @@ from recsys.models.content.features import (
 )
 from recsys.models.content.pairs import leaf_sampler, pair_scores, training_pairs
 from recsys.models.content.title_words import TITLE_WEIGHTINGS, fit_title_words, title_matrix, title_tokens
+from recsys.models.image import BACKBONES, PARAMS
 from recsys.models.params import Param
 
 logger = logging.getLogger(__name__)
@@ -188,9 +189,9 @@ class ContentModel(EmbeddingModel):
         "holdout_share": Param(0.1, "float", low=0, high=0.5, high_open=True),
         "holdout_tail": Param(0.5, "float", low=0, high=1, low_open=True),
         "image_features": Param(False, "bool"),
-        "image_backbone": Param("MobileNetV3Small", "text"),
+        "image_backbone": Param("MobileNetV3Small", "choice", choices=tuple(BACKBONES)),
         "image_weights_path": Param(None, "text", optional=True),
-        "image_size": Param(64, **_POS),
+        "image_size": Param(64, "int", low=PARAMS["image_size"].low),
         "seed": Param(0, **_NONNEG),
         "workers": Param(2, **_POS),
     }
