@@ -51,6 +51,7 @@ import pandas as pd
 
 from recsys.config import Progress, data_dir, null_progress
 from recsys.errors import DataValidationError, IndexFileError, RecsysError
+from recsys.topk import topk_rows_unordered
 
 logger = logging.getLogger(__name__)
 
@@ -791,7 +792,7 @@ def check_index(
     scores = space_rows @ np.asarray(vectors, np.float32).T
     if metric == "cosine":
         scores /= np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), np.float32(1e-12))
-    truth = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.argsort(-scores, axis=1)
+    truth = topk_rows_unordered(scores, k)
     recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got.tolist(), truth.tolist())]))
     info["recall@10"] = round(recall, 4)
     if recall < INDEX_MIN_RECALL:

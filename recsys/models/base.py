@@ -29,6 +29,10 @@ import numpy as np
 from recsys.config import Progress
 from recsys.errors import ModelFitError, UnknownItemError
 from recsys.models.params import Param, check_params
+from recsys.topk import topk_rows
+
+#: the name of :func:`recsys.topk.topk_rows` before it moved there
+top_k_rows = topk_rows
 
 logger = logging.getLogger(__name__)
 
@@ -217,31 +221,6 @@ def padded_results(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, k), PAD_ID, dtype=object), np.full((n, k), PAD_SCORE, dtype=np.float32)
 
 
-def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense score matrix, best first, equal scores by column (the
-    declared secondary key: item order), exact even when many items tie at the k-th score.
-
-    Returns ``(cols, vals)`` of shape (n, min(k, n_cols)); -inf entries may fill the tail.
-    """
-    n, m = scores.shape
-    kk = min(k, m)
-    if n == 0 or kk == 0:
-        return np.zeros((n, kk), dtype=np.int64), np.zeros((n, kk), dtype=scores.dtype)
-    if kk < m:
-        kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1]
-    else:
-        kth = np.full(n, -np.inf, dtype=scores.dtype)
-    above = scores > kth[:, None]
-    need = kk - above.sum(axis=1)
-    tied = scores == kth[:, None]
-    take = above | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
-    r, c = np.nonzero(take)  # exactly kk per row, columns ascending
-    c = c.reshape(n, kk)
-    v = scores[r, c.ravel()].reshape(n, kk)
-    order = np.lexsort((c, -v), axis=-1)
-    return np.take_along_axis(c, order, axis=1), np.take_along_axis(v, order, axis=1)
-
-
 def duplicate_vector_share(vectors: np.ndarray) -> float:
     """Share of rows whose vector (after L2 normalisation, to float32 precision) equals
     another row's: ties an approximate index cannot order (search those runs exactly)."""
@@ -318,7 +297,7 @@ class EmbeddingModel(ItemModel):
         kk = min(k, unit.shape[0] - 1)
         if kk <= 0:
             return ids.astype(str), scores
-        top, top_s = top_k_rows(sims, kk)  # ties: item order, exact whatever their number
+        top, top_s = topk_rows(sims, kk)  # ties: item order, exact whatever their number
         ids[known, :kk] = self.item_ids_[top]
         scores[known, :kk] = top_s
         return ids.astype(str), scores

@@ -25,6 +25,7 @@ from recsys.errors import ModelFitError
 from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel, check_k, padded_results
 from recsys.models.params import Param
 from recsys.sequences import SEPARATE_BY, build_sequences
+from recsys.topk import topk_rows, topk_rows_unordered
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def _top_k_similarities(
 
     Each block of rows of ``C = X X^T`` is computed on its own, so memory stays bounded;
     catalogues up to ``dense_limit`` items use dense blocks (fast top-k with
-    argpartition), larger ones stay sparse. Within a row, ties are broken by item order.
+    :func:`recsys.topk.topk_rows_unordered`), larger ones stay sparse. Within a row, ties are broken by item order.
     """
     n_items = x.shape[0]
     xt = x.T.tocsr()
@@ -181,11 +182,7 @@ def _top_k_similarities(
             c[c < min_count] = 0
             sim = _similarity(c, n[b0:b1, None], n[None, :], kind, lmbd, alpha)
             sim = np.where(c > 0, sim, 0).astype(np.float32)
-            kk = min(top_k, n_items)
-            if kk < n_items:
-                top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-            else:
-                top = np.broadcast_to(np.arange(n_items), sim.shape)
+            top = topk_rows_unordered(sim, top_k)  # ties at the k-th: the lower columns
             top_s = np.take_along_axis(sim, top, axis=1)
             keep = top_s > 0
             rr = np.broadcast_to(rows_local[:, None] + b0, top.shape)[keep]
@@ -328,11 +325,7 @@ class CooccurrenceModel(ItemModel):
             sel = known[b : b + batch_size]
             dense = self.similarity_[rows[sel]].toarray()
             dense[dense <= 0] = -np.inf
-            top = np.argpartition(-dense, kk - 1, axis=1)[:, :kk]
-            top_s = np.take_along_axis(dense, top, axis=1)
-            order = np.lexsort((top, -top_s), axis=-1)  # ties: item order
-            top = np.take_along_axis(top, order, axis=1)
-            top_s = np.take_along_axis(top_s, order, axis=1)
+            top, top_s = topk_rows(dense, kk)  # ties: item order
             ok = np.isfinite(top_s)
             block_ids = np.where(ok, self.item_ids_[top], PAD_ID).astype(object)
             ids[sel, :kk] = block_ids

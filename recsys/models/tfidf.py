@@ -22,8 +22,9 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import ItemModel, check_k, padded_results, top_k_rows
+from recsys.models.base import ItemModel, check_k, padded_results
 from recsys.models.params import Param
+from recsys.topk import topk_rows
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class TfidfModel(ItemModel):
             sims = (self.matrix_[rows[sel]] @ xt).toarray()
             sims[np.arange(len(sel)), rows[sel]] = -np.inf
             sims[sims <= 1e-7] = -np.inf
-            top, top_s = top_k_rows(sims, kk)
+            top, top_s = topk_rows(sims, kk)
             ok = np.isfinite(top_s)
             block = np.where(ok, self.item_ids_[top], "")
             ids[sel, :kk] = block

@@ -42,6 +42,7 @@ from recsys.errors import ModelFitError
 from recsys.models import _keras_utils as ku
 from recsys.models.base import PAD_ID, PAD_SCORE, EmbeddingModel, check_k, normalize_rows, padded_results
 from recsys.models.params import Param
+from recsys.topk import topk_rows
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +76,6 @@ def session_lists(dataset: Any, dedupe_consecutive: bool = True) -> list[list[st
     return [list(chunk) for chunk in np.split(items, bounds)]
 
 
-def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k column indices and scores, best first (-inf entries last)."""
-    kk = min(k, scores.shape[1])
-    top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    top_s = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_s, axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_s, order, axis=1)
-
-
 def _context_rows(model: Any, recent: Sequence[Sequence[str]], n: int) -> np.ndarray:
     """(len(recent), n) catalogue rows of the last n known items, right-aligned, -1 = padding."""
     out = np.full((len(recent), n), -1, dtype=np.int64)
@@ -103,7 +95,7 @@ def _ranked(
     if exclude_seen:
         r, c = np.nonzero(ctx >= 0)
         scores[r, ctx[r, c]] = -np.inf
-    top, top_s = _topk_rows(scores, k)
+    top, top_s = topk_rows(scores, k)
     n = scores.shape[0]
     ids, out_s = padded_results(n, k)
     ids[:, : top.shape[1]] = item_ids[top]
