@@ -173,6 +173,17 @@ class ItemModel(ABC):
         self._build_lookup()
 
     # -- helpers -----------------------------------------------------------
+    def _seed_rows(
+        self, item_ids: Sequence[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The start of every ``similar``: checks (fitted, k), then ``(rows, ids, scores, known)``:
+        the seeds' rows (-1 unknown), padded result arrays and the positions of known seeds."""
+        self._check_fitted()
+        check_k(k)
+        rows = self.rows_of(item_ids)
+        ids, scores = padded_results(len(rows), k)
+        return rows, ids, scores, np.flatnonzero(rows >= 0)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_ids_"):
             raise ModelFitError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
@@ -214,6 +225,54 @@ def check_k(k: int) -> None:
     """Refuse a result size that is not an integer >= 1 (ValueError naming it)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+def save_arrays(path: Path, **arrays: Any) -> None:
+    """Write each array as ``<name>.npy`` and each scipy sparse matrix as ``<name>.npz``
+    (compressed CSR); no pickle."""
+    import scipy.sparse as sp
+
+    for name, value in arrays.items():
+        if sp.issparse(value):
+            sp.save_npz(path / f"{name}.npz", value.tocsr(), compressed=True)
+        else:
+            np.save(path / f"{name}.npy", value, allow_pickle=False)
+
+
+def load_arrays(path: Path, *names: str) -> list[Any]:
+    """Read what :func:`save_arrays` wrote: ``<name>.npz`` as a CSR matrix when it exists,
+    else ``<name>.npy``."""
+    import scipy.sparse as sp
+
+    out = []
+    for name in names:
+        npz = path / f"{name}.npz"
+        out.append(
+            sp.load_npz(npz).tocsr() if npz.exists() else np.load(path / f"{name}.npy", allow_pickle=False)
+        )
+    return out
+
+
+def write_fit_log(model: ItemModel, file: Path) -> None:
+    """Save a deep model's ``history_``, ``device_`` and ``train_seconds_`` as JSON."""
+    log = {
+        "history": getattr(model, "history_", []),
+        "device": getattr(model, "device_", None),
+        "train_seconds": getattr(model, "train_seconds_", None),
+    }
+    file.write_text(json.dumps(log, indent=2))
+
+
+def read_fit_log(model: ItemModel, file: Path) -> None:
+    """Restore what :func:`write_fit_log` saved (nothing when the file is absent)."""
+    if not file.exists():
+        return
+    meta = json.loads(file.read_text())
+    model.history_ = meta.get("history", [])
+    if meta.get("device"):
+        model.device_ = meta["device"]
+    if meta.get("train_seconds") is not None:
+        model.train_seconds_ = meta["train_seconds"]
 
 
 def padded_results(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -283,12 +342,7 @@ class EmbeddingModel(ItemModel):
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine top-k (the seed excluded), batch-first."""
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
-        n = len(rows)
-        ids, scores = padded_results(n, k)
-        known = np.flatnonzero(rows >= 0)
+        rows, ids, scores, known = self._seed_rows(item_ids, k)
         if len(known) == 0:
             return ids.astype(str), scores
         unit = self.unit_vectors()

@@ -22,7 +22,7 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel, check_k, padded_results
+from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel, load_arrays, save_arrays
 from recsys.models.params import Param
 from recsys.sequences import SEPARATE_BY, build_sequences
 from recsys.topk import topk_rows, topk_rows_unordered
@@ -115,11 +115,8 @@ class PopularityModel(ItemModel):
         return cached
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
+        rows, ids, scores, _ = self._seed_rows(item_ids, k)
         n = len(rows)
-        ids, scores = padded_results(n, k)
         top = self.ranking()[: k + 1]
         if n == 0 or len(top) == 0:
             return ids.astype(str), scores
@@ -311,12 +308,7 @@ class CooccurrenceModel(ItemModel):
     def similar(
         self, item_ids: Sequence[str], k: int, batch_size: int = 512
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
-        n = len(rows)
-        ids, scores = padded_results(n, k)
-        known = np.flatnonzero(rows >= 0)
+        rows, ids, scores, known = self._seed_rows(item_ids, k)
         n_items = len(self.item_ids_)
         kk = min(k, n_items - 1)
         if len(known) == 0 or kk <= 0:
@@ -347,16 +339,12 @@ class CooccurrenceModel(ItemModel):
             scores[r, start : start + len(extra)] = 0.0
 
     def _save_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        sp.save_npz(path / "similarity.npz", self.similarity_.tocsr(), compressed=True)
-        np.save(path / "popularity.npy", np.asarray(self.popularity_, dtype=np.float32), allow_pickle=False)
+        save_arrays(
+            path, similarity=self.similarity_, popularity=np.asarray(self.popularity_, dtype=np.float32)
+        )
 
     def _load_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        self.similarity_ = sp.load_npz(path / "similarity.npz").tocsr()
-        self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+        self.similarity_, self.popularity_ = load_arrays(path, "similarity", "popularity")
 
     def _after_load(self) -> None:
         super()._after_load()

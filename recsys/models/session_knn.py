@@ -33,7 +33,7 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import PAD_ID, ItemModel, check_k, drop_seen, padded_results
+from recsys.models.base import PAD_ID, ItemModel, check_k, drop_seen, load_arrays, padded_results, save_arrays
 from recsys.models.baselines import CooccurrenceModel, _catalog_ids
 from recsys.models.params import Param
 
@@ -335,16 +335,10 @@ class SessionKNN(ItemModel):
 
     # -- persistence -------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        sp.save_npz(path / "sessions.npz", self.sessions_.tocsr(), compressed=True)
-        np.save(path / "recency.npy", np.asarray(self.recency_, dtype=np.int64), allow_pickle=False)
+        save_arrays(path, sessions=self.sessions_, recency=np.asarray(self.recency_, dtype=np.int64))
 
     def _load_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        self.sessions_ = sp.load_npz(path / "sessions.npz").tocsr()
-        self.recency_ = np.load(path / "recency.npy", allow_pickle=False)
+        self.sessions_, self.recency_ = load_arrays(path, "sessions", "recency")
 
     def _after_load(self) -> None:
         super()._after_load()

@@ -22,7 +22,7 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import ItemModel, check_k, padded_results
+from recsys.models.base import ItemModel
 from recsys.models.params import Param
 from recsys.topk import topk_rows
 
@@ -125,12 +125,7 @@ class TfidfModel(ItemModel):
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine top-k (the seed excluded; zero scores are not results)."""
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
-        n = len(rows)
-        ids, scores = padded_results(n, k)
-        known = np.flatnonzero(rows >= 0)
+        rows, ids, scores, known = self._seed_rows(item_ids, k)
         kk = min(k, len(self.item_ids_) - 1)
         if len(known) == 0 or kk <= 0:
             return ids.astype(str), scores

@@ -26,7 +26,6 @@ sessions for this model, the mean-of-recent-item-vectors baseline
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +39,16 @@ from recsys.config import Progress, null_progress
 from recsys.data.schema import category_level
 from recsys.errors import ModelFitError
 from recsys.models import _keras_utils as ku
-from recsys.models.base import PAD_ID, PAD_SCORE, EmbeddingModel, check_k, normalize_rows, padded_results
+from recsys.models.base import (
+    PAD_ID,
+    PAD_SCORE,
+    EmbeddingModel,
+    check_k,
+    normalize_rows,
+    padded_results,
+    read_fit_log,
+    write_fit_log,
+)
 from recsys.models.params import Param
 from recsys.topk import topk_rows
 
@@ -414,16 +422,7 @@ class TwoTowerModel(EmbeddingModel):
         for name in _USER_WEIGHTS:
             np.save(path / f"user_{name}.npy", self._user_weights[name], allow_pickle=False)
         np.save(path / "popularity.npy", np.asarray(self.popularity_, dtype=np.float32), allow_pickle=False)
-        (path / "two_tower_history.json").write_text(
-            json.dumps(
-                {
-                    "history": getattr(self, "history_", []),
-                    "device": getattr(self, "device_", None),
-                    "train_seconds": getattr(self, "train_seconds_", None),
-                },
-                indent=2,
-            )
-        )
+        write_fit_log(self, path / "two_tower_history.json")
 
     def _load_state(self, path: Path) -> None:
         super()._load_state(path)
@@ -431,14 +430,7 @@ class TwoTowerModel(EmbeddingModel):
             name: np.load(path / f"user_{name}.npy", allow_pickle=False) for name in _USER_WEIGHTS
         }
         self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
-        meta_file = path / "two_tower_history.json"
-        if meta_file.exists():
-            meta = json.loads(meta_file.read_text())
-            self.history_ = meta.get("history", [])
-            if meta.get("device"):
-                self.device_ = meta["device"]
-            if meta.get("train_seconds") is not None:
-                self.train_seconds_ = meta["train_seconds"]
+        read_fit_log(self, path / "two_tower_history.json")
 
 
 # -- next-item evaluation ------------------------------------------------------------

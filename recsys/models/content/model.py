@@ -23,7 +23,7 @@ import pandas as pd
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError, StoredDataError
 from recsys.models import _keras_utils as ku
-from recsys.models.base import EmbeddingModel, normalize_rows
+from recsys.models.base import EmbeddingModel, normalize_rows, read_fit_log, write_fit_log
 from recsys.models.content.blocks import block_names, block_weights, identity_codes, reweight, split_blocks
 from recsys.models.content.features import (
     CAT_LEVELS,
@@ -473,16 +473,7 @@ class ContentModel(EmbeddingModel):
     # -- persistence ---------------------------------------------------------
     def _save_state(self, path: Path) -> None:
         super()._save_state(path)
-        (path / "content_history.json").write_text(
-            json.dumps(
-                {
-                    "history": getattr(self, "history_", []),
-                    "device": getattr(self, "device_", None),
-                    "train_seconds": getattr(self, "train_seconds_", None),
-                },
-                indent=2,
-            )
-        )
+        write_fit_log(self, path / "content_history.json")
         if hasattr(self, "state_"):
             (path / "content_features.json").write_text(json.dumps(self.state_.to_json()))
             np.save(path / "content_words.npy", np.asarray(self._words, dtype=str), allow_pickle=False)
@@ -499,14 +490,7 @@ class ContentModel(EmbeddingModel):
 
     def _load_state(self, path: Path) -> None:
         super()._load_state(path)
-        hist_file = path / "content_history.json"
-        if hist_file.exists():
-            meta = json.loads(hist_file.read_text())
-            self.history_ = meta.get("history", [])
-            if meta.get("device"):
-                self.device_ = meta["device"]
-            if meta.get("train_seconds") is not None:
-                self.train_seconds_ = meta["train_seconds"]
+        read_fit_log(self, path / "content_history.json")
         feat_file = path / "content_features.json"
         if feat_file.exists():
             self.state_ = FeatureState.from_json(json.loads(feat_file.read_text()), str(feat_file))
