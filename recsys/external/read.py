@@ -144,14 +144,23 @@ def _read_npy(path: Path, ids_path: Path | None) -> VectorTable:
     except (OSError, EOFError) as exc:
         raise DataValidationError(f"cannot read the .npy file ({exc})", file=label) from None
     vectors = _as_float_matrix(arr, label)
+    return _with_ids(
+        vectors,
+        ids_path,
+        "npy",
+        label,
+        "a .npy matrix has no ids: give the ids file (--ids: a .npy array or a text file with one "
+        "id a line, in row order)",
+    )
+
+
+def _with_ids(vectors: np.ndarray, ids_path: Path | None, fmt: str, label: str, no_ids: str) -> VectorTable:
+    """A table of ``vectors`` named by the ids file ``ids_path`` (one id a row); ``no_ids``
+    is the message when there is no ids file."""
     if ids_path is None:
-        raise DataValidationError(
-            "a .npy matrix has no ids: give the ids file (--ids: a .npy array or a text file with one "
-            "id a line, in row order)",
-            file=label,
-        )
+        raise DataValidationError(no_ids, file=label)
     ids = read_ids(ids_path)
-    return VectorTable(_check_rows(ids, vectors, ids_path.name, label), vectors, "npy", label)
+    return VectorTable(_check_rows(ids, vectors, ids_path.name, label), vectors, fmt, label)
 
 
 def _check_rows(ids: np.ndarray, vectors: np.ndarray, ids_label: str, label: str) -> np.ndarray:
@@ -381,15 +390,14 @@ def _read_projector(path: Path, ids_path: Path | None) -> VectorTable:
             "has one vector a line, tab-separated, no header",
             file=label,
         ) from None
-    vectors = _as_float_matrix(df.to_numpy(), label)
-    if ids_path is None:
-        raise DataValidationError(
-            "a Projector vectors.tsv has no ids: give its metadata.tsv (--ids), whose item_id (or first) "
-            "column names the rows",
-            file=label,
-        )
-    ids = read_ids(ids_path)
-    return VectorTable(_check_rows(ids, vectors, ids_path.name, label), vectors, "projector", label)
+    return _with_ids(
+        _as_float_matrix(df.to_numpy(), label),
+        ids_path,
+        "projector",
+        label,
+        "a Projector vectors.tsv has no ids: give its metadata.tsv (--ids), whose item_id (or first) "
+        "column names the rows",
+    )
 
 
 def read_vectors(

@@ -110,23 +110,17 @@ def validate_table(
     report["_catalog_pos"] = catalog_pos  # popped by import_vectors
     if len(nan_rows):
         msg = f"{len(nan_rows):,} {what} row(s) hold NaN or inf (first: {report['nan_rows']['examples'][0]})"
-        (report["errors"] if errors == "raise" else report["warnings"]).append(
-            msg
-            + (
-                "; fix them, or import with errors=drop to leave them out"
-                if errors == "raise"
-                else ": left out"
-            )
+        _problem(
+            report, errors, msg, "; fix them, or import with errors=drop to leave them out", ": left out"
         )
     if dup_mask.any():
         msg = f"{int(dup_mask.sum()):,} duplicate id(s) in the {what} (e.g. {', '.join(report['duplicate_ids']['examples'][:3])})"
-        (report["errors"] if errors == "raise" else report["warnings"]).append(
-            msg
-            + (
-                "; which vector is meant? dedupe them, or import with errors=drop to keep the first"
-                if errors == "raise"
-                else ": kept the first of each"
-            )
+        _problem(
+            report,
+            errors,
+            msg,
+            "; which vector is meant? dedupe them, or import with errors=drop to keep the first",
+            ": kept the first of each",
         )
     if len(zero_rows):
         report["warnings"].append(
@@ -147,3 +141,12 @@ def validate_table(
             f"only {report['rows_kept']} usable row(s): a run needs at least 2 items with vectors"
         )
     return keep, report
+
+
+def _problem(report: dict[str, Any], errors: str, msg: str, fix: str, dropped: str) -> None:
+    """An error (``errors="raise"``: ``msg`` + how to fix it) or a warning (``errors="drop"``:
+    ``msg`` + what was done instead)."""
+    if errors == "raise":
+        report["errors"].append(msg + fix)
+    else:
+        report["warnings"].append(msg + dropped)
