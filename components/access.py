@@ -26,6 +26,8 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "dash.dash.Dash.enable_pages.<locals>.router_sync.<locals>.update",  # Dash's page router
         "components.filter_panel.add_banned_pair",
         "components.jobs.poll_jobs",
+        "components.vetting_panels.run_checks_panel",  # computes the checks; writes nothing
+        "components.vetting_panels.update_precision",
         "components.vectors_io.download_export",  # builds the zip in a temporary folder only
         "components.vectors_io.refresh_export_runs",
         "components.vectors_io.show_mlflow_link",
@@ -36,6 +38,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.compare.update_lists",
         "pages.compare.update_per_category",
         "pages.compare.update_seed_options",
+        "pages.compare.update_vetted",
         "pages.data.inspect_file",
         "pages.data.preview_import",  # a dry run: stores nothing
         "pages.data.show_import",

@@ -129,6 +129,8 @@ COMPARE_DIS_B = "compare-dis-b"
 COMPARE_DIS_BUTTON = "compare-dis-button"
 COMPARE_DISAGREE = "compare-disagree"
 COMPARE_MESSAGE = "compare-message"
+COMPARE_VETTED = "compare-vetted"  # vetted precision of every run
+COMPARE_DIS_SORT = "compare-dis-sort"
 
 # --- vectors import / export (components/vectors_io.py, on the Data and Runs pages)
 VIO_DATASET = "vio-dataset"

@@ -17,7 +17,8 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import list_datasets
-from components.jobs import job_card, job_store
+from components.forms import choice_col, form_job
+from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, section
 from recsys.config import data_dir, import_dir, resolve_import_path
 from recsys.errors import DataValidationError, RecsysError
@@ -195,34 +196,20 @@ def import_section(root: Any = None) -> Any:
                     ],
                     md=6,
                 ),
-                dbc.Col(
-                    [
-                        dbc.Label("Similarity", className="small"),
-                        dbc.RadioItems(
-                            id=ids.VIO_METRIC,
-                            options=[
-                                {"label": "cosine", "value": "cosine"},
-                                {"label": "inner product", "value": "ip"},
-                            ],
-                            value="cosine",
-                            inline=True,
-                        ),
-                    ],
+                choice_col(
+                    "Similarity",
+                    ids.VIO_METRIC,
+                    [("cosine", "cosine"), ("ip", "inner product")],
+                    "cosine",
+                    label_class="small",
                     md=3,
                 ),
-                dbc.Col(
-                    [
-                        dbc.Label("NaN rows, duplicates", className="small"),
-                        dbc.RadioItems(
-                            id=ids.VIO_ERRORS,
-                            options=[
-                                {"label": "refuse", "value": "raise"},
-                                {"label": "drop", "value": "drop"},
-                            ],
-                            value="raise",
-                            inline=True,
-                        ),
-                    ],
+                choice_col(
+                    "NaN rows, duplicates",
+                    ids.VIO_ERRORS,
+                    [("raise", "refuse"), ("drop", "drop")],
+                    "raise",
+                    label_class="small",
                     md=3,
                 ),
             ],
@@ -329,15 +316,9 @@ def show_vectors_import(store: dict | None, current: dict | None):
     """Progress of this form's job; when done, the validation report, else the error (read only)."""
     if not current:
         return no_update, no_update
-    job = next((j for j in (store or {}).get("jobs", []) if j.get("id") == current["job_id"]), None)
+    job, card = form_job(store, current["job_id"])
     if job is None:
-        try:
-            from components.jobs import job_summary
-
-            job = job_summary(job_store().get(current["job_id"]))
-        except RecsysError as exc:
-            return error_alert(exc, "Import job not found"), no_update
-    card = job_card({**job, "error": ""}, show_cancel=True)
+        return card, no_update
     status = job.get("status")
     if status == "done":
         try:  # the full result: the jobs store keeps a shortened copy

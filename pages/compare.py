@@ -3,7 +3,8 @@
 Shows each run's list (embedding runs through :func:`recsys.search.similar_items` with the
 filters, baselines through their own ``similar``, marked unfiltered), overlap@k and
 rank-biased overlap between every pair (:mod:`recsys.compare`), the metrics table of all
-runs, HR@10 per top-level category, and the seeds where two variants disagree most.
+runs, their vetted precision on the merchandisers' judged pairs, HR@10 per top-level category,
+and the seeds where two variants disagree most (or where one gets more thumbs-down).
 
 URL: ``/compare?seed=<item>&runs=<run a>,<run b>``.
 """
@@ -34,6 +35,7 @@ from components.item_card import card_rows, explore_href, fmt_price
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
 from components.presets import preset_names, safe_load
+from components.vetting_panels import vetted_table
 from recsys.compare import find_disagreements, per_category_table, side_by_side
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
@@ -267,15 +269,39 @@ def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> An
     return dcc.Graph(figure=fig, config={"displayModeBar": False})
 
 
-def disagreement_view(run_a: str, run_b: str, values: dict[str, Any], k: int, n_seeds: int = 150) -> Any:
-    """Table of the seeds where the two runs' lists overlap least, each linked to Explore and Compare."""
+DIS_SORTS = {
+    "overlap": "lowest overlap",
+    "down_a": "more 👎 in A",
+    "down_b": "more 👎 in B",
+}
+
+
+def disagreement_view(
+    run_a: str, run_b: str, values: dict[str, Any], k: int, n_seeds: int = 150, sort: str | None = "overlap"
+) -> Any:
+    """Table of the seeds where the two runs' lists overlap least (``sort="overlap"``) or where one
+    run shows more thumbs-down pairs (``"down_a"``/``"down_b"``, over the judged seeds), each
+    linked to Explore and Compare."""
     if not run_a or not run_b or run_a == run_b:
         return html.Div("Pick two different runs.", className="text-muted small")
     config = filter_config_from_controls(values)
     registry = data_registry()
-    frame = find_disagreements(registry, run_a, run_b, config, k=k, n_seeds=n_seeds, n=10)
-    if frame.empty:
-        return html.Div("No seed that both runs can answer.", className="text-muted small")
+    if sort in ("down_a", "down_b"):
+        from recsys.vetting.precision import thumbs_down_disagreements
+
+        frame = thumbs_down_disagreements(registry, run_a, run_b, config, k=k, n=10, by=sort[-1])
+        if frame.empty:
+            return html.Div(
+                "No judged seed with a thumbs-down that both runs can answer: judge pairs on the Vetting page.",
+                className="text-muted small",
+            )
+        note = f"Judged seeds with a thumbs-down, {DIS_SORTS[sort]} first; same filters."
+    else:
+        frame = find_disagreements(registry, run_a, run_b, config, k=k, n_seeds=n_seeds, n=10)
+        if frame.empty:
+            return html.Div("No seed that both runs can answer.", className="text-muted small")
+        note = f"Lowest overlap among {n_seeds} sampled seeds both runs know, same filters."
+    downs = "down_a" in frame.columns
     rows = _rows_for([run_a, run_b], frame["seed"].tolist())
     body = []
     for rec in frame.to_dict("records"):
@@ -288,6 +314,7 @@ def disagreement_view(run_a: str, run_b: str, values: dict[str, Any], k: int, n_
                     html.Td(str(row.get("category") or "").split(" > ")[0], className="text-muted"),
                     html.Td(f"{rec['overlap']:.2f}", className="fw-semibold"),
                     html.Td(f"{rec['rbo']:.2f}"),
+                    *([html.Td(str(rec["down_a"])), html.Td(str(rec["down_b"]))] if downs else []),
                     html.Td(dcc.Link("compare →", href=compare_href(s, [run_a, run_b]), className="small")),
                 ],
                 **{"data-seed": s},
@@ -304,6 +331,7 @@ def disagreement_view(run_a: str, run_b: str, values: dict[str, Any], k: int, n_
                                 html.Th("Category"),
                                 html.Th(f"overlap@{k}"),
                                 html.Th("RBO"),
+                                *([html.Th("👎 A"), html.Th("👎 B")] if downs else []),
                                 html.Th(""),
                             ]
                         )
@@ -314,10 +342,7 @@ def disagreement_view(run_a: str, run_b: str, values: dict[str, Any], k: int, n_
                 hover=True,
                 className="mb-1",
             ),
-            html.Div(
-                f"Lowest overlap among {n_seeds} sampled seeds both runs know, same filters.",
-                className="small text-muted",
-            ),
+            html.Div(note, className="small text-muted"),
         ]
     )
 
@@ -494,6 +519,13 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
                                     clearable=False,
                                     className="dis-run",
                                 ),
+                                dcc.Dropdown(
+                                    id=ids.COMPARE_DIS_SORT,
+                                    options=[{"label": v, "value": k} for k, v in DIS_SORTS.items()],
+                                    value="overlap",
+                                    clearable=False,
+                                    className="dis-run",
+                                ),
                                 dbc.Button(
                                     "Find", id=ids.COMPARE_DIS_BUTTON, size="sm", color="primary", n_clicks=0
                                 ),
@@ -519,6 +551,15 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         ],
         className="section-card mb-3",
     )
+    vetted = dbc.Card(
+        [
+            dbc.CardHeader(
+                html.H5("Vetted precision of every run (judged pairs, same filters)", className="mb-0")
+            ),
+            dbc.CardBody(dcc.Loading(html.Div(id=ids.COMPARE_VETTED), type="dot", delay_show=300)),
+        ],
+        className="section-card mb-3",
+    )
     return html.Div(
         [
             header,
@@ -527,6 +568,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
             lists,
             dbc.Row([dbc.Col(per_cat, lg=6), dbc.Col(disagree, lg=6)], className="g-3"),
             metrics,
+            vetted,
         ],
         className="compare-page",
     )
@@ -650,11 +692,34 @@ def update_per_category(run_ids: list[str] | None) -> Any:
     State(ids.COMPARE_DIS_B, "value"),
     State(ids.COMPARE_K, "value"),
     filter_inputs(PANEL, State),
+    Input(ids.COMPARE_DIS_SORT, "value"),
     prevent_initial_call=True,
 )
-def update_disagreement(_n: int, run_a: str, run_b: str, k: Any, values: dict[str, Any]) -> Any:
-    """The seeds where the two runs' lists overlap least."""
+def update_disagreement(
+    _n: int, run_a: str, run_b: str, k: Any, values: dict[str, Any], sort: str | None = "overlap"
+) -> Any:
+    """The seeds where the two runs' lists overlap least, or where one gets more thumbs-down."""
     try:
-        return disagreement_view(run_a, run_b, values, bounded_k(k))
+        return disagreement_view(run_a, run_b, values, bounded_k(k), sort=sort)
     except RecsysError as exc:
         return error_alert(exc, "Could not compare these runs")
+
+
+def vetted_view(k: int, values: dict[str, Any]) -> Any:
+    """Vetted precision of every complete run under the panel's filters (plain function)."""
+    from recsys.vetting.precision import vetted_precision_of_runs
+
+    try:
+        config = filter_config_from_controls(values)
+    except FilterConfigError as exc:
+        return error_alert(exc, "These filters are not valid", dismissable=False)
+    registry = data_registry()
+    runs = [r for r in registry.list_runs() if r.get("status", "complete") == "complete"]
+    rows = vetted_precision_of_runs(registry, [r["run_id"] for r in runs], config, k)
+    return vetted_table(rows, {r["run_id"]: _run_label(r) for r in runs})
+
+
+@callback(Output(ids.COMPARE_VETTED, "children"), Input(ids.COMPARE_K, "value"), filter_inputs(PANEL))
+def update_vetted(k: Any, values: dict[str, Any]) -> Any:
+    """Vetted precision of every run on the judged pairs, with Compare's filters and k."""
+    return vetted_view(bounded_k(k), values)

@@ -15,7 +15,9 @@ from dash import ALL, Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
-from components.jobs import job_card, job_store
+from components.datasets import datasets_table, form_words, validation_report
+from components.forms import choice_col, form_job
+from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.vectors_io import import_section as vectors_import_section
 from recsys.config import data_dir, import_dir, resolve_import_path, upload_max_bytes
@@ -49,24 +51,6 @@ SOURCES: dict[str, tuple[str, str, str]] = {
         "One row per event (or a folder with interactions.csv and catalog.csv); map its columns below.",
     ),
 }
-
-#: Schema fields the generic-CSV mapping offers, with whether each is required.
-MAPPING_FIELDS: tuple[tuple[str, bool, str], ...] = (
-    ("sequence_id", True, "session, order or basket id"),
-    ("item_id", True, "product id"),
-    ("user_id", False, ""),
-    ("timestamp", False, "ISO 8601 or Unix time"),
-    ("event_type", False, "view / cart / purchase"),
-    ("quantity", False, ""),
-    ("title", False, ""),
-    ("category", False, "path like Women > Shoes; several columns join in order"),
-    ("brand", False, ""),
-    ("gender", False, ""),
-    ("price", False, ""),
-    ("adult", False, ""),
-    ("description", False, ""),
-    ("image_url", False, ""),
-)
 
 #: Reading options of the generic import, as the form offers them: (option, label, kind, choices
 #: or placeholder). The same options as ``recsys import csv`` (see README "Importing your own export").
@@ -102,37 +86,6 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
     ("session_gap", "Cut sessions on a gap (no session column)", "text", "e.g. 30m"),
     ("event_map", "Event codes", "text", "e.g. pv=view cart=cart buy=purchase"),
 )
-
-#: Command-line words in library messages -> the words of this form.
-_FORM_WORDS: tuple[tuple[str, str], ...] = (
-    (r"--errors drop", "“Bad rows: drop and report”"),
-    (r"--catalog-encoding (\S+)", r"Encoding “\1” (catalogue)"),
-    (r"--encoding (\S+)", r"Encoding “\1”"),
-    (r"--sep (\S+)", r"Separator “\1”"),
-    (r"--decimal ,", "Decimal mark “comma”"),
-    (r"--decimal", "Decimal mark"),
-    (r"--session-gap (\S+)", r"Cut sessions on a gap “\1”"),
-    (r"--session-gap", "Cut sessions on a gap"),
-    (r"--event-map ([^;)]+)", r"Event codes “\1”"),
-    (r"--event-map", "Event codes"),
-    (r"--tz", "Time zone"),
-    (r"--no-header", "Header row “no”"),
-    (r"--columns", "Column names"),
-    (r"--category-sep", "category separator"),
-    (r"--kind baskets", "“Sequences are: baskets / orders”"),
-    (r"--map (\S+)=(\S+)", r"the mapping of column \1 to \2"),
-    (r"--map of column", "mapping of column"),
-    (r"--map", "the column mapping"),
-    (r"--catalog\b", "Catalogue file"),
-)
-
-
-def form_words(message: Any) -> str:
-    """A library message with its command-line options named as this form names them."""
-    text = str(message)
-    for pattern, repl in _FORM_WORDS:
-        text = re.sub(pattern, repl, text)
-    return text
 
 
 def options_from_form(values: list[Any] | None, option_ids: list[dict[str, str]] | None) -> dict[str, Any]:
@@ -209,140 +162,6 @@ def save_upload(contents: str, filename: str, root: Any = None) -> Path:
     return path
 
 
-def peek_columns(
-    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """The columns and first rows of a CSV / CSV.gz / Parquet file (without reading it all)."""
-    columns, rows, _ = peek_table(path, n_rows, options)
-    return columns, rows
-
-
-def peek_table(
-    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
-) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
-    """Columns, first rows and what was detected (separator, header...), read as the import reads.
-
-    ``options`` are the form's reading options (sep, header, columns, encoding). A folder
-    gives its ``interactions.*`` file's rows and the columns of both files.
-
-    Raises
-    ------
-    DataValidationError
-        Missing file, a folder, an unsupported type, or an unreadable file.
-    """
-    from recsys.data.loaders import read_table
-
-    options = options or {}
-    p = resolve_import_path(str(path), allow_dir=True)
-    src = str(p)
-    if p.is_dir():
-        files = _folder_files(p)
-        if "interactions" not in files:
-            raise DataValidationError(
-                "no interactions.csv (or .csv.gz/.parquet) in this folder; choose the events file itself",
-                file=src,
-            )
-        columns, rows, reading = peek_table(files["interactions"], n_rows, options)
-        if "catalog" in files:
-            cat_cols, _, _ = peek_table(files["catalog"], n_rows, {})
-            columns = columns + [c for c in cat_cols if c not in columns]
-        return columns, rows, reading
-    if p.name.lower().endswith(".xlsx"):
-        raise DataValidationError(
-            "unsupported file type; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
-        )
-    try:
-        frame = read_table(
-            p,
-            encoding=options.get("encoding") or "utf-8",
-            sep=options.get("sep"),
-            header=options.get("header"),
-            columns=options.get("columns"),
-            nrows=n_rows,
-        )
-    except DataValidationError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for broken files
-        raise DataValidationError(
-            f"the file could not be read ({type(exc).__name__}: {exc})", file=src
-        ) from exc
-    columns = [str(c) for c in frame.columns]
-    return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
-
-
-def _folder_files(folder: Path) -> dict[str, Path]:
-    """``interactions.*`` and ``catalog.*`` in a folder (what the generic import reads there)."""
-    found: dict[str, Path] = {}
-    for stem in ("catalog", "interactions"):
-        for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
-            try:  # each file is checked like a typed path: a link must not lead out
-                found[stem] = resolve_import_path(str(folder / f"{stem}{suffix}"))
-            except DataValidationError:
-                continue
-            break
-    return found
-
-
-def guess_mapping(columns: list[str]) -> dict[str, str | None]:
-    """Schema field -> file column, where a column's name means the field (case/spacing ignored);
-    the same names the command line guesses (:data:`recsys.data.reading.FIELD_ALIASES`)."""
-    from recsys.data.reading import FIELD_ALIASES
-
-    norm: dict[str, str] = {}
-    for c in columns:
-        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
-    out: dict[str, str | None] = {}
-    used: set[str] = set()
-    for field, names in FIELD_ALIASES.items():
-        out[field] = None
-        for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
-            col = norm.get(alias)
-            if col and col not in used:
-                out[field] = col
-                used.add(col)
-                break
-    return out
-
-
-def mapping_from_form(
-    fields: list[str], chosen: list[Any], required: set[str] | None = None
-) -> dict[str, str]:
-    """Form dropdowns (schema field -> file column(s)) -> loader mapping (file column -> schema field).
-
-    ``category`` may hold several columns: they are joined into one path in the order chosen.
-    ``required`` defaults to the fields marked required in :data:`MAPPING_FIELDS`.
-
-    Raises
-    ------
-    DataValidationError
-        A required field is not mapped, or one column is mapped to two fields.
-    """
-    mapping: dict[str, str] = {}
-    required = {f for f, req, _ in MAPPING_FIELDS if req} if required is None else required
-    for field, choice in zip(fields, chosen):
-        columns = [c for c in (choice if isinstance(choice, list) else [choice]) if c]
-        if not columns:
-            if field in required:
-                raise DataValidationError(f"map a column to the required field '{field}'", column=field)
-            continue
-        for column in columns:
-            if column in mapping:
-                raise DataValidationError(
-                    f"column '{column}' is mapped to both '{mapping[column]}' and '{field}'; map it once",
-                    column=column,
-                )
-            mapping[column] = field
-    return mapping
-
-
-def required_fields(options: dict[str, Any]) -> set[str]:
-    """Fields the form must map: item_id always; sequence_id unless sessions are cut on a gap
-    or the file is a catalogue."""
-    if options.get("role") == "catalog" or options.get("session_gap"):
-        return {"item_id"}
-    return {"sequence_id", "item_id"}
-
-
 def import_params(
     source: str,
     path: str,
@@ -384,126 +203,11 @@ def import_params(
     return params
 
 
-def validation_report(meta: dict[str, Any]) -> list:
-    """The stored report of a dataset as readable components (counts, drops, warnings)."""
-    report = meta.get("report", {})
-    summary = meta.get("summary", {})
-    read = report.get("rows_read", {})
-    dropped = report.get("rows_dropped", {})
-    facts = [
-        ("Items", summary.get("items")),
-        ("Interactions", summary.get("interactions")),
-        ("Sequences", summary.get("sequences")),
-        ("Categories", summary.get("categories")),
-        ("Brands", summary.get("brands")),
-        ("Unknown items (dropped events)", report.get("unknown_items", 0)),
-        ("Duplicate item ids (dropped)", report.get("duplicate_ids", 0)),
-        ("Items without price", report.get("missing_prices", 0)),
-    ]
-    rows = [
-        html.Tr([html.Td(k), html.Td(f"{v:,}" if isinstance(v, int) else str(v), className="text-end")])
-        for k, v in facts
-        if v is not None
-    ]
-    rows += [
-        html.Tr([html.Td(f"Rows read: {k}"), html.Td(f"{v:,}", className="text-end")])
-        for k, v in read.items()
-    ]
-    rows += [
-        html.Tr([html.Td(f"Filled from the events: {k}"), html.Td(f"{v:,} items", className="text-end")])
-        for k, v in report.get("filled", {}).items()
-    ]
-    out: list = [
-        html.H6(
-            [
-                f"Dataset “{meta.get('name', '')}”",
-                dbc.Badge(meta.get("kind", ""), color="info", className="ms-2"),
-            ]
-        ),
-        dbc.Table(html.Tbody(rows), size="sm", className="report-table", striped=True),
-    ]
-    out += reading_notes(report.get("reading", {}))
-    if dropped:
-        out.append(html.Div("Rows dropped", className="fw-semibold mt-2"))
-        out.append(
-            dbc.Table(
-                html.Tbody(
-                    [
-                        html.Tr([html.Td(form_words(reason)), html.Td(f"{n:,}", className="text-end")])
-                        for reason, n in dropped.items()
-                    ]
-                ),
-                size="sm",
-                className="report-table",
-            )
-        )
-    else:
-        out.append(html.Div("No rows dropped.", className="text-success small"))
-    for warning in report.get("warnings", []):
-        out.append(dbc.Alert(form_words(warning), color="warning", className="py-2 small mb-2"))
-    return out
-
-
-def reading_notes(reading: dict[str, dict[str, str]]) -> list:
-    """How each file was read ("separator: tab (detected)"), as the CLI report says it."""
-    out: list = []
-    for table, notes in reading.items():
-        items = [html.Li(form_words(f"{k}: {v}")) for k, v in notes.items() if k != "file"]
-        if items:
-            name = notes.get("file", table)
-            out.append(html.Div(f"How {table} ({name}) was read", className="fw-semibold mt-2"))
-            out.append(html.Ul(items, className="small mb-2 reading-notes"))
-    return out
-
-
-def datasets_table(root: Any = None) -> Any:
-    """The stored datasets with their sizes."""
-    root = data_dir(root)
-    names = list_datasets(root)
-    if not names:
-        return empty_state("No datasets stored yet.", "Import one above, or wait for the demo build.")
-    body = []
-    for name in names:
-        try:
-            meta = dataset_meta(name, root)
-        except RecsysError as exc:  # a damaged report.json: named with why, the others still shown
-            body.append(
-                html.Tr(
-                    [html.Td(html.Strong(name)), html.Td(str(exc), colSpan=7, className="text-danger small")],
-                    className="dataset-damaged",
-                )
-            )
-            continue
-        s = meta.get("summary", {})
-        body.append(
-            html.Tr(
-                [
-                    html.Td(html.Strong(name)),
-                    html.Td(meta.get("kind", "")),
-                    *[
-                        html.Td(f"{s.get(k, 0):,}", className="text-end")
-                        for k in ("items", "interactions", "sequences", "categories", "brands")
-                    ],
-                    html.Td(html.Code(meta.get("fingerprint", ""), className="small")),
-                ]
-            )
-        )
-    head = html.Thead(
-        html.Tr(
-            [
-                html.Th(h, className=("text-end" if i > 1 and i < 7 else ""))
-                for i, h in enumerate(
-                    ["Name", "Kind", "Items", "Events", "Sequences", "Categories", "Brands", "Fingerprint"]
-                )
-            ]
-        )
-    )
-    return dbc.Table([head, html.Tbody(body)], hover=True, size="sm", className="datasets-table mb-0")
-
-
 def mapping_controls(columns: list[str]) -> list:
     """One dropdown per schema field, pre-filled from the column names."""
-    guess = guess_mapping(columns)
+    from recsys.data.mapping import MAPPING_FIELDS, guess_fields  # recsys.data is off the start path
+
+    guess = guess_fields(columns)
     options = [{"label": c, "value": c} for c in columns]
     cols = []
     for field, required, hint in MAPPING_FIELDS:
@@ -538,17 +242,23 @@ def read_option_controls() -> dbc.Row:
     cols = []
     for option, label, kind, spec in READ_FORM:
         cid = {"type": ids.DATA_OPT, "option": option}
-        if kind == "radio":
-            control = dbc.RadioItems(
-                id=cid, options=[{"label": t, "value": v} for v, t in spec], value=spec[0][0], inline=True
-            )
-        elif kind == "select":
-            control = dcc.Dropdown(
-                id=cid, options=[{"label": t, "value": v} for v, t in spec], value="", clearable=False
-            )
-        else:
-            control = dbc.Input(id=cid, placeholder=spec, value="", debounce=True)
         width = 12 if option in ("role", "catalog") else 6
+        if kind in ("radio", "select"):
+            value = spec[0][0] if kind == "radio" else ""
+            cols.append(
+                choice_col(
+                    label,
+                    cid,
+                    spec,
+                    value,
+                    kind=kind,
+                    label_class="param-label mb-0",
+                    md=width,
+                    className="mb-2",
+                )
+            )
+            continue
+        control = dbc.Input(id=cid, placeholder=spec, value="", debounce=True)
         cols.append(
             dbc.Col([dbc.Label(label, className="param-label mb-0"), control], md=width, className="mb-2")
         )
@@ -613,34 +323,18 @@ def layout(**_query: Any) -> html.Div:
                 [
                     dbc.Row(
                         [
-                            dbc.Col(
-                                [
-                                    dbc.Label("Sequences are"),
-                                    dbc.RadioItems(
-                                        id=ids.DATA_KIND,
-                                        options=[
-                                            {"label": "sessions (ordered)", "value": "sessions"},
-                                            {"label": "baskets / orders", "value": "baskets"},
-                                        ],
-                                        value="sessions",
-                                        inline=True,
-                                    ),
-                                ],
+                            choice_col(
+                                "Sequences are",
+                                ids.DATA_KIND,
+                                [("sessions", "sessions (ordered)"), ("baskets", "baskets / orders")],
+                                "sessions",
                                 md=6,
                             ),
-                            dbc.Col(
-                                [
-                                    dbc.Label("Bad rows"),
-                                    dbc.RadioItems(
-                                        id=ids.DATA_ERRORS,
-                                        options=[
-                                            {"label": "drop and report", "value": "drop"},
-                                            {"label": "stop at the first", "value": "raise"},
-                                        ],
-                                        value="drop",
-                                        inline=True,
-                                    ),
-                                ],
+                            choice_col(
+                                "Bad rows",
+                                ids.DATA_ERRORS,
+                                [("drop", "drop and report"), ("raise", "stop at the first")],
+                                "drop",
                                 md=6,
                             ),
                         ],
@@ -696,6 +390,18 @@ def layout(**_query: Any) -> html.Div:
     )
 
 
+#: The mapping form's values, in the order the Preview and Import callbacks take them:
+#: (chosen columns, their field ids, kind, errors, reading-option values, their ids).
+_MAPPING_STATES = (
+    State({"type": ids.DATA_MAP, "field": ALL}, "value"),
+    State({"type": ids.DATA_MAP, "field": ALL}, "id"),
+    State(ids.DATA_KIND, "value"),
+    State(ids.DATA_ERRORS, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
+    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
+)
+
+
 # -- callbacks ---------------------------------------------------------------------
 @callback(
     Output(ids.DATA_SOURCE_HINT, "children"),
@@ -748,6 +454,8 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
         return [], None
     if not path:
         return [], None
+    from recsys.data.tables import peek_table
+
     try:
         options = options_from_form(opt_values, opt_ids)
         columns, preview, reading = peek_table(path, options=options)
@@ -773,12 +481,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
     Input(ids.DATA_PREVIEW, "n_clicks"),
     State(ids.DATA_SOURCE, "value"),
     State(ids.DATA_PATH, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "id"),
-    State(ids.DATA_KIND, "value"),
-    State(ids.DATA_ERRORS, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
+    *_MAPPING_STATES,
     prevent_initial_call=True,
 )
 def preview_import(
@@ -787,6 +490,7 @@ def preview_import(
     """Parse the first rows with the form's mapping and options and show what the import would
     store: the report and the first parsed rows. Reads only; stores nothing."""
     from recsys.data.adapters import import_dataset
+    from recsys.data.mapping import mapping_from_choices, required_fields
 
     if not n_clicks or source != "csv":
         return (
@@ -798,7 +502,7 @@ def preview_import(
         options = options_from_form(opt_values, opt_ids)
         if not map_ids:
             raise DataValidationError("inspect the file first (press Inspect) and map its columns")
-        mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [], required_fields(options))
+        mapping = mapping_from_choices([m["field"] for m in map_ids], chosen or [], required_fields(options))
         p = resolve_import_path((path or "").strip(), allow_dir=True)
         events, opts = _split_role(str(p), options)
         ds = import_dataset(
@@ -844,12 +548,7 @@ def preview_import(
     State(ids.DATA_SOURCE, "value"),
     State(ids.DATA_PATH, "value"),
     State(ids.DATA_NAME, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "value"),
-    State({"type": ids.DATA_MAP, "field": ALL}, "id"),
-    State(ids.DATA_KIND, "value"),
-    State(ids.DATA_ERRORS, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "value"),
-    State({"type": ids.DATA_OPT, "option": ALL}, "id"),
+    *_MAPPING_STATES,
     prevent_initial_call=True,
 )
 def start_import(
@@ -865,6 +564,8 @@ def start_import(
     opt_ids=None,
 ):
     """Validate the form and submit an ``import`` job."""
+    from recsys.data.mapping import mapping_from_choices, required_fields
+
     if not n_clicks:
         return no_update, no_update
     try:
@@ -874,7 +575,9 @@ def start_import(
             options = options_from_form(opt_values, opt_ids)
             if not map_ids:
                 raise DataValidationError("inspect the file first (press Inspect) and map its columns")
-            mapping = mapping_from_form([m["field"] for m in map_ids], chosen or [], required_fields(options))
+            mapping = mapping_from_choices(
+                [m["field"] for m in map_ids], chosen or [], required_fields(options)
+            )
         params = import_params(
             source,
             (path or "").strip(),
@@ -909,15 +612,9 @@ def show_import(store: dict | None, current: dict | None):
     """Progress of this page's import job; when done, its validation report or its error."""
     if not current:
         return no_update, no_update, no_update
-    job = next((j for j in (store or {}).get("jobs", []) if j.get("id") == current["job_id"]), None)
+    job, card = form_job(store, current["job_id"])
     if job is None:
-        try:
-            from components.jobs import job_summary
-
-            job = job_summary(job_store().get(current["job_id"]))
-        except RecsysError as exc:
-            return error_alert(exc, "Import job not found"), no_update, no_update
-    card = job_card({**job, "error": ""}, show_cancel=True)
+        return card, no_update, no_update
     status = job.get("status")
     if status == "done":
         try:

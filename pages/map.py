@@ -9,14 +9,13 @@ clicking a point opens it in Explore, a lasso/box selection lists its items in a
 the neighbourhood-purity chart says how well each category holds together.
 
 Size: coordinates are float32, which plotly serialises as typed arrays (base64); item
-positions go as plain integer lists (see ``map_figure``), so 100k points make a figure of
+positions go as plain integer lists (see ``components.scatter.map_figure``), so 100k points make a figure of
 about 2 MB; above ``MAX_POINTS`` a seeded
 random sample is drawn and the status line says so.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +23,15 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import numpy as np
-import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import bounded_k, data_registry, run_searcher, unavailable_run
-from components.item_card import card_rows, explore_href, fmt_price
+from components.item_card import explore_href
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
+from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
 from recsys.errors import RecsysError
-from recsys.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -45,13 +43,6 @@ dash.register_page(__name__, path="/map", title="RecSys Lab · Map", name="Map",
 MAX_POINTS = 100_000
 MAX_HIGHLIGHT = 5_000
 MAX_SELECTION_ROWS = 1_000
-TOP_N = 12
-OTHER = "other"
-PALETTE = (
-    "#2c7be5", "#e8837a", "#5fd3bc", "#f5b041", "#8e6fd8", "#48c9e0", "#e36fb2", "#7dbb42",
-    "#c0392b", "#16a085", "#d4ac0d", "#5d6d7e",
-)  # fmt: skip
-OTHER_COLOR = "#c8d0da"
 COLOR_CHOICES = (
     ("category:0", "Category (top level)"),
     ("category:1", "Category (level 2)"),
@@ -63,187 +54,18 @@ COLOR_CHOICES = (
 
 
 # -- data -------------------------------------------------------------------------------
-def _run_stamp(run_id: str) -> float:
-    return (data_registry().run_dir(run_id) / "run.json").stat().st_mtime
-
-
-@functools.lru_cache(maxsize=4)
-def _pca_cached(root: str, run_id: str, stamp: float) -> pd.DataFrame:
-    import pandas as pd  # off the app's start path
-
-    from recsys.projection import project
-
-    model = Registry(root).load_model(run_id)
-    coords = project(model.vectors_, method="pca")
-    return pd.DataFrame(
-        {"item_id": np.asarray(model.item_ids_, dtype=str), "x": coords[:, 0], "y": coords[:, 1]}
-    )
-
-
 def projection_frame(run_id: str, method: str) -> pd.DataFrame | None:
-    """``item_id, x, y`` of a run: UMAP from its stored file (None when missing), PCA in memory."""
-    from recsys.projection import load_projection
+    """``item_id, x, y`` of a run (:func:`recsys.projection.run_projection`)."""
+    from recsys.projection import run_projection
 
-    root = data_dir()
-    if method == "umap":
-        return load_projection(root, run_id, "umap")
-    stored = load_projection(root, run_id, "pca")  # computed by a job or the CLI
-    if stored is not None:
-        return stored
-    return _pca_cached(str(root), run_id, _run_stamp(run_id))
+    return run_projection(data_dir(), run_id, method)
 
 
 def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> tuple:
-    """(x, y, positions) as float32/float32/int32 for the items of ``frame`` the view knows.
+    """(x, y, positions, total) of the points the view knows (:func:`recsys.projection.sample_points`)."""
+    from recsys.projection import sample_points
 
-    Above ``max_points`` a seeded random sample (sorted) is kept. Returns also the total.
-    """
-    import pandas as pd  # off the app's start path
-
-    pos = pd.Index(view.item_ids).get_indexer(frame["item_id"].astype(str).to_numpy())
-    keep = np.flatnonzero(pos >= 0)
-    total = len(keep)
-    if total > max_points:
-        keep = np.sort(np.random.default_rng(seed).choice(keep, size=max_points, replace=False))
-    x = frame["x"].to_numpy(dtype=np.float32)[keep]
-    y = frame["y"].to_numpy(dtype=np.float32)[keep]
-    return x, y, pos[keep].astype(np.int32), total
-
-
-def point_labels(view: Any, positions: np.ndarray, color_by: str, top_n: int | None = TOP_N) -> np.ndarray:
-    """Label of each point for a categorical colouring (top N kept, the rest "other" unless None)."""
-    import pandas as pd  # off the app's start path
-
-    if color_by.startswith("category:"):
-        level = min(int(color_by.split(":")[1]), view.max_level)
-        names = np.asarray(view.cat_names[level], dtype=object)
-        labels = names[view.cat_codes[level][positions]]
-        labels = np.where(labels == "", "(no category)", labels)
-    elif color_by == "brand":
-        labels = np.asarray(view.brand_display, dtype=object)[view.brand[positions]]
-        labels = np.where(labels == "", "(no brand)", labels)
-    elif color_by == "gender":
-        labels = np.asarray(view.gender_names, dtype=object)[view.gender[positions]]
-        labels = np.where(labels == "", "(unknown)", labels)
-    else:
-        raise ValueError(f"unknown categorical colouring '{color_by}'")
-    if top_n is None:
-        return labels.astype(object)
-    counts = pd.Series(labels).value_counts()
-    top = set(counts.index[:top_n])
-    if len(counts) > top_n:
-        labels = np.where(pd.Series(labels).isin(top).to_numpy(), labels, OTHER)
-    return labels.astype(object)
-
-
-def _marker_size(n: int) -> float:
-    return 7.0 if n <= 3_000 else 5.0 if n <= 20_000 else 3.5 if n <= 60_000 else 2.5
-
-
-def map_figure(
-    x: np.ndarray, y: np.ndarray, positions: np.ndarray, view: Any, color_by: str, uirevision: str = ""
-) -> go.Figure:
-    """The WebGL scatter: one trace per colour group (or a price colour scale) plus an empty
-    highlight trace last (filled by the search callback). ``customdata`` holds each point's
-    catalogue position as a plain list: Dash's Graph copies ``customdata[pointNumber]`` from
-    the figure into hover/click/selection data, which reads nothing from a typed array
-    (``{"dtype", "bdata"}``), so the callbacks would receive no position. Plain integers cost
-    about as much JSON as base64 int32 (<= 6 characters each for <= 1M items)."""
-    import pandas as pd  # off the app's start path
-
-    size = _marker_size(len(x))
-    traces: list[go.Scattergl] = []
-    common = {"mode": "markers", "hoverinfo": "none", "hovertemplate": None}
-    if color_by == "price":
-        price = view.price[positions].astype(np.float32)
-        known = np.isfinite(price) & (price > 0)
-        if (~known).any():
-            traces.append(
-                go.Scattergl(
-                    x=x[~known],
-                    y=y[~known],
-                    customdata=positions[~known].tolist(),
-                    name="no price",
-                    marker={"size": size, "color": OTHER_COLOR, "opacity": 0.6},
-                    **common,
-                )
-            )
-        logp = np.log10(price[known]).astype(np.float32)
-        ticks = np.array([1, 3, 10, 30, 100, 300, 1000, 3000, 10000], dtype=float)
-        if len(logp):
-            lo, hi = float(logp.min()), float(logp.max())
-            ticks = ticks[(np.log10(ticks) >= lo - 0.01) & (np.log10(ticks) <= hi + 0.01)]
-        traces.append(
-            go.Scattergl(
-                x=x[known],
-                y=y[known],
-                customdata=positions[known].tolist(),
-                name="price",
-                marker={
-                    "size": size,
-                    "color": logp,
-                    "colorscale": "Viridis",
-                    "opacity": 0.75,
-                    "colorbar": {
-                        "title": {"text": "price"},
-                        "tickvals": np.log10(ticks).tolist(),
-                        "ticktext": [f"{t:g}" for t in ticks],
-                        "thickness": 12,
-                    },
-                },
-                showlegend=False,
-                **common,
-            )
-        )
-    else:
-        labels = point_labels(view, positions, color_by)
-        order = pd.Series(labels).value_counts()
-        names = [n for n in order.index if n != OTHER] + ([OTHER] if OTHER in order.index else [])
-        codes = pd.Categorical(labels, categories=names).codes
-        for i, name in enumerate(names):
-            sel = codes == i
-            color = OTHER_COLOR if name == OTHER else PALETTE[i % len(PALETTE)]
-            traces.append(
-                go.Scattergl(
-                    x=x[sel],
-                    y=y[sel],
-                    customdata=positions[sel].tolist(),
-                    name=f"{name} ({int(sel.sum()):,})",
-                    marker={"size": size, "color": color, "opacity": 0.7},
-                    **common,
-                )
-            )
-    traces.append(
-        go.Scattergl(
-            x=np.zeros(0, dtype=np.float32),
-            y=np.zeros(0, dtype=np.float32),
-            customdata=[],
-            name="search matches",
-            mode="markers",
-            hoverinfo="none",
-            showlegend=False,
-            marker={
-                "size": max(size * 2.2, 8),
-                "color": "#111",
-                "symbol": "circle-open",
-                "line": {"width": 2},
-            },
-        )
-    )
-    fig = go.Figure(traces)
-    fig.update_layout(
-        template="plotly_white",
-        dragmode="lasso",
-        hovermode="closest",
-        uirevision=uirevision,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        height=640,
-        legend={"orientation": "v", "x": 1.01, "y": 0.93, "font": {"size": 11}, "itemsizing": "constant"},
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x"},
-        plot_bgcolor="#fbfcfe",
-    )
-    return fig
+    return sample_points(view.item_ids, frame, max_points, seed)
 
 
 def match_positions(view: Any, query: str | None) -> np.ndarray:
@@ -633,26 +455,6 @@ def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure
     return patch
 
 
-def hover_card(view: Any, position: int) -> html.Div:
-    """The tooltip card of one point."""
-    row = card_rows(view, [position])[0]
-    return html.Div(
-        [
-            html.Div(str(row.get("title") or row.get("item_id")), className="tip-title"),
-            html.Div(str(row.get("category") or "no category").replace(" > ", " › "), className="tip-cat"),
-            html.Div(
-                [
-                    html.Span(str(row.get("brand") or "no brand"), className="tip-brand"),
-                    html.Span(fmt_price(row.get("price")), className="tip-price"),
-                ],
-                className="tip-meta",
-            ),
-            html.Div(str(row.get("item_id")), className="tip-id"),
-        ],
-        className="map-tip",
-    )
-
-
 @callback(
     Output(ids.MAP_TOOLTIP, "show"),
     Output(ids.MAP_TOOLTIP, "bbox"),
@@ -736,45 +538,14 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
 
 def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
     """Bar chart of neighbourhood purity per label (vs the random baseline)."""
-    from recsys.projection import neighbourhood_purity
+    from recsys.projection import catalogue_purity
 
     searcher = run_searcher(run_id)
-    view = searcher.view
     by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
-    positions = np.arange(view.n)
-    labels = point_labels(view, positions, by, top_n=None)  # real labels: lumping would inflate purity
-    full = neighbourhood_purity(searcher.unit, labels, k=k, method="exact", max_queries=max_queries)
+    full = catalogue_purity(searcher.view, searcher.unit, by, k=k, max_queries=max_queries)
     table = full.head(15).iloc[::-1]
     table.attrs = full.attrs
-    fig = go.Figure(
-        [
-            go.Bar(
-                y=table["label"],
-                x=table["purity"],
-                orientation="h",
-                name="purity",
-                marker_color="#2c7be5",
-                hovertemplate="%{y}: %{x:.2f}<extra>purity</extra>",
-            ),
-            go.Bar(
-                y=table["label"],
-                x=table["baseline"],
-                orientation="h",
-                name="random",
-                marker_color="#c8d0da",
-                hovertemplate="%{y}: %{x:.2f}<extra>random neighbours</extra>",
-            ),
-        ]
-    )
-    fig.update_layout(
-        template="plotly_white",
-        barmode="group",
-        height=max(260, 28 * len(table) + 80),
-        margin={"l": 10, "r": 10, "t": 10, "b": 30},
-        legend={"orientation": "h", "y": -0.12},
-        xaxis={"range": [0, 1], "tickformat": ".0%"},
-        yaxis={"automargin": True},
-    )
+    fig = purity_figure(table)
     overall = table.attrs.get("overall")
     label = dict(COLOR_CHOICES).get(by, by).replace(f" (top {TOP_N})", "")
     return html.Div(

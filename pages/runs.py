@@ -12,6 +12,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
 from components.common import list_datasets
+from components.forms import choice_col
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
@@ -234,16 +235,13 @@ def split_controls(datasets: list[str]) -> dbc.Row:
 
     return dbc.Row(
         [
-            dbc.Col(
-                [
-                    dbc.Label("Split", className="param-label mb-0"),
-                    dcc.Dropdown(
-                        id=sid("method"),
-                        options=[{"label": v[0], "value": k} for k, v in SPLITS.items()],
-                        value="time",
-                        clearable=False,
-                    ),
-                ],
+            choice_col(
+                "Split",
+                sid("method"),
+                [(k, v[0]) for k, v in SPLITS.items()],
+                "time",
+                kind="select",
+                label_class="param-label mb-0",
                 md=6,
             ),
             dbc.Col(
@@ -260,19 +258,13 @@ def split_controls(datasets: list[str]) -> dbc.Row:
                 ],
                 md=6,
             ),
-            dbc.Col(
-                [
-                    dbc.Label("Repeated items in a session", className="param-label mb-0"),
-                    dcc.Dropdown(
-                        id=sid("repeats"),
-                        options=[
-                            {"label": "collapse repeats", "value": "collapse"},
-                            {"label": "every position a case", "value": "keep"},
-                        ],
-                        value="collapse",
-                        clearable=False,
-                    ),
-                ],
+            choice_col(
+                "Repeated items in a session",
+                sid("repeats"),
+                [("collapse", "collapse repeats"), ("keep", "every position a case")],
+                "collapse",
+                kind="select",
+                label_class="param-label mb-0",
                 md=6,
             ),
         ],

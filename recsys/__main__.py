@@ -124,15 +124,9 @@ def _split_list(text: str | None) -> list[str] | None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from recsys.data.adapters import import_dataset
+    from recsys.data.mapping import parse_map_pairs
 
-    mapping = {}
-    for pair in args.map or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise RecsysError(
-                f"--map '{pair}' is not of the form COLUMN=FIELD (e.g. --map SessionId=sequence_id)"
-            )
-        mapping[key] = value
+    mapping = parse_map_pairs(args.map)
     options: dict[str, Any] = {}
     if args.source == "csv":
         options = {
@@ -413,15 +407,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if args.save:
         reg.update(run_id, metrics=metrics)
+    from recsys.vetting.precision import format_vetted, vetted_for_cli
+
+    vetted = vetted_for_cli(reg, run_id, args.preset, args.k)
     from recsys import tracking
 
     tracking.log_evaluation(meta, metrics, reg.root)
     if args.json:
-        _print_json(
-            {k: v for k, v in metrics.items() if k != "per_category"} if not args.per_category else metrics
-        )
+        shown = metrics if args.per_category else {k: v for k, v in metrics.items() if k != "per_category"}
+        _print_json({**shown, "vetted": vetted})
     else:
         print(format_metrics(metrics))
+        print(format_vetted(vetted))
         if args.per_category:
             for cat, row in metrics.get("per_category", {}).items():
                 print(
@@ -536,7 +533,12 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
     store = args.redis_url or args.out
     bar = _progress(args, f"precompute {args.preset}")
-    meta = precompute(args.data_dir, args.run, args.preset, k=args.k, store=store, progress=bar)
+    from recsys.checks import load_thresholds
+
+    checks = load_thresholds(args.thresholds, args.data_dir)
+    meta = precompute(
+        args.data_dir, args.run, args.preset, k=args.k, store=store, progress=bar, checks=checks
+    )
     bar.close()
     _print_json({k: v for k, v in meta.items() if k != "config"})
     return 0
@@ -1010,6 +1012,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-category", action="store_true", help="also print the per-category breakdown")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--save", action="store_true", help="store the metrics in run.json")
+    p.add_argument(
+        "--preset", default=None, help="filters of the lists scored on the judged pairs (vetted precision)"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -1073,7 +1078,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_int_at_least(1), default=20, help="list length stored per item (default 20)")
     p.add_argument("--redis-url", default=None, help="write to Redis instead, e.g. redis://127.0.0.1:6379/0")
     p.add_argument("--out", default=None, help="SQLite file to write (default <data-dir>/precomputed.sqlite)")
+    p.add_argument(
+        "--thresholds", default=None, metavar="FILE", help="behavioural checks' thresholds (see 'check')"
+    )
     p.set_defaults(func=cmd_precompute)
+
+    from recsys.cli_check import add_parser as add_check_parser
+
+    add_check_parser(sub)
 
     p = sub.add_parser(
         "users",

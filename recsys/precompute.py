@@ -527,8 +527,13 @@ def precompute(
     store: TopKStore | str | None = None,
     batch_size: int = 1024,
     progress: Progress | None = None,
+    checks: Any = None,
 ) -> dict[str, Any]:
     """Write the filtered top-k of every item of a run, for a saved preset.
+
+    The behavioural checks (:mod:`recsys.checks`) run on the lists before anything is
+    written: a table failing a blocking check is refused (:class:`recsys.checks.ChecksFailedError`)
+    and the store is left as it was.
 
     Parameters
     ----------
@@ -547,12 +552,15 @@ def precompute(
         Items searched per batch.
     progress : callable, optional
         ``progress(done, total, message)``.
+    checks : recsys.checks.CheckThresholds or False, optional
+        The checks' thresholds (default: ``<root>/checks.json`` or ``.yaml`` when present,
+        else the defaults); False skips the checks.
 
     Returns
     -------
     dict
         The table's metadata (run, preset name and hash, k, n_items, written_at,
-        location, seconds).
+        location, seconds) and ``checks`` (the checks' report and their ``seconds``, when they ran).
     """
     from recsys.filters import PresetStore
     from recsys.registry import Registry
@@ -588,7 +596,11 @@ def precompute(
 
     meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
-        n = target.write_table(meta, rows())
+        table = list(rows())
+        t_checks = time.perf_counter()
+        report = _checks(registry, run_id, preset, table, k, checks)
+        checks_s = round(time.perf_counter() - t_checks, 3)
+        n = target.write_table(meta, table)
     finally:
         if own_store:
             target.close()
@@ -596,4 +608,24 @@ def precompute(
     logger.info(
         "precomputed top-%d of %d items for run %s preset %s in %.1f s", k, n, run_id, preset, seconds
     )
-    return {**meta, "n_items": n, "location": target.location, "seconds": seconds}
+    out = {**meta, "n_items": n, "location": target.location, "seconds": seconds}
+    return out if report is None else {**out, "checks": {**report.to_dict(), "seconds": checks_s}}
+
+
+def _checks(registry: Any, run_id: str, preset: str, table: list, k: int, checks: Any) -> Any:
+    """The checks' report on a table's lists; ChecksFailedError when a blocking check fails."""
+    if checks is False:
+        return None
+    from recsys.checks import ChecksFailedError, checks_for_lists, load_thresholds
+
+    thresholds = load_thresholds(None, registry.root) if checks is None or checks is True else checks
+    lists = {seed: [i for i, _ in entries] for seed, entries in table}
+    report = checks_for_lists(registry, run_id, lists, k, thresholds, preset=preset)
+    if not report.passed:
+        raise ChecksFailedError(
+            f"the top-{k} table of run {run_id} with preset '{preset}' is not published: "
+            f"{report.failure_message()}; fix the preset (or mark the check non-blocking in the "
+            "thresholds) and run precompute again",
+            report,
+        )
+    return report

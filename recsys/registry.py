@@ -4,7 +4,7 @@ A run is a folder ``<data_dir>/runs/<run_id>/`` holding ``run.json`` (model
 family, parameters, dataset name and fingerprint, metrics, status, timings,
 library versions), the saved model (``model.json``, ``item_ids.npy`` and, for
 embedding models, ``vectors.npy``) and artefacts added later (``index.bin``,
-``projection.parquet``). A run is written into a temporary folder and renamed
+``projection_<method>.parquet``). A run is written into a temporary folder and renamed
 into place, so a crash never leaves half a run visible; artefacts added later
 are written to a temporary file and renamed too.
 

@@ -451,7 +451,8 @@ def _split_mapping(
     files: tuple[str | None, str | None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-file mappings from a flat mapping or ``{"catalog": {...}, "interactions": {...}}``."""
-    from recsys.data.loaders import _unknown_column_message, check_targets
+    from recsys.data.mapping import check_targets
+    from recsys.data.tables import _unknown_column_message
 
     if not mapping:
         return {}, {}
@@ -483,7 +484,7 @@ def _split_mapping(
 
 
 def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any]) -> dict[str, Any]:
-    from recsys.data.reading import guess_mapping
+    from recsys.data.mapping import guess_mapping
 
     if frame is None:
         return mapping

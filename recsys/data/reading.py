@@ -7,15 +7,14 @@ user can see what was detected and override it:
 - :func:`sniff_header`: whether the first row is a header or already data;
 - :func:`parse_prices`: ``"£3.42"``, ``"₹1,099"``, ``"1.234,50 €"``, ``"$ 1 234.50"``;
 - :func:`parse_timezone` and :func:`parse_duration`: ``--tz UTC+8`` and ``--session-gap 30m``;
-- :data:`FIELDS`: the schema fields a column can be mapped to, with their meaning;
-- :func:`did_you_mean`: the closest column names to a misspelled one.
+- :data:`FIELDS` and the column mapping: in :mod:`recsys.data.mapping` (importable from here);
+- :func:`did_you_mean` (from :mod:`recsys.data.mapping`): the closest names to a misspelled one.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import difflib
 import io
 import re
 from collections.abc import Iterable
@@ -24,6 +23,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.data.mapping import (  # noqa: F401  (the mapping's names, kept importable from here)
+    CATALOG_FIELDS,
+    DROP_TARGETS,
+    FIELD_ALIASES,
+    FIELD_SYNONYMS,
+    FIELDS,
+    INTERACTION_FIELDS,
+    JOINABLE_FIELDS,
+    did_you_mean,
+    fields_help,
+    guess_mapping,
+)
 from recsys.errors import DataValidationError
 
 #: Separators tried by :func:`sniff_separator`, in order of preference on a tie.
@@ -39,122 +50,6 @@ _SEP_NAMES = {
     "pipe": "|",
     "|": "|",
 }
-
-#: Schema fields a file column can be mapped to, and what each means.
-CATALOG_FIELDS: dict[str, str] = {
-    "item_id": "the product's id (SKU, product code); required in a catalogue",
-    "title": "the product's name",
-    "category": "category path like 'Women > Shoes'; map several columns to join them in order",
-    "brand": "brand name",
-    "gender": "women, men, unisex or kids (F, M, female, girls... are understood)",
-    "price": "unit price; currency symbols and thousands separators are removed",
-    "adult": "true/false: an adult-only item",
-    "description": "free text about the product",
-    "image_url": "link to an image",
-}
-INTERACTION_FIELDS: dict[str, str] = {
-    "sequence_id": "session, order, invoice or basket id; required unless --session-gap cuts sessions",
-    "item_id": "the product's id; required in an events file",
-    "user_id": "customer or user id",
-    "timestamp": "time of the event: ISO 8601, unix seconds or milliseconds",
-    "event_type": "view, cart or purchase (or your codes with --event-map)",
-    "quantity": "number of units (blank is 1)",
-    "position": "order of the event inside its sequence (e.g. add-to-cart order)",
-}
-FIELDS: dict[str, str] = {**INTERACTION_FIELDS, **{k: v for k, v in CATALOG_FIELDS.items() if k != "item_id"}}
-#: Words users write for a field (for "did you mean" on a mapping target).
-FIELD_SYNONYMS: dict[str, str] = {
-    "session": "sequence_id",
-    "session_id": "sequence_id",
-    "order": "sequence_id",
-    "order_id": "sequence_id",
-    "basket": "sequence_id",
-    "invoice": "sequence_id",
-    "sku": "item_id",
-    "product": "item_id",
-    "product_id": "item_id",
-    "item": "item_id",
-    "customer": "user_id",
-    "user": "user_id",
-    "time": "timestamp",
-    "date": "timestamp",
-    "datetime": "timestamp",
-    "event": "event_type",
-    "behavior": "event_type",
-    "behaviour": "event_type",
-    "action": "event_type",
-    "qty": "quantity",
-    "name": "title",
-    "product_name": "title",
-    "cost": "price",
-    "amount": "price",
-    "department": "category",
-    "aisle": "category",
-}
-#: Column names (lower-cased, letters and digits only) that mean a field, in order of preference.
-FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "visitid", "transactionid"),
-    "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "asin"),
-    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid"),
-    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp"),
-    "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
-    "quantity": ("quantity", "qty"),
-    "position": ("position", "addtocartorder"),
-    "title": ("title", "name", "productname", "itemname"),
-    "category": ("category", "categorycode", "categorypath", "categoryname"),
-    "brand": ("brand", "brandname", "productbrand"),
-    "gender": ("gender", "sex"),
-    "price": ("price", "unitprice", "saleprice", "sellingprice"),
-    "adult": ("adult",),
-    "description": ("description", "productdescription"),
-    "image_url": ("imageurl", "image", "imagelink"),
-}  # fmt: skip
-
-
-def guess_mapping(columns: Iterable[str], fields: Iterable[str] | None = None) -> dict[str, str]:
-    """{file column: field} for columns whose name means a field (a field already present as a
-    column is left alone; each column and field is used once)."""
-    columns = [str(c) for c in columns]
-    present = set(columns)
-    norm = {}
-    for c in columns:
-        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
-    out: dict[str, str] = {}
-    for field in fields or FIELD_ALIASES:
-        if field in present:
-            continue
-        for alias in FIELD_ALIASES.get(field, ()):
-            col = norm.get(alias)
-            if col and col not in out and col not in FIELD_ALIASES:
-                out[col] = field
-                break
-    return out
-
-
-#: Fields that several columns may be mapped to: their values are joined in order.
-JOINABLE_FIELDS = ("category",)
-#: Targets that drop a column on purpose.
-DROP_TARGETS = ("", "-", "drop")
-
-
-def fields_help(indent: str = "  ") -> str:
-    """The valid mapping targets, one per line, for ``import --help`` and messages."""
-    width = max(map(len, FIELDS))
-    return "\n".join(f"{indent}{name:<{width}}  {text}" for name, text in FIELDS.items())
-
-
-def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
-    """The closest names among ``choices`` (case and punctuation insensitive)."""
-    choices = [str(c) for c in choices]
-
-    def key(s: str) -> str:
-        return re.sub(r"[^a-z0-9]", "", s.lower())
-
-    keyed = {key(c): c for c in choices}
-    exact = [keyed[key(name)]] if key(name) in keyed and keyed[key(name)] != name else []
-    close = difflib.get_close_matches(key(name), list(keyed), n=n, cutoff=0.6)
-    out = exact + [keyed[c] for c in close if keyed[c] not in exact]
-    return out[:n]
 
 
 def separator_from_option(value: str | None) -> str | None:

@@ -90,14 +90,8 @@ def test_upload_is_stored_on_the_server_and_bad_types_are_refused(root, tmp_path
     assert store is None and "at most" in text_of(info) and not (tmp_path / "uploads" / "big.csv").exists()
 
 
-def test_mapping_and_form_checks_name_what_is_wrong(root, tmp_path, data_page):
-    fields = ["sequence_id", "item_id", "price"]
-    assert data_page.mapping_from_form(fields, ["s", "p", None]) == {"s": "sequence_id", "p": "item_id"}
-    with pytest.raises(DataValidationError, match="required field 'item_id'"):
-        data_page.mapping_from_form(fields, ["s", None, None])
-    with pytest.raises(DataValidationError, match="mapped to both"):
-        data_page.mapping_from_form(fields, ["s", "s", None])
-
+def test_form_checks_name_what_is_wrong(root, tmp_path, data_page):
+    # the mapping's own checks: tests/unit/test_mapping.py
     (tmp_path / "f.csv").write_text(EVENTS)
     with pytest.raises(DataValidationError, match="folder"):
         data_page.import_params("instacart", str(tmp_path / "f.csv"), "x", None)

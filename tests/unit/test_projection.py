@@ -252,6 +252,9 @@ def test_exact_top_k_selection_matches_full_sort() -> None:
         want = np.sort(sims, axis=1)[:, ::-1][:, :10]
         np.testing.assert_array_equal(np.sort(np.take_along_axis(sims, got, 1), axis=1)[:, ::-1], want)
         assert all(len(set(row)) == 10 for row in got)
+        # the same columns as the one top-k over the whole row (ties: the lower columns)
+        stable = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+        np.testing.assert_array_equal(np.sort(got, axis=1), np.sort(stable, axis=1))
 
 
 def test_purity_rejects_mismatched_labels() -> None:
@@ -294,3 +297,89 @@ def test_umap_progress_follows_the_epochs_and_numba_caches_to_a_folder() -> None
     assert seen[-1][0] == seen[-1][1]
     assert numba_cache_dir().is_dir()
     assert os.environ.get("NUMBA_CACHE_DIR")  # set before numba was imported (or by the user)
+
+
+# -- what the Map shows ------------------------------------------------------------
+
+
+def _view():
+    from recsys.search import CatalogView
+
+    catalog = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d", "e", "f"],
+            "category": ["Women > Shoes", "Women > Bags", "Men > Shoes", "", "Women > Shoes", "Men"],
+            "brand": ["Acme", "Acme", "Zed", "", "Acme", "Bolt"],
+            "gender": ["women", "women", "men", "", "women", "men"],
+        }
+    )
+    return CatalogView(catalog["item_id"], catalog)
+
+
+def test_item_labels_by_category_level_brand_and_gender_with_top_n() -> None:
+    from recsys.labels import OTHER_LABEL, item_labels
+
+    view = _view()
+    pos = view.pos_of_row  # catalogue rows a..f in the view's positions
+    top = item_labels(view, pos, "category:0")
+    assert top.tolist() == ["Women", "Women", "Men", "(no category)", "Women", "Men"]
+    deep = item_labels(view, pos, "category:9")  # capped at the deepest level
+    assert deep.tolist() == [
+        "Women > Shoes", "Women > Bags", "Men > Shoes", "(no category)", "Women > Shoes", "Men",
+    ]  # fmt: skip
+    assert item_labels(view, pos, "brand").tolist()[3] == "(no brand)"
+    assert item_labels(view, pos, "gender").tolist()[3] == "(unknown)"
+    lumped = item_labels(view, pos, "category:0", top_n=2)  # Women (3), Men (2); the rest lumped
+    assert lumped.tolist() == ["Women", "Women", "Men", OTHER_LABEL, "Women", "Men"]
+    assert item_labels(view, pos, "category:0", top_n=3).tolist() == top.tolist()  # nothing to lump
+    with pytest.raises(ValueError, match="unknown categorical colouring 'price'"):
+        item_labels(view, pos, "price")
+
+
+def test_sample_points_aligns_a_projection_with_the_catalogue_and_samples_with_a_seed() -> None:
+    from recsys.projection import sample_points
+
+    frame = pd.DataFrame({"item_id": ["c", "zz", "a", "b"], "x": [1.0, 2.0, 3.0, 4.0], "y": [5, 6, 7, 8]})
+    x, y, pos, total = sample_points(np.array(["a", "b", "c"]), frame)
+    assert total == 3 and pos.dtype == np.int32 and x.dtype == y.dtype == np.float32
+    assert pos.tolist() == [2, 0, 1] and x.tolist() == [1.0, 3.0, 4.0] and y.tolist() == [5, 7, 8]
+    x2, _, pos2, total2 = sample_points(np.array(["a", "b", "c"]), frame, max_points=2, seed=3)
+    assert total2 == 3 and len(pos2) == 2 and set(pos2) <= {0, 1, 2}
+    assert pos2.tolist() == sample_points(np.array(["a", "b", "c"]), frame, max_points=2, seed=3)[2].tolist()
+    order = [pos.tolist().index(p) for p in pos2]
+    assert order == sorted(order)  # the sample keeps the frame's order
+
+
+def test_run_projection_pca_in_memory_until_the_run_changes_and_a_stored_file_wins(
+    tmp_path: Path, run_id: str
+) -> None:
+    from recsys.projection import run_projection
+
+    assert run_projection(tmp_path, run_id, "umap") is None  # no job has computed it
+    first = run_projection(tmp_path, run_id, "pca")
+    assert len(first) == 120 and first["item_id"].iloc[0] == "item000"
+    assert run_projection(tmp_path, run_id, "pca") is first  # cached
+    run_json = Registry(tmp_path).run_dir(run_id) / "run.json"
+    run_json.write_text(run_json.read_text() + " ")  # the run was rewritten: computed again
+    again = run_projection(tmp_path, run_id, "pca")
+    assert again is not first
+    np.testing.assert_array_equal(again[["x", "y"]].to_numpy(), first[["x", "y"]].to_numpy())
+    project_run(run_id, "pca", root=tmp_path)
+    assert run_projection(tmp_path, run_id, "pca").attrs["method"] == "pca"  # the stored file
+    with pytest.raises(RunNotFoundError):
+        run_projection(tmp_path, "nope", "pca")
+
+
+def test_catalogue_purity_measures_the_colouring_labels() -> None:
+    from recsys.projection import catalogue_purity
+
+    view = _view()
+    # vectors in the view's position order: Women items together, Men items together
+    x = np.zeros((6, 2), dtype=np.float32)
+    women = view.pos_of_row[[0, 1, 4]]
+    x[:, 1] = 1.0
+    x[women] = [1.0, 0.0]
+    table = catalogue_purity(view, x, "category:0", k=1, max_queries=None)
+    got = dict(zip(table["label"], table["purity"], strict=True))
+    assert got["Women"] == 1.0  # each Women item's neighbour is a Women item
+    assert table.attrs["k"] == 1 and table.attrs["method"] == "exact" and table.attrs["n_queries"] == 6

@@ -1,0 +1,195 @@
+"""The Map's figures: the item scatter (WebGL, one trace per colour group) and the purity bars.
+
+Pure builders from arrays and a catalogue view to Plotly figures / Dash components; the
+Map page (``pages/map.py``) wires them to its callbacks. The data behind them (the 2-D
+coordinates, the labels, the purity table) comes from :mod:`recsys.projection` and :mod:`recsys.labels`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import plotly.graph_objects as go
+from dash import html
+
+from components.item_card import card_rows, fmt_price
+from recsys.labels import OTHER_LABEL as OTHER
+from recsys.labels import item_labels
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: Colour groups drawn for brand/category colourings (the rest is "other").
+TOP_N = 12
+PALETTE = (
+    "#2c7be5", "#e8837a", "#5fd3bc", "#f5b041", "#8e6fd8", "#48c9e0", "#e36fb2", "#7dbb42",
+    "#c0392b", "#16a085", "#d4ac0d", "#5d6d7e",
+)  # fmt: skip
+OTHER_COLOR = "#c8d0da"
+
+
+def point_labels(view: Any, positions: np.ndarray, color_by: str, top_n: int | None = TOP_N) -> np.ndarray:
+    """Label of each point for a categorical colouring (top N kept, the rest "other" unless None)."""
+    return item_labels(view, positions, color_by, top_n)
+
+
+def _marker_size(n: int) -> float:
+    return 7.0 if n <= 3_000 else 5.0 if n <= 20_000 else 3.5 if n <= 60_000 else 2.5
+
+
+def map_figure(
+    x: np.ndarray, y: np.ndarray, positions: np.ndarray, view: Any, color_by: str, uirevision: str = ""
+) -> go.Figure:
+    """The WebGL scatter: one trace per colour group (or a price colour scale) plus an empty
+    highlight trace last (filled by the search callback). ``customdata`` holds each point's
+    catalogue position as a plain list: Dash's Graph copies ``customdata[pointNumber]`` from
+    the figure into hover/click/selection data, which reads nothing from a typed array
+    (``{"dtype", "bdata"}``), so the callbacks would receive no position. Plain integers cost
+    about as much JSON as base64 int32 (<= 6 characters each for <= 1M items)."""
+    import pandas as pd  # off the app's start path
+
+    size = _marker_size(len(x))
+    traces: list[go.Scattergl] = []
+    common = {"mode": "markers", "hoverinfo": "none", "hovertemplate": None}
+    if color_by == "price":
+        price = view.price[positions].astype(np.float32)
+        known = np.isfinite(price) & (price > 0)
+        if (~known).any():
+            traces.append(
+                go.Scattergl(
+                    x=x[~known],
+                    y=y[~known],
+                    customdata=positions[~known].tolist(),
+                    name="no price",
+                    marker={"size": size, "color": OTHER_COLOR, "opacity": 0.6},
+                    **common,
+                )
+            )
+        logp = np.log10(price[known]).astype(np.float32)
+        ticks = np.array([1, 3, 10, 30, 100, 300, 1000, 3000, 10000], dtype=float)
+        if len(logp):
+            lo, hi = float(logp.min()), float(logp.max())
+            ticks = ticks[(np.log10(ticks) >= lo - 0.01) & (np.log10(ticks) <= hi + 0.01)]
+        traces.append(
+            go.Scattergl(
+                x=x[known],
+                y=y[known],
+                customdata=positions[known].tolist(),
+                name="price",
+                marker={
+                    "size": size,
+                    "color": logp,
+                    "colorscale": "Viridis",
+                    "opacity": 0.75,
+                    "colorbar": {
+                        "title": {"text": "price"},
+                        "tickvals": np.log10(ticks).tolist(),
+                        "ticktext": [f"{t:g}" for t in ticks],
+                        "thickness": 12,
+                    },
+                },
+                showlegend=False,
+                **common,
+            )
+        )
+    else:
+        labels = point_labels(view, positions, color_by)
+        order = pd.Series(labels).value_counts()
+        names = [n for n in order.index if n != OTHER] + ([OTHER] if OTHER in order.index else [])
+        codes = pd.Categorical(labels, categories=names).codes
+        for i, name in enumerate(names):
+            sel = codes == i
+            color = OTHER_COLOR if name == OTHER else PALETTE[i % len(PALETTE)]
+            traces.append(
+                go.Scattergl(
+                    x=x[sel],
+                    y=y[sel],
+                    customdata=positions[sel].tolist(),
+                    name=f"{name} ({int(sel.sum()):,})",
+                    marker={"size": size, "color": color, "opacity": 0.7},
+                    **common,
+                )
+            )
+    traces.append(
+        go.Scattergl(
+            x=np.zeros(0, dtype=np.float32),
+            y=np.zeros(0, dtype=np.float32),
+            customdata=[],
+            name="search matches",
+            mode="markers",
+            hoverinfo="none",
+            showlegend=False,
+            marker={
+                "size": max(size * 2.2, 8),
+                "color": "#111",
+                "symbol": "circle-open",
+                "line": {"width": 2},
+            },
+        )
+    )
+    fig = go.Figure(traces)
+    fig.update_layout(
+        template="plotly_white",
+        dragmode="lasso",
+        hovermode="closest",
+        uirevision=uirevision,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        height=640,
+        legend={"orientation": "v", "x": 1.01, "y": 0.93, "font": {"size": 11}, "itemsizing": "constant"},
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+        plot_bgcolor="#fbfcfe",
+    )
+    return fig
+
+
+def purity_figure(table: pd.DataFrame) -> go.Figure:
+    """Horizontal bars of purity vs the random baseline, one pair per label (in table order)."""
+    bars = (
+        ("purity", "purity", PALETTE[0], "purity"),
+        ("baseline", "random", OTHER_COLOR, "random neighbours"),
+    )
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=table["label"],
+                x=table[column],
+                orientation="h",
+                name=name,
+                marker_color=color,
+                hovertemplate=f"%{{y}}: %{{x:.2f}}<extra>{what}</extra>",
+            )
+            for column, name, color, what in bars
+        ]
+    )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        height=max(260, 28 * len(table) + 80),
+        margin={"l": 10, "r": 10, "t": 10, "b": 30},
+        legend={"orientation": "h", "y": -0.12},
+        xaxis={"range": [0, 1], "tickformat": ".0%"},
+        yaxis={"automargin": True},
+    )
+    return fig
+
+
+def hover_card(view: Any, position: int) -> html.Div:
+    """The tooltip card of one point."""
+    row = card_rows(view, [position])[0]
+    return html.Div(
+        [
+            html.Div(str(row.get("title") or row.get("item_id")), className="tip-title"),
+            html.Div(str(row.get("category") or "no category").replace(" > ", " › "), className="tip-cat"),
+            html.Div(
+                [
+                    html.Span(str(row.get("brand") or "no brand"), className="tip-brand"),
+                    html.Span(fmt_price(row.get("price")), className="tip-price"),
+                ],
+                className="tip-meta",
+            ),
+            html.Div(str(row.get("item_id")), className="tip-id"),
+        ],
+        className="map-tip",
+    )

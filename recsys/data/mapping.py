@@ -1,0 +1,262 @@
+"""The column mapping of an import: which fields exist, what they mean, guessing and checking it.
+
+One place for what the Data page's mapping form, the command line (``recsys import csv
+--map COLUMN=FIELD``) and the loaders know about mapping a file's columns to the schema:
+
+- :data:`CATALOG_FIELDS`, :data:`INTERACTION_FIELDS`, :data:`FIELDS`: the fields a column
+  can be mapped to, with their meaning (``import --help`` lists them with
+  :func:`fields_help`); :data:`MAPPING_FIELDS`: the fields the Data page's form offers,
+  which are required, and a hint for each;
+- :data:`FIELD_ALIASES`: column names that mean a field; :func:`guess_mapping` (column ->
+  field, as the command line reports it) and :func:`guess_fields` (field -> column, as
+  the form pre-fills it) guess from them;
+- :func:`parse_map_pairs` (the command line's ``--map`` words) and
+  :func:`mapping_from_choices` (the form's dropdowns) build a mapping
+  ``{file column: field}``; :func:`required_fields` says which fields must be mapped;
+  :func:`check_targets` refuses a target that is not a field, naming the closest ones
+  (:func:`did_you_mean`, also used for misspelled column names).
+
+Applying a mapping to a frame is :func:`recsys.data.tables.apply_mapping`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from recsys.errors import DataValidationError
+
+#: Schema fields a file column can be mapped to, and what each means.
+CATALOG_FIELDS: dict[str, str] = {
+    "item_id": "the product's id (SKU, product code); required in a catalogue",
+    "title": "the product's name",
+    "category": "category path like 'Women > Shoes'; map several columns to join them in order",
+    "brand": "brand name",
+    "gender": "women, men, unisex or kids (F, M, female, girls... are understood)",
+    "price": "unit price; currency symbols and thousands separators are removed",
+    "adult": "true/false: an adult-only item",
+    "description": "free text about the product",
+    "image_url": "link to an image",
+}
+INTERACTION_FIELDS: dict[str, str] = {
+    "sequence_id": "session, order, invoice or basket id; required unless --session-gap cuts sessions",
+    "item_id": "the product's id; required in an events file",
+    "user_id": "customer or user id",
+    "timestamp": "time of the event: ISO 8601, unix seconds or milliseconds",
+    "event_type": "view, cart or purchase (or your codes with --event-map)",
+    "quantity": "number of units (blank is 1)",
+    "position": "order of the event inside its sequence (e.g. add-to-cart order)",
+}
+FIELDS: dict[str, str] = {**INTERACTION_FIELDS, **{k: v for k, v in CATALOG_FIELDS.items() if k != "item_id"}}
+#: Words users write for a field (for "did you mean" on a mapping target).
+FIELD_SYNONYMS: dict[str, str] = {
+    "session": "sequence_id",
+    "session_id": "sequence_id",
+    "order": "sequence_id",
+    "order_id": "sequence_id",
+    "basket": "sequence_id",
+    "invoice": "sequence_id",
+    "sku": "item_id",
+    "product": "item_id",
+    "product_id": "item_id",
+    "item": "item_id",
+    "customer": "user_id",
+    "user": "user_id",
+    "time": "timestamp",
+    "date": "timestamp",
+    "datetime": "timestamp",
+    "event": "event_type",
+    "behavior": "event_type",
+    "behaviour": "event_type",
+    "action": "event_type",
+    "qty": "quantity",
+    "name": "title",
+    "product_name": "title",
+    "cost": "price",
+    "amount": "price",
+    "department": "category",
+    "aisle": "category",
+}
+#: Column names (lower-cased, letters and digits only) that mean a field, in order of preference.
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "visitid", "transactionid"),
+    "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "asin"),
+    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid"),
+    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp"),
+    "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
+    "quantity": ("quantity", "qty"),
+    "position": ("position", "addtocartorder"),
+    "title": ("title", "name", "productname", "itemname"),
+    "category": ("category", "categorycode", "categorypath", "categoryname"),
+    "brand": ("brand", "brandname", "productbrand"),
+    "gender": ("gender", "sex"),
+    "price": ("price", "unitprice", "saleprice", "sellingprice"),
+    "adult": ("adult",),
+    "description": ("description", "productdescription"),
+    "image_url": ("imageurl", "image", "imagelink"),
+}  # fmt: skip
+
+
+#: Fields that several columns may be mapped to: their values are joined in order.
+JOINABLE_FIELDS = ("category",)
+#: Targets that drop a column on purpose.
+DROP_TARGETS = ("", "-", "drop")
+
+#: The fields the Data page's mapping form offers: (field, required, hint), in form order.
+MAPPING_FIELDS: tuple[tuple[str, bool, str], ...] = (
+    ("sequence_id", True, "session, order or basket id"),
+    ("item_id", True, "product id"),
+    ("user_id", False, ""),
+    ("timestamp", False, "ISO 8601 or Unix time"),
+    ("event_type", False, "view / cart / purchase"),
+    ("quantity", False, ""),
+    ("title", False, ""),
+    ("category", False, "path like Women > Shoes; several columns join in order"),
+    ("brand", False, ""),
+    ("gender", False, ""),
+    ("price", False, ""),
+    ("adult", False, ""),
+    ("description", False, ""),
+    ("image_url", False, ""),
+)
+
+
+def fields_help(indent: str = "  ") -> str:
+    """The valid mapping targets, one per line, for ``import --help`` and messages."""
+    width = max(map(len, FIELDS))
+    return "\n".join(f"{indent}{name:<{width}}  {text}" for name, text in FIELDS.items())
+
+
+def guess_mapping(columns: Iterable[str], fields: Iterable[str] | None = None) -> dict[str, str]:
+    """{file column: field} for columns whose name means a field (a field already present as a
+    column is left alone; each column and field is used once)."""
+    columns = [str(c) for c in columns]
+    present = set(columns)
+    norm = {}
+    for c in columns:
+        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
+    out: dict[str, str] = {}
+    for field in fields or FIELD_ALIASES:
+        if field in present:
+            continue
+        for alias in FIELD_ALIASES.get(field, ()):
+            col = norm.get(alias)
+            if col and col not in out and col not in FIELD_ALIASES:
+                out[col] = field
+                break
+    return out
+
+
+def guess_fields(columns: Sequence[str]) -> dict[str, str | None]:
+    """Field -> file column (None when no column means it), as the Data page pre-fills its form:
+    a column named like the field or one of its :data:`FIELD_ALIASES` (case and spacing
+    ignored), each column used once."""
+    norm: dict[str, str] = {}
+    for c in columns:
+        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
+    out: dict[str, str | None] = {}
+    used: set[str] = set()
+    for field, names in FIELD_ALIASES.items():
+        out[field] = None
+        for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
+            col = norm.get(alias)
+            if col and col not in used:
+                out[field] = col
+                used.add(col)
+                break
+    return out
+
+
+def mapping_from_choices(
+    fields: Sequence[str], chosen: Sequence[Any], required: set[str] | None = None
+) -> dict[str, str]:
+    """Chosen columns per field (the form's dropdowns) -> mapping ``{file column: field}``.
+
+    ``category`` may hold several columns: they are joined into one path in the order chosen.
+    ``required`` defaults to the fields marked required in :data:`MAPPING_FIELDS`.
+
+    Raises
+    ------
+    DataValidationError
+        A required field is not mapped, or one column is mapped to two fields.
+    """
+    mapping: dict[str, str] = {}
+    required = {f for f, req, _ in MAPPING_FIELDS if req} if required is None else required
+    for field, choice in zip(fields, chosen):
+        columns = [c for c in (choice if isinstance(choice, list) else [choice]) if c]
+        if not columns:
+            if field in required:
+                raise DataValidationError(f"map a column to the required field '{field}'", column=field)
+            continue
+        for column in columns:
+            if column in mapping:
+                raise DataValidationError(
+                    f"column '{column}' is mapped to both '{mapping[column]}' and '{field}'; map it once",
+                    column=column,
+                )
+            mapping[column] = field
+    return mapping
+
+
+def required_fields(options: dict[str, Any]) -> set[str]:
+    """Fields the form must map: item_id always; sequence_id unless sessions are cut on a gap
+    or the file is a catalogue."""
+    if options.get("role") == "catalog" or options.get("session_gap"):
+        return {"item_id"}
+    return {"sequence_id", "item_id"}
+
+
+def parse_map_pairs(pairs: Iterable[str] | None) -> dict[str, str]:
+    """The command line's ``--map COLUMN=FIELD ...`` words -> mapping ``{file column: field}``.
+
+    Targets are checked when the mapping is applied (:func:`check_targets`).
+
+    Raises
+    ------
+    DataValidationError
+        A word without ``=`` or without a column before it.
+    """
+    mapping: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise DataValidationError(
+                f"--map '{pair}' is not of the form COLUMN=FIELD (e.g. --map SessionId=sequence_id)"
+            )
+        mapping[key] = value
+    return mapping
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The closest names among ``choices`` (case and punctuation insensitive)."""
+    choices = [str(c) for c in choices]
+
+    def key(s: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", s.lower())
+
+    keyed = {key(c): c for c in choices}
+    exact = [keyed[key(name)]] if key(name) in keyed and keyed[key(name)] != name else []
+    close = difflib.get_close_matches(key(name), list(keyed), n=n, cutoff=0.6)
+    out = exact + [keyed[c] for c in close if keyed[c] not in exact]
+    return out[:n]
+
+
+def check_targets(mapping: Mapping[str, Any], *, file: str | None = None) -> None:
+    """Refuse a mapping target that is not a schema field, listing the valid ones."""
+    for src, dst in mapping.items():
+        if dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS):
+            continue
+        if not isinstance(dst, str) or dst not in FIELDS:
+            close = did_you_mean(str(dst), FIELDS)
+            synonym = FIELD_SYNONYMS.get(str(dst).strip().lower())
+            if synonym and synonym not in close:
+                close = [synonym, *close]
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise DataValidationError(
+                f"--map {src}={dst}: '{dst}' is not a field of the schema.{hint} Valid fields:\n"
+                f"{fields_help()}\n(columns you do not map are kept as they are, as extra attributes)",
+                file=file,
+                column=str(src),
+            )

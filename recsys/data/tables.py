@@ -1,0 +1,522 @@
+"""Reading a catalogue or interactions file into a frame and applying a column mapping.
+
+:func:`read_table` reads ``.csv``, ``.tsv``, gzipped CSV (``.csv.gz``) and Parquet
+(``.parquet``/``.pq``), cells as text, with the separator, header and encoding detected
+and reported. :func:`apply_mapping` renames the file's columns to schema fields;
+:func:`load_catalog` and :func:`load_interactions` do both and check the required columns;
+:func:`peek_table` reads the first rows of a typed path (inside the import folder) as the
+import would, for the Data page's preview.
+Nothing is normalised here (see :func:`recsys.data.loaders.build_dataset`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import resolve_import_path
+from recsys.data.mapping import DROP_TARGETS, JOINABLE_FIELDS, check_targets
+from recsys.data.values import JOIN_MARK, _text
+from recsys.errors import DataValidationError
+
+# --------------------------------------------------------------------------------------
+# reading files
+# --------------------------------------------------------------------------------------
+
+
+def _file_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    for suffix in (".csv", ".txt", ".tsv"):
+        if name.endswith((suffix, suffix + ".gz")):
+            return "tsv" if suffix == ".tsv" else "csv"
+    return ""
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _read_all_bytes(path: Path) -> bytes:
+    with _open_bytes(path) as fh:
+        return fh.read()
+
+
+def _diagnose_encoding(
+    path: Path, encoding: str, sep: str, exc: UnicodeDecodeError, option: str = "--encoding"
+) -> DataValidationError:
+    """Find the byte offset, data row and column of the first undecodable byte."""
+    raw = _read_all_bytes(path)
+    try:
+        raw.decode(encoding)
+        offset = exc.start
+    except UnicodeDecodeError as full:
+        offset = full.start
+    except LookupError:
+        offset = exc.start
+    row = raw.count(b"\n", 0, offset)  # header is line 0 = row 0
+    column = None
+    header_end = raw.find(b"\n")
+    header = raw[: header_end if header_end >= 0 else len(raw)].decode(encoding, errors="replace")
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    prefix = raw[line_start:offset].decode(encoding, errors="replace")
+    try:  # a binary file has stray carriage returns the csv module refuses
+        names = next(csv.reader([header.strip("\r")], delimiter=sep), [])
+        fields_before = len(next(csv.reader([prefix], delimiter=sep), [""])) - 1 if prefix else 0
+    except csv.Error:
+        names, fields_before = [], -1
+    if 0 <= fields_before < len(names):
+        column = names[fields_before].strip().lstrip("\ufeff")
+    byte = raw[offset] if offset < len(raw) else 0
+    return DataValidationError(
+        f"byte 0x{byte:02x} at byte offset {offset} is not valid {encoding}; the file is probably in "
+        f"another encoding: pass {option} cp1252 (or {option} latin-1) if that is what it is, "
+        "or re-save the file as UTF-8",
+        file=str(path),
+        row=row if row > 0 else None,
+        column=column,
+    )
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    *,
+    encoding: str = "utf-8",
+    sep: str | None = None,
+    header: bool | None = None,
+    columns: Sequence[str] | None = None,
+    encoding_option: str = "--encoding",
+    nrows: int | None = None,
+) -> pd.DataFrame:
+    """Read a CSV, gzipped CSV or Parquet file into a DataFrame.
+
+    CSV cells are read as text (blank cells are ``""``); Parquet keeps its types.
+    The file's path is kept in ``df.attrs["source"]`` so later errors can name it, and
+    what was detected (separator, header, unnamed columns) in ``df.attrs["reading"]``.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv``, ``.csv.gz``, ``.tsv``, ``.tsv.gz``, ``.txt``, ``.parquet`` or ``.pq``.
+    encoding : str, default "utf-8"
+        Text encoding of a CSV file (a UTF-8 byte-order mark is accepted).
+    sep : str, optional
+        Field separator of a CSV file (a character, or comma/semicolon/tab/pipe);
+        detected by default from the first records.
+    header : bool, optional
+        Whether the first row names the columns; detected by default (a first row
+        holding plain numbers is data). Without a header the columns are named
+        "0", "1", ... (so a mapping can use positions) unless ``columns`` names them.
+    columns : sequence of str, optional
+        Column names to use (replacing the header row when there is one).
+    encoding_option : str
+        The option named in the message when the bytes are not valid in ``encoding``.
+    nrows : int, optional
+        Read only the first data rows (previews).
+
+    Returns
+    -------
+    pandas.DataFrame
+        With a 0-based RangeIndex: data row ``r`` (1-based) has index ``r - 1``.
+
+    Raises
+    ------
+    DataValidationError
+        Missing file, unsupported file type, empty file, a header with no rows,
+        bytes invalid in ``encoding`` (with byte offset, row and column), a row with
+        the wrong number of fields, or an unreadable Parquet or gzip file.
+    """
+    from recsys.data.reading import separator_from_option, separator_name, sniff_header, sniff_separator
+
+    p = Path(path)
+    src = str(p)
+    if not p.exists():
+        raise DataValidationError("file not found; check the path", file=src)
+    if p.is_dir():
+        raise DataValidationError("is a folder, expected a .csv, .csv.gz or .parquet file", file=src)
+    kind = _file_kind(p)
+    if not kind:
+        raise DataValidationError(
+            f"unsupported file type '{p.suffix}'; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
+        )
+    reading: dict[str, str] = {"file": p.name}
+    if kind == "parquet":
+        if p.stat().st_size == 0:
+            raise DataValidationError("file is empty", file=src)
+        try:
+            df = pd.read_parquet(p)
+        except Exception as exc:  # pyarrow raises several types
+            raise DataValidationError(f"not a readable Parquet file ({exc})", file=src) from exc
+        df = df.reset_index(drop=True)
+        if nrows is not None:
+            df = df.head(nrows)
+        df.columns = [str(c).strip() for c in df.columns]
+        if columns:
+            if len(columns) != len(df.columns):
+                raise DataValidationError(
+                    f"--columns names {len(columns)} columns but the file has {len(df.columns)}: "
+                    f"{', '.join(map(str, df.columns))}",
+                    file=src,
+                )
+            df.columns = [str(c).strip() for c in columns]
+        reading["format"] = "Parquet"
+    else:
+        try:
+            with _open_bytes(p) as fh:
+                head = fh.read(65536)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataValidationError(f"not a readable gzip file ({exc})", file=src) from exc
+        if not head.strip():
+            raise DataValidationError("file is empty (no header and no rows)", file=src)
+        norm_enc = encoding.lower().replace("_", "-")
+        read_encoding = "utf-8-sig" if norm_enc in ("utf-8", "utf8") else encoding
+        try:
+            sample = head.decode(read_encoding, errors="replace")
+        except LookupError:
+            raise DataValidationError(
+                f"{encoding_option} {encoding!r} is not a known text encoding; use e.g. utf-8, "
+                "cp1252, latin-1 or utf-16",
+                file=src,
+            ) from None
+        given = separator_from_option(sep)
+        if given is not None:
+            sep = given
+            reading["separator"] = f"{separator_name(sep)} (given)"
+        elif kind == "tsv":
+            sep = "\t"
+            reading["separator"] = "tab (from the .tsv name)"
+        else:
+            sep = sniff_separator(sample)
+            reading["separator"] = f"{separator_name(sep)} (detected)"
+        reading["encoding"] = encoding
+        if header is None:
+            has_header, why = sniff_header(sample, sep)
+            reading["header"] = why if not has_header else "present (detected)"
+        else:
+            has_header = header
+            reading["header"] = "present (given)" if header else "none (given)"
+        if columns:
+            names = [str(c).strip() for c in columns]
+            first = next(csv.reader(io.StringIO(sample, newline=""), delimiter=sep), [])
+            if len(first) != len(names):
+                raise DataValidationError(
+                    f"--columns names {len(names)} columns but the first row has {len(first)} fields "
+                    f"({sep.join(first)[:120]!r}); name every column, in order",
+                    file=src,
+                )
+            reading["columns"] = "named by --columns" + (
+                f" (the first row, {sep.join(first)[:80]!r}, was read as a header and replaced; pass "
+                "--no-header if it is data)"
+                if has_header
+                else ""
+            )
+        try:
+            df = pd.read_csv(
+                p,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+                encoding=read_encoding,
+                compression="infer",
+                skipinitialspace=False,
+                header=0 if has_header else None,
+                names=[str(c).strip() for c in columns] if columns else None,
+                index_col=False,
+                nrows=nrows,
+            )
+        except UnicodeDecodeError as exc:
+            raise _diagnose_encoding(p, encoding, sep, exc, encoding_option) from exc
+        except pd.errors.EmptyDataError as exc:
+            raise DataValidationError("file is empty (no header and no rows)", file=src) from exc
+        except pd.errors.ParserError as exc:
+            msg = str(exc).strip()
+            m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+            if m:
+                line = int(m.group(2))
+                raise DataValidationError(
+                    f"this row has {m.group(3)} fields but the {'header' if has_header else 'first row'} "
+                    f"has {m.group(1)} (separator: {reading['separator']}); look for an unquoted "
+                    "separator or a missing quote, or pass the right --sep",
+                    file=src,
+                    row=line - 1 if has_header else line,
+                ) from exc
+            raise DataValidationError(f"not a readable CSV file ({msg})", file=src) from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataValidationError(f"not a readable file ({exc})", file=src) from exc
+        if not has_header and not columns:
+            df.columns = [str(i) for i in range(df.shape[1])]
+        df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+        df = _drop_unnamed_columns(df, reading)
+    if len(df) == 0:
+        cols = ", ".join(map(str, df.columns)) or "none"
+        raise DataValidationError(f"file has a header but no data rows (columns: {cols})", file=src)
+    df.attrs["source"] = src
+    df.attrs["reading"] = reading
+    return df
+
+
+def peek_table(
+    path: str | Path, n_rows: int = 5, options: dict[str, Any] | None = None
+) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
+    """Columns, first rows and what was detected (separator, header...), read as the import reads.
+
+    ``options`` are the form's reading options (sep, header, columns, encoding). A folder
+    gives its ``interactions.*`` file's rows and the columns of both files.
+
+    Raises
+    ------
+    DataValidationError
+        Missing file, a folder, an unsupported type, or an unreadable file.
+    """
+    options = options or {}
+    p = resolve_import_path(str(path), allow_dir=True)
+    src = str(p)
+    if p.is_dir():
+        files = _folder_files(p)
+        if "interactions" not in files:
+            raise DataValidationError(
+                "no interactions.csv (or .csv.gz/.parquet) in this folder; choose the events file itself",
+                file=src,
+            )
+        columns, rows, reading = peek_table(files["interactions"], n_rows, options)
+        if "catalog" in files:
+            cat_cols, _, _ = peek_table(files["catalog"], n_rows, {})
+            columns = columns + [c for c in cat_cols if c not in columns]
+        return columns, rows, reading
+    if p.name.lower().endswith(".xlsx"):
+        raise DataValidationError(
+            "unsupported file type; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
+        )
+    try:
+        frame = read_table(
+            p,
+            encoding=options.get("encoding") or "utf-8",
+            sep=options.get("sep"),
+            header=options.get("header"),
+            columns=options.get("columns"),
+            nrows=n_rows,
+        )
+    except DataValidationError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for broken files
+        raise DataValidationError(
+            f"the file could not be read ({type(exc).__name__}: {exc})", file=src
+        ) from exc
+    columns = [str(c) for c in frame.columns]
+    return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """``interactions.*`` and ``catalog.*`` in a folder (what the generic import reads there)."""
+    found: dict[str, Path] = {}
+    for stem in ("catalog", "interactions"):
+        for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+            try:  # each file is checked like a typed path: a link must not lead out
+                found[stem] = resolve_import_path(str(folder / f"{stem}{suffix}"))
+            except DataValidationError:
+                continue
+            break
+    return found
+
+
+def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataFrame:
+    """Columns with no name in the header (trailing separators): dropped when (almost)
+    empty, else kept as ``column_<position>``; either way said in ``reading``."""
+    unnamed = [c for c in df.columns if re.fullmatch(r"Unnamed: \d+(\.\d+)?", str(c))]
+    if not unnamed:
+        return df
+    dropped, renamed, stray = [], {}, []
+    for c in unnamed:
+        pos = int(re.search(r"\d+", str(c)).group(0))  # type: ignore[union-attr]
+        filled = df[c].astype(str).str.strip() != ""
+        if filled.mean() <= 0.01:
+            dropped.append(str(pos))
+            for i in np.flatnonzero(filled.to_numpy())[:3]:
+                stray.append(f"{df[c].iloc[i]!r} at row {i + 1}")
+        else:
+            renamed[c] = f"column_{pos}"
+    notes = []
+    if dropped:
+        notes.append(
+            f"{len(dropped)} column(s) with no name and (almost) no values ignored (position "
+            f"{', '.join(dropped)}{'; stray values: ' + ', '.join(stray) if stray else ''})"
+        )
+    if renamed:
+        notes.append(f"column(s) with no name kept as {', '.join(renamed.values())}")
+    reading["unnamed columns"] = "; ".join(notes)
+    out = df.drop(columns=[c for c in unnamed if c not in renamed]).rename(columns=renamed)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _unknown_column_message(src: str, df: pd.DataFrame) -> str:
+    from recsys.data.mapping import did_you_mean
+    from recsys.data.reading import SEPARATORS
+
+    present = [str(c) for c in df.columns]
+    msg = f"the column mapping names column '{src}', which is not in the file"
+    close = did_you_mean(str(src), present)
+    if close:
+        msg += f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+    msg += f"; columns present: {', '.join(present)}"
+    reading = df.attrs.get("reading", {})
+    if len(present) == 1:
+        for sep, name in SEPARATORS.items():
+            if sep in present[0]:
+                msg += f". The header is one column holding {name}s: pass --sep {name}"
+                break
+    elif str(reading.get("header", "")).startswith("none"):
+        msg += (
+            ". The file has no header row, so its columns are numbered from 0: map them by position "
+            "(--map 0=item_id) or name them with --columns"
+        )
+    elif str(src).isdigit():
+        msg += ". Map by position only when the file has no header (--no-header)"
+    return msg
+
+
+def apply_mapping(
+    df: pd.DataFrame, mapping: Mapping[str, str | None] | None, *, file: str | None = None
+) -> pd.DataFrame:
+    """Rename columns by ``mapping`` (file column -> schema column; None drops it).
+
+    Several columns mapped to ``category`` are joined into one path, in mapping order
+    (``{"department": "category", "aisle": "category"}`` gives "Dept > Aisle").
+
+    Raises
+    ------
+    DataValidationError
+        When the mapping names a column the file does not have (with the closest names),
+        maps to something that is not a schema field (with the list of fields), maps two
+        columns to the same field, or renames onto a column that is already there.
+    """
+    if not mapping:
+        return df
+    file = file or df.attrs.get("source")
+    mapping = {
+        str(k): (None if v is None or (isinstance(v, str) and v.strip().lower() in DROP_TARGETS) else v)
+        for k, v in mapping.items()
+    }
+    check_targets(mapping, file=file)
+    for src in mapping:
+        if src not in df.columns:
+            raise DataValidationError(_unknown_column_message(src, df), file=file, column=src)
+    targets = [t for t in mapping.values() if t]
+    dup = sorted({t for t in targets if targets.count(t) > 1 and t not in JOINABLE_FIELDS})
+    if dup:
+        raise DataValidationError(
+            f"the column mapping maps several columns to '{dup[0]}'; map exactly one",
+            file=file,
+            column=dup[0],
+        )
+    for src, dst in mapping.items():
+        if dst and dst != src and dst in df.columns and dst not in mapping:
+            raise DataValidationError(
+                f"the column mapping renames '{src}' to '{dst}', but the file already has a column "
+                f"'{dst}'; map that one to another field (or to - to drop it)",
+                file=file,
+                column=dst,
+            )
+    out = df.copy()
+    for field in JOINABLE_FIELDS:
+        sources = [s for s, d in mapping.items() if d == field]
+        if len(sources) > 1:
+            parts = [_text(df[s]) for s in sources]
+            joined = parts[0]
+            for part in parts[1:]:
+                joined = (joined + JOIN_MARK + part).where((joined != "") & (part != ""), joined + part)
+            out = out.drop(columns=sources)
+            out[field] = joined
+            mapping = {s: d for s, d in mapping.items() if s not in sources}
+    drop = [src for src, dst in mapping.items() if not dst]
+    out = out.drop(columns=drop).rename(columns={s: d for s, d in mapping.items() if d})
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _require(df: pd.DataFrame, required: tuple[str, ...], file: str | None) -> None:
+    for col in required:
+        if col not in df.columns:
+            present = ", ".join(map(str, df.columns))
+            extra = ""
+            if col == "sequence_id":
+                extra = (
+                    "; or, with user_id and timestamp columns, cut sessions on a time gap with "
+                    "--session-gap 30m"
+                )
+            raise DataValidationError(
+                f"required column '{col}' is missing; columns present: {present}. Map the column that "
+                f"holds it, e.g. --map <your column>={col}{extra}",
+                file=file,
+                column=col,
+            )
+
+
+def load_catalog(
+    path: str | os.PathLike[str],
+    mapping: Mapping[str, str | None] | None = None,
+    *,
+    encoding: str = "utf-8",
+    sep: str | None = None,
+) -> pd.DataFrame:
+    """Read a catalog file and apply a column mapping (no normalisation yet).
+
+    Parameters
+    ----------
+    path : path-like
+        CSV, gzipped CSV or Parquet file with one row per item.
+    mapping : dict, optional
+        ``{"file column": "schema column"}``, e.g. ``{"sku": "item_id", "name": "title"}``.
+    encoding, sep : str
+        See :func:`read_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Raw values, to be passed to :func:`build_dataset`.
+
+    Raises
+    ------
+    DataValidationError
+        As :func:`read_table`, plus a missing ``item_id`` column or a bad mapping.
+    """
+    df = read_table(path, encoding=encoding, sep=sep)
+    df = apply_mapping(df, mapping, file=str(path))
+    _require(df, ("item_id",), str(path))
+    return df
+
+
+def load_interactions(
+    path: str | os.PathLike[str],
+    mapping: Mapping[str, str | None] | None = None,
+    *,
+    encoding: str = "utf-8",
+    sep: str | None = None,
+) -> pd.DataFrame:
+    """Read an interactions file and apply a column mapping (no normalisation yet).
+
+    Required columns (after mapping): ``sequence_id`` and ``item_id``.
+
+    Raises
+    ------
+    DataValidationError
+        As :func:`read_table`, plus a missing required column or a bad mapping.
+    """
+    df = read_table(path, encoding=encoding, sep=sep)
+    df = apply_mapping(df, mapping, file=str(path))
+    _require(df, ("sequence_id", "item_id"), str(path))
+    return df

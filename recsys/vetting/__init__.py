@@ -1,0 +1,1 @@
+"""The merchandiser's vetting loop: judgments, vetted precision, behavioural checks."""
