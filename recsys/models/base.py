@@ -99,7 +99,10 @@ class ItemModel(ABC):
         ModelFitError
             Naming the family, the parameter and what it accepts.
         """
-        p = check_params(self.family or type(self).__name__, self.param_specs, self.params)
+        specs = self.param_specs
+        declared = {name: value for name, value in self.params.items() if name in specs}
+        # a subclass that lists only ``default_params`` (no specs) keeps its values unchecked
+        p = {**self.params, **check_params(self.family or type(self).__name__, specs, declared)}
         self._check_together(p)
         return p
 

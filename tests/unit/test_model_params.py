@@ -107,3 +107,18 @@ def test_an_unknown_family_is_a_clear_bad_request_not_a_key_error():
         assert isinstance(err, ModelFitError) and isinstance(err, RecsysError)
         assert str(err).startswith("unknown model family 'word2vec'; choose one of: popularity,")
         assert not isinstance(err, KeyError)
+
+
+def test_a_subclass_that_lists_only_default_params_still_fits_its_values_unchecked():
+    from recsys.models.base import EmbeddingModel
+
+    class Plain(EmbeddingModel):
+        family = "plain"
+        default_params = {"n": 3}
+
+        def fit(self, dataset, progress=None):  # pragma: no cover - not called
+            return self
+
+    assert Plain(n="anything")._validate() == {"n": "anything"}
+    with pytest.raises(ModelFitError, match="plain: unknown parameter"):
+        Plain(m=1)
