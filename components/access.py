@@ -66,6 +66,13 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.runs.show_jobs",
         "pages.runs.show_params",
         "pages.runs.show_tuning",
+        "pages.vetting.export_judgments",
+        "pages.vetting.load_queue",
+        "pages.vetting.open_proposal",  # shows the proposed rules; confirm_rule saves
+        "pages.vetting.show_progress",
+        "pages.vetting.show_seed",
+        "pages.vetting.update_queues",
+        "pages.vetting.update_runs",
     }
 )
 
@@ -80,6 +87,10 @@ WRITE_CALLBACKS: dict[str, frozenset[str] | None] = {
     "pages.runs.confirm_delete": None,
     "pages.runs.run_action": None,
     "pages.runs.start_training": None,
+    "pages.vetting.build_queue": None,
+    "pages.vetting.confirm_rule": None,
+    "pages.vetting.import_judgments": None,
+    "pages.vetting.store_judgments": None,
 }
 
 

@@ -11,11 +11,17 @@ Banned brand pairs are edited with two brand pickers and an "add" button; the pa
 a multi-select whose values are ``"<brand a> ⇄ <brand b>"`` strings (remove one by clicking
 its cross). The button's callback is defined here with ``MATCH`` on the panel, so it works for
 every panel on every page.
+
+Merchandising rules (``do_not_associate``, ``pins``, ``boost``, ``bury``; added on the Vetting
+page or in a preset file) are multi-selects of one value per rule (:func:`format_rule`):
+the panel shows them, carries them into a saved preset, and removes one by its cross.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +29,9 @@ import dash_bootstrap_components as dbc
 from dash import MATCH, Input, Output, State, callback, dcc, html, no_update
 from dash.dependencies import DashDependency
 
+from recsys.errors import FilterConfigError
 from recsys.filters import FilterConfig
+from recsys.merch import MERCH_FIELDS
 
 FILTER_CONTROL = "filter-control"
 PAIR_A = "filter-pair-a"
@@ -48,6 +56,7 @@ FILTER_FIELDS: tuple[str, ...] = (
     "brands_allow",
     "brands_deny",
     "banned_brand_pairs",
+    *MERCH_FIELDS,
 )
 _BOOL_FIELDS = {"same_category", "same_gender", "exclude_adult", "exclude_seed", "exclude_same_title"}
 _FLOAT_FIELDS = {"price_ratio_min", "price_ratio_max", "price_min", "price_max", "min_similarity"}
@@ -92,6 +101,51 @@ def format_pair(a: str, b: str) -> str:
     return f"{a}{PAIR_SEP}{b}"
 
 
+_PIN = re.compile(r"^(?P<item>.+?) @(?P<pos>\d+) for (?P<cat>category )?(?P<target>.+)$")
+
+
+def format_rule(field: str, rule: Any) -> str:
+    """One merchandising rule as the value (and label) of its multi-select.
+
+    ``A ⇄ B`` / ``A → B`` (a do-not-associate pair, both ways / one way), ``X @3 for S`` /
+    ``X @3 for category PATH`` (a pin), and compact JSON for a boost or bury.
+    """
+    data = rule if isinstance(rule, Mapping) else rule.model_dump(mode="json")
+    if field == "do_not_associate":
+        return f"{data['seed']} {'→' if data.get('one_way') else '⇄'} {data['item_id']}"
+    if field == "pins":
+        target = f"category {data['category']}" if data.get("category") else data["seed"]
+        return f"{data['item_id']} @{data['position']} for {target}"
+    defaults = {"brands": [], "category": None, "price_min": None, "price_max": None, "column": None}
+    defaults.update({"values": [], "multiplier": 1.0, "shift": 0.0})
+    return json.dumps(
+        {k: v for k, v in data.items() if defaults.get(k, object()) != v}, separators=(",", ":")
+    )
+
+
+def parse_rule(field: str, text: str) -> dict[str, Any]:
+    """The inverse of :func:`format_rule` (raises FilterConfigError naming the field)."""
+    text = str(text).strip()
+    if field == "do_not_associate":
+        for sep, one_way in ((" ⇄ ", False), (" → ", True)):
+            seed, found, item = text.partition(sep)
+            if found:
+                return {"seed": seed, "item_id": item, "one_way": one_way}
+    elif field == "pins":
+        m = _PIN.match(text)
+        if m:
+            key = "category" if m["cat"] else "seed"
+            return {key: m["target"], "item_id": m["item"], "position": int(m["pos"])}
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return data
+    raise FilterConfigError(f"{field}: cannot read the rule {text!r}")
+
+
 def filter_config_from_controls(values: Mapping[str, Any]) -> FilterConfig:
     """Build a validated FilterConfig from the panel's control values.
 
@@ -126,6 +180,8 @@ def filter_config_from_controls(values: Mapping[str, Any]) -> FilterConfig:
             data[field] = [str(b) for b in (v or [])]
         elif field == "banned_brand_pairs":
             data[field] = parse_pairs(v)
+        elif field in MERCH_FIELDS:
+            data[field] = [parse_rule(field, r) for r in v or []]
     if data.get("min_similarity") is not None and data["min_similarity"] <= 0:
         data["min_similarity"] = None
     return FilterConfig.from_dict(data, "filter panel")
@@ -141,6 +197,8 @@ def controls_from_filter_config(config: FilterConfig | None) -> dict[str, Any]:
             out[field] = bool(v)
         elif field == "banned_brand_pairs":
             out[field] = [format_pair(a, b) for a, b in (v or [])]
+        elif field in MERCH_FIELDS:
+            out[field] = [format_rule(field, r) for r in v or []]
         elif field in _LIST_FIELDS:
             out[field] = list(v or [])
         elif field == "min_similarity":
@@ -152,7 +210,13 @@ def controls_from_filter_config(config: FilterConfig | None) -> dict[str, Any]:
 
 #: The dropdown controls whose options must contain a loaded value (a Dash dropdown shows
 #: nothing for a value that is not among its options, and sends it back dropped).
-OPTION_FIELDS: tuple[str, ...] = ("category_level", "brands_allow", "brands_deny", "banned_brand_pairs")
+OPTION_FIELDS: tuple[str, ...] = (
+    "category_level",
+    "brands_allow",
+    "brands_deny",
+    "banned_brand_pairs",
+    *MERCH_FIELDS,
+)
 
 
 def option_deps(panel: str, dep: type[DashDependency] = State) -> dict[str, DashDependency]:
@@ -176,7 +240,7 @@ def options_holding(values: Mapping[str, Any], current: Mapping[str, Any] | None
     out: dict[str, list[dict]] = {}
     for field in OPTION_FIELDS:
         wanted = values.get(field)
-        if field == "banned_brand_pairs":
+        if field == "banned_brand_pairs" or field in MERCH_FIELDS:
             out[field] = [{"label": p, "value": p} for p in (wanted or [])]
             continue
         opts = [
@@ -428,7 +492,28 @@ def filter_panel(
             ),
         ],
     )
-    groups = [relation, exclusions, price, brand_group]
+    labels = {"do_not_associate": "Never together", "pins": "Pins", "boost": "Boost", "bury": "Bury"}
+    merch = _group(
+        "Merchandising rules",
+        [
+            html.Div(
+                [
+                    html.Label(labels[field], className="filter-label small"),
+                    dcc.Dropdown(
+                        id=control_id(panel, field),
+                        options=[{"label": r, "value": r} for r in v[field]],
+                        value=v[field],
+                        multi=True,
+                        searchable=False,
+                        placeholder="none (add from the Vetting page or a preset)",
+                        className="filter-dropdown",
+                    ),
+                ]
+            )
+            for field in MERCH_FIELDS
+        ],
+    )
+    groups = [relation, exclusions, price, brand_group, merch]
     return html.Div(groups, className="filter-panel filter-panel-compact" if compact else "filter-panel")
 
 

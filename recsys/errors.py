@@ -53,6 +53,13 @@ class ModelFitError(RecsysError):
     """A model could not be fitted (bad parameters or unusable data)."""
 
 
+class UnknownFamilyError(ModelFitError, LookupError):
+    """No model family has this name (REST answers 400 naming the field ``family``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown model family"
+
+
 class UnknownItemError(RecsysError, LookupError):
     """An item id is not in the catalogue or has no vector in this run."""
 

@@ -41,6 +41,12 @@ On the ranked list (after the masks):
 - ``max_per_brand``: walking the ranked list, at most this many items per
   brand are kept (items without a brand are not limited).
 
+Merchandising rules (models and exact meaning in :mod:`recsys.merch`):
+``do_not_associate`` (item pairs never shown together), ``pins`` (item X at
+position p for a seed or a category's seeds), ``boost`` / ``bury`` (score
+changes by an attribute condition). Empty by default, and left out of the
+canonical form and hash while empty.
+
 Serialisation: ``to_json``/``to_yaml`` write an envelope
 ``{"format": "recsys-filter", "version": 1, "hash": ..., "filters": {...}}``;
 ``from_json``/``from_yaml``/``from_dict`` accept that envelope or a bare
@@ -56,6 +62,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -73,6 +80,17 @@ from pydantic import (
 
 from recsys._io import atomic_write_json, file_lock
 from recsys.errors import DamagedPresetError, FilterConfigError, PresetNotFoundError, StoredDataError
+from recsys.merch import (
+    MERCH_FIELDS,
+    Adjust,
+    PairBan,
+    Pin,
+    check_adjustments,
+    check_pair_bans,
+    check_pins,
+    clean_brands,
+    without_empty_rules,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,19 +127,37 @@ class FilterConfig(BaseModel):
     max_per_brand: int | None = Field(None, ge=1)
     exclude_seed: bool = True
     exclude_same_title: bool = False
+    do_not_associate: list[PairBan] = Field(default_factory=list)
+    pins: list[Pin] = Field(default_factory=list)
+    boost: list[Adjust] = Field(default_factory=list)
+    bury: list[Adjust] = Field(default_factory=list)
 
     _hash: str | None = PrivateAttr(default=None)
 
     @field_validator("brands_allow", "brands_deny")
     @classmethod
     def _clean_brands(cls, value: list[str]) -> list[str]:
-        seen: dict[str, str] = {}
-        for i, name in enumerate(value):
-            clean = " ".join(str(name).split())
-            if not clean:
-                raise ValueError(f"entry {i} is an empty brand name")
-            seen.setdefault(clean.casefold(), clean)
-        return [seen[key] for key in sorted(seen)]
+        return clean_brands(value)
+
+    @field_validator("do_not_associate")
+    @classmethod
+    def _clean_bans(cls, value: list[PairBan]) -> list[PairBan]:
+        return check_pair_bans(value)
+
+    @field_validator("pins")
+    @classmethod
+    def _clean_pins(cls, value: list[Pin]) -> list[Pin]:
+        return check_pins(value)
+
+    @field_validator("boost")
+    @classmethod
+    def _check_boost(cls, value: list[Adjust]) -> list[Adjust]:
+        return check_adjustments(value, +1, "boost")
+
+    @field_validator("bury")
+    @classmethod
+    def _check_bury(cls, value: list[Adjust]) -> list[Adjust]:
+        return check_adjustments(value, -1, "bury")
 
     @field_validator("banned_brand_pairs")
     @classmethod
@@ -171,8 +207,8 @@ class FilterConfig(BaseModel):
     __hash__ = None  # type: ignore[assignment]  # lists inside: not hashable; use config_hash()
 
     def canonical(self) -> dict[str, Any]:
-        """The fields as plain JSON types, in a fixed order."""
-        return self.model_dump(mode="json")
+        """The fields as plain JSON types, in a fixed order (empty merchandising rules left out)."""
+        return without_empty_rules(self.model_dump(mode="json"))
 
     def config_hash(self) -> str:
         """A stable content hash (16 hex digits) of the fields set to a non-default value.
@@ -198,6 +234,9 @@ class FilterConfig(BaseModel):
             data["banned_brand_pairs"] = [
                 [_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]
             ]
+            for name in ("boost", "bury"):
+                if name in data:
+                    data[name] = [{**a, "brands": [_norm_brand(b) for b in a["brands"]]} for a in data[name]]
             text = json.dumps(data, sort_keys=True, separators=(",", ":"))
             self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._hash
@@ -220,7 +259,7 @@ class FilterConfig(BaseModel):
         for name in ("price_min", "price_max", "min_similarity", "max_per_brand"):
             if getattr(self, name) is not None:
                 rules.append(name)
-        for name in ("brands_allow", "brands_deny", "banned_brand_pairs"):
+        for name in ("brands_allow", "brands_deny", "banned_brand_pairs", *MERCH_FIELDS):
             if getattr(self, name):
                 rules.append(name)
         return rules
@@ -360,6 +399,14 @@ def _config_error(message: str, fields: list[str]) -> FilterConfigError:
     return err
 
 
+_RULE_MODELS: dict[str, type[BaseModel]] = {
+    "do_not_associate": PairBan,
+    "pins": Pin,
+    "boost": Adjust,
+    "bury": Adjust,
+}
+
+
 def _from_validation_error(exc: ValidationError, source: str) -> FilterConfigError:
     names = list(FilterConfig.model_fields)
     parts, fields = [], []
@@ -367,7 +414,9 @@ def _from_validation_error(exc: ValidationError, source: str) -> FilterConfigErr
         loc = ".".join(str(x) for x in e.get("loc", ()))
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden":
-            msg = f"unknown field (allowed: {', '.join(names)})"
+            model = _RULE_MODELS.get(str(e["loc"][0])) if len(e.get("loc", ())) > 1 else None
+            allowed = list(model.model_fields) if model is not None else names
+            msg = f"unknown field (allowed: {', '.join(allowed)})"
         if loc:
             fields.append(str(e["loc"][0]))
             parts.append(f"{loc}: {msg}")
@@ -465,21 +514,51 @@ class PresetStore:
         config = FilterConfig.from_dict(config, f"preset '{name}'")
         validate_preset_name(name)
         with self._locked():
+            return self._save_locked(name, config)
+
+    def update(
+        self, name: str, change: Callable[[FilterConfig | None], FilterConfig]
+    ) -> tuple[int | None, int]:
+        """Save ``change(latest config or None)`` as the next version, read and written under
+        the lock (two editors adding a rule at once both keep theirs).
+
+        Returns
+        -------
+        (version before or None for a new preset, version after)
+        """
+        validate_preset_name(name)
+        with self._locked():
             path = self._path(name)
-            data = self._read(name) if path.exists() else {"name": name, "versions": []}
-            versions = data["versions"]
-            if versions and versions[-1].get("hash") == config.config_hash():
-                return int(versions[-1]["version"])
-            number = int(versions[-1]["version"]) + 1 if versions else 1
-            versions.append(
-                {
-                    "version": number,
-                    "hash": config.config_hash(),
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "filters": config.canonical(),
-                }
+            before = int(self._read(name)["versions"][-1]["version"]) if path.exists() else None
+            return before, self._save_locked(name, change)
+
+    def _save_locked(
+        self, name: str, change: Callable[[FilterConfig | None], FilterConfig] | FilterConfig
+    ) -> int:
+        """Append a version (the caller holds the lock); ``change`` is the config or a function
+        of the latest one."""
+        path = self._path(name)
+        data = self._read(name) if path.exists() else {"name": name, "versions": []}
+        versions = data["versions"]
+        if callable(change):
+            old = (
+                FilterConfig.from_dict(versions[-1].get("filters"), f"preset '{name}'") if versions else None
             )
-            self._write(name, data)
+            config = FilterConfig.from_dict(change(old), f"preset '{name}'")
+        else:
+            config = change
+        if versions and versions[-1].get("hash") == config.config_hash():
+            return int(versions[-1]["version"])
+        number = int(versions[-1]["version"]) + 1 if versions else 1
+        versions.append(
+            {
+                "version": number,
+                "hash": config.config_hash(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "filters": config.canonical(),
+            }
+        )
+        self._write(name, data)
         logger.info("saved preset %s version %d", name, number)
         return number
 

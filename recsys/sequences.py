@@ -50,6 +50,32 @@ logger = logging.getLogger(__name__)
 SEPARATE_BY = (None, "category", "category+gender")
 
 
+def check_sequence_options(
+    separate_by: str | None, max_len: int | None, min_len: int, session_gap: float | None
+) -> None:
+    """Refuse options :func:`build_sequences` and :func:`recsys.spark.spark_build_sequences`
+    cannot use (ValueError naming the option)."""
+    if separate_by not in SEPARATE_BY:
+        raise ValueError(f"separate_by must be one of {SEPARATE_BY}, got {separate_by!r}")
+    if max_len is not None and max_len < 1:
+        raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
+    if min_len < 1:
+        raise ValueError(f"min_len must be >= 1, got {min_len}")
+    if session_gap is not None and not session_gap > 0:
+        raise ValueError(f"session_gap must be a positive number of seconds or None, got {session_gap}")
+
+
+def new_session(seconds_since_previous: Any, session_gap: float) -> Any:
+    """THE session-gap rule: an event starts a new session when more than ``session_gap``
+    seconds passed since the previous event of its sequence.
+
+    Written once for both engines: ``seconds_since_previous`` is a NumPy array here and a
+    Spark column in :func:`recsys.spark.spark_build_sequences` (events without a time never
+    cut; each engine masks them).
+    """
+    return seconds_since_previous > session_gap
+
+
 def _interactions_and_catalog(
     data: Dataset | pd.DataFrame, catalog: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -118,14 +144,7 @@ def build_sequences(
     ValueError
         For an unknown ``separate_by`` or non-positive lengths.
     """
-    if separate_by not in SEPARATE_BY:
-        raise ValueError(f"separate_by must be one of {SEPARATE_BY}, got {separate_by!r}")
-    if max_len is not None and max_len < 1:
-        raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
-    if min_len < 1:
-        raise ValueError(f"min_len must be >= 1, got {min_len}")
-    if session_gap is not None and not session_gap > 0:
-        raise ValueError(f"session_gap must be a positive number of seconds or None, got {session_gap}")
+    check_sequence_options(separate_by, max_len, min_len, session_gap)
     inter, cat = _interactions_and_catalog(data, catalog)
     for col in ("sequence_id", "item_id"):
         if col not in inter.columns:
@@ -207,7 +226,7 @@ def _session_numbers(df: pd.DataFrame, gap_s: float) -> np.ndarray:
     same = np.r_[False, codes[1:] == codes[:-1]]
     with np.errstate(invalid="ignore"):
         delta = np.r_[0, np.diff(ts)].astype(np.float64) / 1e9
-    cut = same & (delta > gap_s) & ~nat & ~np.r_[False, nat[:-1]]
+    cut = same & new_session(delta, gap_s) & ~nat & ~np.r_[False, nat[:-1]]
     run_start = np.r_[True, ~same[1:]]
     total = np.cumsum(cut)
     base = np.maximum.accumulate(np.where(run_start, total, 0))

@@ -181,16 +181,9 @@ def spark_build_sequences(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from recsys.sequences import SEPARATE_BY
+    from recsys.sequences import check_sequence_options, new_session
 
-    if separate_by not in SEPARATE_BY:
-        raise ValueError(f"separate_by must be one of {SEPARATE_BY}, got {separate_by!r}")
-    if max_len is not None and max_len < 1:
-        raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
-    if min_len < 1:
-        raise ValueError(f"min_len must be >= 1, got {min_len}")
-    if session_gap is not None and not session_gap > 0:
-        raise ValueError(f"session_gap must be a positive number of seconds or None, got {session_gap}")
+    check_sequence_options(separate_by, max_len, min_len, session_gap)
     cols = set(events.columns)
     for col in ("sequence_id", "item_id"):
         if col not in cols:
@@ -221,7 +214,8 @@ def spark_build_sequences(
     by_seq = Window.partitionBy("sequence_id").orderBy(F.col("_pos").asc_nulls_last(), "_row")
     if session_gap is not None:
         prev = F.lag("_us").over(by_seq)
-        cut = F.coalesce((F.col("_us") - prev) > F.lit(float(session_gap) * 1e6), F.lit(False))
+        seconds = (F.col("_us") - prev) / F.lit(1e6)
+        cut = F.coalesce(new_session(seconds, F.lit(float(session_gap))), F.lit(False))
         df = df.withColumn("_cut", cut.cast("long")).withColumn(
             "session",
             F.sum("_cut").over(by_seq.rowsBetween(Window.unboundedPreceding, Window.currentRow)),

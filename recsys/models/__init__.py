@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from recsys.errors import ModelFitError
+from recsys.errors import ModelFitError, UnknownFamilyError
 from recsys.models.base import EmbeddingModel, ItemModel
 
 #: family name -> "module:Class"; modules are imported on first use.
@@ -35,13 +35,17 @@ SESSION_FAMILIES: tuple[str, ...] = ("item_knn", "sknn", "vsknn")
 
 
 def get_model_class(family: str) -> type[ItemModel]:
-    """The model class of a family name (imports its module on demand)."""
-    try:
-        target = FAMILIES.get(family) or IMPORTED_FAMILIES[family]
-    except KeyError:
-        raise ModelFitError(
-            f"unknown model family '{family}'; choose one of: {', '.join(FAMILIES)}"
-        ) from None
+    """The model class of a family name (imports its module on demand).
+
+    Raises
+    ------
+    UnknownFamilyError
+        No family has this name (a :class:`~recsys.errors.ModelFitError`, so the CLI,
+        the Runs page and REST report it as a bad request, naming the families).
+    """
+    target = (FAMILIES.get(family) or IMPORTED_FAMILIES.get(family)) if isinstance(family, str) else None
+    if target is None:
+        raise UnknownFamilyError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}")
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -57,26 +61,26 @@ def catalog_only_families() -> list[str]:
 
 
 def validate_params(family: str, params: object) -> dict[str, object]:
-    """Check a family's parameters without fitting: names, types and ranges.
+    """Check a family's parameters without fitting: names, types and ranges, against the
+    family's ``param_specs`` (:mod:`recsys.models.params`) and its ``_check_together``.
 
     Raises
     ------
+    UnknownFamilyError
+        No family has this name.
     ModelFitError
-        Unknown family, ``params`` not a mapping, an unknown parameter name, or
-        a value of the wrong type or range (the message names the parameter).
+        ``params`` not a mapping, an unknown parameter name, or a value of the wrong
+        type or range: ``"<family>: parameter '<name>' must be <allowed>, got <value>"``.
     """
     cls = get_model_class(family)
     if not isinstance(params, dict):
-        raise ModelFitError("parameters must be a mapping of name -> value")
-    model = cls(**params)  # unknown names are refused here
-    check = getattr(model, "_validate", None)
-    if callable(check):
-        try:
-            check()
-        except ModelFitError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ModelFitError(f"{family}: {exc}") from None
+        raise ModelFitError(f"{family}: parameters must be a mapping of name -> value")
+    try:
+        cls(**params)._validate()  # unknown names are refused by the constructor
+    except ModelFitError:
+        raise
+    except (TypeError, ValueError) as exc:  # a family's own rule that slipped a plain error
+        raise ModelFitError(f"{family}: {exc}") from None
     return dict(params)
 
 
@@ -87,7 +91,7 @@ __all__ = [
     "catalog_only_families",
     "EmbeddingModel",
     "ItemModel",
-    "catalog_only_families",
+    "UnknownFamilyError",
     "get_model_class",
     "make_model",
     "validate_params",

@@ -28,6 +28,11 @@ import numpy as np
 
 from recsys.config import Progress
 from recsys.errors import ModelFitError, UnknownItemError
+from recsys.models.params import Param, check_params
+from recsys.topk import topk_rows
+
+#: the name of :func:`recsys.topk.topk_rows` before it moved there
+top_k_rows = topk_rows
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +45,11 @@ class ItemModel(ABC):
     """Base class of every model family.
 
     Subclasses set ``family`` (the registry key, e.g. ``"prod2vec"``) and
-    ``default_params`` (name -> default value; these are the only accepted
-    keyword arguments).
+    ``param_specs`` (name -> :class:`~recsys.models.params.Param`: kind, range,
+    default; these are the only accepted keyword arguments). ``default_params``
+    and ``param_choices`` are derived from it. ``fit`` calls :meth:`_validate`,
+    which checks every parameter against its spec, then the family's
+    :meth:`_check_together` (rules tying parameters together).
 
     Fitted attributes
     -----------------
@@ -54,19 +62,52 @@ class ItemModel(ABC):
 
     family: ClassVar[str] = ""
     is_embedding: ClassVar[bool] = False
+    #: name -> kind, allowed range or values, default: the one declaration of the parameters
+    param_specs: ClassVar[dict[str, Param]] = {}
+    #: name -> default value (derived from ``param_specs``)
     default_params: ClassVar[dict[str, Any]] = {}
     #: parameter name -> the values it accepts, for parameters that take one of a few
-    #: strings (forms offer them as a list)
+    #: strings (forms offer them as a list; derived from ``param_specs``)
     param_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "param_specs" in cls.__dict__:
+            specs = cls.param_specs
+            cls.default_params = {name: spec.default for name, spec in specs.items()}
+            cls.param_choices = {
+                name: tuple(c for c in spec.choices if isinstance(c, str))
+                for name, spec in specs.items()
+                if spec.kind == "choice" and isinstance(spec.default, str)
+            }
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.default_params))
         if unknown:
             allowed = ", ".join(sorted(self.default_params)) or "none"
             raise ModelFitError(
-                f"{type(self).__name__}: unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}"
+                f"{self.family or type(self).__name__}: unknown parameter(s) {', '.join(unknown)}; "
+                f"allowed: {allowed}"
             )
         self.params: dict[str, Any] = {**self.default_params, **params}
+
+    def _validate(self) -> dict[str, Any]:
+        """The parameters checked against ``param_specs`` (values as the family uses them).
+
+        Raises
+        ------
+        ModelFitError
+            Naming the family, the parameter and what it accepts.
+        """
+        specs = self.param_specs
+        declared = {name: value for name, value in self.params.items() if name in specs}
+        # a subclass that lists only ``default_params`` (no specs) keeps its values unchecked
+        p = {**self.params, **check_params(self.family or type(self).__name__, specs, declared)}
+        self._check_together(p)
+        return p
+
+    def _check_together(self, p: dict[str, Any]) -> None:
+        """Rules that tie parameters together (each family its own); raise ModelFitError."""
 
     def get_params(self) -> dict[str, Any]:
         """The parameters this model was (or will be) fitted with."""
@@ -135,6 +176,17 @@ class ItemModel(ABC):
         self._build_lookup()
 
     # -- helpers -----------------------------------------------------------
+    def _seed_rows(
+        self, item_ids: Sequence[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The start of every ``similar``: checks (fitted, k), then ``(rows, ids, scores, known)``:
+        the seeds' rows (-1 unknown), padded result arrays and the positions of known seeds."""
+        self._check_fitted()
+        check_k(k)
+        rows = self.rows_of(item_ids)
+        ids, scores = padded_results(len(rows), k)
+        return rows, ids, scores, np.flatnonzero(rows >= 0)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_ids_"):
             raise ModelFitError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
@@ -178,34 +230,57 @@ def check_k(k: int) -> None:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
 
 
+def save_arrays(path: Path, **arrays: Any) -> None:
+    """Write each array as ``<name>.npy`` and each scipy sparse matrix as ``<name>.npz``
+    (compressed CSR); no pickle."""
+    import scipy.sparse as sp
+
+    for name, value in arrays.items():
+        if sp.issparse(value):
+            sp.save_npz(path / f"{name}.npz", value.tocsr(), compressed=True)
+        else:
+            np.save(path / f"{name}.npy", value, allow_pickle=False)
+
+
+def load_arrays(path: Path, *names: str) -> list[Any]:
+    """Read what :func:`save_arrays` wrote: ``<name>.npz`` as a CSR matrix when it exists,
+    else ``<name>.npy``."""
+    import scipy.sparse as sp
+
+    out = []
+    for name in names:
+        npz = path / f"{name}.npz"
+        out.append(
+            sp.load_npz(npz).tocsr() if npz.exists() else np.load(path / f"{name}.npy", allow_pickle=False)
+        )
+    return out
+
+
+def write_fit_log(model: ItemModel, file: Path) -> None:
+    """Save a deep model's ``history_``, ``device_`` and ``train_seconds_`` as JSON."""
+    log = {
+        "history": getattr(model, "history_", []),
+        "device": getattr(model, "device_", None),
+        "train_seconds": getattr(model, "train_seconds_", None),
+    }
+    file.write_text(json.dumps(log, indent=2))
+
+
+def read_fit_log(model: ItemModel, file: Path) -> None:
+    """Restore what :func:`write_fit_log` saved (nothing when the file is absent)."""
+    if not file.exists():
+        return
+    meta = json.loads(file.read_text())
+    model.history_ = meta.get("history", [])
+    if meta.get("device"):
+        model.device_ = meta["device"]
+    if meta.get("train_seconds") is not None:
+        model.train_seconds_ = meta["train_seconds"]
+
+
 def padded_results(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, scores)`` of shape (n, k) filled with the padding (``PAD_ID``, ``PAD_SCORE``)."""
     return np.full((n, k), PAD_ID, dtype=object), np.full((n, k), PAD_SCORE, dtype=np.float32)
-
-
-def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense score matrix, best first, equal scores by column (the
-    declared secondary key: item order), exact even when many items tie at the k-th score.
-
-    Returns ``(cols, vals)`` of shape (n, min(k, n_cols)); -inf entries may fill the tail.
-    """
-    n, m = scores.shape
-    kk = min(k, m)
-    if n == 0 or kk == 0:
-        return np.zeros((n, kk), dtype=np.int64), np.zeros((n, kk), dtype=scores.dtype)
-    if kk < m:
-        kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1]
-    else:
-        kth = np.full(n, -np.inf, dtype=scores.dtype)
-    above = scores > kth[:, None]
-    need = kk - above.sum(axis=1)
-    tied = scores == kth[:, None]
-    take = above | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
-    r, c = np.nonzero(take)  # exactly kk per row, columns ascending
-    c = c.reshape(n, kk)
-    v = scores[r, c.ravel()].reshape(n, kk)
-    order = np.lexsort((c, -v), axis=-1)
-    return np.take_along_axis(c, order, axis=1), np.take_along_axis(v, order, axis=1)
 
 
 def duplicate_vector_share(vectors: np.ndarray) -> float:
@@ -270,12 +345,7 @@ class EmbeddingModel(ItemModel):
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine top-k (the seed excluded), batch-first."""
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
-        n = len(rows)
-        ids, scores = padded_results(n, k)
-        known = np.flatnonzero(rows >= 0)
+        rows, ids, scores, known = self._seed_rows(item_ids, k)
         if len(known) == 0:
             return ids.astype(str), scores
         unit = self.unit_vectors()
@@ -284,7 +354,7 @@ class EmbeddingModel(ItemModel):
         kk = min(k, unit.shape[0] - 1)
         if kk <= 0:
             return ids.astype(str), scores
-        top, top_s = top_k_rows(sims, kk)  # ties: item order, exact whatever their number
+        top, top_s = topk_rows(sims, kk)  # ties: item order, exact whatever their number
         ids[known, :kk] = self.item_ids_[top]
         scores[known, :kk] = top_s
         return ids.astype(str), scores

@@ -22,8 +22,10 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel, check_k, padded_results
+from recsys.models.base import PAD_ID, PAD_SCORE, ItemModel, load_arrays, save_arrays
+from recsys.models.params import Param
 from recsys.sequences import SEPARATE_BY, build_sequences
+from recsys.topk import topk_rows, topk_rows_unordered
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,11 @@ class PopularityModel(ItemModel):
     """
 
     family: ClassVar[str] = "popularity"
-    default_params: ClassVar[dict[str, Any]] = {"event_weights": None}
+    #: event type -> weight (None: DEFAULT_EVENT_WEIGHTS); checked by _check_together
+    param_specs: ClassVar[dict[str, Param]] = {"event_weights": Param(None, "any")}
+
+    def _check_together(self, p: dict[str, Any]) -> None:
+        self._weights()
 
     def _weights(self) -> dict[str, float]:
         w = self.params["event_weights"]
@@ -74,7 +80,7 @@ class PopularityModel(ItemModel):
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in w.values()
         ):
             raise ModelFitError(
-                f"parameter 'event_weights' must map event types to numbers >= 0, e.g. "
+                f"{self.family}: parameter 'event_weights' must map event types to numbers >= 0, e.g. "
                 f"{DEFAULT_EVENT_WEIGHTS}, got {w!r}"
             )
         return {str(k): float(v) for k, v in w.items()}
@@ -82,6 +88,7 @@ class PopularityModel(ItemModel):
     def fit(self, dataset: Any, progress: Progress | None = None) -> PopularityModel:
         """Count weighted events per item over the dataset's interactions."""
         progress = progress or null_progress
+        self._validate()
         weights = self._weights()
         pop = _event_popularity(dataset.interactions, weights)
         ids = _catalog_ids(dataset)
@@ -108,11 +115,8 @@ class PopularityModel(ItemModel):
         return cached
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
+        rows, ids, scores, _ = self._seed_rows(item_ids, k)
         n = len(rows)
-        ids, scores = padded_results(n, k)
         top = self.ranking()[: k + 1]
         if n == 0 or len(top) == 0:
             return ids.astype(str), scores
@@ -158,7 +162,7 @@ def _top_k_similarities(
 
     Each block of rows of ``C = X X^T`` is computed on its own, so memory stays bounded;
     catalogues up to ``dense_limit`` items use dense blocks (fast top-k with
-    argpartition), larger ones stay sparse. Within a row, ties are broken by item order.
+    :func:`recsys.topk.topk_rows_unordered`), larger ones stay sparse. Within a row, ties are broken by item order.
     """
     n_items = x.shape[0]
     xt = x.T.tocsr()
@@ -175,11 +179,7 @@ def _top_k_similarities(
             c[c < min_count] = 0
             sim = _similarity(c, n[b0:b1, None], n[None, :], kind, lmbd, alpha)
             sim = np.where(c > 0, sim, 0).astype(np.float32)
-            kk = min(top_k, n_items)
-            if kk < n_items:
-                top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-            else:
-                top = np.broadcast_to(np.arange(n_items), sim.shape)
+            top = topk_rows_unordered(sim, top_k)  # ties at the k-th: the lower columns
             top_s = np.take_along_axis(sim, top, axis=1)
             keep = top_s > 0
             rr = np.broadcast_to(rows_local[:, None] + b0, top.shape)[keep]
@@ -238,37 +238,15 @@ class CooccurrenceModel(ItemModel):
     """
 
     family: ClassVar[str] = "cooccurrence"
-    default_params: ClassVar[dict[str, Any]] = {
-        "similarity": "jaccard",
-        "min_count": 1,
-        "top_k": 100,
-        "fill_with_popular": False,
-        "separate_by": None,
-        "category_level": 0,
-        "max_len": None,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "similarity": Param("jaccard", "choice", choices=("jaccard", "cosine")),
+        "min_count": Param(1, "int", low=1),
+        "top_k": Param(100, "int", low=1),
+        "fill_with_popular": Param(False, "bool"),
+        "separate_by": Param(None, "choice", choices=SEPARATE_BY),
+        "category_level": Param(0, "int", low=0),
+        "max_len": Param(None, "int", low=2, optional=True),
     }
-
-    def _validate(self) -> None:
-        p = self.params
-        if p["similarity"] not in ("jaccard", "cosine"):
-            raise ModelFitError(
-                f"parameter 'similarity' must be 'jaccard' or 'cosine', got {p['similarity']!r}"
-            )
-        for name, low in (("min_count", 1), ("top_k", 1), ("category_level", 0)):
-            v = p[name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ModelFitError(f"parameter '{name}' must be an integer >= {low}, got {v!r}")
-        ml = p["max_len"]
-        if ml is not None and (isinstance(ml, bool) or not isinstance(ml, (int, np.integer)) or ml < 2):
-            raise ModelFitError(f"parameter 'max_len' must be an integer >= 2 or None, got {ml!r}")
-        if not isinstance(p["fill_with_popular"], (bool, np.bool_)):
-            raise ModelFitError(
-                f"parameter 'fill_with_popular' must be true or false, got {p['fill_with_popular']!r}"
-            )
-        if p["separate_by"] not in SEPARATE_BY:
-            raise ModelFitError(
-                f"parameter 'separate_by' must be one of {SEPARATE_BY}, got {p['separate_by']!r}"
-            )
 
     def fit(self, dataset: Any, progress: Progress | None = None) -> CooccurrenceModel:
         """Count co-occurrences and keep the ``top_k`` most similar items per item."""
@@ -330,12 +308,7 @@ class CooccurrenceModel(ItemModel):
     def similar(
         self, item_ids: Sequence[str], k: int, batch_size: int = 512
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
-        n = len(rows)
-        ids, scores = padded_results(n, k)
-        known = np.flatnonzero(rows >= 0)
+        rows, ids, scores, known = self._seed_rows(item_ids, k)
         n_items = len(self.item_ids_)
         kk = min(k, n_items - 1)
         if len(known) == 0 or kk <= 0:
@@ -344,11 +317,7 @@ class CooccurrenceModel(ItemModel):
             sel = known[b : b + batch_size]
             dense = self.similarity_[rows[sel]].toarray()
             dense[dense <= 0] = -np.inf
-            top = np.argpartition(-dense, kk - 1, axis=1)[:, :kk]
-            top_s = np.take_along_axis(dense, top, axis=1)
-            order = np.lexsort((top, -top_s), axis=-1)  # ties: item order
-            top = np.take_along_axis(top, order, axis=1)
-            top_s = np.take_along_axis(top_s, order, axis=1)
+            top, top_s = topk_rows(dense, kk)  # ties: item order
             ok = np.isfinite(top_s)
             block_ids = np.where(ok, self.item_ids_[top], PAD_ID).astype(object)
             ids[sel, :kk] = block_ids
@@ -370,16 +339,12 @@ class CooccurrenceModel(ItemModel):
             scores[r, start : start + len(extra)] = 0.0
 
     def _save_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        sp.save_npz(path / "similarity.npz", self.similarity_.tocsr(), compressed=True)
-        np.save(path / "popularity.npy", np.asarray(self.popularity_, dtype=np.float32), allow_pickle=False)
+        save_arrays(
+            path, similarity=self.similarity_, popularity=np.asarray(self.popularity_, dtype=np.float32)
+        )
 
     def _load_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        self.similarity_ = sp.load_npz(path / "similarity.npz").tocsr()
-        self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+        self.similarity_, self.popularity_ = load_arrays(path, "similarity", "popularity")
 
     def _after_load(self) -> None:
         super()._after_load()

@@ -15,6 +15,7 @@ import numpy as np
 
 from recsys.errors import ModelFitError
 from recsys.models.base import EmbeddingModel
+from recsys.models.params import Param
 
 METRICS = ("cosine", "ip")
 
@@ -23,8 +24,7 @@ class ExternalModel(EmbeddingModel):
     """Imported item vectors (family ``external``)."""
 
     family = "external"
-    default_params: ClassVar[dict[str, Any]] = {"metric": "cosine"}
-    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"metric": METRICS}
+    param_specs: ClassVar[dict[str, Param]] = {"metric": Param("cosine", "choice", choices=METRICS)}
 
     def fit(self, dataset: Any, progress: Any = None) -> ExternalModel:
         raise ModelFitError(
@@ -47,9 +47,8 @@ class ExternalModel(EmbeddingModel):
         ``coverage`` (as ``coverage_``) when the caller has counted it, else it is
         computed against ``catalog_ids``.
         """
-        if metric not in METRICS:
-            raise ModelFitError(f"metric must be one of {METRICS}, got {metric!r}")
         model = cls(metric=metric)
+        model._validate()
         model.item_ids_ = np.asarray(item_ids, dtype=str)
         model.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
         model.query_vectors_ = (

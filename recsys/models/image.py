@@ -23,6 +23,7 @@ import numpy as np
 
 from recsys.errors import ModelFitError
 from recsys.models import _keras_utils as ku
+from recsys.models.params import Param, check_params
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,13 @@ BACKBONES = {
     "MobileNetV2": "MobileNetV2",
     "EfficientNetB0": "EfficientNetB0",
     "ResNet50": "ResNet50",
+}
+
+#: the extractor's parameters (the content model passes backbone and image size through)
+PARAMS: dict[str, Param] = {
+    "backbone": Param("MobileNetV3Small", "choice", choices=tuple(BACKBONES)),
+    "image_size": Param(96, "int", low=32),
+    "batch_size": Param(32, "int", low=1),
 }
 
 
@@ -82,12 +90,8 @@ class ImageFeatureExtractor:
 
     def _validate(self) -> None:
         name = type(self).__name__
-        if self.backbone not in BACKBONES:
-            raise ModelFitError(
-                f"{name}: parameter 'backbone' must be one of {', '.join(BACKBONES)}, got {self.backbone!r}"
-            )
-        ku.check_positive_int(name, "image_size", self.image_size, minimum=32)
-        ku.check_positive_int(name, "batch_size", self.batch_size)
+        values = {"backbone": self.backbone, "image_size": self.image_size, "batch_size": self.batch_size}
+        check_params(name, {k: PARAMS[k] for k in values}, values)
         if self.weights_path is not None and not Path(str(self.weights_path)).is_file():
             raise ModelFitError(
                 f"{name}: parameter 'weights_path' points to {self.weights_path}, which is not a file; "

@@ -22,7 +22,6 @@ gensim's running loss is a cumulative float32 that saturates on long runs
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +33,7 @@ from recsys.config import Progress, null_progress
 from recsys.data.schema import category_level as _category_level
 from recsys.errors import ModelFitError
 from recsys.models.base import EmbeddingModel
+from recsys.models.params import Param, with_defaults
 from recsys.sequences import SEPARATE_BY, build_sequences
 
 logger = logging.getLogger(__name__)
@@ -160,26 +160,36 @@ PARAM_HELP: dict[str, str] = {
 }
 
 
-def _check_int(params: dict[str, Any], name: str, low: int, allow_none: bool = False) -> None:
-    v = params[name]
-    if v is None and allow_none:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        extra = " or None" if allow_none else ""
-        raise ModelFitError(f"parameter '{name}' must be an integer >= {low}{extra}, got {v!r}")
-
-
-def _check_float(params: dict[str, Any], name: str, low: float | None, strict: bool = False) -> None:
-    v = params[name]
-    if (
-        isinstance(v, bool)
-        or not isinstance(v, (int, float, np.floating, np.integer))
-        or not math.isfinite(v)
-    ):
-        raise ModelFitError(f"parameter '{name}' must be a finite number, got {v!r}")
-    if low is not None and (v < low or (strict and v == low)):
-        op = ">" if strict else ">="
-        raise ModelFitError(f"parameter '{name}' must be {op} {low}, got {v!r}")
+#: Prod2Vec's parameters: kind and allowed range (the defaults are RECOMMENDED_PARAMS)
+_PARAM_KINDS: dict[str, Param] = {
+    "vector_size": Param(None, "int", low=1),
+    "window": Param(None, "int", low=1),
+    "min_count": Param(None, "int", low=1),
+    "negative": Param(None, "int", low=0),
+    "ns_exponent": Param(None, "float"),
+    "sample": Param(None, "float", low=0),
+    "epochs": Param(None, "int", low=1),
+    "sg": Param(None, "choice", choices=(0, 1)),
+    "alpha": Param(None, "float", low=0, low_open=True),
+    "min_alpha": Param(None, "float", low=0, low_open=True, optional=True),
+    "hs": Param(None, "choice", choices=(0, 1)),
+    "cbow_mean": Param(None, "choice", choices=(0, 1)),
+    "shrink_windows": Param(None, "bool"),
+    "vectors": Param(None, "choice", choices=VECTORS),
+    "seed": Param(None, "int", low=0),
+    "workers": Param(None, "int", low=1),
+    "separate_by": Param(None, "choice", choices=SEPARATE_BY),
+    "category_level": Param(None, "int", low=0),
+    "max_len": Param(None, "int", low=2, optional=True),
+    "dedupe": Param(None, "bool"),
+    "fallback": Param(None, "choice", choices=FALLBACKS),
+}
+_META_PARAM_KINDS: dict[str, Param] = {
+    **_PARAM_KINDS,
+    "meta_category_level": Param(None, "int", low=0, optional=True),
+    "use_brand": Param(None, "bool"),
+    "fill_from_metadata": Param(None, "bool"),
+}
 
 
 class _EpochLogger:
@@ -268,58 +278,25 @@ class Prod2Vec(EmbeddingModel):
     """
 
     family: ClassVar[str] = "prod2vec"
-    default_params: ClassVar[dict[str, Any]] = dict(RECOMMENDED_PARAMS)
-    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"vectors": VECTORS, "fallback": FALLBACKS}
+    param_specs: ClassVar[dict[str, Param]] = with_defaults(_PARAM_KINDS, RECOMMENDED_PARAMS)
     param_help: ClassVar[dict[str, str]] = PARAM_HELP
     #: named starting points of the Runs form (the defaults are "recommended")
     param_presets: ClassVar[dict[str, dict[str, Any]]] = {"gensim defaults": dict(GENSIM_PRESET)}
 
     # -- fitting -----------------------------------------------------------
-    def _validate(self) -> None:
-        p = self.params
-        for name, low in (
-            ("vector_size", 1),
-            ("window", 1),
-            ("min_count", 1),
-            ("negative", 0),
-            ("epochs", 1),
-        ):
-            _check_int(p, name, low)
+    def _check_together(self, p: dict[str, Any]) -> None:
         if p["negative"] == 0 and p["hs"] != 1:
-            raise ModelFitError("parameter 'negative' must be >= 1 unless hs=1 (hierarchical softmax), got 0")
+            raise ModelFitError(
+                f"{self.family}: parameter 'negative' must be >= 1 unless hs=1 (hierarchical softmax), got 0"
+            )
         if p["negative"] == 0 and p["vectors"] != "input":
             raise ModelFitError(
-                f"parameter 'vectors'={p['vectors']!r} needs negative sampling (output vectors); "
+                f"{self.family}: parameter 'vectors'={p['vectors']!r} needs negative sampling (output vectors); "
                 "set 'negative' >= 1"
             )
-        _check_int(p, "workers", 1)
-        _check_int(p, "seed", 0)
-        _check_int(p, "category_level", 0)
-        _check_int(p, "max_len", 2, allow_none=True)
-        _check_float(p, "ns_exponent", None)
-        _check_float(p, "sample", 0.0)
-        _check_float(p, "alpha", 0.0, strict=True)
-        if p["min_alpha"] is not None:
-            _check_float(p, "min_alpha", 0.0, strict=True)
         if p["min_alpha"] is not None and p["min_alpha"] > p["alpha"]:
             raise ModelFitError(
-                f"parameter 'min_alpha' must be <= alpha ({p['alpha']!r}), got {p['min_alpha']!r}"
-            )
-        for name in ("hs", "cbow_mean"):
-            if isinstance(p[name], bool) or p[name] not in (0, 1):
-                raise ModelFitError(f"parameter '{name}' must be 0 or 1, got {p[name]!r}")
-        for name in ("shrink_windows", "dedupe"):
-            if not isinstance(p[name], (bool, np.bool_)):
-                raise ModelFitError(f"parameter '{name}' must be true or false, got {p[name]!r}")
-        if p["fallback"] not in FALLBACKS:
-            raise ModelFitError(f"parameter 'fallback' must be one of {FALLBACKS}, got {p['fallback']!r}")
-        if p["vectors"] not in VECTORS:
-            raise ModelFitError(f"parameter 'vectors' must be one of {VECTORS}, got {p['vectors']!r}")
-        if p["sg"] not in (0, 1) or isinstance(p["sg"], bool):
-            raise ModelFitError(f"parameter 'sg' must be 1 (skip-gram) or 0 (CBOW), got {p['sg']!r}")
-        if p["separate_by"] not in SEPARATE_BY:
-            raise ModelFitError(
-                f"parameter 'separate_by' must be one of {SEPARATE_BY}, got {p['separate_by']!r}"
+                f"{self.family}: parameter 'min_alpha' must be <= alpha ({p['alpha']!r}), got {p['min_alpha']!r}"
             )
 
     def _sequences(self, dataset: Any) -> list[list[str]]:
@@ -565,19 +542,15 @@ class MetaProd2Vec(Prod2Vec):
             "fill_from_metadata": True,
         }
     }
-    default_params: ClassVar[dict[str, Any]] = {
-        **META_RECOMMENDED_PARAMS,
-        "meta_category_level": None,
-        "use_brand": True,
-        "fill_from_metadata": True,
-    }
-
-    def _validate(self) -> None:
-        super()._validate()
-        _check_int(self.params, "meta_category_level", 0, allow_none=True)
-        for name in ("use_brand", "fill_from_metadata"):
-            if not isinstance(self.params[name], (bool, np.bool_)):
-                raise ModelFitError(f"parameter '{name}' must be true or false, got {self.params[name]!r}")
+    param_specs: ClassVar[dict[str, Param]] = with_defaults(
+        _META_PARAM_KINDS,
+        {
+            **META_RECOMMENDED_PARAMS,
+            "meta_category_level": None,
+            "use_brand": True,
+            "fill_from_metadata": True,
+        },
+    )
 
     def _meta_tokens(self, catalog: pd.DataFrame) -> pd.DataFrame:
         """item_id -> its category and brand tokens ("" when unknown)."""

@@ -33,26 +33,14 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import PAD_ID, ItemModel, check_k, drop_seen, padded_results
+from recsys.models.base import PAD_ID, ItemModel, check_k, drop_seen, load_arrays, padded_results, save_arrays
 from recsys.models.baselines import CooccurrenceModel, _catalog_ids
+from recsys.models.params import Param
 
 logger = logging.getLogger(__name__)
 
 #: Longest stretch of a session (its most recent items) a query reads.
 MAX_QUERY_ITEMS = 100
-
-
-def _is_int(v: Any, low: int) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= low
-
-
-def _is_num(v: Any, low: float) -> bool:
-    return (
-        not isinstance(v, bool)
-        and isinstance(v, (int, float, np.integer, np.floating))
-        and np.isfinite(v)
-        and v >= low
-    )
 
 
 def _last_known(model: ItemModel, recent: Sequence[Sequence[str]]) -> list[str]:
@@ -110,28 +98,15 @@ class ItemKNN(CooccurrenceModel):
     """
 
     family: ClassVar[str] = "item_knn"
-    default_params: ClassVar[dict[str, Any]] = {
-        "top_k": 100,
-        "lmbd": 20.0,
-        "alpha": 0.5,
-        "min_count": 1,
-        "fill_with_popular": False,
-        "separate_by": None,
-        "category_level": 0,
-        "max_len": None,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "top_k": Param(100, "int", low=1),
+        "lmbd": Param(20.0, "float", low=0),
+        "alpha": Param(0.5, "float", low=0, high=1),
+        **{
+            name: CooccurrenceModel.param_specs[name]
+            for name in ("min_count", "fill_with_popular", "separate_by", "category_level", "max_len")
+        },
     }
-
-    def _validate(self) -> None:
-        p = self.params
-        if not _is_num(p["lmbd"], 0.0):
-            raise ModelFitError(f"parameter 'lmbd' must be a number >= 0, got {p['lmbd']!r}")
-        if not (_is_num(p["alpha"], 0.0) and p["alpha"] <= 1):
-            raise ModelFitError(f"parameter 'alpha' must be a number in [0, 1], got {p['alpha']!r}")
-        self.params = {**p, "similarity": "cosine"}
-        try:
-            super()._validate()
-        finally:
-            self.params = p
 
     def fit(self, dataset: Any, progress: Progress | None = None) -> ItemKNN:
         """Count co-occurrences in whole sessions and keep the ``top_k`` neighbours per item."""
@@ -187,24 +162,14 @@ class SessionKNN(ItemModel):
     """
 
     family: ClassVar[str] = "sknn"
-    default_params: ClassVar[dict[str, Any]] = {
-        "k": 500,
-        "sample_size": 1000,
-        "similarity": "cosine",
-        "batch_size": 256,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "k": Param(500, "int", low=1),
+        "sample_size": Param(1000, "int", low=0),
+        "similarity": Param("cosine", "choice", choices=("cosine", "jaccard")),
+        "batch_size": Param(256, "int", low=1),
     }
-    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {"similarity": ("cosine", "jaccard")}
 
     # -- fitting -------------------------------------------------------------------
-    def _validate(self) -> None:
-        p = self.params
-        for name, low in (("k", 1), ("sample_size", 0), ("batch_size", 1)):
-            if not _is_int(p[name], low):
-                raise ModelFitError(f"parameter '{name}' must be an integer >= {low}, got {p[name]!r}")
-        for name, allowed in self.param_choices.items():
-            if p[name] not in allowed:
-                raise ModelFitError(f"parameter '{name}' must be one of {allowed}, got {p[name]!r}")
-
     def fit(self, dataset: Any, progress: Progress | None = None) -> SessionKNN:
         """Index the training sessions (item sets and recency)."""
         import scipy.sparse as sp
@@ -370,16 +335,10 @@ class SessionKNN(ItemModel):
 
     # -- persistence -------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        sp.save_npz(path / "sessions.npz", self.sessions_.tocsr(), compressed=True)
-        np.save(path / "recency.npy", np.asarray(self.recency_, dtype=np.int64), allow_pickle=False)
+        save_arrays(path, sessions=self.sessions_, recency=np.asarray(self.recency_, dtype=np.int64))
 
     def _load_state(self, path: Path) -> None:
-        import scipy.sparse as sp
-
-        self.sessions_ = sp.load_npz(path / "sessions.npz").tocsr()
-        self.recency_ = np.load(path / "recency.npy", allow_pickle=False)
+        self.sessions_, self.recency_ = load_arrays(path, "sessions", "recency")
 
     def _after_load(self) -> None:
         super()._after_load()
@@ -411,16 +370,12 @@ class VSessionKNN(SessionKNN):
     """
 
     family: ClassVar[str] = "vsknn"
-    default_params: ClassVar[dict[str, Any]] = {
-        "k": 500,
-        "sample_size": 1000,
-        "weighting": "div",
-        "weighting_score": "div",
-        "batch_size": 256,
-    }
-    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {
-        "weighting": WEIGHTINGS,
-        "weighting_score": SCORE_WEIGHTINGS,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "k": SessionKNN.param_specs["k"],
+        "sample_size": SessionKNN.param_specs["sample_size"],
+        "weighting": Param("div", "choice", choices=WEIGHTINGS),
+        "weighting_score": Param("div", "choice", choices=SCORE_WEIGHTINGS),
+        "batch_size": SessionKNN.param_specs["batch_size"],
     }
 
     def _position_weight(self, p: np.ndarray, length: np.ndarray) -> np.ndarray:

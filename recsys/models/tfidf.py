@@ -22,18 +22,11 @@ import pandas as pd
 
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
-from recsys.models.base import ItemModel, check_k, padded_results, top_k_rows
+from recsys.models.base import ItemModel
+from recsys.models.params import Param
+from recsys.topk import topk_rows
 
 logger = logging.getLogger(__name__)
-
-
-def _is_weight(v: Any) -> bool:
-    return (
-        not isinstance(v, bool)
-        and isinstance(v, (int, float, np.integer, np.floating))
-        and np.isfinite(v)
-        and v >= 0
-    )
 
 
 class TfidfModel(ItemModel):
@@ -60,26 +53,20 @@ class TfidfModel(ItemModel):
 
     family: ClassVar[str] = "tfidf"
     needs_interactions: ClassVar[bool] = False  # the catalogue's text is all it reads
-    default_params: ClassVar[dict[str, Any]] = {
-        "title_weight": 1.0,
-        "brand_weight": 0.3,
-        "category_weight": 0.5,
-        "ngram_max": 2,
-        "min_df": 1,
-        "batch_size": 256,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "title_weight": Param(1.0, "float", low=0),
+        "brand_weight": Param(0.3, "float", low=0),
+        "category_weight": Param(0.5, "float", low=0),
+        "ngram_max": Param(2, "int", low=1),
+        "min_df": Param(1, "int", low=1),
+        "batch_size": Param(256, "int", low=1),
     }
 
-    def _validate(self) -> None:
-        p = self.params
-        for name in ("title_weight", "brand_weight", "category_weight"):
-            if not _is_weight(p[name]):
-                raise ModelFitError(f"parameter '{name}' must be a number >= 0, got {p[name]!r}")
+    def _check_together(self, p: dict[str, Any]) -> None:
         if not any(p[n] > 0 for n in ("title_weight", "brand_weight", "category_weight")):
-            raise ModelFitError("parameter 'title_weight', 'brand_weight' or 'category_weight' must be > 0")
-        for name in ("ngram_max", "min_df", "batch_size"):
-            v = p[name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ModelFitError(f"parameter '{name}' must be an integer >= 1, got {v!r}")
+            raise ModelFitError(
+                f"{self.family}: parameter 'title_weight', 'brand_weight' or 'category_weight' must be > 0"
+            )
 
     def fit(self, dataset: Any, progress: Progress | None = None) -> TfidfModel:
         """Vectorise the catalogue (interactions are not needed)."""
@@ -138,12 +125,7 @@ class TfidfModel(ItemModel):
 
     def similar(self, item_ids: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine top-k (the seed excluded; zero scores are not results)."""
-        self._check_fitted()
-        check_k(k)
-        rows = self.rows_of(item_ids)
-        n = len(rows)
-        ids, scores = padded_results(n, k)
-        known = np.flatnonzero(rows >= 0)
+        rows, ids, scores, known = self._seed_rows(item_ids, k)
         kk = min(k, len(self.item_ids_) - 1)
         if len(known) == 0 or kk <= 0:
             return ids.astype(str), scores
@@ -154,7 +136,7 @@ class TfidfModel(ItemModel):
             sims = (self.matrix_[rows[sel]] @ xt).toarray()
             sims[np.arange(len(sel)), rows[sel]] = -np.inf
             sims[sims <= 1e-7] = -np.inf
-            top, top_s = top_k_rows(sims, kk)
+            top, top_s = topk_rows(sims, kk)
             ok = np.isfinite(top_s)
             block = np.where(ok, self.item_ids_[top], "")
             ids[sel, :kk] = block

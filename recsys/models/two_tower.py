@@ -26,7 +26,6 @@ sessions for this model, the mean-of-recent-item-vectors baseline
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +39,18 @@ from recsys.config import Progress, null_progress
 from recsys.data.schema import category_level
 from recsys.errors import ModelFitError
 from recsys.models import _keras_utils as ku
-from recsys.models.base import PAD_ID, PAD_SCORE, EmbeddingModel, check_k, normalize_rows, padded_results
+from recsys.models.base import (
+    PAD_ID,
+    PAD_SCORE,
+    EmbeddingModel,
+    check_k,
+    normalize_rows,
+    padded_results,
+    read_fit_log,
+    write_fit_log,
+)
+from recsys.models.params import Param
+from recsys.topk import topk_rows
 
 logger = logging.getLogger(__name__)
 
@@ -74,15 +84,6 @@ def session_lists(dataset: Any, dedupe_consecutive: bool = True) -> list[list[st
     return [list(chunk) for chunk in np.split(items, bounds)]
 
 
-def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k column indices and scores, best first (-inf entries last)."""
-    kk = min(k, scores.shape[1])
-    top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    top_s = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_s, axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_s, order, axis=1)
-
-
 def _context_rows(model: Any, recent: Sequence[Sequence[str]], n: int) -> np.ndarray:
     """(len(recent), n) catalogue rows of the last n known items, right-aligned, -1 = padding."""
     out = np.full((len(recent), n), -1, dtype=np.int64)
@@ -102,7 +103,7 @@ def _ranked(
     if exclude_seen:
         r, c = np.nonzero(ctx >= 0)
         scores[r, ctx[r, c]] = -np.inf
-    top, top_s = _topk_rows(scores, k)
+    top, top_s = topk_rows(scores, k)
     n = scores.shape[0]
     ids, out_s = padded_results(n, k)
     ids[:, : top.shape[1]] = item_ids[top]
@@ -156,46 +157,23 @@ class TwoTowerModel(EmbeddingModel):
     """
 
     family: ClassVar[str] = "two_tower"
-    default_params: ClassVar[dict[str, Any]] = {
-        "embedding_dim": 64,
-        "id_dim": 48,
-        "brand_dim": 16,
-        "category_dim": 16,
-        "hidden_units": [128],
-        "user_hidden": 128,
-        "max_recent": 8,
-        "min_item_count": 1,
-        "temperature": 0.1,
-        "logq_correction": True,
-        "epochs": 6,
-        "batch_size": 512,
-        "learning_rate": 0.003,
-        "max_examples": 200000,
-        "seed": 0,
+    param_specs: ClassVar[dict[str, Param]] = {
+        "embedding_dim": Param(64, "int", low=1),
+        "id_dim": Param(48, "int", low=1),
+        "brand_dim": Param(16, "int", low=1),
+        "category_dim": Param(16, "int", low=1),
+        "hidden_units": Param([128], "int_list", low=1),
+        "user_hidden": Param(128, "int", low=1),
+        "max_recent": Param(8, "int", low=1),
+        "min_item_count": Param(1, "int", low=1),
+        "temperature": Param(0.1, "float", low=0, low_open=True),
+        "logq_correction": Param(True, "bool"),
+        "epochs": Param(6, "int", low=1),
+        "batch_size": Param(512, "int", low=1),
+        "learning_rate": Param(0.003, "float", low=0, low_open=True),
+        "max_examples": Param(200000, "int", low=1),
+        "seed": Param(0, "int", low=0),
     }
-
-    def _validate(self) -> dict[str, Any]:
-        p = dict(self.params)
-        name = type(self).__name__
-        for key in (
-            "embedding_dim",
-            "id_dim",
-            "brand_dim",
-            "category_dim",
-            "user_hidden",
-            "max_recent",
-            "min_item_count",
-            "epochs",
-            "batch_size",
-            "max_examples",
-        ):
-            p[key] = ku.check_positive_int(name, key, p[key])
-        p["seed"] = ku.check_positive_int(name, "seed", p["seed"], minimum=0)
-        for key in ("temperature", "learning_rate"):
-            p[key] = ku.check_positive_float(name, key, p[key])
-        p["hidden_units"] = ku.check_hidden_units(name, p["hidden_units"])
-        p["logq_correction"] = ku.check_bool(name, "logq_correction", p["logq_correction"])
-        return p
 
     # -- features ------------------------------------------------------------
     def _item_features(
@@ -444,16 +422,7 @@ class TwoTowerModel(EmbeddingModel):
         for name in _USER_WEIGHTS:
             np.save(path / f"user_{name}.npy", self._user_weights[name], allow_pickle=False)
         np.save(path / "popularity.npy", np.asarray(self.popularity_, dtype=np.float32), allow_pickle=False)
-        (path / "two_tower_history.json").write_text(
-            json.dumps(
-                {
-                    "history": getattr(self, "history_", []),
-                    "device": getattr(self, "device_", None),
-                    "train_seconds": getattr(self, "train_seconds_", None),
-                },
-                indent=2,
-            )
-        )
+        write_fit_log(self, path / "two_tower_history.json")
 
     def _load_state(self, path: Path) -> None:
         super()._load_state(path)
@@ -461,14 +430,7 @@ class TwoTowerModel(EmbeddingModel):
             name: np.load(path / f"user_{name}.npy", allow_pickle=False) for name in _USER_WEIGHTS
         }
         self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
-        meta_file = path / "two_tower_history.json"
-        if meta_file.exists():
-            meta = json.loads(meta_file.read_text())
-            self.history_ = meta.get("history", [])
-            if meta.get("device"):
-                self.device_ = meta["device"]
-            if meta.get("train_seconds") is not None:
-                self.train_seconds_ = meta["train_seconds"]
+        read_fit_log(self, path / "two_tower_history.json")
 
 
 # -- next-item evaluation ------------------------------------------------------------

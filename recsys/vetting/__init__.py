@@ -1,1 +1,2 @@
-"""The merchandiser's vetting loop: judgments, vetted precision, behavioural checks."""
+"""The merchandiser's vetting loop: judgments of recommended pairs, queues of seeds to judge,
+the rules they propose, vetted precision."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from pydantic import BaseModel
 
 from recsys.data.schema import load_dataset
 from recsys.filters import FilterConfig
@@ -42,11 +43,25 @@ def _base(annotation: Any) -> Any:
     return annotation
 
 
-def nondefault_preset(brands: list[str], prices: list[float]) -> dict[str, Any]:
+def _example_rule(name: str, brands: list[str], items: list[str]) -> dict[str, Any]:
+    """One valid merchandising rule (recsys.merch) for a list-of-rules field."""
+    examples = {
+        "do_not_associate": {"seed": items[0], "item_id": items[1]},
+        "pins": {"seed": items[2], "item_id": items[3], "position": 2},
+        "boost": {"brands": [brands[-1]], "multiplier": 1.25},
+        "bury": {"brands": [brands[-2]], "price_min": 1.0, "shift": -0.05},
+    }
+    if name not in examples:
+        raise AssertionError(f"no rule for FilterConfig.{name} (a list of rule models): add one here")
+    return examples[name]
+
+
+def nondefault_preset(brands: list[str], prices: list[float], items: list[str]) -> dict[str, Any]:
     """A valid FilterConfig dict whose every field differs from its default.
 
     Brands are the catalogue's (most frequent first); ``*_min`` / ``*_max`` pairs get a low and
-    a high value; absolute price bounds come from the catalogue's price quantiles.
+    a high value; absolute price bounds come from the catalogue's price quantiles; rule lists
+    (pins, pair bans, boosts, buries) get one rule over catalogue items and brands.
     """
     out: dict[str, Any] = {}
     fields = FilterConfig.model_fields
@@ -73,6 +88,8 @@ def nondefault_preset(brands: list[str], prices: list[float]) -> dict[str, Any]:
             value = free[: 12 if "allow" in name else 1]
         elif typing.get_origin(kind) is list and typing.get_origin(typing.get_args(kind)[0]) is tuple:
             value = [(brands[0], brands[1])]
+        elif typing.get_origin(kind) is list and issubclass(typing.get_args(kind)[0], BaseModel):
+            value = [_example_rule(name, brands, items)]
         else:
             raise AssertionError(f"no rule for FilterConfig.{name} ({field.annotation}): add one here")
         assert value != default, name
@@ -191,7 +208,10 @@ def test_preset_with_every_field_round_trips(dash_duo, dash_app_copy, demo_data_
     run = run_ids(root)["prod2vec"]
     cat = load_dataset("demo", root).catalog
     brands = cat["brand"].dropna().astype(str).value_counts().index.tolist()
-    preset = nondefault_preset(brands, cat["price"].dropna().astype(float).tolist())
+    items = cat["item_id"].astype(str).tolist()
+    preset = nondefault_preset(
+        brands, cat["price"].dropna().astype(float).tolist(), items[:: len(items) // 4][:4]
+    )
     seed = _best_seed(root, run, preset)
     upload = tmp_path / "every-field.json"
     upload.write_text(FilterConfig.from_dict(preset).to_json(name="every-field"))

@@ -11,16 +11,18 @@ from recsys.errors import ModelFitError
 from recsys.models import make_model
 from recsys.models.content import (
     ContentModel,
-    _block_weights,
-    _title_matrix,
-    _title_tokens,
-    _title_vocab,
-    _word_codes,
-    _word_lift_weights,
+    FeatureState,
+    build_features,
     cooccurrence_pairs,
     holdout_items,
     tokenize,
 )
+from recsys.models.content import block_weights as _block_weights
+from recsys.models.content import title_matrix as _title_matrix
+from recsys.models.content import title_tokens as _title_tokens
+from recsys.models.content import title_vocab as _title_vocab
+from recsys.models.content import word_codes as _word_codes
+from recsys.models.content import word_lift_weights as _word_lift_weights
 
 # Four product kinds; each has its own title words, category, gender and price range.
 KINDS = [
@@ -183,7 +185,7 @@ def test_output_is_the_weighted_concatenation_of_unit_blocks(fitted, data):
     assert set(w) == {"deep", "leaf", "brand", "price", "band"} and w["deep"] > 0
     assert all(v >= 0 for v in w.values())
     assert model.coverage_["block_weights"] == w and model.coverage_["holdout_pairs"] > 0
-    widths = model._stats["block_widths"]
+    widths = model.state_.block_widths
     cuts = np.cumsum([0, *widths])
     v = model.vectors_.astype(np.float64)
     blocks = [v[:, cuts[i] : cuts[i + 1]] for i in range(5)]
@@ -223,9 +225,8 @@ def _priced_catalog(leaf_a: list[float], leaf_b: list[float]) -> pd.DataFrame:
 def test_price_block_ranks_prices_within_the_leaf():
     """The price position is the percentile in the leaf: the cheapest and dearest items of a leaf
     are opposite (-1), and an item's price block is nearest to the items next to it in price."""
-    model = ContentModel(wide_blocks=True)
     catalog = _priced_catalog([10.0, 20.0, 30.0, 40.0, 50.0], [15.0, 1000.0])
-    feats, _ = model._features(catalog, np.zeros((7, 2), dtype=np.float32), None)
+    feats, _ = build_features(catalog, np.zeros((7, 2), dtype=np.float32), None, wide=True, price_bands=3)
     pos = feats["price_pos"]
     sims = pos @ pos.T
     assert sims[0, 4] == pytest.approx(-1.0, abs=1e-6)
@@ -238,20 +239,19 @@ def test_price_block_ranks_prices_within_the_leaf():
 def test_price_band_block_puts_items_in_the_same_price_tier_of_their_leaf_together():
     """price_bands=3 cuts each leaf's prices into budget / mid / premium: the one-hot band code
     is shared by items of the same tier, orthogonal across tiers, and zero without a price."""
-    model = ContentModel(wide_blocks=True, price_bands=3)
     catalog = _priced_catalog([10.0, 11.0, 20.0, 21.0, 30.0, 31.0, np.nan], [500.0, 5.0])
-    feats, stats = model._features(catalog, np.zeros((9, 2), dtype=np.float32), None)
+    feats, state = build_features(catalog, np.zeros((9, 2), dtype=np.float32), None, wide=True, price_bands=3)
     band = feats["price_band"]
-    assert stats["price_bands"] == 3 and band.shape == (9, 3)
+    assert isinstance(state, FeatureState) and state.price_bands == 3 and band.shape == (9, 3)
     assert band[:6].argmax(axis=1).tolist() == [0, 0, 1, 1, 2, 2]
     assert band[6].sum() == 0.0  # missing price: similar to nothing
     # relative to the leaf: 500 is the dearest of its own leaf, 5 the cheapest
     assert band[7].argmax() == 2 and band[8].argmax() == 0
     # price_bands=0 leaves the block out (the four-block tower of earlier versions)
-    feats0, stats0 = ContentModel(wide_blocks=True, price_bands=0)._features(
-        catalog, np.zeros((9, 2), dtype=np.float32), None
+    feats0, state0 = build_features(
+        catalog, np.zeros((9, 2), dtype=np.float32), None, wide=True, price_bands=0
     )
-    assert "price_band" not in feats0 and stats0["price_bands"] == 0
+    assert "price_band" not in feats0 and state0.price_bands == 0
 
 
 def test_block_weights_keep_the_blocks_that_rank_held_out_items():
@@ -343,7 +343,7 @@ def test_triplet_loss_with_a_local_fasttext_file_separates_kinds(data, tmp_path)
     params = {**FAST, "fasttext_path": str(path), "loss": "triplet", "margin": 0.3, "epochs": 2}
     model = ContentModel(**{**params, "pairs_per_epoch": 2000}).fit(data)
     # the text part uses the file's 8-dim vectors
-    assert len(model._stats["text_mean"]) == 8
+    assert len(model.state_.text_mean) == 8
     assert model.vectors_.shape[0] == len(data.catalog)
     ids, _ = model.similar(model.item_ids_, 3)
     assert (kind_of(ids) == kind_of(model.item_ids_)[:, None]).mean() >= 0.9
@@ -489,11 +489,11 @@ def boots_fitted() -> tuple[ContentModel, Dataset]:
 def test_title_block_places_cold_items_with_their_product_type(boots_fitted):
     model, data = boots_fitted
     assert set(model.block_weights_) == {"deep", "leaf", "brand", "price", "band", "title"}
-    vocab = set(model._stats["title_vocab"])  # the telling words, not those of every boot
+    vocab = set(model.state_.title_vocab)  # the telling words, not those of every boot
     assert {"chelsea", "combat"} <= vocab and not {"boot", "women"} & vocab
     # the title block is the last one (one-hot words), its share of the unit vector set by its weight
-    width = model._stats["block_widths"][-1]
-    assert width == len(vocab) and model.vectors_.shape[1] == sum(model._stats["block_widths"])
+    width = model.state_.block_widths[-1]
+    assert width == len(vocab) and model.vectors_.shape[1] == sum(model.state_.block_widths)
     title = model.vectors_[:, -width:]
     assert np.all(np.linalg.norm(title, axis=1) > 0) == (model.block_weights_["title"] > 0)
     # cold items (no interactions) have nearest neighbours of their own product type
@@ -525,8 +525,27 @@ def test_title_block_can_be_turned_off(boots_fitted):
     model, data = boots_fitted
     off = ContentModel(**{**FAST, "holdout_share": 0.2, "holdout_tail": 1.0, "title_dim": 0}).fit(data)
     assert set(off.block_weights_) == {"deep", "leaf", "brand", "price", "band"}
-    assert "title_vocab" not in off._stats
-    assert off.vectors_.shape[1] == model.vectors_.shape[1] - model._stats["block_widths"][-1]
+    assert off.state_.title_vocab is None
+    assert off.vectors_.shape[1] == model.vectors_.shape[1] - model.state_.block_widths[-1]
     # IDF weighting keeps every word of two titles or more (colours and adjectives included)
     idf = ContentModel(**{**FAST, "title_weighting": "idf"}).fit(data)
-    assert {"black", "navy", "chelsea", "combat", "suede"} <= set(idf._stats["title_vocab"])
+    assert {"black", "navy", "chelsea", "combat", "suede"} <= set(idf.state_.title_vocab)
+
+
+def test_a_run_saved_before_the_content_package_still_loads_and_embeds():
+    """tests/fixtures/content_run_2026_12 was written by the one-module content model
+    (tests/fixtures/make_content_run.py): its stored features load into the typed state,
+    and the loaded tower reproduces the stored vectors and ranks as it did."""
+    from pathlib import Path
+
+    from recsys.models import get_model_class
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "content_run_2026_12"
+    model = get_model_class("content").load(folder)
+    assert isinstance(model.state_, FeatureState)
+    assert model.state_.wide and model.state_.price_bands == 3 and model.state_.title_vocab
+    assert set(model.block_weights_) == {"deep", "leaf", "brand", "price", "band", "title"}
+    stored = np.load(folder / "vectors.npy")
+    np.testing.assert_allclose(model.embed(kinds_dataset().catalog), stored, atol=1e-5)
+    ids, _ = model.similar(["k2_0"], 3)
+    assert set(kind_of(ids[0])) == {"k2"}

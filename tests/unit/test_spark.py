@@ -109,6 +109,24 @@ def test_session_gap_cuts_a_user_log_into_visits(spark: Any) -> None:
     assert build_sequences(inter, event_types="view")[0] == ["a", "b", "d", "e", "f"]
 
 
+def test_both_engines_cut_sessions_by_the_one_rule_at_the_gap_boundary(spark: Any) -> None:
+    """recsys.sequences.new_session: a gap of exactly session_gap keeps the session, a
+    millisecond more starts a new one, in pandas and in Spark alike."""
+    t0 = pd.Timestamp("2024-03-01 10:00")
+    gaps = [1800.0, 1799.999, 1800.001, 0.0, 1800.0, 3600.0, 10.0]  # seconds before each next event
+    times = [t0]
+    for g in gaps:
+        times.append(times[-1] + pd.Timedelta(seconds=g))
+    inter = pd.DataFrame(
+        {"sequence_id": "u1", "item_id": [f"i{j}" for j in range(len(times))], "timestamp": times}
+    )
+    inter["position"] = np.arange(len(inter))
+    expected = [["i0", "i1", "i2"], ["i3", "i4", "i5"], ["i6", "i7"]]
+    assert build_sequences(inter, session_gap=1800) == expected
+    got = rspark.collect_sequences(rspark.spark_build_sequences(_frame(spark, inter), session_gap=1800))
+    assert got == expected
+
+
 def test_cli_spark_sequences_reads_a_stored_dataset_and_writes_parquet(
     spark: Any, demo_small: Any, tmp_data_dir: Path, tmp_path: Path, capsys: Any
 ) -> None:

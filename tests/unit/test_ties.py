@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from recsys.data.schema import Dataset, save_dataset
-from recsys.models.base import duplicate_vector_share, top_k_rows
+from recsys.models.base import duplicate_vector_share
 from recsys.models.prod2vec import Prod2Vec
+from recsys.topk import topk_rows as top_k_rows
 
 
 def reference_top(scores: np.ndarray, k: int) -> np.ndarray:

@@ -1,0 +1,152 @@
+/* Vetting page (pages/vetting.py): keyboard shortcuts and the clientside callbacks behind them.
+ *
+ * A document keydown listener (active only while the page's #vetting-pairs is shown, and not
+ * while typing in a field or with a dialog open) and a click listener on the thumbs buttons
+ * put {key, index?, t} into the dcc.Store "vetting-key"; dash_clientside.vetting.on_key turns
+ * that into a cursor move or a judgment appended to the "vetting-outbox" store, which the
+ * server stores (pages.vetting.store_judgments) and acknowledges by "t".
+ *
+ * Keys: j / ArrowDown next pair, k / ArrowUp previous pair, 1 thumbs up, 2 thumbs down (the
+ * reason chosen on the card, "other" by default), 3-9 thumbs down with a reason:
+ * 3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch,
+ * 8 duplicate, 9 other. After a judgment the focus moves on to the next pair; r opens the
+ * focused pair's "Rule…" dialog. Viewers (the shell's
+ * role-viewer class) can move but not judge.
+ */
+(function () {
+  "use strict";
+  var REASONS = ["wrong_category", "wrong_gender", "adult_or_unsafe", "brand_clash",
+                 "price_mismatch", "duplicate", "other"];
+  var KEY_RE = /^(?:[jk1-9]|ArrowDown|ArrowUp)$/;
+  var counter = 0;
+
+  /* Key events wait here until on_key takes them: Dash may run one callback for several quick
+   * changes of "vetting-key", so the store only says "there is something new". The cursor and
+   * the outbox of judgments not yet stored are kept here too (their stores mirror them), so a
+   * callback run never works on a value an earlier run has not yet written back. */
+  var pending = [];
+  var outbox = [];
+  var cursorOf = {loaded: null, index: 0};
+
+  function send(payload) {
+    var dc = window.dash_clientside;
+    if (!dc || !dc.set_props) { return; }
+    counter += 1;
+    payload.t = Date.now() + "-" + counter;
+    pending.push(payload);
+    dc.set_props("vetting-key", {data: counter});
+  }
+
+  function pairEl(index) {
+    return document.querySelector('.vet-pair[data-index="' + index + '"]');
+  }
+
+  function focusPair(index) {
+    var old = document.querySelectorAll(".vet-pair.vet-focused");
+    for (var i = 0; i < old.length; i++) { old[i].classList.remove("vet-focused"); }
+    var el = pairEl(index);
+    if (el) {
+      el.classList.add("vet-focused");
+      if (el.scrollIntoView) { el.scrollIntoView({block: "nearest"}); }
+    }
+  }
+
+  function mark(el, verdict, reason) {
+    if (!el) { return; }
+    el.classList.remove("vet-up", "vet-down");
+    el.classList.add(verdict > 0 ? "vet-up" : "vet-down");
+    el.setAttribute("data-verdict", verdict > 0 ? "up" : "down");
+    var tag = el.querySelector(".vet-verdict");
+    if (tag) { tag.textContent = verdict > 0 ? "✓ good" : "✗ " + String(reason).replace(/_/g, " "); }
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (!document.getElementById("vetting-pairs")) { return; }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) { return; }
+    var t = ev.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) { return; }
+    if (document.querySelector(".modal.show")) { return; }
+    if (ev.key === "r") {  /* the focused pair's "Rule…" dialog */
+      var rule = document.querySelector(".vet-pair.vet-focused button[id*='vetting-propose']");
+      if (rule) { ev.preventDefault(); rule.click(); }
+      return;
+    }
+    if (!KEY_RE.test(ev.key)) { return; }
+    ev.preventDefault();
+    send({key: ev.key});
+  });
+
+  document.addEventListener("click", function (ev) {
+    if (!ev.target || !ev.target.closest) { return; }
+    var pair = ev.target.closest(".vet-pair[data-index]");
+    if (!pair) { return; }
+    var index = parseInt(pair.getAttribute("data-index"), 10);
+    var vote = ev.target.closest("[data-vote]");
+    if (vote) {
+      send({key: vote.getAttribute("data-vote") === "up" ? "1" : "2", index: index});
+    } else if (!ev.target.closest("select, input, button, a")) {
+      send({key: "focus", index: index});
+    }
+  });
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    vetting: {
+      /* vetting-key -> [cursor, group, outbox]: every waiting key event, in order */
+      on_key: function (_tick, queue, cursor, group) {
+        var nu = window.dash_clientside.no_update;
+        var events = pending.splice(0, pending.length);
+        if (!events.length || !queue || !queue.pairs || !queue.pairs.length) { return [nu, nu, nu]; }
+        var pairs = queue.pairs, n = pairs.length, judged = false;
+        if (cursorOf.loaded !== queue.loaded) { cursorOf = {loaded: queue.loaded, index: cursor || 0}; }
+        var next = cursorOf.index;
+        events.forEach(function (ev) {
+          var i = Math.max(0, Math.min(n - 1, typeof ev.index === "number" ? ev.index : next));
+          var key = ev.key;
+          next = i;
+          if (key === "j" || key === "ArrowDown") {
+            next = Math.min(n - 1, i + 1);
+          } else if (key === "k" || key === "ArrowUp") {
+            next = Math.max(0, i - 1);
+          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer")) {
+            var up = key === "1", reason = null, el = pairEl(i);
+            if (!up) {
+              if (key === "2") {
+                var sel = el && el.querySelector("select.vet-reason");
+                reason = (sel && sel.value) || "other";
+              } else {
+                reason = REASONS[parseInt(key, 10) - 3];
+              }
+            }
+            var noteEl = el && el.querySelector("input.vet-note");
+            var p = pairs[i];
+            outbox.push({
+              t: ev.t, dataset: queue.dataset, run: queue.run, preset: queue.preset,
+              seed: p.seed, item_id: p.item_id, position: p.position,
+              verdict: up ? 1 : -1, reason: reason, note: noteEl ? noteEl.value : "",
+              at: new Date().toISOString()  /* orders this user's re-judgments whatever order requests land in */
+            });
+            judged = true;
+            mark(el, up ? 1 : -1, reason);
+            next = Math.min(n - 1, i + 1);
+          }
+        });
+        cursorOf.index = next;
+        focusPair(next);
+        var g = pairs[next].g;
+        return [next, g === group ? nu : g, judged ? outbox.slice() : nu];
+      },
+      /* vetting-acked -> the outbox without the stored judgments */
+      drop_acked: function (acked) {
+        if (!acked || !acked.length) { return window.dash_clientside.no_update; }
+        var done = new Set(acked);
+        outbox = outbox.filter(function (o) { return !done.has(o.t); });
+        return outbox.slice();
+      },
+      /* after a seed's pairs are drawn: focus the cursor's pair */
+      refocus: function (_children, cursor) {
+        focusPair(cursor || 0);
+        return window.dash_clientside.no_update;
+      }
+    }
+  });
+})();

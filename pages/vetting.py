@@ -1,0 +1,872 @@
+"""Vetting: judge recommended pairs one keypress each, and turn judgments into preset rules.
+
+A merchandiser picks a dataset, run and preset, builds a queue of seeds (by traffic, N per
+leaf category, at random, or pasted ids) and walks through each seed's top-k: ``j``/``k``
+move, ``1`` thumbs up, ``2`` thumbs down (the reason chosen on the card, "other" by default),
+``3``-``9`` thumbs down with a reason; the focus moves on by itself. Judgments go to
+:class:`recsys.vetting.store.JudgmentStore` (who, when, run, preset, position); the queue
+(the pairs, frozen when built) is saved there too, with progress per category.
+
+A judged pair's "Rule…" button proposes rules (:mod:`recsys.vetting.proposals`): a pin for a
+thumbs-up, a do-not-associate pair for a thumbs-down, and a banned brand pair for a brand
+clash; the merchandiser confirms in a dialog and the preset is saved as a new version.
+
+The keyboard and the outbox of judgments live in ``assets/vetting_keys.js``; the server
+stores the outbox and acknowledges each judgment, so a judgment made while another is on its
+way is sent again rather than lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import (
+    ALL,
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+    no_update,
+)
+from dash.exceptions import PreventUpdate
+
+from components.common import data_registry, run_searcher
+from components.item_card import card_rows, item_card
+from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
+from components.pickers import embedding_runs, run_options
+from components.vetting_panels import (
+    VETTING_JUDGED_REV,
+    VETTING_PRESET,
+    VETTING_RUN,
+    checks_panel,
+    precision_panel,
+)
+from recsys.config import data_dir
+from recsys.errors import FilterConfigError, RecsysError
+from recsys.filters import FilterConfig, PresetStore
+from recsys.vetting.store import (
+    REASON_LABELS,
+    REASONS,
+    JudgmentError,
+    JudgmentStore,
+    current_user,
+    now_iso,
+    queue_progress,
+)
+
+logger = logging.getLogger(__name__)
+
+dash.register_page(__name__, path="/vetting", title="RecSys Lab · Vetting", name="Vetting", order=3.5)
+
+# ids (the contract with the vetting panels of components/vetting_panels.py: run, preset, rev)
+DATASET = "vetting-dataset"
+RUN, PRESET, JUDGED_REV = VETTING_RUN, VETTING_PRESET, VETTING_JUDGED_REV  # the ids the panels read
+K = "vetting-k"
+MODE = "vetting-mode"
+N_SEEDS = "vetting-n"
+PER_CATEGORY = "vetting-per-category"
+PASTED = "vetting-pasted"
+BUILD = "vetting-build"
+QUEUE = "vetting-queue"
+QUEUE_DATA = "vetting-queue-data"
+QUEUE_MESSAGE = "vetting-queue-message"
+PROGRESS = "vetting-progress"
+PAIRS = "vetting-pairs"
+KEY = "vetting-key"
+CURSOR = "vetting-cursor"
+GROUP = "vetting-group"
+OUTBOX = "vetting-outbox"
+ACKED = "vetting-acked"
+STATUS = "vetting-status"
+FOCUS_SINK = "vetting-focus-sink"
+PROPOSE = "vetting-propose"  # pattern id type of a pair's "Rule…" button
+RULE_MODAL = "vetting-rule-modal"
+RULE_CHOICE = "vetting-rule-choice"
+RULE_PRESET = "vetting-rule-preset"
+RULE_CONFIRM = "vetting-rule-confirm"
+RULE_CANCEL = "vetting-rule-cancel"
+RULE_PROPOSALS = "vetting-rule-proposals"
+RULE_MESSAGE = "vetting-rule-message"
+EXPORT = "vetting-export"
+EXPORT_DOWNLOAD = "vetting-export-download"
+IMPORT = "vetting-import"
+IO_MESSAGE = "vetting-io-message"
+
+K_CHOICES = (5, 10, 20)
+MODES = {
+    "traffic": "By traffic (popular first)",
+    "category": "N per leaf category",
+    "random": "At random",
+    "pasted": "Pasted ids",
+}
+MAX_CSV_BYTES = 20 * 1024 * 1024
+NEW_PRESET = "vetted"
+
+
+def judgment_store() -> JudgmentStore:
+    """The judgments store of the current data directory."""
+    return JudgmentStore(data_dir())
+
+
+# -- plain helpers (tested directly) ----------------------------------------------------------
+def preset_options(store: PresetStore) -> list[dict[str, str]]:
+    """``name · vN`` options of every readable preset."""
+    return [{"label": f"{p['name']} · v{p['version']}", "value": p["name"]} for p in store.list()]
+
+
+def run_choices(dataset: str | None) -> tuple[list[dict[str, str]], str | None]:
+    """(options, default value) of the run dropdown for a dataset."""
+    registry = data_registry()
+    runs = [r for r in embedding_runs(registry) if not dataset or r["dataset"]["name"] == dataset]
+    if not runs:
+        return [], None
+    default = registry.default_run(dataset=dataset) if dataset else registry.default_run()
+    ids = [r["run_id"] for r in runs]
+    return run_options(runs), default if default in ids else ids[0]
+
+
+def queue_options(run: str | None, preset: str | None) -> tuple[list[dict[str, str]], str | None]:
+    """(options, newest) of the saved queues of a run + preset."""
+    if not run:
+        return [], None
+    found = judgment_store().queues(run=run, preset=preset or "")
+    opts = [
+        {
+            "label": f"{q['created'][:16].replace('T', ' ')} · {MODES.get(q['spec'].get('mode'), '?')} · "
+            f"{q['n_pairs']} pairs · {q['user']}",
+            "value": q["id"],
+        }
+        for q in found
+    ]
+    return opts, (found[0]["id"] if found else None)
+
+
+def queue_browser_data(queue: dict[str, Any]) -> dict[str, Any]:
+    """What the browser keeps of a queue: its run + preset and the pairs (with the seed's
+    category, for progress) and their seed group ``g``."""
+    groups: dict[str, int] = {}
+    pairs = []
+    for p in queue["pairs"]:
+        g = groups.setdefault(p["seed"], len(groups))
+        keep = ("seed", "item_id", "position", "score", "category")
+        pairs.append({**{k: p.get(k) for k in keep}, "g": g})
+    return {
+        "id": queue["id"],
+        "loaded": now_iso(),  # a new cursor for each load (the browser keeps its own until then)
+        "dataset": queue["dataset"],
+        "run": queue["run"],
+        "preset": queue["preset"],
+        "pairs": pairs,
+    }
+
+
+def first_unjudged(pairs: list[dict[str, Any]], judged: dict) -> int:
+    """Index of the first pair not judged yet (0 when all are)."""
+    return next((i for i, p in enumerate(pairs) if (p["seed"], p["item_id"]) not in judged), 0)
+
+
+def progress_view(pairs: list[dict[str, Any]], judged: dict) -> Any:
+    """A table of progress per seed category, with the total."""
+    if not pairs:
+        return empty_state("The queue is empty.")
+    rows = queue_progress(pairs, judged)
+    total = sum(r["pairs"] for r in rows)
+    done = sum(r["judged"] for r in rows)
+    head = html.Div(
+        [
+            html.Strong(f"{done} / {total} pairs judged"),
+            dbc.Progress(
+                value=100 * done / total if total else 0, className="mt-1 mb-2", style={"height": "6px"}
+            ),
+        ],
+        id="vetting-progress-total",
+        **{"data-done": done, "data-total": total},
+    )
+    table = html.Table(
+        [
+            html.Thead(html.Tr([html.Th("Seed category"), html.Th("Seeds done"), html.Th("Pairs judged")])),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Td(r["category"]),
+                            html.Td(f"{r['seeds_done']} / {r['seeds']}"),
+                            html.Td(f"{r['judged']} / {r['pairs']}"),
+                        ]
+                    )
+                    for r in rows
+                ]
+            ),
+        ],
+        className="table table-sm small vet-progress-table",
+    )
+    return html.Div([head, html.Div(table, className="vet-progress-scroll")])
+
+
+def pair_controls(index: int) -> html.Div:
+    """Thumbs buttons, reason, note and the rule button of one pair (the keys do the same)."""
+    return html.Div(
+        [
+            html.Button(
+                "✓ good",
+                className="btn btn-sm btn-outline-success editor-only",
+                title="thumbs up (1)",
+                **{"data-vote": "up"},
+            ),
+            html.Button(
+                "✗ bad",
+                className="btn btn-sm btn-outline-danger editor-only",
+                title="thumbs down (2)",
+                **{"data-vote": "down"},
+            ),
+            html.Select(
+                # "other" first: the default of a thumbs-down
+                [html.Option(REASON_LABELS[r], value=r) for r in ("other", *REASONS[:-1])],
+                className="form-select form-select-sm vet-reason",
+                title="reason of a thumbs-down (or keys 3-9)",
+            ),
+            html.Div(
+                dcc.Input(
+                    placeholder="note", className="form-control form-control-sm vet-note", maxLength=500
+                ),
+                className="vet-note-wrap",
+            ),
+            html.Button(
+                "Rule…",
+                id={"type": PROPOSE, "index": index},
+                className="btn btn-sm btn-outline-secondary editor-only",
+                title="turn this judgment into a preset rule",
+            ),
+        ],
+        className="vet-controls",
+    )
+
+
+def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
+    """The seed of ``group`` and its queued pairs as cards with judging controls."""
+    pairs = [(i, p) for i, p in enumerate(queue["pairs"]) if p["g"] == group]
+    if not pairs:
+        return empty_state("Nothing to judge here.")
+    view = run_searcher(queue["run"]).view
+    seed = pairs[0][1]["seed"]
+    seed_pos = view.position(seed)
+    positions = [view.position(p["item_id"]) for _, p in pairs]
+    known = [pos for pos in positions if pos >= 0]
+    rows = dict(zip(known, card_rows(view, known))) if known else {}
+    n_groups = queue["pairs"][-1]["g"] + 1
+    cards = []
+    for (i, p), pos in zip(pairs, positions):
+        row = rows.get(pos, {"item_id": p["item_id"], "title": f"{p['item_id']} (no longer in the run)"})
+        verdict, reason = judged.get((p["seed"], p["item_id"]), (None, None))
+        state = {1: " vet-up", -1: " vet-down"}.get(verdict, "")
+        tag = (
+            "✓ good"
+            if verdict == 1
+            else f"✗ {(reason or 'other').replace('_', ' ')}"
+            if verdict == -1
+            else ""
+        )
+        cards.append(
+            html.Div(
+                [
+                    item_card(row, score=p.get("score"), rank=p["position"], run_id=queue["run"]),
+                    html.Div(tag, className="vet-verdict"),
+                    pair_controls(i),
+                ],
+                className="vet-pair" + state,
+                **{
+                    "data-index": i,
+                    "data-seed": p["seed"],
+                    "data-item": p["item_id"],
+                    "data-verdict": {1: "up", -1: "down"}.get(verdict, ""),
+                },
+            )
+        )
+    seed_card = (
+        item_card(card_rows(view, [seed_pos])[0], seed=True)
+        if seed_pos >= 0
+        else html.Div(seed, className="item-card")
+    )
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span(f"Seed {group + 1} of {n_groups}", className="text-muted small d-block mb-1"),
+                    seed_card,
+                ],
+                className="vet-seed",
+            ),
+            html.Div(cards, className="card-grid vet-grid"),
+        ],
+        className="vet-seed-row",
+    )
+
+
+def judged_at(value: Any) -> str:
+    """The browser's time of a judgment when it is a sane ISO time within a day of the server's
+    (it orders one user's re-judgments whatever order their requests land in), else now."""
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return now.isoformat()
+    if when.tzinfo is None or abs(when - now) > timedelta(days=1):
+        return now.isoformat()
+    return when.isoformat()
+
+
+def store_outbox(outbox: list[dict[str, Any]], user: str) -> tuple[list[str], list[str]]:
+    """Store the browser's pending judgments as ``user``; (acknowledged ``t``s, problems).
+
+    A judgment that cannot be stored is acknowledged too (with its problem), so it is not
+    sent again and again. A judgment sent twice (its request was superseded) is stored once.
+    """
+    store = judgment_store()
+    acked, problems = [], []
+    for entry in outbox:
+        if not isinstance(entry, dict) or "t" not in entry:
+            continue
+        fields = {
+            k: entry.get(k)
+            for k in ("dataset", "run", "preset", "seed", "item_id", "position", "verdict", "reason", "note")
+        }
+        try:
+            store.judge(**fields, user=user, at=judged_at(entry.get("at")))
+        except JudgmentError as exc:
+            problems.append(str(exc))
+        acked.append(entry["t"])
+    return acked, problems
+
+
+# -- layout ---------------------------------------------------------------------------------
+def _number(ident: str, value: int, most: int) -> dcc.Input:
+    return dcc.Input(
+        id=ident, type="number", min=1, max=most, value=value, className="form-control form-control-sm"
+    )
+
+
+def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
+    """The Vetting page (``?run=`` and ``?preset=`` pick them)."""
+    header = page_header(
+        "Vetting", "Judge recommended pairs, one keypress each; turn judgments into preset rules."
+    )
+    try:
+        registry = data_registry()
+        runs = embedding_runs(registry)
+        presets = preset_options(PresetStore(data_dir()))
+    except (OSError, RecsysError) as exc:
+        return html.Div([header, error_alert(exc, "Could not read the runs")])
+    if not runs:
+        return html.Div(
+            [
+                header,
+                empty_state(
+                    "No embedding run yet.", ["Train one on the ", dcc.Link("Runs page", href="/runs"), "."]
+                ),
+            ]
+        )
+    by_id = {r["run_id"]: r for r in runs}
+    if run not in by_id:
+        run = registry.default_run() if registry.default_run() in by_id else runs[0]["run_id"]
+    dataset = by_id[run]["dataset"]["name"]
+    datasets = sorted({r["dataset"]["name"] for r in runs})
+    run_opts, _ = run_choices(dataset)
+    if preset not in {p["value"] for p in presets}:
+        preset = None
+    q_opts, q_value = queue_options(run, preset)
+
+    pickers = dbc.Card(
+        dbc.CardBody(
+            dbc.Row(
+                [
+                    labelled_col(
+                        "Dataset",
+                        dcc.Dropdown(id=DATASET, options=datasets, value=dataset, clearable=False),
+                        md=3,
+                    ),
+                    labelled_col(
+                        "Run", dcc.Dropdown(id=RUN, options=run_opts, value=run, clearable=False), md=4
+                    ),
+                    labelled_col(
+                        "Preset",
+                        dcc.Dropdown(
+                            id=PRESET, options=presets, value=preset, placeholder="no preset (run defaults)"
+                        ),
+                        md=3,
+                    ),
+                    labelled_col(
+                        "Top k",
+                        dcc.Dropdown(id=K, options=list(K_CHOICES), value=10, clearable=False),
+                        md=2,
+                    ),
+                ],
+                className="g-2",
+            )
+        ),
+        className="mb-3",
+    )
+    queue_card = dbc.Card(
+        dbc.CardBody(
+            [
+                html.H6("Queue", className="mb-2"),
+                dbc.RadioItems(
+                    id=MODE, options=[{"label": v, "value": k} for k, v in MODES.items()], value="traffic"
+                ),
+                dbc.Row(
+                    [
+                        labelled_col("Seeds", _number(N_SEEDS, 20, 2000), width=6),
+                        labelled_col("Per leaf", _number(PER_CATEGORY, 2, 100), width=6),
+                    ],
+                    className="g-2 mt-1",
+                ),
+                dcc.Textarea(
+                    id=PASTED,
+                    placeholder="Pasted mode: item ids, one per line or comma-separated",
+                    className="form-control form-control-sm mt-2",
+                    style={"height": "4rem"},
+                ),
+                html.Button("Build queue", id=BUILD, className="btn btn-primary btn-sm mt-2 editor-only"),
+                html.Div(id=QUEUE_MESSAGE, className="mt-2"),
+                html.Label("Saved queues", className="form-label small mt-2"),
+                dcc.Dropdown(id=QUEUE, options=q_opts, value=q_value, placeholder="build a queue first"),
+                html.Div(id=PROGRESS, className="mt-3"),
+                html.Hr(),
+                html.Div(
+                    [
+                        html.Button(
+                            "Export judgments (CSV)",
+                            id=EXPORT,
+                            className="btn btn-outline-secondary btn-sm me-2",
+                        ),
+                        dcc.Download(id=EXPORT_DOWNLOAD),
+                        dcc.Upload(
+                            html.Button(
+                                "Import CSV", className="btn btn-outline-secondary btn-sm editor-only"
+                            ),
+                            id=IMPORT,
+                            accept=".csv,text/csv",
+                            className="d-inline-block",
+                        ),
+                    ]
+                ),
+                html.Div(id=IO_MESSAGE, className="mt-2"),
+            ]
+        ),
+        className="mb-3",
+    )
+    keys_help = html.Div(
+        [
+            html.Kbd("j"),
+            "/",
+            html.Kbd("k"),
+            " next / previous pair · ",
+            html.Kbd("1"),
+            " thumbs up · ",
+            html.Kbd("2"),
+            " thumbs down (the card's reason, ",
+            html.Em("other"),
+            " unless chosen) · ",
+            html.Kbd("3"),
+            "–",
+            html.Kbd("9"),
+            " thumbs down because: ",
+            "3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch, 8 duplicate, 9 other. ",
+            "The focus moves on after each judgment; a judged pair's ",
+            html.Em("Rule…"),
+            " button (or ",
+            html.Kbd("r"),
+            ") turns it into a preset rule.",
+        ],
+        className="small text-muted mb-2 vet-keys",
+        id="vetting-keys-help",
+    )
+    rule_modal = dbc.Modal(
+        [
+            dbc.ModalHeader(dbc.ModalTitle("Turn the judgment into a rule")),
+            dbc.ModalBody(
+                [
+                    dbc.RadioItems(id=RULE_CHOICE, options=[], value=None),
+                    html.Label("Save into preset", className="form-label small mt-3"),
+                    dcc.Input(id=RULE_PRESET, className="form-control form-control-sm", debounce=False),
+                    html.Div(
+                        "The preset is saved as a new version with the rule; lists built from it change.",
+                        className="small text-muted mt-2",
+                    ),
+                ]
+            ),
+            dbc.ModalFooter(
+                [
+                    html.Button("Cancel", id=RULE_CANCEL, className="btn btn-outline-secondary btn-sm"),
+                    html.Button("Add rule", id=RULE_CONFIRM, className="btn btn-primary btn-sm editor-only"),
+                ]
+            ),
+        ],
+        id=RULE_MODAL,
+        is_open=False,
+    )
+    return html.Div(
+        [
+            header,
+            pickers,
+            dbc.Row(
+                [
+                    dbc.Col(queue_card, lg=3),
+                    dbc.Col(
+                        [
+                            keys_help,
+                            html.Div(id=STATUS),
+                            html.Div(id=RULE_MESSAGE),
+                            dcc.Loading(html.Div(id=PAIRS, className="vet-pairs"), delay_show=400),
+                            html.Div(
+                                [precision_panel(), checks_panel()], id="vetting-panels", className="mt-4"
+                            ),
+                        ],
+                        lg=9,
+                    ),
+                ]
+            ),
+            rule_modal,
+            dcc.Store(id=JUDGED_REV, data=0),
+            dcc.Store(id=QUEUE_DATA),
+            dcc.Store(id=KEY),
+            dcc.Store(id=CURSOR, data=0),
+            dcc.Store(id=GROUP, data=0),
+            dcc.Store(id=OUTBOX, data=[]),
+            dcc.Store(id=ACKED),
+            dcc.Store(id=FOCUS_SINK),
+            dcc.Store(id=RULE_PROPOSALS),
+        ],
+        id="vetting-page",
+    )
+
+
+# -- callbacks --------------------------------------------------------------------------------
+@callback(
+    Output(RUN, "options"),
+    Output(RUN, "value"),
+    Input(DATASET, "value"),
+    State(RUN, "value"),
+    prevent_initial_call=True,
+)
+def update_runs(dataset: str | None, current: str | None) -> tuple[Any, Any]:
+    """The dataset's runs (keeping the current one when it belongs to it)."""
+    try:
+        opts, default = run_choices(dataset)
+    except (OSError, RecsysError):
+        return [], None
+    return opts, current if current in {o["value"] for o in opts} else default
+
+
+@callback(
+    Output(QUEUE, "options"),
+    Output(QUEUE, "value"),
+    Input(RUN, "value"),
+    Input(PRESET, "value"),
+    prevent_initial_call=True,
+)
+def update_queues(run: str | None, preset: str | None) -> tuple[Any, Any]:
+    """The saved queues of the run + preset, the newest selected."""
+    return queue_options(run, preset)
+
+
+@callback(
+    Output(QUEUE, "options", allow_duplicate=True),
+    Output(QUEUE, "value", allow_duplicate=True),
+    Output(QUEUE_MESSAGE, "children"),
+    Input(BUILD, "n_clicks"),
+    State(RUN, "value"),
+    State(PRESET, "value"),
+    State(K, "value"),
+    State(MODE, "value"),
+    State(N_SEEDS, "value"),
+    State(PER_CATEGORY, "value"),
+    State(PASTED, "value"),
+    prevent_initial_call=True,
+)
+def build_queue(
+    _n: int | None,
+    run: str | None,
+    preset: str | None,
+    k: Any,
+    mode: str,
+    n: Any,
+    per: Any,
+    pasted: str | None,
+) -> tuple[Any, Any, Any]:
+    """Sample seeds, freeze their top-k lists under the preset, and save the queue."""
+    from recsys.vetting.queue import queue_pairs, sample_seeds
+
+    if not run:
+        return no_update, no_update, error_alert("Pick a run first.", "No queue built")
+    try:
+        k = int(k) if k in K_CHOICES else 10
+        n = int(n) if isinstance(n, (int, float)) and n >= 1 else 20
+        per = int(per) if isinstance(per, (int, float)) and per >= 1 else 2
+        searcher = run_searcher(run)
+        dataset = data_registry().get(run)["dataset"]["name"]
+        presets = PresetStore(data_dir())
+        config = presets.load(preset) if preset else FilterConfig()
+        version = presets.history(preset)[-1]["version"] if preset else None
+        popularity = None
+        if mode in ("traffic", "category"):
+            from recsys.data.schema import interaction_counts, load_dataset
+
+            popularity = interaction_counts(
+                load_dataset(dataset, data_dir()).interactions, searcher.view.item_ids
+            )
+        seeds, problems = sample_seeds(
+            searcher.view, mode, n=n, per_category=per, popularity=popularity, pasted=pasted
+        )
+        if not seeds:
+            return (
+                no_update,
+                no_update,
+                error_alert("; ".join(problems) or "no seed to queue", "No queue built"),
+            )
+        pairs = queue_pairs(searcher, seeds, config, k)
+        spec = {
+            "mode": mode,
+            "n": n,
+            "per_category": per,
+            "k": k,
+            "preset_version": version,
+            "seeds": len(seeds),
+        }
+        qid = judgment_store().save_queue(
+            dataset=dataset, run=run, preset=preset, spec=spec, pairs=pairs, user=current_user()
+        )
+    except (RecsysError, ValueError, OSError) as exc:
+        return no_update, no_update, error_alert(exc, "No queue built")
+    opts, _ = queue_options(run, preset)
+    note = f"Queued {len(pairs)} pairs of {len(seeds)} seeds."
+    if problems:
+        note += " " + "; ".join(problems)
+    return opts, qid, info_alert(note, color="warning" if problems else "success")
+
+
+@callback(
+    Output(QUEUE_DATA, "data"),
+    Output(CURSOR, "data"),
+    Output(GROUP, "data"),
+    Input(QUEUE, "value"),
+)
+def load_queue(queue_id: str | None) -> tuple[Any, Any, Any]:
+    """The queue's pairs for the browser; the cursor on the first pair not judged yet."""
+    queue = judgment_store().queue(queue_id) if queue_id else None
+    if queue is None:
+        return None, 0, 0
+    data = queue_browser_data(queue)
+    judged = judgment_store().judged(
+        dataset=queue["dataset"], run=queue["run"], preset=queue["preset"], user=current_user()
+    )
+    first = first_unjudged(data["pairs"], judged)
+    return data, first, data["pairs"][first]["g"] if data["pairs"] else 0
+
+
+@callback(Output(PROGRESS, "children"), Input(QUEUE_DATA, "data"), Input(JUDGED_REV, "data"))
+def show_progress(queue: dict[str, Any] | None, _rev: Any) -> Any:
+    """Pairs judged (by anyone) per seed category of the queue."""
+    if not queue:
+        return None
+    judged = judgment_store().judged(dataset=queue["dataset"], run=queue["run"], preset=queue["preset"])
+    return progress_view(queue["pairs"], judged)
+
+
+@callback(Output(PAIRS, "children"), Input(QUEUE_DATA, "data"), Input(GROUP, "data"))
+def show_seed(queue: dict[str, Any] | None, group: Any) -> Any:
+    """The current seed's pairs as cards (this user's verdicts marked)."""
+    if not queue:
+        return empty_state("No queue yet.", "Build one on the left: pick how to sample the seeds.")
+    if not queue["pairs"]:
+        return empty_state("This queue has no pairs (the preset left the seeds' lists empty).")
+    group = int(group) if isinstance(group, int) else 0
+    judged = judgment_store().judged(
+        dataset=queue["dataset"], run=queue["run"], preset=queue["preset"], user=current_user()
+    )
+    try:
+        return seed_pairs_view(queue, group, judged)
+    except RecsysError as exc:
+        return error_alert(exc, f"Could not load run {queue['run']}")
+
+
+clientside_callback(
+    ClientsideFunction("vetting", "on_key"),
+    Output(CURSOR, "data", allow_duplicate=True),
+    Output(GROUP, "data", allow_duplicate=True),
+    Output(OUTBOX, "data"),
+    Input(KEY, "data"),
+    State(QUEUE_DATA, "data"),
+    State(CURSOR, "data"),
+    State(GROUP, "data"),
+    prevent_initial_call=True,
+)
+clientside_callback(
+    ClientsideFunction("vetting", "drop_acked"),
+    Output(OUTBOX, "data", allow_duplicate=True),
+    Input(ACKED, "data"),
+    prevent_initial_call=True,
+)
+clientside_callback(
+    ClientsideFunction("vetting", "refocus"),
+    Output(FOCUS_SINK, "data"),
+    Input(PAIRS, "children"),
+    State(CURSOR, "data"),
+)
+
+
+@callback(
+    Output(ACKED, "data"),
+    Output(JUDGED_REV, "data"),
+    Output(STATUS, "children"),
+    Input(OUTBOX, "data"),
+    State(JUDGED_REV, "data"),
+    prevent_initial_call=True,
+)
+def store_judgments(outbox: list[dict[str, Any]] | None, rev: Any) -> tuple[Any, Any, Any]:
+    """Store the pending judgments as the signed-in user and acknowledge them."""
+    if not outbox:
+        raise PreventUpdate
+    acked, problems = store_outbox(outbox, current_user())
+    status = error_alert("; ".join(problems), "Some judgments were not stored") if problems else no_update
+    return acked, (rev if isinstance(rev, int) else 0) + 1, status
+
+
+@callback(
+    Output(RULE_MODAL, "is_open"),
+    Output(RULE_CHOICE, "options"),
+    Output(RULE_CHOICE, "value"),
+    Output(RULE_PROPOSALS, "data"),
+    Output(RULE_PRESET, "value"),
+    Output(RULE_MESSAGE, "children"),
+    Input({"type": PROPOSE, "index": ALL}, "n_clicks"),
+    Input(RULE_CANCEL, "n_clicks"),
+    State(QUEUE_DATA, "data"),
+    State(PRESET, "value"),
+    prevent_initial_call=True,
+)
+def open_proposal(clicks: list[Any], _cancel: Any, queue: dict[str, Any] | None, preset: str | None) -> tuple:
+    """The rules the pair's stored judgment proposes, in a dialog (nothing is saved here)."""
+    from recsys.vetting.proposals import proposals
+
+    closed = (False, no_update, no_update, no_update, no_update, no_update)
+    trigger = ctx.triggered_id
+    if trigger == RULE_CANCEL or not isinstance(trigger, dict) or not queue:
+        return closed
+    if not ctx.triggered or not ctx.triggered[0].get("value"):  # the buttons were just drawn
+        raise PreventUpdate
+    index = trigger.get("index")
+    if not isinstance(index, int) or not 0 <= index < len(queue["pairs"]):
+        raise PreventUpdate
+    pair = queue["pairs"][index]
+    judged = judgment_store().judged(
+        dataset=queue["dataset"], run=queue["run"], preset=queue["preset"], user=current_user()
+    )
+    verdict, reason = judged.get((pair["seed"], pair["item_id"]), (None, None))
+    if verdict is None:
+        return (
+            False,
+            no_update,
+            no_update,
+            no_update,
+            no_update,
+            info_alert("Judge the pair first (1 or 2).", color="warning"),
+        )
+    try:
+        view = run_searcher(queue["run"]).view
+        rows = card_rows(
+            view, [p for p in (view.position(pair["seed"]), view.position(pair["item_id"])) if p >= 0]
+        )
+    except RecsysError:
+        rows = []
+    brands = {str(r["item_id"]): (str(r["brand"]) if r.get("brand") else None) for r in rows}
+    found = proposals({**pair, "verdict": verdict, "reason": reason}, brands)
+    options = [{"label": p["label"], "value": i} for i, p in enumerate(found)]
+    return True, options, 0, found, preset or NEW_PRESET, None
+
+
+@callback(
+    Output(RULE_MODAL, "is_open", allow_duplicate=True),
+    Output(RULE_MESSAGE, "children", allow_duplicate=True),
+    Output(PRESET, "options"),
+    Input(RULE_CONFIRM, "n_clicks"),
+    State(RULE_CHOICE, "value"),
+    State(RULE_PROPOSALS, "data"),
+    State(RULE_PRESET, "value"),
+    prevent_initial_call=True,
+)
+def confirm_rule(
+    _n: Any, choice: Any, found: list[dict[str, Any]] | None, name: str | None
+) -> tuple[Any, Any, Any]:
+    """Save the chosen rule into the preset (a new version)."""
+    from recsys.vetting.proposals import add_rule
+
+    if not found or not isinstance(choice, int) or not 0 <= choice < len(found):
+        return no_update, error_alert("Choose a rule first.", "No rule added"), no_update
+    store = PresetStore(data_dir())
+    name = (name or "").strip()
+    try:
+        before, after = add_rule(store, name, found[choice])
+    except (FilterConfigError, RecsysError, OSError) as exc:
+        return no_update, error_alert(exc, "No rule added"), no_update
+    label = found[choice]["label"]
+    if before == after:
+        text = f"Preset '{name}' already has this rule (version {after}): {label}."
+    elif before is None:
+        text = f"Created preset '{name}' (version {after}) with: {label}."
+    else:
+        text = f"Preset '{name}' is now version {after} (was {before}): {label}."
+    return False, info_alert(text), preset_options(store)
+
+
+@callback(
+    Output(EXPORT_DOWNLOAD, "data"),
+    Output(IO_MESSAGE, "children"),
+    Input(EXPORT, "n_clicks"),
+    State(DATASET, "value"),
+    prevent_initial_call=True,
+)
+def export_judgments(_n: Any, dataset: str | None) -> tuple[Any, Any]:
+    """Every judgment of the dataset (all runs, presets and users) as CSV."""
+    text = judgment_store().export_csv(dataset=dataset)
+    return {"content": text, "filename": f"judgments-{dataset or 'all'}.csv", "type": "text/csv"}, None
+
+
+@callback(
+    Output(IO_MESSAGE, "children", allow_duplicate=True),
+    Output(JUDGED_REV, "data", allow_duplicate=True),
+    Input(IMPORT, "contents"),
+    State(IMPORT, "filename"),
+    State(JUDGED_REV, "data"),
+    prevent_initial_call=True,
+)
+def import_judgments(contents: str | None, filename: str | None, rev: Any) -> tuple[Any, Any]:
+    """Store the judgments of an uploaded CSV (all or nothing; bad rows named by line)."""
+    if not contents or "," not in contents:
+        raise PreventUpdate
+    try:
+        raw = base64.b64decode(contents.partition(",")[2], validate=False)
+    except ValueError:
+        return error_alert(f"{filename}: not a readable upload", "Nothing imported"), no_update
+    if len(raw) > MAX_CSV_BYTES:
+        return error_alert(
+            f"{filename}: {len(raw):,} bytes is over {MAX_CSV_BYTES:,}", "Nothing imported"
+        ), no_update
+    try:
+        report = judgment_store().import_csv(raw, user=current_user())
+    except JudgmentError as exc:
+        return error_alert(f"{filename}: {exc}", "Nothing imported"), no_update
+    text = f"{filename}: {report.stored} of {report.rows} judgments stored"
+    if report.kept_newer:
+        text += f" ({report.kept_newer} already stored, or older than the stored ones)"
+    return info_alert(text + "."), (rev if isinstance(rev, int) else 0) + 1

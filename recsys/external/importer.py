@@ -1,0 +1,374 @@
+"""Importing vectors as an ordinary run of family ``external`` (all or nothing)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.config import Progress, data_dir, null_progress
+from recsys.errors import DataValidationError, IndexFileError
+from recsys.external.index_check import (
+    _sha256_range,
+    _write_index_from_source,
+    check_index,
+    read_hnswlib_header,
+)
+from recsys.external.read import _EXAMPLES, read_vectors
+from recsys.external.validate import _examples, _positions, validate_table
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("cosine", "ip")
+ERRORS = ("raise", "drop")
+
+
+def _file_info(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {
+        "name": path.name,
+        "path": str(path.resolve()),
+        "bytes": st.st_size,
+        "modified": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class ImportVectorsError(DataValidationError):
+    """The vectors failed validation; ``report`` holds the full validation report."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def import_vectors(
+    dataset: str,
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    ids: str | os.PathLike[str] | None = None,
+    index: str | os.PathLike[str] | None = None,
+    query_vectors: str | os.PathLike[str] | None = None,
+    query_ids: str | os.PathLike[str] | None = None,
+    metric: str = "cosine",
+    fmt: str | None = None,
+    query_fmt: str | None = None,
+    column: str | None = None,
+    errors: str = "raise",
+    evaluate: bool = True,
+    activate: bool | None = None,
+    index_params: dict[str, Any] | None = None,
+    source: str = "cli",
+    root: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Import vectors trained elsewhere as a run of family ``external``.
+
+    Parameters
+    ----------
+    dataset : str
+        The stored dataset whose catalogue the ids refer to.
+    name : str
+        A readable name (the run's label).
+    path : path-like
+        The vectors file (format from its name, or ``fmt``).
+    ids : path-like, optional
+        Ids in row order (needed for ``npy`` and ``projector``; overrides a table's).
+    index : path-like, optional
+        An hnswlib index over the same rows (``hnswlib.Index.save_index``); checked
+        by :func:`check_index`, and rebuilt with a warning when it does not match.
+    query_vectors, query_ids : path-like, optional
+        A second space seeds are looked up by (e.g. a user tower's item-side
+        inputs), matched to the item vectors by id; same dimension.
+    metric : {"cosine", "ip"}
+    errors : {"raise", "drop"}
+        What to do with NaN/inf rows and duplicate ids.
+    evaluate : bool
+        Compute the offline metrics on the dataset's split (as ``train`` does; the
+        vectors may have seen the held-out part, which run.json says).
+    source : str
+        Who asked ("cli", "ui", "rest"), recorded in the provenance.
+
+    Returns
+    -------
+    dict
+        ``{"run": run.json, "report": validation report}``.
+
+    Raises
+    ------
+    ImportVectorsError
+        The vectors failed validation (the report says why); nothing is stored.
+    DataValidationError, DatasetNotFoundError
+        Unreadable files, an unknown dataset.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsys.data.schema import _stored_folder, dataset_meta
+    from recsys.index import HnswIndex, vectors_checksum
+    from recsys.models.external import ExternalModel
+    from recsys.registry import Registry
+
+    progress = progress or null_progress
+    if metric not in METRICS:
+        raise DataValidationError(f"metric must be one of {METRICS}, got {metric!r}")
+    if errors not in ERRORS:
+        raise DataValidationError(f"errors must be one of {ERRORS}, got {errors!r}")
+    if not isinstance(name, str) or not name.strip():
+        raise DataValidationError("give the imported run a name")
+    root = data_dir(root)
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    meta_ds = dataset_meta(dataset, root)
+    # only the id column: the titles and descriptions of a large catalogue are not needed here
+    catalog_ids = (
+        pq.read_table(_stored_folder(dataset, root) / "catalog.parquet", columns=["item_id"])
+        .column("item_id")
+        .combine_chunks()
+        .cast(pa.string())
+    )
+
+    progress(0, 100, f"reading {Path(path).name}")
+    t0 = time.perf_counter()
+    table = read_vectors(path, fmt, ids, column)
+    timings["read_s"] = round(time.perf_counter() - t0, 3)
+    progress(30, 100, "validating")
+    t0 = time.perf_counter()
+    keep, report = validate_table(table, catalog_ids, errors)
+    catalog_pos = report.pop("_catalog_pos")
+    report["errors"] = list(report["errors"])
+
+    qtable = None
+    if query_vectors is not None:
+        qtable = read_vectors(query_vectors, query_fmt, query_ids, column)
+        if qtable.vectors.shape[1] != table.vectors.shape[1]:
+            report["errors"].append(
+                f"the query vectors ({qtable.file}) have dimension {qtable.vectors.shape[1]}, the item "
+                f"vectors {table.vectors.shape[1]}: both sides must share one space"
+            )
+        else:
+            qkeep, qreport = validate_table(qtable, catalog_ids, errors, what="query vectors")
+            qreport.pop("_catalog_pos")
+            report["query_vectors"] = {k: v for k, v in qreport.items() if k not in ("errors", "warnings")}
+            report["errors"] += [e for e in qreport["errors"] if "catalogue" not in e]
+            report["warnings"] += qreport["warnings"]
+            qrows = np.flatnonzero(qkeep)  # usable query rows
+            qpos = _positions(table.ids, qtable.ids[qrows])
+            lacking = keep & (qpos < 0)
+            if lacking.any():
+                ex = ", ".join(_examples(table.ids[lacking]))
+                msg = f"{int(lacking.sum()):,} item(s) have no query vector (e.g. {ex})"
+                if errors == "raise":
+                    report["errors"].append(msg + "; give one for every item, or import with errors=drop")
+                else:
+                    report["warnings"].append(msg + ": left out")
+                    keep &= ~lacking
+    report["rows_kept"] = int(keep.sum())
+    catalog_missing = np.ones(len(catalog_ids), dtype=bool)
+    catalog_missing[catalog_pos[keep]] = False
+    missing_rows = np.flatnonzero(catalog_missing)
+    report["catalog_items_without_vector"] = {
+        "count": int(len(missing_rows)),
+        "of": int(len(catalog_ids)),
+        "examples": _examples(catalog_ids.take(pa.array(missing_rows[:_EXAMPLES]))),
+    }
+    if catalog_missing.any():
+        report["warnings"].append(
+            f"{int(catalog_missing.sum()):,} of {len(catalog_ids):,} catalogue items have no vector "
+            "(they are not recommended, and get no list)"
+        )
+    timings["validate_s"] = round(time.perf_counter() - t0, 3)
+    if report["errors"]:
+        raise ImportVectorsError("the vectors cannot be imported: " + "; ".join(report["errors"]), report)
+
+    all_kept = bool(keep.all())
+    item_ids = table.ids if all_kept else table.ids[keep]
+    vectors = table.vectors if all_kept else table.vectors[keep]
+    qvec = None
+    if qtable is not None:
+        qvec = qtable.vectors[qrows[_positions(item_ids, qtable.ids[qrows])]]
+
+    index_params = {"space": metric, **(index_params or {})}
+    index_params["space"] = metric
+    adopted = None
+    index_info: dict[str, Any] | None = None
+    # The two checksums (the vectors', for the index header; the index payload's) run in
+    # threads beside the index check and the writes: hashlib and NumPy release the GIL.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import-hash")
+    checksum_f = pool.submit(vectors_checksum, vectors)
+    try:
+        payload_f = None
+        if index is not None and all_kept and Path(index).is_file():
+            try:
+                head = read_hnswlib_header(index)
+                payload_f = pool.submit(
+                    _sha256_range, Path(index), head["payload_offset"], head["payload_size"]
+                )
+            except IndexFileError:
+                pass  # check_index says why
+        if index is not None:
+            progress(45, 100, "checking the index")
+            t0 = time.perf_counter()
+            index_path = Path(index)
+            if not index_path.is_file():
+                raise DataValidationError("no such index file", file=str(index_path))
+            if not all_kept:
+                index_info = {
+                    "file": index_path.name,
+                    "bytes": index_path.stat().st_size,
+                    "warnings": [],
+                    "status": "rebuild",
+                    "reason": f"{int((~keep).sum()):,} row(s) were left out, so the index no longer "
+                    "matches the vectors row for row",
+                }
+            else:
+                adopted, index_info = check_index(index_path, vectors, metric, vectors_sha256="pending")
+            if adopted is None:
+                report["warnings"].append(
+                    f"index {index_path.name} not used: {index_info['reason']}; rebuilt"
+                )
+            report["warnings"] += index_info.pop("warnings", [])
+            report["index"] = index_info
+            timings["index_check_s"] = round(time.perf_counter() - t0, 3)
+
+        n_catalog, n_missing = len(catalog_ids), int(catalog_missing.sum())
+        coverage = {
+            "catalog_items": n_catalog,
+            "items_with_vector": n_catalog - n_missing,
+            "coverage": (n_catalog - n_missing) / n_catalog if n_catalog else 0.0,
+            "missing_examples": [str(v) for v in catalog_ids.take(pa.array(missing_rows[:10]))],
+        }
+        model = ExternalModel.from_arrays(item_ids, vectors, qvec, metric=metric, coverage=coverage)
+        checksum = checksum_f.result()
+        if adopted is not None:
+            adopted.vectors_sha256 = checksum
+
+        def write_index(folder: os.PathLike[str]) -> dict[str, Any]:
+            t = time.perf_counter()
+            dest = Path(folder) / "index.bin"
+            if adopted is not None:
+                _write_index_from_source(adopted, dest, payload_f.result() if payload_f is not None else None)
+                out = {
+                    "file": "index.bin",
+                    "source": "imported",
+                    "M": adopted.M,
+                    "ef_construction": adopted.ef_construction,
+                    "space": metric,
+                }
+            else:
+                progress(55, 100, "building the index")
+                built = HnswIndex.build(vectors, **index_params)
+                built.save(dest)
+                out = {"file": "index.bin", "source": "built", **index_params}
+            return {"index": {**out, "build_s": round(time.perf_counter() - t, 3)}}
+
+        metrics: dict[str, Any] = {}
+        split_info: dict[str, Any] = {}
+        if evaluate and int(meta_ds.get("summary", {}).get("interactions") or 0) > 0:
+            progress(60, 100, "evaluating")
+            t0 = time.perf_counter()
+            metrics, split_info = _evaluate(model, dataset, root)
+            timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
+
+        provenance = {
+            "source": source,
+            "imported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "format": table.fmt,
+            "metric": metric,
+            "vectors_sha256": checksum,
+            "files": {
+                k: _file_info(Path(p))
+                for k, p in (
+                    ("vectors", path),
+                    ("ids", ids),
+                    ("index", index),
+                    ("query_vectors", query_vectors),
+                    ("query_ids", query_ids),
+                )
+                if p is not None
+            },
+        }
+        progress(80, 100, "saving the run")
+        timings["import_s"] = round(time.perf_counter() - t_all, 3)
+        registry = Registry(root)
+        extra: dict[str, Any] = {
+            "provenance": provenance,
+            "import_report": report,
+            "device": {"device": "CPU"},
+        }
+        if split_info:
+            extra["split"] = split_info
+            extra["metrics_note"] = (
+                "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split"
+            )
+        run = registry.create_run(
+            model,
+            dataset_name=dataset,
+            dataset_fingerprint=str(meta_ds.get("fingerprint", "")),
+            metrics=metrics,
+            timings=timings,
+            extra=extra,
+            writers=[write_index],
+            label=name.strip(),
+        )
+        if activate or (activate is None and "external" not in registry.active(dataset)):
+            registry.activate(run["run_id"])
+            run["active"] = True
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    from recsys import tracking
+
+    info = tracking.log_run(run, root)  # never raises: a tracking failure is a warning
+    if info:
+        run["mlflow"] = info
+    progress(100, 100, f"run {run['run_id']} ready")
+    return {"run": run, "report": report}
+
+
+def _evaluate(model: Any, dataset_name: str, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    from recsys.data.schema import load_dataset
+    from recsys.evaluation import evaluate, split
+
+    ds = load_dataset(dataset_name, root)
+    train, test = split(ds, method="time")
+    basket_targets = "next" if ds.kind == "baskets" else "rest"
+    metrics = evaluate(
+        model, train, test, k=10, max_cases=3000, catalog=ds.catalog, basket_targets=basket_targets
+    )
+    return metrics, {"method": "time", "k": 10, "max_cases": 3000, "basket_targets": basket_targets}
+
+
+def import_vectors_job(
+    dataset: str,
+    name: str,
+    path: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """The background-job (and REST) form of :func:`import_vectors`: every path is resolved
+    inside the import folder (:func:`recsys.config.resolve_import_path`) first."""
+    from recsys.config import resolve_import_path
+
+    resolved = {"path": resolve_import_path(path, root)}
+    for key in ("ids", "index", "query_vectors", "query_ids"):
+        if options.get(key):
+            resolved[key] = resolve_import_path(options[key], root)
+        else:
+            options.pop(key, None)
+    options.update({k: v for k, v in resolved.items() if k != "path"})
+    options.setdefault("source", "ui")
+    try:
+        out = import_vectors(dataset, name, resolved["path"], root=root, progress=progress, **options)
+    except ImportVectorsError as exc:
+        raise DataValidationError(str(exc)) from None
+    run = out["run"]
+    return {"run_id": run["run_id"], "label": run["label"], "report": out["report"]}

@@ -1,0 +1,277 @@
+"""Checking an hnswlib index file built elsewhere against the imported vectors (rebuilt when it does not match)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.errors import IndexFileError
+from recsys.topk import topk_rows_unordered
+
+logger = logging.getLogger(__name__)
+
+#: Queries sampled to check an index built elsewhere, and the neighbours compared per query.
+INDEX_CHECK_QUERIES = 20
+INDEX_CHECK_K = 10
+#: Recall@10 (against exact search) under which an index built elsewhere is rebuilt: so low that
+#: its graph is broken. Higher but low recall is a quality matter (small M or ef_construction, or
+#: hard data such as random Gaussian vectors, where even a fresh build reaches ~0.55): kept with a
+#: warning, since a rebuild would change nothing the user asked for.
+INDEX_MIN_RECALL = 0.1
+#: ... and under which it is kept with a warning.
+INDEX_WARN_RECALL = 0.9
+
+
+_HNSW_HEADER = struct.Struct("<QQQQQQiIQQQdQ")  # hnswlib HierarchicalNSW::saveIndex
+
+
+def read_hnswlib_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Dimension, count and parameters of a raw ``hnswlib.Index.save_index`` file (or of a
+    RecSys Lab ``index.bin``), read from its header without loading it.
+
+    hnswlib's own loader accepts a file of another dimension without complaint,
+    so the dimension is read here first.
+
+    Raises
+    ------
+    IndexFileError
+        Too short, or a header that is not hnswlib's.
+    """
+    from recsys.index import MAGIC, HnswIndex
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(max(_HNSW_HEADER.size, len(MAGIC)))
+    if head.startswith(MAGIC):
+        h = HnswIndex.read_header(path)
+        return {
+            "kind": "recsys",
+            "dim": h["dim"],
+            "count": h["count"],
+            "space": h["space"],
+            "M": h["M"],
+            "ef_construction": h["ef_construction"],
+            "payload_offset": h["_payload_offset"],
+            "payload_size": h["payload_size"],
+        }
+    if len(head) < _HNSW_HEADER.size:
+        raise IndexFileError(
+            f"index file {path.name} is too short ({len(head)} bytes) to be an hnswlib index"
+        )
+    (
+        offset0,
+        max_el,
+        count,
+        per_el,
+        label_off,
+        offset_data,
+        _maxlevel,
+        _enter,
+        _maxM,
+        maxM0,
+        M,
+        _mult,
+        efc,
+    ) = _HNSW_HEADER.unpack(head[: _HNSW_HEADER.size])
+    data_size = label_off - offset_data
+    if (
+        offset0 != 0
+        or count > max_el
+        or per_el != label_off + 8
+        or data_size <= 0
+        or data_size % 4
+        or offset_data != maxM0 * 4 + 4
+        or M < 1
+    ):
+        raise IndexFileError(f"{path.name} is not an hnswlib index file (its header does not parse)")
+    size = path.stat().st_size
+    if size < _HNSW_HEADER.size + count * per_el:
+        raise IndexFileError(f"index file {path.name} is truncated ({size:,} bytes for {count:,} items)")
+    return {
+        "kind": "hnswlib",
+        "dim": data_size // 4,
+        "count": int(count),
+        "space": None,
+        "M": int(M),
+        "ef_construction": int(efc),
+        "payload_offset": 0,
+        "payload_size": size,
+    }
+
+
+def check_index(
+    path: str | os.PathLike[str],
+    vectors: np.ndarray,
+    metric: str,
+    seed: int = 0,
+    vectors_sha256: str | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Check an index file built elsewhere against the vectors it should hold.
+
+    Checks, in order: the header parses; dimension and count match; hnswlib
+    loads it; its labels are the row numbers 0..n-1; a sample of its stored
+    vectors equals the vectors (unit rows in the cosine space, so this also
+    tells the space); a sample of queries returns ``1 - dot`` distances (not
+    another space) with recall@10 of at least :data:`INDEX_MIN_RECALL`
+    against exact search.
+
+    Returns
+    -------
+    index : HnswIndex or None
+        The loaded index, or None when it does not match (the caller rebuilds).
+    info : dict
+        ``status`` ("used" or "rebuild"), ``reason``, ``dim``, ``count``,
+        ``M``, ``ef_construction``, ``recall@10`` and ``warnings``.
+    """
+    import hnswlib
+
+    from recsys.index import HnswIndex, vectors_checksum
+    from recsys.models.base import normalize_rows
+
+    path = Path(path)
+    n, dim = vectors.shape
+    info: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size, "warnings": []}
+
+    def rebuild(reason: str) -> tuple[None, dict[str, Any]]:
+        info.update(status="rebuild", reason=reason)
+        return None, info
+
+    try:
+        head = read_hnswlib_header(path)
+    except IndexFileError as exc:
+        return rebuild(str(exc))
+    info.update(dim=head["dim"], count=head["count"], M=head["M"], ef_construction=head["ef_construction"])
+    if head["dim"] != dim:
+        return rebuild(f"the index has dimension {head['dim']}, the vectors have {dim}")
+    if head["count"] != n:
+        return rebuild(f"the index holds {head['count']:,} items, {n:,} vectors are imported")
+    if head["space"] is not None and head["space"] != metric:
+        return rebuild(f"the index was built in the {head['space']} space, the import asks for {metric}")
+    if head["kind"] == "recsys":
+        try:
+            index = HnswIndex.load(path, expected_dim=dim, expected_count=n)
+        except IndexFileError as exc:
+            return rebuild(str(exc))
+        raw = index._index
+    else:
+        raw = hnswlib.Index(space=metric, dim=dim)
+        try:
+            raw.load_index(str(path), max_elements=n)
+        except (RuntimeError, ValueError, MemoryError) as exc:
+            return rebuild(f"hnswlib could not load it ({exc})")
+    if raw.element_count != n:
+        return rebuild(f"the index holds {raw.element_count:,} items, {n:,} vectors are imported")
+    labels = np.sort(np.asarray(raw.get_ids_list(), dtype=np.int64))
+    if labels.shape != (n,) or labels[0] != 0 or labels[-1] != n - 1 or not (np.diff(labels) == 1).all():
+        return rebuild("its labels are not the row numbers 0..n-1 of the vectors file")
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(n, INDEX_CHECK_QUERIES), replace=False))
+    stored = np.asarray(raw.get_items(sample, return_type="numpy"), dtype=np.float32)
+    raw_rows = vectors[sample]
+    unit_rows = normalize_rows(raw_rows)
+    expected, other = (unit_rows, raw_rows) if metric == "cosine" else (raw_rows, unit_rows)
+    if not np.allclose(stored, expected, rtol=1e-4, atol=1e-5):
+        if np.allclose(stored, other, rtol=1e-4, atol=1e-5):
+            built = "ip (or l2)" if metric == "cosine" else "cosine"
+            return rebuild(f"it was built in the {built} space, the import asks for {metric}")
+        return rebuild("its vectors differ from the imported ones (another model, or another row order)")
+    space_rows = unit_rows if metric == "cosine" else raw_rows
+    raw.set_ef(max(100, INDEX_CHECK_K))
+    k = min(INDEX_CHECK_K, n)
+    got, dist = raw.knn_query(space_rows, k=k)
+    found = vectors[got.astype(np.int64)]  # (queries, k, dim)
+    if metric == "cosine":
+        found = found / np.maximum(np.linalg.norm(found, axis=2, keepdims=True), np.float32(1e-12))
+    dots = np.einsum("ij,ikj->ik", space_rows, found)
+    if not np.allclose(1.0 - dist, dots, rtol=1e-3, atol=1e-3):
+        return rebuild("its distances are not 1 - inner product: it was built in another space (l2?)")
+    # exact top-k of the sampled queries, without a normalised copy of the whole matrix
+    scores = space_rows @ np.asarray(vectors, np.float32).T
+    if metric == "cosine":
+        scores /= np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), np.float32(1e-12))
+    truth = topk_rows_unordered(scores, k)
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got.tolist(), truth.tolist())]))
+    info["recall@10"] = round(recall, 4)
+    if recall < INDEX_MIN_RECALL:
+        return rebuild(
+            f"its recall@{k} on {len(sample)} sampled queries is {recall:.2f} against exact search"
+        )
+    if recall < INDEX_WARN_RECALL:
+        info["warnings"].append(
+            f"the index's recall@{k} on {len(sample)} sampled queries is {recall:.2f}: kept, but consider "
+            "rebuilding it with a larger M or ef_construction"
+        )
+    index = HnswIndex(
+        raw,
+        space=metric,
+        dim=dim,
+        count=n,
+        M=head["M"],
+        ef_construction=head["ef_construction"],
+        ef=64,
+        vectors_sha256=vectors_sha256 or vectors_checksum(vectors),
+    )
+    raw.set_ef(64)
+    info.update(status="used", reason="dimension, count, labels, space and a sample of queries match")
+    index._source = head  # where the hnswlib payload sits in the file
+    index._source_path = path
+    return index, info
+
+
+_HASH_CHUNK = 1 << 26  # 64 MiB: hashlib releases the GIL per update, so few, large updates
+
+
+def _sha256_range(path: Path, offset: int, size: int) -> str:
+    """SHA-256 of ``size`` bytes of a file from ``offset`` (run in a thread beside other work)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as src:
+        src.seek(offset)
+        remaining = size
+        while remaining > 0:
+            chunk = src.read(min(_HASH_CHUNK, remaining))
+            if not chunk:
+                raise IndexFileError(f"index file {path.name} changed while it was imported")
+            h.update(chunk)
+            remaining -= len(chunk)
+    return h.hexdigest()
+
+
+def _write_index_from_source(index: Any, dest: Path, payload_sha256: str | None = None) -> int:
+    """Write ``index`` as a RecSys Lab index file, copying the hnswlib payload straight
+    from the file it was loaded from (no re-serialisation). Returns the payload size."""
+    from recsys.index import _PREFIX, MAGIC
+
+    src_path, head = index._source_path, index._source
+    offset, size = head["payload_offset"], head["payload_size"]
+    digest = payload_sha256 or _sha256_range(src_path, offset, size)
+    if os.path.getsize(src_path) != offset + size:
+        raise IndexFileError(f"index file {src_path.name} changed while it was imported")
+    header = json.dumps(index.header(size, digest), sort_keys=True).encode()
+    with open(dest, "wb") as out, open(src_path, "rb") as src:
+        out.write(_PREFIX.pack(MAGIC, len(header)))
+        out.write(header)
+        out.flush()
+        src.seek(offset)
+        remaining = size
+        pos = out.tell()
+        while remaining > 0:  # copy_file_range: kernel-side copy where the file system allows
+            try:
+                n = os.copy_file_range(src.fileno(), out.fileno(), remaining, offset + size - remaining, pos)
+            except (AttributeError, OSError):
+                src.seek(offset + size - remaining)
+                out.seek(pos)
+                shutil.copyfileobj(src, out, length=_HASH_CHUNK)
+                break
+            if n == 0:
+                raise IndexFileError(f"index file {src_path.name} changed while it was imported")
+            remaining -= n
+            pos += n
+    return size

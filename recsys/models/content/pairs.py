@@ -1,0 +1,249 @@
+"""Training pairs of the content model: which items are positives of which.
+
+Positives are items that co-occur within a window in the training sequences;
+items without any take items of their own leaf category. A share of the
+less-interacted items is held out as simulated cold items (their pairs choose
+the output blocks' weights, :mod:`recsys.models.content.blocks`) and a share of
+the pairs is held out for per-epoch validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.schema import interaction_counts
+from recsys.models.base import normalize_rows
+
+_NO_PAIRS = np.empty((0, 2), dtype=np.int64)
+
+
+def cooccurrence_pairs(interactions: pd.DataFrame, row_of: dict[str, int], window: int) -> pd.DataFrame:
+    """Unique (a, b) item-row pairs that occur within ``window`` positions of each other.
+
+    Parameters
+    ----------
+    interactions : pandas.DataFrame
+        With ``sequence_id``, ``item_id`` and ``position``.
+    row_of : dict
+        item id -> catalogue row.
+    window : int
+        Maximum distance in a sequence; 0 means the whole sequence (baskets).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``a``, ``b`` (int64 rows, both directions, a != b) and ``count``.
+    """
+    if interactions.empty:
+        return pd.DataFrame({"a": [], "b": [], "count": []}, dtype=np.int64)
+    df = interactions.sort_values(["sequence_id", "position"], kind="stable")
+    items = df["item_id"].astype(str).map(row_of).fillna(-1).to_numpy(dtype=np.int64)
+    seq = pd.factorize(df["sequence_id"])[0]
+    keep = items >= 0
+    items, seq = items[keep], seq[keep]
+    if window <= 0:
+        window = int(np.bincount(seq).max()) if len(seq) else 1
+    parts = []
+    for d in range(1, window + 1):
+        if d >= len(items):
+            break
+        same = seq[d:] == seq[:-d]
+        a, b = items[:-d][same], items[d:][same]
+        diff = a != b
+        parts.append(np.stack([a[diff], b[diff]], axis=1))
+    if not parts:
+        return pd.DataFrame({"a": [], "b": [], "count": []}, dtype=np.int64)
+    ab = np.concatenate(parts)
+    ab = np.concatenate([ab, ab[:, ::-1]])
+    pairs = pd.DataFrame(ab, columns=["a", "b"])
+    return pairs.groupby(["a", "b"], sort=True).size().rename("count").reset_index()
+
+
+def holdout_items(
+    candidates: np.ndarray, item_counts: np.ndarray, share: float, tail: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Items to keep out of training as simulated cold items.
+
+    Parameters
+    ----------
+    candidates : numpy.ndarray of int
+        Item rows that have co-occurrence pairs.
+    item_counts : numpy.ndarray of int
+        Interactions per item row (all rows).
+    share : float
+        ``share x len(candidates)`` items are drawn (at least one).
+    tail : float
+        Only candidates whose count is at most this quantile of the candidates' counts are
+        drawn (cold items are long-tail items); 1 draws among all candidates.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Distinct item rows (fewer than asked when the tail is smaller).
+    """
+    n_held = max(1, int(len(candidates) * share))
+    if tail < 1.0 and len(candidates):
+        counts = item_counts[candidates]
+        candidates = candidates[counts <= np.quantile(counts, tail)]
+    return rng.choice(candidates, size=min(n_held, len(candidates)), replace=False)
+
+
+def leaf_blocks(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Items grouped by leaf category: ``(leaf, order, starts, sizes)``.
+
+    ``order`` lists item rows leaf by leaf; item ``i``'s leaf occupies
+    ``order[starts[i] : starts[i] + sizes[i]]``.
+    """
+    leaf = (
+        catalog["category"].fillna("").astype(str).to_numpy()
+        if "category" in catalog
+        else np.full(len(catalog), "")
+    )
+    codes, _ = pd.factorize(leaf)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], codes)
+    sizes = np.bincount(codes)[codes]
+    return leaf, order, starts, sizes
+
+
+def category_pairs(
+    catalog: pd.DataFrame, ab: np.ndarray, per_item: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(item, same-leaf-category item) pairs for items that have no co-occurrence pair."""
+    if per_item == 0:
+        return _NO_PAIRS.copy()
+    has_pair = np.zeros(len(catalog), dtype=bool)
+    has_pair[ab[:, 0]] = True
+    leaf, order, starts, sizes = leaf_blocks(catalog)
+    lonely = np.flatnonzero(~has_pair & (sizes > 1) & (leaf != ""))
+    if len(lonely) == 0:
+        return _NO_PAIRS.copy()
+    anchors = np.repeat(lonely, per_item)
+    offs = rng.integers(0, sizes[anchors] - 1)
+    cand = order[starts[anchors] + offs]
+    clash = cand == anchors  # drew the anchor itself: take the block's last item instead
+    cand[clash] = order[starts[anchors][clash] + sizes[anchors][clash] - 1]
+    return np.stack([anchors, cand], axis=1).astype(np.int64)
+
+
+def leaf_sampler(catalog: pd.DataFrame, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """A function: item rows -> a random item row of the same leaf category each (hard negatives)."""
+    _, order, starts, sizes = leaf_blocks(catalog)
+
+    def sample(rows: np.ndarray) -> np.ndarray:
+        offs = (rng.random(len(rows)) * sizes[rows]).astype(np.int64)
+        return order[starts[rows] + offs]
+
+    return sample
+
+
+@dataclass
+class TrainingPairs:
+    """The pairs one fit uses (item rows)."""
+
+    #: (anchor, positive) training pairs: co-occurrence pairs, then same-leaf pairs
+    ab: np.ndarray
+    #: sampling probability of each training pair (sums to 1)
+    weights: np.ndarray
+    #: held-out co-occurrence pairs for per-epoch validation
+    val: np.ndarray
+    #: pairs leading to simulated cold items (choose the block weights)
+    cold_val: np.ndarray
+    #: the co-occurrence training pairs and their weights alone (evidence for the title words)
+    co_ab: np.ndarray
+    co_weights: np.ndarray
+    #: items with at least one co-occurrence training pair
+    n_with_pairs: int
+
+
+def training_pairs(
+    dataset: Any,
+    catalog: pd.DataFrame,
+    item_ids: np.ndarray,
+    p: dict[str, Any],
+    wide: bool,
+    rng: np.random.Generator,
+) -> TrainingPairs:
+    """Positive pairs for a fit, with the simulated cold items and the validation pairs held out.
+
+    With wide blocks and ``holdout_share > 0``, a share of the items with pairs
+    (:func:`holdout_items`) loses all its pairs; up to ``max_validation_pairs`` pairs
+    leading to them (each held-out item weighing the same) become ``cold_val``. Then
+    ``validation_share`` of the remaining distinct pairs become ``val``. Pairs are
+    sampled by ``count ** pair_weight_power``; same-leaf pairs (:func:`category_pairs`)
+    weigh 1.
+    """
+    n = len(catalog)
+    row_of = {iid: i for i, iid in enumerate(item_ids)}
+    pairs = cooccurrence_pairs(dataset.interactions, row_of, p["window"])
+    cold_val = _NO_PAIRS.copy()
+    if wide and p["holdout_share"] > 0 and len(pairs) >= 20:
+        item_n = interaction_counts(dataset.interactions, item_ids)
+        held = holdout_items(
+            np.unique(pairs["b"].to_numpy()), item_n, p["holdout_share"], p["holdout_tail"], rng
+        )
+        is_held = np.zeros(n, dtype=bool)
+        is_held[held] = True
+        a_held = is_held[pairs["a"].to_numpy()]
+        b_held = is_held[pairs["b"].to_numpy()]
+        to_held = pairs[b_held & ~a_held]
+        if len(to_held):
+            n_cv = min(p["max_validation_pairs"], len(to_held))
+            # each held-out item weighs the same (cold targets are many distinct items);
+            # its pairs by their co-occurrence counts
+            w = to_held["count"].to_numpy(dtype=np.float64)
+            w = w / to_held.groupby("b")["count"].transform("sum").to_numpy(dtype=np.float64)
+            pick = rng.choice(len(to_held), size=n_cv, replace=False, p=w / w.sum())
+            cold_val = to_held.iloc[pick][["a", "b"]].to_numpy(dtype=np.int64)
+        pairs = pairs[~(a_held | b_held)]
+    val = _NO_PAIRS.copy()
+    if p["validation_share"] > 0 and len(pairs) >= 20:
+        n_val = min(p["max_validation_pairs"], max(1, int(len(pairs) * p["validation_share"])))
+        pick = rng.choice(len(pairs), size=n_val, replace=False)
+        val = pairs.iloc[pick][["a", "b"]].to_numpy()
+        pairs = pairs.drop(pairs.index[pick])
+    ab = pairs[["a", "b"]].to_numpy(dtype=np.int64)
+    weights = pairs["count"].to_numpy(dtype=np.float64) ** p["pair_weight_power"]
+    n_with_pairs = int(len(np.unique(ab[:, 0])))
+    co_ab, co_weights = ab, weights
+    cat_pairs = category_pairs(catalog, ab, p["category_pairs"], rng)
+    if len(cat_pairs):
+        ab = np.concatenate([ab, cat_pairs])
+        weights = np.concatenate([weights, np.ones(len(cat_pairs))])
+    total = weights.sum()
+    return TrainingPairs(
+        ab=ab,
+        weights=weights / total if len(ab) else weights,
+        val=val,
+        cold_val=cold_val,
+        co_ab=co_ab,
+        co_weights=co_weights,
+        n_with_pairs=n_with_pairs,
+    )
+
+
+def pair_scores(vectors: np.ndarray, pairs: np.ndarray, k: int) -> dict[str, float]:
+    """Top-k hit share and mean reciprocal rank of held-out (anchor, positive) pairs.
+
+    The anchor itself is excluded from its ranking; ties count against the positive.
+    """
+    unit = normalize_rows(vectors)
+    hits, inv_rank = [], []
+    for start in range(0, len(pairs), 1024):
+        chunk = pairs[start : start + 1024]
+        sims = unit[chunk[:, 0]] @ unit.T
+        sims[np.arange(len(chunk)), chunk[:, 0]] = -np.inf
+        pos = sims[np.arange(len(chunk)), chunk[:, 1]]
+        rank = (sims >= pos[:, None]).sum(axis=1)  # the positive itself, ties and better items
+        hits.append(rank <= k)
+        inv_rank.append(1.0 / rank)
+    return {
+        "val_top_k": float(np.concatenate(hits).mean()),
+        "val_avg_precision": float(np.concatenate(inv_rank).mean()),
+    }

@@ -1,0 +1,249 @@
+"""The judgments store (recsys.vetting.store): upserts, concurrency, CSV round trip, bad CSV."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+
+import pytest
+
+from recsys.vetting.store import COLUMNS, REASONS, JudgmentError, JudgmentStore, queue_progress
+
+BASE = {"dataset": "demo", "run": "r1", "preset": "p"}
+
+
+def _judge_many(root: str, user: str, n: int, barrier=None) -> None:
+    store = JudgmentStore(root)  # its own connections
+    if barrier is not None:
+        barrier.wait()
+    for i in range(n):
+        store.judge(
+            **BASE,
+            seed=f"S{i % 10}",
+            item_id=f"I{i}",
+            position=i % 10 + 1,
+            verdict=1 if i % 2 else -1,
+            user=user,
+        )
+
+
+def test_judge_stores_who_when_run_preset_and_position(tmp_path):
+    store = JudgmentStore(tmp_path)
+    row = store.judge(
+        **BASE, seed="A", item_id="B", position=3, verdict=-1, reason="brand_clash", note="no", user="ann"
+    )
+    df = store.frame()
+    assert list(df.columns) == list(COLUMNS)
+    got = df.iloc[0].to_dict()
+    assert {
+        k: got[k]
+        for k in (
+            "dataset",
+            "run",
+            "preset",
+            "seed",
+            "item_id",
+            "position",
+            "verdict",
+            "reason",
+            "note",
+            "user",
+        )
+    } == {
+        "dataset": "demo",
+        "run": "r1",
+        "preset": "p",
+        "seed": "A",
+        "item_id": "B",
+        "position": 3,
+        "verdict": -1,
+        "reason": "brand_clash",
+        "note": "no",
+        "user": "ann",
+    }
+    assert got["at"] == row["at"] and got["at"].endswith("+00:00")
+    assert (tmp_path / "vetting" / "judgments.sqlite").exists()
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_judging_again_replaces_the_users_verdict_and_users_are_kept_apart(tmp_path):
+    store = JudgmentStore(tmp_path)
+    store.judge(**BASE, seed="A", item_id="B", verdict=-1, user="ann")
+    store.judge(**BASE, seed="A", item_id="B", verdict=1, user="ann")
+    store.judge(**BASE, seed="A", item_id="B", verdict=-1, user="bob")
+    df = store.frame().sort_values("user")
+    assert df["verdict"].tolist() == [1, -1] and df["user"].tolist() == ["ann", "bob"]
+    assert df["reason"].tolist() == [None, "other"]  # a thumbs-down without a reason: other
+    # an older judgment (e.g. from an imported file) does not overwrite a newer one
+    store.judge(**BASE, seed="A", item_id="B", verdict=-1, user="ann", at="2000-01-01T00:00:00Z")
+    assert store.frame(preset="p").set_index("user").loc["ann", "verdict"] == 1
+
+
+def test_filters_by_dataset_run_and_preset(tmp_path):
+    store = JudgmentStore(tmp_path)
+    store.judge(dataset="demo", run="r1", preset=None, seed="A", item_id="B", verdict=1, user="u")
+    store.judge(dataset="demo", run="r1", preset="p", seed="A", item_id="C", verdict=1, user="u")
+    store.judge(dataset="demo", run="r2", preset="p", seed="A", item_id="D", verdict=1, user="u")
+    assert store.frame(run="r1", preset="")["item_id"].tolist() == ["B"]
+    assert store.frame(run="r1")["item_id"].tolist() == ["B", "C"]
+    assert store.frame(preset="p")["item_id"].tolist() == ["C", "D"]
+    assert store.frame(dataset="other").empty and list(store.frame(dataset="other").columns) == list(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"verdict": 0}, "verdict 0 is not up/down"),
+        ({"verdict": -1, "reason": "ugly"}, "reason 'ugly' is not one of"),
+        ({"verdict": 1, "reason": "duplicate"}, "given for a thumbs-up"),
+        ({"verdict": 1, "position": 0}, "position 0 is not a whole number"),
+        ({"verdict": 1, "item_id": "A"}, "seed and item_id are the same"),
+        ({"verdict": 1, "seed": " "}, "seed is empty"),
+        ({"verdict": 1, "note": "x" * 501}, "note is 501 characters"),
+    ],
+)
+def test_bad_judgments_are_refused_and_nothing_is_stored(tmp_path, fields, says):
+    store = JudgmentStore(tmp_path)
+    with pytest.raises(JudgmentError, match=says):
+        store.judge(**{**BASE, "seed": "A", "item_id": "B", **fields})
+    assert store.frame().empty
+
+
+def test_two_editors_judging_at_once_in_two_processes_lose_nothing(tmp_path):
+    JudgmentStore(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    procs = [
+        ctx.Process(target=_judge_many, args=(str(tmp_path), user, 150, barrier)) for user in ("ann", "bob")
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    df = JudgmentStore(tmp_path).frame()
+    assert len(df) == 300
+    assert df.groupby("user").size().to_dict() == {"ann": 150, "bob": 150}
+
+
+def test_two_editors_judging_at_once_in_threads_lose_nothing(tmp_path):
+    JudgmentStore(tmp_path)
+    barrier = threading.Barrier(3)
+    threads = [
+        threading.Thread(target=_judge_many, args=(str(tmp_path), u, 100, barrier))
+        for u in ("ann", "bob", "cy")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(JudgmentStore(tmp_path).frame()) == 300
+
+
+def test_csv_round_trip(tmp_path):
+    a = JudgmentStore(tmp_path / "a")
+    a.judge(
+        **BASE,
+        seed="A",
+        item_id="B",
+        position=1,
+        verdict=-1,
+        reason="wrong_gender",
+        note='says "men", 2',
+        user="ann",
+    )
+    a.judge(dataset="demo", run="r1", preset=None, seed="A", item_id="C", position=2, verdict=1, user="bob")
+    text = a.export_csv()
+    assert text.splitlines()[0] == ",".join(COLUMNS)
+    b = JudgmentStore(tmp_path / "b")
+    report = b.import_csv(text)
+    assert (report.rows, report.stored, report.kept_newer) == (2, 2, 0)
+    assert b.frame().equals(a.frame())
+    assert b.export_csv() == text
+    assert b.import_csv(text).stored == 0  # the same judgments again: nothing newer
+
+
+def test_csv_without_user_or_time_gets_the_importer_and_now(tmp_path):
+    store = JudgmentStore(tmp_path)
+    store.import_csv("dataset,run,seed,item_id,verdict,reason\ndemo,r1,A,B,down,Brand clash\n", user="ann")
+    row = store.frame().iloc[0]
+    assert (
+        row["user"] == "ann"
+        and row["reason"] == "brand_clash"
+        and row["verdict"] == -1
+        and row["preset"] is None
+    )
+
+
+def test_bad_csv_reports_rows_by_line_number_and_stores_nothing(tmp_path):
+    store = JudgmentStore(tmp_path)
+    store.judge(**BASE, seed="A", item_id="B", verdict=1, user="ann")
+    before = store.export_csv()
+    text = (
+        "dataset,run,preset,seed,item_id,position,verdict,reason\n"
+        "demo,r1,p,A,C,1,1,\n"  # line 2: fine
+        "demo,r1,p,A,D,x,1,\n"  # line 3: bad position
+        "demo,r1,p,A,E,2,maybe,\n"  # line 4: bad verdict
+        "demo,r1,p,A,F,3,-1,rude\n"  # line 5: bad reason
+        "demo,r1,p,,G,4,1,\n"  # line 6: no seed
+        "demo,r1,p,A,H,5,1,,extra\n"  # line 7: too many values
+    )
+    with pytest.raises(JudgmentError) as err:
+        store.import_csv(text)
+    msg = str(err.value)
+    assert "5 bad row(s) of 6; nothing was stored" in msg
+    for line, what in (
+        (3, "position 'x'"),
+        (4, "verdict 'maybe'"),
+        (5, "reason 'rude'"),
+        (6, "seed is empty"),
+        (7, "more values"),
+    ):
+        assert f"line {line}: {what}" in msg
+    assert "line 2" not in msg
+    assert store.export_csv() == before
+
+
+def test_csv_missing_columns_and_non_utf8_are_refused(tmp_path):
+    store = JudgmentStore(tmp_path)
+    with pytest.raises(JudgmentError, match="lacks column.*verdict"):
+        store.import_csv("dataset,run,seed,item_id\ndemo,r1,A,B\n")
+    with pytest.raises(JudgmentError, match="not UTF-8"):
+        store.import_csv(b"dataset,run,seed,item_id,verdict\n\xff\xfe,r,A,B,1\n")
+    assert store.frame().empty
+
+
+def test_reasons_are_the_contracts():
+    assert REASONS == (
+        "wrong_category",
+        "wrong_gender",
+        "adult_or_unsafe",
+        "brand_clash",
+        "price_mismatch",
+        "duplicate",
+        "other",
+    )
+
+
+def test_queue_is_saved_and_progress_is_counted_per_category(tmp_path):
+    store = JudgmentStore(tmp_path)
+    pairs = [
+        {"seed": "A", "item_id": "B", "position": 1, "category": "Women > Shoes"},
+        {"seed": "A", "item_id": "C", "position": 2, "category": "Women > Shoes"},
+        {"seed": "D", "item_id": "E", "position": 1, "category": "Men"},
+    ]
+    qid = store.save_queue(
+        dataset="demo", run="r1", preset="p", spec={"mode": "pasted"}, pairs=pairs, user="ann"
+    )
+    assert store.queue(qid)["pairs"] == pairs and store.queue("nope") is None
+    assert [q["id"] for q in store.queues(run="r1", preset="p")] == [qid]
+    assert store.queues(run="r1", preset="") == []
+    store.judge(**BASE, seed="A", item_id="B", verdict=1, user="ann")
+    store.judge(**BASE, seed="D", item_id="E", verdict=-1, user="ann")
+    progress = queue_progress(pairs, store.judged(dataset="demo", run="r1", preset="p"))
+    assert progress == [
+        {"category": "Men", "pairs": 1, "judged": 1, "seeds": 1, "seeds_done": 1},
+        {"category": "Women > Shoes", "pairs": 2, "judged": 1, "seeds": 1, "seeds_done": 0},
+    ]
