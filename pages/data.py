@@ -20,6 +20,7 @@ from components.forms import choice_col, form_job
 from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.vectors_io import import_section as vectors_import_section
+from recsys._io import atomic_write_bytes
 from recsys.config import data_dir, import_dir, resolve_import_path, upload_max_bytes
 from recsys.errors import DataValidationError, RecsysError
 
@@ -158,7 +159,7 @@ def save_upload(contents: str, filename: str, root: Any = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     path = folder / safe
-    path.write_bytes(raw)
+    atomic_write_bytes(path, raw, what="the upload")
     return path
 
 

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys._io import Stamp, atomic_path, file_stamp
 from recsys.config import Progress, null_progress
 from recsys.errors import RecsysError
 from recsys.topk import topk_rows_unordered
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 METHODS = ("pca", "umap")
 MISSING_LABEL = "(missing)"
 _CACHE_SIZE = 8
-_cache: OrderedDict[str, tuple[int, int, pd.DataFrame]] = OrderedDict()
+_cache: OrderedDict[str, tuple[Stamp, pd.DataFrame]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -302,13 +302,8 @@ def _write_projection(path: Path, item_ids: np.ndarray, coords: np.ndarray, meta
         }
     )
     table = table.replace_schema_metadata({f"recsys.{k}": str(v) for k, v in meta.items()})
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path, what="the projection") as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def project_run(
@@ -404,19 +399,18 @@ def load_projection(
 
     registry = Registry(root)
     path = registry.artifact_path(run_id, projection_name(method))
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    stamp = file_stamp(path)
+    if stamp is None:
         if not compute:
             return None
         project_run(run_id, method=method, root=registry.root)
-        st = path.stat()
+        stamp = file_stamp(path)
     key = str(path)
     with _cache_lock:
         hit = _cache.get(key)
-        if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+        if hit is not None and hit[0] == stamp:
             _cache.move_to_end(key)
-            return hit[2].copy(deep=False)
+            return hit[1].copy(deep=False)
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
@@ -426,7 +420,7 @@ def load_projection(
         k.decode().removeprefix("recsys."): v.decode() for k, v in meta.items() if k.startswith(b"recsys.")
     }
     with _cache_lock:
-        _cache[key] = (st.st_mtime_ns, st.st_size, df)
+        _cache[key] = (stamp, df)
         _cache.move_to_end(key)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
@@ -434,7 +428,7 @@ def load_projection(
 
 
 _pca_lock = threading.Lock()
-_pca_memo: OrderedDict[tuple[str, str], tuple[tuple[int, int], pd.DataFrame]] = OrderedDict()
+_pca_memo: OrderedDict[tuple[str, str], tuple[Stamp | None, pd.DataFrame]] = OrderedDict()
 
 
 def run_projection(root: str | os.PathLike[str] | None, run_id: str, method: str) -> pd.DataFrame | None:
@@ -458,8 +452,7 @@ def run_projection(root: str | os.PathLike[str] | None, run_id: str, method: str
     if stored is not None:
         return stored
     registry = Registry(root)
-    st = (registry.run_dir(run_id) / "run.json").stat()
-    key, stamp = (str(registry.root), run_id), (st.st_mtime_ns, st.st_size)
+    key, stamp = (str(registry.root), run_id), file_stamp(registry.run_dir(run_id) / "run.json")
     with _pca_lock:
         hit = _pca_memo.get(key)
         if hit is not None and hit[0] == stamp:
