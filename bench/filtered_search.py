@@ -335,7 +335,9 @@ def run_case(
         "filter_callback_recall@10": round(float(np.mean(filt_recalls)), 4) if filt_recalls else None,
         "exact_masked": pct(exact_t),
         "filter_bytes": filter_bytes(cf),
-        "first_overfetch_fill_rate": round(cf.first_hits / cf.first_tries, 3) if cf.first_tries else None,
+        "first_overfetch_fill_rate": round(cf.stats.first_hits / cf.stats.first_tries, 3)
+        if cf.stats.first_tries
+        else None,
     }
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recsys.config import ENV_DATA_DIR, data_dir, file_stamp
+from recsys.config import ENV_DATA_DIR, data_dir
 from recsys.registry import Registry
 
 _registries: dict[tuple[str, str], Registry] = {}  # a cache, one Registry per data directory
@@ -45,42 +45,21 @@ def run_searcher(run_id: str) -> Any:
     return get_searcher(data_registry(), run_id)
 
 
-# (data dir, dataset, report.json inode + mtime) -> catalogue view; a re-import changes the key
-_catalog_views: dict[tuple[str, str, int, int], Any] = {}
-
-
 def run_catalog_view(run_id: str) -> Any:
-    """The catalogue view (seed search, labels) of a run's dataset.
+    """The catalogue view (seed search, labels, cards) of a run, without its vectors or index.
 
-    The run's searcher's view when the run has item vectors; for a baseline run
-    (popularity, co-occurrence) a view over its dataset's whole catalogue, so that
-    pages comparing baselines can still offer seeds. Cached per dataset version.
+    :func:`recsys.catalog.run_catalog_view`: aligned with the run's vector rows for an
+    embedding run (the same object its searcher uses), the dataset's whole catalogue for a
+    baseline run, so that pages comparing baselines can still offer seeds.
 
     Raises
     ------
     RecsysError
         Unknown run, dataset missing or unreadable.
     """
-    from recsys.errors import RunNotSearchableError
+    from recsys.catalog import run_catalog_view as load
 
-    try:
-        return run_searcher(run_id).view
-    except RunNotSearchableError:
-        pass
-    from recsys.data.schema import dataset_report_path, load_stored_catalog
-    from recsys.search import CatalogView
-
-    registry = data_registry()
-    name = registry.get(run_id)["dataset"]["name"]
-    key = (str(registry.root), name, file_stamp(dataset_report_path(name, registry.root)))
-    view = _catalog_views.get(key)
-    if view is None:
-        catalog = load_stored_catalog(name, registry.root)
-        view = CatalogView(catalog["item_id"].astype(str).to_numpy(), catalog)
-        for old in [k for k in _catalog_views if k[:2] == key[:2]]:
-            del _catalog_views[old]
-        _catalog_views[key] = view
-    return view
+    return load(data_registry(), run_id)
 
 
 def list_datasets(root: str | Path) -> list[str]:

@@ -32,6 +32,7 @@ from dash.dependencies import DashDependency
 from recsys.errors import FilterConfigError
 from recsys.filters import FilterConfig
 from recsys.merch import MERCH_FIELDS
+from recsys.search.rules import BRANDS, NUMBER, SLIDER, SWITCH, config_fields, panel_switches, unavailable
 
 FILTER_CONTROL = "filter-control"
 PAIR_A = "filter-pair-a"
@@ -39,28 +40,13 @@ PAIR_B = "filter-pair-b"
 PAIR_ADD = "filter-pair-add"
 PAIR_SEP = " ⇄ "
 
-#: Every FilterConfig rule the panel edits, in display order.
-FILTER_FIELDS: tuple[str, ...] = (
-    "same_category",
-    "category_level",
-    "same_gender",
-    "exclude_adult",
-    "exclude_seed",
-    "exclude_same_title",
-    "price_ratio_min",
-    "price_ratio_max",
-    "price_min",
-    "price_max",
-    "min_similarity",
-    "max_per_brand",
-    "brands_allow",
-    "brands_deny",
-    "banned_brand_pairs",
-    *MERCH_FIELDS,
-)
-_BOOL_FIELDS = {"same_category", "same_gender", "exclude_adult", "exclude_seed", "exclude_same_title"}
-_FLOAT_FIELDS = {"price_ratio_min", "price_ratio_max", "price_min", "price_max", "min_similarity"}
-_LIST_FIELDS = {"brands_allow", "brands_deny"}
+#: Every FilterConfig field the panel edits, and how: from the rule table
+#: (:mod:`recsys.search.rules`), so a new rule's field needs no edit here.
+_CONTROLS: dict[str, str] = config_fields()
+FILTER_FIELDS: tuple[str, ...] = (*_CONTROLS, *(f for f in MERCH_FIELDS if f not in _CONTROLS))
+_BOOL_FIELDS = {f for f, c in _CONTROLS.items() if c == SWITCH}
+_FLOAT_FIELDS = {f for f, c in _CONTROLS.items() if c in (NUMBER, SLIDER)}
+_LIST_FIELDS = {f for f, c in _CONTROLS.items() if c == BRANDS}
 
 
 def control_id(panel: str, field: str) -> dict[str, str]:
@@ -282,10 +268,23 @@ def similarity_slider_props(scale: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"min": 0, "max": top, "step": step, "marks": marks}
 
 
-def _switch(panel: str, field: str, label: str, value: bool, hint: str | None = None) -> html.Div:
+def _switch(
+    panel: str, field: str, label: str, value: bool, hint: str | None = None, unavailable: str | None = None
+) -> html.Div:
+    """A switch; ``unavailable``: why its rule cannot apply to this catalogue (disabled, said below)."""
+    switch = dbc.Switch(
+        id=control_id(panel, field),
+        label=label,
+        value=bool(value),
+        disabled=unavailable is not None,
+        className="filter-switch",
+    )
+    if unavailable is None:
+        return html.Div(switch, title=hint or "")
     return html.Div(
-        dbc.Switch(id=control_id(panel, field), label=label, value=bool(value), className="filter-switch"),
-        title=hint or "",
+        [switch, html.Div(unavailable, className="filter-hint small text-muted")],
+        title=unavailable,
+        className="filter-unavailable",
     )
 
 
@@ -316,6 +315,7 @@ def filter_panel(
     n_levels: int = 3,
     compact: bool = False,
     similarity: Mapping[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> html.Div:
     """A control for every FilterConfig rule, preset to ``config``.
 
@@ -334,8 +334,12 @@ def filter_panel(
     similarity : mapping, optional
         The run's score scale (:func:`recsys.search.similarity_scale`): the min-similarity
         slider spans the run's scores instead of 0-1.
+    columns : sequence of str, optional
+        The catalogue's columns (``CatalogView.columns``): a rule whose optional column is
+        missing is disabled, with the reason under it (:func:`recsys.search.rules.unavailable`).
     """
     v = controls_from_filter_config(config)
+    missing = unavailable(columns) if columns is not None else {}
     brand_opts = [{"label": b, "value": b} for b in brands]
     # brands already in the config must stay selectable even if not in the top list
     extra = {b for b in (v["brands_allow"] + v["brands_deny"]) if b not in set(brands)}
@@ -390,15 +394,10 @@ def filter_panel(
     exclusions = _group(
         "Exclusions",
         [
-            _switch(panel, "exclude_adult", "Exclude adult items", v["exclude_adult"]),
-            _switch(panel, "exclude_seed", "Exclude the seed", v["exclude_seed"]),
             _switch(
-                panel,
-                "exclude_same_title",
-                "Exclude same title",
-                v["exclude_same_title"],
-                "drop items whose title equals the seed's (variants, duplicates)",
-            ),
+                panel, r.fields[0][0], r.control_label, v[r.fields[0][0]], r.hint or None, missing.get(r.name)
+            )
+            for r in panel_switches("exclusions")
         ],
     )
     price = _group(

@@ -204,7 +204,7 @@ _cache_lock = threading.Lock()
 
 
 def _card_columns(view: Any) -> dict[str, Any]:
-    """The card columns of a :class:`recsys.search.CatalogView`, cached per view object.
+    """The card columns of a :class:`recsys.catalog.CatalogView`, cached per view object.
 
     ``view.attributes`` builds a DataFrame per call (milliseconds at 100k items); a list of
     cards needs a few values from each of k rows, so this reads every column once.

@@ -1,12 +1,11 @@
 """Run and item pickers shared by Explore, Map and Compare: run options, seed search, brands.
 
-Plain functions over a run's catalogue view (:class:`recsys.search.CatalogView`), so the
+Plain functions over a run's catalogue view (:class:`recsys.catalog.CatalogView`), so the
 pages stay thin and these are tested directly.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,40 +37,11 @@ def run_options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-_search_cache: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+def search_items(view: Any, query: str | None, limit: int | None = MAX_OPTIONS) -> np.ndarray:
+    """:func:`recsys.catalog.search_items` (the one item search), at most ``limit`` positions."""
+    from recsys.catalog import search_items as search  # off the app's start path (pandas)
 
-
-def _search_columns(view: Any) -> tuple[Any, Any]:
-    """Distinct normalised titles and case-folded item ids as Arrow strings (cached per view)."""
-    hit = _search_cache.get(view)
-    if hit is None:
-        import pandas as pd  # off the app's start path
-
-        titles = pd.Series(np.asarray(view.title_names, dtype=object), dtype="string[pyarrow]")
-        ids_lower = pd.Series(np.asarray(view.item_ids, dtype=object), dtype="string[pyarrow]").str.casefold()
-        hit = (titles, ids_lower)
-        _search_cache[view] = hit
-    return hit
-
-
-def search_items(view: Any, query: str | None, limit: int = MAX_OPTIONS) -> np.ndarray:
-    """Positions of items whose title or id contains ``query`` (case-insensitive), best first.
-
-    Exact id matches come first, then titles starting with the query, then other matches;
-    vectorised (Arrow string kernels) over the distinct titles of the run's catalogue view.
-    """
-    q = " ".join(str(query or "").split()).casefold()
-    if not q:
-        return np.zeros(0, dtype=np.int64)
-    titles, ids_lower = _search_columns(view)
-    hit_title = titles.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
-    starts = titles.str.startswith(q).to_numpy(dtype=bool, na_value=False)
-    id_exact = (ids_lower == q).to_numpy(dtype=bool, na_value=False)
-    id_hit = ids_lower.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
-    score = np.where(id_exact, 3, 0) + np.where(starts[view.title], 2, 0) + (hit_title[view.title] | id_hit)
-    pos = np.flatnonzero(score > 0)
-    order = np.argsort(-score[pos], kind="stable")[:limit]
-    return pos[order]
+    return search(view, query, limit)
 
 
 def item_label(row: dict[str, Any]) -> str:

@@ -112,7 +112,7 @@ def session_outputs(
     Parameters
     ----------
     registry : Registry
-    view : recsys.search.CatalogView
+    view : recsys.catalog.CatalogView
         The run's catalogue view (titles of the chips, rows of the cards).
     session : sequence of str
         Recent item ids, oldest first.

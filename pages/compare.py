@@ -386,6 +386,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
     seed_opts: list[dict[str, str]] = []
     brands: list[str] = []
     n_levels = 3
+    columns = None
     if seed_run:
         run_id = seed_run
         try:
@@ -401,6 +402,7 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         seed_opts = seed_options(view, None, seed)
         brands = top_brands(view)
         n_levels = view.max_level + 1
+        columns = view.columns
     store = PresetStore(data_dir())
     names = preset_names(store)
     config = None
@@ -453,7 +455,9 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
                 ),
                 dbc.Accordion(
                     dbc.AccordionItem(
-                        filter_panel(PANEL, config, brands=brands, n_levels=n_levels, compact=True),
+                        filter_panel(
+                            PANEL, config, brands=brands, n_levels=n_levels, compact=True, columns=columns
+                        ),
                         title="Filters (applied to every embedding run)",
                     ),
                     start_collapsed=True,

@@ -81,6 +81,7 @@ from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.models import SESSION_FAMILIES
+from recsys.search.rules import RULE_LABELS  # noqa: F401  (the rule table: one label per rule)
 from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
 
 logger = logging.getLogger(__name__)
@@ -90,21 +91,6 @@ dash.register_page(__name__, path="/explore", title="RecSys Lab · Explore", nam
 PANEL = ids.EXPLORE_PANEL
 K_CHOICES = (5, 10, 20, 30, 50)
 
-RULE_LABELS = {
-    "same_category": "Same category",
-    "same_gender": "Same gender",
-    "price_band": "Price × seed",
-    "price_range": "Price range",
-    "brands_allow": "Brand allow-list",
-    "brands_deny": "Brand deny-list",
-    "banned_brand_pairs": "Banned brand pairs",
-    "exclude_adult": "Adult items",
-    "adult_next_to_non_adult": "Adult next to non-adult (always)",
-    "exclude_seed": "The seed",
-    "exclude_same_title": "Same title",
-    "min_similarity": "Min. similarity",
-    "max_per_brand": "Max per brand",
-}
 PLAN_LABELS = {
     "exact_range": "exact search over the category slice",
     "exact_subset": "exact search over the eligible items",
@@ -206,7 +192,7 @@ def seed_card_view(run_id: str | None, seed: str | None) -> Any:
     if not run_id or not seed:
         return []
     try:
-        view = run_searcher(run_id).view
+        view = run_catalog_view(run_id)
     except RecsysError:
         return []
     pos = view.position(seed)
@@ -259,7 +245,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     if run not in run_ids:
         run = run_ids[0]
     try:
-        view = run_searcher(run).view
+        view = run_catalog_view(run)
     except RecsysError as exc:
         return html.Div([header, error_alert(exc, f"Could not load run {run}")])
     if seed and view.position(seed) < 0:
@@ -342,6 +328,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                 brands=top_brands(view),
                                 n_levels=view.max_level + 1,
                                 similarity=_scale(run),
+                                columns=view.columns,
                             ),
                         ]
                     ),
@@ -458,7 +445,7 @@ def update_seed_options(search_value: str | None, run_id: str | None, current: s
     if not search_value and ctx.triggered_id == ids.EXPLORE_SEED:
         return no_update  # keep the options while the box is empty (the selection must stay listed)
     try:
-        view = run_searcher(run_id).view
+        view = run_catalog_view(run_id)
     except RecsysError:
         return []
     return seed_options(view, search_value, current)
@@ -740,7 +727,7 @@ def impact_view(report: dict[str, Any]) -> Any:
 )
 def run_impact(_n: int, run_id: str | None, k: Any, n_seeds: Any, values: dict[str, Any]) -> Any:
     """Filter impact over sampled seeds (fill rate, coverage, HR@k before/after)."""
-    from recsys.compare import filter_impact_for_run
+    from recsys.search import filter_impact_for_run
 
     if not run_id:
         return no_update

@@ -26,9 +26,10 @@ import numpy as np
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
-from components.common import bounded_k, data_registry, run_searcher, unavailable_run
+from components.common import bounded_k, data_registry, run_catalog_view, run_searcher, unavailable_run
 from components.item_card import explore_href
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
+from components.pickers import search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -68,19 +69,6 @@ def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS
     return sample_points(view.item_ids, frame, max_points, seed)
 
 
-def match_positions(view: Any, query: str | None) -> np.ndarray:
-    """Catalogue positions whose title, brand or id contains ``query`` (case-insensitive)."""
-    import pandas as pd  # off the app's start path
-
-    q = " ".join(str(query or "").split()).casefold()
-    if not q:
-        return np.zeros(0, dtype=np.int64)
-    title_hit = pd.Series(view.title_names, dtype=object).astype(str).str.contains(q, regex=False).to_numpy()
-    brand_hit = pd.Series(view.brand_keys, dtype=object).astype(str).str.contains(q, regex=False).to_numpy()
-    ids_hit = pd.Series(view.item_ids, dtype=object).astype(str).str.casefold() == q
-    return np.flatnonzero(title_hit[view.title] | brand_hit[view.brand] | ids_hit.to_numpy())
-
-
 def umap_job(jobs: dict[str, Any] | None, run_id: str) -> dict[str, Any] | None:
     """The newest UMAP job of a run in the app-level jobs store (None when there is none)."""
     for job in (jobs or {}).get("jobs", []):
@@ -100,7 +88,7 @@ def map_state(
     """Plain-function body of the draw callback: figure (or no_update), meta, status."""
     out: dict[str, Any] = {"figure": no_update, "meta": no_update, "status": None}
     try:
-        view = run_searcher(run_id).view
+        view = run_catalog_view(run_id)
         umap = projection_frame(run_id, "umap")
     except RecsysError as exc:
         out["status"] = error_alert(exc, f"Could not load run {run_id}", dismissable=False)
@@ -432,10 +420,10 @@ def highlight(query: str | None, run_id: str | None, meta: dict[str, Any] | None
 
 def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure: Any) -> Patch:
     """The Patch that fills the highlight trace with the matches among the drawn points."""
-    view = run_searcher(run_id).view
+    view = run_catalog_view(run_id)
     n = int(meta.get("n_traces", 1))
     patch = Patch()
-    hits = match_positions(view, query)
+    hits = search_items(view, query, limit=None)
     if len(hits) == 0:
         for i in range(n - 1):
             patch["data"][i]["marker"]["opacity"] = 0.7 if meta.get("color") != "price" else 0.75
@@ -476,7 +464,7 @@ def show_tooltip(hover: dict[str, Any] | None, run_id: str | None) -> tuple[Any,
     if "customdata" not in point:
         return False, no_update, no_update
     try:
-        card = hover_card(run_searcher(run_id).view, int(point["customdata"]))
+        card = hover_card(run_catalog_view(run_id), int(point["customdata"]))
     except (RecsysError, IndexError, ValueError):
         return False, no_update, no_update
     return True, point.get("bbox"), card
@@ -493,7 +481,7 @@ def open_in_explore(click: dict[str, Any] | None, run_id: str | None) -> Any:
     if not click or not run_id or not click.get("points") or "customdata" not in click["points"][0]:
         return no_update
     try:  # the run may have been deleted since the map was drawn
-        item_id = str(run_searcher(run_id).view.item_ids[int(click["points"][0]["customdata"])])
+        item_id = str(run_catalog_view(run_id).item_ids[int(click["points"][0]["customdata"])])
     except (RecsysError, IndexError, ValueError):
         return no_update
     return explore_href(item_id, run_id)
@@ -531,7 +519,7 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
         return [], ""
     positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
     try:  # the run may have been deleted since the map was drawn
-        return selection_rows(run_searcher(run_id).view, positions)
+        return selection_rows(run_catalog_view(run_id), positions)
     except RecsysError as exc:
         return [], f"Could not list the selection: {exc}"
 

@@ -507,41 +507,8 @@ def find_disagreements(
     return disagreement_seeds(seeds, ids_a.astype(str), ids_b.astype(str), k=k, n=n)
 
 
-def filter_impact_for_run(
-    registry: Registry,
-    run_id: str,
-    config: Any,
-    k: int = 10,
-    n_seeds: int = 200,
-    n_cases: int = 500,
-    seed: int = 0,
-    split_method: str | None = None,
-) -> dict[str, Any]:
-    """:func:`recsys.search.filter_impact` of a run with held-out cases of its dataset.
+def filter_impact_for_run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Moved to :func:`recsys.search.impact.filter_impact_for_run` (kept for old imports)."""
+    from recsys.search.impact import filter_impact_for_run as impl
 
-    The run's dataset is split as the run was evaluated (``params``/``split`` in run.json,
-    else a time split); up to ``n_cases`` (seed, targets) cases of the test part give HR@k
-    before and after the filter.
-
-    Returns
-    -------
-    dict
-        As ``filter_impact`` with ``hr_before``/``hr_after`` (None when the dataset yields no
-        test case).
-    """
-    from recsys.data.schema import load_dataset
-    from recsys.evaluation import build_cases, split
-    from recsys.search import filter_impact, get_searcher
-
-    searcher = get_searcher(registry, run_id)
-    meta = registry.get(run_id)
-    method = split_method or (meta.get("split") or {}).get("method") or "time"
-    cases: list[tuple[str, list[str]]] | None = None
-    try:
-        dataset = load_dataset(meta["dataset"]["name"], registry.root)
-        _, test = split(dataset, method=method)
-        seeds, targets = build_cases(test, max_cases=n_cases, seed=seed)
-        cases = [(str(s), [str(t) for t in tg]) for s, tg in zip(seeds, targets, strict=True)]
-    except Exception as exc:  # no interactions, no test part: impact without HR
-        logger.info("filter impact of %s without held-out cases: %s", run_id, exc)
-    return filter_impact(searcher, config, k=k, n_seeds=n_seeds, seed=seed, eval_cases=cases or None)
+    return impl(*args, **kwargs)

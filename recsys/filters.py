@@ -249,20 +249,11 @@ class FilterConfig(BaseModel):
         }
 
     def active_rules(self) -> list[str]:
-        """Names of the rules this config switches on (for display)."""
-        rules = []
-        for name in ("same_category", "same_gender", "exclude_adult", "exclude_seed", "exclude_same_title"):
-            if getattr(self, name):
-                rules.append(name)
-        if self.price_ratio_min is not None or self.price_ratio_max is not None:
-            rules.append("price_band")
-        for name in ("price_min", "price_max", "min_similarity", "max_per_brand"):
-            if getattr(self, name) is not None:
-                rules.append(name)
-        for name in ("brands_allow", "brands_deny", "banned_brand_pairs", *MERCH_FIELDS):
-            if getattr(self, name):
-                rules.append(name)
-        return rules
+        """Names of the rules this config switches on, from the rule table (for display)."""
+        from recsys.search.rules import active_rules
+
+        rules = active_rules(self)
+        return rules + [f for f in MERCH_FIELDS if getattr(self, f) and f not in rules]
 
     # -- serialisation ------------------------------------------------------------
     def envelope(self, **meta: Any) -> dict[str, Any]:

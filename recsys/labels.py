@@ -20,7 +20,7 @@ def item_labels(view: Any, positions: np.ndarray, by: str, top_n: int | None = N
 
     Parameters
     ----------
-    view : recsys.search.CatalogView
+    view : recsys.catalog.CatalogView
         The catalogue (its category levels, brands and genders).
     positions : array of int
         Catalogue rows.

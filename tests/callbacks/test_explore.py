@@ -11,7 +11,7 @@ from typing import Any
 import flask
 import pytest
 import yaml
-from dash import no_update
+from dash import html, no_update
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
@@ -290,7 +290,23 @@ def test_impact_panel_reports_fill_rate_coverage_and_hr(explore, data):
     assert "Fill rate" in text and "Catalogue coverage" in text and "HR@8" in text
     assert "20 seeds" in text
     # max 1 per brand among 3 brands: no seed can fill 8 slots -> 0% after, 100% before
-    assert "100.0%" in text and "0.0%" in text
+    assert table_row(view, "Fill rate (seeds with k results)") == ["100.0%", "0.0%"]
+
+
+def table_row(component, label: str) -> list[str]:
+    """The cells after ``label`` in the table row whose first cell is ``label``."""
+    stack = [component]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, html.Tr):
+            cells = [text_of(td) for td in c.children]
+            if cells and cells[0] == label:
+                return cells[1:]
+        children = getattr(c, "children", None)
+        stack.extend(
+            children if isinstance(children, list | tuple) else [children] if children is not None else []
+        )
+    raise AssertionError(f"no table row {label!r}")
 
 
 # -- recent views --------------------------------------------------------------------------

@@ -8,7 +8,6 @@ Redis is tested only when a ``redis-server`` binary exists.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,13 +22,9 @@ from recsys.__main__ import main as cli_main
 from recsys.filters import FilterConfig, PresetStore
 from recsys.precompute import SQLiteStore, open_store, precompute
 from recsys.serving import register_api
+from tests import _serving_data as _fixture  # noqa: E402
 from tests._redis import redis_server
 
-_spec = importlib.util.spec_from_file_location(
-    "_serving_fixture", Path(__file__).with_name("test_serving.py")
-)
-_fixture = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixture)
 make_serving_data = _fixture.make_serving_data
 
 

@@ -303,7 +303,7 @@ def test_umap_progress_follows_the_epochs_and_numba_caches_to_a_folder() -> None
 
 
 def _view():
-    from recsys.search import CatalogView
+    from recsys.catalog import CatalogView
 
     catalog = pd.DataFrame(
         {

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from recsys import serving
-
-_spec = importlib.util.spec_from_file_location(
-    "_serving_fixture2", Path(__file__).with_name("test_serving.py")
-)
-_fixture = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixture)
+from tests import _serving_data as _fixture  # noqa: E402
 
 
 @pytest.fixture(scope="module")

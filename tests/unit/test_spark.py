@@ -9,7 +9,6 @@ only when no Java runtime is found.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,8 @@ if not rspark.java_available():
         allow_module_level=True,
     )
 
-_spec = importlib.util.spec_from_file_location(
-    "_serving_fixture_spark", Path(__file__).with_name("test_serving.py")
-)
-_fixture = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixture)
+from tests import _serving_data as _fixture  # noqa: E402
+
 make_serving_data = _fixture.make_serving_data
 
 
@@ -242,12 +238,8 @@ def test_spark_precompute_table_is_served_by_the_api(spark: Any, serving: dict[s
 @pytest.mark.slow
 def test_spark_vectors_equal_the_models_own_embedding(spark: Any, tmp_path: Path) -> None:
     from recsys.models.content import ContentModel
+    from tests.unit import test_content as content
 
-    spec = importlib.util.spec_from_file_location(
-        "_content_fixture", Path(__file__).with_name("test_content.py")
-    )
-    content = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(content)
     data = content.kinds_dataset(n_sessions=60)
     model = ContentModel(**{**content.FAST, "epochs": 1, "pairs_per_epoch": 500}).fit(data)
     model.save(tmp_path / "model")

@@ -35,3 +35,16 @@ def test_topk_one_vector_ties_by_position():
     cols, vals = topk(np.array([0.2, 0.9, 0.9, -np.inf, 0.1]), 3)
     assert cols.tolist() == [1, 2, 0]
     assert vals.tolist() == [0.9, 0.9, 0.2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(np.float32, st.integers(1, 40), elements=st.sampled_from([0.0, 0.5, 1.0, -1.0, -np.inf])),
+    st.integers(0, 45),
+)
+def test_topk_one_vector_is_the_stable_sort_prefix(scores, k):
+    """The 1-D fast path (exact search's per-query selection) agrees with the full sort."""
+    cols, vals = topk(scores, k)
+    ref_c, ref_v = _reference(scores, k)
+    assert cols.tolist() == ref_c.tolist()
+    assert np.array_equal(vals, ref_v)

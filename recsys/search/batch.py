@@ -29,13 +29,22 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recsys.errors import UnknownItemError
+from recsys.filters import FilterConfig
+from recsys.search.kernels import _blas_controllers
+from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
+from recsys.search.query import TABLE_COUNTS, KeyRange, Query
+from recsys.search.result import SearchResult
+
 if TYPE_CHECKING:  # pragma: no cover
-    from recsys.search import CompiledFilter, FilteredSearcher
+    from recsys.search.compiled import CompiledFilter
+    from recsys.search.searcher import FilteredSearcher
 
 logger = logging.getLogger(__name__)
 
@@ -230,8 +239,6 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _blas_threads(n: int) -> list[tuple[Any, int]]:
-    from recsys.search import _blas_controllers
-
     changed = []
     for lib in _blas_controllers():
         if lib.num_threads != n:
@@ -385,22 +392,21 @@ def search_many_static(
     v, n = searcher.view, searcher.n
     cfg = cf.config
     ans = BatchAnswer(len(positions), k)
-    adult_rule = bool(v.n_adult) and not cfg.exclude_adult
-    groups = ~v.adult[positions] if adult_rule else np.zeros(len(positions), dtype=bool)
-    for no_adult in (False, True):
-        idx = np.flatnonzero(groups == no_adult)
+    # a static filter's seed rules depend on the seed only through its adultness (the rule table's
+    # counts, resolved once per kind of seed): one group per adultness
+    adult = v.adult[positions]
+    for is_adult in (False, True):
+        idx = np.flatnonzero(adult == is_adult)
         if len(idx) == 0:
             continue
+        removed, no_adult, skipped = searcher._static_counts(
+            Query(None, int(positions[idx[0]]), cf, k, 0.0, None, {}, [])
+        )
         ss = searcher._static_set(cf, no_adult, wait=True)
         pos = positions[idx]
         seed_rows = v.perm[pos]
         seed_in = ss.ok_by_row[seed_rows] if cfg.exclude_seed else np.zeros(len(idx), dtype=bool)
         n_elig = ss.n - seed_in
-        removed = dict(cf.base_removed)
-        if no_adult:
-            removed["adult_next_to_non_adult"] = v.n_adult
-        if cfg.exclude_seed:
-            removed["exclude_seed"] = 1
         q = searcher.qunit[pos]
         need = k + 1 if cfg.exclude_seed else k
         fetch = fetch_for(need, ss.n / max(n, 1), n)
@@ -443,7 +449,9 @@ def search_many_static(
                 plans[~done] = "hnsw_overfetch+exact_fallback"
                 todo = ~done
                 for filled in done[: min(len(done), 64)]:  # learn the fill rate as single queries do
-                    cf.record(bool(filled))
+                    cf.stats.record(bool(filled))
+        if ss.n == 0:  # nothing eligible: every list is empty (main raised IndexError here)
+            todo[:] = False
         if todo.any():
             t_idx = np.flatnonzero(todo)
             if ss.block is not None:
@@ -468,6 +476,7 @@ def search_many_static(
         for j, t in enumerate(idx.tolist()):
             ans.plans[t] = plans[j]
             ans.removed[t] = removed
+            ans.skipped[t] = skipped
     return ans
 
 
@@ -496,7 +505,7 @@ def search_many_keyed(
     v, n = searcher.view, searcher.n
     cfg = cf.config
     tab = table[positions].astype(np.int64)
-    var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = tab.T
+    var, lo, hi, a, b, n_elig, s, e, _seed_in = tab[:, :TABLE_COUNTS].T
     need = k + 1 if cfg.exclude_seed else k
     fetch = min(n, max(4 * need, 64))
     # which seeds an over-fetch is worth trying for: the single query's cost model
@@ -527,7 +536,7 @@ def search_many_keyed(
             plans[h_idx[~done]] = "hnsw_overfetch+exact_fallback"
             todo[d_idx] = False
             for filled in done[: min(len(done), 64)]:
-                cf.record(bool(filled))
+                cf.stats.record(bool(filled))
     # exact: group the seeds left by identical eligible slice of the key order
     t_idx = np.flatnonzero(todo)
     if len(t_idx):
@@ -578,27 +587,9 @@ def search_many_keyed(
                     plans[t] = "exact_subset"
     ans = BatchAnswer(len(positions), k)
     ans.rows, ans.sims, ans.n_elig = rows, sims, n_elig
-    base = dict(cf.base_removed)
+    counts = tab[:, TABLE_COUNTS:].tolist()
     for i in range(len(positions)):
-        removed = dict(base)
-        f = int(flags[i])
-        if cfg.same_category and f & 1:
-            removed["same_category"] = n - int(e[i] - s[i])
-        if rm_g[i] >= 0:
-            removed["same_gender"] = int(rm_g[i])
-        if rm_p[i] >= 0:
-            removed["price_band"] = int(rm_p[i])
-        if f & 2:
-            removed["adult_next_to_non_adult"] = v.n_adult
-        if cfg.exclude_seed:
-            removed["exclude_seed"] = 1
-        skipped = []
-        if cfg.same_category and not f & 1:
-            skipped.append("same_category")
-        if rm_g[i] == -1:
-            skipped.append("same_gender")
-        if rm_p[i] == -1:
-            skipped.append("price_band")
+        removed, skipped = searcher._table_counts(cf, counts[i])
         ans.removed[i] = removed
         ans.skipped[i] = skipped
         ans.plans[i] = plans[i] if n_elig[i] else "empty"
@@ -619,10 +610,6 @@ def search_many_ranked(
     where the caller must answer), or None when the filter has no seed table or is not in the
     cosine space.
     """
-    import time
-
-    from recsys.search import _FETCH_FACTOR, _FETCH_MIN, _matvec
-
     if cf.lean or searcher.space != "cosine" or cf.table_ok is False:
         return None
     table = cf.seed_table if cf.seed_table is not None else searcher._seed_table(cf)
@@ -647,28 +634,106 @@ def search_many_ranked(
     if got is None:
         return out
     labels = got[0]
-    for j, i in enumerate(hnsw):
+    for j, i in enumerate(hnsw):  # the single query's over-fetch, on the batch's first fetch
         t0 = time.perf_counter()
         pos = int(positions[i])
-        var, lo, hi, a, b, n_elig, s, e, rm_g, rm_p, flags = tab[i].tolist()
-        kv = cf.table_kvs[var]
-        rows = labels[j]
-        keys = kv.by_row[rows]
-        ok = keys >= lo
-        ok &= keys < hi
-        if cfg.exclude_seed and flags & 4:
-            ok &= rows != int(v.perm[pos])
-        cp = v.pos_of_row[rows[ok]]
-        q = searcher.qunit[pos]
-        sc = _matvec(np.take(searcher.unit, cp, axis=0), q)
-        order = np.lexsort((cp, -sc))
-        exhausted = len(rows) >= n or len(cp) >= n_elig
-        kp, ks, dropped, final = searcher._rank_rules(cp[order], sc[order], k, cfg, exhausted)
-        cf.record(final)
-        if not final:
-            continue  # the caller answers it (its next fetch or exact search)
-        removed, skipped = searcher._table_counts(cf, s, e, rm_g, rm_p, flags)
-        out[i] = searcher._result(
-            kp, ks, removed, dropped, "hnsw_overfetch", n_elig, t0, skipped, v.item_id_list[pos]
+        row = tab[i].tolist()
+        var, lo, hi, a, b, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
+        removed, skipped = searcher._table_counts(cf, row[TABLE_COUNTS:])
+        qq = Query(searcher.qunit[pos], pos, cf, k, t0, v.item_id_list[pos], removed, skipped)
+        seed_row = int(v.perm[pos]) if seed_in else -1
+        cand = KeyRange(cf.table_kvs[var].by_row, lo, hi, seed_row, v.pos_of_row)
+        # None: the caller answers it (its next fetch or exact search)
+        out[i] = searcher._overfetch(
+            qq, cand, fetch, n_elig, e - s, False, refetch=False, first_rows=labels[j]
         )
     return out
+
+
+class BatchMixin:
+    """:meth:`search_many` of :class:`FilteredSearcher`."""
+
+    def search_many(
+        self,
+        seed_item_ids: Iterable[str],
+        config: FilterConfig | dict[str, Any] | None = None,
+        k: int = 10,
+        skip_unknown: bool = False,
+        num_threads: int = -1,
+    ) -> list[SearchResult | None]:
+        """:meth:`search` for several seeds (``None`` for unknown ones with ``skip_unknown``).
+
+        Batched: filters without ranked-list rules (``max_per_brand``, ``min_similarity``) in
+        the cosine space are answered with one multi-threaded hnswlib ``knn_query`` over all
+        seeds, vectorised eligibility tests and one BLAS product per group of seeds that need
+        exact search (:mod:`recsys.search.batch`); the rest seed by seed. The same rules, counts
+        and guarantees as :meth:`search`; ``elapsed_ms`` is the batch's time per seed.
+
+        Parameters
+        ----------
+        num_threads : int
+            hnswlib and BLAS threads for the batch (-1: every core).
+        """
+        t0 = time.perf_counter()
+        cfg = FilterConfig.from_dict(config)
+        cf = self.compile(cfg)
+        items = seed_item_ids if isinstance(seed_item_ids, list) else list(seed_item_ids)
+        found = list(map(self.view.pos_of_id.get, items))
+        if None in found:  # unknown ids, or ids given as other types than str
+            found = [self.view.pos_of_id.get(str(s), -1) for s in items]
+        positions = np.array(found, dtype=np.int64)
+        unknown = np.flatnonzero(positions < 0)
+        if len(unknown) and not skip_unknown:
+            raise UnknownItemError(
+                f"item '{items[int(unknown[0])]}' has no vector in this run: pick another seed item"
+            )
+        known = np.flatnonzero(positions >= 0)
+        out: list[SearchResult | None] = [None] * len(items)
+        got = None
+        if len(known) > 1 and k >= 1 and self.n >= 2:
+            threads = resolve_threads(num_threads)
+            if cf.static and cf.lean:
+                got = search_many_static(self, cf, positions[known], k, threads)
+            elif cf.lean:
+                got = search_many_keyed(self, cf, positions[known], k, threads)
+            else:
+                ranked = search_many_ranked(self, cf, positions[known], k, threads)
+                if ranked is not None:
+                    for j, i in enumerate(known.tolist()):
+                        res = ranked[j]
+                        if res is None:
+                            res = self.search(str(items[i]), cfg, k)
+                        elif self._tie_of is not None:
+                            p = int(positions[i])
+                            res = self._fix_ties(res, self.qunit[p], p, cfg, k, exact_ok=False)
+                        out[i] = res
+                    return out
+        if got is None:
+            for i in known.tolist():
+                out[i] = self.search(str(items[i]), cfg, k)
+            return out
+        ms = (time.perf_counter() - t0) * 1e3 / len(known)
+        counts = np.count_nonzero(got.rows >= 0, axis=1).tolist()
+        ids2 = self._ids_by_row()[np.maximum(got.rows, 0)].tolist()  # one C call for the whole batch
+        rows2, sims2 = got.rows.tolist(), got.sims.tolist()
+        n_elig = got.n_elig.tolist()
+        seed_ids = self.view.item_ids[positions[known]].tolist()
+        for j, i in enumerate(known.tolist()):
+            c = counts[j]
+            if c < k:
+                ids2[j], sims2[j], rows2[j] = ids2[j][:c], sims2[j][:c], rows2[j][:c]
+            out[i] = SearchResult(
+                ids2[j],
+                sims2[j],
+                rows2[j],
+                dict(got.removed[j]),
+                got.plans[j],
+                n_elig[j],
+                ms,
+                list(got.skipped[j]),
+                seed_ids[j],
+            )
+            if self._tie_of is not None and counts[j]:
+                p = int(positions[i])
+                out[i] = self._fix_ties(out[i], self.qunit[p], p, cfg, k, exact_ok=False)
+        return out

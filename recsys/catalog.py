@@ -1,0 +1,294 @@
+"""Catalogue attributes aligned with vector rows (:class:`CatalogView`), and the one item search."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.schema import CATEGORY_SEP
+from recsys.filters import _norm_brand
+
+logger = logging.getLogger(__name__)
+
+_NO_PRICE = np.iinfo(np.int32).max
+
+
+# -- catalogue attributes ------------------------------------------------------------
+def _codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), sort=False)
+    return codes.astype(np.int32), np.asarray(uniques, dtype=object)
+
+
+def _norm_title(s: pd.Series) -> pd.Series:
+    return s.fillna("").astype(str).str.casefold().str.split().str.join(" ")
+
+
+class CatalogView:
+    """Catalogue attributes aligned with vector rows, as NumPy arrays.
+
+    Items are stored in *position* order: sorted by category path codes so
+    that each category, at every level, is one contiguous slice. ``perm[pos]``
+    is the vector row of position ``pos`` and ``pos_of_row[row]`` the reverse.
+
+    Parameters
+    ----------
+    item_ids : sequence of str
+        Item id of each vector row.
+    catalog : pandas.DataFrame
+        Catalogue (CATALOG_COLUMNS); items missing from it get empty
+        attributes (no category, brand, gender or price; not adult).
+    """
+
+    def __init__(self, item_ids: Sequence[str] | np.ndarray, catalog: pd.DataFrame) -> None:
+        ids = np.asarray(item_ids, dtype=str)
+        n = len(ids)
+        self.n = n
+        dedup = catalog.drop_duplicates("item_id")
+        cat = dedup.set_index(dedup["item_id"].astype(str).rename(None))
+        aligned = cat.reindex(pd.Index(ids, dtype=object))
+        missing = int(aligned["item_id"].isna().sum()) if "item_id" in aligned else n
+        if missing:
+            logger.warning(
+                "%d of %d vector rows have no catalogue entry; they get empty attributes", missing, n
+            )
+
+        def col(name: str, default: Any) -> pd.Series:
+            if name in aligned:
+                return aligned[name]
+            return pd.Series([default] * n, index=aligned.index, dtype=object)
+
+        category = col("category", "").fillna("").astype(str)
+        parts = category.str.split(CATEGORY_SEP, regex=False)
+        depth = int(parts.map(len).max()) if n else 1
+        self.max_level = max(depth - 1, 0)
+        level_strings = [
+            parts.map(lambda p, lv=lv: CATEGORY_SEP.join(p[: lv + 1])) for lv in range(self.max_level + 1)
+        ]
+        raw_codes = [_codes(s)[0] for s in level_strings]
+        perm = np.lexsort(tuple(reversed(raw_codes))) if n else np.zeros(0, dtype=np.int64)
+        self.perm = perm.astype(np.int64)
+        self.pos_of_row = np.empty(n, dtype=np.int64)
+        self.pos_of_row[self.perm] = np.arange(n)
+        self.item_ids = ids[self.perm]
+        #: per level: codes in position order (non-decreasing), bounds[c]..bounds[c+1] is code c's slice
+        self.cat_codes: list[np.ndarray] = []
+        self.cat_bounds: list[np.ndarray] = []
+        self.cat_names: list[np.ndarray] = []
+        for s in level_strings:
+            values = s.to_numpy(dtype=object)[self.perm]
+            codes, names = _codes(values)
+            self.cat_codes.append(codes)
+            self.cat_bounds.append(np.searchsorted(codes, np.arange(len(names) + 1)).astype(np.int64))
+            self.cat_names.append(names)
+        self.cat_empty = category.to_numpy(dtype=object)[self.perm] == ""
+
+        gender = col("gender", "").fillna("").astype(str).to_numpy(dtype=object)[self.perm]
+        self.gender, self.gender_names = _codes(gender)
+        self.gender_counts = np.bincount(self.gender, minlength=len(self.gender_names))
+
+        brand = col("brand", "").fillna("").astype(str).to_numpy(dtype=object)[self.perm]
+        norm_brand = np.array([_norm_brand(b) for b in brand], dtype=object) if n else brand
+        self.brand, self.brand_keys = _codes(norm_brand)
+        self.brand_display = (
+            pd.Series(brand).groupby(self.brand).first().to_numpy(dtype=object) if n else brand
+        )
+        self.brand_code = {k: i for i, k in enumerate(self.brand_keys)}
+        self.no_brand = self.brand_code.get("", -1)
+        self.brand_counts = np.bincount(self.brand, minlength=len(self.brand_keys))
+
+        price = pd.to_numeric(col("price", np.nan), errors="coerce").to_numpy(dtype=np.float64)[self.perm]
+        self.price = price
+        finite = np.isfinite(price)
+        self.sorted_prices = np.sort(price[finite])
+        #: sorted distinct known prices, and each position's rank among them (_NO_PRICE when
+        #: missing): ``lo <= price <= hi`` is exactly ``rank_range(lo, hi)[0] <= rank < [1]``
+        self.price_values = np.unique(self.sorted_prices)
+        self.price_rank = np.full(n, _NO_PRICE, dtype=np.int32)
+        self.price_rank[finite] = np.searchsorted(self.price_values, price[finite]).astype(np.int32)
+        self._price_list = self.price_values.tolist()  # bisect on a list beats a NumPy call per query
+        #: items whose price rank is below r, for r in 0..len(price_values)
+        self.rank_cum = np.zeros(len(self.price_values) + 1, dtype=np.int64)
+        np.cumsum(
+            np.bincount(self.price_rank[finite], minlength=len(self.price_values)), out=self.rank_cum[1:]
+        )
+
+        adult = col("adult", False)
+        self.adult = adult.fillna(False).astype(bool).to_numpy()[self.perm]
+        self.n_adult = int(self.adult.sum())
+
+        title = _norm_title(col("title", "")).to_numpy(dtype=object)[self.perm]
+        self.title, self.title_names = _codes(title)
+        self.title_counts = np.bincount(self.title, minlength=len(self.title_names))
+        self.empty_title = (
+            int(np.flatnonzero(self.title_names == "")[0]) if (self.title_names == "").any() else -1
+        )
+        self.item_id_list: list[str] = self.item_ids.tolist()
+        self.item_id_by_row: list[str] = ids.tolist()  # vector row order
+        self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_id_list)}
+        self._catalog = aligned
+
+    def has_brand(self, brands: Sequence[str]) -> np.ndarray:
+        """Boolean per position: the item's brand is one of ``brands`` (case-insensitive)."""
+        codes = [self.brand_code[b] for b in map(_norm_brand, brands) if b in self.brand_code]
+        table = np.zeros(len(self.brand_keys), dtype=bool)
+        table[codes] = True
+        return table[self.brand]
+
+    def position(self, item_id: str) -> int:
+        """Position of an item id, or -1."""
+        return self.pos_of_id.get(str(item_id), -1)
+
+    def count_price_between(self, lo: float, hi: float) -> int:
+        """Items with a known price in [lo, hi] (O(log n))."""
+        sp = self.sorted_prices
+        return int(sp.searchsorted(hi, side="right") - sp.searchsorted(lo, side="left"))
+
+    def rank_range(self, lo: float, hi: float) -> tuple[int, int]:
+        """[start, end) of the price ranks whose price lies in [lo, hi] (O(log n))."""
+        return bisect.bisect_left(self._price_list, lo), bisect.bisect_right(self._price_list, hi)
+
+    def category_slice(self, pos: int, level: int) -> tuple[int, int] | None:
+        """The [start, end) slice of the seed's category at ``level`` (None if it has none)."""
+        if self.cat_empty[pos]:
+            return None
+        lv = min(level, self.max_level)
+        code = self.cat_codes[lv][pos]
+        b = self.cat_bounds[lv]
+        return int(b[code]), int(b[code + 1])
+
+    def attributes(self, positions: np.ndarray) -> pd.DataFrame:
+        """Catalogue rows (all columns) for positions, in that order."""
+        return self._catalog.iloc[self.perm[positions]].reset_index(drop=True)
+
+    def flag(self, name: str, missing: bool) -> np.ndarray:
+        """Boolean column ``name`` per position (cached); ``missing`` where the value (or the
+        column) is missing. Accepts booleans, 0/1 and the usual words (true/false, yes/no)."""
+        cache = self.__dict__.setdefault("_flags", {})
+        key = (name, missing)
+        got = cache.get(key)
+        if got is None:
+            col = self._catalog[name] if name in self._catalog else pd.Series([None] * self.n, dtype=object)
+            got = cache[key] = _as_flags(col, missing)[self.perm]
+        return got
+
+    def has_column(self, name: str) -> bool:
+        """Whether the catalogue file has column ``name`` (a rule reading it is available)."""
+        return name in self.columns
+
+    @property
+    def columns(self) -> list[str]:
+        """The catalogue's columns (as stored; missing standard ones are filled with defaults)."""
+        return [str(c) for c in self._catalog.columns]
+
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def _as_flags(col: pd.Series, missing: bool) -> np.ndarray:
+    """A catalogue column as booleans (``missing`` where missing or not a boolean word)."""
+    if col.dtype == bool:
+        return col.to_numpy()
+    words = col.map(lambda x: str(x).strip().casefold() if x is not None and x == x else "")
+    out = np.full(len(col), missing, dtype=bool)
+    out[words.isin(_TRUE).to_numpy()] = True
+    out[words.isin(_FALSE).to_numpy()] = False
+    return out
+
+
+# -- the one item search -------------------------------------------------------------------
+_search_cache: weakref.WeakKeyDictionary[CatalogView, tuple[Any, Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _search_columns(view: CatalogView) -> tuple[Any, Any, Any]:
+    """Distinct normalised titles, distinct brand keys and case-folded item ids as Arrow
+    strings (cached per view)."""
+    hit = _search_cache.get(view)
+    if hit is None:
+        titles = pd.Series(np.asarray(view.title_names, dtype=object), dtype="string[pyarrow]")
+        brands = pd.Series(np.asarray(view.brand_keys, dtype=object), dtype="string[pyarrow]")
+        ids_lower = pd.Series(np.asarray(view.item_ids, dtype=object), dtype="string[pyarrow]").str.casefold()
+        hit = (titles, brands, ids_lower)
+        _search_cache[view] = hit
+    return hit
+
+
+def search_items(view: CatalogView, query: str | None, limit: int | None = None) -> np.ndarray:
+    """Positions of the items whose title, brand or id contains ``query`` (case-insensitive), best first.
+
+    The one item search (seed pickers, the map's highlight). Ranking: an exact id match
+    first, then titles starting with the query, then any other match (title, brand or id
+    containing it); ties in position order. Vectorised (Arrow string kernels) over the
+    distinct titles and brands of the view. ``limit``: at most this many (None: all).
+    """
+    q = " ".join(str(query or "").split()).casefold()
+    if not q:
+        return np.zeros(0, dtype=np.int64)
+    titles, brands, ids_lower = _search_columns(view)
+    hit_title = titles.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
+    starts = titles.str.startswith(q).to_numpy(dtype=bool, na_value=False)
+    hit_brand = brands.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
+    id_exact = (ids_lower == q).to_numpy(dtype=bool, na_value=False)
+    id_hit = ids_lower.str.contains(q, regex=False).to_numpy(dtype=bool, na_value=False)
+    score = (
+        np.where(id_exact, 3, 0)
+        + np.where(starts[view.title], 2, 0)
+        + (hit_title[view.title] | hit_brand[view.brand] | id_hit)
+    )
+    pos = np.flatnonzero(score > 0)
+    order = np.argsort(-score[pos], kind="stable")
+    return pos[order if limit is None else order[:limit]]
+
+
+# -- loading without vectors or index ------------------------------------------------------
+# (data dir, run id or "", dataset, stamps of item_ids.npy and report.json) -> view
+_views: dict[tuple[Any, ...], CatalogView] = {}
+_views_lock = threading.Lock()
+
+
+def run_catalog_view(registry: Any, run_id: str) -> CatalogView:
+    """The catalogue view of a run, loaded without its vectors or index.
+
+    An embedding run's view is aligned with its vector rows (``item_ids.npy``), so its
+    positions are those of the run's searcher; a run without vectors (popularity,
+    co-occurrence) gets a view over its dataset's whole catalogue. Cached per run while
+    ``item_ids.npy`` and the dataset's ``report.json`` are unchanged (a re-import).
+
+    Raises
+    ------
+    RecsysError
+        Unknown run, dataset missing or unreadable.
+    """
+    from recsys._io import file_stamp
+    from recsys.data.schema import dataset_report_path, load_stored_catalog
+
+    meta = registry.get(run_id)
+    name = meta["dataset"]["name"]
+    ids_path = registry.run_dir(run_id) / "item_ids.npy"
+    embedding = bool(meta.get("is_embedding", True)) and ids_path.exists()
+    key = (
+        str(registry.root),
+        run_id if embedding else "",
+        name,
+        file_stamp(ids_path) if embedding else None,
+        file_stamp(dataset_report_path(name, registry.root)),
+    )
+    with _views_lock:
+        view = _views.get(key)
+    if view is not None:
+        return view
+    catalog = load_stored_catalog(name, registry.root)
+    ids = np.load(ids_path, allow_pickle=False) if embedding else catalog["item_id"].astype(str).to_numpy()
+    view = CatalogView(ids, catalog)
+    with _views_lock:
+        for old in [k for k in _views if k[:3] == key[:3]]:
+            del _views[old]
+        _views[key] = view
+    return view

@@ -1,0 +1,191 @@
+"""The planner: estimated costs of each plan, the learned fill rates, the choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recsys.search.batch import StaticSet
+    from recsys.search.compiled import CompiledFilter
+
+PLANS = ("auto", "exact", "hnsw_overfetch", "hnsw_filter")
+
+#: Rough single-query costs in microseconds at d=64, measured on a busy 2-core
+#: x86 machine (hnswlib 0.8, OpenBLAS on one thread) with the benchmark's data;
+#: only their ratios matter. Vector work scales with d/64. Exact search pays a
+#: dozen NumPy calls and memory-bound passes; a beam search touches a few
+#: hundred vectors.
+_COST_HNSW_BASE = 30.0  # a beam search's fixed part
+_COST_HNSW_PER_EF = 1.2  # per unit of max(ef, fetch)
+_COST_EXACT_BASE = 50.0  # fixed part of an exact search
+_COST_DENSE_PER_ROW = 0.015  # dot product, per row (scales with d)
+_COST_SELECT_PER_ROW = 0.02  # masking + argpartition, per row
+_COST_SCAN_PER_ROW = 0.002  # mask + flatnonzero over the domain
+_COST_GATHER_PER_ROW = 0.02  # copying one row (scales with d)
+_SAFETY = 1.5
+#: Seeded automatic queries a filter answers from the general path (0.1-0.4 ms each at
+#: 100k items) before its seed table is built (30-110 ms once, then 0.1-0.3 ms a query):
+#: a filter toggled in Explore is answered at once; a serving preset builds it early.
+_TABLE_AFTER = 8
+#: first over-fetch of the automatic plan: max(_FETCH_FACTOR * need, _FETCH_MIN)
+_FETCH_FACTOR = 4
+_FETCH_MIN = 64
+#: learning how often the first over-fetch fills the list (per compiled filter)
+_PRIOR_WEIGHT = 2.0  # pseudo-observations given to the independence estimate
+_EXPLORE_FIRST = 8  # always try the over-fetch on a filter's first queries when it may pay
+_EXPLORE_EVERY = 16  # ... and then on every 16th query, so that the rate keeps being learned
+_DECAY_AT = 256.0  # halve the counts past this many tries (forget old behaviour)
+#: below this many items, per-filter structures are built inline (well under a millisecond);
+#: from it on, by the searcher's background thread, off the request path
+_BACKGROUND_MIN_ITEMS = 20_000
+#: static filters' plan costs in microseconds at d=64 (measured on this 2-core machine,
+#: hnswlib 0.8, OpenBLAS on one thread, 100k x 64): a beam search costs about
+#: 15 + 0.75 * max(ef, fetch); a matrix-vector product over a dense block 0.0045 per row
+#: while the block fits in the CPU caches (4 MB) and 0.012 beyond; choosing the top k
+#: (argpartition) 0.004 per row; gathering rows with np.take 0.008 per row
+_S_HNSW_BASE = 15.0
+_S_HNSW_PER_EF = 0.75
+_S_EXACT_BASE = 12.0
+_S_GEMV_ROW = 0.0045
+_S_GEMV_ROW_COLD = 0.012
+_S_SELECT_ROW = 0.004
+_S_GATHER_ROW = 0.008
+_S_CACHE_BYTES = 4 << 20
+#: a static filter gets its own HNSW index over its eligible block (built in the background)
+#: once it has answered this many queries, keeps at least this many items, and its exact
+#: search costs more than this many beam searches
+_SUB_AFTER = 16
+_SUB_MIN_ROWS = 2048
+_SUB_GAIN = 1.3
+#: most memory the per-category graphs of one filter may take (eligible blocks + graphs)
+_BLOCKS_MAX_BYTES = 256 << 20
+
+
+@dataclass
+class FillStats:
+    """What the planner learns per compiled filter: how often its first over-fetch filled the list.
+
+    Decayed counts, updated without a lock (a lost update only nudges a statistic).
+    ``queries``: automatic-plan queries that weighed the over-fetch against exact search.
+    """
+
+    first_tries: float = 0.0
+    first_hits: float = 0.0
+    queries: int = 0
+
+    def fill_rate(self, prior: float) -> float:
+        """Estimated chance that the first over-fetch fills the list."""
+        return (self.first_hits + _PRIOR_WEIGHT * prior) / (self.first_tries + _PRIOR_WEIGHT)
+
+    def record(self, filled: bool) -> None:
+        """Learn from one first over-fetch."""
+        tries, hits = self.first_tries + 1.0, self.first_hits + float(filled)
+        if tries > _DECAY_AT:
+            tries, hits = tries / 2, hits / 2
+        self.first_tries, self.first_hits = tries, hits
+
+
+class PlannerMixin:
+    """Cost estimates and plan choice of :class:`~recsys.search.searcher.FilteredSearcher`."""
+
+    # -- planning ------------------------------------------------------------------
+    def _exact_costs(self, domain: int, n_elig: int, scan: bool = True) -> tuple[float, float]:
+        """Estimated cost (us) of a dense exact search over the domain and of a gathered one.
+
+        ``scan``: gathering needs a pass over the domain first (not with a key index).
+        """
+        dense = _COST_EXACT_BASE + domain * (_COST_DENSE_PER_ROW * self._dscale + _COST_SELECT_PER_ROW)
+        gather = (
+            _COST_EXACT_BASE
+            + (domain * _COST_SCAN_PER_ROW if scan else 0.0)
+            + n_elig * ((_COST_GATHER_PER_ROW + _COST_DENSE_PER_ROW) * self._dscale + _COST_SELECT_PER_ROW)
+        )
+        return dense, gather
+
+    def _hnsw_cost(self, fetch: int) -> float:
+        ef = self._index.ef if self._index is not None else self._ef
+        return _COST_HNSW_BASE + _COST_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
+
+    def _next_fetch(
+        self, fetch: int, domain: int, n_elig: int, scan: bool = False, auto: bool = True
+    ) -> int | None:
+        """The next, 4x larger over-fetch, or None when it would reach the whole catalogue or
+        (``auto``) cost more than an exact search over the eligible items (``domain`` rows,
+        ``n_elig`` eligible; ``scan``: gathering them needs a pass over the domain first)."""
+        fetch *= 4
+        if fetch >= self.n:
+            return None
+        if auto and 2 * self._hnsw_cost(fetch) > min(self._exact_costs(domain, n_elig, scan=scan)):
+            return None
+        return fetch
+
+    def _choose(self, cf: CompiledFilter, domain: int, scan: bool, n_elig: int, fetch: int, need: int) -> str:
+        """Pick ``exact`` or ``hnsw_overfetch`` for one query by expected cost.
+
+        Over-fetching first costs one beam search and, when the fetched
+        candidates hold fewer than ``need`` eligible items, an exact search on
+        top. How often it fills the list is learned per compiled filter
+        (filters correlate with the vectors: "same category" keeps most of a
+        seed's neighbours although it keeps 5% of the catalogue), starting
+        from what independence would predict, and re-checked now and then
+        while exact search is preferred. ``domain``: the rows an exact search
+        would scan; ``scan``: whether gathering the eligible rows needs a pass
+        over them first (not with a key index).
+        """
+        if self.exact_max_rows is not None and n_elig <= self.exact_max_rows:
+            return "exact"
+        c_x = min(self._exact_costs(domain, n_elig, scan=scan))
+        c_h = self._hnsw_cost(fetch)
+        if c_x <= c_h:
+            return "exact"
+        expected = fetch * n_elig / self.n  # eligible among the fetched, were filter and vectors independent
+        prior = min(1.0, max(0.0, (expected / need - 0.5)))  # 0 below need/2, 1 above 1.5*need
+        st = cf.stats
+        p = st.fill_rate(prior)
+        st.queries += 1
+        if c_h + (1.0 - p) * c_x < c_x:
+            return "hnsw_overfetch"
+        if st.first_tries < _EXPLORE_FIRST or st.queries % _EXPLORE_EVERY == 0:
+            return "hnsw_overfetch"
+        return "exact"
+
+    # -- static filters ------------------------------------------------------------------
+    def _static_exact_cost(self, ss: StaticSet) -> float:
+        m, dscale = ss.n, self._dscale
+        gemv = _S_GEMV_ROW if m * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+        cost = _S_EXACT_BASE + m * (gemv * dscale + _S_SELECT_ROW)
+        if ss.block is None:
+            cost += m * _S_GATHER_ROW * dscale
+        return cost
+
+    def _static_hnsw_cost(self, fetch: int) -> float:
+        ef = self._index.ef if self._index is not None else self._ef
+        return _S_HNSW_BASE + _S_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
+
+    def _static_prefers_exact(self, cf: CompiledFilter, ss: StaticSet, fetch: int) -> bool:
+        """Exact search over the eligible block, or an over-fetch of ``fetch`` candidates?
+
+        By expected cost: the over-fetch is sized to fill the list with ~99% probability
+        were filter and vectors independent; how often it really fills is learned per
+        filter (the fallback is an exact search on top), and re-checked now and then.
+        """
+        if self.exact_max_rows is not None and ss.n <= self.exact_max_rows:
+            return True
+        if fetch >= self.n:
+            return True
+        costs = ss.costs.get((fetch, -1))
+        if costs is None:
+            costs = ss.costs[(fetch, -1)] = (
+                fetch,
+                self._static_exact_cost(ss),
+                self._static_hnsw_cost(fetch),
+            )
+        _, c_x, c_h = costs
+        if c_h >= c_x:
+            return True
+        st = cf.stats
+        st.queries += 1
+        if c_h + (1.0 - st.fill_rate(0.99)) * c_x < c_x:
+            return False
+        return st.queries % _EXPLORE_EVERY != 0

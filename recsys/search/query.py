@@ -1,0 +1,103 @@
+"""The query object of the executor, and the candidate tests of its over-fetch.
+
+:class:`Query` carries what every search path needs to answer one query (the vector, the
+seed, the compiled filter, k, the start time and the counts so far) instead of a dozen
+arguments. The over-fetch (:meth:`~recsys.search.searcher.FilteredSearcher._overfetch`)
+tests HNSW labels with one of two candidate tests:
+
+:class:`KeyRange`
+    One int per vector row and a range ``[lo, hi)``: a key index's keys (the seed's key
+    range), or a static eligible set's per-row boolean (``[1, 2)``). The seed's own row is
+    dropped.
+:class:`DomainMask`
+    The general path: the seed's domain slice with a mask over it (or the filter's base
+    mask, or a key range by position), as :meth:`CompileMixin._keep_eligible` applies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recsys.search.compiled import CompiledFilter, _SeedRules
+
+#: seed-table columns before the rules' count columns (:meth:`CompileMixin._seed_table`): variant,
+#: key range lo/hi, its slice a/b of the key order, eligible count, domain s/e, seed inside its
+#: own key range
+TABLE_COUNTS = 9
+
+
+@dataclass(slots=True)
+class Query:
+    """One query: vector ``q`` (unit in the cosine space), seed position ``pos`` (None for a
+    bare vector) and id, the compiled filter, ``k``, the start time (``perf_counter``) and the
+    rule counts and skipped rules resolved so far."""
+
+    q: np.ndarray
+    pos: int | None
+    cf: CompiledFilter
+    k: int
+    t0: float
+    seed_id: str | None
+    removed: dict[str, int]
+    skipped: list[str]
+
+
+class KeyRange:
+    """Eligible rows: ``lo <= by_row[row] < hi``, the seed's row (``seed_row``, -1: none) excluded."""
+
+    __slots__ = ("by_row", "lo", "hi", "seed_row", "pos_of_row")
+
+    def __init__(self, by_row: np.ndarray, lo: int, hi: int, seed_row: int, pos_of_row: np.ndarray) -> None:
+        self.by_row, self.lo, self.hi, self.seed_row, self.pos_of_row = by_row, lo, hi, seed_row, pos_of_row
+
+    def first(self, rows: np.ndarray, k: int) -> tuple[list[int], list[int]]:
+        """Indices (into ``rows``, in order) of the first ``k`` eligible rows, and ``rows`` up to
+        the last of them as a list.
+
+        A few dozen candidates: one gather, then plain lists (each NumPy call costs
+        microseconds of dispatch, more with the cold caches of a serving loop); the scan stops
+        at the k-th eligible label (k+1 while the seed, eligible, may be among them).
+        """
+        keys = self.by_row[rows.view(np.int64) if rows.dtype == np.uint64 else rows].tolist()
+        lo, hi, seed = self.lo, self.hi, self.seed_row
+        want = k + (seed >= 0)
+        sel = []
+        for j, x in enumerate(keys):
+            if lo <= x < hi:
+                sel.append(j)
+                if len(sel) == want:
+                    break
+        rl = rows[: sel[-1] + 1].tolist() if sel else []
+        if seed >= 0:
+            if seed in rl:  # eligible, usually first: its own vector
+                sel.remove(rl.index(seed))
+            del sel[k:]
+        return sel, rl
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of the eligible rows, in HNSW order."""
+        keys = self.by_row[rows]
+        ok = keys >= self.lo
+        ok &= keys < self.hi
+        if self.seed_row >= 0:
+            ok &= rows != self.seed_row
+        return self.pos_of_row[rows[ok]]
+
+
+class DomainMask:
+    """Eligible positions of the general path: the seed's rules ``r`` with the domain mask
+    (None when :meth:`CompileMixin._eligibility` needed none)."""
+
+    __slots__ = ("searcher", "cf", "r", "mask")
+
+    def __init__(self, searcher: Any, cf: CompiledFilter, r: _SeedRules, mask: np.ndarray | None) -> None:
+        self.searcher, self.cf, self.r, self.mask = searcher, cf, r, mask
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of the eligible rows, in HNSW order."""
+        p = self.searcher.view.pos_of_row[rows]
+        return self.searcher._keep_eligible(self.cf, self.r, p, self.mask)

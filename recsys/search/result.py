@@ -1,0 +1,55 @@
+"""The answer of one filtered search."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class SearchResult:
+    """Neighbours of one seed (or query vector) after filtering.
+
+    Attributes
+    ----------
+    item_ids : list of str
+        Best first.
+    scores : list of float
+        Cosine similarity (or dot product for an ``ip`` run), exact to float32 rounding.
+    rows : list of int
+        Vector rows of the results (``model.item_ids_[rows] == item_ids``).
+    removed_by_rule : dict
+        rule -> items it rejects on its own over the whole catalogue (rules
+        overlap, so these do not add up). ``min_similarity`` counts the
+        items passing every mask rule but scoring below it (whatever k);
+        ``max_per_brand`` counts the ranked candidates it dropped while the
+        list was filled.
+    plan : str
+        How the planner answered (``exact_range``, ``exact_subset``,
+        ``hnsw_overfetch``, ``hnsw_overfetch+exact_fallback``, ``hnsw_filter``,
+        ``empty``).
+    n_eligible : int
+        Items passing every mask rule and ``min_similarity`` (before
+        ``max_per_brand``, a rule on the ranked list).
+    elapsed_ms : float
+    skipped_rules : list of str
+        Seed-dependent rules not applied because the seed lacks the attribute.
+    seed_item_id : str or None
+    """
+
+    item_ids: list[str]
+    scores: list[float]
+    rows: list[int]
+    removed_by_rule: dict[str, int]
+    plan: str
+    n_eligible: int
+    elapsed_ms: float
+    skipped_rules: list[str] = field(default_factory=list)
+    seed_item_id: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for the REST API and dcc.Store)."""
+        return asdict(self)

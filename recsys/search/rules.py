@@ -1,0 +1,418 @@
+"""The rule table: every filter rule, once.
+
+One :class:`Rule` per rule: its name (the key of ``removed_by_rule``), the label users see,
+its kind, the catalogue column it reads, the :class:`~recsys.filters.FilterConfig` fields
+that switch it on (and how the filter panel edits them), and one small pure function per
+kind, like the local filters of a vector database (one function per condition):
+
+``MASK`` (a catalogue mask, seed-independent)
+    ``keep(view, cfg) -> bool per position``: the items the rule keeps. The compiled
+    filter ANDs them into its base mask and counts ``n - kept`` as the rule's removals; the
+    key indexes, static eligible sets, seed tables and batch paths all start from that mask,
+    so a new mask rule needs nothing else in the executor.
+``SEED`` (relative to the seed)
+    ``resolve(view, cf, pos) -> (removed, param)``: the seed's value ``param`` (its gender
+    code, price-rank band, banned-brand table, title code...) and the items the rule
+    removes on its own, or ``SKIPPED`` (-1: the seed lacks the attribute) or ``OFF`` (-2:
+    the rule does not apply to this seed); vectorised: ``pos`` may be an array of every
+    seed (the seed table) or one position (a query). ``test(view, idx, param) -> bool per
+    item of idx``: whether the items at positions ``idx`` (a slice or an array) pass. A
+    query's per-item evaluation and the vectorised one over a domain both call it
+    (:meth:`CompileMixin._item_tests`). ``channel`` says how the executor can apply it
+    without testing every item: ``"domain"`` (a contiguous category slice), ``"key"`` (a
+    range of a per-filter key index: gender, price rank, adult), ``"seed"`` (one position),
+    or ``"scan"`` (the default: :func:`test` over the domain).
+``RANKED`` (applied to the ranked list)
+    Rules that need the scores or the order of the list (``min_similarity``,
+    ``max_per_brand``): applied by the executor after scoring, before the cut to k.
+
+The table drives the filter panel's field lists (:mod:`components.filter_panel`),
+Explore's labels (``RULE_LABELS``), :meth:`FilterConfig.active_rules` and the property
+test's strategies. A rule whose ``column`` the catalogue lacks is *unavailable*
+(:func:`unavailable`): the panel disables its control with ``hint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recsys.catalog import CatalogView
+    from recsys.filters import FilterConfig
+
+MASK = "catalogue mask"
+SEED = "relative to the seed"
+RANKED = "applied to the ranked list"
+KINDS = (MASK, SEED, RANKED)
+
+#: ``removed`` of a seed rule that the seed lacks the attribute for (reported in ``skipped_rules``)
+SKIPPED = -1
+#: ``removed`` of a seed rule that does not apply to this seed (an adult seed, no seed at all)
+OFF = -2
+
+#: how the filter panel edits a FilterConfig field
+SWITCH, NUMBER, LEVEL, BRANDS, PAIRS, SLIDER, COUNT = (
+    "switch",
+    "number",
+    "level",
+    "brands",
+    "pairs",
+    "slider",
+    "count",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One filter rule (see the module docstring).
+
+    ``fields``: (FilterConfig field, control kind) pairs the rule reads, in panel order;
+    ``on(cfg)``: whether the config switches the rule on; ``implicit``: always on, no control
+    (adult items next to a non-adult seed); ``varies``: a seed rule whose eligible set differs
+    between seeds beyond the seed itself (False for ``exclude_seed``, so a filter with only
+    mask rules and it stays *static*).
+    """
+
+    name: str
+    label: str
+    kind: str
+    column: str | None
+    fields: tuple[tuple[str, str], ...]
+    on: Callable[[FilterConfig], bool]
+    keep: Callable[[CatalogView, FilterConfig], np.ndarray] | None = None
+    resolve: Callable[[CatalogView, Any, Any], tuple[Any, Any]] | None = None
+    test: Callable[[CatalogView, Any, Any], np.ndarray] | None = None
+    channel: str = "scan"
+    implicit: bool = False
+    varies: bool = True
+    hint: str = ""
+    #: the filter panel's group ("relation", "exclusions", "price", "brands") and switch text
+    group: str = ""
+    control_label: str = ""
+    #: ``column`` is optional in catalogues: without it the rule is unavailable (the panel
+    #: disables its control with :func:`unavailable`'s hint; a config that switches it on
+    #: anyway has it skipped, listed in ``skipped_rules``)
+    optional_column: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"rule {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == MASK and self.keep is None:
+            raise ValueError(f"rule {self.name}: a catalogue-mask rule needs a keep(view, cfg) function")
+        if self.kind == SEED and (self.resolve is None or self.test is None):
+            raise ValueError(f"rule {self.name}: a seed rule needs resolve() and test() functions")
+
+
+# -- catalogue masks ---------------------------------------------------------------------------
+def _keep_price_range(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
+    lo = cfg.price_min if cfg.price_min is not None else -np.inf
+    hi = cfg.price_max if cfg.price_max is not None else np.inf
+    with np.errstate(invalid="ignore"):
+        return (view.price >= lo) & (view.price <= hi)  # a missing price (NaN) is never in range
+
+
+def _keep_brands_allow(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
+    return view.has_brand(cfg.brands_allow)
+
+
+def _keep_brands_deny(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
+    return ~view.has_brand(cfg.brands_deny)
+
+
+def _keep_not_adult(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
+    return ~view.adult
+
+
+# -- relative to the seed: the seed's value (vectorised over seeds) ------------------------------
+def _resolve_category(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    if pos is None:
+        return SKIPPED, None
+    lv = min(cf.config.category_level, view.max_level)
+    code = view.cat_codes[lv][pos]
+    b = view.cat_bounds[lv]
+    return np.where(view.cat_empty[pos], SKIPPED, view.n - (b[code + 1] - b[code])), (lv, code)
+
+
+def _resolve_gender(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    if pos is None:
+        return SKIPPED, None
+    g = view.gender[pos]
+    return np.where(view.gender_names[g] == "", SKIPPED, view.n - view.gender_counts[g]), g
+
+
+def _resolve_price_band(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    if pos is None:
+        return SKIPPED, None
+    cfg = cf.config
+    sp = view.price[pos]
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(sp) & (sp > 0)
+        lo = cfg.price_ratio_min * sp if cfg.price_ratio_min is not None else -np.inf
+        hi = cfg.price_ratio_max * sp if cfg.price_ratio_max is not None else np.inf
+    # ranks of the known prices in [lo, hi]: missing prices (no rank) drop out, as NaN comparisons would
+    rank_lo = np.searchsorted(view.price_values, np.where(valid, lo, 0.0), side="left")
+    rank_hi = np.searchsorted(view.price_values, np.where(valid, hi, 0.0), side="right")
+    kept = view.rank_cum[rank_hi] - view.rank_cum[rank_lo]
+    return np.where(valid, view.n - kept, SKIPPED), (rank_lo, rank_hi)
+
+
+def _resolve_banned(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    if pos is None:
+        return SKIPPED, None
+    table = cf.banned.get(int(view.brand[pos]))  # the brands this seed's brand may not show
+    return (int(view.brand_counts[table].sum()), table) if table is not None else (0, None)
+
+
+def _resolve_adult(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    if not view.n_adult:
+        return OFF, None
+    if pos is None:
+        return view.n_adult, None
+    return np.where(view.adult[pos], OFF, view.n_adult), None
+
+
+def _resolve_seed(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    return (OFF, None) if pos is None else (np.ones_like(pos), pos)
+
+
+def _resolve_title(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    if pos is None:
+        return OFF, None
+    t = view.title[pos]
+    return np.where(t == view.empty_title, SKIPPED, view.title_counts[t] - 1), t
+
+
+# -- relative to the seed: per-item tests given the seed's value --------------------------------
+def _test_category(view: CatalogView, idx: Any, param: tuple[int, int]) -> np.ndarray:
+    level, code = param
+    return view.cat_codes[level][idx] == code
+
+
+def _test_gender(view: CatalogView, idx: Any, gender: int) -> np.ndarray:
+    return view.gender[idx] == gender
+
+
+def _test_price_band(view: CatalogView, idx: Any, ranks: tuple[int, int]) -> np.ndarray:
+    rank = view.price_rank[idx]
+    ok = rank >= ranks[0]
+    ok &= rank < ranks[1]
+    return ok
+
+
+def _test_banned(view: CatalogView, idx: Any, table: np.ndarray) -> np.ndarray:
+    return ~table[view.brand[idx]]
+
+
+def _test_not_adult(view: CatalogView, idx: Any, _param: Any) -> np.ndarray:
+    return ~view.adult[idx]
+
+
+def _test_title(view: CatalogView, idx: Any, title: int) -> np.ndarray:
+    return view.title[idx] != title
+
+
+def _test_not_seed(view: CatalogView, idx: Any, seed: int) -> np.ndarray:
+    pos = np.arange(idx.start, idx.stop) if isinstance(idx, slice) else np.asarray(idx)
+    return pos != seed
+
+
+def _set(name: str) -> Callable[[FilterConfig], bool]:
+    return lambda cfg: bool(getattr(cfg, name))
+
+
+def _given(*names: str) -> Callable[[FilterConfig], bool]:
+    return lambda cfg: any(getattr(cfg, n) is not None for n in names)
+
+
+#: every rule, in the order the executor applies and reports them
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "same_category",
+        "Same category",
+        SEED,
+        "category",
+        (("same_category", SWITCH), ("category_level", LEVEL)),
+        _set("same_category"),
+        resolve=_resolve_category,
+        test=_test_category,
+        channel="domain",
+        hint="keep items of the seed's category",
+    ),
+    Rule(
+        "same_gender",
+        "Same gender",
+        SEED,
+        "gender",
+        (("same_gender", SWITCH),),
+        _set("same_gender"),
+        resolve=_resolve_gender,
+        test=_test_gender,
+        channel="key",
+        hint="keep items of the seed's gender",
+    ),
+    Rule(
+        "price_band",
+        "Price × seed",
+        SEED,
+        "price",
+        (("price_ratio_min", NUMBER), ("price_ratio_max", NUMBER)),
+        _given("price_ratio_min", "price_ratio_max"),
+        resolve=_resolve_price_band,
+        test=_test_price_band,
+        channel="key",
+        hint="price band relative to the seed's price, e.g. 0.5 to 2",
+    ),
+    Rule(
+        "price_range",
+        "Price range",
+        MASK,
+        "price",
+        (("price_min", NUMBER), ("price_max", NUMBER)),
+        _given("price_min", "price_max"),
+        keep=_keep_price_range,
+    ),
+    Rule(
+        "brands_allow",
+        "Brand allow-list",
+        MASK,
+        "brand",
+        (("brands_allow", BRANDS),),
+        _set("brands_allow"),
+        keep=_keep_brands_allow,
+    ),
+    Rule(
+        "brands_deny",
+        "Brand deny-list",
+        MASK,
+        "brand",
+        (("brands_deny", BRANDS),),
+        _set("brands_deny"),
+        keep=_keep_brands_deny,
+    ),
+    Rule(
+        "banned_brand_pairs",
+        "Banned brand pairs",
+        SEED,
+        "brand",
+        (("banned_brand_pairs", PAIRS),),
+        _set("banned_brand_pairs"),
+        resolve=_resolve_banned,
+        test=_test_banned,
+    ),
+    Rule(
+        "exclude_adult",
+        "Adult items",
+        MASK,
+        "adult",
+        (("exclude_adult", SWITCH),),
+        _set("exclude_adult"),
+        keep=_keep_not_adult,
+        group="exclusions",
+        control_label="Exclude adult items",
+    ),
+    Rule(
+        "adult_next_to_non_adult",
+        "Adult next to non-adult (always)",
+        SEED,
+        "adult",
+        (),
+        lambda cfg: not cfg.exclude_adult,
+        resolve=_resolve_adult,
+        test=_test_not_adult,
+        channel="key",
+        implicit=True,
+        varies=False,
+    ),
+    Rule(
+        "exclude_seed",
+        "The seed",
+        SEED,
+        None,
+        (("exclude_seed", SWITCH),),
+        _set("exclude_seed"),
+        resolve=_resolve_seed,
+        test=_test_not_seed,
+        channel="seed",
+        varies=False,
+        group="exclusions",
+        control_label="Exclude the seed",
+    ),
+    Rule(
+        "exclude_same_title",
+        "Same title",
+        SEED,
+        "title",
+        (("exclude_same_title", SWITCH),),
+        _set("exclude_same_title"),
+        resolve=_resolve_title,
+        test=_test_title,
+        hint="drop items whose title equals the seed's (variants, duplicates)",
+        group="exclusions",
+        control_label="Exclude same title",
+    ),
+    Rule(
+        "min_similarity",
+        "Min. similarity",
+        RANKED,
+        None,
+        (("min_similarity", SLIDER),),
+        _given("min_similarity"),
+    ),
+    Rule(
+        "max_per_brand",
+        "Max per brand",
+        RANKED,
+        "brand",
+        (("max_per_brand", COUNT),),
+        _given("max_per_brand"),
+    ),
+)
+
+_BY_NAME = {r.name: r for r in RULES}
+#: the catalogue-mask rules (seed-independent), in table order
+MASK_RULES: tuple[Rule, ...] = tuple(r for r in RULES if r.kind == MASK)
+#: rules relative to the seed
+SEED_RULES: tuple[Rule, ...] = tuple(r for r in RULES if r.kind == SEED)
+#: rules on the ranked list
+RANKED_RULES: tuple[Rule, ...] = tuple(r for r in RULES if r.kind == RANKED)
+#: rule name -> label (Explore's removed-by-rule bars)
+RULE_LABELS: dict[str, str] = {r.name: r.label for r in RULES}
+
+
+def rule(name: str) -> Rule:
+    """The rule called ``name`` (KeyError when there is none)."""
+    return _BY_NAME[name]
+
+
+def config_fields() -> dict[str, str]:
+    """Every FilterConfig field a rule reads -> its control kind, in table order."""
+    return {f: control for r in RULES for f, control in r.fields}
+
+
+def active_rules(cfg: FilterConfig) -> list[str]:
+    """Names of the rules ``cfg`` switches on (implicit rules left out), in table order."""
+    return [r.name for r in RULES if not r.implicit and r.on(cfg)]
+
+
+def varying_seed_rules(cfg: FilterConfig) -> list[Rule]:
+    """The seed rules ``cfg`` switches on whose eligible set differs from seed to seed."""
+    return [r for r in SEED_RULES if r.varies and not r.implicit and r.on(cfg)]
+
+
+def panel_switches(group: str) -> list[Rule]:
+    """The rules the filter panel shows as one switch in ``group``, in table order."""
+    return [r for r in RULES if r.group == group and r.control_label]
+
+
+def unavailable(columns: Any) -> dict[str, str]:
+    """Rules whose optional catalogue column is missing from ``columns`` -> why (the panel's hint)."""
+    have = set(columns)
+    return {
+        r.name: f"unavailable: the catalogue has no '{r.column}' column (map one on the Data page)"
+        for r in RULES
+        if r.optional_column and r.column not in have
+    }

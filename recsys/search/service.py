@@ -1,0 +1,339 @@
+"""The per-run searcher cache, :func:`similar_items` and :func:`recommend_for_recent`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.config import file_stamp
+from recsys.data.schema import dataset_report_path
+from recsys.errors import IndexFileError, RunNotSearchableError, UnknownItemError
+from recsys.filters import FilterConfig
+from recsys.index import HnswIndex
+from recsys.search.result import SearchResult
+from recsys.search.searcher import FilteredSearcher
+
+logger = logging.getLogger(__name__)
+
+# -- per-run cache -------------------------------------------------------------------
+# key (root, run id, stamp of the run's files) -> (searcher, the dataset's report.json, its stamp)
+_searchers: dict[tuple[str, str, Any], tuple[FilteredSearcher, Path, tuple[int, int]]] = {}
+_searchers_lock = threading.Lock()
+_build_locks: dict[tuple[str, str, Any], threading.Lock] = {}
+
+
+def _cached_searcher(key: tuple[str, str, Any]) -> FilteredSearcher | None:
+    """The cached searcher of ``key`` while its dataset's report.json is unchanged (a re-import)."""
+    with _searchers_lock:
+        hit = _searchers.get(key)
+    if hit is None or file_stamp(hit[1]) != hit[2]:
+        return None
+    return hit[0]
+
+
+def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
+    """The searcher of a run, cached by run id, its files' stamps and the dataset's; thread-safe.
+
+    Loads the model's vectors, the run's ``index.bin`` when present and valid
+    (an unusable one is logged and rebuilt in memory), and the catalogue of
+    the run's dataset. A re-imported dataset (a new ``report.json``) is picked
+    up at the next call.
+
+    Raises
+    ------
+    RunNotFoundError
+        Unknown run.
+    RunNotSearchableError
+        The run has no item vectors (a baseline model).
+    """
+    from recsys.registry import run_files_stamp
+
+    path = registry.run_dir(run_id)
+    # every model file in the key: a rewritten (or damaged) vectors.npy is seen at the next call
+    key = (str(registry.root), run_id, run_files_stamp(path))
+    hit = _cached_searcher(key)
+    if hit is not None:
+        return hit
+    with _searchers_lock:
+        lock = _build_locks.setdefault(key, threading.Lock())
+    try:
+        with lock:
+            hit = _cached_searcher(key)
+            if hit is not None:
+                return hit
+            searcher, report, report_stamp = _build_searcher(registry, run_id, path)
+            with _searchers_lock:
+                for old in [k for k in _searchers if k[:2] == key[:2]]:
+                    del _searchers[old]  # a newer run.json replaces the old searcher
+                _searchers[key] = (searcher, report, report_stamp)
+            return searcher
+    finally:
+        with _searchers_lock:
+            _build_locks.pop(key, None)
+
+
+def _build_searcher(registry: Any, run_id: str, path: Path) -> tuple[FilteredSearcher, Path, tuple[int, int]]:
+    from recsys.catalog import run_catalog_view
+    from recsys.index import vectors_checksum
+
+    meta = registry.get(run_id)
+    # a baseline run says so in run.json: no need to load its model to find out
+    model = registry.load_model(run_id) if meta.get("is_embedding", True) else None
+    vectors = getattr(model, "vectors_", None)
+    if vectors is None:
+        raise RunNotSearchableError(
+            f"run '{run_id}' ({meta.get('family')}) has no item vectors; pick an embedding run"
+        )
+    vectors = np.asarray(vectors, dtype=np.float32)
+    name = meta["dataset"]["name"]
+    report = dataset_report_path(name, registry.root)
+    report_stamp = file_stamp(report)  # before the read: a re-import during it is seen next time
+    view = run_catalog_view(registry, run_id)  # shared with the pages that only read catalogue rows
+    index = None
+    index_path = path / "index.bin"
+    if index_path.exists():
+        try:
+            index = HnswIndex.load(
+                index_path,
+                expected_dim=vectors.shape[1],
+                expected_count=vectors.shape[0],
+                vectors_checksum=vectors_checksum(vectors),
+                item_ids=model.item_ids_,
+            )
+        except IndexFileError as exc:
+            logger.warning("run %s: %s; building a fresh index in memory", run_id, exc)
+    # runs with tied (duplicate) vectors are searched exactly: see pipeline._index_writer
+    index_info = (meta.get("artifacts") or {}).get("index")
+    exact = isinstance(index_info, dict) and bool(index_info.get("exact_search"))
+    searcher = FilteredSearcher(
+        vectors,
+        model.item_ids_,
+        None,  # the catalogue is in the view
+        index=index,
+        view=view,
+        query_vectors=getattr(model, "query_vectors_", None),
+        space=(getattr(model, "params", None) or {}).get("metric", "cosine"),  # imported "ip" runs
+        exact_max_rows=len(vectors) if exact else None,
+    )
+    return searcher, report, report_stamp
+
+
+def clear_searcher_cache() -> None:
+    """Forget every cached searcher (tests, run deletion)."""
+    with _searchers_lock:
+        _searchers.clear()
+
+
+def similar_items(
+    registry: Any,
+    run_id: str,
+    item_id: str,
+    config: FilterConfig | dict[str, Any] | None = None,
+    k: int = 10,
+) -> SearchResult:
+    """Filtered neighbours of ``item_id`` in run ``run_id``.
+
+    The one code path behind the Explore page and the REST API.
+
+    Raises
+    ------
+    RunNotFoundError, RunNotSearchableError, UnknownItemError, FilterConfigError
+    """
+    cfg = FilterConfig.from_dict(config)
+    return get_searcher(registry, run_id).search(item_id, cfg, k)
+
+
+# -- recommendations from recently viewed items ------------------------------------------------
+@dataclass
+class RecentResult(SearchResult):
+    """A :class:`SearchResult` for a list of recently viewed items (:func:`recommend_for_recent`).
+
+    Attributes
+    ----------
+    method : {"two_tower", "mean_of_recent", "session_knn"}
+        How the query was made ("session_knn": a session model's own ranking).
+    recent_item_ids : list of str
+        The recent items the run knows, in the given order (excluded from the results).
+    ignored_item_ids : list of str
+        The recent items the run does not know (left out of the query).
+    """
+
+    method: str = "mean_of_recent"
+    recent_item_ids: list[str] = field(default_factory=list)
+    ignored_item_ids: list[str] = field(default_factory=list)
+
+
+def recommend_for_recent(
+    registry: Any,
+    run_id: str,
+    recent_ids: Sequence[str],
+    config: FilterConfig | dict[str, Any] | None = None,
+    k: int = 10,
+    exclude_seen: bool = True,
+) -> RecentResult:
+    """Filtered recommendations for a list of recently viewed items (oldest first).
+
+    The query is the run's user vector of the list for a two-tower run
+    (``model.user_vectors([recent])``), else the mean of the recent items' unit vectors
+    (their query vectors for a model with a second space for seeds), normalised. The
+    recent items themselves are excluded; the most recent known item acts as the seed
+    of the seed-dependent rules (same category, same gender, price band...).
+    The code path of the REST ``/recommend`` endpoint and the Explore page's recent views.
+
+    Parameters
+    ----------
+    registry : Registry
+    run_id : str
+        An embedding run.
+    recent_ids : sequence of str
+        Recently viewed item ids, oldest first; ids the run does not know are ignored
+        (listed in ``ignored_item_ids``).
+    config : FilterConfig or dict, optional
+    k : int
+    exclude_seen : bool
+        Leave the recent items out of the results (default). Off: items viewed before
+        may come back (repeat views), except the most recent one, the seed.
+
+    Returns
+    -------
+    RecentResult
+        At most ``k`` items, best first (none of them a recent item with ``exclude_seen``).
+        A session-kNN run (sknn, vsknn, item_knn) answers with its own ranking; it
+        has no vectors to filter, so the filter's rules are listed in ``skipped_rules``.
+
+    Raises
+    ------
+    RunNotFoundError
+        Unknown run.
+    RunNotSearchableError
+        The run has no item vectors (a baseline model).
+    UnknownItemError
+        None of the recent items is known to the run.
+    FilterConfigError
+        ``config`` is an invalid dict.
+    """
+    cfg = FilterConfig.from_dict(config)
+    recent = [str(i) for i in recent_ids]
+    model = registry.load_model(run_id)
+    if not getattr(model, "is_embedding", False) and hasattr(model, "recommend"):
+        return _recommend_from_session_model(model, run_id, recent, cfg, k, exclude_seen)
+    if not getattr(model, "is_embedding", False) or getattr(model, "vectors_", None) is None:
+        raise RunNotSearchableError(
+            f"run '{run_id}' ({getattr(model, 'family', '?')}) has no item vectors to recommend from;"
+            " pick an embedding run"
+        )
+    rows = model.rows_of(recent)
+    known = [i for i, r in zip(recent, rows) if r >= 0]
+    ignored = [i for i, r in zip(recent, rows) if r < 0]
+    if not known:
+        shown = ", ".join(recent[:5]) or "(empty list)"
+        raise UnknownItemError(f"none of the recent items is known to run {run_id}: {shown}")
+    if hasattr(model, "user_vectors"):
+        method = "two_tower"
+        vec = np.asarray(model.user_vectors([known]), dtype=np.float32).reshape(-1)
+    else:
+        method = "mean_of_recent"
+        vec = model.query_unit_vectors()[rows[rows >= 0]].mean(axis=0).astype(np.float32)
+    norm = float(np.linalg.norm(vec))
+    if norm > 0:
+        vec = vec / np.float32(norm)
+    exclude = set(known) if exclude_seen else {known[-1]}
+    result = get_searcher(registry, run_id).search_vector(vec, cfg, k + len(exclude), seed_item_id=known[-1])
+    keep = [j for j, i in enumerate(result.item_ids) if str(i) not in exclude][:k]
+    return RecentResult(
+        item_ids=[str(result.item_ids[j]) for j in keep],
+        scores=[float(result.scores[j]) for j in keep],
+        rows=[int(result.rows[j]) for j in keep],
+        removed_by_rule=dict(result.removed_by_rule or {}),
+        plan=result.plan,
+        n_eligible=result.n_eligible,
+        elapsed_ms=result.elapsed_ms,
+        skipped_rules=list(result.skipped_rules),
+        seed_item_id=known[-1],
+        method=method,
+        recent_item_ids=known,
+        ignored_item_ids=ignored,
+    )
+
+
+# -- the run's similarity scale -----------------------------------------------------------------
+def similarity_scale(
+    searcher: FilteredSearcher, k: int = 10, n_seeds: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Where a run's neighbour scores lie, for a "minimum similarity" control.
+
+    Scores differ by model (a Prod2Vec in-out run scores 0.07-0.18, a content run 0.6-0.95),
+    so a fixed 0-1 slider is either useless or empties every list. This samples ``n_seeds``
+    seeds (seeded), takes their unfiltered top-``k`` scores and returns ``{"max": upper end
+    (the 99th percentile of top-1 scores, rounded up to 0.05, at most 1), "quantiles": {10:
+    q, 50: q, 90: q} of the top-k scores, "n_seeds": seeds used}``. Cached on the searcher.
+    """
+    cache = searcher.__dict__.setdefault("_similarity_scale", {})
+    key = (k, n_seeds, seed)
+    if key in cache:
+        return cache[key]
+    ids = searcher.view.item_id_list
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(ids), size=min(n_seeds, len(ids)), replace=False) if len(ids) else []
+    top1: list[float] = []
+    allk: list[float] = []
+    cfg = FilterConfig()
+    for p in picks:
+        res = searcher.search(ids[int(p)], cfg, k)
+        if res.scores:
+            top1.append(res.scores[0])
+            allk.extend(res.scores)
+    if not allk:
+        out: dict[str, Any] = {"max": 1.0, "quantiles": {}, "n_seeds": 0}
+    else:
+        hi = float(np.quantile(top1, 0.99))
+        out = {
+            "max": float(min(1.0, max(0.05, math.ceil(hi / 0.05) * 0.05))),
+            "quantiles": {q: float(np.quantile(allk, q / 100)) for q in (10, 50, 90)},
+            "n_seeds": len(top1),
+        }
+    cache[key] = out
+    return out
+
+
+def _recommend_from_session_model(
+    model: Any, run_id: str, recent: list[str], cfg: FilterConfig, k: int, exclude_seen: bool
+) -> RecentResult:
+    """:func:`recommend_for_recent` for a session model (its ``recommend``; no vectors to filter)."""
+    t0 = time.perf_counter()
+    rows = model.rows_of(recent)
+    known = [i for i, r in zip(recent, rows) if r >= 0]
+    ignored = [i for i, r in zip(recent, rows) if r < 0]
+    if not known:
+        shown = ", ".join(recent[:5]) or "(empty list)"
+        raise UnknownItemError(f"none of the recent items is known to run {run_id}: {shown}")
+    ids, scores = model.recommend([known], k, exclude_seen=exclude_seen)
+    keep = [j for j, i in enumerate(ids[0]) if i]
+    defaults = FilterConfig()
+    skipped = [
+        name
+        for name in type(cfg).model_fields
+        if name != "exclude_seed" and getattr(cfg, name) != getattr(defaults, name)
+    ]
+    return RecentResult(
+        item_ids=[str(ids[0][j]) for j in keep],
+        scores=[float(scores[0][j]) for j in keep],
+        rows=[int(r) for r in model.rows_of([str(ids[0][j]) for j in keep])],
+        removed_by_rule={},
+        plan="session_knn",
+        n_eligible=len(model.item_ids_),
+        elapsed_ms=(time.perf_counter() - t0) * 1e3,
+        skipped_rules=skipped,
+        seed_item_id=known[-1],
+        method="session_knn",
+        recent_item_ids=known,
+        ignored_item_ids=ignored,
+    )

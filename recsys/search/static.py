@@ -1,0 +1,216 @@
+"""Static filters (one eligible set for every seed), category blocks with their own graph, and the trivial filter."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for
+from recsys.search.compiled import CompiledFilter
+from recsys.search.kernels import _matvec
+from recsys.search.planner import (
+    _BLOCKS_MAX_BYTES,
+    _S_CACHE_BYTES,
+    _S_EXACT_BASE,
+    _S_GEMV_ROW,
+    _S_GEMV_ROW_COLD,
+    _S_SELECT_ROW,
+    _SUB_AFTER,
+)
+from recsys.search.query import KeyRange, Query
+from recsys.search.result import SearchResult
+from recsys.topk import topk
+
+
+class StaticMixin:
+    """The static-filter paths of :class:`FilteredSearcher`."""
+
+    def _static_counts(self, qq: Query) -> tuple[dict[str, int], bool, list[str]]:
+        """(removed_by_rule, adult items excluded, skipped rules) of a static filter's query, from
+        the rule table.
+
+        A static filter's seed rules (``varies=False``: the adult rule, the seed's exclusion)
+        depend on the seed only through whether there is one and whether it is adult, so the
+        resolved counts are cached per compiled filter under that key.
+        """
+        cf, pos = qq.cf, qq.pos
+        key = -1 if pos is None else int(self.view.adult[pos])
+        got = cf.static_counts.get(key)
+        if got is None:
+            r = self._seed_rules(cf, pos)
+            got = cf.static_counts[key] = (r.removed, r.no_adult, r.skipped)
+        return dict(got[0]), got[1], list(got[2])
+
+    def _search_static(self, qq: Query) -> SearchResult | None:
+        """A lean static filter: an over-fetch sized to its share of the catalogue, or exact search
+        over its dense eligible block (one BLAS matrix-vector product, no gather).
+
+        None while the eligible set is being built in the background (the general path answers).
+        """
+        v, cf, pos, k, q = self.view, qq.cf, qq.pos, qq.k, qq.q
+        removed, no_adult, skipped = self._static_counts(qq)
+        ss = self._static_set(cf, no_adult)
+        if ss is None:
+            return None
+        qq.removed, qq.skipped = removed, skipped
+        seed_row = -1
+        if "exclude_seed" in removed:
+            row = int(v.perm[pos])
+            if ss.ok_by_row[row]:
+                seed_row = row
+        m = ss.n - (seed_row >= 0)
+        if m == 0:
+            return self._empty(qq)
+        sub = ss.sub
+        if sub is None:
+            self._maybe_sub(cf, ss, no_adult)
+        elif ss.n > k + 1:  # the filter's own graph: no over-fetch, no eligibility test
+            got = self._subindex_answer(qq, ss, seed_row, m)
+            if got is not None:
+                return got
+        need = k + (seed_row >= 0)
+        got = ss.costs.get((need, self.n))
+        if got is None:
+            got = ss.costs[(need, self.n)] = (fetch_for(need, ss.n / self.n, self.n), 0.0, 0.0)
+        fetch = got[0]
+        plan = "exact_subset"
+        if not self._static_prefers_exact(cf, ss, fetch):
+            cand = KeyRange(ss.ok_by_row, 1, 2, seed_row, v.pos_of_row)  # True == 1: in [1, 2)
+            got = self._overfetch(qq, cand, fetch, m, m, lean=True, refetch=False)
+            if got is not None:
+                return got
+            plan = "hnsw_overfetch+exact_fallback"
+        block = ss.dense() if ss.block is not None else np.take(self.unit, ss.pos, axis=0)
+        sc = _matvec(block, q)
+        if seed_row >= 0:
+            sc[ss.column(pos)] = -np.inf
+        if self._tie_of is not None:
+            self._snap_ties(sc, ss.pos, q)
+        kk = min(k, m)
+        if self._tie_of is not None and kk < len(sc):  # every copy of a tied score at the cut
+            top = np.argpartition(sc, len(sc) - kk)[len(sc) - kk :]
+            top = np.flatnonzero(sc >= sc[top].min())
+            order = np.lexsort((top, -sc[top]))  # ties: lower position first (columns are in position order)
+            top = top[order][:kk]
+        else:
+            top = topk(sc, kk)[0]  # ties: lower column, i.e. lower position, first
+        top = top[np.isfinite(sc[top])]
+        kp, ks = self._canon(ss.pos[top], q)
+        return self._result(qq, kp, ks, None, plan, m)
+
+    def _subindex_answer(self, qq: Query, ss: StaticSet, seed_row: int, m: int) -> SearchResult | None:
+        """One query on an eligible set's own graph for k + 1, the seed dropped (None: hnswlib#444)."""
+        k = qq.k
+        try:
+            cols, dist = ss.sub.knn_query(qq.q[None, :], k=k + 1, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+        return self._lean_answer(qq, rl, dl, seed_row, "hnsw_subindex", m)
+
+    def _lean_answer(
+        self, qq: Query, rl: list[int], dl: list[float], seed_row: int, plan: str, n_elig: int
+    ) -> SearchResult:
+        """The answer of k + 1 (or k) rows of a graph with hnswlib's distances: the seed's row
+        dropped when it is among them, else the list cut at k."""
+        if seed_row >= 0 and seed_row in rl:
+            j = rl.index(seed_row)
+            del rl[j], dl[j]
+        else:
+            del rl[qq.k :], dl[qq.k :]
+        return SearchResult(
+            list(map(self.view.item_id_by_row.__getitem__, rl)),
+            [1.0 - d for d in dl],
+            rl,
+            qq.removed,
+            plan,
+            n_elig,
+            (time.perf_counter() - qq.t0) * 1e3,
+            qq.skipped,
+            qq.seed_id,
+        )
+
+    def _search_block(self, qq: Query, s: int, e: int, no_adult: bool) -> SearchResult | None:
+        """A ``same_category`` filter whose seed's category block has its own graph: one query on
+        it. Counts the block's uses and queues its graph (background) once it is used often and
+        exact search over it costs clearly more than a beam search; None until it is ready."""
+        cf = qq.cf
+        key = (s, e, no_adult)
+        ss = cf.blocks.get(key)
+        if ss is None:
+            uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
+            rows = e - s
+            if (
+                uses >= _SUB_AFTER
+                and rows >= self.sub_index_min_rows
+                and rows <= BLOCK_MAX_SHARE * self.n
+                and cf.block_bytes < _BLOCKS_MAX_BYTES
+            ):
+                gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+                c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
+                if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
+                    self._queue_block(cf, key)
+            return None
+        if ss.sub is None or ss.n <= qq.k + 1:
+            return None
+        row = int(self.view.perm[qq.pos])
+        seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
+        return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0))
+
+    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+        s, e, no_adult = key
+        index = self._index if self._index is not None else self.index
+        space = "cosine" if self.space == "cosine" else "ip"
+
+        def build() -> None:
+            if key in cf.blocks:
+                return
+            mask = np.zeros(self.n, dtype=bool)
+            mask[s:e] = cf.base_mask[s:e]
+            if no_adult:
+                mask[s:e] &= ~self.view.adult[s:e]
+            ss = StaticSet(mask, self.view.perm, self.view.pos_of_row, self.unit)
+            ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
+            cf.block_bytes += ss.nbytes
+            cf.blocks[key] = ss  # published whole, with its graph
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "block", key), build)
+
+    def _maybe_sub(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> None:
+        """Queue a static filter's own HNSW index when it keeps being used and exact search over
+        its block costs clearly more than a beam search (a brand or price filter keeping a few
+        percent of a large catalogue); built on one background thread, published atomically."""
+        cf.seeded_queries += 1
+        if ss.block is None or ss.n < self.sub_index_min_rows or cf.seeded_queries < _SUB_AFTER:
+            return
+        if self._static_exact_cost(ss) < self.sub_index_gain * self._static_hnsw_cost(0):
+            return
+        index = self._index if self._index is not None else self.index
+        space = "cosine" if self.space == "cosine" else "ip"
+
+        def build() -> None:
+            ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "sub", no_adult), build)
+
+    def _search_trivial(self, qq: Query) -> SearchResult | None:
+        """No rule bites (the default config on a catalogue without adult items): one knn_query
+        for k + 1, the seed dropped from the list. None when hnswlib cannot reach that many."""
+        n, k = self.n, qq.k
+        qq.removed, _, qq.skipped = self._static_counts(qq)
+        ex = "exclude_seed" in qq.removed
+        kq = k + 1 if ex else k
+        index = self._index if self._index is not None else self.index
+        try:
+            labels, dist = index._index.knn_query(qq.q[None, :], k=kq if kq <= n else n, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        seed_row = int(self.view.perm[qq.pos]) if ex else -1
+        return self._lean_answer(qq, labels[0].tolist(), dist[0].tolist(), seed_row, "hnsw_overfetch", n - ex)
