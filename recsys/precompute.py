@@ -487,6 +487,26 @@ def result_entries(res: Any) -> list[Entry]:
     return [(str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)]
 
 
+def table_inputs(root: Any, run_id: str, preset: str | None, k: Any) -> tuple[Path, Any, dict[str, Any], Any]:
+    """What every precompute (local or Spark) checks and loads first: ``(root, registry, run, config)``.
+
+    Raises PrecomputeError for a k that is not a positive integer or a run without item vectors.
+    """
+    from recsys.filters import PresetStore
+    from recsys.registry import Registry
+
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise PrecomputeError(f"k must be a positive integer, got {k!r}")
+    root = data_dir(root)
+    registry = Registry(root)
+    run = registry.get(run_id)
+    if not run.get("is_embedding"):
+        raise PrecomputeError(
+            f"run {run_id} ({run.get('family')}) has no item vectors; pick an embedding run"
+        )
+    return root, registry, run, PresetStore(root).load(preset)
+
+
 def make_table_meta(
     root: Path, run_id: str, run: dict[str, Any], preset: str, config: Any, k: int, stamp: float
 ) -> dict[str, Any]:
@@ -565,20 +585,8 @@ def precompute(
         The table's metadata (run, preset name and hash, k, n_items, written_at,
         location, seconds) and ``checks`` (the checks' report and their ``seconds``, when they ran).
     """
-    from recsys.filters import PresetStore
-    from recsys.registry import Registry
-
-    if not isinstance(k, int) or k < 1:
-        raise PrecomputeError(f"k must be a positive integer, got {k!r}")
     progress = progress or null_progress
-    root = data_dir(root)
-    registry = Registry(root)
-    run = registry.get(run_id)
-    if not run.get("is_embedding"):
-        raise PrecomputeError(
-            f"run {run_id} ({run.get('family')}) has no item vectors; pick an embedding run"
-        )
-    config = PresetStore(root).load(preset)
+    root, registry, run, config = table_inputs(root, run_id, preset, k)
     model = registry.load_model(run_id)
     item_ids = [str(i) for i in np.asarray(model.item_ids_)]
     own_store = not isinstance(store, TopKStore)

@@ -639,21 +639,9 @@ def spark_topk(
     """
     from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
 
-    from recsys.config import data_dir
-    from recsys.filters import PresetStore
-    from recsys.precompute import PrecomputeError, make_table_meta, result_entries, run_stamp
-    from recsys.registry import Registry
+    from recsys.precompute import make_table_meta, result_entries, run_stamp, table_inputs
 
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise PrecomputeError(f"k must be a positive integer, got {k!r}")
-    root = data_dir(root)
-    registry = Registry(root)
-    run = registry.get(run_id)
-    if not run.get("is_embedding"):
-        raise PrecomputeError(
-            f"run {run_id} ({run.get('family')}) has no item vectors; pick an embedding run"
-        )
-    config = PresetStore(root).load(preset)
+    root, registry, run, config = table_inputs(root, run_id, preset, k)
     stamp = run_stamp(registry, run_id)
     name = f"recsys-run-{uuid.uuid4().hex[:12]}"
     staging = _staging_dir()

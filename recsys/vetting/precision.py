@@ -23,23 +23,12 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import data_dir
+from recsys.vetting.store import COLUMNS
 
 logger = logging.getLogger(__name__)
 
 #: The columns of a judgments frame (``JudgmentStore.frame()``).
-JUDGMENT_COLUMNS = (
-    "dataset",
-    "run",
-    "preset",
-    "seed",
-    "item_id",
-    "position",
-    "verdict",
-    "reason",
-    "note",
-    "user",
-    "at",
-)
+JUDGMENT_COLUMNS = COLUMNS
 JUDGMENTS_FILE = Path("vetting") / "judgments.sqlite"
 NO_JUDGMENTS = "no judgments"
 
