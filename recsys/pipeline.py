@@ -120,7 +120,8 @@ def train_run(
         Tune the settings on this dataset first (:func:`recsys.tuning.tune` keyword
         arguments: ``budget_s``, ``n_trials``, ``sample``): on a time split carved from the
         training part only; the best setting is refitted on the whole training part and
-        every trial is recorded under ``tuning`` in run.json.
+        every trial is recorded under ``tuning`` in run.json (and in MLflow: the sweep is
+        a parent run, each trial and this run are its children).
     validate : bool, optional
         Also fit on the earlier 90% of the training part and score the latest 10%
         (``metrics["validation"]``): what the Overview picks the best variant by, never
@@ -143,6 +144,10 @@ def train_run(
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
     if len(dataset.interactions) == 0:
+        if tune is not None:
+            raise ModelFitError(
+                f"cannot tune on '{dataset.name}': it has no interactions to carve a validation split from"
+            )
         return _train_catalog_only(
             family, params, dataset, registry, index_params, activate, label, progress, tracking_parent
         )
@@ -163,9 +168,17 @@ def train_run(
 
         t0 = time.perf_counter()
         tuning = run_tuning(
-            family, train, base_params=params or {}, progress=stage(progress, 0, 3, "tuning"), **tune
+            family,
+            train,
+            base_params=params or {},
+            progress=stage(progress, 0, 3, "tuning"),
+            root=root,
+            dataset_name=dataset.name,
+            **tune,
         )
         params = {**(params or {}), **tuning["best_params"]}
+        # the refitted run is one more child of the sweep in MLflow
+        tracking_parent = tracking_parent or (tuning.get("mlflow") or {}).get("sweep_run_id")
         timings["tune_s"] = round(time.perf_counter() - t0, 3)
     model = make_model(family, **(params or {}))
     t0 = time.perf_counter()

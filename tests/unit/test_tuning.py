@@ -24,8 +24,10 @@ def test_tune_records_every_trial_and_never_sees_the_test_split():
     assert result["n_trials"] == len(result["trials"]) == 3
     first = result["trials"][0]["params"]
     assert first["window"] == 1 and first["vectors"] == "in-out", "the fixed tuned settings are trial 0"
+    # what the user fixed (vector_size) is kept in every trial and left out of the search
+    assert result["searched"] == [n for n in SEARCH_SPACE if n != "vector_size"]
     for t in result["trials"]:
-        assert set(t["params"]) == set(SEARCH_SPACE) and 0 <= t["value"] <= 1 and t["seconds"] >= 0
+        assert set(t["params"]) == set(result["searched"]) and 0 <= t["value"] <= 1 and t["seconds"] >= 0
     assert result["best_value"] == max(t["value"] for t in result["trials"])
     n_train = train.interactions["sequence_id"].nunique()
     v = result["validation"]
