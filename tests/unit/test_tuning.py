@@ -64,3 +64,108 @@ def test_train_run_with_tune_refits_the_best_and_records_the_search(tmp_path):
     assert 0 < m["validation"]["n_cases"] and "hr@10" in m["validation"]
     with pytest.raises(Exception, match="tune supports"):
         train_run("cooccurrence", None, "grouped", tmp_path, tune={"budget_s": 5})
+
+
+# -- per-family search spaces ---------------------------------------------------------------
+def test_every_search_space_names_declared_params_and_starts_from_valid_settings():
+    from recsys.models import get_model_class, validate_params
+    from recsys.tuning import SEARCH_SPACES, TUNABLE, _start_point, search_space
+
+    assert set(TUNABLE) == {"prod2vec", "meta_prod2vec", "content"}
+    for family, space in SEARCH_SPACES.items():
+        specs = get_model_class(family).param_specs
+        assert set(space) <= set(specs), family
+        start = _start_point(family, space)
+        validate_params(family, start)  # the first trial is a setting the family accepts
+        for name, (kind, spec) in space.items():
+            if kind == "categorical":
+                for value in spec:
+                    validate_params(family, {name: value})
+            else:
+                validate_params(family, {name: spec[0]})
+                validate_params(family, {name: spec[1]})
+    assert {"meta_category_level", "use_brand"} <= set(SEARCH_SPACES["meta_prod2vec"])
+    assert "window" not in search_space("prod2vec", {"window": 3})
+    with pytest.raises(Exception, match="tune supports"):
+        search_space("popularity")
+
+
+def test_meta_prod2vec_tuning_searches_its_metadata_tokens_and_reports_progress():
+    data = grouped_dataset(n_sequences=200)
+    train, _ = split(data, "time", test_fraction=0.2)
+    messages = []
+    result = tune(
+        "meta_prod2vec",
+        train,
+        budget_s=120,
+        n_trials=2,
+        base_params={"workers": 1, "vector_size": 8, "epochs": 5},
+        progress=lambda d, t, m: messages.append((d, t, m)),
+    )
+    assert "meta_category_level" in result["searched"] and "use_brand" in result["searched"]
+    assert "epochs" not in result["searched"]
+    assert [t["state"] for t in result["trials"]] == ["complete", "complete"]
+    # progress says how many trials are done and the best validation score so far
+    assert messages[-1][0] == messages[-1][1] == 1000
+    best = max(t["value"] for t in result["trials"])
+    assert (
+        messages[-1][2].startswith("2 of 2 trials done")
+        and f"best hr@20 {best:.4f} so far" in messages[-1][2]
+    )
+    assert result["mlflow"] is None  # tracking is off in the suite
+
+
+def test_content_tuning_runs_two_tiny_trials():
+    pytest.importorskip("tensorflow")
+    data = grouped_dataset(n_sequences=120)
+    train, _ = split(data, "time", test_fraction=0.2)
+    tiny = {"epochs": 1, "pairs_per_epoch": 500, "batch_size": 64, "workers": 1, "hidden_units": [16]}
+    tiny.update({"title_dim": 16, "wide_dim": 8, "validation_share": 0.0, "holdout_share": 0.0})
+    result = tune("content", train, budget_s=300, n_trials=2, base_params=tiny)
+    assert result["n_trials"] == 2 and "epochs" not in result["searched"]
+    assert {"embedding_dim", "learning_rate", "temperature"} <= set(result["searched"])
+    assert all(0 <= t["value"] <= 1 for t in result["trials"])
+
+
+def test_tuning_refuses_a_catalogue_only_dataset(tmp_path):
+    from recsys.data.schema import Dataset, save_dataset
+    from recsys.pipeline import train_run
+
+    data = grouped_dataset(n_sequences=20)
+    save_dataset(Dataset("cat_only", data.catalog, data.interactions.iloc[0:0]), tmp_path)
+    with pytest.raises(Exception, match="no interactions"):
+        train_run("content", {}, "cat_only", tmp_path, tune={"budget_s": 5})
+
+
+# -- the one check and submit function ----------------------------------------------------------
+def test_tune_request_checks_family_budget_trials_and_sample(tmp_path):
+    from recsys.data.schema import save_dataset
+    from recsys.jobs import JobParamError, JobStore, submit_tune, tune_request
+
+    save_dataset(grouped_dataset(n_sequences=20), tmp_path)
+    req = tune_request(
+        "prod2vec", "grouped", {"workers": 1}, root=tmp_path, budget="2m", trials=3, sample=0.5
+    )
+    assert req.tune == {"budget_s": 120.0, "n_trials": 3, "sample": 0.5}
+    assert req.job_params()["params"] == {"workers": 1}
+    for kwargs, field in (
+        ({"family": "popularity"}, "family"),
+        ({"budget": "soon"}, "budget"),
+        ({"budget": "-1m"}, "budget"),
+        ({"trials": 0}, "trials"),
+        ({"trials": 2.5}, "trials"),
+        ({"sample": 1.5}, "sample"),
+        ({"sample": "half"}, "sample"),
+        ({"params": {"windw": 3}}, "params"),
+    ):
+        args = {"family": "prod2vec", "dataset": "grouped", **kwargs}
+        with pytest.raises(JobParamError) as info:
+            tune_request(args.pop("family"), args.pop("dataset"), root=tmp_path, **args)
+        assert info.value.field == field, kwargs
+    store = JobStore(tmp_path)
+    job_id = submit_tune(store, "meta_prod2vec", "grouped", budget=30, trials=1, label="mine")
+    job = store.get(job_id)
+    assert job["kind"] == "tune" and job["label"] == "Tune meta_prod2vec on grouped"
+    assert job["params"]["tune"] == {"budget_s": 30.0, "n_trials": 1, "sample": None}
+    assert job["params"]["label"] == "mine" and job["params"]["dataset_name"] == "grouped"
+    store.cancel(job_id)
