@@ -115,6 +115,7 @@ def test_meta_prod2vec_tuning_searches_its_metadata_tokens_and_reports_progress(
     assert result["mlflow"] is None  # tracking is off in the suite
 
 
+@pytest.mark.slow  # TensorFlow's import and two fits: ~45 s on the shared machine
 def test_content_tuning_runs_two_tiny_trials():
     pytest.importorskip("tensorflow")
     data = grouped_dataset(n_sequences=120)
