@@ -39,6 +39,16 @@ def stage(progress: Progress, index: int, n_stages: int, label: str) -> Progress
     return report
 
 
+def _after(progress: Progress, start: int) -> Progress:
+    """``progress`` with 0..1000 mapped onto ``start``..1000 (what is left of the bar)."""
+
+    def report(done: int, total: int, message: str = "") -> None:
+        frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+        progress(int(start + (1000 - start) * frac), 1000, message)
+
+    return report
+
+
 def _index_writer(model: Any, params: dict[str, Any]) -> Any:
     def write(folder: os.PathLike[str]) -> dict[str, Any]:
         from recsys.index import HnswIndex
@@ -171,7 +181,7 @@ def train_run(
             family,
             train,
             base_params=params or {},
-            progress=stage(progress, 0, 3, "tuning"),
+            progress=stage(progress, 0, 2, "tuning"),
             root=root,
             dataset_name=dataset.name,
             **tune,
@@ -179,6 +189,7 @@ def train_run(
         params = {**(params or {}), **tuning["best_params"]}
         # the refitted run is one more child of the sweep in MLflow
         tracking_parent = tracking_parent or (tuning.get("mlflow") or {}).get("sweep_run_id")
+        progress = _after(progress, 500)  # the search took the first half of the bar
         timings["tune_s"] = round(time.perf_counter() - t0, 3)
     model = make_model(family, **(params or {}))
     t0 = time.perf_counter()

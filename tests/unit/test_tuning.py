@@ -41,13 +41,19 @@ def test_train_run_with_tune_refits_the_best_and_records_the_search(tmp_path):
     from recsys.pipeline import train_run
 
     save_dataset(grouped_dataset(n_sequences=200), tmp_path)
+    seen = []
     meta = train_run(
         "prod2vec",
         {"workers": 1, "vector_size": 8},
         "grouped",
         tmp_path,
         tune={"budget_s": 120, "n_trials": 2, "sample": 0.5},
+        progress=lambda done, total, message: seen.append((done, message)),
     )
+    # the bar only moves forward: the search, then the refit, evaluation and saving
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == 1000
+    assert any(m.startswith("tuning: 2 of 2 trials done") for _, m in seen)
     t = meta["tuning"]
     assert t["n_trials"] == 2 and t["sample"] == 0.5
     for name, value in t["best_params"].items():
