@@ -176,3 +176,29 @@ def test_tune_request_checks_family_budget_trials_and_sample(tmp_path):
     assert job["params"]["tune"] == {"budget_s": 30.0, "n_trials": 1, "sample": None}
     assert job["params"]["label"] == "mine" and job["params"]["dataset_name"] == "grouped"
     store.cancel(job_id)
+
+
+def test_the_content_model_is_tuned_on_cold_targets_when_there_are_enough(monkeypatch):
+    import numpy as np
+
+    from recsys import tuning
+    from recsys.evaluation import build_session_cases, interaction_counts
+
+    from recsys.data.synthetic import generate_demo
+
+    data = generate_demo(n_items=600, n_sequences=300, seed=1)  # a long tail: cold and warm targets
+    fit_part, valid = split(data, "time", test_fraction=0.3)
+    cases = build_session_cases(valid, "every_position", max_cases=None)
+    same, what = tuning.objective_cases("prod2vec", fit_part, cases, data.catalog)
+    assert same is cases and what == "every position"
+    counts = interaction_counts(fit_part.interactions, cases[1])
+    n_cold = int((counts < tuning.COLD_THRESHOLD).sum())
+    assert 0 < n_cold < len(cases[1]), "the data must hold cold and warm targets"
+    monkeypatch.setattr(tuning, "MIN_COLD_CASES", n_cold)
+    (contexts, targets), what = tuning.objective_cases("content", fit_part, cases, data.catalog)
+    assert len(targets) == len(contexts) == n_cold and "cold targets" in what
+    assert (interaction_counts(fit_part.interactions, targets) < tuning.COLD_THRESHOLD).all()
+    monkeypatch.setattr(tuning, "MIN_COLD_CASES", n_cold + 1)  # too few: every case, said so
+    kept, what = tuning.objective_cases("content", fit_part, cases, data.catalog)
+    assert len(kept[1]) == len(cases[1]) and what == "every position"
+    assert np.array_equal(kept[1], cases[1])
