@@ -29,6 +29,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "components.vetting_panels.run_checks_panel",  # computes the checks; writes nothing
         "components.vetting_panels.update_precision",
         "components.vectors_io.download_export",  # builds the zip in a temporary folder only
+        "components.tuning.show_tuning_job",
         "components.vectors_io.refresh_export_runs",
         "components.vectors_io.show_mlflow_link",
         "components.vectors_io.show_vectors_import",
@@ -79,6 +80,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
 #: Callbacks that change server state -> None (always) or the inputs that make them write.
 WRITE_CALLBACKS: dict[str, frozenset[str] | None] = {
     "components.jobs.cancel_job": None,
+    "components.tuning.start_tuning": None,
     "components.vectors_io.start_vectors_import": None,
     "pages.data.receive_upload": None,
     "pages.data.start_import": None,

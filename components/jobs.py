@@ -257,10 +257,10 @@ def job_title(job: dict[str, Any]) -> str:
     kind = job.get("kind", "")
     params = job.get("params") or {}
     title = _KIND_TITLE.get(kind, kind.title() or "Job")
-    if kind == "train":
+    if kind in ("train", "tune"):
         family = params.get("family", "")
         ds = params.get("dataset_name") or params.get("dataset") or ""
-        title = f"Training {family}" + (f" on {ds}" if ds else "")
+        title = f"{'Tuning' if kind == 'tune' else 'Training'} {family}" + (f" on {ds}" if ds else "")
     elif kind == "import":
         title = f"Dataset import: {params.get('name', '')}"
     elif kind == "project":

@@ -16,6 +16,7 @@ from components.forms import choice_col
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
+from components.tuning import tune_section, tuning_view
 from components.vectors_io import export_section as vectors_export_section
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -32,7 +33,7 @@ RUN_METRICS = (*HEADLINE_METRICS, "mrr@10", "fallback_share", "no_recommendation
 #: underlying library's own defaults where the family names them (gensim for Prod2Vec).
 PARAM_PRESETS = ("recommended", "library defaults")
 RUN_EXTRAS = ("status", "device", "fit_s", "created", "error")
-JOB_KINDS_SHOWN = ("train", "project", "demo")
+JOB_KINDS_SHOWN = ("train", "tune", "project", "demo")
 DEVICE_POLL = ids.RUNS_DEVICE_POLL
 
 
@@ -471,67 +472,12 @@ def layout(**_query: Any) -> html.Div:
                 actions=html.Div(device_badge(device), id=ids.RUNS_DEVICE),
             ),
             dbc.Row([dbc.Col(form, lg=5), dbc.Col(jobs, lg=7)]),
+            tune_section(datasets),
             runs_card,
             vectors_export_section(root),
             modal,
             dcc.Store(id=ids.RUNS_REFRESH, data=0),
             dcc.Interval(id=DEVICE_POLL, interval=2000, max_intervals=90, disabled=device is not None),
-        ]
-    )
-
-
-def tuning_view(run: dict[str, Any] | None) -> Any:
-    """A tuned run's search: every trial (table) and a parallel-coordinates chart."""
-    t = (run or {}).get("tuning")
-    if not t or not t.get("trials"):
-        return html.Div()
-    import plotly.graph_objects as go
-
-    trials = t["trials"]
-    names = list(trials[0]["params"])
-    header = ["trial", *names, "validation", "seconds"]
-    rows = [
-        [tr["number"], *[tr["params"].get(n) for n in names], round(tr["value"], 4), tr["seconds"]]
-        for tr in trials
-    ]
-    dims = []
-    for n in names:
-        values = [tr["params"].get(n) for tr in trials]
-        if all(isinstance(v, (int, float)) for v in values):
-            dims.append({"label": n, "values": values})
-        else:
-            cats = sorted({str(v) for v in values})
-            dims.append(
-                {
-                    "label": n,
-                    "values": [cats.index(str(v)) for v in values],
-                    "tickvals": list(range(len(cats))),
-                    "ticktext": cats,
-                }
-            )
-    dims.append({"label": "validation", "values": [tr["value"] for tr in trials]})
-    fig = go.Figure(
-        go.Parcoords(line={"color": [tr["value"] for tr in trials], "colorscale": "Viridis"}, dimensions=dims)
-    )
-    fig.update_layout(height=320, margin={"l": 40, "r": 40, "t": 40, "b": 20})
-    v = t.get("validation", {})
-    return html.Div(
-        [
-            html.H6(
-                f"Tuned on this dataset: {t['n_trials']} trials in {t.get('seconds')} s, best {t['metric']} "
-                f"{t['best_value']:.4f} (trial {t['best_trial']}), on {v.get('validation_cases')} cases carved "
-                "from the training part"
-            ),
-            dcc.Graph(figure=fig, config={"displayModeBar": False}),
-            dbc.Table(
-                [
-                    html.Thead(html.Tr([html.Th(h) for h in header])),
-                    html.Tbody([html.Tr([html.Td(str(c)) for c in r]) for r in rows]),
-                ],
-                size="sm",
-                striped=True,
-                className="small",
-            ),
         ]
     )
 

@@ -39,6 +39,16 @@ def stage(progress: Progress, index: int, n_stages: int, label: str) -> Progress
     return report
 
 
+def _after(progress: Progress, start: int) -> Progress:
+    """``progress`` with 0..1000 mapped onto ``start``..1000 (what is left of the bar)."""
+
+    def report(done: int, total: int, message: str = "") -> None:
+        frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+        progress(int(start + (1000 - start) * frac), 1000, message)
+
+    return report
+
+
 def _index_writer(model: Any, params: dict[str, Any]) -> Any:
     def write(folder: os.PathLike[str]) -> dict[str, Any]:
         from recsys.index import HnswIndex
@@ -120,7 +130,8 @@ def train_run(
         Tune the settings on this dataset first (:func:`recsys.tuning.tune` keyword
         arguments: ``budget_s``, ``n_trials``, ``sample``): on a time split carved from the
         training part only; the best setting is refitted on the whole training part and
-        every trial is recorded under ``tuning`` in run.json.
+        every trial is recorded under ``tuning`` in run.json (and in MLflow: the sweep is
+        a parent run, each trial and this run are its children).
     validate : bool, optional
         Also fit on the earlier 90% of the training part and score the latest 10%
         (``metrics["validation"]``): what the Overview picks the best variant by, never
@@ -143,6 +154,10 @@ def train_run(
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
     if len(dataset.interactions) == 0:
+        if tune is not None:
+            raise ModelFitError(
+                f"cannot tune on '{dataset.name}': it has no interactions to carve a validation split from"
+            )
         return _train_catalog_only(
             family, params, dataset, registry, index_params, activate, label, progress, tracking_parent
         )
@@ -163,9 +178,18 @@ def train_run(
 
         t0 = time.perf_counter()
         tuning = run_tuning(
-            family, train, base_params=params or {}, progress=stage(progress, 0, 3, "tuning"), **tune
+            family,
+            train,
+            base_params=params or {},
+            progress=stage(progress, 0, 2, "tuning"),
+            root=root,
+            dataset_name=dataset.name,
+            **tune,
         )
         params = {**(params or {}), **tuning["best_params"]}
+        # the refitted run is one more child of the sweep in MLflow
+        tracking_parent = tracking_parent or (tuning.get("mlflow") or {}).get("sweep_run_id")
+        progress = _after(progress, 500)  # the search took the first half of the bar
         timings["tune_s"] = round(time.perf_counter() - t0, 3)
     model = make_model(family, **(params or {}))
     t0 = time.perf_counter()

@@ -1,15 +1,23 @@
-"""Per-dataset tuning of the Prod2Vec family with Optuna's TPE sampler.
+"""Per-dataset tuning of a model family with Optuna's TPE sampler.
 
 The search never sees the test split: the *training* part of a run is split again by
 time (its latest sequences form a validation part), every trial is fitted on the rest
 (optionally on a seeded sample of its sequences, for speed: published work on Word2Vec
 for recommendation finds that tuning on a 10% sample keeps most of the gain) and scored
 by next-item HR@K on the validation part (every position, the session's items allowed
-again: :func:`recsys.evaluation.evaluate_sessions`). The fixed tuned settings are the
-first trial, so the search can only keep or beat them on validation. The best setting is
-then refitted on the whole training part by the caller (:func:`recsys.pipeline.train_run`).
+again: :func:`recsys.evaluation.evaluate_sessions`). The family's recommended settings
+are the first trial, so the search can only keep or beat them on validation. The best
+setting is then refitted on the whole training part by the caller
+(:func:`recsys.pipeline.train_run`; the ``tune`` job kind of :mod:`recsys.jobs.kinds`).
 
-Every trial is recorded (parameters, validation HR@K and MRR@K, seconds) in the run.
+The content model is scored on the validation cases whose target is cold in the fitting
+part, when there are enough (:func:`objective_cases`). Each tunable family declares its search space in :data:`SEARCH_SPACES` (name ->
+``(kind, spec)``, every name a parameter the family declares in its ``param_specs``);
+parameters the user fixed are left out of the search.
+
+Every trial is recorded (parameters, validation HR@K and MRR@K, seconds) in the run, and
+the sweep is one MLflow parent run with one child per trial
+(:func:`recsys.tracking.sweep`; nothing is logged when tracking is off).
 """
 
 from __future__ import annotations
@@ -25,9 +33,8 @@ from recsys.errors import ModelFitError
 
 logger = logging.getLogger(__name__)
 
-#: Families the tuner knows, and the parameters it searches (the rest keep the defaults).
-TUNABLE = ("prod2vec", "meta_prod2vec")
-SEARCH_SPACE: dict[str, tuple[str, Any]] = {
+#: Prod2Vec: the word2vec settings that matter on session data, and the vector space.
+PROD2VEC_SPACE: dict[str, tuple[str, Any]] = {
     "window": ("int_log", (1, 10)),
     "epochs": ("int_log", (5, 60)),
     "ns_exponent": ("float", (-0.5, 1.0)),
@@ -37,6 +44,48 @@ SEARCH_SPACE: dict[str, tuple[str, Any]] = {
     "vector_size": ("categorical", (32, 64, 100, 128)),
     "vectors": ("categorical", ("input", "input+output", "in-out")),
 }
+
+#: The search space of each tunable family (kinds: int, int_log, float, float_log, categorical).
+SEARCH_SPACES: dict[str, dict[str, tuple[str, Any]]] = {
+    "prod2vec": PROD2VEC_SPACE,
+    # Meta-Prod2Vec: Prod2Vec's, plus how coarse the category token is and the brand token
+    # (on a thin catalogue a coarse category makes many items share one vector)
+    "meta_prod2vec": {
+        **PROD2VEC_SPACE,
+        "meta_category_level": ("categorical", (None, 0, 1)),
+        "use_brand": ("categorical", (True, False)),
+    },
+    # content (two-tower over the catalogue): the training settings, not the feature set
+    "content": {
+        "embedding_dim": ("categorical", (32, 64, 128)),
+        "epochs": ("int", (2, 8)),
+        "learning_rate": ("float_log", (3e-4, 1e-2)),
+        "dropout": ("float", (0.0, 0.3)),
+        "temperature": ("float_log", (0.02, 0.2)),
+        "window": ("int", (1, 5)),
+        "hard_negatives": ("int", (0, 3)),
+    },
+}
+
+#: Families the tuner knows.
+TUNABLE = tuple(SEARCH_SPACES)
+#: Families scored on the validation cases whose target is cold in the fitting part (fewer
+#: than :data:`COLD_THRESHOLD` interactions): the content model is there for items with
+#: little history, so its settings are chosen where it matters (the issue's target is
+#: content >= 1.2x tfidf on cold items). With fewer than :data:`MIN_COLD_CASES` such cases
+#: every case is used instead (the result's ``objective`` says which).
+COLD_OBJECTIVE = frozenset({"content"})
+COLD_THRESHOLD = 3
+MIN_COLD_CASES = 100
+#: Prod2Vec's space (the name earlier code imports).
+SEARCH_SPACE = PROD2VEC_SPACE
+
+
+def search_space(family: str, fixed: Any = ()) -> dict[str, tuple[str, Any]]:
+    """The parameters searched for ``family``: its space less the ones in ``fixed``."""
+    if family not in SEARCH_SPACES:
+        raise ModelFitError(f"--tune supports {', '.join(TUNABLE)}, not {family!r}")
+    return {k: v for k, v in SEARCH_SPACES[family].items() if k not in set(fixed)}
 
 
 def parse_budget(text: str | float | int) -> float:
@@ -55,9 +104,9 @@ def parse_budget(text: str | float | int) -> float:
     return seconds
 
 
-def _suggest(trial: Any) -> dict[str, Any]:
+def _suggest(trial: Any, space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, (kind, spec) in SEARCH_SPACE.items():
+    for name, (kind, spec) in space.items():
         if kind == "int_log":
             out[name] = trial.suggest_int(name, *spec, log=True)
         elif kind == "int":
@@ -71,13 +120,13 @@ def _suggest(trial: Any) -> dict[str, Any]:
     return out
 
 
-def _start_point(family: str) -> dict[str, Any]:
-    """The family's fixed tuned settings, clipped into the search space (the first trial)."""
+def _start_point(family: str, space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    """The family's recommended settings, clipped into the search space (the first trial)."""
     from recsys.models import get_model_class
 
     d = get_model_class(family).default_params
     start = {}
-    for name, (kind, spec) in SEARCH_SPACE.items():
+    for name, (kind, spec) in space.items():
         v = d[name]
         if kind == "categorical":
             start[name] = v if v in spec else spec[0]
@@ -86,6 +135,26 @@ def _start_point(family: str) -> dict[str, Any]:
         else:
             start[name] = float(min(max(v, spec[0]), spec[1]))
     return start
+
+
+def objective_cases(
+    family: str, fit_part: Any, cases: tuple[list[list[str]], Any], catalog: Any
+) -> tuple[Any, str]:
+    """The validation cases a family is scored on, and what they are in words.
+
+    Families in :data:`COLD_OBJECTIVE` keep the cases whose target has fewer than
+    :data:`COLD_THRESHOLD` interactions in ``fit_part`` when there are at least
+    :data:`MIN_COLD_CASES` of them; every other family (or too few cold cases) keeps all.
+    """
+    from recsys.evaluation import cold_items
+
+    if family in COLD_OBJECTIVE:
+        cold = cold_items(fit_part, COLD_THRESHOLD, catalog=catalog["item_id"].astype(str))
+        keep = np.isin(np.asarray(cases[1], dtype=str), cold)
+        if int(keep.sum()) >= MIN_COLD_CASES:
+            kept = ([c for c, m in zip(cases[0], keep) if m], np.asarray(cases[1])[keep])
+            return kept, f"cold targets (< {COLD_THRESHOLD} interactions in the fitting part)"
+    return cases, "every position"
 
 
 def sample_sequences(dataset: Any, fraction: float, seed: int = 0) -> Any:
@@ -118,12 +187,15 @@ def tune(
     base_params: dict[str, Any] | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    root: Any = None,
+    dataset_name: str | None = None,
 ) -> dict[str, Any]:
     """Search ``family``'s settings on a time split carved from ``train``.
 
     Parameters
     ----------
-    family : {"prod2vec", "meta_prod2vec"}
+    family : {"prod2vec", "meta_prod2vec", "content"}
+        A key of :data:`SEARCH_SPACES`.
     train : Dataset
         The training part of the run (never its test part).
     budget_s : float
@@ -139,80 +211,153 @@ def tune(
     max_cases : int
         Validation cases (seeded sample).
     base_params : dict, optional
-        Parameters kept fixed (the user's), under the searched ones.
+        Parameters the user fixed: kept in every trial and left out of the search.
+    progress : callable, optional
+        ``progress(done, total, message)``; the message says how many trials are done
+        and the best validation score so far.
+    root : path-like, optional
+        The data directory (its MLflow store, :mod:`recsys.tracking`).
+    dataset_name : str, optional
+        The dataset's name in MLflow (default ``train.name``).
 
     Returns
     -------
     dict
         ``best_params`` (searched names only), ``best_value``, ``metric``, ``trials``
         (each ``{"number", "params", "value", "mrr", "seconds", "state"}``), ``budget_s``,
-        ``n_trials``, ``sample``, ``validation`` (how the split was carved), ``seconds``.
+        ``n_trials``, ``sample``, ``validation`` (how the split was carved), ``seconds``,
+        ``searched`` (the names searched) and ``mlflow`` (the sweep's parent run id, or None).
     """
     import optuna
 
+    from recsys import tracking
     from recsys.evaluation import build_session_cases, evaluate_sessions, split
     from recsys.models import make_model
 
-    if family not in TUNABLE:
-        raise ModelFitError(f"--tune supports {', '.join(TUNABLE)}, not {family!r}")
+    base = {**(base_params or {})}
+    space = search_space(family, base)
+    if not space:
+        raise ModelFitError(f"tuning {family}: every searched parameter is fixed; nothing to tune")
     progress = progress or null_progress
     started = time.perf_counter()
+    if train.interactions is None or not len(train.interactions):
+        raise ModelFitError(
+            f"tuning needs interactions to carve a validation split from; '{train.name}' has none"
+        )
     fit_part, valid = split(train, "time", test_fraction=validation_fraction)
     if sample:
         fit_part = sample_sequences(fit_part, sample, seed)
     cases = build_session_cases(valid, "every_position", max_cases=max_cases, seed=seed)
-    if not len(cases[1]):
+    n_cases = int(len(cases[1]))
+    if not n_cases:
         raise ModelFitError(f"tuning: the validation part of '{train.name}' has no next-item case")
-    base = {**(base_params or {})}
+    cases, objective_on = objective_cases(family, fit_part, cases, train.catalog)
+    n_cases = int(len(cases[1]))
+    metric = f"hr@{k}"
     trials: list[dict[str, Any]] = []
+    validation = {
+        "split": "time, the latest sequences of the training part",
+        "fraction": validation_fraction,
+        "fit_sequences": int(fit_part.interactions["sequence_id"].nunique()),
+        "validation_cases": n_cases,
+        "objective": objective_on,
+    }
+
+    def report(number: int) -> None:
+        complete = [t for t in trials if t["state"] == "complete"]
+        done_s = time.perf_counter() - started
+        share = done_s / budget_s
+        if n_trials:
+            share = max(share, len(trials) / n_trials)
+        of = f" of {n_trials}" if n_trials else ""
+        best = (
+            f"best {metric} {max(t['value'] for t in complete):.4f} so far" if complete else "none scored yet"
+        )
+        progress(int(1000 * min(share, 1.0)), 1000, f"{len(trials)}{of} trials done (trial {number}); {best}")
 
     def objective(trial: Any) -> float:
         t0 = time.perf_counter()
-        searched = _suggest(trial)
+        searched = _suggest(trial, space)
         params = {**base, **searched}
-        model = make_model(family, **params).fit(fit_part)
+        try:
+            model = make_model(family, **params).fit(fit_part)
+        except ModelFitError as exc:
+            seconds = round(time.perf_counter() - t0, 2)
+            trials.append(
+                {
+                    "number": trial.number,
+                    "params": searched,
+                    "value": None,
+                    "mrr": None,
+                    "seconds": seconds,
+                    "state": "failed",
+                    "error": str(exc)[:300],
+                }
+            )
+            sw.log_trial(searched, None, trial=trial.number, timings={"trial_s": seconds}, state="FAILED")
+            report(trial.number)
+            raise
         m = evaluate_sessions(model, valid, k=k, exclude_seen=False, cases=cases, catalog=train.catalog)
-        value = float(m[f"hr@{k}"])
+        value = float(m[metric])
+        seconds = round(time.perf_counter() - t0, 2)
         trials.append(
             {
                 "number": trial.number,
                 "params": searched,
                 "value": value,
                 "mrr": float(m[f"mrr@{k}"]),
-                "seconds": round(time.perf_counter() - t0, 2),
+                "seconds": seconds,
                 "state": "complete",
             }
         )
-        done = time.perf_counter() - started
-        progress(min(int(done), int(budget_s)), int(budget_s), f"trial {trial.number}: hr@{k}={value:.4f}")
-        logger.info("tuning %s trial %d: hr@%d=%.4f %s", family, trial.number, k, value, searched)
+        sw.log_trial(
+            searched,
+            {metric: value, f"mrr@{k}": float(m[f"mrr@{k}"]), "n_cases": n_cases},
+            trial=trial.number,
+            timings={"trial_s": seconds},
+        )
+        report(trial.number)
+        logger.info("tuning %s trial %d: %s=%.4f %s", family, trial.number, metric, value, searched)
         return value
 
+    name = dataset_name or train.name
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial(_start_point(family))
-    study.optimize(objective, n_trials=n_trials, timeout=budget_s, catch=(ModelFitError,))
-    complete = [t for t in trials if t["state"] == "complete"]
-    if not complete:
-        raise ModelFitError("tuning: no trial finished; raise the budget")
-    best = max(complete, key=lambda t: (t["value"], -t["number"]))
+    study.enqueue_trial(_start_point(family, space))
+    sweep_params = {
+        "family": family,
+        "budget_s": float(budget_s),
+        "n_trials": n_trials,
+        "sample": sample,
+        "metric": f"{metric} (validation, {objective_on})",
+        "validation": validation,
+        "fixed": base,
+    }
+    tags = {"recsys.family": family, "recsys.kind": "sweep"}
+    with tracking.sweep(
+        f"tune {family} on {name}", dataset=name, root=root, params=sweep_params, tags=tags
+    ) as sw:
+        study.optimize(objective, n_trials=n_trials, timeout=budget_s, catch=(ModelFitError,))
+        complete = [t for t in trials if t["state"] == "complete"]
+        if not complete:
+            errors = "; ".join(sorted({t.get("error", "") for t in trials}))[:500]
+            raise ModelFitError(f"tuning: no trial finished; raise the budget ({errors or 'no error'})")
+        best = max(complete, key=lambda t: (t["value"], -t["number"]))
+        sw.log_best(best["params"], {metric: best["value"], "n_cases": n_cases})
     return {
         "family": family,
-        "metric": f"hr@{k} (validation, every position)",
+        "metric": f"{metric} (validation, {objective_on})",
         "best_params": best["params"],
         "best_value": best["value"],
         "best_trial": best["number"],
         "start_value": complete[0]["value"] if complete[0]["number"] == 0 else None,
         "trials": trials,
         "n_trials": len(trials),
+        "searched": list(space),
         "budget_s": float(budget_s),
         "sample": sample,
-        "validation": {
-            "split": "time, the latest sequences of the training part",
-            "fraction": validation_fraction,
-            "fit_sequences": int(fit_part.interactions["sequence_id"].nunique()),
-            "validation_cases": int(len(cases[1])),
-        },
+        "validation": validation,
         "sampler": f"optuna TPESampler(seed={seed})",
+        "mlflow": {"sweep_run_id": sw.parent_id} if sw.parent_id else None,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -5,7 +5,8 @@
 - :mod:`recsys.jobs.runners`: how a job is started and stopped
   (:class:`ProcessRunner`, the default; :class:`CeleryRunner` for scale-out);
 - :mod:`recsys.jobs.kinds`: what a job runs (:data:`JOB_KINDS`) and
-  :func:`submit_train`, the one validated way to queue a training job;
+  :func:`submit_train` / :func:`submit_tune`, the one validated way to queue a
+  training / tuning job;
 - :mod:`recsys.jobs.worker`: the Celery app
   (``celery -A recsys.jobs.worker worker``); imported only by workers.
 
@@ -24,7 +25,9 @@ from recsys.jobs.kinds import (
     JobParamError,
     TrainRequest,
     submit_train,
+    submit_tune,
     train_request,
+    tune_request,
 )
 from recsys.jobs.runners import RUNNERS, CeleryRunner, ProcessRunner, Runner, get_runner
 from recsys.jobs.store import ACTIVE, FINISHED, STATUSES, JobCancelled, JobStore, run_job
@@ -46,5 +49,7 @@ __all__ = [
     "get_runner",
     "run_job",
     "submit_train",
+    "submit_tune",
     "train_request",
+    "tune_request",
 ]

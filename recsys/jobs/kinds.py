@@ -9,6 +9,9 @@ in the job process too, provided the module is importable there.
 :func:`submit_train` is the one way to queue a training job (the Runs page,
 REST ``POST /api/v1/train``); :func:`train_request` is the check behind it,
 also used by ``python -m recsys train`` before it trains in the foreground.
+:func:`submit_tune` / :func:`tune_request` do the same for a tuning job (the
+Runs page's Tune button, REST ``POST /api/v1/tune``, ``recsys tune`` and
+``recsys train --tune``).
 A bad family, parameter, dataset or label is refused at submit time, not
 reported later by a failed job.
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from recsys.config import Progress
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 JOB_KINDS: dict[str, str] = {
     "demo": "recsys.pipeline:build_demo",
     "train": "recsys.pipeline:train_run",
+    # a train run with a search first: recsys.tuning on a split carved from the training
+    # part, the best setting refitted into a run (params carry ``tune``)
+    "tune": "recsys.pipeline:train_run",
     "project": "recsys.projection:project_run",
     "import": "recsys.pipeline:import_job",
     "import_vectors": "recsys.external:import_vectors_job",
@@ -75,6 +81,8 @@ class TrainRequest:
     split_options: dict[str, Any] | None = None
     test_dataset: str | None = None
     repeats: str | None = None
+    #: :func:`recsys.tuning.tune` settings (``budget_s``, ``n_trials``, ``sample``): search first
+    tune: dict[str, Any] | None = None
 
     def job_params(self) -> dict[str, Any]:
         """The job's ``params`` (fields left at None are not sent: ``train_run``'s defaults apply)."""
@@ -176,6 +184,79 @@ def submit_train(
         repeats=repeats,
     )
     return store.submit("train", request.job_params(), label=job_label or f"Train {family} on {dataset}")
+
+
+def tune_request(
+    family: Any,
+    dataset: Any,
+    params: Any = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    budget: Any = "10m",
+    trials: Any = None,
+    sample: Any = None,
+    **train_fields: Any,
+) -> TrainRequest:
+    """Check a tuning request: :func:`train_request`'s checks, a tunable family and the search's budget.
+
+    Parameters
+    ----------
+    budget : str or number
+        Wall-clock budget of the search (``90s``, ``10m``, ``1h`` or seconds).
+    trials : int, optional
+        At most this many trials (>= 1).
+    sample : float, optional
+        Fit trials on this share of the sequences, in (0, 1].
+    train_fields
+        ``label``, ``split_method``, ``split_options``, ``test_dataset``, ``repeats``.
+
+    Raises
+    ------
+    JobParamError
+        A family the tuner does not search (``field="family"``), a bad budget,
+        trials or sample; and everything :func:`train_request` refuses.
+    """
+    from recsys.tuning import TUNABLE, parse_budget
+
+    if isinstance(family, str) and family not in TUNABLE:
+        raise JobParamError(f"'family' must be one the tuner searches: {', '.join(TUNABLE)}", "family")
+    request = train_request(family, dataset, params, root=root, **train_fields)
+    try:
+        budget_s = parse_budget(budget)
+    except ValueError as exc:
+        raise JobParamError(f"'budget': {exc}", "budget") from None
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise JobParamError(f"'trials' must be an integer >= 1, got {trials!r}", "trials")
+    if sample is not None and (
+        isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 < sample <= 1
+    ):
+        raise JobParamError(f"'sample' must be a share in (0, 1], got {sample!r}", "sample")
+    tune = {"budget_s": budget_s, "n_trials": trials, "sample": None if sample is None else float(sample)}
+    return replace(request, tune=tune)
+
+
+def submit_tune(
+    store: JobStore,
+    family: Any,
+    dataset: Any,
+    params: Any = None,
+    *,
+    budget: Any = "10m",
+    trials: Any = None,
+    sample: Any = None,
+    job_label: str | None = None,
+    **train_fields: Any,
+) -> str:
+    """Check a tuning request (:func:`tune_request`) and queue it as a ``tune`` job; return its id.
+
+    The job searches the family's settings on a split carved from the training part
+    (:func:`recsys.tuning.tune`), then trains the best into a run (:func:`recsys.pipeline.train_run`)
+    whose run.json keeps every trial under ``tuning``.
+    """
+    request = tune_request(
+        family, dataset, params, root=store.root, budget=budget, trials=trials, sample=sample, **train_fields
+    )
+    return store.submit("tune", request.job_params(), label=job_label or f"Tune {family} on {dataset}")
 
 
 # -- kinds defined here ------------------------------------------------------------

@@ -251,3 +251,32 @@ def _add_write_routes(bp: Blueprint) -> None:
         except JobParamError as exc:
             raise ApiError(400, str(exc), exc.field) from None
         return jsonify(job_id=job_id, status="submitted"), 202
+
+    @bp.post("/tune")
+    @require_token
+    def tune() -> Any:
+        """Search a family's settings on a split carved from the training data, then train the best."""
+        from recsys.jobs import JobParamError, JobStore, submit_tune
+
+        body = _json_body()
+        st = _state()
+        allowed = {"family", "params", "dataset", "label", "budget", "trials", "sample"}
+        unknown_fields = sorted(set(body) - allowed)
+        if unknown_fields:
+            raise ApiError(400, f"unknown field(s): {', '.join(unknown_fields)}", unknown_fields[0])
+        family, dataset = body.get("family"), body.get("dataset") or "demo"
+        try:
+            job_id = submit_tune(
+                JobStore(st.settings.root),
+                family,
+                dataset,
+                body.get("params") or {},
+                budget=body.get("budget", "10m"),
+                trials=body.get("trials"),
+                sample=body.get("sample"),
+                label=body.get("label"),
+                job_label=f"Tune {family} on {dataset} (API)",
+            )
+        except JobParamError as exc:
+            raise ApiError(400, str(exc), exc.field) from None
+        return jsonify(job_id=job_id, status="submitted"), 202

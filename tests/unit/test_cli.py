@@ -137,3 +137,29 @@ def test_bad_import_options_are_clear_errors_not_tracebacks(tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert err.startswith("error:") and expected in err
     assert not (tmp_path / "outside").exists()
+
+
+def test_tune_in_the_foreground_and_as_a_background_job(demo_dir, capsys):
+    from recsys.jobs import JobStore
+
+    base = ["--data-dir", str(demo_dir), "-q"]
+    assert main([*base, "tune", "prod2vec", "--budget", "soon"]) == 2
+    assert "budget" in capsys.readouterr().err
+    assert main([*base, "tune", "cooccurrence"]) == 2
+    assert "prod2vec, meta_prod2vec, content" in capsys.readouterr().err
+    params = ["--param", "vector_size=8", "workers=1", "epochs=3"]
+    assert (
+        main([*base, "tune", "prod2vec", *params, "--trials", "2", "--tune-sample", "0.5", "--label", "t"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "2 trials" in out and "validation cases carved from the training part" in out
+    (run,) = [r for r in Registry(demo_dir).list_runs() if r.get("label") == "t"]
+    assert run["tuning"]["n_trials"] == 2 and run["tuning"]["sample"] == 0.5
+    assert main([*base, "tune", "meta_prod2vec", "--background", "--trials", "3", "--budget", "90s"]) == 0
+    assert "tuning job" in capsys.readouterr().out
+    store = JobStore(demo_dir)
+    (job,) = store.list_jobs(kind="tune")
+    assert job["params"]["family"] == "meta_prod2vec"
+    assert job["params"]["tune"] == {"budget_s": 90.0, "n_trials": 3, "sample": None}
+    store.cancel(job["job_id"])

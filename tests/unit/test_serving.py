@@ -407,6 +407,52 @@ def test_train_endpoint_validates_and_submits(tmp_path: Path) -> None:
     assert any(r["family"] == "popularity" for r in Registry(tmp_path).list_runs())
 
 
+def test_tune_endpoint_checks_like_the_tune_button_and_needs_the_token(tmp_path: Path) -> None:
+    from recsys.jobs import JobStore
+
+    make_serving_data(tmp_path)
+    c = make_client(tmp_path, token="t")
+    auth = {"Authorization": "Bearer t"}
+    err(c.post("/api/v1/tune", json={"family": "prod2vec", "dataset": "tiny"}), 401)
+    err(c.post("/api/v1/tune", json={"family": "popularity", "dataset": "tiny"}, headers=auth), 400, "family")
+    err(
+        c.post(
+            "/api/v1/tune", json={"family": "prod2vec", "dataset": "tiny", "budget": "soon"}, headers=auth
+        ),
+        400,
+        "budget",
+    )
+    err(
+        c.post("/api/v1/tune", json={"family": "prod2vec", "dataset": "tiny", "trials": 0}, headers=auth),
+        400,
+        "trials",
+    )
+    err(
+        c.post("/api/v1/tune", json={"family": "prod2vec", "dataset": "tiny", "sample": 2}, headers=auth),
+        400,
+        "sample",
+    )
+    err(
+        c.post("/api/v1/tune", json={"family": "prod2vec", "dataset": "tiny", "seed": 2}, headers=auth),
+        400,
+        "seed",
+    )
+    err(c.post("/api/v1/tune", json={"family": "prod2vec", "dataset": "nope"}, headers=auth), 404, "dataset")
+    assert JobStore(tmp_path).list_jobs() == []
+    body = {"family": "prod2vec", "dataset": "tiny", "budget": "1m", "trials": 2, "params": {"workers": 1}}
+    resp = c.post("/api/v1/tune", json=body, headers=auth)
+    assert resp.status_code == 202
+    store = JobStore(tmp_path)
+    job = store.get(resp.get_json()["job_id"])
+    assert job["kind"] == "tune" and job["params"]["tune"] == {
+        "budget_s": 60.0,
+        "n_trials": 2,
+        "sample": None,
+    }
+    assert job["params"]["params"] == {"workers": 1}
+    store.cancel(job["job_id"])
+
+
 # -- bind check ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "localhost", "::1", "[::1]"])
 def test_check_bind_allows_loopback_without_token(host: str) -> None:

@@ -183,3 +183,39 @@ def test_uri_override_logs_to_the_team_store(tmp_data_dir, demo_small, monkeypat
     df = mlflow.search_runs(experiment_names=["shop-recs"])
     assert df["tags.recsys.run_id"].tolist() == [meta["run_id"]]
     assert json.loads(json.dumps(meta["mlflow"]))["experiment_id"] == df.iloc[0]["experiment_id"]
+
+
+def test_a_tuning_sweep_logs_one_child_per_trial_and_the_refitted_run(tracked):
+    """recsys.tuning logs every trial (params, validation metric) under one parent run."""
+    from recsys.pipeline import train_run
+
+    root = tracked["root"]
+    meta = train_run(
+        "prod2vec",
+        {"workers": 1, "vector_size": 8},
+        "demo",
+        root,
+        max_cases=100,
+        tune={"budget_s": 120, "n_trials": 2},
+    )
+    t = meta["tuning"]
+    pid = t["mlflow"]["sweep_run_id"]
+    parent = runs_df(filter_string=f"attributes.run_id = '{pid}'")
+    assert len(parent) == 1 and parent.iloc[0]["status"] == "FINISHED"
+    row = parent.iloc[0]
+    assert row["tags.recsys.kind"] == "sweep" and row["tags.recsys.family"] == "prod2vec"
+    assert row["metrics.trials"] == 2 and row["metrics.best_hr_at_20"] == pytest.approx(t["best_value"])
+    for name, value in t["best_params"].items():
+        assert row[f"params.best.{name}"] == str(value), name
+    children = runs_df(filter_string=f"tags.mlflow.parentRunId = '{pid}'")
+    trials = children[children["tags.recsys.kind"] == "trial"].sort_values("tags.recsys.trial")
+    assert trials["tags.recsys.trial"].tolist() == ["0", "1"]
+    for (_, child), trial in zip(trials.iterrows(), t["trials"]):
+        assert child["metrics.hr_at_20"] == pytest.approx(trial["value"])
+        assert child["metrics.mrr_at_20"] == pytest.approx(trial["mrr"])
+        assert child["params.window"] == str(trial["params"]["window"])
+        assert child["params.vectors"] == trial["params"]["vectors"]
+        assert "params.vector_size" not in child or child.isna()["params.vector_size"]  # fixed, not searched
+    # the best setting refitted on the whole training part is the sweep's last child
+    (refit,) = children[children["tags.recsys.run_id"] == meta["run_id"]]["run_id"].tolist()
+    assert refit == meta["mlflow"]["run_id"]

@@ -24,8 +24,10 @@ def test_tune_records_every_trial_and_never_sees_the_test_split():
     assert result["n_trials"] == len(result["trials"]) == 3
     first = result["trials"][0]["params"]
     assert first["window"] == 1 and first["vectors"] == "in-out", "the fixed tuned settings are trial 0"
+    # what the user fixed (vector_size) is kept in every trial and left out of the search
+    assert result["searched"] == [n for n in SEARCH_SPACE if n != "vector_size"]
     for t in result["trials"]:
-        assert set(t["params"]) == set(SEARCH_SPACE) and 0 <= t["value"] <= 1 and t["seconds"] >= 0
+        assert set(t["params"]) == set(result["searched"]) and 0 <= t["value"] <= 1 and t["seconds"] >= 0
     assert result["best_value"] == max(t["value"] for t in result["trials"])
     n_train = train.interactions["sequence_id"].nunique()
     v = result["validation"]
@@ -39,13 +41,19 @@ def test_train_run_with_tune_refits_the_best_and_records_the_search(tmp_path):
     from recsys.pipeline import train_run
 
     save_dataset(grouped_dataset(n_sequences=200), tmp_path)
+    seen = []
     meta = train_run(
         "prod2vec",
         {"workers": 1, "vector_size": 8},
         "grouped",
         tmp_path,
         tune={"budget_s": 120, "n_trials": 2, "sample": 0.5},
+        progress=lambda done, total, message: seen.append((done, message)),
     )
+    # the bar only moves forward: the search, then the refit, evaluation and saving
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == 1000
+    assert any(m.startswith("tuning: 2 of 2 trials done") for _, m in seen)
     t = meta["tuning"]
     assert t["n_trials"] == 2 and t["sample"] == 0.5
     for name, value in t["best_params"].items():
@@ -62,3 +70,135 @@ def test_train_run_with_tune_refits_the_best_and_records_the_search(tmp_path):
     assert 0 < m["validation"]["n_cases"] and "hr@10" in m["validation"]
     with pytest.raises(Exception, match="tune supports"):
         train_run("cooccurrence", None, "grouped", tmp_path, tune={"budget_s": 5})
+
+
+# -- per-family search spaces ---------------------------------------------------------------
+def test_every_search_space_names_declared_params_and_starts_from_valid_settings():
+    from recsys.models import get_model_class, validate_params
+    from recsys.tuning import SEARCH_SPACES, TUNABLE, _start_point, search_space
+
+    assert set(TUNABLE) == {"prod2vec", "meta_prod2vec", "content"}
+    for family, space in SEARCH_SPACES.items():
+        specs = get_model_class(family).param_specs
+        assert set(space) <= set(specs), family
+        start = _start_point(family, space)
+        validate_params(family, start)  # the first trial is a setting the family accepts
+        for name, (kind, spec) in space.items():
+            if kind == "categorical":
+                for value in spec:
+                    validate_params(family, {name: value})
+            else:
+                validate_params(family, {name: spec[0]})
+                validate_params(family, {name: spec[1]})
+    assert {"meta_category_level", "use_brand"} <= set(SEARCH_SPACES["meta_prod2vec"])
+    assert "window" not in search_space("prod2vec", {"window": 3})
+    with pytest.raises(Exception, match="tune supports"):
+        search_space("popularity")
+
+
+def test_meta_prod2vec_tuning_searches_its_metadata_tokens_and_reports_progress():
+    data = grouped_dataset(n_sequences=200)
+    train, _ = split(data, "time", test_fraction=0.2)
+    messages = []
+    result = tune(
+        "meta_prod2vec",
+        train,
+        budget_s=120,
+        n_trials=2,
+        base_params={"workers": 1, "vector_size": 8, "epochs": 5},
+        progress=lambda d, t, m: messages.append((d, t, m)),
+    )
+    assert "meta_category_level" in result["searched"] and "use_brand" in result["searched"]
+    assert "epochs" not in result["searched"]
+    assert [t["state"] for t in result["trials"]] == ["complete", "complete"]
+    # progress says how many trials are done and the best validation score so far
+    assert messages[-1][0] == messages[-1][1] == 1000
+    best = max(t["value"] for t in result["trials"])
+    assert (
+        messages[-1][2].startswith("2 of 2 trials done")
+        and f"best hr@20 {best:.4f} so far" in messages[-1][2]
+    )
+    assert result["mlflow"] is None  # tracking is off in the suite
+
+
+@pytest.mark.slow  # TensorFlow's import and two fits: ~45 s on the shared machine
+def test_content_tuning_runs_two_tiny_trials():
+    pytest.importorskip("tensorflow")
+    data = grouped_dataset(n_sequences=120)
+    train, _ = split(data, "time", test_fraction=0.2)
+    tiny = {"epochs": 1, "pairs_per_epoch": 500, "batch_size": 64, "workers": 1, "hidden_units": [16]}
+    tiny.update({"title_dim": 16, "wide_dim": 8, "validation_share": 0.0, "holdout_share": 0.0})
+    result = tune("content", train, budget_s=300, n_trials=2, base_params=tiny)
+    assert result["n_trials"] == 2 and "epochs" not in result["searched"]
+    assert {"embedding_dim", "learning_rate", "temperature"} <= set(result["searched"])
+    assert all(0 <= t["value"] <= 1 for t in result["trials"])
+
+
+def test_tuning_refuses_a_catalogue_only_dataset(tmp_path):
+    from recsys.data.schema import Dataset, save_dataset
+    from recsys.pipeline import train_run
+
+    data = grouped_dataset(n_sequences=20)
+    save_dataset(Dataset("cat_only", data.catalog, data.interactions.iloc[0:0]), tmp_path)
+    with pytest.raises(Exception, match="no interactions"):
+        train_run("content", {}, "cat_only", tmp_path, tune={"budget_s": 5})
+
+
+# -- the one check and submit function ----------------------------------------------------------
+def test_tune_request_checks_family_budget_trials_and_sample(tmp_path):
+    from recsys.data.schema import save_dataset
+    from recsys.jobs import JobParamError, JobStore, submit_tune, tune_request
+
+    save_dataset(grouped_dataset(n_sequences=20), tmp_path)
+    req = tune_request(
+        "prod2vec", "grouped", {"workers": 1}, root=tmp_path, budget="2m", trials=3, sample=0.5
+    )
+    assert req.tune == {"budget_s": 120.0, "n_trials": 3, "sample": 0.5}
+    assert req.job_params()["params"] == {"workers": 1}
+    for kwargs, field in (
+        ({"family": "popularity"}, "family"),
+        ({"budget": "soon"}, "budget"),
+        ({"budget": "-1m"}, "budget"),
+        ({"trials": 0}, "trials"),
+        ({"trials": 2.5}, "trials"),
+        ({"sample": 1.5}, "sample"),
+        ({"sample": "half"}, "sample"),
+        ({"params": {"windw": 3}}, "params"),
+    ):
+        args = {"family": "prod2vec", "dataset": "grouped", **kwargs}
+        with pytest.raises(JobParamError) as info:
+            tune_request(args.pop("family"), args.pop("dataset"), root=tmp_path, **args)
+        assert info.value.field == field, kwargs
+    store = JobStore(tmp_path)
+    job_id = submit_tune(store, "meta_prod2vec", "grouped", budget=30, trials=1, label="mine")
+    job = store.get(job_id)
+    assert job["kind"] == "tune" and job["label"] == "Tune meta_prod2vec on grouped"
+    assert job["params"]["tune"] == {"budget_s": 30.0, "n_trials": 1, "sample": None}
+    assert job["params"]["label"] == "mine" and job["params"]["dataset_name"] == "grouped"
+    store.cancel(job_id)
+
+
+def test_the_content_model_is_tuned_on_cold_targets_when_there_are_enough(monkeypatch):
+    import numpy as np
+
+    from recsys import tuning
+    from recsys.evaluation import build_session_cases, interaction_counts
+
+    from recsys.data.synthetic import generate_demo
+
+    data = generate_demo(n_items=600, n_sequences=300, seed=1)  # a long tail: cold and warm targets
+    fit_part, valid = split(data, "time", test_fraction=0.3)
+    cases = build_session_cases(valid, "every_position", max_cases=None)
+    same, what = tuning.objective_cases("prod2vec", fit_part, cases, data.catalog)
+    assert same is cases and what == "every position"
+    counts = interaction_counts(fit_part.interactions, cases[1])
+    n_cold = int((counts < tuning.COLD_THRESHOLD).sum())
+    assert 0 < n_cold < len(cases[1]), "the data must hold cold and warm targets"
+    monkeypatch.setattr(tuning, "MIN_COLD_CASES", n_cold)
+    (contexts, targets), what = tuning.objective_cases("content", fit_part, cases, data.catalog)
+    assert len(targets) == len(contexts) == n_cold and "cold targets" in what
+    assert (interaction_counts(fit_part.interactions, targets) < tuning.COLD_THRESHOLD).all()
+    monkeypatch.setattr(tuning, "MIN_COLD_CASES", n_cold + 1)  # too few: every case, said so
+    kept, what = tuning.objective_cases("content", fit_part, cases, data.catalog)
+    assert len(kept[1]) == len(cases[1]) and what == "every position"
+    assert np.array_equal(kept[1], cases[1])
