@@ -1,0 +1,273 @@
+"""Every Explore control driven with real events in Chromium (``pytest --headless``).
+
+Each rule is switched on as a user does (a click on a switch, typing into a number box and
+Enter, picking from a dropdown, a click on the slider's track) and the list is checked
+against the rule itself, read from the catalogue: same gender -> every card has the seed's
+gender; max per brand 1 -> no brand twice; and so on. Before each rule the test asserts that
+the list breaks it, so a rule that stops working fails the test instead of passing unnoticed.
+
+One page load walks the whole panel (each server start costs seconds on a busy machine):
+``test_every_filter_control_applies_its_rule``; the run switch, k and the session panel are
+``test_k_run_switch_and_session_panel``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
+from recsys.data.schema import load_dataset
+from recsys.filters import FilterConfig
+from recsys.registry import Registry
+from tests.integration._browser import run_ids, wait_until
+from tests.integration.test_shell import _click
+
+PANEL = "explore"
+K = 50
+
+
+def _css(component_id: dict) -> str:
+    raw = json.dumps(component_id, sort_keys=True, separators=(",", ":"))
+    return "#" + "".join("\\" + c if not c.isalnum() and c not in "-_" else c for c in raw)
+
+
+def _control(field: str) -> str:
+    return _css({"type": "filter-control", "panel": PANEL, "field": field})
+
+
+def _cards(dash_duo) -> list[str]:
+    return [e.get_attribute("data-item") for e in dash_duo.find_elements("#explore-results .item-card")]
+
+
+def _scores(dash_duo) -> list[float]:
+    return [float(e.get_attribute("data-v")) for e in dash_duo.find_elements("#explore-results .sim-bar")]
+
+
+def _catalog(root: Path) -> dict[str, dict[str, Any]]:
+    cat = load_dataset("demo", root).catalog
+    return {str(r["item_id"]): r for r in cat.to_dict("records")}
+
+
+def _top(path: str) -> str:
+    return str(path).split(" > ")[0]
+
+
+def _known(value: Any) -> bool:
+    return value is not None and value == value and str(value).strip() != ""
+
+
+def _choose_seed(root: Path, run: str, cat: dict[str, dict[str, Any]]) -> str:
+    """A seed whose unfiltered top-K list breaks every rule the test switches on (so each rule
+    visibly changes it): mixed genders, other top categories, repeated brands, a title twin."""
+    from recsys.search import get_searcher
+
+    searcher = get_searcher(Registry(root), run)
+    best, best_score = None, -1
+    for seed in map(str, searcher.view.item_ids):
+        items = searcher.search(seed, FilterConfig(), K).item_ids
+        s = cat[seed]
+        if not all(_known(s[c]) for c in ("gender", "category", "brand", "price", "title")):
+            continue  # a rule relative to the seed is skipped when the seed lacks the attribute
+        rows = [cat[str(i)] for i in items]
+        brands = [r["brand"] for r in rows]
+        score = sum(
+            (
+                any(r["gender"] != s["gender"] for r in rows),
+                any(_top(r["category"]) != _top(s["category"]) for r in rows),
+                len(set(brands)) < len(brands),
+                any(r["title"] == s["title"] for r in rows),
+                len(items) == K,
+            )
+        )
+        if score > best_score:
+            best, best_score = seed, score
+    assert best is not None
+    return best
+
+
+def _open(dash_duo, app, url: str) -> None:
+    dash_duo.driver.set_window_size(1400, 2400)  # the panel whole in view: no scrolling under re-renders
+    dash_duo.start_server(app)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}{url}")
+    wait_until(lambda: len(_cards(dash_duo)) == 10, timeout=40, what="the first 10 cards")
+
+
+def _pick(dash_duo, css: str, label: str, search: bool = False) -> None:
+    """Open a dropdown with a click (typing ``label`` when ``search``) and click its option."""
+    _click(dash_duo, dash_duo.find_element(css))
+    if search:
+        dash_duo.find_element(".dash-dropdown-search-container input").send_keys(label)
+    wait_until(
+        lambda: any(o.text.strip() == label for o in dash_duo.find_elements(".dash-dropdown-option")),
+        timeout=15,
+        what=f"option {label}",
+    )
+    _click(
+        dash_duo, next(o for o in dash_duo.find_elements(".dash-dropdown-option") if o.text.strip() == label)
+    )
+    ActionChains(dash_duo.driver).send_keys(Keys.ESCAPE).perform()  # close a multi-select's menu
+
+
+def _type(dash_duo, field: str, value: str) -> None:
+    box = dash_duo.find_element(_control(field))
+    box.clear()
+    box.send_keys(value + Keys.ENTER)
+
+
+def _switch(dash_duo, field: str) -> None:
+    _click(dash_duo, dash_duo.find_element(_control(field)))
+
+
+def _settles(dash_duo, rule, what: str, timeout: float = 30) -> list[str]:
+    """Wait until the list is non-empty and every card obeys ``rule(items)``; the items."""
+    last: list[str] = []
+
+    def ok() -> bool:
+        nonlocal last
+        last = _cards(dash_duo)
+        return bool(last) and rule(last)
+
+    try:
+        wait_until(ok, timeout=timeout, what=what)
+    except AssertionError:
+        dash_duo.driver.save_screenshot("/tmp/wt14b_fail.png")
+        raise AssertionError(
+            f"{what}: list {last}; summary {dash_duo.find_element('#explore-summary').text}"
+        ) from None
+    return last
+
+
+def test_every_filter_control_applies_its_rule(dash_duo, dash_app, demo_data_dir):
+    root = demo_data_dir
+    run = run_ids(root)["prod2vec"]
+    cat = _catalog(root)
+    seed = _choose_seed(root, run, cat)
+    s = cat[seed]
+    _open(dash_duo, dash_app, f"/explore?seed={seed}&run={run}")
+    _pick(dash_duo, "#explore-k", str(K))
+    base = _settles(dash_duo, lambda items: len(items) == K, f"{K} cards")
+    base_scores = _scores(dash_duo)
+
+    # same gender: before, the list mixes genders; after, every card has the seed's
+    assert any(cat[i]["gender"] != s["gender"] for i in base), "the seed's list has one gender only"
+    _switch(dash_duo, "same_gender")
+    _settles(dash_duo, lambda items: all(cat[i]["gender"] == s["gender"] for i in items), "same gender")
+    _switch(dash_duo, "same_gender")
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # same category at the top level: every card's top category is the seed's
+    assert any(_top(cat[i]["category"]) != _top(s["category"]) for i in base)
+    _pick(dash_duo, _control("category_level"), "top level")
+    _switch(dash_duo, "same_category")
+    _settles(
+        dash_duo,
+        lambda items: all(_top(cat[i]["category"]) == _top(s["category"]) for i in items),
+        "same top category",
+    )
+    # ... and at the leaf level: the whole path is the seed's
+    _pick(dash_duo, _control("category_level"), "level 3 (leaf)")
+    _settles(dash_duo, lambda items: all(cat[i]["category"] == s["category"] for i in items), "same leaf")
+    _switch(dash_duo, "same_category")
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # exclude the seed off: the seed itself joins the list (where its score puts it: an in-out
+    # Prod2Vec run scores an item against the others' context vectors); on again: gone
+    assert seed not in base
+    _switch(dash_duo, "exclude_seed")
+    _settles(dash_duo, lambda items: seed in items, "the seed in the list")
+    _switch(dash_duo, "exclude_seed")
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # exclude same title: the seed's title twin leaves the list
+    twins = [i for i in base if cat[i]["title"] == s["title"]]
+    assert twins, "no item of the list shares the seed's title"
+    _switch(dash_duo, "exclude_same_title")
+    _settles(dash_duo, lambda items: not set(twins) & set(items), "no same-title item")
+    _switch(dash_duo, "exclude_same_title")
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # absolute price range: every card's price inside [lo, hi]
+    prices = sorted(float(cat[i]["price"]) for i in base)
+    lo, hi = prices[len(prices) // 4], prices[3 * len(prices) // 4]
+    _type(dash_duo, "price_min", f"{lo}")
+    _type(dash_duo, "price_max", f"{hi}")
+    _settles(
+        dash_duo, lambda items: all(lo <= float(cat[i]["price"]) <= hi for i in items), "prices in range"
+    )
+    _type(dash_duo, "price_min", "")
+    _type(dash_duo, "price_max", "")
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # price relative to the seed: every card within 0.8x..1.5x the seed's price
+    sp = float(s["price"])
+    assert any(not 0.8 * sp <= float(cat[i]["price"]) <= 1.5 * sp for i in base)
+    _type(dash_duo, "price_ratio_min", "0.8")
+    _type(dash_duo, "price_ratio_max", "1.5")
+    _settles(
+        dash_duo,
+        lambda items: all(0.8 * sp - 1e-6 <= float(cat[i]["price"]) <= 1.5 * sp + 1e-6 for i in items),
+        "prices within the band",
+    )
+    _type(dash_duo, "price_ratio_min", "")
+    _type(dash_duo, "price_ratio_max", "")
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # max per brand 1: no brand twice
+    brands = [cat[i]["brand"] for i in base]
+    assert len(set(brands)) < len(brands)
+    _type(dash_duo, "max_per_brand", "1")
+    _settles(
+        dash_duo,
+        lambda items: len({cat[i]["brand"] for i in items}) == len(items) and len(items) > 1,
+        "one card per brand",
+    )
+    _type(dash_duo, "max_per_brand", "")
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # brand allow-list: only the picked brand; deny-list: never the picked brand
+    common = max(set(brands), key=lambda b: (brands.count(b), b))
+    _pick(dash_duo, _control("brands_allow"), common, search=True)
+    _settles(dash_duo, lambda items: all(cat[i]["brand"] == common for i in items), f"only {common}")
+    _click(dash_duo, dash_duo.find_element(_control("brands_allow") + " .dash-dropdown-clear"))
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+    _pick(dash_duo, _control("brands_deny"), common, search=True)
+    _settles(dash_duo, lambda items: all(cat[i]["brand"] != common for i in items), f"no {common}")
+    _click(dash_duo, dash_duo.find_element(_control("brands_deny") + " .dash-dropdown-clear"))
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # banned brand pair (seed's brand ⇄ another brand of the list): added, that brand leaves;
+    # removed from the pairs' list, it comes back
+    other = next(b for b in sorted(set(brands), key=lambda b: -brands.count(b)) if b != s["brand"])
+    pair_a = _css({"type": "filter-pair-a", "panel": PANEL})
+    pair_b = _css({"type": "filter-pair-b", "panel": PANEL})
+    _pick(dash_duo, pair_a, str(s["brand"]), search=True)
+    _pick(dash_duo, pair_b, other, search=True)
+    _click(dash_duo, dash_duo.find_element(_css({"type": "filter-pair-add", "panel": PANEL})))
+    _settles(
+        dash_duo, lambda items: all(cat[i]["brand"] != other for i in items), f"no {other} (banned pair)"
+    )
+    assert f"{s['brand']} ⇄ {other}" in dash_duo.find_element(_control("banned_brand_pairs")).text
+    _pick(dash_duo, _control("banned_brand_pairs"), f"{s['brand']} ⇄ {other}")  # unticks it
+    _settles(dash_duo, lambda items: items == base, "the unfiltered list back")
+
+    # minimum similarity: a click on the slider's track; every score at least the new value
+    slider = dash_duo.find_element(_control("min_similarity"))
+    track = slider.find_element("css selector", ".dash-slider-root")
+    width = track.size["width"]
+    ActionChains(dash_duo.driver).move_to_element_with_offset(track, int(width * 0.15), 0).click().perform()
+    thumb = slider.find_element("css selector", "[role=slider]")
+    wait_until(lambda: float(thumb.get_attribute("aria-valuenow") or 0) > 0, timeout=10, what="a threshold")
+    threshold = float(thumb.get_attribute("aria-valuenow"))
+    assert min(base_scores) < threshold, "the threshold removes nothing: the test would prove nothing"
+    wait_until(
+        lambda: _cards(dash_duo) != base and all(v >= threshold - 5e-4 for v in _scores(dash_duo)),
+        timeout=30,
+        what=f"every score >= {threshold}",
+    )
+    removed = dash_duo.find_element("#explore-removed [data-rule='min_similarity']").text
+    assert int(removed.lstrip("−").replace(",", "")) > 0
+    assert dash_duo.get_logs() == []
