@@ -271,3 +271,80 @@ def test_every_filter_control_applies_its_rule(dash_duo, dash_app, demo_data_dir
     removed = dash_duo.find_element("#explore-removed [data-rule='min_similarity']").text
     assert int(removed.lstrip("−").replace(",", "")) > 0
     assert dash_duo.get_logs() == []
+
+
+def _session_cards(dash_duo) -> list[str]:
+    return [
+        e.get_attribute("data-item") for e in dash_duo.find_elements("#explore-session-results .item-card")
+    ]
+
+
+def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy):
+    from recsys.pipeline import train_run
+    from recsys.search import get_searcher, recommend_for_recent
+    from tests.integration.conftest import PROD2VEC_PARAMS
+
+    root = demo_data_copy
+    registry = Registry(root)
+    first = run_ids(root)["prod2vec"]
+    second = train_run(
+        "prod2vec", {**PROD2VEC_PARAMS, "vector_size": 8, "seed": 7}, "demo", root, label="second prod2vec"
+    )["run_id"]
+    seed = str(get_searcher(registry, first).view.item_ids[0])
+    lists = {r: get_searcher(registry, r).search(seed, FilterConfig(), 10).item_ids for r in (first, second)}
+    assert list(lists[first]) != list(lists[second]), "the two runs agree: the switch would prove nothing"
+    _open(dash_duo, dash_app_copy, f"/explore?seed={seed}&run={first}")
+
+    # k: 10 cards, then 20 (the first 10 unchanged: k only cuts the ranking)
+    ten = _settles(dash_duo, lambda items: items == list(lists[first]), "the first run's list")
+    _pick(dash_duo, "#explore-k", "20")
+    _settles(dash_duo, lambda items: len(items) == 20 and items[:10] == ten, "20 cards")
+    _pick(dash_duo, "#explore-k", "10")
+    _settles(dash_duo, lambda items: items == ten, "10 cards again")
+
+    # the run switch: the list is the second run's, and the address bar follows
+    _pick(dash_duo, "#explore-run", next(o["label"] for o in _run_options(root) if o["value"] == second))
+    _settles(dash_duo, lambda items: items == list(lists[second]), "the second run's list")
+    wait_until(lambda: f"run={second}" in dash_duo.driver.current_url, timeout=10, what="run= in the URL")
+
+    # the session panel (k 50, so that the viewed item ranks among its own recommendations):
+    # "+ session" on a card adds it; its recommendations are the library's
+    _pick(dash_duo, "#explore-k", str(K))
+    _settles(dash_duo, lambda items: len(items) == K, f"{K} cards")
+    session_run = dash_duo.find_element("#explore-session-run").text
+    run_for_session = next(o["value"] for o in _run_options(root) if o["label"] == session_run.strip())
+
+    def recs(items: list[str], exclude_seen: bool) -> list[str]:
+        cfg = FilterConfig()
+        return list(recommend_for_recent(registry, run_for_session, items, cfg, K, exclude_seen).item_ids)
+
+    # two cards A, B such that, once seen items are not hidden, one of them is among the
+    # session's recommendations (an in-out Prod2Vec run does not rank an item near its own
+    # context vectors, but a session's mean may land near one of its items)
+    cards = _cards(dash_duo)[:15]
+    pair = next(([a, b] for a in cards for b in cards if a != b and {a, b} & set(recs([a, b], False))), None)
+    assert pair is not None, "no session of two cards shows a seen item: the toggle would prove nothing"
+    hidden, shown = recs(pair, True), recs(pair, False)
+    assert not set(pair) & set(hidden)
+    titles = _catalog(root)
+    for n, item in enumerate(pair, start=1):
+        _click(dash_duo, dash_duo.find_element(f"#explore-results .item-card[data-item='{item}'] .card-add"))
+        dash_duo.wait_for_contains_text("#explore-session", str(titles[item]["title"]), timeout=20)
+        assert len(dash_duo.find_elements("#explore-session .session-chip")) == n
+    wait_until(lambda: _session_cards(dash_duo) == hidden, timeout=20, what="recommendations, seen hidden")
+
+    # "hide items already viewed" off: a seen item comes back, where the library ranks it
+    _click(dash_duo, dash_duo.find_element("#explore-session-exclude-seen input"))
+    wait_until(lambda: _session_cards(dash_duo) == shown, timeout=20, what="recommendations with seen items")
+
+    # Clear: no chips, no recommendations
+    _click(dash_duo, dash_duo.find_element("#explore-session-clear"))
+    dash_duo.wait_for_contains_text("#explore-session", "No recent views yet", timeout=20)
+    wait_until(lambda: _session_cards(dash_duo) == [], timeout=20, what="no recommendations")
+    assert dash_duo.get_logs() == []
+
+
+def _run_options(root: Path) -> list[dict[str, str]]:
+    from components.pickers import embedding_runs, run_options
+
+    return run_options(embedding_runs(Registry(root)))
