@@ -13,7 +13,6 @@ One page load walks the whole panel (each server start costs seconds on a busy m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,15 @@ from selenium.webdriver.common.keys import Keys
 from recsys.data.schema import load_dataset
 from recsys.filters import FilterConfig
 from recsys.registry import Registry
-from tests.integration._browser import run_ids, wait_until
+from tests.integration._browser import css_id, run_ids, wait_until
 from tests.integration.test_shell import _click
 
 PANEL = "explore"
 K = 50
 
 
-def _css(component_id: dict) -> str:
-    raw = json.dumps(component_id, sort_keys=True, separators=(",", ":"))
-    return "#" + "".join("\\" + c if not c.isalnum() and c not in "-_" else c for c in raw)
-
-
 def _control(field: str) -> str:
-    return _css({"type": "filter-control", "panel": PANEL, "field": field})
+    return css_id({"type": "filter-control", "panel": PANEL, "field": field})
 
 
 def _cards(dash_duo) -> list[str]:
@@ -233,11 +227,11 @@ def test_every_filter_control_applies_its_rule(dash_duo, dash_app, demo_data_dir
     # banned brand pair (seed's brand ⇄ another brand of the list): added, that brand leaves;
     # removed from the pairs' list, it comes back
     other = next(b for b in sorted(set(brands), key=lambda b: -brands.count(b)) if b != s["brand"])
-    pair_a = _css({"type": "filter-pair-a", "panel": PANEL})
-    pair_b = _css({"type": "filter-pair-b", "panel": PANEL})
+    pair_a = css_id({"type": "filter-pair-a", "panel": PANEL})
+    pair_b = css_id({"type": "filter-pair-b", "panel": PANEL})
     _pick(dash_duo, pair_a, str(s["brand"]), search=True)
     _pick(dash_duo, pair_b, other, search=True)
-    _click(dash_duo, dash_duo.find_element(_css({"type": "filter-pair-add", "panel": PANEL})))
+    _click(dash_duo, dash_duo.find_element(css_id({"type": "filter-pair-add", "panel": PANEL})))
     _settles(
         dash_duo, lambda items: all(cat[i]["brand"] != other for i in items), f"no {other} (banned pair)"
     )

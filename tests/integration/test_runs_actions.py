@@ -6,21 +6,13 @@ in ``test_shell.py`` and ``test_run_lifecycle.py``.
 
 from __future__ import annotations
 
-import json
-import time
-
 from selenium.webdriver.common.keys import Keys
 
 from recsys.jobs import JobStore
 from recsys.registry import Registry
-from tests.integration._browser import wait_until
+from tests.integration._browser import add_spare_run, css_id, wait_until
 from tests.integration.test_run_lifecycle import _select_row
 from tests.integration.test_shell import _click
-
-
-def _css(component_id: dict) -> str:
-    raw = json.dumps(component_id, sort_keys=True, separators=(",", ":"))
-    return "#" + "".join("\\" + c if not c.isalnum() and c not in "-_" else c for c in raw)
 
 
 def test_cancel_a_running_training_job_and_activate_a_run(dash_duo, dash_app_copy, demo_data_copy):
@@ -29,13 +21,7 @@ def test_cancel_a_running_training_job_and_activate_a_run(dash_duo, dash_app_cop
     root = demo_data_copy
     registry = Registry(root)
     runs = {r["family"]: r["run_id"] for r in registry.list_runs()}
-    time.sleep(1.1)  # "created" has one-second resolution
-    spare = registry.create_run(
-        registry.load_model(runs["prod2vec"]),
-        dataset_name="demo",
-        dataset_fingerprint="x",
-        label="spare prod2vec",
-    )["run_id"]
+    spare = add_spare_run(root, "prod2vec", "spare prod2vec")
     assert registry.active("demo")["prod2vec"] == runs["prod2vec"]
     before = {r["run_id"] for r in registry.list_runs()}
 
@@ -54,7 +40,7 @@ def test_cancel_a_running_training_job_and_activate_a_run(dash_duo, dash_app_cop
 
     # Train a long prod2vec from the form (many epochs), then cancel it while it runs
     dash_duo.wait_for_contains_text(f"#{ids.RUNS_PARAMS}", "epochs", timeout=20)
-    epochs = dash_duo.find_element(_css({"type": ids.RUNS_PARAM, "name": "epochs"}))
+    epochs = dash_duo.find_element(css_id({"type": ids.RUNS_PARAM, "name": "epochs"}))
     epochs.send_keys(Keys.CONTROL, "a")
     epochs.send_keys("5000" + Keys.TAB)
     dash_duo.find_element(f"#{ids.RUNS_LABEL}").send_keys("to be cancelled")
@@ -65,7 +51,7 @@ def test_cancel_a_running_training_job_and_activate_a_run(dash_duo, dash_app_cop
     wait_until(lambda: JobStore(root).get(job["job_id"])["status"] == "running", timeout=60, what="running")
     card = f"#{ids.RUNS_JOBS} .job-running"
     dash_duo.wait_for_element(card, timeout=20)
-    _click(dash_duo, dash_duo.find_element(_css({"type": ids.JOB_CANCEL, "job": job["job_id"]})))
+    _click(dash_duo, dash_duo.find_element(css_id({"type": ids.JOB_CANCEL, "job": job["job_id"]})))
     dash_duo.wait_for_element(f"#{ids.RUNS_JOBS} .job-cancelled", timeout=30)
     assert JobStore(root).get(job["job_id"])["status"] == "cancelled"
     assert {r["run_id"] for r in Registry(root).list_runs()} == before  # no run left behind
