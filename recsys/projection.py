@@ -25,6 +25,7 @@ cores unless a ``seed`` is given: a seeded UMAP is single-threaded
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -33,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,73 @@ class _EpochProgress:
 
     def flush(self) -> None:
         pass
+
+
+#: How many UMAP projections may run at once on this machine (``$RECSYS_UMAP_SLOTS``, default 1).
+ENV_UMAP_SLOTS = "RECSYS_UMAP_SLOTS"
+
+
+def umap_slots() -> int:
+    """The number of UMAP projections allowed to run at once on this machine (>= 1)."""
+    try:
+        return max(1, int(os.environ.get(ENV_UMAP_SLOTS, "1")))
+    except ValueError:
+        return 1
+
+
+@contextlib.contextmanager
+def umap_slot(
+    on_wait: Callable[[], None] | None = None,
+    poll: float = 1.0,
+    lock_dir: str | os.PathLike[str] | None = None,
+) -> Iterator[None]:
+    """Hold one of the machine's :func:`umap_slots` UMAP slots (advisory file locks).
+
+    Each projection job is its own process and UMAP uses every core: the demo build starts
+    one job per embedding run, and several fits at once would share the cores and each take
+    that many times longer, none finishing early (and each paying numba's start-up at once).
+    So the jobs queue here: a waiting job calls ``on_wait()`` every ``poll`` seconds (the job's
+    progress report, "queued"; a Celery job's cancel check runs in it) until a slot is free.
+    The locks live in the system temp folder (``lock_dir`` in tests), so every data directory
+    and every worker of the machine shares them; a killed job's lock goes with its process.
+    Where file locks are not available (no ``fcntl``), projections are not queued.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    folder = Path(lock_dir or tempfile.gettempdir())
+    handles = []
+    try:
+        for i in range(umap_slots()):
+            handles.append(open(folder / f"recsys-lab-umap-{i}.lock", "a+"))  # noqa: SIM115
+    except OSError as exc:  # an unwritable temp folder: run unqueued rather than fail
+        logger.warning("UMAP queue unavailable (%s); projecting without waiting", exc)
+        for fh in handles:
+            fh.close()
+        yield
+        return
+    held = None
+    try:
+        while held is None:
+            for fh in handles:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue
+                held = fh
+                break
+            if held is None:
+                if on_wait is not None:
+                    on_wait()
+                time.sleep(poll)
+        yield
+    finally:
+        if held is not None:
+            fcntl.flock(held, fcntl.LOCK_UN)
+        for fh in handles:
+            fh.close()
 
 
 def _import_umap() -> Any:
@@ -233,51 +301,53 @@ def project(
     # graph, 300-1000 the layout's epochs (reported by umap-learn's tqdm bar), then 100 a batch
     total = 1000 + 100 * n_batches
 
-    progress(0, total, "loading UMAP (numba compiles it on first use)")
-    umap_cls = _import_umap()
-    nn = int(min(n_neighbors, fit_x.shape[0] - 1))
-    reducer = umap_cls(
-        n_components=2,
-        n_neighbors=nn,
-        min_dist=float(min_dist),
-        metric="euclidean",  # on unit rows: the same neighbours as cosine, and faster
-        random_state=seed,
-        n_jobs=1 if seed is not None else -1,
-        low_memory=True,
-        tqdm_kwds={
-            "disable": False,
-            "file": _EpochProgress(
-                lambda done, epochs: progress(
-                    300 + int(700 * done / max(epochs, 1)), total, f"UMAP layout: epoch {done}/{epochs}"
-                )
-            ),
-            "bar_format": "{n}/{total}",
-            "mininterval": 0,  # by epochs, not by time: a fast machine still reports the steps
-            "miniters": 20,
-        },
-    )
-    msg = f"fitting UMAP on {fit_x.shape[0]} points" + (f" (sample of {n})" if sample is not None else "")
-    progress(50, total, msg + ": nearest neighbours")
-    t0 = time.perf_counter()
-    fitted = np.asarray(reducer.fit_transform(fit_x), dtype=np.float32)
-    logger.info("%s: %.1f s", msg, time.perf_counter() - t0)
-    if sample is None:
-        progress(total, total, "UMAP done")
-        return fitted
-
-    out = np.empty((n, 2), dtype=np.float32)
-    out[sample] = fitted
-    for b in range(n_batches):
-        rows = rest[b * batch_size : (b + 1) * batch_size]
-        out[rows] = np.asarray(reducer.transform(x[rows]), dtype=np.float32)
-        progress(
-            1000 + 100 * (b + 1),
-            total,
-            f"placing the other points: {min((b + 1) * batch_size, len(rest))}/{len(rest)}",
+    progress(0, total, "queued: waiting for a free UMAP slot")
+    with umap_slot(lambda: progress(0, total, "queued: another UMAP projection is running on this machine")):
+        progress(0, total, "loading UMAP (numba compiles it on first use)")
+        umap_cls = _import_umap()
+        nn = int(min(n_neighbors, fit_x.shape[0] - 1))
+        reducer = umap_cls(
+            n_components=2,
+            n_neighbors=nn,
+            min_dist=float(min_dist),
+            metric="euclidean",  # on unit rows: the same neighbours as cosine, and faster
+            random_state=seed,
+            n_jobs=1 if seed is not None else -1,
+            low_memory=True,
+            tqdm_kwds={
+                "disable": False,
+                "file": _EpochProgress(
+                    lambda done, epochs: progress(
+                        300 + int(700 * done / max(epochs, 1)), total, f"UMAP layout: epoch {done}/{epochs}"
+                    )
+                ),
+                "bar_format": "{n}/{total}",
+                "mininterval": 0,  # by epochs, not by time: a fast machine still reports the steps
+                "miniters": 20,
+            },
         )
-    progress(total, total, "UMAP done")
-    logger.info("UMAP fitted on a %d-point sample of %d; the rest placed with transform", len(sample), n)
-    return out
+        msg = f"fitting UMAP on {fit_x.shape[0]} points" + (f" (sample of {n})" if sample is not None else "")
+        progress(50, total, msg + ": nearest neighbours")
+        t0 = time.perf_counter()
+        fitted = np.asarray(reducer.fit_transform(fit_x), dtype=np.float32)
+        logger.info("%s: %.1f s", msg, time.perf_counter() - t0)
+        if sample is None:
+            progress(total, total, "UMAP done")
+            return fitted
+
+        out = np.empty((n, 2), dtype=np.float32)
+        out[sample] = fitted
+        for b in range(n_batches):
+            rows = rest[b * batch_size : (b + 1) * batch_size]
+            out[rows] = np.asarray(reducer.transform(x[rows]), dtype=np.float32)
+            progress(
+                1000 + 100 * (b + 1),
+                total,
+                f"placing the other points: {min((b + 1) * batch_size, len(rest))}/{len(rest)}",
+            )
+        progress(total, total, "UMAP done")
+        logger.info("UMAP fitted on a %d-point sample of %d; the rest placed with transform", len(sample), n)
+        return out
 
 
 # -- per run -------------------------------------------------------------------

@@ -30,3 +30,19 @@ def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> Non
 def run_ids(root: Path) -> dict[str, str]:
     """family -> run id of the runs registered in the data directory ``root``."""
     return {r["family"]: r["run_id"] for r in Registry(root).list_runs()}
+
+
+def css_id(component_id: dict) -> str:
+    """A CSS selector (``#...``) for the DOM id Dash gives a dict id."""
+    import json
+
+    raw = json.dumps(component_id, sort_keys=True, separators=(",", ":"))
+    return "#" + "".join("\\" + c if not c.isalnum() and c not in "-_" else c for c in raw)
+
+
+def add_spare_run(root: Path, family: str, label: str) -> str:
+    """Register a copy of the active ``family`` run of dataset demo as a newer, inactive run."""
+    registry = Registry(root)
+    time.sleep(1.1)  # "created" has one-second resolution: the spare is the newest
+    model = registry.load_model(registry.active("demo")[family])
+    return registry.create_run(model, dataset_name="demo", dataset_fingerprint="x", label=label)["run_id"]

@@ -50,3 +50,46 @@ def test_reading_options_preview_then_import(dash_duo, dash_app_copy, demo_data_
     ds = load_dataset("userlog", demo_data_copy)
     assert sorted(ds.interactions["event_type"]) == ["purchase", "view", "view"]
     assert dash_duo.get_logs() == []
+
+
+def test_upload_through_the_file_chooser_then_import(dash_duo, dash_app_copy, demo_data_copy, tmp_path):
+    """A file picked in the upload box (its hidden file input, as the browser's chooser fills
+    it) lands in the import folder, fills the path box, and imports as a dataset."""
+    from components import ids
+    from tests.integration._browser import wait_until
+
+    rows = [
+        ("s1", "A", "view", 1511544070),
+        ("s1", "B", "purchase", 1511544170),
+        ("s2", "A", "view", 1511550000),
+    ]
+    local = tmp_path / "my events.csv"  # outside the import folder: only the upload can bring it
+    local.write_text(
+        "session_id,item_id,event_type,timestamp\n" + "".join(f"{a},{b},{c},{d}\n" for a, b, c, d in rows)
+    )
+
+    dash_duo.driver.set_window_size(1400, 2400)
+    dash_duo.start_server(dash_app_copy)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/data")
+    dash_duo.wait_for_element(f"#{ids.DATA_UPLOAD} input[type=file]", timeout=15).send_keys(str(local))
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_UPLOAD_INFO}", "Uploaded my_events.csv", timeout=20)
+    uploaded = demo_data_copy / "imports" / "uploads" / "my_events.csv"  # a safe file name
+    assert uploaded.read_text() == local.read_text()
+    wait_until(
+        lambda: dash_duo.find_element(f"#{ids.DATA_PATH}").get_attribute("value") == str(uploaded),
+        timeout=10,
+        what="the uploaded file's path in the path box",
+    )
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_MAPPING}", "session_id", timeout=20)
+
+    dash_duo.find_element(f"#{ids.DATA_NAME}").send_keys("uploaded")
+    _click(dash_duo, dash_duo.find_element(f"#{ids.DATA_IMPORT}"))
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_REPORT}", "separator", timeout=90)
+    assert dash_duo.driver.find_elements(By.CSS_SELECTOR, f"#{ids.DATA_MESSAGE} .alert-danger") == []
+    ds = load_dataset("uploaded", demo_data_copy)
+    got = sorted(
+        zip(ds.interactions["item_id"].astype(str), ds.interactions["event_type"].astype(str), strict=True)
+    )
+    assert got == sorted((b, c) for _a, b, c, _d in rows)
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_DATASETS}", "uploaded", timeout=20)
+    assert dash_duo.get_logs() == []

@@ -5,10 +5,8 @@ family and says so; the last one gone, the page says that none is left (``pytest
 
 from __future__ import annotations
 
-import time
-
 from recsys.registry import Registry
-from tests.integration._browser import wait_until
+from tests.integration._browser import add_spare_run, wait_until
 from tests.integration.test_shell import _click, _grid_row_ids
 
 
@@ -59,13 +57,7 @@ def test_cards_open_working_pages_and_deleting_the_active_run_hands_over(
 ):
     registry = Registry(demo_data_copy)
     runs = {r["family"]: r["run_id"] for r in registry.list_runs()}
-    time.sleep(1.1)  # "created" has one-second resolution: the spare is the newest
-    spare = registry.create_run(
-        registry.load_model(runs["prod2vec"]),
-        dataset_name="demo",
-        dataset_fingerprint="x",
-        label="spare prod2vec",
-    )["run_id"]
+    spare = add_spare_run(demo_data_copy, "prod2vec", "spare prod2vec")
     dash_duo.driver.set_window_size(1400, 2400)  # the Runs page whole in view: no scrolling under a re-render
     dash_duo.start_server(dash_app_copy)
 

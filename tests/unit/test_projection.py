@@ -383,3 +383,36 @@ def test_catalogue_purity_measures_the_colouring_labels() -> None:
     got = dict(zip(table["label"], table["purity"], strict=True))
     assert got["Women"] == 1.0  # each Women item's neighbour is a Women item
     assert table.attrs["k"] == 1 and table.attrs["method"] == "exact" and table.attrs["n_queries"] == 6
+
+
+def test_umap_projections_queue_for_the_machines_slots(tmp_path: Path, monkeypatch) -> None:
+    """A second projection waits (reporting "queued") until the first frees the slot;
+    with two slots it starts at once."""
+    import threading
+
+    from recsys.projection import umap_slot
+
+    def second(waits: list[int], entered: threading.Event) -> threading.Thread:
+        def body() -> None:
+            with umap_slot(lambda: waits.append(1), poll=0.02, lock_dir=tmp_path):
+                entered.set()
+
+        t = threading.Thread(target=body)
+        t.start()
+        return t
+
+    waits: list[int] = []
+    entered = threading.Event()
+    with umap_slot(lock_dir=tmp_path):
+        t = second(waits, entered)
+        assert not entered.wait(0.3)  # still queued behind the first
+        assert len(waits) >= 3
+    assert entered.wait(5)  # ... and runs once the slot is free
+    t.join(5)
+
+    monkeypatch.setenv("RECSYS_UMAP_SLOTS", "2")
+    waits, entered = [], threading.Event()
+    with umap_slot(lock_dir=tmp_path):
+        t = second(waits, entered)
+        assert entered.wait(5) and waits == []
+    t.join(5)
