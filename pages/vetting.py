@@ -39,7 +39,7 @@ from dash import (
 )
 from dash.exceptions import PreventUpdate
 
-from components.common import data_registry, run_searcher
+from components.common import data_registry, run_dataset, run_searcher
 from components.item_card import card_rows, item_card
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.pickers import embedding_runs, run_options
@@ -261,7 +261,8 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
     seed_pos = view.position(seed)
     positions = [view.position(p["item_id"]) for _, p in pairs]
     known = [pos for pos in positions if pos >= 0]
-    rows = dict(zip(known, card_rows(view, known))) if known else {}
+    dataset = run_dataset(queue["run"])
+    rows = dict(zip(known, card_rows(view, known, dataset))) if known else {}
     n_groups = queue["pairs"][-1]["g"] + 1
     cards = []
     for (i, p), pos in zip(pairs, positions):
@@ -292,7 +293,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
             )
         )
     seed_card = (
-        item_card(card_rows(view, [seed_pos])[0], seed=True)
+        item_card(card_rows(view, [seed_pos], dataset)[0], seed=True)
         if seed_pos >= 0
         else html.Div(seed, className="item-card")
     )
