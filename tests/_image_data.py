@@ -26,9 +26,12 @@ GOOD_PATH, BROKEN_PATH, MISSING_PATH = "pics/good.png", "pics/broken.png", "pics
 WEB_URL = "https://images.example.com/w.jpg"
 
 
-def make_image_data(root: Path) -> dict[str, str]:
+def make_image_data(root: Path, *, missing: bool = True) -> dict[str, str]:
     """Fill the data directory ``root``; return the item ids (``good``, ``broken``, ``missing``,
-    ``web``, ``plain``), the run id (``run``) and the dataset name (``dataset``)."""
+    ``web``, ``plain``), the run id (``run``) and the dataset name (``dataset``).
+
+    ``missing=False`` leaves out the two images a browser fetch would fail on with a console
+    error (the 404 of ``MISSING`` and the unreachable ``WEB`` host): those items get none."""
     from PIL import Image
 
     from recsys.data.schema import save_dataset
@@ -41,7 +44,8 @@ def make_image_data(root: Path) -> dict[str, str]:
     catalog["image_url"] = ""
     items = catalog["item_id"].astype(str).tolist()
     picked = dict(zip(("good", "broken", "missing", "web", "plain"), items[:5], strict=True))
-    for key, value in zip(picked, (GOOD_PATH, BROKEN_PATH, MISSING_PATH, WEB_URL), strict=False):
+    images = (GOOD_PATH, BROKEN_PATH, MISSING_PATH, WEB_URL) if missing else (GOOD_PATH, BROKEN_PATH)
+    for key, value in zip(picked, images, strict=False):
         catalog.loc[catalog["item_id"].astype(str) == picked[key], "image_url"] = value
     save_dataset(dataclasses.replace(demo, name=DATASET, catalog=catalog), root)
     folder = images_dir(DATASET, root) / "pics"
