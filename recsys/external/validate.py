@@ -108,6 +108,7 @@ def validate_table(
         )
     keep = finite & (norms > 0) & known & ~dup_mask
     report["_catalog_pos"] = catalog_pos  # popped by import_vectors
+    report["_sq_norms"] = norms  # squared row norms (NaN rows: NaN), popped by import_vectors too
     if len(nan_rows):
         msg = f"{len(nan_rows):,} {what} row(s) hold NaN or inf (first: {report['nan_rows']['examples'][0]})"
         _problem(
