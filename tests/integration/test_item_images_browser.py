@@ -60,3 +60,18 @@ def test_explore_card_loads_a_local_image_and_a_broken_one_shows_the_placeholder
     with_img = {c.get_attribute("data-item") for c in cards if c.find_elements("css selector", "img")}
     assert len(cards) > 2 and with_img == {shop["broken"]}
     assert dash_duo.get_logs() == []
+
+
+def test_runs_page_says_how_many_items_have_images_and_which_weights_file_it_needs(dash_duo, shop_app):
+    from components import image_features as imf
+
+    app, _shop = shop_app
+    dash_duo.start_server(app)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/runs")
+    dash_duo.wait_for_contains_text(
+        f"#{imf.IMG_STATUS}", "2 of 100 catalogue items have a local image", timeout=60
+    )
+    path = dash_duo.find_element(f"#{imf.IMG_STATUS} .img-weights-path").text
+    assert path.endswith("/weights/MobileNetV3Small.weights.h5")
+    assert dash_duo.find_element(f"#{imf.IMG_SUBMIT}").get_attribute("disabled") is not None
+    assert dash_duo.get_logs() == []
