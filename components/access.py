@@ -25,6 +25,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
     {
         "dash.dash.Dash.enable_pages.<locals>.router_sync.<locals>.update",  # Dash's page router
         "components.filter_panel.add_banned_pair",
+        "components.image_features.show_image_status",  # counts the local images; writes nothing
         "components.jobs.poll_jobs",
         "components.vetting_panels.run_checks_panel",  # computes the checks; writes nothing
         "components.vetting_panels.update_precision",
@@ -79,6 +80,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
 
 #: Callbacks that change server state -> None (always) or the inputs that make them write.
 WRITE_CALLBACKS: dict[str, frozenset[str] | None] = {
+    "components.image_features.start_image_training": None,
     "components.jobs.cancel_job": None,
     "components.tuning.start_tuning": None,
     "components.vectors_io.start_vectors_import": None,

@@ -45,6 +45,29 @@ def run_searcher(run_id: str) -> Any:
     return get_searcher(data_registry(), run_id)
 
 
+_run_datasets: dict[tuple[str, str], str] = {}  # (data dir, run id) -> dataset name (fixed for a run)
+
+
+def run_dataset(run_id: str | None) -> str | None:
+    """The dataset name of a run (from its run.json; cached: a run's dataset never changes),
+    or None for no run, an unknown or unreadable one. Cards use it to serve the run's local
+    images (:func:`recsys.images.image_src`)."""
+    from recsys.errors import RecsysError
+
+    if not run_id:
+        return None
+    registry = data_registry()
+    key = (str(registry.root), str(run_id))
+    name = _run_datasets.get(key)
+    if name is None:
+        try:
+            name = str(registry.get(run_id)["dataset"]["name"])
+        except (RecsysError, KeyError, TypeError):
+            return None
+        _run_datasets[key] = name
+    return name
+
+
 def run_catalog_view(run_id: str) -> Any:
     """The catalogue view (seed search, labels, cards) of a run, without its vectors or index.
 

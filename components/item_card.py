@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 
 from dash import html
 
+from recsys.images import image_src
+
 #: Separator of category levels (the value of ``recsys.data.schema.CATEGORY_SEP``; not imported
 #: from there because ``recsys.data`` loads pandas, which the app must not import at start).
 CATEGORY_SEP = " > "
@@ -130,7 +132,7 @@ def item_card(
     title = _text(row, "title") or item_id
     category = _text(row, "category")
     gender = _GENDER_LABEL.get(_text(row, "gender"), _text(row, "gender"))
-    image = _text(row, "image_url")
+    image = card_image(row)
 
     head_attrs = {"data-tag": "seed"} if seed else ({"data-rank": f"#{rank}"} if rank is not None else {})
     title_node = (
@@ -172,11 +174,27 @@ def item_card(
     classes = "item-card seed-card" if seed else "item-card"
     if image:
         children: list[Any] = [
-            html_node("Img", src=image, className="card-img", alt=title, loading="lazy"),
+            thumbnail(image, title),
             html.Div(body, className="card-body-x"),
         ]
         return html.Div(children, className=classes + " has-img", **{"data-item": item_id})
     return html.Div(body, className=classes + " card-body-x", **{"data-item": item_id})
+
+
+def card_image(row: Mapping[str, Any]) -> str | None:
+    """The ``<img src>`` of a card row: its ``image`` (set by :func:`card_rows` from the
+    catalogue's ``image_url`` and the dataset) or, for a row built elsewhere, an http(s)
+    ``image_url`` as is (a local path needs the dataset, so it is left out)."""
+    if "image" in row:
+        return row["image"] or None
+    return image_src(row.get("image_url"), None)
+
+
+def thumbnail(src: str, alt: str = "", className: str = "card-img") -> dict[str, Any]:
+    """A lazily loaded ``<img>`` of an item; a broken one is swapped for the placeholder by
+    ``assets/image_fallback.js`` (it watches the ``card-img`` class)."""
+    classes = className if "card-img" in className.split() else f"card-img {className}"
+    return html_node("Img", src=src, className=classes, alt=alt, loading="lazy")
 
 
 def card_grid(
@@ -233,8 +251,17 @@ def _card_columns(view: Any) -> dict[str, Any]:
     return cols
 
 
-def card_rows(view: Any, positions: Sequence[int] | Any) -> list[dict[str, Any]]:
-    """Card rows (``CARD_COLUMNS``) of catalogue positions (ints or an int array), in order."""
+def card_rows(view: Any, positions: Sequence[int] | Any, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Card rows (``CARD_COLUMNS``) of catalogue positions (ints or an int array), in order.
+
+    Each row also has ``image``: what the card's ``<img src>`` holds
+    (:func:`recsys.images.image_src` of ``image_url``: an http(s) URL as is, a path in the
+    images folder of ``dataset`` as ``/media/<dataset>/<path>``; None without an image, or
+    for a local path when ``dataset`` is not given).
+    """
     cols = _card_columns(view)
     pos = positions.tolist() if hasattr(positions, "tolist") else [int(p) for p in positions]
-    return [{name: cols[name][p] for name in CARD_COLUMNS} for p in pos]
+    rows = [{name: cols[name][p] for name in CARD_COLUMNS} for p in pos]
+    for row in rows:
+        row["image"] = image_src(row["image_url"], dataset)
+    return rows

@@ -18,6 +18,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from components.common import run_dataset
 from components.item_card import card_grid, card_rows
 from recsys.errors import RecsysError
 
@@ -142,7 +143,7 @@ def session_outputs(
     except RecsysError as exc:
         return chips, recommendations_view(None, [], str(exc))
     positions = [view.position(i) for i in result.item_ids]
-    rows = card_rows(view, [p for p in positions if p >= 0])
+    rows = card_rows(view, [p for p in positions if p >= 0], run_dataset(run_id))
     return chips, recommendations_view(result, rows, run_id=run_id)
 
 

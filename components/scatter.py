@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import html
 
-from components.item_card import card_rows, fmt_price
+from components.item_card import card_rows, fmt_price, thumbnail
 from recsys.labels import OTHER_LABEL as OTHER
 from recsys.labels import item_labels
 
@@ -175,11 +175,13 @@ def purity_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def hover_card(view: Any, position: int) -> html.Div:
-    """The tooltip card of one point."""
-    row = card_rows(view, [position])[0]
+def hover_card(view: Any, position: int, dataset: str | None = None) -> html.Div:
+    """The tooltip card of one point (with the item's thumbnail when it has an image; a local
+    one is served from the images folder of ``dataset``)."""
+    row = card_rows(view, [position], dataset)[0]
     return html.Div(
         [
+            *([thumbnail(row["image"], str(row.get("title") or ""), "tip-img")] if row["image"] else []),
             html.Div(str(row.get("title") or row.get("item_id")), className="tip-title"),
             html.Div(str(row.get("category") or "no category").replace(" > ", " › "), className="tip-cat"),
             html.Div(

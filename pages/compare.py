@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from components import ids
-from components.common import bounded_k, data_registry, run_catalog_view
+from components.common import bounded_k, data_registry, run_catalog_view, run_dataset
 from components.filter_panel import (
     controls_from_filter_config,
     filter_config_from_controls,
@@ -31,7 +31,7 @@ from components.filter_panel import (
     option_deps,
     options_holding,
 )
-from components.item_card import card_rows, explore_href, fmt_price
+from components.item_card import card_rows, explore_href, fmt_price, thumbnail
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
 from components.presets import preset_names, safe_load
@@ -105,6 +105,11 @@ def list_column(
                 html.Li(
                     [
                         html.Span(f"{rank}", className="cmp-rank"),
+                        *(
+                            [thumbnail(row["image"], str(row.get("title") or item), "cmp-img")]
+                            if row.get("image")
+                            else []
+                        ),
                         html.Div(
                             [
                                 html.A(
@@ -239,7 +244,7 @@ def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, An
         known = pos >= 0
         if not known.any():
             continue
-        return {str(row["item_id"]): row for row in card_rows(view, pos[known])}
+        return {str(row["item_id"]): row for row in card_rows(view, pos[known], run_dataset(r))}
     return {}
 
 

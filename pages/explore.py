@@ -27,6 +27,7 @@ from components.common import (
     bounded_k,
     data_registry,
     run_catalog_view,
+    run_dataset,
     run_searcher,
     unavailable_run,
 )
@@ -135,7 +136,7 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
         )
     else:
         pos = view.pos_of_row[np.asarray(result.rows, dtype=np.int64)]
-        rows = card_rows(view, pos)
+        rows = card_rows(view, pos, run_dataset(run_id))
         cards = card_grid(rows, result.scores, run_id=run_id, panel=PANEL)
     short = len(result.item_ids) < k
     summary = [
@@ -198,7 +199,7 @@ def seed_card_view(run_id: str | None, seed: str | None) -> Any:
     pos = view.position(seed)
     if pos < 0:
         return []
-    return item_card(card_rows(view, [pos])[0], seed=True, panel=PANEL)
+    return item_card(card_rows(view, [pos], run_dataset(run_id))[0], seed=True, panel=PANEL)
 
 
 # -- layout ---------------------------------------------------------------------------

@@ -26,7 +26,14 @@ import numpy as np
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 
 from components import ids
-from components.common import bounded_k, data_registry, run_catalog_view, run_searcher, unavailable_run
+from components.common import (
+    bounded_k,
+    data_registry,
+    run_catalog_view,
+    run_dataset,
+    run_searcher,
+    unavailable_run,
+)
 from components.item_card import explore_href
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.pickers import search_items
@@ -464,7 +471,7 @@ def show_tooltip(hover: dict[str, Any] | None, run_id: str | None) -> tuple[Any,
     if "customdata" not in point:
         return False, no_update, no_update
     try:
-        card = hover_card(run_catalog_view(run_id), int(point["customdata"]))
+        card = hover_card(run_catalog_view(run_id), int(point["customdata"]), run_dataset(run_id))
     except (RecsysError, IndexError, ValueError):
         return False, no_update, no_update
     return True, point.get("bbox"), card

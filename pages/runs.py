@@ -13,6 +13,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from components import ids
 from components.common import list_datasets
 from components.forms import choice_col
+from components.image_features import image_features_section
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
@@ -475,6 +476,7 @@ def layout(**_query: Any) -> html.Div:
             tune_section(datasets),
             runs_card,
             vectors_export_section(root),
+            image_features_section(root),
             modal,
             dcc.Store(id=ids.RUNS_REFRESH, data=0),
             dcc.Interval(id=DEVICE_POLL, interval=2000, max_intervals=90, disabled=device is not None),

@@ -39,7 +39,7 @@ from dash import (
 )
 from dash.exceptions import PreventUpdate
 
-from components.common import data_registry, run_searcher
+from components.common import data_registry, run_catalog_view, run_dataset, run_searcher
 from components.item_card import card_rows, item_card
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.pickers import embedding_runs, run_options
@@ -256,12 +256,13 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
     pairs = [(i, p) for i, p in enumerate(queue["pairs"]) if p["g"] == group]
     if not pairs:
         return empty_state("Nothing to judge here.")
-    view = run_searcher(queue["run"]).view
+    view = run_catalog_view(queue["run"])
     seed = pairs[0][1]["seed"]
     seed_pos = view.position(seed)
     positions = [view.position(p["item_id"]) for _, p in pairs]
     known = [pos for pos in positions if pos >= 0]
-    rows = dict(zip(known, card_rows(view, known))) if known else {}
+    dataset = run_dataset(queue["run"])
+    rows = dict(zip(known, card_rows(view, known, dataset))) if known else {}
     n_groups = queue["pairs"][-1]["g"] + 1
     cards = []
     for (i, p), pos in zip(pairs, positions):
@@ -292,7 +293,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
             )
         )
     seed_card = (
-        item_card(card_rows(view, [seed_pos])[0], seed=True)
+        item_card(card_rows(view, [seed_pos], dataset)[0], seed=True)
         if seed_pos >= 0
         else html.Div(seed, className="item-card")
     )
@@ -783,7 +784,7 @@ def open_proposal(clicks: list[Any], _cancel: Any, queue: dict[str, Any] | None,
             info_alert("Judge the pair first (1 or 2).", color="warning"),
         )
     try:
-        view = run_searcher(queue["run"]).view
+        view = run_catalog_view(queue["run"])
         rows = card_rows(
             view, [p for p in (view.position(pair["seed"]), view.position(pair["item_id"])) if p >= 0]
         )

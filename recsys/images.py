@@ -84,3 +84,74 @@ def register_media(server: Any, root: str | os.PathLike[str] | None = None) -> N
         return response
 
     server.add_url_rule(f"{MEDIA_PREFIX}/<dataset>/<path:relpath>", "recsys_media", media, methods=["GET"])
+
+
+def _is_local(value: Any) -> bool:
+    """A catalogue ``image_url`` that names a file of the images folder (not a URL, not empty)."""
+    return isinstance(value, str) and bool(value.strip()) and "://" not in value
+
+
+def local_image_summary(dataset: str, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """How many catalogue items of ``dataset`` have an image file in its images folder.
+
+    Returns ``{"folder", "items", "local_paths", "with_image", "missing_examples"}``:
+    catalogue rows, rows whose ``image_url`` is a local path, and those whose file is in the
+    folder (listed once, not resolved row by row, so a large catalogue is counted quickly).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from recsys.data.schema import _stored_folder
+
+    folder = images_dir(dataset, root)
+    table = pq.read_table(_stored_folder(dataset, data_dir(root)) / "catalog.parquet")
+    n = table.num_rows
+    out: dict[str, Any] = {
+        "folder": str(folder),
+        "items": n,
+        "local_paths": 0,
+        "with_image": 0,
+        "missing_examples": [],
+    }
+    if "image_url" not in table.column_names:
+        return out
+    values = [v.strip() if isinstance(v, str) else "" for v in table.column("image_url").to_pylist()]
+    local = [v for v in values if _is_local(v)]
+    out["local_paths"] = len(local)
+    files: set[str] = set()
+    if folder.is_dir():
+        for dirpath, _dirs, names in os.walk(folder):
+            rel = Path(dirpath).relative_to(folder)
+            files.update(
+                (rel / name).as_posix() for name in names if Path(name).suffix.lower() in IMAGE_TYPES
+            )
+    found = (
+        pc.is_in(pa.array(local, pa.string()), value_set=pa.array(sorted(files), pa.string()))
+        if local and files
+        else None
+    )
+    hits = found.to_pylist() if found is not None else [False] * len(local)
+    out["with_image"] = int(sum(hits))
+    out["missing_examples"] = [v for v, ok in zip(local, hits, strict=True) if not ok][:5]
+    return out
+
+
+def resolve_catalog_images(catalog: Any, dataset: str, root: str | os.PathLike[str] | None = None) -> Any:
+    """A copy of ``catalog`` whose local ``image_url`` paths are absolute paths into the dataset's
+    images folder (what the image feature extractor reads); a path that leads out of the folder
+    or to no image becomes "" (the extractor counts it as having no image). URLs stay."""
+    if "image_url" not in catalog:
+        return catalog
+
+    def one(value: Any) -> Any:
+        if not _is_local(value):
+            return value
+        try:
+            return str(resolve_image(dataset, value.strip(), root))
+        except DataValidationError:
+            return ""
+
+    out = catalog.copy()
+    out["image_url"] = [one(v) for v in catalog["image_url"].tolist()]
+    return out

@@ -68,6 +68,16 @@ def _index_writer(model: Any, params: dict[str, Any]) -> Any:
     return write
 
 
+def _with_local_images(dataset: Any, name: str, root: os.PathLike[str]) -> Any:
+    """``dataset`` with its local image paths made absolute paths into its images folder
+    (:func:`recsys.images.resolve_catalog_images`), for the image feature extractor."""
+    import dataclasses
+
+    from recsys.images import resolve_catalog_images
+
+    return dataclasses.replace(dataset, catalog=resolve_catalog_images(dataset.catalog, name, root))
+
+
 def train_run(
     family: str,
     params: dict[str, Any] | None = None,
@@ -151,6 +161,8 @@ def train_run(
     progress(0, 1000, f"loading dataset {dataset_name}")
     t0 = time.perf_counter()
     dataset = load_dataset(dataset_name, root)
+    if (params or {}).get("image_features"):  # image_url paths are relative to the images folder
+        dataset = _with_local_images(dataset, dataset_name, root)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
 
     if len(dataset.interactions) == 0:

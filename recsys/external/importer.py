@@ -142,6 +142,7 @@ def import_vectors(
     t0 = time.perf_counter()
     keep, report = validate_table(table, catalog_ids, errors)
     catalog_pos = report.pop("_catalog_pos")
+    sq_norms = report.pop("_sq_norms")
     report["errors"] = list(report["errors"])
 
     qtable = None
@@ -155,6 +156,7 @@ def import_vectors(
         else:
             qkeep, qreport = validate_table(qtable, catalog_ids, errors, what="query vectors")
             qreport.pop("_catalog_pos")
+            qreport.pop("_sq_norms")
             report["query_vectors"] = {k: v for k, v in qreport.items() if k not in ("errors", "warnings")}
             report["errors"] += [e for e in qreport["errors"] if "catalogue" not in e]
             report["warnings"] += qreport["warnings"]
@@ -228,7 +230,9 @@ def import_vectors(
                     "matches the vectors row for row",
                 }
             else:
-                adopted, index_info = check_index(index_path, vectors, metric, vectors_sha256="pending")
+                adopted, index_info = check_index(
+                    index_path, vectors, metric, vectors_sha256="pending", sq_norms=sq_norms
+                )
             if adopted is None:
                 report["warnings"].append(
                     f"index {index_path.name} not used: {index_info['reason']}; rebuilt"

@@ -40,14 +40,22 @@ def match_ids(ids: np.ndarray, catalog_ids: Any) -> tuple[np.ndarray, np.ndarray
 
     arr = _arrow_strings(ids)
     cat = catalog_ids if isinstance(catalog_ids, (pa.Array, pa.ChunkedArray)) else _arrow_strings(catalog_ids)
-    uniq = pc.unique(arr)
-    dup_mask = np.zeros(len(arr), dtype=bool)
-    if len(uniq) != len(arr):
-        slot = pc.index_in(arr, value_set=uniq).to_numpy(zero_copy_only=False)
-        _, first = np.unique(slot, return_index=True)
-        dup_mask[:] = True
-        dup_mask[first] = False
     pos = pc.fill_null(pc.index_in(arr, value_set=cat), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    # duplicates among the known ids from their catalogue positions (one hash pass over the
+    # ids, not two); the unknown ones, usually none, are hashed among themselves
+    dup_mask = np.zeros(len(pos), dtype=bool)
+    known = np.flatnonzero(pos >= 0)
+    if len(known) and np.bincount(pos[known], minlength=1).max() > 1:
+        _, first = np.unique(pos[known], return_index=True)
+        dup_mask[known] = True
+        dup_mask[known[first]] = False
+    unknown = np.flatnonzero(pos < 0)
+    if len(unknown) > 1:
+        sub = arr.take(pa.array(unknown))
+        slot = pc.index_in(sub, value_set=pc.unique(sub)).to_numpy(zero_copy_only=False)
+        _, first = np.unique(slot, return_index=True)
+        dup_mask[unknown] = True
+        dup_mask[unknown[first]] = False
     return dup_mask, pos
 
 
@@ -108,6 +116,7 @@ def validate_table(
         )
     keep = finite & (norms > 0) & known & ~dup_mask
     report["_catalog_pos"] = catalog_pos  # popped by import_vectors
+    report["_sq_norms"] = norms  # squared row norms (NaN rows: NaN), popped by import_vectors too
     if len(nan_rows):
         msg = f"{len(nan_rows):,} {what} row(s) hold NaN or inf (first: {report['nan_rows']['examples'][0]})"
         _problem(

@@ -44,6 +44,22 @@ PARAMS: dict[str, Param] = {
 }
 
 
+#: Where the Runs page looks for a backbone's weights: ``<data dir>/weights/<backbone>.weights.h5``.
+WEIGHTS_FOLDER = "weights"
+
+
+def weights_file(backbone: str, root: str | None = None) -> Path:
+    """The local weights file the Runs page uses for ``backbone`` (it may not exist):
+    ``<data dir>/weights/<backbone>.weights.h5``, the backbone without its top, as
+    ``keras.applications.<backbone>(include_top=False, weights="imagenet", pooling="avg")
+    .save_weights(...)`` writes it on a machine that can download (nothing is downloaded here)."""
+    from recsys.config import data_dir
+
+    if backbone not in BACKBONES:
+        raise ModelFitError(f"unknown image backbone {backbone!r}; one of {', '.join(BACKBONES)}")
+    return data_dir(root) / WEIGHTS_FOLDER / f"{backbone}.weights.h5"
+
+
 class ImageFeatureExtractor:
     """Pooled convolutional features of local image files.
 
