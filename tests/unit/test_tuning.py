@@ -182,9 +182,8 @@ def test_the_content_model_is_tuned_on_cold_targets_when_there_are_enough(monkey
     import numpy as np
 
     from recsys import tuning
-    from recsys.evaluation import build_session_cases, interaction_counts
-
     from recsys.data.synthetic import generate_demo
+    from recsys.evaluation import build_session_cases, interaction_counts
 
     data = generate_demo(n_items=600, n_sequences=300, seed=1)  # a long tail: cold and warm targets
     fit_part, valid = split(data, "time", test_fraction=0.3)
