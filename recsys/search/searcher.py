@@ -417,12 +417,13 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         """
         cf, k, n = qq.cf, qq.k, self.n
         q2 = qq.q[None, :]
+        index = self._index if self._index is not None else self.index
         first = True
         while True:
             if first_rows is not None:
                 rows, dist, first_rows = first_rows, None, None
             else:
-                rows, dist = self.index.knn_one(q2, fetch)
+                rows, dist = index.knn_one(q2, fetch)
             fetched_all = len(rows) >= n
             if lean:
                 sel, rl = cand.first(rows, k)
@@ -518,17 +519,18 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         removed = qq.removed
         if dropped:
             removed.update(dropped)
-        ids = self.view.item_id_list
+        rows = self.view.perm[kp].tolist()
+        ids = self.view.item_id_by_row
         return SearchResult(
-            item_ids=[ids[i] for i in kp.tolist()],
-            scores=ks.tolist(),
-            rows=self.view.perm[kp].tolist(),
-            removed_by_rule=removed,
-            plan=plan,
-            n_eligible=n_eligible,
-            elapsed_ms=(time.perf_counter() - qq.t0) * 1e3,
-            skipped_rules=qq.skipped,
-            seed_item_id=qq.seed_id,
+            [ids[r] for r in rows],
+            ks.tolist(),
+            rows,
+            removed,
+            plan,
+            n_eligible,
+            (time.perf_counter() - qq.t0) * 1e3,
+            qq.skipped,
+            qq.seed_id,
         )
 
     def _empty(self, qq: Query) -> SearchResult:
