@@ -196,7 +196,9 @@ def _as_flags(col: pd.Series, missing: bool) -> np.ndarray:
     """A catalogue column as booleans (``missing`` where missing or not a boolean word)."""
     if col.dtype == bool:
         return col.to_numpy()
-    words = col.map(lambda x: str(x).strip().casefold() if x is not None and x == x else "")
+    if isinstance(col.dtype, pd.BooleanDtype):  # nullable booleans (a stored in_stock column)
+        return col.fillna(missing).to_numpy(dtype=bool)
+    words = col.map(lambda x: "" if pd.isna(x) else str(x).strip().casefold())
     out = np.full(len(col), missing, dtype=bool)
     out[words.isin(_TRUE).to_numpy()] = True
     out[words.isin(_FALSE).to_numpy()] = False

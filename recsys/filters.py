@@ -34,6 +34,9 @@ Seed-dependent (compiled per seed; skipped, and listed in
 - ``exclude_seed`` (default True): the seed itself is not shown.
 - ``exclude_same_title``: items whose normalised title (case-folded, spaces
   collapsed) equals the seed's are not shown (skipped for an empty title).
+- ``in_stock_only``: items whose catalogue ``in_stock`` is false are not shown
+  (unknown stock is); skipped (listed in ``skipped_rules``) on a catalogue
+  without an ``in_stock`` column.
 
 On the ranked list (after the masks):
 
@@ -86,6 +89,11 @@ def _norm_brand(name: str) -> str:
     return " ".join(str(name).split()).casefold()
 
 
+#: fields added after presets and precomputed tables were first stored: left out of
+#: :meth:`FilterConfig.canonical` (and so of the hash) while at their default
+_NEW_AT_DEFAULT = ("in_stock_only",)
+
+
 class FilterConfig(BaseModel):
     """Which neighbours of a seed may be shown (see the module docstring).
 
@@ -110,6 +118,7 @@ class FilterConfig(BaseModel):
     max_per_brand: int | None = Field(None, ge=1)
     exclude_seed: bool = True
     exclude_same_title: bool = False
+    in_stock_only: bool = False
 
     _hash: str | None = PrivateAttr(default=None)
 
@@ -172,8 +181,14 @@ class FilterConfig(BaseModel):
     __hash__ = None  # type: ignore[assignment]  # lists inside: not hashable; use config_hash()
 
     def canonical(self) -> dict[str, Any]:
-        """The fields as plain JSON types, in a fixed order."""
-        return self.model_dump(mode="json")
+        """The fields as plain JSON types, in a fixed order; rules added after presets and
+        precomputed tables were stored (``_NEW_AT_DEFAULT``) only when set, so those files and
+        their hashes stay valid."""
+        data = self.model_dump(mode="json")
+        for name in _NEW_AT_DEFAULT:
+            if data[name] == type(self).model_fields[name].default:
+                del data[name]
+        return data
 
     def config_hash(self) -> str:
         """A stable content hash (16 hex digits).

@@ -127,6 +127,10 @@ def _keep_not_adult(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
     return ~view.adult
 
 
+def _keep_in_stock(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
+    return view.flag("in_stock", missing=True)  # unknown stock is not hidden
+
+
 # -- relative to the seed: the seed's value (vectorised over seeds) ------------------------------
 def _resolve_category(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
     if pos is None:
@@ -313,6 +317,19 @@ RULES: tuple[Rule, ...] = (
         keep=_keep_not_adult,
         group="exclusions",
         control_label="Exclude adult items",
+    ),
+    Rule(
+        "in_stock",
+        "Out of stock",
+        MASK,
+        "in_stock",
+        (("in_stock_only", SWITCH),),
+        _set("in_stock_only"),
+        keep=_keep_in_stock,
+        hint="hide items whose in_stock is false (unknown stock is shown)",
+        group="exclusions",
+        control_label="In stock only",
+        optional_column=True,
     ),
     Rule(
         "adult_next_to_non_adult",

@@ -36,6 +36,11 @@ def make_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
         }
     )
     vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    # optional column (drawn apart, so the other columns and the vectors stay as they were)
+    stock = np.random.default_rng(seed + 7919).choice(
+        np.array([True, False, None], dtype=object), n, p=[0.6, 0.25, 0.15]
+    )
+    cat["in_stock"] = pd.Series(stock, dtype="boolean")
     return cat, vectors
 
 
@@ -92,6 +97,8 @@ def brute_force(
             continue
         if row.adult and (cfg.exclude_adult or seed is None or not seed.adult):
             continue
+        if cfg.in_stock_only and "in_stock" in cat.columns and row.in_stock is not pd.NA and not row.in_stock:
+            continue  # out of stock (unknown stays)
         if seed is not None:
             if cfg.same_category and seed.category != "":
                 if prefix(row.category, cfg.category_level) != prefix(seed.category, cfg.category_level):
@@ -156,6 +163,7 @@ FIELD_STRATEGIES = {
     "max_per_brand": st.none() | st.integers(1, 3),
     "exclude_seed": st.booleans(),
     "exclude_same_title": st.booleans(),
+    "in_stock_only": st.booleans(),
 }
 configs = st.builds(FilterConfig, **{f: FIELD_STRATEGIES[f] for f in config_fields()}).filter(
     lambda c: not (set(map(str.casefold, c.brands_allow)) & set(map(str.casefold, c.brands_deny)))
@@ -1083,3 +1091,68 @@ def test_a_category_filter_used_often_gets_a_graph_per_category(uncorrelated):
         total += len(ref.rows)
     assert plans.get("hnsw_subindex", 0) > 0, plans
     assert hits / total >= 0.99
+
+
+# -- a catalogue-mask rule on an optional column: in_stock --------------------------------------
+def test_in_stock_only_hides_out_of_stock_items_in_every_path():
+    cat, vec, searcher = searcher_for(120, 1)
+    out = set(cat.item_id[cat.in_stock.eq(False).fillna(False)])
+    unknown = set(cat.item_id[cat.in_stock.isna()])
+    assert out and unknown
+    cfg = FilterConfig(in_stock_only=True)
+    seeds = [f"it{i}" for i in range(0, 120, 7)]
+    batch = searcher.search_many(seeds, cfg, 30)
+    for seed, many in zip(seeds, batch):
+        for res in (searcher.search(seed, cfg, 30), searcher.search(seed, cfg, 30, plan="exact"), many):
+            assert not out & set(res.item_ids)
+            assert res.removed_by_rule["in_stock"] == len(out)
+            ref_ids, _, eligible = brute_force(cat, vec, seed, cfg, 30)
+            assert res.item_ids == ref_ids
+            assert unknown & eligible  # unknown stock is shown
+    # the same list as without the rule, minus the out-of-stock items
+    plain = searcher.search("it0", FilterConfig(), 119).item_ids
+    assert searcher.search("it0", cfg, 119).item_ids == [i for i in plain if i not in out]
+
+
+def test_in_stock_is_unavailable_without_the_column():
+    from components.filter_panel import control_id, filter_panel
+    from recsys.search.rules import unavailable
+
+    cat, vec = make_catalog(40, 0)
+    cat = cat.drop(columns=["in_stock"])
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat)
+    cfg = FilterConfig(in_stock_only=True)
+    plain = searcher.search("it0", FilterConfig(), 10)
+    for res in (searcher.search("it0", cfg, 10), searcher.search_many(["it0", "it1"], cfg, 10)[0]):
+        assert res.item_ids == plain.item_ids  # nothing hidden ...
+        assert "in_stock" in res.skipped_rules and "in_stock" not in res.removed_by_rule  # ... and said so
+    why = unavailable(searcher.view.columns)
+    assert "in_stock" in why and "in_stock" not in unavailable(make_catalog(40, 0)[0].columns)
+    panel = filter_panel("t", cfg, columns=searcher.view.columns)
+    switch = _find_id(panel, control_id("t", "in_stock_only"))
+    assert switch.disabled is True
+    assert why["in_stock"] in _texts(panel)
+    enabled = _find_id(
+        filter_panel("t", cfg, columns=list(cat.columns) + ["in_stock"]), control_id("t", "in_stock_only")
+    )
+    assert enabled.disabled is False
+
+
+def _walk(component):
+    stack = [component]
+    while stack:
+        c = stack.pop()
+        yield c
+        children = getattr(c, "children", None)
+        if isinstance(children, list | tuple):
+            stack.extend(children)
+        elif children is not None:
+            stack.append(children)
+
+
+def _find_id(component, cid):
+    return next(c for c in _walk(component) if getattr(c, "id", None) == cid)
+
+
+def _texts(component):
+    return [c for c in _walk(component) if isinstance(c, str)]
