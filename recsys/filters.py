@@ -44,6 +44,12 @@ On the ranked list (after the masks):
 - ``max_per_brand``: walking the ranked list, at most this many items per
   brand are kept (items without a brand are not limited).
 
+Merchandising rules (models and exact meaning in :mod:`recsys.merch`):
+``do_not_associate`` (item pairs never shown together), ``pins`` (item X at
+position p for a seed or a category's seeds), ``boost`` / ``bury`` (score
+changes by an attribute condition). Empty by default, and left out of the
+canonical form and hash while empty.
+
 Serialisation: ``to_json``/``to_yaml`` write an envelope
 ``{"format": "recsys-filter", "version": 1, "hash": ..., "filters": {...}}``;
 ``from_json``/``from_yaml``/``from_dict`` accept that envelope or a bare
@@ -77,6 +83,16 @@ from pydantic import (
 
 from recsys.config import file_lock
 from recsys.errors import DamagedPresetError, FilterConfigError, PresetNotFoundError, StoredDataError
+from recsys.merch import (
+    Adjust,
+    PairBan,
+    Pin,
+    check_adjustments,
+    check_pair_bans,
+    check_pins,
+    clean_brands,
+    without_empty_rules,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,19 +135,37 @@ class FilterConfig(BaseModel):
     exclude_seed: bool = True
     exclude_same_title: bool = False
     in_stock_only: bool = False
+    do_not_associate: list[PairBan] = Field(default_factory=list)
+    pins: list[Pin] = Field(default_factory=list)
+    boost: list[Adjust] = Field(default_factory=list)
+    bury: list[Adjust] = Field(default_factory=list)
 
     _hash: str | None = PrivateAttr(default=None)
 
     @field_validator("brands_allow", "brands_deny")
     @classmethod
     def _clean_brands(cls, value: list[str]) -> list[str]:
-        seen: dict[str, str] = {}
-        for i, name in enumerate(value):
-            clean = " ".join(str(name).split())
-            if not clean:
-                raise ValueError(f"entry {i} is an empty brand name")
-            seen.setdefault(clean.casefold(), clean)
-        return [seen[key] for key in sorted(seen)]
+        return clean_brands(value)
+
+    @field_validator("do_not_associate")
+    @classmethod
+    def _clean_bans(cls, value: list[PairBan]) -> list[PairBan]:
+        return check_pair_bans(value)
+
+    @field_validator("pins")
+    @classmethod
+    def _clean_pins(cls, value: list[Pin]) -> list[Pin]:
+        return check_pins(value)
+
+    @field_validator("boost")
+    @classmethod
+    def _check_boost(cls, value: list[Adjust]) -> list[Adjust]:
+        return check_adjustments(value, +1, "boost")
+
+    @field_validator("bury")
+    @classmethod
+    def _check_bury(cls, value: list[Adjust]) -> list[Adjust]:
+        return check_adjustments(value, -1, "bury")
 
     @field_validator("banned_brand_pairs")
     @classmethod
@@ -181,10 +215,10 @@ class FilterConfig(BaseModel):
     __hash__ = None  # type: ignore[assignment]  # lists inside: not hashable; use config_hash()
 
     def canonical(self) -> dict[str, Any]:
-        """The fields as plain JSON types, in a fixed order; rules added after presets and
-        precomputed tables were stored (``_NEW_AT_DEFAULT``) only when set, so those files and
-        their hashes stay valid."""
-        data = self.model_dump(mode="json")
+        """The fields as plain JSON types, in a fixed order; empty merchandising rules, and rules
+        added after presets and precomputed tables were stored (``_NEW_AT_DEFAULT``) while at
+        their default, are left out, so those files and their hashes stay valid."""
+        data = without_empty_rules(self.model_dump(mode="json"))
         for name in _NEW_AT_DEFAULT:
             if data[name] == type(self).model_fields[name].default:
                 del data[name]
@@ -204,6 +238,9 @@ class FilterConfig(BaseModel):
             data["banned_brand_pairs"] = [
                 [_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]
             ]
+            for name in ("boost", "bury"):
+                if name in data:
+                    data[name] = [{**a, "brands": [_norm_brand(b) for b in a["brands"]]} for a in data[name]]
             text = json.dumps(data, sort_keys=True, separators=(",", ":"))
             self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._hash
@@ -318,6 +355,14 @@ def _config_error(message: str, fields: list[str]) -> FilterConfigError:
     return err
 
 
+_RULE_MODELS: dict[str, type[BaseModel]] = {
+    "do_not_associate": PairBan,
+    "pins": Pin,
+    "boost": Adjust,
+    "bury": Adjust,
+}
+
+
 def _from_validation_error(exc: ValidationError, source: str) -> FilterConfigError:
     names = list(FilterConfig.model_fields)
     parts, fields = [], []
@@ -325,7 +370,9 @@ def _from_validation_error(exc: ValidationError, source: str) -> FilterConfigErr
         loc = ".".join(str(x) for x in e.get("loc", ()))
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden":
-            msg = f"unknown field (allowed: {', '.join(names)})"
+            model = _RULE_MODELS.get(str(e["loc"][0])) if len(e.get("loc", ())) > 1 else None
+            allowed = list(model.model_fields) if model is not None else names
+            msg = f"unknown field (allowed: {', '.join(allowed)})"
         if loc:
             fields.append(str(e["loc"][0]))
             parts.append(f"{loc}: {msg}")
