@@ -34,7 +34,7 @@ PAIR_SEP = " ⇄ "
 
 #: Every FilterConfig field the panel edits, and how: from the rule table
 #: (:mod:`recsys.search.rules`), so a new rule's field needs no edit here.
-_CONTROLS: dict[str, str] = config_fields()
+_CONTROLS: dict[str, str] = config_fields(panel=True)
 FILTER_FIELDS: tuple[str, ...] = tuple(_CONTROLS)
 _BOOL_FIELDS = {f for f, c in _CONTROLS.items() if c == SWITCH}
 _FLOAT_FIELDS = {f for f, c in _CONTROLS.items() if c in (NUMBER, SLIDER)}

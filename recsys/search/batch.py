@@ -703,9 +703,11 @@ class BatchMixin:
                         res = ranked[j]
                         if res is None:
                             res = self.search(str(items[i]), cfg, k)
-                        elif self._tie_of is not None:
+                        else:
                             p = int(positions[i])
-                            res = self._fix_ties(res, self.qunit[p], p, cfg, k, exact_ok=False)
+                            if self._tie_of is not None:
+                                res = self._fix_ties(res, self.qunit[p], p, cfg, k, exact_ok=False)
+                            res = self._place(res, self.qunit[p], p, cfg, k)
                         out[i] = res
                     return out
         if got is None:
@@ -733,7 +735,9 @@ class BatchMixin:
                 list(got.skipped[j]),
                 seed_ids[j],
             )
+            p = int(positions[i])
             if self._tie_of is not None and counts[j]:
-                p = int(positions[i])
                 out[i] = self._fix_ties(out[i], self.qunit[p], p, cfg, k, exact_ok=False)
+            if cf.place_rules:
+                out[i] = self._place(out[i], self.qunit[p], p, cfg, k)
         return out
