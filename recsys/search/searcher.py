@@ -654,16 +654,15 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         FilterConfigError
             ``config`` is an invalid dict.
         """
-        res = self._search_seed(seed_item_id, config, k, plan)
-        last = self._last
-        placing = last is None or last[1].place_rules or last[0] is not config
-        if (self._tie_of is None or not res.rows) and not placing:
-            return res
-        cfg = FilterConfig.from_dict(config)
-        pos = self.view.pos_of_id[res.seed_item_id]
+        cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
+        res = self._search_seed(seed_item_id, cfg, k, plan)
         if self._tie_of is not None and res.rows:
+            pos = self.view.pos_of_id[res.seed_item_id]
             res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
-        return self._place(res, self.qunit[pos], pos, cfg, k)
+        if self.compile(cfg).place_rules:  # the config compiled last: an identity check
+            pos = self.view.pos_of_id[res.seed_item_id]
+            res = self._place(res, self.qunit[pos], pos, cfg, k)
+        return res
 
     def _search_seed(
         self,
