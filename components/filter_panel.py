@@ -42,7 +42,8 @@ PAIR_SEP = " ⇄ "
 
 #: Every FilterConfig field the panel edits, and how: from the rule table
 #: (:mod:`recsys.search.rules`), so a new rule's field needs no edit here.
-_CONTROLS: dict[str, str] = config_fields()
+_CONTROLS: dict[str, str] = config_fields(panel=True)
+#: ...and the merchandising rules, shown as removable chips (added on the Vetting page)
 FILTER_FIELDS: tuple[str, ...] = (*_CONTROLS, *(f for f in MERCH_FIELDS if f not in _CONTROLS))
 _BOOL_FIELDS = {f for f, c in _CONTROLS.items() if c == SWITCH}
 _FLOAT_FIELDS = {f for f, c in _CONTROLS.items() if c in (NUMBER, SLIDER)}

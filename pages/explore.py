@@ -82,7 +82,7 @@ from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.models import SESSION_FAMILIES
-from recsys.search.rules import RULE_LABELS  # noqa: F401  (the rule table: one label per rule)
+from recsys.search.rules import MOVING_RULES, RULE_LABELS  # noqa: F401  (the rule table: one label per rule)
 from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
 
 logger = logging.getLogger(__name__)
@@ -119,10 +119,18 @@ def removed_bars(removed: dict[str, int], n_items: int) -> Any:
                 [
                     html.Span(RULE_LABELS.get(rule, rule), className="removed-label"),
                     html.Div(className="removed-track", style={"--w": f"{min(share, 1) * 100:.1f}%"}),
-                    html.Span(f"−{count:,}", className="removed-count", **{"data-rule": rule}),
+                    html.Span(
+                        f"{'↕' if rule in MOVING_RULES else '−'}{count:,}",
+                        className="removed-count",
+                        **{"data-rule": rule},
+                    ),
                 ],
                 className="removed-row",
-                title=f"{rule}: removes {count:,} of {n_items:,} candidates ({share:.1%}) on its own",
+                title=(
+                    f"{rule}: moves {count:,} items (re-scored or placed)"
+                    if rule in MOVING_RULES
+                    else f"{rule}: removes {count:,} of {n_items:,} candidates ({share:.1%}) on its own"
+                ),
             )
         )
     return html.Div(rows, className="removed-bars")

@@ -178,6 +178,33 @@ class CatalogView:
             got = cache[key] = _as_flags(col, missing)[self.perm]
         return got
 
+    def category_code(self, path: str | None) -> tuple[int, int] | None:
+        """(level, code) of a category path (``Women > Shoes``) in this catalogue, or None."""
+        if not path:
+            return None
+        level = path.count(CATEGORY_SEP)
+        if level > self.max_level:
+            return None
+        hit = np.flatnonzero(self.cat_names[level] == path)
+        return (level, int(hit[0])) if len(hit) else None
+
+    def under_category(self, path: str | None) -> np.ndarray:
+        """Boolean per position: the item's category is ``path`` or under it."""
+        where = self.category_code(path)
+        if where is None:
+            return np.zeros(self.n, dtype=bool)
+        level, code = where
+        return (self.cat_codes[level] == code) & ~self.cat_empty
+
+    def column_in(self, name: str, values: Sequence[str]) -> np.ndarray:
+        """Boolean per position: catalogue column ``name`` (as text, spaces stripped) is one of
+        ``values``; False everywhere when the catalogue has no such column."""
+        if name not in self._catalog:
+            return np.zeros(self.n, dtype=bool)
+        col = self._catalog[name]
+        text = col.map(lambda x: "" if pd.isna(x) else str(x).strip())
+        return text.isin(set(values)).to_numpy(dtype=bool)[self.perm]
+
     def has_column(self, name: str) -> bool:
         """Whether the catalogue file has column ``name`` (a rule reading it is available)."""
         return name in self.columns
@@ -196,7 +223,9 @@ def _as_flags(col: pd.Series, missing: bool) -> np.ndarray:
     """A catalogue column as booleans (``missing`` where missing or not a boolean word)."""
     if col.dtype == bool:
         return col.to_numpy()
-    words = col.map(lambda x: str(x).strip().casefold() if x is not None and x == x else "")
+    if isinstance(col.dtype, pd.BooleanDtype):  # nullable booleans (a stored in_stock column)
+        return col.fillna(missing).to_numpy(dtype=bool)
+    words = col.map(lambda x: "" if pd.isna(x) else str(x).strip().casefold())
     out = np.full(len(col), missing, dtype=bool)
     out[words.isin(_TRUE).to_numpy()] = True
     out[words.isin(_FALSE).to_numpy()] = False

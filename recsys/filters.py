@@ -34,6 +34,9 @@ Seed-dependent (compiled per seed; skipped, and listed in
 - ``exclude_seed`` (default True): the seed itself is not shown.
 - ``exclude_same_title``: items whose normalised title (case-folded, spaces
   collapsed) equals the seed's are not shown (skipped for an empty title).
+- ``in_stock_only``: items whose catalogue ``in_stock`` is false are not shown
+  (unknown stock is); skipped (listed in ``skipped_rules``) on a catalogue
+  without an ``in_stock`` column.
 
 On the ranked list (after the masks):
 
@@ -81,7 +84,6 @@ from pydantic import (
 from recsys._io import atomic_write_json, file_lock
 from recsys.errors import DamagedPresetError, FilterConfigError, PresetNotFoundError, StoredDataError
 from recsys.merch import (
-    MERCH_FIELDS,
     Adjust,
     PairBan,
     Pin,
@@ -89,7 +91,6 @@ from recsys.merch import (
     check_pair_bans,
     check_pins,
     clean_brands,
-    without_empty_rules,
 )
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class FilterConfig(BaseModel):
     max_per_brand: int | None = Field(None, ge=1)
     exclude_seed: bool = True
     exclude_same_title: bool = False
+    in_stock_only: bool = False
     do_not_associate: list[PairBan] = Field(default_factory=list)
     pins: list[Pin] = Field(default_factory=list)
     boost: list[Adjust] = Field(default_factory=list)
@@ -207,8 +209,13 @@ class FilterConfig(BaseModel):
     __hash__ = None  # type: ignore[assignment]  # lists inside: not hashable; use config_hash()
 
     def canonical(self) -> dict[str, Any]:
-        """The fields as plain JSON types, in a fixed order (empty merchandising rules left out)."""
-        return without_empty_rules(self.model_dump(mode="json"))
+        """The fields as plain JSON types, in a fixed order: every field of format 1
+        (:data:`_HASH_BASE_V1`), and each field added since only when it differs from its
+        default, so a config that does not use a new rule keeps the file content and the
+        hash it had before that rule existed."""
+        data = self.model_dump(mode="json")
+        defaults = _defaults_of(type(self))
+        return {k: v for k, v in data.items() if k in _HASH_BASE_V1 or v != defaults.get(k, _MISSING)}
 
     def config_hash(self) -> str:
         """A stable content hash (16 hex digits) of the fields set to a non-default value.
@@ -227,7 +234,7 @@ class FilterConfig(BaseModel):
         """
         if self._hash is None:
             data = dict(_HASH_BASE_V1)  # a format-1 field that is ever removed hashes as before
-            data.update(self._hashed_fields())
+            data.update(self.canonical())
             # brand names match case-insensitively, so they hash that way too
             data["brands_allow"] = [_norm_brand(b) for b in data["brands_allow"]]
             data["brands_deny"] = [_norm_brand(b) for b in data["brands_deny"]]
@@ -241,19 +248,11 @@ class FilterConfig(BaseModel):
             self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._hash
 
-    def _hashed_fields(self) -> dict[str, Any]:
-        """The format-1 fields, and the later fields whose value differs from their default (JSON types)."""
-        defaults = _defaults_of(type(self))
-        return {
-            k: v for k, v in self.canonical().items() if k in _HASH_BASE_V1 or v != defaults.get(k, _MISSING)
-        }
-
     def active_rules(self) -> list[str]:
         """Names of the rules this config switches on, from the rule table (for display)."""
         from recsys.search.rules import active_rules
 
-        rules = active_rules(self)
-        return rules + [f for f in MERCH_FIELDS if getattr(self, f) and f not in rules]
+        return active_rules(self)
 
     # -- serialisation ------------------------------------------------------------
     def envelope(self, **meta: Any) -> dict[str, Any]:
@@ -360,7 +359,7 @@ _DEFAULTS: dict[type, dict[str, Any]] = {}
 def _defaults_of(cls: type[FilterConfig]) -> dict[str, Any]:
     """The default of every field of ``cls``, as JSON types (computed once per class)."""
     if cls not in _DEFAULTS:
-        _DEFAULTS[cls] = cls().canonical()
+        _DEFAULTS[cls] = cls().model_dump(mode="json")
     return _DEFAULTS[cls]
 
 

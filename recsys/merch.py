@@ -264,12 +264,3 @@ def check_adjustments(value: list[Adjust], sign: int, name: str) -> list[Adjust]
     if problems:
         raise ValueError("; ".join(problems))
     return list(value)
-
-
-def without_empty_rules(data: dict[str, Any]) -> dict[str, Any]:
-    """A config's dict with the empty merchandising fields left out.
-
-    :meth:`FilterConfig.canonical` and :meth:`FilterConfig.config_hash` use it, so a config
-    without rules keeps the file content and hash it had before these fields existed.
-    """
-    return {k: v for k, v in data.items() if not (k in MERCH_FIELDS and not v)}

@@ -69,13 +69,16 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if kk <= 0:
         return np.empty(0, dtype=np.int64), s[:0]
     if kk < n:
-        # both sides of the cut in place: a tie across it is one comparison, not a pass
-        part = np.argpartition(s, (n - kk - 1, n - kk))
-        top = part[n - kk :]
-        kth = s[part[n - kk]]
-        if s[part[n - kk - 1]] == kth:  # ties at the cut: the lowest positions among them
-            above = np.flatnonzero(s > kth)
-            top = np.concatenate([above, np.flatnonzero(s == kth)[: kk - len(above)]])
+        # the k + 1 best, sorted: the (k+1)-th tells whether a tie crosses the cut
+        top = np.argpartition(s, n - kk - 1)[n - kk - 1 :]
+        vals = s[top]
+        order = np.lexsort((top, -vals))
+        top, vals = top[order], vals[order]
+        if vals[kk] != vals[kk - 1]:
+            return top[:kk], vals[:kk]
+        kth = vals[kk - 1]  # tied across the cut: the lowest positions among the tied
+        above = np.flatnonzero(s > kth)
+        top = np.concatenate([above, np.flatnonzero(s == kth)[: kk - len(above)]])
     else:
         top = np.arange(n)
     vals = s[top]

@@ -65,6 +65,7 @@ import pandas as pd
 from recsys.data.schema import (
     CATALOG_COLUMNS,
     INTERACTION_COLUMNS,
+    OPTIONAL_CATALOG_COLUMNS,
     Dataset,
     ValidationReport,
 )
@@ -174,11 +175,22 @@ def _normalise_catalog_columns(
         out["adult"] = adult.astype(bool)
     else:
         out["adult"] = pd.Series(False, index=df.index, dtype=bool)
+    if "in_stock" in df.columns:  # optional: only when the file has it; blank = unknown
+        stock, bad = _parse_bools(df["in_stock"])
+        blank = df["in_stock"].isna().to_numpy() | _text(df["in_stock"]).isin(_BLANKS).to_numpy()
+        chk.flag(
+            "unreadable in_stock flag",
+            "in_stock",
+            bad.to_numpy() & ~blank,
+            df["in_stock"],
+            hint="use true/false, yes/no or 1/0 (blank: unknown)",
+        )
+        out["in_stock"] = stock.astype("boolean").mask(blank)
     return pd.DataFrame(out, index=df.index)
 
 
 def _finish_catalog(cat: pd.DataFrame, extras: pd.DataFrame | None) -> pd.DataFrame:
-    cols = {c: cat[c] for c in CATALOG_COLUMNS}
+    cols = {c: cat[c] for c in CATALOG_COLUMNS + OPTIONAL_CATALOG_COLUMNS if c in cat.columns}
     res = pd.DataFrame(cols)
     if extras is not None:
         for c in extras.columns:
@@ -535,7 +547,7 @@ def _build_catalog(
             hint="keep one row per item, or map another column (a unique SKU) to item_id",
         )
     cchk.flag("duplicate item_id", "item_id", dup, counter="duplicate_ids")
-    extras_cols = [c for c in catalog_df.columns if c not in CATALOG_COLUMNS]
+    extras_cols = [c for c in catalog_df.columns if c not in CATALOG_COLUMNS + OPTIONAL_CATALOG_COLUMNS]
     extras = catalog_df.loc[~cchk.dropped, extras_cols] if extras_cols else None
     catalog = _finish_catalog(cat.loc[~cchk.dropped], extras)
     if len(catalog) == 0:

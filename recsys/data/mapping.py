@@ -37,6 +37,7 @@ CATALOG_FIELDS: dict[str, str] = {
     "gender": "women, men, unisex or kids (F, M, female, girls... are understood)",
     "price": "unit price; currency symbols and thousands separators are removed",
     "adult": "true/false: an adult-only item",
+    "in_stock": "true/false: the item can be bought now (optional; the 'in stock only' filter needs it)",
     "description": "free text about the product",
     "image_url": "link to an image",
 }
@@ -94,6 +95,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "gender": ("gender", "sex"),
     "price": ("price", "unitprice", "saleprice", "sellingprice"),
     "adult": ("adult",),
+    "in_stock": ("instock", "isinstock", "available", "isavailable"),
     "description": ("description", "productdescription"),
     "image_url": ("imageurl", "image", "imagelink"),
 }  # fmt: skip

@@ -6,7 +6,9 @@ Catalog (one row per item, ``item_id`` unique):
     item_id (str), title (str), category (str path like ``Women > Shoes > Running``,
     "" when unknown), brand (str, "" when unknown), gender (one of GENDERS or ""),
     price (float64, NaN when missing), adult (bool), description (str, may be ""),
-    image_url (str, may be ""). Other columns are kept as extra attributes.
+    image_url (str, may be ""). Optional columns (OPTIONAL_CATALOG_COLUMNS), present only
+    when the source has them: in_stock (nullable boolean, <NA> when unknown; the filter
+    rule "in stock only" needs it). Other columns are kept as extra attributes.
 
 Interactions (one row per event):
     sequence_id (str: a session or a basket), user_id (str, "" when unknown),
@@ -49,6 +51,9 @@ CATALOG_COLUMNS = (
     "description",
     "image_url",
 )
+#: Catalogue columns with a known meaning that a source may lack (then they are absent, not
+#: filled): in_stock (nullable boolean)
+OPTIONAL_CATALOG_COLUMNS = ("in_stock",)
 INTERACTION_COLUMNS = (
     "sequence_id",
     "user_id",

@@ -13,9 +13,7 @@
 * :func:`fetch_for`: how many HNSW candidates an over-fetch needs so that,
   were filter and vectors independent, it holds ``need`` eligible items with
   99% probability.
-* :func:`topk_rows`: exact top-k of every row of a score matrix, vectorised
-  (block maxima give a per-row threshold; only the few scores above it are
-  sorted), much cheaper than ``argpartition`` along rows.
+* :func:`topk_rows`: :func:`recsys.topk.topk_rows` padded to k (the one top-k).
 * :func:`search_many_static`, :func:`search_many_keyed`: the batch paths of
   :meth:`recsys.search.FilteredSearcher.search_many` -- one multi-threaded
   hnswlib ``knn_query`` for all seeds, vectorised eligibility tests, and one
@@ -41,6 +39,7 @@ from recsys.search.kernels import _blas_controllers
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
 from recsys.search.query import TABLE_COUNTS, KeyRange, Query
 from recsys.search.result import SearchResult
+from recsys.topk import topk_rows as _topk_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.search.compiled import CompiledFilter
@@ -168,8 +167,8 @@ class StaticSet:
         return j if j < self.n and int(self.pos[j]) == pos else -1
 
 
-#: dense blocks are padded to a multiple of this many rows, so that a batch's score matrix
-#: reshapes into strided blocks without a copy (:func:`topk_rows`)
+#: dense blocks are padded to a multiple of this many rows (the padding scores -inf; the
+#: block's shape changes in steps, not with every item)
 PAD = 128
 
 
@@ -200,38 +199,16 @@ def fetch_for(need: int, share: float, n: int, z: float = 2.33) -> int:
 
 # -- exact top-k of many rows -----------------------------------------------------------
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k columns of every row, best first, ties by lower column; padded with -1 / -inf.
-
-    Vectorised: the k-th largest of ``nb`` strided block maxima is a lower bound
-    of each row's k-th largest score (k distinct blocks hold a score at least
-    that large), so only the scores at or above it are sorted. -inf scores
-    (excluded columns) are never returned.
-    """
-    b, m = scores.shape
-    kk = min(k, m)
+    """:func:`recsys.topk.topk_rows` padded to k columns with -1 / -inf; -inf scores (excluded
+    columns) are never returned."""
+    b = len(scores)
     out_c = np.full((b, k), -1, dtype=np.int64)
     out_s = np.full((b, k), -np.inf, dtype=np.float32)
-    if b == 0 or kk == 0:
+    if b == 0 or k == 0 or scores.shape[1] == 0:
         return out_c, out_s
-    nb = PAD if 8 * kk <= PAD else -(-8 * kk // PAD) * PAD
-    if m < 4 * nb:
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
-        vals = np.take_along_axis(scores, order, axis=1)
-        out_c[:, :kk], out_s[:, :kk] = order, vals
-    else:
-        full = (m // nb) * nb
-        head = scores if full == m else scores[:, :full]  # a copy unless m is a multiple of nb
-        bmax = head.reshape(b, full // nb, nb).max(axis=1)  # nb strided blocks per row
-        thr = np.partition(bmax, nb - kk, axis=1)[:, nb - kk]
-        r, c = np.nonzero(scores >= thr[:, None])
-        v = scores[r, c]
-        order = np.lexsort((c, -v, r))
-        r, c, v = r[order], c[order], v[order]
-        starts = np.searchsorted(r, np.arange(b))
-        rank = np.arange(len(r)) - starts[r]
-        keep = rank < kk
-        out_c[r[keep], rank[keep]] = c[keep]
-        out_s[r[keep], rank[keep]] = v[keep]
+    cols, vals = _topk_rows(scores, k)
+    kk = cols.shape[1]
+    out_c[:, :kk], out_s[:, :kk] = cols, vals
     bad = ~np.isfinite(out_s)
     out_c[bad] = -1
     out_s[bad] = -np.inf
@@ -703,9 +680,11 @@ class BatchMixin:
                         res = ranked[j]
                         if res is None:
                             res = self.search(str(items[i]), cfg, k)
-                        elif self._tie_of is not None:
+                        else:
                             p = int(positions[i])
-                            res = self._fix_ties(res, self.qunit[p], p, cfg, k, exact_ok=False)
+                            if self._tie_of is not None:
+                                res = self._fix_ties(res, self.qunit[p], p, cfg, k, exact_ok=False)
+                            res = self._place(res, self.qunit[p], p, cfg, k)
                         out[i] = res
                     return out
         if got is None:
@@ -733,7 +712,9 @@ class BatchMixin:
                 list(got.skipped[j]),
                 seed_ids[j],
             )
+            p = int(positions[i])
             if self._tie_of is not None and counts[j]:
-                p = int(positions[i])
                 out[i] = self._fix_ties(out[i], self.qunit[p], p, cfg, k, exact_ok=False)
+            if cf.place_rules:
+                out[i] = self._place(out[i], self.qunit[p], p, cfg, k)
         return out

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from recsys.catalog import _NO_PRICE
-from recsys.filters import FilterConfig, _norm_brand
+from recsys.filters import FilterConfig
 from recsys.search.batch import StaticSet
 from recsys.search.kernels import _and
 from recsys.search.planner import (
@@ -16,7 +16,17 @@ from recsys.search.planner import (
     FillStats,
 )
 from recsys.search.query import TABLE_COUNTS  # noqa: F401  (re-exported)
-from recsys.search.rules import MASK_RULES, OFF, SEED_RULES, SKIPPED, Rule, varying_seed_rules
+from recsys.search.rules import (
+    ADJUST_RULES,
+    MASK_RULES,
+    OFF,
+    PLACE_RULES,
+    PREPARED_RULES,
+    SEED_RULES,
+    SKIPPED,
+    Rule,
+    varying_seed_rules,
+)
 
 
 def _gender_slot(r: _SeedRules, g: Any) -> None:
@@ -48,8 +58,6 @@ class CompiledFilter:
         Items allowed by the seed-independent rules.
     base_removed : dict
         rule -> items it rejects on its own.
-    banned : dict
-        brand code -> bool table over brand codes that the brand may not show.
     n_base : int
         Items allowed by ``base_mask``.
     base_all : bool
@@ -75,7 +83,6 @@ class CompiledFilter:
     config: FilterConfig
     base_mask: np.ndarray
     base_removed: dict[str, int]
-    banned: dict[int, np.ndarray]
     n_base: int
     base_all: bool = False
     #: catalogue-mask rules switched on but unavailable on this catalogue (optional column missing)
@@ -110,6 +117,14 @@ class CompiledFilter:
     table_rules: tuple[str, ...] = ()
     cat_col: int = -1
     adult_col: int = -1
+    #: rule name -> what its ``prepare`` computed for this config (brand-pair tables, item bans,
+    #: pins, score changes)
+    prepared: dict[str, Any] = field(default_factory=dict)
+    #: composed score change (multiplier, shift per position) of the boost/bury rules, or None:
+    #: with it every query is answered by exact search over the eligible items
+    adjust: tuple[np.ndarray, np.ndarray] | None = None
+    #: rules placing items into the finished list (pins)
+    place_rules: list[Rule] = field(default_factory=list)
     #: static filters: (no seed: -1, else the seed's adultness) -> (removed_by_rule, adult
     #: excluded, skipped rules)
     static_counts: dict[int, tuple[dict[str, int], bool, list[str]]] = field(default_factory=dict)
@@ -224,18 +239,27 @@ class CompileMixin:
                 ok = mr.keep(v, cfg)
                 removed[mr.name] = int(self.n - np.count_nonzero(ok))
                 mask &= ok
-        banned: dict[int, np.ndarray] = {}
-        for a, b in cfg.banned_brand_pairs:
-            ca, cb = v.brand_code.get(_norm_brand(a)), v.brand_code.get(_norm_brand(b))
-            if ca is None or cb is None:
-                continue
-            for x, y in ((ca, cb), (cb, ca)):
-                banned.setdefault(x, np.zeros(len(v.brand_keys), dtype=bool))[y] = True
+        prepared = {rl.name: rl.prepare(v, cfg) for rl in PREPARED_RULES if rl.on(cfg)}
+        adjust = None
+        for rl in ADJUST_RULES:  # score changes before the cut to k, composed in table order
+            if rl.name in prepared:
+                mul, add, matched = prepared[rl.name]
+                removed[rl.name] = matched  # items it re-scores
+                adjust = (mul, add) if adjust is None else (adjust[0] * mul, adjust[1] * mul + add)
         n_base = int(np.count_nonzero(mask))
         # the prefix counts (base_cum) are built on first need: a static filter never needs them
-        compiled = CompiledFilter(cfg, mask, removed, banned, n_base, base_all=n_base == self.n)
+        compiled = CompiledFilter(cfg, mask, removed, n_base, base_all=n_base == self.n)
+        compiled.prepared, compiled.adjust = prepared, adjust
+        compiled.place_rules = [rl for rl in PLACE_RULES if rl.name in prepared]
+        if adjust is not None:
+            compiled.table_ok = False  # adjusted scores: exact search, never the key-range hot path
         compiled.base_skipped = skipped
-        compiled.lean = self.space == "cosine" and cfg.max_per_brand is None and cfg.min_similarity is None
+        compiled.lean = (
+            self.space == "cosine"
+            and cfg.max_per_brand is None
+            and cfg.min_similarity is None
+            and adjust is None
+        )
         compiled.seed_rules = [rl for rl in SEED_RULES if rl.on(cfg)]
         compiled.table_rules = tuple(rl.name for rl in compiled.seed_rules)
         names = compiled.table_rules

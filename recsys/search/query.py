@@ -46,6 +46,17 @@ class Query:
     skipped: list[str]
 
 
+def _without_seed(rows: np.ndarray, sel: list[int], seed: int, k: int) -> tuple[list[int], list[int]]:
+    """(the first k of ``sel`` without the seed's row, ``rows`` up to the last selected as a list):
+    a scan for k + 1 eligible labels while the seed (eligible) may be among them."""
+    rl = rows[: sel[-1] + 1].tolist() if sel else []
+    if seed >= 0:
+        if seed in rl:  # eligible, usually first: its own vector
+            sel.remove(rl.index(seed))
+        del sel[k:]
+    return sel, rl
+
+
 class KeyRange:
     """Eligible rows: ``lo <= by_row[row] < hi``, the seed's row (``seed_row``, -1: none) excluded."""
 
@@ -62,7 +73,7 @@ class KeyRange:
         microseconds of dispatch, more with the cold caches of a serving loop); the scan stops
         at the k-th eligible label (k+1 while the seed, eligible, may be among them).
         """
-        keys = self.by_row[rows.view(np.int64) if rows.dtype == np.uint64 else rows].tolist()
+        keys = self.by_row[rows.view(np.int64)].tolist()  # knn_one's labels are uint64
         lo, hi, seed = self.lo, self.hi, self.seed_row
         want = k + (seed >= 0)
         sel = []
@@ -71,12 +82,7 @@ class KeyRange:
                 sel.append(j)
                 if len(sel) == want:
                     break
-        rl = rows[: sel[-1] + 1].tolist() if sel else []
-        if seed >= 0:
-            if seed in rl:  # eligible, usually first: its own vector
-                sel.remove(rl.index(seed))
-            del sel[k:]
-        return sel, rl
+        return _without_seed(rows, sel, seed, k)
 
     def positions(self, rows: np.ndarray) -> np.ndarray:
         """Positions of the eligible rows, in HNSW order."""
@@ -86,6 +92,29 @@ class KeyRange:
         if self.seed_row >= 0:
             ok &= rows != self.seed_row
         return self.pos_of_row[rows[ok]]
+
+
+class FlagRange(KeyRange):
+    """:class:`KeyRange` over a per-row boolean (a static eligible set's ``ok_by_row``): the
+    same answers as the range ``[1, 2)``, with a plain truth test per label (the scan over a
+    sparse filter's over-fetch is the hot loop)."""
+
+    __slots__ = ()
+
+    def __init__(self, ok_by_row: np.ndarray, seed_row: int, pos_of_row: np.ndarray) -> None:
+        super().__init__(ok_by_row, 1, 2, seed_row, pos_of_row)
+
+    def first(self, rows: np.ndarray, k: int) -> tuple[list[int], list[int]]:
+        ok = self.by_row[rows.view(np.int64)].tolist()
+        seed = self.seed_row
+        want = k + (seed >= 0)
+        sel = []
+        for j, x in enumerate(ok):
+            if x:
+                sel.append(j)
+                if len(sel) == want:
+                    break
+        return _without_seed(rows, sel, seed, k)
 
 
 class DomainMask:

@@ -64,6 +64,9 @@ SWITCH, NUMBER, LEVEL, BRANDS, PAIRS, SLIDER, COUNT = (
     "slider",
     "count",
 )
+#: merchandising rules: edited on the Vetting page and in presets, not by the filter panel
+PAIRS_OF_ITEMS, ADJUSTMENTS, PINS = "item pairs", "adjustments", "pins"
+PANEL_CONTROLS = (SWITCH, NUMBER, LEVEL, BRANDS, PAIRS, SLIDER, COUNT)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,16 @@ class Rule:
     resolve: Callable[[CatalogView, Any, Any], tuple[Any, Any]] | None = None
     test: Callable[[CatalogView, Any, Any], np.ndarray] | None = None
     channel: str = "scan"
+    #: ``prepare(view, cfg)``: what the rule needs from the catalogue, computed once per
+    #: compiled config (``cf.prepared[name]``): brand-pair tables, banned item positions, pins,
+    #: score changes
+    prepare: Callable[[CatalogView, FilterConfig], Any] | None = None
+    #: RANKED rules that change scores before the cut to k: ``prepare`` returns per-position
+    #: ``(multiplier, shift, items matched)``; the compiled filter composes them in table order
+    adjusts: bool = False
+    #: RANKED rules applied to the finished list: ``place(view, prepared, pos) -> [(item
+    #: position, 1-based list position)]`` for the seed at ``pos`` (pins)
+    place: Callable[[CatalogView, Any, Any], list[tuple[int, int]]] | None = None
     implicit: bool = False
     varies: bool = True
     hint: str = ""
@@ -127,6 +140,10 @@ def _keep_not_adult(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
     return ~view.adult
 
 
+def _keep_in_stock(view: CatalogView, cfg: FilterConfig) -> np.ndarray:
+    return view.flag("in_stock", missing=True)  # unknown stock is not hidden
+
+
 # -- relative to the seed: the seed's value (vectorised over seeds) ------------------------------
 def _resolve_category(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
     if pos is None:
@@ -160,11 +177,123 @@ def _resolve_price_band(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]
     return np.where(valid, view.n - kept, SKIPPED), (rank_lo, rank_hi)
 
 
+def _prep_brand_pairs(view: CatalogView, cfg: FilterConfig) -> dict[int, np.ndarray]:
+    """brand code -> bool table over brand codes that the brand may not show (symmetric)."""
+    from recsys.filters import _norm_brand
+
+    banned: dict[int, np.ndarray] = {}
+    for a, b in cfg.banned_brand_pairs:
+        ca, cb = view.brand_code.get(_norm_brand(a)), view.brand_code.get(_norm_brand(b))
+        if ca is None or cb is None:
+            continue
+        for x, y in ((ca, cb), (cb, ca)):
+            banned.setdefault(x, np.zeros(len(view.brand_keys), dtype=bool))[y] = True
+    return banned
+
+
 def _resolve_banned(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
     if pos is None:
         return SKIPPED, None
-    table = cf.banned.get(int(view.brand[pos]))  # the brands this seed's brand may not show
+    table = cf.prepared["banned_brand_pairs"].get(int(view.brand[pos]))  # brands it may not show
     return (int(view.brand_counts[table].sum()), table) if table is not None else (0, None)
+
+
+# -- merchandising rules (issue 16) ---------------------------------------------------------------
+def _prep_pair_bans(view: CatalogView, cfg: FilterConfig) -> dict[int, np.ndarray]:
+    """seed position -> positions never shown for it (both ways unless one_way); unknown ids ignored."""
+    out: dict[int, list[int]] = {}
+    for ban in cfg.do_not_associate:
+        a, b = view.position(ban.seed), view.position(ban.item_id)
+        if a < 0 or b < 0:
+            continue
+        out.setdefault(a, []).append(b)
+        if not ban.one_way:
+            out.setdefault(b, []).append(a)
+    return {seed: np.unique(np.asarray(v, dtype=np.int64)) for seed, v in out.items()}
+
+
+def _resolve_pair_bans(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    if pos is None:
+        return SKIPPED, None
+    banned = cf.prepared["do_not_associate"].get(int(pos))
+    return (len(banned), banned) if banned is not None else (0, None)
+
+
+def _test_pair_bans(view: CatalogView, idx: Any, banned: np.ndarray) -> np.ndarray:
+    pos = np.arange(idx.start, idx.stop) if isinstance(idx, slice) else np.asarray(idx)
+    return ~np.isin(pos, banned)
+
+
+def _matches(view: CatalogView, adj: Any) -> np.ndarray:
+    """Positions matching every condition of one boost/bury entry."""
+    ok = np.ones(view.n, dtype=bool)
+    if adj.brands:
+        ok &= view.has_brand(adj.brands)
+    if adj.category is not None:
+        ok &= view.under_category(adj.category)
+    if adj.price_min is not None or adj.price_max is not None:
+        lo = adj.price_min if adj.price_min is not None else -np.inf
+        hi = adj.price_max if adj.price_max is not None else np.inf
+        with np.errstate(invalid="ignore"):
+            ok &= (view.price >= lo) & (view.price <= hi)  # a missing price never matches
+    if adj.column is not None:
+        ok &= view.column_in(adj.column, adj.values)
+    return ok
+
+
+def _prep_scores(
+    field_name: str,
+) -> Callable[[CatalogView, FilterConfig], tuple[np.ndarray, np.ndarray, int]]:
+    def prepare(view: CatalogView, cfg: FilterConfig) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per position: new score = score * multiplier + shift, each matching entry in turn."""
+        mul = np.ones(view.n, dtype=np.float32)
+        add = np.zeros(view.n, dtype=np.float32)
+        hit = np.zeros(view.n, dtype=bool)
+        for adj in getattr(cfg, field_name):
+            m = _matches(view, adj)
+            mul[m] *= np.float32(adj.multiplier)
+            add[m] = add[m] * np.float32(adj.multiplier) + np.float32(adj.shift)
+            hit |= m
+        return mul, add, int(np.count_nonzero(hit))
+
+    return prepare
+
+
+def _prep_pins(
+    view: CatalogView, cfg: FilterConfig
+) -> tuple[dict[int, list[tuple[int, int]]], list[tuple[int, int, int, int]]]:
+    """(seed position -> [(item position, list position)], [(level, category code, item position,
+    list position)] of category pins); pins naming unknown items or categories are ignored."""
+    by_seed: dict[int, list[tuple[int, int]]] = {}
+    by_cat: list[tuple[int, int, int, int]] = []
+    for pin in cfg.pins:
+        item = view.position(pin.item_id)
+        if item < 0:
+            continue
+        if pin.seed is not None:
+            seed = view.position(pin.seed)
+            if seed >= 0:
+                by_seed.setdefault(seed, []).append((item, pin.position))
+        else:
+            where = view.category_code(pin.category)
+            if where is not None:
+                by_cat.append((*where, item, pin.position))
+    return by_seed, by_cat
+
+
+def _place_pins(view: CatalogView, prepared: Any, pos: Any) -> list[tuple[int, int]]:
+    """The pins of the seed at ``pos`` by list position: those of the categories it is under,
+    then its own, so that at one position the seed's own pin (placed last) wins the slot."""
+    if pos is None:
+        return []
+    by_seed, by_cat = prepared
+    out = [
+        (item, at)
+        for level, code, item, at in by_cat
+        if not view.cat_empty[pos] and view.cat_codes[level][pos] == code
+    ]
+    out.extend(by_seed.get(int(pos), ()))
+    return sorted(out, key=lambda x: x[1])
 
 
 def _resolve_adult(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
@@ -302,6 +431,7 @@ RULES: tuple[Rule, ...] = (
         _set("banned_brand_pairs"),
         resolve=_resolve_banned,
         test=_test_banned,
+        prepare=_prep_brand_pairs,
     ),
     Rule(
         "exclude_adult",
@@ -313,6 +443,19 @@ RULES: tuple[Rule, ...] = (
         keep=_keep_not_adult,
         group="exclusions",
         control_label="Exclude adult items",
+    ),
+    Rule(
+        "in_stock",
+        "Out of stock",
+        MASK,
+        "in_stock",
+        (("in_stock_only", SWITCH),),
+        _set("in_stock_only"),
+        keep=_keep_in_stock,
+        hint="hide items whose in_stock is false (unknown stock is shown)",
+        group="exclusions",
+        control_label="In stock only",
+        optional_column=True,
     ),
     Rule(
         "adult_next_to_non_adult",
@@ -355,6 +498,37 @@ RULES: tuple[Rule, ...] = (
         control_label="Exclude same title",
     ),
     Rule(
+        "do_not_associate",
+        "Do not associate",
+        SEED,
+        None,
+        (("do_not_associate", PAIRS_OF_ITEMS),),
+        _set("do_not_associate"),
+        resolve=_resolve_pair_bans,
+        test=_test_pair_bans,
+        prepare=_prep_pair_bans,
+    ),
+    Rule(
+        "boost",
+        "Boosted",
+        RANKED,
+        None,
+        (("boost", ADJUSTMENTS),),
+        _set("boost"),
+        prepare=_prep_scores("boost"),
+        adjusts=True,
+    ),
+    Rule(
+        "bury",
+        "Buried",
+        RANKED,
+        None,
+        (("bury", ADJUSTMENTS),),
+        _set("bury"),
+        prepare=_prep_scores("bury"),
+        adjusts=True,
+    ),
+    Rule(
         "min_similarity",
         "Min. similarity",
         RANKED,
@@ -369,6 +543,16 @@ RULES: tuple[Rule, ...] = (
         "brand",
         (("max_per_brand", COUNT),),
         _given("max_per_brand"),
+    ),
+    Rule(
+        "pins",
+        "Pinned",
+        RANKED,
+        None,
+        (("pins", PINS),),
+        _set("pins"),
+        prepare=_prep_pins,
+        place=_place_pins,
     ),
 )
 
@@ -388,9 +572,18 @@ def rule(name: str) -> Rule:
     return _BY_NAME[name]
 
 
-def config_fields() -> dict[str, str]:
-    """Every FilterConfig field a rule reads -> its control kind, in table order."""
-    return {f: control for r in RULES for f, control in r.fields}
+def config_fields(panel: bool = False) -> dict[str, str]:
+    """Every FilterConfig field a rule reads -> its control kind, in table order (``panel``: only
+    those the filter panel edits)."""
+    return {f: c for r in RULES for f, c in r.fields if not panel or c in PANEL_CONTROLS}
+
+
+#: rules that change scores before the cut to k / place items in the finished list / prepare
+ADJUST_RULES: tuple[Rule, ...] = tuple(r for r in RULES if r.adjusts)
+PLACE_RULES: tuple[Rule, ...] = tuple(r for r in RULES if r.place is not None)
+PREPARED_RULES: tuple[Rule, ...] = tuple(r for r in RULES if r.prepare is not None)
+#: rules whose count is of items moved (re-scored or placed), not removed
+MOVING_RULES: frozenset[str] = frozenset(r.name for r in RULES if r.adjusts or r.place is not None)
 
 
 def active_rules(cfg: FilterConfig) -> list[str]:

@@ -245,11 +245,13 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             cand += s
             sc = _matvec(np.take(self.unit, cand, axis=0), q)
             plan = "exact_subset"
-        kp, ks, dropped = self._select(sc, cand, s, n_elig, k, cfg, q)
-        kp, ks = self._canon(kp, q)
+        kp, ks, dropped = self._select(sc, cand, s, n_elig, k, cfg, q, cf.adjust)
+        kp, ks = self._canon(kp, q, cf.adjust)
         return kp, ks, dropped, plan
 
-    def _canon(self, kp: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _canon(
+        self, kp: np.ndarray, q: np.ndarray, adjust: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The final list of an exact search rescored one way, whatever computed it, and re-sorted.
 
         BLAS rounds a dot product differently in a matrix-vector product and in a
@@ -260,6 +262,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if len(kp) == 0:
             return kp, np.zeros(0, dtype=np.float32)
         ks = (np.take(self.unit, kp, axis=0) * q).sum(axis=1, dtype=np.float32)
+        if adjust is not None:  # boost/bury: the adjusted score is the list's score
+            ks = ks * adjust[0][kp] + adjust[1][kp]
         order = np.lexsort((kp, -ks))
         return kp[order], ks[order]
 
@@ -272,6 +276,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         k: int,
         cfg: FilterConfig,
         q: np.ndarray | None = None,
+        adjust: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """Top k of exact scores, then the ranked-list rules.
 
@@ -282,6 +287,9 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         m = len(sc)
         if self._tie_of is not None and q is not None:
             self._snap_ties(sc, np.arange(s, s + m) if cand is None else cand, q)
+        if adjust is not None:  # boost/bury before the cut to k (-inf stays -inf: multipliers > 0)
+            p = np.arange(s, s + m) if cand is None else cand
+            sc = sc * adjust[0][p] + adjust[1][p]
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
             f = min(need, n_elig)
@@ -417,12 +425,13 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         """
         cf, k, n = qq.cf, qq.k, self.n
         q2 = qq.q[None, :]
+        index = self._index if self._index is not None else self.index
         first = True
         while True:
             if first_rows is not None:
                 rows, dist, first_rows = first_rows, None, None
             else:
-                rows, dist = self.index.knn_one(q2, fetch)
+                rows, dist = index.knn_one(q2, fetch)
             fetched_all = len(rows) >= n
             if lean:
                 sel, rl = cand.first(rows, k)
@@ -518,17 +527,18 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         removed = qq.removed
         if dropped:
             removed.update(dropped)
-        ids = self.view.item_id_list
+        rows = self.view.perm[kp].tolist()
+        ids = self.view.item_id_by_row
         return SearchResult(
-            item_ids=[ids[i] for i in kp.tolist()],
-            scores=ks.tolist(),
-            rows=self.view.perm[kp].tolist(),
-            removed_by_rule=removed,
-            plan=plan,
-            n_eligible=n_eligible,
-            elapsed_ms=(time.perf_counter() - qq.t0) * 1e3,
-            skipped_rules=qq.skipped,
-            seed_item_id=qq.seed_id,
+            [ids[r] for r in rows],
+            ks.tolist(),
+            rows,
+            removed,
+            plan,
+            n_eligible,
+            (time.perf_counter() - qq.t0) * 1e3,
+            qq.skipped,
+            qq.seed_id,
         )
 
     def _empty(self, qq: Query) -> SearchResult:
@@ -545,6 +555,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         cf = self.compile(cfg)
+        if cf.adjust is not None:
+            plan = "exact"  # boosted/buried scores: HNSW's order is not the answer
         seed_id = self.view.item_id_list[pos] if pos is not None else None
         qq = Query(q, pos, cf, k, t0, seed_id, {}, [])
         if plan == "auto" and cf.static and cf.lean:
@@ -642,11 +654,15 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         FilterConfigError
             ``config`` is an invalid dict.
         """
-        res = self._search_seed(seed_item_id, config, k, plan)
-        if self._tie_of is None or not res.rows:
-            return res
-        pos = self.view.pos_of_id[res.seed_item_id]
-        return self._fix_ties(res, self.qunit[pos], pos, FilterConfig.from_dict(config), k)
+        cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
+        res = self._search_seed(seed_item_id, cfg, k, plan)
+        if self._tie_of is not None and res.rows:
+            pos = self.view.pos_of_id[res.seed_item_id]
+            res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
+        if self.compile(cfg).place_rules:  # the config compiled last: an identity check
+            pos = self.view.pos_of_id[res.seed_item_id]
+            res = self._place(res, self.qunit[pos], pos, cfg, k)
+        return res
 
     def _search_seed(
         self,
@@ -735,7 +751,52 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         res = self._search_one(q, pos, cfg, k, plan)
         if self._tie_of is not None and res.rows:
             res = self._fix_ties(res, q, pos, cfg, k)
-        return self._similarity_counts(res, q, pos, cfg)
+        return self._place(self._similarity_counts(res, q, pos, cfg), q, pos, cfg, k)
+
+    def _place(
+        self, res: SearchResult, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int
+    ) -> SearchResult:
+        """The rules that place items into the finished list (pins; ``Rule.place``).
+
+        Each placed item that passes every mask and seed rule of the config (and
+        ``min_similarity``) is put at its 1-based position (moved there when already listed),
+        the list cut at k again; its score is its own (adjusted) similarity, so a pinned
+        list is not sorted by score. ``removed_by_rule[rule]``: the items it placed.
+        """
+        cf = self.compile(cfg)
+        if not cf.place_rules or pos is None:
+            return res
+        v, r = self.view, None
+        items, scores, rows = list(res.item_ids), list(res.scores), list(res.rows)
+        placed_by = {}
+        for rl in cf.place_rules:
+            n_placed = 0
+            for item, at in rl.place(v, cf.prepared[rl.name], pos):
+                if r is None:
+                    r = self._seed_rules(cf, pos)
+                if not (
+                    r.s <= item < r.e and item != r.seed and self._item_tests(cf, r, np.array([item]))[0]
+                ):
+                    continue  # a pin never shows what the other rules hide
+                score = (self.unit[item] * q).sum(dtype=np.float32)  # as _canon scores
+                if cf.adjust is not None:
+                    score = score * cf.adjust[0][item] + cf.adjust[1][item]
+                if cfg.min_similarity is not None and score < cfg.min_similarity:
+                    continue
+                row = int(v.perm[item])
+                if row in rows:
+                    j = rows.index(row)
+                    del items[j], scores[j], rows[j]
+                j = min(at - 1, len(rows))
+                items.insert(j, v.item_id_list[item])
+                scores.insert(j, float(score))
+                rows.insert(j, row)
+                n_placed += 1
+            placed_by[rl.name] = n_placed
+        del items[k:], scores[k:], rows[k:]
+        res.item_ids, res.scores, res.rows = items, scores, rows
+        res.removed_by_rule = {**res.removed_by_rule, **placed_by}
+        return res
 
     def _ids_by_row(self) -> np.ndarray:
         """Item ids by vector row as an object array (built once)."""
@@ -758,4 +819,4 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             pos, q = self._query_for(seed_item_id)
         else:
             pos, q = None, np.asarray(query_vector, dtype=np.float32)
-        return self._search_one(q, pos, cfg, k, "exact")
+        return self._place(self._search_one(q, pos, cfg, k, "exact"), q, pos, cfg, k)

@@ -18,7 +18,7 @@ from recsys.search.planner import (
     _S_SELECT_ROW,
     _SUB_AFTER,
 )
-from recsys.search.query import KeyRange, Query
+from recsys.search.query import FlagRange, Query
 from recsys.search.result import SearchResult
 from recsys.topk import topk
 
@@ -40,7 +40,7 @@ class StaticMixin:
         if got is None:
             r = self._seed_rules(cf, pos)
             got = cf.static_counts[key] = (r.removed, r.no_adult, r.skipped)
-        return dict(got[0]), got[1], list(got[2])
+        return dict(got[0]), got[1], list(got[2]) if got[2] else []
 
     def _search_static(self, qq: Query) -> SearchResult | None:
         """A lean static filter: an over-fetch sized to its share of the catalogue, or exact search
@@ -76,8 +76,8 @@ class StaticMixin:
         fetch = got[0]
         plan = "exact_subset"
         if not self._static_prefers_exact(cf, ss, fetch):
-            cand = KeyRange(ss.ok_by_row, 1, 2, seed_row, v.pos_of_row)  # True == 1: in [1, 2)
-            got = self._overfetch(qq, cand, fetch, m, m, lean=True, refetch=False)
+            cand = FlagRange(ss.ok_by_row, seed_row, v.pos_of_row)
+            got = self._overfetch(qq, cand, fetch, m, m, True, True, False, False)  # lean, no refetch
             if got is not None:
                 return got
             plan = "hnsw_overfetch+exact_fallback"

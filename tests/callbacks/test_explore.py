@@ -60,6 +60,8 @@ def call_results(
 
 # -- filter panel <-> FilterConfig ----------------------------------------------------------
 def test_panel_has_a_control_for_every_filter_config_rule():
+    # the merchandising rules (added on the Vetting page) are shown as removable chips, so a
+    # preset saved from Explore keeps them
     assert set(FILTER_FIELDS) == set(FilterConfig.model_fields)
     panel = filter_panel("t", brands=["Acme"])
     found = {
@@ -387,3 +389,13 @@ def test_min_similarity_slider_spans_the_runs_scores_and_counts_agree_with_the_l
             for c in find(out["removed"], lambda c: hasattr(c, "data-rule"))
         }
         assert counts["min_similarity"] == "−15"  # 19 candidates (the seed excluded) minus the 4
+
+
+def test_removed_bars_tell_moved_from_removed(explore):
+    """Merchandising rules that re-score or place items are shown as moves, not removals."""
+    bars = explore.removed_bars({"pins": 2, "boost": 7, "brands_allow": 5}, 100)
+    counts = {
+        c.__dict__["data-rule"]: text_of(c)
+        for c in find(bars, lambda c: getattr(c, "className", "") == "removed-count")
+    }
+    assert counts == {"pins": "↕2", "boost": "↕7", "brands_allow": "−5"}

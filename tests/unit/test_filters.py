@@ -188,3 +188,12 @@ def test_unknown_preset_lists_known_ones(tmp_path):
     store.save("a", FilterConfig())
     with pytest.raises(PresetNotFoundError, match="known: a"):
         store.load("b")
+
+
+def test_a_new_rule_left_at_its_default_keeps_every_stored_hash():
+    """in_stock_only (added after presets and tables were stored) hashes and serialises only when set."""
+    assert "in_stock_only" not in FilterConfig().canonical()
+    assert FilterConfig(in_stock_only=False).config_hash() == FilterConfig().config_hash()
+    on = FilterConfig(in_stock_only=True)
+    assert on.canonical()["in_stock_only"] is True and on.config_hash() != FilterConfig().config_hash()
+    assert FilterConfig.from_json(on.to_json()) == on

@@ -454,3 +454,29 @@ def test_a_bad_number_is_quoted_as_written_not_as_a_numpy_repr():
         build_dataset("numbers", catalog, inter)
     assert "negative price, e.g. -1.5 at row 2" in str(exc.value) and "np.float64" not in str(exc.value)
     assert exc.value.row == 2 and exc.value.column == "price"
+
+
+# -- the optional in_stock column (the "in stock only" filter rule) ---------------------------
+def test_in_stock_is_read_as_nullable_booleans_and_kept_on_disk(tmp_path, tmp_data_dir):
+    values = ["true", "no", "1", "", "false", "yes", "0"]
+    catalog = [CATALOG[0] + ",in_stock"] + [line + "," + v for line, v in zip(CATALOG[1:], values)]
+    ds = import_dataset("csv", _write(tmp_path / "stock", catalog), name="stock", root=tmp_data_dir)
+    assert tuple(ds.catalog.columns[: len(CATALOG_COLUMNS)]) == CATALOG_COLUMNS
+    stored = load_dataset("stock", tmp_data_dir).catalog.set_index("item_id")["in_stock"]
+    assert stored.tolist()[:3] == [True, False, True] and stored.tolist()[4:] == [False, True, False]
+    assert pd.isna(stored.iloc[3])  # blank: unknown, not "out of stock"
+
+
+def test_in_stock_unreadable_value_names_row_and_column(tmp_path, tmp_data_dir):
+    catalog = [CATALOG[0] + ",in_stock"] + [line + ",true" for line in CATALOG[1:]]
+    catalog[4] = catalog[4][: -len("true")] + "soon"
+    with pytest.raises(DataValidationError) as info:
+        import_dataset("csv", _write(tmp_path / "bad_stock", catalog), name="bad", root=tmp_data_dir)
+    msg = str(info.value)
+    assert "unreadable in_stock flag" in msg and "'soon'" in msg and "in_stock" in msg
+
+
+def test_without_in_stock_the_catalogue_has_no_such_column(tmp_path, tmp_data_dir):
+    ds = import_dataset("csv", _write(tmp_path / "plain"), name="plain", root=tmp_data_dir)
+    assert "in_stock" not in ds.catalog.columns
+    assert "in_stock" not in load_dataset("plain", tmp_data_dir).catalog.columns

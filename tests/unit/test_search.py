@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from recsys.errors import UnknownItemError
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
+from recsys.merch import Adjust, PairBan, Pin
 from recsys.models.base import EmbeddingModel
 from recsys.search import FilteredSearcher, filter_impact
 from recsys.search.rules import config_fields
@@ -36,6 +37,11 @@ def make_catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
         }
     )
     vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    # optional column (drawn apart, so the other columns and the vectors stay as they were)
+    stock = np.random.default_rng(seed + 7919).choice(
+        np.array([True, False, None], dtype=object), n, p=[0.6, 0.25, 0.15]
+    )
+    cat["in_stock"] = pd.Series(stock, dtype="boolean")
     return cat, vectors
 
 
@@ -57,7 +63,12 @@ def brute_force(
     ids = cat["item_id"].tolist()
     si = ids.index(seed_id) if seed_id is not None else None
     seed_space = unit if query_vectors is None else query_vectors
-    q = seed_space[si] / np.linalg.norm(seed_space[si]) if si is not None else query / np.linalg.norm(query)
+    # scored against ``query`` when given (the seed's rules still apply), else the seed's vector
+    q = (
+        query / np.linalg.norm(query)
+        if query is not None
+        else seed_space[si] / np.linalg.norm(seed_space[si])
+    )
     scores = unit @ q
     seed = cat.iloc[si] if si is not None else None
 
@@ -79,6 +90,13 @@ def brute_force(
                 banned.add(brand(b))
             if brand(b) == brand(seed.brand):
                 banned.add(brand(a))
+    bans = set()
+    for ban in cfg.do_not_associate:
+        if ban.seed == seed_id:
+            bans.add(ban.item_id)
+        if ban.item_id == seed_id and not ban.one_way:
+            bans.add(ban.seed)
+    scores = adjusted(cat, scores, cfg)
     eligible = set()
     for i, row in cat.iterrows():
         p = row.price
@@ -92,6 +110,8 @@ def brute_force(
             continue
         if row.adult and (cfg.exclude_adult or seed is None or not seed.adult):
             continue
+        if cfg.in_stock_only and "in_stock" in cat.columns and row.in_stock is not pd.NA and not row.in_stock:
+            continue  # out of stock (unknown stays)
         if seed is not None:
             if cfg.same_category and seed.category != "":
                 if prefix(row.category, cfg.category_level) != prefix(seed.category, cfg.category_level):
@@ -108,6 +128,8 @@ def brute_force(
                 continue
             if cfg.exclude_same_title and title(seed.title) and title(row.title) == title(seed.title):
                 continue
+            if row.item_id in bans:
+                continue
             if cfg.exclude_seed and i == si:
                 continue
         eligible.add(row.item_id)
@@ -123,7 +145,49 @@ def brute_force(
         out.append(i)
         if len(out) == k:
             break
-    return [ids[i] for i in out], scores[out].astype(np.float32), eligible
+    out_ids, out_scores = [ids[i] for i in out], [float(scores[i]) for i in out]
+    if seed is not None:  # pins: the category's, then the seed's own, by position
+        pins = [p for p in cfg.pins if p.category is not None and under(seed.category, p.category)]
+        pins += [p for p in cfg.pins if p.seed == seed_id]
+        for pin in sorted(pins, key=lambda p: p.position):
+            if pin.item_id not in eligible:
+                continue
+            score = float(scores[ids.index(pin.item_id)])
+            if cfg.min_similarity is not None and score < cfg.min_similarity:
+                continue
+            if pin.item_id in out_ids:
+                j = out_ids.index(pin.item_id)
+                del out_ids[j], out_scores[j]
+            j = min(pin.position - 1, len(out_ids))
+            out_ids.insert(j, pin.item_id)
+            out_scores.insert(j, score)
+        del out_ids[k:], out_scores[k:]
+    return out_ids, np.asarray(out_scores, dtype=np.float32), eligible
+
+
+def under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent + " > ")
+
+
+def adjusted(cat: pd.DataFrame, scores: np.ndarray, cfg: FilterConfig) -> np.ndarray:
+    """Scores after boost then bury (each matching entry in turn: score * multiplier + shift)."""
+    out = scores.astype(np.float64).copy()
+    for adj in [*cfg.boost, *cfg.bury]:
+        for i, row in enumerate(cat.itertuples()):
+            ok = True
+            if adj.brands:
+                ok &= " ".join(str(row.brand).split()).casefold() in {b.casefold() for b in adj.brands}
+            if adj.category is not None:
+                ok &= under(row.category, adj.category)
+            if adj.price_min is not None or adj.price_max is not None:
+                lo = adj.price_min if adj.price_min is not None else -np.inf
+                hi = adj.price_max if adj.price_max is not None else np.inf
+                ok &= bool(lo <= row.price <= hi)  # NaN: False
+            if adj.column is not None:
+                ok &= str(getattr(row, adj.column)).strip() in adj.values
+            if ok:
+                out[i] = out[i] * adj.multiplier + adj.shift
+    return out
 
 
 def assert_matches(res, ref_ids, ref_scores, eligible):
@@ -131,6 +195,9 @@ def assert_matches(res, ref_ids, ref_scores, eligible):
     np.testing.assert_allclose(res.scores, ref_scores, atol=1e-5)
     assert set(res.item_ids) <= eligible
     assert len(set(res.item_ids)) == len(res.item_ids)
+    if res.removed_by_rule.get("pins"):  # pinned items sit at their positions, whatever they score
+        assert res.item_ids == ref_ids
+        return
     assert res.scores == sorted(res.scores, reverse=True)
     if ref_ids:
         # ids may differ only among (near) ties at the cut-off
@@ -156,6 +223,27 @@ FIELD_STRATEGIES = {
     "max_per_brand": st.none() | st.integers(1, 3),
     "exclude_seed": st.booleans(),
     "exclude_same_title": st.booleans(),
+    "in_stock_only": st.booleans(),
+    "do_not_associate": st.sampled_from(
+        [
+            [],
+            [PairBan(seed="it0", item_id="it1")],
+            [PairBan(seed="it2", item_id="it5", one_way=True), PairBan(seed="it1", item_id="it3")],
+        ]
+    ),
+    "pins": st.sampled_from(
+        [
+            [],
+            [Pin(seed="it0", item_id="it4", position=1)],
+            [Pin(category="A", item_id="it7", position=2), Pin(seed="it3", item_id="it9", position=1)],
+        ]
+    ),
+    "boost": st.sampled_from(
+        [[], [Adjust(brands=["Nike"], multiplier=1.5)], [Adjust(category="A > x", shift=0.3)]]
+    ),
+    "bury": st.sampled_from(
+        [[], [Adjust(price_max=20.0, multiplier=0.5)], [Adjust(column="gender", values=["men"], shift=-0.4)]]
+    ),
 }
 configs = st.builds(FilterConfig, **{f: FIELD_STRATEGIES[f] for f in config_fields()}).filter(
     lambda c: not (set(map(str.casefold, c.brands_allow)) & set(map(str.casefold, c.brands_deny)))
@@ -256,27 +344,7 @@ def test_search_vector_equals_brute_force(cfg, k, qseed, with_seed):
     q = np.random.default_rng(qseed).normal(size=8).astype(np.float32)
     seed_id = f"it{qseed}" if with_seed else None
     res = searcher.search_vector(q, cfg, k, seed_item_id=seed_id)
-    if seed_id is None:
-        ref_ids, ref_scores, eligible = brute_force(cat, vec, None, cfg, k, query=q)
-    else:
-        # brute force with the seed's rules, but scored against q
-        unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
-        _, _, eligible = brute_force(
-            cat, vec, seed_id, cfg.model_copy(update={"min_similarity": None, "max_per_brand": None}), 10**6
-        )
-        qs = unit @ (q / np.linalg.norm(q))
-        ref, per = [], {}
-        for i in sorted((i for i in range(len(cat)) if cat.item_id[i] in eligible), key=lambda i: -qs[i]):
-            b = " ".join(cat.brand[i].split()).casefold()
-            if cfg.max_per_brand is not None and b and per.get(b, 0) >= cfg.max_per_brand:
-                continue
-            if cfg.min_similarity is not None and qs[i] < cfg.min_similarity:
-                break
-            per[b] = per.get(b, 0) + 1
-            ref.append(i)
-            if len(ref) == k:
-                break
-        ref_ids, ref_scores = [cat.item_id[i] for i in ref], qs[ref]
+    ref_ids, ref_scores, eligible = brute_force(cat, vec, seed_id, cfg, k, query=q)
     assert_matches(res, ref_ids, ref_scores, eligible)
 
 
@@ -639,8 +707,11 @@ def test_seed_table_hot_path_reports_what_the_general_path_reports(n, data_seed,
     strip = lambda d: {r: c for r, c in d.items() if r not in ranked}  # noqa: E731
     assert strip(auto.removed_by_rule) == strip(ref.removed_by_rule)
     assert list(strip(auto.removed_by_rule)) == list(strip(ref.removed_by_rule))  # same order
-    if not (cfg.banned_brand_pairs or cfg.exclude_same_title):
-        assert searcher.compile(cfg).table_ok is True
+    cf = searcher.compile(cfg)
+    # every config whose seed rules need no pass over the domain (brand pairs, same title,
+    # do-not-associate) and whose scores are not adjusted (boost, bury) gets its hot path
+    if cf.adjust is None and not any(rl.channel == "scan" for rl in cf.seed_rules):
+        assert cf.table_ok is True
     # a repeated query takes the shortcut from search() straight to the seed table: same answer
     again = searcher.search(seed_id, cfg, k)
     assert (
@@ -1083,3 +1154,104 @@ def test_a_category_filter_used_often_gets_a_graph_per_category(uncorrelated):
         total += len(ref.rows)
     assert plans.get("hnsw_subindex", 0) > 0, plans
     assert hits / total >= 0.99
+
+
+# -- a catalogue-mask rule on an optional column: in_stock --------------------------------------
+def test_in_stock_only_hides_out_of_stock_items_in_every_path():
+    cat, vec, searcher = searcher_for(120, 1)
+    out = set(cat.item_id[cat.in_stock.eq(False).fillna(False)])
+    unknown = set(cat.item_id[cat.in_stock.isna()])
+    assert out and unknown
+    cfg = FilterConfig(in_stock_only=True)
+    seeds = [f"it{i}" for i in range(0, 120, 7)]
+    batch = searcher.search_many(seeds, cfg, 30)
+    for seed, many in zip(seeds, batch):
+        for res in (searcher.search(seed, cfg, 30), searcher.search(seed, cfg, 30, plan="exact"), many):
+            assert not out & set(res.item_ids)
+            assert res.removed_by_rule["in_stock"] == len(out)
+            ref_ids, _, eligible = brute_force(cat, vec, seed, cfg, 30)
+            assert res.item_ids == ref_ids
+            assert unknown & eligible  # unknown stock is shown
+    # the same list as without the rule, minus the out-of-stock items
+    plain = searcher.search("it0", FilterConfig(), 119).item_ids
+    assert searcher.search("it0", cfg, 119).item_ids == [i for i in plain if i not in out]
+
+
+def test_in_stock_is_unavailable_without_the_column():
+    from components.filter_panel import control_id, filter_panel
+    from recsys.search.rules import unavailable
+
+    cat, vec = make_catalog(40, 0)
+    cat = cat.drop(columns=["in_stock"])
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat)
+    cfg = FilterConfig(in_stock_only=True)
+    plain = searcher.search("it0", FilterConfig(), 10)
+    for res in (searcher.search("it0", cfg, 10), searcher.search_many(["it0", "it1"], cfg, 10)[0]):
+        assert res.item_ids == plain.item_ids  # nothing hidden ...
+        assert "in_stock" in res.skipped_rules and "in_stock" not in res.removed_by_rule  # ... and said so
+    why = unavailable(searcher.view.columns)
+    assert "in_stock" in why and "in_stock" not in unavailable(make_catalog(40, 0)[0].columns)
+    panel = filter_panel("t", cfg, columns=searcher.view.columns)
+    switch = _find_id(panel, control_id("t", "in_stock_only"))
+    assert switch.disabled is True
+    assert why["in_stock"] in _texts(panel)
+    enabled = _find_id(
+        filter_panel("t", cfg, columns=list(cat.columns) + ["in_stock"]), control_id("t", "in_stock_only")
+    )
+    assert enabled.disabled is False
+
+
+def _walk(component):
+    stack = [component]
+    while stack:
+        c = stack.pop()
+        yield c
+        children = getattr(c, "children", None)
+        if isinstance(children, list | tuple):
+            stack.extend(children)
+        elif children is not None:
+            stack.append(children)
+
+
+def _find_id(component, cid):
+    return next(c for c in _walk(component) if getattr(c, "id", None) == cid)
+
+
+def _texts(component):
+    return [c for c in _walk(component) if isinstance(c, str)]
+
+
+# -- merchandising rules (issue 16): in the rule table, against brute force --------------------
+def test_merch_rules_counts_and_the_same_list_on_every_path():
+    cat, vec, searcher = searcher_for(120, 2)
+    s0, s5 = [i for i in cat.item_id[~cat.adult]][:2]  # non-adult seeds: the adult pin must not show
+    plain = searcher.search(s0, FilterConfig(), 20)
+    low = plain.item_ids[-1]  # eligible, ranked 20th
+    adult = next(i for i in cat.item_id[cat.adult])
+    nike = int(cat.brand.str.strip().str.casefold().eq("nike").sum())
+    cfg = FilterConfig(
+        do_not_associate=[
+            PairBan(seed=s0, item_id=plain.item_ids[0]),
+            PairBan(seed=s5, item_id=s0, one_way=True),
+        ],
+        pins=[Pin(seed=s0, item_id=low, position=1), Pin(seed=s0, item_id=adult, position=2)],
+        boost=[Adjust(brands=["Nike"], multiplier=1.2, shift=0.1)],
+        bury=[Adjust(price_max=20.0, multiplier=0.8)],
+    )
+    res = searcher.search(s0, cfg, 10)
+    ref_ids, ref_scores, eligible = brute_force(cat, vec, s0, cfg, 10)
+    assert res.item_ids == ref_ids and np.allclose(res.scores, ref_scores, atol=1e-5)
+    assert res.item_ids[0] == low and adult not in res.item_ids and plain.item_ids[0] not in res.item_ids
+    assert res.removed_by_rule["do_not_associate"] == 1  # the one banned item of it0
+    assert res.removed_by_rule["pins"] == 1  # placed: low; refused: the adult item
+    assert res.removed_by_rule["boost"] == nike
+    assert res.removed_by_rule["bury"] == int((cat.price <= 20).sum())
+    # one-way: s5 never shows s0, s0 may show s5
+    assert s0 not in searcher.search(s5, cfg, 119).item_ids
+    assert s5 in searcher.search(s0, cfg, 119).item_ids or s5 not in eligible
+    # the batch path (precompute, Spark) and brute_force give the same lists
+    seeds = [s0, s5, "it7", "it11"]
+    for seed, many in zip(seeds, searcher.search_many(seeds, cfg, 10)):
+        single = searcher.search(seed, cfg, 10)
+        assert many.item_ids == single.item_ids == searcher.brute_force(seed, cfg, 10).item_ids
+        assert many.removed_by_rule == single.removed_by_rule
