@@ -50,7 +50,8 @@ uncorrelated brand filter.
 ``rules`` (issue 16): the correlated "same category, level 1" filter (about 10%) with and
 without 1,000 do-not-associate pairs, 100 pins and 3 boost/bury conditions, interleaved
 query by query; ``p50_ratio`` is the rules' p50 over the filter's (target: at most 1.2x), and
-the rules' lists are checked against brute force. ``--only rules`` runs just this case.
+the rules' lists are checked against brute force; ``rules.bans_and_pins_only`` is the same
+without boost/bury. ``--only rules`` runs just this case.
 
 Usage: ``python bench/filtered_search.py [--large | --quick] [--queries 500]``
 (``--large``: 1M items; building that index takes several minutes on 2 cores)
@@ -676,6 +677,13 @@ def main() -> None:
         base = {"same_category": True, "category_level": 1}
         ruled = rules_config(base, catalog, cat_codes[1], seeds, args.seed)
         rules = rules_case(corr, ids, FilterConfig(**base), ruled, seeds, args.exact_queries)
+        # the same without boost/bury: what the pair bans and pins cost on their own
+        bans_pins = ruled.model_copy(update={"boost": [], "bury": []})
+        part = rules_case(corr, ids, FilterConfig(**base), bans_pins, seeds, args.exact_queries)
+        rules["bans_and_pins_only"] = {
+            k_: part[k_]
+            for k_ in ("filter_p50_us", "rules_p50_us", "p50_ratio", "plans", "brute_force_mismatches")
+        }
     batch = {}
     if args.batch_seeds:
         fields, _ = brand_cfg(0.1)

@@ -1255,3 +1255,20 @@ def test_merch_rules_counts_and_the_same_list_on_every_path():
         single = searcher.search(seed, cfg, 10)
         assert many.item_ids == single.item_ids == searcher.brute_force(seed, cfg, 10).item_ids
         assert many.removed_by_rule == single.removed_by_rule
+
+
+def test_pair_ban_test_keeps_exactly_the_items_not_banned_for_slices_and_positions():
+    """The do-not-associate item test (a domain slice, or HNSW candidates' positions in any
+    order, repeats included) drops exactly the seed's banned positions."""
+    from recsys.search.rules import _test_pair_bans
+
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        banned = np.unique(rng.integers(0, 300, rng.integers(1, 12)))
+        start = int(rng.integers(0, 200))
+        sl = slice(start, start + int(rng.integers(0, 120)))
+        pos = rng.integers(0, 320, 40)
+        expect_sl = ~np.isin(np.arange(sl.start, sl.stop), banned)
+        np.testing.assert_array_equal(_test_pair_bans(None, sl, banned), expect_sl)
+        np.testing.assert_array_equal(_test_pair_bans(None, pos, banned), ~np.isin(pos, banned))
+        np.testing.assert_array_equal(_test_pair_bans(None, banned, banned), np.zeros(len(banned), bool))
