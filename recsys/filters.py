@@ -217,6 +217,15 @@ class FilterConfig(BaseModel):
         defaults = _defaults_of(type(self))
         return {k: v for k, v in data.items() if k in _HASH_BASE_V1 or v != defaults.get(k, _MISSING)}
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> FilterConfig:
+        """A copy (pydantic's), whose content hash is computed afresh: a copy with ``update``
+        must not keep the hash of the config it came from (the searchers' compiled-filter
+        cache and precomputed tables are keyed by it). ``update`` is not validated (as in
+        pydantic): build changed configs with :meth:`from_dict` where values come from users."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._hash = None
+        return copy
+
     def config_hash(self) -> str:
         """A stable content hash (16 hex digits) of the fields set to a non-default value.
 

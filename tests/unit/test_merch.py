@@ -236,3 +236,13 @@ def test_rules_round_trip_through_the_rest_api(tmp_path):
     assert bad.status_code == 422 and "pins.0.position" in bad.get_json()["error"]["message"]
     assert bad.get_json()["error"].get("field") == "pins"
     assert [h["version"] for h in PresetStore(tmp_path).history("merch")] == [1]
+
+
+def test_a_changed_copy_gets_its_own_hash():
+    """model_copy(update=...) of a config whose hash was computed hashes its own content:
+    the searchers cache compiled filters by hash (a stale one answered with the old rules)."""
+    cfg = FilterConfig.from_dict({"same_category": True, **RULES})
+    before = cfg.config_hash()
+    plain = cfg.model_copy(update={"boost": [], "bury": []})
+    assert plain.config_hash() == FilterConfig.from_dict(plain.canonical()).config_hash() != before
+    assert cfg.model_copy().config_hash() == before
