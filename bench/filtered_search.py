@@ -678,7 +678,7 @@ def main() -> None:
         ruled = rules_config(base, catalog, cat_codes[1], seeds, args.seed)
         rules = rules_case(corr, ids, FilterConfig(**base), ruled, seeds, args.exact_queries)
         # the same without boost/bury: what the pair bans and pins cost on their own
-        bans_pins = ruled.model_copy(update={"boost": [], "bury": []})
+        bans_pins = FilterConfig.from_dict({**ruled.canonical(), "boost": [], "bury": []})
         part = rules_case(corr, ids, FilterConfig(**base), bans_pins, seeds, args.exact_queries)
         rules["bans_and_pins_only"] = {
             k_: part[k_]
