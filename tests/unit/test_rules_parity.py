@@ -26,31 +26,11 @@ from recsys.precompute import SQLiteStore, precompute
 from recsys.registry import Registry
 from recsys.serving import register_api
 from tests import _serving_data as _fixture
+from tests.callbacks._emc_data import card_ids
 from tests.callbacks._pages import page
 
 K = 6
 BASE = {"exclude_adult": True, "max_per_brand": 3}
-
-
-def card_ids(component: Any) -> list[str]:
-    """Item ids of the cards in a rendered result grid, in display order."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, (list, tuple)):
-            for child in node:
-                walk(child)
-            return
-        if not hasattr(node, "to_plotly_json"):
-            return
-        item = getattr(node, "data-item", None)
-        if item is not None:
-            found.append(item)
-            return
-        walk(getattr(node, "children", None))
-
-    walk(component)
-    return found
 
 
 @pytest.fixture(scope="module")
