@@ -118,6 +118,21 @@ def empty_state(message: str, hint: Any = None, icon: str = "○") -> html.Div:
     return html.Div(children, className="empty-state")
 
 
+def no_embedding_runs(header: Any, extra: str = "") -> html.Div:
+    """A page that needs an embedding run when there is none: the header and where to get one."""
+    from dash import dcc
+
+    return html.Div(
+        [
+            header,
+            empty_state(
+                "No embedding run yet.",
+                ["Train one on the ", dcc.Link("Runs page", href="/runs"), f"{extra}."],
+            ),
+        ]
+    )
+
+
 def error_alert(message: Any, title: str = "Something went wrong", dismissable: bool = True) -> dbc.Alert:
     """A readable error on the page (never a traceback)."""
     return dbc.Alert(

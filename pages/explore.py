@@ -43,7 +43,7 @@ from components.filter_panel import (
     similarity_slider_props,
 )
 from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
-from components.layout import empty_state, error_alert, page_header
+from components.layout import empty_state, error_alert, no_embedding_runs, page_header
 from components.pickers import (
     default_seed,
     embedding_runs,
@@ -230,19 +230,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return html.Div(
-            [
-                header,
-                empty_state(
-                    "No embedding run yet.",
-                    [
-                        "Train one on the ",
-                        dcc.Link("Runs page", href="/runs"),
-                        " (the demo build makes several).",
-                    ],
-                ),
-            ]
-        )
+        return no_embedding_runs(header, " (the demo build makes several)")
     run_ids = [r["run_id"] for r in runs]
     message_children: list[Any] = []
     if run and run not in run_ids:

@@ -35,7 +35,13 @@ from components.common import (
     unavailable_run,
 )
 from components.item_card import explore_href
-from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
+from components.layout import (
+    error_alert,
+    info_alert,
+    labelled_col,
+    no_embedding_runs,
+    page_header,
+)
 from components.pickers import search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
@@ -164,14 +170,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return html.Div(
-            [
-                header,
-                empty_state(
-                    "No embedding run yet.", ["Train one on the ", dcc.Link("Runs page", href="/runs"), "."]
-                ),
-            ]
-        )
+        return no_embedding_runs(header)
     run_ids = [r["run_id"] for r in runs]
     asked = run
     run = run if run in run_ids else (registry.default_run() or run_ids[0])

@@ -41,7 +41,14 @@ from dash.exceptions import PreventUpdate
 
 from components.common import data_registry, run_catalog_view, run_dataset, run_searcher
 from components.item_card import card_rows, item_card
-from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
+from components.layout import (
+    empty_state,
+    error_alert,
+    info_alert,
+    labelled_col,
+    no_embedding_runs,
+    page_header,
+)
 from components.pickers import embedding_runs, run_options
 from components.vetting_panels import (
     VETTING_JUDGED_REV,
@@ -369,14 +376,7 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return html.Div(
-            [
-                header,
-                empty_state(
-                    "No embedding run yet.", ["Train one on the ", dcc.Link("Runs page", href="/runs"), "."]
-                ),
-            ]
-        )
+        return no_embedding_runs(header)
     by_id = {r["run_id"]: r for r in runs}
     if run not in by_id:
         run = registry.default_run() if registry.default_run() in by_id else runs[0]["run_id"]
