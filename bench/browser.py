@@ -168,7 +168,7 @@ def filter_changes(driver: Any, url: str, run: str, seed: str, n: int, quiet: fl
         sel = "#" + _css_id({"type": "filter-control", "panel": "explore", "field": field})
         t0 = driver.execute_script(
             "const el = document.querySelector(arguments[0]);"
-            "el.scrollIntoView({block: 'center'}); const t = performance.now(); el.click(); return t;",
+            "el.scrollIntoView({block: 'center', behavior: 'instant'}); const t = performance.now(); el.click(); return t;",
             sel,
         )
         times.append(settled(driver, t0, quiet, ready=CARDS))

@@ -1,4 +1,5 @@
-"""Helpers the browser tests share: waiting for a condition, the run ids of a data directory."""
+"""Helpers the browser tests share: clicking like a user, waiting for a condition, the run ids
+of a data directory."""
 
 from __future__ import annotations
 
@@ -25,6 +26,31 @@ def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> Non
             pass
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def scroll_to(driver, element) -> None:
+    """Bring ``element`` to the middle of the window at once.
+
+    ``behavior: 'instant'`` matters: Bootstrap sets ``scroll-behavior: smooth`` on the page, and
+    headless Chromium (156+) can leave a smooth scroll unfinished, so a click then lands on a
+    point outside the window ("element click intercepted").
+    """
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", element)
+
+
+def click(dash_duo, element, tries: int = 10) -> None:
+    """Click like a user: scroll the element into view first, retry while a re-render covers it."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    for attempt in range(tries):
+        scroll_to(dash_duo.driver, element)
+        try:
+            element.click()
+            return
+        except ElementClickInterceptedException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.3)
 
 
 def run_ids(root: Path) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from selenium.webdriver.common.by import By
 
 from recsys.data.schema import load_dataset
-from tests.integration.test_shell import _click
+from tests.integration._browser import click as _click
 
 
 def test_reading_options_preview_then_import(dash_duo, dash_app_copy, demo_data_copy):

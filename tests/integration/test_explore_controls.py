@@ -22,8 +22,8 @@ from selenium.webdriver.common.keys import Keys
 from recsys.data.schema import load_dataset
 from recsys.filters import FilterConfig
 from recsys.registry import Registry
+from tests.integration._browser import click as _click
 from tests.integration._browser import css_id, run_ids, wait_until
-from tests.integration.test_shell import _click
 
 PANEL = "explore"
 K = 50

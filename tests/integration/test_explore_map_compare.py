@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 
 from recsys.data.schema import load_dataset
 from recsys.registry import Registry
-from tests.integration._browser import run_ids, wait_until
+from tests.integration._browser import click, run_ids, wait_until
 
 
 def _cards(dash_duo) -> list[str]:
@@ -63,8 +63,7 @@ def test_explore_search_pick_and_same_category(dash_duo, dash_app, demo_data_dir
     switch = dash_duo.find_element(
         "#" + _css_id({"type": "filter-control", "panel": "explore", "field": "same_category"})
     )
-    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", switch)
-    switch.click()
+    click(dash_duo, switch)
     wait_until(
         lambda: dash_duo.find_elements(f"#{ids.EXPLORE_REMOVED} [data-rule='same_category']"),
         what="the same-category removed count",

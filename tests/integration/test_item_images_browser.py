@@ -27,7 +27,8 @@ def shop_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def loaded(dash_duo, selector: str):
     """[naturalWidth, naturalHeight, src] of the image once the browser finished with it."""
     dash_duo.driver.execute_script(
-        "var i = document.querySelector(arguments[0]); if (i) i.scrollIntoView({block: 'center'});", selector
+        "var i = document.querySelector(arguments[0]); if (i) i.scrollIntoView({block: 'center', behavior: 'instant'});",
+        selector,
     )
     return dash_duo.driver.execute_script(NATURAL, selector)
 

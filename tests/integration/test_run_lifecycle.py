@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from recsys.registry import Registry
 from tests.integration._browser import add_spare_run, wait_until
-from tests.integration.test_shell import _click, _grid_row_ids
+from tests.integration._browser import click as _click
+from tests.integration.test_shell import _grid_row_ids
 
 
 def _card_hrefs(dash_duo) -> list[str]:

@@ -11,8 +11,8 @@ from selenium.webdriver.common.keys import Keys
 from recsys.jobs import JobStore
 from recsys.registry import Registry
 from tests.integration._browser import add_spare_run, css_id, wait_until
+from tests.integration._browser import click as _click
 from tests.integration.test_run_lifecycle import _select_row
-from tests.integration.test_shell import _click
 
 
 def test_cancel_a_running_training_job_and_activate_a_run(dash_duo, dash_app_copy, demo_data_copy):

@@ -7,25 +7,12 @@ from __future__ import annotations
 
 import time
 
-from selenium.common.exceptions import ElementClickInterceptedException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from recsys.registry import Registry
+from tests.integration._browser import click as _click
 from tests.integration.conftest import DEMO_ITEMS
-
-
-def _click(dash_duo, element, tries: int = 10) -> None:
-    """Click like a user: scroll the element into view first, retry while a re-render covers it."""
-    for attempt in range(tries):
-        dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-        try:
-            element.click()
-            return
-        except ElementClickInterceptedException:
-            if attempt == tries - 1:
-                raise
-            time.sleep(0.3)
 
 
 def _grid_row_ids(dash_duo, grid_id: str) -> set[str]:

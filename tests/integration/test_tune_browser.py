@@ -4,8 +4,8 @@ the trials of the run it trained (``pytest --headless``)."""
 from __future__ import annotations
 
 from recsys.registry import Registry
+from tests.integration._browser import click as _click
 from tests.integration._browser import wait_until
-from tests.integration.test_shell import _click
 
 
 def _type(dash_duo, selector: str, text: str) -> None:

@@ -8,15 +8,12 @@ import time
 import numpy as np
 
 from recsys.registry import Registry
+from tests.integration._browser import click as _click
 from tests.integration._browser import wait_until
 
 
 def click(dash_duo, selector: str) -> None:
-    """Scroll the element to the middle of the window (clear of the sticky navbar), then click it."""
-    el = dash_duo.find_element(selector)
-    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", el)
-    time.sleep(0.3)
-    el.click()
+    _click(dash_duo, dash_duo.find_element(selector))
 
 
 def test_import_vectors_from_the_data_page(dash_duo, dash_app_copy, demo_data_copy):

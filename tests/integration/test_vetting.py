@@ -8,7 +8,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from recsys.filters import FilterConfig, PresetStore
 from recsys.merch import PairBan
 from recsys.vetting.store import JudgmentStore
-from tests.integration._browser import run_ids, wait_until
+from tests.integration._browser import click, run_ids, wait_until
 
 
 def _keys(dash_duo, *keys: str) -> None:
@@ -82,8 +82,7 @@ def test_judge_five_pairs_by_keyboard_and_turn_one_into_a_rule(dash_duo, dash_ap
     dash_duo.find_element("#vetting-rule-cancel").click()
     wait_until(lambda: not dash_duo.find_elements(".modal.show"), what="the dialog closed")
     rule = dash_duo.find_element('.vet-pair[data-index="1"] button[id*="vetting-propose"]')
-    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", rule)
-    rule.click()
+    click(dash_duo, rule)
     dash_duo.wait_for_element("#vetting-rule-modal", timeout=10)
     wait_until(
         lambda: pairs[1]["item_id"] in dash_duo.find_element("#vetting-rule-choice").text,
