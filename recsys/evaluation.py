@@ -453,6 +453,7 @@ def evaluate(
     batch_size: int = 1024,
     basket_targets: str = "rest",
     repeats: str = "collapse",
+    fallback: Any = None,
 ) -> dict[str, Any]:
     """Top-K metrics of a fitted model on a test split (see the module docstring).
 
@@ -480,6 +481,10 @@ def evaluate(
 
     repeats : {"collapse", "keep"}
         Sessions: consecutive repeats collapsed or kept (see :func:`build_cases`).
+    fallback : recsys.fallback.FallbackChain, optional
+        The run's declared fallback chain: lists are completed by it, as they are served
+        (default: the model's ``fallback_chain_``, set for a run's model; none: the model
+        alone).
 
     Returns
     -------
@@ -491,8 +496,11 @@ def evaluate(
         has nothing for), ``unknown_test_items`` (test items not in the training
         catalogue), ``protocol`` and ``warnings`` (fewer than :data:`MIN_CASES` cases,
         more than :data:`MAX_NO_RECS` of the seeds without a recommendation),
-        ``no_recommendation_share`` (skipped / cases), ``fallback_share`` (cases whose seed
-        is served by the model's declared fallback vector).
+        ``no_recommendation_share`` (skipped / cases, after the fallback chain),
+        ``model_no_recommendation_share`` (the model alone), ``fallback_share`` (cases the
+        fallback served: the seed's vector is the model's declared fallback vector, or the
+        model had nothing and the chain's first item is the answer), ``completed_share``,
+        ``fallback_steps`` (see :func:`fallback_report`).
     """
     check_k(k)
     progress = progress or null_progress
@@ -554,6 +562,9 @@ def evaluate(
         }
 
     recs, uniq = _recommend(model, seeds, k, batch_size, progress)
+    chain = fallback if fallback is not None else getattr(model, "fallback_chain_", None)
+    report = fallback_report(model, seeds, recs, chain, k)
+    recs = report.pop("recs")
     rel = relevance(recs, targets)
     n_targets = np.fromiter((len(t) for t in targets), dtype=np.int64, count=n)
     per_case = ranking_metrics(rel, n_targets)
@@ -585,8 +596,7 @@ def evaluate(
         )
     result["warnings"] = warnings
     result[f"hr{suffix}_ci"] = list(wilson_interval(int(per_case["hr"].sum()), n))
-    result["no_recommendation_share"] = skipped / n
-    result["fallback_share"] = fallback_share(model, seeds)
+    result.update(report)
 
     top = category_level(cat_df["category"], 0) if "category" in cat_df.columns else None
     if top is not None:
@@ -678,7 +688,8 @@ def session_recommendations(
 ) -> np.ndarray:
     """Top-k ids for each context: ``model.recommend`` when the model reads whole sessions
     (session kNN, two-tower), else ``model.similar`` of the most recent item (item-to-item),
-    with the context's items removed when ``exclude_seen``."""
+    with the context's items removed when ``exclude_seen``. The model alone: see
+    :func:`fallback_report` for the lists completed by the run's fallback chain."""
     from recsys.models.base import drop_seen
 
     out = np.full((len(contexts), k), PAD_ID, dtype=object)
@@ -715,17 +726,21 @@ def evaluate_sessions(
     seed: int = 0,
     catalog: pd.DataFrame | Sequence[str] | None = None,
     cases: tuple[list[list[str]], np.ndarray] | None = None,
+    fallback: Any = None,
 ) -> dict[str, Any]:
     """Next-item metrics from whole sessions (see :func:`build_session_cases`).
+
+    ``fallback``: the run's :class:`~recsys.fallback.FallbackChain` (default: the model's
+    ``fallback_chain_``) completes each list from the most recent item, as served.
 
     Returns
     -------
     dict
         ``hr@K``, ``hr@K_ci`` (95% Wilson interval), ``mrr@K``, ``coverage@K`` (share of
         the catalogue in at least one list), ``no_recommendation_share`` (cases whose list
-        is empty), ``fallback_share`` (cases whose most recent item is served by the
-        model's declared fallback, see ``fallback_`` of embedding models), ``n_cases``,
-        ``protocol``, ``exclude_seen``.
+        is empty after the fallback chain), ``model_no_recommendation_share`` (the model
+        alone), ``fallback_share``, ``completed_share`` and ``fallback_steps`` (see
+        :func:`fallback_report`), ``n_cases``, ``protocol``, ``exclude_seen``.
     """
     check_k(k)
     contexts, targets = cases if cases is not None else build_session_cases(test, protocol, max_cases, seed)
@@ -750,6 +765,11 @@ def evaluate_sessions(
             "exclude_seen": bool(exclude_seen),
         }
     recs = session_recommendations(model, contexts, k, exclude_seen)
+    chain = fallback if fallback is not None else getattr(model, "fallback_chain_", None)
+    report = fallback_report(
+        model, [c[-1] for c in contexts], recs, chain, k, contexts if exclude_seen else None
+    )
+    recs = report.pop("recs")
     rel = (recs == np.asarray(targets, dtype=str)[:, None]) & (recs != PAD_ID)
     hit = rel.any(axis=1)
     mrr = np.where(hit, 1.0 / (rel.argmax(axis=1) + 1), 0.0)
@@ -762,11 +782,54 @@ def evaluate_sessions(
         f"hr{suffix}_ci": [lo, hi],
         f"mrr{suffix}": float(mrr.mean()),
         f"coverage{suffix}": coverage,
-        "no_recommendation_share": float((~padded.any(axis=1)).mean()),
-        "fallback_share": fallback_share(model, [c[-1] for c in contexts]),
+        **report,
         "n_cases": int(n),
         "protocol": protocol,
         "exclude_seen": bool(exclude_seen),
+    }
+
+
+def fallback_report(
+    model: Any,
+    seeds: Sequence[str],
+    recs: np.ndarray,
+    chain: Any,
+    k: int,
+    exclude: Sequence[Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The model's lists ``recs`` completed by the fallback ``chain`` (None: as they are),
+    and what the fallback did.
+
+    Returns ``{"recs": completed lists, "no_recommendation_share": empty lists after the
+    chain, "model_no_recommendation_share": empty lists of the model alone,
+    "fallback_share": cases the fallback served (the seed's vector is the model's own
+    declared fallback vector, or the model had nothing and the chain answered),
+    "completed_share": cases the model started and the chain completed to k,
+    "fallback_steps": {"vector" or a chain step: share of cases it served}}``.
+    """
+    from recsys.fallback import served_shares
+
+    recs = np.asarray(recs, dtype=str)
+    n = len(recs)
+    model_none = float((~(recs != PAD_ID).any(axis=1)).mean()) if n else 0.0
+    if chain is not None and n:
+        scores = np.zeros(recs.shape, dtype=np.float32)
+        recs, _, served = chain.complete(list(seeds), recs, scores, k, exclude)
+        shares = served_shares(served)
+    else:
+        served = np.where(recs != PAD_ID, "model", "")
+        shares = served_shares(served)
+    vec = fallback_share(model, seeds)
+    steps = dict(shares["fallback_steps"])
+    if vec:
+        steps = {"vector": vec, **steps}
+    return {
+        "recs": recs,
+        "no_recommendation_share": shares["no_recommendation_share"],
+        "model_no_recommendation_share": model_none,
+        "fallback_share": vec + shares["fallback_share"],
+        "completed_share": shares["completed_share"],
+        "fallback_steps": steps,
     }
 
 

@@ -68,6 +68,24 @@ def _index_writer(model: Any, params: dict[str, Any]) -> Any:
     return write
 
 
+def fit_fallback(train: Any, catalog: Any) -> Any:
+    """The run's :class:`recsys.fallback.FallbackChain`, fitted on the training part (the
+    catalogue gives the categories and brands of items training never saw)."""
+    from recsys.fallback import FallbackChain
+
+    return FallbackChain().fit(train, catalog)
+
+
+def _fallback_writer(chain: Any) -> Any:
+    def write(folder: os.PathLike[str]) -> dict[str, Any]:
+        from recsys.fallback import FOLDER
+
+        chain.save(os.path.join(folder, FOLDER))
+        return {"fallback": {"folder": FOLDER, "steps": ["model", *chain.steps]}}
+
+    return write
+
+
 def _with_local_images(dataset: Any, name: str, root: os.PathLike[str]) -> Any:
     """``dataset`` with its local image paths made absolute paths into its images folder
     (:func:`recsys.images.resolve_catalog_images`), for the image feature extractor."""
@@ -207,6 +225,11 @@ def train_run(
     t0 = time.perf_counter()
     model.fit(train, progress=stage(progress, 0, 3, f"training {family}"))
     timings["fit_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    # the declared fallback chain (recsys.fallback): completes every served list, and the
+    # evaluation below scores the lists as they are served
+    model.fallback_chain_ = fit_fallback(train, dataset.catalog)
+    timings["fallback_s"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
     # Baskets: the next line of the basket is the target. "Every other line" saturates
@@ -240,7 +263,7 @@ def train_run(
         )
         timings["validate_s"] = round(time.perf_counter() - t0, 3)
 
-    writers = []
+    writers = [_fallback_writer(model.fallback_chain_)]
     if model.is_embedding:
         writers.append(_index_writer(model, index_params or {}))
     progress(700, 1000, "building index and saving run")
@@ -354,6 +377,7 @@ def validation_metrics(
         has_time = "timestamp" in train.interactions and train.interactions["timestamp"].notna().any()
         fit_part, valid = split(train, "time" if has_time else "leave_last_out", test_fraction=0.1)
         model = make_model(family, **params).fit(fit_part)
+        model.fallback_chain_ = fit_fallback(fit_part, dataset.catalog)
         m = evaluate(
             model,
             fit_part,

@@ -322,7 +322,11 @@ class Registry:
         self.check(run_id)
         meta = self._read_meta(path)
         try:
+            from recsys.fallback import load_chain
+
             model = get_model_class(meta["family"]).load(path)
+            # the run's declared fallback chain (recsys.fallback; None for runs saved before it)
+            model.fallback_chain_ = load_chain(path)
         except ImportError:
             raise  # a family whose libraries are missing here: not the run's fault
         except DamagedRunError:

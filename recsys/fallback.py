@@ -1,0 +1,253 @@
+"""The declared fallback chain of every run: what serves a seed the model has nothing for.
+
+A model leaves a seed without a list when the seed never occurred in training (a new
+item, an item of a head sample), when it occurred only in one-item sessions (no
+co-occurrence for item/session kNN), or when the model dropped it (``min_count``). Such
+seeds are never left silent: the run's lists are completed, in this order, by
+
+1. ``cooccurrence``: the seed's co-occurrence neighbours in the training sessions/baskets
+   (Jaccard, :class:`recsys.models.baselines.CooccurrenceModel`);
+2. ``category``: the most popular training items of the seed's catalogue category, from
+   its full category path up to the top level;
+3. ``brand``: the most popular training items of the seed's brand;
+4. ``popular``: the most popular training items overall.
+
+Each step only adds items not already listed (never the seed, never the excluded items),
+so a model's own list is kept as it is and only completed to ``k``. Every answer says
+which step served each item (``served_by``), and evaluation reports the share of cases
+the fallback served (the model gave nothing) and the share left with nothing at all.
+
+The same chain completes the lists of evaluation (:func:`recsys.evaluation.evaluate`,
+:func:`recsys.evaluation.evaluate_sessions`), Explore and the REST API
+(:func:`recsys.search.similar_items`, :func:`recsys.search.recommend_for_recent`, with the
+filter's rules applied to the fallback's items too) and precompute. It is fitted on the
+training part by :func:`recsys.pipeline.train_run` and saved in the run folder
+(``fallback/``); a run saved before it has none and is served as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.models.base import PAD_ID, PAD_SCORE, padded_results
+
+#: the steps after the model's own list, in order
+STEPS: tuple[str, ...] = ("cooccurrence", "category", "brand", "popular")
+#: what ``served_by`` says for the model's own items
+MODEL = "model"
+#: most popular items kept per category / brand / overall (what a filtered list can draw on)
+GROUP_TOP = 200
+POPULAR_TOP = 1000
+FOLDER = "fallback"
+
+
+class FallbackChain:
+    """The fallback steps of one run, fitted on its training part.
+
+    Parameters
+    ----------
+    steps : sequence of str
+        A subset of :data:`STEPS`, in the order they are tried (default: all).
+    neighbours : int
+        Co-occurrence neighbours kept per item.
+    """
+
+    def __init__(self, steps: Sequence[str] = STEPS, neighbours: int = 50) -> None:
+        bad = [s for s in steps if s not in STEPS]
+        if bad:
+            raise ValueError(f"unknown fallback step(s) {bad}; choose among {STEPS}")
+        self.steps = tuple(steps)
+        self.neighbours = int(neighbours)
+
+    # -- fitting ----------------------------------------------------------------------
+    def fit(self, train: Any, catalog: pd.DataFrame | None = None) -> FallbackChain:
+        """Popularity and co-occurrence from ``train``'s interactions; categories and
+        brands from ``catalog`` (default ``train.catalog``), which may list items the
+        training part never saw (those are the seeds the fallback is for)."""
+        from recsys.data.schema import category_level
+        from recsys.models.baselines import DEFAULT_EVENT_WEIGHTS, _event_popularity
+
+        catalog = train.catalog if catalog is None else catalog
+        cat = catalog.assign(item_id=catalog["item_id"].astype(str)).drop_duplicates("item_id")
+        pop = _event_popularity(train.interactions, DEFAULT_EVENT_WEIGHTS)
+        ids = pd.Index(cat["item_id"]).append(pd.Index(pop.index).difference(cat["item_id"]))
+        self.item_ids_ = ids.to_numpy(dtype=str)
+        self.popularity_ = pop.reindex(ids).fillna(0.0).to_numpy(dtype=np.float32)
+        self._row_of = {i: n for n, i in enumerate(self.item_ids_)}
+        # group keys per item: one column per category level (deepest first), then the brand
+        keys: dict[str, np.ndarray] = {}
+        n_cat = len(cat)
+        if "category" in self.steps and "category" in cat.columns:
+            depth = int(cat["category"].fillna("").astype(str).str.count(" > ").max() or 0) + 1
+            for lv in range(depth - 1, -1, -1):
+                col = category_level(cat["category"], lv).to_numpy(dtype=str)
+                keys[f"category:{lv}"] = np.r_[col, np.full(len(ids) - n_cat, "", dtype=str)]
+        if "brand" in self.steps and "brand" in cat.columns:
+            col = cat["brand"].fillna("").astype(str).str.strip().to_numpy(dtype=str)
+            keys["brand"] = np.r_[col, np.full(len(ids) - n_cat, "", dtype=str)]
+        self.keys_ = keys
+        self._build_groups()
+        self.cooc_ = None
+        if "cooccurrence" in self.steps and len(train.interactions):
+            from recsys.models.baselines import CooccurrenceModel
+
+            try:
+                self.cooc_ = CooccurrenceModel(top_k=self.neighbours).fit(train)
+            except Exception:  # noqa: BLE001 - no sequence of two items: the step has nothing
+                self.cooc_ = None
+        return self
+
+    def _build_groups(self) -> None:
+        """Per group key, the rows of its most popular items (popularity > 0), best first."""
+        order = np.lexsort((self.item_ids_, -self.popularity_))
+        order = order[self.popularity_[order] > 0]
+        self.popular_ = order[:POPULAR_TOP]
+        self.groups_: dict[str, dict[str, np.ndarray]] = {}
+        for name, col in self.keys_.items():
+            ranked = pd.Series(order, index=col[order])
+            ranked = ranked[ranked.index != ""]
+            self.groups_[name] = {
+                str(g): rows.to_numpy()[:GROUP_TOP] for g, rows in ranked.groupby(level=0, sort=False)
+            }
+
+    # -- answering --------------------------------------------------------------------
+    def candidates(self, seed: str, n: int, exclude: Sequence[str] = ()) -> list[tuple[str, float, str]]:
+        """Up to ``n`` fallback items for ``seed``, best first: (item, score, step). The seed
+        and ``exclude`` are never listed; each step adds only items not yet listed."""
+        seen = {str(seed), *map(str, exclude)}
+        out: list[tuple[str, float, str]] = []
+
+        def add(items: Sequence[str], scores: Sequence[float], step: str) -> bool:
+            for item, score in zip(items, scores):
+                if item and item not in seen:
+                    seen.add(item)
+                    out.append((str(item), float(score), step))
+                    if len(out) >= n:
+                        return True
+            return False
+
+        row = self._row_of.get(str(seed), -1)
+        for step in self.steps:
+            if step == "cooccurrence":
+                if self.cooc_ is not None:
+                    ids, sc = self.cooc_.similar([str(seed)], self.neighbours)
+                    if add(ids[0], sc[0], step):
+                        return out
+                continue
+            if step == "popular":
+                rows = self.popular_
+                if add(self.item_ids_[rows], self.popularity_[rows], step):
+                    return out
+                continue
+            if row < 0:
+                continue
+            for name, col in self.keys_.items():
+                if name.partition(":")[0] != step or not col[row]:
+                    continue
+                rows = self.groups_[name].get(str(col[row]))
+                if rows is not None and add(self.item_ids_[rows], self.popularity_[rows], step):
+                    return out
+        return out
+
+    def complete(
+        self,
+        seeds: Sequence[str],
+        ids: np.ndarray,
+        scores: np.ndarray,
+        k: int,
+        exclude: Sequence[Sequence[str]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's ``(ids, scores)`` rows completed to ``k`` by the chain.
+
+        Returns ``(ids, scores, served_by)``: ``served_by`` (n, k) names the step of each
+        item (:data:`MODEL` for the model's own, ``""`` for padding). Rows the model
+        filled are returned unchanged.
+        """
+        n = len(seeds)
+        out_ids, out_s = padded_results(n, k)
+        served = np.full((n, k), "", dtype=object)
+        ids = np.asarray(ids, dtype=str)[:, :k]
+        scores = np.asarray(scores, dtype=np.float32)[:, :k]
+        w = ids.shape[1] if ids.ndim == 2 else 0
+        if w:
+            own = ids != PAD_ID
+            out_ids[:, :w] = np.where(own, ids, PAD_ID)
+            out_s[:, :w] = np.where(own, scores, PAD_SCORE)
+            served[:, :w] = np.where(own, MODEL, "")
+            counts = own.sum(axis=1)
+        else:
+            counts = np.zeros(n, dtype=np.int64)
+        for i in np.flatnonzero(counts < k):
+            have = [x for x in out_ids[i, : counts[i]]]
+            extra = list(exclude[i]) if exclude is not None else []
+            got = self.candidates(str(seeds[i]), k - len(have), extra + have)
+            for j, (item, score, step) in enumerate(got, start=len(have)):
+                out_ids[i, j], out_s[i, j], served[i, j] = item, score, step
+        return out_ids.astype(str), out_s, served.astype(str)
+
+    # -- persistence ------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the chain to the folder ``path`` (arrays as ``.npy``, no pickle)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"steps": list(self.steps), "neighbours": self.neighbours, "keys": list(self.keys_)}
+        (path / "fallback.json").write_text(json.dumps(meta, indent=2))
+        np.save(path / "item_ids.npy", self.item_ids_, allow_pickle=False)
+        np.save(path / "popularity.npy", self.popularity_, allow_pickle=False)
+        for n, name in enumerate(self.keys_):
+            np.save(path / f"key_{n}.npy", self.keys_[name], allow_pickle=False)
+        if self.cooc_ is not None:
+            self.cooc_.save(path / "cooccurrence")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FallbackChain:
+        """Read what :meth:`save` wrote."""
+        path = Path(path)
+        meta = json.loads((path / "fallback.json").read_text())
+        chain = cls(meta["steps"], meta["neighbours"])
+        chain.item_ids_ = np.load(path / "item_ids.npy", allow_pickle=False)
+        chain.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+        chain._row_of = {str(i): n for n, i in enumerate(chain.item_ids_)}
+        chain.keys_ = {
+            name: np.load(path / f"key_{n}.npy", allow_pickle=False) for n, name in enumerate(meta["keys"])
+        }
+        chain._build_groups()
+        chain.cooc_ = None
+        if (path / "cooccurrence").is_dir():
+            from recsys.models.baselines import CooccurrenceModel
+
+            chain.cooc_ = CooccurrenceModel.load(path / "cooccurrence")
+        return chain
+
+
+def load_chain(run_folder: str | Path) -> FallbackChain | None:
+    """The run's chain (``<run>/fallback/``), or None for a run saved without one."""
+    folder = Path(run_folder) / FOLDER
+    return FallbackChain.load(folder) if (folder / "fallback.json").exists() else None
+
+
+def served_shares(served: np.ndarray) -> dict[str, Any]:
+    """What a batch of served lists reports: ``fallback_share`` (rows whose first item
+    came from the fallback: the model had nothing), ``completed_share`` (rows the model
+    started and the fallback completed), ``no_recommendation_share`` (empty rows) and
+    ``fallback_steps`` (step -> share of rows it served first)."""
+    served = np.asarray(served, dtype=str)
+    n = len(served)
+    if n == 0:
+        return {"fallback_share": 0.0, "completed_share": 0.0, "no_recommendation_share": 0.0, "fallback_steps": {}}
+    first = served[:, 0] if served.shape[1] else np.full(n, "", dtype=str)
+    by_fallback = (first != MODEL) & (first != "")
+    completed = (first == MODEL) & ((served != MODEL) & (served != "")).any(axis=1)
+    steps = {s: float(np.mean(first == s)) for s in STEPS if np.any(first == s)}
+    return {
+        "fallback_share": float(by_fallback.mean()),
+        "completed_share": float(completed.mean()),
+        "no_recommendation_share": float(np.mean(first == "")),
+        "fallback_steps": steps,
+    }
