@@ -240,7 +240,12 @@ def served_shares(served: np.ndarray) -> dict[str, Any]:
     served = np.asarray(served, dtype=str)
     n = len(served)
     if n == 0:
-        return {"fallback_share": 0.0, "completed_share": 0.0, "no_recommendation_share": 0.0, "fallback_steps": {}}
+        return {
+            "fallback_share": 0.0,
+            "completed_share": 0.0,
+            "no_recommendation_share": 0.0,
+            "fallback_steps": {},
+        }
     first = served[:, 0] if served.shape[1] else np.full(n, "", dtype=str)
     by_fallback = (first != MODEL) & (first != "")
     completed = (first == MODEL) & ((served != MODEL) & (served != "")).any(axis=1)

@@ -583,19 +583,26 @@ def precompute(
     -------
     dict
         The table's metadata (run, preset name and hash, k, n_items, written_at,
-        location, seconds) and ``checks`` (the checks' report and their ``seconds``, when they ran).
+        location, seconds, ``by_fallback``: the catalogue items without a vector, whose lists
+        the run's fallback chain serves as it does live) and ``checks`` (the checks' report and their ``seconds``, when they ran).
     """
     progress = progress or null_progress
     root, registry, run, config = table_inputs(root, run_id, preset, k)
     model = registry.load_model(run_id)
     item_ids = [str(i) for i in np.asarray(model.item_ids_)]
+    # catalogue items without a vector: served live by the run's fallback chain, so stored too
+    chain = getattr(model, "fallback_chain_", None)
+    with_vector = set(item_ids)
+    by_chain = [str(i) for i in chain.item_ids_ if str(i) not in with_vector] if chain is not None else []
     own_store = not isinstance(store, TopKStore)
     target = store if isinstance(store, TopKStore) else open_store(store, root=root)
     t0 = time.perf_counter()
     stamp = run_stamp(registry, run_id)
-    total = len(item_ids)
+    total = len(item_ids) + len(by_chain)
 
     def rows() -> Iterator[tuple[str, list[Entry]]]:
+        from recsys.search import similar_items
+
         done = 0
         progress(0, total, f"top-{k} of {total} items")
         for results in _batched_results(registry, run_id, item_ids, config, k, batch_size):
@@ -604,6 +611,11 @@ def precompute(
                 done += 1
                 yield seed, result_entries(res)
             progress(done, total, f"{done}/{total} items")
+        for seed in by_chain:  # the live path of a seed without a vector (similar_items)
+            done += 1
+            yield seed, result_entries(similar_items(registry, run_id, seed, config, k))
+        if by_chain:
+            progress(done, total, f"{done}/{total} items ({len(by_chain)} by the fallback chain)")
 
     meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
@@ -619,7 +631,13 @@ def precompute(
     logger.info(
         "precomputed top-%d of %d items for run %s preset %s in %.1f s", k, n, run_id, preset, seconds
     )
-    out = {**meta, "n_items": n, "location": target.location, "seconds": seconds}
+    out = {
+        **meta,
+        "n_items": n,
+        "by_fallback": len(by_chain),
+        "location": target.location,
+        "seconds": seconds,
+    }
     return out if report is None else {**out, "checks": {**report.to_dict(), "seconds": checks_s}}
 
 

@@ -35,6 +35,9 @@ class SearchResult:
     skipped_rules : list of str
         Seed-dependent rules not applied because the seed lacks the attribute.
     seed_item_id : str or None
+    served_by : list of str
+        Per item, what served it: empty (every item the run's own answer), or ``"model"``, a
+        step of the run's fallback chain (:mod:`recsys.fallback`) or ``"pin"``.
     """
 
     item_ids: list[str]
@@ -46,6 +49,7 @@ class SearchResult:
     elapsed_ms: float
     skipped_rules: list[str] = field(default_factory=list)
     seed_item_id: str | None = None
+    served_by: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.item_ids)

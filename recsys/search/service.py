@@ -141,14 +141,25 @@ def similar_items(
 ) -> SearchResult:
     """Filtered neighbours of ``item_id`` in run ``run_id``.
 
-    The one code path behind the Explore page and the REST API.
+    The one code path behind the Explore page and the REST API. A seed without a vector in
+    the run (an item training never saw) is answered by the run's fallback chain
+    (:mod:`recsys.fallback`), its items filtered by the same rules (``served_by`` says
+    which step served each).
 
     Raises
     ------
     RunNotFoundError, RunNotSearchableError, UnknownItemError, FilterConfigError
     """
     cfg = FilterConfig.from_dict(config)
-    return get_searcher(registry, run_id).search(item_id, cfg, k)
+    try:
+        return get_searcher(registry, run_id).search(item_id, cfg, k)
+    except UnknownItemError:
+        # no vector for this seed: the run's declared fallback chain answers, under the same rules
+        model = registry.load_model(run_id)
+        chain = getattr(model, "fallback_chain_", None)
+        if chain is None or str(item_id) not in chain._row_of:
+            raise
+        return _served_list(registry, run_id, model, str(item_id), None, cfg, k, [str(item_id)])
 
 
 # -- recommendations from recently viewed items ------------------------------------------------
@@ -158,8 +169,9 @@ class RecentResult(SearchResult):
 
     Attributes
     ----------
-    method : {"two_tower", "mean_of_recent", "session_knn"}
-        How the query was made ("session_knn": a session model's own ranking).
+    method : {"two_tower", "mean_of_recent", "session_knn", "fallback"}
+        How the query was made ("session_knn": a session model's own ranking; "fallback":
+        the run's fallback chain, none of the recent items having a vector).
     recent_item_ids : list of str
         The recent items the run knows, in the given order (excluded from the results).
     ignored_item_ids : list of str
@@ -206,8 +218,10 @@ def recommend_for_recent(
     -------
     RecentResult
         At most ``k`` items, best first (none of them a recent item with ``exclude_seen``).
-        A session-kNN run (sknn, vsknn, item_knn) answers with its own ranking; it
-        has no vectors to filter, so the filter's rules are listed in ``skipped_rules``.
+        A session-kNN run (sknn, vsknn, item_knn) answers with its own ranking, completed by
+        the run's fallback chain and filtered by the same rules (the rule table applied to
+        the list; ``served_by`` per item). An embedding run none of whose recent items has a
+        vector answers from its fallback chain the same way.
 
     Raises
     ------
@@ -224,7 +238,7 @@ def recommend_for_recent(
     recent = [str(i) for i in recent_ids]
     model = registry.load_model(run_id)
     if not getattr(model, "is_embedding", False) and hasattr(model, "recommend"):
-        return _recommend_from_session_model(model, run_id, recent, cfg, k, exclude_seen)
+        return _recommend_from_session_model(registry, model, run_id, recent, cfg, k, exclude_seen)
     if not getattr(model, "is_embedding", False) or getattr(model, "vectors_", None) is None:
         raise RunNotSearchableError(
             f"run '{run_id}' ({getattr(model, 'family', '?')}) has no item vectors to recommend from;"
@@ -233,6 +247,19 @@ def recommend_for_recent(
     rows = model.rows_of(recent)
     known = [i for i, r in zip(recent, rows) if r >= 0]
     ignored = [i for i, r in zip(recent, rows) if r < 0]
+    chain = getattr(model, "fallback_chain_", None)
+    if not known and chain is not None and any(i in chain._row_of for i in recent):
+        t0 = time.perf_counter()
+        known = [i for i in recent if i in chain._row_of]
+        seed = known[-1]
+        res = _served_list(registry, run_id, model, seed, None, cfg, k, known if exclude_seen else [seed])
+        res.elapsed_ms = (time.perf_counter() - t0) * 1e3
+        return RecentResult(
+            **{**res.__dict__, "plan": "fallback"},
+            method="fallback",
+            recent_item_ids=known,
+            ignored_item_ids=[i for i in recent if i not in known],
+        )
     if not known:
         shown = ", ".join(recent[:5]) or "(empty list)"
         raise UnknownItemError(f"none of the recent items is known to run {run_id}: {shown}")
@@ -304,35 +331,100 @@ def similarity_scale(
     return out
 
 
+def _list_searcher(registry: Any, run_id: str) -> FilteredSearcher:
+    """A rule-only searcher over the whole catalogue of the run's dataset
+    (:func:`recsys.search.lists.catalogue_searcher`), cached per dataset and report.json."""
+    from recsys.catalog import CatalogView, run_catalog_view
+    from recsys.data.schema import load_stored_catalog
+    from recsys.search.lists import catalogue_searcher
+
+    meta = registry.get(run_id)
+    name = meta["dataset"]["name"]
+    key = (str(registry.root), name, file_stamp(dataset_report_path(name, registry.root)))
+
+    def build() -> Any:
+        if not meta.get("is_embedding", True):  # a run without vectors: its view is the catalogue's
+            return run_catalog_view(registry, run_id)
+        catalog = load_stored_catalog(name, registry.root)
+        return CatalogView(catalog["item_id"].astype(str).to_numpy(), catalog)
+
+    return catalogue_searcher(key, build)
+
+
+def _fetch_size(cfg: FilterConfig, k: int) -> int:
+    """Items ranked before the rules cut a list to k: k without rules, more with them."""
+    return k if cfg == FilterConfig() else max(10 * k, 200)
+
+
+def _served_list(
+    registry: Any,
+    run_id: str,
+    model: Any,
+    seed: str,
+    ranked: tuple[np.ndarray, np.ndarray] | None,
+    cfg: FilterConfig,
+    k: int,
+    exclude: Sequence[str],
+) -> SearchResult:
+    """A model's ranked list (``ranked``: one row of ids and scores, or None) completed by the
+    run's fallback chain from ``seed`` and cut to k under ``cfg``'s rules (the rule table,
+    :func:`recsys.search.lists.filter_list`)."""
+    from recsys.models.base import padded_results
+    from recsys.search.lists import filter_list
+
+    fetch = _fetch_size(cfg, k)
+    ids, scores = ranked if ranked is not None else padded_results(1, fetch)
+    chain = getattr(model, "fallback_chain_", None)
+    if chain is not None:
+        ids, scores, served = chain.complete([seed], ids, scores, fetch, [list(exclude)])
+    else:
+        served = np.where(np.asarray(ids, dtype=str) != "", "model", "")
+    keep = np.asarray(ids[0], dtype=str) != ""
+    res, sources = filter_list(
+        _list_searcher(registry, run_id),
+        seed,
+        np.asarray(ids[0], dtype=str)[keep],
+        np.asarray(scores[0], dtype=np.float32)[keep],
+        np.asarray(served[0], dtype=str)[keep],
+        cfg,
+        k,
+        similarities=bool(getattr(model, "is_embedding", False)),
+    )
+    res.served_by = sources
+    return res
+
+
 def _recommend_from_session_model(
-    model: Any, run_id: str, recent: list[str], cfg: FilterConfig, k: int, exclude_seen: bool
+    registry: Any, model: Any, run_id: str, recent: list[str], cfg: FilterConfig, k: int, exclude_seen: bool
 ) -> RecentResult:
-    """:func:`recommend_for_recent` for a session model (its ``recommend``; no vectors to filter)."""
+    """:func:`recommend_for_recent` for a session model: its ``recommend`` ranking, completed by
+    the run's fallback chain from the most recent item, under the filter's rules (the rule
+    table applied to the list, :func:`recsys.search.lists.filter_list`)."""
     t0 = time.perf_counter()
     rows = model.rows_of(recent)
-    known = [i for i, r in zip(recent, rows) if r >= 0]
-    ignored = [i for i, r in zip(recent, rows) if r < 0]
+    chain = getattr(model, "fallback_chain_", None)
+    in_catalogue = chain._row_of if chain is not None else {}
+    known = [i for i, r in zip(recent, rows) if r >= 0 or i in in_catalogue]
+    ignored = [i for i in recent if i not in known]
     if not known:
         shown = ", ".join(recent[:5]) or "(empty list)"
         raise UnknownItemError(f"none of the recent items is known to run {run_id}: {shown}")
-    ids, scores = model.recommend([known], k, exclude_seen=exclude_seen)
-    keep = [j for j, i in enumerate(ids[0]) if i]
-    defaults = FilterConfig()
-    skipped = [
-        name
-        for name in type(cfg).model_fields
-        if name != "exclude_seed" and getattr(cfg, name) != getattr(defaults, name)
-    ]
+    by_model = [i for i, r in zip(recent, rows) if r >= 0]
+    fetch = _fetch_size(cfg, k)
+    ranked = model.recommend([by_model], fetch, exclude_seen=exclude_seen) if by_model else None
+    seed = known[-1]
+    res = _served_list(registry, run_id, model, seed, ranked, cfg, k, known if exclude_seen else [seed])
     return RecentResult(
-        item_ids=[str(ids[0][j]) for j in keep],
-        scores=[float(scores[0][j]) for j in keep],
-        rows=[int(r) for r in model.rows_of([str(ids[0][j]) for j in keep])],
-        removed_by_rule={},
+        item_ids=res.item_ids,
+        scores=res.scores,
+        rows=[int(r) for r in model.rows_of(res.item_ids)],
+        removed_by_rule=res.removed_by_rule,
         plan="session_knn",
-        n_eligible=len(model.item_ids_),
+        n_eligible=res.n_eligible,
         elapsed_ms=(time.perf_counter() - t0) * 1e3,
-        skipped_rules=skipped,
-        seed_item_id=known[-1],
+        skipped_rules=res.skipped_rules,
+        seed_item_id=seed,
+        served_by=res.served_by,
         method="session_knn",
         recent_item_ids=known,
         ignored_item_ids=ignored,

@@ -50,6 +50,7 @@ def similar_response(
             "items": [
                 {"item_id": str(i), "score": s} for i, s in zip(result.item_ids, _floats(result.scores))
             ],
+            "served_by": _served_by(result),
             "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule).items()},
             "plan": _jsonable(result.plan),
             "n_eligible": int(result.n_eligible) if result.n_eligible is not None else None,
@@ -165,5 +166,11 @@ def recommend_response(
         "recent_item_ids": result.recent_item_ids,
         "ignored_item_ids": result.ignored_item_ids,
         "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],
+        "served_by": _served_by(result),
         "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule or {}).items()},
     }
+
+
+def _served_by(result: Any) -> list[str]:
+    """Per item, what served it: "model", a step of the run's fallback chain or "pin"."""
+    return [str(s) for s in result.served_by] if result.served_by else ["model"] * len(result.item_ids)

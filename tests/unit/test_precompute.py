@@ -203,3 +203,43 @@ def test_round_trip_with_ranked_list_rules_equals_live(data: dict[str, Any]) -> 
     for item in data["item_ids"]:
         live, pre = live_and_pre(c, run_a, str(item), "no-adult", 6)
         assert pre["items"] == live["items"]
+
+
+def test_seeds_without_a_vector_are_served_by_the_fallback_live_and_precomputed(data: dict[str, Any]) -> None:
+    """A run whose model has no vector for six items (30..35, Men > Shoes > Running): the run's
+    fallback chain serves them, under the preset's rules, live and in the precomputed table."""
+    import numpy as np
+
+    from recsys.data.schema import load_dataset
+    from recsys.fallback import FallbackChain
+    from recsys.models.prod2vec import Prod2Vec
+    from recsys.registry import Registry
+
+    root = data["root"]
+    ds = load_dataset("tiny", root)
+    keep = [i for i in range(len(data["item_ids"])) if not 30 <= i < 36]
+    model = Prod2Vec()
+    model.item_ids_ = data["item_ids"][keep]
+    model.vectors_ = data["vectors"][data["runs"][0]][keep]
+    model.coverage_ = {}
+    chain = FallbackChain().fit(ds)
+    run = Registry(root).create_run(
+        model,
+        dataset_name="tiny",
+        dataset_fingerprint=ds.fingerprint(),
+        writers=[lambda folder: chain.save(folder / "fallback")],
+    )["run_id"]
+    c = client_for(root)
+    live = c.get(f"/api/v1/similar/it031?run={run}&preset=same-cat&k=5").get_json()
+    assert live["items"] and live["plan"] == "list" and set(live["served_by"]) <= {"cooccurrence", "category"}
+    leaf = data["catalog"].set_index("item_id")["category"]
+    assert {leaf[i["item_id"]] for i in live["items"]} == {"Men > Shoes > Running"}
+    assert "it031" not in {i["item_id"] for i in live["items"]}
+    meta = precompute(root, run, "same-cat", k=5)
+    assert meta["n_items"] == len(data["item_ids"]) and meta["by_fallback"] == 6
+    for item in ("it031", "it035", "it001"):
+        live, pre = live_and_pre(c, run, item, "same-cat", 5)
+        assert pre["items"] == live["items"]
+    # an id the catalogue does not hold is still a 404
+    assert c.get(f"/api/v1/similar/ghost?run={run}").status_code == 404
+    assert np.isfinite([i["score"] for i in live["items"]]).all()

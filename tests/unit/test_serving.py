@@ -325,12 +325,72 @@ def test_recommend_from_a_session_knn_run(tmp_path: Path) -> None:
     assert not set(recent) & {i["item_id"] for i in body["items"]}
     # sessions stay inside one leaf (items 0..11 here): so do the recommendations
     assert all(int(i["item_id"][2:]) < 12 for i in body["items"])
-    body = c.post(
-        "/api/v1/recommend",
-        json={"recent_item_ids": recent, "run": meta["run_id"], "filters": {"exclude_adult": True}},
-    ).get_json()
-    assert body["skipped_rules"] == ["exclude_adult"], "a session run cannot filter: it says so"
+    assert body["served_by"] == ["model"] * len(body["items"])
     assert made["runs"]
+
+
+def test_filters_apply_to_session_knn_lists(tmp_path: Path) -> None:
+    """The filter panel's rules hold on a session model's list, by REST and the library alike."""
+    from recsys.data.schema import load_dataset
+    from recsys.fallback import FallbackChain
+    from recsys.models import make_model
+    from recsys.search import recommend_for_recent
+
+    make_serving_data(tmp_path)
+    reg = Registry(tmp_path)
+    ds = load_dataset("tiny", tmp_path)
+    model = make_model("sknn").fit(ds)
+    chain = FallbackChain().fit(ds)
+    meta = reg.create_run(
+        model,
+        dataset_name="tiny",
+        dataset_fingerprint=ds.fingerprint(),
+        writers=[lambda folder: chain.save(folder / "fallback")],
+    )
+    run = meta["run_id"]
+    c = make_client(tmp_path, token="")
+    cat = ds.catalog.set_index("item_id")
+    recent = ["it000", "it001"]
+
+    def ask(filters: dict[str, Any], k: int = 8) -> dict[str, Any]:
+        body = c.post(
+            "/api/v1/recommend", json={"recent_item_ids": recent, "run": run, "k": k, "filters": filters}
+        ).get_json()
+        lib = recommend_for_recent(reg, run, recent, filters, k)
+        assert [i["item_id"] for i in body["items"]] == lib.item_ids, "REST and the library agree"
+        return body
+
+    plain = [i["item_id"] for i in ask({})["items"]]
+    brands = {cat.loc[i, "brand"] for i in plain}
+    assert len(brands) > 1, "the unfiltered list has several brands"
+    deny = sorted(brands)[0]
+    body = ask({"brands_deny": [deny]})
+    got = [i["item_id"] for i in body["items"]]
+    assert got and deny not in {cat.loc[i, "brand"] for i in got}
+    assert body["removed_by_rule"]["brands_deny"] == int((cat["brand"] == deny).sum())
+    assert "brands_deny" not in body["skipped_rules"]
+    prices = [cat.loc[i, "price"] for i in plain]
+    cap = float(np.median(prices))
+    got = [i["item_id"] for i in ask({"price_max": cap})["items"]]
+    assert got and max(cat.loc[i, "price"] for i in got) <= cap < max(prices)
+    # max_per_brand and a pin (a merchandising rule) on the same list
+    got = [i["item_id"] for i in ask({"max_per_brand": 1})["items"]]
+    assert len({cat.loc[i, "brand"] for i in got}) == len(got)
+    pinned = ask({"pins": [{"seed": "it001", "item_id": "it005", "position": 1}]})
+    assert pinned["items"][0]["item_id"] == "it005" and pinned["served_by"][0] == "pin"
+    # a category rule relative to the seed (the most recent item, a women's running shoe): the
+    # sessions stay in one leaf, so the chain completes the list from the category's popular items
+    body = ask({"same_category": True, "category_level": 1}, k=20)
+    got = [i["item_id"] for i in body["items"]]
+    assert got and {cat.loc[i, "category"].startswith("Women > Shoes") for i in got} == {True}
+    assert "model" in body["served_by"] and set(body["served_by"]) <= {"model", "category", "cooccurrence"}
+    # a seed the session model never saw is served by the fallback chain, filtered the same way
+    new = c.post(
+        "/api/v1/recommend",
+        json={"recent_item_ids": ["it047"], "run": run, "k": 5, "filters": {"exclude_adult": True}},
+    ).get_json()
+    assert new["items"] and set(new["served_by"]) - {"model"}
+    assert not any(bool(cat.loc[i["item_id"], "adult"]) for i in new["items"])
 
 
 # -- state-changing endpoints and the token ---------------------------------------------------------
