@@ -13,8 +13,12 @@ a basket read in line order. Two protocols: every position (``NAME``; repeat vie
 and repeats collapsed (``NAME:collapsed``). Item-to-item models answer from the most
 recent item, session models (sknn, vsknn, two-tower) from the whole session; the
 session's items may be recommended again (``exclude_seen`` off) for every model alike.
-Metrics at 20: HR with its 95% Wilson interval, MRR, catalogue coverage, the share of
-cases with no recommendation at all; content and tfidf also give ``cold_hr@20`` (cases
+Every model's lists are completed by the run's declared fallback chain
+(:mod:`recsys.fallback`, fitted on the same training part), as a run serves them
+(``--no-fallback``: the models alone). Metrics at 20: HR with its 95% Wilson interval, MRR,
+catalogue coverage, the share of cases with no recommendation at all
+(``no_recommendation_share``), the share the fallback served (``fallback_share``) and the
+share the model alone left empty (``model_no_recommendation_share``); content and tfidf also give ``cold_hr@20`` (cases
 whose target had fewer than 3 training interactions).
 
 Models: popularity, cooccurrence, item_knn, sknn, vsknn, prod2vec_defaults (gensim's
@@ -24,7 +28,8 @@ meta_prod2vec, content, tfidf, two_tower. A model that cannot run is listed unde
 ``skipped`` with the reason.
 
 Output: ``{"datasets": {NAME: {"n_cases", "models": {MODEL: {"hr@20", "hr@20_ci",
-"mrr@20", "coverage@20", "no_recommendation_share"}}, "recommended", "skipped"}},
+"mrr@20", "coverage@20", "no_recommendation_share", "fallback_share",
+"model_no_recommendation_share"}}, "recommended", "skipped"}},
 "load_average": [...], "settings": {...}}``.
 
 Usage: ``python bench/quality.py [--quick] [--only NAME ...] [--max-cases N] [--budget 2m]``.
@@ -161,16 +166,22 @@ def split_of(ds: Any) -> tuple[Any, Any, str]:
     return train, test, "leave_last_out"
 
 
-def score(model: Any, test: Any, cases: Any, catalog: Any, cold: Any = None) -> dict[str, Any]:
+def score(
+    model: Any, test: Any, cases: Any, catalog: Any, cold: Any = None, fallback: Any = None
+) -> dict[str, Any]:
     from recsys.evaluation import evaluate_sessions
 
-    m = evaluate_sessions(model, test, k=K, exclude_seen=False, cases=cases, catalog=catalog)
+    m = evaluate_sessions(
+        model, test, k=K, exclude_seen=False, cases=cases, catalog=catalog, fallback=fallback
+    )
     out = {
         f"hr@{K}": round(m[f"hr@{K}"], 4),
         f"hr@{K}_ci": [round(x, 4) for x in m[f"hr@{K}_ci"]],
         f"mrr@{K}": round(m[f"mrr@{K}"], 4),
         f"coverage@{K}": round(m[f"coverage@{K}"], 4),
         "no_recommendation_share": round(m["no_recommendation_share"], 4),
+        "fallback_share": round(m["fallback_share"], 4),
+        "model_no_recommendation_share": round(m["model_no_recommendation_share"], 4),
     }
     if cold is not None:
         ctx, tgt = cases
@@ -178,9 +189,9 @@ def score(model: Any, test: Any, cases: Any, catalog: Any, cold: Any = None) -> 
         if keep:
             sub = ([ctx[i] for i in keep], tgt[keep])
             out[f"cold_hr@{K}"] = round(
-                evaluate_sessions(model, test, k=K, exclude_seen=False, cases=sub, catalog=catalog)[
-                    f"hr@{K}"
-                ],
+                evaluate_sessions(
+                    model, test, k=K, exclude_seen=False, cases=sub, catalog=catalog, fallback=fallback
+                )[f"hr@{K}"],
                 4,
             )
     return out
@@ -191,6 +202,7 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
 
     from recsys.evaluation import build_session_cases, cold_items
     from recsys.models import make_model
+    from recsys.pipeline import fit_fallback
     from recsys.tuning import tune
 
     train, test, how = split_of(ds)
@@ -203,6 +215,12 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
         p: build_session_cases(test, p, max_cases=args.max_cases) for p in ("every_position", "collapsed")
     }
     cold = set(cold_items(train, 3, ds.catalog["item_id"].astype(str).to_numpy()))
+    # every model's lists are completed by the declared fallback chain, as a run serves them
+    chains = (
+        (None, None)
+        if args.no_fallback
+        else (fit_fallback(fit_part, ds.catalog), fit_fallback(train, ds.catalog))
+    )
     entries = {
         p: {"n_cases": int(len(cases[p][1])), "models": {}, "recommended": None, "skipped": {}} for p in cases
     }
@@ -231,11 +249,15 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                 params = {**params, **tuned_info["best_params"]}
                 model = make_model(family, **params).fit(fit_part)  # the tuner's split, refitted
                 for p in valid_cases:
-                    validation[p][key] = score(model, valid, valid_cases[p], ds.catalog)[f"hr@{K}"]
+                    validation[p][key] = score(model, valid, valid_cases[p], ds.catalog, fallback=chains[0])[
+                        f"hr@{K}"
+                    ]
             else:
                 val_model = make_model(family, **params).fit(fit_part)
                 for p in valid_cases:
-                    validation[p][key] = score(val_model, valid, valid_cases[p], ds.catalog)[f"hr@{K}"]
+                    validation[p][key] = score(
+                        val_model, valid, valid_cases[p], ds.catalog, fallback=chains[0]
+                    )[f"hr@{K}"]
             model = make_model(family, **params).fit(train)
         except Exception as exc:  # a family that cannot run on this dataset
             for e in entries.values():
@@ -244,7 +266,7 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
             continue
         for p, e in entries.items():
             e["models"][key] = score(
-                model, test, cases[p], ds.catalog, cold if key in ("content", "tfidf") else None
+                model, test, cases[p], ds.catalog, cold if key in ("content", "tfidf") else None, chains[1]
             )
         logging.info(
             "%s %s %.0fs %s", name, key, time.perf_counter() - t0, entries["every_position"]["models"][key]
@@ -288,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", default=None, help="tuning budget per dataset (default 5m; --quick 60s)")
     ap.add_argument("--tune-sample", type=float, default=None, help="tune on this share of sequences")
     ap.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="score the models alone (default: lists completed by the run's fallback chain, as served)",
+    )
+    ap.add_argument(
         "--demo-items", type=int, default=None, help="demo catalogue size (default 5000; --quick 2000)"
     )
     args = ap.parse_args(argv)
@@ -317,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "tuning_budget_s": args.budget,
         "tune_sample": args.tune_sample,
         "exclude_seen": False,
+        "fallback": not args.no_fallback,
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(result, default=str))

@@ -77,13 +77,24 @@ def recommendations_view(
         )
     how = {
         "two_tower": "two-tower user vector",
-        "session_knn": "similar past sessions (session kNN; filters not applied)",
+        "session_knn": "similar past sessions (session kNN)",
+        "fallback": "the run's fallback chain (the run knows none of the recent items)",
     }.get(result.method, "mean of the recent items' vectors")
     note = [
         html.Span(f"{len(rows)} recommendations from ", className="text-muted"),
         html.Code(run_id or ""),
         html.Span(f" · {how}", className="text-muted"),
     ]
+    by_fallback = [s for s in (result.served_by or []) if s not in ("model", "pin")]
+    if by_fallback and result.method != "fallback":
+        steps = ", ".join(dict.fromkeys(by_fallback))
+        note.append(
+            html.Span(f" · {len(by_fallback)} completed by the fallback ({steps})", className="text-muted")
+        )
+    if result.skipped_rules:
+        note.append(
+            html.Span(f" · rules not applied: {', '.join(result.skipped_rules)}", className="text-warning")
+        )
     if result.ignored_item_ids:
         note.append(
             html.Span(
