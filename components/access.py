@@ -40,6 +40,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.compare.update_lists",
         "pages.compare.update_per_category",
         "pages.compare.update_seed_options",
+        "pages.compare.update_session_options",
         "pages.compare.update_vetted",
         "pages.data.inspect_file",
         "pages.data.preview_import",  # a dry run: stores nothing

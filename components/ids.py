@@ -118,6 +118,7 @@ MAP_PURITY = "map-purity"
 COMPARE_PANEL = "compare"  # name of the Compare filter panel (pattern-matching ids)
 COMPARE_RUNS = "compare-runs"
 COMPARE_SEED = "compare-seed"
+COMPARE_SESSION = "compare-session"  # several items: the runs recommend from the whole session
 COMPARE_K = "compare-k"
 COMPARE_PRESET = "compare-preset"
 COMPARE_LISTS = "compare-lists"

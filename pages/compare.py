@@ -1,7 +1,12 @@
-"""Compare: two to four variants side by side for one seed under the same filters.
+"""Compare: two to four variants side by side for one seed (or one session) under the same filters.
+
+A session of several items (oldest first) replaces the seed: every run recommends from the
+whole session (session kNN, two-tower; item runs from the mean of the items' vectors), through
+the Explore panel's and REST ``/recommend``'s code path.
 
 Shows each run's list (embedding runs through :func:`recsys.search.similar_items` with the
-filters, baselines through their own ``similar``, marked unfiltered), overlap@k and
+filters; runs without vectors through their own ``similar``, completed by their fallback chain
+and filtered by the same rules), overlap@k and
 rank-biased overlap between every pair (:mod:`recsys.compare`), the metrics table of all
 runs, their vetted precision on the merchandisers' judged pairs, HR@10 per top-level category,
 and the seeds where two variants disagree most (or where one gets more thumbs-down).
@@ -36,7 +41,7 @@ from components.layout import empty_state, error_alert, info_alert, labelled_col
 from components.metrics import metric_keys, metrics_grid
 from components.presets import preset_names, safe_load
 from components.vetting_panels import vetted_table
-from recsys.compare import find_disagreements, per_category_table, side_by_side
+from recsys.compare import find_disagreements, per_category_table, side_by_side, side_by_side_session
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import PresetStore
@@ -90,6 +95,16 @@ def list_column(
                 ]
             ),
             html.Div([html.Span(run.get("family", ""), className="text-muted small"), badge]),
+            *(
+                [
+                    html.Div(
+                        f"from the session: {SESSION_METHODS.get(entry['method'], entry['method'])}",
+                        className="text-muted small cmp-method",
+                    )
+                ]
+                if entry.get("method")
+                else []
+            ),
         ],
         className="compare-col-head",
     )
@@ -138,6 +153,15 @@ def list_column(
     return dbc.Col(html.Div([head, body], className="compare-col"), lg=6)
 
 
+#: how a run answered a session (``RecentResult.method``), as the column says it
+SESSION_METHODS = {
+    "session_knn": "similar past sessions (session kNN)",
+    "two_tower": "two-tower user vector",
+    "mean_of_recent": "mean of the recent items' vectors",
+    "fallback": "the run's fallback chain (it knows none of the items)",
+}
+
+
 def agreement_table(pairs: list[dict[str, Any]], labels: dict[str, str], k: int) -> Any:
     """overlap@k and RBO of every pair, as a small table."""
     if not pairs:
@@ -180,11 +204,18 @@ def agreement_table(pairs: list[dict[str, Any]], labels: dict[str, str], k: int)
 
 
 def compare_view(
-    run_ids: list[str], seed: str | None, k: int, values: dict[str, Any]
+    run_ids: list[str], seed: str | None, k: int, values: dict[str, Any], session: list[str] | None = None
 ) -> tuple[Any, Any, Any]:
-    """(lists row, agreement table, message) for the selected runs and seed (plain function)."""
+    """(lists row, agreement table, message) for the selected runs and seed (plain function).
+
+    With a ``session`` (several recent items, oldest first) every run recommends from the
+    whole session instead (:func:`recsys.compare.side_by_side_session`: session kNN and
+    two-tower runs read the session, item-embedding runs the mean of its vectors)."""
+    session = [str(i) for i in (session or []) if i]
+    if session and len(run_ids or []) >= 2:
+        seed = session[-1]
     if not seed or len(run_ids or []) < 2:
-        return empty_state("Pick a seed and two to four runs."), "", None
+        return empty_state("Pick a seed (or a session) and two to four runs."), "", None
     run_ids = run_ids[:MAX_RUNS]
     try:
         config = filter_config_from_controls(values)
@@ -195,8 +226,11 @@ def compare_view(
         metas = {r: registry.get(r) for r in run_ids}
     except RecsysError as exc:
         return no_update, no_update, error_alert(exc, "Unknown run")
-    result = side_by_side(registry, run_ids, seed, config, k)
-    all_ids = sorted({i for e in result["lists"].values() for i in e["item_ids"]} | {seed})
+    if session:
+        result = side_by_side_session(registry, run_ids, session, config, k)
+    else:
+        result = side_by_side(registry, run_ids, seed, config, k)
+    all_ids = sorted({i for e in result["lists"].values() for i in e["item_ids"]} | {seed} | set(session))
     rows = _rows_for(run_ids, all_ids)
     counts: dict[str, int] = {}
     for e in result["lists"].values():
@@ -210,26 +244,53 @@ def compare_view(
         col.lg = width
         cols.append(col)
     seed_row = rows.get(seed, {})
-    seed_line = html.Div(
-        [
-            html.Span("Seed", className="card-seed-tag me-2"),
-            html.A(
-                str(seed_row.get("title") or seed),
-                href=explore_href(seed, run_ids[0]),
-                className="fw-semibold",
-            ),
-            html.Span(
-                f" · {seed_row.get('brand') or ''} · {str(seed_row.get('category') or '').replace(' > ', ' › ')}",
-                className="text-muted small",
-            ),
-        ],
-        className="mb-3",
+    seed_line = (
+        session_line(session, rows, run_ids[0])
+        if session
+        else html.Div(
+            [
+                html.Span("Seed", className="card-seed-tag me-2"),
+                html.A(
+                    str(seed_row.get("title") or seed),
+                    href=explore_href(seed, run_ids[0]),
+                    className="fw-semibold",
+                ),
+                html.Span(
+                    f" · {seed_row.get('brand') or ''} · {str(seed_row.get('category') or '').replace(' > ', ' › ')}",
+                    className="text-muted small",
+                ),
+            ],
+            className="mb-3",
+        )
     )
     labels = {r: _run_label(metas[r]) for r in run_ids}
     return (
         html.Div([seed_line, dbc.Row(cols, className="g-3")]),
         agreement_table(result["pairs"], labels, k),
         [],
+    )
+
+
+def session_line(session: list[str], rows: dict[str, dict[str, Any]], run_id: str) -> Any:
+    """The session the lists answer, oldest first."""
+    links: list[Any] = []
+    for n, item in enumerate(session):
+        if n:
+            links.append(html.Span(" → ", className="text-muted"))
+        links.append(
+            html.A(
+                str(rows.get(item, {}).get("title") or item),
+                href=explore_href(item, run_id),
+                **{"data-item": item},
+            )
+        )
+    return html.Div(
+        [
+            html.Span("Session", className="card-seed-tag me-2"),
+            *links,
+            html.Span(f" · {len(session)} items, oldest first", className="text-muted small"),
+        ],
+        className="mb-3 compare-session-line",
     )
 
 
@@ -353,8 +414,14 @@ def disagreement_view(
 
 
 # -- layout -----------------------------------------------------------------------------
-def layout(seed: str | None = None, runs: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
-    """The Compare page (``?seed=``, ``?runs=a,b``, ``?preset=``)."""
+def layout(
+    seed: str | None = None,
+    runs: str | None = None,
+    preset: str | None = None,
+    session: str | None = None,
+    **_: Any,
+) -> html.Div:
+    """The Compare page (``?seed=``, ``?runs=a,b``, ``?preset=``, ``?session=a,b,c``)."""
     header = page_header(
         "Compare", "Variants side by side: same seed, same filters; where they agree and differ."
     )
@@ -389,6 +456,8 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
     from components.pickers import default_seed, run_options, seed_options, top_brands
 
     seed_opts: list[dict[str, str]] = []
+    session_items: list[str] = []
+    session_opts: list[dict[str, str]] = []
     brands: list[str] = []
     n_levels = 3
     columns = None
@@ -405,6 +474,8 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
         except RecsysError as exc:  # e.g. the run's dataset was deleted
             return html.Div([header, error_alert(exc, f"Could not load run {run_id}")])
         seed_opts = seed_options(view, None, seed)
+        session_items = [i for i in (session or "").split(",") if i and view.position(i) >= 0]
+        session_opts = session_options(view, None, session_items)
         brands = top_brands(view)
         n_levels = view.max_level + 1
         columns = view.columns
@@ -458,12 +529,27 @@ def layout(seed: str | None = None, runs: str | None = None, preset: str | None 
                     ],
                     className="g-3",
                 ),
+                dbc.Row(
+                    labelled_col(
+                        "Or a session (several recent items, oldest first): every run recommends from it",
+                        dcc.Dropdown(
+                            id=ids.COMPARE_SESSION,
+                            options=session_opts,
+                            value=session_items,
+                            multi=True,
+                            placeholder="Type to add items; session kNN, two-tower and item runs "
+                            "answer the same session…",
+                        ),
+                        lg=12,
+                    ),
+                    className="g-3 mt-1",
+                ),
                 dbc.Accordion(
                     dbc.AccordionItem(
                         filter_panel(
                             PANEL, config, brands=brands, n_levels=n_levels, compact=True, columns=columns
                         ),
-                        title="Filters (applied to every embedding run)",
+                        title="Filters (applied to every run)",
                     ),
                     start_collapsed=True,
                     flush=True,
@@ -605,6 +691,40 @@ def update_seed_options(search_value: str | None, run_ids: list[str] | None, cur
     return no_update
 
 
+def session_options(view: Any, query: str | None, current: list[str] | None) -> list[dict[str, str]]:
+    """Options of the session dropdown: the items a typed query finds, after the chosen ones
+    (a multi dropdown keeps only values among its options)."""
+    from components.pickers import seed_options
+
+    kept: list[dict[str, str]] = []
+    for item in current or []:
+        kept.extend(o for o in seed_options(view, None, item)[:1] if o["value"] == item)
+    chosen = {o["value"] for o in kept}
+    found = seed_options(view, query, None) if query else []
+    return kept + [o for o in found if o["value"] not in chosen]
+
+
+@callback(
+    Output(ids.COMPARE_SESSION, "options"),
+    Input(ids.COMPARE_SESSION, "search_value"),
+    State(ids.COMPARE_RUNS, "value"),
+    State(ids.COMPARE_SESSION, "value"),
+    prevent_initial_call=True,
+)
+def update_session_options(
+    search_value: str | None, run_ids: list[str] | None, current: list[str] | None
+) -> Any:
+    """Server-side item search for the session, over the first chosen run's catalogue."""
+    if not search_value:
+        return no_update
+    for r in run_ids or []:
+        try:
+            return session_options(run_catalog_view(r), search_value, current)
+        except RecsysError:
+            continue
+    return no_update
+
+
 @callback(
     Output(ids.COMPARE_LISTS, "children"),
     Output(ids.COMPARE_AGREEMENT, "children"),
@@ -613,12 +733,18 @@ def update_seed_options(search_value: str | None, run_ids: list[str] | None, cur
     Input(ids.COMPARE_SEED, "value"),
     Input(ids.COMPARE_K, "value"),
     filter_inputs(PANEL),
+    Input(ids.COMPARE_SESSION, "value"),
 )
 def update_lists(
-    run_ids: list[str] | None, seed: str | None, k: Any, values: dict[str, Any]
+    run_ids: list[str] | None,
+    seed: str | None,
+    k: Any,
+    values: dict[str, Any],
+    session: list[str] | None = None,
 ) -> tuple[Any, Any, Any]:
-    """Each run's list for the seed under the same filters, and their agreement."""
-    lists, agreement, msg = compare_view(list(run_ids or []), seed, bounded_k(k), values)
+    """Each run's list for the seed (or the session, when one is chosen) under the same
+    filters, and their agreement."""
+    lists, agreement, msg = compare_view(list(run_ids or []), seed, bounded_k(k), values, session)
     if msg is None:
         msg = (
             []

@@ -371,9 +371,11 @@ def per_category_table(runs: Sequence[Mapping[str, Any]], metric: str = "hr@10")
 def _run_lists(
     registry: Registry, run_id: str, item_ids: Sequence[str], config: Any, k: int
 ) -> list[dict[str, Any]]:
-    """Each seed's list from one run: filtered search for embedding runs, ``similar`` for baselines."""
+    """Each seed's list from one run: filtered search for embedding runs; for runs without
+    vectors their own ranking, completed by the run's fallback chain and filtered by the same
+    rules (:func:`recsys.search.service.similar_from_lists`)."""
     from recsys.errors import RecsysError
-    from recsys.search import RunNotSearchableError, similar_items
+    from recsys.search import RunNotSearchableError, similar_from_lists, similar_items
 
     out: list[dict[str, Any]] = []
     try:
@@ -398,17 +400,18 @@ def _run_lists(
             )
         return out
     except RunNotSearchableError:
-        model = registry.load_model(run_id)  # a baseline: no vectors, so no filters either
-        ids, scores = model.similar(list(item_ids), k)
+        # a run without vectors: its own ranking, completed by its fallback chain, filtered alike
+        results = similar_from_lists(registry, run_id, list(item_ids), config, k)
         out = []
-        for row_ids, row_scores, item in zip(ids, scores, item_ids, strict=True):
-            keep = row_ids != PAD_ID
-            error = None if keep.any() else f"run '{run_id}' has no recommendation for item '{item}'"
+        for res, item in zip(results, item_ids, strict=True):
+            error = None if res.item_ids else f"run '{run_id}' has no recommendation for item '{item}'"
             out.append(
                 {
-                    "item_ids": [str(x) for x in row_ids[keep]],
-                    "scores": [float(x) for x in row_scores[keep]],
-                    "filtered": False,
+                    "item_ids": list(res.item_ids),
+                    "scores": list(res.scores),
+                    "filtered": True,
+                    "served_by": list(res.served_by),
+                    "removed_by_rule": dict(res.removed_by_rule),
                     "error": error,
                 }
             )
@@ -430,8 +433,8 @@ def side_by_side(
     registry : recsys.registry.Registry
     run_ids : sequence of str
         Two to four runs. Embedding runs answer through ``similar_items`` (the Explore/REST
-        code path) with ``config``; baseline runs (no vectors) answer with their own
-        ``similar`` and are marked ``filtered: False``.
+        code path) with ``config``; runs without vectors (baselines, session kNN) with their
+        own ``similar``, completed by their fallback chain and filtered by the same rules.
     item_id : str
         The seed.
     config : recsys.filters.FilterConfig, optional
@@ -456,6 +459,50 @@ def side_by_side(
             lists[run_id] = _run_lists(registry, run_id, [item_id], config, k)[0]
         except RecsysError as exc:
             lists[run_id] = {"item_ids": [], "scores": [], "filtered": False, "error": str(exc)}
+    rankings = {r: v["item_ids"] for r, v in lists.items()}
+    return {"lists": lists, "pairs": pairwise_agreement(rankings, k, p)}
+
+
+def side_by_side_session(
+    registry: Registry,
+    run_ids: Sequence[str],
+    session: Sequence[str],
+    config: Any = None,
+    k: int = 10,
+    p: float = 0.9,
+    exclude_seen: bool = True,
+) -> dict[str, Any]:
+    """Recommendations for one session (recent items, oldest first) from several runs with the
+    same filters, and their agreement: :func:`side_by_side` for runs that recommend from a
+    whole session (session kNN, two-tower; an item-embedding run from the mean of the recent
+    items' vectors).
+
+    Every run answers through :func:`recsys.search.recommend_for_recent` (the Explore panel's
+    and ``POST /api/v1/recommend``'s code path), so the filters and the run's fallback chain
+    apply as they do there. Returns ``{"lists": {run_id: {"item_ids", "scores", "filtered",
+    "method", "served_by", "ignored", "error"}}, "pairs": pairwise_agreement(...)}``; a run
+    that cannot answer (no item vectors, no recent item known) gets an ``error`` and an empty
+    list instead of failing the others.
+    """
+    from recsys.errors import RecsysError
+    from recsys.search import recommend_for_recent
+
+    lists: dict[str, dict[str, Any]] = {}
+    for run_id in run_ids:
+        try:
+            res = recommend_for_recent(registry, run_id, list(session), config, k, exclude_seen=exclude_seen)
+        except RecsysError as exc:
+            lists[run_id] = {"item_ids": [], "scores": [], "filtered": False, "error": str(exc)}
+            continue
+        lists[run_id] = {
+            "item_ids": list(res.item_ids),
+            "scores": list(res.scores),
+            "filtered": True,
+            "method": res.method,
+            "served_by": list(res.served_by),
+            "ignored": list(res.ignored_item_ids),
+            "error": None,
+        }
     rankings = {r: v["item_ids"] for r, v in lists.items()}
     return {"lists": lists, "pairs": pairwise_agreement(rankings, k, p)}
 

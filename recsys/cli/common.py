@@ -170,6 +170,13 @@ def _print_coverage(meta: dict[str, Any]) -> None:
         f"represented ({cov.get('from_fallback', 0)} by the fallback); test seeds served by the fallback "
         f"{m.get('fallback_share', 0.0):.1%}, by nothing {m.get('no_recommendation_share', 0.0):.1%}"
     )
+    steps = m.get("fallback_steps") or {}
+    if steps or "model_no_recommendation_share" in m:
+        served = ", ".join(f"{step} {share:.1%}" for step, share in steps.items()) or "none"
+        print(
+            f"fallback chain (model -> co-occurrence -> category -> brand -> popular): served {served}; "
+            f"the model alone left {m.get('model_no_recommendation_share', 0.0):.1%} of test seeds empty"
+        )
     if m.get("coverage_warning"):
         print(f"WARNING: {m['coverage_warning']}", file=sys.stderr)
     rv = m.get("recent_views") or {}

@@ -118,7 +118,9 @@ _LAZY = {
     "get_searcher": "recsys.search.service",
     "recommend_for_recent": "recsys.search.service",
     "similar_items": "recsys.search.service",
+    "similar_from_lists": "recsys.search.service",
     "similarity_scale": "recsys.search.service",
+    "filter_list": "recsys.search.lists",
 }
 
 
@@ -154,6 +156,8 @@ __all__ = [
     "get_searcher",
     "recommend_for_recent",
     "rule",
+    "filter_list",
+    "similar_from_lists",
     "similar_items",
     "similarity_scale",
 ]

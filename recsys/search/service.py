@@ -394,6 +394,27 @@ def _served_list(
     return res
 
 
+def similar_from_lists(
+    registry: Any,
+    run_id: str,
+    item_ids: Sequence[str],
+    config: FilterConfig | dict[str, Any] | None = None,
+    k: int = 10,
+) -> list[SearchResult]:
+    """Filtered lists of a run without item vectors (popularity, co-occurrence, the session
+    kNN families: a seed is a one-item session), one per seed: the model's own ``similar``
+    ranking completed by the run's fallback chain and cut to k under the filter's rules,
+    as :func:`recommend_for_recent` serves a session model (``plan`` is ``"list"``)."""
+    cfg = FilterConfig.from_dict(config)
+    model = registry.load_model(run_id)
+    seeds = [str(i) for i in item_ids]
+    ids, scores = model.similar(seeds, _fetch_size(cfg, k))
+    return [
+        _served_list(registry, run_id, model, seed, (ids[n : n + 1], scores[n : n + 1]), cfg, k, [seed])
+        for n, seed in enumerate(seeds)
+    ]
+
+
 def _recommend_from_session_model(
     registry: Any, model: Any, run_id: str, recent: list[str], cfg: FilterConfig, k: int, exclude_seen: bool
 ) -> RecentResult:

@@ -42,16 +42,18 @@ def test_two_lists_side_by_side_with_their_overlap_and_rbo(compare, data):
     assert "filters applied" in text_of(lists)
 
 
-def test_same_filters_apply_to_every_embedding_run_and_baselines_are_marked(compare, data):
+def test_same_filters_apply_to_every_run_baselines_included(compare, data):
     runs = data["runs"]
-    lists, _, _ = compare.update_lists(
-        [runs["A"], runs["B"], runs["popularity"]], "ws0", 8, values(same_category=True)
-    )
+    chosen = [runs["A"], runs["B"], runs["popularity"]]
+    plain, _, _ = compare.update_lists(chosen, "ws0", 8, values())
+    cols = find(plain, lambda c: "compare-col" == getattr(c, "className", None))
+    assert not all(i.startswith("w") for i in _list_items(cols[2])), "popularity alone mixes categories"
+    lists, _, _ = compare.update_lists(chosen, "ws0", 8, values(same_category=True))
     cols = find(lists, lambda c: "compare-col" == getattr(c, "className", None))
     assert len(cols) == 3
-    for col in cols[:2]:  # embedding runs: only "Women" items remain
-        assert all(i.startswith("w") for i in _list_items(col))
-    assert "baseline · unfiltered" in text_of(cols[2])
+    for col in cols:  # every run, the popularity baseline too: only "Women" items remain
+        assert _list_items(col) and all(i.startswith("w") for i in _list_items(col))
+        assert "filters applied" in text_of(col)
 
 
 def test_side_by_side_reports_a_run_that_cannot_answer(data):
