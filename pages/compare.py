@@ -683,9 +683,14 @@ def update_seed_options(search_value: str | None, run_ids: list[str] | None, cur
 
     if not search_value:
         return no_update
+    return _first_run_options(run_ids, lambda view: seed_options(view, search_value, current))
+
+
+def _first_run_options(run_ids: list[str] | None, make: Any) -> Any:
+    """``make(view)`` over the catalogue view of the first chosen run that has one."""
     for r in run_ids or []:
         try:
-            return seed_options(run_catalog_view(r), search_value, current)
+            return make(run_catalog_view(r))
         except RecsysError:
             continue
     return no_update
@@ -717,12 +722,7 @@ def update_session_options(
     """Server-side item search for the session, over the first chosen run's catalogue."""
     if not search_value:
         return no_update
-    for r in run_ids or []:
-        try:
-            return session_options(run_catalog_view(r), search_value, current)
-        except RecsysError:
-            continue
-    return no_update
+    return _first_run_options(run_ids, lambda view: session_options(view, search_value, current))
 
 
 @callback(
