@@ -375,8 +375,9 @@ def _served_list(
     fetch = _fetch_size(cfg, k)
     ids, scores = ranked if ranked is not None else padded_results(1, fetch)
     chain = getattr(model, "fallback_chain_", None)
-    if chain is not None:
-        ids, scores, served = chain.complete([seed], ids, scores, fetch, [list(exclude)])
+    if chain is not None:  # with rules on, as many of the chain's items again: the rules may drop them all
+        width = fetch if fetch == k else 2 * fetch
+        ids, scores, served = chain.complete([seed], ids, scores, width, [list(exclude)])
     else:
         served = np.where(np.asarray(ids, dtype=str) != "", "model", "")
     keep = np.asarray(ids[0], dtype=str) != ""
