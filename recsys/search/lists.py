@@ -98,8 +98,8 @@ def filter_list(
     removed = dict(r.removed)
     own = src == "model"
     if cfg.min_similarity is not None:
-        if similarities:
-            low = own & (sc < cfg.min_similarity)
+        if similarities:  # the fallback's items have no similarity to the seed: below any floor
+            low = ~own | (sc < cfg.min_similarity)
         else:
             low = ~own
             skipped.append("min_similarity")

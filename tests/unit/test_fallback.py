@@ -125,3 +125,39 @@ def test_excluded_session_items_stay_out_of_the_fallback(data, chain):
     out = fallback_report(model, [c[-1] for c in ctx], recs, chain, 5, ctx)["recs"]
     for c, row in zip(ctx, out):
         assert not set(c) & set(row)
+
+
+def test_filter_list_applies_the_rule_table_to_a_ranked_list(data):
+    """The rule table on a list that is not a vector search (recsys.search.lists.filter_list)."""
+    from recsys.catalog import CatalogView
+    from recsys.filters import FilterConfig
+    from recsys.search.lists import catalogue_searcher, filter_list
+
+    catalog = data[0].catalog
+    searcher = catalogue_searcher(
+        ("test", "shop", 1), lambda: CatalogView(catalog["item_id"].astype(str).to_numpy(), catalog)
+    )
+    ids = ["a1", "b0", "a2", "b1", "a3", "nocat_y"]
+    scores = [0.9, 0.8, 0.7, 5.0, 4.0, 3.0]
+    served = ["model", "model", "model", "category", "category", "brand"]
+
+    def run(k=6, **cfg):
+        res, src = filter_list(searcher, "a0", ids, scores, served, FilterConfig(**cfg), k, similarities=True)
+        return res.item_ids, src, res
+
+    assert run()[0] == ids  # no rule: the list as ranked
+    got, src, res = run(brands_deny=["y"])
+    assert got == ["a1", "a2", "a3"] and src == ["model", "model", "category"]
+    assert res.removed_by_rule["brands_deny"] == 5  # over the catalogue: b0..b3 and nocat_y
+    got, _, _ = run(same_category=True, category_level=0)  # the seed a0 is in "A"
+    assert got == ["a1", "a2", "a3"]
+    # max_per_brand keeps the first of each brand, refilled from further down
+    got, src, _ = run(k=3, max_per_brand=1)
+    assert got == ["a1", "b0"]  # every other item repeats brand x or y
+    # min_similarity: a floor on the model's own similarities; the fallback's items are removed
+    got, _, res = run(min_similarity=0.75)
+    assert got == ["a1", "b0"] and res.removed_by_rule["min_similarity"] == 4
+    # boost re-ranks within the model's items and within the fallback's, each among its own
+    got, src, _ = run(boost=[{"brands": ["y"], "multiplier": 2.0}])
+    assert got[:3] == ["b0", "a1", "a2"] and got[3:] == ["b1", "nocat_y", "a3"]  # y doubled
+    assert src == ["model"] * 3 + ["category", "brand", "category"]
