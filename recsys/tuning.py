@@ -253,6 +253,11 @@ def tune(
         raise ModelFitError(f"tuning: the validation part of '{train.name}' has no next-item case")
     cases, objective_on = objective_cases(family, fit_part, cases, train.catalog)
     n_cases = int(len(cases[1]))
+    # the lists are scored as a run serves them: completed by its fallback chain (recsys.fallback),
+    # so a setting that drops items (min_count) is judged on what its seeds are actually shown
+    from recsys.fallback import FallbackChain
+
+    chain = FallbackChain().fit(fit_part, train.catalog)
     metric = f"hr@{k}"
     trials: list[dict[str, Any]] = []
     validation = {
@@ -297,7 +302,9 @@ def tune(
             sw.log_trial(searched, None, trial=trial.number, timings={"trial_s": seconds}, state="FAILED")
             report(trial.number)
             raise
-        m = evaluate_sessions(model, valid, k=k, exclude_seen=False, cases=cases, catalog=train.catalog)
+        m = evaluate_sessions(
+            model, valid, k=k, exclude_seen=False, cases=cases, catalog=train.catalog, fallback=chain
+        )
         value = float(m[metric])
         seconds = round(time.perf_counter() - t0, 2)
         trials.append(
