@@ -21,7 +21,10 @@ kind, like the local filters of a vector database (one function per condition):
     (:meth:`CompileMixin._item_tests`). ``channel`` says how the executor can apply it
     without testing every item: ``"domain"`` (a contiguous category slice), ``"key"`` (a
     range of a per-filter key index: gender, price rank, adult), ``"seed"`` (one position),
-    or ``"scan"`` (the default: :func:`test` over the domain).
+    ``"exclude"`` (a few positions per seed, sorted: removed like the seed itself on every
+    path, without a pass over the domain: do-not-associate pairs; its vectorised ``resolve``
+    returns {seed position: positions} as ``param``) or ``"scan"`` (the default:
+    :func:`test` over the domain).
 ``RANKED`` (applied to the ranked list)
     Rules that need the scores or the order of the list (``min_similarity``,
     ``max_per_brand``): applied by the executor after scoring, before the cut to k.
@@ -213,9 +216,16 @@ def _prep_pair_bans(view: CatalogView, cfg: FilterConfig) -> dict[int, np.ndarra
 
 
 def _resolve_pair_bans(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    """One seed: (its banned count, its banned positions or None); every seed at once (an
+    array ``pos``): (the counts, {seed position: banned positions} of the seeds that have any)."""
     if pos is None:
         return SKIPPED, None
-    banned = cf.prepared["do_not_associate"].get(int(pos))
+    bans = cf.prepared["do_not_associate"]
+    if np.ndim(pos):
+        counts = np.zeros(view.n, dtype=np.int64)
+        counts[list(bans)] = [len(b) for b in bans.values()]
+        return counts[pos], bans
+    banned = bans.get(int(pos))
     return (len(banned), banned) if banned is not None else (0, None)
 
 
@@ -229,6 +239,11 @@ def _test_pair_bans(view: CatalogView, idx: Any, banned: np.ndarray) -> np.ndarr
         ok[inside - idx.start] = False
         return ok
     pos = np.arange(idx.start, idx.stop, idx.step) if isinstance(idx, slice) else np.asarray(idx)
+    return not_in_sorted(pos, banned)
+
+
+def not_in_sorted(pos: np.ndarray, banned: np.ndarray) -> np.ndarray:
+    """``~np.isin(pos, banned)`` for a short sorted ``banned``: one binary search per item."""
     at = np.minimum(np.searchsorted(banned, pos), len(banned) - 1)
     return banned[at] != pos
 
@@ -515,6 +530,7 @@ RULES: tuple[Rule, ...] = (
         _set("do_not_associate"),
         resolve=_resolve_pair_bans,
         test=_test_pair_bans,
+        channel="exclude",
         prepare=_prep_pair_bans,
     ),
     Rule(

@@ -39,6 +39,7 @@ from recsys.search.planner import (
 )
 from recsys.search.query import TABLE_COUNTS, DomainMask, KeyRange, Query
 from recsys.search.result import SearchResult
+from recsys.search.rules import not_in_sorted
 from recsys.search.static import StaticMixin
 from recsys.search.ties import TiesMixin, _tie_groups
 
@@ -133,6 +134,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         # table): keep the cache near 400 MB whatever the catalogue size.
         self._cache_size = cache_size or max(4, min(32, 400_000_000 // max(1, 64 * self.n)))
         self._last: tuple[FilterConfig, CompiledFilter] | None = None
+        #: (compiled filter, seed position, its resolved rules) of the last general-path query
+        self._last_rules: tuple[CompiledFilter, int | None, _SeedRules] | None = None
         self._dscale = self.dim / 64.0
         #: from this many items on, key indexes, seed tables and eligible blocks are built by a
         #: background thread (queries answer from the general path meanwhile); below it they
@@ -233,12 +236,16 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
                     sc[~cf.base_mask[s:e]] = -np.inf
                 if s <= r.seed < e:
                     sc[r.seed - s] = -np.inf
+                if r.banned is not None:  # eligible otherwise, so inside the domain
+                    sc[r.banned - s] = -np.inf
             plan = "exact_range"
         elif r.kv is not None:  # the eligible positions are one slice of the key order: no scan
             cand = r.kv.order[r.key_a : r.key_b]
             sc = _matvec(np.take(self.unit, cand, axis=0), q)  # np.take: 2-3x faster than unit[cand]
             if r.seed >= 0:
                 sc[cand == r.seed] = -np.inf
+            if r.banned is not None:
+                sc[~not_in_sorted(cand, r.banned)] = -np.inf
             plan = "exact_subset"
         else:
             cand = np.flatnonzero(self._domain_mask(cf, r, mask))
@@ -288,7 +295,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if self._tie_of is not None and q is not None:
             self._snap_ties(sc, np.arange(s, s + m) if cand is None else cand, q)
         if adjust is not None:  # boost/bury before the cut to k (-inf stays -inf: multipliers > 0)
-            p = np.arange(s, s + m) if cand is None else cand
+            p = slice(s, s + m) if cand is None else cand  # a slice: no gather over the domain
             sc = sc * adjust[0][p] + adjust[1][p]
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
@@ -331,7 +338,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         a, b = srt.searchsorted(np.array((lo, hi), dtype=srt.dtype)).tolist()
         r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
         seed_in = r.seed >= 0 and lo <= int(kv.by_pos[r.seed]) < hi
-        return self._keyed_plan(qq, r, b - a - seed_in, seed_in)
+        return self._keyed_plan(qq, r, b - a - seed_in - self._eligible_banned(qq.cf, r), seed_in)
 
     def _search_table(self, qq: Query, table: np.ndarray) -> SearchResult:
         """:meth:`_search_keyed` with the seed's rules read from the filter's seed table (one row)."""
@@ -345,12 +352,12 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             if got is not None:
                 return got
         kv = cf.table_kvs[var]
-        plan = None
+        drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
+        plan = "exact" if cf.adjust is not None else None  # boosted/buried: HNSW's order is not the answer
         if n_elig and cf.lean:  # answered here without per-seed rules when the over-fetch fills k
             seed_row = int(self.view.perm[pos]) if seed_in else -1
-            got = self._try_overfetch(
-                qq, KeyRange(kv.by_row, lo, hi, seed_row, self.view.pos_of_row), n_elig, e - s
-            )
+            cand = KeyRange(kv.by_row, lo, hi, seed_row, self.view.pos_of_row, drop[1] if drop else None)
+            got = self._try_overfetch(qq, cand, n_elig, e - s)
             if not isinstance(got, str):
                 return got
             plan = got
@@ -360,6 +367,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             r.seed = pos
         r.s, r.e, r.full = s, e, s == 0 and e == n
         r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
+        if drop is not None:
+            r.banned = drop[0]
         return self._keyed_plan(qq, r, n_elig, bool(seed_in), plan)
 
     def _keyed_plan(
@@ -374,7 +383,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             return self._empty(qq)
         if plan is None:
             seed_row = int(self.view.perm[r.seed]) if seed_in else -1
-            cand = KeyRange(r.kv.by_row, r.lo_key, r.hi_key, seed_row, self.view.pos_of_row)
+            drop = self.view.perm[r.banned].tolist() if r.banned is not None else None
+            cand = KeyRange(r.kv.by_row, r.lo_key, r.hi_key, seed_row, self.view.pos_of_row, drop)
             got = self._try_overfetch(qq, cand, n_elig, r.e - r.s)
             if not isinstance(got, str):
                 return got
@@ -555,6 +565,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         cf = self.compile(cfg)
+        auto = plan == "auto"
         if cf.adjust is not None:
             plan = "exact"  # boosted/buried scores: HNSW's order is not the answer
         seed_id = self.view.item_id_list[pos] if pos is not None else None
@@ -567,7 +578,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             got = self._search_static(qq)
             if got is not None:
                 return got
-        elif plan == "auto" and pos is not None and cf.table_ok is not False:
+        elif auto and pos is not None and cf.table_ok is not False:  # exact search when adjusted
             table = cf.seed_table
             if table is None and cf.seeded_queries >= _TABLE_AFTER:
                 table = self._request_table(cf)
@@ -575,6 +586,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             if table is not None:
                 return self._search_table(qq, table)
         r = self._seed_rules(cf, pos)
+        self._last_rules = (cf, pos, r)  # for the pins of this seed (:meth:`_item_allowed`)
         qq.removed, qq.skipped = r.removed, r.skipped
         cold = plan == "auto" and cf.static and cf.lean  # its eligible set is being built
         if plan == "auto" and not r.extra and not cold:
@@ -766,17 +778,13 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         cf = self.compile(cfg)
         if not cf.place_rules or pos is None:
             return res
-        v, r = self.view, None
+        v = self.view
         items, scores, rows = list(res.item_ids), list(res.scores), list(res.rows)
         placed_by = {}
         for rl in cf.place_rules:
             n_placed = 0
             for item, at in rl.place(v, cf.prepared[rl.name], pos):
-                if r is None:
-                    r = self._seed_rules(cf, pos)
-                if not (
-                    r.s <= item < r.e and item != r.seed and self._item_tests(cf, r, np.array([item]))[0]
-                ):
+                if not self._item_allowed(cf, pos, item):
                     continue  # a pin never shows what the other rules hide
                 score = (self.unit[item] * q).sum(dtype=np.float32)  # as _canon scores
                 if cf.adjust is not None:

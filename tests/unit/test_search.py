@@ -1272,3 +1272,50 @@ def test_pair_ban_test_keeps_exactly_the_items_not_banned_for_slices_and_positio
         np.testing.assert_array_equal(_test_pair_bans(None, sl, banned), expect_sl)
         np.testing.assert_array_equal(_test_pair_bans(None, pos, banned), ~np.isin(pos, banned))
         np.testing.assert_array_equal(_test_pair_bans(None, banned, banned), np.zeros(len(banned), bool))
+
+
+def test_pair_bans_pins_and_boosts_on_the_seed_table_hot_path_equal_brute_force(big_searcher, monkeypatch):
+    """Do-not-associate pairs do not push a filter off its hot path: the seed table takes each
+    seed's banned items inside its key range off its eligible count and its over-fetch's
+    candidates; boost/bury answer from the table by exact search; pins are checked against the
+    table's key range. Each seed bans its own nearest neighbours (so the over-fetch meets
+    them), some one way, and pins a neighbour further down, or a banned item (refused). Exact
+    search is priced high so that this small catalogue over-fetches, as a large one does."""
+    from recsys.search import _TABLE_AFTER, planner
+
+    monkeypatch.setattr(planner, "_COST_EXACT_BASE", 5000.0)
+
+    cat, vec, searcher = big_searcher
+    base = {"same_category": True, "category_level": 1}
+    seeds = [f"c{i}" for i in range(0, 6000, 157)]
+    bans, pins = [], []
+    for t, seed in enumerate(seeds):
+        near = searcher.search(seed, FilterConfig(**base), 14).item_ids
+        bans += [PairBan(seed=seed, item_id=near[j], one_way=j == 3) for j in (0, 3, 6)]
+        bans.append(PairBan(seed=near[9], item_id=seed))  # two-way: banned for seed too
+        pinned = near[0] if t % 3 == 0 else near[12]  # a banned item is never pinned
+        pins.append(Pin(seed=seed, item_id=pinned, position=1 + t % 4))
+    adjust = {
+        "boost": [Adjust(brands=["b3", "b7"], multiplier=1.2)],
+        "bury": [Adjust(price_min=40.0, shift=-0.1)],
+    }
+    for extra in ({}, adjust):
+        cfg = FilterConfig(**base, do_not_associate=bans, pins=pins, **extra)
+        for _ in range(_TABLE_AFTER + 1):  # the table is built once the filter has been used a few times
+            searcher.search(seeds[0], cfg, 10)
+        cf = searcher.compile(cfg)
+        assert cf.seed_table is not None and len(cf.table_drop) >= len(seeds)
+        plans = set()
+        for t, seed in enumerate(seeds):
+            res = searcher.search(seed, cfg, 10)
+            ref = searcher.search(seed, cfg, 10, plan="exact")  # resolved per query, no table
+            assert res.item_ids == ref.item_ids and res.n_eligible == ref.n_eligible
+            assert res.removed_by_rule == ref.removed_by_rule
+            np.testing.assert_allclose(res.scores, ref.scores, atol=1e-6)
+            plans.add(res.plan)
+            if t % 8 == 0:  # the independent reference (slow: a pass over the catalogue in pandas)
+                ref_ids, ref_scores, eligible = brute_force(cat, vec, seed, cfg, 10)
+                assert res.item_ids == ref_ids and res.n_eligible == len(eligible)
+                np.testing.assert_allclose(res.scores, ref_scores, atol=1e-5)
+            assert res.removed_by_rule["pins"] == (0 if t % 3 == 0 else 1)
+        assert ("hnsw_overfetch" in plans) == (not extra), plans
