@@ -229,10 +229,12 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if dense_cost <= gather_cost:
             cand = None
             sc = _matvec(self.unit[s:e], q)
-            if mask is not None or r.kv is not None:
+            # the key range holds every row of the domain (a category alone): no mask to build
+            whole = mask is None and (r.kv is None or r.key_b - r.key_a == e - s)
+            if not whole:
                 sc[~self._domain_mask(cf, r, mask)] = -np.inf
             else:
-                if not cf.base_all:
+                if r.kv is None and not cf.base_all:
                     sc[~cf.base_mask[s:e]] = -np.inf
                 if s <= r.seed < e:
                     sc[r.seed - s] = -np.inf
