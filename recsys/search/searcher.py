@@ -270,7 +270,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         """
         if len(kp) == 0:
             return kp, np.zeros(0, dtype=np.float32)
-        ks = (np.take(self.unit, kp, axis=0) * q).sum(axis=1, dtype=np.float32)
+        # == (np.take(unit, kp, axis=0) * q).sum(axis=1, dtype=float32), without the wrappers
+        ks = np.add.reduce(self.unit.take(kp, axis=0) * q, axis=1, dtype=np.float32)
         if adjust is not None:  # boost/bury: the adjusted score is the list's score
             ks = ks * adjust[0][kp] + adjust[1][kp]
         order = np.lexsort((kp, -ks))
@@ -673,7 +674,9 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if self._tie_of is not None and res.rows:
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
-        if self.compile(cfg).place_rules:  # the config compiled last: an identity check
+        last = self._last  # the config compiled last, usually: an identity check
+        cf = last[1] if last is not None and last[0] is cfg else self.compile(cfg)
+        if cf.place_rules:
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._place(res, self.qunit[pos], pos, cfg, k)
         return res
