@@ -135,15 +135,21 @@ class FlagRange(KeyRange):
 
     def first(self, rows: np.ndarray, k: int) -> tuple[list[int], list[int]]:
         ok = self.by_row[rows.view(np.int64)].tolist()
-        seed = self.seed_row
-        want = k + (seed >= 0)
-        sel = []
+        seed, sel = self.seed_row, []
+        if seed < 0:
+            for j, x in enumerate(ok):
+                if x:
+                    sel.append(j)
+                    if len(sel) == k:
+                        break
+            return sel, rows[: sel[-1] + 1].tolist() if sel else []
+        rl = rows.tolist()  # the seed skipped in the scan itself (the static hot path)
         for j, x in enumerate(ok):
-            if x:
+            if x and rl[j] != seed:
                 sel.append(j)
-                if len(sel) == want:
+                if len(sel) == k:
                     break
-        return _without_seed(rows, sel, seed, k)
+        return sel, rl
 
 
 class DomainMask:
