@@ -608,6 +608,7 @@ def precompute(
     batch_size: int = 1024,
     progress: Progress | None = None,
     checks: Any = None,
+    check_chunk: int = CHECK_CHUNK,
 ) -> dict[str, Any]:
     """Write the filtered top-k of every item of a run, for a saved preset.
 
@@ -636,6 +637,8 @@ def precompute(
     checks : recsys.checks.CheckThresholds or False, optional
         The checks' thresholds (default: ``<root>/checks.json`` or ``.yaml`` when present,
         else the defaults); False skips the checks.
+    check_chunk : int
+        Seeds the checks see at a time (what they hold of the table).
 
     Returns
     -------
@@ -665,7 +668,11 @@ def precompute(
 
     meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
-        gate = None if checks is False else PublishChecks(registry, run_id, preset, k, checks)
+        gate = (
+            None
+            if checks is False
+            else PublishChecks.for_run(registry, run_id, preset, k, checks, check_chunk)
+        )
         stream = rows() if gate is None else gate.rows(rows())
         n = target.write_table(meta, stream, before_publish=gate)
     finally:
@@ -693,17 +700,24 @@ class PublishChecks:
     ``<data_dir>/checks.json|yaml`` when present, else the defaults.
     """
 
-    def __init__(
-        self, registry: Any, run_id: str, preset: str, k: int, checks: Any = None, chunk: int = CHECK_CHUNK
-    ) -> None:
+    def __init__(self, checks: Any, chunk: int = CHECK_CHUNK) -> None:
+        self.checks = checks  # a recsys.checks.ListChecks
+        self.chunk = max(1, int(chunk))
+        self.report: Any = None
+        self.seconds = 0.0
+
+    @classmethod
+    def for_run(
+        cls, registry: Any, run_id: str, preset: str, k: int, checks: Any = None, chunk: int = CHECK_CHUNK
+    ) -> PublishChecks:
+        """The checks of a run's table under a preset, with its dataset's baskets and held-out cases."""
         from recsys.checks import load_thresholds, table_checks
 
         t0 = time.perf_counter()
         thresholds = load_thresholds(None, registry.root) if checks is None or checks is True else checks
-        self.checks = table_checks(registry, run_id, k, thresholds, preset=preset)
-        self.run_id, self.preset, self.k, self.chunk = run_id, preset, k, max(1, int(chunk))
-        self.report: Any = None
-        self.seconds = time.perf_counter() - t0
+        gate = cls(table_checks(registry, run_id, k, thresholds, preset=preset), chunk)
+        gate.seconds = time.perf_counter() - t0
+        return gate
 
     def rows(self, rows: Iterable[tuple[str, list[Entry]]]) -> Iterator[tuple[str, list[Entry]]]:
         """``rows`` unchanged, each chunk of ``chunk`` seeds checked as it passes."""
@@ -731,7 +745,7 @@ class PublishChecks:
         self.seconds += time.perf_counter() - t0
         if not report.passed:
             raise ChecksFailedError(
-                f"the top-{self.k} table of run {self.run_id} with preset '{self.preset}' is not published: "
+                f"the top-{report.k} table of run {report.run} with preset '{report.preset}' is not published: "
                 f"{report.failure_message()}; fix the preset (or mark the check non-blocking in the "
                 "thresholds) and run precompute again",
                 report,

@@ -742,7 +742,7 @@ def spark_precompute(
     t0 = time.perf_counter()
     root = data_dir(root)
     table, meta = spark_topk(spark, root, run_id, preset, k=k, partitions=partitions)
-    gate = None if checks is False else PublishChecks(Registry(root), run_id, preset, k, checks)
+    gate = None if checks is False else PublishChecks.for_run(Registry(root), run_id, preset, k, checks)
     result: dict[str, Any] = {k_: v for k_, v in meta.items()}
     n = None
     if out is not None:
