@@ -27,7 +27,9 @@ kind, like the local filters of a vector database (one function per condition):
     ``max_per_brand``): applied by the executor after scoring, before the cut to k. Pins are
     placed into the finished list; with ``max_per_brand`` they count towards the cap
     (:func:`place_under_cap`: pins first, ranked items of a full brand skipped, a pin dropped
-    only when more pins of one brand than the cap would show, the lower one).
+    only when more pins of one brand than the cap would show, the lower one). Why: a pin is the
+    merchandiser's explicit choice, but so is the cap; dropping an unpinned item keeps both, and a
+    cap with exceptions would be no promise (brand agreements, the brand-concentration check).
 
 The table drives the filter panel's field lists (:mod:`components.filter_panel`),
 Explore's labels (``RULE_LABELS``), :meth:`FilterConfig.active_rules` and the property
