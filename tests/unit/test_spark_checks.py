@@ -19,17 +19,9 @@ from recsys.checks import ChecksFailedError, CheckThresholds
 from recsys.filters import PresetStore
 from recsys.precompute import open_store, precompute
 from tests._checks_data import make_shop
+from tests._spark import require_spark
 
-pytest.importorskip("pyspark", reason="PySpark is not installed (pip install -r requirements.txt)")
-
-from recsys import spark as rspark  # noqa: E402
-
-if not rspark.java_available():
-    pytest.skip(
-        "no Java runtime (java on PATH or JAVA_HOME): Spark cannot start; .ci/run installs "
-        "openjdk-17-jre-headless",
-        allow_module_level=True,
-    )
+rspark = require_spark()
 
 K = 5
 STRICT = {"duplicates": {"max_share": 0.05, "blocking": True}}
