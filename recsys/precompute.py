@@ -199,6 +199,7 @@ class SQLiteStore(TopKStore):
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA temp_store=FILE")  # a table being staged spills to disk, not memory
             self._local.con = con
             self._local.pid = os.getpid()
         return con
@@ -226,7 +227,9 @@ class SQLiteStore(TopKStore):
     ) -> int:
         """Rows go into a TEMP table of this connection in batches (no lock on the store: readers
         and other writers wait only for the publishing transaction); SQLite drops the TEMP table
-        with the connection, so a killed precompute leaves nothing behind."""
+        with the connection, so a killed precompute leaves nothing behind. The TEMP table lives in
+        a temporary file (SQLite's temp folder: ``SQLITE_TMPDIR``, else ``TMPDIR`` or /tmp), so
+        staging needs disk for one table there, not memory."""
         con = self._con()
         con.execute(
             "CREATE TEMP TABLE IF NOT EXISTS staging (item_id TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
