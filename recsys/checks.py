@@ -737,7 +737,8 @@ def check_run(
 
     The lists are the run's filtered search (Explore's and the API's code path) for
     every item it has a vector for, or for ``max_seeds`` of them drawn reproducibly
-    (the test seeds of the slice check are always added, so slices are measured whole).
+    (the test seeds of the slice check are always added, so slices are measured whole);
+    they are searched and checked 4,096 seeds at a time (:class:`ListChecks`).
     """
     from recsys.compare import sample_seeds
     from recsys.filters import FilterConfig, PresetStore
@@ -760,12 +761,13 @@ def check_run(
         case_seeds, _ = build_cases(parts[2], max_cases=t.slices.max_cases)
         known = set(ids)
         seeds = sorted(set(seeds) | {str(s) for s in case_seeds if str(s) in known})
-    progress(0, 2, f"lists of {len(seeds)} seeds")
-    lists = run_lists(registry, run_id, seeds, config, k)
-    progress(1, 2, "checks")
-    report = checks_for_lists(registry, run_id, lists, k, t, preset=preset, parts=parts)
-    progress(2, 2, "done")
-    return report
+    checks = table_checks(registry, run_id, k, t, preset=preset, parts=parts)
+    chunk = 4096  # seeds searched and checked at a time: the lists are never all in memory
+    for start in range(0, len(seeds), chunk):
+        progress(start, len(seeds), f"lists of {start}/{len(seeds)} seeds checked")
+        checks.add(run_lists(registry, run_id, seeds[start : start + chunk], config, k))
+    progress(len(seeds), len(seeds), "done")
+    return checks.report()
 
 
 __all__ = [
