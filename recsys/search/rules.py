@@ -323,16 +323,15 @@ def place_under_cap(
     list go (where each pin lands in a full list: by position; at one position the one placed
     last, the seed's own pin, sits first and wins). Items without a brand are never capped.
 
-    ``ranked``: positions best first under every other rule; ``pins``: (position, 1-based list
-    position) of the pins that pass every other rule, in placement order (:func:`_place_pins`);
+    ``ranked``: item positions best first under every other rule; ``pins``: (item position,
+    1-based list position) of the pins that pass every other rule, in placement order (:func:`_place_pins`);
     ``brand``: brand code by position. Returns ``(list, pins kept, items dropped for the cap,
     settled)``; ``settled`` is False when a longer ``ranked`` could change the list (it ran out
     before filling k slots, or a pin within k was pushed up for lack of items): the caller
     searches further unless ``ranked`` holds every eligible item.
     """
-    full = [-1] * max(
-        [k, *(at for _, at in pins)]
-    )  # where each pin lands in a full list (moved when placed twice)
+    # where each pin lands in a list long enough for every pin (moved when placed twice)
+    full = [-1] * max([k, *(at for _, at in pins)])
     for item, at in pins:
         if item in full:
             full.remove(item)
