@@ -591,14 +591,22 @@ def make_table_meta(
 
 
 def _batched_results(
-    registry: Any, run_id: str, item_ids: Sequence[str], config: Any, k: int, batch_size: int
+    registry: Any,
+    run_id: str,
+    item_ids: Sequence[str],
+    config: Any,
+    k: int,
+    batch_size: int,
+    num_threads: int = -1,
 ) -> Iterator[list[Any]]:
     """Filtered search results per item, in batches (the searcher of Explore and the API)."""
     from recsys.search import get_searcher
 
     searcher = get_searcher(registry, run_id)
     for start in range(0, len(item_ids), batch_size):
-        yield list(searcher.search_many(item_ids[start : start + batch_size], config, k))
+        yield list(
+            searcher.search_many(item_ids[start : start + batch_size], config, k, num_threads=num_threads)
+        )
 
 
 def precompute(
@@ -612,6 +620,7 @@ def precompute(
     progress: Progress | None = None,
     checks: Any = None,
     check_chunk: int = CHECK_CHUNK,
+    num_threads: int = -1,
 ) -> dict[str, Any]:
     """Write the filtered top-k of every item of a run, for a saved preset.
 
@@ -642,6 +651,8 @@ def precompute(
         else the defaults); False skips the checks.
     check_chunk : int
         Seeds the checks see at a time (what they hold of the table).
+    num_threads : int
+        hnswlib and BLAS threads for the searches (-1: every core).
 
     Returns
     -------
@@ -662,7 +673,7 @@ def precompute(
     def rows() -> Iterator[tuple[str, list[Entry]]]:
         done = 0
         progress(0, total, f"top-{k} of {total} items")
-        for results in _batched_results(registry, run_id, item_ids, config, k, batch_size):
+        for results in _batched_results(registry, run_id, item_ids, config, k, batch_size, num_threads):
             for res in results:
                 seed = item_ids[done]
                 done += 1

@@ -618,6 +618,20 @@ def _worker_searcher(name: str) -> tuple[Any, list[str]]:
     return searcher
 
 
+def _task_cpus() -> int:
+    """The cores Spark gave this task (``spark.task.cpus``, 1 by default).
+
+    A task's batched search uses that many hnswlib and BLAS threads, not every core of the
+    machine: with ``local[N]`` or N executor cores Spark already runs N tasks at once, and
+    each task taking every core would oversubscribe the machine (``local[2]`` on 2 cores ran
+    slower than ``local[1]``).
+    """
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    return max(1, int(ctx.cpus())) if ctx is not None else 1
+
+
 def spark_topk(
     spark: Any,
     root: str | os.PathLike[str] | None,
@@ -665,12 +679,13 @@ def spark_topk(
 
         searcher, ids_all = _worker_searcher(name)
         cfg = FilterConfig.from_dict(cfg_dict)
+        threads = _task_cpus()
         for pdf in batches:
             rows = pdf["id"].to_numpy()
             for start in range(0, len(rows), batch_size):
                 part = rows[start : start + batch_size]
                 ids = [ids_all[r] for r in part]
-                results = searcher.search_many(ids, cfg, k)
+                results = searcher.search_many(ids, cfg, k, num_threads=threads)
                 entries = [result_entries(res) for res in results]
                 yield pd.DataFrame(
                     {
