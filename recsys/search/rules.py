@@ -27,7 +27,12 @@ kind, like the local filters of a vector database (one function per condition):
     :func:`test` over the domain).
 ``RANKED`` (applied to the ranked list)
     Rules that need the scores or the order of the list (``min_similarity``,
-    ``max_per_brand``): applied by the executor after scoring, before the cut to k.
+    ``max_per_brand``): applied by the executor after scoring, before the cut to k. Pins are
+    placed into the finished list; with ``max_per_brand`` they count towards the cap
+    (:func:`place_under_cap`: pins first, ranked items of a full brand skipped, a pin dropped
+    only when more pins of one brand than the cap would show, the lower one). Why: a pin is the
+    merchandiser's explicit choice, but so is the cap; dropping an unpinned item keeps both, and a
+    cap with exceptions would be no promise (brand agreements, the brand-concentration check).
 
 The table drives the filter panel's field lists (:mod:`components.filter_panel`),
 Explore's labels (``RULE_LABELS``), :meth:`FilterConfig.active_rules` and the property
@@ -318,6 +323,75 @@ def _place_pins(view: CatalogView, prepared: Any, pos: Any) -> list[tuple[int, i
     ]
     out.extend(by_seed.get(int(pos), ()))
     return sorted(out, key=lambda x: x[1])
+
+
+def place_under_cap(
+    ranked: Any, pins: list[tuple[int, int]], brand: np.ndarray, no_brand: int, cap: int, k: int
+) -> tuple[list[int], set[int], int, bool]:
+    """Pins and ``max_per_brand`` together: the finished list of a seed with pins under a brand cap.
+
+    A pin is the merchandiser's explicit choice, and the brand cap is a rule they set too, so a
+    list never shows more than ``cap`` items of a brand, pins included: pins are placed first and
+    count towards the cap; the list is filled around them with the ranked items (the pinned ones
+    aside), skipping an item whose brand already has ``cap`` items in the list. A pin is dropped
+    for the cap only when more pins of one brand than the cap would show: those further down the
+    list go (where each pin lands in a full list: by position; at one position the one placed
+    last, the seed's own pin, sits first and wins). Items without a brand are never capped.
+
+    ``ranked``: item positions best first under every other rule; ``pins``: (item position,
+    1-based list position) of the pins that pass every other rule, in placement order (:func:`_place_pins`);
+    ``brand``: brand code by position. Returns ``(list, pins kept, items dropped for the cap,
+    settled)``; ``settled`` is False when a longer ``ranked`` could change the list (it ran out
+    before filling k slots, or a pin within k was pushed up for lack of items): the caller
+    searches further unless ``ranked`` holds every eligible item.
+    """
+    # where each pin lands in a list long enough for every pin (moved when placed twice)
+    full = [-1] * max([k, *(at for _, at in pins)])
+    for item, at in pins:
+        if item in full:
+            full.remove(item)
+        full.insert(min(at - 1, len(full)), item)
+    count: dict[int, int] = {}
+    kept: set[int] = set()
+    dropped = 0
+
+    def fits(p: int) -> bool:
+        b = int(brand[p])
+        if b == no_brand:
+            return True
+        if count.get(b, 0) >= cap:
+            return False
+        count[b] = count.get(b, 0) + 1
+        return True
+
+    for item in (x for x in full if x >= 0):
+        if item not in kept:
+            if fits(item):
+                kept.add(item)
+            else:
+                dropped += 1
+    pinned = {item for item, _ in pins}
+    out: list[int] = []
+    for p in ranked:
+        if len(out) == k:
+            break
+        if p in pinned:
+            continue
+        if fits(p):
+            out.append(p)
+        else:
+            dropped += 1
+    settled = True
+    for item, at in pins:
+        if item not in kept:
+            continue
+        if item in out:
+            out.remove(item)
+        if at - 1 > len(out) and len(out) < k:
+            settled = False  # pushed up: more ranked items would put it lower
+        out.insert(min(at - 1, len(out)), item)
+    settled &= len(out) >= k
+    return out[:k], kept, dropped, settled
 
 
 def _resolve_adult(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:

@@ -203,3 +203,13 @@ def test_round_trip_with_ranked_list_rules_equals_live(data: dict[str, Any]) -> 
     for item in data["item_ids"]:
         live, pre = live_and_pre(c, run_a, str(item), "no-adult", 6)
         assert pre["items"] == live["items"]
+
+
+def test_one_thread_writes_the_same_table(data: dict[str, Any], tmp_path: Path) -> None:
+    """``num_threads=1`` (what each Spark task uses) changes the speed, never a list."""
+    root, run_a = data["root"], data["runs"][0]
+    every = precompute(root, run_a, "same-cat", k=6, store=tmp_path / "every.sqlite")
+    one = precompute(root, run_a, "same-cat", k=6, store=tmp_path / "one.sqlite", num_threads=1)
+    a, b = SQLiteStore(tmp_path / "every.sqlite"), SQLiteStore(tmp_path / "one.sqlite")
+    lists = [a.get(run_a, every["preset_hash"], str(i)) for i in data["item_ids"]]
+    assert all(lists) and lists == [b.get(run_a, one["preset_hash"], str(i)) for i in data["item_ids"]]
