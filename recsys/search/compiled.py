@@ -488,7 +488,7 @@ class CompileMixin:
             if not lo <= cf.table_kvs[var].by_pos[item] < hi or (cf.config.exclude_seed and item == pos):
                 return False
             drop = cf.table_drop.get(pos) if cf.table_drop else None
-            return drop is None or item not in drop[0]
+            return drop is None or int(self.view.perm[item]) not in drop[1]  # a short list of rows
         last = self._last_rules
         r = last[2] if last is not None and last[0] is cf and last[1] == pos else self._seed_rules(cf, pos)
         return bool(r.s <= item < r.e and item != r.seed and self._item_tests(cf, r, np.array([item]))[0])

@@ -299,7 +299,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             self._snap_ties(sc, np.arange(s, s + m) if cand is None else cand, q)
         if adjust is not None:  # boost/bury before the cut to k (-inf stays -inf: multipliers > 0)
             p = slice(s, s + m) if cand is None else cand  # a slice: no gather over the domain
-            sc = sc * adjust[0][p] + adjust[1][p]
+            sc *= adjust[0][p]  # in place: ``sc`` is this search's own array (as for _snap_ties)
+            sc += adjust[1][p]
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
             f = min(need, n_elig)
