@@ -893,13 +893,17 @@ def assert_same_counts(res, ref, k: int) -> None:
     """``removed_by_rule`` of two answers to one query agree: every mask rule's count exactly;
     ``min_similarity`` (counted over the whole catalogue, whatever the plan) exactly; and
     ``max_per_brand`` (the ranked candidates dropped while filling the list) whenever both
-    filled the same k items (a short list counts what its plan happened to fetch)."""
+    filled the same k items: at most the exact plan's count, since a graph search can miss a
+    candidate the cap would have dropped, never add one (a short list counts what its plan
+    happened to fetch)."""
     ranked = ("max_per_brand",)
     assert {r: c for r, c in res.removed_by_rule.items() if r not in ranked} == {
         r: c for r, c in ref.removed_by_rule.items() if r not in ranked
     }
     if len(res) == k and res.item_ids == ref.item_ids and "max_per_brand" in ref.removed_by_rule:
-        assert res.removed_by_rule["max_per_brand"] == ref.removed_by_rule["max_per_brand"]
+        got = res.removed_by_rule.get("max_per_brand", 0)
+        want = ref.removed_by_rule["max_per_brand"]
+        assert got == want if res.plan.startswith("exact") else got <= want
 
 
 class exact_priced_high:
