@@ -2,7 +2,7 @@
 
 Prints ONE JSON line::
 
-    {"precompute_items_per_s": {"single": x, "local1": x, "local2": x},
+    {"precompute_items_per_s": {"single": x, "single_1thread": x, "local1": x, "local2": x},
      "sequences_per_s": {"single": x, "local1": x, "local2": x},
      "parity": {"precompute": true, "sequences": true},
      "load_avg_1m": x, ...}
@@ -11,7 +11,9 @@ Precompute: a run of ``--items`` (100k) synthetic clustered vectors (d=64, with 
 HNSW index) over a 4-level category tree (2 x 5 x 10 x 10, 20% of items with a random
 category), one preset (same category at level 2, price 0.5x-2x the seed's, at most 3
 per brand), k=20. ``single`` is ``recsys precompute`` (the searcher loaded, every item
-searched, the SQLite table written); ``local1``/``local2`` are ``recsys spark
+searched, the SQLite table written, on every core); ``single_1thread`` the same on one
+thread, the reference for Spark's overhead at local[1] (each Spark task searches with
+``spark.task.cpus`` threads, 1 by default); ``local1``/``local2`` are ``recsys spark
 precompute`` to Parquet on a fresh local[1]/local[2] session (the JVM start is left
 out; shipping the run and loading it in every worker are in), with 2 partitions per
 core. Parity: every item's list in Spark's Parquet equals the SQLite table.
@@ -181,6 +183,11 @@ def main() -> None:
         single = precompute(root, run_id, "bench", k=K, store=root / "single.sqlite")
         pre_single = time.perf_counter() - t0
         out["precompute_items_per_s"]["single"] = round(args.items / pre_single, 1)
+        # one thread: the fair reference for Spark's overhead at local[1], whose one task
+        # searches with one thread (spark.task.cpus)
+        t0 = time.perf_counter()
+        precompute(root, run_id, "bench", k=K, store=root / "single1.sqlite", num_threads=1)
+        out["precompute_items_per_s"]["single_1thread"] = round(args.items / (time.perf_counter() - t0), 1)
         seq_single_s, reference = single_sequences(root, jobs, Path(tmp))
         n_seqs = sum(len(v) for v in reference.values())
         out["sequences_per_s"]["single"] = round(n_seqs / seq_single_s, 1)
@@ -224,6 +231,8 @@ def main() -> None:
     out["ratios"] = {
         "precompute_local2_over_local1": round(p["local2"] / p["local1"], 2),
         "precompute_single_over_local1": round(p["single"] / p["local1"], 2),
+        "precompute_single_1thread_over_local1": round(p["single_1thread"] / p["local1"], 2),
+        "precompute_single_over_local2": round(p["single"] / p["local2"], 2),
         "sequences_local2_over_local1": round(s["local2"] / s["local1"], 2),
         "sequences_single_over_local1": round(s["single"] / s["local1"], 2),
     }

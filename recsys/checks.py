@@ -22,7 +22,9 @@ refuse, returns a number and passes or fails it against a threshold:
 Thresholds come from :class:`CheckThresholds` (defaults below; a JSON or YAML file
 overrides any of them, e.g. ``{"duplicates": {"max_share": 0.02, "blocking": true}}``).
 A check marked ``blocking`` makes ``recsys check`` exit 1 and makes
-:func:`recsys.precompute.precompute` refuse to publish the table.
+:func:`recsys.precompute.precompute` (and ``recsys spark precompute``) refuse to publish the
+table. :class:`ListChecks` checks a table chunk by chunk, so precompute checks it as it streams
+into the store instead of holding it in memory.
 """
 
 from __future__ import annotations
@@ -298,94 +300,36 @@ class _Lists:
         return str(self.index[pos])
 
 
-# -- the checks (one small function each) ----------------------------------------------------
-def check_adult(lists: _Lists, items: _Items, spec: AdultCheck) -> CheckResult:
+# -- the checks, per chunk of lists ------------------------------------------------------------
+class _Tally:
+    """A per-list check summed over chunks: lists failing it, lists it judged, first examples."""
+
+    def __init__(self) -> None:
+        self.bad = 0
+        self.judged = 0
+        self.examples: list[Any] = []
+
+    def add(self, bad: int, judged: int, examples: Sequence[Any]) -> None:
+        self.bad += int(bad)
+        self.judged += int(judged)
+        self.examples.extend(list(examples)[: 10 - len(self.examples)])
+
+    @property
+    def share(self) -> float | None:
+        return self.bad / self.judged if self.judged else None
+
+
+def _adult_rows(lists: _Lists, items: _Items) -> tuple[int, int, list[Any]]:
+    """(non-adult seeds showing an adult item, non-adult seeds, examples) of a chunk."""
     non_adult = ~items.adult[lists.seed_pos]
     shows = items.adult[lists.mat] & non_adult[:, None]
     bad_rows = np.flatnonzero(shows.any(axis=1))
     examples = [(lists.seeds[r], lists.item(lists.mat[r, np.argmax(shows[r])])) for r in bad_rows[:10]]
-    n_seeds = int(non_adult.sum())
-    value = len(bad_rows) / n_seeds if n_seeds else None
-    return _result(
-        "adult",
-        "Adult items next to non-adult seeds",
-        value,
-        spec,
-        spec.max_share,
-        "max",
-        f"{len(bad_rows)} of {n_seeds} non-adult seeds' lists show an adult item",
-        examples,
-    )
+    return len(bad_rows), int(non_adult.sum()), examples
 
 
-def co_bought_support(
-    interactions: pd.DataFrame | None, items: _Items, a: np.ndarray, b: np.ndarray
-) -> np.ndarray:
-    """For each pair of catalogue positions (a[i], b[i]): the number of sequences holding both."""
-    out = np.zeros(len(a), dtype=np.int64)
-    if not len(a) or interactions is None or not len(interactions):
-        return out
-    from scipy import sparse
-
-    inter = interactions[["sequence_id", "item_id"]].drop_duplicates()
-    pos = items.positions(inter["item_id"].astype(str).to_numpy())
-    seq, _ = pd.factorize(inter["sequence_id"])
-    keep = pos >= 0
-    m = sparse.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), (pos[keep], seq[keep])),
-        shape=(len(items.index), int(seq.max()) + 1 if len(seq) else 1),
-    )
-    n = np.int64(len(items.index))
-    inverse, uniq = pd.factorize(np.minimum(a, b) * n + np.maximum(a, b))  # unordered pairs, once
-    lo, hi = uniq // n, uniq % n
-    counts = np.asarray(m[lo].multiply(m[hi]).sum(axis=1)).ravel().astype(np.int64)
-    return counts[inverse]
-
-
-def check_asymmetry(
-    lists: _Lists, items: _Items, interactions: pd.DataFrame | None, spec: AsymmetryCheck
-) -> CheckResult:
-    n = np.int64(len(items.index) + 1)
-    a = np.repeat(lists.seed_pos, lists.mat.shape[1])
-    b = lists.mat.ravel()
-    is_seed = np.zeros(len(items.index) + 1, dtype=bool)  # the last entry: position -1
-    is_seed[lists.seed_pos[lists.seed_pos >= 0]] = True
-    with_list = is_seed[b]
-    keep = (a >= 0) & (b >= 0) & (a != b) & with_list
-    a, b = a[keep], b[keep]
-    support = co_bought_support(interactions, items, a, b)
-    co = support >= spec.min_support
-    a, b = a[co], b[co]
-    one_way = ~pd.Index(b * n + a).isin(_shown_keys(lists, n))
-    examples = [(lists.item(x), lists.item(y)) for x, y in zip(a[one_way][:10], b[one_way][:10], strict=True)]
-    value = float(one_way.mean()) if len(a) else None
-    detail = (
-        f"{int(one_way.sum())} of {len(a)} shown co-bought pairs (bought together >= {spec.min_support} times) "
-        "are not shown the other way"
-        if len(a)
-        else f"no shown pair is co-bought >= {spec.min_support} times"
-    )
-    return _result(
-        "asymmetry",
-        "Complementary asymmetry (A->B shown, B->A not)",
-        value,
-        spec,
-        spec.max_share,
-        "max",
-        detail,
-        examples,
-    )
-
-
-def _shown_keys(lists: _Lists, n: np.int64) -> np.ndarray:
-    """``seed * n + item`` of every shown pair (known seeds and items)."""
-    a = np.repeat(lists.seed_pos, lists.mat.shape[1])
-    b = lists.mat.ravel()
-    keep = (a >= 0) & (b >= 0)
-    return a[keep] * n + b[keep]
-
-
-def check_duplicates(lists: _Lists, items: _Items, spec: DuplicatesCheck) -> CheckResult:
+def _duplicate_rows(lists: _Lists, items: _Items) -> tuple[int, int, list[Any]]:
+    """(lists with a same-title duplicate, lists, examples) of a chunk."""
     titles = np.concatenate([items.title[lists.seed_pos][:, None], items.title[lists.mat]], axis=1)
     ordered = np.sort(titles, axis=1)
     dup = ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(axis=1)
@@ -394,20 +338,11 @@ def check_duplicates(lists: _Lists, items: _Items, spec: DuplicatesCheck) -> Che
     for r in bad_rows[:10]:  # the first item whose title came before (the seed's or an item's)
         j = next(j for j in range(1, titles.shape[1]) if titles[r, j] >= 0 and titles[r, j] in titles[r, :j])
         examples.append((lists.seeds[r], lists.item(lists.mat[r, j - 1])))
-    value = len(bad_rows) / len(lists) if len(lists) else None
-    return _result(
-        "duplicates",
-        "Same-title duplicates in a list",
-        value,
-        spec,
-        spec.max_share,
-        "max",
-        f"{len(bad_rows)} of {len(lists)} lists hold a same-title duplicate",
-        examples,
-    )
+    return len(bad_rows), len(lists), examples
 
 
-def check_brand_concentration(lists: _Lists, items: _Items, spec: BrandCheck) -> CheckResult:
+def _brand_rows(lists: _Lists, items: _Items, spec: BrandCheck) -> tuple[int, int, list[Any]]:
+    """(lists one brand dominates, lists with >= min_items branded items, examples) of a chunk."""
     brands = items.brand[lists.mat]
     branded = (brands >= 0).sum(axis=1)
     judged = branded >= spec.min_items
@@ -424,19 +359,180 @@ def check_brand_concentration(lists: _Lists, items: _Items, spec: BrandCheck) ->
     dominated = judged & (top > spec.dominance * np.maximum(branded, 1))
     bad_rows = np.flatnonzero(dominated)
     examples = [(lists.seeds[r], f"{top[r]}/{branded[r]}") for r in bad_rows[:10]]
-    n_judged = int(judged.sum())
-    value = len(bad_rows) / n_judged if n_judged else None
-    return _result(
-        "brand_concentration",
-        "Brand concentration",
-        value,
-        spec,
-        spec.max_share,
-        "max",
-        f"{len(bad_rows)} of {n_judged} lists (with >= {spec.min_items} branded items) have one brand over "
-        f"{spec.dominance:.0%} of the items",
-        examples,
-    )
+    return len(bad_rows), int(judged.sum()), examples
+
+
+class _CoBought:
+    """Which pairs of catalogue positions share a sequence (the item x sequence matrix, built once)."""
+
+    def __init__(self, interactions: pd.DataFrame | None, items: _Items) -> None:
+        self.n = np.int64(len(items.index))
+        self.m = None
+        if interactions is None or not len(interactions):
+            return
+        from scipy import sparse
+
+        inter = interactions[["sequence_id", "item_id"]].drop_duplicates()
+        pos = items.positions(inter["item_id"].astype(str).to_numpy())
+        seq, _ = pd.factorize(inter["sequence_id"])
+        keep = pos >= 0
+        self.m = sparse.csr_matrix(
+            (np.ones(int(keep.sum()), dtype=np.float32), (pos[keep], seq[keep])),
+            shape=(len(items.index), int(seq.max()) + 1 if len(seq) else 1),
+        )
+
+    def support(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """For each pair of catalogue positions (a[i], b[i]): the number of sequences holding both."""
+        if not len(a) or self.m is None:
+            return np.zeros(len(a), dtype=np.int64)
+        n = self.n
+        inverse, uniq = pd.factorize(np.minimum(a, b) * n + np.maximum(a, b))  # unordered pairs, once
+        lo, hi = uniq // n, uniq % n
+        counts = np.asarray(self.m[lo].multiply(self.m[hi]).sum(axis=1)).ravel().astype(np.int64)
+        return counts[inverse]
+
+
+class ListChecks:
+    """Every check of a table of lists fed chunk by chunk (:meth:`add`), then :meth:`report`.
+
+    What it keeps between chunks is bounded by the catalogue and the run's data, not by the
+    table: counts and ten examples per check, one flag per catalogue item (which items have a
+    list), the shown pairs that are co-bought (asymmetry; at most the dataset's co-bought pairs)
+    and the lists of the slice check's held-out seeds (at most ``slices.max_cases`` of them). So
+    :func:`recsys.precompute.precompute` checks a table while it streams into the store, and the
+    report equals :func:`run_checks` on the whole table at once (chunks are checked
+    independently; only the asymmetry check joins them, at the end).
+
+    Parameters
+    ----------
+    catalog, k, thresholds, interactions, run, preset
+        As :func:`run_checks`.
+    slices : (seeds, rates), optional
+        The held-out seeds whose lists the slice check needs, and ``rates(lists of those seeds)``
+        (:func:`slice_hit_rates`); without it the slice check is "n/a" unless :meth:`report`
+        is given rates.
+    """
+
+    def __init__(
+        self,
+        catalog: pd.DataFrame,
+        k: int,
+        thresholds: CheckThresholds | None = None,
+        interactions: pd.DataFrame | None = None,
+        slices: tuple[set[str], Any] | None = None,
+        run: str | None = None,
+        preset: str | None = None,
+    ) -> None:
+        self.t = thresholds or CheckThresholds()
+        self.k, self.run, self.preset = k, run, preset
+        self.items = _Items(catalog)
+        self.co = _CoBought(interactions, self.items)
+        self.slices = slices
+        self.slice_lists: dict[str, list[str]] = {}
+        self.n_lists = 0
+        self.adult, self.duplicates, self.brands = _Tally(), _Tally(), _Tally()
+        self.is_seed = np.zeros(len(self.items.index) + 1, dtype=bool)  # the last entry: position -1
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []  # shown co-bought pairs, in table order
+
+    def add(self, lists: Mapping[str, Sequence[str]]) -> None:
+        """Check one chunk of the table (seed -> ranked ids, cut to k)."""
+        table = _Lists(lists, self.items, self.k)
+        self.n_lists += len(table)
+        self.adult.add(*_adult_rows(table, self.items))
+        self.duplicates.add(*_duplicate_rows(table, self.items))
+        self.brands.add(*_brand_rows(table, self.items, self.t.brand_concentration))
+        a = np.repeat(table.seed_pos, self.k)
+        b = table.mat.ravel()
+        keep = (a >= 0) & (b >= 0) & (a != b)
+        a, b = a[keep], b[keep]
+        co = self.co.support(a, b) >= self.t.asymmetry.min_support
+        self.pairs.append((a[co], b[co]))
+        self.is_seed[table.seed_pos[table.seed_pos >= 0]] = True
+        if self.slices is not None:
+            wanted = self.slices[0]
+            self.slice_lists.update({s: [str(i) for i in lists[s]] for s in table.seeds if s in wanted})
+
+    def report(self, slice_rates: dict[str, Any] | None = None) -> CheckReport:
+        """The report of every chunk added (``slice_rates``: the slice check's rates when given
+        in advance, as :func:`run_checks` takes them)."""
+        t, k = self.t, self.k
+        if self.slices is not None:
+            slice_rates = self.slices[1](self.slice_lists)
+        a = self.adult
+        d = self.duplicates
+        b = self.brands
+        spec = t.brand_concentration
+        results = [
+            _result(
+                "adult",
+                "Adult items next to non-adult seeds",
+                a.share,
+                t.adult,
+                t.adult.max_share,
+                "max",
+                f"{a.bad} of {a.judged} non-adult seeds' lists show an adult item",
+                a.examples,
+            ),
+            self._asymmetry(),
+            _result(
+                "duplicates",
+                "Same-title duplicates in a list",
+                d.share,
+                t.duplicates,
+                t.duplicates.max_share,
+                "max",
+                f"{d.bad} of {d.judged} lists hold a same-title duplicate",
+                d.examples,
+            ),
+            _result(
+                "brand_concentration",
+                "Brand concentration",
+                b.share,
+                spec,
+                spec.max_share,
+                "max",
+                f"{b.bad} of {b.judged} lists (with >= {spec.min_items} branded items) have one brand over "
+                f"{spec.dominance:.0%} of the items",
+                b.examples,
+            ),
+            check_slices(slice_rates, t.slices, k),
+        ]
+        return CheckReport(run=self.run, preset=self.preset, k=k, n_lists=self.n_lists, results=results)
+
+    def _asymmetry(self) -> CheckResult:
+        """Among shown co-bought pairs (A, B) where B has a list, the share B's list does not show A.
+
+        (B, A) shown is itself a shown co-bought pair (support is symmetric; A has a list), so
+        the co-bought pairs kept from every chunk are all the check needs.
+        """
+        spec = self.t.asymmetry
+        a = np.concatenate([p[0] for p in self.pairs]) if self.pairs else np.zeros(0, dtype=np.int64)
+        b = np.concatenate([p[1] for p in self.pairs]) if self.pairs else np.zeros(0, dtype=np.int64)
+        with_list = self.is_seed[b]
+        a, b = a[with_list], b[with_list]
+        n = np.int64(len(self.items.index) + 1)
+        one_way = ~pd.Index(b * n + a).isin(a * n + b)
+        index = self.items.index
+        examples = [
+            (str(index[x]), str(index[y])) for x, y in zip(a[one_way][:10], b[one_way][:10], strict=True)
+        ]
+        value = float(one_way.mean()) if len(a) else None
+        detail = (
+            f"{int(one_way.sum())} of {len(a)} shown co-bought pairs (bought together >= {spec.min_support} "
+            "times) are not shown the other way"
+            if len(a)
+            else f"no shown pair is co-bought >= {spec.min_support} times"
+        )
+        return _result(
+            "asymmetry",
+            "Complementary asymmetry (A->B shown, B->A not)",
+            value,
+            spec,
+            spec.max_share,
+            "max",
+            detail,
+            examples,
+        )
 
 
 def slice_hit_rates(
@@ -446,6 +542,7 @@ def slice_hit_rates(
     catalog: pd.DataFrame,
     spec: SliceCheck,
     basket_targets: str = "rest",
+    cases: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """HR@k of all held-out cases and of each slice: ``{"overall": (hr, n), "slices": {name: (hr, n)}}``.
 
@@ -453,11 +550,14 @@ def slice_hit_rates(
     list is a miss. Slices: ``cold items`` (cases whose targets are cold items: fewer than
     ``cold_threshold`` training interactions), ``rare categories`` (seeds whose leaf category
     has under ``rare_share`` of the training interactions), ``category: X`` (seeds under each
-    top-level category X).
+    top-level category X). ``cases``: :func:`recsys.evaluation.build_cases` of ``test`` when the
+    caller has them already.
     """
     from recsys.evaluation import build_cases, cold_items
 
-    seeds, targets = build_cases(test, max_cases=spec.max_cases, basket_targets=basket_targets)
+    if cases is None:
+        cases = build_cases(test, max_cases=spec.max_cases, basket_targets=basket_targets)
+    seeds, targets = cases
     if not len(seeds):
         return {"overall": (None, 0), "slices": {}}
     hit = np.array(
@@ -532,22 +632,14 @@ def run_checks(
     run: str | None = None,
     preset: str | None = None,
 ) -> CheckReport:
-    """Every check on ``lists`` (seed -> ranked ids, cut to ``k``).
+    """Every check on ``lists`` (seed -> ranked ids, cut to ``k``), as one chunk of :class:`ListChecks`.
 
     ``interactions`` (co-bought pairs) feeds the asymmetry check and ``slice_rates``
     (:func:`slice_hit_rates`) the slice check; without them those checks are "n/a".
     """
-    t = thresholds or CheckThresholds()
-    items = _Items(catalog)
-    table = _Lists(lists, items, k)
-    results = [
-        check_adult(table, items, t.adult),
-        check_asymmetry(table, items, interactions, t.asymmetry),
-        check_duplicates(table, items, t.duplicates),
-        check_brand_concentration(table, items, t.brand_concentration),
-        check_slices(slice_rates, t.slices, k),
-    ]
-    return CheckReport(run=run, preset=preset, k=k, n_lists=len(table), results=results)
+    checks = ListChecks(catalog, k, thresholds, interactions=interactions, run=run, preset=preset)
+    checks.add(lists)
+    return checks.report(slice_rates)
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -574,17 +666,17 @@ def run_split(registry: Any, meta: dict[str, Any]) -> tuple[Any, Any, Any] | Non
     return dataset, train, test
 
 
-def checks_for_lists(
+def table_checks(
     registry: Any,
     run_id: str,
-    lists: Mapping[str, Sequence[str]],
     k: int,
     thresholds: CheckThresholds | None = None,
     preset: str | None = None,
     parts: tuple[Any, Any, Any] | None | bool = False,
-) -> CheckReport:
-    """:func:`run_checks` of a run's lists with its dataset's baskets and held-out cases
-    (``parts``: the run's :func:`run_split` when the caller has it already)."""
+) -> ListChecks:
+    """:class:`ListChecks` of a run's lists, set up with its dataset's baskets and held-out cases
+    (``parts``: the run's :func:`run_split` when the caller has it already): feed it the table
+    chunk by chunk, then ask its report."""
     meta = registry.get(run_id)
     t = thresholds or CheckThresholds()
     if parts is False:
@@ -595,22 +687,40 @@ def checks_for_lists(
         dataset, train, test = load_dataset(meta["dataset"]["name"], registry.root), None, None
     else:
         dataset, train, test = parts
-    rates = None
+    slices = None
     if test is not None:
+        from recsys.evaluation import build_cases
+
         basket_targets = (meta.get("split") or {}).get(
             "basket_targets", "next" if dataset.kind == "baskets" else "rest"
         )
-        rates = slice_hit_rates(lists, train, test, dataset.catalog, t.slices, basket_targets=basket_targets)
-    return run_checks(
-        lists,
-        dataset.catalog,
-        k,
-        t,
-        interactions=dataset.interactions,
-        slice_rates=rates,
-        run=run_id,
-        preset=preset,
+        cases = build_cases(test, max_cases=t.slices.max_cases, basket_targets=basket_targets)
+
+        def rates(lists: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+            return slice_hit_rates(
+                lists, train, test, dataset.catalog, t.slices, basket_targets=basket_targets, cases=cases
+            )
+
+        slices = ({str(s) for s in cases[0]}, rates)
+    return ListChecks(
+        dataset.catalog, k, t, interactions=dataset.interactions, slices=slices, run=run_id, preset=preset
     )
+
+
+def checks_for_lists(
+    registry: Any,
+    run_id: str,
+    lists: Mapping[str, Sequence[str]],
+    k: int,
+    thresholds: CheckThresholds | None = None,
+    preset: str | None = None,
+    parts: tuple[Any, Any, Any] | None | bool = False,
+) -> CheckReport:
+    """:func:`run_checks` of a run's lists with its dataset's baskets and held-out cases
+    (:func:`table_checks` fed the whole table as one chunk)."""
+    checks = table_checks(registry, run_id, k, thresholds, preset=preset, parts=parts)
+    checks.add(lists)
+    return checks.report()
 
 
 def check_run(
@@ -627,7 +737,8 @@ def check_run(
 
     The lists are the run's filtered search (Explore's and the API's code path) for
     every item it has a vector for, or for ``max_seeds`` of them drawn reproducibly
-    (the test seeds of the slice check are always added, so slices are measured whole).
+    (the test seeds of the slice check are always added, so slices are measured whole);
+    they are searched and checked 4,096 seeds at a time (:class:`ListChecks`).
     """
     from recsys.compare import sample_seeds
     from recsys.filters import FilterConfig, PresetStore
@@ -650,12 +761,13 @@ def check_run(
         case_seeds, _ = build_cases(parts[2], max_cases=t.slices.max_cases)
         known = set(ids)
         seeds = sorted(set(seeds) | {str(s) for s in case_seeds if str(s) in known})
-    progress(0, 2, f"lists of {len(seeds)} seeds")
-    lists = run_lists(registry, run_id, seeds, config, k)
-    progress(1, 2, "checks")
-    report = checks_for_lists(registry, run_id, lists, k, t, preset=preset, parts=parts)
-    progress(2, 2, "done")
-    return report
+    checks = table_checks(registry, run_id, k, t, preset=preset, parts=parts)
+    chunk = 4096  # seeds searched and checked at a time: the lists are never all in memory
+    for start in range(0, len(seeds), chunk):
+        progress(start, len(seeds), f"lists of {start}/{len(seeds)} seeds checked")
+        checks.add(run_lists(registry, run_id, seeds[start : start + chunk], config, k))
+    progress(len(seeds), len(seeds), "done")
+    return checks.report()
 
 
 __all__ = [
@@ -664,9 +776,11 @@ __all__ = [
     "CheckThresholds",
     "ChecksConfigError",
     "ChecksFailedError",
+    "ListChecks",
     "check_run",
     "checks_for_lists",
     "load_thresholds",
     "run_checks",
     "slice_hit_rates",
+    "table_checks",
 ]

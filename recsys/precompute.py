@@ -8,11 +8,15 @@ item_id)``: a SQLite file under the data directory by default, or Redis when a
 and reports how stale it is relative to the run (:func:`staleness`).
 
 A table is replaced atomically: readers see the old table until the new one
-is complete (one SQLite transaction; a Redis ``RENAME``).
+is complete (one SQLite transaction; a Redis ``RENAME``). The rows stream into a
+staging area first (a SQLite TEMP table, a Redis staging key) while the behavioural
+checks (:mod:`recsys.checks`) see them chunk by chunk; a table failing a blocking
+check is discarded there, before the swap.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -20,7 +24,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,10 @@ from recsys.stored import disk_full_guard, disk_full_message, is_disk_full
 logger = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_NAME = "precomputed.sqlite"
+#: rows a store stages per batch (a SQLite transaction, a Redis pipeline)
+STAGE_BATCH = 5000
+#: seeds the behavioural checks see per chunk while a table streams into its store
+CHECK_CHUNK = 4096
 REDIS_PREFIX = "recsys"
 
 Entry = tuple[str, float | None]
@@ -112,11 +120,19 @@ class TopKStore(ABC):
     location: str
 
     @abstractmethod
-    def write_table(self, meta: dict[str, Any], rows: Iterable[tuple[str, list[Entry]]]) -> int:
+    def write_table(
+        self,
+        meta: dict[str, Any],
+        rows: Iterable[tuple[str, list[Entry]]],
+        before_publish: Callable[[], None] | None = None,
+    ) -> int:
         """Replace the table of ``(meta["run_id"], meta["preset_hash"])`` atomically.
 
-        Older tables of the same run and preset name are removed in the same step.
-        Returns the number of rows written.
+        The rows stream into a staging area (never all in memory); ``before_publish()`` is
+        called once they are all staged, before the swap: when it raises (a blocking check
+        failed), the staged rows are discarded and the old table is still served. Older
+        tables of the same run and preset name are removed in the swap. Returns the number
+        of rows written.
         """
 
     @abstractmethod
@@ -183,28 +199,63 @@ class SQLiteStore(TopKStore):
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA temp_store=FILE")  # a table being staged spills to disk, not memory
             self._local.con = con
             self._local.pid = os.getpid()
         return con
 
-    def write_table(self, meta: dict[str, Any], rows: Iterable[tuple[str, list[Entry]]]) -> int:
-        run_id, preset_hash = meta["run_id"], meta["preset_hash"]
-        # compute every row before taking the write lock, so readers and
-        # other writers wait only for the insert itself
-        records = [
-            (run_id, preset_hash, str(item_id), json.dumps(entries, separators=(",", ":")))
-            for item_id, entries in rows
-        ]
+    def write_table(
+        self,
+        meta: dict[str, Any],
+        rows: Iterable[tuple[str, list[Entry]]],
+        before_publish: Callable[[], None] | None = None,
+    ) -> int:
+        run_id = meta["run_id"]
         with disk_full_guard(f"the precomputed table of run {run_id}", self.path):
             try:
-                return self._insert(run_id, preset_hash, meta, records)
+                return self._stage_and_publish(meta, rows, before_publish)
             except sqlite3.DatabaseError as exc:
                 if "disk is full" in str(exc):
                     raise
                 raise _damaged_store(self.location, exc) from exc
 
-    def _insert(self, run_id: str, preset_hash: str, meta: dict[str, Any], records: list[tuple]) -> int:
-        n = len(records)
+    def _stage_and_publish(
+        self,
+        meta: dict[str, Any],
+        rows: Iterable[tuple[str, list[Entry]]],
+        before_publish: Callable[[], None] | None,
+    ) -> int:
+        """Rows go into a TEMP table of this connection in batches (no lock on the store: readers
+        and other writers wait only for the publishing transaction); SQLite drops the TEMP table
+        with the connection, so a killed precompute leaves nothing behind. The TEMP table lives in
+        a temporary file (SQLite's temp folder: ``SQLITE_TMPDIR``, else ``TMPDIR`` or /tmp), so
+        staging needs disk for one table there, not memory."""
+        con = self._con()
+        con.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staging (item_id TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+        )
+        con.execute("DELETE FROM temp.staging")
+        n = 0
+        try:
+            it = iter(rows)
+            while batch := [
+                (str(item_id), json.dumps(entries, separators=(",", ":")))
+                for item_id, entries in itertools.islice(it, STAGE_BATCH)
+            ]:
+                con.execute("BEGIN")
+                con.executemany("INSERT INTO temp.staging VALUES (?, ?)", batch)
+                con.execute("COMMIT")
+                n += len(batch)
+            if before_publish is not None:
+                before_publish()
+            return self._publish(meta, n)
+        finally:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            con.execute("DELETE FROM temp.staging")
+
+    def _publish(self, meta: dict[str, Any], n: int) -> int:
+        run_id, preset_hash = meta["run_id"], meta["preset_hash"]
         con = self._con()
         con.execute("BEGIN IMMEDIATE")
         try:
@@ -215,7 +266,9 @@ class SQLiteStore(TopKStore):
             for (h,) in old:
                 con.execute("DELETE FROM topk WHERE run_id = ? AND preset_hash = ?", (run_id, h))
                 con.execute("DELETE FROM tables WHERE run_id = ? AND preset_hash = ?", (run_id, h))
-            con.executemany("INSERT INTO topk VALUES (?, ?, ?, ?)", records)
+            con.execute(
+                "INSERT INTO topk SELECT ?, ?, item_id, value FROM temp.staging", (run_id, preset_hash)
+            )
             meta = {**meta, "n_items": n}
             con.execute(
                 "INSERT INTO tables VALUES (?, ?, ?, ?, ?)",
@@ -289,7 +342,12 @@ class RedisStore(TopKStore):
     def _key(self, kind: str, run_id: str, preset_hash: str) -> str:
         return f"{self.prefix}:{kind}:{run_id}:{preset_hash}"
 
-    def write_table(self, meta: dict[str, Any], rows: Iterable[tuple[str, list[Entry]]]) -> int:
+    def write_table(
+        self,
+        meta: dict[str, Any],
+        rows: Iterable[tuple[str, list[Entry]]],
+        before_publish: Callable[[], None] | None = None,
+    ) -> int:
         run_id, preset_hash = meta["run_id"], meta["preset_hash"]
         tmp = self._key("tmp", run_id, f"{preset_hash}:{os.getpid()}:{time.time_ns()}")
         n = 0
@@ -298,9 +356,11 @@ class RedisStore(TopKStore):
             for item_id, entries in rows:
                 pipe.hset(tmp, str(item_id), json.dumps(entries, separators=(",", ":")))
                 n += 1
-                if n % 5000 == 0:
+                if n % STAGE_BATCH == 0:
                     pipe.execute()
             pipe.execute()
+            if before_publish is not None:
+                before_publish()  # the rows are in the staging key only
             meta = {**meta, "n_items": n}
             stale_keys = [
                 (m["run_id"], m["preset_hash"])
@@ -531,14 +591,22 @@ def make_table_meta(
 
 
 def _batched_results(
-    registry: Any, run_id: str, item_ids: Sequence[str], config: Any, k: int, batch_size: int
+    registry: Any,
+    run_id: str,
+    item_ids: Sequence[str],
+    config: Any,
+    k: int,
+    batch_size: int,
+    num_threads: int = -1,
 ) -> Iterator[list[Any]]:
     """Filtered search results per item, in batches (the searcher of Explore and the API)."""
     from recsys.search import get_searcher
 
     searcher = get_searcher(registry, run_id)
     for start in range(0, len(item_ids), batch_size):
-        yield list(searcher.search_many(item_ids[start : start + batch_size], config, k))
+        yield list(
+            searcher.search_many(item_ids[start : start + batch_size], config, k, num_threads=num_threads)
+        )
 
 
 def precompute(
@@ -551,12 +619,15 @@ def precompute(
     batch_size: int = 1024,
     progress: Progress | None = None,
     checks: Any = None,
+    check_chunk: int = CHECK_CHUNK,
+    num_threads: int = -1,
 ) -> dict[str, Any]:
     """Write the filtered top-k of every item of a run, for a saved preset.
 
-    The behavioural checks (:mod:`recsys.checks`) run on the lists before anything is
-    written: a table failing a blocking check is refused (:class:`recsys.checks.ChecksFailedError`)
-    and the store is left as it was.
+    The behavioural checks (:mod:`recsys.checks`) run on the lists as they stream into the
+    store's staging area, ``CHECK_CHUNK`` seeds at a time (:class:`PublishChecks`; the table is
+    never held in memory): a table failing a blocking check is refused
+    (:class:`recsys.checks.ChecksFailedError`) before the swap, and the store is left as it was.
 
     Parameters
     ----------
@@ -578,6 +649,10 @@ def precompute(
     checks : recsys.checks.CheckThresholds or False, optional
         The checks' thresholds (default: ``<root>/checks.json`` or ``.yaml`` when present,
         else the defaults); False skips the checks.
+    check_chunk : int
+        Seeds the checks see at a time (what they hold of the table).
+    num_threads : int
+        hnswlib and BLAS threads for the searches (-1: every core).
 
     Returns
     -------
@@ -605,7 +680,7 @@ def precompute(
 
         done = 0
         progress(0, total, f"top-{k} of {total} items")
-        for results in _batched_results(registry, run_id, item_ids, config, k, batch_size):
+        for results in _batched_results(registry, run_id, item_ids, config, k, batch_size, num_threads):
             for res in results:
                 seed = item_ids[done]
                 done += 1
@@ -619,11 +694,13 @@ def precompute(
 
     meta = make_table_meta(root, run_id, run, preset, config, k, stamp)
     try:
-        table = list(rows())
-        t_checks = time.perf_counter()
-        report = _checks(registry, run_id, preset, table, k, checks)
-        checks_s = round(time.perf_counter() - t_checks, 3)
-        n = target.write_table(meta, table)
+        gate = (
+            None
+            if checks is False
+            else PublishChecks.for_run(registry, run_id, preset, k, checks, check_chunk)
+        )
+        stream = rows() if gate is None else gate.rows(rows())
+        n = target.write_table(meta, stream, before_publish=gate)
     finally:
         if own_store:
             target.close()
@@ -638,23 +715,74 @@ def precompute(
         "location": target.location,
         "seconds": seconds,
     }
-    return out if report is None else {**out, "checks": {**report.to_dict(), "seconds": checks_s}}
+    return out if gate is None else {**out, "checks": gate.summary()}
 
 
-def _checks(registry: Any, run_id: str, preset: str, table: list, k: int, checks: Any) -> Any:
-    """The checks' report on a table's lists; ChecksFailedError when a blocking check fails."""
-    if checks is False:
-        return None
-    from recsys.checks import ChecksFailedError, checks_for_lists, load_thresholds
+class PublishChecks:
+    """The behavioural checks (:mod:`recsys.checks`) of a table as it streams into its store.
 
-    thresholds = load_thresholds(None, registry.root) if checks is None or checks is True else checks
-    lists = {seed: [i for i, _ in entries] for seed, entries in table}
-    report = checks_for_lists(registry, run_id, lists, k, thresholds, preset=preset)
-    if not report.passed:
-        raise ChecksFailedError(
-            f"the top-{k} table of run {run_id} with preset '{preset}' is not published: "
-            f"{report.failure_message()}; fix the preset (or mark the check non-blocking in the "
-            "thresholds) and run precompute again",
-            report,
-        )
-    return report
+    Shared by :func:`precompute` and :func:`recsys.spark.spark_precompute`: :meth:`rows` passes
+    the rows through unchanged and feeds their lists to the checks ``chunk`` seeds at a time, so
+    memory stays bounded by a chunk (see :class:`recsys.checks.ListChecks`); the store calls
+    the object itself once every row is staged, before the swap (``before_publish``), and it
+    raises :class:`recsys.checks.ChecksFailedError` when a blocking check fails, so the store
+    discards the staged rows and the old table is still served.
+
+    ``checks``: the thresholds (:class:`recsys.checks.CheckThresholds`), or None/True for
+    ``<data_dir>/checks.json|yaml`` when present, else the defaults.
+    """
+
+    def __init__(self, checks: Any, chunk: int = CHECK_CHUNK) -> None:
+        self.checks = checks  # a recsys.checks.ListChecks
+        self.chunk = max(1, int(chunk))
+        self.report: Any = None
+        self.seconds = 0.0
+
+    @classmethod
+    def for_run(
+        cls, registry: Any, run_id: str, preset: str, k: int, checks: Any = None, chunk: int = CHECK_CHUNK
+    ) -> PublishChecks:
+        """The checks of a run's table under a preset, with its dataset's baskets and held-out cases."""
+        from recsys.checks import load_thresholds, table_checks
+
+        t0 = time.perf_counter()
+        thresholds = load_thresholds(None, registry.root) if checks is None or checks is True else checks
+        gate = cls(table_checks(registry, run_id, k, thresholds, preset=preset), chunk)
+        gate.seconds = time.perf_counter() - t0
+        return gate
+
+    def rows(self, rows: Iterable[tuple[str, list[Entry]]]) -> Iterator[tuple[str, list[Entry]]]:
+        """``rows`` unchanged, each chunk of ``chunk`` seeds checked as it passes."""
+        chunk: dict[str, list[str]] = {}
+        for seed, entries in rows:
+            chunk[str(seed)] = [str(e[0]) for e in entries]
+            yield seed, entries
+            if len(chunk) >= self.chunk:
+                self._add(chunk)
+                chunk = {}
+        if chunk:
+            self._add(chunk)
+
+    def _add(self, chunk: dict[str, list[str]]) -> None:
+        t0 = time.perf_counter()
+        self.checks.add(chunk)
+        self.seconds += time.perf_counter() - t0
+
+    def __call__(self) -> None:
+        """The report of every row seen; ChecksFailedError when a blocking check fails."""
+        from recsys.checks import ChecksFailedError
+
+        t0 = time.perf_counter()
+        self.report = report = self.checks.report()
+        self.seconds += time.perf_counter() - t0
+        if not report.passed:
+            raise ChecksFailedError(
+                f"the top-{report.k} table of run {report.run} with preset '{report.preset}' is not published: "
+                f"{report.failure_message()}; fix the preset (or mark the check non-blocking in the "
+                "thresholds) and run precompute again",
+                report,
+            )
+
+    def summary(self) -> dict[str, Any]:
+        """The report as a dict, with the seconds the checks took."""
+        return {**self.report.to_dict(), "seconds": round(self.seconds, 3)}

@@ -31,7 +31,8 @@ Jobs (``python -m recsys spark ...``; Parquet in and out, on any path Spark reac
     ``addFile`` and loaded once per Python worker into the same
     :class:`~recsys.search.FilteredSearcher` that Explore and the API use; each
     partition answers its items with ``search_many``. Output Parquet and, when
-    asked, the precompute store the API serves from.
+    asked, the precompute store the API serves from; the behavioural checks of
+    ``recsys precompute`` gate both (a table failing a blocking check is not published).
 
 Python workers are reused between tasks (Spark's default
 ``spark.python.worker.reuse=true``), so "once per worker" is once per executor
@@ -617,6 +618,20 @@ def _worker_searcher(name: str) -> tuple[Any, list[str]]:
     return searcher
 
 
+def _task_cpus() -> int:
+    """The cores Spark gave this task (``spark.task.cpus``, 1 by default).
+
+    A task's batched search uses that many hnswlib and BLAS threads, not every core of the
+    machine: with ``local[N]`` or N executor cores Spark already runs N tasks at once, and
+    each task taking every core would oversubscribe the machine (``local[2]`` on 2 cores ran
+    slower than ``local[1]``).
+    """
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    return max(1, int(ctx.cpus())) if ctx is not None else 1
+
+
 def spark_topk(
     spark: Any,
     root: str | os.PathLike[str] | None,
@@ -664,12 +679,13 @@ def spark_topk(
 
         searcher, ids_all = _worker_searcher(name)
         cfg = FilterConfig.from_dict(cfg_dict)
+        threads = _task_cpus()
         for pdf in batches:
             rows = pdf["id"].to_numpy()
             for start in range(0, len(rows), batch_size):
                 part = rows[start : start + batch_size]
                 ids = [ids_all[r] for r in part]
-                results = searcher.search_many(ids, cfg, k)
+                results = searcher.search_many(ids, cfg, k, num_threads=threads)
                 entries = [result_entries(res) for res in results]
                 yield pd.DataFrame(
                     {
@@ -697,8 +713,16 @@ def spark_precompute(
     write_store: bool = False,
     partitions: int | None = None,
     mode: str = "error",
+    checks: Any = None,
 ) -> dict[str, Any]:
     """Filtered top-k of every item of a run for a preset, computed by Spark.
+
+    The behavioural checks run as in :func:`recsys.precompute.precompute`, with the same code
+    (:class:`recsys.precompute.PublishChecks`): the rows stream to the driver partition by
+    partition, the checks see them chunk by chunk, and a table failing a blocking check is not
+    published (:class:`recsys.checks.ChecksFailedError`): the store keeps its old table, and
+    the Parquet output this job wrote is deleted. The checks read the run's dataset (its
+    baskets and held-out cases) on the driver.
 
     Parameters
     ----------
@@ -711,22 +735,29 @@ def spark_precompute(
         does. Rows stream to the driver partition by partition.
     partitions : int, optional
         Item partitions (default: Spark's default parallelism).
+    checks : recsys.checks.CheckThresholds or False, optional
+        As :func:`recsys.precompute.precompute` (default: ``<root>/checks.json`` or ``.yaml``
+        when present, else the defaults; False skips the checks).
 
     Returns
     -------
     dict
-        The table's metadata plus ``n_items``, ``out``, ``location`` (store) and ``seconds``.
+        The table's metadata plus ``n_items``, ``out``, ``location`` (store), ``seconds`` and
+        ``checks`` (the checks' report, when they ran).
     """
     from pyspark.sql import functions as F
 
+    from recsys.checks import ChecksFailedError
     from recsys.config import data_dir
-    from recsys.precompute import TopKStore, open_store
+    from recsys.precompute import PublishChecks, TopKStore, open_store
+    from recsys.registry import Registry
 
     if out is None and not write_store:
         raise RecsysError("nothing to write: give an output path (--out) or ask for the store (--store)")
     t0 = time.perf_counter()
     root = data_dir(root)
     table, meta = spark_topk(spark, root, run_id, preset, k=k, partitions=partitions)
+    gate = None if checks is False else PublishChecks.for_run(Registry(root), run_id, preset, k, checks)
     result: dict[str, Any] = {k_: v for k_, v in meta.items()}
     n = None
     if out is not None:
@@ -739,24 +770,43 @@ def spark_precompute(
         source = spark.read.parquet(str(out)).select("row", "item_id", "neighbors", "scores")
     else:
         source = table
-    if write_store:
-        target = store if isinstance(store, TopKStore) else open_store(store, root=root)
-        try:
 
-            def rows() -> Iterator[tuple[str, list[Any]]]:
-                for r in source.orderBy("row").toLocalIterator():
-                    yield r["item_id"], [(i, s) for i, s in zip(r["neighbors"], r["scores"])]
+    def rows() -> Iterator[tuple[str, list[Any]]]:
+        for r in source.orderBy("row").toLocalIterator():
+            yield r["item_id"], [(i, s) for i, s in zip(r["neighbors"], r["scores"])]
 
-            n = target.write_table(meta, rows())
-            result["location"] = target.location
-        finally:
-            if not isinstance(store, TopKStore):
-                target.close()
+    try:
+        if write_store:
+            target = store if isinstance(store, TopKStore) else open_store(store, root=root)
+            try:
+                n = target.write_table(
+                    meta, rows() if gate is None else gate.rows(rows()), before_publish=gate
+                )
+                result["location"] = target.location
+            finally:
+                if not isinstance(store, TopKStore):
+                    target.close()
+        elif gate is not None:  # Parquet only: the written table is read back through the checks
+            n = sum(1 for _ in gate.rows(rows()))
+            gate()
+    except ChecksFailedError:
+        if out is not None:
+            _delete_path(spark, str(out))  # a refused table is not left behind as Parquet either
+        raise
     if n is None:
         n = int(source.count())
     result["n_items"] = int(n)
     result["seconds"] = round(time.perf_counter() - t0, 3)
+    if gate is not None:
+        result["checks"] = gate.summary()
     logger.info(
         "spark: top-%d of %d items for run %s preset %s in %.1f s", k, n, run_id, preset, result["seconds"]
     )
     return result
+
+
+def _delete_path(spark: Any, path: str) -> None:
+    """Delete a file or folder on any file system Spark reaches (local, HDFS, S3...)."""
+    jvm = spark.sparkContext._jvm
+    target = jvm.org.apache.hadoop.fs.Path(path)
+    target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(target, True)

@@ -87,10 +87,12 @@ def cmd_spark_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_spark_precompute(args: argparse.Namespace) -> int:
+    from recsys.checks import load_thresholds
     from recsys.spark import spark_precompute
 
     if not args.out and not args.store:
         raise RecsysError("nothing to write: give --out PATH (Parquet) and/or --store")
+    checks = load_thresholds(args.thresholds, args.data_dir)  # a bad file is refused before Spark starts
     spark = _spark_session(args, "precompute")
     store = args.redis_url or args.store_path
     meta = spark_precompute(
@@ -104,6 +106,7 @@ def cmd_spark_precompute(args: argparse.Namespace) -> int:
         write_store=args.store,
         partitions=args.partitions,
         mode="overwrite" if args.overwrite else "error",
+        checks=checks,
     )
     _print_json({k: v for k, v in meta.items() if k != "config"})
     return 0
@@ -185,7 +188,10 @@ def add_parser(sub: Any) -> None:
         "precompute",
         help="filtered top-k of every item of a run and preset, on Spark",
         description="The same FilteredSearcher as Explore and the API, one per executor worker. "
-        "Writes Parquet (--out) and/or the precompute store the API serves from (--store).",
+        "Writes Parquet (--out) and/or the precompute store the API serves from (--store). The "
+        "behavioural checks of 'precompute' run on the table as it streams to the driver; a table "
+        "failing a blocking check is not published (the store keeps its old table, the Parquet "
+        "output is deleted).",
     )
     common(p)
     p.add_argument("--run", required=True)
@@ -196,4 +202,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--store-path", default=None, help="SQLite file (default <data-dir>/precomputed.sqlite)")
     p.add_argument("--redis-url", default=None, help="write the store to Redis instead")
     p.add_argument("--partitions", type=_int_at_least(1), default=None, help="item partitions")
+    p.add_argument(
+        "--thresholds",
+        default=None,
+        metavar="FILE",
+        help="behavioural checks' thresholds, as 'precompute' (a table failing a blocking check is not published)",
+    )
     p.set_defaults(func=cmd_spark_precompute)

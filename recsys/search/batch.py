@@ -468,7 +468,8 @@ def search_many_keyed(
     that come up short, and those whose single query would be exact, are
     grouped by identical key range and answered with one exact BLAS product
     per group (one by one for singleton groups). Returns None when the filter
-    is not lean or has no seed table (banned brand pairs, same title).
+    is not lean, has no seed table (banned brand pairs, same title) or excludes
+    items per seed (do-not-associate pairs).
     """
     if not cf.lean:
         return None
@@ -479,6 +480,8 @@ def search_many_keyed(
         table = searcher._seed_table(cf)  # a batch job: built here, once
         if table is None:
             return None
+    if cf.table_drop is not None:  # per-seed exclusions (do-not-associate): seed by seed
+        return None
     v, n = searcher.view, searcher.n
     cfg = cf.config
     tab = table[positions].astype(np.int64)
@@ -587,10 +590,10 @@ def search_many_ranked(
     where the caller must answer), or None when the filter has no seed table or is not in the
     cosine space.
     """
-    if cf.lean or searcher.space != "cosine" or cf.table_ok is False:
-        return None
+    if cf.lean or cf.adjust is not None or searcher.space != "cosine" or cf.table_ok is False:
+        return None  # boost/bury: exact search, seed by seed
     table = cf.seed_table if cf.seed_table is not None else searcher._seed_table(cf)
-    if table is None:
+    if table is None or cf.table_drop is not None:  # per-seed exclusions: seed by seed
         return None
     v, n = searcher.view, searcher.n
     cfg = cf.config

@@ -25,6 +25,7 @@ from recsys.search.rules import (
     SEED_RULES,
     SKIPPED,
     Rule,
+    not_in_sorted,
     varying_seed_rules,
 )
 
@@ -92,6 +93,9 @@ class CompiledFilter:
     keys: dict[tuple[int | None, bool, bool], _KeyIndex] = field(default_factory=dict)
     seed_table: np.ndarray | None = None
     table_kvs: list[_KeyIndex] = field(default_factory=list)
+    #: with a rule of channel "exclude" (do-not-associate pairs) and a seed table: seed position
+    #: -> (positions, vector rows) it excludes inside its key range (:meth:`CompileMixin._table_drops`)
+    table_drop: dict[int, tuple[np.ndarray, list[int]]] | None = None
     table_ok: bool | None = None
     #: automatic queries with a seed so far (the seed table waits for ``_TABLE_AFTER``)
     seeded_queries: int = 0
@@ -165,7 +169,9 @@ class _SeedRules:
     the seed's values. ``keyed`` rules (gender, price band, adult: their values are
     also in ``gender``, ``rank_lo``/``rank_hi``, ``no_adult``) can go through a
     :class:`_KeyIndex`; ``extra`` ones (channel "scan": banned brand pairs, same
-    title) need a pass over the domain.
+    title) need a pass over the domain. ``banned`` (channel "exclude": the seed's
+    do-not-associate items) holds a handful of sorted positions that every path removes
+    like the seed itself, without a pass over the domain.
     """
 
     __slots__ = (
@@ -189,6 +195,7 @@ class _SeedRules:
         "removed",
         "skipped",
         "tests",
+        "banned",
     )
 
     def __init__(self, n: int, removed: dict[str, int]) -> None:
@@ -208,6 +215,8 @@ class _SeedRules:
         self.skipped: list[str] = []
         #: (the rule table's per-item test, the seed's value) of the rules tested item by item
         self.tests: list[tuple[Any, Any]] = []
+        #: positions excluded for this seed (channel "exclude"; sorted, unique), or None
+        self.banned: np.ndarray | None = None
 
 
 class CompileMixin:
@@ -251,8 +260,6 @@ class CompileMixin:
         compiled = CompiledFilter(cfg, mask, removed, n_base, base_all=n_base == self.n)
         compiled.prepared, compiled.adjust = prepared, adjust
         compiled.place_rules = [rl for rl in PLACE_RULES if rl.name in prepared]
-        if adjust is not None:
-            compiled.table_ok = False  # adjusted scores: exact search, never the key-range hot path
         compiled.base_skipped = skipped
         compiled.lean = (
             self.space == "cosine"
@@ -308,7 +315,11 @@ class CompileMixin:
                 continue
             r.removed[rl.name] = removed
             channel = rl.channel
-            if channel == "scan":
+            if channel == "exclude":  # a few positions: removed like the seed, no pass over the domain
+                if param is not None and len(param):
+                    r.tests.append((rl.test, param))
+                    r.banned = param if r.banned is None else np.union1d(r.banned, param)
+            elif channel == "scan":
                 if param is not None:  # None: nothing to test for this seed (no banned pair of its brand)
                     r.tests.append((rl.test, param))
                     r.extra = True
@@ -368,7 +379,10 @@ class CompileMixin:
         ``SKIPPED`` or ``OFF``. Built vectorised in O(n log n) on a filter's first automatic
         queries, so that a query reads one row (one cache line) instead of a dozen scattered
         values; None (and ``cf.table_ok = False``) for configs with a rule that needs a pass
-        over the domain anyway (channel ``"scan"``: banned brand pairs, same title).
+        over the domain anyway (channel ``"scan"``: banned brand pairs, same title). The
+        items a rule of channel ``"exclude"`` (do-not-associate pairs) removes for a seed
+        inside its key range are taken off its eligible count here, once, and kept in
+        ``cf.table_drop`` (seed position -> (positions, vector rows)) for its queries.
         """
         v, n = self.view, self.n
         if n == 0 or any(rl.channel == "scan" for rl in cf.seed_rules):
@@ -419,12 +433,65 @@ class CompileMixin:
                 key = kv.by_pos[at]
                 seed_in[at] = (key >= lo[at]) & (key < hi[at])
         n_elig = b - a - seed_in
+        drops = self._table_drops(cf, params, kvs, var_idx, lo, hi, n_elig)
         columns = [var_idx, lo, hi, a, b, n_elig, s, e, seed_in] + [counts[name] for name in cf.table_rules]
         table = np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.int64 if wide else np.int32)
         cf.table_kvs = kvs
+        cf.table_drop = drops
         cf.seed_table = table
         cf.table_ok = True
         return table
+
+    def _table_drops(
+        self,
+        cf: CompiledFilter,
+        params: dict[str, Any],
+        kvs: list[_KeyIndex],
+        var_idx: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        n_elig: np.ndarray,
+    ) -> dict[int, tuple[np.ndarray, list[int]]] | None:
+        """Per seed with excluded items (channel ``"exclude"``) that its key range would
+        otherwise keep: (their sorted positions, their vector rows); their number is taken off
+        ``n_elig`` in place. None when the config has no such rule."""
+        excluded: dict[int, np.ndarray] = {}
+        found = False
+        for rl in cf.seed_rules:
+            if rl.channel == "exclude":
+                found = True
+                for p, b in params[rl.name].items():
+                    excluded[p] = b if p not in excluded else np.union1d(excluded[p], b)
+        if not found:
+            return None
+        seed_out = cf.config.exclude_seed  # the seed itself is off the count already
+        drops: dict[int, tuple[np.ndarray, list[int]]] = {}
+        for p, b in excluded.items():  # a Python loop over the seeds with bans, once per filter
+            key = kvs[var_idx[p]].by_pos[b]
+            ok = (key >= lo[p]) & (key < hi[p])
+            if seed_out:
+                ok &= b != p
+            b = b[ok]
+            if len(b):
+                n_elig[p] -= len(b)
+                drops[p] = (b, self.view.perm[b].tolist())
+        return drops
+
+    def _item_allowed(self, cf: CompiledFilter, pos: int, item: int) -> bool:
+        """Whether the item at position ``item`` passes every mask and seed rule of ``cf`` next to
+        the seed at ``pos`` (what a pin may show): its seed-table key range when the filter has
+        one (every rule folded in), else the seed's resolved rules (reused from the query just
+        answered for this seed, :meth:`_search_one`)."""
+        table = cf.seed_table
+        if table is not None:
+            var, lo, hi = table[pos, :3].tolist()
+            if not lo <= cf.table_kvs[var].by_pos[item] < hi or (cf.config.exclude_seed and item == pos):
+                return False
+            drop = cf.table_drop.get(pos) if cf.table_drop else None
+            return drop is None or int(self.view.perm[item]) not in drop[1]  # a short list of rows
+        last = self._last_rules
+        r = last[2] if last is not None and last[0] is cf and last[1] == pos else self._seed_rules(cf, pos)
+        return bool(r.s <= item < r.e and item != r.seed and self._item_tests(cf, r, np.array([item]))[0])
 
     def _item_tests(self, cf: CompiledFilter, r: _SeedRules, idx: slice | np.ndarray) -> np.ndarray:
         """The per-item rules over ``idx`` (a domain slice or candidate positions), vectorised.
@@ -475,7 +542,7 @@ class CompileMixin:
             n = b - a
             if r.seed >= 0 and head + lo <= kv.by_pos[r.seed] < head + hi:
                 n -= 1
-            return None, n
+            return None, n - self._eligible_banned(cf, r)
         if cold or (cf.base_cum is None and e - s < self.n // 4):
             n = int(np.count_nonzero(cf.base_mask[s:e]))  # cheaper than building the prefix counts
         else:
@@ -486,7 +553,24 @@ class CompileMixin:
             n = int(cf.base_cum[e] - cf.base_cum[s])
         if s <= r.seed < e and cf.base_mask[r.seed]:
             n -= 1
-        return None, n
+        return None, n - self._eligible_banned(cf, r)
+
+    def _eligible_banned(self, cf: CompiledFilter, r: _SeedRules) -> int:
+        """Keep in ``r.banned`` only the seed's banned positions that every other rule lets
+        through (inside the domain and the key range or base mask, not the seed), the ones an
+        over-fetch can meet and the eligible count must lose; returns how many there are.
+        Call once the key range of ``r`` (if any) is set."""
+        b = r.banned
+        if b is None:
+            return 0
+        b = b[(b >= r.s) & (b < r.e) & (b != r.seed)]
+        if r.kv is not None:
+            key = r.kv.by_pos[b]
+            b = b[(key >= r.lo_key) & (key < r.hi_key)]
+        elif not cf.base_all:
+            b = b[cf.base_mask[b]]
+        r.banned = b if len(b) else None
+        return len(b)
 
     def _domain_mask(self, cf: CompiledFilter, r: _SeedRules, mask: np.ndarray | None) -> np.ndarray:
         """``mask``, built when :meth:`_eligibility` left it to the caller (O(domain))."""
@@ -503,6 +587,9 @@ class CompileMixin:
             mask = np.ones(e - s, dtype=bool)
         if s <= r.seed < e:
             mask[r.seed - s] = False
+        if r.banned is not None:
+            b = r.banned
+            mask[b[(b >= s) & (b < e)] - s] = False
         return mask
 
     def _keep_eligible(
@@ -525,6 +612,8 @@ class CompileMixin:
                 p = p[cf.base_mask[p]]
         if r.seed >= 0:
             p = p[p != r.seed]
+        if r.banned is not None:
+            p = p[not_in_sorted(p, r.banned)]
         return p
 
     def _table_counts(self, cf: CompiledFilter, counts: list[int]) -> tuple[dict[str, int], list[str]]:

@@ -117,7 +117,10 @@ def filter_list(
     removed.update(dropped)
     keep_src = list(src[: len(kp)]) if cfg.max_per_brand is None else _sources(pos, src, kp)
     items, kept_scores = [v.item_id_list[p] for p in kp], [float(x) for x in ks]
-    if cf.place_rules and seed >= 0:
+    if cf.place_rules and seed >= 0 and cfg.max_per_brand is not None:
+        # pins count towards the brand cap, as the searcher places them (rules.place_under_cap)
+        items, kept_scores, keep_src = _pins_under_cap(searcher, cf, r, seed, pos, sc, src, removed, k)
+    elif cf.place_rules and seed >= 0:
         items, kept_scores, keep_src = _pins(searcher, cf, r, seed, items, kept_scores, keep_src, removed, k)
     _, n_elig = searcher._eligibility(cf, r, cold=True)
     res = SearchResult(
@@ -139,6 +142,48 @@ def _sources(pos: np.ndarray, src: np.ndarray, kept: np.ndarray) -> list[str]:
     return [at[int(p)] for p in kept]
 
 
+def _allowed_pins(searcher: FilteredSearcher, cf: Any, r: Any, seed: int) -> list[tuple[str, int, int]]:
+    """(rule, item position, 1-based list position) of the pins that pass every other rule."""
+    out = []
+    for rl in cf.place_rules:
+        for item, at in rl.place(searcher.view, cf.prepared[rl.name], seed):
+            if r.s <= item < r.e and item != r.seed and searcher._item_tests(cf, r, np.array([item]))[0]:
+                out.append((rl.name, item, at))
+    return out
+
+
+def _pins_under_cap(
+    searcher: FilteredSearcher,
+    cf: Any,
+    r: Any,
+    seed: int,
+    pos: np.ndarray,
+    sc: np.ndarray,
+    src: np.ndarray,
+    removed: dict[str, int],
+    k: int,
+) -> tuple[list[str], list[float], list[str]]:
+    """Pins and ``max_per_brand`` together on a ranked list (:func:`recsys.search.rules.place_under_cap`):
+    pins are placed first and count towards the cap."""
+    from recsys.search.rules import place_under_cap
+
+    v = searcher.view
+    pins = _allowed_pins(searcher, cf, r, seed)
+    out, kept, dropped, _ = place_under_cap(
+        pos.tolist(), [(item, at) for _, item, at in pins], v.brand, v.no_brand, cf.config.max_per_brand, k
+    )
+    score_of = {int(p): float(x) for p, x in zip(pos.tolist(), sc.tolist())}
+    src_of = {int(p): str(x) for p, x in zip(pos.tolist(), src.tolist())}
+    scores: list[float] = []
+    for p in out:
+        scores.append(score_of.get(p, scores[-1] if scores else 0.0))
+    removed["max_per_brand"] = int(dropped)
+    for name in {n for n, _, _ in pins}:
+        removed[name] = sum(1 for n, item, _ in pins if n == name and item in kept)
+    served = ["pin" if p in kept else src_of.get(p, "model") for p in out]
+    return [v.item_id_list[p] for p in out], scores, served
+
+
 def _pins(
     searcher: FilteredSearcher,
     cf: Any,
@@ -154,24 +199,19 @@ def _pins(
     pinned item that passes every other rule goes to its 1-based position (its list score
     kept when it was listed, else the score of the item it displaces)."""
     v = searcher.view
-    for rl in cf.place_rules:
-        n_placed = 0
-        for item, at in rl.place(v, cf.prepared[rl.name], seed):
-            if not (
-                r.s <= item < r.e and item != r.seed and searcher._item_tests(cf, r, np.array([item]))[0]
-            ):
-                continue  # a pin never shows what the other rules hide
-            iid = v.item_id_list[item]
+    placed = dict.fromkeys((rl.name for rl in cf.place_rules), 0)
+    for name, item, at in _allowed_pins(searcher, cf, r, seed):  # never what the other rules hide
+        iid = v.item_id_list[item]
+        j = min(at - 1, len(items))
+        score = scores[j] if j < len(scores) else (scores[-1] if scores else 0.0)
+        if iid in items:
+            old = items.index(iid)
+            score = scores[old]
+            del items[old], scores[old], src[old]
             j = min(at - 1, len(items))
-            score = scores[j] if j < len(scores) else (scores[-1] if scores else 0.0)
-            if iid in items:
-                old = items.index(iid)
-                score = scores[old]
-                del items[old], scores[old], src[old]
-                j = min(at - 1, len(items))
-            items.insert(j, iid)
-            scores.insert(j, float(score))
-            src.insert(j, "pin")
-            n_placed += 1
-        removed[rl.name] = n_placed
+        items.insert(j, iid)
+        scores.insert(j, float(score))
+        src.insert(j, "pin")
+        placed[name] += 1
+    removed.update(placed)
     return items[:k], scores[:k], src[:k]

@@ -57,13 +57,36 @@ def _without_seed(rows: np.ndarray, sel: list[int], seed: int, k: int) -> tuple[
     return sel, rl
 
 
+def _without_rows(
+    rows: np.ndarray, sel: list[int], seed: int, drop: list[int], k: int
+) -> tuple[list[int], list[int]]:
+    """:func:`_without_seed` when rows ``drop`` (the seed's banned items) are excluded too."""
+    rl = rows[: sel[-1] + 1].tolist() if sel else []
+    out = set(drop)
+    if seed >= 0:
+        out.add(seed)
+    sel = [j for j in sel if rl[j] not in out]
+    del sel[k:]
+    return sel, rl
+
+
 class KeyRange:
-    """Eligible rows: ``lo <= by_row[row] < hi``, the seed's row (``seed_row``, -1: none) excluded."""
+    """Eligible rows: ``lo <= by_row[row] < hi``, the seed's row (``seed_row``, -1: none) excluded,
+    and the rows ``drop`` (the seed's do-not-associate items inside the range; None: none)."""
 
-    __slots__ = ("by_row", "lo", "hi", "seed_row", "pos_of_row")
+    __slots__ = ("by_row", "lo", "hi", "seed_row", "pos_of_row", "drop")
 
-    def __init__(self, by_row: np.ndarray, lo: int, hi: int, seed_row: int, pos_of_row: np.ndarray) -> None:
+    def __init__(
+        self,
+        by_row: np.ndarray,
+        lo: int,
+        hi: int,
+        seed_row: int,
+        pos_of_row: np.ndarray,
+        drop: list[int] | None = None,
+    ) -> None:
         self.by_row, self.lo, self.hi, self.seed_row, self.pos_of_row = by_row, lo, hi, seed_row, pos_of_row
+        self.drop = drop
 
     def first(self, rows: np.ndarray, k: int) -> tuple[list[int], list[int]]:
         """Indices (into ``rows``, in order) of the first ``k`` eligible rows, and ``rows`` up to
@@ -74,14 +97,16 @@ class KeyRange:
         at the k-th eligible label (k+1 while the seed, eligible, may be among them).
         """
         keys = self.by_row[rows.view(np.int64)].tolist()  # knn_one's labels are uint64
-        lo, hi, seed = self.lo, self.hi, self.seed_row
-        want = k + (seed >= 0)
+        lo, hi, seed, drop = self.lo, self.hi, self.seed_row, self.drop
+        want = k + (seed >= 0) + (len(drop) if drop else 0)  # every excluded row may be among them
         sel = []
         for j, x in enumerate(keys):
             if lo <= x < hi:
                 sel.append(j)
                 if len(sel) == want:
                     break
+        if drop:
+            return _without_rows(rows, sel, seed, drop, k)
         return _without_seed(rows, sel, seed, k)
 
     def positions(self, rows: np.ndarray) -> np.ndarray:
@@ -91,6 +116,8 @@ class KeyRange:
         ok &= keys < self.hi
         if self.seed_row >= 0:
             ok &= rows != self.seed_row
+        if self.drop:
+            ok &= ~np.isin(rows, self.drop)
         return self.pos_of_row[rows[ok]]
 
 
@@ -102,19 +129,27 @@ class FlagRange(KeyRange):
     __slots__ = ()
 
     def __init__(self, ok_by_row: np.ndarray, seed_row: int, pos_of_row: np.ndarray) -> None:
-        super().__init__(ok_by_row, 1, 2, seed_row, pos_of_row)
+        # KeyRange's fields, set here (one call less per query on the static hot path)
+        self.by_row, self.lo, self.hi, self.seed_row, self.pos_of_row = ok_by_row, 1, 2, seed_row, pos_of_row
+        self.drop = None
 
     def first(self, rows: np.ndarray, k: int) -> tuple[list[int], list[int]]:
         ok = self.by_row[rows.view(np.int64)].tolist()
-        seed = self.seed_row
-        want = k + (seed >= 0)
-        sel = []
+        seed, sel = self.seed_row, []
+        if seed < 0:
+            for j, x in enumerate(ok):
+                if x:
+                    sel.append(j)
+                    if len(sel) == k:
+                        break
+            return sel, rows[: sel[-1] + 1].tolist() if sel else []
+        rl = rows.tolist()  # the seed skipped in the scan itself (the static hot path)
         for j, x in enumerate(ok):
-            if x:
+            if x and rl[j] != seed:
                 sel.append(j)
-                if len(sel) == want:
+                if len(sel) == k:
                     break
-        return _without_seed(rows, sel, seed, k)
+        return sel, rl
 
 
 class DomainMask:

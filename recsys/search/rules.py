@@ -21,10 +21,18 @@ kind, like the local filters of a vector database (one function per condition):
     (:meth:`CompileMixin._item_tests`). ``channel`` says how the executor can apply it
     without testing every item: ``"domain"`` (a contiguous category slice), ``"key"`` (a
     range of a per-filter key index: gender, price rank, adult), ``"seed"`` (one position),
-    or ``"scan"`` (the default: :func:`test` over the domain).
+    ``"exclude"`` (a few positions per seed, sorted: removed like the seed itself on every
+    path, without a pass over the domain: do-not-associate pairs; its vectorised ``resolve``
+    returns {seed position: positions} as ``param``) or ``"scan"`` (the default:
+    :func:`test` over the domain).
 ``RANKED`` (applied to the ranked list)
     Rules that need the scores or the order of the list (``min_similarity``,
-    ``max_per_brand``): applied by the executor after scoring, before the cut to k.
+    ``max_per_brand``): applied by the executor after scoring, before the cut to k. Pins are
+    placed into the finished list; with ``max_per_brand`` they count towards the cap
+    (:func:`place_under_cap`: pins first, ranked items of a full brand skipped, a pin dropped
+    only when more pins of one brand than the cap would show, the lower one). Why: a pin is the
+    merchandiser's explicit choice, but so is the cap; dropping an unpinned item keeps both, and a
+    cap with exceptions would be no promise (brand agreements, the brand-concentration check).
 
 The table drives the filter panel's field lists (:mod:`components.filter_panel`),
 Explore's labels (``RULE_LABELS``), :meth:`FilterConfig.active_rules` and the property
@@ -213,9 +221,16 @@ def _prep_pair_bans(view: CatalogView, cfg: FilterConfig) -> dict[int, np.ndarra
 
 
 def _resolve_pair_bans(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
+    """One seed: (its banned count, its banned positions or None); every seed at once (an
+    array ``pos``): (the counts, {seed position: banned positions} of the seeds that have any)."""
     if pos is None:
         return SKIPPED, None
-    banned = cf.prepared["do_not_associate"].get(int(pos))
+    bans = cf.prepared["do_not_associate"]
+    if np.ndim(pos):
+        counts = np.zeros(view.n, dtype=np.int64)
+        counts[list(bans)] = [len(b) for b in bans.values()]
+        return counts[pos], bans
+    banned = bans.get(int(pos))
     return (len(banned), banned) if banned is not None else (0, None)
 
 
@@ -229,6 +244,11 @@ def _test_pair_bans(view: CatalogView, idx: Any, banned: np.ndarray) -> np.ndarr
         ok[inside - idx.start] = False
         return ok
     pos = np.arange(idx.start, idx.stop, idx.step) if isinstance(idx, slice) else np.asarray(idx)
+    return not_in_sorted(pos, banned)
+
+
+def not_in_sorted(pos: np.ndarray, banned: np.ndarray) -> np.ndarray:
+    """``~np.isin(pos, banned)`` for a short sorted ``banned``: one binary search per item."""
     at = np.minimum(np.searchsorted(banned, pos), len(banned) - 1)
     return banned[at] != pos
 
@@ -303,6 +323,75 @@ def _place_pins(view: CatalogView, prepared: Any, pos: Any) -> list[tuple[int, i
     ]
     out.extend(by_seed.get(int(pos), ()))
     return sorted(out, key=lambda x: x[1])
+
+
+def place_under_cap(
+    ranked: Any, pins: list[tuple[int, int]], brand: np.ndarray, no_brand: int, cap: int, k: int
+) -> tuple[list[int], set[int], int, bool]:
+    """Pins and ``max_per_brand`` together: the finished list of a seed with pins under a brand cap.
+
+    A pin is the merchandiser's explicit choice, and the brand cap is a rule they set too, so a
+    list never shows more than ``cap`` items of a brand, pins included: pins are placed first and
+    count towards the cap; the list is filled around them with the ranked items (the pinned ones
+    aside), skipping an item whose brand already has ``cap`` items in the list. A pin is dropped
+    for the cap only when more pins of one brand than the cap would show: those further down the
+    list go (where each pin lands in a full list: by position; at one position the one placed
+    last, the seed's own pin, sits first and wins). Items without a brand are never capped.
+
+    ``ranked``: item positions best first under every other rule; ``pins``: (item position,
+    1-based list position) of the pins that pass every other rule, in placement order (:func:`_place_pins`);
+    ``brand``: brand code by position. Returns ``(list, pins kept, items dropped for the cap,
+    settled)``; ``settled`` is False when a longer ``ranked`` could change the list (it ran out
+    before filling k slots, or a pin within k was pushed up for lack of items): the caller
+    searches further unless ``ranked`` holds every eligible item.
+    """
+    # where each pin lands in a list long enough for every pin (moved when placed twice)
+    full = [-1] * max([k, *(at for _, at in pins)])
+    for item, at in pins:
+        if item in full:
+            full.remove(item)
+        full.insert(min(at - 1, len(full)), item)
+    count: dict[int, int] = {}
+    kept: set[int] = set()
+    dropped = 0
+
+    def fits(p: int) -> bool:
+        b = int(brand[p])
+        if b == no_brand:
+            return True
+        if count.get(b, 0) >= cap:
+            return False
+        count[b] = count.get(b, 0) + 1
+        return True
+
+    for item in (x for x in full if x >= 0):
+        if item not in kept:
+            if fits(item):
+                kept.add(item)
+            else:
+                dropped += 1
+    pinned = {item for item, _ in pins}
+    out: list[int] = []
+    for p in ranked:
+        if len(out) == k:
+            break
+        if p in pinned:
+            continue
+        if fits(p):
+            out.append(p)
+        else:
+            dropped += 1
+    settled = True
+    for item, at in pins:
+        if item not in kept:
+            continue
+        if item in out:
+            out.remove(item)
+        if at - 1 > len(out) and len(out) < k:
+            settled = False  # pushed up: more ranked items would put it lower
+        out.insert(min(at - 1, len(out)), item)
+    settled &= len(out) >= k
+    return out[:k], kept, dropped, settled
 
 
 def _resolve_adult(view: CatalogView, cf: Any, pos: Any) -> tuple[Any, Any]:
@@ -515,6 +604,7 @@ RULES: tuple[Rule, ...] = (
         _set("do_not_associate"),
         resolve=_resolve_pair_bans,
         test=_test_pair_bans,
+        channel="exclude",
         prepare=_prep_pair_bans,
     ),
     Rule(

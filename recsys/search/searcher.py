@@ -39,6 +39,7 @@ from recsys.search.planner import (
 )
 from recsys.search.query import TABLE_COUNTS, DomainMask, KeyRange, Query
 from recsys.search.result import SearchResult
+from recsys.search.rules import not_in_sorted
 from recsys.search.static import StaticMixin
 from recsys.search.ties import TiesMixin, _tie_groups
 
@@ -133,6 +134,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         # table): keep the cache near 400 MB whatever the catalogue size.
         self._cache_size = cache_size or max(4, min(32, 400_000_000 // max(1, 64 * self.n)))
         self._last: tuple[FilterConfig, CompiledFilter] | None = None
+        #: (compiled filter, seed position, its resolved rules) of the last general-path query
+        self._last_rules: tuple[CompiledFilter, int | None, _SeedRules] | None = None
         self._dscale = self.dim / 64.0
         #: from this many items on, key indexes, seed tables and eligible blocks are built by a
         #: background thread (queries answer from the general path meanwhile); below it they
@@ -226,19 +229,25 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if dense_cost <= gather_cost:
             cand = None
             sc = _matvec(self.unit[s:e], q)
-            if mask is not None or r.kv is not None:
+            # the key range holds every row of the domain (a category alone): no mask to build
+            whole = mask is None and (r.kv is None or r.key_b - r.key_a == e - s)
+            if not whole:
                 sc[~self._domain_mask(cf, r, mask)] = -np.inf
             else:
-                if not cf.base_all:
+                if r.kv is None and not cf.base_all:
                     sc[~cf.base_mask[s:e]] = -np.inf
                 if s <= r.seed < e:
                     sc[r.seed - s] = -np.inf
+                if r.banned is not None:  # eligible otherwise, so inside the domain
+                    sc[r.banned - s] = -np.inf
             plan = "exact_range"
         elif r.kv is not None:  # the eligible positions are one slice of the key order: no scan
             cand = r.kv.order[r.key_a : r.key_b]
             sc = _matvec(np.take(self.unit, cand, axis=0), q)  # np.take: 2-3x faster than unit[cand]
             if r.seed >= 0:
                 sc[cand == r.seed] = -np.inf
+            if r.banned is not None:
+                sc[~not_in_sorted(cand, r.banned)] = -np.inf
             plan = "exact_subset"
         else:
             cand = np.flatnonzero(self._domain_mask(cf, r, mask))
@@ -261,7 +270,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         """
         if len(kp) == 0:
             return kp, np.zeros(0, dtype=np.float32)
-        ks = (np.take(self.unit, kp, axis=0) * q).sum(axis=1, dtype=np.float32)
+        # == (np.take(unit, kp, axis=0) * q).sum(axis=1, dtype=float32), without the wrappers
+        ks = np.add.reduce(self.unit.take(kp, axis=0) * q, axis=1, dtype=np.float32)
         if adjust is not None:  # boost/bury: the adjusted score is the list's score
             ks = ks * adjust[0][kp] + adjust[1][kp]
         order = np.lexsort((kp, -ks))
@@ -288,8 +298,9 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if self._tie_of is not None and q is not None:
             self._snap_ties(sc, np.arange(s, s + m) if cand is None else cand, q)
         if adjust is not None:  # boost/bury before the cut to k (-inf stays -inf: multipliers > 0)
-            p = np.arange(s, s + m) if cand is None else cand
-            sc = sc * adjust[0][p] + adjust[1][p]
+            p = slice(s, s + m) if cand is None else cand  # a slice: no gather over the domain
+            sc *= adjust[0][p]  # in place: ``sc`` is this search's own array (as for _snap_ties)
+            sc += adjust[1][p]
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
             f = min(need, n_elig)
@@ -331,7 +342,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         a, b = srt.searchsorted(np.array((lo, hi), dtype=srt.dtype)).tolist()
         r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
         seed_in = r.seed >= 0 and lo <= int(kv.by_pos[r.seed]) < hi
-        return self._keyed_plan(qq, r, b - a - seed_in, seed_in)
+        return self._keyed_plan(qq, r, b - a - seed_in - self._eligible_banned(qq.cf, r), seed_in)
 
     def _search_table(self, qq: Query, table: np.ndarray) -> SearchResult:
         """:meth:`_search_keyed` with the seed's rules read from the filter's seed table (one row)."""
@@ -345,12 +356,12 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             if got is not None:
                 return got
         kv = cf.table_kvs[var]
-        plan = None
+        drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
+        plan = "exact" if cf.adjust is not None else None  # boosted/buried: HNSW's order is not the answer
         if n_elig and cf.lean:  # answered here without per-seed rules when the over-fetch fills k
             seed_row = int(self.view.perm[pos]) if seed_in else -1
-            got = self._try_overfetch(
-                qq, KeyRange(kv.by_row, lo, hi, seed_row, self.view.pos_of_row), n_elig, e - s
-            )
+            cand = KeyRange(kv.by_row, lo, hi, seed_row, self.view.pos_of_row, drop[1] if drop else None)
+            got = self._try_overfetch(qq, cand, n_elig, e - s)
             if not isinstance(got, str):
                 return got
             plan = got
@@ -360,6 +371,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             r.seed = pos
         r.s, r.e, r.full = s, e, s == 0 and e == n
         r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
+        if drop is not None:
+            r.banned = drop[0]
         return self._keyed_plan(qq, r, n_elig, bool(seed_in), plan)
 
     def _keyed_plan(
@@ -374,7 +387,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             return self._empty(qq)
         if plan is None:
             seed_row = int(self.view.perm[r.seed]) if seed_in else -1
-            cand = KeyRange(r.kv.by_row, r.lo_key, r.hi_key, seed_row, self.view.pos_of_row)
+            drop = self.view.perm[r.banned].tolist() if r.banned is not None else None
+            cand = KeyRange(r.kv.by_row, r.lo_key, r.hi_key, seed_row, self.view.pos_of_row, drop)
             got = self._try_overfetch(qq, cand, n_elig, r.e - r.s)
             if not isinstance(got, str):
                 return got
@@ -555,6 +569,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         cf = self.compile(cfg)
+        auto = plan == "auto"
         if cf.adjust is not None:
             plan = "exact"  # boosted/buried scores: HNSW's order is not the answer
         seed_id = self.view.item_id_list[pos] if pos is not None else None
@@ -567,7 +582,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             got = self._search_static(qq)
             if got is not None:
                 return got
-        elif plan == "auto" and pos is not None and cf.table_ok is not False:
+        elif auto and pos is not None and cf.table_ok is not False:  # exact search when adjusted
             table = cf.seed_table
             if table is None and cf.seeded_queries >= _TABLE_AFTER:
                 table = self._request_table(cf)
@@ -575,6 +590,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             if table is not None:
                 return self._search_table(qq, table)
         r = self._seed_rules(cf, pos)
+        self._last_rules = (cf, pos, r)  # for the pins of this seed (:meth:`_item_allowed`)
         qq.removed, qq.skipped = r.removed, r.skipped
         cold = plan == "auto" and cf.static and cf.lean  # its eligible set is being built
         if plan == "auto" and not r.extra and not cold:
@@ -659,7 +675,9 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if self._tie_of is not None and res.rows:
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
-        if self.compile(cfg).place_rules:  # the config compiled last: an identity check
+        last = self._last  # the config compiled last, usually: an identity check
+        cf = last[1] if last is not None and last[0] is cfg else self.compile(cfg)
+        if cf.place_rules:
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._place(res, self.qunit[pos], pos, cfg, k)
         return res
@@ -761,41 +779,77 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         Each placed item that passes every mask and seed rule of the config (and
         ``min_similarity``) is put at its 1-based position (moved there when already listed),
         the list cut at k again; its score is its own (adjusted) similarity, so a pinned
-        list is not sorted by score. ``removed_by_rule[rule]``: the items it placed.
+        list is not sorted by score. ``removed_by_rule[rule]``: the items it placed. With
+        ``max_per_brand``, pins count towards the cap (:meth:`_place_capped`).
         """
         cf = self.compile(cfg)
         if not cf.place_rules or pos is None:
             return res
-        v, r = self.view, None
-        items, scores, rows = list(res.item_ids), list(res.scores), list(res.rows)
-        placed_by = {}
+        v = self.view
+        pins = []  # (rule, item position, list position, score) that may show, in placement order
         for rl in cf.place_rules:
-            n_placed = 0
             for item, at in rl.place(v, cf.prepared[rl.name], pos):
-                if r is None:
-                    r = self._seed_rules(cf, pos)
-                if not (
-                    r.s <= item < r.e and item != r.seed and self._item_tests(cf, r, np.array([item]))[0]
-                ):
+                if not self._item_allowed(cf, pos, item):
                     continue  # a pin never shows what the other rules hide
                 score = (self.unit[item] * q).sum(dtype=np.float32)  # as _canon scores
                 if cf.adjust is not None:
                     score = score * cf.adjust[0][item] + cf.adjust[1][item]
                 if cfg.min_similarity is not None and score < cfg.min_similarity:
                     continue
-                row = int(v.perm[item])
-                if row in rows:
-                    j = rows.index(row)
-                    del items[j], scores[j], rows[j]
-                j = min(at - 1, len(rows))
-                items.insert(j, v.item_id_list[item])
-                scores.insert(j, float(score))
-                rows.insert(j, row)
-                n_placed += 1
-            placed_by[rl.name] = n_placed
+                pins.append((rl.name, item, at, float(score)))
+        if cfg.max_per_brand is not None and pins:
+            return self._place_capped(res, q, pos, cfg, k, pins)
+        items, scores, rows = list(res.item_ids), list(res.scores), list(res.rows)
+        placed_by = {rl.name: 0 for rl in cf.place_rules}
+        for name, item, at, score in pins:
+            row = int(v.perm[item])
+            if row in rows:
+                j = rows.index(row)
+                del items[j], scores[j], rows[j]
+            j = min(at - 1, len(rows))
+            items.insert(j, v.item_id_list[item])
+            scores.insert(j, score)
+            rows.insert(j, row)
+            placed_by[name] += 1
         del items[k:], scores[k:], rows[k:]
         res.item_ids, res.scores, res.rows = items, scores, rows
         res.removed_by_rule = {**res.removed_by_rule, **placed_by}
+        return res
+
+    def _place_capped(
+        self, res: SearchResult, q: np.ndarray, pos: int, cfg: FilterConfig, k: int, pins: list[tuple]
+    ) -> SearchResult:
+        """Pins under ``max_per_brand`` (:func:`recsys.search.rules.place_under_cap`): pins count
+        towards the cap, so the list may need ranked items beyond ``res``: it is searched again,
+        exactly and twice as deep each time, until the list is settled or every item is ranked."""
+        from recsys.search.rules import place_under_cap
+
+        v = self.view
+        ranked, depth = res, k
+        while True:
+            cand = v.pos_of_row[np.asarray(ranked.rows, dtype=np.int64)]
+            out, kept, dropped, settled = place_under_cap(
+                cand.tolist(),
+                [(item, at) for _, item, at, _ in pins],
+                v.brand,
+                v.no_brand,
+                cfg.max_per_brand,
+                k,
+            )
+            if settled or len(ranked.rows) < depth:
+                break
+            depth *= 2
+            ranked = self._search_one(q, pos, cfg, depth, "exact")
+        score_of = dict(zip(cand.tolist(), ranked.scores, strict=True))
+        score_of.update((item, score) for _, item, _, score in pins)
+        res.item_ids = [v.item_id_list[p] for p in out]
+        res.scores = [float(score_of[p]) for p in out]
+        res.rows = [int(v.perm[p]) for p in out]
+        placed_by = {rl.name: 0 for rl in self.compile(cfg).place_rules}
+        for name, item, _, _ in pins:
+            placed_by[name] += item in kept
+        cap_dropped = res.removed_by_rule.get("max_per_brand", 0) + dropped
+        res.removed_by_rule = {**res.removed_by_rule, **placed_by, "max_per_brand": cap_dropped}
         return res
 
     def _ids_by_row(self) -> np.ndarray:

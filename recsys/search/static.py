@@ -34,8 +34,8 @@ class StaticMixin:
         depend on the seed only through whether there is one and whether it is adult, so the
         resolved counts are cached per compiled filter under that key.
         """
-        cf, pos = qq.cf, qq.pos
-        key = -1 if pos is None else int(self.view.adult[pos])
+        cf, pos, v = qq.cf, qq.pos, self.view
+        key = -1 if pos is None else int(v.adult[pos]) if v.n_adult else 0
         got = cf.static_counts.get(key)
         if got is None:
             r = self._seed_rules(cf, pos)
@@ -93,9 +93,11 @@ class StaticMixin:
             top = np.flatnonzero(sc >= sc[top].min())
             order = np.lexsort((top, -sc[top]))  # ties: lower position first (columns are in position order)
             top = top[order][:kk]
+            top = top[np.isfinite(sc[top])]
         else:
-            top = topk(sc, kk)[0]  # ties: lower column, i.e. lower position, first
-        top = top[np.isfinite(sc[top])]
+            top, vals = topk(sc, kk)  # ties: lower column, i.e. lower position, first
+            if vals[kk - 1] == -np.inf:  # the seed's column (-inf) made the cut
+                top = top[np.isfinite(vals)]
         kp, ks = self._canon(ss.pos[top], q)
         return self._result(qq, kp, ks, None, plan, m)
 

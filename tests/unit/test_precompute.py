@@ -243,3 +243,13 @@ def test_seeds_without_a_vector_are_served_by_the_fallback_live_and_precomputed(
     # an id the catalogue does not hold is still a 404
     assert c.get(f"/api/v1/similar/ghost?run={run}").status_code == 404
     assert np.isfinite([i["score"] for i in live["items"]]).all()
+
+
+def test_one_thread_writes_the_same_table(data: dict[str, Any], tmp_path: Path) -> None:
+    """``num_threads=1`` (what each Spark task uses) changes the speed, never a list."""
+    root, run_a = data["root"], data["runs"][0]
+    every = precompute(root, run_a, "same-cat", k=6, store=tmp_path / "every.sqlite")
+    one = precompute(root, run_a, "same-cat", k=6, store=tmp_path / "one.sqlite", num_threads=1)
+    a, b = SQLiteStore(tmp_path / "every.sqlite"), SQLiteStore(tmp_path / "one.sqlite")
+    lists = [a.get(run_a, every["preset_hash"], str(i)) for i in data["item_ids"]]
+    assert all(lists) and lists == [b.get(run_a, one["preset_hash"], str(i)) for i in data["item_ids"]]

@@ -3,7 +3,9 @@ REST API, ``recsys precompute`` (SQLite) and ``recsys spark precompute`` (issue 
 
 A real Prod2Vec run (gensim, one worker, seeded) is trained on the tiny serving catalogue;
 a preset adds do-not-associate pairs (two-way and one-way), a seed pin, a category pin, a
-boost and a bury on top of ordinary filters. For every item of the run the four paths must
+boost and a bury on top of ordinary filters; a second preset pins items under a brand cap of
+one (pins count towards ``max_per_brand``: a ranked item of the pinned brand leaves the list,
+the lower of two pins of one brand is dropped). For every item of the run the four paths must
 give the same item ids in the same order: Explore's list function (``explore_results``, what
 the filter-change callback calls), ``GET /api/v1/similar/<id>?preset=``, the SQLite table
 written by :func:`recsys.precompute.precompute` read back, and the table written by
@@ -73,6 +75,34 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config = FilterConfig.from_dict(rules)
     PresetStore(root).save("ruled", config)
     ruled = {s: [str(i) for i in searcher.search(s, config, K).item_ids] for s in items}
+    # pins under a brand cap of one: seed_d's pins share the brand of an item its list shows
+    capped_base = FilterConfig(exclude_adult=True, max_per_brand=1)
+    brand_of = {i: str(catalog.brand[i]).strip().casefold() for i in items}
+    seed_d = next(
+        s
+        for s in items[3:]
+        if any(brand_of[i] for i in searcher.search(s, capped_base, K).item_ids) and not catalog.adult[s]
+    )
+    before = [str(i) for i in searcher.search(seed_d, capped_base, K).item_ids]
+    shown = next(i for i in before if brand_of[i])
+    same = [i for i in items if brand_of[i] == brand_of[shown] and i not in before and i != seed_d]
+    same = [i for i in same if not catalog.adult[i]][:2]
+    assert len(same) == 2, "the catalogue should have two more items of a shown brand"
+    capped = FilterConfig.from_dict(
+        {
+            "exclude_adult": True,
+            "max_per_brand": 1,
+            "pins": [
+                {"seed": seed_d, "item_id": same[1], "position": 4},
+                {"seed": seed_d, "item_id": same[0], "position": 2},
+                {"category": leaf, "item_id": leaf_pin, "position": 1},
+            ],
+        }
+    )
+    PresetStore(root).save("capped", capped)
+    capped_lists = {s: [str(i) for i in searcher.search(s, capped, K).item_ids] for s in items}
+    out.update(capped=capped_lists, capped_before=before, seed_d=seed_d, shown=shown, same=same)
+    out.update(brand_of=brand_of)
     out.update(root=root, run_id=run_id, items=items, plain=plain, ruled=ruled, config=config)
     out.update(seed_a=seed_a, seed_b=seed_b, seed_c=seed_c, ban=(ban_two_way, ban_one_way))
     out.update(pin_item=pin_item, leaf=leaf, leaf_pin=leaf_pin)
@@ -94,23 +124,39 @@ def test_the_rules_change_the_lists(data: dict[str, Any]) -> None:
     assert changed > len(heels) + 3, "boost and bury should reorder lists beyond the pinned ones"
 
 
-def test_explore_and_the_api_give_the_same_list_with_rules(data: dict[str, Any], monkeypatch: Any) -> None:
+def test_pins_count_towards_the_brand_cap(data: dict[str, Any]) -> None:
+    """Under max_per_brand=1 no list shows a brand twice, pins included; seed_d's first pin takes
+    its brand's place (the ranked item of that brand leaves), the lower pin of that brand goes."""
+    capped, brand_of = data["capped"], data["brand_of"]
+    for seed, ids in capped.items():
+        branded = [brand_of[i] for i in ids if brand_of[i]]
+        assert len(branded) == len(set(branded)), (seed, ids)
+    d = capped[data["seed_d"]]
+    assert d[1] == data["same"][0] and data["shown"] not in d and data["same"][1] not in d
+    assert len(d) == len(data["capped_before"])  # one item per brand, as without the pins
+
+
+@pytest.mark.parametrize("preset", ["ruled", "capped"])
+def test_explore_and_the_api_give_the_same_list_with_rules(
+    data: dict[str, Any], monkeypatch: Any, preset: str
+) -> None:
     root, run_id = data["root"], data["run_id"]
     monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
     explore = page("explore")
-    values = controls_from_filter_config(PresetStore(root).load("ruled"))
+    values = controls_from_filter_config(PresetStore(root).load(preset))
     app = flask.Flask("rules-parity")
     register_api(app, root, token="")
     client = app.test_client()
+    expected = data[preset]
     for seed in data["items"]:
         out = explore.explore_results(run_id, seed, K, values)
         assert out["message"] is None, (seed, out["message"])
         page_ids = card_ids(out["results"])
-        resp = client.get(f"/api/v1/similar/{seed}?run={run_id}&preset=ruled&k={K}")
+        resp = client.get(f"/api/v1/similar/{seed}?run={run_id}&preset={preset}&k={K}")
         assert resp.status_code == 200, resp.get_json()
         api_ids = [i["item_id"] for i in resp.get_json()["items"]]
-        assert page_ids == api_ids == data["ruled"][seed], seed
-        assert out["config_hash"] == data["config"].config_hash()
+        assert page_ids == api_ids == expected[seed], seed
+        assert out["config_hash"] == PresetStore(root).load(preset).config_hash()
 
 
 def stored_lists(path: Path, run_id: str, preset_hash: str, items: list[str]) -> dict[str, list[str]]:
@@ -123,10 +169,12 @@ def stored_lists(path: Path, run_id: str, preset_hash: str, items: list[str]) ->
 
 def test_precompute_and_spark_store_the_same_lists_with_rules(data: dict[str, Any], monkeypatch: Any) -> None:
     root, run_id, items = data["root"], data["run_id"], data["items"]
-    meta = precompute(root, run_id, "ruled", k=K, store=root / "single.sqlite")
-    assert meta["preset_hash"] == data["config"].config_hash()
-    single = stored_lists(root / "single.sqlite", run_id, meta["preset_hash"], items)
-    assert single == data["ruled"]
+    metas = {}
+    for preset in ("ruled", "capped"):
+        meta = precompute(root, run_id, preset, k=K, store=root / "single.sqlite")
+        assert meta["preset_hash"] == PresetStore(root).load(preset).config_hash()
+        assert stored_lists(root / "single.sqlite", run_id, meta["preset_hash"], items) == data[preset]
+        metas[preset] = meta
 
     pytest.importorskip("pyspark", reason="PySpark is not installed (pip install -r requirements.txt)")
     from recsys import spark as rspark
@@ -140,10 +188,15 @@ def test_precompute_and_spark_store_the_same_lists_with_rules(data: dict[str, An
         conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "1"},
     )
     try:
-        smeta = rspark.spark_precompute(
-            spark, root, run_id, "ruled", k=K, write_store=True, store=root / "spark.sqlite", partitions=2
-        )
+        smetas = {
+            preset: rspark.spark_precompute(
+                spark, root, run_id, preset, k=K, write_store=True, store=root / "spark.sqlite", partitions=2
+            )
+            for preset in ("ruled", "capped")
+        }
     finally:
         spark.stop()
-    assert smeta["preset_hash"] == meta["preset_hash"] and smeta["n_items"] == meta["n_items"]
-    assert stored_lists(root / "spark.sqlite", run_id, meta["preset_hash"], items) == data["ruled"]
+    for preset, smeta in smetas.items():
+        meta = metas[preset]
+        assert smeta["preset_hash"] == meta["preset_hash"] and smeta["n_items"] == meta["n_items"]
+        assert stored_lists(root / "spark.sqlite", run_id, meta["preset_hash"], items) == data[preset]

@@ -378,6 +378,14 @@ def test_filters_apply_to_session_knn_lists(tmp_path: Path) -> None:
     assert len({cat.loc[i, "brand"] for i in got}) == len(got)
     pinned = ask({"pins": [{"seed": "it001", "item_id": "it005", "position": 1}]})
     assert pinned["items"][0]["item_id"] == "it005" and pinned["served_by"][0] == "pin"
+    # a pin counts towards max_per_brand, as on the searcher's lists: one item of its brand
+    first = ask({"max_per_brand": 1})["items"][0]["item_id"]
+    pin = next(
+        i for i in cat.index if cat.loc[i, "brand"] == cat.loc[first, "brand"] and i not in {first, *recent}
+    )
+    capped = ask({"pins": [{"seed": "it001", "item_id": pin, "position": 1}], "max_per_brand": 1})
+    got = [i["item_id"] for i in capped["items"]]
+    assert got[0] == pin and first not in got and len({cat.loc[i, "brand"] for i in got}) == len(got)
     # a category rule relative to the seed (the most recent item, a women's running shoe): the
     # sessions stay in one leaf, so the chain completes the list from the category's popular items
     body = ask({"same_category": True, "category_level": 1}, k=20)

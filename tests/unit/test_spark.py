@@ -18,17 +18,9 @@ import pandas as pd
 import pytest
 
 from recsys.sequences import build_sequences
+from tests._spark import require_spark
 
-pytest.importorskip("pyspark", reason="PySpark is not installed (pip install -r requirements.txt)")
-
-from recsys import spark as rspark  # noqa: E402
-
-if not rspark.java_available():
-    pytest.skip(
-        "no Java runtime (java on PATH or JAVA_HOME): Spark cannot start; .ci/run installs "
-        "openjdk-17-jre-headless",
-        allow_module_level=True,
-    )
+rspark = require_spark()
 
 from tests import _serving_data as _fixture  # noqa: E402
 
