@@ -119,7 +119,7 @@ def map_state(
     frame = umap if use == "umap" else projection_frame(run_id, "pca")
     x, y, pos, total = point_positions(view, frame)
     fig = map_figure(x, y, pos, view, color_by, uirevision=f"{run_id}:{use}")
-    meta = {**want, "n_traces": len(fig.data), "n_shown": int(len(x)), "n_total": int(total)}
+    meta = {**want, "n_traces": len(fig["data"]), "n_shown": int(len(x)), "n_total": int(total)}
     out["figure"], out["meta"] = fig, meta
     status_bits += _status_tail(meta, umap, job, method)
     out["status"] = html.Div(status_bits, className="map-status-line")
@@ -530,13 +530,30 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
         return [], f"Could not list the selection: {exc}"
 
 
-def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
-    """Bar chart of neighbourhood purity per label (vs the random baseline)."""
+#: Purity tables already computed in this process: (data dir, run, labels, k, queries) ->
+#: table. A run's vectors and catalogue never change, and exact search over 100k items takes
+#: seconds, so a page revisit or a colouring switched back is answered at once.
+_PURITY_CACHE: dict[tuple, Any] = {}
+_PURITY_CACHE_SIZE = 32
+
+
+def _purity_table(run_id: str, by: str, k: int, max_queries: int) -> Any:
     from recsys.projection import catalogue_purity
 
-    searcher = run_searcher(run_id)
+    key = (str(data_dir()), run_id, by, k, max_queries)
+    if key not in _PURITY_CACHE:
+        searcher = run_searcher(run_id)
+        table = catalogue_purity(searcher.view, searcher.unit, by, k=k, max_queries=max_queries)
+        while len(_PURITY_CACHE) >= _PURITY_CACHE_SIZE:
+            _PURITY_CACHE.pop(next(iter(_PURITY_CACHE)))
+        _PURITY_CACHE[key] = table
+    return _PURITY_CACHE[key]
+
+
+def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
+    """Bar chart of neighbourhood purity per label (vs the random baseline)."""
     by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
-    full = catalogue_purity(searcher.view, searcher.unit, by, k=k, max_queries=max_queries)
+    full = _purity_table(run_id, by, k, max_queries)
     table = full.head(15).iloc[::-1]
     table.attrs = full.attrs
     fig = purity_figure(table)
@@ -561,15 +578,19 @@ def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> 
 
 @callback(
     Output(ids.MAP_PURITY, "children"),
-    Input(ids.MAP_RUN, "value"),
-    Input(ids.MAP_COLOR, "value"),
+    Input(ids.MAP_META, "data"),
     Input(ids.MAP_PURITY_K, "value"),
 )
-def update_purity(run_id: str | None, color_by: str | None, k: Any) -> Any:
-    """Neighbourhood purity of the run, by the colouring's labels (category when price)."""
-    if not run_id:
+def update_purity(meta: dict[str, Any] | None, k: Any) -> Any:
+    """Neighbourhood purity of the drawn run, by the colouring's labels (category when price).
+
+    Driven by the map's meta store, i.e. once the scatter has been sent: the exact search
+    takes seconds at 100k items and would otherwise compete with the figure for the server's
+    CPU on the page's first load. Nothing until a map is drawn (when the run cannot be read
+    the status line says why)."""
+    if not meta or not meta.get("run"):
         return no_update
     try:
-        return purity_view(run_id, color_by or "category:0", bounded_k(k))
+        return purity_view(meta["run"], meta.get("color") or "category:0", bounded_k(k))
     except RecsysError as exc:
         return error_alert(exc, "Could not compute purity", dismissable=False)
