@@ -139,7 +139,15 @@ def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, me
     else:
         bits.append(html.Span(f"{shown:,} items", className="me-2"))
     if umap is None:
-        if job and job.get("status") in ("queued", "running"):
+        if job and job.get("status") == "queued":
+            bits.append(
+                html.Span(
+                    f"· UMAP queued ({str(job.get('message') or 'waiting to start').removeprefix('queued: ')}); "
+                    "PCA shown meanwhile",
+                    className="text-muted",
+                )
+            )
+        elif job and job.get("status") == "running":
             pct = int(round(100 * float(job.get("fraction") or 0)))
             bits.append(
                 html.Span(

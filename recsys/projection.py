@@ -141,10 +141,9 @@ ENV_UMAP_SLOTS = "RECSYS_UMAP_SLOTS"
 
 def umap_slots() -> int:
     """The number of UMAP projections allowed to run at once on this machine (>= 1)."""
-    try:
-        return max(1, int(os.environ.get(ENV_UMAP_SLOTS, "1")))
-    except ValueError:
-        return 1
+    from recsys.jobs.kinds import slot_limit
+
+    return slot_limit("umap")
 
 
 @contextlib.contextmanager

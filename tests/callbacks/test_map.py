@@ -81,6 +81,13 @@ def test_same_state_does_not_resend_the_figure(mapp, data):
     }
     status = mapp.map_state(data["runs"]["A"], "auto", "category:0", running, first["meta"])["status"]
     assert "40%" in text_of(status)
+    waiting = {
+        "jobs": [
+            {**running["jobs"][0], "status": "queued", "message": "queued: waiting for a free UMAP slot"}
+        ]
+    }
+    status = mapp.map_state(data["runs"]["A"], "auto", "category:0", waiting, first["meta"])["status"]
+    assert "UMAP queued (waiting for a free UMAP slot); PCA shown" in text_of(status)
 
 
 def test_colourings_brand_gender_and_price(mapp, data):
