@@ -149,9 +149,17 @@ def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, me
             )
         elif job and job.get("status") == "running":
             pct = int(round(100 * float(job.get("fraction") or 0)))
+            message = str(job.get("message") or "")
+            # "fitting UMAP on N points: finding neighbours: NN-descent 3/13" -> the phase
+            phase = (
+                message.split(": ", 1)[1]
+                if message.startswith("fitting UMAP") and ": " in message
+                else message
+            )
             bits.append(
                 html.Span(
-                    f"· UMAP computing in the background ({pct}%); PCA shown meanwhile",
+                    f"· UMAP computing in the background ({pct}%{': ' + phase if phase else ''}); "
+                    "PCA shown meanwhile",
                     className="text-muted",
                 )
             )

@@ -75,12 +75,13 @@ def test_same_state_does_not_resend_the_figure(mapp, data):
                 "kind": "project",
                 "status": "running",
                 "fraction": 0.4,
+                "message": "fitting UMAP on 20 points: finding neighbours: NN-descent 3/13",
                 "params": {"run_id": data["runs"]["A"], "method": "umap"},
             }
         ]
     }
     status = mapp.map_state(data["runs"]["A"], "auto", "category:0", running, first["meta"])["status"]
-    assert "40%" in text_of(status)
+    assert "(40%: finding neighbours: NN-descent 3/13)" in text_of(status)
     waiting = {
         "jobs": [
             {**running["jobs"][0], "status": "queued", "message": "queued: waiting for a free UMAP slot"}

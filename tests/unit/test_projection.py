@@ -295,8 +295,38 @@ def test_umap_progress_follows_the_epochs_and_numba_caches_to_a_folder() -> None
     epochs = [d for d, _, m in seen if "epoch" in m]
     assert len(epochs) >= 3 and epochs == sorted(epochs) and epochs[-1] == 1000  # moves, to the end
     assert seen[-1][0] == seen[-1][1]
+    # the neighbour phase (exact neighbours at this size) reports before the first epoch
+    first_epoch = next(i for i, (_, _, m) in enumerate(seen) if "epoch" in m)
+    phases = [(d, m.split(": ", 1)[1]) for d, _, m in seen[:first_epoch] if ": " in m]
+    assert (270, "neighbours found; building the fuzzy graph") in phases, phases
+    assert [d for d, _ in phases] == sorted(d for d, _ in phases)
     assert numba_cache_dir().is_dir()
     assert os.environ.get("NUMBA_CACHE_DIR")  # set before numba was imported (or by the user)
+
+
+@pytest.mark.slow  # pynndescent's NN-descent is compiled by numba in each process (~30-100 s here)
+def test_umap_progress_moves_through_the_neighbour_phase_before_the_first_epoch() -> None:
+    """Real UMAP: labelled progress reports arrive during the nearest-neighbour search, before
+    the layout's first epoch, and the fraction never goes back. 4,200 points: above 4,096
+    umap-learn uses NN-descent (below it, exact neighbours), which reports its iterations."""
+    from recsys.projection import project
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 5)).astype(np.float32) * 4
+    x = centres[rng.integers(0, 6, 4_200)] + rng.standard_normal((4_200, 5)).astype(np.float32)
+    seen: list[tuple[int, int, str]] = []
+    project(x, method="umap", seed=0, progress=lambda d, t, m: seen.append((d, t, m)))
+    first_epoch = next(i for i, (_, _, m) in enumerate(seen) if "epoch" in m)
+    before = seen[:first_epoch]
+    neighbour = [(d, m) for d, _, m in before if "neighbours" in m]
+    labels = {m.split(": ", 1)[1] for _, m in neighbour}
+    assert {"finding neighbours", "neighbours found; building the fuzzy graph"} <= labels, labels
+    iterations = [d for d, m in neighbour if "NN-descent " in m and "/" in m]
+    assert len(iterations) >= 2 and iterations == sorted(iterations), neighbour
+    # the bar moves inside the neighbour phase (between 5% and 30%), and never goes back
+    assert len({d for d, _ in neighbour if 50 < d < 300}) >= 3, neighbour
+    done = [d for d, _, _ in seen if d > 0]
+    assert done == sorted(done)
 
 
 # -- what the Map shows ------------------------------------------------------------
