@@ -75,11 +75,27 @@ def projection_frame(run_id: str, method: str) -> pd.DataFrame | None:
     return run_projection(data_dir(), run_id, method)
 
 
+_POSITIONS: list[tuple[Any, Any, tuple, tuple]] = []  # (view, frame, key, result), newest last
+
+
 def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> tuple:
-    """(x, y, positions, total) of the points the view knows (:func:`recsys.projection.sample_points`)."""
+    """(x, y, positions, total) of the points the view knows (:func:`recsys.projection.sample_points`).
+
+    Memoised for the last few (view, projection) pairs: the view is cached per run and the
+    projection frames are (shallow copies of) cached frames, so the same data has the same
+    column memory; aligning 100k item ids took about 0.25 s of every Map load.
+    """
     from recsys.projection import sample_points
 
-    return sample_points(view.item_ids, frame, max_points, seed)
+    xs = frame["x"].to_numpy()
+    key = (xs.__array_interface__["data"][0], len(frame), max_points, seed)
+    for v, _frame, k, result in _POSITIONS:
+        if v is view and k == key:
+            return result
+    result = sample_points(view.item_ids, frame, max_points, seed)
+    _POSITIONS.append((view, frame, key, result))  # the frame is kept: its memory is not reused
+    del _POSITIONS[:-4]
+    return result
 
 
 def umap_job(jobs: dict[str, Any] | None, run_id: str) -> dict[str, Any] | None:

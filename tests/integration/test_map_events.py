@@ -160,6 +160,9 @@ def test_map_hover_card_click_to_explore_lasso_and_box(dash_duo, dash_app, demo_
     title = str(view.attributes([target["pos"]])["title"].iloc[0])
     assert title in dash_duo.find_element("#map-tooltip").text
 
+    # The purity chart follows the drawn map (it is computed after the figure is sent).
+    dash_duo.wait_for_contains_text("#map-purity", "nearest neighbours share its category", timeout=30)
+
     # Lasso (the default drag mode): a four-corner path around a rectangle of points.
     x0, y0, x1, y1 = _region(points)
     expected = {str(view.item_ids[p]) for p in _inside(points, x0, y0, x1, y1, 0)}
