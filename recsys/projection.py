@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -260,6 +261,7 @@ def _import_umap() -> Any:
     memory of TensorFlow when TensorFlow is installed but not used here.
     """
     if "umap" in sys.modules:
+        _cache_numba_functions(("umap", "pynndescent"))  # imported elsewhere first: still cache
         return sys.modules["umap"].UMAP
     if "numba" not in sys.modules:  # numba reads its cache folder when imported
         os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
@@ -267,8 +269,6 @@ def _import_umap() -> Any:
     if blocked:
         sys.modules["umap.parametric_umap"] = None  # type: ignore[assignment]
     try:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ImportWarning)
             import umap
@@ -416,7 +416,10 @@ def project(
         progress(50, total, msg + ": finding neighbours")
         t0 = time.perf_counter()
         phases = _PhaseProgress(lambda units, label: progress(units, total, f"{msg}: {label}"))
-        with contextlib.redirect_stdout(phases):
+        with contextlib.redirect_stdout(phases), warnings.catch_warnings():
+            # pynndescent's NN-descent takes its distance as an argument, which numba cannot
+            # cache on disk (_cache_numba_functions); it says so once per job
+            warnings.filterwarnings("ignore", message="Cannot cache compiled function")
             fitted = np.asarray(reducer.fit_transform(fit_x), dtype=np.float32)
         logger.info("%s: %.1f s", msg, time.perf_counter() - t0)
         if sample is None:

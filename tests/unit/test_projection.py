@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -302,6 +303,22 @@ def test_umap_progress_follows_the_epochs_and_numba_caches_to_a_folder() -> None
     assert [d for d, _ in phases] == sorted(d for d, _ in phases)
     assert numba_cache_dir().is_dir()
     assert os.environ.get("NUMBA_CACHE_DIR")  # set before numba was imported (or by the user)
+
+
+def test_umap_and_pynndescent_functions_compile_into_the_disk_cache() -> None:
+    """Functions umap-learn/pynndescent left uncached (the random-projection trees took ~13 s
+    to compile in every job) get numba's disk cache when UMAP is imported for a projection."""
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    from recsys.projection import _import_umap
+
+    _import_umap()
+    import pynndescent.rp_trees as rp
+
+    jitted = [v for v in vars(rp).values() if isinstance(v, Dispatcher) and v.__module__ == rp.__name__]
+    assert jitted and not any(isinstance(f._cache, NullCache) for f in jitted)
+    assert not isinstance(sys.modules["pynndescent.pynndescent_"].nn_descent_internal._cache, NullCache)
 
 
 @pytest.mark.slow  # pynndescent's NN-descent is compiled by numba in each process (~30-100 s here)
