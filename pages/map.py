@@ -155,41 +155,33 @@ def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, me
     else:
         bits.append(html.Span(f"{shown:,} items", className="me-2"))
     if umap is None:
-        if job and job.get("status") == "queued":
-            bits.append(
-                html.Span(
-                    f"· UMAP queued ({str(job.get('message') or 'waiting to start').removeprefix('queued: ')}); "
-                    "PCA shown meanwhile",
-                    className="text-muted",
-                )
-            )
-        elif job and job.get("status") == "running":
-            pct = int(round(100 * float(job.get("fraction") or 0)))
-            message = str(job.get("message") or "")
-            # "fitting UMAP on N points: finding neighbours: NN-descent 3/13" -> the phase
-            phase = (
-                message.split(": ", 1)[1]
-                if message.startswith("fitting UMAP") and ": " in message
-                else message
-            )
-            bits.append(
-                html.Span(
-                    f"· UMAP computing in the background ({pct}%{': ' + phase if phase else ''}); "
-                    "PCA shown meanwhile",
-                    className="text-muted",
-                )
-            )
-        elif job and job.get("status") == "failed":
-            bits.append(
-                html.Span(
-                    f"· UMAP job failed: {job.get('error') or job.get('message')}", className="text-danger"
-                )
-            )
-        else:
-            bits.append(html.Span("· UMAP not computed yet: PCA shown", className="text-muted"))
+        text, css = _umap_job_line(job)
+        bits.append(html.Span(text, className=css))
     elif method == "pca":
         bits.append(html.Span("· UMAP available", className="text-muted"))
     return bits
+
+
+def _umap_job_line(job: dict[str, Any] | None) -> tuple[str, str]:
+    """(text, CSS class) of the status line while no UMAP projection is stored."""
+    status = (job or {}).get("status")
+    message = str((job or {}).get("message") or "")
+    if status == "queued":
+        waiting = message.removeprefix("queued: ") or "waiting to start"
+        return f"· UMAP queued ({waiting}); PCA shown meanwhile", "text-muted"
+    if status == "running":
+        pct = int(round(100 * float(job.get("fraction") or 0)))
+        # "fitting UMAP on N points: finding neighbours: NN-descent 3/13" -> the phase
+        phase = (
+            message.split(": ", 1)[1] if message.startswith("fitting UMAP") and ": " in message else message
+        )
+        return (
+            f"· UMAP computing in the background ({pct}%{': ' + phase if phase else ''}); PCA shown meanwhile",
+            "text-muted",
+        )
+    if status == "failed":
+        return f"· UMAP job failed: {job.get('error') or message}", "text-danger"
+    return "· UMAP not computed yet: PCA shown", "text-muted"
 
 
 # -- layout -------------------------------------------------------------------------------

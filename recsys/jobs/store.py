@@ -357,14 +357,20 @@ class JobStore:
                     logger.info("job %s: a %s slot is free; started", job_id, slot)
         return failed
 
+    def _job_ids(self) -> list[str]:
+        """Names of the job folders that hold a job.json (not the trash or lock files)."""
+        return [
+            p.name
+            for p in self.jobs_dir.iterdir()
+            if not p.name.startswith(".") and (p / "job.json").exists()
+        ]
+
     def _active_jobs(self) -> list[dict[str, Any]]:
         """Every queued or running job (refreshed: a dead process no longer holds its slot)."""
         out = []
-        for path in self.jobs_dir.iterdir():
-            if path.name.startswith(".") or not (path / "job.json").exists():
-                continue
+        for job_id in self._job_ids():
             try:
-                job = self._read(path.name)
+                job = self._read(job_id)
                 if job.get("status") in ACTIVE:
                     job = self._refresh(job)
             except JobError:
@@ -449,15 +455,13 @@ class JobStore:
             Ids of the jobs whose state changed.
         """
         changed = []
-        for path in self.jobs_dir.iterdir():
-            if path.name.startswith(".") or not (path / "job.json").exists():
-                continue
+        for job_id in self._job_ids():
             try:
-                before = self._read(path.name)
+                before = self._read(job_id)
             except JobError:
                 continue
             if before.get("status") in ACTIVE and self._refresh(before)["status"] not in ACTIVE:
-                changed.append(path.name)
+                changed.append(job_id)
         self.dispatch()
         return changed
 
