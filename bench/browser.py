@@ -17,7 +17,8 @@ map_first_paint_ms
 map_settled_ms
     From navigation start until the whole Map page has settled (the scatter, then the
     neighbourhood-purity chart, which is computed after the figure is sent), same loads.
-    Before December 5 the script reported this figure as ``map_first_paint_ms``.
+    Before the issue-14 follow-up (late 2026-12-04) the script reported this figure as
+    ``map_first_paint_ms``.
 page_first_paint_ms {PAGE: ms}
     From navigation start until the page's content is rendered and settled (no request in
     flight, no DOM change for ``--quiet`` ms), median of ``--repeat`` loads per page.
