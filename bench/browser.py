@@ -12,11 +12,14 @@ seed_change_ms {p50, p95, n}
     From the click on a neighbour's title (which opens Explore with that item as the seed,
     a page load) until the new seed's list is shown and the page has settled.
 map_first_paint_ms
-    From navigation start to the Map's scatter drawn with every point of the run (plotly's
-    ``_fullData`` holds them all; polled every 50 ms), the median of ``--repeat`` loads.
+    From navigation start to the Map's first scatter drawn (plotly's ``_fullData`` holds
+    points; polled every 50 ms): above ``pages.map.FIRST_PAINT_POINTS`` a seeded sample that
+    says "showing N of M, loading the rest"; the median of ``--repeat`` loads.
+map_all_points_ms
+    The same, until the scatter holds every point of the run.
 map_settled_ms
-    From navigation start until the whole Map page has settled (the scatter, then the
-    neighbourhood-purity chart, which is computed after the figure is sent), same loads.
+    From navigation start until the whole Map page has settled (every point, then the
+    neighbourhood-purity chart, which is computed after the complete figure), same loads.
     Before the issue-14 follow-up (late 2026-12-04) the script reported this figure as
     ``map_first_paint_ms``.
 page_first_paint_ms {PAGE: ms}
@@ -145,26 +148,30 @@ def settled(
     quiet_ms: float,
     timeout_s: float = 60.0,
     ready: str = "true",
-    first: list | None = None,
+    watch: dict[str, str] | None = None,
+    seen: dict[str, float] | None = None,
 ) -> float:
     """Wait until the page is quiet and ``ready`` (a JS expression) holds; ms from ``t0`` to the last change.
 
-    ``first``, when given, receives the ms from ``t0`` to the first poll (every 50 ms) that saw
-    ``ready`` hold (e.g. the Map's scatter drawn with every point, before the rest of the page
-    settles)."""
+    ``watch`` (name -> JS expression) and ``seen``: each name gets the ms from ``t0`` to the
+    first poll (every 50 ms) that saw its expression hold, e.g. the Map's first scatter and
+    the scatter with every point, before the rest of the page settles."""
+    watch = watch or {}
+    names = list(watch)
+    probes = "".join(f", !!({watch[n]})" for n in names)
     end = time.time() + timeout_s
     while time.time() < end:
         state = driver.execute_script(
             f"const b = window.__bench; if (!b) return null;"
-            f"return [performance.now(), b.last, b.pending, b.fetchEnd, !!({ready})];"
+            f"return [performance.now(), b.last, b.pending, b.fetchEnd, !!({ready}){probes}];"
         )
         if state:
-            now, last, pending, _fetch_end, ok = state
-            if ok and first is not None and not first:
-                first.append(now - t0)
-            done_at = last
-            if ok and pending == 0 and now - done_at >= quiet_ms and now - t0 >= quiet_ms:
-                return done_at - t0
+            now, last, pending, _fetch_end, ok, *held = state
+            for name, hit in zip(names, held, strict=True):
+                if hit and seen is not None and name not in seen:
+                    seen[name] = now - t0
+            if ok and pending == 0 and now - last >= quiet_ms and now - t0 >= quiet_ms:
+                return last - t0
         time.sleep(0.05)
     raise RuntimeError(f"the page did not settle within {timeout_s} s (ready: {ready})")
 
@@ -226,18 +233,20 @@ def page_paint(
     repeat: int,
     quiet: float,
     ready: str = "true",
-    firsts: list | None = None,
+    watch: dict[str, str] | None = None,
+    seen: dict[str, list[float]] | None = None,
 ) -> float:
-    """Median ms to the settled page over ``repeat`` loads (``firsts`` collects each load's
-    first-``ready`` time, see :func:`settled`)."""
+    """Median ms to the settled page over ``repeat`` loads (``seen`` collects each load's
+    first time of each ``watch`` expression, see :func:`settled`)."""
     times = []
     for _ in range(repeat):
         driver.get("about:blank")
         driver.get(url + path)
-        first: list = []
-        times.append(settled(driver, 0.0, quiet, ready=ready, first=first))
-        if firsts is not None:
-            firsts.append(first[0] if first else float("nan"))
+        marks: dict[str, float] = {}
+        times.append(settled(driver, 0.0, quiet, ready=ready, watch=watch, seen=marks))
+        for name in watch or {}:
+            if seen is not None:
+                seen.setdefault(name, []).append(marks.get(name, float("nan")))
     return statistics.median(times)
 
 
@@ -282,14 +291,22 @@ def main(argv: list[str] | None = None) -> int:
         filt = [] if args.only_map else filter_changes(driver, url, run, seed, args.changes, args.quiet)
         seeds = [] if args.only_map else seed_changes(driver, url, run, seed, args.seeds, args.quiet)
         n_points = len(Registry(root).load_model(run).item_ids_)
-        map_ready = (
+        drawn = (
             "(() => { const g = document.querySelector('#map-graph .js-plotly-plot');"
-            " return g && g._fullData && g._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) >= "
-            f"{n_points}; }})()"
+            " return g && g._fullData ? g._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0; })()"
         )
-        map_firsts: list[float] = []
+        map_ready = f"{drawn} >= {n_points}"
+        watch = {"first": f"{drawn} > 0", "all": map_ready}
+        map_seen: dict[str, list[float]] = {}
         map_ms = page_paint(
-            driver, url, f"/map?run={run}", args.repeat, args.quiet, ready=map_ready, firsts=map_firsts
+            driver,
+            url,
+            f"/map?run={run}",
+            args.repeat,
+            args.quiet,
+            ready=map_ready,
+            watch=watch,
+            seen=map_seen,
         )
         pages = {
             p: round(page_paint(driver, url, p, args.repeat, args.quiet), 1)
@@ -313,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                     "p95": _round(_pct(seeds, 0.95)),
                     "n": len(seeds),
                 },
-                "map_first_paint_ms": round(statistics.median(map_firsts), 1),
+                "map_first_paint_ms": round(statistics.median(map_seen["first"]), 1),
+                "map_all_points_ms": round(statistics.median(map_seen["all"]), 1),
                 "map_settled_ms": round(map_ms, 1),
                 "page_first_paint_ms": pages,
                 "quiet_ms": args.quiet,

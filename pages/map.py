@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 dash.register_page(__name__, path="/map", title="RecSys Lab · Map", name="Map", order=2)
 
 MAX_POINTS = 100_000
+#: Above this many points the first figure is a seeded random sample of this size (drawn in a
+#: fraction of the time), and the full figure follows at once (:func:`complete_map`).
+FIRST_PAINT_POINTS = 20_000
 MAX_HIGHLIGHT = 5_000
 MAX_SELECTION_ROWS = 1_000
 COLOR_CHOICES = (
@@ -112,9 +115,18 @@ def umap_job(jobs: dict[str, Any] | None, run_id: str) -> dict[str, Any] | None:
 
 
 def map_state(
-    run_id: str, method: str, color_by: str, jobs: dict[str, Any] | None, drawn: dict[str, Any] | None
+    run_id: str,
+    method: str,
+    color_by: str,
+    jobs: dict[str, Any] | None,
+    drawn: dict[str, Any] | None,
+    first_paint: int | None = None,
 ) -> dict[str, Any]:
-    """Plain-function body of the draw callback: figure (or no_update), meta, status."""
+    """Plain-function body of the draw callback: figure (or no_update), meta, status.
+
+    With ``first_paint`` and more points than that, the figure holds a seeded random sample
+    of ``first_paint`` points (each colour group in proportion, in expectation) and the meta
+    says ``"partial": True``; :func:`complete_map` then sends every point."""
     out: dict[str, Any] = {"figure": no_update, "meta": no_update, "status": None}
     try:
         view = run_catalog_view(run_id)
@@ -134,8 +146,14 @@ def map_state(
         return out
     frame = umap if use == "umap" else projection_frame(run_id, "pca")
     x, y, pos, total = point_positions(view, frame)
+    partial = bool(first_paint) and len(x) > int(first_paint)
+    if partial:
+        keep = np.sort(np.random.default_rng(0).permutation(len(x))[: int(first_paint)])
+        x, y, pos = x[keep], y[keep], pos[keep]
     fig = map_figure(x, y, pos, view, color_by, uirevision=f"{run_id}:{use}")
     meta = {**want, "n_traces": len(fig["data"]), "n_shown": int(len(x)), "n_total": int(total)}
+    if partial:
+        meta["partial"] = True
     out["figure"], out["meta"] = fig, meta
     status_bits += _status_tail(meta, umap, job, method)
     out["status"] = html.Div(status_bits, className="map-status-line")
@@ -145,7 +163,11 @@ def map_state(
 def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, method: str) -> list[Any]:
     bits: list[Any] = []
     shown, total = meta.get("n_shown", 0), meta.get("n_total", 0)
-    if shown < total:
+    if meta.get("partial"):
+        bits.append(
+            html.Span(f"showing {shown:,} of {total:,} items, loading the rest…", className="text-info me-2")
+        )
+    elif shown < total:
         bits.append(
             html.Span(
                 f"{shown:,} of {total:,} items (random sample above {MAX_POINTS:,})",
@@ -292,6 +314,8 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                         ),
                         type="circle",
                         delay_show=400,
+                        # the sampled first paint stays visible while the rest of the points load
+                        overlay_style={"visibility": "visible", "opacity": 0.6},
                     ),
                     dcc.Tooltip(id=ids.MAP_TOOLTIP, direction="right", className="map-tooltip"),
                     html.Div(
@@ -396,8 +420,41 @@ def draw_map(
     """Draw (or keep) the scatter; the jobs store only refreshes the status unless UMAP landed."""
     if not run_id:
         return no_update, no_update, ""
-    out = map_state(run_id, method or "auto", color_by or "category:0", jobs, drawn)
+    out = map_state(run_id, method or "auto", color_by or "category:0", jobs, drawn, FIRST_PAINT_POINTS)
     return out["figure"], out["meta"], out["status"]
+
+
+@callback(
+    Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
+    Output(ids.MAP_META, "data", allow_duplicate=True),
+    Output(ids.MAP_STATUS, "children", allow_duplicate=True),
+    Input(ids.MAP_META, "data"),
+    State(ids.MAP_RUN, "value"),
+    State(ids.MAP_METHOD, "value"),
+    State(ids.MAP_COLOR, "value"),
+    State(ids.JOBS_STORE, "data"),
+    prevent_initial_call=True,
+)
+def complete_map(
+    meta: dict[str, Any] | None,
+    run_id: str | None,
+    method: str | None,
+    color_by: str | None,
+    jobs: dict[str, Any] | None,
+) -> tuple:
+    """After a sampled first paint (``meta["partial"]``), send the figure with every point.
+
+    Answers nothing when the drawn map is complete, or when the full figure would no longer
+    be the one asked for (the run, projection or colouring changed meanwhile)."""
+    if not meta or not meta.get("partial") or (run_id, color_by) != (meta.get("run"), meta.get("color")):
+        return no_update, no_update, no_update
+    out = map_state(meta["run"], method or "auto", meta.get("color") or "category:0", jobs, None)
+    new = out["meta"]
+    if not isinstance(new, dict) or any(
+        new.get(k) != meta.get(k) for k in ("run", "method", "color", "stamp")
+    ):
+        return no_update, no_update, no_update
+    return out["figure"], new, out["status"]
 
 
 @callback(
@@ -612,7 +669,7 @@ def update_purity(meta: dict[str, Any] | None, k: Any) -> Any:
     takes seconds at 100k items and would otherwise compete with the figure for the server's
     CPU on the page's first load. Nothing until a map is drawn (when the run cannot be read
     the status line says why)."""
-    if not meta or not meta.get("run"):
+    if not meta or not meta.get("run") or meta.get("partial"):  # after the complete map
         return no_update
     try:
         return purity_view(meta["run"], meta.get("color") or "category:0", bounded_k(k))

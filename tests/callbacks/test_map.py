@@ -65,6 +65,36 @@ def test_pca_map_draws_every_item_with_positions_and_an_empty_highlight_trace(ma
     assert "UMAP not computed yet" in text_of(out["status"])
 
 
+def test_sampled_first_paint_then_every_point_then_purity(mapp, data):
+    """Above the first-paint size the map comes in two steps: a seeded sample that says so,
+    then (driven by the meta store) every point; purity waits for the complete map."""
+    from dash import no_update
+
+    run = data["runs"]["A"]
+    first = mapp.map_state(run, "auto", "category:0", {"jobs": []}, None, first_paint=8)
+    meta = first["meta"]
+    assert meta["partial"] and meta["n_shown"] == 8 and meta["n_total"] == 20
+    assert sum(len(t.x) for t in _traces(first["figure"])) == 8
+    assert "showing 8 of 20 items, loading the rest" in text_of(first["status"])
+    assert mapp.update_purity(meta, 4) is no_update
+    # the jobs poll while the sample is shown does not send it again
+    assert mapp.map_state(run, "auto", "category:0", {"jobs": []}, meta, 8)["figure"] is no_update
+
+    figure, full, status = mapp.complete_map(meta, run, "auto", "category:0", {"jobs": []})
+    traces = _traces(figure)
+    assert not full.get("partial") and full["n_shown"] == 20 == sum(len(t.x) for t in traces)
+    shown = {int(p) for t in traces for p in t.customdata}
+    sample = {int(p) for t in _traces(first["figure"]) for p in t.customdata}
+    assert shown == set(range(20)) and sample < shown  # the sample's points are among them
+    assert "20 items" in text_of(status) and "loading" not in text_of(status)
+    assert mapp.complete_map(full, run, "auto", "category:0", {"jobs": []}) == (no_update,) * 3
+    assert "nearest neighbours" in text_of(mapp.update_purity(full, 4))
+    # the colouring or projection changed while the rest was loading: nothing stale is sent
+    assert mapp.complete_map(meta, run, "auto", "brand", {"jobs": []}) == (no_update,) * 3
+    moved = {**meta, "method": "umap"}  # no UMAP stored: the full figure would be PCA
+    assert mapp.complete_map(moved, run, "auto", "category:0", {"jobs": []}) == (no_update,) * 3
+
+
 def test_same_state_does_not_resend_the_figure(mapp, data):
     first = _drawn(mapp, data["runs"]["A"])
     again = mapp.map_state(data["runs"]["A"], "auto", "category:0", {"jobs": []}, first["meta"])
