@@ -8,10 +8,14 @@ other), gender or price; hovering shows a card, searching highlights matching it
 clicking a point opens it in Explore, a lasso/box selection lists its items in a grid, and
 the neighbourhood-purity chart says how well each category holds together.
 
-Size: coordinates are float32, which plotly serialises as typed arrays (base64); item
-positions go as plain integer lists (see ``components.scatter.map_figure``), so 100k points make a figure of
-about 2 MB; above ``MAX_POINTS`` a seeded
-random sample is drawn and the status line says so.
+Size: coordinates go as base64 float32 typed arrays; item positions as plain integer lists
+(see ``components.scatter.map_figure``), so 100k points make a figure of about 1.7 MB; above
+``MAX_POINTS`` a seeded random sample is drawn and the status line says so.
+
+Speed: above ``FIRST_PAINT_POINTS`` the first figure is a seeded sample of that size ("showing
+N of M, loading the rest"), and :func:`complete_map` sends every point right after; the
+purity chart (seconds of exact search at 100k items) is computed only once the map is
+complete, so it never competes with the figure for the server's CPU.
 """
 
 from __future__ import annotations
