@@ -437,6 +437,7 @@ def draw_map(
     State(ids.MAP_METHOD, "value"),
     State(ids.MAP_COLOR, "value"),
     State(ids.JOBS_STORE, "data"),
+    State(ids.MAP_SEARCH, "value"),
     prevent_initial_call=True,
 )
 def complete_map(
@@ -445,8 +446,10 @@ def complete_map(
     method: str | None,
     color_by: str | None,
     jobs: dict[str, Any] | None,
+    query: str | None = None,
 ) -> tuple:
-    """After a sampled first paint (``meta["partial"]``), send the figure with every point.
+    """After a sampled first paint (``meta["partial"]``), send the figure with every point,
+    with the search typed meanwhile still highlighted.
 
     Answers nothing when the drawn map is complete, or when the full figure would no longer
     be the one asked for (the run, projection or colouring changed meanwhile)."""
@@ -458,6 +461,8 @@ def complete_map(
         new.get(k) != meta.get(k) for k in ("run", "method", "color", "stamp")
     ):
         return no_update, no_update, no_update
+    if query and str(query).strip():
+        apply_highlight(out["figure"], query, meta["run"], new)
     return out["figure"], new, out["status"]
 
 
@@ -511,27 +516,33 @@ def highlight(query: str | None, run_id: str | None, meta: dict[str, Any] | None
 
 def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure: Any) -> Patch:
     """The Patch that fills the highlight trace with the matches among the drawn points."""
+    patch = Patch()
+    apply_highlight(patch, query, run_id, meta)
+    return patch
+
+
+def apply_highlight(figure: Any, query: str | None, run_id: str, meta: dict[str, Any]) -> None:
+    """Fill the highlight trace (the last one) of ``figure`` (a Patch or the figure's dict)
+    with the search's matches, and dim the other traces while there are matches."""
     view = run_catalog_view(run_id)
     n = int(meta.get("n_traces", 1))
-    patch = Patch()
     hits = search_items(view, query, limit=None)
     if len(hits) == 0:
         for i in range(n - 1):
-            patch["data"][i]["marker"]["opacity"] = 0.7 if meta.get("color") != "price" else 0.75
-        patch["data"][n - 1]["x"] = []
-        patch["data"][n - 1]["y"] = []
-        patch["data"][n - 1]["customdata"] = []
-        return patch
+            figure["data"][i]["marker"]["opacity"] = 0.7 if meta.get("color") != "price" else 0.75
+        figure["data"][n - 1]["x"] = []
+        figure["data"][n - 1]["y"] = []
+        figure["data"][n - 1]["customdata"] = []
+        return
     frame = projection_frame(run_id, meta.get("method", "pca"))
     x, y, pos, _ = point_positions(view, frame)
     sel = np.flatnonzero(np.isin(pos, hits))[:MAX_HIGHLIGHT]
     for i in range(n - 1):
-        patch["data"][i]["marker"]["opacity"] = 0.25
-    patch["data"][n - 1]["x"] = x[sel].tolist()
-    patch["data"][n - 1]["y"] = y[sel].tolist()
-    patch["data"][n - 1]["customdata"] = pos[sel].tolist()
-    patch["data"][n - 1]["name"] = f"{len(sel):,} matches"
-    return patch
+        figure["data"][i]["marker"]["opacity"] = 0.25
+    figure["data"][n - 1]["x"] = x[sel].tolist()
+    figure["data"][n - 1]["y"] = y[sel].tolist()
+    figure["data"][n - 1]["customdata"] = pos[sel].tolist()
+    figure["data"][n - 1]["name"] = f"{len(sel):,} matches"
 
 
 @callback(

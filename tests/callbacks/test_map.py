@@ -95,6 +95,17 @@ def test_sampled_first_paint_then_every_point_then_purity(mapp, data):
     assert mapp.complete_map(moved, run, "auto", "category:0", {"jobs": []}) == (no_update,) * 3
 
 
+def test_search_typed_on_the_sample_stays_highlighted_when_every_point_arrives(mapp, data):
+    run = data["runs"]["A"]
+    meta = mapp.map_state(run, "auto", "category:0", {"jobs": []}, None, first_paint=8)["meta"]
+    figure, full, _ = mapp.complete_map(meta, run, "auto", "category:0", {"jobs": []}, "tote")
+    last = full["n_traces"] - 1
+    assert len(_traces(figure)[last].x) == 5  # the five tote bags, sampled or not
+    assert all(figure["data"][i]["marker"]["opacity"] == 0.25 for i in range(last))
+    plain, _, _ = mapp.complete_map(meta, run, "auto", "category:0", {"jobs": []}, "")
+    assert len(_traces(plain)[last].x) == 0
+
+
 def test_same_state_does_not_resend_the_figure(mapp, data):
     first = _drawn(mapp, data["runs"]["A"])
     again = mapp.map_state(data["runs"]["A"], "auto", "category:0", {"jobs": []}, first["meta"])
