@@ -309,6 +309,43 @@ def test_a_matching_index_is_used_as_is(root, items, tmp_path, caplog):
     assert searcher._index is not None and not [r for r in caplog.records if "fresh index" in r.message]
 
 
+def test_an_imported_index_is_stored_byte_for_byte_and_damage_is_caught_on_load(root, items, tmp_path):
+    """The index file is copied (and hashed) beside the check: the run's index.bin holds the
+    exact bytes hnswlib wrote, under a header whose checksum is theirs; one flipped byte in the
+    stored file is refused on load; no staging folder is left under runs/."""
+    import hashlib
+
+    from recsys.errors import IndexFileError
+    from recsys.index import HnswIndex
+
+    ids, vec = items
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    source = hnsw_file(tmp_path / "i.bin", vec).read_bytes()
+    run = imp(root, vpath, ids=ipath, index=tmp_path / "i.bin")["run"]
+    assert stored_runs(root) == [run["run_id"]]
+    stored = root / "runs" / run["run_id"] / "index.bin"
+    head = HnswIndex.read_header(stored)
+    data = stored.read_bytes()
+    assert data[head["_payload_offset"] :] == source
+    assert head["payload_sha256"] == hashlib.sha256(source).hexdigest()
+    HnswIndex.load(stored, expected_dim=DIM, expected_count=300)  # loads as saved
+    damaged = bytearray(data)
+    damaged[head["_payload_offset"] + len(source) // 2] ^= 0xFF
+    stored.write_bytes(bytes(damaged))
+    with pytest.raises(IndexFileError, match="payload checksum mismatch"):
+        HnswIndex.load(stored, expected_dim=DIM, expected_count=300)
+
+
+def test_a_failed_import_with_an_index_leaves_nothing_under_runs(root, items, tmp_path):
+    ids, vec = items
+    vec = vec.copy()
+    vec[3] = np.nan
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    with pytest.raises(ImportVectorsError, match="NaN"):
+        imp(root, vpath, ids=ipath, index=hnsw_file(tmp_path / "i.bin", vec))
+    assert stored_runs(root) == []
+
+
 @pytest.mark.parametrize(
     "case,match",
     [
