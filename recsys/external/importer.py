@@ -163,6 +163,9 @@ def import_vectors(
         t0 = time.perf_counter()
         table = read_vectors(path, fmt, ids, column)
         timings["read_s"] = round(time.perf_counter() - t0, 3)
+        # the vectors' checksum (index header, provenance) in a thread beside the validation
+        # and the index check; recomputed below in the rare case rows are left out
+        checksum_f = pool.submit(vectors_checksum, table.vectors)
         progress(30, 100, "validating")
         t0 = time.perf_counter()
         keep, report = validate_table(table, catalog_ids, errors)
@@ -227,8 +230,8 @@ def import_vectors(
         index_params["space"] = metric
         adopted = None
         index_info: dict[str, Any] | None = None
-        # The vectors' checksum (for the index header) runs in a thread beside the index check
-        checksum_f = pool.submit(vectors_checksum, vectors)
+        if not all_kept:
+            checksum_f = pool.submit(vectors_checksum, vectors)
         if index is not None:
             progress(45, 100, "checking the index")
             t0 = time.perf_counter()
