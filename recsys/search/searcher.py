@@ -729,7 +729,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             n_elig,
             (time.perf_counter() - t0) * 1e3,
             list(skipped) if skipped else [],
-            v.item_id_list[pos],
+            seed_item_id if seed_item_id.__class__ is str else v.item_id_list[pos],  # no cold read
         )
         if self._tie_of is not None and rl:
             res = self._fix_ties(res, self.qunit[pos], pos, fast[0], k)
