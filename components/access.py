@@ -54,6 +54,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.explore.update_seed_card",
         "pages.explore.update_seed_options",
         "pages.explore.update_session",
+        "pages.map.complete_map",
         "pages.map.draw_map",
         "pages.map.highlight",
         "pages.map.list_selection",

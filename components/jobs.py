@@ -130,6 +130,20 @@ def jobs_snapshot() -> dict[str, Any]:
         return {}
 
 
+def jobs_badge(jobs: list[dict[str, Any]]) -> str:
+    """The navbar badge: "2 jobs running · 1 queued" ("" when no job is active).
+
+    Queued jobs are those waiting to start (e.g. for a free UMAP slot, see
+    :class:`recsys.jobs.JobStore`), apart from the running ones.
+    """
+    running = sum(1 for j in jobs if j.get("status") == "running")
+    queued = sum(1 for j in jobs if j.get("status") == "queued")
+    parts = [f"{running} job{'s' if running != 1 else ''} running"] if running else []
+    if queued:
+        parts.append(f"{queued} queued" if running else f"{queued} job{'s' if queued != 1 else ''} queued")
+    return " · ".join(parts)
+
+
 def is_active(job: dict[str, Any]) -> bool:
     """True while a job is queued or running."""
     return job.get("status") in ACTIVE_STATES
@@ -371,8 +385,7 @@ def poll_jobs(
         return no_update, no_update, no_update
     data = {"jobs": jobs, "active": [j["id"] for j in jobs if is_active(j)]}
     version = runs_version()
-    n_active = len(data["active"])
-    badge = f"{n_active} job{'s' if n_active != 1 else ''} running" if n_active else ""
+    badge = jobs_badge(jobs)
     return (
         data if data != current else no_update,
         version if version != current_version else no_update,

@@ -7,6 +7,8 @@ coordinates, the labels, the purity table) comes from :mod:`recsys.projection` a
 
 from __future__ import annotations
 
+import base64
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,61 +40,82 @@ def _marker_size(n: int) -> float:
     return 7.0 if n <= 3_000 else 5.0 if n <= 20_000 else 3.5 if n <= 60_000 else 2.5
 
 
+def typed_array(values: np.ndarray) -> dict[str, str]:
+    """A float32 array as plotly.js's base64 typed-array spec (``{"dtype": "f4", "bdata": ...}``,
+    read by plotly.js >= 2.28; what plotly.py itself sends for numpy arrays)."""
+    data = np.ascontiguousarray(values, dtype="<f4")
+    return {"dtype": "f4", "bdata": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def _trace(
+    x: np.ndarray, y: np.ndarray, positions: np.ndarray, name: str, marker: dict, **extra: Any
+) -> dict:
+    return {
+        "type": "scattergl",
+        "mode": "markers",
+        "x": typed_array(x),
+        "y": typed_array(y),
+        "customdata": positions.tolist(),
+        "name": name,
+        "marker": marker,
+        "hoverinfo": "none",
+        **extra,
+    }
+
+
+@lru_cache(maxsize=1)
+def _template() -> dict:
+    import plotly.io as pio
+
+    return pio.templates["plotly_white"].to_plotly_json()
+
+
 def map_figure(
     x: np.ndarray, y: np.ndarray, positions: np.ndarray, view: Any, color_by: str, uirevision: str = ""
-) -> go.Figure:
-    """The WebGL scatter: one trace per colour group (or a price colour scale) plus an empty
-    highlight trace last (filled by the search callback). ``customdata`` holds each point's
-    catalogue position as a plain list: Dash's Graph copies ``customdata[pointNumber]`` from
-    the figure into hover/click/selection data, which reads nothing from a typed array
-    (``{"dtype", "bdata"}``), so the callbacks would receive no position. Plain integers cost
-    about as much JSON as base64 int32 (<= 6 characters each for <= 1M items)."""
+) -> dict[str, Any]:
+    """The WebGL scatter as a plain figure dict: one ``scattergl`` trace per colour group (or a
+    price colour scale) plus an empty highlight trace last (filled by the search callback).
+
+    Coordinates are float32 arrays, which Dash's JSON encoder sends as base64 typed arrays
+    (``{"dtype": "f4", "bdata": ...}``). ``customdata`` holds each point's catalogue position
+    as a plain list: Dash's Graph copies ``customdata[pointNumber]`` from the figure into
+    hover/click/selection data, which reads nothing from a typed array, so the callbacks would
+    receive no position. Plain integers cost about as much JSON as base64 int32 (<= 6
+    characters each for <= 1M items). No per-point hover text: the hover card is fetched
+    per hovered point (``pages.map.show_tooltip``).
+
+    A dict, not a ``go.Figure``: plotly.py's validators walk and deep-copy every element of
+    every array, which took about 2 of the 2.5 s of building a 100k-point figure; the arrays
+    here are built with the types plotly.js reads.
+    """
     import pandas as pd  # off the app's start path
 
     size = _marker_size(len(x))
-    traces: list[go.Scattergl] = []
-    common = {"mode": "markers", "hoverinfo": "none", "hovertemplate": None}
+    traces: list[dict] = []
     if color_by == "price":
         price = view.price[positions].astype(np.float32)
         known = np.isfinite(price) & (price > 0)
         if (~known).any():
-            traces.append(
-                go.Scattergl(
-                    x=x[~known],
-                    y=y[~known],
-                    customdata=positions[~known].tolist(),
-                    name="no price",
-                    marker={"size": size, "color": OTHER_COLOR, "opacity": 0.6},
-                    **common,
-                )
-            )
+            marker = {"size": size, "color": OTHER_COLOR, "opacity": 0.6}
+            traces.append(_trace(x[~known], y[~known], positions[~known], "no price", marker))
         logp = np.log10(price[known]).astype(np.float32)
         ticks = np.array([1, 3, 10, 30, 100, 300, 1000, 3000, 10000], dtype=float)
         if len(logp):
             lo, hi = float(logp.min()), float(logp.max())
             ticks = ticks[(np.log10(ticks) >= lo - 0.01) & (np.log10(ticks) <= hi + 0.01)]
-        traces.append(
-            go.Scattergl(
-                x=x[known],
-                y=y[known],
-                customdata=positions[known].tolist(),
-                name="price",
-                marker={
-                    "size": size,
-                    "color": logp,
-                    "colorscale": "Viridis",
-                    "opacity": 0.75,
-                    "colorbar": {
-                        "title": {"text": "price"},
-                        "tickvals": np.log10(ticks).tolist(),
-                        "ticktext": [f"{t:g}" for t in ticks],
-                        "thickness": 12,
-                    },
-                },
-                showlegend=False,
-                **common,
-            )
-        )
+        marker = {
+            "size": size,
+            "color": typed_array(logp),
+            "colorscale": "Viridis",
+            "opacity": 0.75,
+            "colorbar": {
+                "title": {"text": "price"},
+                "tickvals": np.log10(ticks).tolist(),
+                "ticktext": [f"{t:g}" for t in ticks],
+                "thickness": 12,
+            },
+        }
+        traces.append(_trace(x[known], y[known], positions[known], "price", marker, showlegend=False))
     else:
         labels = point_labels(view, positions, color_by)
         order = pd.Series(labels).value_counts()
@@ -101,47 +124,24 @@ def map_figure(
         for i, name in enumerate(names):
             sel = codes == i
             color = OTHER_COLOR if name == OTHER else PALETTE[i % len(PALETTE)]
-            traces.append(
-                go.Scattergl(
-                    x=x[sel],
-                    y=y[sel],
-                    customdata=positions[sel].tolist(),
-                    name=f"{name} ({int(sel.sum()):,})",
-                    marker={"size": size, "color": color, "opacity": 0.7},
-                    **common,
-                )
-            )
-    traces.append(
-        go.Scattergl(
-            x=np.zeros(0, dtype=np.float32),
-            y=np.zeros(0, dtype=np.float32),
-            customdata=[],
-            name="search matches",
-            mode="markers",
-            hoverinfo="none",
-            showlegend=False,
-            marker={
-                "size": max(size * 2.2, 8),
-                "color": "#111",
-                "symbol": "circle-open",
-                "line": {"width": 2},
-            },
-        )
-    )
-    fig = go.Figure(traces)
-    fig.update_layout(
-        template="plotly_white",
-        dragmode="lasso",
-        hovermode="closest",
-        uirevision=uirevision,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        height=640,
-        legend={"orientation": "v", "x": 1.01, "y": 0.93, "font": {"size": 11}, "itemsizing": "constant"},
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x"},
-        plot_bgcolor="#fbfcfe",
-    )
-    return fig
+            marker = {"size": size, "color": color, "opacity": 0.7}
+            traces.append(_trace(x[sel], y[sel], positions[sel], f"{name} ({int(sel.sum()):,})", marker))
+    empty = np.zeros(0, dtype=np.float32)
+    marker = {"size": max(size * 2.2, 8), "color": "#111", "symbol": "circle-open", "line": {"width": 2}}
+    traces.append(_trace(empty, empty, np.zeros(0, np.int64), "search matches", marker, showlegend=False))
+    layout = {
+        "template": _template(),
+        "dragmode": "lasso",
+        "hovermode": "closest",
+        "uirevision": uirevision,
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "height": 640,
+        "legend": {"orientation": "v", "x": 1.01, "y": 0.93, "font": {"size": 11}, "itemsizing": "constant"},
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False, "scaleanchor": "x"},
+        "plot_bgcolor": "#fbfcfe",
+    }
+    return {"data": traces, "layout": layout}
 
 
 def purity_figure(table: pd.DataFrame) -> go.Figure:

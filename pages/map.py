@@ -8,10 +8,14 @@ other), gender or price; hovering shows a card, searching highlights matching it
 clicking a point opens it in Explore, a lasso/box selection lists its items in a grid, and
 the neighbourhood-purity chart says how well each category holds together.
 
-Size: coordinates are float32, which plotly serialises as typed arrays (base64); item
-positions go as plain integer lists (see ``components.scatter.map_figure``), so 100k points make a figure of
-about 2 MB; above ``MAX_POINTS`` a seeded
-random sample is drawn and the status line says so.
+Size: coordinates go as base64 float32 typed arrays; item positions as plain integer lists
+(see ``components.scatter.map_figure``), so 100k points make a figure of about 1.7 MB; above
+``MAX_POINTS`` a seeded random sample is drawn and the status line says so.
+
+Speed: above ``FIRST_PAINT_POINTS`` the first figure is a seeded sample of that size ("showing
+N of M, loading the rest"), and :func:`complete_map` sends every point right after; the
+purity chart (seconds of exact search at 100k items) is computed only once the map is
+complete, so it never competes with the figure for the server's CPU.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ logger = logging.getLogger(__name__)
 dash.register_page(__name__, path="/map", title="RecSys Lab · Map", name="Map", order=2)
 
 MAX_POINTS = 100_000
+#: Above this many points the first figure is a seeded random sample of this size (drawn in a
+#: fraction of the time), and the full figure follows at once (:func:`complete_map`).
+FIRST_PAINT_POINTS = 20_000
 MAX_HIGHLIGHT = 5_000
 MAX_SELECTION_ROWS = 1_000
 COLOR_CHOICES = (
@@ -75,11 +82,27 @@ def projection_frame(run_id: str, method: str) -> pd.DataFrame | None:
     return run_projection(data_dir(), run_id, method)
 
 
+_POSITIONS: list[tuple[Any, Any, tuple, tuple]] = []  # (view, frame, key, result), newest last
+
+
 def point_positions(view: Any, frame: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> tuple:
-    """(x, y, positions, total) of the points the view knows (:func:`recsys.projection.sample_points`)."""
+    """(x, y, positions, total) of the points the view knows (:func:`recsys.projection.sample_points`).
+
+    Memoised for the last few (view, projection) pairs: the view is cached per run and the
+    projection frames are (shallow copies of) cached frames, so the same data has the same
+    column memory; aligning 100k item ids took about 0.25 s of every Map load.
+    """
     from recsys.projection import sample_points
 
-    return sample_points(view.item_ids, frame, max_points, seed)
+    xs = frame["x"].to_numpy()
+    key = (xs.__array_interface__["data"][0], len(frame), max_points, seed)
+    for v, _frame, k, result in _POSITIONS:
+        if v is view and k == key:
+            return result
+    result = sample_points(view.item_ids, frame, max_points, seed)
+    _POSITIONS.append((view, frame, key, result))  # the frame is kept: its memory is not reused
+    del _POSITIONS[:-4]
+    return result
 
 
 def umap_job(jobs: dict[str, Any] | None, run_id: str) -> dict[str, Any] | None:
@@ -96,9 +119,18 @@ def umap_job(jobs: dict[str, Any] | None, run_id: str) -> dict[str, Any] | None:
 
 
 def map_state(
-    run_id: str, method: str, color_by: str, jobs: dict[str, Any] | None, drawn: dict[str, Any] | None
+    run_id: str,
+    method: str,
+    color_by: str,
+    jobs: dict[str, Any] | None,
+    drawn: dict[str, Any] | None,
+    first_paint: int | None = None,
 ) -> dict[str, Any]:
-    """Plain-function body of the draw callback: figure (or no_update), meta, status."""
+    """Plain-function body of the draw callback: figure (or no_update), meta, status.
+
+    With ``first_paint`` and more points than that, the figure holds a seeded random sample
+    of ``first_paint`` points (each colour group in proportion, in expectation) and the meta
+    says ``"partial": True``; :func:`complete_map` then sends every point."""
     out: dict[str, Any] = {"figure": no_update, "meta": no_update, "status": None}
     try:
         view = run_catalog_view(run_id)
@@ -118,8 +150,14 @@ def map_state(
         return out
     frame = umap if use == "umap" else projection_frame(run_id, "pca")
     x, y, pos, total = point_positions(view, frame)
+    partial = bool(first_paint) and len(x) > int(first_paint)
+    if partial:
+        keep = np.sort(np.random.default_rng(0).permutation(len(x))[: int(first_paint)])
+        x, y, pos = x[keep], y[keep], pos[keep]
     fig = map_figure(x, y, pos, view, color_by, uirevision=f"{run_id}:{use}")
-    meta = {**want, "n_traces": len(fig.data), "n_shown": int(len(x)), "n_total": int(total)}
+    meta = {**want, "n_traces": len(fig["data"]), "n_shown": int(len(x)), "n_total": int(total)}
+    if partial:
+        meta["partial"] = True
     out["figure"], out["meta"] = fig, meta
     status_bits += _status_tail(meta, umap, job, method)
     out["status"] = html.Div(status_bits, className="map-status-line")
@@ -129,7 +167,11 @@ def map_state(
 def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, method: str) -> list[Any]:
     bits: list[Any] = []
     shown, total = meta.get("n_shown", 0), meta.get("n_total", 0)
-    if shown < total:
+    if meta.get("partial"):
+        bits.append(
+            html.Span(f"showing {shown:,} of {total:,} items, loading the rest…", className="text-info me-2")
+        )
+    elif shown < total:
         bits.append(
             html.Span(
                 f"{shown:,} of {total:,} items (random sample above {MAX_POINTS:,})",
@@ -139,25 +181,33 @@ def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, me
     else:
         bits.append(html.Span(f"{shown:,} items", className="me-2"))
     if umap is None:
-        if job and job.get("status") in ("queued", "running"):
-            pct = int(round(100 * float(job.get("fraction") or 0)))
-            bits.append(
-                html.Span(
-                    f"· UMAP computing in the background ({pct}%); PCA shown meanwhile",
-                    className="text-muted",
-                )
-            )
-        elif job and job.get("status") == "failed":
-            bits.append(
-                html.Span(
-                    f"· UMAP job failed: {job.get('error') or job.get('message')}", className="text-danger"
-                )
-            )
-        else:
-            bits.append(html.Span("· UMAP not computed yet: PCA shown", className="text-muted"))
+        text, css = _umap_job_line(job)
+        bits.append(html.Span(text, className=css))
     elif method == "pca":
         bits.append(html.Span("· UMAP available", className="text-muted"))
     return bits
+
+
+def _umap_job_line(job: dict[str, Any] | None) -> tuple[str, str]:
+    """(text, CSS class) of the status line while no UMAP projection is stored."""
+    status = (job or {}).get("status")
+    message = str((job or {}).get("message") or "")
+    if status == "queued":
+        waiting = message.removeprefix("queued: ") or "waiting to start"
+        return f"· UMAP queued ({waiting}); PCA shown meanwhile", "text-muted"
+    if status == "running":
+        pct = int(round(100 * float(job.get("fraction") or 0)))
+        # "fitting UMAP on N points: finding neighbours: NN-descent 3/13" -> the phase
+        phase = (
+            message.split(": ", 1)[1] if message.startswith("fitting UMAP") and ": " in message else message
+        )
+        return (
+            f"· UMAP computing in the background ({pct}%{': ' + phase if phase else ''}); PCA shown meanwhile",
+            "text-muted",
+        )
+    if status == "failed":
+        return f"· UMAP job failed: {job.get('error') or message}", "text-danger"
+    return "· UMAP not computed yet: PCA shown", "text-muted"
 
 
 # -- layout -------------------------------------------------------------------------------
@@ -268,6 +318,8 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                         ),
                         type="circle",
                         delay_show=400,
+                        # the sampled first paint stays visible while the rest of the points load
+                        overlay_style={"visibility": "visible", "opacity": 0.6},
                     ),
                     dcc.Tooltip(id=ids.MAP_TOOLTIP, direction="right", className="map-tooltip"),
                     html.Div(
@@ -372,8 +424,46 @@ def draw_map(
     """Draw (or keep) the scatter; the jobs store only refreshes the status unless UMAP landed."""
     if not run_id:
         return no_update, no_update, ""
-    out = map_state(run_id, method or "auto", color_by or "category:0", jobs, drawn)
+    out = map_state(run_id, method or "auto", color_by or "category:0", jobs, drawn, FIRST_PAINT_POINTS)
     return out["figure"], out["meta"], out["status"]
+
+
+@callback(
+    Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
+    Output(ids.MAP_META, "data", allow_duplicate=True),
+    Output(ids.MAP_STATUS, "children", allow_duplicate=True),
+    Input(ids.MAP_META, "data"),
+    State(ids.MAP_RUN, "value"),
+    State(ids.MAP_METHOD, "value"),
+    State(ids.MAP_COLOR, "value"),
+    State(ids.JOBS_STORE, "data"),
+    State(ids.MAP_SEARCH, "value"),
+    prevent_initial_call=True,
+)
+def complete_map(
+    meta: dict[str, Any] | None,
+    run_id: str | None,
+    method: str | None,
+    color_by: str | None,
+    jobs: dict[str, Any] | None,
+    query: str | None = None,
+) -> tuple:
+    """After a sampled first paint (``meta["partial"]``), send the figure with every point,
+    with the search typed meanwhile still highlighted.
+
+    Answers nothing when the drawn map is complete, or when the full figure would no longer
+    be the one asked for (the run, projection or colouring changed meanwhile)."""
+    if not meta or not meta.get("partial") or (run_id, color_by) != (meta.get("run"), meta.get("color")):
+        return no_update, no_update, no_update
+    out = map_state(meta["run"], method or "auto", meta.get("color") or "category:0", jobs, None)
+    new = out["meta"]
+    if not isinstance(new, dict) or any(
+        new.get(k) != meta.get(k) for k in ("run", "method", "color", "stamp")
+    ):
+        return no_update, no_update, no_update
+    if query and str(query).strip():
+        apply_highlight(out["figure"], query, meta["run"], new)
+    return out["figure"], new, out["status"]
 
 
 @callback(
@@ -426,27 +516,33 @@ def highlight(query: str | None, run_id: str | None, meta: dict[str, Any] | None
 
 def highlight_patch(query: str | None, run_id: str, meta: dict[str, Any], figure: Any) -> Patch:
     """The Patch that fills the highlight trace with the matches among the drawn points."""
+    patch = Patch()
+    apply_highlight(patch, query, run_id, meta)
+    return patch
+
+
+def apply_highlight(figure: Any, query: str | None, run_id: str, meta: dict[str, Any]) -> None:
+    """Fill the highlight trace (the last one) of ``figure`` (a Patch or the figure's dict)
+    with the search's matches, and dim the other traces while there are matches."""
     view = run_catalog_view(run_id)
     n = int(meta.get("n_traces", 1))
-    patch = Patch()
     hits = search_items(view, query, limit=None)
     if len(hits) == 0:
         for i in range(n - 1):
-            patch["data"][i]["marker"]["opacity"] = 0.7 if meta.get("color") != "price" else 0.75
-        patch["data"][n - 1]["x"] = []
-        patch["data"][n - 1]["y"] = []
-        patch["data"][n - 1]["customdata"] = []
-        return patch
+            figure["data"][i]["marker"]["opacity"] = 0.7 if meta.get("color") != "price" else 0.75
+        figure["data"][n - 1]["x"] = []
+        figure["data"][n - 1]["y"] = []
+        figure["data"][n - 1]["customdata"] = []
+        return
     frame = projection_frame(run_id, meta.get("method", "pca"))
     x, y, pos, _ = point_positions(view, frame)
     sel = np.flatnonzero(np.isin(pos, hits))[:MAX_HIGHLIGHT]
     for i in range(n - 1):
-        patch["data"][i]["marker"]["opacity"] = 0.25
-    patch["data"][n - 1]["x"] = x[sel].tolist()
-    patch["data"][n - 1]["y"] = y[sel].tolist()
-    patch["data"][n - 1]["customdata"] = pos[sel].tolist()
-    patch["data"][n - 1]["name"] = f"{len(sel):,} matches"
-    return patch
+        figure["data"][i]["marker"]["opacity"] = 0.25
+    figure["data"][n - 1]["x"] = x[sel].tolist()
+    figure["data"][n - 1]["y"] = y[sel].tolist()
+    figure["data"][n - 1]["customdata"] = pos[sel].tolist()
+    figure["data"][n - 1]["name"] = f"{len(sel):,} matches"
 
 
 @callback(
@@ -530,13 +626,30 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
         return [], f"Could not list the selection: {exc}"
 
 
-def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
-    """Bar chart of neighbourhood purity per label (vs the random baseline)."""
+#: Purity tables already computed in this process: (data dir, run, labels, k, queries) ->
+#: table. A run's vectors and catalogue never change, and exact search over 100k items takes
+#: seconds, so a page revisit or a colouring switched back is answered at once.
+_PURITY_CACHE: dict[tuple, Any] = {}
+_PURITY_CACHE_SIZE = 32
+
+
+def _purity_table(run_id: str, by: str, k: int, max_queries: int) -> Any:
     from recsys.projection import catalogue_purity
 
-    searcher = run_searcher(run_id)
+    key = (str(data_dir()), run_id, by, k, max_queries)
+    if key not in _PURITY_CACHE:
+        searcher = run_searcher(run_id)
+        table = catalogue_purity(searcher.view, searcher.unit, by, k=k, max_queries=max_queries)
+        while len(_PURITY_CACHE) >= _PURITY_CACHE_SIZE:
+            _PURITY_CACHE.pop(next(iter(_PURITY_CACHE)))
+        _PURITY_CACHE[key] = table
+    return _PURITY_CACHE[key]
+
+
+def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
+    """Bar chart of neighbourhood purity per label (vs the random baseline)."""
     by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
-    full = catalogue_purity(searcher.view, searcher.unit, by, k=k, max_queries=max_queries)
+    full = _purity_table(run_id, by, k, max_queries)
     table = full.head(15).iloc[::-1]
     table.attrs = full.attrs
     fig = purity_figure(table)
@@ -561,15 +674,19 @@ def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> 
 
 @callback(
     Output(ids.MAP_PURITY, "children"),
-    Input(ids.MAP_RUN, "value"),
-    Input(ids.MAP_COLOR, "value"),
+    Input(ids.MAP_META, "data"),
     Input(ids.MAP_PURITY_K, "value"),
 )
-def update_purity(run_id: str | None, color_by: str | None, k: Any) -> Any:
-    """Neighbourhood purity of the run, by the colouring's labels (category when price)."""
-    if not run_id:
+def update_purity(meta: dict[str, Any] | None, k: Any) -> Any:
+    """Neighbourhood purity of the drawn run, by the colouring's labels (category when price).
+
+    Driven by the map's meta store, i.e. once the scatter has been sent: the exact search
+    takes seconds at 100k items and would otherwise compete with the figure for the server's
+    CPU on the page's first load. Nothing until a map is drawn (when the run cannot be read
+    the status line says why)."""
+    if not meta or not meta.get("run") or meta.get("partial"):  # after the complete map
         return no_update
     try:
-        return purity_view(run_id, color_by or "category:0", bounded_k(k))
+        return purity_view(meta["run"], meta.get("color") or "category:0", bounded_k(k))
     except RecsysError as exc:
         return error_alert(exc, "Could not compute purity", dismissable=False)

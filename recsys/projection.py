@@ -26,6 +26,7 @@ cores unless a ``seed`` is given: a seeded UMAP is single-threaded
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,16 +137,65 @@ class _EpochProgress:
         pass
 
 
+class _PhaseProgress(io.TextIOBase):
+    """Stands in for ``sys.stdout`` during a verbose UMAP fit: turns what umap-learn and
+    pynndescent print (also from numba code, which writes through ``sys.stdout``) into phase
+    progress, so the bar moves during the nearest-neighbour search too, not only with the
+    layout's epochs. Each complete line is also logged (the job's log keeps it).
+
+    ``report(units, label)``: units in the neighbour phase's range of :func:`project`.
+    """
+
+    #: (text in the line, progress units, label); the NN-descent iterations fill 120-260.
+    PHASES = (
+        ("Finding Nearest Neighbors", 60, "finding neighbours"),
+        ("Building RP forest", 80, "finding neighbours: random-projection trees"),
+        ("NN descent for", 120, "finding neighbours: NN-descent (numba compiles it on first use)"),
+        ("Stopping threshold met", 260, "finding neighbours: converged"),
+        ("Finished Nearest Neighbor Search", 270, "neighbours found; building the fuzzy graph"),
+        ("Construct embedding", 290, "initialising the layout"),
+    )
+
+    def __init__(self, report: Callable[[int, str], None]) -> None:
+        self.report = report
+        self._buffer = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._line(line.strip())
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        logger.info("umap: %s", line)
+        step = re.fullmatch(r"(\d+)\s*/\s*(\d+)", line)  # pynndescent: "\t 3  /  13"
+        if step:
+            done, total = int(step.group(1)), max(int(step.group(2)), 1)
+            self.report(
+                120 + int(140 * min(done, total) / total), f"finding neighbours: NN-descent {done}/{total}"
+            )
+            return
+        for text, units, label in self.PHASES:
+            if text in line:
+                self.report(units, label)
+                return
+
+
 #: How many UMAP projections may run at once on this machine (``$RECSYS_UMAP_SLOTS``, default 1).
 ENV_UMAP_SLOTS = "RECSYS_UMAP_SLOTS"
 
 
 def umap_slots() -> int:
     """The number of UMAP projections allowed to run at once on this machine (>= 1)."""
-    try:
-        return max(1, int(os.environ.get(ENV_UMAP_SLOTS, "1")))
-    except ValueError:
-        return 1
+    from recsys.jobs.kinds import slot_limit
+
+    return slot_limit("umap")
 
 
 @contextlib.contextmanager
@@ -210,6 +261,7 @@ def _import_umap() -> Any:
     memory of TensorFlow when TensorFlow is installed but not used here.
     """
     if "umap" in sys.modules:
+        _cache_numba_functions(("umap", "pynndescent"))  # imported elsewhere first: still cache
         return sys.modules["umap"].UMAP
     if "numba" not in sys.modules:  # numba reads its cache folder when imported
         os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
@@ -217,15 +269,47 @@ def _import_umap() -> Any:
     if blocked:
         sys.modules["umap.parametric_umap"] = None  # type: ignore[assignment]
     try:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ImportWarning)
             import umap
     finally:
         if blocked and sys.modules.get("umap.parametric_umap", 0) is None:
             del sys.modules["umap.parametric_umap"]
+    _cache_numba_functions(("umap", "pynndescent"))
     return umap.UMAP
+
+
+def _cache_numba_functions(packages: tuple[str, ...]) -> int:
+    """Turn on numba's on-disk cache for the jitted functions of ``packages`` that lack it.
+
+    umap-learn and pynndescent mark only some functions ``cache=True``; the others (among them
+    pynndescent's NN-descent and random-projection trees) were compiled again in every
+    projection job, about a minute and more on 2 busy cores before the first neighbour was
+    found. Called right after the import, before anything is compiled. Returns how many
+    functions it turned on.
+    """
+    try:
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:  # pragma: no cover - numba is a dependency of umap-learn
+        return 0
+    from numba.core.caching import NullCache
+
+    turned = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in packages:
+            continue
+        for value in list(vars(module).values()):
+            if (
+                isinstance(value, Dispatcher)
+                and isinstance(getattr(value, "_cache", None), NullCache)
+                and getattr(value, "__module__", "") == name
+            ):
+                try:
+                    value.enable_caching()
+                    turned += 1
+                except Exception as exc:  # noqa: BLE001 - a function numba cannot cache is compiled as before
+                    logger.debug("numba cache not enabled for %s.%s: %s", name, value.__name__, exc)
+    return turned
 
 
 def project(
@@ -298,7 +382,8 @@ def project(
     rest = None if sample is None else np.setdiff1d(np.arange(n), sample, assume_unique=True)
     n_batches = 0 if rest is None else int(np.ceil(len(rest) / batch_size))
     # progress units: 0-50 import (and numba's first-use compilation), 50-300 neighbours and
-    # graph, 300-1000 the layout's epochs (reported by umap-learn's tqdm bar), then 100 a batch
+    # graph (phases and NN-descent iterations from umap-learn's verbose output), 300-1000 the
+    # layout's epochs (reported by umap-learn's tqdm bar), then 100 a batch
     total = 1000 + 100 * n_batches
 
     progress(0, total, "queued: waiting for a free UMAP slot")
@@ -314,6 +399,7 @@ def project(
             random_state=seed,
             n_jobs=1 if seed is not None else -1,
             low_memory=True,
+            verbose=True,  # phases and NN-descent iterations, read by _PhaseProgress
             tqdm_kwds={
                 "disable": False,
                 "file": _EpochProgress(
@@ -327,9 +413,14 @@ def project(
             },
         )
         msg = f"fitting UMAP on {fit_x.shape[0]} points" + (f" (sample of {n})" if sample is not None else "")
-        progress(50, total, msg + ": nearest neighbours")
+        progress(50, total, msg + ": finding neighbours")
         t0 = time.perf_counter()
-        fitted = np.asarray(reducer.fit_transform(fit_x), dtype=np.float32)
+        phases = _PhaseProgress(lambda units, label: progress(units, total, f"{msg}: {label}"))
+        with contextlib.redirect_stdout(phases), warnings.catch_warnings():
+            # pynndescent's NN-descent takes its distance as an argument, which numba cannot
+            # cache on disk (_cache_numba_functions); it says so once per job
+            warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+            fitted = np.asarray(reducer.fit_transform(fit_x), dtype=np.float32)
         logger.info("%s: %.1f s", msg, time.perf_counter() - t0)
         if sample is None:
             progress(total, total, "UMAP done")

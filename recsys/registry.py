@@ -20,6 +20,7 @@ dataset, the newest active run's dataset as the default).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -88,6 +89,13 @@ def _warn_once(message: str) -> None:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a run depends on (without importing them)."""
+    return dict(_library_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> dict[str, str]:
+    """Read once per process: the package metadata scan takes tens of milliseconds, and
+    the libraries a process has loaded do not change under it."""
     out = {"python": platform.python_version()}
     for name in _TRACKED_LIBS:
         try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -15,10 +18,11 @@ import numpy as np
 from recsys.config import Progress, data_dir, null_progress
 from recsys.errors import DataValidationError, IndexFileError
 from recsys.external.index_check import (
-    _sha256_range,
-    _write_index_from_source,
     check_index,
+    finish_staged_index,
     read_hnswlib_header,
+    source_stamp,
+    stage_index,
 )
 from recsys.external.read import _EXAMPLES, read_vectors
 from recsys.external.validate import _examples, _positions, validate_table
@@ -114,6 +118,7 @@ def import_vectors(
     from recsys.index import HnswIndex, vectors_checksum
     from recsys.models.external import ExternalModel
     from recsys.registry import Registry
+    from recsys.stored import disk_full_guard, saving_dir
 
     progress = progress or null_progress
     if metric not in METRICS:
@@ -134,86 +139,99 @@ def import_vectors(
         .cast(pa.string())
     )
 
-    progress(0, 100, f"reading {Path(path).name}")
-    t0 = time.perf_counter()
-    table = read_vectors(path, fmt, ids, column)
-    timings["read_s"] = round(time.perf_counter() - t0, 3)
-    progress(30, 100, "validating")
-    t0 = time.perf_counter()
-    keep, report = validate_table(table, catalog_ids, errors)
-    catalog_pos = report.pop("_catalog_pos")
-    sq_norms = report.pop("_sq_norms")
-    report["errors"] = list(report["errors"])
-
-    qtable = None
-    if query_vectors is not None:
-        qtable = read_vectors(query_vectors, query_fmt, query_ids, column)
-        if qtable.vectors.shape[1] != table.vectors.shape[1]:
-            report["errors"].append(
-                f"the query vectors ({qtable.file}) have dimension {qtable.vectors.shape[1]}, the item "
-                f"vectors {table.vectors.shape[1]}: both sides must share one space"
-            )
-        else:
-            qkeep, qreport = validate_table(qtable, catalog_ids, errors, what="query vectors")
-            qreport.pop("_catalog_pos")
-            qreport.pop("_sq_norms")
-            report["query_vectors"] = {k: v for k, v in qreport.items() if k not in ("errors", "warnings")}
-            report["errors"] += [e for e in qreport["errors"] if "catalogue" not in e]
-            report["warnings"] += qreport["warnings"]
-            qrows = np.flatnonzero(qkeep)  # usable query rows
-            qpos = _positions(table.ids, qtable.ids[qrows])
-            lacking = keep & (qpos < 0)
-            if lacking.any():
-                ex = ", ".join(_examples(table.ids[lacking]))
-                msg = f"{int(lacking.sum()):,} item(s) have no query vector (e.g. {ex})"
-                if errors == "raise":
-                    report["errors"].append(msg + "; give one for every item, or import with errors=drop")
-                else:
-                    report["warnings"].append(msg + ": left out")
-                    keep &= ~lacking
-    report["rows_kept"] = int(keep.sum())
-    catalog_missing = np.ones(len(catalog_ids), dtype=bool)
-    catalog_missing[catalog_pos[keep]] = False
-    missing_rows = np.flatnonzero(catalog_missing)
-    report["catalog_items_without_vector"] = {
-        "count": int(len(missing_rows)),
-        "of": int(len(catalog_ids)),
-        "examples": _examples(catalog_ids.take(pa.array(missing_rows[:_EXAMPLES]))),
-    }
-    if catalog_missing.any():
-        report["warnings"].append(
-            f"{int(catalog_missing.sum()):,} of {len(catalog_ids):,} catalogue items have no vector "
-            "(they are not recommended, and get no list)"
-        )
-    timings["validate_s"] = round(time.perf_counter() - t0, 3)
-    if report["errors"]:
-        raise ImportVectorsError("the vectors cannot be imported: " + "; ".join(report["errors"]), report)
-
-    all_kept = bool(keep.all())
-    item_ids = table.ids if all_kept else table.ids[keep]
-    vectors = table.vectors if all_kept else table.vectors[keep]
-    qvec = None
-    if qtable is not None:
-        qvec = qtable.vectors[qrows[_positions(item_ids, qtable.ids[qrows])]]
-
-    index_params = {"space": metric, **(index_params or {})}
-    index_params["space"] = metric
-    adopted = None
-    index_info: dict[str, Any] | None = None
-    # The two checksums (the vectors', for the index header; the index payload's) run in
-    # threads beside the index check and the writes: hashlib and NumPy release the GIL.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import-hash")
-    checksum_f = pool.submit(vectors_checksum, vectors)
+    registry = Registry(root)
+    # An index file is copied into the data directory and hashed (stage_index) in a thread
+    # from the start, beside the reading, the validation and the check: copy and hash release
+    # the GIL. The staging folder is hidden and locked (a start-up sweep removes it if the
+    # process dies) and always removed here; a run only ever gets a complete, checked file.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import")
+    cleanup = contextlib.ExitStack()
+    staged_f = None
     try:
-        payload_f = None
-        if index is not None and all_kept and Path(index).is_file():
+        if index is not None and Path(index).is_file():
             try:
                 head = read_hnswlib_header(index)
-                payload_f = pool.submit(
-                    _sha256_range, Path(index), head["payload_offset"], head["payload_size"]
-                )
             except IndexFileError:
-                pass  # check_index says why
+                head = None  # check_index says why
+            if head is not None:
+                with disk_full_guard("the imported index", registry.runs_dir):
+                    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=registry.runs_dir))
+                cleanup.callback(shutil.rmtree, staging, True)
+                cleanup.enter_context(saving_dir(staging))
+                staged_f = pool.submit(stage_index, Path(index), head, staging / "index.bin")
+        progress(0, 100, f"reading {Path(path).name}")
+        t0 = time.perf_counter()
+        table = read_vectors(path, fmt, ids, column)
+        timings["read_s"] = round(time.perf_counter() - t0, 3)
+        # the vectors' checksum (index header, provenance) in a thread beside the validation
+        # and the index check; recomputed below in the rare case rows are left out
+        checksum_f = pool.submit(vectors_checksum, table.vectors)
+        progress(30, 100, "validating")
+        t0 = time.perf_counter()
+        keep, report = validate_table(table, catalog_ids, errors)
+        catalog_pos = report.pop("_catalog_pos")
+        sq_norms = report.pop("_sq_norms")
+        report["errors"] = list(report["errors"])
+
+        qtable = None
+        if query_vectors is not None:
+            qtable = read_vectors(query_vectors, query_fmt, query_ids, column)
+            if qtable.vectors.shape[1] != table.vectors.shape[1]:
+                report["errors"].append(
+                    f"the query vectors ({qtable.file}) have dimension {qtable.vectors.shape[1]}, the item "
+                    f"vectors {table.vectors.shape[1]}: both sides must share one space"
+                )
+            else:
+                qkeep, qreport = validate_table(qtable, catalog_ids, errors, what="query vectors")
+                qreport.pop("_catalog_pos")
+                qreport.pop("_sq_norms")
+                report["query_vectors"] = {
+                    k: v for k, v in qreport.items() if k not in ("errors", "warnings")
+                }
+                report["errors"] += [e for e in qreport["errors"] if "catalogue" not in e]
+                report["warnings"] += qreport["warnings"]
+                qrows = np.flatnonzero(qkeep)  # usable query rows
+                qpos = _positions(table.ids, qtable.ids[qrows])
+                lacking = keep & (qpos < 0)
+                if lacking.any():
+                    ex = ", ".join(_examples(table.ids[lacking]))
+                    msg = f"{int(lacking.sum()):,} item(s) have no query vector (e.g. {ex})"
+                    if errors == "raise":
+                        report["errors"].append(msg + "; give one for every item, or import with errors=drop")
+                    else:
+                        report["warnings"].append(msg + ": left out")
+                        keep &= ~lacking
+        report["rows_kept"] = int(keep.sum())
+        catalog_missing = np.ones(len(catalog_ids), dtype=bool)
+        catalog_missing[catalog_pos[keep]] = False
+        missing_rows = np.flatnonzero(catalog_missing)
+        report["catalog_items_without_vector"] = {
+            "count": int(len(missing_rows)),
+            "of": int(len(catalog_ids)),
+            "examples": _examples(catalog_ids.take(pa.array(missing_rows[:_EXAMPLES]))),
+        }
+        if catalog_missing.any():
+            report["warnings"].append(
+                f"{int(catalog_missing.sum()):,} of {len(catalog_ids):,} catalogue items have no vector "
+                "(they are not recommended, and get no list)"
+            )
+        timings["validate_s"] = round(time.perf_counter() - t0, 3)
+        if report["errors"]:
+            raise ImportVectorsError("the vectors cannot be imported: " + "; ".join(report["errors"]), report)
+
+        all_kept = bool(keep.all())
+        item_ids = table.ids if all_kept else table.ids[keep]
+        vectors = table.vectors if all_kept else table.vectors[keep]
+        qvec = None
+        if qtable is not None:
+            qvec = qtable.vectors[qrows[_positions(item_ids, qtable.ids[qrows])]]
+
+        index_params = {"space": metric, **(index_params or {})}
+        index_params["space"] = metric
+        adopted = None
+        index_info: dict[str, Any] | None = None
+        if not all_kept:
+            checksum_f = pool.submit(vectors_checksum, vectors)
         if index is not None:
             progress(45, 100, "checking the index")
             t0 = time.perf_counter()
@@ -257,7 +275,14 @@ def import_vectors(
             t = time.perf_counter()
             dest = Path(folder) / "index.bin"
             if adopted is not None:
-                _write_index_from_source(adopted, dest, payload_f.result() if payload_f is not None else None)
+                staged = staged_f.result() if staged_f is not None else None
+                if staged is None:  # not staged (cannot happen: the check read the same header)
+                    staged = stage_index(Path(index), read_hnswlib_header(index), dest)
+                if source_stamp(Path(index)) != staged["source_stamp"]:
+                    raise IndexFileError(
+                        f"index file {Path(index).name} changed while it was imported: import it again"
+                    )
+                finish_staged_index(adopted, staged, dest)
                 out = {
                     "file": "index.bin",
                     "source": "imported",
@@ -300,7 +325,6 @@ def import_vectors(
         }
         progress(80, 100, "saving the run")
         timings["import_s"] = round(time.perf_counter() - t_all, 3)
-        registry = Registry(root)
         extra: dict[str, Any] = {
             "provenance": provenance,
             "import_report": report,
@@ -325,7 +349,8 @@ def import_vectors(
             registry.activate(run["run_id"])
             run["active"] = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)  # the staging thread is done with its folder
+        cleanup.close()
 
     from recsys import tracking
 

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -278,8 +277,6 @@ def _check_loaded(
     )
     raw.set_ef(64)
     info.update(status="used", reason="dimension, count, labels, space and a sample of queries match")
-    index._source = head  # where the hnswlib payload sits in the file
-    index._source_path = path
     return index, info
 
 
@@ -301,52 +298,81 @@ def _recall(scores: np.ndarray, got: np.ndarray, k: int) -> float:
     return hits / (scores.shape[0] * k)
 
 
-_HASH_CHUNK = 1 << 26  # 64 MiB: hashlib releases the GIL per update, so few, large updates
+#: Bytes kept for the JSON header in front of a staged payload (the header takes ~350; JSON
+#: allows the trailing spaces that pad it, so the payload is copied before the header is known).
+_STAGED_HEADER = 1024
+_COPY_CHUNK = 1 << 24
 
 
-def _sha256_range(path: Path, offset: int, size: int) -> str:
-    """SHA-256 of ``size`` bytes of a file from ``offset`` (run in a thread beside other work)."""
+def source_stamp(path: Path) -> tuple[int, int, int]:
+    """(inode, size, mtime) of a file: whether it changed between two moments of an import."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def stage_index(src: Path, head: dict[str, Any], dest: Path) -> dict[str, Any]:
+    """Copy the hnswlib payload of ``src`` into ``dest`` as the body of a RecSys Lab index
+    file (room left for the header, written by :func:`finish_staged_index`), and hash the
+    copy: the digest is that of the stored bytes, read once from the page cache.
+
+    One kernel-side copy (``copy_file_range``: a reflink on file systems that share
+    blocks) and one SHA-256 pass over the copy through ``mmap``: each a single call that
+    releases the GIL, so this runs in a thread beside the reading, the validation and the
+    index check. Returns where the payload sits, its size and SHA-256, and the stamp of
+    ``src`` before the copy (the caller checks it did not change meanwhile).
+    """
+    import mmap
+
+    from recsys.index import _PREFIX
+
+    offset, size = head["payload_offset"], head["payload_size"]
+    stamp = source_stamp(src)
+    body = _PREFIX.size + _STAGED_HEADER
+    with open(src, "rb") as fin, open(dest, "wb") as out:
+        _copy_range(fin, out, offset, size, body)
     h = hashlib.sha256()
-    with open(path, "rb") as src:
-        src.seek(offset)
-        remaining = size
-        while remaining > 0:
-            chunk = src.read(min(_HASH_CHUNK, remaining))
-            if not chunk:
-                raise IndexFileError(f"index file {path.name} changed while it was imported")
-            h.update(chunk)
-            remaining -= len(chunk)
-    return h.hexdigest()
+    with open(dest, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size != body + size:
+            raise IndexFileError(f"index file {src.name} changed while it was imported")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                h.update(view[body:])
+            finally:
+                view.release()
+    return {"path": dest, "body": body, "size": size, "sha256": h.hexdigest(), "source_stamp": stamp}
 
 
-def _write_index_from_source(index: Any, dest: Path, payload_sha256: str | None = None) -> int:
-    """Write ``index`` as a RecSys Lab index file, copying the hnswlib payload straight
-    from the file it was loaded from (no re-serialisation). Returns the payload size."""
+def _copy_range(fin: Any, out: Any, offset: int, size: int, dest_offset: int) -> None:
+    """Copy ``size`` bytes of ``fin`` from ``offset`` to ``out`` at ``dest_offset``."""
+    done = 0
+    while done < size:
+        try:
+            n = os.copy_file_range(fin.fileno(), out.fileno(), size - done, offset + done, dest_offset + done)
+        except (AttributeError, OSError):  # another file system, or no such call: copy in user space
+            fin.seek(offset + done)
+            out.seek(dest_offset + done)
+            while done < size:
+                chunk = fin.read(min(_COPY_CHUNK, size - done))
+                if not chunk:
+                    break
+                out.write(chunk)
+                done += len(chunk)
+            n = 0
+        if n == 0 and done < size:
+            raise IndexFileError(f"index file {Path(fin.name).name} changed while it was imported")
+        done += n
+
+
+def finish_staged_index(index: Any, staged: dict[str, Any], dest: Path) -> None:
+    """Write the header of a payload staged by :func:`stage_index` and move the file to
+    ``dest`` (a rename: the staging folder and the run folder share the data directory)."""
     from recsys.index import _PREFIX, MAGIC
 
-    src_path, head = index._source_path, index._source
-    offset, size = head["payload_offset"], head["payload_size"]
-    digest = payload_sha256 or _sha256_range(src_path, offset, size)
-    if os.path.getsize(src_path) != offset + size:
-        raise IndexFileError(f"index file {src_path.name} changed while it was imported")
-    header = json.dumps(index.header(size, digest), sort_keys=True).encode()
-    with open(dest, "wb") as out, open(src_path, "rb") as src:
-        out.write(_PREFIX.pack(MAGIC, len(header)))
-        out.write(header)
-        out.flush()
-        src.seek(offset)
-        remaining = size
-        pos = out.tell()
-        while remaining > 0:  # copy_file_range: kernel-side copy where the file system allows
-            try:
-                n = os.copy_file_range(src.fileno(), out.fileno(), remaining, offset + size - remaining, pos)
-            except (AttributeError, OSError):
-                src.seek(offset + size - remaining)
-                out.seek(pos)
-                shutil.copyfileobj(src, out, length=_HASH_CHUNK)
-                break
-            if n == 0:
-                raise IndexFileError(f"index file {src_path.name} changed while it was imported")
-            remaining -= n
-            pos += n
-    return size
+    header = json.dumps(index.header(staged["size"], staged["sha256"]), sort_keys=True).encode()
+    if len(header) > _STAGED_HEADER:  # cannot happen with today's header; never write past the room
+        raise IndexFileError(f"the index header takes {len(header)} bytes, more than {_STAGED_HEADER}")
+    with open(staged["path"], "r+b") as fh:
+        fh.write(_PREFIX.pack(MAGIC, _STAGED_HEADER))
+        fh.write(header.ljust(_STAGED_HEADER))
+    os.replace(staged["path"], dest)

@@ -54,6 +54,34 @@ JOB_KINDS: dict[str, str] = {
 #: Kinds that are housekeeping, not user work: job lists in the UI leave them out.
 INTERNAL_KINDS = frozenset({"device"})
 
+#: Slot classes: jobs of a class run at most N at a time per data directory, N read from the
+#: environment variable named here (default 1). A UMAP fit uses every core, so several at once
+#: only share them and none finishes early (see :func:`recsys.projection.umap_slot`).
+SLOT_ENV: dict[str, str] = {"umap": "RECSYS_UMAP_SLOTS"}
+
+
+def job_slot(kind: str, params: dict[str, Any]) -> str | None:
+    """The slot class of a job (a key of :data:`SLOT_ENV`), or None when it is not limited.
+
+    UMAP projections take the ``"umap"`` class (PCA ones take a fraction of a second and none).
+    The diagnostic ``sleep`` kind takes the class named by its ``slot`` parameter, to check the
+    queue end to end with real processes.
+    """
+    if kind == "project" and params.get("method", "umap") == "umap":
+        return "umap"
+    if kind == "sleep" and params.get("slot") in SLOT_ENV:
+        return str(params["slot"])
+    return None
+
+
+def slot_limit(slot: str) -> int:
+    """How many jobs of slot class ``slot`` may run at once (``$RECSYS_UMAP_SLOTS`` for "umap"; >= 1)."""
+    try:
+        return max(1, int(os.environ.get(SLOT_ENV.get(slot, ""), "1")))
+    except ValueError:
+        return 1
+
+
 #: Where the ``device`` kind writes its answer, in the data directory.
 DEVICE_FILE = "device.json"
 
@@ -275,12 +303,14 @@ def sleep(
     seconds: float = 1.0,
     steps: int = 10,
     fail: bool = False,
+    slot: str | None = None,
     root: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Diagnostic job kind ``"sleep"``: sleep in ``steps`` steps, reporting progress.
 
-    With ``fail=True`` it raises half way, to check error reporting.
+    With ``fail=True`` it raises half way, to check error reporting. ``slot`` (e.g. "umap")
+    makes the job store queue it in that slot class (:func:`job_slot`); the job itself ignores it.
     """
     steps = max(int(steps), 1)
     for i in range(steps):

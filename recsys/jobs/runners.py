@@ -84,10 +84,16 @@ class Runner(ABC):
     tracks_pid : bool
         Whether a job of this runner must have a recorded process soon after
         submit (a Celery job waits in the broker's queue with none).
+    slots_in_store : bool
+        Whether the store holds jobs of a limited slot class
+        (:func:`recsys.jobs.kinds.job_slot`) until a slot is free, so a waiting job
+        holds no process. Celery leaves this to the broker: a dedicated queue and the
+        concurrency of the workers that consume it (see :class:`CeleryRunner`).
     """
 
     name: str
     tracks_pid: bool = True
+    slots_in_store: bool = True
 
     @abstractmethod
     def start(self, store: JobStore, job_id: str) -> None:
@@ -207,10 +213,18 @@ class CeleryRunner(Runner):
     Workers must see the same data directory (it is passed with each task; use
     a shared filesystem across machines), because job state, logs and runs are
     files. No result backend is needed: the job's state is in ``job.json``.
+
+    Slot classes (UMAP projections): the store does not hold them back here. Set
+    ``RECSYS_CELERY_UMAP_QUEUE=<queue>`` in the app and UMAP jobs are sent to that
+    queue, and run one worker for it with the concurrency wanted
+    (``celery -A recsys.jobs.worker worker -Q <queue> --concurrency=1``), next to the
+    workers of the default queue: waiting UMAP jobs then wait in the broker, holding
+    nothing. Without the variable they go to the default queue like any job.
     """
 
     name = "celery"
     tracks_pid = False
+    slots_in_store = False
 
     def __init__(self, broker: str | None = None) -> None:
         self.broker = broker
@@ -226,15 +240,17 @@ class CeleryRunner(Runner):
                 _clients[url] = celery_app(url)
             return _clients[url]
 
-    def send(self, job_id: str, root: str) -> str:
-        """Queue job ``job_id`` of data directory ``root``; return the Celery task id.
+    def send(self, job_id: str, root: str, queue: str | None = None) -> str:
+        """Queue job ``job_id`` of data directory ``root`` (on ``queue``, else the default
+        queue); return the Celery task id.
 
         Raises
         ------
         kombu.exceptions.OperationalError
             The broker cannot be reached (the store marks the job failed).
         """
-        return str(self.client().send_task(TASK_NAME, args=[job_id, root], retry=False).id)
+        extra = {"queue": queue} if queue else {}
+        return str(self.client().send_task(TASK_NAME, args=[job_id, root], retry=False, **extra).id)
 
     def revoke(self, task_id: str) -> None:
         """Revoke a queued task so no worker starts it (running ones are left alone)."""
@@ -244,8 +260,13 @@ class CeleryRunner(Runner):
         """Replies of live workers (empty when none answers within ``timeout``)."""
         return self.client().control.ping(timeout=timeout) or []
 
+    @staticmethod
+    def queue_of(slot: str | None) -> str | None:
+        """The Celery queue of a slot class (``$RECSYS_CELERY_<SLOT>_QUEUE``), or None (default queue)."""
+        return (os.environ.get(f"RECSYS_CELERY_{slot.upper()}_QUEUE") or None) if slot else None
+
     def start(self, store: JobStore, job_id: str) -> None:
-        task_id = self.send(job_id, str(store.root))
+        task_id = self.send(job_id, str(store.root), self.queue_of(store.job_slot(job_id)))
         atomic_write_text(store.job_dir(job_id) / "celery_task", task_id)
 
     def cancel(self, store: JobStore, job: dict[str, Any], grace: float) -> dict[str, Any]:

@@ -15,6 +15,15 @@ web worker, every process) sees the same jobs.
 
 ``error`` is one line meant for the UI; the traceback only goes to the log.
 
+Slot classes: a job of a limited class (UMAP projections, :func:`recsys.jobs.kinds.job_slot`;
+at most ``$RECSYS_UMAP_SLOTS`` at once, default 1) submitted while its class is full stays
+``queued`` in the store with ``"waiting": "<class>"`` in its job.json and no process; when a
+job of the class ends, the next waiting one (oldest first) is started by :meth:`JobStore.dispatch`,
+which the ending job's process calls, and so does every listing of the jobs (the app polls it
+every second), so a job killed without a word frees its slot too. This holds for runners with
+``slots_in_store`` (the process runner); Celery relies on a dedicated queue instead
+(:class:`recsys.jobs.runners.CeleryRunner`).
+
 How a job is started and stopped is its runner's business
 (:mod:`recsys.jobs.runners`); what it runs is its kind's
 (:mod:`recsys.jobs.kinds`). :func:`run_job` runs a job in the current process
@@ -47,7 +56,7 @@ from typing import Any
 from recsys._io import atomic_write_json, file_lock
 from recsys.config import data_dir
 from recsys.errors import JobError, RecsysError, StoredDataError
-from recsys.jobs.kinds import JOB_KINDS
+from recsys.jobs.kinds import JOB_KINDS, job_slot, slot_limit
 from recsys.jobs.runners import RUNNERS, Runner, get_runner, process_alive
 
 logger = logging.getLogger(__name__)
@@ -260,6 +269,10 @@ class JobStore:
             "result": None,
             "error": None,
         }
+        slot = job_slot(kind, params) if self._runner.slots_in_store else None
+        if slot:
+            job["waiting"] = slot
+            job["progress"] = _progress_dict(0, 0, f"queued: waiting for a free {slot.upper()} slot")
         self.job_dir(job_id).mkdir(parents=True, exist_ok=False)
         try:
             self._write(job)
@@ -268,8 +281,23 @@ class JobStore:
 
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             raise
+        if slot:
+            failed = self.dispatch()
+            if job_id in failed:
+                raise JobError(f"job {job_id}: could not start ({self.runner} runner): {failed[job_id]}")
+            logger.info("submitted job %s (%s runner, %s slot class)", job_id, self.runner, slot)
+            return job_id
         try:
-            self._runner.start(self, job_id)
+            self._start(job_id)
+        except Exception as exc:
+            raise JobError(f"job {job_id}: could not start ({self.runner} runner): {exc}") from exc
+        logger.info("submitted job %s (%s runner)", job_id, self.runner)
+        return job_id
+
+    def _start(self, job_id: str, runner: Runner | None = None) -> None:
+        """Start a queued job with its runner; on failure mark it failed and re-raise."""
+        try:
+            (runner or self._runner).start(self, job_id)
         except Exception as exc:
             with self._locked(job_id):
                 job = self._read(job_id)
@@ -277,9 +305,79 @@ class JobStore:
                     status="failed", finished=_now(), error=f"could not start the job: {_one_line_error(exc)}"
                 )
                 self._write(job)
-            raise JobError(f"job {job_id}: could not start ({self.runner} runner): {exc}") from exc
-        logger.info("submitted job %s (%s runner)", job_id, self.runner)
-        return job_id
+            raise
+
+    def job_slot(self, job_id: str) -> str | None:
+        """The slot class of a job (:func:`recsys.jobs.kinds.job_slot`), or None."""
+        job = self._read(job_id)
+        return job_slot(job["kind"], job.get("params") or {})
+
+    def dispatch(self) -> dict[str, str]:
+        """Start the waiting jobs of each slot class while the class has a free slot.
+
+        A slot is held by each active job of the class that is not waiting (running, or
+        started and not yet running). Oldest waiting first. Serialised across processes by a
+        lock file in the jobs folder. Returns ``{job_id: error}`` of the jobs that could not
+        be started (they are marked failed).
+        """
+        failed: dict[str, str] = {}
+        with file_lock(self.jobs_dir / ".dispatch.lock"):
+            busy: dict[str, int] = {}
+            waiting: list[dict[str, Any]] = []
+            for job in self._active_jobs():
+                slot = job.get("waiting")
+                if slot and job["status"] == "queued":
+                    waiting.append(job)
+                    continue
+                held = job_slot(job["kind"], job.get("params") or {})
+                if held and self._runner_of(job).slots_in_store:
+                    busy[held] = busy.get(held, 0) + 1
+            waiting.sort(key=lambda j: j.get("created") or "")
+            for job in waiting:
+                slot = job["waiting"]
+                if busy.get(slot, 0) >= slot_limit(slot):
+                    continue
+                job_id = job["job_id"]
+                with self._locked(job_id):
+                    fresh = self._read(job_id)
+                    if fresh["status"] != "queued" or not fresh.get("waiting"):
+                        continue
+                    fresh["waiting"] = None
+                    fresh["dispatched"] = _now()  # the grace for recording a process counts from here
+                    fresh["progress"] = _progress_dict(0, 0, "starting")
+                    self._write(fresh)
+                busy[slot] = busy.get(slot, 0) + 1
+                try:
+                    self._start(job_id, self._runner_of(fresh))
+                except Exception as exc:  # noqa: BLE001 - marked failed; the others still start
+                    failed[job_id] = _one_line_error(exc)
+                    busy[slot] -= 1
+                    logger.warning("job %s: could not start: %s", job_id, exc)
+                else:
+                    logger.info("job %s: a %s slot is free; started", job_id, slot)
+        return failed
+
+    def _job_ids(self) -> list[str]:
+        """Names of the job folders that hold a job.json (not the trash or lock files)."""
+        return [
+            p.name
+            for p in self.jobs_dir.iterdir()
+            if not p.name.startswith(".") and (p / "job.json").exists()
+        ]
+
+    def _active_jobs(self) -> list[dict[str, Any]]:
+        """Every queued or running job (refreshed: a dead process no longer holds its slot)."""
+        out = []
+        for job_id in self._job_ids():
+            try:
+                job = self._read(job_id)
+                if job.get("status") in ACTIVE:
+                    job = self._refresh(job)
+            except JobError:
+                continue
+            if job.get("status") in ACTIVE:
+                out.append(job)
+        return out
 
     # -- read ------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any]:
@@ -301,8 +399,9 @@ class JobStore:
         kind: str | None = None,
         status: str | list[str] | None = None,
         damaged: list[dict[str, str]] | None = None,
+        _dispatched: bool = False,
     ) -> list[dict[str, Any]]:
-        """Jobs, newest first.
+        """Jobs, newest first (starting first any job waiting for a slot that is free now).
 
         Parameters
         ----------
@@ -318,6 +417,7 @@ class JobStore:
         """
         wanted = {status} if isinstance(status, str) else set(status) if status else None
         out = []
+        n_damaged = len(damaged) if damaged is not None else 0
         for path in self.jobs_dir.iterdir():
             if path.name.startswith(".") or not (path / "job.json").exists():
                 continue
@@ -329,6 +429,12 @@ class JobStore:
                     kind_ = path.name.split("-", 1)[0] if "-" in path.name else ""
                     damaged.append({"job_id": path.name, "kind": kind_, "error": str(exc)})
                 continue
+            if job.get("waiting") and job.get("status") == "queued" and not _dispatched:
+                # a job waits for a slot: start what can start, then read the jobs again
+                self.dispatch()
+                if damaged is not None:
+                    del damaged[n_damaged:]
+                return self.list_jobs(limit, kind=kind, status=status, damaged=damaged, _dispatched=True)
             if kind and job.get("kind") != kind:
                 continue
             if wanted and job.get("status") not in wanted:
@@ -349,15 +455,14 @@ class JobStore:
             Ids of the jobs whose state changed.
         """
         changed = []
-        for path in self.jobs_dir.iterdir():
-            if path.name.startswith(".") or not (path / "job.json").exists():
-                continue
+        for job_id in self._job_ids():
             try:
-                before = self._read(path.name)
+                before = self._read(job_id)
             except JobError:
                 continue
             if before.get("status") in ACTIVE and self._refresh(before)["status"] not in ACTIVE:
-                changed.append(path.name)
+                changed.append(job_id)
+        self.dispatch()
         return changed
 
     def _pid_info(self, job: dict[str, Any]) -> tuple[int | None, float | None]:
@@ -418,9 +523,9 @@ class JobStore:
         pid, created = self._pid_info(job)
         if pid is not None:
             return "alive" if process_alive(pid, created) else "dead"
-        if not self._runner_of(job).tracks_pid:
-            return "alive"
-        born = _parse_time(job.get("created"))
+        if not self._runner_of(job).tracks_pid or (job.get("waiting") and job.get("status") == "queued"):
+            return "alive"  # in the broker's queue, or waiting in this store for a slot
+        born = _parse_time(job.get("dispatched") or job.get("created"))
         if born is None:
             try:
                 born = self._job_file(job["job_id"]).stat().st_mtime
@@ -571,6 +676,16 @@ class _Reporter:
                 self._pending = False
 
 
+def _free_slot(store: JobStore, job: dict[str, Any]) -> None:
+    """After a job of a slot class ends: start the next job waiting for the class."""
+    if not job_slot(job["kind"], job.get("params") or {}):
+        return
+    try:
+        store.dispatch()
+    except Exception as exc:  # noqa: BLE001 - the next listing of the jobs dispatches too
+        logger.warning("could not start the next waiting job: %s", exc)
+
+
 def run_job(
     job_id: str, root: str | os.PathLike[str] | None = None, *, handle_signals: bool = True
 ) -> dict[str, Any]:
@@ -616,7 +731,9 @@ def run_job(
             )
             store._write(job)
     if job["status"] == "queued":  # cancelled before it started
-        return store._mark_cancelled(job_id)
+        job = store._mark_cancelled(job_id)
+        _free_slot(store, job)
+        return job
 
     handler = logging.FileHandler(store.log_path(job_id), mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -661,6 +778,7 @@ def run_job(
         job.update(finished=_now(), seconds=round(time.perf_counter() - t0, 3))
         with store._locked(job_id):
             store._write(job)
+        _free_slot(store, job)
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 from dash import Patch
+from dash._utils import to_json
 
 from tests.callbacks._pages import page, text_of
 
@@ -29,19 +32,78 @@ def _drawn(mapp: Any, run: str, color: str = "category:0") -> dict[str, Any]:
     return mapp.map_state(run, "auto", color, {"jobs": []}, None)
 
 
+def _decode(value: Any) -> Any:
+    """A base64 typed array of the figure (as plotly.js reads it) as a numpy array."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return value
+
+
+def _traces(fig: dict[str, Any]) -> list[SimpleNamespace]:
+    """The figure's traces with their arrays decoded (``t.x``, ``t.marker["color"]``, ...)."""
+    out = []
+    for trace in fig["data"]:
+        marker = {k: _decode(v) for k, v in trace.get("marker", {}).items()}
+        out.append(SimpleNamespace(**{**{k: _decode(v) for k, v in trace.items()}, "marker": marker}))
+    return out
+
+
 def test_pca_map_draws_every_item_with_positions_and_an_empty_highlight_trace(mapp, data):
     out = _drawn(mapp, data["runs"]["A"])
-    fig = out["figure"]
+    traces = _traces(out["figure"])
     assert out["meta"]["method"] == "pca" and out["meta"]["n_shown"] == 20 == out["meta"]["n_total"]
-    groups = {t.name.split(" (")[0]: len(t.x) for t in fig.data[:-1]}
+    groups = {t.name.split(" (")[0]: len(t.x) for t in traces[:-1]}
     assert groups == {"Women": 10, "Men": 5, "Home": 5}
-    assert len(fig.data[-1].x) == 0 and fig.data[-1].name == "search matches"
-    assert all(isinstance(t, go.Scattergl) for t in fig.data)
+    assert len(traces[-1].x) == 0 and traces[-1].name == "search matches"
+    assert all(t.type == "scattergl" and len(t.x) == len(t.y) == len(t.customdata) for t in traces)
+    # the figure is valid for plotly (its own validators accept every property)
+    assert len(go.Figure(out["figure"]).data) == len(traces)
     # customdata holds catalogue positions: every item exactly once
     view = mapp.run_searcher(data["runs"]["A"]).view
-    shown = sorted(view.item_ids[int(p)] for t in fig.data for p in t.customdata)
+    shown = sorted(view.item_ids[int(p)] for t in traces for p in t.customdata)
     assert shown == sorted(view.item_ids)
     assert "UMAP not computed yet" in text_of(out["status"])
+
+
+def test_sampled_first_paint_then_every_point_then_purity(mapp, data):
+    """Above the first-paint size the map comes in two steps: a seeded sample that says so,
+    then (driven by the meta store) every point; purity waits for the complete map."""
+    from dash import no_update
+
+    run = data["runs"]["A"]
+    first = mapp.map_state(run, "auto", "category:0", {"jobs": []}, None, first_paint=8)
+    meta = first["meta"]
+    assert meta["partial"] and meta["n_shown"] == 8 and meta["n_total"] == 20
+    assert sum(len(t.x) for t in _traces(first["figure"])) == 8
+    assert "showing 8 of 20 items, loading the rest" in text_of(first["status"])
+    assert mapp.update_purity(meta, 4) is no_update
+    # the jobs poll while the sample is shown does not send it again
+    assert mapp.map_state(run, "auto", "category:0", {"jobs": []}, meta, 8)["figure"] is no_update
+
+    figure, full, status = mapp.complete_map(meta, run, "auto", "category:0", {"jobs": []})
+    traces = _traces(figure)
+    assert not full.get("partial") and full["n_shown"] == 20 == sum(len(t.x) for t in traces)
+    shown = {int(p) for t in traces for p in t.customdata}
+    sample = {int(p) for t in _traces(first["figure"]) for p in t.customdata}
+    assert shown == set(range(20)) and sample < shown  # the sample's points are among them
+    assert "20 items" in text_of(status) and "loading" not in text_of(status)
+    assert mapp.complete_map(full, run, "auto", "category:0", {"jobs": []}) == (no_update,) * 3
+    assert "nearest neighbours" in text_of(mapp.update_purity(full, 4))
+    # the colouring or projection changed while the rest was loading: nothing stale is sent
+    assert mapp.complete_map(meta, run, "auto", "brand", {"jobs": []}) == (no_update,) * 3
+    moved = {**meta, "method": "umap"}  # no UMAP stored: the full figure would be PCA
+    assert mapp.complete_map(moved, run, "auto", "category:0", {"jobs": []}) == (no_update,) * 3
+
+
+def test_search_typed_on_the_sample_stays_highlighted_when_every_point_arrives(mapp, data):
+    run = data["runs"]["A"]
+    meta = mapp.map_state(run, "auto", "category:0", {"jobs": []}, None, first_paint=8)["meta"]
+    figure, full, _ = mapp.complete_map(meta, run, "auto", "category:0", {"jobs": []}, "tote")
+    last = full["n_traces"] - 1
+    assert len(_traces(figure)[last].x) == 5  # the five tote bags, sampled or not
+    assert all(figure["data"][i]["marker"]["opacity"] == 0.25 for i in range(last))
+    plain, _, _ = mapp.complete_map(meta, run, "auto", "category:0", {"jobs": []}, "")
+    assert len(_traces(plain)[last].x) == 0
 
 
 def test_same_state_does_not_resend_the_figure(mapp, data):
@@ -54,25 +116,33 @@ def test_same_state_does_not_resend_the_figure(mapp, data):
                 "kind": "project",
                 "status": "running",
                 "fraction": 0.4,
+                "message": "fitting UMAP on 20 points: finding neighbours: NN-descent 3/13",
                 "params": {"run_id": data["runs"]["A"], "method": "umap"},
             }
         ]
     }
     status = mapp.map_state(data["runs"]["A"], "auto", "category:0", running, first["meta"])["status"]
-    assert "40%" in text_of(status)
+    assert "(40%: finding neighbours: NN-descent 3/13)" in text_of(status)
+    waiting = {
+        "jobs": [
+            {**running["jobs"][0], "status": "queued", "message": "queued: waiting for a free UMAP slot"}
+        ]
+    }
+    status = mapp.map_state(data["runs"]["A"], "auto", "category:0", waiting, first["meta"])["status"]
+    assert "UMAP queued (waiting for a free UMAP slot); PCA shown" in text_of(status)
 
 
 def test_colourings_brand_gender_and_price(mapp, data):
     run = data["runs"]["A"]
-    brand = _drawn(mapp, run, "brand")["figure"]
-    assert {t.name.split(" (")[0] for t in brand.data[:-1]} == {"Acme", "Bolt", "Crest"}
-    gender = _drawn(mapp, run, "gender")["figure"]
-    assert {t.name.split(" (")[0] for t in gender.data[:-1]} == {"women", "men", "unisex"}
-    price = _drawn(mapp, run, "price")["figure"]
-    assert len(price.data) == 2 and price.data[0].marker.colorscale is not None
+    brand = _traces(_drawn(mapp, run, "brand")["figure"])
+    assert {t.name.split(" (")[0] for t in brand[:-1]} == {"Acme", "Bolt", "Crest"}
+    gender = _traces(_drawn(mapp, run, "gender")["figure"])
+    assert {t.name.split(" (")[0] for t in gender[:-1]} == {"women", "men", "unisex"}
+    price = _traces(_drawn(mapp, run, "price")["figure"])
+    assert len(price) == 2 and price[0].marker["colorscale"] is not None
     view = mapp.run_searcher(run).view
-    expected = np.log10(view.price[np.asarray(price.data[0].customdata)])
-    assert np.allclose(np.asarray(price.data[0].marker.color, dtype=float), expected, atol=1e-5)
+    expected = np.log10(view.price[np.asarray(price[0].customdata)])
+    assert np.allclose(np.asarray(price[0].marker["color"], dtype=float), expected, atol=1e-5)
 
 
 def test_top_n_keeps_the_largest_groups_and_lumps_the_rest():
@@ -94,7 +164,7 @@ def test_figure_for_100k_points_is_float32_typed_arrays_under_3_mb(mapp, data):
     pos = rng.integers(0, view.n, n).astype(np.int32)
     for color in ("category:0", "price"):
         fig = mapp.map_figure(x, y, pos, view, color)
-        text = fig.to_json()
+        text = to_json(fig)  # as Dash sends it
         assert len(text.encode()) <= 3_000_000, (color, len(text))
         first = json.loads(text)["data"][0]
         assert first["x"]["dtype"] == "f4"
@@ -130,9 +200,9 @@ def test_hover_click_and_lasso_on_recorded_browser_events(mapp, data):
     run = data["runs"][EVENTS["run"]]
     view = mapp.run_searcher(run).view
     # the figure the browser drew holds the recorded point where the payload says it is
-    fig = _drawn(mapp, run)["figure"]
+    traces = _traces(_drawn(mapp, run)["figure"])
     hovered = EVENTS["hoverData"]["points"][0]
-    assert fig.data[hovered["curveNumber"]].customdata[hovered["pointNumber"]] == hovered["customdata"]
+    assert traces[hovered["curveNumber"]].customdata[hovered["pointNumber"]] == hovered["customdata"]
     item = str(view.item_ids[hovered["customdata"]])
     title = str(view.attributes([hovered["customdata"]])["title"].iloc[0])
 
@@ -190,7 +260,7 @@ def test_umap_projection_is_used_when_stored(mapp, data):
     frame.to_parquet(Registry(data["root"]).artifact_path(run, projection_name("umap")), index=False)
     out = mapp.map_state(run, "auto", "category:0", {"jobs": []}, None)
     assert out["meta"]["method"] == "umap" and out["meta"]["n_shown"] == 20
-    xs = sorted(float(v) for t in out["figure"].data for v in t.x)
+    xs = sorted(float(v) for t in _traces(out["figure"]) for v in t.x)
     assert xs == list(range(20))
     assert mapp.map_state(run, "pca", "category:0", {"jobs": []}, None)["meta"]["method"] == "pca"
 

@@ -151,6 +151,27 @@ def test_poll_jobs_reports_jobs_and_only_changes_what_changed(root):
     assert poll_jobs(4, data2, version, "")[1] != version
 
 
+def test_badge_tells_queued_jobs_from_running_ones(root, monkeypatch):
+    """Two UMAP-class jobs with one slot: the second waits in the store, shown as queued."""
+    import time
+
+    monkeypatch.setenv("RECSYS_UMAP_SLOTS", "1")
+    store = JobStore(root)
+    first = store.submit("sleep", {"seconds": 3.0, "steps": 6, "slot": "umap"})
+    second = store.submit("sleep", {"seconds": 0.2, "steps": 2, "slot": "umap"})
+    deadline = time.monotonic() + 30
+    while store.get(first)["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    data, _, badge = poll_jobs(1, None, None, None)
+    assert badge == "1 job running · 1 queued"
+    states = {j["id"]: j for j in data["jobs"]}
+    assert (
+        states[second]["status"] == "queued" and "waiting for a free UMAP slot" in states[second]["message"]
+    )
+    for job_id in (first, second):
+        store.cancel(job_id, grace=1.0)
+
+
 def test_demo_build_is_submitted_once_and_not_when_runs_exist(root, tmp_path_factory):
     assert ensure_demo_job(root) is None  # runs exist: nothing to do
 

@@ -36,9 +36,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(str(exc))
 
 
-@pytest.fixture(scope="module")
-def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
-    log = tmp_path_factory.mktemp("celery") / "worker.log"
+def _start_worker(broker: str, log: Path, *args: str) -> subprocess.Popen:
+    """A real Celery worker of ``recsys.jobs.worker`` (``args``: e.g. ``-Q umap``), once it answers."""
     env = {**os.environ, "RECSYS_CELERY_BROKER": broker, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     with open(log, "wb") as fh:
@@ -55,6 +54,7 @@ def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[su
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
+                *args,
             ],
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -64,10 +64,16 @@ def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[su
     from recsys.jobs import CeleryRunner
 
     deadline = time.monotonic() + 60
-    while not CeleryRunner(broker).ping(timeout=0.5):
+    while len(CeleryRunner(broker).ping(timeout=0.5)) < 1 + ("-Q" in args):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_process(proc)
             pytest.fail(f"celery worker did not come up:\n{log.read_text()[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
+    proc = _start_worker(broker, tmp_path_factory.mktemp("celery") / "worker.log")
     yield proc
     stop_process(proc)
 
@@ -109,3 +115,24 @@ def test_failed_and_cancelled_jobs_on_celery(celery_store) -> None:
     # the worker survived the cancel and takes the next job
     nxt = celery_store.submit("sleep", {"seconds": 0.1, "steps": 1})
     assert celery_store.wait(nxt, timeout=60)["status"] == "done"
+
+
+def test_umap_jobs_go_to_their_own_queue_when_one_is_named(
+    celery_store, broker, tmp_path, monkeypatch
+) -> None:
+    """RECSYS_CELERY_UMAP_QUEUE: UMAP-class jobs wait in that queue (the default worker never
+    takes them) and run on a worker started for it; other jobs still go to the default queue."""
+    monkeypatch.setenv("RECSYS_CELERY_UMAP_QUEUE", "recsys-umap-test")
+    umap_like = celery_store.submit("sleep", {"seconds": 0.2, "steps": 2, "slot": "umap"})
+    plain = celery_store.submit("sleep", {"seconds": 0.2, "steps": 2})
+    assert celery_store.wait(plain, timeout=60)["status"] == "done"
+    time.sleep(1.0)
+    assert celery_store.get(umap_like)["status"] == "queued"  # not taken by the default worker
+    umap_worker = _start_worker(
+        broker, tmp_path / "umap-worker.log", "-Q", "recsys-umap-test", "--concurrency=1"
+    )
+    try:
+        job = celery_store.wait(umap_like, timeout=60)
+        assert job["status"] == "done" and job["pid"] == umap_worker.pid
+    finally:
+        stop_process(umap_worker)

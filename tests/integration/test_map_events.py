@@ -160,6 +160,9 @@ def test_map_hover_card_click_to_explore_lasso_and_box(dash_duo, dash_app, demo_
     title = str(view.attributes([target["pos"]])["title"].iloc[0])
     assert title in dash_duo.find_element("#map-tooltip").text
 
+    # The purity chart follows the drawn map (it is computed after the figure is sent).
+    dash_duo.wait_for_contains_text("#map-purity", "nearest neighbours share its category", timeout=30)
+
     # Lasso (the default drag mode): a four-corner path around a rectangle of points.
     x0, y0, x1, y1 = _region(points)
     expected = {str(view.item_ids[p]) for p in _inside(points, x0, y0, x1, y1, 0)}
@@ -193,6 +196,49 @@ def test_map_hover_card_click_to_explore_lasso_and_box(dash_duo, dash_app, demo_
     wait_until(lambda: "/explore" in driver.current_url, timeout=15, what="Explore opened")
     assert f"seed={item}" in driver.current_url and f"run={run}" in driver.current_url
     dash_duo.wait_for_contains_text("#explore-seed-card", title, timeout=20)
+    assert dash_duo.get_logs() == []
+
+
+def test_sampled_first_paint_is_completed_and_every_point_answers(dash_duo, dash_app, demo_data_dir):
+    """Above FIRST_PAINT_POINTS the map draws a sample first, then every point: after that a
+    point that was not in the sample shows its card and lasso lists points outside the sample."""
+    import numpy as np
+
+    run = run_ids(demo_data_dir)["prod2vec"]
+    page = sys.modules["pages.map"]
+    n = len(sys.modules["components.common"].run_catalog_view(run).item_ids)
+    page.FIRST_PAINT_POINTS = n // 4  # this app instance only (a fresh one per test)
+    dash_duo.driver.set_window_size(1400, 1200)
+    dash_duo.start_server(dash_app)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/map?run={run}")
+    wait_until(
+        lambda: len(dash_duo.driver.execute_script(_POINTS_JS) or []) == n,
+        timeout=60,
+        what="every point drawn",
+    )
+    dash_duo.wait_for_contains_text("#map-status", f"{n:,} items", timeout=20)
+    assert "loading the rest" not in dash_duo.find_element("#map-status").text
+    dash_duo.driver.execute_script(f"{GRAPH}.scrollIntoView({{block: 'center', behavior: 'instant'}})")
+    points = dash_duo.driver.execute_script(_POINTS_JS)
+    # the sample the first paint held (the server's seeded choice among the drawn order)
+    _, _, pos, _ = page.point_positions(
+        sys.modules["components.common"].run_catalog_view(run), page.projection_frame(run, "pca")
+    )
+    sample = set(pos[np.sort(np.random.default_rng(0).permutation(len(pos))[: n // 4])].tolist())
+    outside = [p for p in points if p["pos"] not in sample]
+    view = sys.modules["components.common"].run_searcher(run).view
+
+    def gap(p: dict[str, Any]) -> float:  # to every drawn point, not only those outside the sample
+        return min(((p["px"] - q["px"]) ** 2 + (p["py"] - q["py"]) ** 2) ** 0.5 for q in points if q is not p)
+
+    target = max(outside, key=gap)
+    _move(dash_duo.driver, target["px"], target["py"])
+    dash_duo.wait_for_contains_text("#map-tooltip", str(view.item_ids[target["pos"]]), timeout=15)
+    x0, y0, x1, y1 = _region(points)
+    expected = {str(view.item_ids[p]) for p in _inside(points, x0, y0, x1, y1, 0)}
+    _drag(dash_duo.driver, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)])
+    dash_duo.wait_for_text_to_equal("#map-selection-info", f"{len(expected):,} items selected", timeout=15)
+    dash_duo.wait_for_contains_text("#map-purity", "nearest neighbours share its category", timeout=30)
     assert dash_duo.get_logs() == []
 
 

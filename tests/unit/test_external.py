@@ -277,11 +277,11 @@ def test_unknown_extension_and_missing_item_id_column(root, items, tmp_path):
 
 
 # -- an hnswlib index built elsewhere --------------------------------------------------------
-def hnsw_file(path, vec, space="cosine", dim=None, labels=None):
+def hnsw_file(path, vec, space="cosine", dim=None, labels=None, M=12):
     import hnswlib
 
     index = hnswlib.Index(space=space, dim=dim or vec.shape[1])
-    index.init_index(max_elements=len(vec), M=12, ef_construction=100, random_seed=1)
+    index.init_index(max_elements=len(vec), M=M, ef_construction=100, random_seed=1)
     index.add_items(vec, np.arange(len(vec)) if labels is None else labels)
     index.save_index(str(path))
     return path
@@ -307,6 +307,72 @@ def test_a_matching_index_is_used_as_is(root, items, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         searcher = get_searcher(Registry(root), run["run_id"])
     assert searcher._index is not None and not [r for r in caplog.records if "fresh index" in r.message]
+
+
+def test_an_imported_index_is_stored_byte_for_byte_and_damage_is_caught_on_load(root, items, tmp_path):
+    """The index file is copied (and hashed) beside the check: the run's index.bin holds the
+    exact bytes hnswlib wrote, under a header whose checksum is theirs; one flipped byte in the
+    stored file is refused on load; no staging folder is left under runs/."""
+    import hashlib
+
+    from recsys.errors import IndexFileError
+    from recsys.index import HnswIndex
+
+    ids, vec = items
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    source = hnsw_file(tmp_path / "i.bin", vec).read_bytes()
+    run = imp(root, vpath, ids=ipath, index=tmp_path / "i.bin")["run"]
+    assert stored_runs(root) == [run["run_id"]]
+    stored = root / "runs" / run["run_id"] / "index.bin"
+    head = HnswIndex.read_header(stored)
+    data = stored.read_bytes()
+    assert data[head["_payload_offset"] :] == source
+    assert head["payload_sha256"] == hashlib.sha256(source).hexdigest()
+    HnswIndex.load(stored, expected_dim=DIM, expected_count=300)  # loads as saved
+    damaged = bytearray(data)
+    damaged[head["_payload_offset"] + len(source) // 2] ^= 0xFF
+    stored.write_bytes(bytes(damaged))
+    with pytest.raises(IndexFileError, match="payload checksum mismatch"):
+        HnswIndex.load(stored, expected_dim=DIM, expected_count=300)
+
+
+def test_an_index_file_rewritten_during_the_import_is_refused_and_nothing_is_stored(root, items, tmp_path):
+    """The copy is taken from the file as it was when the import started; when the file is
+    rewritten before the check loads it (here: the same vectors with another M, so the check
+    alone would pass), what the check saw is not what would be stored: refused."""
+    import os
+    import time
+
+    from recsys.errors import IndexFileError
+
+    ids, vec = items
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    f = hnsw_file(tmp_path / "i.bin", vec)
+
+    def progress(done, total, message):
+        if message.startswith("reading"):  # the copy has begun: the file's state is taken
+            deadline = time.monotonic() + 30
+            while not list((root / "runs").glob(".import-*/*")):
+                assert time.monotonic() < deadline, "the index file was never staged"
+                time.sleep(0.01)
+        elif message.startswith("checking the index"):
+            hnsw_file(f, vec, M=6)
+            st = f.stat()
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+    with pytest.raises(IndexFileError, match="changed while it was imported"):
+        imp(root, vpath, ids=ipath, index=f, progress=progress)
+    assert stored_runs(root) == []
+
+
+def test_a_failed_import_with_an_index_leaves_nothing_under_runs(root, items, tmp_path):
+    ids, vec = items
+    vec = vec.copy()
+    vec[3] = np.nan
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    with pytest.raises(ImportVectorsError, match="NaN"):
+        imp(root, vpath, ids=ipath, index=hnsw_file(tmp_path / "i.bin", vec))
+    assert stored_runs(root) == []
 
 
 @pytest.mark.parametrize(

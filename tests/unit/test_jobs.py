@@ -225,3 +225,80 @@ def test_cancel_of_a_deleted_job_names_it(store: JobStore) -> None:
     store.delete(job_id)
     with pytest.raises(JobError, match=job_id):
         store._mark_cancelled(job_id)
+
+
+# -- slot classes: waiting UMAP-class jobs hold no process ------------------------------------
+
+
+def _job_processes(job_ids: list[str]) -> set[str]:
+    """Ids of the jobs that have a live ``python -m recsys.jobs run <id>`` process now."""
+    alive = set()
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if "recsys.jobs" in cmd and "run" in cmd:
+            alive |= {j for j in job_ids if j in cmd}
+    return alive
+
+
+def test_jobs_of_a_slot_class_wait_in_the_store_without_a_process(store: JobStore, monkeypatch) -> None:
+    """Three UMAP-class jobs with one slot: one process at a time; the others wait as "queued"
+    with no process (not even past NO_PID_GRACE_S) and start when the slot frees, started by
+    the ending job's own process (nothing here lists the jobs)."""
+    monkeypatch.setenv("RECSYS_UMAP_SLOTS", "1")
+    monkeypatch.setattr("recsys.jobs.store.NO_PID_GRACE_S", 0.5)  # the third waits ~2 s
+    ids = [store.submit("sleep", {"seconds": 1.0, "steps": 4, "slot": "umap"}) for _ in range(3)]
+    first, second, third = (store.get(j) for j in ids)
+    assert first["status"] in ("queued", "running") and not first.get("waiting")
+    for waiting in (second, third):
+        assert waiting["status"] == "queued" and waiting["waiting"] == "umap"
+        assert "waiting for a free UMAP slot" in waiting["progress"]["message"]
+        assert not (store.job_dir(waiting["job_id"]) / "launch.json").exists()
+    most_at_once = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        # processes first, then the states: a job done by then may still have its process
+        # exiting while the next one starts, and does not count
+        processes = _job_processes(ids)
+        jobs = [store.get(j) for j in ids]  # get() never dispatches
+        unfinished = {j["job_id"] for j in jobs if j["status"] != "done"}
+        most_at_once = max(most_at_once, len(processes & unfinished))
+        if all(j["status"] == "done" for j in jobs):
+            break
+        assert not any(j["status"] in ("failed", "interrupted") for j in jobs), jobs
+        time.sleep(0.05)
+    assert [j["status"] for j in jobs] == ["done"] * 3, jobs
+    assert most_at_once == 1
+    # one after the other: each started after the previous one finished
+    for before, after in zip(jobs, jobs[1:], strict=False):
+        assert after["started"] >= before["finished"], (before, after)
+
+
+def test_two_slots_run_two_at_once_and_a_waiting_job_cancels_without_starting(
+    store: JobStore, monkeypatch
+) -> None:
+    monkeypatch.setenv("RECSYS_UMAP_SLOTS", "2")
+    ids = [store.submit("sleep", {"seconds": 3.0, "steps": 6, "slot": "umap"}) for _ in range(3)]
+    _wait_for(lambda: _job_processes(ids[:2]) == set(ids[:2]))
+    assert store.get(ids[2])["waiting"] == "umap"
+    cancelled = store.cancel(ids[2])
+    assert cancelled["status"] == "cancelled"
+    for job_id in ids[:2]:
+        assert store.wait(job_id, timeout=60)["status"] == "done"
+    assert store.list_jobs(None, status="cancelled")[0]["job_id"] == ids[2]
+    job = store.get(ids[2])
+    assert job["status"] == "cancelled" and job["started"] is None and job["pid"] is None
+
+
+def test_a_killed_slot_holder_frees_its_slot_at_the_next_listing(store: JobStore, monkeypatch) -> None:
+    """A job killed without a word never runs its own dispatch: the app's listing does it."""
+    monkeypatch.setenv("RECSYS_UMAP_SLOTS", "1")
+    holder = store.submit("sleep", {"seconds": 30.0, "steps": 30, "slot": "umap"})
+    waiting = store.submit("sleep", {"seconds": 0.2, "steps": 2, "slot": "umap"})
+    pid = _wait_for(lambda: store.get(holder).get("pid"))
+    os.kill(pid, signal.SIGKILL)
+    _wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    assert store.get(waiting)["status"] == "queued"
+    listed = {j["job_id"]: j for j in store.list_jobs(None)}  # what the app's poller calls
+    assert listed[holder]["status"] == "interrupted"
+    assert listed[waiting]["status"] in ("queued", "running") and not listed[waiting].get("waiting")
+    assert store.wait(waiting, timeout=60)["status"] == "done"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -295,8 +296,54 @@ def test_umap_progress_follows_the_epochs_and_numba_caches_to_a_folder() -> None
     epochs = [d for d, _, m in seen if "epoch" in m]
     assert len(epochs) >= 3 and epochs == sorted(epochs) and epochs[-1] == 1000  # moves, to the end
     assert seen[-1][0] == seen[-1][1]
+    # the neighbour phase (exact neighbours at this size) reports before the first epoch
+    first_epoch = next(i for i, (_, _, m) in enumerate(seen) if "epoch" in m)
+    phases = [(d, m.split(": ", 1)[1]) for d, _, m in seen[:first_epoch] if ": " in m]
+    assert (270, "neighbours found; building the fuzzy graph") in phases, phases
+    assert [d for d, _ in phases] == sorted(d for d, _ in phases)
     assert numba_cache_dir().is_dir()
     assert os.environ.get("NUMBA_CACHE_DIR")  # set before numba was imported (or by the user)
+
+
+def test_umap_and_pynndescent_functions_compile_into_the_disk_cache() -> None:
+    """Functions umap-learn/pynndescent left uncached (the random-projection trees took ~13 s
+    to compile in every job) get numba's disk cache when UMAP is imported for a projection."""
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    from recsys.projection import _import_umap
+
+    _import_umap()
+    import pynndescent.rp_trees as rp
+
+    jitted = [v for v in vars(rp).values() if isinstance(v, Dispatcher) and v.__module__ == rp.__name__]
+    assert jitted and not any(isinstance(f._cache, NullCache) for f in jitted)
+    assert not isinstance(sys.modules["pynndescent.pynndescent_"].nn_descent_internal._cache, NullCache)
+
+
+@pytest.mark.slow  # pynndescent's NN-descent is compiled by numba in each process (~30-100 s here)
+def test_umap_progress_moves_through_the_neighbour_phase_before_the_first_epoch() -> None:
+    """Real UMAP: labelled progress reports arrive during the nearest-neighbour search, before
+    the layout's first epoch, and the fraction never goes back. 4,200 points: above 4,096
+    umap-learn uses NN-descent (below it, exact neighbours), which reports its iterations."""
+    from recsys.projection import project
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 5)).astype(np.float32) * 4
+    x = centres[rng.integers(0, 6, 4_200)] + rng.standard_normal((4_200, 5)).astype(np.float32)
+    seen: list[tuple[int, int, str]] = []
+    project(x, method="umap", seed=0, progress=lambda d, t, m: seen.append((d, t, m)))
+    first_epoch = next(i for i, (_, _, m) in enumerate(seen) if "epoch" in m)
+    before = seen[:first_epoch]
+    neighbour = [(d, m) for d, _, m in before if "neighbours" in m]
+    labels = {m.split(": ", 1)[1] for _, m in neighbour}
+    assert {"finding neighbours", "neighbours found; building the fuzzy graph"} <= labels, labels
+    iterations = [d for d, m in neighbour if "NN-descent " in m and "/" in m]
+    assert len(iterations) >= 2 and iterations == sorted(iterations), neighbour
+    # the bar moves inside the neighbour phase (between 5% and 30%), and never goes back
+    assert len({d for d, _ in neighbour if 50 < d < 300}) >= 3, neighbour
+    done = [d for d, _, _ in seen if d > 0]
+    assert done == sorted(done)
 
 
 # -- what the Map shows ------------------------------------------------------------

@@ -1059,6 +1059,26 @@ def test_no_filter_path_is_one_knn_query_without_the_seed(uncorrelated):
         np.testing.assert_allclose(res.scores, unit[want] @ unit[row], atol=1e-5)
 
 
+def test_no_filter_shortcut_answers_as_the_general_path(uncorrelated):
+    """Once the default config has been answered, later default-config queries take a shortcut
+    (one knn_query, no compiled-filter work): each answer equals a fresh searcher's first one (the
+    general path), and each result owns its counts (changing one changes no later answer)."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy()
+    warm = FilteredSearcher(vec, ids, cat, index=index)
+    warm.search("u1")
+    for row, k in [(r, 10) for r in range(0, 8000, 733)] + [(5, 1), (6, 7999), (7, 8000)]:
+        want = FilteredSearcher(vec, ids, cat, index=index).search(f"u{row}", FilterConfig(), k)
+        got = warm.search(f"u{row}", None, k)
+        for field in ("item_ids", "scores", "rows", "removed_by_rule", "plan", "n_eligible"):
+            assert getattr(got, field) == getattr(want, field), (row, k, field)
+        assert (got.skipped_rules, got.seed_item_id) == (want.skipped_rules, f"u{row}")
+        got.removed_by_rule["exclude_seed"] = 5
+        got.skipped_rules.append("nothing")
+    again = warm.search("u2")
+    assert again.removed_by_rule == {"exclude_seed": 1} and again.skipped_rules == []
+
+
 @pytest.mark.parametrize(
     "fields",
     [
