@@ -98,6 +98,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root.mkdir()
     info = _build(root)
     shutil.rmtree(root / "imports", ignore_errors=True)
+    # the device probe's answer, as an earlier start left it: otherwise each of the 50 cases'
+    # apps would start its own probe job (a TensorFlow import) and leave it running
+    (root / "device.json").write_text('{"backend": "tensorflow", "device": "CPU", "mixed_precision": false}')
     return {"root": root, **info}
 
 
