@@ -125,8 +125,12 @@ class CompiledFilter:
     #: pins, score changes)
     prepared: dict[str, Any] = field(default_factory=dict)
     #: composed score change (multiplier, shift per position) of the boost/bury rules, or None:
-    #: with it every query is answered by exact search over the eligible items
+    #: with it a query is answered by exact search, or by the over-fetch with the bound of
+    #: :mod:`recsys.search.adjusted`
     adjust: tuple[np.ndarray, np.ndarray] | None = None
+    #: the items grouped by their (multiplier, shift) (:class:`~recsys.search.adjusted.AdjustClasses`),
+    #: built on the first over-fetch that needs them
+    adjust_classes: Any = None
     #: rules placing items into the finished list (pins)
     place_rules: list[Rule] = field(default_factory=list)
     #: static filters: (no seed: -1, else the seed's adultness) -> (removed_by_rule, adult

@@ -34,7 +34,8 @@ TABLE_COUNTS = 9
 class Query:
     """One query: vector ``q`` (unit in the cosine space), seed position ``pos`` (None for a
     bare vector) and id, the compiled filter, ``k``, the start time (``perf_counter``) and the
-    rule counts and skipped rules resolved so far."""
+    rule counts and skipped rules resolved so far; ``span``: the seed's domain ``[s, e)`` of
+    positions, once known (boost/bury look up their classes' members inside it)."""
 
     q: np.ndarray
     pos: int | None
@@ -44,6 +45,7 @@ class Query:
     seed_id: str | None
     removed: dict[str, int]
     skipped: list[str]
+    span: tuple[int, int] | None = None
 
 
 def _without_seed(rows: np.ndarray, sel: list[int], seed: int, k: int) -> tuple[list[int], list[int]]:
@@ -109,16 +111,21 @@ class KeyRange:
             return _without_rows(rows, sel, seed, drop, k)
         return _without_seed(rows, sel, seed, k)
 
-    def positions(self, rows: np.ndarray) -> np.ndarray:
-        """Positions of the eligible rows, in HNSW order."""
+    def eligible(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` is eligible."""
         keys = self.by_row[rows]
         ok = keys >= self.lo
         ok &= keys < self.hi
         if self.seed_row >= 0:
             ok &= rows != self.seed_row
         if self.drop:
-            ok &= ~np.isin(rows, self.drop)
-        return self.pos_of_row[rows[ok]]
+            for row in self.drop:  # a handful: cheaper than np.isin, which sorts
+                ok &= rows != row
+        return ok
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of the eligible rows, in HNSW order."""
+        return self.pos_of_row[rows[self.eligible(rows)]]
 
 
 class FlagRange(KeyRange):
@@ -165,3 +172,8 @@ class DomainMask:
         """Positions of the eligible rows, in HNSW order."""
         p = self.searcher.view.pos_of_row[rows]
         return self.searcher._keep_eligible(self.cf, self.r, p, self.mask)
+
+    def eligible(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` (unique) is eligible."""
+        p = self.searcher.view.pos_of_row[rows]
+        return np.isin(p, self.searcher._keep_eligible(self.cf, self.r, p, self.mask))

@@ -23,6 +23,7 @@ from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableEr
 )
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
+from recsys.search.adjusted import AdjustMixin
 from recsys.search.batch import Background, BatchMixin, StaticSet
 from recsys.search.compiled import CompiledFilter, CompileMixin, _SeedRules
 from recsys.search.kernels import _matvec
@@ -50,7 +51,9 @@ logger = logging.getLogger(__name__)
 _DEFAULT_CONFIG = FilterConfig()
 
 
-class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, BatchMixin, PlacementMixin):
+class FilteredSearcher(
+    CompileMixin, PlannerMixin, StaticMixin, TiesMixin, BatchMixin, PlacementMixin, AdjustMixin
+):
     """Filtered k-NN over one run's vectors and catalogue.
 
     Parameters
@@ -362,8 +365,16 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
                 return got
         kv = cf.table_kvs[var]
         drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
-        plan = "exact" if cf.adjust is not None else None  # boosted/buried: HNSW's order is not the answer
-        if n_elig and cf.lean:  # answered here without per-seed rules when the over-fetch fills k
+        # boost/bury: the bounded over-fetch of adjusted.py (with identical vectors, exact search)
+        adjusted = cf.adjust is not None and self._adjusted_overfetch_ok("auto")
+        plan = "exact" if cf.adjust is not None and not adjusted else None
+        if adjusted and n_elig and b - a == e - s and cf.config.max_per_brand is None:
+            if cf.config.min_similarity is None and self._adjusted_prefers_exact(e - s, _FETCH_MIN):
+                ex = pos if cf.config.exclude_seed else -1  # the key range is the whole block
+                kp, ks = self._exact_block_adjusted(qq, s, e, ex, drop[0] if drop else None, n_elig)
+                return self._result(qq, kp, ks, None, "exact_range", n_elig)
+        if n_elig and (cf.lean or adjusted):  # answered here without per-seed rules when it fills k
+            qq.span = (s, e)
             seed_row = int(self.view.perm[pos]) if seed_in else -1
             cand = KeyRange(kv.by_row, lo, hi, seed_row, self.view.pos_of_row, drop[1] if drop else None)
             got = self._try_overfetch(qq, cand, n_elig, e - s)
@@ -391,6 +402,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
         if n_elig == 0:
             return self._empty(qq)
         if plan is None:
+            qq.span = (r.s, r.e)
             seed_row = int(self.view.perm[r.seed]) if seed_in else -1
             drop = self.view.perm[r.banned].tolist() if r.banned is not None else None
             cand = KeyRange(r.kv.by_row, r.lo_key, r.hi_key, seed_row, self.view.pos_of_row, drop)
@@ -456,10 +468,13 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
                 sel, rl = cand.first(rows, k)
                 final = len(sel) >= k or fetched_all or len(sel) >= n_elig
             else:
-                cp = cand.positions(rows)
-                kp, ks, dropped, final = self._rerank(
-                    qq.q, cp, k, cf.config, fetched_all or len(cp) >= n_elig
-                )
+                if cf.adjust is not None:  # boost/bury: the fetch, and the classes that could climb
+                    kp, ks, dropped, final = self._rank_adjusted(qq, cand, rows, dist, fetched_all, n_elig)
+                else:
+                    cp = cand.positions(rows)
+                    kp, ks, dropped, final = self._rerank(
+                        qq.q, cp, k, cf.config, fetched_all or len(cp) >= n_elig
+                    )
             if first and auto:
                 cf.stats.record(final)
             first = False
@@ -575,8 +590,8 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         cf = self.compile(cfg)
         auto = plan == "auto"
-        if cf.adjust is not None:
-            plan = "exact"  # boosted/buried scores: HNSW's order is not the answer
+        if cf.adjust is not None and not self._adjusted_overfetch_ok(plan):
+            plan = "exact"  # boosted/buried scores: HNSW's order is not the answer (adjusted.py)
         seed_id = self.view.item_id_list[pos] if pos is not None else None
         qq = Query(q, pos, cf, k, t0, seed_id, {}, [])
         if plan == "auto" and cf.static and cf.lean:
@@ -627,6 +642,7 @@ class FilteredSearcher(CompileMixin, PlannerMixin, StaticMixin, TiesMixin, Batch
                 used = "hnsw_filter+exact_fallback"
         else:
             cand = DomainMask(self, cf, r, mask)
+            qq.span = (r.s, r.e)
             got = self._overfetch(qq, cand, fetch, n_elig, r.e - r.s, False, auto, scan=r.kv is None)
             if got is not None:
                 return got
