@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys.search.kernels import _matvec
-from recsys.search.planner import _S_CACHE_BYTES, _S_EXACT_BASE, _S_GEMV_ROW, _S_GEMV_ROW_COLD, _S_SELECT_ROW
+from recsys.search.planner import (
+    _FETCH_MIN,
+    _S_CACHE_BYTES,
+    _S_EXACT_BASE,
+    _S_GEMV_ROW,
+    _S_GEMV_ROW_COLD,
+    _S_SELECT_ROW,
+)
 from recsys.search.query import KeyRange
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,20 +164,32 @@ class AdjustMixin:
         filter callback (forced, for comparison: exact search answers it)."""
         return plan in ("auto", "hnsw_overfetch") and self._tie_of is None
 
-    def _adjusted_prefers_exact(self, rows: int, fetch: int) -> bool:
+    def _adjusted_prefers_exact(self, rows: int) -> bool:
         """Whether one dense scan of ``rows`` rows costs less than the bounded over-fetch of
-        ``fetch`` candidates (the planner's measured ``_S_*`` costs)."""
-        gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
-        exact = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
-        return exact <= self._static_hnsw_cost(fetch) + _S_ADJUST_BASE
+        ``_FETCH_MIN`` candidates (the planner's measured ``_S_*`` costs; the largest such block
+        is computed once per searcher and index)."""
+        index = self._index
+        key = (id(index), index.ef if index is not None else self._ef)
+        got = getattr(self, "_adjust_rows_max", None)
+        if got is None or got[0] != key:
+            limit = self._static_hnsw_cost(_FETCH_MIN) + _S_ADJUST_BASE - _S_EXACT_BASE
+            per_row = _S_GEMV_ROW * self._dscale + _S_SELECT_ROW
+            most = int(limit / per_row)
+            if most * self.dim * 4 > _S_CACHE_BYTES:  # beyond the caches: the cold rate
+                most = max(
+                    _S_CACHE_BYTES // (self.dim * 4),
+                    int(limit / (_S_GEMV_ROW_COLD * self._dscale + _S_SELECT_ROW)),
+                )
+            got = self._adjust_rows_max = (key, most)
+        return rows <= got[1]
 
     def _exact_block_adjusted(
         self, qq: Query, s: int, e: int, seed: int, banned: np.ndarray | None, n_elig: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact adjusted top k over the block ``[s, e)`` of which every row is eligible but the
         ``seed`` position (-1: none) and ``banned`` positions: what :meth:`_exact` and
-        :meth:`_select` do for it (one product, the adjustment, one selection, the list rescored
-        like :meth:`_canon`), in fewer steps (no ranked-list rules, no identical vectors)."""
+        :meth:`_select` do for it (one product, the adjustment, one selection), in fewer steps (no
+        ranked-list rules, no identical vectors)."""
         k, q = qq.k, qq.q
         mul, add = qq.cf.adjust
         sc = _matvec(self.unit[s:e], q)
@@ -185,9 +204,9 @@ class AdjustMixin:
             kp = np.argpartition(sc, m - f)[m - f :] + s
         else:
             kp = np.flatnonzero(np.isfinite(sc)) + s
-        # the list rescored as _canon does (an elementwise product summed along each row)
-        ks = np.add.reduce(self.unit.take(kp, axis=0) * q, axis=1, dtype=np.float32)
-        ks = ks * mul[kp] + add[kp]
+        # not rescored as _canon does for a batch's matrix product: a boosted/buried config is
+        # answered seed by seed through this same path in Explore, the API and precompute
+        ks = sc[kp - s]
         order = np.lexsort((kp, -ks))  # ties: lower position first
         return kp[order], ks[order]
 

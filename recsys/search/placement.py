@@ -39,10 +39,13 @@ class PlacementMixin:
                 if cfg.min_similarity is not None and score < cfg.min_similarity:
                     continue
                 pins.append((rl.name, item, at, float(score)))
-        if cfg.max_per_brand is not None and pins:
+        placed_by = {rl.name: 0 for rl in cf.place_rules}
+        if not pins:  # most seeds: the list as ranked
+            res.removed_by_rule = {**res.removed_by_rule, **placed_by}
+            return res
+        if cfg.max_per_brand is not None:
             return self._place_capped(res, q, pos, cfg, k, pins)
         items, scores, rows = list(res.item_ids), list(res.scores), list(res.rows)
-        placed_by = {rl.name: 0 for rl in cf.place_rules}
         for name, item, at, score in pins:
             row = int(v.perm[item])
             if row in rows:

@@ -369,7 +369,7 @@ class FilteredSearcher(
         adjusted = cf.adjust is not None and self._adjusted_overfetch_ok("auto")
         plan = "exact" if cf.adjust is not None and not adjusted else None
         if adjusted and n_elig and b - a == e - s and cf.config.max_per_brand is None:
-            if cf.config.min_similarity is None and self._adjusted_prefers_exact(e - s, _FETCH_MIN):
+            if cf.config.min_similarity is None and self._adjusted_prefers_exact(e - s):
                 ex = pos if cf.config.exclude_seed else -1  # the key range is the whole block
                 kp, ks = self._exact_block_adjusted(qq, s, e, ex, drop[0] if drop else None, n_elig)
                 return self._result(qq, kp, ks, None, "exact_range", n_elig)
