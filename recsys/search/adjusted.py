@@ -23,8 +23,13 @@ Buried items (multiplier <= 1, shift <= 0) never climb above their raw score, so
 opens only when the plain one does.
 
 The list equals exact search over the eligible items (brute force) whenever the fetch holds
-every item scoring above ``s_F``; the final list is rescored like exact search's
-(:meth:`~recsys.search.searcher.FilteredSearcher._canon`), so both report the same scores.
+every item scoring above ``s_F`` (the graph's recall). It costs a few dozen NumPy calls beyond
+the beam search, about as much as the beam search itself at d=64, so a category block the
+seed table gives whole is scanned instead up to ~13k rows (:meth:`AdjustMixin._adjusted_prefers_exact`,
+:meth:`AdjustMixin._exact_block_adjusted`: one product, one selection). Neither rescores its
+list as :meth:`~recsys.search.searcher.FilteredSearcher._canon` does (a batch's matrix product
+would round differently): a boosted/buried config is answered seed by seed through these same
+paths everywhere (Explore, the API, precompute, Spark), so their scores agree.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ _COST_GATHER = 3
 #: the benchmark's 50k x 64 catalogue (2 busy cores): about as much as the beam search itself,
 #: so an exact scan of a category block wins up to ~7k-13k rows (out of / in the CPU caches)
 _S_ADJUST_BASE = 60.0
-#: at most this many bytes of packed class vectors per compiled filter
+#: at most this many bytes of packed class vectors per compiled filter, and at most an eighth
+#: of the vectors' own size (up to 32 compiled filters are cached)
 _PACK_MAX_BYTES = 64 << 20
 #: (class, domain) slices remembered per compiled filter
 _SLICES_MAX = 65536
@@ -147,7 +153,7 @@ class AdjustClasses:
             members = self.members[self.starts[c] : self.starts[c + 1]]
             size = len(members) * unit.shape[1] * 4
             vecs = None
-            if self._bytes + size <= _PACK_MAX_BYTES:
+            if self._bytes + size <= min(_PACK_MAX_BYTES, unit.nbytes // 8):
                 vecs = np.take(unit, members, axis=0)
                 self._bytes += size
             got = self._packs[c] = (vecs, perm[members])
@@ -155,8 +161,8 @@ class AdjustClasses:
 
 
 class AdjustMixin:
-    """:meth:`_rank_adjusted` of :class:`~recsys.search.searcher.FilteredSearcher` (its
-    ``unit``, ``view``, ``_select``, ``_canon`` and ``_exact_costs``)."""
+    """The boost/bury paths of :class:`~recsys.search.searcher.FilteredSearcher` (its ``unit``,
+    ``view``, ``_select``, ``_canon`` and ``_static_hnsw_cost``)."""
 
     def _adjusted_overfetch_ok(self, plan: str) -> bool:
         """Whether a boosted/buried config may be answered from an over-fetch under ``plan``:

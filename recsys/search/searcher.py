@@ -423,6 +423,8 @@ class FilteredSearcher(
         cf = qq.cf
         need = qq.k * (3 if cf.config.max_per_brand else 1)
         fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))
+        if cf.adjust is not None and self._adjusted_prefers_exact(domain):
+            return "exact"  # boost/bury: the over-fetch costs more than its beam search (adjusted.py)
         if self._choose(cf, domain, False, n_elig, fetch, need) == "exact":
             return "exact"
         got = self._overfetch(qq, cand, fetch, n_elig, domain, cf.lean)
@@ -625,6 +627,8 @@ class FilteredSearcher(
         if auto:
             fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))
             choice = self._choose(cf, r.e - r.s, r.kv is None, n_elig, fetch, need)
+            if cf.adjust is not None and self._adjusted_prefers_exact(r.e - r.s):
+                choice = "exact"
         else:
             fetch = min(self.n, max(need + 10, math.ceil(need / (n_elig / self.n) * _SAFETY)))
             choice = plan

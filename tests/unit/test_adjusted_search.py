@@ -11,7 +11,6 @@ and boosted sets larger than the seed's category.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,35 +19,12 @@ from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.merch import Adjust, PairBan
 from recsys.search import _TABLE_AFTER, FilteredSearcher
-from tests.unit.test_search import assert_matches, brute_force
-
-
-def clustered(n: int = 3000, seed: int = 11) -> tuple[pd.DataFrame, np.ndarray]:
-    """20 clusters = leaf categories under 2 top categories; brand mostly = cluster; 10% noise."""
-    rng = np.random.default_rng(seed)
-    leaf = rng.integers(0, 20, n)
-    centers = rng.normal(size=(20, 16)).astype(np.float32)
-    vec = centers[leaf] + 0.4 * rng.normal(size=(n, 16)).astype(np.float32)
-    noisy = rng.random(n) < 0.1
-    label = np.where(noisy, rng.integers(0, 20, n), leaf)
-    brand = np.where(rng.random(n) < 0.2, rng.integers(0, 20, n), leaf)
-    cat = pd.DataFrame(
-        {
-            "item_id": [f"a{i}" for i in range(n)],
-            "title": [f"t{i}" for i in range(n)],
-            "category": [f"T{x // 10} > L{x}" for x in label],
-            "brand": [f"b{x}" for x in brand],
-            "gender": rng.choice(["women", "men", ""], n),
-            "price": rng.lognormal(3, 0.5, n),
-            "adult": rng.random(n) < 0.05,
-        }
-    )
-    return cat, vec
+from tests.unit.test_search import assert_matches, brute_force, clustered_catalog
 
 
 @pytest.fixture(scope="module")
 def shop():
-    cat, vec = clustered()
+    cat, vec = clustered_catalog(3000, 11)
     index = HnswIndex.build(vec, M=16, ef_construction=200, ef=400, num_threads=1)
     return cat, vec, FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
 
@@ -76,7 +52,7 @@ adjusted_configs = st.builds(
     max_per_brand=st.none() | st.integers(1, 3),
     min_similarity=st.none() | st.sampled_from([0.0, 0.5]),
     do_not_associate=st.sampled_from(
-        [[], [PairBan(seed="a0", item_id="a1"), PairBan(seed="a5", item_id="a9")]]
+        [[], [PairBan(seed="c0", item_id="c1"), PairBan(seed="c5", item_id="c9")]]
     ),
     boost=st.sampled_from(BOOSTS),
     bury=st.sampled_from(BURIES),
@@ -92,7 +68,7 @@ adjusted_configs = st.builds(
 )
 def test_boost_and_bury_from_the_over_fetch_equal_brute_force(shop, cfg, k, row, plan):
     cat, vec, searcher = shop
-    seed = f"a{row}"
+    seed = f"c{row}"
     res = searcher.search(seed, cfg, k, plan=plan)
     assert_matches(res, *brute_force(cat, vec, seed, cfg, k))
     assert res.n_eligible == searcher.search(seed, cfg, k, plan="exact").n_eligible
@@ -107,7 +83,7 @@ def test_a_far_boosted_cluster_climbs_into_the_list_without_an_exact_scan(shop):
     far = set(cat.item_id[cat.category == "T1 > L14"])
     plans = []
     for row in range(0, 3000, 150):
-        seed = f"a{row}"
+        seed = f"c{row}"
         if seed in far:
             continue
         res = searcher.search(seed, cfg, 10, plan="hnsw_overfetch")
@@ -123,7 +99,7 @@ def test_buried_neighbours_leave_the_list_and_the_plain_class_needs_a_deeper_fet
     reaches the k-th score, the first fetch cannot settle the list and it is answered exactly."""
     cat, vec, searcher = shop
     for row in (3, 40, 700):
-        seed = f"a{row}"
+        seed = f"c{row}"
         leaf = cat.category[row]
         cfg = FilterConfig(bury=[Adjust(category=leaf, shift=-2.0)])
         res = searcher.search(seed, cfg, 10, plan="hnsw_overfetch")
@@ -139,21 +115,48 @@ def test_category_block_scan_on_the_seed_table_equals_brute_force(shop):
     cfg = FilterConfig(
         same_category=True,
         category_level=1,
-        do_not_associate=[PairBan(seed="a2", item_id="a5"), PairBan(seed="a7", item_id="a2")],
+        do_not_associate=[PairBan(seed="c2", item_id="c5"), PairBan(seed="c7", item_id="c2")],
         boost=[Adjust(brands=["b3", "b4"], multiplier=1.4)],
         bury=[Adjust(price_min=25.0, multiplier=0.8, shift=-0.05)],
     )
     for _ in range(_TABLE_AFTER + 1):
-        searcher.search("a2", cfg, 10)
+        searcher.search("c2", cfg, 10)
     searcher.wait_background()
     plans = set()
     for row in [2, 7, *range(0, 3000, 97)]:
-        seed = f"a{row}"
+        seed = f"c{row}"
         res = searcher.search(seed, cfg, 10)
         plans.add(res.plan)
         ids, scores, eligible = brute_force(cat, vec, seed, cfg, 10)
         assert res.item_ids == ids
         np.testing.assert_allclose(res.scores, scores, atol=1e-5)
         assert res.n_eligible == len(eligible)
-    assert "a5" not in searcher.search("a2", cfg, 10).item_ids
+    assert "c5" not in searcher.search("c2", cfg, 10).item_ids
     assert "exact_range" in plans
+
+
+def test_the_seed_table_over_fetch_with_hnswlib_scores_equals_brute_force(monkeypatch):
+    """The hot path of a large catalogue on a small one: exact search priced high (as in
+    test_search) and the block scan never preferred, so a boosted/buried filter read from the
+    seed table answers from one over-fetch with hnswlib's own scores plus the open classes."""
+    from recsys.search import adjusted, planner
+
+    monkeypatch.setattr(planner, "_COST_EXACT_BASE", 5000.0)
+    monkeypatch.setattr(adjusted, "_S_ADJUST_BASE", -1e9)
+    cat, vec = clustered_catalog(3000, 12)
+    index = HnswIndex.build(vec, M=16, ef_construction=200, ef=400, num_threads=1)
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    bans = [PairBan(seed=f"c{i}", item_id=f"c{i + 1}") for i in range(0, 3000, 50)]
+    plans: dict[str, int] = {}
+    for boost, bury in zip(BOOSTS[1:], [*BURIES[1:], [], []], strict=True):
+        for base in ({"same_category": True, "category_level": 0}, {"same_gender": True}):
+            cfg = FilterConfig(**base, do_not_associate=bans, boost=boost, bury=bury)
+            for _ in range(_TABLE_AFTER + 1):
+                searcher.search("c0", cfg, 10)
+            assert searcher.compile(cfg).seed_table is not None
+            for row in range(0, 3000, 233):
+                seed = f"c{row}"
+                res = searcher.search(seed, cfg, 10)
+                plans[res.plan] = plans.get(res.plan, 0) + 1
+                assert_matches(res, *brute_force(cat, vec, seed, cfg, 10))
+    assert plans.get("hnsw_overfetch", 0) > sum(plans.values()) / 2, plans
