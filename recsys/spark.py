@@ -656,7 +656,7 @@ def spark_topk(
 
     from recsys.precompute import make_table_meta, result_entries, run_stamp, table_inputs
 
-    root, registry, run, config = table_inputs(root, run_id, preset, k)
+    root, registry, run, config = table_inputs(root, run_id, preset, k, need_vectors=True)
     stamp = run_stamp(registry, run_id)
     name = f"recsys-run-{uuid.uuid4().hex[:12]}"
     staging = _staging_dir()
