@@ -387,10 +387,12 @@ def _served_list(
     cfg: FilterConfig,
     k: int,
     exclude: Sequence[str],
+    rules: FilteredSearcher | None = None,
 ) -> SearchResult:
     """A model's ranked list (``ranked``: one row of ids and scores, or None) completed by the
     run's fallback chain from ``seed`` and cut to k under ``cfg``'s rules (the rule table,
-    :func:`recsys.search.lists.filter_list`)."""
+    :func:`recsys.search.lists.filter_list`; ``rules``: the run's :func:`_list_searcher` when
+    the caller has it)."""
     from recsys.models.base import padded_results
     from recsys.search.lists import filter_list
 
@@ -404,7 +406,7 @@ def _served_list(
         served = np.where(np.asarray(ids, dtype=str) != "", "model", "")
     keep = np.asarray(ids[0], dtype=str) != ""
     res, sources = filter_list(
-        _list_searcher(registry, run_id),
+        rules if rules is not None else _list_searcher(registry, run_id),
         seed,
         np.asarray(ids[0], dtype=str)[keep],
         np.asarray(scores[0], dtype=np.float32)[keep],
@@ -453,13 +455,14 @@ def _own_lists(
     ids, scores = model.similar(seeds, _fetch_size(cfg, k))
     chain = getattr(model, "fallback_chain_", None)
     by_model = model.rows_of(seeds) >= 0
+    rules = _list_searcher(registry, run_id)  # once for the batch (it reads run.json)
     out = []
     for n, seed in enumerate(seeds):
         if not by_model[n] and (chain is None or seed not in chain._row_of):
             out.append(SearchResult([], [], [], {}, UNKNOWN_SEED, 0, 0.0, [], seed))
             continue
         ranked = (ids[n : n + 1], scores[n : n + 1])
-        out.append(_served_list(registry, run_id, model, seed, ranked, cfg, k, [seed]))
+        out.append(_served_list(registry, run_id, model, seed, ranked, cfg, k, [seed], rules))
     return out
 
 
