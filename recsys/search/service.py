@@ -150,7 +150,7 @@ def similar_items(
 
     Raises
     ------
-    RunNotFoundError, UnknownItemError, FilterConfigError
+    RunNotFoundError, FilterConfigError
     RunNotSearchableError
         An embedding run whose vectors cannot be read.
     UnknownItemError
@@ -433,14 +433,14 @@ def _lists_model(registry: Any, run_id: str) -> Any | None:
 
 
 def _unknown_seed_message(model: Any, run_id: str, seed: str) -> str:
-    chain = (
-        "its fallback chain"
+    why = (
+        "neither its model nor its fallback chain lists it"
         if getattr(model, "fallback_chain_", None) is not None
-        else "it has no fallback chain"
+        else "its model does not list it and the run has no fallback chain"
     )
     return (
-        f"item '{seed}' is unknown to run {run_id} ({getattr(model, 'family', '?')}): neither its model "
-        f"nor {chain} lists it (an item outside the run's dataset?)"
+        f"item '{seed}' is unknown to run {run_id} ({getattr(model, 'family', '?')}): {why}"
+        " (an item outside the run's dataset?)"
     )
 
 
