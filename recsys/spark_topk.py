@@ -312,9 +312,9 @@ def spark_topk(
                 out = _lists_batch(part, seeds, results)
                 if mine is not None:
                     t0 = time.perf_counter()
-                    lists = out.column(2).to_pylist()
                     for at in range(0, len(seeds), CHECK_CHUNK):
-                        mine.add(dict(zip(seeds[at : at + CHECK_CHUNK], lists[at : at + CHECK_CHUNK])))
+                        chunk = range(at, min(at + CHECK_CHUNK, len(seeds)))
+                        mine.add({seeds[j]: results[j].item_ids for j in chunk})
                     check_s += time.perf_counter() - t0
                 yield out
         if first is not None:
