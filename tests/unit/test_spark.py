@@ -208,31 +208,6 @@ def test_spark_precompute_equals_recsys_precompute(spark: Any, serving: dict[str
         assert b.table_meta(run_id, single["preset_hash"])["n_items"] == len(serving["item_ids"])
 
 
-def _run_with_missing_vectors(serving: dict[str, Any]) -> str:
-    """A run of the tiny shop whose model has no vector for six items (30..35, Men > Shoes >
-    Running), with the run's fallback chain fitted on the dataset: those seeds' lists are empty
-    for the model, so the chain serves them (as in tests/unit/test_precompute.py)."""
-    from recsys.data.schema import load_dataset
-    from recsys.fallback import FallbackChain
-    from recsys.models.prod2vec import Prod2Vec
-    from recsys.registry import Registry
-
-    root = serving["root"]
-    ds = load_dataset("tiny", root)
-    keep = [i for i in range(len(serving["item_ids"])) if not 30 <= i < 36]
-    model = Prod2Vec()
-    model.item_ids_ = serving["item_ids"][keep]
-    model.vectors_ = serving["vectors"][serving["runs"][0]][keep]
-    model.coverage_ = {}
-    chain = FallbackChain().fit(ds)
-    return Registry(root).create_run(
-        model,
-        dataset_name="tiny",
-        dataset_fingerprint=ds.fingerprint(),
-        writers=[lambda folder: chain.save(folder / "fallback")],
-    )["run_id"]
-
-
 @pytest.mark.parametrize(("preset", "partitions"), [("same-cat", 3), ("priced", 10)])
 def test_spark_precompute_serves_seeds_without_a_vector_by_the_fallback_chain(
     spark: Any, serving: dict[str, Any], preset: str, partitions: int
@@ -243,7 +218,7 @@ def test_spark_precompute_serves_seeds_without_a_vector_by_the_fallback_chain(
     from recsys.precompute import SQLiteStore, precompute
 
     root = serving["root"]
-    run_id = _run_with_missing_vectors(serving)
+    run_id = _fixture.make_run_with_missing_vectors(root, serving)
     single = precompute(root, run_id, preset, k=5, store=root / "single.sqlite")
     assert single["by_fallback"] == 6 and single["n_items"] == 48
     out = root / f"spark-fallback-{preset}"
