@@ -393,12 +393,38 @@ def _served_list(
     run's fallback chain from ``seed`` and cut to k under ``cfg``'s rules (the rule table,
     :func:`recsys.search.lists.filter_list`; ``rules``: the run's :func:`_list_searcher` when
     the caller has it)."""
+    return served_list(
+        (lambda: rules) if rules is not None else (lambda: _list_searcher(registry, run_id)),
+        getattr(model, "fallback_chain_", None),
+        seed,
+        ranked,
+        cfg,
+        k,
+        exclude,
+        similarities=bool(getattr(model, "is_embedding", False)),
+    )
+
+
+def served_list(
+    list_searcher: Any,
+    chain: Any,
+    seed: str,
+    ranked: tuple[np.ndarray, np.ndarray] | None,
+    cfg: FilterConfig,
+    k: int,
+    exclude: Sequence[str],
+    similarities: bool,
+) -> SearchResult:
+    """A ranked list (``ranked``: one row of ids and scores, or None) completed by ``chain`` (a
+    :class:`recsys.fallback.FallbackChain`, or None) from ``seed`` and cut to k under ``cfg``'s
+    rules; ``list_searcher()`` gives the rule-only searcher over the dataset's catalogue
+    (:func:`recsys.search.lists.catalogue_searcher`). What :func:`similar_items` serves a seed
+    without a vector, also run by :func:`recsys.spark.spark_precompute` in its partitions."""
     from recsys.models.base import padded_results
     from recsys.search.lists import filter_list
 
     fetch = _fetch_size(cfg, k)
     ids, scores = ranked if ranked is not None else padded_results(1, fetch)
-    chain = getattr(model, "fallback_chain_", None)
     if chain is not None:  # with rules on, as many of the chain's items again: the rules may drop them all
         width = fetch if fetch == k else 2 * fetch
         ids, scores, served = chain.complete([seed], ids, scores, width, [list(exclude)])
@@ -406,14 +432,14 @@ def _served_list(
         served = np.where(np.asarray(ids, dtype=str) != "", "model", "")
     keep = np.asarray(ids[0], dtype=str) != ""
     res, sources = filter_list(
-        rules if rules is not None else _list_searcher(registry, run_id),
+        list_searcher(),
         seed,
         np.asarray(ids[0], dtype=str)[keep],
         np.asarray(scores[0], dtype=np.float32)[keep],
         np.asarray(served[0], dtype=str)[keep],
         cfg,
         k,
-        similarities=bool(getattr(model, "is_embedding", False)),
+        similarities=similarities,
     )
     res.served_by = sources
     return res
