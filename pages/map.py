@@ -60,8 +60,12 @@ dash.register_page(__name__, path="/map", title="RecSys Lab · Map", name="Map",
 
 MAX_POINTS = 100_000
 #: Above this many points the first figure is a seeded random sample of this size (drawn in a
-#: fraction of the time), and the full figure follows at once (:func:`complete_map`).
-FIRST_PAINT_POINTS = 20_000
+#: fraction of the time), and the full figure follows once it is drawn (:func:`complete_map`).
+#: 10k: in ``bench/browser.py`` at 100k items the first paint with 10k took 0.73-0.89x the
+#: time with 20k, and 5k was no faster than 10k (what is left is plotly.js and WebGL set-up,
+#: whatever the count); 10k points still draw every cluster at the map's size, and a category
+#: of 0.5% of the items still has about 50 points in it.
+FIRST_PAINT_POINTS = 10_000
 MAX_HIGHLIGHT = 5_000
 MAX_SELECTION_ROWS = 1_000
 COLOR_CHOICES = (
