@@ -329,7 +329,7 @@ def stage_index(src: Path, head: dict[str, Any], dest: Path) -> dict[str, Any]:
     stamp = source_stamp(src)
     body = _PREFIX.size + _STAGED_HEADER
     with open(src, "rb") as fin, open(dest, "wb") as out:
-        _copy_range(fin, out, offset, size, body)
+        copy_range(fin, out, offset, size, body)
     h = hashlib.sha256()
     with open(dest, "rb") as fh:
         if os.fstat(fh.fileno()).st_size != body + size:
@@ -343,7 +343,7 @@ def stage_index(src: Path, head: dict[str, Any], dest: Path) -> dict[str, Any]:
     return {"path": dest, "body": body, "size": size, "sha256": h.hexdigest(), "source_stamp": stamp}
 
 
-def _copy_range(fin: Any, out: Any, offset: int, size: int, dest_offset: int) -> None:
+def copy_range(fin: Any, out: Any, offset: int, size: int, dest_offset: int) -> None:
     """Copy ``size`` bytes of ``fin`` from ``offset`` to ``out`` at ``dest_offset``."""
     done = 0
     while done < size:

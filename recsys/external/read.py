@@ -43,6 +43,8 @@ class VectorTable:
     fmt: str
     file: str
     duplicates_dropped_by_reader: int = 0
+    #: the file ``vectors`` are mapped from, read-only (:func:`map_npy_matrix`), or None (in memory)
+    mapped_file: Path | None = None
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -93,7 +95,7 @@ def read_ids(path: str | os.PathLike[str]) -> np.ndarray:
             arr = arr.astype(np.int64)
         elif arr.dtype.kind not in "iuU":
             raise DataValidationError(f"ids have dtype {arr.dtype}; give strings or integers", file=label)
-        return arr.astype(str)
+        return arr if arr.dtype.kind == "U" else arr.astype(str)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -132,10 +134,60 @@ def _as_float_matrix(arr: np.ndarray, label: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _read_npy(path: Path, ids_path: Path | None) -> VectorTable:
-    label = path.name
+def npy_matrix_layout(path: str | os.PathLike[str]) -> tuple[int, tuple[int, int]] | None:
+    """Where the data of a plain ``.npy`` float32 matrix starts and its shape, when the file is
+    one that can be used as is (little-endian float32, C order, 2-D, not empty, exactly the
+    size its header says); None for anything else (``np.load`` then reads it, or says what
+    is wrong with it)."""
     try:
-        arr = np.load(path, allow_pickle=False)
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return None
+            offset, size = fh.tell(), os.fstat(fh.fileno()).st_size
+    except (OSError, ValueError):
+        return None
+    if fortran or len(shape) != 2 or dtype != np.dtype("<f4") or 0 in shape:
+        return None
+    if size != offset + shape[0] * shape[1] * 4:
+        return None
+    return offset, (int(shape[0]), int(shape[1]))
+
+
+def map_npy_matrix(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """The float32 matrix of a plain ``.npy`` file (:func:`npy_matrix_layout`) mapped
+    read-only from the page cache: no copy into memory, and writing into it raises.
+    None when the file is not such a matrix."""
+    import mmap
+
+    layout = npy_matrix_layout(path)
+    if layout is None:
+        return None
+    offset, shape = layout
+    with open(path, "rb") as fh:
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # faulted in at once, not page by page
+        mapped = mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    if len(mapped) != offset + shape[0] * shape[1] * 4:  # rewritten since the header was read
+        mapped.close()
+        return None
+    return np.frombuffer(mapped, dtype="<f4", count=shape[0] * shape[1], offset=offset).reshape(shape)
+
+
+def _read_npy(path: Path, ids_path: Path | None, staged: Path | None = None) -> VectorTable:
+    """``staged``: a copy of ``path`` to read instead (mapped when it is a plain float32 matrix;
+    the importer then stores that very file); messages still name ``path``."""
+    label = path.name
+    mapped = map_npy_matrix(staged) if staged is not None else None
+    if mapped is not None:
+        table = _with_ids(mapped, ids_path, "npy", label, _NPY_NO_IDS)
+        table.mapped_file = staged
+        return table
+    try:
+        arr = np.load(staged or path, allow_pickle=False)
     except ValueError as exc:
         msg = str(exc)
         if any(w in msg for w in ("reshape", "buffer", "size", "read all data", "not fully written")):
@@ -143,15 +195,13 @@ def _read_npy(path: Path, ids_path: Path | None) -> VectorTable:
         raise DataValidationError(f"not a plain numeric .npy array: {msg}", file=label) from None
     except (OSError, EOFError) as exc:
         raise DataValidationError(f"cannot read the .npy file ({exc})", file=label) from None
-    vectors = _as_float_matrix(arr, label)
-    return _with_ids(
-        vectors,
-        ids_path,
-        "npy",
-        label,
-        "a .npy matrix has no ids: give the ids file (--ids: a .npy array or a text file with one "
-        "id a line, in row order)",
-    )
+    return _with_ids(_as_float_matrix(arr, label), ids_path, "npy", label, _NPY_NO_IDS)
+
+
+_NPY_NO_IDS = (
+    "a .npy matrix has no ids: give the ids file (--ids: a .npy array or a text file with one "
+    "id a line, in row order)"
+)
 
 
 def _with_ids(vectors: np.ndarray, ids_path: Path | None, fmt: str, label: str, no_ids: str) -> VectorTable:
@@ -405,8 +455,11 @@ def read_vectors(
     fmt: str | None = None,
     ids_path: str | os.PathLike[str] | None = None,
     column: str | None = None,
+    staged: str | os.PathLike[str] | None = None,
 ) -> VectorTable:
     """Read vectors and their ids from a file (see the module docstring for the formats).
+
+    ``staged``: for ``npy``, a copy of ``path`` to read instead (see :func:`_read_npy`).
 
     Raises
     ------
@@ -425,7 +478,7 @@ def read_vectors(
     if ids_p is not None and not ids_p.is_file():
         raise DataValidationError("no such ids file", file=str(ids_p))
     if fmt == "npy":
-        table = _read_npy(path, ids_p)
+        table = _read_npy(path, ids_p, Path(staged) if staged is not None else None)
     elif fmt in ("parquet", "csv"):
         table = _read_table(path, fmt, column)
     elif fmt in ("word2vec", "word2vec-binary"):
