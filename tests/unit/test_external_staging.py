@@ -1,0 +1,147 @@
+"""Import of a plain float32 .npy through the staging folder (a kernel copy, mapped, moved into
+the run), the layouts read the ordinary way, and the ids' fast path to Arrow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from recsys.data.schema import save_dataset
+from recsys.errors import DataValidationError
+from recsys.external import ImportVectorsError, import_vectors
+from recsys.external.read import map_npy_matrix, npy_matrix_layout
+from recsys.external.validate import _arrow_strings, _ascii_arrow_strings, match_ids
+from recsys.registry import Registry
+
+DIM = 16
+
+
+@pytest.fixture
+def root(tmp_data_dir, demo_small):
+    save_dataset(demo_small, tmp_data_dir)
+    return tmp_data_dir
+
+
+@pytest.fixture
+def items(demo_small):
+    ids = demo_small.catalog["item_id"].astype(str).to_numpy(dtype=str)[:200]
+    vec = np.random.default_rng(3).normal(size=(len(ids), DIM)).astype(np.float32)
+    return ids, vec
+
+
+def imp(root: Path, path: Path, ids: Path, **kw):
+    return import_vectors("demo", "ext", path, ids=ids, evaluate=False, root=root, **kw)
+
+
+def under_runs(root: Path) -> list[str]:
+    runs = root / "runs"
+    return sorted(p.name for p in runs.iterdir() if p.name != "active.json") if runs.exists() else []
+
+
+def write_v2(path: Path, vec: np.ndarray) -> Path:
+    """A plain float32 matrix with a version 2.0 header (np.save writes 1.0)."""
+    with open(path, "wb") as fh:
+        np.lib.format.write_array(fh, vec, version=(2, 0))
+    return path
+
+
+def test_a_plain_npy_is_stored_byte_for_byte_and_a_later_rewrite_does_not_reach_the_run(
+    root, items, tmp_path
+):
+    ids, vec = items
+    np.save(tmp_path / "ids.npy", ids)
+    src = write_v2(tmp_path / "v.npy", vec)
+    original = src.read_bytes()
+    run = imp(root, src, tmp_path / "ids.npy")["run"]
+    stored = Registry(root).run_dir(run["run_id"]) / "vectors.npy"
+    assert stored.read_bytes() == original  # the user's file itself (np.save would write a 1.0 header)
+    # the run holds a copy, not a link: rewriting the source in place leaves the run alone
+    offset = npy_matrix_layout(src)[0]
+    with open(src, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(np.zeros(DIM * 10, np.float32).tobytes())
+    model = Registry(root).load_model(run["run_id"])
+    np.testing.assert_array_equal(model.vectors_, vec)
+    np.testing.assert_array_equal(model.item_ids_, ids)
+    assert [p for p in under_runs(root) if p.startswith(".")] == []  # no staging left behind
+
+
+@pytest.mark.parametrize("layout", ["float64", "fortran", "big-endian", "trailing-bytes", "v2"])
+def test_every_npy_layout_imports_the_same_run_and_report(root, items, tmp_path, layout):
+    """The mapped path (plain float32, v1 or v2 header) and np.load's (anything else) agree."""
+    ids, vec = items
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "plain.npy", vec)
+    path = tmp_path / f"{layout}.npy"
+    if layout == "float64":
+        np.save(path, vec.astype(np.float64))
+    elif layout == "fortran":
+        np.save(path, np.asfortranarray(vec))
+    elif layout == "big-endian":
+        np.save(path, vec.astype(">f4"))
+    elif layout == "trailing-bytes":
+        path.write_bytes((tmp_path / "plain.npy").read_bytes() + b"\0" * 8)
+    else:
+        write_v2(path, vec)
+    assert (npy_matrix_layout(path) is not None) == (layout == "v2")
+    a = imp(root, tmp_path / "plain.npy", tmp_path / "ids.npy")
+    b = imp(root, path, tmp_path / "ids.npy")
+    ra, rb = dict(a["report"]), dict(b["report"])
+    assert ra.pop("file") == "plain.npy" and rb.pop("file") == path.name
+    assert ra == rb
+    for out in (a, b):
+        model = Registry(root).load_model(out["run"]["run_id"])
+        np.testing.assert_array_equal(model.vectors_, vec)
+        assert model.vectors_.dtype == np.float32
+    assert a["run"]["provenance"]["vectors_sha256"] == b["run"]["provenance"]["vectors_sha256"]
+
+
+def test_a_truncated_or_failing_plain_npy_stores_nothing(root, items, tmp_path):
+    ids, vec = items
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "v.npy", vec)
+    full = (tmp_path / "v.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(full[:-100])
+    with pytest.raises(DataValidationError, match="truncated"):
+        imp(root, tmp_path / "cut.npy", tmp_path / "ids.npy")
+    assert under_runs(root) == []
+    bad = vec.copy()
+    bad[5] = np.inf
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(ImportVectorsError, match="NaN or inf"):
+        imp(root, tmp_path / "nan.npy", tmp_path / "ids.npy")
+    assert under_runs(root) == []
+
+
+def test_mapped_vectors_are_read_only(tmp_path):
+    vec = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "v.npy", vec)
+    mapped = map_npy_matrix(tmp_path / "v.npy")
+    np.testing.assert_array_equal(mapped, vec)
+    with pytest.raises(ValueError, match="read-only"):
+        mapped[0, 0] = 1.0
+    np.save(tmp_path / "one.npy", vec[0])  # 1-D: not a matrix
+    assert map_npy_matrix(tmp_path / "one.npy") is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["sku1", "a b ", "", "x\x00y", "\x00lead", "0042", "last  "],
+        ["ascii", "café", "名前"],  # not ASCII: the Python-object path
+        [str(i) for i in range(1000)],
+    ],
+)
+def test_ids_reach_arrow_unchanged_and_match_the_catalogue(values):
+    ids = np.array(values)
+    got = _arrow_strings(ids)
+    assert got.to_pylist() == list(values)
+    ascii_only = all(v.isascii() for v in values)
+    assert (_ascii_arrow_strings(ids) is not None) == ascii_only
+    catalog = pa.array(list(reversed(values)), type=pa.string())
+    dup, pos = match_ids(ids, catalog)
+    assert not dup.any()
+    assert [catalog[int(p)].as_py() for p in pos] == list(values)
