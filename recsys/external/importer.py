@@ -21,6 +21,7 @@ from recsys.external.index_check import (
     check_index,
     copy_range,
     finish_staged_index,
+    load_raw_index,
     read_hnswlib_header,
     source_stamp,
     stage_index,
@@ -145,9 +146,9 @@ def import_vectors(
     # from the start, beside the reading, the validation and the check: copy and hash release
     # the GIL. The staging folder is hidden and locked (a start-up sweep removes it if the
     # process dies) and always removed here; a run only ever gets a complete, checked file.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import")
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="import")
     cleanup = contextlib.ExitStack()
-    staged_f = None
+    staged_f = loaded_f = None
     staging: Path | None = None
 
     def staging_dir() -> Path:
@@ -167,6 +168,7 @@ def import_vectors(
                 head = None  # check_index says why
             if head is not None:
                 staged_f = pool.submit(stage_index, Path(index), head, staging_dir() / "index.bin")
+                loaded_f = pool.submit(load_raw_index, Path(index), head, metric)
         progress(0, 100, f"reading {Path(path).name}")
         t0 = time.perf_counter()
         table = read_vectors(path, fmt, ids, column, staged=_stage_npy(path, fmt, staging_dir, registry))
@@ -257,7 +259,12 @@ def import_vectors(
                 }
             else:
                 adopted, index_info = check_index(
-                    index_path, vectors, metric, vectors_sha256="pending", sq_norms=sq_norms
+                    index_path,
+                    vectors,
+                    metric,
+                    vectors_sha256="pending",
+                    sq_norms=sq_norms,
+                    preloaded=loaded_f,
                 )
             if adopted is None:
                 report["warnings"].append(
