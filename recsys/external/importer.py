@@ -26,7 +26,7 @@ from recsys.external.index_check import (
     source_stamp,
     stage_index,
 )
-from recsys.external.read import _EXAMPLES, detect_format, npy_matrix_layout, read_vectors
+from recsys.external.read import _EXAMPLES, detect_format, npy_layout, read_vectors
 from recsys.external.validate import _examples, _positions, validate_table
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,9 @@ def import_vectors(
                 loaded_f = pool.submit(load_raw_index, Path(index), head, metric)
         progress(0, 100, f"reading {Path(path).name}")
         t0 = time.perf_counter()
-        table = read_vectors(path, fmt, ids, column, staged=_stage_npy(path, fmt, staging_dir, registry))
+        staged = _stage_npy(path, fmt, "vectors", staging_dir, registry)
+        staged_ids = _stage_npy(ids, "npy", "ids", staging_dir, registry) if staged else None
+        table = read_vectors(path, fmt, ids, column, staged=staged, staged_ids=staged_ids)
         timings["read_s"] = round(time.perf_counter() - t0, 3)
         # the vectors' checksum (index header, provenance) in a thread beside the validation
         # and the index check; recomputed below in the rare case rows are left out
@@ -282,8 +284,8 @@ def import_vectors(
             "missing_examples": [str(v) for v in catalog_ids.take(pa.array(missing_rows[:10]))],
         }
         model = ExternalModel.from_arrays(item_ids, vectors, qvec, metric=metric, coverage=coverage)
-        if all_kept and table.mapped_file is not None:
-            model.staged_vectors = table.mapped_file  # stored as is: the bytes validated and hashed
+        if all_kept:  # the staged files are stored as they are: the bytes validated and hashed
+            model.staged_vectors, model.staged_ids = table.mapped_file, table.mapped_ids_file
         checksum = checksum_f.result()
         if adopted is not None:
             adopted.vectors_sha256 = checksum
@@ -378,29 +380,31 @@ def import_vectors(
     return {"run": run, "report": report}
 
 
-def _stage_npy(path: Any, fmt: str | None, staging_dir: Any, registry: Any) -> Path | None:
-    """A copy of a plain float32 ``.npy`` matrix in the staging folder, or None (another format
-    or layout, or unreadable: :func:`read_vectors` then reads the file itself and says why).
+def _stage_npy(path: Any, fmt: str | None, what: str, staging_dir: Any, registry: Any) -> Path | None:
+    """A copy of a plain ``.npy`` file (:func:`npy_layout`: float32 vectors, unicode ids) in the
+    staging folder, or None (another format or layout, or unreadable: :func:`read_vectors`
+    then reads the file itself and says why).
 
     One kernel-side copy (``copy_file_range``; a reflink where the file system shares blocks):
     the import then maps the copy instead of reading the file into memory, validates and hashes
-    those very bytes, and moves the file into the run instead of writing the vectors again. A
-    file rewritten meanwhile cannot split what was checked from what is stored.
+    those very bytes, and moves the file into the run instead of writing it again. A file
+    rewritten meanwhile cannot split what was checked from what is stored.
     """
     from recsys.stored import disk_full_guard
 
+    if path is None:
+        return None
     src = Path(path)
     try:
-        if (fmt or detect_format(src)) != "npy" or not src.is_file() or npy_matrix_layout(src) is None:
+        if (fmt or detect_format(src)) != "npy" or not src.is_file() or npy_layout(src, what) is None:
             return None
     except DataValidationError:
         return None
-    dest = staging_dir() / "vectors.npy"
+    dest = staging_dir() / ("vectors.npy" if what == "vectors" else "item_ids.npy")
     try:
-        with disk_full_guard("the imported vectors", registry.runs_dir):
+        with disk_full_guard(f"the imported {what}", registry.runs_dir):
             with open(src, "rb") as fin, open(dest, "wb") as out:
-                size = os.fstat(fin.fileno()).st_size
-                copy_range(fin, out, 0, size, 0)
+                copy_range(fin, out, 0, os.fstat(fin.fileno()).st_size, 0)
     except IndexFileError:  # shorter than when it was opened: read the file itself
         dest.unlink(missing_ok=True)
         return None

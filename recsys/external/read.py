@@ -43,8 +43,9 @@ class VectorTable:
     fmt: str
     file: str
     duplicates_dropped_by_reader: int = 0
-    #: the file ``vectors`` are mapped from, read-only (:func:`map_npy_matrix`), or None (in memory)
+    #: the files ``vectors`` and ``ids`` are mapped from, read-only (:func:`map_npy`), or None
     mapped_file: Path | None = None
+    mapped_ids_file: Path | None = None
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -134,11 +135,13 @@ def _as_float_matrix(arr: np.ndarray, label: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def npy_matrix_layout(path: str | os.PathLike[str]) -> tuple[int, tuple[int, int]] | None:
-    """Where the data of a plain ``.npy`` float32 matrix starts and its shape, when the file is
-    one that can be used as is (little-endian float32, C order, 2-D, not empty, exactly the
-    size its header says); None for anything else (``np.load`` then reads it, or says what
-    is wrong with it)."""
+def npy_layout(
+    path: str | os.PathLike[str], what: str = "vectors"
+) -> tuple[int, tuple[int, ...], np.dtype] | None:
+    """Where the data of a plain ``.npy`` file starts, its shape and dtype, when the file can be used
+    as is: for ``what="vectors"`` a 2-D little-endian float32 matrix, for ``"ids"`` a 1-D
+    little-endian unicode array; C order, not empty, exactly the size its header says. None for
+    anything else (``np.load`` then reads it, or says what is wrong with it)."""
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -151,39 +154,43 @@ def npy_matrix_layout(path: str | os.PathLike[str]) -> tuple[int, tuple[int, int
             offset, size = fh.tell(), os.fstat(fh.fileno()).st_size
     except (OSError, ValueError):
         return None
-    if fortran or len(shape) != 2 or dtype != np.dtype("<f4") or 0 in shape:
+    if what == "vectors":
+        plain = len(shape) == 2 and dtype.str == "<f4"
+    else:
+        plain = len(shape) == 1 and dtype.str.startswith("<U") and dtype.itemsize > 0
+    if fortran or not plain or 0 in shape or size != offset + int(np.prod(shape)) * dtype.itemsize:
         return None
-    if size != offset + shape[0] * shape[1] * 4:
-        return None
-    return offset, (int(shape[0]), int(shape[1]))
+    return offset, tuple(int(x) for x in shape), dtype
 
 
-def map_npy_matrix(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """The float32 matrix of a plain ``.npy`` file (:func:`npy_matrix_layout`) mapped
-    read-only from the page cache: no copy into memory, and writing into it raises.
-    None when the file is not such a matrix."""
+def map_npy(path: str | os.PathLike[str], what: str = "vectors") -> np.ndarray | None:
+    """The array of a plain ``.npy`` file (:func:`npy_layout`) mapped read-only from the page
+    cache: no copy into memory, and writing into it raises. None when the file is not plain."""
     import mmap
 
-    layout = npy_matrix_layout(path)
+    layout = npy_layout(path, what)
     if layout is None:
         return None
-    offset, shape = layout
+    offset, shape, dtype = layout
     with open(path, "rb") as fh:
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # faulted in at once, not page by page
         mapped = mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
-    if len(mapped) != offset + shape[0] * shape[1] * 4:  # rewritten since the header was read
+    if len(mapped) != offset + int(np.prod(shape)) * dtype.itemsize:  # rewritten since the header was read
         mapped.close()
         return None
-    return np.frombuffer(mapped, dtype="<f4", count=shape[0] * shape[1], offset=offset).reshape(shape)
+    return np.frombuffer(mapped, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
 
 
-def _read_npy(path: Path, ids_path: Path | None, staged: Path | None = None) -> VectorTable:
-    """``staged``: a copy of ``path`` to read instead (mapped when it is a plain float32 matrix;
-    the importer then stores that very file); messages still name ``path``."""
+def _read_npy(
+    path: Path, ids_path: Path | None, staged: Path | None = None, staged_ids: Path | None = None
+) -> VectorTable:
+    """``staged`` (``staged_ids``): a copy of ``path`` (``ids_path``) to read instead, mapped when
+    it is a plain float32 matrix (unicode array); the importer then stores that very file.
+    Messages still name ``path`` and ``ids_path``."""
     label = path.name
-    mapped = map_npy_matrix(staged) if staged is not None else None
+    mapped = map_npy(staged) if staged is not None else None
     if mapped is not None:
-        table = _with_ids(mapped, ids_path, "npy", label, _NPY_NO_IDS)
+        table = _with_ids(mapped, ids_path, "npy", label, _NPY_NO_IDS, staged_ids)
         table.mapped_file = staged
         return table
     try:
@@ -204,13 +211,24 @@ _NPY_NO_IDS = (
 )
 
 
-def _with_ids(vectors: np.ndarray, ids_path: Path | None, fmt: str, label: str, no_ids: str) -> VectorTable:
-    """A table of ``vectors`` named by the ids file ``ids_path`` (one id a row); ``no_ids``
-    is the message when there is no ids file."""
+def _with_ids(
+    vectors: np.ndarray,
+    ids_path: Path | None,
+    fmt: str,
+    label: str,
+    no_ids: str,
+    staged_ids: Path | None = None,
+) -> VectorTable:
+    """A table of ``vectors`` named by the ids file ``ids_path`` (one id a row), or by its
+    plain copy ``staged_ids`` mapped; ``no_ids`` is the message when there is no ids file."""
     if ids_path is None:
         raise DataValidationError(no_ids, file=label)
-    ids = read_ids(ids_path)
-    return VectorTable(_check_rows(ids, vectors, ids_path.name, label), vectors, fmt, label)
+    mapped = map_npy(staged_ids, "ids") if staged_ids is not None else None
+    ids = mapped if mapped is not None else read_ids(ids_path)
+    table = VectorTable(_check_rows(ids, vectors, ids_path.name, label), vectors, fmt, label)
+    if mapped is not None:
+        table.mapped_ids_file = staged_ids
+    return table
 
 
 def _check_rows(ids: np.ndarray, vectors: np.ndarray, ids_label: str, label: str) -> np.ndarray:
@@ -456,10 +474,12 @@ def read_vectors(
     ids_path: str | os.PathLike[str] | None = None,
     column: str | None = None,
     staged: str | os.PathLike[str] | None = None,
+    staged_ids: str | os.PathLike[str] | None = None,
 ) -> VectorTable:
     """Read vectors and their ids from a file (see the module docstring for the formats).
 
-    ``staged``: for ``npy``, a copy of ``path`` to read instead (see :func:`_read_npy`).
+    ``staged``, ``staged_ids``: for ``npy``, copies of ``path`` and ``ids_path`` to read
+    instead (see :func:`_read_npy`).
 
     Raises
     ------
@@ -478,7 +498,12 @@ def read_vectors(
     if ids_p is not None and not ids_p.is_file():
         raise DataValidationError("no such ids file", file=str(ids_p))
     if fmt == "npy":
-        table = _read_npy(path, ids_p, Path(staged) if staged is not None else None)
+        table = _read_npy(
+            path,
+            ids_p,
+            Path(staged) if staged is not None else None,
+            Path(staged_ids) if staged_ids is not None else None,
+        )
     elif fmt in ("parquet", "csv"):
         table = _read_table(path, fmt, column)
     elif fmt in ("word2vec", "word2vec-binary"):

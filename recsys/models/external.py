@@ -27,9 +27,18 @@ class ExternalModel(EmbeddingModel):
 
     family = "external"
     param_specs: ClassVar[dict[str, Param]] = {"metric": Param("cosine", "choice", choices=METRICS)}
-    #: a ``.npy`` file holding exactly ``vectors_`` (the importer's staged copy, which ``vectors_``
-    #: maps): the next :meth:`save` moves it into place instead of writing the vectors again
+    #: ``.npy`` files holding exactly ``vectors_`` and ``item_ids_`` (the importer's staged
+    #: copies, which they map): the next :meth:`save` moves them into place instead of writing
+    #: the arrays again
     staged_vectors: Path | None = None
+    staged_ids: Path | None = None
+
+    def _save_item_ids(self, path: Path) -> None:
+        staged, self.staged_ids = self.staged_ids, None
+        if staged is None:
+            super()._save_item_ids(path)
+        else:
+            os.replace(staged, Path(path) / "item_ids.npy")
 
     def fit(self, dataset: Any, progress: Any = None) -> ExternalModel:
         raise ModelFitError(

@@ -12,7 +12,7 @@ import pytest
 from recsys.data.schema import save_dataset
 from recsys.errors import DataValidationError
 from recsys.external import ImportVectorsError, import_vectors
-from recsys.external.read import map_npy_matrix, npy_matrix_layout
+from recsys.external.read import map_npy, npy_layout
 from recsys.external.validate import _arrow_strings, _ascii_arrow_strings, match_ids
 from recsys.registry import Registry
 
@@ -48,21 +48,23 @@ def write_v2(path: Path, vec: np.ndarray) -> Path:
     return path
 
 
-def test_a_plain_npy_is_stored_byte_for_byte_and_a_later_rewrite_does_not_reach_the_run(
+def test_plain_npy_files_are_stored_byte_for_byte_and_a_later_rewrite_does_not_reach_the_run(
     root, items, tmp_path
 ):
     ids, vec = items
-    np.save(tmp_path / "ids.npy", ids)
-    src = write_v2(tmp_path / "v.npy", vec)
-    original = src.read_bytes()
-    run = imp(root, src, tmp_path / "ids.npy")["run"]
-    stored = Registry(root).run_dir(run["run_id"]) / "vectors.npy"
-    assert stored.read_bytes() == original  # the user's file itself (np.save would write a 1.0 header)
-    # the run holds a copy, not a link: rewriting the source in place leaves the run alone
-    offset = npy_matrix_layout(src)[0]
-    with open(src, "r+b") as fh:
-        fh.seek(offset)
-        fh.write(np.zeros(DIM * 10, np.float32).tobytes())
+    src, ids_src = write_v2(tmp_path / "v.npy", vec), write_v2(tmp_path / "ids.npy", ids)
+    original, original_ids = src.read_bytes(), ids_src.read_bytes()
+    run = imp(root, src, ids_src)["run"]
+    folder = Registry(root).run_dir(run["run_id"])
+    # the user's files themselves (np.save would write 1.0 headers)
+    assert (folder / "vectors.npy").read_bytes() == original
+    assert (folder / "item_ids.npy").read_bytes() == original_ids
+    # the run holds copies, not links: rewriting the sources in place leaves the run alone
+    for path, data in ((src, np.zeros(DIM * 10, np.float32)), (ids_src, np.array(["zzz"] * 10))):
+        with open(path, "r+b") as fh:
+            fh.seek(npy_layout(path, "vectors" if path == src else "ids")[0])
+            fh.write(data.astype(np.load(path, mmap_mode="r").dtype).tobytes())
+    assert src.read_bytes() != original and ids_src.read_bytes() != original_ids
     model = Registry(root).load_model(run["run_id"])
     np.testing.assert_array_equal(model.vectors_, vec)
     np.testing.assert_array_equal(model.item_ids_, ids)
@@ -86,7 +88,8 @@ def test_every_npy_layout_imports_the_same_run_and_report(root, items, tmp_path,
         path.write_bytes((tmp_path / "plain.npy").read_bytes() + b"\0" * 8)
     else:
         write_v2(path, vec)
-    assert (npy_matrix_layout(path) is not None) == (layout == "v2")
+        write_v2(tmp_path / "ids.npy", ids)  # mapped too
+    assert (npy_layout(path) is not None) == (layout == "v2")
     a = imp(root, tmp_path / "plain.npy", tmp_path / "ids.npy")
     b = imp(root, path, tmp_path / "ids.npy")
     ra, rb = dict(a["report"]), dict(b["report"])
@@ -119,12 +122,12 @@ def test_a_truncated_or_failing_plain_npy_stores_nothing(root, items, tmp_path):
 def test_mapped_vectors_are_read_only(tmp_path):
     vec = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.save(tmp_path / "v.npy", vec)
-    mapped = map_npy_matrix(tmp_path / "v.npy")
+    mapped = map_npy(tmp_path / "v.npy")
     np.testing.assert_array_equal(mapped, vec)
     with pytest.raises(ValueError, match="read-only"):
         mapped[0, 0] = 1.0
     np.save(tmp_path / "one.npy", vec[0])  # 1-D: not a matrix
-    assert map_npy_matrix(tmp_path / "one.npy") is None
+    assert map_npy(tmp_path / "one.npy") is None
 
 
 @pytest.mark.parametrize(
