@@ -9,27 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from recsys.data.schema import save_dataset
 from recsys.errors import DataValidationError
 from recsys.external import ImportVectorsError, import_vectors
 from recsys.external.read import map_npy, npy_layout
 from recsys.external.validate import _arrow_strings, _ascii_arrow_strings, match_ids
 from recsys.registry import Registry
+from tests.unit.test_external import DIM, items, root
 
-DIM = 16
-
-
-@pytest.fixture
-def root(tmp_data_dir, demo_small):
-    save_dataset(demo_small, tmp_data_dir)
-    return tmp_data_dir
-
-
-@pytest.fixture
-def items(demo_small):
-    ids = demo_small.catalog["item_id"].astype(str).to_numpy(dtype=str)[:200]
-    vec = np.random.default_rng(3).normal(size=(len(ids), DIM)).astype(np.float32)
-    return ids, vec
+_FIXTURES = (items, root)  # test_external's: the demo dataset stored, 300 of its ids and seeded vectors
 
 
 def imp(root: Path, path: Path, ids: Path, **kw):
