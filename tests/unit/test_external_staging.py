@@ -135,3 +135,49 @@ def test_ids_reach_arrow_unchanged_and_match_the_catalogue(values):
     dup, pos = match_ids(ids, catalog)
     assert not dup.any()
     assert [catalog[int(p)].as_py() for p in pos] == list(values)
+
+
+def test_labels_read_from_the_file_are_hnswlibs_in_both_file_kinds(tmp_path):
+    """file_labels reads the level-0 records; hnswlib's own get_ids_list is the reference, for a
+    raw save_index file (labels shuffled, added by 2 threads: records not in label order) and a
+    RecSys Lab index.bin (the payload after its header)."""
+    import hnswlib
+
+    from recsys.external.index_check import file_labels, read_hnswlib_header
+    from recsys.index import HnswIndex
+
+    vec = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    labels = np.random.default_rng(1).permutation(500)
+    raw = hnswlib.Index(space="cosine", dim=8)
+    raw.init_index(max_elements=500, M=8, ef_construction=50, random_seed=1)
+    raw.add_items(vec, labels, num_threads=2)
+    raw.save_index(str(tmp_path / "raw.bin"))
+    ours = HnswIndex.build(vec, space="cosine").save(tmp_path / "ours.bin")
+    for path, expected in ((tmp_path / "raw.bin", raw.get_ids_list()), (ours, range(500))):
+        got = file_labels(path, read_hnswlib_header(path))
+        assert got.dtype == np.int64 and sorted(got.tolist()) == sorted(expected)
+    # a truncated file has no labels to read (the check then rebuilds)
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes((tmp_path / "raw.bin").read_bytes()[:4000])
+    assert len(file_labels(cut, {"payload_offset": 0})) == 0
+
+
+def test_a_preloaded_index_of_another_dimension_is_not_used(items, tmp_path):
+    """The importer starts hnswlib's load from the header it read first; when the file has
+    another dimension by the time the check runs (rewritten), the load is not used."""
+    from concurrent.futures import Future
+
+    from recsys.external.index_check import check_index, load_raw_index, read_hnswlib_header
+    from tests.unit.test_external import hnsw_file
+
+    ids, vec = items
+    other = hnsw_file(tmp_path / "other.bin", vec[:, :8])
+    preloaded: Future = Future()
+    preloaded.set_result(load_raw_index(other, read_hnswlib_header(other), "cosine"))
+    good = hnsw_file(tmp_path / "good.bin", vec)
+    index, info = check_index(good, vec, "cosine", preloaded=preloaded)
+    assert index is None and info["status"] == "rebuild" and "changed while it was imported" in info["reason"]
+    fresh: Future = Future()
+    fresh.set_result(load_raw_index(good, read_hnswlib_header(good), "cosine"))
+    index, info = check_index(good, vec, "cosine", preloaded=fresh)
+    assert index is not None and info["status"] == "used"
