@@ -20,6 +20,7 @@ from components import access, ids
 from components.jobs import POLL_MS, on_app_start
 from components.layout import navbar
 from recsys import auth
+from recsys.compression import enable_compression
 from recsys.config import ENV_DATA_DIR, data_dir, upload_max_bytes
 from recsys.errors import RecsysError
 from recsys.images import register_media
@@ -96,6 +97,7 @@ app = Dash(
     title="RecSys Lab",
 )
 server = app.server
+enable_compression(server)  # JSON, JavaScript and CSS go compressed (recsys.compression)
 # Uploads travel base64-encoded inside a callback body: bound the body before it is read.
 server.config["MAX_CONTENT_LENGTH"] = upload_max_bytes() * 4 // 3 + 1024 * 1024
 register_api(server)  # REST /api/v1 on the same server

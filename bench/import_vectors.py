@@ -8,10 +8,13 @@ dataset, and an index built with raw hnswlib and ``save_index``. Then, alternate
 machine's load hits both alike), ``--repeats`` times each:
 
 - baseline: ``np.load(vectors.npy)`` + ``hnswlib.Index(...).load_index(index.bin)``;
-- import: :func:`recsys.external.import_vectors` (read, validate against the catalogue,
-  check the index: header, labels, stored vectors, 20 sampled queries; write the run: vectors,
-  ids, index in RecSys Lab's checked format), ``evaluate=False`` (no interactions anyway);
-  the run is deleted (untimed) after each repeat.
+- import: :func:`recsys.external.import_vectors`, ``evaluate=False`` (no interactions anyway):
+  the vectors, ids and index are copied by the kernel (``copy_file_range``) into a hidden
+  staging folder of the data directory and hashed there, the vectors and ids mapped read-only
+  from those copies, hnswlib loads the index in a thread from the start; then the validation
+  against the catalogue, the index check (header, labels, stored vectors, 20 sampled queries
+  against exact search) and the run (the staged files renamed into it, the index with RecSys
+  Lab's checked header). The run is deleted (untimed) after each repeat.
 
 The files are read once before timing, so both sides read from the page cache. Prints ONE
 JSON line: medians, the ratio (import / baseline; also of the fastest repeats, and of the CPU
@@ -19,7 +22,9 @@ seconds, which the machine's load disturbs less), the import's own breakdown, wh
 index was used as is, the load average and the core count.
 
 Usage: ``python bench/import_vectors.py [--n 1000000] [--dim 128] [--repeats 3] [--quick]
-[--cache /tmp/bench-import-cache]`` (``--cache`` keeps the vectors and the index for the next run).
+[--cache /tmp/bench-import-cache]`` (``--cache`` keeps the vectors and the index for the next run;
+building the 1M index with M=16, ef_construction=100 takes tens of CPU-minutes, run it with
+``nice`` on a shared machine).
 """
 
 from __future__ import annotations

@@ -107,6 +107,7 @@ MAP_GRAPH = "map-graph"
 MAP_TOOLTIP = "map-tooltip"
 MAP_STATUS = "map-status"  # projection status line (PCA/UMAP, job progress, sampling note)
 MAP_UMAP_BUTTON = "map-umap-button"
+MAP_DRAWN = "map-drawn"  # the meta of a sampled first paint, once the browser has drawn it
 MAP_META = "map-meta"  # {"run", "method", "n_traces", "n_shown", "n_total"} of the drawn figure
 MAP_NAV = "map-nav"  # dcc.Location used to open a clicked point in Explore
 MAP_SELECTION = "map-selection"  # ag-grid of lasso-selected items

@@ -78,6 +78,7 @@ def recommendations_view(
     how = {
         "two_tower": "two-tower user vector",
         "session_knn": "similar past sessions (session kNN)",
+        "last_item": "the run's own list for the most recent item it knows",
         "fallback": "the run's fallback chain (the run knows none of the recent items)",
     }.get(result.method, "mean of the recent items' vectors")
     note = [

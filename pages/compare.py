@@ -158,6 +158,7 @@ SESSION_METHODS = {
     "session_knn": "similar past sessions (session kNN)",
     "two_tower": "two-tower user vector",
     "mean_of_recent": "mean of the recent items' vectors",
+    "last_item": "the run's own list for the most recent item it knows",
     "fallback": "the run's fallback chain (it knows none of the items)",
 }
 

@@ -27,7 +27,7 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+from dash import Input, Output, Patch, State, callback, clientside_callback, dcc, html, no_update
 
 from components import ids
 from components.common import (
@@ -60,8 +60,12 @@ dash.register_page(__name__, path="/map", title="RecSys Lab · Map", name="Map",
 
 MAX_POINTS = 100_000
 #: Above this many points the first figure is a seeded random sample of this size (drawn in a
-#: fraction of the time), and the full figure follows at once (:func:`complete_map`).
-FIRST_PAINT_POINTS = 20_000
+#: fraction of the time), and the full figure follows once it is drawn (:func:`complete_map`).
+#: 10k: in ``bench/browser.py`` at 100k items the first paint with 10k took 0.73-0.89x the
+#: time with 20k, and 5k was no faster than 10k (what is left is plotly.js and WebGL set-up,
+#: whatever the count); 10k points still draw every cluster at the map's size, and a category
+#: of 0.5% of the items still has about 50 points in it.
+FIRST_PAINT_POINTS = 10_000
 MAX_HIGHLIGHT = 5_000
 MAX_SELECTION_ROWS = 1_000
 COLOR_CHOICES = (
@@ -158,6 +162,8 @@ def map_state(
     meta = {**want, "n_traces": len(fig["data"]), "n_shown": int(len(x)), "n_total": int(total)}
     if partial:
         meta["partial"] = True
+        # the browser's mark that this very sample is on screen (see WAIT_FOR_SAMPLE_JS)
+        meta["sample"] = fig["layout"]["meta"] = f"{run_id}|{use}|{color_by}|{stamp}|{len(x)}"
     out["figure"], out["meta"] = fig, meta
     status_bits += _status_tail(meta, umap, job, method)
     out["status"] = html.Div(status_bits, className="map-status-line")
@@ -399,6 +405,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
             notice,
             dcc.Location(id=ids.MAP_NAV, refresh="callback-nav"),
             dcc.Store(id=ids.MAP_META),
+            dcc.Store(id=ids.MAP_DRAWN),
             controls,
             graph_card,
             dbc.Row([dbc.Col(selection, lg=7), dbc.Col(purity, lg=5)], className="g-3"),
@@ -428,11 +435,40 @@ def draw_map(
     return out["figure"], out["meta"], out["status"]
 
 
+#: Resolves with the meta of a sampled first paint once the browser has drawn that sample
+#: (the graph holds the figure whose ``layout.meta`` is ``meta["sample"]``, and two frames have
+#: passed), so that :func:`complete_map` asks for every point only then. Asked at once, the
+#: full figure arrived while plotly.js was still loading on a first visit, and the graph drew
+#: it directly: the sample was never seen (issue 14). Gives up waiting after 30 s and asks anyway.
+WAIT_FOR_SAMPLE_JS = """
+function (meta) {
+    if (!meta || !meta.partial) { return window.dash_clientside.no_update; }
+    return new Promise(function (resolve) {
+        const start = Date.now();
+        const painted = function () {
+            requestAnimationFrame(function () { requestAnimationFrame(function () { resolve(meta); }); });
+        };
+        const check = function () {
+            const gd = document.querySelector("#GRAPH .js-plotly-plot");
+            if ((gd && gd._fullData && gd.layout && gd.layout.meta === meta.sample) || Date.now() - start > 30000) {
+                painted();
+            } else {
+                setTimeout(check, 25);
+            }
+        };
+        check();
+    });
+}
+""".replace("GRAPH", ids.MAP_GRAPH)
+
+clientside_callback(WAIT_FOR_SAMPLE_JS, Output(ids.MAP_DRAWN, "data"), Input(ids.MAP_META, "data"))
+
+
 @callback(
     Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
     Output(ids.MAP_META, "data", allow_duplicate=True),
     Output(ids.MAP_STATUS, "children", allow_duplicate=True),
-    Input(ids.MAP_META, "data"),
+    Input(ids.MAP_DRAWN, "data"),
     State(ids.MAP_RUN, "value"),
     State(ids.MAP_METHOD, "value"),
     State(ids.MAP_COLOR, "value"),
@@ -448,8 +484,9 @@ def complete_map(
     jobs: dict[str, Any] | None,
     query: str | None = None,
 ) -> tuple:
-    """After a sampled first paint (``meta["partial"]``), send the figure with every point,
-    with the search typed meanwhile still highlighted.
+    """After a sampled first paint (``meta["partial"]``) is on screen (the browser says so through
+    the drawn store, :data:`WAIT_FOR_SAMPLE_JS`), send the figure with every point, with the
+    search typed meanwhile still highlighted.
 
     Answers nothing when the drawn map is complete, or when the full figure would no longer
     be the one asked for (the run, projection or colouring changed meanwhile)."""

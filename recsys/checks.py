@@ -29,6 +29,7 @@ into the store instead of holding it in memory.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -452,6 +453,55 @@ class ListChecks:
             wanted = self.slices[0]
             self.slice_lists.update({s: [str(i) for i in lists[s]] for s in table.seeds if s in wanted})
 
+    # -- a table checked in parts (the partitions of recsys.spark.spark_precompute) --------------
+    def blank(self) -> ListChecks:
+        """An empty :class:`ListChecks` sharing this one's catalogue, baskets and thresholds, and
+        the seeds the slice check wants (not its rates, which need the held-out data): what one
+        part of a table is checked with where that part is computed (a Spark partition), before
+        its :meth:`partial` is merged back here."""
+        part = copy.copy(self)
+        part.slices = (set(self.slices[0]), None) if self.slices is not None else None
+        part.slice_lists = {}
+        part.n_lists = 0
+        part.adult, part.duplicates, part.brands = _Tally(), _Tally(), _Tally()
+        part.is_seed = np.zeros_like(self.is_seed)
+        part.pairs = []
+        return part
+
+    def partial(self) -> dict[str, Any]:
+        """What the chunks added so far leave for the report: counts, first examples, the
+        catalogue positions with a list, the shown co-bought pairs and the slice seeds' lists
+        (small and picklable; :meth:`merge` adds it to another ListChecks)."""
+        a, b = self._pairs()
+        return {
+            "n_lists": self.n_lists,
+            "tallies": [
+                (t.bad, t.judged, list(t.examples)) for t in (self.adult, self.duplicates, self.brands)
+            ],
+            "seeds": np.flatnonzero(self.is_seed[:-1]),
+            "pairs": (a, b),
+            "slice_lists": dict(self.slice_lists),
+        }
+
+    def merge(self, part: Mapping[str, Any]) -> None:
+        """Add the :meth:`partial` of the next part of the table: parts merged in table order give
+        the report of one ListChecks fed every chunk in that order (the same counts, examples and
+        pairs)."""
+        self.n_lists += int(part["n_lists"])
+        for tally, (bad, judged, examples) in zip(
+            (self.adult, self.duplicates, self.brands), part["tallies"]
+        ):
+            tally.add(bad, judged, examples)
+        self.is_seed[np.asarray(part["seeds"], dtype=np.int64)] = True
+        self.pairs.append(tuple(np.asarray(x, dtype=np.int64) for x in part["pairs"]))
+        self.slice_lists.update(part["slice_lists"])
+
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The shown co-bought pairs of every chunk, in table order: (a positions, b positions)."""
+        if not self.pairs:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate([p[0] for p in self.pairs]), np.concatenate([p[1] for p in self.pairs])
+
     def report(self, slice_rates: dict[str, Any] | None = None) -> CheckReport:
         """The report of every chunk added (``slice_rates``: the slice check's rates when given
         in advance, as :func:`run_checks` takes them)."""
@@ -506,8 +556,7 @@ class ListChecks:
         the co-bought pairs kept from every chunk are all the check needs.
         """
         spec = self.t.asymmetry
-        a = np.concatenate([p[0] for p in self.pairs]) if self.pairs else np.zeros(0, dtype=np.int64)
-        b = np.concatenate([p[1] for p in self.pairs]) if self.pairs else np.zeros(0, dtype=np.int64)
+        a, b = self._pairs()
         with_list = self.is_seed[b]
         a, b = a[with_list], b[with_list]
         n = np.int64(len(self.items.index) + 1)

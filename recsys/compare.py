@@ -373,38 +373,23 @@ def _run_lists(
 ) -> list[dict[str, Any]]:
     """Each seed's list from one run: filtered search for embedding runs; for runs without
     vectors their own ranking, completed by the run's fallback chain and filtered by the same
-    rules (:func:`recsys.search.service.similar_from_lists`)."""
+    rules (:func:`recsys.search.service.similar_from_lists`, batched: the lists
+    :func:`recsys.search.similar_items` gives one seed at a time)."""
     from recsys.errors import RecsysError
     from recsys.search import RunNotSearchableError, similar_from_lists, similar_items
+    from recsys.search.service import UNKNOWN_SEED, _lists_model
 
-    out: list[dict[str, Any]] = []
-    try:
-        for item in item_ids:
-            try:
-                res = similar_items(registry, run_id, item, config, k)
-            except RunNotSearchableError:
-                raise
-            except RecsysError as exc:
-                out.append({"item_ids": [], "scores": [], "filtered": True, "error": str(exc)})
-                continue
-            out.append(
-                {
-                    "item_ids": list(res.item_ids),
-                    "scores": list(res.scores),
-                    "filtered": True,
-                    "plan": res.plan,
-                    "elapsed_ms": res.elapsed_ms,
-                    "removed_by_rule": dict(res.removed_by_rule),
-                    "error": None,
-                }
-            )
-        return out
-    except RunNotSearchableError:
+    if _lists_model(registry, run_id) is not None:
         # a run without vectors: its own ranking, completed by its fallback chain, filtered alike
-        results = similar_from_lists(registry, run_id, list(item_ids), config, k)
         out = []
-        for res, item in zip(results, item_ids, strict=True):
-            error = None if res.item_ids else f"run '{run_id}' has no recommendation for item '{item}'"
+        for res, item in zip(
+            similar_from_lists(registry, run_id, list(item_ids), config, k), item_ids, strict=True
+        ):
+            error = None
+            if res.plan == UNKNOWN_SEED:
+                error = f"item '{item}' is unknown to run '{run_id}'"
+            elif not res.item_ids:
+                error = f"run '{run_id}' has no recommendation for item '{item}'"
             out.append(
                 {
                     "item_ids": list(res.item_ids),
@@ -416,6 +401,28 @@ def _run_lists(
                 }
             )
         return out
+    out: list[dict[str, Any]] = []
+    for item in item_ids:
+        try:
+            res = similar_items(registry, run_id, item, config, k)
+        except RunNotSearchableError:
+            raise  # the whole run cannot answer: one message for it (side_by_side)
+        except RecsysError as exc:
+            out.append({"item_ids": [], "scores": [], "filtered": True, "error": str(exc)})
+            continue
+        out.append(
+            {
+                "item_ids": list(res.item_ids),
+                "scores": list(res.scores),
+                "filtered": True,
+                "served_by": list(res.served_by),
+                "plan": res.plan,
+                "elapsed_ms": res.elapsed_ms,
+                "removed_by_rule": dict(res.removed_by_rule),
+                "error": None,
+            }
+        )
+    return out
 
 
 def side_by_side(

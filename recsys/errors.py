@@ -101,7 +101,9 @@ class JobError(RecsysError):
 
 
 class RunNotSearchableError(RunNotFoundError):
-    """The run has no item vectors (a baseline), so it cannot be searched."""
+    """The run has no item vectors, so it cannot be searched by vector (the HNSW searcher, the
+    map, vector export, Spark precompute); ``similar_items``, recent views and precompute
+    answer such a run from its own lists instead (:func:`recsys.search.similar_from_lists`)."""
 
 
 class StoredDataError(RecsysError):

@@ -547,10 +547,13 @@ def result_entries(res: Any) -> list[Entry]:
     return [(str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)]
 
 
-def table_inputs(root: Any, run_id: str, preset: str | None, k: Any) -> tuple[Path, Any, dict[str, Any], Any]:
+def table_inputs(
+    root: Any, run_id: str, preset: str | None, k: Any, need_vectors: bool = False
+) -> tuple[Path, Any, dict[str, Any], Any]:
     """What every precompute (local or Spark) checks and loads first: ``(root, registry, run, config)``.
 
-    Raises PrecomputeError for a k that is not a positive integer or a run without item vectors.
+    Raises PrecomputeError for a k that is not a positive integer, or with ``need_vectors``
+    (Spark, which ships the run's vectors to its workers) a run without item vectors.
     """
     from recsys.filters import PresetStore
     from recsys.registry import Registry
@@ -560,9 +563,10 @@ def table_inputs(root: Any, run_id: str, preset: str | None, k: Any) -> tuple[Pa
     root = data_dir(root)
     registry = Registry(root)
     run = registry.get(run_id)
-    if not run.get("is_embedding"):
+    if need_vectors and not run.get("is_embedding"):
         raise PrecomputeError(
-            f"run {run_id} ({run.get('family')}) has no item vectors; pick an embedding run"
+            f"run {run_id} ({run.get('family')}) has no item vectors for Spark's workers to search; "
+            f"write its table with 'python -m recsys precompute --run {run_id} --preset {preset}'"
         )
     return root, registry, run, PresetStore(root).load(preset)
 
@@ -634,7 +638,10 @@ def precompute(
     root : path-like, optional
         The data directory.
     run_id : str
-        An embedding run.
+        Any run: an embedding run's lists are its filtered searches; a run without item
+        vectors (popularity, co-occurrence, tfidf, the session kNN families) stores its own
+        lists, completed by its fallback chain under the preset's rules
+        (:func:`recsys.search.service.similar_from_lists`), as ``similar_items`` serves them.
     preset : str
         A saved filter preset (:class:`recsys.filters.PresetStore`).
     k : int
@@ -676,10 +683,21 @@ def precompute(
     total = len(item_ids) + len(by_chain)
 
     def rows() -> Iterator[tuple[str, list[Entry]]]:
-        from recsys.search import similar_items
+        from recsys.search import similar_from_lists, similar_items
 
         done = 0
         progress(0, total, f"top-{k} of {total} items")
+        if not getattr(model, "is_embedding", False):  # the run's own lists, as similar_items serves them
+            seeds = item_ids + by_chain
+            for start in range(0, total, batch_size):
+                batch = seeds[start : start + batch_size]
+                for seed, res in zip(
+                    batch, similar_from_lists(registry, run_id, batch, config, k), strict=True
+                ):
+                    yield seed, result_entries(res)
+                done += len(batch)
+                progress(done, total, f"{done}/{total} items")
+            return
         for results in _batched_results(registry, run_id, item_ids, config, k, batch_size, num_threads):
             for res in results:
                 seed = item_ids[done]

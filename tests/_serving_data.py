@@ -101,6 +101,28 @@ def make_serving_data(root: Path) -> dict[str, Any]:
     return out
 
 
+def make_run_with_missing_vectors(root: Path, data: dict[str, Any]) -> str:
+    """A run of the tiny data whose model has no vector for six items (30..35, Men > Shoes >
+    Running), with the run's fallback chain fitted on the dataset: the chain serves those seeds
+    (``data``: what :func:`make_serving_data` returned)."""
+    from recsys.data.schema import load_dataset
+    from recsys.fallback import FallbackChain
+
+    ds = load_dataset("tiny", root)
+    keep = [i for i in range(len(data["item_ids"])) if not 30 <= i < 36]
+    model = Prod2Vec()
+    model.item_ids_ = data["item_ids"][keep]
+    model.vectors_ = data["vectors"][data["runs"][0]][keep]
+    model.coverage_ = {}
+    chain = FallbackChain().fit(ds)
+    return Registry(root).create_run(
+        model,
+        dataset_name="tiny",
+        dataset_fingerprint=ds.fingerprint(),
+        writers=[lambda folder: chain.save(folder / "fallback")],
+    )["run_id"]
+
+
 def make_client(root: Path, **kwargs: Any) -> flask.testing.FlaskClient:
     app = flask.Flask("test-serving")
     register_api(app, root, **kwargs)

@@ -19,12 +19,14 @@ from recsys.config import Progress, data_dir, null_progress
 from recsys.errors import DataValidationError, IndexFileError
 from recsys.external.index_check import (
     check_index,
+    copy_range,
     finish_staged_index,
+    load_raw_index,
     read_hnswlib_header,
     source_stamp,
     stage_index,
 )
-from recsys.external.read import _EXAMPLES, read_vectors
+from recsys.external.read import _EXAMPLES, detect_format, npy_layout, read_vectors
 from recsys.external.validate import _examples, _positions, validate_table
 
 logger = logging.getLogger(__name__)
@@ -144,9 +146,20 @@ def import_vectors(
     # from the start, beside the reading, the validation and the check: copy and hash release
     # the GIL. The staging folder is hidden and locked (a start-up sweep removes it if the
     # process dies) and always removed here; a run only ever gets a complete, checked file.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import")
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="import")
     cleanup = contextlib.ExitStack()
-    staged_f = None
+    staged_f = loaded_f = None
+    staging: Path | None = None
+
+    def staging_dir() -> Path:
+        nonlocal staging
+        if staging is None:
+            with disk_full_guard("the imported files", registry.runs_dir):
+                staging = Path(tempfile.mkdtemp(prefix=".import-", dir=registry.runs_dir))
+            cleanup.callback(shutil.rmtree, staging, True)
+            cleanup.enter_context(saving_dir(staging))
+        return staging
+
     try:
         if index is not None and Path(index).is_file():
             try:
@@ -154,14 +167,13 @@ def import_vectors(
             except IndexFileError:
                 head = None  # check_index says why
             if head is not None:
-                with disk_full_guard("the imported index", registry.runs_dir):
-                    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=registry.runs_dir))
-                cleanup.callback(shutil.rmtree, staging, True)
-                cleanup.enter_context(saving_dir(staging))
-                staged_f = pool.submit(stage_index, Path(index), head, staging / "index.bin")
+                staged_f = pool.submit(stage_index, Path(index), head, staging_dir() / "index.bin")
+                loaded_f = pool.submit(load_raw_index, Path(index), head, metric)
         progress(0, 100, f"reading {Path(path).name}")
         t0 = time.perf_counter()
-        table = read_vectors(path, fmt, ids, column)
+        staged = _stage_npy(path, fmt, "vectors", staging_dir, registry)
+        staged_ids = _stage_npy(ids, "npy", "ids", staging_dir, registry) if staged else None
+        table = read_vectors(path, fmt, ids, column, staged=staged, staged_ids=staged_ids)
         timings["read_s"] = round(time.perf_counter() - t0, 3)
         # the vectors' checksum (index header, provenance) in a thread beside the validation
         # and the index check; recomputed below in the rare case rows are left out
@@ -249,7 +261,12 @@ def import_vectors(
                 }
             else:
                 adopted, index_info = check_index(
-                    index_path, vectors, metric, vectors_sha256="pending", sq_norms=sq_norms
+                    index_path,
+                    vectors,
+                    metric,
+                    vectors_sha256="pending",
+                    sq_norms=sq_norms,
+                    preloaded=loaded_f,
                 )
             if adopted is None:
                 report["warnings"].append(
@@ -267,6 +284,8 @@ def import_vectors(
             "missing_examples": [str(v) for v in catalog_ids.take(pa.array(missing_rows[:10]))],
         }
         model = ExternalModel.from_arrays(item_ids, vectors, qvec, metric=metric, coverage=coverage)
+        if all_kept:  # the staged files are stored as they are: the bytes validated and hashed
+            model.staged_vectors, model.staged_ids = table.mapped_file, table.mapped_ids_file
         checksum = checksum_f.result()
         if adopted is not None:
             adopted.vectors_sha256 = checksum
@@ -359,6 +378,37 @@ def import_vectors(
         run["mlflow"] = info
     progress(100, 100, f"run {run['run_id']} ready")
     return {"run": run, "report": report}
+
+
+def _stage_npy(path: Any, fmt: str | None, what: str, staging_dir: Any, registry: Any) -> Path | None:
+    """A copy of a plain ``.npy`` file (:func:`npy_layout`: float32 vectors, unicode ids) in the
+    staging folder, or None (another format or layout, or unreadable: :func:`read_vectors`
+    then reads the file itself and says why).
+
+    One kernel-side copy (``copy_file_range``; a reflink where the file system shares blocks):
+    the import then maps the copy instead of reading the file into memory, validates and hashes
+    those very bytes, and moves the file into the run instead of writing it again. A file
+    rewritten meanwhile cannot split what was checked from what is stored.
+    """
+    from recsys.stored import disk_full_guard
+
+    if path is None:
+        return None
+    src = Path(path)
+    try:
+        if (fmt or detect_format(src)) != "npy" or not src.is_file() or npy_layout(src, what) is None:
+            return None
+    except DataValidationError:
+        return None
+    dest = staging_dir() / ("vectors.npy" if what == "vectors" else "item_ids.npy")
+    try:
+        with disk_full_guard(f"the imported {what}", registry.runs_dir):
+            with open(src, "rb") as fin, open(dest, "wb") as out:
+                copy_range(fin, out, 0, os.fstat(fin.fileno()).st_size, 0)
+    except IndexFileError:  # shorter than when it was opened: read the file itself
+        dest.unlink(missing_ok=True)
+        return None
+    return dest
 
 
 def _evaluate(model: Any, dataset_name: str, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import struct
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ def check_index(
     seed: int = 0,
     vectors_sha256: str | None = None,
     sq_norms: np.ndarray | None = None,
+    preloaded: Future[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Check an index file built elsewhere against the vectors it should hold.
 
@@ -126,6 +127,8 @@ def check_index(
     ``sq_norms`` (the rows' squared norms, as the validation computed them) spares a pass
     over the vectors in the cosine space. The exact scores of the sampled queries are
     computed in a thread while hnswlib loads the file (BLAS runs without the GIL).
+    ``preloaded``: :func:`load_raw_index` of the same file, started earlier in a thread (the
+    importer starts it beside the reading and the validation); used once the header matches.
 
     Returns
     -------
@@ -164,9 +167,11 @@ def check_index(
     space_rows = unit_rows if metric == "cosine" else raw_rows
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-check") as pool:
         exact_f = pool.submit(_exact_scores, space_rows, vectors, metric, sq_norms)
-        loaded = _load_raw(path, head, metric, dim, n)
+        loaded = preloaded.result() if preloaded is not None else _load_raw(path, head, metric, dim, n)
         if isinstance(loaded, str):
             return rebuild(loaded)
+        if loaded.dim != dim:  # preloaded from a header the file no longer has
+            return rebuild(f"index file {path.name} changed while it was imported")
         raw = loaded
         scores = exact_f.result()
     return _check_loaded(
@@ -184,6 +189,13 @@ def _exact_scores(
             sq_norms = np.einsum("ij,ij->i", vectors, vectors)
         scores *= (1.0 / np.maximum(np.sqrt(np.asarray(sq_norms, np.float32)), np.float32(1e-12)))[None, :]
     return scores
+
+
+def load_raw_index(path: Path, head: dict[str, Any], metric: str) -> Any:
+    """What :func:`check_index` loads, as the header (:func:`read_hnswlib_header`) describes it:
+    to be started before the vectors are read (hnswlib holds the GIL while it loads, but the
+    copies, hashes and Arrow/NumPy passes beside it do not)."""
+    return _load_raw(path, head, metric, head["dim"], head["count"])
 
 
 def _load_raw(path: Path, head: dict[str, Any], metric: str, dim: int, n: int) -> Any:
@@ -205,9 +217,29 @@ def _load_raw(path: Path, head: dict[str, Any], metric: str, dim: int, n: int) -
     return raw
 
 
-def _labels_are_rows(raw: Any, n: int) -> bool:
+def file_labels(path: Path, head: dict[str, Any]) -> np.ndarray:
+    """The labels of every element of an hnswlib file (its level-0 records, in file order),
+    read straight from the page cache: what ``get_ids_list`` returns once hnswlib has loaded
+    the file, without a Python list of n ints."""
+    import mmap
+
+    start = head["payload_offset"]
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        raw_head = fh.read(_HNSW_HEADER.size)
+        if len(raw_head) < _HNSW_HEADER.size:
+            return np.zeros(0, dtype=np.int64)
+        _, _, count, per_el, label_off, *_ = _HNSW_HEADER.unpack(raw_head)
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    first = start + _HNSW_HEADER.size + label_off
+    if count == 0 or first + (count - 1) * per_el + 8 > len(mapped):
+        return np.zeros(0, dtype=np.int64)
+    view = np.ndarray((count,), dtype="<u8", buffer=mapped, offset=first, strides=(per_el,))
+    return view.astype(np.int64)  # a copy: the map may close after this
+
+
+def _labels_are_rows(labels: np.ndarray, n: int) -> bool:
     """Whether the index's labels are exactly the row numbers 0..n-1 (each once), in O(n)."""
-    labels = np.asarray(raw.get_ids_list(), dtype=np.int64)
     if labels.shape != (n,) or labels.min() < 0 or labels.max() >= n:
         return False
     seen = np.zeros(n, dtype=bool)
@@ -235,7 +267,7 @@ def _check_loaded(
     n, dim = vectors.shape
     if raw.element_count != n:
         return rebuild(f"the index holds {raw.element_count:,} items, {n:,} vectors are imported")
-    if not _labels_are_rows(raw, n):
+    if not _labels_are_rows(file_labels(path, head), n):
         return rebuild("its labels are not the row numbers 0..n-1 of the vectors file")
     stored = np.asarray(raw.get_items(sample, return_type="numpy"), dtype=np.float32)
     expected, other = (unit_rows, raw_rows) if metric == "cosine" else (raw_rows, unit_rows)
@@ -329,7 +361,7 @@ def stage_index(src: Path, head: dict[str, Any], dest: Path) -> dict[str, Any]:
     stamp = source_stamp(src)
     body = _PREFIX.size + _STAGED_HEADER
     with open(src, "rb") as fin, open(dest, "wb") as out:
-        _copy_range(fin, out, offset, size, body)
+        copy_range(fin, out, offset, size, body)
     h = hashlib.sha256()
     with open(dest, "rb") as fh:
         if os.fstat(fh.fileno()).st_size != body + size:
@@ -343,7 +375,7 @@ def stage_index(src: Path, head: dict[str, Any], dest: Path) -> dict[str, Any]:
     return {"path": dest, "body": body, "size": size, "sha256": h.hexdigest(), "source_stamp": stamp}
 
 
-def _copy_range(fin: Any, out: Any, offset: int, size: int, dest_offset: int) -> None:
+def copy_range(fin: Any, out: Any, offset: int, size: int, dest_offset: int) -> None:
     """Copy ``size`` bytes of ``fin`` from ``offset`` to ``out`` at ``dest_offset``."""
     done = 0
     while done < size:

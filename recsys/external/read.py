@@ -43,6 +43,9 @@ class VectorTable:
     fmt: str
     file: str
     duplicates_dropped_by_reader: int = 0
+    #: the files ``vectors`` and ``ids`` are mapped from, read-only (:func:`map_npy`), or None
+    mapped_file: Path | None = None
+    mapped_ids_file: Path | None = None
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -93,7 +96,7 @@ def read_ids(path: str | os.PathLike[str]) -> np.ndarray:
             arr = arr.astype(np.int64)
         elif arr.dtype.kind not in "iuU":
             raise DataValidationError(f"ids have dtype {arr.dtype}; give strings or integers", file=label)
-        return arr.astype(str)
+        return arr if arr.dtype.kind == "U" else arr.astype(str)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -132,10 +135,66 @@ def _as_float_matrix(arr: np.ndarray, label: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _read_npy(path: Path, ids_path: Path | None) -> VectorTable:
-    label = path.name
+def npy_layout(
+    path: str | os.PathLike[str], what: str = "vectors"
+) -> tuple[int, tuple[int, ...], np.dtype] | None:
+    """Where the data of a plain ``.npy`` file starts, its shape and dtype, when the file can be used
+    as is: for ``what="vectors"`` a 2-D little-endian float32 matrix, for ``"ids"`` a 1-D
+    little-endian unicode array; C order, not empty, exactly the size its header says. None for
+    anything else (``np.load`` then reads it, or says what is wrong with it)."""
     try:
-        arr = np.load(path, allow_pickle=False)
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return None
+            offset, size = fh.tell(), os.fstat(fh.fileno()).st_size
+    except (OSError, ValueError):
+        return None
+    if what == "vectors":
+        plain = len(shape) == 2 and dtype.str == "<f4"
+    else:
+        plain = len(shape) == 1 and dtype.str.startswith("<U") and dtype.itemsize > 0
+    if fortran or not plain or 0 in shape or size != offset + int(np.prod(shape)) * dtype.itemsize:
+        return None
+    return offset, tuple(int(x) for x in shape), dtype
+
+
+def map_npy(path: str | os.PathLike[str], what: str = "vectors") -> np.ndarray | None:
+    """The array of a plain ``.npy`` file (:func:`npy_layout`) mapped read-only from the page
+    cache: no copy into memory, and writing into it raises. None when the file is not plain."""
+    import mmap
+
+    layout = npy_layout(path, what)
+    if layout is None:
+        return None
+    offset, shape, dtype = layout
+    with open(path, "rb") as fh:
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # faulted in at once, not page by page
+        mapped = mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    if len(mapped) != offset + int(np.prod(shape)) * dtype.itemsize:  # rewritten since the header was read
+        mapped.close()
+        return None
+    return np.frombuffer(mapped, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+
+
+def _read_npy(
+    path: Path, ids_path: Path | None, staged: Path | None = None, staged_ids: Path | None = None
+) -> VectorTable:
+    """``staged`` (``staged_ids``): a copy of ``path`` (``ids_path``) to read instead, mapped when
+    it is a plain float32 matrix (unicode array); the importer then stores that very file.
+    Messages still name ``path`` and ``ids_path``."""
+    label = path.name
+    mapped = map_npy(staged) if staged is not None else None
+    if mapped is not None:
+        table = _with_ids(mapped, ids_path, "npy", label, _NPY_NO_IDS, staged_ids)
+        table.mapped_file = staged
+        return table
+    try:
+        arr = np.load(staged or path, allow_pickle=False)
     except ValueError as exc:
         msg = str(exc)
         if any(w in msg for w in ("reshape", "buffer", "size", "read all data", "not fully written")):
@@ -143,24 +202,33 @@ def _read_npy(path: Path, ids_path: Path | None) -> VectorTable:
         raise DataValidationError(f"not a plain numeric .npy array: {msg}", file=label) from None
     except (OSError, EOFError) as exc:
         raise DataValidationError(f"cannot read the .npy file ({exc})", file=label) from None
-    vectors = _as_float_matrix(arr, label)
-    return _with_ids(
-        vectors,
-        ids_path,
-        "npy",
-        label,
-        "a .npy matrix has no ids: give the ids file (--ids: a .npy array or a text file with one "
-        "id a line, in row order)",
-    )
+    return _with_ids(_as_float_matrix(arr, label), ids_path, "npy", label, _NPY_NO_IDS)
 
 
-def _with_ids(vectors: np.ndarray, ids_path: Path | None, fmt: str, label: str, no_ids: str) -> VectorTable:
-    """A table of ``vectors`` named by the ids file ``ids_path`` (one id a row); ``no_ids``
-    is the message when there is no ids file."""
+_NPY_NO_IDS = (
+    "a .npy matrix has no ids: give the ids file (--ids: a .npy array or a text file with one "
+    "id a line, in row order)"
+)
+
+
+def _with_ids(
+    vectors: np.ndarray,
+    ids_path: Path | None,
+    fmt: str,
+    label: str,
+    no_ids: str,
+    staged_ids: Path | None = None,
+) -> VectorTable:
+    """A table of ``vectors`` named by the ids file ``ids_path`` (one id a row), or by its
+    plain copy ``staged_ids`` mapped; ``no_ids`` is the message when there is no ids file."""
     if ids_path is None:
         raise DataValidationError(no_ids, file=label)
-    ids = read_ids(ids_path)
-    return VectorTable(_check_rows(ids, vectors, ids_path.name, label), vectors, fmt, label)
+    mapped = map_npy(staged_ids, "ids") if staged_ids is not None else None
+    ids = mapped if mapped is not None else read_ids(ids_path)
+    table = VectorTable(_check_rows(ids, vectors, ids_path.name, label), vectors, fmt, label)
+    if mapped is not None:
+        table.mapped_ids_file = staged_ids
+    return table
 
 
 def _check_rows(ids: np.ndarray, vectors: np.ndarray, ids_label: str, label: str) -> np.ndarray:
@@ -405,8 +473,13 @@ def read_vectors(
     fmt: str | None = None,
     ids_path: str | os.PathLike[str] | None = None,
     column: str | None = None,
+    staged: str | os.PathLike[str] | None = None,
+    staged_ids: str | os.PathLike[str] | None = None,
 ) -> VectorTable:
     """Read vectors and their ids from a file (see the module docstring for the formats).
+
+    ``staged``, ``staged_ids``: for ``npy``, copies of ``path`` and ``ids_path`` to read
+    instead (see :func:`_read_npy`).
 
     Raises
     ------
@@ -425,7 +498,12 @@ def read_vectors(
     if ids_p is not None and not ids_p.is_file():
         raise DataValidationError("no such ids file", file=str(ids_p))
     if fmt == "npy":
-        table = _read_npy(path, ids_p)
+        table = _read_npy(
+            path,
+            ids_p,
+            Path(staged) if staged is not None else None,
+            Path(staged_ids) if staged_ids is not None else None,
+        )
     elif fmt in ("parquet", "csv"):
         table = _read_table(path, fmt, column)
     elif fmt in ("word2vec", "word2vec-binary"):

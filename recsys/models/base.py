@@ -150,8 +150,11 @@ class ItemModel(ABC):
             "coverage": self.coverage_,
         }
         (path / "model.json").write_text(json.dumps(meta, indent=2, default=str))
-        np.save(path / "item_ids.npy", np.asarray(self.item_ids_, dtype=str), allow_pickle=False)
+        self._save_item_ids(path)
         self._save_state(path)
+
+    def _save_item_ids(self, path: Path) -> None:
+        np.save(path / "item_ids.npy", np.asarray(self.item_ids_, dtype=str), allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | Path) -> ItemModel:

@@ -9,6 +9,8 @@ product, for models trained with a dot-product objective).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +27,18 @@ class ExternalModel(EmbeddingModel):
 
     family = "external"
     param_specs: ClassVar[dict[str, Param]] = {"metric": Param("cosine", "choice", choices=METRICS)}
+    #: ``.npy`` files holding exactly ``vectors_`` and ``item_ids_`` (the importer's staged
+    #: copies, which they map): the next :meth:`save` moves them into place instead of writing
+    #: the arrays again
+    staged_vectors: Path | None = None
+    staged_ids: Path | None = None
+
+    def _save_item_ids(self, path: Path) -> None:
+        staged, self.staged_ids = self.staged_ids, None
+        if staged is None:
+            super()._save_item_ids(path)
+        else:
+            os.replace(staged, Path(path) / "item_ids.npy")
 
     def fit(self, dataset: Any, progress: Any = None) -> ExternalModel:
         raise ModelFitError(
@@ -59,6 +73,21 @@ class ExternalModel(EmbeddingModel):
         else:
             model._set_coverage(list(catalog_ids) if catalog_ids is not None else list(model.item_ids_))
         return model
+
+    def _save_state(self, path: Path) -> None:
+        staged, self.staged_vectors = self.staged_vectors, None
+        if staged is None:
+            super()._save_state(path)
+            return
+        os.replace(
+            staged, Path(path) / "vectors.npy"
+        )  # same file system: the staging folder is in the data dir
+        if self.query_vectors_ is not None:
+            np.save(
+                Path(path) / "query_vectors.npy",
+                np.asarray(self.query_vectors_, np.float32),
+                allow_pickle=False,
+            )
 
     # In the inner-product space results are ranked by raw dot products, as hnswlib's "ip"
     # space does; in the cosine space the base class's unit rows apply.

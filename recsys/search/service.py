@@ -141,18 +141,34 @@ def similar_items(
 ) -> SearchResult:
     """Filtered neighbours of ``item_id`` in run ``run_id``.
 
-    The one code path behind the Explore page and the REST API. A seed without a vector in
-    the run (an item training never saw) is answered by the run's fallback chain
-    (:mod:`recsys.fallback`), its items filtered by the same rules (``served_by`` says
-    which step served each).
+    The one code path behind the Explore page, Compare, the REST API and precompute. A seed
+    without a vector in the run (an item training never saw) is answered by the run's fallback
+    chain (:mod:`recsys.fallback`), its items filtered by the same rules (``served_by`` says
+    which step served each). A run without item vectors (popularity, co-occurrence, tfidf,
+    item_knn, sknn, vsknn) answers with its own ranking for the seed, completed by its fallback
+    chain and cut under the same rules (:func:`similar_from_lists`, ``plan`` ``"list"``).
 
     Raises
     ------
-    RunNotFoundError, RunNotSearchableError, UnknownItemError, FilterConfigError
+    RunNotFoundError, FilterConfigError
+    RunNotSearchableError
+        An embedding run whose vectors cannot be read.
+    UnknownItemError
+        The seed is unknown to the run (to its vectors or model, and to its fallback chain).
     """
     cfg = FilterConfig.from_dict(config)
     try:
         return get_searcher(registry, run_id).search(item_id, cfg, k)
+    except RunNotSearchableError:
+        # no item vectors (popularity, co-occurrence, tfidf, the session kNN families): the run's
+        # own ranking, completed by its fallback chain under the same rules (Compare's seed view)
+        model = _lists_model(registry, run_id)
+        if model is None:
+            raise
+        (res,) = _own_lists(registry, run_id, model, [str(item_id)], cfg, k)
+        if res.plan == UNKNOWN_SEED:
+            raise UnknownItemError(_unknown_seed_message(model, run_id, str(item_id))) from None
+        return res
     except UnknownItemError:
         # no vector for this seed: the run's declared fallback chain answers, under the same rules
         model = registry.load_model(run_id)
@@ -169,9 +185,11 @@ class RecentResult(SearchResult):
 
     Attributes
     ----------
-    method : {"two_tower", "mean_of_recent", "session_knn", "fallback"}
-        How the query was made ("session_knn": a session model's own ranking; "fallback":
-        the run's fallback chain, none of the recent items having a vector).
+    method : {"two_tower", "mean_of_recent", "session_knn", "last_item", "fallback"}
+        How the query was made ("session_knn": a session model's own ranking; "last_item":
+        the own list of a run without vectors (popularity, co-occurrence, tfidf) for the most
+        recent item its model knows; "fallback": the run's fallback chain, the model knowing
+        none of the recent items).
     recent_item_ids : list of str
         The recent items the run knows, in the given order (excluded from the results).
     ignored_item_ids : list of str
@@ -220,15 +238,19 @@ def recommend_for_recent(
         At most ``k`` items, best first (none of them a recent item with ``exclude_seen``).
         A session-kNN run (sknn, vsknn, item_knn) answers with its own ranking, completed by
         the run's fallback chain and filtered by the same rules (the rule table applied to
-        the list; ``served_by`` per item). An embedding run none of whose recent items has a
-        vector answers from its fallback chain the same way.
+        the list; ``served_by`` per item). Another run without vectors (popularity,
+        co-occurrence, tfidf) answers with its own list for the most recent item its model
+        knows (walking back from the last item; the seed of the rules and of the chain),
+        the session's items left out with ``exclude_seen``: with it off, the answer is
+        :func:`similar_items` of that item. An embedding run none of whose recent items has a
+        vector, or a run whose model knows none of them, answers from its fallback chain.
 
     Raises
     ------
     RunNotFoundError
         Unknown run.
     RunNotSearchableError
-        The run has no item vectors (a baseline model).
+        An embedding run whose item vectors are missing.
     UnknownItemError
         None of the recent items is known to the run.
     FilterConfigError
@@ -237,12 +259,12 @@ def recommend_for_recent(
     cfg = FilterConfig.from_dict(config)
     recent = [str(i) for i in recent_ids]
     model = registry.load_model(run_id)
-    if not getattr(model, "is_embedding", False) and hasattr(model, "recommend"):
-        return _recommend_from_session_model(registry, model, run_id, recent, cfg, k, exclude_seen)
-    if not getattr(model, "is_embedding", False) or getattr(model, "vectors_", None) is None:
+    if not getattr(model, "is_embedding", False):
+        return _recommend_from_lists(registry, model, run_id, recent, cfg, k, exclude_seen)
+    if getattr(model, "vectors_", None) is None:
         raise RunNotSearchableError(
-            f"run '{run_id}' ({getattr(model, 'family', '?')}) has no item vectors to recommend from;"
-            " pick an embedding run"
+            f"run '{run_id}' ({getattr(model, 'family', '?')}) is an embedding run but its item vectors"
+            " are missing; retrain or re-import it"
         )
     rows = model.rows_of(recent)
     known = [i for i, r in zip(recent, rows) if r >= 0]
@@ -365,16 +387,44 @@ def _served_list(
     cfg: FilterConfig,
     k: int,
     exclude: Sequence[str],
+    rules: FilteredSearcher | None = None,
 ) -> SearchResult:
     """A model's ranked list (``ranked``: one row of ids and scores, or None) completed by the
     run's fallback chain from ``seed`` and cut to k under ``cfg``'s rules (the rule table,
-    :func:`recsys.search.lists.filter_list`)."""
+    :func:`recsys.search.lists.filter_list`; ``rules``: the run's :func:`_list_searcher` when
+    the caller has it)."""
+    return served_list(
+        (lambda: rules) if rules is not None else (lambda: _list_searcher(registry, run_id)),
+        getattr(model, "fallback_chain_", None),
+        seed,
+        ranked,
+        cfg,
+        k,
+        exclude,
+        similarities=bool(getattr(model, "is_embedding", False)),
+    )
+
+
+def served_list(
+    list_searcher: Any,
+    chain: Any,
+    seed: str,
+    ranked: tuple[np.ndarray, np.ndarray] | None,
+    cfg: FilterConfig,
+    k: int,
+    exclude: Sequence[str],
+    similarities: bool,
+) -> SearchResult:
+    """A ranked list (``ranked``: one row of ids and scores, or None) completed by ``chain`` (a
+    :class:`recsys.fallback.FallbackChain`, or None) from ``seed`` and cut to k under ``cfg``'s
+    rules; ``list_searcher()`` gives the rule-only searcher over the dataset's catalogue
+    (:func:`recsys.search.lists.catalogue_searcher`). What :func:`similar_items` serves a seed
+    without a vector, also run by :func:`recsys.spark.spark_precompute` in its partitions."""
     from recsys.models.base import padded_results
     from recsys.search.lists import filter_list
 
     fetch = _fetch_size(cfg, k)
     ids, scores = ranked if ranked is not None else padded_results(1, fetch)
-    chain = getattr(model, "fallback_chain_", None)
     if chain is not None:  # with rules on, as many of the chain's items again: the rules may drop them all
         width = fetch if fetch == k else 2 * fetch
         ids, scores, served = chain.complete([seed], ids, scores, width, [list(exclude)])
@@ -382,17 +432,64 @@ def _served_list(
         served = np.where(np.asarray(ids, dtype=str) != "", "model", "")
     keep = np.asarray(ids[0], dtype=str) != ""
     res, sources = filter_list(
-        _list_searcher(registry, run_id),
+        list_searcher(),
         seed,
         np.asarray(ids[0], dtype=str)[keep],
         np.asarray(scores[0], dtype=np.float32)[keep],
         np.asarray(served[0], dtype=str)[keep],
         cfg,
         k,
-        similarities=bool(getattr(model, "is_embedding", False)),
+        similarities=similarities,
     )
     res.served_by = sources
     return res
+
+
+#: ``plan`` of a list-run answer for a seed that neither the model nor the fallback chain knows
+UNKNOWN_SEED = "unknown_seed"
+
+
+def _lists_model(registry: Any, run_id: str) -> Any | None:
+    """The model of a run that answers from its own ranked lists (no item vectors: popularity,
+    co-occurrence, tfidf, item_knn, sknn, vsknn), or None for an embedding run."""
+    if registry.get(run_id).get("is_embedding", True):
+        return None
+    model = registry.load_model(run_id)
+    return None if getattr(model, "is_embedding", False) else model
+
+
+def _unknown_seed_message(model: Any, run_id: str, seed: str) -> str:
+    why = (
+        "neither its model nor its fallback chain lists it"
+        if getattr(model, "fallback_chain_", None) is not None
+        else "its model does not list it and the run has no fallback chain"
+    )
+    return (
+        f"item '{seed}' is unknown to run {run_id} ({getattr(model, 'family', '?')}): {why}"
+        " (an item outside the run's dataset?)"
+    )
+
+
+def _own_lists(
+    registry: Any, run_id: str, model: Any, seeds: list[str], cfg: FilterConfig, k: int
+) -> list[SearchResult]:
+    """Per seed, the model's own ``similar`` list completed by the run's fallback chain and cut
+    to k under ``cfg``'s rules; a seed neither the model nor the chain knows gets an empty
+    result whose ``plan`` is :data:`UNKNOWN_SEED`."""
+    if not seeds:
+        return []
+    ids, scores = model.similar(seeds, _fetch_size(cfg, k))
+    chain = getattr(model, "fallback_chain_", None)
+    by_model = model.rows_of(seeds) >= 0
+    rules = _list_searcher(registry, run_id)  # once for the batch (it reads run.json)
+    out = []
+    for n, seed in enumerate(seeds):
+        if not by_model[n] and (chain is None or seed not in chain._row_of):
+            out.append(SearchResult([], [], [], {}, UNKNOWN_SEED, 0, 0.0, [], seed))
+            continue
+        ranked = (ids[n : n + 1], scores[n : n + 1])
+        out.append(_served_list(registry, run_id, model, seed, ranked, cfg, k, [seed], rules))
+    return out
 
 
 def similar_from_lists(
@@ -402,26 +499,27 @@ def similar_from_lists(
     config: FilterConfig | dict[str, Any] | None = None,
     k: int = 10,
 ) -> list[SearchResult]:
-    """Filtered lists of a run without item vectors (popularity, co-occurrence, the session
-    kNN families: a seed is a one-item session), one per seed: the model's own ``similar``
-    ranking completed by the run's fallback chain and cut to k under the filter's rules,
-    as :func:`recommend_for_recent` serves a session model (``plan`` is ``"list"``)."""
+    """Filtered lists of a run without item vectors (popularity, co-occurrence, tfidf, the session
+    kNN families: a seed is a one-item session), one per seed, batched: the model's own
+    ``similar`` ranking completed by the run's fallback chain and cut to k under the filter's
+    rules (``plan`` is ``"list"``, ``served_by`` per item). :func:`similar_items` answers
+    such a run's seed through the same code, so Compare, REST and precompute agree. A seed
+    neither the model nor the chain knows gets an empty list (``plan`` :data:`UNKNOWN_SEED`;
+    :func:`similar_items` raises UnknownItemError for it)."""
     cfg = FilterConfig.from_dict(config)
-    model = registry.load_model(run_id)
-    seeds = [str(i) for i in item_ids]
-    ids, scores = model.similar(seeds, _fetch_size(cfg, k))
-    return [
-        _served_list(registry, run_id, model, seed, (ids[n : n + 1], scores[n : n + 1]), cfg, k, [seed])
-        for n, seed in enumerate(seeds)
-    ]
+    return _own_lists(registry, run_id, registry.load_model(run_id), [str(i) for i in item_ids], cfg, k)
 
 
-def _recommend_from_session_model(
+def _recommend_from_lists(
     registry: Any, model: Any, run_id: str, recent: list[str], cfg: FilterConfig, k: int, exclude_seen: bool
 ) -> RecentResult:
-    """:func:`recommend_for_recent` for a session model: its ``recommend`` ranking, completed by
-    the run's fallback chain from the most recent item, under the filter's rules (the rule
-    table applied to the list, :func:`recsys.search.lists.filter_list`)."""
+    """:func:`recommend_for_recent` for a run without item vectors: a session model's
+    ``recommend`` ranking (seed: the most recent item the run knows), or another model's own
+    ``similar`` list for the most recent item the model knows (walking back from the last one),
+    the session's items dropped with ``exclude_seen``; completed by the run's fallback chain
+    from the seed, under the filter's rules (:func:`recsys.search.lists.filter_list`)."""
+    from recsys.models.base import drop_seen
+
     t0 = time.perf_counter()
     rows = model.rows_of(recent)
     chain = getattr(model, "fallback_chain_", None)
@@ -432,22 +530,30 @@ def _recommend_from_session_model(
         shown = ", ".join(recent[:5]) or "(empty list)"
         raise UnknownItemError(f"none of the recent items is known to run {run_id}: {shown}")
     by_model = [i for i, r in zip(recent, rows) if r >= 0]
+    session_model = hasattr(model, "recommend")
+    seed = by_model[-1] if by_model and not session_model else known[-1]
+    exclude = list(dict.fromkeys(known)) if exclude_seen else [seed]
     fetch = _fetch_size(cfg, k)
-    ranked = model.recommend([by_model], fetch, exclude_seen=exclude_seen) if by_model else None
-    seed = known[-1]
-    res = _served_list(registry, run_id, model, seed, ranked, cfg, k, known if exclude_seen else [seed])
+    ranked = None
+    if by_model and session_model:
+        ranked = model.recommend([by_model], fetch, exclude_seen=exclude_seen)
+    elif by_model:  # the seed's own list (the seed itself never in it), the session's items dropped
+        ids, scores = model.similar([seed], fetch + len(exclude))
+        ranked = drop_seen(ids, scores, [exclude], fetch)
+    res = _served_list(registry, run_id, model, seed, ranked, cfg, k, exclude)
+    method = ("session_knn" if session_model else "last_item") if by_model else "fallback"
     return RecentResult(
         item_ids=res.item_ids,
         scores=res.scores,
         rows=[int(r) for r in model.rows_of(res.item_ids)],
         removed_by_rule=res.removed_by_rule,
-        plan="session_knn" if by_model else "fallback",
+        plan=method,
         n_eligible=res.n_eligible,
         elapsed_ms=(time.perf_counter() - t0) * 1e3,
         skipped_rules=res.skipped_rules,
         seed_item_id=seed,
         served_by=res.served_by,
-        method="session_knn" if by_model else "fallback",
+        method=method,
         recent_item_ids=known,
         ignored_item_ids=ignored,
     )

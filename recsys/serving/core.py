@@ -460,7 +460,7 @@ def _http_json(exc: HTTPException) -> flask.Response:
 
 
 def _status_of(exc: RecsysError) -> tuple[int, str | None]:
-    if type(exc).__name__ == "RunNotSearchableError":  # a baseline run: no vectors to search
+    if type(exc).__name__ == "RunNotSearchableError":  # an embedding run whose vectors are missing
         return 400, "run"
     if isinstance(exc, DiskFullError):  # the server's disk, not the client's fault
         return 507, None

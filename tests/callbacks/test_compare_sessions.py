@@ -11,6 +11,14 @@ from recsys.registry import Registry
 from tests.callbacks._pages import find, page, text_of
 
 
+def columns(node):
+    """Item ids of each run's column of a Compare list view, in display order."""
+    return [
+        [getattr(li, "data-item") for li in find(col, lambda c: c.__class__.__name__ == "Li")]
+        for col in find(node, lambda c: c.__class__.__name__ == "Col")
+    ]
+
+
 def test_session_runs_are_listed_with_metrics_and_compared_side_by_side(root):
     made = {
         family: train_run(family, {}, "demo", root, max_cases=60, validate=False)["run_id"]
@@ -65,12 +73,6 @@ def test_compare_answers_one_session_with_every_run(root):
     values = controls_from_filter_config(FilterConfig())
     lists, agreement, msg = compare.update_lists(chosen, None, 5, values, session)
 
-    def columns(node):
-        return [
-            [getattr(li, "data-item") for li in find(col, lambda c: c.__class__.__name__ == "Li")]
-            for col in find(node, lambda c: c.__class__.__name__ == "Col")
-        ]
-
     got = columns(lists)
     reg = Registry(root)
     for run, items in zip(chosen, got):
@@ -87,3 +89,44 @@ def test_compare_answers_one_session_with_every_run(root):
     denied = columns(compare.update_lists(chosen, None, 5, {**values, "brands_deny": [brand]}, session)[0])
     assert all(brand not in {cat.loc[i, "brand"] for i in col} for col in denied)
     assert all(len(col) == 5 for col in denied)
+
+
+def test_a_cooccurrence_run_answers_the_session_in_compare_and_explore(root):
+    """A run without vectors and without a session model (co-occurrence) answers a session from
+    the most recent item its model knows, in Compare's session view and Explore's recent-views
+    panel (before: "has no item vectors to recommend from")."""
+    from recsys.data.schema import load_dataset
+    from recsys.search import recommend_for_recent, similar_items
+
+    cooc = train_run("cooccurrence", {}, "demo", root, max_cases=60, validate=False)["run_id"]
+    p2v = next(r["run_id"] for r in Registry(root).list_runs() if r["family"] == "prod2vec")
+    reg = Registry(root)
+    model = reg.load_model(cooc)
+    inter = load_dataset("demo", root).interactions.sort_values(["sequence_id", "position"])
+    sessions = inter.groupby("sequence_id")["item_id"].apply(lambda s: list(dict.fromkeys(map(str, s))))
+    session = next(
+        s[:3] for s in sorted(sessions, key=len, reverse=True) if (model.rows_of(s[:3]) >= 0).all()
+    )
+    compare = page("compare")
+    tree = compare.layout(runs=",".join([cooc, p2v]), session=",".join(session))
+    (picker,) = find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_RUNS)
+    assert cooc in {o["value"] for o in picker.options}
+    values = controls_from_filter_config(FilterConfig())
+    lists, agreement, msg = compare.update_lists([cooc, p2v], None, 5, values, session)
+    cols = columns(lists)
+    expected = recommend_for_recent(reg, cooc, session, None, 5)
+    assert expected.method == "last_item" and expected.seed_item_id == session[-1]
+    assert cols[0] == expected.item_ids and len(cols[0]) == 5 and not set(session) & set(cols[0])
+    assert "no item vectors" not in text_of(lists) and msg == [] and agreement
+    assert "own list for the most recent item it knows" in text_of(lists)
+    # the seed view of the last item is the run's own list for it (library similar_items)
+    seed_cols = columns(compare.update_lists([cooc, p2v], session[-1], 5, values)[0])
+    assert seed_cols[0] == similar_items(reg, cooc, session[-1], None, 5).item_ids
+    # Explore's recent-views panel offers the run and answers the same session
+    explore = page("explore")
+    tree = explore.layout()
+    (runs_box,) = find(tree, lambda c: getattr(c, "id", None) == ids.EXPLORE_SESSION_RUN)
+    assert cooc in {o["value"] for o in runs_box.options}
+    _, recs = explore.session_view(session, cooc, 5, values, exclude_seen=True)
+    shown = [getattr(c, "data-item") for c in find(recs, lambda c: hasattr(c, "data-item"))]
+    assert shown == expected.item_ids and "own list for the most recent item" in text_of(recs)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import flask
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -62,6 +64,27 @@ def _open_map(dash_duo, app, run: str) -> list[dict[str, Any]]:
     # ("instant": Bootstrap makes scrolling smooth, which would move the points after reading them)
     dash_duo.driver.execute_script(f"{GRAPH}.scrollIntoView({{block: 'center', behavior: 'instant'}})")
     return dash_duo.driver.execute_script(_POINTS_JS)
+
+
+# Records each new number of points plotly holds in the Map's scatter (polled every 10 ms), and
+# how many times plotly.js ran.
+_COUNTS_PROBE = """
+window.__mapCounts = [];
+setInterval(function () {
+  const gd = document.querySelector('#map-graph .js-plotly-plot');
+  const n = gd && gd._fullData ? gd._fullData.reduce((s, t) => s + (t.x ? t.x.length : 0), 0) : 0;
+  const seen = window.__mapCounts;
+  if (seen[seen.length - 1] !== n) seen.push(n);
+}, 10);
+// how many times plotly.js's bundle ran (each run sets window.Plotly to a new library object)
+window.__plotlyRuns = 0;
+let plotly;
+Object.defineProperty(window, 'Plotly', {
+  configurable: true,
+  get: () => plotly,
+  set: (value) => { if (value && typeof value.react === 'function') window.__plotlyRuns += 1; plotly = value; },
+});
+"""
 
 
 def _isolated(points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -208,14 +231,30 @@ def test_sampled_first_paint_is_completed_and_every_point_answers(dash_duo, dash
     page = sys.modules["pages.map"]
     n = len(sys.modules["components.common"].run_catalog_view(run).item_ids)
     page.FIRST_PAINT_POINTS = n // 4  # this app instance only (a fresh one per test)
-    dash_duo.driver.set_window_size(1400, 1200)
+    driver = dash_duo.driver
+    driver.set_window_size(1400, 1200)
+    # every change of the number of points plotly holds, from the document's first script on
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _COUNTS_PROBE})
+
+    @dash_app.server.before_request
+    def slow_plotly_js() -> None:  # a slow link: plotly.js (4.8 MB) comes after both figures could
+        if flask.request.path.endswith("/plotly.min.js"):
+            time.sleep(3)
+
     dash_duo.start_server(dash_app)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/map?run={run}")
     wait_until(
-        lambda: len(dash_duo.driver.execute_script(_POINTS_JS) or []) == n,
+        lambda: len(driver.execute_script(_POINTS_JS) or []) == n,
         timeout=60,
         what="every point drawn",
     )
+    # the sample was drawn all the same (the rest is asked for only once it is on screen),
+    # then every point
+    counts = driver.execute_script("return window.__mapCounts;")
+    assert counts == [0, n // 4, n], counts
+    # the Map opened as the first page starts plotly.js with the page's own scripts
+    # (assets/map_plotly_preload.js); the graph, mounted while it loads, waits for that one
+    assert driver.execute_script("return window.__plotlyRuns;") == 1
     dash_duo.wait_for_contains_text("#map-status", f"{n:,} items", timeout=20)
     assert "loading the rest" not in dash_duo.find_element("#map-status").text
     dash_duo.driver.execute_script(f"{GRAPH}.scrollIntoView({{block: 'center', behavior: 'instant'}})")

@@ -146,6 +146,42 @@ def test_chunked_report_equals_the_whole_table_report(shop: dict[str, Any], chun
     assert one.report().model_dump() == run_checks(lists, cat, 2).model_dump()
 
 
+def test_parts_checked_apart_and_merged_in_order_equal_the_whole_table_report(shop: dict[str, Any]) -> None:
+    """What Spark's partitions do: each part of the table is checked by its own blank copy (the
+    copy travels pickled, as a broadcast does), its partial comes back pickled, and the parts
+    merged in table order give the whole-table report, examples and asymmetry pairs included;
+    merged out of order, the first examples differ."""
+    import pickle
+
+    from recsys.filters import PresetStore
+    from recsys.vetting.precision import run_lists
+
+    registry = Registry(shop["root"])
+    ids = [str(i) for i in registry.load_model(shop["run"]).item_ids_]
+    lists = run_lists(registry, shop["run"], ids, PresetStore(shop["root"]).load("plain"), 5)
+    whole = checks_for_lists(registry, shop["run"], lists, 5, preset="plain").model_dump()
+    seeds = list(lists)
+    bounds = [0, 13, 14, 50, len(seeds)]  # uneven parts, one of a single seed
+    driver = table_checks(registry, shop["run"], 5, preset="plain")
+    shipped = pickle.dumps(driver.blank())
+    partials = []
+    for a, b in zip(bounds, bounds[1:]):
+        part = pickle.loads(shipped)
+        part.add({s: lists[s] for s in seeds[a:b]})
+        partials.append(pickle.loads(pickle.dumps(part.partial())))
+    for p in partials:
+        driver.merge(p)
+    assert driver.report().model_dump() == whole
+    assert driver.n_lists == len(seeds)
+    # the duplicates check has more than ten failing lists: its examples are the first ten in table order
+    dup = next(r for r in whole["results"] if r["name"] == "duplicates")
+    assert len(dup["examples"]) == 10
+    shuffled = table_checks(registry, shop["run"], 5, preset="plain")
+    for p in reversed(partials):
+        shuffled.merge(p)
+    assert shuffled.report().model_dump() != whole
+
+
 def test_precompute_in_chunks_publishes_what_it_computes(shop: dict[str, Any], tmp_path: Path) -> None:
     """The streamed table equals the lists the searcher gives, and its report the whole-table one."""
     from recsys.filters import PresetStore

@@ -210,25 +210,8 @@ def test_seeds_without_a_vector_are_served_by_the_fallback_live_and_precomputed(
     fallback chain serves them, under the preset's rules, live and in the precomputed table."""
     import numpy as np
 
-    from recsys.data.schema import load_dataset
-    from recsys.fallback import FallbackChain
-    from recsys.models.prod2vec import Prod2Vec
-    from recsys.registry import Registry
-
     root = data["root"]
-    ds = load_dataset("tiny", root)
-    keep = [i for i in range(len(data["item_ids"])) if not 30 <= i < 36]
-    model = Prod2Vec()
-    model.item_ids_ = data["item_ids"][keep]
-    model.vectors_ = data["vectors"][data["runs"][0]][keep]
-    model.coverage_ = {}
-    chain = FallbackChain().fit(ds)
-    run = Registry(root).create_run(
-        model,
-        dataset_name="tiny",
-        dataset_fingerprint=ds.fingerprint(),
-        writers=[lambda folder: chain.save(folder / "fallback")],
-    )["run_id"]
+    run = _fixture.make_run_with_missing_vectors(root, data)
     c = client_for(root)
     live = c.get(f"/api/v1/similar/it031?run={run}&preset=same-cat&k=5").get_json()
     assert live["items"] and live["plan"] == "list" and set(live["served_by"]) <= {"cooccurrence", "category"}

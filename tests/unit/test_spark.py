@@ -208,6 +208,53 @@ def test_spark_precompute_equals_recsys_precompute(spark: Any, serving: dict[str
         assert b.table_meta(run_id, single["preset_hash"])["n_items"] == len(serving["item_ids"])
 
 
+@pytest.mark.parametrize(("preset", "partitions"), [("same-cat", 3), ("priced", 10)])
+def test_spark_precompute_serves_seeds_without_a_vector_by_the_fallback_chain(
+    spark: Any, serving: dict[str, Any], preset: str, partitions: int
+) -> None:
+    """The catalogue items the model has no vector for get the fallback chain's lists, under the
+    preset's rules, in Spark's table as in ``recsys precompute``'s (with 10 partitions the
+    chain's rows are split between two of them), and the checks say the same of both tables."""
+    from recsys.precompute import SQLiteStore, precompute
+
+    root = serving["root"]
+    run_id = _fixture.make_run_with_missing_vectors(root, serving)
+    single = precompute(root, run_id, preset, k=5, store=root / "single.sqlite")
+    assert single["by_fallback"] == 6 and single["n_items"] == 48
+    out = root / f"spark-fallback-{preset}"
+    meta = rspark.spark_precompute(
+        spark,
+        root,
+        run_id,
+        preset,
+        k=5,
+        out=out,
+        write_store=True,
+        store=root / "spark.sqlite",
+        partitions=partitions,
+    )
+    assert meta["n_items"] == 48 and meta["by_fallback"] == 6
+    table = pd.read_parquet(out).sort_values("row")
+    # precompute's order: the 42 items with a vector, then the six the chain serves
+    expected_ids = [str(i) for n, i in enumerate(serving["item_ids"]) if not 30 <= n < 36]
+    expected_ids += [f"it{n:03d}" for n in range(30, 36)]
+    assert table["item_id"].tolist() == expected_ids
+    a, b = SQLiteStore(root / "single.sqlite"), SQLiteStore(root / "spark.sqlite")
+    for row in table.itertuples():
+        expected = a.get(run_id, single["preset_hash"], row.item_id)
+        assert list(zip(row.neighbors, row.scores)) == expected
+        assert b.get(run_id, single["preset_hash"], row.item_id) == expected
+    served = {row.item_id: list(row.neighbors) for row in table.itertuples()}
+    assert all(served[f"it{n:03d}"] for n in range(30, 36))  # none of them is left without a list
+    leaf = serving["catalog"].set_index("item_id")["category"]
+    if preset == "same-cat":
+        assert {leaf[i] for n in range(30, 36) for i in served[f"it{n:03d}"]} == {"Men > Shoes > Running"}
+    drop = ("seconds",)
+    assert {k: v for k, v in meta["checks"].items() if k not in drop} == {
+        k: v for k, v in single["checks"].items() if k not in drop
+    }
+
+
 def test_spark_precompute_table_is_served_by_the_api(spark: Any, serving: dict[str, Any]) -> None:
     import flask
 
