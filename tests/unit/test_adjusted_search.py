@@ -160,3 +160,22 @@ def test_the_seed_table_over_fetch_with_hnswlib_scores_equals_brute_force(monkey
                 plans[res.plan] = plans.get(res.plan, 0) + 1
                 assert_matches(res, *brute_force(cat, vec, seed, cfg, 10))
     assert plans.get("hnsw_overfetch", 0) > sum(plans.values()) / 2, plans
+
+
+def test_an_item_boosted_just_past_the_k_th_score_from_just_below_the_fetch(shop):
+    """The bound at its tightest: one item (a title condition) whose raw score ranks r-th among
+    the seed's eligible items, shifted to land 0.01 above the k-th score. For the ranks just
+    past the over-fetch, its class's bound ``s_F + shift`` exceeds the k-th score by about 0.01:
+    a bound or margin off by that much leaves it out. Reference: exact search."""
+    cat, vec, searcher = shop
+    seed, k = "c17", 10
+    plain = searcher.search(seed, FilterConfig(), 120, plan="exact")
+    tau0 = plain.scores[k - 1]
+    for r in range(k + 2, 120):
+        title = cat.title[cat.item_id == plain.item_ids[r]].iloc[0]
+        shift = float(tau0 - plain.scores[r] + 0.01)
+        cfg = FilterConfig(boost=[Adjust(column="title", values=[title], shift=shift)])
+        res = searcher.search(seed, cfg, k, plan="hnsw_overfetch")
+        ref = searcher.search(seed, cfg, k, plan="exact")
+        assert res.item_ids == ref.item_ids, (r, res.plan)
+        assert plain.item_ids[r] in res.item_ids
