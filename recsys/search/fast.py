@@ -44,6 +44,8 @@ from recsys.search.result import SearchResult
 #: distinct seed-table count rows a table shortcut keeps resolved (a category filter has one per
 #: category; a price band relative to the seed, about one per seed)
 _COUNTS_MAX = 4096
+#: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
+_FAST_MAX = 16
 
 
 class FastPlan:
@@ -89,7 +91,7 @@ class FastMixin:
         cf = last[1] if last is not None and last[0] is cfg else None
         if cf is None or not cf.lean or cf.place_rules or self._index is None or res.seed_item_id is None:
             return
-        fp = self._fast
+        fp = self._fast.get(id(cfg))
         if fp is not None and fp.cfg is not cfg:
             fp = None
         if fp is not None and fp.answer is not FastMixin._fast_flag:
@@ -103,7 +105,7 @@ class FastMixin:
                 ex = "exclude_seed" in counts[0]
                 fp = FastPlan(cfg, cf, FastMixin._fast_trivial, knn)
                 fp.counts = (counts[0], counts[2], ex, self.n - ex)
-                self._fast = fp
+                self._keep_fast(fp)
         elif cf.static:
             key = v.adult.item(pos) if v.n_adult else False
             got = cf.static_counts.get(int(key))
@@ -115,7 +117,7 @@ class FastMixin:
                 fp.adult = v.adult if v.n_adult else None
             if fp.variants[key] is None:
                 fp.variants[key] = (got[0], got[2], ss.ok_by_row, ss.n, {})
-            self._fast = fp
+            self._keep_fast(fp)
         elif cf.seed_table is not None and cf.table_drop is None:
             table = cf.seed_table
             s, e = table[pos, TABLE_COUNTS - 3 : TABLE_COUNTS - 1].tolist()
@@ -127,7 +129,20 @@ class FastMixin:
             fp.counts = {}
             fp.fetch = min(self.n, _FETCH_MIN)
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
-            self._fast = fp
+            self._keep_fast(fp)
+
+    def _keep_fast(self, fp: FastPlan) -> None:
+        """Keep ``fp`` among the shortcuts (by the config's id: it holds the config, so the id is
+        not reused while it is kept), the oldest dropped beyond ``_FAST_MAX``, and those whose
+        compiled filter has left the compile cache (they would keep its arrays alive)."""
+        live = self._compiled
+        fasts = {  # a new dict, then swapped: readers never see one change size
+            key: f for key, f in self._fast.items() if live.get(f.cf.config.config_hash()) is f.cf
+        }
+        fasts[id(fp.cfg)] = fp
+        while len(fasts) > _FAST_MAX:
+            del fasts[next(iter(fasts))]
+        self._fast = fasts
 
     # -- the three kinds --------------------------------------------------------------
     def _fast_trivial(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
@@ -272,7 +287,7 @@ class FastMixin:
             if fp.answer is FastMixin._fast_table:  # seeds differ: keep it, with the bounds re-learned
                 fp.min_domain, fp.min_elig = self._overfetch_bounds(fp.cf, fetch)
             else:
-                self._fast = None  # one eligible set: the planner chooses again
+                self._fast.pop(id(fp.cfg), None)  # one eligible set: the planner chooses again
             return None
         st = fp.cf.stats
         st.queries += 1  # as the planner's choice counts it

@@ -139,8 +139,9 @@ class FilteredSearcher(
         # table): keep the cache near 400 MB whatever the catalogue size.
         self._cache_size = cache_size or max(4, min(32, 400_000_000 // max(1, 64 * self.n)))
         self._last: tuple[FilterConfig, CompiledFilter] | None = None
-        #: the shortcut of the config whose automatic plan over-fetched last (:mod:`recsys.search.fast`)
-        self._fast: FastPlan | None = None
+        #: the shortcuts of the configs whose automatic plan over-fetched (:mod:`recsys.search.fast`),
+        #: by ``id(config)`` (each holds its config object)
+        self._fast: dict[int, FastPlan] = {}
         #: (compiled filter, seed position, its resolved rules) of the last general-path query
         self._last_rules: tuple[CompiledFilter, int | None, _SeedRules] | None = None
         self._dscale = self.dim / 64.0
@@ -179,7 +180,7 @@ class FilteredSearcher(
         if new.count != self.n or new.dim != self.dim:
             raise ValueError(f"{new!r} does not match this searcher ({self.n} x {self.dim})")
         self._index = new  # swap; queries in flight keep the old object
-        self._fast = None  # it holds the old index's knn_query
+        self._fast = {}  # they hold the old index's knn_query
 
     # -- ranking -------------------------------------------------------------------
     def _rank_rules(
@@ -680,7 +681,7 @@ class FilteredSearcher(
         """
         if config is None:
             config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
-        fast = self._fast
+        fast = self._fast.get(id(config))
         if fast is not None and config is fast.cfg and plan == "auto":
             res = fast.answer(self, seed_item_id, k, fast)
             if res is not None:

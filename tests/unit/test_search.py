@@ -1487,7 +1487,7 @@ def _shortcut_against_general_path(cfg: FilterConfig) -> None:
     for s in (fast, general):  # the same warm-up: seed tables, eligible sets, learned fill rates
         for item in seeds[:40]:
             s.search(item, cfg, 10)
-    assert fast._fast is not None and fast._fast.cfg is cfg
+    assert fast._fast[id(cfg)].cfg is cfg
     general_calls = 0
     seed_path = fast._search_seed
 
