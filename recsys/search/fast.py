@@ -36,6 +36,8 @@ import time
 from itertools import compress, count, islice
 from typing import Any
 
+import numpy as np
+
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
 from recsys.search.query import TABLE_COUNTS
@@ -99,6 +101,8 @@ class FastMixin:
         v = self.view
         pos = v.pos_of_id[res.seed_item_id]
         knn = self._index._index.knn_query
+        if not self._ids_asked:
+            self._request_ids_array()
         if cf.trivial:
             counts = cf.static_counts.get(0)
             if counts is not None:
@@ -130,6 +134,29 @@ class FastMixin:
             fp.fetch = min(self.n, _FETCH_MIN)
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
             self._keep_fast(fp)
+
+    def _request_ids_array(self) -> None:
+        """Build :attr:`_ids_u`, the item ids by vector row as one fixed-width NumPy str array (off
+        the request path from ``background_min_items`` on): k ids gathered from it cost one
+        cache miss each, against two for a list of separate str objects (pointer, then object),
+        which is most of what a shortcut's answer costs beyond hnswlib. Not built when it would
+        take more than a quarter of the vectors' memory (a few very long ids) or would not give
+        the same strings back (NumPy drops trailing NUL characters)."""
+        self._ids_asked = True
+
+        def build() -> None:
+            by_row = self.view.item_id_by_row
+            width = max(1, max(map(len, by_row), default=1))
+            if 4 * width * len(by_row) > max(8 << 20, self.unit.nbytes // 4):
+                return
+            arr = np.array(by_row, dtype=f"<U{width}")
+            if arr.tolist() == by_row:
+                self._ids_u = arr
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(self), "ids"), build)
 
     def _keep_fast(self, fp: FastPlan) -> None:
         """Keep ``fp`` among the shortcuts (by the config's id: it holds the config, so the id is
@@ -165,8 +192,9 @@ class FastMixin:
                 del rl[j], dl[j]
             else:
                 del rl[k:], dl[k:]
+        ids = self._ids_u
         return SearchResult(
-            list(map(v.item_id_by_row.__getitem__, rl)),
+            ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
             [1.0 - d for d in dl],
             rl,
             dict(removed),
@@ -293,9 +321,9 @@ class FastMixin:
         st.queries += 1  # as the planner's choice counts it
         st.record(True)
         dl = dist.tolist()[0]
-        v = self.view
+        v, ids = self.view, self._ids_u
         return SearchResult(
-            list(map(v.item_id_by_row.__getitem__, rl)),
+            ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
             [1.0 - dl[j] for j in sel],
             rl,
             removed,
