@@ -46,6 +46,8 @@ from recsys.search.result import SearchResult
 #: distinct seed-table count rows a table shortcut keeps resolved (a category filter has one per
 #: category; a price band relative to the seed, about one per seed)
 _COUNTS_MAX = 4096
+#: ids copied into the shortcut's id array per step (a background build holds the GIL per step)
+_IDS_CHUNK = 1 << 16
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
 _FAST_MAX = 16
 
@@ -149,9 +151,12 @@ class FastMixin:
             width = max(1, max(map(len, by_row), default=1))
             if 4 * width * len(by_row) > max(8 << 20, self.unit.nbytes // 4):
                 return
-            arr = np.array(by_row, dtype=f"<U{width}")
-            if arr.tolist() == by_row:
-                self._ids_u = arr
+            arr = np.empty(len(by_row), dtype=f"<U{width}")
+            for i in range(0, len(by_row), _IDS_CHUNK):  # chunks: the GIL is held a few ms at a time
+                arr[i : i + _IDS_CHUNK] = by_row[i : i + _IDS_CHUNK]
+                if arr[i : i + _IDS_CHUNK].tolist() != by_row[i : i + _IDS_CHUNK]:
+                    return
+            self._ids_u = arr
 
         if self._inline():
             build()
