@@ -40,7 +40,7 @@ import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
-from recsys.search.query import TABLE_COUNTS
+from recsys.search.query import TABLE_COUNTS, first_in_range
 from recsys.search.result import SearchResult
 
 #: distinct seed-table count rows a table shortcut keeps resolved (a category filter has one per
@@ -303,12 +303,7 @@ class FastMixin:
         if lo is None:
             sel = list(islice(compress(count(), keys), want))
         else:
-            sel = []
-            for j, x in enumerate(keys):
-                if lo <= x < hi:
-                    sel.append(j)
-                    if len(sel) == want:
-                        break
+            sel = first_in_range(keys, lo, hi, want)
         rows = labels.tolist()[0]
         rl = [rows[j] for j in sel]
         if seed_row >= 0 and seed_row in rl:
