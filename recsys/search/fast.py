@@ -52,6 +52,13 @@ _IDS_CHUNK = 1 << 16
 _FAST_MAX = 16
 
 
+def _flat(arr: np.ndarray) -> memoryview:
+    """A flat memoryview of a C-contiguous array: one element read costs a plain index, no NumPy
+    dispatch (bool arrays read as bool, int32/int64 as int)."""
+    arr = np.ascontiguousarray(arr)
+    return memoryview(arr.reshape(-1)).cast("B").cast(arr.dtype.char)
+
+
 class FastPlan:
     """The shortcut's state for one config object (``cfg``, compared by identity)."""
 
@@ -69,6 +76,7 @@ class FastPlan:
         "min_elig",
         "block_max",
         "fetch",
+        "width",
     )
 
     def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any) -> None:
@@ -82,7 +90,7 @@ class FastPlan:
         self.table = self.kvs = None
         self.min_domain = self.min_elig = 0.0
         self.block_max = -1.0
-        self.fetch = 0
+        self.fetch = self.width = 0
 
 
 class FastMixin:
@@ -122,7 +130,7 @@ class FastMixin:
                 fp = FastPlan(cfg, cf, FastMixin._fast_flag, knn)
                 fp.adult = v.adult if v.n_adult else None
             if fp.variants[key] is None:
-                fp.variants[key] = (got[0], got[2], ss.ok_by_row, ss.n, {})
+                fp.variants[key] = (got[0], got[2], _flat(ss.ok_by_row), ss.n, {})
             self._keep_fast(fp)
         elif cf.seed_table is not None and cf.table_drop is None:
             table = cf.seed_table
@@ -131,7 +139,12 @@ class FastMixin:
             if e - s <= block_max:
                 return  # a category filter whose blocks may get graphs of their own: general path
             fp = FastPlan(cfg, cf, FastMixin._fast_table, knn)
-            fp.table, fp.kvs, fp.block_max = table, [kv.by_row for kv in cf.table_kvs], block_max
+            fp.table, fp.kvs, fp.block_max = (
+                _flat(table),
+                [_flat(kv.by_row) for kv in cf.table_kvs],
+                block_max,
+            )
+            fp.width = table.shape[1]
             fp.counts = {}
             fp.fetch = min(self.n, _FETCH_MIN)
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
@@ -223,7 +236,7 @@ class FastMixin:
             return None
         removed, skipped, ok, m_all, fetches = var
         seed_row = v.perm.item(pos)
-        if "exclude_seed" not in removed or not ok.item(seed_row):
+        if "exclude_seed" not in removed or not ok[seed_row]:
             seed_row = -1
         need = k + (seed_row >= 0)
         fetch = fetches.get(need)
@@ -255,7 +268,8 @@ class FastMixin:
         pos = v.pos_of_id.get(seed_item_id, -1)
         if pos < 0 or k.__class__ is not int or k < 1 or _FETCH_FACTOR * k > _FETCH_MIN:
             return None
-        row = fp.table[pos].tolist()
+        w = fp.width
+        row = fp.table[pos * w : pos * w + w].tolist()
         var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
         if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
             return None  # exact search is cheaper for this seed (or it is close)
@@ -296,15 +310,15 @@ class FastMixin:
             labels, dist = fp.knn(self.qunit[pos : pos + 1], k=fetch, num_threads=1)
         except RuntimeError:  # hnswlib#444
             return None
-        # few NumPy calls (right after a beam search each costs microseconds of cold dispatch,
-        # more than a plain loop over a few dozen labels)
-        keys = key_by_row[labels].tolist()[0]
+        # no NumPy call over the labels: right after a beam search each costs microseconds of
+        # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
+        rows = labels.tolist()[0]
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
+        keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if lo is None:
             sel = list(islice(compress(count(), keys), want))
         else:
             sel = first_in_range(keys, lo, hi, want)
-        rows = labels.tolist()[0]
         rl = [rows[j] for j in sel]
         if seed_row >= 0 and seed_row in rl:
             j = rl.index(seed_row)

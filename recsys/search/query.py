@@ -16,6 +16,7 @@ tests HNSW labels with one of two candidate tests:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,7 @@ class Query:
     skipped: list[str]
 
 
-def first_in_range(keys: list[int], lo: int, hi: int, want: int) -> list[int]:
+def first_in_range(keys: Iterable[int], lo: int, hi: int, want: int) -> list[int]:
     """Indices of the first ``want`` keys with ``lo <= key < hi`` (a plain loop that stops there:
     a few dozen labels cost less so than in NumPy calls right after a beam search)."""
     sel = []
