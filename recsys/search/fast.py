@@ -46,8 +46,6 @@ from recsys.search.result import SearchResult
 #: distinct seed-table count rows a table shortcut keeps resolved (a category filter has one per
 #: category; a price band relative to the seed, about one per seed)
 _COUNTS_MAX = 4096
-#: ids copied into the shortcut's id array per step (a background build holds the GIL per step)
-_IDS_CHUNK = 1 << 16
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
 _FAST_MAX = 16
 
@@ -111,8 +109,6 @@ class FastMixin:
         v = self.view
         pos = v.pos_of_id[res.seed_item_id]
         knn = self._index._index.knn_query
-        if not self._ids_asked:
-            self._request_ids_array()
         if cf.trivial:
             counts = cf.static_counts.get(0)
             if counts is not None:
@@ -150,32 +146,6 @@ class FastMixin:
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
             self._keep_fast(fp)
 
-    def _request_ids_array(self) -> None:
-        """Build :attr:`_ids_u`, the item ids by vector row as one fixed-width NumPy str array (off
-        the request path from ``background_min_items`` on): k ids gathered from it cost one
-        cache miss each, against two for a list of separate str objects (pointer, then object),
-        which is most of what a shortcut's answer costs beyond hnswlib. Not built when it would
-        take more than a quarter of the vectors' memory (a few very long ids) or would not give
-        the same strings back (NumPy drops trailing NUL characters)."""
-        self._ids_asked = True
-
-        def build() -> None:
-            by_row = self.view.item_id_by_row
-            width = max(1, max(map(len, by_row), default=1))
-            if 4 * width * len(by_row) > max(8 << 20, self.unit.nbytes // 4):
-                return
-            arr = np.empty(len(by_row), dtype=f"<U{width}")
-            for i in range(0, len(by_row), _IDS_CHUNK):  # chunks: the GIL is held a few ms at a time
-                arr[i : i + _IDS_CHUNK] = by_row[i : i + _IDS_CHUNK]
-                if arr[i : i + _IDS_CHUNK].tolist() != by_row[i : i + _IDS_CHUNK]:
-                    return
-            self._ids_u = arr
-
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(self), "ids"), build)
-
     def _keep_fast(self, fp: FastPlan) -> None:
         """Keep ``fp`` among the shortcuts (by the config's id: it holds the config, so the id is
         not reused while it is kept), the oldest dropped beyond ``_FAST_MAX``, and those whose
@@ -210,7 +180,7 @@ class FastMixin:
                 del rl[j], dl[j]
             else:
                 del rl[k:], dl[k:]
-        ids = self._ids_u
+        ids = v.item_id_array
         return SearchResult(
             ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
             [1.0 - d for d in dl],
@@ -335,7 +305,8 @@ class FastMixin:
         st.queries += 1  # as the planner's choice counts it
         st.record(True)
         dl = dist.tolist()[0]
-        v, ids = self.view, self._ids_u
+        v = self.view
+        ids = v.item_id_array
         return SearchResult(
             ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
             [1.0 - dl[j] for j in sel],

@@ -142,9 +142,6 @@ class FilteredSearcher(
         #: the shortcuts of the configs whose automatic plan over-fetched (:mod:`recsys.search.fast`),
         #: by ``id(config)`` (each holds its config object)
         self._fast: dict[int, FastPlan] = {}
-        #: item ids by vector row, one NumPy str array (:meth:`_request_ids_array`), once asked
-        self._ids_u: np.ndarray | None = None
-        self._ids_asked = False
         #: (compiled filter, seed position, its resolved rules) of the last general-path query
         self._last_rules: tuple[CompiledFilter, int | None, _SeedRules] | None = None
         self._dscale = self.dim / 64.0
