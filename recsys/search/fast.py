@@ -75,10 +75,13 @@ class FastPlan:
         "block_max",
         "fetch",
         "width",
+        "perm",
     )
 
-    def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any) -> None:
+    def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any, perm: memoryview) -> None:
         self.cfg, self.cf, self.answer, self.knn = cfg, cf, answer, knn
+        #: vector row by catalogue position (the view's ``perm``), read without NumPy dispatch
+        self.perm = perm
         #: trivial: (removed, skipped, seed excluded, n_eligible); table: the seed-table count
         #: columns -> (removed, skipped) (at most ``_COUNTS_MAX`` distinct, then computed per query)
         self.counts: Any = None
@@ -109,11 +112,14 @@ class FastMixin:
         v = self.view
         pos = v.pos_of_id[res.seed_item_id]
         knn = self._index._index.knn_query
+        perm = self._perm_mv
+        if perm is None:
+            perm = self._perm_mv = _flat(v.perm)
         if cf.trivial:
             counts = cf.static_counts.get(0)
             if counts is not None:
                 ex = "exclude_seed" in counts[0]
-                fp = FastPlan(cfg, cf, FastMixin._fast_trivial, knn)
+                fp = FastPlan(cfg, cf, FastMixin._fast_trivial, knn, perm)
                 fp.counts = (counts[0], counts[2], ex, self.n - ex)
                 self._keep_fast(fp)
         elif cf.static:
@@ -123,7 +129,7 @@ class FastMixin:
             if ss is None or ss.block is not None or ss.sub is not None:
                 return
             if fp is None:
-                fp = FastPlan(cfg, cf, FastMixin._fast_flag, knn)
+                fp = FastPlan(cfg, cf, FastMixin._fast_flag, knn, perm)
                 fp.adult = v.adult if v.n_adult else None
             if fp.variants[key] is None:
                 fp.variants[key] = (got[0], got[2], _flat(ss.ok_by_row), ss.n, {})
@@ -134,7 +140,7 @@ class FastMixin:
             block_max = BLOCK_MAX_SHARE * self.n if cf.cat_only else -1.0
             if e - s <= block_max:
                 return  # a category filter whose blocks may get graphs of their own: general path
-            fp = FastPlan(cfg, cf, FastMixin._fast_table, knn)
+            fp = FastPlan(cfg, cf, FastMixin._fast_table, knn, perm)
             fp.table, fp.kvs, fp.block_max = (
                 _flat(table),
                 [_flat(kv.by_row) for kv in cf.table_kvs],
@@ -174,7 +180,7 @@ class FastMixin:
             return None
         rl, dl = labels.tolist()[0], dist.tolist()[0]
         if ex:
-            seed_row = v.perm.item(pos)
+            seed_row = fp.perm[pos]
             if seed_row in rl:
                 j = rl.index(seed_row)
                 del rl[j], dl[j]
@@ -205,7 +211,7 @@ class FastMixin:
         if var is None:
             return None
         removed, skipped, ok, m_all, fetches = var
-        seed_row = v.perm.item(pos)
+        seed_row = fp.perm[pos]
         if "exclude_seed" not in removed or not ok[seed_row]:
             seed_row = -1
         need = k + (seed_row >= 0)
@@ -253,7 +259,7 @@ class FastMixin:
             if len(fp.counts) < _COUNTS_MAX:
                 fp.counts[counts] = got
         removed, skipped = dict(got[0]), list(got[1])
-        seed_row = v.perm.item(pos) if seed_in else -1
+        seed_row = fp.perm[pos] if seed_in else -1
         return self._fast_finish(
             fp, pos, k, fp.fetch, fp.kvs[var], lo, hi, seed_row, removed, skipped, n_elig, t0
         )

@@ -142,6 +142,7 @@ class FilteredSearcher(
         #: the shortcuts of the configs whose automatic plan over-fetched (:mod:`recsys.search.fast`),
         #: by ``id(config)`` (each holds its config object)
         self._fast: dict[int, FastPlan] = {}
+        self._perm_mv: memoryview | None = None  # the shortcuts' flat view of ``view.perm``
         #: (compiled filter, seed position, its resolved rules) of the last general-path query
         self._last_rules: tuple[CompiledFilter, int | None, _SeedRules] | None = None
         self._dscale = self.dim / 64.0
