@@ -16,6 +16,8 @@ from recsys.data.schema import CATEGORY_SEP
 from recsys.filters import _norm_brand
 
 logger = logging.getLogger(__name__)
+#: most memory :attr:`CatalogView.item_id_array` may keep (4 bytes per character of the longest id)
+_ID_ARRAY_MAX_BYTES = 64 << 20
 
 _NO_PRICE = np.iinfo(np.int32).max
 
@@ -131,6 +133,9 @@ class CatalogView:
         )
         self.item_id_list: list[str] = self.item_ids.tolist()
         self.item_id_by_row: list[str] = ids.tolist()  # vector row order
+        #: the same ids as one fixed-width NumPy str array (None above ``_ID_ARRAY_MAX_BYTES``): k ids
+        #: gathered from it cost one cache miss each, two from the list (pointer, then object)
+        self.item_id_array: np.ndarray | None = ids if ids.nbytes <= _ID_ARRAY_MAX_BYTES else None
         self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_id_list)}
         self._catalog = aligned
 

@@ -107,6 +107,21 @@ class PlannerMixin:
         ef = self._index.ef if self._index is not None else self._ef
         return _COST_HNSW_BASE + _COST_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
 
+    def _overfetch_bounds(self, cf: CompiledFilter, fetch: int) -> tuple[float, float]:
+        """(domain rows, eligible count) at or below either of which :meth:`_choose` may prefer
+        exact search to an over-fetch of ``fetch`` (no scan: a key index) at the filter's fill
+        rate learned so far (no prior): above both, ``c_h < p * c_x`` whatever the seed."""
+        p = cf.stats.fill_rate(0.0)
+        if p <= 0.0:
+            return float("inf"), float("inf")
+        bar = self._hnsw_cost(fetch) / p - _COST_EXACT_BASE
+        dense_row = _COST_DENSE_PER_ROW * self._dscale + _COST_SELECT_PER_ROW
+        gather_row = (_COST_GATHER_PER_ROW + _COST_DENSE_PER_ROW) * self._dscale + _COST_SELECT_PER_ROW
+        min_elig = bar / gather_row
+        if self.exact_max_rows is not None:
+            min_elig = max(min_elig, float(self.exact_max_rows))
+        return bar / dense_row, min_elig
+
     def _next_fetch(
         self, fetch: int, domain: int, n_elig: int, scan: bool = False, auto: bool = True
     ) -> int | None:

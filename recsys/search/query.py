@@ -16,6 +16,7 @@ tests HNSW labels with one of two candidate tests:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,18 @@ class Query:
     removed: dict[str, int]
     skipped: list[str]
     span: tuple[int, int] | None = None
+
+
+def first_in_range(keys: Iterable[int], lo: int, hi: int, want: int) -> list[int]:
+    """Indices of the first ``want`` keys with ``lo <= key < hi`` (a plain loop that stops there:
+    a few dozen labels cost less so than in NumPy calls right after a beam search)."""
+    sel = []
+    for j, x in enumerate(keys):
+        if lo <= x < hi:
+            sel.append(j)
+            if len(sel) == want:
+                break
+    return sel
 
 
 def _without_seed(rows: np.ndarray, sel: list[int], seed: int, k: int) -> tuple[list[int], list[int]]:
@@ -101,12 +114,7 @@ class KeyRange:
         keys = self.by_row[rows.view(np.int64)].tolist()  # knn_one's labels are uint64
         lo, hi, seed, drop = self.lo, self.hi, self.seed_row, self.drop
         want = k + (seed >= 0) + (len(drop) if drop else 0)  # every excluded row may be among them
-        sel = []
-        for j, x in enumerate(keys):
-            if lo <= x < hi:
-                sel.append(j)
-                if len(sel) == want:
-                    break
+        sel = first_in_range(keys, lo, hi, want)
         if drop:
             return _without_rows(rows, sel, seed, drop, k)
         return _without_seed(rows, sel, seed, k)

@@ -26,6 +26,7 @@ from recsys.index import HnswIndex
 from recsys.search.adjusted import AdjustMixin
 from recsys.search.batch import Background, BatchMixin, StaticSet
 from recsys.search.compiled import CompiledFilter, CompileMixin, _SeedRules
+from recsys.search.fast import FastMixin, FastPlan
 from recsys.search.kernels import _matvec
 from recsys.search.placement import PlacementMixin
 from recsys.search.planner import (
@@ -52,7 +53,14 @@ _DEFAULT_CONFIG = FilterConfig()
 
 
 class FilteredSearcher(
-    CompileMixin, PlannerMixin, StaticMixin, TiesMixin, BatchMixin, PlacementMixin, AdjustMixin
+    CompileMixin,
+    PlannerMixin,
+    StaticMixin,
+    TiesMixin,
+    BatchMixin,
+    PlacementMixin,
+    AdjustMixin,
+    FastMixin,
 ):
     """Filtered k-NN over one run's vectors and catalogue.
 
@@ -139,9 +147,10 @@ class FilteredSearcher(
         # table): keep the cache near 400 MB whatever the catalogue size.
         self._cache_size = cache_size or max(4, min(32, 400_000_000 // max(1, 64 * self.n)))
         self._last: tuple[FilterConfig, CompiledFilter] | None = None
-        #: (config, removed_by_rule, skipped, seed excluded, n_eligible) of the last config found
-        #: trivial (no rule bites): :meth:`search` answers it with one knn_query (:meth:`_search_fast`)
-        self._fast: tuple | None = None
+        #: the shortcuts of the configs whose automatic plan over-fetched (:mod:`recsys.search.fast`),
+        #: by ``id(config)`` (each holds its config object)
+        self._fast: dict[int, FastPlan] = {}
+        self._perm_mv: memoryview | None = None  # the shortcuts' flat view of ``view.perm``
         #: (compiled filter, seed position, its resolved rules) of the last general-path query
         self._last_rules: tuple[CompiledFilter, int | None, _SeedRules] | None = None
         self._dscale = self.dim / 64.0
@@ -180,6 +189,7 @@ class FilteredSearcher(
         if new.count != self.n or new.dim != self.dim:
             raise ValueError(f"{new!r} does not match this searcher ({self.n} x {self.dim})")
         self._index = new  # swap; queries in flight keep the old object
+        self._fast = {}  # they hold the old index's knn_query
 
     # -- ranking -------------------------------------------------------------------
     def _rank_rules(
@@ -697,13 +707,18 @@ class FilteredSearcher(
         """
         if config is None:
             config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
-        fast = self._fast
-        if fast is not None and config is fast[0] and plan == "auto":
-            res = self._search_fast(seed_item_id, k, fast)
+        fast = self._fast.get(id(config))
+        if fast is not None and config is fast.cfg and plan == "auto":
+            res = fast.answer(self, seed_item_id, k, fast)
             if res is not None:
+                if self._tie_of is not None and res.rows:
+                    pos = self.view.pos_of_id[res.seed_item_id]
+                    res = self._fix_ties(res, self.qunit[pos], pos, config, k)
                 return res
         cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
         res = self._search_seed(seed_item_id, cfg, k, plan)
+        if plan == "auto" and res.plan == "hnsw_overfetch":
+            self._arm_fast(cfg, res)
         if self._tie_of is not None and res.rows:
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
@@ -712,48 +727,6 @@ class FilteredSearcher(
         if cf.place_rules:
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._place(res, self.qunit[pos], pos, cfg, k)
-        elif cf.trivial and plan == "auto" and (fast is None or fast[0] is not cfg):
-            counts = cf.static_counts.get(0)  # a seed's counts (no adult items: one key)
-            if counts is not None:
-                ex = "exclude_seed" in counts[0]
-                self._fast = (cfg, counts[0], counts[2], ex, self.n - ex)
-        return res
-
-    def _search_fast(self, seed_item_id: str, k: int, fast: tuple) -> SearchResult | None:
-        """The default config (any config no rule of which bites) on a catalogue without adult
-        items, as :meth:`_search_trivial` answers it with less Python around hnswlib: one
-        ``knn_query`` for k + 1, the seed's row dropped. None: the general path answers (an
-        unknown or non-str id, k out of range, hnswlib#444)."""
-        t0 = time.perf_counter()
-        v = self.view
-        pos = v.pos_of_id.get(seed_item_id, -1)
-        _, removed, skipped, ex, n_elig = fast
-        if pos < 0 or k.__class__ is not int or k < 1 or k + ex > self.n:
-            return None
-        try:
-            labels, dist = self._index._index.knn_query(self.qunit[pos : pos + 1], k=k + ex, num_threads=1)
-        except RuntimeError:  # hnswlib#444
-            return None
-        rl, dl = labels[0].tolist(), dist[0].tolist()
-        seed_row = int(v.perm[pos]) if ex else -1
-        if seed_row in rl:
-            j = rl.index(seed_row)
-            del rl[j], dl[j]
-        else:
-            del rl[k:], dl[k:]
-        res = SearchResult(
-            list(map(v.item_id_by_row.__getitem__, rl)),
-            [1.0 - d for d in dl],
-            rl,
-            dict(removed),
-            "hnsw_overfetch",
-            n_elig,
-            (time.perf_counter() - t0) * 1e3,
-            list(skipped) if skipped else [],
-            seed_item_id if seed_item_id.__class__ is str else v.item_id_list[pos],  # no cold read
-        )
-        if self._tie_of is not None and rl:
-            res = self._fix_ties(res, self.qunit[pos], pos, fast[0], k)
         return res
 
     def _search_seed(

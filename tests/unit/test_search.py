@@ -1457,3 +1457,65 @@ def test_a_pin_beyond_k_still_counts_so_a_shorter_list_starts_the_longer_one():
     for k in (10, 40):
         assert searcher.search(seed, cfg, k).item_ids == brute_force(cat, vec, seed, cfg, k)[0]
         assert searcher.search_many([seed], cfg, k)[0].item_ids == brute_force(cat, vec, seed, cfg, k)[0]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"same_category": True, "category_level": 0},  # seed table, blocks of ~50%: no graph of their own
+        {"same_category": True, "category_level": 0, "price_ratio_min": 0.5, "price_ratio_max": 2.0},
+        {"brands_allow": [f"b{i}" for i in range(12)]},  # static, ~60%: no block, no graph
+        {"exclude_adult": True},  # static, one eligible set per seed adultness
+    ],
+)
+def test_filter_shortcut_answers_as_the_general_path(fields):
+    """Once a filter's automatic plan has over-fetched, later queries with the same config object
+    take the shortcut (:mod:`recsys.search.fast`): every list, score and count equals what the
+    general path answers on a twin searcher without it, for k that fits the fetch and k that
+    does not, adult and non-adult seeds, and seeds whose over-fetch falls short (static filters:
+    exact search priced out, as on a large catalogue)."""
+    with exact_priced_high():
+        _shortcut_against_general_path(FilterConfig(**fields))
+
+
+def _shortcut_against_general_path(cfg: FilterConfig) -> None:
+    cat, vec = clustered_catalog(6000, 3)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+    ids = cat["item_id"].to_numpy()
+    fast = FilteredSearcher(vec, ids, cat, index=index)
+    general = FilteredSearcher(vec, ids, cat, index=index)
+    general._arm_fast = lambda *a: None  # never armed: every query takes the general path
+    seeds = [f"c{i}" for i in range(0, 6000, 23)]
+    for s in (fast, general):  # the same warm-up: seed tables, eligible sets, learned fill rates
+        for item in seeds[:40]:
+            s.search(item, cfg, 10)
+    assert fast._fast[id(cfg)].cfg is cfg
+    general_calls = 0
+    seed_path = fast._search_seed
+
+    def counted(*a, **kw):
+        nonlocal general_calls
+        general_calls += 1
+        return seed_path(*a, **kw)
+
+    fast._search_seed = counted
+    queries = 0
+    for k in (10, 1, 30):
+        for item in seeds:
+            got, want = fast.search(item, cfg, k), general.search(item, cfg, k)
+            queries += 1
+            for field in (
+                "item_ids",
+                "scores",
+                "rows",
+                "removed_by_rule",
+                "skipped_rules",
+                "n_eligible",
+                "plan",
+            ):
+                assert getattr(got, field) == getattr(want, field), (item, k, field)
+            assert item not in got.item_ids and got.seed_item_id == item
+            got.removed_by_rule["x"] = 1  # each result owns its counts
+            got.skipped_rules.append("x")
+    # the shortcut answered a good share (seeds far from the brands allowed go to the general path)
+    assert general_calls < 0.7 * queries, (general_calls, queries)

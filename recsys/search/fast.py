@@ -1,0 +1,326 @@
+"""The shortcut of :meth:`FilteredSearcher.search` for the config answered last (issue 18).
+
+Once a config's automatic plan has answered a query with one over-fetch that the planner
+prefers (``hnsw_overfetch``), later queries with the same config object (a preset, an inline
+filter parsed once, the default config) skip the general path's layers (the compiled-filter
+lookup, the query object, the seed's rule resolution, the plan choice) and run it as one
+function: the seed's position, one ``knn_query``, the eligibility test of the labels (a
+per-row flag, or the seed-table key range) and the result. The general path's over-fetch
+takes the first k eligible labels in HNSW order, so both give the same list, scores and counts
+(``tests/unit/test_search.py`` checks this against fresh searchers and brute force).
+
+:class:`FastPlan` kinds:
+
+``trivial``
+    No rule bites (the default config on a catalogue without adult items): k + 1 labels, the
+    seed's row dropped.
+``flag``
+    A lean static filter whose eligible set has no dense block (it keeps more than
+    ``BLOCK_MAX_SHARE`` of the catalogue: no graph of its own either): an over-fetch sized to its
+    share, tested with the set's per-row flag. One variant per seed adultness, armed as seeds of
+    each arrive.
+``table``
+    A lean filter answered from its seed table (same category, gender, price band relative to
+    the seed): the seed's row gives its key range; seeds whose exact search the planner would
+    prefer, or whose category block may get its own graph, go to the general path.
+
+Whatever the shortcut cannot answer exactly as the general path would (an unknown seed, k out
+of range, the over-fetch falling short, hnswlib#444) returns None and the general path answers
+(it records the miss); a short over-fetch of a static filter also disarms the plan, so that the
+planner chooses again with what it learned, and a table plan re-derives its per-seed bounds.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import compress, count, islice
+from typing import Any
+
+import numpy as np
+
+from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
+from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
+from recsys.search.query import TABLE_COUNTS, first_in_range
+from recsys.search.result import SearchResult
+
+#: distinct seed-table count rows a table shortcut keeps resolved (a category filter has one per
+#: category; a price band relative to the seed, about one per seed)
+_COUNTS_MAX = 4096
+#: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
+_FAST_MAX = 16
+
+
+def _flat(arr: np.ndarray) -> memoryview:
+    """A flat memoryview of a C-contiguous array: one element read costs a plain index, no NumPy
+    dispatch (bool arrays read as bool, int32/int64 as int)."""
+    arr = np.ascontiguousarray(arr)
+    return memoryview(arr.reshape(-1)).cast("B").cast(arr.dtype.char)
+
+
+class FastPlan:
+    """The shortcut's state for one config object (``cfg``, compared by identity)."""
+
+    __slots__ = (
+        "cfg",
+        "cf",
+        "answer",
+        "knn",
+        "counts",
+        "variants",
+        "adult",
+        "table",
+        "kvs",
+        "min_domain",
+        "min_elig",
+        "block_max",
+        "fetch",
+        "width",
+        "perm",
+    )
+
+    def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any, perm: memoryview) -> None:
+        self.cfg, self.cf, self.answer, self.knn = cfg, cf, answer, knn
+        #: vector row by catalogue position (the view's ``perm``), read without NumPy dispatch
+        self.perm = perm
+        #: trivial: (removed, skipped, seed excluded, n_eligible); table: the seed-table count
+        #: columns -> (removed, skipped) (at most ``_COUNTS_MAX`` distinct, then computed per query)
+        self.counts: Any = None
+        #: flag: per seed adultness (0/1), (removed, skipped, ok_by_row, eligible count, {need: fetch})
+        self.variants: list[tuple | None] = [None, None]
+        self.adult: list[bool] | None = None
+        self.table = self.kvs = None
+        self.min_domain = self.min_elig = 0.0
+        self.block_max = -1.0
+        self.fetch = self.width = 0
+
+
+class FastMixin:
+    """Arming and answering :class:`FastPlan` (part of :class:`FilteredSearcher`)."""
+
+    def _arm_fast(self, cfg: Any, res: SearchResult) -> None:
+        """After the general path answered ``res`` for ``cfg`` (plan ``auto``): keep a shortcut for
+        the config's next queries when its answer was the planner's over-fetch."""
+        last = self._last
+        cf = last[1] if last is not None and last[0] is cfg else None
+        if cf is None or not cf.lean or cf.place_rules or self._index is None or res.seed_item_id is None:
+            return
+        fp = self._fast.get(id(cfg))
+        if fp is not None and fp.cfg is not cfg:
+            fp = None
+        if fp is not None and fp.answer is not FastMixin._fast_flag:
+            return  # armed already
+        v = self.view
+        pos = v.pos_of_id[res.seed_item_id]
+        knn = self._index._index.knn_query
+        perm = self._perm_mv
+        if perm is None:
+            perm = self._perm_mv = _flat(v.perm)
+        if cf.trivial:
+            counts = cf.static_counts.get(0)
+            if counts is not None:
+                ex = "exclude_seed" in counts[0]
+                fp = FastPlan(cfg, cf, FastMixin._fast_trivial, knn, perm)
+                fp.counts = (counts[0], counts[2], ex, self.n - ex)
+                self._keep_fast(fp)
+        elif cf.static:
+            key = v.adult.item(pos) if v.n_adult else False
+            got = cf.static_counts.get(int(key))
+            ss = cf.sets.get(got[1]) if got is not None else None
+            if ss is None or ss.block is not None or ss.sub is not None:
+                return
+            if fp is None:
+                fp = FastPlan(cfg, cf, FastMixin._fast_flag, knn, perm)
+                fp.adult = v.adult if v.n_adult else None
+            if fp.variants[key] is None:
+                fp.variants[key] = (got[0], got[2], _flat(ss.ok_by_row), ss.n, {})
+            self._keep_fast(fp)
+        elif cf.seed_table is not None and cf.table_drop is None:
+            table = cf.seed_table
+            s, e = table[pos, TABLE_COUNTS - 3 : TABLE_COUNTS - 1].tolist()
+            block_max = BLOCK_MAX_SHARE * self.n if cf.cat_only else -1.0
+            if e - s <= block_max:
+                return  # a category filter whose blocks may get graphs of their own: general path
+            fp = FastPlan(cfg, cf, FastMixin._fast_table, knn, perm)
+            fp.table, fp.kvs, fp.block_max = (
+                _flat(table),
+                [_flat(kv.by_row) for kv in cf.table_kvs],
+                block_max,
+            )
+            fp.width = table.shape[1]
+            fp.counts = {}
+            fp.fetch = min(self.n, _FETCH_MIN)
+            fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
+            self._keep_fast(fp)
+
+    def _keep_fast(self, fp: FastPlan) -> None:
+        """Keep ``fp`` among the shortcuts (by the config's id: it holds the config, so the id is
+        not reused while it is kept), the oldest dropped beyond ``_FAST_MAX``, and those whose
+        compiled filter has left the compile cache (they would keep its arrays alive)."""
+        live = self._compiled
+        fasts = {  # a new dict, then swapped: readers never see one change size
+            key: f for key, f in self._fast.items() if live.get(f.cf.config.config_hash()) is f.cf
+        }
+        fasts[id(fp.cfg)] = fp
+        while len(fasts) > _FAST_MAX:
+            del fasts[next(iter(fasts))]
+        self._fast = fasts
+
+    # -- the three kinds --------------------------------------------------------------
+    def _fast_trivial(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
+        """No rule bites: one ``knn_query`` for k + 1, the seed's row dropped."""
+        t0 = time.perf_counter()
+        v = self.view
+        pos = v.pos_of_id.get(seed_item_id, -1)
+        removed, skipped, ex, n_elig = fp.counts
+        if pos < 0 or k.__class__ is not int or k < 1 or k + ex > self.n:
+            return None
+        try:
+            labels, dist = fp.knn(self.qunit[pos : pos + 1], k=k + ex, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        rl, dl = labels.tolist()[0], dist.tolist()[0]
+        if ex:
+            seed_row = fp.perm[pos]
+            if seed_row in rl:
+                j = rl.index(seed_row)
+                del rl[j], dl[j]
+            else:
+                del rl[k:], dl[k:]
+        ids = v.item_id_array
+        return SearchResult(
+            ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
+            [1.0 - d for d in dl],
+            rl,
+            dict(removed),
+            "hnsw_overfetch",
+            n_elig,
+            (time.perf_counter() - t0) * 1e3,
+            list(skipped) if skipped else [],
+            seed_item_id if seed_item_id.__class__ is str else v.item_id_list[pos],  # no cold read
+        )
+
+    def _fast_flag(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
+        """A lean static filter without a block: an over-fetch sized to its share (as
+        :meth:`_search_static`), labels tested with the eligible set's per-row flag."""
+        t0 = time.perf_counter()
+        v = self.view
+        pos = v.pos_of_id.get(seed_item_id, -1)
+        if pos < 0 or k.__class__ is not int or k < 1:
+            return None
+        var = fp.variants[fp.adult.item(pos) if fp.adult is not None else 0]
+        if var is None:
+            return None
+        removed, skipped, ok, m_all, fetches = var
+        seed_row = fp.perm[pos]
+        if "exclude_seed" not in removed or not ok[seed_row]:
+            seed_row = -1
+        need = k + (seed_row >= 0)
+        fetch = fetches.get(need)
+        if fetch is None:
+            fetch = fetches[need] = fetch_for(need, m_all / self.n, self.n)
+        m = m_all - (seed_row >= 0)
+        if fetch >= self.n or m <= k:
+            return None  # the planner searches exactly (or the set is tiny)
+        return self._fast_finish(
+            fp,
+            pos,
+            k,
+            fetch,
+            ok,
+            None,
+            None,
+            seed_row,
+            dict(removed),
+            list(skipped) if skipped else [],
+            m,
+            t0,
+        )
+
+    def _fast_table(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
+        """A lean filter with a seed table: the seed's key range from its row (as
+        :meth:`_search_table`), when the planner would over-fetch for this seed."""
+        t0 = time.perf_counter()
+        v = self.view
+        pos = v.pos_of_id.get(seed_item_id, -1)
+        if pos < 0 or k.__class__ is not int or k < 1 or _FETCH_FACTOR * k > _FETCH_MIN:
+            return None
+        w = fp.width
+        row = fp.table[pos * w : pos * w + w].tolist()
+        var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
+        if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
+            return None  # exact search is cheaper for this seed (or it is close)
+        cf = fp.cf
+        if e - s <= fp.block_max and row[TABLE_COUNTS + cf.cat_col] >= 0:
+            return None  # its category block may get (or has) its own graph
+        counts = tuple(row[TABLE_COUNTS:])
+        got = fp.counts.get(counts)
+        if got is None:
+            got = self._table_counts(cf, counts)
+            if len(fp.counts) < _COUNTS_MAX:
+                fp.counts[counts] = got
+        removed, skipped = dict(got[0]), list(got[1])
+        seed_row = fp.perm[pos] if seed_in else -1
+        return self._fast_finish(
+            fp, pos, k, fp.fetch, fp.kvs[var], lo, hi, seed_row, removed, skipped, n_elig, t0
+        )
+
+    def _fast_finish(
+        self,
+        fp: FastPlan,
+        pos: int,
+        k: int,
+        fetch: int,
+        key_by_row: Any,
+        lo: int | None,
+        hi: int | None,
+        seed_row: int,
+        removed: dict[str, int],
+        skipped: list[str],
+        n_elig: int,
+        t0: float,
+    ) -> SearchResult | None:
+        """One over-fetch, the first k labels other than the seed's row that pass the test (the
+        flag ``key_by_row[label]`` when ``lo`` is None, else ``lo <= key_by_row[label] < hi``),
+        the result (``removed`` and ``skipped``: its own); None when they are fewer than k."""
+        try:
+            labels, dist = fp.knn(self.qunit[pos : pos + 1], k=fetch, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        # no NumPy call over the labels: right after a beam search each costs microseconds of
+        # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
+        rows = labels.tolist()[0]
+        want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
+        keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
+        if lo is None:
+            sel = list(islice(compress(count(), keys), want))
+        else:
+            sel = first_in_range(keys, lo, hi, want)
+        rl = [rows[j] for j in sel]
+        if seed_row >= 0 and seed_row in rl:
+            j = rl.index(seed_row)
+            del rl[j], sel[j]
+        else:
+            del rl[k:], sel[k:]
+        if len(rl) < k:  # the general path answers (a larger fetch or exact) and records the miss
+            if fp.answer is FastMixin._fast_table:  # seeds differ: keep it, with the bounds re-learned
+                fp.min_domain, fp.min_elig = self._overfetch_bounds(fp.cf, fetch)
+            else:
+                self._fast.pop(id(fp.cfg), None)  # one eligible set: the planner chooses again
+            return None
+        st = fp.cf.stats
+        st.queries += 1  # as the planner's choice counts it
+        st.record(True)
+        dl = dist.tolist()[0]
+        v = self.view
+        ids = v.item_id_array
+        return SearchResult(
+            ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
+            [1.0 - dl[j] for j in sel],
+            rl,
+            removed,
+            "hnsw_overfetch",
+            n_elig,
+            (time.perf_counter() - t0) * 1e3,
+            skipped,
+            v.item_id_list[pos],
+        )
