@@ -19,7 +19,7 @@ Every model's lists are completed by the run's declared fallback chain
 catalogue coverage, the share of cases with no recommendation at all
 (``no_recommendation_share``), the share the fallback served (``fallback_share``) and the
 share the model alone left empty (``model_no_recommendation_share``); content and tfidf also give ``cold_hr@20`` (cases
-whose target had fewer than 3 training interactions).
+whose target had fewer than 3 training interactions, ``cold_cases`` of them).
 
 Models: popularity, cooccurrence, item_knn, sknn and vsknn (their settings tuned on this
 dataset's validation split with ``--knn-budget`` each, by the same tuner as Prod2Vec;
@@ -192,6 +192,7 @@ def score(
     if cold is not None:
         ctx, tgt = cases
         keep = [i for i, t in enumerate(tgt) if t in cold]
+        out["cold_cases"] = len(keep)
         if keep:
             sub = ([ctx[i] for i in keep], tgt[keep])
             out[f"cold_hr@{K}"] = round(
