@@ -26,7 +26,8 @@ dataset's validation split with ``--knn-budget`` each, by the same tuner as Prod
 ``--no-knn-tuning``: session-rec's defaults), prod2vec_defaults (gensim's
 defaults, skip-gram), prod2vec_fixed (the fixed tuned settings, min_count 1),
 prod2vec_tuned (tuned on this dataset's training part with ``--budget``),
-meta_prod2vec, content, tfidf, two_tower. A model that cannot run is listed under
+meta_prod2vec, content (``--content-budget``: its settings first tuned on the validation
+split's cold targets, as ``recsys train content --tune`` does), tfidf, two_tower. A model that cannot run is listed under
 ``skipped`` with the reason.
 
 Output: ``{"datasets": {NAME: {"n_cases", "models": {MODEL: {"hr@20", "hr@20_ci",
@@ -235,6 +236,8 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
     wanted = args.models or list(MODELS)
     tuned_info: dict[str, dict[str, Any]] = {}
     tuned_keys = {"prod2vec_tuned"} | (set() if args.no_knn_tuning else set(KNN_TUNED))
+    if args.content_budget:
+        tuned_keys.add("content")
     for key, (family, params) in variants(args.budget, args.quick).items():
         if key not in wanted:
             continue
@@ -248,7 +251,9 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                 info = tune(
                     family,
                     train,
-                    budget_s=args.budget if key == "prod2vec_tuned" else args.knn_budget,
+                    budget_s={"prod2vec_tuned": args.budget, "content": args.content_budget}.get(
+                        key, args.knn_budget
+                    ),
                     sample=args.tune_sample if key == "prod2vec_tuned" else None,
                     k=K,
                     max_cases=args.max_cases or 3000,
@@ -320,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         "--knn-budget", default=None, help="tuning budget of sknn and vsknn each (default 2m; --quick 40s)"
     )
     ap.add_argument(
+        "--content-budget",
+        default=None,
+        help="tune the content model on the validation split's cold targets first (default: its defaults)",
+    )
+    ap.add_argument(
         "--no-knn-tuning", action="store_true", help="sknn and vsknn with their defaults, not tuned"
     )
     ap.add_argument(
@@ -333,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.budget = parse_budget(args.budget or ("60s" if args.quick else "5m"))
     args.knn_budget = parse_budget(args.knn_budget or ("40s" if args.quick else "2m"))
+    args.content_budget = parse_budget(args.content_budget) if args.content_budget else None
     if args.max_cases is None and args.quick:
         args.max_cases = 1500
     demo_items = args.demo_items or (2000 if args.quick else 5000)
@@ -358,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         "tuning_budget_s": args.budget,
         "tune_sample": args.tune_sample,
         "knn_tuning_budget_s": None if args.no_knn_tuning else args.knn_budget,
+        "content_tuning_budget_s": args.content_budget,
         "exclude_seen": False,
         "fallback": not args.no_fallback,
         "seconds": round(time.perf_counter() - started, 1),
