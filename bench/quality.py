@@ -19,22 +19,26 @@ Every model's lists are completed by the run's declared fallback chain
 catalogue coverage, the share of cases with no recommendation at all
 (``no_recommendation_share``), the share the fallback served (``fallback_share``) and the
 share the model alone left empty (``model_no_recommendation_share``); content and tfidf also give ``cold_hr@20`` (cases
-whose target had fewer than 3 training interactions).
+whose target had fewer than 3 training interactions, ``cold_cases`` of them).
 
-Models: popularity, cooccurrence, item_knn, sknn, vsknn, prod2vec_defaults (gensim's
+Models: popularity, cooccurrence, item_knn, sknn and vsknn (their settings tuned on this
+dataset's validation split with ``--knn-budget`` each, by the same tuner as Prod2Vec;
+``--no-knn-tuning``: session-rec's defaults), prod2vec_defaults (gensim's
 defaults, skip-gram), prod2vec_fixed (the fixed tuned settings, min_count 1),
 prod2vec_tuned (tuned on this dataset's training part with ``--budget``),
-meta_prod2vec, content, tfidf, two_tower. A model that cannot run is listed under
+meta_prod2vec, content (``--content-budget``: its settings first tuned on the validation
+split's cold targets, as ``recsys train content --tune`` does), tfidf, two_tower. A model that cannot run is listed under
 ``skipped`` with the reason.
 
 Output: ``{"datasets": {NAME: {"n_cases", "models": {MODEL: {"hr@20", "hr@20_ci",
 "mrr@20", "coverage@20", "no_recommendation_share", "fallback_share",
-"model_no_recommendation_share"}}, "recommended", "skipped"}},
+"model_no_recommendation_share"}}, "recommended", "validation_hr@20", "tuning": {MODEL:
+{"budget_s", "n_trials", "start_value", "best_value", "best_params", ...}}, "skipped"}},
 "load_average": [...], "settings": {...}}``.
 
 Usage: ``python bench/quality.py [--quick] [--only NAME ...] [--max-cases N] [--budget 2m]``.
 ``--quick`` runs the demo (2,000 items), REES46 and Instacart on 1,500 sampled cases with
-a 60 s tuning budget and without the TensorFlow models (content, two_tower), in minutes.
+a 60 s tuning budget (40 s for sknn and vsknn each) and without the TensorFlow models (content, two_tower), in minutes.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ MODELS = (
     "two_tower",
 )
 TF_MODELS = ("content", "two_tower")
+#: Session-kNN variants whose settings are tuned on the validation split (``--knn-budget``
+#: each; ``--no-knn-tuning``: session-rec's defaults).
+KNN_TUNED = ("sknn", "vsknn")
 
 
 def datasets_dir() -> Path:
@@ -186,6 +193,7 @@ def score(
     if cold is not None:
         ctx, tgt = cases
         keep = [i for i, t in enumerate(tgt) if t in cold]
+        out["cold_cases"] = len(keep)
         if keep:
             sub = ([ctx[i] for i in keep], tgt[keep])
             out[f"cold_hr@{K}"] = round(
@@ -226,7 +234,10 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
     }
     validation: dict[str, dict[str, float]] = {p: {} for p in valid_cases}
     wanted = args.models or list(MODELS)
-    tuned_info = None
+    tuned_info: dict[str, dict[str, Any]] = {}
+    tuned_keys = {"prod2vec_tuned"} | (set() if args.no_knn_tuning else set(KNN_TUNED))
+    if args.content_budget:
+        tuned_keys.add("content")
     for key, (family, params) in variants(args.budget, args.quick).items():
         if key not in wanted:
             continue
@@ -236,28 +247,25 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
             continue
         t0 = time.perf_counter()
         try:
-            if key == "prod2vec_tuned":
-                tuned_info = tune(
-                    "prod2vec",
+            if key in tuned_keys:
+                info = tune(
+                    family,
                     train,
-                    budget_s=args.budget,
-                    sample=args.tune_sample,
+                    budget_s={"prod2vec_tuned": args.budget, "content": args.content_budget}.get(
+                        key, args.knn_budget
+                    ),
+                    sample=args.tune_sample if key == "prod2vec_tuned" else None,
                     k=K,
                     max_cases=args.max_cases or 3000,
                     base_params=params,
                 )
-                params = {**params, **tuned_info["best_params"]}
-                model = make_model(family, **params).fit(fit_part)  # the tuner's split, refitted
-                for p in valid_cases:
-                    validation[p][key] = score(model, valid, valid_cases[p], ds.catalog, fallback=chains[0])[
-                        f"hr@{K}"
-                    ]
-            else:
-                val_model = make_model(family, **params).fit(fit_part)
-                for p in valid_cases:
-                    validation[p][key] = score(
-                        val_model, valid, valid_cases[p], ds.catalog, fallback=chains[0]
-                    )[f"hr@{K}"]
+                tuned_info[key] = info
+                params = {**params, **info["best_params"]}
+            val_model = make_model(family, **params).fit(fit_part)  # the tuner's split, refitted
+            for p in valid_cases:
+                validation[p][key] = score(val_model, valid, valid_cases[p], ds.catalog, fallback=chains[0])[
+                    f"hr@{K}"
+                ]
             model = make_model(family, **params).fit(train)
         except Exception as exc:  # a family that cannot run on this dataset
             for e in entries.values():
@@ -277,13 +285,17 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
         e["recommended"] = max(v, key=lambda m: (v[m], -MODELS.index(m))) if v else None
         e["validation_hr@20"] = {m: round(x, 4) for m, x in v.items()}
         e["split"] = how
-        if tuned_info is not None:
-            e["tuning"] = {
-                "budget_s": tuned_info["budget_s"],
-                "n_trials": tuned_info["n_trials"],
-                "sample": tuned_info["sample"],
-                "best_params": tuned_info["best_params"],
+        e["tuning"] = {
+            key: {
+                "budget_s": info["budget_s"],
+                "n_trials": info["n_trials"],
+                "sample": info["sample"],
+                "start_value": info["start_value"],
+                "best_value": info["best_value"],
+                "best_params": info["best_params"],
             }
+            for key, info in tuned_info.items()
+        }
         if not e["skipped"]:
             del e["skipped"]
         out[name if p == "every_position" else f"{name}:collapsed"] = e
@@ -310,6 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", default=None, help="tuning budget per dataset (default 5m; --quick 60s)")
     ap.add_argument("--tune-sample", type=float, default=None, help="tune on this share of sequences")
     ap.add_argument(
+        "--knn-budget", default=None, help="tuning budget of sknn and vsknn each (default 2m; --quick 40s)"
+    )
+    ap.add_argument(
+        "--content-budget",
+        default=None,
+        help="tune the content model on the validation split's cold targets first (default: its defaults)",
+    )
+    ap.add_argument(
+        "--no-knn-tuning", action="store_true", help="sknn and vsknn with their defaults, not tuned"
+    )
+    ap.add_argument(
         "--no-fallback",
         action="store_true",
         help="score the models alone (default: lists completed by the run's fallback chain, as served)",
@@ -319,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     args.budget = parse_budget(args.budget or ("60s" if args.quick else "5m"))
+    args.knn_budget = parse_budget(args.knn_budget or ("40s" if args.quick else "2m"))
+    args.content_budget = parse_budget(args.content_budget) if args.content_budget else None
     if args.max_cases is None and args.quick:
         args.max_cases = 1500
     demo_items = args.demo_items or (2000 if args.quick else 5000)
@@ -343,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_cases": args.max_cases,
         "tuning_budget_s": args.budget,
         "tune_sample": args.tune_sample,
+        "knn_tuning_budget_s": None if args.no_knn_tuning else args.knn_budget,
+        "content_tuning_budget_s": args.content_budget,
         "exclude_seen": False,
         "fallback": not args.no_fallback,
         "seconds": round(time.perf_counter() - started, 1),

@@ -67,6 +67,26 @@ SEARCH_SPACES: dict[str, dict[str, tuple[str, Any]]] = {
     },
 }
 
+#: Session kNN (session-rec's sknn / vsknn): how many neighbours vote, among how many recent
+#: candidate sessions (0 = all), the similarity, and for vsknn the position weighting, the
+#: vote decay and the idf weight of the items voted for (Ludewig & Jannach 2018 tune the
+#: same names per dataset). Item kNN: its shrinkage and the balance of the two supports.
+SESSION_KNN_SPACE: dict[str, tuple[str, Any]] = {
+    "k": ("int_log", (20, 1500)),
+    "sample_size": ("categorical", (250, 500, 1000, 2500, 5000, 0)),
+}
+SEARCH_SPACES["sknn"] = {**SESSION_KNN_SPACE, "similarity": ("categorical", ("cosine", "jaccard"))}
+SEARCH_SPACES["vsknn"] = {
+    **SESSION_KNN_SPACE,
+    "weighting": ("categorical", ("div", "linear", "quadratic", "log", "same")),
+    "weighting_score": ("categorical", ("div", "linear", "quadratic", "same")),
+    "idf_weighting": ("categorical", (0.0, 1.0, 2.0, 5.0, 10.0)),
+}
+SEARCH_SPACES["item_knn"] = {
+    "lmbd": ("categorical", (0.0, 5.0, 20.0, 50.0, 100.0)),
+    "alpha": ("float", (0.0, 1.0)),
+}
+
 #: Families the tuner knows.
 TUNABLE = tuple(SEARCH_SPACES)
 #: Families scored on the validation cases whose target is cold in the fitting part (fewer
@@ -194,7 +214,7 @@ def tune(
 
     Parameters
     ----------
-    family : {"prod2vec", "meta_prod2vec", "content"}
+    family : {"prod2vec", "meta_prod2vec", "content", "sknn", "vsknn", "item_knn"}
         A key of :data:`SEARCH_SPACES`.
     train : Dataset
         The training part of the run (never its test part).

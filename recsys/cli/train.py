@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(
             f"tuned on {t['validation']['validation_cases']} validation cases carved from the training part: "
             f"{t['n_trials']} trials in {t['seconds']} s, best {t['metric']} {t['best_value']:.4f} "
-            f"(trial {t['best_trial']}; the fixed settings scored {t['start_value']}): {t['best_params']}"
+            f"(trial {t['best_trial']}; the recommended settings scored {t['start_value']}): {t['best_params']}"
         )
     if meta.get("metrics"):
         print()

@@ -12,7 +12,10 @@ session-based recommendation algorithms"; the ``session-rec`` framework).
   whose items weigh more the more recent they are (``weighting``); a neighbour's
   similarity is the summed weight of the items it shares divided by the session
   length; its vote is decayed by how far back in the current session the most recent
-  shared item lies (``weighting_score``: 1/d for "div").
+  shared item lies (``weighting_score``: 1/d for "div"); with ``idf_weighting`` w a
+  neighbour's vote for item i is multiplied by ``1 + w idf_i``, ``idf_i = log(S / S_i)``
+  (S training sessions, S_i of them holding i), so rare items a neighbour shares count
+  more (session-rec's ``idf_weighting``, there on event counts; sessions here, so idf >= 0).
 
 All three recommend from a whole session (:meth:`recommend`, what serves "recent
 views"), and from one item (:meth:`similar`, a one-item session), so the same model
@@ -287,6 +290,10 @@ class SessionKNN(ItemModel):
     def _vote_decay(self, r: np.ndarray, c: np.ndarray, extra: Any) -> np.ndarray:
         return np.ones(len(r), dtype=np.float64)
 
+    def _weigh_items(self, item_scores: Any) -> Any:
+        """Per-item weights of the neighbours' votes (none here; vsknn's idf)."""
+        return item_scores
+
     def recommend(
         self, recent_item_ids: Sequence[Sequence[str]], k: int = 10, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -316,7 +323,7 @@ class SessionKNN(ItemModel):
             chunk = recent[b0 : b0 + bs]
             binary, extra, n_known = self._query(chunk)
             w = self._neighbour_weights(binary, extra, n_known)
-            item_scores = (w @ self.sessions_).tocsr()
+            item_scores = self._weigh_items((w @ self.sessions_).tocsr())
             if exclude_seen:
                 item_scores = item_scores - item_scores.multiply(binary > 0)
                 item_scores.eliminate_zeros()
@@ -365,6 +372,8 @@ class VSessionKNN(SessionKNN):
     weighting_score : {"div", "linear", "quadratic", "same"}
         Decay of a neighbour's vote by the distance d of the most recent item it shares
         (1 = the last item): ``1 / d`` ("div", default), ``1 - 0.1 d``, ``1 / d^2``, 1.
+    idf_weighting : float
+        w >= 0: a vote for item i weighs ``1 + w log(S / S_i)`` (default 0: off).
 
     A neighbour's similarity is the summed weight of the shared items divided by L.
     """
@@ -375,6 +384,7 @@ class VSessionKNN(SessionKNN):
         "sample_size": SessionKNN.param_specs["sample_size"],
         "weighting": Param("div", "choice", choices=WEIGHTINGS),
         "weighting_score": Param("div", "choice", choices=SCORE_WEIGHTINGS),
+        "idf_weighting": Param(0.0, "float", low=0),
         "batch_size": SessionKNN.param_specs["batch_size"],
     }
 
@@ -411,3 +421,13 @@ class VSessionKNN(SessionKNN):
         if how == "linear":
             return np.maximum(1 - 0.1 * d, 0.0)
         return 1 / d**2
+
+    def _weigh_items(self, item_scores: Any) -> Any:
+        import scipy.sparse as sp
+
+        w = float(self.params.get("idf_weighting") or 0.0)
+        if w <= 0:
+            return item_scores
+        n_sessions = max(self.sessions_.shape[0], 1)
+        support = np.maximum(np.asarray(self.sessions_.sum(axis=0), dtype=np.float64).ravel(), 1.0)
+        return (item_scores @ sp.diags(1.0 + w * np.log(n_sessions / support))).tocsr()

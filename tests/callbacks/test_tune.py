@@ -22,7 +22,7 @@ def test_the_tune_button_is_editor_only_and_lists_the_tunable_families(root):
     (button,) = find(layout, lambda c: getattr(c, "id", None) == tuning.TUNE_SUBMIT)
     assert "editor-only" in button.className.split()
     (family,) = find(layout, lambda c: getattr(c, "id", None) == tuning.TUNE_FAMILY)
-    assert family.options == ["prod2vec", "meta_prod2vec", "content"]
+    assert family.options == ["prod2vec", "meta_prod2vec", "content", "sknn", "vsknn", "item_knn"]
     (dataset,) = find(layout, lambda c: getattr(c, "id", None) == tuning.TUNE_DATASET)
     assert dataset.value == "demo"
 

@@ -156,6 +156,12 @@ def test_tune_in_the_foreground_and_as_a_background_job(demo_dir, capsys):
     assert "2 trials" in out and "validation cases carved from the training part" in out
     (run,) = [r for r in Registry(demo_dir).list_runs() if r.get("label") == "t"]
     assert run["tuning"]["n_trials"] == 2 and run["tuning"]["sample"] == 0.5
+    # the session kNN baselines are tuned the same way (`recsys train sknn --tune`)
+    assert main([*base, "train", "sknn", "--tune", "--trials", "2", "--label", "s"]) == 0
+    assert "2 trials" in capsys.readouterr().out
+    (run,) = [r for r in Registry(demo_dir).list_runs() if r.get("label") == "s"]
+    assert run["family"] == "sknn" and run["tuning"]["n_trials"] == 2
+    assert set(run["tuning"]["best_params"]) == {"k", "sample_size", "similarity"}
     assert main([*base, "tune", "meta_prod2vec", "--background", "--trials", "3", "--budget", "90s"]) == 0
     assert "tuning job" in capsys.readouterr().out
     store = JobStore(demo_dir)

@@ -45,8 +45,9 @@ def train_sessions(ds: Dataset) -> list[tuple[int, set[str]]]:
     return out
 
 
-def reference_sknn(sessions, query, k, sample, vector=False):
-    """session-rec's ContextKNN / VMContextKNN (div weighting, div score), in plain Python."""
+def reference_sknn(sessions, query, k, sample, vector=False, idf_weighting=0.0):
+    """session-rec's ContextKNN / VMContextKNN (div weighting, div score, idf weighting on
+    session counts), in plain Python."""
     qset = set(query)
     cands = [s for s in sessions if s[1] & qset]
     cands.sort(key=lambda s: -s[0])
@@ -75,7 +76,8 @@ def reference_sknn(sessions, query, k, sample, vector=False):
                     break
         for item in items:
             if item not in qset:
-                scores[item] = scores.get(item, 0.0) + sim * decay
+                idf = math.log(len(sessions) / sum(item in other for _, other in sessions))
+                scores[item] = scores.get(item, 0.0) + sim * (1 + idf_weighting * idf) * decay
     # equal scores (to float precision) are ordered by item id, the declared secondary key
     return sorted(scores.items(), key=lambda kv: (-round(kv[1], 5), kv[0]))
 
@@ -98,6 +100,20 @@ def test_session_knn_matches_the_reference(data, family, vector):
         got = [(i, float(s)) for i, s in zip(row_ids, row_s) if i != PAD_ID]
         assert [i for i, _ in got] == [i for i, _ in ref], q
         np.testing.assert_allclose([s for _, s in got], [s for _, s in ref], rtol=1e-5)
+
+
+def test_vsknn_idf_weighting_matches_the_reference(data):
+    """Rare items a neighbour shares weigh more: the lists change, and match session-rec's rule."""
+    plain = make_model("vsknn", k=15, sample_size=40).fit(data)
+    model = make_model("vsknn", k=15, sample_size=40, idf_weighting=5.0).fit(data)
+    ids, scores = model.recommend(QUERIES, 10)
+    sessions = train_sessions(data)
+    for q, row_ids, row_s in zip(QUERIES, ids, scores):
+        ref = reference_sknn(sessions, q, 15, 40, vector=True, idf_weighting=5.0)[:10]
+        got = [(i, float(s)) for i, s in zip(row_ids, row_s) if i != PAD_ID]
+        assert [i for i, _ in got] == [i for i, _ in ref], q
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in ref], rtol=1e-5)
+    assert not np.allclose(plain.recommend(QUERIES, 10)[1], scores), "idf weighting changes the scores"
 
 
 def test_item_knn_matches_the_shrunk_cosine(data):

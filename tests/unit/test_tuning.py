@@ -77,7 +77,7 @@ def test_every_search_space_names_declared_params_and_starts_from_valid_settings
     from recsys.models import get_model_class, validate_params
     from recsys.tuning import SEARCH_SPACES, TUNABLE, _start_point, search_space
 
-    assert set(TUNABLE) == {"prod2vec", "meta_prod2vec", "content"}
+    assert set(TUNABLE) == {"prod2vec", "meta_prod2vec", "content", "sknn", "vsknn", "item_knn"}
     for family, space in SEARCH_SPACES.items():
         specs = get_model_class(family).param_specs
         assert set(space) <= set(specs), family
@@ -119,6 +119,24 @@ def test_meta_prod2vec_tuning_searches_its_metadata_tokens_and_reports_progress(
         and f"best hr@20 {best:.4f} so far" in messages[-1][2]
     )
     assert result["mlflow"] is None  # tracking is off in the suite
+
+
+@pytest.mark.parametrize("family", ["sknn", "vsknn"])
+def test_session_knn_tuning_starts_from_the_defaults_and_keeps_the_best(family):
+    from recsys.models import get_model_class, make_model
+
+    data = grouped_dataset(n_sequences=300)
+    train, _ = split(data, "time", test_fraction=0.2)
+    result = tune(family, train, budget_s=120, n_trials=6)
+    assert result["n_trials"] == 6 and "batch_size" not in result["searched"]
+    assert {"k", "sample_size"} <= set(result["searched"])
+    defaults = get_model_class(family).default_params
+    assert result["trials"][0]["params"] == {n: defaults[n] for n in result["searched"]}
+    assert result["start_value"] == result["trials"][0]["value"]
+    assert result["best_value"] == max(t["value"] for t in result["trials"]) >= result["start_value"]
+    # the trials really differ: the searched settings change what the model recommends
+    assert len({tuple(sorted(t["params"].items())) for t in result["trials"]}) == 6
+    make_model(family, **result["best_params"])  # the best is a setting the family accepts
 
 
 @pytest.mark.slow  # TensorFlow's import and two fits: ~45 s on the shared machine
