@@ -83,6 +83,24 @@ def test_openapi_documents_every_route(client: Any) -> None:
     assert client.get("/api/v1/openapi.yaml").status_code == 200
 
 
+def test_openapi_has_no_key_without_a_value(client: Any) -> None:
+    """A null value in the spec is a YAML slip (an unquoted comma in a flow mapping splits a
+    description into a stray key), which OpenAPI tools then show as a property."""
+
+    def nulls(node: Any, path: str) -> list[str]:
+        if isinstance(node, dict):
+            return [
+                p
+                for k, v in node.items()
+                for p in ([f"{path}/{k}"] if v is None else nulls(v, f"{path}/{k}"))
+            ]
+        if isinstance(node, list):
+            return [p for i, v in enumerate(node) for p in nulls(v, f"{path}/{i}")]
+        return []
+
+    assert nulls(client.get("/api/v1/openapi.json").get_json(), "") == []
+
+
 def test_runs_and_presets_listing(client: Any, data: dict[str, Any]) -> None:
     body = client.get("/api/v1/runs").get_json()
     ids = [r["run_id"] for r in body["runs"]]
