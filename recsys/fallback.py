@@ -117,6 +117,16 @@ class FallbackChain:
             }
 
     # -- answering --------------------------------------------------------------------
+    def __contains__(self, item_id: object) -> bool:
+        """Whether the chain knows ``item_id`` (the catalogue's items and the trained ones)."""
+        return str(item_id) in self._row_of
+
+    def items_beyond(self, item_ids: Sequence[str]) -> list[str]:
+        """The chain's items not in ``item_ids`` (a model's items), in the chain's order: the
+        seeds only the chain serves, which precompute (local and Spark) stores too."""
+        known = set(map(str, item_ids))
+        return [str(i) for i in self.item_ids_ if str(i) not in known]
+
     def candidates(self, seed: str, n: int, exclude: Sequence[str] = ()) -> list[tuple[str, float, str]]:
         """Up to ``n`` fallback items for ``seed``, best first: (item, score, step). The seed
         and ``exclude`` are never listed; each step adds only items not yet listed."""

@@ -674,8 +674,7 @@ def precompute(
     item_ids = [str(i) for i in np.asarray(model.item_ids_)]
     # catalogue items without a vector: served live by the run's fallback chain, so stored too
     chain = getattr(model, "fallback_chain_", None)
-    with_vector = set(item_ids)
-    by_chain = [str(i) for i in chain.item_ids_ if str(i) not in with_vector] if chain is not None else []
+    by_chain = chain.items_beyond(item_ids) if chain is not None else []
     own_store = not isinstance(store, TopKStore)
     target = store if isinstance(store, TopKStore) else open_store(store, root=root)
     t0 = time.perf_counter()

@@ -75,8 +75,7 @@ def _bundle_run(registry: Any, run_id: str, root: Path, staging: Path, name: str
     _link_or_copy(catalog, folder / "catalog.parquet")
     index_info = (meta.get("artifacts") or {}).get("index")
     chain = getattr(model, "fallback_chain_", None)
-    with_vector = set(item_ids.tolist())
-    by_chain = [str(i) for i in chain.item_ids_ if str(i) not in with_vector] if chain is not None else []
+    by_chain = chain.items_beyond(item_ids.tolist()) if chain is not None else []
     if chain is not None:
         shutil.copytree(run_dir / FOLDER, folder / FOLDER, copy_function=_link_or_copy)
     np.save(folder / "by_chain.npy", np.asarray(by_chain, dtype=str), allow_pickle=False)

@@ -173,7 +173,7 @@ def similar_items(
         # no vector for this seed: the run's declared fallback chain answers, under the same rules
         model = registry.load_model(run_id)
         chain = getattr(model, "fallback_chain_", None)
-        if chain is None or str(item_id) not in chain._row_of:
+        if chain is None or item_id not in chain:
             raise
         return _served_list(registry, run_id, model, str(item_id), None, cfg, k, [str(item_id)])
 
@@ -270,9 +270,9 @@ def recommend_for_recent(
     known = [i for i, r in zip(recent, rows) if r >= 0]
     ignored = [i for i, r in zip(recent, rows) if r < 0]
     chain = getattr(model, "fallback_chain_", None)
-    if not known and chain is not None and any(i in chain._row_of for i in recent):
+    if not known and chain is not None and any(i in chain for i in recent):
         t0 = time.perf_counter()
-        known = [i for i in recent if i in chain._row_of]
+        known = [i for i in recent if i in chain]
         seed = known[-1]
         res = _served_list(registry, run_id, model, seed, None, cfg, k, known if exclude_seen else [seed])
         res.elapsed_ms = (time.perf_counter() - t0) * 1e3
@@ -484,7 +484,7 @@ def _own_lists(
     rules = _list_searcher(registry, run_id)  # once for the batch (it reads run.json)
     out = []
     for n, seed in enumerate(seeds):
-        if not by_model[n] and (chain is None or seed not in chain._row_of):
+        if not by_model[n] and (chain is None or seed not in chain):
             out.append(SearchResult([], [], [], {}, UNKNOWN_SEED, 0, 0.0, [], seed))
             continue
         ranked = (ids[n : n + 1], scores[n : n + 1])
@@ -523,8 +523,7 @@ def _recommend_from_lists(
     t0 = time.perf_counter()
     rows = model.rows_of(recent)
     chain = getattr(model, "fallback_chain_", None)
-    in_catalogue = chain._row_of if chain is not None else {}
-    known = [i for i, r in zip(recent, rows) if r >= 0 or i in in_catalogue]
+    known = [i for i, r in zip(recent, rows) if r >= 0 or (chain is not None and i in chain)]
     ignored = [i for i in recent if i not in known]
     if not known:
         shown = ", ".join(recent[:5]) or "(empty list)"
