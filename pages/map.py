@@ -12,8 +12,9 @@ Size: coordinates go as base64 float32 typed arrays; item positions as plain int
 (see ``components.scatter.map_figure``), so 100k points make a figure of about 1.7 MB; above
 ``MAX_POINTS`` a seeded random sample is drawn and the status line says so.
 
-Speed: above ``FIRST_PAINT_POINTS`` the first figure is a seeded sample of that size ("showing
-N of M, loading the rest"), and :func:`complete_map` sends every point right after; the
+Speed: the first figure comes with the page's layout (:func:`first_figure`); above
+``FIRST_PAINT_POINTS`` it is a seeded sample of that size ("showing N of M, loading the
+rest"), and :func:`complete_map` sends every point once the sample is drawn; the
 purity chart (seconds of exact search at 100k items) is computed only once the map is
 complete, so it never competes with the figure for the server's CPU.
 """
