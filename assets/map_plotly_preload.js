@@ -16,7 +16,7 @@
   }
   if (!config) return;
   // the fingerprinted path (components/plotlyjs.py) is served with a one-year max-age, so a
-  // later visit takes plotly.js and its compiled code from the browser's cache
+  // later visit runs plotly.js from the browser's cache without asking the server first
   var meta = document.querySelector('meta[name="recsys-plotlyjs"]');
   var path = (meta && meta.content) || "plotly/package_data/plotly.min.js";
   var url = config.serve_locally

@@ -20,8 +20,8 @@ map_all_points_ms
 map_first_paint_each_ms, map_all_points_each_ms
     The same figures for each load, in order: the first load is a first visit (plotly.js is
     not in the browser's cache yet); Chromium keeps a script's compiled code with its cache
-    entry from the second load of the same URL and reuses it from the third, so later loads
-    are what a returning user sees (``components/plotlyjs.py``).
+    entry from the second load and reuses it from the third, so later loads are what a
+    returning user sees (``components/plotlyjs.py``).
 map_settled_ms
     From navigation start until the whole Map page has settled (every point, then the
     neighbourhood-purity chart, which is computed after the complete figure), same loads.

@@ -35,7 +35,7 @@ def test_the_page_names_a_fingerprinted_plotly_js_the_browser_may_keep_for_a_yea
     assert resp.cache_control.max_age == 31536000
     with open(BUNDLE, "rb") as fh:
         assert resp.data == fh.read()
-    # Dash's plain URL (what dcc.Graph asks for by itself) is revalidated on every visit
+    # Dash's plain URL (what dcc.Graph asks for by itself) is revalidated on every visit (ETag, no max-age)
     plain = client.get("/_dash-component-suites/plotly/package_data/plotly.min.js")
     assert plain.status_code == 200 and plain.cache_control.max_age is None
 
