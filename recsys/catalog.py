@@ -144,8 +144,9 @@ class CatalogView:
         self.item_id_text: str | None = None
         self.item_id_padded = False
         if self.item_id_array is not None:
-            self.item_id_text = str(ids.view(np.uint8).data, "utf-32-le")  # no copy of the array
-            last = ids.view(np.uint32)[self.item_id_width - 1 :: self.item_id_width]
+            flat = np.ascontiguousarray(ids)  # ``item_ids`` may be a strided slice of a str array
+            self.item_id_text = str(flat.view(np.uint8).data, "utf-32-le")  # no copy when contiguous
+            last = flat.view(np.uint32)[self.item_id_width - 1 :: self.item_id_width]
             self.item_id_padded = bool((last == 0).any())  # an id shorter than the widest
         self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_id_list)}
         self._catalog = aligned

@@ -82,3 +82,12 @@ def test_no_filter_shortcut_returns_the_ids_of_its_rows(kind):
         assert got.scores == want.scores and got.rows == want.rows, item
         assert item not in got.item_ids and got.seed_item_id == item and len(got) == 10
     assert general_calls < 0.2 * len(seeds)  # the shortcut answered
+
+
+def test_id_text_from_a_strided_id_array():
+    """Ids passed as a strided slice of a NumPy str array (every other row of a larger one)."""
+    ids = np.array([f"x{i}" if i % 4 else f"long-{i}" for i in range(40)])[::2]
+    view = CatalogView(ids, _catalog(ids.tolist(), 2)[0])
+    w = view.item_id_width
+    cut = [view.item_id_text[r * w : r * w + w].rstrip("\0") for r in range(len(ids))]
+    assert view.item_id_padded and cut == ids.tolist() == view.item_id_by_row
