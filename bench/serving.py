@@ -21,7 +21,8 @@ Prints ONE JSON line. What it does:
 4. Then one gunicorn worker each, in turn: our API with the preset, our API with no filter,
    and the reference, a bare Flask endpoint calling hnswlib on the same index
    (:func:`reference_app`); ``one_worker.*_vs_reference`` is our throughput over the
-   reference's (``--no-reference`` skips it).
+   reference's (``--no-reference`` skips it), and ``*_cpu_vs_reference`` the same for the
+   worker's CPU time per request.
 
 The load generator runs on the same machine and competes with the two
 gunicorn workers for the same CPU cores; the JSON says so in "note".
@@ -229,6 +230,32 @@ def warm_up(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"similar-items request still failing after {timeout} s")
 
 
+def workers_cpu_s(proc: subprocess.Popen[bytes]) -> float | None:
+    """CPU seconds (user + system) spent so far by the gunicorn workers of ``proc`` (Linux
+    ``/proc``; None elsewhere). Per request it is steadier than throughput on a busy machine."""
+    try:
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        total = 0
+        for pid in kids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def load_with_cpu(
+    proc: subprocess.Popen[bytes], port: int, paths: list[str], clients: int, seconds: float, max_requests: int
+) -> dict[str, Any]:
+    """:func:`load`, plus the workers' CPU milliseconds per request (``worker_cpu_ms``)."""
+    c0 = workers_cpu_s(proc)
+    out = load(port, paths, clients, seconds, max_requests)
+    c1 = workers_cpu_s(proc)
+    ok = c0 is not None and c1 is not None and out["requests"]
+    out["worker_cpu_ms"] = round((c1 - c0) * 1000.0 / out["requests"], 3) if ok else None
+    return out
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -381,12 +408,16 @@ def one_worker_comparison(
             wait_ready(port, proc)
             warm_up(port, paths[0], proc)
             load(port, paths[:200], clients=2, seconds=5.0, max_requests=400)
-            out[name] = load(port, paths, 2, args.seconds, args.max_requests)
+            out[name] = load_with_cpu(proc, port, paths, 2, args.seconds, args.max_requests)
         finally:
             stop_server(proc)
     ref_rps = out["reference"]["rps"] or 0.0
+    ref_cpu = out["reference"].get("worker_cpu_ms")
     for name in ("ours_preset", "ours_no_filter"):
         out[f"{name}_vs_reference"] = round(out[name]["rps"] / ref_rps, 3) if ref_rps else None
+        cpu = out[name].get("worker_cpu_ms")
+        # CPU per request, ours over the reference's (1.0: no overhead; steadier under load)
+        out[f"{name}_cpu_vs_reference"] = round(cpu / ref_cpu, 3) if cpu and ref_cpu else None
     return out
 
 
@@ -432,9 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         warm_s = warm_up(port, live[0], proc)
         # both workers: searcher, preset and SQLite connection loaded
         load(port, live[:300] + pre[:300], clients=args.clients, seconds=20.0, max_requests=600)
-        r_noop = load(port, noop, args.clients, args.seconds, args.max_requests)
-        r_live = load(port, live, args.clients, args.seconds, args.max_requests)
-        r_pre = load(port, pre, args.clients, args.seconds, args.max_requests)
+        r_noop = load_with_cpu(proc, port, noop, args.clients, args.seconds, args.max_requests)
+        r_live = load_with_cpu(proc, port, live, args.clients, args.seconds, args.max_requests)
+        r_pre = load_with_cpu(proc, port, pre, args.clients, args.seconds, args.max_requests)
         stop_server(proc)
         one_worker = None
         if not args.no_reference:
@@ -485,7 +516,9 @@ def main(argv: list[str] | None = None) -> int:
                 "is lower and latency higher than with a separate load machine (see loadavg_*); the client "
                 "pays Python http.client costs and a new TCP connection per request (gunicorn sync "
                 "workers close it). p50_ms/p99_ms are client-side (queueing included, the targets); "
-                "server_p50_ms/server_p99_ms are the handler's own time from the Server-Timing header. "
+                "server_p50_ms/server_p99_ms are the handler's own time from the Server-Timing header; "
+                "worker_cpu_ms is the gunicorn workers' CPU time per request (/proc), which other "
+                "users' load disturbs less than throughput. "
                 "Vectors are random clustered float32, not trained."
             ),
         }
