@@ -98,7 +98,7 @@ def test_plotly_js_is_compressed_once_and_served_from_memory(client):
 
 def _find_cache(server) -> StaticCache:
     for func in server.after_request_funcs[None]:
-        owner = getattr(func, "__self__", None)
+        owner = getattr(func, "__self__", None) or getattr(func, "compress", None)
         if owner is not None and isinstance(getattr(owner, "cache", None), StaticCache):
             return owner.cache
     raise AssertionError("no StaticCache registered")
