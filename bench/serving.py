@@ -15,13 +15,16 @@ Prints ONE JSON line. What it does:
    over http.client, for ``--seconds`` per phase) against the no-op endpoint
    ``/api/v1/noop``, live similar items with the preset
    (``/api/v1/similar/<id>?preset=...&k=10``), and the same from the
-   precomputed table (``&source=precomputed``); reports requests/s, p50/p99
-   latency, their ratio to the no-op endpoint, and non-2xx answers.
+   precomputed table (``&source=precomputed``), each in two half-length rounds in mirrored
+   order (no-op, live, precomputed, precomputed, live, no-op: a drifting load from other
+   users weighs on each alike); reports requests/s, p50/p99 latency, their ratio to the
+   no-op endpoint, the workers' CPU time per request, and non-2xx answers.
 
 4. Then one gunicorn worker each, in turn: our API with the preset, our API with no filter,
    and the reference, a bare Flask endpoint calling hnswlib on the same index
    (:func:`reference_app`); ``one_worker.*_vs_reference`` is our throughput over the
-   reference's (``--no-reference`` skips it).
+   reference's (``--no-reference`` skips it), and ``*_cpu_vs_reference`` the same for the
+   worker's CPU time per request.
 
 The load generator runs on the same machine and competes with the two
 gunicorn workers for the same CPU cores; the JSON says so in "note".
@@ -229,6 +232,37 @@ def warm_up(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"similar-items request still failing after {timeout} s")
 
 
+def workers_cpu_s(proc: subprocess.Popen[bytes]) -> float | None:
+    """CPU seconds (user + system) spent so far by the gunicorn workers of ``proc`` (Linux
+    ``/proc``; None elsewhere). Per request it is steadier than throughput on a busy machine."""
+    try:
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        total = 0
+        for pid in kids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def load_with_cpu(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    paths: list[str],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+) -> dict[str, Any]:
+    """:func:`load`, plus the workers' CPU milliseconds per request (``worker_cpu_ms``)."""
+    c0 = workers_cpu_s(proc)
+    out = load(port, paths, clients, seconds, max_requests)
+    c1 = workers_cpu_s(proc)
+    ok = c0 is not None and c1 is not None and out["requests"]
+    out["worker_cpu_ms"] = round((c1 - c0) * 1000.0 / out["requests"], 3) if ok else None
+    return out
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -281,16 +315,21 @@ def _client(
     return lat, bad, i, start, end, server
 
 
-def load(port: int, paths: list[str], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
-    """Run ``clients`` processes against ``paths`` and summarise."""
+def _drive(port: int, paths: list[str], clients: int, seconds: float, max_requests: int) -> list[Any]:
+    """Run ``clients`` processes against ``paths``; their raw measurements."""
     with mp.get_context("fork").Pool(clients) as pool:
-        parts = pool.map(
+        return pool.map(
             _client, [(port, paths, seconds, max_requests // clients, 1000 + c) for c in range(clients)]
         )
+
+
+def _summary(rounds: list[list[Any]]) -> dict[str, Any]:
+    """Figures of one phase measured in one or more rounds (each a list of client parts)."""
+    parts = [p for r in rounds for p in r]
     lat = np.concatenate([np.asarray(p[0]) for p in parts]) * 1000.0
     n = int(sum(p[2] for p in parts))
     srv = np.concatenate([np.asarray(p[5]) for p in parts])
-    span = max(p[4] for p in parts) - min(p[3] for p in parts)
+    span = sum(max(p[4] for p in r) - min(p[3] for p in r) for r in rounds)
     return {
         "requests": n,
         "seconds": round(span, 2),
@@ -301,6 +340,38 @@ def load(port: int, paths: list[str], clients: int, seconds: float, max_requests
         "server_p99_ms": round(float(np.percentile(srv, 99)), 3) if len(srv) else None,
         "non_2xx": int(sum(p[1] for p in parts)),
     }
+
+
+def load(port: int, paths: list[str], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
+    """Run ``clients`` processes against ``paths`` and summarise."""
+    return _summary([_drive(port, paths, clients, seconds, max_requests)])
+
+
+def load_phases(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    phases: dict[str, list[str]],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+) -> dict[str, dict[str, Any]]:
+    """Each phase in two half-length rounds, in mirrored order (A B C C B A), so a load that
+    other users add or remove during the run weighs on every phase alike; with the workers'
+    CPU milliseconds per request (``worker_cpu_ms``)."""
+    names = list(phases)
+    rounds: dict[str, list[list[Any]]] = {name: [] for name in names}
+    cpu: dict[str, float | None] = dict.fromkeys(names, 0.0)
+    for name in names + names[::-1]:
+        c0 = workers_cpu_s(proc)
+        rounds[name].append(_drive(port, phases[name], clients, seconds / 2, max_requests // 2))
+        c1 = workers_cpu_s(proc)
+        cpu[name] = None if c0 is None or c1 is None or cpu[name] is None else cpu[name] + c1 - c0
+    out = {}
+    for name in names:
+        out[name] = _summary(rounds[name])
+        spent, n = cpu[name], out[name]["requests"]
+        out[name]["worker_cpu_ms"] = round(spent * 1000.0 / n, 3) if spent is not None and n else None
+    return out
 
 
 def app_target() -> str:
@@ -381,12 +452,16 @@ def one_worker_comparison(
             wait_ready(port, proc)
             warm_up(port, paths[0], proc)
             load(port, paths[:200], clients=2, seconds=5.0, max_requests=400)
-            out[name] = load(port, paths, 2, args.seconds, args.max_requests)
+            out[name] = load_with_cpu(proc, port, paths, 2, args.seconds, args.max_requests)
         finally:
             stop_server(proc)
     ref_rps = out["reference"]["rps"] or 0.0
+    ref_cpu = out["reference"].get("worker_cpu_ms")
     for name in ("ours_preset", "ours_no_filter"):
         out[f"{name}_vs_reference"] = round(out[name]["rps"] / ref_rps, 3) if ref_rps else None
+        cpu = out[name].get("worker_cpu_ms")
+        # CPU per request, ours over the reference's (1.0: no overhead; steadier under load)
+        out[f"{name}_cpu_vs_reference"] = round(cpu / ref_cpu, 3) if cpu and ref_cpu else None
     return out
 
 
@@ -432,9 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         warm_s = warm_up(port, live[0], proc)
         # both workers: searcher, preset and SQLite connection loaded
         load(port, live[:300] + pre[:300], clients=args.clients, seconds=20.0, max_requests=600)
-        r_noop = load(port, noop, args.clients, args.seconds, args.max_requests)
-        r_live = load(port, live, args.clients, args.seconds, args.max_requests)
-        r_pre = load(port, pre, args.clients, args.seconds, args.max_requests)
+        phases = {"noop": noop, "live": live, "precomputed": pre}
+        measured = load_phases(proc, port, phases, args.clients, args.seconds, args.max_requests)
+        r_noop, r_live, r_pre = measured["noop"], measured["live"], measured["precomputed"]
         stop_server(proc)
         one_worker = None
         if not args.no_reference:
@@ -485,7 +560,9 @@ def main(argv: list[str] | None = None) -> int:
                 "is lower and latency higher than with a separate load machine (see loadavg_*); the client "
                 "pays Python http.client costs and a new TCP connection per request (gunicorn sync "
                 "workers close it). p50_ms/p99_ms are client-side (queueing included, the targets); "
-                "server_p50_ms/server_p99_ms are the handler's own time from the Server-Timing header. "
+                "server_p50_ms/server_p99_ms are the handler's own time from the Server-Timing header; "
+                "worker_cpu_ms is the gunicorn workers' CPU time per request (/proc), which other "
+                "users' load disturbs less than throughput. "
                 "Vectors are random clustered float32, not trained."
             ),
         }

@@ -464,7 +464,22 @@ def _plain(status: int, message: str) -> flask.Response:
 
 
 class _SecureWhenHttps(flask.sessions.SecureCookieSessionInterface):
-    """The session cookie carries ``Secure`` whenever the request came over HTTPS."""
+    """The session cookie carries ``Secure`` whenever the request came over HTTPS.
+
+    A request without a session cookie (a script with a bearer token, a first visit) gets its
+    empty session without building the signing serializer (itsdangerous test-encodes a value
+    each time one is built), and a session nobody touched is not saved: the same answers as
+    Flask's, minus per-request work on the REST API's path."""
+
+    def open_session(self, app: flask.Flask, request: flask.Request) -> Any:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: flask.Flask, session: Any, response: flask.Response) -> None:
+        if not session and not session.modified and not session.accessed:
+            return  # Flask would only look up the cookie settings, then return
+        super().save_session(app, session, response)
 
     def get_cookie_secure(self, app: flask.Flask) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (

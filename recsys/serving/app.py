@@ -79,6 +79,7 @@ def register_api(
     state = _ApiState(settings=settings, registry=Registry(root_path))
     server.extensions[EXTENSION_KEY] = state
     server.register_blueprint(create_blueprint())
+    _remember_ensure_sync(server)
     if preload if preload is not None else os.environ.get(ENV_PRELOAD) == "1":
         threading.Thread(target=_preload, args=(state,), name="recsys-api-preload", daemon=True).start()
 
@@ -90,6 +91,31 @@ def register_api(
     logger.info(
         "REST API mounted at %s (data dir %s, token %s)", API_PREFIX, root_path, "set" if token else "not set"
     )
+
+
+def _remember_ensure_sync(server: flask.Flask) -> None:
+    """Flask asks ``ensure_sync`` of every hook and view on every request (an ``inspect`` call
+    each, seven per API request on the Dash server); the answer for a function never changes,
+    so remember it (Flask documents overriding ``ensure_sync``)."""
+    if getattr(server, "_recsys_ensure_sync", False):
+        return
+    plain = server.ensure_sync
+    known: dict[Any, Callable[..., Any]] = {}
+
+    def ensure_sync(func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return known[func]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable callable: ask every time
+            return plain(func)
+        out = plain(func)
+        if len(known) < 4096:  # hooks and views: a fixed set (bound methods compare equal)
+            known[func] = out
+        return out
+
+    server.ensure_sync = ensure_sync  # type: ignore[method-assign]
+    server._recsys_ensure_sync = True  # type: ignore[attr-defined]
 
 
 def _preload(state: _ApiState) -> None:

@@ -115,7 +115,7 @@ class _ApiState:
     registry: Any
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _default_runs: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
-    _presets: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    _presets: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)  # name -> (stamp, config, path)
     _store: Any = None
     _store_pid: int = -1
     _openapi: dict[str, Any] | None = None
@@ -146,12 +146,16 @@ class _ApiState:
             return True
         return False
 
-    def resolve_run(self, run_id: str | None, family: str | None = None) -> str:
-        """The run to serve: ``run_id`` checked to exist, or the default one."""
+    def resolve_run(self, run_id: str | None, family: str | None = None, *, check: bool = True) -> str:
+        """The run to serve: ``run_id`` checked to exist, or the default one.
+
+        ``check=False`` skips the existence check (a ``stat``) for callers whose next step
+        checks it anyway and raises the same :class:`RunNotFoundError` (live search)."""
         if run_id:
             if not isinstance(run_id, str):
                 raise ApiError(400, "'run' must be a string run id", "run")
-            self.registry.run_dir(run_id)  # raises RunNotFoundError
+            if check:
+                self.registry.run_dir(run_id)  # raises RunNotFoundError
             return run_id
         chosen = self.default_run(family)
         if chosen is None:
@@ -171,20 +175,20 @@ class _ApiState:
 
     def load_preset(self, name: str) -> Any:
         """A saved preset's FilterConfig; cached while its file is unchanged."""
+        hit = self._presets.get(name)  # only names that passed the check below are cached
+        if hit is not None and file_stamp(hit[2]) == hit[0]:  # one stat: a re-save is seen at once
+            return hit[1]
         from recsys.filters import validate_preset_name
 
         try:
             validate_preset_name(name)
         except FilterConfigError as exc:
             raise ApiError(400, str(exc), "preset") from None
-        path = self.settings.root / "presets" / f"{name}.json"
+        path = str(self.settings.root / "presets" / f"{name}.json")
         stamp = file_stamp(path)  # the inode: a preset re-saved within one clock tick is a new file
-        hit = self._presets.get(name)
-        if stamp is not None and hit is not None and hit[0] == stamp:
-            return hit[1]
         config = self.preset_store().load(name)
         if stamp is not None:
-            self._presets[name] = (stamp, config)
+            self._presets[name] = (stamp, config, path)
         return config
 
     # -- precomputed tables --------------------------------------------------
@@ -426,6 +430,25 @@ def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
     return _inline_config(filters), None
 
 
+#: id(config) -> (config, its config_hash()): a preset or inline config is one cached object,
+#: so its hash (canonical JSON + SHA-256) is computed once, not per request.
+_HASHES: dict[int, tuple[Any, str]] = {}
+_HASHES_SIZE = 1024
+
+
+def _config_hash(config: Any) -> str:
+    """``config.config_hash()``, remembered for the same object (FilterConfig is not changed in
+    place: every edit makes a new one)."""
+    hit = _HASHES.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    value = config.config_hash()
+    if len(_HASHES) >= _HASHES_SIZE:
+        _HASHES.clear()
+    _HASHES[id(config)] = (config, value)
+    return value
+
+
 def _floats(scores: Any) -> list[float | None]:
     if isinstance(scores, list):  # a SearchResult's plain floats: no array round trip
         return [s if math.isfinite(s) else None for s in scores]
@@ -435,6 +458,25 @@ def _floats(scores: Any) -> list[float | None]:
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
+#: The reply encoder of the hot endpoints: compact separators, keys in the order built (Flask's
+#: jsonify sorts them and runs its provider per call). ``allow_nan=False``: a NaN that slipped
+#: through is a 500 with a message, never invalid JSON.
+_REPLY_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def json_reply(obj: Any, status: int = 200) -> flask.Response:
+    """``obj`` as a JSON response, encoded once with the C encoder (falls back to
+    :func:`flask.jsonify` for values only Flask's provider knows, such as dates)."""
+    try:
+        body = _REPLY_ENCODER.encode(obj)
+    except TypeError:
+        resp = jsonify(obj)
+    else:
+        resp = current_app.response_class(body, mimetype="application/json")
+    resp.status_code = status
+    return resp
+
+
 def error_response(status: int, message: str, field: str | None = None) -> flask.Response:
     """The JSON error body ``{"error": {"status", "message", "field"?}}`` with its status."""
     err: dict[str, Any] = {"status": int(status), "message": message}

@@ -11,6 +11,7 @@ from recsys.errors import (
 from recsys.serving.core import (
     ApiError,
     _ApiState,
+    _config_hash,
     _filter_config,
     _floats,
     _jsonable,
@@ -34,9 +35,10 @@ def similar_response(
     """The JSON answer of ``/similar`` (call inside an app context with the API registered)."""
     st = _state()
     k = parse_k(k, st.settings.max_k)
-    run_id = st.resolve_run(run)
+    live = source in (None, "", "live")
+    run_id = st.resolve_run(run, check=not live)  # live: the searcher's look-up checks it
     config, preset_name = _filter_config(preset, filters)
-    if source in (None, "", "live"):
+    if live:
         from recsys.search import similar_items
 
         result = similar_items(st.registry, run_id, item_id, config, k)
@@ -45,7 +47,7 @@ def similar_response(
             "item_id": item_id,
             "k": k,
             "preset": preset_name,
-            "config_hash": config.config_hash(),
+            "config_hash": _config_hash(config),
             "source": "live",
             "items": [
                 {"item_id": str(i), "score": s} for i, s in zip(result.item_ids, _floats(result.scores))
@@ -66,7 +68,7 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    config_hash = config.config_hash()
+    config_hash = _config_hash(config)
     loc = str(st.settings.precomputed or "")
     if not loc.startswith(("redis://", "rediss://", "unix://")):
         from recsys.precompute import DEFAULT_SQLITE_NAME
@@ -162,7 +164,7 @@ def recommend_response(
         "skipped_rules": list(result.skipped_rules),
         "k": k,
         "preset": preset_name,
-        "config_hash": config.config_hash(),
+        "config_hash": _config_hash(config),
         "recent_item_ids": result.recent_item_ids,
         "ignored_item_ids": result.ignored_item_ids,
         "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],

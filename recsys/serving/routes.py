@@ -28,6 +28,7 @@ from recsys.serving.core import (
     _state,
     _status_of,
     error_response,
+    json_reply,
     require_token,
 )
 from recsys.serving.handlers import recommend_response, similar_response
@@ -155,7 +156,8 @@ def _add_read_routes(bp: Blueprint) -> None:
     # -- similar items ---------------------------------------------------------
     @bp.get("/similar/<path:item_id>")
     def similar_get(item_id: str) -> Any:
-        return jsonify(similar_response(item_id, **{f: request.args.get(f) for f in _SIMILAR_FIELDS}))
+        args = request.args
+        return json_reply(similar_response(item_id, **{f: args.get(f) for f in _SIMILAR_FIELDS}))
 
     @bp.post("/similar")
     def similar_post() -> Any:
@@ -166,7 +168,7 @@ def _add_read_routes(bp: Blueprint) -> None:
         item_id = body.get("item_id")
         if not isinstance(item_id, str) or not item_id:
             raise ApiError(400, "'item_id' (a non-empty string) is required", "item_id")
-        return jsonify(similar_response(item_id, **{f: body.get(f) for f in _SIMILAR_FIELDS}))
+        return json_reply(similar_response(item_id, **{f: body.get(f) for f in _SIMILAR_FIELDS}))
 
     @bp.post("/recommend")
     def recommend() -> Any:
@@ -174,7 +176,7 @@ def _add_read_routes(bp: Blueprint) -> None:
         unknown = sorted(set(body) - {"recent_item_ids", "run", "preset", "filters", "k", "exclude_seen"})
         if unknown:
             raise ApiError(400, f"unknown field(s): {', '.join(unknown)}", unknown[0])
-        return jsonify(
+        return json_reply(
             recommend_response(
                 body.get("recent_item_ids"),
                 run=body.get("run"),

@@ -41,6 +41,10 @@ def client():
     app.layout = html.Div("x" * 2000, id="big")
     payload = {"x": list(range(50_000))}
 
+    @app.server.route("/sized/<int:n>")
+    def sized(n):  # a JSON answer of exactly n bytes
+        return flask.Response('"' + "a" * (n - 2) + '"', mimetype="application/json")
+
     @app.server.route("/figure")
     def figure():  # a callback-sized JSON answer
         return flask.jsonify(payload)
@@ -70,6 +74,18 @@ def test_json_answers_are_compressed_with_the_best_encoding_the_browser_offers(c
     assert "Accept-Encoding" in plain.headers["Vary"]
 
 
+def test_replies_that_fit_one_tcp_segment_go_uncompressed(client):
+    """A REST similar-items answer (~0.9 KB at k=10) saves no packet when compressed: sent as is."""
+    from recsys.compression import MIN_SIZE
+
+    assert 1000 < MIN_SIZE <= 1460  # one Ethernet TCP segment's payload
+    small = client.get(f"/sized/{MIN_SIZE - 1}", headers={"Accept-Encoding": BROWSER})
+    assert "Content-Encoding" not in small.headers and len(small.data) == MIN_SIZE - 1
+    assert small.headers["Content-Type"] == "application/json"
+    big = client.get(f"/sized/{MIN_SIZE}", headers={"Accept-Encoding": BROWSER})
+    assert big.headers["Content-Encoding"] == "zstd" and len(_decode(big)) == MIN_SIZE
+
+
 def test_plotly_js_is_compressed_once_and_served_from_memory(client):
     first = client.get(PLOTLY_JS, headers={"Accept-Encoding": BROWSER})
     assert first.status_code == 200 and first.headers["Content-Encoding"] == "zstd"
@@ -82,7 +98,7 @@ def test_plotly_js_is_compressed_once_and_served_from_memory(client):
 
 def _find_cache(server) -> StaticCache:
     for func in server.after_request_funcs[None]:
-        owner = getattr(func, "__self__", None)
+        owner = getattr(func, "__self__", None) or getattr(func, "compress", None)
         if owner is not None and isinstance(getattr(owner, "cache", None), StaticCache):
             return owner.cache
     raise AssertionError("no StaticCache registered")

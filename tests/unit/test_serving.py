@@ -570,6 +570,28 @@ def test_preset_saved_by_another_process_is_seen_at_once(tmp_path: Path) -> None
     assert second["config_hash"] != first["config_hash"]
 
 
+def test_similar_follows_a_preset_resaved_or_deleted_by_another_process(tmp_path: Path) -> None:
+    """The cached preset (and its cached config hash) of /similar is dropped the moment the file
+    changes: a re-save in the same mtime tick answers with the new rules, a delete is a 404."""
+    import os
+
+    make_serving_data(tmp_path)
+    c = make_client(tmp_path, token="")
+    url = "/api/v1/similar/it001?preset=no-adult&k=20"
+    first = c.get(url).get_json()
+    assert first["config_hash"] == FilterConfig(exclude_adult=True, max_per_brand=2).config_hash()
+    assert c.get(url).get_json()["config_hash"] == first["config_hash"]  # served from the cache
+    path = tmp_path / "presets" / "no-adult.json"
+    before = path.stat()
+    PresetStore(tmp_path).save("no-adult", FilterConfig(same_category=True, category_level=1))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same mtime tick
+    second = c.get(url).get_json()
+    assert second["config_hash"] == FilterConfig(same_category=True, category_level=1).config_hash()
+    assert second["items"] and second["removed_by_rule"].get("same_category", 0) > 0, second
+    path.unlink()
+    err(c.get(url), 404, "preset")
+
+
 def test_unexpected_failure_is_json_500_without_traceback(
     client: Any, data: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
