@@ -714,6 +714,9 @@ class FilteredSearcher(
                 if self._tie_of is not None and res.rows:
                     pos = self.view.pos_of_id[res.seed_item_id]
                     res = self._fix_ties(res, self.qunit[pos], pos, config, k)
+                if fast.cf.place_rules:  # pins: placed as below
+                    pos = self.view.pos_of_id[res.seed_item_id]
+                    res = self._place(res, self.qunit[pos], pos, config, k, fast.cf)
                 return res
         cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
         res = self._search_seed(seed_item_id, cfg, k, plan)
