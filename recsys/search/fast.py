@@ -315,6 +315,7 @@ class FastMixin:
         else:
             del rl[k:], sel[k:]
         if len(rl) < k:  # the general path answers (a larger fetch or exact) and records the miss
+            self._short_fetch = (fp.cf, pos, fetch, self._index, labels[0], dist[0])  # from these
             if fp.answer is FastMixin._fast_table:  # seeds differ: keep it, with the bounds re-learned
                 fp.min_domain, fp.min_elig = self._overfetch_bounds(fp.cf, fetch)
             else:
