@@ -13,19 +13,15 @@ from recsys.search.result import SearchResult
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.search.compiled import CompiledFilter
 
+    MaybeCF = CompiledFilter | None
+
 
 class PlacementMixin:
     """``_place`` and ``_place_capped`` of :class:`FilteredSearcher` (the searcher's ``view``,
     ``unit``, ``compile``, ``_item_allowed`` and ``_search_one``)."""
 
     def _place(
-        self,
-        res: SearchResult,
-        q: np.ndarray,
-        pos: int | None,
-        cfg: FilterConfig,
-        k: int,
-        cf: CompiledFilter | None = None,
+        self, res: SearchResult, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int, cf: MaybeCF = None
     ) -> SearchResult:
         """The rules that place items into the finished list (pins; ``Rule.place``).
 
