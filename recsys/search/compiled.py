@@ -108,8 +108,9 @@ class CompiledFilter:
     trivial: bool = False
     #: adult-rule variant (True: adult items excluded) -> :class:`~recsys.search.batch.StaticSet`
     sets: dict[bool, StaticSet] = field(default_factory=dict)
-    #: lean, and ``same_category`` is its only seed-dependent rule: each category block (and
-    #: adult-rule variant) is a static eligible set, which gets its own graph once used often
+    #: lean, and ``same_category`` is its only seed-dependent rule (do-not-associate pairs aside:
+    #: a seed's banned items are dropped from the block graph's answer): each category block
+    #: (and adult-rule variant) is a static eligible set, which gets its own graph once used often
     cat_only: bool = False
     #: (block start, block end, adult excluded) -> eligible set with its own graph; uses so far
     blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
@@ -280,7 +281,9 @@ class CompileMixin:
         )
         varying = varying_seed_rules(cfg)
         compiled.static = not varying
-        compiled.cat_only = compiled.lean and [r.name for r in varying] == ["same_category"]
+        compiled.cat_only = compiled.lean and [r.name for r in varying if r.channel != "exclude"] == [
+            "same_category"
+        ]
         # one plain knn_query answers it, unless the catalogue is so small that exact search is cheaper
         compiled.trivial = (
             compiled.static

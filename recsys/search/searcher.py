@@ -373,12 +373,13 @@ class FilteredSearcher(
         var, lo, hi, a, b, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
         counts = row[TABLE_COUNTS:]
         qq.removed, qq.skipped = self._table_counts(cf, counts)
+        drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
         if cf.cat_only and counts[cf.cat_col] >= 0:
-            got = self._search_block(qq, s, e, cf.adult_col >= 0 and counts[cf.adult_col] >= 0)
+            no_adult = cf.adult_col >= 0 and counts[cf.adult_col] >= 0
+            got = self._search_block(qq, s, e, no_adult, drop[1] if drop else None)
             if got is not None:
                 return got
         kv = cf.table_kvs[var]
-        drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
         # boost/bury: the bounded over-fetch of adjusted.py (with identical vectors, exact search)
         adjusted = cf.adjust is not None and self._adjusted_overfetch_ok("auto")
         plan = "exact" if cf.adjust is not None and not adjusted else None

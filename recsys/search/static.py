@@ -101,14 +101,20 @@ class StaticMixin:
         kp, ks = self._canon(ss.pos[top], q)
         return self._result(qq, kp, ks, None, plan, m)
 
-    def _subindex_answer(self, qq: Query, ss: StaticSet, seed_row: int, m: int) -> SearchResult | None:
-        """One query on an eligible set's own graph for k + 1, the seed dropped (None: hnswlib#444)."""
+    def _subindex_answer(
+        self, qq: Query, ss: StaticSet, seed_row: int, m: int, drop: list[int] | None = None
+    ) -> SearchResult | None:
+        """One query on an eligible set's own graph for k + 1, the seed dropped (None: hnswlib#444);
+        ``drop``: rows of the set excluded too (a seed's do-not-associate items), fetched beyond."""
         k = qq.k
         try:
-            cols, dist = ss.sub.knn_query(qq.q[None, :], k=k + 1, num_threads=1)
+            cols, dist = ss.sub.knn_query(qq.q[None, :], k=k + 1 + (len(drop) if drop else 0), num_threads=1)
         except RuntimeError:  # hnswlib#444
             return None
         rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+        if drop:
+            keep = [j for j, r in enumerate(rl) if r not in drop][: k + 1]  # then as without
+            rl, dl = [rl[j] for j in keep], [dl[j] for j in keep]
         return self._lean_answer(qq, rl, dl, seed_row, "hnsw_subindex", m)
 
     def _lean_answer(
@@ -133,10 +139,13 @@ class StaticMixin:
             qq.seed_id,
         )
 
-    def _search_block(self, qq: Query, s: int, e: int, no_adult: bool) -> SearchResult | None:
+    def _search_block(
+        self, qq: Query, s: int, e: int, no_adult: bool, drop: list[int] | None = None
+    ) -> SearchResult | None:
         """A ``same_category`` filter whose seed's category block has its own graph: one query on
-        it. Counts the block's uses and queues its graph (background) once it is used often and
-        exact search over it costs clearly more than a beam search; None until it is ready."""
+        it (``drop``: the vector rows of the seed's do-not-associate items in the block). Counts the
+        block's uses and queues its graph (background) once it is used often and exact search over
+        it costs clearly more than a beam search; None until it is ready."""
         cf = qq.cf
         key = (s, e, no_adult)
         ss = cf.blocks.get(key)
@@ -154,11 +163,12 @@ class StaticMixin:
                 if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
                     self._queue_block(cf, key)
             return None
-        if ss.sub is None or ss.n <= qq.k + 1:
+        n_drop = len(drop) if drop else 0
+        if ss.sub is None or ss.n <= qq.k + 1 + n_drop:
             return None
         row = int(self.view.perm[qq.pos])
         seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
-        return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0))
+        return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0) - n_drop, drop)
 
     def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
         s, e, no_adult = key

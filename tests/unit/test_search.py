@@ -1230,6 +1230,38 @@ def test_a_category_filter_used_often_gets_a_graph_per_category(uncorrelated):
     assert hits / total >= 0.99
 
 
+def test_a_category_graph_answers_with_the_seeds_do_not_associate_pairs_dropped(uncorrelated):
+    """Do-not-associate pairs keep a category filter on its per-category graphs: the seed's banned
+    items are fetched past and dropped, the list otherwise the graph's (recall >= 0.99 against
+    exact search), with the counts and eligible count of exact search."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy()
+    base = FilterConfig(same_category=True, category_level=0)
+    probe = [f"u{i}" for i in range(3, 8000, 61)]
+    plain = FilteredSearcher(vec, ids, cat, index=index)
+    near = {item: plain.search(item, base, 10, plan="exact").item_ids for item in probe}
+    bans = [{"seed": item, "item_id": near[item][j]} for item in probe for j in (0, 4)]
+    cfg = FilterConfig.from_dict({**base.canonical(), "do_not_associate": bans})
+    searcher = FilteredSearcher(vec, ids, cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    for i in range(0, 8000, 40):  # 200 queries over 4 top-level categories
+        searcher.search(f"u{i}", cfg, 10)
+    assert searcher.compile(cfg).blocks
+    hits = total = 0
+    plans: dict[str, int] = {}
+    for item in probe:
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert not {near[item][0], near[item][4]} & set(res.item_ids)
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert plans.get("hnsw_subindex", 0) > len(probe) // 2, plans
+    assert hits / total >= 0.99
+
+
 # -- a catalogue-mask rule on an optional column: in_stock --------------------------------------
 def test_in_stock_only_hides_out_of_stock_items_in_every_path():
     cat, vec, searcher = searcher_for(120, 1)
