@@ -116,6 +116,9 @@ class CompiledFilter:
     blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
     block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
     block_bytes: int = 0
+    #: digest of ``base_mask`` (on first need): filters with the same mask share block graphs
+    #: (a config with do-not-associate pairs or pins reuses those of the filter alone)
+    mask_digest: bytes | None = None
     #: the config's seed rules (rule table order), and their names: the seed table's count
     #: columns (from ``TABLE_COUNTS`` on); the columns of the category and adult rules (-1: off)
     seed_rules: list[Rule] = field(default_factory=list)

@@ -150,6 +150,9 @@ class FilteredSearcher(
         #: the shortcuts of the configs whose automatic plan over-fetched (:mod:`recsys.search.fast`),
         #: by ``id(config)`` (each holds its config object)
         self._fast: dict[int, FastPlan] = {}
+        #: (base-mask digest, block start, end, adult excluded) -> a category block's eligible set
+        #: with its graph, shared by the compiled filters of one mask (:meth:`_search_block`)
+        self._shared_blocks: OrderedDict[tuple, StaticSet] = OrderedDict()
         self._perm_mv: memoryview | None = None  # the shortcuts' flat view of ``view.perm``
         #: (compiled filter, seed position, fetch, index, labels, distances) of a shortcut's over-fetch that
         #: fell short: the general path that answers next starts from these labels (no second

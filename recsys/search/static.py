@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -21,6 +22,9 @@ from recsys.search.planner import (
 from recsys.search.query import FlagRange, Query
 from recsys.search.result import SearchResult
 from recsys.topk import topk
+
+#: category-block graphs kept for sharing between compiled filters of one mask
+_SHARED_BLOCKS_MAX = 64
 
 
 class StaticMixin:
@@ -149,6 +153,12 @@ class StaticMixin:
         cf = qq.cf
         key = (s, e, no_adult)
         ss = cf.blocks.get(key)
+        if ss is None:  # a filter of the same mask may have built it
+            if cf.mask_digest is None:
+                cf.mask_digest = hashlib.blake2b(cf.base_mask.tobytes(), digest_size=16).digest()
+            ss = self._shared_blocks.get((cf.mask_digest, *key))
+            if ss is not None:
+                cf.blocks[key] = ss
         if ss is None:
             uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
             rows = e - s
@@ -178,6 +188,10 @@ class StaticMixin:
         def build() -> None:
             if key in cf.blocks:
                 return
+            got = self._shared_blocks.get((cf.mask_digest, *key))
+            if got is not None:  # built meanwhile for a filter of the same mask
+                cf.blocks[key] = got
+                return
             mask = np.zeros(self.n, dtype=bool)
             mask[s:e] = cf.base_mask[s:e]
             if no_adult:
@@ -186,6 +200,11 @@ class StaticMixin:
             ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
             cf.block_bytes += ss.nbytes
             cf.blocks[key] = ss  # published whole, with its graph
+            shared = self._shared_blocks.copy()  # swapped whole: readers never see it change size
+            shared[(cf.mask_digest, *key)] = ss
+            while len(shared) > _SHARED_BLOCKS_MAX:
+                shared.popitem(last=False)
+            self._shared_blocks = shared
 
         if self._inline():
             build()

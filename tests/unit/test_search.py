@@ -1612,3 +1612,34 @@ def test_filter_shortcut_with_pair_bans_and_pins_answers_as_the_general_path(pri
         shown = set(res.item_ids)
         assert not shown & banned.get(seed, set()) and not shown & hidden.get(seed, set())
         assert len(res) == k
+
+
+def test_filters_of_one_mask_share_their_category_graphs(uncorrelated):
+    """A category filter with do-not-associate pairs or pins answers from the graphs the filter
+    alone has built (the same mask, the same blocks): no second build, once its seed table is
+    there; a filter of another mask builds its own."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    base = FilterConfig(same_category=True, category_level=0)
+    for i in range(0, 8000, 40):
+        searcher.search(f"u{i}", base, 10)
+    searcher.wait_background()
+    built = searcher.compile(base).blocks
+    assert built
+    ruled = FilterConfig.from_dict(
+        {**base.canonical(), "do_not_associate": [{"seed": "u1", "item_id": "u2"}], "pins": []}
+    )
+    deny = [str(cat["brand"].iloc[0])]
+    other = FilterConfig(same_category=True, category_level=0, brands_deny=deny)  # another mask
+    for cfg in (ruled, other):
+        for i in range(1, 121, 10):  # 12 queries: its seed table, too few uses to build a graph
+            searcher.search(f"u{i}", cfg, 10)
+        plans = {searcher.search(f"u{i}", cfg, 10).plan for i in range(5, 400, 37)}
+        blocks = searcher.compile(cfg).blocks
+        if cfg is ruled:
+            assert plans == {"hnsw_subindex"} and blocks
+            assert all(ss is built[key] for key, ss in blocks.items())
+        else:
+            assert "hnsw_subindex" not in plans and not blocks
