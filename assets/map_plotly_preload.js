@@ -15,8 +15,12 @@
     return;
   }
   if (!config) return;
+  // the fingerprinted path (components/plotlyjs.py) is served with a one-year max-age, so a
+  // later visit runs plotly.js from the browser's cache without asking the server first
+  var meta = document.querySelector('meta[name="recsys-plotlyjs"]');
+  var path = (meta && meta.content) || "plotly/package_data/plotly.min.js";
   var url = config.serve_locally
-    ? (config.requests_pathname_prefix || "/") + "_dash-component-suites/plotly/package_data/plotly.min.js"
+    ? (config.requests_pathname_prefix || "/") + "_dash-component-suites/" + path
     : config.plotlyjs_url;
   if (!url) return;
   var pending = new Promise(function (resolve, reject) {

@@ -12,8 +12,9 @@ Size: coordinates go as base64 float32 typed arrays; item positions as plain int
 (see ``components.scatter.map_figure``), so 100k points make a figure of about 1.7 MB; above
 ``MAX_POINTS`` a seeded random sample is drawn and the status line says so.
 
-Speed: above ``FIRST_PAINT_POINTS`` the first figure is a seeded sample of that size ("showing
-N of M, loading the rest"), and :func:`complete_map` sends every point right after; the
+Speed: the first figure comes with the page's layout (:func:`first_figure`); above
+``FIRST_PAINT_POINTS`` it is a seeded sample of that size ("showing N of M, loading the
+rest"), and :func:`complete_map` sends every point once the sample is drawn; the
 purity chart (seconds of exact search at 100k items) is computed only once the map is
 complete, so it never competes with the figure for the server's CPU.
 """
@@ -217,6 +218,26 @@ def _umap_job_line(job: dict[str, Any] | None) -> tuple[str, str]:
 
 
 # -- layout -------------------------------------------------------------------------------
+def first_figure(run_id: str, color_by: str) -> dict[str, Any]:
+    """The first figure, its meta and status line, sent with the page's layout.
+
+    Answered by :func:`draw_map` instead, the figure cost one more round trip after the layout
+    had arrived and rendered (about 0.1-0.3 s of a Map load at 100k items), and with plotly.js
+    cached that round trip was on the first paint's path. :func:`draw_map`'s first call finds
+    the meta of this figure and leaves the figure alone; above ``FIRST_PAINT_POINTS`` this is
+    the sample, and :func:`complete_map` follows as before. Whatever goes wrong here is left to
+    :func:`draw_map`, which says what it is."""
+    empty: dict[str, Any] = {"figure": {"data": [], "layout": {}}, "meta": None, "status": None}
+    try:
+        out = map_state(run_id, "auto", color_by, None, None, FIRST_PAINT_POINTS)
+    except (RecsysError, OSError, ValueError, KeyError):
+        logger.exception("the Map's first figure of %s: left to the draw callback", run_id)
+        return empty
+    if not isinstance(out["figure"], dict) or not isinstance(out["meta"], dict):
+        return empty  # the run could not be read: draw_map's first call says why
+    return out
+
+
 def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.Div:
     """The Map page (``?run=`` picks the run, ``?color=`` the colouring)."""
     header = page_header("Map", "The embedding space in 2-D: neighbours in vector space sit close together.")
@@ -242,6 +263,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
         else None
     )
     color = color if color in dict(COLOR_CHOICES) else "category:0"
+    first = first_figure(run, color)
     from components.pickers import run_options
 
     controls = dbc.Card(
@@ -299,7 +321,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
             dbc.CardHeader(
                 html.Div(
                     [
-                        html.Div(id=ids.MAP_STATUS, className="small"),
+                        html.Div(first["status"], id=ids.MAP_STATUS, className="small"),
                         dbc.Button(
                             "Compute UMAP",
                             id=ids.MAP_UMAP_BUTTON,
@@ -318,6 +340,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                     dcc.Loading(
                         dcc.Graph(
                             id=ids.MAP_GRAPH,
+                            figure=first["figure"],
                             config={"displaylogo": False, "scrollZoom": True},
                             clear_on_unhover=True,
                             style={"height": "640px"},
@@ -404,7 +427,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
             header,
             notice,
             dcc.Location(id=ids.MAP_NAV, refresh="callback-nav"),
-            dcc.Store(id=ids.MAP_META),
+            dcc.Store(id=ids.MAP_META, data=first["meta"]),
             dcc.Store(id=ids.MAP_DRAWN),
             controls,
             graph_card,
@@ -432,7 +455,13 @@ def draw_map(
     if not run_id:
         return no_update, no_update, ""
     out = map_state(run_id, method or "auto", color_by or "category:0", jobs, drawn, FIRST_PAINT_POINTS)
-    return out["figure"], out["meta"], out["status"]
+    meta = out["meta"]
+    if meta is no_update and drawn and dash.ctx.triggered_id is None:
+        # the first call after the layout drew the first figure (:func:`first_figure`): the
+        # same meta again, since the callbacks that follow the drawn map (complete_map through
+        # the drawn store, update_purity) wait for this call and run only on a changed meta
+        meta = drawn
+    return out["figure"], meta, out["status"]
 
 
 #: Resolves with the meta of a sampled first paint once the browser has drawn that sample

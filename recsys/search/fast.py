@@ -32,8 +32,8 @@ planner chooses again with what it learned, and a table plan re-derives its per-
 
 from __future__ import annotations
 
-import time
 from itertools import compress, count, islice
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -43,11 +43,21 @@ from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
 from recsys.search.query import TABLE_COUNTS, first_in_range, first_in_range_except
 from recsys.search.result import SearchResult
 
-#: distinct seed-table count rows a table shortcut keeps resolved (a category filter has one per
-#: category; a price band relative to the seed, about one per seed)
-_COUNTS_MAX = 4096
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
 _FAST_MAX = 16
+
+
+def _ids_at(ids: tuple, rows: list[int]) -> list[str]:
+    """The item ids of vector rows ``rows`` from :attr:`FastPlan.ids` (the view's padded id text,
+    its width, whether any id is shorter, the id list): sliced out of the text, one cache miss per
+    id and no NumPy call (a gather from a NumPy str array costs a list-to-array conversion, and the
+    list two misses per id: pointer, then object); from the list when there is no text."""
+    text, w, padded, by_row = ids
+    if text is None:
+        return [by_row[r] for r in rows]
+    if padded:
+        return [text[r * w : r * w + w].rstrip("\0") for r in rows]
+    return [text[r * w : r * w + w] for r in rows]
 
 
 def _flat(arr: np.ndarray) -> memoryview:
@@ -76,6 +86,9 @@ class FastPlan:
         "fetch",
         "width",
         "perm",
+        "pos_of",
+        "qunit",
+        "ids",
         "drop",
     )
 
@@ -83,8 +96,7 @@ class FastPlan:
         self.cfg, self.cf, self.answer, self.knn = cfg, cf, answer, knn
         #: vector row by catalogue position (the view's ``perm``), read without NumPy dispatch
         self.perm = perm
-        #: trivial: (removed, skipped, seed excluded, n_eligible); table: the seed-table count
-        #: columns -> (removed, skipped) (at most ``_COUNTS_MAX`` distinct, then computed per query)
+        #: trivial: (removed, skipped, seed excluded, n_eligible)
         self.counts: Any = None
         #: flag: per seed adultness (0/1), (removed, skipped, ok_by_row, eligible count, {need: fetch})
         self.variants: list[tuple | None] = [None, None]
@@ -96,6 +108,12 @@ class FastPlan:
         #: table: the filter's do-not-associate drops (seed position -> (positions, vector rows)
         #: inside its key range, ``cf.table_drop``), or None
         self.drop: dict[int, tuple[Any, list[int]]] | None = None
+        #: set by :meth:`FastMixin._keep_fast`: the searcher's ``pos_of_id`` and ``qunit``, and the
+        #: catalogue view's ids (:func:`_ids_at`), read from the plan's slots (one object, no
+        #: searcher attributes to chase after a beam search)
+        self.pos_of: dict[str, int] = {}
+        self.qunit: Any = None
+        self.ids: tuple = (None, 0, False, [])
 
 
 class FastMixin:
@@ -152,7 +170,6 @@ class FastMixin:
             )
             fp.width = table.shape[1]
             fp.drop = cf.table_drop
-            fp.counts = {}
             fp.fetch = min(self.n, _FETCH_MIN)
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
             self._keep_fast(fp)
@@ -165,6 +182,9 @@ class FastMixin:
         fasts = {  # a new dict, then swapped: readers never see one change size
             key: f for key, f in self._fast.items() if live.get(f.cf.config.config_hash()) is f.cf
         }
+        v = self.view
+        fp.pos_of, fp.qunit = v.pos_of_id, self.qunit
+        fp.ids = (v.item_id_text, v.item_id_width, v.item_id_padded, v.item_id_by_row)
         fasts[id(fp.cfg)] = fp
         while len(fasts) > _FAST_MAX:
             del fasts[next(iter(fasts))]
@@ -172,44 +192,45 @@ class FastMixin:
 
     # -- the three kinds --------------------------------------------------------------
     def _fast_trivial(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
-        """No rule bites: one ``knn_query`` for k + 1, the seed's row dropped."""
-        t0 = time.perf_counter()
-        v = self.view
-        pos = v.pos_of_id.get(seed_item_id, -1)
+        """No rule bites: one ``knn_query`` for k + 1, the seed's row dropped. Everything it reads
+        hangs off ``fp`` (a beam search has just evicted the caches: each object touched after it
+        costs a miss), ``knn_query`` takes its arguments by position (no keyword parsing)."""
+        t0 = perf_counter()
+        pos = fp.pos_of.get(seed_item_id, -1)
         removed, skipped, ex, n_elig = fp.counts
-        if pos < 0 or k.__class__ is not int or k < 1 or k + ex > self.n:
+        if pos < 0 or k.__class__ is not int or k < 1 or k > n_elig:
             return None
         try:
-            labels, dist = fp.knn(self.qunit[pos : pos + 1], k=k + ex, num_threads=1)
+            labels, dist = fp.knn(fp.qunit[pos : pos + 1], k + ex, 1)
         except RuntimeError:  # hnswlib#444
             return None
-        rl, dl = labels.tolist()[0], dist.tolist()[0]
+        rl, dl = labels[0].tolist(), dist[0].tolist()
         if ex:
             seed_row = fp.perm[pos]
-            if seed_row in rl:
+            if rl[0] == seed_row:  # usually: its own vector comes first
+                del rl[0], dl[0]
+            elif seed_row in rl:
                 j = rl.index(seed_row)
                 del rl[j], dl[j]
             else:
                 del rl[k:], dl[k:]
-        ids = v.item_id_array
         return SearchResult(
-            ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
+            _ids_at(fp.ids, rl),
             [1.0 - d for d in dl],
             rl,
             dict(removed),
             "hnsw_overfetch",
             n_elig,
-            (time.perf_counter() - t0) * 1e3,
+            (perf_counter() - t0) * 1e3,
             list(skipped) if skipped else [],
-            seed_item_id if seed_item_id.__class__ is str else v.item_id_list[pos],  # no cold read
+            seed_item_id if seed_item_id.__class__ is str else self.view.item_id_list[pos],  # no cold read
         )
 
     def _fast_flag(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
         """A lean static filter without a block: an over-fetch sized to its share (as
         :meth:`_search_static`), labels tested with the eligible set's per-row flag."""
-        t0 = time.perf_counter()
-        v = self.view
-        pos = v.pos_of_id.get(seed_item_id, -1)
+        t0 = perf_counter()
+        pos = fp.pos_of.get(seed_item_id, -1)
         if pos < 0 or k.__class__ is not int or k < 1:
             return None
         var = fp.variants[fp.adult.item(pos) if fp.adult is not None else 0]
@@ -244,9 +265,8 @@ class FastMixin:
     def _fast_table(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
         """A lean filter with a seed table: the seed's key range from its row (as
         :meth:`_search_table`), when the planner would over-fetch for this seed."""
-        t0 = time.perf_counter()
-        v = self.view
-        pos = v.pos_of_id.get(seed_item_id, -1)
+        t0 = perf_counter()
+        pos = fp.pos_of.get(seed_item_id, -1)
         if pos < 0 or k.__class__ is not int or k < 1 or _FETCH_FACTOR * k > _FETCH_MIN:
             return None
         w = fp.width
@@ -257,13 +277,9 @@ class FastMixin:
         cf = fp.cf
         if e - s <= fp.block_max and row[TABLE_COUNTS + cf.cat_col] >= 0:
             return None  # its category block may get (or has) its own graph
-        counts = tuple(row[TABLE_COUNTS:])
-        got = fp.counts.get(counts)
-        if got is None:
-            got = self._table_counts(cf, counts)
-            if len(fp.counts) < _COUNTS_MAX:
-                fp.counts[counts] = got
-        removed, skipped = dict(got[0]), list(got[1])
+        # built per query, no cache of count rows: a price band relative to the seed makes nearly
+        # every seed's row distinct, and a cache's lookup and copies cost more than the build
+        removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
         seed_row = fp.perm[pos] if seed_in else -1
         drop = fp.drop.get(pos) if fp.drop else None
         if drop is not None:  # the seed's banned rows, tested with the key range: the seed's row too
@@ -294,12 +310,12 @@ class FastMixin:
         not one of the rows ``drop``: the seed's do-not-associate items), the result
         (``removed`` and ``skipped``: its own); None when they are fewer than k."""
         try:
-            labels, dist = fp.knn(self.qunit[pos : pos + 1], k=fetch, num_threads=1)
+            labels, dist = fp.knn(fp.qunit[pos : pos + 1], fetch, 1)
         except RuntimeError:  # hnswlib#444
             return None
         # no NumPy call over the labels: right after a beam search each costs microseconds of
         # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
-        rows = labels.tolist()[0]
+        rows = labels[0].tolist()
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if drop is not None:  # a key range (the table kind), the seed's row among ``drop``
@@ -324,17 +340,15 @@ class FastMixin:
         st = fp.cf.stats
         st.queries += 1  # as the planner's choice counts it
         st.record(True)
-        dl = dist.tolist()[0]
-        v = self.view
-        ids = v.item_id_array
+        dl = dist[0].tolist()
         return SearchResult(
-            ids.take(rl).tolist() if ids is not None else list(map(v.item_id_by_row.__getitem__, rl)),
+            _ids_at(fp.ids, rl),
             [1.0 - dl[j] for j in sel],
             rl,
             removed,
             "hnsw_overfetch",
             n_elig,
-            (time.perf_counter() - t0) * 1e3,
+            (perf_counter() - t0) * 1e3,
             skipped,
-            v.item_id_list[pos],
+            self.view.item_id_list[pos],
         )

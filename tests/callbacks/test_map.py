@@ -14,7 +14,7 @@ import pytest
 from dash import Patch
 from dash._utils import to_json
 
-from tests.callbacks._pages import page, text_of
+from tests.callbacks._pages import find, page, text_of
 
 # Event data Chromium sent for run "A" of _emc_data (hover, click, a lasso around every point),
 # recorded by tests/integration/test_map_events.py (which also checks it is still what the
@@ -93,6 +93,27 @@ def test_sampled_first_paint_then_every_point_then_purity(mapp, data):
     assert mapp.complete_map(meta, run, "auto", "brand", {"jobs": []}) == (no_update,) * 3
     moved = {**meta, "method": "umap"}  # no UMAP stored: the full figure would be PCA
     assert mapp.complete_map(moved, run, "auto", "category:0", {"jobs": []}) == (no_update,) * 3
+
+
+def test_the_page_layout_carries_the_first_figure_and_its_meta(mapp, data, monkeypatch):
+    """The sample (or the whole small map) comes with the layout, no round trip: the graph holds
+    it, the meta store says which it is, and the draw callback then leaves the figure alone."""
+    run = data["runs"]["A"]
+    monkeypatch.setattr(mapp, "FIRST_PAINT_POINTS", 8)
+    layout = mapp.layout(run=run)
+    (graph,) = find(layout, lambda n: getattr(n, "id", None) == mapp.ids.MAP_GRAPH)
+    (store,) = find(layout, lambda n: getattr(n, "id", None) == mapp.ids.MAP_META)
+    (status,) = find(layout, lambda n: getattr(n, "id", None) == mapp.ids.MAP_STATUS)
+    meta = store.data
+    assert meta["run"] == run and meta["partial"] and meta["n_shown"] == 8 and meta["n_total"] == 20
+    assert graph.figure["layout"]["meta"] == meta["sample"]
+    assert sum(len(t.x) for t in _traces(graph.figure)) == 8
+    assert "showing 8 of 20 items, loading the rest" in text_of(status)
+    assert mapp.map_state(run, "auto", "category:0", {"jobs": []}, meta, 8)["figure"] is mapp.no_update
+    # every point when there are fewer than the first paint's size, and no "loading" then
+    monkeypatch.setattr(mapp, "FIRST_PAINT_POINTS", 10_000)
+    (store,) = find(mapp.layout(run=run), lambda n: getattr(n, "id", None) == mapp.ids.MAP_META)
+    assert store.data["n_shown"] == 20 and not store.data.get("partial")
 
 
 def test_search_typed_on_the_sample_stays_highlighted_when_every_point_arrives(mapp, data):

@@ -23,6 +23,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
+from components.plotlyjs import plotlyjs_path as page_plotlyjs_path
 from tests.integration._browser import run_ids, wait_until
 
 FIXTURE = Path(__file__).resolve().parents[1] / "callbacks" / "fixtures" / "map_events.json"
@@ -238,7 +239,7 @@ def test_sampled_first_paint_is_completed_and_every_point_answers(dash_duo, dash
 
     @dash_app.server.before_request
     def slow_plotly_js() -> None:  # a slow link: plotly.js (4.8 MB) comes after both figures could
-        if flask.request.path.endswith("/plotly.min.js"):
+        if "/plotly/package_data/plotly" in flask.request.path:  # either URL of the bundle
             time.sleep(3)
 
     dash_duo.start_server(dash_app)
@@ -255,6 +256,11 @@ def test_sampled_first_paint_is_completed_and_every_point_answers(dash_duo, dash
     # the Map opened as the first page starts plotly.js with the page's own scripts
     # (assets/map_plotly_preload.js); the graph, mounted while it loads, waits for that one
     assert driver.execute_script("return window.__plotlyRuns;") == 1
+    # from its fingerprinted URL, which the browser may keep (components/plotlyjs.py)
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/plotly/'));"
+    )
+    assert len(loaded) == 1 and loaded[0].endswith("/_dash-component-suites/" + page_plotlyjs_path()), loaded
     dash_duo.wait_for_contains_text("#map-status", f"{n:,} items", timeout=20)
     assert "loading the rest" not in dash_duo.find_element("#map-status").text
     dash_duo.driver.execute_script(f"{GRAPH}.scrollIntoView({{block: 'center', behavior: 'instant'}})")

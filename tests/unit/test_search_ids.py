@@ -1,0 +1,83 @@
+"""Item ids of the search shortcuts (issue 18): sliced out of the catalogue view's id text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.catalog import CatalogView
+from recsys.filters import FilterConfig
+from recsys.index import HnswIndex
+from recsys.search import FilteredSearcher
+
+# ids of one width; of many widths; non-ASCII of many widths (the text is then UCS-2/UCS-4)
+ID_SETS = {
+    "fixed": lambda n: [f"SKU-{i:06d}" for i in range(n)],
+    "ragged": lambda n: [f"i{i}" if i % 3 else f"item-{i}-x" for i in range(n)],
+    "unicode": lambda n: [f"é{i}" if i % 2 else f"商品😀{i}" for i in range(n)],
+}
+
+
+def _catalog(ids: list[str], seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = len(ids)
+    centers = rng.normal(size=(12, 16)).astype(np.float32)
+    vec = centers[rng.integers(0, 12, n)] + 0.4 * rng.normal(size=(n, 16)).astype(np.float32)
+    cat = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": [f"t{i}" for i in range(n)],
+            "category": [f"T{i % 2} > L{i % 7}" for i in range(n)],
+            "brand": [f"b{i % 9}" for i in range(n)],
+            "price": rng.lognormal(3, 0.5, n),
+            "adult": np.zeros(n, dtype=bool),  # the default config is then trivial: one knn_query
+        }
+    )
+    return cat, vec
+
+
+@pytest.mark.parametrize("kind", list(ID_SETS))
+def test_id_text_holds_every_id_at_its_row(kind):
+    ids = ID_SETS[kind](500)
+    order = np.random.default_rng(0).permutation(len(ids))  # rows in another order than the catalogue
+    view = CatalogView([ids[i] for i in order], _catalog(ids, 0)[0])
+    text, w = view.item_id_text, view.item_id_width
+    assert view.item_id_padded == (kind != "fixed")
+    cut = [text[r * w : r * w + w] for r in range(len(ids))]
+    if view.item_id_padded:
+        cut = [c.rstrip("\0") for c in cut]
+    assert cut == view.item_id_by_row == [ids[i] for i in order]
+
+
+@pytest.mark.parametrize("kind", list(ID_SETS))
+def test_no_filter_shortcut_returns_the_ids_of_its_rows(kind):
+    """No filter (the trivial shortcut, one ``knn_query``): once armed, each answer's ids are its
+    rows' ids and equal the general path's, seed excluded (the filtered shortcuts gather ids the
+    same way: ``tests/unit/test_search.py::test_filter_shortcut_answers_as_the_general_path``)."""
+    ids = ID_SETS[kind](3000)
+    cat, vec = _catalog(ids, 1)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+    fast = FilteredSearcher(vec, ids, cat, index=index)
+    general = FilteredSearcher(vec, ids, cat, index=index)
+    general._arm_fast = lambda *a: None  # never armed: every query takes the general path
+    cfg = FilterConfig()
+    for s in (fast, general):
+        for item in ids[:30]:
+            s.search(item, cfg, 10)
+    fp = fast._fast[id(cfg)]
+    for item in ids[::37]:
+        assert fp.answer(fast, item, 10, fp) is not None, item  # the shortcut answers this seed
+        got, want = fast.search(item, cfg, 10), general.search(item, cfg, 10)
+        assert got.item_ids == [ids[r] for r in got.rows] == want.item_ids, item
+        assert got.scores == want.scores and got.rows == want.rows, item
+        assert item not in got.item_ids and got.seed_item_id == item and len(got) == 10
+
+
+def test_id_text_from_a_strided_id_array():
+    """Ids passed as a strided slice of a NumPy str array (every other row of a larger one)."""
+    ids = np.array([f"x{i}" if i % 4 else f"long-{i}" for i in range(40)])[::2]
+    view = CatalogView(ids, _catalog(ids.tolist(), 2)[0])
+    w = view.item_id_width
+    cut = [view.item_id_text[r * w : r * w + w].rstrip("\0") for r in range(len(ids))]
+    assert view.item_id_padded and cut == ids.tolist() == view.item_id_by_row
