@@ -23,7 +23,9 @@ from recsys.search.query import FlagRange, Query
 from recsys.search.result import SearchResult
 from recsys.topk import topk
 
-#: category-block graphs kept for sharing between compiled filters of one mask
+#: category-block graphs kept for sharing between compiled filters of one mask: at most this
+#: many, and at most ``_BLOCKS_MAX_BYTES`` together (the oldest dropped first; a compiled filter
+#: that adopted one keeps it while it is cached)
 _SHARED_BLOCKS_MAX = 64
 
 
@@ -202,7 +204,9 @@ class StaticMixin:
             cf.blocks[key] = ss  # published whole, with its graph
             shared = self._shared_blocks.copy()  # swapped whole: readers never see it change size
             shared[(cf.mask_digest, *key)] = ss
-            while len(shared) > _SHARED_BLOCKS_MAX:
+            while len(shared) > 1 and (
+                len(shared) > _SHARED_BLOCKS_MAX or sum(x.nbytes for x in shared.values()) > _BLOCKS_MAX_BYTES
+            ):
                 shared.popitem(last=False)
             self._shared_blocks = shared
 
