@@ -108,13 +108,17 @@ class CompiledFilter:
     trivial: bool = False
     #: adult-rule variant (True: adult items excluded) -> :class:`~recsys.search.batch.StaticSet`
     sets: dict[bool, StaticSet] = field(default_factory=dict)
-    #: lean, and ``same_category`` is its only seed-dependent rule: each category block (and
-    #: adult-rule variant) is a static eligible set, which gets its own graph once used often
+    #: lean, and ``same_category`` is its only seed-dependent rule (do-not-associate pairs aside:
+    #: a seed's banned items are dropped from the block graph's answer): each category block
+    #: (and adult-rule variant) is a static eligible set, which gets its own graph once used often
     cat_only: bool = False
     #: (block start, block end, adult excluded) -> eligible set with its own graph; uses so far
     blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
     block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
     block_bytes: int = 0
+    #: digest of ``base_mask`` (on first need): filters with the same mask share block graphs
+    #: (a config with do-not-associate pairs or pins reuses those of the filter alone)
+    mask_digest: bytes | None = None
     #: the config's seed rules (rule table order), and their names: the seed table's count
     #: columns (from ``TABLE_COUNTS`` on); the columns of the category and adult rules (-1: off)
     seed_rules: list[Rule] = field(default_factory=list)
@@ -280,7 +284,9 @@ class CompileMixin:
         )
         varying = varying_seed_rules(cfg)
         compiled.static = not varying
-        compiled.cat_only = compiled.lean and [r.name for r in varying] == ["same_category"]
+        compiled.cat_only = compiled.lean and [r.name for r in varying if r.channel != "exclude"] == [
+            "same_category"
+        ]
         # one plain knn_query answers it, unless the catalogue is so small that exact search is cheaper
         compiled.trivial = (
             compiled.static

@@ -40,7 +40,7 @@ import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
-from recsys.search.query import TABLE_COUNTS, first_in_range
+from recsys.search.query import TABLE_COUNTS, first_in_range, first_in_range_except
 from recsys.search.result import SearchResult
 
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
@@ -89,6 +89,7 @@ class FastPlan:
         "pos_of",
         "qunit",
         "ids",
+        "drop",
     )
 
     def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any, perm: memoryview) -> None:
@@ -104,6 +105,9 @@ class FastPlan:
         self.min_domain = self.min_elig = 0.0
         self.block_max = -1.0
         self.fetch = self.width = 0
+        #: table: the filter's do-not-associate drops (seed position -> (positions, vector rows)
+        #: inside its key range, ``cf.table_drop``), or None
+        self.drop: dict[int, tuple[Any, list[int]]] | None = None
         #: set by :meth:`FastMixin._keep_fast`: the searcher's ``pos_of_id`` and ``qunit``, and the
         #: catalogue view's ids (:func:`_ids_at`), read from the plan's slots (one object, no
         #: searcher attributes to chase after a beam search)
@@ -120,8 +124,8 @@ class FastMixin:
         the config's next queries when its answer was the planner's over-fetch."""
         last = self._last
         cf = last[1] if last is not None and last[0] is cfg else None
-        if cf is None or not cf.lean or cf.place_rules or self._index is None or res.seed_item_id is None:
-            return
+        if cf is None or not cf.lean or self._index is None or res.seed_item_id is None:
+            return  # pins (``cf.place_rules``) are placed after the shortcut's answer (:meth:`search`)
         fp = self._fast.get(id(cfg))
         if fp is not None and fp.cfg is not cfg:
             fp = None
@@ -152,7 +156,7 @@ class FastMixin:
             if fp.variants[key] is None:
                 fp.variants[key] = (got[0], got[2], _flat(ss.ok_by_row), ss.n, {})
             self._keep_fast(fp)
-        elif cf.seed_table is not None and cf.table_drop is None:
+        elif cf.seed_table is not None:
             table = cf.seed_table
             s, e = table[pos, TABLE_COUNTS - 3 : TABLE_COUNTS - 1].tolist()
             block_max = BLOCK_MAX_SHARE * self.n if cf.cat_only else -1.0
@@ -165,6 +169,7 @@ class FastMixin:
                 block_max,
             )
             fp.width = table.shape[1]
+            fp.drop = cf.table_drop
             fp.fetch = min(self.n, _FETCH_MIN)
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
             self._keep_fast(fp)
@@ -276,8 +281,12 @@ class FastMixin:
         # every seed's row distinct, and a cache's lookup and copies cost more than the build
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
         seed_row = fp.perm[pos] if seed_in else -1
+        drop = fp.drop.get(pos) if fp.drop else None
+        if drop is not None:  # the seed's banned rows, tested with the key range: the seed's row too
+            drop = drop[1] + [seed_row] if seed_row >= 0 else drop[1]
+            seed_row = -1
         return self._fast_finish(
-            fp, pos, k, fp.fetch, fp.kvs[var], lo, hi, seed_row, removed, skipped, n_elig, t0
+            fp, pos, k, fp.fetch, fp.kvs[var], lo, hi, seed_row, removed, skipped, n_elig, t0, drop
         )
 
     def _fast_finish(
@@ -294,10 +303,12 @@ class FastMixin:
         skipped: list[str],
         n_elig: int,
         t0: float,
+        drop: list[int] | None = None,
     ) -> SearchResult | None:
         """One over-fetch, the first k labels other than the seed's row that pass the test (the
-        flag ``key_by_row[label]`` when ``lo`` is None, else ``lo <= key_by_row[label] < hi``),
-        the result (``removed`` and ``skipped``: its own); None when they are fewer than k."""
+        flag ``key_by_row[label]`` when ``lo`` is None, else ``lo <= key_by_row[label] < hi``, and
+        not one of the rows ``drop``: the seed's do-not-associate items), the result
+        (``removed`` and ``skipped``: its own); None when they are fewer than k."""
         try:
             labels, dist = fp.knn(fp.qunit[pos : pos + 1], fetch, 1)
         except RuntimeError:  # hnswlib#444
@@ -307,7 +318,9 @@ class FastMixin:
         rows = labels[0].tolist()
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
-        if lo is None:
+        if drop is not None:  # a key range (the table kind), the seed's row among ``drop``
+            sel = first_in_range_except(keys, rows, lo, hi, drop, k)
+        elif lo is None:
             sel = list(islice(compress(count(), keys), want))
         else:
             sel = first_in_range(keys, lo, hi, want)
@@ -318,6 +331,7 @@ class FastMixin:
         else:
             del rl[k:], sel[k:]
         if len(rl) < k:  # the general path answers (a larger fetch or exact) and records the miss
+            self._short_fetch = (fp.cf, pos, fetch, self._index, labels[0], dist[0])  # from these
             if fp.answer is FastMixin._fast_table:  # seeds differ: keep it, with the bounds re-learned
                 fp.min_domain, fp.min_elig = self._overfetch_bounds(fp.cf, fetch)
             else:

@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from recsys.filters import FilterConfig
 from recsys.search.result import SearchResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from recsys.search.compiled import CompiledFilter
+
+    MaybeCF = CompiledFilter | None
 
 
 class PlacementMixin:
@@ -14,7 +21,7 @@ class PlacementMixin:
     ``unit``, ``compile``, ``_item_allowed`` and ``_search_one``)."""
 
     def _place(
-        self, res: SearchResult, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int
+        self, res: SearchResult, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int, cf: MaybeCF = None
     ) -> SearchResult:
         """The rules that place items into the finished list (pins; ``Rule.place``).
 
@@ -22,9 +29,11 @@ class PlacementMixin:
         ``min_similarity``) is put at its 1-based position (moved there when already listed),
         the list cut at k again; its score is its own (adjusted) similarity, so a pinned
         list is not sorted by score. ``removed_by_rule[rule]``: the items it placed. With
-        ``max_per_brand``, pins count towards the cap (:meth:`_place_capped`).
+        ``max_per_brand``, pins count towards the cap (:meth:`_place_capped`). ``cf``: the
+        config's compiled filter when the caller holds it (the shortcut of :mod:`recsys.search.fast`).
         """
-        cf = self.compile(cfg)
+        if cf is None:
+            cf = self.compile(cfg)
         if not cf.place_rules or pos is None:
             return res
         v = self.view

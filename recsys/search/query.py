@@ -61,6 +61,20 @@ def first_in_range(keys: Iterable[int], lo: int, hi: int, want: int) -> list[int
     return sel
 
 
+def first_in_range_except(
+    keys: Iterable[int], rows: list[int], lo: int, hi: int, out: list[int], want: int
+) -> list[int]:
+    """:func:`first_in_range` of the labels ``rows`` (``keys``: theirs) that are not in ``out`` (a
+    seed's do-not-associate rows, a handful: a list lookup costs no more than a set's)."""
+    sel = []
+    for j, x in enumerate(keys):
+        if lo <= x < hi and rows[j] not in out:
+            sel.append(j)
+            if len(sel) == want:
+                break
+    return sel
+
+
 def _without_seed(rows: np.ndarray, sel: list[int], seed: int, k: int) -> tuple[list[int], list[int]]:
     """(the first k of ``sel`` without the seed's row, ``rows`` up to the last selected as a list):
     a scan for k + 1 eligible labels while the seed (eligible) may be among them."""

@@ -150,7 +150,14 @@ class FilteredSearcher(
         #: the shortcuts of the configs whose automatic plan over-fetched (:mod:`recsys.search.fast`),
         #: by ``id(config)`` (each holds its config object)
         self._fast: dict[int, FastPlan] = {}
+        #: (base-mask digest, block start, end, adult excluded) -> a category block's eligible set
+        #: with its graph, shared by the compiled filters of one mask (:meth:`_search_block`)
+        self._shared_blocks: OrderedDict[tuple, StaticSet] = OrderedDict()
         self._perm_mv: memoryview | None = None  # the shortcuts' flat view of ``view.perm``
+        #: (compiled filter, seed position, fetch, index, labels, distances) of a shortcut's over-fetch that
+        #: fell short: the general path that answers next starts from these labels (no second
+        #: beam search for the same query); cleared once it has answered
+        self._short_fetch: tuple | None = None
         #: (compiled filter, seed position, its resolved rules) of the last general-path query
         self._last_rules: tuple[CompiledFilter, int | None, _SeedRules] | None = None
         self._dscale = self.dim / 64.0
@@ -369,12 +376,13 @@ class FilteredSearcher(
         var, lo, hi, a, b, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
         counts = row[TABLE_COUNTS:]
         qq.removed, qq.skipped = self._table_counts(cf, counts)
+        drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
         if cf.cat_only and counts[cf.cat_col] >= 0:
-            got = self._search_block(qq, s, e, cf.adult_col >= 0 and counts[cf.adult_col] >= 0)
+            no_adult = cf.adult_col >= 0 and counts[cf.adult_col] >= 0
+            got = self._search_block(qq, s, e, no_adult, drop[1] if drop else None)
             if got is not None:
                 return got
         kv = cf.table_kvs[var]
-        drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
         # boost/bury: the bounded over-fetch of adjusted.py (with identical vectors, exact search)
         adjusted = cf.adjust is not None and self._adjusted_overfetch_ok("auto")
         plan = "exact" if cf.adjust is not None and not adjusted else None
@@ -437,7 +445,13 @@ class FilteredSearcher(
             return "exact"  # boost/bury: the over-fetch costs more than its beam search (adjusted.py)
         if self._choose(cf, domain, False, n_elig, fetch, need) == "exact":
             return "exact"
-        got = self._overfetch(qq, cand, fetch, n_elig, domain, cf.lean)
+        short, first = self._short_fetch, (None, None)
+        if short is not None and short[0] is cf and short[1] == qq.pos and short[2] == fetch:
+            if short[3] is self._index:  # the shortcut fetched the same labels for this query
+                first = short[4:]
+        got = self._overfetch(
+            qq, cand, fetch, n_elig, domain, cf.lean, first_rows=first[0], first_dist=first[1]
+        )
         return got if got is not None else "hnsw_overfetch+exact_fallback"
 
     def _overfetch(
@@ -452,6 +466,7 @@ class FilteredSearcher(
         scan: bool = False,
         refetch: bool = True,
         first_rows: np.ndarray | None = None,
+        first_dist: np.ndarray | None = None,
     ) -> SearchResult | None:
         """THE over-fetch: unfiltered HNSW for ``fetch`` candidates, post-filtered by ``cand``.
 
@@ -462,7 +477,8 @@ class FilteredSearcher(
         learned (``auto``). When it falls short, a 4x larger fetch follows (``refetch``) unless
         an exact search over the ``n_elig`` eligible items of the ``domain`` rows would cost
         less (:meth:`_next_fetch`; ``scan``: gathering them needs a pass over the domain).
-        ``first_rows``: the labels of the first fetch when a batch fetched them already.
+        ``first_rows``: the labels of the first fetch when a batch (or the shortcut of
+        :mod:`recsys.search.fast`) fetched them already; ``first_dist``: their distances, if known.
 
         Returns the answer, or None when an exact search must finish the query.
         """
@@ -472,7 +488,7 @@ class FilteredSearcher(
         first = True
         while True:
             if first_rows is not None:
-                rows, dist, first_rows = first_rows, None, None
+                rows, dist, first_rows = first_rows, first_dist, None
             else:
                 rows, dist = index.knn_one(q2, fetch)
             fetched_all = len(rows) >= n
@@ -714,9 +730,14 @@ class FilteredSearcher(
                 if self._tie_of is not None and res.rows:
                     pos = self.view.pos_of_id[res.seed_item_id]
                     res = self._fix_ties(res, self.qunit[pos], pos, config, k)
+                if fast.cf.place_rules:  # pins: placed as below
+                    pos = self.view.pos_of_id[res.seed_item_id]
+                    res = self._place(res, self.qunit[pos], pos, config, k, fast.cf)
                 return res
         cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
         res = self._search_seed(seed_item_id, cfg, k, plan)
+        if self._short_fetch is not None:  # read by the general path just now, when it matched
+            self._short_fetch = None
         if plan == "auto" and res.plan == "hnsw_overfetch":
             self._arm_fast(cfg, res)
         if self._tie_of is not None and res.rows:

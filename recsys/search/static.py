@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -21,6 +22,11 @@ from recsys.search.planner import (
 from recsys.search.query import FlagRange, Query
 from recsys.search.result import SearchResult
 from recsys.topk import topk
+
+#: category-block graphs kept for sharing between compiled filters of one mask: at most this
+#: many, and at most ``_BLOCKS_MAX_BYTES`` together (the oldest dropped first; a compiled filter
+#: that adopted one keeps it while it is cached)
+_SHARED_BLOCKS_MAX = 64
 
 
 class StaticMixin:
@@ -101,14 +107,20 @@ class StaticMixin:
         kp, ks = self._canon(ss.pos[top], q)
         return self._result(qq, kp, ks, None, plan, m)
 
-    def _subindex_answer(self, qq: Query, ss: StaticSet, seed_row: int, m: int) -> SearchResult | None:
-        """One query on an eligible set's own graph for k + 1, the seed dropped (None: hnswlib#444)."""
+    def _subindex_answer(
+        self, qq: Query, ss: StaticSet, seed_row: int, m: int, drop: list[int] | None = None
+    ) -> SearchResult | None:
+        """One query on an eligible set's own graph for k + 1, the seed dropped (None: hnswlib#444);
+        ``drop``: rows of the set excluded too (a seed's do-not-associate items), fetched beyond."""
         k = qq.k
         try:
-            cols, dist = ss.sub.knn_query(qq.q[None, :], k=k + 1, num_threads=1)
+            cols, dist = ss.sub.knn_query(qq.q[None, :], k=k + 1 + (len(drop) if drop else 0), num_threads=1)
         except RuntimeError:  # hnswlib#444
             return None
         rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+        if drop:
+            keep = [j for j, r in enumerate(rl) if r not in drop][: k + 1]  # then as without
+            rl, dl = [rl[j] for j in keep], [dl[j] for j in keep]
         return self._lean_answer(qq, rl, dl, seed_row, "hnsw_subindex", m)
 
     def _lean_answer(
@@ -133,13 +145,22 @@ class StaticMixin:
             qq.seed_id,
         )
 
-    def _search_block(self, qq: Query, s: int, e: int, no_adult: bool) -> SearchResult | None:
+    def _search_block(
+        self, qq: Query, s: int, e: int, no_adult: bool, drop: list[int] | None = None
+    ) -> SearchResult | None:
         """A ``same_category`` filter whose seed's category block has its own graph: one query on
-        it. Counts the block's uses and queues its graph (background) once it is used often and
-        exact search over it costs clearly more than a beam search; None until it is ready."""
+        it (``drop``: the vector rows of the seed's do-not-associate items in the block). Counts the
+        block's uses and queues its graph (background) once it is used often and exact search over
+        it costs clearly more than a beam search; None until it is ready."""
         cf = qq.cf
         key = (s, e, no_adult)
         ss = cf.blocks.get(key)
+        if ss is None:  # a filter of the same mask may have built it
+            if cf.mask_digest is None:
+                cf.mask_digest = hashlib.blake2b(cf.base_mask.tobytes(), digest_size=16).digest()
+            ss = self._shared_blocks.get((cf.mask_digest, *key))
+            if ss is not None:
+                cf.blocks[key] = ss
         if ss is None:
             uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
             rows = e - s
@@ -154,11 +175,12 @@ class StaticMixin:
                 if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
                     self._queue_block(cf, key)
             return None
-        if ss.sub is None or ss.n <= qq.k + 1:
+        n_drop = len(drop) if drop else 0
+        if ss.sub is None or ss.n <= qq.k + 1 + n_drop:
             return None
         row = int(self.view.perm[qq.pos])
         seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
-        return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0))
+        return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0) - n_drop, drop)
 
     def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
         s, e, no_adult = key
@@ -168,6 +190,10 @@ class StaticMixin:
         def build() -> None:
             if key in cf.blocks:
                 return
+            got = self._shared_blocks.get((cf.mask_digest, *key))
+            if got is not None:  # built meanwhile for a filter of the same mask
+                cf.blocks[key] = got
+                return
             mask = np.zeros(self.n, dtype=bool)
             mask[s:e] = cf.base_mask[s:e]
             if no_adult:
@@ -176,6 +202,13 @@ class StaticMixin:
             ss.build_sub(space, index.M, min(index.ef_construction, 100), index.ef)
             cf.block_bytes += ss.nbytes
             cf.blocks[key] = ss  # published whole, with its graph
+            shared = self._shared_blocks.copy()  # swapped whole: readers never see it change size
+            shared[(cf.mask_digest, *key)] = ss
+            while len(shared) > 1 and (
+                len(shared) > _SHARED_BLOCKS_MAX or sum(x.nbytes for x in shared.values()) > _BLOCKS_MAX_BYTES
+            ):
+                shared.popitem(last=False)
+            self._shared_blocks = shared
 
         if self._inline():
             build()

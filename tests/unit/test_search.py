@@ -14,6 +14,7 @@ from recsys.index import HnswIndex
 from recsys.merch import Adjust, PairBan, Pin
 from recsys.models.base import EmbeddingModel
 from recsys.search import FilteredSearcher, filter_impact
+from recsys.search.result import SearchResult
 from recsys.search.rules import config_fields
 
 BRANDS = ["Nike", "nike ", "Adidas", "Puma", "Zara", ""]
@@ -1229,6 +1230,38 @@ def test_a_category_filter_used_often_gets_a_graph_per_category(uncorrelated):
     assert hits / total >= 0.99
 
 
+def test_a_category_graph_answers_with_the_seeds_do_not_associate_pairs_dropped(uncorrelated):
+    """Do-not-associate pairs keep a category filter on its per-category graphs: the seed's banned
+    items are fetched past and dropped, the list otherwise the graph's (recall >= 0.99 against
+    exact search), with the counts and eligible count of exact search."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy()
+    base = FilterConfig(same_category=True, category_level=0)
+    probe = [f"u{i}" for i in range(3, 8000, 61)]
+    plain = FilteredSearcher(vec, ids, cat, index=index)
+    near = {item: plain.search(item, base, 10, plan="exact").item_ids for item in probe}
+    bans = [{"seed": item, "item_id": near[item][j]} for item in probe for j in (0, 4)]
+    cfg = FilterConfig.from_dict({**base.canonical(), "do_not_associate": bans})
+    searcher = FilteredSearcher(vec, ids, cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    for i in range(0, 8000, 40):  # 200 queries over 4 top-level categories
+        searcher.search(f"u{i}", cfg, 10)
+    assert searcher.compile(cfg).blocks
+    hits = total = 0
+    plans: dict[str, int] = {}
+    for item in probe:
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert not {near[item][0], near[item][4]} & set(res.item_ids)
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert plans.get("hnsw_subindex", 0) > len(probe) // 2, plans
+    assert hits / total >= 0.99
+
+
 # -- a catalogue-mask rule on an optional column: in_stock --------------------------------------
 def test_in_stock_only_hides_out_of_stock_items_in_every_path():
     cat, vec, searcher = searcher_for(120, 1)
@@ -1478,9 +1511,12 @@ def test_filter_shortcut_answers_as_the_general_path(fields):
         _shortcut_against_general_path(FilterConfig(**fields))
 
 
-def _shortcut_against_general_path(cfg: FilterConfig) -> None:
-    cat, vec = clustered_catalog(6000, 3)
-    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+def _shortcut_against_general_path(
+    cfg: FilterConfig, built: tuple | None = None
+) -> list[tuple[str, int, SearchResult]]:
+    """The shortcut's answers on seeds c0, c23, ... at k = 10, 1, 30 (each checked against the
+    general path); ``built``: (catalogue, vectors, index) when the caller has them."""
+    cat, vec, index = built if built is not None else _clustered_6000()
     ids = cat["item_id"].to_numpy()
     fast = FilteredSearcher(vec, ids, cat, index=index)
     general = FilteredSearcher(vec, ids, cat, index=index)
@@ -1499,9 +1535,10 @@ def _shortcut_against_general_path(cfg: FilterConfig) -> None:
         return seed_path(*a, **kw)
 
     fast._search_seed = counted
-    queries = 0
+    queries, answers = 0, []
     for k in (10, 1, 30):
         for item in seeds:
+            before = general_calls
             got, want = fast.search(item, cfg, k), general.search(item, cfg, k)
             queries += 1
             for field in (
@@ -1512,10 +1549,97 @@ def _shortcut_against_general_path(cfg: FilterConfig) -> None:
                 "skipped_rules",
                 "n_eligible",
                 "plan",
+                "served_by",
             ):
                 assert getattr(got, field) == getattr(want, field), (item, k, field)
             assert item not in got.item_ids and got.seed_item_id == item
+            if general_calls == before:
+                answers.append((item, k, got))
             got.removed_by_rule["x"] = 1  # each result owns its counts
             got.skipped_rules.append("x")
     # the shortcut answered a good share (seeds far from the brands allowed go to the general path)
     assert general_calls < 0.7 * queries, (general_calls, queries)
+    return answers
+
+
+def _clustered_6000() -> tuple[pd.DataFrame, np.ndarray, HnswIndex]:
+    cat, vec = clustered_catalog(6000, 3)
+    return cat, vec, HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+
+
+@pytest.mark.parametrize("price_band", [False, True])
+def test_filter_shortcut_with_pair_bans_and_pins_answers_as_the_general_path(price_band):
+    """Do-not-associate pairs and pins on a seed-table filter take the shortcut too (the seed's
+    banned rows tested with its key range, the pins placed after): lists, scores, counts and
+    markers equal the general path's, and the shortcut's own answers drop the banned items of
+    the over-fetch, place pins (moved within the list, placed from beyond it, a category's)
+    and hold back the pins the filter or a ban hides."""
+    built = _clustered_6000()
+    cat, vec, index = built
+    ids = cat["item_id"].to_numpy()
+    base = {"same_category": True, "category_level": 0}
+    if price_band:
+        base |= {"price_ratio_min": 0.5, "price_ratio_max": 2.0}
+    plain = FilteredSearcher(vec, ids, cat, index=index)
+    top = cat["category"].str.split(" > ").str[0].to_numpy()
+    rng = np.random.default_rng(16)
+    seeds = [f"c{i}" for i in range(0, 6000, 23)]
+    bans, pins, banned, hidden = [], [], {}, {}
+    for j, seed in enumerate(seeds):
+        near = plain.search(seed, base, 12).item_ids
+        if j % 2 == 0 and len(near) > 6:  # ban neighbours the over-fetch returns
+            bans.append({"seed": seed, "item_id": near[0], "one_way": j % 4 == 0})
+            bans.append({"seed": near[5], "item_id": seed})  # the other direction
+            banned[seed] = {near[0], near[5]}
+        if j % 3 == 0 and len(near) > 11:
+            same = np.flatnonzero(top == top[int(seed[1:])])
+            far = next(f"c{i}" for i in rng.permutation(same) if f"c{i}" not in near and f"c{i}" != seed)
+            pins.append({"seed": seed, "item_id": far, "position": int(rng.integers(4, 11))})
+            pins.append({"seed": seed, "item_id": near[8], "position": 2})  # moved up
+            other = next(f"c{i}" for i in rng.permutation(np.flatnonzero(top != top[int(seed[1:])])))
+            pins.append({"seed": seed, "item_id": other, "position": 1})  # the filter hides it
+            hidden[seed] = {other}
+            if seed in banned:
+                pins.append({"seed": seed, "item_id": near[0], "position": 3})  # banned: hidden
+    pins.append({"category": "T1", "item_id": next(i for i, t in zip(ids, top) if t == "T1"), "position": 4})
+    cfg = FilterConfig.from_dict({**base, "do_not_associate": bans, "pins": pins})
+    with exact_priced_high():
+        answers = _shortcut_against_general_path(cfg, built)
+    placed = [r for _, _, r in answers if r.removed_by_rule["pins"] > 0]
+    cut = [r for _, _, r in answers if r.removed_by_rule["do_not_associate"] > 0]
+    assert len(placed) > 20 and len(cut) > 20, (len(placed), len(cut), len(answers))
+    for seed, k, res in answers:
+        shown = set(res.item_ids)
+        assert not shown & banned.get(seed, set()) and not shown & hidden.get(seed, set())
+        assert len(res) == k
+
+
+def test_filters_of_one_mask_share_their_category_graphs(uncorrelated):
+    """A category filter with do-not-associate pairs or pins answers from the graphs the filter
+    alone has built (the same mask, the same blocks): no second build, once its seed table is
+    there; a filter of another mask builds its own."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    base = FilterConfig(same_category=True, category_level=0)
+    for i in range(0, 8000, 40):
+        searcher.search(f"u{i}", base, 10)
+    searcher.wait_background()
+    built = searcher.compile(base).blocks
+    assert built
+    ruled = FilterConfig.from_dict(
+        {**base.canonical(), "do_not_associate": [{"seed": "u1", "item_id": "u2"}], "pins": []}
+    )
+    deny = [str(cat["brand"].iloc[0])]
+    other = FilterConfig(same_category=True, category_level=0, brands_deny=deny)  # another mask
+    for cfg in (ruled, other):
+        for i in range(1, 121, 10):  # 12 queries: its seed table, too few uses to build a graph
+            searcher.search(f"u{i}", cfg, 10)
+        plans = {searcher.search(f"u{i}", cfg, 10).plan for i in range(5, 400, 37)}
+        blocks = searcher.compile(cfg).blocks
+        if cfg is ruled:
+            assert plans == {"hnsw_subindex"} and blocks
+            assert all(ss is built[key] for key, ss in blocks.items())
+        else:
+            assert "hnsw_subindex" not in plans and not blocks
