@@ -314,6 +314,23 @@ def test_block_weights_of_a_large_catalogue_rank_within_a_candidate_pool(monkeyp
         assert _block_weights(unit, pairs, k=1, learned=learned) == exact
 
 
+def test_title_block_is_one_hot_while_the_vocabulary_fits_title_exact_max():
+    """Exact word matches while affordable: two titles sharing no word are orthogonal in a
+    one-hot block; random codes of width ``title_dim`` give them a non-zero cosine."""
+    from recsys.models.content.title_words import fit_title_words
+
+    words = [f"w{i:02d}" for i in range(40)]
+    titles = [f"{words[i]} {words[(i + 1) % 40]}" for i in range(40)]  # every word in two titles
+    catalog = pd.DataFrame({"item_id": [f"i{i}" for i in range(40)], "title": titles, "category": "A"})
+    no_pairs = np.empty((0, 2), dtype=np.int64)
+    for exact_max, width in ((64, 40), (0, 8)):
+        vocab, idf, codes = fit_title_words(catalog, "idf", 8, 0, no_pairs, np.empty(0), exact_max=exact_max)
+        assert len(vocab) == 40 and codes.shape == (40, width)
+        block = _title_matrix(_title_tokens(catalog), vocab, idf, codes)
+        far = block[0] @ block[20]  # "w00 w01" and "w20 w21": no shared word
+        assert (far == 0.0) == (width == 40)
+
+
 def test_cooccurrence_pairs_respect_window_and_sequences():
     inter = pd.DataFrame(
         {
