@@ -35,6 +35,7 @@ from recsys._io import file_stamp
 from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import dataset_report_path
 from recsys.errors import DatasetNotFoundError, DiskFullError, RecsysError, StoredDataError
+from recsys.fallback import MODEL as MODEL_SOURCE
 from recsys.stored import disk_full_guard, disk_full_message, is_disk_full
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,11 @@ STAGE_BATCH = 5000
 CHECK_CHUNK = 4096
 REDIS_PREFIX = "recsys"
 
-Entry = tuple[str, float | None]
+#: a stored list entry: ``(item_id, score or None, served_by)``; ``served_by`` says what served the
+#: item (``"model"``, a step of the run's fallback chain, ``"pin"``), as a live answer does. The
+#: store leaves out ``"model"`` (``[id, score]``): only the items a fallback step or a pin served
+#: carry a third element (:func:`stored_json`)
+Entry = tuple[str, float | None, str]
 
 
 class PrecomputeError(RecsysError):
@@ -86,7 +91,9 @@ def _table_meta(raw: Any, location: str, where: str) -> dict[str, Any]:
 
 
 def _entries(raw: Any, location: str, where: str) -> list[Entry]:
-    """A stored top-k list ``[[item_id, score or null], ...]``, checked."""
+    """A stored top-k list ``[[item_id, score or null(, served_by)], ...]``, checked; an entry
+    without ``served_by`` (the model's own item, or a table written before it was stored) reads
+    as ``"model"``."""
     try:
         value = json.loads(raw)
         if not isinstance(value, list):
@@ -95,12 +102,13 @@ def _entries(raw: Any, location: str, where: str) -> list[Entry]:
         for e in value:
             if (
                 not isinstance(e, list)
-                or len(e) != 2
+                or len(e) not in (2, 3)
                 or not isinstance(e[0], str)
                 or not (e[1] is None or (isinstance(e[1], (int, float)) and not isinstance(e[1], bool)))
+                or (len(e) == 3 and not (isinstance(e[2], str) and e[2]))
             ):
-                raise ValueError(f"an entry is not [item_id, score]: {json.dumps(e)[:60]}")
-            out.append((e[0], e[1]))
+                raise ValueError(f"an entry is not [item_id, score(, served_by)]: {json.dumps(e)[:60]}")
+            out.append((e[0], e[1], e[2] if len(e) == 3 else MODEL_SOURCE))
     except (ValueError, TypeError, RecursionError) as exc:
         raise _damaged_store(location, exc, where) from None
     return out
@@ -239,8 +247,7 @@ class SQLiteStore(TopKStore):
         try:
             it = iter(rows)
             while batch := [
-                (str(item_id), json.dumps(entries, separators=(",", ":")))
-                for item_id, entries in itertools.islice(it, STAGE_BATCH)
+                (str(item_id), stored_json(entries)) for item_id, entries in itertools.islice(it, STAGE_BATCH)
             ]:
                 con.execute("BEGIN")
                 con.executemany("INSERT INTO temp.staging VALUES (?, ?)", batch)
@@ -354,7 +361,7 @@ class RedisStore(TopKStore):
         pipe = self.client.pipeline(transaction=False)
         try:
             for item_id, entries in rows:
-                pipe.hset(tmp, str(item_id), json.dumps(entries, separators=(",", ":")))
+                pipe.hset(tmp, str(item_id), stored_json(entries))
                 n += 1
                 if n % STAGE_BATCH == 0:
                     pipe.execute()
@@ -542,9 +549,24 @@ def staleness(registry: Any, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def result_entries(res: Any) -> list[Entry]:
-    """A search result as stored: ``[(item_id, score or None when not finite), ...]``."""
+    """A search result as stored: ``[(item_id, score or None when not finite, served_by), ...]``
+    (``served_by`` "model" for every item of a result that does not say)."""
     scores = np.asarray(res.scores, dtype=np.float64)
-    return [(str(i), float(s) if np.isfinite(s) else None) for i, s in zip(res.item_ids, scores)]
+    sources = list(res.served_by or []) or [MODEL_SOURCE] * len(res.item_ids)
+    return [
+        (str(i), float(s) if np.isfinite(s) else None, str(src))
+        for i, s, src in zip(res.item_ids, scores, sources, strict=True)
+    ]
+
+
+def stored_json(entries: Iterable[Sequence[Any]]) -> str:
+    """A list as a store holds it: ``[[item_id, score], ...]``, with ``served_by`` as a third
+    element only where it is not the model (a fallback step, a pin): the common entry costs
+    nothing more."""
+    return json.dumps(
+        [[e[0], e[1]] if len(e) < 3 or e[2] in (None, MODEL_SOURCE) else [e[0], e[1], e[2]] for e in entries],
+        separators=(",", ":"),
+    )
 
 
 def table_inputs(

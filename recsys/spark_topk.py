@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.errors import RecsysError
+from recsys.fallback import MODEL as MODEL_SOURCE
 from recsys.spark import _WORKER_CACHE, _link_or_copy, _shipped, _staging_dir
 
 logger = logging.getLogger(__name__)
@@ -172,8 +173,8 @@ def _task_cpus() -> int:
 
 def _lists_batch(rows: np.ndarray, seeds: list[str], results: list[Any]) -> Any:
     """Search results as one Arrow record batch of the table (``row``, ``item_id``,
-    ``neighbors``, ``scores``: null where a score is not finite, as
-    :func:`recsys.precompute.result_entries` stores it), built column-wise."""
+    ``neighbors``, ``scores``: null where a score is not finite, ``served_by``, as
+    :func:`recsys.precompute.result_entries` stores them), built column-wise."""
     import itertools
 
     import pyarrow as pa
@@ -188,14 +189,19 @@ def _lists_batch(rows: np.ndarray, seeds: list[str], results: list[Any]) -> Any:
         itertools.chain.from_iterable(r.scores for r in results), dtype=np.float64, count=total
     )
     scores = pa.array(flat, type=pa.float64(), mask=~np.isfinite(flat))
+    sources = pa.array(
+        [str(src) for r in results for src in (list(r.served_by or []) or [MODEL_SOURCE] * len(r.item_ids))],
+        pa.string(),
+    )
     return pa.RecordBatch.from_arrays(
         [
             pa.array(rows.astype(np.int64)),
             pa.array(seeds, pa.string()),
             pa.ListArray.from_arrays(offsets, flat_ids),
             pa.ListArray.from_arrays(offsets, scores),
+            pa.ListArray.from_arrays(offsets, sources),
         ],
-        names=["row", "item_id", "neighbors", "scores"],
+        names=["row", "item_id", "neighbors", "scores", "served_by"],
     )
 
 
@@ -258,9 +264,9 @@ def spark_topk(
     Returns
     -------
     (pyspark.sql.DataFrame, dict, _Parts)
-        Rows ``row``, ``item_id``, ``neighbors`` (array<string>) and ``scores``
-        (array<double>, null where not finite: the entries :func:`recsys.precompute.precompute`
-        stores); the metadata record of :func:`recsys.precompute.make_table_meta`; the
+        Rows ``row``, ``item_id``, ``neighbors`` (array<string>), ``scores``
+        (array<double>, null where not finite) and ``served_by`` (array<string>): the entries
+        :func:`recsys.precompute.precompute` stores; the metadata record of :func:`recsys.precompute.make_table_meta`; the
         partitions' reports (and ``by_fallback``, the rows the chain serves).
     """
     from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
@@ -285,6 +291,7 @@ def spark_topk(
             StructField("item_id", StringType(), False),
             StructField("neighbors", ArrayType(StringType()), False),
             StructField("scores", ArrayType(DoubleType()), False),
+            StructField("served_by", ArrayType(StringType()), False),
         ]
     )
 
@@ -354,7 +361,7 @@ def spark_precompute(
     ----------
     out : path-like, optional
         Write the table as Parquet here (``run_id``, ``preset_hash``, ``row``,
-        ``item_id``, ``neighbors``, ``scores``), one file per partition, in row order.
+        ``item_id``, ``neighbors``, ``scores``, ``served_by``), one file per partition, in row order.
     store : TopKStore or str, optional
         With ``write_store``: where to write (a store, Redis URL or SQLite path;
         default ``<root>/precomputed.sqlite``), atomically as :func:`recsys.precompute.precompute`
@@ -398,7 +405,7 @@ def spark_precompute(
             .parquet(str(out))
         )
         result["out"] = str(out)
-        source = spark.read.parquet(str(out)).select("item_id", "neighbors", "scores")
+        source = spark.read.parquet(str(out)).select("item_id", "neighbors", "scores", "served_by")
     else:  # computed once, in parallel; the store then reads it partition by partition
         cached = source = table.persist(StorageLevel.MEMORY_AND_DISK)
         source.count()
@@ -413,7 +420,10 @@ def spark_precompute(
 
                 def rows() -> Iterator[tuple[str, list[Any]]]:
                     for r in source.toLocalIterator(prefetchPartitions=True):
-                        yield r["item_id"], list(zip(r["neighbors"], r["scores"]))
+                        yield (
+                            r["item_id"],
+                            list(zip(r["neighbors"], r["scores"], r["served_by"], strict=True)),
+                        )
 
                 n = target.write_table(meta, rows())
                 result["location"] = target.location

@@ -118,7 +118,8 @@ def _precomputed_response(
         "preset": preset_name or meta.get("preset_name"),
         "config_hash": config_hash,
         "source": "precomputed",
-        "items": [{"item_id": i, "score": s} for i, s in entries],
+        "items": [{"item_id": e[0], "score": e[1]} for e in entries],
+        "served_by": [e[2] for e in entries],
         "precomputed": stale,
     }
 

@@ -97,7 +97,7 @@ def test_a_large_table_is_checked_chunk_by_chunk_in_bounded_memory(store: Any) -
     assert n == N and good.report.passed and good.report.n_lists == N  # every seed was checked
     # the whole table is ~33 MB of Python objects: four times the rows, about the same peak
     assert peak - quarter_peak < 2e6, f"peak {peak / 1e6:.1f} MB vs {quarter_peak / 1e6:.1f} MB for N/4"
-    assert [i for i, _ in store.get("run1", "h-p", f"it{N - 1}")] == [i for i, _ in list(rows())[-1][1]]
+    assert [e[0] for e in store.get("run1", "h-p", f"it{N - 1}")] == [e[0] for e in list(rows())[-1][1]]
 
     bad = PublishChecks(ListChecks(catalog, K, run="run1", preset="p"), chunk=CHUNK)
     with pytest.raises(ChecksFailedError, match="is not published: blocking check failed: adult") as info:
@@ -194,7 +194,7 @@ def test_precompute_in_chunks_publishes_what_it_computes(shop: dict[str, Any], t
     meta_out = precompute(root, run, "same-cat", k=5, store=str(tmp_path / "a.sqlite"), check_chunk=7)
     store = SQLiteStore(tmp_path / "a.sqlite")
     try:
-        stored = {s: [i for i, _ in store.get(run, meta_out["preset_hash"], s)] for s in ids}
+        stored = {s: [e[0] for e in store.get(run, meta_out["preset_hash"], s)] for s in ids}
     finally:
         store.close()
     assert stored == {s: [str(i) for i in v] for s, v in lists.items()}

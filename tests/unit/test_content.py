@@ -276,6 +276,61 @@ def test_block_weights_keep_the_blocks_that_rank_held_out_items():
         assert hit == expect if expect is not None else hit < 0.5
 
 
+def _partner_blocks(n: int = 200) -> tuple[list[np.ndarray], np.ndarray]:
+    """Four unit blocks and (anchor, partner) pairs: block 2 (brand) knows the partners."""
+    rng = np.random.default_rng(0)
+    partner = np.arange(n) ^ 1
+    brand = rng.normal(size=(n // 2, 8))[np.arange(n) // 2]
+    raw = (rng.normal(size=(n, 8)), rng.normal(size=(n, 8)), brand, rng.normal(size=(n, 2)))
+    unit = [b / np.linalg.norm(b, axis=1, keepdims=True) for b in raw]
+    return unit, np.stack([np.arange(0, n, 2), partner[np.arange(0, n, 2)]], axis=1)
+
+
+def test_block_weights_of_a_large_catalogue_rank_within_a_candidate_pool(monkeypatch):
+    """Past ``EXACT_CELLS`` each pair is ranked among its positive and every block's best items
+    (bounded memory): with a pool as large as the catalogue the ranks are the exact ones, and a
+    small pool still chooses the weights the exact ranking chooses."""
+    from recsys.models.content import blocks as content_blocks
+
+    unit, pairs = _partner_blocks()
+    learned = [1.0, 1.0, 0.01, 1.0]
+    exact = _block_weights(unit, pairs, k=1, learned=learned)
+    rng = np.random.default_rng(1)
+    weights = rng.uniform(0.1, 4.0, size=(5, len(unit)))
+    monkeypatch.setattr(content_blocks, "EXACT_CELLS", 1000)
+    for pool in (len(unit[0]), 20):
+        monkeypatch.setattr(content_blocks, "POOL", pool)
+        sims, pos_col, invalid = content_blocks.pair_block_sims(unit, pairs)
+        assert sims[0].shape[1] == 1 + len(unit) * min(pool, len(unit[0]))  # pooled, not every item
+        if pool == len(unit[0]):  # every item is in the pool once: the exact ranks
+            for w in weights:
+                score = sum(wi * s for wi, s in zip(w, sims))
+                score[invalid] = -np.inf
+                rank = (score >= score[np.arange(len(pairs)), pos_col][:, None]).sum(axis=1)
+                full = sum(wi * (b[pairs[:, 0]] @ b.T) for wi, b in zip(w, unit))
+                full[np.arange(len(pairs)), pairs[:, 0]] = -np.inf
+                want = (full >= full[np.arange(len(pairs)), pairs[:, 1]][:, None]).sum(axis=1)
+                assert np.array_equal(rank, want)
+        assert _block_weights(unit, pairs, k=1, learned=learned) == exact
+
+
+def test_title_block_is_one_hot_while_the_vocabulary_fits_title_exact_max():
+    """Exact word matches while affordable: two titles sharing no word are orthogonal in a
+    one-hot block; random codes of width ``title_dim`` give them a non-zero cosine."""
+    from recsys.models.content.title_words import fit_title_words
+
+    words = [f"w{i:02d}" for i in range(40)]
+    titles = [f"{words[i]} {words[(i + 1) % 40]}" for i in range(40)]  # every word in two titles
+    catalog = pd.DataFrame({"item_id": [f"i{i}" for i in range(40)], "title": titles, "category": "A"})
+    no_pairs = np.empty((0, 2), dtype=np.int64)
+    for exact_max, width in ((64, 40), (0, 8)):
+        vocab, idf, codes = fit_title_words(catalog, "idf", 8, 0, no_pairs, np.empty(0), exact_max=exact_max)
+        assert len(vocab) == 40 and codes.shape == (40, width)
+        block = _title_matrix(_title_tokens(catalog), vocab, idf, codes)
+        far = block[0] @ block[20]  # "w00 w01" and "w20 w21": no shared word
+        assert (far == 0.0) == (width == 40)
+
+
 def test_cooccurrence_pairs_respect_window_and_sequences():
     inter = pd.DataFrame(
         {

@@ -11,7 +11,7 @@ from test_model_contract import grouped_dataset
 
 from recsys.data.schema import Dataset
 from recsys.errors import DataValidationError
-from recsys.evaluation import build_cases, cold_items, evaluate, split
+from recsys.evaluation import build_cases, catalog_coverage, cold_items, evaluate, split
 from recsys.models import make_model
 
 COLUMNS = ["sequence_id", "user_id", "item_id", "timestamp", "event_type", "quantity", "position"]
@@ -249,3 +249,13 @@ def test_evaluate_sessions_exclude_seen_and_shares():
     lo, hi = both[True]["hr@2_ci"]
     assert lo < 1 / 3 < hi
     assert both[True]["coverage@2"] == pytest.approx(2 / 4)  # y, z (x is dropped as seen in case 2)
+
+
+def test_catalog_coverage_counts_each_catalogue_item_a_list_holds():
+    """Object (pandas string) arrays, repeated and unknown ids: the share of the catalogue listed."""
+    catalog = pd.Series([f"it{i}" for i in range(10)]).astype(str).to_numpy()
+    recs = np.asarray(["it1", "it1", "it3", "ghost", "it9"], dtype=object)
+    assert catalog.dtype == object
+    assert catalog_coverage(catalog, recs) == 0.3
+    assert catalog_coverage(catalog, np.asarray([], dtype=object)) == 0.0
+    assert catalog_coverage(np.asarray([], dtype=object), recs) == 0.0

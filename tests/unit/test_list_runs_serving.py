@@ -86,6 +86,7 @@ def test_a_seed_gets_one_list_in_the_library_rest_compare_and_precompute(
             pre = c.get(f"/api/v1/similar/{seed}?run={run}&preset={preset}&k={K}&source=precomputed")
             assert pre.status_code == 200, pre.get_json()
             assert rest_items(pre.get_json()) == lib.item_ids, (preset, seed)
+            assert pre.get_json()["served_by"] == lib.served_by, (preset, seed)
             for item, source in zip(lib.item_ids, lib.served_by):
                 by_source.setdefault(source, set()).add(item)
     # the lists are the run's own (plus the chain where it has fewer than k), not the chain alone

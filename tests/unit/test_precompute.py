@@ -223,6 +223,20 @@ def test_seeds_without_a_vector_are_served_by_the_fallback_live_and_precomputed(
     for item in ("it031", "it035", "it001"):
         live, pre = live_and_pre(c, run, item, "same-cat", 5)
         assert pre["items"] == live["items"]
+        assert pre["served_by"] == live["served_by"]  # what served each item is stored with it
+    assert (
+        set(pre["served_by"]) == {"model"}
+        and "model" not in live_and_pre(c, run, "it031", "same-cat", 5)[1]["served_by"]
+    )
+    # stored compactly: a third element only where a fallback step served the item
+    raw = dict(
+        SQLiteStore(root / "precomputed.sqlite")
+        ._con()
+        .execute("SELECT item_id, value FROM topk WHERE run_id = ? AND item_id IN ('it001', 'it031')", (run,))
+        .fetchall()
+    )
+    assert all(len(e) == 2 for e in json.loads(raw["it001"]))
+    assert all(len(e) == 3 and e[2] in ("cooccurrence", "category") for e in json.loads(raw["it031"]))
     # an id the catalogue does not hold is still a 404
     assert c.get(f"/api/v1/similar/ghost?run={run}").status_code == 404
     assert np.isfinite([i["score"] for i in live["items"]]).all()

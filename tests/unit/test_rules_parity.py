@@ -162,7 +162,7 @@ def test_explore_and_the_api_give_the_same_list_with_rules(
 def stored_lists(path: Path, run_id: str, preset_hash: str, items: list[str]) -> dict[str, list[str]]:
     store = SQLiteStore(path)
     try:
-        return {s: [i for i, _ in store.get(run_id, preset_hash, s)] for s in items}
+        return {s: [e[0] for e in store.get(run_id, preset_hash, s)] for s in items}
     finally:
         store.close()
 

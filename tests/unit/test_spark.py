@@ -203,7 +203,7 @@ def test_spark_precompute_equals_recsys_precompute(spark: Any, serving: dict[str
         assert table["item_id"].tolist() == [str(i) for i in serving["item_ids"]]
         for row in table.itertuples():
             expected = a.get(run_id, single["preset_hash"], row.item_id)
-            assert list(zip(row.neighbors, row.scores)) == expected
+            assert list(zip(row.neighbors, row.scores, row.served_by)) == expected
             assert b.get(run_id, single["preset_hash"], row.item_id) == expected
         assert b.table_meta(run_id, single["preset_hash"])["n_items"] == len(serving["item_ids"])
 
@@ -242,7 +242,7 @@ def test_spark_precompute_serves_seeds_without_a_vector_by_the_fallback_chain(
     a, b = SQLiteStore(root / "single.sqlite"), SQLiteStore(root / "spark.sqlite")
     for row in table.itertuples():
         expected = a.get(run_id, single["preset_hash"], row.item_id)
-        assert list(zip(row.neighbors, row.scores)) == expected
+        assert list(zip(row.neighbors, row.scores, row.served_by)) == expected
         assert b.get(run_id, single["preset_hash"], row.item_id) == expected
     served = {row.item_id: list(row.neighbors) for row in table.itertuples()}
     assert all(served[f"it{n:03d}"] for n in range(30, 36))  # none of them is left without a list

@@ -109,12 +109,15 @@ def fit_title_words(
     seed: int,
     pairs: np.ndarray,
     pair_weights: np.ndarray,
+    exact_max: int = 0,
 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """The block's words, their weights and their codes (``codes`` None: no word kept)."""
+    """The block's words, their weights and their codes (``codes`` None: no word kept): one-hot
+    while the kept words are at most ``max(dim, exact_max)``, else random codes of width ``dim``."""
     tokens = title_tokens(catalog)
     vocab, idf = title_vocab(tokens)
     if weighting == "lift":
         idf = word_lift_weights(tokens, vocab, idf, catalog, pairs, pair_weights)
         keep = idf > MIN_WORD_WEIGHT  # words that say nothing beyond the leaf are left out
         vocab, idf = [w for w, k in zip(vocab, keep) if k], idf[keep]
-    return vocab, idf, (word_codes(len(vocab), dim, seed) if vocab else None)
+    width = len(vocab) if len(vocab) <= exact_max else dim
+    return vocab, idf, (word_codes(len(vocab), width, seed) if vocab else None)
