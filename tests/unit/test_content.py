@@ -314,9 +314,10 @@ def test_block_weights_of_a_large_catalogue_rank_within_a_candidate_pool(monkeyp
         assert _block_weights(unit, pairs, k=1, learned=learned) == exact
 
 
-def test_title_block_is_one_hot_while_the_vocabulary_fits_title_exact_max():
+def test_title_block_is_one_hot_while_the_vocabulary_fits_title_exact_max(monkeypatch):
     """Exact word matches while affordable: two titles sharing no word are orthogonal in a
     one-hot block; random codes of width ``title_dim`` give them a non-zero cosine."""
+    from recsys.models.content import title_words
     from recsys.models.content.title_words import fit_title_words
 
     words = [f"w{i:02d}" for i in range(40)]
@@ -329,6 +330,10 @@ def test_title_block_is_one_hot_while_the_vocabulary_fits_title_exact_max():
         block = _title_matrix(_title_tokens(catalog), vocab, idf, codes)
         far = block[0] @ block[20]  # "w00 w01" and "w20 w21": no shared word
         assert (far == 0.0) == (width == 40)
+    # a block too large for memory (items x words) gets the codes of width title_dim
+    monkeypatch.setattr(title_words, "ONE_HOT_MAX_CELLS", 40 * 40 - 1)
+    _, _, codes = fit_title_words(catalog, "idf", 8, 0, no_pairs, np.empty(0), exact_max=64)
+    assert codes.shape == (40, 8)
 
 
 def test_cooccurrence_pairs_respect_window_and_sequences():

@@ -119,7 +119,8 @@ class ContentModel(EmbeddingModel):
         Wide blocks: while the title vocabulary has at most this many words the title block is
         one-hot per word whatever ``title_dim`` (exact word matches, as a TF-IDF title kNN
         sees them; random codes of width 128 blur them: +-0.09 cosine between unrelated
-        words); 0 always uses ``title_dim``. On Online Retail's validation split (1,254 title
+        words); 0 always uses ``title_dim``. The block is part of every vector, so a catalogue
+        whose items x words pass ``title_words.ONE_HOT_MAX_CELLS`` keeps the codes. On Online Retail's validation split (1,254 title
         words) it lifted cold-target HR@20 from 0.235 to 0.248.
     title_weighting : {"lift", "idf"}
         The title words' weights: learned from the co-occurrence pairs (``"lift"``,
