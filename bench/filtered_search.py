@@ -283,6 +283,7 @@ def run_case(
         answers[pi] = res
         plans[res.plan] = plans.get(res.plan, 0) + 1
     exact_t, filt_t, recalls, filt_recalls, sel = [], [], [], [], []
+    by_plan: dict[str, list[float]] = {}
     filled = with_k = 0
     for qi, i in enumerate(seeds):
         item, res = ids[i], answers[qi]
@@ -302,6 +303,7 @@ def run_case(
         want = set(truth.rows)
         if want:
             recalls.append(len(want & set(res.rows)) / len(want))
+            by_plan.setdefault(res.plan, []).append(recalls[-1])
         if n_elig >= K:
             with_k += 1
             filled += len(res) == K
@@ -326,6 +328,8 @@ def run_case(
         # raw hnswlib's own p99 over its p50: what this machine's load does to a tail on its own
         "raw_p99_ratio": round(unfiltered["p99_us"] / raw_p50, 2),
         "recall_at_10": round(float(np.mean(recalls)), 4) if recalls else None,
+        # which plan loses what: the mean recall@10 of the answers of each plan
+        "recall_by_plan": {k: round(float(np.mean(v)), 4) for k, v in by_plan.items()},
         "fill_rate": round(filled / with_k, 4) if with_k else None,
         "first_query_ratio": round(first[0] * 1e6 / warm_p50, 2),
         "first20_worst_ratio": round(max(first) * 1e6 / warm_p50, 2),
