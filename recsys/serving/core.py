@@ -430,25 +430,6 @@ def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
     return _inline_config(filters), None
 
 
-#: id(config) -> (config, its config_hash()): a preset or inline config is one cached object,
-#: so its hash (canonical JSON + SHA-256) is computed once, not per request.
-_HASHES: dict[int, tuple[Any, str]] = {}
-_HASHES_SIZE = 1024
-
-
-def _config_hash(config: Any) -> str:
-    """``config.config_hash()``, remembered for the same object (FilterConfig is not changed in
-    place: every edit makes a new one)."""
-    hit = _HASHES.get(id(config))
-    if hit is not None and hit[0] is config:
-        return hit[1]
-    value = config.config_hash()
-    if len(_HASHES) >= _HASHES_SIZE:
-        _HASHES.clear()
-    _HASHES[id(config)] = (config, value)
-    return value
-
-
 def _floats(scores: Any) -> list[float | None]:
     if isinstance(scores, list):  # a SearchResult's plain floats: no array round trip
         return [s if math.isfinite(s) else None for s in scores]

@@ -11,7 +11,6 @@ from recsys.errors import (
 from recsys.serving.core import (
     ApiError,
     _ApiState,
-    _config_hash,
     _filter_config,
     _floats,
     _jsonable,
@@ -47,7 +46,7 @@ def similar_response(
             "item_id": item_id,
             "k": k,
             "preset": preset_name,
-            "config_hash": _config_hash(config),
+            "config_hash": config.config_hash(),
             "source": "live",
             "items": [
                 {"item_id": str(i), "score": s} for i, s in zip(result.item_ids, _floats(result.scores))
@@ -68,7 +67,7 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    config_hash = _config_hash(config)
+    config_hash = config.config_hash()
     loc = str(st.settings.precomputed or "")
     if not loc.startswith(("redis://", "rediss://", "unix://")):
         from recsys.precompute import DEFAULT_SQLITE_NAME
@@ -165,7 +164,7 @@ def recommend_response(
         "skipped_rules": list(result.skipped_rules),
         "k": k,
         "preset": preset_name,
-        "config_hash": _config_hash(config),
+        "config_hash": config.config_hash(),
         "recent_item_ids": result.recent_item_ids,
         "ignored_item_ids": result.ignored_item_ids,
         "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],
