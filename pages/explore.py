@@ -480,18 +480,35 @@ def update_seed_card(seed: str | None, run_id: str | None) -> Any:
         "values": filter_inputs(PANEL),
         "loaded": Input(ids.EXPLORE_PRESET_STORE, "data"),
     },
+    state={
+        "url_now": State(ids.EXPLORE_URL_SYNC, "data"),
+        "message_now": State(ids.EXPLORE_MESSAGE, "children"),
+    },
 )
 def update_results(
-    seed: str | None, run_id: str | None, k: Any, values: dict[str, Any], loaded: dict[str, Any] | None
+    seed: str | None,
+    run_id: str | None,
+    k: Any,
+    values: dict[str, Any],
+    loaded: dict[str, Any] | None,
+    url_now: Any = None,
+    message_now: Any = None,
 ) -> dict[str, Any]:
-    """Neighbours of the seed under the current filters (the live, <= 50 ms callback)."""
+    """Neighbours of the seed under the current filters (the live, <= 50 ms callback).
+
+    ``url_now`` and ``message_now`` (what the page holds) turn outputs that would not change
+    into ``no_update``: a filter change then updates only the results, the summary and the
+    removed bars, and the address bar's clientside callback does not run (issue 14: each
+    updated output and each chained callback costs the browser a pass of Dash's renderer
+    over every component of the page)."""
     out = explore_results(run_id, seed, k, values)
     config_hash = out.pop("config_hash", None)
     loaded = loaded or {}
     preset = loaded.get("name") if loaded.get("hash") and loaded.get("hash") == config_hash else None
-    out["url"] = {"seed": seed, "run": run_id, "preset": preset} if seed and run_id else no_update
+    url = {"seed": seed, "run": run_id, "preset": preset} if seed and run_id else None
+    out["url"] = no_update if url is None or url == url_now else url
     if out["message"] is None:
-        out["message"] = no_update if ctx.triggered_id is None else []
+        out["message"] = no_update if ctx.triggered_id is None or not message_now else []
     return out
 
 
@@ -781,14 +798,26 @@ def edit_session(_adds: list, _removes: list, _clear: int, session: list[str] | 
 def update_session(
     session: list[str] | None, run_id: str | None, k: Any, hide_seen: list[str] | None, values: dict[str, Any]
 ) -> tuple[Any, Any]:
-    """The session chips and the recommendations for it (two-tower, session kNN or mean of vectors)."""
+    """The session chips and the recommendations for it (two-tower, session kNN or mean of vectors).
+
+    With no recent views the panel shows its two fixed hints, whatever the run, k or filters:
+    a change of those then leaves the panel alone (``no_update``), so that a filter change
+    re-renders only the results (issue 14); the hints are drawn on the first call and when
+    the session store changes (e.g. cleared)."""
+    if not session and ctx.triggered_id not in (None, ids.EXPLORE_SESSION_STORE):
+        return no_update, no_update
     return session_view(session or [], run_id, bounded_k(k), values, exclude_seen=bool(hide_seen))
 
 
 def session_view(
     session: list[str], run_id: str | None, k: int, values: dict[str, Any], exclude_seen: bool = True
 ) -> tuple[Any, Any]:
-    """Plain-function body of :func:`update_session` (recsys.search.recommend_for_recent)."""
+    """Plain-function body of :func:`update_session` (recsys.search.recommend_for_recent).
+
+    An empty session gives the two hints whatever the run, k and filters (invalid filters
+    are reported by the results panel), which :func:`update_session` relies on."""
+    if not session:
+        return session_chips([], {}, ids.EXPLORE_SESSION_REMOVE), recommendations_view(None, [])
     view = None
     try:
         if run_id:

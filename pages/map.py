@@ -373,24 +373,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                     className="d-flex justify-content-between align-items-center",
                 )
             ),
-            dbc.CardBody(
-                dag.AgGrid(
-                    id=ids.MAP_SELECTION,
-                    rowData=[],
-                    columnDefs=[
-                        {"field": "title", "headerName": "Title", "flex": 3, "minWidth": 220},
-                        {"field": "brand", "headerName": "Brand", "flex": 1},
-                        {"field": "category", "headerName": "Category", "flex": 2},
-                        {"field": "price", "headerName": "Price", "type": "numericColumn", "maxWidth": 110},
-                        {"field": "item_id", "headerName": "Item id", "maxWidth": 130},
-                    ],
-                    defaultColDef={"sortable": True, "filter": True, "resizable": True},
-                    getRowId="params.data.item_id",
-                    dashGridOptions={"animateRows": False},
-                    columnSize="responsiveSizeToFit",
-                    style={"height": "360px"},
-                ),
-            ),
+            dbc.CardBody(html.Div(selection_grid([]), id=ids.MAP_SELECTION_BOX)),
         ],
         className="section-card mb-3",
     )
@@ -617,6 +600,7 @@ def apply_highlight(figure: Any, query: str | None, run_id: str, meta: dict[str,
     Output(ids.MAP_TOOLTIP, "children"),
     Input(ids.MAP_GRAPH, "hoverData"),
     State(ids.MAP_RUN, "value"),
+    prevent_initial_call=True,  # nothing is hovered when the page opens
 )
 def show_tooltip(hover: dict[str, Any] | None, run_id: str | None) -> tuple[Any, Any, Any]:
     """Card of the hovered point (title, brand, category, price).
@@ -674,22 +658,49 @@ def selection_rows(
     return rows, info
 
 
+def selection_grid(rows: list[dict]) -> Any:
+    """The grid of selected items, or a hint while nothing is selected.
+
+    The grid exists only while there is a selection: an AG Grid in the page's first layout
+    loaded and ran AG Grid's 250 KB chunk and built the grid on the main thread while
+    plotly.js drew the first figure (issue 14); it now costs that on the first selection."""
+    if not rows:
+        return html.Div("Lasso or box points on the map to list them here.", className="text-muted small")
+    return dag.AgGrid(
+        id=ids.MAP_SELECTION,
+        rowData=rows,
+        columnDefs=[
+            {"field": "title", "headerName": "Title", "flex": 3, "minWidth": 220},
+            {"field": "brand", "headerName": "Brand", "flex": 1},
+            {"field": "category", "headerName": "Category", "flex": 2},
+            {"field": "price", "headerName": "Price", "type": "numericColumn", "maxWidth": 110},
+            {"field": "item_id", "headerName": "Item id", "maxWidth": 130},
+        ],
+        defaultColDef={"sortable": True, "filter": True, "resizable": True},
+        getRowId="params.data.item_id",
+        dashGridOptions={"animateRows": False},
+        columnSize="responsiveSizeToFit",
+        style={"height": "360px"},
+    )
+
+
 @callback(
-    Output(ids.MAP_SELECTION, "rowData"),
+    Output(ids.MAP_SELECTION_BOX, "children"),
     Output(ids.MAP_SELECTION_INFO, "children"),
     Input(ids.MAP_GRAPH, "selectedData"),
     State(ids.MAP_RUN, "value"),
     prevent_initial_call=True,
 )
 def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple[Any, Any]:
-    """Items inside the lasso/box selection."""
+    """Items inside the lasso/box selection: (the grid or the hint, the info line)."""
     if not selected or not run_id:
-        return [], ""
+        return selection_grid([]), ""
     positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
     try:  # the run may have been deleted since the map was drawn
-        return selection_rows(run_catalog_view(run_id), positions)
+        rows, info = selection_rows(run_catalog_view(run_id), positions)
     except RecsysError as exc:
-        return [], f"Could not list the selection: {exc}"
+        return selection_grid([]), f"Could not list the selection: {exc}"
+    return selection_grid(rows), info
 
 
 #: Purity tables already computed in this process: (data dir, run, labels, k, queries) ->
@@ -742,6 +753,9 @@ def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> 
     Output(ids.MAP_PURITY, "children"),
     Input(ids.MAP_META, "data"),
     Input(ids.MAP_PURITY_K, "value"),
+    # the first call of draw_map sets the meta store (again), which runs this: an initial call
+    # as well was one more round trip while the first figure is drawn
+    prevent_initial_call=True,
 )
 def update_purity(meta: dict[str, Any] | None, k: Any) -> Any:
     """Neighbourhood purity of the drawn run, by the colouring's labels (category when price).

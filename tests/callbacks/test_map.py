@@ -236,9 +236,11 @@ def test_hover_click_and_lasso_on_recorded_browser_events(mapp, data):
     href = mapp.open_in_explore(EVENTS["clickData"], run)
     assert href == f"/explore?seed={view.item_ids[clicked['customdata']]}&run={run}"
 
-    rows, info = mapp.list_selection(EVENTS["selectedData"], run)
-    assert sorted(r["item_id"] for r in rows) == sorted(view.item_ids) and info == "20 items selected"
-    assert mapp.list_selection(None, run) == ([], "")  # a double-click deselects: None
+    grid, info = mapp.list_selection(EVENTS["selectedData"], run)
+    assert grid.id == "map-selection" and info == "20 items selected"
+    assert sorted(r["item_id"] for r in grid.rowData) == sorted(view.item_ids)
+    hint, info = mapp.list_selection(None, run)  # a double-click deselects: None
+    assert info == "" and not hasattr(hint, "rowData") and "Lasso or box" in text_of(hint)
     assert mapp.selection_rows(view, list(range(20)), limit=5)[1] == "20 items selected (first 5 listed)"
 
 
@@ -291,8 +293,8 @@ def test_point_callbacks_on_a_run_deleted_since_drawing_answer_without_raising(m
     from dash import no_update
 
     drawn = _drawn(mapp, data["runs"]["A"])
-    rows, info = mapp.list_selection(EVENTS["selectedData"], "deleted-run")
-    assert rows == [] and "Could not list the selection" in info and "deleted-run" in info
+    grid, info = mapp.list_selection(EVENTS["selectedData"], "deleted-run")
+    assert not hasattr(grid, "rowData") and "Could not list the selection" in info and "deleted-run" in info
     assert mapp.open_in_explore(EVENTS["clickData"], "deleted-run") is no_update
     assert mapp.highlight("shoe", "deleted-run", drawn["meta"], drawn["figure"]) is no_update
 
