@@ -165,6 +165,12 @@ def map_state(
         meta["partial"] = True
         # the browser's mark that this very sample is on screen (see WAIT_FOR_SAMPLE_JS)
         meta["sample"] = fig["layout"]["meta"] = f"{run_id}|{use}|{color_by}|{stamp}|{len(x)}"
+        # no lasso/box on the sample: a selection of it would list only the sampled items, and
+        # in a select drag mode plotly.js builds a second scatter (its selection layer, on the
+        # second WebGL context: shaders compiled again) and every point's pixel position before
+        # the first paint; the complete figure brings the lasso back (uirevision keeps a drag
+        # mode the user picked meanwhile)
+        fig["layout"]["dragmode"] = "zoom"
     out["figure"], out["meta"] = fig, meta
     status_bits += _status_tail(meta, umap, job, method)
     out["status"] = html.Div(status_bits, className="map-status-line")
@@ -176,7 +182,10 @@ def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, me
     shown, total = meta.get("n_shown", 0), meta.get("n_total", 0)
     if meta.get("partial"):
         bits.append(
-            html.Span(f"showing {shown:,} of {total:,} items, loading the rest…", className="text-info me-2")
+            html.Span(
+                f"showing {shown:,} of {total:,} items, loading the rest… (lasso and box select once all are drawn)",
+                className="text-info me-2",
+            )
         )
     elif shown < total:
         bits.append(

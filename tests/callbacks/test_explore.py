@@ -399,3 +399,56 @@ def test_removed_bars_tell_moved_from_removed(explore):
         for c in find(bars, lambda c: getattr(c, "className", "") == "removed-count")
     }
     assert counts == {"pins": "↕2", "boost": "↕7", "brands_allow": "−5"}
+
+
+def _triggered(prop_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a callback as Dash does when ``prop_id`` (``"<id>.<prop>"``) changed."""
+
+    def run_it() -> Any:
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": True}]))
+        return fn(*args, **kwargs)
+
+    return contextvars.copy_context().run(run_it)
+
+
+def test_a_filter_change_leaves_the_address_bar_store_and_an_empty_message_alone(explore, data):
+    """Issue 14: every output set costs the browser a pass over the page's components, and a
+    set URL store runs the address bar's clientside callback: unchanged ones are no_update."""
+    run = data["runs"]["A"]
+    switch = '{"field":"same_gender","panel":"explore","type":"filter-control"}.value'
+    values = defaults(same_gender=True)
+    url = {"seed": "ws0", "run": run, "preset": None}
+    same = _triggered(switch, explore.update_results, "ws0", run, K, values, {}, url_now=url, message_now=[])
+    assert same["url"] is no_update and same["message"] is no_update
+    assert len(card_ids(same["results"])) == K  # the results themselves are sent
+    # another seed (or run, or preset) moves the address bar; a shown alert is cleared
+    moved = _triggered(
+        switch, explore.update_results, "ws1", run, K, values, {}, url_now=url, message_now=[{"x": 1}]
+    )
+    assert moved["url"] == {"seed": "ws1", "run": run, "preset": None} and moved["message"] == []
+    # an error is still shown whatever the page holds
+    bad = _triggered(
+        switch, explore.update_results, "ws0", run, K, defaults(price_min=90, price_max=10), {}, url_now=url
+    )
+    assert "price_min" in text_of(bad["message"])
+
+
+def test_an_empty_session_panel_is_left_alone_by_filter_changes(explore, data):
+    run = data["runs"]["A"]
+    switch = '{"field":"same_gender","panel":"explore","type":"filter-control"}.value'
+    update = explore.update_session
+    assert _triggered(switch, update, [], run, 5, ["hide"], defaults(same_gender=True)) == (
+        no_update,
+        no_update,
+    )
+    # the hints do not depend on the filters, even invalid ones (the results panel reports those)
+    chips, recs = explore.session_view([], run, 5, defaults(price_min=90, price_max=10))
+    assert "No recent views yet" in text_of(chips) and "Add items to the session" in text_of(recs)
+    # drawn when the session store changes (e.g. cleared) ...
+    chips, recs = _triggered(f"{ids.EXPLORE_SESSION_STORE}.data", update, [], run, 5, ["hide"], defaults())
+    assert "No recent views yet" in text_of(chips) and "Add items to the session" in text_of(recs)
+    # ... and a session with items follows every filter change
+    _, filtered = _triggered(
+        switch, update, ["ws0", "ws1"], run, 5, ["hide"], defaults(brands_allow=["Acme"])
+    )
+    assert card_ids(filtered) and all(i[2] in "03" for i in card_ids(filtered))

@@ -76,6 +76,8 @@ def test_sampled_first_paint_then_every_point_then_purity(mapp, data):
     assert meta["partial"] and meta["n_shown"] == 8 and meta["n_total"] == 20
     assert sum(len(t.x) for t in _traces(first["figure"])) == 8
     assert "showing 8 of 20 items, loading the rest" in text_of(first["status"])
+    # no selection on the sample (it would list only sampled items): zoom until every point is in
+    assert first["figure"]["layout"]["dragmode"] == "zoom"
     assert mapp.update_purity(meta, 4) is no_update
     # the jobs poll while the sample is shown does not send it again
     assert mapp.map_state(run, "auto", "category:0", {"jobs": []}, meta, 8)["figure"] is no_update
@@ -83,6 +85,7 @@ def test_sampled_first_paint_then_every_point_then_purity(mapp, data):
     figure, full, status = mapp.complete_map(meta, run, "auto", "category:0", {"jobs": []})
     traces = _traces(figure)
     assert not full.get("partial") and full["n_shown"] == 20 == sum(len(t.x) for t in traces)
+    assert figure["layout"]["dragmode"] == "lasso"
     shown = {int(p) for t in traces for p in t.customdata}
     sample = {int(p) for t in _traces(first["figure"]) for p in t.customdata}
     assert shown == set(range(20)) and sample < shown  # the sample's points are among them
