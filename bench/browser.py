@@ -8,6 +8,10 @@ filter_change_ms {p50, p95, n}
     content it caused (the results, their summary and removed counts, the session panel),
     once no request is in flight and nothing has changed for ``--quiet`` ms. Over
     ``--changes`` clicks (>= 50).
+filter_change_answered_ms {p50, p95}
+    The same clicks, until the results callback's answer arrived (its headers: the click's
+    handling, the request, the server's search and formatting); ``filter_change_ms`` minus
+    this is the browser applying the answer (Dash's renderer, React, layout).
 seed_change_ms {p50, p95, n}
     From the click on a neighbour's title (which opens Explore with that item as the seed,
     a page load) until the new seed's list is shown and the page has settled.
@@ -71,7 +75,7 @@ SWITCHES = ("same_gender", "same_category", "exclude_same_title", "exclude_adult
 #: content (``#_pages_content``: not the navbar's job badge, which polls on its own clock, and
 #: not Dash's loading-state attribute) and the number of fetches in flight.
 PROBE = """
-window.__bench = {last: 0, pending: 0, fetchEnd: 0};
+window.__bench = {last: 0, pending: 0, fetchEnd: 0, resultsAt: 0};
 const __inPage = (node) => {
   const el = node.nodeType === 1 ? node : node.parentElement;
   return !!(el && el.closest && el.closest('#_pages_content'));
@@ -85,7 +89,12 @@ new MutationObserver((records) => {
 const __fetch = window.fetch;
 window.fetch = function (...args) {
   window.__bench.pending += 1;
-  return __fetch.apply(this, args).finally(() => {
+  const body = args[1] && typeof args[1].body === 'string' ? args[1].body : '';
+  const results = body.includes('"explore-results.children');
+  return __fetch.apply(this, args).then((r) => {
+    if (results) window.__bench.resultsAt = performance.now();  // the answer's headers are in
+    return r;
+  }).finally(() => {
     window.__bench.pending -= 1;
     window.__bench.fetchEnd = performance.now();
   });
@@ -189,7 +198,12 @@ def _css_id(component_id: dict) -> str:
 CARDS = "document.querySelectorAll('#explore-results .item-card').length > 0"
 
 
-def filter_changes(driver: Any, url: str, run: str, seed: str, n: int, quiet: float) -> list[float]:
+def filter_changes(
+    driver: Any, url: str, run: str, seed: str, n: int, quiet: float, answered: list[float] | None = None
+) -> list[float]:
+    """ms from each click to the last change it caused; ``answered`` gets the ms from the click
+    to the arrival of the results callback's answer (input handling, network and server), so
+    that the rest is the browser applying it (Dash's renderer, React, layout)."""
     driver.get(f"{url}/explore?run={run}&seed={seed}")
     settled(driver, 0.0, quiet, ready=CARDS)
     times = []
@@ -202,6 +216,9 @@ def filter_changes(driver: Any, url: str, run: str, seed: str, n: int, quiet: fl
             sel,
         )
         times.append(settled(driver, t0, quiet, ready=CARDS))
+        if answered is not None:
+            at = driver.execute_script("return window.__bench.resultsAt;")
+            answered.append(at - t0 if at > t0 else float("nan"))
     return times
 
 
@@ -293,7 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         driver.get(url + "/")  # warm the server (first request loads the page modules)
         settled(driver, 0.0, args.quiet)
-        filt = [] if args.only_map else filter_changes(driver, url, run, seed, args.changes, args.quiet)
+        answered: list[float] = []
+        filt = (
+            []
+            if args.only_map
+            else filter_changes(driver, url, run, seed, args.changes, args.quiet, answered)
+        )
         seeds = [] if args.only_map else seed_changes(driver, url, run, seed, args.seeds, args.quiet)
         n_points = len(Registry(root).load_model(run).item_ids_)
         drawn = (
@@ -329,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
                     "p50": _round(_pct(filt, 0.5)),
                     "p95": _round(_pct(filt, 0.95)),
                     "n": len(filt),
+                },
+                # click -> the results callback's answer in (input handling, network, server);
+                # filter_change_ms minus this is the browser applying it
+                "filter_change_answered_ms": {
+                    "p50": _round(_pct([x for x in answered if x == x], 0.5)),
+                    "p95": _round(_pct([x for x in answered if x == x], 0.95)),
                 },
                 "seed_change_ms": {
                     "p50": _round(_pct(seeds, 0.5)),
