@@ -38,6 +38,7 @@ from recsys.filters import FilterConfig
 from recsys.search.kernels import _blas_controllers
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
 from recsys.search.query import TABLE_COUNTS, KeyRange, Query
+from recsys.search.ranked import fetch_need
 from recsys.search.result import SearchResult
 from recsys.topk import topk_rows as _topk_rows
 
@@ -667,7 +668,7 @@ def search_many_ranked(
         return None
     v, n = searcher.view, searcher.n
     cfg = cf.config
-    need = k * (3 if cfg.max_per_brand else 1)
+    need = fetch_need(k, cfg)
     fetch = min(n, max(_FETCH_FACTOR * need, _FETCH_MIN))
     tab = table[positions].astype(np.int64)
     out: list[Any] = [None] * len(positions)

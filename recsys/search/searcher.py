@@ -41,7 +41,7 @@ from recsys.search.planner import (
     PlannerMixin,
 )
 from recsys.search.query import TABLE_COUNTS, DomainMask, KeyRange, Query
-from recsys.search.ranked import SMALL_FETCH, rerank_rows
+from recsys.search.ranked import SMALL_FETCH, fetch_need, rerank_rows
 from recsys.search.result import SearchResult
 from recsys.search.rules import not_in_sorted
 from recsys.search.static import StaticMixin
@@ -440,7 +440,7 @@ class FilteredSearcher(
         more would cost more than an exact search).
         """
         cf = qq.cf
-        need = qq.k * (3 if cf.config.max_per_brand else 1)
+        need = fetch_need(qq.k, cf.config)
         fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))
         if cf.adjust is not None and self._adjusted_prefers_exact(domain):
             return "exact"  # boost/bury: the over-fetch costs more than its beam search (adjusted.py)
@@ -667,7 +667,7 @@ class FilteredSearcher(
         mask, n_elig = self._eligibility(cf, r, cold)
         if n_elig == 0:
             return self._empty(qq)
-        need = k * (3 if cfg.max_per_brand else 1)
+        need = fetch_need(k, cfg)
         auto = plan == "auto"
         if auto:
             fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))
