@@ -38,6 +38,7 @@ from recsys.filters import FilterConfig
 from recsys.search.kernels import _blas_controllers
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
 from recsys.search.query import TABLE_COUNTS, KeyRange, Query
+from recsys.search.ranked import fetch_need
 from recsys.search.result import SearchResult
 from recsys.topk import topk_rows as _topk_rows
 
@@ -168,29 +169,23 @@ class StaticSet:
 
 
 #: recall@10 an eligible set's own graph must reach on a sample of its members (queried as seeds
-#: are: k + 1, the seed dropped) before it answers users; below it the graph's ef is doubled
+#: are: k + 1, the seed dropped) before it answers users; below it the graph's ef is raised
 SUB_RECALL = 0.99  # the recall issue 18 asks of every filtered case
 #: members sampled for that check, and the most the ef may grow (x the main index's ef)
-SUB_RECALL_SAMPLE = 200
+SUB_RECALL_SAMPLE = 400
 SUB_EF_GROWTH = 8
+#: the ef is searched to within this fraction of itself (each query's cost grows with it)
+SUB_EF_STEP = 1 / 16
 
 
-def calibrated_ef(idx: Any, dense: np.ndarray, ef: int, k: int = 10, seed: int = 0) -> int:
-    """The smallest ``ef`` (``ef`` doubled up to ``SUB_EF_GROWTH`` times) at which the graph
-    ``idx`` over ``dense`` (labels = columns) finds ``SUB_RECALL`` of the exact top ``k`` of a
-    seeded sample of its own members.
-
-    A graph built behind the user's back (a static filter's set, a category block) must not
-    answer worse than the main index the user tuned: with the main index's ``ef`` such a graph
-    can lose recall where its items are a tight cluster plus scattered strays (a category whose
-    items mostly share a region of the space: 0.974 at 1M items, 100k per block, against 0.993
-    for the main index). Runs in the background build, once per graph; the exact side is one
-    matrix product over the block.
-    """
+def sample_recall(idx: Any, dense: np.ndarray, k: int = 10, seed: int = 0) -> Any:
+    """``recall(ef)``: the share of the exact top ``k`` of a seeded sample of ``SUB_RECALL_SAMPLE``
+    members of ``dense`` (queried as seeds are: k + 1, the member dropped) that the graph ``idx``
+    (labels = columns) finds at ``ef``; None when ``dense`` has no more than k + 1 rows."""
     n = dense.shape[0]
     kk = min(k + 1, n)
     if n <= kk:
-        return ef
+        return None
     rng = np.random.default_rng(seed)
     cols = np.sort(rng.choice(n, size=min(SUB_RECALL_SAMPLE, n), replace=False))
     q = np.ascontiguousarray(dense[cols])
@@ -200,14 +195,47 @@ def calibrated_ef(idx: Any, dense: np.ndarray, ef: int, k: int = 10, seed: int =
         sims[np.arange(len(sims)), cols[s : s + 32]] = np.inf  # the seed first, as hnswlib has it
         exact = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         truth += [set(row.tolist()) - {c} for row, c in zip(exact, cols[s : s + 32].tolist())]
-    top = ef * SUB_EF_GROWTH
-    while True:
+    total = sum(len(t) for t in truth)
+
+    def recall(ef: int) -> float:
         idx.set_ef(ef)
         labels, _ = idx.knn_query(q, k=kk, num_threads=1)
-        hit = sum(len(t.intersection(row.tolist())) for t, row in zip(truth, labels))
-        if hit >= SUB_RECALL * sum(len(t) for t in truth) or ef >= top:
-            return ef
-        ef *= 2
+        return sum(len(t.intersection(row.tolist())) for t, row in zip(truth, labels)) / total
+
+    return recall
+
+
+def calibrated_ef(idx: Any, dense: np.ndarray, ef: int, k: int = 10, seed: int = 0) -> int:
+    """The smallest ``ef`` from the main index's ``ef`` up to ``SUB_EF_GROWTH`` times it (to
+    within ``SUB_EF_STEP``) at which the graph ``idx`` over ``dense`` (labels = columns) finds
+    ``SUB_RECALL`` of the exact top ``k`` of a seeded sample of its own members
+    (:func:`sample_recall`); the largest when none does.
+
+    A graph built behind the user's back (a static filter's set, a category block) must not
+    answer worse than the main index the user tuned: with the main index's ``ef`` such a graph
+    can lose recall where its items are a tight cluster plus scattered strays (a category whose
+    items mostly share a region of the space: 0.974 at 1M items, 100k per block, against 0.993
+    for the main index). A larger ``ef`` than needed costs every query that graph answers, so
+    the ef is doubled until the sample passes, then bisected between the last failing and the
+    first passing one. Runs in the background build, once per graph (a few hundred queries per
+    probe); the exact side is one matrix product over the block.
+    """
+    recall = sample_recall(idx, dense, k, seed)
+    if recall is None or recall(ef) >= SUB_RECALL:
+        return ef
+    top = ef * SUB_EF_GROWTH
+    lo, hi = ef, min(2 * ef, top)  # lo fails; hi is probed next
+    while recall(hi) < SUB_RECALL:
+        if hi >= top:
+            return top
+        lo, hi = hi, min(2 * hi, top)
+    while hi - lo > max(1, int(lo * SUB_EF_STEP)):
+        mid = (lo + hi) // 2
+        if recall(mid) >= SUB_RECALL:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 #: dense blocks are padded to a multiple of this many rows (the padding scores -inf; the
@@ -640,7 +668,7 @@ def search_many_ranked(
         return None
     v, n = searcher.view, searcher.n
     cfg = cf.config
-    need = k * (3 if cfg.max_per_brand else 1)
+    need = fetch_need(k, cfg)
     fetch = min(n, max(_FETCH_FACTOR * need, _FETCH_MIN))
     tab = table[positions].astype(np.int64)
     out: list[Any] = [None] * len(positions)

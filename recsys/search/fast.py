@@ -204,7 +204,7 @@ class FastMixin:
             labels, dist = fp.knn(fp.qunit[pos : pos + 1], k + ex, 1)
         except RuntimeError:  # hnswlib#444
             return None
-        rl, dl = labels[0].tolist(), dist[0].tolist()
+        (rl,), (dl,) = labels.tolist(), dist.tolist()  # no row views: one NumPy call each
         if ex:
             seed_row = fp.perm[pos]
             if rl[0] == seed_row:  # usually: its own vector comes first
@@ -315,7 +315,7 @@ class FastMixin:
             return None
         # no NumPy call over the labels: right after a beam search each costs microseconds of
         # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
-        rows = labels[0].tolist()
+        (rows,) = labels.tolist()  # no row view: one NumPy call
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if drop is not None:  # a key range (the table kind), the seed's row among ``drop``
@@ -340,7 +340,7 @@ class FastMixin:
         st = fp.cf.stats
         st.queries += 1  # as the planner's choice counts it
         st.record(True)
-        dl = dist[0].tolist()
+        (dl,) = dist.tolist()
         return SearchResult(
             _ids_at(fp.ids, rl),
             [1.0 - dl[j] for j in sel],

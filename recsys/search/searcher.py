@@ -41,6 +41,7 @@ from recsys.search.planner import (
     PlannerMixin,
 )
 from recsys.search.query import TABLE_COUNTS, DomainMask, KeyRange, Query
+from recsys.search.ranked import SMALL_FETCH, fetch_need, rerank_rows
 from recsys.search.result import SearchResult
 from recsys.search.rules import not_in_sorted
 from recsys.search.static import StaticMixin
@@ -439,7 +440,7 @@ class FilteredSearcher(
         more would cost more than an exact search).
         """
         cf = qq.cf
-        need = qq.k * (3 if cf.config.max_per_brand else 1)
+        need = fetch_need(qq.k, cf.config)
         fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))
         if cf.adjust is not None and self._adjusted_prefers_exact(domain):
             return "exact"  # boost/bury: the over-fetch costs more than its beam search (adjusted.py)
@@ -485,7 +486,7 @@ class FilteredSearcher(
         cf, k, n = qq.cf, qq.k, self.n
         q2 = qq.q[None, :]
         index = self._index if self._index is not None else self.index
-        first = True
+        first, kr = True, None
         while True:
             if first_rows is not None:
                 rows, dist, first_rows = first_rows, first_dist, None
@@ -498,8 +499,12 @@ class FilteredSearcher(
             else:
                 if cf.adjust is not None:  # boost/bury: the fetch, and the classes that could climb
                     kp, ks, dropped, final = self._rank_adjusted(qq, cand, rows, dist, fetched_all, n_elig)
+                elif isinstance(cand, KeyRange) and len(rows) <= SMALL_FETCH:  # in lists (ranked.py)
+                    kp, kr, ks, dropped, final = rerank_rows(
+                        self, qq.q, rows, cand, k, cf.config, n_elig, fetched_all
+                    )
                 else:
-                    cp = cand.positions(rows)
+                    cp, kr = cand.positions(rows), None
                     kp, ks, dropped, final = self._rerank(
                         qq.q, cp, k, cf.config, fetched_all or len(cp) >= n_elig
                     )
@@ -514,7 +519,11 @@ class FilteredSearcher(
             if fetch is None:
                 return None
         if not lean:
-            return self._result(qq, kp, ks, dropped, "hnsw_overfetch", n_elig)
+            if kr is None:
+                return self._result(qq, kp, ks, dropped, "hnsw_overfetch", n_elig)
+            if dropped:
+                qq.removed.update(dropped)
+            return self._listed(qq, kr, ks, "hnsw_overfetch", n_elig)
         top = [rl[j] for j in sel]
         dl = dist[: len(rl)].tolist()
         return SearchResult(
@@ -603,6 +612,16 @@ class FilteredSearcher(
             qq.seed_id,
         )
 
+    def _listed(
+        self, qq: Query, rows: list[int], scores: list[float], plan: str, n_eligible: int
+    ) -> SearchResult:
+        """:meth:`_result` of vector rows and scores already in lists."""
+        ids = self.view.item_id_by_row
+        ms = (time.perf_counter() - qq.t0) * 1e3
+        return SearchResult(
+            [ids[r] for r in rows], scores, rows, qq.removed, plan, n_eligible, ms, qq.skipped, qq.seed_id
+        )
+
     def _empty(self, qq: Query) -> SearchResult:
         """The answer when no item is eligible."""
         ms = (time.perf_counter() - qq.t0) * 1e3
@@ -648,7 +667,7 @@ class FilteredSearcher(
         mask, n_elig = self._eligibility(cf, r, cold)
         if n_elig == 0:
             return self._empty(qq)
-        need = k * (3 if cfg.max_per_brand else 1)
+        need = fetch_need(k, cfg)
         auto = plan == "auto"
         if auto:
             fetch = min(self.n, max(_FETCH_FACTOR * need, _FETCH_MIN))

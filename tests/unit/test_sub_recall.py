@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.search.batch import SUB_RECALL, StaticSet, calibrated_ef
+from recsys.search.batch import SUB_EF_STEP, SUB_RECALL, StaticSet, calibrated_ef, sample_recall
 
 
 def _block(n: int = 6000, d: int = 32, seed: int = 3) -> np.ndarray:
@@ -67,6 +67,22 @@ def test_a_graph_the_searcher_builds_gets_the_ef_its_recall_needs():
     assert chosen > main_ef
     assert _recall(ss.sub, dense, chosen, seed=7) >= SUB_RECALL - 0.01
     assert calibrated_ef(ss.sub, dense, main_ef) == chosen
+
+
+def test_the_ef_is_the_smallest_that_reaches_the_recall():
+    """Each query the graph answers pays for its ef: the build picks the smallest ef that passes
+    the check (to within ``SUB_EF_STEP``), not the next power of two above the main index's."""
+    dense = _block()
+    ss = _set_of(dense)
+    main_ef = 20
+    ss.build_sub("cosine", 16, 100, main_ef)
+    chosen = ss.sub.ef
+    recall = sample_recall(ss.sub, dense)
+    assert recall(chosen) >= SUB_RECALL
+    below = chosen - max(1, int(chosen * SUB_EF_STEP))
+    assert below >= main_ef
+    assert recall(below) < SUB_RECALL
+    assert chosen != 2 * main_ef and chosen != 4 * main_ef  # a doubling would land on these
 
 
 def test_an_easy_graph_keeps_the_main_index_ef():
