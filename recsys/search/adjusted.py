@@ -107,7 +107,7 @@ class AdjustedGraph:
 
 
 def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 10) -> int:
-    """The smallest ``ef`` (doubled up to ``SUB_EF_GROWTH`` times) at which the adjusted graph
+    """The smallest ``ef`` (raised by 1.25x steps, up to ``SUB_EF_GROWTH`` times) at which the adjusted graph
     ``g`` over ``aug`` finds ``SUB_RECALL`` of the exact adjusted top ``k`` (the member itself left
     out) for a seeded sample of its members as queries ``[x, 1, 0]`` (``dense``: their unit vectors),
     as :func:`~recsys.search.batch.calibrated_ef` does for a plain graph."""
@@ -130,7 +130,7 @@ def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 1
         hit = sum(len(t.intersection(row.tolist())) for t, row in zip(truth, labels))
         if hit >= SUB_RECALL * k * len(cols) or ef >= most:
             return ef
-        ef *= 2
+        ef = min(most, ef + max(1, ef // 4))  # steps of 1.25x: no more beam than the recall needs
 
 
 def _rule_out(rows: np.ndarray, scores: np.ndarray, out: list[int]) -> None:
@@ -322,6 +322,8 @@ class AdjustMixin:
             self._search_block(qq, s, e, no_adult, drop[1] if drop else None)
             ss = cf.blocks.get(key)
             if ss is None:
+                if _ADJUSTED_GRAPHS and self._bg.pending((id(cf), "block", key)):
+                    self._queue_adjusted_graph(cf, cl, key)  # built right after it (one queue)
                 return None
         out_rows = drop[1] if drop else []
         seed_row = int(self.view.perm[qq.pos])
@@ -335,7 +337,7 @@ class AdjustMixin:
             if got is not None:
                 return got
         elif g is None and _ADJUSTED_GRAPHS:
-            self._queue_adjusted_graph(cf, cl, key, ss)
+            self._queue_adjusted_graph(cf, cl, key)
         if seed_row >= 0:
             out_rows = [seed_row, *out_rows]
         fetch = max(2 * k + len(out_rows), ss.sub.ef)
@@ -378,10 +380,11 @@ class AdjustMixin:
         order = np.lexsort((cp, -adj))[:k]  # ties: lower position first, as exact search
         return self._result(qq, cp[order], adj[order], None, "hnsw_subindex", n_elig)
 
-    def _queue_adjusted_graph(self, cf: CompiledFilter, cl: AdjustClasses, key: tuple, ss: Any) -> None:
+    def _queue_adjusted_graph(self, cf: CompiledFilter, cl: AdjustClasses, key: tuple) -> None:
         """Build (background; inline on a small catalogue) the :class:`AdjustedGraph` of the block
-        ``key`` whose plain graph ``ss`` exists, with the block graphs' construction settings and
-        within their memory cap (``cf.block_bytes``)."""
+        ``key`` from its plain graph's eligible set (``cf.blocks``: built or queued before it, on
+        the same queue; nothing is built without it), with the block graphs' construction
+        settings and within their memory cap (``cf.block_bytes``)."""
         if cf.block_bytes >= _BLOCKS_MAX_BYTES:
             return
         from recsys.search.static import SUB_EF_CONSTRUCTION
@@ -391,7 +394,8 @@ class AdjustMixin:
         def build() -> None:
             import hnswlib
 
-            if key in cl.graphs:
+            ss = cf.blocks.get(key)
+            if key in cl.graphs or ss is None or ss.sub is None:
                 return
             dense = ss.dense()
             if dense is None:
