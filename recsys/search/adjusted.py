@@ -50,7 +50,6 @@ from recsys.search.planner import (
     _S_SELECT_ROW,
 )
 from recsys.search.query import KeyRange
-from recsys.search.rules import varying_seed_rules
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalog import CatalogView
@@ -167,7 +166,6 @@ class AdjustClasses:
         "_slices",
         "_bytes",
         "_blocks",
-        "cat_only",
         "graphs",
     )
 
@@ -189,9 +187,6 @@ class AdjustClasses:
         self._slices: dict[tuple[int, int, int], tuple[int, int]] = {}
         self._bytes = 0
         self._blocks: dict[tuple[int, int, bool], tuple] = {}
-        #: the config's only seed-dependent rule is ``same_category`` (pair bans aside), without
-        #: ranked-list rules, in the cosine space: a category block's graph holds its eligible set
-        self.cat_only = False
         #: (block start, end, adult rule variant) -> :class:`AdjustedGraph`, built in the background
         self.graphs: dict[tuple[int, int, bool], AdjustedGraph] = {}
 
@@ -282,15 +277,7 @@ class AdjustMixin:
         twice, harmlessly)."""
         cl = cf.adjust_classes
         if cl is None:
-            cl = AdjustClasses(cf.adjust, self.view)
-            cfg = cf.config
-            cl.cat_only = (
-                self.space == "cosine"
-                and cfg.max_per_brand is None
-                and cfg.min_similarity is None
-                and [r.name for r in varying_seed_rules(cfg) if r.channel != "exclude"] == ["same_category"]
-            )
-            cf.adjust_classes = cl
+            cl = cf.adjust_classes = AdjustClasses(cf.adjust, self.view)
         return cl
 
     def _search_block_adjusted(
@@ -311,20 +298,18 @@ class AdjustMixin:
         config has other seed rules or ranked-list rules. ``drop``: the seed's banned (positions,
         vector rows) in the block. Exact but for the graph's recall, as the filter alone."""
         cf, k, q = qq.cf, qq.k, qq.q
-        cl = self._adjust_classes(cf)
-        if not cl.cat_only or self._tie_of is not None:
+        if not cf.adjust_cat_only or self._tie_of is not None:
             return None
         key = (s, e, no_adult)
         ss = cf.blocks.get(key)
-        if (
-            ss is None
-        ):  # adopted from a filter of the same mask, or counted (and queued): its plain answer unused
-            self._search_block(qq, s, e, no_adult, drop[1] if drop else None)
+        if ss is None:  # adopted from a filter of the same mask, or counted and queued
+            self._search_block(qq, s, e, no_adult, drop[1] if drop else None)  # its answer unused
             ss = cf.blocks.get(key)
             if ss is None:
                 if _ADJUSTED_GRAPHS and self._bg.pending((id(cf), "block", key)):
-                    self._queue_adjusted_graph(cf, cl, key)  # built right after it (one queue)
+                    self._queue_adjusted_graph(cf, key)  # built right after it (one queue)
                 return None
+        cl = self._adjust_classes(cf)
         out_rows = drop[1] if drop else []
         seed_row = int(self.view.perm[qq.pos])
         if not (cf.config.exclude_seed and ss.ok_by_row[seed_row]):
@@ -337,7 +322,7 @@ class AdjustMixin:
             if got is not None:
                 return got
         elif g is None and _ADJUSTED_GRAPHS:
-            self._queue_adjusted_graph(cf, cl, key)
+            self._queue_adjusted_graph(cf, key)
         if seed_row >= 0:
             out_rows = [seed_row, *out_rows]
         fetch = max(2 * k + len(out_rows), ss.sub.ef)
@@ -380,7 +365,7 @@ class AdjustMixin:
         order = np.lexsort((cp, -adj))[:k]  # ties: lower position first, as exact search
         return self._result(qq, cp[order], adj[order], None, "hnsw_subindex", n_elig)
 
-    def _queue_adjusted_graph(self, cf: CompiledFilter, cl: AdjustClasses, key: tuple) -> None:
+    def _queue_adjusted_graph(self, cf: CompiledFilter, key: tuple) -> None:
         """Build (background; inline on a small catalogue) the :class:`AdjustedGraph` of the block
         ``key`` from its plain graph's eligible set (``cf.blocks``: built or queued before it, on
         the same queue; nothing is built without it), with the block graphs' construction
@@ -394,7 +379,7 @@ class AdjustMixin:
         def build() -> None:
             import hnswlib
 
-            ss = cf.blocks.get(key)
+            ss, cl = cf.blocks.get(key), self._adjust_classes(cf)
             if key in cl.graphs or ss is None or ss.sub is None:
                 return
             dense = ss.dense()
