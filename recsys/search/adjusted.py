@@ -38,8 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recsys.search.batch import SUB_EF_GROWTH, SUB_RECALL, SUB_RECALL_SAMPLE
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
+    _BLOCKS_MAX_BYTES,
     _FETCH_MIN,
     _S_CACHE_BYTES,
     _S_EXACT_BASE,
@@ -51,7 +53,9 @@ from recsys.search.query import KeyRange
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalog import CatalogView
+    from recsys.search.compiled import CompiledFilter
     from recsys.search.query import Query
+    from recsys.search.result import SearchResult
 
 #: a class is open when its bound reaches ``tau`` minus this (relative) margin: float32
 #: rounding of hnswlib's distances and of the adjusted scores (about 1e-7) never closes one
@@ -69,6 +73,73 @@ _S_ADJUST_BASE = 60.0
 _PACK_MAX_BYTES = 64 << 20
 #: (class, domain) slices remembered per compiled filter
 _SLICES_MAX = 65536
+
+
+def _reaches(bound: float, tau: float) -> bool:
+    """Whether a class's ``bound`` reaches the k-th adjusted score ``tau`` (``_MARGIN`` below it
+    counts: the class is open)."""
+    return bound >= tau - _MARGIN * (1.0 + abs(tau) + abs(bound))
+
+
+#: give a boosted/buried category filter a graph of adjusted vectors per category block
+#: (:class:`AdjustedGraph`) once its block has a plain graph; off: the class merge answers
+_ADJUSTED_GRAPHS = True
+
+
+#: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
+#: the item's norm filler)
+_QUERY_TAIL = np.array([1.0, 0.0], dtype=np.float32)
+
+
+class AdjustedGraph:
+    """A category block's graph over its eligible items' adjusted vectors ``[m * x, a, r]`` (inner
+    product space; ``r`` fills every vector up to one norm, so that the inner product orders
+    neighbours as a metric would and the graph is as good as a plain one): the query ``[q, 1, 0]``
+    scores ``m * q.x + a``, the adjusted score itself, so one beam search answers a boosted/buried
+    query as the block's plain graph answers the filter alone (:meth:`~recsys.search.static.StaticMixin._subindex_answer` reads ``sub`` and ``rows``,
+    the vector row of each label, in the block's :class:`~recsys.search.batch.StaticSet` order)."""
+
+    __slots__ = ("sub", "rows")
+
+    def __init__(self, sub: Any, rows: np.ndarray) -> None:
+        self.sub, self.rows = sub, rows
+
+
+def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 10) -> int:
+    """The smallest ``ef`` (raised by 1.25x steps, up to ``SUB_EF_GROWTH`` times) at which the adjusted graph
+    ``g`` over ``aug`` finds ``SUB_RECALL`` of the exact adjusted top ``k`` (the member itself left
+    out) for a seeded sample of its members as queries ``[x, 1, 0]`` (``dense``: their unit vectors),
+    as :func:`~recsys.search.batch.calibrated_ef` does for a plain graph."""
+    n = len(aug)
+    if n <= k + 1:
+        return ef
+    cols = np.sort(np.random.default_rng(0).choice(n, size=min(SUB_RECALL_SAMPLE, n), replace=False))
+    qa = np.zeros((len(cols), aug.shape[1]), dtype=np.float32)
+    qa[:, :-2] = dense[cols]
+    qa[:, -2] = 1.0
+    truth: list[set[int]] = []
+    for at in range(0, len(cols), 32):  # 32 x n adjusted scores at a time
+        sims = qa[at : at + 32] @ aug.T
+        sims[np.arange(len(sims)), cols[at : at + 32]] = -np.inf
+        truth += [set(r.tolist()) for r in np.argpartition(-sims, k - 1, axis=1)[:, :k]]
+    most = ef * SUB_EF_GROWTH
+    while True:
+        g.set_ef(ef)
+        labels, _ = g.knn_query(qa, k=k + 1, num_threads=1)
+        hit = sum(len(t.intersection(row.tolist())) for t, row in zip(truth, labels))
+        if hit >= SUB_RECALL * k * len(cols) or ef >= most:
+            return ef
+        ef = min(most, ef + max(1, ef // 4))  # steps of 1.25x: no more beam than the recall needs
+
+
+def _rule_out(rows: np.ndarray, scores: np.ndarray, out: list[int]) -> None:
+    """``scores`` of the vector rows ``out`` (the seed, its banned items: a handful) among ``rows``
+    set to -inf (a list lookup costs less than NumPy calls on a few dozen rows)."""
+    if out:
+        rl = rows.tolist()
+        for r in out:
+            if r in rl:
+                scores[rl.index(r)] = -np.inf
 
 
 class AdjustClasses:
@@ -94,6 +165,8 @@ class AdjustClasses:
         "_packs",
         "_slices",
         "_bytes",
+        "_blocks",
+        "graphs",
     )
 
     def __init__(self, adjust: tuple[np.ndarray, np.ndarray], view: CatalogView) -> None:
@@ -113,6 +186,9 @@ class AdjustClasses:
         self._packs: dict[int, tuple[np.ndarray | None, np.ndarray]] = {}
         self._slices: dict[tuple[int, int, int], tuple[int, int]] = {}
         self._bytes = 0
+        self._blocks: dict[tuple[int, int, bool], tuple] = {}
+        #: (block start, end, adult rule variant) -> :class:`AdjustedGraph`, built in the background
+        self.graphs: dict[tuple[int, int, bool], AdjustedGraph] = {}
 
     def open_classes(self, s_f: float, tau: float, s: int, e: int) -> list[tuple[int, int, int]] | None:
         """``(class, start, end)`` (its members ``members[start:end]`` inside ``[s, e)``) of every
@@ -121,8 +197,7 @@ class AdjustClasses:
         was too shallow)."""
         out = []
         for c, (m, a) in enumerate(zip(self.mul, self.add)):
-            bound = m * s_f + a
-            if bound < tau - _MARGIN * (1.0 + abs(tau) + abs(bound)):
+            if not _reaches(m * s_f + a, tau):
                 continue
             got = self._slices.get((c, s, e))
             if got is None:
@@ -135,6 +210,39 @@ class AdjustClasses:
                     return None
                 out.append((c, *got))
         return out
+
+    def block(self, key: tuple[int, int, bool], ok_by_row: np.ndarray, perm: np.ndarray) -> tuple[int, list]:
+        """The classes of a category block's eligible items (``key``: block start, end, adult rule
+        variant; ``ok_by_row``: the block's eligible set by vector row), cached: ``(dominant, others)``,
+        the class with the most eligible items of the block (the plain items, or those of a boosted
+        category) and, for every other class with eligible items there, ``[class, their positions
+        (ascending), their vectors (packed on first use, :meth:`block_vectors`) or None, their
+        vector rows]``."""
+        got = self._blocks.get(key)
+        if got is None:
+            s, e, _ = key
+            parts = []
+            for c in range(len(self.mul)):
+                mem = self.members[self.starts[c] : self.starts[c + 1]]
+                lo, hi = mem.searchsorted((s, e)).tolist()
+                pos = mem[lo:hi][ok_by_row[perm[mem[lo:hi]]]]
+                if len(pos):
+                    parts.append((c, pos))
+            dom = max(parts, key=lambda p: len(p[1]))[0] if parts else -1
+            others = [[c, pos, None, perm[pos]] for c, pos in parts if c != dom]
+            got = self._blocks[key] = (dom, others)
+        return got
+
+    def block_vectors(self, part: list, unit: np.ndarray) -> np.ndarray:
+        """The vectors of a block's class ``part`` (:meth:`block`): a contiguous copy kept from its
+        first use within the memory cap of :meth:`packed`, else gathered."""
+        if part[2] is not None:
+            return part[2]
+        vecs = np.take(unit, part[1], axis=0)
+        if self._bytes + vecs.nbytes <= min(_PACK_MAX_BYTES, unit.nbytes // 8):
+            self._bytes += vecs.nbytes
+            part[2] = vecs
+        return vecs
 
     def closed(self, ids: tuple[int, ...]) -> np.ndarray:
         """Boolean per class: not in ``ids`` (cached per set of classes)."""
@@ -163,6 +271,138 @@ class AdjustClasses:
 class AdjustMixin:
     """The boost/bury paths of :class:`~recsys.search.searcher.FilteredSearcher` (its ``unit``,
     ``view``, ``_select``, ``_canon`` and ``_static_hnsw_cost``)."""
+
+    def _adjust_classes(self, cf: CompiledFilter) -> AdjustClasses:
+        """The compiled filter's :class:`AdjustClasses`, built on first need (a race builds them
+        twice, harmlessly)."""
+        cl = cf.adjust_classes
+        if cl is None:
+            cl = cf.adjust_classes = AdjustClasses(cf.adjust, self.view)
+        return cl
+
+    def _search_block_adjusted(
+        self, qq: Query, s: int, e: int, no_adult: bool, drop: tuple | None, n_elig: int
+    ) -> SearchResult | None:
+        """A boosted/buried ``same_category`` query on its category block's own graph (the graph a
+        filter of the same mask answers from: :meth:`_search_block`), without scanning the block.
+
+        Within a class of one (multiplier, shift) the adjusted score grows with the raw one, so the
+        adjusted top k is among each class's raw top k. One beam search on the block's graph
+        fetches its ``ef`` nearest items (``s_F``: the last one's raw score); the block's *dominant*
+        class (most of its eligible items: the plain ones, or a boosted category's) comes from the
+        fetch, and every other class whose bound ``m * s_F + a`` reaches the k-th adjusted score of
+        the fetch is scored exactly, its eligible members in the block (a boosted brand: a few
+        percent of it), packed once. None (the caller scans the block) when the dominant class's own
+        bound reaches that score (its members below the fetch could climb), while the graph is not
+        built (this counts the block's uses and queues it, as the filter alone does) or when the
+        config has other seed rules or ranked-list rules. ``drop``: the seed's banned (positions,
+        vector rows) in the block. Exact but for the graph's recall, as the filter alone."""
+        cf, k, q = qq.cf, qq.k, qq.q
+        if not cf.adjust_cat_only or self._tie_of is not None:
+            return None
+        key = (s, e, no_adult)
+        ss = cf.blocks.get(key)
+        if ss is None:  # adopted from a filter of the same mask, or counted and queued
+            self._search_block(qq, s, e, no_adult, drop[1] if drop else None)  # its answer unused
+            ss = cf.blocks.get(key)
+            if ss is None:
+                if _ADJUSTED_GRAPHS and self._bg.pending((id(cf), "block", key)):
+                    self._queue_adjusted_graph(cf, key)  # built right after it (one queue)
+                return None
+        cl = self._adjust_classes(cf)
+        out_rows = drop[1] if drop else []
+        seed_row = int(self.view.perm[qq.pos])
+        if not (cf.config.exclude_seed and ss.ok_by_row[seed_row]):
+            seed_row = -1
+        g = cl.graphs.get(key)
+        if g is not None and len(g.rows) > k + 1 + len(out_rows):  # the adjusted vectors' own graph
+            qq.q = np.concatenate((q, _QUERY_TAIL))
+            got = self._subindex_answer(qq, g, seed_row, n_elig, out_rows)
+            qq.q = q
+            if got is not None:
+                return got
+        elif g is None and _ADJUSTED_GRAPHS:
+            self._queue_adjusted_graph(cf, key)
+        if seed_row >= 0:
+            out_rows = [seed_row, *out_rows]
+        fetch = max(2 * k + len(out_rows), ss.sub.ef)
+        if fetch >= ss.n:
+            return None
+        try:
+            cols, dist = ss.sub.knn_query(q[None, :], k=fetch, num_threads=1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        rows = ss.rows[cols[0].astype(np.int64)]
+        raw = 1.0 - dist[0]
+        cid = cl.by_row[rows]
+        adj = raw * cl.mul32[cid]
+        adj += cl.add32[cid]
+        _rule_out(rows, adj, out_rows)
+        tau = float(np.partition(adj, fetch - k)[fetch - k])
+        s_f = float(raw[-1])
+        dom, others = cl.block(key, ss.ok_by_row, self.view.perm)
+        if dom < 0 or _reaches(cl.mul[dom] * s_f + cl.add[dom], tau):
+            return None
+        opened = [p for p in others if _reaches(cl.mul[p[0]] * s_f + cl.add[p[0]], tau)]
+        if opened:
+            keep = cl.closed(tuple(p[0] for p in opened))[cid]  # the open classes: scored below
+            parts_r, parts_s = [rows[keep]], [adj[keep]]
+            for part in opened:
+                c = part[0]
+                m, a = cl.mul[c], cl.add[c]
+                raw_c = _matvec(cl.block_vectors(part, self.unit), q)
+                # only members whose adjusted score reaches tau can enter (tau only rises)
+                sel = np.flatnonzero(raw_c >= (tau - a) / m - _MARGIN * (1.0 + abs(tau) + abs(a)) / m)
+                if len(sel):
+                    sc = raw_c[sel]
+                    sc *= cl.mul32[c]
+                    sc += cl.add32[c]
+                    parts_r.append(part[3][sel])
+                    parts_s.append(sc)
+                    _rule_out(parts_r[-1], sc, out_rows)
+            rows, adj = np.concatenate(parts_r), np.concatenate(parts_s)
+        cp = self.view.pos_of_row[rows]
+        order = np.lexsort((cp, -adj))[:k]  # ties: lower position first, as exact search
+        return self._result(qq, cp[order], adj[order], None, "hnsw_subindex", n_elig)
+
+    def _queue_adjusted_graph(self, cf: CompiledFilter, key: tuple) -> None:
+        """Build (background; inline on a small catalogue) the :class:`AdjustedGraph` of the block
+        ``key`` from its plain graph's eligible set (``cf.blocks``: built or queued before it, on
+        the same queue; nothing is built without it), with the block graphs' construction
+        settings and within their memory cap (``cf.block_bytes``)."""
+        if cf.block_bytes >= _BLOCKS_MAX_BYTES:
+            return
+        from recsys.search.static import SUB_EF_CONSTRUCTION
+
+        index = self._index if self._index is not None else self.index
+
+        def build() -> None:
+            import hnswlib
+
+            ss, cl = cf.blocks.get(key), self._adjust_classes(cf)
+            if key in cl.graphs or ss is None or ss.sub is None:
+                return
+            dense = ss.dense()
+            if dense is None:
+                dense = np.take(self.unit, ss.pos, axis=0)
+            d = dense.shape[1]
+            aug = np.empty((ss.n, d + 2), dtype=np.float32)
+            np.multiply(dense, cf.adjust[0][ss.pos, None], out=aug[:, :d])
+            aug[:, d] = cf.adjust[1][ss.pos]
+            sq = np.einsum("ij,ij->i", aug[:, : d + 1], aug[:, : d + 1])
+            aug[:, d + 1] = np.sqrt(np.maximum(sq.max() - sq, 0.0))  # one norm for all: a metric graph
+            g = hnswlib.Index(space="ip", dim=aug.shape[1])
+            efc = max(index.ef_construction, SUB_EF_CONSTRUCTION)
+            g.init_index(max_elements=ss.n, M=index.M, ef_construction=efc, random_seed=100)
+            g.add_items(aug, np.arange(ss.n, dtype=np.int64), num_threads=1)
+            g.set_ef(_adjusted_ef(g, aug, dense, ss.sub.ef))
+            cf.block_bytes += aug.nbytes + ss.n * (2 * index.M * 4 + 16)
+            cl.graphs[key] = AdjustedGraph(g, ss.rows)  # published whole
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "adjusted graph", key), build)
 
     def _adjusted_overfetch_ok(self, plan: str) -> bool:
         """Whether a boosted/buried config may be answered from an over-fetch under ``plan``:
@@ -231,9 +471,7 @@ class AdjustMixin:
         dropped, final)``; not final: the over-fetch fell short (fetch more or search exactly)."""
         cf, k, q = qq.cf, qq.k, qq.q
         cfg = cf.config
-        cl = cf.adjust_classes
-        if cl is None:  # once per compiled filter (a race builds it twice, harmlessly)
-            cl = cf.adjust_classes = AdjustClasses(cf.adjust, self.view)
+        cl = self._adjust_classes(cf)
         rows = rows.view(np.int64)  # knn_one's labels are uint64: indexing with them is slower
         if dist is not None and type(cand) is KeyRange:  # the hot path: hnswlib's scores
             ok = cand.eligible(rows)

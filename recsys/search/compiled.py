@@ -112,6 +112,9 @@ class CompiledFilter:
     #: a seed's banned items are dropped from the block graph's answer): each category block
     #: (and adult-rule variant) is a static eligible set, which gets its own graph once used often
     cat_only: bool = False
+    #: as ``cat_only`` but with boost/bury (their only difference from lean): answered from the
+    #: category blocks' graphs by :meth:`~recsys.search.adjusted.AdjustMixin._search_block_adjusted`
+    adjust_cat_only: bool = False
     #: (block start, block end, adult excluded) -> eligible set with its own graph; uses so far
     blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
     block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
@@ -284,9 +287,16 @@ class CompileMixin:
         )
         varying = varying_seed_rules(cfg)
         compiled.static = not varying
-        compiled.cat_only = compiled.lean and [r.name for r in varying if r.channel != "exclude"] == [
-            "same_category"
-        ]
+        cat_rules = [r.name for r in varying if r.channel != "exclude"] == ["same_category"]
+        compiled.cat_only = compiled.lean and cat_rules
+        # boost/bury alone keep it off lean: their category blocks' graphs (recsys.search.adjusted)
+        compiled.adjust_cat_only = (
+            cat_rules
+            and adjust is not None
+            and self.space == "cosine"
+            and cfg.max_per_brand is None
+            and cfg.min_similarity is None
+        )
         # one plain knn_query answers it, unless the catalogue is so small that exact search is cheaper
         compiled.trivial = (
             compiled.static

@@ -378,9 +378,12 @@ class FilteredSearcher(
         counts = row[TABLE_COUNTS:]
         qq.removed, qq.skipped = self._table_counts(cf, counts)
         drop = cf.table_drop.get(pos) if cf.table_drop else None  # the seed's banned items in range
-        if cf.cat_only and counts[cf.cat_col] >= 0:
+        if (cf.cat_only or cf.adjust is not None) and cf.cat_col >= 0 and counts[cf.cat_col] >= 0:
             no_adult = cf.adult_col >= 0 and counts[cf.adult_col] >= 0
-            got = self._search_block(qq, s, e, no_adult, drop[1] if drop else None)
+            if cf.cat_only:
+                got = self._search_block(qq, s, e, no_adult, drop[1] if drop else None)
+            else:  # boost/bury: the block's graph and the classes that could climb (adjusted.py)
+                got = self._search_block_adjusted(qq, s, e, no_adult, drop, n_elig)
             if got is not None:
                 return got
         kv = cf.table_kvs[var]

@@ -179,3 +179,61 @@ def test_an_item_boosted_just_past_the_k_th_score_from_just_below_the_fetch(shop
         ref = searcher.search(seed, cfg, k, plan="exact")
         assert res.item_ids == ref.item_ids, (r, res.plan)
         assert plain.item_ids[r] in res.item_ids
+
+
+@pytest.fixture(scope="module")
+def shop6k():
+    cat, vec = clustered_catalog(6000, 21)
+    index = HnswIndex.build(vec, M=16, ef_construction=200, ef=64, num_threads=1)
+    return cat, vec, index
+
+
+#: small classes (a boosted brand, a buried price range), a class as big as the rest (a bury at
+#: the median price), a boosted category as the dominant class of its blocks, a sparse brand
+#: shifted past every neighbour, and a buried brand that is most of its own category (the
+#: block's dominant class is the buried one: the few plain items climb)
+BLOCK_CASES = [
+    {"boost": [Adjust(brands=["b3"], multiplier=1.5)], "bury": [Adjust(price_min=40.0, multiplier=0.7)]},
+    {"bury": [Adjust(price_min=20.0, multiplier=0.8, shift=-0.1)]},
+    {"boost": [Adjust(category="T0", shift=0.2), Adjust(brands=["b4", "b5"], multiplier=1.2)]},
+    {"boost": [Adjust(brands=["b12"], shift=1.5)], "bury": [Adjust(brands=["b2"], multiplier=0.9)]},
+    {"bury": [Adjust(brands=["b3"], shift=-2.0)]},
+]
+
+
+@pytest.mark.parametrize("graphs", [False, True], ids=["class merge", "adjusted graph"])
+@pytest.mark.parametrize("case", range(len(BLOCK_CASES)))
+def test_boost_and_bury_on_the_category_graphs_equal_brute_force(shop6k, monkeypatch, graphs, case):
+    """A boosted/buried "same category" filter in use answers from its category blocks' graphs,
+    without scanning the block: by the class merge (the block's dominant class from the plain
+    graph's fetch, the other classes that could climb scored exactly) or, once built, from the
+    block's graph of adjusted vectors. Both equal brute force (ids and scores), with pair bans,
+    the seed excluded and adult items left out for non-adult seeds, for small and big classes."""
+    from recsys.search import adjusted
+
+    monkeypatch.setattr(adjusted, "_ADJUSTED_GRAPHS", graphs)
+    cat, vec, index = shop6k
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    near = {
+        f"c{i}": searcher.search(f"c{i}", FilterConfig(), 3, plan="exact").item_ids
+        for i in range(0, 6000, 199)
+    }
+    bans = [PairBan(seed=s, item_id=got[0]) for s, got in near.items()]
+    cfg = FilterConfig(
+        same_category=True, category_level=1, exclude_adult=True, do_not_associate=bans, **BLOCK_CASES[case]
+    )
+    for i in range(0, 6000, 8):  # a filter in use: its seed table, then a graph per category block
+        searcher.search(f"c{i}", cfg, 10)
+    plans: dict[str, int] = {}
+    for seed in near:
+        res = searcher.search(seed, cfg, 10)
+        plans[res.plan] = plans.get(res.plan, 0) + 1
+        ids, scores, eligible = brute_force(cat, vec, seed, cfg, 10)
+        assert res.item_ids == ids, (seed, res.plan)
+        np.testing.assert_allclose(res.scores, scores, atol=1e-5)
+        assert res.n_eligible == len(eligible)
+        assert near[seed][0] not in res.item_ids
+    cl = searcher.compile(cfg).adjust_classes
+    assert bool(cl.graphs) == graphs
+    assert plans.get("hnsw_subindex", 0) > len(near) * 3 // 4, plans
