@@ -168,6 +168,10 @@ class FilteredSearcher(
             _BACKGROUND_MIN_ITEMS if background_min_items is None else background_min_items
         )
         self._bg = Background()
+        #: (ef, beam per depth of :data:`recsys.search.beams.DEPTHS`) of the main index, measured
+        #: in the background on the first filled over-fetch (:meth:`_learn_depth`); the ef asked for
+        self._beams: tuple[int, tuple[int, ...]] | None = None
+        self._beams_asked = -1
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
         self.sub_index_min_rows = _SUB_MIN_ROWS
         self.sub_index_gain = _SUB_GAIN
@@ -485,6 +489,8 @@ class FilteredSearcher(
         cf, k, n = qq.cf, qq.k, self.n
         q2 = qq.q[None, :]
         index = self._index if self._index is not None else self.index
+        if lean and auto and cf.stats.beam > fetch:  # a beam wide enough for the labels' depth
+            fetch = min(n, cf.stats.beam)
         first = True
         while True:
             if first_rows is not None:
@@ -505,6 +511,8 @@ class FilteredSearcher(
                     )
             if first and auto:
                 cf.stats.record(final)
+                if lean and final and len(sel) >= k:
+                    self._learn_depth(cf.stats, sel[-1] + 1)
             first = False
             if final:
                 break
