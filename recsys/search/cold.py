@@ -236,7 +236,7 @@ class ColdMixin:
                     rl = rows[sel].tolist()
                     return SearchResult(
                         list(map(v.item_id_by_row.__getitem__, rl)),
-                        (1.0 - dist[sel]).tolist(),
+                        [1.0 - d for d in dist[sel].tolist()],  # as the compiled over-fetch scores
                         rl,
                         qq.removed,
                         "hnsw_overfetch",
