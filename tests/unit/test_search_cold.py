@@ -13,34 +13,23 @@ from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
 from recsys.search.beams import DEPTHS, beam_for, measure_beams
+from tests.unit.test_search import uncorrelated_catalog
 
 
 def _catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Clustered vectors; brand, price and adultness drawn at random (unrelated to the vectors)."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(30, 16)).astype(np.float32)
-    vec = centers[rng.integers(0, 30, n)] + 0.4 * rng.normal(size=(n, 16)).astype(np.float32)
-    price = rng.lognormal(3, 0.5, n)
-    price[rng.random(n) < 0.05] = np.nan  # a missing price is never in a price range
-    cat = pd.DataFrame(
-        {
-            "item_id": [f"c{i}" for i in range(n)],
-            "title": [f"t{i}" for i in range(n)],
-            "category": [f"C{x}" for x in rng.integers(0, 4, n)],
-            "brand": [f"b{x}" for x in rng.integers(0, 100, n)],
-            "gender": rng.choice(["women", "men", ""], n),
-            "price": price,
-            "adult": rng.random(n) < 0.3,
-        }
-    )
+    """test_search's uncorrelated catalogue with a few missing prices and 30% adult items drawn at
+    random (a missing price is never in a price range; the adult rule intersects every filter)."""
+    cat, vec = uncorrelated_catalog(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    cat.loc[rng.random(n) < 0.05, "price"] = np.nan
+    cat["adult"] = rng.random(n) < 0.3
     return cat, vec
 
 
 @pytest.fixture(scope="module")
 def data():
     cat, vec = _catalog(8000, 5)
-    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
-    return cat, vec, index
+    return cat, vec, HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +55,7 @@ def test_a_new_filter_answers_from_the_lists_without_compiling(data, fields):
     cfg = FilterConfig(**fields)
     gate = threading.Event()
     searcher._bg.submit("hold", gate.wait)  # every build stays queued
-    seeds = [f"c{i}" for i in range(0, 8000, 397)]
+    seeds = [f"u{i}" for i in range(0, 8000, 397)]
     try:
         got = [searcher.search(s, cfg, 10) for s in seeds]
         assert cfg.config_hash() not in searcher._compiled  # no mask over the catalogue was built
@@ -105,7 +94,7 @@ def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
     assert beam_for(beams, 0) == 0 and beam_for(beams, DEPTHS[-1] + 1) == 0
     ids = cat["item_id"].to_numpy()
     cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(80)])
-    seeds = [f"c{i}" for i in range(0, 20000, 67)]
+    seeds = [f"u{i}" for i in range(0, 20000, 67)]
 
     def recall(searcher: FilteredSearcher) -> tuple[float, int]:
         for s in seeds[:40]:  # learn the depth; the beams are measured meanwhile
