@@ -347,7 +347,7 @@ class FastMixin:
             return None
         st.queries += 1  # as the planner's choice counts it
         st.record(True)
-        self._learn_depth(st, depth)
+        self._learn_depth(st, depth, k, n_elig)
         dl = dist[0].tolist()
         return SearchResult(
             _ids_at(fp.ids, rl),

@@ -521,7 +521,7 @@ class FilteredSearcher(
             if first and auto:
                 cf.stats.record(final)
                 if lean and final and len(sel) >= k:
-                    self._learn_depth(cf.stats, sel[-1] + 1)
+                    self._learn_depth(cf.stats, sel[-1] + 1, k, n_elig)
             first = False
             if final:
                 break

@@ -13,6 +13,7 @@ from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
 from recsys.search.beams import DEPTHS, beam_for, measure_beams
+from recsys.search.planner import FillStats
 from tests.unit.test_search import uncorrelated_catalog
 
 
@@ -86,7 +87,7 @@ def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
     beam left at the fetch."""
     cat, vec = _catalog(20000, 8)
     cat["adult"] = False
-    index = HnswIndex.build(vec, M=4, ef_construction=20, ef=10, num_threads=2)
+    index = HnswIndex.build(vec, M=4, ef_construction=20, ef=16, num_threads=2)
     beams = measure_beams(
         index._index.knn_query, vec / np.linalg.norm(vec, axis=1, keepdims=True), np.arange(len(vec)), 10
     )
@@ -116,5 +117,13 @@ def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
     r_twin, beam_twin = recall(twin)
     st = ours.compile(cfg).stats
     assert 11 <= st.depth <= 20  # about 11 / 0.8 labels for a filter keeping 80%
-    assert beam_twin == 0 and beam == beam_for(ours._beams[1], st.depth) > 10
+    assert beam_twin == 0 and beam == beam_for(ours._beams[1], st.depth) > 17  # the fetch: 17
     assert r_ours > r_twin + 0.01, (r_ours, r_twin)
+
+    # a filter that follows the vectors (its k-th label far shallower than independence predicts:
+    # 14 labels for a 1% filter) keeps the fetch's beam; one that does not gets the wider one
+    follows, independent = FillStats(), FillStats()
+    for _ in range(3):
+        ours._learn_depth(follows, 14, 10, len(vec) // 100)
+        ours._learn_depth(independent, 22, 10, len(vec) // 2)
+    assert follows.beam == 0 and independent.beam == beam_for(ours._beams[1], 22) > 17
