@@ -345,6 +345,9 @@ def run_case(
         "filter_callback_recall@10": round(float(np.mean(filt_recalls)), 4) if filt_recalls else None,
         "exact_masked": pct(exact_t),
         "filter_bytes": filter_bytes(cf),
+        # how deep the k-th eligible label of its over-fetch lay (moving mean), the beam used for it
+        "overfetch_depth": round(cf.stats.depth, 1),
+        "overfetch_beam": cf.stats.beam,
         "first_overfetch_fill_rate": round(cf.stats.first_hits / cf.stats.first_tries, 3)
         if cf.stats.first_tries
         else None,

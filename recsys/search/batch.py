@@ -477,7 +477,7 @@ def search_many_static(
                 todo[:] = False
                 exact_first = True
         if not exact_first and ss.n:
-            got = _knn_batch(searcher, q, min(fetch, n), threads)
+            got = _knn_batch(searcher, q, min(max(fetch, cf.stats.beam), n), threads)  # beams.py
             if got is not None:
                 labels, dist = got
                 if cf.trivial:
@@ -569,7 +569,9 @@ def search_many_keyed(
     todo = n_elig > 0
     h_idx = np.flatnonzero(try_hnsw)
     if len(h_idx):
-        got = _knn_batch(searcher, searcher.qunit[positions[h_idx]], fetch, threads)
+        got = _knn_batch(
+            searcher, searcher.qunit[positions[h_idx]], min(max(fetch, cf.stats.beam), n), threads
+        )
         if got is not None:
             labels, dist = got
             ok = np.zeros(labels.shape, dtype=bool)

@@ -22,7 +22,7 @@ takes the first k eligible labels in HNSW order, so both give the same list, sco
 ``table``
     A lean filter answered from its seed table (same category, gender, price band relative to
     the seed): the seed's row gives its key range; seeds whose exact search the planner would
-    prefer, or whose category block may get its own graph, go to the general path.
+    prefer, or whose category block has (or is about to get) its own graph, go to the general path.
 
 Whatever the shortcut cannot answer exactly as the general path would (an unknown seed, k out
 of range, the over-fetch falling short, hnswlib#444) returns None and the general path answers
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
-from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
+from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, first_in_range, first_in_range_except
 from recsys.search.result import SearchResult
 
@@ -158,10 +158,9 @@ class FastMixin:
             self._keep_fast(fp)
         elif cf.seed_table is not None:
             table = cf.seed_table
-            s, e = table[pos, TABLE_COUNTS - 3 : TABLE_COUNTS - 1].tolist()
+            # a category filter whose blocks may get graphs of their own: :meth:`_fast_table`
+            # sends a block's seeds to the general path once it has (or nearly has) one
             block_max = BLOCK_MAX_SHARE * self.n if cf.cat_only else -1.0
-            if e - s <= block_max:
-                return  # a category filter whose blocks may get graphs of their own: general path
             fp = FastPlan(cfg, cf, FastMixin._fast_table, knn, perm)
             fp.table, fp.kvs, fp.block_max = (
                 _flat(table),
@@ -276,7 +275,13 @@ class FastMixin:
             return None  # exact search is cheaper for this seed (or it is close)
         cf = fp.cf
         if e - s <= fp.block_max and row[TABLE_COUNTS + cf.cat_col] >= 0:
-            return None  # its category block may get (or has) its own graph
+            # its category block may get its own graph: the general path counts the block's uses
+            # and queues it (static.py); until a block is that close, its seeds stay here
+            key = (s, e, cf.adult_col >= 0 and row[TABLE_COUNTS + cf.adult_col] >= 0)
+            uses = cf.block_uses.get(key, 0)
+            if uses >= _SUB_AFTER - 1 or key in cf.blocks:
+                return None
+            cf.block_uses[key] = uses + 1
         # built per query, no cache of count rows: a price band relative to the seed makes nearly
         # every seed's row distinct, and a cache's lookup and copies cost more than the build
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
@@ -309,8 +314,10 @@ class FastMixin:
         flag ``key_by_row[label]`` when ``lo`` is None, else ``lo <= key_by_row[label] < hi``, and
         not one of the rows ``drop``: the seed's do-not-associate items), the result
         (``removed`` and ``skipped``: its own); None when they are fewer than k."""
+        st = fp.cf.stats
+        beam = st.beam  # a beam wide enough for the depth of the k-th eligible label (beams.py)
         try:
-            labels, dist = fp.knn(fp.qunit[pos : pos + 1], fetch, 1)
+            labels, dist = fp.knn(fp.qunit[pos : pos + 1], beam if beam > fetch else fetch, 1)
         except RuntimeError:  # hnswlib#444
             return None
         # no NumPy call over the labels: right after a beam search each costs microseconds of
@@ -325,6 +332,7 @@ class FastMixin:
         else:
             sel = first_in_range(keys, lo, hi, want)
         rl = [rows[j] for j in sel]
+        depth = sel[-1] + 1 if sel else 0
         if seed_row >= 0 and seed_row in rl:
             j = rl.index(seed_row)
             del rl[j], sel[j]
@@ -337,9 +345,9 @@ class FastMixin:
             else:
                 self._fast.pop(id(fp.cfg), None)  # one eligible set: the planner chooses again
             return None
-        st = fp.cf.stats
         st.queries += 1  # as the planner's choice counts it
         st.record(True)
+        self._learn_depth(st, depth, k, n_elig)
         (dl,) = dist.tolist()
         return SearchResult(
             _ids_at(fp.ids, rl),

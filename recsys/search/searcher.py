@@ -25,6 +25,7 @@ from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search.adjusted import AdjustMixin
 from recsys.search.batch import Background, BatchMixin, StaticSet
+from recsys.search.cold import ColdMixin, Postings
 from recsys.search.compiled import CompiledFilter, CompileMixin, _SeedRules
 from recsys.search.fast import FastMixin, FastPlan
 from recsys.search.kernels import _matvec
@@ -62,6 +63,7 @@ class FilteredSearcher(
     PlacementMixin,
     AdjustMixin,
     FastMixin,
+    ColdMixin,
 ):
     """Filtered k-NN over one run's vectors and catalogue.
 
@@ -169,6 +171,17 @@ class FilteredSearcher(
             _BACKGROUND_MIN_ITEMS if background_min_items is None else background_min_items
         )
         self._bg = Background()
+        #: (ef, beam per depth of :data:`recsys.search.beams.DEPTHS`) of the main index, measured
+        #: in the background on the first filled over-fetch (:meth:`_learn_depth`); the ef asked for
+        self._beams: tuple[int, tuple[int, ...]] | None = None
+        self._beams_asked = -1
+        #: inverted lists per attribute for the first queries of filters not compiled yet
+        #: (:mod:`recsys.search.cold`; built in the background from ``background_min_items`` on),
+        #: and those filters' rules over them, by config hash
+        self._cold_postings: Postings | None = None
+        self._cold_specs: dict[str, Any] = {}
+        if not self._inline():
+            self._postings()
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
         self.sub_index_min_rows = _SUB_MIN_ROWS
         self.sub_index_gain = _SUB_GAIN
@@ -489,6 +502,8 @@ class FilteredSearcher(
         cf, k, n = qq.cf, qq.k, self.n
         q2 = qq.q[None, :]
         index = self._index if self._index is not None else self.index
+        if lean and auto and cf.stats.beam > fetch:  # a beam wide enough for the labels' depth
+            fetch = min(n, cf.stats.beam)
         first, kr = True, None
         while True:
             if first_rows is not None:
@@ -513,6 +528,8 @@ class FilteredSearcher(
                     )
             if first and auto:
                 cf.stats.record(final)
+                if lean and final and len(sel) >= k:
+                    self._learn_depth(cf.stats, sel[-1] + 1, k, n_elig)
             first = False
             if final:
                 break
@@ -638,6 +655,10 @@ class FilteredSearcher(
             raise ValueError(f"k must be >= 1, got {k}")
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
+        if plan == "auto" and pos is not None:  # a filter not compiled yet: no pass over the catalogue
+            got = self._search_cold(q, pos, cfg, k, t0)
+            if got is not None:
+                return got
         cf = self.compile(cfg)
         auto = plan == "auto"
         if cf.adjust is not None and not self._adjusted_overfetch_ok(plan):
@@ -766,8 +787,13 @@ class FilteredSearcher(
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
         last = self._last  # the config compiled last, usually: an identity check
-        cf = last[1] if last is not None and last[0] is cfg else self.compile(cfg)
-        if cf.place_rules:
+        if last is not None and last[0] is cfg:
+            cf = last[1]
+        elif self._cold_specs.get(cfg.config_hash()) is not None:
+            cf = None  # answered from the inverted lists (cold.py): no pins, nothing to compile here
+        else:
+            cf = self.compile(cfg)
+        if cf is not None and cf.place_rules:
             pos = self.view.pos_of_id[res.seed_item_id]
             res = self._place(res, self.qunit[pos], pos, cfg, k)
         return res

@@ -1,0 +1,129 @@
+"""A new filter's first queries (inverted lists, nothing compiled on the request) and the
+over-fetch's beam sized from the main index's measured recall (issue 18)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.filters import FilterConfig
+from recsys.index import HnswIndex
+from recsys.search import FilteredSearcher
+from recsys.search.beams import DEPTHS, beam_for, measure_beams
+from recsys.search.planner import FillStats
+from tests.unit.test_search import uncorrelated_catalog
+
+
+def _catalog(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """test_search's uncorrelated catalogue with a few missing prices and 30% adult items drawn at
+    random (a missing price is never in a price range; the adult rule intersects every filter)."""
+    cat, vec = uncorrelated_catalog(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    cat.loc[rng.random(n) < 0.05, "price"] = np.nan
+    cat["adult"] = rng.random(n) < 0.3
+    return cat, vec
+
+
+@pytest.fixture(scope="module")
+def data():
+    cat, vec = _catalog(8000, 5)
+    return cat, vec, HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"brands_allow": ["b3"]},  # 1% (of the non-adult items: an intersection with the adult rule)
+        {"brands_allow": [f"b{i}" for i in range(60)]},  # 60%: over-fetch, labels tested
+        {"price_min": 15.0, "price_max": 17.0},  # a price band
+        {"exclude_adult": True},  # the flag alone
+        {"brands_deny": [f"b{i}" for i in range(90)], "price_max": 30.0},  # deny list + open band
+        {"brands_allow": ["b1", "b2"], "price_min": 10.0, "exclude_adult": True},  # three rules
+    ],
+)
+def test_a_new_filter_answers_from_the_lists_without_compiling(data, fields):
+    """The first queries of a filter never seen: nothing is compiled on the request (the worker is
+    held busy), yet lists, n_eligible, removed_by_rule and skipped rules are exact search's,
+    adult and non-adult seeds alike; once the worker runs, the filter is compiled with its set."""
+    cat, vec, index = data
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    ref = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)  # inline builds
+    searcher.wait_background()  # the inverted lists (built with the searcher)
+    assert searcher._cold_postings is not None
+    cfg = FilterConfig(**fields)
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)  # every build stays queued
+    seeds = [f"u{i}" for i in range(0, 8000, 397)]
+    try:
+        got = [searcher.search(s, cfg, 10) for s in seeds]
+        assert cfg.config_hash() not in searcher._compiled  # no mask over the catalogue was built
+    finally:
+        gate.set()
+    searcher.wait_background()
+    cf = searcher._compiled[cfg.config_hash()]
+    assert cf.sets
+    hits = total = 0
+    for s, res in zip(seeds, got):
+        want = ref.search(s, cfg, 10, plan="exact")
+        assert res.plan in ("exact_subset", "hnsw_overfetch", "empty"), res.plan
+        assert res.n_eligible == want.n_eligible, (s, res.plan)
+        assert res.removed_by_rule == want.removed_by_rule
+        assert res.skipped_rules == want.skipped_rules
+        assert res.seed_item_id == s and s not in res.item_ids
+        if res.plan == "exact_subset":
+            assert res.item_ids == want.item_ids
+            np.testing.assert_allclose(res.scores, want.scores, atol=1e-6)
+        hits += len(set(res.rows) & set(want.rows))
+        total += len(want.rows)
+    assert hits >= 0.97 * total
+
+
+def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
+    """A graph searched with a small ef finds its deeper labels less reliably: the measured beams
+    grow with depth, and a filter keeping 80% of the items (its k-th eligible label about 14 deep) is then answered with a wider beam and a better recall than the same searcher with the
+    beam left at the fetch."""
+    cat, vec = _catalog(20000, 8)
+    cat["adult"] = False
+    index = HnswIndex.build(vec, M=4, ef_construction=20, ef=16, num_threads=2)
+    beams = measure_beams(
+        index._index.knn_query, vec / np.linalg.norm(vec, axis=1, keepdims=True), np.arange(len(vec)), 10
+    )
+    assert len(beams) == len(DEPTHS) and list(beams) == sorted(beams) and beams[-1] > beams[0]
+    assert beam_for(beams, 0) == 0 and beam_for(beams, DEPTHS[-1] + 1) == 0
+    ids = cat["item_id"].to_numpy()
+    cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(80)])
+    seeds = [f"u{i}" for i in range(0, 20000, 67)]
+
+    def recall(searcher: FilteredSearcher) -> tuple[float, int]:
+        for s in seeds[:40]:  # learn the depth; the beams are measured meanwhile
+            searcher.search(s, cfg, 10)
+        searcher.wait_background()
+        for s in seeds[:40]:
+            searcher.search(s, cfg, 10)
+        hit = tot = 0
+        for s in seeds:
+            res, want = searcher.search(s, cfg, 10), searcher.search(s, cfg, 10, plan="exact")
+            hit += len(set(res.rows) & set(want.rows))
+            tot += len(want.rows)
+        return hit / tot, searcher.compile(cfg).stats.beam
+
+    ours = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
+    twin = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
+    twin._beams_asked = index.ef  # never measured: the beam stays at the fetch
+    r_ours, beam = recall(ours)
+    r_twin, beam_twin = recall(twin)
+    st = ours.compile(cfg).stats
+    assert 11 <= st.depth <= 20  # about 11 / 0.8 labels for a filter keeping 80%
+    assert beam_twin == 0 and beam == beam_for(ours._beams[1], st.depth) > 17  # the fetch: 17
+    assert r_ours > r_twin + 0.01, (r_ours, r_twin)
+
+    # a filter that follows the vectors (its k-th label far shallower than independence predicts:
+    # 14 labels for a 1% filter) keeps the fetch's beam; one that does not gets the wider one
+    follows, independent = FillStats(), FillStats()
+    for _ in range(3):
+        ours._learn_depth(follows, 14, 10, len(vec) // 100)
+        ours._learn_depth(independent, 22, 10, len(vec) // 2)
+    assert follows.beam == 0 and independent.beam == beam_for(ours._beams[1], 22) > 17
