@@ -19,7 +19,9 @@ Every model's lists are completed by the run's declared fallback chain
 catalogue coverage, the share of cases with no recommendation at all
 (``no_recommendation_share``), the share the fallback served (``fallback_share``) and the
 share the model alone left empty (``model_no_recommendation_share``); content and tfidf also give ``cold_hr@20`` (cases
-whose target had fewer than 3 training interactions, ``cold_cases`` of them).
+whose target had fewer than 3 training interactions, ``cold_cases`` of them); content also
+``tfidf_blend``: the weight ``a`` of its TF-IDF side (issue 13's hybrid) and what chose it
+(items held out of the training part's interactions, never the test part).
 
 Models: popularity, cooccurrence, item_knn, sknn and vsknn (their settings tuned on this
 dataset's validation split with ``--knn-budget`` each, by the same tuner as Prod2Vec;
@@ -281,6 +283,12 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
             e["models"][key] = score(
                 model, test, cases[p], ds.catalog, cold if key in ("content", "tfidf") else None, chains[1]
             )
+            if getattr(model, "blend_", None):  # the content model's TF-IDF side, chosen on validation
+                e["models"][key]["tfidf_blend"] = {
+                    k: model.blend_[k]
+                    for k in ("a", "chosen_on", "projection", "dim", "terms")
+                    if k in model.blend_
+                }
         logging.info(
             "%s %s %.0fs %s", name, key, time.perf_counter() - t0, entries["every_position"]["models"][key]
         )

@@ -70,10 +70,6 @@ class TfidfModel(ItemModel):
 
     def fit(self, dataset: Any, progress: Progress | None = None) -> TfidfModel:
         """Vectorise the catalogue (interactions are not needed)."""
-        import scipy.sparse as sp
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.preprocessing import normalize
-
         progress = progress or null_progress
         self._validate()
         p = self.params
@@ -83,38 +79,8 @@ class TfidfModel(ItemModel):
         cat = catalog.drop_duplicates("item_id")
         ids = cat["item_id"].astype(str).to_numpy()
 
-        def col(name: str) -> pd.Series:
-            if name not in cat.columns:
-                return pd.Series([""] * len(cat), index=cat.index)
-            return cat[name].fillna("").astype(str)
-
         progress(0, 2, f"tfidf: vectorising {len(ids)} items")
-        blocks = []
-        title = col("title")
-        if p["title_weight"] > 0 and title.str.strip().ne("").any():
-            vec = TfidfVectorizer(
-                ngram_range=(1, int(p["ngram_max"])),
-                sublinear_tf=True,
-                strip_accents="unicode",
-                min_df=int(p["min_df"]),
-                token_pattern=r"(?u)\b\w+\b",
-                dtype=np.float32,
-            )
-            try:
-                blocks.append(float(p["title_weight"]) * vec.fit_transform(title.to_numpy()))
-            except ValueError:  # no term left (e.g. min_df above every count)
-                pass
-        for name, weight, tokens in (
-            ("brand", p["brand_weight"], lambda s: [s.strip().casefold()] if s.strip() else []),
-            ("category", p["category_weight"], _category_tokens),
-        ):
-            values = col(name)
-            if weight > 0 and values.str.strip().ne("").any():
-                vec = TfidfVectorizer(analyzer=tokens, dtype=np.float32)
-                blocks.append(float(weight) * vec.fit_transform(values.to_numpy()))
-        if not blocks:
-            raise ModelFitError("tfidf: the catalogue has no title, brand or category text to compare")
-        x = normalize(sp.hstack(blocks).tocsr().astype(np.float32))
+        x = TfidfText(p).fit_transform(cat)
         has = np.diff(x.indptr) > 0
         self.matrix_ = x[has].tocsr()
         self.item_ids_ = np.asarray(ids[has], dtype=str)
@@ -161,6 +127,118 @@ class TfidfModel(ItemModel):
         import scipy.sparse as sp
 
         self.matrix_ = sp.load_npz(path / "tfidf.npz").tocsr()
+
+
+#: the parameters :class:`TfidfText` reads (the text side of a TF-IDF model)
+TEXT_PARAMS = ("title_weight", "brand_weight", "category_weight", "ngram_max", "min_df")
+
+
+class TfidfText:
+    """The TF-IDF representation of catalogue rows, fitted once and applied to new rows.
+
+    Blocks: the title's words and word n-grams (sublinear TF, accents stripped), one token
+    per brand and one per category level, each block L2-normalised, weighted, then the whole
+    row L2-normalised. :meth:`transform` applies the fitted vocabularies and IDF to other
+    rows (words never seen are ignored), and :meth:`to_json` / :meth:`from_json` keep them in
+    a saved model (no pickle). Used by :class:`TfidfModel` and by the content model's
+    TF-IDF side (:mod:`recsys.models.content.hybrid`).
+    """
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = {k: params[k] for k in TEXT_PARAMS}
+        #: (name, weight, vocabulary term -> column, idf) of each fitted block, in column order
+        self.blocks: list[tuple[str, float, dict[str, int], np.ndarray]] = []
+
+    def _vectorizer(self, name: str, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if name == "title":
+            return TfidfVectorizer(
+                ngram_range=(1, int(self.params["ngram_max"])),
+                sublinear_tf=True,
+                strip_accents="unicode",
+                min_df=1 if vocabulary is not None else int(self.params["min_df"]),
+                token_pattern=r"(?u)\b\w+\b",
+                dtype=np.float32,
+                vocabulary=vocabulary,
+            )
+        analyzer = _brand_tokens if name == "brand" else _category_tokens
+        return TfidfVectorizer(analyzer=analyzer, dtype=np.float32, vocabulary=vocabulary)
+
+    def fit_transform(self, catalog: pd.DataFrame) -> Any:
+        """Fit on ``catalog``'s rows; their L2-normalised CSR matrix (float32; empty rows for
+        items with no text). Raises :class:`ModelFitError` when there is no text at all."""
+        self.blocks = []
+        parts = []
+        for name in ("title", "brand", "category"):
+            weight = float(self.params[f"{name}_weight"])
+            values = _column(catalog, name)
+            if weight <= 0 or not values.str.strip().ne("").any():
+                continue
+            vec = self._vectorizer(name)
+            try:
+                x = vec.fit_transform(values.to_numpy())
+            except ValueError:  # no term left (e.g. min_df above every count)
+                continue
+            vocab = {str(t): int(i) for t, i in vec.vocabulary_.items()}
+            self.blocks.append((name, weight, vocab, vec.idf_.astype(np.float32)))
+            parts.append(weight * x)
+        if not parts:
+            raise ModelFitError("tfidf: the catalogue has no title, brand or category text to compare")
+        return self._stack(parts)
+
+    def transform(self, catalog: pd.DataFrame) -> Any:
+        """Rows of another catalogue (new items) in the fitted space."""
+        parts = []
+        for name, weight, vocab, idf in self.blocks:
+            vec = self._vectorizer(name, vocab)
+            vec.idf_ = idf
+            parts.append(weight * vec.transform(_column(catalog, name).to_numpy()))
+        return self._stack(parts)
+
+    @property
+    def n_terms(self) -> int:
+        return sum(len(v) for _, _, v, _ in self.blocks)
+
+    @staticmethod
+    def _stack(parts: list[Any]) -> Any:
+        import scipy.sparse as sp
+        from sklearn.preprocessing import normalize
+
+        return normalize(sp.hstack(parts).tocsr().astype(np.float32))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "blocks": [
+                {"name": n, "weight": w, "terms": sorted(v, key=v.__getitem__), "idf": idf.tolist()}
+                for n, w, v, idf in self.blocks
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TfidfText:
+        out = cls(data["params"])
+        out.blocks = [
+            (
+                b["name"],
+                float(b["weight"]),
+                {t: i for i, t in enumerate(b["terms"])},
+                np.asarray(b["idf"], dtype=np.float32),
+            )
+            for b in data["blocks"]
+        ]
+        return out
+
+
+def _column(catalog: pd.DataFrame, name: str) -> pd.Series:
+    if name not in catalog.columns:
+        return pd.Series([""] * len(catalog), index=catalog.index)
+    return catalog[name].fillna("").astype(str)
+
+
+def _brand_tokens(s: str) -> list[str]:
+    return [s.strip().casefold()] if s.strip() else []
 
 
 def _category_tokens(path: str) -> list[str]:

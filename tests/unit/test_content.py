@@ -47,6 +47,7 @@ FAST = {
     "workers": 1,
     "wide_dim": 8,
     "seed": 3,
+    "tfidf_dim": 0,  # the content vector alone (the TF-IDF side: test_content_hybrid.py)
 }
 
 

@@ -1,0 +1,181 @@
+"""The content model's TF-IDF side (issue 13's hybrid): one dense vector per item whose inner
+product is ``a * tfidf_cos + (1 - a) * content_cos``, ``a`` chosen on items held out of the
+training interactions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.data.schema import Dataset
+from recsys.evaluation import split
+from recsys.models import make_model
+from recsys.models.content import ContentModel
+from recsys.models.content.hybrid import BLEND_GRID, TextSide, blend, choose_blend
+from recsys.models.tfidf import TEXT_PARAMS, TfidfModel
+from tests.unit.test_content import FAST, KINDS, PER_KIND, kind_of, kinds_dataset, view_events
+
+HYBRID = {**FAST, "tfidf_dim": 4096}  # every term of this catalogue kept exactly
+TFIDF_DEFAULTS = {k: TfidfModel.param_specs[k].default for k in TEXT_PARAMS}
+
+
+def test_blend_inner_product_is_the_weighted_sum_of_the_two_cosines():
+    rng = np.random.default_rng(0)
+    text, content = rng.normal(size=(30, 7)), rng.normal(size=(30, 5))
+    text[3] = 0.0  # an item with no text: its TF-IDF part stays zero
+    tu = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+    cu = content / np.linalg.norm(content, axis=1, keepdims=True)
+    for a in (0.0, 0.3, 1.0):
+        v = blend(text, content, a)
+        np.testing.assert_allclose(v @ v.T, a * (tu @ tu.T) + (1 - a) * (cu @ cu.T), atol=1e-5)
+
+
+def _partners(n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Item 2i and 2i+1 are partners; one side knows the partner, the other is noise."""
+    rng = np.random.default_rng(seed)
+    knows = rng.normal(size=(n, 16))
+    knows[1::2] = knows[0::2] + 0.05 * rng.normal(size=(n // 2, 16))
+    noise = rng.normal(size=(n, 16))
+    pairs = np.stack([np.arange(0, n, 2), np.arange(1, n, 2)], axis=1)
+    return knows, noise, pairs, np.arange(n)
+
+
+def test_choose_blend_follows_the_side_that_ranks_held_out_items():
+    knows, noise, pairs, _ = _partners()
+    a_text, table = choose_blend(knows, noise, pairs)
+    a_content, table_c = choose_blend(noise, knows, pairs)
+    assert a_text == 1.0 and a_content < 0.5
+    assert [r["a"] for r in table] == list(BLEND_GRID)
+    assert table[-1]["hr"] == 1.0 and table[0]["hr"] < 0.5  # a = 0: the noise side alone
+    chosen = next(r for r in table_c if r["a"] == a_content)
+    assert chosen["hr"] == 1.0 and table_c[-1]["hr"] < 0.5
+
+
+def test_text_side_is_the_tfidf_familys_own_vectors_exact_or_projected(data):
+    catalog = data.catalog
+    exact = TfidfModel().fit(data)
+    cos = (exact.matrix_ @ exact.matrix_.T).toarray()
+    side, dense = TextSide.fit(catalog, TFIDF_DEFAULTS, 4096, "hash", 0)
+    assert side.projection is None
+    np.testing.assert_allclose(dense @ dense.T, cos, atol=1e-5)
+    # fewer columns than terms: hashed, exact word matches still dominate
+    small, hashed = TextSide.fit(catalog, TFIDF_DEFAULTS, 16, "hash", 0)
+    assert small.projection == "hash" and hashed.shape == (len(catalog), 16)
+    assert np.abs(hashed @ hashed.T - cos).max() > 1e-3  # an approximation, not the exact cosine
+    svd, projected = TextSide.fit(catalog, TFIDF_DEFAULTS, 8, "svd", 0)
+    assert svd.projection == "svd" and projected.shape == (len(catalog), 8)
+    # new rows go through the fitted vocabulary and IDF
+    np.testing.assert_allclose(side.transform(catalog), dense, atol=1e-6)
+    np.testing.assert_allclose(small.transform(catalog), hashed, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return kinds_dataset()
+
+
+@pytest.fixture(scope="module")
+def hybrid(data: Dataset) -> ContentModel:
+    return ContentModel(**HYBRID, tfidf_blend=0.3).fit(data)
+
+
+def test_model_vectors_are_the_blend_of_the_exact_tfidf_and_the_content_vector(hybrid, data):
+    model, a = hybrid, 0.3
+    assert model.blend_["a"] == a and model.blend_["projection"] == "exact"
+    exact = TfidfModel().fit(data)
+    width = model.blend_["dim"]
+    text_part, content_part = model.vectors_[:, :width], model.vectors_[:, width:]
+    # the TF-IDF part is sqrt(a) x the tfidf family's vectors, so it scores a x its cosine
+    np.testing.assert_allclose(
+        text_part @ text_part.T, a * (exact.matrix_ @ exact.matrix_.T).toarray(), atol=1e-5
+    )
+    np.testing.assert_allclose(np.linalg.norm(content_part, axis=1), np.sqrt(1 - a), atol=1e-5)
+    # and the model's own similarity scores are that blend
+    ids, scores = model.similar(["k0_0"], 5)
+    rows = model.rows_of(ids[0])
+    c = content_part / np.sqrt(1 - a)
+    r0 = model.rows_of(["k0_0"])[0]
+    tf = (exact.matrix_[r0] @ exact.matrix_.T).toarray()[0]
+    np.testing.assert_allclose(scores[0], a * tf[rows] + (1 - a) * (c[rows] @ c[r0]), atol=1e-4)
+    assert model.coverage_["tfidf_blend"]["a"] == a
+
+
+def test_save_load_round_trip_keeps_the_blend_and_embeds_new_items(hybrid, data, tmp_path):
+    model = hybrid
+    model.save(tmp_path / "m")
+    loaded = ContentModel.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.vectors_, model.vectors_)
+    assert loaded.blend_ == model.blend_
+    np.testing.assert_allclose(loaded.embed(data.catalog), model.vectors_, atol=1e-4)
+    new = data.catalog.iloc[[20]].copy()
+    new["item_id"], new["title"] = "new_knife", "chef knife steel blade brandnew"
+    vec = loaded.embed(new)[0]
+    assert vec.shape == (model.vectors_.shape[1],)
+    nearest = model.item_ids_[np.argsort(-(model.vectors_ @ vec))[:5]]
+    assert set(kind_of(nearest)) == {"k2"}
+    # a saved TF-IDF side without its weight is refused, not silently served without it
+    (tmp_path / "m" / "content_blend.json").unlink()
+    with pytest.raises(Exception, match="content_blend.json"):
+        ContentModel.load(tmp_path / "m")
+
+
+def _split_with_test_only_items() -> tuple[Dataset, Dataset, set[str]]:
+    """Training sessions over items 0-6 of each kind; the latest sessions (the test split) are
+    the only ones with items 7-9."""
+    rng = np.random.default_rng(1)
+    base = kinds_dataset()
+    sessions = []
+    for _ in range(260):
+        k = int(rng.integers(len(KINDS)))
+        sessions.append([f"k{k}_{j}" for j in rng.choice(7, size=4, replace=False)])
+    for k in range(len(KINDS)):
+        for j in range(7, PER_KIND):
+            sessions.append([f"k{k}_{j}", f"k{(k + 1) % len(KINDS)}_{j}", f"k{k}_{(j + 1) % 7}"])
+    ds = Dataset("split", base.catalog, view_events(sessions))
+    train, test = split(ds, "time", test_fraction=0.05)
+    only_test = set(test.interactions["item_id"]) - set(train.interactions["item_id"])
+    return train, test, only_test
+
+
+def test_blend_weight_is_chosen_on_items_held_out_of_training_never_on_the_test_split():
+    train, test, only_test = _split_with_test_only_items()
+    assert len(only_test) >= 8  # the test split has items training never saw
+    model = ContentModel(**HYBRID).fit(train)
+    info = model.blend_
+    assert info["a"] in BLEND_GRID and len(info["validation"]) == len(BLEND_GRID)
+    assert "held out of the training interactions" in info["chosen_on"]
+    used = set(model.blend_items_)
+    assert used and used <= set(train.interactions["item_id"])
+    assert not used & only_test
+    # the chosen weight is the validation table's best (hit share, then MRR, then larger a)
+    best = max(info["validation"], key=lambda r: (r["hr"], r["mrr"], r["a"]))
+    assert info["a"] == best["a"]
+
+
+def test_without_held_out_items_the_declared_default_is_used(data):
+    model = make_model("content", **{**HYBRID, "holdout_share": 0.0}).fit(data)
+    assert model.blend_["a"] == 0.5 and "default" in model.blend_["chosen_on"]
+    off = make_model("content", **{**FAST, "tfidf_dim": 0}).fit(data)
+    assert off.blend_ == {} and "tfidf_blend" not in off.coverage_
+
+
+def test_catalogue_without_any_text_keeps_the_content_vector_alone():
+    ds = kinds_dataset()
+    cat = ds.catalog.copy()
+    # the words only in the description (FastText reads it; the TF-IDF side reads title, brand
+    # and category)
+    cat["description"] = cat["title"]
+    cat["title"], cat["brand"], cat["category"] = "", "", ""
+    model = ContentModel(**HYBRID).fit(Dataset("bare", cat, ds.interactions))
+    assert model.blend_["a"] == 0.0 and "no title" in model.blend_["chosen_on"]
+    np.testing.assert_allclose(np.linalg.norm(model.vectors_, axis=1), 1.0, atol=1e-5)
+    assert model.coverage_["tfidf_blend"]["a"] == 0.0 and getattr(model, "_text_side", None) is None
+
+
+def test_auto_projection_keeps_the_one_that_ranks_held_out_items_best(data):
+    model = ContentModel(**{**FAST, "tfidf_dim": 16, "tfidf_svd_dim": 8}).fit(data)
+    tried = model.blend_["projections_tried"]
+    assert set(tried) == {"hash", "svd"}
+    chosen = tried[model.blend_["projection"]]
+    assert (chosen["hr"], chosen["mrr"]) == max((r["hr"], r["mrr"]) for r in tried.values())
+    assert model.blend_["dim"] == (16 if model.blend_["projection"] == "hash" else 8)
