@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.search.batch import SUB_EF_GROWTH, SUB_RECALL, SUB_RECALL_SAMPLE
+from recsys.search.batch import calibrated_ef
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
     _BLOCKS_MAX_BYTES,
@@ -106,30 +106,17 @@ class AdjustedGraph:
 
 
 def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 10) -> int:
-    """The smallest ``ef`` (raised by 1.25x steps, up to ``SUB_EF_GROWTH`` times) at which the adjusted graph
-    ``g`` over ``aug`` finds ``SUB_RECALL`` of the exact adjusted top ``k`` (the member itself left
-    out) for a seeded sample of its members as queries ``[x, 1, 0]`` (``dense``: their unit vectors),
-    as :func:`~recsys.search.batch.calibrated_ef` does for a plain graph."""
-    n = len(aug)
-    if n <= k + 1:
-        return ef
-    cols = np.sort(np.random.default_rng(0).choice(n, size=min(SUB_RECALL_SAMPLE, n), replace=False))
-    qa = np.zeros((len(cols), aug.shape[1]), dtype=np.float32)
-    qa[:, :-2] = dense[cols]
-    qa[:, -2] = 1.0
-    truth: list[set[int]] = []
-    for at in range(0, len(cols), 32):  # 32 x n adjusted scores at a time
-        sims = qa[at : at + 32] @ aug.T
-        sims[np.arange(len(sims)), cols[at : at + 32]] = -np.inf
-        truth += [set(r.tolist()) for r in np.argpartition(-sims, k - 1, axis=1)[:, :k]]
-    most = ef * SUB_EF_GROWTH
-    while True:
-        g.set_ef(ef)
-        labels, _ = g.knn_query(qa, k=k + 1, num_threads=1)
-        hit = sum(len(t.intersection(row.tolist())) for t, row in zip(truth, labels))
-        if hit >= SUB_RECALL * k * len(cols) or ef >= most:
-            return ef
-        ef = min(most, ef + max(1, ef // 4))  # steps of 1.25x: no more beam than the recall needs
+    """:func:`~recsys.search.batch.calibrated_ef` of the adjusted graph ``g`` over ``aug``: its
+    members queried as ``[x, 1, 0]`` (``dense``: their unit vectors), scored against the exact
+    adjusted top ``k``."""
+
+    def queries(cols: np.ndarray) -> np.ndarray:
+        qa = np.zeros((len(cols), aug.shape[1]), dtype=np.float32)
+        qa[:, :-2] = dense[cols]
+        qa[:, -2] = 1.0
+        return qa
+
+    return calibrated_ef(g, aug, ef, k, queries=queries)
 
 
 def _rule_out(rows: np.ndarray, scores: np.ndarray, out: list[int]) -> None:

@@ -178,23 +178,30 @@ SUB_EF_GROWTH = 8
 SUB_EF_STEP = 1 / 16
 
 
-def sample_recall(idx: Any, dense: np.ndarray, k: int = 10, seed: int = 0) -> Any:
+def sample_recall(
+    idx: Any,
+    dense: np.ndarray,
+    k: int = 10,
+    seed: int = 0,
+    queries: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Any:
     """``recall(ef)``: the share of the exact top ``k`` of a seeded sample of ``SUB_RECALL_SAMPLE``
     members of ``dense`` (queried as seeds are: k + 1, the member dropped) that the graph ``idx``
-    (labels = columns) finds at ``ef``; None when ``dense`` has no more than k + 1 rows."""
+    (labels = columns) finds at ``ef``; None when ``dense`` has no more than k + 1 rows.
+    ``queries``: the sampled columns' query vectors when they are not their rows of ``dense``
+    (a graph over transformed vectors, :mod:`recsys.search.adjusted`)."""
     n = dense.shape[0]
     kk = min(k + 1, n)
     if n <= kk:
         return None
     rng = np.random.default_rng(seed)
     cols = np.sort(rng.choice(n, size=min(SUB_RECALL_SAMPLE, n), replace=False))
-    q = np.ascontiguousarray(dense[cols])
+    q = np.ascontiguousarray(dense[cols] if queries is None else queries(cols))
     truth: list[set[int]] = []
     for s in range(0, len(cols), 32):  # 32 x n scores at a time
         sims = q[s : s + 32] @ dense.T
-        sims[np.arange(len(sims)), cols[s : s + 32]] = np.inf  # the seed first, as hnswlib has it
-        exact = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        truth += [set(row.tolist()) - {c} for row, c in zip(exact, cols[s : s + 32].tolist())]
+        sims[np.arange(len(sims)), cols[s : s + 32]] = -np.inf  # the member is the seed: dropped
+        truth += [set(row.tolist()) for row in np.argpartition(-sims, k - 1, axis=1)[:, :k]]
     total = sum(len(t) for t in truth)
 
     def recall(ef: int) -> float:
@@ -205,7 +212,14 @@ def sample_recall(idx: Any, dense: np.ndarray, k: int = 10, seed: int = 0) -> An
     return recall
 
 
-def calibrated_ef(idx: Any, dense: np.ndarray, ef: int, k: int = 10, seed: int = 0) -> int:
+def calibrated_ef(
+    idx: Any,
+    dense: np.ndarray,
+    ef: int,
+    k: int = 10,
+    seed: int = 0,
+    queries: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> int:
     """The smallest ``ef`` from the main index's ``ef`` up to ``SUB_EF_GROWTH`` times it (to
     within ``SUB_EF_STEP``) at which the graph ``idx`` over ``dense`` (labels = columns) finds
     ``SUB_RECALL`` of the exact top ``k`` of a seeded sample of its own members
@@ -220,7 +234,7 @@ def calibrated_ef(idx: Any, dense: np.ndarray, ef: int, k: int = 10, seed: int =
     first passing one. Runs in the background build, once per graph (a few hundred queries per
     probe); the exact side is one matrix product over the block.
     """
-    recall = sample_recall(idx, dense, k, seed)
+    recall = sample_recall(idx, dense, k, seed, queries)
     if recall is None or recall(ef) >= SUB_RECALL:
         return ef
     top = ef * SUB_EF_GROWTH
@@ -705,6 +719,14 @@ def search_many_ranked(
 
 class BatchMixin:
     """:meth:`search_many` of :class:`FilteredSearcher`."""
+
+    def _ids_by_row(self) -> np.ndarray:
+        """Item ids by vector row as an object array (built once)."""
+        arr = getattr(self, "_ids_obj", None)
+        if arr is None:
+            arr = np.asarray(self.view.item_id_by_row, dtype=object)
+            self._ids_obj = arr
+        return arr
 
     def search_many(
         self,

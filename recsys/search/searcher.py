@@ -541,9 +541,7 @@ class FilteredSearcher(
         if not lean:
             if kr is None:
                 return self._result(qq, kp, ks, dropped, "hnsw_overfetch", n_elig)
-            if dropped:
-                qq.removed.update(dropped)
-            return self._listed(qq, kr, ks, "hnsw_overfetch", n_elig)
+            return self._listed(qq, kr, ks, dropped, "hnsw_overfetch", n_elig)
         top = [rl[j] for j in sel]
         dl = dist[: len(rl)].tolist()
         return SearchResult(
@@ -615,27 +613,20 @@ class FilteredSearcher(
         n_eligible: int,
     ) -> SearchResult:
         """The SearchResult of positions ``kp`` with scores ``ks`` (every rescored path ends here)."""
-        removed = qq.removed
-        if dropped:
-            removed.update(dropped)
-        rows = self.view.perm[kp].tolist()
-        ids = self.view.item_id_by_row
-        return SearchResult(
-            [ids[r] for r in rows],
-            ks.tolist(),
-            rows,
-            removed,
-            plan,
-            n_eligible,
-            (time.perf_counter() - qq.t0) * 1e3,
-            qq.skipped,
-            qq.seed_id,
-        )
+        return self._listed(qq, self.view.perm[kp].tolist(), ks.tolist(), dropped, plan, n_eligible)
 
     def _listed(
-        self, qq: Query, rows: list[int], scores: list[float], plan: str, n_eligible: int
+        self,
+        qq: Query,
+        rows: list[int],
+        scores: list[float],
+        dropped: dict[str, int] | None,
+        plan: str,
+        n_eligible: int,
     ) -> SearchResult:
         """:meth:`_result` of vector rows and scores already in lists."""
+        if dropped:
+            qq.removed.update(dropped)
         ids = self.view.item_id_by_row
         ms = (time.perf_counter() - qq.t0) * 1e3
         return SearchResult(
@@ -886,14 +877,6 @@ class FilteredSearcher(
         if self._tie_of is not None and res.rows:
             res = self._fix_ties(res, q, pos, cfg, k)
         return self._place(self._similarity_counts(res, q, pos, cfg), q, pos, cfg, k)
-
-    def _ids_by_row(self) -> np.ndarray:
-        """Item ids by vector row as an object array (built once)."""
-        arr = getattr(self, "_ids_obj", None)
-        if arr is None:
-            arr = np.asarray(self.view.item_id_by_row, dtype=object)
-            self._ids_obj = arr
-        return arr
 
     def brute_force(
         self,
