@@ -105,10 +105,15 @@ class AdjustedGraph:
         self.sub, self.rows = sub, rows
 
 
-def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 10) -> int:
+#: a block whose adjusted graph failed its recall check: no graph, and none built again
+_NO_GRAPH = AdjustedGraph(None, np.zeros(0, dtype=np.int64))
+
+
+def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 10) -> int | None:
     """:func:`~recsys.search.batch.calibrated_ef` of the adjusted graph ``g`` over ``aug``: its
     members queried as ``[x, 1, 0]`` (``dense``: their unit vectors), scored against the exact
-    adjusted top ``k``."""
+    adjusted top ``k``; None when no ef up to the cap reaches the recall (the class merge, which
+    answers from the plain graph and exact scores, is then kept)."""
 
     def queries(cols: np.ndarray) -> np.ndarray:
         qa = np.zeros((len(cols), aug.shape[1]), dtype=np.float32)
@@ -116,7 +121,7 @@ def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 1
         qa[:, -2] = 1.0
         return qa
 
-    return calibrated_ef(g, aug, ef, k, queries=queries)
+    return calibrated_ef(g, aug, ef, k, queries=queries, strict=True)
 
 
 def _rule_out(rows: np.ndarray, scores: np.ndarray, out: list[int]) -> None:
@@ -382,7 +387,11 @@ class AdjustMixin:
             efc = max(index.ef_construction, SUB_EF_CONSTRUCTION)
             g.init_index(max_elements=ss.n, M=index.M, ef_construction=efc, random_seed=100)
             g.add_items(aug, np.arange(ss.n, dtype=np.int64), num_threads=1)
-            g.set_ef(_adjusted_ef(g, aug, dense, ss.sub.ef))
+            ef = _adjusted_ef(g, aug, dense, ss.sub.ef)
+            if ef is None:  # below the recall check at every ef: never answers (class merge)
+                cl.graphs[key] = _NO_GRAPH
+                return
+            g.set_ef(ef)
             cf.block_bytes += aug.nbytes + ss.n * (2 * index.M * 4 + 16)
             cl.graphs[key] = AdjustedGraph(g, ss.rows)  # published whole
 

@@ -219,11 +219,13 @@ def calibrated_ef(
     k: int = 10,
     seed: int = 0,
     queries: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> int:
+    strict: bool = False,
+) -> int | None:
     """The smallest ``ef`` from the main index's ``ef`` up to ``SUB_EF_GROWTH`` times it (to
     within ``SUB_EF_STEP``) at which the graph ``idx`` over ``dense`` (labels = columns) finds
     ``SUB_RECALL`` of the exact top ``k`` of a seeded sample of its own members
-    (:func:`sample_recall`); the largest when none does.
+    (:func:`sample_recall`); the largest when none does, or None with ``strict`` (a graph
+    that has an exact alternative is then not used at all).
 
     A graph built behind the user's back (a static filter's set, a category block) must not
     answer worse than the main index the user tuned: with the main index's ``ef`` such a graph
@@ -241,7 +243,7 @@ def calibrated_ef(
     lo, hi = ef, min(2 * ef, top)  # lo fails; hi is probed next
     while recall(hi) < SUB_RECALL:
         if hi >= top:
-            return top
+            return None if strict else top
         lo, hi = hi, min(2 * hi, top)
     while hi - lo > max(1, int(lo * SUB_EF_STEP)):
         mid = (lo + hi) // 2

@@ -201,17 +201,10 @@ BLOCK_CASES = [
 ]
 
 
-@pytest.mark.parametrize("graphs", [False, True], ids=["class merge", "adjusted graph"])
-@pytest.mark.parametrize("case", range(len(BLOCK_CASES)))
-def test_boost_and_bury_on_the_category_graphs_equal_brute_force(shop6k, monkeypatch, graphs, case):
-    """A boosted/buried "same category" filter in use answers from its category blocks' graphs,
-    without scanning the block: by the class merge (the block's dominant class from the plain
-    graph's fetch, the other classes that could climb scored exactly) or, once built, from the
-    block's graph of adjusted vectors. Both equal brute force (ids and scores), with pair bans,
-    the seed excluded and adult items left out for non-adult seeds, for small and big classes."""
-    from recsys.search import adjusted
-
-    monkeypatch.setattr(adjusted, "_ADJUSTED_GRAPHS", graphs)
+def _answers_block_case(shop6k, case: int):
+    """A boosted/buried "same category" filter put in use (its seed table, then a graph per
+    category block), then checked against brute force on one seed in 199 (ids, scores,
+    eligible count, the pair bans). Returns its classes and the plans that answered."""
     cat, vec, index = shop6k
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
     searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
@@ -234,6 +227,40 @@ def test_boost_and_bury_on_the_category_graphs_equal_brute_force(shop6k, monkeyp
         np.testing.assert_allclose(res.scores, scores, atol=1e-5)
         assert res.n_eligible == len(eligible)
         assert near[seed][0] not in res.item_ids
-    cl = searcher.compile(cfg).adjust_classes
-    assert bool(cl.graphs) == graphs
     assert plans.get("hnsw_subindex", 0) > len(near) * 3 // 4, plans
+    return searcher.compile(cfg).adjust_classes
+
+
+@pytest.mark.parametrize("graphs", [False, True], ids=["class merge", "adjusted graph"])
+@pytest.mark.parametrize("case", range(len(BLOCK_CASES)))
+def test_boost_and_bury_on_the_category_graphs_equal_brute_force(shop6k, monkeypatch, graphs, case):
+    """A boosted/buried "same category" filter in use answers from its category blocks' graphs,
+    without scanning the block: by the class merge (the block's dominant class from the plain
+    graph's fetch, the other classes that could climb scored exactly) or, once built, from the
+    block's graph of adjusted vectors. Both equal brute force (ids and scores), with pair bans,
+    the seed excluded and adult items left out for non-adult seeds, for small and big classes."""
+    from recsys.search import adjusted
+
+    monkeypatch.setattr(adjusted, "_ADJUSTED_GRAPHS", graphs)
+    cl = _answers_block_case(shop6k, case)
+    assert bool(cl.graphs) == graphs
+    assert all(g is not adjusted._NO_GRAPH for g in cl.graphs.values())
+
+
+def test_an_adjusted_graph_below_the_recall_check_never_answers(shop6k, monkeypatch):
+    """A block's adjusted graph that reaches the recall check at no ef up to the cap is dropped
+    (and not built again): the class merge keeps answering from the plain graphs, equal to brute
+    force. The check's verdict is forced to "no ef passes" for the adjusted graphs only."""
+    from recsys.search import adjusted
+
+    monkeypatch.setattr(adjusted, "_ADJUSTED_GRAPHS", True)
+    calls = []
+
+    def failing(g, aug, dense, ef, k=10):
+        calls.append(ef)
+        return None
+
+    monkeypatch.setattr(adjusted, "_adjusted_ef", failing)
+    cl = _answers_block_case(shop6k, 0)
+    assert calls
+    assert cl.graphs and all(g is adjusted._NO_GRAPH for g in cl.graphs.values())
