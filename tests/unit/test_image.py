@@ -138,6 +138,7 @@ def test_content_model_uses_image_features_when_asked(images):
         batch_size=32,
         validation_share=0.0,
         wide_blocks=False,  # the deep vector alone: embedding_dim wide
+        tfidf_dim=0,  # and no TF-IDF side (the hybrid's, recsys.models.content.hybrid)
         workers=1,
     ).fit(Dataset("img", catalog, inter))
     assert model.vectors_.shape == (12, 8)
