@@ -24,7 +24,6 @@ filter is compiled, and its eligible set built, by the background thread meanwhi
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -233,18 +232,8 @@ class ColdMixin:
                     ok &= P != pos
                 sel = np.flatnonzero(ok)[:k]
                 if len(sel) >= min(k, m):
-                    rl = rows[sel].tolist()
-                    return SearchResult(
-                        list(map(v.item_id_by_row.__getitem__, rl)),
-                        [1.0 - d for d in dist[sel].tolist()],  # as the compiled over-fetch scores
-                        rl,
-                        qq.removed,
-                        "hnsw_overfetch",
-                        m,
-                        (time.perf_counter() - t0) * 1e3,
-                        qq.skipped,
-                        qq.seed_id,
-                    )
+                    scores = [1.0 - d for d in dist[sel].tolist()]  # as the compiled over-fetch scores
+                    return self._listed(qq, rows[sel].tolist(), scores, None, "hnsw_overfetch", m)
                 fetch *= 4
             if not exact_ok:
                 return None
