@@ -467,6 +467,7 @@ def search_many_static(
             Query(None, int(positions[idx[0]]), cf, k, 0.0, None, {}, [])
         )
         ss = searcher._static_set(cf, no_adult, wait=True)
+        searcher._maybe_sub(cf, ss, no_adult, uses=len(idx))  # a batch is that many uses
         pos = positions[idx]
         seed_rows = v.perm[pos]
         seed_in = ss.ok_by_row[seed_rows] if cfg.exclude_seed else np.zeros(len(idx), dtype=bool)

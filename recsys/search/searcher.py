@@ -586,7 +586,7 @@ class FilteredSearcher(
         Built inline on a small catalogue or with ``wait`` (batch jobs), else queued for
         the background thread: None until it is ready.
         """
-        ss = cf.sets.get(no_adult)
+        ss = cf.sets.get(no_adult) or self._shared_static(cf, no_adult)
         if ss is not None:
             return ss
 

@@ -162,9 +162,7 @@ class StaticMixin:
         key = (s, e, no_adult)
         ss = cf.blocks.get(key)
         if ss is None:  # a filter of the same mask may have built it
-            if cf.mask_digest is None:
-                cf.mask_digest = hashlib.blake2b(cf.base_mask.tobytes(), digest_size=16).digest()
-            ss = self._shared_blocks.get((cf.mask_digest, *key))
+            ss = self._shared_blocks.get((self._mask_digest(cf), *key))
             if ss is not None:
                 cf.blocks[key] = ss
         if ss is None:
@@ -208,24 +206,51 @@ class StaticMixin:
             ss.build_sub(space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef)
             cf.block_bytes += ss.nbytes
             cf.blocks[key] = ss  # published whole, with its graph
-            shared = self._shared_blocks.copy()  # swapped whole: readers never see it change size
-            shared[(cf.mask_digest, *key)] = ss
-            while len(shared) > 1 and (
-                len(shared) > _SHARED_BLOCKS_MAX or sum(x.nbytes for x in shared.values()) > _BLOCKS_MAX_BYTES
-            ):
-                shared.popitem(last=False)
-            self._shared_blocks = shared
+            self._share(cf, key, ss)
 
         if self._inline():
             build()
         else:
             self._bg.submit((id(cf), "block", key), build)
 
-    def _maybe_sub(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> None:
-        """Queue a static filter's own HNSW index when it keeps being used and exact search over
-        its block costs clearly more than a beam search (a brand or price filter keeping a few
-        percent of a large catalogue); built on one background thread, published atomically."""
-        cf.seeded_queries += 1
+    def _mask_digest(self, cf: CompiledFilter) -> bytes:
+        """A digest of the compiled filter's base mask (computed once): filters of one mask share
+        their graphs through ``_shared_blocks``."""
+        if cf.mask_digest is None:
+            cf.mask_digest = hashlib.blake2b(cf.base_mask.tobytes(), digest_size=16).digest()
+        return cf.mask_digest
+
+    def _share(self, cf: CompiledFilter, key: tuple, ss: StaticSet) -> None:
+        """Keep ``ss`` (with its graph) for the filters of ``cf``'s mask, beyond ``cf``'s own life in
+        the compiled-filter cache; the store is swapped whole, so readers never see it change size."""
+        shared = self._shared_blocks.copy()
+        shared[(self._mask_digest(cf), *key)] = ss
+        while len(shared) > 1 and (
+            len(shared) > _SHARED_BLOCKS_MAX or sum(x.nbytes for x in shared.values()) > _BLOCKS_MAX_BYTES
+        ):
+            shared.popitem(last=False)
+        self._shared_blocks = shared
+
+    def _shared_static(self, cf: CompiledFilter, no_adult: bool) -> StaticSet | None:
+        """A static filter's eligible set with its own graph, built for an earlier compiled filter
+        of the same mask (one that left the compiled-filter cache: a million-item catalogue keeps
+        six); adopted into ``cf.sets``. None when there is none."""
+        if not self._shared_blocks:
+            return None
+        ss = self._shared_blocks.get((self._mask_digest(cf), "static", no_adult))
+        if ss is not None:
+            cf.sets[no_adult] = ss
+            cf.table_ok = True
+        return ss
+
+    def _maybe_sub(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool, uses: int = 1) -> None:
+        """Queue a static filter's own HNSW index when it keeps being used (``uses``: the seeds of
+        this call; a batch counts each) and exact search over its block costs clearly more than a
+        beam search (a brand or price filter keeping a few percent of a large catalogue); built on
+        one background thread, published atomically, and kept for later filters of the same mask."""
+        if ss.sub is not None:
+            return
+        cf.seeded_queries += uses
         if ss.block is None or ss.n < self.sub_index_min_rows or cf.seeded_queries < _SUB_AFTER:
             return
         if self._static_exact_cost(ss) < self.sub_index_gain * self._static_hnsw_cost(0):
@@ -235,6 +260,8 @@ class StaticMixin:
 
         def build() -> None:
             ss.build_sub(space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef)
+            if ss.sub is not None:
+                self._share(cf, ("static", no_adult), ss)
 
         if self._inline():
             build()
