@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys._watch import ChangeWatch
 from recsys.config import file_stamp
 from recsys.data.schema import dataset_report_path
 from recsys.errors import IndexFileError, RunNotSearchableError, UnknownItemError
@@ -28,15 +29,24 @@ logger = logging.getLogger(__name__)
 _searchers: dict[tuple[str, str, Any], tuple[FilteredSearcher, Path, tuple[int, int]]] = {}
 _searchers_lock = threading.Lock()
 _build_locks: dict[tuple[str, str, Any], threading.Lock] = {}
+#: (data dir, run id) -> (the run's folder, its dataset report's folder), once ``Registry.run_dir``
+#: has accepted the id: a later full check tests that the run still exists with the ``stat`` of
+#: run.json that its files' stamp makes anyway
+_run_folders: dict[tuple[str, str], tuple[str, str]] = {}
+#: the run and report folders of the cached searchers, watched (inotify): while nothing changed in
+#: them a call skips the eight ``stat`` calls of the full check (10-15 µs each on some hosts: a
+#: third of what a live ``/similar`` request cost beyond its search); see :mod:`recsys._watch`
+_WATCH = ChangeWatch()
 
 
-def _cached_searcher(key: tuple[str, str, Any]) -> FilteredSearcher | None:
-    """The cached searcher of ``key`` while its dataset's report.json is unchanged (a re-import)."""
+def _cached_searcher(key: tuple[str, str, Any]) -> tuple[FilteredSearcher, Path] | None:
+    """The cached searcher of ``key`` and its dataset's report.json while that is unchanged (a
+    re-import)."""
     with _searchers_lock:
         hit = _searchers.get(key)
     if hit is None or file_stamp(hit[1]) != hit[2]:
         return None
-    return hit[0]
+    return hit[0], hit[1]
 
 
 def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
@@ -54,27 +64,52 @@ def get_searcher(registry: Any, run_id: str) -> FilteredSearcher:
     RunNotSearchableError
         The run has no item vectors (a baseline model).
     """
-    from recsys.registry import run_files_stamp
-
-    path = registry.run_dir(run_id)
-    # every model file in the key: a rewritten (or damaged) vectors.npy is seen at the next call
-    key = (str(registry.root), run_id, run_files_stamp(path))
-    hit = _cached_searcher(key)
+    root = str(registry.root)
+    rk = (root, run_id)
+    hit = _WATCH.recall(rk)
     if hit is not None:
         return hit
+    epoch = _WATCH.epoch()
+    folder, report_dir = _run_folders.get(rk, (None, None))
+    # the folders watched before the slow check: a change after its stats raises an event
+    watched = report_dir is not None and _WATCH.watch(folder, report_dir)
+    searcher, folder, report = _checked_searcher(registry, run_id, root, folder)
+    _run_folders[rk] = (folder, str(report.parent))
+    if watched:
+        _WATCH.remember(rk, searcher, epoch)
+    return searcher
+
+
+def _checked_searcher(
+    registry: Any, run_id: str, root: str, folder: str | None
+) -> tuple[FilteredSearcher, str, Path]:
+    """:func:`get_searcher` with every file checked: (searcher, run folder, dataset report)."""
+    from recsys.registry import run_files_stamp
+
+    if folder is None:
+        folder = str(registry.run_dir(run_id))  # checks the id and that the run exists
+    # every model file in the key: a rewritten (or damaged) vectors.npy is seen at the next call
+    stamp = run_files_stamp(folder)
+    if not stamp or stamp[0][0] != "run.json":  # the run is gone: run_dir says so
+        folder = str(registry.run_dir(run_id))
+        stamp = run_files_stamp(folder)
+    key = (root, run_id, stamp)
+    hit = _cached_searcher(key)
+    if hit is not None:
+        return hit[0], folder, hit[1]
     with _searchers_lock:
         lock = _build_locks.setdefault(key, threading.Lock())
     try:
         with lock:
             hit = _cached_searcher(key)
             if hit is not None:
-                return hit
-            searcher, report, report_stamp = _build_searcher(registry, run_id, path)
+                return hit[0], folder, hit[1]
+            searcher, report, report_stamp = _build_searcher(registry, run_id, Path(folder))
             with _searchers_lock:
                 for old in [k for k in _searchers if k[:2] == key[:2]]:
                     del _searchers[old]  # a newer run.json replaces the old searcher
                 _searchers[key] = (searcher, report, report_stamp)
-            return searcher
+            return searcher, folder, report
     finally:
         with _searchers_lock:
             _build_locks.pop(key, None)
@@ -130,6 +165,8 @@ def clear_searcher_cache() -> None:
     """Forget every cached searcher (tests, run deletion)."""
     with _searchers_lock:
         _searchers.clear()
+        _run_folders.clear()
+    _WATCH.forget()
 
 
 def similar_items(

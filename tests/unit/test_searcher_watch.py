@@ -1,0 +1,99 @@
+"""The searcher cache skips its per-call file checks while nothing changed (issue 18, serving).
+
+A live ``/similar`` request used to ``stat`` eight files (the run's, its dataset report) before
+searching; with the run and report folders watched (inotify) a call makes none while no file
+changed, and a change made before a call is still seen by that call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data.schema import INTERACTION_COLUMNS, Dataset, save_dataset
+from recsys.models import FAMILIES
+from recsys.registry import Registry
+from recsys.search import clear_searcher_cache, get_searcher
+from tests.unit.test_search import FixedVectors, make_catalog
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux-only")
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.setitem(FAMILIES, "test_fixed", "tests.unit.test_search:FixedVectors")
+    cat, _ = make_catalog(40, 0)
+    inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
+    save_dataset(Dataset("tiny", cat, inter), tmp_path)
+    reg = Registry(tmp_path)
+    meta = reg.create_run(FixedVectors().fit(None), dataset_name="tiny", dataset_fingerprint="x")
+    clear_searcher_cache()
+    yield reg, meta["run_id"], cat, inter
+    clear_searcher_cache()
+
+
+def count_stats(monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = os.stat
+
+    def counting(path, *a, **kw):
+        seen.append(str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "stat", counting)
+    return seen
+
+
+def test_a_warm_searcher_costs_no_stat_per_call(run, monkeypatch):
+    reg, run_id, _, _ = run
+    first = get_searcher(reg, run_id)
+    for _ in range(2):  # the folders are watched from the second call's full check on
+        assert get_searcher(reg, run_id) is first
+    seen = count_stats(monkeypatch)
+    for _ in range(5):
+        assert get_searcher(reg, run_id) is first
+    assert seen == []
+
+
+def test_a_file_rewritten_in_place_is_seen_at_the_next_call(run):
+    """vectors.npy overwritten in place (no rename): the next call loads the new vectors."""
+    reg, run_id, _, _ = run
+    first = get_searcher(reg, run_id)
+    for _ in range(3):
+        assert get_searcher(reg, run_id) is first
+    path = reg.artifact_path(run_id, "vectors.npy")
+    vec = np.load(path)
+    with open(path, "r+b") as fh:  # same size, new values, in place
+        fh.seek(-vec[-1].nbytes, os.SEEK_END)
+        fh.write((vec[-1] * 2 + 1).astype(vec.dtype).tobytes())
+    second = get_searcher(reg, run_id)
+    assert second is not first
+    np.testing.assert_allclose(second._vectors_rows[-1], vec[-1] * 2 + 1)
+
+
+def test_a_reimported_catalogue_is_seen_at_the_next_call(run):
+    reg, run_id, cat, inter = run
+    first = get_searcher(reg, run_id)
+    for _ in range(3):
+        assert get_searcher(reg, run_id) is first
+    cat2 = cat.copy()
+    cat2["brand"] = "new-brand"
+    save_dataset(Dataset("tiny", cat2, inter), reg.root)
+    second = get_searcher(reg, run_id)
+    assert second is not first
+    assert set(second.view.attributes(np.arange(3))["brand"]) == {"new-brand"}
+
+
+def test_a_deleted_run_is_seen_at_the_next_call(run):
+    from recsys.errors import RunNotFoundError
+
+    reg, run_id, _, _ = run
+    for _ in range(3):
+        get_searcher(reg, run_id)
+    os.remove(reg.run_dir(run_id) / "run.json")
+    with pytest.raises(RunNotFoundError):
+        get_searcher(reg, run_id)
