@@ -26,8 +26,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="in
 @pytest.fixture
 def run(tmp_path, monkeypatch):
     monkeypatch.setitem(FAMILIES, "test_fixed", "tests.unit.test_search:FixedVectors")
-    cat, _ = make_catalog(40, 0)
-    inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
+    cat, inter = make_catalog(40, 0)[0], pd.DataFrame(columns=list(INTERACTION_COLUMNS), dtype=object)
     save_dataset(Dataset("tiny", cat, inter), tmp_path)
     reg = Registry(tmp_path)
     meta = reg.create_run(FixedVectors().fit(None), dataset_name="tiny", dataset_fingerprint="x")
