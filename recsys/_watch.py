@@ -82,6 +82,9 @@ class ChangeWatch:
         if got:
             self._epoch += 1
             self._values.clear()
+            # a watched folder may have been deleted or moved (its watch goes with its inode): every
+            # folder is watched again by the next full check (adding a watch twice is harmless)
+            self._folders.clear()
 
     def watch(self, *folders: str) -> bool:
         """Watch ``folders`` (each once); False when any cannot be watched."""

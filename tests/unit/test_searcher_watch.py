@@ -96,3 +96,33 @@ def test_a_deleted_run_is_seen_at_the_next_call(run):
     os.remove(reg.run_dir(run_id) / "run.json")
     with pytest.raises(RunNotFoundError):
         get_searcher(reg, run_id)
+
+
+def test_a_run_folder_replaced_whole_is_watched_again(run):
+    """The run's folder moved away and a copy with other vectors moved in at its path (a restore):
+    the next call loads the copy, and a later in-place change inside the copy is seen too (the
+    watch of the old folder went with it)."""
+    import shutil
+
+    reg, run_id, _, _ = run
+    first = get_searcher(reg, run_id)
+    for _ in range(3):
+        assert get_searcher(reg, run_id) is first
+    folder = reg.run_dir(run_id)
+    copy = folder.with_name(folder.name + "-copy")
+    shutil.copytree(folder, copy)
+    vec = np.load(copy / "vectors.npy")
+    np.save(copy / "vectors.npy", vec[::-1].copy())
+    os.rename(folder, folder.with_name(folder.name + "-old"))
+    os.rename(copy, folder)
+    second = get_searcher(reg, run_id)
+    assert second is not first
+    np.testing.assert_allclose(second._vectors_rows, vec[::-1])
+    for _ in range(3):
+        assert get_searcher(reg, run_id) is second
+    with open(folder / "vectors.npy", "r+b") as fh:  # in place, inside the new folder
+        fh.seek(-vec[0].nbytes, os.SEEK_END)
+        fh.write((vec[0] * 3).astype(vec.dtype).tobytes())
+    third = get_searcher(reg, run_id)
+    assert third is not second
+    np.testing.assert_allclose(third._vectors_rows[-1], vec[0] * 3)
