@@ -1,4 +1,4 @@
-"""Knowing that no watched file changed without a ``stat`` per file: Linux inotify.
+"""Knowing that no watched file changed without a ``stat`` per file: Linux inotify (inotify_simple).
 
 The searcher cache (:func:`recsys.search.get_searcher`) checks on every call that none of a run's
 files (and its dataset's report) changed: eight ``stat`` calls, 10-15 µs each on some hosts (a
@@ -16,26 +16,37 @@ on another host.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 import time
+from typing import Any
 
 #: at most this long between two full checks whatever the events say (writes from other hosts)
 FULL_CHECK_S = 1.0
 
-# IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
-# | IN_DELETE_SELF | IN_MOVE_SELF
-_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
 
-
-def _libc() -> ctypes.CDLL | None:
+def _inotify() -> Any:
+    """A non-blocking inotify instance, or None (not Linux, inotify_simple missing, limits reached)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.inotify_init1  # noqa: B018 (probe)
-        return libc
-    except (OSError, AttributeError):
+        from inotify_simple import INotify, flags
+    except ImportError:
         return None
+    try:
+        ino = INotify(nonblocking=True)
+    except OSError:
+        return None
+    ino.recsys_mask = (  # what changes a file's content, name or presence
+        flags.MODIFY
+        | flags.ATTRIB
+        | flags.CLOSE_WRITE
+        | flags.MOVED_FROM
+        | flags.MOVED_TO
+        | flags.CREATE
+        | flags.DELETE
+        | flags.DELETE_SELF
+        | flags.MOVE_SELF
+    )
+    return ino
 
 
 class ChangeWatch:
@@ -51,34 +62,31 @@ class ChangeWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = -1
-        self._fd = -1
+        self._ino: Any = None
         self._epoch = 0
         self._folders: set[str] = set()
         self._values: dict[object, tuple[object, float]] = {}
-        self._libc = _libc() if os.name == "posix" else None
 
     def _open(self) -> bool:
         """The descriptor of this process (opened after a fork: events are read by one process)."""
         pid = os.getpid()
         if self._pid == pid:
-            return self._fd >= 0
-        self._pid, self._fd, self._folders, self._values = pid, -1, set(), {}
+            return self._ino is not None
+        self._pid, self._folders, self._values = pid, set(), {}
         self._epoch += 1
-        if self._libc is not None:
-            fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._fd = fd if fd >= 0 else -1
-        return self._fd >= 0
+        self._ino = _inotify() if os.name == "posix" else None
+        return self._ino is not None
 
     def _drain(self) -> None:
         """Read the queued events (lock held); any forgets every value."""
-        if self._pid != os.getpid() or self._fd < 0:
+        if self._pid != os.getpid() or self._ino is None:
             return
         try:
-            got = os.read(self._fd, 65536)
+            got = self._ino.read(timeout=0)
         except BlockingIOError:
             return
         except OSError:
-            got = b"?"
+            got = True
         if got:
             self._epoch += 1
             self._values.clear()
@@ -94,7 +102,9 @@ class ChangeWatch:
             for folder in folders:
                 if folder in self._folders:
                     continue
-                if self._libc.inotify_add_watch(self._fd, os.fsencode(folder), _MASK) < 0:
+                try:
+                    self._ino.add_watch(folder, self._ino.recsys_mask)
+                except OSError:
                     return False
                 self._folders.add(folder)
             return True
@@ -109,7 +119,7 @@ class ChangeWatch:
         """Keep ``value`` for ``key`` unless an event came after ``epoch`` was taken."""
         with self._lock:
             self._drain()
-            if self._epoch == epoch and self._pid == os.getpid() and self._fd >= 0:
+            if self._epoch == epoch and self._pid == os.getpid() and self._ino is not None:
                 self._values[key] = (value, time.monotonic())
 
     def recall(self, key: object) -> object | None:
