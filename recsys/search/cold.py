@@ -32,7 +32,7 @@ from recsys.catalog import _norm_brand
 from recsys.filters import FilterConfig
 from recsys.search.batch import fetch_for
 from recsys.search.compiled import CompiledFilter
-from recsys.search.kernels import _matvec
+from recsys.search.kernels import _blas_controllers, _matvec
 from recsys.search.planner import _S_EXACT_BASE, _S_GATHER_ROW, _S_GEMV_ROW_COLD, _S_SELECT_ROW
 from recsys.search.query import Query
 from recsys.search.result import SearchResult
@@ -96,6 +96,9 @@ class ColdMixin:
 
             def build() -> None:
                 self._cold_postings = Postings(self.view)
+                # threadpoolctl's first look at the loaded libraries (a realpath of each, 20 ms
+                # here) would otherwise land on the first exact search of the process
+                _blas_controllers()
 
             self._bg.submit(("postings",), build)
         return got

@@ -594,7 +594,9 @@ class FilteredSearcher(
             if no_adult in cf.sets:
                 return
             mask = cf.base_mask & ~self.view.adult if no_adult else cf.base_mask
-            cf.sets[no_adult] = StaticSet(mask, self.view.perm, self.view.pos_of_row, self.unit)
+            cf.sets[no_adult] = StaticSet(
+                mask, self.view.perm, self.view.pos_of_row, self.unit, self._bg.pause
+            )
             cf.table_ok = True  # a static filter's hot-path structure is its eligible set
 
         if wait or self._inline():
@@ -755,39 +757,44 @@ class FilteredSearcher(
         FilterConfigError
             ``config`` is an invalid dict.
         """
-        if config is None:
-            config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
-        fast = self._fast.get(id(config))
-        if fast is not None and config is fast.cfg and plan == "auto":
-            res = fast.answer(self, seed_item_id, k, fast)
-            if res is not None:
-                if self._tie_of is not None and res.rows:
-                    pos = self.view.pos_of_id[res.seed_item_id]
-                    res = self._fix_ties(res, self.qunit[pos], pos, config, k)
-                if fast.cf.place_rules:  # pins: placed as below
-                    pos = self.view.pos_of_id[res.seed_item_id]
-                    res = self._place(res, self.qunit[pos], pos, config, k, fast.cf)
-                return res
-        cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
-        res = self._search_seed(seed_item_id, cfg, k, plan)
-        if self._short_fetch is not None:  # read by the general path just now, when it matched
-            self._short_fetch = None
-        if plan == "auto" and res.plan == "hnsw_overfetch":
-            self._arm_fast(cfg, res)
-        if self._tie_of is not None and res.rows:
-            pos = self.view.pos_of_id[res.seed_item_id]
-            res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
-        last = self._last  # the config compiled last, usually: an identity check
-        if last is not None and last[0] is cfg:
-            cf = last[1]
-        elif self._cold_specs.get(cfg.config_hash()) is not None:
-            cf = None  # answered from the inverted lists (cold.py): no pins, nothing to compile here
-        else:
-            cf = self.compile(cfg)
-        if cf is not None and cf.place_rules:
-            pos = self.view.pos_of_id[res.seed_item_id]
-            res = self._place(res, self.qunit[pos], pos, cfg, k)
-        return res
+        bg = self._bg  # background builds wait until no query runs (batch.Background)
+        bg.fg = math.inf
+        try:
+            if config is None:
+                config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
+            fast = self._fast.get(id(config))
+            if fast is not None and config is fast.cfg and plan == "auto":
+                res = fast.answer(self, seed_item_id, k, fast)
+                if res is not None:
+                    if self._tie_of is not None and res.rows:
+                        pos = self.view.pos_of_id[res.seed_item_id]
+                        res = self._fix_ties(res, self.qunit[pos], pos, config, k)
+                    if fast.cf.place_rules:  # pins: placed as below
+                        pos = self.view.pos_of_id[res.seed_item_id]
+                        res = self._place(res, self.qunit[pos], pos, config, k, fast.cf)
+                    return res
+            cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
+            res = self._search_seed(seed_item_id, cfg, k, plan)
+            if self._short_fetch is not None:  # read by the general path just now, when it matched
+                self._short_fetch = None
+            if plan == "auto" and res.plan == "hnsw_overfetch":
+                self._arm_fast(cfg, res)
+            if self._tie_of is not None and res.rows:
+                pos = self.view.pos_of_id[res.seed_item_id]
+                res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
+            last = self._last  # the config compiled last, usually: an identity check
+            if last is not None and last[0] is cfg:
+                cf = last[1]
+            elif self._cold_specs.get(cfg.config_hash()) is not None:
+                cf = None  # answered from the inverted lists (cold.py): no pins, nothing to compile here
+            else:
+                cf = self.compile(cfg)
+            if cf is not None and cf.place_rules:
+                pos = self.view.pos_of_id[res.seed_item_id]
+                res = self._place(res, self.qunit[pos], pos, cfg, k)
+            return res
+        finally:
+            bg.fg = time.perf_counter()
 
     def _search_seed(
         self,

@@ -100,9 +100,10 @@ def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
     def recall(searcher: FilteredSearcher) -> tuple[float, int]:
         for s in seeds[:40]:  # learn the depth; the beams are measured meanwhile
             searcher.search(s, cfg, 10)
-        searcher.wait_background()
+        searcher.wait_background()  # compiled (builds wait while queries run back to back)
         for s in seeds[:40]:
             searcher.search(s, cfg, 10)
+        searcher.wait_background()  # the beams, asked for by the compiled over-fetch's depth
         hit = tot = 0
         for s in seeds:
             res, want = searcher.search(s, cfg, 10), searcher.search(s, cfg, 10, plan="exact")
