@@ -183,8 +183,8 @@ class FilteredSearcher(
         #: and those filters' rules over them, by config hash
         self._cold_postings: Postings | None = None
         self._cold_specs: dict[str, Any] = {}
-        if not self._inline():
-            self._postings()
+        if not self._inline():  # with the searcher: a filter's first query never waits for them
+            self._build_postings()
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
         self.sub_index_min_rows = _SUB_MIN_ROWS
         self.sub_index_gain = _SUB_GAIN
