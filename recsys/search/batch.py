@@ -56,6 +56,17 @@ BLOCK_MAX_SHARE = 0.3
 
 
 # -- background builds ------------------------------------------------------------------
+#: a background job starts (or goes on past a :meth:`Background.pause`) only once no query has
+#: run for this long (seconds): queries get the GIL first
+QUIET_S = 0.003
+#: ... but waits at most this long for such a moment before a job (steady traffic), and this
+#: long in all at the pauses inside one job
+DEFER_MAX_S = 1.0
+PAUSE_MAX_S = 0.25
+#: rows per step of a gather or a scan over a million items in the background (a few ms each)
+STEP_ROWS = 1 << 16
+
+
 class Background:
     """A lazily started daemon thread running build jobs one at a time, deduplicated by key.
 
@@ -63,6 +74,13 @@ class Background:
     running; ``wait()`` blocks until the queue is empty (tests, benchmarks).
     A failing job is logged; the query path keeps answering without what it
     would have built (and may submit it again).
+
+    Queries come first: NumPy holds the GIL through a gather, a ``flatnonzero`` or a sort
+    key over a million items (10 to 300 ms at 1M), and a query that released it (in
+    ``knn_query``, a BLAS product) waited for the whole call: a new filter's first
+    queries, which queue its builds, paid 10 to 40 ms each. So a query marks itself running
+    (:attr:`fg`), a job starts only once no query has run for :data:`QUIET_S` (at most
+    :data:`DEFER_MAX_S` later), and long jobs :meth:`pause` between their steps.
     """
 
     def __init__(self, name: str = "recsys-search-build") -> None:
@@ -71,6 +89,27 @@ class Background:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._name = name
+        #: ``time.perf_counter()`` when the last query ended, ``math.inf`` while one runs (set by
+        #: the searcher's ``search``)
+        self.fg = 0.0
+        self._paused = 0.0  # seconds the running job has spent in pause()
+
+    def _quiet(self, cap: float) -> float:
+        """Sleep (GIL released) until no query has run for :data:`QUIET_S`, at most ``cap``
+        seconds; returns the time slept."""
+        t0 = now = time.perf_counter()
+        while now - self.fg < QUIET_S and now - t0 < cap:
+            time.sleep(min(QUIET_S, cap - (now - t0)) + 1e-4)
+            now = time.perf_counter()
+        return now - t0
+
+    def pause(self) -> None:
+        """Inside a job, between two steps that hold the GIL: let a running query go first.
+
+        A no-op outside the worker thread (a build run inline, for a batch or a small catalogue).
+        """
+        if threading.current_thread() is self._thread and self._paused < PAUSE_MAX_S:
+            self._paused += self._quiet(PAUSE_MAX_S - self._paused)
 
     def submit(self, key: Any, fn: Callable[[], None]) -> bool:
         """Queue ``fn`` under ``key``; False when that key is already pending."""
@@ -91,6 +130,8 @@ class Background:
         while True:
             key, fn = self._q.get()
             try:
+                self._quiet(DEFER_MAX_S)
+                self._paused = 0.0
                 fn()
             except Exception:  # a build failing must not kill the worker
                 logger.exception("background search build %r failed", key)
@@ -128,15 +169,26 @@ class StaticSet:
         """The eligible unit vectors, contiguous (``block`` without its zero padding)."""
         return None if self.block is None else self.block[: self.n]
 
-    def __init__(self, mask: np.ndarray, perm: np.ndarray, pos_of_row: np.ndarray, unit: np.ndarray) -> None:
-        self.pos = np.flatnonzero(mask)
+    def __init__(
+        self,
+        mask: np.ndarray,
+        perm: np.ndarray,
+        pos_of_row: np.ndarray,
+        unit: np.ndarray,
+        pause: Callable[[], None] | None = None,
+    ) -> None:
+        self.pos = stepped_flatnonzero(mask, pause)
         self.n = len(self.pos)
+        if pause is not None:
+            pause()
         self.rows = perm[self.pos]
+        if pause is not None:
+            pause()
         self.ok_by_row = mask[pos_of_row]
         size = self.n * unit.shape[1] * unit.itemsize
         total = max(1, len(mask))
         if size <= BLOCK_MAX_BYTES and self.n <= BLOCK_MAX_SHARE * total:
-            self.block = padded_take(unit, self.pos)
+            self.block = padded_take(unit, self.pos, pause)
         else:
             self.block = None
         self.nbytes = self.pos.nbytes + self.rows.nbytes + self.ok_by_row.nbytes
@@ -259,13 +311,32 @@ def calibrated_ef(
 PAD = 128
 
 
-def padded_take(unit: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def padded_take(unit: np.ndarray, idx: np.ndarray, pause: Callable[[], None] | None = None) -> np.ndarray:
     """``unit[idx]`` (with np.take: 2-3x faster than fancy indexing), padded with zero rows to
-    a multiple of ``PAD`` rows."""
+    a multiple of ``PAD`` rows; ``pause``: called between steps of :data:`STEP_ROWS` rows
+    (:meth:`Background.pause`: ``take`` holds the GIL)."""
     m = len(idx)
     out = np.zeros((-(-max(m, 1) // PAD) * PAD, unit.shape[1]), dtype=unit.dtype)
-    np.take(unit, idx, axis=0, out=out[:m])
+    step = m if pause is None else STEP_ROWS
+    for a in range(0, m, max(step, 1)):
+        if a and pause is not None:
+            pause()
+        b = min(a + step, m)
+        np.take(unit, idx[a:b], axis=0, out=out[a:b])
     return out
+
+
+def stepped_flatnonzero(mask: np.ndarray, pause: Callable[[], None] | None = None) -> np.ndarray:
+    """``np.flatnonzero(mask)``, by steps of 16 x :data:`STEP_ROWS` items with ``pause`` between."""
+    step = 16 * STEP_ROWS
+    if pause is None or len(mask) <= step:
+        return np.flatnonzero(mask)
+    parts = []
+    for a in range(0, len(mask), step):
+        if a:
+            pause()
+        parts.append(np.flatnonzero(mask[a : a + step]) + a)
+    return np.concatenate(parts)
 
 
 def fetch_for(need: int, share: float, n: int, z: float = 2.33) -> int:

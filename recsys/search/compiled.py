@@ -259,6 +259,7 @@ class CompileMixin:
                 ok = mr.keep(v, cfg)
                 removed[mr.name] = int(self.n - np.count_nonzero(ok))
                 mask &= ok
+                self._bg.pause()  # a rule's test holds the GIL over every item (batch.Background)
         prepared = {rl.name: rl.prepare(v, cfg) for rl in PREPARED_RULES if rl.on(cfg)}
         adjust = None
         for rl in ADJUST_RULES:  # score changes before the cut to k, composed in table order
@@ -410,9 +411,11 @@ class CompileMixin:
             return None
         every = np.arange(n)
         counts, params = {}, {}
+        pause = self._bg.pause  # between steps over every seed: queries first (batch.Background)
         for rl in cf.seed_rules:
             removed, params[rl.name] = rl.resolve(v, cf, every)
             counts[rl.name] = np.broadcast_to(np.asarray(removed, dtype=np.int64), (n,))
+            pause()
         zeros, no = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
         if "same_category" in counts:
             lv, code = params["same_category"]
@@ -447,8 +450,11 @@ class CompileMixin:
             band = valid[at]
             lo[at] = head + np.where(band, rank_lo[at], 0)
             hi[at] = head + np.where(band, rank_hi[at], kv.n_rank)
+            pause()
             a[at] = np.searchsorted(kv.sorted, lo[at])
+            pause()
             b[at] = np.searchsorted(kv.sorted, hi[at])
+            pause()
             if "exclude_seed" in counts:
                 key = kv.by_pos[at]
                 seed_in[at] = (key >= lo[at]) & (key < hi[at])

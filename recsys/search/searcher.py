@@ -25,6 +25,7 @@ from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search.adjusted import AdjustMixin
 from recsys.search.batch import Background, BatchMixin, StaticSet
+from recsys.search.builds import BuildsMixin
 from recsys.search.cold import ColdMixin, Postings
 from recsys.search.compiled import CompiledFilter, CompileMixin, _SeedRules
 from recsys.search.fast import FastMixin, FastPlan
@@ -47,6 +48,7 @@ from recsys.search.result import SearchResult
 from recsys.search.rules import not_in_sorted
 from recsys.search.static import StaticMixin
 from recsys.search.ties import TiesMixin, _tie_groups
+from recsys.topk import top_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class FilteredSearcher(
     AdjustMixin,
     FastMixin,
     ColdMixin,
+    BuildsMixin,
 ):
     """Filtered k-NN over one run's vectors and catalogue.
 
@@ -180,8 +183,8 @@ class FilteredSearcher(
         #: and those filters' rules over them, by config hash
         self._cold_postings: Postings | None = None
         self._cold_specs: dict[str, Any] = {}
-        if not self._inline():
-            self._postings()
+        if not self._inline():  # with the searcher: a filter's first query never waits for them
+            self._build_postings()
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
         self.sub_index_min_rows = _SUB_MIN_ROWS
         self.sub_index_gain = _SUB_GAIN
@@ -343,7 +346,10 @@ class FilteredSearcher(
         need = k * (3 if cfg.max_per_brand else 1)
         while True:
             f = min(need, n_elig)
-            if f < m:
+            pre = top_prefix(sc, f) if f < m else None  # every score from a bound of the f-th on
+            if pre is not None:
+                top = pre
+            elif f < m:
                 top = np.argpartition(sc, m - f)[m - f :]
                 if self._tie_of is not None:  # every copy of a tied score at the cut, not any f
                     top = np.flatnonzero(sc >= sc[top].min())
@@ -556,53 +562,6 @@ class FilteredSearcher(
             qq.seed_id,
         )
 
-    # -- background builds -------------------------------------------------------------
-    def wait_background(self) -> None:
-        """Block until the background builds queued so far have finished (tests, benchmarks)."""
-        self._bg.wait()
-
-    def _inline(self) -> bool:
-        return self.n < self.background_min_items
-
-    def _keys_ready(self, cf: CompiledFilter, r: _SeedRules) -> bool:
-        """Whether the key index of ``r``'s variant may be used now (else it is queued for the
-        background thread and the query takes the general path with a domain mask)."""
-        variant = (r.level, r.gender >= 0, r.no_adult)
-        if variant in cf.keys or self._inline():
-            return True
-        self._bg.submit((id(cf), "keys", variant), lambda: self._key_index(cf, *variant))
-        return False
-
-    def _request_table(self, cf: CompiledFilter) -> np.ndarray | None:
-        """The seed table: built inline on a small catalogue, else queued for the background."""
-        if self._inline():
-            return self._seed_table(cf)
-        self._bg.submit((id(cf), "table"), lambda: self._seed_table(cf))
-        return None
-
-    def _static_set(self, cf: CompiledFilter, no_adult: bool, wait: bool = False) -> StaticSet | None:
-        """The eligible set of a static filter (one adult-rule variant).
-
-        Built inline on a small catalogue or with ``wait`` (batch jobs), else queued for
-        the background thread: None until it is ready.
-        """
-        ss = cf.sets.get(no_adult) or self._shared_static(cf, no_adult)
-        if ss is not None:
-            return ss
-
-        def build() -> None:
-            if no_adult in cf.sets:
-                return
-            mask = cf.base_mask & ~self.view.adult if no_adult else cf.base_mask
-            cf.sets[no_adult] = StaticSet(mask, self.view.perm, self.view.pos_of_row, self.unit)
-            cf.table_ok = True  # a static filter's hot-path structure is its eligible set
-
-        if wait or self._inline():
-            build()
-            return cf.sets[no_adult]
-        self._bg.submit((id(cf), "set", no_adult), build)
-        return None
-
     def _result(
         self,
         qq: Query,
@@ -755,39 +714,44 @@ class FilteredSearcher(
         FilterConfigError
             ``config`` is an invalid dict.
         """
-        if config is None:
-            config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
-        fast = self._fast.get(id(config))
-        if fast is not None and config is fast.cfg and plan == "auto":
-            res = fast.answer(self, seed_item_id, k, fast)
-            if res is not None:
-                if self._tie_of is not None and res.rows:
-                    pos = self.view.pos_of_id[res.seed_item_id]
-                    res = self._fix_ties(res, self.qunit[pos], pos, config, k)
-                if fast.cf.place_rules:  # pins: placed as below
-                    pos = self.view.pos_of_id[res.seed_item_id]
-                    res = self._place(res, self.qunit[pos], pos, config, k, fast.cf)
-                return res
-        cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
-        res = self._search_seed(seed_item_id, cfg, k, plan)
-        if self._short_fetch is not None:  # read by the general path just now, when it matched
-            self._short_fetch = None
-        if plan == "auto" and res.plan == "hnsw_overfetch":
-            self._arm_fast(cfg, res)
-        if self._tie_of is not None and res.rows:
-            pos = self.view.pos_of_id[res.seed_item_id]
-            res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
-        last = self._last  # the config compiled last, usually: an identity check
-        if last is not None and last[0] is cfg:
-            cf = last[1]
-        elif self._cold_specs.get(cfg.config_hash()) is not None:
-            cf = None  # answered from the inverted lists (cold.py): no pins, nothing to compile here
-        else:
-            cf = self.compile(cfg)
-        if cf is not None and cf.place_rules:
-            pos = self.view.pos_of_id[res.seed_item_id]
-            res = self._place(res, self.qunit[pos], pos, cfg, k)
-        return res
+        bg = self._bg  # background builds wait until no query runs (batch.Background)
+        bg.fg = math.inf
+        try:
+            if config is None:
+                config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
+            fast = self._fast.get(id(config))
+            if fast is not None and config is fast.cfg and plan == "auto":
+                res = fast.answer(self, seed_item_id, k, fast)
+                if res is not None:
+                    if self._tie_of is not None and res.rows:
+                        pos = self.view.pos_of_id[res.seed_item_id]
+                        res = self._fix_ties(res, self.qunit[pos], pos, config, k)
+                    if fast.cf.place_rules:  # pins: placed as below
+                        pos = self.view.pos_of_id[res.seed_item_id]
+                        res = self._place(res, self.qunit[pos], pos, config, k, fast.cf)
+                    return res
+            cfg = config if config.__class__ is FilterConfig else FilterConfig.from_dict(config)
+            res = self._search_seed(seed_item_id, cfg, k, plan)
+            if self._short_fetch is not None:  # read by the general path just now, when it matched
+                self._short_fetch = None
+            if plan == "auto" and res.plan == "hnsw_overfetch":
+                self._arm_fast(cfg, res)
+            if self._tie_of is not None and res.rows:
+                pos = self.view.pos_of_id[res.seed_item_id]
+                res = self._fix_ties(res, self.qunit[pos], pos, cfg, k)
+            last = self._last  # the config compiled last, usually: an identity check
+            if last is not None and last[0] is cfg:
+                cf = last[1]
+            elif self._cold_specs.get(cfg.config_hash()) is not None:
+                cf = None  # answered from the inverted lists (cold.py): no pins, nothing to compile here
+            else:
+                cf = self.compile(cfg)
+            if cf is not None and cf.place_rules:
+                pos = self.view.pos_of_id[res.seed_item_id]
+                res = self._place(res, self.qunit[pos], pos, cfg, k)
+            return res
+        finally:
+            bg.fg = time.perf_counter()
 
     def _search_seed(
         self,

@@ -100,9 +100,10 @@ def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
     def recall(searcher: FilteredSearcher) -> tuple[float, int]:
         for s in seeds[:40]:  # learn the depth; the beams are measured meanwhile
             searcher.search(s, cfg, 10)
-        searcher.wait_background()
+        searcher.wait_background()  # compiled (builds wait while queries run back to back)
         for s in seeds[:40]:
             searcher.search(s, cfg, 10)
+        searcher.wait_background()  # the beams, asked for by the compiled over-fetch's depth
         hit = tot = 0
         for s in seeds:
             res, want = searcher.search(s, cfg, 10), searcher.search(s, cfg, 10, plan="exact")
@@ -127,3 +128,53 @@ def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
         ours._learn_depth(follows, 14, 10, len(vec) // 100)
         ours._learn_depth(independent, 22, 10, len(vec) // 2)
     assert follows.beam == 0 and independent.beam == beam_for(ours._beams[1], 22) > 17
+
+
+def test_background_builds_wait_while_queries_run_and_pause_between_steps(data):
+    """A build queued by a query (a new filter's compile and eligible block) must not take the GIL
+    from the queries that follow it back to back: it starts once no query has run for QUIET_S, and
+    a job's steps pause while a query runs; both only on the worker thread."""
+    import time
+
+    from recsys.search import batch
+
+    cat, vec, index = data
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    searcher.wait_background()
+    bg = searcher._bg
+    ran, steps = [], []
+    bg.fg = float("inf")  # a query is running
+    bg.submit("job", lambda: ran.append(time.perf_counter()))
+    time.sleep(0.1)
+    assert ran == []  # deferred while the query runs
+    t_end = time.perf_counter()
+    bg.fg = t_end  # the query ended
+    searcher.wait_background()
+    assert len(ran) == 1 and ran[0] - t_end >= batch.QUIET_S
+
+    def job() -> None:
+        steps.append(time.perf_counter())
+        bg.fg = float("inf")  # a query began during the job's first step
+        threading.Timer(0.05, lambda: setattr(bg, "fg", time.perf_counter())).start()
+        bg.pause()
+        steps.append(time.perf_counter())
+
+    bg.submit("stepped", job)
+    searcher.wait_background()
+    assert steps[1] - steps[0] >= 0.05  # the second step waited for the query to end
+    t = time.perf_counter()
+    bg.fg = float("inf")
+    bg.pause()  # on the request thread (an inline build): never waits
+    assert time.perf_counter() - t < 0.01
+    bg.fg = 0.0
+
+    # the user's view: a new filter's first queries answer exactly (its compile waits for them:
+    # not asserted, a loaded machine can pause this thread for longer than QUIET_S between them)
+    # and it is built once they stop
+    cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(0, 100, 2)])
+    seeds = [f"u{i}" for i in range(0, 8000, 401)]
+    got = [searcher.search(s, cfg, 10) for s in seeds]
+    searcher.wait_background()
+    assert searcher._compiled[cfg.config_hash()].sets
+    for s, res in zip(seeds, got):
+        assert res.rows == searcher.search(s, cfg, 10, plan="exact").rows

@@ -48,3 +48,40 @@ def test_topk_one_vector_is_the_stable_sort_prefix(scores, k):
     ref_c, ref_v = _reference(scores, k)
     assert cols.tolist() == ref_c.tolist()
     assert np.array_equal(vals, ref_v)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(4096, 20000),
+    st.integers(1, 60),
+    st.sampled_from(["normal", "few values", "mostly -inf"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_top_prefix_holds_the_top_k_and_every_tie_on_long_vectors(n, k, kind, seed):
+    """top_prefix (the chunk-maxima bound in front of the argpartition of long score vectors, as an
+    exact search over a 10k-row category block) keeps a prefix of the descending order closed
+    under ties, and topk over it equals the full sort, ties by position."""
+    from recsys.topk import top_prefix
+
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        s = rng.normal(size=n).astype(np.float32)
+    elif kind == "few values":  # ties everywhere, across the cut too
+        s = rng.integers(0, 5, n).astype(np.float32)
+    else:
+        s = np.full(n, -np.inf, dtype=np.float32)
+        s[rng.choice(n, min(n, k // 2 + 1), replace=False)] = rng.normal(size=min(n, k // 2 + 1))
+    pre = top_prefix(s, k)
+    if pre is None:
+        assert k * 64 > n
+    else:
+        assert np.all(np.diff(pre) > 0)
+        kth = np.sort(s)[::-1][k - 1]
+        assert set(np.flatnonzero(s >= kth)) <= set(pre.tolist())  # the top k and its ties
+        inside = np.zeros(n, dtype=bool)
+        inside[pre] = True
+        assert inside.all() or s[~inside].max() < s[pre].min()  # a prefix of the order
+    order = np.lexsort((np.arange(n), -s))[:k]
+    cols, vals = topk(s, k)
+    assert cols.tolist() == order.tolist()
+    assert np.array_equal(vals, s[order])
