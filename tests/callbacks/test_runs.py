@@ -274,7 +274,7 @@ def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_aw
 
     rec = values()
     assert (
-        rec["min_count"] == 1 and rec["epochs"] == RECOMMENDED_PARAMS["epochs"] and rec["vectors"] == "in-out"
+        rec["min_count"] == 1 and rec["epochs"] == RECOMMENDED_PARAMS["epochs"] and rec["vectors"] == "auto"
     )
     gensim = values("library defaults")
     assert gensim["min_count"] == 5 and gensim["epochs"] == GENSIM_DEFAULTS["epochs"] == 5
