@@ -359,8 +359,12 @@ class Prod2Vec(EmbeddingModel):
         started = time.perf_counter()
         self.choice_ = None
         vectors = p["vectors"]
-        if vectors == "auto":
-            vectors = self._choose_vectors(dataset, progress)
+        if vectors == "auto":  # the validation fit is the first half of the bar, the fit the second
+            vectors = self._choose_vectors(
+                dataset, lambda d, n, msg: progress(d, 2 * n, f"vectors=auto, validation fit: {msg}")
+            )
+            whole = progress
+            progress = lambda d, n, msg: whole(n + d, 2 * n, msg)  # noqa: E731
         w2v, sequences = self._train(dataset, progress)
         self._finish(w2v, sequences, dataset, vectors)
         logger.info(
@@ -455,9 +459,7 @@ class Prod2Vec(EmbeddingModel):
             cases = build_session_cases(valid, "every_position", max_cases=AUTO_MAX_CASES, seed=0)
             if not len(cases[1]):
                 raise ValueError("the validation part has no next-item case")
-            w2v, sequences = self._train(
-                fit_part, lambda d, n, msg: progress(d, n, f"vectors=auto, validation fit: {msg}")
-            )
+            w2v, sequences = self._train(fit_part, progress)
         except (ValueError, ModelFitError) as exc:
             self.choice_ = {
                 **choice,

@@ -347,7 +347,9 @@ def test_auto_vectors_leave_the_in_out_space_where_it_collapses_and_keep_it_wher
     from recsys.evaluation import split
 
     train, test = split(_sparse_sessions(), "time", test_fraction=0.2)
-    auto = Prod2Vec(workers=1, vector_size=16).fit(train)
+    bar = []
+    auto = Prod2Vec(workers=1, vector_size=16).fit(train, progress=lambda d, t, msg: bar.append(d / t))
+    assert bar == sorted(bar) and bar[-1] == 1.0, "the validation fit, then the fit: the bar only moves on"
     fixed = Prod2Vec(workers=1, vector_size=16, vectors="in-out").fit(train)
     c = auto.choice_
     assert c["param"] == "vectors" and set(c["validation"]) == {"in-out", "input+output", "input"}
