@@ -374,8 +374,8 @@ def test_auto_vectors_without_a_validation_case_keep_the_first_space_and_say_why
     base = grouped_dataset(n_sequences=1)
     two = base.interactions.iloc[:2]  # one sequence of two items: nothing left to fit on once one is held out
     m = Prod2Vec(**{**W2V_FAST, "vectors": "auto"}).fit(Dataset("two", base.catalog, two))
-    assert m.choice_["chosen"] == "in-out" and "no validation split" in m.choice_["why"]
-    assert m.query_vectors_ is not None
+    assert m.choice_["chosen"] == "input+output" and "no validation split" in m.choice_["why"]
+    assert m.query_vectors_ is None  # w+c: the least-regret space, not in-out
     # without negative sampling only the input space exists
     hs = Prod2Vec(**{**W2V_FAST, "vectors": "auto", "hs": 1, "negative": 0}).fit(grouped_dataset())
     assert hs.choice_["candidates"] == ["input"] and hs.choice_["chosen"] == "input"
