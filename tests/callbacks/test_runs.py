@@ -53,7 +53,7 @@ def test_a_parameter_with_a_few_allowed_values_is_a_list_to_pick_from(runs_page)
 
     drops = find(runs_page.show_params("prod2vec"), lambda c: isinstance(c, dcc.Dropdown))
     vectors = {d.id["name"]: d for d in drops}["vectors"]
-    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "in-out"
+    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "auto"
     assert runs_page.parse_params("prod2vec", ["vectors"], ["input"]) == ({"vectors": "input"}, [])
 
 
