@@ -284,6 +284,9 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
             e["models"][key] = score(
                 model, test, cases[p], ds.catalog, cold if key in ("content", "tfidf") else None, chains[1]
             )
+            if getattr(model, "choice_", None):  # Prod2Vec's vectors="auto": chosen on the training part
+                c = model.choice_
+                e["models"][key]["auto_choice"] = {"chosen": c["chosen"], "validation": c.get("validation")}
             if getattr(model, "blend_", None):  # the content model's TF-IDF side, chosen on validation
                 e["models"][key]["tfidf_blend"] = {
                     k: model.blend_[k]
