@@ -26,7 +26,8 @@ whose target had fewer than 3 training interactions, ``cold_cases`` of them); co
 Models: popularity, cooccurrence, item_knn, sknn and vsknn (their settings tuned on this
 dataset's validation split with ``--knn-budget`` each, by the same tuner as Prod2Vec;
 ``--no-knn-tuning``: session-rec's defaults), prod2vec_defaults (gensim's
-defaults, skip-gram), prod2vec_fixed (the fixed tuned settings, min_count 1),
+defaults, skip-gram), prod2vec_fixed (the recommended defaults: the fixed tuned settings,
+min_count 1, the vector space chosen on a split of the training part: ``vectors="auto"``),
 prod2vec_tuned (tuned on this dataset's training part with ``--budget``),
 meta_prod2vec, content (``--content-budget``: its settings first tuned on the validation
 split's cold targets, as ``recsys train content --tune`` does), tfidf, two_tower. A model that cannot run is listed under
@@ -159,7 +160,7 @@ def variants(tuned_budget: float, quick: bool) -> dict[str, tuple[str, dict[str,
         "prod2vec_fixed": (
             "prod2vec",
             {**fast},
-        ),  # the recommended defaults: fixed tuned settings, min_count 1
+        ),  # the recommended defaults: fixed tuned settings, min_count 1, vectors "auto"
         "prod2vec_tuned": ("prod2vec", {**fast}),  # + the tuner's best on this dataset
         "meta_prod2vec": ("meta_prod2vec", {**fast}),
         "tfidf": ("tfidf", {}),
@@ -283,6 +284,9 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
             e["models"][key] = score(
                 model, test, cases[p], ds.catalog, cold if key in ("content", "tfidf") else None, chains[1]
             )
+            if getattr(model, "choice_", None):  # Prod2Vec's vectors="auto": chosen on the training part
+                c = model.choice_
+                e["models"][key]["auto_choice"] = {"chosen": c["chosen"], "validation": c.get("validation")}
             if getattr(model, "blend_", None):  # the content model's TF-IDF side, chosen on validation
                 e["models"][key]["tfidf_blend"] = {
                     k: model.blend_[k]

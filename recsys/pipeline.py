@@ -279,6 +279,8 @@ def train_run(
     }
     if tuning is not None:
         extra["tuning"] = tuning
+    if getattr(model, "choice_", None):  # a setting chosen at fit time (Prod2Vec's vectors="auto")
+        extra["auto_choice"] = model.choice_
     device = getattr(model, "device_", None)
     extra["device"] = device if device is not None else {"device": "CPU"}
     meta = registry.create_run(

@@ -42,7 +42,9 @@ PROD2VEC_SPACE: dict[str, tuple[str, Any]] = {
     "negative": ("int", (3, 25)),
     "min_count": ("int", (1, 3)),
     "vector_size": ("categorical", (32, 64, 100, 128)),
-    "vectors": ("categorical", ("input", "input+output", "in-out")),
+    # "auto" (the recommended default: the best of the three on a split carved from the
+    # trial's own fitting data) keeps the first trial the family's recommended settings
+    "vectors": ("categorical", ("auto", "input", "input+output", "in-out")),
 }
 
 #: The search space of each tunable family (kinds: int, int_log, float, float_log, categorical).

@@ -80,11 +80,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{t['n_trials']} trials in {t['seconds']} s, best {t['metric']} {t['best_value']:.4f} "
             f"(trial {t['best_trial']}; the recommended settings scored {t['start_value']}): {t['best_params']}"
         )
+    if meta.get("auto_choice"):
+        print(describe_auto_choice(meta["auto_choice"]))
     if meta.get("metrics"):
         print()
         print(format_metrics(meta["metrics"]))
     _print_coverage(meta)
     return 0
+
+
+def describe_auto_choice(c: dict[str, Any]) -> str:
+    """One line: what a fit-time "auto" setting chose, on what, and the candidates' scores."""
+    scores = ", ".join(f"{name} {v['hr@20']:.4f}" for name, v in (c.get("validation") or {}).items())
+    on = f" on {c['cases']} validation cases ({c['split']})" if c.get("cases") else ""
+    seen = f": validation {c['metric']} {scores}" if scores else f": {c.get('why', '')}"
+    return f"{c['param']}=auto chose {c['chosen']}{on}{seen}; it cost {c.get('seconds', 0)} s"
 
 
 def _add_tune_args(p: argparse.ArgumentParser, prefix: str = "") -> None:

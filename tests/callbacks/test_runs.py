@@ -53,7 +53,7 @@ def test_a_parameter_with_a_few_allowed_values_is_a_list_to_pick_from(runs_page)
 
     drops = find(runs_page.show_params("prod2vec"), lambda c: isinstance(c, dcc.Dropdown))
     vectors = {d.id["name"]: d for d in drops}["vectors"]
-    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "in-out"
+    assert [o["value"] for o in vectors.options] == list(VECTORS) and vectors.value == "auto"
     assert runs_page.parse_params("prod2vec", ["vectors"], ["input"]) == ({"vectors": "input"}, [])
 
 
@@ -274,7 +274,7 @@ def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_aw
 
     rec = values()
     assert (
-        rec["min_count"] == 1 and rec["epochs"] == RECOMMENDED_PARAMS["epochs"] and rec["vectors"] == "in-out"
+        rec["min_count"] == 1 and rec["epochs"] == RECOMMENDED_PARAMS["epochs"] and rec["vectors"] == "auto"
     )
     gensim = values("library defaults")
     assert gensim["min_count"] == 5 and gensim["epochs"] == GENSIM_DEFAULTS["epochs"] == 5

@@ -57,7 +57,12 @@ def test_train_with_params_and_show(demo_dir, capsys):
     assert run["params"]["epochs"] == 2 and run["params"]["vector_size"] == 16
     assert run["label"] == "tiny p2v"
     assert (demo_dir / "runs" / run["run_id"] / "index.bin").exists()
-    capsys.readouterr()
+    # the recommended vector space is chosen on a split of the training part: said and recorded
+    c = run["auto_choice"]
+    assert run["params"]["vectors"] == "auto" and c["chosen"] in c["validation"] and c["cases"] > 0
+    assert max(v["hr@20"] for v in c["validation"].values()) == c["validation"][c["chosen"]]["hr@20"]
+    out = capsys.readouterr().out
+    assert f"vectors=auto chose {c['chosen']} on {c['cases']} validation cases" in out, out
     assert main(["--data-dir", str(demo_dir), "runs", "show", run["run_id"]]) == 0
     assert json.loads(capsys.readouterr().out)["run_id"] == run["run_id"]
 

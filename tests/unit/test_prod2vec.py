@@ -304,7 +304,11 @@ def test_defaults_are_the_recommended_settings_keeping_every_item(data):
     for cls in (Prod2Vec, MetaProd2Vec):
         d = cls.default_params
         assert d["min_count"] == 1 and d["fallback"] == "category"
-        assert {k: d[k] for k in tuned_params(cls.family)} == tuned_params(cls.family)
+        # the tuned settings, except the vector space: chosen on each dataset ("auto")
+        assert {k: d[k] for k in tuned_params(cls.family) if k != "vectors"} == {
+            k: v for k, v in tuned_params(cls.family).items() if k != "vectors"
+        }
+        assert d["vectors"] == "auto"
         assert cls.param_presets["gensim defaults"]["min_count"] == 5
         assert set(cls.param_help) >= set(d), "a help line per parameter"
     assert Prod2Vec.default_params == RECOMMENDED_PARAMS
@@ -322,3 +326,63 @@ def test_fallback_uses_the_brand_when_the_category_is_missing(data):
     assert "nocat" in set(m.item_ids_[m.fallback_])
     ids, _ = m.similar(["nocat"], 5)
     assert (group_of(ids) == "g2").mean() > 0.9
+
+
+def _sparse_sessions() -> Dataset:
+    """Sessions of 4 views inside one of 20 groups of 100 items: each item is seen about
+    1.6 times, as on a click log with a long tail (Taobao: ~1.5 events per item)."""
+    return grouped_dataset(n_groups=20, group_size=100, n_sequences=400, seq_len=4, cold_per_group=0)
+
+
+def _hr(model, test) -> float:
+    from recsys.evaluation import build_session_cases, evaluate_sessions
+
+    cases = build_session_cases(test, "every_position", max_cases=None)
+    return float(evaluate_sessions(model, test, k=20, exclude_seen=False, cases=cases)["hr@20"])
+
+
+def test_auto_vectors_leave_the_in_out_space_where_it_collapses_and_keep_it_where_it_wins(tmp_path):
+    """The recommended settings (vectors="auto") choose the space on a split of the training
+    data: on sparse sessions in-out lists are noise, on "x is followed by y" it is the answer."""
+    from recsys.evaluation import split
+
+    train, test = split(_sparse_sessions(), "time", test_fraction=0.2)
+    bar = []
+    auto = Prod2Vec(workers=1, vector_size=16).fit(train, progress=lambda d, t, msg: bar.append(d / t))
+    assert bar == sorted(bar) and bar[-1] == 1.0, "the validation fit, then the fit: the bar only moves on"
+    fixed = Prod2Vec(workers=1, vector_size=16, vectors="in-out").fit(train)
+    c = auto.choice_
+    assert c["param"] == "vectors" and set(c["validation"]) == {"in-out", "input+output", "input"}
+    best = max(v["hr@20"] for v in c["validation"].values())
+    assert c["validation"][c["chosen"]]["hr@20"] == best and c["chosen"] != "in-out", c
+    assert c["cases"] > 0 and "time" in c["split"] and c["seconds"] > 0
+    assert auto.query_vectors_ is None  # served in the chosen space, not in-out
+    # on the sessions it never saw, the chosen space beats the fixed in-out one
+    assert _hr(auto, test) >= max(0.05, 3 * _hr(fixed, test)), (_hr(auto, test), _hr(fixed, test))
+    auto.save(tmp_path / "m")
+    assert Prod2Vec.load(tmp_path / "m").choice_ == c
+
+    pairs = Prod2Vec(workers=1, vector_size=16, window=1).fit(_pairs())
+    # input vectors of x and y are not close (see above): the spaces that score in(x).out(y) win
+    assert pairs.choice_["chosen"] in ("in-out", "input+output"), pairs.choice_
+    assert (pairs.query_vectors_ is not None) == (pairs.choice_["chosen"] == "in-out")
+    ids, _ = pairs.similar([f"g0_i{i:02d}" for i in range(12)], 1)
+    assert (ids[:, 0] == np.asarray([f"g1_i{i:02d}" for i in range(12)])).mean() >= 0.9
+
+
+def test_auto_vectors_without_a_validation_case_keep_the_first_space_and_say_why():
+    base = grouped_dataset(n_sequences=1)
+    two = base.interactions.iloc[:2]  # one sequence of two items: nothing left to fit on once one is held out
+    m = Prod2Vec(**{**W2V_FAST, "vectors": "auto"}).fit(Dataset("two", base.catalog, two))
+    assert m.choice_["chosen"] == "input+output" and "no validation split" in m.choice_["why"]
+    assert m.query_vectors_ is None  # w+c: the least-regret space, not in-out
+    # without negative sampling only the input space exists
+    hs = Prod2Vec(**{**W2V_FAST, "vectors": "auto", "hs": 1, "negative": 0}).fit(grouped_dataset())
+    assert hs.choice_["candidates"] == ["input"] and hs.choice_["chosen"] == "input"
+
+
+def test_auto_vectors_are_chosen_for_meta_prod2vec_too(data):
+    m = MetaProd2Vec(**{**W2V_FAST, "vectors": "auto"}).fit(data)
+    assert m.choice_["chosen"] in ("in-out", "input+output", "input")
+    assert (m.query_vectors_ is not None) == (m.choice_["chosen"] == "in-out")
+    assert m.coverage_["from_metadata"] == 10

@@ -152,12 +152,22 @@ def test_streamed_prod2vec_equals_in_memory_fit(spark: Any, demo_small: Any, tmp
     path = tmp_data_dir / "seqs"
     # one file in build_sequences' order, so gensim sees the same sentences in the same order
     table.orderBy(*rspark.SEQUENCE_ORDER).coalesce(1).write.parquet(str(path))
-    params = {"vector_size": 16, "epochs": 3, "workers": 1, "seed": 7, "min_count": 2, **rules}
+    # a fixed space: "auto" chooses on a split of the interactions, which streamed sequences lack
+    params = {
+        "vector_size": 16,
+        "epochs": 3,
+        "workers": 1,
+        "seed": 7,
+        "min_count": 2,
+        "vectors": "in-out",
+        **rules,
+    }
     meta = rspark.train_prod2vec(path, "demo", tmp_data_dir, params=params, batch_rows=50)
     streamed = Registry(tmp_data_dir).load_model(meta["run_id"])
     reference = Prod2Vec(**params).fit(demo_small)
     np.testing.assert_array_equal(streamed.item_ids_, reference.item_ids_)
     np.testing.assert_allclose(streamed.vectors_, reference.vectors_, atol=1e-6)
+    np.testing.assert_allclose(streamed.query_vectors_, reference.query_vectors_, atol=1e-6)
     assert (Registry(tmp_data_dir).run_dir(meta["run_id"]) / "index.bin").exists()
     assert meta["trained_on"]["sequences_count"] == len(build_sequences(demo_small, **rules))
 

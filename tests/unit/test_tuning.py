@@ -23,7 +23,7 @@ def test_tune_records_every_trial_and_never_sees_the_test_split():
     result = tune("prod2vec", train, budget_s=120, n_trials=3, base_params={"workers": 1, "vector_size": 8})
     assert result["n_trials"] == len(result["trials"]) == 3
     first = result["trials"][0]["params"]
-    assert first["window"] == 1 and first["vectors"] == "in-out", "the fixed tuned settings are trial 0"
+    assert first["window"] == 1 and first["vectors"] == "auto", "the recommended settings are trial 0"
     # what the user fixed (vector_size) is kept in every trial and left out of the search
     assert result["searched"] == [n for n in SEARCH_SPACE if n != "vector_size"]
     for t in result["trials"]:
