@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 LOSSES = ("softmax", "triplet")
 #: the TF-IDF side's weight when nothing can choose it (no simulated cold items)
 DEFAULT_BLEND = 0.5
+#: the TF-IDF side's weight of a model trained on a catalogue alone (no co-occurring items):
+#: nothing in the data can choose it; measured on catalogues whose interactions were hidden
+#: from the fit, scored on their co-occurrence pairs (README, "catalogue-only data")
+CATALOGUE_BLEND = 0.5
 
 _POS = {"kind": "int", "low": 1}
 _NONNEG = {"kind": "int", "low": 0}
@@ -352,8 +356,8 @@ class ContentModel(EmbeddingModel):
         pairs = training_pairs(dataset, catalog, self.item_ids_, p, state.wide, rng)
         if len(pairs.ab) == 0:
             raise ModelFitError(
-                f"{self.family}: no training pairs: no co-occurring items in the interactions and "
-                "no two items share a category"
+                f"{self.family}: no training pairs: no co-occurring items in the interactions, "
+                "no two items share a category and no two share a word of their title, brand or category"
             )
 
         keras = ku.import_keras()
@@ -416,8 +420,16 @@ class ContentModel(EmbeddingModel):
                 "backend": info["backend"],
                 "mixed_precision": info["mixed_precision"],
                 "items_with_cooccurrence": pairs.n_with_pairs,
+                "training_pairs": pairs.sources,
             }
         )
+        if not pairs.sources["cooccurrence"]:
+            self.coverage_.setdefault("notes", []).append(
+                "catalogue only: no co-occurring items in the interactions, so the tower learned from "
+                f"the catalogue alone ({pairs.sources['category']:,} same-category pairs, "
+                f"{pairs.sources['title']:,} title TF-IDF neighbour pairs); "
+                f"TF-IDF side weight {self.blend_.get('a', 0.0):.2f} ({self.blend_.get('chosen_on', 'no TF-IDF side')})"
+            )
         if state.wide:
             self.coverage_["block_weights"] = self.block_weights_
             self.coverage_["holdout_pairs"] = int(len(pairs.cold_val))
@@ -467,6 +479,13 @@ class ContentModel(EmbeddingModel):
             chosen_on = (
                 f"{len(pairs.cold_val)} pairs to {len(self.blend_items_)} items held out of "
                 f"the training interactions, hit share at 20 ({time.perf_counter() - t0:.1f}s)"
+            )
+        elif not pairs.sources["cooccurrence"]:  # a catalogue alone: no evidence of what goes together
+            side, text = sides[0]
+            a = CATALOGUE_BLEND if a is None else a
+            chosen_on = (
+                "catalogue-only default: no interactions to choose it on (measured on catalogues with "
+                "their interactions hidden, README)"
             )
         else:
             side, text = sides[0]

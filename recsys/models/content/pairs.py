@@ -1,7 +1,11 @@
 """Training pairs of the content model: which items are positives of which.
 
 Positives are items that co-occur within a window in the training sequences;
-items without any take items of their own leaf category. A share of the
+items without any take items of their own leaf category, and items without a
+leaf category mate (a catalogue with no category column, such as a fashion
+export of titles, brands and prices) take their nearest items by the tfidf
+family's title (+ brand, category) TF-IDF: self-supervised pairs from the
+catalogue alone, so the model trains on catalogue-only data. A share of the
 less-interacted items is held out as simulated cold items (their pairs choose
 the output blocks' weights, :mod:`recsys.models.content.blocks`) and a share of
 the pairs is held out for per-epoch validation.
@@ -17,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.schema import interaction_counts
+from recsys.errors import ModelFitError
 from recsys.models.base import normalize_rows
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -132,6 +137,37 @@ def category_pairs(
     return np.stack([anchors, cand], axis=1).astype(np.int64)
 
 
+def text_pairs(catalog: pd.DataFrame, covered: np.ndarray, per_item: int) -> np.ndarray:
+    """(item, nearest item by title TF-IDF) pairs for the items not ``covered`` by another pair.
+
+    Each such item takes its ``per_item`` most similar items (cosine of the tfidf family's
+    title, brand and category TF-IDF, at its default weights; ties by catalogue row; only items
+    sharing a term). Items with no text, or sharing no term with any item, get none.
+    """
+    from recsys.models.tfidf import TEXT_PARAMS, TfidfModel, TfidfText
+    from recsys.topk import topk_rows
+
+    anchors = np.flatnonzero(~covered)
+    if per_item == 0 or len(anchors) == 0 or len(catalog) < 2:
+        return _NO_PAIRS.copy()
+    try:
+        x = TfidfText({k: TfidfModel.param_specs[k].default for k in TEXT_PARAMS}).fit_transform(catalog)
+    except ModelFitError:  # no title, brand or category text at all
+        return _NO_PAIRS.copy()
+    xt = x.T.tocsr()
+    parts = []
+    chunk = max(1, 2**24 // max(1, len(catalog)))  # about 64 MB of scores at a time
+    for start in range(0, len(anchors), chunk):
+        rows = anchors[start : start + chunk]
+        sims = (x[rows] @ xt).toarray()
+        sims[np.arange(len(rows)), rows] = -np.inf  # not the item itself
+        sims[sims <= 0] = -np.inf  # sharing no term: not a positive
+        cols, vals = topk_rows(sims, per_item)
+        ok = np.isfinite(vals)
+        parts.append(np.stack([np.broadcast_to(rows[:, None], cols.shape)[ok], cols[ok]], axis=1))
+    return np.concatenate(parts).astype(np.int64) if parts else _NO_PAIRS.copy()
+
+
 def leaf_sampler(catalog: pd.DataFrame, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
     """A function: item rows -> a random item row of the same leaf category each (hard negatives)."""
     _, order, starts, sizes = leaf_blocks(catalog)
@@ -160,6 +196,8 @@ class TrainingPairs:
     co_weights: np.ndarray
     #: items with at least one co-occurrence training pair
     n_with_pairs: int
+    #: training pairs by where they come from: co-occurrence, same leaf category, title TF-IDF
+    sources: dict[str, int]
 
 
 def training_pairs(
@@ -177,7 +215,7 @@ def training_pairs(
     leading to them (each held-out item weighing the same) become ``cold_val``. Then
     ``validation_share`` of the remaining distinct pairs become ``val``. Pairs are
     sampled by ``count ** pair_weight_power``; same-leaf pairs (:func:`category_pairs`)
-    weigh 1.
+    and, for items still without a pair, title TF-IDF neighbours (:func:`text_pairs`) weigh 1.
     """
     n = len(catalog)
     row_of = {iid: i for i, iid in enumerate(item_ids)}
@@ -213,9 +251,15 @@ def training_pairs(
     n_with_pairs = int(len(np.unique(ab[:, 0])))
     co_ab, co_weights = ab, weights
     cat_pairs = category_pairs(catalog, ab, p["category_pairs"], rng)
-    if len(cat_pairs):
-        ab = np.concatenate([ab, cat_pairs])
-        weights = np.concatenate([weights, np.ones(len(cat_pairs))])
+    covered = np.zeros(n, dtype=bool)
+    covered[ab[:, 0]] = True
+    covered[cat_pairs[:, 0]] = True
+    txt_pairs = text_pairs(catalog, covered, p["category_pairs"])
+    sources = {"cooccurrence": int(len(ab)), "category": int(len(cat_pairs)), "title": int(len(txt_pairs))}
+    extra = np.concatenate([cat_pairs, txt_pairs])
+    if len(extra):
+        ab = np.concatenate([ab, extra])
+        weights = np.concatenate([weights, np.ones(len(extra))])
     total = weights.sum()
     return TrainingPairs(
         ab=ab,
@@ -225,6 +269,7 @@ def training_pairs(
         co_ab=co_ab,
         co_weights=co_weights,
         n_with_pairs=n_with_pairs,
+        sources=sources,
     )
 
 

@@ -1,0 +1,106 @@
+"""The content model trained on a catalogue alone: which TF-IDF side weight serves it (issue 13).
+
+A catalogue-only dataset (Myntra, BigBasket) has no interactions, so nothing in it can choose
+the hybrid's weight ``a`` (:mod:`recsys.models.content.hybrid`). This measures the choice on
+catalogues that do have interactions, hidden from the fit: the content model is fitted on the
+**fitting part's catalogue alone** (no interactions: its positives are same-category items
+and title TF-IDF neighbours, :func:`recsys.models.content.pairs.text_pairs`), then scored on
+the **validation** split carved from the training part exactly as ``bench/quality.py`` does
+(never the test split): next-item cases whose target is cold in the fitting part (< 3
+interactions; query = the last item), HR@20 of the blend at each ``a`` of ``--grid``
+(``a = 1`` is the TF-IDF side alone, the tfidf family's kNN). Prints ONE JSON line with each
+``a``'s HR@20, its ratio to ``a = 1`` and the load average.
+
+Usage: ``python bench/content_catalogue.py [--only NAME ...] [--max-cases N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+K = 20
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from quality import load_datasets, split_of
+
+    from recsys.data.schema import Dataset
+    from recsys.evaluation import build_session_cases, cold_items
+    from recsys.models import make_model
+    from recsys.models.content.hybrid import TextSide
+    from recsys.models.tfidf import TEXT_PARAMS, TfidfModel
+    from recsys.topk import topk_rows
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", nargs="+", default=["rees46", "online_retail"])
+    ap.add_argument("--grid", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
+    ap.add_argument("--max-cases", type=int, default=None)
+    args = ap.parse_args(argv)
+    load_before = os.getloadavg()
+    data, skipped = load_datasets(args.only, False, 5000)
+    out: dict = {"datasets": {}}
+    for name, ds in data.items():
+        train, _test, _ = split_of(ds)
+        fit_part, valid, _ = split_of(train)
+        ctx, tgt = build_session_cases(valid, "every_position", max_cases=args.max_cases, seed=1)
+        cat = fit_part.catalog.drop_duplicates("item_id").reset_index(drop=True)
+        cat_ids = cat["item_id"].astype(str).to_numpy()
+        cold = set(cold_items(fit_part, 3, cat_ids))
+        keep = [i for i, t in enumerate(tgt) if t in cold]
+        row_of = {x: i for i, x in enumerate(cat_ids)}
+        q = np.array([row_of.get(ctx[i][-1], -1) for i in keep])
+        targets = tgt[keep]
+        t0 = time.perf_counter()
+        alone = Dataset(name, cat, fit_part.interactions.iloc[:0])
+        model = make_model("content", tfidf_dim=0).fit(alone)
+        secs = time.perf_counter() - t0
+        content = model.unit_vectors()
+        tfidf_params = {k: TfidfModel.param_specs[k].default for k in TEXT_PARAMS}
+        _, text = TextSide.fit(cat, tfidf_params, 1024, "hash", 0)
+        hits = np.zeros(len(args.grid))
+        for b in range(0, len(q), 512):
+            qq = q[b : b + 512]
+            ok = qq >= 0
+            rows = np.where(ok, qq, 0)
+            t_s, c_s = text[rows] @ text.T, content[rows] @ content.T
+            for g, a in enumerate(args.grid):
+                sims = a * t_s + (1.0 - a) * c_s
+                sims[np.arange(len(qq)), rows] = -np.inf
+                top, _ = topk_rows(sims, K)
+                hits[g] += int(((cat_ids[top] == targets[b : b + 512, None]).any(1) & ok).sum())
+        hr = hits / max(1, len(q))
+        ref = hr[args.grid.index(1.0)] if 1.0 in args.grid else None
+        row = {
+            "cold_cases": len(keep),
+            "fit_seconds": round(secs, 1),
+            "training_pairs": model.coverage_["training_pairs"],
+            "by_a": {
+                f"{a:g}": {"hr@20": round(float(h), 4), "ratio": round(float(h / ref), 3) if ref else None}
+                for a, h in zip(args.grid, hr)
+            },
+        }
+        out["datasets"][name] = row
+        print(json.dumps({name: row}), file=sys.stderr)
+    if skipped:
+        out["skipped"] = skipped
+    out["load_average"] = {
+        "start": [round(x, 2) for x in load_before],
+        "end": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
