@@ -36,7 +36,15 @@ from recsys.models.content.features import (
     text_vectors,
     tokenize,
 )
-from recsys.models.content.hybrid import PROJECTIONS, TextSide, blend, choose_blend
+from recsys.models.content.hybrid import (
+    PROJECTIONS,
+    TextSide,
+    blend,
+    choose_blend,
+    choose_expansion,
+    expand_queries,
+    neighbour_means,
+)
 from recsys.models.content.pairs import leaf_sampler, pair_scores, training_pairs
 from recsys.models.content.title_words import TITLE_WEIGHTINGS, fit_title_words, title_matrix, title_tokens
 from recsys.models.image import BACKBONES, PARAMS
@@ -232,6 +240,7 @@ class ContentModel(EmbeddingModel):
         "tfidf_projection": Param("auto", "choice", choices=("auto", *PROJECTIONS)),
         "tfidf_svd_dim": Param(256, **_POS),
         "tfidf_blend": Param(None, "float", low=0, high=1, optional=True),
+        "query_expansion": Param(None, "float", low=0, high=1, high_open=True, optional=True),
         "image_features": Param(False, "bool"),
         "image_backbone": Param("MobileNetV3Small", "choice", choices=tuple(BACKBONES)),
         "image_weights_path": Param(None, "text", optional=True),
@@ -406,6 +415,7 @@ class ContentModel(EmbeddingModel):
             raw, title_codes = self._wide_output(p, catalog, tower, raw, state, pairs)
         self.vectors_ = normalize_rows(raw)
         self._fit_text_side(p, catalog, pairs)
+        self._fit_query_expansion(p, pairs)
         self._tower = tower
         self.state_ = state
         self._words = words
@@ -435,6 +445,8 @@ class ContentModel(EmbeddingModel):
             self.coverage_["holdout_pairs"] = int(len(pairs.cold_val))
         if self.blend_:
             self.coverage_["tfidf_blend"] = self.blend_
+        if self.expansion_:
+            self.coverage_["query_expansion"] = self.expansion_
         progress(total, total, f"content: {n} item vectors in {self.train_seconds_:.1f}s")
         return self
 
@@ -497,6 +509,39 @@ class ContentModel(EmbeddingModel):
         if len(tried) > 1:
             self.blend_["projections_tried"] = tried
         logger.info("content: TF-IDF side weight %.2f (%s)", a, chosen_on)
+
+    def _fit_query_expansion(self, p: dict[str, Any], pairs: Any) -> None:
+        """Seeds looked up with their co-purchases (sets ``query_vectors_`` and ``expansion_``).
+
+        A seed's query is ``(1 - b) * its vector + b * the mean of its co-purchases' vectors``
+        (:func:`~recsys.models.content.hybrid.expand_queries`); ``b`` chosen on the simulated cold
+        items as the TF-IDF side's weight is (:func:`~recsys.models.content.hybrid.choose_expansion`),
+        the co-purchases then taken from every training interaction. 0 (or no held-out items):
+        seeds are looked up by their own vectors.
+        """
+        self.query_vectors_, self.expansion_ = None, {}
+        b, table = p["query_expansion"], []
+        if b == 0 or len(pairs.all_co) == 0:
+            return
+        unit = normalize_rows(self.vectors_)
+        if b is not None:
+            chosen_on = "set by the query_expansion parameter"
+        elif len(pairs.cold_val):
+            t0 = time.perf_counter()
+            b, table = choose_expansion(
+                unit, neighbour_means(unit, pairs.co_ab, pairs.co_weights), pairs.cold_val
+            )
+            chosen_on = (
+                f"{len(pairs.cold_val)} pairs to items held out of the training interactions, "
+                f"hit share at 20 ({time.perf_counter() - t0:.1f}s)"
+            )
+        else:
+            return
+        self.expansion_ = {"b": float(b), "chosen_on": chosen_on, "validation": table}
+        if b > 0:
+            means = neighbour_means(unit, pairs.all_co, pairs.all_co_weights)
+            self.query_vectors_ = expand_queries(unit, means, float(b))
+        logger.info("content: co-purchase weight in seed queries %.2f (%s)", b, chosen_on)
 
     def _wide_output(
         self,

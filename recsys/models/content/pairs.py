@@ -14,7 +14,7 @@ the pairs is held out for per-epoch validation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -198,6 +198,10 @@ class TrainingPairs:
     n_with_pairs: int
     #: training pairs by where they come from: co-occurrence, same leaf category, title TF-IDF
     sources: dict[str, int]
+    #: every co-occurrence pair of the training interactions (none held out) and its weight:
+    #: the co-purchases a served seed's query is expanded with
+    all_co: np.ndarray = field(default_factory=_NO_PAIRS.copy)
+    all_co_weights: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def training_pairs(
@@ -220,6 +224,8 @@ def training_pairs(
     n = len(catalog)
     row_of = {iid: i for i, iid in enumerate(item_ids)}
     pairs = cooccurrence_pairs(dataset.interactions, row_of, p["window"])
+    all_co = pairs[["a", "b"]].to_numpy(dtype=np.int64)
+    all_co_weights = pairs["count"].to_numpy(dtype=np.float64) ** p["pair_weight_power"]
     cold_val = _NO_PAIRS.copy()
     if wide and p["holdout_share"] > 0 and len(pairs) >= 20:
         item_n = interaction_counts(dataset.interactions, item_ids)
@@ -270,6 +276,8 @@ def training_pairs(
         co_weights=co_weights,
         n_with_pairs=n_with_pairs,
         sources=sources,
+        all_co=all_co,
+        all_co_weights=all_co_weights,
     )
 
 
