@@ -33,10 +33,10 @@ K = 20
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
-    from quality import load_datasets, split_of
+    from quality import load_datasets
+    from tfidf_side import cold_validation, print_line
 
     from recsys.data.schema import Dataset
-    from recsys.evaluation import build_session_cases, cold_items
     from recsys.models import make_model
     from recsys.models.content.hybrid import TextSide
     from recsys.models.tfidf import TEXT_PARAMS, TfidfModel
@@ -51,16 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     data, skipped = load_datasets(args.only, False, 5000)
     out: dict = {"datasets": {}}
     for name, ds in data.items():
-        train, _test, _ = split_of(ds)
-        fit_part, valid, _ = split_of(train)
-        ctx, tgt = build_session_cases(valid, "every_position", max_cases=args.max_cases, seed=1)
-        cat = fit_part.catalog.drop_duplicates("item_id").reset_index(drop=True)
-        cat_ids = cat["item_id"].astype(str).to_numpy()
-        cold = set(cold_items(fit_part, 3, cat_ids))
-        keep = [i for i, t in enumerate(tgt) if t in cold]
-        row_of = {x: i for i, x in enumerate(cat_ids)}
-        q = np.array([row_of.get(ctx[i][-1], -1) for i in keep])
-        targets = tgt[keep]
+        fit_part, cat, cat_ids, q, targets = cold_validation(ds, args.max_cases)
         t0 = time.perf_counter()
         alone = Dataset(name, cat, fit_part.interactions.iloc[:0])
         model = make_model("content", tfidf_dim=0).fit(alone)
@@ -82,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         hr = hits / max(1, len(q))
         ref = hr[args.grid.index(1.0)] if 1.0 in args.grid else None
         row = {
-            "cold_cases": len(keep),
+            "cold_cases": len(q),
             "fit_seconds": round(secs, 1),
             "training_pairs": model.coverage_["training_pairs"],
             "by_a": {
@@ -92,14 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         out["datasets"][name] = row
         print(json.dumps({name: row}), file=sys.stderr)
-    if skipped:
-        out["skipped"] = skipped
-    out["load_average"] = {
-        "start": [round(x, 2) for x in load_before],
-        "end": [round(x, 2) for x in os.getloadavg()],
-    }
-    print(json.dumps(out))
-    return 0
+    return print_line(out, skipped, load_before)
 
 
 if __name__ == "__main__":
