@@ -229,3 +229,26 @@ def test_model_seeds_use_the_chosen_expansion_and_keep_it_after_save_load(tmp_pa
     back = ContentModel.load(tmp_path / "m")
     np.testing.assert_array_equal(back.similar(seeds, 5)[0], model.similar(seeds, 5)[0])
     assert not np.array_equal(model.similar(seeds, 5)[0], off.similar(seeds, 5)[0])
+
+
+def test_simulated_cold_items_are_the_newest_arrivals_by_default():
+    from recsys.models.content.pairs import first_seen_rank, newest_items
+
+    train, _, _ = _split_with_test_only_items()
+    inter = train.interactions
+    ids = train.catalog["item_id"].astype(str).to_numpy()
+    first = first_seen_rank(inter, ids)
+    seen_at = inter.groupby("item_id")["timestamp"].min()
+    newest_by_time = seen_at.sort_values(kind="stable").index[-3:]
+    rows = {x: i for i, x in enumerate(ids)}
+    cand = np.array(sorted(rows[x] for x in seen_at.index))
+    held = newest_items(cand, first, 3 / len(cand))
+    assert set(ids[held]) == set(newest_by_time)
+    assert first[[rows[x] for x in ids if x not in seen_at.index]].tolist() == [-1.0] * (
+        len(ids) - len(seen_at)
+    )
+    model = ContentModel(**HYBRID).fit(train)
+    used = set(model.blend_items_)
+    last_seen = seen_at.sort_values(kind="stable").index
+    # every held-out item is among the newest tenth of the items with pairs (plus ties)
+    assert used and used <= set(last_seen[-max(len(used), len(last_seen) // 10 + 1) :])

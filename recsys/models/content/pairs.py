@@ -99,6 +99,28 @@ def holdout_items(
     return rng.choice(candidates, size=min(n_held, len(candidates)), replace=False)
 
 
+def newest_items(candidates: np.ndarray, first_seen: np.ndarray, share: float) -> np.ndarray:
+    """The ``share x len(candidates)`` candidates (at least one) seen last for the first time:
+    simulated cold items as real ones arise, new arrivals. ``first_seen``: a sortable key per
+    item row (the first interaction's time or order); ties by row."""
+    n_held = max(1, int(len(candidates) * share))
+    order = np.lexsort((candidates, -first_seen[candidates]))
+    return np.sort(candidates[order[:n_held]])
+
+
+def first_seen_rank(interactions: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
+    """Per item row, the rank of its first interaction (by timestamp, else by the interactions'
+    order); items never seen rank first."""
+    ts = interactions["timestamp"] if "timestamp" in interactions else None
+    key = (
+        pd.Series(pd.to_datetime(ts).rank(method="min").fillna(0).to_numpy(), index=interactions.index)
+        if ts is not None and ts.notna().any()
+        else pd.Series(np.arange(len(interactions), dtype=np.float64), index=interactions.index)
+    )
+    first = key.groupby(interactions["item_id"].astype(str)).min()
+    return first.reindex(pd.Index(np.asarray(item_ids, dtype=str))).fillna(-1.0).to_numpy(dtype=np.float64)
+
+
 def leaf_blocks(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Items grouped by leaf category: ``(leaf, order, starts, sizes)``.
 
@@ -228,10 +250,13 @@ def training_pairs(
     all_co_weights = pairs["count"].to_numpy(dtype=np.float64) ** p["pair_weight_power"]
     cold_val = _NO_PAIRS.copy()
     if wide and p["holdout_share"] > 0 and len(pairs) >= 20:
-        item_n = interaction_counts(dataset.interactions, item_ids)
-        held = holdout_items(
-            np.unique(pairs["b"].to_numpy()), item_n, p["holdout_share"], p["holdout_tail"], rng
-        )
+        candidates = np.unique(pairs["b"].to_numpy())
+        if p.get("holdout_by", "tail") == "newest":
+            first = first_seen_rank(dataset.interactions, item_ids)
+            held = newest_items(candidates, first, p["holdout_share"])
+        else:
+            item_n = interaction_counts(dataset.interactions, item_ids)
+            held = holdout_items(candidates, item_n, p["holdout_share"], p["holdout_tail"], rng)
         is_held = np.zeros(n, dtype=bool)
         is_held[held] = True
         a_held = is_held[pairs["a"].to_numpy()]
