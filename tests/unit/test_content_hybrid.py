@@ -231,7 +231,7 @@ def test_model_seeds_use_the_chosen_expansion_and_keep_it_after_save_load(tmp_pa
     assert not np.array_equal(model.similar(seeds, 5)[0], off.similar(seeds, 5)[0])
 
 
-def test_simulated_cold_items_are_the_newest_arrivals_by_default():
+def test_simulated_cold_items_can_be_the_newest_arrivals():
     from recsys.models.content.pairs import first_seen_rank, newest_items
 
     train, _, _ = _split_with_test_only_items()
@@ -247,7 +247,7 @@ def test_simulated_cold_items_are_the_newest_arrivals_by_default():
     assert first[[rows[x] for x in ids if x not in seen_at.index]].tolist() == [-1.0] * (
         len(ids) - len(seen_at)
     )
-    model = ContentModel(**HYBRID).fit(train)
+    model = ContentModel(**HYBRID, holdout_by="newest").fit(train)
     used = set(model.blend_items_)
     last_seen = seen_at.sort_values(kind="stable").index
     # every held-out item is among the newest tenth of the items with pairs (plus ties)

@@ -151,10 +151,11 @@ class ContentModel(EmbeddingModel):
     holdout_tail : float
         The held-out items are drawn among items whose interaction count is at most
         this quantile of the counts (1: among all items with pairs).
-    holdout_by : {"newest", "tail"}
-        Which items are held out: the ones first seen last (``"newest"``: cold items as they
-        arise in a shop, new arrivals, as a time split's test finds them) or a random draw
-        among the tail (``"tail"``, ``holdout_tail``).
+    holdout_by : {"tail", "newest"}
+        Which items are held out: a random draw among the tail (``"tail"``, ``holdout_tail``)
+        or the ones first seen last (``"newest"``: new arrivals, as a time split's test finds
+        cold items). On Online Retail ``"newest"`` chose a = 0.2 with the SVD side and its
+        cold-item HR@20 fell from 0.36 to 0.29 (README), so ``"tail"`` stays the default.
     validation_share : float
         Share of distinct pairs held out for per-epoch validation (at most
         ``max_validation_pairs``); 0 disables validation.
@@ -242,7 +243,7 @@ class ContentModel(EmbeddingModel):
         "title_weighting": Param("lift", "choice", choices=TITLE_WEIGHTINGS),
         "holdout_share": Param(0.1, "float", low=0, high=0.5, high_open=True),
         "holdout_tail": Param(0.5, "float", low=0, high=1, low_open=True),
-        "holdout_by": Param("newest", "choice", choices=("newest", "tail")),
+        "holdout_by": Param("tail", "choice", choices=("tail", "newest")),
         "tfidf_dim": Param(1024, **_NONNEG),
         "tfidf_projection": Param("auto", "choice", choices=("auto", *PROJECTIONS)),
         "tfidf_svd_dim": Param(256, **_POS),
