@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,7 @@ K = 20
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
-    from quality import load_datasets
-    from tfidf_side import cold_validation, print_line
+    from tfidf_side import cold_validation, print_line, start
 
     from recsys.data.schema import Dataset
     from recsys.models import make_model
@@ -47,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
     ap.add_argument("--max-cases", type=int, default=None)
     args = ap.parse_args(argv)
-    load_before = os.getloadavg()
-    data, skipped = load_datasets(args.only, False, 5000)
-    out: dict = {"datasets": {}}
+    load_before, data, skipped, out = start(args.only)
     for name, ds in data.items():
         fit_part, cat, cat_ids, q, targets = cold_validation(ds, args.max_cases)
         t0 = time.perf_counter()

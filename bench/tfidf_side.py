@@ -52,6 +52,16 @@ def cold_validation(ds, max_cases: int | None):
     return fit_part, cat, cat_ids, q, tgt[keep]
 
 
+def start(names: list[str]) -> tuple[tuple, dict, dict, dict]:
+    """The load average before, the datasets (name -> Dataset), those left out and the output."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from quality import load_datasets
+
+    load_before = os.getloadavg()
+    data, skipped = load_datasets(names, False, 5000)
+    return load_before, data, skipped, {"datasets": {}}
+
+
 def print_line(out: dict, skipped: dict, load_before: tuple) -> int:
     """Print the ONE JSON line: ``out`` with the datasets left out and the load average."""
     if skipped:
@@ -65,9 +75,6 @@ def print_line(out: dict, skipped: dict, load_before: tuple) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from quality import load_datasets
-
     from recsys.models import make_model
     from recsys.models.content.hybrid import TextSide
     from recsys.topk import topk_rows
@@ -78,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--svd-dims", nargs="+", type=int, default=[256], help="SVD components")
     ap.add_argument("--max-cases", type=int, default=None)
     args = ap.parse_args(argv)
-    load_before = os.getloadavg()
-    data, skipped = load_datasets(args.only, False, 5000)
-    out: dict = {"datasets": {}}
+    load_before, data, skipped, out = start(args.only)
     for name, ds in data.items():
         fit_part, cat, cat_ids, q, targets = cold_validation(ds, args.max_cases)
         seeds = [cat_ids[r] if r >= 0 else "" for r in q]
