@@ -21,7 +21,8 @@ catalogue coverage, the share of cases with no recommendation at all
 share the model alone left empty (``model_no_recommendation_share``); content and tfidf also give ``cold_hr@20`` (cases
 whose target had fewer than 3 training interactions, ``cold_cases`` of them); content also
 ``tfidf_blend``: the weight ``a`` of its TF-IDF side (issue 13's hybrid) and what chose it
-(items held out of the training part's interactions, never the test part).
+(items held out of the training part's interactions, never the test part), and
+``query_expansion``: the weight ``b`` of a seed's co-purchases in its query, chosen the same way.
 
 Models: popularity, cooccurrence, item_knn, sknn and vsknn (their settings tuned on this
 dataset's validation split with ``--knn-budget`` each, by the same tuner as Prod2Vec;
@@ -292,6 +293,10 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                     k: model.blend_[k]
                     for k in ("a", "chosen_on", "projection", "dim", "terms")
                     if k in model.blend_
+                }
+            if getattr(model, "expansion_", None):  # seeds looked up with their co-purchases
+                e["models"][key]["query_expansion"] = {
+                    k: model.expansion_[k] for k in ("b", "chosen_on") if k in model.expansion_
                 }
         logging.info(
             "%s %s %.0fs %s", name, key, time.perf_counter() - t0, entries["every_position"]["models"][key]

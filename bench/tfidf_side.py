@@ -28,11 +28,53 @@ sys.path.insert(0, str(ROOT))
 K = 20
 
 
-def main(argv: list[str] | None = None) -> int:
+def cold_validation(ds, max_cases: int | None):
+    """The validation cases carved from the training part exactly as ``bench/quality.py`` does
+    (never the test split) whose target is cold in the fitting part (< 3 interactions).
+
+    Returns ``(fit_part, cat, cat_ids, q, targets)``: the fitting part, its catalogue (one row
+    per item) and ids, each case's query row in it (its last item; -1 when unknown) and target id.
+    """
     sys.path.insert(0, str(ROOT / "bench"))
-    from quality import load_datasets, split_of
+    from quality import split_of
 
     from recsys.evaluation import build_session_cases, cold_items
+
+    train, _test, _ = split_of(ds)
+    fit_part, valid, _ = split_of(train)
+    ctx, tgt = build_session_cases(valid, "every_position", max_cases=max_cases, seed=1)
+    cat = fit_part.catalog.drop_duplicates("item_id").reset_index(drop=True)
+    cat_ids = cat["item_id"].astype(str).to_numpy()
+    cold = set(cold_items(fit_part, 3, cat_ids))
+    keep = [i for i, t in enumerate(tgt) if t in cold]
+    row_of = {x: i for i, x in enumerate(cat_ids)}
+    q = np.array([row_of.get(ctx[i][-1], -1) for i in keep], dtype=np.int64)
+    return fit_part, cat, cat_ids, q, tgt[keep]
+
+
+def start(names: list[str]) -> tuple[tuple, dict, dict, dict]:
+    """The load average before, the datasets (name -> Dataset), those left out and the output."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from quality import load_datasets
+
+    load_before = os.getloadavg()
+    data, skipped = load_datasets(names, False, 5000)
+    return load_before, data, skipped, {"datasets": {}}
+
+
+def print_line(out: dict, skipped: dict, load_before: tuple) -> int:
+    """Print the ONE JSON line: ``out`` with the datasets left out and the load average."""
+    if skipped:
+        out["skipped"] = skipped
+    out["load_average"] = {
+        "start": [round(x, 2) for x in load_before],
+        "end": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(out))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     from recsys.models import make_model
     from recsys.models.content.hybrid import TextSide
     from recsys.topk import topk_rows
@@ -43,27 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--svd-dims", nargs="+", type=int, default=[256], help="SVD components")
     ap.add_argument("--max-cases", type=int, default=None)
     args = ap.parse_args(argv)
-    load_before = os.getloadavg()
-    data, skipped = load_datasets(args.only, False, 5000)
-    out: dict = {"datasets": {}}
+    load_before, data, skipped, out = start(args.only)
     for name, ds in data.items():
-        train, _test, _ = split_of(ds)
-        fit_part, valid, _ = split_of(train)
-        ctx, tgt = build_session_cases(valid, "every_position", max_cases=args.max_cases, seed=1)
-        cold = set(cold_items(fit_part, 3, ds.catalog["item_id"].astype(str).to_numpy()))
-        keep = [i for i, t in enumerate(tgt) if t in cold]
-        seeds = [ctx[i][-1] for i in keep]
-        targets = tgt[keep]
+        fit_part, cat, cat_ids, q, targets = cold_validation(ds, args.max_cases)
+        seeds = [cat_ids[r] if r >= 0 else "" for r in q]
         exact = make_model("tfidf").fit(fit_part)
         ids, _ = exact.similar(seeds, K)
         row = {
-            "cold_cases": len(keep),
+            "cold_cases": len(q),
             "exact_hr@20": round(float((ids == targets[:, None]).any(1).mean()), 4),
         }
-        cat = fit_part.catalog.drop_duplicates("item_id").reset_index(drop=True)
-        cat_ids = cat["item_id"].astype(str).to_numpy()
-        row_of = {x: i for i, x in enumerate(cat_ids)}
-        q = np.array([row_of.get(s, -1) for s in seeds])
         for proj, dims in (("hash", args.dims), ("svd", args.svd_dims)):
             for dim in dims:
                 t0 = time.perf_counter()
@@ -87,14 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         row["terms"] = side.text.n_terms
         out["datasets"][name] = row
         print(json.dumps({name: row}), file=sys.stderr)
-    if skipped:
-        out["skipped"] = skipped
-    out["load_average"] = {
-        "start": [round(x, 2) for x in load_before],
-        "end": [round(x, 2) for x in os.getloadavg()],
-    }
-    print(json.dumps(out))
-    return 0
+    return print_line(out, skipped, load_before)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,8 @@ def _print_coverage(meta: dict[str, Any]) -> None:
         f"represented ({cov.get('from_fallback', 0)} by the fallback); test seeds served by the fallback "
         f"{m.get('fallback_share', 0.0):.1%}, by nothing {m.get('no_recommendation_share', 0.0):.1%}"
     )
+    for note in cov.get("notes", []):
+        print(f"note: {note}")
     steps = m.get("fallback_steps") or {}
     if steps or "model_no_recommendation_share" in m:
         served = ", ".join(f"{step} {share:.1%}" for step, share in steps.items()) or "none"

@@ -174,3 +174,25 @@ def test_tune_in_the_foreground_and_as_a_background_job(demo_dir, capsys):
     assert job["params"]["family"] == "meta_prod2vec"
     assert job["params"]["tune"] == {"budget_s": 90.0, "n_trials": 3, "sample": None}
     store.cancel(job["job_id"])
+
+
+def test_content_trains_on_a_catalogue_only_export_and_says_how(tmp_path, capsys):
+    """A Myntra-like export: titles, brands, genders, prices; no interactions, no category."""
+    rows = ["Product_ID,Product_Name,Product_Brand,Gender,Price"]
+    kinds = [("Slim Fit Jeans", "Men"), ("Floral Print Kurta", "Women"), ("Running Shoes", "Men")]
+    for i in range(36):
+        name, gender = kinds[i % 3]
+        rows.append(f"{1000 + i},Brand{i % 4} {gender} {name} {i},Brand{i % 4},{gender},{500 + 10 * i}")
+    (tmp_path / "catalog.csv").write_text("\n".join(rows) + "\n")
+    root = str(tmp_path / "d")
+    argv = ["--data-dir", root, "-q", "import", "csv", "--catalog", str(tmp_path / "catalog.csv")]
+    argv += ["--name", "shop", "--map", "Product_ID=item_id", "Product_Name=title", "Product_Brand=brand"]
+    assert main(argv + ["Gender=gender", "Price=price"]) == 0
+    small = ["epochs=1", "vector_size=8", "embedding_dim=8", "fasttext_epochs=2", "pairs_per_epoch=500"]
+    capsys.readouterr()
+    assert main(["--data-dir", root, "train", "content", "--dataset", "shop", "--param", *small]) == 0
+    out = capsys.readouterr().out
+    assert "note: catalogue only" in out and "title TF-IDF neighbour pairs" in out
+    run = Registry(root).list_runs("content")[0]
+    pairs = run["coverage"]["training_pairs"]
+    assert pairs["cooccurrence"] == 0 and pairs["title"] >= 36

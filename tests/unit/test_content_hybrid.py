@@ -179,3 +179,76 @@ def test_auto_projection_keeps_the_one_that_ranks_held_out_items_best(data):
     chosen = tried[model.blend_["projection"]]
     assert (chosen["hr"], chosen["mrr"]) == max((r["hr"], r["mrr"]) for r in tried.values())
     assert model.blend_["dim"] == (16 if model.blend_["projection"] == "hash" else 8)
+
+
+def test_choose_expansion_looks_seeds_up_by_their_co_purchases_when_they_rank_held_out_items():
+    from recsys.models.content.hybrid import EXPANSION_GRID, choose_expansion, expand_queries, neighbour_means
+
+    rng = np.random.default_rng(1)
+    n = 200
+    unit = rng.normal(size=(n, 16))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    # anchors 0..49 co-purchase item 100 + i; the held-out item 150 + i resembles that partner
+    # (another colour of the same line), not the anchor
+    anchors = np.arange(50)
+    unit[150 + anchors] = unit[100 + anchors] + 0.05 * rng.normal(size=(50, 16))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    co = np.stack([anchors, 100 + anchors], axis=1)
+    co = np.concatenate([co, co[:, ::-1]])
+    means = neighbour_means(unit, co, np.ones(len(co)))
+    assert np.allclose(means[anchors], unit[100 + anchors], atol=1e-5)
+    assert not means[60].any()  # no co-purchase: a zero row
+    held = np.stack([anchors, 150 + anchors], axis=1)
+    b, table = choose_expansion(unit, means, held)
+    assert b > 0 and [r["b"] for r in table] == list(EXPANSION_GRID)
+    assert table[0]["hr"] < 0.5 and max(r["hr"] for r in table) == 1.0
+    q = expand_queries(unit, means, b)
+    np.testing.assert_allclose(q[60], (1 - b) * unit[60], atol=1e-6)  # own direction kept
+    # when the held-out items resemble the anchors themselves, the own vector wins: b = 0
+    unit2 = unit.copy()
+    unit2[150 + anchors] = unit[anchors] + 0.05 * rng.normal(size=(50, 16))
+    unit2 /= np.linalg.norm(unit2, axis=1, keepdims=True)
+    b2, _ = choose_expansion(unit2, neighbour_means(unit2, co, np.ones(len(co))), held)
+    assert b2 == 0.0
+
+
+def test_model_seeds_use_the_chosen_expansion_and_keep_it_after_save_load(tmp_path):
+    train, _, _ = _split_with_test_only_items()
+    model = ContentModel(**{**HYBRID, "query_expansion": 0.5}).fit(train)
+    assert model.expansion_["b"] == 0.5 and model.query_vectors_ is not None
+    assert model.coverage_["query_expansion"]["chosen_on"] == "set by the query_expansion parameter"
+    chosen = ContentModel(**HYBRID).fit(train)
+    info = chosen.expansion_
+    best = min(info["validation"], key=lambda r: (-r["hr"], -r["mrr"], r["b"]))
+    assert info["b"] == best["b"] and "held out of the training interactions" in info["chosen_on"]
+    assert (chosen.query_vectors_ is None) == (info["b"] == 0)
+    off = ContentModel(**{**HYBRID, "query_expansion": 0.0}).fit(train)
+    assert off.query_vectors_ is None and "query_expansion" not in off.coverage_
+    seeds = train.catalog["item_id"].tolist()[:12]
+    model.save(tmp_path / "m")
+    back = ContentModel.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.similar(seeds, 5)[0], model.similar(seeds, 5)[0])
+    assert not np.array_equal(model.similar(seeds, 5)[0], off.similar(seeds, 5)[0])
+
+
+def test_simulated_cold_items_can_be_the_newest_arrivals():
+    from recsys.models.content.pairs import first_seen_rank, newest_items
+
+    train, _, _ = _split_with_test_only_items()
+    inter = train.interactions
+    ids = train.catalog["item_id"].astype(str).to_numpy()
+    first = first_seen_rank(inter, ids)
+    seen_at = inter.groupby("item_id")["timestamp"].min()
+    newest_by_time = seen_at.sort_values(kind="stable").index[-3:]
+    rows = {x: i for i, x in enumerate(ids)}
+    cand = np.array(sorted(rows[x] for x in seen_at.index))
+    held = newest_items(cand, first, 3 / len(cand))
+    assert set(ids[held]) == set(newest_by_time)
+    assert first[[rows[x] for x in ids if x not in seen_at.index]].tolist() == [-1.0] * (
+        len(ids) - len(seen_at)
+    )
+    model = ContentModel(**HYBRID, holdout_by="newest").fit(train)
+    used = set(model.blend_items_)
+    last_seen = seen_at.sort_values(kind="stable").index
+    # every held-out item is among the newest tenth of the items with pairs (plus ties)
+    assert used and used <= set(last_seen[-max(len(used), len(last_seen) // 10 + 1) :])

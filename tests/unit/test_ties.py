@@ -66,10 +66,6 @@ def test_embedding_similar_orders_tied_items_by_item_order():
 
 
 def test_runs_with_tied_vectors_are_searched_exactly(tmp_path):
-    from recsys.pipeline import _index_writer
-    from recsys.registry import Registry
-    from recsys.search import clear_searcher_cache, get_searcher
-
     ids, vectors, catalog = thin_catalogue()
     assert duplicate_vector_share(vectors) > 0.9
     inter = pd.DataFrame(
@@ -84,25 +80,53 @@ def test_runs_with_tied_vectors_are_searched_exactly(tmp_path):
         }
     )
     ds = Dataset("thin", catalog, inter)
-    save_dataset(ds, tmp_path)
     model = Prod2Vec()
     model.item_ids_, model.vectors_ = ids, vectors
     model.coverage_ = {}
+    assert_searched_exactly(tmp_path, model, ds, ids[::25])
+
+
+def assert_searched_exactly(tmp_path, model, ds, seeds) -> None:
+    """Stored as a run with its HNSW index, ``model``'s lists for ``seeds`` are the exact lists."""
+    from recsys.pipeline import _index_writer
+    from recsys.registry import Registry
+    from recsys.search import clear_searcher_cache, get_searcher
+
+    save_dataset(ds, tmp_path)
     reg = Registry(tmp_path)
     meta = reg.create_run(
         model, dataset_name="thin", dataset_fingerprint=ds.fingerprint(), writers=[_index_writer(model, {})]
     )
     info = meta["artifacts"]["index"]
-    assert info["exact_search"] is True and info["duplicate_vector_share"] > 0.9
+    assert info["exact_search"] is True
+    assert info["duplicate_vector_share"] == pytest.approx(duplicate_vector_share(model.vectors_), abs=1e-4)
     clear_searcher_cache()
     searcher = get_searcher(reg, meta["run_id"])
     wrong = 0
-    for seed in ids[::25]:
+    for seed in seeds:
         got = searcher.search(str(seed), None, 20)
         ref = searcher.brute_force(str(seed), None, 20)
         wrong += got.item_ids != ref.item_ids
         assert got.plan.startswith("exact") or got.plan.endswith("ties_exact")  # answered exactly
     assert wrong == 0
+
+
+def test_content_runs_of_a_thin_catalogue_are_searched_exactly(tmp_path):
+    """A real content model on a thin catalogue: 500 of 600 items with one title, category and no
+    price get one vector (TF-IDF side included); its run's lists are the exact ones."""
+    from recsys.models.content import ContentModel
+    from tests.unit.test_content import FAST, view_events
+
+    n = 600
+    rng = np.random.default_rng(0)
+    titles = ["gift item" if i < 500 else f"gift item w{i % 40}" for i in range(n)]
+    ids, _, catalog = thin_catalogue(n_items=n)
+    catalog["title"] = titles
+    sessions = [[str(x) for x in rng.choice(ids, 4, replace=False)] for _ in range(300)]
+    ds = Dataset("thin", catalog, view_events(sessions))
+    model = ContentModel(**{**FAST, "tfidf_dim": 1024}).fit(ds)
+    assert duplicate_vector_share(model.vectors_) > 0.8  # the 500 share one vector
+    assert_searched_exactly(tmp_path, model, ds, np.r_[ids[:10], ids[495:505], ids[590:]])
 
 
 @pytest.mark.parametrize("dup", [False, True])

@@ -1,7 +1,11 @@
 """Training pairs of the content model: which items are positives of which.
 
 Positives are items that co-occur within a window in the training sequences;
-items without any take items of their own leaf category. A share of the
+items without any take items of their own leaf category, and items without a
+leaf category mate (a catalogue with no category column, such as a fashion
+export of titles, brands and prices) take their nearest items by the tfidf
+family's title (+ brand, category) TF-IDF: self-supervised pairs from the
+catalogue alone, so the model trains on catalogue-only data. A share of the
 less-interacted items is held out as simulated cold items (their pairs choose
 the output blocks' weights, :mod:`recsys.models.content.blocks`) and a share of
 the pairs is held out for per-epoch validation.
@@ -10,13 +14,14 @@ the pairs is held out for per-epoch validation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recsys.data.schema import interaction_counts
+from recsys.errors import ModelFitError
 from recsys.models.base import normalize_rows
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -94,6 +99,28 @@ def holdout_items(
     return rng.choice(candidates, size=min(n_held, len(candidates)), replace=False)
 
 
+def newest_items(candidates: np.ndarray, first_seen: np.ndarray, share: float) -> np.ndarray:
+    """The ``share x len(candidates)`` candidates (at least one) seen last for the first time:
+    simulated cold items as real ones arise, new arrivals. ``first_seen``: a sortable key per
+    item row (the first interaction's time or order); ties by row."""
+    n_held = max(1, int(len(candidates) * share))
+    order = np.lexsort((candidates, -first_seen[candidates]))
+    return np.sort(candidates[order[:n_held]])
+
+
+def first_seen_rank(interactions: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
+    """Per item row, the rank of its first interaction (by timestamp, else by the interactions'
+    order); items never seen rank first."""
+    ts = interactions["timestamp"] if "timestamp" in interactions else None
+    key = (
+        pd.Series(pd.to_datetime(ts).rank(method="min").fillna(0).to_numpy(), index=interactions.index)
+        if ts is not None and ts.notna().any()
+        else pd.Series(np.arange(len(interactions), dtype=np.float64), index=interactions.index)
+    )
+    first = key.groupby(interactions["item_id"].astype(str)).min()
+    return first.reindex(pd.Index(np.asarray(item_ids, dtype=str))).fillna(-1.0).to_numpy(dtype=np.float64)
+
+
 def leaf_blocks(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Items grouped by leaf category: ``(leaf, order, starts, sizes)``.
 
@@ -132,6 +159,37 @@ def category_pairs(
     return np.stack([anchors, cand], axis=1).astype(np.int64)
 
 
+def text_pairs(catalog: pd.DataFrame, covered: np.ndarray, per_item: int) -> np.ndarray:
+    """(item, nearest item by title TF-IDF) pairs for the items not ``covered`` by another pair.
+
+    Each such item takes its ``per_item`` most similar items (cosine of the tfidf family's
+    title, brand and category TF-IDF, at its default weights; ties by catalogue row; only items
+    sharing a term). Items with no text, or sharing no term with any item, get none.
+    """
+    from recsys.models.tfidf import TEXT_PARAMS, TfidfModel, TfidfText
+    from recsys.topk import topk_rows
+
+    anchors = np.flatnonzero(~covered)
+    if per_item == 0 or len(anchors) == 0 or len(catalog) < 2:
+        return _NO_PAIRS.copy()
+    try:
+        x = TfidfText({k: TfidfModel.param_specs[k].default for k in TEXT_PARAMS}).fit_transform(catalog)
+    except ModelFitError:  # no title, brand or category text at all
+        return _NO_PAIRS.copy()
+    xt = x.T.tocsr()
+    parts = []
+    chunk = max(1, 2**24 // max(1, len(catalog)))  # about 64 MB of scores at a time
+    for start in range(0, len(anchors), chunk):
+        rows = anchors[start : start + chunk]
+        sims = (x[rows] @ xt).toarray()
+        sims[np.arange(len(rows)), rows] = -np.inf  # not the item itself
+        sims[sims <= 0] = -np.inf  # sharing no term: not a positive
+        cols, vals = topk_rows(sims, per_item)
+        ok = np.isfinite(vals)
+        parts.append(np.stack([np.broadcast_to(rows[:, None], cols.shape)[ok], cols[ok]], axis=1))
+    return np.concatenate(parts).astype(np.int64) if parts else _NO_PAIRS.copy()
+
+
 def leaf_sampler(catalog: pd.DataFrame, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
     """A function: item rows -> a random item row of the same leaf category each (hard negatives)."""
     _, order, starts, sizes = leaf_blocks(catalog)
@@ -160,6 +218,12 @@ class TrainingPairs:
     co_weights: np.ndarray
     #: items with at least one co-occurrence training pair
     n_with_pairs: int
+    #: training pairs by where they come from: co-occurrence, same leaf category, title TF-IDF
+    sources: dict[str, int]
+    #: every co-occurrence pair of the training interactions (none held out) and its weight:
+    #: the co-purchases a served seed's query is expanded with
+    all_co: np.ndarray = field(default_factory=_NO_PAIRS.copy)
+    all_co_weights: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def training_pairs(
@@ -177,17 +241,22 @@ def training_pairs(
     leading to them (each held-out item weighing the same) become ``cold_val``. Then
     ``validation_share`` of the remaining distinct pairs become ``val``. Pairs are
     sampled by ``count ** pair_weight_power``; same-leaf pairs (:func:`category_pairs`)
-    weigh 1.
+    and, for items still without a pair, title TF-IDF neighbours (:func:`text_pairs`) weigh 1.
     """
     n = len(catalog)
     row_of = {iid: i for i, iid in enumerate(item_ids)}
     pairs = cooccurrence_pairs(dataset.interactions, row_of, p["window"])
+    all_co = pairs[["a", "b"]].to_numpy(dtype=np.int64)
+    all_co_weights = pairs["count"].to_numpy(dtype=np.float64) ** p["pair_weight_power"]
     cold_val = _NO_PAIRS.copy()
     if wide and p["holdout_share"] > 0 and len(pairs) >= 20:
-        item_n = interaction_counts(dataset.interactions, item_ids)
-        held = holdout_items(
-            np.unique(pairs["b"].to_numpy()), item_n, p["holdout_share"], p["holdout_tail"], rng
-        )
+        candidates = np.unique(pairs["b"].to_numpy())
+        if p.get("holdout_by", "tail") == "newest":
+            first = first_seen_rank(dataset.interactions, item_ids)
+            held = newest_items(candidates, first, p["holdout_share"])
+        else:
+            item_n = interaction_counts(dataset.interactions, item_ids)
+            held = holdout_items(candidates, item_n, p["holdout_share"], p["holdout_tail"], rng)
         is_held = np.zeros(n, dtype=bool)
         is_held[held] = True
         a_held = is_held[pairs["a"].to_numpy()]
@@ -213,9 +282,15 @@ def training_pairs(
     n_with_pairs = int(len(np.unique(ab[:, 0])))
     co_ab, co_weights = ab, weights
     cat_pairs = category_pairs(catalog, ab, p["category_pairs"], rng)
-    if len(cat_pairs):
-        ab = np.concatenate([ab, cat_pairs])
-        weights = np.concatenate([weights, np.ones(len(cat_pairs))])
+    covered = np.zeros(n, dtype=bool)
+    covered[ab[:, 0]] = True
+    covered[cat_pairs[:, 0]] = True
+    txt_pairs = text_pairs(catalog, covered, p["category_pairs"])
+    sources = {"cooccurrence": int(len(ab)), "category": int(len(cat_pairs)), "title": int(len(txt_pairs))}
+    extra = np.concatenate([cat_pairs, txt_pairs])
+    if len(extra):
+        ab = np.concatenate([ab, extra])
+        weights = np.concatenate([weights, np.ones(len(extra))])
     total = weights.sum()
     return TrainingPairs(
         ab=ab,
@@ -225,6 +300,9 @@ def training_pairs(
         co_ab=co_ab,
         co_weights=co_weights,
         n_with_pairs=n_with_pairs,
+        sources=sources,
+        all_co=all_co,
+        all_co_weights=all_co_weights,
     )
 
 
