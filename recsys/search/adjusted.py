@@ -388,8 +388,8 @@ class AdjustMixin:
             g.init_index(max_elements=ss.n, M=index.M, ef_construction=efc, random_seed=100)
             g.add_items(aug, np.arange(ss.n, dtype=np.int64), num_threads=1)
             ef = _adjusted_ef(g, aug, dense, ss.sub.ef)
-            if ef is None:  # below the recall check at every ef: never answers (class merge)
-                cl.graphs[key] = _NO_GRAPH
+            if ef is None or not self._adjusted_graph_pays(cf, key, ss, ef):
+                cl.graphs[key] = _NO_GRAPH  # never answers: the class merge does
                 return
             g.set_ef(ef)
             cf.block_bytes += aug.nbytes + ss.n * (2 * index.M * 4 + 16)
@@ -399,6 +399,23 @@ class AdjustMixin:
             build()
         else:
             self._bg.submit((id(cf), "adjusted graph", key), build)
+
+    def _adjusted_graph_pays(self, cf: CompiledFilter, key: tuple, ss: Any, ef: int) -> bool:
+        """Whether the block's adjusted graph, at the ``ef`` its recall check needs, is expected to
+        cost less than the class merge it would replace (the planner's ``_S_*`` costs): the plain
+        graph's beam search at its own ef, the merge's NumPy steps (``_S_ADJUST_BASE``) and a scan
+        of the block's members of every class that can climb above its dominant class (a larger
+        multiplier or shift). An adjusted graph that needs a much larger ef than the plain one
+        (its vectors' norms differ: the beam must go further for a boosted neighbour) answers
+        slower than the merge, which is exact but for the plain graph's own recall."""
+        cl = self._adjust_classes(cf)
+        dom, others = cl.block(key, ss.ok_by_row, self.view.perm)
+        md, ad = cl.mul[dom], cl.add[dom]
+        climb = sum(len(p[1]) for p in others if cl.add[p[0]] > ad or cl.mul[p[0]] + cl.add[p[0]] > md + ad)
+        gemv = _S_GEMV_ROW if climb * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+        merge = self._static_hnsw_cost(ss.sub.ef) + _S_ADJUST_BASE
+        merge += climb * (gemv * self._dscale + _S_SELECT_ROW)
+        return self._static_hnsw_cost(ef) <= merge
 
     def _adjusted_overfetch_ok(self, plan: str) -> bool:
         """Whether a boosted/buried config may be answered from an over-fetch under ``plan``:
