@@ -124,10 +124,31 @@ def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 1
     return calibrated_ef(g, aug, ef, k, queries=queries, strict=True)
 
 
+def _best(pos: np.ndarray, adj: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of the candidates (``pos``: their catalogue positions, distinct; ``adj``:
+    their adjusted scores), best first, ties by lower position as exact search breaks them.
+    Only the candidates reaching the k-th score are sorted: an open class can add thousands of
+    candidates (a boosted brand in a 100k-row block), whose full two-key sort cost more than the
+    beam search (:func:`recsys.topk.topk` breaks ties by index in ``adj``, not by position)."""
+    if len(adj) > k:
+        kth = np.partition(adj, len(adj) - k)[len(adj) - k]
+        sel = np.flatnonzero(adj >= kth)  # the tied ones at the cut included, sorted below
+        pos, adj = pos[sel], adj[sel]
+    order = np.lexsort((pos, -adj))[:k]
+    return pos[order], adj[order]
+
+
+#: beyond this many candidates, :func:`_rule_out` tests them in one NumPy call, not in a list
+_RULE_OUT_LIST = 256
+
+
 def _rule_out(rows: np.ndarray, scores: np.ndarray, out: list[int]) -> None:
     """``scores`` of the vector rows ``out`` (the seed, its banned items: a handful) among ``rows``
     set to -inf (a list lookup costs less than NumPy calls on a few dozen rows)."""
-    if out:
+    if out and len(rows) > _RULE_OUT_LIST:  # an open class's many candidates: one vector test
+        for r in out:
+            scores[rows == r] = -np.inf
+    elif out:
         rl = rows.tolist()
         for r in out:
             if r in rl:
@@ -353,9 +374,8 @@ class AdjustMixin:
                     parts_s.append(sc)
                     _rule_out(parts_r[-1], sc, out_rows)
             rows, adj = np.concatenate(parts_r), np.concatenate(parts_s)
-        cp = self.view.pos_of_row[rows]
-        order = np.lexsort((cp, -adj))[:k]  # ties: lower position first, as exact search
-        return self._result(qq, cp[order], adj[order], None, "hnsw_subindex", n_elig)
+        kp, ks = _best(self.view.pos_of_row[rows], adj, k)
+        return self._result(qq, kp, ks, None, "hnsw_subindex", n_elig)
 
     def _queue_adjusted_graph(self, cf: CompiledFilter, key: tuple) -> None:
         """Build (background; inline on a small catalogue) the :class:`AdjustedGraph` of the block
@@ -539,8 +559,4 @@ class AdjustMixin:
         if ranked:
             kp, ks, dropped = self._select(adj, cp, 0, len(cp), k, cfg)
             return *self._canon(kp, q, cf.adjust), dropped, True
-        if len(adj) > k:
-            top = np.argpartition(adj, len(adj) - k)[len(adj) - k :]
-            cp, adj = cp[top], adj[top]
-        order = np.lexsort((cp, -adj))  # ties: lower position first, as exact search
-        return cp[order], adj[order], {}, True
+        return *_best(cp, adj, k), {}, True
