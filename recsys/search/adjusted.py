@@ -124,10 +124,31 @@ def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 1
     return calibrated_ef(g, aug, ef, k, queries=queries, strict=True)
 
 
+def _best(pos: np.ndarray, adj: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of the candidates (``pos``: their catalogue positions, distinct; ``adj``:
+    their adjusted scores), best first, ties by lower position as exact search breaks them.
+    Only the candidates reaching the k-th score are sorted: an open class can add thousands of
+    candidates (a boosted brand in a 100k-row block), whose full two-key sort cost more than the
+    beam search (:func:`recsys.topk.topk` breaks ties by index in ``adj``, not by position)."""
+    if len(adj) > k:
+        kth = np.partition(adj, len(adj) - k)[len(adj) - k]
+        sel = np.flatnonzero(adj >= kth)  # the tied ones at the cut included, sorted below
+        pos, adj = pos[sel], adj[sel]
+    order = np.lexsort((pos, -adj))[:k]
+    return pos[order], adj[order]
+
+
+#: beyond this many candidates, :func:`_rule_out` tests them in one NumPy call, not in a list
+_RULE_OUT_LIST = 256
+
+
 def _rule_out(rows: np.ndarray, scores: np.ndarray, out: list[int]) -> None:
     """``scores`` of the vector rows ``out`` (the seed, its banned items: a handful) among ``rows``
     set to -inf (a list lookup costs less than NumPy calls on a few dozen rows)."""
-    if out:
+    if out and len(rows) > _RULE_OUT_LIST:  # an open class's many candidates: one vector test
+        for r in out:
+            scores[rows == r] = -np.inf
+    elif out:
         rl = rows.tolist()
         for r in out:
             if r in rl:
@@ -353,9 +374,8 @@ class AdjustMixin:
                     parts_s.append(sc)
                     _rule_out(parts_r[-1], sc, out_rows)
             rows, adj = np.concatenate(parts_r), np.concatenate(parts_s)
-        cp = self.view.pos_of_row[rows]
-        order = np.lexsort((cp, -adj))[:k]  # ties: lower position first, as exact search
-        return self._result(qq, cp[order], adj[order], None, "hnsw_subindex", n_elig)
+        kp, ks = _best(self.view.pos_of_row[rows], adj, k)
+        return self._result(qq, kp, ks, None, "hnsw_subindex", n_elig)
 
     def _queue_adjusted_graph(self, cf: CompiledFilter, key: tuple) -> None:
         """Build (background; inline on a small catalogue) the :class:`AdjustedGraph` of the block
@@ -388,8 +408,8 @@ class AdjustMixin:
             g.init_index(max_elements=ss.n, M=index.M, ef_construction=efc, random_seed=100)
             g.add_items(aug, np.arange(ss.n, dtype=np.int64), num_threads=1)
             ef = _adjusted_ef(g, aug, dense, ss.sub.ef)
-            if ef is None:  # below the recall check at every ef: never answers (class merge)
-                cl.graphs[key] = _NO_GRAPH
+            if ef is None or not self._adjusted_graph_pays(cf, key, ss, ef):
+                cl.graphs[key] = _NO_GRAPH  # never answers: the class merge does
                 return
             g.set_ef(ef)
             cf.block_bytes += aug.nbytes + ss.n * (2 * index.M * 4 + 16)
@@ -399,6 +419,23 @@ class AdjustMixin:
             build()
         else:
             self._bg.submit((id(cf), "adjusted graph", key), build)
+
+    def _adjusted_graph_pays(self, cf: CompiledFilter, key: tuple, ss: Any, ef: int) -> bool:
+        """Whether the block's adjusted graph, at the ``ef`` its recall check needs, is expected to
+        cost less than the class merge it would replace (the planner's ``_S_*`` costs): the plain
+        graph's beam search at its own ef, the merge's NumPy steps (``_S_ADJUST_BASE``) and a scan
+        of the block's members of every class that can climb above its dominant class (a larger
+        multiplier or shift). An adjusted graph that needs a much larger ef than the plain one
+        (its vectors' norms differ: the beam must go further for a boosted neighbour) answers
+        slower than the merge, which is exact but for the plain graph's own recall."""
+        cl = self._adjust_classes(cf)
+        dom, others = cl.block(key, ss.ok_by_row, self.view.perm)
+        md, ad = cl.mul[dom], cl.add[dom]
+        climb = sum(len(p[1]) for p in others if cl.add[p[0]] > ad or cl.mul[p[0]] + cl.add[p[0]] > md + ad)
+        gemv = _S_GEMV_ROW if climb * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+        merge = self._static_hnsw_cost(ss.sub.ef) + _S_ADJUST_BASE
+        merge += climb * (gemv * self._dscale + _S_SELECT_ROW)
+        return self._static_hnsw_cost(ef) <= merge
 
     def _adjusted_overfetch_ok(self, plan: str) -> bool:
         """Whether a boosted/buried config may be answered from an over-fetch under ``plan``:
@@ -522,8 +559,4 @@ class AdjustMixin:
         if ranked:
             kp, ks, dropped = self._select(adj, cp, 0, len(cp), k, cfg)
             return *self._canon(kp, q, cf.adjust), dropped, True
-        if len(adj) > k:
-            top = np.argpartition(adj, len(adj) - k)[len(adj) - k :]
-            cp, adj = cp[top], adj[top]
-        order = np.lexsort((cp, -adj))  # ties: lower position first, as exact search
-        return cp[order], adj[order], {}, True
+        return *_best(cp, adj, k), {}, True

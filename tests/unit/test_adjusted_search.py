@@ -264,3 +264,41 @@ def test_an_adjusted_graph_below_the_recall_check_never_answers(shop6k, monkeypa
     cl = _answers_block_case(shop6k, 0)
     assert calls
     assert cl.graphs and all(g is adjusted._NO_GRAPH for g in cl.graphs.values())
+
+
+def test_an_adjusted_graph_slower_than_the_class_merge_never_answers(shop6k, monkeypatch):
+    """A block's adjusted graph that passes the recall check only at an ef far above its plain
+    graph's (here: 8 times what the check found) would answer slower than the class merge: it
+    is dropped, and the class merge answers, equal to brute force. At the ef the check finds on
+    this catalogue the graphs are kept (the "adjusted graph" cases above)."""
+    from recsys.search import adjusted
+
+    monkeypatch.setattr(adjusted, "_ADJUSTED_GRAPHS", True)
+    real = adjusted._adjusted_ef
+    efs = []
+
+    def costly(g, aug, dense, ef, k=10):
+        got = real(g, aug, dense, ef, k)
+        efs.append((ef, got))
+        return None if got is None else 8 * got
+
+    monkeypatch.setattr(adjusted, "_adjusted_ef", costly)
+    cl = _answers_block_case(shop6k, 0)
+    assert efs and all(got is not None and got <= 2 * ef for ef, got in efs), efs
+    assert cl.graphs and all(g is adjusted._NO_GRAPH for g in cl.graphs.values())
+
+
+def test_the_merge_keeps_the_k_best_with_ties_by_position():
+    """The class merge's final cut (an open class can add thousands of candidates): the k best
+    adjusted scores, ties broken by lower catalogue position as exact search does, also when a
+    tie crosses the cut; the same as sorting every candidate."""
+    from recsys.search.adjusted import _best
+
+    rng = np.random.default_rng(7)
+    for n, k in ((5, 10), (40, 10), (3000, 10), (3000, 1)):
+        pos = rng.permutation(100_000)[:n]
+        adj = rng.integers(0, 6, n).astype(np.float32) / 4  # a handful of values: many ties
+        order = np.lexsort((pos, -adj))[:k]
+        got_p, got_s = _best(pos, adj, k)
+        np.testing.assert_array_equal(got_p, pos[order])
+        np.testing.assert_array_equal(got_s, adj[order])
