@@ -244,7 +244,9 @@ def test_boost_and_bury_on_the_category_graphs_equal_brute_force(shop6k, monkeyp
     monkeypatch.setattr(adjusted, "_ADJUSTED_GRAPHS", graphs)
     cl = _answers_block_case(shop6k, case)
     assert bool(cl.graphs) == graphs
-    assert all(g is not adjusted._NO_GRAPH for g in cl.graphs.values())
+    # a block whose adjusted graph would cost more than the merge keeps the merge (_NO_GRAPH)
+    built = [g for g in cl.graphs.values() if g is not adjusted._NO_GRAPH]
+    assert not graphs or built, "no block kept its adjusted graph"
 
 
 def test_an_adjusted_graph_below_the_recall_check_never_answers(shop6k, monkeypatch):
