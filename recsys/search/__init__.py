@@ -73,7 +73,7 @@ is one ``knn_query`` for k + 1 with the seed dropped.
 
 Cold filters: from ``background_min_items`` items on (20k), key indexes, seed
 tables and static eligible sets are built by the searcher's background thread
-(:class:`~recsys.search.batch.Background`) and published with one assignment;
+(:class:`~recsys.search.background.Background`) and published with one assignment;
 until they are ready a query answers from the general path with a mask over
 its domain, so no request pays an O(n log n) build. :meth:`FilteredSearcher.wait_background`
 waits for them (tests, benchmarks).

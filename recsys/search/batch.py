@@ -1,9 +1,5 @@
 """Building blocks of filtered search that are not per-query planning (kept apart so they can move).
 
-* :class:`Background`: one worker thread per searcher that builds what a filter
-  benefits from (key indexes, per-seed tables, dense eligible blocks) off the
-  request path; each result is published with one attribute assignment, so a
-  query sees the structure whole or not at all.
 * :class:`StaticSet`: the eligible items of a *static* filter (only
   seed-independent rules: brands, absolute price range, adult items), as
   sorted positions, a per-row boolean test for HNSW labels, and, when small
@@ -25,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -55,94 +50,8 @@ BLOCK_MAX_BYTES = 64 << 20
 BLOCK_MAX_SHARE = 0.3
 
 
-# -- background builds ------------------------------------------------------------------
-#: a background job starts (or goes on past a :meth:`Background.pause`) only once no query has
-#: run for this long (seconds): queries get the GIL first
-QUIET_S = 0.003
-#: ... but waits at most this long for such a moment before a job (steady traffic), and this
-#: long in all at the pauses inside one job
-DEFER_MAX_S = 1.0
-PAUSE_MAX_S = 0.25
 #: rows per step of a gather or a scan over a million items in the background (a few ms each)
 STEP_ROWS = 1 << 16
-
-
-class Background:
-    """A lazily started daemon thread running build jobs one at a time, deduplicated by key.
-
-    ``submit(key, fn)`` queues ``fn`` unless a job with that key is queued or
-    running; ``wait()`` blocks until the queue is empty (tests, benchmarks).
-    A failing job is logged; the query path keeps answering without what it
-    would have built (and may submit it again).
-
-    Queries come first: NumPy holds the GIL through a gather, a ``flatnonzero`` or a sort
-    key over a million items (10 to 300 ms at 1M), and a query that released it (in
-    ``knn_query``, a BLAS product) waited for the whole call: a new filter's first
-    queries, which queue its builds, paid 10 to 40 ms each. So a query marks itself running
-    (:attr:`fg`), a job starts only once no query has run for :data:`QUIET_S` (at most
-    :data:`DEFER_MAX_S` later), and long jobs :meth:`pause` between their steps.
-    """
-
-    def __init__(self, name: str = "recsys-search-build") -> None:
-        self._q: queue.Queue[tuple[Any, Callable[[], None]]] = queue.Queue()
-        self._pending: set[Any] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._name = name
-        #: ``time.perf_counter()`` when the last query ended, ``math.inf`` while one runs (set by
-        #: the searcher's ``search``)
-        self.fg = 0.0
-        self._paused = 0.0  # seconds the running job has spent in pause()
-
-    def _quiet(self, cap: float) -> float:
-        """Sleep (GIL released) until no query has run for :data:`QUIET_S`, at most ``cap``
-        seconds; returns the time slept."""
-        t0 = now = time.perf_counter()
-        while now - self.fg < QUIET_S and now - t0 < cap:
-            time.sleep(min(QUIET_S, cap - (now - t0)) + 1e-4)
-            now = time.perf_counter()
-        return now - t0
-
-    def pause(self) -> None:
-        """Inside a job, between two steps that hold the GIL: let a running query go first.
-
-        A no-op outside the worker thread (a build run inline, for a batch or a small catalogue).
-        """
-        if threading.current_thread() is self._thread and self._paused < PAUSE_MAX_S:
-            self._paused += self._quiet(PAUSE_MAX_S - self._paused)
-
-    def submit(self, key: Any, fn: Callable[[], None]) -> bool:
-        """Queue ``fn`` under ``key``; False when that key is already pending."""
-        with self._lock:
-            if key in self._pending:
-                return False
-            self._pending.add(key)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-        self._q.put((key, fn))
-        return True
-
-    def pending(self, key: Any) -> bool:
-        return key in self._pending
-
-    def _run(self) -> None:
-        while True:
-            key, fn = self._q.get()
-            try:
-                self._quiet(DEFER_MAX_S)
-                self._paused = 0.0
-                fn()
-            except Exception:  # a build failing must not kill the worker
-                logger.exception("background search build %r failed", key)
-            finally:
-                with self._lock:
-                    self._pending.discard(key)
-                self._q.task_done()
-
-    def wait(self) -> None:
-        """Block until every queued build has finished."""
-        self._q.join()
 
 
 # -- static filters ---------------------------------------------------------------------

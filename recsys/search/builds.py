@@ -1,6 +1,6 @@
 """The background builds' entry points of :class:`~recsys.search.FilteredSearcher` (key indexes,
 seed tables, static eligible sets): built inline on a small catalogue, else queued for the
-searcher's :class:`~recsys.search.batch.Background` thread, which runs them when no query runs."""
+searcher's :class:`~recsys.search.background.Background` thread, which runs them when no query runs."""
 
 from __future__ import annotations
 

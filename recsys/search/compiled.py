@@ -259,7 +259,7 @@ class CompileMixin:
                 ok = mr.keep(v, cfg)
                 removed[mr.name] = int(self.n - np.count_nonzero(ok))
                 mask &= ok
-                self._bg.pause()  # a rule's test holds the GIL over every item (batch.Background)
+                self._bg.pause()  # a rule's test holds the GIL over every item (background.Background)
         prepared = {rl.name: rl.prepare(v, cfg) for rl in PREPARED_RULES if rl.on(cfg)}
         adjust = None
         for rl in ADJUST_RULES:  # score changes before the cut to k, composed in table order
@@ -411,7 +411,7 @@ class CompileMixin:
             return None
         every = np.arange(n)
         counts, params = {}, {}
-        pause = self._bg.pause  # between steps over every seed: queries first (batch.Background)
+        pause = self._bg.pause  # between steps over every seed: queries first (background.Background)
         for rl in cf.seed_rules:
             removed, params[rl.name] = rl.resolve(v, cf, every)
             counts[rl.name] = np.broadcast_to(np.asarray(removed, dtype=np.int64), (n,))

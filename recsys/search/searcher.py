@@ -24,7 +24,8 @@ from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableEr
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search.adjusted import AdjustMixin
-from recsys.search.batch import Background, BatchMixin, StaticSet
+from recsys.search.background import Background
+from recsys.search.batch import BatchMixin, StaticSet
 from recsys.search.builds import BuildsMixin
 from recsys.search.cold import ColdMixin, Postings
 from recsys.search.compiled import CompiledFilter, CompileMixin, _SeedRules
@@ -714,7 +715,7 @@ class FilteredSearcher(
         FilterConfigError
             ``config`` is an invalid dict.
         """
-        bg = self._bg  # background builds wait until no query runs (batch.Background)
+        bg = self._bg  # background builds wait until no query runs (background.Background)
         bg.fg = math.inf
         try:
             if config is None:

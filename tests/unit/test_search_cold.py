@@ -136,7 +136,7 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data):
     a job's steps pause while a query runs; both only on the worker thread."""
     import time
 
-    from recsys.search import batch
+    from recsys.search import background
 
     cat, vec, index = data
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
@@ -150,7 +150,7 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data):
     t_end = time.perf_counter()
     bg.fg = t_end  # the query ended
     searcher.wait_background()
-    assert len(ran) == 1 and ran[0] - t_end >= batch.QUIET_S
+    assert len(ran) == 1 and ran[0] - t_end >= background.QUIET_S
 
     def job() -> None:
         steps.append(time.perf_counter())

@@ -1,0 +1,126 @@
+"""The searcher's background builds: one worker thread per searcher that builds what a filter
+benefits from (key indexes, per-seed tables, dense eligible blocks, graphs) off the request
+path; each result is published with one attribute assignment, so a query sees the structure
+whole or not at all. Queries come first (:class:`Background`), and the thread is closed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: a background job starts (or goes on past a :meth:`Background.pause`) only once no query has
+#: run for this long (seconds): queries get the GIL first
+QUIET_S = 0.003
+#: ... but waits at most this long for such a moment before a job (steady traffic), and this
+#: long in all at the pauses inside one job
+DEFER_MAX_S = 1.0
+PAUSE_MAX_S = 0.25
+
+
+class Background:
+    """A lazily started daemon thread running build jobs one at a time, deduplicated by key.
+
+    ``submit(key, fn)`` queues ``fn`` unless a job with that key is queued or
+    running; ``wait()`` blocks until the queue is empty (tests, benchmarks).
+    A failing job is logged; the query path keeps answering without what it
+    would have built (and may submit it again).
+
+    Queries come first: NumPy holds the GIL through a gather, a ``flatnonzero`` or a sort
+    key over a million items (10 to 300 ms at 1M), and a query that released it (in
+    ``knn_query``, a BLAS product) waited for the whole call: a new filter's first
+    queries, which queue its builds, paid 10 to 40 ms each. So a query marks itself running
+    (:attr:`fg`), a job starts only once no query has run for :data:`QUIET_S` (at most
+    :data:`DEFER_MAX_S` later), and long jobs :meth:`pause` between their steps.
+    """
+
+    def __init__(self, name: str = "recsys-search-build") -> None:
+        _LIVE.add(self)
+        self._closing = False
+        self._q: queue.Queue[tuple[Any, Callable[[], None]]] = queue.Queue()
+        self._pending: set[Any] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._name = name
+        #: ``time.perf_counter()`` when the last query ended, ``math.inf`` while one runs (set by
+        #: the searcher's ``search``)
+        self.fg = 0.0
+        self._paused = 0.0  # seconds the running job has spent in pause()
+
+    def _quiet(self, cap: float) -> float:
+        """Sleep (GIL released) until no query has run for :data:`QUIET_S`, at most ``cap``
+        seconds; returns the time slept."""
+        t0 = now = time.perf_counter()
+        while now - self.fg < QUIET_S and now - t0 < cap:
+            time.sleep(min(QUIET_S, cap - (now - t0)) + 1e-4)
+            now = time.perf_counter()
+        return now - t0
+
+    def pause(self) -> None:
+        """Inside a job, between two steps that hold the GIL: let a running query go first.
+
+        A no-op outside the worker thread (a build run inline, for a batch or a small catalogue).
+        """
+        if threading.current_thread() is self._thread and self._paused < PAUSE_MAX_S:
+            self._paused += self._quiet(PAUSE_MAX_S - self._paused)
+
+    def submit(self, key: Any, fn: Callable[[], None]) -> bool:
+        """Queue ``fn`` under ``key``; False when that key is already pending."""
+        with self._lock:
+            if key in self._pending:
+                return False
+            self._pending.add(key)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+        self._q.put((key, fn))
+        return True
+
+    def pending(self, key: Any) -> bool:
+        return key in self._pending
+
+    def _run(self) -> None:
+        while True:
+            key, fn = self._q.get()
+            try:
+                if self._closing:  # the process is exiting: queued builds are dropped
+                    continue
+                self._quiet(DEFER_MAX_S)
+                self._paused = 0.0
+                fn()
+            except Exception:  # a build failing must not kill the worker
+                logger.exception("background search build %r failed", key)
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+                self._q.task_done()
+
+    def wait(self) -> None:
+        """Block until every queued build has finished."""
+        self._q.join()
+
+    def close(self) -> None:
+        """Drop the queued builds and wait for the running one to end (at exit: a daemon thread
+        stopped inside hnswlib's multi-threaded ``add_items`` aborts the process, exit code 134)."""
+        self._closing = True
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self._q.join()
+
+
+#: every Background of the process, closed at exit (:meth:`Background.close`)
+_LIVE: weakref.WeakSet[Background] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for bg in list(_LIVE):
+        bg.close()
