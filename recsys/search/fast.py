@@ -62,6 +62,20 @@ def _ranked_table_ok(cf: Any) -> bool:
     )
 
 
+def _table_row(fp: FastPlan, pos: int, k: Any, need: int) -> list[int] | None:
+    """The seed's row of the filter's seed table when the planner would over-fetch ``fp.fetch``
+    labels for ``need`` eligible ones (None: an unknown seed, k out of range, or exact search
+    cheaper for this seed or close to it: the general path answers)."""
+    if pos < 0 or k.__class__ is not int or k < 1 or _FETCH_FACTOR * need > _FETCH_MIN:
+        return None
+    w = fp.width
+    row = fp.table[pos * w : pos * w + w].tolist()
+    n_elig, s, e = row[5], row[6], row[7]  # as laid out in query.TABLE_COUNTS
+    if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
+        return None
+    return row
+
+
 def _ids_at(ids: tuple, rows: list[int]) -> list[str]:
     """The item ids of vector rows ``rows`` from :attr:`FastPlan.ids` (the view's padded id text,
     its width, whether any id is shorter, the id list): sliced out of the text, one cache miss per
@@ -291,13 +305,10 @@ class FastMixin:
         :meth:`_search_table`), when the planner would over-fetch for this seed."""
         t0 = perf_counter()
         pos = fp.pos_of.get(seed_item_id, -1)
-        if pos < 0 or k.__class__ is not int or k < 1 or _FETCH_FACTOR * k > _FETCH_MIN:
+        row = _table_row(fp, pos, k, k)
+        if row is None:
             return None
-        w = fp.width
-        row = fp.table[pos * w : pos * w + w].tolist()
         var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
-        if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
-            return None  # exact search is cheaper for this seed (or it is close)
         cf = fp.cf
         if e - s <= fp.block_max and row[TABLE_COUNTS + cf.cat_col] >= 0:
             # its category block may get its own graph: the general path counts the block's uses
@@ -321,8 +332,7 @@ class FastMixin:
 
     def _fast_ranked(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
         """A seed-table filter whose only rule beyond lean ones is ``max_per_brand`` (a serving
-        preset): the seed's key range from its
-        row, one over-fetch of ``fp.fetch`` labels and :func:`~recsys.search.ranked.rerank_rows`,
+        preset): the seed's key range from its row, one over-fetch of ``fp.fetch`` labels and :func:`~recsys.search.ranked.rerank_rows`,
         as the general path (:meth:`_search_table`, :meth:`_try_overfetch`, :meth:`_overfetch`)
         answers a seed the planner over-fetches for, without its layers: the compiled-filter
         lookup, the query object, the rule resolution, the cost model. Seeds near the planner's
@@ -330,18 +340,10 @@ class FastMixin:
         t0 = perf_counter()
         pos = fp.pos_of.get(seed_item_id, -1)
         cf = fp.cf
-        if (
-            pos < 0
-            or k.__class__ is not int
-            or k < 1
-            or _FETCH_FACTOR * fetch_need(k, cf.config) > _FETCH_MIN
-        ):
+        row = _table_row(fp, pos, k, fetch_need(k, cf.config) if k.__class__ is int else 0)
+        if row is None:
             return None
-        w = fp.width
-        row = fp.table[pos * w : pos * w + w].tolist()
         var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
-        if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
-            return None  # exact search is cheaper for this seed (or it is close)
         drop = fp.drop.get(pos) if fp.drop else None
         v = self.view
         cand = KeyRange(
