@@ -156,7 +156,9 @@ class FastMixin:
         if cf is None or self._index is None or res.seed_item_id is None:
             return  # pins (``cf.place_rules``) are placed after the shortcut's answer (:meth:`search`)
         if not cf.lean:
-            if _ranked_table_ok(cf):  # a serving preset with max_per_brand
+            fp = self._fast.get(id(cfg))
+            armed = fp is not None and fp.cfg is cfg
+            if not armed and _ranked_table_ok(cf):  # a serving preset with max_per_brand
                 self._arm_table(cfg, cf, FastMixin._fast_ranked)
             return
         fp = self._fast.get(id(cfg))
