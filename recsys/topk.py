@@ -35,6 +35,16 @@ def topk_rows_unordered(scores: np.ndarray, k: int) -> np.ndarray:
         return np.empty((scores.shape[0], 0), dtype=np.int64)
     if kk >= n_cols:
         return np.broadcast_to(np.arange(n_cols), scores.shape).copy()
+    if n_cols >= _PREFIX_MIN and kk * _PREFIX_RATIO <= n_cols and scores.dtype.kind == "f":
+        narrowed = _narrow_rows(scores, kk)
+        if narrowed is not None:
+            return narrowed
+    return _select_rows(scores, kk)
+
+
+def _select_rows(scores: np.ndarray, kk: int) -> np.ndarray:
+    """The body of :func:`topk_rows_unordered` (``0 < kk < n_cols``): argpartition, then the
+    lowest columns among the entries tied with the k-th value."""
     top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
     # argpartition picks any of the entries tied with the k-th value; keep the
     # lowest columns among them, so the choice is the stable sort's prefix
@@ -47,6 +57,40 @@ def topk_rows_unordered(scores: np.ndarray, k: int) -> np.ndarray:
         needed = kk - above.sum(axis=1)
         keep = above | (equal & (np.cumsum(equal, axis=1) <= needed[:, None]))
         top[tied_rows] = np.nonzero(keep)[1].reshape(len(tied_rows), kk)
+    return top
+
+
+def _narrow_rows(scores: np.ndarray, kk: int) -> np.ndarray | None:
+    """:func:`_select_rows` of a wide score matrix through slot maxima (None: a NaN score).
+
+    As in :func:`top_prefix`, each row is cut into ``_PREFIX_CHUNKS`` interleaved slices and
+    their elementwise maximum taken (one vectorised pass): slot ``j`` holds the maximum of
+    columns ``j, j + w, j + 2w, ...``. The k slots with the largest maxima hold the row's k
+    best scores (each of them lies in a slot whose maximum is at least its score, hence at
+    least the k-th largest maximum, which is at most the k-th largest score), unless another
+    slot ties the k-th largest maximum (such rows are selected whole). The selection then runs
+    over those slots' columns (and the columns past the last whole slice), kept ascending so
+    ties still go to the lower column: on 1,000 x 10k scores of a batch's exact search, two
+    cheap passes instead of argpartition's.
+    """
+    b, n = scores.shape
+    w = n // _PREFIX_CHUNKS
+    whole = w * _PREFIX_CHUNKS
+    mx = scores[:, :whole].reshape(b, _PREFIX_CHUNKS, w).max(axis=1)
+    if np.isnan(mx).any():
+        return None
+    slots = np.argpartition(-mx, kk - 1, axis=1)[:, :kk]
+    kth = np.take_along_axis(mx, slots, axis=1).min(axis=1)
+    slots.sort(axis=1)
+    # columns slice-major, slot-minor: ascending, as slot < w
+    cols = (np.arange(0, whole, w)[None, :, None] + slots[:, None, :]).reshape(b, kk * _PREFIX_CHUNKS)
+    if whole < n:
+        cols = np.concatenate([cols, np.broadcast_to(np.arange(whole, n), (b, n - whole))], axis=1)
+    top = np.take_along_axis(cols, _select_rows(np.take_along_axis(scores, cols, axis=1), kk), axis=1)
+    # a row where another slot ties the k-th largest maximum may hold a tied score there
+    tied = np.flatnonzero((mx >= kth[:, None]).sum(axis=1) > kk)
+    if len(tied):
+        top[tied] = _select_rows(scores[tied], kk)
     return top
 
 

@@ -40,11 +40,40 @@ import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
-from recsys.search.query import TABLE_COUNTS, first_in_range, first_in_range_except
+from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in_range_except
+from recsys.search.ranked import fetch_need, rerank_rows
 from recsys.search.result import SearchResult
 
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
 _FAST_MAX = 16
+
+
+def _ranked_table_ok(cf: Any) -> bool:
+    """Whether :meth:`FastMixin._fast_ranked` answers as the general path for ``cf``: a seed table,
+    ``max_per_brand`` its only non-lean part."""
+    return (
+        cf.seed_table is not None
+        and not cf.lean
+        and cf.adjust is None
+        and cf.config.max_per_brand is not None
+        # min_similarity's counts come from an exact scoring of every eligible item per query
+        # (searcher._similarity_counts), which the general path adds: no shortcut for it
+        and cf.config.min_similarity is None
+    )
+
+
+def _table_row(fp: FastPlan, pos: int, k: Any, need: int) -> list[int] | None:
+    """The seed's row of the filter's seed table when the planner would over-fetch ``fp.fetch``
+    labels for ``need`` eligible ones (None: an unknown seed, k out of range, or exact search
+    cheaper for this seed or close to it: the general path answers)."""
+    if pos < 0 or k.__class__ is not int or k < 1 or _FETCH_FACTOR * need > _FETCH_MIN:
+        return None
+    w = fp.width
+    row = fp.table[pos * w : pos * w + w].tolist()
+    n_elig, s, e = row[5], row[6], row[7]  # as laid out in query.TABLE_COUNTS
+    if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
+        return None
+    return row
 
 
 def _ids_at(ids: tuple, rows: list[int]) -> list[str]:
@@ -124,8 +153,14 @@ class FastMixin:
         the config's next queries when its answer was the planner's over-fetch."""
         last = self._last
         cf = last[1] if last is not None and last[0] is cfg else None
-        if cf is None or not cf.lean or self._index is None or res.seed_item_id is None:
+        if cf is None or self._index is None or res.seed_item_id is None:
             return  # pins (``cf.place_rules``) are placed after the shortcut's answer (:meth:`search`)
+        if not cf.lean:
+            fp = self._fast.get(id(cfg))
+            armed = fp is not None and fp.cfg is cfg
+            if not armed and _ranked_table_ok(cf):  # a serving preset with max_per_brand
+                self._arm_table(cfg, cf, FastMixin._fast_ranked)
+            return
         fp = self._fast.get(id(cfg))
         if fp is not None and fp.cfg is not cfg:
             fp = None
@@ -157,21 +192,27 @@ class FastMixin:
                 fp.variants[key] = (got[0], got[2], _flat(ss.ok_by_row), ss.n, {})
             self._keep_fast(fp)
         elif cf.seed_table is not None:
-            table = cf.seed_table
-            # a category filter whose blocks may get graphs of their own: :meth:`_fast_table`
-            # sends a block's seeds to the general path once it has (or nearly has) one
-            block_max = BLOCK_MAX_SHARE * self.n if cf.cat_only else -1.0
-            fp = FastPlan(cfg, cf, FastMixin._fast_table, knn, perm)
-            fp.table, fp.kvs, fp.block_max = (
-                _flat(table),
-                [_flat(kv.by_row) for kv in cf.table_kvs],
-                block_max,
-            )
-            fp.width = table.shape[1]
-            fp.drop = cf.table_drop
-            fp.fetch = min(self.n, _FETCH_MIN)
-            fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
-            self._keep_fast(fp)
+            self._arm_table(cfg, cf, FastMixin._fast_table)
+
+    def _arm_table(self, cfg: Any, cf: Any, answer: Any) -> None:
+        """Keep a table-kind shortcut (``answer``: :meth:`_fast_table` or :meth:`_fast_ranked`)."""
+        if self._perm_mv is None:
+            self._perm_mv = _flat(self.view.perm)
+        table = cf.seed_table
+        # a category filter whose blocks may get graphs of their own: :meth:`_fast_table`
+        # sends a block's seeds to the general path once it has (or nearly has) one
+        block_max = BLOCK_MAX_SHARE * self.n if cf.cat_only else -1.0
+        fp = FastPlan(cfg, cf, answer, self._index._index.knn_query, self._perm_mv)
+        fp.table, fp.kvs, fp.block_max = (
+            _flat(table),
+            [_flat(kv.by_row) for kv in cf.table_kvs],
+            block_max,
+        )
+        fp.width = table.shape[1]
+        fp.drop = cf.table_drop
+        fp.fetch = min(self.n, _FETCH_MIN)
+        fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
+        self._keep_fast(fp)
 
     def _keep_fast(self, fp: FastPlan) -> None:
         """Keep ``fp`` among the shortcuts (by the config's id: it holds the config, so the id is
@@ -266,13 +307,10 @@ class FastMixin:
         :meth:`_search_table`), when the planner would over-fetch for this seed."""
         t0 = perf_counter()
         pos = fp.pos_of.get(seed_item_id, -1)
-        if pos < 0 or k.__class__ is not int or k < 1 or _FETCH_FACTOR * k > _FETCH_MIN:
+        row = _table_row(fp, pos, k, k)
+        if row is None:
             return None
-        w = fp.width
-        row = fp.table[pos * w : pos * w + w].tolist()
         var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
-        if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
-            return None  # exact search is cheaper for this seed (or it is close)
         cf = fp.cf
         if e - s <= fp.block_max and row[TABLE_COUNTS + cf.cat_col] >= 0:
             # its category block may get its own graph: the general path counts the block's uses
@@ -292,6 +330,59 @@ class FastMixin:
             seed_row = -1
         return self._fast_finish(
             fp, pos, k, fp.fetch, fp.kvs[var], lo, hi, seed_row, removed, skipped, n_elig, t0, drop
+        )
+
+    def _fast_ranked(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
+        """A seed-table filter whose only rule beyond lean ones is ``max_per_brand`` (a serving
+        preset): the seed's key range from its row, one over-fetch of ``fp.fetch`` labels and :func:`~recsys.search.ranked.rerank_rows`,
+        as the general path (:meth:`_search_table`, :meth:`_try_overfetch`, :meth:`_overfetch`)
+        answers a seed the planner over-fetches for, without its layers: the compiled-filter
+        lookup, the query object, the rule resolution, the cost model. Seeds near the planner's
+        exact bounds, a list the fetch does not fill and k beyond the fetch go to the general path."""
+        t0 = perf_counter()
+        pos = fp.pos_of.get(seed_item_id, -1)
+        cf = fp.cf
+        row = _table_row(fp, pos, k, fetch_need(k, cf.config) if k.__class__ is int else 0)
+        if row is None:
+            return None
+        var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
+        drop = fp.drop.get(pos) if fp.drop else None
+        v = self.view
+        cand = KeyRange(
+            cf.table_kvs[var].by_row,
+            lo,
+            hi,
+            fp.perm[pos] if seed_in else -1,
+            v.pos_of_row,
+            drop[1] if drop else None,
+        )
+        q = fp.qunit[pos]
+        try:
+            labels, dist = fp.knn(fp.qunit[pos : pos + 1], fp.fetch, 1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        _, kr, ks, dropped, final = rerank_rows(
+            self, q, labels[0], cand, k, cf.config, n_elig, fp.fetch >= self.n
+        )
+        if not final:  # the general path answers (a larger fetch or exact) and records the miss
+            self._short_fetch = (cf, pos, fp.fetch, self._index, labels[0], dist[0])
+            fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
+            return None
+        st = cf.stats
+        st.queries += 1  # as the planner's choice counts it
+        st.record(True)
+        removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
+        removed.update(dropped)
+        return SearchResult(
+            _ids_at(fp.ids, kr),
+            ks,
+            kr,
+            removed,
+            "hnsw_overfetch",
+            n_elig,
+            (perf_counter() - t0) * 1e3,
+            skipped,
+            v.item_id_list[pos],
         )
 
     def _fast_finish(

@@ -391,10 +391,13 @@ def _inline_config(filters: Any) -> Any:
     """The FilterConfig of inline ``filters`` (JSON text or an object), cached by its text."""
     from recsys.filters import FilterConfig
 
-    try:
-        key = filters if isinstance(filters, str) else json.dumps(filters, sort_keys=True)
-    except (TypeError, ValueError):
-        key = None
+    if filters is None:  # no filter (most requests): the cached default config, no encoding
+        key: str | None = "null"
+    else:
+        try:
+            key = filters if isinstance(filters, str) else json.dumps(filters, sort_keys=True)
+        except (TypeError, ValueError):
+            key = None
     if key is not None:
         with _INLINE_LOCK:
             hit = _INLINE_CACHE.get(key)

@@ -1511,6 +1511,26 @@ def test_filter_shortcut_answers_as_the_general_path(fields):
         _shortcut_against_general_path(FilterConfig(**fields))
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"same_category": True, "category_level": 0, "exclude_adult": True, "max_per_brand": 2},
+        {"same_category": True, "category_level": 0, "price_ratio_min": 0.5, "max_per_brand": 1},
+    ],
+)
+def test_ranked_rules_shortcut_answers_as_the_general_path(fields):
+    """A seed-table filter with ``max_per_brand`` (the serving preset's kind) takes the shortcut
+    too (fast.py's ranked kind): lists, scores, the cap's drop counts and plans equal the
+    general path's; with brands assigned at random, the cap drops items from the shortcut's own
+    answers."""
+    cat, vec, index = _clustered_6000()
+    cat = cat.assign(brand=[f"r{x}" for x in np.random.default_rng(5).integers(0, 40, len(cat))])
+    with exact_priced_high():
+        answers = _shortcut_against_general_path(FilterConfig(**fields), (cat, vec, index))
+    assert answers and all(r.plan == "hnsw_overfetch" for _, _, r in answers)
+    assert sum(r.removed_by_rule["max_per_brand"] > 0 for _, _, r in answers) >= 10
+
+
 def _shortcut_against_general_path(
     cfg: FilterConfig, built: tuple | None = None
 ) -> list[tuple[str, int, SearchResult]]:

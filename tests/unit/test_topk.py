@@ -85,3 +85,40 @@ def test_top_prefix_holds_the_top_k_and_every_tie_on_long_vectors(n, k, kind, se
     cols, vals = topk(s, k)
     assert cols.tolist() == order.tolist()
     assert np.array_equal(vals, s[order])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(4096, 12000),
+    st.integers(1, 60),
+    st.sampled_from(["normal", "few values", "mostly -inf", "tied maxima", "ties below the maxima"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_topk_rows_on_wide_rows_is_the_stable_sort_prefix(b, n, k, kind, seed):
+    """Wide rows (a batch's exact search over a 10k-row block) are narrowed by slot maxima before
+    the selection: the same columns and scores as the full stable sort, ties by column, with
+    ties across slots, -inf columns and rows whose slot maxima tie at the k-th."""
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        s = rng.normal(size=(b, n)).astype(np.float32)
+    elif kind == "few values":
+        s = rng.integers(0, 5, (b, n)).astype(np.float32)
+    elif kind == "mostly -inf":
+        s = np.full((b, n), -np.inf, dtype=np.float32)
+        for row in s:
+            row[rng.choice(n, k // 2 + 1, replace=False)] = rng.normal(size=k // 2 + 1)
+    elif kind == "tied maxima":  # one value repeated in many slots, above the rest
+        s = rng.normal(size=(b, n)).astype(np.float32) - 10
+        s[:, rng.choice(n, 3 * k, replace=False)] = 1.0
+    else:  # distinct slot maxima, and the k-th score tied across the slots they head
+        s = rng.normal(size=(b, n)).astype(np.float32) - 10
+        w, m = n // 32, k // 2 + 1
+        for row in s:
+            slots = rng.choice(w, m, replace=False)
+            row[slots + w * rng.integers(0, 16, m)] = 100 + np.arange(m)
+            row[slots + w * rng.integers(16, 32, m)] = 50.0
+    cols, vals = topk_rows(s, k)
+    order = np.lexsort((np.broadcast_to(np.arange(n), s.shape), -s), axis=1)[:, :k]
+    assert cols.tolist() == order.tolist()
+    assert np.array_equal(vals, np.take_along_axis(s, order, axis=1))
