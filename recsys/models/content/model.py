@@ -243,7 +243,7 @@ class ContentModel(EmbeddingModel):
         "title_weighting": Param("lift", "choice", choices=TITLE_WEIGHTINGS),
         "holdout_share": Param(0.1, "float", low=0, high=0.5, high_open=True),
         "holdout_tail": Param(0.5, "float", low=0, high=1, low_open=True),
-        "holdout_by": Param("tail", "choice", choices=("tail", "newest")),
+        "holdout_by": Param("time", "choice", choices=("time", "tail", "newest")),
         "tfidf_dim": Param(1024, **_NONNEG),
         "tfidf_projection": Param("auto", "choice", choices=("auto", *PROJECTIONS)),
         "tfidf_svd_dim": Param(256, **_POS),
