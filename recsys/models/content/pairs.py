@@ -6,7 +6,8 @@ leaf category mate (a catalogue with no category column, such as a fashion
 export of titles, brands and prices) take their nearest items by the tfidf
 family's title (+ brand, category) TF-IDF: self-supervised pairs from the
 catalogue alone, so the model trains on catalogue-only data. A share of the
-less-interacted items is held out as simulated cold items (their pairs choose
+items is held out as simulated cold items (by default the new items of the
+latest part of the training interactions, as a time split finds them; their pairs choose
 the output blocks' weights, :mod:`recsys.models.content.blocks`) and a share of
 the pairs is held out for per-epoch validation.
 """
@@ -307,6 +308,8 @@ class TrainingPairs:
     #: the co-purchases a served seed's query is expanded with
     all_co: np.ndarray = field(default_factory=_NO_PAIRS.copy)
     all_co_weights: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: how the simulated cold items were carved: "time", "tail", "newest" ("" when none were)
+    held_by: str = ""
 
 
 def training_pairs(
@@ -319,9 +322,13 @@ def training_pairs(
 ) -> TrainingPairs:
     """Positive pairs for a fit, with the simulated cold items and the validation pairs held out.
 
-    With wide blocks and ``holdout_share > 0``, a share of the items with pairs
-    (:func:`holdout_items`) loses all its pairs; up to ``max_validation_pairs`` pairs
-    leading to them (each held-out item weighing the same) become ``cold_val``. Then
+    With wide blocks and ``holdout_share > 0``, the simulated cold items: by default
+    (``holdout_by="time"``, :func:`time_holdout`) the cold next-item cases of the latest part of
+    the interactions, up to ``max_validation_pairs`` of them, become ``cold_val`` and their
+    targets' pairs of that part leave training (fewer than :data:`MIN_TIME_CASES` cases: the
+    tail draw instead); else a share of the items with pairs (:func:`holdout_items`, or
+    :func:`newest_items`) loses all its pairs and up to ``max_validation_pairs`` pairs leading
+    to them (each held-out item weighing the same) become ``cold_val``. Then
     ``validation_share`` of the remaining distinct pairs become ``val``. Pairs are
     sampled by ``count ** pair_weight_power``; same-leaf pairs (:func:`category_pairs`)
     and, for items still without a pair, title TF-IDF neighbours (:func:`text_pairs`) weigh 1.
@@ -402,6 +409,7 @@ def training_pairs(
         sources=sources,
         all_co=all_co,
         all_co_weights=all_co_weights,
+        held_by=by if len(cold_val) else "",
     )
 
 
