@@ -67,16 +67,21 @@ def test_time_holdout_holds_out_the_new_items_of_the_latest_part_with_their_cold
     assert len(few) == 5 and {tuple(c) for c in few} <= {tuple(c) for c in cases}
 
 
-def test_training_pairs_use_the_time_carve_by_default_and_the_tail_when_nothing_is_new():
+def test_training_pairs_carve_by_time_when_asked_and_by_the_tail_when_nothing_is_new():
     ids = OLD + NEW + [RARE]
     sessions = arrivals_sessions(180, 20)
     cat = catalog(ids)
     p = {k: s.default for k, s in ContentModel.param_specs.items()}
-    p["max_validation_pairs"], p["validation_share"] = 1000, 0.0
+    p["max_validation_pairs"], p["validation_share"], p["holdout_by"] = 1000, 0.0, "time"
     data = Dataset("arrivals", cat, view_events(sessions))
     tp = training_pairs(data, cat, np.array(ids), p, True, np.random.default_rng(0))
     assert tp.held_by == "time" and len(tp.cold_val) == 39
     assert any(ids[a] in NEW for a in tp.cold_val[:, 0])  # cold seeds are cases too
+    # the default draws among the tail: whole items lose their pairs, no cold seed
+    tail = training_pairs(
+        data, cat, np.array(ids), {**p, "holdout_by": "tail"}, True, np.random.default_rng(0)
+    )
+    assert tail.held_by == "tail" and not set(tail.cold_val[:, 0]) & set(tail.cold_val[:, 1])
     # no item is new in the latest part: the random draw among the tail instead
     steady = Dataset("steady", cat, view_events([s for s in sessions if not set(s) & {*NEW, RARE}]))
     tp = training_pairs(steady, cat, np.array(ids), p, True, np.random.default_rng(0))

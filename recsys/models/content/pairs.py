@@ -6,8 +6,8 @@ leaf category mate (a catalogue with no category column, such as a fashion
 export of titles, brands and prices) take their nearest items by the tfidf
 family's title (+ brand, category) TF-IDF: self-supervised pairs from the
 catalogue alone, so the model trains on catalogue-only data. A share of the
-items is held out as simulated cold items (by default the new items of the
-latest part of the training interactions, as a time split finds them; their pairs choose
+less-interacted items (or, ``holdout_by="time"``, the new items of the latest part of the
+training interactions, as a time split finds them) is held out as simulated cold items (their pairs choose
 the output blocks' weights, :mod:`recsys.models.content.blocks`) and a share of
 the pairs is held out for per-epoch validation.
 """
@@ -323,12 +323,12 @@ def training_pairs(
     """Positive pairs for a fit, with the simulated cold items and the validation pairs held out.
 
     With wide blocks and ``holdout_share > 0``, the simulated cold items: by default
-    (``holdout_by="time"``, :func:`time_holdout`) the cold next-item cases of the latest part of
-    the interactions, up to ``max_validation_pairs`` of them, become ``cold_val`` and their
-    targets' pairs of that part leave training (fewer than :data:`MIN_TIME_CASES` cases: the
-    tail draw instead); else a share of the items with pairs (:func:`holdout_items`, or
+    (``holdout_by="tail"``) a share of the items with pairs (:func:`holdout_items`; ``"newest"``:
     :func:`newest_items`) loses all its pairs and up to ``max_validation_pairs`` pairs leading
-    to them (each held-out item weighing the same) become ``cold_val``. Then
+    to them (each held-out item weighing the same) become ``cold_val``; with ``"time"``
+    (:func:`time_holdout`) the cold next-item cases of the latest part of the interactions, up to
+    ``max_validation_pairs`` of them, become ``cold_val`` and their targets' pairs of that part
+    leave training (fewer than :data:`MIN_TIME_CASES` cases: the tail draw instead). Then
     ``validation_share`` of the remaining distinct pairs become ``val``. Pairs are
     sampled by ``count ** pair_weight_power``; same-leaf pairs (:func:`category_pairs`)
     and, for items still without a pair, title TF-IDF neighbours (:func:`text_pairs`) weigh 1.
@@ -339,7 +339,7 @@ def training_pairs(
     all_co = pairs[["a", "b"]].to_numpy(dtype=np.int64)
     all_co_weights = pairs["count"].to_numpy(dtype=np.float64) ** p["pair_weight_power"]
     cold_val = _NO_PAIRS.copy()
-    by = p.get("holdout_by", "time")
+    by = p.get("holdout_by", "tail")
     if wide and p["holdout_share"] > 0 and len(pairs) >= 20 and by == "time":
         trained, cold_val = time_holdout(
             dataset.interactions,
