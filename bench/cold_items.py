@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             inter = train.interactions
             gone = inter["item_id"].astype(str).isin(ids[np.unique(cv[:, 1])]).to_numpy()
             if tp.held_by == "time":
-                gone &= late_rows(inter, p["holdout_share"])
+                gone = gone & late_rows(inter, p["holdout_share"])
             seen = inter[~gone]
             row[f"sim_{by}"] = {"carved": tp.held_by, **describe(tfidf, seen, ids[cv[:, 0]], ids[cv[:, 1]])}
         out["datasets"][name] = row
