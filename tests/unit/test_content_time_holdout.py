@@ -33,6 +33,8 @@ def test_late_rows_are_the_latest_sequences_or_each_sequence_last_item():
     inter = view_events(arrivals_sessions())
     late = late_rows(inter, 0.1)
     assert set(inter.loc[late, "sequence_id"]) == {f"s{s:04d}" for s in range(90, 100)}
+    aware = inter.assign(timestamp=inter["timestamp"].dt.tz_localize("Europe/Paris"))
+    assert (late_rows(aware, 0.1) == late).all()  # zone-aware timestamps carve the same
     # without timestamps: the last row of each sequence of two or more rows, by position
     no_ts = inter.drop(columns="timestamp").iloc[::-1].reset_index(drop=True)
     no_ts = pd.concat([no_ts, pd.DataFrame([{"sequence_id": "solo", "item_id": "old0", "position": 0}])])

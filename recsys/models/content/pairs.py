@@ -137,7 +137,7 @@ def late_rows(interactions: pd.DataFrame, share: float) -> np.ndarray:
     seq = pd.factorize(interactions["sequence_id"])[0]
     ts = interactions["timestamp"] if "timestamp" in interactions else None
     if ts is not None and ts.notna().any():
-        start = pd.Series(pd.to_datetime(ts).to_numpy()).groupby(seq).min()
+        start = pd.Series(pd.to_datetime(ts, utc=True).dt.tz_localize(None).to_numpy()).groupby(seq).min()
         n_seq = len(start)
         n_late = min(n_seq - 1, max(1, int(round(n_seq * share))))
         if n_late < 1:
