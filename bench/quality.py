@@ -250,6 +250,8 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
     for key, (family, params) in variants(args.budget, args.quick).items():
         if key not in wanted:
             continue
+        if key == "content" and getattr(args, "content_holdout_by", None):
+            params = {**params, "holdout_by": args.content_holdout_by}
         if args.quick and key in TF_MODELS:
             for e in entries.values():
                 e["skipped"][key] = "--quick leaves the TensorFlow models out"
@@ -294,6 +296,15 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                     for k in ("a", "chosen_on", "projection", "dim", "terms")
                     if k in model.blend_
                 }
+                # what the simulated cold items said: the chosen a's hit share against a = 1
+                # (the TF-IDF side alone), and how they were carved
+                val = {r["a"]: r["hr"] for r in model.blend_.get("validation", [])}
+                if val:
+                    e["models"][key]["tfidf_blend"]["validation_hr@20"] = {
+                        "chosen": round(val.get(model.blend_["a"], 0.0), 4),
+                        "tfidf_side_alone": round(val.get(1.0, 0.0), 4),
+                    }
+                e["models"][key]["tfidf_blend"]["holdout_by"] = model.coverage_.get("holdout_by")
             if getattr(model, "expansion_", None):  # seeds looked up with their co-purchases
                 e["models"][key]["query_expansion"] = {
                     k: model.expansion_[k] for k in ("b", "chosen_on") if k in model.expansion_
@@ -352,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         help="tune the content model on the validation split's cold targets first (default: its defaults)",
     )
     ap.add_argument(
+        "--content-holdout-by",
+        default=None,
+        choices=("tail", "time", "newest"),
+        help="how the content model carves its simulated cold items (default: its own default)",
+    )
+    ap.add_argument(
         "--no-knn-tuning", action="store_true", help="sknn and vsknn with their defaults, not tuned"
     )
     ap.add_argument(
@@ -392,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "tune_sample": args.tune_sample,
         "knn_tuning_budget_s": None if args.no_knn_tuning else args.knn_budget,
         "content_tuning_budget_s": args.content_budget,
+        "content_holdout_by": args.content_holdout_by,
         "exclude_seen": False,
         "fallback": not args.no_fallback,
         "seconds": round(time.perf_counter() - started, 1),

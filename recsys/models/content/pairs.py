@@ -6,7 +6,8 @@ leaf category mate (a catalogue with no category column, such as a fashion
 export of titles, brands and prices) take their nearest items by the tfidf
 family's title (+ brand, category) TF-IDF: self-supervised pairs from the
 catalogue alone, so the model trains on catalogue-only data. A share of the
-less-interacted items is held out as simulated cold items (their pairs choose
+less-interacted items (or, ``holdout_by="time"``, the new items of the latest part of the
+training interactions, as a time split finds them) is held out as simulated cold items (their pairs choose
 the output blocks' weights, :mod:`recsys.models.content.blocks`) and a share of
 the pairs is held out for per-epoch validation.
 """
@@ -25,6 +26,10 @@ from recsys.errors import ModelFitError
 from recsys.models.base import normalize_rows
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
+#: a target with fewer training interactions is cold (``bench/quality.py``'s cold cases)
+COLD_THRESHOLD = 3
+#: ``holdout_by="time"`` needs this many cold cases in the latest part, else draws among the tail
+MIN_TIME_CASES = 20
 
 
 def cooccurrence_pairs(interactions: pd.DataFrame, row_of: dict[str, int], window: int) -> pd.DataFrame:
@@ -119,6 +124,85 @@ def first_seen_rank(interactions: pd.DataFrame, item_ids: np.ndarray) -> np.ndar
     )
     first = key.groupby(interactions["item_id"].astype(str)).min()
     return first.reindex(pd.Index(np.asarray(item_ids, dtype=str))).fillna(-1.0).to_numpy(dtype=np.float64)
+
+
+def late_rows(interactions: pd.DataFrame, share: float) -> np.ndarray:
+    """The interactions a time split of the training part would test on (a boolean mask).
+
+    With timestamps: every row of the latest-starting ``share`` of the sequences (at least one,
+    never all), as ``bench/quality.py``'s time split carves its test part; without: the last row
+    (by position) of each sequence of two or more rows, as its leave-last-out split does.
+    """
+    n = len(interactions)
+    seq = pd.factorize(interactions["sequence_id"])[0]
+    ts = interactions["timestamp"] if "timestamp" in interactions else None
+    if ts is not None and ts.notna().any():
+        start = pd.Series(pd.to_datetime(ts, utc=True).dt.tz_localize(None).to_numpy()).groupby(seq).min()
+        n_seq = len(start)
+        n_late = min(n_seq - 1, max(1, int(round(n_seq * share))))
+        if n_late < 1:
+            return np.zeros(n, dtype=bool)
+        # the latest-starting sequences (ties: the later-appearing first)
+        key = start.fillna(start.min()).to_numpy().astype("datetime64[ns]").astype(np.int64)
+        order = np.lexsort((-np.arange(n_seq), -key))
+        late_seq = np.zeros(n_seq, dtype=bool)
+        late_seq[order[:n_late]] = True
+        return late_seq[seq]
+    pos = interactions["position"].to_numpy() if "position" in interactions else np.arange(n)
+    order = np.lexsort((pos, seq))
+    s = seq[order]
+    is_last = np.r_[s[1:] != s[:-1], True] & np.r_[False, s[1:] == s[:-1]]  # of a sequence of 2+
+    last = np.zeros(n, dtype=bool)
+    last[order[is_last]] = True
+    return last
+
+
+def time_holdout(
+    interactions: pd.DataFrame,
+    row_of: dict[str, int],
+    pairs: pd.DataFrame,
+    window: int,
+    share: float,
+    threshold: int,
+    max_cases: int,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Simulated cold items carved by time from the training interactions, as real ones arise.
+
+    The latest part of the training interactions (:func:`late_rows`) plays the test: its
+    next-item cases whose target had fewer than ``threshold`` interactions before it are the
+    cold cases, ``(previous item, target)`` rows, the previous item cold or not (new arrivals
+    are often bought beside each other). The targets' pairs from the latest part leave the
+    training pairs (their earlier pairs stay, as a real cold item's few interactions do).
+
+    Returns ``(training pairs, cold cases)``: ``pairs`` (all of the interactions' pairs, the
+    :func:`cooccurrence_pairs` frame) less the held-out ones, and up to ``max_cases`` cases
+    (uniformly drawn: each occurrence weighs one, as in a test split).
+    """
+    late = late_rows(interactions, share)
+    if not late.any():
+        return pairs, _NO_PAIRS.copy()
+    df = interactions.assign(_late=late)
+    df = df.sort_values(["sequence_id", "position"] if "position" in df else ["sequence_id"], kind="stable")
+    items = df["item_id"].astype(str).map(row_of).fillna(-1).to_numpy(dtype=np.int64)
+    seq = pd.factorize(df["sequence_id"])[0]
+    is_late = df["_late"].to_numpy(dtype=bool)
+    early_n = np.bincount(items[~is_late & (items >= 0)], minlength=len(row_of))
+    prev, cur = items[:-1], items[1:]
+    case = (seq[1:] == seq[:-1]) & is_late[1:] & (prev >= 0) & (cur >= 0) & (prev != cur)
+    case &= early_n[np.where(cur >= 0, cur, 0)] < threshold
+    cases = np.stack([prev[case], cur[case]], axis=1).astype(np.int64)
+    if len(cases) == 0:
+        return pairs, _NO_PAIRS.copy()
+    held = np.zeros(len(row_of), dtype=bool)
+    held[cases[:, 1]] = True
+    touch = held[pairs["a"].to_numpy()] | held[pairs["b"].to_numpy()]
+    early = cooccurrence_pairs(interactions[~late], row_of, window)
+    keep_early = early[held[early["a"].to_numpy()] | held[early["b"].to_numpy()]]
+    train = pd.concat([pairs[~touch], keep_early], ignore_index=True).sort_values(["a", "b"], kind="stable")
+    if len(cases) > max_cases:
+        cases = cases[np.sort(rng.choice(len(cases), size=max_cases, replace=False))]
+    return train.reset_index(drop=True), cases
 
 
 def leaf_blocks(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -224,6 +308,8 @@ class TrainingPairs:
     #: the co-purchases a served seed's query is expanded with
     all_co: np.ndarray = field(default_factory=_NO_PAIRS.copy)
     all_co_weights: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: how the simulated cold items were carved: "time", "tail", "newest" ("" when none were)
+    held_by: str = ""
 
 
 def training_pairs(
@@ -236,9 +322,13 @@ def training_pairs(
 ) -> TrainingPairs:
     """Positive pairs for a fit, with the simulated cold items and the validation pairs held out.
 
-    With wide blocks and ``holdout_share > 0``, a share of the items with pairs
-    (:func:`holdout_items`) loses all its pairs; up to ``max_validation_pairs`` pairs
-    leading to them (each held-out item weighing the same) become ``cold_val``. Then
+    With wide blocks and ``holdout_share > 0``, the simulated cold items: by default
+    (``holdout_by="tail"``) a share of the items with pairs (:func:`holdout_items`; ``"newest"``:
+    :func:`newest_items`) loses all its pairs and up to ``max_validation_pairs`` pairs leading
+    to them (each held-out item weighing the same) become ``cold_val``; with ``"time"``
+    (:func:`time_holdout`) the cold next-item cases of the latest part of the interactions, up to
+    ``max_validation_pairs`` of them, become ``cold_val`` and their targets' pairs of that part
+    leave training (fewer than :data:`MIN_TIME_CASES` cases: the tail draw instead). Then
     ``validation_share`` of the remaining distinct pairs become ``val``. Pairs are
     sampled by ``count ** pair_weight_power``; same-leaf pairs (:func:`category_pairs`)
     and, for items still without a pair, title TF-IDF neighbours (:func:`text_pairs`) weigh 1.
@@ -249,9 +339,25 @@ def training_pairs(
     all_co = pairs[["a", "b"]].to_numpy(dtype=np.int64)
     all_co_weights = pairs["count"].to_numpy(dtype=np.float64) ** p["pair_weight_power"]
     cold_val = _NO_PAIRS.copy()
-    if wide and p["holdout_share"] > 0 and len(pairs) >= 20:
+    by = p.get("holdout_by", "tail")
+    if wide and p["holdout_share"] > 0 and len(pairs) >= 20 and by == "time":
+        trained, cold_val = time_holdout(
+            dataset.interactions,
+            row_of,
+            pairs,
+            p["window"],
+            p["holdout_share"],
+            COLD_THRESHOLD,
+            p["max_validation_pairs"],
+            rng,
+        )
+        if len(cold_val) >= MIN_TIME_CASES:
+            pairs = trained
+        else:  # too few new items in the latest part: a random draw among the tail instead
+            by, cold_val = "tail", _NO_PAIRS.copy()
+    if wide and p["holdout_share"] > 0 and len(pairs) >= 20 and by != "time":
         candidates = np.unique(pairs["b"].to_numpy())
-        if p.get("holdout_by", "tail") == "newest":
+        if by == "newest":
             first = first_seen_rank(dataset.interactions, item_ids)
             held = newest_items(candidates, first, p["holdout_share"])
         else:
@@ -303,6 +409,7 @@ def training_pairs(
         sources=sources,
         all_co=all_co,
         all_co_weights=all_co_weights,
+        held_by=by if len(cold_val) else "",
     )
 
 
