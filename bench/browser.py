@@ -57,6 +57,7 @@ Usage: ``python bench/browser.py [--items 100000] [--changes 60] [--seeds 20] [-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -66,6 +67,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,20 @@ def start_app(root: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.3)
     proc.kill()
     raise SystemExit("the app did not answer within 180 s")
+
+
+@contextlib.contextmanager
+def app_and_browser(root: Path) -> Iterator[tuple[Any, str]]:
+    """The app on the data directory ``root`` and a headless Chromium: ``(driver, url)``; both
+    are closed on the way out."""
+    proc, url = start_app(root)
+    driver = browser()
+    try:
+        yield driver, url
+    finally:
+        driver.quit()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def browser() -> Any:

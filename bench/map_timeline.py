@@ -88,11 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard import build_data
 
     run = build_data(root, args.items)
-    proc, url = B.start_app(root)
-    driver = B.browser()
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
     loads = []
-    try:
+    with B.app_and_browser(root) as (driver, url):
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
         driver.get(url + "/")
         B.settled(driver, 0.0, 400)
         for _ in range(args.loads):
@@ -115,10 +113,6 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_ms": cpu_by_bucket(profile),
                 }
             )
-    finally:
-        driver.quit()
-        proc.terminate()
-        proc.wait(timeout=30)
     print(
         json.dumps(
             {
