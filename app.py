@@ -19,7 +19,7 @@ from dash import Dash, dcc, html
 from components import access, ids
 from components.jobs import POLL_MS, on_app_start
 from components.layout import navbar
-from components.plotlyjs import plotlyjs_meta
+from components.plotlyjs import plotlyjs_meta, register_plotlyjs
 from recsys import auth
 from recsys.compression import enable_compression
 from recsys.config import ENV_DATA_DIR, data_dir, upload_max_bytes
@@ -96,8 +96,9 @@ app = Dash(
     external_stylesheets=[],  # Bootswatch Flatly is vendored in assets/ (works offline, no CDN)
     suppress_callback_exceptions=True,
     title="RecSys Lab",
-    meta_tags=plotlyjs_meta(),  # plotly.js's cacheable URL, read by assets/map_plotly_preload.js
+    meta_tags=plotlyjs_meta(),  # which plotly.js graphs load, read by assets/plotly_loader.js
 )
+register_plotlyjs(app)  # the trimmed plotly.js bundle (components.plotly_bundle)
 server = app.server
 enable_compression(server)  # JSON, JavaScript and CSS go compressed (recsys.compression)
 # Uploads travel base64-encoded inside a callback body: bound the body before it is read.

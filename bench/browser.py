@@ -34,6 +34,11 @@ map_settled_ms
 page_first_paint_ms {PAGE: ms}
     From navigation start until the page's content is rendered and settled (no request in
     flight, no DOM change for ``--quiet`` ms), median of ``--repeat`` loads per page.
+plotlyjs_eval_ms {trimmed, full, ratio, n}
+    What a first visit pays to run plotly.js: the app's trimmed bundle
+    (``components.plotly_bundle``) and plotly.py's full one, each loaded ``n`` times into a
+    near-empty page of the app (its favicon) under a new URL (so V8 has no compiled code for it), alternating;
+    the median ms from the end of its download to its ``onload`` (parse, compile, run).
 
 "Settled" is decided by a MutationObserver on the page's content and a wrapper around
 ``fetch`` installed before any page script runs (Chrome DevTools ``Page.addScriptToEvaluateOnNewDocument``); the times
@@ -46,12 +51,13 @@ figures taken under load are not a verdict on the targets.
 The 100k-item data directory is the one ``bench/dashboard.py`` builds (synthetic catalogue,
 clustered vectors, HNSW index, PCA projection) and is reused between runs.
 
-Usage: ``python bench/browser.py [--items 100000] [--changes 60] [--seeds 20] [--repeat 3]``
+Usage: ``python bench/browser.py [--items 100000] [--changes 60] [--seeds 20] [--repeat 3] [--bundle-loads 6]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -61,6 +67,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +136,20 @@ def start_app(root: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.3)
     proc.kill()
     raise SystemExit("the app did not answer within 180 s")
+
+
+@contextlib.contextmanager
+def app_and_browser(root: Path) -> Iterator[tuple[Any, str]]:
+    """The app on the data directory ``root`` and a headless Chromium: ``(driver, url)``; both
+    are closed on the way out."""
+    proc, url = start_app(root)
+    driver = browser()
+    try:
+        yield driver, url
+    finally:
+        driver.quit()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def browser() -> Any:
@@ -272,6 +293,42 @@ def page_paint(
     return statistics.median(times)
 
 
+_EVAL_JS = """
+const done = arguments[arguments.length - 1], url = new URL(arguments[0], location.href).href;
+const s = document.createElement('script');
+s.src = url;
+s.onload = () => done(window.Plotly && window.Plotly.react ? performance.now() - performance.getEntriesByName(url)[0].responseEnd : null);
+s.onerror = () => done(null);
+document.head.appendChild(s);
+"""
+
+
+def plotlyjs_eval(driver: Any, url: str, n: int) -> dict[str, Any]:
+    """Median ms from download end to ``onload`` of each plotly.js bundle on a first visit (see
+    the module docstring); null where the app has no such bundle."""
+    from components.plotlyjs import bundle_path, full_plotlyjs_path
+
+    paths = {"trimmed": bundle_path(), "full": full_plotlyjs_path()}
+    times: dict[str, list[float]] = {name: [] for name, path in paths.items() if path}
+    driver.set_script_timeout(120)
+    for i in range(n):
+        for name in sorted(times, reverse=i % 2 == 1):  # alternate which goes first
+            driver.get(url + "/_favicon.ico")  # a near-empty page of the app's origin
+            ms = driver.execute_async_script(
+                _EVAL_JS, f"{url}/_dash-component-suites/{paths[name]}?n={i}-{time.time()}"
+            )
+            if ms is not None:
+                times[name].append(ms)
+    med = {name: (round(statistics.median(v), 1) if v else None) for name, v in times.items()}
+    trimmed, full = med.get("trimmed"), med.get("full")
+    return {
+        "trimmed": trimmed,
+        "full": full,
+        "ratio": round(trimmed / full, 3) if trimmed and full else None,
+        "n": n,
+    }
+
+
 def _pct(xs: list[float], q: float) -> float | None:
     if not xs:
         return None
@@ -293,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument(
         "--only-map", action="store_true", help="measure only the Map (other figures come out null)"
+    )
+    parser.add_argument(
+        "--bundle-loads", type=int, default=6, help="first-visit loads of each plotly.js bundle (0: skip)"
     )
     args = parser.parse_args(argv)
 
@@ -339,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             p: round(page_paint(driver, url, p, args.repeat, args.quiet), 1)
             for p in ([] if args.only_map else PAGES)
         }
+        evals = plotlyjs_eval(driver, url, args.bundle_loads) if args.bundle_loads > 0 else None
     finally:
         driver.quit()
         proc.terminate()
@@ -371,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
                 "map_all_points_each_ms": [round(x, 1) for x in map_seen["all"]],
                 "map_settled_ms": round(map_ms, 1),
                 "page_first_paint_ms": pages,
+                # first-visit parse + compile + run of the trimmed and the full plotly.js
+                "plotlyjs_eval_ms": evals,
                 "quiet_ms": args.quiet,
                 "load_avg_1m": round(load, 2),
                 "load_avg_1m_end": round(os.getloadavg()[0], 2),

@@ -238,8 +238,8 @@ def test_sampled_first_paint_is_completed_and_every_point_answers(dash_duo, dash
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _COUNTS_PROBE})
 
     @dash_app.server.before_request
-    def slow_plotly_js() -> None:  # a slow link: plotly.js (4.8 MB) comes after both figures could
-        if "/plotly/package_data/plotly" in flask.request.path:  # either URL of the bundle
+    def slow_plotly_js() -> None:  # a slow link: plotly.js comes after both figures could
+        if flask.request.path.endswith("/_dash-component-suites/" + page_plotlyjs_path()):
             time.sleep(3)
 
     dash_duo.start_server(dash_app)
@@ -254,11 +254,12 @@ def test_sampled_first_paint_is_completed_and_every_point_answers(dash_duo, dash
     counts = driver.execute_script("return window.__mapCounts;")
     assert counts == [0, n // 4, n], counts
     # the Map opened as the first page starts plotly.js with the page's own scripts
-    # (assets/map_plotly_preload.js); the graph, mounted while it loads, waits for that one
+    # (assets/plotly_loader.js); the graph, mounted while it loads, waits for that one
     assert driver.execute_script("return window.__plotlyRuns;") == 1
     # from its fingerprinted URL, which the browser may keep (components/plotlyjs.py)
     loaded = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/plotly/'));"
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('plotly')"
+        " && n.includes('/_dash-component-suites/'));"
     )
     assert len(loaded) == 1 and loaded[0].endswith("/_dash-component-suites/" + page_plotlyjs_path()), loaded
     dash_duo.wait_for_contains_text("#map-status", f"{n:,} items", timeout=20)
