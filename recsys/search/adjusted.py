@@ -332,16 +332,16 @@ class AdjustMixin:
         filter of the same mask answers from: :meth:`_search_block`), without scanning the block.
 
         Within a class of one (multiplier, shift) the adjusted score grows with the raw one, so the
-        adjusted top k is among each class's raw top k. One beam search on the block's graph
-        fetches its ``ef`` nearest items (``s_F``: the last one's raw score); the block's *dominant*
-        class (most of its eligible items: the plain ones, or a boosted category's) comes from the
-        fetch, and every other class whose bound ``m * s_F + a`` reaches the k-th adjusted score of
-        the fetch is scored exactly, its eligible members in the block (a boosted brand: a few
-        percent of it), packed once. None (the caller scans the block) when the dominant class's own
-        bound reaches that score (its members below the fetch could climb), while the graph is not
-        built (this counts the block's uses and queues it, as the filter alone does) or when the
-        config has other seed rules or ranked-list rules. ``drop``: the seed's banned (positions,
-        vector rows) in the block. Exact but for the graph's recall, as the filter alone."""
+        adjusted top k is among each class's raw top k (:class:`BlockMerge`). One beam search on the
+        block's plain graph, at the filter alone's ef, fetches its nearest items (``s_F``: the last
+        one's raw score), re-scored per label; the block's pool (every eligible member of the
+        classes that can climb above its dominant class: a boosted brand, a few percent of it) is
+        scored in one product; one cut to k; every other class is closed when its bound
+        ``m * s_F + a`` is below the k-th adjusted score. None (the caller scans the block) when one
+        is not (its members below the fetch could climb), when the pool is more than half of the
+        block, while the graph is not built (this counts the block's uses and queues it, as the
+        filter alone does) or when the config has other seed rules or ranked-list rules.
+        ``drop``: the seed's banned (positions, vector rows) in the block. Exact but for the graph's recall, as the filter alone."""
         cf, k, q = qq.cf, qq.k, qq.q
         if not cf.adjust_cat_only or self._tie_of is not None:
             return None
@@ -356,11 +356,11 @@ class AdjustMixin:
                 return None
         cl = self._adjust_classes(cf)
         out_rows = drop[1] if drop else []
-        seed_row = int(self.view.perm[qq.pos])
-        if not (cf.config.exclude_seed and ss.ok_by_row[seed_row]):
-            seed_row = -1
         g = cl.graphs.get(key)
         if g is not None and len(g.rows) > k + 1 + len(out_rows):  # the adjusted vectors' own graph
+            seed_row = int(self.view.perm[qq.pos])
+            if not (cf.config.exclude_seed and ss.ok_by_row[seed_row]):
+                seed_row = -1
             qq.q = np.concatenate((q, _QUERY_TAIL))
             got = self._subindex_answer(qq, g, seed_row, n_elig, out_rows)
             qq.q = q
