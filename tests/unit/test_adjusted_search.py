@@ -304,3 +304,35 @@ def test_the_merge_keeps_the_k_best_with_ties_by_position():
         got_p, got_s = _best(pos, adj, k)
         np.testing.assert_array_equal(got_p, pos[order])
         np.testing.assert_array_equal(got_s, adj[order])
+
+
+def test_the_class_merge_scans_the_block_when_the_fetch_holds_too_few_of_its_dominant_class(shop6k):
+    """The class merge closes every class outside its pool by the bound ``m * s_F + a`` against
+    the k-th adjusted score. With k = 60 and 48% of each ~300-row category buried (x0.5: the plain
+    items are the dominant class), the fetch (the 120 nearest of the block) often holds fewer than
+    60 plain items: the 60th score is then a buried one, below the plain items just under the
+    fetch, and the block must be scanned
+    (fails when the bound check is left out: those plain items are missed). With k = 10 the merge
+    itself answers. Both equal exact search (itself checked against brute force above). One
+    category block is put in use (its graph built inline, the seed table read)."""
+    cat, vec, index = shop6k
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    dear = float(np.quantile(cat["price"], 0.52))
+    cfg = FilterConfig(same_category=True, category_level=1, bury=[Adjust(price_min=dear, multiplier=0.5)])
+    block = cat.index[cat["category"] == "T0 > L3"].to_numpy()
+    seeds = [f"c{i}" for i in block[:30]]
+    for s in seeds + seeds:  # the filter in use: its seed table, then the block's graph
+        searcher.search(s, cfg, 10)
+    plans: dict[tuple[int, str], int] = {}
+    for k in (60, 10):
+        for s in seeds:
+            res = searcher.search(s, cfg, k)
+            plans[(k, res.plan)] = plans.get((k, res.plan), 0) + 1
+            ref = searcher.search(s, cfg, k, plan="exact")
+            assert res.item_ids == ref.item_ids, (s, k, res.plan)
+            np.testing.assert_allclose(res.scores, ref.scores, atol=1e-5)
+    # the merge answers at k = 10 (the seeds that are not adult: their block has its graph); the
+    # bound sends some of them to the scan at k = 60
+    assert plans.get((10, "hnsw_subindex"), 0) >= 25, plans
+    assert plans.get((60, "exact_range"), 0) > plans.get((10, "exact_range"), 0), plans
