@@ -186,6 +186,7 @@ class FilteredSearcher(
         self._cold_specs: dict[str, Any] = {}
         if not self._inline():  # with the searcher: a filter's first query never waits for them
             self._build_postings()
+            self._bg.start()
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
         self.sub_index_min_rows = _SUB_MIN_ROWS
         self.sub_index_gain = _SUB_GAIN
@@ -753,6 +754,7 @@ class FilteredSearcher(
             return res
         finally:
             bg.fg = time.perf_counter()
+            bg.release()  # the builds this query queued (background.Background.submit)
 
     def _search_seed(
         self,
