@@ -149,6 +149,10 @@ class FilteredSearcher(
         self._ef = ef
         self.exact_max_rows = exact_max_rows
         self._lock = threading.Lock()
+        #: the base mask of every config without a mask rule, shared (read-only): compiling one
+        #: is O(1) on a request (a new mask and its count were 0.2 ms at 1M items)
+        self._all_items = np.ones(self.n, dtype=bool)
+        self._all_items.setflags(write=False)
         self._compiled: OrderedDict[str, CompiledFilter] = OrderedDict()
         # A compiled filter holds ~60 bytes per item (mask, cumulative counts, seed
         # table): keep the cache near 400 MB whatever the catalogue size.

@@ -9,6 +9,7 @@ the state a user's first queries meet.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 
@@ -17,7 +18,7 @@ import pytest
 
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
-from recsys.search import _SUB_AFTER, FilteredSearcher
+from recsys.search import _SUB_AFTER, FilteredSearcher, compiled
 from recsys.search.batch import StaticSet
 from recsys.search.cold import Postings
 from recsys.search.compiled import CompileMixin
@@ -51,15 +52,11 @@ class _Recorder:
             (StaticMixin, "_mask_digest"),
         ):
             monkeypatch.setattr(cls, name, self._always(getattr(cls, name), f"{cls.__name__}.{name}"))
-        compile_ = CompileMixin.compile
-
-        def compile_spy(searcher, config):  # a compile that builds a mask, not a cache hit
-            cfg = FilterConfig.from_dict(config) if not isinstance(config, FilterConfig) else config
-            if cfg.config_hash() not in searcher._compiled:
-                self._note("compile (a mask over the catalogue)")
-            return compile_(searcher, config)
-
-        monkeypatch.setattr(CompileMixin, "compile", compile_spy)
+        rules = [  # each catalogue-mask rule's test runs over every item: a compile's mask
+            dataclasses.replace(r, keep=self._always(r.keep, f"mask rule {r.name}"))
+            for r in compiled.MASK_RULES
+        ]
+        monkeypatch.setattr(compiled, "MASK_RULES", tuple(rules))
 
     def _note(self, what: str) -> None:
         if self.on and threading.current_thread() is self.thread:
@@ -91,6 +88,8 @@ CONFIGS = [
     {"same_category": True, "category_level": 1},  # the seed's category block (5%)
     {"same_category": True, "category_level": 0},  # (25%)
     {"same_category": True, "category_level": 0, "brands_allow": [f"b{i}" for i in range(20)]},
+    # compiled on the request (a seed rule the lists do not hold): no mask rule, so no mask
+    {"same_category": True, "category_level": 1, "price_ratio_min": 0.5, "price_ratio_max": 2.0},
 ]
 
 
@@ -100,7 +99,7 @@ def test_no_request_pays_an_o_n_build(data, monkeypatch):
     shared in the searcher (whose look-up hashed the mask on the request): no O(n) step runs on
     the request thread, and the answers are exact search's (lists of the exact plans, counts of
     every plan). Fails with the mask digest, the compile or the general path's mask passes back
-    on the request."""
+    on the request, or a mask built for a config without a mask rule."""
     cat, vec, index = data
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
     ref = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)  # inline builds
