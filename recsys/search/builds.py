@@ -51,8 +51,8 @@ class BuildsMixin:
             return ss
 
         def build() -> None:
-            if no_adult in cf.sets:
-                return
+            if no_adult in cf.sets or self._shared_static(cf, no_adult, build=True) is not None:
+                return  # built, or adopted from an earlier filter of the same mask (its digest: O(n), here)
             mask = cf.base_mask & ~self.view.adult if no_adult else cf.base_mask
             cf.sets[no_adult] = StaticSet(
                 mask, self.view.perm, self.view.pos_of_row, self.unit, self._bg.pause

@@ -248,7 +248,7 @@ class CompileMixin:
                 self._last = (cfg, hit)
                 return hit
         v = self.view
-        mask = np.ones(self.n, dtype=bool)
+        mask: np.ndarray | None = None
         removed: dict[str, int] = {}
         skipped: list[str] = []
         for mr in MASK_RULES:  # the seed-independent rules, from the rule table
@@ -258,8 +258,13 @@ class CompileMixin:
                     continue
                 ok = mr.keep(v, cfg)
                 removed[mr.name] = int(self.n - np.count_nonzero(ok))
-                mask &= ok
+                if mask is None:
+                    mask = np.array(ok, dtype=bool)  # a copy: ``keep`` may return a catalogue array
+                else:
+                    mask &= ok
                 self._bg.pause()  # a rule's test holds the GIL over every item (background.Background)
+        if mask is None:  # no mask rule (no filter, a category, a price band around the seed): O(1)
+            mask = self._all_items
         prepared = {rl.name: rl.prepare(v, cfg) for rl in PREPARED_RULES if rl.on(cfg)}
         adjust = None
         for rl in ADJUST_RULES:  # score changes before the cut to k, composed in table order
@@ -267,7 +272,7 @@ class CompileMixin:
                 mul, add, matched = prepared[rl.name]
                 removed[rl.name] = matched  # items it re-scores
                 adjust = (mul, add) if adjust is None else (adjust[0] * mul, adjust[1] * mul + add)
-        n_base = int(np.count_nonzero(mask))
+        n_base = int(np.count_nonzero(mask)) if mask is not self._all_items else self.n
         # the prefix counts (base_cum) are built on first need: a static filter never needs them
         compiled = CompiledFilter(cfg, mask, removed, n_base, base_all=n_base == self.n)
         compiled.prepared, compiled.adjust = prepared, adjust

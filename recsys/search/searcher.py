@@ -149,6 +149,10 @@ class FilteredSearcher(
         self._ef = ef
         self.exact_max_rows = exact_max_rows
         self._lock = threading.Lock()
+        #: the base mask of every config without a mask rule, shared (read-only): compiling one
+        #: is O(1) on a request (a new mask and its count were 0.2 ms at 1M items)
+        self._all_items = np.ones(self.n, dtype=bool)
+        self._all_items.setflags(write=False)
         self._compiled: OrderedDict[str, CompiledFilter] = OrderedDict()
         # A compiled filter holds ~60 bytes per item (mask, cumulative counts, seed
         # table): keep the cache near 400 MB whatever the catalogue size.
@@ -186,6 +190,7 @@ class FilteredSearcher(
         self._cold_specs: dict[str, Any] = {}
         if not self._inline():  # with the searcher: a filter's first query never waits for them
             self._build_postings()
+            self._bg.start()
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
         self.sub_index_min_rows = _SUB_MIN_ROWS
         self.sub_index_gain = _SUB_GAIN
@@ -753,6 +758,7 @@ class FilteredSearcher(
             return res
         finally:
             bg.fg = time.perf_counter()
+            bg.release()  # the builds this query queued (background.Background.submit)
 
     def _search_seed(
         self,

@@ -1,0 +1,153 @@
+"""No request pays an O(n) build (issue 18): a new filter's first queries, and those that follow
+while the background thread compiles it and builds its eligible set, touch no array the size of
+the catalogue on the request thread: no mask is built, counted, scanned or hashed there.
+
+The O(n) steps are recorded where they run (the real functions run: each is wrapped to note the
+thread and the array size), with the background thread held busy so that every filter stays in
+the state a user's first queries meet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+
+import numpy as np
+import pytest
+
+from recsys.filters import FilterConfig
+from recsys.index import HnswIndex
+from recsys.search import _SUB_AFTER, FilteredSearcher, compiled
+from recsys.search.batch import StaticSet
+from recsys.search.cold import Postings
+from recsys.search.compiled import CompileMixin
+from recsys.search.static import StaticMixin
+from tests.unit.test_search_cold import _catalog
+
+N = 8000
+
+
+@pytest.fixture(scope="module")
+def data():
+    cat, vec = _catalog(N, 21)
+    return cat, vec, HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
+
+
+class _Recorder:
+    """Notes the O(n) steps run on the request thread while :attr:`on` is set."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.on = False
+        self.calls: list[str] = []
+        self.thread = threading.current_thread()
+        for name in ("flatnonzero", "count_nonzero", "ones", "zeros", "empty", "cumsum", "argsort"):
+            monkeypatch.setattr(np, name, self._sized(getattr(np, name), f"np.{name}"))
+        monkeypatch.setattr(hashlib, "blake2b", self._always(hashlib.blake2b, "hashlib.blake2b"))
+        for cls, name in (
+            (StaticSet, "__init__"),
+            (Postings, "__init__"),
+            (CompileMixin, "_key_index"),
+            (CompileMixin, "_seed_table"),
+            (StaticMixin, "_mask_digest"),
+        ):
+            monkeypatch.setattr(cls, name, self._always(getattr(cls, name), f"{cls.__name__}.{name}"))
+        rules = [  # each catalogue-mask rule's test runs over every item: a compile's mask
+            dataclasses.replace(r, keep=self._always(r.keep, f"mask rule {r.name}"))
+            for r in compiled.MASK_RULES
+        ]
+        monkeypatch.setattr(compiled, "MASK_RULES", tuple(rules))
+
+    def _note(self, what: str) -> None:
+        if self.on and threading.current_thread() is self.thread:
+            self.calls.append(what)
+
+    def _always(self, fn, what: str):
+        def spy(*a, **k):
+            self._note(what)
+            return fn(*a, **k)
+
+        return spy
+
+    def _sized(self, fn, what: str):
+        def spy(a, *rest, **k):
+            size = int(np.prod(a)) if isinstance(a, (int, tuple)) else np.size(a)
+            if size >= N:
+                self._note(f"{what} over {size}")
+            return fn(a, *rest, **k)
+
+        return spy
+
+
+CONFIGS = [
+    {"brands_allow": ["b3", "b7"]},  # 2%: exact search over the brands' postings
+    {"brands_allow": [f"b{i}" for i in range(60)]},  # 60%: over-fetch, labels tested
+    {"price_min": 15.0, "price_max": 17.0},
+    {"brands_deny": [f"b{i}" for i in range(90)], "price_max": 30.0},
+    {"exclude_adult": True},
+    {"same_category": True, "category_level": 1},  # the seed's category block (5%)
+    {"same_category": True, "category_level": 0},  # (25%)
+    {"same_category": True, "category_level": 0, "brands_allow": [f"b{i}" for i in range(20)]},
+    # compiled on the request (a seed rule the lists do not hold): no mask rule, so no mask
+    {"same_category": True, "category_level": 1, "price_ratio_min": 0.5, "price_ratio_max": 2.0},
+]
+
+
+def test_no_request_pays_an_o_n_build(data, monkeypatch):
+    """Each config's first queries, then its queries once compiled but before its eligible set
+    (a static filter) or seed table (a category filter) is built, with another filter's graph
+    shared in the searcher (whose look-up hashed the mask on the request): no O(n) step runs on
+    the request thread, and the answers are exact search's (lists of the exact plans, counts of
+    every plan). Fails with the mask digest, the compile or the general path's mask passes back
+    on the request, or a mask built for a config without a mask rule."""
+    cat, vec, index = data
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    ref = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)  # inline builds
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0  # small catalogue: let a graph pay
+    graph_cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(10)])
+    for i in range(3 * _SUB_AFTER):  # compiled, its set, then its own graph: shared by mask digest
+        searcher.search(f"u{i}", graph_cfg, 10)
+        searcher.wait_background()
+    assert searcher._shared_blocks
+    rec = _Recorder(monkeypatch)
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)  # every build stays queued: the state of first queries
+    seeds = [f"u{i}" for i in range(0, N, 331)]
+    answers = []
+    try:
+        for fields in CONFIGS:
+            cfg = FilterConfig(**fields)
+            rec.on = True
+            got = [searcher.search(s, cfg, 10) for s in seeds[:12]]
+            rec.on = False
+            searcher.compile(cfg)  # what the background thread does first, outside any request
+            rec.on = True
+            got += [searcher.search(s, cfg, 10) for s in seeds[12:]]
+            rec.on = False
+            answers.append((cfg, got))
+    finally:
+        rec.on = False
+        gate.set()
+    assert rec.calls == []
+    for cfg, got in answers:
+        for s, res in zip(seeds, got):
+            want = ref.search(s, cfg, 10, plan="exact")
+            assert res.n_eligible == want.n_eligible and res.removed_by_rule == want.removed_by_rule
+            assert s not in res.item_ids
+            if res.plan.startswith("exact"):
+                assert res.item_ids == want.item_ids, (cfg, s, res.plan)
+
+    # the background thread then builds what the requests deferred: the sets, and the digest that
+    # lets a new compiled filter of the graph's mask adopt its graph instead of building one
+    searcher.wait_background()
+    static = FilterConfig(**CONFIGS[0])
+    assert searcher.compile(static).sets
+    graphs = {v: ss for v, ss in searcher.compile(graph_cfg).sets.items() if ss.sub is not None}
+    assert graphs
+    searcher._compiled.clear()  # the graph's filter left the compiled-filter cache
+    again = FilterConfig(brands_allow=[f"b{i}" for i in range(10)])
+    seed = next(f"u{i}" for i in range(N) if (not cat.adult[i]) == next(iter(graphs)))  # its variant
+    searcher.search(seed, again, 10)  # answered from the lists; the set is adopted in the background
+    searcher.wait_background()
+    assert searcher.compile(again).sets.get(next(iter(graphs))) is next(iter(graphs.values()))
+    assert searcher.search(seed, again, 10).plan == "hnsw_subindex"
