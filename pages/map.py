@@ -419,7 +419,10 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
             header,
             notice,
             dcc.Location(id=ids.MAP_NAV, refresh="callback-nav"),
-            dcc.Store(id=ids.MAP_META, data=first["meta"]),
+            # "from_layout": draw_map's first call sends this meta on (see there)
+            dcc.Store(
+                id=ids.MAP_META, data={**first["meta"], "from_layout": True} if first["meta"] else None
+            ),
             dcc.Store(id=ids.MAP_DRAWN),
             controls,
             graph_card,
@@ -448,11 +451,14 @@ def draw_map(
         return no_update, no_update, ""
     out = map_state(run_id, method or "auto", color_by or "category:0", jobs, drawn, FIRST_PAINT_POINTS)
     meta = out["meta"]
-    if meta is no_update and drawn and dash.ctx.triggered_id is None:
+    if meta is no_update and drawn and drawn.get("from_layout"):
         # the first call after the layout drew the first figure (:func:`first_figure`): the
         # same meta again, since the callbacks that follow the drawn map (complete_map through
-        # the drawn store, update_purity) wait for this call and run only on a changed meta
-        meta = drawn
+        # the drawn store, update_purity) wait for this call and run only on a changed meta.
+        # Told by the mark, not by an initial call's empty trigger: when the jobs store is
+        # filled before this call goes out (a data directory with jobs), Dash merges the two
+        # and the first call comes triggered by the jobs store (the purity then never came)
+        meta = {k: v for k, v in drawn.items() if k != "from_layout"}
     return out["figure"], meta, out["status"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -306,3 +307,30 @@ def test_unknown_run_in_the_url_says_so_and_shows_the_default_run(mapp, data):
     page_ = mapp.layout(run="no-such-run")
     assert "Run 'no-such-run' has no map here" in text_of(page_)
     assert "no map here" not in text_of(mapp.layout(run=data["runs"]["A"]))
+
+
+def test_the_first_draw_call_announces_the_layouts_meta_whatever_triggered_it(mapp, data):
+    """The layout brings the first figure and its meta; draw_map's first call must send that
+    meta on (update_purity and complete_map wait for it), also when the shell's jobs store was
+    filled before that call went out: Dash then merges the two, and the call comes triggered by
+    the jobs store, not as an initial call (a data directory with jobs left the purity empty)."""
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    run = data["runs"]["A"]
+    (store,) = find(mapp.layout(run=run), lambda n: getattr(n, "id", None) == mapp.ids.MAP_META)
+    jobs = {"jobs": [{"kind": "project", "status": "done", "params": {"run_id": run, "method": "umap"}}]}
+
+    def draw(triggered: list[dict[str, Any]], drawn: dict[str, Any]) -> tuple:
+        def call() -> tuple:
+            context_value.set(AttributeDict(triggered_inputs=triggered))
+            return mapp.draw_map(run, "auto", "category:0", jobs, drawn)
+
+        return contextvars.copy_context().run(call)
+
+    for triggered in ([], [{"prop_id": f"{mapp.ids.JOBS_STORE}.data", "value": jobs}]):
+        figure, meta, _ = draw(triggered, store.data)
+        assert figure is mapp.no_update  # the layout's figure stays
+        assert meta == {k: v for k, v in store.data.items() if k != "from_layout"}
+        # once announced, a poll of the jobs store sends nothing again
+        assert draw(triggered, meta)[1] is mapp.no_update

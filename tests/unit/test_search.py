@@ -99,8 +99,8 @@ def brute_force(
             bans.add(ban.seed)
     scores = adjusted(cat, scores, cfg)
     eligible = set()
-    for i, row in cat.iterrows():
-        p = row.price
+    for row in cat.itertuples():  # the rows' values as iterrows gives them, without a Series per row
+        i, p = row.Index, row.price
         if cfg.price_min is not None and not (p >= cfg.price_min):
             continue
         if cfg.price_max is not None and not (p <= cfg.price_max):
