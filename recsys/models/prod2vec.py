@@ -217,6 +217,16 @@ _META_PARAM_KINDS: dict[str, Param] = {
 }
 
 
+def describe_auto_choice(c: dict[str, Any]) -> str:
+    """One line: what a fit-time "auto" setting chose (run.json's ``auto_choice``, a model's
+    ``choice_``), on what, and the candidates' validation scores. ``recsys train`` prints it
+    and the Runs page shows it for the selected run."""
+    scores = ", ".join(f"{name} {v['hr@20']:.4f}" for name, v in (c.get("validation") or {}).items())
+    on = f" on {c['cases']} validation cases ({c['split']})" if c.get("cases") else ""
+    seen = f": validation {c['metric']} {scores}" if scores else f": {c.get('why', '')}"
+    return f"{c['param']}=auto chose {c['chosen']}{on}{seen}; it cost {c.get('seconds', 0)} s"
+
+
 class _EpochLogger:
     """gensim callback: per-epoch loss deltas (gensim's own loss is cumulative)."""
 
