@@ -383,6 +383,11 @@ def test_auto_vectors_without_a_validation_case_keep_the_first_space_and_say_why
 
 def test_auto_vectors_are_chosen_for_meta_prod2vec_too(data):
     m = MetaProd2Vec(**{**W2V_FAST, "vectors": "auto"}).fit(data)
-    assert m.choice_["chosen"] in ("in-out", "input+output", "input")
-    assert (m.query_vectors_ is not None) == (m.choice_["chosen"] == "in-out")
-    assert m.coverage_["from_metadata"] == 10
+    c = m.choice_
+    spaces = ["input+output", "in-out", "input"]
+    assert c["candidates"] == spaces + [f"{v}, no metadata fill" for v in spaces]
+    assert c["chosen"] in c["candidates"]
+    assert (m.query_vectors_ is not None) == c["chosen"].startswith("in-out")
+    fill = c.get("settings", {}).get("fill_from_metadata", True)
+    assert fill == ("no metadata fill" not in c["chosen"])
+    assert m.coverage_["from_metadata"] == (10 if fill else 0)
