@@ -181,7 +181,8 @@ PARAM_HELP: dict[str, str] = {
     "fallback": "Items without an own vector: the mean vector of their category (category) or none.",
     "meta_category_level": "Category level of the category token (empty = the full path).",
     "use_brand": "Add brand tokens to the sequences.",
-    "fill_from_metadata": "Give items without an own vector the mean of their category/brand tokens.",
+    "fill_from_metadata": "Give items without an own vector the mean of their category/brand tokens "
+    "(with vectors = auto, kept only where it scores best on validation).",
 }
 
 
@@ -665,7 +666,10 @@ class MetaProd2Vec(Prod2Vec):
 
     With ``vectors="in-out"`` the metadata-filled items tend to become hubs (their
     tokens' output vectors score high against most seeds); ``META_TUNED_PARAMS`` keep
-    "input+output".
+    "input+output". With ``vectors="auto"`` each space is scored with and without the fill
+    (:meth:`_auto_candidates`): on dunnhumby, where 79% of the catalogue is never bought,
+    the filled items took every in-out list (validation HR@20 0.0007 against 0.022 without
+    the fill), and the in-out space is the one that scores there.
 
     Extra fitted attributes
     -----------------------
