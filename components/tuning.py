@@ -117,6 +117,31 @@ def tune_section(datasets: list[str]) -> Any:
     )
 
 
+def run_summary(run: dict[str, Any] | None) -> Any:
+    """The selected run's settings and, where a setting was chosen at fit time
+    (``vectors="auto"``), what was chosen and each candidate's validation score, in the
+    words ``recsys train`` prints."""
+    if not run:
+        return html.Div()
+    from recsys.models.prod2vec import describe_auto_choice
+
+    params = run.get("params") or {}
+    lines = [
+        html.Div(
+            [html.Strong("Settings: "), ", ".join(f"{k}={v}" for k, v in params.items()) or "none"],
+            className="run-params",
+        )
+    ]
+    if run.get("auto_choice"):
+        lines.append(
+            html.Div(
+                [html.Strong("Chosen on validation: "), describe_auto_choice(run["auto_choice"])],
+                className="run-auto-choice",
+            )
+        )
+    return html.Div(lines, className="small text-muted mb-2")
+
+
 def tuning_view(run: dict[str, Any] | None) -> Any:
     """A tuned run's search: every trial (table) and a parallel-coordinates chart."""
     t = (run or {}).get("tuning")

@@ -17,7 +17,7 @@ from components.image_features import image_features_section
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
-from components.tuning import tune_section, tuning_view
+from components.tuning import run_summary, tune_section, tuning_view
 from components.vectors_io import export_section as vectors_export_section
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -489,14 +489,15 @@ def layout(**_query: Any) -> html.Div:
     Output(ids.RUNS_TUNING, "children"), Input(ids.RUNS_GRID, "selectedRows"), prevent_initial_call=True
 )
 def show_tuning(selected: list[dict] | None) -> Any:
-    """The trials of the selected run when it was tuned (read only)."""
+    """The selected run's settings, what ``vectors="auto"`` chose and why, and its trials
+    when it was tuned (read only)."""
     if not selected or len(selected) != 1:
         return html.Div()
     try:
         run = Registry(data_dir()).get(selected[0]["run_id"])
     except (OSError, RecsysError, KeyError) as exc:
         return error_alert(exc, "Could not read the run")
-    return tuning_view(run)
+    return html.Div([run_summary(run), tuning_view(run)])
 
 
 @callback(

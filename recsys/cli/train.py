@@ -17,6 +17,7 @@ from recsys.cli.common import (
     format_metrics,
 )
 from recsys.config import data_dir
+from recsys.models.prod2vec import describe_auto_choice
 
 
 def _fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -87,14 +88,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(format_metrics(meta["metrics"]))
     _print_coverage(meta)
     return 0
-
-
-def describe_auto_choice(c: dict[str, Any]) -> str:
-    """One line: what a fit-time "auto" setting chose, on what, and the candidates' scores."""
-    scores = ", ".join(f"{name} {v['hr@20']:.4f}" for name, v in (c.get("validation") or {}).items())
-    on = f" on {c['cases']} validation cases ({c['split']})" if c.get("cases") else ""
-    seen = f": validation {c['metric']} {scores}" if scores else f": {c.get('why', '')}"
-    return f"{c['param']}=auto chose {c['chosen']}{on}{seen}; it cost {c.get('seconds', 0)} s"
 
 
 def _add_tune_args(p: argparse.ArgumentParser, prefix: str = "") -> None:

@@ -326,7 +326,26 @@ def test_selecting_a_tuned_run_shows_its_trials(root, runs_page):
         else graph.figure["data"][0]["dimensions"]
     )
     assert [d["label"] for d in dims] == ["window", "vectors", "validation"]
-    # an untuned run, or several selected: nothing
-    others = [r["run_id"] for r in reg.list_runs() if r["run_id"] != run["run_id"]]
-    assert others and text_of(runs_page.show_tuning([{"run_id": others[0]}])) == ""
+    # an untuned run: its settings, no trials; nothing selected: nothing
+    others = [r for r in reg.list_runs() if r["run_id"] != run["run_id"]]
+    view = runs_page.show_tuning(run_rows(others[:1]))
+    assert "trials" not in text_of(view) and not find(view, lambda c: c.__class__.__name__ == "Tr")
     assert text_of(runs_page.show_tuning([])) == ""
+
+
+def test_selecting_a_run_shows_what_vectors_auto_chose_on_validation(root, runs_page):
+    from recsys.pipeline import train_run
+
+    meta = train_run(
+        "prod2vec", {"vector_size": 8, "epochs": 1, "workers": 1}, "demo", root, max_cases=100, label="auto"
+    )
+    c = meta["auto_choice"]
+    assert meta["params"]["vectors"] == "auto" and set(c["validation"]) == {"input+output", "in-out", "input"}
+    row = next(r for r in run_rows(Registry(root).list_runs()) if r["run_id"] == meta["run_id"])
+    text = text_of(runs_page.show_tuning([row]))  # the grid's selected row, as the browser sends it
+    assert "Settings:" in text and "vectors=auto" in text and "epochs=1" in text
+    assert f"vectors=auto chose {c['chosen']} on {c['cases']} validation cases" in text
+    for space, v in c["validation"].items():
+        assert f"{space} {v['hr@20']:.4f}" in text
+    other = next(r for r in run_rows(Registry(root).list_runs()) if r["family"] == "popularity")
+    assert "vectors=auto chose" not in text_of(runs_page.show_tuning([other]))

@@ -383,6 +383,25 @@ def test_auto_vectors_without_a_validation_case_keep_the_first_space_and_say_why
 
 def test_auto_vectors_are_chosen_for_meta_prod2vec_too(data):
     m = MetaProd2Vec(**{**W2V_FAST, "vectors": "auto"}).fit(data)
-    assert m.choice_["chosen"] in ("in-out", "input+output", "input")
-    assert (m.query_vectors_ is not None) == (m.choice_["chosen"] == "in-out")
-    assert m.coverage_["from_metadata"] == 10
+    c = m.choice_
+    spaces = ["input+output", "in-out", "input"]
+    assert c["candidates"] == spaces + [f"{v}, no metadata fill" for v in spaces]
+    assert c["chosen"] in c["candidates"]
+    assert (m.query_vectors_ is not None) == c["chosen"].startswith("in-out")
+    fill = c.get("settings", {}).get("fill_from_metadata", True)
+    assert fill == ("no metadata fill" not in c["chosen"])
+    assert m.coverage_["from_metadata"] == (10 if fill else 0)
+
+
+def test_meta_auto_choice_scores_each_space_without_the_metadata_fill_too():
+    """dunnhumby in miniature: most of the catalogue is never bought, and every item shares
+    one brand token. Filled from their tokens, those items all get one vector, and in the
+    in-out space the tokens' output vectors (the most frequent words) outrank every real
+    item. The choice scores each space with and without the fill, from one fit."""
+    base = grouped_dataset(n_groups=10, group_size=20, n_sequences=300, seq_len=4, cold_per_group=60)
+    data = Dataset("thin", base.catalog.assign(brand="National"), base.interactions)
+    m = MetaProd2Vec(**{**W2V_FAST, "vectors": "auto", "fallback": "none"}).fit(data)
+    v = {name: s["hr@20"] for name, s in m.choice_["validation"].items()}
+    assert v["in-out, no metadata fill"] >= max(0.3, 5 * v["in-out"]), v
+    fill = m.choice_.get("settings", {}).get("fill_from_metadata", True)
+    assert m.coverage_["from_metadata"] == (600 if fill else 0), (m.choice_["chosen"], m.coverage_)

@@ -90,7 +90,7 @@ def test_every_search_space_names_declared_params_and_starts_from_valid_settings
             else:
                 validate_params(family, {name: spec[0]})
                 validate_params(family, {name: spec[1]})
-    assert {"meta_category_level", "use_brand"} <= set(SEARCH_SPACES["meta_prod2vec"])
+    assert {"meta_category_level", "use_brand", "fill_from_metadata"} <= set(SEARCH_SPACES["meta_prod2vec"])
     assert "window" not in search_space("prod2vec", {"window": 3})
     with pytest.raises(Exception, match="tune supports"):
         search_space("popularity")
