@@ -43,7 +43,7 @@ def test_serving_the_app_draws_the_default_runs_map_ahead(tmp_path: Path) -> Non
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     seen: list[str] = []
     try:
-        end = time.time() + 180
+        end = time.time() + 120
         warmed = False
         while time.time() < end and not warmed:
             try:
