@@ -47,8 +47,8 @@ from components.layout import (
     no_embedding_runs,
     page_header,
 )
-from components.pickers import search_items
 from components.map_warm import FIGURES, run_lock
+from components.pickers import search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
 from recsys.errors import RecsysError
