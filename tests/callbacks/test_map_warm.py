@@ -88,14 +88,19 @@ def test_after_start_the_first_map_request_builds_no_figure(mapp, warm, monkeypa
     _wait_for(warm, run, after=started)
     builds = _count_builds(mapp, monkeypatch)
     layout = mapp.layout()
-    first, meta = _graph(layout).figure, find(layout, lambda c: getattr(c, "id", None) == ids.MAP_META)[0].data
+    first, meta = (
+        _graph(layout).figure,
+        find(layout, lambda c: getattr(c, "id", None) == ids.MAP_META)[0].data,
+    )
     assert meta["run"] == run and meta["partial"] and meta["n_shown"] == 8
     drawn = mapp.draw_map(run, "auto", "category:0", {"jobs": []}, meta)
     full = mapp.complete_map({**drawn[1]}, run, "auto", "category:0", {"jobs": []})[0]
     assert len(_points(full)) == 20
     assert builds == []  # nothing built on the user's requests
     # the purity chart (seconds of exact search at 100k items) too
-    assert [k[1:] for k in mapp._PURITY_CACHE if k[0] == str(mapp.data_dir())] == [(run, "category:0", 10, 2000)]
+    assert [k[1:] for k in mapp._PURITY_CACHE if k[0] == str(mapp.data_dir())] == [
+        (run, "category:0", 10, 2000)
+    ]
     # the figures answered are those the page builds itself
     warm.stop_map_warmup()
     warm.FIGURES.clear()
@@ -114,7 +119,9 @@ def test_a_new_projection_is_drawn_not_the_figure_drawn_before_it(mapp, warm, mo
     item_ids = np.load(registry.run_dir(run) / "item_ids.npy")
     coords = np.stack([np.arange(20, dtype=np.float32), -np.arange(20, dtype=np.float32)], axis=1)
     # what the UMAP job writes when it is done
-    _write_projection(registry.artifact_path(run, "projection_umap.parquet"), item_ids, coords, {"seconds": 1.5})
+    _write_projection(
+        registry.artifact_path(run, "projection_umap.parquet"), item_ids, coords, {"seconds": 1.5}
+    )
     builds = _count_builds(mapp, monkeypatch)
     layout = mapp.layout()
     fig = _graph(layout).figure
@@ -131,9 +138,7 @@ def test_a_new_projection_is_drawn_not_the_figure_drawn_before_it(mapp, warm, mo
     assert _graph(mapp.layout()).figure == fig and builds == []
 
 
-def test_an_activated_run_is_drawn_ahead_and_never_answered_with_the_old_runs_figure(
-    mapp, warm, monkeypatch
-):
+def test_an_activated_run_is_drawn_ahead_and_never_answered_with_the_old_runs_figure(mapp, warm, monkeypatch):
     run_a, run_b = mapp.runs["A"], mapp.runs["B"]
     started = time.time()
     warm.start_map_warmup(interval=0.05)
