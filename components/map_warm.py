@@ -17,8 +17,8 @@ take that off the user's path:
 - :func:`start_map_warmup`: a daemon thread, started when the app is served (``python
   app.py``, or each gunicorn worker: ``gunicorn.conf.py``), never on import, so app start
   and the tests that import ``app`` are not held up. It does what the Map's first load
-  asks of the server (``pages.map.warm_first_map``: the first figure, the complete one, the
-  purity chart) for the run the Map opens on, then looks again every
+  asks of the server before its figures are on screen (``pages.map.warm_first_map``: the
+  first figure and the complete one) for the run the Map opens on, then looks again every
   :data:`WARM_INTERVAL_S` seconds: a new default run (activation, training, deletion) or a
   new projection of it is warmed within seconds; when nothing changed a pass is a few cache
   look-ups. ``RECSYS_MAP_WARMUP=0`` turns it off.

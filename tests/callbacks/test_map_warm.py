@@ -79,9 +79,9 @@ def _points(fig: dict[str, Any]) -> dict[int, tuple[float, float]]:
 
 
 def test_after_start_the_first_map_request_builds_no_figure(mapp, warm, monkeypatch):
-    """The thread the app starts has drawn the default run's sample, its complete figure and
-    its purity before the user asks: the page's layout and the callbacks of its first load
-    answer from them, and what they answer is what the page builds on its own."""
+    """The thread the app starts has drawn the default run's sample and its complete figure
+    before the user asks: the page's layout and the callbacks of its first load answer from
+    them, and what they answer is what the page builds on its own."""
     run = mapp.runs["A"]  # the active run: the Map's default
     started = time.time()
     assert warm.start_map_warmup(interval=0.05) is not None
@@ -97,10 +97,6 @@ def test_after_start_the_first_map_request_builds_no_figure(mapp, warm, monkeypa
     full = mapp.complete_map({**drawn[1]}, run, "auto", "category:0", {"jobs": []})[0]
     assert len(_points(full)) == 20
     assert builds == []  # nothing built on the user's requests
-    # the purity chart (seconds of exact search at 100k items) too
-    assert [k[1:] for k in mapp._PURITY_CACHE if k[0] == str(mapp.data_dir())] == [
-        (run, "category:0", 10, 2000)
-    ]
     # the figures answered are those the page builds itself
     warm.stop_map_warmup()
     warm.FIGURES.clear()
