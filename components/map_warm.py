@@ -14,6 +14,13 @@ take that off the user's path:
 - :func:`run_lock`: one build at a time per run, so a request that comes while the
   warm-up is building the same run waits for it and then finds it built, instead of
   building it a second time beside it on the same cores.
+- :func:`stored_path` and friends: the first figure (the sample the page's layout carries)
+  is also stored as JSON under ``<data dir>/cache/map/``, named by a digest of what it was
+  drawn from (the stamps of the run's ``run.json`` and ``item_ids.npy``, its projection
+  files and its dataset's ``report.json``; the colouring, the sample size and
+  :data:`STORED_FORMAT`). After a restart the layout reads that one file instead of loading
+  the catalogue; any change to those files gives another name, so a stored figure is never
+  served for data it was not drawn from.
 - :func:`start_map_warmup`: a daemon thread, started when the app is served (``python
   app.py``, or each gunicorn worker: ``gunicorn.conf.py``), never on import, so app start
   and the tests that import ``app`` are not held up. It does what the Map's first load
@@ -28,11 +35,14 @@ Only the standard library is imported here: ``app.py`` imports this module at st
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -112,6 +122,61 @@ def run_lock(root: str, run_id: str) -> threading.RLock:
         if lock is None:
             lock = _run_locks[(root, run_id)] = threading.RLock()
         return lock
+
+
+# -- the first figure on disk ------------------------------------------------------------
+#: Part of every stored figure's name: bump it when the figure's content changes shape.
+STORED_FORMAT = 1
+
+
+def stored_digest(parts: Sequence[Any], files: Sequence[str | os.PathLike[str]]) -> str:
+    """A digest of ``parts`` and of each file's (path, mtime_ns, size, inode), None when missing."""
+    stamps = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stamps.append([str(f), st.st_mtime_ns, st.st_size, st.st_ino])
+        except OSError:
+            stamps.append([str(f), None])
+    raw = json.dumps([STORED_FORMAT, list(parts), stamps], default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def stored_path(root: str | os.PathLike[str], run_id: str, color_by: str, digest: str) -> Path:
+    """``<root>/cache/map/<run>.<colouring>.<digest>.json``."""
+    color = "".join(c if c.isalnum() else "_" for c in color_by)
+    return Path(root) / "cache" / "map" / f"{run_id}.{color}.{digest}.json"
+
+
+def read_stored(path: Path) -> dict[str, Any] | None:
+    """A stored figure (``{"figure", "meta"}``), or None when there is none or it cannot be read."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = (
+        isinstance(value, dict)
+        and isinstance(value.get("figure"), dict)
+        and isinstance(value.get("meta"), dict)
+    )
+    return value if ok else None
+
+
+def write_stored(path: Path, value: dict[str, Any]) -> None:
+    """Store ``value`` at ``path`` (written aside, then renamed) and remove that run's and
+    colouring's older ones. A folder that cannot be written only costs the next start."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(value, separators=(",", ":")))
+        os.replace(tmp, path)
+        stem = path.name.rsplit(".", 2)[0]  # <run>.<colouring>
+        for old in path.parent.glob(f"{stem}.*.json"):
+            if old != path and old.name.rsplit(".", 2)[0] == stem:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.info("could not store the Map's first figure at %s: %s", path, exc)
+        tmp.unlink(missing_ok=True)
 
 
 # -- warm-up thread -----------------------------------------------------------------------

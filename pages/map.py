@@ -47,7 +47,7 @@ from components.layout import (
     no_embedding_runs,
     page_header,
 )
-from components.map_warm import FIGURES, run_lock
+from components.map_warm import FIGURES, read_stored, run_lock, stored_digest, stored_path, write_stored
 from components.pickers import search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
@@ -274,12 +274,48 @@ def first_figure(run_id: str, color_by: str) -> dict[str, Any]:
     :func:`draw_map`, which says what it is."""
     empty: dict[str, Any] = {"figure": {"data": [], "layout": {}}, "meta": None, "status": None}
     try:
-        out = map_state(run_id, "auto", color_by, None, None, FIRST_PAINT_POINTS)
+        return stored_first_figure(run_id, color_by) or empty
     except (RecsysError, OSError, ValueError, KeyError):
         logger.exception("the Map's first figure of %s: left to the draw callback", run_id)
         return empty
+
+
+def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
+    """:func:`first_figure`'s answer, read from its stored copy when there is one for the files
+    it is drawn from (:func:`components.map_warm.stored_path`: one small file instead of the
+    catalogue and the projection after a restart), else drawn and stored. None when the run
+    cannot be drawn (draw_map's first call says why).
+
+    Raises
+    ------
+    RecsysError
+        Unknown run."""
+    from recsys.data.schema import dataset_report_path
+    from recsys.projection import projection_name
+
+    registry = data_registry()
+    name = registry.get(run_id)["dataset"]["name"]
+    run_dir = registry.run_dir(run_id)
+    files = [
+        run_dir / "run.json",
+        run_dir / "item_ids.npy",
+        dataset_report_path(name, registry.root),
+        *(registry.artifact_path(run_id, projection_name(m)) for m in ("umap", "pca")),
+    ]
+    parts = [str(registry.root), run_id, name, color_by, FIRST_PAINT_POINTS]
+    digest = stored_digest(parts, files)
+    path = stored_path(registry.root, run_id, color_by, digest)
+    stored = read_stored(path)
+    if stored is not None:
+        meta = stored["meta"]
+        bits = [dbc.Badge(str(meta.get("method", "pca")).upper(), color="primary", className="me-2")]
+        bits += _status_tail(meta, True if meta.get("method") == "umap" else None, None, "auto")
+        return {**stored, "status": html.Div(bits, className="map-status-line")}
+    out = map_state(run_id, "auto", color_by, None, None, FIRST_PAINT_POINTS)
     if not isinstance(out["figure"], dict) or not isinstance(out["meta"], dict):
-        return empty  # the run could not be read: draw_map's first call says why
+        return None
+    if stored_digest(parts, files) == digest:  # not if a file changed while it was drawn
+        write_stored(path, {"figure": out["figure"], "meta": out["meta"]})
     return out
 
 
@@ -309,6 +345,8 @@ def warm_first_map(color_by: str = "category:0") -> str | None:
     if not runs:
         return None
     run = chosen_run(registry, runs, None)
+    stored_first_figure(run, color_by)  # its stored copy, for the next start
+    # the catalogue and projection the draw callbacks read, and the complete figure
     first = map_state(run, "auto", color_by, None, None, FIRST_PAINT_POINTS)
     if not isinstance(first["meta"], dict):
         return run  # the run cannot be read: the page says why

@@ -100,9 +100,34 @@ def test_after_start_the_first_map_request_builds_no_figure(mapp, warm, monkeypa
     # the figures answered are those the page builds itself
     warm.stop_map_warmup()
     warm.FIGURES.clear()
+    shutil.rmtree(mapp.root / "cache" / "map")
     assert mapp.first_figure(run, "category:0")["figure"] == first
     assert mapp.map_state(run, "auto", "category:0", None, None)["figure"] == full
     assert len(builds) == 2
+
+
+def test_after_a_restart_the_first_figure_is_read_from_one_stored_file(mapp, warm, monkeypatch):
+    """What the warm-up drew is also stored beside the data, named by what it was drawn from:
+    a new process answers the layout from that file without drawing, and a damaged file is
+    drawn anew, never served."""
+    run = mapp.runs["A"]
+    warm.warm_once()
+    stored = list((mapp.root / "cache" / "map").glob(f"{run}.*.json"))
+    assert len(stored) == 1
+    expected = _graph(mapp.layout()).figure
+    warm.FIGURES.clear()  # a new process: no figure in memory
+    calls: list[str] = []
+    real = mapp.map_state
+    monkeypatch.setattr(
+        mapp, "map_state", lambda run_id, *a, **k: calls.append(run_id) or real(run_id, *a, **k)
+    )
+    layout = mapp.layout()
+    assert calls == []  # not drawn: read
+    assert _graph(layout).figure == expected
+    meta = find(layout, lambda c: getattr(c, "id", None) == ids.MAP_META)[0].data
+    assert meta["run"] == run and meta["partial"] and meta["from_layout"]
+    stored[0].write_text('{"figure": {"data": [')  # cut short
+    assert _graph(mapp.layout()).figure == expected and calls == [run]
 
 
 def test_a_new_projection_is_drawn_not_the_figure_drawn_before_it(mapp, warm, monkeypatch):
