@@ -22,6 +22,8 @@ complete, so it never competes with the figure for the server's CPU.
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dash
@@ -184,8 +186,8 @@ def _map_state(
 def drawn_figure(
     view: Any, frame: pd.DataFrame, run_id: str, use: str, color_by: str, stamp: str, first_paint: int | None
 ) -> tuple[dict[str, Any], int, int]:
-    """``(figure, points shown, points in all)`` of a run's projection (a copy of the one
-    already built from the same view and frame, :data:`components.map_warm.FIGURES`)."""
+    """``(figure, points shown, points in all)``: a copy of the one built from the same view and
+    frame (:data:`components.map_warm.FIGURES`)."""
     xs = frame["x"].to_numpy()
     key = (run_id, use, color_by, stamp, int(first_paint or 0), xs.__array_interface__["data"][0], len(frame))
 
@@ -280,16 +282,17 @@ def first_figure(run_id: str, color_by: str) -> dict[str, Any]:
         return empty
 
 
-def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
-    """:func:`first_figure`'s answer, read from its stored copy when there is one for the files
-    it is drawn from (:func:`components.map_warm.stored_path`: one small file instead of the
-    catalogue and the projection after a restart), else drawn and stored. None when the run
-    cannot be drawn (draw_map's first call says why).
+#: The modules whose code draws the first figure (their stamps are part of its stored name).
+_FIGURE_CODE = (
+    Path(__file__),
+    *(Path(sys.modules[m].__file__ or "") for m in (map_figure.__module__, "recsys.labels")),
+)
 
-    Raises
-    ------
-    RecsysError
-        Unknown run."""
+
+def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
+    """:func:`first_figure`'s answer, read from its stored copy for the files it is drawn from
+    (:func:`components.map_warm.stored_path`), else drawn and stored; None when the run cannot
+    be drawn (draw_map's first call says why). Raises RecsysError for an unknown run."""
     from recsys.data.schema import dataset_report_path
     from recsys.projection import projection_name
 
@@ -301,6 +304,7 @@ def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
         run_dir / "item_ids.npy",
         dataset_report_path(name, registry.root),
         *(registry.artifact_path(run_id, projection_name(m)) for m in ("umap", "pca")),
+        *_FIGURE_CODE,  # a new version of the code that draws it draws it anew
     ]
     parts = [str(registry.root), run_id, name, color_by, FIRST_PAINT_POINTS]
     digest = stored_digest(parts, files)
@@ -330,16 +334,9 @@ def chosen_run(registry: Any, runs: list[dict[str, Any]], asked: str | None) -> 
 
 
 def warm_first_map(color_by: str = "category:0") -> str | None:
-    """What the Map's first load asks of the server before its figures are on screen, done now
-    for the run the page opens on with no ``?run=`` (:func:`chosen_run`): the layout's first
-    figure and the complete one (:func:`complete_map`), at the page's default colouring.
-    The run's name, or None without embedding runs (the warm-up thread of
-    :mod:`components.map_warm` calls it; each step is answered from the caches when done).
-
-    Not the purity chart: asked only once the complete map is drawn, it is off the first
-    paint's path, and computed ahead (8 s of exact search on both cores at 100k items) it
-    ran beside a first Map load that came meanwhile and slowed it (first paint 3.5 s against
-    2.0 s for the next load, load 10)."""
+    """The Map's first load of the run it opens on (:func:`chosen_run`) done now: the first
+    figure (and its stored copy), the complete one; the run, None without embedding runs.
+    Not the purity chart: computed ahead, it slowed a first Map load that came meanwhile."""
     registry = data_registry()
     runs = [r for r in registry.list_runs() if r.get("is_embedding")]
     if not runs:
