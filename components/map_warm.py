@@ -79,7 +79,6 @@ class FigureMemo:
         self.size = size
         self._lock = threading.Lock()
         self._entries: list[tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], Any]] = []
-        self.builds = 0  # how many figures were built (not answered from here)
 
     def get(
         self,
@@ -94,15 +93,9 @@ class FigureMemo:
                     return fresh(value)
         value = build()
         with self._lock:
-            self.builds += 1
             self._entries.append((sources, key, keep, value))
             del self._entries[: -self.size]
         return fresh(value)
-
-    def holds(self, predicate: Callable[[tuple[Any, ...]], bool]) -> bool:
-        """Whether a kept figure's key satisfies ``predicate``."""
-        with self._lock:
-            return any(predicate(k) for _src, k, _keep, _value in self._entries)
 
     def clear(self) -> None:
         with self._lock:
