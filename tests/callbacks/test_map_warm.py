@@ -177,3 +177,33 @@ def test_an_activated_run_is_drawn_ahead_and_never_answered_with_the_old_runs_fi
     warm.stop_map_warmup()
     warm.FIGURES.clear()
     assert mapp.first_figure(run_b, "category:0")["figure"] == b_fig  # B's own figure
+
+
+def test_two_first_requests_of_a_run_load_its_catalogue_once(mapp, monkeypatch):
+    """The warm-up and a first page (Explore, the Map) asking for a run's catalogue at once:
+    one loads it, the other waits for that view instead of loading it a second time beside it."""
+    import threading
+
+    import recsys.catalog as catalog_module
+    import recsys.data.schema as schema
+
+    monkeypatch.setattr(catalog_module, "_views", {})
+    loads: list[str] = []
+    real = schema.load_stored_catalog
+
+    def slow_load(name: str, root: Any) -> Any:
+        loads.append(name)
+        time.sleep(0.5)  # a big catalogue: the second caller comes while this one loads
+        return real(name, root)
+
+    monkeypatch.setattr(schema, "load_stored_catalog", slow_load)
+    views: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: views.append(mapp.run_catalog_view(mapp.runs["A"]))) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(views) == 2 and views[0] is views[1]
+    assert loads == ["tiny"]
