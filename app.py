@@ -19,6 +19,7 @@ from dash import Dash, dcc, html
 from components import access, ids
 from components.jobs import POLL_MS, on_app_start
 from components.layout import navbar
+from components.map_warm import start_map_warmup
 from components.plotlyjs import plotlyjs_meta, register_plotlyjs
 from recsys import auth
 from recsys.compression import enable_compression
@@ -123,4 +124,6 @@ except Exception as exc:  # the app must start even when the job store is unusab
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not ARGS.debug or os.environ.get("WERKZEUG_RUN_MAIN") == "true":  # the reloader's child serves
+        start_map_warmup()  # a thread: the Map's first drawing, off the first user's request
     app.run(host=ARGS.host, port=ARGS.port, debug=ARGS.debug)

@@ -58,3 +58,10 @@ _check(_command_line_binds() or bind)
 
 def on_starting(server):
     _check(server.cfg.bind)
+
+
+def post_worker_init(worker):
+    """Each worker draws the Map's first figure ahead, in a thread (``components.map_warm``)."""
+    from components.map_warm import start_map_warmup
+
+    start_map_warmup()

@@ -22,6 +22,8 @@ complete, so it never competes with the figure for the server's CPU.
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dash
@@ -47,6 +49,7 @@ from components.layout import (
     no_embedding_runs,
     page_header,
 )
+from components.map_warm import FIGURES, read_stored, run_lock, stored_digest, stored_path, write_stored
 from components.pickers import search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
@@ -135,7 +138,22 @@ def map_state(
 
     With ``first_paint`` and more points than that, the figure holds a seeded random sample
     of ``first_paint`` points (each colour group in proportion, in expectation) and the meta
-    says ``"partial": True``; :func:`complete_map` then sends every point."""
+    says ``"partial": True``; :func:`complete_map` then sends every point.
+
+    One call at a time per run (:func:`components.map_warm.run_lock`): a request that comes
+    while the warm-up draws the same run waits for it and finds the figure built."""
+    with run_lock(str(data_dir()), run_id):
+        return _map_state(run_id, method, color_by, jobs, drawn, first_paint)
+
+
+def _map_state(
+    run_id: str,
+    method: str,
+    color_by: str,
+    jobs: dict[str, Any] | None,
+    drawn: dict[str, Any] | None,
+    first_paint: int | None,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"figure": no_update, "meta": no_update, "status": None}
     try:
         view = run_catalog_view(run_id)
@@ -154,27 +172,47 @@ def map_state(
         out["status"] = html.Div(status_bits, className="map-status-line")
         return out
     frame = umap if use == "umap" else projection_frame(run_id, "pca")
-    x, y, pos, total = point_positions(view, frame)
-    partial = bool(first_paint) and len(x) > int(first_paint)
-    if partial:
-        keep = np.sort(np.random.default_rng(0).permutation(len(x))[: int(first_paint)])
-        x, y, pos = x[keep], y[keep], pos[keep]
-    fig = map_figure(x, y, pos, view, color_by, uirevision=f"{run_id}:{use}")
-    meta = {**want, "n_traces": len(fig["data"]), "n_shown": int(len(x)), "n_total": int(total)}
-    if partial:
+    fig, n_shown, total = drawn_figure(view, frame, run_id, use, color_by, stamp, first_paint)
+    meta = {**want, "n_traces": len(fig["data"]), "n_shown": n_shown, "n_total": total}
+    if "meta" in fig["layout"]:  # a sample
         meta["partial"] = True
-        # the browser's mark that this very sample is on screen (see WAIT_FOR_SAMPLE_JS)
-        meta["sample"] = fig["layout"]["meta"] = f"{run_id}|{use}|{color_by}|{stamp}|{len(x)}"
-        # no lasso/box on the sample: a selection of it would list only the sampled items, and
-        # in a select drag mode plotly.js builds a second scatter (its selection layer, on the
-        # second WebGL context: shaders compiled again) and every point's pixel position before
-        # the first paint; the complete figure brings the lasso back (uirevision keeps a drag
-        # mode the user picked meanwhile)
-        fig["layout"]["dragmode"] = "zoom"
+        meta["sample"] = fig["layout"]["meta"]
     out["figure"], out["meta"] = fig, meta
     status_bits += _status_tail(meta, umap, job, method)
     out["status"] = html.Div(status_bits, className="map-status-line")
     return out
+
+
+def drawn_figure(
+    view: Any, frame: pd.DataFrame, run_id: str, use: str, color_by: str, stamp: str, first_paint: int | None
+) -> tuple[dict[str, Any], int, int]:
+    """``(figure, points shown, points in all)``: a copy of the one built from the same view and
+    frame (:data:`components.map_warm.FIGURES`)."""
+    xs = frame["x"].to_numpy()
+    key = (run_id, use, color_by, stamp, int(first_paint or 0), xs.__array_interface__["data"][0], len(frame))
+
+    def build() -> dict[str, Any]:
+        x, y, pos, total = point_positions(view, frame)
+        partial = bool(first_paint) and len(x) > int(first_paint)
+        if partial:
+            keep = np.sort(np.random.default_rng(0).permutation(len(x))[: int(first_paint)])
+            x, y, pos = x[keep], y[keep], pos[keep]
+        fig = map_figure(x, y, pos, view, color_by, uirevision=f"{run_id}:{use}")
+        if partial:
+            # the browser's mark that this very sample is on screen (see WAIT_FOR_SAMPLE_JS)
+            fig["layout"]["meta"] = f"{run_id}|{use}|{color_by}|{stamp}|{len(x)}"
+            # no lasso/box on the sample: a selection of it would list only the sampled items,
+            # and in a select drag mode plotly.js builds a second scatter (its selection layer,
+            # on the second WebGL context: shaders compiled again) and every point's pixel
+            # position before the first paint; the complete figure brings the lasso back
+            # (uirevision keeps a drag mode the user picked meanwhile)
+            fig["layout"]["dragmode"] = "zoom"
+        return {"data": fig["data"], "layout": fig["layout"], "n": [int(len(x)), int(total)]}
+
+    # the frame is kept with the figure: its column memory (in the key) is not reused
+    built = FIGURES.get((view,), key, build, keep=(frame,))
+    n_shown, total = built.pop("n")
+    return built, n_shown, total
 
 
 def _status_tail(meta: dict[str, Any], umap: Any, job: dict[str, Any] | None, method: str) -> list[Any]:
@@ -238,13 +276,80 @@ def first_figure(run_id: str, color_by: str) -> dict[str, Any]:
     :func:`draw_map`, which says what it is."""
     empty: dict[str, Any] = {"figure": {"data": [], "layout": {}}, "meta": None, "status": None}
     try:
-        out = map_state(run_id, "auto", color_by, None, None, FIRST_PAINT_POINTS)
+        return stored_first_figure(run_id, color_by) or empty
     except (RecsysError, OSError, ValueError, KeyError):
         logger.exception("the Map's first figure of %s: left to the draw callback", run_id)
         return empty
+
+
+#: The modules whose code draws the first figure (their stamps are part of its stored name).
+_FIGURE_CODE = (
+    Path(__file__),
+    *(Path(sys.modules[m].__file__ or "") for m in (map_figure.__module__, "recsys.labels")),
+)
+
+
+def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
+    """:func:`first_figure`'s answer, read from its stored copy for the files it is drawn from
+    (:func:`components.map_warm.stored_path`), else drawn and stored; None when the run cannot
+    be drawn (draw_map's first call says why). Raises RecsysError for an unknown run."""
+    from recsys.data.schema import dataset_report_path
+    from recsys.projection import projection_name
+
+    registry = data_registry()
+    name = registry.get(run_id)["dataset"]["name"]
+    run_dir = registry.run_dir(run_id)
+    files = [
+        run_dir / "run.json",
+        run_dir / "item_ids.npy",
+        dataset_report_path(name, registry.root),
+        *(registry.artifact_path(run_id, projection_name(m)) for m in ("umap", "pca")),
+        *_FIGURE_CODE,  # a new version of the code that draws it draws it anew
+    ]
+    parts = [str(registry.root), run_id, name, color_by, FIRST_PAINT_POINTS]
+    digest = stored_digest(parts, files)
+    path = stored_path(registry.root, run_id, color_by, digest)
+    stored = read_stored(path)
+    if stored is not None:
+        meta = stored["meta"]
+        bits = [dbc.Badge(str(meta.get("method", "pca")).upper(), color="primary", className="me-2")]
+        bits += _status_tail(meta, True if meta.get("method") == "umap" else None, None, "auto")
+        return {**stored, "status": html.Div(bits, className="map-status-line")}
+    out = map_state(run_id, "auto", color_by, None, None, FIRST_PAINT_POINTS)
     if not isinstance(out["figure"], dict) or not isinstance(out["meta"], dict):
-        return empty  # the run could not be read: draw_map's first call says why
+        return None
+    if stored_digest(parts, files) == digest:  # not if a file changed while it was drawn
+        write_stored(path, {"figure": out["figure"], "meta": out["meta"]})
     return out
+
+
+def chosen_run(registry: Any, runs: list[dict[str, Any]], asked: str | None) -> str:
+    """The run the Map opens on: ``asked`` when it is one of ``runs`` (the embedding runs),
+    else the default run (``Registry.default_run``), else the newest."""
+    run_ids = [r["run_id"] for r in runs]
+    if asked in run_ids:
+        return str(asked)
+    default = registry.default_run()
+    return default if default in run_ids else run_ids[0]
+
+
+def warm_first_map(color_by: str = "category:0") -> str | None:
+    """The Map's first load of the run it opens on (:func:`chosen_run`) done now: the first
+    figure (and its stored copy), the complete one; the run, None without embedding runs.
+    Not the purity chart: computed ahead, it slowed a first Map load that came meanwhile."""
+    registry = data_registry()
+    runs = [r for r in registry.list_runs() if r.get("is_embedding")]
+    if not runs:
+        return None
+    run = chosen_run(registry, runs, None)
+    stored_first_figure(run, color_by)  # its stored copy, for the next start
+    # the catalogue and projection the draw callbacks read, and the complete figure
+    first = map_state(run, "auto", color_by, None, None, FIRST_PAINT_POINTS)
+    if not isinstance(first["meta"], dict):
+        return run  # the run cannot be read: the page says why
+    if first["meta"].get("partial"):
+        map_state(run, "auto", color_by, None, None)
+    return run
 
 
 def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.Div:
@@ -257,11 +362,8 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
         return no_embedding_runs(header)
-    run_ids = [r["run_id"] for r in runs]
     asked = run
-    run = run if run in run_ids else (registry.default_run() or run_ids[0])
-    if run not in run_ids:
-        run = run_ids[0]
+    run = chosen_run(registry, runs, asked)
     notice = (
         info_alert(
             f"Run '{asked}' has no map here (unknown, deleted, damaged, or a baseline without item "
@@ -729,18 +831,25 @@ def _purity_table(run_id: str, by: str, k: int, max_queries: int) -> Any:
     from recsys.projection import catalogue_purity
 
     key = (str(data_dir()), run_id, by, k, max_queries)
-    if key not in _PURITY_CACHE:
-        searcher = run_searcher(run_id)
-        table = catalogue_purity(searcher.view, searcher.unit, by, k=k, max_queries=max_queries)
-        while len(_PURITY_CACHE) >= _PURITY_CACHE_SIZE:
-            _PURITY_CACHE.pop(next(iter(_PURITY_CACHE)))
-        _PURITY_CACHE[key] = table
-    return _PURITY_CACHE[key]
+    # one computation at a time per run: a second page asking meanwhile waits for the first
+    with run_lock(key[0], f"purity:{run_id}"):
+        if key not in _PURITY_CACHE:
+            searcher = run_searcher(run_id)
+            table = catalogue_purity(searcher.view, searcher.unit, by, k=k, max_queries=max_queries)
+            while len(_PURITY_CACHE) >= _PURITY_CACHE_SIZE:
+                _PURITY_CACHE.pop(next(iter(_PURITY_CACHE)))
+            _PURITY_CACHE[key] = table
+        return _PURITY_CACHE[key]
+
+
+def purity_labels(color_by: str) -> str:
+    """The labels purity is measured by for a colouring (the top category level for price)."""
+    return color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
 
 
 def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
     """Bar chart of neighbourhood purity per label (vs the random baseline)."""
-    by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
+    by = purity_labels(color_by)
     full = _purity_table(run_id, by, k, max_queries)
     table = full.head(15).iloc[::-1]
     table.attrs = full.attrs

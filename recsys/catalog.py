@@ -296,6 +296,9 @@ def search_items(view: CatalogView, query: str | None, limit: int | None = None)
 # (data dir, run id or "", dataset, stamps of item_ids.npy and report.json) -> view
 _views: dict[tuple[Any, ...], CatalogView] = {}
 _views_lock = threading.Lock()
+#: One load at a time per (data dir, run, dataset): a second caller waits for the first's view
+#: (a 100k-item catalogue takes seconds; the Map's warm-up and a first page may ask at once).
+_loading: dict[tuple[Any, ...], threading.Lock] = {}
 
 
 def run_catalog_view(registry: Any, run_id: str) -> CatalogView:
@@ -327,13 +330,21 @@ def run_catalog_view(registry: Any, run_id: str) -> CatalogView:
     )
     with _views_lock:
         view = _views.get(key)
+        loading = _loading.setdefault(key[:3], threading.Lock())
     if view is not None:
         return view
-    catalog = load_stored_catalog(name, registry.root)
-    ids = np.load(ids_path, allow_pickle=False) if embedding else catalog["item_id"].astype(str).to_numpy()
-    view = CatalogView(ids, catalog)
-    with _views_lock:
-        for old in [k for k in _views if k[:3] == key[:3]]:
-            del _views[old]
-        _views[key] = view
+    with loading:
+        with _views_lock:
+            view = _views.get(key)  # loaded by another caller meanwhile
+        if view is not None:
+            return view
+        catalog = load_stored_catalog(name, registry.root)
+        ids = (
+            np.load(ids_path, allow_pickle=False) if embedding else catalog["item_id"].astype(str).to_numpy()
+        )
+        view = CatalogView(ids, catalog)
+        with _views_lock:
+            for old in [k for k in _views if k[:3] == key[:3]]:
+                del _views[old]
+            _views[key] = view
     return view
