@@ -204,11 +204,13 @@ def import_params(
     return params
 
 
-def mapping_controls(columns: list[str]) -> list:
-    """One dropdown per schema field, pre-filled from the column names."""
+def mapping_controls(columns: list[str], rows: list[dict[str, Any]] | None = None) -> list:
+    """One dropdown per schema field, pre-filled from the column names (and, given the first
+    ``rows``, not guessing a column of names as an id)."""
     from recsys.data.mapping import MAPPING_FIELDS, guess_fields  # recsys.data is off the start path
 
-    guess = guess_fields(columns)
+    samples = None if rows is None else {c: [r.get(c) for r in rows if c in r] for c in columns}
+    guess = guess_fields(columns, samples)
     options = [{"label": c, "value": c} for c in columns]
     cols = []
     for field, required, hint in MAPPING_FIELDS:
@@ -460,9 +462,11 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
     try:
         options = options_from_form(opt_values, opt_ids)
         columns, preview, reading = peek_table(path, options=options)
+        rows = list(preview)
         if options.get("catalog_path"):
-            cat_cols, _, _ = peek_table(options["catalog_path"])
+            cat_cols, cat_rows, _ = peek_table(options["catalog_path"])
             columns = columns + [c for c in cat_cols if c not in columns]
+            rows += cat_rows
     except DataValidationError as exc:
         return [], error_alert(form_words(exc), "Cannot read this file")
     table = dbc.Table.from_dataframe(
@@ -473,7 +477,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
         html.Div(f"{len(columns)} columns; first rows as read:", className="small text-muted mb-1"),
         html.Div(detected, className="small text-muted mb-1 reading-detected"),
         html.Div(table, className="preview-box"),
-        *mapping_controls(columns),
+        *mapping_controls(columns, rows),
     ], None
 
 
