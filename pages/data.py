@@ -39,7 +39,8 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "instacart": (
         "Instacart",
         "folder",
-        "The folder with orders.csv, order_products__prior.csv, products.csv...",
+        "The folder with order_products.csv, products.csv, aisles.csv and departments.csv "
+        "(.csv.gz or .parquet too).",
     ),
     "rees46": (
         "REES46 e-commerce events",

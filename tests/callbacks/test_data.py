@@ -267,3 +267,12 @@ def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path,
         1, "csv", str(path), "bb", [d.value for d in drops.values()], map_ids, "sessions", "drop", values, option_ids
     )
     assert "required field 'item_id'" in text_of(message) and current is dash.no_update
+
+
+def test_the_instacart_hint_names_the_files_the_importer_reads(data_page):
+    """The hint named orders.csv and order_products__prior.csv, which the importer never reads;
+    a user following it got "no order_products.csv in this folder"."""
+    hint, _style = data_page.source_hint("instacart")
+    for name in ("order_products.csv", "products.csv", "aisles.csv", "departments.csv"):
+        assert name in hint
+    assert "__prior" not in hint and "orders.csv" not in hint
