@@ -221,7 +221,9 @@ def _scale(run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def _same_dataset_run(registry: Any, run_id: str, runs: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+def _same_dataset_run(
+    registry: Any, run_id: str, runs: list[dict[str, Any]]
+) -> tuple[str | None, str | None]:
     """(dataset, run): for a run Explore cannot search (a baseline), its dataset and that
     dataset's embedding run served by default (None when it has none): a user who asked for
     their own dataset's run stays on their dataset rather than landing on the demo's."""

@@ -164,7 +164,9 @@ def recommend_response(
             st.registry, run_id, recent_item_ids, config, k, exclude_seen=exclude_seen
         )
     except UnknownItemError as exc:
-        raise _with_dataset_hint(exc, st, run_id, recent_item_ids, named=bool(run), family="two_tower") from exc
+        raise _with_dataset_hint(
+            exc, st, run_id, recent_item_ids, named=bool(run), family="two_tower"
+        ) from exc
     return {
         "run": run_id,
         "method": result.method,

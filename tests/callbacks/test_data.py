@@ -264,7 +264,16 @@ def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path,
     assert drops["price"].value == "sale_price"
     map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
     message, current = data_page.start_import(
-        1, "csv", str(path), "bb", [d.value for d in drops.values()], map_ids, "sessions", "drop", values, option_ids
+        1,
+        "csv",
+        str(path),
+        "bb",
+        [d.value for d in drops.values()],
+        map_ids,
+        "sessions",
+        "drop",
+        values,
+        option_ids,
     )
     assert "required field 'item_id'" in text_of(message) and current is dash.no_update
 

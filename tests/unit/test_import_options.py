@@ -612,18 +612,33 @@ def test_a_column_of_product_names_is_not_guessed_as_the_item_id(tmp_path, capsy
     for the id column instead of dropping products."""
     rows = [[f'"{v}"' if "," in v else v for v in r] for r in NAMED_PRODUCTS]
     path = write(tmp_path / "BigBasket Products.csv", rows)
-    rc, _, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(path), "--name", "bb", "--errors", "drop")
+    rc, _, err = run(
+        capsys, tmp_path / "d", "csv", "--catalog", str(path), "--name", "bb", "--errors", "drop"
+    )
     assert rc != 0
     assert "required column 'item_id' is missing" in err and "title" in err
     assert list_datasets(tmp_path / "d") == []
 
-    rc, _, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(path), "--name", "bb", "--map", "index=item_id", "product=title")
+    rc, _, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        "--catalog",
+        str(path),
+        "--name",
+        "bb",
+        "--map",
+        "index=item_id",
+        "product=title",
+    )
     assert rc == 0, err
     ds = load_dataset("bb", tmp_path / "d")
     assert len(ds.catalog) == 4 and ds.catalog["title"].tolist()[1] == "Water Bottle - Orange"
 
     # a 'product' column holding codes is still the id
     codes = [["InvoiceNo", "product"], ["i1", "85123A"], ["i1", "71053"], ["i2", "85123A"]]
-    rc, _, err = run(capsys, tmp_path / "d", "csv", str(write(tmp_path / "lines.csv", codes)), "--name", "lines")
+    rc, _, err = run(
+        capsys, tmp_path / "d", "csv", str(write(tmp_path / "lines.csv", codes)), "--name", "lines"
+    )
     assert rc == 0, err
     assert sorted(load_dataset("lines", tmp_path / "d").catalog["item_id"]) == ["71053", "85123A"]
