@@ -205,17 +205,21 @@ def import_params(
     return params
 
 
-def mapping_controls(columns: list[str], rows: list[dict[str, Any]] | None = None) -> list:
+def mapping_controls(
+    columns: list[str], rows: list[dict[str, Any]] | None = None, required: set[str] | None = None
+) -> list:
     """One dropdown per schema field, pre-filled from the column names (and, given the first
-    ``rows``, not guessing a column of names as an id)."""
+    ``rows``, not guessing a column of names as an id); ``required`` (default: the form's
+    required fields) get a star: a catalogue alone, or sessions cut on a gap, need no sequence."""
     from recsys.data.mapping import MAPPING_FIELDS, guess_fields  # recsys.data is off the start path
 
     samples = None if rows is None else {c: [r.get(c) for r in rows if c in r] for c in columns}
     guess = guess_fields(columns, samples)
     options = [{"label": c, "value": c} for c in columns]
     cols = []
-    for field, required, hint in MAPPING_FIELDS:
-        label = [field, html.Span(" *", className="text-danger") if required else None]
+    for field, starred, hint in MAPPING_FIELDS:
+        needed = starred if required is None else field in required
+        label = [field, html.Span(" *", className="text-danger") if needed else None]
         cols.append(
             dbc.Col(
                 [
@@ -229,7 +233,7 @@ def mapping_controls(columns: list[str], rows: list[dict[str, Any]] | None = Non
                             else guess.get(field)
                         ),
                         placeholder=hint or "(not in the file)",
-                        clearable=not required,
+                        clearable=not needed,
                         multi=field == "category",
                         className="mb-2",
                     ),
@@ -458,6 +462,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
         return [], None
     if not path:
         return [], None
+    from recsys.data.mapping import required_fields
     from recsys.data.tables import peek_table
 
     try:
@@ -478,7 +483,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
         html.Div(f"{len(columns)} columns; first rows as read:", className="small text-muted mb-1"),
         html.Div(detected, className="small text-muted mb-1 reading-detected"),
         html.Div(table, className="preview-box"),
-        *mapping_controls(columns, rows),
+        *mapping_controls(columns, rows, required_fields(options)),
     ], None
 
 

@@ -285,3 +285,22 @@ def test_the_instacart_hint_names_the_files_the_importer_reads(data_page):
     for name in ("order_products.csv", "products.csv", "aisles.csv", "departments.csv"):
         assert name in hint
     assert "__prior" not in hint and "orders.csv" not in hint
+
+
+def test_a_catalogue_alone_does_not_star_the_sequence_column(root, tmp_path, data_page):
+    """Myntra's catalogue: the form starred sequence_id as required ("session, order or basket
+    id") although a catalogue has none and the import does not ask for it."""
+    path = tmp_path / "myntra.csv"
+    path.write_text("Product_ID,Product_Name,Price\n1,Black Kurta,920\n2,Blue Shirt,799\n")
+
+    def starred(children) -> set[str]:
+        labels = find(children, lambda c: isinstance(c, dbc.Label))
+        return {str(lab.children[0]) for lab in labels if isinstance(lab.children, list) and lab.children[1]}
+
+    values, option_ids = _options(role="catalog")
+    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    assert starred(children) == {"item_id"}
+    assert _mapping_dropdowns(children)["sequence_id"].clearable
+    values, option_ids = _options()
+    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    assert starred(children) == {"sequence_id", "item_id"}
