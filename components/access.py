@@ -61,6 +61,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.map.open_in_explore",
         "pages.map.show_tooltip",
         "pages.map.update_purity",
+        "pages.overview.track_demo_build",
         "pages.overview.update_content",
         "pages.overview.update_jobs",
         "pages.runs.ask_delete",

@@ -25,6 +25,7 @@ OVERVIEW_DATASET_SELECT = "overview-dataset-select"  # which dataset the page de
 OVERVIEW_DEMO_JOB = "overview-demo-job"
 OVERVIEW_RUNS_GRID = "overview-runs-grid"
 OVERVIEW_LINKS = "overview-links"
+OVERVIEW_BUILDING = "overview-building"  # store: whether the demo build runs (re-renders the headline)
 
 # --- runs
 RUNS_FAMILY = "runs-family"

@@ -39,7 +39,8 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "instacart": (
         "Instacart",
         "folder",
-        "The folder with orders.csv, order_products__prior.csv, products.csv...",
+        "The folder with order_products.csv, products.csv, aisles.csv and departments.csv "
+        "(.csv.gz or .parquet too).",
     ),
     "rees46": (
         "REES46 e-commerce events",
@@ -204,15 +205,21 @@ def import_params(
     return params
 
 
-def mapping_controls(columns: list[str]) -> list:
-    """One dropdown per schema field, pre-filled from the column names."""
+def mapping_controls(
+    columns: list[str], rows: list[dict[str, Any]] | None = None, required: set[str] | None = None
+) -> list:
+    """One dropdown per schema field, pre-filled from the column names (and, given the first
+    ``rows``, not guessing a column of names as an id); ``required`` (default: the form's
+    required fields) get a star: a catalogue alone, or sessions cut on a gap, need no sequence."""
     from recsys.data.mapping import MAPPING_FIELDS, guess_fields  # recsys.data is off the start path
 
-    guess = guess_fields(columns)
+    samples = None if rows is None else {c: [r.get(c) for r in rows if c in r] for c in columns}
+    guess = guess_fields(columns, samples)
     options = [{"label": c, "value": c} for c in columns]
     cols = []
-    for field, required, hint in MAPPING_FIELDS:
-        label = [field, html.Span(" *", className="text-danger") if required else None]
+    for field, starred, hint in MAPPING_FIELDS:
+        needed = starred if required is None else field in required
+        label = [field, html.Span(" *", className="text-danger") if needed else None]
         cols.append(
             dbc.Col(
                 [
@@ -226,7 +233,7 @@ def mapping_controls(columns: list[str]) -> list:
                             else guess.get(field)
                         ),
                         placeholder=hint or "(not in the file)",
-                        clearable=not required,
+                        clearable=not needed,
                         multi=field == "category",
                         className="mb-2",
                     ),
@@ -455,14 +462,17 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
         return [], None
     if not path:
         return [], None
+    from recsys.data.mapping import required_fields
     from recsys.data.tables import peek_table
 
     try:
         options = options_from_form(opt_values, opt_ids)
         columns, preview, reading = peek_table(path, options=options)
+        rows = list(preview)
         if options.get("catalog_path"):
-            cat_cols, _, _ = peek_table(options["catalog_path"])
+            cat_cols, cat_rows, _ = peek_table(options["catalog_path"])
             columns = columns + [c for c in cat_cols if c not in columns]
+            rows += cat_rows
     except DataValidationError as exc:
         return [], error_alert(form_words(exc), "Cannot read this file")
     table = dbc.Table.from_dataframe(
@@ -473,7 +483,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
         html.Div(f"{len(columns)} columns; first rows as read:", className="small text-muted mb-1"),
         html.Div(detected, className="small text-muted mb-1 reading-detected"),
         html.Div(table, className="preview-box"),
-        *mapping_controls(columns),
+        *mapping_controls(columns, rows, required_fields(options)),
     ], None
 
 

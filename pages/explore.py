@@ -221,6 +221,23 @@ def _scale(run_id: str) -> dict[str, Any] | None:
         return None
 
 
+def _same_dataset_run(
+    registry: Any, run_id: str, runs: list[dict[str, Any]]
+) -> tuple[str | None, str | None]:
+    """(dataset, run): for a run Explore cannot search (a baseline), its dataset and that
+    dataset's embedding run served by default (None when it has none): a user who asked for
+    their own dataset's run stays on their dataset rather than landing on the demo's."""
+    try:
+        dataset = ((registry.get(run_id).get("dataset")) or {}).get("name")
+    except RecsysError:
+        return None, None
+    if not dataset:
+        return None, None
+    mine = {r["run_id"] for r in runs if (r.get("dataset") or {}).get("name") == dataset}
+    chosen = registry.default_run(dataset=dataset)
+    return dataset, (chosen if chosen in mine else None)
+
+
 def layout(seed: str | None = None, run: str | None = None, preset: str | None = None, **_: Any) -> html.Div:
     """The Explore page for an optional seed, run and preset (from the URL query)."""
     header = page_header("Explore", "Nearest neighbours of a product, live under the post-filters.")
@@ -234,10 +251,22 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     run_ids = [r["run_id"] for r in runs]
     message_children: list[Any] = []
     if run and run not in run_ids:
+        asked, (dataset, run) = run, _same_dataset_run(registry, run, runs)
+        if run:
+            shown = f"showing {run}, an embedding run of the same dataset"
+        elif dataset:
+            shown = (
+                f"dataset '{dataset}' has none yet (train one on the Runs page: content learns from a "
+                "catalogue alone); showing the default run"
+            )
+        else:
+            shown = "showing the default run"
         message_children.append(
-            error_alert(f"{unavailable_run(run)}; showing the default run", "Unknown run")
+            error_alert(
+                f"{unavailable_run(asked)}: neighbour search needs item vectors; {shown}",
+                "This run cannot be explored",
+            )
         )
-        run = None
     run = run or registry.default_run() or run_ids[0]
     if run not in run_ids:
         run = run_ids[0]

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
@@ -98,6 +98,7 @@ def layout(dataset: str | None = None, **_query: Any) -> html.Div:
                 "Embedding-based “similar items” and “bought together” recommendations, vetted offline.",
             ),
             html.Div(id=ids.OVERVIEW_DEMO_JOB, children=demo_job_section(jobs_snapshot())),
+            dcc.Store(id=ids.OVERVIEW_BUILDING, data=_demo_building(jobs_snapshot())),
             selector,
             html.Div(id=ids.OVERVIEW_DATASET, children=overview_content(dataset=chosen)),
         ]
@@ -140,7 +141,7 @@ def overview_content(root: Any = None, dataset: str | None = None) -> list:
                 f"Dataset “{primary}” is no longer stored; its runs are listed below.", color="warning"
             )
         )
-    out.append(_headline(runs))
+    out.append(_headline(runs, building=primary == "demo" and _demo_building(jobs_snapshot())))
     out.append(_active_variants(runs))
     out.append(
         section(
@@ -213,10 +214,16 @@ def _validation_hr(run: dict) -> float | None:
     return v if isinstance(v, (int, float)) else None
 
 
-def _headline(runs: list[dict]) -> Any:
+def _demo_building(store: dict | None) -> bool:
+    """Whether the demo build is queued or running (its runs are not all trained yet)."""
+    return any(j.get("kind") == "demo" and is_active(j) for j in (store or {}).get("jobs", []))
+
+
+def _headline(runs: list[dict], building: bool = False) -> Any:
     """The best variant, chosen on validation (carved from the training data, never the test
     split), its test HR@10 with a 95% interval and its lift over popularity; says so when a
-    baseline wins."""
+    baseline wins. While the demo build still trains (``building``), it is the best *so far*
+    and no family is called the best of the dataset (popularity, trained first, led alone)."""
     scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
     if not scored:
         return html.Div()
@@ -230,7 +237,7 @@ def _headline(runs: list[dict]) -> Any:
     m = best["metrics"]
     base = [r for r in scored if r.get("family") == "popularity"]
     parts: list = [
-        html.Span("Best variant: "),
+        html.Span("Best variant so far: " if building else "Best variant: "),
         html.Strong(best.get("label") or best["run_id"]),
         html.Span(" finds the next item in its top 10 for "),
         html.Strong(f"{100 * m['hr@10']:.1f}%"),
@@ -244,7 +251,9 @@ def _headline(runs: list[dict]) -> Any:
         parts += [html.Span(", "), html.Strong(f"{lift:.1f}×"), html.Span(" the popularity baseline")]
     parts.append(html.Span("."))
     lines: list = [html.Div(parts)]
-    if best.get("family") in BASELINE_FAMILIES:
+    if building:
+        lines.append(html.Div("The demo build is still training the other variants.", className="small"))
+    elif best.get("family") in BASELINE_FAMILIES:
         lines.append(
             html.Div(
                 html.Strong(
@@ -364,6 +373,18 @@ def demo_job_section(store: dict | None, root: Any = None) -> list:
 
 # -- callbacks -------------------------------------------------------------------
 @callback(
+    Output(ids.OVERVIEW_BUILDING, "data"),
+    Input(ids.JOBS_STORE, "data"),
+    State(ids.OVERVIEW_BUILDING, "data"),
+    prevent_initial_call=True,
+)
+def track_demo_build(store: dict | None, was: bool | None) -> Any:
+    """Whether the demo build runs, written only when that changes (the headline re-renders then)."""
+    now = _demo_building(store)
+    return no_update if now == bool(was) else now
+
+
+@callback(
     Output(ids.OVERVIEW_DEMO_JOB, "children"),
     Input(ids.JOBS_STORE, "data"),
     prevent_initial_call=True,
@@ -377,8 +398,10 @@ def update_jobs(store: dict | None) -> list:
     Output(ids.OVERVIEW_DATASET, "children"),
     Input(ids.RUNS_VERSION_STORE, "data"),
     Input(ids.OVERVIEW_DATASET_SELECT, "value"),
+    Input(ids.OVERVIEW_BUILDING, "data"),
     prevent_initial_call=True,
 )
-def update_content(_version: str | None, dataset: str | None = None) -> list:
-    """Re-render for the chosen dataset, and when a run appears, disappears or is activated."""
+def update_content(_version: str | None, dataset: str | None = None, _building: bool | None = None) -> list:
+    """Re-render for the chosen dataset, and when a run appears, disappears or is activated,
+    or the demo build starts or ends."""
     return overview_content(dataset=dataset)

@@ -39,6 +39,16 @@ def stage(progress: Progress, index: int, n_stages: int, label: str) -> Progress
     return report
 
 
+def _span(progress: Progress, low: int, high: int, label: str) -> Progress:
+    """``progress`` with 0..1000 mapped onto ``low``..``high`` of the bar, messages under ``label``."""
+
+    def report(done: int, total: int, message: str = "") -> None:
+        frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+        progress(int(low + (high - low) * frac), 1000, f"{label}: {message}" if message else label)
+
+    return report
+
+
 def _after(progress: Progress, start: int) -> Progress:
     """``progress`` with 0..1000 mapped onto ``start``..1000 (what is left of the bar)."""
 
@@ -258,8 +268,19 @@ def train_run(
         validate = family not in ("content", "two_tower")
     if validate:
         t0 = time.perf_counter()
+        # a second fit on the earlier training sequences: the job card says so (it read
+        # "evaluating: N/N seeds" for as long as the first fit took)
+        validating = _span(progress, 667, 699, f"validation score: {family} fitted again on the earlier 90%")
+        validating(0, 1)
         metrics["validation"] = validation_metrics(
-            family, params or {}, train, dataset, k=k, max_cases=max_cases, basket_targets=basket_targets
+            family,
+            params or {},
+            train,
+            dataset,
+            k=k,
+            max_cases=max_cases,
+            basket_targets=basket_targets,
+            progress=validating,
         )
         timings["validate_s"] = round(time.perf_counter() - t0, 3)
 
@@ -368,17 +389,20 @@ def validation_metrics(
     k: int = 10,
     max_cases: int | None = 3000,
     basket_targets: str = "rest",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """HR@K (with its 95% interval) of ``family`` fitted on the earlier part of ``train`` and
     scored on its latest sequences (a time split, else leave-last-out): the validation
-    score that chooses between variants. Empty dict when the training part cannot be split."""
+    score that chooses between variants. Empty dict when the training part cannot be split.
+    ``progress`` hears the fit (first half) and the scoring (second half)."""
     from recsys.errors import RecsysError
     from recsys.evaluation import evaluate, split
 
     try:
         has_time = "timestamp" in train.interactions and train.interactions["timestamp"].notna().any()
         fit_part, valid = split(train, "time" if has_time else "leave_last_out", test_fraction=0.1)
-        model = make_model(family, **params).fit(fit_part)
+        report = progress or null_progress
+        model = make_model(family, **params).fit(fit_part, progress=stage(report, 0, 2, "fitting"))
         model.fallback_chain_ = fit_fallback(fit_part, dataset.catalog)
         m = evaluate(
             model,
@@ -388,6 +412,7 @@ def validation_metrics(
             max_cases=max_cases,
             catalog=dataset.catalog,
             basket_targets=basket_targets,
+            progress=stage(report, 1, 2, "scoring"),
         )
     except (RecsysError, ValueError) as exc:
         logger.warning("%s: no validation score: %s", family, exc)

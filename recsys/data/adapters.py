@@ -488,7 +488,8 @@ def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any]) -> dict[str, A
 
     if frame is None:
         return mapping
-    guess = guess_mapping(frame.columns)
+    head = frame.head(200)
+    guess = guess_mapping(frame.columns, samples={str(c): head[c].tolist() for c in head.columns})
     if guess:
         shown = ", ".join(f"{c} -> {f}" for c, f in guess.items())
         frame.attrs.setdefault("reading", {})["mapping"] = (

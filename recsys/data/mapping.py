@@ -89,7 +89,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
     "quantity": ("quantity", "qty"),
     "position": ("position", "addtocartorder"),
-    "title": ("title", "name", "productname", "itemname"),
+    "title": ("title", "name", "productname", "itemname", "product", "item"),
     "category": ("category", "categorycode", "categorypath", "categoryname"),
     "brand": ("brand", "brandname", "productbrand"),
     "gender": ("gender", "sex"),
@@ -131,9 +131,41 @@ def fields_help(indent: str = "  ") -> str:
     return "\n".join(f"{indent}{name:<{width}}  {text}" for name, text in FIELDS.items())
 
 
-def guess_mapping(columns: Iterable[str], fields: Iterable[str] | None = None) -> dict[str, str]:
+#: Fields whose column holds ids: a column whose sampled values read like names is not guessed as one.
+ID_FIELDS = ("sequence_id", "item_id", "user_id")
+
+
+def looks_like_names(values: Iterable[Any] | None) -> bool:
+    """Whether sampled values of a column read like names (most non-empty ones hold a space:
+    ``"Garlic Oil - Vegetarian Capsule 500 mg"``), not like ids (``"85123A"``, ``"10017413"``,
+    a UUID). ``None`` (no sample) is False: the column name alone decides."""
+    if values is None:
+        return False
+    texts = [str(v).strip() for v in values]
+    texts = [t for t in texts if t and t.lower() not in ("nan", "none", "<na>")]
+    return bool(texts) and sum(" " in t for t in texts) * 2 > len(texts)
+
+
+def _fits(field: str, column: str, samples: Mapping[str, Any] | None) -> bool:
+    """Whether ``column``, whose name means ``field``, may be guessed as it: not an id column
+    whose values read like names; the title from a ``product``/``item`` column only when its
+    values read like names (else it holds ids)."""
+    names = samples is not None and looks_like_names(samples.get(column))
+    if field in ID_FIELDS:
+        return not names
+    if field == "title" and re.sub(r"[^a-z0-9]", "", column.lower()) in ("product", "item"):
+        return names
+    return True
+
+
+def guess_mapping(
+    columns: Iterable[str], fields: Iterable[str] | None = None, samples: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """{file column: field} for columns whose name means a field (a field already present as a
-    column is left alone; each column and field is used once)."""
+    column is left alone; each column and field is used once).
+
+    ``samples`` (column -> some of its values) keeps a column of names from being guessed as
+    an id: BigBasket's ``product`` holds product names, so it is the title, not the item id."""
     columns = [str(c) for c in columns]
     present = set(columns)
     norm = {}
@@ -145,16 +177,17 @@ def guess_mapping(columns: Iterable[str], fields: Iterable[str] | None = None) -
             continue
         for alias in FIELD_ALIASES.get(field, ()):
             col = norm.get(alias)
-            if col and col not in out and col not in FIELD_ALIASES:
+            if col and col not in out and col not in FIELD_ALIASES and _fits(field, col, samples):
                 out[col] = field
                 break
     return out
 
 
-def guess_fields(columns: Sequence[str]) -> dict[str, str | None]:
+def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """Field -> file column (None when no column means it), as the Data page pre-fills its form:
     a column named like the field or one of its :data:`FIELD_ALIASES` (case and spacing
-    ignored), each column used once."""
+    ignored), each column used once; with ``samples`` (column -> some of its values), a column
+    of names is not guessed as an id (see :func:`guess_mapping`)."""
     norm: dict[str, str] = {}
     for c in columns:
         norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
@@ -164,7 +197,7 @@ def guess_fields(columns: Sequence[str]) -> dict[str, str | None]:
         out[field] = None
         for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
             col = norm.get(alias)
-            if col and col not in used:
+            if col and col not in used and _fits(field, col, samples):
                 out[field] = col
                 used.add(col)
                 break

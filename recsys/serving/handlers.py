@@ -40,7 +40,10 @@ def similar_response(
     if live:
         from recsys.search import similar_items
 
-        result = similar_items(st.registry, run_id, item_id, config, k)
+        try:
+            result = similar_items(st.registry, run_id, item_id, config, k)
+        except UnknownItemError as exc:
+            raise _with_dataset_hint(exc, st, run_id, [item_id], named=bool(run)) from exc
         return {
             "run": run_id,
             "item_id": item_id,
@@ -156,7 +159,14 @@ def recommend_response(
         run_id = st.default_run("two_tower") or st.resolve_run(None)
     from recsys.search import recommend_for_recent
 
-    result = recommend_for_recent(st.registry, run_id, recent_item_ids, config, k, exclude_seen=exclude_seen)
+    try:
+        result = recommend_for_recent(
+            st.registry, run_id, recent_item_ids, config, k, exclude_seen=exclude_seen
+        )
+    except UnknownItemError as exc:
+        raise _with_dataset_hint(
+            exc, st, run_id, recent_item_ids, named=bool(run), family="two_tower"
+        ) from exc
     return {
         "run": run_id,
         "method": result.method,
@@ -171,6 +181,56 @@ def recommend_response(
         "served_by": _served_by(result),
         "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule or {}).items()},
     }
+
+
+def _with_dataset_hint(
+    exc: UnknownItemError,
+    st: _ApiState,
+    run_id: str,
+    item_ids: list[str],
+    *,
+    named: bool,
+    family: str | None = None,
+) -> UnknownItemError:
+    """``exc``, or when no run was named and an item belongs to another dataset, ``exc`` with
+    the run to name: the run served by default is one of the default dataset's, so an item of
+    a dataset imported later is unknown to it (``?run=`` picks the item's own run)."""
+    if named:
+        return exc
+    from recsys.data.schema import load_stored_catalog
+    from recsys.errors import RecsysError
+
+    registry = st.registry
+    try:
+        served = registry._run_dataset(registry.get(run_id))
+        others = sorted({registry._run_dataset(r) for r in registry.list_runs()} - {served, ""})
+    except RecsysError:
+        return exc
+    wanted = set(map(str, item_ids))
+    for name in others:
+        try:
+            ids = set(load_stored_catalog(name, registry.root)["item_id"].astype(str))
+        except (RecsysError, KeyError):
+            continue
+        found = sorted(wanted & ids)
+        if not found:
+            continue
+
+        def pick(fam: str | None, embedding: bool, ds: str = name) -> str | None:
+            rid = registry.default_run(fam, embedding_only=embedding, dataset=ds)
+            return rid if rid and registry._run_dataset(registry.get(rid)) == ds else None
+
+        try:
+            other = (family and pick(family, True)) or pick(None, True) or pick(None, False)
+        except RecsysError:
+            continue
+        if other is None:
+            continue
+        return UnknownItemError(
+            f"{exc} (without 'run', run {run_id} of dataset '{served}' answers); item "
+            f"'{found[0]}' is in dataset '{name}': pass run={other} to ask that dataset's run"
+        )
+    return exc
 
 
 def _served_by(result: Any) -> list[str]:

@@ -6,6 +6,7 @@ import base64
 import gzip
 from pathlib import Path
 
+import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
 import pytest
@@ -242,3 +243,64 @@ def test_form_words_replace_command_line_flags(data_page):
     msg = "To fix: x; or pass --errors drop to drop this row. pass --encoding cp1252 or --sep tab"
     out = data_page.form_words(msg)
     assert "--" not in out and "Bad rows: drop and report" in out and "Encoding “cp1252”" in out
+
+
+def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path, data_page):
+    """BigBasket's catalogue: 'product' holds names. Inspect pre-filled it as item_id, and the
+    import then dropped every product sharing a name as a duplicate id; now it pre-fills the
+    title and leaves the id to the user, and Import asks for it."""
+    path = tmp_path / "BigBasket Products.csv"
+    path.write_text(
+        "index,product,category,brand,sale_price,,\n"
+        "1,Garlic Oil - Vegetarian Capsule 500 mg,Beauty & Hygiene,Sri Sri Ayurveda ,220,,4.1\n"
+        '2,Water Bottle - Orange,"Kitchen, Garden & Pets",Mastercook,180,,\n'
+        '3,Water Bottle - Orange,"Kitchen, Garden & Pets",Cello,175,,\n'
+    )
+    values, option_ids = _options(role="catalog")
+    children, message = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    assert message is None
+    drops = _mapping_dropdowns(children)
+    assert drops["item_id"].value is None and drops["title"].value == "product"
+    assert drops["price"].value == "sale_price"
+    map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
+    message, current = data_page.start_import(
+        1,
+        "csv",
+        str(path),
+        "bb",
+        [d.value for d in drops.values()],
+        map_ids,
+        "sessions",
+        "drop",
+        values,
+        option_ids,
+    )
+    assert "required field 'item_id'" in text_of(message) and current is dash.no_update
+
+
+def test_the_instacart_hint_names_the_files_the_importer_reads(data_page):
+    """The hint named orders.csv and order_products__prior.csv, which the importer never reads;
+    a user following it got "no order_products.csv in this folder"."""
+    hint, _style = data_page.source_hint("instacart")
+    for name in ("order_products.csv", "products.csv", "aisles.csv", "departments.csv"):
+        assert name in hint
+    assert "__prior" not in hint and "orders.csv" not in hint
+
+
+def test_a_catalogue_alone_does_not_star_the_sequence_column(root, tmp_path, data_page):
+    """Myntra's catalogue: the form starred sequence_id as required ("session, order or basket
+    id") although a catalogue has none and the import does not ask for it."""
+    path = tmp_path / "myntra.csv"
+    path.write_text("Product_ID,Product_Name,Price\n1,Black Kurta,920\n2,Blue Shirt,799\n")
+
+    def starred(children) -> set[str]:
+        labels = find(children, lambda c: isinstance(c, dbc.Label))
+        return {str(lab.children[0]) for lab in labels if isinstance(lab.children, list) and lab.children[1]}
+
+    values, option_ids = _options(role="catalog")
+    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    assert starred(children) == {"item_id"}
+    assert _mapping_dropdowns(children)["sequence_id"].clearable
+    values, option_ids = _options()
+    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    assert starred(children) == {"sequence_id", "item_id"}

@@ -452,3 +452,31 @@ def test_an_empty_session_panel_is_left_alone_by_filter_changes(explore, data):
         switch, update, ["ws0", "ws1"], run, 5, ["hide"], defaults(brands_allow=["Acme"])
     )
     assert card_ids(filtered) and all(i[2] in "03" for i in card_ids(filtered))
+
+
+def test_a_baseline_run_of_an_imported_dataset_keeps_explore_on_that_dataset(tmp_path, monkeypatch):
+    """A user trains a baseline (tfidf, popularity) on their own dataset and opens it in
+    Explore: it has no vectors, and Explore showed the *demo's* default run under "Unknown
+    run". Now it shows the same dataset's embedding run, or says that dataset has none yet."""
+    from recsys.pipeline import train_run
+    from recsys.registry import Registry
+    from tests._serving_data import make_serving_data
+    from tests.unit.test_serving_other_dataset import _second_dataset
+
+    make_serving_data(tmp_path)  # dataset "tiny", served by default
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    explore = page("explore")
+    shop_run, _ = _second_dataset(tmp_path)
+    reg = Registry(tmp_path)
+    reg.set_default_dataset("tiny")
+    baseline = train_run("popularity", dataset_name="shop2", root=tmp_path, validate=False)["run_id"]
+    assert reg.default_run() != shop_run
+    out = explore.layout(run=baseline)
+    text = text_of(out)
+    assert f"showing {shop_run}, an embedding run of the same dataset" in text and "Unknown run" not in text
+    picker = find(out, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)
+    assert [p.value for p in picker] == [shop_run]  # shop2's run is the one searched, not tiny's
+
+    reg.delete(shop_run)
+    text = text_of(explore.layout(run=baseline))
+    assert "dataset 'shop2' has none yet" in text

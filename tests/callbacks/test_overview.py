@@ -212,3 +212,32 @@ def test_best_variant_is_chosen_on_validation_with_its_interval_and_says_when_a_
     assert "prod2vec run" in text and "best model on this dataset" not in text
     no_val = [run("cooccurrence", 0.20, None), run("prod2vec", 0.22, None)]
     assert "chosen on the test split" in text_of(overview._headline(no_val))
+
+
+def test_while_the_demo_builds_the_headline_is_the_best_so_far(root, overview, monkeypatch):
+    """A newcomer's first screen: popularity is trained first, and the headline called it "the
+    best model on this dataset" while the demo build was still training the others."""
+    running = {"jobs": [{"id": "demo-1", "kind": "demo", "status": "running", "params": {}}]}
+    done = {"jobs": [{**running["jobs"][0], "status": "done"}]}
+    runs = [
+        {
+            "run_id": "popularity-1",
+            "label": "popularity (demo)",
+            "family": "popularity",
+            "metrics": {"hr@10": 0.03, "validation": {"hr@10": 0.03}},
+        }
+    ]
+    building = text_of(overview._headline(runs, building=True))
+    assert "Best variant so far" in building and "still training" in building
+    assert "best model on this dataset" not in building
+    assert "Popularity is the best model on this dataset." in text_of(overview._headline(runs))
+
+    # the page asks the job store: the headline follows the build, and re-renders when it ends
+    monkeypatch.setattr(overview, "jobs_snapshot", lambda: running)
+    assert "Best variant so far" in text_of(overview.update_content("v", "demo"))
+    assert overview.track_demo_build(running, False) is True
+    assert overview.track_demo_build(running, True) is no_update  # no re-render on every poll
+    assert overview.track_demo_build(done, True) is False
+    monkeypatch.setattr(overview, "jobs_snapshot", lambda: done)
+    text = text_of(overview.update_content("v", "demo"))
+    assert "Best variant:" in text and "so far" not in text

@@ -593,3 +593,52 @@ def test_without_map_columns_named_like_fields_are_used_and_reported(tmp_path, c
     )
     assert rc == 0 and "mapping" not in report_of(out)["reading"]["interactions"]
     assert load_dataset("imported", tmp_path / "d").interactions["timestamp"].isna().all()
+
+
+# A grocer's catalogue as BigBasket exports it: a row number, the product's *name* in a column
+# called "product" (two rows share a name), no product id.
+NAMED_PRODUCTS = [
+    ["index", "product", "category", "brand", "sale_price"],
+    ["1", "Garlic Oil - Vegetarian Capsule 500 mg", "Beauty & Hygiene", "Sri Sri Ayurveda", "220"],
+    ["2", "Water Bottle - Orange", "Kitchen, Garden & Pets", "Mastercook", "180"],
+    ["3", "Water Bottle - Orange", "Kitchen, Garden & Pets", "Cello", "175"],
+    ["4", "Creme Soft Soap - For Hands & Body", "Beauty & Hygiene", "Nivea", "162"],
+]
+
+
+def test_a_column_of_product_names_is_not_guessed_as_the_item_id(tmp_path, capsys):
+    """Without --map, 'product' holding names became item_id: rows sharing a name were dropped
+    as duplicate ids (4,014 of BigBasket's 27,555). Now it is the title, and the import asks
+    for the id column instead of dropping products."""
+    rows = [[f'"{v}"' if "," in v else v for v in r] for r in NAMED_PRODUCTS]
+    path = write(tmp_path / "BigBasket Products.csv", rows)
+    rc, _, err = run(
+        capsys, tmp_path / "d", "csv", "--catalog", str(path), "--name", "bb", "--errors", "drop"
+    )
+    assert rc != 0
+    assert "required column 'item_id' is missing" in err and "title" in err
+    assert list_datasets(tmp_path / "d") == []
+
+    rc, _, err = run(
+        capsys,
+        tmp_path / "d",
+        "csv",
+        "--catalog",
+        str(path),
+        "--name",
+        "bb",
+        "--map",
+        "index=item_id",
+        "product=title",
+    )
+    assert rc == 0, err
+    ds = load_dataset("bb", tmp_path / "d")
+    assert len(ds.catalog) == 4 and ds.catalog["title"].tolist()[1] == "Water Bottle - Orange"
+
+    # a 'product' column holding codes is still the id
+    codes = [["InvoiceNo", "product"], ["i1", "85123A"], ["i1", "71053"], ["i2", "85123A"]]
+    rc, _, err = run(
+        capsys, tmp_path / "d", "csv", str(write(tmp_path / "lines.csv", codes)), "--name", "lines"
+    )
+    assert rc == 0, err
+    assert sorted(load_dataset("lines", tmp_path / "d").catalog["item_id"]) == ["71053", "85123A"]

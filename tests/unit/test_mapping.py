@@ -73,3 +73,16 @@ def test_check_targets_names_the_closest_field() -> None:
         DataValidationError, match="'product' is not a field of the schema. Did you mean item_id"
     ):
         check_targets({"s": "product"})
+
+
+def test_a_column_of_names_is_guessed_as_the_title_not_an_id() -> None:
+    cols = ["index", "product", "brand", "sale_price"]
+    names = {"index": ["1", "2", "3"], "product": ["Garlic Oil 500 mg", "Water Bottle - Orange", "Soap"]}
+    assert guess_fields(cols, names)["item_id"] is None and guess_fields(cols, names)["title"] == "product"
+    assert guess_mapping(cols, samples=names) == {"product": "title", "sale_price": "price"}
+    codes = {"product": ["85123A", "71053", "22423"]}
+    assert guess_fields(cols, codes)["item_id"] == "product" and guess_fields(cols, codes)["title"] is None
+    # without values the name alone decides, as before
+    assert guess_fields(cols)["item_id"] == "product"
+    # a session column of names is not a session id either
+    assert guess_fields(["session", "sku"], {"session": ["Morning visit one", "x y"]})["sequence_id"] is None

@@ -1,0 +1,79 @@
+"""A user imports a second dataset, trains a run on it and asks the REST API for one of its
+items without naming a run: the default run (of the default dataset) does not know the item,
+and the 404 says which dataset holds it and which run to name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.schema import Dataset, save_dataset
+from recsys.models.prod2vec import Prod2Vec
+from recsys.registry import Registry
+from tests._serving_data import make_client, make_serving_data
+
+
+def _second_dataset(root) -> tuple[str, list[str]]:
+    ids = [f"sku-{i}" for i in range(12)]
+    catalog = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": [f"Thing {i}" for i in range(12)],
+            "category": "Home > Things",
+            "brand": "Acme",
+            "gender": "",
+            "price": 10.0,
+            "adult": False,
+            "description": "",
+            "image_url": "",
+        }
+    )
+    inter = pd.DataFrame(
+        {
+            "sequence_id": [f"s{i // 3}" for i in range(12)],
+            "user_id": "",
+            "item_id": ids,
+            "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(12), unit="h"),
+            "event_type": "view",
+            "quantity": 1.0,
+            "position": np.tile(np.arange(3, dtype=np.int64), 4),
+        }
+    )
+    ds = Dataset(name="shop2", catalog=catalog, interactions=inter)
+    save_dataset(ds, root)
+    model = Prod2Vec()
+    model.item_ids_ = np.asarray(ids)
+    model.vectors_ = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
+    model.coverage_ = {}
+    run = Registry(root).create_run(model, dataset_name="shop2", dataset_fingerprint=ds.fingerprint())
+    return run["run_id"], ids
+
+
+def test_an_item_of_another_dataset_names_its_dataset_and_run(tmp_path):
+    data = make_serving_data(tmp_path)
+    other_run, other_ids = _second_dataset(tmp_path)
+    reg = Registry(tmp_path)
+    if reg.default_dataset() == "shop2":  # whichever is not served by default is asked
+        other_run, item = data["runs"][0], str(data["item_ids"][5])
+        other_name = "tiny"
+    else:
+        item, other_name = other_ids[3], "shop2"
+    client = make_client(tmp_path)
+
+    r = client.get(f"/api/v1/similar/{item}?k=3")
+    assert r.status_code == 404
+    message = r.get_json()["error"]["message"]
+    assert f"is in dataset '{other_name}'" in message and f"run={other_run}" in message
+    # naming that run answers
+    r = client.get(f"/api/v1/similar/{item}?k=3&run={other_run}")
+    assert r.status_code == 200 and len(r.get_json()["items"]) == 3
+
+    r = client.post("/api/v1/recommend", json={"recent_item_ids": [item], "k": 3})
+    assert r.status_code == 404 and f"run={other_run}" in r.get_json()["error"]["message"]
+
+    # an id no dataset holds keeps the plain message; a named run is not second-guessed
+    r = client.get("/api/v1/similar/nowhere?k=3")
+    assert r.status_code == 404 and "is in dataset" not in r.get_json()["error"]["message"]
+    served = reg.default_run()
+    r = client.get(f"/api/v1/similar/{item}?k=3&run={served}")
+    assert r.status_code == 404 and "is in dataset" not in r.get_json()["error"]["message"]
