@@ -51,3 +51,35 @@ def test_an_over_fetch_that_fills_is_still_chosen(clustered):
     cfg = FilterConfig(same_category=True, category_level=0, price_ratio_min=0.5, price_ratio_max=2.0)
     plans = [searcher.search(f"c{(j * 37) % 6000}", cfg, 10).plan for j in range(400)]
     assert plans[200:].count("hnsw_overfetch") > 0.8 * 200
+
+
+def test_a_searcher_measures_its_beams_when_created_so_a_new_filter_widens_at_once():
+    """The over-fetch's beams are measured in the background when a searcher with an index is
+    created (no query asks for them), once per index: a filter keeping 80% of a coarse graph's
+    items (its k-th eligible label about 14 deep) is answered with the widened beam from its first
+    filled over-fetches, and a second searcher of the same index has the beams at once."""
+    from tests.unit.test_search_cold import _catalog
+
+    from recsys.search.beams import beam_for
+
+    cat, vec = _catalog(20000, 8)
+    cat["adult"] = False
+    index = HnswIndex.build(vec, M=4, ef_construction=20, ef=16, num_threads=2)
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
+    searcher.wait_background()
+    assert searcher._beams is not None and searcher._beams[0] == index.ef  # before any query
+    assert searcher._beams[1][-1] > 17  # this graph's deep labels need a wider beam than the fetch
+    cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(80)])
+    seeds = [f"u{i}" for i in range(0, 20000, 67)]
+    for s in seeds[:30]:  # answered from the lists, then compiled in the background
+        searcher.search(s, cfg, 10)
+    searcher.wait_background()
+    used = []
+    for s in seeds[30:36]:  # its first over-fetches on the compiled filter
+        searcher.search(s, cfg, 10)
+        used.append(searcher.compile(cfg).stats.beam)
+    st = searcher.compile(cfg).stats
+    assert used[0] > 17 and st.beam == beam_for(searcher._beams[1], st.depth), used
+    again = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
+    assert again._beams == searcher._beams  # measured once per index and ef
