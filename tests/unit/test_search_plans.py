@@ -58,9 +58,8 @@ def test_a_searcher_measures_its_beams_when_created_so_a_new_filter_widens_at_on
     created (no query asks for them), once per index: a filter keeping 80% of a coarse graph's
     items (its k-th eligible label about 14 deep) is answered with the widened beam from its first
     filled over-fetches, and a second searcher of the same index has the beams at once."""
-    from tests.unit.test_search_cold import _catalog
-
     from recsys.search.beams import beam_for
+    from tests.unit.test_search_cold import _catalog
 
     cat, vec = _catalog(20000, 8)
     cat["adult"] = False
