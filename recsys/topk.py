@@ -157,4 +157,4 @@ def top_prefix(scores: np.ndarray, k: int) -> np.ndarray | None:
         return None
     mx = scores[: width * _PREFIX_CHUNKS].reshape(_PREFIX_CHUNKS, width).max(axis=0)
     bound = np.partition(mx, width - k)[width - k]
-    return np.flatnonzero(scores >= bound)
+    return (scores >= bound).nonzero()[0]  # np.flatnonzero's wrapper (ravel, a call) is not needed: 1-D

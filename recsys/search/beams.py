@@ -16,6 +16,8 @@ query without touching the index's shared ``ef``.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,10 +36,35 @@ GROWTH = (1.0, 1.125, 1.25, 1.375, 1.5, 1.75, 2.0)
 #: beams up to 4x ef, one sample of a correlated searcher landed on 192 (2.35x raw p50)
 BEAM_RECALL = 0.993
 SAMPLE = 400
-_CHUNK = 16
+#: samples per exact pass: NumPy holds the GIL through each chunk's selection over the catalogue
+#: (a 4 x 1M argpartition, tens of ms; 16 rows held it 4x longer), and the build thread lets a
+#: running query go first between chunks (``pause``)
+_CHUNK = 4
+
+#: beams measured per index object and ef, shared by the searchers of one index (the bench and a
+#: server build several over one graph); the sample is drawn by position, which changes nothing
+#: statistically from one catalogue view to another
+_MEASURED: weakref.WeakKeyDictionary[Any, dict[int, tuple[int, ...]]] = weakref.WeakKeyDictionary()
 
 
-def measure_beams(knn: Any, unit: np.ndarray, perm: np.ndarray, ef: int, seed: int = 0) -> tuple[int, ...]:
+def measured(index: Any, ef: int) -> tuple[int, ...] | None:
+    """The beams already measured for ``index`` (an :class:`~recsys.index.HnswIndex`) at ``ef``."""
+    got = _MEASURED.get(index)
+    return got.get(ef) if got is not None else None
+
+
+def keep(index: Any, ef: int, beams: tuple[int, ...]) -> None:
+    _MEASURED.setdefault(index, {})[ef] = beams
+
+
+def measure_beams(
+    knn: Any,
+    unit: np.ndarray,
+    perm: np.ndarray,
+    ef: int,
+    seed: int = 0,
+    pause: Callable[[], None] | None = None,
+) -> tuple[int, ...]:
     """The beam per depth of :data:`DEPTHS` (``knn``: the index's ``knn_query``; ``unit``: the
     vectors by catalogue position, ``perm``: vector row by position, what the index labels).
 
@@ -52,6 +79,8 @@ def measure_beams(knn: Any, unit: np.ndarray, perm: np.ndarray, ef: int, seed: i
     q = np.ascontiguousarray(unit[sample])
     truth = np.empty((len(sample), top_d), dtype=np.int64)
     for s in range(0, len(sample), _CHUNK):
+        if pause is not None and s:
+            pause()
         sims = q[s : s + _CHUNK] @ unit.T
         if top_d < n:
             part = np.argpartition(-sims, top_d - 1, axis=1)[:, :top_d]

@@ -356,9 +356,9 @@ class FastMixin:
             v.pos_of_row,
             drop[1] if drop else None,
         )
-        q = fp.qunit[pos]
+        q = fp.qunit[pos]  # one row view: hnswlib takes a 1-D vector as one query
         try:
-            labels, dist = fp.knn(fp.qunit[pos : pos + 1], fp.fetch, 1)
+            labels, dist = fp.knn(q, fp.fetch, 1)
         except RuntimeError:  # hnswlib#444
             return None
         _, kr, ks, dropped, final = rerank_rows(

@@ -191,6 +191,8 @@ class FilteredSearcher(
         if not self._inline():  # with the searcher: a filter's first query never waits for them
             self._build_postings()
             self._bg.start()
+            if index is not None:  # the over-fetch's beams, before any filter needs them
+                self._request_beams(index)
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
         self.sub_index_min_rows = _SUB_MIN_ROWS
         self.sub_index_gain = _SUB_GAIN

@@ -113,7 +113,8 @@ def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
 
     ours = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
     twin = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
-    twin._beams_asked = index.ef  # never measured: the beam stays at the fetch
+    twin.wait_background()  # measured when created (for every searcher of this index): forgotten
+    twin._beams, twin._request_beams = None, lambda index: None  # the beam stays at the fetch
     r_ours, beam = recall(ours)
     r_twin, beam_twin = recall(twin)
     st = ours.compile(cfg).stats
