@@ -234,7 +234,10 @@ class FilterConfig(BaseModel):
         and a search's first query (a 500-brand list cost a new filter's first query 1,000 calls,
         about 0.5 ms at 1M items, issue 18)."""
         if self._norm is None:
-            self._norm = (tuple(map(_norm_brand, self.brands_allow)), tuple(map(_norm_brand, self.brands_deny)))
+            self._norm = (
+                tuple(map(_norm_brand, self.brands_allow)),
+                tuple(map(_norm_brand, self.brands_deny)),
+            )
         return self._norm
 
     def config_hash(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -181,3 +182,33 @@ def test_top_by_position_breaks_ties_at_the_cut_by_position():
         finite = np.flatnonzero(np.isfinite(sc))
         want = finite[np.lexsort((cand[finite], -sc[finite]))][:f]  # (score desc, position asc)
         assert got.tolist() == cand[want].tolist(), (trial, m, f)
+
+
+def test_a_new_filters_first_query_does_not_wake_the_build_thread(data):
+    """A new filter's first query queues its compile without waking the build thread (a thread that
+    wants the GIL while the next queries run): the job is held, and the worker takes it on its own
+    once queries pause, so the filter is compiled with its eligible set without anyone calling
+    ``wait_background``. Fails with the hand-over back at the query's end (the job queued from
+    the request thread)."""
+    cat, vec, index = data
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    searcher.wait_background()
+    bg = searcher._bg
+    puts: list[threading.Thread] = []
+    put = bg._q.put
+
+    def spy(job, *a, **k):
+        puts.append(threading.current_thread())
+        return put(job, *a, **k)
+
+    bg._q.put = spy
+    cfg = FilterConfig(brands_allow=["b5", "b9"])
+    first = [searcher.search(f"u{i}", cfg, 10) for i in range(1, 200, 20)]
+    assert all(r.plan.startswith("exact") for r in first)  # answered from the lists
+    deadline = time.perf_counter() + 20
+    while time.perf_counter() < deadline and not getattr(
+        searcher._compiled.get(cfg.config_hash()), "sets", None
+    ):
+        time.sleep(0.02)
+    assert searcher._compiled[cfg.config_hash()].sets  # built by the worker, unasked
+    assert puts and all(t is bg._thread for t in puts)  # queued by the worker, never by a query
