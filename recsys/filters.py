@@ -135,6 +135,8 @@ class FilterConfig(BaseModel):
     bury: list[Adjust] = Field(default_factory=list)
 
     _hash: str | None = PrivateAttr(default=None)
+    #: (brands_allow, brands_deny) as matched: :meth:`norm_brands`
+    _norm: tuple[tuple[str, ...], tuple[str, ...]] | None = PrivateAttr(default=None)
 
     @field_validator("brands_allow", "brands_deny")
     @classmethod
@@ -188,9 +190,8 @@ class FilterConfig(BaseModel):
             )
         if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
             problems.append(f"price_min ({self.price_min}) must be <= price_max ({self.price_max})")
-        both = sorted(
-            {_norm_brand(b) for b in self.brands_allow} & {_norm_brand(b) for b in self.brands_deny}
-        )
+        allow, deny = self.norm_brands()
+        both = sorted(set(allow) & set(deny))
         if both:
             problems.append(
                 f"brands_allow and brands_deny both list {', '.join(both)}: keep each brand in one"
@@ -224,7 +225,20 @@ class FilterConfig(BaseModel):
         pydantic): build changed configs with :meth:`from_dict` where values come from users."""
         copy = super().model_copy(update=update, deep=deep)
         copy._hash = None
+        copy._norm = None
         return copy
+
+    def norm_brands(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``brands_allow`` and ``brands_deny`` as they are matched (whitespace collapsed,
+        case-folded), computed once per config: validation needs them, and so do the content hash
+        and a search's first query (a 500-brand list cost a new filter's first query 1,000 calls,
+        about 0.5 ms at 1M items, issue 18)."""
+        if self._norm is None:
+            self._norm = (
+                tuple(map(_norm_brand, self.brands_allow)),
+                tuple(map(_norm_brand, self.brands_deny)),
+            )
+        return self._norm
 
     def config_hash(self) -> str:
         """A stable content hash (16 hex digits) of the fields set to a non-default value.
@@ -245,8 +259,8 @@ class FilterConfig(BaseModel):
             data = dict(_HASH_BASE_V1)  # a format-1 field that is ever removed hashes as before
             data.update(self.canonical())
             # brand names match case-insensitively, so they hash that way too
-            data["brands_allow"] = [_norm_brand(b) for b in data["brands_allow"]]
-            data["brands_deny"] = [_norm_brand(b) for b in data["brands_deny"]]
+            allow, deny = self.norm_brands()  # the fields' own lists, in their order (as canonical())
+            data["brands_allow"], data["brands_deny"] = list(allow), list(deny)
             data["banned_brand_pairs"] = [
                 [_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]
             ]

@@ -759,8 +759,7 @@ class FilteredSearcher(
                 res = self._place(res, self.qunit[pos], pos, cfg, k)
             return res
         finally:
-            bg.fg = time.perf_counter()
-            bg.release()  # the builds this query queued (background.Background.submit)
+            bg.fg = time.perf_counter()  # the builds it queued start once queries pause (Background)
 
     def _search_seed(
         self,
