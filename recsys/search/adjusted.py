@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recsys.search import merge_kernel
 from recsys.search.batch import calibrated_ef
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
@@ -88,6 +89,9 @@ def _reaches(bound: float, tau: float) -> bool:
 #: for the class merge (a neighbour the block's plain graph missed, as the filter alone does)
 _ADJUSTED_GRAPHS = False
 
+
+#: no banned positions (the compiled merge's argument)
+_NO_POS = np.zeros(0, dtype=np.int64)
 
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
 #: the item's norm filler)
@@ -345,6 +349,8 @@ class AdjustMixin:
         cf, k, q = qq.cf, qq.k, qq.q
         if not cf.adjust_cat_only or self._tie_of is not None:
             return None
+        if merge_kernel.state == "idle" and not self._inline():
+            merge_kernel.prepare(self._bg)  # compiled in the background, like the block's graph
         key = (s, e, no_adult)
         ss = cf.blocks.get(key)
         if ss is None:  # adopted from a filter of the same mask, or counted and queued
@@ -381,12 +387,28 @@ class AdjustMixin:
             cols, dist = ss.sub.knn_query(q[None, :], k=fetch, num_threads=1)
         except RuntimeError:  # hnswlib#444
             return None
-        c, d = cols[0].view(np.int64), dist[0]
+        d = dist[0]
+        pool = _matvec(bm.pvec, q) if bm.pvec is not None else _matvec(np.take(self.unit, bm.ppos, axis=0), q)
+        kern = merge_kernel.KERNEL
+        if kern is not None:  # the same steps in one compiled call (merge_kernel.py): the same list and scores
+            kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+            seed = qq.pos if cf.config.exclude_seed else -1
+            try:
+                got = kern(
+                    cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, seed,
+                    drop[0] if drop else _NO_POS, kp, ks,
+                )
+            except TypeError:  # argument types it was not compiled for: NumPy below
+                got = -1
+            if got >= 0:
+                if got < k:
+                    return None  # fewer than k candidates: the block is scanned
+                return self._merged(qq, bm, kp, ks, float(ks[-1]), 1.0 - float(d[-1]), n_elig)
+        c = cols[0].view(np.int64)
         adj = 1.0 - d  # the fetch: the pool's classes at -inf (scored below, from the pool)
         adj *= bm.lm[c]
         adj += bm.la[c]
         fpos = bm.pos[c]
-        pool = _matvec(bm.pvec, q) if bm.pvec is not None else _matvec(np.take(self.unit, bm.ppos, axis=0), q)
         pool *= bm.pmul
         pool += bm.padd
         if outs:
@@ -401,7 +423,14 @@ class AdjustMixin:
         tau = float(ks[-1]) if len(ks) == k else -np.inf
         if tau == -np.inf:
             return None
-        s_f = 1.0 - float(d[-1])  # every class outside the pool: its unfetched members' bound
+        return self._merged(qq, bm, kp, ks, tau, 1.0 - float(d[-1]), n_elig)
+
+    def _merged(
+        self, qq: Query, bm: BlockMerge, kp: np.ndarray, ks: np.ndarray, tau: float, s_f: float, n_elig: int
+    ) -> SearchResult | None:
+        """The class merge's list ``kp``, ``ks`` (k-th score ``tau``), or None when a class outside
+        the pool may climb into it: its bound ``m * s_f + a`` (``s_f``: the fetch's last raw score,
+        above every unfetched member's) reaches ``tau`` (the block is scanned)."""
         for m, a in bm.rest:
             if _reaches(m * s_f + a, tau):
                 return None  # the fetch was too shallow for this class: the block is scanned
