@@ -145,6 +145,45 @@ def _best(pos: np.ndarray, adj: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return pos[order], adj[order]
 
 
+def _merge_numpy(
+    cols: np.ndarray,
+    d: np.ndarray,
+    lm: np.ndarray,
+    la: np.ndarray,
+    pos: np.ndarray,
+    pool: np.ndarray,
+    pmul: np.ndarray,
+    padd: np.ndarray,
+    ppos: np.ndarray,
+    pidx: dict[int, int],
+    outs: list[int],
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The class merge's cut to k in NumPy (:class:`BlockMerge`; the compiled one:
+    :mod:`recsys.search.merge_kernel`, the same list and scores): the fetch (``cols``: labels of
+    the block's plain graph, ``d``: their distances) re-scored per label (``lm``, ``la``: -inf for
+    the pool's classes), the pool's raw scores ``pool`` (overwritten) adjusted (``pidx``: the pool's
+    index of each of its positions ``ppos``), the positions in
+    ``outs`` (the seed, its banned items) left out, the ``k`` best kept (fewer when there are
+    fewer candidates; -inf ones included)."""
+    c = cols.view(np.int64)
+    adj = 1.0 - d  # the fetch: the pool's classes at -inf (scored below, from the pool)
+    adj *= lm[c]
+    adj += la[c]
+    fpos = pos[c]
+    pool *= pmul
+    pool += padd
+    if outs:
+        fl = fpos.tolist()
+        for p in outs:
+            if p in fl:
+                adj[fl.index(p)] = -np.inf
+            j = pidx.get(p)
+            if j is not None:
+                pool[j] = -np.inf
+    return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
+
+
 class BlockMerge:
     """The class merge of one category block, prepared once (:meth:`AdjustClasses.merge_plan`).
 
@@ -390,13 +429,24 @@ class AdjustMixin:
         d = dist[0]
         pool = _matvec(bm.pvec, q) if bm.pvec is not None else _matvec(np.take(self.unit, bm.ppos, axis=0), q)
         kern = merge_kernel.KERNEL
-        if kern is not None:  # the same steps in one compiled call (merge_kernel.py): the same list and scores
+        if kern is not None:  # the steps below in one compiled call (merge_kernel.py), same list
             kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
             seed = qq.pos if cf.config.exclude_seed else -1
             try:
                 got = kern(
-                    cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, seed,
-                    drop[0] if drop else _NO_POS, kp, ks,
+                    cols[0],
+                    d,
+                    bm.lm,
+                    bm.la,
+                    bm.pos,
+                    pool,
+                    bm.pmul,
+                    bm.padd,
+                    bm.ppos,
+                    seed,
+                    drop[0] if drop else _NO_POS,
+                    kp,
+                    ks,
                 )
             except TypeError:  # argument types it was not compiled for: NumPy below
                 got = -1
@@ -404,22 +454,9 @@ class AdjustMixin:
                 if got < k:
                     return None  # fewer than k candidates: the block is scanned
                 return self._merged(qq, bm, kp, ks, float(ks[-1]), 1.0 - float(d[-1]), n_elig)
-        c = cols[0].view(np.int64)
-        adj = 1.0 - d  # the fetch: the pool's classes at -inf (scored below, from the pool)
-        adj *= bm.lm[c]
-        adj += bm.la[c]
-        fpos = bm.pos[c]
-        pool *= bm.pmul
-        pool += bm.padd
-        if outs:
-            fl = fpos.tolist()
-            for p in outs:
-                if p in fl:
-                    adj[fl.index(p)] = -np.inf
-                j = bm.pidx.get(p)
-                if j is not None:
-                    pool[j] = -np.inf
-        kp, ks = _best(np.concatenate((fpos, bm.ppos)), np.concatenate((adj, pool)), k)
+        kp, ks = _merge_numpy(
+            cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, bm.pidx, outs, k
+        )
         tau = float(ks[-1]) if len(ks) == k else -np.inf
         if tau == -np.inf:
             return None

@@ -44,7 +44,7 @@ _SIGNATURE = (
 )
 
 
-def _merge(cols, dist, lm, la, pos, praw, pmul, padd, ppos, seed, banned, kp, ks):  # pragma: no cover (compiled)
+def _merge(cols, dist, lm, la, pos, praw, pmul, padd, ppos, seed, banned, kp, ks):  # pragma: no cover
     """The body compiled by numba (see the module docstring); pure Python otherwise."""
     k = kp.shape[0]
     n = 0
@@ -118,20 +118,30 @@ def _check(fn: Any) -> None:
     ppos = np.arange(100, 105, dtype=np.int64)
     banned = pos[3:5].copy()
     got = [(np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.float32)) for _ in range(2)]
-    ns = [f(cols, dist, lm, la, pos, praw, pmul, padd, ppos, int(pos[0]), banned, *o) for f, o in zip((fn, _merge), got)]
+    ns = [
+        f(cols, dist, lm, la, pos, praw, pmul, padd, ppos, int(pos[0]), banned, *o)
+        for f, o in zip((fn, _merge), got)
+    ]
     if ns[0] != ns[1] or not all(np.array_equal(a, b) for a, b in zip(got[0], got[1])):
         raise RuntimeError("the compiled class merge disagrees with its Python body")
 
 
-def prepare(bg: Any, inline: bool = False) -> None:
-    """Queue the compile on the background thread ``bg`` (once per process); ``inline``: compile
-    now, in this thread (tests, scripts; never a request)."""
+def prepare(bg: Any) -> None:
+    """Queue the compile on the background thread ``bg`` (once per process)."""
     global state
     with _lock:
         if state != "idle":
             return
         state = "queued"
-    if inline:
-        _compile()
-    else:
-        bg.submit(("class merge", "compile"), _compile)
+    bg.submit(("class merge", "compile"), _compile)
+
+
+def compile_now() -> Any:
+    """Compile (or load from the cache) in this thread, unless done: tests and scripts, never a
+    request. Returns :data:`KERNEL` (None when numba is unavailable)."""
+    global state
+    with _lock:
+        if KERNEL is None:
+            state = "queued"
+            _compile()
+    return KERNEL
