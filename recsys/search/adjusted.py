@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recsys.search import merge_kernel
 from recsys.search.batch import calibrated_ef
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
@@ -89,6 +90,9 @@ def _reaches(bound: float, tau: float) -> bool:
 _ADJUSTED_GRAPHS = False
 
 
+#: no banned positions (the compiled merge's argument)
+_NO_POS = np.zeros(0, dtype=np.int64)
+
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
 #: the item's norm filler)
 _QUERY_TAIL = np.array([1.0, 0.0], dtype=np.float32)
@@ -139,6 +143,45 @@ def _best(pos: np.ndarray, adj: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
         pos, adj = pos[sel], adj[sel]
     order = np.lexsort((pos, -adj))[:k]
     return pos[order], adj[order]
+
+
+def _merge_numpy(
+    cols: np.ndarray,
+    d: np.ndarray,
+    lm: np.ndarray,
+    la: np.ndarray,
+    pos: np.ndarray,
+    pool: np.ndarray,
+    pmul: np.ndarray,
+    padd: np.ndarray,
+    ppos: np.ndarray,
+    pidx: dict[int, int],
+    outs: list[int],
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The class merge's cut to k in NumPy (:class:`BlockMerge`; the compiled one:
+    :mod:`recsys.search.merge_kernel`, the same list and scores): the fetch (``cols``: labels of
+    the block's plain graph, ``d``: their distances) re-scored per label (``lm``, ``la``: -inf for
+    the pool's classes), the pool's raw scores ``pool`` (overwritten) adjusted (``pidx``: the pool's
+    index of each of its positions ``ppos``), the positions in
+    ``outs`` (the seed, its banned items) left out, the ``k`` best kept (fewer when there are
+    fewer candidates; -inf ones included)."""
+    c = cols.view(np.int64)
+    adj = 1.0 - d  # the fetch: the pool's classes at -inf (scored below, from the pool)
+    adj *= lm[c]
+    adj += la[c]
+    fpos = pos[c]
+    pool *= pmul
+    pool += padd
+    if outs:
+        fl = fpos.tolist()
+        for p in outs:
+            if p in fl:
+                adj[fl.index(p)] = -np.inf
+            j = pidx.get(p)
+            if j is not None:
+                pool[j] = -np.inf
+    return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
 
 
 class BlockMerge:
@@ -345,6 +388,8 @@ class AdjustMixin:
         cf, k, q = qq.cf, qq.k, qq.q
         if not cf.adjust_cat_only or self._tie_of is not None:
             return None
+        if merge_kernel.state == "idle" and not self._inline():
+            merge_kernel.prepare(self._bg)  # compiled in the background, like the block's graph
         key = (s, e, no_adult)
         ss = cf.blocks.get(key)
         if ss is None:  # adopted from a filter of the same mask, or counted and queued
@@ -381,27 +426,48 @@ class AdjustMixin:
             cols, dist = ss.sub.knn_query(q[None, :], k=fetch, num_threads=1)
         except RuntimeError:  # hnswlib#444
             return None
-        c, d = cols[0].view(np.int64), dist[0]
-        adj = 1.0 - d  # the fetch: the pool's classes at -inf (scored below, from the pool)
-        adj *= bm.lm[c]
-        adj += bm.la[c]
-        fpos = bm.pos[c]
+        d = dist[0]
         pool = _matvec(bm.pvec, q) if bm.pvec is not None else _matvec(np.take(self.unit, bm.ppos, axis=0), q)
-        pool *= bm.pmul
-        pool += bm.padd
-        if outs:
-            fl = fpos.tolist()
-            for p in outs:
-                if p in fl:
-                    adj[fl.index(p)] = -np.inf
-                j = bm.pidx.get(p)
-                if j is not None:
-                    pool[j] = -np.inf
-        kp, ks = _best(np.concatenate((fpos, bm.ppos)), np.concatenate((adj, pool)), k)
+        kern = merge_kernel.KERNEL
+        if kern is not None:  # the steps below in one compiled call (merge_kernel.py), same list
+            kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+            seed = qq.pos if cf.config.exclude_seed else -1
+            try:
+                got = kern(
+                    cols[0],
+                    d,
+                    bm.lm,
+                    bm.la,
+                    bm.pos,
+                    pool,
+                    bm.pmul,
+                    bm.padd,
+                    bm.ppos,
+                    seed,
+                    drop[0] if drop else _NO_POS,
+                    kp,
+                    ks,
+                )
+            except TypeError:  # argument types it was not compiled for: NumPy below
+                got = -1
+            if got >= 0:
+                if got < k:
+                    return None  # fewer than k candidates: the block is scanned
+                return self._merged(qq, bm, kp, ks, float(ks[-1]), 1.0 - float(d[-1]), n_elig)
+        kp, ks = _merge_numpy(
+            cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, bm.pidx, outs, k
+        )
         tau = float(ks[-1]) if len(ks) == k else -np.inf
         if tau == -np.inf:
             return None
-        s_f = 1.0 - float(d[-1])  # every class outside the pool: its unfetched members' bound
+        return self._merged(qq, bm, kp, ks, tau, 1.0 - float(d[-1]), n_elig)
+
+    def _merged(
+        self, qq: Query, bm: BlockMerge, kp: np.ndarray, ks: np.ndarray, tau: float, s_f: float, n_elig: int
+    ) -> SearchResult | None:
+        """The class merge's list ``kp``, ``ks`` (k-th score ``tau``), or None when a class outside
+        the pool may climb into it: its bound ``m * s_f + a`` (``s_f``: the fetch's last raw score,
+        above every unfetched member's) reaches ``tau`` (the block is scanned)."""
         for m, a in bm.rest:
             if _reaches(m * s_f + a, tau):
                 return None  # the fetch was too shallow for this class: the block is scanned

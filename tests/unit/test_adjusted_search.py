@@ -239,9 +239,10 @@ def test_boost_and_bury_on_the_category_graphs_equal_brute_force(shop6k, monkeyp
     graph's fetch, the other classes that could climb scored exactly) or, once built, from the
     block's graph of adjusted vectors. Both equal brute force (ids and scores), with pair bans,
     the seed excluded and adult items left out for non-adult seeds, for small and big classes."""
-    from recsys.search import adjusted
+    from recsys.search import adjusted, merge_kernel
 
     monkeypatch.setattr(adjusted, "_ADJUSTED_GRAPHS", graphs)
+    monkeypatch.setattr(merge_kernel, "KERNEL", None)  # the NumPy merge (the compiled one: below)
     cl = _answers_block_case(shop6k, case)
     assert bool(cl.graphs) == graphs
     # a block whose adjusted graph would cost more than the merge keeps the merge (_NO_GRAPH)
@@ -336,3 +337,96 @@ def test_the_class_merge_scans_the_block_when_the_fetch_holds_too_few_of_its_dom
     # bound sends some of them to the scan at k = 60
     assert plans.get((10, "hnsw_subindex"), 0) >= 25, plans
     assert plans.get((60, "exact_range"), 0) > plans.get((10, "exact_range"), 0), plans
+
+
+@pytest.fixture
+def compiled_merge(monkeypatch):
+    """The compiled class merge (numba; compiled here, or loaded from its cache), restored to the
+    state it had after the test."""
+    from recsys.search import merge_kernel
+
+    monkeypatch.setattr(merge_kernel, "KERNEL", None)
+    monkeypatch.setattr(merge_kernel, "state", "idle")
+    kern = merge_kernel.compile_now()
+    assert kern is not None, merge_kernel.state
+    return kern
+
+
+def test_the_compiled_merge_keeps_the_numpy_merges_list_and_scores(compiled_merge):
+    """The compiled cut to k (:mod:`recsys.search.merge_kernel`) against the NumPy one
+    (``_merge_numpy``) on random merges: a fetch with the pool's classes at -inf, scores with many
+    ties (ties by lower position), the seed and banned items in the fetch or the pool, fewer
+    candidates than k. Same positions, same float32 scores; "fewer than k" in the same cases."""
+    from recsys.search.adjusted import _NO_POS, _merge_numpy
+
+    rng = np.random.default_rng(16)
+    short = 0
+    for trial in range(400):
+        n_lab, n_fetch, n_pool = int(rng.integers(1, 90)), 0, int(rng.integers(0, 60))
+        n_fetch = int(rng.integers(0, n_lab + 1))
+        k = int(rng.choice([1, 3, 10, 25]))
+        ids = rng.permutation(10_000)[: n_lab + n_pool].astype(np.int64)
+        pos, ppos = ids[:n_lab], ids[n_lab:]
+        cols = rng.permutation(n_lab)[:n_fetch].astype(np.uint64)
+        dist = np.sort(rng.integers(0, 6, n_fetch) / 8).astype(np.float32)
+        lm = rng.choice(np.array([1.0, 1.25, 0.5], dtype=np.float32), n_lab)
+        la = rng.choice(np.array([0.0, 0.25, -np.inf], dtype=np.float32), n_lab)
+        raw = (rng.integers(0, 6, n_pool) / 8).astype(np.float32)
+        pmul = rng.choice(np.array([1.0, 1.25], dtype=np.float32), n_pool)
+        padd = rng.choice(np.array([0.0, 0.25], dtype=np.float32), n_pool)
+        outs = [int(x) for x in rng.choice(ids, min(len(ids), int(rng.integers(0, 4))), replace=False)]
+        seed = outs.pop() if outs and trial % 2 else -1
+        banned = np.array(outs, dtype=np.int64) if outs else _NO_POS
+        kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+        got = compiled_merge(cols, dist, lm, la, pos, raw.copy(), pmul, padd, ppos, seed, banned, kp, ks)
+        pidx = dict(zip(ppos.tolist(), range(n_pool)))
+        ref_p, ref_s = _merge_numpy(
+            cols, dist, lm, la, pos, raw.copy(), pmul, padd, ppos, pidx, outs + [seed] * (seed >= 0), k
+        )
+        finite = int(np.isfinite(ref_s).sum())
+        if finite < k:  # the NumPy merge gives up then (its k-th score is -inf): so does the kernel
+            short += 1
+            assert got == finite < k, trial
+        else:
+            assert got == k, trial
+        np.testing.assert_array_equal(kp[:got], ref_p[:got])
+        np.testing.assert_array_equal(ks[:got], ref_s[:got])
+    assert 20 < short < 380  # both kinds of case were met
+
+
+@pytest.mark.parametrize("case", range(len(BLOCK_CASES)))
+def test_the_compiled_class_merge_answers_as_the_numpy_one(shop6k, monkeypatch, compiled_merge, case):
+    """The searcher's class merge through the compiled call gives brute force's lists (the block
+    cases above, with pair bans, the seed excluded, adult items left out) and the NumPy merge's
+    lists, scores and plans exactly; the compiled call answers most of them (counted through a
+    wrapper of the compiled function)."""
+    from recsys.search import merge_kernel
+
+    calls = []
+
+    def counting(*args):
+        calls.append(1)
+        return compiled_merge(*args)
+
+    cat, vec, index = shop6k
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    seeds = [f"c{i}" for i in range(3, 6000, 97)]
+    bans = [
+        PairBan(seed=s, item_id=searcher.search(s, FilterConfig(), 2, plan="exact").item_ids[i % 2])
+        for i, s in enumerate(seeds)
+    ]
+    cfg = FilterConfig(
+        same_category=True, category_level=1, exclude_adult=True, do_not_associate=bans, **BLOCK_CASES[case]
+    )
+    for i in range(0, 6000, 8):  # the filter in use: its seed table, then a graph per category block
+        searcher.search(f"c{i}", cfg, 10)
+    monkeypatch.setattr(merge_kernel, "KERNEL", counting)
+    with_kernel = [searcher.search(s, cfg, 10) for s in seeds]
+    assert len(calls) > len(seeds) // 2, len(calls)
+    monkeypatch.setattr(merge_kernel, "KERNEL", None)
+    with_numpy = [searcher.search(s, cfg, 10) for s in seeds]
+    for s, a, b in zip(seeds, with_kernel, with_numpy):
+        assert (a.item_ids, a.scores, a.plan) == (b.item_ids, b.scores, b.plan), s
+        assert a.item_ids == brute_force(cat, vec, s, cfg, 10)[0], (s, a.plan)
+    assert sum(r.plan == "hnsw_subindex" for r in with_kernel) > len(seeds) // 2

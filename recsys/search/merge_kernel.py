@@ -1,0 +1,147 @@
+"""The class merge of a boosted/buried category block in one compiled call (numba), built in
+the background; NumPy answers until it is ready, and whenever it is not (no numba, a failed
+compile, a call whose argument types it was not compiled for).
+
+:class:`~recsys.search.adjusted.BlockMerge`'s query re-scores the fetch of the block's plain
+graph, scores its pool and cuts the union to k: about twenty NumPy calls of 1-3 us each on
+arrays of a few hundred items, as much as the beam search itself (issue 16). :func:`merge` does
+those steps in one pass: the fetch's adjusted scores ``(1 - d) * m + a`` (float32, as NumPy
+rounds them: one multiply, then one add), the pool's ``raw * m + a`` (its raw scores still come
+from one BLAS product, so that both paths see the same floats), the seed and its banned items
+left out, and the k best kept by insertion (score descending, ties by lower position: the order
+of :func:`~recsys.search.adjusted._best`). The lists equal the NumPy path's, scores included.
+
+Never compiled on a request nor at import: :func:`prepare` queues the compile on the searcher's
+background thread (numba's import alone takes about half a second); with ``cache=True`` a later
+process loads the machine code from numba's cache folder (:func:`recsys.projection.numba_cache_dir`).
+The dispatcher is compiled for one signature and then closed (no compile on a call of other
+types: it raises ``TypeError``, and the caller falls back to NumPy).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: the compiled :func:`_merge`, once ready (read on the request path: one global look-up)
+KERNEL: Any = None
+state = "idle"  # idle -> queued -> ready | failed
+_lock = threading.Lock()
+
+#: the one signature compiled: fetch labels (uint64, hnswlib's), distances, per label multiplier,
+#: shift and position; the pool's raw scores, multipliers, shifts, positions; the seed's
+#: position (-1: none), its banned positions; out: the k best positions and scores. Returns how
+#: many were kept (< k: fewer than k finite candidates)
+_SIGNATURE = (
+    "int64(uint64[::1], float32[::1], float32[::1], float32[::1], int64[::1], "
+    "float32[::1], float32[::1], float32[::1], int64[::1], int64, int64[::1], int64[::1], float32[::1])"
+)
+
+
+def _merge(cols, dist, lm, la, pos, praw, pmul, padd, ppos, seed, banned, kp, ks):  # pragma: no cover
+    """The body compiled by numba (see the module docstring); pure Python otherwise."""
+    k = kp.shape[0]
+    n = 0
+    one = np.float32(1.0)
+    ninf = np.float32(-np.inf)
+    nb = banned.shape[0]
+    for t in range(cols.shape[0] + praw.shape[0]):
+        if t < cols.shape[0]:
+            c = cols[t]
+            s = (one - dist[t]) * lm[c]
+            s = s + la[c]
+            p = pos[c]
+        else:
+            i = t - cols.shape[0]
+            s = praw[i] * pmul[i]
+            s = s + padd[i]
+            p = ppos[i]
+        if s == ninf or p == seed:
+            continue
+        if n == k and (s < ks[k - 1] or (s == ks[k - 1] and p > kp[k - 1])):
+            continue
+        out = False
+        for b in range(nb):
+            if banned[b] == p:
+                out = True
+                break
+        if out:
+            continue
+        j = n if n < k else k - 1
+        while j > 0 and (s > ks[j - 1] or (s == ks[j - 1] and p < kp[j - 1])):
+            ks[j] = ks[j - 1]
+            kp[j] = kp[j - 1]
+            j -= 1
+        ks[j] = s
+        kp[j] = p
+        if n < k:
+            n += 1
+    return n
+
+
+def _compile() -> None:
+    """Import numba and compile :func:`_merge` for :data:`_SIGNATURE` (or load it from the cache)."""
+    global KERNEL, state
+    try:
+        if "numba" not in __import__("sys").modules:  # numba reads its cache folder when imported
+            from recsys.projection import numba_cache_dir
+
+            os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
+        import numba
+
+        fn = numba.njit(_SIGNATURE, cache=True, nogil=True)(_merge)
+        _check(fn)
+        KERNEL = fn
+        state = "ready"
+    except Exception as exc:  # numba missing or broken: the NumPy path answers
+        logger.warning("compiled class merge unavailable, NumPy answers (%s)", exc)
+        state = "failed"
+
+
+def _check(fn: Any) -> None:
+    """One small merge through ``fn`` against the pure-Python body (a broken build is not used)."""
+    rng = np.random.default_rng(0)
+    cols = rng.permutation(20).astype(np.uint64)
+    dist = np.sort(rng.random(20).astype(np.float32))
+    lm = rng.choice(np.array([1.0, 1.3, 0.7], dtype=np.float32), 20)
+    la = np.where(rng.random(20) < 0.2, np.float32(-np.inf), np.float32(0.05)).astype(np.float32)
+    pos = rng.permutation(100)[:20].astype(np.int64)
+    praw = rng.random(5).astype(np.float32)
+    pmul = np.full(5, 1.3, dtype=np.float32)
+    padd = np.zeros(5, dtype=np.float32)
+    ppos = np.arange(100, 105, dtype=np.int64)
+    banned = pos[3:5].copy()
+    got = [(np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.float32)) for _ in range(2)]
+    ns = [
+        f(cols, dist, lm, la, pos, praw, pmul, padd, ppos, int(pos[0]), banned, *o)
+        for f, o in zip((fn, _merge), got)
+    ]
+    if ns[0] != ns[1] or not all(np.array_equal(a, b) for a, b in zip(got[0], got[1])):
+        raise RuntimeError("the compiled class merge disagrees with its Python body")
+
+
+def prepare(bg: Any) -> None:
+    """Queue the compile on the background thread ``bg`` (once per process)."""
+    global state
+    with _lock:
+        if state != "idle":
+            return
+        state = "queued"
+    bg.submit(("class merge", "compile"), _compile)
+
+
+def compile_now() -> Any:
+    """Compile (or load from the cache) in this thread, unless done: tests and scripts, never a
+    request. Returns :data:`KERNEL` (None when numba is unavailable)."""
+    global state
+    with _lock:
+        if KERNEL is None:
+            state = "queued"
+            _compile()
+    return KERNEL
