@@ -172,6 +172,35 @@ def write_stored(path: Path, value: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def sweep_stored(registry: Any) -> int:
+    """Remove the stored figures of runs that no longer exist in ``registry`` (a deleted run's
+    files are never read again); the number removed. Called by each warm-up pass: one listing
+    of a folder of a few files."""
+
+    def exists(run_id: str) -> bool:
+        try:
+            registry.run_dir(run_id)  # raises for an unknown run (RecsysError)
+        except Exception:  # noqa: BLE001 - any doubt: not this run's folder, the file goes
+            return False
+        return True
+
+    removed = 0
+    folder = Path(registry.root) / "cache" / "map"
+    try:
+        names = [f for f in folder.glob("*.json") if not f.name.startswith(".")]
+    except OSError:
+        return 0
+    for f in names:
+        run_id = f.name.rsplit(".", 3)[0]  # <run>.<colouring>.<digest>.json
+        try:
+            if not exists(run_id):
+                f.unlink(missing_ok=True)
+                removed += 1
+        except OSError as exc:
+            logger.info("could not remove the stored Map figure %s: %s", f, exc)
+    return removed
+
+
 # -- warm-up thread -----------------------------------------------------------------------
 _thread: threading.Thread | None = None
 _stop = threading.Event()

@@ -337,7 +337,10 @@ def warm_first_map(color_by: str = "category:0") -> str | None:
     """The Map's first load of the run it opens on (:func:`chosen_run`) done now: the first
     figure (and its stored copy), the complete one; the run, None without embedding runs.
     Not the purity chart: computed ahead, it slowed a first Map load that came meanwhile."""
+    from components.map_warm import sweep_stored
+
     registry = data_registry()
+    sweep_stored(registry)  # the stored figures of deleted runs
     runs = [r for r in registry.list_runs() if r.get("is_embedding")]
     if not runs:
         return None

@@ -179,6 +179,19 @@ def test_an_activated_run_is_drawn_ahead_and_never_answered_with_the_old_runs_fi
     assert mapp.first_figure(run_b, "category:0")["figure"] == b_fig  # B's own figure
 
 
+def test_a_deleted_runs_stored_figures_are_swept_by_the_next_pass(mapp, warm):
+    """A deleted run's stored figures are never read again: the next warm-up pass removes
+    them, and leaves the other runs' figures alone."""
+    run_a, run_b = mapp.runs["A"], mapp.runs["B"]
+    warm.warm_once()  # stores the default run's (A) first figure
+    assert mapp.stored_first_figure(run_b, "category:0") is not None  # and B's, as its Map did
+    folder = mapp.root / "cache" / "map"
+    assert {p.name.split(".")[0] for p in folder.glob("*.json")} == {run_a, run_b}
+    Registry(mapp.root).delete(run_b)  # as the Runs page does
+    warm.warm_once()
+    assert {p.name.split(".")[0] for p in folder.glob("*.json")} == {run_a}
+
+
 def test_two_first_requests_of_a_run_load_its_catalogue_once(mapp, monkeypatch):
     """The warm-up and a first page (Explore, the Map) asking for a run's catalogue at once:
     one loads it, the other waits for that view instead of loading it a second time beside it."""
