@@ -845,14 +845,9 @@ def _purity_table(run_id: str, by: str, k: int, max_queries: int) -> Any:
         return _PURITY_CACHE[key]
 
 
-def purity_labels(color_by: str) -> str:
-    """The labels purity is measured by for a colouring (the top category level for price)."""
-    return color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
-
-
 def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> Any:
     """Bar chart of neighbourhood purity per label (vs the random baseline)."""
-    by = purity_labels(color_by)
+    by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
     full = _purity_table(run_id, by, k, max_queries)
     table = full.head(15).iloc[::-1]
     table.attrs = full.attrs
