@@ -91,24 +91,26 @@ def layout(dataset: str | None = None, **_query: Any) -> html.Div:
         ],
         className="d-flex align-items-center mb-3" if len(names) > 1 else "d-none",
     )
+    jobs = jobs_snapshot()  # one read of the job store for the page
     return html.Div(
         [
             page_header(
                 "Overview",
                 "Embedding-based “similar items” and “bought together” recommendations, vetted offline.",
             ),
-            html.Div(id=ids.OVERVIEW_DEMO_JOB, children=demo_job_section(jobs_snapshot())),
-            dcc.Store(id=ids.OVERVIEW_BUILDING, data=_demo_building(jobs_snapshot())),
+            html.Div(id=ids.OVERVIEW_DEMO_JOB, children=demo_job_section(jobs)),
+            dcc.Store(id=ids.OVERVIEW_BUILDING, data=_demo_building(jobs)),
             selector,
-            html.Div(id=ids.OVERVIEW_DATASET, children=overview_content(dataset=chosen)),
+            html.Div(id=ids.OVERVIEW_DATASET, children=overview_content(dataset=chosen, jobs=jobs)),
         ]
     )
 
 
 # -- content -------------------------------------------------------------------
-def overview_content(root: Any = None, dataset: str | None = None) -> list:
+def overview_content(root: Any = None, dataset: str | None = None, jobs: dict | None = None) -> list:
     """Summary, headline, active variants and runs table of ONE dataset, and links (plain
-    function; ``dataset`` None: the dataset served by default)."""
+    function; ``dataset`` None: the dataset served by default; ``jobs``: the job store's
+    snapshot when the caller has read it)."""
     try:
         root = data_dir(root)
         registry = Registry(root)
@@ -141,7 +143,11 @@ def overview_content(root: Any = None, dataset: str | None = None) -> list:
                 f"Dataset “{primary}” is no longer stored; its runs are listed below.", color="warning"
             )
         )
-    out.append(_headline(runs, building=primary == "demo" and _demo_building(jobs_snapshot())))
+    out.append(
+        _headline(
+            runs, building=primary == "demo" and _demo_building(jobs if jobs is not None else jobs_snapshot())
+        )
+    )
     out.append(_active_variants(runs))
     out.append(
         section(
