@@ -70,6 +70,7 @@ class Postings:
         "brand_start",
         "brand_key",
         "n_rank",
+        "any_adult",
         "price_order",
         "price_sorted",
         "not_adult",
@@ -88,6 +89,7 @@ class Postings:
         order = np.argsort(key, kind="stable")
         self.brand_order = order.astype(idx)  # per brand, then not adult / adult, then price
         self.brand_key = key[order]
+        self.any_adult = view.n_adult > 0
         order = np.argsort(view.price, kind="stable")  # a missing price (NaN) sorts last
         known = int(np.count_nonzero(~np.isnan(view.price)))
         self.price_order = order[:known].astype(idx)
@@ -116,7 +118,7 @@ class Postings:
         r = self.n_rank
         ra, rb = ranks if ranks is not None else (0, r)
         base = codes.astype(np.int64) * (2 * r)
-        if no_adult:
+        if no_adult or not self.any_adult:  # without adult items: one range per brand, not two
             lo, hi = base + ra, base + rb
         elif ranks is None:
             lo, hi = base, base + 2 * r
