@@ -219,9 +219,10 @@ def test_a_pairs_first_queries_test_no_rule_over_a_brands_list(data, monkeypatch
     its first queries, answered exactly from the lists, take the eligible positions as ranges of
     the compound (brand, adult, price) list, with the exact count from binary searches: no rule
     is tested over the brands' whole lists on the request (a 31,600-position price test was 0.2
-    to 0.8 ms of a brand+price pair's first query at 100k items), only on the seed. The lists and
-    counts are exact search's. Fails with the brands' lists intersected by the other rules' tests
-    (``_fold_brands`` undone)."""
+    to 0.8 ms of a brand+price pair's first query at 100k items), only on the seed, and nothing is
+    compiled on the request when a brand's list is longer than a first query may read. The lists
+    and counts are exact search's. Fails with the brands' lists intersected by the other rules'
+    tests (``_fold_brands`` undone)."""
     cat, vec, index = data
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
     ref = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
@@ -238,6 +239,9 @@ def test_a_pairs_first_queries_test_no_rule_over_a_brands_list(data, monkeypatch
         init(self, count, posting, spy, *a, **k)
 
     monkeypatch.setattr(cold._Pred, "__init__", spy_init)
+    # as at 1M items, where a 10% brand list is longer than a first query may read (65,536): the
+    # pair was compiled on the request then (its masks over every item, about 5 ms at 1M)
+    monkeypatch.setattr(cold, "COLD_SCAN_MAX", 200)
     gate = threading.Event()
     searcher._bg.submit("hold", gate.wait)  # the filters stay uncompiled: every query is a first one
     adult = cat["adult"].to_numpy()
@@ -254,6 +258,7 @@ def test_a_pairs_first_queries_test_no_rule_over_a_brands_list(data, monkeypatch
         gate.set()
     assert {a.plan for a in answers} == {"exact_subset"}  # from the lists, exact
     assert tested and set(tested) == {1}  # the seed's own test only
+    assert not any(FilterConfig(**f).config_hash() in searcher._compiled for f in configs)  # none compiled
     for (cfg, s), res in zip(got, answers):
         want = ref.search(s, cfg, 10, plan="exact")
         assert res.item_ids == want.item_ids and res.scores == pytest.approx(want.scores, abs=1e-6)
