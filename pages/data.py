@@ -39,8 +39,9 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "instacart": (
         "Instacart",
         "folder",
-        "The folder with order_products.csv, products.csv, aisles.csv and departments.csv "
-        "(.csv.gz or .parquet too).",
+        "The folder with products.csv, aisles.csv, departments.csv and the order lines: "
+        "order_products.csv (the sample), or Kaggle's order_products__prior.csv and "
+        "order_products__train.csv with orders.csv (.csv.gz or .parquet too).",
     ),
     "rees46": (
         "REES46 e-commerce events",
