@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.schema import Dataset, save_dataset
+from recsys.data.schema import INTERACTION_COLUMNS, Dataset, save_dataset
 from recsys.models.prod2vec import Prod2Vec
 from recsys.registry import Registry
 from tests._serving_data import make_client, make_serving_data
@@ -119,7 +119,11 @@ def test_unknown_dataset_is_a_404_naming_the_known_ones(two_datasets):
     r = client.post("/api/v1/similar", json={"item_id": shop_ids[0], "dataset": 3})
     assert r.status_code == 400 and r.get_json()["error"]["field"] == "dataset"
     # a dataset with no run yet says so
-    save_dataset(Dataset(name="empty", catalog=pd.DataFrame({"item_id": ["a"], "title": ["A"]})), root)
+    empty = pd.DataFrame({c: [] for c in INTERACTION_COLUMNS})
+    save_dataset(
+        Dataset(name="empty", catalog=pd.DataFrame({"item_id": ["a"], "title": ["A"]}), interactions=empty),
+        root,
+    )
     r = client.get("/api/v1/similar/a?dataset=empty")
     assert r.status_code == 404 and "has no run yet" in r.get_json()["error"]["message"]
 
