@@ -40,7 +40,15 @@ def make_data(root: Path, n_datasets: int, n_items: int) -> None:
     for d in range(n_datasets):
         name = f"shop{d}"
         ids = [f"{name}-{i}" for i in range(n_items)]
-        catalog = pd.DataFrame({"item_id": ids, "title": [f"Thing {i}" for i in range(n_items)]})
+        catalog = pd.DataFrame({"item_id": ids, "title": [f"Thing {i}" for i in range(n_items)]}).assign(
+            category="Home > Things",
+            brand="",
+            gender="",
+            price=np.nan,
+            adult=False,
+            description="",
+            image_url="",
+        )
         ds = Dataset(
             name=name, catalog=catalog, interactions=pd.DataFrame({c: [] for c in INTERACTION_COLUMNS})
         )

@@ -358,6 +358,11 @@ def import_instacart(folder: str | os.PathLike[str], name: str = "instacart") ->
     )
     if user is not None:
         inter["user_id"] = user
+        report.rows_read["interactions"] = len(inter)
+        orphan = when.isna().to_numpy()
+        if orphan.any():
+            report.drop(f"order not in {Path(str(orders_file)).name}", int(orphan.sum()))
+            inter = inter.loc[~orphan]
     return build_dataset(
         name,
         catalog,

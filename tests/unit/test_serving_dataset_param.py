@@ -100,6 +100,7 @@ def test_dataset_follows_the_active_run(two_datasets):
     client = make_client(root)
     item = str(data["item_ids"][5])
     reg = Registry(root)
+    reg.set_default_dataset("shop2")  # tiny is asked by name, not served by default
     first = client.get(f"/api/v1/similar/{item}?dataset=tiny").get_json()["run"]
     other = next(r for r in data["runs"] if r != first)
     reg.activate(other)
@@ -119,11 +120,10 @@ def test_unknown_dataset_is_a_404_naming_the_known_ones(two_datasets):
     r = client.post("/api/v1/similar", json={"item_id": shop_ids[0], "dataset": 3})
     assert r.status_code == 400 and r.get_json()["error"]["field"] == "dataset"
     # a dataset with no run yet says so
+    catalog = pd.DataFrame({"item_id": ["a"], "title": ["A"], "category": "", "brand": "", "gender": ""})
+    catalog = catalog.assign(price=np.nan, adult=False, description="", image_url="")
     empty = pd.DataFrame({c: [] for c in INTERACTION_COLUMNS})
-    save_dataset(
-        Dataset(name="empty", catalog=pd.DataFrame({"item_id": ["a"], "title": ["A"]}), interactions=empty),
-        root,
-    )
+    save_dataset(Dataset(name="empty", catalog=catalog, interactions=empty), root)
     r = client.get("/api/v1/similar/a?dataset=empty")
     assert r.status_code == 404 and "has no run yet" in r.get_json()["error"]["message"]
 
