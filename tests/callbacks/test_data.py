@@ -281,10 +281,13 @@ def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path,
 def test_the_instacart_hint_names_the_files_the_importer_reads(data_page):
     """The hint names both layouts the importer reads: the sample's order_products.csv and
     Kaggle's orders.csv with order_products__prior.csv / __train.csv."""
-    hint, _style = data_page.source_hint("instacart")
+    hint, _style, example = data_page.source_hint("instacart")
     for name in ("order_products.csv", "products.csv", "aisles.csv", "departments.csv", "orders.csv"):
         assert name in hint
     assert "order_products__prior.csv" in hint and "order_products__train.csv" in hint
+    # the path box's example is a folder, not the events file it shows for the other sources
+    assert "folder" in example and ".csv" not in example
+    assert data_page.source_hint("rees46")[2].endswith(".csv.gz")
 
 
 def test_the_data_page_imports_instacart_in_kaggle_layout(root, tmp_path, data_page):
