@@ -45,6 +45,7 @@ from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in_range_except
 from recsys.search.ranked import fetch_need, rerank_rows
 from recsys.search.result import SearchResult
+from recsys.search.result import ids_at as _ids_at
 
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
 _FAST_MAX = 16
@@ -76,19 +77,6 @@ def _table_row(fp: FastPlan, pos: int, k: Any, need: int) -> list[int] | None:
     if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
         return None
     return row
-
-
-def _ids_at(ids: tuple, rows: list[int]) -> list[str]:
-    """The item ids of vector rows ``rows`` from :attr:`FastPlan.ids` (the view's padded id text,
-    its width, whether any id is shorter, the id list): sliced out of the text, one cache miss per
-    id and no NumPy call (a gather from a NumPy str array costs a list-to-array conversion, and the
-    list two misses per id: pointer, then object); from the list when there is no text."""
-    text, w, padded, by_row = ids
-    if text is None:
-        return [by_row[r] for r in rows]
-    if padded:
-        return [text[r * w : r * w + w].rstrip("\0") for r in rows]
-    return [text[r * w : r * w + w] for r in rows]
 
 
 def _flat(arr: np.ndarray) -> memoryview:
@@ -148,7 +136,7 @@ class FastPlan:
         #: searcher attributes to chase after a beam search)
         self.pos_of: dict[str, int] = {}
         self.qunit: Any = None
-        self.ids: tuple = (None, 0, False, [])
+        self.ids: list[str] = []
 
 
 class FastMixin:
@@ -231,7 +219,7 @@ class FastMixin:
         }
         v = self.view
         fp.pos_of, fp.qunit = v.pos_of_id, self.qunit
-        fp.ids = (v.item_id_text, v.item_id_width, v.item_id_padded, v.item_id_by_row)
+        fp.ids = v.item_id_by_row
         fasts[id(fp.cfg)] = fp
         while len(fasts) > _FAST_MAX:
             del fasts[next(iter(fasts))]

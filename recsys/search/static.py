@@ -20,7 +20,7 @@ from recsys.search.planner import (
     _SUB_AFTER,
 )
 from recsys.search.query import FlagRange, Query
-from recsys.search.result import SearchResult
+from recsys.search.result import SearchResult, ids_at
 from recsys.topk import topk
 
 #: ef_construction of the graphs the searcher builds in the background: a better graph costs build
@@ -140,7 +140,7 @@ class StaticMixin:
         else:
             del rl[qq.k :], dl[qq.k :]
         return SearchResult(
-            list(map(self.view.item_id_by_row.__getitem__, rl)),
+            ids_at(self.view.item_id_by_row, rl),
             [1.0 - d for d in dl],
             rl,
             qq.removed,
