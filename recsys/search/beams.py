@@ -88,8 +88,7 @@ def measure_beams(
     beams = sorted({min(n, max(int(round(ef * g)), 1)) for g in GROWTH})
     recall: dict[tuple[int, int], float] = {}
     for b in beams:
-        labels, _ = knn(q, b, 1)
-        labels = labels.astype(np.int64, copy=False)
+        labels = _labels(knn, q, b)
         for d in DEPTHS:
             if d <= min(b, top_d):
                 # labels and truth rows hold distinct ids: equal pairs count the common ones
@@ -100,6 +99,24 @@ def measure_beams(
         ok = [b for b in beams if recall.get((d, b), 0.0) >= BEAM_RECALL]
         out.append(ok[0] if ok else max(beams[-1], d))
     return tuple(out)
+
+
+def _labels(knn: Any, q: np.ndarray, b: int) -> np.ndarray:
+    """``b`` labels per row of ``q`` (int64). hnswlib refuses a whole batch when one query reaches
+    fewer than ``b`` items (hnswlib#444: a graph of many tied vectors, such as a basket catalogue's
+    duplicates); then the rows are asked one by one and a refused row's labels are -1, a miss at
+    every depth, as the live over-fetch of that seed falls back to exact search."""
+    try:
+        labels, _ = knn(q, b, 1)
+        return labels.astype(np.int64, copy=False)
+    except RuntimeError:
+        out = np.full((len(q), b), -1, dtype=np.int64)
+        for i in range(len(q)):
+            try:
+                out[i] = knn(q[i : i + 1], b, 1)[0][0]
+            except RuntimeError:
+                pass
+        return out
 
 
 def exact_top(

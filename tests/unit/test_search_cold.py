@@ -196,3 +196,32 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data):
     assert searcher._compiled[cfg.config_hash()].sets
     for s, res in zip(seeds, got):
         assert res.rows == searcher.search(s, cfg, 10, plan="exact").rows
+
+
+def test_the_beams_are_measured_on_a_graph_of_tied_vectors_that_refuses_some_queries():
+    """hnswlib#444: on a graph of many tied vectors (a basket catalogue's duplicate vectors) a few
+    queries reach fewer than a wide beam's labels and hnswlib refuses the whole batch. The beams
+    must still be measured (the refused rows count as misses), not the background build fail, as
+    it did on Instacart's Prod2Vec run."""
+    import hnswlib
+
+    rng = np.random.default_rng(1)
+    n, d = 6000, 8
+    base = rng.normal(size=(n // 3, d)).astype(np.float32)
+    group = np.minimum(rng.pareto(1.2, size=n).astype(int), n // 3 - 1)  # a few groups hold most rows
+    unit = base[group] / np.linalg.norm(base[group], axis=1, keepdims=True)
+    index = hnswlib.Index(space="cosine", dim=d)
+    index.init_index(max_elements=n, M=16, ef_construction=200, random_seed=1)
+    index.add_items(unit, np.arange(n), num_threads=1)
+    index.set_ef(64)
+    refused = 0
+    for i in range(0, n, 7):
+        try:
+            index.knn_query(unit[i : i + 1], k=128, num_threads=1)
+        except RuntimeError:
+            refused += 1
+    assert refused, "the graph no longer refuses a query: the test lost its case"
+
+    beams = measure_beams(index.knn_query, unit, np.arange(n), 64)
+
+    assert len(beams) == len(DEPTHS) and all(b >= dd for b, dd in zip(beams, DEPTHS))
