@@ -66,6 +66,7 @@ machine it moves much less than wall time.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -167,6 +168,8 @@ def build_throughput(
     raw, ours = n / min(wall["raw"]), n / min(wall["ours"])
     return {
         "n": n,
+        "M": M,
+        "ef_construction": efc,
         "rounds": rounds,
         "threads": threads,
         "raw_items_per_s": round(raw),
@@ -560,9 +563,12 @@ def main() -> None:
     ap.add_argument(
         "--blas-threads", type=int, default=1, help="BLAS threads for NumPy (default 1: less noise)"
     )
-    ap.add_argument("--ef-construction", type=int, default=100)
-    ap.add_argument("--ef", type=int, default=64)
-    ap.add_argument("--M", type=int, default=16)
+    # the tool's own build settings (HnswIndex.build's defaults), so that the bench measures the
+    # graph a user gets (README "Issue 18 at 1M: the index's build settings")
+    built_by_default = inspect.signature(HnswIndex.build).parameters
+    ap.add_argument("--ef-construction", type=int, default=built_by_default["ef_construction"].default)
+    ap.add_argument("--ef", type=int, default=built_by_default["ef"].default)
+    ap.add_argument("--M", type=int, default=built_by_default["M"].default)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -588,6 +594,12 @@ def main() -> None:
         index._index.set_ef(args.ef)
         index.ef = args.ef
         build["full_build_s"] = None
+        if (index.M, index.ef_construction) != (args.M, args.ef_construction):
+            print(
+                f"note: {cache} was built with M={index.M}, ef_construction={index.ef_construction}"
+                f" (asked: M={args.M}, ef_construction={args.ef_construction}); the figures are that graph's",
+                file=sys.stderr,
+            )
     else:
         index = HnswIndex.build(
             vec, M=args.M, ef_construction=args.ef_construction, ef=args.ef, num_threads=args.threads
@@ -756,9 +768,11 @@ def main() -> None:
         "blas_threads": args.blas_threads,
         "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "load_avg_1m_start": load_start,
-        "M": args.M,
-        "ef_construction": args.ef_construction,
+        # the searched graph's own settings (a cached index may differ from the arguments)
+        "M": index.M,
+        "ef_construction": index.ef_construction,
         "ef": args.ef,
+        "index_file": str(cache) if cache is not None else None,
         "threads": args.threads,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
