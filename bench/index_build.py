@@ -97,8 +97,7 @@ def main() -> None:
     load_start = round(os.getloadavg()[0], 2)
     t_start = time.perf_counter()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    vec = make_vectors(max(args.n, args.catalogue), args.dim, args.seed)[: args.n]
-    vec = np.ascontiguousarray(vec)
+    vec = make_vectors(max(args.n, args.catalogue), args.dim, args.seed)[: args.n].copy()
     unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
     n = len(vec)
     rng = np.random.default_rng(args.seed + 7)
@@ -116,6 +115,8 @@ def main() -> None:
     for M, efc, rep, path in jobs:
         if path is None:
             name = f"M{M}_efc{efc}" + (f"_r{rep}" if args.repeat > 1 else "")
+            while name in rows:  # a setting listed twice: another build of it
+                name += "_again"
             t, c = time.perf_counter(), time.process_time()
             index = HnswIndex.build(vec, M=M, ef_construction=efc, ef=efs[0], num_threads=args.threads)
             wall, cpu = time.perf_counter() - t, time.process_time() - c
