@@ -402,8 +402,10 @@ def batch_case(
     seeds: np.ndarray,
     threads: int,
     rounds: int,
+    after_background: bool = False,
 ) -> dict:
-    """search_many on the seeds against raw hnswlib's batched knn_query (same threads), paired rounds."""
+    """search_many on the seeds against raw hnswlib's batched knn_query (same threads), paired rounds
+    (``after_background``: again once the background builds the batches queued are done)."""
     q = np.ascontiguousarray(unit[seeds])
     items = ids[seeds].tolist()
     searcher.search_many(items[:50], cfg, K, num_threads=threads)  # compile and build (a batch job)
@@ -420,7 +422,7 @@ def batch_case(
     plans: dict[str, int] = {}
     for x in res:
         plans[x.plan] = plans.get(x.plan, 0) + 1
-    return {
+    out = {
         "seeds": len(seeds),
         "threads": threads,
         "rounds": rounds,
@@ -430,6 +432,34 @@ def batch_case(
         "ratio": round(float(np.median(np.array(raw_t) / np.array(ours_t))), 3),
         "plans": plans,
     }
+    if after_background:
+        # the same once what the batches queued in the background is built (a batch job's later
+        # chunks: precompute and the Spark partitions call search_many chunk by chunk); reported
+        # beside ``ratio``, which stays the target's figure
+        t = time.perf_counter()
+        searcher.wait_background()
+        waited = time.perf_counter() - t
+        raw_t, ours_t = [], []
+        for r in range(rounds):
+            for which in (0, 1) if r % 2 == 0 else (1, 0):
+                t = time.perf_counter()
+                if which == 0:
+                    raw.knn_query(q, k=K, num_threads=threads)
+                    raw_t.append(time.perf_counter() - t)
+                else:
+                    res = searcher.search_many(items, cfg, K, num_threads=threads)
+                    ours_t.append(time.perf_counter() - t)
+        later: dict[str, int] = {}
+        for x in res:
+            later[x.plan] = later.get(x.plan, 0) + 1
+        out["after_background"] = {
+            "raw_ms": round(float(np.median(raw_t)) * 1e3, 2),
+            "ours_ms": round(float(np.median(ours_t)) * 1e3, 2),
+            "ratio": round(float(np.median(np.array(raw_t) / np.array(ours_t))), 3),
+            "plans": later,
+            "background_wait_s": round(waited, 1),
+        }
+    return out
 
 
 def rules_config(
@@ -750,7 +780,7 @@ def main() -> None:
             unc, raw, unit, ids, FilterConfig(), batch_seeds, args.threads, args.batch_rounds
         )
         batch["uncorrelated brand allow-list 10%"] = batch_case(
-            unc, raw, unit, ids, FilterConfig(**fields), batch_seeds, args.threads, args.batch_rounds
+            unc, raw, unit, ids, FilterConfig(**fields), batch_seeds, args.threads, args.batch_rounds, True
         )
     worst = max((r["ratio_p50"] for r in results.values()), default=None)
     worst_p99 = max((r["p99_ratio"] for r in results.values()), default=None)
@@ -796,6 +826,9 @@ def main() -> None:
             "no_filter_le_1.15x_raw": no_filter is not None and no_filter <= 1.15,
             "no_filter_ratio_p50": no_filter,
             "batch_ge_0.8x_raw": bool(batch) and min(b["ratio"] for b in batch.values()) >= 0.8,
+            "batch_after_background_ratio": batch.get("uncorrelated brand allow-list 10%", {})
+            .get("after_background", {})
+            .get("ratio"),
             # the paired median: best-of-N wall times swing by 10% between runs on this shared machine
             "build_ge_0.9x_raw": build["ratio_paired_median"] >= 0.9,
             # issue 16: 1,000 pair bans, 100 pins, 3 boost/bury on a filter cost little
