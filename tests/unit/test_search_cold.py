@@ -81,6 +81,23 @@ def test_a_new_filter_answers_from_the_lists_without_compiling(data, fields):
     assert hits >= 0.97 * total
 
 
+def test_the_beams_exact_top_is_the_stable_sort_prefix_across_catalogue_blocks(monkeypatch):
+    """measure_beams' exact side reads the catalogue in blocks and merges each block's top into the
+    running one: the same rows as the full stable sort's prefix, ties (integer vectors: many equal
+    dot products, also across blocks) going to the lower row, for a top wider than some blocks."""
+    import recsys.search.beams as beams
+
+    rng = np.random.default_rng(5)
+    unit = rng.integers(-2, 3, size=(3001, 8)).astype(np.float32)  # exact sums: ties are real ties
+    q = np.ascontiguousarray(unit[rng.choice(len(unit), size=37, replace=False)])
+    want = np.argsort(-(q @ unit.T), axis=1, kind="stable")
+    for cells in (37 * 50, 37 * 700, 1 << 23):  # blocks narrower than the top, several, one
+        monkeypatch.setattr(beams, "_BLOCK_CELLS", cells)
+        for top in (64, 5):
+            np.testing.assert_array_equal(beams.exact_top(q, unit, top), want[:, :top])
+    assert beams.exact_top(q, unit[:20], 64).shape == (37, 20)
+
+
 def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
     """A graph searched with a small ef finds its deeper labels less reliably: the measured beams
     grow with depth, and a filter keeping 80% of the items (its k-th eligible label about 14 deep) is then answered with a wider beam and a better recall than the same searcher with the
