@@ -430,9 +430,9 @@ def batch_case(
         "ours_ms": round(float(np.median(ours_t)) * 1e3, 2),
         # throughput ratio: raw time over ours, per round (back to back), median
         "ratio": round(float(np.median(np.array(raw_t) / np.array(ours_t))), 3),
-        # the same per order: the second of a pair searches the same 1,000 seeds again and finds
-        # their part of the graph in the CPU caches, and with an odd number of rounds the median
-        # above comes from the order that ran more often (raw first: ours second)
+        # the same per order: the second of a pair searches the same seeds again and may find
+        # their part of the graph in the CPU caches, and with an odd number of rounds one order
+        # runs more often than the other
         "ratio_raw_first": round(float(np.median(np.array(raw_t[::2]) / np.array(ours_t[::2]))), 3),
         "ratio_ours_first": round(float(np.median(np.array(raw_t[1::2]) / np.array(ours_t[1::2]))), 3)
         if rounds > 1
