@@ -246,23 +246,6 @@ def workers_cpu_s(proc: subprocess.Popen[bytes]) -> float | None:
         return None
 
 
-def load_with_cpu(
-    proc: subprocess.Popen[bytes],
-    port: int,
-    paths: list[str],
-    clients: int,
-    seconds: float,
-    max_requests: int,
-) -> dict[str, Any]:
-    """:func:`load`, plus the workers' CPU milliseconds per request (``worker_cpu_ms``)."""
-    c0 = workers_cpu_s(proc)
-    out = load(port, paths, clients, seconds, max_requests)
-    c1 = workers_cpu_s(proc)
-    ok = c0 is not None and c1 is not None and out["requests"]
-    out["worker_cpu_ms"] = round((c1 - c0) * 1000.0 / out["requests"], 3) if ok else None
-    return out
-
-
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -355,15 +338,28 @@ def load_phases(
     seconds: float,
     max_requests: int,
 ) -> dict[str, dict[str, Any]]:
-    """Each phase in two half-length rounds, in mirrored order (A B C C B A), so a load that
-    other users add or remove during the run weighs on every phase alike; with the workers'
-    CPU milliseconds per request (``worker_cpu_ms``)."""
+    """Each phase against one server, by :func:`mirrored`."""
+    return mirrored(
+        {name: (proc, port, paths) for name, paths in phases.items()}, clients, seconds, max_requests
+    )
+
+
+def mirrored(
+    phases: dict[str, tuple[subprocess.Popen[bytes], int, list[str]]],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+) -> dict[str, dict[str, Any]]:
+    """Each phase (a server, its port, the paths asked) in two half-length rounds, in mirrored
+    order (A B C C B A), so a load that other users add or remove during the run weighs on every
+    phase alike; with the phase's workers' CPU milliseconds per request (``worker_cpu_ms``)."""
     names = list(phases)
     rounds: dict[str, list[list[Any]]] = {name: [] for name in names}
     cpu: dict[str, float | None] = dict.fromkeys(names, 0.0)
     for name in names + names[::-1]:
+        proc, port, paths = phases[name]
         c0 = workers_cpu_s(proc)
-        rounds[name].append(_drive(port, phases[name], clients, seconds / 2, max_requests // 2))
+        rounds[name].append(_drive(port, paths, clients, seconds / 2, max_requests // 2))
         c1 = workers_cpu_s(proc)
         cpu[name] = None if c0 is None or c1 is None or cpu[name] is None else cpu[name] + c1 - c0
     out = {}
@@ -439,21 +435,29 @@ def reference_app() -> Any:
 def one_worker_comparison(
     root: Path, run_id: str, live: list[str], plain: list[str], ref: list[str], args: Any
 ) -> dict[str, Any]:
-    """One gunicorn worker of our API (preset, and no filter) against one of the reference."""
-    out: dict[str, Any] = {}
-    for name, target, paths in (
+    """One gunicorn worker of our API (preset, and no filter) against one of the reference.
+
+    The three servers run side by side (one worker each), each warmed up and settled, then
+    measured in two half-length rounds in mirrored order (A B C C B A), so a load that others add
+    or remove during the run weighs on the three alike (measured one after the other, a falling
+    load favoured the reference, which ran last)."""
+    phases = (
         ("ours_preset", app_target(), live),
         ("ours_no_filter", app_target(), plain),
         ("reference", "bench.serving:reference_app()", ref),
-    ):
-        port = free_port()
-        proc = start_server(root, port, 1, target, run_id)
-        try:
-            wait_ready(port, proc)
+    )
+    procs: dict[str, tuple[subprocess.Popen[bytes], int, list[str]]] = {}
+    try:
+        for name, target, paths in phases:
+            port = free_port()
+            procs[name] = (start_server(root, port, 1, target, run_id), port, paths)
+            wait_ready(port, procs[name][0])
+        for proc, port, paths in procs.values():
             warm_up(port, paths[0], proc)
             load(port, paths[:200], clients=2, seconds=5.0, max_requests=400)
-            out[name] = load_with_cpu(proc, port, paths, 2, args.seconds, args.max_requests)
-        finally:
+        out: dict[str, Any] = mirrored(procs, 2, args.seconds, args.max_requests)
+    finally:
+        for proc, _, _ in procs.values():
             stop_server(proc)
     ref_rps = out["reference"]["rps"] or 0.0
     ref_cpu = out["reference"].get("worker_cpu_ms")

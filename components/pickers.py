@@ -26,13 +26,18 @@ def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
 
 
 def run_options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Dropdown options "label · family" for runs."""
+    """Dropdown options "label · family" for runs; "· dataset" too when the runs span several
+    datasets (a run id alone does not say which shop it was trained on)."""
     out = []
-    for r in runs:
+    names = [str((r.get("dataset") or {}).get("name") or "") for r in runs]
+    several = len(set(names) - {""}) > 1
+    for r, name in zip(runs, names):
         label = r.get("label") or r["run_id"]
         star = " ★" if r.get("active") else ""
         family = r.get("family", "")
         text = f"{label}{star}" if family and family in label else f"{label} · {family}{star}"
+        if several and name and name not in label:
+            text = f"{text} · {name}"
         out.append({"label": text, "value": r["run_id"]})
     return out
 

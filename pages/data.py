@@ -39,8 +39,9 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "instacart": (
         "Instacart",
         "folder",
-        "The folder with order_products.csv, products.csv, aisles.csv and departments.csv "
-        "(.csv.gz or .parquet too).",
+        "The folder with products.csv, aisles.csv, departments.csv and the order lines: "
+        "order_products.csv (the sample), or Kaggle's order_products__prior.csv and "
+        "order_products__train.csv with orders.csv (.csv.gz or .parquet too).",
     ),
     "rees46": (
         "REES46 e-commerce events",
@@ -414,11 +415,15 @@ _MAPPING_STATES = (
 @callback(
     Output(ids.DATA_SOURCE_HINT, "children"),
     Output(ids.DATA_CSV_OPTIONS, "style"),
+    Output(ids.DATA_PATH, "placeholder"),
     Input(ids.DATA_SOURCE, "value"),
 )
 def source_hint(source: str | None):
-    """What the chosen source expects; the CSV options only for the generic import."""
-    return SOURCES.get(source or "", ("", "", ""))[2], None if source == "csv" else {"display": "none"}
+    """What the chosen source expects, and the path box's example (a folder for Instacart); the
+    CSV options only for the generic import."""
+    _label, what, hint = SOURCES.get(source or "", ("", "file", ""))
+    example = "/path/to/instacart (the folder)" if what == "folder" else "/path/to/events.csv.gz"
+    return hint, None if source == "csv" else {"display": "none"}, example
 
 
 @callback(

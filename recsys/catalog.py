@@ -348,3 +348,42 @@ def run_catalog_view(registry: Any, run_id: str) -> CatalogView:
                 del _views[old]
             _views[key] = view
     return view
+
+
+# (data dir, dataset) -> (stamp of the dataset's report.json, its catalogue's item ids)
+_dataset_ids: dict[tuple[str, str], tuple[Any, frozenset[str]]] = {}
+
+
+def dataset_item_ids(root: Any, name: str) -> frozenset[str]:
+    """The item ids of a stored dataset's catalogue (only that Parquet column read), cached
+    while its ``report.json`` is unchanged (one ``stat`` per call once loaded; a re-import
+    rewrites the report and is seen at once).
+
+    Every item of the catalogue is listed, with a vector in some run or not: a run answers a
+    catalogue item without a vector from its fallback chain.
+
+    Raises
+    ------
+    RecsysError
+        Dataset missing or unreadable.
+    """
+    from recsys._io import file_stamp
+    from recsys.data.schema import dataset_report_path, load_stored_catalog
+    from recsys.errors import DatasetNotFoundError
+
+    key = (str(root), name)
+    stamp = file_stamp(dataset_report_path(name, root))
+    if stamp is None:
+        _dataset_ids.pop(key, None)
+        raise DatasetNotFoundError(f"dataset '{name}' not found")
+    hit = _dataset_ids.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        path = dataset_report_path(name, root).parent / "catalog.parquet"
+        col = pd.read_parquet(path, columns=["item_id"])["item_id"]
+    except Exception:  # noqa: BLE001 - pyarrow raises several types: the loader's read says why
+        col = load_stored_catalog(name, root)["item_id"]
+    ids = frozenset(col.astype(str))
+    _dataset_ids[key] = (stamp, ids)
+    return ids

@@ -527,6 +527,39 @@ def project_in_background(run_ids: Sequence[str], root: str | os.PathLike[str] |
     return jobs
 
 
+#: ``off`` leaves a trained run's UMAP map to the Map's "Compute UMAP" button instead of queuing
+#: it after a training job (the test suite sets it: a UMAP fit per trained run would cost minutes)
+ENV_UMAP_AFTER_TRAIN = "RECSYS_UMAP_AFTER_TRAIN"
+
+
+def umap_after_train() -> bool:
+    """Whether a training job queues its run's UMAP projection (``$RECSYS_UMAP_AFTER_TRAIN``, on by default)."""
+    return os.environ.get(ENV_UMAP_AFTER_TRAIN, "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def train_job(
+    family: str, params: dict[str, Any] | None = None, dataset_name: str = "demo", **kwargs: Any
+) -> dict[str, Any]:
+    """The ``train`` and ``tune`` jobs (Runs page, ``POST /api/v1/train``/``tune``): :func:`train_run`,
+    then, for an embedding run, its PCA map at once and its UMAP map queued as a ``project`` job,
+    as the demo build does (:func:`project_in_background`; one UMAP fit at a time per data
+    directory, see :data:`recsys.jobs.kinds.SLOT_ENV`). The Map shows PCA and says UMAP is
+    computing until it lands. ``recsys train`` in a terminal queues nothing (a command that
+    exits starts no background job; the Map's "Compute UMAP" does it).
+
+    Returns run.json as :func:`train_run` does, plus ``umap_job`` (the job id, or None).
+    """
+    meta = train_run(family, params, dataset_name, **kwargs)
+    if not meta.get("is_embedding") or not umap_after_train():
+        return meta
+    try:
+        jobs = project_in_background([meta["run_id"]], kwargs.get("root"))
+    except Exception as exc:  # noqa: BLE001 - the run is trained; the Map's button still works
+        logger.warning("could not queue the UMAP projection of %s: %s", meta["run_id"], exc)
+        jobs = []
+    return {**meta, "umap_job": jobs[0] if jobs else None}
+
+
 def _demo_params(family: str) -> dict[str, Any]:
     """Parameters the demo uses: the tuned ones where a family publishes them."""
     if family in ("prod2vec", "meta_prod2vec"):

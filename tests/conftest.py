@@ -9,6 +9,9 @@ import pytest
 
 # MLflow tracking stays off in the suite (fast, no mlflow.db); tests of recsys.tracking turn it on.
 os.environ.setdefault("RECSYS_MLFLOW", "off")
+# A training job queues no UMAP job in the suite (a UMAP fit per trained run would cost minutes);
+# tests/unit/test_umap_after_train.py turns it on.
+os.environ.setdefault("RECSYS_UMAP_AFTER_TRAIN", "off")
 
 #: The real datasets live beside the project, never inside it (see ../shared/datasets/README.md).
 SHARED_DATASETS = Path(

@@ -250,8 +250,14 @@ INSTACART_START = pd.Timestamp("2017-01-01")
 INSTACART_SPAN_DAYS = 90
 
 
+#: Kaggle's own layout splits the order lines in two files (``test`` orders have none)
+INSTACART_KAGGLE_LINES = ("order_products__prior", "order_products__train")
+#: Kaggle's layout: each user's last order is placed on this day, earlier ones back from it
+INSTACART_KAGGLE_END = pd.Timestamp("2017-12-31")
+
+
 def import_instacart(folder: str | os.PathLike[str], name: str = "instacart") -> Dataset:
-    """Import the Instacart sample: one basket per order.
+    """Import Instacart: one basket per order, in the sample's layout or Kaggle's own.
 
     Catalog from ``products.csv`` joined with ``aisles.csv`` and ``departments.csv``:
     category ``"Department > Aisle"`` title-cased (``"Frozen > Frozen Pizza"``; a
@@ -259,17 +265,29 @@ def import_instacart(folder: str | os.PathLike[str], name: str = "instacart") ->
     ``aisle_id`` and ``department_id`` are kept as extra columns. Every product of the
     catalogue is kept, ordered or not.
 
-    Interactions from ``order_products.csv``: ``position`` is ``add_to_cart_order``.
-    The sample has no timestamps, so a **synthetic, monotone pseudo-time** is made from
-    ``order_id``: orders are spread evenly, in ``order_id`` order, over 90 days from
-    2017-01-01 (all lines of an order share its time). A time split then holds out the
-    highest order ids. This is noted in the report's warnings.
+    Interactions: the sample's ``order_products.csv``, or Kaggle's
+    ``order_products__prior.csv`` and ``order_products__train.csv`` (both read, one after the
+    other; either alone works); ``position`` is ``add_to_cart_order``. Neither layout has
+    dates:
+
+    - with Kaggle's ``orders.csv`` (``order_id, user_id, order_number,
+      days_since_prior_order``, optional ``order_hour_of_day``) each line gets its order's
+      ``user_id`` and a **synthetic time**: each user's last order on 2017-12-31 at its hour,
+      earlier orders back from it by their ``days_since_prior_order`` (kept monotone in
+      ``order_number``), so a time split holds out users' last orders, as Kaggle's ``train``
+      set does. A line whose order is not in ``orders.csv`` is dropped and counted;
+    - without it (the sample), orders are spread evenly, in ``order_id`` order, over 90 days
+      from 2017-01-01 (all lines of an order share its time); a time split then holds out
+      the highest order ids.
+
+    Either way the report's warnings say the time is synthetic.
 
     Parameters
     ----------
     folder : path-like
-        Folder with ``products.csv``, ``aisles.csv``, ``departments.csv`` and
-        ``order_products.csv`` (``.csv.gz`` or ``.parquet`` versions also work).
+        Folder with ``products.csv``, ``aisles.csv``, ``departments.csv`` and the order lines
+        (``order_products.csv``, or ``order_products__prior.csv`` / ``__train.csv`` and
+        ``orders.csv``); ``.csv.gz`` or ``.parquet`` versions also work.
     name : str, default "instacart"
     """
     folder = Path(folder)
@@ -280,12 +298,10 @@ def import_instacart(folder: str | os.PathLike[str], name: str = "instacart") ->
     products = read_table(_find(folder, "products"))
     aisles = read_table(_find(folder, "aisles"))
     departments = read_table(_find(folder, "departments"))
-    orders_path = _find(folder, "order_products")
-    lines = read_table(orders_path)
+    lines, orders_path = _instacart_lines(folder)
     _require(products, ("product_id", "product_name", "aisle_id", "department_id"), products.attrs["source"])
     _require(aisles, ("aisle_id", "aisle"), aisles.attrs["source"])
     _require(departments, ("department_id", "department"), departments.attrs["source"])
-    _require(lines, ("order_id", "product_id", "add_to_cart_order"), orders_path)
 
     def names(frame: pd.DataFrame, key: str, col: str) -> dict[str, str]:
         vals = frame[col].astype(str).str.strip()
@@ -310,26 +326,43 @@ def import_instacart(folder: str | os.PathLike[str], name: str = "instacart") ->
         },
         index=products.index,
     )
-    order_num = pd.to_numeric(lines["order_id"], errors="coerce")
-    uniq = np.unique(order_num.dropna().to_numpy())
-    rank = np.searchsorted(uniq, order_num.fillna(-1).to_numpy())
-    step = pd.Timedelta(days=INSTACART_SPAN_DAYS) / max(len(uniq), 1)
-    pseudo = INSTACART_START + step * rank
+    report = ValidationReport()
+    orders_file = _find_optional(folder, "orders")
+    if orders_file is not None:
+        user, when = _instacart_order_times(lines, orders_file)
+        report.warnings.append(
+            "Instacart has no dates: timestamps are synthetic, each user's last order on "
+            f"{INSTACART_KAGGLE_END.date()} and earlier ones back from it by days_since_prior_order "
+            f"({Path(orders_file).name}); a time split holds out users' last orders"
+        )
+    else:
+        order_num = pd.to_numeric(lines["order_id"], errors="coerce")
+        uniq = np.unique(order_num.dropna().to_numpy())
+        rank = np.searchsorted(uniq, order_num.fillna(-1).to_numpy())
+        step = pd.Timedelta(days=INSTACART_SPAN_DAYS) / max(len(uniq), 1)
+        when = pd.Series(INSTACART_START + step * rank, index=lines.index).where(order_num.notna())
+        user = None
+        report.warnings.append(
+            "Instacart has no timestamps: timestamps are synthetic, orders spread evenly in order_id order "
+            f"over {INSTACART_SPAN_DAYS} days from {INSTACART_START.date()}"
+        )
     inter = pd.DataFrame(
         {
             "sequence_id": lines["order_id"],
             "item_id": lines["product_id"],
             "position": lines["add_to_cart_order"],
-            "timestamp": pd.Series(pseudo, index=lines.index).where(order_num.notna()),
+            "timestamp": when,
             "event_type": "purchase",
         },
         index=lines.index,
     )
-    report = ValidationReport()
-    report.warnings.append(
-        "Instacart has no timestamps: timestamps are synthetic, orders spread evenly in order_id order "
-        f"over {INSTACART_SPAN_DAYS} days from {INSTACART_START.date()}"
-    )
+    if user is not None:
+        inter["user_id"] = user
+        report.rows_read["interactions"] = len(inter)
+        orphan = when.isna().to_numpy()
+        if orphan.any():
+            report.drop(f"order not in {Path(str(orders_file)).name}", int(orphan.sum()))
+            inter = inter.loc[~orphan]
     return build_dataset(
         name,
         catalog,
@@ -340,6 +373,67 @@ def import_instacart(folder: str | os.PathLike[str], name: str = "instacart") ->
         catalog_source=products.attrs["source"],
         interactions_source=orders_path,
     )
+
+
+def _instacart_lines(folder: Path) -> tuple[pd.DataFrame, str]:
+    """The order lines and where they come from: Kaggle's prior and train files (both, in that
+    order; either alone), else the sample's ``order_products`` file."""
+    need = ("order_id", "product_id", "add_to_cart_order")
+    kaggle = [p for p in (_find_optional(folder, stem) for stem in INSTACART_KAGGLE_LINES) if p]
+    if not kaggle:
+        if _find_optional(folder, "order_products") is None:
+            present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+            raise DataValidationError(
+                "no order lines in this folder: Instacart's are order_products.csv (the sample) or "
+                "order_products__prior.csv and order_products__train.csv with orders.csv (Kaggle's "
+                f"layout), .csv.gz or .parquet too; it holds: {present}",
+                file=str(folder),
+            )
+        path = _find(folder, "order_products")
+        lines = read_table(path)
+        _require(lines, need, path)
+        return lines, path
+    frames = []
+    for path in kaggle:
+        frame = read_table(path)
+        _require(frame, need, path)
+        frames.append(frame[list(need)])
+    lines = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return lines, " + ".join(kaggle)
+
+
+def _instacart_order_times(lines: pd.DataFrame, orders_file: str) -> tuple[pd.Series, pd.Series]:
+    """``(user_id, synthetic time)`` per order line from Kaggle's ``orders.csv`` (NaT and ``""``
+    for a line whose order it does not list)."""
+    orders = read_table(orders_file)
+    _require(orders, ("order_id", "user_id", "order_number", "days_since_prior_order"), orders_file)
+    o = pd.DataFrame(
+        {
+            "order_id": orders["order_id"].astype(str).str.strip(),
+            "user_id": orders["user_id"].astype(str).str.strip(),
+            "n": pd.to_numeric(orders["order_number"], errors="coerce"),
+            "gap": pd.to_numeric(orders["days_since_prior_order"], errors="coerce").fillna(0.0),
+            "hour": pd.to_numeric(orders.get("order_hour_of_day", 0), errors="coerce"),
+        }
+    )
+    o["hour"] = o["hour"].fillna(0.0).clip(0, 23)
+    o = o.sort_values(["user_id", "n"], kind="stable")
+    day = o.groupby("user_id", sort=False)["gap"].cumsum()
+    back = day.groupby(o["user_id"], sort=False).transform("max") - day  # days before the last order
+    when = INSTACART_KAGGLE_END - pd.to_timedelta(back, unit="D") + pd.to_timedelta(o["hour"], unit="h")
+    # two orders on one day keep their order_number order, whatever their hours
+    o["when"] = when.groupby(o["user_id"], sort=False).cummax()
+    o = o.drop_duplicates("order_id").set_index("order_id")
+    key = lines["order_id"].astype(str).str.strip()
+    return key.map(o["user_id"]).fillna(""), key.map(o["when"])
+
+
+def _find_optional(folder: Path, stem: str) -> str | None:
+    for suffix in (".csv", ".csv.gz", ".parquet", ".tsv"):
+        p = folder / f"{stem}{suffix}"
+        if p.exists():
+            return str(p)
+    return None
 
 
 def _find(folder: Path, stem: str) -> str:

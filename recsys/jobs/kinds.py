@@ -37,10 +37,11 @@ logger = logging.getLogger(__name__)
 #: kind -> "module:function"; resolved (imported) only inside the job process.
 JOB_KINDS: dict[str, str] = {
     "demo": "recsys.pipeline:build_demo",
-    "train": "recsys.pipeline:train_run",
+    # train_run, then the embedding run's UMAP map queued as a "project" job (as the demo does)
+    "train": "recsys.pipeline:train_job",
     # a train run with a search first: recsys.tuning on a split carved from the training
     # part, the best setting refitted into a run (params carry ``tune``)
-    "tune": "recsys.pipeline:train_run",
+    "tune": "recsys.pipeline:train_job",
     "project": "recsys.projection:project_run",
     "import": "recsys.pipeline:import_job",
     "import_vectors": "recsys.external:import_vectors_job",

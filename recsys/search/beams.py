@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys.topk import topk_rows
+
 #: depths (labels read, the seed's row included) at which the beam is calibrated
 DEPTHS = (11, 16, 22, 32, 45, 64)
 #: beams tried, as multiples of the index's ef: steps of 1/8 up to 1.5, then 1.75 and 2. At 1M
@@ -36,14 +38,19 @@ GROWTH = (1.0, 1.125, 1.25, 1.375, 1.5, 1.75, 2.0)
 #: beams up to 4x ef, one sample of a correlated searcher landed on 192 (2.35x raw p50)
 BEAM_RECALL = 0.993
 SAMPLE = 400
-#: samples per exact pass: NumPy holds the GIL through each chunk's selection over the catalogue
-#: (a 4 x 1M argpartition, tens of ms; 16 rows held it 4x longer), and the build thread lets a
-#: running query go first between chunks (``pause``)
-_CHUNK = 4
+#: score cells (samples x catalogue rows) per step of the exact top ``depth`` (32 MB of float32):
+#: the catalogue is read in blocks of ``_BLOCK_CELLS // SAMPLE`` rows (20,971 at 400 samples),
+#: each scored against every sample at once (one GEMM, the GIL released) and its top merged into
+#: the running one (wide rows: ``topk_rows`` narrows them before selecting); the build thread lets
+#: a running query go first between blocks (``pause``). Four samples at a time over the whole
+#: catalogue read it 100 times and selected over each row whole: 2.0 CPU-s at 100k items, spent
+#: by every gunicorn worker in the seconds after its start (it took the CPU of the requests
+#: served meanwhile); this way 0.4 s
+_BLOCK_CELLS = 1 << 23
 
 #: beams measured per index object and ef, shared by the searchers of one index (the bench and a
-#: server build several over one graph); the sample is drawn by position, which changes nothing
-#: statistically from one catalogue view to another
+#: server build several over one graph); the sample is drawn by vector row, so it is the same
+#: items whichever searcher measures first
 _MEASURED: weakref.WeakKeyDictionary[Any, dict[int, tuple[int, ...]]] = weakref.WeakKeyDictionary()
 
 
@@ -75,35 +82,73 @@ def measure_beams(
     n = len(unit)
     top_d = min(DEPTHS[-1], n)
     rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, size=min(SAMPLE, n), replace=False))
+    # drawn by vector row (what the index labels), not by catalogue position: the searchers of
+    # one index share the first measurement kept (:data:`_MEASURED`), so each must draw the same
+    # items whatever its catalogue's order (by position, at 1M items a correlated catalogue's
+    # sample asked for a beam of 128 at every depth where a random one's asked for 64, and the
+    # flag 50% filter's searcher inherited the 128: 1.75x raw p50)
+    rows = np.sort(rng.choice(n, size=min(SAMPLE, n), replace=False))
+    pos_of_row = np.empty(n, dtype=np.int64)
+    pos_of_row[np.asarray(perm, dtype=np.int64)] = np.arange(n)
+    sample = pos_of_row[rows]
     q = np.ascontiguousarray(unit[sample])
-    truth = np.empty((len(sample), top_d), dtype=np.int64)
-    for s in range(0, len(sample), _CHUNK):
-        if pause is not None and s:
-            pause()
-        sims = q[s : s + _CHUNK] @ unit.T
-        if top_d < n:
-            part = np.argpartition(-sims, top_d - 1, axis=1)[:, :top_d]
-        else:
-            part = np.tile(np.arange(n), (len(sims), 1))
-        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
-        truth[s : s + _CHUNK] = perm[np.take_along_axis(part, order, axis=1)]
+    truth = perm[exact_top(q, unit, top_d, pause)]
     beams = sorted({min(n, max(int(round(ef * g)), 1)) for g in GROWTH})
     recall: dict[tuple[int, int], float] = {}
     for b in beams:
-        labels, _ = knn(q, b, 1)
-        labels = labels.astype(np.int64, copy=False)
+        labels = _labels(knn, q, b)
         for d in DEPTHS:
             if d <= min(b, top_d):
-                hit = sum(
-                    len(set(t[:d].tolist()).intersection(lab[:d].tolist())) for t, lab in zip(truth, labels)
-                )
+                # labels and truth rows hold distinct ids: equal pairs count the common ones
+                hit = int((truth[:, :d, None] == labels[:, None, :d]).sum())
                 recall[(d, b)] = hit / (d * len(sample))
     out = []
     for d in DEPTHS:
         ok = [b for b in beams if recall.get((d, b), 0.0) >= BEAM_RECALL]
         out.append(ok[0] if ok else max(beams[-1], d))
     return tuple(out)
+
+
+def _labels(knn: Any, q: np.ndarray, b: int) -> np.ndarray:
+    """``b`` labels per row of ``q`` (int64). hnswlib refuses a whole batch when one query reaches
+    fewer than ``b`` items (hnswlib#444: a graph of many tied vectors, such as a basket catalogue's
+    duplicates); then the rows are asked one by one and a refused row's labels are -1, a miss at
+    every depth, as the live over-fetch of that seed falls back to exact search."""
+    try:
+        labels, _ = knn(q, b, 1)
+        return labels.astype(np.int64, copy=False)
+    except RuntimeError:
+        out = np.full((len(q), b), -1, dtype=np.int64)
+        for i in range(len(q)):
+            try:
+                out[i] = knn(q[i : i + 1], b, 1)[0][0]
+            except RuntimeError:
+                pass
+        return out
+
+
+def exact_top(
+    q: np.ndarray, unit: np.ndarray, top_d: int, pause: Callable[[], None] | None = None
+) -> np.ndarray:
+    """(len(q), min(top_d, len(unit))) rows of ``unit`` with the largest dot products with each
+    row of ``q``, best first, ties to the lower row (the stable sort's prefix): the catalogue in
+    blocks of ``_BLOCK_CELLS // len(q)`` rows, each block's top merged into the running one."""
+    n, m = len(unit), len(q)
+    top_d = min(top_d, n)
+    block = max(top_d, _BLOCK_CELLS // max(m, 1))
+    best_c = best_s = None
+    for start in range(0, n, block):
+        if pause is not None and start:
+            pause()
+        cols, sims = topk_rows(q @ unit[start : start + block].T, top_d)
+        cols += start
+        if best_c is None:
+            best_c, best_s = cols, sims
+            continue
+        # the running top first: a tie between the two goes to its lower rows
+        idx, best_s = topk_rows(np.concatenate([best_s, sims], axis=1), top_d)
+        best_c = np.take_along_axis(np.concatenate([best_c, cols], axis=1), idx, axis=1)
+    return best_c if best_c is not None else np.empty((m, 0), dtype=np.int64)
 
 
 def beam_for(beams: tuple[int, ...] | None, depth: float) -> int:

@@ -261,6 +261,8 @@ class ColdMixin:
                 hit.seeded_queries += 1
                 if hit.seeded_queries >= _TABLE_AFTER:
                     self._request_table(hit)
+                if hit.cat_only and not r.full and (r.s, r.e, r.no_adult) not in hit.blocks:
+                    self._block_use(hit, (r.s, r.e, r.no_adult))  # a use of the block (static.py)
         if not r.full:  # same_category: the seed's category block, one slice of positions
             s, e = r.s, r.e
             preds = [*preds, _Pred(e - s, lambda: np.arange(s, e), lambda P: (P >= s) & (P < e), (s, e))]

@@ -21,8 +21,10 @@ takes the first k eligible labels in HNSW order, so both give the same list, sco
     each arrive.
 ``table``
     A lean filter answered from its seed table (same category, gender, price band relative to
-    the seed): the seed's row gives its key range; seeds whose exact search the planner would
-    prefer, or whose category block has (or is about to get) its own graph, go to the general path.
+    the seed): the seed's row gives its key range; a seed whose category block has its own graph
+    is answered from that graph (:meth:`FastMixin._fast_block`, as the general path would); seeds
+    whose exact search the planner would prefer, or whose category block is about to get its own
+    graph, go to the general path.
 
 Whatever the shortcut cannot answer exactly as the general path would (an unknown seed, k out
 of range, the over-fetch falling short, hnswlib#444) returns None and the general path answers
@@ -43,6 +45,7 @@ from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in_range_except
 from recsys.search.ranked import fetch_need, rerank_rows
 from recsys.search.result import SearchResult
+from recsys.search.result import ids_at as _ids_at
 
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
 _FAST_MAX = 16
@@ -76,19 +79,6 @@ def _table_row(fp: FastPlan, pos: int, k: Any, need: int) -> list[int] | None:
     return row
 
 
-def _ids_at(ids: tuple, rows: list[int]) -> list[str]:
-    """The item ids of vector rows ``rows`` from :attr:`FastPlan.ids` (the view's padded id text,
-    its width, whether any id is shorter, the id list): sliced out of the text, one cache miss per
-    id and no NumPy call (a gather from a NumPy str array costs a list-to-array conversion, and the
-    list two misses per id: pointer, then object); from the list when there is no text."""
-    text, w, padded, by_row = ids
-    if text is None:
-        return [by_row[r] for r in rows]
-    if padded:
-        return [text[r * w : r * w + w].rstrip("\0") for r in rows]
-    return [text[r * w : r * w + w] for r in rows]
-
-
 def _flat(arr: np.ndarray) -> memoryview:
     """A flat memoryview of a C-contiguous array: one element read costs a plain index, no NumPy
     dispatch (bool arrays read as bool, int32/int64 as int)."""
@@ -119,6 +109,7 @@ class FastPlan:
         "qunit",
         "ids",
         "drop",
+        "graphs",
     )
 
     def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any, perm: memoryview) -> None:
@@ -137,12 +128,15 @@ class FastPlan:
         #: table: the filter's do-not-associate drops (seed position -> (positions, vector rows)
         #: inside its key range, ``cf.table_drop``), or None
         self.drop: dict[int, tuple[Any, list[int]]] | None = None
+        #: table, category filters: block key -> (its eligible set with a graph, flat views of the
+        #: set's vector rows and per-row flag), for :meth:`FastMixin._fast_block`
+        self.graphs: dict[tuple[int, int, bool], tuple[Any, memoryview, memoryview]] = {}
         #: set by :meth:`FastMixin._keep_fast`: the searcher's ``pos_of_id`` and ``qunit``, and the
         #: catalogue view's ids (:func:`_ids_at`), read from the plan's slots (one object, no
         #: searcher attributes to chase after a beam search)
         self.pos_of: dict[str, int] = {}
         self.qunit: Any = None
-        self.ids: tuple = (None, 0, False, [])
+        self.ids: list[str] = []
 
 
 class FastMixin:
@@ -150,7 +144,8 @@ class FastMixin:
 
     def _arm_fast(self, cfg: Any, res: SearchResult) -> None:
         """After the general path answered ``res`` for ``cfg`` (plan ``auto``): keep a shortcut for
-        the config's next queries when its answer was the planner's over-fetch."""
+        the config's next queries when its answer was the planner's over-fetch, or a category
+        block's own graph (:meth:`_fast_block`)."""
         last = self._last
         cf = last[1] if last is not None and last[0] is cfg else None
         if cf is None or self._index is None or res.seed_item_id is None:
@@ -224,7 +219,7 @@ class FastMixin:
         }
         v = self.view
         fp.pos_of, fp.qunit = v.pos_of_id, self.qunit
-        fp.ids = (v.item_id_text, v.item_id_width, v.item_id_padded, v.item_id_by_row)
+        fp.ids = v.item_id_by_row
         fasts[id(fp.cfg)] = fp
         while len(fasts) > _FAST_MAX:
             del fasts[next(iter(fasts))]
@@ -307,11 +302,15 @@ class FastMixin:
         :meth:`_search_table`), when the planner would over-fetch for this seed."""
         t0 = perf_counter()
         pos = fp.pos_of.get(seed_item_id, -1)
+        cf = fp.cf
+        if cf.blocks and fp.block_max >= 0.0 and pos >= 0 and k.__class__ is int and k >= 1:
+            got = self._fast_block(fp, pos, k, t0)  # the seed's block has its own graph
+            if got is not None:
+                return got
         row = _table_row(fp, pos, k, k)
         if row is None:
             return None
         var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
-        cf = fp.cf
         if e - s <= fp.block_max and row[TABLE_COUNTS + cf.cat_col] >= 0:
             # its category block may get its own graph: the general path counts the block's uses
             # and queues it (static.py); until a block is that close, its seeds stay here
@@ -330,6 +329,61 @@ class FastMixin:
             seed_row = -1
         return self._fast_finish(
             fp, pos, k, fp.fetch, fp.kvs[var], lo, hi, seed_row, removed, skipped, n_elig, t0, drop
+        )
+
+    def _fast_block(self, fp: FastPlan, pos: int, k: int, t0: float) -> SearchResult | None:
+        """A category filter whose seed's block has its own graph (``cf.blocks``, built in the
+        background once the block is used often): one ``knn_query`` on that graph for k + 1 (and
+        the seed's do-not-associate rows in the block, dropped), the seed's row dropped, as
+        :meth:`_search_table` answers through :meth:`_search_block` (same list, scores, counts,
+        eligible count and plan), without its layers. None: the block has no graph (yet), is too
+        small for k, or hnswlib#444; the general path answers."""
+        w = fp.width
+        row = fp.table[pos * w : pos * w + w].tolist()
+        cf = fp.cf
+        if row[TABLE_COUNTS + cf.cat_col] < 0:
+            return None  # the seed has no category: no block
+        key = (row[6], row[7], cf.adult_col >= 0 and row[TABLE_COUNTS + cf.adult_col] >= 0)
+        got = fp.graphs.get(key)
+        if got is None:
+            ss = cf.blocks.get(key)
+            if ss is None or ss.sub is None:
+                return None
+            got = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
+        ss, rows_of, ok = got
+        drop = fp.drop.get(pos) if fp.drop else None
+        n_drop = len(drop[1]) if drop else 0
+        if ss.n <= k + 1 + n_drop:
+            return None
+        seed_row = fp.perm[pos]
+        if not (cf.config.exclude_seed and ok[seed_row]):
+            seed_row = -1
+        try:
+            cols, dist = ss.sub.knn_query(fp.qunit[pos : pos + 1], k + 1 + n_drop, 1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        (cl,), (dl,) = cols.tolist(), dist.tolist()
+        rl = [rows_of[c] for c in cl]
+        if n_drop:  # the seed's banned rows fetched past, then as without
+            banned = drop[1]
+            keep = [j for j, r in enumerate(rl) if r not in banned][: k + 1]
+            rl, dl = [rl[j] for j in keep], [dl[j] for j in keep]
+        if seed_row >= 0 and seed_row in rl:
+            j = rl.index(seed_row)
+            del rl[j], dl[j]
+        else:
+            del rl[k:], dl[k:]
+        removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
+        return SearchResult(
+            _ids_at(fp.ids, rl),
+            [1.0 - d for d in dl],
+            rl,
+            removed,
+            "hnsw_subindex",
+            ss.n - (seed_row >= 0) - n_drop,
+            (perf_counter() - t0) * 1e3,
+            skipped,
+            self.view.item_id_list[pos],
         )
 
     def _fast_ranked(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:

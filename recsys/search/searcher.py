@@ -742,7 +742,7 @@ class FilteredSearcher(
             res = self._search_seed(seed_item_id, cfg, k, plan)
             if self._short_fetch is not None:  # read by the general path just now, when it matched
                 self._short_fetch = None
-            if plan == "auto" and res.plan == "hnsw_overfetch":
+            if plan == "auto" and res.plan in ("hnsw_overfetch", "hnsw_subindex"):
                 self._arm_fast(cfg, res)
             if self._tie_of is not None and res.rows:
                 pos = self.view.pos_of_id[res.seed_item_id]

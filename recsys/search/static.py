@@ -20,7 +20,7 @@ from recsys.search.planner import (
     _SUB_AFTER,
 )
 from recsys.search.query import FlagRange, Query
-from recsys.search.result import SearchResult
+from recsys.search.result import SearchResult, ids_at
 from recsys.topk import topk
 
 #: ef_construction of the graphs the searcher builds in the background: a better graph costs build
@@ -140,7 +140,7 @@ class StaticMixin:
         else:
             del rl[qq.k :], dl[qq.k :]
         return SearchResult(
-            list(map(self.view.item_id_by_row.__getitem__, rl)),
+            ids_at(self.view.item_id_by_row, rl),
             [1.0 - d for d in dl],
             rl,
             qq.removed,
@@ -170,18 +170,7 @@ class StaticMixin:
                 if ss is not None:
                     cf.blocks[key] = ss
         if ss is None:
-            uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
-            rows = e - s
-            if (
-                uses >= _SUB_AFTER
-                and rows >= self.sub_index_min_rows
-                and rows <= BLOCK_MAX_SHARE * self.n
-                and cf.block_bytes < _BLOCKS_MAX_BYTES
-            ):
-                gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
-                c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
-                if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
-                    self._queue_block(cf, key)
+            self._block_use(cf, key)
             return None
         n_drop = len(drop) if drop else 0
         if ss.sub is None or ss.n <= qq.k + 1 + n_drop:
@@ -189,6 +178,29 @@ class StaticMixin:
         row = int(self.view.perm[qq.pos])
         seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
         return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0) - n_drop, drop)
+
+    def _block_use(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+        """Count one query of a ``same_category`` filter's block (start, end, adult excluded) that
+        has no graph yet, and queue its graph once the block is used often and exact search over
+        it costs clearly more than a beam search. Called by the block's queries on the seed-table
+        path (:meth:`_search_block`) and by the filter's first queries, which the inverted lists
+        answer until its seed table is built (:meth:`_search_cold`): counted only from the table
+        on, a block's first ``_SUB_AFTER`` table queries came after the lists' and its graph was
+        queued late (at 100k items, a filter's first 200 queries over ten 10k-row categories
+        queued none, and the next few hundred were answered by over-fetches and block scans)."""
+        uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
+        s, e, _ = key
+        rows = e - s
+        if (
+            uses >= _SUB_AFTER
+            and rows >= self.sub_index_min_rows
+            and rows <= BLOCK_MAX_SHARE * self.n
+            and cf.block_bytes < _BLOCKS_MAX_BYTES
+        ):
+            gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+            c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
+            if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
+                self._queue_block(cf, key)
 
     def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
         s, e, no_adult = key

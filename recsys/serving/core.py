@@ -532,7 +532,7 @@ def _preset_names(store: Any) -> set[str]:
 
 
 #: The optional parameters of ``/similar`` (query string of GET, body of POST).
-_SIMILAR_FIELDS = ("run", "preset", "filters", "k", "source")
+_SIMILAR_FIELDS = ("run", "preset", "filters", "k", "source", "dataset")
 
 _RUN_FIELDS = ("run_id", "label", "family", "is_embedding", "active", "status", "created", "dataset")
 

@@ -30,12 +30,19 @@ def similar_response(
     filters: Any = None,
     k: Any = None,
     source: str | None = None,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON answer of ``/similar`` (call inside an app context with the API registered)."""
+    """The JSON answer of ``/similar`` (call inside an app context with the API registered).
+
+    ``dataset``: a stored dataset's name instead of a run: its default run answers
+    (:func:`dataset_run`)."""
     st = _state()
     k = parse_k(k, st.settings.max_k)
     live = source in (None, "", "live")
-    run_id = st.resolve_run(run, check=not live)  # live: the searcher's look-up checks it
+    if dataset in (None, ""):
+        run_id = st.resolve_run(run, check=not live)  # live: the searcher's look-up checks it
+    else:
+        run_id = request_run(st, run, dataset)
     config, preset_name = _filter_config(preset, filters)
     if live:
         from recsys.search import similar_items
@@ -134,6 +141,7 @@ def recommend_response(
     filters: Any = None,
     k: Any = None,
     exclude_seen: Any = True,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """The JSON answer of ``/recommend`` (:func:`recsys.search.recommend_for_recent`: two-tower user
     vector, else mean of the recent items' vectors)."""
@@ -153,10 +161,7 @@ def recommend_response(
         raise ApiError(400, "'exclude_seen' must be true or false", "exclude_seen")
     k = parse_k(k, st.settings.max_k)
     config, preset_name = _filter_config(preset, filters)
-    if run:
-        run_id = st.resolve_run(run)
-    else:
-        run_id = st.default_run("two_tower") or st.resolve_run(None)
+    run_id = request_run(st, run, dataset, "two_tower")
     from recsys.search import recommend_for_recent
 
     try:
@@ -183,6 +188,75 @@ def recommend_response(
     }
 
 
+#: (data dir, dataset, family) -> (runs stamp, run id): the run a ``dataset=`` request is served
+#: by, chosen again when a run is added, deleted or activated (the stamp of ``runs/``)
+_DATASET_RUNS: dict[tuple[str, str, str], tuple[Any, str]] = {}
+
+
+def dataset_run(st: _ApiState, dataset: Any, family: str | None = None) -> str:
+    """The run that answers a request naming ``dataset`` instead of a run: as Explore picks it,
+    the dataset's active embedding run (of ``family`` first when given), else its newest one,
+    else its newest run without vectors (answered from its own lists). Cached until runs change.
+
+    Raises
+    ------
+    ApiError
+        400 when ``dataset`` is not a string; 404 (field ``dataset``) for an unknown dataset
+        (the message names the known ones) or one with no run yet.
+    """
+    if not isinstance(dataset, str) or not dataset:
+        raise ApiError(400, "'dataset' must be a dataset name", "dataset")
+    stamp = st._runs_stamp()
+    key = (str(st.settings.root), dataset, family or "")
+    hit = _DATASET_RUNS.get(key)
+    if hit is not None and hit[0] == stamp and not st._damaged(hit[1]):
+        return hit[1]
+    registry = st.registry
+
+    def pick(fam: str | None, embedding: bool) -> str | None:
+        rid = registry.default_run(fam, embedding_only=embedding, dataset=dataset)
+        return rid if rid and registry._run_dataset(registry.get(rid)) == dataset else None
+
+    run_id = (family and pick(family, True)) or pick(None, True) or pick(None, False)
+    if run_id is None:
+        from recsys.data.schema import list_datasets
+
+        known = list_datasets(registry.root)
+        if dataset not in known:
+            names = ", ".join(known) if known else "none yet (python -m recsys import ...)"
+            raise ApiError(404, f"unknown dataset '{dataset}'; the datasets are: {names}", "dataset")
+        raise ApiError(
+            404,
+            f"dataset '{dataset}' has no run yet: train one (the Runs page, POST /api/v1/train or "
+            f"'python -m recsys train prod2vec --dataset {dataset}')",
+            "dataset",
+        )
+    _DATASET_RUNS[key] = (stamp, run_id)
+    return run_id
+
+
+def request_run(
+    st: _ApiState, run: Any, dataset: Any, family: str | None = None, *, check: bool = True
+) -> str:
+    """The run a request is served by: ``run`` when named (with ``dataset`` too, the run must be
+    one of that dataset's), else ``dataset``'s run (:func:`dataset_run`), else the default run."""
+    if dataset in (None, ""):
+        if run or family is None:
+            return st.resolve_run(run, check=check)
+        return st.default_run(family) or st.resolve_run(None)
+    if not run:
+        return dataset_run(st, dataset, family)
+    run_id = st.resolve_run(run)
+    if not isinstance(dataset, str):
+        raise ApiError(400, "'dataset' must be a dataset name", "dataset")
+    of = st.registry._run_dataset(st.registry.get(run_id))
+    if of != dataset:
+        raise ApiError(
+            400, f"run {run_id} is a run of dataset '{of}', not '{dataset}': drop one of the two", "dataset"
+        )
+    return run_id
+
+
 def _with_dataset_hint(
     exc: UnknownItemError,
     st: _ApiState,
@@ -193,44 +267,61 @@ def _with_dataset_hint(
     family: str | None = None,
 ) -> UnknownItemError:
     """``exc``, or when no run was named and an item belongs to another dataset, ``exc`` with
-    the run to name: the run served by default is one of the default dataset's, so an item of
-    a dataset imported later is unknown to it (``?run=`` picks the item's own run)."""
+    the dataset to name: the run served by default is one of the default dataset's, so an item
+    of a dataset imported later is unknown to it (``?dataset=`` picks that dataset's run).
+
+    An unknown id costs a ``stat`` per stored dataset and a set look-up in each one's cached
+    catalogue ids (:func:`recsys.catalog.dataset_item_ids`; no Parquet read once cached). The
+    whole catalogue is looked at, not a run's vector rows: a run answers a catalogue item
+    without a vector from its fallback chain. Only when an item is found is that dataset's run
+    asked for it once, so the hint never names a request that would 404 again."""
     if named:
         return exc
-    from recsys.data.schema import load_stored_catalog
+    from recsys.catalog import dataset_item_ids
+    from recsys.data.schema import list_datasets
     from recsys.errors import RecsysError
 
     registry = st.registry
     try:
         served = registry._run_dataset(registry.get(run_id))
-        others = sorted({registry._run_dataset(r) for r in registry.list_runs()} - {served, ""})
     except RecsysError:
         return exc
-    wanted = set(map(str, item_ids))
-    for name in others:
-        try:
-            ids = set(load_stored_catalog(name, registry.root)["item_id"].astype(str))
-        except (RecsysError, KeyError):
+    wanted = list(dict.fromkeys(map(str, item_ids)))
+    for name in list_datasets(registry.root):
+        if name == served:
             continue
-        found = sorted(wanted & ids)
-        if not found:
-            continue
-
-        def pick(fam: str | None, embedding: bool, ds: str = name) -> str | None:
-            rid = registry.default_run(fam, embedding_only=embedding, dataset=ds)
-            return rid if rid and registry._run_dataset(registry.get(rid)) == ds else None
-
         try:
-            other = (family and pick(family, True)) or pick(None, True) or pick(None, False)
+            ids = dataset_item_ids(registry.root, name)
         except RecsysError:
             continue
-        if other is None:
+        found = next((i for i in wanted if i in ids), None)
+        if found is None:
             continue
-        return UnknownItemError(
-            f"{exc} (without 'run', run {run_id} of dataset '{served}' answers); item "
-            f"'{found[0]}' is in dataset '{name}': pass run={other} to ask that dataset's run"
-        )
+        head = f"{exc} (run {run_id} of dataset '{served}' answered); item '{found}' is in dataset '{name}'"
+        try:
+            other = dataset_run(st, name, family)
+        except ApiError as err:
+            return UnknownItemError(f"{head}, but {err.message}")
+        if not _answers(registry, other, found):
+            return UnknownItemError(
+                f"{head}, but its run {other} has no vector for it and no fallback chain that lists "
+                f"it: train a run on '{name}' (its fallback chain answers every catalogue item)"
+            )
+        return UnknownItemError(f"{head}: pass dataset={name} (its run {other} answers; or run={other})")
     return exc
+
+
+def _answers(registry: Any, run_id: str, item_id: str) -> bool:
+    """Whether ``run_id`` answers ``/similar`` for ``item_id`` (one search, k=1)."""
+    from recsys.errors import RecsysError
+    from recsys.filters import FilterConfig
+    from recsys.search import similar_items
+
+    try:
+        similar_items(registry, run_id, item_id, FilterConfig(), 1)
+    except RecsysError:
+        return False
+    return True
 
 
 def _served_by(result: Any) -> list[str]:

@@ -173,7 +173,9 @@ def _add_read_routes(bp: Blueprint) -> None:
     @bp.post("/recommend")
     def recommend() -> Any:
         body = _json_body()
-        unknown = sorted(set(body) - {"recent_item_ids", "run", "preset", "filters", "k", "exclude_seen"})
+        unknown = sorted(
+            set(body) - {"recent_item_ids", "run", "dataset", "preset", "filters", "k", "exclude_seen"}
+        )
         if unknown:
             raise ApiError(400, f"unknown field(s): {', '.join(unknown)}", unknown[0])
         return json_reply(
@@ -184,6 +186,7 @@ def _add_read_routes(bp: Blueprint) -> None:
                 filters=body.get("filters"),
                 k=body.get("k"),
                 exclude_seen=body.get("exclude_seen", True),
+                dataset=body.get("dataset"),
             )
         )
 

@@ -279,12 +279,30 @@ def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path,
 
 
 def test_the_instacart_hint_names_the_files_the_importer_reads(data_page):
-    """The hint named orders.csv and order_products__prior.csv, which the importer never reads;
-    a user following it got "no order_products.csv in this folder"."""
-    hint, _style = data_page.source_hint("instacart")
-    for name in ("order_products.csv", "products.csv", "aisles.csv", "departments.csv"):
+    """The hint names both layouts the importer reads: the sample's order_products.csv and
+    Kaggle's orders.csv with order_products__prior.csv / __train.csv."""
+    hint, _style, example = data_page.source_hint("instacart")
+    for name in ("order_products.csv", "products.csv", "aisles.csv", "departments.csv", "orders.csv"):
         assert name in hint
-    assert "__prior" not in hint and "orders.csv" not in hint
+    assert "order_products__prior.csv" in hint and "order_products__train.csv" in hint
+    # the path box's example is a folder, not the events file it shows for the other sources
+    assert "folder" in example and ".csv" not in example
+    assert data_page.source_hint("rees46")[2].endswith(".csv.gz")
+
+
+def test_the_data_page_imports_instacart_in_kaggle_layout(root, tmp_path, data_page):
+    from recsys.data.schema import load_dataset
+    from tests._instacart_data import instacart_kaggle_folder
+
+    folder = instacart_kaggle_folder(tmp_path / "instacart")
+    message, current = data_page.start_import(1, "instacart", str(folder), "kaggle", [], [])
+    assert "Import started" in text_of(message)
+    job = JobStore(root).wait(current["job_id"], timeout=60)
+    assert job["status"] == "done", job.get("error")
+    _card, report, datasets = data_page.show_import(None, current)
+    assert "kaggle" in text_of(datasets) and "synthetic" in text_of(report)
+    inter = load_dataset("kaggle", root).interactions
+    assert inter["sequence_id"].nunique() == 4 and set(inter["user_id"]) == {"7", "8"}
 
 
 def test_a_catalogue_alone_does_not_star_the_sequence_column(root, tmp_path, data_page):

@@ -201,6 +201,25 @@ def test_rest_writes_need_the_editor_token(live, demo_data_copy):
     assert r.status_code == 201
 
 
+def test_dataset_parameter_keeps_the_read_roles(live, demo_data_copy):
+    """``dataset=`` on the item endpoints needs what ``run=`` needs: a session or the viewer token."""
+    from recsys.data.schema import load_stored_catalog
+
+    base, _ = live
+    item = str(load_stored_catalog("demo", demo_data_copy)["item_id"].iloc[0])
+    viewer = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
+    url = f"{base}/api/v1/similar/{item}?k=3&dataset=demo"
+    body = {"recent_item_ids": [item], "k": 3, "dataset": "demo"}
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.post(f"{base}/api/v1/recommend", json=body, timeout=10).status_code == 401
+    r = requests.get(url, headers=viewer, timeout=10)
+    assert r.status_code == 200 and len(r.json()["items"]) == 3
+    r = requests.post(f"{base}/api/v1/recommend", json=body, headers=viewer, timeout=10)
+    assert r.status_code == 200 and r.json()["items"]
+    r = requests.get(f"{base}/api/v1/similar/{item}?dataset=nope", headers=viewer, timeout=10)
+    assert r.status_code == 404 and "demo" in r.json()["error"]["message"]
+
+
 def test_session_cookie_flags_csrf_and_logout(live):
     base, app = live
     editor = _login(base, EDITOR_TOKEN)

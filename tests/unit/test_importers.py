@@ -22,6 +22,7 @@ from recsys.data.adapters import (
 )
 from recsys.data.schema import dataset_meta, list_datasets, load_dataset
 from recsys.errors import DataValidationError
+from tests._instacart_data import instacart_kaggle_folder
 
 ONLINE_RETAIL = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
 536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
@@ -122,6 +123,53 @@ def test_instacart_format(tmp_path):
     assert first["2"] == pd.Timestamp("2017-01-01")
     assert any("synthetic" in w for w in ds.report.warnings)
     _invariant(ds)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_instacart_kaggle_layout(tmp_path, gz):
+    """Kaggle's files (orders.csv, order_products__prior.csv, order_products__train.csv) are read:
+    baskets = orders (prior and train lines), users from orders.csv, and a time that holds out
+    each user's last order."""
+    ds = import_instacart(instacart_kaggle_folder(tmp_path / "kg", gz=gz))
+    assert ds.kind == "baskets"
+    cat = ds.catalog.set_index("item_id")
+    assert len(cat) == 4 and cat.loc["1", "category"] == "Snacks > Cookies Cakes"
+    inter = ds.interactions
+    assert ds.report.rows_read["interactions"] == 9  # 7 prior + 2 train lines
+    assert sorted(inter["sequence_id"].unique()) == ["10", "2", "36", "50"]  # 99: not in orders.csv
+    assert sum(ds.report.rows_dropped.values()) == 1
+    _invariant(ds)
+    users = inter.groupby("sequence_id")["user_id"].first()
+    assert users.to_dict() == {"10": "7", "2": "7", "36": "7", "50": "8"}
+    assert inter.loc[inter["sequence_id"] == "10", "item_id"].tolist() == ["1", "2"]  # add_to_cart_order
+    first = inter.groupby("sequence_id")["timestamp"].first()
+    end = pd.Timestamp("2017-12-31")
+    # user 7's last order (10) on the last day, the earlier ones 5 and 10 days before it
+    assert first["10"] == end + pd.Timedelta(hours=9)
+    assert first["36"] == end - pd.Timedelta(days=5) + pd.Timedelta(hours=8)
+    assert first["2"] == end - pd.Timedelta(days=10) + pd.Timedelta(hours=14)
+    # user 8's last order (51, test set) has no lines: order 50 sits 30 days before it
+    assert first["50"] == end - pd.Timedelta(days=30) + pd.Timedelta(hours=23)
+    assert any("synthetic" in w and "last order" in w for w in ds.report.warnings)
+
+
+def test_instacart_folder_without_order_lines_names_both_layouts(tmp_path):
+    folder = instacart_kaggle_folder(tmp_path / "kg")
+    (folder / "order_products__prior.csv").unlink()
+    (folder / "order_products__train.csv").unlink()
+    with pytest.raises(DataValidationError, match="order_products__prior.csv") as info:
+        import_instacart(folder)
+    assert "order_products.csv" in str(info.value) and "orders.csv" in str(info.value)
+
+
+def test_cli_imports_instacart_in_kaggle_layout(tmp_path, capsys):
+    from recsys.cli import main
+
+    folder = instacart_kaggle_folder(tmp_path / "kg")
+    assert main(["--data-dir", str(tmp_path / "d"), "import", "instacart", str(folder), "--name", "kag"]) == 0
+    stored = load_dataset("kag", tmp_path / "d")
+    assert stored.interactions["sequence_id"].nunique() == 4
+    assert set(stored.interactions["user_id"]) == {"7", "8"}
 
 
 def test_rees46_format(tmp_path):

@@ -108,7 +108,7 @@ def test_a_good_training_request_is_queued_with_train_runs_keywords(root: Path) 
     )
     job = store.get(job_id)
     assert runner.started == [job_id] and job["kind"] == "train" and job["status"] == "queued"
-    assert job["label"] == "Train prod2vec on tiny" and job["target"] == "recsys.pipeline:train_run"
+    assert job["label"] == "Train prod2vec on tiny" and job["target"] == "recsys.pipeline:train_job"
     assert job["params"] == {
         "family": "prod2vec",
         "dataset_name": "tiny",

@@ -81,6 +81,23 @@ def test_a_new_filter_answers_from_the_lists_without_compiling(data, fields):
     assert hits >= 0.97 * total
 
 
+def test_the_beams_exact_top_is_the_stable_sort_prefix_across_catalogue_blocks(monkeypatch):
+    """measure_beams' exact side reads the catalogue in blocks and merges each block's top into the
+    running one: the same rows as the full stable sort's prefix, ties (integer vectors: many equal
+    dot products, also across blocks) going to the lower row, for a top wider than some blocks."""
+    import recsys.search.beams as beams
+
+    rng = np.random.default_rng(5)
+    unit = rng.integers(-2, 3, size=(3001, 8)).astype(np.float32)  # exact sums: ties are real ties
+    q = np.ascontiguousarray(unit[rng.choice(len(unit), size=37, replace=False)])
+    want = np.argsort(-(q @ unit.T), axis=1, kind="stable")
+    for cells in (37 * 50, 37 * 700, 1 << 23):  # blocks narrower than the top, several, one
+        monkeypatch.setattr(beams, "_BLOCK_CELLS", cells)
+        for top in (64, 5):
+            np.testing.assert_array_equal(beams.exact_top(q, unit, top), want[:, :top])
+    assert beams.exact_top(q, unit[:20], 64).shape == (37, 20)
+
+
 def test_beams_are_measured_in_the_background_and_widen_a_deep_over_fetch():
     """A graph searched with a small ef finds its deeper labels less reliably: the measured beams
     grow with depth, and a filter keeping 80% of the items (its k-th eligible label about 14 deep) is then answered with a wider beam and a better recall than the same searcher with the
@@ -179,3 +196,60 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data):
     assert searcher._compiled[cfg.config_hash()].sets
     for s, res in zip(seeds, got):
         assert res.rows == searcher.search(s, cfg, 10, plan="exact").rows
+
+
+def test_the_beams_are_measured_on_a_graph_of_tied_vectors_that_refuses_some_queries():
+    """hnswlib#444: on a graph of many tied vectors (a basket catalogue's duplicate vectors) a few
+    queries reach fewer than a wide beam's labels and hnswlib refuses the whole batch. The beams
+    must still be measured (the refused rows count as misses), not the background build fail, as
+    it did on Instacart's Prod2Vec run."""
+    import hnswlib
+
+    rng = np.random.default_rng(1)
+    n, d = 6000, 8
+    base = rng.normal(size=(n // 3, d)).astype(np.float32)
+    group = np.minimum(rng.pareto(1.2, size=n).astype(int), n // 3 - 1)  # a few groups hold most rows
+    unit = base[group] / np.linalg.norm(base[group], axis=1, keepdims=True)
+    index = hnswlib.Index(space="cosine", dim=d)
+    index.init_index(max_elements=n, M=16, ef_construction=200, random_seed=1)
+    index.add_items(unit, np.arange(n), num_threads=1)
+    index.set_ef(64)
+    refused = 0
+    for i in range(0, n, 7):
+        try:
+            index.knn_query(unit[i : i + 1], k=128, num_threads=1)
+        except RuntimeError:
+            refused += 1
+    assert refused, "the graph no longer refuses a query: the test lost its case"
+
+    beams = measure_beams(index.knn_query, unit, np.arange(n), 64)
+
+    assert len(beams) == len(DEPTHS) and all(b >= dd for b, dd in zip(beams, DEPTHS))
+
+
+def test_the_beams_sample_is_the_same_items_whatever_the_catalogues_order():
+    """Searchers over one index share the first beams measured, so the sample must not depend on
+    the catalogue's order: two catalogues ordering the same vectors differently ask the index the
+    same queries (at 1M items a correlated catalogue's sample set a flag filter's beam to 128)."""
+    import hnswlib
+
+    rng = np.random.default_rng(3)
+    n, d = 3000, 16
+    vec = rng.normal(size=(n, d)).astype(np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    index = hnswlib.Index(space="ip", dim=d)
+    index.init_index(max_elements=n, M=16, ef_construction=100, random_seed=0)
+    index.add_items(vec, np.arange(n), num_threads=1)
+    index.set_ef(32)
+    asked = []
+
+    def knn(q, k, threads):
+        asked.append({row.tobytes() for row in q})
+        return index.knn_query(q, k=k, num_threads=threads)
+
+    orders = [np.arange(n), rng.permutation(n)]  # perm: the vector row at each catalogue position
+    beams = [measure_beams(knn, vec[perm], perm, 32) for perm in orders]
+
+    first, second = asked[0], asked[len(asked) // 2]
+    assert len(first) == min(400, n) and first == second
+    assert beams[0] == beams[1]

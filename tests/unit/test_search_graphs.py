@@ -8,6 +8,8 @@ eviction, and a batch of seeds counts as that many uses.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -108,3 +110,93 @@ def test_a_batch_counts_its_seeds_as_uses_of_the_filter(uncorrelated):
     got = searcher.search_many(seeds, cfg, 10, num_threads=2)
     assert searcher.compile(cfg).sets[False].sub is not None
     check_against_exact(searcher, cat, cfg, seeds, got)
+
+
+def test_a_category_filters_first_queries_count_as_uses_of_its_blocks(uncorrelated):
+    """A category filter's first queries are answered by the inverted lists until its seed table is
+    built in the background; they count as uses of the seed's category block, so that once the
+    builds run the blocks asked for often have their own graphs and the next queries answer from
+    them (exact search's counts, recall >= 0.99). Counted only from the table on, a filter's
+    first few hundred queries queued no graph at all."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    searcher.wait_background()  # the inverted lists
+    cfg = FilterConfig(same_category=True, category_level=0)
+    searcher.search("u0", cfg, 10)
+    searcher.wait_background()  # compiled, no seed table yet
+    cf = searcher.compile(cfg)
+    assert cf.seed_table is None and not cf.blocks
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)  # the table and graphs stay queued meanwhile
+    try:
+        first = {searcher.search(f"u{i}", cfg, 10).plan for i in range(1, 8000, 40)}  # 200, 4 categories
+        assert cf.seed_table is None and first <= {"exact_range", "hnsw_overfetch"}, first
+    finally:
+        gate.set()
+    searcher.wait_background()
+    assert cf.seed_table is not None and len(cf.blocks) == 4
+    top = cat.set_index("item_id")["category"].str.split(" > ").str[0]
+    hits = total = 0
+    for i in range(3, 8000, 61):
+        item = f"u{i}"
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.plan == "hnsw_subindex", (item, res.plan)
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert set(top.loc[res.item_ids]) == {top.loc[item]}
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert hits / total >= 0.99
+
+
+@pytest.mark.parametrize("bans", [False, True])
+def test_a_category_blocks_graph_answers_through_the_shortcut_as_the_general_path(uncorrelated, bans):
+    """Once the seed's category block has its own graph, the config's shortcut (fast.py's table
+    kind) answers from that graph: list, scores, rows, counts, eligible count and plan equal the
+    general path's on the same searcher, with and without do-not-associate pairs (the seed's
+    banned items fetched past and dropped), at k = 10, 1 and 30; each result owns its counts."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy()
+    base = FilterConfig(same_category=True, category_level=0)
+    probe = [f"u{i}" for i in range(3, 8000, 61)]
+    cfg = base
+    if bans:
+        plain = FilteredSearcher(vec, ids, cat, index=index)
+        near = {item: plain.search(item, base, 10, plan="exact").item_ids for item in probe}
+        pairs = [{"seed": item, "item_id": near[item][j]} for item in probe for j in (0, 4)]
+        cfg = FilterConfig.from_dict({**base.canonical(), "do_not_associate": pairs})
+    searcher = FilteredSearcher(vec, ids, cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    for i in range(0, 8000, 40):  # 200 queries over 4 top-level categories
+        searcher.search(f"u{i}", cfg, 10)
+    assert len(searcher.compile(cfg).blocks) == 4
+    searcher._fast = {}  # armed by the warm-up's over-fetches: a graph's answer arms it too
+    assert searcher.search(probe[-1], cfg, 10).plan == "hnsw_subindex"
+    assert searcher._fast[id(cfg)].cfg is cfg
+    general_calls = 0
+    seed_path = searcher._search_seed
+
+    def counted(*a, **kw):
+        nonlocal general_calls
+        general_calls += 1
+        return seed_path(*a, **kw)
+
+    searcher._search_seed = counted
+    queries = 0
+    for k in (10, 1, 30):
+        for item in probe:
+            got = searcher.search(item, cfg, k)
+            queries += 1
+            want = seed_path(item, cfg, k)  # the general path
+            assert got.plan == want.plan == "hnsw_subindex", (item, k, got.plan, want.plan)
+            for field in ("item_ids", "scores", "rows", "removed_by_rule", "skipped_rules", "n_eligible"):
+                assert getattr(got, field) == getattr(want, field), (item, k, field)
+            assert item not in got.item_ids and got.seed_item_id == item and len(got) == k
+            if bans:
+                assert not {near[item][0], near[item][4]} & set(got.item_ids)
+            got.removed_by_rule["x"] = 1  # each result owns its counts
+            got.skipped_rules.append("x")
+    assert general_calls == 0, (general_calls, queries)
