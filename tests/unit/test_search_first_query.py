@@ -20,7 +20,7 @@ import pytest
 from recsys import filters
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
-from recsys.search import _SUB_AFTER, FilteredSearcher, compiled
+from recsys.search import _SUB_AFTER, FilteredSearcher, cold, compiled
 from recsys.search.batch import StaticSet
 from recsys.search.cold import Postings, _top_by_position
 from recsys.search.compiled import CompileMixin
@@ -212,3 +212,54 @@ def test_a_new_filters_first_query_does_not_wake_the_build_thread(data):
         time.sleep(0.02)
     assert searcher._compiled[cfg.config_hash()].sets  # built by the worker, unasked
     assert puts and all(t is bg._thread for t in puts)  # queued by the worker, never by a query
+
+
+def test_a_pairs_first_queries_test_no_rule_over_a_brands_list(data, monkeypatch):
+    """A brand allow-list with a price band or the adult rule (the seed's, or ``exclude_adult``):
+    its first queries, answered exactly from the lists, take the eligible positions as ranges of
+    the compound (brand, adult, price) list, with the exact count from binary searches: no rule
+    is tested over the brands' whole lists on the request (a 31,600-position price test was 0.2
+    to 0.8 ms of a brand+price pair's first query at 100k items), only on the seed, and nothing is
+    compiled on the request when a brand's list is longer than a first query may read. The lists
+    and counts are exact search's. Fails with the brands' lists intersected by the other rules'
+    tests (``_fold_brands`` undone)."""
+    cat, vec, index = data
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    ref = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.wait_background()
+    tested: list[int] = []
+    init = cold._Pred.__init__
+
+    def spy_init(self, count, posting, test, *a, **k):
+        def spy(P, test=test):
+            tested.append(len(P))
+            return test(P)
+
+        spy.__name__ = test.__name__  # the adult rule is recognised by its test's name
+        init(self, count, posting, spy, *a, **k)
+
+    monkeypatch.setattr(cold._Pred, "__init__", spy_init)
+    # as at 1M items, where a 10% brand list is longer than a first query may read (65,536): the
+    # pair was compiled on the request then (its masks over every item, about 5 ms at 1M)
+    monkeypatch.setattr(cold, "COLD_SCAN_MAX", 200)
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)  # the filters stay uncompiled: every query is a first one
+    adult = cat["adult"].to_numpy()
+    seeds = [f"u{i}" for i in range(0, N, 97) if i % 2 or adult[i]][:40]  # adult and non-adult seeds
+    configs = [
+        {"brands_allow": ["b3", "b7", "b11"], "price_min": 10.0, "price_max": 40.0},
+        {"brands_allow": ["b1", "b2", "b5"], "exclude_adult": True},
+        {"brands_allow": ["b4", "b9"]},  # the seed's adult rule (a non-adult seed) folds in
+    ]
+    try:
+        got = [(FilterConfig(**f), s) for f in configs for s in seeds]
+        answers = [searcher.search(s, cfg, 10) for cfg, s in got]
+    finally:
+        gate.set()
+    assert {a.plan for a in answers} == {"exact_subset"}  # from the lists, exact
+    assert tested and set(tested) == {1}  # the seed's own test only
+    assert not any(FilterConfig(**f).config_hash() in searcher._compiled for f in configs)  # none compiled
+    for (cfg, s), res in zip(got, answers):
+        want = ref.search(s, cfg, 10, plan="exact")
+        assert res.item_ids == want.item_ids and res.scores == pytest.approx(want.scores, abs=1e-6)
+        assert res.n_eligible == want.n_eligible and res.removed_by_rule == want.removed_by_rule
