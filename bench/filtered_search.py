@@ -409,16 +409,22 @@ def batch_case(
     q = np.ascontiguousarray(unit[seeds])
     items = ids[seeds].tolist()
     searcher.search_many(items[:50], cfg, K, num_threads=threads)  # compile and build (a batch job)
-    raw_t, ours_t = [], []
-    for r in range(rounds):
-        for which in (0, 1) if r % 2 == 0 else (1, 0):
-            t = time.perf_counter()
-            if which == 0:
-                raw.knn_query(q, k=K, num_threads=threads)
-                raw_t.append(time.perf_counter() - t)
-            else:
-                res = searcher.search_many(items, cfg, K, num_threads=threads)
-                ours_t.append(time.perf_counter() - t)
+
+    def paired() -> tuple[list[float], list[float], list]:
+        """Raw and ours back to back per round, alternating which goes first."""
+        raw_t, ours_t, res = [], [], []
+        for r in range(rounds):
+            for which in (0, 1) if r % 2 == 0 else (1, 0):
+                t = time.perf_counter()
+                if which == 0:
+                    raw.knn_query(q, k=K, num_threads=threads)
+                    raw_t.append(time.perf_counter() - t)
+                else:
+                    res = searcher.search_many(items, cfg, K, num_threads=threads)
+                    ours_t.append(time.perf_counter() - t)
+        return raw_t, ours_t, res
+
+    raw_t, ours_t, res = paired()
     plans: dict[str, int] = {}
     for x in res:
         plans[x.plan] = plans.get(x.plan, 0) + 1
@@ -446,16 +452,7 @@ def batch_case(
         t = time.perf_counter()
         searcher.wait_background()
         waited = time.perf_counter() - t
-        raw_t, ours_t = [], []
-        for r in range(rounds):
-            for which in (0, 1) if r % 2 == 0 else (1, 0):
-                t = time.perf_counter()
-                if which == 0:
-                    raw.knn_query(q, k=K, num_threads=threads)
-                    raw_t.append(time.perf_counter() - t)
-                else:
-                    res = searcher.search_many(items, cfg, K, num_threads=threads)
-                    ours_t.append(time.perf_counter() - t)
+        raw_t, ours_t, res = paired()
         later: dict[str, int] = {}
         for x in res:
             later[x.plan] = later.get(x.plan, 0) + 1

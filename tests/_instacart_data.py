@@ -7,8 +7,8 @@ import gzip
 from pathlib import Path
 
 
-def instacart_kaggle_folder(folder: Path, gz: bool = False) -> Path:
-    """Kaggle's own layout: orders.csv and the order lines split in prior and train files."""
+def instacart_catalogue(folder: Path) -> Path:
+    """A new folder holding Instacart's products, aisles and departments (both layouts share them)."""
     folder.mkdir()
     (folder / "products.csv").write_text(
         "product_id,product_name,aisle_id,department_id\n"
@@ -19,6 +19,12 @@ def instacart_kaggle_folder(folder: Path, gz: bool = False) -> Path:
         "aisle_id,aisle\n61,cookies cakes\n104,spices seasonings\n100,missing\n"
     )
     (folder / "departments.csv").write_text("department_id,department\n19,snacks\n13,pantry\n21,missing\n")
+    return folder
+
+
+def instacart_kaggle_folder(folder: Path, gz: bool = False) -> Path:
+    """Kaggle's own layout: orders.csv and the order lines split in prior and train files."""
+    instacart_catalogue(folder)
     # user 7: orders 2 (first), 36 (5 days later, 8:00), 10 (5 days later again, train set, 9:00);
     # user 8: order 50 (first, prior) then 51 (test set: no lines); order 99 is in no orders.csv row
     (folder / "orders.csv").write_text(

@@ -22,7 +22,7 @@ from recsys.data.adapters import (
 )
 from recsys.data.schema import dataset_meta, list_datasets, load_dataset
 from recsys.errors import DataValidationError
-from tests._instacart_data import instacart_kaggle_folder
+from tests._instacart_data import instacart_catalogue, instacart_kaggle_folder
 
 ONLINE_RETAIL = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
 536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
@@ -51,16 +51,7 @@ REES46 = """event_time,event_type,product_id,category_id,category_code,brand,pri
 
 
 def _instacart_folder(folder: Path) -> Path:
-    folder.mkdir()
-    (folder / "products.csv").write_text(
-        "product_id,product_name,aisle_id,department_id\n"
-        "1,Chocolate Sandwich Cookies,61,19\n2,All-Seasons Salt,104,13\n3,Mystery Item,100,21\n"
-        "4,Never Ordered,61,19\n"
-    )
-    (folder / "aisles.csv").write_text(
-        "aisle_id,aisle\n61,cookies cakes\n104,spices seasonings\n100,missing\n"
-    )
-    (folder / "departments.csv").write_text("department_id,department\n19,snacks\n13,pantry\n21,missing\n")
+    instacart_catalogue(folder)
     (folder / "order_products.csv").write_text(
         "order_id,product_id,add_to_cart_order,reordered\n10,2,2,0\n10,1,1,1\n2,3,1,0\n2,1,2,1\n36,2,1,0\n"
     )
