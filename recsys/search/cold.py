@@ -381,11 +381,11 @@ def _fold_brands(preds: list[_Pred], post: Postings) -> list[_Pred]:
     compound brand list (:meth:`Postings.brand_ranges`): its exact count from binary searches and
     its positions as ranges, instead of the brands' whole lists tested by the other rules (a
     31,600-position price test was 0.2 to 0.8 ms of a brand+price pair's first query)."""
-    brand = next((p for p in preds if p.fold is not None and not isinstance(p.fold, tuple)), None)
+    brand = next((p for p in preds if isinstance(p.fold, np.ndarray)), None)
     if brand is None:
         return preds
     price = next((p for p in preds if isinstance(p.fold, tuple)), None)
-    adult = next((p for p in preds if p.test.__name__ == "not_adult"), None)
+    adult = next((p for p in preds if p.fold is True), None)
     if price is None and adult is None:
         return preds
     folded = [p for p in (brand, price, adult) if p is not None]
@@ -423,5 +423,8 @@ def _not_adult(v: Any, post: Postings) -> _Pred:
         return ~v.adult[P]
 
     return _Pred(
-        len(v.adult) - v.n_adult, (lambda: post.not_adult) if post.not_adult is not None else None, not_adult
+        len(v.adult) - v.n_adult,
+        (lambda: post.not_adult) if post.not_adult is not None else None,
+        not_adult,
+        fold=True,
     )
