@@ -61,6 +61,17 @@ def _text(row: Mapping[str, Any], key: str) -> str:
     return str(v)
 
 
+def display_title(row: Mapping[str, Any]) -> str:
+    """What a card, a picker or a tooltip shows as the item's name: its title; for a catalogue
+    without titles (dunnhumby's products have none), its leaf category, then its id."""
+    title = _text(row, "title")
+    if title and title != _text(row, "item_id"):
+        return title
+    category = _text(row, "category")
+    leaf = category.rsplit(CATEGORY_SEP, 1)[-1].strip() if category else ""
+    return leaf or title or _text(row, "item_id")
+
+
 def html_node(tag: str, children: Any = None, **props: Any) -> dict[str, Any]:
     """A ``dash.html`` component in its JSON form (what ``Component.to_plotly_json()`` returns).
 
@@ -129,7 +140,7 @@ def item_card(
     ``data-item``) and its "add to session" button are ``Component`` objects.
     """
     item_id = _text(row, "item_id")
-    title = _text(row, "title") or item_id
+    title = display_title(row)
     category = _text(row, "category")
     gender = _GENDER_LABEL.get(_text(row, "gender"), _text(row, "gender"))
     image = card_image(row)

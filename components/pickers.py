@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from components.item_card import fmt_price
+from components.item_card import display_title, fmt_price
 from recsys.registry import Registry
 
 #: At most this many options in a seed dropdown.
@@ -51,7 +51,7 @@ def search_items(view: Any, query: str | None, limit: int | None = MAX_OPTIONS) 
 
 def item_label(row: dict[str, Any]) -> str:
     """Dropdown label of an item: title · brand · price (id)."""
-    parts = [str(row.get("title") or row.get("item_id"))]
+    parts = [display_title(row)]
     if row.get("brand"):
         parts.append(str(row["brand"]))
     price = fmt_price(row.get("price"))

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import html
 
-from components.item_card import card_rows, fmt_price, thumbnail
+from components.item_card import card_rows, display_title, fmt_price, thumbnail
 from recsys.labels import OTHER_LABEL as OTHER
 from recsys.labels import item_labels
 
@@ -182,7 +182,7 @@ def hover_card(view: Any, position: int, dataset: str | None = None) -> html.Div
     return html.Div(
         [
             *([thumbnail(row["image"], str(row.get("title") or ""), "tip-img")] if row["image"] else []),
-            html.Div(str(row.get("title") or row.get("item_id")), className="tip-title"),
+            html.Div(display_title(row), className="tip-title"),
             html.Div(str(row.get("category") or "no category").replace(" > ", " › "), className="tip-cat"),
             html.Div(
                 [

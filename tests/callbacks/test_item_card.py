@@ -82,3 +82,25 @@ def test_card_grid_ranks_in_order():
     grid = card_grid([dict(ROW, item_id=f"i{i}") for i in range(3)], [0.9, 0.8, 0.7])
     heads = [n["props"] for n in _nodes(grid) if n["props"].get("className") == "card-head"]
     assert [(h["children"], h["data-rank"]) for h in heads] == [("i0", "#1"), ("i1", "#2"), ("i2", "#3")]
+
+
+def test_an_item_without_a_title_is_named_by_its_leaf_category_in_cards_pickers_and_tooltips():
+    """dunnhumby's products have no names: a card titled by its id told a merchandiser nothing
+    (every neighbour read as a number). The leaf category names it; the id stays in the card head."""
+    from components.pickers import item_label
+
+    row = {
+        "item_id": "995242",
+        "title": "",
+        "brand": "Private",
+        "category": "GROCERY > FLUID MILK > WHITE ONLY",
+    }
+    by_class = {n["props"].get("className"): n["props"] for n in _nodes(item_card(row, score=0.3, rank=1))}
+    assert by_class["card-title"]["children"] == "WHITE ONLY"
+    assert by_class["card-head"]["children"] == "995242"
+    assert item_label(row) == "WHITE ONLY · Private  (995242)"
+    assert (
+        item_label({**row, "title": "995242"}) == "WHITE ONLY · Private  (995242)"
+    )  # a title that is the id
+    assert item_label({**row, "category": ""}) == "995242 · Private  (995242)"  # nothing else to show
+    assert item_label({**row, "title": "Whole Milk 1 gal"}).startswith("Whole Milk 1 gal · ")
