@@ -39,10 +39,7 @@ def similar_response(
     st = _state()
     k = parse_k(k, st.settings.max_k)
     live = source in (None, "", "live")
-    if dataset in (None, ""):
-        run_id = st.resolve_run(run, check=not live)  # live: the searcher's look-up checks it
-    else:
-        run_id = request_run(st, run, dataset)
+    run_id = request_run(st, run, dataset, check=not live)  # live: the searcher's look-up checks it
     config, preset_name = _filter_config(preset, filters)
     if live:
         from recsys.search import similar_items
@@ -246,7 +243,7 @@ def request_run(
         return st.default_run(family) or st.resolve_run(None)
     if not run:
         return dataset_run(st, dataset, family)
-    run_id = st.resolve_run(run)
+    run_id = st.resolve_run(run, check=check)
     if not isinstance(dataset, str):
         raise ApiError(400, "'dataset' must be a dataset name", "dataset")
     of = st.registry._run_dataset(st.registry.get(run_id))
