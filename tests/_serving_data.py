@@ -123,6 +123,55 @@ def make_run_with_missing_vectors(root: Path, data: dict[str, Any]) -> str:
     )["run_id"]
 
 
+def make_second_dataset(
+    root: Path, n_items: int = 14, n_vectors: int = 12, chain: bool = False
+) -> tuple[str, list[str]]:
+    """A second stored dataset, ``shop2`` (``n_items`` in the catalogue), and one embedding run
+    with vectors for the first ``n_vectors`` of them (with the run's fallback chain when
+    ``chain``): the run id and the catalogue's ids."""
+    ids = [f"sku-{i}" for i in range(n_items)]
+    catalog = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": [f"Thing {i}" for i in range(n_items)],
+            "category": "Home > Things",
+            "brand": "Acme",
+            "gender": "",
+            "price": 10.0,
+            "adult": False,
+            "description": "",
+            "image_url": "",
+        }
+    )
+    inter = pd.DataFrame(
+        {
+            "sequence_id": [f"s{i // 3}" for i in range(12)],
+            "user_id": "",
+            "item_id": ids[:12],
+            "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(12), unit="h"),
+            "event_type": "view",
+            "quantity": 1.0,
+            "position": np.tile(np.arange(3, dtype=np.int64), 4),
+        }
+    )
+    ds = Dataset(name="shop2", catalog=catalog, interactions=inter)
+    save_dataset(ds, root)
+    model = Prod2Vec()
+    model.item_ids_ = np.asarray(ids[:n_vectors])
+    model.vectors_ = np.random.default_rng(0).normal(size=(n_vectors, 8)).astype(np.float32)
+    model.coverage_ = {}
+    writers = []
+    if chain:
+        from recsys.fallback import FallbackChain
+
+        fitted = FallbackChain().fit(ds)
+        writers.append(lambda folder: fitted.save(folder / "fallback"))
+    run = Registry(root).create_run(
+        model, dataset_name="shop2", dataset_fingerprint=ds.fingerprint(), writers=writers
+    )
+    return run["run_id"], ids
+
+
 def make_client(root: Path, **kwargs: Any) -> flask.testing.FlaskClient:
     app = flask.Flask("test-serving")
     register_api(app, root, **kwargs)

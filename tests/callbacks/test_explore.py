@@ -460,13 +460,12 @@ def test_a_baseline_run_of_an_imported_dataset_keeps_explore_on_that_dataset(tmp
     run". Now it shows the same dataset's embedding run, or says that dataset has none yet."""
     from recsys.pipeline import train_run
     from recsys.registry import Registry
-    from tests._serving_data import make_serving_data
-    from tests.unit.test_serving_other_dataset import _second_dataset
+    from tests._serving_data import make_second_dataset, make_serving_data
 
     make_serving_data(tmp_path)  # dataset "tiny", served by default
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     explore = page("explore")
-    shop_run, _ = _second_dataset(tmp_path)
+    shop_run, _ = make_second_dataset(tmp_path, n_items=12)
     reg = Registry(tmp_path)
     reg.set_default_dataset("tiny")
     baseline = train_run("popularity", dataset_name="shop2", root=tmp_path, validate=False)["run_id"]

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dash import dcc
 
 from components import ids
-from tests._serving_data import make_serving_data
+from tests._serving_data import make_second_dataset, make_serving_data
 from tests.callbacks._pages import find, page
-from tests.unit.test_serving_dataset_param import _shop2
 
 
 def _map_run_options(root, monkeypatch) -> dict[str, str]:
@@ -24,7 +23,7 @@ def test_the_map_run_picker_names_each_runs_dataset_when_there_are_several(tmp_p
     labels = _map_run_options(tmp_path / "one", monkeypatch)
     assert not any(text.endswith(" · tiny") for text in labels.values())  # one dataset: nothing to add
 
-    shop_run, _ = _shop2(tmp_path / "one")
+    shop_run, _ = make_second_dataset(tmp_path / "one")
     labels = _map_run_options(tmp_path / "one", monkeypatch)
     assert labels[shop_run].endswith(" · shop2")
     # the demo-like runs are labelled "tiny-a", "tiny-b": a label naming its dataset is left as it is

@@ -9,62 +9,15 @@ import pandas as pd
 import pytest
 
 from recsys.data.schema import INTERACTION_COLUMNS, Dataset, save_dataset
-from recsys.models.prod2vec import Prod2Vec
 from recsys.registry import Registry
-from tests._serving_data import make_client, make_serving_data
-
-
-def _shop2(root, n_items: int = 14, n_vectors: int = 12, chain: bool = False) -> tuple[str, list[str]]:
-    """Dataset ``shop2`` (``n_items`` in the catalogue) and one embedding run with vectors for the
-    first ``n_vectors`` of them (with the run's fallback chain when ``chain``)."""
-    ids = [f"sku-{i}" for i in range(n_items)]
-    catalog = pd.DataFrame(
-        {
-            "item_id": ids,
-            "title": [f"Thing {i}" for i in range(n_items)],
-            "category": "Home > Things",
-            "brand": "Acme",
-            "gender": "",
-            "price": 10.0,
-            "adult": False,
-            "description": "",
-            "image_url": "",
-        }
-    )
-    inter = pd.DataFrame(
-        {
-            "sequence_id": [f"s{i // 3}" for i in range(12)],
-            "user_id": "",
-            "item_id": ids[:12],
-            "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(12), unit="h"),
-            "event_type": "view",
-            "quantity": 1.0,
-            "position": np.tile(np.arange(3, dtype=np.int64), 4),
-        }
-    )
-    ds = Dataset(name="shop2", catalog=catalog, interactions=inter)
-    save_dataset(ds, root)
-    model = Prod2Vec()
-    model.item_ids_ = np.asarray(ids[:n_vectors])
-    model.vectors_ = np.random.default_rng(0).normal(size=(n_vectors, 8)).astype(np.float32)
-    model.coverage_ = {}
-    writers = []
-    if chain:
-        from recsys.fallback import FallbackChain
-
-        fitted = FallbackChain().fit(ds)
-        writers.append(lambda folder: fitted.save(folder / "fallback"))
-    run = Registry(root).create_run(
-        model, dataset_name="shop2", dataset_fingerprint=ds.fingerprint(), writers=writers
-    )
-    return run["run_id"], ids
+from tests._serving_data import make_client, make_second_dataset, make_serving_data
 
 
 @pytest.fixture
 def two_datasets(tmp_path):
     data = make_serving_data(tmp_path)
     Registry(tmp_path).set_default_dataset("tiny")
-    shop_run, shop_ids = _shop2(tmp_path)
+    shop_run, shop_ids = make_second_dataset(tmp_path)
     return tmp_path, data, shop_run, shop_ids
 
 
@@ -147,7 +100,7 @@ def test_the_404_hint_names_the_dataset_and_reads_no_catalogue_per_request(two_d
         assert r.status_code == 404 and "is in dataset" not in r.get_json()["error"]["message"]
     assert reads == []
     # a re-import is seen at once: the new item is found in the new catalogue
-    _shop2(root, n_items=15)
+    make_second_dataset(root, n_items=15)
     r = client.get("/api/v1/similar/sku-14?k=3")
     assert r.status_code == 404 and "is in dataset 'shop2'" in r.get_json()["error"]["message"]
     assert any("catalog.parquet" in p for p in reads)
@@ -159,7 +112,7 @@ def test_the_hint_on_an_item_without_a_vector_says_what_the_run_can_do(tmp_path)
     run has no chain (a run of vectors imported without one)."""
     make_serving_data(tmp_path)
     Registry(tmp_path).set_default_dataset("tiny")
-    _shop2(tmp_path, n_items=14, n_vectors=12, chain=False)
+    make_second_dataset(tmp_path, n_items=14, n_vectors=12, chain=False)
     client = make_client(tmp_path)
     r = client.get("/api/v1/similar/sku-13?k=3")
     message = r.get_json()["error"]["message"]
@@ -171,7 +124,7 @@ def test_the_hint_on_an_item_without_a_vector_says_what_the_run_can_do(tmp_path)
     other.mkdir()
     make_serving_data(other)
     Registry(other).set_default_dataset("tiny")
-    _shop2(other, n_items=14, n_vectors=12, chain=True)
+    make_second_dataset(other, n_items=14, n_vectors=12, chain=True)
     client = make_client(other)
     r = client.get("/api/v1/similar/sku-13?k=3")
     assert r.status_code == 404 and "pass dataset=shop2" in r.get_json()["error"]["message"]

@@ -4,54 +4,13 @@ and the 404 says which dataset holds it and which run to name."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
-from recsys.data.schema import Dataset, save_dataset
-from recsys.models.prod2vec import Prod2Vec
 from recsys.registry import Registry
-from tests._serving_data import make_client, make_serving_data
-
-
-def _second_dataset(root) -> tuple[str, list[str]]:
-    ids = [f"sku-{i}" for i in range(12)]
-    catalog = pd.DataFrame(
-        {
-            "item_id": ids,
-            "title": [f"Thing {i}" for i in range(12)],
-            "category": "Home > Things",
-            "brand": "Acme",
-            "gender": "",
-            "price": 10.0,
-            "adult": False,
-            "description": "",
-            "image_url": "",
-        }
-    )
-    inter = pd.DataFrame(
-        {
-            "sequence_id": [f"s{i // 3}" for i in range(12)],
-            "user_id": "",
-            "item_id": ids,
-            "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(12), unit="h"),
-            "event_type": "view",
-            "quantity": 1.0,
-            "position": np.tile(np.arange(3, dtype=np.int64), 4),
-        }
-    )
-    ds = Dataset(name="shop2", catalog=catalog, interactions=inter)
-    save_dataset(ds, root)
-    model = Prod2Vec()
-    model.item_ids_ = np.asarray(ids)
-    model.vectors_ = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
-    model.coverage_ = {}
-    run = Registry(root).create_run(model, dataset_name="shop2", dataset_fingerprint=ds.fingerprint())
-    return run["run_id"], ids
+from tests._serving_data import make_client, make_second_dataset, make_serving_data
 
 
 def test_an_item_of_another_dataset_names_its_dataset_and_run(tmp_path):
     data = make_serving_data(tmp_path)
-    other_run, other_ids = _second_dataset(tmp_path)
+    other_run, other_ids = make_second_dataset(tmp_path, n_items=12)
     reg = Registry(tmp_path)
     if reg.default_dataset() == "shop2":  # whichever is not served by default is asked
         other_run, item = data["runs"][0], str(data["item_ids"][5])
