@@ -16,7 +16,7 @@ import pytest
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import _SUB_AFTER, FilteredSearcher
-from tests.unit.test_search import uncorrelated_catalog
+from tests.unit.test_search import GeneralPathCalls, uncorrelated_catalog
 
 BRANDS_10 = [f"b{i}" for i in range(10)]  # 10 of 100 brands drawn at random: about 10%
 
@@ -176,21 +176,13 @@ def test_a_category_blocks_graph_answers_through_the_shortcut_as_the_general_pat
     searcher._fast = {}  # armed by the warm-up's over-fetches: a graph's answer arms it too
     assert searcher.search(probe[-1], cfg, 10).plan == "hnsw_subindex"
     assert searcher._fast[id(cfg)].cfg is cfg
-    general_calls = 0
-    seed_path = searcher._search_seed
-
-    def counted(*a, **kw):
-        nonlocal general_calls
-        general_calls += 1
-        return seed_path(*a, **kw)
-
-    searcher._search_seed = counted
+    counter = GeneralPathCalls(searcher)
     queries = 0
     for k in (10, 1, 30):
         for item in probe:
             got = searcher.search(item, cfg, k)
             queries += 1
-            want = seed_path(item, cfg, k)  # the general path
+            want = counter.path(item, cfg, k)  # the general path, uncounted
             assert got.plan == want.plan == "hnsw_subindex", (item, k, got.plan, want.plan)
             for field in ("item_ids", "scores", "rows", "removed_by_rule", "skipped_rules", "n_eligible"):
                 assert getattr(got, field) == getattr(want, field), (item, k, field)
@@ -199,4 +191,4 @@ def test_a_category_blocks_graph_answers_through_the_shortcut_as_the_general_pat
                 assert not {near[item][0], near[item][4]} & set(got.item_ids)
             got.removed_by_rule["x"] = 1  # each result owns its counts
             got.skipped_rules.append("x")
-    assert general_calls == 0, (general_calls, queries)
+    assert counter.calls == 0, (counter.calls, queries)
