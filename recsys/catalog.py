@@ -16,10 +16,6 @@ from recsys.data.schema import CATEGORY_SEP
 from recsys.filters import _norm_brand
 
 logger = logging.getLogger(__name__)
-#: the ids of a view as one fixed-width array (4 bytes per character of the longest id) above
-#: which :attr:`CatalogView.item_id_text` is not built
-_ID_ARRAY_MAX_BYTES = 64 << 20
-
 _NO_PRICE = np.iinfo(np.int32).max
 
 
@@ -134,19 +130,6 @@ class CatalogView:
         )
         self.item_id_list: list[str] = self.item_ids.tolist()
         self.item_id_by_row: list[str] = ids.tolist()  # vector row order
-        #: the same ids as one str, each padded with NULs to ``item_id_width`` characters (None when
-        #: the ids as a fixed-width array pass ``_ID_ARRAY_MAX_BYTES``): row r's id is
-        #: ``text[r * w : r * w + w]`` (``.rstrip("\0")`` when
-        #: ``item_id_padded``, as NumPy's str array drops trailing NULs). k ids sliced out of it cost
-        #: one cache miss each and no NumPy call (a quarter of the array's bytes for ASCII ids)
-        self.item_id_width = ids.dtype.itemsize // 4
-        self.item_id_text: str | None = None
-        self.item_id_padded = False
-        if ids.nbytes <= _ID_ARRAY_MAX_BYTES:
-            flat = np.ascontiguousarray(ids)  # ``item_ids`` may be a strided slice of a str array
-            self.item_id_text = str(flat.view(np.uint8).data, "utf-32-le")  # no copy when contiguous
-            last = flat.view(np.uint32)[self.item_id_width - 1 :: self.item_id_width]
-            self.item_id_padded = bool((last == 0).any())  # an id shorter than the widest
         self.pos_of_id: dict[str, int] = {str(x): i for i, x in enumerate(self.item_id_list)}
         self._catalog = aligned
 

@@ -1,4 +1,4 @@
-"""Item ids of the search shortcuts (issue 18): sliced out of the catalogue view's id text."""
+"""Item ids of the search shortcuts (issue 18): gathered from the catalogue view's ids by vector row."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from recsys.catalog import CatalogView
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
+from recsys.search.result import ids_at
 
 # ids of one width; of many widths; non-ASCII of many widths (the text is then UCS-2/UCS-4)
 ID_SETS = {
@@ -38,16 +39,13 @@ def _catalog(ids: list[str], seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 @pytest.mark.parametrize("kind", list(ID_SETS))
-def test_id_text_holds_every_id_at_its_row(kind):
+def test_ids_by_row_hold_every_id_at_its_row(kind):
     ids = ID_SETS[kind](500)
     order = np.random.default_rng(0).permutation(len(ids))  # rows in another order than the catalogue
     view = CatalogView([ids[i] for i in order], _catalog(ids, 0)[0])
-    text, w = view.item_id_text, view.item_id_width
-    assert view.item_id_padded == (kind != "fixed")
-    cut = [text[r * w : r * w + w] for r in range(len(ids))]
-    if view.item_id_padded:
-        cut = [c.rstrip("\0") for c in cut]
-    assert cut == view.item_id_by_row == [ids[i] for i in order]
+    assert view.item_id_by_row == [ids[i] for i in order]
+    assert ids_at(view.item_id_by_row, [3, 0, 499]) == [ids[order[3]], ids[order[0]], ids[order[499]]]
+    assert ids_at(view.item_id_by_row, [7]) == [ids[order[7]]] and ids_at(view.item_id_by_row, []) == []
 
 
 @pytest.mark.parametrize("kind", list(ID_SETS))
@@ -74,10 +72,8 @@ def test_no_filter_shortcut_returns_the_ids_of_its_rows(kind):
         assert item not in got.item_ids and got.seed_item_id == item and len(got) == 10
 
 
-def test_id_text_from_a_strided_id_array():
+def test_ids_from_a_strided_id_array():
     """Ids passed as a strided slice of a NumPy str array (every other row of a larger one)."""
     ids = np.array([f"x{i}" if i % 4 else f"long-{i}" for i in range(40)])[::2]
     view = CatalogView(ids, _catalog(ids.tolist(), 2)[0])
-    w = view.item_id_width
-    cut = [view.item_id_text[r * w : r * w + w].rstrip("\0") for r in range(len(ids))]
-    assert view.item_id_padded and cut == ids.tolist() == view.item_id_by_row
+    assert view.item_id_by_row == ids.tolist()
