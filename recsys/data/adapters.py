@@ -381,15 +381,14 @@ def _instacart_lines(folder: Path) -> tuple[pd.DataFrame, str]:
     need = ("order_id", "product_id", "add_to_cart_order")
     kaggle = [p for p in (_find_optional(folder, stem) for stem in INSTACART_KAGGLE_LINES) if p]
     if not kaggle:
-        if _find_optional(folder, "order_products") is None:
-            present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        path = _find_optional(folder, "order_products")
+        if path is None:
             raise DataValidationError(
                 "no order lines in this folder: Instacart's are order_products.csv (the sample) or "
                 "order_products__prior.csv and order_products__train.csv with orders.csv (Kaggle's "
-                f"layout), .csv.gz or .parquet too; it holds: {present}",
+                f"layout), .csv.gz or .parquet too; it holds: {_present(folder)}",
                 file=str(folder),
             )
-        path = _find(folder, "order_products")
         lines = read_table(path)
         _require(lines, need, path)
         return lines, path
@@ -437,14 +436,18 @@ def _find_optional(folder: Path, stem: str) -> str | None:
 
 
 def _find(folder: Path, stem: str) -> str:
-    for suffix in (".csv", ".csv.gz", ".parquet", ".tsv"):
-        p = folder / f"{stem}{suffix}"
-        if p.exists():
-            return str(p)
-    present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
-    raise DataValidationError(
-        f"no {stem}.csv (or .csv.gz/.parquet) in this folder; it holds: {present}", file=str(folder)
-    )
+    path = _find_optional(folder, stem)
+    if path is None:
+        raise DataValidationError(
+            f"no {stem}.csv (or .csv.gz/.parquet) in this folder; it holds: {_present(folder)}",
+            file=str(folder),
+        )
+    return path
+
+
+def _present(folder: Path) -> str:
+    """What a folder holds, for a message naming a file it lacks."""
+    return ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
 
 
 # ---------------------------------------------------------------------------------------
