@@ -63,12 +63,16 @@ def _text(row: Mapping[str, Any], key: str) -> str:
 
 def display_title(row: Mapping[str, Any]) -> str:
     """What a card, a picker or a tooltip shows as the item's name: its title; for a catalogue
-    without titles (dunnhumby's products have none), its leaf category, then its id."""
+    without titles (dunnhumby's products have none), its leaf category, then its id. A leaf
+    that is a code (no letter: Taobao's numeric categories) is not shown as if it were a name."""
     title = _text(row, "title")
     if title and title != _text(row, "item_id"):
         return title
     category = _text(row, "category")
     leaf = category.rsplit(CATEGORY_SEP, 1)[-1].strip() if category else ""
+    if leaf and not any(ch.isalpha() for ch in leaf):
+        # a code, not a name (Taobao's categories are numbers): said as what it is
+        return f"Item of category {leaf}"
     return leaf or title or _text(row, "item_id")
 
 

@@ -104,3 +104,16 @@ def test_an_item_without_a_title_is_named_by_its_leaf_category_in_cards_pickers_
     )  # a title that is the id
     assert item_label({**row, "category": ""}) == "995242 · Private  (995242)"  # nothing else to show
     assert item_label({**row, "title": "Whole Milk 1 gal"}).startswith("Whole Milk 1 gal · ")
+
+
+def test_a_numeric_category_code_is_not_shown_as_an_items_name():
+    """Taobao's categories are numbers: a card titled "4159072" read as a product name (or an id)."""
+    from components.pickers import item_label
+
+    row = {"item_id": "2268318", "title": "", "brand": "", "category": "4159072"}
+    by_class = {n["props"].get("className"): n["props"] for n in _nodes(item_card(row, score=0.3, rank=1))}
+    assert by_class["card-title"]["children"] == "Item of category 4159072"
+    assert by_class["card-head"]["children"] == "2268318"
+    assert item_label(row) == "Item of category 4159072  (2268318)"
+    assert item_label({**row, "category": "Toys > 4159072"}) == "Item of category 4159072  (2268318)"
+    assert item_label({**row, "category": "Toys > Lego 2"}) == "Lego 2  (2268318)"  # a name with a number
