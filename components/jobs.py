@@ -193,6 +193,23 @@ def on_app_start(root: str | os.PathLike[str] | None = None, demo: bool = True, 
         ensure_demo_job(root)
 
 
+#: Job kinds whose end is a new embedding run.
+BUILD_KINDS = ("demo", "train", "tune")
+
+
+def active_build(root: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The newest queued or running job that makes runs (the demo build, a training), or None.
+
+    Never raises: a page that asks only to word its empty state must not fail on the job store.
+    """
+    try:
+        jobs = job_store(root).list_jobs(limit=None, status=list(ACTIVE_STATES))
+    except (OSError, RecsysError, ValueError) as exc:
+        logger.warning("could not read the job store: %s", exc)
+        return None
+    return next((job for job in jobs if job.get("kind") in BUILD_KINDS), None)
+
+
 def ensure_demo_job(root: str | os.PathLike[str] | None = None) -> str | None:
     """Submit the demo build when there are no runs and no demo job is queued or running.
 

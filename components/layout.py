@@ -119,9 +119,35 @@ def empty_state(message: str, hint: Any = None, icon: str = "○") -> html.Div:
 
 
 def no_embedding_runs(header: Any, extra: str = "") -> html.Div:
-    """A page that needs an embedding run when there is none: the header and where to get one."""
+    """A page that needs an embedding run when there is none: the header and where to get one.
+
+    While a build that makes runs (the demo build, a training job) is queued or running, the
+    page says so and how far it is, rather than asking for a run that is on its way.
+    """
     from dash import dcc
 
+    from components.jobs import active_build  # the job store: read only when a page has no run
+
+    job = active_build()
+    if job is not None:
+        progress = job.get("progress") or {}
+        fraction = progress.get("fraction")
+        step = str(progress.get("message") or job.get("status") or "")
+        done = f"{fraction:.0%}: " if isinstance(fraction, (int, float)) and fraction > 0 else ""
+        return html.Div(
+            [
+                header,
+                empty_state(
+                    f"{job.get('label') or 'A build'} is {job.get('status', 'running')} ({done}{step}).",
+                    [
+                        "Its runs appear here when it finishes: reload this page then, or follow it on the ",
+                        dcc.Link("Runs page", href="/runs"),
+                        ".",
+                    ],
+                    icon="◔",
+                ),
+            ]
+        )
     return html.Div(
         [
             header,

@@ -364,6 +364,25 @@ def test_layout_without_runs_says_what_to_do(tmp_path: Path, monkeypatch: pytest
     assert "No embedding run yet" in text_of(explore.layout())
 
 
+def test_pages_without_runs_say_the_demo_build_is_on_its_way_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A newcomer's first start: the app starts the demo build and the Map said "No embedding run
+    yet. Train one" while the runs it asked for were being built. While the build is queued or
+    running, the pages say so; once it is gone, they ask for a run again."""
+    from components.jobs import ensure_demo_job, job_store
+
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    job_id = ensure_demo_job(tmp_path)  # what the app does on its first start (a real process)
+    try:
+        for name in ("explore", "map", "vetting"):
+            text = text_of(page(name).layout())
+            assert "Demo build is " in text and "No embedding run yet" not in text, name
+    finally:
+        job_store(tmp_path).cancel(job_id, grace=2.0)
+    assert "No embedding run yet" in text_of(page("map").layout())
+
+
 def test_min_similarity_slider_spans_the_runs_scores_and_counts_agree_with_the_list(explore, data):
     from components.filter_panel import control_id
     from recsys.search import similarity_scale
