@@ -34,6 +34,7 @@ from recsys.data.loaders import (
     read_table,
 )
 from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
+from recsys.data.tables import FOLDER_SUFFIXES
 from recsys.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
@@ -580,18 +581,34 @@ def _split_mapping(
     return cat_map, int_map
 
 
-def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any]) -> dict[str, Any]:
-    from recsys.data.mapping import guess_mapping
+def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool = False) -> dict[str, Any]:
+    """The guessed mapping of a file read with no --map (reported in its reading notes). On an
+    events file, a column named like a product attribute (Amazon's review ``title``) whose
+    values differ between rows of the same item is left out of the catalogue."""
+    from recsys.data.mapping import PRODUCT_TEXT_FIELDS, guess_mapping, varies_per_item
 
     if frame is None:
         return mapping
-    head = frame.head(200)
-    guess = guess_mapping(frame.columns, samples={str(c): head[c].tolist() for c in head.columns})
+    head = frame.head(500)
+    samples = {str(c): head[c].tolist() for c in head.columns}
+    notes: list[str] = []
+    guess = guess_mapping(frame.columns, samples=samples, notes=notes)
+    if events:
+        item = "item_id" if "item_id" in frame.columns else next((c for c, f in guess.items() if f == "item_id"), None)
+        for field in PRODUCT_TEXT_FIELDS:
+            if field in frame.columns and varies_per_item(field, item, samples):
+                guess[field] = None
+                notes.append(
+                    f"'{field}' left out: it differs between rows of the same item, so it describes the "
+                    f"event, not the product; pass --map {field}={field} if it is the product's"
+                )
     if guess:
-        shown = ", ".join(f"{c} -> {f}" for c, f in guess.items())
+        shown = ", ".join(f"{c} -> {f or 'left out'}" for c, f in guess.items())
         frame.attrs.setdefault("reading", {})["mapping"] = (
             f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
         )
+    if notes:
+        frame.attrs.setdefault("reading", {})["not guessed"] = "; ".join(notes)
     return {**guess, **mapping}
 
 
@@ -716,7 +733,7 @@ def import_generic(
     if not mapping:
         # no --map at all: columns whose names mean a field are used as that field (reported)
         cat_map = _guessed(cat, cat_map)
-        int_map = _guessed(inter, int_map)
+        int_map = _guessed(inter, int_map, events=True)
     if inter is not None:
         inter = apply_mapping(inter, int_map, file=inter_src)
         _require(inter, ("item_id",) if gap is not None else ("sequence_id", "item_id"), inter_src)
@@ -747,7 +764,7 @@ def _resolve_csv_paths(
     if path.is_dir():
         found: dict[str, Path] = {}
         for stem in ("catalog", "interactions"):
-            for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+            for suffix in FOLDER_SUFFIXES:
                 if (path / f"{stem}{suffix}").exists():
                     found[stem] = path / f"{stem}{suffix}"
                     break

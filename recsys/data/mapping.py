@@ -82,21 +82,21 @@ FIELD_SYNONYMS: dict[str, str] = {
 }
 #: Column names (lower-cased, letters and digits only) that mean a field, in order of preference.
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "visitid", "transactionid"),
-    "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "asin"),
-    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid"),
-    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp"),
+    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "invoice", "visitid", "transactionid"),
+    "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "parentasin", "asin", "movieid"),
+    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid", "reviewerid"),
+    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp", "eventdate", "tdat", "unixreviewtime"),
     "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
     "quantity": ("quantity", "qty"),
-    "position": ("position", "addtocartorder"),
-    "title": ("title", "name", "productname", "itemname", "product", "item"),
-    "category": ("category", "categorycode", "categorypath", "categoryname"),
+    "position": ("position", "addtocartorder", "orderitemid", "timeframe"),
+    "title": ("title", "name", "productname", "itemname", "prodname", "product", "item"),
+    "category": ("category", "categorycode", "categorypath", "categoryname", "categories", "maincategory", "productcategoryname", "producttypename", "genres", "genre"),
     "brand": ("brand", "brandname", "productbrand"),
     "gender": ("gender", "sex"),
     "price": ("price", "unitprice", "saleprice", "sellingprice"),
     "adult": ("adult",),
     "in_stock": ("instock", "isinstock", "available", "isavailable"),
-    "description": ("description", "productdescription"),
+    "description": ("description", "productdescription", "detaildesc"),
     "image_url": ("imageurl", "image", "imagelink"),
 }  # fmt: skip
 
@@ -146,11 +146,31 @@ def looks_like_names(values: Iterable[Any] | None) -> bool:
     return bool(texts) and sum(" " in t for t in texts) * 2 > len(texts)
 
 
+_BLANK_TEXTS = ("", "nan", "none", "null", "na", "n/a", "<na>", "nat")
+#: Fields that must be filled on every row: a column mostly blank in the sample is not guessed as one
+#: (RetailRocket's ``transactionid`` is filled on purchases only: it is no session id).
+FILLED_FIELDS = ("sequence_id", "item_id")
+#: Product attributes: on an events file, a column whose value differs between rows of the same
+#: item describes the event, not the product (Amazon's review ``title``), and is not guessed as one.
+PRODUCT_TEXT_FIELDS = ("title", "description", "brand", "category")
+
+
+def _blank_share(values: Iterable[Any]) -> float:
+    texts = [str(v).strip().lower() for v in values]
+    return sum(t in _BLANK_TEXTS for t in texts) / len(texts) if texts else 0.0
+
+
 def _fits(field: str, column: str, samples: Mapping[str, Any] | None) -> bool:
     """Whether ``column``, whose name means ``field``, may be guessed as it: not an id column
     whose values read like names; the title from a ``product``/``item`` column only when its
-    values read like names (else it holds ids)."""
-    names = samples is not None and looks_like_names(samples.get(column))
+    values read like names (else it holds ids); not a column blank in the whole sample, nor
+    a session or item column blank in more than half of it."""
+    values = None if samples is None else samples.get(column)
+    if values is not None:
+        share = _blank_share(values)
+        if share == 1.0 or (field in FILLED_FIELDS and share > 0.5):
+            return False
+    names = samples is not None and looks_like_names(values)
     if field in ID_FIELDS:
         return not names
     if field == "title" and re.sub(r"[^a-z0-9]", "", column.lower()) in ("product", "item"):
@@ -158,14 +178,45 @@ def _fits(field: str, column: str, samples: Mapping[str, Any] | None) -> bool:
     return True
 
 
+def varies_per_item(column: str, item_column: str | None, samples: Mapping[str, Any] | None) -> bool:
+    """Whether, in the sample, most items seen on several rows have several different values of
+    ``column`` (so it describes the rows, e.g. a review's title, not the product)."""
+    if samples is None or item_column is None or column not in samples or item_column not in samples:
+        return False
+    seen: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for item, value in zip(samples[item_column], samples[column]):
+        key = str(item)
+        counts[key] = counts.get(key, 0) + 1
+        text = str(value).strip()
+        if text.lower() not in _BLANK_TEXTS:
+            seen.setdefault(key, set()).add(text)
+    repeated = [k for k, n in counts.items() if n > 1 and k in seen]
+    if len(repeated) < 3:
+        return False
+    return sum(len(seen[k]) > 1 for k in repeated) * 2 > len(repeated)
+
+
+def _item_column(columns: Sequence[str], chosen: Mapping[str, str]) -> str | None:
+    """The column holding item ids: one named item_id, or the one guessed as it."""
+    if "item_id" in columns:
+        return "item_id"
+    return next((c for c, f in chosen.items() if f == "item_id"), None)
+
+
 def guess_mapping(
-    columns: Iterable[str], fields: Iterable[str] | None = None, samples: Mapping[str, Any] | None = None
+    columns: Iterable[str],
+    fields: Iterable[str] | None = None,
+    samples: Mapping[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, str]:
     """{file column: field} for columns whose name means a field (a field already present as a
     column is left alone; each column and field is used once).
 
-    ``samples`` (column -> some of its values) keeps a column of names from being guessed as
-    an id: BigBasket's ``product`` holds product names, so it is the title, not the item id."""
+    ``samples`` (column -> some of its values, in row order) keeps a column from a guess its
+    values contradict (see :func:`_fits` and :func:`varies_per_item`): BigBasket's
+    ``product`` holds product names, so it is the title, not the item id. Each column
+    passed over for its values is explained in ``notes``."""
     columns = [str(c) for c in columns]
     present = set(columns)
     norm = {}
@@ -177,17 +228,30 @@ def guess_mapping(
             continue
         for alias in FIELD_ALIASES.get(field, ()):
             col = norm.get(alias)
-            if col and col not in out and col not in FIELD_ALIASES and _fits(field, col, samples):
-                out[col] = field
-                break
+            if not col or col in out or col in FIELD_ALIASES:
+                continue
+            if not _fits(field, col, samples):
+                if notes is not None and samples is not None and col in samples:
+                    how = "most of" if field in FILLED_FIELDS and _blank_share(samples[col]) < 1 else "all"
+                    notes.append(f"'{col}' not used as {field}: it is blank in {how} the first rows")
+                continue
+            if field in PRODUCT_TEXT_FIELDS and varies_per_item(col, _item_column(columns, out), samples):
+                if notes is not None:
+                    notes.append(
+                        f"'{col}' not used as the product's {field}: it differs between rows of the same "
+                        f"item (it describes the event); pass --map {col}={field} if it is the product's"
+                    )
+                continue
+            out[col] = field
+            break
     return out
 
 
 def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """Field -> file column (None when no column means it), as the Data page pre-fills its form:
     a column named like the field or one of its :data:`FIELD_ALIASES` (case and spacing
-    ignored), each column used once; with ``samples`` (column -> some of its values), a column
-    of names is not guessed as an id (see :func:`guess_mapping`)."""
+    ignored), each column used once; with ``samples`` (column -> some of its values), the
+    values can rule a column out as in :func:`guess_mapping`."""
     norm: dict[str, str] = {}
     for c in columns:
         norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
@@ -195,12 +259,16 @@ def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = Non
     used: set[str] = set()
     for field, names in FIELD_ALIASES.items():
         out[field] = None
+        item_col = out.get("item_id")
         for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
             col = norm.get(alias)
-            if col and col not in used and _fits(field, col, samples):
-                out[field] = col
-                used.add(col)
-                break
+            if not col or col in used or not _fits(field, col, samples):
+                continue
+            if field in PRODUCT_TEXT_FIELDS and varies_per_item(col, item_col, samples):
+                continue
+            out[field] = col
+            used.add(col)
+            break
     return out
 
 

@@ -34,11 +34,21 @@ from recsys.errors import DataValidationError
 # --------------------------------------------------------------------------------------
 
 
+#: File types the import reads (for messages).
+FILE_TYPES = ".csv, .tsv, .txt, .dat (gzipped too), .parquet, .jsonl/.json (JSON lines or an array, gzipped too), .xlsx"
+
+
 def _file_kind(path: Path) -> str:
+    from recsys.data.formats import EXCEL_SUFFIXES, JSON_SUFFIXES
+
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         return "parquet"
-    for suffix in (".csv", ".txt", ".tsv"):
+    if name.endswith(EXCEL_SUFFIXES):
+        return "excel"
+    if name.endswith(JSON_SUFFIXES + tuple(s + ".gz" for s in JSON_SUFFIXES)):
+        return "json"
+    for suffix in (".csv", ".txt", ".tsv", ".dat"):
         if name.endswith((suffix, suffix + ".gz")):
             return "tsv" if suffix == ".tsv" else "csv"
     return ""
@@ -149,11 +159,29 @@ def read_table(
         raise DataValidationError("is a folder, expected a .csv, .csv.gz or .parquet file", file=src)
     kind = _file_kind(p)
     if not kind:
-        raise DataValidationError(
-            f"unsupported file type '{p.suffix}'; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
-        )
+        raise DataValidationError(f"unsupported file type '{p.suffix}'; use {FILE_TYPES}", file=src)
     reading: dict[str, str] = {"file": p.name}
-    if kind == "parquet":
+    if kind in ("json", "excel"):
+        from recsys.data.formats import read_excel_frame, read_json_frame
+
+        if p.stat().st_size == 0:
+            raise DataValidationError("file is empty", file=src)
+        if kind == "json":
+            df, found = read_json_frame(p, nrows=nrows)
+        else:
+            df, found = read_excel_frame(p, header=header, nrows=nrows)
+        reading.update(found)
+        df.columns = [str(c).strip() for c in df.columns]
+        if columns:
+            if len(columns) != len(df.columns):
+                raise DataValidationError(
+                    f"--columns names {len(columns)} columns but the file has {len(df.columns)}: "
+                    f"{', '.join(map(str, df.columns))}",
+                    file=src,
+                )
+            df.columns = [str(c).strip() for c in columns]
+        df = _drop_unnamed_columns(df, reading)
+    elif kind == "parquet":
         if p.stat().st_size == 0:
             raise DataValidationError("file is empty", file=src)
         try:
@@ -297,10 +325,6 @@ def peek_table(
             cat_cols, _, _ = peek_table(files["catalog"], n_rows, {})
             columns = columns + [c for c in cat_cols if c not in columns]
         return columns, rows, reading
-    if p.name.lower().endswith(".xlsx"):
-        raise DataValidationError(
-            "unsupported file type; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
-        )
     try:
         frame = read_table(
             p,
@@ -320,11 +344,15 @@ def peek_table(
     return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
 
 
+#: Suffixes of the ``interactions.*`` and ``catalog.*`` files a folder import looks for, in order.
+FOLDER_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".tsv", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".xlsx")
+
+
 def _folder_files(folder: Path) -> dict[str, Path]:
     """``interactions.*`` and ``catalog.*`` in a folder (what the generic import reads there)."""
     found: dict[str, Path] = {}
     for stem in ("catalog", "interactions"):
-        for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+        for suffix in FOLDER_SUFFIXES:
             try:  # each file is checked like a typed path: a link must not lead out
                 found[stem] = resolve_import_path(str(folder / f"{stem}{suffix}"))
             except DataValidationError:
@@ -448,10 +476,46 @@ def apply_mapping(
     return out
 
 
+_TIME_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}.*)?$|^\d{9,13}(\.\d+)?$")
+_EXAMPLE_FIELDS = {"sequence_id": "a session id", "item_id": "an item id", "category": "a category"}
+
+
+def _headerless_message(df: pd.DataFrame, col: str) -> str:
+    """What a file with no header row holds, column by column, and the --columns that names it."""
+    parts, example, said = [], [], []
+    fillers = iter(_EXAMPLE_FIELDS)
+    for c in df.columns:
+        values = [str(v) for v in df[c].head(50) if str(v).strip()]
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(values))[:3])
+        timed = bool(values) and all(_TIME_LIKE.match(v) for v in values)
+        parts.append(f"{c} = {shown}{' (times)' if timed else ''}")
+        name = "timestamp" if timed and "timestamp" not in example else next(fillers, f"col{c}")
+        example.append(name)
+        said.append("a time" if name == "timestamp" else _EXAMPLE_FIELDS.get(name, f"column {c} kept as {name}"))
+    return (
+        f"required column '{col}' is missing: the file has no header row, so its columns are numbered "
+        f"from 0 ({'; '.join(parts)}). Name them in order with --columns, using field names for the "
+        f"columns that are fields, e.g. --columns {','.join(example)} if they hold {', '.join(said)}; or "
+        f"map them by position: --map 0=sequence_id 2=item_id"
+    )
+
+
 def _require(df: pd.DataFrame, required: tuple[str, ...], file: str | None) -> None:
     for col in required:
         if col not in df.columns:
+            reading = df.attrs.get("reading", {})
+            if str(reading.get("header", "")).startswith("none") and all(str(c).isdigit() for c in df.columns):
+                raise DataValidationError(_headerless_message(df, col), file=file, column=col)
             present = ", ".join(map(str, df.columns))
+            if col == "sequence_id" and {"user_id", "timestamp"} <= set(df.columns):
+                raise DataValidationError(
+                    f"required column 'sequence_id' is missing: no column holds a session, order or basket "
+                    f"id (columns: {present}). Cut each user's events into sessions on a time gap with "
+                    "--session-gap 30m (a longer gap such as 1d for reviews or ratings), or map the column "
+                    "that holds sessions with --map <your column>=sequence_id",
+                    file=file,
+                    column=col,
+                )
             extra = ""
             if col == "sequence_id":
                 extra = (

@@ -168,7 +168,8 @@ def _parse_bools(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 _EPOCH = r"-?\d{9,13}(\.\d+)?"
-_AWARE = r".*(Z|[+-]\d{2}(:?\d{2})?|\s(UTC|GMT))$"
+# a zone after a time of day (a date alone, 2016-05-09, ends in "-09" but has no zone)
+_AWARE = r".*\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$|.*\s(UTC|GMT)$"
 
 
 def _parse_timestamps(s: pd.Series, tz: Any = None) -> tuple[pd.Series, pd.Series, str]:
