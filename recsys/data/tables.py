@@ -159,7 +159,8 @@ def read_table(
         raise DataValidationError("is a folder, expected a .csv, .csv.gz or .parquet file", file=src)
     kind = _file_kind(p)
     if not kind:
-        raise DataValidationError(f"unsupported file type '{p.suffix}'; use {FILE_TYPES}", file=src)
+        old_excel = " (an old Excel workbook: save it as .xlsx or CSV)" if p.suffix.lower() == ".xls" else ""
+        raise DataValidationError(f"unsupported file type '{p.suffix}'{old_excel}; use {FILE_TYPES}", file=src)
     reading: dict[str, str] = {"file": p.name}
     if kind in ("json", "excel"):
         from recsys.data.formats import read_excel_frame, read_json_frame
@@ -510,7 +511,7 @@ def _require(df: pd.DataFrame, required: tuple[str, ...], file: str | None) -> N
             if col == "sequence_id" and {"user_id", "timestamp"} <= set(df.columns):
                 raise DataValidationError(
                     f"required column 'sequence_id' is missing: no column holds a session, order or basket "
-                    f"id (columns: {present}). Cut each user's events into sessions on a time gap with "
+                    f"id (columns present: {present}). Cut each user's events into sessions on a time gap with "
                     "--session-gap 30m (a longer gap such as 1d for reviews or ratings), or map the column "
                     "that holds sessions with --map <your column>=sequence_id",
                     file=file,
