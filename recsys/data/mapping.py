@@ -183,6 +183,8 @@ def varies_per_item(column: str, item_column: str | None, samples: Mapping[str, 
     ``column`` (so it describes the rows, e.g. a review's title, not the product)."""
     if samples is None or item_column is None or column not in samples or item_column not in samples:
         return False
+    if len(samples[column]) != len(samples[item_column]):  # not sampled from the same rows
+        return False
     seen: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for item, value in zip(samples[item_column], samples[column]):
