@@ -60,12 +60,19 @@ def diginetica(folder: Path) -> dict[str, Path]:
     (itemId;pricelog2;product.name.tokens with comma-separated tokens)."""
     rows = []
     for s, k, i in _sessions():
-        rows.append([s + 1, "NA" if s % 3 else 5000 + s, 81766 + i, k * 52_000 + 3_000, f"2016-05-{9 + s:02d}"])
+        rows.append(
+            [s + 1, "NA" if s % 3 else 5000 + s, 81766 + i, k * 52_000 + 3_000, f"2016-05-{9 + s:02d}"]
+        )
     views = _lines(
-        folder / "train-item-views.csv", rows, sep=";", header=["sessionId", "userId", "itemId", "timeframe", "eventdate"]
+        folder / "train-item-views.csv",
+        rows,
+        sep=";",
+        header=["sessionId", "userId", "itemId", "timeframe", "eventdate"],
     )
     prods = [[81766 + i, 9 + i % 4, f"{4875 + i},{6 * i + 1},{1000 + i}"] for i in range(len(NAMES))]
-    products = _lines(folder / "products.csv", prods, sep=";", header=["itemId", "pricelog2", "product.name.tokens"])
+    products = _lines(
+        folder / "products.csv", prods, sep=";", header=["itemId", "pricelog2", "product.name.tokens"]
+    )
     return {"events": views, "catalog": products}
 
 
@@ -248,10 +255,17 @@ def movielens(folder: Path) -> dict[str, Path]:
     rows = [[s + 1, 1 + i, 4.0 - k * 0.5, EPOCH + s * 7_200 + k * 30] for s, k, i in _sessions()]
     ratings = _lines(folder / "ratings.csv", rows, header=["userId", "movieId", "rating", "timestamp"])
     movies = [
-        [1 + i, f'"{name}, The ({1990 + i})"', ("Adventure|Animation|Children", "Comedy|Romance", "Drama")[i % 3]]
+        [
+            1 + i,
+            f'"{name}, The ({1990 + i})"',
+            ("Adventure|Animation|Children", "Comedy|Romance", "Drama")[i % 3],
+        ]
         for i, name in enumerate(NAMES)
     ]
-    return {"events": ratings, "catalog": _lines(folder / "movies.csv", movies, header=["movieId", "title", "genres"])}
+    return {
+        "events": ratings,
+        "catalog": _lines(folder / "movies.csv", movies, header=["movieId", "title", "genres"]),
+    }
 
 
 def olist(folder: Path) -> dict[str, Path]:
@@ -265,11 +279,31 @@ def olist(folder: Path) -> dict[str, Path]:
     items = _lines(
         folder / "olist_order_items_dataset.csv",
         rows,
-        header=["order_id", "order_item_id", "product_id", "seller_id", "shipping_limit_date", "price", "freight_value"],
+        header=[
+            "order_id",
+            "order_item_id",
+            "product_id",
+            "seller_id",
+            "shipping_limit_date",
+            "price",
+            "freight_value",
+        ],
     )
     prods = [
-        [f"4244733e06e7ecb4970a6e2683c13e6{i}", ("perfumaria", "artes", "cama_mesa_banho")[i % 3], 40 + i, 287, 1]
+        [
+            f"4244733e06e7ecb4970a6e2683c13e6{i}",
+            ("perfumaria", "artes", "cama_mesa_banho")[i % 3],
+            40 + i,
+            287,
+            1,
+        ]
         for i in range(len(NAMES))
     ]
-    header = ["product_id", "product_category_name", "product_name_lenght", "product_description_lenght", "product_photos_qty"]
+    header = [
+        "product_id",
+        "product_category_name",
+        "product_name_lenght",
+        "product_description_lenght",
+        "product_photos_qty",
+    ]
     return {"events": items, "catalog": _lines(folder / "olist_products_dataset.csv", prods, header=header)}

@@ -594,7 +594,11 @@ def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool =
     notes: list[str] = []
     guess = guess_mapping(frame.columns, samples=samples, notes=notes)
     if events:
-        item = "item_id" if "item_id" in frame.columns else next((c for c, f in guess.items() if f == "item_id"), None)
+        item = (
+            "item_id"
+            if "item_id" in frame.columns
+            else next((c for c, f in guess.items() if f == "item_id"), None)
+        )
         for field in PRODUCT_TEXT_FIELDS:
             if field in frame.columns and varies_per_item(field, item, samples):
                 guess[field] = None

@@ -51,7 +51,9 @@ def cell_text(value: Any) -> str:
 
 def _as_text(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
-        {str(c): [cell_text(v) for v in df[c].tolist()] for c in df.columns}, index=range(len(df)), dtype=object
+        {str(c): [cell_text(v) for v in df[c].tolist()] for c in df.columns},
+        index=range(len(df)),
+        dtype=object,
     )
     return out
 
@@ -81,7 +83,12 @@ def read_json_frame(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame,
             )
         else:
             df = pd.read_json(
-                path, orient="records", dtype=False, convert_dates=False, keep_default_dates=False, compression="infer"
+                path,
+                orient="records",
+                dtype=False,
+                convert_dates=False,
+                keep_default_dates=False,
+                compression="infer",
             )
             df = df.head(nrows) if nrows is not None else df
     except ValueError as exc:
@@ -110,7 +117,12 @@ def read_excel_frame(
     other sheet with the same columns (one sheet a year, as Online Retail II ships)."""
     try:
         sheets = pd.read_excel(
-            path, sheet_name=None, dtype=object, header=0 if header is not False else None, nrows=nrows, engine="openpyxl"
+            path,
+            sheet_name=None,
+            dtype=object,
+            header=0 if header is not False else None,
+            nrows=nrows,
+            engine="openpyxl",
         )
     except ImportError as exc:  # openpyxl is in requirements.txt; a trimmed install may lack it
         raise DataValidationError(
@@ -118,7 +130,9 @@ def read_excel_frame(
             file=str(path),
         ) from exc
     except Exception as exc:  # zipfile/openpyxl raise several types for a broken workbook
-        raise DataValidationError(f"not a readable Excel workbook ({type(exc).__name__}: {exc})", file=str(path)) from exc
+        raise DataValidationError(
+            f"not a readable Excel workbook ({type(exc).__name__}: {exc})", file=str(path)
+        ) from exc
     filled = {name: df for name, df in sheets.items() if df.shape[1] > 0 and len(df) > 0}
     if not filled:
         raise DataValidationError("the workbook has no sheet with data", file=str(path))

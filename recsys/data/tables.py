@@ -160,7 +160,9 @@ def read_table(
     kind = _file_kind(p)
     if not kind:
         old_excel = " (an old Excel workbook: save it as .xlsx or CSV)" if p.suffix.lower() == ".xls" else ""
-        raise DataValidationError(f"unsupported file type '{p.suffix}'{old_excel}; use {FILE_TYPES}", file=src)
+        raise DataValidationError(
+            f"unsupported file type '{p.suffix}'{old_excel}; use {FILE_TYPES}", file=src
+        )
     reading: dict[str, str] = {"file": p.name}
     if kind in ("json", "excel"):
         from recsys.data.formats import read_excel_frame, read_json_frame
@@ -346,7 +348,18 @@ def peek_table(
 
 
 #: Suffixes of the ``interactions.*`` and ``catalog.*`` files a folder import looks for, in order.
-FOLDER_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".tsv", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".xlsx")
+FOLDER_SUFFIXES = (
+    ".csv",
+    ".csv.gz",
+    ".parquet",
+    ".pq",
+    ".tsv",
+    ".jsonl",
+    ".jsonl.gz",
+    ".json",
+    ".json.gz",
+    ".xlsx",
+)
 
 
 def _folder_files(folder: Path) -> dict[str, Path]:
@@ -492,7 +505,9 @@ def _headerless_message(df: pd.DataFrame, col: str) -> str:
         parts.append(f"{c} = {shown}{' (times)' if timed else ''}")
         name = "timestamp" if timed and "timestamp" not in example else next(fillers, f"col{c}")
         example.append(name)
-        said.append("a time" if name == "timestamp" else _EXAMPLE_FIELDS.get(name, f"column {c} kept as {name}"))
+        said.append(
+            "a time" if name == "timestamp" else _EXAMPLE_FIELDS.get(name, f"column {c} kept as {name}")
+        )
     return (
         f"required column '{col}' is missing: the file has no header row, so its columns are numbered "
         f"from 0 ({'; '.join(parts)}). Name them in order with --columns, using field names for the "
@@ -505,7 +520,9 @@ def _require(df: pd.DataFrame, required: tuple[str, ...], file: str | None) -> N
     for col in required:
         if col not in df.columns:
             reading = df.attrs.get("reading", {})
-            if str(reading.get("header", "")).startswith("none") and all(str(c).isdigit() for c in df.columns):
+            if str(reading.get("header", "")).startswith("none") and all(
+                str(c).isdigit() for c in df.columns
+            ):
                 raise DataValidationError(_headerless_message(df, col), file=file, column=col)
             present = ", ".join(map(str, df.columns))
             if col == "sequence_id" and {"user_id", "timestamp"} <= set(df.columns):

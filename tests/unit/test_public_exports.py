@@ -186,7 +186,10 @@ def test_olist_order_items_and_products(tmp_path, capsys):
         ("H&M", ["no column holds a session", "--session-gap"]),
         ("MovieLens", ["no column holds a session", "--session-gap"]),
         ("Amazon reviews 2023", ["no column holds a session", "--session-gap"]),
-        ("YooChoose", ["no header row", "2014-04-07T10:51:09.277Z", "--columns sequence_id,timestamp,item_id,category"]),
+        (
+            "YooChoose",
+            ["no header row", "2014-04-07T10:51:09.277Z", "--columns sequence_id,timestamp,item_id,category"],
+        ),
         ("Online Retail II (`.xlsx`, one sheet a year)", ["non-positive quantity", "--errors drop"]),
     ],
 )
