@@ -91,7 +91,7 @@ def hm(folder: Path) -> dict[str, Path]:
     """H&M (Kaggle 2022) ``transactions_train.csv`` (t_dat, customer_id as a 64-hex hash,
     article_id with a leading zero, price, sales_channel_id) and ``articles.csv``."""
     rows = []
-    for s, k, i in _sessions():
+    for s, _k, i in _sessions():
         customer = f"{s:064x}".replace("0", "a", 60 - s)
         rows.append([f"2018-09-{20 + s // 2:02d}", customer, f"0{108775015 + i}", f"0.0{50 + i}8", 1 + s % 2])
     tx = _lines(
