@@ -654,7 +654,7 @@ def import_generic(
     event_map: Any = None,
     preview_rows: int | None = None,
 ) -> Dataset:
-    """Import your own catalog and/or interactions (CSV, gzipped CSV or Parquet).
+    """Import your own catalog and/or interactions (CSV/TSV/.dat, gzipped too, JSON lines, .xlsx or Parquet).
 
     Parameters
     ----------
@@ -805,7 +805,7 @@ def import_dataset(
     Parameters
     ----------
     source : {"online_retail", "instacart", "rees46", "csv"}
-        Which importer. "csv" is the generic import (CSV, gzipped CSV or Parquet).
+        Which importer. "csv" is the generic import (see :data:`recsys.data.tables.FILE_TYPES`).
     path : path-like or None
         The dataset's file (online_retail, rees46), folder (instacart), or for "csv":
         the interactions file, or a folder holding ``interactions.*`` and optionally

@@ -1,7 +1,8 @@
 """Reading a catalogue or interactions file into a frame and applying a column mapping.
 
-:func:`read_table` reads ``.csv``, ``.tsv``, gzipped CSV (``.csv.gz``) and Parquet
-(``.parquet``/``.pq``), cells as text, with the separator, header and encoding detected
+:func:`read_table` reads ``.csv``, ``.tsv``, ``.txt``, ``.dat`` (gzipped too) and Parquet
+(``.parquet``/``.pq``), and hands JSON lines or arrays and ``.xlsx`` workbooks to
+:mod:`recsys.data.formats`; cells as text, with the separator, header and encoding detected
 and reported. :func:`apply_mapping` renames the file's columns to schema fields;
 :func:`load_catalog` and :func:`load_interactions` do both and check the required columns;
 :func:`peek_table` reads the first rows of a typed path (inside the import folder) as the
@@ -111,16 +112,17 @@ def read_table(
     encoding_option: str = "--encoding",
     nrows: int | None = None,
 ) -> pd.DataFrame:
-    """Read a CSV, gzipped CSV or Parquet file into a DataFrame.
+    """Read a CSV (or .tsv/.txt/.dat, gzipped too), JSON, Excel or Parquet file into a DataFrame.
 
-    CSV cells are read as text (blank cells are ``""``); Parquet keeps its types.
+    CSV, JSON and Excel cells are read as text (blank cells are ``""``); Parquet keeps its types.
     The file's path is kept in ``df.attrs["source"]`` so later errors can name it, and
     what was detected (separator, header, unnamed columns) in ``df.attrs["reading"]``.
 
     Parameters
     ----------
     path : path-like
-        ``.csv``, ``.csv.gz``, ``.tsv``, ``.tsv.gz``, ``.txt``, ``.parquet`` or ``.pq``.
+        ``.csv``, ``.tsv``, ``.txt``, ``.dat`` (each also ``.gz``), ``.parquet``/``.pq``, ``.jsonl``/
+        ``.json``/``.ndjson`` (also ``.gz``) or ``.xlsx``.
     encoding : str, default "utf-8"
         Text encoding of a CSV file (a UTF-8 byte-order mark is accepted).
     sep : str, optional
@@ -156,7 +158,7 @@ def read_table(
     if not p.exists():
         raise DataValidationError("file not found; check the path", file=src)
     if p.is_dir():
-        raise DataValidationError("is a folder, expected a .csv, .csv.gz or .parquet file", file=src)
+        raise DataValidationError(f"is a folder, expected a file ({FILE_TYPES})", file=src)
     kind = _file_kind(p)
     if not kind:
         old_excel = " (an old Excel workbook: save it as .xlsx or CSV)" if p.suffix.lower() == ".xls" else ""
