@@ -58,6 +58,21 @@ def _as_text(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _first_bad_line(path: Path, opener: Any) -> tuple[int | None, str]:
+    """The 1-based number and text of the first line that is not a JSON object (None if all are)."""
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                if isinstance(json.loads(line), dict):
+                    continue
+            except ValueError:
+                pass
+            return number, line.strip()
+    return None, ""
+
+
 def read_json_frame(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """JSON lines or a JSON array of records -> a frame of text cells and what was read."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -92,11 +107,16 @@ def read_json_frame(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame,
             )
             df = df.head(nrows) if nrows is not None else df
     except ValueError as exc:
+        row, bad = _first_bad_line(path, opener) if lines else (None, "")
         first = head.splitlines()[0][:80] if head else ""
+        where = (
+            f"; this line is not a JSON object: {bad[:80]!r}" if row else f"; the file starts with {first!r}"
+        )
         raise DataValidationError(
             f"not readable as JSON records ({exc}); expected one JSON object a line (JSON lines) or a "
-            f"JSON array of objects; the file starts with {first!r}",
+            f"JSON array of objects{where}",
             file=str(path),
+            row=row,
         ) from exc
     if df.shape[1] == 0:
         raise DataValidationError("the JSON records have no fields", file=str(path))

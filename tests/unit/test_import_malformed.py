@@ -32,6 +32,7 @@ CASES = [
     ("catalogue_is_a_folder", {"ev.csv": EV, "cat.csv/x": ""}, BOTH, ["is a folder"]),
     ("unsupported_type", {"ev.xls": b"\xd0\xcf\x11\xe0"}, ["csv", "{ev}"], ["unsupported file type '.xls'", "save it as .xlsx"]),
     ("broken_workbook", {"ev.xlsx": b"PK\x03\x04"}, ["csv", "{ev}"], ["not a readable Excel workbook"]),
+    ("broken_json_line", {"ev.jsonl": '{"order": "o1", "sku": "a"}\n{broken\n'}, ["csv", "{ev}"], ["row 2", "this line is not a JSON object: '{broken'"]),
     ("empty_file", {"ev.csv": ""}, ["csv", "{ev}"], ["file is empty"]),
     ("header_only", {"ev.csv": "order,sku,when\n"}, ["csv", "{ev}", *MAP[:3]], ["header but no data rows"]),
     ("extra_field", {"ev.csv": _ev("o1,a,2024-01-01", "o1,b,x,y")}, ["csv", "{ev}", *MAP[:3]], ["row 2", "has 4 fields but the header has 3", "--sep"]),

@@ -642,3 +642,19 @@ def test_a_column_of_product_names_is_not_guessed_as_the_item_id(tmp_path, capsy
     )
     assert rc == 0, err
     assert sorted(load_dataset("lines", tmp_path / "d").catalog["item_id"]) == ["71053", "85123A"]
+
+
+def test_a_json_array_of_records_is_read_and_its_fields_guessed(tmp_path, capsys):
+    path = tmp_path / "export.json"
+    path.write_text(
+        '[{"session": "s1", "sku": "a", "ts": 1511544070, "tags": ["x", "y"]},\n'
+        ' {"session": "s1", "sku": "b", "ts": 1511544170, "tags": []},\n'
+        ' {"session": "s2", "sku": "a", "ts": 1511545170, "tags": null}]'
+    )
+    rc, out, err = run(capsys, tmp_path / "data", "csv", str(path), "--name", "arr")
+    assert rc == 0, err
+    reading = report_of(out)["reading"]["interactions"]
+    assert reading["format"] == "JSON array of records" and "ts -> timestamp" in reading["mapping"]
+    ds = load_dataset("arr", tmp_path / "data")
+    assert ds.interactions["timestamp"].min() == pd.Timestamp(1511544070, unit="s")
+    assert ds.interactions["sequence_id"].nunique() == 2
