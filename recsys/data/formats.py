@@ -90,9 +90,7 @@ def read_json_frame(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame,
                 path,
                 lines=True,
                 nrows=nrows,
-                dtype=False,
-                convert_dates=False,
-                keep_default_dates=False,
+                dtype=False,  # no type guessing, no date conversion: the loaders read the text
                 compression="infer",
                 encoding="utf-8",
             )
@@ -101,8 +99,6 @@ def read_json_frame(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame,
                 path,
                 orient="records",
                 dtype=False,
-                convert_dates=False,
-                keep_default_dates=False,
                 compression="infer",
             )
             df = df.head(nrows) if nrows is not None else df
