@@ -155,27 +155,47 @@ FILLED_FIELDS = ("sequence_id", "item_id")
 PRODUCT_TEXT_FIELDS = ("title", "description", "brand", "category")
 
 
+#: Fields whose values are numbers: a column named like one but holding text is not guessed as it.
+NUMERIC_FIELDS = ("quantity", "position")
+_NUMBER = re.compile(r"^[-+]?\d+([.,]\d+)?$")
+
+
+def _mostly_numbers(values: Iterable[Any]) -> bool:
+    texts = [str(v).strip() for v in values]
+    texts = [t for t in texts if t.lower() not in _BLANK_TEXTS]
+    return not texts or sum(bool(_NUMBER.match(t)) for t in texts) * 2 > len(texts)
+
+
 def _blank_share(values: Iterable[Any]) -> float:
     texts = [str(v).strip().lower() for v in values]
     return sum(t in _BLANK_TEXTS for t in texts) / len(texts) if texts else 0.0
 
 
-def _fits(field: str, column: str, samples: Mapping[str, Any] | None) -> bool:
-    """Whether ``column``, whose name means ``field``, may be guessed as it: not an id column
-    whose values read like names; the title from a ``product``/``item`` column only when its
-    values read like names (else it holds ids); not a column blank in the whole sample, nor
-    a session or item column blank in more than half of it."""
+def unfit_reason(field: str, column: str, samples: Mapping[str, Any] | None) -> str | None:
+    """Why ``column``, whose name means ``field``, is not guessed as it (None: it may be): an
+    id column whose values read like names; the title from a ``product``/``item`` column whose
+    values read like ids; a column blank in the whole sample, or a session or item column
+    blank in more than half of it; a quantity or position column that holds text."""
     values = None if samples is None else samples.get(column)
     if values is not None:
         share = _blank_share(values)
-        if share == 1.0 or (field in FILLED_FIELDS and share > 0.5):
-            return False
+        if share == 1.0:
+            return "it is blank in all the first rows"
+        if field in FILLED_FIELDS and share > 0.5:
+            return "it is blank in most of the first rows"
+        if field in NUMERIC_FIELDS and not _mostly_numbers(values):
+            return "its values are not numbers"
     names = samples is not None and looks_like_names(values)
-    if field in ID_FIELDS:
-        return not names
-    if field == "title" and re.sub(r"[^a-z0-9]", "", column.lower()) in ("product", "item"):
-        return names
-    return True
+    if field in ID_FIELDS and names:
+        return "its values read like names, not ids"
+    if field == "title" and re.sub(r"[^a-z0-9]", "", column.lower()) in ("product", "item") and not names:
+        return "its values read like ids, not names"
+    return None
+
+
+def _fits(field: str, column: str, samples: Mapping[str, Any] | None) -> bool:
+    """Whether ``column``, whose name means ``field``, may be guessed as it (see :func:`unfit_reason`)."""
+    return unfit_reason(field, column, samples) is None
 
 
 def varies_per_item(column: str, item_column: str | None, samples: Mapping[str, Any] | None) -> bool:
@@ -232,10 +252,10 @@ def guess_mapping(
             col = norm.get(alias)
             if not col or col in out or col in FIELD_ALIASES:
                 continue
-            if not _fits(field, col, samples):
+            why = unfit_reason(field, col, samples)
+            if why:
                 if notes is not None and samples is not None and col in samples:
-                    how = "most of" if field in FILLED_FIELDS and _blank_share(samples[col]) < 1 else "all"
-                    notes.append(f"'{col}' not used as {field}: it is blank in {how} the first rows")
+                    notes.append(f"'{col}' not used as {field}: {why}")
                 continue
             if field in PRODUCT_TEXT_FIELDS and varies_per_item(col, _item_column(columns, out), samples):
                 if notes is not None:
