@@ -126,17 +126,13 @@ def read_json_frame(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame,
     return _as_text(df), reading
 
 
-def read_excel_frame(
-    path: Path, header: bool | None = None, nrows: int | None = None
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """An ``.xlsx`` workbook -> a frame of text cells: the first sheet with data, plus every
-    other sheet with the same columns (one sheet a year, as Online Retail II ships)."""
+def _read_sheets(path: Path, header_row: bool, nrows: int | None) -> dict[str, pd.DataFrame]:
     try:
-        sheets = pd.read_excel(
+        return pd.read_excel(
             path,
             sheet_name=None,
             dtype=object,
-            header=0 if header is not False else None,
+            header=0 if header_row else None,
             nrows=nrows,
             engine="openpyxl",
         )
@@ -149,6 +145,26 @@ def read_excel_frame(
         raise DataValidationError(
             f"not a readable Excel workbook ({type(exc).__name__}: {exc})", file=str(path)
         ) from exc
+
+
+def read_excel_frame(
+    path: Path, header: bool | None = None, nrows: int | None = None
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """An ``.xlsx`` workbook -> a frame of text cells: the first sheet with data, plus every
+    other sheet with the same columns (one sheet a year, as Online Retail II ships). Without
+    ``header``, a first row holding a plain number is data, as in a CSV."""
+    reading = {"format": "Excel workbook"}
+    sheets = _read_sheets(path, header is not False, nrows)
+    if header is None and sheets:
+        names = next(iter(sheets.values())).columns
+        numbers = [c for c in names if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if numbers:  # column names are (almost) never plain numbers
+            reading["header"] = (
+                f"none (detected: the first row holds values such as {cell_text(numbers[0])!r})"
+            )
+            sheets = _read_sheets(path, False, nrows)
+    elif header is not None:
+        reading["header"] = "present (given)" if header else "none (given)"
     filled = {name: df for name, df in sheets.items() if df.shape[1] > 0 and len(df) > 0}
     if not filled:
         raise DataValidationError("the workbook has no sheet with data", file=str(path))
@@ -164,7 +180,6 @@ def read_excel_frame(
     df = pd.concat(frames, ignore_index=True)
     if nrows is not None:
         df = df.head(nrows)
-    reading = {"format": "Excel workbook"}
     if len(same) > 1:
         reading["sheets"] = f"{len(same)} sheets with the same columns read as one table: " + ", ".join(
             f"{n!r} ({len(filled[n]):,} rows)" for n in same

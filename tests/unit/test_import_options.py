@@ -658,3 +658,29 @@ def test_a_json_array_of_records_is_read_and_its_fields_guessed(tmp_path, capsys
     ds = load_dataset("arr", tmp_path / "data")
     assert ds.interactions["timestamp"].min() == pd.Timestamp(1511544070, unit="s")
     assert ds.interactions["sequence_id"].nunique() == 2
+
+
+def test_a_workbook_whose_first_row_is_data_is_named_by_columns(tmp_path, capsys):
+    path = tmp_path / "log.xlsx"
+    pd.DataFrame([["s1", 17, 1511544070], ["s1", 18, 1511544170], ["s2", 17, 1511545170]]).to_excel(
+        path, header=False, index=False
+    )
+    rc, _, err = run(capsys, tmp_path / "data", "csv", str(path), "--name", "x")
+    assert rc == 2 and "no header row" in err and "--columns" in err
+    rc, out, err = run(
+        capsys,
+        tmp_path / "data",
+        "csv",
+        str(path),
+        "--columns",
+        "sequence_id,item_id,timestamp",
+        "--name",
+        "x",
+    )
+    assert rc == 0, err
+    assert report_of(out)["reading"]["interactions"]["header"].startswith("none (detected")
+    ds = load_dataset("x", tmp_path / "data")
+    assert (
+        sorted(ds.interactions["item_id"]) == ["17", "17", "18"]
+        and ds.interactions["sequence_id"].nunique() == 2
+    )
