@@ -34,7 +34,7 @@ from recsys.data.loaders import (
     read_table,
 )
 from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
-from recsys.data.tables import FOLDER_SUFFIXES
+from recsys.data.tables import FOLDER_SUFFIXES, guessed_mapping
 from recsys.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
@@ -155,6 +155,10 @@ def _title_case(text: str) -> str:
     return re.sub(r"(^|[\s\-/(&+])([a-z])", lambda m: m.group(1) + m.group(2).upper(), text.strip().lower())
 
 
+#: Online Retail II's column names -> Online Retail's.
+ONLINE_RETAIL_II_NAMES = {"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}
+
+
 def import_online_retail(path: str | os.PathLike[str], name: str = "online_retail") -> Dataset:
     """Import the UCI Online Retail file: one basket per invoice.
 
@@ -174,7 +178,8 @@ def import_online_retail(path: str | os.PathLike[str], name: str = "online_retai
     Parameters
     ----------
     path : path-like
-        ``online_retail.csv.gz`` (or an uncompressed/Parquet copy with the same columns).
+        ``online_retail.csv.gz`` (or an uncompressed/Parquet copy with the same columns), or
+        Online Retail II as published (``online_retail_II.xlsx``, both sheets, or its CSV).
     name : str, default "online_retail"
 
     Returns
@@ -184,6 +189,8 @@ def import_online_retail(path: str | os.PathLike[str], name: str = "online_retai
     """
     src = str(path)
     df = read_table(path)
+    # Online Retail II (2009-2011, .xlsx with a sheet a year) names three columns differently
+    df = df.rename(columns={k: v for k, v in ONLINE_RETAIL_II_NAMES.items() if k in df and v not in df})
     needed = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID")
     _require(df, needed, src)
     report = ValidationReport(rows_read={"interactions": len(df)})
@@ -581,41 +588,6 @@ def _split_mapping(
     return cat_map, int_map
 
 
-def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool = False) -> dict[str, Any]:
-    """The guessed mapping of a file read with no --map (reported in its reading notes). On an
-    events file, a column named like a product attribute (Amazon's review ``title``) whose
-    values differ between rows of the same item is left out of the catalogue."""
-    from recsys.data.mapping import PRODUCT_TEXT_FIELDS, guess_mapping, varies_per_item
-
-    if frame is None:
-        return mapping
-    head = frame.head(500)
-    samples = {str(c): head[c].tolist() for c in head.columns}
-    notes: list[str] = []
-    guess = guess_mapping(frame.columns, samples=samples, notes=notes)
-    if events:
-        item = (
-            "item_id"
-            if "item_id" in frame.columns
-            else next((c for c, f in guess.items() if f == "item_id"), None)
-        )
-        for field in PRODUCT_TEXT_FIELDS:
-            if field in frame.columns and varies_per_item(field, item, samples):
-                guess[field] = None
-                notes.append(
-                    f"'{field}' left out: it differs between rows of the same item, so it describes the "
-                    f"event, not the product; pass --map {field}={field} if it is the product's"
-                )
-    if guess:
-        shown = ", ".join(f"{c} -> {f or 'left out'}" for c, f in guess.items())
-        frame.attrs.setdefault("reading", {})["mapping"] = (
-            f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
-        )
-    if notes:
-        frame.attrs.setdefault("reading", {})["not guessed"] = "; ".join(notes)
-    return {**guess, **mapping}
-
-
 #: Options of :func:`import_generic` that say how to read the files (the CLI and the Data page pass them).
 READ_OPTIONS = (
     "sep",
@@ -736,8 +708,8 @@ def import_generic(
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
     if not mapping:
         # no --map at all: columns whose names mean a field are used as that field (reported)
-        cat_map = _guessed(cat, cat_map)
-        int_map = _guessed(inter, int_map, events=True)
+        cat_map = guessed_mapping(cat, cat_map)
+        int_map = guessed_mapping(inter, int_map, events=True)
     if inter is not None:
         inter = apply_mapping(inter, int_map, file=inter_src)
         _require(inter, ("item_id",) if gap is not None else ("sequence_id", "item_id"), inter_src)

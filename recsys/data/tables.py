@@ -407,6 +407,41 @@ def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataF
     return out
 
 
+def guessed_mapping(frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool = False) -> dict[str, Any]:
+    """The guessed mapping of a file read with no --map (reported in its reading notes). On an
+    events file, a column named like a product attribute (Amazon's review ``title``) whose
+    values differ between rows of the same item is left out of the catalogue."""
+    from recsys.data.mapping import PRODUCT_TEXT_FIELDS, guess_mapping, varies_per_item
+
+    if frame is None:
+        return mapping
+    head = frame.head(500)
+    samples = {str(c): head[c].tolist() for c in head.columns}
+    notes: list[str] = []
+    guess = guess_mapping(frame.columns, samples=samples, notes=notes)
+    if events:
+        item = (
+            "item_id"
+            if "item_id" in frame.columns
+            else next((c for c, f in guess.items() if f == "item_id"), None)
+        )
+        for field in PRODUCT_TEXT_FIELDS:
+            if field in frame.columns and varies_per_item(field, item, samples):
+                guess[field] = None
+                notes.append(
+                    f"'{field}' left out: it differs between rows of the same item, so it describes the "
+                    f"event, not the product; pass --map {field}={field} if it is the product's"
+                )
+    if guess:
+        shown = ", ".join(f"{c} -> {f or 'left out'}" for c, f in guess.items())
+        frame.attrs.setdefault("reading", {})["mapping"] = (
+            f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
+        )
+    if notes:
+        frame.attrs.setdefault("reading", {})["not guessed"] = "; ".join(notes)
+    return {**guess, **mapping}
+
+
 def _unknown_column_message(src: str, df: pd.DataFrame) -> str:
     from recsys.data.mapping import did_you_mean
     from recsys.data.reading import SEPARATORS

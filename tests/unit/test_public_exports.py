@@ -29,6 +29,7 @@ WRITERS = {
     "H&M": layouts.hm,
     "Online Retail II (`.xlsx`, one sheet a year)": layouts.online_retail_ii_xlsx,
     "Online Retail II (CSV)": layouts.online_retail_ii_csv,
+    "Online Retail II, its own importer": layouts.online_retail_ii_xlsx,
     "Amazon reviews 2014/2018": layouts.amazon_2018,
     "Amazon reviews 2023": layouts.amazon_2023,
     "MovieLens": layouts.movielens,
@@ -38,7 +39,7 @@ WRITERS = {
 
 def documented_commands() -> dict[str, str]:
     section = README.read_text(encoding="utf-8").split("**Layouts tested:", 1)[1].split("\n#", 1)[0]
-    return dict(re.findall(r"^\| ([^|]+?) \| `(recsys import csv [^`]+)` \|", section, flags=re.M))
+    return dict(re.findall(r"^\| ([^|]+?) \| `(recsys import [a-z_]+ [^`]+)` \|", section, flags=re.M))
 
 
 COMMANDS = documented_commands()
@@ -127,6 +128,14 @@ def test_online_retail_ii(layout, tmp_path, capsys):
     assert ds.catalog.set_index("item_id").loc["21232", "price"] == pytest.approx(1.25)
     if layout.endswith("year)"):
         assert "2 sheets with the same columns" in reading(ds)
+
+
+def test_online_retail_ii_workbook_through_the_online_retail_importer(tmp_path, capsys):
+    ds = imported("Online Retail II, its own importer", tmp_path, capsys)
+    assert ds.kind == "baskets" and len(ds.interactions) == 33
+    assert ds.report.rows_dropped == {"cancellation (InvoiceNo starts with 'C')": 3}
+    assert ds.catalog.set_index("item_id").loc["21232", "title"] == "Blue Mug"
+    assert "13085" in set(ds.interactions["user_id"])
 
 
 def test_amazon_2018_gzipped_json_lines(tmp_path, capsys):
