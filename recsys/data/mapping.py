@@ -45,7 +45,7 @@ INTERACTION_FIELDS: dict[str, str] = {
     "sequence_id": "session, order, invoice or basket id; required unless --session-gap cuts sessions",
     "item_id": "the product's id; required in an events file",
     "user_id": "customer or user id",
-    "timestamp": "time of the event: ISO 8601, unix seconds or milliseconds",
+    "timestamp": "time of the event: ISO 8601, unix seconds, milliseconds, microseconds or nanoseconds",
     "event_type": "view, cart or purchase (or your codes with --event-map)",
     "quantity": "number of units (blank is 1)",
     "position": "order of the event inside its sequence (e.g. add-to-cart order)",

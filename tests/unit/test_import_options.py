@@ -684,3 +684,18 @@ def test_a_workbook_whose_first_row_is_data_is_named_by_columns(tmp_path, capsys
         sorted(ds.interactions["item_id"]) == ["17", "17", "18"]
         and ds.interactions["sequence_id"].nunique() == 2
     )
+
+
+@pytest.mark.parametrize(
+    "value, unit",
+    [("1704103200", "seconds"), ("1704103200000", "milliseconds"), ("1704103200000000", "microseconds")]
+    + [("1704103200000000000", "nanoseconds")],
+)
+def test_unix_time_unit_is_read_from_the_size_of_the_values(tmp_path, capsys, value, unit):
+    rows = [["session", "sku", "ts"], ["a", "x", value], ["a", "y", value[:-1] + "9"]]
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(write(tmp_path / "t.csv", rows)), "--name", "t")
+    assert rc == 0, err
+    assert report_of(out)["reading"]["interactions"]["timestamps"].startswith(f"unix {unit}")
+    assert load_dataset("t", tmp_path / "d").interactions["timestamp"].iloc[0] == pd.Timestamp(
+        "2024-01-01 10:00"
+    )
