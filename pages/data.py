@@ -75,7 +75,8 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
         "sep",
         "Separator",
         "select",
-        [("", "detect"), ("comma", "comma"), ("semicolon", "semicolon"), ("tab", "tab"), ("pipe", "pipe")],
+        [("", "detect"), ("comma", "comma"), ("semicolon", "semicolon"), ("tab", "tab"), ("pipe", "pipe")]
+        + [("::", "double colon (::)")],
     ),
     ("header", "Header row", "select", [("", "detect"), ("yes", "yes"), ("no", "no: the first row is data")]),
     ("columns", "Column names (for a file without header)", "text", "e.g. user_id,item_id,timestamp"),

@@ -268,6 +268,20 @@ def movielens(folder: Path) -> dict[str, Path]:
     }
 
 
+def movielens_1m(folder: Path) -> dict[str, Path]:
+    """MovieLens 1M (GroupLens): ``ratings.dat`` and ``movies.dat``, fields joined by ``::``, no
+    header, movies.dat in latin-1 (titles like 'Cité des enfants perdus, La (1995)')."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [f"{s + 1}::{1 + i}::{5 - k}::{EPOCH + s * 7_200 + k * 30}" for s, k, i in _sessions()]
+    ratings = folder / "ratings.dat"
+    ratings.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    movies = folder / "movies.dat"
+    titles = [f"{name}, La Cité ({1990 + i})" for i, name in enumerate(NAMES)]
+    lines = [f"{1 + i}::{t}::{('Animation|Comedy', 'Drama')[i % 2]}" for i, t in enumerate(titles)]
+    movies.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    return {"events": ratings, "catalog": movies}
+
+
 def olist(folder: Path) -> dict[str, Path]:
     """Olist (Brazilian e-commerce) ``olist_order_items_dataset.csv`` and
     ``olist_products_dataset.csv`` (product_category_name in Portuguese, misspelt 'lenght')."""

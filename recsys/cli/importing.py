@@ -195,7 +195,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--sep",
         default=None,
-        help="csv only: field separator: comma, semicolon, tab, pipe or one character (default: detected)",
+        help="csv only: field separator: comma, semicolon, tab, pipe, :: or one character (default: detected)",
     )
     hdr = p.add_mutually_exclusive_group()
     hdr.add_argument(

@@ -84,6 +84,8 @@ def _diagnose_encoding(
     header = raw[: header_end if header_end >= 0 else len(raw)].decode(encoding, errors="replace")
     line_start = raw.rfind(b"\n", 0, offset) + 1
     prefix = raw[line_start:offset].decode(encoding, errors="replace")
+    if len(sep) > 1:  # '::': the csv module reads one-character separators
+        header, prefix, sep = header.replace(sep, "\x1f"), prefix.replace(sep, "\x1f"), "\x1f"
     try:  # a binary file has stray carriage returns the csv module refuses
         names = next(csv.reader([header.strip("\r")], delimiter=sep), [])
         fields_before = len(next(csv.reader([prefix], delimiter=sep), [""])) - 1 if prefix else 0
@@ -151,7 +153,14 @@ def read_table(
         bytes invalid in ``encoding`` (with byte offset, row and column), a row with
         the wrong number of fields, or an unreadable Parquet or gzip file.
     """
-    from recsys.data.reading import separator_from_option, separator_name, sniff_header, sniff_separator
+    from recsys.data.reading import (
+        DOUBLE_COLON,
+        separator_from_option,
+        separator_name,
+        sniff_header,
+        sniff_separator,
+        uses_double_colon,
+    )
 
     p = Path(path)
     src = str(p)
@@ -232,18 +241,20 @@ def read_table(
             sep = "\t"
             reading["separator"] = "tab (from the .tsv name)"
         else:
-            sep = sniff_separator(sample)
+            sep = DOUBLE_COLON if uses_double_colon(sample) else sniff_separator(sample)
             reading["separator"] = f"{separator_name(sep)} (detected)"
+        # the csv module reads one-character separators: '::' is looked at as a unit separator
+        probe_sep, probe = ("\x1f", sample.replace(DOUBLE_COLON, "\x1f")) if sep == DOUBLE_COLON else (sep, sample)
         reading["encoding"] = encoding
         if header is None:
-            has_header, why = sniff_header(sample, sep)
+            has_header, why = sniff_header(probe, probe_sep)
             reading["header"] = why if not has_header else "present (detected)"
         else:
             has_header = header
             reading["header"] = "present (given)" if header else "none (given)"
         if columns:
             names = [str(c).strip() for c in columns]
-            first = next(csv.reader(io.StringIO(sample, newline=""), delimiter=sep), [])
+            first = next(csv.reader(io.StringIO(probe, newline=""), delimiter=probe_sep), [])
             if len(first) != len(names):
                 raise DataValidationError(
                     f"--columns names {len(names)} columns but the first row has {len(first)} fields "
@@ -260,6 +271,7 @@ def read_table(
             df = pd.read_csv(
                 p,
                 sep=sep,
+                engine="python" if len(sep) > 1 else None,
                 dtype=str,
                 keep_default_na=False,
                 na_values=[],

@@ -33,6 +33,7 @@ WRITERS = {
     "Amazon reviews 2014/2018": layouts.amazon_2018,
     "Amazon reviews 2023": layouts.amazon_2023,
     "MovieLens": layouts.movielens,
+    "MovieLens 1M (`.dat`, `::`)": layouts.movielens_1m,
     "Olist": layouts.olist,
 }
 
@@ -179,6 +180,17 @@ def test_movielens_ratings_and_movies(tmp_path, capsys):
     assert ds.interactions["sequence_id"].nunique() == 8
 
 
+def test_movielens_1m_double_colon_dat_files(tmp_path, capsys):
+    ds = imported("MovieLens 1M (`.dat`, `::`)", tmp_path, capsys)
+    cat = ds.catalog.set_index("item_id")
+    assert (
+        cat.loc["1", "title"] == "Blue Mug, La Cité (1990)" and cat.loc["1", "category"] == "Animation|Comedy"
+    )
+    assert len(ds.interactions) == 24 and ds.interactions["sequence_id"].nunique() == 8
+    assert ds.interactions["timestamp"].min() == pd.Timestamp(layouts.EPOCH, unit="s")
+    assert "'::' (detected)" in reading(ds)
+
+
 def test_olist_order_items_and_products(tmp_path, capsys):
     ds = imported("Olist", tmp_path, capsys)
     cat = ds.catalog.set_index("item_id")
@@ -200,6 +212,7 @@ def test_olist_order_items_and_products(tmp_path, capsys):
             ["no header row", "2014-04-07T10:51:09.277Z", "--columns sequence_id,timestamp,item_id,category"],
         ),
         ("Online Retail II (`.xlsx`, one sheet a year)", ["non-positive quantity", "--errors drop"]),
+        ("MovieLens 1M (`.dat`, `::`)", ["not valid utf-8", "--catalog-encoding cp1252"]),
     ],
 )
 def test_without_the_flags_the_message_names_them(layout, words, tmp_path, capsys):
