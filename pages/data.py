@@ -49,9 +49,10 @@ SOURCES: dict[str, tuple[str, str, str]] = {
         "A month of events (event_time, event_type, product_id...).",
     ),
     "csv": (
-        "Generic CSV / Parquet",
+        "Generic file (CSV, JSON lines, Excel, Parquet)",
         "file",
-        "One row per event (or a folder with interactions.csv and catalog.csv); map its columns below.",
+        "One row per event: .csv/.tsv/.txt/.dat, .jsonl/.json, .xlsx or .parquet, gzipped text too (or a "
+        "folder with interactions.csv and catalog.csv); map its columns below.",
     ),
 }
 
@@ -74,7 +75,8 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
         "sep",
         "Separator",
         "select",
-        [("", "detect"), ("comma", "comma"), ("semicolon", "semicolon"), ("tab", "tab"), ("pipe", "pipe")],
+        [("", "detect"), ("comma", "comma"), ("semicolon", "semicolon"), ("tab", "tab"), ("pipe", "pipe")]
+        + [("::", "double colon (::)")],
     ),
     ("header", "Header row", "select", [("", "detect"), ("yes", "yes"), ("no", "no: the first row is data")]),
     ("columns", "Column names (for a file without header)", "text", "e.g. user_id,item_id,timestamp"),
@@ -131,7 +133,10 @@ UPLOAD_MAX_BYTES = upload_max_bytes()
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: Rows the Preview button parses (of the events file, or of a catalogue alone).
 PREVIEW_ROWS = 1000
-_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".xlsx")
+#: Rows read to guess the mapping (the table shows the first 5).
+GUESS_ROWS = 200
+_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".dat", ".dat.gz", ".parquet", ".pq", ".xlsx")
+_SUFFIXES += (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
 
 
 # -- plain helpers -----------------------------------------------------------------
@@ -472,8 +477,8 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
 
     try:
         options = options_from_form(opt_values, opt_ids)
-        columns, preview, reading = peek_table(path, options=options)
-        rows = list(preview)
+        columns, rows, reading = peek_table(path, GUESS_ROWS, options=options)
+        preview = rows[:5]
         if options.get("catalog_path"):
             cat_cols, cat_rows, _ = peek_table(options["catalog_path"])
             columns = columns + [c for c in cat_cols if c not in columns]

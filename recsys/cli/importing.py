@@ -160,7 +160,8 @@ def add_parser(sub: Any) -> None:
         "path",
         nargs="?",
         default=None,
-        help="file (or folder, for instacart) to read; CSV, .txt, .tsv, .csv.gz or Parquet. "
+        help="file (or folder, for instacart) to read; CSV, .txt, .tsv, .dat (gzipped too), Parquet, "
+        "JSON lines or array (.jsonl, .json, gzipped too) or an Excel workbook (.xlsx). "
         "For csv it is the events file; leave it out to import a catalogue alone (--catalog)",
     )
     p.add_argument("--name", default=None, help="name to store the dataset under (default: the source name)")
@@ -194,7 +195,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--sep",
         default=None,
-        help="csv only: field separator: comma, semicolon, tab, pipe or one character (default: detected)",
+        help="csv only: field separator: comma, semicolon, tab, pipe, :: or one character (default: detected)",
     )
     hdr = p.add_mutually_exclusive_group()
     hdr.add_argument(

@@ -34,6 +34,7 @@ from recsys.data.loaders import (
     read_table,
 )
 from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
+from recsys.data.tables import FOLDER_SUFFIXES, guessed_mapping
 from recsys.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,10 @@ def _title_case(text: str) -> str:
     return re.sub(r"(^|[\s\-/(&+])([a-z])", lambda m: m.group(1) + m.group(2).upper(), text.strip().lower())
 
 
+#: Online Retail II's column names -> Online Retail's.
+ONLINE_RETAIL_II_NAMES = {"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}
+
+
 def import_online_retail(path: str | os.PathLike[str], name: str = "online_retail") -> Dataset:
     """Import the UCI Online Retail file: one basket per invoice.
 
@@ -173,7 +178,8 @@ def import_online_retail(path: str | os.PathLike[str], name: str = "online_retai
     Parameters
     ----------
     path : path-like
-        ``online_retail.csv.gz`` (or an uncompressed/Parquet copy with the same columns).
+        ``online_retail.csv.gz`` (or an uncompressed/Parquet copy with the same columns), or
+        Online Retail II as published (``online_retail_II.xlsx``, both sheets, or its CSV).
     name : str, default "online_retail"
 
     Returns
@@ -183,6 +189,8 @@ def import_online_retail(path: str | os.PathLike[str], name: str = "online_retai
     """
     src = str(path)
     df = read_table(path)
+    # Online Retail II (2009-2011, .xlsx with a sheet a year) names three columns differently
+    df = df.rename(columns={k: v for k, v in ONLINE_RETAIL_II_NAMES.items() if k in df and v not in df})
     needed = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID")
     _require(df, needed, src)
     report = ValidationReport(rows_read={"interactions": len(df)})
@@ -580,21 +588,6 @@ def _split_mapping(
     return cat_map, int_map
 
 
-def _guessed(frame: pd.DataFrame | None, mapping: dict[str, Any]) -> dict[str, Any]:
-    from recsys.data.mapping import guess_mapping
-
-    if frame is None:
-        return mapping
-    head = frame.head(200)
-    guess = guess_mapping(frame.columns, samples={str(c): head[c].tolist() for c in head.columns})
-    if guess:
-        shown = ", ".join(f"{c} -> {f}" for c, f in guess.items())
-        frame.attrs.setdefault("reading", {})["mapping"] = (
-            f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
-        )
-    return {**guess, **mapping}
-
-
 #: Options of :func:`import_generic` that say how to read the files (the CLI and the Data page pass them).
 READ_OPTIONS = (
     "sep",
@@ -633,7 +626,7 @@ def import_generic(
     event_map: Any = None,
     preview_rows: int | None = None,
 ) -> Dataset:
-    """Import your own catalog and/or interactions (CSV, gzipped CSV or Parquet).
+    """Import your own catalog and/or interactions (CSV/TSV/.dat, gzipped too, JSON lines, .xlsx or Parquet).
 
     Parameters
     ----------
@@ -715,8 +708,8 @@ def import_generic(
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
     if not mapping:
         # no --map at all: columns whose names mean a field are used as that field (reported)
-        cat_map = _guessed(cat, cat_map)
-        int_map = _guessed(inter, int_map)
+        cat_map = guessed_mapping(cat, cat_map)
+        int_map = guessed_mapping(inter, int_map, events=True)
     if inter is not None:
         inter = apply_mapping(inter, int_map, file=inter_src)
         _require(inter, ("item_id",) if gap is not None else ("sequence_id", "item_id"), inter_src)
@@ -747,7 +740,7 @@ def _resolve_csv_paths(
     if path.is_dir():
         found: dict[str, Path] = {}
         for stem in ("catalog", "interactions"):
-            for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+            for suffix in FOLDER_SUFFIXES:
                 if (path / f"{stem}{suffix}").exists():
                     found[stem] = path / f"{stem}{suffix}"
                     break
@@ -784,7 +777,7 @@ def import_dataset(
     Parameters
     ----------
     source : {"online_retail", "instacart", "rees46", "csv"}
-        Which importer. "csv" is the generic import (CSV, gzipped CSV or Parquet).
+        Which importer. "csv" is the generic import (see :data:`recsys.data.tables.FILE_TYPES`).
     path : path-like or None
         The dataset's file (online_retail, rees46), folder (instacart), or for "csv":
         the interactions file, or a folder holding ``interactions.*`` and optionally

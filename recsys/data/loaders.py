@@ -118,8 +118,12 @@ def _normalise_catalog_columns(
         item = _clean_ids(df["item_id"])
         chk.flag("missing item_id", "item_id", item == "", hint="give every row an item id")
         out["item_id"] = item
-    for col in _CATALOG_TEXT:
-        out[col] = _text(df[col]) if col in df.columns else pd.Series([""] * n, index=df.index, dtype=str)
+    for col in _CATALOG_TEXT:  # a JSON list (Amazon's description) is joined with spaces
+        out[col] = (
+            _text(df[col]).str.replace(JOIN_MARK, " ", regex=False)
+            if col in df.columns
+            else pd.Series([""] * n, index=df.index, dtype=str)
+        )
     if "category" in df.columns:
         cat = _text(df["category"])
         out["category"] = _map_unique(cat, lambda v: normalise_category(v, category_sep)).astype(str)
@@ -199,7 +203,7 @@ def _finish_catalog(cat: pd.DataFrame, extras: pd.DataFrame | None) -> pd.DataFr
                 text = (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)) and (
                     pd.api.types.infer_dtype(col, skipna=True) == "string"
                 )
-                res[c] = col.str.strip() if text else col
+                res[c] = col.str.replace(JOIN_MARK, "; ", regex=False).str.strip() if text else col
     res["price"] = res["price"].astype("float64")
     res["adult"] = res["adult"].astype(bool)
     return res.reset_index(drop=True)
@@ -361,6 +365,7 @@ def build_dataset(
         if "user_id" in idf.columns
         else pd.Series([""] * n, index=idf.index, dtype=str)
     )
+    user = user.where(~user.isin(_BLANKS), "")  # Diginetica's userId is "NA" when not logged in
     if "timestamp" in idf.columns:
         ts, bad, note = _parse_timestamps(idf["timestamp"], tz)
         report.reading.setdefault("interactions", {})["timestamps"] = note

@@ -45,7 +45,7 @@ INTERACTION_FIELDS: dict[str, str] = {
     "sequence_id": "session, order, invoice or basket id; required unless --session-gap cuts sessions",
     "item_id": "the product's id; required in an events file",
     "user_id": "customer or user id",
-    "timestamp": "time of the event: ISO 8601, unix seconds or milliseconds",
+    "timestamp": "time of the event: ISO 8601, unix seconds, milliseconds, microseconds or nanoseconds",
     "event_type": "view, cart or purchase (or your codes with --event-map)",
     "quantity": "number of units (blank is 1)",
     "position": "order of the event inside its sequence (e.g. add-to-cart order)",
@@ -82,21 +82,21 @@ FIELD_SYNONYMS: dict[str, str] = {
 }
 #: Column names (lower-cased, letters and digits only) that mean a field, in order of preference.
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "visitid", "transactionid"),
-    "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "asin"),
-    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid"),
-    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp"),
+    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "invoice", "visitid", "transactionid"),
+    "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "parentasin", "asin", "movieid"),
+    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid", "reviewerid"),
+    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp", "eventdate", "tdat", "unixreviewtime", "ts"),
     "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
     "quantity": ("quantity", "qty"),
-    "position": ("position", "addtocartorder"),
-    "title": ("title", "name", "productname", "itemname", "product", "item"),
-    "category": ("category", "categorycode", "categorypath", "categoryname"),
+    "position": ("position", "addtocartorder", "orderitemid", "timeframe"),
+    "title": ("title", "name", "productname", "itemname", "prodname", "product", "item"),
+    "category": ("category", "categorycode", "categorypath", "categoryname", "categories", "maincategory", "productcategoryname", "producttypename", "genres", "genre"),
     "brand": ("brand", "brandname", "productbrand"),
     "gender": ("gender", "sex"),
     "price": ("price", "unitprice", "saleprice", "sellingprice"),
     "adult": ("adult",),
     "in_stock": ("instock", "isinstock", "available", "isavailable"),
-    "description": ("description", "productdescription"),
+    "description": ("description", "productdescription", "detaildesc"),
     "image_url": ("imageurl", "image", "imagelink"),
 }  # fmt: skip
 
@@ -146,26 +146,99 @@ def looks_like_names(values: Iterable[Any] | None) -> bool:
     return bool(texts) and sum(" " in t for t in texts) * 2 > len(texts)
 
 
+_BLANK_TEXTS = ("", "nan", "none", "null", "na", "n/a", "<na>", "nat")
+#: Fields that must be filled on every row: a column mostly blank in the sample is not guessed as one
+#: (RetailRocket's ``transactionid`` is filled on purchases only: it is no session id).
+FILLED_FIELDS = ("sequence_id", "item_id")
+#: Product attributes: on an events file, a column whose value differs between rows of the same
+#: item describes the event, not the product (Amazon's review ``title``), and is not guessed as one.
+PRODUCT_TEXT_FIELDS = ("title", "description", "brand", "category")
+
+
+#: Fields whose values are numbers: a column named like one but holding text is not guessed as it.
+NUMERIC_FIELDS = ("quantity", "position")
+_NUMBER = re.compile(r"^[-+]?\d+([.,]\d+)?$")
+
+
+def _mostly_numbers(values: Iterable[Any]) -> bool:
+    texts = [str(v).strip() for v in values]
+    texts = [t for t in texts if t.lower() not in _BLANK_TEXTS]
+    return not texts or sum(bool(_NUMBER.match(t)) for t in texts) * 2 > len(texts)
+
+
+def _blank_share(values: Iterable[Any]) -> float:
+    texts = [str(v).strip().lower() for v in values]
+    return sum(t in _BLANK_TEXTS for t in texts) / len(texts) if texts else 0.0
+
+
+def unfit_reason(field: str, column: str, samples: Mapping[str, Any] | None) -> str | None:
+    """Why ``column``, whose name means ``field``, is not guessed as it (None: it may be): an
+    id column whose values read like names; the title from a ``product``/``item`` column whose
+    values read like ids; a column blank in the whole sample, or a session or item column
+    blank in more than half of it; a quantity or position column that holds text."""
+    values = None if samples is None else samples.get(column)
+    if values is not None:
+        share = _blank_share(values)
+        if share == 1.0:
+            return "it is blank in all the first rows"
+        if field in FILLED_FIELDS and share > 0.5:
+            return "it is blank in most of the first rows"
+        if field in NUMERIC_FIELDS and not _mostly_numbers(values):
+            return "its values are not numbers"
+    names = samples is not None and looks_like_names(values)
+    if field in ID_FIELDS and names:
+        return "its values read like names, not ids"
+    if field == "title" and re.sub(r"[^a-z0-9]", "", column.lower()) in ("product", "item") and not names:
+        return "its values read like ids, not names"
+    return None
+
+
 def _fits(field: str, column: str, samples: Mapping[str, Any] | None) -> bool:
-    """Whether ``column``, whose name means ``field``, may be guessed as it: not an id column
-    whose values read like names; the title from a ``product``/``item`` column only when its
-    values read like names (else it holds ids)."""
-    names = samples is not None and looks_like_names(samples.get(column))
-    if field in ID_FIELDS:
-        return not names
-    if field == "title" and re.sub(r"[^a-z0-9]", "", column.lower()) in ("product", "item"):
-        return names
-    return True
+    """Whether ``column``, whose name means ``field``, may be guessed as it (see :func:`unfit_reason`)."""
+    return unfit_reason(field, column, samples) is None
+
+
+def varies_per_item(column: str, item_column: str | None, samples: Mapping[str, Any] | None) -> bool:
+    """Whether, in the sample, most items seen on several rows have several different values of
+    ``column`` (so it describes the rows, e.g. a review's title, not the product)."""
+    if samples is None or item_column is None or column not in samples or item_column not in samples:
+        return False
+    if len(samples[column]) != len(samples[item_column]):  # not sampled from the same rows
+        return False
+    seen: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for item, value in zip(samples[item_column], samples[column]):
+        key = str(item)
+        counts[key] = counts.get(key, 0) + 1
+        text = str(value).strip()
+        if text.lower() not in _BLANK_TEXTS:
+            seen.setdefault(key, set()).add(text)
+    repeated = [k for k, n in counts.items() if n > 1 and k in seen]
+    if len(repeated) < 3:
+        return False
+    return sum(len(seen[k]) > 1 for k in repeated) * 2 > len(repeated)
+
+
+def _item_column(columns: Sequence[str], chosen: Mapping[str, str]) -> str | None:
+    """The column holding item ids: one named item_id, or the one guessed as it."""
+    if "item_id" in columns:
+        return "item_id"
+    return next((c for c, f in chosen.items() if f == "item_id"), None)
 
 
 def guess_mapping(
-    columns: Iterable[str], fields: Iterable[str] | None = None, samples: Mapping[str, Any] | None = None
+    columns: Iterable[str],
+    fields: Iterable[str] | None = None,
+    samples: Mapping[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, str]:
     """{file column: field} for columns whose name means a field (a field already present as a
     column is left alone; each column and field is used once).
 
-    ``samples`` (column -> some of its values) keeps a column of names from being guessed as
-    an id: BigBasket's ``product`` holds product names, so it is the title, not the item id."""
+    ``samples`` (column -> some of its values, in row order) keeps a column from a guess its
+    values contradict (see :func:`_fits` and :func:`varies_per_item`): BigBasket's
+    ``product`` holds product names, so it is the title, not the item id. Each column
+    passed over for its values is explained in ``notes``."""
     columns = [str(c) for c in columns]
     present = set(columns)
     norm = {}
@@ -177,17 +250,30 @@ def guess_mapping(
             continue
         for alias in FIELD_ALIASES.get(field, ()):
             col = norm.get(alias)
-            if col and col not in out and col not in FIELD_ALIASES and _fits(field, col, samples):
-                out[col] = field
-                break
+            if not col or col in out or col in FIELD_ALIASES:
+                continue
+            why = unfit_reason(field, col, samples)
+            if why:
+                if notes is not None and samples is not None and col in samples:
+                    notes.append(f"'{col}' not used as {field}: {why}")
+                continue
+            if field in PRODUCT_TEXT_FIELDS and varies_per_item(col, _item_column(columns, out), samples):
+                if notes is not None:
+                    notes.append(
+                        f"'{col}' not used as the product's {field}: it differs between rows of the same "
+                        f"item (it describes the event); pass --map {col}={field} if it is the product's"
+                    )
+                continue
+            out[col] = field
+            break
     return out
 
 
 def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """Field -> file column (None when no column means it), as the Data page pre-fills its form:
     a column named like the field or one of its :data:`FIELD_ALIASES` (case and spacing
-    ignored), each column used once; with ``samples`` (column -> some of its values), a column
-    of names is not guessed as an id (see :func:`guess_mapping`)."""
+    ignored), each column used once; with ``samples`` (column -> some of its values), the
+    values can rule a column out as in :func:`guess_mapping`."""
     norm: dict[str, str] = {}
     for c in columns:
         norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
@@ -195,12 +281,16 @@ def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = Non
     used: set[str] = set()
     for field, names in FIELD_ALIASES.items():
         out[field] = None
+        item_col = out.get("item_id")
         for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
             col = norm.get(alias)
-            if col and col not in used and _fits(field, col, samples):
-                out[field] = col
-                used.add(col)
-                break
+            if not col or col in used or not _fits(field, col, samples):
+                continue
+            if field in PRODUCT_TEXT_FIELDS and varies_per_item(col, item_col, samples):
+                continue
+            out[field] = col
+            used.add(col)
+            break
     return out
 
 

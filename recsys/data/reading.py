@@ -52,10 +52,16 @@ _SEP_NAMES = {
 }
 
 
+#: A two-character separator (MovieLens 1M/10M's ``.dat`` files: ``1::1193::5::978300760``).
+DOUBLE_COLON = "::"
+
+
 def separator_from_option(value: str | None) -> str | None:
-    """``--sep`` value -> the separator character (None: detect)."""
+    """``--sep`` value -> the separator character (None: detect); ``::`` is the one longer separator."""
     if value is None or value == "" or value.lower() == "auto":
         return None
+    if value == DOUBLE_COLON or value.lower() in ("double-colon", "doublecolon"):
+        return DOUBLE_COLON
     sep = _SEP_NAMES.get(value.lower(), _SEP_NAMES.get(value))
     if sep is None:
         if len(value) == 1:
@@ -67,7 +73,18 @@ def separator_from_option(value: str | None) -> str | None:
 
 
 def separator_name(sep: str) -> str:
-    return SEPARATORS.get(sep, repr(sep))
+    return "'::'" if sep == DOUBLE_COLON else SEPARATORS.get(sep, repr(sep))
+
+
+def uses_double_colon(text: str) -> bool:
+    """Whether a sample's lines are fields joined by ``::``: nine in ten of its first lines hold
+    the same number (one or more) of them."""
+    lines = [ln for ln in text.split("\n")[:-1] if ln.strip()][:60]  # the possibly cut last line left out
+    if not lines:
+        return False
+    counts = pd.Series([ln.count(DOUBLE_COLON) for ln in lines])
+    mode = int(counts.mode().iloc[0])
+    return mode >= 1 and float((counts == mode).mean()) >= 0.9
 
 
 def _records(text: str, sep: str, limit: int = 60) -> list[list[str]]:

@@ -1,7 +1,8 @@
 """Reading a catalogue or interactions file into a frame and applying a column mapping.
 
-:func:`read_table` reads ``.csv``, ``.tsv``, gzipped CSV (``.csv.gz``) and Parquet
-(``.parquet``/``.pq``), cells as text, with the separator, header and encoding detected
+:func:`read_table` reads ``.csv``, ``.tsv``, ``.txt``, ``.dat`` (gzipped too) and Parquet
+(``.parquet``/``.pq``), and hands JSON lines or arrays and ``.xlsx`` workbooks to
+:mod:`recsys.data.formats`; cells as text, with the separator, header and encoding detected
 and reported. :func:`apply_mapping` renames the file's columns to schema fields;
 :func:`load_catalog` and :func:`load_interactions` do both and check the required columns;
 :func:`peek_table` reads the first rows of a typed path (inside the import folder) as the
@@ -34,11 +35,21 @@ from recsys.errors import DataValidationError
 # --------------------------------------------------------------------------------------
 
 
+#: File types the import reads (for messages).
+FILE_TYPES = ".csv, .tsv, .txt, .dat (gzipped too), .parquet, .jsonl/.json (JSON lines or an array, gzipped too), .xlsx"
+
+
 def _file_kind(path: Path) -> str:
+    from recsys.data.formats import EXCEL_SUFFIXES, JSON_SUFFIXES
+
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         return "parquet"
-    for suffix in (".csv", ".txt", ".tsv"):
+    if name.endswith(EXCEL_SUFFIXES):
+        return "excel"
+    if name.endswith(JSON_SUFFIXES + tuple(s + ".gz" for s in JSON_SUFFIXES)):
+        return "json"
+    for suffix in (".csv", ".txt", ".tsv", ".dat"):
         if name.endswith((suffix, suffix + ".gz")):
             return "tsv" if suffix == ".tsv" else "csv"
     return ""
@@ -73,6 +84,8 @@ def _diagnose_encoding(
     header = raw[: header_end if header_end >= 0 else len(raw)].decode(encoding, errors="replace")
     line_start = raw.rfind(b"\n", 0, offset) + 1
     prefix = raw[line_start:offset].decode(encoding, errors="replace")
+    if len(sep) > 1:  # '::': the csv module reads one-character separators
+        header, prefix, sep = header.replace(sep, "\x1f"), prefix.replace(sep, "\x1f"), "\x1f"
     try:  # a binary file has stray carriage returns the csv module refuses
         names = next(csv.reader([header.strip("\r")], delimiter=sep), [])
         fields_before = len(next(csv.reader([prefix], delimiter=sep), [""])) - 1 if prefix else 0
@@ -101,16 +114,17 @@ def read_table(
     encoding_option: str = "--encoding",
     nrows: int | None = None,
 ) -> pd.DataFrame:
-    """Read a CSV, gzipped CSV or Parquet file into a DataFrame.
+    """Read a CSV (or .tsv/.txt/.dat, gzipped too), JSON, Excel or Parquet file into a DataFrame.
 
-    CSV cells are read as text (blank cells are ``""``); Parquet keeps its types.
+    CSV, JSON and Excel cells are read as text (blank cells are ``""``); Parquet keeps its types.
     The file's path is kept in ``df.attrs["source"]`` so later errors can name it, and
     what was detected (separator, header, unnamed columns) in ``df.attrs["reading"]``.
 
     Parameters
     ----------
     path : path-like
-        ``.csv``, ``.csv.gz``, ``.tsv``, ``.tsv.gz``, ``.txt``, ``.parquet`` or ``.pq``.
+        ``.csv``, ``.tsv``, ``.txt``, ``.dat`` (each also ``.gz``), ``.parquet``/``.pq``, ``.jsonl``/
+        ``.json``/``.ndjson`` (also ``.gz``) or ``.xlsx``.
     encoding : str, default "utf-8"
         Text encoding of a CSV file (a UTF-8 byte-order mark is accepted).
     sep : str, optional
@@ -139,21 +153,49 @@ def read_table(
         bytes invalid in ``encoding`` (with byte offset, row and column), a row with
         the wrong number of fields, or an unreadable Parquet or gzip file.
     """
-    from recsys.data.reading import separator_from_option, separator_name, sniff_header, sniff_separator
+    from recsys.data.reading import (
+        DOUBLE_COLON,
+        separator_from_option,
+        separator_name,
+        sniff_header,
+        sniff_separator,
+        uses_double_colon,
+    )
 
     p = Path(path)
     src = str(p)
     if not p.exists():
         raise DataValidationError("file not found; check the path", file=src)
     if p.is_dir():
-        raise DataValidationError("is a folder, expected a .csv, .csv.gz or .parquet file", file=src)
+        raise DataValidationError(f"is a folder, expected a file ({FILE_TYPES})", file=src)
     kind = _file_kind(p)
     if not kind:
+        old_excel = " (an old Excel workbook: save it as .xlsx or CSV)" if p.suffix.lower() == ".xls" else ""
         raise DataValidationError(
-            f"unsupported file type '{p.suffix}'; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
+            f"unsupported file type '{p.suffix}'{old_excel}; use {FILE_TYPES}", file=src
         )
     reading: dict[str, str] = {"file": p.name}
-    if kind == "parquet":
+    if kind in ("json", "excel"):
+        from recsys.data.formats import read_excel_frame, read_json_frame
+
+        if p.stat().st_size == 0:
+            raise DataValidationError("file is empty", file=src)
+        if kind == "json":
+            df, found = read_json_frame(p, nrows=nrows)
+        else:
+            df, found = read_excel_frame(p, header=header, nrows=nrows)
+        reading.update(found)
+        df.columns = [str(c).strip() for c in df.columns]
+        if columns:
+            if len(columns) != len(df.columns):
+                raise DataValidationError(
+                    f"--columns names {len(columns)} columns but the file has {len(df.columns)}: "
+                    f"{', '.join(map(str, df.columns))}",
+                    file=src,
+                )
+            df.columns = [str(c).strip() for c in columns]
+        df = _drop_unnamed_columns(df, reading)
+    elif kind == "parquet":
         if p.stat().st_size == 0:
             raise DataValidationError("file is empty", file=src)
         try:
@@ -199,18 +241,20 @@ def read_table(
             sep = "\t"
             reading["separator"] = "tab (from the .tsv name)"
         else:
-            sep = sniff_separator(sample)
+            sep = DOUBLE_COLON if uses_double_colon(sample) else sniff_separator(sample)
             reading["separator"] = f"{separator_name(sep)} (detected)"
+        # the csv module reads one-character separators: '::' is looked at as a unit separator
+        probe_sep, probe = ("\x1f", sample.replace(DOUBLE_COLON, "\x1f")) if sep == DOUBLE_COLON else (sep, sample)
         reading["encoding"] = encoding
         if header is None:
-            has_header, why = sniff_header(sample, sep)
+            has_header, why = sniff_header(probe, probe_sep)
             reading["header"] = why if not has_header else "present (detected)"
         else:
             has_header = header
             reading["header"] = "present (given)" if header else "none (given)"
         if columns:
             names = [str(c).strip() for c in columns]
-            first = next(csv.reader(io.StringIO(sample, newline=""), delimiter=sep), [])
+            first = next(csv.reader(io.StringIO(probe, newline=""), delimiter=probe_sep), [])
             if len(first) != len(names):
                 raise DataValidationError(
                     f"--columns names {len(names)} columns but the first row has {len(first)} fields "
@@ -227,6 +271,7 @@ def read_table(
             df = pd.read_csv(
                 p,
                 sep=sep,
+                engine="python" if len(sep) > 1 else None,
                 dtype=str,
                 keep_default_na=False,
                 na_values=[],
@@ -297,10 +342,6 @@ def peek_table(
             cat_cols, _, _ = peek_table(files["catalog"], n_rows, {})
             columns = columns + [c for c in cat_cols if c not in columns]
         return columns, rows, reading
-    if p.name.lower().endswith(".xlsx"):
-        raise DataValidationError(
-            "unsupported file type; use .csv, .csv.gz, .tsv, .txt or .parquet", file=src
-        )
     try:
         frame = read_table(
             p,
@@ -320,11 +361,26 @@ def peek_table(
     return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
 
 
+#: Suffixes of the ``interactions.*`` and ``catalog.*`` files a folder import looks for, in order.
+FOLDER_SUFFIXES = (
+    ".csv",
+    ".csv.gz",
+    ".parquet",
+    ".pq",
+    ".tsv",
+    ".jsonl",
+    ".jsonl.gz",
+    ".json",
+    ".json.gz",
+    ".xlsx",
+)
+
+
 def _folder_files(folder: Path) -> dict[str, Path]:
     """``interactions.*`` and ``catalog.*`` in a folder (what the generic import reads there)."""
     found: dict[str, Path] = {}
     for stem in ("catalog", "interactions"):
-        for suffix in (".csv", ".csv.gz", ".parquet", ".pq", ".tsv"):
+        for suffix in FOLDER_SUFFIXES:
             try:  # each file is checked like a typed path: a link must not lead out
                 found[stem] = resolve_import_path(str(folder / f"{stem}{suffix}"))
             except DataValidationError:
@@ -361,6 +417,41 @@ def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataF
     out = df.drop(columns=[c for c in unnamed if c not in renamed]).rename(columns=renamed)
     out.attrs = dict(df.attrs)
     return out
+
+
+def guessed_mapping(frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool = False) -> dict[str, Any]:
+    """The guessed mapping of a file read with no --map (reported in its reading notes). On an
+    events file, a column named like a product attribute (Amazon's review ``title``) whose
+    values differ between rows of the same item is left out of the catalogue."""
+    from recsys.data.mapping import PRODUCT_TEXT_FIELDS, guess_mapping, varies_per_item
+
+    if frame is None:
+        return mapping
+    head = frame.head(500)
+    samples = {str(c): head[c].tolist() for c in head.columns}
+    notes: list[str] = []
+    guess = guess_mapping(frame.columns, samples=samples, notes=notes)
+    if events:
+        item = (
+            "item_id"
+            if "item_id" in frame.columns
+            else next((c for c, f in guess.items() if f == "item_id"), None)
+        )
+        for field in PRODUCT_TEXT_FIELDS:
+            if field in frame.columns and varies_per_item(field, item, samples):
+                guess[field] = None
+                notes.append(
+                    f"'{field}' left out: it differs between rows of the same item, so it describes the "
+                    f"event, not the product; pass --map {field}={field} if it is the product's"
+                )
+    if guess:
+        shown = ", ".join(f"{c} -> {f or 'left out'}" for c, f in guess.items())
+        frame.attrs.setdefault("reading", {})["mapping"] = (
+            f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
+        )
+    if notes:
+        frame.attrs.setdefault("reading", {})["not guessed"] = "; ".join(notes)
+    return {**guess, **mapping}
 
 
 def _unknown_column_message(src: str, df: pd.DataFrame) -> str:
@@ -448,10 +539,50 @@ def apply_mapping(
     return out
 
 
+_TIME_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}.*)?$|^\d{9,13}(\.\d+)?$")
+_EXAMPLE_FIELDS = {"sequence_id": "a session id", "item_id": "an item id", "category": "a category"}
+
+
+def _headerless_message(df: pd.DataFrame, col: str) -> str:
+    """What a file with no header row holds, column by column, and the --columns that names it."""
+    parts, example, said = [], [], []
+    fillers = iter(_EXAMPLE_FIELDS)
+    for c in df.columns:
+        values = [str(v) for v in df[c].head(50) if str(v).strip()]
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(values))[:3])
+        timed = bool(values) and all(_TIME_LIKE.match(v) for v in values)
+        parts.append(f"{c} = {shown}{' (times)' if timed else ''}")
+        name = "timestamp" if timed and "timestamp" not in example else next(fillers, f"col{c}")
+        example.append(name)
+        said.append(
+            "a time" if name == "timestamp" else _EXAMPLE_FIELDS.get(name, f"column {c} kept as {name}")
+        )
+    return (
+        f"required column '{col}' is missing: the file has no header row, so its columns are numbered "
+        f"from 0 ({'; '.join(parts)}). Name them in order with --columns, using field names for the "
+        f"columns that are fields, e.g. --columns {','.join(example)} if they hold {', '.join(said)}; or "
+        f"map them by position: --map 0=sequence_id 2=item_id"
+    )
+
+
 def _require(df: pd.DataFrame, required: tuple[str, ...], file: str | None) -> None:
     for col in required:
         if col not in df.columns:
+            reading = df.attrs.get("reading", {})
+            if str(reading.get("header", "")).startswith("none") and all(
+                str(c).isdigit() for c in df.columns
+            ):
+                raise DataValidationError(_headerless_message(df, col), file=file, column=col)
             present = ", ".join(map(str, df.columns))
+            if col == "sequence_id" and {"user_id", "timestamp"} <= set(df.columns):
+                raise DataValidationError(
+                    f"required column 'sequence_id' is missing: no column holds a session, order or basket "
+                    f"id (columns present: {present}). Cut each user's events into sessions on a time gap with "
+                    "--session-gap 30m (a longer gap such as 1d for reviews or ratings), or map the column "
+                    "that holds sessions with --map <your column>=sequence_id",
+                    file=file,
+                    column=col,
+                )
             extra = ""
             if col == "sequence_id":
                 extra = (

@@ -167,17 +167,18 @@ def _parse_bools(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     return truthy, bad
 
 
-_EPOCH = r"-?\d{9,13}(\.\d+)?"
-_AWARE = r".*(Z|[+-]\d{2}(:?\d{2})?|\s(UTC|GMT))$"
+_EPOCH = r"-?\d{9,19}(\.\d+)?"
+# a zone after a time of day (a date alone, 2016-05-09, ends in "-09" but has no zone)
+_AWARE = r".*\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$|.*\s(UTC|GMT)$"
 
 
 def _parse_timestamps(s: pd.Series, tz: Any = None) -> tuple[pd.Series, pd.Series, str]:
     """datetime64[ns] (UTC, naive), a mask of non-blank cells that could not be parsed, and
     what was detected ("unix seconds (detected)", "ISO 8601 ...").
 
-    A column is read as unix time when at least half of its filled cells are 9-13 digit
-    numbers (seconds or milliseconds by size); the other cells are then bad values, not a
-    reason to read every row as bad. Naive date-times are read in ``tz`` (a tzinfo; UTC
+    A column is read as unix time when at least half of its filled cells are 9-19 digit
+    numbers (seconds, milliseconds, microseconds or nanoseconds by size); the other cells
+    are then bad values, not a reason to read every row as bad. Naive date-times are read in ``tz`` (a tzinfo; UTC
     when None) and stored in UTC.
     """
     no_bad = pd.Series(False, index=s.index)
@@ -239,13 +240,22 @@ def _parse_timestamps(s: pd.Series, tz: Any = None) -> tuple[pd.Series, pd.Serie
     return parsed, bad, "date-times " + " and ".join(kinds) + " (detected)"
 
 
+#: Unix time units by the size of the largest value (after 1973 in seconds: > 1e8 s):
+#: seconds up to 1e11 (year 5138), then milliseconds, microseconds, nanoseconds.
+_EPOCH_UNITS = ((1e17, "ns", "nanoseconds"), (1e14, "us", "microseconds"), (1e11, "ms", "milliseconds"))
+
+
+def _epoch_unit_of(v: pd.Series) -> tuple[str, str]:
+    top = v.abs().max()
+    return next(((code, name) for limit, code, name in _EPOCH_UNITS if top > limit), ("s", "seconds"))
+
+
 def _epoch_unit(v: pd.Series) -> str:
-    return "milliseconds" if v.abs().max() > 1e11 else "seconds"
+    return _epoch_unit_of(v)[1]
 
 
 def _from_epoch(v: pd.Series) -> pd.Series:
-    unit = "ms" if v.abs().max() > 1e11 else "s"
-    return pd.to_datetime(v, unit=unit, errors="coerce").astype("datetime64[ns]")
+    return pd.to_datetime(v, unit=_epoch_unit_of(v)[0], errors="coerce").astype("datetime64[ns]")
 
 
 def _row_numbers(df: pd.DataFrame) -> np.ndarray:

@@ -642,3 +642,60 @@ def test_a_column_of_product_names_is_not_guessed_as_the_item_id(tmp_path, capsy
     )
     assert rc == 0, err
     assert sorted(load_dataset("lines", tmp_path / "d").catalog["item_id"]) == ["71053", "85123A"]
+
+
+def test_a_json_array_of_records_is_read_and_its_fields_guessed(tmp_path, capsys):
+    path = tmp_path / "export.json"
+    path.write_text(
+        '[{"session": "s1", "sku": "a", "ts": 1511544070, "tags": ["x", "y"]},\n'
+        ' {"session": "s1", "sku": "b", "ts": 1511544170, "tags": []},\n'
+        ' {"session": "s2", "sku": "a", "ts": 1511545170, "tags": null}]'
+    )
+    rc, out, err = run(capsys, tmp_path / "data", "csv", str(path), "--name", "arr")
+    assert rc == 0, err
+    reading = report_of(out)["reading"]["interactions"]
+    assert reading["format"] == "JSON array of records" and "ts -> timestamp" in reading["mapping"]
+    ds = load_dataset("arr", tmp_path / "data")
+    assert ds.interactions["timestamp"].min() == pd.Timestamp(1511544070, unit="s")
+    assert ds.interactions["sequence_id"].nunique() == 2
+
+
+def test_a_workbook_whose_first_row_is_data_is_named_by_columns(tmp_path, capsys):
+    path = tmp_path / "log.xlsx"
+    pd.DataFrame([["s1", 17, 1511544070], ["s1", 18, 1511544170], ["s2", 17, 1511545170]]).to_excel(
+        path, header=False, index=False
+    )
+    rc, _, err = run(capsys, tmp_path / "data", "csv", str(path), "--name", "x")
+    assert rc == 2 and "no header row" in err and "--columns" in err
+    rc, out, err = run(
+        capsys,
+        tmp_path / "data",
+        "csv",
+        str(path),
+        "--columns",
+        "sequence_id,item_id,timestamp",
+        "--name",
+        "x",
+    )
+    assert rc == 0, err
+    assert report_of(out)["reading"]["interactions"]["header"].startswith("none (detected")
+    ds = load_dataset("x", tmp_path / "data")
+    assert (
+        sorted(ds.interactions["item_id"]) == ["17", "17", "18"]
+        and ds.interactions["sequence_id"].nunique() == 2
+    )
+
+
+@pytest.mark.parametrize(
+    "value, unit",
+    [("1704103200", "seconds"), ("1704103200000", "milliseconds"), ("1704103200000000", "microseconds")]
+    + [("1704103200000000000", "nanoseconds")],
+)
+def test_unix_time_unit_is_read_from_the_size_of_the_values(tmp_path, capsys, value, unit):
+    rows = [["session", "sku", "ts"], ["a", "x", value], ["a", "y", value[:-1] + "9"]]
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(write(tmp_path / "t.csv", rows)), "--name", "t")
+    assert rc == 0, err
+    assert report_of(out)["reading"]["interactions"]["timestamps"].startswith(f"unix {unit}")
+    assert load_dataset("t", tmp_path / "d").interactions["timestamp"].iloc[0] == pd.Timestamp(
+        "2024-01-01 10:00"
+    )

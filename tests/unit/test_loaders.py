@@ -258,9 +258,9 @@ def test_corrupt_compressed_or_parquet_file_is_refused(stored, tmp_path, suffix)
 def test_missing_file_and_unsupported_type(tmp_path):
     with pytest.raises(DataValidationError, match="file not found"):
         read_table(tmp_path / "nope.csv")
-    (tmp_path / "x.xlsx").write_bytes(b"PK")
-    with pytest.raises(DataValidationError, match="unsupported file type '.xlsx'"):
-        read_table(tmp_path / "x.xlsx")
+    (tmp_path / "x.xls").write_bytes(b"PK")
+    with pytest.raises(DataValidationError, match="unsupported file type '.xls'"):
+        read_table(tmp_path / "x.xls")
 
 
 # --------------------------------------------------------------------------------------

@@ -86,3 +86,28 @@ def test_a_column_of_names_is_guessed_as_the_title_not_an_id() -> None:
     assert guess_fields(cols)["item_id"] == "product"
     # a session column of names is not a session id either
     assert guess_fields(["session", "sku"], {"session": ["Morning visit one", "x y"]})["sequence_id"] is None
+
+
+def test_values_that_contradict_a_name_keep_the_column_from_the_guess() -> None:
+    # a quantity or position column holding text would stop the import: not guessed, and said why
+    notes: list[str] = []
+    text = {
+        "session": ["a", "b"],
+        "sku": ["x", "y"],
+        "timeframe": ["Q1 2020", "Q2 2020"],
+        "qty": ["one", "two"],
+    }
+    assert guess_mapping(["session", "sku", "timeframe", "qty"], samples=text, notes=notes) == {
+        "session": "sequence_id",
+        "sku": "item_id",
+    }
+    assert "'timeframe' not used as position: its values are not numbers" in notes
+    numbers = {"session": ["a", "b"], "sku": ["x", "y"], "timeframe": ["3000", "55000"], "qty": ["1", "2"]}
+    assert guess_fields(["session", "sku", "timeframe", "qty"], numbers)["position"] == "timeframe"
+    # an empty column gives way to the next name of the field (Amazon's categories: [] but main_category)
+    meta = {
+        "parent_asin": ["B1", "B2"],
+        "categories": ["", ""],
+        "main_category": ["All Beauty", "All Beauty"],
+    }
+    assert guess_fields(list(meta), meta)["category"] == "main_category"
