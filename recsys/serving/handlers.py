@@ -15,13 +15,26 @@ from recsys.serving.core import (
     _floats,
     _jsonable,
     _state,
+    config_hash_of,
     parse_k,
 )
-
 
 # ---------------------------------------------------------------------------
 # handlers' logic (plain functions, usable without HTTP)
 # ---------------------------------------------------------------------------
+#: :func:`recsys.search.similar_items`, imported on the first live request (the search package is
+#: not imported at app start) and kept: an import statement per request costs a microsecond or two
+_similar_items: Any = None
+
+
+def _load_similar_items() -> Any:
+    global _similar_items
+    from recsys.search import similar_items
+
+    _similar_items = similar_items
+    return similar_items
+
+
 def similar_response(
     item_id: str,
     *,
@@ -42,26 +55,28 @@ def similar_response(
     run_id = request_run(st, run, dataset, check=not live)  # live: the searcher's look-up checks it
     config, preset_name = _filter_config(preset, filters)
     if live:
-        from recsys.search import similar_items
-
+        similar_items = _similar_items or _load_similar_items()
         try:
             result = similar_items(st.registry, run_id, item_id, config, k)
         except UnknownItemError as exc:
             raise _with_dataset_hint(exc, st, run_id, [item_id], named=bool(run)) from exc
+        ids, scores = result.item_ids, _floats(result.scores)
+        removed = result.removed_by_rule
+        n_elig = result.n_eligible
         return {
             "run": run_id,
             "item_id": item_id,
             "k": k,
             "preset": preset_name,
-            "config_hash": config.config_hash(),
+            "config_hash": config_hash_of(config),
             "source": "live",
-            "items": [
-                {"item_id": str(i), "score": s} for i, s in zip(result.item_ids, _floats(result.scores))
-            ],
-            "served_by": _served_by(result),
-            "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule).items()},
-            "plan": _jsonable(result.plan),
-            "n_eligible": int(result.n_eligible) if result.n_eligible is not None else None,
+            "items": [{"item_id": str(i), "score": s} for i, s in zip(ids, scores)],
+            "served_by": [str(s) for s in result.served_by] if result.served_by else ["model"] * len(ids),
+            "removed_by_rule": {
+                str(r): int(n) for r, n in (removed if removed.__class__ is dict else dict(removed)).items()
+            },
+            "plan": result.plan if result.plan.__class__ is str else _jsonable(result.plan),
+            "n_eligible": int(n_elig) if n_elig is not None else None,
             "elapsed_ms": round(float(result.elapsed_ms), 3),
         }
     if source != "precomputed":
@@ -74,7 +89,7 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    config_hash = config.config_hash()
+    config_hash = config_hash_of(config)
     loc = str(st.settings.precomputed or "")
     if not loc.startswith(("redis://", "rediss://", "unix://")):
         from recsys.precompute import DEFAULT_SQLITE_NAME
@@ -176,7 +191,7 @@ def recommend_response(
         "skipped_rules": list(result.skipped_rules),
         "k": k,
         "preset": preset_name,
-        "config_hash": config.config_hash(),
+        "config_hash": config_hash_of(config),
         "recent_item_ids": result.recent_item_ids,
         "ignored_item_ids": result.ignored_item_ids,
         "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],
