@@ -19,22 +19,10 @@ from recsys.serving.core import (
     parse_k,
 )
 
+
 # ---------------------------------------------------------------------------
 # handlers' logic (plain functions, usable without HTTP)
 # ---------------------------------------------------------------------------
-#: :func:`recsys.search.similar_items`, imported on the first live request (the search package is
-#: not imported at app start) and kept: an import statement per request costs a microsecond or two
-_similar_items: Any = None
-
-
-def _load_similar_items() -> Any:
-    global _similar_items
-    from recsys.search import similar_items
-
-    _similar_items = similar_items
-    return similar_items
-
-
 def similar_response(
     item_id: str,
     *,
@@ -55,7 +43,8 @@ def similar_response(
     run_id = request_run(st, run, dataset, check=not live)  # live: the searcher's look-up checks it
     config, preset_name = _filter_config(preset, filters)
     if live:
-        similar_items = _similar_items or _load_similar_items()
+        from recsys.search import similar_items
+
         try:
             result = similar_items(st.registry, run_id, item_id, config, k)
         except UnknownItemError as exc:
