@@ -425,7 +425,15 @@ class FastMixin:
         except RuntimeError:  # hnswlib#444
             return None
         _, kr, ks, dropped, final = rerank_rows(
-            self, q, labels[0], cand, k, cf.config, n_elig, fp.fetch >= self.n
+            self,
+            q,
+            labels[0],
+            cand,
+            k,
+            cf.config,
+            n_elig,
+            fp.fetch >= self.n,
+            dist[0] if self.space == "cosine" else None,  # unit vectors: a prefix may answer
         )
         if not final:  # the general path answers (a larger fetch or exact) and records the miss
             self._short_fetch = (cf, pos, fp.fetch, self._index, labels[0], dist[0])
