@@ -47,6 +47,9 @@ from recsys.search.ranked import fetch_need, rerank_rows
 from recsys.search.result import SearchResult
 from recsys.search.result import ids_at as _ids_at
 
+#: ``1.0 - d`` as a C call (the no-filter shortcut's scores from hnswlib's cosine distances)
+_ONE_MINUS = (1.0).__sub__
+
 #: configs with a shortcut kept at once (serving presets, inline filters, Explore's current one)
 _FAST_MAX = 16
 
@@ -251,14 +254,20 @@ class FastMixin:
                 del rl[k:], dl[k:]
         return SearchResult(
             _ids_at(fp.ids, rl),
-            [1.0 - d for d in dl],
+            list(map(_ONE_MINUS, dl)),  # 1.0 - d in C: no comprehension frame
             rl,
             dict(removed),
             "hnsw_overfetch",
             n_elig,
             (perf_counter() - t0) * 1e3,
             list(skipped) if skipped else [],
-            seed_item_id if seed_item_id.__class__ is str else self.view.item_id_list[pos],  # no cold read
+            # the seed's id as a str: a NumPy str (an id taken from an array) is copied from the
+            # object in hand, where the view's id list is a cold read after the beam search
+            seed_item_id
+            if seed_item_id.__class__ is str
+            else str(seed_item_id)
+            if isinstance(seed_item_id, str)
+            else self.view.item_id_list[pos],
         )
 
     def _fast_flag(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
@@ -416,7 +425,15 @@ class FastMixin:
         except RuntimeError:  # hnswlib#444
             return None
         _, kr, ks, dropped, final = rerank_rows(
-            self, q, labels[0], cand, k, cf.config, n_elig, fp.fetch >= self.n
+            self,
+            q,
+            labels[0],
+            cand,
+            k,
+            cf.config,
+            n_elig,
+            fp.fetch >= self.n,
+            dist[0] if self.space == "cosine" else None,  # unit vectors: a prefix may answer
         )
         if not final:  # the general path answers (a larger fetch or exact) and records the miss
             self._short_fetch = (cf, pos, fp.fetch, self._index, labels[0], dist[0])

@@ -32,6 +32,18 @@ def fetch_need(k: int, cfg: Any) -> int:
     return k + (k + 1) // 2 if cfg.max_per_brand else k
 
 
+#: a bound on ``|exact score - (1 - hnswlib's cosine distance)|`` for unit vectors: both are
+#: float32 dot products of the same unit vectors, normalised and summed in another order (each
+#: off by at most ``dim`` float32 roundings, 64 x 6e-8 = 4e-6 at dim 64; 1e-4 holds to dim 1,600)
+SCORE_SLACK = 1e-4
+#: the eligible labels rescored first when hnswlib's distances are given (:func:`rerank_rows`):
+#: this many per item asked, rounded up to whole groups of 8 rows. The BLAS product's rows in
+#: whole groups of 4 are the same floats as inside a longer product (OpenBLAS's gemv kernels take
+#: rows 4 at a time; measured bit for bit over random shapes, dims 16 to 128), so the prefix's
+#: scores are those of rescoring every eligible label, as the tests check
+PREFIX_FACTOR = 2
+
+
 def rerank_rows(
     searcher: Any,
     q: np.ndarray,
@@ -41,11 +53,20 @@ def rerank_rows(
     cfg: Any,
     n_elig: int,
     fetched_all: bool,
+    dist: np.ndarray | None = None,
 ) -> tuple[list[int], list[int], list[float], dict[str, int], bool]:
     """(kept positions, their vector rows, their scores, drop counts, final) for the labels
     ``rows`` of one over-fetch, the eligible ones those of the key range ``cand``
     (:class:`recsys.search.query.KeyRange`): what ``_rerank`` of the NumPy path returns, as
-    lists. ``final`` False: more candidates are needed (the list may still be short of k)."""
+    lists. ``final`` False: more candidates are needed (the list may still be short of k).
+
+    ``dist``: hnswlib's cosine distances of ``rows`` (ascending, as ``knn_query`` returns them;
+    unit vectors, no ``min_similarity``). Then the first ``PREFIX_FACTOR * k`` eligible labels
+    are rescored first, and when their ranked list keeps k items whose k-th scores more than
+    ``1 - d + SCORE_SLACK`` (``d``: the distance of the first eligible label left out, so every
+    label left out scores less), that is the answer: the same items, order and counts as
+    rescoring every eligible label, without gathering the rows of those that cannot enter
+    it (each a cache miss after the beam search). Otherwise every eligible label is rescored."""
     rl = rows.tolist()
     keys = cand.by_row.take(rows.view(np.int64)).tolist()
     lo, hi, seed, drop = cand.lo, cand.hi, cand.seed_row, cand.drop
@@ -56,6 +77,27 @@ def rerank_rows(
     exhausted = fetched_all or len(er) >= n_elig
     if not er:
         return [], [], [], ({"min_similarity": 0} if cfg.min_similarity is not None else {}), exhausted
+    m = -(-PREFIX_FACTOR * k // 8) * 8  # whole groups of 8 rows: see PREFIX_FACTOR
+    if dist is not None and len(er) > m and cfg.min_similarity is None:
+        # the score above which nothing left out can rank: the first eligible label left out
+        bound = 1.0 - float(dist[rl.index(er[m])]) + SCORE_SLACK
+        got = _rank(searcher, q, er[:m], k, cfg)
+        kept = got[0]
+        if len(kept) == k and -kept[-1][0] > bound:
+            return _lists(kept, got[1], True)
+    kept, dropped, enough, below_seen = _rank(searcher, q, er, k, cfg)
+    return _lists(kept, dropped, enough or exhausted or below_seen)
+
+
+def _lists(kept: list[tuple], dropped: dict[str, int], final: bool) -> tuple:
+    return [t[1] for t in kept], [t[2] for t in kept], [-t[0] for t in kept], dropped, final
+
+
+def _rank(
+    searcher: Any, q: np.ndarray, er: list[int], k: int, cfg: Any
+) -> tuple[list[tuple], dict[str, int], bool, bool]:
+    """The eligible rows ``er`` rescored, ranked (score, then position) and cut by the ranked
+    rules: (kept (-score, position, row, brand) tuples, drop counts, enough, below_seen)."""
     pos = searcher.view.pos_of_row.take(er)
     view = searcher.view
     # the NumPy path's scores: the same product over the same rows in the same order
@@ -89,10 +131,4 @@ def rerank_rows(
         dropped["min_similarity"] = len(kept) - len(good)
         below_seen = -ranked[-1][0] < ms
         kept = good
-    return (
-        [t[1] for t in kept],
-        [t[2] for t in kept],
-        [-t[0] for t in kept],
-        dropped,
-        enough or exhausted or below_seen,
-    )
+    return kept, dropped, enough, below_seen

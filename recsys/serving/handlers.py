@@ -15,6 +15,7 @@ from recsys.serving.core import (
     _floats,
     _jsonable,
     _state,
+    config_hash_of,
     parse_k,
 )
 
@@ -48,20 +49,23 @@ def similar_response(
             result = similar_items(st.registry, run_id, item_id, config, k)
         except UnknownItemError as exc:
             raise _with_dataset_hint(exc, st, run_id, [item_id], named=bool(run)) from exc
+        ids, scores = result.item_ids, _floats(result.scores)
+        removed = result.removed_by_rule
+        n_elig = result.n_eligible
         return {
             "run": run_id,
             "item_id": item_id,
             "k": k,
             "preset": preset_name,
-            "config_hash": config.config_hash(),
+            "config_hash": config_hash_of(config),
             "source": "live",
-            "items": [
-                {"item_id": str(i), "score": s} for i, s in zip(result.item_ids, _floats(result.scores))
-            ],
-            "served_by": _served_by(result),
-            "removed_by_rule": {str(r): int(n) for r, n in dict(result.removed_by_rule).items()},
-            "plan": _jsonable(result.plan),
-            "n_eligible": int(result.n_eligible) if result.n_eligible is not None else None,
+            "items": [{"item_id": str(i), "score": s} for i, s in zip(ids, scores)],
+            "served_by": [str(s) for s in result.served_by] if result.served_by else ["model"] * len(ids),
+            "removed_by_rule": {
+                str(r): int(n) for r, n in (removed if removed.__class__ is dict else dict(removed)).items()
+            },
+            "plan": result.plan if result.plan.__class__ is str else _jsonable(result.plan),
+            "n_eligible": int(n_elig) if n_elig is not None else None,
             "elapsed_ms": round(float(result.elapsed_ms), 3),
         }
     if source != "precomputed":
@@ -74,7 +78,7 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    config_hash = config.config_hash()
+    config_hash = config_hash_of(config)
     loc = str(st.settings.precomputed or "")
     if not loc.startswith(("redis://", "rediss://", "unix://")):
         from recsys.precompute import DEFAULT_SQLITE_NAME
@@ -176,7 +180,7 @@ def recommend_response(
         "skipped_rules": list(result.skipped_rules),
         "k": k,
         "preset": preset_name,
-        "config_hash": config.config_hash(),
+        "config_hash": config_hash_of(config),
         "recent_item_ids": result.recent_item_ids,
         "ignored_item_ids": result.ignored_item_ids,
         "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],

@@ -83,3 +83,62 @@ def test_ranked_rules_in_lists_match_brute_force(built, monkeypatch):
             np.testing.assert_allclose(res.scores, ref_scores[: len(res)], atol=1e-5)
     assert over > 0.5 * len(seeds)
     assert same >= 0.95 * len(seeds)
+
+
+@pytest.mark.parametrize("group", [1, 100])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"same_category": True, "category_level": 0, "exclude_adult": True, "max_per_brand": 3},
+        {"same_category": True, "category_level": 0, "max_per_brand": 1},
+    ],
+)
+def test_a_rescored_prefix_answers_as_every_eligible_label(built, fields, group, monkeypatch):
+    """The preset's shortcut rescores the first 2k eligible labels of its over-fetch first
+    (hnswlib's distances bound what the rest can score): its answers are those of rescoring every
+    eligible label, field by field, also where many items share one vector (``group``: ties
+    across the prefix's end, decided by catalogue position, where the prefix must give way),
+    and the prefix answers queries on its own."""
+    import recsys.search.ranked as ranked
+
+    monkeypatch.setattr(planner, "_COST_EXACT_BASE", 1e6)
+    cat, vec, index = built
+    rng = np.random.default_rng(5)
+    # brands drawn at random (300), so that the fill rate keeps the over-fetch (the shortcut) on
+    cat = cat.assign(brand=[f"r{b}" for b in rng.integers(0, 300, len(cat))])
+    if group > 1:  # every vector shared by ``group`` items (a thin catalogue)
+        vec = np.repeat(vec[::group], group, axis=0)[: len(vec)]
+        vec = vec[rng.permutation(len(vec))]  # ties scattered over rows and positions
+        index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+    ids = cat["item_id"].to_numpy()
+    cfg = FilterConfig(**fields)
+    prefix = FilteredSearcher(vec, ids, cat, index=index)
+    whole = FilteredSearcher(vec, ids, cat, index=index)
+    seeds = [f"c{i}" for i in range(0, 6000, 37)]
+    for s in (prefix, whole):
+        for item in seeds[:40]:
+            s.search(item, cfg, 10)
+    rank, calls = ranked._rank, []
+
+    def counted(searcher, q, er, k, c):
+        calls.append(len(er))
+        return rank(searcher, q, er, k, c)
+
+    monkeypatch.setattr(ranked, "_rank", counted)
+    answered = fell = 0
+    for k in (10, 7):
+        m = -(-ranked.PREFIX_FACTOR * k // 8) * 8
+        for item in seeds:
+            calls.clear()
+            got = prefix.search(item, cfg, k)
+            answered += calls == [m]
+            fell += calls[:1] == [m] and len(calls) > 1
+            with monkeypatch.context() as mp:
+                mp.setattr(ranked, "PREFIX_FACTOR", 10**6)  # no prefix: every eligible label
+                want = whole.search(item, cfg, k)
+            for field in FIELDS:
+                assert getattr(got, field) == getattr(want, field), (item, k, field)
+    if group == 1:
+        assert answered > 0.5 * 2 * len(seeds)  # the prefix alone answered most queries
+    else:
+        assert fell > 0.5 * 2 * len(seeds)  # ties across the prefix's end: every label rescored

@@ -1096,6 +1096,26 @@ def test_no_filter_shortcut_answers_as_the_general_path(uncorrelated):
     assert again.removed_by_rule == {"exclude_seed": 1} and again.skipped_rules == []
 
 
+def test_no_filter_shortcut_answers_a_numpy_seed_id_with_a_str(uncorrelated):
+    """A seed id taken from a NumPy array (``np.str_``, as the bench and a caller iterating an id
+    array pass it) is answered by the no-filter shortcut as its ``str`` is, and the result names
+    the seed with a plain ``str`` (equal to the catalogue's id), as the general path does."""
+    cat, vec, index = uncorrelated
+    ids = cat["item_id"].to_numpy().astype(str)
+    warm = FilteredSearcher(vec, ids, cat, index=index)
+    warm.search("u1")
+    counter = GeneralPathCalls(warm)
+    for row in (0, 17, 4000, 7999):
+        seed = ids[row]
+        assert seed.__class__ is np.str_
+        want = FilteredSearcher(vec, ids, cat, index=index).search(f"u{row}", FilterConfig(), 10)
+        got = warm.search(seed, None, 10)
+        for field in ("item_ids", "scores", "rows", "removed_by_rule", "plan", "n_eligible"):
+            assert getattr(got, field) == getattr(want, field), (row, field)
+        assert got.seed_item_id.__class__ is str and got.seed_item_id == f"u{row}"
+    assert counter.calls == 0  # every one answered by the shortcut
+
+
 @pytest.mark.parametrize(
     "fields",
     [

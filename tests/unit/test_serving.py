@@ -622,3 +622,23 @@ def test_garbage_model_files_are_json_503_naming_the_file(client: Any, data: dic
         for f in broken.iterdir():
             f.unlink()
         broken.rmdir()
+
+
+def test_json_reply_is_compact_in_key_order_and_leaves_dates_to_flask() -> None:
+    """The hot endpoints' body (orjson): compact, keys in the order built, unicode kept; a value only
+    Flask's provider writes (a date) goes through ``jsonify`` as before (an HTTP date)."""
+    import datetime
+
+    import flask
+
+    from recsys.serving.core import json_reply
+
+    app = flask.Flask("reply")
+    with app.app_context():
+        resp = json_reply({"z": 1, "a": [0.25, None, "é"]}, 201)
+        assert resp.status_code == 201 and resp.mimetype == "application/json"
+        assert json.loads(resp.get_data()) == {"z": 1, "a": [0.25, None, "é"]}
+        assert resp.get_data(as_text=True).startswith('{"z":1,"a":[0.25,null,')
+        when = datetime.datetime(2026, 12, 6, 4, 20, tzinfo=datetime.timezone.utc)
+        dated = json_reply({"at": when})
+        assert json.loads(dated.get_data()) == {"at": "Sun, 06 Dec 2026 04:20:00 GMT"}
