@@ -276,7 +276,7 @@ class FilteredSearcher(
         cfg = cf.config
         s, e = r.s, r.e
         dense_cost, gather_cost = self._exact_costs(e - s, n_elig, scan=r.kv is None)
-        krows = self._key_rows(r.kv) if r.kv is not None else None
+        krows = self._key_rows(r.kv) if r.kv is not None and cf.lean else None
         if krows is not None:  # the key range's rows are one slice of the key-ordered copy: no gather
             gather_cost = self._exact_costs(n_elig, n_elig)[0]
         if dense_cost <= gather_cost:
