@@ -252,7 +252,8 @@ class StaticMixin:
         search over the block, 4 to 20 raw queries' time), counted as ``_MISS_USES`` uses, by any
         lean filter with a category block (a price band inside it too: :meth:`_block_keyed`
         answers its short seeds from the graph), and for blocks of any size whose graph fits the
-        filter's memory budget. A plain use counts only for a category filter's blocks of at most
+        filter's memory budget (a block over ``BLOCK_MAX_SHARE``: a quarter of it at most, 64 MB,
+        about 150k rows at d=64; so not at a million items). A plain use counts only for a category filter's blocks of at most
         ``BLOCK_MAX_SHARE`` of the catalogue (the graph then answers all of the block's seeds)."""
         s, e, _ = key
         rows = e - s
@@ -262,11 +263,10 @@ class StaticMixin:
         uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
         if uses < _SUB_AFTER or rows < self.sub_index_min_rows or cf.block_bytes >= _BLOCKS_MAX_BYTES:
             return
-        if (
-            not small
-            and cf.block_bytes + block_graph_bytes(rows, self.dim, self._index_M()) > _BLOCKS_MAX_BYTES
-        ):
-            return  # a half of a million-item catalogue: over the budget (the misses stay as they are)
+        if not small:  # a big block's graph: a quarter of the budget at most (a longer build beyond)
+            size = block_graph_bytes(rows, self.dim, self._index_M())
+            if size > _BLOCKS_MAX_BYTES // 4 or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+                return  # a half of a million-item catalogue (208 MB): its misses stay as they are
         gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
         c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
         if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
