@@ -319,6 +319,8 @@ class ColdMixin:
                 if len(sel) >= min(k, m):
                     scores = [1.0 - d for d in dist[sel].tolist()]  # as the compiled over-fetch scores
                     return self._listed(qq, rows[sel].tolist(), scores, None, "hnsw_overfetch", m)
+                if _ == 0 and hit is not None and hit.cat_only and not r.full:
+                    self._block_use(hit, (r.s, r.e, r.no_adult), miss=True)  # a miss of the block
                 fetch *= 4
             if not exact_ok:
                 return None

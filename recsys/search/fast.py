@@ -46,6 +46,7 @@ from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in
 from recsys.search.ranked import fetch_need, rerank_rows
 from recsys.search.result import SearchResult
 from recsys.search.result import ids_at as _ids_at
+from recsys.search.static import block_first
 
 #: ``1.0 - d`` as a C call (the no-filter shortcut's scores from hnswlib's cosine distances)
 _ONE_MINUS = (1.0).__sub__
@@ -332,12 +333,94 @@ class FastMixin:
         # every seed's row distinct, and a cache's lookup and copies cost more than the build
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
         seed_row = fp.perm[pos] if seed_in else -1
-        drop = fp.drop.get(pos) if fp.drop else None
+        banned = drop = fp.drop.get(pos) if fp.drop else None
         if drop is not None:  # the seed's banned rows, tested with the key range: the seed's row too
             drop = drop[1] + [seed_row] if seed_row >= 0 else drop[1]
-            seed_row = -1
-        return self._fast_finish(
-            fp, pos, k, fp.fetch, fp.kvs[var], lo, hi, seed_row, removed, skipped, n_elig, t0, drop
+        key = ss = None
+        if fp.block_max < 0.0 and cf.cat_col >= 0 and cf.blocks and row[TABLE_COUNTS + cf.cat_col] >= 0:
+            # a key range inside a category block (a price band) whose block has a graph: a seed
+            # whose main over-fetch would fall short is answered from it (or exactly), as the
+            # general path would (static.py: _in_block_choice, _block_keyed)
+            key = (s, e, cf.adult_col >= 0 and row[TABLE_COUNTS + cf.adult_col] >= 0)
+            choice, ss = self._in_block_choice(cf, key, n_elig, k + 1, fp.fetch, cf.table_kvs[var])
+            if choice is not None:
+                if choice == "exact":
+                    return None
+                return self._fast_keyed_block(
+                    fp, ss, pos, k, var, lo, hi, seed_row, banned, removed, skipped, n_elig, t0
+                )
+        got = self._fast_finish(
+            fp,
+            pos,
+            k,
+            fp.fetch,
+            fp.kvs[var],
+            lo,
+            hi,
+            -1 if drop is not None else seed_row,
+            removed,
+            skipped,
+            n_elig,
+            t0,
+            drop,
+        )
+        if got is None and key is not None:  # fell short: the block's graph answers, if it has one
+            ss = cf.blocks.get(key)
+            if ss is not None and ss.sub is not None:
+                got = self._fast_keyed_block(
+                    fp, ss, pos, k, var, lo, hi, seed_row, banned, removed, skipped, n_elig, t0, True
+                )
+        return got
+
+    def _fast_keyed_block(
+        self,
+        fp: FastPlan,
+        ss: Any,
+        pos: int,
+        k: int,
+        var: int,
+        lo: int,
+        hi: int,
+        seed_row: int,
+        banned: tuple[Any, list[int]] | None,
+        removed: dict[str, int],
+        skipped: list[str],
+        n_elig: int,
+        t0: float,
+        missed: bool = False,
+    ) -> SearchResult | None:
+        """:meth:`_block_keyed` of the shortcut: the first k in the seed's key range of an
+        over-fetch on its category block's graph (``missed``: after the main over-fetch fell short,
+        learned as the general path learns it). None when that falls short too."""
+        got = block_first(
+            ss,
+            fp.qunit[pos : pos + 1],
+            k,
+            fp.kvs[var],
+            lo,
+            hi,
+            seed_row,
+            banned[1] if banned is not None else None,
+            n_elig,
+        )
+        if got is None:
+            return None
+        if missed:
+            self._short_fetch = None
+            st = fp.cf.stats
+            st.queries += 1  # the main graph's fetch fell short: as the general path learns it
+            st.record(False)
+        rl, dl = got
+        return SearchResult(
+            _ids_at(fp.ids, rl),
+            [1.0 - d for d in dl],
+            rl,
+            removed,
+            "hnsw_subindex",
+            n_elig,
+            (perf_counter() - t0) * 1e3,
+            skipped,
+            self.view.item_id_list[pos],
         )
 
     def _fast_block(self, fp: FastPlan, pos: int, k: int, t0: float) -> SearchResult | None:

@@ -47,6 +47,8 @@ class Query:
     removed: dict[str, int]
     skipped: list[str]
     span: tuple[int, int] | None = None
+    #: set by the over-fetch: its first fetch fell short (a miss of the seed's category block)
+    short: bool = False
 
 
 def first_in_range(keys: Iterable[int], lo: int, hi: int, want: int) -> list[int]:

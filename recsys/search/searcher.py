@@ -276,6 +276,9 @@ class FilteredSearcher(
         cfg = cf.config
         s, e = r.s, r.e
         dense_cost, gather_cost = self._exact_costs(e - s, n_elig, scan=r.kv is None)
+        krows = self._key_rows(r.kv) if r.kv is not None and cf.lean else None
+        if krows is not None:  # the key range's rows are one slice of the key-ordered copy: no gather
+            gather_cost = self._exact_costs(n_elig, n_elig)[0]
         if dense_cost <= gather_cost:
             cand = None
             sc = _matvec(self.unit[s:e], q)
@@ -293,7 +296,10 @@ class FilteredSearcher(
             plan = "exact_range"
         elif r.kv is not None:  # the eligible positions are one slice of the key order: no scan
             cand = r.kv.order[r.key_a : r.key_b]
-            sc = _matvec(np.take(self.unit, cand, axis=0), q)  # np.take: 2-3x faster than unit[cand]
+            if krows is not None:
+                sc = _matvec(krows[r.key_a : r.key_b], q)
+            else:
+                sc = _matvec(np.take(self.unit, cand, axis=0), q)  # np.take: 2-3x faster than unit[cand]
             if r.seed >= 0:
                 sc[cand == r.seed] = -np.inf
             if r.banned is not None:
@@ -426,7 +432,29 @@ class FilteredSearcher(
             qq.span = (s, e)
             seed_row = int(self.view.perm[pos]) if seed_in else -1
             cand = KeyRange(kv.by_row, lo, hi, seed_row, self.view.pos_of_row, drop[1] if drop else None)
-            got = self._try_overfetch(qq, cand, n_elig, e - s)
+            # a lean key range inside a category block: a short over-fetch counts as a miss of the
+            # block, and once the block has a graph it answers instead of a deeper fetch (static.py)
+            key = (s, e, cf.adult_col >= 0 and counts[cf.adult_col] >= 0)
+            block = cf.lean and cf.cat_col >= 0 and counts[cf.cat_col] >= 0
+            choice, ss = None, None
+            if block and not cf.cat_only:  # a key range inside the block (a price band)
+                choice, ss = self._in_block_choice(cf, key, n_elig, qq.k + 1, _FETCH_MIN, kv)
+                if choice == "block":
+                    got = self._block_keyed(qq, ss, cand, n_elig)
+                    if got is not None:
+                        return got
+                    choice = "exact"
+                elif choice is None:
+                    ss = self._block_graph(cf, key)
+            if choice == "exact":
+                got = "exact"
+            else:
+                got = self._try_overfetch(qq, cand, n_elig, e - s, refetch=ss is None)
+            if block and (qq.short or isinstance(got, str)):
+                if key not in cf.blocks:
+                    self._block_use(cf, key, miss=True)
+                elif ss is not None and got != "exact":
+                    got = self._block_keyed(qq, ss, cand, n_elig) or got
             if not isinstance(got, str):
                 return got
             plan = got
@@ -462,7 +490,9 @@ class FilteredSearcher(
         kp, ks, dropped, used = self._exact(qq.q, qq.cf, r, None, n_elig, qq.k)
         return self._result(qq, kp, ks, dropped, used if plan == "exact" else plan, n_elig)
 
-    def _try_overfetch(self, qq: Query, cand: KeyRange, n_elig: int, domain: int) -> SearchResult | str:
+    def _try_overfetch(
+        self, qq: Query, cand: KeyRange, n_elig: int, domain: int, refetch: bool = True
+    ) -> SearchResult | str:
         """Exact search or the over-fetch, by expected cost (:meth:`_choose`), and the over-fetch when chosen.
 
         Returns the answer, or the plan an exact search must finish: ``"exact"`` (chosen by
@@ -481,7 +511,15 @@ class FilteredSearcher(
             if short[3] is self._index:  # the shortcut fetched the same labels for this query
                 first = short[4:]
         got = self._overfetch(
-            qq, cand, fetch, n_elig, domain, cf.lean, first_rows=first[0], first_dist=first[1]
+            qq,
+            cand,
+            fetch,
+            n_elig,
+            domain,
+            cf.lean,
+            refetch=refetch,
+            first_rows=first[0],
+            first_dist=first[1],
         )
         return got if got is not None else "hnsw_overfetch+exact_fallback"
 
@@ -542,6 +580,7 @@ class FilteredSearcher(
                     )
             if first and auto:
                 cf.stats.record(final)
+                qq.short = not final
                 if lean and final and len(sel) >= k:
                     self._learn_depth(cf.stats, sel[-1] + 1, k, n_elig)
             first = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
     _BLOCKS_MAX_BYTES,
+    _FETCH_MIN,
     _S_CACHE_BYTES,
     _S_EXACT_BASE,
     _S_GEMV_ROW,
@@ -19,7 +21,7 @@ from recsys.search.planner import (
     _S_SELECT_ROW,
     _SUB_AFTER,
 )
-from recsys.search.query import FlagRange, Query
+from recsys.search.query import FlagRange, KeyRange, Query
 from recsys.search.result import SearchResult, ids_at
 from recsys.topk import topk
 
@@ -33,6 +35,62 @@ SUB_EF_CONSTRUCTION = 200
 #: many, and at most ``_BLOCKS_MAX_BYTES`` together (the oldest dropped first; a compiled filter
 #: that adopted one keeps it while it is cached)
 _SHARED_BLOCKS_MAX = 64
+
+
+#: a query of a category block whose first over-fetch fell short counts as this many uses of the
+#: block (:meth:`StaticMixin._block_use`): such a query costs a second fetch and an exact search
+#: over the block, 4 to 20 raw queries' time at 100k items, where a plain use costs about one
+#: more than the graph's answer would
+_MISS_USES = 4
+
+
+def block_graph_bytes(rows: int, dim: int, M: int) -> int:
+    """Bytes of a block over ``BLOCK_MAX_SHARE`` with its graph (:meth:`StaticSet.build_sub`'s
+    count, and its positions and rows; no dense copy of the block is kept)."""
+    return rows * (dim * 4 + 2 * M * 4 + 16 + 16)
+
+
+def block_first(
+    ss: StaticSet,
+    q2: np.ndarray,
+    k: int,
+    key_by_row: Any,
+    lo: int,
+    hi: int,
+    seed_row: int,
+    drop: list[int] | None,
+    n_elig: int,
+) -> tuple[list[int], list[float]] | None:
+    """The first k labels of an over-fetch on a category block's graph ``ss.sub`` whose key
+    (``key_by_row``: an array or a flat memoryview) lies in ``[lo, hi)``, other than the seed's
+    row and the rows ``drop``: their vector rows and hnswlib's distances, best first. The fetch
+    is sized to the range's share of the block (:func:`fetch_for`, as a static filter's). None
+    when fewer than ``min(k, n_elig)`` are among them (the graph's every item fetched: final),
+    or hnswlib#444."""
+    out = set(drop) if drop else set()
+    if seed_row >= 0:
+        out.add(seed_row)
+    m = ss.n
+    fetch = min(m, max(_FETCH_MIN, fetch_for(k + len(out), n_elig / m, m)))
+    try:
+        cols, dist = ss.sub.knn_query(q2, fetch, 1)
+    except RuntimeError:  # hnswlib#444
+        return None
+    rows = ss.rows[cols[0].view(np.uint64).astype(np.int64)].tolist()
+    if isinstance(key_by_row, np.ndarray):
+        keys = key_by_row[np.asarray(rows, dtype=np.int64)].tolist()
+    else:
+        keys = list(map(key_by_row.__getitem__, rows))
+    sel = []
+    for j, x in enumerate(keys):
+        if lo <= x < hi and rows[j] not in out:
+            sel.append(j)
+            if len(sel) == k:
+                break
+    if len(sel) < min(k, n_elig) and fetch < m:
+        return None
+    (dl,) = dist.tolist()
+    return [rows[j] for j in sel], [dl[j] for j in sel]
 
 
 class StaticMixin:
@@ -179,7 +237,7 @@ class StaticMixin:
         seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
         return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0) - n_drop, drop)
 
-    def _block_use(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+    def _block_use(self, cf: CompiledFilter, key: tuple[int, int, bool], miss: bool = False) -> None:
         """Count one query of a ``same_category`` filter's block (start, end, adult excluded) that
         has no graph yet, and queue its graph once the block is used often and exact search over
         it costs clearly more than a beam search. Called by the block's queries on the seed-table
@@ -187,20 +245,97 @@ class StaticMixin:
         answer until its seed table is built (:meth:`_search_cold`): counted only from the table
         on, a block's first ``_SUB_AFTER`` table queries came after the lists' and its graph was
         queued late (at 100k items, a filter's first 200 queries over ten 10k-row categories
-        queued none, and the next few hundred were answered by over-fetches and block scans)."""
-        uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
+        queued none, and the next few hundred were answered by over-fetches and block scans).
+
+        ``miss``: a query of the block whose first over-fetch on the main graph fell short (a seed
+        whose vector lies among another category's items: a second fetch, then usually an exact
+        search over the block, 4 to 20 raw queries' time), counted as ``_MISS_USES`` uses, by any
+        lean filter with a category block (a price band inside it too: :meth:`_block_keyed`
+        answers its short seeds from the graph), and for blocks of any size whose graph fits the
+        filter's memory budget (a block over ``BLOCK_MAX_SHARE``: a quarter of it at most, 64 MB,
+        about 150k rows at d=64; so not at a million items). A plain use counts only for a category filter's blocks of at most
+        ``BLOCK_MAX_SHARE`` of the catalogue (the graph then answers all of the block's seeds)."""
         s, e, _ = key
         rows = e - s
-        if (
-            uses >= _SUB_AFTER
-            and rows >= self.sub_index_min_rows
-            and rows <= BLOCK_MAX_SHARE * self.n
-            and cf.block_bytes < _BLOCKS_MAX_BYTES
-        ):
-            gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
-            c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
-            if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
-                self._queue_block(cf, key)
+        small = rows <= BLOCK_MAX_SHARE * self.n
+        if not (miss or small):
+            return
+        uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
+        if uses < _SUB_AFTER or rows < self.sub_index_min_rows or cf.block_bytes >= _BLOCKS_MAX_BYTES:
+            return
+        if not small:  # a big block's graph: a quarter of the budget at most (a longer build beyond)
+            size = block_graph_bytes(rows, self.dim, self._index_M())
+            if size > _BLOCKS_MAX_BYTES // 4 or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+                return  # a half of a million-item catalogue (208 MB): its misses stay as they are
+        gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
+        c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
+        if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
+            self._queue_block(cf, key)
+
+    def _index_M(self) -> int:
+        index = self._index if self._index is not None else self.index
+        return index.M
+
+    def _block_graph(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> StaticSet | None:
+        """The category block ``key``'s eligible set when its graph is built (its own, or adopted
+        from a filter of the same mask: :meth:`_search_block`), else None."""
+        ss = cf.blocks.get(key)
+        if ss is None and self._shared_blocks:
+            digest = cf.mask_digest if not self._inline() else self._mask_digest(cf)
+            if digest is not None:
+                ss = self._shared_blocks.get((digest, *key))
+                if ss is not None:
+                    cf.blocks[key] = ss
+        return ss if ss is not None and ss.sub is not None else None
+
+    def _in_block_choice(
+        self, cf: CompiledFilter, key: tuple[int, int, bool], n_elig: int, need: int, fetch: int, kv: Any
+    ) -> tuple[str | None, StaticSet | None]:
+        """A lean key range inside a category block ``key`` (a price band relative to the seed, a
+        gender) whose over-fetch of ``fetch`` on the main graph is expected to hold fewer than
+        ``need`` eligible labels even were the seed's neighbours all in its block (``fetch`` times
+        the range's share of the block: a seed with an extreme price): once the block has its own
+        graph, an over-fetch on it (``"block"``, sized to that share) or an exact search over the
+        range (``"exact"``; ``kv``: the range's key index), whichever the planner prices lower, instead of a main fetch that would
+        fall short first. (None, None): the main over-fetch, as before (its misses queue the
+        block's graph)."""
+        s, e, _ = key
+        if fetch * n_elig >= need * (e - s):
+            return None, None
+        ss = self._block_graph(cf, key)
+        if ss is None:
+            return None, None
+        c_x = min(self._exact_costs(e - s, n_elig, scan=False))
+        if kv.unit is not None:  # the range is one slice of the key index's copy (_key_rows): no gather
+            c_x = min(c_x, self._exact_costs(n_elig, n_elig)[0])
+        fb = min(ss.n, max(_FETCH_MIN, fetch_for(need, n_elig / ss.n, ss.n)))
+        if self._hnsw_cost(max(fb, ss.sub.ef)) < c_x:
+            return "block", ss
+        return "exact", None
+
+    def _block_keyed(self, qq: Query, ss: StaticSet, cand: KeyRange, n_elig: int) -> SearchResult | None:
+        """A lean filter with a key range inside a category block (a price band, a gender) whose
+        over-fetch on the main graph fell short: an over-fetch on the block's own graph instead of
+        a deeper one and an exact search (the block holds every eligible item, so its graph's
+        nearest are the seed's nearest eligible ones whatever the seed's own vector cluster), the
+        first k in range as :meth:`_overfetch` takes them. None when it falls short too."""
+        got = block_first(
+            ss, qq.q[None, :], qq.k, cand.by_row, cand.lo, cand.hi, cand.seed_row, cand.drop, n_elig
+        )
+        if got is None:
+            return None
+        rl, dl = got
+        return SearchResult(
+            ids_at(self.view.item_id_by_row, rl),
+            [1.0 - d for d in dl],
+            rl,
+            qq.removed,
+            "hnsw_subindex",
+            n_elig,
+            (time.perf_counter() - qq.t0) * 1e3,
+            qq.skipped,
+            qq.seed_id,
+        )
 
     def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
         s, e, no_adult = key
@@ -219,7 +354,12 @@ class StaticMixin:
             if no_adult:
                 mask[s:e] &= ~self.view.adult[s:e]
             ss = StaticSet(mask, self.view.perm, self.view.pos_of_row, self.unit)
+            big = ss.block is None  # over BLOCK_MAX_SHARE: no dense copy kept, one for the build only
+            if big:
+                ss.block = np.take(self.unit, ss.pos, axis=0)
             ss.build_sub(space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef)
+            if big:
+                ss.block = None
             cf.block_bytes += ss.nbytes
             cf.blocks[key] = ss  # published whole, with its graph
             self._share(cf, key, ss)

@@ -1,0 +1,142 @@
+"""The slowest queries of a category filter that follows the vectors (issue 18, p99 tail).
+
+A seed whose own category is not its vector cluster's (a stray) finds few items of its category
+among its nearest neighbours: the over-fetch on the main graph falls short, and the query used
+to pay a deeper fetch and an exact search over its category block. Such misses now queue the
+block's own graph (also for a block of half the catalogue, within the filter's memory budget),
+and once it is built the stray's query (with a price band inside the block too) is answered from
+it; an exact search over a key range reads one slice of a key-ordered copy of the vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.filters import FilterConfig
+from recsys.index import HnswIndex
+from recsys.search import FilteredSearcher
+from tests.unit.test_search import GeneralPathCalls
+
+N = 8000
+
+
+@pytest.fixture(scope="module")
+def correlated():
+    """Two top-level categories over two vector clusters (subclusters below), 20% of the items
+    with a random category (strays): half of those are in the other category than their cluster."""
+    rng = np.random.default_rng(5)
+    top = rng.integers(0, 2, N)
+    sub = rng.integers(0, 5, N)
+    centers = rng.normal(size=(2, 16)).astype(np.float32) * 1.5
+    subc = rng.normal(size=(2, 5, 16)).astype(np.float32)
+    vec = centers[top] + subc[top, sub] + 0.6 * rng.normal(size=(N, 16)).astype(np.float32)
+    stray = rng.random(N) < 0.2
+    label = np.where(stray, rng.integers(0, 2, N), top)
+    cat = pd.DataFrame(
+        {
+            "item_id": [f"c{i}" for i in range(N)],
+            "title": [f"t{i}" for i in range(N)],
+            "category": [f"T{x} > S{y}" for x, y in zip(label, sub)],
+            "brand": [f"b{x}" for x in rng.integers(0, 50, N)],
+            "gender": rng.choice(["women", "men", ""], N),
+            "price": rng.lognormal(3, 0.7, N),
+            "adult": np.zeros(N, dtype=bool),
+        }
+    )
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=2)
+    strays = [f"c{i}" for i in np.flatnonzero(label != top)]
+    return cat, vec, index, strays
+
+
+def searcher_of(correlated) -> FilteredSearcher:
+    cat, vec, index, _ = correlated
+    s = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)  # small: builds inline
+    s.sub_index_min_rows, s.sub_index_gain = 100, 0.0  # small catalogue: let the graph pay
+    return s
+
+
+def recall_and_counts(searcher, cfg, items, got) -> float:
+    hits = total = 0
+    for item, res in zip(items, got):
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule, item
+        assert len(res) == 10 and item not in res.item_ids
+        assert set(res.item_ids) <= set(searcher.brute_force(item, cfg, ref.n_eligible + 1).item_ids)
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    return hits / total
+
+
+def test_misses_of_a_half_catalogue_category_give_its_block_a_graph(correlated):
+    """A category filter keeping half of the catalogue: its strays' over-fetches fall short; after
+    a few of them the block has its own graph (over ``BLOCK_MAX_SHARE``: plain uses never build
+    it), and every seed of the block, strays included, is answered from it with exact search's
+    counts and recall@10 >= 0.99."""
+    cat, _, _, strays = correlated
+    searcher = searcher_of(correlated)
+    cfg = FilterConfig(same_category=True, category_level=0)
+    for item in strays[:60]:
+        searcher.search(item, cfg, 10)
+    cf = searcher.compile(cfg)
+    assert len(cf.blocks) == 2 and all(ss.sub is not None and ss.n > 0.3 * N for ss in cf.blocks.values())
+    probe = strays[60:160]
+    got = [searcher.search(item, cfg, 10) for item in probe]
+    assert {r.plan for r in got} == {"hnsw_subindex"}
+    assert recall_and_counts(searcher, cfg, probe, got) >= 0.99
+
+
+def test_a_price_band_inside_the_block_answers_its_strays_from_the_blocks_graph(correlated):
+    """Category 50% + a price band relative to the seed: a stray's over-fetch on the main graph
+    falls short; once its block has a graph (queued by such misses), the shortcut answers it from
+    that graph (the first k in the seed's key range) without the general path, with exact
+    search's counts, eligible items only and recall@10 >= 0.99."""
+    cat, _, _, strays = correlated
+    searcher = searcher_of(correlated)
+    cfg = FilterConfig(same_category=True, category_level=0, price_ratio_min=0.5, price_ratio_max=2.0)
+    for i in range(0, N, 20):  # 400 queries: the seed table, the shortcut, the misses
+        searcher.search(f"c{i}", cfg, 10)
+    cf = searcher.compile(cfg)
+    assert len(cf.blocks) == 2 and all(ss.sub is not None for ss in cf.blocks.values())
+    probe = strays[:150]
+    counter = GeneralPathCalls(searcher)
+    got, shortcut = [], 0
+    for item in probe:
+        calls = counter.calls
+        got.append(searcher.search(item, cfg, 10))
+        shortcut += got[-1].plan == "hnsw_subindex" and counter.calls == calls
+    from_graph = [r for r in got if r.plan == "hnsw_subindex"]
+    assert len(from_graph) >= len(probe) // 3, {r.plan for r in got}
+    assert shortcut >= len(from_graph) // 2  # most of them without the general path
+    assert recall_and_counts(searcher, cfg, probe, got) >= 0.99
+
+
+def test_an_exact_search_over_a_key_range_reads_the_key_ordered_copy(correlated):
+    """Seeds with extreme prices keep few items in their band: the planner searches them exactly.
+    That search reads one slice of the key index's key-ordered copy of the vectors (built on the
+    first such query), and its lists equal brute force's."""
+    cat, _, _, _ = correlated
+    searcher = searcher_of(correlated)
+    cfg = FilterConfig(same_category=True, category_level=1, price_ratio_min=0.8, price_ratio_max=1.25)
+    order = cat["price"].to_numpy().argsort()
+    seeds = [f"c{i}" for i in np.concatenate([order[40:400:5], order[-400:-40:5]])]  # low and high
+    got = [searcher.search(item, cfg, 10) for item in seeds]
+    exact = [r for r in got if r.plan == "exact_subset"]
+    assert len(exact) >= len(seeds) // 2, {r.plan for r in got}
+    cf = searcher.compile(cfg)
+    assert any(kv.unit is not None for kv in cf.keys.values())
+    _, vec, _, _ = correlated
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    sub = cat["category"].to_numpy()
+    price = cat["price"].to_numpy()
+    for item, res in zip(seeds, got):
+        if res.plan == "exact_subset":  # against NumPy over the whole catalogue
+            i = int(item[1:])
+            ok = (sub == sub[i]) & (price >= 0.8 * price[i]) & (price <= 1.25 * price[i])
+            ok[i] = False
+            sc = np.where(ok, unit @ unit[i], -np.inf)
+            top = np.argsort(-sc, kind="stable")[:10]
+            top = top[np.isfinite(sc[top])]
+            assert res.item_ids == [f"c{j}" for j in top], item
+            np.testing.assert_allclose(res.scores, sc[top], atol=1e-5)
