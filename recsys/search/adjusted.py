@@ -97,6 +97,16 @@ _ADJUSTED_GRAPHS = False
 #: no banned positions (the compiled merge's argument)
 _NO_POS = np.zeros(0, dtype=np.int64)
 
+#: pool items listed per seed in a :class:`PoolTable`
+_POOL_TABLE_K = 16
+#: a block gets a :class:`PoolTable` when one product of its pool per seed of the block costs at
+#: most this many multiply-adds in all (n = 100,000: ~460 x 10k; at 1M a 5,000-row pool in a
+#: 100k-row block is 10x past it: no table, the pool is scored at each query)
+_POOL_TABLE_MAX_WORK = 1 << 26
+#: the table's listed items enter the compiled merge already adjusted: multiplier 1, shift 0
+_ONES = np.ones(_POOL_TABLE_K, dtype=np.float32)
+_ZEROS = np.zeros(_POOL_TABLE_K, dtype=np.float32)
+
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
 #: the item's norm filler)
 _QUERY_TAIL = np.array([1.0, 0.0], dtype=np.float32)
@@ -188,6 +198,46 @@ def _merge_numpy(
     return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
 
 
+class PoolTable:
+    """Each seed's best items of its block's pool (:class:`BlockMerge`), for the seed's own vector,
+    computed once in the background: ``adj[pos - start]``, the adjusted scores of its
+    ``_POOL_TABLE_K`` best pool items (unordered) and ``pos[...]`` their positions; ``bound[...]``,
+    the lowest listed score (-inf when the pool is listed whole): every pool item not listed scores
+    at most that for this seed. The scores come from the same product the query computes
+    (:func:`~recsys.search.kernels._matvec` of the pool and the seed's row, adjusted in float32 as
+    the compiled merge adjusts), so a list settled from the table (its k-th score above ``bound``)
+    is the whole pool's, scores included, to the bit."""
+
+    __slots__ = ("adj", "pos", "bound", "start")
+
+    def __init__(self, adj: np.ndarray, pos: np.ndarray, bound: np.ndarray, start: int) -> None:
+        self.adj, self.pos, self.bound, self.start = adj, pos, bound, start
+
+
+#: a block whose table is not built (past the block graphs' memory cap, or too much work)
+_NO_TABLE = PoolTable(np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.int64), _ZEROS[:0], 0)
+
+
+def _pool_table(qunit: np.ndarray, s: int, e: int, bm: BlockMerge) -> PoolTable:
+    """The :class:`PoolTable` of the seeds at positions ``[s, e)`` (``qunit``: the searcher's query
+    rows by position) over ``bm``'s pool: one product per seed, as its query computes it."""
+    m = len(bm.ppos)
+    t = min(_POOL_TABLE_K, m)
+    adj = np.empty((e - s, t), dtype=np.float32)
+    pos = np.empty((e - s, t), dtype=np.int64)
+    bound = np.full(e - s, -np.inf, dtype=np.float32)
+    for j in range(e - s):
+        sc = _matvec(bm.pvec, qunit[s + j])  # the query's own product: the same floats
+        sc *= bm.pmul  # then one multiply and one add in float32, as merge_kernel rounds
+        sc += bm.padd
+        top = np.argpartition(sc, m - t)[m - t :] if t < m else np.arange(m)
+        adj[j] = sc[top]
+        pos[j] = bm.ppos[top]
+        if t < m:
+            bound[j] = adj[j].min()
+    return PoolTable(adj, pos, bound, s)
+
+
 class BlockMerge:
     """The class merge of one category block, prepared once (:meth:`AdjustClasses.merge_plan`).
 
@@ -200,7 +250,7 @@ class BlockMerge:
     and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
     """
 
-    __slots__ = ("lm", "la", "pos", "rest", "ppos", "pvec", "pmul", "padd", "pidx")
+    __slots__ = ("lm", "la", "pos", "rest", "ppos", "pvec", "pmul", "padd", "pidx", "table")
 
     def __init__(
         self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
@@ -218,6 +268,8 @@ class BlockMerge:
         self.pmul = np.repeat(cl.mul32[[p[0] for p in pool]], sizes).astype(np.float32)
         self.padd = np.repeat(cl.add32[[p[0] for p in pool]], sizes).astype(np.float32)
         self.pidx = dict(zip(self.ppos.tolist(), range(len(self.ppos))))
+        #: the block's :class:`PoolTable` once built (read by the shortcut, :meth:`AdjustMixin._fast_adjusted`)
+        self.table: PoolTable | None = None
 
 
 class AdjustClasses:
@@ -517,6 +569,8 @@ class AdjustMixin:
             if ss is None or ss.sub is None or bm is None:
                 return None
             got = fp.graphs[key] = (ss, bm)
+            if bm.table is None:
+                self._queue_pool_table(cf, key, bm)
         ss, bm = got
         drop = fp.drop.get(pos) if fp.drop else None
         seed = pos if cf.config.exclude_seed else -1
@@ -532,11 +586,35 @@ class AdjustMixin:
         except RuntimeError:  # hnswlib#444
             return None
         d = dist[0]
-        pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
-        pool = _matvec(pvec, q[0])
         kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+        tab, n = bm.table, -1
         try:
-            n = kern(cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, seed, banned, kp, ks)
+            if tab is not None and tab is not _NO_TABLE:  # the seed's best pool items, listed once
+                j = pos - tab.start
+                t = tab.adj.shape[1]
+                n = kern(
+                    cols[0],
+                    d,
+                    bm.lm,
+                    bm.la,
+                    bm.pos,
+                    tab.adj[j],
+                    _ONES[:t],
+                    _ZEROS[:t],
+                    tab.pos[j],
+                    seed,
+                    banned,
+                    kp,
+                    ks,
+                )
+                if n == k and not ks[-1] > tab.bound[j]:
+                    n = -1  # a pool item the table does not list might enter: the whole pool
+            if n < 0:
+                pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
+                pool = _matvec(pvec, q[0])
+                n = kern(
+                    cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, seed, banned, kp, ks
+                )
         except TypeError:  # argument types it was not compiled for
             return None
         if n < k:
@@ -559,6 +637,28 @@ class AdjustMixin:
             skipped,
             self.view.item_id_list[pos],
         )
+
+    def _queue_pool_table(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> None:
+        """Build (background; inline on a small catalogue) the block's :class:`PoolTable`, when its
+        pool is packed, its work within ``_POOL_TABLE_MAX_WORK`` and its memory within the block
+        graphs' cap (``cf.block_bytes``); otherwise :data:`_NO_TABLE` (the pool is scored at each
+        query, as before)."""
+        s, e, _ = key
+        m = len(bm.ppos)
+        size = (e - s) * (min(_POOL_TABLE_K, m) * 12 + 4)
+        if bm.pvec is None or m * (e - s) > _POOL_TABLE_MAX_WORK or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+            bm.table = _NO_TABLE
+            return
+
+        def build() -> None:
+            if bm.table is None:
+                cf.block_bytes += size
+                bm.table = _pool_table(self.qunit, s, e, bm)  # published whole
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "pool table", key), build)
 
     def _merged(
         self, qq: Query, bm: BlockMerge, kp: np.ndarray, ks: np.ndarray, tau: float, s_f: float, n_elig: int

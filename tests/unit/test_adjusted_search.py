@@ -444,7 +444,10 @@ def test_a_boosted_category_filter_answers_through_its_shortcut_as_the_general_p
     lists equal brute force (k = 10 and 1); each result owns its counts. ``deep``: 48% of each
     category buried (as in the scan test above), so that at k = 60 the bound of the dominant
     class sends some seeds to the block scan: the shortcut must leave them to the general path.
-    Fails with the seed or its banned items not passed to the merge, or without the bound."""
+    On this small catalogue each block's :class:`~recsys.search.adjusted.PoolTable` is built at
+    the shortcut's first query of the block, so the shortcut answers from the seeds' listed pool
+    items where their bound settles the list, from the whole pool otherwise. Fails with the seed or
+    its banned items not passed to the merge, without the classes' bound, or without the table's."""
     from recsys.merch import Pin
     from recsys.search.adjusted import AdjustMixin
     from tests.unit.test_search import GeneralPathCalls
@@ -496,3 +499,5 @@ def test_a_boosted_category_filter_answers_through_its_shortcut_as_the_general_p
     assert counter.calls < 4 * len(seeds) // 2, (counter.calls, plans)
     if case == "deep":
         assert plans.get((60, "exact_range"), 0) > plans.get((10, "exact_range"), 0), plans
+    merges = searcher.compile(cfg).adjust_classes._merges.values()
+    assert any(bm is not None and bm.table is not None and bm.table.adj.size for bm in merges)
