@@ -34,6 +34,7 @@ paths everywhere (Explore, the API, precompute, Spark), so their scores agree.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,13 +51,16 @@ from recsys.search.planner import (
     _S_GEMV_ROW_COLD,
     _S_SELECT_ROW,
 )
-from recsys.search.query import KeyRange
+from recsys.search.query import TABLE_COUNTS, KeyRange
+from recsys.search.result import SearchResult
+from recsys.search.result import ids_at as _ids_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.catalog import CatalogView
+    from recsys.filters import FilterConfig
     from recsys.search.compiled import CompiledFilter
+    from recsys.search.fast import FastPlan
     from recsys.search.query import Query
-    from recsys.search.result import SearchResult
 
 #: a class is open when its bound reaches ``tau`` minus this (relative) margin: float32
 #: rounding of hnswlib's distances and of the adjusted scores (about 1e-7) never closes one
@@ -92,6 +96,16 @@ _ADJUSTED_GRAPHS = False
 
 #: no banned positions (the compiled merge's argument)
 _NO_POS = np.zeros(0, dtype=np.int64)
+
+#: pool items listed per seed in a :class:`PoolTable`
+_POOL_TABLE_K = 16
+#: a block gets a :class:`PoolTable` when one product of its pool per seed of the block costs at
+#: most this many multiply-adds in all (n = 100,000: ~460 x 10k; at 1M a 5,000-row pool in a
+#: 100k-row block is 10x past it: no table, the pool is scored at each query)
+_POOL_TABLE_MAX_WORK = 1 << 26
+#: the table's listed items enter the compiled merge already adjusted: multiplier 1, shift 0
+_ONES = np.ones(_POOL_TABLE_K, dtype=np.float32)
+_ZEROS = np.zeros(_POOL_TABLE_K, dtype=np.float32)
 
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
 #: the item's norm filler)
@@ -184,6 +198,46 @@ def _merge_numpy(
     return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
 
 
+class PoolTable:
+    """Each seed's best items of its block's pool (:class:`BlockMerge`), for the seed's own vector,
+    computed once in the background: ``adj[pos - start]``, the adjusted scores of its
+    ``_POOL_TABLE_K`` best pool items (unordered) and ``pos[...]`` their positions; ``bound[...]``,
+    the lowest listed score (-inf when the pool is listed whole): every pool item not listed scores
+    at most that for this seed. The scores come from the same product the query computes
+    (:func:`~recsys.search.kernels._matvec` of the pool and the seed's row, adjusted in float32 as
+    the compiled merge adjusts), so a list settled from the table (its k-th score above ``bound``)
+    is the whole pool's, scores included, to the bit."""
+
+    __slots__ = ("adj", "pos", "bound", "start")
+
+    def __init__(self, adj: np.ndarray, pos: np.ndarray, bound: np.ndarray, start: int) -> None:
+        self.adj, self.pos, self.bound, self.start = adj, pos, bound, start
+
+
+#: a block whose table is not built (past the block graphs' memory cap, or too much work)
+_NO_TABLE = PoolTable(np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.int64), _ZEROS[:0], 0)
+
+
+def _pool_table(qunit: np.ndarray, s: int, e: int, bm: BlockMerge) -> PoolTable:
+    """The :class:`PoolTable` of the seeds at positions ``[s, e)`` (``qunit``: the searcher's query
+    rows by position) over ``bm``'s pool: one product per seed, as its query computes it."""
+    m = len(bm.ppos)
+    t = min(_POOL_TABLE_K, m)
+    adj = np.empty((e - s, t), dtype=np.float32)
+    pos = np.empty((e - s, t), dtype=np.int64)
+    bound = np.full(e - s, -np.inf, dtype=np.float32)
+    for j in range(e - s):
+        sc = _matvec(bm.pvec, qunit[s + j])  # the query's own product: the same floats
+        sc *= bm.pmul  # then one multiply and one add in float32, as merge_kernel rounds
+        sc += bm.padd
+        top = np.argpartition(sc, m - t)[m - t :] if t < m else np.arange(m)
+        adj[j] = sc[top]
+        pos[j] = bm.ppos[top]
+        if t < m:
+            bound[j] = adj[j].min()
+    return PoolTable(adj, pos, bound, s)
+
+
 class BlockMerge:
     """The class merge of one category block, prepared once (:meth:`AdjustClasses.merge_plan`).
 
@@ -196,7 +250,7 @@ class BlockMerge:
     and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
     """
 
-    __slots__ = ("lm", "la", "pos", "rest", "ppos", "pvec", "pmul", "padd", "pidx")
+    __slots__ = ("lm", "la", "pos", "rest", "ppos", "pvec", "pmul", "padd", "pidx", "table")
 
     def __init__(
         self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
@@ -214,6 +268,8 @@ class BlockMerge:
         self.pmul = np.repeat(cl.mul32[[p[0] for p in pool]], sizes).astype(np.float32)
         self.padd = np.repeat(cl.add32[[p[0] for p in pool]], sizes).astype(np.float32)
         self.pidx = dict(zip(self.ppos.tolist(), range(len(self.ppos))))
+        #: the block's :class:`PoolTable` once built (read by the shortcut, :meth:`AdjustMixin._fast_adjusted`)
+        self.table: PoolTable | None = None
 
 
 class AdjustClasses:
@@ -461,6 +517,148 @@ class AdjustMixin:
         if tau == -np.inf:
             return None
         return self._merged(qq, bm, kp, ks, tau, 1.0 - float(d[-1]), n_elig)
+
+    def _arm_adjusted(self, cfg: FilterConfig, cf: CompiledFilter) -> None:
+        """Keep a shortcut (:meth:`_fast_adjusted`) for a boosted/buried "same category" config
+        whose last answer came from a category block's graph (:meth:`_search_block_adjusted`),
+        called by :meth:`~recsys.search.fast.FastMixin._arm_fast`. Not with identical vectors
+        (the class merge is off then) nor with the adjusted graphs on (the shortcut does not
+        read them)."""
+        if (
+            cf.seed_table is None
+            or cf.cat_col < 0
+            or self._tie_of is not None
+            or _ADJUSTED_GRAPHS
+            or self._index is None
+        ):
+            return
+        from recsys.search.fast import FastPlan, _flat
+
+        if self._perm_mv is None:
+            self._perm_mv = _flat(self.view.perm)
+        fp = FastPlan(cfg, cf, AdjustMixin._fast_adjusted, self._index._index.knn_query, self._perm_mv)
+        fp.table, fp.width, fp.drop = _flat(cf.seed_table), cf.seed_table.shape[1], cf.table_drop
+        self._keep_fast(fp)
+
+    def _fast_adjusted(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
+        """The shortcut of a boosted/buried "same category" config (:meth:`_arm_adjusted`): the
+        seed's block from its seed-table row, then the class merge of
+        :meth:`_search_block_adjusted` (one ``knn_query`` on the block's plain graph, the pool's
+        product, the compiled cut to k, the bound of every class outside the pool), without the
+        general path's layers (the query object, the compiled-filter look-up, the merge's
+        set-up checks). Same list, scores, counts, eligible count and plan as the general path.
+        None (the general path answers: it counts the block's uses, builds its merge, scans the
+        block, or merges in NumPy) when the block has no graph or no prepared merge yet, the
+        compiled merge is not ready, the fetch would be the whole block, fewer than k candidates
+        remain, a class outside the pool could climb, or hnswlib#444."""
+        t0 = perf_counter()
+        kern = merge_kernel.KERNEL
+        pos = fp.pos_of.get(seed_item_id, -1)
+        if pos < 0 or k.__class__ is not int or k < 1 or kern is None:
+            return None
+        cf, w = fp.cf, fp.width
+        row = fp.table[pos * w : pos * w + w].tolist()
+        counts = row[TABLE_COUNTS:]
+        if counts[cf.cat_col] < 0:
+            return None  # the seed has no category: no block
+        key = (row[6], row[7], cf.adult_col >= 0 and counts[cf.adult_col] >= 0)
+        got = fp.graphs.get(key)
+        if got is None:
+            ss, cl = cf.blocks.get(key), cf.adjust_classes
+            bm = cl._merges.get(key) if cl is not None else None  # set up by the general path
+            if ss is None or ss.sub is None or bm is None:
+                return None
+            got = fp.graphs[key] = (ss, bm)
+            if bm.table is None:
+                self._queue_pool_table(cf, key, bm)
+        ss, bm = got
+        drop = fp.drop.get(pos) if fp.drop else None
+        seed = pos if cf.config.exclude_seed else -1
+        banned = drop[0] if drop is not None else _NO_POS
+        fetch = 2 * k + len(banned) + (seed >= 0)
+        if fetch < ss.sub.ef:
+            fetch = ss.sub.ef  # the filter alone's beam: ef (hnswlib: max(ef, k))
+        if fetch >= ss.n:
+            return None
+        q = fp.qunit[pos : pos + 1]
+        try:
+            cols, dist = ss.sub.knn_query(q, fetch, 1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        d = dist[0]
+        kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+        tab, n = bm.table, -1
+        try:
+            if tab is not None and tab is not _NO_TABLE:  # the seed's best pool items, listed once
+                j = pos - tab.start
+                t = tab.adj.shape[1]
+                n = kern(
+                    cols[0],
+                    d,
+                    bm.lm,
+                    bm.la,
+                    bm.pos,
+                    tab.adj[j],
+                    _ONES[:t],
+                    _ZEROS[:t],
+                    tab.pos[j],
+                    seed,
+                    banned,
+                    kp,
+                    ks,
+                )
+                if n == k and not ks[-1] > tab.bound[j]:
+                    n = -1  # a pool item the table does not list might enter: the whole pool
+            if n < 0:
+                pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
+                pool = _matvec(pvec, q[0])
+                n = kern(
+                    cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, seed, banned, kp, ks
+                )
+        except TypeError:  # argument types it was not compiled for
+            return None
+        if n < k:
+            return None  # fewer than k candidates: the general path scans the block
+        tau, s_f = float(ks[-1]), 1.0 - float(d[-1])
+        for m, a in bm.rest:
+            if _reaches(m * s_f + a, tau):
+                return None  # the fetch was too shallow for this class: the block is scanned
+        perm = fp.perm
+        rows = [perm[p] for p in kp.tolist()]
+        removed, skipped = self._table_counts(cf, counts)
+        return SearchResult(
+            _ids_at(fp.ids, rows),
+            ks.tolist(),
+            rows,
+            removed,
+            "hnsw_subindex",
+            row[5],  # the eligible count, as the general path reads it (query.TABLE_COUNTS)
+            (perf_counter() - t0) * 1e3,
+            skipped,
+            self.view.item_id_list[pos],
+        )
+
+    def _queue_pool_table(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> None:
+        """Build (background; inline on a small catalogue) the block's :class:`PoolTable`, when its
+        pool is packed, its work within ``_POOL_TABLE_MAX_WORK`` and its memory within the block
+        graphs' cap (``cf.block_bytes``); otherwise :data:`_NO_TABLE` (the pool is scored at each
+        query, as before)."""
+        s, e, _ = key
+        m = len(bm.ppos)
+        size = (e - s) * (min(_POOL_TABLE_K, m) * 12 + 4)
+        if bm.pvec is None or m * (e - s) > _POOL_TABLE_MAX_WORK or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+            bm.table = _NO_TABLE
+            return
+
+        def build() -> None:
+            if bm.table is None:
+                cf.block_bytes += size
+                bm.table = _pool_table(self.qunit, s, e, bm)  # published whole
+
+        if self._inline():
+            build()
+        else:
+            self._bg.submit((id(cf), "pool table", key), build)
 
     def _merged(
         self, qq: Query, bm: BlockMerge, kp: np.ndarray, ks: np.ndarray, tau: float, s_f: float, n_elig: int

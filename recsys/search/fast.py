@@ -159,6 +159,8 @@ class FastMixin:
             armed = fp is not None and fp.cfg is cfg
             if not armed and _ranked_table_ok(cf):  # a serving preset with max_per_brand
                 self._arm_table(cfg, cf, FastMixin._fast_ranked)
+            elif not armed and cf.adjust_cat_only and res.plan == "hnsw_subindex":  # boost/bury
+                self._arm_adjusted(cfg, cf)  # on a category block's graph (adjusted.py)
             return
         fp = self._fast.get(id(cfg))
         if fp is not None and fp.cfg is not cfg:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,12 @@ logger = logging.getLogger(__name__)
 _BLAS_THREAD_MIN = 9216  # OpenBLAS runs gemv single-threaded below this many elements anyway
 _blas_libs: list[Any] | None = None
 _blas_lock = threading.Lock()
+#: reading the libraries' thread counts costs a few us per product (threadpoolctl looks the
+#: symbol up on each read: 6 to 10 us right after a beam search, more than a 460-row product):
+#: once every library was read at one thread, products skip the read until this time
+#: (``time.monotonic``), :data:`_BLAS_RECHECK_S` later
+_blas_single_until = 0.0
+_BLAS_RECHECK_S = 0.1
 
 
 def _blas_controllers() -> list[Any]:
@@ -38,10 +45,17 @@ def _matvec(mat: np.ndarray, q: np.ndarray) -> np.ndarray:
     threads, and on a busy machine waking them costs milliseconds (measured:
     p50 25 ms instead of 0.6 ms for 20k x 64 on 2 shared cores). The thread
     count is set and restored through the libraries' own calls (~2 us), not
-    ``threadpoolctl.limit`` (~12 us). Concurrent callers can at worst see
-    BLAS threads for one product (a speed effect only).
+    ``threadpoolctl.limit`` (~12 us). Once every library was read at one
+    thread, the counts are not read again for :data:`_BLAS_RECHECK_S`: a
+    thread count raised meanwhile (a batch's, another caller's) shows by then.
+    Concurrent callers can at worst see BLAS threads for one product, or for
+    that long (a speed effect only).
     """
+    global _blas_single_until
     if mat.size < _BLAS_THREAD_MIN:
+        return mat @ q
+    now = time.monotonic()
+    if now < _blas_single_until:
         return mat @ q
     changed = []
     for lib in _blas_controllers():
@@ -49,6 +63,8 @@ def _matvec(mat: np.ndarray, q: np.ndarray) -> np.ndarray:
         if n > 1:
             lib.set_num_threads(1)
             changed.append((lib, n))
+    if not changed:
+        _blas_single_until = now + _BLAS_RECHECK_S
     try:
         return mat @ q
     finally:

@@ -430,3 +430,74 @@ def test_the_compiled_class_merge_answers_as_the_numpy_one(shop6k, monkeypatch, 
         assert (a.item_ids, a.scores, a.plan) == (b.item_ids, b.scores, b.plan), s
         assert a.item_ids == brute_force(cat, vec, s, cfg, 10)[0], (s, a.plan)
     assert sum(r.plan == "hnsw_subindex" for r in with_kernel) > len(seeds) // 2
+
+
+@pytest.mark.parametrize("case", [0, 2, 3, "deep"])
+def test_a_boosted_category_filter_answers_through_its_shortcut_as_the_general_path(
+    shop6k, compiled_merge, case
+):
+    """Once a boosted/buried "same category" config has answered from a category block's graph,
+    its shortcut (:meth:`~recsys.search.adjusted.AdjustMixin._fast_adjusted`) answers the next
+    seeds of blocks with a graph without the general path: list, scores, rows, counts, eligible
+    count and plan equal the general path's on the same searcher (pins placed after both), with
+    pair bans, pins, the seed excluded and adult items left out, at k = 10, 1, 30 and 60; the
+    lists equal brute force (k = 10 and 1); each result owns its counts. ``deep``: 48% of each
+    category buried (as in the scan test above), so that at k = 60 the bound of the dominant
+    class sends some seeds to the block scan: the shortcut must leave them to the general path.
+    On this small catalogue each block's :class:`~recsys.search.adjusted.PoolTable` is built at
+    the shortcut's first query of the block, so the shortcut answers from the seeds' listed pool
+    items where their bound settles the list, from the whole pool otherwise. Fails with the seed or
+    its banned items not passed to the merge, without the classes' bound, or without the table's."""
+    from recsys.merch import Pin
+    from recsys.search.adjusted import AdjustMixin
+    from tests.unit.test_search import GeneralPathCalls
+
+    cat, vec, index = shop6k
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    seeds = [f"c{i}" for i in range(5, 6000, 131)]
+    near = {s: searcher.search(s, FilterConfig(), 3, plan="exact").item_ids for s in seeds}
+    bans = [PairBan(seed=s, item_id=near[s][i % 2]) for i, s in enumerate(seeds) if i % 3]
+    pins = [Pin(seed=s, item_id=near[s][2], position=1 + i % 4) for i, s in enumerate(seeds) if i % 5 == 0]
+    if case == "deep":
+        rules = {"bury": [Adjust(price_min=float(np.quantile(cat["price"], 0.52)), multiplier=0.5)]}
+    else:
+        rules = BLOCK_CASES[case]
+    cfg = FilterConfig(
+        same_category=True, category_level=1, exclude_adult=True, do_not_associate=bans, pins=pins, **rules
+    )
+    for i in range(0, 6000, 8):  # the filter in use: its seed table, then a graph per category block
+        searcher.search(f"c{i}", cfg, 10)
+    for s in seeds:  # each block's merge set up by the general path
+        searcher.search(s, cfg, 10)
+    assert searcher._fast[id(cfg)].answer is AdjustMixin._fast_adjusted
+    counter = GeneralPathCalls(searcher)
+    plans: dict[tuple[int, str], int] = {}
+    for k in (10, 1, 30, 60):
+        for s in seeds:
+            got = searcher.search(s, cfg, k)
+            plans[(k, got.plan)] = plans.get((k, got.plan), 0) + 1
+            pos = searcher.view.pos_of_id[s]
+            want = searcher._place(counter.path(s, cfg, k), searcher.qunit[pos], pos, cfg, k)
+            for field in (
+                "item_ids",
+                "scores",
+                "rows",
+                "removed_by_rule",
+                "skipped_rules",
+                "n_eligible",
+                "plan",
+            ):
+                assert getattr(got, field) == getattr(want, field), (s, k, field, got.plan)
+            if k <= 10:  # deeper, the block graph's own recall at its ef (the filter alone's) shows
+                assert got.item_ids == brute_force(cat, vec, s, cfg, k)[0], (s, k, got.plan)
+            assert s not in got.item_ids and got.seed_item_id == s
+            got.removed_by_rule["x"] = 1  # each result owns its counts
+            got.skipped_rules.append("x")
+    # the shortcut answered most queries (the rest: adult seeds, whose block has no graph, and
+    # the lists a class outside the pool could climb into, which the general path scans)
+    assert counter.calls < 4 * len(seeds) // 2, (counter.calls, plans)
+    if case == "deep":
+        assert plans.get((60, "exact_range"), 0) > plans.get((10, "exact_range"), 0), plans
+    merges = searcher.compile(cfg).adjust_classes._merges.values()
+    assert any(bm is not None and bm.table is not None and bm.table.adj.size for bm in merges)
