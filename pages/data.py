@@ -324,7 +324,7 @@ def layout(**_query: Any) -> html.Div:
                         "or drop a file here / ",
                         html.A("choose one"),
                         html.Span(
-                            f" (CSV, CSV.gz, Parquet; up to {UPLOAD_MAX_BYTES // (1024 * 1024)} MB)",
+                            f" (CSV, JSON lines, Excel, Parquet, gzipped text too; up to {UPLOAD_MAX_BYTES // (1024 * 1024)} MB)",
                             className="text-muted",
                         ),
                     ]

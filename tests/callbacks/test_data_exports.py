@@ -104,3 +104,12 @@ def test_online_retail_ii_workbook_imports_from_the_form(root, tmp_path, data_pa
 def test_exports_of_these_kinds_can_be_uploaded(root, tmp_path, data_page, name):
     url = "data:application/octet-stream;base64," + base64.b64encode(b"x").decode()
     assert data_page.save_upload(url, name).name == name
+
+
+def test_the_drop_zone_names_the_file_kinds_an_upload_accepts(data_page):
+    """The upload takes JSON lines and workbooks since they are read; its hint still said
+    "CSV, CSV.gz, Parquet", so a user with an .xlsx or .jsonl export thought it refused."""
+    upload = find(data_page.layout(), lambda c: getattr(c, "id", None) == ids.DATA_UPLOAD)
+    hint = text_of(upload[0].children)
+    for kind in ("CSV", "JSON lines", "Excel", "Parquet"):
+        assert kind in hint, hint
