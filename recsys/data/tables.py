@@ -104,6 +104,20 @@ def _diagnose_encoding(
     )
 
 
+def _name_columns(df: pd.DataFrame, columns: Sequence[str] | None, src: str) -> None:
+    """A typed (JSON, Excel, Parquet) frame's column names stripped, or replaced by ``--columns``
+    (as many names as the file has columns)."""
+    df.columns = [str(c).strip() for c in df.columns]
+    if columns:
+        if len(columns) != len(df.columns):
+            raise DataValidationError(
+                f"--columns names {len(columns)} columns but the file has {len(df.columns)}: "
+                f"{', '.join(map(str, df.columns))}",
+                file=src,
+            )
+        df.columns = [str(c).strip() for c in columns]
+
+
 def read_table(
     path: str | os.PathLike[str],
     *,
@@ -185,15 +199,7 @@ def read_table(
         else:
             df, found = read_excel_frame(p, header=header, nrows=nrows)
         reading.update(found)
-        df.columns = [str(c).strip() for c in df.columns]
-        if columns:
-            if len(columns) != len(df.columns):
-                raise DataValidationError(
-                    f"--columns names {len(columns)} columns but the file has {len(df.columns)}: "
-                    f"{', '.join(map(str, df.columns))}",
-                    file=src,
-                )
-            df.columns = [str(c).strip() for c in columns]
+        _name_columns(df, columns, src)
         df = _drop_unnamed_columns(df, reading)
     elif kind == "parquet":
         if p.stat().st_size == 0:
@@ -205,15 +211,7 @@ def read_table(
         df = df.reset_index(drop=True)
         if nrows is not None:
             df = df.head(nrows)
-        df.columns = [str(c).strip() for c in df.columns]
-        if columns:
-            if len(columns) != len(df.columns):
-                raise DataValidationError(
-                    f"--columns names {len(columns)} columns but the file has {len(df.columns)}: "
-                    f"{', '.join(map(str, df.columns))}",
-                    file=src,
-                )
-            df.columns = [str(c).strip() for c in columns]
+        _name_columns(df, columns, src)
         reading["format"] = "Parquet"
     else:
         try:
@@ -244,7 +242,9 @@ def read_table(
             sep = DOUBLE_COLON if uses_double_colon(sample) else sniff_separator(sample)
             reading["separator"] = f"{separator_name(sep)} (detected)"
         # the csv module reads one-character separators: '::' is looked at as a unit separator
-        probe_sep, probe = ("\x1f", sample.replace(DOUBLE_COLON, "\x1f")) if sep == DOUBLE_COLON else (sep, sample)
+        probe_sep, probe = (
+            ("\x1f", sample.replace(DOUBLE_COLON, "\x1f")) if sep == DOUBLE_COLON else (sep, sample)
+        )
         reading["encoding"] = encoding
         if header is None:
             has_header, why = sniff_header(probe, probe_sep)
@@ -419,7 +419,9 @@ def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataF
     return out
 
 
-def guessed_mapping(frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool = False) -> dict[str, Any]:
+def guessed_mapping(
+    frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool = False
+) -> dict[str, Any]:
     """The guessed mapping of a file read with no --map (reported in its reading notes). On an
     events file, a column named like a product attribute (Amazon's review ``title``) whose
     values differ between rows of the same item is left out of the catalogue."""
