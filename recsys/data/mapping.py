@@ -193,11 +193,6 @@ def unfit_reason(field: str, column: str, samples: Mapping[str, Any] | None) -> 
     return None
 
 
-def _fits(field: str, column: str, samples: Mapping[str, Any] | None) -> bool:
-    """Whether ``column``, whose name means ``field``, may be guessed as it (see :func:`unfit_reason`)."""
-    return unfit_reason(field, column, samples) is None
-
-
 def varies_per_item(column: str, item_column: str | None, samples: Mapping[str, Any] | None) -> bool:
     """Whether, in the sample, most items seen on several rows have several different values of
     ``column`` (so it describes the rows, e.g. a review's title, not the product)."""
@@ -219,11 +214,28 @@ def varies_per_item(column: str, item_column: str | None, samples: Mapping[str, 
     return sum(len(seen[k]) > 1 for k in repeated) * 2 > len(repeated)
 
 
-def _item_column(columns: Sequence[str], chosen: Mapping[str, str]) -> str | None:
-    """The column holding item ids: one named item_id, or the one guessed as it."""
+def item_column(columns: Sequence[str], chosen: Mapping[str, Any]) -> str | None:
+    """The column holding item ids: one named item_id, or the one guessed as it (``chosen``:
+    {file column: field})."""
     if "item_id" in columns:
         return "item_id"
     return next((c for c, f in chosen.items() if f == "item_id"), None)
+
+
+def ruled_out(field: str, column: str, samples: Mapping[str, Any] | None, item_col: str | None) -> str | None:
+    """Why ``column``, whose name means ``field``, is not guessed as it, as a note for the
+    report (None: it may be): its values contradict the field (:func:`unfit_reason`), or it is
+    a product attribute that differs between rows of the same item (:func:`varies_per_item`;
+    ``item_col``: the column of item ids)."""
+    why = unfit_reason(field, column, samples)
+    if why:
+        return f"'{column}' not used as {field}: {why}"
+    if field in PRODUCT_TEXT_FIELDS and varies_per_item(column, item_col, samples):
+        return (
+            f"'{column}' not used as the product's {field}: it differs between rows of the same "
+            f"item (it describes the event); pass --map {column}={field} if it is the product's"
+        )
+    return None
 
 
 def guess_mapping(
@@ -236,7 +248,7 @@ def guess_mapping(
     column is left alone; each column and field is used once).
 
     ``samples`` (column -> some of its values, in row order) keeps a column from a guess its
-    values contradict (see :func:`_fits` and :func:`varies_per_item`): BigBasket's
+    values contradict (see :func:`ruled_out`): BigBasket's
     ``product`` holds product names, so it is the title, not the item id. Each column
     passed over for its values is explained in ``notes``."""
     columns = [str(c) for c in columns]
@@ -252,17 +264,10 @@ def guess_mapping(
             col = norm.get(alias)
             if not col or col in out or col in FIELD_ALIASES:
                 continue
-            why = unfit_reason(field, col, samples)
-            if why:
+            note = ruled_out(field, col, samples, item_column(columns, out))
+            if note:
                 if notes is not None and samples is not None and col in samples:
-                    notes.append(f"'{col}' not used as {field}: {why}")
-                continue
-            if field in PRODUCT_TEXT_FIELDS and varies_per_item(col, _item_column(columns, out), samples):
-                if notes is not None:
-                    notes.append(
-                        f"'{col}' not used as the product's {field}: it differs between rows of the same "
-                        f"item (it describes the event); pass --map {col}={field} if it is the product's"
-                    )
+                    notes.append(note)
                 continue
             out[col] = field
             break
@@ -284,9 +289,7 @@ def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = Non
         item_col = out.get("item_id")
         for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
             col = norm.get(alias)
-            if not col or col in used or not _fits(field, col, samples):
-                continue
-            if field in PRODUCT_TEXT_FIELDS and varies_per_item(col, item_col, samples):
+            if not col or col in used or ruled_out(field, col, samples, item_col):
                 continue
             out[field] = col
             used.add(col)

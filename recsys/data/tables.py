@@ -425,7 +425,7 @@ def guessed_mapping(
     """The guessed mapping of a file read with no --map (reported in its reading notes). On an
     events file, a column named like a product attribute (Amazon's review ``title``) whose
     values differ between rows of the same item is left out of the catalogue."""
-    from recsys.data.mapping import PRODUCT_TEXT_FIELDS, guess_mapping, varies_per_item
+    from recsys.data.mapping import PRODUCT_TEXT_FIELDS, guess_mapping, item_column, varies_per_item
 
     if frame is None:
         return mapping
@@ -434,11 +434,7 @@ def guessed_mapping(
     notes: list[str] = []
     guess = guess_mapping(frame.columns, samples=samples, notes=notes)
     if events:
-        item = (
-            "item_id"
-            if "item_id" in frame.columns
-            else next((c for c, f in guess.items() if f == "item_id"), None)
-        )
+        item = item_column(list(frame.columns), guess)
         for field in PRODUCT_TEXT_FIELDS:
             if field in frame.columns and varies_per_item(field, item, samples):
                 guess[field] = None
