@@ -412,18 +412,7 @@ class FastMixin:
             st = fp.cf.stats
             st.queries += 1  # the main graph's fetch fell short: as the general path learns it
             st.record(False)
-        rl, dl = got
-        return SearchResult(
-            _ids_at(fp.ids, rl),
-            [1.0 - d for d in dl],
-            rl,
-            removed,
-            "hnsw_subindex",
-            n_elig,
-            (perf_counter() - t0) * 1e3,
-            skipped,
-            self.view.item_id_list[pos],
-        )
+        return self._graph_result(fp, pos, *got, removed, skipped, n_elig, t0)
 
     def _fast_block(self, fp: FastPlan, pos: int, k: int, t0: float) -> SearchResult | None:
         """A category filter whose seed's block has its own graph (``cf.blocks``, built in the
@@ -468,13 +457,28 @@ class FastMixin:
         else:
             del rl[k:], dl[k:]
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
+        return self._graph_result(fp, pos, rl, dl, removed, skipped, ss.n - (seed_row >= 0) - n_drop, t0)
+
+    def _graph_result(
+        self,
+        fp: FastPlan,
+        pos: int,
+        rl: list[int],
+        dl: list[float],
+        removed: dict[str, int],
+        skipped: list[str],
+        n_elig: int,
+        t0: float,
+    ) -> SearchResult:
+        """The answer of a category block's graph (rows ``rl`` at hnswlib's distances ``dl``), as
+        the general path's :meth:`_subindex_answer` gives it."""
         return SearchResult(
             _ids_at(fp.ids, rl),
             [1.0 - d for d in dl],
             rl,
             removed,
             "hnsw_subindex",
-            ss.n - (seed_row >= 0) - n_drop,
+            n_elig,
             (perf_counter() - t0) * 1e3,
             skipped,
             self.view.item_id_list[pos],
