@@ -450,7 +450,7 @@ def test_a_boosted_category_filter_answers_through_its_shortcut_as_the_general_p
     its banned items not passed to the merge, without the classes' bound, or without the table's."""
     from recsys.merch import Pin
     from recsys.search.adjusted import AdjustMixin
-    from tests.unit.test_search import GeneralPathCalls
+    from tests.unit.test_search import ANSWER_FIELDS, GeneralPathCalls
 
     cat, vec, index = shop6k
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
@@ -479,15 +479,7 @@ def test_a_boosted_category_filter_answers_through_its_shortcut_as_the_general_p
             plans[(k, got.plan)] = plans.get((k, got.plan), 0) + 1
             pos = searcher.view.pos_of_id[s]
             want = searcher._place(counter.path(s, cfg, k), searcher.qunit[pos], pos, cfg, k)
-            for field in (
-                "item_ids",
-                "scores",
-                "rows",
-                "removed_by_rule",
-                "skipped_rules",
-                "n_eligible",
-                "plan",
-            ):
+            for field in ANSWER_FIELDS:
                 assert getattr(got, field) == getattr(want, field), (s, k, field, got.plan)
             if k <= 10:  # deeper, the block graph's own recall at its ef (the filter alone's) shows
                 assert got.item_ids == brute_force(cat, vec, s, cfg, k)[0], (s, k, got.plan)

@@ -12,9 +12,9 @@ import recsys.search.searcher as searcher_module
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
-from tests.unit.test_search import clustered_catalog
+from tests.unit.test_search import ANSWER_FIELDS, clustered_catalog
 
-FIELDS = ("item_ids", "scores", "rows", "removed_by_rule", "skipped_rules", "n_eligible", "plan", "served_by")
+FIELDS = (*ANSWER_FIELDS, "served_by")
 
 
 @pytest.fixture(scope="module")

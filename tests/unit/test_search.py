@@ -977,6 +977,10 @@ def test_search_many_skips_unknown_seeds_only_when_asked():
     assert got[1] is None and got[0] is not None and got[2] is not None
 
 
+#: what a shortcut's answer must share with the general path's, field by field
+ANSWER_FIELDS = ("item_ids", "scores", "rows", "removed_by_rule", "skipped_rules", "n_eligible", "plan")
+
+
 class GeneralPathCalls:
     """Counts the queries ``searcher`` answers through its general path (``_search_seed``),
     not a shortcut: wraps the searcher's own method, which still answers."""
@@ -1589,16 +1593,7 @@ def _shortcut_against_general_path(
             before = counter.calls
             got, want = fast.search(item, cfg, k), general.search(item, cfg, k)
             queries += 1
-            for field in (
-                "item_ids",
-                "scores",
-                "rows",
-                "removed_by_rule",
-                "skipped_rules",
-                "n_eligible",
-                "plan",
-                "served_by",
-            ):
+            for field in (*ANSWER_FIELDS, "served_by"):
                 assert getattr(got, field) == getattr(want, field), (item, k, field)
             assert item not in got.item_ids and got.seed_item_id == item
             if counter.calls == before:
