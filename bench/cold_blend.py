@@ -54,11 +54,28 @@ def hits(score: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (score >= pos[:, None]).sum(axis=1) <= K
 
 
+def cold_cases(fit_part, valid, ids, max_cases: int | None) -> tuple[np.ndarray, ...]:
+    """The validation's cold next-item cases among the items ``ids`` (target with fewer than
+    ``COLD`` fitting-part interactions; query = the last item): (seeds, targets, their rows in
+    ``ids``, targets' rows, whether each seed is cold too)."""
+    from recsys.data.schema import interaction_counts
+    from recsys.evaluation import build_session_cases, cold_items
+
+    row_of = {x: i for i, x in enumerate(ids)}
+    ctx, tgt = build_session_cases(valid, "every_position", max_cases=max_cases, seed=1)
+    cold = set(cold_items(fit_part, COLD, ids))
+    keep = [i for i, x in enumerate(tgt) if x in cold and ctx[i][-1] in row_of and x in row_of]
+    seeds = np.array([ctx[i][-1] for i in keep], dtype=str)
+    targets = np.array([tgt[i] for i in keep], dtype=str)
+    q = np.array([row_of[x] for x in seeds])
+    t = np.array([row_of[x] for x in targets])
+    cold_seed = interaction_counts(fit_part.interactions, seeds) < COLD
+    return seeds, targets, q, t, cold_seed
+
+
 def main(argv: list[str] | None = None) -> int:
     from quality import split_of
 
-    from recsys.data.schema import interaction_counts
-    from recsys.evaluation import build_session_cases, cold_items
     from recsys.models import make_model
     from recsys.models.base import normalize_rows
     from recsys.models.content.hybrid import BLEND_GRID
@@ -77,15 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         model = make_model("content", **params).fit(fit_part)
         fit_s = time.perf_counter() - t0
         ids = model.item_ids_
-        row_of = {x: i for i, x in enumerate(ids)}
-        ctx, tgt = build_session_cases(valid, "every_position", max_cases=args.max_cases, seed=1)
-        cold = set(cold_items(fit_part, COLD, ids))
-        keep = [i for i, t in enumerate(tgt) if t in cold and ctx[i][-1] in row_of and t in row_of]
-        seeds = np.array([ctx[i][-1] for i in keep], dtype=str)
-        targets = np.array([tgt[i] for i in keep], dtype=str)
-        q = np.array([row_of[s] for s in seeds])
-        t = np.array([row_of[x] for x in targets])
-        cold_seed = interaction_counts(fit_part.interactions, seeds) < COLD
+        seeds, targets, q, t, cold_seed = cold_cases(fit_part, valid, ids, args.max_cases)
         tfidf = make_model("tfidf").fit(fit_part)
         tf_ids, _ = tfidf.similar(list(seeds), K)
         tf_hit = (tf_ids == targets[:, None]).any(axis=1)

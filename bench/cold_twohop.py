@@ -38,11 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cold_blend import hits  # noqa: E402
+from cold_blend import cold_cases, hits  # noqa: E402
 from tfidf_side import print_line, start  # noqa: E402
 
 K = 20
-COLD = 3
 LAMS = tuple(round(x, 1) for x in np.linspace(0.0, 1.0, 11))
 BLOCK = 256
 
@@ -102,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     import scipy.sparse as sp
     from quality import split_of
 
-    from recsys.data.schema import interaction_counts
-    from recsys.evaluation import build_session_cases, cold_items
     from recsys.models import make_model
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -123,14 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         ids, x = tfidf.item_ids_, tfidf.matrix_
         n = len(ids)
         row_of = {v: i for i, v in enumerate(ids)}
-        ctx, tgt = build_session_cases(valid, "every_position", max_cases=args.max_cases, seed=1)
-        cold = set(cold_items(fit_part, COLD, ids))
-        keep = [i for i, v in enumerate(tgt) if v in cold and ctx[i][-1] in row_of and v in row_of]
-        seeds = np.array([ctx[i][-1] for i in keep], dtype=str)
-        targets = np.array([tgt[i] for i in keep], dtype=str)
-        q = np.array([row_of[v] for v in seeds])
-        t = np.array([row_of[v] for v in targets])
-        cold_seed = interaction_counts(fit_part.interactions, seeds) < COLD
+        seeds, targets, q, t, cold_seed = cold_cases(fit_part, valid, ids, args.max_cases)
         tf_ids, _ = tfidf.similar(list(seeds), K)
         cf = behaviour(args.cf, fit_part, row_of, n)
         has_cf = np.diff(cf.indptr) > 0
