@@ -60,7 +60,7 @@ def similar_response(
             "config_hash": config_hash_of(config),
             "source": "live",
             "items": [{"item_id": str(i), "score": s} for i, s in zip(ids, scores)],
-            "served_by": [str(s) for s in result.served_by] if result.served_by else ["model"] * len(ids),
+            "served_by": _served_by(result),
             "removed_by_rule": {
                 str(r): int(n) for r, n in (removed if removed.__class__ is dict else dict(removed)).items()
             },
