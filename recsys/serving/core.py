@@ -433,26 +433,6 @@ def _filter_config(preset: Any, filters: Any) -> tuple[Any, str | None]:
     return _inline_config(filters), None
 
 
-#: id(config) -> (config, its hash): ``FilterConfig.config_hash`` keeps its hash in a pydantic
-#: private attribute, whose read goes through ``BaseModel.__getattr__`` (about 7 us per request on
-#: this host); presets and inline filters are the same objects request after request (cached), so
-#: their hash is kept here by identity. The config is held, so its id is not reused while kept.
-_HASHES: dict[int, tuple[Any, str]] = {}
-_HASHES_SIZE = 512
-
-
-def config_hash_of(config: Any) -> str:
-    """``config.config_hash()``, remembered for the config object."""
-    hit = _HASHES.get(id(config))
-    if hit is not None and hit[0] is config:
-        return hit[1]
-    digest = config.config_hash()
-    if len(_HASHES) >= _HASHES_SIZE:  # presets re-saved, inline filters evicted: start afresh
-        _HASHES.clear()
-    _HASHES[id(config)] = (config, digest)
-    return digest
-
-
 def _floats(scores: Any) -> list[float | None]:
     if isinstance(scores, list):  # a SearchResult's plain floats: no array round trip
         return [s if math.isfinite(s) else None for s in scores]

@@ -15,7 +15,6 @@ from recsys.serving.core import (
     _floats,
     _jsonable,
     _state,
-    config_hash_of,
     parse_k,
 )
 
@@ -57,7 +56,7 @@ def similar_response(
             "item_id": item_id,
             "k": k,
             "preset": preset_name,
-            "config_hash": config_hash_of(config),
+            "config_hash": config.config_hash(),
             "source": "live",
             "items": [{"item_id": str(i), "score": s} for i, s in zip(ids, scores)],
             "served_by": _served_by(result),
@@ -78,7 +77,7 @@ def _precomputed_response(
 ) -> dict[str, Any]:
     from recsys.precompute import staleness
 
-    config_hash = config_hash_of(config)
+    config_hash = config.config_hash()
     loc = str(st.settings.precomputed or "")
     if not loc.startswith(("redis://", "rediss://", "unix://")):
         from recsys.precompute import DEFAULT_SQLITE_NAME
@@ -180,7 +179,7 @@ def recommend_response(
         "skipped_rules": list(result.skipped_rules),
         "k": k,
         "preset": preset_name,
-        "config_hash": config_hash_of(config),
+        "config_hash": config.config_hash(),
         "recent_item_ids": result.recent_item_ids,
         "ignored_item_ids": result.ignored_item_ids,
         "items": [{"item_id": i, "score": s} for i, s in zip(result.item_ids, _floats(result.scores))],
