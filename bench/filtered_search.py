@@ -598,7 +598,7 @@ def main() -> None:
         "--blas-threads", type=int, default=1, help="BLAS threads for NumPy (default 1: less noise)"
     )
     # the tool's own build settings (HnswIndex.build's defaults), so that the bench measures the
-    # graph a user gets (README "Issue 18 at 1M: the index's build settings")
+    # graph a user gets (docs/MEASUREMENTS.md "Issue 18 at 1M: the index's build settings")
     built_by_default = inspect.signature(HnswIndex.build).parameters
     ap.add_argument("--ef-construction", type=int, default=built_by_default["ef_construction"].default)
     ap.add_argument("--ef", type=int, default=built_by_default["ef"].default)

@@ -7,8 +7,8 @@ For each of ``--loads`` loads of ``/map?run=…`` (after a warm-up of ``/``), in
 ``_dash-update-component`` responses over 100 KB ``[name, start, end, transfer bytes, body
 bytes]``, and the DevTools CPU profile's self time per bucket (``cpu_ms``: plotly.js, Dash's
 bundles, V8's ``(program)`` and ``(garbage collector)``, native functions by name). All in ms
-from navigation start. Used for the Map's sixth pass (README, "Browser"); run it from each
-checkout to compare, on the same data as ``bench/browser.py``.
+from navigation start. Used for the Map's sixth pass (docs/MEASUREMENTS.md, "Map first paint,
+sixth pass"); run it from each checkout to compare, on the same data as ``bench/browser.py``.
 
 Usage: ``python bench/map_timeline.py [--items 100000] [--loads 3]``
 """
