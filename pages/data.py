@@ -190,7 +190,7 @@ def import_params(
     """
     if source not in SOURCES:
         raise DataValidationError(f"unknown source '{source}'; choose one of: {', '.join(SOURCES)}")
-    if not name or not _SAFE_NAME.match(name):
+    if not name or not _SAFE_NAME.fullmatch(name):
         raise DataValidationError(
             "give the dataset a name of letters, digits, '_', '-' or '.' (starting with a letter or digit)"
         )
