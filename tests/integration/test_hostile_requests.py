@@ -290,3 +290,55 @@ def test_every_rest_write_route_refuses_anonymous_and_viewer_callers(demo_data_c
         )
         assert viewer.status_code == 403, (method, url, viewer.status_code)
     assert tree_digest(demo_data_copy) == before
+
+
+def test_a_named_viewer_from_the_users_file_cannot_run_any_write_callback(
+    demo_data_copy, monkeypatch, tmp_path
+):
+    """The role check is the same for Flask-Login users as for tokens: every write callback,
+    sent as the browser of a signed-in viewer would (session cookie and CSRF header), is a 403."""
+    import re
+
+    from components.access import WRITE_CALLBACKS, _trigger_key, callback_name
+    from recsys.auth import hash_password
+    from tests.integration.conftest import _fresh_app
+
+    users = tmp_path / "users.yaml"
+    users.write_text(
+        f"users:\n  - {{name: sam, role: viewer, password_hash: '{hash_password('sam-pw-1')}'}}\n"
+    )
+    monkeypatch.setenv("RECSYS_USERS_FILE", str(users))
+    for var in ("RECSYS_API_TOKEN", "RECSYS_VIEWER_TOKEN", "RECSYS_ALLOWED_HOSTS"):
+        monkeypatch.delenv(var, raising=False)
+    app = _fresh_app(demo_data_copy, monkeypatch)
+    client = app.server.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert (
+        client.post(
+            "/login", data={"csrf_token": csrf, "username": "sam", "password": "sam-pw-1"}
+        ).status_code
+        == 302
+    )
+    header = {"X-CSRFToken": client.get_cookie("_csrf_token").value}
+    before = tree_digest(demo_data_copy)
+    refused = set()
+    for dep in client.get("/_dash-dependencies").get_json():
+        if dep.get("clientside_function"):
+            continue
+        name = callback_name(app.callback_map[dep["output"]]["callback"])
+        if name not in WRITE_CALLBACKS:
+            continue
+        props = [
+            f"{json.dumps(i['id'], sort_keys=True) if isinstance(i['id'], dict) else i['id']}.{i['property']}"
+            for i in dep["inputs"]
+        ]
+        triggers = WRITE_CALLBACKS[name]
+        changed = props[:1] if triggers is None else [p for p in props if _trigger_key(p) in triggers][:1]
+        body = {"output": dep["output"], "outputs": [], "inputs": [], "state": [], "changedPropIds": changed}
+        resp = client.post("/_dash-update-component", json=body, headers=header)
+        assert resp.status_code == 403, (name, resp.status_code)
+        assert "sam" in resp.get_json()["error"]["message"]
+        refused.add(name)
+    assert refused == set(WRITE_CALLBACKS)
+    assert tree_digest(demo_data_copy) == before
