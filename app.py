@@ -14,11 +14,12 @@ import sys
 
 import dash
 import dash_bootstrap_components as dbc
+import flask
 from dash import Dash, dcc, html
 
 from components import access, ids
 from components.jobs import POLL_MS, on_app_start
-from components.layout import navbar
+from components.layout import error_alert, navbar
 from components.map_warm import start_map_warmup
 from components.plotlyjs import plotlyjs_meta, register_plotlyjs
 from recsys import auth
@@ -61,6 +62,23 @@ def request_is_write(req) -> bool:
     return req.method not in ("GET", "HEAD", "OPTIONS")
 
 
+def callback_failed(exc: Exception) -> None:
+    """Dash's ``on_error`` for every callback: the failure is logged with its traceback and the
+    page shows what went wrong (a RecsysError's own message, which names the file or field) in
+    the shell's alert, instead of the request failing with a 500 and the page silently not
+    changing. The callback's outputs are left as they were."""
+    output = (
+        (flask.request.get_json(silent=True) or {}).get("output") if flask.has_request_context() else None
+    )
+    if isinstance(exc, RecsysError):
+        logging.getLogger(__name__).warning("callback %s: %s", output, exc)
+        message = str(exc)
+    else:
+        logging.getLogger(__name__).exception("callback %s failed", output)
+        message = f"internal error ({type(exc).__name__}); the server log has the details"
+    dash.set_props(ids.CALLBACK_ERROR, {"children": error_alert(message, "That did not work")})
+
+
 def shell() -> html.Div:
     """The page shell, per request: viewers get the ``role-viewer`` class, which hides
     ``editor-only`` buttons (the server refuses their writes anyway)."""
@@ -68,7 +86,9 @@ def shell() -> html.Div:
     return html.Div(
         [
             navbar(user=auth.current_user_name(), role=role if auth.auth_enabled() else None),
-            dbc.Container(dash.page_container, fluid="xl", className="page-body pb-5"),
+            dbc.Container(
+                [html.Div(id=ids.CALLBACK_ERROR), dash.page_container], fluid="xl", className="page-body pb-5"
+            ),
             dcc.Store(id=ids.JOBS_STORE),
             dcc.Store(id=ids.RUNS_VERSION_STORE),
             dcc.Interval(id=ids.JOBS_INTERVAL, interval=POLL_MS),
@@ -98,6 +118,7 @@ app = Dash(
     suppress_callback_exceptions=True,
     title="RecSys Lab",
     meta_tags=plotlyjs_meta(),  # which plotly.js graphs load, read by assets/plotly_loader.js
+    on_error=callback_failed,  # a failed callback says why on the page, never a bare 500
 )
 register_plotlyjs(app)  # the trimmed plotly.js bundle (components.plotly_bundle)
 server = app.server

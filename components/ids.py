@@ -18,6 +18,7 @@ RUNS_VERSION_STORE = "shell-runs-version"  # changes when the set of runs/active
 JOB_CANCEL = (
     "shell-job-cancel"  # pattern-matching type of every job card's cancel button: {"type": ..., "job": id}
 )
+CALLBACK_ERROR = "shell-callback-error"  # where a callback that failed says why (app.callback_failed)
 
 # --- overview
 OVERVIEW_DATASET = "overview-dataset"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from components.forms import choice_col, form_job
 from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.vectors_io import import_section as vectors_import_section
-from recsys._io import atomic_write_bytes
+from recsys._io import atomic_create_bytes, atomic_write_bytes
 from recsys.config import data_dir, import_dir, resolve_import_path, upload_max_bytes
 from recsys.errors import DataValidationError, RecsysError
 
@@ -137,6 +138,8 @@ PREVIEW_ROWS = 1000
 GUESS_ROWS = 200
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".dat", ".dat.gz", ".parquet", ".pq", ".xlsx")
 _SUFFIXES += (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
+#: Longest stored upload name (the browser's name is shortened, its suffix kept).
+MAX_UPLOAD_NAME = 120
 
 
 # -- plain helpers -----------------------------------------------------------------
@@ -147,11 +150,15 @@ def save_upload(contents: str, filename: str, root: Any = None) -> Path:
     ------
     DataValidationError
         Unsupported file type or content that is not a base64 data URL.
+    DiskFullError
+        The disk is full; nothing is stored.
     """
-    name = Path(filename or "upload").name
+    name = Path(filename if isinstance(filename, str) and filename else "upload").name
     if not name.lower().endswith(_SUFFIXES):
         raise DataValidationError(f"unsupported file type; upload a {', '.join(_SUFFIXES)} file", file=name)
     try:
+        if not isinstance(contents, str):
+            raise ValueError("not a data URL")
         _header, encoded = contents.split(",", 1)
         raw = base64.b64decode(encoded, validate=True)
     except (ValueError, binascii.Error) as exc:
@@ -164,10 +171,29 @@ def save_upload(contents: str, filename: str, root: Any = None) -> Path:
         )
     folder = import_dir(root) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    path = folder / safe
+    from recsys.stored import disk_full_guard
+
+    path = folder / stored_upload_name(name)
+    with disk_full_guard("the upload", folder):
+        if atomic_create_bytes(path, raw) or path.read_bytes() == raw:
+            return path
+    # another file of that name is there (an earlier upload another import may be reading):
+    # keep it, and store this one under its content's digest
+    path = folder / stored_upload_name(name, tag=hashlib.sha256(raw).hexdigest()[:10])
     atomic_write_bytes(path, raw, what="the upload")
     return path
+
+
+def stored_upload_name(name: str, tag: str = "") -> str:
+    """The file name an upload is stored under: ASCII letters, digits, ``_.-`` only, at most
+    ``MAX_UPLOAD_NAME`` characters with its type suffix kept (a browser may send a 255-byte name,
+    which the temporary file of the atomic write would push past the file system's limit), never
+    hidden; ``tag`` goes before the suffix (``events-<tag>.csv``)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    suffix = next(s for s in sorted(_SUFFIXES, key=len, reverse=True) if safe.lower().endswith(s))
+    tail = (f"-{tag}" if tag else "") + safe[len(safe) - len(suffix) :]
+    stem = safe[: len(safe) - len(suffix)][: MAX_UPLOAD_NAME - len(tail)].lstrip(".")
+    return (stem or "upload") + tail
 
 
 def import_params(
@@ -190,7 +216,7 @@ def import_params(
     """
     if source not in SOURCES:
         raise DataValidationError(f"unknown source '{source}'; choose one of: {', '.join(SOURCES)}")
-    if not name or not _SAFE_NAME.match(name):
+    if not name or not _SAFE_NAME.fullmatch(name):
         raise DataValidationError(
             "give the dataset a name of letters, digits, '_', '-' or '.' (starting with a letter or digit)"
         )
@@ -445,7 +471,7 @@ def receive_upload(contents: str | None, filename: str | None):
         return no_update, no_update, no_update
     try:
         path = save_upload(contents, filename or "upload.csv")
-    except DataValidationError as exc:
+    except RecsysError as exc:  # a bad file, or a full disk (DiskFullError): nothing is stored
         return None, error_alert(exc, "Upload rejected"), no_update
     size = path.stat().st_size
     return (

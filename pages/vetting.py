@@ -63,6 +63,7 @@ from recsys.filters import FilterConfig, PresetStore
 from recsys.vetting.store import (
     REASON_LABELS,
     REASONS,
+    DamagedJudgmentsError,
     JudgmentError,
     JudgmentStore,
     current_user,
@@ -351,6 +352,8 @@ def store_outbox(outbox: list[dict[str, Any]], user: str) -> tuple[list[str], li
         }
         try:
             store.judge(**fields, user=user, at=judged_at(entry.get("at")))
+        except DamagedJudgmentsError:
+            raise  # not acknowledged: the browser keeps the judgment and sends it again
         except JudgmentError as exc:
             problems.append(str(exc))
         acked.append(entry["t"])
@@ -385,7 +388,10 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
     run_opts, _ = run_choices(dataset)
     if preset not in {p["value"] for p in presets}:
         preset = None
-    q_opts, q_value = queue_options(run, preset)
+    try:
+        q_opts, q_value = queue_options(run, preset)
+    except RecsysError as exc:  # a damaged judgments file: say which, keep the app up
+        return html.Div([header, error_alert(exc, "Could not read the judgments")])
 
     pickers = dbc.Card(
         dbc.CardBody(

@@ -449,7 +449,12 @@ _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 
 def validate_preset_name(name: str) -> str:
     """Return the preset name if it is a safe file name, else raise FilterConfigError."""
-    if not isinstance(name, str) or not _PRESET_NAME.match(name) or name.endswith((" ", ".")) or ".." in name:
+    if (
+        not isinstance(name, str)
+        or not _PRESET_NAME.fullmatch(name)
+        or name.endswith((" ", "."))
+        or ".." in name
+    ):
         raise _config_error(
             f"preset name {name!r} is invalid: use 1-64 letters, digits, spaces, '_', '.' or "
             "'-', starting with a letter or digit",

@@ -33,7 +33,7 @@ _DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def images_dir(dataset: str, root: str | os.PathLike[str] | None = None) -> Path:
     """``<data dir>/datasets/<dataset>/images`` (it may not exist)."""
-    if not isinstance(dataset, str) or not _DATASET.match(dataset) or ".." in dataset:
+    if not isinstance(dataset, str) or not _DATASET.fullmatch(dataset) or ".." in dataset:
         raise DataValidationError(f"'{dataset}' is not a dataset name")
     return data_dir(root) / "datasets" / dataset / "images"
 

@@ -53,7 +53,9 @@ from recsys.stored import (
 
 logger = logging.getLogger(__name__)
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # no "..", no hidden folders
+#: A run id: a file name, not a path (no "/", no hidden folder, no trailing newline, which
+#: ``$`` would let through) and short enough for the file system (a long one is not an OSError).
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _TRACKED_LIBS = ("numpy", "pandas", "gensim", "hnswlib", "scipy", "tensorflow", "keras", "umap-learn")
 #: run folder -> (stamp of its files when loaded, model); one entry per run, replaced when
 #: a file changes and dropped when the run is deleted.
@@ -125,8 +127,11 @@ class Registry:
     # -- paths -------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
         """The folder of an existing run; raises RunNotFoundError otherwise."""
-        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-            raise RunNotFoundError(f"'{run_id}' is not a valid run id")
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            shown = run_id[:60] + "..." if isinstance(run_id, str) and len(run_id) > 60 else run_id
+            raise RunNotFoundError(
+                f"'{shown}' is not a valid run id (up to 200 letters, digits, '_', '.' or '-')"
+            )
         path = self.runs_dir / run_id
         if not (path / "run.json").exists():
             raise RunNotFoundError(f"run '{run_id}' not found in {self.runs_dir}")
@@ -403,7 +408,7 @@ class Registry:
                         f: r
                         for f, r in fams.items()
                         if isinstance(r, str)
-                        and _RUN_ID.match(r)
+                        and _RUN_ID.fullmatch(r)
                         and (self.runs_dir / r / "run.json").exists()
                     }
                     if keep:
@@ -411,7 +416,7 @@ class Registry:
             return state
         newest: tuple[str, str] | None = None  # flat {family: run_id}
         for family, run_id in data.items():
-            if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
                 continue
             meta = self._raw_meta(run_id)
             if meta is None:

@@ -230,7 +230,7 @@ def _derive_catalog(inter: pd.DataFrame, attrs: pd.DataFrame, keep: np.ndarray) 
 
 
 def _check_kind_errors(name: str, kind: str, errors: str) -> None:
-    if not _SAFE_NAME.match(name or ""):
+    if not _SAFE_NAME.fullmatch(name or ""):
         raise DataValidationError(
             f"dataset name {name!r} is not allowed: use letters, digits, '_', '-' or '.' "
             "(starting with a letter or digit, at most 100 characters)"

@@ -189,7 +189,7 @@ def _datasets_root(root: Path) -> Path:
 
 def _dataset_folder(name: str, root: str | os.PathLike[str]) -> Path:
     """The folder of dataset ``name``; a name that is not a plain folder name is unknown."""
-    if not isinstance(name, str) or not _DATASET_NAME.match(name):
+    if not isinstance(name, str) or not _DATASET_NAME.fullmatch(name):
         raise DatasetNotFoundError(f"'{name}' is not a valid dataset name (letters, digits, '_', '.', '-')")
     return _datasets_root(Path(root)) / name
 

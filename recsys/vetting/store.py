@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, StoredDataError
 
 #: Why a pair is wrong (the thumbs-down reasons), in display order.
 REASONS: tuple[str, ...] = (
@@ -122,6 +122,10 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 class JudgmentError(RecsysError):
     """A judgment, CSV row or queue that cannot be stored; the message says what and where."""
+
+
+class DamagedJudgmentsError(StoredDataError, JudgmentError):
+    """``judgments.sqlite`` is not a readable SQLite database (truncated, overwritten, garbage)."""
 
 
 def current_user() -> str:
@@ -250,6 +254,8 @@ class JudgmentStore:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection; a damaged file raises :class:`DamagedJudgmentsError` naming it (SQLite's
+        plain ``DatabaseError``: "file is not a database", "database disk image is malformed")."""
         con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
             con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -258,6 +264,13 @@ class JudgmentStore:
             con.execute("PRAGMA synchronous=NORMAL")
             con.row_factory = sqlite3.Row
             yield con
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # locked, a constraint...: not damage
+                raise
+            raise DamagedJudgmentsError(
+                f"the judgments file {self.path} is damaged ({exc}); nothing was read or stored. "
+                "Restore it from a backup, or move it aside to start an empty one"
+            ) from None
         finally:
             con.close()
 
