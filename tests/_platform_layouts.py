@@ -423,7 +423,7 @@ def _merchant_rows() -> list[dict]:
                     "availability": "out of stock" if sku == "SHI-L-L" else "in stock", "price": f"{price} USD",
                     "sale_price": "", "brand": vendor, "gtin": f"0001234{k}", "mpn": sku, "condition": "new",
                     "google_product_category": "212" if kind == "Board" else taxonomy,
-                    "product_type": "" if kind == "Kettle" else f"Shop > {kind}s",
+                    "product_type": "" if kind in ("Kettle", "Board") else f"Shop > {kind}s",
                     "gender": "unisex" if kind == "Shirt" else "", "age_group": "kids" if sku == "SHI-L-S" else "adult",
                     "color": "Blue", "size": opt if kind == "Shirt" else "",
                     "item_group_id": handle if len(variants) > 1 else "", "shipping": "US:CA:Overnight:16.00 USD",
@@ -462,3 +462,32 @@ def merchant_xml(folder: Path) -> dict[str, Path]:
     path = folder / "feed.xml"
     path.write_text(text, encoding="utf-8")
     return {"catalog": path}
+
+
+def shopify_orders_only(folder: Path) -> dict[str, Path]:
+    return shopify_orders(folder, gift_card=True)
+
+
+def magento_tsv(folder: Path) -> dict[str, Path]:
+    return magento_order_items(folder, tsv=True)
+
+
+def ga4_with_feed(folder: Path) -> dict[str, Path]:
+    return {**ga4_json(folder), **merchant_xml(folder)}
+
+
+#: The README's "Layouts tested" rows of the platforms' exports -> the writer of their files.
+DOCUMENTED = {
+    "Shopify (orders and products exports)": shopify,
+    "Shopify orders export alone": shopify_orders_only,
+    "Shopify products export alone": shopify_products,
+    "WooCommerce (Customer/Order/Coupon Export, one row per item)": woocommerce_orders,
+    "WooCommerce (Advanced Order Export)": woocommerce_advanced,
+    "Magento 2 `sales_order_item` (CSV dump)": magento_order_items,
+    "Magento 2 `sales_order_item` (`mysql --batch`, tab-separated)": magento_tsv,
+    "GA4 BigQuery export (JSON lines)": ga4_json,
+    "GA4 flattened by `UNNEST(items)` (CSV)": ga4_flat_csv,
+    "GA4 events with the Merchant Center feed": ga4_with_feed,
+    "Google Merchant Center feed (TSV)": merchant_tsv,
+    "Google Merchant Center feed (RSS XML)": merchant_xml,
+}
