@@ -292,7 +292,9 @@ def magento_order_items(folder: Path, tsv: bool = False) -> dict[str, Path]:
             }  # fmt: skip
             money = {k: f"{price:.4f}" for k in ("price", "base_price", "original_price", "base_original_price",
                                                  "price_incl_tax")}  # fmt: skip
-            money.update({k: f"{price * qty:.4f}" for k in ("row_total", "base_row_total", "row_total_incl_tax")})
+            money.update(
+                {k: f"{price * qty:.4f}" for k in ("row_total", "base_row_total", "row_total_incl_tax")}
+            )
             zero = {k: "0.0000" for k in money}
             if parent is None:
                 line += 1
@@ -302,8 +304,8 @@ def magento_order_items(folder: Path, tsv: bool = False) -> dict[str, Path]:
                 line += 1
                 parent_line = line
                 rows.append({**base, **money, "item_id": line, "product_id": parent, "product_type": "configurable",
-                             "name": "Linen Shirt", "product_options": '{"simple_sku":"%s","attributes_info":'
-                             '[{"label":"Size","value":"M"}]}' % sku})  # fmt: skip
+                             "name": "Linen Shirt", "product_options": json.dumps({"simple_sku": sku, "attributes_info":
+                             [{"label": "Size", "value": "M"}]})})  # fmt: skip
                 line += 1
                 rows.append({**base, **zero, "item_id": line, "parent_item_id": parent_line, "product_id": pid,
                              "product_type": "simple", "name": name, "product_options": "{}"})  # fmt: skip

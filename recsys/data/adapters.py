@@ -568,7 +568,9 @@ def _split_mapping(
     int_map: dict[str, Any] = {}
     for src, dst in mapping.items():
         in_cat = catalog is not None and [*layout_names({src: dst}, catalog)][0] in catalog.columns
-        in_int = interactions is not None and [*layout_names({src: dst}, interactions)][0] in interactions.columns
+        in_int = (
+            interactions is not None and [*layout_names({src: dst}, interactions)][0] in interactions.columns
+        )
         if not (in_cat or in_int):
             frames = [f for f in (interactions, catalog) if f is not None]
             cols: list[str] = []
@@ -707,7 +709,9 @@ def import_generic(
             encoding_option="--catalog-encoding" if not alone else "--encoding",
             nrows=preview_rows if alone else None,
         )
-    inter, cat, inter_src, cat_src = _platform_roles(inter, cat, inter_src, cat_src)
+    from recsys.data.platforms import platform_roles
+
+    inter, cat, inter_src, cat_src = platform_roles(inter, cat, inter_src, cat_src)
     layout = inter.attrs.get("layout") if inter is not None else None
     if layout is not None:
         kind = kind or layout.kind
@@ -744,31 +748,6 @@ def import_generic(
         session_gap=gap,
         event_map=emap,
     )
-
-
-def _platform_roles(
-    inter: pd.DataFrame | None, cat: pd.DataFrame | None, inter_src: str | None, cat_src: str | None
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None, str | None]:
-    """A platform's product export given as the events file is the catalogue (when no other is
-    given); an orders or events export given as the catalogue is refused, naming the order."""
-    layout = inter.attrs.get("layout") if inter is not None else None
-    if layout is not None and layout.role == "catalog":
-        if cat is not None:
-            raise DataValidationError(
-                f"this is a {layout.name} (a catalogue), given as the events file; give the events "
-                "file first and this one with --catalog",
-                file=inter_src,
-            )
-        inter.attrs["reading"]["role"] = f"read as the catalogue ({layout.name}; no events file)"  # type: ignore[union-attr]
-        return None, inter, None, inter_src
-    cat_layout = cat.attrs.get("layout") if cat is not None else None
-    if cat_layout is not None and cat_layout.role != "catalog":
-        raise DataValidationError(
-            f"this is a {cat_layout.name} (events or orders), given with --catalog; give it as the "
-            "events file (the first argument) and the products export with --catalog",
-            file=cat_src,
-        )
-    return inter, cat, inter_src, cat_src
 
 
 def _resolve_csv_paths(

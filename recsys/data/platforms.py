@@ -183,7 +183,9 @@ def _woocommerce_orders(df: pd.DataFrame, cols: dict[str, str]) -> Found:
         else:
             d[customer] = d[customer].where(~guest, d[email])
             if guest.any():
-                out.notes.append(f"{int(guest.sum()):,} guest line(s) (customer 0): the billing email is the user")
+                out.notes.append(
+                    f"{int(guest.sum()):,} guest line(s) (customer 0): the billing email is the user"
+                )
     status = cols.get("status") or cols.get("orderstatus")
     if status:
         st = d[status].astype(str).str.strip().str.lower().str.removeprefix("wc-")
@@ -268,7 +270,9 @@ def _merchant_feed(df: pd.DataFrame, cols: dict[str, str]) -> Found:
             d["gender"], gender = "", "gender"
         d.loc[kids, gender] = "kids"
         if kids.any():
-            out.notes.append(f"{int(kids.sum()):,} item(s) with age_group kids/toddler/infant/newborn: gender kids")
+            out.notes.append(
+                f"{int(kids.sum()):,} item(s) with age_group kids/toddler/infant/newborn: gender kids"
+            )
     avail = cols.get("availability")
     if avail:
         a = d[avail].astype(str).str.strip().str.lower().str.replace("_", " ")
@@ -323,7 +327,7 @@ LAYOUTS: tuple[Layout, ...] = (
         prepare=_shopify_products,
     ),
     Layout(
-        "WooCommerce orders export (one row per line item)",
+        "WooCommerce orders export (Customer/Order/Coupon Export, one row per line item)",
         ("orderid", "orderdate", "itemproductid", "itemquantity"),
         {
             "sequence_id": ("orderid",),
@@ -442,6 +446,31 @@ def recognise(df: pd.DataFrame) -> pd.DataFrame:
     d.attrs.setdefault("reading", {})
     d.attrs["reading"] = {**d.attrs["reading"], "layout": note}
     return d
+
+
+def platform_roles(
+    inter: pd.DataFrame | None, cat: pd.DataFrame | None, inter_src: str | None, cat_src: str | None
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None, str | None]:
+    """A platform's product export given as the events file is the catalogue (when no other is
+    given); an orders or events export given as the catalogue is refused, naming the order."""
+    layout = inter.attrs.get("layout") if inter is not None else None
+    if layout is not None and layout.role == "catalog":
+        if cat is not None:
+            raise DataValidationError(
+                f"this is a {layout.name} (a catalogue), given as the events file; give the events "
+                "file first and this one with --catalog",
+                file=inter_src,
+            )
+        inter.attrs["reading"]["role"] = f"read as the catalogue ({layout.name}; no events file)"  # type: ignore[union-attr]
+        return None, inter, None, inter_src
+    cat_layout = cat.attrs.get("layout") if cat is not None else None
+    if cat_layout is not None and cat_layout.role != "catalog":
+        raise DataValidationError(
+            f"this is a {cat_layout.name} (events or orders), given with --catalog; give it as the "
+            "events file (the first argument) and the products export with --catalog",
+            file=cat_src,
+        )
+    return inter, cat, inter_src, cat_src
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Import, with the form's values as the browser sends them."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from components import ids
@@ -60,3 +62,8 @@ def test_ga4_json_export_previews_from_the_form(root, tmp_path, data_page):
     out = preview(data_page, path, guessed)
     assert "The import would stop" not in out, out
     assert "unix microseconds" in out and "1234.111:1709288000" in out and "cart" in out
+
+
+def test_a_merchant_feed_in_xml_can_be_uploaded(root, data_page):
+    url = "data:application/xml;base64," + base64.b64encode(b"<rss/>").decode()
+    assert data_page.save_upload(url, "feed.xml").name == "feed.xml"

@@ -110,7 +110,11 @@ def test_woocommerce_advanced_order_export(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "layout", ["Magento 2 `sales_order_item` (CSV dump)", "Magento 2 `sales_order_item` (`mysql --batch`, tab-separated)"]
+    "layout",
+    [
+        "Magento 2 `sales_order_item` (CSV dump)",
+        "Magento 2 `sales_order_item` (`mysql --batch`, tab-separated)",
+    ],
 )
 def test_magento_order_items_count_a_configurable_once(layout, tmp_path, capsys):
     ds = imported(layout, tmp_path, capsys)
@@ -164,7 +168,9 @@ def test_ga4_events_with_the_merchant_feed(tmp_path, capsys):
     assert ds.report.unknown_items == 0
 
 
-@pytest.mark.parametrize("layout", ["Google Merchant Center feed (TSV)", "Google Merchant Center feed (RSS XML)"])
+@pytest.mark.parametrize(
+    "layout", ["Google Merchant Center feed (TSV)", "Google Merchant Center feed (RSS XML)"]
+)
 def test_merchant_center_feed(layout, tmp_path, capsys):
     ds = imported(layout, tmp_path, capsys)
     cat = ds.catalog.set_index("item_id")
@@ -193,7 +199,9 @@ def test_ga4_csv_without_a_session_column_names_the_session_gap(tmp_path, capsys
 
 def test_a_products_export_before_an_events_file_names_catalog(tmp_path, capsys):
     files = layouts.shopify(tmp_path / "in")
-    rc, err = run(["import", "csv", str(files["catalog"]), "--catalog", str(files["events"])], tmp_path, capsys)
+    rc, err = run(
+        ["import", "csv", str(files["catalog"]), "--catalog", str(files["events"])], tmp_path, capsys
+    )
     assert rc == 2 and "--catalog" in err and "Shopify" in err
 
 
