@@ -383,6 +383,23 @@ def ga4_json(folder: Path) -> dict[str, Path]:
     return {"events": path}
 
 
+def ga4_parquet(folder: Path) -> dict[str, Path]:
+    """The same export extracted as Parquet (``bq extract --destination_format PARQUET``): the
+    nested fields as lists of structs, INT64 as integers."""
+    import pandas as pd
+
+    records = _ga4_records()
+    for r in records:
+        r["event_timestamp"] = int(r["event_timestamp"])
+        for p in r["event_params"]:
+            v = p["value"]["int_value"]
+            p["value"]["int_value"] = None if v is None else int(v)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "events_20240301.parquet"
+    pd.DataFrame(records).to_parquet(path, index=False)
+    return {"events": path}
+
+
 GA4_FLAT_COLUMNS = [
     "event_date", "event_timestamp", "event_name", "user_pseudo_id", "ga_session_id", "item_id", "item_name",
     "item_brand", "item_category", "item_category2", "price", "quantity",
@@ -488,6 +505,7 @@ DOCUMENTED = {
     "Magento 2 `sales_order_item` (CSV dump)": magento_order_items,
     "Magento 2 `sales_order_item` (`mysql --batch`, tab-separated)": magento_tsv,
     "GA4 BigQuery export (JSON lines)": ga4_json,
+    "GA4 BigQuery export (Parquet)": ga4_parquet,
     "GA4 flattened by `UNNEST(items)` (CSV)": ga4_flat_csv,
     "GA4 events with the Merchant Center feed": ga4_with_feed,
     "Google Merchant Center feed (TSV)": merchant_tsv,

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recsys.errors import DataValidationError
@@ -48,8 +49,13 @@ def norm(name: Any) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
+def _text(s: pd.Series) -> pd.Series:
+    """Cells as text, missing ones (None, NaN) as ""."""
+    return s.astype(object).where(s.notna(), "").astype(str)
+
+
 def _blank(s: pd.Series) -> pd.Series:
-    return s.astype(str).str.strip().str.lower().isin(_BLANK)
+    return _text(s).str.strip().str.lower().isin(_BLANK)
 
 
 def _fill_down(df: pd.DataFrame, key: str, columns: list[str]) -> int:
@@ -147,9 +153,9 @@ def _shopify_products(df: pd.DataFrame, cols: dict[str, str]) -> Found:
     if no_sku.any():
         options = [cols[n] for n in ("option1value", "option2value", "option3value") if n in cols]
         several = d.groupby(handle)[handle].transform("size") > 1
-        ids = d[handle].astype(str)
+        ids = _text(d[handle])
         if options:
-            suffix = d[options].astype(str).agg("/".join, axis=1).str.strip("/")
+            suffix = d[options].apply(_text).agg("/".join, axis=1).str.strip("/")
             ids = ids.where(~several, ids + "/" + suffix)
         d.loc[no_sku, sku] = ids[no_sku]
         out.notes.append(
@@ -157,7 +163,7 @@ def _shopify_products(df: pd.DataFrame, cols: dict[str, str]) -> Found:
         )
     body = cols.get("bodyhtml")
     if body:  # the description's HTML as its text
-        text = d[body].astype(str).str.replace(r"<[^>]+>", " ", regex=True).map(html.unescape)
+        text = _text(d[body]).str.replace(r"<[^>]+>", " ", regex=True).map(html.unescape)
         d[body] = text.str.split().str.join(" ")
     out.notes.append("a product's fields filled down to its variants; each variant (its SKU) is one item")
     return out
@@ -177,7 +183,7 @@ def _woocommerce_orders(df: pd.DataFrame, cols: dict[str, str]) -> Found:
     customer = cols.get("customerid") or cols.get("customeruserid")
     email = cols.get("billingemail") or cols.get("emailbilling")
     if email:
-        guest = _blank(d[customer]) | (d[customer].astype(str).str.strip() == "0") if customer else None
+        guest = _blank(d[customer]) | (_text(d[customer]).str.strip() == "0") if customer else None
         if customer is None:
             d["customer"] = d[email]
         else:
@@ -188,7 +194,7 @@ def _woocommerce_orders(df: pd.DataFrame, cols: dict[str, str]) -> Found:
                 )
     status = cols.get("status") or cols.get("orderstatus")
     if status:
-        st = d[status].astype(str).str.strip().str.lower().str.removeprefix("wc-")
+        st = _text(d[status]).str.strip().str.lower().str.removeprefix("wc-")
         gone = st.isin(_WOO_SKIP)
         if gone.any():
             shown = ", ".join(f"{k} ({v:,})" for k, v in st[gone].value_counts().items())
@@ -248,11 +254,11 @@ def _ga4_events(df: pd.DataFrame, cols: dict[str, str]) -> Found:
     user, session = cols["userpseudoid"], cols.get("gasessionid")
     if session:
         filled = ~_blank(d[session])
-        d["session"] = (d[user].astype(str) + ":" + d[session].astype(str)).where(filled, "")
+        d["session"] = (_text(d[user]) + ":" + _text(d[session])).where(filled, "")
         out.notes.append(f"session = {user} + {session} (a session id is unique per user only)")
     categories = sorted((n for n in cols if re.fullmatch(r"itemcategory\d?", n)), key=lambda n: (len(n), n))
     if len(categories) > 1:
-        parts = d[[cols[n] for n in categories]].astype(str)
+        parts = d[[cols[n] for n in categories]].apply(_text)
         parts = parts.where(~parts.apply(_blank), "")
         d["category_path"] = parts.agg(lambda r: " > ".join(v for v in r if v), axis=1)
         out.notes.append(f"category = {' > '.join(cols[n] for n in categories)}")
@@ -264,7 +270,7 @@ def _merchant_feed(df: pd.DataFrame, cols: dict[str, str]) -> Found:
     d = out.frame
     age = cols.get("agegroup")
     if age:
-        kids = d[age].astype(str).str.strip().str.lower().isin(("kids", "toddler", "infant", "newborn"))
+        kids = _text(d[age]).str.strip().str.lower().isin(("kids", "toddler", "infant", "newborn"))
         gender = cols.get("gender")
         if gender is None:
             d["gender"], gender = "", "gender"
@@ -275,7 +281,7 @@ def _merchant_feed(df: pd.DataFrame, cols: dict[str, str]) -> Found:
             )
     avail = cols.get("availability")
     if avail:
-        a = d[avail].astype(str).str.strip().str.lower().str.replace("_", " ")
+        a = _text(d[avail]).str.strip().str.lower().str.replace("_", " ")
         d["in_stock"] = a.map(lambda v: "" if v in _BLANK else str(v == "in stock").lower())
     gpc, ptype = cols.get("googleproductcategory"), cols.get("producttype")
     if gpc and ptype:  # the shop's own type first, Google's taxonomy where it has none
@@ -284,7 +290,7 @@ def _merchant_feed(df: pd.DataFrame, cols: dict[str, str]) -> Found:
     elif gpc or ptype:
         d["category_path"] = d[gpc or ptype]
     if "category_path" in d.columns:
-        numeric = d["category_path"].astype(str).str.fullmatch(r"\d+")
+        numeric = _text(d["category_path"]).str.fullmatch(r"\d+")
         if numeric.any():
             d.loc[numeric, "category_path"] = ""
             out.notes.append(
@@ -484,12 +490,13 @@ def is_ga4(df: pd.DataFrame) -> bool:
 
 def _param(params: Any, key: str) -> Any:
     """The value of ``key`` in GA4's ``event_params`` (key / value structs with one typed value)."""
-    for p in params if isinstance(params, list) else ():
+    for p in params if isinstance(params, (list, tuple, np.ndarray)) else ():
         if isinstance(p, dict) and p.get("key") == key:
             value = p.get("value") or {}
             for kind in ("string_value", "int_value", "double_value", "float_value"):
-                if value.get(kind) is not None:
-                    return value[kind]
+                v = value.get(kind)
+                if v is not None and not (isinstance(v, float) and np.isnan(v)):
+                    return int(v) if kind == "int_value" else v  # Parquet's nullable ints read as floats
     return None
 
 
@@ -499,7 +506,8 @@ def explode_ga4(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     events = len(df)
     d = df.copy()
     if "event_params" in d.columns:
-        d["ga_session_id"] = d["event_params"].map(lambda p: _param(p, "ga_session_id"))
+        sessions = d["event_params"].map(lambda p: _param(p, "ga_session_id"))
+        d["ga_session_id"] = sessions.map(lambda v: "" if v is None else str(v))
     d = d.explode("items", ignore_index=True)
     has_item = d["items"].map(lambda v: isinstance(v, dict))
     d = d[has_item].reset_index(drop=True)

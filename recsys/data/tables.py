@@ -228,6 +228,13 @@ def read_table(
         df = df.reset_index(drop=True)
         if nrows is not None:
             df = df.head(nrows)
+        from recsys.data.platforms import explode_ga4, is_ga4
+
+        if is_ga4(df):  # GA4's BigQuery export as Parquet: an items array per event, read as text
+            from recsys.data.formats import _as_text
+
+            df, reading["items"] = explode_ga4(df)
+            df = _as_text(df)
         _name_columns(df, columns, src)
         reading["format"] = "Parquet"
     else:

@@ -153,8 +153,11 @@ def test_ga4_bigquery_json_export(tmp_path, capsys):
     assert "2 event row(s) without items left out" in reading(ds)
 
 
-def test_ga4_flattened_csv_gives_the_same_dataset(tmp_path, capsys):
-    ds = imported("GA4 flattened by `UNNEST(items)` (CSV)", tmp_path, capsys)
+@pytest.mark.parametrize(
+    "layout", ["GA4 flattened by `UNNEST(items)` (CSV)", "GA4 BigQuery export (Parquet)"]
+)
+def test_ga4_flattened_csv_and_parquet_give_the_same_dataset(layout, tmp_path, capsys):
+    ds = imported(layout, tmp_path, capsys)
     _ga4_expected(ds)
     from_json = imported("GA4 BigQuery export (JSON lines)", tmp_path / "json", capsys)
     pd.testing.assert_frame_equal(ds.interactions, from_json.interactions)
