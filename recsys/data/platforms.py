@@ -123,7 +123,7 @@ def _shopify_orders(df: pd.DataFrame, cols: dict[str, str]) -> Found:
             out.notes.append(
                 f"{int(gone.sum()):,} line(s) of {d.loc[gone, order].nunique():,} cancelled order(s) dropped"
             )
-            out.frame = d = d[~gone].reset_index(drop=True)
+            out.frame = d = d[~gone]  # the index keeps the file's row numbers
     return out
 
 
@@ -144,7 +144,7 @@ def _shopify_products(df: pd.DataFrame, cols: dict[str, str]) -> Found:
             d[image] = d[own].where(~_blank(d[own]), d[image])
     if image_only.any():
         out.notes.append(f"{int(image_only.sum()):,} row(s) holding only an extra image left out")
-        out.frame = d = d[~image_only].reset_index(drop=True)
+        out.frame = d = d[~image_only]
     sku = cols.get("variantsku")
     if sku is None:
         d["Variant SKU"] = ""
@@ -199,7 +199,7 @@ def _woocommerce_orders(df: pd.DataFrame, cols: dict[str, str]) -> Found:
         if gone.any():
             shown = ", ".join(f"{k} ({v:,})" for k, v in st[gone].value_counts().items())
             out.notes.append(f"{int(gone.sum()):,} line(s) of orders not sold dropped: {shown}")
-            out.frame = d = d[~gone].reset_index(drop=True)
+            out.frame = d = d[~gone]
     total = cols.get("itemtotal") or cols.get("itemsubtotal")
     qty = cols.get("itemquantity") or cols.get("quantityrefund") or cols.get("quantity")
     if total and qty and "itemcost" not in cols:
@@ -230,7 +230,7 @@ def _magento_items(df: pd.DataFrame, cols: dict[str, str]) -> Found:
             f"{int(parents.sum()):,} parent line(s) (configurable or bundle) left out: each child line "
             "(the simple product bought) counts once, priced from its parent when its own price is 0"
         )
-        out.frame = d = d[~parents].reset_index(drop=True)
+        out.frame = d = d[~parents]
     d.rename(columns={line: "order_line_id"}, inplace=True)
     return out
 
