@@ -211,3 +211,14 @@ def test_a_products_export_before_an_events_file_names_catalog(tmp_path, capsys)
 def test_the_kind_given_wins_over_the_layouts(tmp_path, capsys):
     ds = imported("Magento 2 `sales_order_item` (CSV dump)", tmp_path, capsys, ("--kind", "sessions"))
     assert ds.kind == "sessions"
+
+
+def test_a_bad_value_is_reported_at_its_row_in_the_file(tmp_path, capsys):
+    """Lines left out by the layout (a cancelled order's) do not shift the row a message names."""
+    path = layouts.shopify_orders(tmp_path / "in")["events"]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("#1004"))  # after #1003, cancelled
+    lines[row] = lines[row].replace(",1,Linen Shirt - S,", ",two,Linen Shirt - S,")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rc, err = run(["import", "csv", str(path)], tmp_path, capsys)
+    assert rc == 2 and f"'two' at row {row}" in err, err
