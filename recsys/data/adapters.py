@@ -714,6 +714,11 @@ def import_generic(
     inter, cat, inter_src, cat_src = platform_roles(inter, cat, inter_src, cat_src)
     layout = inter.attrs.get("layout") if inter is not None else None
     if layout is not None:
+        if kind and layout.kind and kind != layout.kind:
+            inter.attrs["reading"]["kind"] = (  # type: ignore[union-attr]
+                f"{kind} as given, though a {layout.name} is a table of {layout.kind} (orders): choose "
+                f"--kind {layout.kind} (Kind: {layout.kind.capitalize()} on the Data page) to read it as orders"
+            )
         kind = kind or layout.kind
         if layout.event_map and "event_type" in inter.columns:  # type: ignore[union-attr]
             emap = {**layout.event_map, **emap}

@@ -32,6 +32,8 @@ def test_shopify_orders_and_products_import_from_the_form(root, tmp_path, data_p
         "user_id",
         "timestamp",
     )  # Name, Lineitem sku, Email, Created at, renamed by the layout
+    out = preview(data_page, files["events"], guessed, catalog=str(files["catalog"]))  # Kind left as is
+    assert "Kind: Baskets on the Data page" in out
     out = preview(data_page, files["events"], guessed, kind="baskets", catalog=str(files["catalog"]))
     assert "Parsed events" in out and "#1001" in out and "The import would stop" not in out
     values, option_ids = _options(catalog=str(files["catalog"]))
