@@ -709,10 +709,10 @@ def import_generic(
             encoding_option="--catalog-encoding" if not alone else "--encoding",
             nrows=preview_rows if alone else None,
         )
-    from recsys.data.platforms import platform_roles
+    from recsys.data.platforms import layout_of, platform_roles
 
     inter, cat, inter_src, cat_src = platform_roles(inter, cat, inter_src, cat_src)
-    layout = inter.attrs.get("layout") if inter is not None else None
+    layout = layout_of(inter)
     if layout is not None:
         if kind and layout.kind and kind != layout.kind:
             inter.attrs["reading"]["kind"] = (  # type: ignore[union-attr]

@@ -416,7 +416,7 @@ LAYOUTS: tuple[Layout, ...] = (
 
 def recognise(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` as the schema reads it when its columns are one of :data:`LAYOUTS` (prepared, the
-    columns it knows renamed to field names, ``attrs["layout"]`` its :class:`Layout`, the reading
+    columns it knows renamed to field names, ``attrs["layout"]`` its name (:func:`layout_of`), the reading
     note ``layout``), else ``df`` unchanged. A column already named like a field it would get is
     renamed away first (Magento's ``item_id`` is the order line's id)."""
     cols: dict[str, str] = {}
@@ -447,11 +447,17 @@ def recognise(df: pd.DataFrame) -> pd.DataFrame:
     if layout.kind:
         note += f"; a table of {layout.kind} (orders)"
     d.attrs = attrs
-    d.attrs["layout"] = layout
+    d.attrs["layout"] = layout.name  # attrs stay plain data (pandas copies them, Parquet may store them)
     d.attrs["renamed"] = renames
     d.attrs.setdefault("reading", {})
     d.attrs["reading"] = {**d.attrs["reading"], "layout": note}
     return d
+
+
+def layout_of(df: pd.DataFrame | None) -> Layout | None:
+    """The :class:`Layout` :func:`recognise` found in ``df`` (None: none, or no frame)."""
+    name = None if df is None else df.attrs.get("layout")
+    return next((lay for lay in LAYOUTS if lay.name == name), None)
 
 
 def platform_roles(
@@ -459,7 +465,7 @@ def platform_roles(
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None, str | None]:
     """A platform's product export given as the events file is the catalogue (when no other is
     given); an orders or events export given as the catalogue is refused, naming the order."""
-    layout = inter.attrs.get("layout") if inter is not None else None
+    layout = layout_of(inter)
     if layout is not None and layout.role == "catalog":
         if cat is not None:
             raise DataValidationError(
@@ -469,7 +475,7 @@ def platform_roles(
             )
         inter.attrs["reading"]["role"] = f"read as the catalogue ({layout.name}; no events file)"  # type: ignore[union-attr]
         return None, inter, None, inter_src
-    cat_layout = cat.attrs.get("layout") if cat is not None else None
+    cat_layout = layout_of(cat)
     if cat_layout is not None and cat_layout.role != "catalog":
         raise DataValidationError(
             f"this is a {cat_layout.name} (events or orders), given with --catalog; give it as the "
