@@ -458,6 +458,28 @@ def merchant_tsv(folder: Path) -> dict[str, Path]:
     return {"catalog": _csv(folder / "products.tsv", MERCHANT_COLUMNS, _merchant_rows(), sep="\t")}
 
 
+def merchant_atom(folder: Path) -> dict[str, Path]:
+    """The same feed as Atom 1.0 XML: ``<entry>`` elements in the Atom namespace, every field in
+    the ``g:`` namespace."""
+    from xml.sax.saxutils import escape
+
+    entries = []
+    for r in _merchant_rows():
+        fields = "".join(f"<g:{k}>{escape(str(v))}</g:{k}>" for k, v in r.items() if v != "")
+        entries.append(f"<entry>{fields}</entry>")
+    text = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" '
+        'xmlns:g="http://base.google.com/ns/1.0">\n<title>Example shop</title>\n'
+        '<link rel="self" href="https://shop.example.invalid"/>\n<updated>2024-03-05T10:00:00Z</updated>\n'
+        + "\n".join(entries)
+        + "\n</feed>\n"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "feed_atom.xml"
+    path.write_text(text, encoding="utf-8")
+    return {"catalog": path}
+
+
 def merchant_xml(folder: Path) -> dict[str, Path]:
     """The same feed as RSS 2.0 XML: ``<item>`` elements with the fields in the ``g:`` namespace
     (title, link and description plain, as Google's example feed writes them)."""
@@ -510,4 +532,5 @@ DOCUMENTED = {
     "GA4 events with the Merchant Center feed": ga4_with_feed,
     "Google Merchant Center feed (TSV)": merchant_tsv,
     "Google Merchant Center feed (RSS XML)": merchant_xml,
+    "Google Merchant Center feed (Atom XML)": merchant_atom,
 }

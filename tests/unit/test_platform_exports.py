@@ -172,7 +172,12 @@ def test_ga4_events_with_the_merchant_feed(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "layout", ["Google Merchant Center feed (TSV)", "Google Merchant Center feed (RSS XML)"]
+    "layout",
+    [
+        "Google Merchant Center feed (TSV)",
+        "Google Merchant Center feed (RSS XML)",
+        "Google Merchant Center feed (Atom XML)",
+    ],
 )
 def test_merchant_center_feed(layout, tmp_path, capsys):
     ds = imported(layout, tmp_path, capsys)
