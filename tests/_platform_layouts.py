@@ -62,11 +62,12 @@ SHOPIFY_ORDERS = [
 ]  # fmt: skip
 
 
-def shopify_orders(folder: Path, gift_card: bool = False) -> dict[str, Path]:
+def shopify_orders(folder: Path, gift_card: bool = False, no_sku: str = "") -> dict[str, Path]:
     """Shopify's orders export (Orders > Export > CSV): one row per line item; the order's
     fields (Email, Financial Status, Created at, totals, Cancelled at...) on its first row only,
     the line's fields (Lineitem *, Vendor) on every row; ``Name`` the order number like #1001,
-    ``Created at`` with the shop's UTC offset. ``gift_card`` adds a line with no SKU."""
+    ``Created at`` with the shop's UTC offset. ``gift_card`` adds a line with no SKU; ``no_sku``:
+    a product (its SKUs' prefix) sold with no SKU."""
     vendor = {sku: v for _, _, v, *_, variants in PRODUCTS for _, sku, _ in variants}
     rows = []
     for number, email, created, cancelled, lines in SHOPIFY_ORDERS:
@@ -79,7 +80,7 @@ def shopify_orders(folder: Path, gift_card: bool = False) -> dict[str, Path]:
                 "Lineitem quantity": qty,
                 "Lineitem name": LINE_NAMES.get(sku, "Gift Card - $25"),
                 "Lineitem price": PRICES.get(sku, "25.00").replace(",", ""),
-                "Lineitem sku": sku,
+                "Lineitem sku": "" if no_sku and sku.startswith(no_sku) else sku,
                 "Lineitem requires shipping": "true",
                 "Lineitem taxable": "true",
                 "Lineitem fulfillment status": "fulfilled",
@@ -122,11 +123,12 @@ SHOPIFY_PRODUCT_COLUMNS = [
 ]  # fmt: skip
 
 
-def shopify_products(folder: Path) -> dict[str, Path]:
+def shopify_products(folder: Path, no_sku: str = "") -> dict[str, Path]:
     """Shopify's products export (Products > Export > CSV): a product's first row holds its
     fields (Title, Body (HTML), Vendor, Product Category, Type, Tags) and its first variant; each
     further variant on a row with the same Handle and a blank Title; a further image on a row
-    holding only Handle, Image Src and Image Position."""
+    holding only Handle, Image Src and Image Position. ``no_sku``: a handle whose variants
+    have no SKU."""
     rows = []
     for handle, title, vendor, taxonomy, kind, variants in PRODUCTS:
         img = f"https://cdn.example.invalid/files/{handle}"
@@ -134,7 +136,7 @@ def shopify_products(folder: Path) -> dict[str, Path]:
             row = {
                 "Handle": handle,
                 "Option1 Value": opt,
-                "Variant SKU": sku,
+                "Variant SKU": "" if handle == no_sku else sku,
                 "Variant Grams": 350,
                 "Variant Inventory Tracker": "shopify",
                 "Variant Inventory Qty": 7,

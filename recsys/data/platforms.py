@@ -150,16 +150,19 @@ def _shopify_products(df: pd.DataFrame, cols: dict[str, str]) -> Found:
         d["Variant SKU"] = ""
         sku = "Variant SKU"
     no_sku = _blank(d[sku])
-    if no_sku.any():
+    if no_sku.any():  # named as the orders export names its line: "Title - Option1 / Option2"
         options = [cols[n] for n in ("option1value", "option2value", "option3value") if n in cols]
-        several = d.groupby(handle)[handle].transform("size") > 1
-        ids = _text(d[handle])
+        title = cols.get("title")
+        names = _text(d[title]) if title else _text(d[handle])
+        names = names.where(names != "", _text(d[handle]))
         if options:
-            suffix = d[options].apply(_text).agg("/".join, axis=1).str.strip("/")
-            ids = ids.where(~several, ids + "/" + suffix)
-        d.loc[no_sku, sku] = ids[no_sku]
+            parts = d[options].apply(_text)
+            variant = parts.agg(lambda r: " / ".join(v for v in r if v and v != "Default Title"), axis=1)
+            names = names.where(variant == "", names + " - " + variant)
+        d.loc[no_sku, sku] = names[no_sku]
         out.notes.append(
-            f"{int(no_sku.sum()):,} variant(s) with no SKU identified by their handle (and option values)"
+            f"{int(no_sku.sum()):,} variant(s) with no SKU identified by their title and options, as the "
+            "orders export names its lines ('Title - M / Red')"
         )
     body = cols.get("bodyhtml")
     if body:  # the description's HTML as its text

@@ -79,6 +79,21 @@ def test_shopify_orders_alone_name_a_line_without_sku(tmp_path, capsys):
     assert cat.loc["MUG-B-S", "price"] == pytest.approx(12.0)
 
 
+def test_shopify_variants_without_sku_join_the_orders_lines(tmp_path, capsys):
+    """A variant with no SKU is named as the orders export names its line (title - options)."""
+    orders = layouts.shopify_orders(tmp_path / "in", no_sku="SHI-")["events"]
+    products = layouts.shopify_products(tmp_path / "in", no_sku="linen-shirt")["catalog"]
+    rc, err = run(["import", "csv", str(orders), "--catalog", str(products)], tmp_path, capsys)
+    assert rc == 0, err
+    ds = load_dataset("shop", tmp_path / "data")
+    cat = ds.catalog.set_index("item_id")
+    assert {"Linen Shirt - S", "Linen Shirt - M", "Linen Shirt - L"} <= set(cat.index)
+    assert cat.loc["Linen Shirt - L", "price"] == pytest.approx(47.0)
+    order = ds.interactions[ds.interactions["sequence_id"] == "#1004"]
+    assert order["item_id"].tolist() == ["Linen Shirt - S", "Linen Shirt - L"]
+    assert ds.report.unknown_items == 0
+
+
 def test_shopify_products_alone_are_the_catalogue(tmp_path, capsys):
     ds = imported("Shopify products export alone", tmp_path, capsys)
     assert len(ds.interactions) == 0 and sorted(ds.catalog["item_id"]) == sorted(layouts.SKUS)
