@@ -10,7 +10,8 @@ its name (kept as an attribute). What it did is said in the reading notes (``lay
 - Shopify orders export: one row per line item, the order's fields on its first row only
   (filled down), ``Name`` the order number; a cancelled order's lines are dropped (counted);
 - Shopify products export: a product's variants on the rows after it with a blank ``Title``
-  (the product's fields filled down), rows holding only an extra image dropped;
+  (the product's fields filled down), rows holding only an extra image dropped; a variant with
+  no SKU named ``Title - Option`` as the orders export names its line;
 - WooCommerce orders export, one row per line item (the Customer/Order/Coupon Export's
   ``order_id, item_product_id...`` and the Advanced Order Export's ``Order Number, Item Name...``):
   a guest's email is the user, the unit price is the line total over the quantity,
