@@ -14,6 +14,10 @@ dry_run=True)``: read, mapping guessed (or given), validated and normalised, not
 Prints ONE JSON line: the median seconds per format, each format's ratio to CSV, the rows,
 the load average before and after, the core count.
 
+``--formats`` may also name ``shopify.csv`` and ``ga4.json`` (s31-x): the same lines as Shopify's
+orders export and as GA4 purchase events in its BigQuery JSON export, recognised by their
+columns (what the platform layouts' preparation costs over the plain CSV).
+
 Usage: ``python bench/import_formats.py [--n 100000] [--repeats 3] [--formats csv,jsonl.gz,xlsx]
 [--explicit-map]`` (``--explicit-map`` passes the mapping, as main's tree needs for this layout).
 """
@@ -80,9 +84,60 @@ def write(frame: pd.DataFrame, folder: Path, fmt: str) -> Path:
         with pd.ExcelWriter(path, engine="openpyxl") as xl:
             frame.iloc[:half].to_excel(xl, sheet_name="Year 2009-2010", index=False)
             frame.iloc[half:].to_excel(xl, sheet_name="Year 2010-2011", index=False)
+    elif fmt == "shopify.csv":
+        shopify_orders(frame).to_csv(path, index=False)
+    elif fmt == "ga4.json":
+        path.write_text("".join(json.dumps(r) + "\n" for r in ga4_events(frame)), encoding="utf-8")
     else:
         raise SystemExit(f"unknown format {fmt}")
     return path
+
+
+def shopify_orders(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same lines as Shopify's orders export lays them out (s31-x): ``Name`` the order, the
+    order's fields (Email, Financial Status, Created at with its offset) on its first line only."""
+    first = ~frame["Invoice"].duplicated()
+    email = frame["Customer ID"].astype(int).astype(str) + "@example.invalid"
+    return pd.DataFrame(
+        {
+            "Name": "#" + frame["Invoice"],
+            "Email": email.where(first, ""),
+            "Financial Status": pd.Series("paid", index=frame.index).where(first, ""),
+            "Created at": frame["InvoiceDate"].dt.strftime("%Y-%m-%d %H:%M:%S -0500").where(first, ""),
+            "Lineitem quantity": frame["Quantity"],
+            "Lineitem name": frame["Description"],
+            "Lineitem price": frame["Price"],
+            "Lineitem sku": frame["StockCode"],
+            "Vendor": "Acme",
+            "Cancelled at": "",
+        }
+    )
+
+
+def ga4_events(frame: pd.DataFrame) -> list[dict]:
+    """The same lines as GA4 purchase events in its BigQuery JSON export (s31-x): one event per
+    invoice with an ``items`` array, ``event_timestamp`` in microseconds, ``ga_session_id`` in
+    ``event_params``."""
+    out = []
+    for _invoice, lines in frame.groupby("Invoice", sort=False):
+        micros = int(lines["InvoiceDate"].iloc[0].value // 1000)
+        out.append(
+            {
+                "event_date": lines["InvoiceDate"].iloc[0].strftime("%Y%m%d"),
+                "event_timestamp": str(micros),
+                "event_name": "purchase",
+                "event_params": [{"key": "ga_session_id", "value": {"int_value": str(micros // 10**6)}}],
+                "user_id": None,
+                "user_pseudo_id": f"{int(lines['Customer ID'].iloc[0])}.1700000000",
+                "items": [
+                    {"item_id": i, "item_name": t, "price": float(p), "quantity": int(q)}
+                    for i, t, p, q in zip(
+                        lines["StockCode"], lines["Description"], lines["Price"], lines["Quantity"]
+                    )
+                ],
+            }
+        )
+    return out
 
 
 def main() -> None:

@@ -137,7 +137,7 @@ PREVIEW_ROWS = 1000
 #: Rows read to guess the mapping (the table shows the first 5).
 GUESS_ROWS = 200
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".dat", ".dat.gz", ".parquet", ".pq", ".xlsx")
-_SUFFIXES += (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
+_SUFFIXES += (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".xml", ".xml.gz")
 #: Longest stored upload name (the browser's name is shortened, its suffix kept).
 MAX_UPLOAD_NAME = 120
 

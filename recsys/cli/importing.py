@@ -176,9 +176,10 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--kind",
-        default="sessions",
+        default=None,
         choices=["sessions", "baskets"],
-        help="csv only: ordered sessions or unordered baskets (orders, invoices)",
+        help="csv only: ordered sessions or unordered baskets (orders, invoices); default baskets for a "
+        "shop platform's orders export (Shopify, WooCommerce, Magento), else sessions",
     )
     p.add_argument(
         "--errors",

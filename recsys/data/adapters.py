@@ -557,7 +557,7 @@ def _split_mapping(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-file mappings from a flat mapping or ``{"catalog": {...}, "interactions": {...}}``."""
     from recsys.data.mapping import check_targets
-    from recsys.data.tables import _unknown_column_message
+    from recsys.data.tables import _unknown_column_message, layout_names
 
     if not mapping:
         return {}, {}
@@ -567,8 +567,10 @@ def _split_mapping(
     cat_map: dict[str, Any] = {}
     int_map: dict[str, Any] = {}
     for src, dst in mapping.items():
-        in_cat = catalog is not None and src in catalog.columns
-        in_int = interactions is not None and src in interactions.columns
+        in_cat = catalog is not None and [*layout_names({src: dst}, catalog)][0] in catalog.columns
+        in_int = (
+            interactions is not None and [*layout_names({src: dst}, interactions)][0] in interactions.columns
+        )
         if not (in_cat or in_int):
             frames = [f for f in (interactions, catalog) if f is not None]
             cols: list[str] = []
@@ -610,7 +612,7 @@ def import_generic(
     mapping: Mapping[str, Any] | None = None,
     *,
     name: str = "imported",
-    kind: str = "sessions",
+    kind: str | None = None,
     errors: str = "raise",
     encoding: str = "utf-8",
     category_sep: str | None = None,
@@ -643,7 +645,9 @@ def import_generic(
         fields (see :data:`recsys.data.reading.FIELDS`); several columns mapped to
         ``category`` are joined into one path in mapping order.
     name : str, default "imported"
-    kind : {"sessions", "baskets"}
+    kind : {"sessions", "baskets"}, optional
+        Default: "baskets" for a shop platform's orders export (Shopify, WooCommerce, Magento;
+        :mod:`recsys.data.platforms`), else "sessions".
     errors : {"raise", "drop"}, default "raise"
         Strict (first bad row raises) or drop-and-report.
     encoding : str, default "utf-8"
@@ -705,6 +709,25 @@ def import_generic(
             encoding_option="--catalog-encoding" if not alone else "--encoding",
             nrows=preview_rows if alone else None,
         )
+    from recsys.data.platforms import layout_of, platform_roles
+
+    inter, cat, inter_src, cat_src = platform_roles(inter, cat, inter_src, cat_src)
+    layout = layout_of(inter)
+    if layout is not None:
+        if kind and layout.kind and kind != layout.kind:
+            inter.attrs["reading"]["kind"] = (  # type: ignore[union-attr]
+                f"{kind} as given, though a {layout.name} is a table of {layout.kind} (orders): choose "
+                f"--kind {layout.kind} (Kind: {layout.kind.capitalize()} on the Data page) to read it as orders"
+            )
+        kind = kind or layout.kind
+        if layout.event_map and "event_type" in inter.columns:  # type: ignore[union-attr]
+            emap = {**layout.event_map, **emap}
+            inter.attrs["reading"]["events"] = (  # type: ignore[union-attr]
+                f"{layout.name}'s events read as "
+                + ", ".join(f"{k} -> {v}" for k, v in layout.event_map.items() if v != "drop")
+                + "; the others left out (say otherwise with --event-map)"
+            )
+    kind = kind or "sessions"
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
     if not mapping:
         # no --map at all: columns whose names mean a field are used as that field (reported)
@@ -764,7 +787,7 @@ def import_dataset(
     mapping: Mapping[str, Any] | None = None,
     *,
     catalog_path: str | os.PathLike[str] | None = None,
-    kind: str = "sessions",
+    kind: str | None = None,
     errors: str = "raise",
     encoding: str = "utf-8",
     category_sep: str | None = None,

@@ -117,6 +117,10 @@ def read_json_frame(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame,
     if df.shape[1] == 0:
         raise DataValidationError("the JSON records have no fields", file=str(path))
     reading = {"format": "JSON lines (one record a line)" if lines else "JSON array of records"}
+    from recsys.data.platforms import explode_ga4, is_ga4
+
+    if is_ga4(df):
+        df, reading["items"] = explode_ga4(df)
     nested = [str(c) for c in df.columns if df[c].map(lambda v: isinstance(v, (list, dict))).any()]
     if nested:
         reading["nested values"] = (

@@ -36,7 +36,10 @@ from recsys.errors import DataValidationError
 
 
 #: File types the import reads (for messages).
-FILE_TYPES = ".csv, .tsv, .txt, .dat (gzipped too), .parquet, .jsonl/.json (JSON lines or an array, gzipped too), .xlsx"
+FILE_TYPES = (
+    ".csv, .tsv, .txt, .dat (gzipped too), .parquet, .jsonl/.json (JSON lines or an array, gzipped too), "
+    ".xlsx, .xml (a product feed)"
+)
 
 
 def _file_kind(path: Path) -> str:
@@ -49,6 +52,8 @@ def _file_kind(path: Path) -> str:
         return "excel"
     if name.endswith(JSON_SUFFIXES + tuple(s + ".gz" for s in JSON_SUFFIXES)):
         return "json"
+    if name.endswith((".xml", ".xml.gz")):
+        return "xml"
     for suffix in (".csv", ".txt", ".tsv", ".dat"):
         if name.endswith((suffix, suffix + ".gz")):
             return "tsv" if suffix == ".tsv" else "csv"
@@ -127,6 +132,7 @@ def read_table(
     columns: Sequence[str] | None = None,
     encoding_option: str = "--encoding",
     nrows: int | None = None,
+    recognise_layout: bool = True,
 ) -> pd.DataFrame:
     """Read a CSV (or .tsv/.txt/.dat, gzipped too), JSON, Excel or Parquet file into a DataFrame.
 
@@ -154,6 +160,9 @@ def read_table(
         The option named in the message when the bytes are not valid in ``encoding``.
     nrows : int, optional
         Read only the first data rows (previews).
+    recognise_layout : bool, default True
+        A shop platform's export recognised by its columns is prepared and its columns renamed
+        to the schema's fields (:func:`recsys.data.platforms.recognise`; said in the reading notes).
 
     Returns
     -------
@@ -189,7 +198,15 @@ def read_table(
             f"unsupported file type '{p.suffix}'{old_excel}; use {FILE_TYPES}", file=src
         )
     reading: dict[str, str] = {"file": p.name}
-    if kind in ("json", "excel"):
+    if kind == "xml":
+        from recsys.data.platforms import read_xml_frame
+
+        if p.stat().st_size == 0:
+            raise DataValidationError("file is empty", file=src)
+        df, found = read_xml_frame(p, nrows=nrows)
+        reading.update(found)
+        _name_columns(df, columns, src)
+    elif kind in ("json", "excel"):
         from recsys.data.formats import read_excel_frame, read_json_frame
 
         if p.stat().st_size == 0:
@@ -211,6 +228,13 @@ def read_table(
         df = df.reset_index(drop=True)
         if nrows is not None:
             df = df.head(nrows)
+        from recsys.data.platforms import explode_ga4, is_ga4
+
+        if is_ga4(df):  # GA4's BigQuery export as Parquet: an items array per event, read as text
+            from recsys.data.formats import _as_text
+
+            df, reading["items"] = explode_ga4(df)
+            df = _as_text(df)
         _name_columns(df, columns, src)
         reading["format"] = "Parquet"
     else:
@@ -311,6 +335,10 @@ def read_table(
         raise DataValidationError(f"file has a header but no data rows (columns: {cols})", file=src)
     df.attrs["source"] = src
     df.attrs["reading"] = reading
+    if recognise_layout:
+        from recsys.data.platforms import recognise
+
+        df = recognise(df)
     return df
 
 
@@ -478,6 +506,13 @@ def _unknown_column_message(src: str, df: pd.DataFrame) -> str:
     return msg
 
 
+def layout_names(mapping: Mapping[str, Any], df: pd.DataFrame | None) -> dict[str, Any]:
+    """``mapping`` with the file's own column names that a recognised platform layout renamed
+    (``Lineitem sku`` -> ``item_id``) written as the frame now names them."""
+    renamed = {} if df is None else df.attrs.get("renamed", {})
+    return {(renamed.get(str(k), k) if str(k) not in df.columns else k): v for k, v in mapping.items()}  # type: ignore[union-attr]
+
+
 def apply_mapping(
     df: pd.DataFrame, mapping: Mapping[str, str | None] | None, *, file: str | None = None
 ) -> pd.DataFrame:
@@ -498,7 +533,7 @@ def apply_mapping(
     file = file or df.attrs.get("source")
     mapping = {
         str(k): (None if v is None or (isinstance(v, str) and v.strip().lower() in DROP_TARGETS) else v)
-        for k, v in mapping.items()
+        for k, v in layout_names(mapping, df).items()
     }
     check_targets(mapping, file=file)
     for src in mapping:
