@@ -76,11 +76,20 @@ def held_out(hits: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def positive_pairs(fit_part, ids: np.ndarray, window: int, max_pairs: int, rng) -> np.ndarray:
+def positive_pairs(
+    fit_part, ids: np.ndarray, window: int, max_pairs: int, rng, tail_count: int = 0
+) -> np.ndarray:
+    """Co-occurring (a, b) item rows of the fitting part (both directions), at most ``max_pairs``
+    drawn by ``count ** 0.5``; with ``tail_count`` only pairs whose b has at most that many
+    interactions (the pairs nearest a cold target)."""
+    from recsys.data.schema import interaction_counts
     from recsys.models.content.pairs import cooccurrence_pairs
 
     row_of = {x: i for i, x in enumerate(ids)}
     pairs = cooccurrence_pairs(fit_part.interactions, row_of, window)
+    if tail_count > 0:
+        n_int = interaction_counts(fit_part.interactions, ids)
+        pairs = pairs[n_int[pairs["b"].to_numpy()] <= tail_count]
     ab = pairs[["a", "b"]].to_numpy(dtype=np.int64)
     w = pairs["count"].to_numpy(dtype=np.float64) ** 0.5
     if len(ab) > max_pairs:
@@ -112,9 +121,33 @@ def hard_negatives(x, anchors: np.ndarray, pos_codes: set, n: int, depth: int, r
     return out
 
 
-def fit_term_weights(x, ab: np.ndarray, neg: np.ndarray, lam: float) -> np.ndarray:
+def term_features(text) -> np.ndarray:
+    """A few descriptors per TF-IDF column (for weights shared by kinds of terms): its block
+    (title word, title word pair, brand, category), its IDF in five bins, whether it holds a
+    digit, whether it is at most two characters long; one-hot, (n_terms, 11)."""
+    cols = []
+    for name, _w, vocab, idf in text.blocks:
+        terms = sorted(vocab, key=vocab.__getitem__)
+        for term, v in zip(terms, idf):
+            kind = {"brand": 2, "category": 3}.get(name, 1 if " " in term else 0)
+            cols.append((kind, float(v), any(ch.isdigit() for ch in term), len(term) <= 2))
+    idf = np.array([c[1] for c in cols])
+    bins = np.digitize(idf, np.quantile(idf, [0.2, 0.4, 0.6, 0.8]))
+    f = np.zeros((len(cols), 11))
+    f[np.arange(len(cols)), [c[0] for c in cols]] = 1.0
+    f[np.arange(len(cols)), 4 + bins] = 1.0
+    f[:, 9] = [c[2] for c in cols]
+    f[:, 10] = [c[3] for c in cols]
+    return f
+
+
+def fit_term_weights(
+    x, ab: np.ndarray, neg: np.ndarray, lam: float, feats: np.ndarray | None = None
+) -> np.ndarray:
     """One weight per term: sampled softmax of each positive against its negatives, score
-    ``s * (x_a * x_c) . w``, ``w >= 0``, penalty ``lam / 2 * ||w - 1||^2``; L-BFGS-B."""
+    ``s * (x_a * x_c) . w``; L-BFGS-B. Per term (``feats`` None): ``w >= 0``, penalty
+    ``lam / 2 * ||w - 1||^2``. Shared by kinds of terms: ``w = exp(feats @ beta)``, penalty
+    ``lam / 2 * ||beta||^2`` (both start at the TF-IDF weights, ``w = 1``)."""
     import scipy.sparse as sp
     from scipy.optimize import minimize
 
@@ -123,10 +156,11 @@ def fit_term_weights(x, ab: np.ndarray, neg: np.ndarray, lam: float) -> np.ndarr
     anchor = np.repeat(ab[:, 0], 1 + kneg)
     phi = sp.csr_matrix(x[anchor].multiply(x[cand.ravel()]), dtype=np.float64)  # rows: pair products
     phit = phi.T.tocsr()
-    n_terms = x.shape[1]
+    n_params = x.shape[1] if feats is None else feats.shape[1]
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, s = theta[:-1], theta[-1]
+        par, s = theta[:-1], theta[-1]
+        w = par if feats is None else np.exp(feats @ par)
         base = (phi @ w).reshape(p, 1 + kneg)
         z = s * base
         zmax = z.max(axis=1, keepdims=True)
@@ -136,15 +170,18 @@ def fit_term_weights(x, ab: np.ndarray, neg: np.ndarray, lam: float) -> np.ndarr
         g = e / tot
         g[:, 0] -= 1.0
         g /= p
-        grad_w = s * (phit @ g.ravel()) + lam * (w - 1.0)
+        grad_w = s * (phit @ g.ravel())
         grad_s = float((g * base).sum())
-        value += 0.5 * lam * float(((w - 1.0) ** 2).sum())
-        return value, np.concatenate([grad_w, [grad_s]])
+        prior = par - 1.0 if feats is None else par
+        grad_par = (grad_w if feats is None else feats.T @ (grad_w * w)) + lam * prior
+        value += 0.5 * lam * float((prior**2).sum())
+        return value, np.concatenate([grad_par, [grad_s]])
 
-    theta0 = np.concatenate([np.ones(n_terms), [10.0]])
-    bounds = [(0.0, None)] * n_terms + [(None, None)]
+    start = np.ones(n_params) if feats is None else np.zeros(n_params)
+    theta0 = np.concatenate([start, [10.0]])
+    bounds = [(0.0, None) if feats is None else (None, None)] * n_params + [(None, None)]
     res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 300})
-    return res.x[:-1]
+    return res.x[:-1] if feats is None else np.exp(feats @ res.x[:-1])
 
 
 def run_terms(fit_part, ids, q, t, args, rng) -> dict:
@@ -156,14 +193,24 @@ def run_terms(fit_part, ids, q, t, args, rng) -> dict:
 
     cat = fit_part.catalog.drop_duplicates("item_id").reset_index(drop=True)
     assert (cat["item_id"].astype(str).to_numpy() == ids).all()
-    x = TfidfText(make_model("tfidf").params).fit_transform(cat).astype(np.float64)
+    text = TfidfText(make_model("tfidf").params)
+    x = text.fit_transform(cat).astype(np.float64)
+    feats = term_features(text) if args.shared else None
     hits = {"tfidf": rank_hits(x, x, q, t, sparse=True)}
     t0 = time.perf_counter()
-    ab = positive_pairs(fit_part, ids, args.window, args.max_pairs, rng)
+    ab = positive_pairs(fit_part, ids, args.window, args.max_pairs, rng, args.tail_count)
     pos_codes = set((ab[:, 0] * x.shape[0] + ab[:, 1]).tolist())
-    hard = hard_negatives(x, ab[:, 0], pos_codes, max(args.hard), 50, rng)
+    hard = (
+        hard_negatives(x, ab[:, 0], pos_codes, max(args.hard), 50, rng)
+        if max(args.hard) > 0
+        else np.empty((len(ab), 0), dtype=np.int64)
+    )
     rand = rng.integers(0, x.shape[0], size=(len(ab), max(args.rand)))
-    info = {"pairs": int(len(ab)), "terms": int(x.shape[1]), "negatives_s": round(time.perf_counter() - t0, 1)}
+    info = {
+        "pairs": int(len(ab)),
+        "terms": int(x.shape[1]),
+        "negatives_s": round(time.perf_counter() - t0, 1),
+    }
     fits = {}
     for nh in args.hard:
         for nr in args.rand:
@@ -172,7 +219,7 @@ def run_terms(fit_part, ids, q, t, args, rng) -> dict:
             neg = np.concatenate([hard[:, :nh], rand[:, :nr]], axis=1)
             for lam in args.lams:
                 t1 = time.perf_counter()
-                w = fit_term_weights(x, ab, neg, lam)
+                w = fit_term_weights(x, ab, neg, lam, feats)
                 xw = normalize(sp.csr_matrix(x @ sp.diags(np.sqrt(w))))
                 key = f"hard{nh}_rand{nr}_lam{lam:g}"
                 hits[key] = rank_hits(xw, xw, q, t, sparse=True)
@@ -190,54 +237,87 @@ def run_terms(fit_part, ids, q, t, args, rng) -> dict:
 
 
 def run_residual(fit_part, ids, q, t, args, rng) -> dict:
+    """The tower ``unit(h + R(h))`` with ``R``'s last layer at zero; ``h`` the hashed TF-IDF side
+    (fixed), or with ``--train-projection`` ``h = unit(x P)`` with ``P`` (terms x dim) trained
+    from the side's hashing codes (each term's +-1 in its bucket), so the terms move too."""
+    import scipy.sparse as sp
+
     from recsys.models import make_model
     from recsys.models._keras_utils import import_keras
     from recsys.models.base import normalize_rows
     from recsys.models.content.hybrid import TextSide
+    from recsys.models.tfidf import TfidfText
 
     cat = fit_part.catalog.drop_duplicates("item_id").reset_index(drop=True)
     side, h = TextSide.fit(cat, make_model("tfidf").params, args.dim, "hash", 0)
-    from recsys.models.tfidf import TfidfText
-
-    x = TfidfText(make_model("tfidf").params).fit_transform(cat)
+    x = TfidfText(make_model("tfidf").params).fit_transform(cat).tocsr().astype(np.float32)
     hits = {"tfidf": rank_hits(x, x, q, t, sparse=True), "epoch0": rank_hits(h, h, q, t, sparse=False)}
     ab = positive_pairs(fit_part, ids, args.window, 10**9, rng)
-    info = {"pairs": int(len(ab)), "side": side.describe()}
+    info = {"pairs": int(len(ab)), "side": side.describe(), "train_projection": bool(args.train_projection)}
     keras = import_keras()
     import tensorflow as tf
 
+    codes = side.arrays.get("codes")
+    if args.train_projection and codes is None:
+        raise SystemExit("--train-projection needs a hashed side (more terms than --dim)")
+    p0 = None
+    if codes is not None:
+        p0 = sp.csr_matrix(
+            (codes[:, 1].astype(np.float32), (np.arange(len(codes)), codes[:, 0])),
+            shape=(len(codes), side.dim),
+        ).toarray()
+
+    def sparse_rows(rows: np.ndarray):
+        sub = x[rows].tocoo()
+        return tf.SparseTensor(
+            np.stack([sub.row, sub.col], axis=1).astype(np.int64), sub.data, (len(rows), x.shape[1])
+        )
+
     keras.utils.set_random_seed(0)
     for lr in args.lrs:
-        inp = keras.Input((h.shape[1],))
-        z = keras.layers.Dense(args.hidden, activation="relu")(inp)
-        z = keras.layers.Dense(h.shape[1], kernel_initializer="zeros", bias_initializer="zeros")(z)
-        out = keras.layers.UnitNormalization()(keras.layers.Add()([inp, z]))
-        tower = keras.Model(inp, out)
+        r1 = keras.layers.Dense(args.hidden, activation="relu")
+        r2 = keras.layers.Dense(side.dim, kernel_initializer="zeros", bias_initializer="zeros")
+        r2(r1(keras.ops.zeros((1, side.dim))))
+        proj = tf.Variable(p0) if args.train_projection else None
+        variables = [*r1.trainable_variables, *r2.trainable_variables] + ([proj] if proj is not None else [])
         opt = keras.optimizers.Adam(lr)
         hv = tf.constant(h)
 
-        @tf.function
-        def step(a, b, tower=tower, opt=opt, hv=hv):
+        def tower(hb, r1=r1, r2=r2):
+            return tf.math.l2_normalize(hb + r2(r1(hb)), axis=1)
+
+        def base(rows_or_sparse, proj=proj, hv=hv):
+            if proj is None:
+                return tf.gather(hv, rows_or_sparse)
+            return tf.math.l2_normalize(tf.sparse.sparse_dense_matmul(rows_or_sparse, proj), axis=1)
+
+        def step(a, b, variables=variables, opt=opt):
             with tf.GradientTape() as tape:
-                ea = tower(tf.gather(hv, a), training=True)
-                eb = tower(tf.gather(hv, b), training=True)
+                ea, eb = tower(base(a)), tower(base(b))
                 logits = tf.matmul(ea, eb, transpose_b=True) / args.temperature
-                labels = tf.range(tf.shape(a)[0])
+                labels = tf.range(tf.shape(ea)[0])
                 loss = tf.reduce_mean(
                     tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
                 )
-            grads = tape.gradient(loss, tower.trainable_variables)
-            opt.apply_gradients(zip(grads, tower.trainable_variables))
+            grads = tape.gradient(loss, variables)
+            opt.apply_gradients(zip(grads, variables))
             return loss
 
+        step_fn = step if proj is not None else tf.function(step)
         for epoch in range(1, args.epochs + 1):
             t1 = time.perf_counter()
             pick = rng.integers(0, len(ab), size=args.pairs_per_epoch)
             losses = []
             for lo in range(0, len(pick), args.batch_size):
                 bb = ab[pick[lo : lo + args.batch_size]]
-                losses.append(float(step(tf.constant(bb[:, 0]), tf.constant(bb[:, 1]))))
-            emb = normalize_rows(np.asarray(tower.predict(h, batch_size=4096, verbose=0), dtype=np.float32))
+                if proj is None:
+                    losses.append(float(step_fn(tf.constant(bb[:, 0]), tf.constant(bb[:, 1]))))
+                else:
+                    losses.append(float(step_fn(sparse_rows(bb[:, 0]), sparse_rows(bb[:, 1]))))
+            hb = h if proj is None else normalize_rows(np.asarray(x @ proj.numpy(), dtype=np.float32))
+            emb = np.concatenate(
+                [tower(tf.constant(hb[lo : lo + 4096])).numpy() for lo in range(0, len(hb), 4096)]
+            )
             key = f"lr{lr:g}_epoch{epoch}"
             hits[key] = rank_hits(emb, emb, q, t, sparse=False)
             row = {"hits": int(hits[key].sum()), "loss": round(float(np.mean(losses)), 4)}
@@ -259,9 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-pairs", type=int, default=50000)
     ap.add_argument("--hard", nargs="+", type=int, default=[0, 8])
     ap.add_argument("--rand", nargs="+", type=int, default=[0, 8])
+    ap.add_argument(
+        "--tail-count", type=int, default=0, help="positives: b with at most this many interactions"
+    )
+    ap.add_argument("--shared", action="store_true", help="weights shared by kinds of terms (11 descriptors)")
     ap.add_argument("--lams", nargs="+", type=float, default=[1e-4, 1e-3, 1e-2])
     # residual
     ap.add_argument("--dim", type=int, default=1024)
+    ap.add_argument("--train-projection", action="store_true", help="train the hashing projection too")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--lrs", nargs="+", type=float, default=[1e-3])
     ap.add_argument("--epochs", type=int, default=6)
@@ -287,9 +372,16 @@ def main(argv: list[str] | None = None) -> int:
             "cases": int(len(q)),
             "cold_seed_cases": int(cold_seed.sum()),
             "tfidf_hits": base,
-            "tfidf_hits_cold_warm_seed": [int(hits["tfidf"][cold_seed].sum()), int(hits["tfidf"][~cold_seed].sum())],
+            "tfidf_hits_cold_warm_seed": [
+                int(hits["tfidf"][cold_seed].sum()),
+                int(hits["tfidf"][~cold_seed].sum()),
+            ],
             "by_setting": {k: int(v.sum()) for k, v in hits.items()},
-            "grid_best": {"setting": best, "hits": int(hits[best].sum()), "ratio": round(hits[best].sum() / max(base, 1), 3)},
+            "grid_best": {
+                "setting": best,
+                "hits": int(hits[best].sum()),
+                "ratio": round(hits[best].sum() / max(base, 1), 3),
+            },
             "held_out": {**ho, "ratio": round(ho["total"] / max(base, 1), 3)},
             "seconds": round(time.perf_counter() - t0, 1),
             **res,
