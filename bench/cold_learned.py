@@ -291,18 +291,22 @@ def run_residual(fit_part, ids, q, t, args, rng) -> dict:
                 return tf.gather(hv, rows_or_sparse)
             return tf.math.l2_normalize(tf.sparse.sparse_dense_matmul(rows_or_sparse, proj), axis=1)
 
-        def step(a, b, variables=variables, opt=opt):
-            with tf.GradientTape() as tape:
-                ea, eb = tower(base(a)), tower(base(b))
-                logits = tf.matmul(ea, eb, transpose_b=True) / args.temperature
-                labels = tf.range(tf.shape(ea)[0])
-                loss = tf.reduce_mean(
-                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-                )
-            grads = tape.gradient(loss, variables)
-            opt.apply_gradients(zip(grads, variables))
-            return loss
+        def make_step(variables=variables, opt=opt, tower=tower, base=base):
+            def train_step(a, b):
+                with tf.GradientTape() as tape:
+                    ea, eb = tower(base(a)), tower(base(b))
+                    logits = tf.matmul(ea, eb, transpose_b=True) / args.temperature
+                    labels = tf.range(tf.shape(ea)[0])
+                    loss = tf.reduce_mean(
+                        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+                    )
+                grads = tape.gradient(loss, variables)
+                opt.apply_gradients(zip(grads, variables))
+                return loss
 
+            return train_step
+
+        step = make_step()
         step_fn = step if proj is not None else tf.function(step)
         for epoch in range(1, args.epochs + 1):
             t1 = time.perf_counter()
