@@ -252,8 +252,13 @@ def run_residual(fit_part, ids, q, t, args, rng) -> dict:
     side, h = TextSide.fit(cat, make_model("tfidf").params, args.dim, "hash", 0)
     x = TfidfText(make_model("tfidf").params).fit_transform(cat).tocsr().astype(np.float32)
     hits = {"tfidf": rank_hits(x, x, q, t, sparse=True), "epoch0": rank_hits(h, h, q, t, sparse=False)}
-    ab = positive_pairs(fit_part, ids, args.window, 10**9, rng)
-    info = {"pairs": int(len(ab)), "side": side.describe(), "train_projection": bool(args.train_projection)}
+    ab = positive_pairs(fit_part, ids, args.window, 10**9, rng, args.tail_count)
+    info = {
+        "pairs": int(len(ab)),
+        "side": side.describe(),
+        "train_projection": bool(args.train_projection),
+        "tail_count": args.tail_count,
+    }
     keras = import_keras()
     import tensorflow as tf
 
