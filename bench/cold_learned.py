@@ -15,18 +15,24 @@ never the test split), against the exact TF-IDF kNN (the tfidf family's represen
   sparse cosine. Different from s28-13c's lift weights (a ratio of counts of pairs sharing a
   title word over chance within the leaf, title words only): here the weights are fitted jointly
   on the ranking the kNN makes, against the neighbours it would wrongly rank first.
+  ``--shared``: one weight per kind of term instead (``w = exp(F beta)``, ``F`` 11 one-hot
+  descriptors: block, IDF quintile, digit, length), ``--tail-count N``: only positives whose
+  b has at most N interactions (the pairs nearest a cold target).
 - ``residual``: **a residual tower initialised at the TF-IDF projection**. An item's vector is
   ``unit(h + R(h))``, ``h`` the content model's dense TF-IDF side (hashed to ``--dim``
   columns, as the model does past 1,024 terms), ``R`` a two-layer MLP whose last layer starts
   at zero, so at step 0 the tower IS the TF-IDF side; it is trained on the content model's
   objective (temperature-scaled in-batch softmax over co-occurring pairs of the fitting part),
   so learning moves it only where co-purchases say so. Scored after every epoch.
+  ``--train-projection``: the hashing matrix (terms x dim, from the side's +-1 codes) is trained
+  too; ``--tail-count`` as above.
 
 Every setting (``lam`` and the negatives; the number of epochs) is chosen on half the cases
 and scored on the other half (even / odd, then the reverse; "held out" sums the two halves),
 as s30-13c did. Prints ONE JSON line with the load average.
 
-Usage: ``python bench/cold_learned.py --method terms|residual [--only NAME ...] [--max-cases N]``.
+Usage: ``python bench/cold_learned.py --method terms|residual [--only NAME ...] [--max-cases N]``
+(the figures: ``bench/notes/s31-c.md``).
 """
 
 from __future__ import annotations
