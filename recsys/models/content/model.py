@@ -163,9 +163,9 @@ class ContentModel(EmbeddingModel):
         ``"tail"``. Its cases look like a test split's (on Online Retail a title kNN finds 24% of
         them, 37% of the test's, 11% of the tail's; 20% have a cold seed, 32% of the test's, 1%
         of the tail's: ``bench/cold_items.py``), but the choices made on them did worse on the
-        test split (cold HR@20 0.80x TF-IDF against 0.92x in the same run, README), so
+        test split (cold HR@20 0.80x TF-IDF against 0.92x in the same run, docs/MEASUREMENTS.md), so
         ``"tail"`` stays the default. ``"newest"``: the items first seen last, losing every
-        pair, their pairs from other held-out items left out (0.79x, README).
+        pair, their pairs from other held-out items left out (0.79x, docs/MEASUREMENTS.md).
         ``coverage_["holdout_by"]`` says which one a fit used.
     validation_share : float
         Share of distinct pairs held out for per-epoch validation (at most
@@ -517,7 +517,7 @@ class ContentModel(EmbeddingModel):
             a = CATALOGUE_BLEND if a is None else a
             chosen_on = (
                 "catalogue-only default: no interactions to choose it on (measured on catalogues with "
-                "their interactions hidden, README)"
+                "their interactions hidden, docs/MEASUREMENTS.md)"
             )
         else:
             side, text = sides[0]
