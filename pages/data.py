@@ -12,7 +12,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, dcc, html, no_update
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
@@ -481,9 +481,18 @@ def receive_upload(contents: str | None, filename: str | None):
     )
 
 
+def _trigger() -> Any:
+    """The id of the input that fired the running callback (None when called outside one)."""
+    try:
+        return ctx.triggered_id
+    except dash.exceptions.MissingCallbackContextException:
+        return None
+
+
 @callback(
     Output(ids.DATA_MAPPING, "children"),
     Output(ids.DATA_MESSAGE, "children"),
+    Output(ids.DATA_KIND, "value"),
     Input(ids.DATA_INSPECT, "n_clicks"),
     Input(ids.DATA_PATH, "value"),
     Input(ids.DATA_SOURCE, "value"),
@@ -493,11 +502,11 @@ def receive_upload(contents: str | None, filename: str | None):
 )
 def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_ids=None):
     """Read the file's first rows as the import would (separator, header detected) and offer a
-    column mapping (generic CSV only)."""
-    if source != "csv":
-        return [], None
-    if not path:
-        return [], None
+    column mapping (generic CSV only). A shop platform's orders export sets Kind to baskets when
+    the file is chosen or inspected (the user may change it back; a reading option changed later
+    leaves it as the user set it)."""
+    if source != "csv" or not path:
+        return [], None, no_update
     from recsys.data.mapping import required_fields
     from recsys.data.tables import peek_table
 
@@ -510,17 +519,23 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
             columns = columns + [c for c in cat_cols if c not in columns]
             rows += cat_rows
     except DataValidationError as exc:
-        return [], error_alert(form_words(exc), "Cannot read this file")
+        return [], error_alert(form_words(exc), "Cannot read this file"), no_update
     table = dbc.Table.from_dataframe(
         _frame(preview), size="sm", className="preview-table small mb-3", striped=True
     )
+    chosen_file = _trigger() in (ids.DATA_INSPECT, ids.DATA_PATH)
+    kind = reading["kind"] if chosen_file and reading.get("kind") else no_update
     detected = "; ".join(f"{k}: {v}" for k, v in reading.items() if k != "file")
-    return [
-        html.Div(f"{len(columns)} columns; first rows as read:", className="small text-muted mb-1"),
-        html.Div(detected, className="small text-muted mb-1 reading-detected"),
-        html.Div(table, className="preview-box"),
-        *mapping_controls(columns, rows, required_fields(options)),
-    ], None
+    return (
+        [
+            html.Div(f"{len(columns)} columns; first rows as read:", className="small text-muted mb-1"),
+            html.Div(detected, className="small text-muted mb-1 reading-detected"),
+            html.Div(table, className="preview-box"),
+            *mapping_controls(columns, rows, required_fields(options)),
+        ],
+        None,
+        kind,
+    )
 
 
 @callback(

@@ -386,7 +386,13 @@ def peek_table(
             f"the file could not be read ({type(exc).__name__}: {exc})", file=src
         ) from exc
     columns = [str(c) for c in frame.columns]
-    return columns, frame.astype(str).to_dict("records"), dict(frame.attrs.get("reading", {}))
+    reading = dict(frame.attrs.get("reading", {}))
+    from recsys.data.platforms import layout_of
+
+    layout = layout_of(frame)
+    if layout is not None and layout.kind:  # an orders export: the form's Kind follows it
+        reading["kind"] = layout.kind
+    return columns, frame.astype(str).to_dict("records"), reading
 
 
 #: Suffixes of the ``interactions.*`` and ``catalog.*`` files a folder import looks for, in order.

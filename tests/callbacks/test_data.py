@@ -10,7 +10,7 @@ import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
 import pytest
-from dash import dcc
+from dash import dcc, no_update
 
 from components import ids
 from recsys.errors import DataValidationError
@@ -35,7 +35,7 @@ def _mapping_dropdowns(children) -> dict[str, dcc.Dropdown]:
 def test_inspect_reads_the_header_and_guesses_the_mapping(root, tmp_path, data_page):
     path = tmp_path / "events.csv.gz"
     path.write_bytes(gzip.compress(EVENTS.encode()))
-    children, message = data_page.inspect_file(1, str(path), "csv")
+    children, message, _ = data_page.inspect_file(1, str(path), "csv")
     assert message is None
     drops = _mapping_dropdowns(children)
     assert drops["sequence_id"].value == "session_id" and drops["item_id"].value == "product_id"
@@ -46,34 +46,34 @@ def test_inspect_reads_the_header_and_guesses_the_mapping(root, tmp_path, data_p
 
     parquet = tmp_path / "events.parquet"
     pd.read_csv(path).to_parquet(parquet)
-    children, _ = data_page.inspect_file(1, str(parquet), "csv")
+    children, _, _ = data_page.inspect_file(1, str(parquet), "csv")
     assert _mapping_dropdowns(children)["item_id"].value == "product_id"
 
 
 def test_a_missing_or_broken_file_gets_a_readable_alert_not_a_traceback(root, tmp_path, data_page):
-    children, alert = data_page.inspect_file(1, str(tmp_path / "nope.csv"), "csv")
+    children, alert, _ = data_page.inspect_file(1, str(tmp_path / "nope.csv"), "csv")
     assert children == [] and isinstance(alert, dbc.Alert) and alert.color == "danger"
     assert "nope.csv" in text_of(alert) and "no such file in the import folder" in text_of(alert)
     assert "Traceback" not in text_of(alert)
 
     broken = tmp_path / "broken.csv.gz"
     broken.write_bytes(b"this is not gzip")
-    _, alert = data_page.inspect_file(1, str(broken), "csv")
+    _, alert, _ = data_page.inspect_file(1, str(broken), "csv")
     assert "broken.csv.gz" in text_of(alert) and "not a readable gzip file" in text_of(alert)
 
     # Outside the import folder: one message, whether or not the file exists, and no byte of it.
     secret = tmp_path.parent / "secret.csv"
     secret.write_text("user,password\nana,hunter2\n")
-    _, outside = data_page.inspect_file(1, str(secret), "csv")
-    _, missing = data_page.inspect_file(1, str(tmp_path.parent / "missing.csv"), "csv")
+    _, outside, _ = data_page.inspect_file(1, str(secret), "csv")
+    _, missing, _ = data_page.inspect_file(1, str(tmp_path.parent / "missing.csv"), "csv")
     assert "import folder" in text_of(outside) and "hunter2" not in text_of(outside)
     assert text_of(outside).replace("secret.csv", "X") == text_of(missing).replace("missing.csv", "X")
     (tmp_path / "link.csv").symlink_to(secret)  # a link inside that leads out
-    _, linked = data_page.inspect_file(1, str(tmp_path / "link.csv"), "csv")
+    _, linked, _ = data_page.inspect_file(1, str(tmp_path / "link.csv"), "csv")
     assert "import folder" in text_of(linked) and "hunter2" not in text_of(linked)
 
     # The named importers need no mapping, so nothing is inspected for them.
-    assert data_page.inspect_file(1, str(tmp_path / "nope.csv"), "rees46") == ([], None)
+    assert data_page.inspect_file(1, str(tmp_path / "nope.csv"), "rees46") == ([], None, no_update)
 
 
 def test_upload_is_stored_on_the_server_and_bad_types_are_refused(root, tmp_path, data_page, monkeypatch):
@@ -116,7 +116,7 @@ def test_form_checks_name_what_is_wrong(root, tmp_path, data_page):
 def test_import_job_runs_and_the_page_shows_its_validation_report(root, tmp_path, data_page):
     path = tmp_path / "events.csv"
     path.write_text(EVENTS + "s3,,2,Acme\n")  # one row without an item id: dropped and reported
-    children, _ = data_page.inspect_file(1, str(path), "csv")
+    children, _, _ = data_page.inspect_file(1, str(path), "csv")
     drops = _mapping_dropdowns(children)
     map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
     message, current = data_page.start_import(
@@ -164,7 +164,7 @@ def test_reading_options_preview_and_import_a_headerless_tab_file(root, tmp_path
     path = tmp_path / "log export.txt"
     path.write_text("u1\tA\tpv\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\tpv\t1511550000\n")
     values, option_ids = _options(columns="user_id,item_id,event_type,timestamp", session_gap="30m")
-    children, message = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    children, message, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     assert message is None
     text = text_of(children)
     assert "separator: tab (detected)" in text and "header: none (detected" in text
@@ -207,7 +207,7 @@ def test_catalogue_only_from_the_form_with_joined_categories(root, tmp_path, dat
     path = tmp_path / "products.csv"
     path.write_text("sku;name;dept;aisle;price\np1;Mug;Kitchen;Cups;£3.42\np2;Pot;Kitchen;Pots;£12\n")
     values, option_ids = _options(role="catalog")
-    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    children, _, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     drops = _mapping_dropdowns(children)
     assert drops["category"].multi
     chosen = {f: None for f in drops}
@@ -257,7 +257,7 @@ def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path,
         '3,Water Bottle - Orange,"Kitchen, Garden & Pets",Cello,175,,\n'
     )
     values, option_ids = _options(role="catalog")
-    children, message = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    children, message, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     assert message is None
     drops = _mapping_dropdowns(children)
     assert drops["item_id"].value is None and drops["title"].value == "product"
@@ -316,9 +316,9 @@ def test_a_catalogue_alone_does_not_star_the_sequence_column(root, tmp_path, dat
         return {str(lab.children[0]) for lab in labels if isinstance(lab.children, list) and lab.children[1]}
 
     values, option_ids = _options(role="catalog")
-    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    children, _, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     assert starred(children) == {"item_id"}
     assert _mapping_dropdowns(children)["sequence_id"].clearable
     values, option_ids = _options()
-    children, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    children, _, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     assert starred(children) == {"sequence_id", "item_id"}

@@ -32,7 +32,7 @@ def _options(**values) -> tuple[list, list]:
 
 def inspect(data_page, path, **options):
     values, option_ids = _options(**options)
-    children, message = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    children, message, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     assert message is None, text_of(message)
     drops = [d for d in find(children, lambda c: isinstance(c, dcc.Dropdown)) if isinstance(d.id, dict)]
     guessed = {d.id["field"]: d.value for d in drops}

@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 
 import pytest
+from dash import no_update
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
 
 from components import ids
 from recsys.data.schema import load_dataset
@@ -69,3 +72,27 @@ def test_ga4_json_export_previews_from_the_form(root, tmp_path, data_page):
 def test_a_merchant_feed_in_xml_can_be_uploaded(root, data_page):
     url = "data:application/xml;base64," + base64.b64encode(b"<rss/>").decode()
     assert data_page.save_upload(url, "feed.xml").name == "feed.xml"
+
+
+def _inspect_fired_by(data_page, prop_id, path, **options):
+    """Inspect as Dash runs it when ``prop_id`` changed (the context a browser's request sets)."""
+    values, option_ids = _options(**options)
+    token = context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": str(path)}]))
+    try:
+        return data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    finally:
+        context_value.reset(token)
+
+
+def test_choosing_an_orders_export_sets_kind_to_baskets_and_a_later_option_leaves_it(tmp_path, data_page):
+    files = layouts.shopify(tmp_path / "shop")
+    _, message, kind = _inspect_fired_by(data_page, f"{ids.DATA_PATH}.value", files["events"])
+    assert message is None and kind == "baskets"
+    _, _, kind = _inspect_fired_by(data_page, f"{ids.DATA_INSPECT}.n_clicks", files["events"])
+    assert kind == "baskets"
+    option = f'{{"option":"encoding","type":"{ids.DATA_OPT}"}}.value'
+    _, _, kind = _inspect_fired_by(data_page, option, files["events"])
+    assert kind is no_update  # the user's own Kind choice stands when a reading option changes
+    path = layouts.ga4_json(tmp_path / "ga4")["events"]  # events, not orders
+    _, _, kind = _inspect_fired_by(data_page, f"{ids.DATA_PATH}.value", path)
+    assert kind is no_update

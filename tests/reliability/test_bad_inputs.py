@@ -298,7 +298,7 @@ def test_data_page_path_box_refuses_what_it_may_not_read(pages, unchanged, tmp_p
     (tmp_path / "imports").mkdir(exist_ok=True)
     os.mkfifo(tmp_path / "imports" / "pipe.csv")  # opening it would block: it must be refused from stat
     typed, words = PATHS[case]
-    _, alert = data_page.inspect_file(1, typed, "csv")
+    _, alert, _ = data_page.inspect_file(1, typed, "csv")
     _clear(_alert_text(alert), *words)
     alert, job = data_page.start_import(1, "csv", typed, "shop", [], [])
     assert job is None or job == data_page.no_update if hasattr(data_page, "no_update") else True
