@@ -119,6 +119,11 @@ class CompiledFilter:
     blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
     block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
     block_bytes: int = 0
+    #: blocks whose graph was queued by their own uses (:meth:`~recsys.search.static.StaticMixin._block_use`);
+    #: from ``_FIELD_AFTER`` of them on, the filter's whole category level is partitioned
+    #: (every block above the size and cost bars gets its graph: ``field_queued``)
+    block_queued: set[tuple[int, int, bool]] = field(default_factory=set)
+    field_queued: bool = False
     #: digest of ``base_mask`` (on first need): filters with the same mask share block graphs
     #: (a config with do-not-associate pairs or pins reuses those of the filter alone)
     mask_digest: bytes | None = None

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for
+from recsys.search.batch import BLOCK_MAX_SHARE, PAD, StaticSet, fetch_for
 from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
@@ -42,6 +42,25 @@ _SHARED_BLOCKS_MAX = 64
 #: over the block, 4 to 20 raw queries' time at 100k items, where a plain use costs about one
 #: more than the graph's answer would
 _MISS_USES = 4
+
+
+#: a category filter's level is partitioned once this many of its blocks have had their graphs
+#: queued by their own uses (:meth:`StaticMixin._field_use`): every other block of the level above
+#: the bars a block's graph must pass (``sub_index_min_rows``, at most ``BLOCK_MAX_SHARE`` of the
+#: catalogue, exact search dearer than ``sub_index_gain`` beam searches) is then queued too, most
+#: used and largest first, within the filter's ``_BLOCKS_MAX_BYTES``. One hot category says that
+#: category is in use; a second says the filter is used across the field's values, as a vector
+#: engine's payload index or partition key covers every value of the field, not the ones queried
+#: so far (Qdrant builds a filterable subgraph per value of an indexed keyword field; Milvus
+#: indexes every partition of a partition key)
+_FIELD_AFTER = 2
+
+
+def block_bytes_estimate(rows: int, dim: int, M: int, n: int) -> int:
+    """Bytes of a block of at most ``BLOCK_MAX_SHARE`` of ``n`` items with its graph: its dense copy,
+    the graph (:meth:`StaticSet.build_sub`'s count), its positions and rows, and ``ok_by_row``; an
+    upper bound (the dense copy's padding to ``PAD`` rows included)."""
+    return (rows + PAD) * dim * 4 + rows * (dim * 4 + 2 * M * 4 + 16 + 16) + n
 
 
 def block_graph_bytes(rows: int, dim: int, M: int) -> int:
@@ -267,10 +286,70 @@ class StaticMixin:
             size = block_graph_bytes(rows, self.dim, self._index_M())
             if size > _BLOCKS_MAX_BYTES // 4 or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
                 return  # a half of a million-item catalogue (208 MB): its misses stay as they are
+        if self._block_worth(rows):
+            self._queue_block(cf, key)
+            self._field_use(cf, key)
+
+    def _block_worth(self, rows: int) -> bool:
+        """Whether exact search over a block of ``rows`` items costs ``sub_index_gain`` beam
+        searches or more (a block's graph is worth its build)."""
         gemv = _S_GEMV_ROW if rows * self.dim * 4 <= _S_CACHE_BYTES else _S_GEMV_ROW_COLD
         c_x = _S_EXACT_BASE + rows * (gemv * self._dscale + _S_SELECT_ROW)
-        if c_x >= self.sub_index_gain * self._static_hnsw_cost(0):
+        return c_x >= self.sub_index_gain * self._static_hnsw_cost(0)
+
+    def _field_use(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+        """The partition rule: ``key``'s graph was queued by its own uses; from ``_FIELD_AFTER``
+        such blocks on, every other block of the filter's category level is queued as well
+        (:meth:`_queue_field`, itself a background job: nothing of it runs on the request). Below
+        ``background_min_items`` builds run inline, on the request that queues them: there the
+        blocks keep their own counts (one build per request at most)."""
+        cf.block_queued.add(key)
+        if cf.field_queued or len(cf.block_queued) < _FIELD_AFTER or self._inline():
+            return
+        cf.field_queued = True
+        self._bg.submit((id(cf), "field"), lambda: self._queue_field(cf))
+
+    def _queue_field(self, cf: CompiledFilter) -> list[tuple[int, int, bool]]:
+        """Queue the graph of every block of ``cf``'s category level not queued yet that passes
+        :meth:`_block_worth` (with its base-mask eligible count), in the adult-rule variants the
+        filter's queries used, the most used first, then the largest, while the filter's graphs,
+        built and queued, fit ``_BLOCKS_MAX_BYTES``. Each is built and published whole by
+        :meth:`_queue_block`; a block's queries meanwhile are answered as before (its seeds' list
+        is exact search's, or an over-fetch's). Returns the keys queued (tests)."""
+        v, n = self.view, self.n
+        lv = min(cf.config.category_level, v.max_level)
+        bounds, names = v.cat_bounds[lv], v.cat_names[lv]
+        cum = np.concatenate(([0], np.cumsum(cf.base_mask, dtype=np.int64)))
+        elig = (cum[bounds[1:]] - cum[bounds[:-1]]).tolist()
+        starts = bounds.tolist()
+        variants = sorted({key[2] for key in list(cf.block_uses)}) or [False]
+        queued, uses = set(cf.block_queued), dict(cf.block_uses)
+        dim, M = self.dim, self._index_M()
+        reserved = cf.block_bytes + sum(
+            block_bytes_estimate(e - s, dim, M, n) for s, e, na in queued if (s, e, na) not in cf.blocks
+        )
+        cands = []
+        for c, name in enumerate(names.tolist()):
+            s, e = starts[c], starts[c + 1]
+            if name == "" or elig[c] < self.sub_index_min_rows or e - s > BLOCK_MAX_SHARE * n:
+                continue
+            if not self._block_worth(e - s):
+                continue
+            for na in variants:
+                key = (s, e, na)
+                if key not in queued and key not in cf.blocks:
+                    cands.append((-uses.get(key, 0), s - e, key))
+        cands.sort()
+        out = []
+        for _, _, key in cands:
+            size = block_bytes_estimate(key[1] - key[0], dim, M, n)
+            if reserved + size > _BLOCKS_MAX_BYTES:
+                continue
+            reserved += size
+            cf.block_queued.add(key)
             self._queue_block(cf, key)
+            out.append(key)
+        return out
 
     def _index_M(self) -> int:
         index = self._index if self._index is not None else self.index
