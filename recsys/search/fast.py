@@ -114,6 +114,7 @@ class FastPlan:
         "ids",
         "drop",
         "graphs",
+        "plain",
     )
 
     def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any, perm: memoryview) -> None:
@@ -141,6 +142,10 @@ class FastPlan:
         self.pos_of: dict[str, int] = {}
         self.qunit: Any = None
         self.ids: list[str] = []
+        #: set by :meth:`FastMixin._keep_fast`: nothing follows the answer (no tied vectors in the
+        #: catalogue to complete, no pins to place), so :meth:`FilteredSearcher.search` returns it
+        #: as it comes, reading nothing else after the beam search
+        self.plain = False
 
 
 class FastMixin:
@@ -226,6 +231,7 @@ class FastMixin:
         v = self.view
         fp.pos_of, fp.qunit = v.pos_of_id, self.qunit
         fp.ids = v.item_id_by_row
+        fp.plain = self._tie_of is None and not fp.cf.place_rules
         fasts[id(fp.cfg)] = fp
         while len(fasts) > _FAST_MAX:
             del fasts[next(iter(fasts))]

@@ -770,6 +770,8 @@ class FilteredSearcher(
             if fast is not None and config is fast.cfg and plan == "auto":
                 res = fast.answer(self, seed_item_id, k, fast)
                 if res is not None:
+                    if fast.plain:  # no ties to complete, no pins to place: most configs
+                        return res
                     if self._tie_of is not None and res.rows:
                         pos = self.view.pos_of_id[res.seed_item_id]
                         res = self._fix_ties(res, self.qunit[pos], pos, config, k)

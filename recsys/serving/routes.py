@@ -35,6 +35,10 @@ from recsys.serving.handlers import recommend_response, similar_response
 
 logger = logging.getLogger(__name__)
 
+#: the WSGI environ key of a request's start (:func:`create_blueprint`'s hooks): read and written
+#: on the environ, one context look-up each, where ``flask.g`` costs a proxy and its own object
+_T0 = "recsys.t0"
+
 
 # ---------------------------------------------------------------------------
 # the blueprint
@@ -45,21 +49,26 @@ def create_blueprint() -> Blueprint:
 
     @bp.before_request
     def _bound_body() -> None:
-        flask.g.recsys_t0 = time.perf_counter()
+        req = request._get_current_object()  # one context look-up for what follows
+        env = req.environ
+        env[_T0] = time.perf_counter()  # the handler's start, for Server-Timing
+        length = env.get("CONTENT_LENGTH")
+        if (not length or length == "0") and "HTTP_TRANSFER_ENCODING" not in env:
+            return  # no body (a GET, most requests): none to bound, nothing more to look up
         limit = _state().settings.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise ApiError(413, f"request body of {request.content_length} bytes exceeds {limit} bytes")
-        if request.content_length is None and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        if req.content_length is not None and req.content_length > limit:
+            raise ApiError(413, f"request body of {req.content_length} bytes exceeds {limit} bytes")
+        if req.content_length is None and req.method in ("POST", "PUT", "PATCH", "DELETE"):
             # A chunked body has no length up front: read one byte past the limit, so a
             # longer body is refused (413) instead of being cut and parsed as broken JSON.
-            request.max_content_length = limit + 1
-            if len(request.get_data(cache=True)) > limit:
+            req.max_content_length = limit + 1
+            if len(req.get_data(cache=True)) > limit:
                 raise ApiError(413, f"request body exceeds {limit} bytes")
-        request.max_content_length = limit  # werkzeug raises 413 on a longer stream
+        req.max_content_length = limit  # werkzeug raises 413 on a longer stream
 
     @bp.after_request
     def _server_timing(resp: flask.Response) -> flask.Response:
-        t0 = flask.g.get("recsys_t0")
+        t0 = request.environ.get(_T0)
         if t0 is not None:  # handler time, without queueing or the network
             resp.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.3f}"
         return resp

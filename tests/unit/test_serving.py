@@ -8,6 +8,7 @@ independently with NumPy (exact cosine over the allowed items).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,32 @@ def test_post_body_errors(client: Any) -> None:
     err(client.post("/api/v1/similar", json={"item_id": "it001", "colour": "red"}), 400, "colour")
     big = {"item_id": "it001", "filters": {"brands_deny": ["x" * 100] * 1000}}
     err(client.post("/api/v1/similar", json=big), 413)
+
+
+def test_bodies_without_a_length_or_over_it_are_bounded_on_every_method(client: Any) -> None:
+    """The body bound holds whatever the request says of its length: a chunked body (no
+    Content-Length, read to its end as gunicorn passes it) over the limit is refused, and a
+    declared length over the limit is refused on a GET too; a bodyless GET is answered."""
+    big = json.dumps({"item_id": "it001", "filters": {"brands_deny": ["x" * 100] * 1000}}).encode()
+    chunked = {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}
+    over = client.post(
+        "/api/v1/similar",
+        input_stream=io.BytesIO(big),
+        headers=chunked,
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},  # as gunicorn: none
+    )
+    assert "exceeds" in err(over, 413)["message"]
+    small = json.dumps({"item_id": "it001", "k": 2}).encode()
+    ok = client.post(
+        "/api/v1/similar",
+        input_stream=io.BytesIO(small),
+        headers=chunked,
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    assert ok.status_code == 200 and len(ok.get_json()["items"]) == 2
+    err(client.get("/api/v1/noop", environ_overrides={"CONTENT_LENGTH": str(len(big))}), 413)
+    plain = client.get("/api/v1/similar/it001?k=2")
+    assert plain.status_code == 200 and plain.headers["Server-Timing"].startswith("app;dur=")
 
 
 def test_unknown_paths_and_methods_are_json(client: Any) -> None:
