@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import recsys.search.planner as planner
-import recsys.search.searcher as searcher_module
+import recsys.search.overfetch as overfetch_module
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
@@ -51,7 +51,7 @@ def test_ranked_rules_in_lists_answer_as_the_numpy_path(built, fields, monkeypat
         for item in seeds:
             got = lists.search(item, cfg, k)
             with monkeypatch.context() as m:
-                m.setattr(searcher_module, "SMALL_FETCH", -1)  # every over-fetch: the NumPy path
+                m.setattr(overfetch_module, "SMALL_FETCH", -1)  # every over-fetch: the NumPy path
                 want = arrays.search(item, cfg, k)
             for field in FIELDS:
                 assert getattr(got, field) == getattr(want, field), (item, k, field)
