@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import recsys.search.planner as planner
 import recsys.search.overfetch as overfetch_module
+import recsys.search.planner as planner
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
