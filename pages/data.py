@@ -525,7 +525,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
     )
     chosen_file = _trigger() in (ids.DATA_INSPECT, ids.DATA_PATH)
     kind = reading["kind"] if chosen_file and reading.get("kind") else no_update
-    detected = "; ".join(f"{k}: {v}" for k, v in reading.items() if k != "file")
+    detected = "; ".join(f"{k}: {v}" for k, v in reading.items() if k not in ("file", "kind"))
     return (
         [
             html.Div(f"{len(columns)} columns; first rows as read:", className="small text-muted mb-1"),
