@@ -122,15 +122,14 @@ def overview_content(root: Any = None, dataset: str | None = None, jobs: dict | 
     primary = dataset or (default if default else _primary_dataset(all_runs, datasets))
     runs = [r for r in all_runs if (r.get("dataset") or {}).get("name") == primary] if primary else all_runs
     if not runs and not datasets:
+        if _demo_building(jobs if jobs is not None else jobs_snapshot()):
+            first = "The demo build is under way and appears here in a minute or two; "
+        else:  # started with --no-demo / RECSYS_NO_DEMO=1, or the build was stopped
+            first = "The demo build is not running (`recsys demo` builds it); "
         return [
             empty_state(
                 "No datasets or runs yet.",
-                [
-                    "The demo build starts automatically and appears here in a minute or two; ",
-                    "or import your own data on the ",
-                    dcc.Link("Data page", href="/data"),
-                    ".",
-                ],
+                [first, "or import your own data on the ", dcc.Link("Data page", href="/data"), "."],
             ),
             _links_row(),
         ]

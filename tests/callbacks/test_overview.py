@@ -84,8 +84,14 @@ def test_overview_describes_one_dataset_and_keeps_the_default_when_another_is_tr
 
 def test_overview_on_an_empty_data_dir_says_what_happens_next(tmp_path, monkeypatch, overview):
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    text = text_of(overview.update_content(None))  # no demo job (the app started with --no-demo)
+    assert "No datasets or runs yet" in text and "demo build is not running" in text and "recsys demo" in text
+    store = JobStore(tmp_path)  # the demo build queued, written as the store writes it
+    (store.jobs_dir / "demo-queued").mkdir(parents=True)
+    job = {"job_id": "demo-queued", "kind": "demo", "status": "queued", "params": {}, "created": "2030-01-01"}
+    (store.jobs_dir / "demo-queued" / "job.json").write_text(json.dumps(job))
     text = text_of(overview.update_content(None))
-    assert "No datasets or runs yet" in text and "demo build" in text
+    assert "demo build is under way" in text and "not running" not in text
 
 
 def test_demo_job_progress_is_shown_while_running_and_hidden_after(root, overview):
