@@ -493,3 +493,75 @@ def test_a_boosted_category_filter_answers_through_its_shortcut_as_the_general_p
         assert plans.get((60, "exact_range"), 0) > plans.get((10, "exact_range"), 0), plans
     merges = searcher.compile(cfg).adjust_classes._merges.values()
     assert any(bm is not None and bm.table is not None and bm.table.adj.size for bm in merges)
+
+
+@pytest.mark.parametrize("shallow", [False, True], ids=["calibrated ef", "shallow fetch"])
+def test_a_pool_too_big_for_its_table_answers_from_its_own_graph(
+    shop6k, compiled_merge, monkeypatch, shallow
+):
+    """A block's boosted pool past the table's work cap (a 5,000-row pool in a 100k-row block at 1M;
+    here the cap is set to 0 and 40% of each category boosted) gets an HNSW graph of its own: the
+    shortcut and the general path fetch the pool's nearest from it instead of scoring it whole, and
+    close every pool class by its bound below the k-th score. Same answer from both paths, with pair
+    bans, pins, the seed excluded and adult items left out; the lists brute force's at k <= 10.
+    ``shallow``: each pool graph's ef set to 24 (of pools of ~115 items: the fetch then holds too
+    few of them for many lists), so that the pool classes' bound sends those back to the whole pool. Fails without the
+    pool classes' bound, with the seed or banned items not passed, or without the graph."""
+    from recsys.merch import Pin
+    from recsys.search import adjusted, pools
+    from tests.unit.test_search import ANSWER_FIELDS, GeneralPathCalls
+
+    monkeypatch.setattr(adjusted, "POOL_TABLE_MAX_WORK", 0)
+    monkeypatch.setattr(adjusted, "POOL_GRAPH_MIN", 1)
+    settled = []
+
+    def counting(*args):
+        got = pools.graph_merge(*args)
+        settled.append(got)
+        return got
+
+    monkeypatch.setattr(adjusted, "graph_merge", counting)
+    cat, vec, index = shop6k
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    seeds = [f"c{i}" for i in range(7, 6000, 97)]
+    near = {s: searcher.search(s, FilterConfig(), 3, plan="exact").item_ids for s in seeds}
+    bans = [PairBan(seed=s, item_id=near[s][i % 2]) for i, s in enumerate(seeds) if i % 3]
+    pins = [Pin(seed=s, item_id=near[s][2], position=1 + i % 4) for i, s in enumerate(seeds) if i % 5 == 0]
+    cfg = FilterConfig(
+        same_category=True,
+        category_level=1,
+        exclude_adult=True,
+        do_not_associate=bans,
+        pins=pins,
+        boost=[Adjust(price_min=float(np.quantile(cat["price"], 0.6)), multiplier=1.3)],
+        bury=[Adjust(brands=["b2"], multiplier=0.9)],
+    )
+    for i in range(0, 6000, 8):  # the filter in use: its seed table, then a graph per category block
+        searcher.search(f"c{i}", cfg, 10)
+    for s in seeds:  # each block's merge set up by the general path, then its pool's graph queued
+        searcher.search(s, cfg, 10)
+        searcher.search(s, cfg, 10)
+    merges = [bm for bm in searcher.compile(cfg).adjust_classes._merges.values() if bm is not None]
+    graphs = [bm.graph for bm in merges if bm.graph is not None]
+    assert graphs and all(bm.table is adjusted._NO_TABLE for bm in merges)
+    if shallow:
+        for g in graphs:
+            g.set_ef(24)
+    counter = GeneralPathCalls(searcher)
+    settled.clear()
+    for k in (10, 1, 30):
+        for s in seeds:
+            got = searcher.search(s, cfg, k)
+            pos = searcher.view.pos_of_id[s]
+            want = searcher._place(counter.path(s, cfg, k), searcher.qunit[pos], pos, cfg, k)
+            for field in ANSWER_FIELDS:
+                assert getattr(got, field) == getattr(want, field), (s, k, field, got.plan)
+            if k <= 10:
+                assert got.item_ids == brute_force(cat, vec, s, cfg, k)[0], (s, k, got.plan)
+            assert s not in got.item_ids
+    # the pool's graph settled most lists; the shallow fetch sends some back to the whole pool
+    assert sum(settled) > len(settled) // 2 if not shallow else 0 < sum(settled) < len(settled), (
+        sum(settled),
+        len(settled),
+    )
