@@ -443,8 +443,6 @@ class AdjustMixin:
         bm = cl.merge_plan(key, ss, self.unit, self.view.perm)
         if bm is None:
             return None
-        if bm.table is None and len(bm.ppos) * (e - s) > POOL_TABLE_MAX_WORK:
-            self._queue_pool_table(cf, key, bm)  # no table: the pool's graph (the shortcut may never arm)
         outs = drop[0].tolist() if drop else []  # the seed's banned positions in the block
         if cf.config.exclude_seed:
             outs.append(qq.pos)
@@ -644,15 +642,12 @@ class AdjustMixin:
     def _queue_pool_graph(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> None:
         """Build (background; inline on a small catalogue) the graph of a block's pool that is too
         big for a :class:`PoolTable` (:func:`~recsys.search.pools.pool_graph`: the block graphs'
-        build settings and recall check), within the packed pools' memory budget (``_PACK_MAX_BYTES``,
-        an eighth of the vectors at most: the pool's vectors are packed there already); none when
-        the check fails at every ef (the pool stays scored whole)."""
+        build settings and recall check), within the block graphs' memory cap; none when the check
+        fails at every ef (the pool stays scored whole)."""
         index = self._index if self._index is not None else self.index
         size = pool_graph_bytes(len(bm.ppos), self.dim, index.M)
-        cl = self._adjust_classes(cf)
-        if cl._bytes + size > min(_PACK_MAX_BYTES, self.unit.nbytes // 8):
-            return  # within the packed pools' budget (the block graphs' may be spent on the blocks)
-        cl._bytes += size
+        if cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+            return
         space = "cosine" if self.space == "cosine" else "ip"
 
         def build() -> None:
@@ -664,6 +659,7 @@ class AdjustMixin:
                     bm.pvec, space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef
                 )
                 if g is not None:
+                    cf.block_bytes += size
                     bm.graph = g  # published whole, its ef set
 
         if self._inline():
