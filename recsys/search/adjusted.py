@@ -51,19 +51,6 @@ from recsys.search.planner import (
     _S_GEMV_ROW_COLD,
     _S_SELECT_ROW,
 )
-from recsys.search.pools import NO_TABLE as _NO_TABLE
-from recsys.search.pools import ONES as _ONES
-from recsys.search.pools import (
-    POOL_GRAPH_MIN,
-    POOL_TABLE_K,
-    POOL_TABLE_MAX_WORK,
-    PoolTable,
-    _reaches,
-    graph_merge,
-    pool_graph_bytes,
-    pool_table,
-)
-from recsys.search.pools import ZEROS as _ZEROS
 from recsys.search.query import TABLE_COUNTS, KeyRange
 from recsys.search.result import SearchResult
 from recsys.search.result import ids_at as _ids_at
@@ -75,6 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from recsys.search.fast import FastPlan
     from recsys.search.query import Query
 
+#: a class is open when its bound reaches ``tau`` minus this (relative) margin: float32
+#: rounding of hnswlib's distances and of the adjusted scores (about 1e-7) never closes one
+_MARGIN = 1e-5
 #: an open class is scored from a gather of its members unless that costs this many times a
 #: row of a dense scan per member, summed over the open classes, more than the domain
 _COST_GATHER = 3
@@ -90,6 +80,12 @@ _PACK_MAX_BYTES = 64 << 20
 _SLICES_MAX = 65536
 
 
+def _reaches(bound: float, tau: float) -> bool:
+    """Whether a class's ``bound`` reaches the k-th adjusted score ``tau`` (``_MARGIN`` below it
+    counts: the class is open)."""
+    return bound >= tau - _MARGIN * (1.0 + abs(tau) + abs(bound))
+
+
 #: give a boosted/buried category filter a graph of adjusted vectors per category block
 #: (:class:`AdjustedGraph`) once its block has a plain graph; off: the class merge answers.
 #: Off by default (issue 16, s27-16): at the recall its check calibrates (0.99 of the adjusted
@@ -100,6 +96,16 @@ _ADJUSTED_GRAPHS = False
 
 #: no banned positions (the compiled merge's argument)
 _NO_POS = np.zeros(0, dtype=np.int64)
+
+#: pool items listed per seed in a :class:`PoolTable`
+_POOL_TABLE_K = 16
+#: a block gets a :class:`PoolTable` when one product of its pool per seed of the block costs at
+#: most this many multiply-adds in all (n = 100,000: ~460 x 10k; at 1M a 5,000-row pool in a
+#: 100k-row block is 10x past it: no table, the pool is scored at each query)
+_POOL_TABLE_MAX_WORK = 1 << 26
+#: the table's listed items enter the compiled merge already adjusted: multiplier 1, shift 0
+_ONES = np.ones(_POOL_TABLE_K, dtype=np.float32)
+_ZEROS = np.zeros(_POOL_TABLE_K, dtype=np.float32)
 
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
 #: the item's norm filler)
@@ -192,6 +198,46 @@ def _merge_numpy(
     return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
 
 
+class PoolTable:
+    """Each seed's best items of its block's pool (:class:`BlockMerge`), for the seed's own vector,
+    computed once in the background: ``adj[pos - start]``, the adjusted scores of its
+    ``_POOL_TABLE_K`` best pool items (unordered) and ``pos[...]`` their positions; ``bound[...]``,
+    the lowest listed score (-inf when the pool is listed whole): every pool item not listed scores
+    at most that for this seed. The scores come from the same product the query computes
+    (:func:`~recsys.search.kernels._matvec` of the pool and the seed's row, adjusted in float32 as
+    the compiled merge adjusts), so a list settled from the table (its k-th score above ``bound``)
+    is the whole pool's, scores included, to the bit."""
+
+    __slots__ = ("adj", "pos", "bound", "start")
+
+    def __init__(self, adj: np.ndarray, pos: np.ndarray, bound: np.ndarray, start: int) -> None:
+        self.adj, self.pos, self.bound, self.start = adj, pos, bound, start
+
+
+#: a block whose table is not built (past the block graphs' memory cap, or too much work)
+_NO_TABLE = PoolTable(np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.int64), _ZEROS[:0], 0)
+
+
+def _pool_table(qunit: np.ndarray, s: int, e: int, bm: BlockMerge) -> PoolTable:
+    """The :class:`PoolTable` of the seeds at positions ``[s, e)`` (``qunit``: the searcher's query
+    rows by position) over ``bm``'s pool: one product per seed, as its query computes it."""
+    m = len(bm.ppos)
+    t = min(_POOL_TABLE_K, m)
+    adj = np.empty((e - s, t), dtype=np.float32)
+    pos = np.empty((e - s, t), dtype=np.int64)
+    bound = np.full(e - s, -np.inf, dtype=np.float32)
+    for j in range(e - s):
+        sc = _matvec(bm.pvec, qunit[s + j])  # the query's own product: the same floats
+        sc *= bm.pmul  # then one multiply and one add in float32, as merge_kernel rounds
+        sc += bm.padd
+        top = np.argpartition(sc, m - t)[m - t :] if t < m else np.arange(m)
+        adj[j] = sc[top]
+        pos[j] = bm.ppos[top]
+        if t < m:
+            bound[j] = adj[j].min()
+    return PoolTable(adj, pos, bound, s)
+
+
 class BlockMerge:
     """The class merge of one category block, prepared once (:meth:`AdjustClasses.merge_plan`).
 
@@ -204,20 +250,7 @@ class BlockMerge:
     and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
     """
 
-    __slots__ = (
-        "lm",
-        "la",
-        "pos",
-        "rest",
-        "ppos",
-        "pvec",
-        "pmul",
-        "padd",
-        "pidx",
-        "table",
-        "graph",
-        "pclasses",
-    )
+    __slots__ = ("lm", "la", "pos", "rest", "ppos", "pvec", "pmul", "padd", "pidx", "table")
 
     def __init__(
         self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
@@ -237,10 +270,6 @@ class BlockMerge:
         self.pidx = dict(zip(self.ppos.tolist(), range(len(self.ppos))))
         #: the block's :class:`PoolTable` once built (read by the shortcut, :meth:`AdjustMixin._fast_adjusted`)
         self.table: PoolTable | None = None
-        #: the pool's own graph, for a pool too big for a table (:func:`~recsys.search.pools.graph_merge`)
-        self.graph: Any = None
-        #: the pool's classes (multiplier, shift): each closed by its bound when the graph answers
-        self.pclasses = sorted({(cl.mul[p[0]], cl.add[p[0]]) for p in pool})
 
 
 class AdjustClasses:
@@ -454,15 +483,11 @@ class AdjustMixin:
         except RuntimeError:  # hnswlib#444
             return None
         d = dist[0]
-        kern = merge_kernel.KERNEL
-        seed = qq.pos if cf.config.exclude_seed else -1
-        if bm.graph is not None:  # the pool's nearest from its own graph (a pool too big for a table)
-            kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
-            if graph_merge(bm, q, cols[0], d, seed, drop[0] if drop else _NO_POS, k, kp, ks):
-                return self._merged(qq, bm, kp, ks, float(ks[-1]), 1.0 - float(d[-1]), n_elig)
         pool = _matvec(bm.pvec, q) if bm.pvec is not None else _matvec(np.take(self.unit, bm.ppos, axis=0), q)
+        kern = merge_kernel.KERNEL
         if kern is not None:  # the steps below in one compiled call (merge_kernel.py), same list
             kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+            seed = qq.pos if cf.config.exclude_seed else -1
             try:
                 got = kern(
                     cols[0],
@@ -584,8 +609,6 @@ class AdjustMixin:
                 )
                 if n == k and not ks[-1] > tab.bound[j]:
                     n = -1  # a pool item the table does not list might enter: the whole pool
-            elif bm.graph is not None and graph_merge(bm, q[0], cols[0], d, seed, banned, k, kp, ks):
-                n = k  # the pool's nearest from its own graph settled the list
             if n < 0:
                 pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
                 pool = _matvec(pvec, q[0])
@@ -617,55 +640,25 @@ class AdjustMixin:
 
     def _queue_pool_table(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> None:
         """Build (background; inline on a small catalogue) the block's :class:`PoolTable`, when its
-        pool is packed, its work within ``POOL_TABLE_MAX_WORK`` and its memory within the block
+        pool is packed, its work within ``_POOL_TABLE_MAX_WORK`` and its memory within the block
         graphs' cap (``cf.block_bytes``); otherwise :data:`_NO_TABLE` (the pool is scored at each
         query, as before)."""
         s, e, _ = key
         m = len(bm.ppos)
-        size = (e - s) * (min(POOL_TABLE_K, m) * 12 + 4)
-        if bm.pvec is None or m * (e - s) > POOL_TABLE_MAX_WORK or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+        size = (e - s) * (min(_POOL_TABLE_K, m) * 12 + 4)
+        if bm.pvec is None or m * (e - s) > _POOL_TABLE_MAX_WORK or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
             bm.table = _NO_TABLE
-            if bm.pvec is not None and m >= POOL_GRAPH_MIN:
-                self._queue_pool_graph(cf, key, bm)
             return
 
         def build() -> None:
             if bm.table is None:
                 cf.block_bytes += size
-                bm.table = pool_table(self.qunit, s, e, bm)  # published whole
+                bm.table = _pool_table(self.qunit, s, e, bm)  # published whole
 
         if self._inline():
             build()
         else:
             self._bg.submit((id(cf), "pool table", key), build)
-
-    def _queue_pool_graph(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> None:
-        """Build (background; inline on a small catalogue) the graph of a block's pool that is too
-        big for a :class:`PoolTable` (:func:`~recsys.search.pools.pool_graph`: the block graphs'
-        build settings and recall check), within the block graphs' memory cap; none when the check
-        fails at every ef (the pool stays scored whole)."""
-        index = self._index if self._index is not None else self.index
-        size = pool_graph_bytes(len(bm.ppos), self.dim, index.M)
-        if cf.block_bytes + size > _BLOCKS_MAX_BYTES:
-            return
-        space = "cosine" if self.space == "cosine" else "ip"
-
-        def build() -> None:
-            from recsys.search.pools import pool_graph
-            from recsys.search.static import SUB_EF_CONSTRUCTION
-
-            if bm.graph is None:
-                g = pool_graph(
-                    bm.pvec, space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef
-                )
-                if g is not None:
-                    cf.block_bytes += size
-                    bm.graph = g  # published whole, its ef set
-
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(cf), "pool graph", key), build)
 
     def _merged(
         self, qq: Query, bm: BlockMerge, kp: np.ndarray, ks: np.ndarray, tau: float, s_f: float, n_elig: int
