@@ -17,7 +17,7 @@ import pytest
 from recsys.__main__ import main
 from recsys.data.schema import load_dataset
 from tests import _platform_layouts as layouts
-from tests.unit.test_public_exports import documented_commands
+from tests.unit.test_public_exports import documented_commands, reading
 
 COMMANDS = {k: v for k, v in documented_commands().items() if k in layouts.DOCUMENTED}
 
@@ -41,10 +41,6 @@ def imported(layout: str, tmp_path: Path, capsys, extra: tuple[str, ...] = ()):
     rc, err = run([*argv, *extra], tmp_path, capsys)
     assert rc == 0, err
     return load_dataset("shop", tmp_path / "data")
-
-
-def reading(ds, table: str = "interactions") -> str:
-    return " ".join(f"{k}: {v}" for k, v in ds.report.reading.get(table, {}).items())
 
 
 def test_shopify_orders_with_the_products_export(tmp_path, capsys):
