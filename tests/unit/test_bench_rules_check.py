@@ -5,11 +5,11 @@ miss, an HNSW answer counted as an exact one)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
@@ -17,8 +17,14 @@ from recsys.merch import PairBan
 from recsys.search import FilteredSearcher
 from tests.unit.test_search import clustered_catalog
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-filtered_search = pytest.importorskip("filtered_search")
+# Loaded from its file, not by putting bench/ on sys.path: bench/umap.py would then shadow
+# umap-learn for every later test in the process.
+_spec = importlib.util.spec_from_file_location(
+    "_bench_filtered_search", Path(__file__).resolve().parents[2] / "bench" / "filtered_search.py"
+)
+filtered_search = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = filtered_search  # its dataclasses look their module up
+_spec.loader.exec_module(filtered_search)
 
 
 def test_the_rules_case_scores_a_graphs_misses_as_recall_and_an_exact_plans_as_mismatches(monkeypatch):
