@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 from typing import Any
 
 import dash
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
 
 
 def page(name: str) -> Any:
@@ -59,3 +62,14 @@ def text_of(node: Any) -> str:
 
     walk(node)
     return " ".join(parts)
+
+
+def triggered(prop_id: str, fn: Any, *args: Any) -> Any:
+    """Call a callback with ``ctx.triggered_id`` set from ``prop_id`` (``"<id>.<prop>"``), as Dash
+    does for the input that fired it."""
+
+    def call() -> Any:
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": 1}]))
+        return fn(*args)
+
+    return contextvars.copy_context().run(call)

@@ -8,14 +8,12 @@ import base64
 
 import pytest
 from dash import no_update
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 
 from components import ids
 from recsys.data.schema import load_dataset
 from recsys.jobs import JobStore
 from tests import _platform_layouts as layouts
-from tests.callbacks._pages import page, text_of
+from tests.callbacks._pages import page, text_of, triggered
 from tests.callbacks.test_data_exports import _options, inspect, preview
 
 
@@ -77,11 +75,7 @@ def test_a_merchant_feed_in_xml_can_be_uploaded(root, data_page):
 def _inspect_fired_by(data_page, prop_id, path, **options):
     """Inspect as Dash runs it when ``prop_id`` changed (the context a browser's request sets)."""
     values, option_ids = _options(**options)
-    token = context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": str(path)}]))
-    try:
-        return data_page.inspect_file(1, str(path), "csv", values, option_ids)
-    finally:
-        context_value.reset(token)
+    return triggered(prop_id, data_page.inspect_file, 1, str(path), "csv", values, option_ids)
 
 
 def test_choosing_an_orders_export_sets_kind_to_baskets_and_a_later_option_leaves_it(tmp_path, data_page):

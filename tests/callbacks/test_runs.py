@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import contextvars
-
 import dash_bootstrap_components as dbc
 import pytest
 from dash import no_update
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 
 from components import ids
 from components.metrics import metric_keys, run_rows
 from recsys.jobs import JobStore
 from recsys.models import get_model_class
 from recsys.registry import Registry
-from tests.callbacks._pages import find, page, text_of
+from tests.callbacks._pages import find, page, text_of, triggered
 
 
 @pytest.fixture
 def runs_page():
     return page("runs")
-
-
-def triggered(prop_id: str, fn, *args):
-    """Call a callback with ``ctx.triggered_id`` set, as Dash does."""
-
-    def call():
-        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": 1}]))
-        return fn(*args)
-
-    return contextvars.copy_context().run(call)
 
 
 def test_the_form_has_one_input_per_default_param_of_the_family(runs_page):

@@ -4,13 +4,10 @@ Prod2Vec run and a co-occurrence baseline of a small seeded shop."""
 
 from __future__ import annotations
 
-import contextvars
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 
 from components.filter_panel import controls_from_filter_config
 from components.vetting_panels import CHECKS_BUTTON, VETTING_RUN, run_checks_panel, update_precision
@@ -18,7 +15,7 @@ from recsys.filters import FilterConfig
 from recsys.registry import Registry
 from recsys.search import similar_items
 from tests._checks_data import make_shop, write_judgments
-from tests.callbacks._pages import find, page, text_of
+from tests.callbacks._pages import find, page, text_of, triggered
 
 T0, T1 = "2026-01-01T10:00:00+00:00", "2026-01-01T12:00:00+00:00"
 
@@ -42,14 +39,6 @@ def root(shop: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         for f in judged.iterdir():
             f.unlink()
     return shop["root"]
-
-
-def triggered(prop_id: str, fn: Any, *args: Any) -> Any:
-    def call() -> Any:
-        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": 1}]))
-        return fn(*args)
-
-    return contextvars.copy_context().run(call)
 
 
 def listed(root: Path, run: str, seed: str, k: int = 10) -> list[str]:
