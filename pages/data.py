@@ -52,7 +52,7 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "csv": (
         "Generic file (CSV, JSON lines, Excel, Parquet)",
         "file",
-        "One row per event: .csv/.tsv/.txt/.dat, .jsonl/.json, .xlsx or .parquet, gzipped text too (or a "
+        "One row per event: .csv/.tsv/.txt/.dat, .jsonl/.json, .xlsx or .parquet, gzipped text too, a product feed in .xml (or a "
         "folder with interactions.csv and catalog.csv); map its columns below.",
     ),
 }
@@ -350,7 +350,7 @@ def layout(**_query: Any) -> html.Div:
                         "or drop a file here / ",
                         html.A("choose one"),
                         html.Span(
-                            f" (CSV, JSON lines, Excel, Parquet, gzipped text too; up to {UPLOAD_MAX_BYTES // (1024 * 1024)} MB)",
+                            f" (CSV, JSON lines, Excel, Parquet, XML feeds, gzipped text too; up to {UPLOAD_MAX_BYTES // (1024 * 1024)} MB)",
                             className="text-muted",
                         ),
                     ]
