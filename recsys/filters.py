@@ -259,19 +259,7 @@ class FilterConfig(BaseModel):
         if cached is not None:  # (pydantic's __getattr__), paid on every served request
             return cached
         if self._hash is None:
-            data = dict(_HASH_BASE_V1)  # a format-1 field that is ever removed hashes as before
-            data.update(self.canonical())
-            # brand names match case-insensitively, so they hash that way too
-            allow, deny = self.norm_brands()  # the fields' own lists, in their order (as canonical())
-            data["brands_allow"], data["brands_deny"] = list(allow), list(deny)
-            data["banned_brand_pairs"] = [
-                [_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]
-            ]
-            for name in ("boost", "bury"):
-                if name in data:
-                    data[name] = [{**a, "brands": [_norm_brand(b) for b in a["brands"]]} for a in data[name]]
-            text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-            self._hash = hashlib.sha256(text.encode()).hexdigest()[:16]
+            self._hash = _content_hash(self)
         return self._hash
 
     def active_rules(self) -> list[str]:
@@ -387,6 +375,43 @@ def _defaults_of(cls: type[FilterConfig]) -> dict[str, Any]:
     if cls not in _DEFAULTS:
         _DEFAULTS[cls] = cls().model_dump(mode="json")
     return _DEFAULTS[cls]
+
+
+#: per class: every field's default as stored on an instance (Python values), and the hash of
+#: the config whose fields are all at their defaults
+_PLAIN_DEFAULTS: dict[type, dict[str, Any]] = {}
+_DEFAULT_HASH: dict[type, str] = {}
+
+
+def _content_hash(cfg: FilterConfig) -> str:
+    """:meth:`FilterConfig.config_hash`'s digest. The config whose fields are all at their
+    defaults (the no-filter config that every page, request or bench case builds anew) hashes to
+    one constant, computed once per class: 0.5 us against 15 us for converting its fields."""
+    cls = type(cfg)
+    plain = _PLAIN_DEFAULTS.get(cls)
+    if plain is None:
+        plain = _PLAIN_DEFAULTS[cls] = dict(cls().__dict__)
+    if cfg.__dict__ == plain:
+        digest = _DEFAULT_HASH.get(cls)
+        if digest is None:
+            digest = _DEFAULT_HASH[cls] = _digest(cfg)
+        return digest
+    return _digest(cfg)
+
+
+def _digest(cfg: FilterConfig) -> str:
+    """16 hex digits of SHA-256 over the config's hashed fields as sorted, compact JSON."""
+    data = dict(_HASH_BASE_V1)  # a format-1 field that is ever removed hashes as before
+    data.update(cfg.canonical())
+    # brand names match case-insensitively, so they hash that way too
+    allow, deny = cfg.norm_brands()  # the fields' own lists, in their order (as canonical())
+    data["brands_allow"], data["brands_deny"] = list(allow), list(deny)
+    data["banned_brand_pairs"] = [[_norm_brand(a), _norm_brand(b)] for a, b in data["banned_brand_pairs"]]
+    for name in ("boost", "bury"):
+        if name in data:
+            data[name] = [{**a, "brands": [_norm_brand(b) for b in a["brands"]]} for a in data[name]]
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _parse_json(text: str | bytes, source: str) -> Any:

@@ -85,6 +85,17 @@ def test_a_field_at_its_default_hashes_as_when_it_is_left_out() -> None:
     assert FilterConfig(exclude_seed=False).config_hash() != FilterConfig().config_hash()
 
 
+def test_the_no_filter_configs_constant_hash_is_only_for_configs_at_their_defaults() -> None:
+    # the all-default config's hash is kept once per class: an unvalidated copy moved off the
+    # defaults must not get it, and one moved back must
+    base = FilterConfig().config_hash()
+    moved = FilterConfig().model_copy(update={"exclude_adult": True})
+    assert moved.config_hash() == FilterConfig(exclude_adult=True).config_hash() != base
+    back = moved.model_copy(update={"exclude_adult": False})
+    assert back.config_hash() == base
+    assert FilterConfig().model_copy(update={"brands_deny": ["Acme"]}).config_hash() != base
+
+
 def test_stored_presets_keep_their_hash_and_versions(
     old_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
