@@ -39,3 +39,28 @@ def test_a_wide_block_searched_for_many_seeds_in_large_chunks_is_exact():
     ref_c, ref_s = brute(q, block, m, k, seed_cols)
     np.testing.assert_array_equal(cols, ref_c)
     np.testing.assert_allclose(sims, ref_s, rtol=0, atol=1e-6)
+
+
+def test_a_filters_block_searched_for_a_batch_in_chunks_over_two_threads_is_exact():
+    """A 10% filter's block at 100k items (10k rows) is searched for a batch in chunks of
+    ``CHUNK_BYTES`` of scores, evened over two threads (four chunks of 54 or 51 seeds here):
+    every seed's list (its own column excluded, tied rows: lower column first) equals brute
+    force's, in every chunk."""
+    rng = np.random.default_rng(5)
+    m, d, k = 10_000, 8, 10
+    unit = rng.standard_normal((m, d)).astype(np.float32)
+    unit[m - 30 :] = unit[11]  # tied rows, the last ones of the block
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    block = padded_take(unit, np.arange(m))
+    per_chunk = batch.CHUNK_BYTES // (4 * len(block))
+    assert 25 < per_chunk < 200  # more seeds per product than the 1 MiB chunks had, fewer than b
+    b = 2 * per_chunk + 7  # two chunks per thread, evened out: the last one shorter
+    picks = rng.choice(m - 30, size=b, replace=False)
+    picks[-4:] = [11, m - 1, m - 15, m - 30]  # tied seeds in the last chunk
+    q = np.ascontiguousarray(unit[picks])
+    seed_cols = picks.astype(np.int64).copy()
+    seed_cols[::4] = -1  # some seeds are not in the block
+    cols, sims = exact_block_many(q, block, m, k, seed_cols, threads=2)
+    ref_c, ref_s = brute(q, block, m, k, seed_cols)
+    np.testing.assert_array_equal(cols, ref_c)
+    np.testing.assert_allclose(sims, ref_s, rtol=0, atol=1e-6)
