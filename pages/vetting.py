@@ -244,7 +244,10 @@ def pair_controls(index: int) -> html.Div:
             ),
             html.Div(
                 dcc.Input(
-                    placeholder="note", className="form-control form-control-sm vet-note", maxLength=500
+                    placeholder="note (Enter: back to judging)",
+                    className="form-control form-control-sm vet-note",
+                    maxLength=500,
+                    autoComplete="off",
                 ),
                 className="vet-note-wrap",
             ),
@@ -292,6 +295,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
                     pair_controls(i),
                 ],
                 className="vet-pair" + state,
+                tabIndex="-1",  # the keyboard focus sits on the focused pair (assets/vetting_keys.js)
                 **{
                     "data-index": i,
                     "data-seed": p["seed"],
