@@ -70,6 +70,16 @@
     el.setAttribute("data-verdict", verdict > 0 ? "up" : "down");
     var tag = el.querySelector(".vet-verdict");
     if (tag) { tag.textContent = verdict > 0 ? "✓ good" : "✗ " + String(reason).replace(/_/g, " "); }
+    el.setAttribute("data-reason", verdict > 0 ? "" : reason);
+    showReason(el);
+  }
+
+  /* the card's reason select shows the pair's thumbs-down reason (stored or just given), so a
+   * later "2" keeps it rather than falling back to "other" */
+  function showReason(el) {
+    var reason = el && el.getAttribute("data-reason");
+    var sel = el && el.querySelector("select.vet-reason");
+    if (sel && reason) { sel.value = reason; }
   }
 
   /* Listened in the capture phase: a closed dropdown that keeps the focus after a pick (run,
@@ -186,6 +196,8 @@
       },
       /* after a seed's pairs are drawn: focus the cursor's pair */
       refocus: function (_children, cursor) {
+        var drawn = document.querySelectorAll(".vet-pair[data-reason]");
+        for (var i = 0; i < drawn.length; i++) { showReason(drawn[i]); }
         focusPair(cursor || 0);
         return window.dash_clientside.no_update;
       }

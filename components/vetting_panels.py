@@ -76,7 +76,14 @@ def vetted_table(rows: list[dict[str, Any]], labels: dict[str, str] | None = Non
 
 
 def _k_dropdown(ident: str) -> Any:
-    return dcc.Dropdown(id=ident, options=[5, 10, 20], value=10, clearable=False, style={"width": "5rem"})
+    # "top 10", not a bare "10": the number is the list length the panel measures
+    return dcc.Dropdown(
+        id=ident,
+        options=[{"label": f"top {k}", "value": k} for k in (5, 10, 20)],
+        value=10,
+        clearable=False,
+        style={"width": "7rem"},
+    )
 
 
 def precision_panel() -> dbc.Card:
@@ -150,6 +157,7 @@ def precision_view(run_id: str | None, preset: str | None, k: int) -> Any:
             id="vetting-precision-empty",
         )
     down = v["down_pairs"]
+    down_gone = v["judged"] - v["judged_shown"] - v["up_lost"]  # the judged pairs neither shown nor thumbs-up
     return html.Div(
         [
             html.Div(
@@ -158,12 +166,23 @@ def precision_view(run_id: str | None, preset: str | None, k: int) -> Any:
                     html.Span(
                         f"precision@{k} on {v['judged_shown']} judged pairs shown", className="text-muted"
                     ),
+                    html.Div(
+                        f"The share of thumbs-up among the judged pairs that this run and preset show in "
+                        f"the top {k} (1.000: every judged pair shown is a good one).",
+                        className="small text-muted",
+                        id="vetting-precision-meaning",
+                    ),
                 ]
             ),
             html.Ul(
                 [
                     html.Li(f"{v['up_shown']} thumbs-up shown, {v['down_shown']} thumbs-down still shown"),
                     html.Li(f"{v['up_lost']} thumbs-up pairs no longer in the top {k}"),
+                    html.Li(
+                        f"{down_gone} thumbs-down pairs no longer shown (the preset's filters and rules "
+                        "removed them, or the run ranks them lower)",
+                        id="vetting-precision-down-gone",
+                    ),
                     html.Li(
                         f"{v['judged']} pairs judged on {v['seeds']} seeds (any run or preset of the dataset)"
                     ),

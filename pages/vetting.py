@@ -201,7 +201,15 @@ def progress_view(pairs: list[dict[str, Any]], judged: dict) -> Any:
     )
     table = html.Table(
         [
-            html.Thead(html.Tr([html.Th("Seed category"), html.Th("Seeds done"), html.Th("Pairs judged")])),
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th("Seed category"),
+                        html.Th("Seeds", title="seeds with every pair judged / seeds"),
+                        html.Th("Pairs", title="pairs judged / pairs"),
+                    ]
+                )
+            ),
             html.Tbody(
                 [
                     html.Tr(
@@ -239,7 +247,7 @@ def pair_controls(index: int) -> html.Div:
             html.Select(
                 # "other" first: the default of a thumbs-down
                 [html.Option(REASON_LABELS[r], value=r) for r in ("other", *REASONS[:-1])],
-                className="form-select form-select-sm vet-reason",
+                className="form-select form-select-sm vet-reason editor-only",
                 title="reason of a thumbs-down (or keys 3-9)",
             ),
             html.Div(
@@ -249,7 +257,7 @@ def pair_controls(index: int) -> html.Div:
                     maxLength=500,
                     autoComplete="off",
                 ),
-                className="vet-note-wrap",
+                className="vet-note-wrap editor-only",
             ),
             html.Button(
                 "Rule…",
@@ -301,6 +309,8 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
                     "data-seed": p["seed"],
                     "data-item": p["item_id"],
                     "data-verdict": {1: "up", -1: "down"}.get(verdict, ""),
+                    # the stored reason, shown in the card's reason select (assets/vetting_keys.js)
+                    "data-reason": (reason or "other") if verdict == -1 else "",
                 },
             )
         )
@@ -502,6 +512,12 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
         className="small text-muted mb-2 vet-keys",
         id="vetting-keys-help",
     )
+    viewer_note = html.Div(
+        "You are signed in as a viewer: j / k move through the queue; judging, building queues, "
+        "importing and adding rules need the editor role.",
+        className="small alert alert-secondary py-1 px-2 mb-2 viewer-only",
+        id="vetting-viewer-note",
+    )
     rule_modal = dbc.Modal(
         [
             dbc.ModalHeader(dbc.ModalTitle("Turn the judgment into a rule")),
@@ -536,6 +552,7 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
                     dbc.Col(
                         [
                             keys_help,
+                            viewer_note,
                             html.Div(id=STATUS),
                             html.Div(id=RULE_MESSAGE),
                             dcc.Loading(html.Div(id=PAIRS, className="vet-pairs"), delay_show=400),
@@ -849,8 +866,17 @@ def confirm_rule(
 )
 def export_judgments(_n: Any, dataset: str | None) -> tuple[Any, Any]:
     """Every judgment of the dataset (all runs, presets and users) as CSV."""
+    import csv
+    import io
+
     text = judgment_store().export_csv(dataset=dataset)
-    return {"content": text, "filename": f"judgments-{dataset or 'all'}.csv", "type": "text/csv"}, None
+    name = f"judgments-{dataset or 'all'}.csv"
+    rows = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)  # less the header
+    note = info_alert(
+        f"Exported {rows} judgment{'s' if rows != 1 else ''} of dataset {dataset or '(all)'} to {name} "
+        "(every run, preset and user); your browser saves the file."
+    )
+    return {"content": text, "filename": name, "type": "text/csv"}, note
 
 
 @callback(
