@@ -129,6 +129,43 @@ def checks_panel() -> dbc.Card:
     )
 
 
+def keys_help() -> list[Any]:
+    """The Vetting page's line of keys, and (shown to viewers only) what a viewer can do."""
+    line = html.Div(
+        [
+            html.Kbd("j"),
+            "/",
+            html.Kbd("k"),
+            " next / previous pair · ",
+            html.Kbd("1"),
+            " thumbs up · ",
+            html.Kbd("2"),
+            " thumbs down (the card's reason, ",
+            html.Em("other"),
+            " unless chosen) · ",
+            html.Kbd("3"),
+            "–",
+            html.Kbd("9"),
+            " thumbs down because: ",
+            "3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch, 8 duplicate, 9 other. ",
+            "The focus moves on after each judgment; a judged pair's ",
+            html.Em("Rule…"),
+            " button (or ",
+            html.Kbd("r"),
+            ") turns it into a preset rule.",
+        ],
+        className="small text-muted mb-2 vet-keys",
+        id="vetting-keys-help",
+    )
+    viewer_note = html.Div(
+        "You are signed in as a viewer: j / k move through the queue; judging, building queues, "
+        "importing and adding rules need the editor role.",
+        className="small alert alert-secondary py-1 px-2 mb-2 viewer-only",
+        id="vetting-viewer-note",
+    )
+    return [line, viewer_note]
+
+
 def _checks_hint() -> Any:
     return html.Div(
         "Checks the lists of the chosen run and preset: adult items next to non-adult seeds, complementary "

@@ -55,6 +55,7 @@ from components.vetting_panels import (
     VETTING_PRESET,
     VETTING_RUN,
     checks_panel,
+    keys_help,
     precision_panel,
 )
 from recsys.config import data_dir
@@ -486,38 +487,6 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
         ),
         className="mb-3",
     )
-    keys_help = html.Div(
-        [
-            html.Kbd("j"),
-            "/",
-            html.Kbd("k"),
-            " next / previous pair · ",
-            html.Kbd("1"),
-            " thumbs up · ",
-            html.Kbd("2"),
-            " thumbs down (the card's reason, ",
-            html.Em("other"),
-            " unless chosen) · ",
-            html.Kbd("3"),
-            "–",
-            html.Kbd("9"),
-            " thumbs down because: ",
-            "3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch, 8 duplicate, 9 other. ",
-            "The focus moves on after each judgment; a judged pair's ",
-            html.Em("Rule…"),
-            " button (or ",
-            html.Kbd("r"),
-            ") turns it into a preset rule.",
-        ],
-        className="small text-muted mb-2 vet-keys",
-        id="vetting-keys-help",
-    )
-    viewer_note = html.Div(
-        "You are signed in as a viewer: j / k move through the queue; judging, building queues, "
-        "importing and adding rules need the editor role.",
-        className="small alert alert-secondary py-1 px-2 mb-2 viewer-only",
-        id="vetting-viewer-note",
-    )
     rule_modal = dbc.Modal(
         [
             dbc.ModalHeader(dbc.ModalTitle("Turn the judgment into a rule")),
@@ -551,8 +520,7 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
                     dbc.Col(queue_card, lg=3),
                     dbc.Col(
                         [
-                            keys_help,
-                            viewer_note,
+                            *keys_help(),
                             html.Div(id=STATUS),
                             html.Div(id=RULE_MESSAGE),
                             dcc.Loading(html.Div(id=PAIRS, className="vet-pairs"), delay_show=400),
