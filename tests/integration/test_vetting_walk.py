@@ -109,3 +109,51 @@ def test_a_merchandisers_first_pairs_at_1280(dash_duo, dash_app_copy, demo_data_
         what="the stored reason in the select",
     )
     assert dash_duo.get_logs() == []
+
+
+def test_compare_disagreements_sorted_by_thumbs_down_at_1280(dash_duo, dash_app_copy, demo_data_copy):
+    """Compare at 1280x800: the disagreement card's controls stay inside it (the sort dropdown
+    and "Find" ran off the page), and sorting by thumbs-down lists the judged seed."""
+    from recsys.vetting.store import JudgmentStore
+
+    ids = run_ids(demo_data_copy)
+    a, b = ids["prod2vec"], ids["cooccurrence"]
+    dash_duo.start_server(dash_app_copy, port=8873)
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/compare?runs={a},{b}")
+    button = dash_duo.find_element("#compare-dis-button")
+    card = dash_duo.driver.execute_script("return arguments[0].closest('.card')", button)
+    right, card_right, page, view = dash_duo.driver.execute_script(
+        "return [arguments[0].getBoundingClientRect().right, arguments[1].getBoundingClientRect().right,"
+        " document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+        button,
+        card,
+    )
+    assert right <= card_right, f"'Find' ends at {right}px, its card at {card_right}px"
+    assert page <= view, f"the page is {page}px wide in a {view}px window"
+
+    # a thumbs-down on a's first answer for a seed: "more 👎 in A" finds that seed
+    from recsys.registry import Registry
+    from recsys.search import similar_items
+
+    import pandas as pd
+
+    events = pd.read_parquet(demo_data_copy / "datasets" / "demo" / "interactions.parquet")
+    seed = str(events["item_id"].value_counts().index[0])  # the most popular item: both runs know it
+    shown = similar_items(Registry(demo_data_copy), a, seed, None, 10).item_ids
+    JudgmentStore(demo_data_copy).judge(
+        dataset="demo",
+        run=a,
+        preset=None,
+        seed=seed,
+        item_id=shown[0],
+        position=1,
+        verdict=-1,
+        reason="wrong_category",
+        note="",
+        user="local",
+    )
+    _pick(dash_duo, "compare-dis-sort", "more 👎 in A")
+    click(dash_duo, dash_duo.find_element("#compare-dis-button"))
+    dash_duo.wait_for_contains_text("#compare-disagree", seed, timeout=60)
+    assert dash_duo.get_logs() == []
