@@ -133,10 +133,10 @@ def test_compare_disagreements_sorted_by_thumbs_down_at_1280(dash_duo, dash_app_
     assert page <= view, f"the page is {page}px wide in a {view}px window"
 
     # a thumbs-down on a's first answer for a seed: "more 👎 in A" finds that seed
+    import pandas as pd
+
     from recsys.registry import Registry
     from recsys.search import similar_items
-
-    import pandas as pd
 
     events = pd.read_parquet(demo_data_copy / "datasets" / "demo" / "interactions.parquet")
     seed = str(events["item_id"].value_counts().index[0])  # the most popular item: both runs know it
