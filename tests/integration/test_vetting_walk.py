@@ -94,7 +94,8 @@ def test_a_merchandisers_first_pairs_at_1280(dash_duo, dash_app_copy, demo_data_
     dash_duo.wait_for_contains_text("#vetting-io-message", "Exported 3 judgments of dataset demo", timeout=15)
 
     # the panels' numbers carry their meaning
-    assert "top 10" in dash_duo.find_element("#vetting-panels").text
+    for k_box in ("#vetting-precision-k", "#vetting-checks-k"):  # a bare "10" said nothing
+        assert dash_duo.find_element(k_box).text.strip() == "top 10"
     dash_duo.wait_for_contains_text("#vetting-precision-meaning", "share of thumbs-up", timeout=15)
     assert "thumbs-down pairs no longer shown" in dash_duo.find_element("#vetting-panels").text
 
