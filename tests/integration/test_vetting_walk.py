@@ -118,7 +118,7 @@ def test_compare_disagreements_sorted_by_thumbs_down_at_1280(dash_duo, dash_app_
     from recsys.vetting.store import JudgmentStore
 
     ids = run_ids(demo_data_copy)
-    a, b = ids["prod2vec"], ids["cooccurrence"]
+    a, b = ids["prod2vec"], ids["popularity"]
     dash_duo.start_server(dash_app_copy, port=8873)
     dash_duo.driver.set_window_size(1280, 800)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/compare?runs={a},{b}")
