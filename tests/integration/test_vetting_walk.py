@@ -25,7 +25,7 @@ def _focused(dash_duo) -> int | None:
 
 def _pick(dash_duo, dropdown: str, label: str) -> None:
     """Open a Dash dropdown by mouse and click one of its options (the dropdown keeps the focus)."""
-    click(dash_duo, dash_duo.find_element(f"#{dropdown}"))
+    click(dash_duo, dash_duo.wait_for_element(f"#{dropdown}", timeout=30))
     wait_until(
         lambda: any(
             o.text.strip() == label for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
@@ -119,20 +119,6 @@ def test_compare_disagreements_sorted_by_thumbs_down_at_1280(dash_duo, dash_app_
 
     ids = run_ids(demo_data_copy)
     a, b = ids["prod2vec"], ids["popularity"]
-    dash_duo.start_server(dash_app_copy, port=8873)
-    dash_duo.driver.set_window_size(1280, 800)
-    dash_duo.wait_for_page(f"{dash_duo.server_url}/compare?runs={a},{b}")
-    button = dash_duo.find_element("#compare-dis-button")
-    card = dash_duo.driver.execute_script("return arguments[0].closest('.card')", button)
-    right, card_right, page, view = dash_duo.driver.execute_script(
-        "return [arguments[0].getBoundingClientRect().right, arguments[1].getBoundingClientRect().right,"
-        " document.documentElement.scrollWidth, document.documentElement.clientWidth]",
-        button,
-        card,
-    )
-    assert right <= card_right, f"'Find' ends at {right}px, its card at {card_right}px"
-    assert page <= view, f"the page is {page}px wide in a {view}px window"
-
     # a thumbs-down on a's first answer for a seed: "more 👎 in A" finds that seed
     import pandas as pd
 
@@ -154,6 +140,20 @@ def test_compare_disagreements_sorted_by_thumbs_down_at_1280(dash_duo, dash_app_
         note="",
         user="local",
     )
+    dash_duo.start_server(dash_app_copy, port=8873)
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/compare?runs={a},{b}")
+    button = dash_duo.find_element("#compare-dis-button")
+    card = dash_duo.driver.execute_script("return arguments[0].closest('.card')", button)
+    right, card_right, page, view = dash_duo.driver.execute_script(
+        "return [arguments[0].getBoundingClientRect().right, arguments[1].getBoundingClientRect().right,"
+        " document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+        button,
+        card,
+    )
+    assert right <= card_right, f"'Find' ends at {right}px, its card at {card_right}px"
+    assert page <= view, f"the page is {page}px wide in a {view}px window"
+
     _pick(dash_duo, "compare-dis-sort", "more 👎 in A")
     click(dash_duo, dash_duo.find_element("#compare-dis-button"))
     dash_duo.wait_for_contains_text("#compare-disagree", seed, timeout=60)
