@@ -156,5 +156,46 @@ def test_compare_disagreements_sorted_by_thumbs_down_at_1280(dash_duo, dash_app_
 
     _pick(dash_duo, "compare-dis-sort", "more 👎 in A")
     click(dash_duo, dash_duo.find_element("#compare-dis-button"))
-    dash_duo.wait_for_contains_text("#compare-disagree", seed, timeout=60)
+    catalog = pd.read_parquet(demo_data_copy / "datasets" / "demo" / "catalog.parquet").set_index("item_id")
+    dash_duo.wait_for_contains_text(
+        "#compare-disagree", str(catalog.loc[seed, "title"]), timeout=60
+    )  # by title
+    assert dash_duo.get_logs() == []
+
+
+def test_a_viewer_can_browse_the_queue_but_sees_no_judging_controls(dash_duo, demo_data_copy, monkeypatch):
+    """Signed in with the viewer token: a line says what a viewer can do, the cards carry no
+    reason select or note field (they did, and did nothing), and a key judges nothing."""
+    from recsys.filters import FilterConfig
+    from recsys.registry import Registry
+    from recsys.search import get_searcher
+    from recsys.vetting.queue import queue_pairs
+    from tests.integration.conftest import _fresh_app
+
+    monkeypatch.setenv("RECSYS_API_TOKEN", "editor-secret-s32u-0123456789")
+    monkeypatch.setenv("RECSYS_VIEWER_TOKEN", "viewer-secret-s32u-0123456789")
+    app = _fresh_app(demo_data_copy, monkeypatch)
+    run = run_ids(demo_data_copy)["prod2vec"]
+    searcher = get_searcher(Registry(demo_data_copy), run)
+    store = JudgmentStore(demo_data_copy)
+    store.save_queue(  # a queue an editor built
+        dataset="demo",
+        run=run,
+        preset=None,
+        spec={"mode": "pasted", "k": 5, "seeds": 2},
+        pairs=queue_pairs(searcher, [str(s) for s in searcher.view.item_ids[:2]], FilterConfig(), 5),
+        user="editor",
+    )
+    dash_duo.start_server(app, port=8874)
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.driver.get(f"{dash_duo.server_url}/login?next=/vetting?run={run}")
+    dash_duo.wait_for_element("#password", timeout=30).send_keys("viewer-secret-s32u-0123456789")
+    dash_duo.find_element("#login-submit").click()
+    wait_until(lambda: len(dash_duo.find_elements(".vet-pair")) >= 5, what="the queue's pairs")
+    assert dash_duo.find_element("#vetting-viewer-note").is_displayed()
+    assert not [e for e in dash_duo.find_elements("select.vet-reason, .vet-note input") if e.is_displayed()]
+    wait_until(lambda: _focused(dash_duo) == 0, what="the first pair focused")
+    _keys(dash_duo, "1", "j")
+    wait_until(lambda: _focused(dash_duo) == 1, what="j moving on")
+    assert len(store.frame()) == 0
     assert dash_duo.get_logs() == []
