@@ -186,7 +186,7 @@ def test_a_viewer_can_browse_the_queue_but_sees_no_judging_controls(dash_duo, de
         pairs=queue_pairs(searcher, [str(s) for s in searcher.view.item_ids[:2]], FilterConfig(), 5),
         user="editor",
     )
-    dash_duo.start_server(app, port=8874)
+    dash_duo.start_server(app, navigate=False, port=8874)  # the login page first
     dash_duo.driver.set_window_size(1280, 800)
     dash_duo.driver.get(f"{dash_duo.server_url}/login?next=/vetting?run={run}")
     dash_duo.wait_for_element("#password", timeout=30).send_keys("viewer-secret-s32u-0123456789")
