@@ -188,7 +188,8 @@ def test_a_viewer_can_browse_the_queue_but_sees_no_judging_controls(dash_duo, de
     )
     dash_duo.start_server(app, navigate=False, port=8874)  # the login page first
     dash_duo.driver.set_window_size(1280, 800)
-    dash_duo.driver.get(f"{dash_duo.server_url}/login?next=/vetting?run={run}")
+    base = dash_duo.server.url.rstrip("/")
+    dash_duo.driver.get(f"{base}/login?next=/vetting?run={run}")
     dash_duo.wait_for_element("#password", timeout=30).send_keys("viewer-secret-s32u-0123456789")
     dash_duo.find_element("#login-submit").click()
     wait_until(lambda: len(dash_duo.find_elements(".vet-pair")) >= 5, what="the queue's pairs")
