@@ -48,7 +48,19 @@
     if (el) {
       el.classList.add("vet-focused");
       if (el.scrollIntoView) { el.scrollIntoView({block: "nearest"}); }
+      /* the keyboard focus follows: a dropdown picked a moment ago (run, preset, saved queue)
+       * would otherwise keep it and take the next key as a search; a field being typed in keeps it */
+      if (!isTyping(document.activeElement) && !document.querySelector(".modal.show") && el.focus) {
+        el.focus({preventScroll: true});
+      }
     }
+  }
+
+  /* a field that takes typed keys (not the read-only focus catcher of a closed dropdown) */
+  function isTyping(t) {
+    if (!t) { return false; }
+    if (t.isContentEditable || t.tagName === "TEXTAREA" || t.tagName === "SELECT") { return true; }
+    return t.tagName === "INPUT" && !t.readOnly;
   }
 
   function mark(el, verdict, reason) {
@@ -58,22 +70,61 @@
     el.setAttribute("data-verdict", verdict > 0 ? "up" : "down");
     var tag = el.querySelector(".vet-verdict");
     if (tag) { tag.textContent = verdict > 0 ? "✓ good" : "✗ " + String(reason).replace(/_/g, " "); }
+    el.setAttribute("data-reason", verdict > 0 ? "" : reason);
+    showReason(el);
   }
 
+  /* the card's reason select shows the pair's thumbs-down reason (stored or just given), so a
+   * later "2" keeps it rather than falling back to "other" */
+  function showReason(el) {
+    var reason = el && el.getAttribute("data-reason");
+    var sel = el && el.querySelector("select.vet-reason");
+    if (sel && reason) { sel.value = reason; }
+  }
+
+  /* Listened in the capture phase: a closed dropdown that keeps the focus after a pick (run,
+   * preset, saved queue) would otherwise open its search on "1" and swallow every later key. */
   document.addEventListener("keydown", function (ev) {
     if (!document.getElementById("vetting-pairs")) { return; }
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) { return; }
     var t = ev.target;
-    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) { return; }
     if (document.querySelector(".modal.show")) { return; }
+    if (t && t.closest && t.closest(".vet-note") && (ev.key === "Enter" || ev.key === "Escape")) {
+      /* the note is written: back to the pair, so 1 / 2 judge it with the note */
+      var own = t.closest(".vet-pair[data-index]");
+      ev.preventDefault();
+      if (own) { own.focus({preventScroll: true}); }
+      return;
+    }
+    if (isTyping(t)) { return; }
+    var trigger = t && t.closest && t.closest(".dash-dropdown-wrapper");
+    if (trigger && !/^[jkr1-9]$/.test(ev.key)) { return; }  /* arrows, Enter, Space open the dropdown */
     if (ev.key === "r") {  /* the focused pair's "Rule…" dialog */
       var rule = document.querySelector(".vet-pair.vet-focused button[id*='vetting-propose']");
-      if (rule) { ev.preventDefault(); rule.click(); }
+      if (rule) { ev.preventDefault(); ev.stopPropagation(); rule.click(); }
       return;
     }
     if (!KEY_RE.test(ev.key)) { return; }
     ev.preventDefault();
+    if (trigger) { ev.stopPropagation(); }
     send({key: ev.key});
+  }, true);
+
+  /* ...and its key-up: a closed dropdown opens its search on the key-up of a letter or digit */
+  document.addEventListener("keyup", function (ev) {
+    if (!document.getElementById("vetting-pairs") || document.querySelector(".modal.show")) { return; }
+    var t = ev.target;
+    if (t && t.closest && t.closest(".dash-dropdown-wrapper") && !isTyping(t) && /^[jkr1-9]$/.test(ev.key)) {
+      ev.stopPropagation();
+    }
+  }, true);
+
+  /* a reason chosen with the mouse: the focus goes back to its pair, so the next key judges */
+  document.addEventListener("change", function (ev) {
+    var t = ev.target;
+    if (!t || !t.classList || !t.classList.contains("vet-reason")) { return; }
+    var own = t.closest(".vet-pair[data-index]");
+    if (own) { own.focus({preventScroll: true}); }
   });
 
   document.addEventListener("click", function (ev) {
@@ -117,7 +168,8 @@
                 reason = REASONS[parseInt(key, 10) - 3];
               }
             }
-            var noteEl = el && el.querySelector("input.vet-note");
+            /* dcc.Input (Dash 4) puts the class on a wrapper: .vet-note is a div around the input */
+            var noteEl = el && el.querySelector(".vet-note input, input.vet-note");
             var p = pairs[i];
             outbox.push({
               t: ev.t, dataset: queue.dataset, run: queue.run, preset: queue.preset,
@@ -144,6 +196,8 @@
       },
       /* after a seed's pairs are drawn: focus the cursor's pair */
       refocus: function (_children, cursor) {
+        var drawn = document.querySelectorAll(".vet-pair[data-reason]");
+        for (var i = 0; i < drawn.length; i++) { showReason(drawn[i]); }
         focusPair(cursor || 0);
         return window.dash_clientside.no_update;
       }

@@ -76,7 +76,14 @@ def vetted_table(rows: list[dict[str, Any]], labels: dict[str, str] | None = Non
 
 
 def _k_dropdown(ident: str) -> Any:
-    return dcc.Dropdown(id=ident, options=[5, 10, 20], value=10, clearable=False, style={"width": "5rem"})
+    # "top 10", not a bare "10": the number is the list length the panel measures
+    return dcc.Dropdown(
+        id=ident,
+        options=[{"label": f"top {k}", "value": k} for k in (5, 10, 20)],
+        value=10,
+        clearable=False,
+        style={"width": "7rem"},
+    )
 
 
 def precision_panel() -> dbc.Card:
@@ -122,6 +129,43 @@ def checks_panel() -> dbc.Card:
     )
 
 
+def keys_help() -> list[Any]:
+    """The Vetting page's line of keys, and (shown to viewers only) what a viewer can do."""
+    line = html.Div(
+        [
+            html.Kbd("j"),
+            "/",
+            html.Kbd("k"),
+            " next / previous pair · ",
+            html.Kbd("1"),
+            " thumbs up · ",
+            html.Kbd("2"),
+            " thumbs down (the card's reason, ",
+            html.Em("other"),
+            " unless chosen) · ",
+            html.Kbd("3"),
+            "–",
+            html.Kbd("9"),
+            " thumbs down because: ",
+            "3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch, 8 duplicate, 9 other. ",
+            "The focus moves on after each judgment; a judged pair's ",
+            html.Em("Rule…"),
+            " button (or ",
+            html.Kbd("r"),
+            ") turns it into a preset rule.",
+        ],
+        className="small text-muted mb-2 vet-keys",
+        id="vetting-keys-help",
+    )
+    viewer_note = html.Div(
+        "You are signed in as a viewer: j / k move through the queue; judging, building queues, "
+        "importing and adding rules need the editor role.",
+        className="small alert alert-secondary py-1 px-2 mb-2 viewer-only",
+        id="vetting-viewer-note",
+    )
+    return [line, viewer_note]
+
+
 def _checks_hint() -> Any:
     return html.Div(
         "Checks the lists of the chosen run and preset: adult items next to non-adult seeds, complementary "
@@ -150,6 +194,7 @@ def precision_view(run_id: str | None, preset: str | None, k: int) -> Any:
             id="vetting-precision-empty",
         )
     down = v["down_pairs"]
+    down_gone = v["judged"] - v["judged_shown"] - v["up_lost"]  # the judged pairs neither shown nor thumbs-up
     return html.Div(
         [
             html.Div(
@@ -158,12 +203,23 @@ def precision_view(run_id: str | None, preset: str | None, k: int) -> Any:
                     html.Span(
                         f"precision@{k} on {v['judged_shown']} judged pairs shown", className="text-muted"
                     ),
+                    html.Div(
+                        f"The share of thumbs-up among the judged pairs that this run and preset show in "
+                        f"the top {k} (1.000: every judged pair shown is a good one).",
+                        className="small text-muted",
+                        id="vetting-precision-meaning",
+                    ),
                 ]
             ),
             html.Ul(
                 [
                     html.Li(f"{v['up_shown']} thumbs-up shown, {v['down_shown']} thumbs-down still shown"),
                     html.Li(f"{v['up_lost']} thumbs-up pairs no longer in the top {k}"),
+                    html.Li(
+                        f"{down_gone} thumbs-down pairs no longer shown (the preset's filters and rules "
+                        "removed them, or the run ranks them lower)",
+                        id="vetting-precision-down-gone",
+                    ),
                     html.Li(
                         f"{v['judged']} pairs judged on {v['seeds']} seeds (any run or preset of the dataset)"
                     ),

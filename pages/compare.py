@@ -626,7 +626,8 @@ def layout(
                                     "Find", id=ids.COMPARE_DIS_BUTTON, size="sm", color="primary", n_clicks=0
                                 ),
                             ],
-                            className="d-flex gap-2 align-items-center",
+                            # wraps inside the half-width card (at 1280 px "Find" was off the page)
+                            className="d-flex gap-2 align-items-center flex-wrap dis-controls",
                         ),
                     ],
                     className="d-flex justify-content-between align-items-center flex-wrap gap-2",

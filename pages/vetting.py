@@ -55,6 +55,7 @@ from components.vetting_panels import (
     VETTING_PRESET,
     VETTING_RUN,
     checks_panel,
+    keys_help,
     precision_panel,
 )
 from recsys.config import data_dir
@@ -201,7 +202,15 @@ def progress_view(pairs: list[dict[str, Any]], judged: dict) -> Any:
     )
     table = html.Table(
         [
-            html.Thead(html.Tr([html.Th("Seed category"), html.Th("Seeds done"), html.Th("Pairs judged")])),
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th("Seed category"),
+                        html.Th("Seeds", title="seeds with every pair judged / seeds"),
+                        html.Th("Pairs", title="pairs judged / pairs"),
+                    ]
+                )
+            ),
             html.Tbody(
                 [
                     html.Tr(
@@ -239,14 +248,17 @@ def pair_controls(index: int) -> html.Div:
             html.Select(
                 # "other" first: the default of a thumbs-down
                 [html.Option(REASON_LABELS[r], value=r) for r in ("other", *REASONS[:-1])],
-                className="form-select form-select-sm vet-reason",
+                className="form-select form-select-sm vet-reason editor-only",
                 title="reason of a thumbs-down (or keys 3-9)",
             ),
             html.Div(
                 dcc.Input(
-                    placeholder="note", className="form-control form-control-sm vet-note", maxLength=500
+                    placeholder="note (Enter: back to judging)",
+                    className="form-control form-control-sm vet-note",
+                    maxLength=500,
+                    autoComplete="off",
                 ),
-                className="vet-note-wrap",
+                className="vet-note-wrap editor-only",
             ),
             html.Button(
                 "Rule…",
@@ -292,11 +304,14 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
                     pair_controls(i),
                 ],
                 className="vet-pair" + state,
+                tabIndex="-1",  # the keyboard focus sits on the focused pair (assets/vetting_keys.js)
                 **{
                     "data-index": i,
                     "data-seed": p["seed"],
                     "data-item": p["item_id"],
                     "data-verdict": {1: "up", -1: "down"}.get(verdict, ""),
+                    # the stored reason, shown in the card's reason select (assets/vetting_keys.js)
+                    "data-reason": (reason or "other") if verdict == -1 else "",
                 },
             )
         )
@@ -472,32 +487,6 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
         ),
         className="mb-3",
     )
-    keys_help = html.Div(
-        [
-            html.Kbd("j"),
-            "/",
-            html.Kbd("k"),
-            " next / previous pair · ",
-            html.Kbd("1"),
-            " thumbs up · ",
-            html.Kbd("2"),
-            " thumbs down (the card's reason, ",
-            html.Em("other"),
-            " unless chosen) · ",
-            html.Kbd("3"),
-            "–",
-            html.Kbd("9"),
-            " thumbs down because: ",
-            "3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch, 8 duplicate, 9 other. ",
-            "The focus moves on after each judgment; a judged pair's ",
-            html.Em("Rule…"),
-            " button (or ",
-            html.Kbd("r"),
-            ") turns it into a preset rule.",
-        ],
-        className="small text-muted mb-2 vet-keys",
-        id="vetting-keys-help",
-    )
     rule_modal = dbc.Modal(
         [
             dbc.ModalHeader(dbc.ModalTitle("Turn the judgment into a rule")),
@@ -531,7 +520,7 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
                     dbc.Col(queue_card, lg=3),
                     dbc.Col(
                         [
-                            keys_help,
+                            *keys_help(),
                             html.Div(id=STATUS),
                             html.Div(id=RULE_MESSAGE),
                             dcc.Loading(html.Div(id=PAIRS, className="vet-pairs"), delay_show=400),
@@ -845,8 +834,17 @@ def confirm_rule(
 )
 def export_judgments(_n: Any, dataset: str | None) -> tuple[Any, Any]:
     """Every judgment of the dataset (all runs, presets and users) as CSV."""
+    import csv
+    import io
+
     text = judgment_store().export_csv(dataset=dataset)
-    return {"content": text, "filename": f"judgments-{dataset or 'all'}.csv", "type": "text/csv"}, None
+    name = f"judgments-{dataset or 'all'}.csv"
+    rows = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)  # less the header
+    note = info_alert(
+        f"Exported {rows} judgment{'s' if rows != 1 else ''} of dataset {dataset or '(all)'} to {name} "
+        "(every run, preset and user); your browser saves the file."
+    )
+    return {"content": text, "filename": name, "type": "text/csv"}, note
 
 
 @callback(
