@@ -90,7 +90,11 @@ def run_rows(
         for key in metrics:
             row[key] = _number_or_none(m.get(key))
             interval = ci.get(key)
-            if isinstance(interval, (list, tuple)) and len(interval) == 2:
+            if (
+                isinstance(interval, (list, tuple))
+                and len(interval) == 2
+                and all(_number_or_none(b) is not None for b in interval)
+            ):  # an interval with a missing or NaN bound is not shown (it read "±NaN")
                 row[f"{key}_ci"] = [float(interval[0]), float(interval[1])]
                 row[f"{key}_ci_text"] = (
                     f"95% interval {interval[0]:.4f} to {interval[1]:.4f} over {m.get('n_cases', 0):,} cases"

@@ -553,7 +553,7 @@ def start_training(n_clicks, family, dataset, label, values, param_ids, split_va
         job_id = submit_training(family, params, dataset, (label or "").strip() or None, split)
     except RecsysError as exc:
         return error_alert(exc, "Could not start the training job")
-    changed = ", ".join(f"{k}={v}" for k, v in params.items()) or "default parameters"
+    changed = ", ".join(f"{k}={v}" for k, v in params.items()) or "the recommended settings shown in the form"
     return info_alert(
         [html.Strong("Training started. "), f"{family} on {dataset} with {changed} (job {job_id})."]
     )

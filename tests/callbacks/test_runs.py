@@ -204,9 +204,13 @@ def test_rows_carry_intervals_cases_and_warnings_for_every_grid():
             },
         },
         {"run_id": "old", "metrics": {"hr@10": 0.1}},  # a run stored before intervals existed
+        # an interval with a NaN or missing bound (read back from a run's file) is not shown
+        {"run_id": "nan", "metrics": {"hr@10": 0.352, "ci95": {"hr@10": [float("nan"), 0.4]}}},
+        {"run_id": "none", "metrics": {"hr@10": 0.352, "ci95": {"hr@10": [None, 0.4]}}},
     ]
     assert metric_keys(runs) == ["hr@10"]  # counters are not metric columns
-    new, old = run_rows(runs, ["hr@10"])
+    new, old, *broken = run_rows(runs, ["hr@10"])
+    assert all("hr@10_ci" not in r and r["hr@10"] == 0.352 for r in broken)
     assert new["hr@10_ci"] == [0.2, 0.3] and new["cases"] == 320
     assert "0.2000 to 0.3000 over 320 cases" in new["hr@10_ci_text"]
     assert "fewer than 500" in new["notes"]
