@@ -150,7 +150,7 @@ def queue_options(run: str | None, preset: str | None) -> tuple[list[dict[str, s
     opts = [
         {
             "label": f"{q['created'][:16].replace('T', ' ')} · {MODES.get(q['spec'].get('mode'), '?')} · "
-            f"{q['n_pairs']} pairs · {q['user']}",
+            f"{q['n_pairs']} pairs · {q['user']}" + (" · damaged" if q.get("damaged") else ""),
             "value": q["id"],
         }
         for q in found
