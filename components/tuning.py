@@ -25,6 +25,7 @@ from components import ids
 from components.jobs import is_active, job_card, job_store
 from components.layout import error_alert, info_alert, section
 from recsys.errors import RecsysError
+from recsys.registry import MAX_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ def tune_section(datasets: list[str]) -> Any:
                     ),
                     col(
                         "Label (optional)",
-                        dbc.Input(id=TUNE_LABEL, placeholder="e.g. prod2vec tuned", size="sm"),
+                        dbc.Input(
+                            id=TUNE_LABEL, placeholder="e.g. prod2vec tuned", size="sm", maxLength=MAX_LABEL
+                        ),
                     ),
                     col(
                         "Time budget",

@@ -22,7 +22,7 @@ from components.vectors_io import export_section as vectors_export_section
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.models import FAMILIES, get_model_class
-from recsys.registry import Registry
+from recsys.registry import MAX_LABEL, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -386,7 +386,13 @@ def layout(**_query: Any) -> html.Div:
                 className="mb-3",
             ),
             dbc.Label("Label (optional)"),
-            dbc.Input(id=ids.RUNS_LABEL, placeholder="e.g. prod2vec window 10", className="mb-3", size="sm"),
+            dbc.Input(
+                id=ids.RUNS_LABEL,
+                placeholder="e.g. prod2vec window 10",
+                className="mb-3",
+                size="sm",
+                maxLength=MAX_LABEL,
+            ),
             html.Div("Evaluation", className="form-subtitle mb-2"),
             split_controls(datasets),
             html.Div("Hyperparameters", className="form-subtitle mb-2"),

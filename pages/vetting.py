@@ -61,6 +61,7 @@ from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.vetting.store import (
+    MAX_NOTE,
     REASON_LABELS,
     REASONS,
     DamagedJudgmentsError,
@@ -244,7 +245,7 @@ def pair_controls(index: int) -> html.Div:
             ),
             html.Div(
                 dcc.Input(
-                    placeholder="note", className="form-control form-control-sm vet-note", maxLength=500
+                    placeholder="note", className="form-control form-control-sm vet-note", maxLength=MAX_NOTE
                 ),
                 className="vet-note-wrap",
             ),

@@ -57,7 +57,9 @@ JUDGMENT_DAMAGE = {
 
 def _vetting_precision(client, app, root, run) -> str:
     dep = _dep(client, app, "components.vetting_panels.update_precision")
-    resp = _post(client, dep, {"vetting-run.value": run, "vetting-precision-k.value": 10}, "vetting-run.value")
+    resp = _post(
+        client, dep, {"vetting-run.value": run, "vetting-precision-k.value": 10}, "vetting-run.value"
+    )
     assert resp.status_code == 200, _text(resp)[:300]
     return _text(resp)
 
@@ -65,7 +67,9 @@ def _vetting_precision(client, app, root, run) -> str:
 def _compare_vetted(client, app, root, run) -> str:
     dep = _dep(client, app, "pages.compare.update_vetted")
     trigger = dep["inputs"][0]
-    resp = _post(client, dep, {f"{trigger['id']}.{trigger['property']}": 10}, f"{trigger['id']}.{trigger['property']}")
+    resp = _post(
+        client, dep, {f"{trigger['id']}.{trigger['property']}": 10}, f"{trigger['id']}.{trigger['property']}"
+    )
     assert resp.status_code == 200, _text(resp)[:300]
     return _text(resp)
 
@@ -85,8 +89,12 @@ def _cli_evaluate(client, app, root, run) -> str:
 
 
 @pytest.mark.parametrize("damage", sorted(JUDGMENT_DAMAGE))
-@pytest.mark.parametrize("surface", [_vetting_precision, _compare_vetted, _cli_evaluate], ids=lambda f: f.__name__)
-def test_a_damaged_judgments_file_is_named_in_the_precision_panels(client, app, demo_data_copy, surface, damage):
+@pytest.mark.parametrize(
+    "surface", [_vetting_precision, _compare_vetted, _cli_evaluate], ids=lambda f: f.__name__
+)
+def test_a_damaged_judgments_file_is_named_in_the_precision_panels(
+    client, app, demo_data_copy, surface, damage
+):
     run = _prod2vec(demo_data_copy)
     path = _judged(demo_data_copy, run)
     healthy = surface(client, app, demo_data_copy, run)
