@@ -218,9 +218,19 @@ class FallbackChain:
     @classmethod
     def load(cls, path: str | Path) -> FallbackChain:
         """Read what :meth:`save` wrote."""
+        from recsys.errors import StoredDataError
+        from recsys.stored import read_stored
+
         path = Path(path)
-        meta = json.loads((path / "fallback.json").read_text())
-        chain = cls(meta["steps"], meta["neighbours"])
+        meta = read_stored(path / "fallback.json")  # names the file when it is not JSON
+        if not isinstance(meta, dict) or not all(k in meta for k in ("steps", "neighbours", "keys")):
+            raise StoredDataError(
+                f"{path / 'fallback.json'} should hold an object with steps, neighbours and keys"
+            )
+        try:
+            chain = cls(meta["steps"], meta["neighbours"])
+        except (TypeError, ValueError) as exc:
+            raise StoredDataError(f"{path / 'fallback.json'}: {exc}") from None
         chain.item_ids_ = np.load(path / "item_ids.npy", allow_pickle=False)
         chain.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
         chain._row_of = {str(i): n for n, i in enumerate(chain.item_ids_)}

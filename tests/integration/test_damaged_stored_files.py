@@ -118,3 +118,81 @@ def test_a_visit_to_the_vetting_page_creates_no_judgments_file(client, app, demo
     assert resp.status_code == 200, _text(resp)[:300]
     _vetting_precision(client, app, demo_data_copy, run)
     assert not (demo_data_copy / "vetting").exists()
+
+
+# ---------------------------------------------------------------------------
+# a run's files damaged after the page was drawn: the Map says which file (it fell to the
+# page-wide safety net, or said "internal error (ValueError)" for item_ids.npy), the REST
+# API lists the other runs
+# ---------------------------------------------------------------------------
+def _garbage(b: bytes) -> bytes:
+    return b"\xff\xfe\x00\x81 not what was stored \x00"
+
+
+DAMAGE = {
+    "truncated": lambda b: b[: max(1, len(b) // 2)],
+    "empty": lambda b: b"",
+    "not utf-8": _garbage,
+    "wrong shape": lambda b: b"[1, 2, 3]",
+    "missing": None,
+}
+RUN_FILES = {  # damage class -> the run's files it is tried on
+    "truncated": ["item_ids.npy", "fallback/fallback.json", "choice.json"],
+    "empty": ["item_ids.npy", "fallback/fallback.json", "choice.json"],
+    "not utf-8": ["item_ids.npy", "fallback/fallback.json", "choice.json"],
+    "wrong shape": ["fallback/fallback.json", "model.json"],
+    "missing": ["vectors.npy", "model.json"],
+}
+
+
+def _damage(path: Path, damage: str) -> None:
+    if DAMAGE[damage] is None:
+        path.unlink()
+    else:
+        path.write_bytes(DAMAGE[damage](path.read_bytes()))
+
+
+@pytest.mark.parametrize(
+    "damage,name", [(d, f) for d, files in RUN_FILES.items() for f in files], ids=lambda v: str(v)
+)
+def test_a_damaged_run_file_is_named_on_the_map_and_the_other_runs_keep_working(
+    client, app, demo_data_copy, damage, name
+):
+    run = _prod2vec(demo_data_copy)
+    _damage(demo_data_copy / "runs" / run / name, damage)
+    dep = _dep(client, app, "pages.map.draw_map")
+    values = {"map-run.value": run, "map-method.value": "pca", "map-color.value": "category:0"}
+    resp = _post(client, dep, values, "map-run.value")
+    assert resp.status_code == 200, _text(resp)[:300]
+    text = _text(resp)
+    assert "shell-callback-error" not in text  # the Map's own message, not the safety net's
+    assert Path(name).name in text and "damaged" in text, text[-500:]
+    runs = client.get("/api/v1/runs")
+    assert runs.status_code == 200
+    listed = {r["run_id"]: r for r in runs.get_json()["runs"]}
+    assert any(r["family"] == "popularity" and r["status"] == "complete" for r in listed.values())
+
+
+# ---------------------------------------------------------------------------
+# the users file: the app refuses to start with one line naming it, never a traceback
+# ---------------------------------------------------------------------------
+USERS = "users:\n  - name: ann\n    role: editor\n    password_hash: 'pbkdf2:sha256:1$salt$hash'\n"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not utf-8", "wrong shape", "missing"])
+def test_a_damaged_users_file_refuses_the_start_naming_it(tmp_path, demo_data_copy, damage):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "users.yaml"
+    path.write_text(USERS)
+    _damage(path, damage)
+    env = {**os.environ, "RECSYS_USERS_FILE": str(path), "RECSYS_DATA_DIR": str(demo_data_copy)}
+    env.update(RECSYS_NO_DEMO="1")
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", "import app"], cwd=repo, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stderr[-800:]
+    assert "Traceback" not in done.stderr and str(path) in done.stderr, done.stderr[-800:]
