@@ -196,3 +196,24 @@ def test_a_damaged_users_file_refuses_the_start_naming_it(tmp_path, demo_data_co
     )
     assert done.returncode == 2, done.stderr[-800:]
     assert "Traceback" not in done.stderr and str(path) in done.stderr, done.stderr[-800:]
+
+
+# ---------------------------------------------------------------------------
+# a tuning record of another shape in run.json: the run's details name it (was a bare error)
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "tuning",
+    ["x", {"trials": "x"}, {"trials": [1]}, {"trials": [{"number": 1}], "searched": ["window"]}],
+    ids=["text", "trials text", "trial a number", "trial without params"],
+)
+def test_a_tuning_record_of_the_wrong_shape_is_named_in_the_run_details(client, app, demo_data_copy, tuning):
+    run = _prod2vec(demo_data_copy)
+    path = demo_data_copy / "runs" / run / "run.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "tuning": tuning}))
+    dep = _dep(client, app, "pages.runs.show_tuning")
+    resp = _post(client, dep, {"runs-grid.selectedRows": [{"run_id": run}]}, "runs-grid.selectedRows")
+    assert resp.status_code == 200, _text(resp)[:300]
+    text = _text(resp)
+    assert "shell-callback-error" not in text
+    assert "tuning trials in its run.json" in text and run in text, text[-500:]
+    assert client.get(f"/api/v1/runs/{run}").status_code == 200  # the run itself still answers
