@@ -137,11 +137,11 @@ DAMAGE = {
     "missing": None,
 }
 RUN_FILES = {  # damage class -> the run's files it is tried on
-    "truncated": ["item_ids.npy", "fallback/fallback.json", "choice.json"],
+    "truncated": ["item_ids.npy", "fallback/fallback.json", "choice.json", "fallback/key_1.npy"],
     "empty": ["item_ids.npy", "fallback/fallback.json", "choice.json"],
     "not utf-8": ["item_ids.npy", "fallback/fallback.json", "choice.json"],
     "wrong shape": ["fallback/fallback.json", "model.json"],
-    "missing": ["vectors.npy", "model.json"],
+    "missing": ["vectors.npy", "model.json", "fallback/popularity.npy"],
 }
 
 
