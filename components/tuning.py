@@ -25,6 +25,7 @@ from components import ids
 from components.jobs import is_active, job_card, job_store
 from components.layout import error_alert, info_alert, section
 from recsys.errors import RecsysError
+from recsys.registry import MAX_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ def tune_section(datasets: list[str]) -> Any:
                     ),
                     col(
                         "Label (optional)",
-                        dbc.Input(id=TUNE_LABEL, placeholder="e.g. prod2vec tuned", size="sm"),
+                        dbc.Input(
+                            id=TUNE_LABEL, placeholder="e.g. prod2vec tuned", size="sm", maxLength=MAX_LABEL
+                        ),
                     ),
                     col(
                         "Time budget",
@@ -142,8 +145,26 @@ def run_summary(run: dict[str, Any] | None) -> Any:
     return html.Div(lines, className="small text-muted mb-2")
 
 
+#: what a tuning record of another shape raises while it is drawn
+SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, IndexError)
+
+
 def tuning_view(run: dict[str, Any] | None) -> Any:
-    """A tuned run's search: every trial (table) and a parallel-coordinates chart."""
+    """A tuned run's search: every trial (table) and a parallel-coordinates chart; a record
+    of another shape (run.json edited or damaged) is named instead (the run stays usable)."""
+    try:
+        return _tuning_view(run)
+    except SHAPE_ERRORS as exc:
+        run_id = (run or {}).get("run_id")
+        return error_alert(
+            f"run {run_id}: the tuning trials in its run.json are not of the stored shape "
+            f"({type(exc).__name__}: {exc}); they cannot be shown. The run itself can be used.",
+            "Damaged tuning record",
+            dismissable=False,
+        )
+
+
+def _tuning_view(run: dict[str, Any] | None) -> Any:
     t = (run or {}).get("tuning")
     if not t or not t.get("trials"):
         return html.Div()
@@ -237,8 +258,9 @@ def _finished_view(job_id: str) -> Any:
         run = Registry(job_store().root).get(run_id)
     except (OSError, RecsysError, KeyError) as exc:
         return error_alert(exc, "Could not read the tuned run")
-    t = run.get("tuning") or {}
-    best = ", ".join(f"{k}={v}" for k, v in (t.get("best_params") or {}).items())
+    t = run.get("tuning") if isinstance(run.get("tuning"), dict) else {}
+    best_params = t.get("best_params")
+    best = ", ".join(f"{k}={v}" for k, v in best_params.items()) if isinstance(best_params, dict) else ""
     return html.Div(
         [
             info_alert(

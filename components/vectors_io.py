@@ -22,6 +22,7 @@ from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, section
 from recsys.config import data_dir, import_dir, resolve_import_path
 from recsys.errors import DataValidationError, RecsysError
+from recsys.registry import MAX_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ def import_params(
         raise DataValidationError(f"dataset '{dataset}' does not exist; import it first")
     if not (name or "").strip():
         raise DataValidationError("give the imported run a name (e.g. 'clip-vit-b32 2024-05')")
+    from recsys.registry import label_problem
+
+    problem = label_problem(name, "imported run's name")
+    if problem:
+        raise DataValidationError(problem)
     if not (paths.get("path") or "").strip():
         raise DataValidationError(
             f"type the path of the vectors file in the import folder {import_dir(root)}"
@@ -177,7 +183,9 @@ def import_section(root: Any = None) -> Any:
                 dbc.Col(
                     [
                         dbc.Label("Run name", className="small"),
-                        dbc.Input(id=ids.VIO_NAME, placeholder="e.g. clip-vit-b32", size="sm"),
+                        dbc.Input(
+                            id=ids.VIO_NAME, placeholder="e.g. clip-vit-b32", size="sm", maxLength=MAX_LABEL
+                        ),
                     ],
                     md=6,
                 ),

@@ -852,7 +852,10 @@ def vetted_view(k: int, values: dict[str, Any]) -> Any:
         return error_alert(exc, "These filters are not valid", dismissable=False)
     registry = data_registry()
     runs = [r for r in registry.list_runs() if r.get("status", "complete") == "complete"]
-    rows = vetted_precision_of_runs(registry, [r["run_id"] for r in runs], config, k)
+    try:
+        rows = vetted_precision_of_runs(registry, [r["run_id"] for r in runs], config, k)
+    except RecsysError as exc:  # the judgments file is damaged or cannot be read: it says which
+        return error_alert(exc, "Could not measure vetted precision", dismissable=False)
     return vetted_table(rows, {r["run_id"]: _run_label(r) for r in runs})
 
 

@@ -171,8 +171,12 @@ def _map_state(
         status_bits += _status_tail(drawn, umap, job, method)
         out["status"] = html.Div(status_bits, className="map-status-line")
         return out
-    frame = umap if use == "umap" else projection_frame(run_id, "pca")
-    fig, n_shown, total = drawn_figure(view, frame, run_id, use, color_by, stamp, first_paint)
+    try:  # the PCA of a run whose files were damaged since the page was drawn
+        frame = umap if use == "umap" else projection_frame(run_id, "pca")
+        fig, n_shown, total = drawn_figure(view, frame, run_id, use, color_by, stamp, first_paint)
+    except RecsysError as exc:
+        out["status"] = error_alert(exc, f"Could not load run {run_id}", dismissable=False)
+        return out
     meta = {**want, "n_traces": len(fig["data"]), "n_shown": n_shown, "n_total": total}
     if "meta" in fig["layout"]:  # a sample
         meta["partial"] = True

@@ -17,12 +17,12 @@ from components.image_features import image_features_section
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
-from components.tuning import run_summary, tune_section, tuning_view
+from components.tuning import SHAPE_ERRORS, run_summary, tune_section, tuning_view
 from components.vectors_io import export_section as vectors_export_section
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.models import FAMILIES, get_model_class
-from recsys.registry import Registry
+from recsys.registry import MAX_LABEL, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -386,7 +386,13 @@ def layout(**_query: Any) -> html.Div:
                 className="mb-3",
             ),
             dbc.Label("Label (optional)"),
-            dbc.Input(id=ids.RUNS_LABEL, placeholder="e.g. prod2vec window 10", className="mb-3", size="sm"),
+            dbc.Input(
+                id=ids.RUNS_LABEL,
+                placeholder="e.g. prod2vec window 10",
+                className="mb-3",
+                size="sm",
+                maxLength=MAX_LABEL,
+            ),
             html.Div("Evaluation", className="form-subtitle mb-2"),
             split_controls(datasets),
             html.Div("Hyperparameters", className="form-subtitle mb-2"),
@@ -497,7 +503,16 @@ def show_tuning(selected: list[dict] | None) -> Any:
         run = Registry(data_dir()).get(selected[0]["run_id"])
     except (OSError, RecsysError, KeyError) as exc:
         return error_alert(exc, "Could not read the run")
-    return html.Div([run_summary(run), tuning_view(run)])
+    try:
+        summary = run_summary(run)
+    except SHAPE_ERRORS as exc:  # run.json's settings or choice of another shape
+        summary = error_alert(
+            f"run {run.get('run_id')}: its run.json holds settings of another shape "
+            f"({type(exc).__name__}: {exc})",
+            "Damaged run record",
+            dismissable=False,
+        )
+    return html.Div([summary, tuning_view(run)])
 
 
 @callback(

@@ -62,6 +62,7 @@ from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.vetting.store import (
+    MAX_NOTE,
     REASON_LABELS,
     REASONS,
     DamagedJudgmentsError,
@@ -151,7 +152,7 @@ def queue_options(run: str | None, preset: str | None) -> tuple[list[dict[str, s
     opts = [
         {
             "label": f"{q['created'][:16].replace('T', ' ')} · {MODES.get(q['spec'].get('mode'), '?')} · "
-            f"{q['n_pairs']} pairs · {q['user']}",
+            f"{q['n_pairs']} pairs · {q['user']}" + (" · damaged" if q.get("damaged") else ""),
             "value": q["id"],
         }
         for q in found
@@ -255,7 +256,7 @@ def pair_controls(index: int) -> html.Div:
                 dcc.Input(
                     placeholder="note (Enter: back to judging)",
                     className="form-control form-control-sm vet-note",
-                    maxLength=500,
+                    maxLength=MAX_NOTE,
                     autoComplete="off",
                 ),
                 className="vet-note-wrap editor-only",

@@ -16,6 +16,7 @@ on another host.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -66,12 +67,29 @@ class ChangeWatch:
         self._epoch = 0
         self._folders: set[str] = set()
         self._values: dict[object, tuple[object, float]] = {}
+        # the descriptor is a file object: closed at exit, not left to the interpreter's teardown
+        # (which warned "ResourceWarning: unclosed file <_io.FileIO name=12 ...>" after the tests)
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Close this process's inotify descriptor (the next call opens a new one)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        ino, self._ino, self._pid = self._ino, None, -1
+        if ino is not None:
+            try:
+                ino.close()
+            except OSError:
+                pass
 
     def _open(self) -> bool:
         """The descriptor of this process (opened after a fork: events are read by one process)."""
         pid = os.getpid()
         if self._pid == pid:
             return self._ino is not None
+        self._close()  # a forked parent's copy: this process reads its own
         self._pid, self._folders, self._values = pid, set(), {}
         self._epoch += 1
         self._ino = _inotify() if os.name == "posix" else None

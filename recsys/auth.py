@@ -131,6 +131,8 @@ def load_users(path: str | os.PathLike[str]) -> dict[str, UserRecord]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise AuthConfigError(f"{ENV_USERS_FILE}={p}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise AuthConfigError(f"{ENV_USERS_FILE}={p}: not UTF-8 text (a bad byte at {exc.start})") from None
     try:
         import yaml
 

@@ -322,9 +322,18 @@ def run_catalog_view(registry: Any, run_id: str) -> CatalogView:
         if view is not None:
             return view
         catalog = load_stored_catalog(name, registry.root)
-        ids = (
-            np.load(ids_path, allow_pickle=False) if embedding else catalog["item_id"].astype(str).to_numpy()
-        )
+        if embedding:
+            try:
+                ids = np.load(ids_path, allow_pickle=False)
+            except (ValueError, EOFError, OSError) as exc:  # truncated, not an .npy, unreadable
+                from recsys.errors import DamagedRunError
+
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise DamagedRunError(
+                    run_id, f"item_ids.npy is not a readable .npy array ({first})"
+                ) from None
+        else:
+            ids = catalog["item_id"].astype(str).to_numpy()
         view = CatalogView(ids, catalog)
         with _views_lock:
             for old in [k for k in _views if k[:3] == key[:3]]:

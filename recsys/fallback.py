@@ -218,15 +218,33 @@ class FallbackChain:
     @classmethod
     def load(cls, path: str | Path) -> FallbackChain:
         """Read what :meth:`save` wrote."""
+        from recsys.errors import StoredDataError
+        from recsys.stored import read_stored
+
         path = Path(path)
-        meta = json.loads((path / "fallback.json").read_text())
-        chain = cls(meta["steps"], meta["neighbours"])
-        chain.item_ids_ = np.load(path / "item_ids.npy", allow_pickle=False)
-        chain.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+        meta = read_stored(path / "fallback.json")  # names the file when it is not JSON
+        if not isinstance(meta, dict) or not all(k in meta for k in ("steps", "neighbours", "keys")):
+            raise StoredDataError(
+                f"{path / 'fallback.json'} should hold an object with steps, neighbours and keys"
+            )
+        try:
+            chain = cls(meta["steps"], meta["neighbours"])
+        except (TypeError, ValueError) as exc:
+            raise StoredDataError(f"{path / 'fallback.json'}: {exc}") from None
+
+        def array(name: str) -> np.ndarray:
+            try:
+                return np.load(path / name, allow_pickle=False)
+            except FileNotFoundError:
+                raise StoredDataError(f"{path / name} is missing") from None
+            except (ValueError, EOFError, OSError) as exc:  # truncated, not an .npy, unreadable
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise StoredDataError(f"{path / name} is not a readable .npy array ({first})") from None
+
+        chain.item_ids_ = array("item_ids.npy")
+        chain.popularity_ = array("popularity.npy")
         chain._row_of = {str(i): n for n, i in enumerate(chain.item_ids_)}
-        chain.keys_ = {
-            name: np.load(path / f"key_{n}.npy", allow_pickle=False) for n, name in enumerate(meta["keys"])
-        }
+        chain.keys_ = {name: array(f"key_{n}.npy") for n, name in enumerate(meta["keys"])}
         chain._build_groups()
         chain.cooc_ = None
         if (path / "cooccurrence").is_dir():

@@ -56,6 +56,10 @@ logger = logging.getLogger(__name__)
 #: A run id: a file name, not a path (no "/", no hidden folder, no trailing newline, which
 #: ``$`` would let through) and short enough for the file system (a long one is not an OSError).
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+#: The longest label a run may have (the run form, ``POST /train`` and ``/tune``'s ``label``, a
+#: vectors import's name): the run-id bound, long enough for any descriptive name, short enough
+#: that the run pickers and tables stay readable and run.json stays small.
+MAX_LABEL = 200
 _TRACKED_LIBS = ("numpy", "pandas", "gensim", "hnswlib", "scipy", "tensorflow", "keras", "umap-learn")
 #: run folder -> (stamp of its files when loaded, model); one entry per run, replaced when
 #: a file changes and dropped when the run is deleted.
@@ -110,6 +114,20 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
+def label_problem(value: Any, what: str = "label") -> str | None:
+    """Why ``value`` cannot be a run's label (None when it can: None, or text of at most
+    :data:`MAX_LABEL` characters without control characters)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"the {what} must be text, got {type(value).__name__}"
+    if len(value.strip()) > MAX_LABEL:
+        return f"the {what} is {len(value.strip()):,} characters long; at most {MAX_LABEL} are allowed"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value.strip()):
+        return f"the {what} holds a control character (a line break, tab or NUL); use plain text"
+    return None
+
+
 class Registry:
     """The runs stored under a data directory.
 
@@ -156,6 +174,11 @@ class Registry:
         renamed into place (e.g. to build ``index.bin``); a dict they return
         is merged into run.json under ``artifacts``.
         """
+        problem = label_problem(label)
+        if problem:
+            from recsys.errors import DataValidationError
+
+            raise DataValidationError(f"run not saved: {problem}")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         run_id = f"{model.family}-{stamp}-{uuid.uuid4().hex[:6]}"
         with disk_full_guard(f"run {run_id}", self.runs_dir):

@@ -129,6 +129,11 @@ def import_vectors(
         raise DataValidationError(f"errors must be one of {ERRORS}, got {errors!r}")
     if not isinstance(name, str) or not name.strip():
         raise DataValidationError("give the imported run a name")
+    from recsys.registry import label_problem
+
+    problem = label_problem(name, "imported run's name")
+    if problem:
+        raise DataValidationError(problem)
     root = data_dir(root)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()

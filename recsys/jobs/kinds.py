@@ -166,6 +166,11 @@ def train_request(
             raise DatasetNotFoundError(f"dataset '{name}' not found (known: {', '.join(known) or 'none'})")
     if label is not None and not isinstance(label, str):
         raise JobParamError("'label' must be a string", "label")
+    from recsys.registry import label_problem
+
+    problem = label_problem(label, "'label'")
+    if problem:
+        raise JobParamError(problem, "label")
     if split_method is not None and split_method not in SPLIT_METHODS:
         raise JobParamError(f"'split_method' must be one of: {', '.join(SPLIT_METHODS)}", "split_method")
     if repeats is not None and repeats not in REPEATS:

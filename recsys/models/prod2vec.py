@@ -635,7 +635,12 @@ class Prod2Vec(EmbeddingModel):
         f = path / "fallback.npy"
         self.fallback_ = np.load(f, allow_pickle=False) if f.exists() else None
         f = path / "choice.json"
-        self.choice_ = json.loads(f.read_text()) if f.exists() else None
+        if f.exists():
+            from recsys.stored import read_stored
+
+            self.choice_ = read_stored(f)  # a damaged file is named
+        else:
+            self.choice_ = None
 
 
 def _catalog_ids(dataset: Any, fallback: set[str]) -> list[str]:

@@ -8,12 +8,12 @@ judged pairs (the contract shared with the judgments store,
 
 Reading the judgments needs nothing from the store's code: :func:`read_judgments`
 opens ``<data_dir>/vetting/judgments.sqlite`` read-only and returns an empty frame
-when there is none yet.
+when there is none yet; a damaged file is a :class:`DamagedJudgmentsError` naming it
+(never "no judgments": a precision of nothing would read as "not vetted yet").
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,9 +23,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import data_dir
-from recsys.vetting.store import COLUMNS
-
-logger = logging.getLogger(__name__)
+from recsys.vetting.store import COLUMNS, DamagedJudgmentsError, JudgmentError
 
 #: The columns of a judgments frame (``JudgmentStore.frame()``).
 JUDGMENT_COLUMNS = COLUMNS
@@ -47,32 +45,47 @@ def read_judgments(root: Any = None, dataset: str | None = None) -> pd.DataFrame
     """Every stored judgment (of one dataset when given), read-only.
 
     A missing file, or a file without the ``judgments`` table, gives an empty
-    frame (nobody has judged yet); a damaged file is logged and gives an empty
-    frame too, so that metrics pages keep working.
+    frame (nobody has judged yet). Creates nothing.
+
+    Raises
+    ------
+    DamagedJudgmentsError
+        The file is not a readable SQLite database, or its table lacks columns: the
+        message names the file.
+    JudgmentError
+        The file cannot be read now (locked past the timeout, unreadable).
     """
     path = judgments_path(root)
     if not path.is_file():
         return empty_judgments()
+
+    def damaged(what: Any) -> DamagedJudgmentsError:
+        return DamagedJudgmentsError(
+            f"the judgments file {path} is damaged ({what}); vetted precision cannot be measured. "
+            "Restore it from a backup, or move it aside to start an empty one"
+        )
+
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
     except sqlite3.Error as exc:
-        logger.warning("cannot open the judgments %s: %s", path, exc)
-        return empty_judgments()
+        raise JudgmentError(f"cannot open the judgments file {path}: {exc}") from None
     try:
         query, args = "SELECT * FROM judgments", ()
         if dataset is not None:
             query, args = query + " WHERE dataset = ?", (dataset,)
         frame = pd.read_sql_query(query, con, params=args)
     except (sqlite3.Error, pd.errors.DatabaseError) as exc:
-        if "no such table" not in str(exc):
-            logger.warning("cannot read the judgments %s: %s", path, exc)
-        return empty_judgments()
+        if "no such table" in str(exc):
+            return empty_judgments()
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
+        if type(cause) is sqlite3.DatabaseError or "no such column" in str(exc):
+            raise damaged(cause) from None
+        raise JudgmentError(f"cannot read the judgments file {path}: {cause}") from None
     finally:
         con.close()
     missing = [c for c in ("seed", "item_id", "verdict", "user", "at") if c not in frame.columns]
     if missing:
-        logger.warning("the judgments %s lack the columns %s", path, missing)
-        return empty_judgments()
+        raise damaged(f"its judgments table lacks the columns {', '.join(missing)}")
     return frame
 
 
@@ -230,11 +243,16 @@ def vetted_for_cli(registry: Any, run_id: str, preset: str | None, k: int) -> di
     from recsys.filters import PresetStore
 
     config = PresetStore(registry.root).load(preset) if preset else None
-    return vetted_precision_for_run(registry, run_id, config, k)
+    try:
+        return vetted_precision_for_run(registry, run_id, config, k)
+    except JudgmentError as exc:  # the run's metrics are still printed; this says why none is vetted
+        return {"run": run_id, "k": k, "precision": None, "message": None, "error": str(exc)}
 
 
 def format_vetted(v: dict[str, Any]) -> str:
     """One line for the CLI: ``vetted precision@10: 0.800 (8 of 10 judged pairs shown ...)``."""
+    if v.get("error"):
+        return f"vetted precision: not measured: {v['error']}"
     if v.get("message") == NO_JUDGMENTS:
         return f"vetted precision: no judgments for dataset {v.get('dataset')}"
     p = v.get("precision")
@@ -266,6 +284,8 @@ def vetted_precision_of_runs(
             if not len(by_dataset[dataset]):
                 row["message"] = NO_JUDGMENTS
             out.append({**row, "error": None})
+        except JudgmentError:
+            raise
         except RecsysError as exc:
             out.append({"run": run_id, "error": str(exc), "precision": None})
     return out

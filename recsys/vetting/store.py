@@ -242,21 +242,30 @@ class JudgmentStore:
 
     def __init__(self, data_dir: str | Path, timeout: float = 30.0) -> None:
         self.dir = Path(data_dir) / "vetting"
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / "judgments.sqlite"
         self.timeout = timeout
+
+    def _ensure_schema(self) -> None:
+        """Create the folder, the file and its tables before the first write (reads create
+        nothing: a viewer's visit leaves no file behind)."""
         stamp = _stamp(self.path)
         if _ready.get(str(self.path)) != stamp or stamp is None:  # once per file (page callbacks open many)
-            with self._connect() as con:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with self._connect(create=True) as con:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(_SCHEMA)
             _ready[str(self.path)] = _stamp(self.path)
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
         """A connection; a damaged file raises :class:`DamagedJudgmentsError` naming it (SQLite's
-        plain ``DatabaseError``: "file is not a database", "database disk image is malformed")."""
-        con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        plain ``DatabaseError``: "file is not a database", "database disk image is malformed").
+        Without ``create`` a missing file is an ``OperationalError`` (never an empty new file)."""
+        if create:
+            con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        else:
+            uri = f"{self.path.absolute().as_uri()}?mode=rw"
+            con = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
         try:
             con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             # WAL's usual setting: a crash of the app loses nothing; a power cut may lose the
@@ -267,16 +276,41 @@ class JudgmentStore:
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:  # locked, a constraint...: not damage
                 raise
-            raise DamagedJudgmentsError(
-                f"the judgments file {self.path} is damaged ({exc}); nothing was read or stored. "
-                "Restore it from a backup, or move it aside to start an empty one"
-            ) from None
+            raise self._damaged(str(exc)) from None
         finally:
             con.close()
+
+    def _damaged(self, what: str) -> DamagedJudgmentsError:
+        return DamagedJudgmentsError(
+            f"the judgments file {self.path} is damaged ({what}); nothing was read or stored. "
+            "Restore it from a backup, or move it aside to start an empty one"
+        )
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """The rows of a query; none when there is no file yet, or no tables in it (nothing
+        is created)."""
+        if not self.path.exists():
+            return []
+        try:
+            with self._connect() as con:
+                return con.execute(sql, list(args)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc) or not self.path.exists():
+                return []
+            if "no such column" in str(exc):  # a table of another shape
+                raise self._damaged(str(exc)) from None
+            raise
+
+    def _json(self, text: Any, queue_id: str, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(f"queue {queue_id}: its {what} are not JSON: {exc}") from None
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (all or nothing), taken up front so writers queue, not fail."""
+        self._ensure_schema()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -334,8 +368,7 @@ class JudgmentStore:
     ) -> list[dict]:
         """Judgments as dicts (COLUMNS), oldest first (filters as :meth:`frame`)."""
         sql, args = self._select(dataset, run, preset)
-        with self._connect() as con:
-            out = [dict(r) for r in con.execute(sql, args)]
+        out = [dict(r) for r in self._read(sql, args)]
         for r in out:
             r["preset"] = r["preset"] or None
             r["reason"] = r["reason"] or None
@@ -364,11 +397,10 @@ class JudgmentStore:
         if user is not None:
             sql += " AND user=?"
             args.append(user)
-        with self._connect() as con:
-            return {
-                (r["seed"], r["item_id"]): (r["verdict"], r["reason"] or None)
-                for r in con.execute(sql + " ORDER BY at", args)
-            }
+        return {
+            (r["seed"], r["item_id"]): (r["verdict"], r["reason"] or None)
+            for r in self._read(sql + " ORDER BY at", args)
+        }
 
     # -- CSV ------------------------------------------------------------------------------
     def export_csv(
@@ -472,19 +504,22 @@ class JudgmentStore:
 
     def queue(self, queue_id: str) -> dict[str, Any] | None:
         """A stored queue (``id, dataset, run, preset, created, user, spec, pairs``) or None."""
-        with self._connect() as con:
-            r = con.execute("SELECT * FROM queues WHERE id = ?", (queue_id,)).fetchone()
-        if r is None:
+        found = self._read("SELECT * FROM queues WHERE id = ?", (queue_id,))
+        if not found:
             return None
-        out = dict(r)
+        out = dict(found[0])
         out["preset"] = out["preset"] or None
-        out["spec"], out["pairs"] = json.loads(out["spec"]), json.loads(out["pairs"])
+        out["spec"] = self._json(out["spec"], queue_id, "settings")
+        out["pairs"] = self._json(out["pairs"], queue_id, "pairs")
+        if not isinstance(out["spec"], dict) or not isinstance(out["pairs"], list):
+            raise self._damaged(f"queue {queue_id}: its settings or pairs are not of the stored shape")
         return out
 
     def queues(
         self, dataset: str | None = None, run: str | None = None, preset: str | None = None
     ) -> list[dict]:
-        """``[{id, dataset, run, preset, created, user, spec, n_pairs}]``, newest first."""
+        """``[{id, dataset, run, preset, created, user, spec, n_pairs, damaged}]``, newest first
+        (``damaged``: None, or why the queue cannot be loaded)."""
         sql, args = "SELECT id, dataset, run, preset, created, user, spec, pairs FROM queues", []
         where = []
         for name, value in (("dataset", dataset), ("run", run)):
@@ -496,12 +531,19 @@ class JudgmentStore:
             args.append(preset or "")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        with self._connect() as con:
-            found = [dict(r) for r in con.execute(sql + " ORDER BY created DESC", args)]
-        for q in found:
+        found = [dict(r) for r in self._read(sql + " ORDER BY created DESC", args)]
+        for q in found:  # a damaged queue is listed as such (loading it says why); the others load
             q["preset"] = q["preset"] or None
-            q["spec"] = json.loads(q["spec"])
-            q["n_pairs"] = len(json.loads(q.pop("pairs")))
+            text, q["damaged"] = q.pop("pairs"), None
+            try:
+                q["spec"] = self._json(q["spec"], q["id"], "settings")
+                pairs = self._json(text, q["id"], "pairs")
+                if not isinstance(q["spec"], dict) or not isinstance(pairs, list):
+                    raise self._damaged(f"queue {q['id']}: its settings or pairs are not of the stored shape")
+            except DamagedJudgmentsError as exc:
+                q.update(spec={}, damaged=str(exc))
+                pairs = []
+            q["n_pairs"] = len(pairs)
         return found
 
 

@@ -126,3 +126,35 @@ def test_a_run_folder_replaced_whole_is_watched_again(run):
     third = get_searcher(reg, run_id)
     assert third is not second
     np.testing.assert_allclose(third._vectors_rows[-1], vec[0] * 3)
+
+
+def test_the_watch_descriptor_is_closed_at_exit_and_after_a_fork(tmp_path):
+    """The suite printed ``ResourceWarning: unclosed file <_io.FileIO name=12 ...>`` at exit: the
+    searcher's inotify descriptor (a FileIO) was left to the interpreter's teardown, and a forked
+    process (a gunicorn worker, a job) dropped its parent's copy unclosed."""
+    import subprocess
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent(
+        f"""
+        import os
+        from recsys.search import service
+        assert service._WATCH.watch({str(tmp_path)!r})
+        pid = os.fork()
+        if pid == 0:  # the child opens its own descriptor, closing its copy of the parent's
+            assert service._WATCH.watch({str(tmp_path)!r})
+            service._WATCH.close()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "always::ResourceWarning", "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "ResourceWarning" not in done.stderr, done.stderr[-800:]

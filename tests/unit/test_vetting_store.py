@@ -8,7 +8,14 @@ import threading
 
 import pytest
 
-from recsys.vetting.store import COLUMNS, REASONS, JudgmentError, JudgmentStore, queue_progress
+from recsys.vetting.store import (
+    COLUMNS,
+    REASONS,
+    DamagedJudgmentsError,
+    JudgmentError,
+    JudgmentStore,
+    queue_progress,
+)
 
 BASE = {"dataset": "demo", "run": "r1", "preset": "p"}
 
@@ -247,3 +254,29 @@ def test_queue_is_saved_and_progress_is_counted_per_category(tmp_path):
         {"category": "Men", "pairs": 1, "judged": 1, "seeds": 1, "seeds_done": 1},
         {"category": "Women > Shoes", "pairs": 2, "judged": 1, "seeds": 1, "seeds_done": 0},
     ]
+
+
+def test_reads_create_nothing_and_a_damaged_queue_is_named(tmp_path):
+    """A viewer's visit only reads: no folder, no empty database. A saved queue whose stored
+    JSON is damaged is listed as damaged (the others load) and loading it names the file."""
+    store = JudgmentStore(tmp_path)
+    assert store.rows() == [] and store.frame().empty and store.queues() == [] and store.queue("q") is None
+    assert store.judged(dataset="d", run="r", preset=None) == {}
+    assert store.export_csv().strip() == ",".join(COLUMNS)
+    assert not (tmp_path / "vetting").exists()
+    spec = {"mode": "random"}
+    good = store.save_queue(
+        dataset="d", run="r", preset=None, spec=spec, pairs=[{"seed": "A", "item_id": "B"}]
+    )
+    for pairs in ('[{"seed": "A", "it', '{"seed": "A"}'):  # truncated; valid JSON of another shape
+        bad = store.save_queue(dataset="d", run="r", preset=None, spec=spec, pairs=[])
+        with sqlite3.connect(store.path) as con:
+            con.execute("UPDATE queues SET pairs = ? WHERE id = ?", (pairs, bad))
+        listed = {q["id"]: q for q in store.queues(run="r")}
+        assert listed[good]["damaged"] is None and listed[good]["n_pairs"] == 1
+        assert bad in listed[bad]["damaged"] and "judgments.sqlite" in listed[bad]["damaged"]
+        with pytest.raises(DamagedJudgmentsError, match=f"judgments.sqlite.*queue {bad}"):
+            store.queue(bad)
+        assert store.queue(good)["pairs"] == [{"seed": "A", "item_id": "B"}]
+        with sqlite3.connect(store.path) as con:
+            con.execute("DELETE FROM queues WHERE id = ?", (bad,))
