@@ -105,4 +105,3 @@ def test_no_filter_shortcut_drops_the_seed_and_keeps_its_twins():
         assert ids[r] not in got.item_ids and got.seed_item_id == ids[r]
         assert set(got.item_ids[:5]) == {ids[t] for t in twins if t != r}
     assert firsts == {True, False}  # some seeds come first among their twins, some do not
-
