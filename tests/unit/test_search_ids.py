@@ -80,9 +80,9 @@ def test_ids_from_a_strided_id_array():
 
 
 def test_no_filter_shortcut_drops_the_seed_and_keeps_its_twins():
-    """Items sharing one vector (twins, as in a thin catalogue): the no-filter shortcut tells the
-    seed's own row from its twins' by the gathered ids, wherever hnswlib lists the seed among
-    them, and answers as the general path: the seed dropped, every twin kept, ties by position."""
+    """Items sharing one vector (twins, as in a thin catalogue): wherever hnswlib lists the seed
+    among its twins, the no-filter shortcut answers as the general path: the seed dropped, every
+    twin kept, ties by position."""
     ids = ID_SETS["fixed"](2000)
     cat, vec = _catalog(ids, 3)
     twins = [5, 6, 7, 8, 9, 10]
