@@ -166,7 +166,9 @@ def _add_read_routes(bp: Blueprint) -> None:
     @bp.get("/similar/<path:item_id>")
     def similar_get(item_id: str) -> Any:
         args = request.args
-        return json_reply(similar_response(item_id, **{f: args.get(f) for f in _SIMILAR_FIELDS}))
+        # only the fields the query names: MultiDict.get of an absent key raises and catches a
+        # BadRequestKeyError (an HTTPException built per field), three per preset request
+        return json_reply(similar_response(item_id, **{f: args.get(f) for f in _SIMILAR_FIELDS if f in args}))
 
     @bp.post("/similar")
     def similar_post() -> Any:

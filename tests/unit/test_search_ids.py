@@ -77,3 +77,30 @@ def test_ids_from_a_strided_id_array():
     ids = np.array([f"x{i}" if i % 4 else f"long-{i}" for i in range(40)])[::2]
     view = CatalogView(ids, _catalog(ids.tolist(), 2)[0])
     assert view.item_id_by_row == ids.tolist()
+
+
+def test_no_filter_shortcut_drops_the_seed_and_keeps_its_twins():
+    """Items sharing one vector (twins, as in a thin catalogue): wherever hnswlib lists the seed
+    among its twins, the no-filter shortcut answers as the general path: the seed dropped, every
+    twin kept, ties by position."""
+    ids = ID_SETS["fixed"](2000)
+    cat, vec = _catalog(ids, 3)
+    twins = [5, 6, 7, 8, 9, 10]
+    vec[twins] = vec[5]
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+    fast = FilteredSearcher(vec, ids, cat, index=index)
+    general = FilteredSearcher(vec, ids, cat, index=index)
+    general._arm_fast = lambda *a: None  # never armed: every query takes the general path
+    cfg = FilterConfig()
+    fast.search(ids[0], cfg, 10)  # arms the shortcut
+    assert id(cfg) in fast._fast
+    firsts = set()
+    for r in twins:
+        labels, _ = index._index.knn_query(vec[r], 1)
+        firsts.add(int(labels[0][0]) == r)
+        got, want = fast.search(ids[r], cfg, 10), general.search(ids[r], cfg, 10)
+        for field in ("item_ids", "scores", "rows", "removed_by_rule", "plan", "n_eligible"):
+            assert getattr(got, field) == getattr(want, field), (r, field)
+        assert ids[r] not in got.item_ids and got.seed_item_id == ids[r]
+        assert set(got.item_ids[:5]) == {ids[t] for t in twins if t != r}
+    assert firsts == {True, False}  # some seeds come first among their twins, some do not
