@@ -104,7 +104,6 @@ _POOL_TABLE_K = 16
 #: 100k-row block is 10x past it: no table, the pool is scored at each query)
 _POOL_TABLE_MAX_WORK = 1 << 26
 #: the table's listed items enter the compiled merge already adjusted: multiplier 1, shift 0
-_ONES = np.ones(_POOL_TABLE_K, dtype=np.float32)
 _ZEROS = np.zeros(_POOL_TABLE_K, dtype=np.float32)
 
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
@@ -250,7 +249,7 @@ class BlockMerge:
     and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
     """
 
-    __slots__ = ("lm", "la", "pos", "rest", "ppos", "pvec", "pmul", "padd", "pidx", "table")
+    __slots__ = ("lm", "la", "pos", "rest", "rest2", "ppos", "pvec", "pmul", "padd", "pidx", "table")
 
     def __init__(
         self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
@@ -262,6 +261,7 @@ class BlockMerge:
         self.la = np.where(pooled[cid], np.float32(-np.inf), cl.add32[cid])
         self.pos = ss.pos
         self.rest = sorted({(cl.mul[c], cl.add[c]) for c in [dom] + [p[0] for p in others] if not pooled[c]})
+        self.rest2 = np.array(self.rest, dtype=np.float64).reshape(-1, 2)  # the same, for merge_kernel
         self.ppos = np.concatenate([p[1] for p in pool]) if pool else np.zeros(0, dtype=np.int64)
         self.pvec: np.ndarray | None = np.take(unit, self.ppos, axis=0)
         sizes = [len(p[1]) for p in pool]
@@ -539,6 +539,7 @@ class AdjustMixin:
         fp = FastPlan(cfg, cf, AdjustMixin._fast_adjusted, self._index._index.knn_query, self._perm_mv)
         fp.table, fp.width, fp.drop = _flat(cf.seed_table), cf.seed_table.shape[1], cf.table_drop
         self._keep_fast(fp)
+        fp.plain = True  # no tied vectors (above); _fast_adjusted places the pins from now on
 
     def _fast_adjusted(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
         """The shortcut of a boosted/buried "same category" config (:meth:`_arm_adjusted`): the
@@ -546,7 +547,10 @@ class AdjustMixin:
         :meth:`_search_block_adjusted` (one ``knn_query`` on the block's plain graph, the pool's
         product, the compiled cut to k, the bound of every class outside the pool), without the
         general path's layers (the query object, the compiled-filter look-up, the merge's
-        set-up checks). Same list, scores, counts, eligible count and plan as the general path.
+        set-up checks). The seed's pool table row settles most lists in one compiled call
+        (:func:`~recsys.search.merge_kernel._settle`: the merge, the table's and the classes' bounds,
+        the rows); the pins are placed here (none for most seeds: ``cf.place_seeds``). Same list,
+        scores, counts, eligible count and plan as the general path (pins placed after it).
         None (the general path answers: it counts the block's uses, builds its merge, scans the
         block, or merges in NumPy) when the block has no graph or no prepared merge yet, the
         compiled merge is not ready, the fetch would be the whole block, fewer than k candidates
@@ -585,48 +589,48 @@ class AdjustMixin:
             cols, dist = ss.sub.knn_query(q, fetch, 1)
         except RuntimeError:  # hnswlib#444
             return None
-        d = dist[0]
         kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
-        tab, n = bm.table, -1
+        tab, n, settle = bm.table, merge_kernel.UNSETTLED, merge_kernel.SETTLE
         try:
-            if tab is not None and tab is not _NO_TABLE:  # the seed's best pool items, listed once
-                j = pos - tab.start
-                t = tab.adj.shape[1]
+            if tab is not None and tab is not _NO_TABLE and settle is not None:  # the seed's best pool items
+                # the merge, the table's bound, the classes' bound and the rows in one compiled call
+                n = settle(
+                    cols, dist, bm.lm, bm.la, bm.pos, tab.adj, tab.pos, tab.bound, pos - tab.start,
+                    bm.rest2, seed, banned, self.view.perm, kp, ks,
+                )  # fmt: skip
+                if n == merge_kernel.CLIMBS:
+                    return None  # the fetch was too shallow for a class: the block is scanned
+            if n == merge_kernel.UNSETTLED:  # the whole pool
+                pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
+                pool = _matvec(pvec, q[0])
                 n = kern(
                     cols[0],
-                    d,
+                    dist[0],
                     bm.lm,
                     bm.la,
                     bm.pos,
-                    tab.adj[j],
-                    _ONES[:t],
-                    _ZEROS[:t],
-                    tab.pos[j],
+                    pool,
+                    bm.pmul,
+                    bm.padd,
+                    bm.ppos,
                     seed,
                     banned,
                     kp,
                     ks,
                 )
-                if n == k and not ks[-1] > tab.bound[j]:
-                    n = -1  # a pool item the table does not list might enter: the whole pool
-            if n < 0:
-                pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
-                pool = _matvec(pvec, q[0])
-                n = kern(
-                    cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, seed, banned, kp, ks
-                )
+                if n == k:
+                    tau, s_f = float(ks[-1]), 1.0 - float(dist[0, -1])
+                    for m, a in bm.rest:
+                        if _reaches(m * s_f + a, tau):
+                            return None  # the fetch was too shallow for this class: the block is scanned
+                    kp = self.view.perm[kp]
         except TypeError:  # argument types it was not compiled for
             return None
         if n < k:
             return None  # fewer than k candidates: the general path scans the block
-        tau, s_f = float(ks[-1]), 1.0 - float(d[-1])
-        for m, a in bm.rest:
-            if _reaches(m * s_f + a, tau):
-                return None  # the fetch was too shallow for this class: the block is scanned
-        perm = fp.perm
-        rows = [perm[p] for p in kp.tolist()]
+        rows = kp.tolist()
         removed, skipped = self._table_counts(cf, counts)
-        return SearchResult(
+        res = SearchResult(
             _ids_at(fp.ids, rows),
             ks.tolist(),
             rows,
@@ -637,6 +641,13 @@ class AdjustMixin:
             skipped,
             self.view.item_id_list[pos],
         )
+        if cf.place_rules and fp.plain:  # pins: placed here (search returns this as it comes)
+            if cf.place_seeds is not None and pos not in cf.place_seeds:
+                for rl in cf.place_rules:  # nothing to place for this seed (as _place counts it)
+                    removed[rl.name] = 0
+            else:
+                res = self._place(res, fp.qunit[pos], pos, fp.cfg, k, cf)
+        return res
 
     def _queue_pool_table(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> None:
         """Build (background; inline on a small catalogue) the block's :class:`PoolTable`, when its
