@@ -579,9 +579,10 @@ class AdjustMixin:
         drop = fp.drop.get(pos) if fp.drop else None
         seed = pos if cf.config.exclude_seed else -1
         banned = drop[0] if drop is not None else _NO_POS
+        # the filter alone's beam (hnswlib searches at max(ef, fetch)), its first 2k + outs labels
+        # only: fewer to return and merge; the bounds close on the last one's raw score, and when
+        # they do not the general path fetches ef labels (the same beam, the list equal either way)
         fetch = 2 * k + len(banned) + (seed >= 0)
-        if fetch < ss.sub.ef:
-            fetch = ss.sub.ef  # the filter alone's beam: ef (hnswlib: max(ef, k))
         if fetch >= ss.n:
             return None
         q = fp.qunit[pos : pos + 1]
