@@ -96,6 +96,7 @@ _ADJUSTED_GRAPHS = False
 
 #: no banned positions (the compiled merge's argument)
 _NO_POS = np.zeros(0, dtype=np.int64)
+_NINF = np.float32(-np.inf)
 
 #: pool items listed per seed in a :class:`PoolTable`
 _POOL_TABLE_K = 16
@@ -207,10 +208,14 @@ class PoolTable:
     the compiled merge adjusts), so a list settled from the table (its k-th score above ``bound``)
     is the whole pool's, scores included, to the bit."""
 
-    __slots__ = ("adj", "pos", "bound", "start")
+    __slots__ = ("adj", "pos", "bound", "start", "flat_adj", "flat_pos", "ones", "zeros")
 
     def __init__(self, adj: np.ndarray, pos: np.ndarray, bound: np.ndarray, start: int) -> None:
         self.adj, self.pos, self.bound, self.start = adj, pos, bound, start
+        #: the same, flat, with a multiplier 1 and a shift 0 per listed item (merge_kernel._settle)
+        self.flat_adj, self.flat_pos = adj.reshape(-1), pos.reshape(-1)
+        self.ones = np.ones(adj.shape[1], dtype=np.float32)
+        self.zeros = np.zeros(adj.shape[1], dtype=np.float32)
 
 
 #: a block whose table is not built (past the block graphs' memory cap, or too much work)
@@ -556,9 +561,9 @@ class AdjustMixin:
         compiled merge is not ready, the fetch would be the whole block, fewer than k candidates
         remain, a class outside the pool could climb, or hnswlib#444."""
         t0 = perf_counter()
-        kern = merge_kernel.KERNEL
+        settle = merge_kernel.SETTLE
         pos = fp.pos_of.get(seed_item_id, -1)
-        if pos < 0 or k.__class__ is not int or k < 1 or kern is None:
+        if pos < 0 or k.__class__ is not int or k < 1 or settle is None or merge_kernel.KERNEL is None:
             return None
         cf, w = fp.cf, fp.width
         row = fp.table[pos * w : pos * w + w].tolist()
@@ -591,44 +596,25 @@ class AdjustMixin:
         except RuntimeError:  # hnswlib#444
             return None
         kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
-        tab, n, settle = bm.table, merge_kernel.UNSETTLED, merge_kernel.SETTLE
+        tab, n, perm = bm.table, merge_kernel.UNSETTLED, self.view.perm
+        # one compiled call: the merge, the pool's bound, the classes' bound, the rows
         try:
-            if tab is not None and tab is not _NO_TABLE and settle is not None:  # the seed's best pool items
-                # the merge, the table's bound, the classes' bound and the rows in one compiled call
+            if tab is not None and tab is not _NO_TABLE:  # the seed's best pool items, listed once
+                j, t = pos - tab.start, len(tab.ones)
                 n = settle(
-                    cols, dist, bm.lm, bm.la, bm.pos, tab.adj, tab.pos, tab.bound, pos - tab.start,
-                    bm.rest2, seed, banned, self.view.perm, kp, ks,
+                    cols, dist, bm.lm, bm.la, bm.pos, tab.flat_adj, tab.ones, tab.zeros, tab.flat_pos, j * t,
+                    tab.bound[j], bm.rest2, seed, banned, perm, kp, ks,
                 )  # fmt: skip
-                if n == merge_kernel.CLIMBS:
-                    return None  # the fetch was too shallow for a class: the block is scanned
-            if n == merge_kernel.UNSETTLED:  # the whole pool
+            if n == merge_kernel.UNSETTLED:  # the whole pool (its table is not built yet, or it might enter)
                 pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
-                pool = _matvec(pvec, q[0])
-                n = kern(
-                    cols[0],
-                    dist[0],
-                    bm.lm,
-                    bm.la,
-                    bm.pos,
-                    pool,
-                    bm.pmul,
-                    bm.padd,
-                    bm.ppos,
-                    seed,
-                    banned,
-                    kp,
-                    ks,
-                )
-                if n == k:
-                    tau, s_f = float(ks[-1]), 1.0 - float(dist[0, -1])
-                    for m, a in bm.rest:
-                        if _reaches(m * s_f + a, tau):
-                            return None  # the fetch was too shallow for this class: the block is scanned
-                    kp = self.view.perm[kp]
+                n = settle(
+                    cols, dist, bm.lm, bm.la, bm.pos, _matvec(pvec, q[0]), bm.pmul, bm.padd, bm.ppos, 0,
+                    _NINF, bm.rest2, seed, banned, perm, kp, ks,
+                )  # fmt: skip
         except TypeError:  # argument types it was not compiled for
             return None
-        if n < k:
-            return None  # fewer than k candidates: the general path scans the block
+        if n < k:  # fewer than k candidates, or a class outside the pool could climb (CLIMBS)
+            return None  # the general path scans the block
         rows = kp.tolist()
         removed, skipped = self._table_counts(cf, counts)
         res = SearchResult(
