@@ -96,6 +96,7 @@ _ADJUSTED_GRAPHS = False
 
 #: no banned positions (the compiled merge's argument)
 _NO_POS = np.zeros(0, dtype=np.int64)
+_NINF = np.float32(-np.inf)
 
 #: pool items listed per seed in a :class:`PoolTable`
 _POOL_TABLE_K = 16
@@ -104,7 +105,6 @@ _POOL_TABLE_K = 16
 #: 100k-row block is 10x past it: no table, the pool is scored at each query)
 _POOL_TABLE_MAX_WORK = 1 << 26
 #: the table's listed items enter the compiled merge already adjusted: multiplier 1, shift 0
-_ONES = np.ones(_POOL_TABLE_K, dtype=np.float32)
 _ZEROS = np.zeros(_POOL_TABLE_K, dtype=np.float32)
 
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
@@ -208,10 +208,14 @@ class PoolTable:
     the compiled merge adjusts), so a list settled from the table (its k-th score above ``bound``)
     is the whole pool's, scores included, to the bit."""
 
-    __slots__ = ("adj", "pos", "bound", "start")
+    __slots__ = ("adj", "pos", "bound", "start", "flat_adj", "flat_pos", "ones", "zeros")
 
     def __init__(self, adj: np.ndarray, pos: np.ndarray, bound: np.ndarray, start: int) -> None:
         self.adj, self.pos, self.bound, self.start = adj, pos, bound, start
+        #: the same, flat, with a multiplier 1 and a shift 0 per listed item (merge_kernel._settle)
+        self.flat_adj, self.flat_pos = adj.reshape(-1), pos.reshape(-1)
+        self.ones = np.ones(adj.shape[1], dtype=np.float32)
+        self.zeros = np.zeros(adj.shape[1], dtype=np.float32)
 
 
 #: a block whose table is not built (past the block graphs' memory cap, or too much work)
@@ -250,7 +254,7 @@ class BlockMerge:
     and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
     """
 
-    __slots__ = ("lm", "la", "pos", "rest", "ppos", "pvec", "pmul", "padd", "pidx", "table")
+    __slots__ = ("lm", "la", "pos", "rest", "rest2", "ppos", "pvec", "pmul", "padd", "pidx", "table")
 
     def __init__(
         self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
@@ -262,6 +266,7 @@ class BlockMerge:
         self.la = np.where(pooled[cid], np.float32(-np.inf), cl.add32[cid])
         self.pos = ss.pos
         self.rest = sorted({(cl.mul[c], cl.add[c]) for c in [dom] + [p[0] for p in others] if not pooled[c]})
+        self.rest2 = np.array(self.rest, dtype=np.float64).reshape(-1, 2)  # the same, for merge_kernel
         self.ppos = np.concatenate([p[1] for p in pool]) if pool else np.zeros(0, dtype=np.int64)
         self.pvec: np.ndarray | None = np.take(unit, self.ppos, axis=0)
         sizes = [len(p[1]) for p in pool]
@@ -539,6 +544,7 @@ class AdjustMixin:
         fp = FastPlan(cfg, cf, AdjustMixin._fast_adjusted, self._index._index.knn_query, self._perm_mv)
         fp.table, fp.width, fp.drop = _flat(cf.seed_table), cf.seed_table.shape[1], cf.table_drop
         self._keep_fast(fp)
+        fp.plain = True  # no tied vectors (above); _fast_adjusted places the pins from now on
 
     def _fast_adjusted(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
         """The shortcut of a boosted/buried "same category" config (:meth:`_arm_adjusted`): the
@@ -546,15 +552,18 @@ class AdjustMixin:
         :meth:`_search_block_adjusted` (one ``knn_query`` on the block's plain graph, the pool's
         product, the compiled cut to k, the bound of every class outside the pool), without the
         general path's layers (the query object, the compiled-filter look-up, the merge's
-        set-up checks). Same list, scores, counts, eligible count and plan as the general path.
+        set-up checks). The seed's pool table row settles most lists in one compiled call
+        (:func:`~recsys.search.merge_kernel._settle`: the merge, the table's and the classes' bounds,
+        the rows); the pins are placed here (none for most seeds: ``cf.place_seeds``). Same list,
+        scores, counts, eligible count and plan as the general path (pins placed after it).
         None (the general path answers: it counts the block's uses, builds its merge, scans the
         block, or merges in NumPy) when the block has no graph or no prepared merge yet, the
         compiled merge is not ready, the fetch would be the whole block, fewer than k candidates
         remain, a class outside the pool could climb, or hnswlib#444."""
         t0 = perf_counter()
-        kern = merge_kernel.KERNEL
+        settle = merge_kernel.SETTLE
         pos = fp.pos_of.get(seed_item_id, -1)
-        if pos < 0 or k.__class__ is not int or k < 1 or kern is None:
+        if pos < 0 or k.__class__ is not int or k < 1 or settle is None or merge_kernel.KERNEL is None:
             return None
         cf, w = fp.cf, fp.width
         row = fp.table[pos * w : pos * w + w].tolist()
@@ -575,9 +584,10 @@ class AdjustMixin:
         drop = fp.drop.get(pos) if fp.drop else None
         seed = pos if cf.config.exclude_seed else -1
         banned = drop[0] if drop is not None else _NO_POS
+        # the filter alone's beam (hnswlib searches at max(ef, fetch)), its first 2k + outs labels
+        # only: fewer to return and merge; the bounds close on the last one's raw score, and when
+        # they do not the general path fetches ef labels (the same beam, the list equal either way)
         fetch = 2 * k + len(banned) + (seed >= 0)
-        if fetch < ss.sub.ef:
-            fetch = ss.sub.ef  # the filter alone's beam: ef (hnswlib: max(ef, k))
         if fetch >= ss.n:
             return None
         q = fp.qunit[pos : pos + 1]
@@ -585,48 +595,29 @@ class AdjustMixin:
             cols, dist = ss.sub.knn_query(q, fetch, 1)
         except RuntimeError:  # hnswlib#444
             return None
-        d = dist[0]
         kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
-        tab, n = bm.table, -1
+        tab, n, perm = bm.table, merge_kernel.UNSETTLED, self.view.perm
+        # one compiled call: the merge, the pool's bound, the classes' bound, the rows
         try:
             if tab is not None and tab is not _NO_TABLE:  # the seed's best pool items, listed once
-                j = pos - tab.start
-                t = tab.adj.shape[1]
-                n = kern(
-                    cols[0],
-                    d,
-                    bm.lm,
-                    bm.la,
-                    bm.pos,
-                    tab.adj[j],
-                    _ONES[:t],
-                    _ZEROS[:t],
-                    tab.pos[j],
-                    seed,
-                    banned,
-                    kp,
-                    ks,
-                )
-                if n == k and not ks[-1] > tab.bound[j]:
-                    n = -1  # a pool item the table does not list might enter: the whole pool
-            if n < 0:
+                j, t = pos - tab.start, len(tab.ones)
+                n = settle(
+                    cols, dist, bm.lm, bm.la, bm.pos, tab.flat_adj, tab.ones, tab.zeros, tab.flat_pos, j * t,
+                    tab.bound[j], bm.rest2, seed, banned, perm, kp, ks,
+                )  # fmt: skip
+            if n == merge_kernel.UNSETTLED:  # the whole pool (its table is not built yet, or it might enter)
                 pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
-                pool = _matvec(pvec, q[0])
-                n = kern(
-                    cols[0], d, bm.lm, bm.la, bm.pos, pool, bm.pmul, bm.padd, bm.ppos, seed, banned, kp, ks
-                )
+                n = settle(
+                    cols, dist, bm.lm, bm.la, bm.pos, _matvec(pvec, q[0]), bm.pmul, bm.padd, bm.ppos, 0,
+                    _NINF, bm.rest2, seed, banned, perm, kp, ks,
+                )  # fmt: skip
         except TypeError:  # argument types it was not compiled for
             return None
-        if n < k:
-            return None  # fewer than k candidates: the general path scans the block
-        tau, s_f = float(ks[-1]), 1.0 - float(d[-1])
-        for m, a in bm.rest:
-            if _reaches(m * s_f + a, tau):
-                return None  # the fetch was too shallow for this class: the block is scanned
-        perm = fp.perm
-        rows = [perm[p] for p in kp.tolist()]
+        if n < k:  # fewer than k candidates, or a class outside the pool could climb (CLIMBS)
+            return None  # the general path scans the block
+        rows = kp.tolist()
         removed, skipped = self._table_counts(cf, counts)
-        return SearchResult(
+        res = SearchResult(
             _ids_at(fp.ids, rows),
             ks.tolist(),
             rows,
@@ -637,6 +628,13 @@ class AdjustMixin:
             skipped,
             self.view.item_id_list[pos],
         )
+        if cf.place_rules and fp.plain:  # pins: placed here (search returns this as it comes)
+            if cf.place_seeds is not None and pos not in cf.place_seeds:
+                for rl in cf.place_rules:  # nothing to place for this seed (as _place counts it)
+                    removed[rl.name] = 0
+            else:
+                res = self._place(res, fp.qunit[pos], pos, fp.cfg, k, cf)
+        return res
 
     def _queue_pool_table(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> None:
         """Build (background; inline on a small catalogue) the block's :class:`PoolTable`, when its

@@ -26,6 +26,7 @@ from recsys.search.rules import (
     SKIPPED,
     Rule,
     not_in_sorted,
+    placed_seeds,
     varying_seed_rules,
 )
 
@@ -145,6 +146,9 @@ class CompiledFilter:
     adjust_classes: Any = None
     #: rules placing items into the finished list (pins)
     place_rules: list[Rule] = field(default_factory=list)
+    #: the seed positions a place rule may give an item (:func:`~recsys.search.rules.placed_seeds`;
+    #: None: any seed may); the others' lists are final as ranked
+    place_seeds: frozenset[int] | None = None
     #: static filters: (no seed: -1, else the seed's adultness) -> (removed_by_rule, adult
     #: excluded, skipped rules)
     static_counts: dict[int, tuple[dict[str, int], bool, list[str]]] = field(default_factory=dict)
@@ -291,6 +295,7 @@ class CompileMixin:
         compiled = CompiledFilter(cfg, mask, removed, n_base, base_all=n_base == self.n)
         compiled.prepared, compiled.adjust = prepared, adjust
         compiled.place_rules = [rl for rl in PLACE_RULES if rl.name in prepared]
+        compiled.place_seeds = placed_seeds(compiled.place_rules, prepared)
         compiled.base_skipped = skipped
         compiled.lean = (
             self.space == "cosine"

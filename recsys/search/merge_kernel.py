@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: the compiled :func:`_merge`, once ready (read on the request path: one global look-up)
 KERNEL: Any = None
+#: the compiled :func:`_settle`'s entry point (ready with :data:`KERNEL`): the shortcut's whole
+#: answer after the beam search in one call, without numba's dispatch (see :func:`_entry`)
+SETTLE: Any = None
 state = "idle"  # idle -> queued -> ready | failed
 _lock = threading.Lock()
 
@@ -85,9 +88,101 @@ def _merge(cols, dist, lm, la, pos, praw, pmul, padd, ppos, seed, banned, kp, ks
     return n
 
 
+#: :func:`_settle`'s signature: the fetch (hnswlib's 2-D labels and distances, row 0), per label
+#: multiplier, shift and position; the pool's candidates: raw scores, multipliers, shifts,
+#: positions (flat: ``n = len(pmul)`` of them from ``off``), and their bound; the classes outside
+#: the pool, ``(m, a)`` per row (float64); the seed's position (-1: none), its banned positions;
+#: the view's ``perm`` (position -> vector row); out: the k best vector rows and scores
+_SETTLE_SIGNATURE = (
+    "int64(uint64[:, ::1], float32[:, ::1], float32[::1], float32[::1], int64[::1], "
+    "float32[::1], float32[::1], float32[::1], int64[::1], int64, float32, float64[:, ::1], int64, "
+    "int64[::1], int64[::1], int64[::1], float32[::1])"
+)
+#: :func:`_settle`'s answers besides k: the pool's candidates do not settle the list (the seed's
+#: table row: the whole pool must be scored), or a class outside the pool could climb into it
+#: (the block is scanned)
+UNSETTLED, CLIMBS = -1, -2
+#: :func:`_reaches`'s relative margin (``recsys.search.adjusted._MARGIN``)
+MARGIN = 1e-5
+
+
+def _settle(
+    cols, dist, lm, la, pos, praw, pmul, padd, ppos, off, pbound, rest, seed, banned, perm, kp, ks
+):  # pragma: no cover
+    """The shortcut's class merge in one call (compiled by numba; pure Python otherwise): the
+    merge of :func:`_merge` over the fetch and the pool's candidates ``praw[off:off + n] * pmul +
+    padd`` at ``ppos[off:off + n]`` (the whole pool: its raw scores, ``off`` 0, ``pbound`` -inf;
+    or the seed's pool table row: its adjusted scores times 1 plus 0, its lowest listed score as
+    ``pbound``), then the checks its caller made in Python: fewer than k candidates -> their
+    count; the k-th score not above ``pbound`` -> :data:`UNSETTLED`; a class of ``rest`` whose
+    bound ``m * s_F + a`` reaches the k-th score (``_reaches``, in float64 as Python computes it)
+    -> :data:`CLIMBS`; otherwise k, with ``kp`` turned from positions into vector rows (``perm``)."""
+    k = kp.shape[0]
+    n = 0
+    one = np.float32(1.0)
+    ninf = np.float32(-np.inf)
+    nb = banned.shape[0]
+    nf = cols.shape[1]
+    for t in range(nf + pmul.shape[0]):
+        if t < nf:
+            c = cols[0, t]
+            s = (one - dist[0, t]) * lm[c]
+            s = s + la[c]
+            p = pos[c]
+        else:
+            i = t - nf
+            s = praw[off + i] * pmul[i]
+            s = s + padd[i]
+            p = ppos[off + i]
+        if s == ninf or p == seed:
+            continue
+        if n == k and (s < ks[k - 1] or (s == ks[k - 1] and p > kp[k - 1])):
+            continue
+        out = False
+        for b in range(nb):
+            if banned[b] == p:
+                out = True
+                break
+        if out:
+            continue
+        at = n if n < k else k - 1
+        while at > 0 and (s > ks[at - 1] or (s == ks[at - 1] and p < kp[at - 1])):
+            ks[at] = ks[at - 1]
+            kp[at] = kp[at - 1]
+            at -= 1
+        ks[at] = s
+        kp[at] = p
+        if n < k:
+            n += 1
+    if n < k:
+        return n
+    if not ks[k - 1] > pbound:
+        return -1  # UNSETTLED: a pool item the table does not list might enter
+    tau = float(ks[k - 1])
+    s_f = 1.0 - float(dist[0, nf - 1])
+    for r in range(rest.shape[0]):
+        bound = rest[r, 0] * s_f + rest[r, 1]
+        if bound >= tau - MARGIN * (1.0 + abs(tau) + abs(bound)):
+            return -2  # CLIMBS: the fetch was too shallow for this class
+    for i in range(k):
+        kp[i] = perm[kp[i]]
+    return k
+
+
+def _entry(fn: Any) -> Any:
+    """The compiled entry point of ``fn``'s one signature (numba's ``get_overload``): the call
+    without the dispatcher's typing of each argument (about half the call's cost for
+    :func:`_settle`'s fifteen). It checks each array's dtype and rank, not its layout: its caller
+    passes C-contiguous arrays only. ``fn`` itself where numba has no such method."""
+    try:
+        return fn.get_overload(fn.signatures[0])
+    except Exception:  # noqa: BLE001 (another numba: the dispatcher answers, as slower)
+        return fn
+
+
 def _compile() -> None:
     """Import numba and compile :func:`_merge` for :data:`_SIGNATURE` (or load it from the cache)."""
-    global KERNEL, state
+    global KERNEL, SETTLE, state
     try:
         if "numba" not in __import__("sys").modules:  # numba reads its cache folder when imported
             from recsys.projection import numba_cache_dir
@@ -97,7 +192,9 @@ def _compile() -> None:
 
         fn = numba.njit(_SIGNATURE, cache=True, nogil=True)(_merge)
         _check(fn)
-        KERNEL = fn
+        settle = _entry(numba.njit(_SETTLE_SIGNATURE, cache=True, nogil=True)(_settle))
+        _check_settle(settle)
+        KERNEL, SETTLE = fn, settle
         state = "ready"
     except Exception as exc:  # numba missing or broken: the NumPy path answers
         logger.warning("compiled class merge unavailable, NumPy answers (%s)", exc)
@@ -124,6 +221,46 @@ def _check(fn: Any) -> None:
     ]
     if ns[0] != ns[1] or not all(np.array_equal(a, b) for a, b in zip(got[0], got[1])):
         raise RuntimeError("the compiled class merge disagrees with its Python body")
+
+
+def _check_settle(fn: Any) -> None:
+    """Small settles through ``fn`` against the pure-Python body, every answer kind."""
+    rng = np.random.default_rng(1)
+    for trial in range(8):
+        cols = rng.permutation(20).astype(np.uint64).reshape(1, 20)
+        dist = np.sort(rng.random(20).astype(np.float32)).reshape(1, 20)
+        lm = rng.choice(np.array([1.0, 0.7], dtype=np.float32), 20)
+        la = np.where(rng.random(20) < 0.2, np.float32(-np.inf), np.float32(0.0)).astype(np.float32)
+        pos = rng.permutation(100)[:20].astype(np.int64)
+        praw = (rng.random(12) * 2).astype(np.float32)
+        pmul = np.full(4, 1.0 + (trial % 2) * 0.3, dtype=np.float32)
+        padd = np.zeros(4, dtype=np.float32)
+        ppos = np.arange(100, 112, dtype=np.int64)
+        rest = np.array([[0.7, 0.0], [1.0, 0.6 * (trial % 2)]])
+        perm = rng.permutation(120).astype(np.int64)
+        banned = pos[3:5].copy()
+        got = [(np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.float32)) for _ in range(2)]
+        bound = (-np.inf, 0.3, 1.9)[trial % 3]
+        args = (
+            cols,
+            dist,
+            lm,
+            la,
+            pos,
+            praw,
+            pmul,
+            padd,
+            ppos,
+            4 * (trial % 3),
+            bound,
+            rest,
+            int(pos[0]),
+            banned,
+            perm,
+        )
+        ns = [f(*args, *o) for f, o in zip((fn, _settle), got)]
+        if ns[0] != ns[1] or not all(np.array_equal(a, b) for a, b in zip(got[0], got[1])):
+            raise RuntimeError("the compiled settle disagrees with its Python body")
 
 
 def prepare(bg: Any) -> None:

@@ -36,6 +36,9 @@ class PlacementMixin:
             cf = self.compile(cfg)
         if not cf.place_rules or pos is None:
             return res
+        if cf.place_seeds is not None and pos not in cf.place_seeds:  # most seeds: nothing to place
+            res.removed_by_rule = {**res.removed_by_rule, **{rl.name: 0 for rl in cf.place_rules}}
+            return res
         v = self.view
         pins = []  # (rule, item position, list position, score) that may show, in placement order
         for rl in cf.place_rules:

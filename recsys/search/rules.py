@@ -108,6 +108,9 @@ class Rule:
     #: RANKED rules applied to the finished list: ``place(view, prepared, pos) -> [(item
     #: position, 1-based list position)]`` for the seed at ``pos`` (pins)
     place: Callable[[CatalogView, Any, Any], list[tuple[int, int]]] | None = None
+    #: ``placed(prepared)``: the seed positions ``place`` may give an item, or None (any seed may:
+    #: the rule has no such list); a seed outside it is not asked (:func:`placed_seeds`)
+    placed: Callable[[Any], Any] | None = None
     implicit: bool = False
     varies: bool = True
     hint: str = ""
@@ -323,6 +326,25 @@ def _place_pins(view: CatalogView, prepared: Any, pos: Any) -> list[tuple[int, i
     ]
     out.extend(by_seed.get(int(pos), ()))
     return sorted(out, key=lambda x: x[1])
+
+
+def _pinned_seeds(prepared: Any) -> frozenset[int] | None:
+    """The seeds :func:`_place_pins` may give a pin: those named by a pin, or None with a
+    category's pins (every seed under it)."""
+    by_seed, by_cat = prepared
+    return None if by_cat else frozenset(by_seed)
+
+
+def placed_seeds(place_rules: list[Rule], prepared: dict[str, Any]) -> frozenset[int] | None:
+    """The seed positions to which any of ``place_rules`` may give an item (each rule's
+    ``placed``), or None when any seed may get one (a rule without such a list)."""
+    out: set[int] = set()
+    for rl in place_rules:
+        got = rl.placed(prepared[rl.name]) if rl.placed is not None else None
+        if got is None:
+            return None
+        out |= got
+    return frozenset(out)
 
 
 def place_under_cap(
@@ -652,6 +674,7 @@ RULES: tuple[Rule, ...] = (
         _set("pins"),
         prepare=_prep_pins,
         place=_place_pins,
+        placed=_pinned_seeds,
     ),
 )
 

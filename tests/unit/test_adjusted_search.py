@@ -346,6 +346,7 @@ def compiled_merge(monkeypatch):
     from recsys.search import merge_kernel
 
     monkeypatch.setattr(merge_kernel, "KERNEL", None)
+    monkeypatch.setattr(merge_kernel, "SETTLE", None)
     monkeypatch.setattr(merge_kernel, "state", "idle")
     kern = merge_kernel.compile_now()
     assert kern is not None, merge_kernel.state
@@ -398,15 +399,20 @@ def test_the_compiled_merge_keeps_the_numpy_merges_list_and_scores(compiled_merg
 def test_the_compiled_class_merge_answers_as_the_numpy_one(shop6k, monkeypatch, compiled_merge, case):
     """The searcher's class merge through the compiled call gives brute force's lists (the block
     cases above, with pair bans, the seed excluded, adult items left out) and the NumPy merge's
-    lists, scores and plans exactly; the compiled call answers most of them (counted through a
-    wrapper of the compiled function)."""
+    lists, scores and plans exactly; the compiled calls answer most of them (counted through
+    wrappers of the compiled functions: the general path's merge, the shortcut's settle)."""
     from recsys.search import merge_kernel
 
     calls = []
+    settle = merge_kernel.SETTLE
 
     def counting(*args):
         calls.append(1)
         return compiled_merge(*args)
+
+    def counting_settle(*args):
+        calls.append(2)
+        return settle(*args)
 
     cat, vec, index = shop6k
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
@@ -422,9 +428,11 @@ def test_the_compiled_class_merge_answers_as_the_numpy_one(shop6k, monkeypatch, 
     for i in range(0, 6000, 8):  # the filter in use: its seed table, then a graph per category block
         searcher.search(f"c{i}", cfg, 10)
     monkeypatch.setattr(merge_kernel, "KERNEL", counting)
+    monkeypatch.setattr(merge_kernel, "SETTLE", counting_settle)
     with_kernel = [searcher.search(s, cfg, 10) for s in seeds]
     assert len(calls) > len(seeds) // 2, len(calls)
     monkeypatch.setattr(merge_kernel, "KERNEL", None)
+    monkeypatch.setattr(merge_kernel, "SETTLE", None)
     with_numpy = [searcher.search(s, cfg, 10) for s in seeds]
     for s, a, b in zip(seeds, with_kernel, with_numpy):
         assert (a.item_ids, a.scores, a.plan) == (b.item_ids, b.scores, b.plan), s
@@ -493,3 +501,73 @@ def test_a_boosted_category_filter_answers_through_its_shortcut_as_the_general_p
         assert plans.get((60, "exact_range"), 0) > plans.get((10, "exact_range"), 0), plans
     merges = searcher.compile(cfg).adjust_classes._merges.values()
     assert any(bm is not None and bm.table is not None and bm.table.adj.size for bm in merges)
+
+
+def test_the_compiled_settle_answers_as_the_merge_and_the_checks_it_replaces(compiled_merge):
+    """The shortcut's one compiled call (:func:`~recsys.search.merge_kernel._settle`, through its
+    entry point) against the steps it replaces: the compiled merge of the fetch and the pool's
+    candidates (the seed's pool table row, as multiplier 1 and shift 0, or the whole pool with its
+    multipliers and shifts), "unsettled" when the k-th score is not above their bound (the row's
+    lowest listed score; -inf for the whole pool), "climbs" when a class outside the pool reaches
+    the k-th score (``_reaches``), else the k best as vector rows (``perm``) and their float32
+    scores. Random cases with ties, bans, the seed, -inf labels; each answer kind is met."""
+    from recsys.search import merge_kernel
+    from recsys.search.adjusted import _NO_POS, _reaches
+
+    settle = merge_kernel.SETTLE
+    assert settle is not None and settle is not merge_kernel._settle
+    rng = np.random.default_rng(32)
+    kinds: dict[tuple[bool, int | str], int] = {}
+    for trial in range(800):
+        n_lab, t, n_seeds = int(rng.integers(5, 90)), int(rng.integers(1, 17)), 4
+        n_fetch = int(rng.integers(1, n_lab + 1))
+        k = int(rng.choice([1, 3, 10]))
+        ids = rng.permutation(10_000)[: n_lab + n_seeds * t].astype(np.int64)
+        pos, ppos = ids[:n_lab], ids[n_lab:]
+        cols = rng.permutation(n_lab)[:n_fetch].astype(np.uint64).reshape(1, n_fetch)
+        dist = np.sort(rng.integers(0, 6, n_fetch) / 8).astype(np.float32).reshape(1, n_fetch)
+        lm = rng.choice(np.array([1.0, 0.5], dtype=np.float32), n_lab)
+        la = rng.choice(np.array([0.0, 0.125, -np.inf], dtype=np.float32), n_lab)
+        praw = (rng.integers(0, 10, n_seeds * t) / 8).astype(np.float32)
+        rest = np.array([(1.0, 0.0), (0.5, 0.0), (1.0, float(rng.choice([0.0, 0.125, 0.5])))])
+        rest = np.ascontiguousarray(rest[: int(rng.integers(0, 4))].reshape(-1, 2))
+        perm = rng.permutation(10_000).astype(np.int64)
+        table = trial % 2 == 0  # a table row (t items from j * t), or the whole pool
+        if table:
+            j = int(rng.integers(0, n_seeds))
+            off, n_cand = j * t, t
+            pmul, padd = np.ones(t, dtype=np.float32), np.zeros(t, dtype=np.float32)
+            bound = np.float32(-np.inf) if rng.random() < 0.3 else np.float32(rng.integers(0, 8) / 8)
+        else:
+            off, n_cand = 0, n_seeds * t
+            pmul = rng.choice(np.array([1.0, 1.25], dtype=np.float32), n_cand)
+            padd = rng.choice(np.array([0.0, 0.25], dtype=np.float32), n_cand)
+            bound = np.float32(-np.inf)
+        cand = np.concatenate((pos, ppos[off : off + n_cand]))
+        outs = [int(x) for x in rng.choice(cand, int(rng.integers(0, 4)), replace=False)]
+        seed = outs.pop() if outs and trial % 3 else -1
+        banned = np.array(outs, dtype=np.int64) if outs else _NO_POS
+        kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+        args = (cols, dist, lm, la, pos, praw, pmul, padd, ppos, off, bound, rest, seed, banned, perm, kp, ks)
+        got = settle(*args)
+        rp, rs = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+        sl = slice(off, off + n_cand)
+        want = compiled_merge(
+            cols[0], dist[0], lm, la, pos, praw[sl].copy(), pmul, padd, ppos[sl].copy(), seed, banned, rp, rs
+        )
+        if want == k and not rs[-1] > bound:
+            want = merge_kernel.UNSETTLED
+        elif want == k:
+            s_f = 1.0 - float(dist[0, -1])
+            if any(_reaches(m * s_f + a, float(rs[-1])) for m, a in rest.tolist()):
+                want = merge_kernel.CLIMBS
+        assert got == want, trial
+        kind = (table, got if got < 0 else "short" if got < k else "k")
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if got == k:
+            np.testing.assert_array_equal(kp, perm[rp])
+            np.testing.assert_array_equal(ks, rs)
+    answers = {merge_kernel.CLIMBS, "short", "k"}
+    assert set(kinds) == {(True, a) for a in answers | {merge_kernel.UNSETTLED}} | {
+        (False, a) for a in answers
+    }, kinds
