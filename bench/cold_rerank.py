@@ -95,7 +95,7 @@ def item_table(cat, fit_part) -> dict[str, np.ndarray]:
         return c.astype(np.int64)
 
     brand = cat["brand"].fillna("").astype(str).str.strip() if "brand" in cat else pd.Series([""] * len(cat))
-    price = pd.to_numeric(cat.get("price"), errors="coerce").to_numpy(dtype=np.float64)
+    price = pd.to_numeric(cat.get("price"), errors="coerce").to_numpy(dtype=np.float64, copy=True)
     price[~(price > 0)] = np.nan
     words = cat["title"].fillna("").astype(str).str.split().str.len().to_numpy(dtype=np.float64)
     inter = fit_part.interactions
@@ -175,11 +175,11 @@ def candidates(x, xt, unit, query, cside, items, cooc, q, t, n_max: int) -> dict
     """For each case (seed row ``q``, target row ``t``): the union of the TF-IDF kNN's and the
     content model's top ``n_max`` (the seed excluded, zero TF-IDF scores not results) and each
     candidate's features. Returns flat arrays: ``case``, ``cand``, ``label`` and one per feature."""
-    cols: dict[str, list[np.ndarray]] = {}
     from recsys.topk import topk_rows
 
+    cols: dict[str, list[np.ndarray]] = {}
     for lo in range(0, len(q), BLOCK):
-        qq, tt = q[lo : lo + BLOCK], t[lo : lo + BLOCK]
+        qq = q[lo : lo + BLOCK]
         r = np.arange(len(qq))
         s_tf = (x[qq] @ xt).toarray()
         s_tf[r, qq] = -np.inf
@@ -188,49 +188,52 @@ def candidates(x, xt, unit, query, cside, items, cooc, q, t, n_max: int) -> dict
         s_ct = query[qq] @ unit.T
         s_ct[r, qq] = -np.inf
         top_ct, _ = topk_rows(s_ct, n_max)
+        rank_grid = np.arange(n_max, dtype=np.float64)
         for i in range(len(qq)):
             ok = np.isfinite(v_tf[i])
             tf_list = top_tf[i][ok]
             cand = np.unique(np.concatenate([tf_list, top_ct[i]]))
             rank_tf = np.full(len(cand), float(n_max))
+            rank_tf[np.searchsorted(cand, tf_list)] = rank_grid[: len(tf_list)]
             rank_ct = np.full(len(cand), float(n_max))
-            where = {c: j for j, c in enumerate(cand)}
-            for k, c in enumerate(tf_list):
-                rank_tf[where[c]] = k
-            for k, c in enumerate(top_ct[i]):
-                rank_ct[where[c]] = k
-            s, n = qq[i], len(cand)
-            seed_vals = {key: np.full(n, v[s]) for key, v in items.items()}
-
-            def same(key: str, s_vals=seed_vals, cand=cand) -> np.ndarray:
-                a, b = s_vals[key], items[key][cand]
-                return ((a == b) & (a >= 0)).astype(np.float64)
-
-            feats = {
-                "case": np.full(n, lo + i),
+            rank_ct[np.searchsorted(cand, top_ct[i])] = rank_grid[: len(top_ct[i])]
+            part = {
+                "case": np.full(len(cand), lo + i),
                 "cand": cand,
-                "label": (cand == tt[i]).astype(np.int8),
                 "tf_cos": np.maximum(s_tf[i, cand], 0.0),
                 "tf_rank": rank_tf,
-                "ct_cos": s_ct[i, cand],
+                "ct_cos": s_ct[i, cand].astype(np.float64),
                 "ct_rank": rank_ct,
-                "cside_cos": cside[cand] @ cside[s],
-                "same_leaf": same("leaf"),
-                "same_top": same("top"),
-                "brand_match": same("brand"),
-                "log_price_ratio": np.abs(np.log(items["price"][cand] / items["price"][s])),
-                "cand_words": items["words"][cand],
-                "seed_words": seed_vals["words"],
-                "cand_count": np.log1p(items["count"][cand]),
-                "seed_count": np.log1p(seed_vals["count"]),
-                "cand_first_days": items["first_days"][cand],
-                "cand_last_days": items["last_days"][cand],
-                "seed_first_days": seed_vals["first_days"],
-                "cooc": np.log1p(np.asarray(cooc[s, cand].todense()).ravel()),
             }
-            for key, v in feats.items():
+            for key, v in part.items():
                 cols.setdefault(key, []).append(v)
-    return {k: np.concatenate(v) for k, v in cols.items()}
+    f = {k: np.concatenate(v) for k, v in cols.items()}
+    s, c = q[f["case"]], f["cand"]
+    f["label"] = (c == t[f["case"]]).astype(np.int8)
+    f["cside_cos"] = np.concatenate(
+        [
+            np.einsum("ij,ij->i", cside[c[lo : lo + 50000]], cside[s[lo : lo + 50000]])
+            for lo in range(0, len(c), 50000)
+        ]
+    ).astype(np.float64)
+    for key in ("leaf", "top", "brand"):
+        f[f"same_{key}" if key != "brand" else "brand_match"] = (
+            (items[key][c] == items[key][s]) & (items[key][s] >= 0)
+        ).astype(np.float64)
+    f["log_price_ratio"] = np.abs(np.log(items["price"][c] / items["price"][s]))
+    f["cand_words"], f["seed_words"] = items["words"][c], items["words"][s]
+    f["cand_count"], f["seed_count"] = np.log1p(items["count"][c]), np.log1p(items["count"][s])
+    f["cand_first_days"], f["cand_last_days"] = items["first_days"][c], items["last_days"][c]
+    f["seed_first_days"] = items["first_days"][s]
+    f["cooc"] = np.log1p(
+        np.concatenate(
+            [
+                np.asarray(cooc[s[lo : lo + 50000], c[lo : lo + 50000]]).ravel()
+                for lo in range(0, len(c), 50000)
+            ]
+        )
+    )
+    return f
 
 
 def stage(name, fit_part, later, cat, ids, x, xt, cache: Path, tag: str, n_max: int, max_cases, cold_only):
@@ -250,8 +253,16 @@ def stage(name, fit_part, later, cat, ids, x, xt, cache: Path, tag: str, n_max: 
         q = np.array([row_of[ctx[i][-1]] for i in keep], dtype=np.int64)
         t = np.array([row_of[tgt[i]] for i in keep], dtype=np.int64)
     t0 = time.perf_counter()
-    feats = candidates(x, xt, unit, query, cside, items, cooc, q, t, n_max)
+    saved = cache / f"features_{name}_{tag}_{'cold' if cold_only else max_cases}_{n_max}.npz"
+    if saved.exists():
+        feats = dict(np.load(saved))
+    else:
+        feats = candidates(x, xt, unit, query, cside, items, cooc, q, t, n_max)
+        np.savez(saved, **feats)
+    import resource
+
     info = {
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "content_fit_s": round(fit_s, 1),
         "content_a": model.blend_.get("a"),
         "cases": int(len(q)),
@@ -352,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         tr_q, tr_t, tr_f, tr_items, tr_info = stage(
             name, inner_fit, inner_valid, cat, ids, x, xt, cache, "inner", n_max, args.train_cases, False
         )
+        print(json.dumps({name: {"train": tr_info}}), file=sys.stderr, flush=True)
         va_q, va_t, va_f, va_items, va_info = stage(
             name, fit_part, valid, cat, ids, x, xt, cache, "fit", n_max, None, True
         )
