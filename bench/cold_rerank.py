@@ -340,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", nargs="+", default=list(FEATURE_SETS))
     ap.add_argument("--models", nargs="+", default=["hgb", "logreg"])
     ap.add_argument("--rare-weights", nargs="+", type=float, default=[1.0])
+    ap.add_argument(
+        "--train-rare",
+        action="store_true",
+        help="add every rare-target case (< 3 interactions) of the inner carve to the training sample",
+    )
     ap.add_argument("--neg", type=int, default=20, help="negatives per training case")
     ap.add_argument("--train-cases", type=int, default=20000)
     ap.add_argument("--all-cases", type=int, default=3000, help="validation cases of every target (check)")
@@ -363,6 +368,14 @@ def main(argv: list[str] | None = None) -> int:
         tr_q, tr_t, tr_f, tr_items, tr_info = stage(
             name, inner_fit, inner_valid, cat, ids, x, xt, cache, "inner", n_max, args.train_cases, False
         )
+        if args.train_rare:  # every rare-target case of the inner carve besides the sample
+            rq, rt, rf, _, r_info = stage(
+                name, inner_fit, inner_valid, cat, ids, x, xt, cache, "inner", n_max, None, True
+            )
+            rf["case"] = rf["case"] + len(tr_q)
+            tr_f = {k: np.concatenate([tr_f[k], rf[k]]) for k in tr_f}
+            tr_q, tr_t = np.concatenate([tr_q, rq]), np.concatenate([tr_t, rt])
+            tr_info["rare_cases_added"] = r_info["cases"]
         print(json.dumps({name: {"train": tr_info}}), file=sys.stderr, flush=True)
         va_q, va_t, va_f, va_items, va_info = stage(
             name, fit_part, valid, cat, ids, x, xt, cache, "fit", n_max, None, True
