@@ -402,16 +402,18 @@ def main(argv: list[str] | None = None) -> int:
                         weight = np.where(counts < COLD, w_rare, 1.0)
                         clf = make_classifier(kind)
                         xtr = capped(tr_f, rows, names, n)
+                        used = ~np.isnan(xtr).all(axis=0)  # a column with no value (no prices) is left out
+                        xtr = xtr[:, used]
                         if kind == "hgb":
                             clf.fit(xtr, tr_f["label"][rows], sample_weight=weight)
                         else:
                             clf.fit(xtr, tr_f["label"][rows], logisticregression__sample_weight=weight)
                         key = f"N{n}_{set_name}_{kind}_w{w_rare:g}"
                         sel = np.flatnonzero(within(va_f, n))
-                        score = clf.predict_proba(capped(va_f, sel, names, n))[:, 1]
+                        score = clf.predict_proba(capped(va_f, sel, names, n)[:, used])[:, 1]
                         hits[key] = rerank_hits(va_f, sel, score, len(va_q))
                         sel_a = np.flatnonzero(within(al_f, n))
-                        score_a = clf.predict_proba(capped(al_f, sel_a, names, n))[:, 1]
+                        score_a = clf.predict_proba(capped(al_f, sel_a, names, n)[:, used])[:, 1]
                         h_all = rerank_hits(al_f, sel_a, score_a, len(al_q))
                         grid[key] = {
                             "hits": int(hits[key].sum()),
