@@ -18,8 +18,9 @@ The classifier (scikit-learn's ``HistGradientBoostingClassifier`` or a logistic 
 trained on next-item pairs of the **fitting part** only: the fitting part is carved once more
 exactly as the training part is (``split_of``: its latest 10%), the TF-IDF kNN and a content
 model are fitted on the inner fitting part, and the inner latest part's next-item cases (seed =
-the last item, target warm AND rare: every case) give the positives, with negatives drawn from
-their candidate lists. The validation cases are then ranked with features computed on the whole
+the last item; a sample of every target, warm AND rare, and with ``--train-rare`` every case
+whose target is rare, fewer than 3 inner interactions, weighted ``--rare-weights``) give the
+positives, with negatives drawn from their candidate lists. The validation cases are then ranked with features computed on the whole
 fitting part (its content model fitted on it, as ``bench/cold_blend.py`` fits it), so no
 validation target ever trains anything.
 
@@ -35,7 +36,7 @@ up shows it. The content models are cached under ``--cache`` (a fit takes minute
 JSON line with the load average.
 
 Usage: ``python bench/cold_rerank.py [--only NAME ...] [--Ns 20 50 100] [--models hgb logreg]``
-(the figures: ``bench/notes/s32-c.md``).
+(the figures: ``bench/notes/s32-c.md``; run it with ``OMP_NUM_THREADS=1`` on a loaded machine).
 """
 
 from __future__ import annotations
