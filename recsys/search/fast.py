@@ -189,8 +189,8 @@ class FastMixin:
             key = v.adult.item(pos) if v.n_adult else False
             got = cf.static_counts.get(int(key))
             ss = cf.sets.get(got[1]) if got is not None else None
-            if ss is None or ss.block is not None or ss.sub is not None:
-                return
+            if ss is None or ss.block is not None or ss.sub is not None or self._big_sub_open(cf, ss, got[1]):
+                return  # a block or a graph (static.py), or a graph not decided yet: the general path
             if fp is None:
                 fp = FastPlan(cfg, cf, FastMixin._fast_flag, knn, perm)
                 fp.adult = v.adult if v.n_adult else None

@@ -71,6 +71,12 @@ _SUB_MIN_ROWS = 2048
 _SUB_GAIN = 1.3
 #: most memory the per-category graphs of one filter may take (eligible blocks + graphs)
 _BLOCKS_MAX_BYTES = 256 << 20
+#: most memory the graphs of static filters keeping more than ``BLOCK_MAX_SHARE`` of the catalogue
+#: may take together, over the compiled filters in the searcher's cache (:meth:`~recsys.search.static
+#: .StaticMixin._maybe_big_sub`). A 50% filter's graph at 1M x 64 (M=16) holds 208 MB (500k rows:
+#: vectors, links, ids), so two such filters at once; about the main index's own size (1M x 64:
+#: 400 MB) and the compiled-filter cache's (400 MB)
+_BIG_SUBS_MAX_BYTES = 512 << 20
 
 
 @dataclass
