@@ -224,6 +224,8 @@ def filter_bytes(cf) -> int:
         total += cf.seed_table.nbytes
     total += sum(ss.nbytes for ss in cf.sets.values())
     total += cf.block_bytes  # per-category graphs
+    # graphs of category blocks over BLOCK_MAX_SHARE (a static set's are in its nbytes)
+    total += sum(b for key, b in getattr(cf, "big_subs", {}).items() if isinstance(key, tuple))
     return int(total)
 
 

@@ -291,6 +291,7 @@ class StaticMixin:
         rows = e - s
         small = rows <= BLOCK_MAX_SHARE * self.n
         if not (miss or small):
+            self._big_block_use(cf, key)
             return
         uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
         if uses < _SUB_AFTER or rows < self.sub_index_min_rows or cf.block_bytes >= _BLOCKS_MAX_BYTES:
@@ -429,7 +430,10 @@ class StaticMixin:
             qq.seed_id,
         )
 
-    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool], max_ef: int | None = None) -> None:
+        """Build block ``key``'s eligible set and graph (background) and publish it. ``max_ef``: a
+        block over ``BLOCK_MAX_SHARE`` queued by :meth:`_big_block_use` (accounted in
+        ``cf.big_subs``, not shared): not published when its calibrated ef exceeds it."""
         s, e, no_adult = key
         index = self._index if self._index is not None else self.index
         space = "cosine" if self.space == "cosine" else "ip"
@@ -449,9 +453,16 @@ class StaticMixin:
             big = ss.block is None  # over BLOCK_MAX_SHARE: no dense copy kept, one for the build only
             if big:
                 ss.block = np.take(self.unit, ss.pos, axis=0)
-            ss.build_sub(space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef)
+            ss.build_sub(
+                space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef, max_ef=max_ef
+            )
             if big:
                 ss.block = None
+            if key in cf.big_subs:  # a big block's graph (_big_block_use): its own budget
+                cf.big_subs[key] = ss.nbytes if ss.sub is not None else 0
+                if ss.sub is not None:
+                    cf.blocks[key] = ss  # published whole, with its graph
+                return
             cf.block_bytes += ss.nbytes
             cf.blocks[key] = ss  # published whole, with its graph
             self._share(cf, key, ss)
@@ -561,19 +572,10 @@ class StaticMixin:
         if no_adult in cf.big_subs or self._index is None or self._inline():
             return
         index = self._index
-        beams = self._beams
-        if beams is None or beams[0] != index.ef:  # the beams are being measured
-            if cf.seeded_queries >= _BIG_WAIT_USES:
-                cf.big_subs[no_adult] = 0
+        size = self._big_graph_size(cf, no_adult, ss.n, fetch_for(_BIG_K + 1, ss.n / self.n, self.n))
+        if not size:
             return
         over = max(index.ef, fetch_for(_BIG_K + 1, ss.n / self.n, self.n), cf.stats.beam)
-        if self._static_hnsw_cost(over) < self.sub_index_gain * self._static_hnsw_cost(0):
-            cf.big_subs[no_adult] = 0  # the over-fetch is about one beam search at ef: kept
-            return
-        size = block_graph_bytes(ss.n, self.dim, index.M)
-        if self._big_sub_bytes() + size > self.big_sub_max_bytes:
-            cf.big_subs[no_adult] = 0
-            return
         cf.big_subs[no_adult] = size  # reserved
         space = "cosine" if self.space == "cosine" else "ip"
 
@@ -600,6 +602,54 @@ class StaticMixin:
             self._fast = {key: fp for key, fp in self._fast.items() if fp.cf is not cf}
 
         self._bg.submit((id(cf), "sub", no_adult), build)
+
+    def _big_graph_size(self, cf: CompiledFilter, vkey: Any, rows: int, fetch: int) -> int | None:
+        """The decision of :meth:`_maybe_big_sub` and :meth:`_big_block_use` for a set of ``rows``
+        items over ``BLOCK_MAX_SHARE`` whose over-fetch asks ``fetch`` labels of the main graph: the
+        bytes its graph reserves (recorded in ``cf.big_subs[vkey]``), or 0 (decided against:
+        recorded) or None (the main index's beams not measured yet: decided later)."""
+        index = self._index
+        beams = self._beams
+        if beams is None or beams[0] != index.ef:  # the beams are being measured
+            if cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(vkey, 0) >= _BIG_WAIT_USES:
+                cf.big_subs[vkey] = 0
+            return None
+        over = max(index.ef, fetch, cf.stats.beam)
+        size = block_graph_bytes(rows, self.dim, index.M)
+        if self._static_hnsw_cost(over) < self.sub_index_gain * self._static_hnsw_cost(0):
+            size = 0  # the over-fetch is about one beam search at ef: kept
+        elif self._big_sub_bytes() + size > self.big_sub_max_bytes:
+            size = 0  # over the budget
+        cf.big_subs[vkey] = size
+        return size
+
+    def _big_block_open(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> bool:
+        """:meth:`_big_sub_open` for a category block over ``BLOCK_MAX_SHARE`` (the seed-table
+        shortcut, :mod:`recsys.search.fast`, then counts its uses and sends the query that decides
+        to the general path)."""
+        return (
+            key not in cf.big_subs
+            and key[1] - key[0] >= self.sub_index_min_rows
+            and self._index is not None
+            and not self._inline()
+        )
+
+    def _big_block_use(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+        """A plain use of a category block over ``BLOCK_MAX_SHARE`` (a 50% category level) without a
+        graph: counted, and from ``_SUB_AFTER`` uses on its graph is decided as a big static set's
+        (:meth:`_maybe_big_sub`: the over-fetch's beam, ``big_sub_max_bytes``) and queued
+        (:meth:`_queue_block`, published only when its calibrated ef is narrower than the
+        over-fetch)."""
+        if not self._big_block_open(cf, key):
+            return
+        uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
+        if uses < _SUB_AFTER:
+            return
+        rows = key[1] - key[0]
+        if not self._big_graph_size(cf, key, rows, _FETCH_MIN):
+            return
+        index = self._index
+        self._queue_block(cf, key, max_ef=max(index.ef, _FETCH_MIN, cf.stats.beam) - 1)
 
     def _search_trivial(self, qq: Query) -> SearchResult | None:
         """No rule bites (the default config on a catalogue without adult items): one knn_query

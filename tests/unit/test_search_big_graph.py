@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 from recsys.filters import FilterConfig
@@ -89,7 +90,10 @@ def test_a_half_catalogue_filter_used_often_gets_its_own_graph_off_the_request_p
 def test_a_big_filters_graph_stays_within_the_memory_budget(catalogue):
     cat = catalogue[0]
     searcher = searcher_of(catalogue, background_min_items=0)
-    first, second = FilterConfig(brands_allow=HALF), FilterConfig(brands_allow=[f"b{i}" for i in range(40, 95)])
+    first, second = (
+        FilterConfig(brands_allow=HALF),
+        FilterConfig(brands_allow=[f"b{i}" for i in range(40, 95)]),
+    )
     cf1, ss1 = compiled_set(searcher, first, seeds(cat, 0, 3))
     cf2, ss2 = compiled_set(searcher, second, seeds(cat, 0, 3))
     one = block_graph_bytes(max(ss1.n, ss2.n), searcher.dim, searcher._index_M())
@@ -115,3 +119,44 @@ def test_no_big_graph_is_built_on_a_request(catalogue):
         assert searcher.search(item, cfg, 10).plan != "hnsw_subindex"
     cf = searcher.compile(cfg)
     assert cf.sets[False].sub is None and not cf.big_subs
+
+
+def test_a_half_catalogue_category_gets_its_block_graphs_when_used_often(catalogue):
+    """A ``same_category`` level of two random categories (each block over ``BLOCK_MAX_SHARE``):
+    once each block is used often, each gets its own graph in the background; its seeds then answer
+    from their block's graph with exact search's counts."""
+    cat, vec, index = catalogue
+    rng = np.random.default_rng(5)
+    cat = cat.assign(
+        category=[f"H{x} > D{y}" for x, y in zip(rng.integers(0, 2, len(cat)), rng.integers(0, 5, len(cat)))]
+    )
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    searcher.wait_background()
+    cfg = FilterConfig(same_category=True, category_level=0)
+    top = dict(zip(cat.item_id, cat.category.str[:2]))
+    items = seeds(cat, 0, 6 * _SUB_AFTER)
+    for item in items[:3]:
+        searcher.search(item, cfg, 10)
+    searcher.wait_background()  # compiled, its seed table
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)
+    try:
+        plans = {searcher.search(item, cfg, 10).plan for item in items}
+        assert "hnsw_subindex" not in plans, plans  # no request built or waited for a graph
+    finally:
+        gate.set()
+    searcher.wait_background()
+    cf = searcher.compile(cfg)
+    big = [key for key in cf.blocks if key[1] - key[0] > BLOCK_MAX_SHARE * searcher.n]
+    assert len(big) == 2 and all(cf.big_subs[key] > 0 for key in big), cf.big_subs
+    hits = total = 0
+    for item in seeds(cat, 300, 120):
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.plan == "hnsw_subindex", res.plan
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert {top[i] for i in res.item_ids} == {top[item]}
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert hits / total >= 0.99, hits / total
