@@ -134,14 +134,19 @@ def test_a_half_catalogue_category_gets_its_block_graphs_when_used_often(catalog
     searcher.wait_background()
     cfg = FilterConfig(same_category=True, category_level=0)
     top = dict(zip(cat.item_id, cat.category.str[:2]))
-    items = seeds(cat, 0, 6 * _SUB_AFTER)
-    for item in items[:3]:
-        searcher.search(item, cfg, 10)
-    searcher.wait_background()  # compiled, its seed table
+    h0 = cat.item_id[cat.category.str[:2] == "H0"].tolist()
+    h1 = cat.item_id[cat.category.str[:2] == "H1"].tolist()
+    # past _TABLE_AFTER: the seed table; then H0's block used often: its graph
+    for batch in (h0[:12], h0[12:24], h0[24 : 24 + 2 * _SUB_AFTER]):
+        for item in batch:
+            searcher.search(item, cfg, 10)
+        searcher.wait_background()
+    searcher.search(h0[100], cfg, 10)
+    assert id(cfg) in searcher._fast  # the seed-table shortcut answers H1's seeds below
     gate = threading.Event()
     searcher._bg.submit("hold", gate.wait)
     try:
-        plans = {searcher.search(item, cfg, 10).plan for item in items}
+        plans = {searcher.search(item, cfg, 10).plan for item in h1[: 3 * _SUB_AFTER]}
         assert "hnsw_subindex" not in plans, plans  # no request built or waited for a graph
     finally:
         gate.set()
