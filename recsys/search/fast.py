@@ -334,11 +334,12 @@ class FastMixin:
             # and queues it (static.py); until a block is that close, its seeds stay here. A block
             # over BLOCK_MAX_SHARE only while its graph is not decided yet (static.py: _big_block_use)
             key = (s, e, cf.adult_col >= 0 and row[TABLE_COUNTS + cf.adult_col] >= 0)
-            if e - s <= fp.block_max or self._big_block_open(cf, key):
-                uses = cf.block_uses.get(key, 0)
+            ukey = key if e - s <= fp.block_max else (*key, "big") if self._big_block_open(cf, key) else None
+            if ukey is not None:
+                uses = cf.block_uses.get(ukey, 0)
                 if uses >= _SUB_AFTER - 1 or key in cf.blocks:
                     return None
-                cf.block_uses[key] = uses + 1
+                cf.block_uses[ukey] = uses + 1
         # built per query, no cache of count rows: a price band relative to the seed makes nearly
         # every seed's row distinct, and a cache's lookup and copies cost more than the build
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])

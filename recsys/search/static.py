@@ -458,7 +458,7 @@ class StaticMixin:
             )
             if big:
                 ss.block = None
-            if key in cf.big_subs:  # a big block's graph (_big_block_use): its own budget
+            if max_ef is not None:  # a big block's graph (_big_block_use): its own budget
                 cf.big_subs[key] = ss.nbytes if ss.sub is not None else 0
                 if ss.sub is not None:
                     cf.blocks[key] = ss  # published whole, with its graph
@@ -603,7 +603,9 @@ class StaticMixin:
 
         self._bg.submit((id(cf), "sub", no_adult), build)
 
-    def _big_graph_size(self, cf: CompiledFilter, vkey: Any, rows: int, fetch: int) -> int | None:
+    def _big_graph_size(
+        self, cf: CompiledFilter, vkey: Any, rows: int, fetch: int, ukey: Any = None
+    ) -> int | None:
         """The decision of :meth:`_maybe_big_sub` and :meth:`_big_block_use` for a set of ``rows``
         items over ``BLOCK_MAX_SHARE`` whose over-fetch asks ``fetch`` labels of the main graph: the
         bytes its graph reserves (recorded in ``cf.big_subs[vkey]``), or 0 (decided against:
@@ -611,7 +613,7 @@ class StaticMixin:
         index = self._index
         beams = self._beams
         if beams is None or beams[0] != index.ef:  # the beams are being measured
-            if cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(vkey, 0) >= _BIG_WAIT_USES:
+            if cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(ukey, 0) >= _BIG_WAIT_USES:
                 cf.big_subs[vkey] = 0
             return None
         over = max(index.ef, fetch, cf.stats.beam)
@@ -642,11 +644,12 @@ class StaticMixin:
         over-fetch)."""
         if not self._big_block_open(cf, key):
             return
-        uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + 1
+        ukey = (*key, "big")  # its own count: a miss's ``_MISS_USES`` keep their own rule
+        uses = cf.block_uses[ukey] = cf.block_uses.get(ukey, 0) + 1
         if uses < _SUB_AFTER:
             return
         rows = key[1] - key[0]
-        if not self._big_graph_size(cf, key, rows, _FETCH_MIN):
+        if not self._big_graph_size(cf, key, rows, _FETCH_MIN, ukey):
             return
         index = self._index
         self._queue_block(cf, key, max_ef=max(index.ef, _FETCH_MIN, cf.stats.beam) - 1)
