@@ -230,6 +230,8 @@ def filter_bytes(cf) -> int:
         total += cf.seed_table.nbytes
     total += sum(ss.nbytes for ss in cf.sets.values())
     total += cf.block_bytes  # per-category graphs
+    # graphs of category blocks over BLOCK_MAX_SHARE (a static set's are in its nbytes)
+    total += sum(b for key, b in getattr(cf, "big_subs", {}).items() if isinstance(key, tuple))
     return int(total)
 
 
@@ -291,11 +293,15 @@ def run_case(
         searcher.search(ids[i], cfg, K)
         first.append(time.perf_counter() - t)
         first_cpu.append(time.thread_time() - c)
+    t_bg = time.perf_counter()
     searcher.wait_background()  # warm: what the background thread builds is in place
+    waits = [time.perf_counter() - t_bg]
     cf = searcher.compile(cfg)
     for i in seeds[:200]:  # a filter in use: past _SUB_AFTER queries (per category), graphs queued
         searcher.search(ids[i], cfg, K)
+    t_bg = time.perf_counter()
     searcher.wait_background()
+    waits.append(time.perf_counter() - t_bg)
     plan_t, unf, plan_cpu, unf_cpu = [], [], [], []
     answers: list = [None] * len(seeds)
     plans: dict[str, int] = {}
@@ -404,6 +410,9 @@ def run_case(
         "filter_callback_recall@10": round(float(np.mean(filt_recalls)), 4) if filt_recalls else None,
         "exact_masked": pct(exact_t),
         "filter_bytes": filter_bytes(cf),
+        # seconds the bench waited for the background builds after the first 20 queries and after
+        # the 200 warm-up queries (the graphs they queued; no query waits for them)
+        "background_wait_s": [round(w, 1) for w in waits],
         # how deep the k-th eligible label of its over-fetch lay (moving mean), the beam used for it
         "overfetch_depth": round(cf.stats.depth, 1),
         "overfetch_beam": cf.stats.beam,

@@ -110,17 +110,35 @@ class StaticSet:
         #: (need, n) -> (fetch, exact cost, over-fetch cost): the planner's constants for this set
         self.costs: dict[tuple[int, int], tuple[int, float, float]] = {}
 
-    def build_sub(self, space: str, M: int, ef_construction: int, ef: int, threads: int = 1) -> None:
-        """Build :attr:`sub` over the dense block and publish it (one assignment)."""
+    def build_sub(
+        self,
+        space: str,
+        M: int,
+        ef_construction: int,
+        ef: int,
+        threads: int = 1,
+        dense: np.ndarray | None = None,
+        max_ef: int | None = None,
+    ) -> None:
+        """Build :attr:`sub` over the dense block and publish it (one assignment).
+
+        ``dense``: the eligible vectors when no block is kept (a set over ``BLOCK_MAX_SHARE``: a
+        copy for the build only); ``max_ef``: the graph is not published when the ef its recall
+        needs (:func:`calibrated_ef`) exceeds this (it would cost as much as what it replaces).
+        """
         import hnswlib
 
-        dense = self.dense()
+        if dense is None:
+            dense = self.dense()
         if dense is None or self.sub is not None:
             return
         idx = hnswlib.Index(space=space, dim=dense.shape[1])
         idx.init_index(max_elements=max(1, self.n), M=M, ef_construction=ef_construction, random_seed=100)
         idx.add_items(dense, np.arange(self.n, dtype=np.int64), num_threads=threads)
-        idx.set_ef(calibrated_ef(idx, dense, ef))
+        got = calibrated_ef(idx, dense, ef)
+        if max_ef is not None and got > max_ef:
+            return
+        idx.set_ef(got)
         self.nbytes += self.n * (dense.shape[1] * 4 + 2 * M * 4 + 16)
         self.sub = idx
 

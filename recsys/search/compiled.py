@@ -109,6 +109,10 @@ class CompiledFilter:
     trivial: bool = False
     #: adult-rule variant (True: adult items excluded) -> :class:`~recsys.search.batch.StaticSet`
     sets: dict[bool, StaticSet] = field(default_factory=dict)
+    #: adult-rule variant -> bytes its set's own graph holds or has reserved, when the set keeps
+    #: more than ``BLOCK_MAX_SHARE`` of the catalogue (0: decided against, or refused by the memory
+    #: budget; absent: not decided yet. :meth:`~recsys.search.static.StaticMixin._maybe_big_sub`)
+    big_subs: dict[bool, int] = field(default_factory=dict)
     #: lean, and ``same_category`` is its only seed-dependent rule (do-not-associate pairs aside:
     #: a seed's banned items are dropped from the block graph's answer): each category block
     #: (and adult-rule variant) is a static eligible set, which gets its own graph once used often

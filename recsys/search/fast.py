@@ -189,8 +189,8 @@ class FastMixin:
             key = v.adult.item(pos) if v.n_adult else False
             got = cf.static_counts.get(int(key))
             ss = cf.sets.get(got[1]) if got is not None else None
-            if ss is None or ss.block is not None or ss.sub is not None:
-                return
+            if ss is None or ss.block is not None or ss.sub is not None or self._big_sub_open(cf, ss, got[1]):
+                return  # a block or a graph (static.py), or a graph not decided yet: the general path
             if fp is None:
                 fp = FastPlan(cfg, cf, FastMixin._fast_flag, knn, perm)
                 fp.adult = v.adult if v.n_adult else None
@@ -329,14 +329,17 @@ class FastMixin:
         if row is None:
             return None
         var, lo, hi, _, _, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
-        if e - s <= fp.block_max and row[TABLE_COUNTS + cf.cat_col] >= 0:
+        if fp.block_max >= 0.0 and row[TABLE_COUNTS + cf.cat_col] >= 0:
             # its category block may get its own graph: the general path counts the block's uses
-            # and queues it (static.py); until a block is that close, its seeds stay here
+            # and queues it (static.py); until a block is that close, its seeds stay here. A block
+            # over BLOCK_MAX_SHARE only while its graph is not decided yet (static.py: _big_block_use)
             key = (s, e, cf.adult_col >= 0 and row[TABLE_COUNTS + cf.adult_col] >= 0)
-            uses = cf.block_uses.get(key, 0)
-            if uses >= _SUB_AFTER - 1 or key in cf.blocks:
-                return None
-            cf.block_uses[key] = uses + 1
+            ukey = key if e - s <= fp.block_max else (*key, "big") if self._big_block_open(cf, key) else None
+            if ukey is not None:
+                uses = cf.block_uses.get(ukey, 0)
+                if uses >= _SUB_AFTER - 1 or key in cf.blocks:
+                    return None
+                cf.block_uses[ukey] = uses + 1
         # built per query, no cache of count rows: a price band relative to the seed makes nearly
         # every seed's row distinct, and a cache's lookup and copies cost more than the build
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])

@@ -71,6 +71,15 @@ _SUB_MIN_ROWS = 2048
 _SUB_GAIN = 1.3
 #: most memory the per-category graphs of one filter may take (eligible blocks + graphs)
 _BLOCKS_MAX_BYTES = 256 << 20
+#: most memory the graphs of eligible sets over ``BLOCK_MAX_SHARE`` of the catalogue may take
+#: together, over the compiled filters in the searcher's cache (:meth:`~recsys.search.static.
+#: StaticMixin._maybe_big_sub`). At 1M x 64 (M=16) a 50% filter's graph holds 208 MB (500k rows:
+#: vectors, links, ids) and a 50% category filter's two block graphs 416 MB: four static 50%
+#: filters, or two category ones, at once. Beside what a 1M x 64 searcher holds anyway (vectors
+#: 256 MB, the main graph 404 MB, the compiled-filter cache up to about 400 MB, and up to
+#: ``_BLOCKS_MAX_BYTES`` of block graphs per cached filter) it bounds the growth to 2.5x the main
+#: graph; a larger catalogue or dimension gets fewer such graphs (none once one exceeds it)
+_BIG_SUBS_MAX_BYTES = 1 << 30
 
 
 @dataclass

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from recsys.search.batch import BLOCK_MAX_SHARE, PAD, StaticSet, fetch_for
+from recsys.search.batch import BLOCK_MAX_SHARE, PAD, StaticSet, fetch_for, padded_take
 from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
+    _BIG_SUBS_MAX_BYTES,
     _BLOCKS_MAX_BYTES,
     _FETCH_MIN,
     _S_CACHE_BYTES,
@@ -112,8 +113,20 @@ def block_first(
     return [rows[j] for j in sel], [dl[j] for j in sel]
 
 
+#: the list length a big static set's graph is weighed for (:meth:`StaticMixin._maybe_big_sub`):
+#: the default k
+_BIG_K = 10
+#: a big set's graph waits this many of the filter's uses for the main index's beams (measured in
+#: the background when the searcher is created) before it is decided against
+_BIG_WAIT_USES = 4 * _SUB_AFTER
+
+
 class StaticMixin:
     """The static-filter paths of :class:`FilteredSearcher`."""
+
+    #: most memory the graphs of static sets over ``BLOCK_MAX_SHARE`` may hold together, over the
+    #: compiled filters in the cache (:meth:`_maybe_big_sub`)
+    big_sub_max_bytes = _BIG_SUBS_MAX_BYTES
 
     def _static_counts(self, qq: Query) -> tuple[dict[str, int], bool, list[str]]:
         """(removed_by_rule, adult items excluded, skipped rules) of a static filter's query, from
@@ -278,6 +291,7 @@ class StaticMixin:
         rows = e - s
         small = rows <= BLOCK_MAX_SHARE * self.n
         if not (miss or small):
+            self._big_block_use(cf, key)
             return
         uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
         if uses < _SUB_AFTER or rows < self.sub_index_min_rows or cf.block_bytes >= _BLOCKS_MAX_BYTES:
@@ -416,7 +430,10 @@ class StaticMixin:
             qq.seed_id,
         )
 
-    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool], max_ef: int | None = None) -> None:
+        """Build block ``key``'s eligible set and graph (background) and publish it. ``max_ef``: a
+        block over ``BLOCK_MAX_SHARE`` queued by :meth:`_big_block_use` (accounted in
+        ``cf.big_subs``, not shared): not published when its calibrated ef exceeds it."""
         s, e, no_adult = key
         index = self._index if self._index is not None else self.index
         space = "cosine" if self.space == "cosine" else "ip"
@@ -436,9 +453,16 @@ class StaticMixin:
             big = ss.block is None  # over BLOCK_MAX_SHARE: no dense copy kept, one for the build only
             if big:
                 ss.block = np.take(self.unit, ss.pos, axis=0)
-            ss.build_sub(space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef)
+            ss.build_sub(
+                space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef, max_ef=max_ef
+            )
             if big:
                 ss.block = None
+            if max_ef is not None:  # a big block's graph (_big_block_use): its own budget
+                cf.big_subs[key] = ss.nbytes if ss.sub is not None else 0
+                if ss.sub is not None:
+                    cf.blocks[key] = ss  # published whole, with its graph
+                return
             cf.block_bytes += ss.nbytes
             cf.blocks[key] = ss  # published whole, with its graph
             self._share(cf, key, ss)
@@ -491,7 +515,10 @@ class StaticMixin:
         if ss.sub is not None:
             return
         cf.seeded_queries += uses
-        if ss.block is None or ss.n < self.sub_index_min_rows or cf.seeded_queries < _SUB_AFTER:
+        if ss.n < self.sub_index_min_rows or cf.seeded_queries < _SUB_AFTER:
+            return
+        if ss.block is None:  # over BLOCK_MAX_SHARE (or BLOCK_MAX_BYTES): answered by an over-fetch
+            self._maybe_big_sub(cf, ss, no_adult)
             return
         if self._static_exact_cost(ss) < self.sub_index_gain * self._static_hnsw_cost(0):
             return
@@ -507,6 +534,125 @@ class StaticMixin:
             build()
         else:
             self._bg.submit((id(cf), "sub", no_adult), build)
+
+    def _big_sub_open(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> bool:
+        """Whether a static set over ``BLOCK_MAX_SHARE`` may still get its own graph, not decided
+        yet (:meth:`_maybe_big_sub`): its queries then stay on the general path, which counts them
+        (the over-fetch shortcut, :mod:`recsys.search.fast`, does not), and is armed once decided."""
+        return (
+            ss.block is None
+            and ss.sub is None
+            and no_adult not in cf.big_subs
+            and ss.n >= self.sub_index_min_rows
+            and self._index is not None
+            and not self._inline()
+        )
+
+    def _big_sub_bytes(self) -> int:
+        """Bytes held or reserved by the graphs of big static sets (:meth:`_maybe_big_sub`) of the
+        compiled filters in the cache (a filter that left it frees its graph with it)."""
+        return sum(sum(cf.big_subs.values()) for cf in list(self._compiled.values()) if cf.big_subs)
+
+    def _maybe_big_sub(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> None:
+        """Decide, once, whether a static set over ``BLOCK_MAX_SHARE`` gets its own HNSW graph (its
+        ``_SUB_AFTER`` uses counted by :meth:`_maybe_sub`), and queue it.
+
+        Such a set (a brand allow-list, a price band or a flag keeping half of the catalogue) is
+        answered by an over-fetch on the main graph; where the filter does not follow the vectors,
+        its k-th eligible label lies about k / share deep, and the beam the main index needs for
+        that depth (:mod:`recsys.search.beams`, ``cf.stats.beam``) can be twice its ef (1M items,
+        ef 64: 128 for a 50% filter, 1.8x raw p50). Its own graph answers k + 1 at an ef calibrated
+        on its own members (:func:`~recsys.search.batch.calibrated_ef`). Queued when the over-fetch
+        would cost at least ``sub_index_gain`` times a beam search at ef and the graph fits
+        ``big_sub_max_bytes`` with the big graphs of the other cached filters; published only when
+        its calibrated ef is narrower than the over-fetch it replaces. Built on the background
+        thread (at 1M x 64 a 50% set: 500k rows, about 2 CPU-min), never on a request, and not
+        below ``background_min_items``. Not shared between compiled filters (``_shared_blocks``
+        holds at most ``_BLOCKS_MAX_BYTES``, a quarter of a GB)."""
+        if no_adult in cf.big_subs or self._index is None or self._inline():
+            return
+        index = self._index
+        size = self._big_graph_size(cf, no_adult, ss.n, fetch_for(_BIG_K + 1, ss.n / self.n, self.n))
+        if not size:
+            return
+        over = max(index.ef, fetch_for(_BIG_K + 1, ss.n / self.n, self.n), cf.stats.beam)
+        cf.big_subs[no_adult] = size  # reserved
+        space = "cosine" if self.space == "cosine" else "ip"
+
+        def build() -> None:
+            if self._compiled.get(cf.config.config_hash()) is not cf:  # left the cache meanwhile
+                cf.big_subs[no_adult] = 0
+                return
+            dense = padded_take(self.unit, ss.pos, self._bg.pause)[: ss.n]
+            ss.build_sub(
+                space,
+                index.M,
+                max(index.ef_construction, SUB_EF_CONSTRUCTION),
+                index.ef,
+                dense=dense,
+                max_ef=over - 1,
+            )
+            del dense
+            if ss.sub is None:
+                cf.big_subs[no_adult] = 0
+                return
+            cf.big_subs[no_adult] = ss.nbytes
+            # the filter's over-fetch shortcut (armed meanwhile) gives way to the general path,
+            # which answers from the graph (:meth:`_search_static`); swapped whole, as it is kept
+            self._fast = {key: fp for key, fp in self._fast.items() if fp.cf is not cf}
+
+        self._bg.submit((id(cf), "sub", no_adult), build)
+
+    def _big_graph_size(
+        self, cf: CompiledFilter, vkey: Any, rows: int, fetch: int, ukey: Any = None
+    ) -> int | None:
+        """The decision of :meth:`_maybe_big_sub` and :meth:`_big_block_use` for a set of ``rows``
+        items over ``BLOCK_MAX_SHARE`` whose over-fetch asks ``fetch`` labels of the main graph: the
+        bytes its graph reserves (recorded in ``cf.big_subs[vkey]``), or 0 (decided against:
+        recorded) or None (the main index's beams not measured yet: decided later)."""
+        index = self._index
+        beams = self._beams
+        if beams is None or beams[0] != index.ef:  # the beams are being measured
+            if cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(ukey, 0) >= _BIG_WAIT_USES:
+                cf.big_subs[vkey] = 0
+            return None
+        over = max(index.ef, fetch, cf.stats.beam)
+        size = block_graph_bytes(rows, self.dim, index.M)
+        if self._static_hnsw_cost(over) < self.sub_index_gain * self._static_hnsw_cost(0):
+            size = 0  # the over-fetch is about one beam search at ef: kept
+        elif self._big_sub_bytes() + size > self.big_sub_max_bytes:
+            size = 0  # over the budget
+        cf.big_subs[vkey] = size
+        return size
+
+    def _big_block_open(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> bool:
+        """:meth:`_big_sub_open` for a category block over ``BLOCK_MAX_SHARE`` (the seed-table
+        shortcut, :mod:`recsys.search.fast`, then counts its uses and sends the query that decides
+        to the general path)."""
+        return (
+            key not in cf.big_subs
+            and key[1] - key[0] >= self.sub_index_min_rows
+            and self._index is not None
+            and not self._inline()
+        )
+
+    def _big_block_use(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> None:
+        """A plain use of a category block over ``BLOCK_MAX_SHARE`` (a 50% category level) without a
+        graph: counted, and from ``_SUB_AFTER`` uses on its graph is decided as a big static set's
+        (:meth:`_maybe_big_sub`: the over-fetch's beam, ``big_sub_max_bytes``) and queued
+        (:meth:`_queue_block`, published only when its calibrated ef is narrower than the
+        over-fetch)."""
+        if not self._big_block_open(cf, key):
+            return
+        ukey = (*key, "big")  # its own count: a miss's ``_MISS_USES`` keep their own rule
+        uses = cf.block_uses[ukey] = cf.block_uses.get(ukey, 0) + 1
+        if uses < _SUB_AFTER:
+            return
+        rows = key[1] - key[0]
+        if not self._big_graph_size(cf, key, rows, _FETCH_MIN, ukey):
+            return
+        index = self._index
+        self._queue_block(cf, key, max_ef=max(index.ef, _FETCH_MIN, cf.stats.beam) - 1)
 
     def _search_trivial(self, qq: Query) -> SearchResult | None:
         """No rule bites (the default config on a catalogue without adult items): one knn_query

@@ -1,0 +1,167 @@
+"""A static filter that keeps more than ``BLOCK_MAX_SHARE`` of the catalogue (a brand allow-list
+keeping half of it, independent of the vectors) gets its own graph once it is used often, built in
+the background within the searcher's memory budget for such graphs (issue 18: at 1M items the
+over-fetch of such a filter needs a beam twice the index's ef). Meanwhile no query waits for the
+build; afterwards its queries answer from the graph with exact search's counts and recall >= 0.99,
+the over-fetch shortcut armed meanwhile giving way.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from recsys.filters import FilterConfig
+from recsys.index import HnswIndex
+from recsys.search import _SUB_AFTER, FilteredSearcher
+from recsys.search.batch import BLOCK_MAX_SHARE
+from recsys.search.static import block_graph_bytes
+from tests.unit.test_search import uncorrelated_catalog
+
+HALF = [f"b{i}" for i in range(50)]  # 50 of the 100 brands drawn at random: about half
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    cat, vec = uncorrelated_catalog(8000, 11)
+    # ef 16: the over-fetch a 50% filter needs for a list of 10 (36 labels) then costs more than
+    # ``sub_index_gain`` beam searches at ef, as the beam of 128 does at 1M items with ef 64
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=16, num_threads=2)
+    return cat, vec, index
+
+
+def searcher_of(catalogue, **kw) -> FilteredSearcher:
+    cat, vec, index = catalogue
+    s = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, **kw)
+    s.wait_background()  # the inverted lists, the main index's beams
+    return s
+
+
+def seeds(cat, start: int, count: int) -> list[str]:
+    return cat.item_id.iloc[start : start + count].tolist()
+
+
+def compiled_set(searcher, cfg, items):
+    """Compile ``cfg`` and build its eligible set (a few queries, then the background builds)."""
+    for item in items:
+        searcher.search(item, cfg, 10)
+    searcher.wait_background()
+    cf = searcher.compile(cfg)
+    ss = cf.sets[False]
+    assert ss.block is None and ss.n > BLOCK_MAX_SHARE * searcher.n  # a big set: no dense block
+    return cf, ss
+
+
+def test_a_half_catalogue_filter_used_often_gets_its_own_graph_off_the_request_path(catalogue):
+    cat = catalogue[0]
+    searcher = searcher_of(catalogue, background_min_items=0)
+    cfg = FilterConfig(brands_allow=HALF)
+    cf, ss = compiled_set(searcher, cfg, seeds(cat, 0, 3))
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)  # every build stays queued while the queries run
+    try:
+        plans = {searcher.search(item, cfg, 10).plan for item in seeds(cat, 10, 3 * _SUB_AFTER)}
+        assert "hnsw_subindex" not in plans, plans  # answered meanwhile: no request built or waited
+        assert ss.sub is None and cf.big_subs[False] > 0  # queued, within the budget
+        assert id(cfg) in searcher._fast  # the over-fetch shortcut answers during the build
+    finally:
+        gate.set()
+    searcher.wait_background()
+    assert ss.sub is not None and cf.big_subs[False] == ss.nbytes
+    allowed = set(HALF)
+    brand = dict(zip(cat.item_id, cat.brand))
+    hits = total = 0
+    for item in seeds(cat, 200, 150):
+        res = searcher.search(item, cfg, 10)  # the same config object: the shortcut gave way
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.plan == "hnsw_subindex", res.plan
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert {brand[i] for i in res.item_ids} <= allowed
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert hits / total >= 0.99, hits / total
+    batch = searcher.search_many(seeds(cat, 400, 50), cfg, 10)  # the batch answers from it too
+    assert {r.plan for r in batch} == {"hnsw_subindex"}
+
+
+def test_a_big_filters_graph_stays_within_the_memory_budget(catalogue):
+    cat = catalogue[0]
+    searcher = searcher_of(catalogue, background_min_items=0)
+    first, second = (
+        FilterConfig(brands_allow=HALF),
+        FilterConfig(brands_allow=[f"b{i}" for i in range(40, 95)]),
+    )
+    cf1, ss1 = compiled_set(searcher, first, seeds(cat, 0, 3))
+    cf2, ss2 = compiled_set(searcher, second, seeds(cat, 0, 3))
+    one = block_graph_bytes(max(ss1.n, ss2.n), searcher.dim, searcher._index_M())
+    searcher.big_sub_max_bytes = one + one // 2  # room for one of the two graphs
+    for cfg in (first, second):
+        for item in seeds(cat, 10, 3 * _SUB_AFTER):
+            searcher.search(item, cfg, 10)
+        searcher.wait_background()
+    assert ss1.sub is not None and cf1.big_subs[False] > 0
+    assert ss2.sub is None and cf2.big_subs[False] == 0  # over the budget: kept on the over-fetch
+    assert searcher._big_sub_bytes() <= searcher.big_sub_max_bytes
+    assert searcher.search(seeds(cat, 300, 1)[0], second, 10).plan != "hnsw_subindex"
+    assert id(second) in searcher._fast  # decided: its shortcut is armed
+
+
+def test_no_big_graph_is_built_on_a_request(catalogue):
+    """Below ``background_min_items`` builds would run on the request that queues them: a big set's
+    graph (half the catalogue) is then never built."""
+    cat = catalogue[0]
+    searcher = searcher_of(catalogue, background_min_items=10**9)
+    cfg = FilterConfig(brands_allow=HALF)
+    for item in seeds(cat, 10, 3 * _SUB_AFTER):
+        assert searcher.search(item, cfg, 10).plan != "hnsw_subindex"
+    cf = searcher.compile(cfg)
+    assert cf.sets[False].sub is None and not cf.big_subs
+
+
+def test_a_half_catalogue_category_gets_its_block_graphs_when_used_often(catalogue):
+    """A ``same_category`` level of two random categories (each block over ``BLOCK_MAX_SHARE``):
+    once each block is used often, each gets its own graph in the background; its seeds then answer
+    from their block's graph with exact search's counts."""
+    cat, vec, index = catalogue
+    rng = np.random.default_rng(5)
+    cat = cat.assign(
+        category=[f"H{x} > D{y}" for x, y in zip(rng.integers(0, 2, len(cat)), rng.integers(0, 5, len(cat)))]
+    )
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    searcher.wait_background()
+    cfg = FilterConfig(same_category=True, category_level=0)
+    top = dict(zip(cat.item_id, cat.category.str[:2]))
+    h0 = cat.item_id[cat.category.str[:2] == "H0"].tolist()
+    h1 = cat.item_id[cat.category.str[:2] == "H1"].tolist()
+    # past _TABLE_AFTER: the seed table; then H0's block used often: its graph
+    for batch in (h0[:12], h0[12:24], h0[24 : 24 + 2 * _SUB_AFTER]):
+        for item in batch:
+            searcher.search(item, cfg, 10)
+        searcher.wait_background()
+    searcher.search(h0[100], cfg, 10)
+    assert id(cfg) in searcher._fast  # the seed-table shortcut answers H1's seeds below
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)
+    try:
+        plans = {searcher.search(item, cfg, 10).plan for item in h1[: 3 * _SUB_AFTER]}
+        assert "hnsw_subindex" not in plans, plans  # no request built or waited for a graph
+    finally:
+        gate.set()
+    searcher.wait_background()
+    cf = searcher.compile(cfg)
+    big = [key for key in cf.blocks if key[1] - key[0] > BLOCK_MAX_SHARE * searcher.n]
+    assert len(big) == 2 and all(cf.big_subs[key] > 0 for key in big), cf.big_subs
+    hits = total = 0
+    for item in seeds(cat, 300, 120):
+        res = searcher.search(item, cfg, 10)
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.plan == "hnsw_subindex", res.plan
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert {top[i] for i in res.item_ids} == {top[item]}
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert hits / total >= 0.99, hits / total
