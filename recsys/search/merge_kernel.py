@@ -93,10 +93,11 @@ def _merge(cols, dist, lm, la, pos, praw, pmul, padd, ppos, seed, banned, kp, ks
 #: positions (flat: ``n = len(pmul)`` of them from ``off``), and their bound; the classes outside
 #: the pool, ``(m, a)`` per row (float64); the seed's position (-1: none), its banned positions;
 #: the view's ``perm`` (position -> vector row); out: the k best vector rows and scores
-_SETTLE_SIGNATURE = (
-    "int64(uint64[:, ::1], float32[:, ::1], float32[::1], float32[::1], int64[::1], "
-    "float32[::1], float32[::1], float32[::1], int64[::1], int64, float32, float64[:, ::1], int64, "
-    "int64[::1], int64[::1], int64[::1], float32[::1])"
+_SETTLE_SIGNATURE = (  # any layout ("A"): called without the dispatcher (_entry), whose
+    # entry point checks dtype and rank only, a view with other strides is still read right
+    "int64(uint64[:, :], float32[:, :], float32[:], float32[:], int64[:], "
+    "float32[:], float32[:], float32[:], int64[:], int64, float32, float64[:, :], int64, "
+    "int64[:], int64[:], int64[:], float32[:])"
 )
 #: :func:`_settle`'s answers besides k: the pool's candidates do not settle the list (the seed's
 #: table row: the whole pool must be scored), or a class outside the pool could climb into it
@@ -172,8 +173,8 @@ def _settle(
 def _entry(fn: Any) -> Any:
     """The compiled entry point of ``fn``'s one signature (numba's ``get_overload``): the call
     without the dispatcher's typing of each argument (about half the call's cost for
-    :func:`_settle`'s fifteen). It checks each array's dtype and rank, not its layout: its caller
-    passes C-contiguous arrays only. ``fn`` itself where numba has no such method."""
+    :func:`_settle`'s fifteen). It checks each array's dtype and rank, not its layout, so the
+    signature takes any layout. ``fn`` itself where numba has no such method."""
     try:
         return fn.get_overload(fn.signatures[0])
     except Exception:  # noqa: BLE001 (another numba: the dispatcher answers, as slower)
