@@ -93,6 +93,24 @@ def _fresh_app(root: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
+def open_app(demo_data_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The dashboard on a private copy of the demo data with no token, users file or allowed
+    hosts configured (each test sets what it needs), its import folder under ``tmp_path``."""
+    monkeypatch.setenv("RECSYS_IMPORT_DIR", str(tmp_path / "imports"))
+    for var in ("RECSYS_API_TOKEN", "RECSYS_VIEWER_TOKEN", "RECSYS_USERS_FILE", "RECSYS_ALLOWED_HOSTS"):
+        monkeypatch.delenv(var, raising=False)
+    return _fresh_app(demo_data_copy, monkeypatch)
+
+
+@pytest.fixture
+def open_client(open_app):
+    """Flask's test client of :func:`open_app`."""
+    c = open_app.server.test_client()
+    assert c.get("/_dash-layout").status_code == 200  # Dash registers its callbacks on first use
+    return c
+
+
+@pytest.fixture
 def dash_app(demo_data_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """The dashboard on the shared, read-only demo data."""
     return _fresh_app(demo_data_dir, monkeypatch)

@@ -25,20 +25,13 @@ LONG_RUN = "r" * 300  # a valid run id's characters, longer than a file name may
 
 
 @pytest.fixture
-def app(demo_data_copy, monkeypatch, tmp_path):
-    from tests.integration.conftest import _fresh_app
-
-    monkeypatch.setenv("RECSYS_IMPORT_DIR", str(tmp_path / "imports"))
-    for var in ("RECSYS_API_TOKEN", "RECSYS_VIEWER_TOKEN", "RECSYS_USERS_FILE", "RECSYS_ALLOWED_HOSTS"):
-        monkeypatch.delenv(var, raising=False)
-    return _fresh_app(demo_data_copy, monkeypatch)
+def app(open_app):
+    return open_app
 
 
 @pytest.fixture
-def client(app):
-    c = app.server.test_client()
-    assert c.get("/_dash-layout").status_code == 200  # Dash registers its callbacks on first use
-    return c
+def client(open_client):
+    return open_client
 
 
 def _deps(client) -> list[dict[str, Any]]:

@@ -16,20 +16,13 @@ TOO_LONG = "a" * (MAX_LABEL + 1)
 
 
 @pytest.fixture
-def app(demo_data_copy, monkeypatch, tmp_path):
-    from tests.integration.conftest import _fresh_app
-
-    monkeypatch.setenv("RECSYS_IMPORT_DIR", str(tmp_path / "imports"))
-    for var in ("RECSYS_API_TOKEN", "RECSYS_VIEWER_TOKEN", "RECSYS_USERS_FILE", "RECSYS_ALLOWED_HOSTS"):
-        monkeypatch.delenv(var, raising=False)
-    return _fresh_app(demo_data_copy, monkeypatch)
+def app(open_app):
+    return open_app
 
 
 @pytest.fixture
-def client(app):
-    c = app.server.test_client()
-    assert c.get("/_dash-layout").status_code == 200
-    return c
+def client(open_client):
+    return open_client
 
 
 def _click(client, dep, values: dict[str, object]):
