@@ -230,8 +230,9 @@ def progress_view(pairs: list[dict[str, Any]], judged: dict) -> Any:
     return html.Div([head, html.Div(table, className="vet-progress-scroll")])
 
 
-def pair_controls(index: int) -> html.Div:
-    """Thumbs buttons, reason, note and the rule button of one pair (the keys do the same)."""
+def pair_controls(index: int, note: str | None = None) -> html.Div:
+    """Thumbs buttons, reason, note (the stored one, if any) and the rule button of one pair (the
+    keys do the same)."""
     return html.Div(
         [
             html.Button(
@@ -254,6 +255,7 @@ def pair_controls(index: int) -> html.Div:
             ),
             html.Div(
                 dcc.Input(
+                    value=note or "",
                     placeholder="note (Enter: back to judging)",
                     className="form-control form-control-sm vet-note",
                     maxLength=MAX_NOTE,
@@ -272,7 +274,7 @@ def pair_controls(index: int) -> html.Div:
     )
 
 
-def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
+def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict | None = None) -> Any:
     """The seed of ``group`` and its queued pairs as cards with judging controls."""
     pairs = [(i, p) for i, p in enumerate(queue["pairs"]) if p["g"] == group]
     if not pairs:
@@ -302,7 +304,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict) -> Any:
                 [
                     item_card(row, score=p.get("score"), rank=p["position"], run_id=queue["run"]),
                     html.Div(tag, className="vet-verdict"),
-                    pair_controls(i),
+                    pair_controls(i, (notes or {}).get((p["seed"], p["item_id"]))),
                 ],
                 className="vet-pair" + state,
                 tabIndex="-1",  # the keyboard focus sits on the focused pair (assets/vetting_keys.js)
@@ -688,11 +690,16 @@ def show_seed(queue: dict[str, Any] | None, group: Any) -> Any:
     if not queue["pairs"]:
         return empty_state("This queue has no pairs (the preset left the seeds' lists empty).")
     group = int(group) if isinstance(group, int) else 0
-    judged = judgment_store().judged(
-        dataset=queue["dataset"], run=queue["run"], preset=queue["preset"], user=current_user()
-    )
+    who = {
+        "dataset": queue["dataset"],
+        "run": queue["run"],
+        "preset": queue["preset"],
+        "user": current_user(),
+    }
+    store = judgment_store()
+    judged, notes = store.judged(**who), store.notes(**who)
     try:
-        return seed_pairs_view(queue, group, judged)
+        return seed_pairs_view(queue, group, judged, notes)
     except RecsysError as exc:
         return error_alert(exc, f"Could not load run {queue['run']}")
 

@@ -392,15 +392,25 @@ class JudgmentStore:
     def judged(self, *, dataset: str, run: str, preset: str | None, user: str | None = None) -> dict:
         """``{(seed, item_id): (verdict, reason)}`` of one run + preset (None: without a preset);
         one user's when given, else the latest judgment of each pair."""
-        sql = "SELECT seed, item_id, verdict, reason FROM judgments WHERE dataset=? AND run=? AND preset=?"
+        return {
+            (r["seed"], r["item_id"]): (r["verdict"], r["reason"] or None)
+            for r in self._latest(dataset, run, preset, user)
+        }
+
+    def notes(self, *, dataset: str, run: str, preset: str | None, user: str | None = None) -> dict:
+        """``{(seed, item_id): note}`` of the pairs whose latest judgment (as :meth:`judged`)
+        has a note: shown back on the pair's card, so judging it again keeps the note."""
+        latest = {(r["seed"], r["item_id"]): r["note"] for r in self._latest(dataset, run, preset, user)}
+        return {pair: note for pair, note in latest.items() if note}
+
+    def _latest(self, dataset: str, run: str, preset: str | None, user: str | None) -> list[sqlite3.Row]:
+        """One run + preset's judgments, oldest first (a later one of a pair wins in a dict)."""
+        sql = "SELECT seed, item_id, verdict, reason, note FROM judgments WHERE dataset=? AND run=? AND preset=?"
         args: list[Any] = [dataset, run, preset or ""]
         if user is not None:
             sql += " AND user=?"
             args.append(user)
-        return {
-            (r["seed"], r["item_id"]): (r["verdict"], r["reason"] or None)
-            for r in self._read(sql + " ORDER BY at", args)
-        }
+        return self._read(sql + " ORDER BY at", args)
 
     # -- CSV ------------------------------------------------------------------------------
     def export_csv(

@@ -78,6 +78,7 @@ def test_queue_judge_and_progress(vetting, data):
             **{k: queue["pairs"][1][k] for k in ("seed", "item_id", "position")},
             "verdict": -1,
             "reason": "duplicate",
+            "note": "same mug, other colour",
             "user": "mallory",
         },
         {"t": "3", **base, "seed": "x", "item_id": "y", "verdict": 7},
@@ -91,6 +92,9 @@ def test_queue_judge_and_progress(vetting, data):
     assert vetting.load_queue(qid)[1:] == (2, 0)
     first = _pairs(vetting.show_seed(queue, 0))
     assert [getattr(c, "data-verdict") for c in first[:3]] == ["up", "down", ""]
+    # a stored note is shown back in its pair's note field (judging the pair again keeps it)
+    notes = [find(c, lambda x: "vet-note" in str(getattr(x, "className", "")).split()) for c in first[:3]]
+    assert [n[0].value for n in notes] == ["", "same mug, other colour", ""]
     progress = vetting.show_progress(queue, 5)
     total = find(progress, lambda c: getattr(c, "id", None) == "vetting-progress-total")[0]
     assert (getattr(total, "data-done"), getattr(total, "data-total")) == (2, 15)
