@@ -129,24 +129,19 @@ class PlannerMixin:
         indep = (k + 1) * self.n / max(n_elig, 1)
         d, e = st.depth, st.indep
         if d == 0.0:
-            st.depth, st.indep = float(depth), indep
+            st.depth, st.indep = d, e = float(depth), indep
         else:
-            st.depth = d + (depth - d) * _DEPTH_RATE
-            st.indep = e + (indep - e) * _DEPTH_RATE
-        self._set_beam(st)
-
-    def _set_beam(self, st: FillStats) -> None:
-        """``st.beam`` from the depth learned so far and the main index's beams: 0 for a filter
-        that follows the vectors (the fetch's own beam), unchanged while the beams are measured."""
+            st.depth = d = d + (depth - d) * _DEPTH_RATE
+            st.indep = e = e + (indep - e) * _DEPTH_RATE
         index = self._index
-        if index is None or st.depth < _INDEP_SHARE * st.indep:
+        if index is None or d < _INDEP_SHARE * e:
             st.beam = 0
             return
         beams = self._beams
         if beams is None or beams[0] != index.ef:
             self._request_beams(index)
             return
-        st.beam = beam_for(beams[1], st.depth)
+        st.beam = beam_for(beams[1], d)
 
     def _request_beams(self, index) -> None:
         """Measure the main index's beams (:mod:`recsys.search.beams`) in the background, once per

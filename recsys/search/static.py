@@ -116,9 +116,8 @@ def block_first(
 #: the list length a big static set's graph is weighed for (:meth:`StaticMixin._maybe_big_sub`):
 #: the default k
 _BIG_K = 10
-#: a big set's graph waits for the main index's beams (measured in the background when the searcher
-#: is created) while their job is queued; without one, this many of the filter's uses, then it is
-#: decided against
+#: a big set's graph waits this many of the filter's uses for the main index's beams (measured in
+#: the background when the searcher is created) before it is decided against
 _BIG_WAIT_USES = 4 * _SUB_AFTER
 
 
@@ -613,20 +612,10 @@ class StaticMixin:
         recorded) or None (the main index's beams not measured yet: decided later)."""
         index = self._index
         beams = self._beams
-        if beams is None or beams[0] != index.ef:  # the beams are not measured (yet)
-            # while their job is queued the decision waits: the job is held while queries run (up
-            # to a second of steady traffic), and at 1M a 50% category filter's first 64 queries
-            # came in less, so both its blocks were decided against before the beams were known
-            if not self._bg.pending(("beams", index.ef)) and (
-                cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(ukey, 0) >= _BIG_WAIT_USES
-            ):
+        if beams is None or beams[0] != index.ef:  # the beams are being measured
+            if cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(ukey, 0) >= _BIG_WAIT_USES:
                 cf.big_subs[vkey] = 0
             return None
-        waited = cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(ukey, 0) >= _BIG_WAIT_USES
-        if cf.stats.depth == 0.0 and not waited:
-            return None  # no over-fetch of the filter filled yet: its depth is not known
-        if cf.stats.depth:
-            self._set_beam(cf.stats)  # the beams may have come since its last over-fetch (planner.py)
         over = max(index.ef, fetch, cf.stats.beam)
         size = block_graph_bytes(rows, self.dim, index.M)
         if self._static_hnsw_cost(over) < self.sub_index_gain * self._static_hnsw_cost(0):
