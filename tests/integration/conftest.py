@@ -93,7 +93,7 @@ def _fresh_app(root: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def open_app(demo_data_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def app(demo_data_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """The dashboard on a private copy of the demo data with no token, users file or allowed
     hosts configured (each test sets what it needs), its import folder under ``tmp_path``."""
     monkeypatch.setenv("RECSYS_IMPORT_DIR", str(tmp_path / "imports"))
@@ -103,9 +103,9 @@ def open_app(demo_data_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 
 @pytest.fixture
-def open_client(open_app):
-    """Flask's test client of :func:`open_app`."""
-    c = open_app.server.test_client()
+def client(app):
+    """Flask's test client of :func:`app`."""
+    c = app.server.test_client()
     assert c.get("/_dash-layout").status_code == 200  # Dash registers its callbacks on first use
     return c
 

@@ -14,16 +14,6 @@ import pytest
 from tests.integration.test_hostile_requests import _dep, _open, _post, _text
 
 
-@pytest.fixture
-def app(open_app):
-    return open_app
-
-
-@pytest.fixture
-def client(open_client):
-    return open_client
-
-
 def _prod2vec(root: Path) -> str:
     from recsys.registry import Registry
 

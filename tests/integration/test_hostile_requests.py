@@ -24,16 +24,6 @@ VIEWER_TOKEN = "viewer-secret-9876543210"
 LONG_RUN = "r" * 300  # a valid run id's characters, longer than a file name may be
 
 
-@pytest.fixture
-def app(open_app):
-    return open_app
-
-
-@pytest.fixture
-def client(open_client):
-    return open_client
-
-
 def _deps(client) -> list[dict[str, Any]]:
     return [d for d in client.get("/_dash-dependencies").get_json() if not d.get("clientside_function")]
 

@@ -15,16 +15,6 @@ from tests.integration.test_hostile_requests import _dep, _outputs, _text
 TOO_LONG = "a" * (MAX_LABEL + 1)
 
 
-@pytest.fixture
-def app(open_app):
-    return open_app
-
-
-@pytest.fixture
-def client(open_client):
-    return open_client
-
-
 def _click(client, dep, values: dict[str, object]):
     """Press the form's button (its first input) with ``values`` by ``"id.property"``; pattern
     (ALL) states are sent as the empty lists a form without those fields sends."""
