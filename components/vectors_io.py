@@ -22,7 +22,7 @@ from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, section
 from recsys.config import data_dir, import_dir, resolve_import_path
 from recsys.errors import DataValidationError, RecsysError
-from recsys.registry import MAX_LABEL
+from recsys.registry import MAX_LABEL, label_problem
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,6 @@ def import_params(
         raise DataValidationError(f"dataset '{dataset}' does not exist; import it first")
     if not (name or "").strip():
         raise DataValidationError("give the imported run a name (e.g. 'clip-vit-b32 2024-05')")
-    from recsys.registry import label_problem
-
     problem = label_problem(name, "imported run's name")
     if problem:
         raise DataValidationError(problem)

@@ -16,7 +16,7 @@ from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import load_dataset, save_dataset
 from recsys.errors import DataValidationError, ModelFitError
 from recsys.models import catalog_only_families, make_model
-from recsys.registry import Registry
+from recsys.registry import Registry, label_problem
 
 logger = logging.getLogger(__name__)
 
@@ -181,10 +181,10 @@ def train_run(
         The new run's run.json.
     """
     from recsys.evaluation import evaluate, split
-    from recsys.registry import label_problem
 
-    if label_problem(label):  # before the fit, not after it
-        raise DataValidationError(f"run not trained: {label_problem(label)}")
+    problem = label_problem(label)
+    if problem:  # before the fit, not after it
+        raise DataValidationError(f"run not trained: {problem}")
     progress = progress or null_progress
     root = data_dir(root)
     registry = Registry(root)

@@ -60,10 +60,7 @@ def read_judgments(root: Any = None, dataset: str | None = None) -> pd.DataFrame
         return empty_judgments()
 
     def damaged(what: Any) -> DamagedJudgmentsError:
-        return DamagedJudgmentsError(
-            f"the judgments file {path} is damaged ({what}); vetted precision cannot be measured. "
-            "Restore it from a backup, or move it aside to start an empty one"
-        )
+        return DamagedJudgmentsError.of(path, what, "vetted precision cannot be measured")
 
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)

@@ -127,6 +127,14 @@ class JudgmentError(RecsysError):
 class DamagedJudgmentsError(StoredDataError, JudgmentError):
     """``judgments.sqlite`` is not a readable SQLite database (truncated, overwritten, garbage)."""
 
+    @classmethod
+    def of(cls, path: Any, what: Any, effect: str) -> DamagedJudgmentsError:
+        """The error naming the file, what is wrong with it, what could not be done, and what to do."""
+        return cls(
+            f"the judgments file {path} is damaged ({what}); {effect}. "
+            "Restore it from a backup, or move it aside to start an empty one"
+        )
+
 
 def current_user() -> str:
     """Who judges: the signed-in user (``recsys.auth``), else ``local`` (no login configured,
@@ -281,10 +289,7 @@ class JudgmentStore:
             con.close()
 
     def _damaged(self, what: str) -> DamagedJudgmentsError:
-        return DamagedJudgmentsError(
-            f"the judgments file {self.path} is damaged ({what}); nothing was read or stored. "
-            "Restore it from a backup, or move it aside to start an empty one"
-        )
+        return DamagedJudgmentsError.of(self.path, what, "nothing was read or stored")
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """The rows of a query; none when there is no file yet, or no tables in it (nothing
