@@ -33,7 +33,8 @@ COUNTERS = frozenset(
 
 def _metric_format(key: str) -> dict[str, str]:
     """The value, then "±half-width" of its 95% interval when the run has one (tooltip: the interval)."""
-    ci = f"params.data && params.data[{key + '_ci'!r}]"
+    # parenthesised: pasted into "ci[1] - ci[0]" below, a bare "a && b" read "a && (b[1] - a) && ..."
+    ci = f"(params.data && params.data[{key + '_ci'!r}])"
     return {
         "function": f"params.value == null ? '—' : d3.format('.3f')(params.value) + ({ci} ? ' ±' + "
         f"d3.format('.3f')(({ci}[1] - {ci}[0]) / 2) : '')"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def test_grids_show_intervals_and_cases(dash_duo, dash_app, demo_data_dir):
     from components import ids
@@ -15,5 +17,7 @@ def test_grids_show_intervals_and_cases(dash_duo, dash_app, demo_data_dir):
         dash_duo.wait_for_page(f"{dash_duo.server_url}/{page}")
         dash_duo.wait_for_element(f"#{grid} .ag-row", timeout=15)
         dash_duo.wait_for_contains_text(f"#{grid}", "±", timeout=15)
-        assert f"{n_cases:,}" in dash_duo.find_element(f"#{grid}").text
+        text = dash_duo.find_element(f"#{grid}").text
+        assert f"{n_cases:,}" in text
+        assert "NaN" not in text and re.search(r"\d\.\d{3} ±0\.\d{3}", text), text[:300]
     assert dash_duo.get_logs() == []
