@@ -93,7 +93,10 @@
       /* the note is written: back to the pair, so 1 / 2 judge it with the note */
       var own = t.closest(".vet-pair[data-index]");
       ev.preventDefault();
-      if (own) { own.focus({preventScroll: true}); }
+      if (own) {  /* the cursor too: the next 1 / 2 judges this pair, not the one it was on */
+        own.focus({preventScroll: true});
+        send({key: "focus", index: parseInt(own.getAttribute("data-index"), 10)});
+      }
       return;
     }
     if (isTyping(t)) { return; }

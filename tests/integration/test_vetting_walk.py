@@ -109,6 +109,26 @@ def test_a_merchandisers_first_pairs_at_1280(dash_duo, dash_app_copy, demo_data_
         ),
         what="the stored reason in the select",
     )
+    # ... and the judged pair's note shows in its note field
+    assert dash_duo.find_element('.vet-pair[data-index="2"] .vet-note input').get_attribute("value") == (
+        "a phone case, not a phone"
+    )
+
+    # a note typed on a card the cursor is not on: Enter brings the cursor there, so "1" judges
+    # that card with its note (it judged the cursor's card, and the note was lost)
+    wait_until(lambda: _focused(dash_duo) == 3, what="the cursor on the first pair not judged")
+    other = dash_duo.find_element('.vet-pair[data-index="4"] .vet-note input')
+    click(dash_duo, other)
+    other.send_keys("same look, fine")
+    other.send_keys(Keys.ENTER)
+    _keys(dash_duo, "1")
+    wait_until(lambda: len(store.frame()) == 4, what="the fourth judgment stored")
+    df = store.frame(run=run).set_index("item_id")
+    assert (df.loc[pairs[4]["item_id"], "verdict"], df.loc[pairs[4]["item_id"], "note"]) == (
+        1,
+        "same look, fine",
+    )
+    assert pairs[3]["item_id"] not in df.index
     assert dash_duo.get_logs() == []
 
 
