@@ -31,6 +31,7 @@ Routes:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -40,12 +41,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import filtered_search as fsb  # noqa: E402
 
 from recsys.index import HnswIndex  # noqa: E402
 from recsys.search.batch import exact_block_many, fetch_for, padded_take  # noqa: E402
+
+# filtered_search.py loaded from its file, not by putting bench/ on sys.path (bench/umap.py would
+# shadow umap-learn)
+_spec = importlib.util.spec_from_file_location(
+    "_bench_filtered_search", Path(__file__).with_name("filtered_search.py")
+)
+fsb = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = fsb
+_spec.loader.exec_module(fsb)
 
 K, NEED, THREADS = 10, 11, 2
 
