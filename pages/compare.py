@@ -39,6 +39,7 @@ from components.filter_panel import (
 from components.item_card import card_rows, explore_href, fmt_price, thumbnail
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
+from components.pickers import run_names
 from components.presets import preset_names, safe_load
 from components.vetting_panels import vetted_table
 from recsys.compare import find_disagreements, per_category_table, side_by_side, side_by_side_session
@@ -79,8 +80,9 @@ def list_column(
     shared: set[str],
     color: str,
     seed: str,
+    name: str | None = None,
 ) -> dbc.Col:
-    """One run's list: header (label, family, filtered badge) and ranked rows."""
+    """One run's list: header (its name, family, filtered badge) and ranked rows."""
     badge = (
         dbc.Badge("filters applied", color="success", className="ms-1")
         if entry.get("filtered")
@@ -91,7 +93,7 @@ def list_column(
             html.Div(
                 [
                     html.Span(className="run-dot", style={"background": color}),
-                    html.Span(_run_label(run), className="fw-semibold"),
+                    html.Span(name or _run_label(run), className="fw-semibold"),
                 ]
             ),
             html.Div([html.Span(run.get("family", ""), className="text-muted small"), badge]),
@@ -239,9 +241,11 @@ def compare_view(
             counts[i] = counts.get(i, 0) + 1
     shared = {i for i, c in counts.items() if c > 1}
     width = 12 // len(run_ids)
+    labels = run_names([metas[r] for r in run_ids])
     cols = []
     for n, r in enumerate(run_ids):
-        col = list_column(metas[r], result["lists"][r], rows, shared, RUN_COLORS[n % len(RUN_COLORS)], seed)
+        color = RUN_COLORS[n % len(RUN_COLORS)]
+        col = list_column(metas[r], result["lists"][r], rows, shared, color, seed, labels[r])
         col.lg = width
         cols.append(col)
     seed_row = rows.get(seed, {})
@@ -264,7 +268,6 @@ def compare_view(
             className="mb-3",
         )
     )
-    labels = {r: _run_label(metas[r]) for r in run_ids}
     return (
         html.Div([seed_line, dbc.Row(cols, className="g-3")]),
         agreement_table(result["pairs"], labels, k),
@@ -316,11 +319,12 @@ def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> An
     if table.empty:
         return empty_state(f"No per-category {metric} in these runs' metrics.")
     fig = go.Figure()
-    for n, (_run_id, part) in enumerate(table.groupby("run_id", sort=False)):
+    names = run_names([r for r in runs if r.get("run_id")])
+    for n, (run_id, part) in enumerate(table.groupby("run_id", sort=False)):
         fig.add_bar(
             x=part["category"],
             y=part["value"],
-            name=str(part["label"].iloc[0]),
+            name=names.get(str(run_id)) or str(part["label"].iloc[0]),
             marker_color=RUN_COLORS[n % len(RUN_COLORS)] if n < len(RUN_COLORS) else None,
             customdata=part["n_cases"].astype("float").to_numpy(),
             hovertemplate="%{x}: %{y:.3f} (%{customdata:.0f} cases)<extra>%{fullData.name}</extra>",
@@ -856,7 +860,8 @@ def vetted_view(k: int, values: dict[str, Any]) -> Any:
         rows = vetted_precision_of_runs(registry, [r["run_id"] for r in runs], config, k)
     except RecsysError as exc:  # the judgments file is damaged or cannot be read: it says which
         return error_alert(exc, "Could not measure vetted precision", dismissable=False)
-    return vetted_table(rows, {r["run_id"]: _run_label(r) for r in runs})
+    # named as the run pickers name them: two runs of one label tell apart (dataset, date, id)
+    return vetted_table(rows, run_names(runs))
 
 
 @callback(Output(ids.COMPARE_VETTED, "children"), Input(ids.COMPARE_K, "value"), filter_inputs(PANEL))
