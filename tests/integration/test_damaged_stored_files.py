@@ -200,3 +200,32 @@ def test_a_tuning_record_of_the_wrong_shape_is_named_in_the_run_details(client, 
     assert "shell-callback-error" not in text
     assert "tuning trials in its run.json" in text and run in text, text[-500:]
     assert client.get(f"/api/v1/runs/{run}").status_code == 200  # the run itself still answers
+
+
+def test_a_viewers_visit_creates_no_presets_folder(client, app, demo_data_copy):
+    """Every page that lists presets (their dropdowns), the REST API's preset list and an unknown
+    preset's read leave a data directory without presets as it was; the first save makes it."""
+    import shutil
+
+    from recsys.errors import PresetNotFoundError
+    from recsys.filters import FilterConfig, PresetStore
+
+    run = _prod2vec(demo_data_copy)
+    presets = demo_data_copy / "presets"
+    shutil.rmtree(presets, ignore_errors=True)
+    for path, query in [
+        ("/explore", f"?run={run}"),
+        ("/compare", ""),
+        ("/vetting", f"?run={run}"),
+        ("/map", ""),
+    ]:
+        resp = _open(client, path, query)
+        assert resp.status_code == 200 and "shell-callback-error" not in _text(resp), path
+    assert client.get("/api/v1/presets").status_code == 200
+    store = PresetStore(demo_data_copy)
+    assert store.list() == [] and store.damaged() == []
+    for read in (store.load, store.history, store.delete):
+        with pytest.raises(PresetNotFoundError):
+            read("nope")
+    assert not presets.exists()
+    assert store.save("first", FilterConfig(same_category=True)) == 1 and (presets / "first.json").exists()
