@@ -84,6 +84,7 @@ EXPLORE_RUN = "explore-run"
 EXPLORE_K = "explore-k"
 EXPLORE_SEED_CARD = "explore-seed-card"
 EXPLORE_RESULTS = "explore-results"
+EXPLORE_API_CALL = "explore-api-call"  # the REST call that answers the list shown
 EXPLORE_SUMMARY = "explore-summary"  # plan, time, eligible count
 EXPLORE_REMOVED = "explore-removed"  # removed-by-rule bars
 EXPLORE_MESSAGE = "explore-message"

@@ -1,0 +1,61 @@
+"""An analyst's session in a real browser (s33-u): what the walk on Online Retail found,
+each as a browser test on the demo data (headless Chromium; ``pytest --headless``; ports
+8151 to 8159 so a parallel run on 8050 cannot clash). Each ends with no console errors."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import urllib.request
+
+from tests.integration._browser import click, run_ids, wait_until
+from tests.integration.test_explore_map_compare import _cards, _css_id
+
+
+def _run_command(command: str) -> list[str]:
+    """Run the curl command the page shows (parsed, without a shell) with urllib: the ids."""
+    args = shlex.split(command.replace("\\\n", " "))
+    assert args[0] == "curl"
+    url = args[-1]
+    data = args[args.index("-d") + 1].encode() if "-d" in args else None
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the test server
+        return [i["item_id"] for i in json.load(resp)["items"]]
+
+
+def test_explore_shows_the_rest_call_of_the_list_on_screen(dash_duo, dash_app, demo_data_dir):
+    """Explore's list has a "Same list from the REST API" box: its command answers exactly the
+    cards shown, with no filters (GET) and after a filter is switched on (POST, inline)."""
+    from components import ids
+
+    run = run_ids(demo_data_dir)["prod2vec"]
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.start_server(dash_app, port=8151)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/explore?run={run}")
+    wait_until(lambda: len(_cards(dash_duo)) == 10, what="the first 10 cards")
+
+    box = dash_duo.find_element(".api-call-box summary")
+    click(dash_duo, box)
+    pre = dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}")
+    wait_until(lambda: pre.is_displayed(), what="the command shown")
+    command = pre.text
+    assert command.startswith("curl") and "$RECSYS_API_TOKEN" in command and f"run={run}" in command
+    assert _run_command(command) == _cards(dash_duo)
+
+    before = _cards(dash_duo)
+    switch = dash_duo.find_element(
+        "#" + _css_id({"type": "filter-control", "panel": "explore", "field": "same_category"})
+    )
+    click(dash_duo, switch)
+    wait_until(lambda: _cards(dash_duo) != before, what="the filtered list")
+    wait_until(
+        lambda: (
+            '"same_category": true'
+            in dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").get_attribute("textContent")
+        ),
+        what="the inline filter in the command",
+    )
+    command = dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").get_attribute("textContent")
+    assert _run_command(command) == _cards(dash_duo)
+    assert dash_duo.get_logs() == []
