@@ -59,3 +59,17 @@ def test_explore_shows_the_rest_call_of_the_list_on_screen(dash_duo, dash_app, d
     command = dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").get_attribute("textContent")
     assert _run_command(command) == _cards(dash_duo)
     assert dash_duo.get_logs() == []
+
+
+def test_overview_calls_no_lone_model_the_best_on_its_dataset(dash_duo, dash_app_copy, demo_data_copy):
+    """A dataset with one model trained (the walk: TF-IDF done, Prod2Vec still training): the
+    Overview's headline says it is the only one, not "the best model on this dataset"."""
+    from recsys.registry import Registry
+
+    Registry(demo_data_copy).delete(run_ids(demo_data_copy)["prod2vec"])
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.start_server(dash_app_copy, port=8152)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/")
+    dash_duo.wait_for_contains_text(".headline", "The only model trained on this dataset so far", timeout=30)
+    assert "best model on this dataset" not in dash_duo.find_element(".headline").text
+    assert dash_duo.get_logs() == []
