@@ -115,6 +115,7 @@ MAP_META = "map-meta"  # {"run", "method", "n_traces", "n_shown", "n_total"} of 
 MAP_NAV = "map-nav"  # dcc.Location used to open a clicked point in Explore
 MAP_SELECTION = "map-selection"  # ag-grid of lasso-selected items (only while there is a selection)
 MAP_SELECTION_BOX = "map-selection-box"  # holds the grid, or a hint while nothing is selected
+MAP_SELECTION_SUMMARY = "map-selection-summary"  # what the selection is: categories, brands, prices
 MAP_SELECTION_INFO = "map-selection-info"
 MAP_PURITY_K = "map-purity-k"
 MAP_PURITY = "map-purity"

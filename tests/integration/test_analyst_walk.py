@@ -73,3 +73,37 @@ def test_overview_calls_no_lone_model_the_best_on_its_dataset(dash_duo, dash_app
     dash_duo.wait_for_contains_text(".headline", "The only model trained on this dataset so far", timeout=30)
     assert "best model on this dataset" not in dash_duo.find_element(".headline").text
     assert dash_duo.get_logs() == []
+
+
+def test_a_lassoed_cluster_says_what_it_is(dash_duo, dash_app, demo_data_dir):
+    """Lasso a cluster on the Map: besides "N items selected" and the list, the selection says
+    which categories it holds and their shares, and its price range, computed on every
+    selected item."""
+    import sys
+
+    import pandas as pd
+
+    from tests.integration.test_map_events import _POINTS_JS, GRAPH, _drag, _inside, _region
+
+    run = run_ids(demo_data_dir)["prod2vec"]
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.start_server(dash_app, port=8153)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/map?run={run}")
+    dash_duo.wait_for_element("#map-graph .js-plotly-plot", timeout=40)
+    wait_until(lambda: dash_duo.driver.execute_script(_POINTS_JS), timeout=40, what="the points drawn")
+    dash_duo.driver.execute_script(f"{GRAPH}.scrollIntoView({{block: 'center', behavior: 'instant'}})")
+    points = dash_duo.driver.execute_script(_POINTS_JS)
+    view = sys.modules["components.common"].run_searcher(run).view
+    x0, y0, x1, y1 = _region(points)
+    inside = sorted(_inside(points, x0, y0, x1, y1, 0))
+    _drag(dash_duo.driver, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)])
+    dash_duo.wait_for_text_to_equal("#map-selection-info", f"{len(inside):,} items selected", timeout=15)
+    dash_duo.wait_for_element("#map-selection-summary", timeout=15)
+    cats = view.attributes(inside)["category"].astype(str).str.replace(" > ", " › ", regex=False)
+    top, share = cats.value_counts().index[0], cats.value_counts().iloc[0] / len(cats)
+    summary = dash_duo.find_element("#map-selection-summary").text
+    assert f"Categories: {top} {share:.0%}" in summary, summary
+    prices = pd.to_numeric(view.attributes(inside)["price"], errors="coerce").dropna()
+    if len(prices):
+        assert "Prices: " in summary and "median" in summary
+    assert dash_duo.get_logs() == []
