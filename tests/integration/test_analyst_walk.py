@@ -107,3 +107,29 @@ def test_a_lassoed_cluster_says_what_it_is(dash_duo, dash_app, demo_data_dir):
     if len(prices):
         assert "Prices: " in summary and "median" in summary
     assert dash_duo.get_logs() == []
+
+
+def test_a_catalogue_without_brands_shows_no_brand_line_on_cards_or_the_map(
+    dash_duo, demo_data_copy, monkeypatch
+):
+    """Online Retail has no brands: every card and the map's hover card said "no brand". On a
+    catalogue without any brand the cards leave the brand out (the price stays)."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import load_dataset, save_dataset
+    from recsys.pipeline import train_run
+    from tests.integration.conftest import PROD2VEC_PARAMS, _fresh_app
+
+    demo = load_dataset("demo", demo_data_copy)
+    cat = demo.catalog.drop(columns=["brand"])
+    save_dataset(build_dataset("nobrand", cat, demo.interactions), demo_data_copy)
+    run = train_run("prod2vec", PROD2VEC_PARAMS, "nobrand", demo_data_copy, label="no brands")["run_id"]
+    app = _fresh_app(demo_data_copy, monkeypatch)
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.start_server(app, port=8154)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/explore?run={run}")
+    wait_until(lambda: len(_cards(dash_duo)) == 10, what="the first 10 cards")
+    metas = [e.text for e in dash_duo.find_elements("#explore-results .card-meta")]
+    assert len(metas) == 10 and not any("no brand" in m for m in metas), metas
+    assert all(m.strip() for m in metas)  # the price is still there
+    assert "no brand" not in dash_duo.find_element("#explore-seed-card").text
+    assert dash_duo.get_logs() == []
