@@ -25,11 +25,12 @@ def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
     ]
 
 
-def run_names(runs: list[dict[str, Any]]) -> dict[str, str]:
+def run_names(runs: list[dict[str, Any]], with_family: bool = True) -> dict[str, str]:
     """Run id -> "label · family" ("· dataset" too when the runs span several datasets), then,
     for names still shared by two runs (one label retrained, or on two datasets of one name),
     the date each was trained and, if that is shared too, the run id: every name tells its run
-    apart from the others listed with it."""
+    apart from the others listed with it. ``with_family=False``: without "· family" (for a place
+    that shows the family beside the name)."""
     names = [str((r.get("dataset") or {}).get("name") or "") for r in runs]
     several = len(set(names) - {""}) > 1
     texts: dict[str, str] = {}
@@ -37,7 +38,8 @@ def run_names(runs: list[dict[str, Any]]) -> dict[str, str]:
         label = str(r.get("label") or r["run_id"])
         star = " ★" if r.get("active") else ""
         family = str(r.get("family", ""))
-        text = f"{label}{star}" if family and family in label else f"{label} · {family}{star}"
+        named = not with_family or not family or family in label
+        text = f"{label}{star}" if named else f"{label} · {family}{star}"
         if several and name and name not in label:
             text = f"{text} · {name}"
         texts[r["run_id"]] = text

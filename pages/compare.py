@@ -60,6 +60,14 @@ def _run_label(run: dict[str, Any]) -> str:
     return str(run.get("label") or run.get("run_id"))
 
 
+def seed_facts(row: dict[str, Any]) -> str:
+    """ " · brand · category · id" of the seed line: the parts it has (Online Retail has no brands:
+    the line read "Regency Cakestand 3 Tier · · ")."""
+    category = str(row.get("category") or "").replace(" > ", " › ")
+    parts = [str(p) for p in (row.get("brand"), category, row.get("item_id")) if p]
+    return "".join(f" · {p}" for p in parts)
+
+
 def compare_href(seed: str, runs: list[str]) -> str:
     """The Compare URL for a seed and runs."""
     return "/compare?" + urlencode({"seed": seed, "runs": ",".join(runs)})
@@ -138,6 +146,8 @@ def list_column(
                                     [
                                         html.Span(str(row.get("brand") or "")),
                                         html.Span(fmt_price(row.get("price"))),
+                                        # two items of one title (Online Retail) told apart
+                                        html.Span(item, className="cmp-id"),
                                     ],
                                     className="cmp-meta",
                                 ),
@@ -241,7 +251,7 @@ def compare_view(
             counts[i] = counts.get(i, 0) + 1
     shared = {i for i, c in counts.items() if c > 1}
     width = 12 // len(run_ids)
-    labels = run_names([metas[r] for r in run_ids])
+    labels = run_names([metas[r] for r in run_ids], with_family=False)  # the family is under it
     cols = []
     for n, r in enumerate(run_ids):
         color = RUN_COLORS[n % len(RUN_COLORS)]
@@ -260,10 +270,7 @@ def compare_view(
                     href=explore_href(seed, run_ids[0]),
                     className="fw-semibold",
                 ),
-                html.Span(
-                    f" · {seed_row.get('brand') or ''} · {str(seed_row.get('category') or '').replace(' > ', ' › ')}",
-                    className="text-muted small",
-                ),
+                html.Span(seed_facts(seed_row), className="text-muted small compare-seed-facts"),
             ],
             className="mb-3",
         )

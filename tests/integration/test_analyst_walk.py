@@ -8,6 +8,9 @@ import json
 import shlex
 import urllib.request
 
+import pytest
+from selenium.webdriver.common.by import By
+
 from tests.integration._browser import click, run_ids, wait_until
 from tests.integration.test_explore_map_compare import _cards, _css_id
 
@@ -109,20 +112,32 @@ def test_a_lassoed_cluster_says_what_it_is(dash_duo, dash_app, demo_data_dir):
     assert dash_duo.get_logs() == []
 
 
-def test_a_catalogue_without_brands_shows_no_brand_line_on_cards_or_the_map(
-    dash_duo, demo_data_copy, monkeypatch
-):
-    """Online Retail has no brands: every card and the map's hover card said "no brand". On a
-    catalogue without any brand the cards leave the brand out (the price stays)."""
+@pytest.fixture
+def nobrand(demo_data_copy) -> dict:
+    """The demo catalogue without its brand column as dataset "nobrand" (as Online Retail,
+    which has no brands), with a prod2vec and a popularity run."""
     from recsys.data.loaders import build_dataset
     from recsys.data.schema import load_dataset, save_dataset
     from recsys.pipeline import train_run
-    from tests.integration.conftest import PROD2VEC_PARAMS, _fresh_app
+    from tests.integration.conftest import PROD2VEC_PARAMS
 
     demo = load_dataset("demo", demo_data_copy)
     cat = demo.catalog.drop(columns=["brand"])
     save_dataset(build_dataset("nobrand", cat, demo.interactions), demo_data_copy)
-    run = train_run("prod2vec", PROD2VEC_PARAMS, "nobrand", demo_data_copy, label="no brands")["run_id"]
+    runs = {
+        family: train_run(family, params, "nobrand", demo_data_copy, label=f"no brands {family}")["run_id"]
+        for family, params in (("prod2vec", PROD2VEC_PARAMS), ("popularity", {}))
+    }
+    return {"root": demo_data_copy, "runs": runs}
+
+
+def test_a_catalogue_without_brands_shows_no_brand_line_on_its_cards(dash_duo, nobrand, monkeypatch):
+    """Online Retail has no brands: every card and the map's hover card said "no brand". On a
+    catalogue without any brand the cards leave the brand out (the price stays; the map's hover
+    card uses the same brand_text)."""
+    from tests.integration.conftest import _fresh_app
+
+    demo_data_copy, run = nobrand["root"], nobrand["runs"]["prod2vec"]
     app = _fresh_app(demo_data_copy, monkeypatch)
     dash_duo.driver.set_window_size(1280, 800)
     dash_duo.start_server(app, port=8154)
@@ -132,4 +147,25 @@ def test_a_catalogue_without_brands_shows_no_brand_line_on_cards_or_the_map(
     assert len(metas) == 10 and not any("no brand" in m for m in metas), metas
     assert all(m.strip() for m in metas)  # the price is still there
     assert "no brand" not in dash_duo.find_element("#explore-seed-card").text
+    assert dash_duo.get_logs() == []
+
+
+def test_compare_on_a_catalogue_without_brands_names_the_seed_and_items_cleanly(
+    dash_duo, nobrand, monkeypatch
+):
+    """Compare's seed line read "Regency Cakestand 3 Tier · · " on Online Retail (empty brand and
+    category joined), and two different items of one title ("Heart T-Light Holder") looked like
+    one item listed twice: the line names what the seed has, and every listed item its id."""
+    from tests.integration.conftest import _fresh_app
+
+    runs = ",".join(nobrand["runs"][f] for f in ("prod2vec", "popularity"))
+    app = _fresh_app(nobrand["root"], monkeypatch)
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.start_server(app, port=8155)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/compare?runs={runs}")
+    wait_until(lambda: len(dash_duo.find_elements(".compare-col .cmp-item")) == 20, what="two lists of 10")
+    facts = dash_duo.find_element(".compare-seed-facts").text
+    assert "· ·" not in facts and facts.strip().startswith("·"), facts
+    for item in dash_duo.find_elements(".compare-col .cmp-item"):
+        assert item.find_element(By.CSS_SELECTOR, ".cmp-id").text == item.get_attribute("data-item")
     assert dash_duo.get_logs() == []
