@@ -169,3 +169,34 @@ def test_compare_on_a_catalogue_without_brands_names_the_seed_and_items_cleanly(
     for item in dash_duo.find_elements(".compare-col .cmp-item"):
         assert item.find_element(By.CSS_SELECTOR, ".cmp-id").text == item.get_attribute("data-item")
     assert dash_duo.get_logs() == []
+
+
+def test_a_viewer_on_explore_sees_no_preset_name_field(dash_duo, demo_data_copy, monkeypatch):
+    """Signed in as a viewer, Explore's preset box showed a "name, e.g. ..." field with no Save
+    button beside it (Save is editor-only): the whole save row is the editor's; loading and
+    downloading a preset stay. An editor still sees the field."""
+    from components.presets import PRESET_NAME
+    from tests.integration.conftest import _fresh_app
+
+    monkeypatch.setenv("RECSYS_API_TOKEN", "editor-secret-s33u-0123456789")
+    monkeypatch.setenv("RECSYS_VIEWER_TOKEN", "viewer-secret-s33u-0123456789")
+    app = _fresh_app(demo_data_copy, monkeypatch)
+    run = run_ids(demo_data_copy)["prod2vec"]
+    dash_duo.start_server(app, navigate=False, port=8156)
+    dash_duo.driver.set_window_size(1280, 800)
+    base = dash_duo.server.url.rstrip("/")
+    name = "#" + _css_id({"type": PRESET_NAME, "panel": "explore"})
+
+    def sign_in(token: str) -> None:
+        dash_duo.driver.get(f"{base}/login?next=/explore?run={run}")
+        dash_duo.wait_for_element("#password", timeout=30).send_keys(token)
+        dash_duo.find_element("#login-submit").click()
+        wait_until(lambda: len(_cards(dash_duo)) == 10, what="the first 10 cards")
+
+    sign_in("viewer-secret-s33u-0123456789")
+    assert not dash_duo.find_element(name).is_displayed()
+    assert dash_duo.find_element(".preset-select").is_displayed()  # loading a preset stays
+    dash_duo.driver.delete_all_cookies()
+    sign_in("editor-secret-s33u-0123456789")
+    assert dash_duo.find_element(name).is_displayed()
+    assert dash_duo.get_logs() == []
