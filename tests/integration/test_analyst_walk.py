@@ -200,3 +200,20 @@ def test_a_viewer_on_explore_sees_no_preset_name_field(dash_duo, demo_data_copy,
     sign_in("editor-secret-s33u-0123456789")
     assert dash_duo.find_element(name).is_displayed()
     assert dash_duo.get_logs() == []
+
+
+def test_metric_values_with_their_interval_are_readable_at_1280(dash_duo, dash_app):
+    """The Overview's and Compare's metric grids read "0.373 ±0.…" at 1280x800: the interval,
+    what a stakeholder reads to trust a difference, was cut. Every metric cell shows its text."""
+    dash_duo.driver.set_window_size(1280, 800)
+    dash_duo.start_server(dash_app, port=8157)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/")
+    wait_until(lambda: dash_duo.find_elements(".metric-cell"), what="the runs grid's metric cells")
+    cut = dash_duo.driver.execute_script(
+        "return [...document.querySelectorAll('.metric-cell')].filter(c => c.offsetParent !== null)"
+        ".filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.textContent)"
+    )
+    texts = [e.text for e in dash_duo.find_elements(".metric-cell") if e.is_displayed()]
+    assert any("±" in t for t in texts), texts
+    assert cut == [], cut
+    assert dash_duo.get_logs() == []
