@@ -8,6 +8,7 @@ list to whoever integrates it, or to check it outside the app.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from typing import Any
@@ -30,10 +31,15 @@ def _host() -> str:
         return "http://127.0.0.1:8050"
 
 
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return FilterConfig().model_dump(mode="json")
+
+
 def inline_filters(config: FilterConfig) -> dict[str, Any]:
     """The config's fields that differ from the defaults, as the API's ``filters`` takes them."""
     data = config.model_dump(mode="json")
-    defaults = FilterConfig().model_dump(mode="json")
+    defaults = _defaults()
     return {key: value for key, value in data.items() if value != defaults.get(key)}
 
 
@@ -59,7 +65,7 @@ def api_call_view(
     how = (
         f"the saved preset '{preset}'"
         if preset
-        else ("the filters set here, inline" if inline_filters(config) else "no filters")
+        else ("the filters set here, inline" if "-d " in command else "no filters")
     )
     return html.Details(
         [
