@@ -147,6 +147,15 @@ def test_a_catalogue_without_brands_shows_no_brand_line_on_its_cards(dash_duo, n
     assert len(metas) == 10 and not any("no brand" in m for m in metas), metas
     assert all(m.strip() for m in metas)  # the price is still there
     assert "no brand" not in dash_duo.find_element("#explore-seed-card").text
+    # the brand rules cannot apply: said, and their pickers do not open
+    hint = dash_duo.find_element(".brands-unavailable")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", hint)
+    assert hint.is_displayed() and "no brands" in hint.text
+    allow = dash_duo.find_element(
+        "#" + _css_id({"type": "filter-control", "panel": "explore", "field": "brands_allow"})
+    )
+    click(dash_duo, allow)
+    assert not [o for o in dash_duo.find_elements(".dash-dropdown-option") if o.is_displayed()]
     assert dash_duo.get_logs() == []
 
 
