@@ -433,12 +433,28 @@ def filter_panel(
                     _number(panel, "max_per_brand", v["max_per_brand"], "no limit", 1, 1),
                 ],
                 className="filter-inline",
+                title="unavailable: the catalogue has no brands"
+                if columns is not None and not brand_opts
+                else None,
             ),
         ],
     )
+    # a catalogue without any brand (Online Retail): the brand rules cannot apply; said, and
+    # their controls disabled (they stay in the page: the callbacks read them)
+    no_brands = columns is not None and not brand_opts
     brand_group = _group(
         "Brands",
         [
+            *(
+                [
+                    html.Div(
+                        "unavailable: the catalogue has no brands",
+                        className="filter-hint small text-muted brands-unavailable",
+                    )
+                ]
+                if no_brands
+                else []
+            ),
             dcc.Dropdown(
                 id=control_id(panel, "brands_allow"),
                 options=brand_opts,
@@ -446,6 +462,7 @@ def filter_panel(
                 multi=True,
                 placeholder="Only these brands…",
                 className="filter-dropdown",
+                disabled=no_brands,
             ),
             dcc.Dropdown(
                 id=control_id(panel, "brands_deny"),
@@ -454,6 +471,7 @@ def filter_panel(
                 multi=True,
                 placeholder="Never these brands…",
                 className="filter-dropdown",
+                disabled=no_brands,
             ),
             html.Div("Banned brand pairs (seed brand ⇄ result brand)", className="filter-label"),
             html.Div(
@@ -463,12 +481,14 @@ def filter_panel(
                         options=brand_opts,
                         placeholder="brand",
                         className="pair-pick",
+                        disabled=no_brands,
                     ),
                     dcc.Dropdown(
                         id={"type": PAIR_B, "panel": panel},
                         options=brand_opts,
                         placeholder="brand",
                         className="pair-pick",
+                        disabled=no_brands,
                     ),
                     dbc.Button(
                         "Add",
@@ -477,6 +497,7 @@ def filter_panel(
                         color="secondary",
                         outline=True,
                         n_clicks=0,
+                        disabled=no_brands,
                     ),
                 ],
                 className="filter-inline pair-row",

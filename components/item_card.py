@@ -61,6 +61,15 @@ def _text(row: Mapping[str, Any], key: str) -> str:
     return str(v)
 
 
+def brand_text(row: Mapping[str, Any]) -> str:
+    """The brand a card or tooltip shows: the item's, "no brand" when it has none, nothing when
+    the catalogue has no brands at all (:func:`card_rows` marks its rows so)."""
+    brand = _text(row, "brand")
+    if brand:
+        return brand
+    return "" if row.get("catalogue_has_brands") is False else "no brand"
+
+
 def display_title(row: Mapping[str, Any]) -> str:
     """What a card, a picker or a tooltip shows as the item's name: its title; for a catalogue
     without titles (dunnhumby's products have none), its leaf category, then its id. A leaf
@@ -168,7 +177,7 @@ def item_card(
         html_node(
             "Div",
             [
-                _text(row, "brand") or "no brand",
+                brand_text(row),
                 html_node("Span", fmt_price(row.get("price")), className="card-price"),
             ],
             className="card-meta",
@@ -261,6 +270,9 @@ def _card_columns(view: Any) -> dict[str, Any]:
         else:
             cols[name] = np.full(view.n, "" if name != "price" else np.nan, dtype=object)
     cols["item_id"] = np.asarray(view.item_ids, dtype=object)
+    # a catalogue without any brand (Online Retail, dunnhumby): cards say nothing of brands
+    # rather than "no brand" on every item
+    cols["_brands"] = bool(any(str(b).strip() for b in cols["brand"]))
     with _cache_lock:
         _columns_cache[view] = cols
     return cols
@@ -279,4 +291,6 @@ def card_rows(view: Any, positions: Sequence[int] | Any, dataset: str | None = N
     rows = [{name: cols[name][p] for name in CARD_COLUMNS} for p in pos]
     for row in rows:
         row["image"] = image_src(row["image_url"], dataset)
+        if not cols["_brands"]:
+            row["catalogue_has_brands"] = False
     return rows

@@ -25,21 +25,46 @@ def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
     ]
 
 
-def run_options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Dropdown options "label · family" for runs; "· dataset" too when the runs span several
-    datasets (a run id alone does not say which shop it was trained on)."""
-    out = []
+def run_names(runs: list[dict[str, Any]], with_family: bool = True) -> dict[str, str]:
+    """Run id -> "label · family" ("· dataset" too when the runs span several datasets), then,
+    for names still shared by two runs (one label retrained, or on two datasets of one name),
+    the date each was trained and, if that is shared too, the run id: every name tells its run
+    apart from the others listed with it. ``with_family=False``: without "· family" (for a place
+    that shows the family beside the name)."""
     names = [str((r.get("dataset") or {}).get("name") or "") for r in runs]
     several = len(set(names) - {""}) > 1
+    texts: dict[str, str] = {}
     for r, name in zip(runs, names):
-        label = r.get("label") or r["run_id"]
+        label = str(r.get("label") or r["run_id"])
         star = " ★" if r.get("active") else ""
-        family = r.get("family", "")
-        text = f"{label}{star}" if family and family in label else f"{label} · {family}{star}"
+        family = str(r.get("family", ""))
+        named = not with_family or not family or family in label
+        text = f"{label}{star}" if named else f"{label} · {family}{star}"
         if several and name and name not in label:
             text = f"{text} · {name}"
-        out.append({"label": text, "value": r["run_id"]})
-    return out
+        texts[r["run_id"]] = text
+    for extra in (_run_date, lambda r: str(r["run_id"])):
+        seen: dict[str, int] = {}
+        for text in texts.values():
+            seen[text] = seen.get(text, 0) + 1
+        for r in runs:
+            text = texts[r["run_id"]]
+            if seen[text] > 1 and (more := extra(r)) and more not in text:
+                texts[r["run_id"]] = f"{text} · {more}"
+    return texts
+
+
+def _run_date(run: dict[str, Any]) -> str:
+    # run.json's "created" is ISO UTC ("2026-12-06T09:24:03+00:00"): minutes are enough to tell
+    created = str(run.get("created") or "")
+    return f"{created[:10]} {created[11:16]}".strip() if len(created) >= 16 else created
+
+
+def run_options(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Dropdown options named by :func:`run_names` (label · family, the dataset when several,
+    the date or id when two runs would read the same)."""
+    names = run_names(runs)
+    return [{"label": names[r["run_id"]], "value": r["run_id"]} for r in runs]
 
 
 def search_items(view: Any, query: str | None, limit: int | None = MAX_OPTIONS) -> np.ndarray:

@@ -187,7 +187,8 @@ def preset_bar(panel: str, names: list[str], selected: str | None = None) -> htm
                         className="editor-only",
                     ),
                 ],
-                className="preset-row",
+                # the name is only for saving: a viewer saw a name field with no Save beside it
+                className="preset-row editor-only",
             ),
             html.Div(
                 [

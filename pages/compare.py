@@ -39,6 +39,7 @@ from components.filter_panel import (
 from components.item_card import card_rows, explore_href, fmt_price, thumbnail
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
+from components.pickers import run_names
 from components.presets import preset_names, safe_load
 from components.vetting_panels import vetted_table
 from recsys.compare import find_disagreements, per_category_table, side_by_side, side_by_side_session
@@ -57,6 +58,14 @@ RUN_COLORS = ("#2c7be5", "#e8837a", "#16a085", "#8e6fd8")
 
 def _run_label(run: dict[str, Any]) -> str:
     return str(run.get("label") or run.get("run_id"))
+
+
+def seed_facts(row: dict[str, Any]) -> str:
+    """ " · brand · category · id" of the seed line: the parts it has (Online Retail has no brands:
+    the line read "Regency Cakestand 3 Tier · · ")."""
+    category = str(row.get("category") or "").replace(" > ", " › ")
+    parts = [str(p) for p in (row.get("brand"), category, row.get("item_id")) if p]
+    return "".join(f" · {p}" for p in parts)
 
 
 def compare_href(seed: str, runs: list[str]) -> str:
@@ -79,8 +88,9 @@ def list_column(
     shared: set[str],
     color: str,
     seed: str,
+    name: str | None = None,
 ) -> dbc.Col:
-    """One run's list: header (label, family, filtered badge) and ranked rows."""
+    """One run's list: header (its name, family, filtered badge) and ranked rows."""
     badge = (
         dbc.Badge("filters applied", color="success", className="ms-1")
         if entry.get("filtered")
@@ -91,7 +101,7 @@ def list_column(
             html.Div(
                 [
                     html.Span(className="run-dot", style={"background": color}),
-                    html.Span(_run_label(run), className="fw-semibold"),
+                    html.Span(name or _run_label(run), className="fw-semibold"),
                 ]
             ),
             html.Div([html.Span(run.get("family", ""), className="text-muted small"), badge]),
@@ -136,6 +146,8 @@ def list_column(
                                     [
                                         html.Span(str(row.get("brand") or "")),
                                         html.Span(fmt_price(row.get("price"))),
+                                        # two items of one title (Online Retail) told apart
+                                        html.Span(item, className="cmp-id"),
                                     ],
                                     className="cmp-meta",
                                 ),
@@ -239,9 +251,11 @@ def compare_view(
             counts[i] = counts.get(i, 0) + 1
     shared = {i for i, c in counts.items() if c > 1}
     width = 12 // len(run_ids)
+    labels = run_names([metas[r] for r in run_ids], with_family=False)  # the family is under it
     cols = []
     for n, r in enumerate(run_ids):
-        col = list_column(metas[r], result["lists"][r], rows, shared, RUN_COLORS[n % len(RUN_COLORS)], seed)
+        color = RUN_COLORS[n % len(RUN_COLORS)]
+        col = list_column(metas[r], result["lists"][r], rows, shared, color, seed, labels[r])
         col.lg = width
         cols.append(col)
     seed_row = rows.get(seed, {})
@@ -256,15 +270,11 @@ def compare_view(
                     href=explore_href(seed, run_ids[0]),
                     className="fw-semibold",
                 ),
-                html.Span(
-                    f" · {seed_row.get('brand') or ''} · {str(seed_row.get('category') or '').replace(' > ', ' › ')}",
-                    className="text-muted small",
-                ),
+                html.Span(seed_facts(seed_row), className="text-muted small compare-seed-facts"),
             ],
             className="mb-3",
         )
     )
-    labels = {r: _run_label(metas[r]) for r in run_ids}
     return (
         html.Div([seed_line, dbc.Row(cols, className="g-3")]),
         agreement_table(result["pairs"], labels, k),
@@ -316,11 +326,12 @@ def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> An
     if table.empty:
         return empty_state(f"No per-category {metric} in these runs' metrics.")
     fig = go.Figure()
-    for n, (_run_id, part) in enumerate(table.groupby("run_id", sort=False)):
+    names = run_names([r for r in runs if r.get("run_id")])
+    for n, (run_id, part) in enumerate(table.groupby("run_id", sort=False)):
         fig.add_bar(
             x=part["category"],
             y=part["value"],
-            name=str(part["label"].iloc[0]),
+            name=names.get(str(run_id)) or str(part["label"].iloc[0]),
             marker_color=RUN_COLORS[n % len(RUN_COLORS)] if n < len(RUN_COLORS) else None,
             customdata=part["n_cases"].astype("float").to_numpy(),
             hovertemplate="%{x}: %{y:.3f} (%{customdata:.0f} cases)<extra>%{fullData.name}</extra>",
@@ -856,7 +867,8 @@ def vetted_view(k: int, values: dict[str, Any]) -> Any:
         rows = vetted_precision_of_runs(registry, [r["run_id"] for r in runs], config, k)
     except RecsysError as exc:  # the judgments file is damaged or cannot be read: it says which
         return error_alert(exc, "Could not measure vetted precision", dismissable=False)
-    return vetted_table(rows, {r["run_id"]: _run_label(r) for r in runs})
+    # named as the run pickers name them: two runs of one label tell apart (dataset, date, id)
+    return vetted_table(rows, run_names(runs))
 
 
 @callback(Output(ids.COMPARE_VETTED, "children"), Input(ids.COMPARE_K, "value"), filter_inputs(PANEL))

@@ -666,34 +666,57 @@ def start_import(
     Output(ids.DATA_JOB, "children"),
     Output(ids.DATA_REPORT, "children"),
     Output(ids.DATA_DATASETS, "children"),
+    Output(ids.DATA_MESSAGE, "children", allow_duplicate=True),
     Input(ids.JOBS_STORE, "data"),
     Input(ids.DATA_JOB_STORE, "data"),
+    State(ids.DATA_MESSAGE, "children"),
     prevent_initial_call=True,
 )
-def show_import(store: dict | None, current: dict | None):
-    """Progress of this page's import job; when done, its validation report or its error."""
+def show_import(store: dict | None, current: dict | None, message_now: Any = None):
+    """Progress of this page's import job; when done, its validation report or its error.
+
+    The form's "Import started (job …)" message is replaced once the job ends (it stayed, in
+    blue, beside a report that said the dataset was stored); any other message is left."""
     if not current:
-        return no_update, no_update, no_update
+        return no_update, no_update, no_update, no_update
     job, card = form_job(store, current["job_id"])
     if job is None:
-        return card, no_update, no_update
+        return card, no_update, no_update, no_update
     status = job.get("status")
+    started = f"Import started (job {current['job_id']})" in str(message_now or "")
     if status == "done":
+        ended = no_update
+        if started:
+            ended = info_alert(
+                [
+                    f"Imported dataset '{current['name']}' (its report is beside this form). Next: ",
+                    dcc.Link("train a model on the Runs page", href="/runs"),
+                    ".",
+                ],
+                color="success",
+            )
         try:
             meta = dataset_meta(current["name"], data_dir())
         except RecsysError as exc:
-            return card, error_alert(exc, "The report could not be read"), datasets_table()
-        return card, validation_report(meta), datasets_table()
+            return card, error_alert(exc, "The report could not be read"), datasets_table(), ended
+        return card, validation_report(meta), datasets_table(), ended
+    ended = [] if started else no_update  # the report says how it ended
     if status in ("failed", "error", "interrupted"):
         message = form_words(job.get("error") or "the import stopped without a message; see the job log")
         return (
             card,
             error_alert(message, "The import failed: nothing stored was changed", dismissable=False),
             no_update,
+            ended,
         )
     if status == "cancelled":
-        return card, info_alert("Import cancelled: nothing stored was changed.", color="warning"), no_update
-    return card, no_update, no_update
+        return (
+            card,
+            info_alert("Import cancelled: nothing stored was changed.", color="warning"),
+            no_update,
+            ended,
+        )
+    return card, no_update, no_update, no_update
 
 
 def _frame(records: list[dict[str, Any]]):

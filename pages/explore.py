@@ -22,6 +22,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
+from components.api_call import api_call_view
 from components.common import (
     bounded_int,
     bounded_k,
@@ -193,6 +194,7 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
         return out
     out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config)
     out["config_hash"] = config.config_hash()
+    out["request"] = (k, config)  # for the REST call under the list (update_results)
     return out
 
 
@@ -532,8 +534,13 @@ def update_results(
     over every component of the page)."""
     out = explore_results(run_id, seed, k, values)
     config_hash = out.pop("config_hash", None)
+    request = out.pop("request", None)
     loaded = loaded or {}
     preset = loaded.get("name") if loaded.get("hash") and loaded.get("hash") == config_hash else None
+    if request is not None and seed and run_id:  # the list shown: the REST call that answers it
+        out["results"] = html.Div(
+            [out["results"], api_call_view(ids.EXPLORE_API_CALL, seed, run_id, *request, preset)]
+        )
     url = {"seed": seed, "run": run_id, "preset": preset} if seed and run_id else None
     out["url"] = no_update if url is None or url == url_now else url
     if out["message"] is None:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dash
-import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, Patch, State, callback, clientside_callback, dcc, html, no_update
@@ -49,6 +48,7 @@ from components.layout import (
     no_embedding_runs,
     page_header,
 )
+from components.map_selection import MAX_SELECTION_ROWS, selection_grid, selection_rows, selection_summary  # noqa: F401
 from components.map_warm import FIGURES, read_stored, run_lock, stored_digest, stored_path, write_stored
 from components.pickers import search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
@@ -71,7 +71,6 @@ MAX_POINTS = 100_000
 #: of 0.5% of the items still has about 50 points in it.
 FIRST_PAINT_POINTS = 10_000
 MAX_HIGHLIGHT = 5_000
-MAX_SELECTION_ROWS = 1_000
 COLOR_CHOICES = (
     ("category:0", "Category (top level)"),
     ("category:1", "Category (level 2)"),
@@ -763,51 +762,6 @@ def open_in_explore(click: dict[str, Any] | None, run_id: str | None) -> Any:
     return explore_href(item_id, run_id)
 
 
-def selection_rows(
-    view: Any, positions: list[int], limit: int = MAX_SELECTION_ROWS
-) -> tuple[list[dict], str]:
-    """Grid rows of the selected points (at most ``limit``) and an info line."""
-    import pandas as pd  # off the app's start path
-
-    pos = np.unique(np.asarray(positions, dtype=np.int64))
-    if len(pos) == 0:
-        return [], ""
-    shown = pos[:limit]
-    frame = view.attributes(shown)[["item_id", "title", "brand", "category", "price"]].copy()
-    frame["category"] = frame["category"].astype(str).str.replace(" > ", " › ", regex=False)
-    frame["price"] = pd.to_numeric(frame["price"], errors="coerce").round(2)
-    frame["item_id"] = frame["item_id"].astype(str)
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    info = f"{len(pos):,} items selected" + (f" (first {limit:,} listed)" if len(pos) > limit else "")
-    return rows, info
-
-
-def selection_grid(rows: list[dict]) -> Any:
-    """The grid of selected items, or a hint while nothing is selected.
-
-    The grid exists only while there is a selection: an AG Grid in the page's first layout
-    loaded and ran AG Grid's 250 KB chunk and built the grid on the main thread while
-    plotly.js drew the first figure (issue 14); it now costs that on the first selection."""
-    if not rows:
-        return html.Div("Lasso or box points on the map to list them here.", className="text-muted small")
-    return dag.AgGrid(
-        id=ids.MAP_SELECTION,
-        rowData=rows,
-        columnDefs=[
-            {"field": "title", "headerName": "Title", "flex": 3, "minWidth": 220},
-            {"field": "brand", "headerName": "Brand", "flex": 1},
-            {"field": "category", "headerName": "Category", "flex": 2},
-            {"field": "price", "headerName": "Price", "type": "numericColumn", "maxWidth": 110},
-            {"field": "item_id", "headerName": "Item id", "maxWidth": 130},
-        ],
-        defaultColDef={"sortable": True, "filter": True, "resizable": True},
-        getRowId="params.data.item_id",
-        dashGridOptions={"animateRows": False},
-        columnSize="responsiveSizeToFit",
-        style={"height": "360px"},
-    )
-
-
 @callback(
     Output(ids.MAP_SELECTION_BOX, "children"),
     Output(ids.MAP_SELECTION_INFO, "children"),
@@ -821,10 +775,12 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
         return selection_grid([]), ""
     positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
     try:  # the run may have been deleted since the map was drawn
-        rows, info = selection_rows(run_catalog_view(run_id), positions)
+        view = run_catalog_view(run_id)
+        rows, info = selection_rows(view, positions)
+        summary = selection_summary(view, positions)
     except RecsysError as exc:
         return selection_grid([]), f"Could not list the selection: {exc}"
-    return selection_grid(rows), info
+    return html.Div([summary, selection_grid(rows)]), info
 
 
 #: Purity tables already computed in this process: (data dir, run, labels, k, queries) ->

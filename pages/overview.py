@@ -142,9 +142,10 @@ def overview_content(root: Any = None, dataset: str | None = None, jobs: dict | 
                 f"Dataset “{primary}” is no longer stored; its runs are listed below.", color="warning"
             )
         )
+    jobs = jobs if jobs is not None else jobs_snapshot()
     out.append(
         _headline(
-            runs, building=primary == "demo" and _demo_building(jobs if jobs is not None else jobs_snapshot())
+            runs, building=primary == "demo" and _demo_building(jobs), training=_training_on(jobs, primary)
         )
     )
     out.append(_active_variants(runs))
@@ -214,6 +215,11 @@ BASELINE_FAMILIES = {
 }
 
 
+def _upper_first(text: str) -> str:
+    # "TF-IDF", not str.capitalize()'s "Tf-idf"
+    return text[:1].upper() + text[1:]
+
+
 def _validation_hr(run: dict) -> float | None:
     v = ((run.get("metrics") or {}).get("validation") or {}).get("hr@10")
     return v if isinstance(v, (int, float)) else None
@@ -224,11 +230,25 @@ def _demo_building(store: dict | None) -> bool:
     return any(j.get("kind") == "demo" and is_active(j) for j in (store or {}).get("jobs", []))
 
 
-def _headline(runs: list[dict], building: bool = False) -> Any:
+def _training_on(jobs: dict | None, dataset: str | None) -> list[str]:
+    """The families a train or tune job is training on ``dataset`` now (queued or running)."""
+    out = []
+    for job in (jobs or {}).get("jobs", []):
+        params = job.get("params") if isinstance(job.get("params"), dict) else {}
+        if job.get("kind") in ("train", "tune") and is_active(job) and params.get("dataset_name") == dataset:
+            family = str(params.get("family") or "")
+            if family and family not in out:
+                out.append(family)
+    return out
+
+
+def _headline(runs: list[dict], building: bool = False, training: list[str] | None = None) -> Any:
     """The best variant, chosen on validation (carved from the training data, never the test
     split), its test HR@10 with a 95% interval and its lift over popularity; says so when a
-    baseline wins. While the demo build still trains (``building``), it is the best *so far*
-    and no family is called the best of the dataset (popularity, trained first, led alone)."""
+    baseline wins. While the demo build still trains (``building``) or a job trains another
+    variant on this dataset (``training``: its families), it is the best *so far* and no family
+    is called the best of the dataset (popularity, trained first, led alone); nor is a family
+    when it is the only one trained on the dataset (nothing was compared)."""
     scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
     if not scored:
         return html.Div()
@@ -242,7 +262,7 @@ def _headline(runs: list[dict], building: bool = False) -> Any:
     m = best["metrics"]
     base = [r for r in scored if r.get("family") == "popularity"]
     parts: list = [
-        html.Span("Best variant so far: " if building else "Best variant: "),
+        html.Span("Best variant so far: " if building or training else "Best variant: "),
         html.Strong(best.get("label") or best["run_id"]),
         html.Span(" finds the next item in its top 10 for "),
         html.Strong(f"{100 * m['hr@10']:.1f}%"),
@@ -256,13 +276,29 @@ def _headline(runs: list[dict], building: bool = False) -> Any:
         parts += [html.Span(", "), html.Strong(f"{lift:.1f}×"), html.Span(" the popularity baseline")]
     parts.append(html.Span("."))
     lines: list = [html.Div(parts)]
+    families = {r.get("family") for r in scored}
     if building:
         lines.append(html.Div("The demo build is still training the other variants.", className="small"))
+    elif training:
+        lines.append(
+            html.Div(
+                f"Still training on this dataset: {', '.join(training)}; the best variant may change.",
+                className="small",
+            )
+        )
+    elif len(families) == 1:
+        name = FAMILY_NAMES.get(best.get("family"), best.get("family"))
+        lines.append(
+            html.Div(
+                f"The only model trained on this dataset so far ({name}): train another on the Runs page to compare.",
+                className="small",
+            )
+        )
     elif best.get("family") in BASELINE_FAMILIES:
         lines.append(
             html.Div(
                 html.Strong(
-                    f"{BASELINE_FAMILIES[best['family']].capitalize()} is the best model on this dataset."
+                    f"{_upper_first(BASELINE_FAMILIES[best['family']])} is the best model on this dataset."
                 ),
                 className="baseline-wins",
             )

@@ -794,7 +794,8 @@ def open_proposal(clicks: list[Any], _cancel: Any, queue: dict[str, Any] | None,
     except RecsysError:
         rows = []
     brands = {str(r["item_id"]): (str(r["brand"]) if r.get("brand") else None) for r in rows}
-    found = proposals({**pair, "verdict": verdict, "reason": reason}, brands)
+    titles = {str(r["item_id"]): (str(r["title"]) if r.get("title") else None) for r in rows}
+    found = proposals({**pair, "verdict": verdict, "reason": reason}, brands, titles)
     options = [{"label": p["label"], "value": i} for i, p in enumerate(found)]
     return True, options, 0, found, preset or NEW_PRESET, None
 

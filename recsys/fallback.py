@@ -233,13 +233,9 @@ class FallbackChain:
             raise StoredDataError(f"{path / 'fallback.json'}: {exc}") from None
 
         def array(name: str) -> np.ndarray:
-            try:
-                return np.load(path / name, allow_pickle=False)
-            except FileNotFoundError:
-                raise StoredDataError(f"{path / name} is missing") from None
-            except (ValueError, EOFError, OSError) as exc:  # truncated, not an .npy, unreadable
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                raise StoredDataError(f"{path / name} is not a readable .npy array ({first})") from None
+            from recsys.stored import read_npy  # missing, truncated, not an .npy: named
+
+            return read_npy(path / name)
 
         chain.item_ids_ = array("item_ids.npy")
         chain.popularity_ = array("popularity.npy")

@@ -504,13 +504,15 @@ class PresetStore:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        # made by the first write (:meth:`_locked`), never by a read: a viewer's visit creates nothing
         self.dir = Path(root) / "presets"
-        self.dir.mkdir(parents=True, exist_ok=True)
 
     def _path(self, name: str) -> Path:
         return self.dir / f"{validate_preset_name(name)}.json"
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
+        """The store's write lock (every write holds it); makes the folder on the first write."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         return file_lock(self.dir / ".lock")
 
     def _read(self, name: str) -> dict[str, Any]:
@@ -664,6 +666,8 @@ class PresetStore:
 
     def delete(self, name: str) -> None:
         """Delete a preset and its history."""
+        if not self._path(name).exists():  # before the lock, which would make the folder
+            raise PresetNotFoundError(f"preset '{name}' not found in {self.dir}")
         with self._locked():
             path = self._path(name)
             if not path.exists():

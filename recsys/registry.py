@@ -372,6 +372,10 @@ class Registry:
             reason = f"the model cannot be loaded ({type(exc).__name__}: {first})"
             if isinstance(exc, RecsysError):
                 reason = f"the model cannot be loaded ({first})"
+            if getattr(exc, "path", None) is not None and getattr(exc, "detail", None):
+                # a file the model reads (recsys.stored.read_npy & co.): named within the run
+                # ("fallback/cooccurrence/similarity.npz is missing"), as check_run_files names its own
+                reason = f"{_within(Path(exc.path), path)} {exc.detail}"
             logger.warning("run %s is damaged: %s", run_id, reason)
             _check_cache[key] = (stamp, reason)  # the listings show it from now on
             raise DamagedRunError(run_id, reason) from exc
@@ -572,3 +576,11 @@ class Registry:
         shutil.rmtree(trash, ignore_errors=True)
         logger.info("deleted run %s%s", run_id, f" ({replacement} now active)" if replacement else "")
         return {"was_active": was_active, "replacement": replacement}
+
+
+def _within(file: Path, folder: Path) -> str:
+    """``file`` relative to ``folder`` when it is inside it, else its name."""
+    try:
+        return file.relative_to(folder).as_posix()
+    except ValueError:
+        return file.name

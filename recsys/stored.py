@@ -251,7 +251,62 @@ def _damaged(path: Path, reason: str) -> StoredDataError:
     err = StoredDataError(f"{path} {reason}")
     err.reason = f"{path.name} {reason}"  # type: ignore[attr-defined]
     err.path = path  # type: ignore[attr-defined]
+    err.detail = reason  # type: ignore[attr-defined]  # what is wrong, without the file
     return err
+
+
+def damaged_file(path: str | os.PathLike[str], reason: str) -> StoredDataError:
+    """The error for a stored file that is not what was written (``reason``: what is wrong,
+    e.g. "is missing"); ``str()`` names the whole path, ``reason`` the file name."""
+    return _damaged(Path(path), reason)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+
+
+# ---------------------------------------------------------------------------
+# a model's own files (ItemModel.load and the families' _load_state): a damaged one is
+# named with what is wrong, not only "the model cannot be loaded (ValueError: ...)"
+# ---------------------------------------------------------------------------
+def read_json_file(path: str | os.PathLike[str], schema: type[BaseModel] | None = None) -> Any:
+    """:func:`read_stored` for a file a model needs: a missing one is damage too."""
+    try:
+        return read_stored(path, schema)
+    except FileNotFoundError:
+        raise _damaged(Path(path), "is missing") from None
+
+
+def read_npy(path: str | os.PathLike[str]) -> Any:
+    """An ``.npy`` array a model wrote (no pickle); missing, truncated, not an ``.npy`` file or
+    holding Python objects: a :class:`StoredDataError` naming the file and what is wrong."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        npy_header(path)  # the header only: truncated, garbage and object arrays are named
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise _damaged(path, "is missing") from None
+    except (ValueError, EOFError, OSError) as exc:
+        raise _damaged(path, f"is not a readable .npy array ({_first_line(exc)})") from None
+
+
+def read_npz(path: str | os.PathLike[str]) -> Any:
+    """A sparse matrix (CSR) a model wrote with ``scipy.sparse.save_npz``; missing, truncated
+    or not such a file: a :class:`StoredDataError` naming the file and what is wrong."""
+    import zipfile
+    import zlib
+
+    import scipy.sparse as sp
+
+    path = Path(path)
+    try:
+        return sp.load_npz(path).tocsr()
+    except FileNotFoundError:
+        raise _damaged(path, "is missing") from None
+    except (ValueError, EOFError, OSError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _damaged(path, f"is not a readable sparse matrix (.npz: {_first_line(exc)})") from None
 
 
 def reason_of(exc: BaseException) -> str:

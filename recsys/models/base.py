@@ -159,10 +159,12 @@ class ItemModel(ABC):
     @classmethod
     def load(cls, path: str | Path) -> ItemModel:
         """Read a model written by :meth:`save`."""
+        from recsys.stored import ModelFile, read_json_file, read_npy
+
         path = Path(path)
-        meta = json.loads((path / "model.json").read_text())
+        meta = read_json_file(path / "model.json", ModelFile)  # names the file when damaged
         model = cls(**meta["params"])
-        model.item_ids_ = np.load(path / "item_ids.npy", allow_pickle=False)
+        model.item_ids_ = read_npy(path / "item_ids.npy")
         model.coverage_ = meta.get("coverage", {})
         model._load_state(path)
         model._after_load()
@@ -248,14 +250,12 @@ def save_arrays(path: Path, **arrays: Any) -> None:
 def load_arrays(path: Path, *names: str) -> list[Any]:
     """Read what :func:`save_arrays` wrote: ``<name>.npz`` as a CSR matrix when it exists,
     else ``<name>.npy``."""
-    import scipy.sparse as sp
+    from recsys.stored import read_npy, read_npz  # a damaged file is named
 
     out = []
     for name in names:
         npz = path / f"{name}.npz"
-        out.append(
-            sp.load_npz(npz).tocsr() if npz.exists() else np.load(path / f"{name}.npy", allow_pickle=False)
-        )
+        out.append(read_npz(npz) if npz.exists() else read_npy(path / f"{name}.npy"))
     return out
 
 
@@ -271,9 +271,13 @@ def write_fit_log(model: ItemModel, file: Path) -> None:
 
 def read_fit_log(model: ItemModel, file: Path) -> None:
     """Restore what :func:`write_fit_log` saved (nothing when the file is absent)."""
+    from recsys.stored import damaged_file, read_json_file
+
     if not file.exists():
         return
-    meta = json.loads(file.read_text())
+    meta = read_json_file(file)
+    if not isinstance(meta, dict):
+        raise damaged_file(file, f"should hold an object (history, device), holds {type(meta).__name__}")
     model.history_ = meta.get("history", [])
     if meta.get("device"):
         model.device_ = meta["device"]
@@ -387,6 +391,8 @@ class EmbeddingModel(ItemModel):
             )
 
     def _load_state(self, path: Path) -> None:
-        self.vectors_ = np.load(path / "vectors.npy", allow_pickle=False)
+        from recsys.stored import read_npy
+
+        self.vectors_ = read_npy(path / "vectors.npy")
         f = path / "query_vectors.npy"
-        self.query_vectors_ = np.load(f, allow_pickle=False) if f.exists() else None
+        self.query_vectors_ = read_npy(f) if f.exists() else None

@@ -135,7 +135,9 @@ class PopularityModel(ItemModel):
         np.save(path / "popularity.npy", np.asarray(self.popularity_, dtype=np.float32), allow_pickle=False)
 
     def _load_state(self, path: Path) -> None:
-        self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+        from recsys.stored import read_npy  # a damaged file is named
+
+        self.popularity_ = read_npy(path / "popularity.npy")
 
 
 def _similarity(

@@ -629,11 +629,13 @@ class Prod2Vec(EmbeddingModel):
             (path / "choice.json").write_text(json.dumps(self.choice_, indent=2))
 
     def _load_state(self, path: Path) -> None:
+        from recsys.stored import read_npy  # a damaged file is named
+
         super()._load_state(path)
         f = path / "loss_history.npy"
-        self.loss_history_ = np.load(f, allow_pickle=False).tolist() if f.exists() else []
+        self.loss_history_ = read_npy(f).tolist() if f.exists() else []
         f = path / "fallback.npy"
-        self.fallback_ = np.load(f, allow_pickle=False) if f.exists() else None
+        self.fallback_ = read_npy(f) if f.exists() else None
         f = path / "choice.json"
         if f.exists():
             from recsys.stored import read_stored
@@ -789,7 +791,7 @@ class MetaProd2Vec(Prod2Vec):
 
     def _load_state(self, path: Path) -> None:
         super()._load_state(path)
+        from recsys.stored import read_npy  # a damaged file is named
+
         f = path / "from_metadata.npy"
-        self.from_metadata_ = (
-            np.load(f, allow_pickle=False) if f.exists() else np.zeros(len(self.item_ids_), dtype=bool)
-        )
+        self.from_metadata_ = read_npy(f) if f.exists() else np.zeros(len(self.item_ids_), dtype=bool)

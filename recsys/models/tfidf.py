@@ -124,9 +124,9 @@ class TfidfModel(ItemModel):
         sp.save_npz(path / "tfidf.npz", self.matrix_.tocsr(), compressed=True)
 
     def _load_state(self, path: Path) -> None:
-        import scipy.sparse as sp
+        from recsys.stored import read_npz  # a damaged file is named
 
-        self.matrix_ = sp.load_npz(path / "tfidf.npz").tocsr()
+        self.matrix_ = read_npz(path / "tfidf.npz")
 
 
 #: the parameters :class:`TfidfText` reads (the text side of a TF-IDF model)

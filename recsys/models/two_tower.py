@@ -425,11 +425,11 @@ class TwoTowerModel(EmbeddingModel):
         write_fit_log(self, path / "two_tower_history.json")
 
     def _load_state(self, path: Path) -> None:
+        from recsys.stored import read_npy  # a damaged file is named
+
         super()._load_state(path)
-        self._user_weights = {
-            name: np.load(path / f"user_{name}.npy", allow_pickle=False) for name in _USER_WEIGHTS
-        }
-        self.popularity_ = np.load(path / "popularity.npy", allow_pickle=False)
+        self._user_weights = {name: read_npy(path / f"user_{name}.npy") for name in _USER_WEIGHTS}
+        self.popularity_ = read_npy(path / "popularity.npy")
         read_fit_log(self, path / "two_tower_history.json")
 
 

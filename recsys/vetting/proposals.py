@@ -14,6 +14,7 @@ rule, which :class:`recsys.filters.PresetStore` stores as the next version.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,16 +24,36 @@ from recsys.merch import PairBan, Pin
 
 KINDS: tuple[str, ...] = ("banned_brand_pair", "do_not_associate", "pin")
 
+#: A title in a rule's label is cut to this many characters (at a word, with "…").
+TITLE_CHARS = 40
+
+
+def item_name(item_id: str, title: str | None) -> str:
+    """An item as a rule's label names it: ``"short title" (id)``, or the id alone when the
+    catalogue has no title for it (or the title is the id)."""
+    text = " ".join(str(title or "").split())
+    if not text or text == item_id:
+        return item_id
+    short = textwrap.shorten(text, TITLE_CHARS, placeholder="…")
+    if short == "…":  # one word longer than the bound: cut inside it
+        short = text[: TITLE_CHARS - 1] + "…"
+    return f"“{short}” ({item_id})"
+
 
 def proposals(
-    judgment: Mapping[str, Any], brands: Mapping[str, str | None] | None = None
+    judgment: Mapping[str, Any],
+    brands: Mapping[str, str | None] | None = None,
+    titles: Mapping[str, str | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The rules a judgment can become (most specific first), each ``{kind, label, ...}``.
 
     ``judgment`` has ``seed, item_id, position, verdict, reason``; ``brands`` maps the two
-    item ids to their brand names (needed for the brand pair).
+    item ids to their brand names (needed for the brand pair); ``titles`` to their titles,
+    which the labels show (shortened, with the ids) where the catalogue has them.
     """
     seed, item = str(judgment["seed"]), str(judgment["item_id"])
+    titles = titles or {}
+    seed_name, item_name_ = item_name(seed, titles.get(seed)), item_name(item, titles.get(item))
     out: list[dict[str, Any]] = []
     if int(judgment["verdict"]) < 0:
         brands = brands or {}
@@ -45,7 +66,7 @@ def proposals(
                 "seed": seed,
                 "item_id": item,
                 "one_way": False,
-                "label": f"Never show {item} and {seed} together",
+                "label": f"Never show {item_name_} and {seed_name} together",
             }
         )
     else:
@@ -57,7 +78,7 @@ def proposals(
                     "seed": seed,
                     "item_id": item,
                     "position": int(position),
-                    "label": f"Pin {item} at position {int(position)} for {seed}",
+                    "label": f"Pin {item_name_} at position {int(position)} for {seed_name}",
                 }
             )
     return out

@@ -71,9 +71,10 @@ def test_fewer_than_two_runs_asks_for_more(compare, data):
 def test_per_category_chart_has_one_bar_series_per_run(compare, data):
     graph = compare.update_per_category([data["runs"]["A"], data["runs"]["B"]])
     series = {t.name: dict(zip(t.x, t.y, strict=True)) for t in graph.figure.data}
+    # named as the run pickers name them (label · family, ★ the active run)
     assert series == {
-        "A": {"Home": 0.75, "Men": 0.25, "Women": 0.5},
-        "B": {"Home": 0.5, "Men": 0.5, "Women": 0.4},
+        "A · prod2vec ★": {"Home": 0.75, "Men": 0.25, "Women": 0.5},
+        "B · prod2vec": {"Home": 0.5, "Men": 0.5, "Women": 0.4},
     }
 
 
@@ -201,3 +202,45 @@ def test_count_metrics_are_shown_as_integers():
     # rates of 0 and 1 stay rates: three decimals (and their interval when the run has one)
     assert fmt["hr@10"] is not _INTEGER_FORMAT and fmt["coverage@10"] is not _INTEGER_FORMAT
     assert "'.3f'" in fmt["hr@10"]["function"] and "'.3f'" in fmt["coverage@10"]["function"]
+
+
+def test_runs_of_one_label_are_told_apart_in_every_compare_table(data, tmp_path, monkeypatch):
+    """A label retrained on one dataset, and the same label on another shop: the vetted precision
+    table, the list headers and the per-category legend name each run so it can be told apart."""
+    import shutil
+
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from tests.callbacks._emc_data import _embedding_run, catalog, interactions, vectors
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    registry = Registry(root)
+    cat = catalog()
+    item_ids = cat["item_id"].tolist()
+    tiny = build_dataset("tiny", cat, interactions(item_ids))
+    shop2 = build_dataset("shop2", cat, interactions(item_ids))
+    save_dataset(shop2, root)
+    hr = {"Women": 0.3, "Men": 0.3, "Home": 0.3}
+    again = _embedding_run(registry, tiny, vectors(item_ids, perturb=True), "A", hr)
+    other = _embedding_run(registry, shop2, vectors(item_ids), "A", hr)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    compare = page("compare")
+    first = data["runs"]["A"]
+
+    table = compare.vetted_view(10, values())
+    names = {
+        getattr(tr, "data-run"): text_of(tr.children[0])
+        for tr in find(table, lambda c: hasattr(c, "data-run"))
+    }
+    a_names = [names[r] for r in (first, again, other)]
+    assert all(n.startswith("A") for n in a_names), a_names
+    assert len(set(a_names)) == 3, a_names
+    assert "shop2" in names[other] and "tiny" in names[first]
+
+    lists, _agreement, _msg = compare.update_lists([first, again], "ws0", 5, values())
+    heads = [text_of(s) for s in find(lists, lambda c: getattr(c, "className", None) == "fw-semibold")]
+    assert len({h for h in heads if h.startswith("A")}) == 2, heads
+
+    fig = compare.per_category_figure([registry.get(r) for r in (first, again, other)]).figure
+    assert len({bar.name for bar in fig.data}) == 3, [bar.name for bar in fig.data]

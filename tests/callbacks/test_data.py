@@ -127,7 +127,7 @@ def test_import_job_runs_and_the_page_shows_its_validation_report(root, tmp_path
     job = store.wait(current["job_id"], timeout=60)
     assert job["status"] == "done", job.get("error")
 
-    card, report, datasets = data_page.show_import(None, current)
+    card, report, datasets, _message = data_page.show_import(None, current)
     report_text = text_of(report)
     assert "shop" in report_text and "missing item_id" in report_text  # the drop, with its reason
     assert "shop" in text_of(datasets)
@@ -145,7 +145,7 @@ def test_a_failed_import_shows_its_error_and_keeps_the_stored_data(root, tmp_pat
     )
     job = JobStore(root).wait(current["job_id"], timeout=60)
     assert job["status"] == "failed"
-    _card, report, _ = data_page.show_import(None, current)
+    _card, report, _, _message = data_page.show_import(None, current)
     assert isinstance(report, dbc.Alert) and report.color == "danger"
     assert "nothing stored was changed" in text_of(report) and "price" in text_of(report)
     assert (root / "datasets" / "demo" / "report.json").read_text() == before
@@ -194,7 +194,7 @@ def test_reading_options_preview_and_import_a_headerless_tab_file(root, tmp_path
     assert "Import started" in text_of(message)
     job = JobStore(root).wait(current["job_id"], timeout=60)
     assert job["status"] == "done", job.get("error")
-    _card, report, _ = data_page.show_import(None, current)
+    _card, report, _, _message = data_page.show_import(None, current)
     assert "separator: tab (detected)" in text_of(report)
     from recsys.data.schema import load_dataset
 
@@ -299,7 +299,7 @@ def test_the_data_page_imports_instacart_in_kaggle_layout(root, tmp_path, data_p
     assert "Import started" in text_of(message)
     job = JobStore(root).wait(current["job_id"], timeout=60)
     assert job["status"] == "done", job.get("error")
-    _card, report, datasets = data_page.show_import(None, current)
+    _card, report, datasets, _message = data_page.show_import(None, current)
     assert "kaggle" in text_of(datasets) and "synthetic" in text_of(report)
     inter = load_dataset("kaggle", root).interactions
     assert inter["sequence_id"].nunique() == 4 and set(inter["user_id"]) == {"7", "8"}

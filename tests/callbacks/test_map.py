@@ -240,8 +240,12 @@ def test_hover_click_and_lasso_on_recorded_browser_events(mapp, data):
     href = mapp.open_in_explore(EVENTS["clickData"], run)
     assert href == f"/explore?seed={view.item_ids[clicked['customdata']]}&run={run}"
 
-    grid, info = mapp.list_selection(EVENTS["selectedData"], run)
-    assert grid.id == "map-selection" and info == "20 items selected"
+    box, info = mapp.list_selection(EVENTS["selectedData"], run)
+    grid = find(box, lambda c: getattr(c, "id", None) == "map-selection")[0]
+    assert info == "20 items selected"
+    # what the selection is: its categories' shares (the 20 items of four categories, 5 each)
+    summary = text_of(find(box, lambda c: getattr(c, "data-summary", None) == "categories")[0])
+    assert summary.startswith("Categories: ") and summary.count("25%") == 3
     assert sorted(r["item_id"] for r in grid.rowData) == sorted(view.item_ids)
     hint, info = mapp.list_selection(None, run)  # a double-click deselects: None
     assert info == "" and not hasattr(hint, "rowData") and "Lasso or box" in text_of(hint)

@@ -236,7 +236,9 @@ def test_while_the_demo_builds_the_headline_is_the_best_so_far(root, overview, m
     building = text_of(overview._headline(runs, building=True))
     assert "Best variant so far" in building and "still training" in building
     assert "best model on this dataset" not in building
-    assert "Popularity is the best model on this dataset." in text_of(overview._headline(runs))
+    # alone on its dataset, popularity is not called the best model (nothing was compared)
+    alone = text_of(overview._headline(runs))
+    assert "best model on this dataset" not in alone and "The only model trained on this dataset" in alone
 
     # the page asks the job store: the headline follows the build, and re-renders when it ends
     monkeypatch.setattr(overview, "jobs_snapshot", lambda: running)
@@ -247,3 +249,32 @@ def test_while_the_demo_builds_the_headline_is_the_best_so_far(root, overview, m
     monkeypatch.setattr(overview, "jobs_snapshot", lambda: done)
     text = text_of(overview.update_content("v", "demo"))
     assert "Best variant:" in text and "so far" not in text
+
+
+def test_while_another_variant_trains_on_the_dataset_the_headline_is_the_best_so_far(overview):
+    """The analyst's walk on Online Retail: TF-IDF finished first and the headline called it
+    "the best model on this dataset" while Prod2Vec was still training on it."""
+
+    def run(family, hr):
+        return {
+            "run_id": f"{family}-1",
+            "label": f"{family} run",
+            "family": family,
+            "metrics": {"hr@10": hr, "validation": {"hr@10": hr}},
+        }
+
+    def job(status, dataset="retail", kind="train"):
+        return {
+            "id": "j",
+            "kind": kind,
+            "status": status,
+            "params": {"family": "prod2vec", "dataset_name": dataset},
+        }
+
+    runs = [run("tfidf", 0.24), run("popularity", 0.05)]
+    assert overview._training_on({"jobs": [job("running")]}, "retail") == ["prod2vec"]
+    assert overview._training_on({"jobs": [job("running", "other"), job("done")]}, "retail") == []
+    text = text_of(overview._headline(runs, training=["prod2vec"]))
+    assert "Best variant so far" in text and "Still training on this dataset: prod2vec" in text
+    assert "best model on this dataset" not in text
+    assert "TF-IDF is the best model on this dataset." in text_of(overview._headline(runs))

@@ -11,6 +11,7 @@ from components.filter_panel import controls_from_filter_config, filter_config_f
 from recsys.errors import FilterConfigError
 from recsys.filters import FilterConfig, PresetStore
 from recsys.vetting.store import JudgmentStore
+from tests.callbacks._emc_data import TITLES
 from tests.callbacks._pages import find, page, text_of
 
 
@@ -136,3 +137,46 @@ def test_a_rejudgment_wins_whatever_order_the_requests_land_in(vetting, data):
     assert df["verdict"].tolist() == [-1] and df["reason"].tolist() == ["duplicate"]
     # a browser clock far off is not trusted
     assert vetting.judged_at("1999-01-01T00:00:00+00:00")[:4] == str(now.year)
+
+
+def test_the_rule_dialog_names_items_by_title_with_their_ids(vetting, data):
+    """The "Rule…" dialog of a judged pair reads "Never show “Trail Runner Shoe 1” (ws1) and …"
+    on a catalogue with titles, not the bare ids; the saved preset's confirmation says the same."""
+    import json
+
+    from tests.callbacks._pages import triggered
+
+    run = data["runs"]["A"]
+    _, qid, _ = vetting.build_queue(1, run, None, 5, "pasted", 3, 2, "ws0")
+    queue = vetting.load_queue(qid)[0]
+    pairs = queue["pairs"]
+    base = {k: queue[k] for k in ("dataset", "run", "preset")}
+    outbox = [
+        {"t": "d", **base, **{k: pairs[0][k] for k in ("seed", "item_id", "position")}, "verdict": -1},
+        {"t": "u", **base, **{k: pairs[1][k] for k in ("seed", "item_id", "position")}, "verdict": 1},
+    ]
+    vetting.store_judgments(outbox, 0)
+    titles = {f"{p}{i}": f"{t} {i}" for p, t in TITLES.items() for i in range(5)}
+
+    def dialog(index: int) -> list[str]:
+        prop = json.dumps({"index": index, "type": vetting.PROPOSE}, separators=(",", ":")) + ".n_clicks"
+        is_open, options, *_ = triggered(prop, vetting.open_proposal, [1, 1], None, queue, None)
+        assert is_open is True
+        return [o["label"] for o in options]
+
+    seed, down, up = pairs[0]["seed"], pairs[0]["item_id"], pairs[1]["item_id"]
+    assert dialog(0) == [f"Never show “{titles[down]}” ({down}) and “{titles[seed]}” ({seed}) together"]
+    assert dialog(1) == [f"Pin “{titles[up]}” ({up}) at position 2 for “{titles[seed]}” ({seed})"]
+
+
+def test_a_rule_label_shortens_a_long_title_and_keeps_the_bare_id_without_one():
+    from recsys.vetting.proposals import TITLE_CHARS, item_name, proposals
+
+    long = "WHITE HANGING HEART T-LIGHT HOLDER WITH A VERY LONG DESCRIPTION OF ITS COLOURS"
+    name = item_name("85123A", long)
+    assert name.startswith("“WHITE HANGING HEART T-LIGHT HOLDER") and name.endswith("…” (85123A)")
+    assert len(name) <= TITLE_CHARS + len(" (85123A)") + 2
+    assert item_name("X", "A" * 90) == f"“{'A' * (TITLE_CHARS - 1)}…” (X)"  # one long word is cut inside
+    assert item_name("1004839", None) == "1004839" and item_name("1004839", "1004839") == "1004839"
+    down = {"seed": "1004856", "item_id": "1004839", "position": 1, "verdict": -1}
+    assert proposals(down)[0]["label"] == "Never show 1004839 and 1004856 together"

@@ -200,3 +200,91 @@ def test_a_tuning_record_of_the_wrong_shape_is_named_in_the_run_details(client, 
     assert "shell-callback-error" not in text
     assert "tuning trials in its run.json" in text and run in text, text[-500:]
     assert client.get(f"/api/v1/runs/{run}").status_code == 200  # the run itself still answers
+
+
+def test_a_viewers_visit_creates_no_presets_folder(client, app, demo_data_copy):
+    """Every page that lists presets (their dropdowns), the REST API's preset list and an unknown
+    preset's read leave a data directory without presets as it was; the first save makes it."""
+    import shutil
+
+    from recsys.errors import PresetNotFoundError
+    from recsys.filters import FilterConfig, PresetStore
+
+    run = _prod2vec(demo_data_copy)
+    presets = demo_data_copy / "presets"
+    shutil.rmtree(presets, ignore_errors=True)
+    for path, query in [
+        ("/explore", f"?run={run}"),
+        ("/compare", ""),
+        ("/vetting", f"?run={run}"),
+        ("/map", ""),
+    ]:
+        resp = _open(client, path, query)
+        assert resp.status_code == 200 and "shell-callback-error" not in _text(resp), path
+    assert client.get("/api/v1/presets").status_code == 200
+    store = PresetStore(demo_data_copy)
+    assert store.list() == [] and store.damaged() == []
+    for read in (store.load, store.history, store.delete):
+        with pytest.raises(PresetNotFoundError):
+            read("nope")
+    assert not presets.exists()
+    assert store.save("first", FilterConfig(same_category=True)) == 1 and (presets / "first.json").exists()
+
+
+# ---------------------------------------------------------------------------
+# the fallback chain's co-occurrence model and a family's own files (a TF-IDF run's matrix):
+# named within the run with what is wrong (was "the model cannot be loaded (BadZipFile: ...)")
+# ---------------------------------------------------------------------------
+COOC = "fallback/cooccurrence/"
+MODEL_FILES = {  # damage class -> (family, file) it is tried on
+    "truncated": [
+        ("prod2vec", COOC + "similarity.npz"),
+        ("prod2vec", COOC + "item_ids.npy"),
+        ("tfidf", "tfidf.npz"),
+    ],
+    "not utf-8": [
+        ("prod2vec", COOC + "similarity.npz"),
+        ("prod2vec", COOC + "model.json"),
+        ("tfidf", "tfidf.npz"),
+    ],
+    "wrong shape": [("prod2vec", COOC + "model.json")],
+    "missing": [
+        ("prod2vec", COOC + "popularity.npy"),
+        ("prod2vec", COOC + "model.json"),
+        ("tfidf", "tfidf.npz"),
+    ],
+}
+WHAT_IS_WRONG = {
+    "truncated": ("is truncated", "is not a readable"),
+    "not utf-8": ("is not a readable", "is not UTF-8", "not JSON"),
+    "wrong shape": ("should hold", "of the stored shape"),
+    "missing": ("is missing",),
+}
+
+
+@pytest.mark.parametrize(
+    "damage,family,name",
+    [(d, fam, f) for d, files in MODEL_FILES.items() for fam, f in files],
+    ids=lambda v: str(v),
+)
+def test_a_damaged_model_file_is_named_within_the_run(client, app, demo_data_copy, damage, family, name):
+    import numpy as np
+
+    from recsys.pipeline import train_run
+
+    if family == "prod2vec":
+        run = _prod2vec(demo_data_copy)
+    else:
+        run = train_run(family, {}, "demo", demo_data_copy, label=f"{family} (test)")["run_id"]
+    folder = demo_data_copy / "runs" / run
+    seed = str(np.load(folder / "item_ids.npy")[0])
+    _damage(folder / name, damage)
+    resp = client.get(f"/api/v1/similar/{seed}?run={run}&k=5")
+    assert resp.status_code == 503, resp.get_data(as_text=True)[:300]
+    text = resp.get_data(as_text=True)
+    assert name in text, text[:400]  # the file, as a path within the run
+    assert any(w in text for w in WHAT_IS_WRONG[damage]), text[:400]
+    assert "cannot be loaded" not in text, text[:400]
+    # the Runs listing says the same, and the other runs still answer
+    listed = {r["run_id"]: r for r in client.get("/api/v1/runs").get_json()["runs"]}
+    assert any(r["family"] == "popularity" and r["status"] == "complete" for r in listed.values())

@@ -92,4 +92,7 @@ def test_upload_through_the_file_chooser_then_import(dash_duo, dash_app_copy, de
     )
     assert got == sorted((b, c) for _a, b, c, _d in rows)
     dash_duo.wait_for_contains_text(f"#{ids.DATA_DATASETS}", "uploaded", timeout=20)
+    # the form's "Import started (job ...)" gives way to the outcome (s33-u: it stayed, in blue)
+    dash_duo.wait_for_contains_text(f"#{ids.DATA_MESSAGE}", "Imported dataset 'uploaded'", timeout=20)
+    assert "Import started" not in dash_duo.find_element(f"#{ids.DATA_MESSAGE}").text
     assert dash_duo.get_logs() == []

@@ -115,10 +115,16 @@ class TextSide:
         f = path / "content_tfidf.json"
         if not f.exists():
             return None
-        state = json.loads(f.read_text())
-        names = {"svd": ("components",), "hash": ("codes",)}.get(state["projection"], ())
-        arrays = {n: np.load(path / f"content_tfidf_{n}.npy", allow_pickle=False) for n in names}
-        return cls(TfidfText.from_json(state["text"]), state["projection"], state["dim"], arrays)
+        from recsys.stored import damaged_file, read_json_file, read_npy  # a damaged file is named
+
+        state = read_json_file(f)
+        try:
+            names = {"svd": ("components",), "hash": ("codes",)}.get(state["projection"], ())
+            text, projection, dim = TfidfText.from_json(state["text"]), state["projection"], state["dim"]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise damaged_file(f, f"is not of the stored shape ({type(exc).__name__}: {exc})") from None
+        arrays = {n: read_npy(path / f"content_tfidf_{n}.npy") for n in names}
+        return cls(text, projection, dim, arrays)
 
 
 def blend(text: np.ndarray, content: np.ndarray, a: float) -> np.ndarray:

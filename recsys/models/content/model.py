@@ -686,13 +686,15 @@ class ContentModel(EmbeddingModel):
         read_fit_log(self, path / "content_history.json")
         feat_file = path / "content_features.json"
         if feat_file.exists():
-            self.state_ = FeatureState.from_json(json.loads(feat_file.read_text()), str(feat_file))
+            from recsys.stored import read_json_file, read_npy  # a damaged file is named
+
+            self.state_ = FeatureState.from_json(read_json_file(feat_file), str(feat_file))
             if self.state_.wide and self.state_.block_weights:
                 self.block_weights_ = dict(zip(block_names(self.state_), self.state_.block_weights))
-            self._words = np.load(path / "content_words.npy", allow_pickle=False).tolist()
-            self._word_vecs = np.load(path / "content_word_vectors.npy", allow_pickle=False)
+            self._words = read_npy(path / "content_words.npy").tolist()
+            self._word_vecs = read_npy(path / "content_word_vectors.npy")
             codes = path / "content_title_codes.npy"
-            self._title_codes = np.load(codes, allow_pickle=False) if codes.exists() else None
+            self._title_codes = read_npy(codes) if codes.exists() else None
             if self.state_.title_vocab and self._title_codes is None:
                 raise StoredDataError(
                     f"{type(self).__name__}: {path} has a title-words block but no content_title_codes.npy; "
@@ -700,7 +702,7 @@ class ContentModel(EmbeddingModel):
                 )
             self._text_side = TextSide.load(path)
             blend_file = path / "content_blend.json"
-            self.blend_ = json.loads(blend_file.read_text()) if blend_file.exists() else {}
+            self.blend_ = read_json_file(blend_file) if blend_file.exists() else {}
             if self._text_side is not None and "a" not in self.blend_:
                 raise StoredDataError(
                     f"{type(self).__name__}: {path} has a TF-IDF side but no content_blend.json; "

@@ -1,0 +1,113 @@
+"""What the Map's lasso or box selection holds: the grid of its items and a summary of what
+the selection is (its main categories and brands with their shares, its price range), so an
+analyst reads a cluster at a glance instead of scrolling a list of titles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_ag_grid as dag
+import numpy as np
+from dash import html
+
+from components import ids
+from components.item_card import CATEGORY_SEP, fmt_price
+
+MAX_SELECTION_ROWS = 1_000
+#: The summary names at most this many categories (and brands).
+TOP_LABELS = 3
+
+
+def selection_rows(
+    view: Any, positions: list[int], limit: int = MAX_SELECTION_ROWS
+) -> tuple[list[dict], str]:
+    """Grid rows of the selected points (at most ``limit``) and an info line."""
+    import pandas as pd  # off the app's start path
+
+    pos = np.unique(np.asarray(positions, dtype=np.int64))
+    if len(pos) == 0:
+        return [], ""
+    shown = pos[:limit]
+    frame = view.attributes(shown)[["item_id", "title", "brand", "category", "price"]].copy()
+    frame["category"] = frame["category"].astype(str).str.replace(CATEGORY_SEP, " › ", regex=False)
+    frame["price"] = pd.to_numeric(frame["price"], errors="coerce").round(2)
+    frame["item_id"] = frame["item_id"].astype(str)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    info = f"{len(pos):,} items selected" + (f" (first {limit:,} listed)" if len(pos) > limit else "")
+    return rows, info
+
+
+def _shares(values: Any, missing: str) -> list[tuple[str, float]]:
+    """The most common labels with their share of all values (missing ones counted as ``missing``)."""
+    import pandas as pd
+
+    text = pd.Series(values, dtype=object).map(
+        lambda v: str(v).strip() if v is not None and str(v).strip() and str(v) != "nan" else missing
+    )
+    counts = text.value_counts()
+    return [(str(label), float(n) / len(text)) for label, n in counts.head(TOP_LABELS).items()]
+
+
+def selection_summary(view: Any, positions: list[int]) -> Any:
+    """One block saying what the selection is: "Categories: Home Decor › Candles 41% · …",
+    the brands likewise when the catalogue has brands, and the price range with its median."""
+    import pandas as pd
+
+    pos = np.unique(np.asarray(positions, dtype=np.int64))
+    if len(pos) == 0:
+        return html.Div()
+    frame = view.attributes(pos)
+    lines = []
+    if "category" in frame:
+        cats = (
+            frame["category"]
+            .astype(object)
+            .map(lambda c: str(c).replace(CATEGORY_SEP, " › ") if isinstance(c, str) else c)
+        )
+        parts = [f"{label} {share:.0%}" for label, share in _shares(cats, "(no category)")]
+        lines.append(
+            html.Div([html.Strong("Categories: "), " · ".join(parts)], **{"data-summary": "categories"})
+        )
+    if (
+        "brand" in frame
+        and frame["brand"].notna().any()
+        and (frame["brand"].astype(str).str.strip() != "").any()
+    ):
+        parts = [f"{label} {share:.0%}" for label, share in _shares(frame["brand"], "(no brand)")]
+        lines.append(html.Div([html.Strong("Brands: "), " · ".join(parts)], **{"data-summary": "brands"}))
+    if "price" in frame:
+        price = pd.to_numeric(frame["price"], errors="coerce").dropna()
+        if len(price):
+            text = f"{fmt_price(price.min())} to {fmt_price(price.max())}, median {fmt_price(price.median())}"
+            lines.append(html.Div([html.Strong("Prices: "), text], **{"data-summary": "prices"}))
+    return html.Div(lines, id=ids.MAP_SELECTION_SUMMARY, className="selection-summary small mb-2")
+
+
+def selection_grid(rows: list[dict]) -> Any:
+    """The grid of selected items, or a hint while nothing is selected.
+
+    The grid exists only while there is a selection: an AG Grid in the page's first layout
+    loaded and ran AG Grid's 250 KB chunk and built the grid on the main thread while
+    plotly.js drew the first figure (issue 14); it now costs that on the first selection.
+    The brand column is left out when no selected item has a brand (Online Retail has none)."""
+    if not rows:
+        return html.Div("Lasso or box points on the map to list them here.", className="text-muted small")
+    columns = [
+        {"field": "title", "headerName": "Title", "flex": 3, "minWidth": 220},
+        {"field": "brand", "headerName": "Brand", "flex": 1},
+        {"field": "category", "headerName": "Category", "flex": 2, "minWidth": 160},
+        {"field": "price", "headerName": "Price", "type": "numericColumn", "minWidth": 80, "maxWidth": 110},
+        {"field": "item_id", "headerName": "Item id", "minWidth": 90, "maxWidth": 130},
+    ]
+    if not any(r.get("brand") for r in rows):
+        columns = [c for c in columns if c["field"] != "brand"]
+    return dag.AgGrid(
+        id=ids.MAP_SELECTION,
+        rowData=rows,
+        columnDefs=columns,
+        defaultColDef={"sortable": True, "filter": True, "resizable": True},
+        getRowId="params.data.item_id",
+        dashGridOptions={"animateRows": False},
+        columnSize="responsiveSizeToFit",
+        style={"height": "360px"},
+    )
