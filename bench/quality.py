@@ -326,6 +326,9 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                 "start_value": info["start_value"],
                 "best_value": info["best_value"],
                 "best_params": info["best_params"],
+                # the tuner's portfolio size, the baselines' validation floor and its notes
+                # (a budget that cut the search short), where the tuner gives them
+                **{f: info[f] for f in ("portfolio", "baselines", "notes") if f in info},
             }
             for key, info in tuned_info.items()
         }
