@@ -247,17 +247,26 @@ def test_the_portfolio_follows_the_start_point_before_tpe_samples_anything():
                 assert trial[name] == pytest.approx(min(max(value, lo), hi)), name
 
 
-def test_a_budget_spent_at_once_still_runs_the_start_point_and_the_portfolio_and_says_so():
+def test_a_budget_spent_at_once_still_runs_the_start_point_and_the_portfolio_and_says_so(monkeypatch):
+    from recsys import tuning
     from recsys.tuning import PORTFOLIOS
 
     data = grouped_dataset(n_sequences=200)
     train, _ = split(data, "time", test_fraction=0.2)
     fixed = {"workers": 1, "vector_size": 8, "epochs": 3}
+    monkeypatch.setattr(tuning, "MAX_OVERRUN", 1e6)  # the forced trials may run far past 1 ms
     result = tune("prod2vec", train, budget_s=0.001, base_params=fixed, floor=False)
     assert result["n_trials"] == result["min_trials"] == 1 + len(PORTFOLIOS["prod2vec"])
     assert result["baselines"] == {}
     [note] = result["notes"]
     assert note.startswith("the budget (0.001 s) cut the search short") and "ran past the budget" in note
+    # but not past MAX_OVERRUN budgets: a trial longer than that is the last one, and said so
+    monkeypatch.setattr(tuning, "MAX_OVERRUN", 3.0)
+    slow = tune("prod2vec", train, budget_s=0.001, base_params=fixed, floor=False)
+    assert slow["n_trials"] == 1 and "0 of the portfolio's" in slow["notes"][0]
+    # the caller's own minimum is kept whatever it costs
+    asked = tune("prod2vec", train, budget_s=0.001, min_trials=2, base_params=fixed, floor=False)
+    assert asked["n_trials"] == 2
     # --trials caps the minimum: one trial asked, one run, and no note about a cut budget
     one = tune("prod2vec", train, budget_s=0.001, n_trials=1, base_params=fixed, floor=False)
     assert one["n_trials"] == 1 and one["notes"] == []
