@@ -191,8 +191,9 @@ def test_tune_runs_its_minimum_trials_past_a_short_budget_and_says_the_search_wa
         main([*base, "tune", "prod2vec", "--min-trials", "0"])
     assert exit_info.value.code == 2 and "--min-trials: must be at least 1" in capsys.readouterr().err
     assert main([*base, "tune", "prod2vec", "--background", "--min-trials", "4", "--budget", "90s"]) == 0
+    job_id = capsys.readouterr().out.split("tuning job ")[1].split()[0]
     store = JobStore(demo_dir)
-    (job,) = store.list_jobs(kind="tune")
+    job = store.get(job_id)
     assert job["params"]["tune"] == {"budget_s": 90.0, "n_trials": None, "sample": None, "min_trials": 4}
     store.cancel(job["job_id"])
 
