@@ -40,6 +40,11 @@ Output: ``{"datasets": {NAME: {"n_cases", "models": {MODEL: {"hr@20", "hr@20_ci"
 {"budget_s", "n_trials", "start_value", "best_value", "best_params", ...}}, "skipped"}},
 "load_average": [...], "settings": {...}}``.
 
+Prod2Vec's tuning runs at least ``--tune-min-trials`` trials (default: its recommended
+settings and the tuner's portfolio, :data:`recsys.tuning.PORTFOLIOS`), counted whatever the
+budget, so ``prod2vec_tuned`` does not hang on the machine's load; ``tuning`` keeps the
+tuner's notes when the budget cut the search short.
+
 Usage: ``python bench/quality.py [--quick] [--only NAME ...] [--max-cases N] [--budget 2m]``.
 ``--quick`` runs the demo (2,000 items), REES46 and Instacart on 1,500 sampled cases with
 a 60 s tuning budget (40 s for sknn and vsknn each) and without the TensorFlow models (content, two_tower), in minutes.
@@ -266,6 +271,7 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                         key, args.knn_budget
                     ),
                     sample=args.tune_sample if key == "prod2vec_tuned" else None,
+                    **({"min_trials": args.tune_min_trials} if key == "prod2vec_tuned" else {}),
                     k=K,
                     max_cases=args.max_cases or 3000,
                     base_params=params,
@@ -326,6 +332,9 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                 "start_value": info["start_value"],
                 "best_value": info["best_value"],
                 "best_params": info["best_params"],
+                # the tuner's portfolio size, the baselines' validation floor and its notes
+                # (a budget that cut the search short), where the tuner gives them
+                **{f: info[f] for f in ("portfolio", "baselines", "notes") if f in info},
             }
             for key, info in tuned_info.items()
         }
@@ -355,6 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", default=None, help="tuning budget per dataset (default 5m; --quick 60s)")
     ap.add_argument("--tune-sample", type=float, default=None, help="tune on this share of sequences")
     ap.add_argument(
+        "--tune-min-trials",
+        type=int,
+        default=None,
+        help="Prod2Vec tuning runs at least this many trials past --budget (default: the start point "
+        "and the tuner's portfolio, counted, so the figure does not hang on the machine's load; "
+        "0: the budget alone)",
+    )
+    ap.add_argument(
         "--knn-budget", default=None, help="tuning budget of sknn and vsknn each (default 2m; --quick 40s)"
     )
     ap.add_argument(
@@ -383,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     args.budget = parse_budget(args.budget or ("60s" if args.quick else "5m"))
     args.knn_budget = parse_budget(args.knn_budget or ("40s" if args.quick else "2m"))
     args.content_budget = parse_budget(args.content_budget) if args.content_budget else None
+    if args.tune_min_trials is None:
+        from recsys.tuning import PORTFOLIOS
+
+        args.tune_min_trials = 1 + len(PORTFOLIOS["prod2vec"])
+    args.tune_min_trials = args.tune_min_trials or None  # 0: the tuner's own rule
     if args.max_cases is None and args.quick:
         args.max_cases = 1500
     demo_items = args.demo_items or (2000 if args.quick else 5000)
@@ -407,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_cases": args.max_cases,
         "tuning_budget_s": args.budget,
         "tune_sample": args.tune_sample,
+        "tune_min_trials": args.tune_min_trials,
         "knn_tuning_budget_s": None if args.no_knn_tuning else args.knn_budget,
         "content_tuning_budget_s": args.content_budget,
         "content_holdout_by": args.content_holdout_by,

@@ -211,6 +211,7 @@ def _tuning_view(run: dict[str, Any] | None) -> Any:
                 f"{t['best_value']:.4f} (trial {t['best_trial']}), on {v.get('validation_cases')} cases carved "
                 "from the training part"
             ),
+            *[html.P(f"Note: {n}", className="small text-warning mb-1") for n in t.get("notes") or ()],
             dcc.Graph(figure=fig, config={"displayModeBar": False}),
             dbc.Table(
                 [

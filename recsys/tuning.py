@@ -92,6 +92,43 @@ SEARCH_SPACES["item_knn"] = {
     "alpha": ("float", (0.0, 1.0)),
 }
 
+#: The first trials after the family's recommended settings (trial 0), before TPE samples
+#: anything: a small fixed portfolio of settings that were strong on the validation splits
+#: of several datasets (``bench/tune_trials.py --dump-trials``; Caselles-Dupre et al. 2018
+#: find ns_exponent, window, sample and epochs matter most for word2vec on sessions). On a
+#: loaded machine a short budget runs only a handful of trials, too few for TPE (its first
+#: 10 are random): the portfolio gives those few trials settings that hold across datasets.
+#: Names a family does not search (fixed by the user) are dropped; missing names take the
+#: start point's value; each setting is clipped into the space.
+PORTFOLIOS: dict[str, list[dict[str, Any]]] = {
+    "prod2vec": [
+        # a wider context, a gensim-like exponent, little sub-sampling, few epochs (the demo's
+        # best trials: window 3-5, ns_exponent 0.3-0.7, sample 2e-3 to 7e-3, 12-16 epochs)
+        {"window": 4, "epochs": 15, "ns_exponent": 0.5, "sample": 5e-3, "negative": 10},
+        # more epochs and negatives, stronger sub-sampling (REES46's best: window 1-2, 45-55 epochs)
+        {"window": 2, "epochs": 50, "ns_exponent": 0.5, "sample": 2e-4, "negative": 20},
+        # a negative exponent: rare items drawn as negatives more often (Caselles-Dupre et al.)
+        {"window": 1, "epochs": 50, "ns_exponent": -0.3, "sample": 3e-4, "negative": 20},
+    ],
+}
+PORTFOLIOS["meta_prod2vec"] = PORTFOLIOS["prod2vec"]
+#: Families whose validation score is compared with the simple baselines' (co-occurrence and
+#: item_knn, fitted on the same fitting part and scored on the same cases): the run records
+#: them and says so when a baseline beats every trial (then the baseline is the better
+#: choice on this dataset, and the recommended variant must not be the tuned model).
+FLOOR_BASELINES: dict[str, dict[str, Any]] = {
+    "cooccurrence": {"similarity": "jaccard"},
+    "item_knn": {},
+}
+FLOORED = frozenset({"prod2vec", "meta_prod2vec"})
+#: The start point and the portfolio run past the budget, but not past this multiple of it:
+#: where one trial alone takes longer (Instacart's 50k-item catalogue on a loaded machine: 600 s
+#: for the start point against a 60 s budget) the search stops there and says so.
+MAX_OVERRUN = 3.0
+#: TPE's random start (optuna's ``n_startup_trials`` default): a search that ends before the
+#: start point, the portfolio and this many sampled trials is noted as cut short.
+TPE_STARTUP = 10
+
 #: Families the tuner knows.
 TUNABLE = tuple(SEARCH_SPACES)
 #: Families scored on the validation cases whose target is cold in the fitting part (fewer
@@ -162,6 +199,75 @@ def _start_point(family: str, space: dict[str, tuple[str, Any]]) -> dict[str, An
     return start
 
 
+def _portfolio(family: str, space: dict[str, tuple[str, Any]], start: dict[str, Any]) -> list[dict[str, Any]]:
+    """The family's :data:`PORTFOLIOS` settings as full trials of ``space`` (clipped, deduplicated)."""
+    out: list[dict[str, Any]] = []
+    seen = [start]
+    for setting in PORTFOLIOS.get(family, ()):
+        trial = dict(start)
+        for name, v in setting.items():
+            if name not in space:
+                continue
+            kind, spec = space[name]
+            if kind == "categorical":
+                trial[name] = v if v in spec else start[name]
+            elif kind.startswith("int"):
+                trial[name] = int(min(max(v, spec[0]), spec[1]))
+            else:
+                trial[name] = float(min(max(v, spec[0]), spec[1]))
+        if trial not in seen:
+            seen.append(trial)
+            out.append(trial)
+    return out
+
+
+def _floor(fit_part: Any, valid: Any, cases: Any, catalog: Any, chain: Any, k: int) -> dict[str, float]:
+    """Validation HR@K of the simple baselines (:data:`FLOOR_BASELINES`) on the trials' cases."""
+    from recsys.evaluation import evaluate_sessions
+    from recsys.models import make_model
+
+    out = {}
+    for family, params in FLOOR_BASELINES.items():
+        try:
+            model = make_model(family, **params).fit(fit_part)
+        except ModelFitError as exc:  # a baseline that cannot fit here is no floor
+            logger.warning("tuning floor: %s did not fit: %s", family, exc)
+            continue
+        m = evaluate_sessions(
+            model, valid, k=k, exclude_seen=False, cases=cases, catalog=catalog, fallback=chain
+        )
+        out[family] = float(m[f"hr@{k}"])
+    return out
+
+
+def search_notes(
+    result: dict[str, Any], *, budget_s: float, n_trials: int | None, min_trials: int
+) -> list[str]:
+    """What a reader of the run must know about how the search went, in sentences."""
+    notes = []
+    done = result["n_trials"]
+    fixed = 1 + result["portfolio"]
+    if n_trials is None and done < fixed + TPE_STARTUP:
+        sampled = max(done - fixed, 0)
+        over = result["seconds"] > budget_s and done <= min_trials
+        notes.append(
+            f"the budget ({budget_s:g} s) cut the search short: {done} trials, the recommended settings "
+            f"and {min(done, fixed) - 1} of the portfolio's {result['portfolio']}, then {sampled} sampled "
+            f"(TPE's first {TPE_STARTUP} are random)"
+            + (f"; the first {done} ran past the budget ({result['seconds']:g} s)" if over else "")
+            + "; raise --budget or set --trials (or --min-trials) for a fuller search"
+        )
+    floor = result.get("baselines") or {}
+    if floor:
+        best_base = max(floor, key=lambda f: floor[f])
+        if floor[best_base] > result["best_value"]:
+            notes.append(
+                f"{best_base} beats every trial on validation ({floor[best_base]:.4f} against "
+                f"{result['best_value']:.4f}): it is the better choice on this dataset"
+            )
+    return notes
+
+
 def objective_cases(
     family: str, fit_part: Any, cases: tuple[list[list[str]], Any], catalog: Any
 ) -> tuple[Any, str]:
@@ -205,7 +311,9 @@ def tune(
     *,
     budget_s: float = 600.0,
     n_trials: int | None = None,
+    min_trials: int | None = None,
     sample: float | None = None,
+    floor: bool = True,
     k: int = 20,
     validation_fraction: float = 0.1,
     max_cases: int = 3000,
@@ -227,8 +335,16 @@ def tune(
         Wall-clock budget; the trial running when it ends is finished.
     n_trials : int, optional
         Stop after this many trials (whichever comes first).
+    min_trials : int, optional
+        Run at least this many trials even when the budget is spent; ``n_trials`` caps it.
+        Default: the start point and the family's portfolio (:data:`PORTFOLIOS`), none
+        started after :data:`MAX_OVERRUN` times the budget. The result's ``notes`` say when
+        the budget cut the search short.
     sample : float, optional
         Fit trials on this seeded share of the fitting part's sequences (e.g. 0.1).
+    floor : bool
+        Prod2Vec-family: also score co-occurrence and item_knn on the same validation
+        cases (``baselines``), and note when one beats every trial.
     k : int
         Cut-off of the validation metric (HR@K, every position).
     validation_fraction : float
@@ -251,7 +367,10 @@ def tune(
         ``best_params`` (searched names only), ``best_value``, ``metric``, ``trials``
         (each ``{"number", "params", "value", "mrr", "seconds", "state"}``), ``budget_s``,
         ``n_trials``, ``sample``, ``validation`` (how the split was carved), ``seconds``,
-        ``searched`` (the names searched) and ``mlflow`` (the sweep's parent run id, or None).
+        ``searched`` (the names searched), ``portfolio`` (how many portfolio settings followed
+        the start point), ``baselines`` (the floor's validation scores, or {}), ``notes``
+        (sentences: a search cut short, a baseline above every trial) and ``mlflow`` (the
+        sweep's parent run id, or None).
     """
     import optuna
 
@@ -355,7 +474,14 @@ def tune(
     name = dataset_name or train.name
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial(_start_point(family, space))
+    start = _start_point(family, space)
+    portfolio = _portfolio(family, space, start)
+    for setting in (start, *portfolio):
+        study.enqueue_trial(setting)
+    first = 1 + len(portfolio) if min_trials is None else max(int(min_trials), 1)
+    if n_trials:
+        first = min(first, n_trials)
+    baselines = _floor(fit_part, valid, cases, train.catalog, chain, k) if floor and family in FLOORED else {}
     sweep_params = {
         "family": family,
         "budget_s": float(budget_s),
@@ -369,14 +495,22 @@ def tune(
     with tracking.sweep(
         f"tune {family} on {name}", dataset=name, root=root, params=sweep_params, tags=tags
     ) as sw:
-        study.optimize(objective, n_trials=n_trials, timeout=budget_s, catch=(ModelFitError,))
+        # the start point and the portfolio run whatever the budget (a loaded machine must not
+        # cut them); TPE then gets what is left of it
+        # (up to MAX_OVERRUN times the budget, unless the caller set min_trials)
+        cap = None if min_trials is not None else MAX_OVERRUN * budget_s
+        study.optimize(objective, n_trials=first, timeout=cap, catch=(ModelFitError,))
+        left = budget_s - (time.perf_counter() - started)
+        more = None if n_trials is None else n_trials - len(trials)
+        if left > 0 and (more is None or more > 0):
+            study.optimize(objective, n_trials=more, timeout=left, catch=(ModelFitError,))
         complete = [t for t in trials if t["state"] == "complete"]
         if not complete:
             errors = "; ".join(sorted({t.get("error", "") for t in trials}))[:500]
             raise ModelFitError(f"tuning: no trial finished; raise the budget ({errors or 'no error'})")
         best = max(complete, key=lambda t: (t["value"], -t["number"]))
         sw.log_best(best["params"], {metric: best["value"], "n_cases": n_cases})
-    return {
+    result = {
         "family": family,
         "metric": f"{metric} (validation, {objective_on})",
         "best_params": best["params"],
@@ -392,4 +526,11 @@ def tune(
         "sampler": f"optuna TPESampler(seed={seed})",
         "mlflow": {"sweep_run_id": sw.parent_id} if sw.parent_id else None,
         "seconds": round(time.perf_counter() - started, 1),
+        "portfolio": len(portfolio),
+        "min_trials": first,
+        "baselines": {f: round(v, 4) for f, v in baselines.items()},
     }
+    result["notes"] = search_notes(result, budget_s=budget_s, n_trials=n_trials, min_trials=first)
+    for note in result["notes"]:
+        logger.warning("tuning %s on %s: %s", family, name, note)
+    return result

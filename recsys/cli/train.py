@@ -34,7 +34,10 @@ def _fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _tune_flags(args: argparse.Namespace) -> dict[str, Any]:
-    return {"budget": args.budget, "trials": args.trials, "sample": args.tune_sample}
+    flags = {"budget": args.budget, "trials": args.trials, "sample": args.tune_sample}
+    if getattr(args, "min_trials", None) is not None:
+        flags["min_trials"] = args.min_trials
+    return flags
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -81,6 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{t['n_trials']} trials in {t['seconds']} s, best {t['metric']} {t['best_value']:.4f} "
             f"(trial {t['best_trial']}; the recommended settings scored {t['start_value']}): {t['best_params']}"
         )
+        for note in t.get("notes") or ():
+            print(f"note: {note}")
     if meta.get("auto_choice"):
         print(describe_auto_choice(meta["auto_choice"]))
     if meta.get("metrics"):
@@ -95,6 +100,13 @@ def _add_tune_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
         "--budget", default="10m", help=f"{prefix}wall-clock budget, e.g. 90s, 10m, 1h (default 10m)"
     )
     p.add_argument("--trials", type=_int_at_least(1), default=None, help=f"{prefix}at most this many trials")
+    p.add_argument(
+        "--min-trials",
+        type=_int_at_least(1),
+        default=None,
+        help=f"{prefix}at least this many trials, even past the budget (default: the recommended "
+        "settings and the tuner's portfolio of settings strong across datasets)",
+    )
     p.add_argument(
         "--tune-sample",
         type=float,

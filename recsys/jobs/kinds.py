@@ -229,6 +229,7 @@ def tune_request(
     budget: Any = "10m",
     trials: Any = None,
     sample: Any = None,
+    min_trials: Any = None,
     **train_fields: Any,
 ) -> TrainRequest:
     """Check a tuning request: :func:`train_request`'s checks, a tunable family and the search's budget.
@@ -241,6 +242,9 @@ def tune_request(
         At most this many trials (>= 1).
     sample : float, optional
         Fit trials on this share of the sequences, in (0, 1].
+    min_trials : int, optional
+        At least this many trials even past the budget (>= 1; default: the tuner's own,
+        the start point and its portfolio, :data:`recsys.tuning.PORTFOLIOS`).
     train_fields
         ``label``, ``split_method``, ``split_options``, ``test_dataset``, ``repeats``.
 
@@ -266,6 +270,10 @@ def tune_request(
     ):
         raise JobParamError(f"'sample' must be a share in (0, 1], got {sample!r}", "sample")
     tune = {"budget_s": budget_s, "n_trials": trials, "sample": None if sample is None else float(sample)}
+    if min_trials is not None:
+        if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
+            raise JobParamError(f"'min_trials' must be an integer >= 1, got {min_trials!r}", "min_trials")
+        tune["min_trials"] = min_trials
     return replace(request, tune=tune)
 
 
@@ -278,6 +286,7 @@ def submit_tune(
     budget: Any = "10m",
     trials: Any = None,
     sample: Any = None,
+    min_trials: Any = None,
     job_label: str | None = None,
     **train_fields: Any,
 ) -> str:
@@ -288,7 +297,15 @@ def submit_tune(
     whose run.json keeps every trial under ``tuning``.
     """
     request = tune_request(
-        family, dataset, params, root=store.root, budget=budget, trials=trials, sample=sample, **train_fields
+        family,
+        dataset,
+        params,
+        root=store.root,
+        budget=budget,
+        trials=trials,
+        sample=sample,
+        min_trials=min_trials,
+        **train_fields,
     )
     return store.submit("tune", request.job_params(), label=job_label or f"Tune {family} on {dataset}")
 

@@ -176,6 +176,28 @@ def test_tune_in_the_foreground_and_as_a_background_job(demo_dir, capsys):
     store.cancel(job["job_id"])
 
 
+def test_tune_runs_its_minimum_trials_past_a_short_budget_and_says_the_search_was_cut(demo_dir, capsys):
+    from recsys.jobs import JobStore
+
+    base = ["--data-dir", str(demo_dir), "-q"]
+    params = ["--param", "vector_size=8", "workers=1", "epochs=3"]
+    argv = [*base, "tune", "prod2vec", *params, "--budget", "1s", "--min-trials", "3", "--label", "m"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 trials" in out and "note: the budget (1 s) cut the search short: 3 trials" in out
+    (run,) = [r for r in Registry(demo_dir).list_runs() if r.get("label") == "m"]
+    assert run["tuning"]["n_trials"] == 3 and run["tuning"]["notes"][0].startswith("the budget (1 s)")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, "tune", "prod2vec", "--min-trials", "0"])
+    assert exit_info.value.code == 2 and "--min-trials: must be at least 1" in capsys.readouterr().err
+    assert main([*base, "tune", "prod2vec", "--background", "--min-trials", "4", "--budget", "90s"]) == 0
+    job_id = capsys.readouterr().out.split("tuning job ")[1].split()[0]
+    store = JobStore(demo_dir)
+    job = store.get(job_id)
+    assert job["params"]["tune"] == {"budget_s": 90.0, "n_trials": None, "sample": None, "min_trials": 4}
+    store.cancel(job["job_id"])
+
+
 def test_content_trains_on_a_catalogue_only_export_and_says_how(tmp_path, capsys):
     """A Myntra-like export: titles, brands, genders, prices; no interactions, no category."""
     rows = ["Product_ID,Product_Name,Product_Brand,Gender,Price"]

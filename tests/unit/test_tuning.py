@@ -219,3 +219,80 @@ def test_the_content_model_is_tuned_on_cold_targets_when_there_are_enough(monkey
     kept, what = tuning.objective_cases("content", fit_part, cases, data.catalog)
     assert len(kept[1]) == len(cases[1]) and what == "every position"
     assert np.array_equal(kept[1], cases[1])
+
+
+# -- few trials: the portfolio first, a minimum count, the baselines' floor --------------------
+def test_the_portfolio_follows_the_start_point_before_tpe_samples_anything():
+    from recsys.tuning import PORTFOLIOS, _portfolio, _start_point, search_space
+
+    assert len(PORTFOLIOS["prod2vec"]) >= 2, "a few strong settings come before TPE"
+    data = grouped_dataset(n_sequences=200)
+    train, _ = split(data, "time", test_fraction=0.2)
+    fixed = {"workers": 1, "vector_size": 8, "epochs": 3}
+    space = search_space("prod2vec", fixed)
+    start = _start_point("prod2vec", space)
+    portfolio = _portfolio("prod2vec", space, start)
+    assert portfolio and all(set(p) == set(space) for p in portfolio)
+    assert start not in portfolio and len({str(sorted(p.items())) for p in portfolio}) == len(portfolio)
+    result = tune("prod2vec", train, budget_s=120, n_trials=len(portfolio) + 2, base_params=fixed)
+    got = [t["params"] for t in result["trials"]]
+    # trial 0 is the recommended settings, then the portfolio in its order, then TPE
+    assert got[0] == start and got[1 : 1 + len(portfolio)] == portfolio
+    assert result["portfolio"] == len(portfolio) and "epochs" not in got[1]
+    # the portfolio's own values reach the trials (clipped into the space)
+    for setting, trial in zip(PORTFOLIOS["prod2vec"], got[1:]):
+        for name, value in setting.items():
+            if name in space and space[name][0] != "categorical":
+                lo, hi = space[name][1]
+                assert trial[name] == pytest.approx(min(max(value, lo), hi)), name
+
+
+def test_a_budget_spent_at_once_still_runs_the_start_point_and_the_portfolio_and_says_so(monkeypatch):
+    from recsys import tuning
+    from recsys.tuning import PORTFOLIOS
+
+    data = grouped_dataset(n_sequences=200)
+    train, _ = split(data, "time", test_fraction=0.2)
+    fixed = {"workers": 1, "vector_size": 8, "epochs": 3}
+    monkeypatch.setattr(tuning, "MAX_OVERRUN", 1e6)  # the forced trials may run far past 1 ms
+    result = tune("prod2vec", train, budget_s=0.001, base_params=fixed, floor=False)
+    assert result["n_trials"] == result["min_trials"] == 1 + len(PORTFOLIOS["prod2vec"])
+    assert result["baselines"] == {}
+    [note] = result["notes"]
+    assert note.startswith("the budget (0.001 s) cut the search short") and "ran past the budget" in note
+    # but not past MAX_OVERRUN budgets: a trial longer than that is the last one, and said so
+    monkeypatch.setattr(tuning, "MAX_OVERRUN", 3.0)
+    slow = tune("prod2vec", train, budget_s=0.001, base_params=fixed, floor=False)
+    assert slow["n_trials"] == 1 and "0 of the portfolio's" in slow["notes"][0]
+    # the caller's own minimum is kept whatever it costs
+    asked = tune("prod2vec", train, budget_s=0.001, min_trials=2, base_params=fixed, floor=False)
+    assert asked["n_trials"] == 2
+    # --trials caps the minimum: one trial asked, one run, and no note about a cut budget
+    one = tune("prod2vec", train, budget_s=0.001, n_trials=1, base_params=fixed, floor=False)
+    assert one["n_trials"] == 1 and one["notes"] == []
+
+
+def test_the_baselines_are_a_floor_a_run_names_when_one_beats_every_trial():
+    from recsys.evaluation import build_session_cases, evaluate_sessions
+    from recsys.fallback import FallbackChain
+    from recsys.models import make_model
+
+    data = grouped_dataset(n_sequences=300)
+    train, _ = split(data, "time", test_fraction=0.2)
+    # a Prod2Vec crippled by what the user fixed: two dimensions, one epoch, a tiny step
+    crippled = {"workers": 1, "vector_size": 2, "epochs": 1, "alpha": 0.0005, "min_alpha": 0.0001}
+    result = tune("prod2vec", train, budget_s=120, n_trials=2, base_params=crippled)
+    base = result["baselines"]
+    assert set(base) == {"cooccurrence", "item_knn"}
+    # the floor is the baselines' own validation score on the trials' cases (same split, same chain)
+    fit_part, valid = split(train, "time", test_fraction=0.1)
+    cases = build_session_cases(valid, "every_position", max_cases=3000, seed=0)
+    chain = FallbackChain().fit(fit_part, train.catalog)
+    knn = make_model("item_knn").fit(fit_part)
+    m = evaluate_sessions(
+        knn, valid, k=20, exclude_seen=False, cases=cases, catalog=train.catalog, fallback=chain
+    )
+    assert base["item_knn"] == round(m["hr@20"], 4)
+    assert max(base.values()) > result["best_value"], "the crippled model must lose to a baseline here"
+    winner = max(base, key=base.get)
+    assert any(n.startswith(f"{winner} beats every trial on validation") for n in result["notes"])
