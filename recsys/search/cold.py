@@ -25,13 +25,14 @@ compiled paths, which before it would pass over the catalogue's mask on the requ
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from recsys.filters import FilterConfig
 from recsys.search.batch import fetch_for
-from recsys.search.compiled import CompiledFilter
+from recsys.search.compiled import CompiledFilter, _SeedRules
 from recsys.search.kernels import _blas_controllers, _matvec
 from recsys.search.planner import (
     _S_EXACT_BASE,
@@ -51,7 +52,16 @@ from recsys.topk import top_prefix, topk
 COLD_SCAN_MAX = 65_536
 #: seed rules a cold query resolves (the others depend on the seed's attributes)
 _COLD_SEED_RULES = frozenset({"exclude_seed", "adult_next_to_non_adult", "same_category"})
-#: configs whose cold form is kept (by hash; None: not answerable this way)
+#: the fields of the rules the lists answer (price range, brand lists, adult items; the seed's
+#: category block and its exclusion): a config that sets no other field needs no scan of the
+#: rule table to know the lists answer it (:func:`_list_fields_only`)
+_LIST_FIELDS = frozenset(
+    {"price_min", "price_max", "brands_allow", "brands_deny", "exclude_adult"}
+    | {"same_category", "category_level", "exclude_seed"}
+)
+#: per config class: its fields' defaults as stored on an instance
+_PLAIN: dict[type, dict[str, Any]] = {}
+#: configs whose cold form is kept (by search key; None: not answerable this way)
 _COLD_SPECS_MAX = 64
 #: per position read from a posting list (building, sorting): in the planner's units
 _COLD_LIST_ROW = 0.01
@@ -167,7 +177,7 @@ class ColdMixin:
         """The mask rules of ``cfg`` as predicates, their ``removed_by_rule`` counts and skipped
         rules; None when a rule is not covered by the lists (the compiled path answers)."""
         v, n = self.view, self.n
-        if (
+        if not _list_fields_only(cfg) and (  # the rule table's scan: 50 to 70 us with cold caches
             cfg.max_per_brand is not None
             or cfg.min_similarity is not None
             or any(rl.on(cfg) for rl in PREPARED_RULES)
@@ -186,10 +196,11 @@ class ColdMixin:
                 continue
             if mr.name in ("brands_allow", "brands_deny"):
                 allow, deny = cfg.norm_brands()  # normalised once per config (its validation, its hash)
-                bc = v.brand_code
-                codes = sorted({bc[b] for b in (allow if mr.name == "brands_allow" else deny) if b in bc})
+                names = allow if mr.name == "brands_allow" else deny
+                # one dict lookup per name, in C (a set of two lookups per name cost twice that)
+                got = np.fromiter(map(v.brand_code.get, names, repeat(-1, len(names))), np.int64, len(names))
+                at = np.unique(got[got >= 0])  # sorted, unique brand codes
                 lut = np.zeros(len(v.brand_keys), dtype=bool)
-                at = np.array(codes, dtype=np.int64)
                 lut[at] = True
                 st = post.brand_start
                 hit = int((st[at + 1] - st[at]).sum())  # one pass: a Python sum over 500 brands took 1 ms
@@ -250,10 +261,9 @@ class ColdMixin:
             return None
         preds, removed, skipped = spec
         v, n = self.view, self.n
-        cf = CompiledFilter(cfg, None, removed, n)  # the rule table's seed rules need only these
-        cf.base_skipped = skipped
-        cf.seed_rules = [rl for rl in SEED_RULES if rl.on(cfg)]
-        r = self._seed_rules(cf, pos)
+        if not preds and not cfg.same_category and not v.n_adult:
+            return None  # no rule bites (no filter): its compile is O(1), its plan one knn_query
+        r = self._cold_seed_rules(cfg, pos, removed, skipped)
         if hit is not None:
             if r.no_adult in hit.sets:
                 return None  # this seed's variant of the eligible set is built: the compiled path answers
@@ -288,7 +298,7 @@ class ColdMixin:
         one = np.array([pos])
         seed_in = r.seed >= 0 and all(bool(p.test(one)[0]) for p in preds)
         m = count - seed_in
-        qq = Query(q, pos, cf, k, t0, v.item_id_list[pos], r.removed, r.skipped)
+        qq = Query(q, pos, None, k, t0, v.item_id_list[pos], r.removed, r.skipped)  # no compiled filter
         self._queue_cold(cfg, r.no_adult)
         if m <= 0:
             return self._empty(qq)
@@ -342,6 +352,36 @@ class ColdMixin:
         kp, ks = self._canon(kp, q)
         return self._result(qq, kp, ks, None, "exact_subset" if span is None else "exact_range", m)
 
+    def _cold_seed_rules(self, cfg: FilterConfig, pos: int, removed: dict, skipped: list) -> _SeedRules:
+        """:meth:`~recsys.search.compiled.CompileMixin._seed_rules` of a config the lists answer
+        (its seed rules are at most ``_COLD_SEED_RULES``), resolved for one seed with scalar steps:
+        the rule table's resolvers are vectorised over seeds (``np.where`` per rule) and need a
+        compiled filter; with cold caches these cost a first query 30 to 70 us. Same counts, in
+        the rule table's order (``tests/unit/test_search_cold.py`` compares them)."""
+        v, n = self.view, self.n
+        r = _SeedRules(n, dict(removed))
+        if skipped:
+            r.skipped.extend(skipped)
+        if _CAT_RULE.on(cfg):  # channel "domain": the seed's category block
+            if v.cat_empty[pos]:
+                r.skipped.append("same_category")
+            else:
+                lv = min(cfg.category_level, v.max_level)
+                code = int(v.cat_codes[lv][pos])
+                b = v.cat_bounds[lv]
+                r.s, r.e = int(b[code]), int(b[code + 1])
+                r.removed["same_category"] = n - (r.e - r.s)
+                r.level, r.block = lv, code
+                r.full = r.s == 0 and r.e == n
+        if v.n_adult and not v.adult[pos] and _ADULT_RULE.on(cfg):  # implicit; channel "key"
+            r.removed["adult_next_to_non_adult"] = int(v.n_adult)
+            r.no_adult = r.keyed = True
+            r.tests.append((_ADULT_RULE.test, None))
+        if _SEED_RULE.on(cfg):  # channel "seed"
+            r.removed["exclude_seed"] = 1
+            r.seed = int(pos)
+        return r
+
     def _cold_until_set(self, cf: CompiledFilter) -> bool:
         """Whether the lists still answer a compiled filter: a lean static one whose eligible set
         (of this seed's adult-rule variant) the background thread is still building, or a
@@ -363,6 +403,27 @@ class ColdMixin:
                 self._static_set(cf, no_adult, wait=True)
 
         self._bg.submit((cfg.search_key(), "cold", no_adult), build)
+
+
+#: the seed rules a cold query resolves (:meth:`ColdMixin._cold_seed_rules`)
+_CAT_RULE, _ADULT_RULE, _SEED_RULE = (
+    next(rl for rl in SEED_RULES if rl.name == name)
+    for name in ("same_category", "adult_next_to_non_adult", "exclude_seed")
+)
+
+
+def _list_fields_only(cfg: FilterConfig) -> bool:
+    """Whether ``cfg`` sets no field but those of the rules the lists answer (``_LIST_FIELDS``):
+    then no other rule is on (a rule is on only through its own fields; at their defaults only
+    the adult rule and the seed's exclusion are), with one pass over the config's fields."""
+    cls = cfg.__class__
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = dict(cls().__dict__)
+    for name, value in cfg.__dict__.items():
+        if name not in _LIST_FIELDS and value != plain[name]:
+            return False
+    return True
 
 
 def _ranges(order: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
