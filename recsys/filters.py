@@ -236,12 +236,12 @@ class FilterConfig(BaseModel):
         case-folded), computed once per config: validation needs them, and so do the content hash
         and a search's first query (a 500-brand list cost a new filter's first query 1,000 calls,
         about 0.5 ms at 1M items, issue 18)."""
-        if self._norm is None:
-            self._norm = (
-                tuple(map(_norm_brand, self.brands_allow)),
-                tuple(map(_norm_brand, self.brands_deny)),
-            )
-        return self._norm
+        got = self.__pydantic_private__.get("_norm")  # the dict itself: ``self._norm`` is pydantic's
+        if got is not None:  # __getattr__ (3 us warm, 20 us or more with cold caches)
+            return got
+        got = (tuple(map(_norm_brand, self.brands_allow)), tuple(map(_norm_brand, self.brands_deny)))
+        self._norm = got
+        return got
 
     def search_key(self) -> Any:
         """A cheap key of the config's content for a searcher's caches (computed once per config).

@@ -199,9 +199,9 @@ class ColdMixin:
                 names = allow if mr.name == "brands_allow" else deny
                 # one dict lookup per name, in C (a set of two lookups per name cost twice that)
                 got = np.fromiter(map(v.brand_code.get, names, repeat(-1, len(names))), np.int64, len(names))
-                at = np.unique(got[got >= 0])  # sorted, unique brand codes
                 lut = np.zeros(len(v.brand_keys), dtype=bool)
-                lut[at] = True
+                lut[got[got >= 0]] = True
+                at = lut.nonzero()[0]  # the brand codes, sorted and unique (np.unique: a sort, 10 steps)
                 st = post.brand_start
                 hit = int((st[at + 1] - st[at]).sum())  # one pass: a Python sum over 500 brands took 1 ms
                 if mr.name == "brands_allow":
@@ -474,7 +474,7 @@ def _top_by_position(sc: np.ndarray, cand: np.ndarray, f: int) -> np.ndarray:
         pre = top_prefix(sc, f)  # every score from a bound of the f-th on, ties included
         if pre is None:
             kth = np.partition(sc, m - f)[m - f]  # the f-th largest
-            pre = np.flatnonzero(sc >= kth)
+            pre = (sc >= kth).nonzero()[0]  # np.flatnonzero's wrapper (ravel, a call) is not needed: 1-D
     else:
         pre = np.arange(m)
     top = pre[np.lexsort((cand[pre], -sc[pre]))[:f]]
