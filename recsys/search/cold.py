@@ -78,6 +78,7 @@ class Postings:
     __slots__ = (
         "brand_order",
         "brand_start",
+        "brand_count",
         "brand_key",
         "n_rank",
         "any_adult",
@@ -92,6 +93,7 @@ class Postings:
         codes = view.brand.astype(np.int64)
         counts = np.bincount(codes, minlength=len(view.brand_keys))
         self.brand_start = np.concatenate(([0], np.cumsum(counts)))
+        self.brand_count = counts
         #: ranks 0 .. n_rank - 2 are the known prices, n_rank - 1 a missing price (sorts last)
         self.n_rank = len(view.price_values) + 1
         rank = np.minimum(view.price_rank, self.n_rank - 1).astype(np.int64)
@@ -113,6 +115,7 @@ class Postings:
         arrays = (
             self.brand_order,
             self.brand_start,
+            self.brand_count,
             self.brand_key,
             self.price_order,
             self.price_sorted,
@@ -198,12 +201,16 @@ class ColdMixin:
                 allow, deny = cfg.norm_brands()  # normalised once per config (its validation, its hash)
                 names = allow if mr.name == "brands_allow" else deny
                 # one dict lookup per name, in C (a set of two lookups per name cost twice that)
-                got = np.fromiter(map(v.brand_code.get, names, repeat(-1, len(names))), np.int64, len(names))
-                lut = np.zeros(len(v.brand_keys), dtype=bool)
-                lut[got[got >= 0]] = True
+                nb = len(v.brand_keys)  # a name not in the catalogue: the spare slot nb of the table
+                got = np.fromiter(map(v.brand_code.get, names, repeat(nb, len(names))), np.intp, len(names))
+                lut = np.zeros(nb + 1, dtype=bool)  # by brand code (items' codes are < nb)
+                lut[got] = True
+                lut[nb] = False
                 at = lut.nonzero()[0]  # the brand codes, sorted and unique (np.unique: a sort, 10 steps)
                 st = post.brand_start
-                hit = int((st[at + 1] - st[at]).sum())  # one pass: a Python sum over 500 brands took 1 ms
+                # one pass (a Python sum over 500 brands took 1 ms); each NumPy step costs a first
+                # query 5 to 10 us with cold caches, so as few as can be
+                hit = int(post.brand_count.take(at).sum())
                 if mr.name == "brands_allow":
                     p = _Pred(
                         hit,
