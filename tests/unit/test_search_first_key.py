@@ -17,7 +17,7 @@ import pytest
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
-from recsys.search.cold import _LIST_FIELDS, _list_fields_only
+from recsys.search.cold import _LIST_FIELDS, _list_fields_only, _ranges
 from recsys.search.rules import MASK_RULES, RULES
 from tests.unit.test_search_cold import _catalog
 
@@ -169,3 +169,16 @@ def test_a_new_filters_first_queries_do_not_hash_it(data, monkeypatch):
     res = searcher.search(seeds[1], FilterConfig(), 10)
     assert res.item_ids == ref.search(seeds[1], FilterConfig(), 10, plan="exact").item_ids
     assert np.isfinite(res.scores).all()
+
+
+def test_ranges_joins_the_ranges_in_order_whatever_their_number():
+    """A brand list's positions (``_ranges``): the ranges one after the other, for no range, one,
+    a few (joined slices) and many (one gather); empty ranges anywhere."""
+    rng = np.random.default_rng(8)
+    order = rng.permutation(5000)
+    for count in (0, 1, 2, 5, 31, 32, 33, 200):
+        for _ in range(5):
+            a = np.sort(rng.integers(0, 4900, count))
+            b = a + rng.integers(0, 50, count)
+            want = [p for x, y in zip(a.tolist(), b.tolist()) for p in order[x:y].tolist()]
+            assert _ranges(order, a, b).tolist() == want, count
