@@ -250,10 +250,11 @@ class ColdMixin:
         lists (module docstring), and queue its compilation; None: the compiled path answers."""
         if self._inline() or self._index is None or self._tie_of is not None or self.space != "cosine":
             return None
-        key = cfg.search_key()  # not the content hash: 200 to 280 us with cold caches
-        hit = self.compiled_for(cfg)
+        last = self._last  # the config compiled last (a warm query's, usually): an identity check
+        hit = last[1] if last is not None and last[0] is cfg else self.compiled_for(cfg)
         if hit is not None and not self._cold_until_set(hit):
             return None
+        key = cfg.search_key()  # not the content hash: 200 to 280 us with cold caches
         post = self._postings()
         if post is None:
             return None
