@@ -25,13 +25,15 @@ compiled paths, which before it would pass over the catalogue's mask on the requ
 
 from __future__ import annotations
 
+import math
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from recsys.filters import FilterConfig
 from recsys.search.batch import fetch_for
-from recsys.search.compiled import CompiledFilter
+from recsys.search.compiled import CompiledFilter, _SeedRules
 from recsys.search.kernels import _blas_controllers, _matvec
 from recsys.search.planner import (
     _S_EXACT_BASE,
@@ -51,7 +53,18 @@ from recsys.topk import top_prefix, topk
 COLD_SCAN_MAX = 65_536
 #: seed rules a cold query resolves (the others depend on the seed's attributes)
 _COLD_SEED_RULES = frozenset({"exclude_seed", "adult_next_to_non_adult", "same_category"})
-#: configs whose cold form is kept (by hash; None: not answerable this way)
+#: the fields of the rules the lists answer (price range, brand lists, adult items; the seed's
+#: category block and its exclusion): a config that sets no other field needs no scan of the
+#: rule table to know the lists answer it (:func:`_list_fields_only`)
+_LIST_FIELDS = frozenset(
+    {"price_min", "price_max", "brands_allow", "brands_deny", "exclude_adult"}
+    | {"same_category", "category_level", "exclude_seed"}
+)
+#: per config class: its fields' defaults as stored on an instance
+_PLAIN: dict[type, dict[str, Any]] = {}
+#: at most this many candidates of an exact top-k are ordered in Python (:func:`_top_by_position`)
+_SORT_IN_PYTHON = 64
+#: configs whose cold form is kept (by search key; None: not answerable this way)
 _COLD_SPECS_MAX = 64
 #: per position read from a posting list (building, sorting): in the planner's units
 _COLD_LIST_ROW = 0.01
@@ -68,6 +81,7 @@ class Postings:
     __slots__ = (
         "brand_order",
         "brand_start",
+        "brand_count",
         "brand_key",
         "n_rank",
         "any_adult",
@@ -82,6 +96,7 @@ class Postings:
         codes = view.brand.astype(np.int64)
         counts = np.bincount(codes, minlength=len(view.brand_keys))
         self.brand_start = np.concatenate(([0], np.cumsum(counts)))
+        self.brand_count = counts
         #: ranks 0 .. n_rank - 2 are the known prices, n_rank - 1 a missing price (sorts last)
         self.n_rank = len(view.price_values) + 1
         rank = np.minimum(view.price_rank, self.n_rank - 1).astype(np.int64)
@@ -103,6 +118,7 @@ class Postings:
         arrays = (
             self.brand_order,
             self.brand_start,
+            self.brand_count,
             self.brand_key,
             self.price_order,
             self.price_sorted,
@@ -167,7 +183,7 @@ class ColdMixin:
         """The mask rules of ``cfg`` as predicates, their ``removed_by_rule`` counts and skipped
         rules; None when a rule is not covered by the lists (the compiled path answers)."""
         v, n = self.view, self.n
-        if (
+        if not _list_fields_only(cfg) and (  # the rule table's scan: 50 to 70 us with cold caches
             cfg.max_per_brand is not None
             or cfg.min_similarity is not None
             or any(rl.on(cfg) for rl in PREPARED_RULES)
@@ -186,13 +202,18 @@ class ColdMixin:
                 continue
             if mr.name in ("brands_allow", "brands_deny"):
                 allow, deny = cfg.norm_brands()  # normalised once per config (its validation, its hash)
-                bc = v.brand_code
-                codes = sorted({bc[b] for b in (allow if mr.name == "brands_allow" else deny) if b in bc})
-                lut = np.zeros(len(v.brand_keys), dtype=bool)
-                at = np.array(codes, dtype=np.int64)
-                lut[at] = True
+                names = allow if mr.name == "brands_allow" else deny
+                # one dict lookup per name, in C (a set of two lookups per name cost twice that)
+                nb = len(v.brand_keys)  # a name not in the catalogue: the spare slot nb of the table
+                got = np.fromiter(map(v.brand_code.get, names, repeat(nb, len(names))), np.intp, len(names))
+                lut = np.zeros(nb + 1, dtype=bool)  # by brand code (items' codes are < nb)
+                lut[got] = True
+                lut[nb] = False
+                at = lut.nonzero()[0]  # the brand codes, sorted and unique (np.unique: a sort, 10 steps)
                 st = post.brand_start
-                hit = int((st[at + 1] - st[at]).sum())  # one pass: a Python sum over 500 brands took 1 ms
+                # one pass (a Python sum over 500 brands took 1 ms); each NumPy step costs a first
+                # query 5 to 10 us with cold caches, so as few as can be
+                hit = int(post.brand_count.take(at).sum())
                 if mr.name == "brands_allow":
                     p = _Pred(
                         hit,
@@ -229,10 +250,11 @@ class ColdMixin:
         lists (module docstring), and queue its compilation; None: the compiled path answers."""
         if self._inline() or self._index is None or self._tie_of is not None or self.space != "cosine":
             return None
-        key = cfg.config_hash()
-        hit = self._compiled.get(key)
+        last = self._last  # the config compiled last (a warm query's, usually): an identity check
+        hit = last[1] if last is not None and last[0] is cfg else self.compiled_for(cfg)
         if hit is not None and not self._cold_until_set(hit):
             return None
+        key = cfg.search_key()  # not the content hash: 200 to 280 us with cold caches
         post = self._postings()
         if post is None:
             return None
@@ -250,10 +272,9 @@ class ColdMixin:
             return None
         preds, removed, skipped = spec
         v, n = self.view, self.n
-        cf = CompiledFilter(cfg, None, removed, n)  # the rule table's seed rules need only these
-        cf.base_skipped = skipped
-        cf.seed_rules = [rl for rl in SEED_RULES if rl.on(cfg)]
-        r = self._seed_rules(cf, pos)
+        if not preds and not cfg.same_category and not v.n_adult:
+            return None  # no rule bites (no filter): its compile is O(1), its plan one knn_query
+        r = self._cold_seed_rules(cfg, pos, removed, skipped)
         if hit is not None:
             if r.no_adult in hit.sets:
                 return None  # this seed's variant of the eligible set is built: the compiled path answers
@@ -288,7 +309,7 @@ class ColdMixin:
         one = np.array([pos])
         seed_in = r.seed >= 0 and all(bool(p.test(one)[0]) for p in preds)
         m = count - seed_in
-        qq = Query(q, pos, cf, k, t0, v.item_id_list[pos], r.removed, r.skipped)
+        qq = Query(q, pos, None, k, t0, v.item_id_list[pos], r.removed, r.skipped)  # no compiled filter
         self._queue_cold(cfg, r.no_adult)
         if m <= 0:
             return self._empty(qq)
@@ -331,7 +352,7 @@ class ColdMixin:
                 sc[pos - s] = -np.inf
         else:
             cand = np.asarray(posting())
-            sc = _matvec(np.take(self.unit, cand, axis=0), q)
+            sc = _matvec(self.unit.take(cand, axis=0), q)  # np.take's wrapper: 2 calls more
             if seed_in:
                 sc[cand == pos] = -np.inf
         if span is not None:  # columns in position order: ties to the lower column, i.e. position
@@ -341,6 +362,36 @@ class ColdMixin:
             kp = cand[_top_by_position(sc, cand, min(k, m))].astype(np.int64)
         kp, ks = self._canon(kp, q)
         return self._result(qq, kp, ks, None, "exact_subset" if span is None else "exact_range", m)
+
+    def _cold_seed_rules(self, cfg: FilterConfig, pos: int, removed: dict, skipped: list) -> _SeedRules:
+        """:meth:`~recsys.search.compiled.CompileMixin._seed_rules` of a config the lists answer
+        (its seed rules are at most ``_COLD_SEED_RULES``), resolved for one seed with scalar steps:
+        the rule table's resolvers are vectorised over seeds (``np.where`` per rule) and need a
+        compiled filter; with cold caches these cost a first query 30 to 70 us. Same counts, in
+        the rule table's order (``tests/unit/test_search_cold.py`` compares them)."""
+        v, n = self.view, self.n
+        r = _SeedRules(n, dict(removed))
+        if skipped:
+            r.skipped.extend(skipped)
+        if _CAT_RULE.on(cfg):  # channel "domain": the seed's category block
+            if v.cat_empty[pos]:
+                r.skipped.append("same_category")
+            else:
+                lv = min(cfg.category_level, v.max_level)
+                code = int(v.cat_codes[lv][pos])
+                b = v.cat_bounds[lv]
+                r.s, r.e = int(b[code]), int(b[code + 1])
+                r.removed["same_category"] = n - (r.e - r.s)
+                r.level, r.block = lv, code
+                r.full = r.s == 0 and r.e == n
+        if v.n_adult and not v.adult[pos] and _ADULT_RULE.on(cfg):  # implicit; channel "key"
+            r.removed["adult_next_to_non_adult"] = int(v.n_adult)
+            r.no_adult = r.keyed = True
+            r.tests.append((_ADULT_RULE.test, None))
+        if _SEED_RULE.on(cfg):  # channel "seed"
+            r.removed["exclude_seed"] = 1
+            r.seed = int(pos)
+        return r
 
     def _cold_until_set(self, cf: CompiledFilter) -> bool:
         """Whether the lists still answer a compiled filter: a lean static one whose eligible set
@@ -362,15 +413,38 @@ class ColdMixin:
             if cf.static:  # a category filter's seed table follows its use (_TABLE_AFTER queries)
                 self._static_set(cf, no_adult, wait=True)
 
-        self._bg.submit((cfg.config_hash(), "cold", no_adult), build)
+        self._bg.submit((cfg.search_key(), "cold", no_adult), build)
+
+
+#: the seed rules a cold query resolves (:meth:`ColdMixin._cold_seed_rules`)
+_CAT_RULE, _ADULT_RULE, _SEED_RULE = (
+    next(rl for rl in SEED_RULES if rl.name == name)
+    for name in ("same_category", "adult_next_to_non_adult", "exclude_seed")
+)
+
+
+def _list_fields_only(cfg: FilterConfig) -> bool:
+    """Whether ``cfg`` sets no field but those of the rules the lists answer (``_LIST_FIELDS``):
+    then no other rule is on (a rule is on only through its own fields; at their defaults only
+    the adult rule and the seed's exclusion are), with one pass over the config's fields."""
+    cls = cfg.__class__
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = dict(cls().__dict__)
+    for name, value in cfg.__dict__.items():
+        if name not in _LIST_FIELDS and value != plain[name]:
+            return False
+    return True
 
 
 def _ranges(order: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The positions ``order[a[i]:b[i]]`` of every range, one after the other (not sorted as a
     whole: :func:`_top_by_position` breaks ties by position), without a Python loop per range."""
-    lens = b - a
     if len(a) == 1:
         return order[a[0] : b[0]]
+    if 0 < len(a) <= _SORT_IN_PYTHON // 2:  # a few ranges: their slices (views) joined, in 3 NumPy steps
+        return np.concatenate([order[x:y] for x, y in zip(a.tolist(), b.tolist())])
+    lens = b - a
     total = int(lens.sum())
     # each output slot's source: its range's start, minus where that range begins in the output
     shift = np.repeat(a - (np.cumsum(lens) - lens), lens)
@@ -413,9 +487,13 @@ def _top_by_position(sc: np.ndarray, cand: np.ndarray, f: int) -> np.ndarray:
         pre = top_prefix(sc, f)  # every score from a bound of the f-th on, ties included
         if pre is None:
             kth = np.partition(sc, m - f)[m - f]  # the f-th largest
-            pre = np.flatnonzero(sc >= kth)
+            pre = (sc >= kth).nonzero()[0]  # np.flatnonzero's wrapper (ravel, a call) is not needed: 1-D
     else:
         pre = np.arange(m)
+    if len(pre) <= _SORT_IN_PYTHON:  # a few (k, without ties at the cut): each NumPy step costs a
+        s_, c_ = sc[pre].tolist(), cand[pre].tolist()  # first query 5 to 10 us with cold caches
+        order = sorted(range(len(s_)), key=lambda j: (-s_[j], c_[j]))[:f]
+        return pre[[j for j in order if -math.inf < s_[j] < math.inf]]  # finite scores only
     top = pre[np.lexsort((cand[pre], -sc[pre]))[:f]]
     return top[np.isfinite(sc[top])]
 

@@ -48,6 +48,10 @@ def _adult_slot(r: _SeedRules, _param: Any) -> None:
 _KEY_SLOTS = {"same_gender": _gender_slot, "price_band": _band_slot, "adult_next_to_non_adult": _adult_slot}
 
 
+#: search keys remembered with their content hash (:meth:`CompileMixin._remember_key`)
+_KEY_HASH_MAX = 256
+
+
 # -- compiled filters ------------------------------------------------------------------
 @dataclass(eq=False)
 class CompiledFilter:
@@ -262,11 +266,15 @@ class CompileMixin:
         last = self._last
         if last is not None and last[0] is cfg:
             return last[1]
-        key = cfg.config_hash()
+        skey = cfg.search_key()
+        key = self._key_hash.get(skey)  # the content hash of a config seen before: not hashed again
+        if key is None:
+            key = cfg.config_hash()
         with self._lock:
             hit = self._compiled.get(key)
             if hit is not None:
                 self._compiled.move_to_end(key)
+                self._remember_key(skey, key)
                 self._last = (cfg, hit)
                 return hit
         v = self.view
@@ -338,8 +346,25 @@ class CompileMixin:
             self._compiled[key] = compiled
             while len(self._compiled) > self._cache_size:
                 self._compiled.popitem(last=False)
+            self._remember_key(skey, key)
         self._last = (cfg, compiled)
         return compiled
+
+    def _remember_key(self, skey: Any, key: str) -> None:
+        """Map a config's :meth:`~recsys.filters.FilterConfig.search_key` to its content hash
+        (under ``self._lock``): the first query of a config seen before finds its compiled filter
+        without hashing it (:meth:`compiled_for`)."""
+        keys = self._key_hash
+        if keys.get(skey) != key:
+            keys[skey] = key
+            while len(keys) > _KEY_HASH_MAX:
+                del keys[next(iter(keys))]
+
+    def compiled_for(self, cfg: FilterConfig) -> CompiledFilter | None:
+        """The compiled filter of ``cfg`` if one is cached and its config was looked up by its
+        search key before (None otherwise, without hashing ``cfg``: O(1) for a new filter)."""
+        key = self._key_hash.get(cfg.search_key())
+        return self._compiled.get(key) if key is not None else None
 
     # -- per seed ------------------------------------------------------------------
     def _seed_rules(self, cf: CompiledFilter, pos: int | None) -> _SeedRules:

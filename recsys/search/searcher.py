@@ -156,6 +156,8 @@ class FilteredSearcher(
         self._all_items = np.ones(self.n, dtype=bool)
         self._all_items.setflags(write=False)
         self._compiled: OrderedDict[str, CompiledFilter] = OrderedDict()
+        #: a config's search key -> its content hash, for the configs compiled (or looked up) so far
+        self._key_hash: dict[Any, str] = {}
         # A compiled filter holds ~60 bytes per item (mask, cumulative counts, seed
         # table): keep the cache near 400 MB whatever the catalogue size.
         self._cache_size = cache_size or max(4, min(32, 400_000_000 // max(1, 64 * self.n)))
@@ -189,7 +191,7 @@ class FilteredSearcher(
         #: (:mod:`recsys.search.cold`; built in the background from ``background_min_items`` on),
         #: and those filters' rules over them, by config hash
         self._cold_postings: Postings | None = None
-        self._cold_specs: dict[str, Any] = {}
+        self._cold_specs: dict[Any, Any] = {}
         if not self._inline():  # with the searcher: a filter's first query never waits for them
             self._build_postings()
             self._bg.start()
@@ -674,7 +676,7 @@ class FilteredSearcher(
             last = self._last  # the config compiled last, usually: an identity check
             if last is not None and last[0] is cfg:
                 cf = last[1]
-            elif self._cold_specs.get(cfg.config_hash()) is not None:
+            elif self._cold_specs.get(cfg.search_key()) is not None:
                 cf = None  # answered from the inverted lists (cold.py): no pins, nothing to compile here
             else:
                 cf = self.compile(cfg)
