@@ -276,6 +276,12 @@ def evict_caches() -> None:
     _EVICT[0] += 1.0
 
 
+def progress(name: str, figures: dict) -> None:
+    """One finished part's figures as one JSON line on stderr, so that a run cut short leaves them."""
+    line = {"case": name, "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+    print(json.dumps({**line, **figures}), file=sys.stderr, flush=True)
+
+
 def run_case(
     searcher: FilteredSearcher,
     raw,
@@ -942,6 +948,7 @@ def main() -> None:
         results[name] = run_case(
             searcher, raw, unit, ids, cfg, seeds, first_seeds, mask_for, fq, args.exact_queries
         )
+        progress(name, results[name])
     if "uncorrelated no filter" in results:
         # what looking the seed up costs raw hnswlib itself (see seed_lookup_floor)
         results["uncorrelated no filter"]["raw_with_seed_lookup"] = seed_lookup_floor(raw, unit, ids, seeds)
@@ -965,6 +972,7 @@ def main() -> None:
                 "recall_at_10",
             )
         }
+        progress("rules", rules)
     batch = {}
     if args.batch_seeds:
         # every searcher's background builds done first (the searchers' starts queue the beams'
@@ -991,6 +999,7 @@ def main() -> None:
             mask=brand_mask,
         )
         batch["unfiltered"]["background_wait_before_s"] += background_before
+        progress("batch", batch)
     worst = max((r["ratio_p50"] for r in results.values()), default=None)
     worst_p99 = max((r["p99_ratio"] for r in results.values()), default=None)
     worst_first = max((r["first_query_ratio"] for r in results.values()), default=None)

@@ -338,6 +338,10 @@ class ColdMixin:
                     ok &= P != pos
                 sel = np.flatnonzero(ok)[:k]
                 if len(sel) >= min(k, m):
+                    if _ == 0 and hit is not None and len(sel) >= k:
+                        # how deep its k-th label lay, learned as the compiled over-fetch learns it:
+                        # a big block's graph is decided on it (static.py: _big_graph_size)
+                        self._learn_depth(hit.stats, int(sel[-1]) + 1, k, m)
                     scores = [1.0 - d for d in dist[sel].tolist()]  # as the compiled over-fetch scores
                     return self._listed(qq, rows[sel].tolist(), scores, None, "hnsw_overfetch", m)
                 if _ == 0 and hit is not None and hit.cat_only and not r.full:

@@ -9,12 +9,14 @@ from typing import Any
 import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, PAD, StaticSet, fetch_for, padded_take
+from recsys.search.beams import beam_for
 from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
     _BIG_SUBS_MAX_BYTES,
     _BLOCKS_MAX_BYTES,
     _FETCH_MIN,
+    _INDEP_SHARE,
     _S_CACHE_BYTES,
     _S_EXACT_BASE,
     _S_GEMV_ROW,
@@ -612,11 +614,31 @@ class StaticMixin:
         recorded) or None (the main index's beams not measured yet: decided later)."""
         index = self._index
         beams = self._beams
-        if beams is None or beams[0] != index.ef:  # the beams are being measured
+        if beams is None or beams[0] != index.ef:  # the beams are not measured (yet)
+            self._request_beams(index)  # asked again when the searcher's start did not
+            if self._bg.pending(("beams", index.ef)):
+                return None  # queued (held while queries run): decided once they are measured
             if cf.seeded_queries >= _BIG_WAIT_USES or cf.block_uses.get(ukey, 0) >= _BIG_WAIT_USES:
                 cf.big_subs[vkey] = 0
             return None
-        over = max(index.ef, fetch, cf.stats.beam)
+        st = cf.stats
+        if st.depth == 0.0:
+            # the filter's over-fetch depth not learned yet: a category filter's first queries are
+            # answered from the inverted lists (cold.py), which count its blocks' uses but learn no
+            # depth; decided against then, the over-fetch looked like one beam search at ef (at 1M
+            # items, ef 64 = the first fetch) and a 50% category level kept its beam of 128 (1.8x
+            # raw p50). Waits for the compiled path's first over-fetch, ``_BIG_WAIT_USES`` of them
+            # at most (the lists' uses not counted)
+            if cf.seed_table is not None or cf.static:
+                wkey = (vkey, "depth")
+                waited = cf.block_uses[wkey] = cf.block_uses.get(wkey, 0) + 1
+                if waited >= _BIG_WAIT_USES:
+                    cf.big_subs[vkey] = 0
+            return None
+        if not st.beam and st.depth >= _INDEP_SHARE * st.indep:
+            # the depth learned before the beams were measured: the beam _learn_depth would keep
+            st.beam = beam_for(beams[1], st.depth)
+        over = max(index.ef, fetch, st.beam)
         size = block_graph_bytes(rows, self.dim, index.M)
         if self._static_hnsw_cost(over) < self.sub_index_gain * self._static_hnsw_cost(0):
             size = 0  # the over-fetch is about one beam search at ef: kept
