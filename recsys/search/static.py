@@ -471,6 +471,8 @@ class StaticMixin:
             build()
         else:
             self._bg.submit((id(cf), "block", key), build)
+        if cf.adjust_cat_only and self._tie_of is None:  # boost/bury: the block's merge, right after
+            self._queue_block_merge(cf, key)
 
     def _mask_digest(self, cf: CompiledFilter) -> bytes:
         """A digest of the compiled filter's base mask (computed once): filters of one mask share
