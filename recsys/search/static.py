@@ -300,20 +300,22 @@ class StaticMixin:
             size = block_graph_bytes(rows, self.dim, self._index_M())
             if size > _BLOCKS_MAX_BYTES // 4 or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
                 return  # a half of a million-item catalogue (208 MB): its misses stay as they are
-        elif key not in cf.block_queued and self._blocks_reserved(cf, key) > _BLOCKS_MAX_BYTES:
-            return  # the graphs queued and not built yet count too (as _queue_field counts them)
+        elif key not in cf.block_queued and self._blocks_reserved(cf, key) >= _BLOCKS_MAX_BYTES:
+            return  # the graphs queued and not built yet count as the built ones (the cap above)
         if self._block_worth(rows):
             self._queue_block(cf, key)
             self._field_use(cf, key)
 
     def _blocks_reserved(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> int:
-        """Bytes of ``cf``'s block graphs, built and queued (estimated), with block ``key``'s. Counting
-        the built ones only, a filter's queries queued every block that reached its uses in the
-        same round, before any was built: at 1M items a boosted config built 7 of its 10 level-1
-        blocks' graphs, 455 MiB against the 256 MiB budget (issue 16, s33-r)."""
+        """Bytes of ``cf``'s block graphs, built and queued (estimated; block ``key`` aside): a block's
+        graph is queued while they are below ``_BLOCKS_MAX_BYTES``, as while the built ones were
+        (the last one queued may pass it, as before). Counting the built ones only, a filter's
+        queries queued every block that reached its uses in the same round, before any was built:
+        at 1M items a boosted config built 7 of its 10 level-1 blocks' graphs, 455 MiB against
+        the 256 MiB budget (issue 16, s33-r)."""
         dim, M, n = self.dim, self._index_M(), self.n
         queued = [q for q in list(cf.block_queued) if q not in cf.blocks and q != key]
-        return cf.block_bytes + sum(block_bytes_estimate(e - s, dim, M, n) for s, e, _ in [*queued, key])
+        return cf.block_bytes + sum(block_bytes_estimate(e - s, dim, M, n) for s, e, _ in queued)
 
     def _block_worth(self, rows: int) -> bool:
         """Whether exact search over a block of ``rows`` items costs ``sub_index_gain`` beam

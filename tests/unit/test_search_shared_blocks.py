@@ -52,16 +52,17 @@ def _in_use(searcher: FilteredSearcher, cfg: FilterConfig, rounds: int = 3) -> N
 
 def test_a_filters_block_graphs_queued_in_one_round_stay_within_its_budget(shop, monkeypatch):
     """Every block of the filter reaches its uses in the same round of queries, before any graph
-    is built: the graphs queued then count against the budget as the built ones do. Fails when
-    only the built graphs count (every used block is queued, 20 blocks' graphs against a budget of
-    2.5). The graphs built answer their seeds, as brute force."""
+    is built: the graphs queued then count against the budget as the built ones do (a graph is
+    queued while they are below it: 3 for a budget of 2.5 blocks). Fails when only the built
+    graphs count (every used block is queued: 20 blocks' graphs). The graphs built answer their
+    seeds (recall against brute force)."""
     searcher, one = _budgeted(shop, monkeypatch, 2.5)
     cfg = FilterConfig(same_category=True, category_level=1)
     _in_use(searcher, cfg)
     cf = searcher.compile(cfg)
     built = [key for key, ss in cf.blocks.items() if ss.sub is not None]
-    assert len(built) == 2, sorted(built)
-    assert cf.block_bytes <= static._BLOCKS_MAX_BYTES
+    assert len(built) == 3, sorted(built)
+    assert cf.block_bytes < static._BLOCKS_MAX_BYTES + one
     cat, vec, _ = shop
     plans: dict[str, int] = {}
     for i in range(1, 6000, 37):
@@ -74,8 +75,8 @@ def test_a_filters_block_graphs_queued_in_one_round_stay_within_its_budget(shop,
 
 def test_the_graphs_a_cached_filter_holds_stay_open_to_the_other_filters_of_its_mask(shop, monkeypatch):
     """Three filters of one mask (the filter alone, and the same with two sets of pair bans) put in
-    use one after the other, each with a budget of about two blocks: the second adopts the first's
-    graphs and builds two more; the third adopts all four (none built twice) and answers from a
+    use one after the other, each with a budget of 2.5 blocks: the second adopts the first's
+    graphs and builds more; the third adopts all of them (none built twice) and answers from a
     block graph every seed the first two answer from one. Fails when the store keeps the newest
     graphs within one budget only (the first filter's graphs dropped while it holds them: the third
     built its own copies)."""
@@ -91,12 +92,12 @@ def test_the_graphs_a_cached_filter_holds_stay_open_to_the_other_filters_of_its_
     cfs = [searcher.compile(cfg) for cfg in cfgs]
     assert len({cf.mask_digest for cf in cfs}) == 1
     first, second, third = ({k: ss for k, ss in cf.blocks.items() if ss.sub is not None} for cf in cfs)
-    assert len(first) == 2 and len(second) >= 4, (sorted(first), sorted(second))
+    assert len(first) == 3 and len(second) >= 6, (sorted(first), sorted(second))
     assert set(first) | set(second) <= set(third), (sorted(first), sorted(second), sorted(third))
     for key, ss in third.items():  # one graph per block: adopted, not built again
         assert ss is first.get(key, ss) and ss is second.get(key, ss), key
     for cf in cfs:
-        assert cf.block_bytes <= static._BLOCKS_MAX_BYTES
+        assert cf.block_bytes < static._BLOCKS_MAX_BYTES + one
     plans = [{}, {}, {}]
     for i in range(2, 6000, 41):
         for j, cfg in enumerate(cfgs):
