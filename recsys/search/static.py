@@ -302,9 +302,22 @@ class StaticMixin:
             size = block_graph_bytes(rows, self.dim, self._index_M())
             if size > _BLOCKS_MAX_BYTES // 4 or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
                 return  # a half of a million-item catalogue (208 MB): its misses stay as they are
+        elif key not in cf.block_queued and self._blocks_reserved(cf, key) >= _BLOCKS_MAX_BYTES:
+            return  # the graphs queued and not built yet count as the built ones (the cap above)
         if self._block_worth(rows):
             self._queue_block(cf, key)
             self._field_use(cf, key)
+
+    def _blocks_reserved(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> int:
+        """Bytes of ``cf``'s block graphs, built and queued (estimated; block ``key`` aside): a block's
+        graph is queued while they are below ``_BLOCKS_MAX_BYTES``, as while the built ones were
+        (the last one queued may pass it, as before). Counting the built ones only, a filter's
+        queries queued every block that reached its uses in the same round, before any was built:
+        at 1M items a boosted config built 7 of its 10 level-1 blocks' graphs, 455 MiB against
+        the 256 MiB budget (issue 16, s33-r)."""
+        dim, M, n = self.dim, self._index_M(), self.n
+        queued = [q for q in list(cf.block_queued) if q not in cf.blocks and q != key]
+        return cf.block_bytes + sum(block_bytes_estimate(e - s, dim, M, n) for s, e, _ in queued)
 
     def _block_worth(self, rows: int) -> bool:
         """Whether exact search over a block of ``rows`` items costs ``sub_index_gain`` beam
@@ -473,6 +486,8 @@ class StaticMixin:
             build()
         else:
             self._bg.submit((id(cf), "block", key), build)
+        if cf.adjust_cat_only and self._tie_of is None:  # boost/bury: the block's merge, right after
+            self._queue_block_merge(cf, key)
 
     def _mask_digest(self, cf: CompiledFilter) -> bytes:
         """A digest of the compiled filter's base mask (computed once): filters of one mask share
@@ -484,14 +499,40 @@ class StaticMixin:
 
     def _share(self, cf: CompiledFilter, key: tuple, ss: StaticSet) -> None:
         """Keep ``ss`` (with its graph) for the filters of ``cf``'s mask, beyond ``cf``'s own life in
-        the compiled-filter cache; the store is swapped whole, so readers never see it change size."""
+        the compiled-filter cache; the store is swapped whole, so readers never see it change size.
+
+        Its byte cap, ``_BLOCKS_MAX_BYTES``, counts the sets no cached compiled filter holds (the
+        oldest of those dropped first): a set a cached filter holds costs the store nothing, and
+        dropping it kept the other filters of its mask from adopting it. At 1M items a category
+        block with its graph is ~65 MiB, so a filter builds 3 of its ~10 blocks' graphs within its
+        own budget and the store held the 3 newest of all: a boosted config adopted the filter
+        alone's graphs and built 3 of its own, the filter alone, once they had pushed its own out
+        of the store, never saw the boosted config's (issue 16, s33-r: 295 against 456 of 500 seeds
+        on a block graph in s31-r's 1M runs). A filter leaving the cache leaves its sets to this
+        cap at the next call."""
         shared = self._shared_blocks.copy()
         shared[(self._mask_digest(cf), *key)] = ss
-        while len(shared) > 1 and (
-            len(shared) > _SHARED_BLOCKS_MAX or sum(x.nbytes for x in shared.values()) > _BLOCKS_MAX_BYTES
-        ):
+        while len(shared) > _SHARED_BLOCKS_MAX:
             shared.popitem(last=False)
+        held = self._held_sets()
+        orphans = [k for k, x in shared.items() if id(x) not in held]  # oldest first
+        spare = sum(shared[k].nbytes for k in orphans) - _BLOCKS_MAX_BYTES
+        for k in orphans:
+            if spare <= 0 or len(shared) <= 1:
+                break
+            spare -= shared.pop(k).nbytes
         self._shared_blocks = shared
+
+    def _held_sets(self) -> set[int]:
+        """``id`` of every eligible set the cached compiled filters hold (their block graphs and
+        static sets)."""
+        with self._lock:
+            cached = list(self._compiled.values())
+        held: set[int] = set()
+        for c in cached:  # list(): one C call each (a query may adopt a block meanwhile)
+            held.update(map(id, list(c.blocks.values())))
+            held.update(map(id, list(c.sets.values())))
+        return held
 
     def _shared_static(self, cf: CompiledFilter, no_adult: bool, build: bool = False) -> StaticSet | None:
         """A static filter's eligible set with its own graph, built for an earlier compiled filter

@@ -579,3 +579,43 @@ def test_the_compiled_settle_answers_as_the_merge_and_the_checks_it_replaces(com
     assert set(kinds) == {(True, a) for a in answers | {merge_kernel.UNSETTLED}} | {
         (False, a) for a in answers
     }, kinds
+
+
+def test_a_boosted_filters_pool_tables_are_built_with_its_block_graphs(shop6k, compiled_merge):
+    """A boosted/buried "same category" config put in use on a catalogue whose builds run in the
+    background: its first round of queries builds its seed table, the second queues its category
+    blocks' graphs; each block's class merge and :class:`~recsys.search.adjusted.PoolTable` are
+    queued right after its graph (they depend on the block's eligible set, not on its graph), so
+    once the background is done, before any query has met a graph, every block with a graph has
+    its table, and the next queries answer from those tables (none rebuilt), as brute force. Fails
+    when the merge is set up and the table queued only by the config's first queries on the graph
+    (s32-r: a merchandiser's first seconds after saving a preset with rules then scored each
+    block's whole pool at every query, the table held while queries ran)."""
+    from recsys.search.adjusted import _NO_TABLE
+
+    cat, vec, index = shop6k
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    cfg = FilterConfig(same_category=True, category_level=1, exclude_adult=True, **BLOCK_CASES[0])
+    for _ in range(2):  # the filter in use: its seed table, then its blocks' graphs queued
+        for i in range(0, 6000, 8):
+            searcher.search(f"c{i}", cfg, 10)
+        searcher.wait_background()
+    cf = searcher.compile(cfg)
+    graphs = [key for key, ss in cf.blocks.items() if ss.sub is not None]
+    assert len(graphs) >= 3, list(cf.blocks)
+    merges = cf.adjust_classes._merges if cf.adjust_classes is not None else {}
+    tables = {key: merges[key].table for key in graphs if merges.get(key) is not None}
+    assert set(tables) == set(graphs), (sorted(tables), sorted(graphs))
+    for key, table in tables.items():  # built (empty where the block holds no boosted item)
+        assert table is not None and table is not _NO_TABLE, key
+        assert table.adj.shape == (key[1] - key[0], min(16, len(merges[key].ppos))), key
+    assert sum(table.adj.size > 0 for table in tables.values()) >= 3
+    seeds = [f"c{i}" for i in range(3, 6000, 97)]
+    plans: dict[str, int] = {}
+    for s in seeds:
+        got = searcher.search(s, cfg, 10)
+        plans[got.plan] = plans.get(got.plan, 0) + 1
+        assert got.item_ids == brute_force(cat, vec, s, cfg, 10)[0], (s, got.plan)
+    assert plans.get("hnsw_subindex", 0) > len(seeds) // 2, plans
+    assert all(merges[key].table is table for key, table in tables.items())  # read, not rebuilt
