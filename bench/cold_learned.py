@@ -32,7 +32,7 @@ and scored on the other half (even / odd, then the reverse; "held out" sums the 
 as s30-13c did. Prints ONE JSON line with the load average.
 
 Usage: ``python bench/cold_learned.py --method terms|residual [--only NAME ...] [--max-cases N]``
-(the figures: ``bench/notes/s31-c.md``).
+(the figures: docs/MEASUREMENTS.md, "Supervised term weights ... (issue 13, s31-c)").
 """
 
 from __future__ import annotations

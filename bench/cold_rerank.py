@@ -36,7 +36,7 @@ up shows it. The content models are cached under ``--cache`` (a fit takes minute
 JSON line with the load average.
 
 Usage: ``python bench/cold_rerank.py [--only NAME ...] [--Ns 20 50 100] [--models hgb logreg]``
-(the figures: ``bench/notes/s32-c.md``; run it with ``OMP_NUM_THREADS=1`` on a loaded machine).
+(the figures: docs/MEASUREMENTS.md, "A learned re-ranker ... (issue 13, s32-c)"; run it with ``OMP_NUM_THREADS=1`` on a loaded machine).
 """
 
 from __future__ import annotations
