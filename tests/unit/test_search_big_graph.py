@@ -18,6 +18,7 @@ from recsys.index import HnswIndex
 from recsys.search import _SUB_AFTER, FilteredSearcher
 from recsys.search.batch import BLOCK_MAX_SHARE
 from recsys.search.static import block_graph_bytes
+from tests._big_graphs import assert_answered_from_big_graphs
 from tests.unit.test_search import uncorrelated_catalog
 
 HALF = [f"b{i}" for i in range(50)]  # 50 of the 100 brands drawn at random: about half
@@ -151,17 +152,4 @@ def test_a_half_catalogue_category_gets_its_block_graphs_when_used_often(catalog
     finally:
         gate.set()
     searcher.wait_background()
-    cf = searcher.compile(cfg)
-    big = [key for key in cf.blocks if key[1] - key[0] > BLOCK_MAX_SHARE * searcher.n]
-    assert len(big) == 2 and all(cf.big_subs[key] > 0 for key in big), cf.big_subs
-    hits = total = 0
-    for item in seeds(cat, 300, 120):
-        res = searcher.search(item, cfg, 10)
-        ref = searcher.search(item, cfg, 10, plan="exact")
-        assert res.plan == "hnsw_subindex", res.plan
-        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
-        assert len(res) == 10 and item not in res.item_ids
-        assert {top[i] for i in res.item_ids} == {top[item]}
-        hits += len(set(res.rows) & set(ref.rows))
-        total += len(ref.rows)
-    assert hits / total >= 0.99, hits / total
+    assert_answered_from_big_graphs(searcher, cfg, seeds(cat, 300, 120), top)
