@@ -23,6 +23,15 @@ def _focused(dash_duo) -> int | None:
     return int(found[0].get_attribute("data-index")) if found else None
 
 
+def _note_then_judge(dash_duo, index: int, note: str, key: str) -> None:
+    """Click card ``index``'s note, type ``note``, press Enter (back to judging), then ``key``."""
+    field = dash_duo.find_element(f'.vet-pair[data-index="{index}"] .vet-note input')
+    click(dash_duo, field)
+    field.send_keys(note)
+    field.send_keys(Keys.ENTER)
+    _keys(dash_duo, key)
+
+
 def _pick(dash_duo, dropdown: str, label: str) -> None:
     """Open a Dash dropdown by mouse and click one of its options (the dropdown keeps the focus)."""
     click(dash_duo, dash_duo.wait_for_element(f"#{dropdown}", timeout=30))
@@ -64,11 +73,7 @@ def test_a_merchandisers_first_pairs_at_1280(dash_duo, dash_app_copy, demo_data_
     assert not dash_duo.find_elements(".dash-dropdown-search")  # no dropdown opened by the keys
 
     # a note typed on the focused card, Enter, then "2": stored with its note
-    note = dash_duo.find_element('.vet-pair[data-index="2"] .vet-note input')
-    note.click()
-    note.send_keys("a phone case, not a phone")
-    note.send_keys(Keys.ENTER)
-    _keys(dash_duo, "2")
+    _note_then_judge(dash_duo, 2, "a phone case, not a phone", "2")
     wait_until(lambda: len(store.frame()) == 3, what="the third judgment stored")
     df = store.frame(run=run).set_index("item_id")
     assert (df.loc[pairs[1]["item_id"], "verdict"], df.loc[pairs[1]["item_id"], "reason"]) == (
@@ -117,11 +122,7 @@ def test_a_merchandisers_first_pairs_at_1280(dash_duo, dash_app_copy, demo_data_
     # a note typed on a card the cursor is not on: Enter brings the cursor there, so "1" judges
     # that card with its note (it judged the cursor's card, and the note was lost)
     wait_until(lambda: _focused(dash_duo) == 3, what="the cursor on the first pair not judged")
-    other = dash_duo.find_element('.vet-pair[data-index="4"] .vet-note input')
-    click(dash_duo, other)
-    other.send_keys("same look, fine")
-    other.send_keys(Keys.ENTER)
-    _keys(dash_duo, "1")
+    _note_then_judge(dash_duo, 4, "same look, fine", "1")
     wait_until(lambda: len(store.frame()) == 4, what="the fourth judgment stored")
     df = store.frame(run=run).set_index("item_id")
     assert (df.loc[pairs[4]["item_id"], "verdict"], df.loc[pairs[4]["item_id"], "note"]) == (
