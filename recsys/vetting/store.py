@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -259,9 +260,20 @@ class JudgmentStore:
         stamp = _stamp(self.path)
         if _ready.get(str(self.path)) != stamp or stamp is None:  # once per file (page callbacks open many)
             self.dir.mkdir(parents=True, exist_ok=True)
-            with self._connect(create=True) as con:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.executescript(_SCHEMA)
+            # Two processes making the file at once: the one that did not win the switch to WAL
+            # gets "database is locked" at once (SQLite skips the busy handler where waiting
+            # could deadlock), so it tries again until the busy timeout, as a locked write waits.
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    with self._connect(create=True) as con:
+                        con.execute("PRAGMA journal_mode=WAL")
+                        con.executescript(_SCHEMA)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
             _ready[str(self.path)] = _stamp(self.path)
 
     @contextlib.contextmanager

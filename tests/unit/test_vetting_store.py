@@ -280,3 +280,29 @@ def test_reads_create_nothing_and_a_damaged_queue_is_named(tmp_path):
         assert store.queue(good)["pairs"] == [{"seed": "A", "item_id": "B"}]
         with sqlite3.connect(store.path) as con:
             con.execute("DELETE FROM queues WHERE id = ?", (bad,))
+
+
+def _first_write(root: str, user: str, barrier, errors) -> None:
+    store = JudgmentStore(root)
+    barrier.wait()
+    try:
+        store.judge(**BASE, seed="A", item_id="B", verdict=1, user=user)
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        errors.put(f"{user}: {exc!r}")
+
+
+def test_processes_making_a_new_store_at_once_all_store_their_first_judgment(tmp_path):
+    """The file's first writers race to switch it to WAL; the losers wait, never fail."""
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    for r in range(30):
+        root = tmp_path / f"r{r}"
+        barrier = ctx.Barrier(6)
+        users = [f"u{i}" for i in range(6)]
+        procs = [ctx.Process(target=_first_write, args=(str(root), u, barrier, errors)) for u in users]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert errors.empty(), errors.get()
+        assert sorted(JudgmentStore(root).frame()["user"]) == users
