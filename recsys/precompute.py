@@ -36,7 +36,7 @@ from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import dataset_report_path
 from recsys.errors import DatasetNotFoundError, DiskFullError, RecsysError, StoredDataError
 from recsys.fallback import MODEL as MODEL_SOURCE
-from recsys.stored import disk_full_guard, disk_full_message, is_disk_full
+from recsys.stored import disk_full_guard, disk_full_message, is_disk_full, open_wal_sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +204,10 @@ class SQLiteStore(TopKStore):
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None or getattr(self._local, "pid", None) != os.getpid():
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
-            con.execute("PRAGMA journal_mode=WAL")
+            con = open_wal_sqlite(
+                lambda: sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True),
+                30,
+            )
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA temp_store=FILE")  # a table being staged spills to disk, not memory
             self._local.con = con

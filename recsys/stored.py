@@ -29,7 +29,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -453,6 +453,36 @@ def disk_full_guard(what: str, where: str | os.PathLike[str]) -> Iterator[None]:
                 str(getattr(exc, "filename", None) or where),
             ) from exc
         raise
+
+
+# ---------------------------------------------------------------------------
+# SQLite files opened by several processes at once
+# ---------------------------------------------------------------------------
+def open_wal_sqlite(connect: Callable[[], Any], timeout: float, setup: str = "") -> Any:
+    """A connection from ``connect()`` switched to WAL mode (then ``setup``'s statements run).
+
+    Processes opening a new file at once race to switch it to WAL; SQLite answers the losers
+    "database is locked" at once, without its busy handler (waiting there could deadlock), so
+    each tries again with a new connection until ``timeout`` seconds, as a locked write waits.
+    Any other error, or a lock past the timeout, is raised as SQLite raised it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        con = connect()
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            if setup:
+                con.executescript(setup)
+            return con
+        except Exception as exc:
+            con.close()
+            if (
+                type(exc).__name__ != "OperationalError"
+                or "locked" not in str(exc)
+                or time.monotonic() > deadline
+            ):
+                raise
+        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.errors import RecsysError, StoredDataError
+from recsys.stored import open_wal_sqlite
 
 #: Why a pair is wrong (the thumbs-down reasons), in display order.
 REASONS: tuple[str, ...] = (
@@ -260,32 +260,26 @@ class JudgmentStore:
         stamp = _stamp(self.path)
         if _ready.get(str(self.path)) != stamp or stamp is None:  # once per file (page callbacks open many)
             self.dir.mkdir(parents=True, exist_ok=True)
-            # Two processes making the file at once: the one that did not win the switch to WAL
-            # gets "database is locked" at once (SQLite skips the busy handler where waiting
-            # could deadlock), so it tries again until the busy timeout, as a locked write waits.
-            deadline = time.monotonic() + self.timeout
-            while True:
-                try:
-                    with self._connect(create=True) as con:
-                        con.execute("PRAGMA journal_mode=WAL")
-                        con.executescript(_SCHEMA)
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
+            # processes making the file at once: the WAL switch's losers wait, never fail
+            try:
+                con = open_wal_sqlite(self._connect_new, self.timeout, _SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                if type(exc) is not sqlite3.DatabaseError:  # locked past the timeout...: not damage
+                    raise
+                raise self._damaged(str(exc)) from None
+            con.close()
             _ready[str(self.path)] = _stamp(self.path)
 
+    def _connect_new(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+
     @contextlib.contextmanager
-    def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[sqlite3.Connection]:
         """A connection; a damaged file raises :class:`DamagedJudgmentsError` naming it (SQLite's
         plain ``DatabaseError``: "file is not a database", "database disk image is malformed").
-        Without ``create`` a missing file is an ``OperationalError`` (never an empty new file)."""
-        if create:
-            con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        else:
-            uri = f"{self.path.absolute().as_uri()}?mode=rw"
-            con = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+        A missing file is an ``OperationalError`` (never an empty new file)."""
+        uri = f"{self.path.absolute().as_uri()}?mode=rw"
+        con = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
         try:
             con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             # WAL's usual setting: a crash of the app loses nothing; a power cut may lose the

@@ -16,6 +16,7 @@ from recsys.vetting.store import (
     JudgmentStore,
     queue_progress,
 )
+from tests._at_once import errors_at_once
 
 BASE = {"dataset": "demo", "run": "r1", "preset": "p"}
 
@@ -282,27 +283,14 @@ def test_reads_create_nothing_and_a_damaged_queue_is_named(tmp_path):
             con.execute("DELETE FROM queues WHERE id = ?", (bad,))
 
 
-def _first_write(root: str, user: str, barrier, errors) -> None:
-    store = JudgmentStore(root)
-    barrier.wait()
-    try:
-        store.judge(**BASE, seed="A", item_id="B", verdict=1, user=user)
-    except Exception as exc:  # noqa: BLE001 - reported to the test
-        errors.put(f"{user}: {exc!r}")
+def _first_write(root: str, user: str) -> None:
+    JudgmentStore(root).judge(**BASE, seed="A", item_id="B", verdict=1, user=user)
 
 
 def test_processes_making_a_new_store_at_once_all_store_their_first_judgment(tmp_path):
     """The file's first writers race to switch it to WAL; the losers wait, never fail."""
-    ctx = multiprocessing.get_context("fork")
-    errors = ctx.Queue()
+    users = [f"u{i}" for i in range(6)]
     for r in range(30):
-        root = tmp_path / f"r{r}"
-        barrier = ctx.Barrier(6)
-        users = [f"u{i}" for i in range(6)]
-        procs = [ctx.Process(target=_first_write, args=(str(root), u, barrier, errors)) for u in users]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(60)
-        assert errors.empty(), errors.get()
+        root = str(tmp_path / f"r{r}")
+        assert errors_at_once(_first_write, [(root, u) for u in users]) == []
         assert sorted(JudgmentStore(root).frame()["user"]) == users
