@@ -130,6 +130,23 @@ def test_seed_search_caps_options(explore, data):
     assert len(search_items(view, "e", limit=7)) == 7
 
 
+def test_seed_search_ranks_equal_matches_by_popularity(explore, data):
+    """Typing "tote" (five bags match alike): the options come most interacted-with first, as
+    the best seller among Online Retail's 15 "hanging heart" items should (it was 11th, in
+    catalogue order); items the dataset counts alike stay in catalogue order."""
+    import pandas as pd
+
+    counts = pd.read_parquet(data["root"] / "datasets" / "tiny" / "interactions.parquet")["item_id"]
+    counts = counts.astype(str).value_counts()
+    bags = [f"wb{i}" for i in range(5)]
+    expected = sorted(bags, key=lambda i: (-counts.get(i, 0), int(i[2:])))
+    assert expected != bags  # the data must tell popularity from catalogue order
+    options = explore.update_seed_options("tote", data["runs"]["A"], None)
+    assert [o["value"] for o in options] == expected
+    # an exact id still comes first, whatever its popularity
+    assert explore.update_seed_options("wb1", data["runs"]["A"], None)[0]["value"] == "wb1"
+
+
 # -- live results --------------------------------------------------------------------------
 def test_results_show_k_cards_and_same_category_changes_list_and_removed_counts(explore, data):
     run = data["runs"]["A"]
