@@ -103,6 +103,22 @@ def test_empty_controls_mean_no_rule_and_bad_combinations_raise():
         filter_config_from_controls(defaults(price_min=50, price_max=10))
 
 
+def test_max_per_brand_is_disabled_without_brands_and_says_brandless_items_are_not_capped():
+    def cap_of(panel: Any) -> Any:
+        field = {"type": "filter-control", "panel": "t", "field": "max_per_brand"}
+        return find(panel, lambda c: getattr(c, "id", None) == field)[0]
+
+    columns = ["item_id", "title", "category", "price"]
+    none = filter_panel("t", brands=[], columns=columns)
+    assert cap_of(none).disabled is True
+    assert "Max per brand unavailable: the catalogue has no brands" in text_of(none)
+    some = filter_panel("t", brands=["Acme"], columns=[*columns, "brand"])
+    assert not getattr(cap_of(some), "disabled", False)
+    row = find(some, lambda c: getattr(c, "title", None) and "Max per brand" in text_of(c))
+    assert any("items without a brand are not capped" in r.title for r in row)
+    assert "unavailable: the catalogue has no brands" not in text_of(some)
+
+
 def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
     opts, value = add_banned_pair(1, "Acme", "Bolt", [])
     assert value == ["Acme ⇄ Bolt"] and opts == [{"label": "Acme ⇄ Bolt", "value": "Acme ⇄ Bolt"}]

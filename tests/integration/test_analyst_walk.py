@@ -156,6 +156,14 @@ def test_a_catalogue_without_brands_shows_no_brand_line_on_its_cards(dash_duo, n
     )
     click(dash_duo, allow)
     assert not [o for o in dash_duo.find_elements(".dash-dropdown-option") if o.is_displayed()]
+    # nor can "Max per brand" be set (items without a brand are never capped: it would do nothing)
+    cap = dash_duo.find_element(
+        "#" + _css_id({"type": "filter-control", "panel": "explore", "field": "max_per_brand"})
+    )
+    assert not cap.is_enabled()
+    note = dash_duo.find_element(".max-per-brand-unavailable")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", note)
+    assert note.is_displayed() and "no brands" in note.text
     assert dash_duo.get_logs() == []
 
 
