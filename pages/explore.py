@@ -22,6 +22,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
+from components.api_call import OPEN_ID as API_CALL_OPEN
 from components.api_call import api_call_view
 from components.common import (
     bounded_int,
@@ -514,6 +515,7 @@ def update_seed_card(seed: str | None, run_id: str | None) -> Any:
     state={
         "url_now": State(ids.EXPLORE_URL_SYNC, "data"),
         "message_now": State(ids.EXPLORE_MESSAGE, "children"),
+        "api_clicks": State(API_CALL_OPEN, "n_clicks"),
     },
 )
 def update_results(
@@ -524,6 +526,7 @@ def update_results(
     loaded: dict[str, Any] | None,
     url_now: Any = None,
     message_now: Any = None,
+    api_clicks: Any = None,
 ) -> dict[str, Any]:
     """Neighbours of the seed under the current filters (the live, <= 50 ms callback).
 
@@ -531,7 +534,8 @@ def update_results(
     into ``no_update``: a filter change then updates only the results, the summary and the
     removed bars, and the address bar's clientside callback does not run (issue 14: each
     updated output and each chained callback costs the browser a pass of Dash's renderer
-    over every component of the page)."""
+    over every component of the page). ``api_clicks`` (the REST box's summary clicks) keep
+    that box open or folded as the user left it when the list is redrawn."""
     out = explore_results(run_id, seed, k, values)
     config_hash = out.pop("config_hash", None)
     request = out.pop("request", None)
@@ -539,7 +543,7 @@ def update_results(
     preset = loaded.get("name") if loaded.get("hash") and loaded.get("hash") == config_hash else None
     if request is not None and seed and run_id:  # the list shown: the REST call that answers it
         out["results"] = html.Div(
-            [out["results"], api_call_view(ids.EXPLORE_API_CALL, seed, run_id, *request, preset)]
+            [out["results"], api_call_view(ids.EXPLORE_API_CALL, seed, run_id, *request, preset, api_clicks)]
         )
     url = {"seed": seed, "run": run_id, "preset": preset} if seed and run_id else None
     out["url"] = no_update if url is None or url == url_now else url

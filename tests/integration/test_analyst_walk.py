@@ -59,8 +59,22 @@ def test_explore_shows_the_rest_call_of_the_list_on_screen(dash_duo, dash_app, d
         ),
         what="the inline filter in the command",
     )
+    # the box stayed open through the redraw (it folded again on every filter change)
+    assert dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").is_displayed()
     command = dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").get_attribute("textContent")
     assert _run_command(command) == _cards(dash_duo)
+    # folded by the user, it stays folded through the next change
+    click(dash_duo, dash_duo.find_element(".api-call-box summary"))
+    wait_until(lambda: not dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").is_displayed(), what="folded")
+    click(dash_duo, switch)
+    wait_until(
+        lambda: (
+            '"same_category"'
+            not in dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").get_attribute("textContent")
+        ),
+        what="the command without the filter",
+    )
+    assert not dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").is_displayed()
     assert dash_duo.get_logs() == []
 
 
