@@ -49,6 +49,7 @@ from components.layout import empty_state, error_alert, no_embedding_runs, page_
 from components.pickers import (
     default_seed,
     embedding_runs,
+    opening_run,
     run_options,
     seed_options,
     top_brands,
@@ -270,9 +271,11 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                 "This run cannot be explored",
             )
         )
-    run = run or registry.default_run() or run_ids[0]
+    why = None
+    if not run:  # Overview's best variant, so that a newcomer sees the model it names
+        run, why = opening_run(registry, runs)
     if run not in run_ids:
-        run = run_ids[0]
+        run, why = run_ids[0], None
     try:
         view = run_catalog_view(run)
     except RecsysError as exc:
@@ -328,6 +331,16 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                             options=run_options(runs),
                                             value=run,
                                             clearable=False,
+                                        ),
+                                        *(
+                                            [
+                                                html.Div(
+                                                    f"Opened on {why}.",
+                                                    className="small text-muted explore-run-why",
+                                                )
+                                            ]
+                                            if why
+                                            else []
                                         ),
                                     ],
                                     width=8,

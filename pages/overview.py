@@ -26,6 +26,7 @@ from components.layout import (
     stat_card,
 )
 from components.metrics import HEADLINE_METRICS, metrics_grid
+from components.pickers import best_run  # the one rule, shared with the run Explore and the Map open on
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.registry import Registry
@@ -220,11 +221,6 @@ def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _validation_hr(run: dict) -> float | None:
-    v = ((run.get("metrics") or {}).get("validation") or {}).get("hr@10")
-    return v if isinstance(v, (int, float)) else None
-
-
 def _demo_building(store: dict | None) -> bool:
     """Whether the demo build is queued or running (its runs are not all trained yet)."""
     return any(j.get("kind") == "demo" and is_active(j) for j in (store or {}).get("jobs", []))
@@ -250,15 +246,14 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
     is called the best of the dataset (popularity, trained first, led alone); nor is a family
     when it is the only one trained on the dataset (nothing was compared)."""
     scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
-    if not scored:
+    best, on_validation = best_run(runs)
+    if best is None:
         return html.Div()
-    validated = [r for r in scored if _validation_hr(r) is not None]
-    if validated:
-        best = max(validated, key=lambda r: _validation_hr(r))
-        how = "chosen on validation data carved from the training data"
-    else:
-        best = max(scored, key=lambda r: r["metrics"]["hr@10"])
-        how = "no run has a validation score yet: chosen on the test split"
+    how = (
+        "chosen on validation data carved from the training data"
+        if on_validation
+        else "no run has a validation score yet: chosen on the test split"
+    )
     m = best["metrics"]
     base = [r for r in scored if r.get("family") == "popularity"]
     parts: list = [

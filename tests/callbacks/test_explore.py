@@ -531,3 +531,55 @@ def test_a_baseline_run_of_an_imported_dataset_keeps_explore_on_that_dataset(tmp
     reg.delete(shop_run)
     text = text_of(explore.layout(run=baseline))
     assert "dataset 'shop2' has none yet" in text
+
+
+def test_explore_and_the_map_open_on_the_variant_overview_calls_the_best(tmp_path, monkeypatch):
+    """A newcomer reads Overview's "Best variant: A", then opens Explore and the Map without
+    naming a run: both show A, not the run served by default (here C, another family's active
+    run trained last, as the demo's two-tower run is), and Explore says which run it opened on
+    and why."""
+    import time
+
+    from components.common import data_registry
+    from recsys.data.schema import load_dataset
+    from recsys.models.external import ExternalModel
+    from recsys.registry import Registry
+    from tests.callbacks import _emc_data
+
+    root = tmp_path / "data"
+    runs = _emc_data.make_data_dir(root)
+    registry = Registry(root)
+    ds = load_dataset("tiny", root)
+    ids_ = ds.catalog["item_id"].astype(str).to_numpy()
+    time.sleep(1.1)  # "created" has one-second resolution: C is the newest run
+    model = ExternalModel.from_arrays(ids_, _emc_data.vectors(list(ids_), perturb=True), catalog_ids=ids_)
+    meta = registry.create_run(
+        model, dataset_name="tiny", dataset_fingerprint=ds.fingerprint(), metrics={"hr@10": 0.2}, label="C"
+    )
+    registry.activate(meta["run_id"])
+    assert registry.default_run() == meta["run_id"]  # C served by default; A has the higher HR@10
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    headline = " ".join(text_of(page("overview").overview_content(root)).split())
+    assert "Best variant: A finds" in headline
+    explore = page("explore")
+    layout = explore.layout()
+    chosen = find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0]
+    assert chosen.value == runs["A"]
+    why = text_of(find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))[0])
+    assert "best variant on 'tiny'" in why and "as on Overview" in why
+    map_page = page("map")
+    registry = data_registry()
+    assert (
+        map_page.chosen_run(registry, [r for r in registry.list_runs() if r.get("is_embedding")], None)
+        == runs["A"]
+    )
+    # the user activates B (A's family): the Map and Explore show what is served, and say why
+    Registry(root).activate(runs["B"])
+    layout = explore.layout()
+    assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
+    why = text_of(find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))[0])
+    assert "Overview's best variant, A, is not active" in why
+    # a run named in the address is kept, and no reason is given for it
+    layout = explore.layout(run=runs["B"])
+    assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
+    assert not find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))
