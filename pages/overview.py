@@ -15,7 +15,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
-from components.jobs import is_active, job_cards, jobs_snapshot
+from components.jobs import is_active, job_cards, job_title, jobs_snapshot
 from components.layout import (
     empty_state,
     error_alert,
@@ -403,8 +403,55 @@ def demo_job_section(store: dict | None, root: Any = None) -> list:
     if not jobs and not failed_demo:
         return []
     jobs.sort(key=lambda j: j.get("kind") != "demo")
-    title = "Building the demo" if any(j.get("kind") == "demo" for j in jobs) else "Background jobs"
-    return [section(title, job_cards(jobs + failed_demo, root, log_lines=6), className="demo-job")]
+    if any(j.get("kind") == "demo" for j in jobs) or failed_demo:
+        return [
+            section(
+                "Building the demo", job_cards(jobs + failed_demo, root, log_lines=6), className="demo-job"
+            )
+        ]
+    return [_background_lines(jobs)]
+
+
+def _background_lines(jobs: list[dict]) -> html.Div:
+    """Jobs other than the demo build (the Map's UMAP projections queued after it, a training
+    run): one line each, without logs. As full cards with open logs they filled a 1280x720
+    projector's whole first screen, pushing the headline out of sight, and their logs scrolled at
+    every poll; their cards and logs are on the Runs page."""
+    lines = [
+        html.Div(
+            [
+                dbc.Badge(j.get("status", "queued"), color="secondary", className="text-uppercase me-2"),
+                html.Span(job_title(j), className="fw-semibold me-2"),
+                html.Span(
+                    " · ".join(
+                        t
+                        for t in (
+                            f"{round(100 * float(j.get('fraction') or 0))}%"
+                            if j.get("status") == "running"
+                            else "",
+                            str(j.get("message") or ""),
+                        )
+                        if t
+                    ),
+                    className="text-muted text-truncate",
+                ),
+            ],
+            className="d-flex align-items-center small background-job-line",
+        )
+        for j in jobs
+    ]
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span("Background jobs", className="fw-semibold small me-2"),
+                    dcc.Link("progress and logs on the Runs page →", href="/runs", className="small"),
+                ]
+            ),
+            *lines,
+        ],
+        className="background-jobs mb-3 px-3 py-2 border rounded bg-white",
+    )
 
 
 # -- callbacks -------------------------------------------------------------------
