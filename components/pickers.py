@@ -31,6 +31,20 @@ def validation_hr(run: dict[str, Any]) -> float | None:
     return v if isinstance(v, (int, float)) else None
 
 
+def by_merit(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``runs`` best first by :func:`best_run`'s rule: those with a validation HR@10 (highest
+    first), then those with only a test HR@10, then the unscored (order kept within ties)."""
+
+    def key(run: dict[str, Any]) -> tuple[int, float]:
+        v = validation_hr(run)
+        if v is not None:
+            return 0, -v
+        t = (run.get("metrics") or {}).get("hr@10")
+        return (1, -float(t)) if isinstance(t, (int, float)) else (2, 0.0)
+
+    return sorted(runs, key=key)
+
+
 def best_run(runs: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
     """(the best of ``runs``, whether chosen on validation): the highest validation HR@10,
     else (no run has one) the highest test HR@10; None when no run has a score. Overview's

@@ -533,9 +533,9 @@ def test_a_baseline_run_of_an_imported_dataset_keeps_explore_on_that_dataset(tmp
     assert "dataset 'shop2' has none yet" in text
 
 
-def test_explore_and_the_map_open_on_the_variant_overview_calls_the_best(tmp_path, monkeypatch):
+def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best(tmp_path, monkeypatch):
     """A newcomer reads Overview's "Best variant: A", then opens Explore and the Map without
-    naming a run: both show A, not the run served by default (here C, another family's active
+    naming a run: both show A (Compare: A first), not the run served by default (here C, another family's active
     run trained last, as the demo's two-tower run is), and Explore says which run it opened on
     and why."""
     import time
@@ -573,6 +573,12 @@ def test_explore_and_the_map_open_on_the_variant_overview_calls_the_best(tmp_pat
         map_page.chosen_run(registry, [r for r in registry.list_runs() if r.get("is_embedding")], None)
         == runs["A"]
     )
+    # Compare opens on A (Overview's best) beside the next active one, not the newest first
+    compare = page("compare").layout()
+    assert find(compare, lambda c: getattr(c, "id", None) == ids.COMPARE_RUNS)[0].value == [
+        runs["A"],
+        meta["run_id"],
+    ]
     # the user activates B (A's family): the Map and Explore show what is served, and say why
     Registry(root).activate(runs["B"])
     layout = explore.layout()
