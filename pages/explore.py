@@ -107,6 +107,15 @@ PLAN_LABELS = {
 }
 
 
+def plan_label(plan: str) -> str:
+    """The plan in words. ``<plan>+ties_exact`` (``recsys.search.ties``): the plan's list ended
+    among items with identical vectors (Taobao: thousands share their category's mean vector),
+    so the list shown came from exact search; it read "hnsw_overfetch+ties_exact"."""
+    base, tied = (plan.removesuffix("+ties_exact"), plan.endswith("+ties_exact"))
+    text = PLAN_LABELS.get(base, base)
+    return f"exact search (items with identical vectors tied in {text})" if tied else text
+
+
 # -- data helpers (plain functions, tested directly) -------------------------------------
 def removed_bars(removed: dict[str, int], n_items: int) -> Any:
     """One bar per rule with the number of candidates it removed on its own."""
@@ -154,7 +163,7 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
         dbc.Badge(f"{len(result.item_ids)} / {k}", color="warning" if short else "success", className="me-2"),
         f"{result.n_eligible:,} eligible of {view.n:,} · ",
         html.Span(
-            PLAN_LABELS.get(result.plan, result.plan),
+            plan_label(result.plan),
             className="plan-name me-2",
             title=result.plan,
             **{"data-plan": result.plan},

@@ -595,3 +595,12 @@ def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best
     layout = explore.layout(run=runs["B"])
     assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
     assert not find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))
+
+
+def test_a_plan_resolved_by_exact_search_for_tied_items_is_said_in_words(explore):
+    """Taobao (thousands of items share their category's mean vector): the list's header read
+    "hnsw_overfetch+ties_exact", the searcher's internal name."""
+    label = explore.plan_label("hnsw_overfetch+ties_exact")
+    assert "ties_exact" not in label and "_" not in label
+    assert label.startswith("exact search") and "identical vectors" in label
+    assert explore.plan_label("exact_subset") == "exact search over the eligible items"
