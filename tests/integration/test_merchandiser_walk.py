@@ -32,12 +32,11 @@ def _signed_in_app(dash_duo, root, monkeypatch, port: int):
     return sign_in
 
 
-def test_a_viewers_runs_page_shows_the_training_form_read_only_and_says_why(
-    dash_duo, demo_data_copy, monkeypatch
-):
+def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo_data_copy, monkeypatch):
     """A viewer saw the whole training form (Train hidden): fields that took input and led
     nowhere. The form is read-only for them (typing changes nothing), with a line saying that
-    training needs the editor role; an editor's form takes input and has no such line."""
+    training needs the editor role; an editor's form takes input and has no such line. The Data
+    page's import form (Import hidden) says a viewer can inspect and preview, not import."""
     from components import ids
 
     sign_in = _signed_in_app(dash_duo, demo_data_copy, monkeypatch, 8161)
@@ -50,6 +49,11 @@ def test_a_viewers_runs_page_shows_the_training_form_read_only_and_says_why(
     ActionChains(dash_duo.driver).move_to_element(family).click().perform()
     assert not [o for o in dash_duo.find_elements(".dash-dropdown-option") if o.is_displayed()]
     assert not dash_duo.find_element(f"#{ids.RUNS_SUBMIT}").is_displayed()
+    # the Data page's import form likewise says what a viewer can do there (inspect, preview)
+    dash_duo.driver.get(f"{dash_duo.server.url.rstrip('/')}/data")
+    note = dash_duo.wait_for_element(".data-viewer-note", timeout=30)
+    assert note.is_displayed() and "importing or uploading needs the editor role" in note.text
+    assert not dash_duo.find_element(f"#{ids.DATA_IMPORT}").is_displayed()
 
     sign_in(EDITOR, "/runs")
     label = dash_duo.wait_for_element(f"#{ids.RUNS_LABEL}", timeout=30)
@@ -58,4 +62,7 @@ def test_a_viewers_runs_page_shows_the_training_form_read_only_and_says_why(
     click(dash_duo, label)
     label.send_keys("my run")
     assert label.get_attribute("value") == "my run"
+    dash_duo.driver.get(f"{dash_duo.server.url.rstrip('/')}/data")
+    wait_until(lambda: dash_duo.find_element(f"#{ids.DATA_IMPORT}").is_displayed(), what="Import")
+    assert not dash_duo.find_element(".data-viewer-note").is_displayed()
     assert dash_duo.get_logs() == []
