@@ -14,7 +14,7 @@ import shlex
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from dash import dcc, html
+from dash import ALL, dcc, html
 
 from recsys.filters import FilterConfig
 
@@ -57,10 +57,30 @@ def similar_call(seed: str, run_id: str, k: int, config: FilterConfig, preset: s
     )
 
 
+#: The box's summary (pattern id: read back with ``State(OPEN_ID, "n_clicks")``, an empty list
+#: before the first list is drawn): each click opens or folds it, so an odd count means open.
+OPEN_ID = {"type": "api-call-open", "box": ALL}
+
+
+def is_open(clicks: Any) -> tuple[int, bool]:
+    """(clicks on the summary, whether the box is open) from ``State(OPEN_ID, "n_clicks")``."""
+    n = next((c for c in (clicks or []) if isinstance(c, int)), 0)
+    return n, n % 2 == 1
+
+
 def api_call_view(
-    ident: str, seed: str, run_id: str, k: int, config: FilterConfig, preset: str | None
+    ident: str,
+    seed: str,
+    run_id: str,
+    k: int,
+    config: FilterConfig,
+    preset: str | None,
+    clicks: Any = None,
 ) -> Any:
-    """A folded "Same list from the REST API" box with the command and a copy button."""
+    """A "Same list from the REST API" box with the command and a copy button: folded at
+    first, and as the user left it when the list is redrawn (``clicks``: the summary's
+    clicks, ``State(OPEN_ID, "n_clicks")``; a redraw carries them on)."""
+    n, opened = is_open(clicks)
     command = similar_call(seed, run_id, k, config, preset)
     how = (
         f"the saved preset '{preset}'"
@@ -69,7 +89,12 @@ def api_call_view(
     )
     return html.Details(
         [
-            html.Summary("Same list from the REST API", className="small text-muted"),
+            html.Summary(
+                "Same list from the REST API",
+                id={"type": "api-call-open", "box": ident},
+                n_clicks=n,
+                className="small text-muted",
+            ),
             html.Div(
                 [
                     html.Pre(command, id=ident, className="api-call small mb-1"),
@@ -82,5 +107,6 @@ def api_call_view(
                 className="small text-muted",
             ),
         ],
+        open=opened,
         className="api-call-box mt-3",
     )

@@ -305,6 +305,29 @@ def _number(
     )
 
 
+def _max_per_brand(panel: str, value: Any, no_brands: bool) -> html.Div:
+    """ "Max per brand": the cap counts the items of each brand down the ranked list; items
+    without a brand are never capped (``recsys.search.ranked``), so on a catalogue without any
+    brand the rule does nothing: disabled there, with the reason under it."""
+    number = _number(panel, "max_per_brand", value, "no limit", 1, 1)
+    number.disabled = no_brands
+    row = html.Div(
+        [html.Span("Max per brand", className="filter-inline-label"), number],
+        className="filter-inline",
+        title=None
+        if no_brands
+        else "at most this many items of one brand; items without a brand are not capped",
+    )
+    if not no_brands:
+        return row
+    reason = "unavailable: the catalogue has no brands"
+    return html.Div(
+        [row, html.Div(reason, className="filter-hint small text-muted max-per-brand-unavailable")],
+        title=reason,
+        className="filter-unavailable",
+    )
+
+
 def _group(title: str, children: list[Any]) -> html.Div:
     return html.Div([html.Div(title, className="filter-group-title"), *children], className="filter-group")
 
@@ -355,6 +378,9 @@ def filter_panel(
     if v["category_level"] is not None and v["category_level"] >= len(level_opts):
         level_opts.append({"label": f"level {v['category_level'] + 1}", "value": v["category_level"]})
 
+    # a catalogue without any brand (Online Retail): the brand rules cannot apply; said, and
+    # their controls disabled (they stay in the page: the callbacks read them)
+    no_brands = columns is not None and not brand_opts
     relation = _group(
         "Relative to the seed",
         [
@@ -427,21 +453,9 @@ def filter_panel(
                 allow_direct_input=False,
                 className="filter-slider",
             ),
-            html.Div(
-                [
-                    html.Span("Max per brand", className="filter-inline-label"),
-                    _number(panel, "max_per_brand", v["max_per_brand"], "no limit", 1, 1),
-                ],
-                className="filter-inline",
-                title="unavailable: the catalogue has no brands"
-                if columns is not None and not brand_opts
-                else None,
-            ),
+            _max_per_brand(panel, v["max_per_brand"], no_brands),
         ],
     )
-    # a catalogue without any brand (Online Retail): the brand rules cannot apply; said, and
-    # their controls disabled (they stay in the page: the callbacks read them)
-    no_brands = columns is not None and not brand_opts
     brand_group = _group(
         "Brands",
         [

@@ -178,7 +178,11 @@ def item_card(
             "Div",
             [
                 brand_text(row),
-                html_node("Span", fmt_price(row.get("price")), className="card-price"),
+                html_node(
+                    "Span",
+                    "" if row.get("catalogue_has_prices") is False else fmt_price(row.get("price")),
+                    className="card-price",
+                ),
             ],
             className="card-meta",
             **meta_attrs,
@@ -273,6 +277,8 @@ def _card_columns(view: Any) -> dict[str, Any]:
     # a catalogue without any brand (Online Retail, dunnhumby): cards say nothing of brands
     # rather than "no brand" on every item
     cols["_brands"] = bool(any(str(b).strip() for b in cols["brand"]))
+    # nor "—" for the price of every item of a catalogue without prices (Taobao, Instacart)
+    cols["_prices"] = bool(np.isfinite(np.asarray(cols["price"], dtype=np.float64)).any())
     with _cache_lock:
         _columns_cache[view] = cols
     return cols
@@ -293,4 +299,6 @@ def card_rows(view: Any, positions: Sequence[int] | Any, dataset: str | None = N
         row["image"] = image_src(row["image_url"], dataset)
         if not cols["_brands"]:
             row["catalogue_has_brands"] = False
+        if not cols["_prices"]:
+            row["catalogue_has_prices"] = False
     return rows

@@ -25,6 +25,70 @@ def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
     ]
 
 
+def validation_hr(run: dict[str, Any]) -> float | None:
+    """A run's HR@10 on validation data (carved from its training data), None without one."""
+    v = ((run.get("metrics") or {}).get("validation") or {}).get("hr@10")
+    return v if isinstance(v, (int, float)) else None
+
+
+def by_merit(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``runs`` best first by :func:`best_run`'s rule: those with a validation HR@10 (highest
+    first), then those with only a test HR@10, then the unscored (order kept within ties)."""
+
+    def key(run: dict[str, Any]) -> tuple[int, float]:
+        v = validation_hr(run)
+        if v is not None:
+            return 0, -v
+        t = (run.get("metrics") or {}).get("hr@10")
+        return (1, -float(t)) if isinstance(t, (int, float)) else (2, 0.0)
+
+    return sorted(runs, key=key)
+
+
+def best_run(runs: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """(the best of ``runs``, whether chosen on validation): the highest validation HR@10,
+    else (no run has one) the highest test HR@10; None when no run has a score. Overview's
+    headline ("Best variant") and the run Explore and the Map open on use this one rule."""
+    scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
+    validated = [r for r in scored if validation_hr(r) is not None]
+    if validated:
+        return max(validated, key=lambda r: validation_hr(r) or 0.0), True
+    if scored:
+        return max(scored, key=lambda r: r["metrics"]["hr@10"]), False
+    return None, False
+
+
+def opening_run(registry: Registry, runs: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(run id, why) of the run a page showing one embedding run opens on when none is asked.
+
+    The best (:func:`best_run`) of the active runs with item vectors of the dataset served by
+    default: the variant Overview's headline names whenever that one is served, so a newcomer
+    going from Overview to the Map or Explore sees that model (the demo build activates every
+    family, and the run served by default was merely the newest of them). A run the user
+    activated still wins over an inactive one that scores higher; ``why`` then says that
+    Overview's best is not served (or has no item vectors). Else (nothing scored) the run served
+    by default (``Registry.default_run``) and no reason. ``runs``: the embedding runs the page
+    can show."""
+    dataset = registry.default_dataset()
+    mine = [r for r in registry.list_runs() if (r.get("dataset") or {}).get("name") == dataset]
+    shown = {r["run_id"] for r in runs}
+    best, _ = best_run(mine)
+    served, on_validation = best_run([r for r in mine if r.get("active") and r["run_id"] in shown])
+    if served is None:
+        default = registry.default_run()
+        return (default if default in shown else None), None
+    how = "validation HR@10" if on_validation else "test HR@10: no run has a validation score"
+    if best is None or best["run_id"] == served["run_id"]:
+        return served["run_id"], f"the best variant on '{dataset}' ({how}), as on Overview"
+    name = str(best.get("label") or best["run_id"])
+    lacks = (
+        "has no item vectors" if best["run_id"] not in shown else "is not active (the Runs page activates it)"
+    )
+    return served["run_id"], (
+        f"the best active variant on '{dataset}' ({how}); Overview's best variant, {name}, {lacks}"
+    )
+
+
 def run_names(runs: list[dict[str, Any]], with_family: bool = True) -> dict[str, str]:
     """Run id -> "label · family" ("· dataset" too when the runs span several datasets), then,
     for names still shared by two runs (one label retrained, or on two datasets of one name),

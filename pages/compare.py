@@ -73,10 +73,16 @@ def compare_href(seed: str, runs: list[str]) -> str:
     return "/compare?" + urlencode({"seed": seed, "runs": ",".join(runs)})
 
 
-def default_runs(runs: list[dict[str, Any]]) -> list[str]:
-    """Two runs to start with: the active embedding runs first, then the newest others."""
+def default_runs(runs: list[dict[str, Any]], dataset: str | None = None) -> list[str]:
+    """Two runs to start with: the active embedding runs (those of ``dataset``, the one served
+    by default, first) best first by Overview's rule, so a presenter coming from Overview sees
+    the variant it names beside the next best; then the newest others."""
+    from components.pickers import by_merit
+
     emb = [r for r in runs if r.get("is_embedding")]
-    ordered = [r for r in emb if r.get("active")] + [r for r in emb if not r.get("active")]
+    active = by_merit([r for r in emb if r.get("active")])
+    active.sort(key=lambda r: (r.get("dataset") or {}).get("name") != dataset)
+    ordered = active + [r for r in emb if not r.get("active")]
     ordered += [r for r in runs if not r.get("is_embedding")]
     return [r["run_id"] for r in ordered[:2]]
 
@@ -451,7 +457,7 @@ def layout(
         )
     known = [r["run_id"] for r in all_runs]
     asked = [r for r in (runs or "").split(",") if r]
-    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(all_runs)
+    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(all_runs, registry.default_dataset())
     missing = [r for r in asked if r not in known]
     notice = (
         info_alert(f"Unknown or deleted run(s) left out: {', '.join(missing)}.", color="warning")

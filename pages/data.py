@@ -310,6 +310,11 @@ def layout(**_query: Any) -> html.Div:
     form = section(
         "Import a dataset",
         [
+            html.Div(  # the form read no different to a viewer, with Import hidden (s34-u)
+                "You are signed in as a viewer: you can inspect a file on the server and preview how "
+                "it parses; importing or uploading needs the editor role.",
+                className="small alert alert-secondary py-1 px-2 mb-2 viewer-only data-viewer-note",
+            ),
             dbc.Row(
                 [
                     dbc.Col(

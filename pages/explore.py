@@ -22,6 +22,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from components import ids
+from components.api_call import OPEN_ID as API_CALL_OPEN
 from components.api_call import api_call_view
 from components.common import (
     bounded_int,
@@ -48,6 +49,7 @@ from components.layout import empty_state, error_alert, no_embedding_runs, page_
 from components.pickers import (
     default_seed,
     embedding_runs,
+    opening_run,
     run_options,
     seed_options,
     top_brands,
@@ -105,6 +107,15 @@ PLAN_LABELS = {
 }
 
 
+def plan_label(plan: str) -> str:
+    """The plan in words. ``<plan>+ties_exact`` (``recsys.search.ties``): the plan's list ended
+    among items with identical vectors (Taobao: thousands share their category's mean vector),
+    so the list shown came from exact search; it read "hnsw_overfetch+ties_exact"."""
+    base, tied = (plan.removesuffix("+ties_exact"), plan.endswith("+ties_exact"))
+    text = PLAN_LABELS.get(base, base)
+    return f"exact search (items with identical vectors tied in {text})" if tied else text
+
+
 # -- data helpers (plain functions, tested directly) -------------------------------------
 def removed_bars(removed: dict[str, int], n_items: int) -> Any:
     """One bar per rule with the number of candidates it removed on its own."""
@@ -152,7 +163,7 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
         dbc.Badge(f"{len(result.item_ids)} / {k}", color="warning" if short else "success", className="me-2"),
         f"{result.n_eligible:,} eligible of {view.n:,} · ",
         html.Span(
-            PLAN_LABELS.get(result.plan, result.plan),
+            plan_label(result.plan),
             className="plan-name me-2",
             title=result.plan,
             **{"data-plan": result.plan},
@@ -269,9 +280,11 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                 "This run cannot be explored",
             )
         )
-    run = run or registry.default_run() or run_ids[0]
+    why = None
+    if not run:  # Overview's best variant, so that a newcomer sees the model it names
+        run, why = opening_run(registry, runs)
     if run not in run_ids:
-        run = run_ids[0]
+        run, why = run_ids[0], None
     try:
         view = run_catalog_view(run)
     except RecsysError as exc:
@@ -327,6 +340,16 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                             options=run_options(runs),
                                             value=run,
                                             clearable=False,
+                                        ),
+                                        *(
+                                            [
+                                                html.Div(
+                                                    f"Opened on {why}.",
+                                                    className="small text-muted explore-run-why",
+                                                )
+                                            ]
+                                            if why
+                                            else []
                                         ),
                                     ],
                                     width=8,
@@ -514,6 +537,7 @@ def update_seed_card(seed: str | None, run_id: str | None) -> Any:
     state={
         "url_now": State(ids.EXPLORE_URL_SYNC, "data"),
         "message_now": State(ids.EXPLORE_MESSAGE, "children"),
+        "api_clicks": State(API_CALL_OPEN, "n_clicks"),
     },
 )
 def update_results(
@@ -524,6 +548,7 @@ def update_results(
     loaded: dict[str, Any] | None,
     url_now: Any = None,
     message_now: Any = None,
+    api_clicks: Any = None,
 ) -> dict[str, Any]:
     """Neighbours of the seed under the current filters (the live, <= 50 ms callback).
 
@@ -531,7 +556,8 @@ def update_results(
     into ``no_update``: a filter change then updates only the results, the summary and the
     removed bars, and the address bar's clientside callback does not run (issue 14: each
     updated output and each chained callback costs the browser a pass of Dash's renderer
-    over every component of the page)."""
+    over every component of the page). ``api_clicks`` (the REST box's summary clicks) keep
+    that box open or folded as the user left it when the list is redrawn."""
     out = explore_results(run_id, seed, k, values)
     config_hash = out.pop("config_hash", None)
     request = out.pop("request", None)
@@ -539,7 +565,7 @@ def update_results(
     preset = loaded.get("name") if loaded.get("hash") and loaded.get("hash") == config_hash else None
     if request is not None and seed and run_id:  # the list shown: the REST call that answers it
         out["results"] = html.Div(
-            [out["results"], api_call_view(ids.EXPLORE_API_CALL, seed, run_id, *request, preset)]
+            [out["results"], api_call_view(ids.EXPLORE_API_CALL, seed, run_id, *request, preset, api_clicks)]
         )
     url = {"seed": seed, "run": run_id, "preset": preset} if seed and run_id else None
     out["url"] = no_update if url is None or url == url_now else url

@@ -50,7 +50,7 @@ from components.layout import (
 )
 from components.map_selection import MAX_SELECTION_ROWS, selection_grid, selection_rows, selection_summary  # noqa: F401
 from components.map_warm import FIGURES, read_stored, run_lock, stored_digest, stored_path, write_stored
-from components.pickers import search_items
+from components.pickers import opening_run, search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -328,11 +328,12 @@ def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
 
 def chosen_run(registry: Any, runs: list[dict[str, Any]], asked: str | None) -> str:
     """The run the Map opens on: ``asked`` when it is one of ``runs`` (the embedding runs),
-    else the default run (``Registry.default_run``), else the newest."""
+    else the best variant Overview names (:func:`components.pickers.opening_run`, as Explore),
+    else the newest."""
     run_ids = [r["run_id"] for r in runs]
     if asked in run_ids:
         return str(asked)
-    default = registry.default_run()
+    default, _ = opening_run(registry, runs)
     return default if default in run_ids else run_ids[0]
 
 

@@ -15,7 +15,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
-from components.jobs import is_active, job_cards, jobs_snapshot
+from components.jobs import is_active, job_cards, job_title, jobs_snapshot
 from components.layout import (
     empty_state,
     error_alert,
@@ -26,6 +26,7 @@ from components.layout import (
     stat_card,
 )
 from components.metrics import HEADLINE_METRICS, metrics_grid
+from components.pickers import best_run  # the one rule, shared with the run Explore and the Map open on
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.registry import Registry
@@ -220,11 +221,6 @@ def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _validation_hr(run: dict) -> float | None:
-    v = ((run.get("metrics") or {}).get("validation") or {}).get("hr@10")
-    return v if isinstance(v, (int, float)) else None
-
-
 def _demo_building(store: dict | None) -> bool:
     """Whether the demo build is queued or running (its runs are not all trained yet)."""
     return any(j.get("kind") == "demo" and is_active(j) for j in (store or {}).get("jobs", []))
@@ -250,15 +246,14 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
     is called the best of the dataset (popularity, trained first, led alone); nor is a family
     when it is the only one trained on the dataset (nothing was compared)."""
     scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
-    if not scored:
+    best, on_validation = best_run(runs)
+    if best is None:
         return html.Div()
-    validated = [r for r in scored if _validation_hr(r) is not None]
-    if validated:
-        best = max(validated, key=lambda r: _validation_hr(r))
-        how = "chosen on validation data carved from the training data"
-    else:
-        best = max(scored, key=lambda r: r["metrics"]["hr@10"])
-        how = "no run has a validation score yet: chosen on the test split"
+    how = (
+        "chosen on validation data carved from the training data"
+        if on_validation
+        else "no run has a validation score yet: chosen on the test split"
+    )
     m = best["metrics"]
     base = [r for r in scored if r.get("family") == "popularity"]
     parts: list = [
@@ -408,8 +403,55 @@ def demo_job_section(store: dict | None, root: Any = None) -> list:
     if not jobs and not failed_demo:
         return []
     jobs.sort(key=lambda j: j.get("kind") != "demo")
-    title = "Building the demo" if any(j.get("kind") == "demo" for j in jobs) else "Background jobs"
-    return [section(title, job_cards(jobs + failed_demo, root, log_lines=6), className="demo-job")]
+    if any(j.get("kind") == "demo" for j in jobs) or failed_demo:
+        return [
+            section(
+                "Building the demo", job_cards(jobs + failed_demo, root, log_lines=6), className="demo-job"
+            )
+        ]
+    return [_background_lines(jobs)]
+
+
+def _background_lines(jobs: list[dict]) -> html.Div:
+    """Jobs other than the demo build (the Map's UMAP projections queued after it, a training
+    run): one line each, without logs. As full cards with open logs they filled a 1280x720
+    projector's whole first screen, pushing the headline out of sight, and their logs scrolled at
+    every poll; their cards and logs are on the Runs page."""
+    lines = [
+        html.Div(
+            [
+                dbc.Badge(j.get("status", "queued"), color="secondary", className="text-uppercase me-2"),
+                html.Span(job_title(j), className="fw-semibold me-2"),
+                html.Span(
+                    " · ".join(
+                        t
+                        for t in (
+                            f"{round(100 * float(j.get('fraction') or 0))}%"
+                            if j.get("status") == "running"
+                            else "",
+                            str(j.get("message") or ""),
+                        )
+                        if t
+                    ),
+                    className="text-muted text-truncate",
+                ),
+            ],
+            className="d-flex align-items-center small background-job-line",
+        )
+        for j in jobs
+    ]
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span("Background jobs", className="fw-semibold small me-2"),
+                    dcc.Link("progress and logs on the Runs page →", href="/runs", className="small"),
+                ]
+            ),
+            *lines,
+        ],
+        className="background-jobs mb-3 px-3 py-2 border rounded bg-white",
+    )
 
 
 # -- callbacks -------------------------------------------------------------------

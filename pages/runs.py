@@ -19,6 +19,7 @@ from components.layout import empty_state, error_alert, info_alert, page_header,
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
 from components.tuning import SHAPE_ERRORS, run_summary, tune_section, tuning_view
 from components.vectors_io import export_section as vectors_export_section
+from recsys.auth import can_edit
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.models import FAMILIES, get_model_class
@@ -357,56 +358,77 @@ def layout(**_query: Any) -> html.Div:
     first = first or next((o["value"] for o in options if not o.get("disabled")), None)
     device = device_status(root)
 
+    read_only = not can_edit()  # a viewer: the form shows what a run takes, and says why it is shut
     form = section(
         "Train a new variant",
         [
-            dbc.Row(
+            html.Div(
+                "You are signed in as a viewer: training needs the editor role. The form below is "
+                "read-only; it shows what a run takes (family, dataset, split, settings).",
+                className="small alert alert-secondary py-1 px-2 mb-2 viewer-only runs-viewer-note",
+            ),
+            html.Fieldset(
                 [
-                    dbc.Col(
+                    dbc.Row(
                         [
-                            dbc.Label("Model family"),
-                            dcc.Dropdown(id=ids.RUNS_FAMILY, options=options, value=first, clearable=False),
-                        ],
-                        md=6,
-                    ),
-                    dbc.Col(
-                        [
-                            dbc.Label("Dataset"),
-                            dcc.Dropdown(
-                                id=ids.RUNS_DATASET,
-                                options=datasets,
-                                value=("demo" if "demo" in datasets else (datasets[0] if datasets else None)),
-                                clearable=False,
-                                placeholder="no dataset yet",
+                            dbc.Col(
+                                [
+                                    dbc.Label("Model family"),
+                                    dcc.Dropdown(
+                                        id=ids.RUNS_FAMILY, options=options, value=first, clearable=False
+                                    ),
+                                ],
+                                md=6,
+                            ),
+                            dbc.Col(
+                                [
+                                    dbc.Label("Dataset"),
+                                    dcc.Dropdown(
+                                        id=ids.RUNS_DATASET,
+                                        options=datasets,
+                                        value=(
+                                            "demo"
+                                            if "demo" in datasets
+                                            else (datasets[0] if datasets else None)
+                                        ),
+                                        clearable=False,
+                                        placeholder="no dataset yet",
+                                    ),
+                                ],
+                                md=6,
                             ),
                         ],
-                        md=6,
+                        className="mb-3",
                     ),
+                    dbc.Label("Label (optional)"),
+                    dbc.Input(
+                        id=ids.RUNS_LABEL,
+                        placeholder="e.g. prod2vec window 10",
+                        className="mb-3",
+                        size="sm",
+                        maxLength=MAX_LABEL,
+                    ),
+                    html.Div("Evaluation", className="form-subtitle mb-2"),
+                    split_controls(datasets),
+                    html.Div("Hyperparameters", className="form-subtitle mb-2"),
+                    dcc.RadioItems(
+                        id=ids.RUNS_PARAM_PRESET,
+                        options=[
+                            {"label": " recommended settings", "value": "recommended"},
+                            {
+                                "label": " the library's defaults (gensim's for Prod2Vec)",
+                                "value": "library defaults",
+                            },
+                        ],
+                        value="recommended",
+                        inline=True,
+                        className="small mb-2 d-flex gap-3",
+                    ),
+                    html.Div(param_inputs(first), id=ids.RUNS_PARAMS, className="params-box mb-3"),
                 ],
-                className="mb-3",
+                disabled=read_only,
+                className="train-form-fields",
             ),
-            dbc.Label("Label (optional)"),
-            dbc.Input(
-                id=ids.RUNS_LABEL,
-                placeholder="e.g. prod2vec window 10",
-                className="mb-3",
-                size="sm",
-                maxLength=MAX_LABEL,
-            ),
-            html.Div("Evaluation", className="form-subtitle mb-2"),
-            split_controls(datasets),
-            html.Div("Hyperparameters", className="form-subtitle mb-2"),
-            dcc.RadioItems(
-                id=ids.RUNS_PARAM_PRESET,
-                options=[
-                    {"label": " recommended settings", "value": "recommended"},
-                    {"label": " the library's defaults (gensim's for Prod2Vec)", "value": "library defaults"},
-                ],
-                value="recommended",
-                inline=True,
-                className="small mb-2 d-flex gap-3",
-            ),
-            html.Div(param_inputs(first), id=ids.RUNS_PARAMS, className="params-box mb-3"),
             dbc.Button("Train", id=ids.RUNS_SUBMIT, color="primary", className="w-100 editor-only"),
             html.Div(id=ids.RUNS_SUBMIT_MSG, className="mt-3"),
         ],

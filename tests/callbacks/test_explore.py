@@ -103,6 +103,22 @@ def test_empty_controls_mean_no_rule_and_bad_combinations_raise():
         filter_config_from_controls(defaults(price_min=50, price_max=10))
 
 
+def test_max_per_brand_is_disabled_without_brands_and_says_brandless_items_are_not_capped():
+    def cap_of(panel: Any) -> Any:
+        field = {"type": "filter-control", "panel": "t", "field": "max_per_brand"}
+        return find(panel, lambda c: getattr(c, "id", None) == field)[0]
+
+    columns = ["item_id", "title", "category", "price"]
+    none = filter_panel("t", brands=[], columns=columns)
+    assert cap_of(none).disabled is True
+    assert "Max per brand unavailable: the catalogue has no brands" in text_of(none)
+    some = filter_panel("t", brands=["Acme"], columns=[*columns, "brand"])
+    assert not getattr(cap_of(some), "disabled", False)
+    row = find(some, lambda c: getattr(c, "title", None) and "Max per brand" in text_of(c))
+    assert any("items without a brand are not capped" in r.title for r in row)
+    assert "unavailable: the catalogue has no brands" not in text_of(some)
+
+
 def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
     opts, value = add_banned_pair(1, "Acme", "Bolt", [])
     assert value == ["Acme ⇄ Bolt"] and opts == [{"label": "Acme ⇄ Bolt", "value": "Acme ⇄ Bolt"}]
@@ -128,6 +144,29 @@ def test_seed_search_caps_options(explore, data):
 
     view = explore.run_searcher(data["runs"]["A"]).view
     assert len(search_items(view, "e", limit=7)) == 7
+
+
+def test_seed_search_ranks_matches_by_popularity(explore, data):
+    """Typing "tote" (five bags match alike): the options come most interacted-with first, as
+    the best seller among Online Retail's 15 "hanging heart" items should (it was 11th, in
+    catalogue order); items the dataset counts alike stay in catalogue order."""
+    import pandas as pd
+
+    counts = pd.read_parquet(data["root"] / "datasets" / "tiny" / "interactions.parquet")["item_id"]
+    counts = counts.astype(str).value_counts()
+    bags = [f"wb{i}" for i in range(5)]
+    expected = sorted(bags, key=lambda i: (-counts.get(i, 0), int(i[2:])))
+    assert expected != bags  # the data must tell popularity from catalogue order
+    options = explore.update_seed_options("tote", data["runs"]["A"], None)
+    assert [o["value"] for o in options] == expected
+    # popularity before a title prefix: for "t", the "Trail Runner Shoe"s (21 at most) come
+    # after items that merely contain a "t" but are bought more (22: a "Leather Tote Bag", two
+    # of brand Bolt or Crest), as Online Retail's best seller "White Hanging Heart T-Light
+    # Holder" (2,332) must come before "Hanging Heart Basket" (3)
+    top = [o["value"] for o in explore.update_seed_options("t", data["runs"]["A"], None)][:3]
+    assert all(counts[i] == counts.max() for i in top) and not any(i.startswith("ws") for i in top), top
+    # an exact id still comes first, whatever its popularity
+    assert explore.update_seed_options("wb1", data["runs"]["A"], None)[0]["value"] == "wb1"
 
 
 # -- live results --------------------------------------------------------------------------
@@ -498,3 +537,70 @@ def test_a_baseline_run_of_an_imported_dataset_keeps_explore_on_that_dataset(tmp
     reg.delete(shop_run)
     text = text_of(explore.layout(run=baseline))
     assert "dataset 'shop2' has none yet" in text
+
+
+def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best(tmp_path, monkeypatch):
+    """A newcomer reads Overview's "Best variant: A", then opens Explore and the Map without
+    naming a run: both show A (Compare: A first), not the run served by default (here C, another family's active
+    run trained last, as the demo's two-tower run is), and Explore says which run it opened on
+    and why."""
+    import time
+
+    from components.common import data_registry
+    from recsys.data.schema import load_dataset
+    from recsys.models.external import ExternalModel
+    from recsys.registry import Registry
+    from tests.callbacks import _emc_data
+
+    root = tmp_path / "data"
+    runs = _emc_data.make_data_dir(root)
+    registry = Registry(root)
+    ds = load_dataset("tiny", root)
+    ids_ = ds.catalog["item_id"].astype(str).to_numpy()
+    time.sleep(1.1)  # "created" has one-second resolution: C is the newest run
+    model = ExternalModel.from_arrays(ids_, _emc_data.vectors(list(ids_), perturb=True), catalog_ids=ids_)
+    meta = registry.create_run(
+        model, dataset_name="tiny", dataset_fingerprint=ds.fingerprint(), metrics={"hr@10": 0.2}, label="C"
+    )
+    registry.activate(meta["run_id"])
+    assert registry.default_run() == meta["run_id"]  # C served by default; A has the higher HR@10
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    headline = " ".join(text_of(page("overview").overview_content(root)).split())
+    assert "Best variant: A finds" in headline
+    explore = page("explore")
+    layout = explore.layout()
+    chosen = find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0]
+    assert chosen.value == runs["A"]
+    why = text_of(find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))[0])
+    assert "best variant on 'tiny'" in why and "as on Overview" in why
+    map_page = page("map")
+    registry = data_registry()
+    assert (
+        map_page.chosen_run(registry, [r for r in registry.list_runs() if r.get("is_embedding")], None)
+        == runs["A"]
+    )
+    # Compare opens on A (Overview's best) beside the next active one, not the newest first
+    compare = page("compare").layout()
+    assert find(compare, lambda c: getattr(c, "id", None) == ids.COMPARE_RUNS)[0].value == [
+        runs["A"],
+        meta["run_id"],
+    ]
+    # the user activates B (A's family): the Map and Explore show what is served, and say why
+    Registry(root).activate(runs["B"])
+    layout = explore.layout()
+    assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
+    why = text_of(find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))[0])
+    assert "Overview's best variant, A, is not active" in why
+    # a run named in the address is kept, and no reason is given for it
+    layout = explore.layout(run=runs["B"])
+    assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
+    assert not find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))
+
+
+def test_a_plan_resolved_by_exact_search_for_tied_items_is_said_in_words(explore):
+    """Taobao (thousands of items share their category's mean vector): the list's header read
+    "hnsw_overfetch+ties_exact", the searcher's internal name."""
+    label = explore.plan_label("hnsw_overfetch+ties_exact")
+    assert "ties_exact" not in label and "_" not in label
+    assert label.startswith("exact search") and "identical vectors" in label
+    assert explore.plan_label("exact_subset") == "exact search over the eligible items"

@@ -117,3 +117,30 @@ def test_a_numeric_category_code_is_not_shown_as_an_items_name():
     assert item_label(row) == "Item of category 4159072  (2268318)"
     assert item_label({**row, "category": "Toys > 4159072"}) == "Item of category 4159072  (2268318)"
     assert item_label({**row, "category": "Toys > Lego 2"}) == "Lego 2  (2268318)"  # a name with a number
+
+
+def test_a_catalogue_without_prices_shows_no_price_dash_on_its_cards():
+    """Taobao has no prices: every card showed "—" where the price goes (as "no brand" before,
+    s33-u). On a catalogue without any price the cards leave it out; where some items have a
+    price, a missing one still reads "—"."""
+    import pandas as pd
+
+    from components.item_card import card_rows
+    from recsys.catalog import CatalogView
+
+    def prices(catalog: pd.DataFrame) -> list[str]:
+        view = CatalogView(catalog["item_id"].tolist(), catalog)
+        cards = [item_card(r, score=0.5, rank=1) for r in card_rows(view, range(view.n))]
+        return [
+            next(
+                n["props"].get("children", "")
+                for n in _nodes(c)
+                if n["props"].get("className") == "card-price"
+            )
+            for c in cards
+        ]
+
+    bare = pd.DataFrame({"item_id": ["a", "b"], "title": ["", ""], "category": ["4159072", "4159072"]})
+    assert prices(bare) == ["", ""]
+    some = bare.assign(price=[12.5, None])
+    assert prices(some)[1] == "—" and prices(some)[0] != ""

@@ -7,7 +7,7 @@ import json
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pytest
-from dash import no_update
+from dash import html, no_update
 
 from components import ids
 from components.jobs import ensure_demo_job, job_card, job_summary, poll_jobs, runs_version
@@ -278,3 +278,33 @@ def test_while_another_variant_trains_on_the_dataset_the_headline_is_the_best_so
     assert "Best variant so far" in text and "Still training on this dataset: prod2vec" in text
     assert "best model on this dataset" not in text
     assert "TF-IDF is the best model on this dataset." in text_of(overview._headline(runs))
+
+
+def test_background_jobs_after_the_demo_take_one_line_each_without_logs(root, overview):
+    """After the demo build, its UMAP projection jobs filled a 1280x720 projector's first screen
+    as cards with open, scrolling logs, and the headline was out of sight: other jobs than the
+    demo build are one line each (status, what, progress), their logs on the Runs page."""
+    jobs = {
+        "jobs": [
+            {
+                "id": f"project-{i}",
+                "kind": "project",
+                "status": status,
+                "fraction": 0.38 if status == "running" else 0.0,
+                "message": "UMAP layout: epoch 60/500"
+                if status == "running"
+                else "queued: waiting for a free UMAP slot",
+                "error": "",
+                "params": {"run_id": f"run-{i}"},
+            }
+            for i, status in enumerate(("running", "queued"))
+        ]
+    }
+    section = overview.update_jobs(jobs)
+    text = text_of(section)
+    assert "UMAP layout: epoch 60/500" in text and "38%" in text and "waiting for a free UMAP slot" in text
+    assert "Runs page" in text
+    assert not find(section, lambda c: isinstance(c, html.Details))  # no log
+    assert not find(section, lambda c: isinstance(c, dbc.Progress))
+    lines = find(section, lambda c: "background-job-line" in str(getattr(c, "className", "")))
+    assert len(lines) == 2

@@ -59,8 +59,22 @@ def test_explore_shows_the_rest_call_of_the_list_on_screen(dash_duo, dash_app, d
         ),
         what="the inline filter in the command",
     )
+    # the box stayed open through the redraw (it folded again on every filter change)
+    assert dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").is_displayed()
     command = dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").get_attribute("textContent")
     assert _run_command(command) == _cards(dash_duo)
+    # folded by the user, it stays folded through the next change
+    click(dash_duo, dash_duo.find_element(".api-call-box summary"))
+    wait_until(lambda: not dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").is_displayed(), what="folded")
+    click(dash_duo, switch)
+    wait_until(
+        lambda: (
+            '"same_category"'
+            not in dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").get_attribute("textContent")
+        ),
+        what="the command without the filter",
+    )
+    assert not dash_duo.find_element(f"#{ids.EXPLORE_API_CALL}").is_displayed()
     assert dash_duo.get_logs() == []
 
 
@@ -156,6 +170,14 @@ def test_a_catalogue_without_brands_shows_no_brand_line_on_its_cards(dash_duo, n
     )
     click(dash_duo, allow)
     assert not [o for o in dash_duo.find_elements(".dash-dropdown-option") if o.is_displayed()]
+    # nor can "Max per brand" be set (items without a brand are never capped: it would do nothing)
+    cap = dash_duo.find_element(
+        "#" + _css_id({"type": "filter-control", "panel": "explore", "field": "max_per_brand"})
+    )
+    assert not cap.is_enabled()
+    note = dash_duo.find_element(".max-per-brand-unavailable")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", note)
+    assert note.is_displayed() and "no brands" in note.text
     assert dash_duo.get_logs() == []
 
 
