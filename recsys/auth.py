@@ -349,7 +349,7 @@ def init_auth(
             return None
         if not current_user.is_authenticated:
             if "Authorization" in request.headers:
-                return _deny(401, "wrong token: 'Authorization: Bearer <token>' matches no configured token")
+                return _deny(401, _header_problem(request.headers["Authorization"]))
             if _wants_json(path):
                 return _deny(
                     401, "sign in first (the login page is /login) or send 'Authorization: Bearer <token>'"
@@ -436,6 +436,20 @@ def _authenticate(settings: AuthSettings, name: str, secret: str) -> User | None
     if role is None:
         return None
     return User(role, role, f"token:{role}:{settings.fingerprint(role)}")
+
+
+def _header_problem(header: str) -> str:
+    """Why an ``Authorization`` header signed nobody in: an empty token (an unset shell variable
+    in ``-H "Authorization: Bearer $TOKEN"``), another scheme, or a token no role has."""
+    scheme, _, given = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return f"the Authorization header is not a bearer token ('{scheme[:20]} ...'): send 'Authorization: Bearer <token>'"
+    if not given.strip():
+        return (
+            "the Authorization header's token is empty (is the variable that holds it set?): "
+            "send 'Authorization: Bearer <token>'"
+        )
+    return "wrong token: 'Authorization: Bearer <token>' matches no configured token"
 
 
 def _wants_json(path: str) -> bool:

@@ -178,6 +178,20 @@ def test_nothing_is_served_without_a_session_or_token(live):
     assert requests.get(f"{base}/login", timeout=10).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        ("Bearer ", "token is empty"),  # curl -H "Authorization: Bearer $TOKEN" with TOKEN unset
+        ("Basic dXNlcjpwdw==", "not a bearer token"),
+        ("Bearer guess", "wrong token"),
+    ],
+)
+def test_a_token_that_signs_nobody_in_is_told_what_is_wrong_with_it(live, header, says):
+    base, _ = live
+    r = requests.get(f"{base}/api/v1/runs", headers={"Authorization": header}, timeout=10)
+    assert r.status_code == 401 and says in r.json()["error"]["message"]
+
+
 def test_rest_writes_need_the_editor_token(live, demo_data_copy):
     base, _ = live
     before = tree_digest(demo_data_copy)
