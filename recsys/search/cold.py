@@ -269,7 +269,7 @@ class ColdMixin:
                 p = _Pred(
                     max(0, b - a),
                     lambda a=a, b=b: post.price_order[a:b],  # in price order: a view, no sort
-                    lambda P, ra=ra, rb=rb: (v.price_rank[P] >= ra) & (v.price_rank[P] < rb),
+                    _rank_test(v, ra, rb),
                     fold=(ra, rb),
                     prange=(a, b),
                 )
@@ -344,10 +344,18 @@ class ColdMixin:
                 first = span  # a slice of positions: the others' tests read their columns in order
             if first is None or first.count > COLD_SCAN_MAX:
                 return None
-            elig = first.posting()
-            for p in preds:
-                if p is not first and len(elig):
-                    elig = elig[p.test(elig)]
+            if first.span is not None:  # the others' tests over the block's slice of each column
+                a, b = first.span
+                ok = None
+                for p in preds:
+                    if p is not first:
+                        ok = p.test(slice(a, b)) if ok is None else ok & p.test(slice(a, b))
+                elig = ok.nonzero()[0] + a if ok is not None else np.arange(a, b)
+            else:
+                elig = first.posting()
+                for p in preds:
+                    if p is not first and len(elig):
+                        elig = elig[p.test(elig)]
             count = len(elig)
         one = np.array([pos])
         seed_in = r.seed >= 0 and all(bool(p.test(one)[0]) for p in preds)
@@ -407,8 +415,17 @@ class ColdMixin:
             kp = top[np.isfinite(vals)].astype(np.int64) + s
         else:  # a posting list in any order (unsorted: a sort of 10k positions was 0.16 ms at 1M)
             kp = cand[_top_by_position(sc, cand, min(k, m))].astype(np.int64)
-        kp, ks = self._canon(kp, q)
-        return self._result(qq, kp, ks, None, "exact_subset" if span is None else "exact_range", m)
+        plan = "exact_subset" if span is None else "exact_range"
+        if len(kp) > _SORT_IN_PYTHON:
+            kp, ks = self._canon(kp, q)
+            return self._result(qq, kp, ks, None, plan, m)
+        # :meth:`_canon` and :meth:`_result` for a few rows: the same scores (an elementwise product
+        # summed per row), ordered in Python (4 NumPy steps fewer, 5 to 10 us each with cold caches)
+        scores = np.add.reduce(self.unit.take(kp, axis=0) * q, axis=1, dtype=np.float32).tolist()
+        rows = v.perm.take(kp).tolist()
+        at = kp.tolist()
+        order = sorted(range(len(at)), key=lambda j: (-scores[j], at[j]))
+        return self._listed(qq, [rows[j] for j in order], [scores[j] for j in order], None, plan, m)
 
     def _cold_seed_rules(self, cfg: FilterConfig, pos: int, removed: dict, skipped: list) -> _SeedRules:
         """:meth:`~recsys.search.compiled.CompileMixin._seed_rules` of a config the lists answer
@@ -492,12 +509,20 @@ def _band_pred(v: Any, post: Postings, r: _SeedRules) -> _Pred:
     a = int(post.price_sorted.searchsorted(lo, side="left"))
     b = int(post.price_sorted.searchsorted(hi, side="right"))
     return _Pred(
-        max(0, b - a),
-        lambda: post.price_order[a:b],
-        lambda P: (v.price_rank[P] >= ra) & (v.price_rank[P] < rb),
-        fold=(ra, rb),
-        prange=(a, b),
+        max(0, b - a), lambda: post.price_order[a:b], _rank_test(v, ra, rb), fold=(ra, rb), prange=(a, b)
     )
+
+
+def _rank_test(v: Any, ra: int, rb: int) -> Any:
+    """The test ``ra <= price rank < rb`` of positions (or a slice of them), one gather."""
+
+    def test(P: Any) -> np.ndarray:
+        rank = v.price_rank[P]
+        ok = rank >= ra
+        ok &= rank < rb
+        return ok
+
+    return test
 
 
 def _list_fields_only(cfg: FilterConfig) -> bool:
