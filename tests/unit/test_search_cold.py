@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
@@ -317,3 +319,67 @@ def test_the_beams_sample_is_the_same_items_whatever_the_catalogues_order():
     first, second = asked[0], asked[len(asked) // 2]
     assert len(first) == min(400, n) and first == second
     assert beams[0] == beams[1]
+
+
+#: the fields the lists answer (recsys.search.cold._LIST_FIELDS), drawn so that the lists' every
+#: path is taken: long and short brand lists (the band pass, the binary searches), narrow and
+#: wide price bands, the seed's price band, category blocks, the adult rule and the seed
+_COLD_FIELDS = {
+    "same_category": st.booleans(),
+    "category_level": st.integers(0, 1),
+    "price_ratio_min": st.none() | st.sampled_from([0.5, 0.9]),
+    "price_ratio_max": st.none() | st.sampled_from([1.1, 2.0]),
+    "price_min": st.none() | st.sampled_from([12.0, 19.0]),
+    "price_max": st.none() | st.sampled_from([21.0, 40.0]),
+    "brands_allow": st.sampled_from([[], ["b1"], [f"b{i}" for i in range(0, 90, 3)], ["B7", "nobody"]]),
+    "brands_deny": st.sampled_from([[], ["b2"]]),
+    "exclude_adult": st.booleans(),
+    "exclude_seed": st.booleans(),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=st.fixed_dictionaries(_COLD_FIELDS), seed=st.integers(0, 7999), k=st.integers(1, 20))
+def test_the_lists_answers_equal_brute_force(data, fields, seed, k):
+    """Property: whatever list fields a new filter sets, its first query (answered from the lists,
+    nothing compiled: the worker held busy) has brute force's n_eligible, removed_by_rule and
+    skipped rules, and brute force's exact list when its plan is exact."""
+    cat, vec, index = data
+    searcher = _cold_searcher(cat, vec, index)
+    searcher.wait_background()
+    # forget the configs of the examples before (hypothesis repeats some): a new filter's first query
+    searcher._compiled.clear()
+    searcher._key_hash.clear()
+    searcher._cold_specs = {}
+    searcher._last = searcher._last_rules = None
+    searcher._fast = {}
+    cfg = FilterConfig(**fields)
+    gate = threading.Event()
+    searcher._bg.submit(("hold", id(cfg)), gate.wait)
+    try:
+        res = searcher.search(f"u{seed}", cfg, k)
+    finally:
+        gate.set()
+    want = searcher.brute_force(f"u{seed}", cfg, k)
+    assert res.n_eligible == want.n_eligible, res.plan
+    assert res.removed_by_rule == want.removed_by_rule
+    assert res.skipped_rules == want.skipped_rules
+    if res.plan != "hnsw_overfetch":
+        assert res.item_ids == want.item_ids, res.plan
+        np.testing.assert_allclose(res.scores, want.scores, atol=1e-6)
+    else:
+        assert len(res) == min(k, want.n_eligible)
+
+
+_COLD_SEARCHERS: dict = {}
+
+
+def _cold_searcher(cat, vec, index):
+    """One searcher answering new filters from the lists (its inverted lists built), per data."""
+    got = _COLD_SEARCHERS.get(id(index))
+    if got is None:
+        got = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+        got.wait_background()
+        _COLD_SEARCHERS.clear()
+        _COLD_SEARCHERS[id(index)] = got
+    return got
