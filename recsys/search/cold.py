@@ -279,7 +279,7 @@ class ColdMixin:
                 return None  # a rule the lists do not cover
             removed[mr.name] = n - p.count
             preds.append(p)
-        return preds, removed, skipped
+        return preds, removed, skipped, [0]  # [0]: its seeded queries answered here with a key rule
 
     def _search_cold(
         self, q: np.ndarray, pos: int, cfg: FilterConfig, k: int, t0: float
@@ -308,7 +308,7 @@ class ColdMixin:
             self._cold_specs = specs
         if spec is None:
             return None
-        preds, removed, skipped = spec
+        preds, removed, skipped, asked = spec
         v, n = self.view, self.n
         if not preds and not cfg.same_category and not v.n_adult:
             return None  # no rule bites (no filter): its compile is O(1), its plan one knn_query
@@ -361,7 +361,9 @@ class ColdMixin:
         seed_in = r.seed >= 0 and all(bool(p.test(one)[0]) for p in preds)
         m = count - seed_in
         qq = Query(q, pos, None, k, t0, v.item_id_list[pos], r.removed, r.skipped)  # no compiled filter
-        self._queue_cold(cfg, r.no_adult)
+        if r.keyed and hit is None:
+            asked[0] += 1  # counted towards its seed table, as the compiled path counts its queries
+        self._queue_cold(cfg, r, asked)
         if m <= 0:
             return self._empty(qq)
         need = k + seed_in
@@ -483,13 +485,25 @@ class ColdMixin:
             return cf.cat_only and cf.seed_table is None and cf.table_ok is not False
         return not cf.sets or (len(cf.sets) == 1 and self.view.n_adult > 0)
 
-    def _queue_cold(self, cfg: FilterConfig, no_adult: bool) -> None:
-        """Compile ``cfg`` and build its eligible set in the background (once)."""
+    def _queue_cold(self, cfg: FilterConfig, r: _SeedRules, asked: list[int]) -> None:
+        """Compile ``cfg`` and build its eligible set in the background (once); a filter with a
+        key rule (the seed's price band) queues the key index of this seed's variant, and its seed
+        table once the lists have answered as many of its queries as the compiled path waits for
+        (:data:`_TABLE_AFTER`): what the compiled path's first queries would have queued."""
+        no_adult = r.no_adult
+        variant = (r.level, False, no_adult) if r.keyed else None
 
         def build() -> None:
             cf = self.compile(cfg)
             if cf.static:  # a category filter's seed table follows its use (_TABLE_AFTER queries)
                 self._static_set(cf, no_adult, wait=True)
+            elif variant is not None and cf.lean and not self._inline():
+                if variant not in cf.keys:  # the key (as _keys_ready's): queued once
+                    self._bg.submit((id(cf), "keys", variant), lambda: self._key_index(cf, *variant))
+                cf.seeded_queries += asked[0]
+                asked[0] = 0
+                if cf.table_ok is not False and cf.seed_table is None and cf.seeded_queries >= _TABLE_AFTER:
+                    self._request_table(cf)
 
         self._bg.submit((cfg.search_key(), "cold", no_adult), build)
 
