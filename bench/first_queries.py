@@ -1,10 +1,11 @@
 """Benchmark: a new filter's first query, repeated over fresh filters of each kind (issue 18).
 
 Prints ONE JSON line. ``bench/filtered_search.py`` times one first query per case (one config,
-one seed): one sample. Here each kind of uncorrelated filter (a brand allow-list, a price band,
-a brand+price pair at several shares) is set ``--trials`` times with a config never seen before
-(other brands drawn, the band moved), on the same searcher and catalogue as that bench's
-uncorrelated cases. Per trial: one warm query of the unfiltered config (a query in flight before
+one seed): one sample. Here each kind of filter (a brand allow-list, a price band, a brand+price
+pair at several shares, a category with a brand list, the adult flag with one, on that bench's
+uncorrelated catalogue; a category with the seed's price band on its correlated one) is set
+``--trials`` times with a config never seen before (other brands drawn, the band moved), on
+searchers and catalogues as that bench's (``--evict``: after its cache eviction). Per trial: one warm query of the unfiltered config (a query in flight before
 the change), then the new config's first query and its second, timed in the query thread's CPU
 time (``time.thread_time``: on the shared machine wall time is mostly the wait for a core) and in
 wall time; then its next 18 queries and the background builds they queue, and 40 warm queries.
@@ -30,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from filtered_search import make_data, make_uncorrelated  # noqa: E402
+from filtered_search import evict_caches, make_data, make_uncorrelated  # noqa: E402
 
 from recsys.filters import FilterConfig  # noqa: E402
 from recsys.index import HnswIndex  # noqa: E402
@@ -49,6 +50,12 @@ def main() -> None:
     ap.add_argument("--index-cache", default=None, help="a saved index of the same data (read only here)")
     ap.add_argument("--ef", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--evict",
+        action="store_true",
+        help="a 64 MB pass (filtered_search.py's evict_caches) right before each first query, as"
+        " the case before leaves the caches in that bench",
+    )
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -68,10 +75,17 @@ def main() -> None:
     uprice = ucat["price"].to_numpy()
     rng = np.random.default_rng(args.seed + 1)
     picks = rng.choice(n, size=240 + 20 * args.trials, replace=False)
-    unc.wait_background()
-    for i in picks[:200]:  # the unfiltered config in use, its over-fetch learned
-        unc.search(ids[i], FilterConfig(), K)
-    unc.wait_background()
+    # the catalogue over the vectors' clusters (filtered_search.py's correlated cases) and the
+    # uncorrelated one with half its items adult (its flag cases)
+    plain = unc
+    corr = FilteredSearcher(vec, ids, catalog, index=index)
+    adult = np.random.default_rng(args.seed + 202).random(n) >= 0.5
+    flag = FilteredSearcher(vec, ids, ucat.assign(adult=adult), index=index)
+    for s_ in (unc, corr, flag):
+        s_.wait_background()
+        for i in picks[:200]:  # the unfiltered config in use, its over-fetch learned
+            s_.search(ids[i], FilterConfig(), K)
+        s_.wait_background()
 
     def brand(share, r):
         nb = max(1, round(1000 * share))
@@ -81,6 +95,14 @@ def main() -> None:
         c = r.uniform(0.3, 0.7)
         lo, hi = np.quantile(uprice, [max(0.0, c - share / 2), min(1.0, c + share / 2)])
         return {"price_min": float(lo), "price_max": float(hi)}
+
+    def band(level, r):  # the seed's price band, its upper ratio drawn: a config never seen
+        return {
+            "same_category": True,
+            "category_level": level,
+            "price_ratio_min": 0.5,
+            "price_ratio_max": float(r.uniform(1.8, 2.2)),
+        }
 
     kinds = {
         "brand allow-list 50%": lambda r: brand(0.5, r),
@@ -92,19 +114,29 @@ def main() -> None:
         "price band 0.1%": lambda r: price(0.001, r),
         "pair brand+price 10%": lambda r: {**brand(0.316, r), **price(0.316, r)},
         "pair brand+price 1%": lambda r: {**brand(0.1, r), **price(0.1, r)},
+        "pair category+brand 1%": lambda r: {"same_category": True, "category_level": 1, **brand(0.1, r)},
+        "pair flag+brand 10%": lambda r: {"exclude_adult": True, **brand(0.2, r)},
+        "correlated category 50% + price band": lambda r: band(0, r),
+        "correlated category 10% + price band": lambda r: band(1, r),
+        "correlated category 1% + price band": lambda r: band(2, r),
+        "correlated category 0.1% + price band": lambda r: band(3, r),
     }
+    searcher_of = {"pair flag+brand 10%": flag}  # the others: unc, or corr for the correlated kinds
     only = [k for k in args.kinds.split(",") if k]
     out = {}
     for ki, (kind, make) in enumerate(kinds.items()):
         if only and not any(o in kind for o in only):
             continue
         r = np.random.default_rng(args.seed + 1000 + ki)
+        unc = searcher_of.get(kind, corr if kind.startswith("correlated") else plain)
         first, first_w, second, warm, warm_w = [], [], [], [], []
         plans: dict[str, int] = {}
         for t in range(args.trials):
             cfg = FilterConfig(**make(r))  # a config never seen (validated before the query, as in the app)
             seeds = picks[240 + 20 * t : 260 + 20 * t]
             unc.search(ids[picks[200 + t % 40]], FilterConfig(), K)  # the query before the change
+            if args.evict:
+                evict_caches()
             w, c = time.perf_counter(), time.thread_time()
             res = unc.search(ids[seeds[0]], cfg, K)
             first.append(time.thread_time() - c)
@@ -140,6 +172,7 @@ def main() -> None:
                 "bench": "first_queries",
                 "n": n,
                 "trials": args.trials,
+                "evict": args.evict,
                 "load_avg_1m_start": load_start,
                 "load_avg_1m": round(os.getloadavg()[0], 2),
                 "kinds": out,

@@ -233,6 +233,7 @@ class _SeedRules:
         "skipped",
         "tests",
         "banned",
+        "band",
     )
 
     def __init__(self, n: int, removed: dict[str, int]) -> None:
@@ -254,6 +255,8 @@ class _SeedRules:
         self.tests: list[tuple[Any, Any]] = []
         #: positions excluded for this seed (channel "exclude"; sorted, unique), or None
         self.banned: np.ndarray | None = None
+        #: the price band's [lo, hi] in prices, set only by a cold query (``recsys.search.cold``)
+        self.band: tuple[float, float] | None = None
 
 
 class CompileMixin:

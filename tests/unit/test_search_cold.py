@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
@@ -42,6 +44,15 @@ def data():
         {"exclude_adult": True},  # the flag alone
         {"brands_deny": [f"b{i}" for i in range(90)], "price_max": 30.0},  # deny list + open band
         {"brands_allow": ["b1", "b2"], "price_min": 10.0, "exclude_adult": True},  # three rules
+        # 30 brands in a narrow band: counted by one pass over the band's items in price order
+        {"brands_allow": [f"b{i}" for i in range(30)], "price_min": 15.0, "price_max": 17.0},
+        {
+            "brands_allow": [f"b{i}" for i in range(0, 60, 2)],
+            "price_min": 15.0,
+            "price_max": 17.0,
+            "exclude_adult": True,
+        },
+        {"brands_allow": [f"b{i}" for i in range(10)], "exclude_adult": True},  # brands' non-adult heads
     ],
 )
 def test_a_new_filter_answers_from_the_lists_without_compiling(data, fields):
@@ -79,6 +90,61 @@ def test_a_new_filter_answers_from_the_lists_without_compiling(data, fields):
         hits += len(set(res.rows) & set(want.rows))
         total += len(want.rows)
     assert hits >= 0.97 * total
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"same_category": True, "price_ratio_min": 0.5, "price_ratio_max": 2.0},  # block x band
+        {"price_ratio_min": 0.95, "price_ratio_max": 1.05},  # the band alone: one price-order slice
+        {"price_ratio_min": 0.8, "price_ratio_max": 1.25, "brands_allow": [f"b{i}" for i in range(40)]},
+        {"price_ratio_max": 1.1, "exclude_adult": True},  # an open band, with the flag
+        # a category block tested for a shorter brand list (the block's positions are one slice)
+        {"same_category": True, "category_level": 1, "brands_allow": ["b1", "b2"]},
+    ],
+)
+def test_a_price_band_around_the_seed_answers_from_the_lists_without_compiling(data, fields):
+    """A new filter with the seed's price band (price_ratio_min/max): its first queries are answered
+    from the lists, nothing compiled on the request (the worker is held busy), with exact search's
+    n_eligible, removed_by_rule (the band's count over the catalogue), skipped rules (seeds
+    without a price skip the band) and lists. Fails with the band's ranks or its count off."""
+    cat, vec, index = data
+    cat = cat.copy()
+    cat.loc[cat.index[:50], "price"] = 0.0  # a price of 0: the band is skipped as well
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    ref = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)  # inline builds
+    searcher.wait_background()
+    cfg = FilterConfig(**fields)
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)  # every build stays queued
+    # seeds with a price first: a seed whose band is skipped and that is adult has no rule that
+    # bites, and compiling such a config (no mask) is O(1): the request may do it
+    seeds = [f"u{i}" for i in (*range(60, 8000, 211), *range(0, 60, 9))]
+    try:
+        got = [searcher.search(s, cfg, 10) for s in seeds[:38]]
+        assert cfg.config_hash() not in searcher._compiled  # answered from the lists
+        got += [searcher.search(s, cfg, 10) for s in seeds[38:]]
+    finally:
+        gate.set()
+    searcher.wait_background()
+    skipped = hits = total = 0
+    for i, (s, res) in enumerate(zip(seeds, got)):
+        want = ref.search(s, cfg, 10, plan="exact")
+        if i < 38:  # the lists' plans
+            assert res.plan in ("exact_subset", "exact_range", "hnsw_overfetch", "empty"), res.plan
+        assert res.n_eligible == want.n_eligible, (s, res.plan)
+        assert res.removed_by_rule == want.removed_by_rule, s
+        assert res.skipped_rules == want.skipped_rules, s
+        skipped += "price_band" in res.skipped_rules
+        assert s not in res.item_ids
+        if res.plan.startswith("exact") or res.plan.endswith("exact_fallback") or res.plan == "empty":
+            assert res.item_ids == want.item_ids, (s, res.plan)
+            np.testing.assert_allclose(res.scores, want.scores, atol=1e-6)
+        hits += len(set(res.rows) & set(want.rows))
+        total += len(want.rows)
+    assert hits >= 0.97 * total
+    if "price_ratio_min" in fields or "price_ratio_max" in fields:
+        assert skipped >= 5  # seeds without a price (missing or 0) were among them
 
 
 def test_the_beams_exact_top_is_the_stable_sort_prefix_across_catalogue_blocks(monkeypatch):
@@ -253,3 +319,67 @@ def test_the_beams_sample_is_the_same_items_whatever_the_catalogues_order():
     first, second = asked[0], asked[len(asked) // 2]
     assert len(first) == min(400, n) and first == second
     assert beams[0] == beams[1]
+
+
+#: the fields the lists answer (recsys.search.cold._LIST_FIELDS), drawn so that the lists' every
+#: path is taken: long and short brand lists (the band pass, the binary searches), narrow and
+#: wide price bands, the seed's price band, category blocks, the adult rule and the seed
+_COLD_FIELDS = {
+    "same_category": st.booleans(),
+    "category_level": st.integers(0, 1),
+    "price_ratio_min": st.none() | st.sampled_from([0.5, 0.9]),
+    "price_ratio_max": st.none() | st.sampled_from([1.1, 2.0]),
+    "price_min": st.none() | st.sampled_from([12.0, 19.0]),
+    "price_max": st.none() | st.sampled_from([21.0, 40.0]),
+    "brands_allow": st.sampled_from([[], ["b1"], [f"b{i}" for i in range(0, 90, 3)], ["B7", "nobody"]]),
+    "brands_deny": st.sampled_from([[], ["b2"]]),
+    "exclude_adult": st.booleans(),
+    "exclude_seed": st.booleans(),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=st.fixed_dictionaries(_COLD_FIELDS), seed=st.integers(0, 7999), k=st.integers(1, 20))
+def test_the_lists_answers_equal_brute_force(data, fields, seed, k):
+    """Property: whatever list fields a new filter sets, its first query (answered from the lists,
+    nothing compiled: the worker held busy) has brute force's n_eligible, removed_by_rule and
+    skipped rules, and brute force's exact list when its plan is exact."""
+    cat, vec, index = data
+    searcher = _cold_searcher(cat, vec, index)
+    searcher.wait_background()
+    # forget the configs of the examples before (hypothesis repeats some): a new filter's first query
+    searcher._compiled.clear()
+    searcher._key_hash.clear()
+    searcher._cold_specs = {}
+    searcher._last = searcher._last_rules = None
+    searcher._fast = {}
+    cfg = FilterConfig(**fields)
+    gate = threading.Event()
+    searcher._bg.submit(("hold", id(cfg)), gate.wait)
+    try:
+        res = searcher.search(f"u{seed}", cfg, k)
+    finally:
+        gate.set()
+    want = searcher.brute_force(f"u{seed}", cfg, k)
+    assert res.n_eligible == want.n_eligible, res.plan
+    assert res.removed_by_rule == want.removed_by_rule
+    assert res.skipped_rules == want.skipped_rules
+    if res.plan != "hnsw_overfetch":
+        assert res.item_ids == want.item_ids, res.plan
+        np.testing.assert_allclose(res.scores, want.scores, atol=1e-6)
+    else:
+        assert len(res) == min(k, want.n_eligible)
+
+
+_COLD_SEARCHERS: dict = {}
+
+
+def _cold_searcher(cat, vec, index):
+    """One searcher answering new filters from the lists (its inverted lists built), per data."""
+    got = _COLD_SEARCHERS.get(id(index))
+    if got is None:
+        got = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+        got.wait_background()
+        _COLD_SEARCHERS.clear()
+        _COLD_SEARCHERS[id(index)] = got
+    return got

@@ -58,7 +58,7 @@ def test_only_the_lists_rules_are_on_when_only_their_fields_are_set():
     lists' own (mask rules over price, brands, adult items; the seed's category, the adult rule
     and the seed's exclusion), and any other field set is noticed."""
     listed = {"price_range", "brands_allow", "brands_deny", "exclude_adult"}
-    seedish = {"same_category", "adult_next_to_non_adult", "exclude_seed"}
+    seedish = {"same_category", "price_band", "adult_next_to_non_adult", "exclude_seed"}
     values = {
         "price_min": [None, 2.0],
         "price_max": [None, 9.0],
@@ -68,6 +68,8 @@ def test_only_the_lists_rules_are_on_when_only_their_fields_are_set():
         "same_category": [False, True],
         "category_level": [0, 2],
         "exclude_seed": [True, False],
+        "price_ratio_min": [None, 0.5],
+        "price_ratio_max": [None, 2.0],
     }
     assert set(values) == _LIST_FIELDS
     for combo in itertools.product(*values.values()):
@@ -77,7 +79,7 @@ def test_only_the_lists_rules_are_on_when_only_their_fields_are_set():
         assert on <= listed | seedish, on
     for fields in (
         {"same_gender": True},
-        {"price_ratio_min": 0.5},
+        {"price_ratio_min": 0.5, "same_gender": True},
         {"banned_brand_pairs": [("b1", "b2")]},
         {"in_stock_only": True},
         {"min_similarity": 0.1},
@@ -100,7 +102,15 @@ def test_cold_seed_rules_are_the_rule_tables(data, adult_items):
     configs = [
         FilterConfig(**fields, **extra)
         for fields in ({}, {"same_category": True}, {"same_category": True, "category_level": 2})
-        for extra in ({}, {"exclude_seed": False}, {"exclude_adult": True}, {"brands_allow": ["b1"]})
+        for extra in (
+            {},
+            {"exclude_seed": False},
+            {"exclude_adult": True},
+            {"brands_allow": ["b1"]},
+            {"price_ratio_min": 0.5, "price_ratio_max": 2.0},  # the price band around the seed
+            {"price_ratio_min": 0.8},
+            {"price_ratio_max": 1.25, "exclude_adult": True},
+        )
     ]
     seeds = [*range(0, 40, 7), *range(40, N, 97)]
     for cfg in configs:
@@ -110,7 +120,7 @@ def test_cold_seed_rules_are_the_rule_tables(data, adult_items):
             got = searcher._cold_seed_rules(cfg, pos, dict(cf.base_removed), list(cf.base_skipped))
             assert list(got.removed.items()) == list(want.removed.items()), (cfg, pos)
             assert got.skipped == want.skipped, (cfg, pos)
-            fields = ("s", "e", "full", "no_adult", "seed", "keyed", "level", "block")
+            fields = ("s", "e", "full", "no_adult", "seed", "keyed", "level", "block", "rank_lo", "rank_hi")
             assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields], (cfg, pos)
 
 
