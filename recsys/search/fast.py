@@ -35,6 +35,7 @@ planner chooses again with what it learned, and a table plan re-derives its per-
 from __future__ import annotations
 
 from itertools import compress, count, islice
+from operator import itemgetter as _itemgetter
 from time import perf_counter
 from typing import Any
 
@@ -262,7 +263,8 @@ class FastMixin:
             else:
                 del rl[k:], dl[k:]
         return SearchResult(
-            _ids_at(fp.ids, rl),
+            # the ids by one itemgetter call (as result.ids_at, without its frame)
+            list(_itemgetter(*rl)(fp.ids)) if len(rl) > 1 else [fp.ids[r] for r in rl],
             list(map(_ONE_MINUS, dl)),  # 1.0 - d in C: no comprehension frame
             rl,
             dict(removed),
@@ -277,6 +279,7 @@ class FastMixin:
             else str(seed_item_id)
             if isinstance(seed_item_id, str)
             else self.view.item_id_list[pos],
+            [],  # served_by: no default factory to call
         )
 
     def _fast_flag(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
