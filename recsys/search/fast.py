@@ -35,6 +35,7 @@ planner chooses again with what it learned, and a table plan re-derives its per-
 from __future__ import annotations
 
 from itertools import compress, count, islice
+from operator import itemgetter as _itemgetter
 from time import perf_counter
 from typing import Any
 
@@ -262,7 +263,8 @@ class FastMixin:
             else:
                 del rl[k:], dl[k:]
         return SearchResult(
-            _ids_at(fp.ids, rl),
+            # the ids by one itemgetter call (as result.ids_at, without its frame)
+            list(_itemgetter(*rl)(fp.ids)) if len(rl) > 1 else [fp.ids[r] for r in rl],
             list(map(_ONE_MINUS, dl)),  # 1.0 - d in C: no comprehension frame
             rl,
             dict(removed),
@@ -277,6 +279,7 @@ class FastMixin:
             else str(seed_item_id)
             if isinstance(seed_item_id, str)
             else self.view.item_id_list[pos],
+            [],  # served_by: no default factory to call
         )
 
     def _fast_flag(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
@@ -358,7 +361,7 @@ class FastMixin:
                 if choice == "exact":
                     return None
                 return self._fast_keyed_block(
-                    fp, ss, pos, k, var, lo, hi, seed_row, banned, removed, skipped, n_elig, t0
+                    fp, ss, key, pos, k, var, lo, hi, seed_row, banned, removed, skipped, n_elig, t0
                 )
         got = self._fast_finish(
             fp,
@@ -379,7 +382,7 @@ class FastMixin:
             ss = cf.blocks.get(key)
             if ss is not None and ss.sub is not None:
                 got = self._fast_keyed_block(
-                    fp, ss, pos, k, var, lo, hi, seed_row, banned, removed, skipped, n_elig, t0, True
+                    fp, ss, key, pos, k, var, lo, hi, seed_row, banned, removed, skipped, n_elig, t0, True
                 )
         return got
 
@@ -387,6 +390,7 @@ class FastMixin:
         self,
         fp: FastPlan,
         ss: Any,
+        key: tuple[int, int, bool],
         pos: int,
         k: int,
         var: int,
@@ -403,6 +407,9 @@ class FastMixin:
         """:meth:`_block_keyed` of the shortcut: the first k in the seed's key range of an
         over-fetch on its category block's graph (``missed``: after the main over-fetch fell short,
         learned as the general path learns it). None when that falls short too."""
+        kept = fp.graphs.get(key)  # the block's rows as a flat view, kept per block (and set)
+        if kept is None or kept[0] is not ss:
+            kept = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
         got = block_first(
             ss,
             fp.qunit[pos : pos + 1],
@@ -413,6 +420,7 @@ class FastMixin:
             seed_row,
             banned[1] if banned is not None else None,
             n_elig,
+            kept[1],
         )
         if got is None:
             return None

@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 #: ``search(config=None)``: one default config (frozen), recognised by identity
 _DEFAULT_CONFIG = FilterConfig()
+_INF = math.inf
+_now = time.perf_counter
 
 
 class FilteredSearcher(
@@ -646,17 +648,40 @@ class FilteredSearcher(
         FilterConfigError
             ``config`` is an invalid dict.
         """
+        if config is None:
+            config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
+        fast = self._fast.get(id(config))
+        if fast is not None and fast.plain and config is fast.cfg and plan == "auto":
+            # the shortcut of a config whose answer nothing follows (no ties to complete, no pins
+            # to place: most configs), first and alone: after its beam search every bytecode and
+            # attribute read here is a cache miss (issue 18, the no-filter path)
+            bg = self._bg  # background builds wait until no query runs (background.Background)
+            bg.fg = _INF
+            try:
+                res = fast.answer(self, seed_item_id, k, fast)
+            finally:
+                bg.fg = _now()  # the builds it queued start once queries pause (Background)
+            if res is not None:
+                return res
+            fast = None  # it could not answer (and said why): the general path, without a second try
+        return self._search_general(seed_item_id, config, k, plan, fast)
+
+    def _search_general(
+        self,
+        seed_item_id: str,
+        config: FilterConfig | dict[str, Any],
+        k: int,
+        plan: str,
+        fast: FastPlan | None,
+    ) -> SearchResult:
+        """:meth:`search` past the plain shortcut: a shortcut whose answer is completed (ties, pins),
+        then the general path."""
         bg = self._bg  # background builds wait until no query runs (background.Background)
         bg.fg = math.inf
         try:
-            if config is None:
-                config = _DEFAULT_CONFIG  # frozen: one object, so the shortcut below recognises it
-            fast = self._fast.get(id(config))
             if fast is not None and config is fast.cfg and plan == "auto":
                 res = fast.answer(self, seed_item_id, k, fast)
                 if res is not None:
-                    if fast.plain:  # no ties to complete, no pins to place: most configs
-                        return res
                     if self._tie_of is not None and res.rows:
                         pos = self.view.pos_of_id[res.seed_item_id]
                         res = self._fix_ties(res, self.qunit[pos], pos, config, k)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.catalog import CatalogView
+from recsys.errors import UnknownItemError
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
@@ -104,3 +105,34 @@ def test_no_filter_shortcut_drops_the_seed_and_keeps_its_twins():
         assert ids[r] not in got.item_ids and got.seed_item_id == ids[r]
         assert set(got.item_ids[:5]) == {ids[t] for t in twins if t != r}
     assert firsts == {True, False}  # some seeds come first among their twins, some do not
+
+
+def test_a_plain_shortcut_is_tried_once_and_answers_the_default_config():
+    """``search`` runs a plain shortcut (nothing to complete after it) first and alone: the
+    default config (``config=None``) is answered by it; a query it cannot answer (k over the
+    eligible count, an unknown seed) goes to the general path without a second try of the
+    shortcut (its beam search again), and is answered as before."""
+    ids = ID_SETS["fixed"](1500)
+    cat, vec = _catalog(ids, 4)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=64, num_threads=1)
+    s = FilteredSearcher(vec, ids, cat, index=index)
+    s.search(ids[0])  # arms the default config's shortcut
+    fp = next(iter(s._fast.values()))
+    assert fp.plain
+    calls = []
+    answer = fp.answer
+
+    def counted(*a):
+        got = answer(*a)
+        calls.append(got is not None)
+        return got
+
+    fp.answer = counted
+    got = s.search(ids[3])
+    assert calls == [True] and got.plan == "hnsw_overfetch" and len(got) == 10 and ids[3] not in got.item_ids
+    whole = s.search(ids[3], None, len(ids) + 5)  # more than the eligible items: the general path
+    assert calls == [True, False]
+    assert whole.n_eligible == len(ids) - 1 and len(whole) == len(ids) - 1 and ids[3] not in whole.item_ids
+    with pytest.raises(UnknownItemError):
+        s.search("no-such-item")
+    assert calls == [True, False, False]

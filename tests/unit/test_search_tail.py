@@ -140,3 +140,41 @@ def test_an_exact_search_over_a_key_range_reads_the_key_ordered_copy(correlated)
             top = top[np.isfinite(sc[top])]
             assert res.item_ids == [f"c{j}" for j in top], item
             np.testing.assert_allclose(res.scores, sc[top], atol=1e-5)
+
+
+def test_a_price_band_inside_a_block_with_a_graph_is_searched_on_that_graph_first(correlated):
+    """Once a block has its own graph, a seed's price band inside it is searched on that graph
+    first (a beam over the block's items only, priced no higher than the main fetch), not only a
+    stray's whose main over-fetch fell short: seeds that are no strays (their main fetch would
+    fill) are answered from the graph through the shortcut, with the general path's list, scores,
+    rows and counts, exact search's counts, and recall@10 >= 0.99."""
+    cat, _, _, strays = correlated
+    searcher = searcher_of(correlated)
+    cfg = FilterConfig(same_category=True, category_level=0, price_ratio_min=0.5, price_ratio_max=2.0)
+    for i in range(0, N, 20):  # 400 queries: the seed table, the shortcut, the misses, the graphs
+        searcher.search(f"c{i}", cfg, 10)
+    cf = searcher.compile(cfg)
+    assert len(cf.blocks) == 2 and all(ss.sub is not None for ss in cf.blocks.values())
+    stray = set(strays)
+    probe = [f"c{i}" for i in range(7, N, 25) if f"c{i}" not in stray][:150]
+    counter = GeneralPathCalls(searcher)
+    got, shortcut = [], 0
+    for item in probe:
+        calls = counter.calls
+        got.append(searcher.search(item, cfg, 10))
+        shortcut += got[-1].plan == "hnsw_subindex" and counter.calls == calls
+    from_graph = [r for r in got if r.plan == "hnsw_subindex"]
+    assert len(from_graph) >= 0.8 * len(probe), {r.plan for r in got}
+    assert shortcut >= 0.9 * len(from_graph)
+    for item, res in zip(probe, got):  # the general path (uncounted) answers the same from the graph
+        if res.plan != "hnsw_subindex":
+            continue
+        ref = counter.path(item, cfg, 10)
+        assert (ref.plan, ref.item_ids, ref.rows, ref.n_eligible) == (
+            res.plan,
+            res.item_ids,
+            res.rows,
+            res.n_eligible,
+        ), item
+        assert ref.scores == res.scores and ref.removed_by_rule == res.removed_by_rule, item
+    assert recall_and_counts(searcher, cfg, probe, got) >= 0.99
