@@ -51,6 +51,15 @@ from recsys.search.planner import (
     _S_GEMV_ROW_COLD,
     _S_SELECT_ROW,
 )
+from recsys.search.pool_table import (  # noqa: F401 (_pool_table, _POOL_TABLE_CHUNK: read through this module too)
+    _NO_TABLE,
+    _POOL_TABLE_CHUNK,
+    _POOL_TABLE_K,
+    _POOL_TABLE_MAX_WORK,
+    _POOL_TABLES_MAX_BYTES,
+    PoolTable,
+    _pool_table,
+)
 from recsys.search.query import TABLE_COUNTS, KeyRange
 from recsys.search.result import SearchResult
 from recsys.search.result import ids_at as _ids_at
@@ -98,20 +107,6 @@ _ADJUSTED_GRAPHS = False
 _NO_POS = np.zeros(0, dtype=np.int64)
 _NINF = np.float32(-np.inf)
 
-#: pool items listed per seed in a :class:`PoolTable`
-_POOL_TABLE_K = 16
-#: a block gets a :class:`PoolTable` when its pool's rows times the block's seeds are at most this
-#: (n = 100,000: ~460 x 10k; at 1M ~4,500 x 100k: 4.5e8, about 4 s of one core per block, in
-#: steps of :data:`_POOL_TABLE_CHUNK` seeds: one BLAS product, then one compiled pass)
-_POOL_TABLE_MAX_WORK = 1 << 30
-#: seeds per step of a table's build (a 512 x 4,500 product: 9 MB, ~20 ms), a pause between steps
-_POOL_TABLE_CHUNK = 512
-#: the pool tables of one compiled filter take at most this many bytes in all (a budget of their
-#: own, beside the block graphs' ``_BLOCKS_MAX_BYTES``): at 1M a block's table is 100k x 16 x 8
-#: bytes, 12.8 MB, so the ten level-1 blocks' tables fit
-_POOL_TABLES_MAX_BYTES = 160 << 20
-#: the table's listed items enter the compiled merge already adjusted: multiplier 1, shift 0
-_ZEROS = np.zeros(_POOL_TABLE_K, dtype=np.float32)
 
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
 #: the item's norm filler)
@@ -204,73 +199,6 @@ def _merge_numpy(
     return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
 
 
-class PoolTable:
-    """Each seed's best items of its block's pool (:class:`BlockMerge`), for the seed's own vector,
-    computed once in the background: ``adj[pos - start]``, the adjusted scores of its
-    ``_POOL_TABLE_K`` best pool items (unordered) and ``pos[...]`` their positions; ``bound[...]``,
-    the lowest listed score (-inf when the pool is listed whole): every pool item not listed scores
-    at most that for this seed. The scores come from the same product the query computes
-    (:func:`~recsys.search.kernels._matvec` of the pool and the seed's row, adjusted in float32 as
-    the compiled merge adjusts), so a list settled from the table (its k-th score above ``bound``)
-    is the whole pool's, scores included, to the bit."""
-
-    __slots__ = ("adj", "pos", "bound", "start", "flat_adj", "flat_pos", "ones", "zeros", "nbytes")
-
-    def __init__(self, adj: np.ndarray, pos: np.ndarray, bound: np.ndarray, start: int) -> None:
-        self.adj, self.pos, self.bound, self.start = adj, pos, bound, start
-        #: the same, flat, with a multiplier 1 and a shift 0 per listed item (merge_kernel._settle)
-        self.flat_adj, self.flat_pos = adj.reshape(-1), pos.reshape(-1)
-        self.ones = np.ones(adj.shape[1], dtype=np.float32)
-        self.zeros = np.zeros(adj.shape[1], dtype=np.float32)
-        self.nbytes = adj.nbytes + pos.nbytes + bound.nbytes
-
-
-#: a block whose table is not built (past the block graphs' memory cap, or too much work)
-_NO_TABLE = PoolTable(np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.int32), _ZEROS[:0], 0)
-
-
-def _pool_table(qunit: np.ndarray, s: int, e: int, bm: BlockMerge, pause: Any = None) -> PoolTable:
-    """The :class:`PoolTable` of the seeds at positions ``[s, e)`` (``qunit``: the searcher's query
-    rows by position) over ``bm``'s pool, :data:`_POOL_TABLE_CHUNK` seeds at a time: one BLAS
-    product of the chunk and the pool picks each seed's ``_POOL_TABLE_K`` best (by adjusted score)
-    and the bound, the next one's score plus more than the product's rounding (:func:`_table_err`);
-    the listed items get their canonical scores (:func:`~recsys.search.merge_kernel._dot`'s floats,
-    adjusted in float32 as the merge adjusts them: the whole pool's product gives them the same),
-    so a list settled from the table is the whole pool's, scores included, to the bit. ``pause``
-    (the background's) runs between chunks. Needs the compiled kernels (``merge_kernel.TABLE``)."""
-    fill = merge_kernel.TABLE
-    m = len(bm.ppos)
-    t = min(_POOL_TABLE_K, m)
-    adj = np.empty((e - s, t), dtype=np.float32)
-    pos = np.empty((e - s, t), dtype=np.int32)
-    bound = np.full(e - s, -np.inf, dtype=np.float32)
-    pvect = bm.pvect
-    pvec = np.ascontiguousarray(pvect.T)  # rows x dim, for the listed items' own sums
-    pn = float(np.sqrt(np.einsum("ij,ij->j", pvect, pvect).max())) if m else 0.0
-    big_m = float(max(1.0, float(np.abs(bm.pmul).max()))) if m else 1.0
-    big_a = float(np.abs(bm.padd).max()) if m else 0.0
-    for a in range(s, e, _POOL_TABLE_CHUNK):
-        b = min(e, a + _POOL_TABLE_CHUNK)
-        qs = qunit[a:b]
-        g = np.ascontiguousarray(_matvec(qs, pvect), dtype=np.float32)
-        qn = np.sqrt(np.einsum("ij,ij->i", qs, qs))
-        err = _table_err(qn, pn, qs.shape[1], big_m, big_a)
-        fill(g, bm.pmul, bm.padd, bm.ppos32, pvec, qs, err, adj[a - s : b - s], pos[a - s : b - s], bound[a - s : b - s])
-        if pause is not None:
-            pause()
-    return PoolTable(adj, pos, bound, s)
-
-
-def _table_err(qn: np.ndarray, pn: float, d: int, big_m: float, big_a: float) -> np.ndarray:
-    """Per seed, more than the gap between BLAS's adjusted product and the canonical one: each sum
-    of ``d`` float32 products is within ``d * 2**-24 * |q| * |x|`` of the true dot (``qn``: the
-    seeds' norms, ``pn``: the pool's largest), four times that for both sums and a margin, times
-    the largest multiplier, plus the adjustment's rounding (the largest shift ``big_a``)."""
-    err = qn.astype(np.float64) * (4.0 * d * 2.0**-24 * pn) + 2.0**-20
-    err = err * big_m + 2.0**-20 * (1.0 + big_a + big_m)
-    return err.astype(np.float32)
-
-
 class BlockMerge:
     """The class merge of one category block, prepared once (:meth:`AdjustClasses.merge_plan`).
 
@@ -283,7 +211,20 @@ class BlockMerge:
     and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
     """
 
-    __slots__ = ("lm", "la", "pos", "rest", "rest2", "ppos", "ppos32", "pvect", "pmul", "padd", "pidx", "table")
+    __slots__ = (
+        "lm",
+        "la",
+        "pos",
+        "rest",
+        "rest2",
+        "ppos",
+        "ppos32",
+        "pvect",
+        "pmul",
+        "padd",
+        "pidx",
+        "table",
+    )
 
     def __init__(
         self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
@@ -695,7 +636,11 @@ class AdjustMixin:
         m = len(bm.ppos)
         size = (e - s) * (min(_POOL_TABLE_K, m) * 8 + 4)
         cl = self._adjust_classes(cf)
-        if bm.pvect is None or m * (e - s) > _POOL_TABLE_MAX_WORK or cl.table_bytes + size > _POOL_TABLES_MAX_BYTES:
+        if (
+            bm.pvect is None
+            or m * (e - s) > _POOL_TABLE_MAX_WORK
+            or cl.table_bytes + size > _POOL_TABLES_MAX_BYTES
+        ):
             bm.table = _NO_TABLE
             return None
         if merge_kernel.TABLE is None:

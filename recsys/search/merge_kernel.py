@@ -379,7 +379,9 @@ def _check_dot(dot: Any, table: Any) -> None:
         adj, pos = np.empty((1, t), dtype=np.float32), np.empty((1, t), dtype=np.int32)
         bound = np.empty(1, dtype=np.float32)
         g = out[None, :].copy()  # the products themselves: the listed are the top by them
-        table(g, pmul, padd, np.arange(m, dtype=np.int32), x, qs, np.zeros(1, dtype=np.float32), adj, pos, bound)
+        table(
+            g, pmul, padd, np.arange(m, dtype=np.int32), x, qs, np.zeros(1, dtype=np.float32), adj, pos, bound
+        )
         want = out * pmul
         want += padd
         if not np.array_equal(adj[0], want[pos[0]]):

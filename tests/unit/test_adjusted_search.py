@@ -563,7 +563,19 @@ def test_the_compiled_settle_answers_as_the_merge_and_the_checks_it_replaces(com
         rp, rs = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
         sl = slice(off, off + n_cand)
         want = compiled_merge(
-            cols[0], dist[0], lm, la, pos, praw[sl].copy(), pmul, padd, ppos[sl].astype(np.int64), seed, banned, rp, rs
+            cols[0],
+            dist[0],
+            lm,
+            la,
+            pos,
+            praw[sl].copy(),
+            pmul,
+            padd,
+            ppos[sl].astype(np.int64),
+            seed,
+            banned,
+            rp,
+            rs,
         )
         if want == k and not rs[-1] > bound:
             want = merge_kernel.UNSETTLED

@@ -54,18 +54,22 @@ def test_a_pool_tables_listed_items_carry_the_whole_pools_scores(shop, kernels, 
     Fails with the listed items' scores taken from BLAS's product, with the pool scored by BLAS's
     ``gemv`` (a row's last bit depends on its neighbours), or with the bound's allowance for the
     product's rounding left out."""
-    from recsys.search import adjusted
+    from recsys.search import adjusted, pool_table
 
     cat, vec, index = shop
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
     searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
     cfg = FilterConfig(same_category=True, category_level=1, exclude_adult=True, **RULES)
     _in_use(searcher, cfg)
-    monkeypatch.setattr(adjusted, "_POOL_TABLE_CHUNK", 37)  # several chunks per block, a short last one
+    monkeypatch.setattr(pool_table, "_POOL_TABLE_CHUNK", 37)  # several chunks per block, a short last one
     merges = [  # packed pools (the others, past the packing cap, get no table)
-        (key, bm) for key, bm in searcher.compile(cfg).adjust_classes._merges.items() if bm is not None and bm.pvect is not None
+        (key, bm)
+        for key, bm in searcher.compile(cfg).adjust_classes._merges.items()
+        if bm is not None and bm.pvect is not None
     ]
-    assert sum(len(bm.ppos) > adjusted._POOL_TABLE_K for _, bm in merges) >= 3, [len(bm.ppos) for _, bm in merges]
+    assert sum(len(bm.ppos) > adjusted._POOL_TABLE_K for _, bm in merges) >= 3, [
+        len(bm.ppos) for _, bm in merges
+    ]
     rng = np.random.default_rng(5)
     listed = tight = 0
     for (s, e, _), bm in merges:
@@ -91,7 +95,9 @@ def test_a_pool_tables_listed_items_carry_the_whole_pools_scores(shop, kernels, 
         sub = np.sort(rng.choice(m, min(m, 5), replace=False))  # row-independent, compiled or not
         q = searcher.qunit[s]
         whole = kernels.pool_scores(bm.pvect, q)
-        np.testing.assert_array_equal(kernels.pool_scores(np.ascontiguousarray(bm.pvect[:, sub]), q), whole[sub])
+        np.testing.assert_array_equal(
+            kernels.pool_scores(np.ascontiguousarray(bm.pvect[:, sub]), q), whole[sub]
+        )
         np.testing.assert_array_equal(kernels._numpy_dot(bm.pvect, q), whole)
     assert listed > 1000 and tight > listed // 2, (listed, tight)
 
