@@ -51,6 +51,15 @@ from recsys.search.planner import (
     _S_GEMV_ROW_COLD,
     _S_SELECT_ROW,
 )
+from recsys.search.pool_table import (  # noqa: F401 (_pool_table, _POOL_TABLE_CHUNK: read through this module too)
+    _NO_TABLE,
+    _POOL_TABLE_CHUNK,
+    _POOL_TABLE_K,
+    _POOL_TABLE_MAX_WORK,
+    _POOL_TABLES_MAX_BYTES,
+    PoolTable,
+    _pool_table,
+)
 from recsys.search.query import TABLE_COUNTS, KeyRange
 from recsys.search.result import SearchResult
 from recsys.search.result import ids_at as _ids_at
@@ -98,14 +107,6 @@ _ADJUSTED_GRAPHS = False
 _NO_POS = np.zeros(0, dtype=np.int64)
 _NINF = np.float32(-np.inf)
 
-#: pool items listed per seed in a :class:`PoolTable`
-_POOL_TABLE_K = 16
-#: a block gets a :class:`PoolTable` when one product of its pool per seed of the block costs at
-#: most this many multiply-adds in all (n = 100,000: ~460 x 10k; at 1M a 5,000-row pool in a
-#: 100k-row block is 10x past it: no table, the pool is scored at each query)
-_POOL_TABLE_MAX_WORK = 1 << 26
-#: the table's listed items enter the compiled merge already adjusted: multiplier 1, shift 0
-_ZEROS = np.zeros(_POOL_TABLE_K, dtype=np.float32)
 
 #: what a query vector gets appended for an :class:`AdjustedGraph`: 1 (times the shift), 0 (times
 #: the item's norm filler)
@@ -198,50 +199,6 @@ def _merge_numpy(
     return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
 
 
-class PoolTable:
-    """Each seed's best items of its block's pool (:class:`BlockMerge`), for the seed's own vector,
-    computed once in the background: ``adj[pos - start]``, the adjusted scores of its
-    ``_POOL_TABLE_K`` best pool items (unordered) and ``pos[...]`` their positions; ``bound[...]``,
-    the lowest listed score (-inf when the pool is listed whole): every pool item not listed scores
-    at most that for this seed. The scores come from the same product the query computes
-    (:func:`~recsys.search.kernels._matvec` of the pool and the seed's row, adjusted in float32 as
-    the compiled merge adjusts), so a list settled from the table (its k-th score above ``bound``)
-    is the whole pool's, scores included, to the bit."""
-
-    __slots__ = ("adj", "pos", "bound", "start", "flat_adj", "flat_pos", "ones", "zeros")
-
-    def __init__(self, adj: np.ndarray, pos: np.ndarray, bound: np.ndarray, start: int) -> None:
-        self.adj, self.pos, self.bound, self.start = adj, pos, bound, start
-        #: the same, flat, with a multiplier 1 and a shift 0 per listed item (merge_kernel._settle)
-        self.flat_adj, self.flat_pos = adj.reshape(-1), pos.reshape(-1)
-        self.ones = np.ones(adj.shape[1], dtype=np.float32)
-        self.zeros = np.zeros(adj.shape[1], dtype=np.float32)
-
-
-#: a block whose table is not built (past the block graphs' memory cap, or too much work)
-_NO_TABLE = PoolTable(np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.int64), _ZEROS[:0], 0)
-
-
-def _pool_table(qunit: np.ndarray, s: int, e: int, bm: BlockMerge) -> PoolTable:
-    """The :class:`PoolTable` of the seeds at positions ``[s, e)`` (``qunit``: the searcher's query
-    rows by position) over ``bm``'s pool: one product per seed, as its query computes it."""
-    m = len(bm.ppos)
-    t = min(_POOL_TABLE_K, m)
-    adj = np.empty((e - s, t), dtype=np.float32)
-    pos = np.empty((e - s, t), dtype=np.int64)
-    bound = np.full(e - s, -np.inf, dtype=np.float32)
-    for j in range(e - s):
-        sc = _matvec(bm.pvec, qunit[s + j])  # the query's own product: the same floats
-        sc *= bm.pmul  # then one multiply and one add in float32, as merge_kernel rounds
-        sc += bm.padd
-        top = np.argpartition(sc, m - t)[m - t :] if t < m else np.arange(m)
-        adj[j] = sc[top]
-        pos[j] = bm.ppos[top]
-        if t < m:
-            bound[j] = adj[j].min()
-    return PoolTable(adj, pos, bound, s)
-
-
 class BlockMerge:
     """The class merge of one category block, prepared once (:meth:`AdjustClasses.merge_plan`).
 
@@ -254,7 +211,20 @@ class BlockMerge:
     and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
     """
 
-    __slots__ = ("lm", "la", "pos", "rest", "rest2", "ppos", "pvec", "pmul", "padd", "pidx", "table")
+    __slots__ = (
+        "lm",
+        "la",
+        "pos",
+        "rest",
+        "rest2",
+        "ppos",
+        "ppos32",
+        "pvect",
+        "pmul",
+        "padd",
+        "pidx",
+        "table",
+    )
 
     def __init__(
         self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
@@ -268,7 +238,9 @@ class BlockMerge:
         self.rest = sorted({(cl.mul[c], cl.add[c]) for c in [dom] + [p[0] for p in others] if not pooled[c]})
         self.rest2 = np.array(self.rest, dtype=np.float64).reshape(-1, 2)  # the same, for merge_kernel
         self.ppos = np.concatenate([p[1] for p in pool]) if pool else np.zeros(0, dtype=np.int64)
-        self.pvec: np.ndarray | None = np.take(unit, self.ppos, axis=0)
+        self.ppos32 = self.ppos.astype(np.int32)  # the compiled settle's and table's positions
+        #: the pool's vectors transposed (dim x rows, C order): :func:`~recsys.search.merge_kernel.pool_scores`
+        self.pvect: np.ndarray | None = np.ascontiguousarray(np.take(unit, self.ppos, axis=0).T)
         sizes = [len(p[1]) for p in pool]
         self.pmul = np.repeat(cl.mul32[[p[0] for p in pool]], sizes).astype(np.float32)
         self.padd = np.repeat(cl.add32[[p[0] for p in pool]], sizes).astype(np.float32)
@@ -303,6 +275,7 @@ class AdjustClasses:
         "_blocks",
         "_merges",
         "graphs",
+        "table_bytes",
     )
 
     def __init__(self, adjust: tuple[np.ndarray, np.ndarray], view: CatalogView) -> None:
@@ -326,6 +299,8 @@ class AdjustClasses:
         self._merges: dict[tuple[int, int, bool], BlockMerge | None] = {}
         #: (block start, end, adult rule variant) -> :class:`AdjustedGraph`, built in the background
         self.graphs: dict[tuple[int, int, bool], AdjustedGraph] = {}
+        #: bytes of the :class:`PoolTable` s built or being built (``_POOL_TABLES_MAX_BYTES``)
+        self.table_bytes = 0
 
     def open_classes(self, s_f: float, tau: float, s: int, e: int) -> list[tuple[int, int, int]] | None:
         """``(class, start, end)`` (its members ``members[start:end]`` inside ``[s, e)``) of every
@@ -386,14 +361,14 @@ class AdjustClasses:
             rows = sum(len(p[1]) for p in pool)
             if 2 * rows <= ss.n:
                 got = BlockMerge(self, ss, dom, pool, others, unit)
-                if self._bytes + got.pvec.nbytes <= min(_PACK_MAX_BYTES, unit.nbytes // 8):
-                    self._bytes += got.pvec.nbytes
+                if self._bytes + got.pvect.nbytes <= min(_PACK_MAX_BYTES, unit.nbytes // 8):
+                    self._bytes += got.pvect.nbytes
                 else:
-                    got.pvec = None  # past the memory cap: gathered at each query
+                    got.pvect = None  # past the memory cap: gathered at each query
         # a background build (AdjustMixin._queue_block_merge) and a query may race: the first kept
         kept = self._merges.setdefault(key, got)
-        if kept is not got and got is not None and got.pvec is not None:
-            self._bytes -= got.pvec.nbytes
+        if kept is not got and got is not None and got.pvect is not None:
+            self._bytes -= got.pvect.nbytes
         return kept
 
     def closed(self, ids: tuple[int, ...]) -> np.ndarray:
@@ -491,7 +466,7 @@ class AdjustMixin:
         except RuntimeError:  # hnswlib#444
             return None
         d = dist[0]
-        pool = _matvec(bm.pvec, q) if bm.pvec is not None else _matvec(np.take(self.unit, bm.ppos, axis=0), q)
+        pool = self._pool_scores(bm, q)
         kern = merge_kernel.KERNEL
         if kern is not None:  # the steps below in one compiled call (merge_kernel.py), same list
             kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
@@ -609,9 +584,8 @@ class AdjustMixin:
                     tab.bound[j], bm.rest2, seed, banned, perm, kp, ks,
                 )  # fmt: skip
             if n == merge_kernel.UNSETTLED:  # the whole pool (its table is not built yet, or it might enter)
-                pvec = bm.pvec if bm.pvec is not None else np.take(self.unit, bm.ppos, axis=0)
                 n = settle(
-                    cols, dist, bm.lm, bm.la, bm.pos, _matvec(pvec, q[0]), bm.pmul, bm.padd, bm.ppos, 0,
+                    cols, dist, bm.lm, bm.la, bm.pos, self._pool_scores(bm, q[0]), bm.pmul, bm.padd, bm.ppos32, 0,
                     _NINF, bm.rest2, seed, banned, perm, kp, ks,
                 )  # fmt: skip
         except TypeError:  # argument types it was not compiled for
@@ -654,20 +628,40 @@ class AdjustMixin:
 
     def _pool_table_build(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> Any:
         """The job that builds block ``key``'s :class:`PoolTable` (:meth:`_queue_pool_table`), or
-        None after setting :data:`_NO_TABLE` when the block gets none."""
+        None: after setting :data:`_NO_TABLE` when the block gets none (no packed pool, its work past
+        ``_POOL_TABLE_MAX_WORK``, or the filter's tables past ``_POOL_TABLES_MAX_BYTES``), or, with
+        the table left unset, while the compiled kernels are not ready (the shortcut, which needs
+        them too, queues it again at its first query of the block)."""
         s, e, _ = key
         m = len(bm.ppos)
-        size = (e - s) * (min(_POOL_TABLE_K, m) * 12 + 4)
-        if bm.pvec is None or m * (e - s) > _POOL_TABLE_MAX_WORK or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+        size = (e - s) * (min(_POOL_TABLE_K, m) * 8 + 4)
+        cl = self._adjust_classes(cf)
+        if (
+            bm.pvect is None
+            or m * (e - s) > _POOL_TABLE_MAX_WORK
+            or cl.table_bytes + size > _POOL_TABLES_MAX_BYTES
+        ):
             bm.table = _NO_TABLE
             return None
+        if merge_kernel.TABLE is None:
+            return None
+        cl.table_bytes += size  # reserved when queued: the queued tables stay within the budget
 
         def build() -> None:
             if bm.table is None:
-                cf.block_bytes += size
-                bm.table = _pool_table(self.qunit, s, e, bm)  # published whole
+                bm.table = _pool_table(self.qunit, s, e, bm, self._bg.pause)  # published whole
+            else:
+                cl.table_bytes -= size
 
         return build
+
+    def _pool_scores(self, bm: BlockMerge, q: np.ndarray) -> np.ndarray:
+        """The pool's raw scores for the query ``q`` (:func:`~recsys.search.merge_kernel.pool_scores`:
+        the floats its :class:`PoolTable` lists), from its packed vectors or gathered."""
+        pvect = bm.pvect
+        if pvect is None:  # past the packing cap: gathered
+            pvect = np.ascontiguousarray(np.take(self.unit, bm.ppos, axis=0).T)
+        return merge_kernel.pool_scores(pvect, q)
 
     def _queue_block_merge(self, cf: CompiledFilter, key: tuple) -> None:
         """Queue, right after the block ``key``'s graph (:meth:`~recsys.search.static.StaticMixin._queue_block`

@@ -347,6 +347,8 @@ def compiled_merge(monkeypatch):
 
     monkeypatch.setattr(merge_kernel, "KERNEL", None)
     monkeypatch.setattr(merge_kernel, "SETTLE", None)
+    monkeypatch.setattr(merge_kernel, "DOT", None)
+    monkeypatch.setattr(merge_kernel, "TABLE", None)
     monkeypatch.setattr(merge_kernel, "state", "idle")
     kern = merge_kernel.compile_now()
     assert kern is not None, merge_kernel.state
@@ -523,7 +525,7 @@ def test_the_compiled_settle_answers_as_the_merge_and_the_checks_it_replaces(com
         n_fetch = int(rng.integers(1, n_lab + 1))
         k = int(rng.choice([1, 3, 10]))
         ids = rng.permutation(10_000)[: n_lab + n_seeds * t].astype(np.int64)
-        pos, ppos = ids[:n_lab], ids[n_lab:]
+        pos, ppos = ids[:n_lab], ids[n_lab:].astype(np.int32)
         cols = rng.permutation(n_lab)[:n_fetch].astype(np.uint64).reshape(1, n_fetch)
         dist = np.sort(rng.integers(0, 6, n_fetch) / 8).astype(np.float32).reshape(1, n_fetch)
         lm = rng.choice(np.array([1.0, 0.5], dtype=np.float32), n_lab)
@@ -561,7 +563,19 @@ def test_the_compiled_settle_answers_as_the_merge_and_the_checks_it_replaces(com
         rp, rs = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
         sl = slice(off, off + n_cand)
         want = compiled_merge(
-            cols[0], dist[0], lm, la, pos, praw[sl].copy(), pmul, padd, ppos[sl].copy(), seed, banned, rp, rs
+            cols[0],
+            dist[0],
+            lm,
+            la,
+            pos,
+            praw[sl].copy(),
+            pmul,
+            padd,
+            ppos[sl].astype(np.int64),
+            seed,
+            banned,
+            rp,
+            rs,
         )
         if want == k and not rs[-1] > bound:
             want = merge_kernel.UNSETTLED
