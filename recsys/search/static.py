@@ -16,11 +16,12 @@ from recsys.search.planner import (
     _BIG_SUBS_MAX_BYTES,
     _BLOCKS_MAX_BYTES,
     _FETCH_MIN,
-    _INDEP_SHARE,
     _S_CACHE_BYTES,
     _S_EXACT_BASE,
     _S_GEMV_ROW,
     _S_GEMV_ROW_COLD,
+    _S_HNSW_BASE,
+    _S_HNSW_PER_EF,
     _S_SELECT_ROW,
     _SUB_AFTER,
 )
@@ -118,6 +119,10 @@ def block_first(
 #: the list length a big static set's graph is weighed for (:meth:`StaticMixin._maybe_big_sub`):
 #: the default k
 _BIG_K = 10
+#: the share of a filter's first over-fetches that must fall short before a category block too
+#: big for the filter's block budget gets its graph from its misses (:meth:`StaticMixin.
+#: _big_block_miss`): from it on the retries are the filter's p99
+_BIG_MISS_SHARE = 0.01
 #: a big set's graph waits this many of the filter's uses for the main index's beams (measured in
 #: the background when the searcher is created) before it is decided against
 _BIG_WAIT_USES = 4 * _SUB_AFTER
@@ -300,8 +305,11 @@ class StaticMixin:
             return
         if not small:  # a big block's graph: a quarter of the budget at most (a longer build beyond)
             size = block_graph_bytes(rows, self.dim, self._index_M())
-            if size > _BLOCKS_MAX_BYTES // 4 or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
-                return  # a half of a million-item catalogue (208 MB): its misses stay as they are
+            if size > _BLOCKS_MAX_BYTES // 4:  # a half of a million-item catalogue (208 MB)
+                self._big_block_miss(cf, key, rows)
+                return
+            if cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+                return
         elif key not in cf.block_queued and self._blocks_reserved(cf, key) >= _BLOCKS_MAX_BYTES:
             return  # the graphs queued and not built yet count as the built ones (the cap above)
         if self._block_worth(rows):
@@ -676,7 +684,7 @@ class StaticMixin:
                 if waited >= _BIG_WAIT_USES:
                     cf.big_subs[vkey] = 0
             return None
-        if not st.beam and st.depth >= _INDEP_SHARE * st.indep:
+        if not st.beam and st.independent():
             # the depth learned before the beams were measured: the beam _learn_depth would keep
             st.beam = beam_for(beams[1], st.depth)
         over = max(index.ef, fetch, st.beam)
@@ -716,6 +724,39 @@ class StaticMixin:
             return
         index = self._index
         self._queue_block(cf, key, max_ef=max(index.ef, _FETCH_MIN, cf.stats.beam) - 1)
+
+    def _big_block_miss(self, cf: CompiledFilter, key: tuple[int, int, bool], rows: int) -> None:
+        """A category block too big for the filter's own block budget (over a quarter of
+        ``_BLOCKS_MAX_BYTES``: a 50% level of a million items) whose queries keep missing (its
+        ``_MISS_USES`` count reached, :meth:`_block_use`): its graph is weighed under the big
+        graphs' budget (``big_sub_max_bytes``, :meth:`_big_graph_size`'s), whatever its depth
+        decided. A filter that follows the vectors has seeds far from their category's items (at
+        1M items a tenth of a correlated 50% level's seeds): the first over-fetch of 64 falls
+        short for them and the retries (256, then 1,024 and 4,096 labels, or an exact scan of
+        500k rows: 15 ms) make the filter's p99. Queued once the filter's first over-fetches miss
+        at least ``_BIG_MISS_SHARE`` of the time (the share of queries a p99 reads), and published
+        when its calibrated ef costs at most what the over-fetch costs on average with its retries
+        (a beam search of ``4 x`` the fetch per miss)."""
+        tried = (*key, "miss")
+        if cf.big_subs.get(key) or tried in cf.block_uses or self._index is None or self._inline():
+            return
+        st = cf.stats
+        if st.first_tries < _SUB_AFTER:
+            return  # the miss share not learned yet: weighed at a later miss
+        miss = 1.0 - st.first_hits / st.first_tries
+        if miss < _BIG_MISS_SHARE:
+            return
+        index = self._index
+        over = max(index.ef, _FETCH_MIN, st.beam)
+        cost = self._static_hnsw_cost(over) + miss * self._static_hnsw_cost(4 * over)
+        per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
+        max_ef = max(over, int((cost - _S_HNSW_BASE) / per_ef))
+        size = block_graph_bytes(rows, self.dim, index.M)
+        if self._big_sub_bytes() + size > self.big_sub_max_bytes:
+            return  # over the budget: weighed again at a later miss
+        cf.block_uses[tried] = 1  # built once (published or not)
+        cf.big_subs[key] = size  # reserved
+        self._queue_block(cf, key, max_ef=max_ef)
 
     def _search_trivial(self, qq: Query) -> SearchResult | None:
         """No rule bites (the default config on a catalogue without adult items): one knn_query
