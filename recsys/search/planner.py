@@ -119,8 +119,9 @@ class FillStats:
 
     def independent(self) -> bool:
         """Whether the filter behaves as if independent of the vectors (its median depth at least
-        ``_INDEP_SHARE`` of the independent one); False before any depth is learned."""
-        return self.depths > 0 and self.shallow <= _SHALLOW_MAX
+        ``_INDEP_SHARE`` of the independent one); False before ``1 / _DEPTH_RATE`` depths are
+        learned (one deep seed first made a correlated filter independent until the next few)."""
+        return self.depths * _DEPTH_RATE >= 1.0 and self.shallow <= _SHALLOW_MAX
 
     def fill_rate(self, prior: float) -> float:
         """Estimated chance that the first over-fetch fills the list."""
@@ -156,7 +157,7 @@ class PlannerMixin:
         shallow = float(depth < _INDEP_SHARE * indep)
         st.shallow += (shallow - st.shallow) * max(_DEPTH_RATE, 1.0 / seen)
         index = self._index
-        if index is None or st.shallow > _SHALLOW_MAX:
+        if index is None or not st.independent():
             st.beam = 0
             return
         beams = self._beams
