@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -453,10 +454,13 @@ class StaticMixin:
             qq.seed_id,
         )
 
-    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool], max_ef: int | None = None) -> None:
+    def _queue_block(
+        self, cf: CompiledFilter, key: tuple[int, int, bool], max_ef: int | Callable[[], int] | None = None
+    ) -> None:
         """Build block ``key``'s eligible set and graph (background) and publish it. ``max_ef``: a
-        block over ``BLOCK_MAX_SHARE`` queued by :meth:`_big_block_use` (accounted in
-        ``cf.big_subs``, not shared): not published when its calibrated ef exceeds it."""
+        block over ``BLOCK_MAX_SHARE`` queued by :meth:`_big_block_use` or :meth:`_big_block_miss`
+        (accounted in ``cf.big_subs``, not shared): not published when its calibrated ef exceeds
+        it (a callable: asked when the graph is built, with what the filter has learned since)."""
         s, e, no_adult = key
         index = self._index if self._index is not None else self.index
         space = "cosine" if self.space == "cosine" else "ip"
@@ -477,7 +481,11 @@ class StaticMixin:
             if big:
                 ss.block = np.take(self.unit, ss.pos, axis=0)
             ss.build_sub(
-                space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef, max_ef=max_ef
+                space,
+                index.M,
+                max(index.ef_construction, SUB_EF_CONSTRUCTION),
+                index.ef,
+                max_ef=max_ef() if callable(max_ef) else max_ef,
             )
             if big:
                 ss.block = None
@@ -747,16 +755,23 @@ class StaticMixin:
         if miss < _BIG_MISS_SHARE:
             return
         index = self._index
-        over = max(index.ef, _FETCH_MIN, st.beam)
-        cost = self._static_hnsw_cost(over) + miss * self._static_hnsw_cost(4 * over)
-        per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
-        max_ef = max(over, int((cost - _S_HNSW_BASE) / per_ef))
         size = block_graph_bytes(rows, self.dim, index.M)
         if self._big_sub_bytes() + size > self.big_sub_max_bytes:
             return  # over the budget: weighed again at a later miss
         cf.block_uses[tried] = 1  # built once (published or not)
         cf.big_subs[key] = size  # reserved
-        self._queue_block(cf, key, max_ef=max_ef)
+        self._queue_block(cf, key, max_ef=lambda: self._miss_ef(cf))
+
+    def _miss_ef(self, cf: CompiledFilter) -> int:
+        """The widest ef at which a block's graph costs no more than the filter's over-fetch with
+        its retries (one beam search of 4x the fetch per miss, at the share of misses learned so
+        far): the bar of a graph queued by :meth:`_big_block_miss`."""
+        st, index = cf.stats, self._index
+        over = max(index.ef, _FETCH_MIN, st.beam)
+        miss = 1.0 - st.first_hits / st.first_tries if st.first_tries else 0.0
+        cost = self._static_hnsw_cost(over) + miss * self._static_hnsw_cost(4 * over)
+        per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
+        return max(over, int((cost - _S_HNSW_BASE) / per_ef))
 
     def _search_trivial(self, qq: Query) -> SearchResult | None:
         """No rule bites (the default config on a catalogue without adult items): one knn_query
