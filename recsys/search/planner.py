@@ -119,9 +119,10 @@ class FillStats:
 
     def independent(self) -> bool:
         """Whether the filter behaves as if independent of the vectors (its median depth at least
-        ``_INDEP_SHARE`` of the independent one); False before ``1 / _DEPTH_RATE`` depths are
-        learned (one deep seed first made a correlated filter independent until the next few)."""
-        return self.depths * _DEPTH_RATE >= 1.0 and self.shallow <= _SHALLOW_MAX
+        ``_INDEP_SHARE`` of the independent one): from its first learned depth on (a 50% filter's
+        first few hundred queries at the fetch's beam read recall@10 0.981 at 1M items); a shallow
+        second depth after a deep first one makes it 0.5, so one deep seed first widens one query."""
+        return self.depths > 0 and self.shallow < _SHALLOW_MAX
 
     def fill_rate(self, prior: float) -> float:
         """Estimated chance that the first over-fetch fills the list."""
