@@ -299,6 +299,8 @@ class StaticMixin:
         rows = e - s
         small = rows <= BLOCK_MAX_SHARE * self.n
         if not (miss or small):
+            seen = (*key, "seen")  # its plain uses on the lists' and general paths (_miss_ef)
+            cf.block_uses[seen] = cf.block_uses.get(seen, 0) + 1
             self._big_block_use(cf, key)
             return
         uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
@@ -742,33 +744,37 @@ class StaticMixin:
         1M items a tenth of a correlated 50% level's seeds): the first over-fetch of 64 falls
         short for them and the retries (256, then 1,024 and 4,096 labels, or an exact scan of
         500k rows: 15 ms) make the filter's p99. Queued once the filter's first over-fetches miss
-        at least ``_BIG_MISS_SHARE`` of the time (the share of queries a p99 reads), and published
+        at least ``_BIG_MISS_SHARE`` of the time (the share of queries a p99 reads; before the
+        filter's compiled over-fetches have learned it, on its ``_MISS_USES`` count), and published
         when its calibrated ef costs at most what the over-fetch costs on average with its retries
         (a beam search of ``4 x`` the fetch per miss)."""
         tried = (*key, "miss")
         if cf.big_subs.get(key) or tried in cf.block_uses or self._index is None or self._inline():
             return
         st = cf.stats
-        if st.first_tries < _SUB_AFTER:
-            return  # the miss share not learned yet: weighed at a later miss
-        miss = 1.0 - st.first_hits / st.first_tries
-        if miss < _BIG_MISS_SHARE:
-            return
+        if st.first_tries >= _SUB_AFTER and st.first_hits >= (1.0 - _BIG_MISS_SHARE) * st.first_tries:
+            return  # its misses are rare (weighed again at a later miss); not known yet on the
+            # inverted lists' path (a new filter's first queries): its misses decide
         index = self._index
         size = block_graph_bytes(rows, self.dim, index.M)
         if self._big_sub_bytes() + size > self.big_sub_max_bytes:
             return  # over the budget: weighed again at a later miss
         cf.block_uses[tried] = 1  # built once (published or not)
         cf.big_subs[key] = size  # reserved
-        self._queue_block(cf, key, max_ef=lambda: self._miss_ef(cf))
+        self._queue_block(cf, key, max_ef=lambda: self._miss_ef(cf, key))
 
-    def _miss_ef(self, cf: CompiledFilter) -> int:
-        """The widest ef at which a block's graph costs no more than the filter's over-fetch with
-        its retries (one beam search of 4x the fetch per miss, at the share of misses learned so
-        far): the bar of a graph queued by :meth:`_big_block_miss`."""
+    def _miss_ef(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> int:
+        """The widest ef at which block ``key``'s graph costs no more than the filter's over-fetch
+        with its retries (one beam search of 4x the fetch per miss, at the share of misses learned
+        so far: by the compiled over-fetches, else by the block's misses over its uses on the
+        inverted lists' path): the bar of a graph queued by :meth:`_big_block_miss`."""
         st, index = cf.stats, self._index
         over = max(index.ef, _FETCH_MIN, st.beam)
-        miss = 1.0 - st.first_hits / st.first_tries if st.first_tries else 0.0
+        if st.first_tries >= _SUB_AFTER:
+            miss = 1.0 - st.first_hits / st.first_tries
+        else:
+            seen = cf.block_uses.get((*key, "seen"), 0)
+            miss = min(1.0, cf.block_uses.get(key, 0) / _MISS_USES / seen) if seen else 0.0
         cost = self._static_hnsw_cost(over) + miss * self._static_hnsw_cost(4 * over)
         per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
         return max(over, int((cost - _S_HNSW_BASE) / per_ef))
