@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,12 @@ from recsys.search.planner import (
     _BIG_SUBS_MAX_BYTES,
     _BLOCKS_MAX_BYTES,
     _FETCH_MIN,
-    _INDEP_SHARE,
     _S_CACHE_BYTES,
     _S_EXACT_BASE,
     _S_GEMV_ROW,
     _S_GEMV_ROW_COLD,
+    _S_HNSW_BASE,
+    _S_HNSW_PER_EF,
     _S_SELECT_ROW,
     _SUB_AFTER,
 )
@@ -125,6 +127,10 @@ def block_first(
 #: the list length a big static set's graph is weighed for (:meth:`StaticMixin._maybe_big_sub`):
 #: the default k
 _BIG_K = 10
+#: the share of a filter's first over-fetches that must fall short before a category block too
+#: big for the filter's block budget gets its graph from its misses (:meth:`StaticMixin.
+#: _big_block_miss`): from it on the retries are the filter's p99
+_BIG_MISS_SHARE = 0.01
 #: a big set's graph waits this many of the filter's uses for the main index's beams (measured in
 #: the background when the searcher is created) before it is decided against
 _BIG_WAIT_USES = 4 * _SUB_AFTER
@@ -300,6 +306,8 @@ class StaticMixin:
         rows = e - s
         small = rows <= BLOCK_MAX_SHARE * self.n
         if not (miss or small):
+            seen = (*key, "seen")  # its plain uses on the lists' and general paths (_miss_ef)
+            cf.block_uses[seen] = cf.block_uses.get(seen, 0) + 1
             self._big_block_use(cf, key)
             return
         uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
@@ -307,8 +315,11 @@ class StaticMixin:
             return
         if not small:  # a big block's graph: a quarter of the budget at most (a longer build beyond)
             size = block_graph_bytes(rows, self.dim, self._index_M())
-            if size > _BLOCKS_MAX_BYTES // 4 or cf.block_bytes + size > _BLOCKS_MAX_BYTES:
-                return  # a half of a million-item catalogue (208 MB): its misses stay as they are
+            if size > _BLOCKS_MAX_BYTES // 4:  # a half of a million-item catalogue (208 MB)
+                self._big_block_miss(cf, key, rows)
+                return
+            if cf.block_bytes + size > _BLOCKS_MAX_BYTES:
+                return
         elif key not in cf.block_queued and self._blocks_reserved(cf, key) >= _BLOCKS_MAX_BYTES:
             return  # the graphs queued and not built yet count as the built ones (the cap above)
         if self._block_worth(rows):
@@ -459,10 +470,13 @@ class StaticMixin:
             qq.seed_id,
         )
 
-    def _queue_block(self, cf: CompiledFilter, key: tuple[int, int, bool], max_ef: int | None = None) -> None:
+    def _queue_block(
+        self, cf: CompiledFilter, key: tuple[int, int, bool], max_ef: int | Callable[[], int] | None = None
+    ) -> None:
         """Build block ``key``'s eligible set and graph (background) and publish it. ``max_ef``: a
-        block over ``BLOCK_MAX_SHARE`` queued by :meth:`_big_block_use` (accounted in
-        ``cf.big_subs``, not shared): not published when its calibrated ef exceeds it."""
+        block over ``BLOCK_MAX_SHARE`` queued by :meth:`_big_block_use` or :meth:`_big_block_miss`
+        (accounted in ``cf.big_subs``, not shared): not published when its calibrated ef exceeds
+        it (a callable: asked when the graph is built, with what the filter has learned since)."""
         s, e, no_adult = key
         index = self._index if self._index is not None else self.index
         space = "cosine" if self.space == "cosine" else "ip"
@@ -483,7 +497,11 @@ class StaticMixin:
             if big:
                 ss.block = np.take(self.unit, ss.pos, axis=0)
             ss.build_sub(
-                space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef, max_ef=max_ef
+                space,
+                index.M,
+                max(index.ef_construction, SUB_EF_CONSTRUCTION),
+                index.ef,
+                max_ef=max_ef() if callable(max_ef) else max_ef,
             )
             if big:
                 ss.block = None
@@ -690,7 +708,7 @@ class StaticMixin:
                 if waited >= _BIG_WAIT_USES:
                     cf.big_subs[vkey] = 0
             return None
-        if not st.beam and st.depth >= _INDEP_SHARE * st.indep:
+        if not st.beam and st.independent():
             # the depth learned before the beams were measured: the beam _learn_depth would keep
             st.beam = beam_for(beams[1], st.depth)
         over = max(index.ef, fetch, st.beam)
@@ -730,6 +748,50 @@ class StaticMixin:
             return
         index = self._index
         self._queue_block(cf, key, max_ef=max(index.ef, _FETCH_MIN, cf.stats.beam) - 1)
+
+    def _big_block_miss(self, cf: CompiledFilter, key: tuple[int, int, bool], rows: int) -> None:
+        """A category block too big for the filter's own block budget (over a quarter of
+        ``_BLOCKS_MAX_BYTES``: a 50% level of a million items) whose queries keep missing (its
+        ``_MISS_USES`` count reached, :meth:`_block_use`): its graph is weighed under the big
+        graphs' budget (``big_sub_max_bytes``, :meth:`_big_graph_size`'s), whatever its depth
+        decided. A filter that follows the vectors has seeds far from their category's items (at
+        1M items a tenth of a correlated 50% level's seeds): the first over-fetch of 64 falls
+        short for them and the retries (256, then 1,024 and 4,096 labels, or an exact scan of
+        500k rows: 15 ms) make the filter's p99. Queued once the filter's first over-fetches miss
+        at least ``_BIG_MISS_SHARE`` of the time (the share of queries a p99 reads; before the
+        filter's compiled over-fetches have learned it, on its ``_MISS_USES`` count), and published
+        when its calibrated ef costs at most what the over-fetch costs on average with its retries
+        (a beam search of ``4 x`` the fetch per miss)."""
+        tried = (*key, "miss")
+        if cf.big_subs.get(key) or tried in cf.block_uses or self._index is None or self._inline():
+            return
+        st = cf.stats
+        if st.first_tries >= _SUB_AFTER and st.first_hits >= (1.0 - _BIG_MISS_SHARE) * st.first_tries:
+            return  # its misses are rare (weighed again at a later miss); not known yet on the
+            # inverted lists' path (a new filter's first queries): its misses decide
+        index = self._index
+        size = block_graph_bytes(rows, self.dim, index.M)
+        if self._big_sub_bytes() + size > self.big_sub_max_bytes:
+            return  # over the budget: weighed again at a later miss
+        cf.block_uses[tried] = 1  # built once (published or not)
+        cf.big_subs[key] = size  # reserved
+        self._queue_block(cf, key, max_ef=lambda: self._miss_ef(cf, key))
+
+    def _miss_ef(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> int:
+        """The widest ef at which block ``key``'s graph costs no more than the filter's over-fetch
+        with its retries (one beam search of 4x the fetch per miss, at the share of misses learned
+        so far: by the compiled over-fetches, else by the block's misses over its uses on the
+        inverted lists' path): the bar of a graph queued by :meth:`_big_block_miss`."""
+        st, index = cf.stats, self._index
+        over = max(index.ef, _FETCH_MIN, st.beam)
+        if st.first_tries >= _SUB_AFTER:
+            miss = 1.0 - st.first_hits / st.first_tries
+        else:
+            seen = cf.block_uses.get((*key, "seen"), 0)
+            miss = min(1.0, cf.block_uses.get(key, 0) / _MISS_USES / seen) if seen else 0.0
+        cost = self._static_hnsw_cost(over) + miss * self._static_hnsw_cost(4 * over)
+        per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
+        return max(over, int((cost - _S_HNSW_BASE) / per_ef))
 
     def _search_trivial(self, qq: Query) -> SearchResult | None:
         """No rule bites (the default config on a catalogue without adult items): one knn_query
