@@ -369,7 +369,9 @@ class StaticMixin:
         cum = np.concatenate(([0], np.cumsum(cf.base_mask, dtype=np.int64)))
         elig = (cum[bounds[1:]] - cum[bounds[:-1]]).tolist()
         starts = bounds.tolist()
-        variants = sorted({key[2] for key in list(cf.block_uses)}) or [False]
+        # the block keys' adult-rule variants ((start, end, no_adult), with a tag or not); the
+        # big blocks' depth waits ((key or variant, "depth")) say nothing of a variant used
+        variants = sorted({key[2] for key in list(cf.block_uses) if len(key) >= 3}) or [False]
         queued, uses = set(cf.block_queued), dict(cf.block_uses)
         dim, M = self.dim, self._index_M()
         reserved = cf.block_bytes + sum(

@@ -104,3 +104,22 @@ def test_the_graphs_a_cached_filter_holds_stay_open_to_the_other_filters_of_its_
             plan = searcher.search(f"c{i}", cfg, 10).plan
             plans[j][plan] = plans[j].get(plan, 0) + 1
     assert plans[2].get("hnsw_subindex", 0) >= max(p.get("hnsw_subindex", 0) for p in plans[:2]), plans
+
+
+def test_a_level_with_a_big_blocks_depth_wait_still_queues_its_other_blocks(shop, monkeypatch):
+    """A level that mixes a block over ``BLOCK_MAX_SHARE`` (its graph weighed on the filter's
+    depth: :meth:`_big_graph_size` counts that wait as ``((start, end, no_adult), "depth")`` in
+    ``block_uses``) with ordinary blocks: queuing the level's other blocks (``_queue_field``) reads
+    the adult-rule variants off the block keys only. Fails when it reads ``key[2]`` off every key
+    (IndexError on the wait's two-part key, raised on the background thread: no block queued)."""
+    searcher, _ = _budgeted(shop, monkeypatch, 100)
+    cfg = FilterConfig(same_category=True, category_level=1)
+    cf = searcher.compile(cfg)
+    bounds = searcher.view.cat_bounds[1].tolist()
+    used = (bounds[0], bounds[1], False)
+    cf.block_uses[used] = 3
+    cf.block_uses[((bounds[1], bounds[2], False), "depth")] = 1
+    queued = searcher._queue_field(cf)
+    assert queued and queued[0] == used, queued  # the most used first
+    assert {key[2] for key in queued} == {False}
+    searcher.wait_background()
