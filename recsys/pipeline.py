@@ -420,11 +420,11 @@ def validation_metrics(
         reuse = bool(fitted) and fitted.get("method") == method
         if reuse and method == "time":
             reuse = fitted.get("fraction") == VALIDATION_FRACTION
+        fit_part, valid = split(train, method, test_fraction=VALIDATION_FRACTION)  # the choice's carve
         if reuse:
-            fit_part, valid, model = fitted["fit_part"], fitted["valid"], fitted["model"]
+            model = fitted["model"]
             report(1, 2, "the vectors=auto choice's validation fit, reused")
         else:
-            fit_part, valid = split(train, method, test_fraction=VALIDATION_FRACTION)
             model = make_model(family, **params).fit(fit_part, progress=stage(report, 0, 2, "fitting"))
         model.fallback_chain_ = fit_fallback(fit_part, dataset.catalog)
         m = evaluate(

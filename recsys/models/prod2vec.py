@@ -529,7 +529,7 @@ class Prod2Vec(EmbeddingModel):
         }
         if options[chosen][1]:
             self.choice_["settings"] = dict(options[chosen][1])
-        self._keep_validation_fit(w2v, sequences, fit_part, valid, method, options[chosen])
+        self._keep_validation_fit(w2v, sequences, fit_part, method, options[chosen])
         logger.info("%s: vectors=auto chose %s (validation %s)", self.family, chosen, scores)
         return options[chosen]
 
@@ -538,7 +538,6 @@ class Prod2Vec(EmbeddingModel):
         w2v: Any,
         sequences: list[list[str]],
         fit_part: Any,
-        valid: Any,
         method: str,
         option: tuple[str, dict[str, Any]],
     ) -> None:
@@ -551,10 +550,10 @@ class Prod2Vec(EmbeddingModel):
         self._finish(w2v, sequences, fit_part, option[0])
         held = copy.copy(self)  # _finish sets new arrays: the run's own fit leaves these alone
         held.choice_ = None
+        # the carve itself is not held (a copy of 90% of the interactions): it is cut again,
+        # the same way, where the model is scored
         self.validation_fit_ = {
             "model": held,
-            "fit_part": fit_part,
-            "valid": valid,
             "method": method,
             "fraction": AUTO_VALIDATION_FRACTION if method == "time" else None,
         }
