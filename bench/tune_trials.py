@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                 "n_trials": info["n_trials"],
                 "tune_s": round(tune_s, 1),
                 "notes": info.get("notes"),
+                "floor": info.get("baselines"),
+                "start_value": info.get("start_value"),
                 "at": {},
             }
             prefixes = sorted(set(args.at or [len(info["trials"])]))
