@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             fits.append(round(time.perf_counter() - started, 1))
 
     load_before = os.getloadavg()
+    cpu0 = time.process_time()  # every thread's CPU time: less moved by other jobs than the wall
     meta = train_run(args.family, {}, args.dataset, root, progress=progress, activate=False)
     wall = time.perf_counter() - started
     choice = meta.get("auto_choice") or {}
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": args.dataset,
         "family": args.family,
         "wall_s": round(wall, 1),
+        "cpu_s": round(time.process_time() - cpu0, 1),
         "word2vec_fits": len(fits),
         "fit_started_at_s": fits,
         "timings": meta.get("timings"),
