@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--max-cases", type=int, default=1500)
     ap.add_argument("--baselines", action="store_true", help="also score cooccurrence, item_knn, defaults")
+    ap.add_argument("--sample", type=float, default=None, help="fit trials on this share of sequences")
+    ap.add_argument(
+        "--no-fixed", action="store_true", help="leave prod2vec_fixed out (= the start point's refit)"
+    )
     ap.add_argument("--dump-trials", action="store_true", help="every trial's params and validation value")
     args = ap.parse_args(argv)
 
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         entry: dict[str, Any] = {"n_cases": int(len(cases[1])), "runs": []}
         if args.baselines:
             base = {}
-            for key in ("cooccurrence", "item_knn", "prod2vec_defaults", "prod2vec_fixed"):
+            keys = ("cooccurrence", "item_knn", "prod2vec_defaults", "prod2vec_fixed")
+            for key in keys[:3] if args.no_fixed else keys:
                 family, params = q.variants(60, True)[key]
                 m = make_model(family, **params).fit(train)
                 base[key] = q.score(m, test, cases, ds.catalog, fallback=chain)[f"hr@{K}"]
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_cases=args.max_cases,
                 base_params={"workers": 2},
                 seed=seed,
+                **({"sample": args.sample} if args.sample else {}),
             )
             tune_s = time.perf_counter() - t0
             trials = [t for t in info["trials"] if t["state"] == "complete"]
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 "n_trials": info["n_trials"],
                 "tune_s": round(tune_s, 1),
                 "notes": info.get("notes"),
+                "floor": info.get("baselines"),
+                "start_value": info.get("start_value"),
                 "at": {},
             }
             prefixes = sorted(set(args.at or [len(info["trials"])]))
@@ -122,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             "start": [round(x, 2) for x in load_before],
             "end": [round(x, 2) for x in os.getloadavg()],
         },
-        "settings": {"trials": args.trials, "budget_s": args.budget, "seeds": args.seeds, "at": args.at},
+        "settings": {
+            "sample": args.sample,
+            "trials": args.trials,
+            "budget_s": args.budget,
+            "seeds": args.seeds,
+            "at": args.at,
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(result, default=str))

@@ -271,9 +271,14 @@ def train_run(
         validate = family not in ("content", "two_tower")
     if validate:
         t0 = time.perf_counter()
-        # a second fit on the earlier training sequences: the job card says so (it read
-        # "evaluating: N/N seeds" for as long as the first fit took)
-        validating = _span(progress, 667, 699, f"validation score: {family} fitted again on the earlier 90%")
+        # vectors="auto" already fitted the earlier 90% to choose the space: that fit is scored
+        # (the run fits twice, not four times); other runs fit a second time, and the job card
+        # says so (it read "evaluating: N/N seeds" for as long as the first fit took)
+        held = getattr(model, "validation_fit_", None)
+        if held:
+            model.validation_fit_ = None  # the run does not keep the validation model
+        what = "the vectors=auto choice's fit on" if held else "fitted again on"
+        validating = _span(progress, 667, 699, f"validation score: {family} {what} the earlier 90%")
         validating(0, 1)
         metrics["validation"] = validation_metrics(
             family,
@@ -284,6 +289,7 @@ def train_run(
             max_cases=max_cases,
             basket_targets=basket_targets,
             progress=validating,
+            fitted=held,
         )
         timings["validate_s"] = round(time.perf_counter() - t0, 3)
 
@@ -393,19 +399,33 @@ def validation_metrics(
     max_cases: int | None = 3000,
     basket_targets: str = "rest",
     progress: Progress | None = None,
+    fitted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """HR@K (with its 95% interval) of ``family`` fitted on the earlier part of ``train`` and
     scored on its latest sequences (a time split, else leave-last-out): the validation
     score that chooses between variants. Empty dict when the training part cannot be split.
-    ``progress`` hears the fit (first half) and the scoring (second half)."""
+    ``progress`` hears the fit (first half) and the scoring (second half).
+
+    ``fitted``: a model's ``validation_fit_`` (Prod2Vec's ``vectors="auto"`` choice, which
+    fitted the same earlier part to choose the space): when it was carved as this split is,
+    its model is scored instead of fitting again (the result's ``fit`` says so); the chosen
+    space is the one the run serves."""
     from recsys.errors import RecsysError
     from recsys.evaluation import evaluate, split
 
     try:
         has_time = "timestamp" in train.interactions and train.interactions["timestamp"].notna().any()
-        fit_part, valid = split(train, "time" if has_time else "leave_last_out", test_fraction=0.1)
+        method = "time" if has_time else "leave_last_out"
         report = progress or null_progress
-        model = make_model(family, **params).fit(fit_part, progress=stage(report, 0, 2, "fitting"))
+        reuse = bool(fitted) and fitted.get("method") == method
+        if reuse and method == "time":
+            reuse = fitted.get("fraction") == VALIDATION_FRACTION
+        fit_part, valid = split(train, method, test_fraction=VALIDATION_FRACTION)  # the choice's carve
+        if reuse:
+            model = fitted["model"]
+            report(1, 2, "the vectors=auto choice's validation fit, reused")
+        else:
+            model = make_model(family, **params).fit(fit_part, progress=stage(report, 0, 2, "fitting"))
         model.fallback_chain_ = fit_fallback(fit_part, dataset.catalog)
         m = evaluate(
             model,
@@ -421,7 +441,15 @@ def validation_metrics(
         logger.warning("%s: no validation score: %s", family, exc)
         return {}
     keys = (f"hr@{k}", f"hr@{k}_ci", f"ndcg@{k}", "n_cases", "no_recommendation_share")
-    return {key: m[key] for key in keys if key in m} | {"split": "latest 10% of the training sequences"}
+    out = {key: m[key] for key in keys if key in m} | {"split": "latest 10% of the training sequences"}
+    if reuse:
+        out["fit"] = "the vectors=auto choice's fit on this split, in the chosen space"
+    return out
+
+
+#: The share of the training sequences (the latest) that a run's validation score holds out;
+#: the same carve as Prod2Vec's ``vectors="auto"`` choice, whose fit the score then reuses.
+VALIDATION_FRACTION = 0.1
 
 
 def recent_views_metrics(

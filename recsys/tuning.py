@@ -105,10 +105,14 @@ PORTFOLIOS: dict[str, list[dict[str, Any]]] = {
         # a wider context, a gensim-like exponent, little sub-sampling, few epochs (the demo's
         # best trials: window 3-5, ns_exponent 0.3-0.7, sample 2e-3 to 7e-3, 12-16 epochs)
         {"window": 4, "epochs": 15, "ns_exponent": 0.5, "sample": 5e-3, "negative": 10},
-        # more epochs and negatives, stronger sub-sampling (REES46's best: window 1-2, 45-55 epochs)
-        {"window": 2, "epochs": 50, "ns_exponent": 0.5, "sample": 2e-4, "negative": 20},
         # a negative exponent: rare items drawn as negatives more often (Caselles-Dupre et al.)
         {"window": 1, "epochs": 50, "ns_exponent": -0.3, "sample": 3e-4, "negative": 20},
+        # more epochs and negatives, stronger sub-sampling (REES46's best: window 1-2, 45-55 epochs);
+        # last: on the datasets the portfolio was not read from it lost to the start point on
+        # validation on the three basket datasets (Online Retail, Instacart, dunnhumby: 0.34 /
+        # 0.04 / 0.015 against 0.36 / 0.08 / 0.04) and won only on Taobao's clicks (0.201 against
+        # 0.191; s34-t), so where the budget cuts the portfolio short the other two run first
+        {"window": 2, "epochs": 50, "ns_exponent": 0.5, "sample": 2e-4, "negative": 20},
     ],
 }
 PORTFOLIOS["meta_prod2vec"] = PORTFOLIOS["prod2vec"]

@@ -21,6 +21,7 @@ gensim's running loss is a cumulative float32 that saturates on long runs
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -316,6 +317,10 @@ class Prod2Vec(EmbeddingModel):
     choice_ : dict or None
         What ``vectors="auto"`` chose and why (each candidate's validation HR@20 and
         MRR@20, the split, the cases, the seconds it cost); None otherwise.
+    validation_fit_ : dict or None
+        ``vectors="auto"`` only, in memory (never saved): the choice's fit on the validation
+        carve in the chosen space (``model``), that carve (``fit_part``, ``valid``) and how it
+        was cut (``method``, ``fraction``); the run's validation score reuses it.
     """
 
     family: ClassVar[str] = "prod2vec"
@@ -372,6 +377,7 @@ class Prod2Vec(EmbeddingModel):
         p = self.params
         started = time.perf_counter()
         self.choice_ = None
+        self.validation_fit_ = None
         self._chosen = {}
         vectors = p["vectors"]
         if vectors == "auto":  # the validation fit is the first half of the bar, the fit the second
@@ -484,9 +490,11 @@ class Prod2Vec(EmbeddingModel):
             try:
                 fit_part, valid = split(dataset, "time", test_fraction=AUTO_VALIDATION_FRACTION)
                 how = f"time: the latest {AUTO_VALIDATION_FRACTION:.0%} of the training sequences"
+                method = "time"
             except ValueError:  # no timestamps (or too few sequences): each sequence's last item
                 fit_part, valid = split(dataset, "leave_last_out")
                 how = "leave-last-out: each training sequence's last item"
+                method = "leave_last_out"
             cases = build_session_cases(valid, "every_position", max_cases=AUTO_MAX_CASES, seed=0)
             if not len(cases[1]):
                 raise ValueError("the validation part has no next-item case")
@@ -521,8 +529,35 @@ class Prod2Vec(EmbeddingModel):
         }
         if options[chosen][1]:
             self.choice_["settings"] = dict(options[chosen][1])
+        self._keep_validation_fit(w2v, sequences, fit_part, method, options[chosen])
         logger.info("%s: vectors=auto chose %s (validation %s)", self.family, chosen, scores)
         return options[chosen]
+
+    def _keep_validation_fit(
+        self,
+        w2v: Any,
+        sequences: list[list[str]],
+        fit_part: Any,
+        method: str,
+        option: tuple[str, dict[str, Any]],
+    ) -> None:
+        """Keep the choice's fit on the validation carve, served in the chosen space, as
+        ``validation_fit_`` (in memory only, never saved): a run's validation score
+        (:func:`recsys.pipeline.validation_metrics`) is that model scored on that split, so
+        a run with the recommended settings fits Word2Vec twice, not four times (the choice
+        and the validation score both fitted the same 90% of the training data)."""
+        self._chosen = dict(option[1])
+        self._finish(w2v, sequences, fit_part, option[0])
+        held = copy.copy(self)  # _finish sets new arrays: the run's own fit leaves these alone
+        held.choice_ = None
+        # the carve itself is not held (a copy of 90% of the interactions): it is cut again,
+        # the same way, where the model is scored
+        self.validation_fit_ = {
+            "model": held,
+            "method": method,
+            "fraction": AUTO_VALIDATION_FRACTION if method == "time" else None,
+        }
+        self._chosen = {}
 
     def _set_vectors_from(
         self, key_to_index: dict[str, int], spaces: dict[str, np.ndarray], item_set: set[str], dataset: Any
