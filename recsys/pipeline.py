@@ -78,6 +78,12 @@ def _index_writer(model: Any, params: dict[str, Any]) -> Any:
     return write
 
 
+#: The job card's line while the fallback chain is fitted (after the model's last epoch).
+FALLBACK_FIT = (
+    "fitting the fallback chain (popularity, co-occurrence, category means) for items without a vector"
+)
+
+
 def fit_fallback(train: Any, catalog: Any) -> Any:
     """The run's :class:`recsys.fallback.FallbackChain`, fitted on the training part (the
     catalogue gives the categories and brands of items training never saw)."""
@@ -240,7 +246,9 @@ def train_run(
     timings["fit_s"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     # the declared fallback chain (recsys.fallback): completes every served list, and the
-    # evaluation below scores the lists as they are served
+    # evaluation below scores the lists as they are served. Minutes on a big catalogue: the card
+    # says so (it read "epoch 40/40" meanwhile, as if stuck)
+    stage(progress, 1, 3, FALLBACK_FIT)(0, 1)
     model.fallback_chain_ = fit_fallback(train, dataset.catalog)
     timings["fallback_s"] = round(time.perf_counter() - t0, 3)
 
@@ -426,6 +434,7 @@ def validation_metrics(
             report(1, 2, "the vectors=auto choice's validation fit, reused")
         else:
             model = make_model(family, **params).fit(fit_part, progress=stage(report, 0, 2, "fitting"))
+        report(1, 2, FALLBACK_FIT)
         model.fallback_chain_ = fit_fallback(fit_part, dataset.catalog)
         m = evaluate(
             model,

@@ -69,3 +69,26 @@ def test_a_fixed_space_still_fits_the_validation_carve_itself(root, monkeypatch)
     assert len(fits) == 2  # the run's fit, the validation carve's fit
     assert "auto_choice" not in meta and "fit" not in meta["metrics"]["validation"]
     assert meta["metrics"]["validation"]["n_cases"] > 0
+
+
+def test_the_job_card_says_when_the_fallback_chain_is_fitted(root):
+    """After the model's last epoch the fallback chain is fitted (minutes on a big catalogue): the
+    card says so, in the run's fit and in its validation fit, instead of keeping "epoch 8/8"."""
+    bar: list[str] = []
+    train_run(
+        "prod2vec",
+        {**SMALL, "vectors": "input"},
+        "grouped",
+        root,
+        max_cases=300,
+        progress=lambda d, t, msg: bar.append(msg),
+    )
+    said = [i for i, m in enumerate(bar) if "fitting the fallback chain" in m]
+    assert len(said) == 2, bar  # the run's fit, then the validation carve's
+    epochs = [i for i, m in enumerate(bar) if "epoch" in m]
+    assert (
+        epochs[0]
+        < said[0]
+        < next(i for i, m in enumerate(bar) if m.startswith("evaluating") or ": evaluating" in m)
+    )
+    assert "validation score" in bar[said[1]]
