@@ -87,25 +87,39 @@ def test_misses_of_a_half_catalogue_category_give_its_block_a_graph(correlated):
     assert recall_and_counts(searcher, cfg, probe, got) >= 0.99
 
 
-def test_a_price_band_inside_the_block_answers_its_strays_from_the_blocks_graph(correlated):
-    """Category 50% + a price band relative to the seed: a stray's over-fetch on the main graph
-    falls short; once its block has a graph (queued by such misses), the shortcut answers it from
-    that graph (the first k in the seed's key range) without the general path, with exact
-    search's counts, eligible items only and recall@10 >= 0.99."""
-    cat, _, _, strays = correlated
+def _band_with_block_graphs(correlated) -> tuple[FilteredSearcher, FilterConfig]:
+    """Category 50% + a price band around the seed, in use until both blocks have their graphs
+    (400 queries: the seed table, the shortcut, the misses, the graphs)."""
     searcher = searcher_of(correlated)
     cfg = FilterConfig(same_category=True, category_level=0, price_ratio_min=0.5, price_ratio_max=2.0)
-    for i in range(0, N, 20):  # 400 queries: the seed table, the shortcut, the misses
+    for i in range(0, N, 20):
         searcher.search(f"c{i}", cfg, 10)
     cf = searcher.compile(cfg)
     assert len(cf.blocks) == 2 and all(ss.sub is not None for ss in cf.blocks.values())
-    probe = strays[:150]
+    return searcher, cfg
+
+
+def _probe_shortcut(searcher, cfg, probe):
+    """The probe's results, how many the shortcut answered from a block graph (no general path),
+    and the counter of general-path calls."""
     counter = GeneralPathCalls(searcher)
     got, shortcut = [], 0
     for item in probe:
         calls = counter.calls
         got.append(searcher.search(item, cfg, 10))
         shortcut += got[-1].plan == "hnsw_subindex" and counter.calls == calls
+    return got, shortcut, counter
+
+
+def test_a_price_band_inside_the_block_answers_its_strays_from_the_blocks_graph(correlated):
+    """Category 50% + a price band relative to the seed: a stray's over-fetch on the main graph
+    falls short; once its block has a graph (queued by such misses), the shortcut answers it from
+    that graph (the first k in the seed's key range) without the general path, with exact
+    search's counts, eligible items only and recall@10 >= 0.99."""
+    _, _, _, strays = correlated
+    searcher, cfg = _band_with_block_graphs(correlated)
+    probe = strays[:150]
+    got, shortcut, _ = _probe_shortcut(searcher, cfg, probe)
     from_graph = [r for r in got if r.plan == "hnsw_subindex"]
     assert len(from_graph) >= len(probe) // 3, {r.plan for r in got}
     assert shortcut >= len(from_graph) // 2  # most of them without the general path
@@ -148,21 +162,11 @@ def test_a_price_band_inside_a_block_with_a_graph_is_searched_on_that_graph_firs
     stray's whose main over-fetch fell short: seeds that are no strays (their main fetch would
     fill) are answered from the graph through the shortcut, with the general path's list, scores,
     rows and counts, exact search's counts, and recall@10 >= 0.99."""
-    cat, _, _, strays = correlated
-    searcher = searcher_of(correlated)
-    cfg = FilterConfig(same_category=True, category_level=0, price_ratio_min=0.5, price_ratio_max=2.0)
-    for i in range(0, N, 20):  # 400 queries: the seed table, the shortcut, the misses, the graphs
-        searcher.search(f"c{i}", cfg, 10)
-    cf = searcher.compile(cfg)
-    assert len(cf.blocks) == 2 and all(ss.sub is not None for ss in cf.blocks.values())
+    _, _, _, strays = correlated
+    searcher, cfg = _band_with_block_graphs(correlated)
     stray = set(strays)
     probe = [f"c{i}" for i in range(7, N, 25) if f"c{i}" not in stray][:150]
-    counter = GeneralPathCalls(searcher)
-    got, shortcut = [], 0
-    for item in probe:
-        calls = counter.calls
-        got.append(searcher.search(item, cfg, 10))
-        shortcut += got[-1].plan == "hnsw_subindex" and counter.calls == calls
+    got, shortcut, counter = _probe_shortcut(searcher, cfg, probe)
     from_graph = [r for r in got if r.plan == "hnsw_subindex"]
     assert len(from_graph) >= 0.8 * len(probe), {r.plan for r in got}
     assert shortcut >= 0.9 * len(from_graph)
