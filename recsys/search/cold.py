@@ -440,17 +440,20 @@ class ColdMixin:
             # columns in position order: ties to the lower column, i.e. position
             top, vals = topk(sc, f)
             kp = top[np.isfinite(vals)] + s
+            at = kp.tolist()
         else:  # a posting list in any order (unsorted: a sort of 10k positions was 0.16 ms at 1M)
             cand = np.asarray(posting())
             sc = _matvec(self.unit.take(cand, axis=0), q)  # np.take's wrapper: 2 calls more
             # the f + 1 best with the seed's own score when it passes: it is among them at most
             # once and dropped from them below (no pass over the scores for it: 2 NumPy calls)
-            kp = cand[_top_by_position(sc, cand, f + seed_in)]
-        at = kp.tolist()
-        if seed_in and span is None:
-            jd = at.index(pos) if pos in at else (f if len(at) > f else -1)
-            if jd >= 0:
-                del at[jd]
+            kp = _top_by_position(sc, cand, f + seed_in)  # positions, a list
+            at = kp[:]
+            if not kp:  # no finite score (a degenerate catalogue): an empty index array
+                kp = np.zeros(0, dtype=np.intp)
+            if seed_in:
+                jd = at.index(pos) if pos in at else (f if len(at) > f else -1)
+                if jd >= 0:
+                    del at[jd]
         plan = "exact_subset" if span is None else "exact_range"
         if len(at) > _SORT_IN_PYTHON:
             kp, ks = self._canon(np.array(at, dtype=np.int64), q)
@@ -682,24 +685,30 @@ def _fold_brands(preds: list[_Pred], post: Postings) -> list[_Pred]:
     return [_Pred(int((b - a).sum()), lambda: _ranges(post.brand_order, a, b), test, one=one), *rest]
 
 
-def _top_by_position(sc: np.ndarray, cand: np.ndarray, f: int) -> np.ndarray:
-    """Columns of the ``f`` best finite scores of ``sc`` (scores of positions ``cand``, in any
-    order), best first, ties broken by the lower position as exact search over ascending
-    positions does: every score tied with the ``f``-th is a candidate, not just the first found."""
+def _top_by_position(sc: np.ndarray, cand: np.ndarray, f: int) -> list[int]:
+    """The positions (from ``cand``) of the ``f`` best finite scores of ``sc`` (scores of positions
+    ``cand``, in any order), best first, ties broken by the lower position as exact search over
+    ascending positions does: every score tied with the ``f``-th is a candidate, not just the first
+    found. A list: the caller reads the rows' scores and ids from it (no gather of ``cand`` by
+    columns, each NumPy step costing a first query 5 to 10 us with cold caches)."""
     m = len(sc)
     if f < m:
         pre = top_prefix(sc, f)  # every score from a bound of the f-th on, ties included
         if pre is None:
             kth = np.partition(sc, m - f)[m - f]  # the f-th largest
             pre = (sc >= kth).nonzero()[0]  # np.flatnonzero's wrapper (ravel, a call) is not needed: 1-D
+        if len(pre) <= _SORT_IN_PYTHON:  # a few (k, without ties at the cut): ordered in Python
+            s_, c_ = sc[pre].tolist(), cand[pre].tolist()
+    elif m <= _SORT_IN_PYTHON:  # all of them, a few
+        pre = None
+        s_, c_ = sc.tolist(), cand.tolist()
     else:
         pre = np.arange(m)
-    if len(pre) <= _SORT_IN_PYTHON:  # a few (k, without ties at the cut): each NumPy step costs a
-        s_, c_ = sc[pre].tolist(), cand[pre].tolist()  # first query 5 to 10 us with cold caches
+    if pre is None or len(pre) <= _SORT_IN_PYTHON:
         order = sorted(range(len(s_)), key=lambda j: (-s_[j], c_[j]))[:f]
-        return pre[[j for j in order if -math.inf < s_[j] < math.inf]]  # finite scores only
+        return [c_[j] for j in order if -math.inf < s_[j] < math.inf]  # finite scores only
     top = pre[np.lexsort((cand[pre], -sc[pre]))[:f]]
-    return top[np.isfinite(sc[top])]
+    return cand[top[np.isfinite(sc[top])]].tolist()
 
 
 def _not_adult(v: Any, post: Postings) -> _Pred:
