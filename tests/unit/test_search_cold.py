@@ -484,3 +484,33 @@ def test_a_no_filter_first_query_skips_the_lists_without_adult_items(data):
         assert "u17" not in res.item_ids and len(res) == 10
         assert len(set(res.rows) & set(want.rows)) >= 9
         assert bool(searcher._cold_specs) == adult, adult
+
+
+def test_a_new_filters_exact_first_query_with_seeds_in_another_space(data):
+    """Seeds looked up in a second space (Prod2Vec in-out: ``query_vectors``) are not their own
+    nearest candidate: the first query's exact plan over a posting list, which scores the k + 1
+    best with the seed among them and drops it, drops the (k + 1)-th when the seed is not there.
+    The lists equal exact search's, k long. Fails with k + 1 items kept then."""
+    cat, vec, index = data
+    other = np.random.default_rng(9).normal(size=vec.shape).astype(np.float32)
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index, query_vectors=other, background_min_items=0)
+    searcher.wait_background()
+    cfg = FilterConfig(brands_allow=["b3", "b8"])  # about 2%: an exact plan over the brands' lists
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)
+    seeds = cat.loc[cat["brand"].isin(["b3", "b8"]), "item_id"].tolist()[:20]  # seeds that pass it
+    try:
+        got = [searcher.search(s, cfg, 10) for s in seeds]
+        assert cfg.config_hash() not in searcher._compiled
+    finally:
+        gate.set()
+    checked = 0
+    for s, res in zip(seeds, got):
+        want = searcher.brute_force(s, cfg, 10)
+        assert res.n_eligible == want.n_eligible
+        if res.plan == "exact_subset":
+            assert res.item_ids == want.item_ids, s
+            np.testing.assert_allclose(res.scores, want.scores, atol=1e-6)
+            checked += 1
+    assert checked >= 10

@@ -257,7 +257,7 @@ def test_a_pairs_first_queries_test_no_rule_over_a_brands_list(data, monkeypatch
     finally:
         gate.set()
     assert {a.plan for a in answers} == {"exact_subset"}  # from the lists, exact
-    assert tested and set(tested) == {1}  # the seed's own test only
+    assert set(tested) <= {1}  # no rule tested over a list: at most the seed (its scalar test, _Pred.one)
     assert not any(FilterConfig(**f).config_hash() in searcher._compiled for f in configs)  # none compiled
     for (cfg, s), res in zip(got, answers):
         want = ref.search(s, cfg, 10, plan="exact")
