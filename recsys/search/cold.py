@@ -255,22 +255,21 @@ class ColdMixin:
                 # one pass (a Python sum over 500 brands took 1 ms); each NumPy step costs a first
                 # query 5 to 10 us with cold caches, so as few as can be
                 hit = int(post.brand_count.take(at).sum())
-                brand = v.brand
                 if mr.name == "brands_allow":
                     p = _Pred(
                         hit,
                         lambda at=at, st=st: _ranges(post.brand_order, st[at], st[at + 1]),
-                        lambda P, lut=lut: lut[brand[P]],
+                        lambda P, lut=lut: lut[v.brand[P]],
                         fold=at,
                         lut=lut,
-                        one=lambda i, lut=lut: lut.item(brand.item(i)),
+                        one=lambda i, lut=lut: lut.item(v.brand.item(i)),
                     )
                 else:
                     p = _Pred(
                         n - hit,
                         None,
-                        lambda P, lut=lut: ~lut[brand[P]],
-                        one=lambda i, lut=lut: not lut.item(brand.item(i)),
+                        lambda P, lut=lut: ~lut[v.brand[P]],
+                        one=lambda i, lut=lut: not lut.item(v.brand.item(i)),
                     )
             elif mr.name == "price_range":
                 lo = cfg.price_min if cfg.price_min is not None else -np.inf

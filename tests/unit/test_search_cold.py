@@ -468,9 +468,7 @@ def test_a_no_filter_first_query_skips_the_lists_without_adult_items(data):
     plain = cat.assign(adult=False)
     ids = cat["item_id"].to_numpy()
     for adult in (False, True):
-        searcher = FilteredSearcher(
-            vec, ids, cat if adult else plain, index=index, background_min_items=0
-        )
+        searcher = FilteredSearcher(vec, ids, cat if adult else plain, index=index, background_min_items=0)
         searcher.wait_background()
         cfg = FilterConfig()
         gate = threading.Event()
