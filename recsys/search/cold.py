@@ -172,7 +172,7 @@ class Postings:
 class _Pred:
     """One rule over positions: its eligible count, its posting list (None: not kept), its test."""
 
-    __slots__ = ("count", "posting", "test", "span", "fold", "lut", "prange")
+    __slots__ = ("count", "posting", "test", "span", "fold", "lut", "prange", "one")
 
     def __init__(
         self,
@@ -183,8 +183,13 @@ class _Pred:
         fold: Any = None,
         lut: np.ndarray | None = None,
         prange: tuple[int, int] | None = None,
+        one: Any = None,
     ) -> None:
         self.count, self.posting, self.test = count, posting, test
+        #: the same test of ONE position (a Python int) by scalar reads, no array: whether the seed
+        #: passes (a one-item array through ``test`` cost 3 NumPy calls a rule, each 5 to 10 us with
+        #: cold caches, on every first query); None: ``test`` answers
+        self.one = one
         #: (start, end) when the eligible positions are one slice (the seed's category block)
         self.span = span
         #: what the compound brand list folds in: a brand allow-list's codes, a price band's
@@ -257,9 +262,15 @@ class ColdMixin:
                         lambda P, lut=lut: lut[v.brand[P]],
                         fold=at,
                         lut=lut,
+                        one=lambda i, lut=lut: lut.item(v.brand.item(i)),
                     )
                 else:
-                    p = _Pred(n - hit, None, lambda P, lut=lut: ~lut[v.brand[P]])
+                    p = _Pred(
+                        n - hit,
+                        None,
+                        lambda P, lut=lut: ~lut[v.brand[P]],
+                        one=lambda i, lut=lut: not lut.item(v.brand.item(i)),
+                    )
             elif mr.name == "price_range":
                 lo = cfg.price_min if cfg.price_min is not None else -np.inf
                 hi = cfg.price_max if cfg.price_max is not None else np.inf
@@ -272,6 +283,7 @@ class ColdMixin:
                     _rank_test(v, ra, rb),
                     fold=(ra, rb),
                     prange=(a, b),
+                    one=_rank_one(v, ra, rb),
                 )
             elif mr.name == "exclude_adult":
                 p = _not_adult(v, post)
@@ -287,6 +299,10 @@ class ColdMixin:
         """Answer a seeded automatic query of a config that is not compiled yet from the inverted
         lists (module docstring), and queue its compilation; None: the compiled path answers."""
         if self._inline() or self._index is None or self._tie_of is not None or self.space != "cosine":
+            return None
+        if not self.view.n_adult and _at_defaults(cfg):
+            # no rule bites (no filter, no adult items): the same None as below, without the search
+            # key, the specs or the rule scan (30 to 60 us of a no-filter first query, cold)
             return None
         last = self._last  # the config compiled last (a warm query's, usually): an identity check
         hit = last[1] if last is not None and last[0] is cfg else self.compiled_for(cfg)
@@ -324,7 +340,9 @@ class ColdMixin:
                     self._block_use(hit, (r.s, r.e, r.no_adult))  # a use of the block (static.py)
         if not r.full:  # same_category: the seed's category block, one slice of positions
             s, e = r.s, r.e
-            preds = [*preds, _Pred(e - s, lambda: np.arange(s, e), lambda P: (P >= s) & (P < e), (s, e))]
+            block = _Pred(e - s, lambda: np.arange(s, e), lambda P: (P >= s) & (P < e), (s, e))
+            block.one = lambda i, s=s, e=e: s <= i < e
+            preds = [*preds, block]
         if r.rank_lo >= 0:  # price_band: the seed's price times the config's ratios
             preds = [*preds, _band_pred(v, post, r)]
         if r.no_adult and v.n_adult and not any(p.test.__name__ == "not_adult" for p in preds):
@@ -357,8 +375,7 @@ class ColdMixin:
                     if p is not first and len(elig):
                         elig = elig[p.test(elig)]
             count = len(elig)
-        one = np.array([pos])
-        seed_in = r.seed >= 0 and all(bool(p.test(one)[0]) for p in preds)
+        seed_in = r.seed >= 0 and _seed_passes(preds, pos)
         m = count - seed_in
         qq = Query(q, pos, None, k, t0, v.item_id_list[pos], r.removed, r.skipped)  # no compiled filter
         if r.keyed and hit is None:
@@ -378,6 +395,7 @@ class ColdMixin:
         exact_ok = posting is not None and count <= COLD_SCAN_MAX
         if not (exact_ok and c_x <= self._static_hnsw_cost(fetch)):
             q2 = q[None, :]
+            seed_row = v.perm.item(pos) if seed_in else -1  # the seed's vector row (the labels are rows)
             for _ in range(2):  # the fetch sized to the share, then 4x more
                 if fetch >= n:
                     break
@@ -387,45 +405,64 @@ class ColdMixin:
                 ok = preds[0].test(P)
                 for p in preds[1:]:
                     ok &= p.test(P)
-                if seed_in:
-                    ok &= P != pos
-                sel = np.flatnonzero(ok)[:k]
-                if len(sel) >= min(k, m):
-                    if _ == 0 and hit is not None and len(sel) >= k:
+                # the seed, when it passes, is among the k + 1 first eligible labels at most once:
+                # dropped from them in Python (no pass over the fetch for it: 2 NumPy calls)
+                sel = np.flatnonzero(ok)[:need]
+                got = rows[sel].tolist()
+                j = got.index(seed_row) if seed_in and seed_row in got else -1
+                if j >= 0:
+                    del got[j]
+                else:
+                    del got[k:]
+                if len(got) >= min(k, m):
+                    if _ == 0 and hit is not None and len(got) >= k:
                         # how deep its k-th label lay, learned as the compiled over-fetch learns it:
                         # a big block's graph is decided on it (static.py: _big_graph_size)
-                        self._learn_depth(hit.stats, int(sel[-1]) + 1, k, m)
-                    scores = [1.0 - d for d in dist[sel].tolist()]  # as the compiled over-fetch scores
-                    return self._listed(qq, rows[sel].tolist(), scores, None, "hnsw_overfetch", m)
+                        self._learn_depth(hit.stats, int(sel[k if 0 <= j < k else k - 1]) + 1, k, m)
+                    ds = dist[sel].tolist()
+                    if j >= 0:
+                        del ds[j]
+                    scores = [1.0 - d for d in ds[:k]]  # as the compiled over-fetch scores
+                    return self._listed(qq, got, scores, None, "hnsw_overfetch", m)
                 if _ == 0 and hit is not None and hit.cat_only and not r.full:
                     self._block_use(hit, (r.s, r.e, r.no_adult), miss=True)  # a miss of the block
                 fetch *= 4
             if not exact_ok:
                 return None
+        f = min(k, m)
+        jd = -1  # the column of kp dropped (the seed, or the (f + 1)-th best)
         if span is not None:
             s, e = span
             sc = _matvec(self.unit[s:e], q)
             if seed_in:
                 sc[pos - s] = -np.inf
-        else:
+            # columns in position order: ties to the lower column, i.e. position
+            top, vals = topk(sc, f)
+            kp = top[np.isfinite(vals)] + s
+            at = kp.tolist()
+        else:  # a posting list in any order (unsorted: a sort of 10k positions was 0.16 ms at 1M)
             cand = np.asarray(posting())
             sc = _matvec(self.unit.take(cand, axis=0), q)  # np.take's wrapper: 2 calls more
+            # the f + 1 best with the seed's own score when it passes: it is among them at most
+            # once and dropped from them below (no pass over the scores for it: 2 NumPy calls)
+            kp = _top_by_position(sc, cand, f + seed_in)  # positions, a list
+            at = kp[:]
+            if not kp:  # no finite score (a degenerate catalogue): an empty index array
+                kp = np.zeros(0, dtype=np.intp)
             if seed_in:
-                sc[cand == pos] = -np.inf
-        if span is not None:  # columns in position order: ties to the lower column, i.e. position
-            top, vals = topk(sc, min(k, m))
-            kp = top[np.isfinite(vals)].astype(np.int64) + s
-        else:  # a posting list in any order (unsorted: a sort of 10k positions was 0.16 ms at 1M)
-            kp = cand[_top_by_position(sc, cand, min(k, m))].astype(np.int64)
+                jd = at.index(pos) if pos in at else (f if len(at) > f else -1)
+                if jd >= 0:
+                    del at[jd]
         plan = "exact_subset" if span is None else "exact_range"
-        if len(kp) > _SORT_IN_PYTHON:
-            kp, ks = self._canon(kp, q)
+        if len(at) > _SORT_IN_PYTHON:
+            kp, ks = self._canon(np.array(at, dtype=np.int64), q)
             return self._result(qq, kp, ks, None, plan, m)
         # :meth:`_canon` and :meth:`_result` for a few rows: the same scores (an elementwise product
         # summed per row), ordered in Python (4 NumPy steps fewer, 5 to 10 us each with cold caches)
         scores = np.add.reduce(self.unit.take(kp, axis=0) * q, axis=1, dtype=np.float32).tolist()
         rows = v.perm.take(kp).tolist()
-        at = kp.tolist()
+        if jd >= 0:
+            del scores[jd], rows[jd]
         order = sorted(range(len(at)), key=lambda j: (-scores[j], at[j]))
         return self._listed(qq, [rows[j] for j in order], [scores[j] for j in order], None, plan, m)
 
@@ -523,7 +560,12 @@ def _band_pred(v: Any, post: Postings, r: _SeedRules) -> _Pred:
     a = int(post.price_sorted.searchsorted(lo, side="left"))
     b = int(post.price_sorted.searchsorted(hi, side="right"))
     return _Pred(
-        max(0, b - a), lambda: post.price_order[a:b], _rank_test(v, ra, rb), fold=(ra, rb), prange=(a, b)
+        max(0, b - a),
+        lambda: post.price_order[a:b],
+        _rank_test(v, ra, rb),
+        fold=(ra, rb),
+        prange=(a, b),
+        one=_rank_one(v, ra, rb),
     )
 
 
@@ -537,6 +579,38 @@ def _rank_test(v: Any, ra: int, rb: int) -> Any:
         return ok
 
     return test
+
+
+def _rank_one(v: Any, ra: int, rb: int) -> Any:
+    """:func:`_rank_test` of one position (:attr:`_Pred.one`)."""
+    rank = v.price_rank
+    return lambda i: ra <= rank.item(i) < rb
+
+
+def _seed_passes(preds: list[_Pred], pos: int) -> bool:
+    """Whether position ``pos`` passes every predicate: their scalar tests (:attr:`_Pred.one`), or
+    the array test of a one-item array for a predicate without one."""
+    one = None
+    for p in preds:
+        if p.one is not None:
+            if not p.one(pos):
+                return False
+        else:
+            if one is None:
+                one = np.array([pos])
+            if not bool(p.test(one)[0]):
+                return False
+    return True
+
+
+def _at_defaults(cfg: FilterConfig) -> bool:
+    """Whether every field of ``cfg`` is at its default (one dict comparison, in C): then no mask
+    rule is on, nor the seed's category block; only the seed's exclusion and the adult rule."""
+    cls = cfg.__class__
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = dict(cls().__dict__)
+    return cfg.__dict__ == plain
 
 
 def _list_fields_only(cfg: FilterConfig) -> bool:
@@ -590,12 +664,14 @@ def _fold_brands(preds: list[_Pred], post: Postings) -> list[_Pred]:
         return ok
 
     rest = [p for p in preds if all(p is not f for f in folded)]
+    ones = [p.one for p in folded]
+    one = None if None in ones else (lambda i: all(o(i) for o in ones))
     at = brand.fold
     if price is None:  # brand + adult rule: each brand's items that are not adult lead its range
         a = post.brand_start.take(at)
         cnt = post.brand_plain.take(at)
         b = a + cnt
-        return [_Pred(int(cnt.sum()), lambda: _ranges(post.brand_order, a, b), test), *rest]
+        return [_Pred(int(cnt.sum()), lambda: _ranges(post.brand_order, a, b), test, one=one), *rest]
     pa, pb = price.prange
     if brand.lut is not None and pb - pa <= _FOLD_SCAN_PER_BRAND * len(at):
         # the band's items in price order, one contiguous pass: their brand codes through the
@@ -603,29 +679,35 @@ def _fold_brands(preds: list[_Pred], post: Postings) -> list[_Pred]:
         ok = brand.lut[post.brand_by_price[pa:pb]]
         if adult is not None and post.adult_by_price is not None:
             ok &= ~post.adult_by_price[pa:pb]
-        return [_Pred(int(np.count_nonzero(ok)), lambda: post.price_order[pa:pb][ok], test), *rest]
+        return [_Pred(int(np.count_nonzero(ok)), lambda: post.price_order[pa:pb][ok], test, one=one), *rest]
     a, b = post.brand_ranges(at, price.fold, adult is not None)
-    return [_Pred(int((b - a).sum()), lambda: _ranges(post.brand_order, a, b), test), *rest]
+    return [_Pred(int((b - a).sum()), lambda: _ranges(post.brand_order, a, b), test, one=one), *rest]
 
 
-def _top_by_position(sc: np.ndarray, cand: np.ndarray, f: int) -> np.ndarray:
-    """Columns of the ``f`` best finite scores of ``sc`` (scores of positions ``cand``, in any
-    order), best first, ties broken by the lower position as exact search over ascending
-    positions does: every score tied with the ``f``-th is a candidate, not just the first found."""
+def _top_by_position(sc: np.ndarray, cand: np.ndarray, f: int) -> list[int]:
+    """The positions (from ``cand``) of the ``f`` best finite scores of ``sc`` (scores of positions
+    ``cand``, in any order), best first, ties broken by the lower position as exact search over
+    ascending positions does: every score tied with the ``f``-th is a candidate, not just the first
+    found. A list: the caller reads the rows' scores and ids from it (no gather of ``cand`` by
+    columns, each NumPy step costing a first query 5 to 10 us with cold caches)."""
     m = len(sc)
     if f < m:
         pre = top_prefix(sc, f)  # every score from a bound of the f-th on, ties included
         if pre is None:
             kth = np.partition(sc, m - f)[m - f]  # the f-th largest
             pre = (sc >= kth).nonzero()[0]  # np.flatnonzero's wrapper (ravel, a call) is not needed: 1-D
+        if len(pre) <= _SORT_IN_PYTHON:  # a few (k, without ties at the cut): ordered in Python
+            s_, c_ = sc[pre].tolist(), cand[pre].tolist()
+    elif m <= _SORT_IN_PYTHON:  # all of them, a few
+        pre = None
+        s_, c_ = sc.tolist(), cand.tolist()
     else:
         pre = np.arange(m)
-    if len(pre) <= _SORT_IN_PYTHON:  # a few (k, without ties at the cut): each NumPy step costs a
-        s_, c_ = sc[pre].tolist(), cand[pre].tolist()  # first query 5 to 10 us with cold caches
+    if pre is None or len(pre) <= _SORT_IN_PYTHON:
         order = sorted(range(len(s_)), key=lambda j: (-s_[j], c_[j]))[:f]
-        return pre[[j for j in order if -math.inf < s_[j] < math.inf]]  # finite scores only
+        return [c_[j] for j in order if -math.inf < s_[j] < math.inf]  # finite scores only
     top = pre[np.lexsort((cand[pre], -sc[pre]))[:f]]
-    return top[np.isfinite(sc[top])]
+    return cand[top[np.isfinite(sc[top])]].tolist()
 
 
 def _not_adult(v: Any, post: Postings) -> _Pred:
@@ -637,4 +719,5 @@ def _not_adult(v: Any, post: Postings) -> _Pred:
         (lambda: post.not_adult) if post.not_adult is not None else None,
         not_adult,
         fold=True,
+        one=lambda i: not v.adult.item(i),
     )

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
-from recsys.search import FilteredSearcher
+from recsys.search import FilteredSearcher, cold
 from recsys.search.beams import DEPTHS, beam_for, measure_beams
 from recsys.search.planner import FillStats
 from tests.unit.test_search import uncorrelated_catalog
@@ -383,3 +383,132 @@ def _cold_searcher(cat, vec, index):
         _COLD_SEARCHERS.clear()
         _COLD_SEARCHERS[id(index)] = got
     return got
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"brands_allow": [f"b{i}" for i in range(0, 60, 3)]},
+        {"brands_deny": ["b2", "b5", "nobody"]},
+        {"price_min": 15.0, "price_max": 21.0},  # missing prices: never in the range
+        {"exclude_adult": True},
+        # folded into one predicate: the band pass, the binary searches, the brands' non-adult heads
+        {"brands_allow": [f"b{i}" for i in range(30)], "price_min": 15.0, "price_max": 17.0},
+        {"brands_allow": ["b1", "b4"], "price_min": 10.0, "exclude_adult": True},
+        {"brands_allow": [f"b{i}" for i in range(10)], "exclude_adult": True},
+        # the seed's price band and category block (predicates made per seed)
+        {"same_category": True, "price_ratio_min": 0.5, "price_ratio_max": 2.0, "brands_allow": ["b3"]},
+    ],
+)
+def test_the_seed_test_of_each_predicate_is_its_array_test(data, fields):
+    """Whether the seed passes a new filter is read with scalar tests (``_Pred.one``) instead of each
+    predicate's array test on a one-item array: for every predicate of the lists (a brand list, a
+    deny list, a price range with missing prices, the adult flag, the folded pairs, the seed's price
+    band, its category block), the scalar test of every position equals the array test. Fails with
+    a bound of the rank test off by one or the adult test inverted."""
+    cat, vec, index = data
+    searcher = _cold_searcher(cat, vec, index)
+    cfg = FilterConfig(**fields)
+    post = searcher._postings()
+    preds, removed, skipped, _ = searcher._cold_preds(cfg, post)
+    n = searcher.n
+    every = np.arange(n)
+    checked = 0
+    for pos in (0, 777, 4321):  # per seed: its band and block
+        r = searcher._cold_seed_rules(cfg, pos, removed, skipped)
+        seeded = list(preds)
+        if not r.full:
+            seeded.append(_block_pred(searcher, cfg, pos))
+        if r.rank_lo >= 0:
+            seeded.append(cold._band_pred(searcher.view, post, r))
+        if r.no_adult and searcher.view.n_adult:
+            seeded.append(cold._not_adult(searcher.view, post))
+        for p in seeded + cold._fold_brands(seeded, post):
+            assert p.one is not None
+            want = np.asarray(p.test(every), dtype=bool)
+            got = np.array([bool(p.one(i)) for i in range(n)])
+            assert (got == want).all(), (fields, int(np.flatnonzero(got != want)[0]))
+            checked += 1
+        assert cold._seed_passes(seeded, pos) == all(bool(p.test(np.array([pos]))[0]) for p in seeded)
+    assert checked >= 3
+
+
+def _block_pred(searcher, cfg, pos):
+    """The seed's category block's predicate as :meth:`ColdMixin._search_cold` makes it."""
+    captured = {}
+    real = cold._fold_brands
+
+    def spy(preds, post):
+        captured["preds"] = preds
+        return real(preds, post)
+
+    cold._fold_brands = spy
+    try:  # a filter never seen (the shared searcher may have compiled it)
+        searcher._compiled.clear()
+        searcher._key_hash.clear()
+        searcher._cold_specs = {}
+        searcher._last = searcher._last_rules = None
+        gate = threading.Event()
+        searcher._bg.submit(("hold-block", id(cfg)), gate.wait)
+        try:
+            searcher._search_cold(searcher.qunit[pos], pos, cfg, 10, 0.0)
+        finally:
+            gate.set()
+    finally:
+        cold._fold_brands = real
+    return next(p for p in captured["preds"] if p.span is not None)
+
+
+def test_a_no_filter_first_query_skips_the_lists_without_adult_items(data):
+    """The default config on a catalogue without adult items has no rule that bites: its first query
+    leaves the lists at once (no search key, no specs, no rule scan) and is answered as exact search
+    answers it; with adult items (the adult rule bites) the lists still answer its first query.
+    Fails with the early exit dropped (the specs then hold the config) or taken with adult items."""
+    cat, vec, index = data
+    plain = cat.assign(adult=False)
+    ids = cat["item_id"].to_numpy()
+    for adult in (False, True):
+        searcher = FilteredSearcher(vec, ids, cat if adult else plain, index=index, background_min_items=0)
+        searcher.wait_background()
+        cfg = FilterConfig()
+        gate = threading.Event()
+        searcher._bg.submit("hold", gate.wait)
+        try:
+            res = searcher.search("u17", cfg, 10)
+        finally:
+            gate.set()
+        want = searcher.brute_force("u17", cfg, 10)
+        assert res.n_eligible == want.n_eligible
+        assert "u17" not in res.item_ids and len(res) == 10
+        assert len(set(res.rows) & set(want.rows)) >= 9
+        assert bool(searcher._cold_specs) == adult, adult
+
+
+def test_a_new_filters_exact_first_query_with_seeds_in_another_space(data):
+    """Seeds looked up in a second space (Prod2Vec in-out: ``query_vectors``) are not their own
+    nearest candidate: the first query's exact plan over a posting list, which scores the k + 1
+    best with the seed among them and drops it, drops the (k + 1)-th when the seed is not there.
+    The lists equal exact search's, k long. Fails with k + 1 items kept then."""
+    cat, vec, index = data
+    other = np.random.default_rng(9).normal(size=vec.shape).astype(np.float32)
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index, query_vectors=other, background_min_items=0)
+    searcher.wait_background()
+    cfg = FilterConfig(brands_allow=["b3", "b8"])  # about 2%: an exact plan over the brands' lists
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)
+    seeds = cat.loc[cat["brand"].isin(["b3", "b8"]), "item_id"].tolist()[:20]  # seeds that pass it
+    try:
+        got = [searcher.search(s, cfg, 10) for s in seeds]
+        assert cfg.config_hash() not in searcher._compiled
+    finally:
+        gate.set()
+    checked = 0
+    for s, res in zip(seeds, got):
+        want = searcher.brute_force(s, cfg, 10)
+        assert res.n_eligible == want.n_eligible
+        if res.plan == "exact_subset":
+            assert res.item_ids == want.item_ids, s
+            np.testing.assert_allclose(res.scores, want.scores, atol=1e-6)
+            checked += 1
+    assert checked >= 10

@@ -178,10 +178,10 @@ def test_top_by_position_breaks_ties_at_the_cut_by_position():
         sc[rng.random(m) < 0.05] = -np.inf
         cand = rng.permutation(100_000)[:m]
         f = int(rng.integers(1, 25))
-        got = cand[_top_by_position(sc, cand, f)]
+        got = _top_by_position(sc, cand, f)
         finite = np.flatnonzero(np.isfinite(sc))
         want = finite[np.lexsort((cand[finite], -sc[finite]))][:f]  # (score desc, position asc)
-        assert got.tolist() == cand[want].tolist(), (trial, m, f)
+        assert got == cand[want].tolist(), (trial, m, f)
 
 
 def test_a_new_filters_first_query_does_not_wake_the_build_thread(data):
@@ -257,7 +257,7 @@ def test_a_pairs_first_queries_test_no_rule_over_a_brands_list(data, monkeypatch
     finally:
         gate.set()
     assert {a.plan for a in answers} == {"exact_subset"}  # from the lists, exact
-    assert tested and set(tested) == {1}  # the seed's own test only
+    assert set(tested) <= {1}  # no rule tested over a list: at most the seed (its scalar test, _Pred.one)
     assert not any(FilterConfig(**f).config_hash() in searcher._compiled for f in configs)  # none compiled
     for (cfg, s), res in zip(got, answers):
         want = ref.search(s, cfg, 10, plan="exact")
