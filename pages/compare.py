@@ -445,7 +445,8 @@ def layout(
     )
     try:
         registry = data_registry()
-        all_runs = [r for r in registry.list_runs() if r.get("status", "complete") == "complete"]
+        listed = registry.list_runs()  # once per layout: each listing reads every run.json
+        all_runs = [r for r in listed if r.get("status", "complete") == "complete"]
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if len(all_runs) < 1:
@@ -457,7 +458,7 @@ def layout(
         )
     known = [r["run_id"] for r in all_runs]
     asked = [r for r in (runs or "").split(",") if r]
-    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(all_runs, registry.default_dataset())
+    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(all_runs, registry.default_dataset(listed))
     missing = [r for r in asked if r not in known]
     notice = (
         info_alert(f"Unknown or deleted run(s) left out: {', '.join(missing)}.", color="warning")

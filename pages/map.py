@@ -326,14 +326,16 @@ def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
     return out
 
 
-def chosen_run(registry: Any, runs: list[dict[str, Any]], asked: str | None) -> str:
+def chosen_run(
+    registry: Any, runs: list[dict[str, Any]], asked: str | None, all_runs: list[dict[str, Any]] | None = None
+) -> str:
     """The run the Map opens on: ``asked`` when it is one of ``runs`` (the embedding runs),
     else the best variant Overview names (:func:`components.pickers.opening_run`, as Explore),
-    else the newest."""
+    else the newest. ``all_runs``: every run as the caller listed them (read once)."""
     run_ids = [r["run_id"] for r in runs]
     if asked in run_ids:
         return str(asked)
-    default, _ = opening_run(registry, runs)
+    default, _ = opening_run(registry, runs, all_runs)
     return default if default in run_ids else run_ids[0]
 
 
@@ -345,10 +347,11 @@ def warm_first_map(color_by: str = "category:0") -> str | None:
 
     registry = data_registry()
     sweep_stored(registry)  # the stored figures of deleted runs
-    runs = [r for r in registry.list_runs() if r.get("is_embedding")]
+    all_runs = registry.list_runs()
+    runs = [r for r in all_runs if r.get("is_embedding")]
     if not runs:
         return None
-    run = chosen_run(registry, runs, None)
+    run = chosen_run(registry, runs, None, all_runs)
     stored_first_figure(run, color_by)  # its stored copy, for the next start
     # the catalogue and projection the draw callbacks read, and the complete figure
     first = map_state(run, "auto", color_by, None, None, FIRST_PAINT_POINTS)
@@ -364,13 +367,14 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
     header = page_header("Map", "The embedding space in 2-D: neighbours in vector space sit close together.")
     try:
         registry = data_registry()
-        runs = [r for r in registry.list_runs() if r.get("is_embedding")]
+        all_runs = registry.list_runs()  # once per layout: each listing reads every run.json
+        runs = [r for r in all_runs if r.get("is_embedding")]
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
         return no_embedding_runs(header)
     asked = run
-    run = chosen_run(registry, runs, asked)
+    run = chosen_run(registry, runs, asked, all_runs)
     notice = (
         info_alert(
             f"Run '{asked}' has no map here (unknown, deleted, damaged, or a baseline without item "

@@ -285,7 +285,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict
     positions = [view.position(p["item_id"]) for _, p in pairs]
     known = [pos for pos in positions if pos >= 0]
     dataset = run_dataset(queue["run"])
-    rows = dict(zip(known, card_rows(view, known, dataset))) if known else {}
+    rows = dict(zip(known, card_rows(view, known, dataset, extras=True))) if known else {}
     n_groups = queue["pairs"][-1]["g"] + 1
     cards = []
     for (i, p), pos in zip(pairs, positions):
@@ -319,7 +319,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict
             )
         )
     seed_card = (
-        item_card(card_rows(view, [seed_pos], dataset)[0], seed=True)
+        item_card(card_rows(view, [seed_pos], dataset, extras=True)[0], seed=True)
         if seed_pos >= 0
         else html.Div(seed, className="item-card")
     )
