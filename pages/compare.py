@@ -576,7 +576,7 @@ def layout(
                 ),
             ]
         ),
-        className="section-card mb-3",
+        className="section-card mb-3 compare-controls",  # the pickers' space kept from the first paint
     )
     lists = dbc.Card(
         [

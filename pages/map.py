@@ -395,7 +395,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                     labelled_col(
                         "Variant (run)",
                         dcc.Dropdown(id=ids.MAP_RUN, options=run_options(runs), value=run, clearable=False),
-                        lg=4,
+                        lg=3,
                     ),
                     labelled_col(
                         "Projection",
@@ -420,7 +420,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                             searchable=False,
                             options=[{"label": lab, "value": v} for v, lab in COLOR_CHOICES],
                         ),
-                        lg=2,
+                        lg=3,  # "Category (top level)" whole at 1280 (it read "Category (top …")
                     ),
                     labelled_col(
                         "Highlight",
@@ -436,7 +436,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                 className="g-3",
             )
         ),
-        className="section-card mb-3",
+        className="section-card mb-3 map-controls",
     )
     graph_card = dbc.Card(
         [
@@ -465,7 +465,9 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                             figure=first["figure"],
                             config={"displaylogo": False, "scrollZoom": True},
                             clear_on_unhover=True,
-                            style={"height": "640px"},
+                            # the whole plot on the first screen: 640 px where it fits, less on a
+                            # short one (at 1280x720 it began 382 px down and ran 445 px past the fold)
+                            className="map-graph",
                         ),
                         type="circle",
                         delay_show=400,
@@ -482,7 +484,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                 className="p-2",
             ),
         ],
-        className="section-card mb-3",
+        className="section-card mb-3 map-graph-card",
     )
     selection = dbc.Card(
         [
