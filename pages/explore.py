@@ -261,7 +261,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return no_embedding_runs(header, " (the demo build makes several)")
+        return no_embedding_runs(header, " (the demo build makes several)", all_runs)
     run_ids = [r["run_id"] for r in runs]
     message_children: list[Any] = []
     if run and run not in run_ids:

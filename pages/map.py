@@ -372,7 +372,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return no_embedding_runs(header)
+        return no_embedding_runs(header, runs=all_runs)
     asked = run
     run = chosen_run(registry, runs, asked, all_runs)
     notice = (

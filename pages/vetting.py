@@ -392,12 +392,13 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
     )
     try:
         registry = data_registry()
-        runs = embedding_runs(registry)
+        all_runs = registry.list_runs()
+        runs = embedding_runs(registry, all_runs)
         presets = preset_options(PresetStore(data_dir()))
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return no_embedding_runs(header)
+        return no_embedding_runs(header, runs=all_runs)
     by_id = {r["run_id"]: r for r in runs}
     if run not in by_id:
         run = registry.default_run() if registry.default_run() in by_id else runs[0]["run_id"]
