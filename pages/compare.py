@@ -76,14 +76,20 @@ def compare_href(seed: str, runs: list[str]) -> str:
 def default_runs(runs: list[dict[str, Any]], dataset: str | None = None) -> list[str]:
     """Two runs to start with: the active embedding runs (those of ``dataset``, the one served
     by default, first) best first by Overview's rule, so a presenter coming from Overview sees
-    the variant it names beside the next best; then the newest others."""
-    from components.pickers import by_merit
+    the variant it names beside the next best (beside the baseline Overview names, when one
+    wins); then the newest others."""
+    from components.pickers import best_run, by_merit
 
     emb = [r for r in runs if r.get("is_embedding")]
     active = by_merit([r for r in emb if r.get("active")])
     active.sort(key=lambda r: (r.get("dataset") or {}).get("name") != dataset)
     ordered = active + [r for r in emb if not r.get("active")]
-    ordered += [r for r in runs if not r.get("is_embedding")]
+    # a baseline that Overview calls the best (dunnhumby: popularity) beside the best embedding
+    # run, not the newest baseline (it opened on Prod2Vec beside session kNN there)
+    best, _ = best_run([r for r in runs if (r.get("dataset") or {}).get("name") == dataset])
+    if best is not None and not best.get("is_embedding"):
+        ordered.insert(1, best)
+    ordered += [r for r in runs if not r.get("is_embedding") and r not in ordered]
     return [r["run_id"] for r in ordered[:2]]
 
 
