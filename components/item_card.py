@@ -180,7 +180,9 @@ def item_card(
             " › ".join(category.split(CATEGORY_SEP)) if category else "no category",
             className="card-category",
             title=category,
-        ),
+        )
+        if category or row.get("catalogue_has_categories") is not False
+        else None,
         html_node(
             "Div",
             [
@@ -197,6 +199,7 @@ def item_card(
     ]
     for name, text in row.get("extra") or ():
         body.append(html_node("Div", [html_node("B", f"{name}: "), text], className="card-extra"))
+    body = [node for node in body if node is not None]
     if row.get("stand_in"):
         body.append(html_node("Span", "category mean", className="stand-in-badge", title=STAND_IN_WHY))
     if score is not None and not seed:
@@ -290,6 +293,8 @@ def _card_columns(view: Any) -> dict[str, Any]:
     cols["_brands"] = bool(any(str(b).strip() for b in cols["brand"]))
     # nor "—" for the price of every item of a catalogue without prices (Taobao, Instacart)
     cols["_prices"] = bool(np.isfinite(np.asarray(cols["price"], dtype=np.float64)).any())
+    # nor "no category" on every card of a catalogue without categories (Myntra)
+    cols["_categories"] = bool(any(str(c).strip() for c in cols["category"]))
     # items served by their category's mean vector (Taobao's 6,814 of 55k): marked on the card
     cols["_stand_in"] = getattr(view, "stand_in", None)
     with _cache_lock:
@@ -346,6 +351,8 @@ def card_rows(
             row["catalogue_has_brands"] = False
         if not cols["_prices"]:
             row["catalogue_has_prices"] = False
+        if not cols["_categories"]:
+            row["catalogue_has_categories"] = False
     if extras:  # the Vetting page: every text the catalogue has, so a pair can be judged
         for row, more in zip(rows, card_extras(view, pos)):
             row["extra"] = more
