@@ -57,6 +57,7 @@ from components.vetting_panels import (
     checks_panel,
     keys_help,
     precision_panel,
+    queue_modes,
 )
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
@@ -446,9 +447,7 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
         dbc.CardBody(
             [
                 html.H6("Queue", className="mb-2"),
-                dbc.RadioItems(
-                    id=MODE, options=[{"label": v, "value": k} for k, v in MODES.items()], value="traffic"
-                ),
+                dbc.RadioItems(id=MODE, **dict(zip(("options", "value"), queue_modes(MODES, dataset, data_dir())))),
                 dbc.Row(
                     [
                         labelled_col("Seeds", _number(N_SEEDS, 20, 2000), width=6),

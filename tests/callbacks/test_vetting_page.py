@@ -270,3 +270,30 @@ def test_vetting_cards_show_what_the_catalogue_has_and_mark_category_stand_ins(t
     out = call_results(page("explore"), "c0_0", run, defaults(), k=10)
     (explore_card,) = find(out["results"], lambda c: getattr(c, "data-item", None) == "c0_5")
     assert len(badges(explore_card)) == 1 and "package size" not in text_of(out["results"])
+
+
+def test_a_catalogue_only_shop_starts_its_vetting_queue_at_random(tmp_path, monkeypatch):
+    """On Myntra (a catalogue alone) the queue started "By traffic (popular first)", and Build
+    answered "only 0 items have any interactions". Without interactions (or categories) that
+    mode (or "N per leaf category") is disabled and says why; the queue starts at random and
+    builds."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from recsys.models.external import ExternalModel
+    from recsys.registry import Registry
+    from tests.callbacks._emc_data import catalog, vectors
+
+    ds = build_dataset("shop", catalog().assign(category=""), None)
+    save_dataset(ds, tmp_path)
+    ids = ds.catalog["item_id"].astype(str).to_numpy()
+    model = ExternalModel.from_arrays(ids, vectors(list(ids)), catalog_ids=ids)  # vectors made elsewhere
+    run = Registry(tmp_path).create_run(model, dataset_name="shop", dataset_fingerprint=ds.fingerprint())["run_id"]
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    vetting = page("vetting")
+    (mode,) = find(vetting.layout(run=run), lambda c: getattr(c, "id", None) == vetting.MODE)
+    assert mode.value == "random"
+    disabled = {o["value"]: o["label"] for o in mode.options if o.get("disabled")}
+    assert set(disabled) == {"traffic", "category"}
+    assert "needs interactions; this dataset has none" in disabled["traffic"]
+    _, _, msg = vetting.build_queue(1, run, None, 5, mode.value, 2, 2, None)
+    assert "Queued 10 pairs of 2 seeds" in text_of(msg)
