@@ -306,7 +306,9 @@ def _card_columns(view: Any) -> dict[str, Any]:
 _SHOWN_COLUMNS = frozenset(CARD_COLUMNS) | {"adult", "in_stock"}
 
 
-def card_extras(view: Any, positions: list[int], limit: int = 4, width: int = 90) -> list[list[tuple[str, str]]]:
+def card_extras(
+    view: Any, positions: list[int], limit: int = 4, width: int = 90
+) -> list[list[tuple[str, str]]]:
     """Per position: up to ``limit`` (column, text) pairs of the catalogue's other columns with
     a value (``description`` first, then the others in file order: dunnhumby's package size and
     manufacturer, Myntra's colour), each cut at a word to ``width`` characters. A catalogue

@@ -369,4 +369,3 @@ def queue_modes(modes: dict[str, str], dataset: str, root: Any) -> tuple[list[di
         for key, label in modes.items()
     ]
     return options, "traffic" if not lacks["traffic"] else "random"
-

@@ -464,7 +464,9 @@ def layout(
         )
     known = [r["run_id"] for r in all_runs]
     asked = [r for r in (runs or "").split(",") if r]
-    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(all_runs, registry.default_dataset(listed))
+    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(
+        all_runs, registry.default_dataset(listed)
+    )
     missing = [r for r in asked if r not in known]
     notice = (
         info_alert(f"Unknown or deleted run(s) left out: {', '.join(missing)}.", color="warning")

@@ -309,7 +309,9 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     session_run = two_tower[0]["run_id"] if two_tower else run
     # runs without vectors answer recent views too (session kNN from the session, the others
     # from the most recent item they know: recsys.search.recommend_for_recent)
-    session_runs = [r for r in all_runs if not r.get("is_embedding") and r.get("status", "complete") == "complete"]
+    session_runs = [
+        r for r in all_runs if not r.get("is_embedding") and r.get("status", "complete") == "complete"
+    ]
     session_runs.sort(key=lambda r: r.get("family") not in SESSION_FAMILIES)  # session kNN first
     session_opts = run_options(two_tower + [r for r in runs if r.get("family") != "two_tower"] + session_runs)
 

@@ -447,7 +447,9 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
         dbc.CardBody(
             [
                 html.H6("Queue", className="mb-2"),
-                dbc.RadioItems(id=MODE, **dict(zip(("options", "value"), queue_modes(MODES, dataset, data_dir())))),
+                dbc.RadioItems(
+                    id=MODE, **dict(zip(("options", "value"), queue_modes(MODES, dataset, data_dir())))
+                ),
                 dbc.Row(
                     [
                         labelled_col("Seeds", _number(N_SEEDS, 20, 2000), width=6),

@@ -159,11 +159,17 @@ def test_a_catalogue_without_categories_shows_no_category_line_on_its_cards():
         view = CatalogView(catalog["item_id"].tolist(), catalog)
         cards = [item_card(r, score=0.5, rank=1) for r in card_rows(view, range(view.n))]
         return [
-            [n["props"].get("children", "") for n in _nodes(c) if n["props"].get("className") == "card-category"]
+            [
+                n["props"].get("children", "")
+                for n in _nodes(c)
+                if n["props"].get("className") == "card-category"
+            ]
             for c in cards
         ]
 
-    bare = pd.DataFrame({"item_id": ["a", "b"], "title": ["DKNY Trolley Bag", "Roadster Tee"], "brand": ["DKNY", "Roadster"]})
+    bare = pd.DataFrame(
+        {"item_id": ["a", "b"], "title": ["DKNY Trolley Bag", "Roadster Tee"], "brand": ["DKNY", "Roadster"]}
+    )
     assert categories(bare) == [[], []]
     some = bare.assign(category=["Bags > Trolley", ""])
     assert categories(some) == [["Bags › Trolley"], ["no category"]]

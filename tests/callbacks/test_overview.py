@@ -343,10 +343,15 @@ def test_when_a_baseline_wins_overview_says_what_to_do_and_compare_opens_on_it(t
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     text = " ".join(text_of(page("overview").overview_content(tmp_path)).split())
     assert "Best variant: pop" in text and "Popularity is the best model on this dataset." in text
-    assert "Within its 95% interval: A (Prod2Vec, 50.0%): on these 300 held-out cases they are not told apart." in text
+    assert (
+        "Within its 95% interval: A (Prod2Vec, 50.0%): on these 300 held-out cases they are not told apart."
+        in text
+    )
     assert "B (" not in text  # 46.7%: below the interval
     assert "the same best sellers after every item (coverage@10 0.001)" in text
-    assert "The best model with item vectors is A (Prod2Vec, 50.0%): Explore and the Map show its lists." in text
+    assert (
+        "The best model with item vectors is A (Prod2Vec, 50.0%): Explore and the Map show its lists." in text
+    )
     tree = page("compare").layout()
     (picker,) = find(tree, lambda c: isinstance(c, dcc.Dropdown) and c.id == ids.COMPARE_RUNS)
     assert picker.value == [runs["A"], pop]

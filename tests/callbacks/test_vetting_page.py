@@ -213,7 +213,11 @@ def _untitled_shop(root: Any) -> str:
     rng = np.random.default_rng(1)
     start = pd.Timestamp("2024-01-01")
     rows = [
-        {"sequence_id": f"b{s}", "item_id": f"c{s % 2}_{i}", "timestamp": start + pd.Timedelta(hours=s, minutes=n)}
+        {
+            "sequence_id": f"b{s}",
+            "item_id": f"c{s % 2}_{i}",
+            "timestamp": start + pd.Timedelta(hours=s, minutes=n),
+        }
         for s in range(200)
         for n, i in enumerate(rng.choice(5, size=3, replace=False))  # c0_5 and c1_5: never bought
     ]
@@ -221,7 +225,9 @@ def _untitled_shop(root: Any) -> str:
     save_dataset(ds, root)
     model = Prod2Vec(vector_size=8, epochs=3, min_count=1, window=3, workers=1).fit(ds)
     assert model.coverage_["from_category"] == 2  # the real fit's declared fallback
-    return Registry(root).create_run(model, dataset_name="untitled", dataset_fingerprint=ds.fingerprint())["run_id"]
+    return Registry(root).create_run(model, dataset_name="untitled", dataset_fingerprint=ds.fingerprint())[
+        "run_id"
+    ]
 
 
 def test_vetting_cards_show_what_the_catalogue_has_and_mark_category_stand_ins(tmp_path, monkeypatch):
@@ -260,11 +266,16 @@ def test_vetting_cards_show_what_the_catalogue_has_and_mark_category_stand_ins(t
 
     (badge,) = badges(cards["c0_5"])
     assert badge["props"]["children"] == "category mean"
-    assert "No vector of its own" in badge["props"]["title"] and "mean vector of its category" in badge["props"]["title"]
+    assert (
+        "No vector of its own" in badge["props"]["title"]
+        and "mean vector of its category" in badge["props"]["title"]
+    )
     assert all(not badges(cards[i]) for i in cards if not i.endswith("_5"))
     text = " ".join(text_of(cards["c0_1"]).split())
     assert "package size: 11 LB" in text and "manufacturer id: 100" in text
-    seed_text = " ".join(text_of(find(tree, lambda c: "vet-seed" in str(getattr(c, "className", "")))[0]).split())
+    seed_text = " ".join(
+        text_of(find(tree, lambda c: "vet-seed" in str(getattr(c, "className", "")))[0]).split()
+    )
     assert "package size: 10 LB" in seed_text
     # Explore marks the same card (and shows no extras: its cards stay small)
     out = call_results(page("explore"), "c0_0", run, defaults(), k=10)
@@ -287,7 +298,9 @@ def test_a_catalogue_only_shop_starts_its_vetting_queue_at_random(tmp_path, monk
     save_dataset(ds, tmp_path)
     ids = ds.catalog["item_id"].astype(str).to_numpy()
     model = ExternalModel.from_arrays(ids, vectors(list(ids)), catalog_ids=ids)  # vectors made elsewhere
-    run = Registry(tmp_path).create_run(model, dataset_name="shop", dataset_fingerprint=ds.fingerprint())["run_id"]
+    run = Registry(tmp_path).create_run(model, dataset_name="shop", dataset_fingerprint=ds.fingerprint())[
+        "run_id"
+    ]
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     vetting = page("vetting")
     (mode,) = find(vetting.layout(run=run), lambda c: getattr(c, "id", None) == vetting.MODE)

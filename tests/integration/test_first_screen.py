@@ -32,7 +32,9 @@ def test_compare_controls_keep_their_height_while_the_pickers_load(dash_duo, das
     dash_duo.get_logs()  # the held-back script's errors: this load only
     driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
     driver.get(f"{dash_duo.server_url}/compare")
-    wait_until(lambda: dash_duo.find_elements("#compare-runs .dash-dropdown, #compare-runs"), what="the pickers")
+    wait_until(
+        lambda: dash_duo.find_elements("#compare-runs .dash-dropdown, #compare-runs"), what="the pickers"
+    )
     wait_until(lambda: "2 selected" in dash_duo.find_element("#compare-runs").text, what="the runs picked")
     late = driver.execute_script(_CONTROLS_HEIGHT)
     assert abs(late - early) <= 1, (early, late)
