@@ -32,6 +32,13 @@ ITEM_ADD_TYPE = "item-card-add"
 
 _GENDER_LABEL = {"women": "Women", "men": "Men", "unisex": "Unisex", "kids": "Kids"}
 
+#: The tooltip of a card's "category mean" badge (:func:`card_rows` sets ``stand_in``).
+STAND_IN_WHY = (
+    "No vector of its own: this item was too rare in (or absent from) the training data, so the "
+    "run serves it with the mean vector of its category's items. Its neighbours and scores say "
+    "only that it shares their category, not that shoppers pair them."
+)
+
 
 def fmt_price(value: Any) -> str:
     """A price for display: ``"€12.50"``-style with no currency symbol ("—" when missing)."""
@@ -173,7 +180,9 @@ def item_card(
             " › ".join(category.split(CATEGORY_SEP)) if category else "no category",
             className="card-category",
             title=category,
-        ),
+        )
+        if category or row.get("catalogue_has_categories") is not False
+        else None,
         html_node(
             "Div",
             [
@@ -188,6 +197,11 @@ def item_card(
             **meta_attrs,
         ),
     ]
+    for name, text in row.get("extra") or ():
+        body.append(html_node("Div", [html_node("B", f"{name}: "), text], className="card-extra"))
+    body = [node for node in body if node is not None]
+    if row.get("stand_in"):
+        body.append(html_node("Span", "category mean", className="stand-in-badge", title=STAND_IN_WHY))
     if score is not None and not seed:
         body.append(similarity_bar(score))
     if panel is not None:
@@ -279,18 +293,56 @@ def _card_columns(view: Any) -> dict[str, Any]:
     cols["_brands"] = bool(any(str(b).strip() for b in cols["brand"]))
     # nor "—" for the price of every item of a catalogue without prices (Taobao, Instacart)
     cols["_prices"] = bool(np.isfinite(np.asarray(cols["price"], dtype=np.float64)).any())
+    # nor "no category" on every card of a catalogue without categories (Myntra)
+    cols["_categories"] = bool(any(str(c).strip() for c in cols["category"]))
+    # items served by their category's mean vector (Taobao's 6,814 of 55k): marked on the card
+    cols["_stand_in"] = getattr(view, "stand_in", None)
     with _cache_lock:
         _columns_cache[view] = cols
     return cols
 
 
-def card_rows(view: Any, positions: Sequence[int] | Any, dataset: str | None = None) -> list[dict[str, Any]]:
+#: Catalogue columns a card shows itself, or flags rather than text: not repeated as extras.
+_SHOWN_COLUMNS = frozenset(CARD_COLUMNS) | {"adult", "in_stock"}
+
+
+def card_extras(
+    view: Any, positions: list[int], limit: int = 4, width: int = 90
+) -> list[list[tuple[str, str]]]:
+    """Per position: up to ``limit`` (column, text) pairs of the catalogue's other columns with
+    a value (``description`` first, then the others in file order: dunnhumby's package size and
+    manufacturer, Myntra's colour), each cut at a word to ``width`` characters. A catalogue
+    without titles or images (dunnhumby, Taobao) is judged by these, not by ids."""
+    import pandas as pd
+
+    names = sorted((c for c in view.columns if c not in _SHOWN_COLUMNS), key=lambda c: c != "description")
+    if not names or not positions:
+        return [[] for _ in positions]
+    out = []
+    for rec in view.attributes(positions)[names].to_dict("records"):
+        pairs: list[tuple[str, str]] = []
+        for name in names:
+            value = rec.get(name)
+            text = "" if value is None or pd.isna(value) else " ".join(str(value).split())
+            if text:
+                cut = text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+                pairs.append((name.replace("_", " "), cut))
+            if len(pairs) == limit:
+                break
+        out.append(pairs)
+    return out
+
+
+def card_rows(
+    view: Any, positions: Sequence[int] | Any, dataset: str | None = None, extras: bool = False
+) -> list[dict[str, Any]]:
     """Card rows (``CARD_COLUMNS``) of catalogue positions (ints or an int array), in order.
 
     Each row also has ``image``: what the card's ``<img src>`` holds
     (:func:`recsys.images.image_src` of ``image_url``: an http(s) URL as is, a path in the
     images folder of ``dataset`` as ``/media/<dataset>/<path>``; None without an image, or
-    for a local path when ``dataset`` is not given).
+    for a local path when ``dataset`` is not given); ``stand_in`` where the run serves the item
+    by its category's mean vector; with ``extras``, ``extra``: :func:`card_extras`.
     """
     cols = _card_columns(view)
     pos = positions.tolist() if hasattr(positions, "tolist") else [int(p) for p in positions]
@@ -301,4 +353,14 @@ def card_rows(view: Any, positions: Sequence[int] | Any, dataset: str | None = N
             row["catalogue_has_brands"] = False
         if not cols["_prices"]:
             row["catalogue_has_prices"] = False
+        if not cols["_categories"]:
+            row["catalogue_has_categories"] = False
+    if extras:  # the Vetting page: every text the catalogue has, so a pair can be judged
+        for row, more in zip(rows, card_extras(view, pos)):
+            row["extra"] = more
+    stand_in = cols["_stand_in"]
+    if stand_in is not None:
+        for row, p in zip(rows, pos):
+            if stand_in[p]:
+                row["stand_in"] = True
     return rows

@@ -118,11 +118,14 @@ def empty_state(message: str, hint: Any = None, icon: str = "○") -> html.Div:
     return html.Div(children, className="empty-state")
 
 
-def no_embedding_runs(header: Any, extra: str = "") -> html.Div:
+def no_embedding_runs(header: Any, extra: str = "", runs: list[dict[str, Any]] | None = None) -> html.Div:
     """A page that needs an embedding run when there is none: the header and where to get one.
 
     While a build that makes runs (the demo build, a training job) is queued or running, the
-    page says so and how far it is, rather than asking for a run that is on its way.
+    page says so and how far it is, rather than asking for a run that is on its way. ``runs``
+    (every run, as the page listed them): when there are runs, but none with item vectors (a
+    catalogue-only shop with a TF-IDF run), it says that those cannot be searched here and which
+    family learns vectors from what the dataset has.
     """
     from dash import dcc
 
@@ -145,6 +148,25 @@ def no_embedding_runs(header: Any, extra: str = "") -> html.Div:
                         ".",
                     ],
                     icon="◔",
+                ),
+            ]
+        )
+    if runs:
+        names = sorted({str(r.get("family") or "") for r in runs} - {""})
+        sets = sorted({str((r.get("dataset") or {}).get("name") or "") for r in runs} - {""})
+        return html.Div(
+            [
+                header,
+                empty_state(
+                    f"No run here has item vectors: {', '.join(names)} "
+                    f"({'runs' if len(runs) > 1 else 'a run'} on {', '.join(sets)}) "
+                    "ranks without them, and this page searches item vectors.",
+                    [
+                        "Train Prod2Vec, Meta-Prod2Vec, two-tower or the content model on the ",
+                        dcc.Link("Runs page", href="/runs"),
+                        "; on a catalogue without interactions, the content model (it learns from "
+                        "titles, brands and categories alone).",
+                    ],
                 ),
             ]
         )

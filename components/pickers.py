@@ -18,11 +18,11 @@ from recsys.registry import Registry
 MAX_OPTIONS = 50
 
 
-def embedding_runs(registry: Registry) -> list[dict[str, Any]]:
-    """run.json of every complete embedding run, newest first."""
-    return [
-        r for r in registry.list_runs() if r.get("is_embedding") and r.get("status", "complete") == "complete"
-    ]
+def embedding_runs(registry: Registry, all_runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """run.json of every complete embedding run, newest first (of ``all_runs``, what
+    ``registry.list_runs()`` gave the caller, when given)."""
+    listed = registry.list_runs() if all_runs is None else all_runs
+    return [r for r in listed if r.get("is_embedding") and r.get("status", "complete") == "complete"]
 
 
 def validation_hr(run: dict[str, Any]) -> float | None:
@@ -58,7 +58,9 @@ def best_run(runs: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
     return None, False
 
 
-def opening_run(registry: Registry, runs: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+def opening_run(
+    registry: Registry, runs: list[dict[str, Any]], all_runs: list[dict[str, Any]] | None = None
+) -> tuple[str | None, str | None]:
     """(run id, why) of the run a page showing one embedding run opens on when none is asked.
 
     The best (:func:`best_run`) of the active runs with item vectors of the dataset served by
@@ -68,14 +70,16 @@ def opening_run(registry: Registry, runs: list[dict[str, Any]]) -> tuple[str | N
     activated still wins over an inactive one that scores higher; ``why`` then says that
     Overview's best is not served (or has no item vectors). Else (nothing scored) the run served
     by default (``Registry.default_run``) and no reason. ``runs``: the embedding runs the page
-    can show."""
-    dataset = registry.default_dataset()
-    mine = [r for r in registry.list_runs() if (r.get("dataset") or {}).get("name") == dataset]
+    can show; ``all_runs``: every run, as ``registry.list_runs()`` gave the page (read once per
+    layout: each listing reads every run.json), listed here when not given."""
+    every = registry.list_runs() if all_runs is None else all_runs
+    dataset = registry.default_dataset(every)
+    mine = [r for r in every if (r.get("dataset") or {}).get("name") == dataset]
     shown = {r["run_id"] for r in runs}
     best, _ = best_run(mine)
     served, on_validation = best_run([r for r in mine if r.get("active") and r["run_id"] in shown])
     if served is None:
-        default = registry.default_run()
+        default = registry.default_run(runs=every)
         return (default if default in shown else None), None
     how = "validation HR@10" if on_validation else "test HR@10: no run has a validation score"
     if best is None or best["run_id"] == served["run_id"]:

@@ -135,7 +135,7 @@ def map_figure(
         "hovermode": "closest",
         "uirevision": uirevision,
         "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
-        "height": 640,
+        "autosize": True,  # as tall as the graph's box (.map-graph: the first screen's height)
         "legend": {"orientation": "v", "x": 1.01, "y": 0.93, "font": {"size": 11}, "itemsizing": "constant"},
         "xaxis": {"visible": False},
         "yaxis": {"visible": False, "scaleanchor": "x"},

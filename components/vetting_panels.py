@@ -343,3 +343,29 @@ def run_checks_panel(_n: int, run_id: str | None, preset: str | None, k: Any) ->
     if ctx.triggered_id != CHECKS_BUTTON:
         return _checks_hint()
     return checks_view(run_id, preset, bounded_k(k))
+
+
+def queue_modes(modes: dict[str, str], dataset: str, root: Any) -> tuple[list[dict[str, Any]], str]:
+    """(options, value) of the Vetting page's queue modes for ``dataset``: "by traffic" needs
+    interactions and "N per leaf category" categories; on a dataset without them (a catalogue
+    alone: Myntra) each is disabled and says why, and the queue starts at random (by traffic,
+    the default, answered "only 0 items have any interactions" on Build)."""
+    from components.common import dataset_meta
+
+    try:
+        summary = dataset_meta(dataset, root).get("summary") or {}
+    except (OSError, RecsysError):
+        summary = {}
+    lacks = {
+        "traffic": "needs interactions; this dataset has none" if summary.get("interactions") == 0 else "",
+        "category": "needs categories; this dataset has none" if summary.get("categories") == 0 else "",
+    }
+    options = [
+        {
+            "label": f"{label} ({lacks[key]})" if lacks.get(key) else label,
+            "value": key,
+            "disabled": bool(lacks.get(key)),
+        }
+        for key, label in modes.items()
+    ]
+    return options, "traffic" if not lacks["traffic"] else "random"

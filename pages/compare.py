@@ -76,14 +76,20 @@ def compare_href(seed: str, runs: list[str]) -> str:
 def default_runs(runs: list[dict[str, Any]], dataset: str | None = None) -> list[str]:
     """Two runs to start with: the active embedding runs (those of ``dataset``, the one served
     by default, first) best first by Overview's rule, so a presenter coming from Overview sees
-    the variant it names beside the next best; then the newest others."""
-    from components.pickers import by_merit
+    the variant it names beside the next best (beside the baseline Overview names, when one
+    wins); then the newest others."""
+    from components.pickers import best_run, by_merit
 
     emb = [r for r in runs if r.get("is_embedding")]
     active = by_merit([r for r in emb if r.get("active")])
     active.sort(key=lambda r: (r.get("dataset") or {}).get("name") != dataset)
     ordered = active + [r for r in emb if not r.get("active")]
-    ordered += [r for r in runs if not r.get("is_embedding")]
+    # a baseline that Overview calls the best (dunnhumby: popularity) beside the best embedding
+    # run, not the newest baseline (it opened on Prod2Vec beside session kNN there)
+    best, _ = best_run([r for r in runs if (r.get("dataset") or {}).get("name") == dataset])
+    if best is not None and not best.get("is_embedding"):
+        ordered.insert(1, best)
+    ordered += [r for r in runs if not r.get("is_embedding") and r not in ordered]
     return [r["run_id"] for r in ordered[:2]]
 
 
@@ -445,7 +451,8 @@ def layout(
     )
     try:
         registry = data_registry()
-        all_runs = [r for r in registry.list_runs() if r.get("status", "complete") == "complete"]
+        listed = registry.list_runs()  # once per layout: each listing reads every run.json
+        all_runs = [r for r in listed if r.get("status", "complete") == "complete"]
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if len(all_runs) < 1:
@@ -457,7 +464,9 @@ def layout(
         )
     known = [r["run_id"] for r in all_runs]
     asked = [r for r in (runs or "").split(",") if r]
-    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(all_runs, registry.default_dataset())
+    chosen = [r for r in asked if r in known][:MAX_RUNS] or default_runs(
+        all_runs, registry.default_dataset(listed)
+    )
     missing = [r for r in asked if r not in known]
     notice = (
         info_alert(f"Unknown or deleted run(s) left out: {', '.join(missing)}.", color="warning")
@@ -575,7 +584,7 @@ def layout(
                 ),
             ]
         ),
-        className="section-card mb-3",
+        className="section-card mb-3 compare-controls",  # the pickers' space kept from the first paint
     )
     lists = dbc.Card(
         [

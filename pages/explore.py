@@ -235,7 +235,7 @@ def _scale(run_id: str) -> dict[str, Any] | None:
 
 
 def _same_dataset_run(
-    registry: Any, run_id: str, runs: list[dict[str, Any]]
+    registry: Any, run_id: str, runs: list[dict[str, Any]], all_runs: list[dict[str, Any]] | None = None
 ) -> tuple[str | None, str | None]:
     """(dataset, run): for a run Explore cannot search (a baseline), its dataset and that
     dataset's embedding run served by default (None when it has none): a user who asked for
@@ -247,7 +247,7 @@ def _same_dataset_run(
     if not dataset:
         return None, None
     mine = {r["run_id"] for r in runs if (r.get("dataset") or {}).get("name") == dataset}
-    chosen = registry.default_run(dataset=dataset)
+    chosen = registry.default_run(dataset=dataset, runs=all_runs)
     return dataset, (chosen if chosen in mine else None)
 
 
@@ -256,15 +256,16 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     header = page_header("Explore", "Nearest neighbours of a product, live under the post-filters.")
     try:
         registry = data_registry()
-        runs = embedding_runs(registry)
+        all_runs = registry.list_runs()  # once per layout: each listing reads every run.json
+        runs = embedding_runs(registry, all_runs)
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return no_embedding_runs(header, " (the demo build makes several)")
+        return no_embedding_runs(header, " (the demo build makes several)", all_runs)
     run_ids = [r["run_id"] for r in runs]
     message_children: list[Any] = []
     if run and run not in run_ids:
-        asked, (dataset, run) = run, _same_dataset_run(registry, run, runs)
+        asked, (dataset, run) = run, _same_dataset_run(registry, run, runs, all_runs)
         if run:
             shown = f"showing {run}, an embedding run of the same dataset"
         elif dataset:
@@ -282,7 +283,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
         )
     why = None
     if not run:  # Overview's best variant, so that a newcomer sees the model it names
-        run, why = opening_run(registry, runs)
+        run, why = opening_run(registry, runs, all_runs)
     if run not in run_ids:
         run, why = run_ids[0], None
     try:
@@ -309,9 +310,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     # runs without vectors answer recent views too (session kNN from the session, the others
     # from the most recent item they know: recsys.search.recommend_for_recent)
     session_runs = [
-        r
-        for r in registry.list_runs()
-        if not r.get("is_embedding") and r.get("status", "complete") == "complete"
+        r for r in all_runs if not r.get("is_embedding") and r.get("status", "complete") == "complete"
     ]
     session_runs.sort(key=lambda r: r.get("family") not in SESSION_FAMILIES)  # session kNN first
     session_opts = run_options(two_tower + [r for r in runs if r.get("family") != "two_tower"] + session_runs)

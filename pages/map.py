@@ -326,14 +326,16 @@ def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
     return out
 
 
-def chosen_run(registry: Any, runs: list[dict[str, Any]], asked: str | None) -> str:
+def chosen_run(
+    registry: Any, runs: list[dict[str, Any]], asked: str | None, all_runs: list[dict[str, Any]] | None = None
+) -> str:
     """The run the Map opens on: ``asked`` when it is one of ``runs`` (the embedding runs),
     else the best variant Overview names (:func:`components.pickers.opening_run`, as Explore),
-    else the newest."""
+    else the newest. ``all_runs``: every run as the caller listed them (read once)."""
     run_ids = [r["run_id"] for r in runs]
     if asked in run_ids:
         return str(asked)
-    default, _ = opening_run(registry, runs)
+    default, _ = opening_run(registry, runs, all_runs)
     return default if default in run_ids else run_ids[0]
 
 
@@ -345,10 +347,11 @@ def warm_first_map(color_by: str = "category:0") -> str | None:
 
     registry = data_registry()
     sweep_stored(registry)  # the stored figures of deleted runs
-    runs = [r for r in registry.list_runs() if r.get("is_embedding")]
+    all_runs = registry.list_runs()
+    runs = [r for r in all_runs if r.get("is_embedding")]
     if not runs:
         return None
-    run = chosen_run(registry, runs, None)
+    run = chosen_run(registry, runs, None, all_runs)
     stored_first_figure(run, color_by)  # its stored copy, for the next start
     # the catalogue and projection the draw callbacks read, and the complete figure
     first = map_state(run, "auto", color_by, None, None, FIRST_PAINT_POINTS)
@@ -364,13 +367,14 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
     header = page_header("Map", "The embedding space in 2-D: neighbours in vector space sit close together.")
     try:
         registry = data_registry()
-        runs = [r for r in registry.list_runs() if r.get("is_embedding")]
+        all_runs = registry.list_runs()  # once per layout: each listing reads every run.json
+        runs = [r for r in all_runs if r.get("is_embedding")]
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return no_embedding_runs(header)
+        return no_embedding_runs(header, runs=all_runs)
     asked = run
-    run = chosen_run(registry, runs, asked)
+    run = chosen_run(registry, runs, asked, all_runs)
     notice = (
         info_alert(
             f"Run '{asked}' has no map here (unknown, deleted, damaged, or a baseline without item "
@@ -391,7 +395,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                     labelled_col(
                         "Variant (run)",
                         dcc.Dropdown(id=ids.MAP_RUN, options=run_options(runs), value=run, clearable=False),
-                        lg=4,
+                        lg=3,
                     ),
                     labelled_col(
                         "Projection",
@@ -416,7 +420,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                             searchable=False,
                             options=[{"label": lab, "value": v} for v, lab in COLOR_CHOICES],
                         ),
-                        lg=2,
+                        lg=3,  # "Category (top level)" whole at 1280 (it read "Category (top …")
                     ),
                     labelled_col(
                         "Highlight",
@@ -432,7 +436,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                 className="g-3",
             )
         ),
-        className="section-card mb-3",
+        className="section-card mb-3 map-controls",
     )
     graph_card = dbc.Card(
         [
@@ -461,7 +465,9 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                             figure=first["figure"],
                             config={"displaylogo": False, "scrollZoom": True},
                             clear_on_unhover=True,
-                            style={"height": "640px"},
+                            # the whole plot on the first screen: 640 px where it fits, less on a
+                            # short one (at 1280x720 it began 382 px down and ran 445 px past the fold)
+                            className="map-graph",
                         ),
                         type="circle",
                         delay_show=400,
@@ -478,7 +484,7 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                 className="p-2",
             ),
         ],
-        className="section-card mb-3",
+        className="section-card mb-3 map-graph-card",
     )
     selection = dbc.Card(
         [

@@ -57,6 +57,7 @@ from components.vetting_panels import (
     checks_panel,
     keys_help,
     precision_panel,
+    queue_modes,
 )
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
@@ -285,7 +286,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict
     positions = [view.position(p["item_id"]) for _, p in pairs]
     known = [pos for pos in positions if pos >= 0]
     dataset = run_dataset(queue["run"])
-    rows = dict(zip(known, card_rows(view, known, dataset))) if known else {}
+    rows = dict(zip(known, card_rows(view, known, dataset, extras=True))) if known else {}
     n_groups = queue["pairs"][-1]["g"] + 1
     cards = []
     for (i, p), pos in zip(pairs, positions):
@@ -319,7 +320,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict
             )
         )
     seed_card = (
-        item_card(card_rows(view, [seed_pos], dataset)[0], seed=True)
+        item_card(card_rows(view, [seed_pos], dataset, extras=True)[0], seed=True)
         if seed_pos >= 0
         else html.Div(seed, className="item-card")
     )
@@ -392,12 +393,13 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
     )
     try:
         registry = data_registry()
-        runs = embedding_runs(registry)
+        all_runs = registry.list_runs()
+        runs = embedding_runs(registry, all_runs)
         presets = preset_options(PresetStore(data_dir()))
     except (OSError, RecsysError) as exc:
         return html.Div([header, error_alert(exc, "Could not read the runs")])
     if not runs:
-        return no_embedding_runs(header)
+        return no_embedding_runs(header, runs=all_runs)
     by_id = {r["run_id"]: r for r in runs}
     if run not in by_id:
         run = registry.default_run() if registry.default_run() in by_id else runs[0]["run_id"]
@@ -446,7 +448,7 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
             [
                 html.H6("Queue", className="mb-2"),
                 dbc.RadioItems(
-                    id=MODE, options=[{"label": v, "value": k} for k, v in MODES.items()], value="traffic"
+                    id=MODE, **dict(zip(("options", "value"), queue_modes(MODES, dataset, data_dir())))
                 ),
                 dbc.Row(
                     [

@@ -465,11 +465,12 @@ class Registry:
         fams = state["active"].get(self._run_dataset(meta), {})
         return bool(meta.get("run_id")) and fams.get(meta.get("family")) == meta.get("run_id")
 
-    def default_dataset(self) -> str | None:
+    def default_dataset(self, runs: list[dict[str, Any]] | None = None) -> str | None:
         """The dataset served when no run is named: the stored choice while it has runs,
-        else the dataset of the newest run (None without runs)."""
+        else the dataset of the newest run (None without runs). ``runs``: what
+        :meth:`list_runs` gave the caller, so a page lists them once."""
         chosen = self._active_state().get("default_dataset")
-        runs = self.list_runs()
+        runs = self.list_runs() if runs is None else runs
         if chosen and any(self._run_dataset(r) == chosen for r in runs):
             return chosen
         return self._run_dataset(runs[0]) if runs else None
@@ -520,16 +521,22 @@ class Registry:
         return dict(state["active"][ds])
 
     def default_run(
-        self, family: str | None = None, embedding_only: bool = True, dataset: str | None = None
+        self,
+        family: str | None = None,
+        embedding_only: bool = True,
+        dataset: str | None = None,
+        runs: list[dict[str, Any]] | None = None,
     ) -> str | None:
         """The run served when none is named: in ``dataset`` (default: the default dataset)
         the active run of ``family`` (any family when None), else its newest run; other
-        datasets only when that one has no such run."""
+        datasets only when that one has no such run. ``runs``: what :meth:`list_runs` gave
+        the caller (every family), so a page lists them once."""
         state = self._active_state()
-        runs = self.list_runs(family)
+        every = self.list_runs() if runs is None else runs
+        runs = [r for r in every if not family or r.get("family") == family]
         if embedding_only:
             runs = [r for r in runs if r.get("is_embedding")]
-        ds = dataset if dataset is not None else self.default_dataset()
+        ds = dataset if dataset is not None else self.default_dataset(every)
         mine = [r for r in runs if self._run_dataset(r) == ds]
         for group in (mine, runs):
             for r in group:

@@ -144,3 +144,32 @@ def test_a_catalogue_without_prices_shows_no_price_dash_on_its_cards():
     assert prices(bare) == ["", ""]
     some = bare.assign(price=[12.5, None])
     assert prices(some)[1] == "—" and prices(some)[0] != ""
+
+
+def test_a_catalogue_without_categories_shows_no_category_line_on_its_cards():
+    """Myntra's catalogue has no categories: every card read "no category" (as "no brand" and
+    "—" did on catalogues without brands or prices). On a catalogue without any category the cards
+    leave the line out; where some items have one, a missing one still reads "no category"."""
+    import pandas as pd
+
+    from components.item_card import card_rows
+    from recsys.catalog import CatalogView
+
+    def categories(catalog: pd.DataFrame) -> list[list[str]]:
+        view = CatalogView(catalog["item_id"].tolist(), catalog)
+        cards = [item_card(r, score=0.5, rank=1) for r in card_rows(view, range(view.n))]
+        return [
+            [
+                n["props"].get("children", "")
+                for n in _nodes(c)
+                if n["props"].get("className") == "card-category"
+            ]
+            for c in cards
+        ]
+
+    bare = pd.DataFrame(
+        {"item_id": ["a", "b"], "title": ["DKNY Trolley Bag", "Roadster Tee"], "brand": ["DKNY", "Roadster"]}
+    )
+    assert categories(bare) == [[], []]
+    some = bare.assign(category=["Bags > Trolley", ""])
+    assert categories(some) == [["Bags › Trolley"], ["no category"]]

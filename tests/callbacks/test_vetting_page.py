@@ -180,3 +180,133 @@ def test_a_rule_label_shortens_a_long_title_and_keeps_the_bare_id_without_one():
     assert item_name("1004839", None) == "1004839" and item_name("1004839", "1004839") == "1004839"
     down = {"seed": "1004856", "item_id": "1004839", "position": 1, "verdict": -1}
     assert proposals(down)[0]["label"] == "Never show 1004839 and 1004856 together"
+
+
+def _untitled_shop(root: Any) -> str:
+    """A shop like dunnhumby's: no titles, no images; category path, brand, price and two
+    columns of its own (package size, manufacturer). Two items are never bought: a real
+    Prod2Vec fit serves them by their category's mean vector. Returns the run id."""
+    import numpy as np
+    import pandas as pd
+
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from recsys.models.prod2vec import Prod2Vec
+    from recsys.registry import Registry
+
+    cats = ["GROCERY > FRZN ICE > ICE - CRUSHED/CUBED", "DRUG GM > CANDY > CHOCOLATE BARS"]
+    catalog = pd.DataFrame(
+        [
+            {
+                "item_id": f"c{c}_{i}",
+                "title": "",
+                "category": cats[c],
+                "brand": "National" if i % 2 else "Private",
+                "price": 1.5 + i,
+                "package_size": f"{10 + i} LB" if c == 0 else f"{2 + i} OZ",
+                "manufacturer_id": str(100 + c),
+            }
+            for c in range(2)
+            for i in range(6)
+        ]
+    )
+    rng = np.random.default_rng(1)
+    start = pd.Timestamp("2024-01-01")
+    rows = [
+        {
+            "sequence_id": f"b{s}",
+            "item_id": f"c{s % 2}_{i}",
+            "timestamp": start + pd.Timedelta(hours=s, minutes=n),
+        }
+        for s in range(200)
+        for n, i in enumerate(rng.choice(5, size=3, replace=False))  # c0_5 and c1_5: never bought
+    ]
+    ds = build_dataset("untitled", catalog, pd.DataFrame(rows), kind="baskets")
+    save_dataset(ds, root)
+    model = Prod2Vec(vector_size=8, epochs=3, min_count=1, window=3, workers=1).fit(ds)
+    assert model.coverage_["from_category"] == 2  # the real fit's declared fallback
+    return Registry(root).create_run(model, dataset_name="untitled", dataset_fingerprint=ds.fingerprint())[
+        "run_id"
+    ]
+
+
+def test_vetting_cards_show_what_the_catalogue_has_and_mark_category_stand_ins(tmp_path, monkeypatch):
+    """Vetting a catalogue without titles or images came down to reading ids: a card showed
+    its leaf category as its name and nothing else to tell items apart. Each card now shows the
+    catalogue's other columns (dunnhumby's package size, the manufacturer). And an item the run
+    serves by its category's mean vector (Taobao's 6,814 stand-ins) was not marked: its card
+    says "category mean", with a tooltip saying why, on the Vetting page and in Explore."""
+    from tests.callbacks.test_explore import call_results, defaults
+
+    run = _untitled_shop(tmp_path)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    vetting = page("vetting")
+    _, qid, msg = vetting.build_queue(1, run, None, 10, "pasted", 3, 2, "c0_0")
+    assert "Queued 10 pairs" in text_of(msg)
+    tree = vetting.show_seed(vetting.load_queue(qid)[0], 0)
+    cards = {getattr(c, "data-item"): c for c in _pairs(tree)}
+    assert "c0_5" in cards and "c0_1" in cards
+
+    def badges(node: Any) -> list[dict]:  # a card's inner nodes are JSON dicts (html_node)
+        out: list[dict] = []
+
+        def walk(n: Any) -> None:
+            if isinstance(n, (list, tuple)):
+                for c in n:
+                    walk(c)
+            elif isinstance(n, dict) and "props" in n:
+                if n["props"].get("className") == "stand-in-badge":
+                    out.append(n)
+                walk(n["props"].get("children"))
+            elif n is not None and hasattr(n, "to_plotly_json"):
+                walk(getattr(n, "children", None))
+
+        walk(node)
+        return out
+
+    (badge,) = badges(cards["c0_5"])
+    assert badge["props"]["children"] == "category mean"
+    assert (
+        "No vector of its own" in badge["props"]["title"]
+        and "mean vector of its category" in badge["props"]["title"]
+    )
+    assert all(not badges(cards[i]) for i in cards if not i.endswith("_5"))
+    text = " ".join(text_of(cards["c0_1"]).split())
+    assert "package size: 11 LB" in text and "manufacturer id: 100" in text
+    seed_text = " ".join(
+        text_of(find(tree, lambda c: "vet-seed" in str(getattr(c, "className", "")))[0]).split()
+    )
+    assert "package size: 10 LB" in seed_text
+    # Explore marks the same card (and shows no extras: its cards stay small)
+    out = call_results(page("explore"), "c0_0", run, defaults(), k=10)
+    (explore_card,) = find(out["results"], lambda c: getattr(c, "data-item", None) == "c0_5")
+    assert len(badges(explore_card)) == 1 and "package size" not in text_of(out["results"])
+
+
+def test_a_catalogue_only_shop_starts_its_vetting_queue_at_random(tmp_path, monkeypatch):
+    """On Myntra (a catalogue alone) the queue started "By traffic (popular first)", and Build
+    answered "only 0 items have any interactions". Without interactions (or categories) that
+    mode (or "N per leaf category") is disabled and says why; the queue starts at random and
+    builds."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from recsys.models.external import ExternalModel
+    from recsys.registry import Registry
+    from tests.callbacks._emc_data import catalog, vectors
+
+    ds = build_dataset("shop", catalog().assign(category=""), None)
+    save_dataset(ds, tmp_path)
+    ids = ds.catalog["item_id"].astype(str).to_numpy()
+    model = ExternalModel.from_arrays(ids, vectors(list(ids)), catalog_ids=ids)  # vectors made elsewhere
+    run = Registry(tmp_path).create_run(model, dataset_name="shop", dataset_fingerprint=ds.fingerprint())[
+        "run_id"
+    ]
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    vetting = page("vetting")
+    (mode,) = find(vetting.layout(run=run), lambda c: getattr(c, "id", None) == vetting.MODE)
+    assert mode.value == "random"
+    disabled = {o["value"]: o["label"] for o in mode.options if o.get("disabled")}
+    assert set(disabled) == {"traffic", "category"}
+    assert "needs interactions; this dataset has none" in disabled["traffic"]
+    _, _, msg = vetting.build_queue(1, run, None, 5, mode.value, 2, 2, None)
+    assert "Queued 10 pairs of 2 seeds" in text_of(msg)
