@@ -836,7 +836,8 @@ class AdjustMixin(BlockPoolMixin):
         if not (fetched_all or len(er) >= n_elig):  # else the fetch holds every eligible item
             if len(rows) == 0:
                 return none
-            bp = self._overfetch_pool(qq, cl) if dist is not None and not ranked else None
+            hot = dist is not None and type(cand) is KeyRange and not ranked
+            bp = self._overfetch_pool(qq, cl) if hot else None
             if bp is not None:  # the seed's listed pool items, without a gather (block_pool.py)
                 got = settle_overfetch(
                     bp,
