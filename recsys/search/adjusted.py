@@ -48,7 +48,6 @@ from recsys.search.block_pool import (  # noqa: F401 (_MARGIN, _merge_numpy: rea
     _best,
     _merge_numpy,
     _reaches,
-    settle_overfetch,
 )
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
@@ -820,6 +819,10 @@ class AdjustMixin(BlockPoolMixin):
         cf, k, q = qq.cf, qq.k, qq.q
         cfg = cf.config
         cl = self._adjust_classes(cf)
+        if qq.block is not None and dist is not None and type(cand) is KeyRange and cf.adjust_cat_only:
+            got = self._overfetch_settle(qq, cl, cand, rows, dist)  # the block's pool table (block_pool.py)
+            if got is not None:
+                return *got, {}, True
         rows = rows.view(np.int64)  # knn_one's labels are uint64: indexing with them is slower
         if dist is not None and type(cand) is KeyRange:  # the hot path: hnswlib's scores
             ok = cand.eligible(rows)
@@ -836,22 +839,6 @@ class AdjustMixin(BlockPoolMixin):
         if not (fetched_all or len(er) >= n_elig):  # else the fetch holds every eligible item
             if len(rows) == 0:
                 return none
-            hot = dist is not None and type(cand) is KeyRange and not ranked
-            bp = self._overfetch_pool(qq, cl) if hot else None
-            if bp is not None:  # the seed's listed pool items, without a gather (block_pool.py)
-                got = settle_overfetch(
-                    bp,
-                    qq.pos - bp.table.start,
-                    self.view.pos_of_row[er],
-                    adj,
-                    cid,
-                    cand,
-                    self.view.perm,
-                    k,
-                    1.0 - float(dist[-1]),
-                )
-                if got is not None:
-                    return *got, {}, True
             if ranked:
                 kp, ks, _ = self._select(adj.copy(), self.view.pos_of_row[er], 0, len(er), k, cfg)
                 tau = ks[k - 1] if len(kp) >= k else cfg.min_similarity

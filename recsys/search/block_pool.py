@@ -1,5 +1,6 @@
 """A boosted/buried category block's *pool* (:class:`BlockPool`), apart from the block's graph, and the
-over-fetch settled from its :class:`~recsys.search.pool_table.PoolTable` (:func:`settle_overfetch`).
+over-fetch settled from its :class:`~recsys.search.pool_table.PoolTable`
+(:meth:`BlockPoolMixin._overfetch_settle`).
 
 The pool of a category block holds every eligible member of the classes that can climb above the
 block's dominant class (a larger multiplier or shift: a boosted brand, a few percent of the block).
@@ -14,8 +15,8 @@ block and read by both answers of a boosted "same category" query:
   gathered and scored the open classes' members of the seed's block at each query: ~4.5k rows at
   1M, 2.4x to 2.5x the filter alone's time there (s34-r). Once the block's table is built, the
   over-fetch's eligible labels of the other classes and the seed's listed pool items settle the
-  list instead (:func:`settle_overfetch`), with the table's bound and the classes' bounds, or
-  leave it to the gather.
+  list instead in one compiled call (:meth:`BlockPoolMixin._overfetch_settle`), with the table's
+  bound and the classes' bounds, or leave it to the gather.
 
 A block that gets its graph later reads the same pool and the table already built (none rebuilt).
 """
@@ -130,46 +131,11 @@ class BlockPool:
         self.queued = False
 
 
-def settle_overfetch(
-    bp: BlockPool,
-    j: int,
-    fpos: np.ndarray,
-    fadj: np.ndarray,
-    fcid: np.ndarray,
-    cand: Any,
-    perm: np.ndarray,
-    k: int,
-    s_f: float,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The over-fetch's adjusted top k from the seed's row ``j`` of the block's pool table, or None
-    (the open classes' members are gathered as before). ``fpos``, ``fadj``, ``fcid``: the fetch's
-    eligible labels (positions, adjusted scores, classes), every label of the main graph's fetch
-    not returned scoring at most ``s_f``; ``cand``: the seed's candidate test (the seed itself and
-    its banned items out: applied to the listed pool items too).
-
-    The candidates are the fetched labels of the classes outside the pool (the pool's members
-    among the fetch are listed by the table, or below its bound) and the seed's listed pool items;
-    with ``tau`` their k-th score, the list is the exact one over the fetch and the whole pool when
-    ``tau`` is above the row's bound (every unlisted pool item scores at most that) and every class
-    outside the pool is closed (``m * s_f + a`` below ``tau``): the list of the gather, which scores
-    each open class's members of the block, but for the last bit of a score (the table's floats are
-    the canonical sums of :func:`~recsys.search.merge_kernel._dot`, the gather's BLAS's)."""
-    tab = bp.table
-    lp = tab.pos[j]
-    okl = cand.eligible(perm[lp])
-    keep = ~bp.pooled[fcid]
-    cp = np.concatenate((fpos[keep], lp[okl]))
-    ca = np.concatenate((fadj[keep], tab.adj[j][okl]))
-    if len(ca) < k:
-        return None
-    kp, ks = _best(cp, ca, k)
-    if not ks[-1] > tab.bound[j]:
-        return None  # an unlisted pool item might enter
-    tau = float(ks[-1])
-    for m, a in bp.rest:
-        if _reaches(m * s_f + a, tau):
-            return None  # the fetch was too shallow for this class
-    return kp, ks
+#: the fetch's labels as the compiled settle reads them (``cols[0, t] = t``: its per-label arrays
+#: are the fetch's own, built per query), up to this many
+_IOTA = np.arange(4096, dtype=np.uint64)[None, :]
+_NINF = np.float32(-np.inf)
+_NO_POS = np.zeros(0, dtype=np.int64)
 
 
 class BlockPoolMixin:
@@ -208,6 +174,50 @@ class BlockPoolMixin:
             build()
         else:
             self._bg.submit((id(cf), "block pool", key), build)
+
+    def _overfetch_settle(
+        self, qq: Query, cl: AdjustClasses, cand: Any, rows: np.ndarray, dist: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The over-fetch's adjusted top k (positions, scores) from the seed's row of its block's
+        pool table (:meth:`_overfetch_pool`), or None (the open classes' members are gathered, as
+        before; module docstring). ``rows``, ``dist``: the main graph's fetch (every label not
+        returned scores at most the last one's ``s_F``); ``cand``: the seed's
+        :class:`~recsys.search.query.KeyRange`.
+
+        One compiled call (:func:`~recsys.search.merge_kernel._settle`, the shortcut's) over the
+        fetch's eligible labels of the classes outside the pool (the pool's members among the fetch
+        are listed by the table, or below its bound) and the seed's listed pool items, the seed and
+        its banned items out: the list when its k-th score ``tau`` is above the row's bound (every
+        unlisted pool item scores at most that) and every class outside the pool is closed
+        (``m * s_F + a`` below ``tau``). That is the gather's list (which scores every open class's
+        members of the block), but for the last bit of a score: the table's floats are the
+        canonical sums of :func:`~recsys.search.merge_kernel._dot`, the gather's BLAS's."""
+        settle, nf = merge_kernel.SETTLE, len(rows)
+        if settle is None or not 0 < nf <= _IOTA.shape[1] or nf >= self.n:
+            return None
+        bp = self._overfetch_pool(qq, cl)
+        if bp is None:
+            return None
+        r = rows.view(np.int64)
+        cid = cl.by_row[r]
+        ok = cand.eligible(r)
+        ok &= ~bp.pooled[cid]
+        tab, pos_of_row, k = bp.table, self.view.pos_of_row, qq.k
+        j, t = qq.pos - tab.start, len(tab.ones)
+        seed = int(pos_of_row[cand.seed_row]) if cand.seed_row >= 0 else -1
+        banned = pos_of_row[np.asarray(cand.drop, dtype=np.int64)] if cand.drop else _NO_POS
+        kp, ks = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+        try:
+            n = settle(
+                _IOTA[:, :nf], dist[None, :], cl.mul32[cid], np.where(ok, cl.add32[cid], _NINF), pos_of_row[r],
+                tab.flat_adj, tab.ones, tab.zeros, tab.flat_pos, j * t, tab.bound[j], bp.rest2, seed, banned,
+                self.view.perm, kp, ks,
+            )  # fmt: skip
+        except TypeError:  # argument types it was not compiled for
+            return None
+        if n != k:  # fewer than k, an unlisted pool item might enter, or a class could climb
+            return None
+        return pos_of_row[kp], ks
 
     def _overfetch_pool(self, qq: Query, cl: AdjustClasses) -> BlockPool | None:
         """The seed's category block's pool when its table is built (:meth:`_queue_block_pool`) and

@@ -56,10 +56,11 @@ def test_the_over_fetch_of_a_block_without_a_graph_reads_the_blocks_pool_table(s
     over-fetch settles most lists from the seed's listed pool items without gathering a class's
     members (at k = 10: the table lists 16), falling back to the gather where the table's bound
     does not settle the list (k = 24); every list as brute force, the seed and its banned items
-    (its nearest neighbour) out, scores to 1e-5. Fails with the listed items not passed through
-    the seed's candidate test (the seed, a cheap item, lists itself first; banned items come back),
-    without the table's bound (k = 24: an unlisted pool item left out), or when no pool is set up
-    for a block without a graph (every list gathers)."""
+    (its nearest neighbour) out, scores to 1e-5. Fails with the seed or its banned items not
+    passed to the compiled settle (a cheap seed lists itself first; banned items come back), with
+    the pool's members among the fetch not left to the table (listed twice), without the table's
+    bound (k = 24: an unlisted pool item left out), or when no pool is set up for a block without
+    a graph (every list gathers)."""
     from recsys.search import adjusted
     from recsys.search.pool_table import _NO_TABLE
 
