@@ -114,7 +114,9 @@ class BlockPool:
 
     __slots__ = ("ppos", "ppos32", "pvect", "pmul", "padd", "pooled", "rest", "rest2", "n", "table", "queued")
 
-    def __init__(self, cl: AdjustClasses, dom: int, pool: list, others: list, n: int, unit: np.ndarray) -> None:
+    def __init__(
+        self, cl: AdjustClasses, dom: int, pool: list, others: list, n: int, unit: np.ndarray
+    ) -> None:
         pooled = np.zeros(len(cl.mul), dtype=bool)
         pooled[[p[0] for p in pool]] = True
         self.pooled = pooled

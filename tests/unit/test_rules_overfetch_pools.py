@@ -39,9 +39,13 @@ def overfetch(monkeypatch):
 
 def _config(searcher: FilteredSearcher) -> FilterConfig:
     seeds = [f"c{i}" for i in range(1, 6000, 7)]
-    near = {s: searcher.search(s, FilterConfig(same_category=True, category_level=1), 2).item_ids for s in seeds}
+    near = {
+        s: searcher.search(s, FilterConfig(same_category=True, category_level=1), 2).item_ids for s in seeds
+    }
     bans = [PairBan(seed=s, item_id=near[s][0]) for s in seeds if near[s]]  # the seed's nearest
-    return FilterConfig(same_category=True, category_level=1, exclude_adult=True, do_not_associate=bans, **RULES)
+    return FilterConfig(
+        same_category=True, category_level=1, exclude_adult=True, do_not_associate=bans, **RULES
+    )
 
 
 def _in_use(searcher: FilteredSearcher, cfg: FilterConfig) -> None:
