@@ -153,7 +153,7 @@ class BlockPoolMixin:
         tenth of the graph's) and the over-fetch answers them (not an exact scan of the block).
         The merge of a graph built later reads the same pool and table."""
         cl = self._adjust_classes(cf)
-        if key in cl.pools or merge_kernel.TABLE is None:
+        if key in cl.pools:
             return
         s, e, no_adult = key
         uses = cf.block_uses.get(key, 0) + cf.block_uses.get((*key, "seen"), 0)
@@ -161,7 +161,11 @@ class BlockPoolMixin:
             return
 
         def build() -> None:
-            if key in cl.pools:
+            # the compiled kernels (the table's) are queued before it (_search_block_adjusted) and
+            # ready by now, unless numba is missing: nothing set up then, a later query queues it
+            # again (at 1M a filter's first round of queries on its seed table takes ~0.1 s, less
+            # than the kernels' compile: waiting for them at queue time set up no pool in it)
+            if key in cl.pools or merge_kernel.TABLE is None:
                 return
             ok = cf.base_mask[s:e].copy()
             if no_adult:
