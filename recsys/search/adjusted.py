@@ -41,6 +41,14 @@ import numpy as np
 
 from recsys.search import merge_kernel
 from recsys.search.batch import calibrated_ef
+from recsys.search.block_pool import (  # noqa: F401 (_MARGIN, _merge_numpy: read through this module too)
+    _MARGIN,
+    BlockPool,
+    BlockPoolMixin,
+    _best,
+    _merge_numpy,
+    _reaches,
+)
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
     _BLOCKS_MAX_BYTES,
@@ -71,9 +79,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from recsys.search.fast import FastPlan
     from recsys.search.query import Query
 
-#: a class is open when its bound reaches ``tau`` minus this (relative) margin: float32
-#: rounding of hnswlib's distances and of the adjusted scores (about 1e-7) never closes one
-_MARGIN = 1e-5
 #: an open class is scored from a gather of its members unless that costs this many times a
 #: row of a dense scan per member, summed over the open classes, more than the domain
 _COST_GATHER = 3
@@ -87,12 +92,6 @@ _S_ADJUST_BASE = 60.0
 _PACK_MAX_BYTES = 64 << 20
 #: (class, domain) slices remembered per compiled filter
 _SLICES_MAX = 65536
-
-
-def _reaches(bound: float, tau: float) -> bool:
-    """Whether a class's ``bound`` reaches the k-th adjusted score ``tau`` (``_MARGIN`` below it
-    counts: the class is open)."""
-    return bound >= tau - _MARGIN * (1.0 + abs(tau) + abs(bound))
 
 
 #: give a boosted/buried category filter a graph of adjusted vectors per category block
@@ -146,69 +145,18 @@ def _adjusted_ef(g: Any, aug: np.ndarray, dense: np.ndarray, ef: int, k: int = 1
     return calibrated_ef(g, aug, ef, k, queries=queries, strict=True)
 
 
-def _best(pos: np.ndarray, adj: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best of the candidates (``pos``: their catalogue positions, distinct; ``adj``:
-    their adjusted scores), best first, ties by lower position as exact search breaks them.
-    Only the candidates reaching the k-th score are sorted: an open class can add thousands of
-    candidates (a boosted brand in a 100k-row block), whose full two-key sort cost more than the
-    beam search (:func:`recsys.topk.topk` breaks ties by index in ``adj``, not by position)."""
-    if len(adj) > k:
-        kth = np.partition(adj, len(adj) - k)[len(adj) - k]
-        sel = np.flatnonzero(adj >= kth)  # the tied ones at the cut included, sorted below
-        pos, adj = pos[sel], adj[sel]
-    order = np.lexsort((pos, -adj))[:k]
-    return pos[order], adj[order]
-
-
-def _merge_numpy(
-    cols: np.ndarray,
-    d: np.ndarray,
-    lm: np.ndarray,
-    la: np.ndarray,
-    pos: np.ndarray,
-    pool: np.ndarray,
-    pmul: np.ndarray,
-    padd: np.ndarray,
-    ppos: np.ndarray,
-    pidx: dict[int, int],
-    outs: list[int],
-    k: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The class merge's cut to k in NumPy (:class:`BlockMerge`; the compiled one:
-    :mod:`recsys.search.merge_kernel`, the same list and scores): the fetch (``cols``: labels of
-    the block's plain graph, ``d``: their distances) re-scored per label (``lm``, ``la``: -inf for
-    the pool's classes), the pool's raw scores ``pool`` (overwritten) adjusted (``pidx``: the pool's
-    index of each of its positions ``ppos``), the positions in
-    ``outs`` (the seed, its banned items) left out, the ``k`` best kept (fewer when there are
-    fewer candidates; -inf ones included)."""
-    c = cols.view(np.int64)
-    adj = 1.0 - d  # the fetch: the pool's classes at -inf (scored below, from the pool)
-    adj *= lm[c]
-    adj += la[c]
-    fpos = pos[c]
-    pool *= pmul
-    pool += padd
-    if outs:
-        fl = fpos.tolist()
-        for p in outs:
-            if p in fl:
-                adj[fl.index(p)] = -np.inf
-            j = pidx.get(p)
-            if j is not None:
-                pool[j] = -np.inf
-    return _best(np.concatenate((fpos, ppos)), np.concatenate((adj, pool)), k)
-
-
 class BlockMerge:
     """The class merge of one category block, prepared once (:meth:`AdjustClasses.merge_plan`).
 
     Inside a class of one (multiplier, shift) the adjusted score grows with the raw one. The
-    block's *pool* holds every eligible member of the classes that can climb above its dominant
-    class (a larger multiplier or shift: a boosted brand), with its vectors packed, scored
-    exactly at each query; every other class (the dominant one, the buried ones) is read from
-    the fetch of the block's plain graph and is closed by the bound ``m * s_F + a`` below the
-    k-th adjusted score. Per label of the plain graph: ``lm``, ``la`` (its class's multiplier
-    and shift; -inf for the pool's classes, which the pool scores) and ``pos``.
+    block's *pool* (:class:`~recsys.search.block_pool.BlockPool`, shared with the block's
+    over-fetch: its arrays and table are read from there) holds every eligible member of the
+    classes that can climb above its dominant class (a larger multiplier or shift: a boosted
+    brand), with its vectors packed, scored exactly at each query; every other class (the
+    dominant one, the buried ones) is read from the fetch of the block's plain graph and is
+    closed by the bound ``m * s_F + a`` below the k-th adjusted score. Per label of the plain
+    graph: ``lm``, ``la`` (its class's multiplier and shift; -inf for the pool's classes, which
+    the pool scores) and ``pos``.
     """
 
     __slots__ = (
@@ -224,29 +172,22 @@ class BlockMerge:
         "padd",
         "pidx",
         "table",
+        "pool",
     )
 
-    def __init__(
-        self, cl: AdjustClasses, ss: Any, dom: int, pool: list, others: list, unit: np.ndarray
-    ) -> None:
+    def __init__(self, cl: AdjustClasses, ss: Any, bp: BlockPool) -> None:
         cid = cl.by_row[ss.rows].astype(np.int64)
-        pooled = np.zeros(len(cl.mul), dtype=bool)
-        pooled[[p[0] for p in pool]] = True
         self.lm = cl.mul32[cid]
-        self.la = np.where(pooled[cid], np.float32(-np.inf), cl.add32[cid])
+        self.la = np.where(bp.pooled[cid], np.float32(-np.inf), cl.add32[cid])
         self.pos = ss.pos
-        self.rest = sorted({(cl.mul[c], cl.add[c]) for c in [dom] + [p[0] for p in others] if not pooled[c]})
-        self.rest2 = np.array(self.rest, dtype=np.float64).reshape(-1, 2)  # the same, for merge_kernel
-        self.ppos = np.concatenate([p[1] for p in pool]) if pool else np.zeros(0, dtype=np.int64)
-        self.ppos32 = self.ppos.astype(np.int32)  # the compiled settle's and table's positions
-        #: the pool's vectors transposed (dim x rows, C order): :func:`~recsys.search.merge_kernel.pool_scores`
-        self.pvect: np.ndarray | None = np.ascontiguousarray(np.take(unit, self.ppos, axis=0).T)
-        sizes = [len(p[1]) for p in pool]
-        self.pmul = np.repeat(cl.mul32[[p[0] for p in pool]], sizes).astype(np.float32)
-        self.padd = np.repeat(cl.add32[[p[0] for p in pool]], sizes).astype(np.float32)
+        self.rest, self.rest2 = bp.rest, bp.rest2
+        self.ppos, self.ppos32, self.pvect = bp.ppos, bp.ppos32, bp.pvect
+        self.pmul, self.padd = bp.pmul, bp.padd
         self.pidx = dict(zip(self.ppos.tolist(), range(len(self.ppos))))
-        #: the block's :class:`PoolTable` once built (read by the shortcut, :meth:`AdjustMixin._fast_adjusted`)
-        self.table: PoolTable | None = None
+        #: the block's :class:`PoolTable` once built (read by the shortcut, :meth:`AdjustMixin._fast_adjusted`;
+        #: the pool's, ``pool.table``, given here by its build or when the merge is set up)
+        self.table: PoolTable | None = bp.table
+        self.pool = bp
 
 
 class AdjustClasses:
@@ -274,6 +215,7 @@ class AdjustClasses:
         "_bytes",
         "_blocks",
         "_merges",
+        "pools",
         "graphs",
         "table_bytes",
     )
@@ -297,6 +239,9 @@ class AdjustClasses:
         self._bytes = 0
         self._blocks: dict[tuple[int, int, bool], tuple] = {}
         self._merges: dict[tuple[int, int, bool], BlockMerge | None] = {}
+        #: each block's :class:`~recsys.search.block_pool.BlockPool` (None: its pool is more than half
+        #: of its eligible items), set up with its merge or, without a graph, for its over-fetch
+        self.pools: dict[tuple[int, int, bool], BlockPool | None] = {}
         #: (block start, end, adult rule variant) -> :class:`AdjustedGraph`, built in the background
         self.graphs: dict[tuple[int, int, bool], AdjustedGraph] = {}
         #: bytes of the :class:`PoolTable` s built or being built (``_POOL_TABLES_MAX_BYTES``)
@@ -323,12 +268,19 @@ class AdjustClasses:
                 out.append((c, *got))
         return out
 
-    def block(self, key: tuple[int, int, bool], ok_by_row: np.ndarray, perm: np.ndarray) -> tuple[int, list]:
+    def block(
+        self,
+        key: tuple[int, int, bool],
+        ok_by_row: np.ndarray | None,
+        perm: np.ndarray,
+        ok_pos: np.ndarray | None = None,
+    ) -> tuple[int, list]:
         """The classes of a category block's eligible items (``key``: block start, end, adult rule
-        variant; ``ok_by_row``: the block's eligible set by vector row), cached: ``(dominant, others)``,
-        the class with the most eligible items of the block (the plain items, or those of a boosted
-        category) and, for every other class with eligible items there, ``(class, their positions
-        (ascending))``."""
+        variant; ``ok_by_row``: the block's eligible set by vector row, or ``ok_pos``: the same over
+        the block's positions ``[start, end)``), cached: ``(dominant, others)``, the class with the
+        most eligible items of the block (the plain items, or those of a boosted category) and,
+        for every other class with eligible items there, ``(class, their positions (ascending))``;
+        ``_blocks[key][2]``: the block's eligible items."""
         got = self._blocks.get(key)
         if got is None:
             s, e, _ = key
@@ -336,40 +288,59 @@ class AdjustClasses:
             for c in range(len(self.mul)):
                 mem = self.members[self.starts[c] : self.starts[c + 1]]
                 lo, hi = mem.searchsorted((s, e)).tolist()
-                pos = mem[lo:hi][ok_by_row[perm[mem[lo:hi]]]]
+                mem = mem[lo:hi]
+                pos = mem[ok_pos[mem - s]] if ok_pos is not None else mem[ok_by_row[perm[mem]]]
                 if len(pos):
                     parts.append((c, pos))
             dom = max(parts, key=lambda p: len(p[1]))[0] if parts else -1
             others = [(c, pos) for c, pos in parts if c != dom]
-            got = self._blocks[key] = (dom, others)
-        return got
+            got = self._blocks[key] = (dom, others, sum(len(p[1]) for p in parts))
+        return got[0], got[1]
 
-    def merge_plan(
-        self, key: tuple[int, int, bool], ss: Any, unit: np.ndarray, perm: np.ndarray
-    ) -> BlockMerge | None:
-        """The block's :class:`BlockMerge` (cached; ``ss``: its eligible set with its plain graph),
-        or None when its pool holds more than half of the block's eligible items (a scan of the
-        block then costs about as much, without the beam search)."""
-        if key in self._merges:
-            return self._merges[key]
-        dom, others = self.block(key, ss.ok_by_row, perm)
+    def block_pool(
+        self,
+        key: tuple[int, int, bool],
+        ok_by_row: np.ndarray | None,
+        perm: np.ndarray,
+        unit: np.ndarray,
+        ok_pos: np.ndarray | None = None,
+    ) -> BlockPool | None:
+        """The block's :class:`~recsys.search.block_pool.BlockPool` (cached; the eligible set as
+        :meth:`block` reads it), or None when its pool holds more than half of the block's eligible
+        items (a scan of the block then costs about as much, without the beam search)."""
+        if key in self.pools:
+            return self.pools[key]
+        dom, others = self.block(key, ok_by_row, perm, ok_pos)
         got = None
         if dom >= 0:
             md, ad = self.mul[dom], self.add[dom]
             # the classes that can climb above the dominant one: a larger multiplier or shift
             pool = [p for p in others if self.mul[p[0]] > md or self.add[p[0]] > ad]
-            rows = sum(len(p[1]) for p in pool)
-            if 2 * rows <= ss.n:
-                got = BlockMerge(self, ss, dom, pool, others, unit)
+            rows, n = sum(len(p[1]) for p in pool), self._blocks[key][2]
+            if 2 * rows <= n:
+                got = BlockPool(self, dom, pool, others, n, unit)
                 if self._bytes + got.pvect.nbytes <= min(_PACK_MAX_BYTES, unit.nbytes // 8):
                     self._bytes += got.pvect.nbytes
                 else:
                     got.pvect = None  # past the memory cap: gathered at each query
-        # a background build (AdjustMixin._queue_block_merge) and a query may race: the first kept
-        kept = self._merges.setdefault(key, got)
+        # a background build and a query may race: the first kept
+        kept = self.pools.setdefault(key, got)
         if kept is not got and got is not None and got.pvect is not None:
             self._bytes -= got.pvect.nbytes
         return kept
+
+    def merge_plan(
+        self, key: tuple[int, int, bool], ss: Any, unit: np.ndarray, perm: np.ndarray
+    ) -> BlockMerge | None:
+        """The block's :class:`BlockMerge` (cached; ``ss``: its eligible set with its plain graph)
+        over its pool (:meth:`block_pool`: the one its over-fetch used before the graph, table
+        included), or None when there is no pool (more than half of the block's eligible items)."""
+        if key in self._merges:
+            return self._merges[key]
+        bp = self.block_pool(key, ss.ok_by_row, perm, unit)
+        got = BlockMerge(self, ss, bp) if bp is not None else None
+        # a background build (AdjustMixin._queue_block_merge) and a query may race: the first kept
+        return self._merges.setdefault(key, got)
 
     def closed(self, ids: tuple[int, ...]) -> np.ndarray:
         """Boolean per class: not in ``ids`` (cached per set of classes)."""
@@ -395,7 +366,7 @@ class AdjustClasses:
         return got
 
 
-class AdjustMixin:
+class AdjustMixin(BlockPoolMixin):
     """The boost/bury paths of :class:`~recsys.search.searcher.FilteredSearcher` (its ``unit``,
     ``view``, ``_select``, ``_canon`` and ``_static_hnsw_cost``)."""
 
@@ -429,7 +400,7 @@ class AdjustMixin:
             return None
         if merge_kernel.state == "idle" and not self._inline():
             merge_kernel.prepare(self._bg)  # compiled in the background, like the block's graph
-        key = (s, e, no_adult)
+        key = qq.block = (s, e, no_adult)  # the over-fetch that answers otherwise reads its pool
         ss = cf.blocks.get(key)
         if ss is None:  # adopted from a filter of the same mask, or counted and queued
             self._search_block(qq, s, e, no_adult, drop[1] if drop else None)  # its answer unused
@@ -437,6 +408,7 @@ class AdjustMixin:
             if ss is None:
                 if _ADJUSTED_GRAPHS and self._bg.pending((id(cf), "block", key)):
                     self._queue_adjusted_graph(cf, key)  # built right after it (one queue)
+                self._queue_block_pool(cf, key)
                 return None
         cl = self._adjust_classes(cf)
         out_rows = drop[1] if drop else []
@@ -627,31 +599,52 @@ class AdjustMixin:
             self._bg.submit((id(cf), "pool table", key), build)
 
     def _pool_table_build(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> Any:
-        """The job that builds block ``key``'s :class:`PoolTable` (:meth:`_queue_pool_table`), or
-        None: after setting :data:`_NO_TABLE` when the block gets none (no packed pool, its work past
-        ``_POOL_TABLE_MAX_WORK``, or the filter's tables past ``_POOL_TABLES_MAX_BYTES``), or, with
-        the table left unset, while the compiled kernels are not ready (the shortcut, which needs
-        them too, queues it again at its first query of the block)."""
+        """The job that builds block ``key``'s :class:`PoolTable` for its merge ``bm``
+        (:meth:`_queue_pool_table`), or None: the table of the block's pool when built already (its
+        over-fetch's, before the graph: read, not rebuilt) or queued (its build gives it to the
+        merge), else as :meth:`_pool_table_job`."""
+        bp = bm.pool
+        if bp.table is not None:
+            bm.table = bp.table
+            return None
+        if bp.queued:
+            return None
+        return self._pool_table_job(cf, key, bp)
+
+    def _pool_table_job(self, cf: CompiledFilter, key: tuple, bp: BlockPool) -> Any:
+        """The job that builds the :class:`PoolTable` of block ``key``'s pool ``bp`` (and gives it to
+        the block's merge, if set up), or None: after setting :data:`_NO_TABLE` when the block gets
+        none (no packed pool, its work past ``_POOL_TABLE_MAX_WORK``, or the filter's tables past
+        ``_POOL_TABLES_MAX_BYTES``), or, with the table left unset, while the compiled kernels are
+        not ready (the shortcut, which needs them too, queues it again at its first query of the
+        block; the over-fetch at its next)."""
         s, e, _ = key
-        m = len(bm.ppos)
+        m = len(bp.ppos)
         size = (e - s) * (min(_POOL_TABLE_K, m) * 8 + 4)
         cl = self._adjust_classes(cf)
         if (
-            bm.pvect is None
+            bp.pvect is None
             or m * (e - s) > _POOL_TABLE_MAX_WORK
             or cl.table_bytes + size > _POOL_TABLES_MAX_BYTES
         ):
-            bm.table = _NO_TABLE
+            bp.table = _NO_TABLE
+            bm = cl._merges.get(key)
+            if bm is not None:
+                bm.table = _NO_TABLE
             return None
         if merge_kernel.TABLE is None:
             return None
         cl.table_bytes += size  # reserved when queued: the queued tables stay within the budget
+        bp.queued = True
 
         def build() -> None:
-            if bm.table is None:
-                bm.table = _pool_table(self.qunit, s, e, bm, self._bg.pause)  # published whole
+            if bp.table is None:
+                bp.table = _pool_table(self.qunit, s, e, bp, self._bg.pause)  # published whole
             else:
                 cl.table_bytes -= size
+            bm = cl._merges.get(key)
+            if bm is not None and bm.table is None:
+                bm.table = bp.table
 
         return build
 
@@ -826,6 +819,10 @@ class AdjustMixin:
         cf, k, q = qq.cf, qq.k, qq.q
         cfg = cf.config
         cl = self._adjust_classes(cf)
+        if qq.block is not None and dist is not None and type(cand) is KeyRange and cf.adjust_cat_only:
+            got = self._overfetch_settle(qq, cl, cand, rows, dist)  # the block's pool table (block_pool.py)
+            if got is not None:
+                return *got, {}, True
         rows = rows.view(np.int64)  # knn_one's labels are uint64: indexing with them is slower
         if dist is not None and type(cand) is KeyRange:  # the hot path: hnswlib's scores
             ok = cand.eligible(rows)

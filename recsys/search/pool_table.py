@@ -15,6 +15,7 @@ from recsys.search.kernels import _matvec
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.search.adjusted import BlockMerge
+    from recsys.search.block_pool import BlockPool
 
 #: pool items listed per seed in a :class:`PoolTable`
 _POOL_TABLE_K = 16
@@ -57,9 +58,12 @@ class PoolTable:
 _NO_TABLE = PoolTable(np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.int32), _ZEROS[:0], 0)
 
 
-def _pool_table(qunit: np.ndarray, s: int, e: int, bm: BlockMerge, pause: Any = None) -> PoolTable:
+def _pool_table(
+    qunit: np.ndarray, s: int, e: int, bm: BlockMerge | BlockPool, pause: Any = None
+) -> PoolTable:
     """The :class:`PoolTable` of the seeds at positions ``[s, e)`` (``qunit``: the searcher's query
-    rows by position) over ``bm``'s pool, :data:`_POOL_TABLE_CHUNK` seeds at a time: one BLAS
+    rows by position) over the pool of ``bm`` (a block's :class:`~recsys.search.block_pool.BlockPool`,
+    or its merge, which reads the same arrays), :data:`_POOL_TABLE_CHUNK` seeds at a time: one BLAS
     product of the chunk and the pool picks each seed's ``_POOL_TABLE_K`` best (by adjusted score)
     and the bound, the next one's score plus more than the product's rounding (:func:`_table_err`);
     the listed items get their canonical scores (:func:`~recsys.search.merge_kernel._dot`'s floats,

@@ -49,6 +49,9 @@ class Query:
     span: tuple[int, int] | None = None
     #: set by the over-fetch: its first fetch fell short (a miss of the seed's category block)
     short: bool = False
+    #: the seed's category block ``(start, end, adult rule variant)`` of a boosted/buried "same
+    #: category" config (its over-fetch reads the block's pool: recsys.search.block_pool)
+    block: tuple[int, int, bool] | None = None
 
 
 def first_in_range(keys: Iterable[int], lo: int, hi: int, want: int) -> list[int]:
