@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
+from recsys.search.beams import LOST_DIST
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in_range_except
 from recsys.search.ranked import fetch_need, rerank_rows
@@ -116,6 +117,7 @@ class FastPlan:
         "drop",
         "graphs",
         "plain",
+        "self_first",
     )
 
     def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any, perm: memoryview) -> None:
@@ -147,6 +149,9 @@ class FastPlan:
         #: catalogue to complete, no pins to place), so :meth:`FilteredSearcher.search` returns it
         #: as it comes, reading nothing else after the beam search
         self.plain = False
+        #: the seed is its own nearest item (the searcher's ``_self_first``): labels without it
+        #: come from a lost beam search (static.py: ``_seed_lost``)
+        self.self_first = False
 
 
 class FastMixin:
@@ -233,6 +238,7 @@ class FastMixin:
         fp.pos_of, fp.qunit = v.pos_of_id, self.qunit
         fp.ids = v.item_id_by_row
         fp.plain = self._tie_of is None and not fp.cf.place_rules
+        fp.self_first = self._self_first
         fasts[id(fp.cfg)] = fp
         while len(fasts) > _FAST_MAX:
             del fasts[next(iter(fasts))]
@@ -260,6 +266,8 @@ class FastMixin:
             elif seed_row in rl:
                 j = rl.index(seed_row)
                 del rl[j], dl[j]
+            elif fp.self_first and dl[0] > LOST_DIST:
+                return None  # the beam search missed the seed's neighbourhood: the general path retries
             else:
                 del rl[k:], dl[k:]
         return SearchResult(
