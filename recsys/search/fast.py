@@ -599,6 +599,10 @@ class FastMixin:
         # no NumPy call over the labels: right after a beam search each costs microseconds of
         # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
         (rows,) = labels.tolist()  # no row view: one NumPy call
+        # the seed, eligible, is its own nearest label: without it the beam search was lost
+        # (static.py: _seed_lost), whatever passes the filter; the general path fetches wider
+        lost = seed_row >= 0 and rows and rows[0] != seed_row and fp.self_first and seed_row not in rows
+        lost = lost and float(dist[0, 0]) > LOST_DIST
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if drop is not None:  # a key range (the table kind), the seed's row among ``drop``
@@ -614,7 +618,7 @@ class FastMixin:
             del rl[j], sel[j]
         else:
             del rl[k:], sel[k:]
-        if len(rl) < k:  # the general path answers (a larger fetch or exact) and records the miss
+        if lost or len(rl) < k:  # the general path answers (a larger fetch or exact), records the miss
             self._short_fetch = (fp.cf, pos, fetch, self._index, labels[0], dist[0])  # from these
             if fp.answer is FastMixin._fast_table:  # seeds differ: keep it, with the bounds re-learned
                 fp.min_domain, fp.min_elig = self._overfetch_bounds(fp.cf, fetch)

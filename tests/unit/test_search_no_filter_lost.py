@@ -79,3 +79,25 @@ def test_a_seed_whose_beam_search_is_lost_gets_its_neighbours(coarse):
         res = searcher.search(ids[r], cfg, K)
         labels, _ = searcher.index._index.knn_query(unit[r : r + 1], k=K + 1, num_threads=1)
         assert res.plan == "hnsw_overfetch" and res.rows == labels[0].tolist()[1:]
+
+
+def test_a_lost_seed_of_an_over_fetched_price_band_gets_its_neighbours(coarse):
+    """The same for a filter answered by an over-fetch of the main graph (a wide price band around
+    the seed's price, which keeps the seed itself: its own row is the first label it expects)."""
+    ids, unit, searcher, lost, found = coarse
+    cfg = FilterConfig(price_ratio_min=0.2, price_ratio_max=5.0)
+    for r in found[:40]:  # the filter in use: its seed table, its shortcut
+        searcher.search(ids[r], cfg, K)
+    searcher.wait_background()
+    for r in found[40:60]:
+        searcher.search(ids[r], cfg, K)
+    recalls, plans = [], set()
+    for r in lost[:40]:
+        truth = searcher.search(ids[r], cfg, K, plan="exact")
+        res = searcher.search(ids[r], cfg, K)
+        assert len(res) == K and r not in res.rows and res.n_eligible == truth.n_eligible
+        np.testing.assert_allclose(res.scores, unit[res.rows] @ unit[r], atol=1e-5)
+        recalls.append(_recall(res.rows, truth.rows))
+        plans.add(res.plan)
+    assert "hnsw_overfetch" in plans  # the over-fetch answered them (4x wider), not only exact search
+    assert np.mean(recalls) >= 0.95, (np.mean(recalls), plans)  # (lost labels: 0.865 here)
