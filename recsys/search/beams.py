@@ -38,6 +38,10 @@ GROWTH = (1.0, 1.125, 1.25, 1.375, 1.5, 1.75, 2.0)
 #: beams up to 4x ef, one sample of a correlated searcher landed on 192 (2.35x raw p50)
 BEAM_RECALL = 0.993
 SAMPLE = 400
+#: a first cosine distance above which a seed's labels without its own row mean a beam search that
+#: missed its neighbourhood (the seed, its own vector, lies at 0 up to float32 rounding: 1e-7):
+#: :meth:`~recsys.search.static.StaticMixin._seed_lost`
+LOST_DIST = 1e-4
 #: score cells (samples x catalogue rows) per step of the exact top ``depth`` (32 MB of float32):
 #: the catalogue is read in blocks of ``_BLOCK_CELLS // SAMPLE`` rows (20,971 at 400 samples),
 #: each scored against every sample at once (one GEMM, the GIL released) and its top merged into

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
+from recsys.search.beams import LOST_DIST
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in_range_except
 from recsys.search.ranked import fetch_need, rerank_rows
@@ -116,6 +117,7 @@ class FastPlan:
         "drop",
         "graphs",
         "plain",
+        "self_first",
     )
 
     def __init__(self, cfg: Any, cf: Any, answer: Any, knn: Any, perm: memoryview) -> None:
@@ -147,6 +149,9 @@ class FastPlan:
         #: catalogue to complete, no pins to place), so :meth:`FilteredSearcher.search` returns it
         #: as it comes, reading nothing else after the beam search
         self.plain = False
+        #: the seed is its own nearest item (the searcher's ``_self_first``): labels without it
+        #: come from a lost beam search (static.py: ``_seed_lost``)
+        self.self_first = False
 
 
 class FastMixin:
@@ -233,6 +238,7 @@ class FastMixin:
         fp.pos_of, fp.qunit = v.pos_of_id, self.qunit
         fp.ids = v.item_id_by_row
         fp.plain = self._tie_of is None and not fp.cf.place_rules
+        fp.self_first = self._self_first
         fasts[id(fp.cfg)] = fp
         while len(fasts) > _FAST_MAX:
             del fasts[next(iter(fasts))]
@@ -260,6 +266,8 @@ class FastMixin:
             elif seed_row in rl:
                 j = rl.index(seed_row)
                 del rl[j], dl[j]
+            elif fp.self_first and dl[0] > LOST_DIST:
+                return None  # the beam search missed the seed's neighbourhood: the general path retries
             else:
                 del rl[k:], dl[k:]
         return SearchResult(
@@ -591,6 +599,10 @@ class FastMixin:
         # no NumPy call over the labels: right after a beam search each costs microseconds of
         # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
         (rows,) = labels.tolist()  # no row view: one NumPy call
+        # the seed, eligible, is its own nearest label: without it the beam search was lost
+        # (static.py: _seed_lost), whatever passes the filter; the general path fetches wider
+        lost = seed_row >= 0 and rows and rows[0] != seed_row and fp.self_first and seed_row not in rows
+        lost = lost and float(dist[0, 0]) > LOST_DIST
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if drop is not None:  # a key range (the table kind), the seed's row among ``drop``
@@ -606,7 +618,7 @@ class FastMixin:
             del rl[j], sel[j]
         else:
             del rl[k:], sel[k:]
-        if len(rl) < k:  # the general path answers (a larger fetch or exact) and records the miss
+        if lost or len(rl) < k:  # the general path answers (a larger fetch or exact), records the miss
             self._short_fetch = (fp.cf, pos, fetch, self._index, labels[0], dist[0])  # from these
             if fp.answer is FastMixin._fast_table:  # seeds differ: keep it, with the bounds re-learned
                 fp.min_domain, fp.min_elig = self._overfetch_bounds(fp.cf, fetch)

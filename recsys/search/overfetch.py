@@ -4,9 +4,11 @@ when the first falls short (a mixin of :class:`recsys.search.searcher.FilteredSe
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
+from recsys.search.beams import LOST_DIST
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
 from recsys.search.query import DomainMask, KeyRange, Query
 from recsys.search.ranked import SMALL_FETCH, fetch_need, rerank_rows
@@ -48,6 +50,16 @@ class OverfetchMixin:
             first_dist=first[1],
         )
         return got if got is not None else "hnsw_overfetch+exact_fallback"
+
+    def _fetch_lost(self, cand: Any, rows: np.ndarray, dist: np.ndarray) -> bool:
+        """Whether an over-fetch for a seed that is eligible itself (``cand.seed_row``) came from a
+        beam search that missed the seed's own vector (:meth:`~recsys.search.static.StaticMixin.
+        _seed_lost`): its labels, however many pass the filter, are not the seed's neighbours (at 1M
+        items a correlated category + price band filter's over-fetch read recall@10 0.0 for them)."""
+        seed = getattr(cand, "seed_row", -1)
+        if seed < 0 or not self._self_first or not len(rows) or int(rows[0]) == seed:
+            return False
+        return float(dist[0]) > LOST_DIST and seed not in rows.tolist()
 
     def _overfetch(
         self,
@@ -92,6 +104,8 @@ class OverfetchMixin:
             if lean:
                 sel, rl = cand.first(rows, k)
                 final = len(sel) >= k or fetched_all or len(sel) >= n_elig
+                if final and not fetched_all and dist is not None and self._fetch_lost(cand, rows, dist):
+                    final = False  # the beam search missed the seed's neighbourhood: a wider one
             else:
                 if cf.adjust is not None:  # boost/bury: the fetch, and the classes that could climb
                     kp, ks, dropped, final = self._rank_adjusted(qq, cand, rows, dist, fetched_all, n_elig)
