@@ -78,16 +78,22 @@ _S_CACHE_BYTES = 4 << 20
 _SUB_AFTER = 16
 _SUB_MIN_ROWS = 2048
 _SUB_GAIN = 1.3
-#: most memory the per-category graphs of one filter may take (eligible blocks + graphs)
-_BLOCKS_MAX_BYTES = 256 << 20
+#: most memory the per-category graphs of one filter may take (each block's graph, positions and
+#: rows: :func:`~recsys.search.static.block_bytes_estimate`; a boosted config's adjusted graphs
+#: too). The graphs of one category level partition the catalogue, so a whole level costs about
+#: one more main graph: at 1M x 64 (M=16) a 10% level's ten 100k-row blocks count 426 MB, within
+#: it. At 256 MiB, with each block's dense copy kept beside its graph (68 MB a block), a filter
+#: held 4 of them and the other six blocks' seeds over-fetched the main graph (a random 10%
+#: category: 3.0x raw hnswlib's p50 at 1M; issue 18, s35-L)
+_BLOCKS_MAX_BYTES = 512 << 20
 #: most memory the graphs of eligible sets over ``BLOCK_MAX_SHARE`` of the catalogue may take
 #: together, over the compiled filters in the searcher's cache (:meth:`~recsys.search.static.
 #: StaticMixin._maybe_big_sub`). At 1M x 64 (M=16) a 50% filter's graph holds 208 MB (500k rows:
 #: vectors, links, ids) and a 50% category filter's two block graphs 416 MB: four static 50%
 #: filters, or two category ones, at once. Beside what a 1M x 64 searcher holds anyway (vectors
 #: 256 MB, the main graph 404 MB, the compiled-filter cache up to about 400 MB, and up to
-#: ``_BLOCKS_MAX_BYTES`` of block graphs per cached filter) it bounds the growth to 2.5x the main
-#: graph; a larger catalogue or dimension gets fewer such graphs (none once one exceeds it)
+#: ``_BLOCKS_MAX_BYTES`` of block graphs per cached filter, shared by the filters of one mask) it
+#: bounds the growth to 2.5x the main graph; a larger catalogue or dimension gets fewer such graphs (none once one exceeds it)
 _BIG_SUBS_MAX_BYTES = 1 << 30
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.search.batch import BLOCK_MAX_SHARE, PAD, StaticSet, fetch_for, padded_take
+from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for, padded_take
 from recsys.search.beams import LOST_DIST, beam_for
 from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
@@ -37,9 +37,10 @@ from recsys.topk import topk
 SUB_EF_CONSTRUCTION = 200
 
 #: category-block graphs kept for sharing between compiled filters of one mask: at most this
-#: many, and at most ``_BLOCKS_MAX_BYTES`` together (the oldest dropped first; a compiled filter
-#: that adopted one keeps it while it is cached)
+#: many, and those no cached filter holds at most ``_SHARED_SPARE_BYTES`` together (the oldest
+#: dropped first; a compiled filter that adopted one keeps it while it is cached)
 _SHARED_BLOCKS_MAX = 64
+_SHARED_SPARE_BYTES = 256 << 20
 
 
 #: a query of a category block whose first over-fetch fell short counts as this many uses of the
@@ -62,10 +63,13 @@ _FIELD_AFTER = 2
 
 
 def block_bytes_estimate(rows: int, dim: int, M: int, n: int) -> int:
-    """Bytes of a block of at most ``BLOCK_MAX_SHARE`` of ``n`` items with its graph: its dense copy,
-    the graph (:meth:`StaticSet.build_sub`'s count), its positions and rows, and ``ok_by_row``; an
-    upper bound (the dense copy's padding to ``PAD`` rows included)."""
-    return (rows + PAD) * dim * 4 + rows * (dim * 4 + 2 * M * 4 + 16 + 16) + n
+    """Bytes a category block of at most ``BLOCK_MAX_SHARE`` of ``n`` items holds once its graph is
+    built: the graph (:meth:`StaticSet.build_sub`'s count), its positions and rows, and
+    ``ok_by_row``. Its dense copy is its build's only (dropped once the graph is published:
+    :meth:`StaticMixin._queue_block`; the graph holds the vectors). Kept, the copy was 38% of a
+    100k-row block's bytes at 1M x 64 (25.6 of 68 MB): a filter's budget held 4 of a 10% level's
+    10 graphs, and the other 6 blocks' seeds over-fetched the main graph (issue 18, s35-L)."""
+    return block_graph_bytes(rows, dim, M) + n
 
 
 def block_graph_bytes(rows: int, dim: int, M: int) -> int:
@@ -520,6 +524,12 @@ class StaticMixin:
             )
             if big:
                 ss.block = None
+            elif ss.sub is not None and ss.block is not None:
+                # the graph holds the block's vectors and answers its seeds; the dense copy was
+                # the build's (no query reads a block's copy: its exact plans read the key
+                # index's or the searcher's own rows), so it is not kept
+                ss.nbytes -= ss.block.nbytes
+                ss.block = None
             if max_ef is not None:  # a big block's graph (_big_block_use): its own budget
                 cf.big_subs[key] = ss.nbytes if ss.sub is not None else 0
                 if ss.sub is not None:
@@ -548,11 +558,11 @@ class StaticMixin:
         """Keep ``ss`` (with its graph) for the filters of ``cf``'s mask, beyond ``cf``'s own life in
         the compiled-filter cache; the store is swapped whole, so readers never see it change size.
 
-        Its byte cap, ``_BLOCKS_MAX_BYTES``, counts the sets no cached compiled filter holds (the
+        Its byte cap, ``_SHARED_SPARE_BYTES``, counts the sets no cached compiled filter holds (the
         oldest of those dropped first): a set a cached filter holds costs the store nothing, and
         dropping it kept the other filters of its mask from adopting it. At 1M items a category
-        block with its graph is ~65 MiB, so a filter builds 3 of its ~10 blocks' graphs within its
-        own budget and the store held the 3 newest of all: a boosted config adopted the filter
+        block with its graph was ~65 MiB then, so a filter built 3 of its ~10 blocks' graphs within
+        its own budget and the store held the 3 newest of all: a boosted config adopted the filter
         alone's graphs and built 3 of its own, the filter alone, once they had pushed its own out
         of the store, never saw the boosted config's (issue 16, s33-r: 295 against 456 of 500 seeds
         on a block graph in s31-r's 1M runs). A filter leaving the cache leaves its sets to this
@@ -563,7 +573,7 @@ class StaticMixin:
             shared.popitem(last=False)
         held = self._held_sets()
         orphans = [k for k, x in shared.items() if id(x) not in held]  # oldest first
-        spare = sum(shared[k].nbytes for k in orphans) - _BLOCKS_MAX_BYTES
+        spare = sum(shared[k].nbytes for k in orphans) - _SHARED_SPARE_BYTES
         for k in orphans:
             if spare <= 0 or len(shared) <= 1:
                 break
