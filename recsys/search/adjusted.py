@@ -589,14 +589,18 @@ class AdjustMixin(BlockPoolMixin):
         """Build (background; inline on a small catalogue) the block's :class:`PoolTable`, when its
         pool is packed, its work within ``_POOL_TABLE_MAX_WORK`` and its memory within the block
         graphs' cap (``cf.block_bytes``); otherwise :data:`_NO_TABLE` (the pool is scored at each
-        query, as before)."""
+        query, as before). A table queued already (by another shortcut of the filter: another config
+        object of it) is not reserved again."""
+        job = (id(cf), "pool table", key)
+        if self._bg.pending(job):
+            return
         build = self._pool_table_build(cf, key, bm)
         if build is None:
             return
         if self._inline():
             build()
         else:
-            self._bg.submit((id(cf), "pool table", key), build)
+            self._bg.submit(job, build)
 
     def _pool_table_build(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> Any:
         """The job that builds block ``key``'s :class:`PoolTable` for its merge ``bm``
