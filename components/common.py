@@ -81,8 +81,11 @@ def run_catalog_view(run_id: str) -> Any:
         Unknown run, dataset missing or unreadable.
     """
     from recsys.catalog import run_catalog_view as load
+    from recsys.catalog import warm_seed_search
 
-    return load(data_registry(), run_id)
+    view = load(data_registry(), run_id)
+    warm_seed_search(view)  # the pages' seed search: its counts and columns, in the background
+    return view
 
 
 def list_datasets(root: str | Path) -> list[str]:

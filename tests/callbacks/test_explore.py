@@ -653,3 +653,29 @@ def test_a_plan_resolved_by_exact_search_for_tied_items_is_said_in_words(explore
     assert "ties_exact" not in label and "_" not in label
     assert label.startswith("exact search") and "identical vectors" in label
     assert explore.plan_label("exact_subset") == "exact search over the eligible items"
+
+
+def test_a_rest_worker_loading_a_run_starts_no_seed_search_reads(explore, data, monkeypatch):
+    """A REST worker loads a run's catalogue view to serve lists and never searches by text:
+    loading it must not start the seed search's background reads (the interactions' item_id
+    column, the Arrow columns), which competed with one worker's requests (`bench/serving.py`:
+    0.75x to 0.82x the reference's throughput with them, 0.87x to 0.90x before). A page that
+    offers the seed search starts them when it loads the view."""
+    from components.common import run_catalog_view
+    from recsys import catalog
+    from recsys.registry import Registry
+    from recsys.search import service
+
+    monkeypatch.setattr(catalog, "_views", {})
+    monkeypatch.setattr(catalog, "_dataset_counts", {})
+    monkeypatch.setattr(catalog, "_popularity_reading", {})
+    service.clear_searcher_cache()
+    run = data["runs"]["A"]
+    searcher = service.get_searcher(Registry(data["root"]), run)  # what /api/v1/similar loads
+    view = searcher.view
+    assert catalog._popularity_reading == {}, "a REST load started reading the interaction counts"
+    assert view not in catalog._search_cache and view not in catalog._search_warmed
+    assert run_catalog_view(run) is view  # the page's load: the same view, its search prepared
+    assert catalog._popularity_reading, "a page's load did not start reading the counts"
+    assert view in catalog._search_warmed
+    _counts_ready(run)
