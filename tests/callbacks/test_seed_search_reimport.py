@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from components.common import run_catalog_view
+from recsys.catalog import item_popularity
 from recsys.data.loaders import build_dataset
 from recsys.data.schema import load_dataset, save_dataset
 from tests.callbacks import _emc_data
@@ -22,6 +24,9 @@ def test_the_seed_search_ranks_by_the_counts_of_the_dataset_imported_again(tmp_p
     explore = page("explore")
 
     def bags() -> list[str]:
+        # the counts are read in the background once the page loads the run's view (the search
+        # never waits for them): wait here, as a user's typing would, for the version just imported
+        assert item_popularity(run_catalog_view(runs["A"]), wait=30) is not None
         return [o["value"] for o in explore.update_seed_options("tote", runs["A"], None)]
 
     first = bags()
