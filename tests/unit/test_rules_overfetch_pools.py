@@ -10,13 +10,10 @@ import pytest
 
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
-from recsys.merch import Adjust, PairBan
+from recsys.merch import PairBan
 from recsys.search import FilteredSearcher
+from tests.unit.test_rules_pool_tables import RULES  # the same boost of cheap items, bury of dear ones
 from tests.unit.test_search import clustered_catalog
-
-#: a boost of the cheap items (the pool: about 15% of each category block, a multiplier above the
-#: rest) and a bury of the dear ones
-RULES = {"boost": [Adjust(price_max=12.0, multiplier=1.3)], "bury": [Adjust(price_min=40.0, multiplier=0.7)]}
 
 
 @pytest.fixture(scope="module")
