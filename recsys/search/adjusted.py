@@ -597,10 +597,7 @@ class AdjustMixin(BlockPoolMixin):
         build = self._pool_table_build(cf, key, bm)
         if build is None:
             return
-        if self._inline():
-            build()
-        else:
-            self._bg.submit(job, build)
+        self._build_or_queue(job, build)
 
     def _pool_table_build(self, cf: CompiledFilter, key: tuple, bm: BlockMerge) -> Any:
         """The job that builds block ``key``'s :class:`PoolTable` for its merge ``bm``
@@ -679,10 +676,7 @@ class AdjustMixin(BlockPoolMixin):
                 if table is not None:
                     table()
 
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(cf), "block merge", key), build)
+        self._build_or_queue((id(cf), "block merge", key), build)
 
     def _merged(
         self, qq: Query, bm: BlockMerge, kp: np.ndarray, ks: np.ndarray, tau: float, s_f: float, n_elig: int
@@ -733,10 +727,7 @@ class AdjustMixin(BlockPoolMixin):
             cf.block_bytes += aug.nbytes + ss.n * (2 * index.M * 4 + 16)
             cl.graphs[key] = AdjustedGraph(g, ss.rows)  # published whole
 
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(cf), "adjusted graph", key), build)
+        self._build_or_queue((id(cf), "adjusted graph", key), build)
 
     def _adjusted_graph_pays(self, cf: CompiledFilter, key: tuple, ss: Any, ef: int) -> bool:
         """Whether the block's adjusted graph, at the ``ef`` its recall check needs, is expected to

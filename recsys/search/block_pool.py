@@ -176,10 +176,7 @@ class BlockPoolMixin:
                 if job is not None:
                     job()
 
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(cf), "block pool", key), build)
+        self._build_or_queue((id(cf), "block pool", key), build)
 
     def _overfetch_settle(
         self, qq: Query, cl: AdjustClasses, cand: Any, rows: np.ndarray, dist: np.ndarray

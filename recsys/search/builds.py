@@ -4,6 +4,7 @@ searcher's :class:`~recsys.search.background.Background` thread, which runs them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +24,14 @@ class BuildsMixin:
 
     def _inline(self) -> bool:
         return self.n < self.background_min_items
+
+    def _build_or_queue(self, job: tuple, build: Callable[[], None]) -> None:
+        """Run ``build`` now on a small catalogue (:meth:`_inline`), else queue it for the
+        background thread under ``job`` (a job already pending is not queued twice)."""
+        if self._inline():
+            build()
+        else:
+            self._bg.submit(job, build)
 
     def _keys_ready(self, cf: CompiledFilter, r: _SeedRules) -> bool:
         """Whether the key index of ``r``'s variant may be used now (else it is queued for the

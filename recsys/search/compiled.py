@@ -462,10 +462,7 @@ class CompileMixin:
         def build() -> None:
             kv.unit = np.take(self.unit, kv.order, axis=0)  # published whole
 
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(kv), "key rows"), build)
+        self._build_or_queue((id(kv), "key rows"), build)
         return kv.unit
 
     def _seed_table(self, cf: CompiledFilter) -> np.ndarray | None:

@@ -539,10 +539,7 @@ class StaticMixin:
             cf.blocks[key] = ss  # published whole, with its graph
             self._share(cf, key, ss)
 
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(cf), "block", key), build)
+        self._build_or_queue((id(cf), "block", key), build)
         if cf.adjust_cat_only and self._tie_of is None:  # boost/bury: the block's merge, right after
             self._queue_block_merge(cf, key)
 
@@ -630,10 +627,7 @@ class StaticMixin:
             if ss.sub is not None:
                 self._share(cf, ("static", no_adult), ss)
 
-        if self._inline():
-            build()
-        else:
-            self._bg.submit((id(cf), "sub", no_adult), build)
+        self._build_or_queue((id(cf), "sub", no_adult), build)
 
     def _big_sub_open(self, cf: CompiledFilter, ss: StaticSet, no_adult: bool) -> bool:
         """Whether a static set over ``BLOCK_MAX_SHARE`` may still get its own graph, not decided
