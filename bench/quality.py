@@ -82,22 +82,11 @@ MODELS = (
     "two_tower",
 )
 TF_MODELS = ("content", "two_tower")
-#: The recommended variant is the simplest (first here: the baselines, then the learned models)
-#: within one standard error of the paired validation gap to the best (:mod:`recsys.selection`).
-SIMPLEST_FIRST = (
-    "popularity",
-    "cooccurrence",
-    "item_knn",
-    "tfidf",
-    "sknn",
-    "vsknn",
-    "prod2vec_defaults",
-    "prod2vec_fixed",
-    "prod2vec_tuned",
-    "meta_prod2vec",
-    "content",
-    "two_tower",
-)
+#: The recommended variant is the simplest (first here: the baselines, then the learned models in
+#: ``MODELS``' order) within one standard error of the paired validation gap to the best
+#: (:mod:`recsys.selection`).
+BASELINES = ("popularity", "cooccurrence", "item_knn", "tfidf", "sknn", "vsknn")
+SIMPLEST_FIRST = BASELINES + tuple(m for m in MODELS if m not in BASELINES)
 RULE = "the simplest variant within 1 standard error of the paired validation gap to the best (HR@20)"
 #: Session-kNN variants whose settings are tuned on the validation split (``--knn-budget``
 #: each; ``--no-knn-tuning``: session-rec's defaults).
