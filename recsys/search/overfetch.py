@@ -59,7 +59,7 @@ class OverfetchMixin:
         seed = getattr(cand, "seed_row", -1)
         if seed < 0 or not self._self_first or not len(rows) or int(rows[0]) == seed:  # no list made
             return False
-        return seed_lost(seed, rows.tolist(), dist, self._self_first)
+        return seed_lost(seed, rows, dist, self._self_first)  # the labels searched only past the distance
 
     def _overfetch(
         self,
