@@ -4,9 +4,11 @@ For each dataset (the demo, and every dataset in ``../shared/datasets`` with int
 that the project can import) the data is split by time (the latest 10% of sequences are
 the test part; leave-last-out where there are no timestamps). The training part is split
 again the same way: every model is fitted on its earlier part and scored on its latest
-part (validation), and the variant the tool **recommends** is the best on validation
-(HR@20), never chosen on the test part. Every model is then refitted on the whole
-training part and scored once on the test part.
+part (validation), and the variant the tool **recommends** is chosen on validation (HR@20),
+never on the test part: the simplest variant whose validation HR@20 is within one standard
+error of the best one's, the error of their paired gap on the same cases
+(:func:`recsys.selection.recommend`; ``recommended_by`` gives the best, each gap and its error).
+Every model is then refitted on the whole training part and scored once on the test part.
 
 Cases: next item from the session so far (:func:`recsys.evaluation.build_session_cases`),
 a basket read in line order. Two protocols: every position (``NAME``; repeat views kept)
@@ -36,7 +38,7 @@ split's cold targets, as ``recsys train content --tune`` does), tfidf, two_tower
 
 Output: ``{"datasets": {NAME: {"n_cases", "models": {MODEL: {"hr@20", "hr@20_ci",
 "mrr@20", "coverage@20", "no_recommendation_share", "fallback_share",
-"model_no_recommendation_share"}}, "recommended", "validation_hr@20", "tuning": {MODEL:
+"model_no_recommendation_share"}}, "recommended", "recommended_by", "validation_hr@20", "tuning": {MODEL:
 {"budget_s", "n_trials", "start_value", "best_value", "best_params", ...}}, "skipped"}},
 "load_average": [...], "settings": {...}}``.
 
@@ -80,6 +82,12 @@ MODELS = (
     "two_tower",
 )
 TF_MODELS = ("content", "two_tower")
+#: The recommended variant is the simplest (first here: the baselines, then the learned models in
+#: ``MODELS``' order) within one standard error of the paired validation gap to the best
+#: (:mod:`recsys.selection`).
+BASELINES = ("popularity", "cooccurrence", "item_knn", "tfidf", "sknn", "vsknn")
+SIMPLEST_FIRST = BASELINES + tuple(m for m in MODELS if m not in BASELINES)
+RULE = "the simplest variant within 1 standard error of the paired validation gap to the best (HR@20)"
 #: Session-kNN variants whose settings are tuned on the validation split (``--knn-budget``
 #: each; ``--no-knn-tuning``: session-rec's defaults).
 KNN_TUNED = ("sknn", "vsknn")
@@ -188,12 +196,25 @@ def split_of(ds: Any) -> tuple[Any, Any, str]:
 
 
 def score(
-    model: Any, test: Any, cases: Any, catalog: Any, cold: Any = None, fallback: Any = None
+    model: Any,
+    test: Any,
+    cases: Any,
+    catalog: Any,
+    cold: Any = None,
+    fallback: Any = None,
+    per_case: bool = False,
 ) -> dict[str, Any]:
     from recsys.evaluation import evaluate_sessions
 
     m = evaluate_sessions(
-        model, test, k=K, exclude_seen=False, cases=cases, catalog=catalog, fallback=fallback
+        model,
+        test,
+        k=K,
+        exclude_seen=False,
+        cases=cases,
+        catalog=catalog,
+        fallback=fallback,
+        per_case=per_case,
     )
     out = {
         f"hr@{K}": round(m[f"hr@{K}"], 4),
@@ -203,6 +224,7 @@ def score(
         "no_recommendation_share": round(m["no_recommendation_share"], 4),
         "fallback_share": round(m["fallback_share"], 4),
         "model_no_recommendation_share": round(m["model_no_recommendation_share"], 4),
+        **({"hits": m["hits"]} if per_case else {}),
     }
     if cold is not None:
         ctx, tgt = cases
@@ -225,6 +247,7 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
     from recsys.evaluation import build_session_cases, cold_items
     from recsys.models import make_model
     from recsys.pipeline import fit_fallback
+    from recsys.selection import recommend
     from recsys.tuning import tune
 
     train, test, how = split_of(ds)
@@ -246,7 +269,7 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
     entries = {
         p: {"n_cases": int(len(cases[p][1])), "models": {}, "recommended": None, "skipped": {}} for p in cases
     }
-    validation: dict[str, dict[str, float]] = {p: {} for p in valid_cases}
+    validation: dict[str, dict[str, Any]] = {p: {} for p in valid_cases}  # per-case hits
     wanted = args.models or list(MODELS)
     tuned_info: dict[str, dict[str, Any]] = {}
     tuned_keys = {"prod2vec_tuned"} | (set() if args.no_knn_tuning else set(KNN_TUNED))
@@ -280,9 +303,9 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
                 params = {**params, **info["best_params"]}
             val_model = make_model(family, **params).fit(fit_part)  # the tuner's split, refitted
             for p in valid_cases:
-                validation[p][key] = score(val_model, valid, valid_cases[p], ds.catalog, fallback=chains[0])[
-                    f"hr@{K}"
-                ]
+                validation[p][key] = score(
+                    val_model, valid, valid_cases[p], ds.catalog, fallback=chains[0], per_case=True
+                )["hits"]
             model = make_model(family, **params).fit(train)
         except Exception as exc:  # a family that cannot run on this dataset
             for e in entries.values():
@@ -320,9 +343,10 @@ def run_dataset(name: str, ds: Any, args: argparse.Namespace) -> dict[str, dict[
         )
     out = {}
     for p, e in entries.items():
-        v = validation[p]
-        e["recommended"] = max(v, key=lambda m: (v[m], -MODELS.index(m))) if v else None
-        e["validation_hr@20"] = {m: round(x, 4) for m, x in v.items()}
+        v = {m: validation[p][m] for m in sorted(validation[p], key=SIMPLEST_FIRST.index)}
+        e["recommended"], why = recommend(v)
+        e["recommended_by"] = {"rule": RULE, **why}
+        e["validation_hr@20"] = {m: round(float(h.mean()), 4) if len(h) else 0.0 for m, h in v.items()}
         e["split"] = how
         e["tuning"] = {
             key: {

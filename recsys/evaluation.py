@@ -735,11 +735,14 @@ def evaluate_sessions(
     catalog: pd.DataFrame | Sequence[str] | None = None,
     cases: tuple[list[list[str]], np.ndarray] | None = None,
     fallback: Any = None,
+    per_case: bool = False,
 ) -> dict[str, Any]:
     """Next-item metrics from whole sessions (see :func:`build_session_cases`).
 
     ``fallback``: the run's :class:`~recsys.fallback.FallbackChain` (default: the model's
     ``fallback_chain_``) completes each list from the most recent item, as served.
+    ``per_case``: also ``hits``, whether each case's target is in its list (a bool array, in the
+    cases' order: what :func:`recsys.selection.recommend` compares variants by, paired).
 
     Returns
     -------
@@ -771,6 +774,7 @@ def evaluate_sessions(
             "n_cases": 0,
             "protocol": protocol,
             "exclude_seen": bool(exclude_seen),
+            **({"hits": np.zeros(0, dtype=bool)} if per_case else {}),
         }
     recs = session_recommendations(model, contexts, k, exclude_seen)
     chain = fallback if fallback is not None else getattr(model, "fallback_chain_", None)
@@ -794,6 +798,7 @@ def evaluate_sessions(
         "n_cases": int(n),
         "protocol": protocol,
         "exclude_seen": bool(exclude_seen),
+        **({"hits": hit} if per_case else {}),
     }
 
 

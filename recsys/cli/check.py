@@ -11,15 +11,9 @@ import json
 import sys
 from typing import Any
 
+from recsys.cli.common import _int_at_least
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+_positive_int = _int_at_least(1)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -51,41 +51,32 @@ def _parse_pairs(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer >= ``low``, else a usage error (not a traceback later)."""
+def _number_where(cast: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
+    """An argparse ``type``: ``cast(text)`` (``int`` or ``float``) for which ``ok`` holds, else a
+    usage error saying what it must be (``what``), not a traceback later."""
+    noun = "an integer" if cast is int else "a number"
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"'{text}' is not {noun}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
         return value
 
     return parse
 
 
-def _fraction(text: str) -> float:
-    """An argparse ``type``: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
-    return value
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low``."""
+    return _number_where(int, lambda v: v >= low, f"at least {low}")
 
 
-def _positive(text: str) -> float:
-    """An argparse ``type``: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
-    return value
+#: an argparse ``type``: a number strictly between 0 and 1
+_fraction = _number_where(float, lambda v: 0 < v < 1, "between 0 and 1 (exclusive)")
+#: an argparse ``type``: a number above 0
+_positive = _number_where(float, lambda v: v > 0, "above 0")
 
 
 def _print_json(obj: Any) -> None:

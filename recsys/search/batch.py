@@ -31,7 +31,7 @@ import numpy as np
 from recsys.errors import UnknownItemError
 from recsys.filters import FilterConfig
 from recsys.search.answers import answers
-from recsys.search.beams import LOST_DIST
+from recsys.search.beams import seeds_lost
 from recsys.search.kernels import _blas_controllers
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN
 from recsys.search.query import TABLE_COUNTS, KeyRange, Query
@@ -543,11 +543,10 @@ def search_many_static(
                 labels, dist = got
                 if cf.trivial:
                     r_, s_, cnt = _first_k_but(labels, dist, seed_rows if cfg.exclude_seed else None, k)
-                    if cfg.exclude_seed and searcher._self_first and len(labels) and labels.shape[1]:
-                        # a beam search that missed the seed's own vector (static.py: _seed_lost):
+                    if cfg.exclude_seed:
+                        # a beam search that missed the seed's own vector (beams.py: seed_lost):
                         # answered exactly below, as a single query's retries end
-                        lost = (dist[:, 0] > LOST_DIST) & ~(labels == seed_rows[:, None]).any(axis=1)
-                        cnt[lost] = 0
+                        cnt[seeds_lost(seed_rows, labels, dist, searcher._self_first)] = 0
                 else:
                     ok = ss.ok_by_row[labels]
                     if cfg.exclude_seed:

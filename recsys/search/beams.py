@@ -40,7 +40,7 @@ BEAM_RECALL = 0.993
 SAMPLE = 400
 #: a first cosine distance above which a seed's labels without its own row mean a beam search that
 #: missed its neighbourhood (the seed, its own vector, lies at 0 up to float32 rounding: 1e-7):
-#: :meth:`~recsys.search.static.StaticMixin._seed_lost`
+#: :func:`seed_lost`
 LOST_DIST = 1e-4
 #: score cells (samples x catalogue rows) per step of the exact top ``depth`` (32 MB of float32):
 #: the catalogue is read in blocks of ``_BLOCK_CELLS // SAMPLE`` rows (20,971 at 400 samples),
@@ -153,6 +153,35 @@ def exact_top(
         idx, best_s = topk_rows(np.concatenate([best_s, sims], axis=1), top_d)
         best_c = np.take_along_axis(np.concatenate([best_c, cols], axis=1), idx, axis=1)
     return best_c if best_c is not None else np.empty((m, 0), dtype=np.int64)
+
+
+def seed_lost(seed_row: int, rows: Any, dists: Any, self_first: bool = True) -> bool:
+    """Whether a beam search for a seed's own vector missed the seed's neighbourhood: THE test of
+    the single-query paths (static, over-fetch, fast; :func:`seeds_lost` is the batch's).
+
+    ``rows``: the labels it returned, best first (a list or an array), ``dists``: their cosine
+    distances (at least the first); ``seed_row``: the seed's vector row, -1 when the seed is not
+    in the index (nothing to miss); ``self_first``: whether the query is the seed's own candidate
+    vector in the cosine space (``qunit is unit``), so that the seed is its own nearest item. Then
+    labels that hold neither the seed's row nor anything within ``LOST_DIST`` of it (identical
+    vectors: a first distance of ``LOST_DIST`` or less is not judged) come from a search that ended
+    away from the neighbourhood, and none of its labels are the seed's neighbours. No labels: not
+    judged (nothing came back to judge). Callers on a hot path test ``rows[0] != seed_row`` first
+    (the usual case, its own vector first), which this implies.
+    """
+    return bool(self_first and seed_row >= 0 and len(rows) and dists[0] > LOST_DIST and seed_row not in rows)
+
+
+def seeds_lost(
+    seed_rows: np.ndarray, labels: np.ndarray, dist: np.ndarray, self_first: bool = True
+) -> np.ndarray:
+    """:func:`seed_lost` per row of a batch (``labels``, ``dist``: (n, fetch); ``seed_rows``: (n,)),
+    as a bool array: the same test, in NumPy."""
+    n = len(seed_rows)
+    if not self_first or not labels.size:
+        return np.zeros(n, dtype=bool)
+    seed_rows = np.asarray(seed_rows)
+    return (seed_rows >= 0) & (dist[:, 0] > LOST_DIST) & ~(labels == seed_rows[:, None]).any(axis=1)
 
 
 def beam_for(beams: tuple[int, ...] | None, depth: float) -> int:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
-from recsys.search.beams import LOST_DIST
+from recsys.search.beams import seed_lost
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in_range_except
 from recsys.search.ranked import fetch_need, rerank_rows
@@ -150,7 +150,7 @@ class FastPlan:
         #: as it comes, reading nothing else after the beam search
         self.plain = False
         #: the seed is its own nearest item (the searcher's ``_self_first``): labels without it
-        #: come from a lost beam search (static.py: ``_seed_lost``)
+        #: come from a lost beam search (beams.py: ``seed_lost``)
         self.self_first = False
 
 
@@ -266,7 +266,7 @@ class FastMixin:
             elif seed_row in rl:
                 j = rl.index(seed_row)
                 del rl[j], dl[j]
-            elif fp.self_first and dl[0] > LOST_DIST:
+            elif seed_lost(seed_row, rl, dl, fp.self_first):
                 return None  # the beam search missed the seed's neighbourhood: the general path retries
             else:
                 del rl[k:], dl[k:]
@@ -600,9 +600,13 @@ class FastMixin:
         # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
         (rows,) = labels.tolist()  # no row view: one NumPy call
         # the seed, eligible, is its own nearest label: without it the beam search was lost
-        # (static.py: _seed_lost), whatever passes the filter; the general path fetches wider
-        lost = seed_row >= 0 and rows and rows[0] != seed_row and fp.self_first and seed_row not in rows
-        lost = lost and float(dist[0, 0]) > LOST_DIST
+        # (beams.py: seed_lost), whatever passes the filter; the general path fetches wider
+        lost = (
+            seed_row >= 0
+            and rows
+            and rows[0] != seed_row
+            and seed_lost(seed_row, rows, dist[0], fp.self_first)
+        )
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if drop is not None:  # a key range (the table kind), the seed's row among ``drop``

@@ -149,7 +149,7 @@ class FilteredSearcher(
         #: (Prod2Vec "in-out": seeds' input vectors against candidates' output vectors)
         self.qunit = self.unit if query_vectors is None else positioned(query_vectors)
         #: a seed is its own nearest item (cosine, looked up by its own vector): labels without it
-        #: mean a beam search that missed its neighbourhood (static.py: ``_seed_lost``)
+        #: mean a beam search that missed its neighbourhood (beams.py: ``seed_lost``)
         self._self_first = space == "cosine" and query_vectors is None
         self._vectors_rows = vectors
         self._index = index

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for, padded_take
-from recsys.search.beams import LOST_DIST, beam_for
+from recsys.search.beams import beam_for, seed_lost
 from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
@@ -816,7 +816,7 @@ class StaticMixin:
         """No rule bites (the default config on a catalogue without adult items): one knn_query
         for k + 1, the seed dropped from the list. None when hnswlib cannot reach that many.
 
-        A beam search that did not reach the seed's own vector (:meth:`_seed_lost`: it missed the
+        A beam search that did not reach the seed's own vector (:func:`~recsys.search.beams.seed_lost`: it missed the
         seed's neighbourhood altogether) is asked again 4x wider, then 16x, then the answer is exact
         search's (issue 18 at 1M items, ef 64: 5 of the bench's 500 seeds, recall@10 0.0 each,
         the case's 0.9878; found by a beam of 1,024)."""
@@ -835,7 +835,7 @@ class StaticMixin:
             except RuntimeError:  # hnswlib#444
                 return None
             rl, dl = labels[0, :kq].tolist(), dist[0, :kq].tolist()
-            if not self._seed_lost(seed_row, rl, dl):
+            if not seed_lost(seed_row, rl, dl, self._self_first):
                 return self._lean_answer(qq, rl, dl, seed_row, "hnsw_overfetch", n - ex)
             fetch = self._next_fetch(max(fetch, index.ef), n, n)
             if fetch is None:
@@ -844,11 +844,3 @@ class StaticMixin:
         res.plan = "hnsw_overfetch+exact_fallback"
         res.elapsed_ms = (time.perf_counter() - qq.t0) * 1e3
         return res
-
-    def _seed_lost(self, seed_row: int, rl: list[int], dl: list[float]) -> bool:
-        """Whether a beam search for the seed's own vector missed it: in the cosine space, with
-        the seed looked up by its own candidate vector (``qunit is unit``), the seed is its own
-        nearest item (distance 0 up to float rounding, identical vectors aside: a first distance
-        of ``LOST_DIST`` or less is not judged), so labels that hold neither it nor anything that
-        close come from a search that ended away from its neighbourhood."""
-        return seed_row >= 0 and self._self_first and len(dl) > 0 and dl[0] > LOST_DIST and seed_row not in rl

@@ -115,6 +115,7 @@ def test_import_csv_with_missing_column_names_the_file_and_column(tmp_path, caps
         (["evaluate", "some-run", "--k", "-1"], "--k"),
         (["evaluate", "some-run", "--max-cases", "0"], "--max-cases"),
         (["demo", "--items", "50"], "--items"),
+        (["check", "--run", "some-run", "--k", "0"], "--k"),
     ],
 )
 def test_out_of_range_numbers_are_usage_errors_not_tracebacks(tmp_path, capsys, argv, option):

@@ -249,6 +249,10 @@ def test_evaluate_sessions_exclude_seen_and_shares():
     lo, hi = both[True]["hr@2_ci"]
     assert lo < 1 / 3 < hi
     assert both[True]["coverage@2"] == pytest.approx(2 / 4)  # y, z (x is dropped as seen in case 2)
+    # per case, in the cases' order (what the recommended variant's paired rule compares)
+    for flag, want in ((False, [True, True, False]), (True, [True, False, False])):
+        got = evaluate_sessions(model, test, k=2, exclude_seen=flag, catalog=list("xyzq"), per_case=True)
+        assert got["hits"].tolist() == want and "hits" not in both[flag]
 
 
 def test_catalog_coverage_counts_each_catalogue_item_a_list_holds():

@@ -17,6 +17,7 @@ import pytest
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
+from recsys.search.beams import LOST_DIST, seed_lost, seeds_lost
 
 K = 10
 
@@ -43,6 +44,40 @@ def coarse():
     lost = [r for r in range(n) if r not in labels[r].tolist() and dist[r, 0] > 1e-3]
     found = [r for r in range(n) if labels[r, 0] == r][:200]
     return cat["item_id"].to_numpy(), unit, searcher, lost, found
+
+
+#: (seed_row, labels, first distances, self_first, lost?): the one predicate of every path
+PREDICATE_CASES = [
+    (7, [7, 3, 5], [0.0, 0.2, 0.3], True, False),  # its own vector first: the usual case
+    (7, [3, 7, 5], [0.0, 0.0, 0.3], True, False),  # a tied vector first, the seed second
+    (7, [3, 7, 5], [0.2, 0.2, 0.3], True, False),  # its own row among them, however far: found
+    (7, [3, 5, 9], [0.2, 0.3, 0.4], True, True),  # neither it nor anything that close: lost
+    (7, [3, 5, 9], [0.2, 0.3, 0.4], False, False),  # in-out or not cosine: the seed is not first
+    (7, [3, 5, 9], [LOST_DIST / 10, 0.3, 0.4], True, False),  # an identical vector took its place
+    (7, [3, 5, 9], [LOST_DIST, 0.3, 0.4], True, False),  # at the threshold: not judged lost
+    (7, [3, 5, 9], [2 * LOST_DIST, 0.3, 0.4], True, True),  # just over it
+    (-1, [3, 5, 9], [0.2, 0.3, 0.4], True, False),  # the seed not in the index: nothing to miss
+]
+
+
+@pytest.mark.parametrize("seed_row, rows, dists, self_first, lost", PREDICATE_CASES)
+def test_the_lost_search_predicate(seed_row, rows, dists, self_first, lost):
+    assert seed_lost(seed_row, rows, dists, self_first) is lost
+    # as the over-fetch and the shortcut pass them: NumPy labels and distances (float32)
+    assert seed_lost(seed_row, np.array(rows), np.array(dists, dtype=np.float32), self_first) is lost
+
+
+def test_the_batch_form_of_the_predicate_is_the_single_one():
+    for self_first in (True, False):
+        cases = [c for c in PREDICATE_CASES if c[3] == self_first]
+        seeds = np.array([c[0] for c in cases], dtype=np.int64)
+        labels = np.array([c[1] for c in cases], dtype=np.int64)
+        dist = np.array([c[2] for c in cases], dtype=np.float32)
+        want = [c[4] for c in cases]
+        assert seeds_lost(seeds, labels, dist, self_first).tolist() == want
+    assert not seed_lost(7, [], [], True)  # no labels: nothing to judge
+    none = np.empty((1, 0), dtype=np.int64)
+    assert seeds_lost(np.array([7]), none, none.astype(np.float32), True).tolist() == [False]
 
 
 def _recall(got: list[int], want: list[int]) -> float:

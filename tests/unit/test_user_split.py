@@ -150,6 +150,7 @@ def test_confidence_interval():
     "argv, words",
     [
         (["--test-fraction", "1.5"], "--test-fraction: must be between 0 and 1"),
+        (["--test-fraction", "half"], "--test-fraction: 'half' is not a number"),
         (["--split", "last-days", "--days", "-2"], "--days: must be above 0"),
         (["--split", "sometimes"], "invalid choice"),
     ],

@@ -1,0 +1,59 @@
+"""Which variant to recommend, from each variant's hits on the same validation cases.
+
+The highest validation hit rate alone picks among variants the validation cases cannot tell
+apart: on REES46 (s35-q) vsknn led sknn by 2 cases of 844 and was recommended, and it trailed by
+1 case of 440 on the test split. The rule here is parsimony within the noise, the
+"one-standard-error rule" (Breiman, Friedman, Olshen and Stone, *Classification and Regression
+Trees*, 1984; Hastie, Tibshirani and Friedman, *The Elements of Statistical Learning*, 7.10):
+the simplest variant (first in the order given: baselines first) whose hit rate is within ``z``
+standard errors of the best one's. The standard error is that of the *paired* difference (both
+variants were scored on the same cases, so the cases both hit or both miss carry no noise): for
+two session kNN variants that agree on most cases it is far narrower than their two intervals.
+A variant wins over a simpler one only by a margin the validation cases can see. Never the test
+split: the caller passes validation hits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+#: standard errors of the paired difference within which a simpler variant is preferred (the
+#: one-standard-error rule's 1)
+Z = 1.0
+
+
+def paired_gap(best: Any, other: Any) -> tuple[float, float]:
+    """(mean of ``best - other``, its standard error) over the same cases (0/1 hits per case)."""
+    d = np.asarray(best, dtype=np.float64) - np.asarray(other, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return 0.0, 0.0
+    se = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
+    return float(d.mean()), se
+
+
+def recommend(hits: Mapping[str, Any], z: float = Z) -> tuple[str | None, dict[str, Any]]:
+    """(the variant to recommend, why) from ``hits``: variant -> its per-case hits (0/1, the
+    same validation cases in the same order for every variant), simplest variant first.
+
+    The best is the highest hit rate (a tie to the simpler); the recommended is the first variant
+    whose paired gap to the best is at most ``z`` standard errors of that gap (the best itself at
+    the latest). ``why``: ``{"best", "z", "gaps": {variant: {"gap", "se"}}}`` (hit-rate points).
+    """
+    names = list(hits)
+    if not names:
+        return None, {"best": None, "z": z, "gaps": {}}
+    rate = {m: float(np.mean(hits[m])) if len(hits[m]) else 0.0 for m in names}
+    best = max(names, key=lambda m: (rate[m], -names.index(m)))
+    gaps = {m: paired_gap(hits[best], hits[m]) for m in names}
+    chosen = next((m for m in names if gaps[m][0] <= z * gaps[m][1]), best)
+    why = {
+        "best": best,
+        "z": z,
+        "gaps": {m: {"gap": round(g, 4), "se": round(se, 4)} for m, (g, se) in gaps.items()},
+    }
+    return chosen, why
