@@ -135,8 +135,11 @@ def test_seed_search_matches_title_parts_and_ids(explore, data):
     assert "Leather Tote Bag 0" in next(o["label"] for o in by_title if o["value"] == "wb0")
     assert explore.seed_options(view, "HK3")[0]["value"] == "hk3"  # exact id first, case-insensitive
     assert explore.seed_options(view, "no such thing") == []
-    # the current seed stays among the options even when it does not match
-    assert explore.seed_options(view, "knife", current="ws1")[0]["value"] == "ws1"
+    # the current seed stays among the options even when it does not match: after the matches,
+    # never before the best one (the browser keeps the server's order); first without a query
+    knives = explore.seed_options(view, "knife", current="ws1")
+    assert knives[-1]["value"] == "ws1" and knives[:-1] == explore.seed_options(view, "knife")
+    assert explore.seed_options(view, None, current="ws1")[0]["value"] == "ws1"
 
 
 def test_seed_search_caps_options(explore, data):
@@ -592,7 +595,8 @@ def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best
     """A newcomer reads Overview's "Best variant: A", then opens Explore and the Map without
     naming a run: both show A (Compare: A first), not the run served by default (here C, another family's active
     run trained last, as the demo's two-tower run is), and Explore says which run it opened on
-    and why."""
+    and why. Vetting opens on the same run (it opened on C: a merchandiser vetted another
+    list than the one they had just looked at in Explore), also after a Dataset switch."""
     import time
 
     from components.common import data_registry
@@ -634,10 +638,14 @@ def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best
         runs["A"],
         meta["run_id"],
     ]
+    vetting = page("vetting")
+    assert find(vetting.layout(), lambda c: getattr(c, "id", None) == vetting.RUN)[0].value == runs["A"]
+    assert vetting.update_runs("tiny", None)[1] == runs["A"]  # the Dataset picker's choice
     # the user activates B (A's family): the Map and Explore show what is served, and say why
     Registry(root).activate(runs["B"])
     layout = explore.layout()
     assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
+    assert find(vetting.layout(), lambda c: getattr(c, "id", None) == vetting.RUN)[0].value == runs["B"]
     why = text_of(find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))[0])
     assert "Overview's best variant, A, is not active" in why
     # a run named in the address is kept, and no reason is given for it
