@@ -202,8 +202,14 @@ def test_a_catalogue_without_brands_or_categories_offers_no_rule_that_needs_them
         texts = [o.text for o in dash_duo.find_elements(".dash-dropdown-option")]
         return [t.rsplit("(", 1)[-1].rstrip(")") for t in texts]
 
-    wait_until(lambda: sorted(shown()) == sorted(ranked), what=f"{ranked} for {word!r}, not {shown()}")
-    assert shown() == ranked, (word, shown(), ranked)
+    listed: list[str] = []  # read once per poll: React redraws the list while it answers
+
+    def all_listed() -> bool:
+        listed[:] = shown()
+        return sorted(listed) == sorted(ranked)
+
+    wait_until(all_listed, what=f"the options {ranked} for {word!r}")
+    assert listed == ranked, (word, listed)
     dash_duo.find_element(".dash-dropdown-search-container input").send_keys(Keys.ESCAPE)
     # "Same category" cannot apply: disabled, and says why
     same = dash_duo.find_element(
