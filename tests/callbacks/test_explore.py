@@ -19,6 +19,7 @@ from components import ids
 from components.filter_panel import (
     FILTER_FIELDS,
     add_banned_pair,
+    control_id,
     controls_from_filter_config,
     filter_config_from_controls,
     filter_panel,
@@ -117,6 +118,34 @@ def test_max_per_brand_is_disabled_without_brands_and_says_brandless_items_are_n
     row = find(some, lambda c: getattr(c, "title", None) and "Max per brand" in text_of(c))
     assert any("items without a brand are not capped" in r.title for r in row)
     assert "unavailable: the catalogue has no brands" not in text_of(some)
+
+
+def test_same_category_and_gender_are_disabled_with_a_reason_where_no_item_has_one():
+    """ "Same category" was offered on a catalogue without categories, where it skips every seed
+    (does nothing): disabled there with the reason under it, as the brand rules; same for
+    "Same gender" on a catalogue without genders (Instacart)."""
+    import pandas as pd
+
+    from components.pickers import lacking_attributes
+    from recsys.catalog import CatalogView
+
+    def switch_of(panel: Any, field: str) -> Any:
+        return find(panel, lambda c: getattr(c, "id", None) == control_id("t", field))[0]
+
+    cat = pd.DataFrame(
+        {"item_id": ["a", "b"], "title": ["A", "B"], "category": ["", ""], "gender": ["", "men"]}
+    )
+    assert lacking_attributes(CatalogView(["a", "b"], cat)) == ["category"]
+    assert lacking_attributes(CatalogView(["a", "b"], cat.drop(columns="gender"))) == ["category", "gender"]
+    assert lacking_attributes(CatalogView(["a", "b"], cat.assign(category=["x", ""]))) == []
+    panel = filter_panel("t", lacks=lacking_attributes(CatalogView(["a", "b"], cat)))
+    assert switch_of(panel, "same_category").disabled and switch_of(panel, "category_level").disabled
+    assert not switch_of(panel, "same_gender").disabled
+    assert "unavailable: the catalogue has no categories" in text_of(panel)
+    assert "no genders" not in text_of(panel)
+    both = filter_panel("t", lacks=["category", "gender"])
+    assert switch_of(both, "same_gender").disabled and "the catalogue has no genders" in text_of(both)
+    assert not switch_of(filter_panel("t"), "same_category").disabled
 
 
 def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
@@ -475,7 +504,6 @@ def test_pages_without_runs_say_the_demo_build_is_on_its_way_while_it_runs(
 
 
 def test_min_similarity_slider_spans_the_runs_scores_and_counts_agree_with_the_list(explore, data):
-    from components.filter_panel import control_id
     from recsys.search import similarity_scale
 
     run = data["runs"]["A"]
