@@ -130,11 +130,15 @@ def test_a_lassoed_cluster_says_what_it_is(dash_duo, dash_app, demo_data_dir):
     assert dash_duo.get_logs() == []
 
 
-@pytest.fixture
-def nobrand(demo_data_copy) -> dict:
+@pytest.fixture(scope="module")
+def nobrand(demo_data_dir, tmp_path_factory) -> dict:
     """The demo catalogue as dataset "nobrand": without its brand column (as Online Retail,
     which has no brands), no categories (as a catalogue that has none), and numeric item ids
-    (P000243 -> 10243, as Instacart's product ids), with a prod2vec and a popularity run."""
+    (P000243 -> 10243, as Instacart's product ids), with a prod2vec and a popularity run, beside
+    the demo's, in a copy of the demo data made once for this module (its tests only read it:
+    built per test, its copy and two trainings cost 7 to 10 s of the second test's setup)."""
+    import shutil
+
     from recsys.data.loaders import build_dataset
     from recsys.data.schema import load_dataset, save_dataset
     from recsys.pipeline import train_run
@@ -143,6 +147,10 @@ def nobrand(demo_data_copy) -> dict:
     def numeric(ids):
         return ids.str[1:].astype(int).add(10000).astype(str)
 
+    demo_data_copy = tmp_path_factory.mktemp("nobrand") / "data"
+    shutil.copytree(
+        demo_data_dir, demo_data_copy, ignore=shutil.ignore_patterns("jobs", "uploads", "device.json")
+    )
     demo = load_dataset("demo", demo_data_copy)
     cat = demo.catalog.drop(columns=["brand"]).assign(category="", item_id=lambda d: numeric(d["item_id"]))
     events = demo.interactions.assign(item_id=lambda d: numeric(d["item_id"]))
