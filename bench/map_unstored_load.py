@@ -19,15 +19,16 @@ import glob
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import browser as B  # noqa: E402
 
 PROBE = """
 const t = document.querySelector('.page-title');
@@ -76,60 +77,35 @@ def _get(url: str, timeout: float) -> bool:
         return False
 
 
-def one_load(tree: str, root: Path, run: str, port: int) -> dict:
+def one_load(tree: str, root: Path, run: str) -> dict:
     """One first load of the run's Map with ``tree``'s app.py."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-
     shutil.rmtree(root / "cache", ignore_errors=True)
     for path in glob.glob(str(root / "runs" / run / "projection*")):
         os.remove(path)
-    env = {**os.environ, "RECSYS_DATA_DIR": str(root), "RECSYS_NO_DEMO": "1", "RECSYS_MAP_WARMUP": "0"}
-    app = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)],
-        cwd=tree,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with B.app_and_browser(root, Path(tree), {"RECSYS_MAP_WARMUP": "0"}) as (driver, url):
         end = time.time() + 120
-        while not _get(f"http://127.0.0.1:{port}/_dash-layout", 30) and time.time() < end:
+        while not _get(f"{url}/_dash-layout", 30) and time.time() < end:
             time.sleep(0.3)
-        options = Options()
-        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
-            options.add_argument(arg)
-        options.add_argument("--window-size=1280,900")
-        driver = webdriver.Chrome(options=options)
-        try:
-            driver.get(f"http://127.0.0.1:{port}/data")
-            time.sleep(
-                8.0
-            )  # its callbacks done: they import pandas, which a layout served meanwhile can trip on
-            load = open("/proc/loadavg").read().split()[0]
-            start = time.perf_counter()
-            driver.execute_script(f"window.location.href = '/map?run={run}'")
-            seen: dict = {}
-            while time.perf_counter() - start < 90:
-                try:
-                    shown, points = driver.execute_script(PROBE)
-                except Exception:  # noqa: BLE001 - the page is being replaced
-                    time.sleep(0.02)
-                    continue
-                now = round(time.perf_counter() - start, 2)
-                if shown:
-                    seen.setdefault("page_shown_s", now)
-                if points:
-                    seen.update(points_s=now, n_points=points)
-                    break
+        driver.get(f"{url}/data")
+        time.sleep(8.0)  # its callbacks done: they import pandas, which a layout served meanwhile can trip on
+        load = open("/proc/loadavg").read().split()[0]
+        start = time.perf_counter()
+        driver.execute_script(f"window.location.href = '/map?run={run}'")
+        seen: dict = {}
+        while time.perf_counter() - start < 90:
+            try:
+                shown, points = driver.execute_script(PROBE)
+            except Exception:  # noqa: BLE001 - the page is being replaced
                 time.sleep(0.02)
-            return {**seen, "load1": float(load)}
-        finally:
-            driver.quit()
-    finally:
-        os.killpg(app.pid, signal.SIGTERM)
-        app.wait(30)
+                continue
+            now = round(time.perf_counter() - start, 2)
+            if shown:
+                seen.setdefault("page_shown_s", now)
+            if points:
+                seen.update(points_s=now, n_points=points)
+                break
+            time.sleep(0.02)
+        return {**seen, "load1": float(load)}
 
 
 def main() -> None:
@@ -145,8 +121,8 @@ def main() -> None:
         loads: dict[str, list] = {name: [] for name in trees}
         for r in range(args.rounds):
             names = list(trees) if r % 2 == 0 else list(reversed(trees))
-            for i, name in enumerate(names):
-                loads[name].append(one_load(trees[name], root, run, 8790 + 2 * r + i))
+            for name in names:
+                loads[name].append(one_load(trees[name], root, run))
     print(json.dumps({"items": args.items, "loads": loads}))
 
 
