@@ -117,12 +117,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(root: Path) -> tuple[subprocess.Popen, str]:
+def start_app(
+    root: Path, tree: Path = ROOT, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """``tree``'s app.py on the data directory ``root`` (``extra_env`` added to its environment)."""
     port = _free_port()
-    env = {**os.environ, "RECSYS_DATA_DIR": str(root), "RECSYS_NO_DEMO": "1"}
+    env = {**os.environ, "RECSYS_DATA_DIR": str(root), "RECSYS_NO_DEMO": "1", **(extra_env or {})}
     proc = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
-        cwd=ROOT,
+        cwd=tree,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -141,10 +144,12 @@ def start_app(root: Path) -> tuple[subprocess.Popen, str]:
 
 
 @contextlib.contextmanager
-def app_and_browser(root: Path) -> Iterator[tuple[Any, str]]:
+def app_and_browser(
+    root: Path, tree: Path = ROOT, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[Any, str]]:
     """The app on the data directory ``root`` and a headless Chromium: ``(driver, url)``; both
-    are closed on the way out."""
-    proc, url = start_app(root)
+    are closed on the way out. ``tree``, ``extra_env``: as :func:`start_app`."""
+    proc, url = start_app(root, tree, extra_env)
     driver = browser()
     try:
         yield driver, url

@@ -328,6 +328,13 @@ def _max_per_brand(panel: str, value: Any, no_brands: bool) -> html.Div:
     )
 
 
+#: Why "Same category" / "Same gender" is disabled on a catalogue without any (``lacks``).
+_LACKS = {
+    "category": "unavailable: the catalogue has no categories",
+    "gender": "unavailable: the catalogue has no genders",
+}
+
+
 def _group(title: str, children: list[Any]) -> html.Div:
     return html.Div([html.Div(title, className="filter-group-title"), *children], className="filter-group")
 
@@ -340,6 +347,7 @@ def filter_panel(
     compact: bool = False,
     similarity: Mapping[str, Any] | None = None,
     columns: Sequence[str] | None = None,
+    lacks: Sequence[str] = (),
 ) -> html.Div:
     """A control for every FilterConfig rule, preset to ``config``.
 
@@ -361,6 +369,10 @@ def filter_panel(
     columns : sequence of str, optional
         The catalogue's columns (``CatalogView.columns``): a rule whose optional column is
         missing is disabled, with the reason under it (:func:`recsys.search.rules.unavailable`).
+    lacks : sequence of str
+        The seed attributes no item of the catalogue has (``"category"``, ``"gender"``:
+        :func:`components.pickers.lacking_attributes`): "Same category" or "Same gender" would
+        do nothing there (every seed lacks it), so it is disabled, with the reason under it.
     """
     v = controls_from_filter_config(config)
     missing = unavailable(columns) if columns is not None else {}
@@ -381,6 +393,7 @@ def filter_panel(
     # a catalogue without any brand (Online Retail): the brand rules cannot apply; said, and
     # their controls disabled (they stay in the page: the callbacks read them)
     no_brands = columns is not None and not brand_opts
+    lacking = {a: _LACKS[a] for a in lacks if a in _LACKS}
     relation = _group(
         "Relative to the seed",
         [
@@ -390,6 +403,7 @@ def filter_panel(
                 "Same category",
                 v["same_category"],
                 "keep items of the seed's category",
+                lacking.get("category"),
             ),
             html.Div(
                 [
@@ -401,11 +415,19 @@ def filter_panel(
                         clearable=False,
                         searchable=False,
                         className="filter-level",
+                        disabled="category" in lacking,
                     ),
                 ],
                 className="filter-inline",
             ),
-            _switch(panel, "same_gender", "Same gender", v["same_gender"], "keep items of the seed's gender"),
+            _switch(
+                panel,
+                "same_gender",
+                "Same gender",
+                v["same_gender"],
+                "keep items of the seed's gender",
+                lacking.get("gender"),
+            ),
             html.Div(
                 [
                     html.Span("Price × seed", className="filter-inline-label"),

@@ -59,9 +59,14 @@ def best_run(runs: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
 
 
 def opening_run(
-    registry: Registry, runs: list[dict[str, Any]], all_runs: list[dict[str, Any]] | None = None
+    registry: Registry,
+    runs: list[dict[str, Any]],
+    all_runs: list[dict[str, Any]] | None = None,
+    dataset: str | None = None,
 ) -> tuple[str | None, str | None]:
-    """(run id, why) of the run a page showing one embedding run opens on when none is asked.
+    """(run id, why) of the run a page showing one embedding run opens on when none is asked:
+    Explore, the Map and Vetting (the one rule: a merchandiser going from one to another sees
+    the same run; Compare opens on it first, ``pages.compare.default_runs``).
 
     The best (:func:`best_run`) of the active runs with item vectors of the dataset served by
     default: the variant Overview's headline names whenever that one is served, so a newcomer
@@ -71,15 +76,16 @@ def opening_run(
     Overview's best is not served (or has no item vectors). Else (nothing scored) the run served
     by default (``Registry.default_run``) and no reason. ``runs``: the embedding runs the page
     can show; ``all_runs``: every run, as ``registry.list_runs()`` gave the page (read once per
-    layout: each listing reads every run.json), listed here when not given."""
+    layout: each listing reads every run.json), listed here when not given. ``dataset``: that
+    dataset's run instead of the default dataset's (a page's Dataset picker)."""
     every = registry.list_runs() if all_runs is None else all_runs
-    dataset = registry.default_dataset(every)
+    dataset = dataset or registry.default_dataset(every)
     mine = [r for r in every if (r.get("dataset") or {}).get("name") == dataset]
     shown = {r["run_id"] for r in runs}
     best, _ = best_run(mine)
     served, on_validation = best_run([r for r in mine if r.get("active") and r["run_id"] in shown])
     if served is None:
-        default = registry.default_run(runs=every)
+        default = registry.default_run(dataset=dataset, runs=every)
         return (default if default in shown else None), None
     how = "validation HR@10" if on_validation else "test HR@10: no run has a validation score"
     if best is None or best["run_id"] == served["run_id"]:
@@ -153,13 +159,24 @@ def item_label(row: dict[str, Any]) -> str:
     return f"{' · '.join(parts)}  ({row.get('item_id')})"
 
 
+#: Props of a dropdown whose options the server searches (:func:`seed_options`): the browser
+#: keeps the server's order. Dash 4's dropdown re-ranks the options of a typed search by its own
+#: text relevance ("index", the default): on Instacart "banana" listed "Banana & Sweet Potato…"
+#: (a rare item) before the server's first, "Banana" (the most bought).
+SERVER_SEARCHED = {"search_order": "original"}
+
+
 def seed_options(view: Any, query: str | None, current: str | None = None) -> list[dict[str, str]]:
-    """Options of the seed dropdown for a typed query (the current seed kept first)."""
+    """Options of the seed dropdown for a typed query, best first (:func:`search_items`'s order).
+
+    The current seed stays listed (a dropdown drops a value missing from its options): first
+    without a query, last after the matches of one, so that it never comes before the best
+    match (the browser hides it when it does not match the typed text)."""
     pos = search_items(view, query)
     if current:
         cur = view.position(current)
         if cur >= 0 and cur not in set(pos.tolist()):
-            pos = np.concatenate([[cur], pos])
+            pos = np.concatenate([pos, [cur]] if query else [[cur], pos]).astype(np.int64)
     if len(pos) == 0:
         return []
     rows = view.attributes(pos).to_dict("records")
@@ -192,6 +209,18 @@ def default_seed(view: Any, also_in: Sequence[Any] = ()) -> str | None:
             in_top = hits[(hits >= start) & (hits < end)]
             return str(view.item_ids[in_top[0] if len(in_top) else hits[0]])
     return str(view.item_ids[start])
+
+
+def lacking_attributes(view: Any) -> list[str]:
+    """The seed attributes of the filter panel's "Same …" rules that no item of ``view`` has
+    (``"category"``, ``"gender"``; Instacart has no genders): the rule would skip every seed
+    there, doing nothing (:func:`components.filter_panel.filter_panel`'s ``lacks``)."""
+    lacks = []
+    if view.n and bool(np.all(view.cat_empty)):
+        lacks.append("category")
+    if view.n and bool(np.all(view.gender_names[view.gender] == "")):
+        lacks.append("gender")
+    return lacks
 
 
 def top_brands(view: Any, limit: int = 500) -> list[str]:

@@ -39,7 +39,7 @@ from components.filter_panel import (
 from components.item_card import card_rows, explore_href, fmt_price, thumbnail
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
-from components.pickers import run_names
+from components.pickers import SERVER_SEARCHED, run_names
 from components.presets import preset_names, safe_load
 from components.vetting_panels import vetted_table
 from recsys.compare import find_disagreements, per_category_table, side_by_side, side_by_side_session
@@ -480,7 +480,7 @@ def layout(
         (r for r in chosen if r in emb_ids),
         emb[0]["run_id"] if emb else (chosen[0] if chosen else None),
     )
-    from components.pickers import default_seed, run_options, seed_options, top_brands
+    from components.pickers import default_seed, lacking_attributes, run_options, seed_options, top_brands
 
     seed_opts: list[dict[str, str]] = []
     session_items: list[str] = []
@@ -488,6 +488,7 @@ def layout(
     brands: list[str] = []
     n_levels = 3
     columns = None
+    lacks: list[str] = []
     if seed_run:
         run_id = seed_run
         try:
@@ -506,6 +507,7 @@ def layout(
         brands = top_brands(view)
         n_levels = view.max_level + 1
         columns = view.columns
+        lacks = lacking_attributes(view)
     store = PresetStore(data_dir())
     names = preset_names(store)
     config = None
@@ -535,6 +537,7 @@ def layout(
                                 value=seed,
                                 clearable=False,
                                 placeholder="Type part of a title or an id…",
+                                **SERVER_SEARCHED,
                             ),
                             lg=4,
                         ),
@@ -566,6 +569,7 @@ def layout(
                             multi=True,
                             placeholder="Type to add items; session kNN, two-tower and item runs "
                             "answer the same session…",
+                            **SERVER_SEARCHED,
                         ),
                         lg=12,
                     ),
@@ -574,7 +578,13 @@ def layout(
                 dbc.Accordion(
                     dbc.AccordionItem(
                         filter_panel(
-                            PANEL, config, brands=brands, n_levels=n_levels, compact=True, columns=columns
+                            PANEL,
+                            config,
+                            brands=brands,
+                            n_levels=n_levels,
+                            compact=True,
+                            columns=columns,
+                            lacks=lacks,
                         ),
                         title="Filters (applied to every run)",
                     ),

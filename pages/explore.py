@@ -47,8 +47,10 @@ from components.filter_panel import (
 from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
 from components.layout import empty_state, error_alert, no_embedding_runs, page_header
 from components.pickers import (
+    SERVER_SEARCHED,
     default_seed,
     embedding_runs,
+    lacking_attributes,
     opening_run,
     run_options,
     seed_options,
@@ -239,7 +241,8 @@ def _same_dataset_run(
 ) -> tuple[str | None, str | None]:
     """(dataset, run): for a run Explore cannot search (a baseline), its dataset and that
     dataset's embedding run served by default (None when it has none): a user who asked for
-    their own dataset's run stays on their dataset rather than landing on the demo's."""
+    their own dataset's run stays on their dataset rather than landing on the demo's (the run
+    Explore opens on for that dataset: :func:`components.pickers.opening_run`)."""
     try:
         dataset = ((registry.get(run_id).get("dataset")) or {}).get("name")
     except RecsysError:
@@ -247,7 +250,7 @@ def _same_dataset_run(
     if not dataset:
         return None, None
     mine = {r["run_id"] for r in runs if (r.get("dataset") or {}).get("name") == dataset}
-    chosen = registry.default_run(dataset=dataset, runs=all_runs)
+    chosen, _ = opening_run(registry, runs, all_runs, dataset)
     return dataset, (chosen if chosen in mine else None)
 
 
@@ -328,6 +331,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                             placeholder="Type part of a title or an item id…",
                             clearable=False,
                             className="seed-dropdown",
+                            **SERVER_SEARCHED,
                         ),
                         dbc.Row(
                             [
@@ -386,6 +390,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                 n_levels=view.max_level + 1,
                                 similarity=_scale(run),
                                 columns=view.columns,
+                                lacks=lacking_attributes(view),
                             ),
                         ]
                     ),

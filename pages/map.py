@@ -276,13 +276,52 @@ def first_figure(run_id: str, color_by: str) -> dict[str, Any]:
     cached that round trip was on the first paint's path. :func:`draw_map`'s first call finds
     the meta of this figure and leaves the figure alone; above ``FIRST_PAINT_POINTS`` this is
     the sample, and :func:`complete_map` follows as before. Whatever goes wrong here is left to
-    :func:`draw_map`, which says what it is."""
+    :func:`draw_map`, which says what it is.
+
+    A run of more than ``INLINE_DRAW_ITEMS`` items whose first figure is not stored yet (a run
+    never opened, e.g. just imported) is drawn off the request (:func:`_draw_behind`) and
+    :func:`draw_map` answers it: drawn inline, its layout came seconds later and the page
+    stayed blank meanwhile (about 4 s at 92k items); now the page shows at once, with the
+    map's loading state and a status line saying it is being drawn."""
     empty: dict[str, Any] = {"figure": {"data": [], "layout": {}}, "meta": None, "status": None}
     try:
-        return stored_first_figure(run_id, color_by) or empty
+        n_items = _run_items(run_id)
+        inline = n_items is None or n_items <= INLINE_DRAW_ITEMS
+        stored = stored_first_figure(run_id, color_by, draw=inline)
+        if stored is not None or inline:
+            return stored or empty
     except (RecsysError, OSError, ValueError, KeyError):
         logger.exception("the Map's first figure of %s: left to the draw callback", run_id)
         return empty
+    _draw_behind(run_id, color_by)
+    status = f"Drawing the map of {n_items:,} items (the first time this run is shown)…"
+    return {**empty, "status": html.Div(status, className="map-status-line text-muted map-drawing")}
+
+
+#: Above this many items, :func:`first_figure` leaves a first figure that is not stored yet
+#: to :func:`_draw_behind` and :func:`draw_map` (drawn inline, the page stayed blank meanwhile).
+INLINE_DRAW_ITEMS = 20_000
+
+
+def _run_items(run_id: str) -> int | None:
+    """The run's number of items with a vector (its run.json), None when it does not say."""
+    n = (data_registry().get(run_id).get("coverage") or {}).get("items_with_vector")
+    return int(n) if isinstance(n, int) else None
+
+
+def _draw_behind(run_id: str, color_by: str) -> None:
+    """Draw and store the run's first figure in a thread: :func:`draw_map`'s first call waits
+    for it (:func:`map_state` holds the run's lock) and finds it built; the stored copy serves
+    the next load at once."""
+    import threading
+
+    def draw() -> None:
+        try:
+            stored_first_figure(run_id, color_by)
+        except Exception:  # noqa: BLE001 - draw_map's own call says what went wrong
+            logger.exception("drawing the Map's first figure of %s", run_id)
+
+    threading.Thread(target=draw, name="recsys-map-first", daemon=True).start()
 
 
 #: The modules whose code draws the first figure (their stamps are part of its stored name).
@@ -292,10 +331,11 @@ _FIGURE_CODE = (
 )
 
 
-def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
+def stored_first_figure(run_id: str, color_by: str, draw: bool = True) -> dict[str, Any] | None:
     """:func:`first_figure`'s answer, read from its stored copy for the files it is drawn from
     (:func:`components.map_warm.stored_path`), else drawn and stored; None when the run cannot
-    be drawn (draw_map's first call says why). Raises RecsysError for an unknown run."""
+    be drawn (draw_map's first call says why), or (``draw=False``) is not stored yet. Raises
+    RecsysError for an unknown run."""
     from recsys.data.schema import dataset_report_path
     from recsys.projection import projection_name
 
@@ -318,6 +358,8 @@ def stored_first_figure(run_id: str, color_by: str) -> dict[str, Any] | None:
         bits = [dbc.Badge(str(meta.get("method", "pca")).upper(), color="primary", className="me-2")]
         bits += _status_tail(meta, True if meta.get("method") == "umap" else None, None, "auto")
         return {**stored, "status": html.Div(bits, className="map-status-line")}
+    if not draw:
+        return None
     out = map_state(run_id, "auto", color_by, None, None, FIRST_PAINT_POINTS)
     if not isinstance(out["figure"], dict) or not isinstance(out["meta"], dict):
         return None

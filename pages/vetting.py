@@ -49,7 +49,7 @@ from components.layout import (
     no_embedding_runs,
     page_header,
 )
-from components.pickers import embedding_runs, run_options
+from components.pickers import embedding_runs, opening_run, run_options
 from components.vetting_panels import (
     VETTING_JUDGED_REV,
     VETTING_PRESET,
@@ -134,13 +134,21 @@ def preset_options(store: PresetStore) -> list[dict[str, str]]:
     return [{"label": f"{p['name']} · v{p['version']}", "value": p["name"]} for p in store.list()]
 
 
-def run_choices(dataset: str | None) -> tuple[list[dict[str, str]], str | None]:
-    """(options, default value) of the run dropdown for a dataset."""
+def run_choices(
+    dataset: str | None, all_runs: list[dict[str, Any]] | None = None
+) -> tuple[list[dict[str, str]], str | None]:
+    """(options, default value) of the run dropdown for a dataset (the default dataset when
+    None). The default is the run Explore and the Map open on
+    (:func:`components.pickers.opening_run`: Overview's best variant when it is served), so a
+    merchandiser coming from Explore vets the list they looked at. ``all_runs``: every run, as
+    ``registry.list_runs()`` gave the caller."""
     registry = data_registry()
-    runs = [r for r in embedding_runs(registry) if not dataset or r["dataset"]["name"] == dataset]
+    every = registry.list_runs() if all_runs is None else all_runs
+    dataset = dataset or registry.default_dataset(every)
+    runs = [r for r in embedding_runs(registry, every) if r["dataset"]["name"] == dataset]
     if not runs:
         return [], None
-    default = registry.default_run(dataset=dataset) if dataset else registry.default_run()
+    default, _ = opening_run(registry, runs, every, dataset)
     ids = [r["run_id"] for r in runs]
     return run_options(runs), default if default in ids else ids[0]
 
@@ -401,11 +409,17 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
     if not runs:
         return no_embedding_runs(header, runs=all_runs)
     by_id = {r["run_id"]: r for r in runs}
-    if run not in by_id:
-        run = registry.default_run() if registry.default_run() in by_id else runs[0]["run_id"]
-    dataset = by_id[run]["dataset"]["name"]
+    if run in by_id:
+        dataset = by_id[run]["dataset"]["name"]
+        run_opts, _ = run_choices(dataset, all_runs)
+    else:  # the run Explore and the Map open on
+        dataset = registry.default_dataset(all_runs)
+        run_opts, run = run_choices(dataset, all_runs)
+        if run is None:  # the default dataset has no embedding run: the newest one's
+            run = runs[0]["run_id"]
+            dataset = by_id[run]["dataset"]["name"]
+            run_opts, _ = run_choices(dataset, all_runs)
     datasets = sorted({r["dataset"]["name"] for r in runs})
-    run_opts, _ = run_choices(dataset)
     if preset not in {p["value"] for p in presets}:
         preset = None
     try:
@@ -567,6 +581,24 @@ def update_runs(dataset: str | None, current: str | None) -> tuple[Any, Any]:
     except (OSError, RecsysError):
         return [], None
     return opts, current if current in {o["value"] for o in opts} else default
+
+
+@callback(
+    Output(MODE, "options"),
+    Output(MODE, "value"),
+    Input(DATASET, "value"),
+    State(MODE, "value"),
+    prevent_initial_call=True,
+)
+def update_modes(dataset: str | None, current: str | None) -> tuple[Any, Any]:
+    """The queue modes of the dataset picked (what it lacks disabled, and why), keeping the
+    mode chosen while the dataset offers it: they stayed those of the page's first dataset
+    ("N per leaf category" offered on a dataset without categories)."""
+    if not dataset:
+        return no_update, no_update
+    options, default = queue_modes(MODES, dataset, data_dir())
+    offered = {o["value"] for o in options if not o["disabled"]}
+    return options, current if current in offered else default
 
 
 @callback(

@@ -19,6 +19,7 @@ from components import ids
 from components.filter_panel import (
     FILTER_FIELDS,
     add_banned_pair,
+    control_id,
     controls_from_filter_config,
     filter_config_from_controls,
     filter_panel,
@@ -119,6 +120,34 @@ def test_max_per_brand_is_disabled_without_brands_and_says_brandless_items_are_n
     assert "unavailable: the catalogue has no brands" not in text_of(some)
 
 
+def test_same_category_and_gender_are_disabled_with_a_reason_where_no_item_has_one():
+    """ "Same category" was offered on a catalogue without categories, where it skips every seed
+    (does nothing): disabled there with the reason under it, as the brand rules; same for
+    "Same gender" on a catalogue without genders (Instacart)."""
+    import pandas as pd
+
+    from components.pickers import lacking_attributes
+    from recsys.catalog import CatalogView
+
+    def switch_of(panel: Any, field: str) -> Any:
+        return find(panel, lambda c: getattr(c, "id", None) == control_id("t", field))[0]
+
+    cat = pd.DataFrame(
+        {"item_id": ["a", "b"], "title": ["A", "B"], "category": ["", ""], "gender": ["", "men"]}
+    )
+    assert lacking_attributes(CatalogView(["a", "b"], cat)) == ["category"]
+    assert lacking_attributes(CatalogView(["a", "b"], cat.drop(columns="gender"))) == ["category", "gender"]
+    assert lacking_attributes(CatalogView(["a", "b"], cat.assign(category=["x", ""]))) == []
+    panel = filter_panel("t", lacks=lacking_attributes(CatalogView(["a", "b"], cat)))
+    assert switch_of(panel, "same_category").disabled and switch_of(panel, "category_level").disabled
+    assert not switch_of(panel, "same_gender").disabled
+    assert "unavailable: the catalogue has no categories" in text_of(panel)
+    assert "no genders" not in text_of(panel)
+    both = filter_panel("t", lacks=["category", "gender"])
+    assert switch_of(both, "same_gender").disabled and "the catalogue has no genders" in text_of(both)
+    assert not switch_of(filter_panel("t"), "same_category").disabled
+
+
 def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
     opts, value = add_banned_pair(1, "Acme", "Bolt", [])
     assert value == ["Acme ⇄ Bolt"] and opts == [{"label": "Acme ⇄ Bolt", "value": "Acme ⇄ Bolt"}]
@@ -135,8 +164,11 @@ def test_seed_search_matches_title_parts_and_ids(explore, data):
     assert "Leather Tote Bag 0" in next(o["label"] for o in by_title if o["value"] == "wb0")
     assert explore.seed_options(view, "HK3")[0]["value"] == "hk3"  # exact id first, case-insensitive
     assert explore.seed_options(view, "no such thing") == []
-    # the current seed stays among the options even when it does not match
-    assert explore.seed_options(view, "knife", current="ws1")[0]["value"] == "ws1"
+    # the current seed stays among the options even when it does not match: after the matches,
+    # never before the best one (the browser keeps the server's order); first without a query
+    knives = explore.seed_options(view, "knife", current="ws1")
+    assert knives[-1]["value"] == "ws1" and knives[:-1] == explore.seed_options(view, "knife")
+    assert explore.seed_options(view, None, current="ws1")[0]["value"] == "ws1"
 
 
 def test_seed_search_caps_options(explore, data):
@@ -472,7 +504,6 @@ def test_pages_without_runs_say_the_demo_build_is_on_its_way_while_it_runs(
 
 
 def test_min_similarity_slider_spans_the_runs_scores_and_counts_agree_with_the_list(explore, data):
-    from components.filter_panel import control_id
     from recsys.search import similarity_scale
 
     run = data["runs"]["A"]
@@ -592,7 +623,8 @@ def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best
     """A newcomer reads Overview's "Best variant: A", then opens Explore and the Map without
     naming a run: both show A (Compare: A first), not the run served by default (here C, another family's active
     run trained last, as the demo's two-tower run is), and Explore says which run it opened on
-    and why."""
+    and why. Vetting opens on the same run (it opened on C: a merchandiser vetted another
+    list than the one they had just looked at in Explore), also after a Dataset switch."""
     import time
 
     from components.common import data_registry
@@ -634,10 +666,14 @@ def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best
         runs["A"],
         meta["run_id"],
     ]
+    vetting = page("vetting")
+    assert find(vetting.layout(), lambda c: getattr(c, "id", None) == vetting.RUN)[0].value == runs["A"]
+    assert vetting.update_runs("tiny", None)[1] == runs["A"]  # the Dataset picker's choice
     # the user activates B (A's family): the Map and Explore show what is served, and say why
     Registry(root).activate(runs["B"])
     layout = explore.layout()
     assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
+    assert find(vetting.layout(), lambda c: getattr(c, "id", None) == vetting.RUN)[0].value == runs["B"]
     why = text_of(find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))[0])
     assert "Overview's best variant, A, is not active" in why
     # a run named in the address is kept, and no reason is given for it

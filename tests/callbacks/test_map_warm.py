@@ -16,7 +16,7 @@ import pytest
 
 from components import ids
 from recsys.registry import Registry
-from tests.callbacks._pages import find, page
+from tests.callbacks._pages import find, page, text_of
 
 
 @pytest.fixture
@@ -220,3 +220,25 @@ def test_two_first_requests_of_a_run_load_its_catalogue_once(mapp, monkeypatch):
         t.join(30)
     assert len(views) == 2 and views[0] is views[1]
     assert loads == ["tiny"]
+
+
+def test_a_big_run_never_drawn_opens_at_once_in_the_maps_loading_state(mapp, monkeypatch):
+    """The Map's first load of a 92k-item run (Instacart, just imported) drew its figure inside
+    the layout: the page stayed blank about 4 s. A run above ``INLINE_DRAW_ITEMS`` whose figure
+    is not stored yet gets its layout at once, with no figure and a status saying it is being
+    drawn (the graph's loading state); the draw callback answers the figure, and the copy drawn
+    behind serves the next load from the layout."""
+    run = mapp.runs["A"]
+    monkeypatch.setattr(mapp, "INLINE_DRAW_ITEMS", 10)  # the data's 20 items make a big run here
+    layout = mapp.layout(run=run)
+    assert _graph(layout).figure["data"] == []
+    (store,) = find(layout, lambda c: getattr(c, "id", None) == ids.MAP_META)
+    (status,) = find(layout, lambda c: getattr(c, "id", None) == ids.MAP_STATUS)
+    assert store.data is None and "Drawing the map of 20 items" in text_of(status)
+    figure, meta, _ = mapp.draw_map(run, "auto", "category:0", {"jobs": []}, None)
+    assert len(_points(figure)) == 8 and meta["partial"]  # the first paint's sample
+    end = time.time() + 30
+    while mapp.stored_first_figure(run, "category:0", draw=False) is None:
+        assert time.time() < end, "the first figure was never stored"
+        time.sleep(0.05)
+    assert _points(_graph(mapp.layout(run=run)).figure) == _points(figure)

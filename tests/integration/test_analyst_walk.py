@@ -8,11 +8,15 @@ import json
 import shlex
 import urllib.request
 
+import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
+from recsys.registry import Registry
 from tests.integration._browser import click, run_ids, wait_until
 from tests.integration.test_explore_map_compare import _cards, _css_id
+from tests.integration.test_vetting_walk import _pick
 
 
 def _run_command(command: str) -> list[str]:
@@ -126,18 +130,31 @@ def test_a_lassoed_cluster_says_what_it_is(dash_duo, dash_app, demo_data_dir):
     assert dash_duo.get_logs() == []
 
 
-@pytest.fixture
-def nobrand(demo_data_copy) -> dict:
-    """The demo catalogue without its brand column as dataset "nobrand" (as Online Retail,
-    which has no brands), with a prod2vec and a popularity run."""
+@pytest.fixture(scope="module")
+def nobrand(demo_data_dir, tmp_path_factory) -> dict:
+    """The demo catalogue as dataset "nobrand": without its brand column (as Online Retail,
+    which has no brands), no categories (as a catalogue that has none), and numeric item ids
+    (P000243 -> 10243, as Instacart's product ids), with a prod2vec and a popularity run, beside
+    the demo's, in a copy of the demo data made once for this module (its tests only read it:
+    built per test, its copy and two trainings cost 7 to 10 s of the second test's setup)."""
+    import shutil
+
     from recsys.data.loaders import build_dataset
     from recsys.data.schema import load_dataset, save_dataset
     from recsys.pipeline import train_run
     from tests.integration.conftest import PROD2VEC_PARAMS
 
+    def numeric(ids):
+        return ids.str[1:].astype(int).add(10000).astype(str)
+
+    demo_data_copy = tmp_path_factory.mktemp("nobrand") / "data"
+    shutil.copytree(
+        demo_data_dir, demo_data_copy, ignore=shutil.ignore_patterns("jobs", "uploads", "device.json")
+    )
     demo = load_dataset("demo", demo_data_copy)
-    cat = demo.catalog.drop(columns=["brand"])
-    save_dataset(build_dataset("nobrand", cat, demo.interactions), demo_data_copy)
+    cat = demo.catalog.drop(columns=["brand"]).assign(category="", item_id=lambda d: numeric(d["item_id"]))
+    events = demo.interactions.assign(item_id=lambda d: numeric(d["item_id"]))
+    save_dataset(build_dataset("nobrand", cat, events), demo_data_copy)
     runs = {
         family: train_run(family, params, "nobrand", demo_data_copy, label=f"no brands {family}")["run_id"]
         for family, params in (("prod2vec", PROD2VEC_PARAMS), ("popularity", {}))
@@ -145,10 +162,37 @@ def nobrand(demo_data_copy) -> dict:
     return {"root": demo_data_copy, "runs": runs}
 
 
-def test_a_catalogue_without_brands_shows_no_brand_line_on_its_cards(dash_duo, nobrand, monkeypatch):
+def _server_ranked_query(root, run: str) -> tuple[str, list[str]]:
+    """A word of the run's titles and the ids the server's seed search lists for it, most
+    interacted-with first, where that order is neither the ids' (numeric) order, which Dash's
+    dropdown re-rank gave on numeric ids (Instacart), nor the titles' alphabetical order."""
+    import re
+
+    from recsys.catalog import item_popularity, run_catalog_view, search_items
+
+    view = run_catalog_view(Registry(root), run)
+    counts = item_popularity(view, wait=30)  # the server ranks by them once they are read
+    assert counts is not None
+    titles = dict(zip(view.item_ids, view.attributes(np.arange(view.n))["title"]))
+    for word in sorted({w for t in titles.values() for w in re.findall(r"[a-z]{4,}", t.lower())}):
+        pos = search_items(view, word)
+        ids = [str(i) for i in view.item_ids[pos]]
+        if not 3 <= len(ids) <= 6 or counts[pos[0]] == counts[pos[1]]:  # all in the open list
+            continue
+        if ids[0] != min(ids, key=int) and titles[ids[0]] != min(titles[i] for i in ids):
+            return word, ids
+    raise AssertionError("no title word ranks apart from id and title order")
+
+
+def test_a_catalogue_without_brands_or_categories_offers_no_rule_that_needs_them(
+    dash_duo, nobrand, monkeypatch
+):
     """Online Retail has no brands: every card and the map's hover card said "no brand". On a
     catalogue without any brand the cards leave the brand out (the price stays; the map's hover
-    card uses the same brand_text)."""
+    card uses the same brand_text). The seed search lists the server's best match first (Dash's
+    dropdown re-ranked it: on Instacart "banana" listed a rare "Banana & Sweet Potato…" before
+    "Banana"). Without categories, "Same category" is disabled and says why, and Vetting's
+    queue modes follow a switch to this dataset ("N per leaf category" stayed offered)."""
     from tests.integration.conftest import _fresh_app
 
     demo_data_copy, run = nobrand["root"], nobrand["runs"]["prod2vec"]
@@ -157,6 +201,31 @@ def test_a_catalogue_without_brands_shows_no_brand_line_on_its_cards(dash_duo, n
     dash_duo.start_server(app, port=8154)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/explore?run={run}")
     wait_until(lambda: len(_cards(dash_duo)) == 10, what="the first 10 cards")
+    # type a word into the seed search: the options in the server's order, best match first
+    word, ranked = _server_ranked_query(demo_data_copy, run)
+    click(dash_duo, dash_duo.find_element("#explore-seed"))
+    dash_duo.find_element(".dash-dropdown-search-container input").send_keys(word)
+
+    def shown() -> list[str]:
+        texts = [o.text for o in dash_duo.find_elements(".dash-dropdown-option")]
+        return [t.rsplit("(", 1)[-1].rstrip(")") for t in texts]
+
+    listed: list[str] = []  # read once per poll: React redraws the list while it answers
+
+    def all_listed() -> bool:
+        listed[:] = shown()
+        return sorted(listed) == sorted(ranked)
+
+    wait_until(all_listed, what=f"the options {ranked} for {word!r}")
+    assert listed == ranked, (word, listed)
+    dash_duo.find_element(".dash-dropdown-search-container input").send_keys(Keys.ESCAPE)
+    # "Same category" cannot apply: disabled, and says why
+    same = dash_duo.find_element(
+        "#" + _css_id({"type": "filter-control", "panel": "explore", "field": "same_category"})
+    )
+    assert not same.is_enabled()
+    why = same.find_element(By.XPATH, "ancestor::div[contains(@class, 'filter-unavailable')]")
+    assert "no categories" in why.text and "no categories" in why.get_attribute("title")
     metas = [e.text for e in dash_duo.find_elements("#explore-results .card-meta")]
     assert len(metas) == 10 and not any("no brand" in m for m in metas), metas
     assert all(m.strip() for m in metas)  # the price is still there
@@ -178,6 +247,20 @@ def test_a_catalogue_without_brands_shows_no_brand_line_on_its_cards(dash_duo, n
     note = dash_duo.find_element(".max-per-brand-unavailable")
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", note)
     assert note.is_displayed() and "no brands" in note.text
+    # Vetting on the demo (it has categories), then a switch to this dataset: its queue modes
+    demo_run = Registry(demo_data_copy).active("demo")["prod2vec"]
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/vetting?run={demo_run}")
+
+    def per_leaf():
+        label = dash_duo.find_element("#vetting-mode").find_element(
+            By.XPATH, ".//label[contains(., 'N per leaf category')]"
+        )
+        return label, dash_duo.find_element(f"#{label.get_attribute('for')}")
+
+    assert per_leaf()[1].is_enabled()
+    _pick(dash_duo, "vetting-dataset", "nobrand")
+    wait_until(lambda: not per_leaf()[1].is_enabled(), what="'N per leaf category' disabled on nobrand")
+    assert "needs categories" in per_leaf()[0].text
     assert dash_duo.get_logs() == []
 
 
