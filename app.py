@@ -22,6 +22,7 @@ from components.jobs import POLL_MS, on_app_start
 from components.layout import error_alert, navbar
 from components.map_warm import start_map_warmup
 from components.plotlyjs import plotlyjs_meta, register_plotlyjs
+from components.preload import start_preload, wait_for_preload
 from recsys import auth
 from recsys.compression import enable_compression
 from recsys.config import ENV_DATA_DIR, data_dir, upload_max_bytes
@@ -122,6 +123,8 @@ app = Dash(
 )
 register_plotlyjs(app)  # the trimmed plotly.js bundle (components.plotly_bundle)
 server = app.server
+# one thread imports pandas and what is built on it; the other requests wait (components.preload)
+server.before_request(wait_for_preload)
 enable_compression(server)  # JSON, JavaScript and CSS go compressed (recsys.compression)
 # Uploads travel base64-encoded inside a callback body: bound the body before it is read.
 server.config["MAX_CONTENT_LENGTH"] = upload_max_bytes() * 4 // 3 + 1024 * 1024
@@ -146,5 +149,6 @@ except Exception as exc:  # the app must start even when the job store is unusab
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not ARGS.debug or os.environ.get("WERKZEUG_RUN_MAIN") == "true":  # the reloader's child serves
+        start_preload()  # pandas and the catalogue, imported while the app starts serving
         start_map_warmup()  # a thread: the Map's first drawing, off the first user's request
     app.run(host=ARGS.host, port=ARGS.port, debug=ARGS.debug)

@@ -61,7 +61,10 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Each worker draws the Map's first figure ahead, in a thread (``components.map_warm``)."""
+    """Each worker imports pandas and the catalogue (``components.preload``) and draws the Map's
+    first figure ahead (``components.map_warm``), in threads, after its fork."""
     from components.map_warm import start_map_warmup
+    from components.preload import start_preload
 
+    start_preload()
     start_map_warmup()

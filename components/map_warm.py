@@ -30,7 +30,8 @@ take that off the user's path:
   new projection of it is warmed within seconds; when nothing changed a pass is a few cache
   look-ups. ``RECSYS_MAP_WARMUP=0`` turns it off.
 
-Only the standard library is imported here: ``app.py`` imports this module at start.
+Only the standard library (and ``components.preload``, which imports no more) is imported here:
+``app.py`` imports this module at start.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from components.preload import wait_for_preload
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +235,7 @@ def warm_once() -> dict[str, Any]:
 
 
 def _loop(interval: float) -> None:
+    wait_for_preload()  # never import pandas beside a request that is importing it
     while not _stop.is_set():
         warm_once()
         _stop.wait(interval)
