@@ -154,8 +154,16 @@ class BlockPoolMixin:
         ``_SUB_AFTER`` uses only from the second round, and one with fewer than that there set up
         neither its pool (:meth:`_queue_block_pool`) nor its own graph, merge and table
         (``_queue_block`` adopts the filter alone's graph): its merge was set up and its table
-        built in the middle of the timed queries (issue 16, s35-r's probes; s36-r)."""
+        built in the middle of the timed queries (issue 16, s35-r's probes; s36-r).
+
+        The compiled kernels are queued first, as the block graph's path queues them
+        (:meth:`~recsys.search.adjusted.AdjustMixin._search_block_adjusted`): the merge and table
+        jobs these uses queue run after them on the same thread (a table job that finds no kernels
+        builds nothing: at 100k, queued by the first round's uses before any compile, no table was
+        built until the third round)."""
         if r.level is not None and self._tie_of is None:
+            if merge_kernel.state == "idle" and not self._inline():
+                merge_kernel.prepare(self._bg)
             self._block_use(cf, (r.s, r.e, r.no_adult))
 
     def _queue_block_pool(self, cf: CompiledFilter, key: tuple) -> None:
