@@ -33,7 +33,7 @@ from recsys.search.pool_table import _NO_TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     from recsys.search.adjusted import AdjustClasses
-    from recsys.search.compiled import CompiledFilter
+    from recsys.search.compiled import CompiledFilter, _SeedRules
     from recsys.search.pool_table import PoolTable
     from recsys.search.query import Query
 
@@ -143,6 +143,28 @@ _NO_POS = np.zeros(0, dtype=np.int64)
 class BlockPoolMixin:
     """The pools of the blocks without a graph (:class:`~recsys.search.adjusted.AdjustMixin`'s base:
     its ``_adjust_classes``, ``_pool_table_job``, ``_adjusted_prefers_exact``)."""
+
+    def _first_block_use(self, cf: CompiledFilter, r: _SeedRules) -> None:
+        """Count a boosted/buried "same category" config's query that its seed table does not
+        answer yet (the general path: its first queries) as a use of the seed's category block,
+        as its table queries count them (:meth:`~recsys.search.static.StaticMixin._search_block`)
+        and a lean filter's first queries do (the inverted lists'). Counted only from the table
+        on, such a config's first round of queries counted nothing: at 1M items the bench's first
+        warm round (200 queries, ~20 per block) all ran before its seed table, so a block got its
+        ``_SUB_AFTER`` uses only from the second round, and one with fewer than that there set up
+        neither its pool (:meth:`_queue_block_pool`) nor its own graph, merge and table
+        (``_queue_block`` adopts the filter alone's graph): its merge was set up and its table
+        built in the middle of the timed queries (issue 16, s35-r's probes; s36-r).
+
+        The compiled kernels are queued first, as the block graph's path queues them
+        (:meth:`~recsys.search.adjusted.AdjustMixin._search_block_adjusted`): the merge and table
+        jobs these uses queue run after them on the same thread (a table job that finds no kernels
+        builds nothing: at 100k, queued by the first round's uses before any compile, no table was
+        built until the third round)."""
+        if r.level is not None and self._tie_of is None:
+            if merge_kernel.state == "idle" and not self._inline():
+                merge_kernel.prepare(self._bg)
+            self._block_use(cf, (r.s, r.e, r.no_adult))
 
     def _queue_block_pool(self, cf: CompiledFilter, key: tuple) -> None:
         """Set up (background; inline on a small catalogue) the pool and :class:`PoolTable` of a

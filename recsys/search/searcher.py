@@ -567,7 +567,12 @@ class FilteredSearcher(
             cf.seeded_queries += 1
             if table is not None:
                 return self._search_table(qq, table)
+            first_use = cf.adjust_cat_only  # a boosted category config's uses before its table
+        else:
+            first_use = False
         r = self._seed_rules(cf, pos)
+        if first_use:
+            self._first_block_use(cf, r)
         self._last_rules = (cf, pos, r)  # for the pins of this seed (:meth:`_item_allowed`)
         qq.removed, qq.skipped = r.removed, r.skipped
         cold = plan == "auto" and cf.static and cf.lean  # its eligible set is being built

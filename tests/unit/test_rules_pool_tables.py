@@ -182,3 +182,59 @@ def test_a_pool_table_queued_twice_reserves_its_bytes_once(shop, kernels, monkey
     for s in seeds[::25]:
         for cfg in (a, b):
             assert searcher.search(s, cfg, 10).item_ids == brute_force(cat, vec, s, cfg, 10)[0], s
+
+
+@pytest.fixture
+def cold_kernels(monkeypatch):
+    """The compiled kernels not loaded yet (as in a new process): a query queues their compile on
+    the background thread, as it queues a block's graph; restored after."""
+    from recsys.search import merge_kernel
+
+    for name in ("KERNEL", "SETTLE", "DOT", "TABLE"):
+        monkeypatch.setattr(merge_kernel, name, None)
+    monkeypatch.setattr(merge_kernel, "state", "idle")
+    return merge_kernel
+
+
+def test_a_boosted_filters_first_queries_before_its_seed_table_count_as_block_uses(shop, cold_kernels):
+    """A boosted category config's first round of queries, all answered before its seed table is
+    built (the background held: at 1M items the bench's first 200 queries ran before it), counts
+    as uses of the seeds' category blocks, as its table queries and a lean filter's first queries
+    do: once the background runs, each block used ``_SUB_AFTER`` times has its graph, its merge and
+    its pool table, before any query of the config on its seed table (issue 16, s36-r: counted from
+    the table on only, a block with fewer than that in the second round got its merge and table in
+    the middle of the timed queries). The kernels are compiled in the background, as in a new
+    process. Fails when the general path does not count them (no block gets anything until the
+    second round), and when it counts them without queueing the kernels' compile first (the
+    tables' jobs ran before it and built none)."""
+    from recsys.search import adjusted
+    from recsys.search.planner import _SUB_AFTER
+
+    cat, vec, index = shop
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0
+    cfg = FilterConfig(same_category=True, category_level=1, exclude_adult=True, **RULES)
+    gate = threading.Event()
+    searcher._bg.submit(("hold", "s36r"), gate.wait)  # no seed table (nor anything) built yet
+    try:
+        for i in range(0, 6000, 8):  # ~37 queries per block
+            assert searcher.search(f"c{i}", cfg, 10).plan != "hnsw_subindex"
+    finally:
+        gate.set()
+    searcher.wait_background()
+    cf = searcher.compile(cfg)
+    assert cf.seed_table is not None
+    used = [key for key, n in cf.block_uses.items() if len(key) == 3 and n >= _SUB_AFTER]
+    assert len(used) >= 15, cf.block_uses
+    cl = cf.adjust_classes
+    tables = []
+    for key in used:
+        assert key in cf.blocks and cf.blocks[key].sub is not None, key
+        bm = cl._merges.get(key) if cl is not None else None
+        assert bm is not None and bm.table is not None, key  # built, or none (past the limits)
+        tables.append(bm.table is not adjusted._NO_TABLE)
+    assert sum(tables) >= 8, tables
+    for s in [f"c{i}" for i in range(5, 6000, 97)]:  # now on the blocks' graphs, from their tables
+        got = searcher.search(s, cfg, 10)
+        assert got.plan == "hnsw_subindex", (s, got.plan)
+        assert got.item_ids == searcher.search(s, cfg, 10, plan="exact").item_ids, s
