@@ -351,6 +351,8 @@ class FastMixin:
                 if uses >= _SUB_AFTER - 1 or key in cf.blocks:
                     return None
                 cf.block_uses[ukey] = uses + 1
+                if ukey is key and not cf.field_queued and e - s >= self.sub_index_min_rows:
+                    self._level_use(cf, uses == 0)  # the level's count (static.py: _LEVEL_AFTER)
         # built per query, no cache of count rows: a price band relative to the seed makes nearly
         # every seed's row distinct, and a cache's lookup and copies cost more than the build
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])

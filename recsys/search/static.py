@@ -60,6 +60,16 @@ _MISS_USES = 4
 #: so far (Qdrant builds a filterable subgraph per value of an indexed keyword field; Milvus
 #: indexes every partition of a partition key)
 _FIELD_AFTER = 2
+#: ... or once the level has had this many plain uses over at least ``_FIELD_AFTER`` of its blocks
+#: (``cf.block_uses[LEVEL_USES]``), whatever each block's own count: a level whose values are each
+#: used rarely but which is used across many values is in use as a whole (at 1M items a 1% level's
+#: hundred 10k-row blocks got about two uses each in the bench's 220 queries, so no block reached
+#: ``_SUB_AFTER`` and none got a graph: exact scans at 1.30x and 1.44x raw hnswlib's p50; issue
+#: 18, s36-L). As many uses as the per-block rule asks of its ``_FIELD_AFTER`` blocks
+_LEVEL_AFTER = _FIELD_AFTER * _SUB_AFTER
+#: the key of a filter's level-wide count in ``cf.block_uses`` (its blocks' keys are 3-tuples)
+LEVEL_USES = ("level",)
+_LEVEL_BLOCKS = ("level", "blocks")
 
 
 def block_bytes_estimate(rows: int, dim: int, M: int, n: int) -> int:
@@ -321,6 +331,8 @@ class StaticMixin:
             self._big_block_use(cf, key)
             return
         uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
+        if small and rows >= self.sub_index_min_rows:
+            self._level_use(cf, uses == (_MISS_USES if miss else 1))  # a miss: one use of the level
         if uses < _SUB_AFTER or rows < self.sub_index_min_rows or cf.block_bytes >= _BLOCKS_MAX_BYTES:
             return
         if not small:  # a big block's graph: a quarter of the budget at most (a longer build beyond)
@@ -362,6 +374,22 @@ class StaticMixin:
         blocks keep their own counts (one build per request at most)."""
         cf.block_queued.add(key)
         if cf.field_queued or len(cf.block_queued) < _FIELD_AFTER or self._inline():
+            return
+        cf.field_queued = True
+        self._bg.submit((id(cf), "field"), lambda: self._queue_field(cf))
+
+    def _level_use(self, cf: CompiledFilter, new_block: bool) -> None:
+        """Count one plain use of a category level's block of at most ``BLOCK_MAX_SHARE`` (and at
+        least ``sub_index_min_rows``; ``new_block``: its first), and partition the level
+        (:meth:`_queue_field`, a background job) once the level has had ``_LEVEL_AFTER`` of them
+        over at least ``_FIELD_AFTER`` blocks. The seed-table shortcut (:mod:`recsys.search.fast`)
+        counts its own uses into the same count and sends the query that reaches it here."""
+        if cf.field_queued or self._inline():
+            return
+        uses = cf.block_uses[LEVEL_USES] = cf.block_uses.get(LEVEL_USES, 0) + 1
+        if new_block:
+            cf.block_uses[_LEVEL_BLOCKS] = cf.block_uses.get(_LEVEL_BLOCKS, 0) + 1
+        if uses < _LEVEL_AFTER or cf.block_uses.get(_LEVEL_BLOCKS, 0) < _FIELD_AFTER:
             return
         cf.field_queued = True
         self._bg.submit((id(cf), "field"), lambda: self._queue_field(cf))
