@@ -74,7 +74,7 @@ class StaticSet:
         ``BLOCK_MAX_BYTES`` / ``BLOCK_MAX_SHARE``.
     """
 
-    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub", "costs")
+    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub", "costs", "uses", "owner")
 
     def dense(self) -> np.ndarray | None:
         """The eligible unit vectors, contiguous (``block`` without its zero padding)."""
@@ -110,6 +110,11 @@ class StaticSet:
         self.sub: Any = None
         #: (need, n) -> (fetch, exact cost, over-fetch cost): the planner's constants for this set
         self.costs: dict[tuple[int, int], tuple[int, float, float]] = {}
+        #: queries its graph answered (a category block's: the searcher-wide cap evicts the least
+        #: used first, :meth:`~recsys.search.static.StaticMixin._fit_block_graph`), and ``id`` of
+        #: the compiled filter whose block budget counts it (-1: none)
+        self.uses = 0
+        self.owner = -1
 
     def build_sub(
         self,

@@ -461,6 +461,7 @@ class FastMixin:
                 return None
             got = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
         ss, rows_of, ok = got
+        ss.uses += 1
         drop = fp.drop.get(pos) if fp.drop else None
         n_drop = len(drop[1]) if drop else 0
         if ss.n <= k + 1 + n_drop:

@@ -128,3 +128,55 @@ def test_a_level_used_across_its_values_gets_its_graphs_though_no_block_is_used_
         assert res.plan == "hnsw_subindex"
         assert res.n_eligible == ref.n_eligible and item not in res.item_ids
         assert len(set(res.rows) & set(ref.rows)) >= 9
+
+
+def test_one_cap_for_every_filters_block_graphs_evicts_the_least_used(shop):
+    """Each cached filter keeps its block graphs within its own ``_BLOCKS_MAX_BYTES``, and the
+    cache holds six filters: their graphs together are held to the searcher's
+    ``block_graphs_max_bytes``, the least used making room. Here the cap holds about twelve of
+    the level's graphs: the category filter's ten are built, three of its categories are in use,
+    then a filter of another mask (the same categories, half of the brands: blocks half as big)
+    builds its own; the searcher stays within the cap, the three graphs in use are kept, the
+    room came from the others, and the evicted blocks' seeds get exact search's list."""
+    cat, vec, index = shop
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0  # small catalogue: let the graphs pay
+    sizes = cat.category.value_counts()
+    one = max(static_mod.block_bytes_estimate(int(r), DIM, M, N) for r in sizes)
+    searcher.block_graphs_max_bytes = cap = 12 * one
+    rng = np.random.default_rng(8)
+    for j, i in enumerate(rng.choice(N, size=120, replace=False)):  # the level in use: its ten graphs
+        searcher.search(ids[i], CFG, 10)
+        if j % 20 == 19:
+            searcher.wait_background()
+    searcher.wait_background()
+    cf = searcher.compile(CFG)
+    assert len(cf.blocks) == 10
+    before = {id(ss): ss.uses for ss in cf.blocks.values()}
+    leaf = cat.category.to_numpy()
+    hot = sorted(set(leaf))[:3]
+    for i in np.flatnonzero(np.isin(leaf, hot))[:120]:  # three categories in steady use
+        assert searcher.search(ids[i], CFG, 10).plan == "hnsw_subindex"
+    hot_sets = {id(ss) for ss in cf.blocks.values() if ss.uses - before[id(ss)] >= 20}
+    assert len(hot_sets) == 3
+    other = FilterConfig(same_category=True, category_level=1, brands_allow=[f"b{b}" for b in range(25)])
+    allowed = np.flatnonzero(cat.brand.isin(other.brands_allow).to_numpy())
+    for j, i in enumerate(rng.choice(allowed, size=320, replace=False)):
+        searcher.search(ids[i], other, 10)
+        if j % 20 == 19:
+            searcher.wait_background()
+    searcher.wait_background()
+    cf2 = searcher.compile(other)
+    assert len(cf2.blocks) >= 6  # the other filter got graphs ...
+    assert searcher.block_graph_bytes() <= cap  # ... within the one cap
+    kept = {id(ss) for ss in cf.blocks.values()}
+    assert hot_sets <= kept and len(kept) < 10  # the room came from the graphs not in use
+    assert cf.block_bytes == sum(ss.nbytes for ss in cf.blocks.values())
+    for x in sorted(set(leaf)):  # every category of the first filter: a graph's list or exact search's
+        for i in np.flatnonzero(leaf == x)[-3:]:
+            res = searcher.search(ids[i], CFG, 10)
+            ref = searcher.search(ids[i], CFG, 10, plan="exact")
+            assert res.n_eligible == ref.n_eligible and ids[i] not in res.item_ids
+            if res.plan != "hnsw_subindex":
+                assert res.rows == ref.rows, (x, res.plan)
