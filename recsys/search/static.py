@@ -253,7 +253,6 @@ class StaticMixin:
             cols, dist = ss.sub.knn_query(qq.q[None, :], k=k + 1 + (len(drop) if drop else 0), num_threads=1)
         except RuntimeError:  # hnswlib#444
             return None
-        ss.uses += 1
         rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
         if drop:
             keep = [j for j, r in enumerate(rl) if r not in drop][: k + 1]  # then as without
@@ -308,6 +307,7 @@ class StaticMixin:
             return None
         row = int(self.view.perm[qq.pos])
         seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
+        ss.uses += 1  # the searcher-wide cap evicts the least used (_fit_block_graph)
         return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0) - n_drop, drop)
 
     def _block_use(self, cf: CompiledFilter, key: tuple[int, int, bool], miss: bool = False) -> None:
