@@ -420,6 +420,9 @@ def run_case(
         "filter_callback_recall@10": round(float(np.mean(filt_recalls)), 4) if filt_recalls else None,
         "exact_masked": pct(exact_t),
         "filter_bytes": filter_bytes(cf),
+        # what every cached filter's category-block graphs (and the shared store's) hold in the
+        # searcher after the case: one cap for them all (block_graphs_max_bytes)
+        "searcher_block_graph_bytes": searcher.block_graph_bytes(),
         # seconds the bench waited for the background builds after the first 20 queries and after
         # the 200 warm-up queries (the graphs they queued; no query waits for them)
         "background_wait_s": [round(w, 1) for w in waits],

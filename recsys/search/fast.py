@@ -351,6 +351,8 @@ class FastMixin:
                 if uses >= _SUB_AFTER - 1 or key in cf.blocks:
                     return None
                 cf.block_uses[ukey] = uses + 1
+                if ukey is key and not cf.field_queued and e - s >= self.sub_index_min_rows:
+                    self._level_use(cf, uses == 0)  # the level's count (static.py: _LEVEL_AFTER)
         # built per query, no cache of count rows: a price band relative to the seed makes nearly
         # every seed's row distinct, and a cache's lookup and copies cost more than the build
         removed, skipped = self._table_counts(cf, row[TABLE_COUNTS:])
@@ -459,6 +461,7 @@ class FastMixin:
                 return None
             got = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
         ss, rows_of, ok = got
+        ss.uses += 1
         drop = fp.drop.get(pos) if fp.drop else None
         n_drop = len(drop[1]) if drop else 0
         if ss.n <= k + 1 + n_drop:

@@ -86,6 +86,15 @@ _SUB_GAIN = 1.3
 #: held 4 of them and the other six blocks' seeds over-fetched the main graph (a random 10%
 #: category: 3.0x raw hnswlib's p50 at 1M; issue 18, s35-L)
 _BLOCKS_MAX_BYTES = 512 << 20
+#: most memory the category-block graphs of at most ``BLOCK_MAX_SHARE`` of the catalogue may hold
+#: together in one searcher: those of every cached compiled filter (each within its own
+#: ``_BLOCKS_MAX_BYTES``) and those kept for sharing (:meth:`~recsys.search.static.StaticMixin.
+#: _share`). Six cached filters of different masks could otherwise hold 6 x 512 MiB; the least
+#: used graphs make room for a new one (:meth:`~recsys.search.static.StaticMixin._fit_block_graph`).
+#: At 1M x 64 (M=16) a 10% level's ten graphs count 406 MiB and a 1% level's hundred about 490 MiB:
+#: two whole levels, about 2.5x the main graph (404 MB); the graphs over ``BLOCK_MAX_SHARE`` keep
+#: their own cap (``_BIG_SUBS_MAX_BYTES``)
+_BLOCK_GRAPHS_MAX_BYTES = 1 << 30
 #: most memory the graphs of eligible sets over ``BLOCK_MAX_SHARE`` of the catalogue may take
 #: together, over the compiled filters in the searcher's cache (:meth:`~recsys.search.static.
 #: StaticMixin._maybe_big_sub`). At 1M x 64 (M=16) a 50% filter's graph holds 208 MB (500k rows:

@@ -15,6 +15,7 @@ from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
 from recsys.search.planner import (
     _BIG_SUBS_MAX_BYTES,
+    _BLOCK_GRAPHS_MAX_BYTES,
     _BLOCKS_MAX_BYTES,
     _FETCH_MIN,
     _S_CACHE_BYTES,
@@ -60,6 +61,16 @@ _MISS_USES = 4
 #: so far (Qdrant builds a filterable subgraph per value of an indexed keyword field; Milvus
 #: indexes every partition of a partition key)
 _FIELD_AFTER = 2
+#: ... or once the level has had this many plain uses over at least ``_FIELD_AFTER`` of its blocks
+#: (``cf.block_uses[LEVEL_USES]``), whatever each block's own count: a level whose values are each
+#: used rarely but which is used across many values is in use as a whole (at 1M items a 1% level's
+#: hundred 10k-row blocks got about two uses each in the bench's 220 queries, so no block reached
+#: ``_SUB_AFTER`` and none got a graph: exact scans at 1.30x and 1.44x raw hnswlib's p50; issue
+#: 18, s36-L). As many uses as the per-block rule asks of its ``_FIELD_AFTER`` blocks
+_LEVEL_AFTER = _FIELD_AFTER * _SUB_AFTER
+#: the key of a filter's level-wide count in ``cf.block_uses`` (its blocks' keys are 3-tuples)
+LEVEL_USES = ("level",)
+_LEVEL_BLOCKS = ("level", "blocks")
 
 
 def block_bytes_estimate(rows: int, dim: int, M: int, n: int) -> int:
@@ -107,6 +118,7 @@ def block_first(
         cols, dist = ss.sub.knn_query(q2, fetch, 1)
     except RuntimeError:  # hnswlib#444
         return None
+    ss.uses += 1
     if rows_of is not None:
         (cl,) = cols.tolist()
         rows = list(map(rows_of.__getitem__, cl))
@@ -152,6 +164,9 @@ class StaticMixin:
     #: most memory the graphs of static sets over ``BLOCK_MAX_SHARE`` may hold together, over the
     #: compiled filters in the cache (:meth:`_maybe_big_sub`)
     big_sub_max_bytes = _BIG_SUBS_MAX_BYTES
+    #: most memory all category-block graphs of at most ``BLOCK_MAX_SHARE`` may hold together
+    #: (:meth:`_fit_block_graph`)
+    block_graphs_max_bytes = _BLOCK_GRAPHS_MAX_BYTES
 
     def _static_counts(self, qq: Query) -> tuple[dict[str, int], bool, list[str]]:
         """(removed_by_rule, adult items excluded, skipped rules) of a static filter's query, from
@@ -292,6 +307,7 @@ class StaticMixin:
             return None
         row = int(self.view.perm[qq.pos])
         seed_row = row if cf.config.exclude_seed and ss.ok_by_row[row] else -1
+        ss.uses += 1  # the searcher-wide cap evicts the least used (_fit_block_graph)
         return self._subindex_answer(qq, ss, seed_row, ss.n - (seed_row >= 0) - n_drop, drop)
 
     def _block_use(self, cf: CompiledFilter, key: tuple[int, int, bool], miss: bool = False) -> None:
@@ -321,6 +337,8 @@ class StaticMixin:
             self._big_block_use(cf, key)
             return
         uses = cf.block_uses[key] = cf.block_uses.get(key, 0) + (_MISS_USES if miss else 1)
+        if small and rows >= self.sub_index_min_rows:
+            self._level_use(cf, uses == (_MISS_USES if miss else 1))  # a miss: one use of the level
         if uses < _SUB_AFTER or rows < self.sub_index_min_rows or cf.block_bytes >= _BLOCKS_MAX_BYTES:
             return
         if not small:  # a big block's graph: a quarter of the budget at most (a longer build beyond)
@@ -362,6 +380,22 @@ class StaticMixin:
         blocks keep their own counts (one build per request at most)."""
         cf.block_queued.add(key)
         if cf.field_queued or len(cf.block_queued) < _FIELD_AFTER or self._inline():
+            return
+        cf.field_queued = True
+        self._bg.submit((id(cf), "field"), lambda: self._queue_field(cf))
+
+    def _level_use(self, cf: CompiledFilter, new_block: bool) -> None:
+        """Count one plain use of a category level's block of at most ``BLOCK_MAX_SHARE`` (and at
+        least ``sub_index_min_rows``; ``new_block``: its first), and partition the level
+        (:meth:`_queue_field`, a background job) once the level has had ``_LEVEL_AFTER`` of them
+        over at least ``_FIELD_AFTER`` blocks. The seed-table shortcut (:mod:`recsys.search.fast`)
+        counts its own uses into the same count and sends the query that reaches it here."""
+        if cf.field_queued or self._inline():
+            return
+        uses = cf.block_uses[LEVEL_USES] = cf.block_uses.get(LEVEL_USES, 0) + 1
+        if new_block:
+            cf.block_uses[_LEVEL_BLOCKS] = cf.block_uses.get(_LEVEL_BLOCKS, 0) + 1
+        if uses < _LEVEL_AFTER or cf.block_uses.get(_LEVEL_BLOCKS, 0) < _FIELD_AFTER:
             return
         cf.field_queued = True
         self._bg.submit((id(cf), "field"), lambda: self._queue_field(cf))
@@ -507,6 +541,9 @@ class StaticMixin:
             if got is not None:  # built meanwhile for a filter of the same mask
                 cf.blocks[key] = got
                 return
+            if max_ef is None and not self._fit_block_graph(cf, key):
+                cf.block_queued.discard(key)  # not reserved: asked again by its next uses
+                return  # no room within the searcher's cap: its block answers as before
             mask = np.zeros(self.n, dtype=bool)
             mask[s:e] = cf.base_mask[s:e]
             if no_adult:
@@ -536,12 +573,98 @@ class StaticMixin:
                     cf.blocks[key] = ss  # published whole, with its graph
                 return
             cf.block_bytes += ss.nbytes
+            ss.owner = id(cf)
             cf.blocks[key] = ss  # published whole, with its graph
             self._share(cf, key, ss)
 
         self._build_or_queue((id(cf), "block", key), build)
         if cf.adjust_cat_only and self._tie_of is None:  # boost/bury: the block's merge, right after
             self._queue_block_merge(cf, key)
+
+    def _block_graph_sets(self) -> tuple[dict[int, StaticSet], set[int]]:
+        """Every category-block set with a graph of at most ``BLOCK_MAX_SHARE`` the searcher holds
+        (the cached compiled filters' ``blocks`` and the shared store), by ``id``, and the ``id``
+        of those a cached filter holds (the others are the store's orphans). The blocks over
+        ``BLOCK_MAX_SHARE`` (``cf.big_subs``) have their own cap."""
+        with self._lock:
+            cached = list(self._compiled.values())
+        sets: dict[int, StaticSet] = {}
+        held: set[int] = set()
+        for c in cached:
+            for key, ss in list(c.blocks.items()):
+                if ss.sub is not None and key not in c.big_subs:
+                    sets[id(ss)] = ss
+                    held.add(id(ss))
+        for key, ss in list(self._shared_blocks.items()):
+            if ss.sub is not None and key[1] != "static":
+                sets.setdefault(id(ss), ss)
+        return sets, held
+
+    def block_graph_bytes(self) -> int:
+        """Bytes the searcher's category-block graphs of at most ``BLOCK_MAX_SHARE`` hold (counted as
+        :meth:`_fit_block_graph` counts them against ``block_graphs_max_bytes``)."""
+        return sum(ss.nbytes for ss in self._block_graph_sets()[0].values())
+
+    def _fit_block_graph(self, cf: CompiledFilter, key: tuple[int, int, bool]) -> bool:
+        """Make room for block ``key``'s graph (``cf``'s, about to be built on the background
+        thread) within the searcher-wide ``block_graphs_max_bytes``: False when there is none.
+
+        Each cached filter keeps its own block graphs within ``_BLOCKS_MAX_BYTES``; six of them
+        (a million-item catalogue's cache) could hold 3 GiB. Evicted, least used first: the
+        shared store's orphans (no cached filter holds them), then graphs whose queries
+        (``StaticSet.uses``) are no more than the new block's own uses: a graph in steady use is
+        not dropped for one that has barely been asked for (it waits; its block answers by an
+        over-fetch or an exact scan, as before; each refusal halves every graph's count, so a graph
+        no longer in use falls behind a block that keeps asking: its next ``_SUB_AFTER`` uses, each
+        a new try). Nothing is evicted unless the new graph then fits.
+        An evicted graph leaves every filter's ``blocks``, the shortcuts' copies and the store
+        (each swapped or popped whole); a query already reading it holds its own reference, so
+        the graph is freed only once no query reads it. Its block's count restarts from 0 (its
+        graph is queued again after ``_SUB_AFTER`` new uses, if room is made)."""
+        s, e, _ = key
+        size = block_bytes_estimate(e - s, self.dim, self._index_M(), self.n)
+        sets, held = self._block_graph_sets()
+        over = sum(ss.nbytes for ss in sets.values()) + size - self.block_graphs_max_bytes
+        if over <= 0:
+            return True
+        demand = cf.block_uses.get(key, 0)
+        cands = sorted(
+            (id(ss) in held, ss.uses, i) for i, ss in sets.items() if id(ss) not in held or ss.uses <= demand
+        )
+        victims, freed = [], 0
+        for _, _, i in cands:
+            if freed >= over:
+                break
+            victims.append(sets[i])
+            freed += sets[i].nbytes
+        if freed < over:
+            for ss in sets.values():  # aged: a graph no longer in use falls behind the new demand
+                ss.uses //= 2
+            return False
+        self._evict_block_graphs({id(ss) for ss in victims})
+        return True
+
+    def _evict_block_graphs(self, gone: set[int]) -> None:
+        """Drop the block sets whose ``id`` is in ``gone`` from the cached filters (their owner's
+        ``block_bytes`` given back), the seed-table shortcuts and the shared store."""
+        with self._lock:
+            cached = list(self._compiled.values())
+        for c in cached:
+            for key, ss in list(c.blocks.items()):
+                if id(ss) not in gone:
+                    continue
+                c.blocks.pop(key, None)
+                c.block_queued.discard(key)
+                c.block_uses[key] = 0
+                if ss.owner == id(c):
+                    c.block_bytes -= ss.nbytes
+        for fp in list(self._fast.values()):
+            for key, got in list(fp.graphs.items()):
+                if id(got[0]) in gone:
+                    fp.graphs.pop(key, None)
+        self._shared_blocks = type(self._shared_blocks)(
+            (k, x) for k, x in self._shared_blocks.items() if id(x) not in gone
+        )
 
     def _mask_digest(self, cf: CompiledFilter) -> bytes:
         """A digest of the compiled filter's base mask (computed once): filters of one mask share
