@@ -40,6 +40,23 @@ PAUSE_MAX_S = 0.25
 HANDOVER_S = 0.25
 
 
+class _Foreground:
+    """When the process's last query ended (``time.perf_counter()``), ``math.inf`` while one runs:
+    one for every searcher of the process. Each searcher has its own worker, but they share the
+    GIL and the cores: a worker that deferred only to its own searcher's queries ran a build (a
+    compile, an eligible set, a graph's Python steps) through another searcher's query, which then
+    waited for the GIL (the app holds a searcher per run; the bench's flag cases one per share)."""
+
+    __slots__ = ("fg",)
+
+    def __init__(self) -> None:
+        self.fg = 0.0
+
+
+#: the process's queries, as every :class:`Background` reads them (the searchers write ``FG.fg``)
+FG = _Foreground()
+
+
 class Background:
     """A lazily started daemon thread running build jobs one at a time, deduplicated by key.
 
@@ -52,8 +69,9 @@ class Background:
     key over a million items (10 to 300 ms at 1M), and a query that released it (in
     ``knn_query``, a BLAS product) waited for the whole call: a new filter's first
     queries, which queue its builds, paid 10 to 40 ms each. So a query marks itself running
-    (:attr:`fg`), a job starts only once no query has run for :data:`QUIET_S` (at most
-    :data:`DEFER_MAX_S` later), and long jobs :meth:`pause` between their steps.
+    (:attr:`fg`, shared by every searcher of the process: :data:`FG`), a job starts only once no
+    query has run for :data:`QUIET_S` (at most :data:`DEFER_MAX_S` later), and long jobs
+    :meth:`pause` between their steps.
     """
 
     def __init__(self, name: str = "recsys-search-build") -> None:
@@ -64,14 +82,21 @@ class Background:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._name = name
-        #: ``time.perf_counter()`` when the last query ended, ``math.inf`` while one runs (set by
-        #: the searcher's ``search``)
-        self.fg = 0.0
         self._paused = 0.0  # seconds the running job has spent in pause()
         #: jobs submitted while a query runs: taken by the worker once no query runs
         #: (:meth:`_take_held`), or handed over by :meth:`release`; since when the first waits
         self._held: list[tuple[Any, Callable[[], None]]] = []
         self._held_since = 0.0
+
+    @property
+    def fg(self) -> float:
+        """``time.perf_counter()`` when the process's last query ended, ``math.inf`` while one runs
+        (:data:`FG`, set by the searchers' ``search``)."""
+        return FG.fg
+
+    @fg.setter
+    def fg(self, value: float) -> None:
+        FG.fg = value
 
     def start(self) -> None:
         """Start the worker thread now (a searcher that builds in the background does it in its
@@ -89,8 +114,8 @@ class Background:
         seconds; returns the time slept. While a query runs it looks again every :data:`POLL_S`
         only (each look takes the GIL from the query); after one, when :data:`QUIET_S` has passed."""
         t0 = now = time.perf_counter()
-        while now - self.fg < QUIET_S and now - t0 < cap:
-            fg = self.fg
+        while now - FG.fg < QUIET_S and now - t0 < cap:
+            fg = FG.fg
             wait = POLL_S if fg == math.inf else fg + QUIET_S - now
             time.sleep(max(0.0, min(wait, cap - (now - t0))) + 1e-4)
             now = time.perf_counter()
@@ -118,7 +143,7 @@ class Background:
                 return False
             self._pending.add(key)
             self._ensure_thread()
-            if self.fg == math.inf and threading.current_thread() is not self._thread:
+            if FG.fg == math.inf and threading.current_thread() is not self._thread:
                 if not self._held:
                     self._held_since = time.perf_counter()
                 self._held.append((key, fn))
@@ -143,7 +168,7 @@ class Background:
         :data:`QUIET_S`, or once the first has waited :data:`DEFER_MAX_S` (steady traffic)."""
         if self._held:
             now = time.perf_counter()
-            if now - self.fg >= QUIET_S or now - self._held_since >= DEFER_MAX_S:
+            if now - FG.fg >= QUIET_S or now - self._held_since >= DEFER_MAX_S:
                 self.release()
 
     def _run(self) -> None:

@@ -236,6 +236,20 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data):
     searcher.wait_background()
     assert len(ran) == 1 and ran[0] - t_end >= background.QUIET_S
 
+    # a query on ANOTHER searcher of the process (the app holds one per run) defers this one's
+    # builds too: they share the GIL and the cores
+    other = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    other.wait_background()
+    other._bg.fg = float("inf")  # a query is running on the other searcher
+    bg.submit("job2", lambda: ran.append(time.perf_counter()))
+    bg.release()  # handed to this searcher's worker at once, which must still wait
+    time.sleep(0.1)
+    assert len(ran) == 1  # deferred while the other searcher's query runs
+    t_end = time.perf_counter()
+    other._bg.fg = t_end
+    searcher.wait_background()
+    assert len(ran) == 2 and ran[1] - t_end >= background.QUIET_S
+
     def job() -> None:
         steps.append(time.perf_counter())
         bg.fg = float("inf")  # a query began during the job's first step
