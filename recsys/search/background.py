@@ -38,6 +38,14 @@ PAUSE_MAX_S = 0.25
 #: 28 us at the median and 2.5 ms at the 90th percentile (40 ms at worst), and a new filter's first
 #: five queries took 10.8 ms at the 90th percentile against 0.68 ms with the jobs held (issue 18)
 HANDOVER_S = 0.25
+#: the idle worker reads its searcher's large memory (:attr:`Background.warm`) this often (seconds).
+#: On the development machine's VM, memory left untouched for 60 to 70 s or more costs its next
+#: touch about 70 us per 2 MB region, counted as the touching thread's CPU with no page fault the
+#: guest sees (its host reclaims idle guest memory): a 1,000-row gather from a 256 MB array
+#: untouched for 70 to 100 s took 7 to 13.5 ms, 0.14 to 0.35 ms after 5 to 60 s, and a 1M-item
+#: searcher's first query after minutes on another searcher or another graph paid that for its
+#: vectors or the main graph (issue 18). One read per 2 MB every KEEP_WARM_S keeps them resident.
+KEEP_WARM_S = 20.0
 
 
 class _Foreground:
@@ -87,6 +95,10 @@ class Background:
         #: (:meth:`_take_held`), or handed over by :meth:`release`; since when the first waits
         self._held: list[tuple[Any, Callable[[], None]]] = []
         self._held_since = 0.0
+        #: what the idle worker runs every :data:`KEEP_WARM_S` once no query runs: the searcher's
+        #: read of one byte per 2 MB of its large arrays and graphs (None: nothing)
+        self.warm: Callable[[], None] | None = None
+        self._warmed = time.perf_counter()
 
     @property
     def fg(self) -> float:
@@ -171,6 +183,21 @@ class Background:
             if now - FG.fg >= QUIET_S or now - self._held_since >= DEFER_MAX_S:
                 self.release()
 
+    def _keep_warm(self) -> None:
+        """On the idle worker: run :attr:`warm` once :data:`KEEP_WARM_S` have passed since the last
+        run, and only while no query runs (it holds the GIL for a few hundred reads)."""
+        warm = self.warm
+        if warm is None:
+            return
+        now = time.perf_counter()
+        if now - self._warmed < KEEP_WARM_S or now - FG.fg < QUIET_S:
+            return
+        self._warmed = now
+        try:
+            warm()
+        except Exception:  # a speed aid: never kills the worker
+            logger.exception("keeping the search memory warm failed")
+
     def _run(self) -> None:
         _batch_policy()
         while True:
@@ -178,6 +205,7 @@ class Background:
                 key, fn = self._q.get(timeout=HANDOVER_S)
             except queue.Empty:
                 self._take_held()
+                self._keep_warm()
                 continue
             try:
                 if self._closing:  # the process is exiting: queued builds are dropped

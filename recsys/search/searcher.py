@@ -200,6 +200,7 @@ class FilteredSearcher(
         self._cold_specs: dict[Any, Any] = {}
         if not self._inline():  # with the searcher: a filter's first query never waits for them
             self._build_postings()
+            self._keep_warm()  # its memory read every KEEP_WARM_S by the idle worker
             self._bg.start()
             if index is not None:  # the over-fetch's beams, before any filter needs them
                 self._request_beams(index)
