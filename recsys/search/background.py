@@ -43,8 +43,8 @@ HANDOVER_S = 0.25
 #: touch about 70 us per 2 MB region, counted as the touching thread's CPU with no page fault the
 #: guest sees (its host reclaims idle guest memory): a 1,000-row gather from a 256 MB array
 #: untouched for 70 to 100 s took 7 to 13.5 ms, 0.14 to 0.35 ms after 5 to 60 s, and a 1M-item
-#: searcher's first query after minutes on another searcher or another graph paid that for its
-#: vectors or the main graph (issue 18). One read per 2 MB every KEEP_WARM_S keeps them resident.
+#: searcher's first exact scan after two minutes idle 12.7 to 29.3 ms of CPU (issue 18, s36-f).
+#: One read per 2 MB every KEEP_WARM_S kept such an array warm (0.48 ms after 90 s).
 KEEP_WARM_S = 20.0
 
 

@@ -278,7 +278,7 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data, 
         assert res.rows == searcher.search(s, cfg, 10, plan="exact").rows
 
     # memory left untouched for a minute costs its next touch about 70 us per 2 MB on the
-    # development VM (a 1M-item first query 8 to 24 ms): the idle worker reads the searcher's
+    # development VM (a 1M-item first exact scan 13 to 29 ms): the idle worker reads the searcher's
     # vectors, its view's columns, the inverted lists, the cached filters' eligible sets, the main
     # graph and the filters' own graphs every KEEP_WARM_S, and never while a query runs
     cold._touch_graph(index._index)  # the real reads: hnswlib's get_items over labels 0 .. n - 1
