@@ -38,6 +38,31 @@ PAUSE_MAX_S = 0.25
 #: 28 us at the median and 2.5 ms at the 90th percentile (40 ms at worst), and a new filter's first
 #: five queries took 10.8 ms at the 90th percentile against 0.68 ms with the jobs held (issue 18)
 HANDOVER_S = 0.25
+#: the idle worker reads its searcher's large memory (:attr:`Background.warm`) this often (seconds).
+#: On the development machine's VM, memory left untouched for 60 to 70 s or more costs its next
+#: touch about 70 us per 2 MB region, counted as the touching thread's CPU with no page fault the
+#: guest sees (its host reclaims idle guest memory): a 1,000-row gather from a 256 MB array
+#: untouched for 70 to 100 s took 7 to 13.5 ms, 0.14 to 0.35 ms after 5 to 60 s, and a 1M-item
+#: searcher's first exact scan after two minutes idle 12.7 to 29.3 ms of CPU (issue 18, s36-f).
+#: One read per 2 MB every KEEP_WARM_S kept such an array warm (0.48 ms after 90 s).
+KEEP_WARM_S = 20.0
+
+
+class _Foreground:
+    """When the process's last query ended (``time.perf_counter()``), ``math.inf`` while one runs:
+    one for every searcher of the process. Each searcher has its own worker, but they share the
+    GIL and the cores: a worker that deferred only to its own searcher's queries ran a build (a
+    compile, an eligible set, a graph's Python steps) through another searcher's query, which then
+    waited for the GIL (the app holds a searcher per run; the bench's flag cases one per share)."""
+
+    __slots__ = ("fg",)
+
+    def __init__(self) -> None:
+        self.fg = 0.0
+
+
+#: the process's queries, as every :class:`Background` reads them (the searchers write ``FG.fg``)
+FG = _Foreground()
 
 
 class Background:
@@ -52,8 +77,9 @@ class Background:
     key over a million items (10 to 300 ms at 1M), and a query that released it (in
     ``knn_query``, a BLAS product) waited for the whole call: a new filter's first
     queries, which queue its builds, paid 10 to 40 ms each. So a query marks itself running
-    (:attr:`fg`), a job starts only once no query has run for :data:`QUIET_S` (at most
-    :data:`DEFER_MAX_S` later), and long jobs :meth:`pause` between their steps.
+    (:attr:`fg`, shared by every searcher of the process: :data:`FG`), a job starts only once no
+    query has run for :data:`QUIET_S` (at most :data:`DEFER_MAX_S` later), and long jobs
+    :meth:`pause` between their steps.
     """
 
     def __init__(self, name: str = "recsys-search-build") -> None:
@@ -64,14 +90,25 @@ class Background:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._name = name
-        #: ``time.perf_counter()`` when the last query ended, ``math.inf`` while one runs (set by
-        #: the searcher's ``search``)
-        self.fg = 0.0
         self._paused = 0.0  # seconds the running job has spent in pause()
         #: jobs submitted while a query runs: taken by the worker once no query runs
         #: (:meth:`_take_held`), or handed over by :meth:`release`; since when the first waits
         self._held: list[tuple[Any, Callable[[], None]]] = []
         self._held_since = 0.0
+        #: what the idle worker runs every :data:`KEEP_WARM_S` once no query runs: the searcher's
+        #: read of one byte per 2 MB of its large arrays and graphs (None: nothing)
+        self.warm: Callable[[], None] | None = None
+        self._warmed = time.perf_counter()
+
+    @property
+    def fg(self) -> float:
+        """``time.perf_counter()`` when the process's last query ended, ``math.inf`` while one runs
+        (:data:`FG`, set by the searchers' ``search``)."""
+        return FG.fg
+
+    @fg.setter
+    def fg(self, value: float) -> None:
+        FG.fg = value
 
     def start(self) -> None:
         """Start the worker thread now (a searcher that builds in the background does it in its
@@ -89,8 +126,8 @@ class Background:
         seconds; returns the time slept. While a query runs it looks again every :data:`POLL_S`
         only (each look takes the GIL from the query); after one, when :data:`QUIET_S` has passed."""
         t0 = now = time.perf_counter()
-        while now - self.fg < QUIET_S and now - t0 < cap:
-            fg = self.fg
+        while now - FG.fg < QUIET_S and now - t0 < cap:
+            fg = FG.fg
             wait = POLL_S if fg == math.inf else fg + QUIET_S - now
             time.sleep(max(0.0, min(wait, cap - (now - t0))) + 1e-4)
             now = time.perf_counter()
@@ -118,7 +155,7 @@ class Background:
                 return False
             self._pending.add(key)
             self._ensure_thread()
-            if self.fg == math.inf and threading.current_thread() is not self._thread:
+            if FG.fg == math.inf and threading.current_thread() is not self._thread:
                 if not self._held:
                     self._held_since = time.perf_counter()
                 self._held.append((key, fn))
@@ -143,8 +180,23 @@ class Background:
         :data:`QUIET_S`, or once the first has waited :data:`DEFER_MAX_S` (steady traffic)."""
         if self._held:
             now = time.perf_counter()
-            if now - self.fg >= QUIET_S or now - self._held_since >= DEFER_MAX_S:
+            if now - FG.fg >= QUIET_S or now - self._held_since >= DEFER_MAX_S:
                 self.release()
+
+    def _keep_warm(self) -> None:
+        """On the idle worker: run :attr:`warm` once :data:`KEEP_WARM_S` have passed since the last
+        run, and only while no query runs (it holds the GIL for a few hundred reads)."""
+        warm = self.warm
+        if warm is None:
+            return
+        now = time.perf_counter()
+        if now - self._warmed < KEEP_WARM_S or now - FG.fg < QUIET_S:
+            return
+        self._warmed = now
+        try:
+            warm()
+        except Exception:  # a speed aid: never kills the worker
+            logger.exception("keeping the search memory warm failed")
 
     def _run(self) -> None:
         _batch_policy()
@@ -153,6 +205,7 @@ class Background:
                 key, fn = self._q.get(timeout=HANDOVER_S)
             except queue.Empty:
                 self._take_held()
+                self._keep_warm()
                 continue
             try:
                 if self._closing:  # the process is exiting: queued builds are dropped

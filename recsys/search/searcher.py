@@ -24,6 +24,7 @@ from recsys.errors import (  # noqa: F401  (RunNotFoundError, RunNotSearchableEr
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search.adjusted import AdjustMixin
+from recsys.search.background import FG as _FG
 from recsys.search.background import Background
 from recsys.search.batch import BatchMixin, StaticSet
 from recsys.search.builds import BuildsMixin
@@ -199,6 +200,7 @@ class FilteredSearcher(
         self._cold_specs: dict[Any, Any] = {}
         if not self._inline():  # with the searcher: a filter's first query never waits for them
             self._build_postings()
+            self._keep_warm()  # its memory read every KEEP_WARM_S by the idle worker
             self._bg.start()
             if index is not None:  # the over-fetch's beams, before any filter needs them
                 self._request_beams(index)
@@ -663,12 +665,12 @@ class FilteredSearcher(
             # the shortcut of a config whose answer nothing follows (no ties to complete, no pins
             # to place: most configs), first and alone: after its beam search every bytecode and
             # attribute read here is a cache miss (issue 18, the no-filter path)
-            bg = self._bg  # background builds wait until no query runs (background.Background)
-            bg.fg = _INF
+            fg = _FG  # every searcher's background builds wait until no query runs (background.FG)
+            fg.fg = _INF
             try:
                 res = fast.answer(self, seed_item_id, k, fast)
             finally:
-                bg.fg = _now()  # the builds it queued start once queries pause (Background)
+                fg.fg = _now()  # the builds it queued start once queries pause (Background)
             if res is not None:
                 return res
             fast = None  # it could not answer (and said why): the general path, without a second try
@@ -684,8 +686,8 @@ class FilteredSearcher(
     ) -> SearchResult:
         """:meth:`search` past the plain shortcut: a shortcut whose answer is completed (ties, pins),
         then the general path."""
-        bg = self._bg  # background builds wait until no query runs (background.Background)
-        bg.fg = math.inf
+        fg = _FG  # every searcher's background builds wait until no query runs (background.FG)
+        fg.fg = math.inf
         try:
             if fast is not None and config is fast.cfg and plan == "auto":
                 res = fast.answer(self, seed_item_id, k, fast)
@@ -718,7 +720,7 @@ class FilteredSearcher(
                 res = self._place(res, self.qunit[pos], pos, cfg, k)
             return res
         finally:
-            bg.fg = time.perf_counter()  # the builds it queued start once queries pause (Background)
+            fg.fg = time.perf_counter()  # the builds it queued start once queries pause (Background)
 
     def _search_seed(
         self,
