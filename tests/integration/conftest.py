@@ -25,6 +25,10 @@ Fixtures
 ``dash_app_copy`` (function)
     The same app pointed at ``demo_data_copy``.
 
+Each test's ``dash_duo.start_server(app)`` without a ``port`` serves on a port the system
+says is free (:func:`_free_dash_port`), not dash's counter from 58050: the suite runs in two
+pytest-xdist workers, and each worker's counter would start at 58050.
+
 Typical test::
 
     def test_page(dash_duo, dash_app):
@@ -50,6 +54,16 @@ DEMO_ITEMS = 400
 DEMO_SEQUENCES = 800
 PROD2VEC_PARAMS = {"vector_size": 16, "epochs": 3, "min_count": 1, "workers": 1}
 DEMO_RUNS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _free_dash_port() -> None:
+    """Point dash[testing]'s next default server port at one that is free now (see above)."""
+    from dash.testing.application_runners import BaseDashRunner
+
+    from tests._redis import free_port
+
+    BaseDashRunner._next_port = free_port()
 
 
 @pytest.fixture(scope="session")
