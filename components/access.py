@@ -76,6 +76,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.vetting.open_proposal",  # shows the proposed rules; confirm_rule saves
         "pages.vetting.show_progress",
         "pages.vetting.show_seed",
+        "pages.vetting.update_modes",
         "pages.vetting.update_queues",
         "pages.vetting.update_runs",
     }

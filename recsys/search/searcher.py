@@ -554,6 +554,7 @@ class FilteredSearcher(
             plan = "exact"  # boosted/buried scores: HNSW's order is not the answer (adjusted.py)
         seed_id = self.view.item_id_list[pos] if pos is not None else None
         qq = Query(q, pos, cf, k, t0, seed_id, {}, [])
+        first_use = False  # a boosted category config's uses before its table (block_pool.py)
         if plan == "auto" and cf.static and cf.lean:
             if cf.trivial:
                 got = self._search_trivial(qq)
@@ -569,9 +570,7 @@ class FilteredSearcher(
             cf.seeded_queries += 1
             if table is not None:
                 return self._search_table(qq, table)
-            first_use = cf.adjust_cat_only  # a boosted category config's uses before its table
-        else:
-            first_use = False
+            first_use = cf.adjust_cat_only
         r = self._seed_rules(cf, pos)
         if first_use:
             self._first_block_use(cf, r)
