@@ -381,8 +381,7 @@ class StaticMixin:
         cf.block_queued.add(key)
         if cf.field_queued or len(cf.block_queued) < _FIELD_AFTER or self._inline():
             return
-        cf.field_queued = True
-        self._bg.submit((id(cf), "field"), lambda: self._queue_field(cf))
+        self._partition_level(cf)
 
     def _level_use(self, cf: CompiledFilter, new_block: bool) -> None:
         """Count one plain use of a category level's block of at most ``BLOCK_MAX_SHARE`` (and at
@@ -397,6 +396,12 @@ class StaticMixin:
             cf.block_uses[_LEVEL_BLOCKS] = cf.block_uses.get(_LEVEL_BLOCKS, 0) + 1
         if uses < _LEVEL_AFTER or cf.block_uses.get(_LEVEL_BLOCKS, 0) < _FIELD_AFTER:
             return
+        self._partition_level(cf)
+
+    def _partition_level(self, cf: CompiledFilter) -> None:
+        """Queue the graphs of ``cf``'s whole category level (:meth:`_queue_field`, a background
+        job), once: by the partition rule (:meth:`_field_use`) or the level's uses
+        (:meth:`_level_use`)."""
         cf.field_queued = True
         self._bg.submit((id(cf), "field"), lambda: self._queue_field(cf))
 
