@@ -220,29 +220,50 @@ class ColdMixin:
     def _warm_memory(self) -> None:
         """Read one byte per 2 MB of what a first query may touch (run by the idle worker every
         :data:`~recsys.search.background.KEEP_WARM_S`): this searcher's arrays and its catalogue
-        view's, the inverted lists, the cached filters' eligible sets, the main graph and the
-        filters' own graphs. About 150 reads per 256 MB; memory left untouched for a minute
-        otherwise costs its next query about 70 us per 2 MB (at 1M, a first exact scan 12.7 to
-        29.3 ms of CPU)."""
-        seen: set[int] = set()
-        holders = [list(vars(self).values()), list(vars(self.view).values())]
-        post = self._cold_postings
+        view's, the inverted lists, the cached filters' eligible sets and category blocks, the main
+        graph and the filters' own graphs. About 150 reads per 256 MB; memory left untouched for a
+        minute otherwise costs its next query about 70 us per 2 MB (at 1M, a first exact scan 12.7
+        to 29.3 ms of CPU). The reads go over a snapshot (:meth:`_warm_targets`): queries and
+        background builds change the structures meanwhile, and none of them waits for the reads."""
+        arrays, graphs = self._warm_targets()
+        for a in arrays:
+            _touch(a)
+        for g in graphs:
+            _touch_graph(g)
+
+    def _warm_targets(self) -> tuple[list[np.ndarray], list[Any]]:
+        """The arrays and graphs :meth:`_warm_memory` reads, each once, as they are now. Every
+        container that a query thread or a background build changes is copied by one C call
+        (``dict.copy``, ``list``: no other thread runs inside one), the compiled-filter cache
+        under ``self._lock`` (as its other readers), so the walk never iterates a live container;
+        the lock is released before any read (a query compiling a filter never waits for it)."""
+        with self._lock:
+            cached = list(self._compiled.values())
+        mine = vars(self).copy()
+        holders: list[Any] = [mine.values(), vars(mine["view"]).copy().values()]
+        post = mine.get("_cold_postings")
         if post is not None:
             holders.append([getattr(post, name) for name in Postings.__slots__])
-        graphs = [self._index._index] if self._index is not None else []
-        sets = [ss for cf in list(self._compiled.values()) for ss in list(cf.sets.values())]
-        sets += list(self._shared_blocks.values())
+        index = mine.get("_index")
+        graphs = [index._index] if index is not None else []
+        sets = list(mine["_shared_blocks"].copy().values())
+        for cf in cached:
+            sets += cf.sets.copy().values()
+            sets += cf.blocks.copy().values()
+        seen = {id(g) for g in graphs}
         for ss in sets:
             holders.append((ss.pos, ss.rows, ss.ok_by_row, ss.block))
-            if ss.sub is not None:
-                graphs.append(ss.sub)
+            sub = ss.sub
+            if sub is not None and id(sub) not in seen:
+                seen.add(id(sub))
+                graphs.append(sub)
+        arrays = []
         for values in holders:
             for a in values:
                 if isinstance(a, np.ndarray) and id(a) not in seen:
                     seen.add(id(a))
-                    _touch(a)
-        for g in graphs:
-            _touch_graph(g)
+                    arrays.append(a)
+        return arrays, graphs
 
     def _keep_warm(self) -> None:
         """Have the idle worker keep this searcher's memory warm (:meth:`_warm_memory`), through a

@@ -303,6 +303,49 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data, 
     assert all(id(a) in got_ids for a in want) and index._index in graphs
 
 
+def test_the_idle_workers_reads_go_over_a_snapshot_while_queries_and_builds_change_it(data, monkeypatch):
+    """The idle worker's walk (:meth:`ColdMixin._warm_memory`) runs while query threads compile
+    filters and background builds publish eligible sets and graphs: it reads a snapshot taken at
+    its start, never a live container (a change in the middle of the walk raised there and was
+    only logged, the reads lost), and it holds no lock while it reads (a query never waits)."""
+    cat, vec, index = data
+    ids = cat["item_id"].to_numpy()
+    searcher = FilteredSearcher(vec, ids, cat, index=index, background_min_items=0)
+    cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(0, 40, 2)])
+    for s in ids[:40:4]:
+        searcher.search(s, cfg, 10)
+    searcher.wait_background()
+    cf = searcher._compiled[cfg.config_hash()]
+    ss = next(iter(cf.sets.values()))
+    before = [searcher.unit, searcher.view.pos_of_row, searcher._cold_postings.brand_order, ss.pos, ss.rows]
+    me, read, graphs, added = threading.current_thread(), [], [], []
+
+    def change_everything() -> None:  # what a query and a build do meanwhile, on other threads
+        assert not searcher._lock.locked()  # no lock held while reading
+        searcher.compile(FilterConfig(brands_allow=["b1"]))  # the cache and its key map change
+        searcher._compiled.pop(cfg.config_hash())  # the walked filter leaves the cache
+        cf.sets[not next(iter(cf.sets))] = ss  # a build publishes a set and a block
+        cf.blocks[(0, 10, False)] = ss
+        searcher._shared_blocks[("digest", 0, 10, False)] = ss
+        added.extend([np.ones(4), np.ones(4)])
+        searcher.late, searcher.view.late = added  # new attributes on the searcher and its view
+
+    def touch(a: np.ndarray) -> None:
+        if threading.current_thread() is me:  # not the workers of the module's other searchers
+            read.append(a)
+            if len(read) == 1:
+                change_everything()
+
+    monkeypatch.setattr(cold, "_touch", touch)
+    monkeypatch.setattr(cold, "_touch_graph", graphs.append)
+    searcher._warm_memory()  # here, not on the worker: an error would be raised, not logged
+    got = [id(a) for a in read]
+    assert len(got) == len(set(got))  # each array once
+    assert all(id(a) in got for a in before)  # the whole snapshot, the filter that left included
+    assert not any(id(a) in got for a in added)  # nothing that came after it
+    assert graphs.count(index._index) == 1
+
+
 def test_the_beams_are_measured_on_a_graph_of_tied_vectors_that_refuses_some_queries():
     """hnswlib#444: on a graph of many tied vectors (a basket catalogue's duplicate vectors) a few
     queries reach fewer than a wide beam's labels and hnswlib refuses the whole batch. The beams
