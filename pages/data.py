@@ -94,11 +94,15 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
 )
 
 
-def options_from_form(values: list[Any] | None, option_ids: list[dict[str, str]] | None) -> dict[str, Any]:
+def options_from_form(
+    values: list[Any] | None, option_ids: list[dict[str, str]] | None, events: str | None = None
+) -> dict[str, Any]:
     """The reading-option controls -> ``import_dataset`` keyword arguments (blank ones left out).
 
     ``role`` "catalog" and ``catalog`` (a typed path, resolved inside the import folder) become
     ``catalog_path``; the others are the options of :func:`recsys.data.adapters.import_generic`.
+    A relative catalogue path is looked for beside the ``events`` file first, as the field's
+    placeholder says ("products.csv beside the events"), then from the import folder's root.
     """
     raw = {i["option"]: v for i, v in zip(option_ids or [], values or [])}
     out: dict[str, Any] = {}
@@ -113,10 +117,22 @@ def options_from_form(values: list[Any] | None, option_ids: list[dict[str, str]]
     if (raw.get("event_map") or "").strip():
         out["event_map"] = raw["event_map"].replace(",", " ").split()
     if (raw.get("catalog") or "").strip():
-        out["catalog_path"] = str(resolve_import_path(raw["catalog"].strip()).resolve())
+        out["catalog_path"] = str(_catalog_path(raw["catalog"].strip(), events).resolve())
     if raw.get("role") == "catalog":
         out["role"] = "catalog"
     return out
+
+
+def _catalog_path(typed: str, events: str | None) -> Path:
+    """The catalogue file a user typed: beside the events file (a relative path, when the events
+    file is in the import folder and the catalogue is there), else from the import folder."""
+    if events and events.strip() and not Path(typed).is_absolute():
+        try:
+            beside = resolve_import_path(events.strip()).parent / typed
+            return resolve_import_path(str(beside))
+        except DataValidationError:
+            pass  # the events file is not readable, or nothing of that name beside it
+    return resolve_import_path(typed)
 
 
 def _split_role(path: str | None, options: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -516,7 +532,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
     from recsys.data.tables import peek_table
 
     try:
-        options = options_from_form(opt_values, opt_ids)
+        options = options_from_form(opt_values, opt_ids, path)
         columns, rows, reading = peek_table(path, GUESS_ROWS, options=options)
         preview = rows[:5]
         if options.get("catalog_path"):
@@ -566,7 +582,7 @@ def preview_import(
             else info_alert("The preview is for the generic CSV import.", color="info")
         )
     try:
-        options = options_from_form(opt_values, opt_ids)
+        options = options_from_form(opt_values, opt_ids, path)
         if not map_ids:
             raise DataValidationError("inspect the file first (press Inspect) and map its columns")
         mapping = mapping_from_choices([m["field"] for m in map_ids], chosen or [], required_fields(options))
@@ -639,7 +655,7 @@ def start_import(
         mapping = None
         options: dict[str, Any] = {}
         if source == "csv":
-            options = options_from_form(opt_values, opt_ids)
+            options = options_from_form(opt_values, opt_ids, path)
             if not map_ids:
                 raise DataValidationError("inspect the file first (press Inspect) and map its columns")
             mapping = mapping_from_choices(
