@@ -94,6 +94,11 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
 )
 
 
+#: The path box's example per source kind: a path inside the import folder (relative to it), as
+#: the label says; an absolute ``/path/to/...`` example sent newcomers outside it.
+PATH_EXAMPLES = {"file": "e.g. shop/events.csv.gz", "folder": "e.g. instacart (the folder)"}
+
+
 def options_from_form(
     values: list[Any] | None, option_ids: list[dict[str, str]] | None, events: str | None = None
 ) -> dict[str, Any]:
@@ -356,10 +361,12 @@ def layout(**_query: Any) -> html.Div:
                 className="mb-3",
             ),
             html.Div(SOURCES["csv"][2], id=ids.DATA_SOURCE_HINT, className="small text-muted mb-3"),
-            dbc.Label("Path on the server"),
+            dbc.Label(
+                ["Path in the import folder ", html.Code(str(import_dir()), className="import-folder")]
+            ),
             dbc.InputGroup(
                 [
-                    dbc.Input(id=ids.DATA_PATH, placeholder="/path/to/events.csv.gz", debounce=True),
+                    dbc.Input(id=ids.DATA_PATH, placeholder=PATH_EXAMPLES["file"], debounce=True),
                     dbc.Button("Inspect", id=ids.DATA_INSPECT, color="secondary", outline=True),
                 ],
                 className="mb-2",
@@ -474,8 +481,7 @@ def source_hint(source: str | None):
     """What the chosen source expects, and the path box's example (a folder for Instacart); the
     CSV options only for the generic import."""
     _label, what, hint = SOURCES.get(source or "", ("", "file", ""))
-    example = "/path/to/instacart (the folder)" if what == "folder" else "/path/to/events.csv.gz"
-    return hint, None if source == "csv" else {"display": "none"}, example
+    return hint, None if source == "csv" else {"display": "none"}, PATH_EXAMPLES[what]
 
 
 @callback(

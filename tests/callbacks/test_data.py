@@ -343,3 +343,14 @@ def test_a_catalogue_named_as_the_field_says_is_read_beside_the_events(root, tmp
     (tmp_path / "events.csv").write_text("basket_id,product_id\nb1,a\n")
     _, outside, _ = data_page.inspect_file(1, "events.csv", "csv", ["events", "../products.csv"], option_ids)
     assert "import folder" in text_of(outside) and "hunter2" not in text_of(outside)
+
+
+def test_the_path_box_names_the_import_folder_and_shows_a_path_inside_it(root, tmp_path, data_page):
+    """The path box read "Path on the server" with the example "/path/to/events.csv.gz": a newcomer
+    typed a server path, and only the vectors section named the folder paths are read from. The
+    label names the import folder and the examples are paths inside it, for a file or a folder."""
+    text = " ".join(text_of(data_page.layout()).split())
+    assert f"Path in the import folder {tmp_path.resolve()}" in text
+    for source in ("csv", "instacart"):
+        example = data_page.source_hint(source)[2]
+        assert example.startswith("e.g. ") and "/path/to" not in example, example
