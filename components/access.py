@@ -48,6 +48,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.data.source_hint",
         "pages.explore.download",
         "pages.explore.edit_session",
+        "pages.explore.follow_run_dataset",
         "pages.explore.run_impact",
         "pages.explore.similarity_range",
         "pages.explore.update_results",

@@ -26,6 +26,34 @@ from recsys.errors import RecsysError
 MAX_SESSION = 20
 
 
+def session_run_choices(
+    run_id: str | None, runs: Sequence[Mapping[str, Any]], all_runs: Sequence[Mapping[str, Any]], active=()
+) -> tuple[list[Mapping[str, Any]], str | None]:
+    """(runs the panel offers, in order; the one it opens on) for Explore's run ``run_id``.
+
+    The panel answers a session of the items shown, so the runs of ``run_id``'s dataset come
+    first and it opens on one of them: that dataset's two-tower run (an ``active`` one first),
+    else ``run_id`` itself. It opened on the first two-tower run of any dataset, so on an
+    imported shop's run it answered with the demo's model: "none of the recent items is known".
+    Then the other embedding runs (``runs``) and the runs without vectors of ``all_runs``
+    (session kNN first), which answer recent views too (``recsys.search.recommend_for_recent``).
+    """
+    from recsys.models import SESSION_FAMILIES
+
+    def dataset(r: Mapping[str, Any]) -> str | None:
+        return (r.get("dataset") or {}).get("name")
+
+    mine = next((dataset(r) for r in runs if r.get("run_id") == run_id), None)
+    active = set(active)
+    two_tower = [r for r in runs if r.get("family") == "two_tower"]
+    others = [r for r in all_runs if not r.get("is_embedding") and r.get("status", "complete") == "complete"]
+    others.sort(key=lambda r: r.get("family") not in SESSION_FAMILIES)  # session kNN first
+    ordered = two_tower + [r for r in runs if r.get("family") != "two_tower"] + others
+    ordered.sort(key=lambda r: dataset(r) != mine)  # stable: the order above within each part
+    own = sorted((r for r in two_tower if dataset(r) == mine), key=lambda r: r.get("run_id") not in active)
+    return ordered, (own[0]["run_id"] if own else run_id)
+
+
 def add_to_session(session: Sequence[str] | None, item_id: str, max_len: int = MAX_SESSION) -> list[str]:
     """Append ``item_id`` as the newest view (moved to the end if already there), keep ``max_len``."""
     items = [i for i in (session or []) if i != item_id]

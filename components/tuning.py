@@ -50,8 +50,11 @@ def tunable_families() -> tuple[str, ...]:
     return TUNABLE
 
 
-def tune_section(datasets: list[str]) -> Any:
-    """The "Tune" card: dataset, family, budget, trials, sample share, label and the Tune button."""
+def tune_section(datasets: list[str], read_only: bool = False) -> Any:
+    """The "Tune" card: dataset, family, budget, trials, sample share, label and the Tune button.
+
+    ``read_only`` (a viewer): the fields are a disabled fieldset and a line says tuning needs the
+    editor role, as on the training form (the fields took a viewer's input, with no button)."""
     families = tunable_families()
     value = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
 
@@ -68,49 +71,60 @@ def tune_section(datasets: list[str]) -> Any:
                 "trial. The family's recommended settings are the first trial.",
                 className="small text-muted mb-2",
             ),
-            dbc.Row(
-                [
-                    col(
-                        "Dataset",
-                        dcc.Dropdown(
-                            id=TUNE_DATASET,
-                            options=datasets,
-                            value=value,
-                            clearable=False,
-                            placeholder="none",
+            html.Div(
+                "You are signed in as a viewer: tuning needs the editor role.",
+                className="small alert alert-secondary py-1 px-2 mb-2 viewer-only tune-viewer-note",
+            ),
+            html.Fieldset(
+                dbc.Row(
+                    [
+                        col(
+                            "Dataset",
+                            dcc.Dropdown(
+                                id=TUNE_DATASET,
+                                options=datasets,
+                                value=value,
+                                clearable=False,
+                                placeholder="none",
+                            ),
                         ),
-                    ),
-                    col(
-                        "Model family",
-                        dcc.Dropdown(
-                            id=TUNE_FAMILY, options=list(families), value=families[0], clearable=False
+                        col(
+                            "Model family",
+                            dcc.Dropdown(
+                                id=TUNE_FAMILY, options=list(families), value=families[0], clearable=False
+                            ),
                         ),
-                    ),
-                    col(
-                        "Label (optional)",
-                        dbc.Input(
-                            id=TUNE_LABEL, placeholder="e.g. prod2vec tuned", size="sm", maxLength=MAX_LABEL
+                        col(
+                            "Label (optional)",
+                            dbc.Input(
+                                id=TUNE_LABEL,
+                                placeholder="e.g. prod2vec tuned",
+                                size="sm",
+                                maxLength=MAX_LABEL,
+                            ),
                         ),
-                    ),
-                    col(
-                        "Time budget",
-                        dbc.Input(id=TUNE_BUDGET, value=DEFAULT_BUDGET, size="sm"),
-                        "90s, 5m, 1h: the trial running when it ends is finished",
-                    ),
-                    col(
-                        "At most trials",
-                        dbc.Input(
-                            id=TUNE_TRIALS, type="number", value=DEFAULT_TRIALS, min=1, step=1, size="sm"
+                        col(
+                            "Time budget",
+                            dbc.Input(id=TUNE_BUDGET, value=DEFAULT_BUDGET, size="sm"),
+                            "90s, 5m, 1h: the trial running when it ends is finished",
                         ),
-                        "empty: as many as the budget allows",
-                    ),
-                    col(
-                        "Sample share (optional)",
-                        dbc.Input(id=TUNE_SAMPLE, type="number", min=0, max=1, step="any", size="sm"),
-                        "fit trials on this share of the sequences, e.g. 0.1 (faster)",
-                    ),
-                ],
-                className="g-2",
+                        col(
+                            "At most trials",
+                            dbc.Input(
+                                id=TUNE_TRIALS, type="number", value=DEFAULT_TRIALS, min=1, step=1, size="sm"
+                            ),
+                            "empty: as many as the budget allows",
+                        ),
+                        col(
+                            "Sample share (optional)",
+                            dbc.Input(id=TUNE_SAMPLE, type="number", min=0, max=1, step="any", size="sm"),
+                            "fit trials on this share of the sequences, e.g. 0.1 (faster)",
+                        ),
+                    ],
+                    className="g-2",
+                ),
+                disabled=read_only,
+                className="train-form-fields",
             ),
             dbc.Button("Tune", id=TUNE_SUBMIT, color="primary", outline=True, className="w-100 editor-only"),
             html.Div(id=TUNE_MSG, className="mt-3"),

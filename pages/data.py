@@ -94,11 +94,20 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
 )
 
 
-def options_from_form(values: list[Any] | None, option_ids: list[dict[str, str]] | None) -> dict[str, Any]:
+#: The path box's example per source kind: a path inside the import folder (relative to it), as
+#: the label says; an absolute ``/path/to/...`` example sent newcomers outside it.
+PATH_EXAMPLES = {"file": "e.g. shop/events.csv.gz", "folder": "e.g. instacart (the folder)"}
+
+
+def options_from_form(
+    values: list[Any] | None, option_ids: list[dict[str, str]] | None, events: str | None = None
+) -> dict[str, Any]:
     """The reading-option controls -> ``import_dataset`` keyword arguments (blank ones left out).
 
     ``role`` "catalog" and ``catalog`` (a typed path, resolved inside the import folder) become
     ``catalog_path``; the others are the options of :func:`recsys.data.adapters.import_generic`.
+    A relative catalogue path is looked for beside the ``events`` file first, as the field's
+    placeholder says ("products.csv beside the events"), then from the import folder's root.
     """
     raw = {i["option"]: v for i, v in zip(option_ids or [], values or [])}
     out: dict[str, Any] = {}
@@ -113,10 +122,22 @@ def options_from_form(values: list[Any] | None, option_ids: list[dict[str, str]]
     if (raw.get("event_map") or "").strip():
         out["event_map"] = raw["event_map"].replace(",", " ").split()
     if (raw.get("catalog") or "").strip():
-        out["catalog_path"] = str(resolve_import_path(raw["catalog"].strip()).resolve())
+        out["catalog_path"] = str(_catalog_path(raw["catalog"].strip(), events).resolve())
     if raw.get("role") == "catalog":
         out["role"] = "catalog"
     return out
+
+
+def _catalog_path(typed: str, events: str | None) -> Path:
+    """The catalogue file a user typed: beside the events file (a relative path, when the events
+    file is in the import folder and the catalogue is there), else from the import folder."""
+    if events and events.strip() and not Path(typed).is_absolute():
+        try:
+            beside = resolve_import_path(events.strip()).parent / typed
+            return resolve_import_path(str(beside))
+        except DataValidationError:
+            pass  # the events file is not readable, or nothing of that name beside it
+    return resolve_import_path(typed)
 
 
 def _split_role(path: str | None, options: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -340,10 +361,12 @@ def layout(**_query: Any) -> html.Div:
                 className="mb-3",
             ),
             html.Div(SOURCES["csv"][2], id=ids.DATA_SOURCE_HINT, className="small text-muted mb-3"),
-            dbc.Label("Path on the server"),
+            dbc.Label(
+                ["Path in the import folder ", html.Code(str(import_dir()), className="import-folder")]
+            ),
             dbc.InputGroup(
                 [
-                    dbc.Input(id=ids.DATA_PATH, placeholder="/path/to/events.csv.gz", debounce=True),
+                    dbc.Input(id=ids.DATA_PATH, placeholder=PATH_EXAMPLES["file"], debounce=True),
                     dbc.Button("Inspect", id=ids.DATA_INSPECT, color="secondary", outline=True),
                 ],
                 className="mb-2",
@@ -458,8 +481,7 @@ def source_hint(source: str | None):
     """What the chosen source expects, and the path box's example (a folder for Instacart); the
     CSV options only for the generic import."""
     _label, what, hint = SOURCES.get(source or "", ("", "file", ""))
-    example = "/path/to/instacart (the folder)" if what == "folder" else "/path/to/events.csv.gz"
-    return hint, None if source == "csv" else {"display": "none"}, example
+    return hint, None if source == "csv" else {"display": "none"}, PATH_EXAMPLES[what]
 
 
 @callback(
@@ -516,7 +538,7 @@ def inspect_file(_n, path: str | None, source: str | None, opt_values=None, opt_
     from recsys.data.tables import peek_table
 
     try:
-        options = options_from_form(opt_values, opt_ids)
+        options = options_from_form(opt_values, opt_ids, path)
         columns, rows, reading = peek_table(path, GUESS_ROWS, options=options)
         preview = rows[:5]
         if options.get("catalog_path"):
@@ -566,7 +588,7 @@ def preview_import(
             else info_alert("The preview is for the generic CSV import.", color="info")
         )
     try:
-        options = options_from_form(opt_values, opt_ids)
+        options = options_from_form(opt_values, opt_ids, path)
         if not map_ids:
             raise DataValidationError("inspect the file first (press Inspect) and map its columns")
         mapping = mapping_from_choices([m["field"] for m in map_ids], chosen or [], required_fields(options))
@@ -639,7 +661,7 @@ def start_import(
         mapping = None
         options: dict[str, Any] = {}
         if source == "csv":
-            options = options_from_form(opt_values, opt_ids)
+            options = options_from_form(opt_values, opt_ids, path)
             if not map_ids:
                 raise DataValidationError("inspect the file first (press Inspect) and map its columns")
             mapping = mapping_from_choices(

@@ -82,11 +82,11 @@ from components.recent_views import (
     remove_from_session,
     session_chips,
     session_outputs,
+    session_run_choices,
 )
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
-from recsys.models import SESSION_FAMILIES
 from recsys.search.rules import MOVING_RULES, RULE_LABELS  # noqa: F401  (the rule table: one label per rule)
 from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
 
@@ -308,15 +308,11 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
             preset = None
     loaded = {"name": preset, "hash": config.config_hash()} if config is not None else {}
 
-    two_tower = [r for r in runs if r.get("family") == "two_tower"]
-    session_run = two_tower[0]["run_id"] if two_tower else run
-    # runs without vectors answer recent views too (session kNN from the session, the others
-    # from the most recent item they know: recsys.search.recommend_for_recent)
-    session_runs = [
-        r for r in all_runs if not r.get("is_embedding") and r.get("status", "complete") == "complete"
-    ]
-    session_runs.sort(key=lambda r: r.get("family") not in SESSION_FAMILIES)  # session kNN first
-    session_opts = run_options(two_tower + [r for r in runs if r.get("family") != "two_tower"] + session_runs)
+    dataset = next(((r.get("dataset") or {}).get("name") for r in runs if r["run_id"] == run), None)
+    session_runs, session_run = session_run_choices(
+        run, runs, all_runs, registry.active(dataset).values() if dataset else ()
+    )
+    session_opts = run_options(session_runs)
 
     left = html.Div(
         [
@@ -850,6 +846,25 @@ def edit_session(_adds: list, _removes: list, _clear: int, session: list[str] | 
     if isinstance(trigger, dict) and trigger.get("type") == ids.EXPLORE_SESSION_REMOVE:
         return remove_from_session(session, trigger["item"])
     return no_update
+
+
+@callback(
+    Output(ids.EXPLORE_SESSION_RUN, "value"),
+    Input(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_SESSION_RUN, "value"),
+    prevent_initial_call=True,
+)
+def follow_run_dataset(run_id: str | None, session_run: str | None) -> Any:
+    """A switch of the Explore run to another dataset's run moves the recent-views panel to a
+    run of that dataset (:func:`components.recent_views.session_run_choices`); a panel run of
+    the same dataset (the user's choice) is kept."""
+    if not run_id or run_dataset(run_id) == run_dataset(session_run):
+        return no_update
+    registry = data_registry()
+    all_runs = registry.list_runs()
+    dataset = run_dataset(run_id)
+    active = registry.active(dataset).values() if dataset else ()
+    return session_run_choices(run_id, embedding_runs(registry, all_runs), all_runs, active)[1]
 
 
 @callback(

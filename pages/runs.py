@@ -501,7 +501,7 @@ def layout(**_query: Any) -> html.Div:
                 actions=html.Div(device_badge(device), id=ids.RUNS_DEVICE),
             ),
             dbc.Row([dbc.Col(form, lg=5), dbc.Col(jobs, lg=7)]),
-            tune_section(datasets),
+            tune_section(datasets, read_only),
             runs_card,
             vectors_export_section(root),
             image_features_section(root),

@@ -322,3 +322,35 @@ def test_a_catalogue_alone_does_not_star_the_sequence_column(root, tmp_path, dat
     values, option_ids = _options()
     children, _, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     assert starred(children) == {"sequence_id", "item_id"}
+
+
+def test_a_catalogue_named_as_the_field_says_is_read_beside_the_events(root, tmp_path, data_page):
+    """The catalogue field says "e.g. products.csv beside the events", but "products.csv" typed
+    beside dunnhumby_completejourney/transactions_sample.csv got "no such file in the import
+    folder": it was looked for in the folder's root only. It is read beside the events file
+    first; a name that leads out of the import folder is still refused."""
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "events.csv").write_text("basket_id,product_id\nb1,a\nb1,b\nb2,a\n")
+    (shop / "products.csv").write_text("product_id,product_name\na,Apple\nb,Bread\n")
+    option_ids = [{"type": ids.DATA_OPT, "option": "role"}, {"type": ids.DATA_OPT, "option": "catalog"}]
+    children, message, _ = data_page.inspect_file(
+        1, "shop/events.csv", "csv", ["events", "products.csv"], option_ids
+    )
+    assert message is None, text_of(message)
+    assert "product_name" in [o["value"] for o in _mapping_dropdowns(children)["title"].options]
+    (tmp_path.parent / "products.csv").write_text("product_id,secret\na,hunter2\n")
+    (tmp_path / "events.csv").write_text("basket_id,product_id\nb1,a\n")
+    _, outside, _ = data_page.inspect_file(1, "events.csv", "csv", ["events", "../products.csv"], option_ids)
+    assert "import folder" in text_of(outside) and "hunter2" not in text_of(outside)
+
+
+def test_the_path_box_names_the_import_folder_and_shows_a_path_inside_it(root, tmp_path, data_page):
+    """The path box read "Path on the server" with the example "/path/to/events.csv.gz": a newcomer
+    typed a server path, and only the vectors section named the folder paths are read from. The
+    label names the import folder and the examples are paths inside it, for a file or a folder."""
+    text = " ".join(text_of(data_page.layout()).split())
+    assert f"Path in the import folder {tmp_path.resolve()}" in text
+    for source in ("csv", "instacart"):
+        example = data_page.source_hint(source)[2]
+        assert example.startswith("e.g. ") and "/path/to" not in example, example

@@ -715,3 +715,29 @@ def test_a_rest_worker_loading_a_run_starts_no_seed_search_reads(explore, data, 
     assert catalog._popularity_reading, "a page's load did not start reading the counts"
     assert view in catalog._search_warmed
     _counts_ready(run)
+
+
+def test_recent_views_open_on_a_run_of_the_explored_runs_dataset():
+    """On an imported shop's run the recent-views panel opened on the demo's two-tower run (the
+    first two-tower run of any dataset): every item added got "none of the recent items is known
+    to run two_tower-...". It opens on that dataset's two-tower run (the active one first), else
+    on the explored run itself, and lists that dataset's runs first."""
+    from components.recent_views import session_run_choices
+
+    def run(run_id, family, dataset, embedding=True):
+        return {"run_id": run_id, "family": family, "dataset": {"name": dataset}, "is_embedding": embedding}
+
+    demo_tt, shop_p2v = run("tt-demo", "two_tower", "demo"), run("p2v-shop", "prod2vec", "shop")
+    shop_tt_old, shop_tt = run("tt-shop-old", "two_tower", "shop"), run("tt-shop", "two_tower", "shop")
+    shop_pop, demo_pop = (
+        run("pop-shop", "popularity", "shop", False),
+        run("pop-demo", "popularity", "demo", False),
+    )
+    runs = [demo_tt, shop_p2v]
+    ordered, chosen = session_run_choices("p2v-shop", runs, runs + [demo_pop, shop_pop])
+    assert chosen == "p2v-shop"
+    assert [r["run_id"] for r in ordered] == ["p2v-shop", "pop-shop", "tt-demo", "pop-demo"]
+    runs = [demo_tt, shop_tt_old, shop_tt, shop_p2v]
+    assert session_run_choices("p2v-shop", runs, runs, active=["tt-shop"])[1] == "tt-shop"
+    assert session_run_choices("p2v-shop", runs, runs)[1] == "tt-shop-old"
+    assert session_run_choices("tt-demo", runs, runs)[1] == "tt-demo"

@@ -162,6 +162,11 @@ def nobrand(demo_data_dir, tmp_path_factory) -> dict:
     return {"root": demo_data_copy, "runs": runs}
 
 
+def _option(dash_duo, text: str):
+    """The open dropdown's first option whose text holds ``text`` (None when none does)."""
+    return next((o for o in dash_duo.find_elements(".dash-dropdown-option") if text in o.text), None)
+
+
 def _server_ranked_query(root, run: str) -> tuple[str, list[str]]:
     """A word of the run's titles and the ids the server's seed search lists for it, most
     interacted-with first, where that order is neither the ids' (numeric) order, which Dash's
@@ -247,6 +252,27 @@ def test_a_catalogue_without_brands_or_categories_offers_no_rule_that_needs_them
     note = dash_duo.find_element(".max-per-brand-unavailable")
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", note)
     assert note.is_displayed() and "no brands" in note.text
+    # the recent-views panel answers with this dataset's run: it opened on the demo's two-tower
+    # run, which knows none of these items ("none of the recent items is known to run ...")
+    click(dash_duo, dash_duo.find_element("#explore-seed-card .card-add"))
+    wait_until(
+        lambda: len(dash_duo.find_elements("#explore-session-results .item-card")) == 10,
+        what="the recent-views panel's 10 cards",
+    )
+    assert "no brands" in dash_duo.find_element("#explore-session-run").text
+
+    # a switch of the Explore run to the demo's moves the panel to a demo run
+    def demo_option():  # the first click may only close the brand picker opened above
+        if not dash_duo.find_elements(".dash-dropdown-option"):
+            click(dash_duo, dash_duo.find_element("#explore-run"))
+        return _option(dash_duo, "prod2vec (test) ★ · demo")
+
+    wait_until(demo_option, what="the demo's prod2vec run offered")
+    click(dash_duo, _option(dash_duo, "prod2vec (test) ★ · demo"))
+    wait_until(
+        lambda: "· demo" in dash_duo.find_element("#explore-session-run").text,
+        what="the recent-views run on the demo",
+    )
     # Vetting on the demo (it has categories), then a switch to this dataset: its queue modes
     demo_run = Registry(demo_data_copy).active("demo")["prod2vec"]
     dash_duo.wait_for_page(f"{dash_duo.server_url}/vetting?run={demo_run}")

@@ -38,6 +38,7 @@ def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo
     training needs the editor role; an editor's form takes input and has no such line. The Data
     page's import form (Import hidden) says a viewer can inspect and preview, not import."""
     from components import ids
+    from components.tuning import TUNE_LABEL
 
     sign_in = _signed_in_app(dash_duo, demo_data_copy, monkeypatch, 8161)
     sign_in(VIEWER, "/runs")
@@ -49,6 +50,10 @@ def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo
     ActionChains(dash_duo.driver).move_to_element(family).click().perform()
     assert not [o for o in dash_duo.find_elements(".dash-dropdown-option") if o.is_displayed()]
     assert not dash_duo.find_element(f"#{ids.RUNS_SUBMIT}").is_displayed()
+    # the Tune card likewise: its fields took a viewer's input, with no Tune button
+    tune_note = dash_duo.find_element(".tune-viewer-note")
+    assert tune_note.is_displayed() and "tuning needs the editor role" in tune_note.text
+    assert not dash_duo.find_element(f"#{TUNE_LABEL}").is_enabled()
     # the Data page's import form likewise says what a viewer can do there (inspect, preview)
     dash_duo.driver.get(f"{dash_duo.server.url.rstrip('/')}/data")
     note = dash_duo.wait_for_element(".data-viewer-note", timeout=30)
@@ -59,6 +64,7 @@ def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo
     label = dash_duo.wait_for_element(f"#{ids.RUNS_LABEL}", timeout=30)
     wait_until(lambda: dash_duo.find_element(f"#{ids.RUNS_SUBMIT}").is_displayed(), what="Train")
     assert not dash_duo.find_element(".runs-viewer-note").is_displayed()
+    assert dash_duo.find_element(f"#{TUNE_LABEL}").is_enabled()
     click(dash_duo, label)
     label.send_keys("my run")
     assert label.get_attribute("value") == "my run"
