@@ -28,13 +28,28 @@ APP_DEMO_FAMILIES: tuple[str, ...] = (*DEMO_FAMILIES, "content", "two_tower")
 DEMO_ITEMS = 5000
 
 
+def _under(label: str, message: str) -> str:
+    """``message`` under ``label`` ("label: message"), the phase named once: a message that
+    already starts with the label (the evaluation's "evaluating: 1024/2562 seeds") is not
+    prefixed again, and one under the label's last word ("cooccurrence: counting pairs" while
+    "training cooccurrence") loses that word."""
+    if not message:
+        return label
+    if message.startswith(label):
+        return message
+    head, sep, rest = message.partition(": ")
+    if sep and label.endswith(" " + head):
+        message = rest
+    return f"{label}: {message}"
+
+
 def stage(progress: Progress, index: int, n_stages: int, label: str) -> Progress:
     """A progress callback for stage ``index`` of ``n_stages``, scaled to 0..1000."""
 
     def report(done: int, total: int, message: str = "") -> None:
         frac = (done / total) if total else 0.0
         overall = int(1000 * (index + min(max(frac, 0.0), 1.0)) / n_stages)
-        progress(overall, 1000, f"{label}: {message}" if message else label)
+        progress(overall, 1000, _under(label, message))
 
     return report
 
@@ -44,7 +59,7 @@ def _span(progress: Progress, low: int, high: int, label: str) -> Progress:
 
     def report(done: int, total: int, message: str = "") -> None:
         frac = min(max(done / total, 0.0), 1.0) if total else 0.0
-        progress(int(low + (high - low) * frac), 1000, f"{label}: {message}" if message else label)
+        progress(int(low + (high - low) * frac), 1000, _under(label, message))
 
     return report
 

@@ -27,5 +27,9 @@ def test_the_validation_fit_reports_itself_and_the_bar_only_moves_on(tmp_path):
     assert any("fitting" in messages[i] for i in validation) and any(
         "scoring" in messages[i] for i in validation
     )
+    # each phase named once (s37-u: "evaluating: evaluating: 1024/2562 seeds")
+    assert not [
+        m for m in messages if m.startswith(("evaluating: evaluating", "training cooccurrence: cooccurrence"))
+    ]
     bar = [b for b, _ in heard]
     assert bar == sorted(bar), heard
