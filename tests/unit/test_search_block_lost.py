@@ -20,7 +20,10 @@ import pytest
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import _SUB_AFTER, FilteredSearcher
+from recsys.search.batch import fetch_for
 from recsys.search.beams import seed_lost
+from recsys.search.planner import _FETCH_MIN
+from recsys.search.static import block_first
 
 K = 10
 
@@ -95,3 +98,28 @@ def test_a_seed_whose_block_graph_beam_is_lost_gets_its_neighbours(blocks):
         ss = next(s for s in searcher.compile(cfg).blocks.values() if s.ok_by_row[p])
         labels, _ = ss.sub.knn_query(unit[p : p + 1], k=K + 1, num_threads=1)
         assert res.rows == ss.rows[labels[0].astype(np.int64)].tolist()[1:]
+
+
+def test_a_key_range_inside_a_block_leaves_a_lost_beam_to_the_exact_backed_plans(blocks):
+    """A price band inside the seed's block searched on the block's graph (:func:`block_first`, the
+    shortcut's and the general path's): a beam that missed the seed, the seed in range, is no
+    answer (None: the caller's exact-backed plans answer), where its labels would have been one;
+    a found seed's answer is the graph's first k in range."""
+    ids, unit, searcher, cfg, lost, found = blocks
+    blocks_ = list(searcher.compile(cfg).blocks.values())
+    key = np.zeros(len(ids), dtype=np.int64)  # every row in the range [0, 1): the whole block
+    deep = []  # seeds whose beam at block_first's own fetch (64 here) still misses them
+    for r in lost:
+        ss = next(s for s in blocks_ if s.ok_by_row[r])
+        fetch = min(ss.n, max(_FETCH_MIN, fetch_for(K + 1, (ss.n - 1) / ss.n, ss.n)))
+        labels, dist = ss.sub.knn_query(unit[r : r + 1], k=fetch, num_threads=1)
+        if seed_lost(r, ss.rows[labels[0].astype(np.int64)].tolist(), dist[0]):
+            deep.append(r)
+    assert len(deep) >= 3  # (the test means something)
+    for r, want_none in [(r, True) for r in deep] + [(r, False) for r in found[:20]]:
+        ss = next(s for s in blocks_ if s.ok_by_row[r])
+        got = block_first(ss, unit[r : r + 1], K, key, 0, 1, r, None, ss.n - 1)
+        assert (got is None) is want_none, r
+        if got is not None:
+            labels, _ = ss.sub.knn_query(unit[r : r + 1], k=_FETCH_MIN, num_threads=1)
+            assert got[0] == [x for x in ss.rows[labels[0].astype(np.int64)].tolist() if x != r][:K]
