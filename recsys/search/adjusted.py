@@ -418,7 +418,7 @@ class AdjustMixin(BlockPoolMixin):
             if not (cf.config.exclude_seed and ss.ok_by_row[seed_row]):
                 seed_row = -1
             qq.q = np.concatenate((q, _QUERY_TAIL))
-            got = self._subindex_answer(qq, g, seed_row, n_elig, out_rows)
+            got = self._subindex_answer(qq, g, seed_row, n_elig, out_rows, self_first=False)
             qq.q = q
             if got is not None:
                 return got

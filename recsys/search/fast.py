@@ -431,6 +431,7 @@ class FastMixin:
             banned[1] if banned is not None else None,
             n_elig,
             kept[1],
+            self._self_first,
         )
         if got is None:
             return None
@@ -447,7 +448,8 @@ class FastMixin:
         the seed's do-not-associate rows in the block, dropped), the seed's row dropped, as
         :meth:`_search_table` answers through :meth:`_search_block` (same list, scores, counts,
         eligible count and plan), without its layers. None: the block has no graph (yet), is too
-        small for k, or hnswlib#444; the general path answers."""
+        small for k, hnswlib#444, or the beam missed the seed's own vector (asked again wider by
+        :meth:`_subindex_answer`); the general path answers."""
         w = fp.width
         row = fp.table[pos * w : pos * w + w].tolist()
         cf = fp.cf
@@ -475,6 +477,10 @@ class FastMixin:
             return None
         (cl,), (dl,) = cols.tolist(), dist.tolist()
         rl = [rows_of[c] for c in cl]
+        if seed_row >= 0 and rl[0] != seed_row and seed_lost(seed_row, rl, dl, self._self_first):
+            return (
+                None  # the beam missed the seed's neighbourhood: asked again wider there (_subindex_answer)
+            )
         if n_drop:  # the seed's banned rows fetched past, then as without
             banned = drop[1]
             keep = [j for j, r in enumerate(rl) if r not in banned][: k + 1]

@@ -100,6 +100,7 @@ def block_first(
     drop: list[int] | None,
     n_elig: int,
     rows_of: Any = None,
+    self_first: bool = True,
 ) -> tuple[list[int], list[float]] | None:
     """The first k labels of an over-fetch on a category block's graph ``ss.sub`` whose key
     (``key_by_row``: an array or a flat memoryview) lies in ``[lo, hi)``, other than the seed's
@@ -108,7 +109,10 @@ def block_first(
     when fewer than ``min(k, n_elig)`` are among them (the graph's every item fetched: final),
     or hnswlib#444. ``rows_of``: a flat memoryview of ``ss.rows`` (the shortcut's): the labels'
     rows and keys are read one by one, no NumPy call after the beam search (each costs
-    microseconds of cold dispatch there), the keys only up to the k-th in range."""
+    microseconds of cold dispatch there), the keys only up to the k-th in range. None too for a
+    beam search that missed the seed's own vector, the seed in range (:func:`~recsys.search.
+    beams.seed_lost`; ``self_first``: the query is the seed's own vector): the caller's
+    exact-backed plans answer, as for a fetch that falls short."""
     out = set(drop) if drop else set()
     if seed_row >= 0:
         out.add(seed_row)
@@ -124,6 +128,8 @@ def block_first(
         rows = list(map(rows_of.__getitem__, cl))
     else:
         rows = ss.rows[cols[0].view(np.uint64).astype(np.int64)].tolist()
+    if seed_row >= 0 and rows[0] != seed_row and seed_lost(seed_row, rows, dist[0], self_first):
+        return None
     if isinstance(key_by_row, np.ndarray):
         keys = key_by_row[np.asarray(rows, dtype=np.int64)].tolist()
     else:
@@ -156,6 +162,17 @@ _BIG_MISS_SHARE = 0.01
 #: a big set's graph waits this many of the filter's uses for the main index's beams (measured in
 #: the background when the searcher is created) before it is decided against
 _BIG_WAIT_USES = 4 * _SUB_AFTER
+
+
+def _lost_fetch(fetch: int, ss: StaticSet) -> int | None:
+    """The next fetch of a set's graph after a beam search that missed the seed's own vector
+    (:meth:`StaticMixin._subindex_answer`): 4x the wider of the last fetch and the graph's ef (its
+    beam), at most the whole set; None once 16x the ef or the whole set was asked (as the main
+    graph's :meth:`~recsys.search.static.StaticMixin._search_trivial`)."""
+    ef = ss.sub.ef
+    if fetch >= ss.n or fetch >= 16 * ef:
+        return None
+    return min(ss.n, 4 * max(fetch, ef))
 
 
 class StaticMixin:
@@ -244,19 +261,48 @@ class StaticMixin:
         return self._result(qq, kp, ks, None, plan, m)
 
     def _subindex_answer(
-        self, qq: Query, ss: StaticSet, seed_row: int, m: int, drop: list[int] | None = None
+        self,
+        qq: Query,
+        ss: StaticSet,
+        seed_row: int,
+        m: int,
+        drop: list[int] | None = None,
+        self_first: bool = True,
     ) -> SearchResult | None:
-        """One query on an eligible set's own graph for k + 1, the seed dropped (None: hnswlib#444);
-        ``drop``: rows of the set excluded too (a seed's do-not-associate items), fetched beyond."""
+        """One query on an eligible set's own graph for k + 1, the seed dropped (None: hnswlib#444,
+        or a beam search that stayed lost); ``drop``: rows of the set excluded too (a seed's
+        do-not-associate items), fetched beyond.
+
+        A beam search that did not reach the seed's own vector, the seed a member of the set
+        (:func:`~recsys.search.beams.seed_lost`: it missed the seed's neighbourhood, none of its
+        labels are the seed's neighbours) is asked again 4x wider, then 16x (the graph's whole
+        set at most); still lost, None: the caller's exact-backed plans answer (issue 18 at 1M:
+        the rules case's filter alone, two seeds at recall 0 on their block's graph, s36-r).
+        ``self_first``: whether the query is the seed's own vector in the graph's space (not a
+        boosted graph's, :mod:`recsys.search.adjusted`)."""
         k = qq.k
-        try:
-            cols, dist = ss.sub.knn_query(qq.q[None, :], k=k + 1 + (len(drop) if drop else 0), num_threads=1)
-        except RuntimeError:  # hnswlib#444
-            return None
-        rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+        fetch = k + 1 + (len(drop) if drop else 0)
+        q2 = qq.q[None, :]
+        while True:
+            try:
+                cols, dist = ss.sub.knn_query(q2, k=fetch, num_threads=1)
+            except RuntimeError:  # hnswlib#444
+                return None
+            rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
+            if (
+                seed_row < 0
+                or rl[0] == seed_row
+                or not seed_lost(seed_row, rl, dl, self_first and self._self_first)
+            ):
+                break
+            fetch = _lost_fetch(fetch, ss)
+            if fetch is None:
+                return None
         if drop:
             keep = [j for j, r in enumerate(rl) if r not in drop][: k + 1]  # then as without
             rl, dl = [rl[j] for j in keep], [dl[j] for j in keep]
+        elif len(rl) > k + 1:  # asked again wider
+            del rl[k + 1 :], dl[k + 1 :]
         return self._lean_answer(qq, rl, dl, seed_row, "hnsw_subindex", m)
 
     def _lean_answer(
@@ -511,7 +557,16 @@ class StaticMixin:
         nearest are the seed's nearest eligible ones whatever the seed's own vector cluster), the
         first k in range as :meth:`_overfetch` takes them. None when it falls short too."""
         got = block_first(
-            ss, qq.q[None, :], qq.k, cand.by_row, cand.lo, cand.hi, cand.seed_row, cand.drop, n_elig
+            ss,
+            qq.q[None, :],
+            qq.k,
+            cand.by_row,
+            cand.lo,
+            cand.hi,
+            cand.seed_row,
+            cand.drop,
+            n_elig,
+            self_first=self._self_first,
         )
         if got is None:
             return None
