@@ -66,6 +66,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recsys.selection import BASELINE_FAMILIES  # noqa: E402  (the rule's order, as on Overview)
+
 K = 20
 MODELS = (
     "popularity",
@@ -84,8 +86,8 @@ MODELS = (
 TF_MODELS = ("content", "two_tower")
 #: The recommended variant is the simplest (first here: the baselines, then the learned models in
 #: ``MODELS``' order) within one standard error of the paired validation gap to the best
-#: (:mod:`recsys.selection`).
-BASELINES = ("popularity", "cooccurrence", "item_knn", "tfidf", "sknn", "vsknn")
+#: (:mod:`recsys.selection`; the same order as Overview's best variant).
+BASELINES = BASELINE_FAMILIES
 SIMPLEST_FIRST = BASELINES + tuple(m for m in MODELS if m not in BASELINES)
 RULE = "the simplest variant within 1 standard error of the paired validation gap to the best (HR@20)"
 #: Session-kNN variants whose settings are tuned on the validation split (``--knn-budget``

@@ -13,6 +13,7 @@ import numpy as np
 
 from components.item_card import display_title, fmt_price
 from recsys.registry import Registry
+from recsys.selection import SIMPLEST_FIRST, recommend, unpack_hits
 
 #: At most this many options in a seed dropdown.
 MAX_OPTIONS = 50
@@ -32,10 +33,14 @@ def validation_hr(run: dict[str, Any]) -> float | None:
 
 
 def by_merit(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``runs`` best first by :func:`best_run`'s rule: those with a validation HR@10 (highest
-    first), then those with only a test HR@10, then the unscored (order kept within ties)."""
+    """``runs`` best first: :func:`best_run`'s choice, then those with a validation HR@10
+    (highest first), then those with only a test HR@10, then the unscored (order kept within
+    ties)."""
+    chosen = best_run(runs)[0]
 
     def key(run: dict[str, Any]) -> tuple[int, float]:
+        if chosen is not None and run["run_id"] == chosen["run_id"]:
+            return -1, 0.0
         v = validation_hr(run)
         if v is not None:
             return 0, -v
@@ -45,17 +50,84 @@ def by_merit(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(runs, key=key)
 
 
-def best_run(runs: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
-    """(the best of ``runs``, whether chosen on validation): the highest validation HR@10,
-    else (no run has one) the highest test HR@10; None when no run has a score. Overview's
-    headline ("Best variant") and the run Explore and the Map open on use this one rule."""
+def _simplest_first(run: dict[str, Any]) -> int:
+    family = run.get("family")
+    return SIMPLEST_FIRST.index(family) if family in SIMPLEST_FIRST else len(SIMPLEST_FIRST)
+
+
+def best_choice(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Overview's best variant of ``runs`` and why: the rule of ``bench/quality.py``
+    (:func:`recsys.selection.recommend`), the simplest variant (baselines first,
+    :data:`recsys.selection.SIMPLEST_FIRST`) whose validation HR@10 is within one paired standard
+    error of the best one's, over the runs whose per-case validation hits were stored for the same
+    cases (the largest such group). Never the test split.
+
+    Falls back to the highest validation HR@10, said as such, when no run stored its hits (runs
+    from before they were kept) or when a run outside the group scores higher on validation than
+    the group's best (the rule cannot compare it); to the highest test HR@10 when no run has a
+    validation score.
+
+    Returns ``{"run", "on_validation", "rule"}`` (``rule``: ``"paired"``,
+    ``"highest_validation"``, ``"test"`` or None with no scored run), and with ``"paired"``:
+    ``"best"`` (the best run on validation), ``"gap"`` and ``"se"`` (the chosen one's paired
+    gap to it and its standard error, hit-rate points), ``"n_cases"``, ``"compared"`` (run ids)
+    and ``"left_out"`` (the validated runs outside the group); with ``"highest_validation"``:
+    ``"reason"`` (why the rule could not run)."""
     scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
     validated = [r for r in scored if validation_hr(r) is not None]
-    if validated:
-        return max(validated, key=lambda r: validation_hr(r) or 0.0), True
-    if scored:
-        return max(scored, key=lambda r: r["metrics"]["hr@10"]), False
-    return None, False
+    if not validated:
+        if scored:
+            top = max(scored, key=lambda r: r["metrics"]["hr@10"])
+            return {"run": top, "on_validation": False, "rule": "test"}
+        return {"run": None, "on_validation": False, "rule": None}
+    groups: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    unread: dict[str, str] = {}
+    for run in validated:
+        hits, cases = unpack_hits(run["metrics"]["validation"].get("per_case"))
+        if hits is None:
+            unread[run["run_id"]] = cases  # why not
+        else:
+            groups.setdefault(cases, []).append((run, hits))
+    top = max(validated, key=lambda r: validation_hr(r) or 0.0)  # the rule before the paired one
+    fallback = {"run": top, "on_validation": True, "rule": "highest_validation"}
+    name = str(top.get("label") or top["run_id"])
+    if not groups:
+        old = all(why.startswith("has no per-case") for why in unread.values())
+        if old and len(unread) > 1:
+            return {
+                **fallback,
+                "reason": "no run has per-case validation hits stored (runs trained before they were kept)",
+            }
+        return {**fallback, "reason": f"{name} {unread[top['run_id']]}"}
+    group = max(groups.values(), key=lambda g: (len(g), max(validation_hr(r) or 0.0 for r, _ in g)))
+    order = sorted(group, key=lambda rh: (_simplest_first(rh[0]), -float(rh[1].mean())))
+    chosen, why = recommend({r["run_id"]: hits for r, hits in order})
+    by_id = {r["run_id"]: r for r, _ in group}
+    best = by_id[why["best"]]
+    left_out = [r for r in validated if r["run_id"] not in by_id]
+    if (validation_hr(top) or 0.0) > (validation_hr(best) or 0.0):  # outside the group
+        reason = unread.get(top["run_id"], "was scored on other validation cases")
+        return {**fallback, "reason": f"{name}, the highest on validation, {reason}"}
+    gap = why["gaps"][chosen]
+    return {
+        "run": by_id[chosen],
+        "on_validation": True,
+        "rule": "paired",
+        "best": best,
+        "gap": gap["gap"],
+        "se": gap["se"],
+        "n_cases": len(order[0][1]),
+        "compared": [r["run_id"] for r, _ in order],
+        "left_out": left_out,
+    }
+
+
+def best_run(runs: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """(the best of ``runs``, whether chosen on validation), by :func:`best_choice`'s rule.
+    Overview's headline ("Best variant") and the run Explore and the Map open on use this one
+    rule."""
+    choice = best_choice(runs)
+    return choice["run"], choice["on_validation"]
 
 
 def opening_run(
@@ -83,11 +155,15 @@ def opening_run(
     mine = [r for r in every if (r.get("dataset") or {}).get("name") == dataset]
     shown = {r["run_id"] for r in runs}
     best, _ = best_run(mine)
-    served, on_validation = best_run([r for r in mine if r.get("active") and r["run_id"] in shown])
+    choice = best_choice([r for r in mine if r.get("active") and r["run_id"] in shown])
+    served = choice["run"]
     if served is None:
         default = registry.default_run(dataset=dataset, runs=every)
         return (default if default in shown else None), None
-    how = "validation HR@10" if on_validation else "test HR@10: no run has a validation score"
+    how = {
+        "paired": "on validation, the simplest within one standard error of the best",
+        "highest_validation": "validation HR@10",
+    }.get(choice["rule"], "test HR@10: no run has a validation score")
     if best is None or best["run_id"] == served["run_id"]:
         return served["run_id"], f"the best variant on '{dataset}' ({how}), as on Overview"
     name = str(best.get("label") or best["run_id"])

@@ -26,7 +26,7 @@ from components.layout import (
     stat_card,
 )
 from components.metrics import HEADLINE_METRICS, metrics_grid
-from components.pickers import best_run  # the one rule, shared with the run Explore and the Map open on
+from components.pickers import best_choice  # the one rule, shared with the run Explore and the Map open on
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.registry import Registry
@@ -246,14 +246,10 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
     is called the best of the dataset (popularity, trained first, led alone); nor is a family
     when it is the only one trained on the dataset (nothing was compared)."""
     scored = [r for r in runs if isinstance((r.get("metrics") or {}).get("hr@10"), (int, float))]
-    best, on_validation = best_run(runs)
+    choice = best_choice(runs)
+    best = choice["run"]
     if best is None:
         return html.Div()
-    how = (
-        "chosen on validation data carved from the training data"
-        if on_validation
-        else "no run has a validation score yet: chosen on the test split"
-    )
     m = best["metrics"]
     base = [r for r in scored if r.get("family") == "popularity"]
     parts: list = [
@@ -271,6 +267,8 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
         parts += [html.Span(", "), html.Strong(f"{lift:.1f}×"), html.Span(" the popularity baseline")]
     parts.append(html.Span("."))
     lines: list = [html.Div(parts)]
+    if choice["rule"] == "paired":
+        lines.append(html.Div(_paired_why(choice), className="small choice-why"))
     families = {r.get("family") for r in scored}
     if building:
         lines.append(html.Div("The demo build is still training the other variants.", className="small"))
@@ -290,17 +288,74 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
             )
         )
     elif best.get("family") in BASELINE_FAMILIES:
+        name = _upper_first(BASELINE_FAMILIES[best["family"]])
+        within = choice["rule"] == "paired" and choice["best"]["run_id"] != best["run_id"]
         lines.append(
             html.Div(
                 html.Strong(
-                    f"{_upper_first(BASELINE_FAMILIES[best['family']])} is the best model on this dataset."
+                    f"{name} is the recommended model on this dataset: a baseline, within one standard "
+                    "error of the best on validation."
+                    if within
+                    else f"{name} is the best model on this dataset."
                 ),
                 className="baseline-wins",
             )
         )
         lines.append(html.Div(_baseline_advice(best, scored), className="small baseline-advice"))
-    lines.append(html.Div(how, className="small text-muted"))
+    lines.append(html.Div(_how_chosen(choice), className="small text-muted"))
     return dbc.Alert(lines, color="primary", className="headline mb-4")
+
+
+def _name(run: dict) -> str:
+    return str(run.get("label") or run["run_id"])
+
+
+def _paired_why(choice: dict) -> str:
+    """Why the one-standard-error rule recommends its run: its validation HR@10 with the 95%
+    interval, and, when a more complex run led it on validation, by how much and the paired
+    standard error of that lead (the simpler is recommended)."""
+    run, best = choice["run"], choice["best"]
+    v = run["metrics"]["validation"]
+    ci = v.get("hr@10_ci")
+    interval = (
+        f" (95% interval {100 * ci[0]:.1f}–{100 * ci[1]:.1f}%)"
+        if isinstance(ci, (list, tuple)) and len(ci) == 2
+        else ""
+    )
+    own = f"On validation: {100 * v['hr@10']:.1f}%{interval} of {choice['n_cases']:,} cases."
+    if best["run_id"] != run["run_id"]:
+        return (
+            f"{own} {_name(run)}: within one standard error of {_name(best)}, the best on validation "
+            f"({100 * best['metrics']['validation']['hr@10']:.1f}%; {100 * choice['gap']:.1f} points ahead, "
+            f"paired standard error {100 * choice['se']:.1f} points over the same cases); the simpler "
+            "is recommended."
+        )
+    if len(choice["compared"]) > 1:
+        return f"{own} {_name(run)} is the best on validation, and no simpler variant is within one standard error of it."
+    return own
+
+
+def _how_chosen(choice: dict) -> str:
+    """The rule that chose the headline's run, in a line."""
+    if choice["rule"] == "paired":
+        out = (
+            "chosen on validation data carved from the training data: the simplest variant (baselines "
+            "first) within one paired standard error of the best, the rule bench/quality.py recommends by"
+        )
+        if choice["left_out"]:
+            names = ", ".join(_name(r) for r in choice["left_out"][:3])
+            more = "…" if len(choice["left_out"]) > 3 else ""
+            out += (
+                f"; not compared by it (no per-case hits on these cases; lower on validation): {names}{more}"
+            )
+        return out + "."
+    if choice["rule"] == "highest_validation":
+        return (
+            "chosen on validation data carved from the training data, by the highest validation HR@10 "
+            f"({choice['reason']}: the one-standard-error rule compares only runs that stored their hits "
+            "on the same validation cases; retrain to compare)."
+        )
+    return "no run has a validation score yet: chosen on the test split."
 
 
 def _baseline_advice(best: dict, scored: list[dict]) -> str:

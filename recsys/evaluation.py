@@ -462,6 +462,7 @@ def evaluate(
     basket_targets: str = "rest",
     repeats: str = "collapse",
     fallback: Any = None,
+    per_case: bool = False,
 ) -> dict[str, Any]:
     """Top-K metrics of a fitted model on a test split (see the module docstring).
 
@@ -508,7 +509,10 @@ def evaluate(
         ``model_no_recommendation_share`` (the model alone), ``fallback_share`` (cases the
         fallback served: the seed's vector is the model's declared fallback vector, or the
         model had nothing and the chain's first item is the answer), ``completed_share``,
-        ``fallback_steps`` (see :func:`fallback_report`).
+        ``fallback_steps`` (see :func:`fallback_report`). ``per_case``: also ``hits`` (whether
+        each case's list holds a target, a bool array in the cases' order) and
+        ``cases_fingerprint`` (:func:`recsys.selection.cases_fingerprint`): what
+        :func:`recsys.selection.recommend` compares variants scored on the same cases by.
     """
     check_k(k)
     progress = progress or null_progress
@@ -537,6 +541,10 @@ def evaluate(
     )
     n = len(seeds)
     suffix = f"@{k}"
+    if per_case:
+        from recsys.selection import cases_fingerprint
+
+        cases = {"cases_fingerprint": cases_fingerprint(seeds, targets, k), "hits": np.zeros(0, dtype=bool)}
     train_items = pd.Index(train.catalog["item_id"].astype(str))
     test_items = pd.Index(pd.unique(test.interactions["item_id"].astype(str)))
     extra: dict[str, Any] = {
@@ -567,6 +575,7 @@ def evaluate(
             "seeds_without_recs": 0,
             **extra,
             "warnings": [f"no test cases in '{test.name}': the metrics say nothing"],
+            **(cases if per_case else {}),
         }
 
     recs, uniq = _recommend(model, seeds, k, batch_size, progress)
@@ -575,7 +584,7 @@ def evaluate(
     recs = report.pop("recs")
     rel = relevance(recs, targets)
     n_targets = np.fromiter((len(t) for t in targets), dtype=np.int64, count=n)
-    per_case = ranking_metrics(rel, n_targets)
+    by_case = ranking_metrics(rel, n_targets)
     padded = recs != PAD_ID
     skipped = int((~padded.any(axis=1)).sum())
 
@@ -585,11 +594,11 @@ def evaluate(
     rec_pct = pd.Series(recs[padded]).map(pct).fillna(0.0).to_numpy()
     pop_bias = float(rec_pct.mean()) if len(rec_pct) else 0.0
 
-    result: dict[str, Any] = {f"{m}{suffix}": float(v.mean()) for m, v in per_case.items()}
+    result: dict[str, Any] = {f"{m}{suffix}": float(v.mean()) for m, v in by_case.items()}
     result[f"coverage{suffix}"] = coverage
     result[f"popularity_bias{suffix}"] = pop_bias
     result.update({"n_cases": int(n), "skipped_cases": skipped, "n_seeds": int(len(uniq)), "k": int(k)})
-    result["ci95"] = {f"{m}{suffix}": confidence_interval(v, binary=m == "hr") for m, v in per_case.items()}
+    result["ci95"] = {f"{m}{suffix}": confidence_interval(v, binary=m == "hr") for m, v in by_case.items()}
     seed_has = pd.Series(padded.any(axis=1)).groupby(seeds).any()
     no_recs = int((~seed_has).sum())
     result["seeds_without_recs"] = no_recs
@@ -603,14 +612,16 @@ def evaluate(
             "they count as misses"
         )
     result["warnings"] = warnings
-    result[f"hr{suffix}_ci"] = list(wilson_interval(int(per_case["hr"].sum()), n))
+    result[f"hr{suffix}_ci"] = list(wilson_interval(int(by_case["hr"].sum()), n))
     result.update(report)
+    if per_case:
+        result.update(cases, hits=rel.any(axis=1))
 
     top = category_level(cat_df["category"], 0) if "category" in cat_df.columns else None
     if top is not None:
         top_of = dict(zip(cat_df["item_id"].astype(str), top))
         seed_cat = pd.Series(seeds).map(top_of).fillna("").replace("", "(none)")
-        frame = pd.DataFrame({"cat": seed_cat.to_numpy(), "hr": per_case["hr"], "ndcg": per_case["ndcg"]})
+        frame = pd.DataFrame({"cat": seed_cat.to_numpy(), "hr": by_case["hr"], "ndcg": by_case["ndcg"]})
         grouped = frame.groupby("cat", sort=True).agg(
             hr=("hr", "mean"), ndcg=("ndcg", "mean"), n=("hr", "size")
         )

@@ -193,8 +193,9 @@ def train_run(
         a parent run, each trial and this run are its children).
     validate : bool, optional
         Also fit on the earlier 90% of the training part and score the latest 10%
-        (``metrics["validation"]``): what the Overview picks the best variant by, never
-        the test split. Default: on, except for the deep models (content, two_tower).
+        (``metrics["validation"]``, with each case's hit and the cases' fingerprint): what
+        the Overview picks the best variant by, never the test split. Default: on, except
+        for the deep models (content, two_tower).
 
     Returns
     -------
@@ -435,6 +436,7 @@ def validation_metrics(
     space is the one the run serves."""
     from recsys.errors import RecsysError
     from recsys.evaluation import evaluate, split
+    from recsys.selection import pack_hits
 
     try:
         has_time = "timestamp" in train.interactions and train.interactions["timestamp"].notna().any()
@@ -460,12 +462,16 @@ def validation_metrics(
             catalog=dataset.catalog,
             basket_targets=basket_targets,
             progress=stage(report, 1, 2, "scoring"),
+            per_case=True,
         )
     except (RecsysError, ValueError) as exc:
         logger.warning("%s: no validation score: %s", family, exc)
         return {}
     keys = (f"hr@{k}", f"hr@{k}_ci", f"ndcg@{k}", "n_cases", "no_recommendation_share")
     out = {key: m[key] for key in keys if key in m} | {"split": "latest 10% of the training sequences"}
+    # each case's hit and which cases: Overview recommends among runs scored on the same cases by
+    # the paired one-standard-error rule (recsys.selection), as bench/quality.py does
+    out["per_case"] = pack_hits(m["hits"], m["cases_fingerprint"])
     if reuse:
         out["fit"] = "the vectors=auto choice's fit on this split, in the chosen space"
     return out

@@ -15,8 +15,11 @@ split: the caller passes validation hits.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,15 @@ import numpy as np
 #: standard errors of the paired difference within which a simpler variant is preferred (the
 #: one-standard-error rule's 1)
 Z = 1.0
+
+#: The baseline families, simplest first; then the learned families. The rule's order wherever a
+#: variant is recommended: ``bench/quality.py`` and Overview's best variant
+#: (``components.pickers.best_choice``).
+BASELINE_FAMILIES = ("popularity", "cooccurrence", "item_knn", "tfidf", "sknn", "vsknn")
+SIMPLEST_FIRST = BASELINE_FAMILIES + ("prod2vec", "meta_prod2vec", "content", "two_tower")
+
+#: How a run stores its per-case validation hits (``metrics["validation"]["per_case"]``).
+HITS_ENCODING = "packbits-base64"
 
 
 def paired_gap(best: Any, other: Any) -> tuple[float, float]:
@@ -57,3 +69,41 @@ def recommend(hits: Mapping[str, Any], z: float = Z) -> tuple[str | None, dict[s
         "gaps": {m: {"gap": round(g, 4), "se": round(se, 4)} for m, (g, se) in gaps.items()},
     }
     return chosen, why
+
+
+def cases_fingerprint(seeds: Sequence[Any], targets: Sequence[Any], k: int) -> str:
+    """A digest of evaluation cases (each seed and its targets, in order) and the cut-off: two
+    runs' per-case hits are compared only when their fingerprints are equal (the same cases)."""
+    lines = "\n".join(f"{s}\t{' '.join(map(str, np.atleast_1d(t)))}" for s, t in zip(seeds, targets))
+    return hashlib.sha256(f"k={int(k)}\n{lines}".encode()).hexdigest()[:20]
+
+
+def pack_hits(hits: Any, fingerprint: str) -> dict[str, Any]:
+    """Per-case hits as run.json keeps them: the bits packed, base64 (3,000 cases: 500 bytes),
+    their number and the cases' fingerprint (:func:`cases_fingerprint`)."""
+    bits = np.asarray(hits, dtype=bool)
+    return {
+        "n": int(len(bits)),
+        "hits": base64.b64encode(np.packbits(bits).tobytes()).decode("ascii"),
+        "cases": str(fingerprint),
+        "encoding": HITS_ENCODING,
+    }
+
+
+def unpack_hits(stored: Any) -> tuple[np.ndarray | None, str]:
+    """(the hits, the cases' fingerprint) of :func:`pack_hits`' dict, or (None, why not, a
+    clause after the run's name): none stored (a run from before they were kept), or damaged."""
+    if not isinstance(stored, Mapping):
+        return None, "has no per-case validation hits stored (a run trained before they were kept)"
+    n, text, cases = stored.get("n"), stored.get("hits"), stored.get("cases")
+    if stored.get("encoding") != HITS_ENCODING or not isinstance(n, int) or n < 0:
+        return None, "stores its per-case validation hits in a form this version does not read"
+    if not isinstance(text, str) or not isinstance(cases, str) or not cases:
+        return None, "has damaged per-case validation hits"
+    try:
+        raw = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8)
+    except (binascii.Error, ValueError):
+        return None, "has damaged per-case validation hits"
+    if len(raw) != (n + 7) // 8:
+        return None, "has damaged per-case validation hits"
+    return np.unpackbits(raw, count=n).astype(bool), cases

@@ -355,3 +355,102 @@ def test_when_a_baseline_wins_overview_says_what_to_do_and_compare_opens_on_it(t
     tree = page("compare").layout()
     (picker,) = find(tree, lambda c: isinstance(c, dcc.Dropdown) and c.id == ids.COMPARE_RUNS)
     assert picker.value == [runs["A"], pop]
+
+
+@pytest.fixture(scope="module")
+def close_runs(tmp_path_factory):
+    """Runs made by the real training path (``train_run``) on small seeded data: on validation
+    sknn leads co-occurrence by 1 case of 144 (0.9375 against 0.9306), a lead the paired cases
+    cannot see; popularity trails far behind."""
+    from recsys.data.schema import save_dataset
+    from recsys.pipeline import train_run
+    from tests.unit.test_model_contract import grouped_dataset
+
+    root = tmp_path_factory.mktemp("close-runs")
+    save_dataset(grouped_dataset(n_sequences=400, seq_len=5, seed=0), root)
+    for family in ("popularity", "cooccurrence", "sknn"):
+        train_run(family, None, "grouped", root, max_cases=300, label=f"{family} run")
+    return root
+
+
+def _runs(root) -> dict[str, dict]:
+    return {r["family"]: r for r in Registry(root).list_runs()}
+
+
+def test_overview_recommends_the_simpler_variant_within_one_standard_error_of_the_best(close_runs, overview):
+    """The bench recommends by the paired one-standard-error rule (recsys.selection); Overview took
+    the highest validation HR@10. Each run now stores its per-case validation hits and the cases'
+    fingerprint, and Overview recommends by the same rule: co-occurrence, not sknn."""
+    from components.pickers import best_choice, best_run, validation_hr
+    from recsys.selection import unpack_hits
+
+    runs = _runs(close_runs)
+    stored = {f: unpack_hits(r["metrics"]["validation"]["per_case"]) for f, r in runs.items()}
+    assert len({cases for _, cases in stored.values()}) == 1  # the same validation cases
+    for family, (hits, _) in stored.items():
+        assert hits.mean() == pytest.approx(validation_hr(runs[family]))
+    assert validation_hr(runs["sknn"]) > validation_hr(runs["cooccurrence"])  # the argmax: sknn
+    choice = best_choice(list(runs.values()))
+    assert choice["rule"] == "paired" and choice["best"]["family"] == "sknn"
+    assert choice["run"]["family"] == "cooccurrence" and 0 < choice["gap"] <= choice["se"]
+    assert best_run(list(runs.values()))[0]["family"] == "cooccurrence"  # Explore and the Map open on it
+
+    text = " ".join(text_of(overview.overview_content(close_runs, "grouped")).split())
+    assert "Best variant: cooccurrence run" in text
+    assert (
+        "cooccurrence run: within one standard error of sknn run, the best on validation (93.8%; 0.7 points "
+        "ahead, paired standard error 1.2 points over the same cases); the simpler is recommended." in text
+    )
+    assert "On validation: 93.1% (95% interval" in text and "of 144 cases." in text
+    assert "Co-occurrence is the recommended model on this dataset: a baseline" in text
+    assert "the simplest variant (baselines first) within one paired standard error of the best" in text
+
+
+def test_runs_stored_before_the_hits_fall_back_to_the_highest_validation_score_and_say_so(
+    close_runs, overview, tmp_path
+):
+    """A run.json from before the per-case hits were kept loads as it did: no crash, the highest
+    validation HR@10, and the reason; a damaged entry reads the same way."""
+    import shutil
+
+    from components.pickers import best_choice
+
+    root = tmp_path / "old"
+    shutil.copytree(close_runs, root)
+    runs = _runs(root)
+    for run in runs.values():
+        del run["metrics"]["validation"]["per_case"]  # as stored before
+    choice = best_choice(list(runs.values()))
+    assert choice["run"]["family"] == "sknn" and choice["rule"] == "highest_validation"
+    assert "no run has per-case validation hits stored" in choice["reason"]
+    words = " ".join(text_of(overview._headline(list(runs.values()))).split())
+    assert "Best variant: sknn run" in words and "by the highest validation HR@10 (no run has" in words
+
+    # only the best on validation is old: the rule cannot compare it, so it is not overruled
+    runs = _runs(root)
+    del runs["sknn"]["metrics"]["validation"]["per_case"]
+    choice = best_choice(list(runs.values()))
+    assert choice["run"]["family"] == "sknn" and choice["rule"] == "highest_validation"
+    assert choice["reason"].startswith("sknn run, the highest on validation, has no per-case validation hits")
+    # a damaged entry, on disk: the page still renders, with the reason
+    path = next(root.rglob("run.json"))
+    for p in root.rglob("run.json"):
+        meta = json.loads(p.read_text())
+        if meta["family"] == "sknn":
+            path = p
+    meta = json.loads(path.read_text())
+    meta["metrics"]["validation"]["per_case"]["hits"] = "not base64!"
+    path.write_text(json.dumps(meta))
+    words = " ".join(text_of(overview.overview_content(root, "grouped")).split())
+    assert "Best variant: sknn run" in words and "sknn run, the highest on validation, has damaged" in words
+    # an old run lower on validation than the compared ones: the rule runs, and names it
+    runs = _runs(close_runs)
+    del runs["popularity"]["metrics"]["validation"]["per_case"]
+    choice = best_choice(list(runs.values()))
+    assert choice["run"]["family"] == "cooccurrence" and [r["family"] for r in choice["left_out"]] == [
+        "popularity"
+    ]
+    assert (
+        "not compared by it (no per-case hits on these cases; lower on validation): popularity run"
+        in " ".join(text_of(overview._headline(list(runs.values()))).split())
+    )

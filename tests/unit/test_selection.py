@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.selection import paired_gap, recommend
+from recsys.selection import cases_fingerprint, pack_hits, paired_gap, recommend, unpack_hits
 
 
 def _hits(n: int, both: int, only_a: int, only_b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +55,28 @@ def test_paired_gap():
     gap, se = paired_gap(a, b)
     d = a.astype(float) - b.astype(float)
     assert gap == pytest.approx(0.2) and se == pytest.approx(d.std(ddof=1) / np.sqrt(10))
+
+
+def test_a_runs_stored_hits_read_back_and_damaged_ones_say_so():
+    """What run.json keeps (``metrics["validation"]["per_case"]``), through JSON and back."""
+    import json
+
+    hits = np.array([1, 0, 1, 1, 0, 0, 0, 1, 1], dtype=bool)  # 9 cases: across a byte
+    stored = json.loads(json.dumps(pack_hits(hits, "f00d")))
+    back, cases = unpack_hits(stored)
+    assert cases == "f00d" and back.tolist() == hits.tolist()
+    assert unpack_hits(None) == (
+        None,
+        "has no per-case validation hits stored (a run trained before they were kept)",
+    )
+    assert unpack_hits({**stored, "n": 17}) == (None, "has damaged per-case validation hits")
+    assert unpack_hits({**stored, "hits": "%%"}) == (None, "has damaged per-case validation hits")
+
+
+def test_the_cases_fingerprint_tells_other_cases_and_cut_offs_apart():
+    seeds, targets = ["x", "y"], [np.array(["y"]), np.array(["z"])]
+    same = cases_fingerprint(np.array(seeds), [["y"], ["z"]], 10)
+    assert cases_fingerprint(seeds, targets, 10) == same
+    assert cases_fingerprint(seeds, [["y"], ["w"]], 10) != same
+    assert cases_fingerprint(["y", "x"], [["z"], ["y"]], 10) != same  # the order counts
+    assert cases_fingerprint(seeds, targets, 20) != same
