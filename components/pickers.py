@@ -13,7 +13,7 @@ import numpy as np
 
 from components.item_card import display_title, fmt_price
 from recsys.registry import Registry
-from recsys.selection import SIMPLEST_FIRST, recommend, unpack_hits
+from recsys.selection import SAME_LIST_FAMILIES, SIMPLEST_FIRST, recommend, unpack_hits
 
 #: At most this many options in a seed dropdown.
 MAX_OPTIONS = 50
@@ -101,7 +101,8 @@ def best_choice(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {**fallback, "reason": f"{name} {unread[top['run_id']]}"}
     group = max(groups.values(), key=lambda g: (len(g), max(validation_hr(r) or 0.0 for r, _ in g)))
     order = sorted(group, key=lambda rh: (_simplest_first(rh[0]), -float(rh[1].mean())))
-    chosen, why = recommend({r["run_id"]: hits for r, hits in order})
+    same_list = {r["run_id"] for r, _ in order if r.get("family") in SAME_LIST_FAMILIES}
+    chosen, why = recommend({r["run_id"]: hits for r, hits in order}, only_if_best=same_list)
     by_id = {r["run_id"]: r for r, _ in group}
     best = by_id[why["best"]]
     left_out = [r for r in validated if r["run_id"] not in by_id]

@@ -19,7 +19,7 @@ import base64
 import binascii
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,15 @@ Z = 1.0
 #: (``components.pickers.best_choice``).
 BASELINE_FAMILIES = ("popularity", "cooccurrence", "item_knn", "tfidf", "sknn", "vsknn")
 SIMPLEST_FIRST = BASELINE_FAMILIES + ("prod2vec", "meta_prod2vec", "content", "two_tower")
+
+#: Families whose list is the same after every seed (best sellers): recommended only when they
+#: are the best on validation themselves, never as the "simpler" variant within the noise of a
+#: model that answers from the item or session. A tool recommending similar items should not
+#: trade the seed's relevance for parsimony: the one-standard-error rule is about overfitting, and
+#: a list that ignores the seed cannot overfit it (s37-q: on Instacart popularity sat within one
+#: paired error of sknn on validation and the rule named it; Overview already tells a user whose
+#: best model is popularity that it shows the same items after every item).
+SAME_LIST_FAMILIES = ("popularity",)
 
 #: How a run stores its per-case validation hits (``metrics["validation"]["per_case"]``).
 HITS_ENCODING = "packbits-base64"
@@ -48,13 +57,17 @@ def paired_gap(best: Any, other: Any) -> tuple[float, float]:
     return float(d.mean()), se
 
 
-def recommend(hits: Mapping[str, Any], z: float = Z) -> tuple[str | None, dict[str, Any]]:
+def recommend(
+    hits: Mapping[str, Any], z: float = Z, only_if_best: Collection[str] = SAME_LIST_FAMILIES
+) -> tuple[str | None, dict[str, Any]]:
     """(the variant to recommend, why) from ``hits``: variant -> its per-case hits (0/1, the
     same validation cases in the same order for every variant), simplest variant first.
 
     The best is the highest hit rate (a tie to the simpler); the recommended is the first variant
     whose paired gap to the best is at most ``z`` standard errors of that gap (the best itself at
-    the latest). ``why``: ``{"best", "z", "gaps": {variant: {"gap", "se"}}}`` (hit-rate points).
+    the latest), skipping those in ``only_if_best`` unless one is the best itself
+    (:data:`SAME_LIST_FAMILIES`). ``why``: ``{"best", "z", "gaps": {variant: {"gap", "se"}}}``
+    (hit-rate points).
     """
     names = list(hits)
     if not names:
@@ -62,7 +75,9 @@ def recommend(hits: Mapping[str, Any], z: float = Z) -> tuple[str | None, dict[s
     rate = {m: float(np.mean(hits[m])) if len(hits[m]) else 0.0 for m in names}
     best = max(names, key=lambda m: (rate[m], -names.index(m)))
     gaps = {m: paired_gap(hits[best], hits[m]) for m in names}
-    chosen = next((m for m in names if gaps[m][0] <= z * gaps[m][1]), best)
+    chosen = next(
+        (m for m in names if (m == best or m not in only_if_best) and gaps[m][0] <= z * gaps[m][1]), best
+    )
     why = {
         "best": best,
         "z": z,

@@ -50,6 +50,17 @@ def test_the_simplest_of_the_close_ones_and_ties():
     assert recommend({}) == (None, {"best": None, "z": 1.0, "gaps": {}})
 
 
+def test_the_same_list_after_every_seed_is_recommended_only_as_the_best_itself():
+    # Instacart's validation (s37-q): popularity 0.40 points behind sknn, within one paired error
+    pop, sknn = _hits(1500, 140, 30, 36)
+    gap, se = paired_gap(sknn, pop)
+    assert 0 < gap <= se
+    chosen, why = recommend({"popularity": pop, "cooccurrence": np.zeros(1500, dtype=bool), "sknn": sknn})
+    assert why["best"] == "sknn" and chosen == "sknn"
+    assert recommend({"popularity": pop, "sknn": sknn}, only_if_best=())[0] == "popularity"
+    assert recommend({"popularity": sknn, "sknn": pop})[0] == "popularity"  # the best itself
+
+
 def test_paired_gap():
     a, b = _hits(10, 2, 3, 1)
     gap, se = paired_gap(a, b)
