@@ -331,7 +331,11 @@ def _paired_why(choice: dict) -> str:
             "is recommended."
         )
     if len(choice["compared"]) > 1:
-        return f"{own} {_name(run)} is the best on validation, and no simpler variant is within one standard error of it."
+        return (
+            f"{own} {_name(run)} is the best on validation, and no simpler variant that answers from the "
+            "seed is within one standard error of it (popularity, the same list after every item, is "
+            "recommended only as the best itself)."
+        )
     return own
 
 
