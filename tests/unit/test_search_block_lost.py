@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hnswlib
 import numpy as np
-import pandas as pd
 import pytest
 
 from recsys.filters import FilterConfig
@@ -24,6 +23,7 @@ from recsys.search.batch import fetch_for
 from recsys.search.beams import seed_lost
 from recsys.search.planner import _FETCH_MIN
 from recsys.search.static import block_first
+from tests._clustered import clustered_catalogue
 
 K = 10
 
@@ -38,19 +38,8 @@ def _coarse_graph(dense: np.ndarray) -> hnswlib.Index:
 
 @pytest.fixture(scope="module")
 def blocks():
-    n, d, rng = 6000, 16, np.random.default_rng(5)
-    centers = rng.normal(size=(40, d))
-    vec = (centers[rng.integers(0, 40, n)] + rng.normal(size=(n, d)) * 0.7).astype(np.float32)
-    cat = pd.DataFrame(
-        {
-            "item_id": [f"v{i}" for i in range(n)],
-            "title": [f"t{i}" for i in range(n)],
-            "category": [f"C{x}" for x in rng.integers(0, 4, n)],
-            "brand": [f"b{x}" for x in rng.integers(0, 50, n)],
-            "price": rng.lognormal(3, 0.5, n),
-            "adult": np.zeros(n, dtype=bool),
-        }
-    )
+    cat, vec = clustered_catalogue(5, 4)
+    n = len(cat)
     index = HnswIndex.build(vec, M=16, ef_construction=100, ef=32, num_threads=1)
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
     searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0  # small catalogue: graphs pay

@@ -11,32 +11,21 @@ of the code is changed.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from recsys.filters import FilterConfig
 from recsys.index import HnswIndex
 from recsys.search import FilteredSearcher
 from recsys.search.beams import LOST_DIST, seed_lost, seeds_lost
+from tests._clustered import clustered_catalogue
 
 K = 10
 
 
 @pytest.fixture(scope="module")
 def coarse():
-    n, d, rng = 6000, 16, np.random.default_rng(3)
-    centers = rng.normal(size=(40, d))
-    vec = (centers[rng.integers(0, 40, n)] + rng.normal(size=(n, d)) * 0.7).astype(np.float32)
-    cat = pd.DataFrame(
-        {
-            "item_id": [f"v{i}" for i in range(n)],
-            "title": [f"t{i}" for i in range(n)],
-            "category": [f"C{x}" for x in rng.integers(0, 5, n)],
-            "brand": [f"b{x}" for x in rng.integers(0, 50, n)],
-            "price": rng.lognormal(3, 0.5, n),
-            "adult": np.zeros(n, dtype=bool),
-        }
-    )
+    cat, vec = clustered_catalogue(3, 5)
+    n = len(cat)
     index = HnswIndex.build(vec, M=4, ef_construction=16, ef=10, num_threads=1)
     searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
     unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
