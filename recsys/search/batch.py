@@ -143,6 +143,12 @@ class StaticSet:
         idx.add_items(dense, np.arange(self.n, dtype=np.int64), num_threads=threads)
         got = calibrated_ef(idx, dense, ef)
         if max_ef is not None and got > max_ef:
+            logger.info(
+                "a %d-row set's graph not published: the ef its recall needs, %d, is over %d",
+                self.n,
+                got,
+                max_ef,
+            )
             return
         idx.set_ef(got)
         self.nbytes += self.n * (dense.shape[1] * 4 + 2 * M * 4 + 16)
