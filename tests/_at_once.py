@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +26,12 @@ def errors_at_once(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> 
         p.start()
     for p in procs:
         p.join(60)
-        assert p.exitcode == 0, f"a process was lost (exit code {p.exitcode})"
+        # a fork copies only this thread: a lock another thread of this process held at the fork
+        # stays held in the child (CI, s37: one child of six hung once); name them when it happens
+        others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+        assert p.exitcode == 0, (
+            f"a process was lost (exit code {p.exitcode}); other threads of this process: {others}"
+        )
     out = []
     while not errors.empty():
         out.append(errors.get())
