@@ -72,6 +72,15 @@ _S_GEMV_ROW_COLD = 0.012
 _S_SELECT_ROW = 0.004
 _S_GATHER_ROW = 0.008
 _S_CACHE_BYTES = 4 << 20
+#: what an over-fetch costs beyond its beam search, in the same units: testing its labels against
+#: the filter, learning its depth, the result's ids. Measured against raw hnswlib at the same beam
+#: (issue 18, s38): a 50% filter's over-fetch at beam 64 read 1.29x to 1.41x raw p50 at 100k (flag,
+#: brand, price band, random category; quiet and at load 9, where ``knn_query`` at beam 64 costs
+#: what it costs at k = 11), and 1.42x at beam 72 at 1M, where beam 72 alone costs 1.10x; the same
+#: sets answered from their own graphs read 0.99x to 1.05x. About a third of a beam search at ef 64
+#: (63 here): a big set's graph was weighed by the beams alone (1.10x at beam 72, under
+#: ``_SUB_GAIN``) and never built, its over-fetch measuring 1.42x
+_S_OVERFETCH_WORK = 22.0
 #: a static filter gets its own HNSW index over its eligible block (built in the background)
 #: once it has answered this many queries, keeps at least this many items, and its exact
 #: search costs more than this many beam searches

@@ -24,6 +24,7 @@ from recsys.search.planner import (
     _S_GEMV_ROW_COLD,
     _S_HNSW_BASE,
     _S_HNSW_PER_EF,
+    _S_OVERFETCH_WORK,
     _S_SELECT_ROW,
     _SUB_AFTER,
 )
@@ -845,10 +846,11 @@ class StaticMixin:
         its k-th eligible label lies about k / share deep, and the beam the main index needs for
         that depth (:mod:`recsys.search.beams`, ``cf.stats.beam``) can be twice its ef (1M items,
         ef 64: 128 for a 50% filter, 1.8x raw p50). Its own graph answers k + 1 at an ef calibrated
-        on its own members (:func:`~recsys.search.batch.calibrated_ef`). Queued when the over-fetch
-        would cost at least ``sub_index_gain`` times a beam search at ef and the graph fits
-        ``big_sub_max_bytes`` with the big graphs of the other cached filters; published only when
-        its calibrated ef is narrower than the over-fetch it replaces. Built on the background
+        on its own members (:func:`~recsys.search.batch.calibrated_ef`). Queued when the over-fetch,
+        its own work counted (``_S_OVERFETCH_WORK``), would cost at least ``sub_index_gain`` times a
+        beam search at ef and the graph fits ``big_sub_max_bytes`` with the big graphs of the other
+        cached filters; published only when its calibrated ef costs less than the over-fetch it
+        replaces (:meth:`_big_graph_bar`). Built on the background
         thread (at 1M x 64 a 50% set: 500k rows, about 2 CPU-min), never on a request, and not
         below ``background_min_items``. Not shared between compiled filters (``_shared_blocks``
         holds at most ``_BLOCKS_MAX_BYTES``, a quarter of a GB)."""
@@ -873,7 +875,7 @@ class StaticMixin:
                 max(index.ef_construction, SUB_EF_CONSTRUCTION),
                 index.ef,
                 dense=dense,
-                max_ef=over - 1,
+                max_ef=self._big_graph_bar(over),
             )
             del dense
             if ss.sub is None:
@@ -921,8 +923,8 @@ class StaticMixin:
             st.beam = beam_for(beams[1], st.depth)
         over = max(index.ef, fetch, st.beam)
         size = block_graph_bytes(rows, self.dim, index.M)
-        if self._static_hnsw_cost(over) < self.sub_index_gain * self._static_hnsw_cost(0):
-            size = 0  # the over-fetch is about one beam search at ef: kept
+        if self._static_hnsw_cost(over) + _S_OVERFETCH_WORK < self.sub_index_gain * self._static_hnsw_cost(0):
+            size = 0  # the over-fetch, its own work counted, costs about one beam search at ef: kept
         elif self._big_sub_bytes() + size > self.big_sub_max_bytes:
             size = 0  # over the budget
         cf.big_subs[vkey] = size
@@ -943,8 +945,8 @@ class StaticMixin:
         """A plain use of a category block over ``BLOCK_MAX_SHARE`` (a 50% category level) without a
         graph: counted, and from ``_SUB_AFTER`` uses on its graph is decided as a big static set's
         (:meth:`_maybe_big_sub`: the over-fetch's beam, ``big_sub_max_bytes``) and queued
-        (:meth:`_queue_block`, published only when its calibrated ef is narrower than the
-        over-fetch)."""
+        (:meth:`_queue_block`, published only when its calibrated ef costs less than the
+        over-fetch, :meth:`_big_graph_bar`)."""
         if not self._big_block_open(cf, key):
             return
         ukey = (*key, "big")  # its own count: a miss's ``_MISS_USES`` keep their own rule
@@ -952,10 +954,31 @@ class StaticMixin:
         if uses < _SUB_AFTER:
             return
         rows = key[1] - key[0]
-        if not self._big_graph_size(cf, key, rows, _FETCH_MIN, ukey):
+        size = self._big_graph_size(cf, key, rows, _FETCH_MIN, ukey)
+        if not size:
+            return
+        if size <= _BLOCKS_MAX_BYTES // 4 and key not in cf.block_queued:
+            # within the filter's own block budget (a 50% level of 100k items): queued as the
+            # block's misses queue it (:meth:`_block_use`), kept for the filters of its mask. As a
+            # big graph it was the filter's alone, and at 100k items the price band over the same
+            # correlated 50% level then built the level's two graphs again (42 MB, 26 to 40 s)
+            cf.big_subs[key] = 0  # decided: its bytes are the filter's block budget's
+            if cf.block_bytes + size <= _BLOCKS_MAX_BYTES:
+                self._queue_block(cf, key)
+                cf.block_queued.add(key)
             return
         index = self._index
-        self._queue_block(cf, key, max_ef=max(index.ef, _FETCH_MIN, cf.stats.beam) - 1)
+        self._queue_block(cf, key, max_ef=self._big_graph_bar(max(index.ef, _FETCH_MIN, cf.stats.beam)))
+
+    def _big_graph_bar(self, over: int) -> int:
+        """The widest calibrated ef at which a big set's own graph is published in place of the
+        main graph's over-fetch at beam ``over``: its beam search costs less than the over-fetch,
+        the over-fetch's own work counted (``_S_OVERFETCH_WORK``: testing its labels, learning its
+        depth). Without that work counted a graph had to be narrower than the over-fetch's beam, and
+        at 100k items a 50% filter's graph calibrated at ef 64 or more was built and dropped where
+        the over-fetch at beam 64 measured 1.3x to 1.4x raw p50."""
+        per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
+        return int((self._static_hnsw_cost(over) + _S_OVERFETCH_WORK - _S_HNSW_BASE) / per_ef) - 1
 
     def _big_block_miss(self, cf: CompiledFilter, key: tuple[int, int, bool], rows: int) -> None:
         """A category block too big for the filter's own block budget (over a quarter of
@@ -997,7 +1020,7 @@ class StaticMixin:
         else:
             seen = cf.block_uses.get((*key, "seen"), 0)
             miss = min(1.0, cf.block_uses.get(key, 0) / _MISS_USES / seen) if seen else 0.0
-        cost = self._static_hnsw_cost(over) + miss * self._static_hnsw_cost(4 * over)
+        cost = self._static_hnsw_cost(over) + _S_OVERFETCH_WORK + miss * self._static_hnsw_cost(4 * over)
         per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
         return max(over, int((cost - _S_HNSW_BASE) / per_ef))
 
