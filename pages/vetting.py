@@ -40,7 +40,7 @@ from dash import (
 from dash.exceptions import PreventUpdate
 
 from components.common import data_registry, run_catalog_view, run_dataset, run_searcher
-from components.item_card import card_rows, item_card
+from components.item_card import card_rows, display_title, item_card
 from components.layout import (
     empty_state,
     error_alert,
@@ -828,7 +828,9 @@ def open_proposal(clicks: list[Any], _cancel: Any, queue: dict[str, Any] | None,
     except RecsysError:
         rows = []
     brands = {str(r["item_id"]): (str(r["brand"]) if r.get("brand") else None) for r in rows}
-    titles = {str(r["item_id"]): (str(r["title"]) if r.get("title") else None) for r in rows}
+    # named as their cards name them: a catalogue without titles (dunnhumby) by its leaf
+    # category, not the bare ids the merchandiser never saw on a card
+    titles = {str(r["item_id"]): display_title(r) for r in rows}
     found = proposals({**pair, "verdict": verdict, "reason": reason}, brands, titles)
     options = [{"label": p["label"], "value": i} for i, p in enumerate(found)]
     return True, options, 0, found, preset or NEW_PRESET, None

@@ -3,7 +3,8 @@
 Seeds are sampled from a run's catalogue view (:class:`recsys.search.CatalogView`):
 
 - ``traffic``: most interacted-with first (the lists most shoppers see);
-- ``category``: up to N per leaf category (every leaf gets looked at), in category order;
+- ``category``: up to N per leaf category, the busiest leaves first (by their items' traffic),
+  until the queue holds ``n`` seeds (every leaf when ``n`` allows);
 - ``random``: uniformly, seeded (the same seed number gives the same queue);
 - ``pasted``: the ids a merchandiser pasted (unknown ids are reported, not dropped silently).
 
@@ -56,11 +57,14 @@ def sample_seeds(
     view : CatalogView
         The run's catalogue view (items in position order).
     n : int
-        How many seeds (traffic, random); the pasted mode keeps every known id up to
-        :data:`MAX_SEEDS`.
+        How many seeds (traffic, random, category); the pasted mode keeps every known id up
+        to :data:`MAX_SEEDS`.
     per_category : int
         Seeds per leaf category (category mode), the most interacted-with of each leaf
-        when ``popularity`` is given, else the first ones.
+        when ``popularity`` is given, else the first ones. Leaves are taken busiest first
+        (their items' interactions summed; by name without ``popularity``) until ``n`` seeds:
+        a catalogue of thousands of leaves (dunnhumby's 3,903) used to fill the queue with
+        the first 2,000 leaves by name, whatever ``n`` said.
     popularity : array, optional
         Interactions per position of ``view`` (required for ``traffic``).
     """
@@ -94,15 +98,28 @@ def sample_seeds(
         return [str(ids[p]) for p in picked], problems
     per = max(1, min(int(per_category), MAX_SEEDS))
     leaves = leaf_categories(view)
+    names, codes = np.unique(leaves.astype(str), return_inverse=True)
+    order = np.arange(len(names))  # by name, or the busiest leaves first
+    if pop is not None:
+        traffic = np.bincount(codes, weights=pop, minlength=len(names))
+        order = np.lexsort((order, -traffic))
     out: list[str] = []
-    for leaf in sorted(set(leaves.tolist())):
-        members = np.flatnonzero(leaves == leaf)
+    covered = 0
+    for leaf in order:
+        if len(out) >= n:
+            break
+        members = np.flatnonzero(codes == leaf)
         if pop is not None:
             members = members[np.argsort(-pop[members], kind="stable")]
-        out.extend(str(ids[p]) for p in members[:per])
-    if len(out) > MAX_SEEDS:
-        problems.append(f"only the first {MAX_SEEDS} of {len(out)} seeds are queued")
-    return out[:MAX_SEEDS], problems
+        out.extend(str(ids[p]) for p in members[: min(per, n - len(out))])
+        covered += 1
+    if covered < len(names):
+        busiest = "the busiest first" if pop is not None else "in name order"
+        problems.append(
+            f"{len(out)} seeds from {covered} of {len(names)} leaf categories ({busiest}); "
+            "raise Seeds to cover more"
+        )
+    return out, problems
 
 
 def queue_pairs(searcher: Any, seeds: Sequence[str], config: Any, k: int) -> list[dict[str, Any]]:

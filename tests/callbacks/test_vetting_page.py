@@ -282,6 +282,23 @@ def test_vetting_cards_show_what_the_catalogue_has_and_mark_category_stand_ins(t
     (explore_card,) = find(out["results"], lambda c: getattr(c, "data-item", None) == "c0_5")
     assert len(badges(explore_card)) == 1 and "package size" not in text_of(out["results"])
 
+    # the "Rule…" dialog names the pair as the cards do (by leaf), not by two bare ids
+    import json
+
+    from tests.callbacks._pages import triggered
+
+    queue = vetting.load_queue(qid)[0]
+    pair = queue["pairs"][0]
+    vetting.store_judgments(
+        [{"t": "d", **{k: queue[k] for k in ("dataset", "run", "preset")}, **pair, "verdict": -1}], 0
+    )
+    prop = json.dumps({"index": 0, "type": vetting.PROPOSE}, separators=(",", ":")) + ".n_clicks"
+    _, options, *_ = triggered(prop, vetting.open_proposal, [1], None, queue, None)
+    leaf = {"c0": "ICE - CRUSHED/CUBED", "c1": "CHOCOLATE BARS"}[pair["item_id"][:2]]
+    assert [o["label"] for o in options] == [
+        f"Never show “{leaf}” ({pair['item_id']}) and “ICE - CRUSHED/CUBED” (c0_0) together"
+    ]
+
 
 def test_a_catalogue_only_shop_starts_its_vetting_queue_at_random(tmp_path, monkeypatch):
     """On Myntra (a catalogue alone) the queue started "By traffic (popular first)", and Build

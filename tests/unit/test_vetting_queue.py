@@ -38,9 +38,10 @@ def test_traffic_takes_the_most_interacted_items_first(demo):
 
 def test_category_takes_n_per_leaf_most_popular_first(demo):
     data, searcher, pop = demo
-    seeds, _ = sample_seeds(searcher.view, "category", per_category=2, popularity=pop)
+    seeds, problems = sample_seeds(searcher.view, "category", n=2000, per_category=2, popularity=pop)
     cat = data.catalog.set_index("item_id")["category"]
     leaves = cat.value_counts()
+    assert problems == [] and len(seeds) == sum(min(2, c) for c in leaves)
     got = cat.loc[seeds].value_counts()
     assert set(got.index) == set(leaves.index)  # every leaf is looked at
     assert all(got[leaf] == min(2, leaves[leaf]) for leaf in leaves.index)
@@ -49,6 +50,24 @@ def test_category_takes_n_per_leaf_most_popular_first(demo):
         members = cat.index[cat == leaf]
         best = max(counts[i] for i in members)
         assert counts[next(s for s in seeds if cat[s] == leaf)] == best
+
+
+def test_category_stops_at_n_seeds_with_the_busiest_leaves(demo):
+    """``n`` caps a category queue too, the leaves with the most traffic first (a catalogue of
+    3,903 leaves, dunnhumby's, filled the queue with the first 2,000 leaves by name, ignoring
+    the Seeds box: leaves whose items nobody bought before the busiest ones)."""
+    data, searcher, pop = demo
+    cat = data.catalog.set_index("item_id")["category"]
+    traffic = (
+        data.interactions["item_id"].astype(str).map(cat).value_counts().reindex(cat.unique(), fill_value=0)
+    )
+    seeds, problems = sample_seeds(searcher.view, "category", n=5, per_category=2, popularity=pop)
+    assert len(seeds) == 5
+    got = list(dict.fromkeys(cat.loc[seeds]))
+    assert traffic[got].is_monotonic_decreasing
+    assert traffic[got[-1]] >= traffic.drop(got).max()
+    assert [cat.loc[seeds].value_counts()[leaf] for leaf in got] == [2, 2, 1]
+    assert len(problems) == 1 and f"from 3 of {cat.nunique()} leaf categories" in problems[0]
 
 
 def test_random_is_seeded_and_distinct(demo):
