@@ -124,16 +124,10 @@ def block_first(
             return None
         rows, dl, fetch = got
     else:
-        try:
-            cols, dist = ss.sub.knn_query(q2, fetch, 1)
-        except RuntimeError:  # hnswlib#444
+        labels = graph_rows(ss, q2, fetch, rows_of)
+        if labels is None:  # hnswlib#444
             return None
-        if rows_of is not None:
-            (cl,) = cols.tolist()
-            rows = list(map(rows_of.__getitem__, cl))
-        else:
-            rows = ss.rows[cols[0].view(np.uint64).astype(np.int64)].tolist()
-        (dl,) = dist.tolist()
+        rows, dl = labels
         if seed_row >= 0 and rows[0] != seed_row and seed_lost(seed_row, rows, dl, self_first):
             got = lost_answer(ss, q2, fetch, seed_row, rows_of)
             if got is None:
@@ -184,6 +178,25 @@ def _lost_fetch(fetch: int, ss: StaticSet) -> int | None:
     return min(ss.n, 4 * max(fetch, ef))
 
 
+def graph_rows(
+    ss: StaticSet, q2: np.ndarray, fetch: int, rows_of: Any = None
+) -> tuple[list[int], list[float]] | None:
+    """``fetch`` labels of one beam search on the set's graph ``ss.sub`` as vector rows (through
+    ``rows_of``, a flat memoryview of ``ss.rows``, when given: no NumPy call after the search)
+    and hnswlib's distances, best first; None on hnswlib#444."""
+    try:
+        cols, dist = ss.sub.knn_query(q2, fetch, 1)
+    except RuntimeError:  # hnswlib#444
+        return None
+    if rows_of is not None:
+        (cl,) = cols.tolist()
+        rows = list(map(rows_of.__getitem__, cl))
+    else:
+        rows = ss.rows[cols[0].view(np.uint64).astype(np.int64)].tolist()
+    (dl,) = dist.tolist()
+    return rows, dl
+
+
 def lost_answer(
     ss: StaticSet, q2: np.ndarray, fetch: int, seed_row: int, rows_of: Any = None, known: bool = False
 ) -> tuple[list[int], list[float], int] | None:
@@ -204,16 +217,10 @@ def lost_answer(
     else:
         f = _lost_fetch(fetch, ss)
     while f is not None:
-        try:
-            cols, dist = ss.sub.knn_query(q2, f, 1)
-        except RuntimeError:  # hnswlib#444
+        labels = graph_rows(ss, q2, f, rows_of)
+        if labels is None:  # hnswlib#444
             return None
-        if rows_of is not None:
-            (cl,) = cols.tolist()
-            rows = list(map(rows_of.__getitem__, cl))
-        else:
-            rows = ss.rows[cols[0].view(np.uint64).astype(np.int64)].tolist()
-        (dl,) = dist.tolist()
+        rows, dl = labels
         if rows[0] == seed_row or not seed_lost(seed_row, rows, dl):
             ss.lost[seed_row] = f
             return rows, dl, f
