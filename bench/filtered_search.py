@@ -268,6 +268,72 @@ def _median_of(results: dict, key: str) -> float | None:
     return round(float(np.median(values)), 2) if values else None
 
 
+def _calls_of(searcher: FilteredSearcher, item, cfg: FilterConfig) -> list[str]:
+    """The search package's functions (and the index's ``knn_query``) one search goes through, in
+    order of first call, with their call counts: ``name*count``."""
+    seen: dict[str, int] = {}
+
+    def prof(frame, event, arg):
+        if event == "call":
+            mod = frame.f_globals.get("__name__", "")
+            if mod.startswith("recsys.search"):
+                key = f"{mod.rsplit('.', 1)[-1]}.{frame.f_code.co_name}"
+                seen[key] = seen.get(key, 0) + 1
+        elif event == "c_call" and getattr(arg, "__name__", "") == "knn_query":
+            seen["knn_query"] = seen.get("knn_query", 0) + 1
+
+    sys.setprofile(prof)
+    try:
+        searcher.search(item, cfg, K)
+    finally:
+        sys.setprofile(None)
+    return [f"{k}*{v}" if v > 1 else k for k, v in seen.items()]
+
+
+def tail_trace(path, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers, raw_p50, unf_cpu) -> None:
+    """Append one JSON line per seed of the timed loop whose planner time was over 5x raw p50, or
+    its thread CPU time over 5x raw's CPU p50 (the code's own tail, apart from waits for a core);
+    ``plan_t[qi]`` is the time of the seed at ``(qi + half) % len``, see :func:`run_case`."""
+    half = len(seeds) // 2
+    raw_cpu = float(np.percentile(unf_cpu, 50))
+    rows = []
+    for qi, t in enumerate(plan_t):
+        if t * 1e6 <= 5 * raw_p50 and plan_cpu[qi] <= 5 * raw_cpu:
+            continue
+        pi = (qi + half) % len(seeds)
+        item = ids[seeds[pi]]
+        again = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            res = searcher.search(item, cfg, K)
+            again.append(time.perf_counter() - t0)
+        rows.append(
+            {
+                "case": name,
+                "seed_pos": int(pi),
+                "item": str(item),
+                "plan": answers[pi].plan,
+                "ratio": round(t * 1e6 / raw_p50, 2),
+                "cpu_us": round(plan_cpu[qi] * 1e6, 1),
+                "cpu_ratio": round(plan_cpu[qi] / raw_cpu, 2),
+                "again_ratio": round(float(np.median(again)) * 1e6 / raw_p50, 2),
+                "again_plan": res.plan,
+                "calls": _calls_of(searcher, item, cfg),
+            }
+        )
+    with open(path, "a") as fh:
+        head = {
+            "case": name,
+            "raw_p50_us": raw_p50,
+            "raw_cpu_p50_us": round(raw_cpu * 1e6, 1),
+            "over_5x": sum(r["ratio"] > 5 for r in rows),
+            "cpu_over_5x": sum(r["cpu_ratio"] > 5 for r in rows),
+        }
+        fh.write(json.dumps(head) + "\n")
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+
+
 def evict_caches() -> None:
     """A read and write pass over 64 MB (twice this machine's L3 cache; more than most servers'
     per-core share): what the work between a user's two filter changes does to the caches."""
@@ -293,8 +359,14 @@ def run_case(
     mask_for,
     filter_queries: int,
     exact_queries: int,
+    tail_out: str | None = None,
+    name: str = "",
 ) -> dict:
-    """One filter: first queries (cold), then warm latency interleaved with raw hnswlib, then quality."""
+    """One filter: first queries (cold), then warm latency interleaved with raw hnswlib, then quality.
+
+    ``tail_out``: a JSON-lines file to which the seeds timed over 5x raw p50 are appended, each
+    with its plan, its time, its time asked again (median of 3, right after) and the search
+    package's functions it went through (one more run under ``sys.setprofile``, untimed)."""
     n = len(ids)
     # 0) the first 20 queries after the filter is set (never compiled before): what a user waits
     first, first_cpu = [], []
@@ -386,6 +458,8 @@ def run_case(
     planner, unfiltered = pct(plan_t), pct(unf)
     raw_p50 = unfiltered["p50_us"]
     warm_p50 = planner["p50_us"]
+    if tail_out:
+        tail_trace(tail_out, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers, raw_p50, unf_cpu)
     return {
         "mean_selectivity": round(float(np.mean(sel)), 5),
         "ratio_p50": round(warm_p50 / raw_p50, 2),
@@ -412,6 +486,9 @@ def run_case(
         "plans": plans,
         "unfiltered_hnsw": unfiltered,
         "planner": planner,
+        # the planner's thread-CPU p99 over raw's CPU p50: the code's own tail, apart from the
+        # waits for a core that a loaded machine adds to p99_ratio
+        "p99_cpu_ratio": round(float(np.percentile(plan_cpu, 99) / np.percentile(unf_cpu, 50)), 2),
         "planner_vs_unfiltered_p50_cpu_time": round(
             float(np.percentile(plan_cpu, 50) / np.percentile(unf_cpu, 50)), 2
         ),
@@ -794,6 +871,11 @@ def main() -> None:
     ap.add_argument("--M", type=int, default=built_by_default["M"].default)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--tail-out",
+        default=None,
+        help="append each case's seeds over 5x raw p50 (plan, time, time asked again, calls) to this JSON-lines file",
+    )
     args = ap.parse_args()
     n = args.n or (1_000_000 if args.large else 50_000 if args.quick else 100_000)
     queries = args.queries or (200 if args.quick else 500)
@@ -949,7 +1031,18 @@ def main() -> None:
             continue
         fq = filter_queries if cfg.same_category or "0.1%" not in name else min(filter_queries, 10)
         results[name] = run_case(
-            searcher, raw, unit, ids, cfg, seeds, first_seeds, mask_for, fq, args.exact_queries
+            searcher,
+            raw,
+            unit,
+            ids,
+            cfg,
+            seeds,
+            first_seeds,
+            mask_for,
+            fq,
+            args.exact_queries,
+            tail_out=args.tail_out,
+            name=name,
         )
         progress(name, results[name])
     if "uncorrelated no filter" in results:

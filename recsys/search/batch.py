@@ -74,7 +74,7 @@ class StaticSet:
         ``BLOCK_MAX_BYTES`` / ``BLOCK_MAX_SHARE``.
     """
 
-    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub", "costs", "uses", "owner")
+    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub", "costs", "uses", "owner", "lost")
 
     def dense(self) -> np.ndarray | None:
         """The eligible unit vectors, contiguous (``block`` without its zero padding)."""
@@ -115,6 +115,11 @@ class StaticSet:
         #: the compiled filter whose block budget counts it (-1: none)
         self.uses = 0
         self.owner = -1
+        #: member row -> the fetch at which its graph's beam search first reached it, for the
+        #: members whose search at the usual fetch missed them (0: none up to 16x the graph's ef;
+        #: the exact-backed plans answer): learned by the queries (:func:`~recsys.search.static.
+        #: lost_answer`), so that a lost seed asked again goes to that fetch at once
+        self.lost: dict[int, int] = {}
 
     def build_sub(
         self,

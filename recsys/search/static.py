@@ -119,18 +119,22 @@ def block_first(
         out.add(seed_row)
     m = ss.n
     fetch = min(m, max(_FETCH_MIN, fetch_for(k + len(out), n_elig / m, m)))
-    try:
-        cols, dist = ss.sub.knn_query(q2, fetch, 1)
-    except RuntimeError:  # hnswlib#444
-        return None
-    ss.uses += 1
-    if rows_of is not None:
-        (cl,) = cols.tolist()
-        rows = list(map(rows_of.__getitem__, cl))
+    if seed_row >= 0 and self_first and ss.lost and seed_row in ss.lost:
+        got = lost_answer(ss, q2, fetch, seed_row, rows_of, known=True)  # a known lost seed
+        if got is None:
+            return None
+        rows, dl, fetch = got
     else:
-        rows = ss.rows[cols[0].view(np.uint64).astype(np.int64)].tolist()
-    if seed_row >= 0 and rows[0] != seed_row and seed_lost(seed_row, rows, dist[0], self_first):
-        return None
+        labels = graph_rows(ss, q2, fetch, rows_of)
+        if labels is None:  # hnswlib#444
+            return None
+        rows, dl = labels
+        if seed_row >= 0 and rows[0] != seed_row and seed_lost(seed_row, rows, dl, self_first):
+            got = lost_answer(ss, q2, fetch, seed_row, rows_of)
+            if got is None:
+                return None
+            rows, dl, fetch = got
+    ss.uses += 1
     if isinstance(key_by_row, np.ndarray):
         keys = key_by_row[np.asarray(rows, dtype=np.int64)].tolist()
     else:
@@ -143,7 +147,6 @@ def block_first(
                 break
     if len(sel) < min(k, n_elig) and fetch < m:
         return None
-    (dl,) = dist.tolist()
     return [rows[j] for j in sel], [dl[j] for j in sel]
 
 
@@ -174,6 +177,57 @@ def _lost_fetch(fetch: int, ss: StaticSet) -> int | None:
     if fetch >= ss.n or fetch >= 16 * ef:
         return None
     return min(ss.n, 4 * max(fetch, ef))
+
+
+def graph_rows(
+    ss: StaticSet, q2: np.ndarray, fetch: int, rows_of: Any = None
+) -> tuple[list[int], list[float]] | None:
+    """``fetch`` labels of one beam search on the set's graph ``ss.sub`` as vector rows (through
+    ``rows_of``, a flat memoryview of ``ss.rows``, when given: no NumPy call after the search)
+    and hnswlib's distances, best first; None on hnswlib#444."""
+    try:
+        cols, dist = ss.sub.knn_query(q2, fetch, 1)
+    except RuntimeError:  # hnswlib#444
+        return None
+    if rows_of is not None:
+        (cl,) = cols.tolist()
+        rows = list(map(rows_of.__getitem__, cl))
+    else:
+        rows = ss.rows[cols[0].view(np.uint64).astype(np.int64)].tolist()
+    (dl,) = dist.tolist()
+    return rows, dl
+
+
+def lost_answer(
+    ss: StaticSet, q2: np.ndarray, fetch: int, seed_row: int, rows_of: Any = None, known: bool = False
+) -> tuple[list[int], list[float], int] | None:
+    """A member seed's labels on its set's graph (vector rows, hnswlib's distances, the fetch that
+    gave them) when a beam search of ``fetch`` labels missed it (:func:`~recsys.search.beams.
+    seed_lost`): asked again 4x wider, then 16x (:func:`_lost_fetch`); None when still lost (the
+    callers' exact-backed plans answer) or hnswlib#444. What it finds is kept in ``ss.lost``
+    (the fetch that reached the seed, 0 for none), and a seed found there (``known``) starts at
+    that fetch (at least ``fetch``): a lost seed asked again pays one search, not three or four
+    (issue 18 at 1M: 0.28% of a 10% block's members are lost at its graph's ef, 23 of its 275
+    still at 4x, 16 at 16x; s37-L). ``rows_of``: a flat memoryview of ``ss.rows``, else the
+    array is read."""
+    if known:
+        first = ss.lost.get(seed_row, 0)
+        if not first:
+            return None
+        f: int | None = max(fetch, first)
+    else:
+        f = _lost_fetch(fetch, ss)
+    while f is not None:
+        labels = graph_rows(ss, q2, f, rows_of)
+        if labels is None:  # hnswlib#444
+            return None
+        rows, dl = labels
+        if rows[0] == seed_row or not seed_lost(seed_row, rows, dl):
+            ss.lost[seed_row] = f
+            return rows, dl, f
+        f = _lost_fetch(f, ss)
+    ss.lost[seed_row] = 0
+    return None
 
 
 class StaticMixin:
@@ -284,21 +338,23 @@ class StaticMixin:
         k = qq.k
         fetch = k + 1 + (len(drop) if drop else 0)
         q2 = qq.q[None, :]
-        while True:
+        judged = seed_row >= 0 and self_first and self._self_first
+        if judged and ss.lost and seed_row in ss.lost:  # asked before: its fetch at once
+            got = lost_answer(ss, q2, fetch, seed_row, known=True)
+            if got is None:
+                return None
+            rl, dl, _ = got
+        else:
             try:
                 cols, dist = ss.sub.knn_query(q2, k=fetch, num_threads=1)
             except RuntimeError:  # hnswlib#444
                 return None
             rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
-            if (
-                seed_row < 0
-                or rl[0] == seed_row
-                or not seed_lost(seed_row, rl, dl, self_first and self._self_first)
-            ):
-                break
-            fetch = _lost_fetch(fetch, ss)
-            if fetch is None:
-                return None
+            if judged and rl[0] != seed_row and seed_lost(seed_row, rl, dl):
+                got = lost_answer(ss, q2, fetch, seed_row)
+                if got is None:
+                    return None
+                rl, dl, _ = got
         if drop:
             keep = [j for j, r in enumerate(rl) if r not in drop][: k + 1]  # then as without
             rl, dl = [rl[j] for j in keep], [dl[j] for j in keep]
