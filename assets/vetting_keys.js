@@ -47,6 +47,12 @@
     return Math.max(0, lo);
   }
 
+  /* the drawn card of pair ``index`` of ``queue`` (not a card of the queue shown before it) */
+  function cardOf(queue, index) {
+    var el = pairEl(index);
+    return el && el.getAttribute("data-queue") === queue.id ? el : null;
+  }
+
   function pairEl(index) {
     return document.querySelector('.vet-pair[data-index="' + index + '"]');
   }
@@ -163,7 +169,8 @@
         var n = queue.n, judged = false;
         if (cursorOf.loaded !== queue.loaded) { cursorOf = {loaded: queue.loaded, index: cursor || 0}; }
         var next = cursorOf.index;
-        events.forEach(function (ev) {
+        for (var e = 0; e < events.length; e++) {
+          var ev = events[e];
           var i = Math.max(0, Math.min(n - 1, typeof ev.index === "number" ? ev.index : next));
           var key = ev.key;
           next = i;
@@ -171,10 +178,14 @@
             next = Math.min(n - 1, i + 1);
           } else if (key === "k" || key === "ArrowUp") {
             next = Math.max(0, i - 1);
-          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer") && pairEl(i)) {
-            /* the pair judged is read off its card: the browser holds one seed's pairs at a
-             * time (a key on a pair of a seed not drawn yet waits for nothing: it is dropped) */
-            var up = key === "1", reason = null, el = pairEl(i);
+          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer") && !cardOf(queue, i)) {
+            /* the pair judged is read off its card (the browser holds one seed's pairs at a
+             * time): a judgment of a pair whose seed is not drawn yet, and the keys after it,
+             * wait for the drawing (refocus sends them again) */
+            pending.unshift.apply(pending, events.slice(e));
+            break;
+          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer")) {
+            var up = key === "1", reason = null, el = cardOf(queue, i);
             if (!up) {
               if (key === "2") {
                 var sel = el && el.querySelector("select.vet-reason");
@@ -196,7 +207,7 @@
             mark(el, up ? 1 : -1, reason);
             next = Math.min(n - 1, i + 1);
           }
-        });
+        }
         cursorOf.index = next;
         focusPair(next);
         var g = groupOf(queue.starts, next);
@@ -214,6 +225,10 @@
         var drawn = document.querySelectorAll(".vet-pair[data-reason]");
         for (var i = 0; i < drawn.length; i++) { showReason(drawn[i]); }
         focusPair(cursor || 0);
+        if (pending.length && window.dash_clientside.set_props) {  /* judgments waiting for these cards */
+          counter += 1;
+          window.dash_clientside.set_props("vetting-key", {data: counter});
+        }
         return window.dash_clientside.no_update;
       }
     }

@@ -370,6 +370,7 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict
                     "data-seed": p["seed"],
                     "data-item": p["item_id"],
                     "data-position": p["position"],
+                    "data-queue": queue.get("id"),  # the keys judge a card of the queue loaded
                     "data-verdict": {1: "up", -1: "down"}.get(verdict, ""),
                     # the stored reason, shown in the card's reason select (assets/vetting_keys.js)
                     "data-reason": (reason or "other") if verdict == -1 else "",
