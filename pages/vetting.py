@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from typing import Any
 
 import dash
@@ -195,25 +196,28 @@ def queue_browser_data(queue: dict[str, Any]) -> dict[str, Any]:
 
 _QUEUE_CACHE: dict[tuple[str, str], list[dict[str, Any]]] = {}
 _QUEUE_CACHE_SIZE = 4
+_QUEUE_CACHE_LOCK = threading.Lock()  # the server's threads share it
 
 
 def queue_pairs_of(queue_id: str) -> list[dict[str, Any]]:
     """The stored queue's pairs with their seed group ``g`` (a saved queue is frozen, so the
     last few read are kept: each seed drawn would otherwise parse the whole queue again)."""
     key = (str(data_dir()), str(queue_id))
-    if key not in _QUEUE_CACHE:
-        queue = judgment_store().queue(queue_id)
-        groups: dict[str, int] = {}
-        pairs = []
-        for p in (queue or {}).get("pairs", []):
-            keep = ("seed", "item_id", "position", "score", "category")
-            pairs.append({**{k: p.get(k) for k in keep}, "g": groups.setdefault(p["seed"], len(groups))})
-        if queue is None:
-            return pairs
-        while len(_QUEUE_CACHE) >= _QUEUE_CACHE_SIZE:
-            _QUEUE_CACHE.pop(next(iter(_QUEUE_CACHE)))
-        _QUEUE_CACHE[key] = pairs
-    return _QUEUE_CACHE[key]
+    cached = _QUEUE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    queue = judgment_store().queue(queue_id)
+    groups: dict[str, int] = {}
+    pairs = []
+    for p in (queue or {}).get("pairs", []):
+        keep = ("seed", "item_id", "position", "score", "category")
+        pairs.append({**{k: p.get(k) for k in keep}, "g": groups.setdefault(p["seed"], len(groups))})
+    if queue is not None:
+        with _QUEUE_CACHE_LOCK:
+            while len(_QUEUE_CACHE) >= _QUEUE_CACHE_SIZE:
+                _QUEUE_CACHE.pop(next(iter(_QUEUE_CACHE)))
+            _QUEUE_CACHE[key] = pairs
+    return pairs
 
 
 def first_unjudged(pairs: list[dict[str, Any]], judged: dict) -> int:
