@@ -37,6 +37,22 @@
     dc.set_props("vetting-key", {data: counter});
   }
 
+  /* the seed group of pair ``index``: starts holds each group's first index, then n */
+  function groupOf(starts, index) {
+    var lo = 0, hi = starts.length - 2;
+    while (lo < hi) {
+      var mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= index) { lo = mid; } else { hi = mid - 1; }
+    }
+    return Math.max(0, lo);
+  }
+
+  /* the drawn card of pair ``index`` of ``queue`` (not a card of the queue shown before it) */
+  function cardOf(queue, index) {
+    var el = pairEl(index);
+    return el && el.getAttribute("data-queue") === queue.id ? el : null;
+  }
+
   function pairEl(index) {
     return document.querySelector('.vet-pair[data-index="' + index + '"]');
   }
@@ -149,11 +165,12 @@
       on_key: function (_tick, queue, cursor, group) {
         var nu = window.dash_clientside.no_update;
         var events = pending.splice(0, pending.length);
-        if (!events.length || !queue || !queue.pairs || !queue.pairs.length) { return [nu, nu, nu]; }
-        var pairs = queue.pairs, n = pairs.length, judged = false;
+        if (!events.length || !queue || !queue.n || !queue.starts) { return [nu, nu, nu]; }
+        var n = queue.n, judged = false;
         if (cursorOf.loaded !== queue.loaded) { cursorOf = {loaded: queue.loaded, index: cursor || 0}; }
         var next = cursorOf.index;
-        events.forEach(function (ev) {
+        for (var e = 0; e < events.length; e++) {
+          var ev = events[e];
           var i = Math.max(0, Math.min(n - 1, typeof ev.index === "number" ? ev.index : next));
           var key = ev.key;
           next = i;
@@ -161,8 +178,14 @@
             next = Math.min(n - 1, i + 1);
           } else if (key === "k" || key === "ArrowUp") {
             next = Math.max(0, i - 1);
+          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer") && !cardOf(queue, i)) {
+            /* the pair judged is read off its card (the browser holds one seed's pairs at a
+             * time): a judgment of a pair whose seed is not drawn yet, and the keys after it,
+             * wait for the drawing (refocus sends them again) */
+            pending.unshift.apply(pending, events.slice(e));
+            break;
           } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer")) {
-            var up = key === "1", reason = null, el = pairEl(i);
+            var up = key === "1", reason = null, el = cardOf(queue, i);
             if (!up) {
               if (key === "2") {
                 var sel = el && el.querySelector("select.vet-reason");
@@ -173,10 +196,10 @@
             }
             /* dcc.Input (Dash 4) puts the class on a wrapper: .vet-note is a div around the input */
             var noteEl = el && el.querySelector(".vet-note input, input.vet-note");
-            var p = pairs[i];
             outbox.push({
               t: ev.t, dataset: queue.dataset, run: queue.run, preset: queue.preset,
-              seed: p.seed, item_id: p.item_id, position: p.position,
+              seed: el.getAttribute("data-seed"), item_id: el.getAttribute("data-item"),
+              position: parseInt(el.getAttribute("data-position"), 10),
               verdict: up ? 1 : -1, reason: reason, note: noteEl ? noteEl.value : "",
               at: new Date().toISOString()  /* orders this user's re-judgments whatever order requests land in */
             });
@@ -184,10 +207,10 @@
             mark(el, up ? 1 : -1, reason);
             next = Math.min(n - 1, i + 1);
           }
-        });
+        }
         cursorOf.index = next;
         focusPair(next);
-        var g = pairs[next].g;
+        var g = groupOf(queue.starts, next);
         return [next, g === group ? nu : g, judged ? outbox.slice() : nu];
       },
       /* vetting-acked -> the outbox without the stored judgments */
@@ -202,6 +225,10 @@
         var drawn = document.querySelectorAll(".vet-pair[data-reason]");
         for (var i = 0; i < drawn.length; i++) { showReason(drawn[i]); }
         focusPair(cursor || 0);
+        if (pending.length && window.dash_clientside.set_props) {  /* judgments waiting for these cards */
+          counter += 1;
+          window.dash_clientside.set_props("vetting-key", {data: counter});
+        }
         return window.dash_clientside.no_update;
       }
     }

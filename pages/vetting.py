@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from typing import Any
 
 import dash
@@ -170,22 +171,53 @@ def queue_options(run: str | None, preset: str | None) -> tuple[list[dict[str, s
 
 
 def queue_browser_data(queue: dict[str, Any]) -> dict[str, Any]:
-    """What the browser keeps of a queue: its run + preset and the pairs (with the seed's
-    category, for progress) and their seed group ``g``."""
-    groups: dict[str, int] = {}
-    pairs = []
-    for p in queue["pairs"]:
-        g = groups.setdefault(p["seed"], len(groups))
-        keep = ("seed", "item_id", "position", "score", "category")
-        pairs.append({**{k: p.get(k) for k in keep}, "g": g})
+    """What the browser keeps of a queue: its run + preset, its number of pairs ``n`` and where
+    each seed's pairs start (``starts``: the index of each seed group's first pair, then ``n``).
+
+    The pairs themselves stay on the server (:func:`queue_pairs_of`): the browser gets one
+    seed's pairs at a time, drawn as cards (each card carries its seed, item and position). A
+    saved queue of :data:`recsys.vetting.queue.MAX_SEEDS` seeds (20,000 pairs, 3 MB as JSON)
+    in a ``dcc.Store``, sent back with every callback that read it, hung Chromium's renderer.
+    """
+    firsts: dict[str, int] = {}
+    for i, p in enumerate(queue["pairs"]):
+        firsts.setdefault(p["seed"], i)
+    starts, n = list(firsts.values()), len(queue["pairs"])
     return {
         "id": queue["id"],
         "loaded": now_iso(),  # a new cursor for each load (the browser keeps its own until then)
         "dataset": queue["dataset"],
         "run": queue["run"],
         "preset": queue["preset"],
-        "pairs": pairs,
+        "n": n,
+        "starts": [*starts, n] if n else [0],
     }
+
+
+_QUEUE_CACHE: dict[tuple[str, str], list[dict[str, Any]]] = {}
+_QUEUE_CACHE_SIZE = 4
+_QUEUE_CACHE_LOCK = threading.Lock()  # the server's threads share it
+
+
+def queue_pairs_of(queue_id: str) -> list[dict[str, Any]]:
+    """The stored queue's pairs with their seed group ``g`` (a saved queue is frozen, so the
+    last few read are kept: each seed drawn would otherwise parse the whole queue again)."""
+    key = (str(data_dir()), str(queue_id))
+    cached = _QUEUE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    queue = judgment_store().queue(queue_id)
+    groups: dict[str, int] = {}
+    pairs = []
+    for p in (queue or {}).get("pairs", []):
+        keep = ("seed", "item_id", "position", "score", "category")
+        pairs.append({**{k: p.get(k) for k in keep}, "g": groups.setdefault(p["seed"], len(groups))})
+    if queue is not None:
+        with _QUEUE_CACHE_LOCK:
+            while len(_QUEUE_CACHE) >= _QUEUE_CACHE_SIZE:
+                _QUEUE_CACHE.pop(next(iter(_QUEUE_CACHE)))
+            _QUEUE_CACHE[key] = pairs
+    return pairs
 
 
 def first_unjudged(pairs: list[dict[str, Any]], judged: dict) -> int:
@@ -193,13 +225,24 @@ def first_unjudged(pairs: list[dict[str, Any]], judged: dict) -> int:
     return next((i for i, p in enumerate(pairs) if (p["seed"], p["item_id"]) not in judged), 0)
 
 
-def progress_view(pairs: list[dict[str, Any]], judged: dict) -> Any:
-    """A table of progress per seed category, with the total."""
+MAX_PROGRESS_ROWS = 50
+
+
+def progress_view(pairs: list[dict[str, Any]], judged: dict, most: int = MAX_PROGRESS_ROWS) -> Any:
+    """A table of progress per seed category, with the total: the ``most`` categories with the
+    most pairs (by name), and a line saying how many are not shown (a queue of 2,000 leaves
+    drew a 2,000-row table)."""
     if not pairs:
         return empty_state("The queue is empty.")
-    rows = queue_progress(pairs, judged)
-    total = sum(r["pairs"] for r in rows)
-    done = sum(r["judged"] for r in rows)
+    every = queue_progress(pairs, judged)
+    total = sum(r["pairs"] for r in every)
+    done = sum(r["judged"] for r in every)
+    rows = every
+    if len(every) > most:
+        busiest = sorted(every, key=lambda r: -r["pairs"])[:most]  # stable: by name among ties
+        shown = {r["category"] for r in busiest}
+        rows = [r for r in every if r["category"] in shown]
+    hidden = [r for r in every if r not in rows]
     head = html.Div(
         [
             html.Strong(f"{done} / {total} pairs judged"),
@@ -236,7 +279,16 @@ def progress_view(pairs: list[dict[str, Any]], judged: dict) -> Any:
         ],
         className="table table-sm small vet-progress-table",
     )
-    return html.Div([head, html.Div(table, className="vet-progress-scroll")])
+    more = (
+        html.Div(
+            f"{len(hidden)} more categories not shown ({sum(r['judged'] for r in hidden)} / "
+            f"{sum(r['pairs'] for r in hidden)} pairs judged); the {most} with the most pairs are.",
+            className="text-muted small vet-progress-more",
+        )
+        if hidden
+        else None
+    )
+    return html.Div([head, html.Div(table, className="vet-progress-scroll"), more])
 
 
 def pair_controls(index: int, note: str | None = None) -> html.Div:
@@ -321,6 +373,8 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict
                     "data-index": i,
                     "data-seed": p["seed"],
                     "data-item": p["item_id"],
+                    "data-position": p["position"],
+                    "data-queue": queue.get("id"),  # the keys judge a card of the queue loaded
                     "data-verdict": {1: "up", -1: "down"}.get(verdict, ""),
                     # the stored reason, shown in the card's reason select (assets/vetting_keys.js)
                     "data-reason": (reason or "other") if verdict == -1 else "",
@@ -700,11 +754,12 @@ def load_queue(queue_id: str | None) -> tuple[Any, Any, Any]:
     if queue is None:
         return None, 0, 0
     data = queue_browser_data(queue)
+    pairs = queue_pairs_of(queue_id)
     judged = judgment_store().judged(
         dataset=queue["dataset"], run=queue["run"], preset=queue["preset"], user=current_user()
     )
-    first = first_unjudged(data["pairs"], judged)
-    return data, first, data["pairs"][first]["g"] if data["pairs"] else 0
+    first = first_unjudged(pairs, judged)
+    return data, first, pairs[first]["g"] if pairs else 0
 
 
 @callback(Output(PROGRESS, "children"), Input(QUEUE_DATA, "data"), Input(JUDGED_REV, "data"))
@@ -713,7 +768,7 @@ def show_progress(queue: dict[str, Any] | None, _rev: Any) -> Any:
     if not queue:
         return None
     judged = judgment_store().judged(dataset=queue["dataset"], run=queue["run"], preset=queue["preset"])
-    return progress_view(queue["pairs"], judged)
+    return progress_view(queue_pairs_of(queue["id"]), judged)
 
 
 @callback(Output(PAIRS, "children"), Input(QUEUE_DATA, "data"), Input(GROUP, "data"))
@@ -721,7 +776,8 @@ def show_seed(queue: dict[str, Any] | None, group: Any) -> Any:
     """The current seed's pairs as cards (this user's verdicts marked)."""
     if not queue:
         return empty_state("No queue yet.", "Build one on the left: pick how to sample the seeds.")
-    if not queue["pairs"]:
+    pairs = queue_pairs_of(queue["id"])
+    if not pairs:
         return empty_state("This queue has no pairs (the preset left the seeds' lists empty).")
     group = int(group) if isinstance(group, int) else 0
     who = {
@@ -733,7 +789,7 @@ def show_seed(queue: dict[str, Any] | None, group: Any) -> Any:
     store = judgment_store()
     judged, notes = store.judged(**who), store.notes(**who)
     try:
-        return seed_pairs_view(queue, group, judged, notes)
+        return seed_pairs_view({**queue, "pairs": pairs}, group, judged, notes)
     except RecsysError as exc:
         return error_alert(exc, f"Could not load run {queue['run']}")
 
@@ -804,9 +860,10 @@ def open_proposal(clicks: list[Any], _cancel: Any, queue: dict[str, Any] | None,
     if not ctx.triggered or not ctx.triggered[0].get("value"):  # the buttons were just drawn
         raise PreventUpdate
     index = trigger.get("index")
-    if not isinstance(index, int) or not 0 <= index < len(queue["pairs"]):
+    pairs = queue_pairs_of(queue["id"])
+    if not isinstance(index, int) or not 0 <= index < len(pairs):
         raise PreventUpdate
-    pair = queue["pairs"][index]
+    pair = pairs[index]
     judged = judgment_store().judged(
         dataset=queue["dataset"], run=queue["run"], preset=queue["preset"], user=current_user()
     )

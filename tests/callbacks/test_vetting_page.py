@@ -25,6 +25,15 @@ def _pairs(tree: Any) -> list[Any]:
     return find(tree, lambda c: "vet-pair" in str(getattr(c, "className", "")).split())
 
 
+def _judged_card(card: Any) -> dict[str, Any]:
+    """What assets/vetting_keys.js sends of a judged pair: read off its drawn card."""
+    return {
+        "seed": getattr(card, "data-seed"),
+        "item_id": getattr(card, "data-item"),
+        "position": getattr(card, "data-position"),
+    }
+
+
 def test_panel_carries_every_merchandising_rule_through_its_controls():
     cfg = FilterConfig.from_dict(
         {
@@ -58,25 +67,21 @@ def test_queue_judge_and_progress(vetting, data):
     assert "Queued 15 pairs of 3 seeds" in text_of(msg)
     assert qid in [o["value"] for o in opts]
     queue, cursor, group = vetting.load_queue(qid)
-    assert (cursor, group) == (0, 0) and len(queue["pairs"]) == 15
-    assert [p["g"] for p in queue["pairs"]] == [0] * 5 + [1] * 5 + [2] * 5
+    assert (cursor, group) == (0, 0) and queue["n"] == 15 and queue["starts"] == [0, 5, 10, 15]
+    pairs = vetting.queue_pairs_of(qid)
+    assert [p["g"] for p in pairs] == [0] * 5 + [1] * 5 + [2] * 5
     shown = _pairs(vetting.show_seed(queue, 1))
-    assert [getattr(c, "data-item") for c in shown] == [p["item_id"] for p in queue["pairs"][5:10]]
+    assert [getattr(c, "data-item") for c in shown] == [p["item_id"] for p in pairs[5:10]]
     assert [getattr(c, "data-index") for c in shown] == list(range(5, 10))
 
     # the browser's outbox: two judgments, one bad; the user is the server's, not the payload's
     base = {k: queue[k] for k in ("dataset", "run", "preset")}
     outbox = [
-        {
-            "t": "1",
-            **base,
-            **{k: queue["pairs"][0][k] for k in ("seed", "item_id", "position")},
-            "verdict": 1,
-        },
+        {"t": "1", **base, **_judged_card(_pairs(vetting.show_seed(queue, 0))[0]), "verdict": 1},
         {
             "t": "2",
             **base,
-            **{k: queue["pairs"][1][k] for k in ("seed", "item_id", "position")},
+            **_judged_card(_pairs(vetting.show_seed(queue, 0))[1]),
             "verdict": -1,
             "reason": "duplicate",
             "note": "same mug, other colour",
@@ -99,14 +104,17 @@ def test_queue_judge_and_progress(vetting, data):
     progress = vetting.show_progress(queue, 5)
     total = find(progress, lambda c: getattr(c, "id", None) == "vetting-progress-total")[0]
     assert (getattr(total, "data-done"), getattr(total, "data-total")) == (2, 15)
-    cats = {str(p["category"]) for p in queue["pairs"]}
+    cats = {str(p["category"]) for p in pairs}
     assert "(no category)" not in cats and all(c in text_of(progress) for c in cats)
 
 
 def test_pasted_queue_reports_unknown_ids_and_an_empty_one_is_refused(vetting, data):
     run = data["runs"]["A"]
     _, qid, msg = vetting.build_queue(1, run, None, 5, "pasted", 3, 2, "ws0\nnope-1")
-    assert "nope-1" in text_of(msg) and vetting.load_queue(qid)[0]["pairs"][0]["seed"] == "ws0"
+    assert (
+        "nope-1" in text_of(msg)
+        and vetting.queue_pairs_of(vetting.load_queue(qid)[0]["id"])[0]["seed"] == "ws0"
+    )
     opts, qid, msg = vetting.build_queue(1, run, None, 5, "pasted", 3, 2, "nope-2")
     assert qid is vetting.no_update and "No queue built" in text_of(msg)
 
@@ -149,12 +157,9 @@ def test_the_rule_dialog_names_items_by_title_with_their_ids(vetting, data):
     run = data["runs"]["A"]
     _, qid, _ = vetting.build_queue(1, run, None, 5, "pasted", 3, 2, "ws0")
     queue = vetting.load_queue(qid)[0]
-    pairs = queue["pairs"]
+    pairs = [_judged_card(c) for c in _pairs(vetting.show_seed(queue, 0))]
     base = {k: queue[k] for k in ("dataset", "run", "preset")}
-    outbox = [
-        {"t": "d", **base, **{k: pairs[0][k] for k in ("seed", "item_id", "position")}, "verdict": -1},
-        {"t": "u", **base, **{k: pairs[1][k] for k in ("seed", "item_id", "position")}, "verdict": 1},
-    ]
+    outbox = [{"t": "d", **base, **pairs[0], "verdict": -1}, {"t": "u", **base, **pairs[1], "verdict": 1}]
     vetting.store_judgments(outbox, 0)
     titles = {f"{p}{i}": f"{t} {i}" for p, t in TITLES.items() for i in range(5)}
 
@@ -288,7 +293,7 @@ def test_vetting_cards_show_what_the_catalogue_has_and_mark_category_stand_ins(t
     from tests.callbacks._pages import triggered
 
     queue = vetting.load_queue(qid)[0]
-    pair = queue["pairs"][0]
+    pair = _judged_card(_pairs(vetting.show_seed(queue, 0))[0])
     vetting.store_judgments(
         [{"t": "d", **{k: queue[k] for k in ("dataset", "run", "preset")}, **pair, "verdict": -1}], 0
     )
@@ -327,3 +332,54 @@ def test_a_catalogue_only_shop_starts_its_vetting_queue_at_random(tmp_path, monk
     assert "needs interactions; this dataset has none" in disabled["traffic"]
     _, _, msg = vetting.build_queue(1, run, None, 5, mode.value, 2, 2, None)
     assert "Queued 10 pairs of 2 seeds" in text_of(msg)
+
+
+def test_a_queue_of_max_seeds_sends_the_browser_one_seed_at_a_time(tmp_path, monkeypatch):
+    """A saved queue of 2,000 seeds (20,000 pairs) froze the Vetting page: the whole queue (3 MB
+    of JSON) sat in a dcc.Store that every callback reading it sent back, and the progress
+    table drew 2,000 rows. What the browser gets is now bounded whatever the queue's size: the
+    queue's shape (where each seed starts), one seed's cards, and the busiest categories'
+    progress with a line for the rest; judging reads the pair off its card."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from plotly.utils import PlotlyJSONEncoder
+
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from recsys.models.external import ExternalModel
+    from recsys.registry import Registry
+    from recsys.vetting.queue import MAX_SEEDS
+
+    n_items = MAX_SEEDS + 100
+    ids = np.array([f"i{i}" for i in range(n_items)])
+    catalog = pd.DataFrame(
+        {"item_id": ids, "category": [f"Top > Leaf {i % 300:03d}" for i in range(n_items)]}
+    )
+    ds = build_dataset("big", catalog, None)
+    save_dataset(ds, tmp_path)
+    vec = np.random.default_rng(7).normal(size=(n_items, 8)).astype("float32")
+    model = ExternalModel.from_arrays(ids, vec, catalog_ids=ids)
+    run = Registry(tmp_path).create_run(model, dataset_name="big", dataset_fingerprint=ds.fingerprint())[
+        "run_id"
+    ]
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    vetting = page("vetting")
+    _, qid, msg = vetting.build_queue(1, run, None, 10, "random", MAX_SEEDS, 2, None)
+    assert f"Queued {10 * MAX_SEEDS} pairs of {MAX_SEEDS} seeds" in text_of(msg)
+
+    def size(value: Any) -> int:
+        return len(json.dumps(value, cls=PlotlyJSONEncoder))
+
+    queue, cursor, group = vetting.load_queue(qid)
+    assert queue["n"] == 10 * MAX_SEEDS and len(queue["starts"]) == MAX_SEEDS + 1
+    assert size(queue) < 20_000  # it was 2.9 MB (every pair in the store)
+    cards = _pairs(vetting.show_seed(queue, 1999))
+    assert [getattr(c, "data-index") for c in cards] == list(range(19_990, 20_000))
+    assert size(vetting.show_seed(queue, 1999)) < 200_000
+    progress = vetting.show_progress(queue, 0)
+    assert len(find(progress, lambda c: type(c).__name__ == "Tr")) == vetting.MAX_PROGRESS_ROWS + 1
+    hidden = len({p["category"] for p in vetting.queue_pairs_of(qid)}) - vetting.MAX_PROGRESS_ROWS
+    assert f"{hidden} more categories not shown (0 / " in " ".join(text_of(progress).split())
+    assert size(progress) < 50_000

@@ -100,4 +100,18 @@ def test_judge_five_pairs_by_keyboard_and_turn_one_into_a_rule(dash_duo, dash_ap
     ]
     assert [h["version"] for h in presets.history("mid")] == [1, 2]
     assert len(store.frame()) == 5
+
+    # two quick 1s on the first seed's last pair: the second judges the next seed's first pair,
+    # whose card is not drawn yet when the key lands (the browser holds one seed's pairs): it
+    # waits for the card rather than being lost
+    last = sum(p["seed"] == pairs[0]["seed"] for p in pairs) - 1
+    wait_until(lambda: not dash_duo.find_elements(".modal.show"), what="the dialog closed")
+    dash_duo.find_element("#vetting-keys-help").click()
+    _keys(dash_duo, *["j"] * (last - 5), "1", "1")
+    wait_until(lambda: len(store.frame()) == 7, what="both judgments stored")
+    wait_until(lambda: _focused(dash_duo) == last + 2, what="the focus on the next seed's second pair")
+    df = store.frame(run=run, preset="mid")
+    judged = {(r.seed, r.item_id): r.verdict for r in df.itertuples()}
+    assert pairs[last + 1]["seed"] != pairs[0]["seed"]
+    assert [judged.get((pairs[i]["seed"], pairs[i]["item_id"])) for i in (last, last + 1)] == [1, 1]
     assert dash_duo.get_logs() == []
