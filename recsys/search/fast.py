@@ -48,7 +48,7 @@ from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in
 from recsys.search.ranked import fetch_need, rerank_rows
 from recsys.search.result import SearchResult
 from recsys.search.result import ids_at as _ids_at
-from recsys.search.static import block_first, lost_answer
+from recsys.search.static import block_first, member_labels
 
 #: ``1.0 - d`` as a C call (the no-filter shortcut's scores from hnswlib's cosine distances)
 _ONE_MINUS = (1.0).__sub__
@@ -472,25 +472,14 @@ class FastMixin:
         if not (cf.config.exclude_seed and ok[seed_row]):
             seed_row = -1
         fetch = k + 1 + n_drop
-        if ss.lost and seed_row in ss.lost and self._self_first:  # a lost seed asked before
-            got = lost_answer(ss, fp.qunit[pos : pos + 1], fetch, seed_row, rows_of, known=True)
-            if got is None:
-                return None  # lost at 16x its ef too: the general path's exact-backed plans
-            rl, dl = got[0][:fetch], got[1][:fetch]
-        else:
-            try:
-                cols, dist = ss.sub.knn_query(fp.qunit[pos : pos + 1], fetch, 1)
-            except RuntimeError:  # hnswlib#444
-                return None
-            (cl,), (dl,) = cols.tolist(), dist.tolist()
-            rl = [rows_of[c] for c in cl]
-            if seed_row >= 0 and rl[0] != seed_row and seed_lost(seed_row, rl, dl, self._self_first):
-                # the beam missed the seed's neighbourhood: asked again wider here (lost_answer),
-                # still lost, the general path's exact-backed plans
-                got = lost_answer(ss, fp.qunit[pos : pos + 1], fetch, seed_row, rows_of)
-                if got is None:
-                    return None
-                rl, dl = got[0][:fetch], got[1][:fetch]
+        # a lost seed asked again wider here (lost_answer); still lost (or hnswlib#444), None: the
+        # general path's exact-backed plans
+        got = member_labels(
+            ss, fp.qunit[pos : pos + 1], fetch, seed_row, seed_row >= 0 and self._self_first, rows_of
+        )
+        if got is None:
+            return None
+        rl, dl = got[0][:fetch], got[1][:fetch]
         if n_drop:  # the seed's banned rows fetched past, then as without
             banned = drop[1]
             keep = [j for j, r in enumerate(rl) if r not in banned][: k + 1]

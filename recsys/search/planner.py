@@ -310,6 +310,11 @@ class PlannerMixin:
         ef = self._index.ef if self._index is not None else self._ef
         return _S_HNSW_BASE + _S_HNSW_PER_EF * max(ef, fetch) * (0.5 + 0.5 * self._dscale)
 
+    def _static_hnsw_ef(self, cost: float) -> int:
+        """The widest beam whose search costs at most ``cost`` (:meth:`_static_hnsw_cost`'s inverse
+        above the index's ef)."""
+        return int((cost - _S_HNSW_BASE) / (_S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)))
+
     def _static_prefers_exact(self, cf: CompiledFilter, ss: StaticSet, fetch: int) -> bool:
         """Exact search over the eligible block, or an over-fetch of ``fetch`` candidates?
 

@@ -22,8 +22,6 @@ from recsys.search.planner import (
     _S_EXACT_BASE,
     _S_GEMV_ROW,
     _S_GEMV_ROW_COLD,
-    _S_HNSW_BASE,
-    _S_HNSW_PER_EF,
     _S_OVERFETCH_WORK,
     _S_SELECT_ROW,
     _SUB_AFTER,
@@ -119,21 +117,10 @@ def block_first(
         out.add(seed_row)
     m = ss.n
     fetch = min(m, max(_FETCH_MIN, fetch_for(k + len(out), n_elig / m, m)))
-    if seed_row >= 0 and self_first and ss.lost and seed_row in ss.lost:
-        got = lost_answer(ss, q2, fetch, seed_row, rows_of, known=True)  # a known lost seed
-        if got is None:
-            return None
-        rows, dl, fetch = got
-    else:
-        labels = graph_rows(ss, q2, fetch, rows_of)
-        if labels is None:  # hnswlib#444
-            return None
-        rows, dl = labels
-        if seed_row >= 0 and rows[0] != seed_row and seed_lost(seed_row, rows, dl, self_first):
-            got = lost_answer(ss, q2, fetch, seed_row, rows_of)
-            if got is None:
-                return None
-            rows, dl, fetch = got
+    got = member_labels(ss, q2, fetch, seed_row, seed_row >= 0 and self_first, rows_of)
+    if got is None:
+        return None
+    rows, dl, fetch = got
     ss.uses += 1
     if isinstance(key_by_row, np.ndarray):
         keys = key_by_row[np.asarray(rows, dtype=np.int64)].tolist()
@@ -228,6 +215,26 @@ def lost_answer(
         f = _lost_fetch(f, ss)
     ss.lost[seed_row] = 0
     return None
+
+
+def member_labels(
+    ss: StaticSet, q2: np.ndarray, fetch: int, seed_row: int, judged: bool, rows_of: Any = None
+) -> tuple[list[int], list[float], int] | None:
+    """``fetch`` labels of the set's graph for the query ``q2`` (vector rows, hnswlib's distances,
+    the fetch that gave them): one beam search, or, for a member seed (``judged``: ``seed_row`` is
+    a member and the query is its own vector) whose search is lost, :func:`lost_answer`'s (a
+    seed known lost goes to its fetch at once). None on hnswlib#444 or a seed still lost: the
+    callers' exact-backed plans answer. The one path of :func:`block_first`, the general path's
+    ``_subindex_answer`` and the shortcut's ``_fast_block``."""
+    if judged and ss.lost and seed_row in ss.lost:
+        return lost_answer(ss, q2, fetch, seed_row, rows_of, known=True)
+    labels = graph_rows(ss, q2, fetch, rows_of)
+    if labels is None:  # hnswlib#444
+        return None
+    rows, dl = labels
+    if judged and rows[0] != seed_row and seed_lost(seed_row, rows, dl):
+        return lost_answer(ss, q2, fetch, seed_row, rows_of)
+    return rows, dl, fetch
 
 
 class StaticMixin:
@@ -338,23 +345,10 @@ class StaticMixin:
         k = qq.k
         fetch = k + 1 + (len(drop) if drop else 0)
         q2 = qq.q[None, :]
-        judged = seed_row >= 0 and self_first and self._self_first
-        if judged and ss.lost and seed_row in ss.lost:  # asked before: its fetch at once
-            got = lost_answer(ss, q2, fetch, seed_row, known=True)
-            if got is None:
-                return None
-            rl, dl, _ = got
-        else:
-            try:
-                cols, dist = ss.sub.knn_query(q2, k=fetch, num_threads=1)
-            except RuntimeError:  # hnswlib#444
-                return None
-            rl, dl = ss.rows[cols[0].astype(np.int64)].tolist(), dist[0].tolist()
-            if judged and rl[0] != seed_row and seed_lost(seed_row, rl, dl):
-                got = lost_answer(ss, q2, fetch, seed_row)
-                if got is None:
-                    return None
-                rl, dl, _ = got
+        got = member_labels(ss, q2, fetch, seed_row, seed_row >= 0 and self_first and self._self_first)
+        if got is None:
+            return None
+        rl, dl, _ = got
         if drop:
             keep = [j for j, r in enumerate(rl) if r not in drop][: k + 1]  # then as without
             rl, dl = [rl[j] for j in keep], [dl[j] for j in keep]
@@ -1033,8 +1027,7 @@ class StaticMixin:
         depth). Without that work counted a graph had to be narrower than the over-fetch's beam, and
         at 100k items a 50% filter's graph calibrated at ef 64 or more was built and dropped where
         the over-fetch at beam 64 measured 1.3x to 1.4x raw p50."""
-        per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
-        return int((self._static_hnsw_cost(over) + _S_OVERFETCH_WORK - _S_HNSW_BASE) / per_ef) - 1
+        return self._static_hnsw_ef(self._static_hnsw_cost(over) + _S_OVERFETCH_WORK) - 1
 
     def _big_block_miss(self, cf: CompiledFilter, key: tuple[int, int, bool], rows: int) -> None:
         """A category block too big for the filter's own block budget (over a quarter of
@@ -1077,8 +1070,7 @@ class StaticMixin:
             seen = cf.block_uses.get((*key, "seen"), 0)
             miss = min(1.0, cf.block_uses.get(key, 0) / _MISS_USES / seen) if seen else 0.0
         cost = self._static_hnsw_cost(over) + _S_OVERFETCH_WORK + miss * self._static_hnsw_cost(4 * over)
-        per_ef = _S_HNSW_PER_EF * (0.5 + 0.5 * self._dscale)
-        return max(over, int((cost - _S_HNSW_BASE) / per_ef))
+        return max(over, self._static_hnsw_ef(cost))
 
     def _search_trivial(self, qq: Query) -> SearchResult | None:
         """No rule bites (the default config on a catalogue without adult items): one knn_query
