@@ -1007,13 +1007,13 @@ class StaticMixin:
         size = self._big_graph_size(cf, key, rows, _FETCH_MIN, ukey)
         if not size:
             return
-        if size <= _BLOCKS_MAX_BYTES // 4 and key not in cf.block_queued:
+        if size <= _BLOCKS_MAX_BYTES // 4:
             # within the filter's own block budget (a 50% level of 100k items): queued as the
             # block's misses queue it (:meth:`_block_use`), kept for the filters of its mask. As a
             # big graph it was the filter's alone, and at 100k items the price band over the same
             # correlated 50% level then built the level's two graphs again (42 MB, 26 to 40 s)
             cf.big_subs[key] = 0  # decided: its bytes are the filter's block budget's
-            if cf.block_bytes + size <= _BLOCKS_MAX_BYTES:
+            if key not in cf.block_queued and cf.block_bytes + size <= _BLOCKS_MAX_BYTES:
                 self._queue_block(cf, key)
                 cf.block_queued.add(key)
             return
