@@ -1,9 +1,15 @@
-"""Run one function in several forked processes released together by a barrier."""
+"""Run one function in several processes released together by a barrier.
+
+The processes start from a fork server (one clean, single-threaded process per test worker),
+not by forking the test process: a fork copies only the forking thread, and a lock that one of
+the test process's other threads held at the fork (searchers' background builds, tqdm's
+monitor, left by earlier tests in the worker) stayed held in the child, which then hung
+(CI, s37 and s38). ``fn`` must therefore be importable by name: put it in
+``tests/_store_calls.py``, which the server imports once."""
 
 from __future__ import annotations
 
 import multiprocessing
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,22 +22,23 @@ def _released(fn: Callable[..., Any], args: tuple[Any, ...], barrier: Any, error
         errors.put(f"{args}: {exc!r}")
 
 
+def _context() -> Any:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests._store_calls"])  # heeded when the server starts
+    return ctx
+
+
 def errors_at_once(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[str]:
     """``fn(*args)`` for each ``args`` of ``calls``, each in its own process, all started at
     once; what each raised, as text (empty when every call returned)."""
-    ctx = multiprocessing.get_context("fork")
+    ctx = _context()
     barrier, errors = ctx.Barrier(len(calls)), ctx.Queue()
     procs = [ctx.Process(target=_released, args=(fn, args, barrier, errors)) for args in calls]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
-        # a fork copies only this thread: a lock another thread of this process held at the fork
-        # stays held in the child (CI, s37: one child of six hung once); name them when it happens
-        others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
-        assert p.exitcode == 0, (
-            f"a process was lost (exit code {p.exitcode}); other threads of this process: {others}"
-        )
+        assert p.exitcode == 0, f"a process was lost (exit code {p.exitcode})"
     out = []
     while not errors.empty():
         out.append(errors.get())

@@ -25,6 +25,7 @@ from recsys.serving import register_api
 from tests import _serving_data as _fixture  # noqa: E402
 from tests._at_once import errors_at_once
 from tests._redis import redis_server
+from tests._store_calls import open_and_list
 
 make_serving_data = _fixture.make_serving_data
 
@@ -253,14 +254,10 @@ def test_one_thread_writes_the_same_table(data: dict[str, Any], tmp_path: Path) 
     assert all(lists) and lists == [b.get(run_a, one["preset_hash"], str(i)) for i in data["item_ids"]]
 
 
-def _open_and_list(path: str) -> None:
-    SQLiteStore(path).list_tables()
-
-
 def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path) -> None:
     """Workers starting together race to switch the new file to WAL: the losers wait; none
     reports a healthy store as damaged ("database is locked")."""
     for r in range(30):
         path = str(tmp_path / f"r{r}" / "precomputed.sqlite")
-        assert errors_at_once(_open_and_list, [(path,)] * 6) == []
+        assert errors_at_once(open_and_list, [(path,)] * 6) == []
         assert SQLiteStore(path).list_tables() == []

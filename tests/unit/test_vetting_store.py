@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 import threading
 
@@ -17,23 +16,7 @@ from recsys.vetting.store import (
     queue_progress,
 )
 from tests._at_once import errors_at_once
-
-BASE = {"dataset": "demo", "run": "r1", "preset": "p"}
-
-
-def _judge_many(root: str, user: str, n: int, barrier=None) -> None:
-    store = JudgmentStore(root)  # its own connections
-    if barrier is not None:
-        barrier.wait()
-    for i in range(n):
-        store.judge(
-            **BASE,
-            seed=f"S{i % 10}",
-            item_id=f"I{i}",
-            position=i % 10 + 1,
-            verdict=1 if i % 2 else -1,
-            user=user,
-        )
+from tests._store_calls import BASE, first_write, judge_many
 
 
 def test_judge_stores_who_when_run_preset_and_position(tmp_path):
@@ -121,16 +104,7 @@ def test_bad_judgments_are_refused_and_nothing_is_stored(tmp_path, fields, says)
 
 def test_two_editors_judging_at_once_in_two_processes_lose_nothing(tmp_path):
     JudgmentStore(tmp_path)
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(2)
-    procs = [
-        ctx.Process(target=_judge_many, args=(str(tmp_path), user, 150, barrier)) for user in ("ann", "bob")
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+    assert errors_at_once(judge_many, [(str(tmp_path), user, 150) for user in ("ann", "bob")]) == []
     df = JudgmentStore(tmp_path).frame()
     assert len(df) == 300
     assert df.groupby("user").size().to_dict() == {"ann": 150, "bob": 150}
@@ -140,7 +114,7 @@ def test_two_editors_judging_at_once_in_threads_lose_nothing(tmp_path):
     JudgmentStore(tmp_path)
     barrier = threading.Barrier(3)
     threads = [
-        threading.Thread(target=_judge_many, args=(str(tmp_path), u, 100, barrier))
+        threading.Thread(target=judge_many, args=(str(tmp_path), u, 100, barrier))
         for u in ("ann", "bob", "cy")
     ]
     for t in threads:
@@ -283,14 +257,10 @@ def test_reads_create_nothing_and_a_damaged_queue_is_named(tmp_path):
             con.execute("DELETE FROM queues WHERE id = ?", (bad,))
 
 
-def _first_write(root: str, user: str) -> None:
-    JudgmentStore(root).judge(**BASE, seed="A", item_id="B", verdict=1, user=user)
-
-
 def test_processes_making_a_new_store_at_once_all_store_their_first_judgment(tmp_path):
     """The file's first writers race to switch it to WAL; the losers wait, never fail."""
     users = [f"u{i}" for i in range(6)]
     for r in range(30):
         root = str(tmp_path / f"r{r}")
-        assert errors_at_once(_first_write, [(root, u) for u in users]) == []
+        assert errors_at_once(first_write, [(root, u) for u in users]) == []
         assert sorted(JudgmentStore(root).frame()["user"]) == users
