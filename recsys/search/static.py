@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for, padded_take
+from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for, lost_fetch, padded_take
 from recsys.search.beams import beam_for, seed_lost
 from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
@@ -157,13 +157,9 @@ _BIG_WAIT_USES = 4 * _SUB_AFTER
 
 def _lost_fetch(fetch: int, ss: StaticSet) -> int | None:
     """The next fetch of a set's graph after a beam search that missed the seed's own vector
-    (:meth:`StaticMixin._subindex_answer`): 4x the wider of the last fetch and the graph's ef (its
-    beam), at most the whole set; None once 16x the ef or the whole set was asked (as the main
-    graph's :meth:`~recsys.search.static.StaticMixin._search_trivial`)."""
-    ef = ss.sub.ef
-    if fetch >= ss.n or fetch >= 16 * ef:
-        return None
-    return min(ss.n, 4 * max(fetch, ef))
+    (:func:`~recsys.search.batch.lost_fetch`; as the main graph's
+    :meth:`~recsys.search.static.StaticMixin._search_trivial`)."""
+    return lost_fetch(fetch, ss.sub.ef, ss.n)
 
 
 def graph_rows(
