@@ -607,7 +607,11 @@ def search_many_static(
                 labels = ss.rows[cols.astype(np.int64)]
                 rows, sims, _ = _first_k_but(labels, dist, seed_rows if cfg.exclude_seed else None, k)
                 plans[:] = "hnsw_subindex"
-                todo[:] = False
+                # a member whose beam search missed its own vector (beams.py: seed_lost; its labels
+                # hold neither it nor its neighbours): answered exactly below, as a single query's
+                # retries end and as the graph's calibration counts it (sample_recall)
+                todo[:] = seed_in & seeds_lost(seed_rows, labels, dist, searcher._self_first)
+                plans[todo] = "exact_subset"
                 exact_first = True
         if not exact_first and ss.n:
             got = _knn_batch(searcher, q, min(max(fetch, cf.stats.beam), n), threads)  # beams.py

@@ -171,3 +171,34 @@ def test_a_lost_seed_asked_again_pays_one_search_of_its_graph(blocks):
     finally:
         for key, ss in cf.blocks.items():
             ss.sub = subs[key]
+
+
+def test_a_batch_answers_a_static_sets_lost_members_exactly():
+    """``search_many`` on a static filter's own graph (a brand allow-list, unrelated to the
+    vectors): a member whose beam search missed it is answered exactly, as a single query's
+    retries end (its labels held neither it nor its neighbours: recall about 0). A set graph's
+    calibration counts such a member as served (``batch.sample_recall``), so every path must
+    serve it so."""
+    cat, vec = clustered_catalogue(5, 4)
+    index = HnswIndex.build(vec, M=16, ef_construction=100, ef=32, num_threads=1)
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index)
+    searcher.sub_index_min_rows, searcher.sub_index_gain = 100, 0.0  # small catalogue: graphs pay
+    ids = cat["item_id"].to_numpy()
+    cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(12)])  # about a quarter of the items
+    members = np.flatnonzero(cat["brand"].isin(cfg.brands_allow).to_numpy())
+    for p in members[: 4 * _SUB_AFTER]:
+        searcher.search(ids[p], cfg, K)
+    searcher.wait_background()
+    ss = searcher.compile(cfg).sets[False]
+    assert ss.sub is not None  # its own graph answers the batch
+    dense = np.take(searcher.unit, ss.pos, axis=0)
+    ss.sub = _coarse_graph(dense)
+    labels, dist = ss.sub.knn_query(dense, k=K + 1, num_threads=1)
+    rows = ss.rows[labels.astype(np.int64)]
+    lost = [r for j, r in enumerate(ss.rows.tolist()) if seed_lost(r, rows[j].tolist(), dist[j])]
+    assert len(lost) >= 10  # the coarse graph loses some members (the test means something)
+    batch = searcher.search_many(ids[lost].tolist(), cfg, K, num_threads=2)
+    for r, res in zip(lost, batch):
+        truth = searcher.search(ids[r], cfg, K, plan="exact")
+        assert len(res) == K and ids[r] not in res.item_ids and res.n_eligible == truth.n_eligible
+        assert set(res.rows) == set(truth.rows), (r, res.plan)
