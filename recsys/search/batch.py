@@ -130,12 +130,15 @@ class StaticSet:
         threads: int = 1,
         dense: np.ndarray | None = None,
         max_ef: int | None = None,
+        self_first: bool | None = None,
     ) -> None:
         """Build :attr:`sub` over the dense block and publish it (one assignment).
 
         ``dense``: the eligible vectors when no block is kept (a set over ``BLOCK_MAX_SHARE``: a
         copy for the build only); ``max_ef``: the graph is not published when the ef its recall
-        needs (:func:`calibrated_ef`) exceeds this (it would cost as much as what it replaces).
+        needs (:func:`calibrated_ef`) exceeds this (it would cost as much as what it replaces);
+        ``self_first``: a member seed is looked up by its own row, its own nearest item, so that
+        serving asks a lost search again (the searcher's ``_self_first``; None: the cosine space).
         """
         import hnswlib
 
@@ -146,7 +149,9 @@ class StaticSet:
         idx = hnswlib.Index(space=space, dim=dense.shape[1])
         idx.init_index(max_elements=max(1, self.n), M=M, ef_construction=ef_construction, random_seed=100)
         idx.add_items(dense, np.arange(self.n, dtype=np.int64), num_threads=threads)
-        got = calibrated_ef(idx, dense, ef)
+        got = calibrated_ef(
+            idx, dense, ef, self_first=space == "cosine" if self_first is None else self_first
+        )
         if max_ef is not None and got > max_ef:
             logger.info(
                 "a %d-row set's graph not published: the ef its recall needs, %d, is over %d",
@@ -190,6 +195,7 @@ def sample_recall(
     seed: int = 0,
     queries: Callable[[np.ndarray], np.ndarray] | None = None,
     z: float = SUB_RECALL_Z,
+    self_first: bool = False,
 ) -> Any:
     """``recall(ef)``: the share of the exact top ``k`` of a seeded sample of ``SUB_RECALL_SAMPLE``
     members of ``dense`` (queried as seeds are: k + 1, the member dropped) that the graph ``idx``
@@ -197,8 +203,10 @@ def sample_recall(
     standard deviation over the square root of their count: ``z = 0``, the sample's mean); None
     when ``dense`` has no more than k + 1 rows. ``queries``: the sampled columns' query vectors
     when they are not their rows of ``dense`` (a graph over transformed vectors,
-    :mod:`recsys.search.adjusted`). Without ``queries``, a member whose search is lost counts
-    what serving answers it with (:func:`_lost_hits`: wider, then exactly), not a miss."""
+    :mod:`recsys.search.adjusted`). ``self_first`` (without ``queries``: each member is looked
+    up by its own row, its own nearest item, as serving looks up a member seed and then asks a
+    lost search again): a member whose search is lost counts what serving answers it with
+    (:func:`_lost_hits`: wider, then exactly), not a miss."""
     n = dense.shape[0]
     kk = min(k + 1, n)
     if n <= kk:
@@ -218,7 +226,7 @@ def sample_recall(
         idx.set_ef(ef)
         labels, dist = idx.knn_query(q, k=kk, num_threads=1)
         hits = np.array([len(t.intersection(r)) for t, r in zip(truth, labels.tolist())], dtype=np.float64)
-        if queries is None:  # each query is its member's own vector: a lost search is asked again
+        if self_first and queries is None:  # as serving asks a lost member seed again
             for i in np.flatnonzero(seeds_lost(cols, labels, dist)):
                 hits[i] = _lost_hits(idx, q[i : i + 1], int(cols[i]), truth[i], ef, n)
         mean = float(hits.sum()) / total
@@ -273,12 +281,14 @@ def calibrated_ef(
     seed: int = 0,
     queries: Callable[[np.ndarray], np.ndarray] | None = None,
     strict: bool = False,
+    self_first: bool = False,
 ) -> int | None:
     """The smallest ``ef`` from the main index's ``ef`` up to ``SUB_EF_GROWTH`` times it (to
     within ``SUB_EF_STEP``) at which the graph ``idx`` over ``dense`` (labels = columns) finds
     ``SUB_RECALL`` of the exact top ``k`` of a seeded sample of its own members, as a lower
     confidence bound (:func:`sample_recall`, ``SUB_RECALL_Z``); the largest when none does, or
     None with ``strict`` (a graph that has an exact alternative is then not used at all).
+    ``self_first``: a lost member counts as serving answers it (:func:`sample_recall`).
 
     A graph built behind the user's back (a static filter's set, a category block) must not
     answer worse than the main index the user tuned: with the main index's ``ef`` such a graph
@@ -289,7 +299,7 @@ def calibrated_ef(
     first passing one. Runs in the background build, once per graph (a few hundred queries per
     probe); the exact side is one matrix product over the block.
     """
-    recall = sample_recall(idx, dense, k, seed, queries)
+    recall = sample_recall(idx, dense, k, seed, queries, self_first=self_first)
     if recall is None or recall(ef) >= SUB_RECALL:
         return ef
     top = ef * SUB_EF_GROWTH

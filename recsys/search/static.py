@@ -671,6 +671,7 @@ class StaticMixin:
                 max(index.ef_construction, SUB_EF_CONSTRUCTION),
                 index.ef,
                 max_ef=max_ef() if callable(max_ef) else max_ef,
+                self_first=self._self_first,
             )
             if big:
                 ss.block = None
@@ -859,7 +860,13 @@ class StaticMixin:
         space = "cosine" if self.space == "cosine" else "ip"
 
         def build() -> None:
-            ss.build_sub(space, index.M, max(index.ef_construction, SUB_EF_CONSTRUCTION), index.ef)
+            ss.build_sub(
+                space,
+                index.M,
+                max(index.ef_construction, SUB_EF_CONSTRUCTION),
+                index.ef,
+                self_first=self._self_first,
+            )
             if ss.sub is not None:
                 self._share(cf, ("static", no_adult), ss)
 
@@ -922,6 +929,7 @@ class StaticMixin:
                 index.ef,
                 dense=dense,
                 max_ef=self._big_graph_bar(over),
+                self_first=self._self_first,
             )
             del dense
             if ss.sub is None:
