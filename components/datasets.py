@@ -49,6 +49,15 @@ def form_words(message: Any) -> str:
     return text
 
 
+def kind_label(meta: dict[str, Any]) -> str:
+    """A stored dataset's kind as a user reads it: "catalogue only" when it holds no
+    interactions (its stored kind is the import's default, "sessions"), else its kind."""
+    s = meta.get("summary", {})
+    if s and not s.get("interactions"):
+        return "catalogue only"
+    return str(s.get("kind", meta.get("kind", "")))
+
+
 def validation_report(meta: dict[str, Any]) -> list:
     """The stored report of a dataset as readable components (counts, drops, warnings)."""
     report = meta.get("report", {})
@@ -82,7 +91,7 @@ def validation_report(meta: dict[str, Any]) -> list:
         html.H6(
             [
                 f"Dataset “{meta.get('name', '')}”",
-                dbc.Badge(meta.get("kind", ""), color="info", className="ms-2"),
+                dbc.Badge(kind_label(meta), color="info", className="ms-2"),
             ]
         ),
         dbc.Table(html.Tbody(rows), size="sm", className="report-table", striped=True),
@@ -144,7 +153,7 @@ def datasets_table(root: Any = None) -> Any:
             html.Tr(
                 [
                     html.Td(html.Strong(name)),
-                    html.Td(meta.get("kind", "")),
+                    html.Td(kind_label(meta)),
                     *[
                         html.Td(f"{s.get(k, 0):,}", className="text-end")
                         for k in ("items", "interactions", "sequences", "categories", "brands")

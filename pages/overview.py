@@ -15,6 +15,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
+from components.datasets import kind_label
 from components.jobs import is_active, job_cards, job_title, jobs_snapshot
 from components.layout import (
     empty_state,
@@ -186,7 +187,7 @@ def _dataset_row(name: str, root: Any, datasets: list[str]) -> html.Div:
     others = [d for d in datasets if d != name]
     subtitle = [
         html.Span(f"Dataset “{name}”", className="fw-semibold"),
-        f" · {s.get('kind', meta.get('kind', ''))}",
+        f" · {kind_label(meta)}",
     ]
     if others:
         subtitle += [" · also stored: ", ", ".join(others[:5]) + ("…" if len(others) > 5 else "")]

@@ -131,6 +131,7 @@ def test_import_job_runs_and_the_page_shows_its_validation_report(root, tmp_path
     report_text = text_of(report)
     assert "shop" in report_text and "missing item_id" in report_text  # the drop, with its reason
     assert "shop" in text_of(datasets)
+    assert "sessions" in report_text and "catalogue only" not in report_text
 
 
 def test_a_failed_import_shows_its_error_and_keeps_the_stored_data(root, tmp_path, data_page):
@@ -237,6 +238,11 @@ def test_catalogue_only_from_the_form_with_joined_categories(root, tmp_path, dat
         "p2": "Kitchen > Pots",
     }
     assert ds.catalog["price"].tolist() == [3.42, 12.0]
+    # the report and the stored datasets' table say what it is (its stored kind is the form's
+    # default, "sessions": Myntra's catalogue read "Dataset myntra · sessions")
+    _card, report, datasets, _message = data_page.show_import(None, current)
+    assert "catalogue only" in text_of(report) and "sessions" not in text_of(report)
+    assert "catalogue only" in text_of(datasets)
 
 
 def test_form_words_replace_command_line_flags(data_page):
