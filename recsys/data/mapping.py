@@ -166,6 +166,21 @@ def _mostly_numbers(values: Iterable[Any]) -> bool:
     return not texts or sum(bool(_NUMBER.match(t)) for t in texts) * 2 > len(texts)
 
 
+#: Words in a column's name that say it holds a price (``market_price``, ``MRP``, ``unit_cost``).
+_PRICE_WORDS = ("price", "mrp", "cost")
+
+
+def looks_like_price(column: str, values: Iterable[Any]) -> bool:
+    """Whether a column, by its name (a price alias or a name holding ``price``, ``mrp`` or
+    ``cost``) and its sampled values (most filled ones hold a digit), looks like a price."""
+    key = re.sub(r"[^a-z0-9]", "", str(column).lower())
+    if key not in FIELD_ALIASES["price"] and not any(w in key for w in _PRICE_WORDS):
+        return False
+    texts = [str(v).strip() for v in values]
+    texts = [t for t in texts if t.lower() not in _BLANK_TEXTS]
+    return bool(texts) and sum(any(ch.isdigit() for ch in t) for t in texts) * 2 > len(texts)
+
+
 def _blank_share(values: Iterable[Any]) -> float:
     texts = [str(v).strip().lower() for v in values]
     return sum(t in _BLANK_TEXTS for t in texts) / len(texts) if texts else 0.0
@@ -243,6 +258,7 @@ def guess_mapping(
     fields: Iterable[str] | None = None,
     samples: Mapping[str, Any] | None = None,
     notes: list[str] | None = None,
+    given: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """{file column: field} for columns whose name means a field (a field already present as a
     column is left alone; each column and field is used once).
@@ -250,21 +266,29 @@ def guess_mapping(
     ``samples`` (column -> some of its values, in row order) keeps a column from a guess its
     values contradict (see :func:`ruled_out`): BigBasket's
     ``product`` holds product names, so it is the title, not the item id. Each column
-    passed over for its values is explained in ``notes``."""
+    passed over for its values is explained in ``notes``.
+
+    ``given`` ({file column: field or None}, the user's ``--map``) overrides the guesses for
+    what it names: its columns are not guessed, nor are the fields it maps a column to; every
+    other column keeps its guess (``--map index=item_id`` still takes BigBasket's ``product``
+    as the title)."""
     columns = [str(c) for c in columns]
     present = set(columns)
+    given = {str(k): v for k, v in (given or {}).items()}
+    taken = {v for v in given.values() if isinstance(v, str)}
     norm = {}
     for c in columns:
-        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
+        if c not in given:
+            norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
     out: dict[str, str] = {}
     for field in fields or FIELD_ALIASES:
-        if field in present:
+        if field in present or field in taken:
             continue
         for alias in FIELD_ALIASES.get(field, ()):
             col = norm.get(alias)
             if not col or col in out or col in FIELD_ALIASES:
                 continue
-            note = ruled_out(field, col, samples, item_column(columns, out))
+            note = ruled_out(field, col, samples, item_column(columns, {**given, **out}))
             if note:
                 if notes is not None and samples is not None and col in samples:
                     notes.append(note)

@@ -106,6 +106,7 @@ def test_form_checks_name_what_is_wrong(root, tmp_path, data_page):
         "mapping": {"s": "sequence_id"},
         "kind": "baskets",
         "errors": "drop",
+        "guess": False,
     }
 
     # The Import button: without a mapping it explains what to do and submits nothing.
