@@ -539,7 +539,7 @@ def _catalogue_gaps(catalog: pd.DataFrame, report: ValidationReport) -> None:
         hint = (
             f"column '{names[0]}' holds names: pass --map {names[0]}=title if they are the products'"
             if names
-            else "map the column holding the products' names with --map COLUMN=title"
+            else "if a column holds the products' names, map it with --map COLUMN=title"
         )
         report.warnings.append(
             f"no title for {no_title:,} of {n:,} items: the content and tfidf models see only the "

@@ -408,7 +408,7 @@ def check_targets(mapping: Mapping[str, Any], *, file: str | None = None) -> Non
             hint = f" Did you mean {' or '.join(close)}?" if close else ""
             raise DataValidationError(
                 f"--map {src}={dst}: '{dst}' is not a field of the schema.{hint} Valid fields:\n"
-                f"{fields_help()}\n(columns you do not map are kept as they are, as extra attributes)",
+                f"{fields_help()}\n(a column you do not map is taken as the field its name means, else kept as an extra attribute)",
                 file=file,
                 column=str(src),
             )
