@@ -300,25 +300,17 @@ def guess_mapping(
 
 def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """Field -> file column (None when no column means it), as the Data page pre-fills its form:
-    a column named like the field or one of its :data:`FIELD_ALIASES` (case and spacing
-    ignored), each column used once; with ``samples`` (column -> some of its values), the
-    values can rule a column out as in :func:`guess_mapping`."""
-    norm: dict[str, str] = {}
-    for c in columns:
-        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
-    out: dict[str, str | None] = {}
-    used: set[str] = set()
-    for field, names in FIELD_ALIASES.items():
-        out[field] = None
-        item_col = out.get("item_id")
-        for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
-            col = norm.get(alias)
-            if not col or col in used or ruled_out(field, col, samples, item_col):
-                continue
-            out[field] = col
-            used.add(col)
-            break
-    return out
+    the guesses of :func:`guess_mapping` (the ones the command line applies and reports), plus
+    each column named as its field (``price``), unless its values rule it out."""
+    columns = [str(c) for c in columns]
+    guessed = {f: c for c, f in guess_mapping(columns, samples=samples).items()}
+    item_col = item_column(columns, {c: f for f, c in guessed.items()})
+    return {
+        field: field
+        if field in columns and not ruled_out(field, field, samples, item_col)
+        else guessed.get(field)
+        for field in FIELD_ALIASES
+    }
 
 
 def mapping_from_choices(
