@@ -172,9 +172,11 @@ _PRICE_WORDS = ("price", "mrp", "cost")
 
 def looks_like_price(column: str, values: Iterable[Any]) -> bool:
     """Whether a column, by its name (a price alias or a name holding ``price``, ``mrp`` or
-    ``cost``) and its sampled values (most filled ones hold a digit), looks like a price."""
+    ``cost``, not ``log``) and its sampled values (most filled ones hold a digit), looks like a price."""
     key = re.sub(r"[^a-z0-9]", "", str(column).lower())
     if key not in FIELD_ALIASES["price"] and not any(w in key for w in _PRICE_WORDS):
+        return False
+    if "log" in key:  # Diginetica's pricelog2: a log price is no price
         return False
     texts = [str(v).strip() for v in values]
     texts = [t for t in texts if t.lower() not in _BLANK_TEXTS]
