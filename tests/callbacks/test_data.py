@@ -264,33 +264,18 @@ def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path,
     assert drops["item_id"].value is None and drops["title"].value == "product"
     assert drops["price"].value == "sale_price"
     map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
-    message, current = data_page.start_import(
-        1,
-        "csv",
-        str(path),
-        "bb",
-        [d.value for d in drops.values()],
-        map_ids,
-        "sessions",
-        "drop",
-        values,
-        option_ids,
-    )
+
+    def press_import():
+        chosen = [d.value for d in drops.values()]
+        return data_page.start_import(
+            1, "csv", str(path), "bb", chosen, map_ids, "sessions", "drop", values, option_ids
+        )
+
+    message, current = press_import()
     assert "required field 'item_id'" in text_of(message) and current is dash.no_update
     # the user picks the id; the pre-filled title and price are imported with it
     drops["item_id"].value = "index"
-    message, current = data_page.start_import(
-        1,
-        "csv",
-        str(path),
-        "bb",
-        [d.value for d in drops.values()],
-        map_ids,
-        "sessions",
-        "drop",
-        values,
-        option_ids,
-    )
+    message, current = press_import()
     assert JobStore(root).wait(current["job_id"], timeout=60)["status"] == "done"
     from recsys.data.schema import load_dataset
 
