@@ -251,7 +251,8 @@ def import_params(
         raise DataValidationError("is a folder; choose the data file inside it", file=str(p))
     params: dict[str, Any] = {"source": source, "path": str(p.resolve()), "name": name}
     if source == "csv":
-        params.update(mapping=mapping or {}, kind=kind, errors=errors)
+        # the form's dropdowns showed the guesses and the user chose: its mapping is the whole one
+        params.update(mapping=mapping or {}, kind=kind, errors=errors, guess=False)
         if options:
             path_, opts = _split_role(params["path"], options)
             params.update(path=path_, **opts)
@@ -603,6 +604,7 @@ def preview_import(
             errors=errors or "drop",
             dry_run=True,
             preview_rows=PREVIEW_ROWS,
+            guess=False,
             **opts,
         )
     except RecsysError as exc:

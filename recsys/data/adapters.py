@@ -603,6 +603,7 @@ READ_OPTIONS = (
     "session_gap",
     "event_map",
     "preview_rows",
+    "guess",
 )
 
 
@@ -627,6 +628,7 @@ def import_generic(
     session_gap: str | None = None,
     event_map: Any = None,
     preview_rows: int | None = None,
+    guess: bool = True,
 ) -> Dataset:
     """Import your own catalog and/or interactions (CSV/TSV/.dat, gzipped too, JSON lines, .xlsx or Parquet).
 
@@ -674,6 +676,11 @@ def import_generic(
     preview_rows : int, optional
         Read only the first rows of the events file (of the catalogue when it is alone):
         a quick preview of what the import would give.
+    guess : bool, default True
+        Columns and fields the mapping does not name are mapped by the names' guess
+        (:func:`recsys.data.tables.guessed_mapping`: the same guesses the messages list).
+        False: the mapping is the whole mapping (the Data page's form, whose dropdowns were
+        pre-filled with the guesses and then chosen by the user).
 
     Raises
     ------
@@ -729,8 +736,8 @@ def import_generic(
             )
     kind = kind or "sessions"
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
-    if not mapping:
-        # no --map at all: columns whose names mean a field are used as that field (reported)
+    if guess:
+        # columns and fields the mapping does not name keep the guess their names give (reported)
         cat_map = guessed_mapping(cat, cat_map)
         int_map = guessed_mapping(inter, int_map, events=True)
     if inter is not None:

@@ -504,6 +504,7 @@ def build_dataset(
     interactions = frame[list(INTERACTION_COLUMNS)].reset_index(drop=True)
 
     report.missing_prices = int(catalog["price"].isna().sum())
+    _catalogue_gaps(catalog, report)
     used = set(INTERACTION_COLUMNS) | set(CATALOG_COLUMNS)
     ignored = [c for c in interactions_df.columns if c not in used]
     if ignored:
@@ -519,6 +520,39 @@ def build_dataset(
         report.rows_dropped or "nothing",
     )
     return Dataset(name=name, catalog=catalog, interactions=interactions, report=report, kind=kind)
+
+
+def _catalogue_gaps(catalog: pd.DataFrame, report: ValidationReport) -> None:
+    """Warn when most items end with no title, or with no price though a column kept as an
+    attribute looks like one (a guess not taken, or a column not mapped): said, not silent."""
+    from recsys.data.mapping import looks_like_names, looks_like_price
+
+    n = len(catalog)
+    extras = [c for c in catalog.columns if c not in CATALOG_COLUMNS + OPTIONAL_CATALOG_COLUMNS]
+    head = catalog.head(500)
+    no_title = int((catalog["title"].astype(str).str.strip() == "").sum())
+    if n and no_title * 2 > n:
+        # names, mostly distinct (a product's name, not a sub-category's)
+        names = [
+            c for c in extras if looks_like_names(head[c].tolist()) and head[c].nunique() * 2 > len(head)
+        ]
+        hint = (
+            f"column '{names[0]}' holds names: pass --map {names[0]}=title if they are the products'"
+            if names
+            else "if a column holds the products' names, map it with --map COLUMN=title"
+        )
+        report.warnings.append(
+            f"no title for {no_title:,} of {n:,} items: the content and tfidf models see only the "
+            f"other fields (brand, category); {hint}"
+        )
+    no_price = int(catalog["price"].isna().sum())
+    prices = [c for c in extras if looks_like_price(c, head[c].tolist())]
+    if n and no_price * 2 > n and prices:
+        report.warnings.append(
+            f"no price for {no_price:,} of {n:,} items, though column "
+            f"{' and '.join(repr(c) for c in prices)} looks like a price: pass --map {prices[0]}=price "
+            "if it is the unit price"
+        )
 
 
 def _dropped_text(report: ValidationReport) -> str:
@@ -575,6 +609,7 @@ def _catalog_only(
     cat_file = catalog_source or catalog_df.attrs.get("source") or "catalog"
     catalog = _build_catalog(catalog_df, cat_file, errors, report, category_sep, decimal)
     report.missing_prices = int(catalog["price"].isna().sum())
+    _catalogue_gaps(catalog, report)
     from recsys.models import catalog_only_families
 
     report.warnings.append(

@@ -166,6 +166,23 @@ def _mostly_numbers(values: Iterable[Any]) -> bool:
     return not texts or sum(bool(_NUMBER.match(t)) for t in texts) * 2 > len(texts)
 
 
+#: Words in a column's name that say it holds a price (``market_price``, ``MRP``, ``unit_cost``).
+_PRICE_WORDS = ("price", "mrp", "cost")
+
+
+def looks_like_price(column: str, values: Iterable[Any]) -> bool:
+    """Whether a column, by its name (a price alias or a name holding ``price``, ``mrp`` or
+    ``cost``, not ``log``) and its sampled values (most filled ones hold a digit), looks like a price."""
+    key = re.sub(r"[^a-z0-9]", "", str(column).lower())
+    if key not in FIELD_ALIASES["price"] and not any(w in key for w in _PRICE_WORDS):
+        return False
+    if "log" in key:  # Diginetica's pricelog2: a log price is no price
+        return False
+    texts = [str(v).strip() for v in values]
+    texts = [t for t in texts if t.lower() not in _BLANK_TEXTS]
+    return bool(texts) and sum(any(ch.isdigit() for ch in t) for t in texts) * 2 > len(texts)
+
+
 def _blank_share(values: Iterable[Any]) -> float:
     texts = [str(v).strip().lower() for v in values]
     return sum(t in _BLANK_TEXTS for t in texts) / len(texts) if texts else 0.0
@@ -243,6 +260,7 @@ def guess_mapping(
     fields: Iterable[str] | None = None,
     samples: Mapping[str, Any] | None = None,
     notes: list[str] | None = None,
+    given: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """{file column: field} for columns whose name means a field (a field already present as a
     column is left alone; each column and field is used once).
@@ -250,21 +268,29 @@ def guess_mapping(
     ``samples`` (column -> some of its values, in row order) keeps a column from a guess its
     values contradict (see :func:`ruled_out`): BigBasket's
     ``product`` holds product names, so it is the title, not the item id. Each column
-    passed over for its values is explained in ``notes``."""
+    passed over for its values is explained in ``notes``.
+
+    ``given`` ({file column: field or None}, the user's ``--map``) overrides the guesses for
+    what it names: its columns are not guessed, nor are the fields it maps a column to; every
+    other column keeps its guess (``--map index=item_id`` still takes BigBasket's ``product``
+    as the title)."""
     columns = [str(c) for c in columns]
     present = set(columns)
+    given = {str(k): v for k, v in (given or {}).items()}
+    taken = {v for v in given.values() if isinstance(v, str)}
     norm = {}
     for c in columns:
-        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
+        if c not in given:
+            norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
     out: dict[str, str] = {}
     for field in fields or FIELD_ALIASES:
-        if field in present:
+        if field in present or field in taken:
             continue
         for alias in FIELD_ALIASES.get(field, ()):
             col = norm.get(alias)
             if not col or col in out or col in FIELD_ALIASES:
                 continue
-            note = ruled_out(field, col, samples, item_column(columns, out))
+            note = ruled_out(field, col, samples, item_column(columns, {**given, **out}))
             if note:
                 if notes is not None and samples is not None and col in samples:
                     notes.append(note)
@@ -276,25 +302,17 @@ def guess_mapping(
 
 def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """Field -> file column (None when no column means it), as the Data page pre-fills its form:
-    a column named like the field or one of its :data:`FIELD_ALIASES` (case and spacing
-    ignored), each column used once; with ``samples`` (column -> some of its values), the
-    values can rule a column out as in :func:`guess_mapping`."""
-    norm: dict[str, str] = {}
-    for c in columns:
-        norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
-    out: dict[str, str | None] = {}
-    used: set[str] = set()
-    for field, names in FIELD_ALIASES.items():
-        out[field] = None
-        item_col = out.get("item_id")
-        for alias in (re.sub(r"[^a-z0-9]", "", field), *names):
-            col = norm.get(alias)
-            if not col or col in used or ruled_out(field, col, samples, item_col):
-                continue
-            out[field] = col
-            used.add(col)
-            break
-    return out
+    the guesses of :func:`guess_mapping` (the ones the command line applies and reports), plus
+    each column named as its field (``price``), unless its values rule it out."""
+    columns = [str(c) for c in columns]
+    guessed = {f: c for c, f in guess_mapping(columns, samples=samples).items()}
+    item_col = item_column(columns, {c: f for f, c in guessed.items()})
+    return {
+        field: field
+        if field in columns and not ruled_out(field, field, samples, item_col)
+        else guessed.get(field)
+        for field in FIELD_ALIASES
+    }
 
 
 def mapping_from_choices(
@@ -384,7 +402,7 @@ def check_targets(mapping: Mapping[str, Any], *, file: str | None = None) -> Non
             hint = f" Did you mean {' or '.join(close)}?" if close else ""
             raise DataValidationError(
                 f"--map {src}={dst}: '{dst}' is not a field of the schema.{hint} Valid fields:\n"
-                f"{fields_help()}\n(columns you do not map are kept as they are, as extra attributes)",
+                f"{fields_help()}\n(a column you do not map is taken as the field its name means, else kept as an extra attribute)",
                 file=file,
                 column=str(src),
             )

@@ -456,31 +456,43 @@ def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataF
 def guessed_mapping(
     frame: pd.DataFrame | None, mapping: dict[str, Any], events: bool = False
 ) -> dict[str, Any]:
-    """The guessed mapping of a file read with no --map (reported in its reading notes). On an
-    events file, a column named like a product attribute (Amazon's review ``title``) whose
-    values differ between rows of the same item is left out of the catalogue."""
+    """``mapping`` (the user's ``--map`` for this file, maybe empty) completed with the guesses of
+    :func:`recsys.data.mapping.guess_mapping` for the columns and fields it does not name, and
+    the whole reported in the file's reading notes ("title <- product (guessed)"). On an events
+    file, a column named like a product attribute (Amazon's review ``title``) whose values
+    differ between rows of the same item is left out of the catalogue."""
     from recsys.data.mapping import PRODUCT_TEXT_FIELDS, guess_mapping, item_column, varies_per_item
 
     if frame is None:
         return mapping
+    given = {
+        str(k): (None if v is None or (isinstance(v, str) and v.strip().lower() in DROP_TARGETS) else v)
+        for k, v in layout_names(mapping, frame).items()
+    }
     head = frame.head(500)
     samples = {str(c): head[c].tolist() for c in head.columns}
     notes: list[str] = []
-    guess = guess_mapping(frame.columns, samples=samples, notes=notes)
+    guess: dict[str, Any] = guess_mapping(frame.columns, samples=samples, notes=notes, given=given)
     if events:
-        item = item_column(list(frame.columns), guess)
+        item = item_column(list(frame.columns), {**given, **guess})
         for field in PRODUCT_TEXT_FIELDS:
-            if field in frame.columns and varies_per_item(field, item, samples):
+            if field in frame.columns and field not in given and varies_per_item(field, item, samples):
                 guess[field] = None
                 notes.append(
                     f"'{field}' left out: it differs between rows of the same item, so it describes the "
                     f"event, not the product; pass --map {field}={field} if it is the product's"
                 )
     if guess:
-        shown = ", ".join(f"{c} -> {f or 'left out'}" for c, f in guess.items())
+        shown = []
+        for c in map(str, frame.columns):  # in the file's order
+            how, f = ("--map", given[c]) if c in given else ("guessed", guess.get(c, ""))
+            if c in given or c in guess:
+                shown.append(f"{f} <- {c} ({how})" if f else f"{c} left out ({how})")
         frame.attrs.setdefault("reading", {})["mapping"] = (
-            f"guessed from the column names (no --map given): {shown}; pass --map to choose yourself"
+            f"{', '.join(shown)}; a column named like a field is taken as it unless --map names the "
+            "column or the field: pass --map COLUMN=FIELD to correct a guess (COLUMN=- leaves it out)"
         )
+        frame.attrs["guessed"] = {f: c for c, f in guess.items() if f}
     if notes:
         frame.attrs.setdefault("reading", {})["not guessed"] = "; ".join(notes)
     return {**guess, **mapping}
@@ -612,7 +624,10 @@ def _require(df: pd.DataFrame, required: tuple[str, ...], file: str | None) -> N
                 str(c).isdigit() for c in df.columns
             ):
                 raise DataValidationError(_headerless_message(df, col), file=file, column=col)
-            present = ", ".join(map(str, df.columns))
+            guessed = df.attrs.get("guessed", {})
+            present = ", ".join(
+                f"{c} (guessed from '{guessed[c]}')" if c in guessed else str(c) for c in df.columns
+            )
             if col == "sequence_id" and {"user_id", "timestamp"} <= set(df.columns):
                 raise DataValidationError(
                     f"required column 'sequence_id' is missing: no column holds a session, order or basket "

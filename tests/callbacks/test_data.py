@@ -106,6 +106,7 @@ def test_form_checks_name_what_is_wrong(root, tmp_path, data_page):
         "mapping": {"s": "sequence_id"},
         "kind": "baskets",
         "errors": "drop",
+        "guess": False,
     }
 
     # The Import button: without a mapping it explains what to do and submits nothing.
@@ -269,19 +270,23 @@ def test_inspect_does_not_guess_a_column_of_names_as_the_item_id(root, tmp_path,
     assert drops["item_id"].value is None and drops["title"].value == "product"
     assert drops["price"].value == "sale_price"
     map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
-    message, current = data_page.start_import(
-        1,
-        "csv",
-        str(path),
-        "bb",
-        [d.value for d in drops.values()],
-        map_ids,
-        "sessions",
-        "drop",
-        values,
-        option_ids,
-    )
+
+    def press_import():
+        chosen = [d.value for d in drops.values()]
+        return data_page.start_import(
+            1, "csv", str(path), "bb", chosen, map_ids, "sessions", "drop", values, option_ids
+        )
+
+    message, current = press_import()
     assert "required field 'item_id'" in text_of(message) and current is dash.no_update
+    # the user picks the id; the pre-filled title and price are imported with it
+    drops["item_id"].value = "index"
+    message, current = press_import()
+    assert JobStore(root).wait(current["job_id"], timeout=60)["status"] == "done"
+    from recsys.data.schema import load_dataset
+
+    cat = load_dataset("bb", root).catalog.set_index("item_id")
+    assert cat.loc["2", "title"] == "Water Bottle - Orange" and cat.loc["3", "price"] == 175
 
 
 def test_the_instacart_hint_names_the_files_the_importer_reads(data_page):

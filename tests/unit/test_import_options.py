@@ -582,16 +582,16 @@ def test_without_map_columns_named_like_fields_are_used_and_reported(tmp_path, c
     rc, out, err = run(capsys, tmp_path / "d", "csv", str(f))
     assert rc == 0, err
     reading = report_of(out)["reading"]["interactions"]
-    assert reading["mapping"].startswith(
-        "guessed from the column names (no --map given): SessionId -> sequence_id"
-    )
+    assert reading["mapping"].startswith("sequence_id <- SessionId (guessed), item_id <- ItemId (guessed)")
     ds = load_dataset("imported", tmp_path / "d")
     assert ds.interactions["timestamp"].notna().all() and len(ds.interactions) == 5
-    # a --map is taken as given: nothing else is guessed
-    rc, out, _ = run(
-        capsys, tmp_path / "d", "csv", str(f), "--map", "SessionId=sequence_id", "ItemId=item_id"
+    # a --map overrides the guesses for what it names; the other columns keep theirs
+    rc, out, _ = run(capsys, tmp_path / "d", "csv", str(f), "--map", "SessionId=sequence_id", "Time=-")
+    reading = report_of(out)["reading"]["interactions"]
+    assert rc == 0 and reading["mapping"].startswith(
+        "sequence_id <- SessionId (--map), item_id <- ItemId (guessed)"
     )
-    assert rc == 0 and "mapping" not in report_of(out)["reading"]["interactions"]
+    assert "Time left out (--map)" in reading["mapping"] and "timestamp" not in reading["mapping"]
     assert load_dataset("imported", tmp_path / "d").interactions["timestamp"].isna().all()
 
 
@@ -644,6 +644,51 @@ def test_a_column_of_product_names_is_not_guessed_as_the_item_id(tmp_path, capsy
     assert sorted(load_dataset("lines", tmp_path / "d").catalog["item_id"]) == ["71053", "85123A"]
 
 
+# BigBasket's whole layout (made-up rows): the header ends with two unnamed columns.
+BIGBASKET = (
+    "index,product,category,sub_category,brand,sale_price,market_price,type,rating,description,,\r\n"
+    "1,Garlic Oil - Vegetarian Capsule 500 mg,Beauty & Hygiene,Hair Care,Sri Sri Ayurveda ,220,220,"
+    "Hair Oil & Serum,4.1,Garlic oil in soft capsules,,4.1\r\n"
+    '2,Water Bottle - Orange,"Kitchen, Garden & Pets",Storage & Accessories,Mastercook,180,180,'
+    "Water & Fridge Bottles,2.3,A plastic bottle,,\r\n"
+    "3,Brass Angle Deep - Plain No.2,Cleaning & Household,Pooja Needs,Trm,119,250,Lamp & Lamp Oil,3.4,,,\r\n"
+    "4,Cereal Flip Lid Container - Assorted,Cleaning & Household,Bins & Bathroom Ware,Nakoda,149,176,"
+    "Laundry & Storage Baskets,,Stores cereals,,\r\n"
+)
+
+
+def test_a_partial_map_keeps_the_other_guesses_and_says_which(tmp_path, capsys):
+    """--map index=item_id on BigBasket's catalogue stored empty titles and no price: the guesses
+    the refusal named (product as title, sale_price as price) were dropped once one column was
+    mapped. A --map overrides only what it names; the report says what was guessed."""
+    path = write(tmp_path / "BigBasket Products.csv", BIGBASKET)
+    rc, _, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(path), "--name", "bb")
+    assert rc != 0 and "title (guessed from 'product')" in err and "price (guessed from 'sale_price')" in err
+
+    rc, out, err = run(
+        capsys, tmp_path / "d", "csv", "--catalog", str(path), "--name", "bb", "--map", "index=item_id"
+    )
+    assert rc == 0, err
+    cat = load_dataset("bb", tmp_path / "d").catalog.set_index("item_id")
+    assert cat.loc["2", "title"] == "Water Bottle - Orange" and cat.loc["3", "price"] == 119
+    assert cat["title"].ne("").all() and cat["price"].notna().all()
+    assert cat.loc["1", "description"] == "Garlic oil in soft capsules"
+    assert cat.loc["3", "market_price"] == "250" and cat.loc["4", "type"] == "Laundry & Storage Baskets"
+    report = report_of(out)
+    mapping = report["reading"]["catalog"]["mapping"]
+    for said in ("item_id <- index (--map)", "title <- product (guessed)", "price <- sale_price (guessed)"):
+        assert said in mapping
+    assert not [w for w in report["warnings"] if w.startswith(("no title", "no price"))]
+
+    # the guess a --map names is the user's; what is left without a title or a price is said
+    argv = ["--map", "index=item_id", "product=-", "sale_price=-"]
+    rc, out, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(path), "--name", "bb", *argv)
+    assert rc == 0, err
+    warnings = report_of(out)["warnings"]
+    assert any(w.startswith("no title for 4 of 4 items") for w in warnings)
+    assert any("no price for 4 of 4 items" in w and "--map market_price=price" in w for w in warnings)
+
+
 def test_a_json_array_of_records_is_read_and_its_fields_guessed(tmp_path, capsys):
     path = tmp_path / "export.json"
     path.write_text(
@@ -654,7 +699,7 @@ def test_a_json_array_of_records_is_read_and_its_fields_guessed(tmp_path, capsys
     rc, out, err = run(capsys, tmp_path / "data", "csv", str(path), "--name", "arr")
     assert rc == 0, err
     reading = report_of(out)["reading"]["interactions"]
-    assert reading["format"] == "JSON array of records" and "ts -> timestamp" in reading["mapping"]
+    assert reading["format"] == "JSON array of records" and "timestamp <- ts (guessed)" in reading["mapping"]
     ds = load_dataset("arr", tmp_path / "data")
     assert ds.interactions["timestamp"].min() == pd.Timestamp(1511544070, unit="s")
     assert ds.interactions["sequence_id"].nunique() == 2

@@ -111,6 +111,10 @@ def test_bigbasket(shared_datasets, tmp_path, capsys):
     assert (cat["price"].min(), cat["price"].max()) == (2.45, 12500)
     assert cat.set_index("item_id").loc["2", "category"].startswith("Kitchen, Garden & Pets > ")
     assert "'4.1' at row 1" in ds.report.reading["catalog"]["unnamed columns"]
+    # the command maps only the id and the category path: the title and price are the guesses
+    mapping = ds.report.reading["catalog"]["mapping"]
+    assert "title <- product (guessed)" in mapping and "price <- sale_price (guessed)" in mapping
+    assert (cat["title"] == "").sum() == 1 and cat["price"].notna().all()  # one product has no name
 
 
 @pytest.mark.realdata
