@@ -278,13 +278,9 @@ def _warm_during_jobs() -> None:
     _batch_policy()
     while True:
         time.sleep(min(KEEP_WARM_S / 4, 1.0))  # a look a second at most: one short GIL hold
-        try:
-            live = list(_LIVE)
-        except RuntimeError:  # a searcher created meanwhile (a WeakSet iterates in Python): next look
-            continue
-        for bg in live:
+        for bg in list(_LIVE):
             if bg._busy and not bg._closing:
-                bg._keep_warm()  # logs its own failures: never kills this thread
+                bg._keep_warm()
 
 
 @atexit.register
