@@ -277,7 +277,7 @@ def _warm_during_jobs() -> None:
     same rules as the idle worker's: every ``KEEP_WARM_S``, only while no query runs."""
     _batch_policy()
     while True:
-        time.sleep(max(KEEP_WARM_S / 4, 0.01))
+        time.sleep(min(KEEP_WARM_S / 4, 1.0))  # a look a second at most: one short GIL hold
         for bg in list(_LIVE):
             if bg._busy and not bg._closing:
                 bg._keep_warm()
