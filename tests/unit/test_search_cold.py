@@ -303,8 +303,8 @@ def test_background_builds_wait_while_queries_run_and_pause_between_steps(data, 
     assert all(id(a) in got_ids for a in want) and index._index in graphs
 
     # ... and while a job holds the worker for longer than that, no query running (at 1M a
-    # filter's ten block graphs built for 285 s, and its price-band seeds' exact plans then read
-    # memory gone cold: 0.9 to 1.8 ms of CPU, 0.4 to 0.7 ms warm): the process's warmer reads
+    # filter's ten block graphs built for 135 to 325 s, and the first queries right after read up
+    # to 63x raw hnswlib's CPU p50 without these reads): the process's warmer reads
     by_warmer = threading.Event()
 
     def touch(a: np.ndarray) -> None:
