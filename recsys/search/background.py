@@ -47,9 +47,9 @@ HANDOVER_S = 0.25
 #: One read per 2 MB every KEEP_WARM_S kept such an array warm (0.48 ms after 90 s).
 #: The same reads run while a job runs (:func:`_warm_during_jobs`): a 1M-item filter's ten block
 #: graphs took 135 to 325 s to build on the worker with no query, and in three runs without these
-#: reads 1, 4 and 13 of the first queries right after read 5x to 63x raw hnswlib's CPU p50 (0.3x
-#: to 1.3x asked again), in two runs with them none (correlated 10% + price band; issue 18, s39-p;
-#: a probe whose job only slept 100 s saw no such cost: the mechanism is not pinned down)
+#: reads 0, 4 and 13 of the 20 queries right after read 5.7x to 63x raw hnswlib's CPU p50 (0.3x to
+#: 1.9x asked again), in two runs with them none (correlated 10% + price band; issue 18, s39-p: an
+#: indication; a probe whose job only slept 100 s saw no such cost: the mechanism is not pinned down)
 KEEP_WARM_S = 20.0
 
 
