@@ -321,6 +321,9 @@ def tail_trace(path, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers,
                 "calls": _calls_of(searcher, item, cfg),
             }
         )
+    by_plan: dict[str, list[float]] = {}
+    for qi, c in enumerate(plan_cpu):
+        by_plan.setdefault(answers[(qi + half) % len(seeds)].plan, []).append(c / raw_cpu)
     with open(path, "a") as fh:
         head = {
             "case": name,
@@ -328,6 +331,11 @@ def tail_trace(path, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers,
             "raw_cpu_p50_us": round(raw_cpu * 1e6, 1),
             "over_5x": sum(r["ratio"] > 5 for r in rows),
             "cpu_over_5x": sum(r["cpu_ratio"] > 5 for r in rows),
+            # each plan's timed seeds: how many, their thread CPU over raw's CPU p50 (median, max)
+            "cpu_by_plan": {
+                p: [len(v), round(float(np.median(v)), 2), round(max(v), 2)]
+                for p, v in sorted(by_plan.items())
+            },
         }
         fh.write(json.dumps(head) + "\n")
         for r in rows:

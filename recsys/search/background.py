@@ -45,6 +45,11 @@ HANDOVER_S = 0.25
 #: untouched for 70 to 100 s took 7 to 13.5 ms, 0.14 to 0.35 ms after 5 to 60 s, and a 1M-item
 #: searcher's first exact scan after two minutes idle 12.7 to 29.3 ms of CPU (issue 18, s36-f).
 #: One read per 2 MB every KEEP_WARM_S kept such an array warm (0.48 ms after 90 s).
+#: The same reads run while a job runs (:func:`_warm_during_jobs`): a 1M-item filter's ten block
+#: graphs took 135 to 325 s to build on the worker with no query, and in three runs without these
+#: reads 0, 4 and 13 of the 20 queries right after read 5.7x to 63x raw hnswlib's CPU p50 (0.3x to
+#: 1.9x asked again), in two runs with them none (correlated 10% + price band; issue 18, s39-p: an
+#: indication; a probe whose job only slept 100 s saw no such cost: the mechanism is not pinned down)
 KEEP_WARM_S = 20.0
 
 
@@ -99,6 +104,8 @@ class Background:
         #: read of one byte per 2 MB of its large arrays and graphs (None: nothing)
         self.warm: Callable[[], None] | None = None
         self._warmed = time.perf_counter()
+        #: whether the worker is inside a job (the reads then run on :func:`_warm_during_jobs`)
+        self._busy = False
 
     @property
     def fg(self) -> float:
@@ -120,6 +127,7 @@ class Background:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
+            _start_warmer()
 
     def _quiet(self, cap: float) -> float:
         """Sleep (GIL released) until no query has run for :data:`QUIET_S`, at most ``cap``
@@ -212,10 +220,12 @@ class Background:
                     continue
                 self._quiet(DEFER_MAX_S)
                 self._paused = 0.0
+                self._busy = True
                 fn()
             except Exception:  # a build failing must not kill the worker
                 logger.exception("background search build %r failed", key)
             finally:
+                self._busy = False
                 with self._lock:
                     self._pending.discard(key)
                 self._q.task_done()
@@ -248,6 +258,34 @@ def _batch_policy() -> None:
 
 #: every Background of the process, closed at exit (:meth:`Background.close`)
 _LIVE: weakref.WeakSet[Background] = weakref.WeakSet()
+_WARMER: list[threading.Thread] = []
+_WARMER_LOCK = threading.Lock()
+
+
+def _start_warmer() -> None:
+    """Start the process's one :func:`_warm_during_jobs` thread (once)."""
+    with _WARMER_LOCK:
+        if not _WARMER or not _WARMER[0].is_alive():
+            _WARMER[:] = [threading.Thread(target=_warm_during_jobs, name="recsys-search-warm", daemon=True)]
+            _WARMER[0].start()
+
+
+def _warm_during_jobs() -> None:
+    """The idle worker's reads (:meth:`Background._keep_warm`) for the workers inside a job: a job
+    holds its worker for as long as it runs (one ``add_items`` call builds a block's graph, GIL
+    released), and a searcher whose worker built for minutes while no query ran found its memory
+    cold afterwards (the VM's host reclaims memory left idle a minute: :data:`KEEP_WARM_S`). The
+    same rules as the idle worker's: every ``KEEP_WARM_S``, only while no query runs."""
+    _batch_policy()
+    while True:
+        time.sleep(min(KEEP_WARM_S / 4, 1.0))  # a look a second at most: one short GIL hold
+        try:
+            live = list(_LIVE)
+        except RuntimeError:  # a searcher created meanwhile (a WeakSet iterates in Python): next look
+            continue
+        for bg in live:
+            if bg._busy and not bg._closing:
+                bg._keep_warm()  # logs its own failures: never kills this thread
 
 
 @atexit.register

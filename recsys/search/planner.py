@@ -72,6 +72,14 @@ _S_GEMV_ROW_COLD = 0.012
 _S_SELECT_ROW = 0.004
 _S_GATHER_ROW = 0.008
 _S_CACHE_BYTES = 4 << 20
+#: gathering rows spread over more than ``_S_CACHE_BYTES`` (a price band inside a 100k-row category
+#: block at 1M items: 25.6 MB at d=64) costs this per row in place of ``_COST_GATHER_PER_ROW``: the
+#: gather, product and selection read 0.10 to 0.115 us a row after other work evicted the caches
+#: (own probe: 3k to 10k rows of a 100k-row block of a 1M x 64 array) against 0.045 to 0.06 warm;
+#: in the 1M bench the band seeds' exact plans (6.3k to 10.7k rows) read 0.9 to 1.1 ms of CPU where
+#: they were priced 0.40 to 0.64 ms, and their block graph's beam, priced above them, about 0.7 ms
+#: (issue 18, s39-p)
+_COST_GATHER_SPREAD_PER_ROW = 0.075
 #: what an over-fetch costs beyond its beam search, in the same units: testing its labels against
 #: the filter, learning its depth, the result's ids. Measured against raw hnswlib at the same beam
 #: (issue 18, s38): a 50% filter's over-fetch at beam 64 read 1.29x to 1.41x raw p50 at 100k (flag,
@@ -231,6 +239,16 @@ class PlannerMixin:
             + n_elig * ((_COST_GATHER_PER_ROW + _COST_DENSE_PER_ROW) * self._dscale + _COST_SELECT_PER_ROW)
         )
         return dense, gather
+
+    def _range_exact_cost(self, span: int, n_elig: int) -> float:
+        """Estimated cost (us) of an exact search over a key range's ``n_elig`` rows, which lie
+        spread over ``span`` rows of the searcher's vectors (a price band inside a category block):
+        a dense search over the span, or a gather of the rows, priced by their spread
+        (``_COST_GATHER_SPREAD_PER_ROW`` once the span outgrows the caches)."""
+        dense, gather = self._exact_costs(span, n_elig, scan=False)
+        if span * self.dim * 4 > _S_CACHE_BYTES:
+            gather += n_elig * (_COST_GATHER_SPREAD_PER_ROW - _COST_GATHER_PER_ROW) * self._dscale
+        return min(dense, gather)
 
     def _hnsw_cost(self, fetch: int) -> float:
         ef = self._index.ef if self._index is not None else self._ef

@@ -596,7 +596,7 @@ class StaticMixin:
         # 500 seeds there, 1.59x raw, s37-L)
         if not deep and c_b > c_h and cf.stats.fill_rate(1.0) * c_b > c_h:
             return None, None
-        c_x = min(self._exact_costs(e - s, n_elig, scan=False))
+        c_x = self._range_exact_cost(e - s, n_elig)  # its rows spread over the block
         if kv.unit is not None:  # the range is one slice of the key index's copy (_key_rows): no gather
             c_x = min(c_x, self._exact_costs(n_elig, n_elig)[0])
         if c_b < c_x:
