@@ -155,13 +155,6 @@ _BIG_MISS_SHARE = 0.01
 _BIG_WAIT_USES = 4 * _SUB_AFTER
 
 
-def _lost_fetch(fetch: int, ss: StaticSet) -> int | None:
-    """The next fetch of a set's graph after a beam search that missed the seed's own vector
-    (:func:`~recsys.search.batch.lost_fetch`; as the main graph's
-    :meth:`~recsys.search.static.StaticMixin._search_trivial`)."""
-    return lost_fetch(fetch, ss.sub.ef, ss.n)
-
-
 def graph_rows(
     ss: StaticSet, q2: np.ndarray, fetch: int, rows_of: Any = None
 ) -> tuple[list[int], list[float]] | None:
@@ -186,8 +179,8 @@ def lost_answer(
 ) -> tuple[list[int], list[float], int] | None:
     """A member seed's labels on its set's graph (vector rows, hnswlib's distances, the fetch that
     gave them) when a beam search of ``fetch`` labels missed it (:func:`~recsys.search.beams.
-    seed_lost`): asked again 4x wider, then 16x (:func:`_lost_fetch`); None when still lost (the
-    callers' exact-backed plans answer) or hnswlib#444. What it finds is kept in ``ss.lost``
+    seed_lost`): asked again 4x wider, then 16x (:func:`~recsys.search.batch.lost_fetch`); None
+    when still lost (the callers' exact-backed plans answer) or hnswlib#444. What it finds is kept in ``ss.lost``
     (the fetch that reached the seed, 0 for none), and a seed found there (``known``) starts at
     that fetch (at least ``fetch``): a lost seed asked again pays one search, not three or four
     (issue 18 at 1M: 0.28% of a 10% block's members are lost at its graph's ef, 23 of its 275
@@ -199,7 +192,7 @@ def lost_answer(
             return None
         f: int | None = max(fetch, first)
     else:
-        f = _lost_fetch(fetch, ss)
+        f = lost_fetch(fetch, ss.sub.ef, ss.n)
     while f is not None:
         labels = graph_rows(ss, q2, f, rows_of)
         if labels is None:  # hnswlib#444
@@ -208,7 +201,7 @@ def lost_answer(
         if rows[0] == seed_row or not seed_lost(seed_row, rows, dl):
             ss.lost[seed_row] = f
             return rows, dl, f
-        f = _lost_fetch(f, ss)
+        f = lost_fetch(f, ss.sub.ef, ss.n)
     ss.lost[seed_row] = 0
     return None
 
