@@ -137,8 +137,11 @@ class FastPlan:
         #: inside its key range, ``cf.table_drop``), or None
         self.drop: dict[int, tuple[Any, list[int]]] | None = None
         #: table, category filters: block key -> (its eligible set with a graph, flat views of the
-        #: set's vector rows and per-row flag), for :meth:`FastMixin._fast_block`
-        self.graphs: dict[tuple[int, int, bool], tuple[Any, memoryview, memoryview]] = {}
+        #: set's vector rows and per-row flag, and of each key variant's keys by the graph's labels,
+        #: by variant), for :meth:`FastMixin._fast_block` and :meth:`FastMixin._fast_keyed_block`
+        self.graphs: dict[
+            tuple[int, int, bool], tuple[Any, memoryview, memoryview, dict[int, memoryview]]
+        ] = {}
         #: set by :meth:`FastMixin._keep_fast`: the searcher's ``pos_of_id`` and ``qunit``, and the
         #: catalogue view's ids (:func:`_ids_at`), read from the plan's slots (one object, no
         #: searcher attributes to chase after a beam search)
@@ -419,7 +422,10 @@ class FastMixin:
         learned as the general path learns it). None when that falls short too."""
         kept = fp.graphs.get(key)  # the block's rows as a flat view, kept per block (and set)
         if kept is None or kept[0] is not ss:
-            kept = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
+            kept = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row), {})
+        by_col = kept[3].get(var)  # the key variant's keys by the graph's labels
+        if by_col is None:
+            by_col = kept[3][var] = _flat(fp.cf.table_kvs[var].by_row[ss.rows])
         got = block_first(
             ss,
             fp.qunit[pos : pos + 1],
@@ -432,6 +438,7 @@ class FastMixin:
             n_elig,
             kept[1],
             self._self_first,
+            by_col,
         )
         if got is None:
             return None
@@ -461,8 +468,8 @@ class FastMixin:
             ss = cf.blocks.get(key)
             if ss is None or ss.sub is None:
                 return None
-            got = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
-        ss, rows_of, ok = got
+            got = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row), {})
+        ss, rows_of, ok, _ = got
         ss.uses += 1
         drop = fp.drop.get(pos) if fp.drop else None
         n_drop = len(drop[1]) if drop else 0
