@@ -108,8 +108,10 @@ class StaticSet:
         #: an HNSW index over the eligible block alone (label = column), built in the background
         #: for a filter that keeps being used and whose exact search costs more than a beam search
         self.sub: Any = None
-        #: (need, n) -> (fetch, exact cost, over-fetch cost): the planner's constants for this set
-        self.costs: dict[tuple[int, int], tuple[int, float, float]] = {}
+        #: (need, n) -> (fetch, exact cost, over-fetch cost): the planner's constants for this set;
+        #: ("band", need, fetch, span, unit) -> a category block's members from which a key range
+        #: inside it is searched on its graph (:meth:`~recsys.search.static.StaticMixin._block_sure`)
+        self.costs: dict[tuple[Any, ...], Any] = {}
         #: queries its graph answered (a category block's: the searcher-wide cap evicts the least
         #: used first, :meth:`~recsys.search.static.StaticMixin._fit_block_graph`), and ``id`` of
         #: the compiled filter whose block budget counts it (-1: none)

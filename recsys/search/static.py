@@ -603,12 +603,19 @@ class StaticMixin:
         for those whose label lay shallower; the block's graph holds only the block's items).
         (None, None): the main over-fetch, as before (its misses queue the block's graph)."""
         s, e, _ = key
-        short = fetch * n_elig < need * (e - s)
         ss = self._block_graph(cf, key)
         if ss is None:
             return None, None
-        fb = min(ss.n, max(_FETCH_MIN, fetch_for(need, n_elig / ss.n, ss.n)))
-        c_b = self._hnsw_cost(max(fb, ss.sub.ef))
+        unit = kv.unit is not None
+        sure = ss.costs.get(("band", need, fetch, e - s, unit))
+        if sure is None:
+            sure = ss.costs[("band", need, fetch, e - s, unit)] = self._block_sure(
+                ss, need, fetch, e - s, unit
+            )
+        if n_elig >= sure:  # the block's beam whatever the filter has learned (below)
+            return "block", ss
+        short = fetch * n_elig < need * (e - s)
+        c_b = self._block_beam_cost(ss, need, n_elig)
         deep = _DEEP_SHARE * fetch * n_elig < need * (e - s)
         c_h = self._hnsw_cost(fetch)
         # the main fetch's expected cost counts the block's beam its short seeds then pay as well
@@ -618,12 +625,41 @@ class StaticMixin:
         # 500 seeds there, 1.59x raw, s37-L)
         if not deep and c_b > c_h and cf.stats.fill_rate(1.0) * c_b > c_h:
             return None, None
-        c_x = self._range_exact_cost(e - s, n_elig)  # its rows spread over the block
-        if kv.unit is not None:  # the range is one slice of the key index's copy (_key_rows): no gather
-            c_x = min(c_x, self._exact_costs(n_elig, n_elig)[0])
-        if c_b < c_x:
+        if c_b < self._band_exact_cost(e - s, n_elig, unit):
             return "block", ss
         return ("exact", None) if short else (None, None)  # not short: the main fetch, as before
+
+    def _block_beam_cost(self, ss: StaticSet, need: int, n_elig: int) -> float:
+        """The price of :func:`block_first`'s beam on the block's graph for ``need`` of a key
+        range's ``n_elig`` members (its fetch sized to their share of the block)."""
+        fb = min(ss.n, max(_FETCH_MIN, fetch_for(need, n_elig / ss.n, ss.n)))
+        return self._hnsw_cost(max(fb, ss.sub.ef))
+
+    def _band_exact_cost(self, span: int, n_elig: int, unit: bool) -> float:
+        """The price of an exact search over a key range's ``n_elig`` rows spread over ``span``
+        rows of a block (``unit``: the range is one slice of its key index's copy, ``_key_rows``:
+        no gather)."""
+        c_x = self._range_exact_cost(span, n_elig)
+        return min(c_x, self._exact_costs(n_elig, n_elig)[0]) if unit else c_x
+
+    def _block_sure(self, ss: StaticSet, need: int, fetch: int, span: int, unit: bool) -> int:
+        """The fewest members of a key range inside the block (``span`` rows) from which on
+        :meth:`_in_block_choice` answers ``"block"`` whatever the filter has learned: the block's
+        beam priced no higher than the main fetch's and lower than the exact search (the beam's
+        price only falls and the exact one's only grows with the members, so the first such count
+        is found by bisection); ``span + 1``: none. Computed once per set, need, fetch and span
+        (``ss.costs``): the per-query choice of a wide band is one comparison (issue 18 at 100k,
+        correlated 50% + price band: its costs were about 7% of each query)."""
+        c_h = self._hnsw_cost(fetch)
+        lo, hi = 1, span + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            c_b = self._block_beam_cost(ss, need, mid)
+            if c_b <= c_h and c_b < self._band_exact_cost(span, mid, unit):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
     def _block_keyed(self, qq: Query, ss: StaticSet, cand: KeyRange, n_elig: int) -> SearchResult | None:
         """A lean filter with a key range inside a category block (a price band, a gender) whose
