@@ -182,3 +182,56 @@ def test_a_price_band_inside_a_block_with_a_graph_is_searched_on_that_graph_firs
         ), item
         assert ref.scores == res.scores and ref.removed_by_rule == res.removed_by_rule, item
     assert recall_and_counts(searcher, cfg, probe, got) >= 0.99
+
+
+def test_a_bands_choice_inside_a_block_is_the_full_rules_from_the_members_it_is_decided_by(correlated):
+    """A key range inside a block with a graph goes to the block's beam by one comparison from
+    the fewest members at which the full rule (the block's beam against the main fetch, the
+    filter's learned fill rate, the exact search's price) picks it whatever was learned: at and
+    above that count the full rule says ``"block"`` for every fill rate; one below it, the block's
+    beam is priced over the main fetch's or not under the exact search (the full rule may still
+    pick it there, for a deep seed or a fill rate); the count is found once per set (``ss.costs``)."""
+    searcher, cfg = _band_with_block_graphs(correlated)
+    cf = searcher.compile(cfg)
+    kv = cf.table_kvs[0]
+    stats = cf.stats
+    for key, ss in cf.blocks.items():
+        s, e, _ = key
+        for need in (11, 21):
+            ss.costs.clear()
+            searcher._in_block_choice(cf, key, e - s, need, 64, kv)  # a wide band: kept once
+            kept = [v for c, v in ss.costs.items() if c[0] == "band" and c[1] == need]
+            assert len(kept) == 1
+            sure = kept[0]
+            assert 1 < sure <= e - s
+            full = {}
+            for n_elig in sorted({max(1, sure - 1), sure, (sure + e - s) // 2, e - s}):
+                for fill in (0.0, 0.5, 1.0):
+                    stats.fill_rate = lambda prior, fill=fill: fill  # noqa: E731 (what was learned)
+                    ss.costs.clear()
+                    ss.costs[("band", need, 64, e - s, kv.unit is not None)] = e - s + 1  # never sure
+                    full[(n_elig, fill)] = searcher._in_block_choice(cf, key, n_elig, need, 64, kv)[0]
+                    del stats.fill_rate
+            assert all(full[(n, f)] == "block" for (n, f) in full if n >= sure), (key, need, sure, full)
+            c_b = searcher._block_beam_cost(ss, need, sure - 1)
+            unit = kv.unit is not None
+            assert c_b > searcher._hnsw_cost(64) or c_b >= searcher._band_exact_cost(e - s, sure - 1, unit)
+    # a block graph whose beam costs more than the main fetch's (a wider ef): never decided by the
+    # count; a wide band of a filter whose main fetches fill keeps the main fetch
+    key, ss = next(iter(cf.blocks.items()))
+    ef = ss.sub.ef
+    ss.sub.set_ef(searcher._index.ef + 8)  # priced over the main fetch, under the exact search
+    try:
+        ss.costs.clear()
+        c_b = searcher._block_beam_cost(ss, 11, key[1] - key[0])
+        assert (
+            searcher._hnsw_cost(64)
+            < c_b
+            < searcher._band_exact_cost(key[1] - key[0], key[1] - key[0], kv.unit is not None)
+        )
+        stats.fill_rate = lambda prior: 1.0  # noqa: E731
+        assert searcher._in_block_choice(cf, key, key[1] - key[0], 11, 64, kv) == (None, None)
+        assert ss.costs[("band", 11, 64, key[1] - key[0], kv.unit is not None)] == key[1] - key[0] + 1
+    finally:
+        del stats.fill_rate
+        ss.sub.set_ef(ef)
