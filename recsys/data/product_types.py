@@ -1,0 +1,178 @@
+"""A product type inferred from the titles, for a catalogue that has no category column.
+
+The type of a product is the head of its title: the last words of the name, where most
+languages' shop titles put the noun ("DKNY Unisex Black Printed Medium **Trolley Bag**",
+"Chocolate Sandwich **Cookies**"). A title's head phrase is its longest suffix of 1 to
+``max_words`` normalised words that ends enough *distinct* titles (``min_titles``); a title
+whose suffixes are all rarer gets no type (left blank, not guessed).
+
+No word list of any shop or language is used. What is learned from the catalogue itself:
+
+- a *variant word* is one that varies between titles that are otherwise identical, word for
+  word: the colour in "Water Bottle - Orange" / "Water Bottle - Blue", the size in "Medium
+  Trolley Bag" / "Large Trolley Bag". A word that varies in at least ``variant_share`` of the
+  titles holding it is skipped when the head is read, so "Bottle - Orange" does not become a
+  type;
+- words holding a digit (sizes, units' amounts, model numbers) are skipped too;
+- the title is cut at its first separator (`` - ``, ``|``, ``,``, ``(``, ``:``) when one is
+  present, as catalogues write a variant or a detail after it ("Durum Wheat Pasta - Lasagne",
+  "Liquid Laundry Detergent, Daybreak Fresh Scent").
+
+Titles are counted once however many items share them (size or colour variants under several
+ids do not make a type on their own). The type's label is the phrase's most frequent spelling
+in the titles ("T-shirt" for ``t-shirt``, ``T-Shirt`` and ``Tshirt``).
+
+The thresholds were chosen by agreement with the real categories of catalogues that have
+them, hidden (``bench/product_types.py``; ``docs/MEASUREMENTS.md``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+#: Defaults chosen on BigBasket's ``type``, Instacart's aisles and the demo's leaves (hidden).
+MIN_TITLES = 5
+MAX_WORDS = 2
+VARIANT_SHARE = 0.5
+
+_WORD = re.compile(r"[^\W_]+(?:['\u2019.\-][^\W_]+)*")
+_CUT = re.compile(r"\s[-\u2013\u2014|:]\s|[,(\[|]")
+_DIGIT = re.compile(r"\d")
+_JOINERS = str.maketrans("", "", "'\u2019.-")
+
+
+@dataclass(frozen=True)
+class InferredTypes:
+    """The result of :func:`infer_product_types`.
+
+    Attributes
+    ----------
+    types : pandas.Series
+        One label per title ("" where no shared head phrase was found), aligned with the input.
+    n_types : int
+        Distinct labels given.
+    coverage : float
+        Share of the titles that got a type.
+    """
+
+    types: pd.Series
+    n_types: int
+    coverage: float
+
+
+def _words(title: str, cut: bool = True) -> list[tuple[str, str]]:
+    """(normalised, as written) words of the title's first segment (of the whole title when
+    ``cut`` is False)."""
+    text = str(title)
+    head = _CUT.split(text, maxsplit=1)[0] if cut else text
+    if not head.strip():  # a title that starts with its separator: "(Pack of 2) Socks"
+        head = text
+    return [(m.casefold().translate(_JOINERS), m) for m in _WORD.findall(head)]
+
+
+def variant_words(titles: Iterable[list[str]], variant_share: float = VARIANT_SHARE) -> set[str]:
+    """Words that vary between otherwise identical titles in at least ``variant_share`` of the
+    distinct titles holding them (a colour, a size, a flavour written at the same place).
+
+    ``titles`` are distinct titles as lists of normalised words."""
+    slots: dict[tuple[int, int, int], set[str]] = defaultdict(set)
+    held: Counter[str] = Counter()
+    for words in {tuple(t) for t in titles}:
+        held.update(set(words))
+        # the words before and after each place, as running hashes: O(words) per title
+        before = [0]
+        for w in words:
+            before.append(hash((before[-1], w)))
+        after = [0]
+        for w in reversed(words):
+            after.append(hash((after[-1], w)))
+        n = len(words)
+        for i, w in enumerate(words):
+            slots[(i, before[i], after[n - 1 - i])].add(w)
+    varied: Counter[str] = Counter()
+    for key, options in slots.items():
+        if len(options) > 1:
+            for w in options:
+                varied[w] += 1
+    return {w for w, n in varied.items() if n >= 2 and n >= variant_share * held[w]}
+
+
+def infer_product_types(
+    titles: Iterable[str] | pd.Series,
+    *,
+    min_titles: int = MIN_TITLES,
+    max_words: int = MAX_WORDS,
+    variant_share: float = VARIANT_SHARE,
+    cut: bool = True,
+) -> InferredTypes:
+    """The head phrase of each title as its product type (see the module docstring).
+
+    Parameters
+    ----------
+    titles : iterable of str or pandas.Series
+        The products' names, one per item (blank for an item with none).
+    min_titles : int, default MIN_TITLES
+        Distinct titles a phrase must end to be a type.
+    max_words : int, default MAX_WORDS
+        Longest head phrase, in words.
+    variant_share : float, default VARIANT_SHARE
+        A word varying between otherwise identical titles in this share of the titles holding
+        it is a variant word (colour, size) and never part of a type.
+    cut : bool, default True
+        Read the head of the title's first segment (before `` - ``, ``,``, ``(``...).
+
+    Returns
+    -------
+    InferredTypes
+    """
+    if min_titles < 2:
+        raise ValueError("min_titles must be at least 2: a phrase one title holds is no type")
+    if max_words < 1:
+        raise ValueError("max_words must be at least 1")
+    series = titles if isinstance(titles, pd.Series) else pd.Series(list(titles), dtype=object)
+    text = series.fillna("").astype(str)
+    codes, uniques = pd.factorize(text)
+    parsed = [_words(t, cut) for t in uniques]
+    full = [tuple(n for n, _ in words) for words in parsed]
+    variants = variant_words(full, variant_share)
+    skipped = variants | {w for words in full for w in words if _DIGIT.search(w)}
+    heads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    for words in parsed:
+        kept = [(n, w) for n, w in words if n not in skipped]
+        heads.append((tuple(n for n, _ in kept[-max_words:]), tuple(w for _, w in kept[-max_words:])))
+    # support: distinct normalised titles ending with the phrase
+    ends: dict[tuple[str, ...], set[tuple[str, ...]]] = defaultdict(set)
+    for (norm, _), key in zip(heads, full):
+        for k in range(1, len(norm) + 1):
+            ends[norm[-k:]].add(key)
+    support = {phrase: len(keys) for phrase, keys in ends.items()}
+    spellings: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+    labels: list[str] = []
+    for norm, written in heads:
+        label = ""
+        for k in range(len(norm), 0, -1):
+            if support.get(norm[-k:], 0) >= min_titles:
+                spellings[norm[-k:]][" ".join(written[-k:])] += 1
+                label = norm[-k:]  # type: ignore[assignment]
+                break
+        labels.append(label)  # type: ignore[arg-type]
+    shown = {phrase: _label(c) for phrase, c in spellings.items()}
+    per_title = [shown[p] if p else "" for p in labels]
+    out = pd.Series([per_title[c] if c >= 0 else "" for c in codes], index=series.index, dtype=object)
+    typed = out != ""
+    return InferredTypes(
+        types=out.astype(str),
+        n_types=int(out[typed].nunique()),
+        coverage=float(typed.mean()) if len(out) else 0.0,
+    )
+
+
+def _label(spellings: Counter[str]) -> str:
+    """The most frequent spelling, its first letter upper-cased ("trolley bag" -> "Trolley bag")."""
+    best = max(spellings.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    return best[:1].upper() + best[1:]
