@@ -33,8 +33,8 @@ from recsys.data.loaders import (
     build_dataset,
     read_table,
 )
-from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
 from recsys.data.mapping import DROP_TARGETS
+from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
 from recsys.data.tables import FOLDER_SUFFIXES, guessed_mapping
 from recsys.errors import DataValidationError
 
@@ -784,11 +784,13 @@ def _category_opt_out(
     out of the mapping when no file has such a column (it names no column to drop)."""
     if not mapping:
         return mapping, False
-    nested = set(mapping) <= {"catalog", "interactions"} and all(isinstance(v, Mapping) for v in mapping.values())
+    nested = set(mapping) <= {"catalog", "interactions"} and all(
+        isinstance(v, Mapping) for v in mapping.values()
+    )
     frames = {"catalog": cat, "interactions": inter}
     out: dict[str, Any] = {}
     opted = False
-    for part, sub in (mapping.items() if nested else [(None, mapping)]):
+    for part, sub in mapping.items() if nested else [(None, mapping)]:
         kept = {}
         for src, dst in sub.items():
             drop = dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS)
@@ -817,7 +819,9 @@ def _infer_category(ds: Dataset, table: str) -> None:
     notes = ds.report.reading.setdefault(table, {})
     how = "leave it out with --map category=-, or use a column of yours with --map COLUMN=category"
     if inferred.n_types == 0:
-        notes["category"] = f"none: the file has no category column, and no title phrase ends {MIN_TITLES} titles"
+        notes["category"] = (
+            f"none: the file has no category column, and no title phrase ends {MIN_TITLES} titles"
+        )
         return
     ds.catalog["category"] = inferred.types.to_numpy()
     said = f"inferred from title: {inferred.n_types:,} types, {inferred.coverage:.0%} of items"

@@ -80,7 +80,8 @@ def variant_words(titles: Iterable[list[str]], variant_share: float = VARIANT_SH
     distinct titles holding them (a colour, a size, a flavour written at the same place).
 
     ``titles`` are distinct titles as lists of normalised words."""
-    slots: dict[tuple[int, int, int], set[str]] = defaultdict(set)
+    slot_of: list[int] = []  # one row per (title, place): the rest of the title, hashed
+    word_of: list[str] = []
     held: Counter[str] = Counter()
     for words in {tuple(t) for t in titles}:
         held.update(set(words))
@@ -92,13 +93,11 @@ def variant_words(titles: Iterable[list[str]], variant_share: float = VARIANT_SH
         for w in reversed(words):
             after.append(hash((after[-1], w)))
         n = len(words)
-        for i, w in enumerate(words):
-            slots[(i, before[i], after[n - 1 - i])].add(w)
-    varied: Counter[str] = Counter()
-    for key, options in slots.items():
-        if len(options) > 1:
-            for w in options:
-                varied[w] += 1
+        slot_of += [hash((i, before[i], after[n - 1 - i])) for i in range(n)]
+        word_of += words
+    rows = pd.DataFrame({"slot": slot_of, "word": word_of}).drop_duplicates()
+    options = rows.groupby("slot")["word"].transform("size")
+    varied = rows.loc[options.to_numpy() > 1, "word"].value_counts()
     return {w for w, n in varied.items() if n >= 2 and n >= variant_share * held[w]}
 
 

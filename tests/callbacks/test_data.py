@@ -380,12 +380,16 @@ def test_a_catalogue_without_category_previews_its_inferred_types_and_none_turns
     map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
     chosen = [d.value for d in drops.values()]
     out = text_of(
-        data_page.preview_import(1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids)
+        data_page.preview_import(
+            1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids
+        )
     )
     assert "category: inferred from title: 1 types, 100% of items" in out and "Categories 1 " in out, out
     assert "leave it out with “Category when no column is mapped to it: none”" in out
     values, option_ids = _options(role="catalog", infer_category="off")
     out = text_of(
-        data_page.preview_import(1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids)
+        data_page.preview_import(
+            1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids
+        )
     )
     assert "inferred from title" not in out and "Categories 0 " in out, out
