@@ -55,6 +55,8 @@ STAGE_1 = {
     "cut": [True, False],
 }  # 2.0: none
 STAGE_2 = {"min_titles": [3, 5, 10, 20], "max_words": [1, 2, 3]}
+#: Then, at the best two thresholds, the variant words and the joining words ("with") on and off.
+STAGE_3 = {"variant_share": [0.5, 2.0], "connectives": [False, True]}
 
 
 def catalogues() -> dict[str, tuple[pd.Series, pd.Series]]:
@@ -137,6 +139,9 @@ def main() -> None:
         "--grid", action="store_true", help="score the whole grid and pick by the worst catalogue"
     )
     ap.add_argument(
+        "--stage-3-only", action="store_true", help="only the third stage, at min_titles 3 and 5, one word"
+    )
+    ap.add_argument(
         "--myntra-out", help="write Myntra's types (the 20 largest, 20 random titles) to this file"
     )
     args = ap.parse_args()
@@ -153,10 +158,24 @@ def main() -> None:
         name: score(infer_product_types(x, **default).types, y) for name, (x, y) in cats.items()
     }
     result["seconds_defaults_all"] = round(time.perf_counter() - t0, 2)
+    if args.stage_3_only:
+        result["grid_stage_3"] = search(
+            cats, {"min_titles": [3, 5], "max_words": [1], "cut": [True], **STAGE_3}
+        )
     if args.grid:
         result["grid_stage_1"] = search(cats, STAGE_1)
         best = {k: v for k, v in result["grid_stage_1"][0].items() if k in ("variant_share", "cut")}
         result["grid_stage_2"] = search(cats, {**STAGE_2, **{k: [v] for k, v in best.items()}})
+        top = result["grid_stage_2"][:2]
+        result["grid_stage_3"] = [
+            row
+            for t in top
+            for row in search(
+                cats,
+                {"min_titles": [t["min_titles"]], "max_words": [t["max_words"]], "cut": [True], **STAGE_3},
+            )
+        ]
+        result["grid_stage_3"].sort(key=lambda r: (-r["worst_ami_all"], -r["mean_ami_all"]))
     my = SHARED / "myntra_products" / "myntra_products_catalog.csv"
     if my.exists():
         from recsys.data.adapters import import_generic

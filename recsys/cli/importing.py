@@ -146,7 +146,7 @@ def add_parser(sub: Any) -> None:
         "report says which); map your columns to these fields with --map COLUMN=FIELD, which "
         "overrides the guess for the columns and fields it names (other columns are kept as extra "
         "attributes):\n" + fields_help() + "\n\nWhen no column is a category, the product type read "
-        "off the titles (their shared last words: 'Trolley Bag', 'Kurta') is stored as the category "
+        "off the titles (their shared last word: 'Bag', 'Kurta', 'T-shirt') is stored as the category "
         "and the report says so; --map category=- leaves it out, --map COLUMN=category uses your "
         "column.\n\nExamples:\n"
         "  recsys import csv events.txt --map SessionId=sequence_id ItemId=item_id Time=timestamp\n"

@@ -826,8 +826,8 @@ def _infer_category(ds: Dataset, table: str) -> None:
     ds.catalog["category"] = inferred.types.to_numpy()
     said = f"inferred from title: {inferred.n_types:,} types, {inferred.coverage:.0%} of items"
     notes["category"] = (
-        f"{said} (the file has no category column: each title's last words shared by at least "
-        f"{MIN_TITLES} titles, colours and sizes left out; items with none have no category); {how}"
+        f"{said} (the file has no category column: each title's last word shared by at least "
+        f"{MIN_TITLES} titles, colours, sizes and units left out; items with none have no category); {how}"
     )
     if "mapping" in notes:
         head, sep, tail = notes["mapping"].partition("; ")

@@ -1,29 +1,34 @@
 """A product type inferred from the titles, for a catalogue that has no category column.
 
-The type of a product is the head of its title: the last words of the name, where most
-languages' shop titles put the noun ("DKNY Unisex Black Printed Medium **Trolley Bag**",
+The type of a product is the head of its title: the last word of the name, where most
+languages' shop titles put the noun ("DKNY Unisex Black Printed Medium Trolley **Bag**",
 "Chocolate Sandwich **Cookies**"). A title's head phrase is its longest suffix of 1 to
-``max_words`` normalised words that ends enough *distinct* titles (``min_titles``); a title
-whose suffixes are all rarer gets no type (left blank, not guessed).
+``max_words`` normalised words (one by default: it agreed best with real categories) that ends
+at least ``min_titles`` *distinct* titles; a title whose suffixes are all rarer gets no type
+(left blank, not guessed).
 
 No word list of any shop or language is used. What is learned from the catalogue itself:
 
-- a *variant word* is one that varies between titles that are otherwise identical, word for
-  word: the colour in "Water Bottle - Orange" / "Water Bottle - Blue", the size in "Medium
-  Trolley Bag" / "Large Trolley Bag". A word that varies in at least ``variant_share`` of the
-  titles holding it is skipped when the head is read, so "Bottle - Orange" does not become a
-  type;
-- words holding a digit (sizes, units' amounts, model numbers) are skipped too;
+- a *variant word* varies between titles that are otherwise identical, word for word: the
+  colour in "Steel Water Bottle Red" / "Steel Water Bottle Blue", the size in "Cotton Kurta
+  Small" / "Cotton Kurta Large". A word that varies in at least ``variant_share`` of the titles
+  holding it is skipped when the head is read;
+- words holding a digit (sizes, amounts, model numbers) are skipped, and so are *units*: words
+  written right after a number in 90% of the titles holding them ("70 ml", "500 g", "2 pcs");
+- a *joining word* ("with", "for", "de", "mit") comes, inside titles, mostly right after words
+  that mostly end titles, after many different ones, and rarely ends a title itself: the head is
+  read before it ("Slip-On Sneakers with Green Stripe Detail" -> Sneakers);
 - the title is cut at its first separator (`` - ``, ``|``, ``,``, ``(``, ``:``) when one is
   present, as catalogues write a variant or a detail after it ("Durum Wheat Pasta - Lasagne",
   "Liquid Laundry Detergent, Daybreak Fresh Scent").
 
 Titles are counted once however many items share them (size or colour variants under several
-ids do not make a type on their own). The type's label is the phrase's most frequent spelling
-in the titles ("T-shirt" for ``t-shirt``, ``T-Shirt`` and ``Tshirt``).
+ids do not make a type on their own). The type's label is the word's most frequent spelling in
+the titles ("T-shirt" for ``t-shirt``, ``T-Shirt`` and ``Tshirt``), its first letter upper-cased.
 
-The thresholds were chosen by agreement with the real categories of catalogues that have
-them, hidden (``bench/product_types.py``; ``docs/MEASUREMENTS.md``).
+The settings were chosen by agreement with the real categories of catalogues that have them,
+hidden: BigBasket's ``type``, Instacart's aisles and the demo's leaves, the setting whose worst
+catalogue agrees best (``bench/product_types.py --grid``; ``docs/MEASUREMENTS.md``).
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-#: Defaults chosen on BigBasket's ``type``, Instacart's aisles and the demo's leaves (hidden).
-MIN_TITLES = 5
-MAX_WORDS = 2
+#: Chosen on BigBasket's ``type``, Instacart's aisles and the demo's leaves, hidden (the module docstring).
+MIN_TITLES = 3
+MAX_WORDS = 1
 VARIANT_SHARE = 0.5
 
 _WORD = re.compile(r"[^\W_]+(?:['\u2019.\-][^\W_]+)*")
@@ -101,6 +106,46 @@ def variant_words(titles: Iterable[list[str]], variant_share: float = VARIANT_SH
     return {w for w, n in varied.items() if n >= 2 and n >= variant_share * held[w]}
 
 
+def unit_words(titles: list[tuple[str, ...]], numbers: set[str]) -> set[str]:
+    """Words written right after a number in 90% of the (3 or more) titles holding them ("70 **ml**",
+    "500 **g**", "2 **pcs**"): units and counts, not products."""
+    held: Counter[str] = Counter()
+    after_number: Counter[str] = Counter()
+    for t in titles:
+        held.update(t)
+        for i in range(1, len(t)):
+            if t[i - 1] in numbers and t[i] not in numbers:
+                after_number[t[i]] += 1
+    return {w for w, n in after_number.items() if n >= 0.9 * held[w] and held[w] >= 3}
+
+
+def joining_words(titles: list[list[str]], min_titles: int = MIN_TITLES) -> set[str]:
+    """Words that join a head to what follows it ("with", "for", "de", "mit"): inside a title,
+    most often right after a word that mostly ends titles, and themselves rarely last.
+
+    ``titles`` are distinct titles as lists of normalised words."""
+    last: Counter[str] = Counter(t[-1] for t in titles if t)
+    held: Counter[str] = Counter(w for t in titles for w in t)
+    heads = {w for w, n in last.items() if n >= min_titles and n * 2 >= held[w]}
+    inside: Counter[str] = Counter()
+    after_head: Counter[str] = Counter()
+    before: dict[str, set[str]] = defaultdict(set)
+    for t in titles:
+        for i in range(1, len(t) - 1):
+            inside[t[i]] += 1
+            after_head[t[i]] += t[i - 1] in heads
+            before[t[i]].add(t[i - 1])
+    return {
+        w
+        for w, n in inside.items()
+        if n >= min_titles
+        and after_head[w] * 2 >= n
+        and len(before[w]) >= min_titles  # after many heads, not one ("Tea Tree Oil")
+        and w not in heads
+        and last[w] * 10 < n
+    }
+
+
 def infer_product_types(
     titles: Iterable[str] | pd.Series,
     *,
@@ -108,6 +153,8 @@ def infer_product_types(
     max_words: int = MAX_WORDS,
     variant_share: float = VARIANT_SHARE,
     cut: bool = True,
+    connectives: bool = True,
+    units: bool = True,
 ) -> InferredTypes:
     """The head phrase of each title as its product type (see the module docstring).
 
@@ -124,6 +171,10 @@ def infer_product_types(
         it is a variant word (colour, size) and never part of a type.
     cut : bool, default True
         Read the head of the title's first segment (before `` - ``, ``,``, ``(``...).
+    connectives : bool, default True
+        Read the head before a joining word (:func:`joining_words`).
+    units : bool, default True
+        Skip the words written after numbers (:func:`unit_words`).
 
     Returns
     -------
@@ -139,10 +190,16 @@ def infer_product_types(
     parsed = [_words(t, cut) for t in uniques]
     full = [tuple(n for n, _ in words) for words in parsed]
     variants = variant_words(full, variant_share)
-    skipped = variants | {w for words in full for w in words if _DIGIT.search(w)}
+    numbers = {w for words in full for w in words if _DIGIT.search(w)}
+    skipped = variants | numbers | (unit_words(full, numbers) if units else set())
+    kept_of = [[(n, w) for n, w in words if n not in skipped] for words in parsed]
+    joins = joining_words([[n for n, _ in k] for k in kept_of], min_titles) if connectives else set()
     heads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
-    for words in parsed:
-        kept = [(n, w) for n, w in words if n not in skipped]
+    for kept in kept_of:
+        for i in range(1, len(kept) - 1):
+            if kept[i][0] in joins:  # "Sneakers with Stripe Detail": the head is before "with"
+                kept = kept[:i]
+                break
         heads.append((tuple(n for n, _ in kept[-max_words:]), tuple(w for _, w in kept[-max_words:])))
     # support: distinct normalised titles ending with the phrase
     ends: dict[tuple[str, ...], set[tuple[str, ...]]] = defaultdict(set)

@@ -20,6 +20,14 @@ def _titles() -> list[str]:
             titles.append(f"{b} Steel Water Bottle {c} 750")  # and a number: skipped
         for s in SIZES:
             titles.append(f"{b} Women Cotton Kurta {s}")
+        # the head before a joining word
+        titles += [
+            f"{b} Cotton Kurta with Dupatta",
+            f"{b} Trolley Bag with Tag",
+            f"{b} Water Bottle with Lid",
+        ]
+        titles += [f"{b} Rose Perfume {n} ml" for n in (50, 100)]  # a unit after a number
+        titles.append(f"{b} Wheat Pasta - Family Pack")  # a detail after the separator
     titles += ["Hand-carved Walnut Chessboard", "Alfa Unisex Red Printed Trolley Bag"]  # one title twice
     return titles
 
@@ -28,15 +36,18 @@ def test_a_shared_head_is_a_type_and_colours_sizes_numbers_are_not():
     titles = _titles()
     inferred = infer_product_types(titles)
     got = dict(zip(titles, inferred.types))
-    assert got["Carlo Unisex Blue Printed Trolley Bag"] == "Trolley Bag"
+    assert got["Carlo Unisex Blue Printed Trolley Bag"] == "Bag"
     # the colour, last but varying between otherwise identical titles, is no type
-    assert got["Delta Steel Water Bottle Green 750"] == "Water Bottle"
-    assert got["Echo Women Cotton Kurta Large"] == "Cotton Kurta"
-    assert got["Hand-carved Walnut Chessboard"] == ""  # no phrase shared: no type, not a guess
-    assert inferred.n_types == 3
+    assert got["Delta Steel Water Bottle Green 750"] == "Bottle"
+    assert got["Echo Women Cotton Kurta Large"] == "Kurta"
+    assert got["Fox Cotton Kurta with Dupatta"] == "Kurta"
+    assert got["Bravo Rose Perfume 100 ml"] == "Perfume"
+    assert got["Echo Wheat Pasta - Family Pack"] == "Pasta"
+    assert got["Hand-carved Walnut Chessboard"] == ""  # no word shared: no type, not a guess
+    assert inferred.n_types == 5
     assert inferred.coverage == (len(titles) - 1) / len(titles)
     # titles are counted once: four ids of one name make no type
-    assert infer_product_types(["Lone Chessboard"] * 4 + ["x"]).n_types == 0
+    assert infer_product_types(["Lone Chessboard"] * 4 + ["Zed Lamp", "Kay Lamp"]).n_types == 0
 
 
 def _catalogue(tmp_path, with_category: bool = False):
@@ -51,13 +62,13 @@ def _catalogue(tmp_path, with_category: bool = False):
 def test_import_without_a_category_column_stores_and_reports_the_inferred_type(tmp_path):
     ds = import_generic(_catalogue(tmp_path), None)
     cat = ds.catalog.set_index("title")["category"]
-    assert cat["Fox Steel Water Bottle Black 750"] == "Water Bottle"
+    assert cat["Fox Steel Water Bottle Black 750"] == "Bottle"
     assert cat["Hand-carved Walnut Chessboard"] == ""
-    assert ds.summary()["categories"] == 3
+    assert ds.summary()["categories"] == 5
     notes = ds.report.reading["catalog"]
-    assert notes["category"].startswith("inferred from title: 3 types, 98% of items")
-    assert "category (inferred from title: 3 types, 98% of items)" in notes["mapping"]
-    assert "category: inferred from title: 3 types" in format_report(ds)
+    assert notes["category"].startswith("inferred from title: 5 types, 99% of items")
+    assert "category (inferred from title: 5 types, 99% of items)" in notes["mapping"]
+    assert "category: inferred from title: 5 types" in format_report(ds)
 
 
 def test_the_opt_out_and_a_column_of_ones_own(tmp_path):
