@@ -95,7 +95,7 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
         "infer_category",
         "Category when no column is mapped to it",
         "select",
-        [("", "the product type read off the titles"), ("off", "none")],
+        [("", "read off the titles"), ("off", "none")],
     ),
 )
 
