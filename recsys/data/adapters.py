@@ -820,7 +820,7 @@ def _infer_category(ds: Dataset, table: str) -> None:
     how = "leave it out with --map category=-, or use a column of yours with --map COLUMN=category"
     if inferred.n_types == 0:
         notes["category"] = (
-            f"none: the file has no category column, and no title phrase ends {MIN_TITLES} titles"
+            f"none: the file has no category column, and no word ends {MIN_TITLES} distinct titles"
         )
         return
     ds.catalog["category"] = inferred.types.to_numpy()

@@ -69,6 +69,18 @@ def test_import_without_a_category_column_stores_and_reports_the_inferred_type(t
     assert notes["category"].startswith("inferred from title: 5 types, 99% of items")
     assert "category (inferred from title: 5 types, 99% of items)" in notes["mapping"]
     assert "category: inferred from title: 5 types" in format_report(ds)
+    # with an events file too: the catalogue's titles, said on the catalogue's notes
+    events = tmp_path / "events.csv"
+    events.write_text("session,sku\n1,s0\n1,s1\n2,s2\n")
+    ds = import_generic(_catalogue(tmp_path), events)
+    assert (
+        ds.summary()["categories"] == 5 and "inferred from title" in ds.report.reading["catalog"]["category"]
+    )
+    # too few titles to share a word: no category, and the note says why
+    (tmp_path / "two.csv").write_text("sku,name\na,Walnut Chessboard\nb,Brass Lamp\n")
+    ds = import_generic(tmp_path / "two.csv", None)
+    assert (ds.catalog["category"] == "").all()
+    assert ds.report.reading["catalog"]["category"].startswith("none: the file has no category column")
 
 
 def test_the_opt_out_and_a_column_of_ones_own(tmp_path):
