@@ -824,7 +824,8 @@ def _infer_category(ds: Dataset, table: str) -> None:
         )
         return
     ds.catalog["category"] = inferred.types.to_numpy()
-    said = f"inferred from title: {inferred.n_types:,} types, {inferred.coverage:.0%} of items"
+    types = f"{inferred.n_types:,} type{'' if inferred.n_types == 1 else 's'}"
+    said = f"inferred from title: {types}, {inferred.coverage:.0%} of items"
     notes["category"] = (
         f"{said} (the file has no category column: each title's last word shared by at least "
         f"{MIN_TITLES} titles, colours, sizes and units left out; items with none have no category); {how}"

@@ -384,7 +384,7 @@ def test_a_catalogue_without_category_previews_its_inferred_types_and_none_turns
             1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids
         )
     )
-    assert "category: inferred from title: 1 types, 100% of items" in out and "Categories 1 " in out, out
+    assert "category: inferred from title: 1 type, 100% of items" in out and "Categories 1 " in out, out
     assert "leave it out with “Category when no column is mapped to it: none”" in out
     values, option_ids = _options(role="catalog", infer_category="off")
     out = text_of(
@@ -393,3 +393,12 @@ def test_a_catalogue_without_category_previews_its_inferred_types_and_none_turns
         )
     )
     assert "inferred from title" not in out and "Categories 0 " in out, out
+    # the import job stores what the preview showed
+    message, current = data_page.start_import(
+        1, "csv", str(path), "no_types", chosen, map_ids, "sessions", "raise", values, option_ids
+    )
+    job = JobStore(root).wait(current["job_id"], timeout=60)
+    assert job["status"] == "done", job.get("error")
+    from recsys.data.schema import load_dataset
+
+    assert (load_dataset("no_types", root).catalog["category"] == "").all()
