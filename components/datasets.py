@@ -34,6 +34,8 @@ _FORM_WORDS: tuple[tuple[str, str], ...] = (
     (r"--columns", "Column names"),
     (r"--category-sep", "category separator"),
     (r"--kind baskets", "“Sequences are: baskets / orders”"),
+    (r"--map category=-", "“Category when no column is mapped to it: none”"),
+    (r"--map COLUMN=category", "the category dropdown"),
     (r"--map (\S+)=(\S+)", r"the mapping of column \1 to \2"),
     (r"--map of column", "mapping of column"),
     (r"--map", "the column mapping"),

@@ -91,6 +91,12 @@ READ_FORM: tuple[tuple[str, str, str, Any], ...] = (
     ("tz", "Time zone of times written without one", "text", "UTC (e.g. UTC+8, Europe/London)"),
     ("session_gap", "Cut sessions on a gap (no session column)", "text", "e.g. 30m"),
     ("event_map", "Event codes", "text", "e.g. pv=view cart=cart buy=purchase"),
+    (
+        "infer_category",
+        "Category when no column is mapped to it",
+        "select",
+        [("", "read off the titles"), ("off", "none")],
+    ),
 )
 
 
@@ -125,6 +131,8 @@ def options_from_form(
         out["catalog_path"] = str(_catalog_path(raw["catalog"].strip(), events).resolve())
     if raw.get("role") == "catalog":
         out["role"] = "catalog"
+    if raw.get("infer_category") == "off":
+        out["infer_category"] = False
     return out
 
 

@@ -145,7 +145,10 @@ def add_parser(sub: Any) -> None:
         "reported; every guess can be overridden. Columns named like a field are taken as it (the "
         "report says which); map your columns to these fields with --map COLUMN=FIELD, which "
         "overrides the guess for the columns and fields it names (other columns are kept as extra "
-        "attributes):\n" + fields_help() + "\n\nExamples:\n"
+        "attributes):\n" + fields_help() + "\n\nWhen no column is a category, the product type read "
+        "off the titles (their shared last word: 'Bag', 'Kurta', 'T-shirt') is stored as the category "
+        "and the report says so; --map category=- leaves it out, --map COLUMN=category uses your "
+        "column.\n\nExamples:\n"
         "  recsys import csv events.txt --map SessionId=sequence_id ItemId=item_id Time=timestamp\n"
         "  recsys import csv log.csv --columns user_id,item_id,category,event_type,timestamp "
         "--event-map pv=view buy=purchase --session-gap 30m\n"
@@ -172,7 +175,8 @@ def add_parser(sub: Any) -> None:
         metavar="COLUMN=FIELD",
         help="csv only: map your columns to the fields listed above, e.g. --map SessionId=sequence_id; "
         "by position when the file has no header (--map 0=item_id); several columns to category "
-        "join into one path in order; FIELD '-' drops a column",
+        "join into one path in order; FIELD '-' drops a column; category=- stores no category "
+        "(none inferred from the titles either)",
     )
     p.add_argument(
         "--kind",

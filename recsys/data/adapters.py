@@ -33,6 +33,7 @@ from recsys.data.loaders import (
     build_dataset,
     read_table,
 )
+from recsys.data.mapping import DROP_TARGETS
 from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
 from recsys.data.tables import FOLDER_SUFFIXES, guessed_mapping
 from recsys.errors import DataValidationError
@@ -604,6 +605,7 @@ READ_OPTIONS = (
     "event_map",
     "preview_rows",
     "guess",
+    "infer_category",
 )
 
 
@@ -629,6 +631,7 @@ def import_generic(
     event_map: Any = None,
     preview_rows: int | None = None,
     guess: bool = True,
+    infer_category: bool = True,
 ) -> Dataset:
     """Import your own catalog and/or interactions (CSV/TSV/.dat, gzipped too, JSON lines, .xlsx or Parquet).
 
@@ -681,6 +684,11 @@ def import_generic(
         (:func:`recsys.data.tables.guessed_mapping`: the same guesses the messages list).
         False: the mapping is the whole mapping (the Data page's form, whose dropdowns were
         pre-filled with the guesses and then chosen by the user).
+    infer_category : bool, default True
+        When no column is mapped to ``category`` (none in the files, none in the mapping), the
+        product type read off the titles is stored as the category
+        (:func:`recsys.data.product_types.infer_product_types`) and the report says so. False,
+        or a mapping ``category=-`` (the command line's ``--map category=-``): no category.
 
     Raises
     ------
@@ -735,6 +743,8 @@ def import_generic(
                 + "; the others left out (say otherwise with --event-map)"
             )
     kind = kind or "sessions"
+    mapping, opted_out = _category_opt_out(mapping, cat, inter)
+    infer_category = infer_category and not opted_out
     cat_map, int_map = _split_mapping(mapping, cat, inter, (cat_src, inter_src))
     if guess:
         # columns and fields the mapping does not name keep the guess their names give (reported)
@@ -746,7 +756,8 @@ def import_generic(
     if cat is not None:
         cat = apply_mapping(cat, cat_map, file=cat_src)
         _require(cat, ("item_id",), cat_src)
-    return build_dataset(
+    has_category = any(f is not None and "category" in f.columns for f in (cat, inter))
+    ds = build_dataset(
         name,
         cat,
         inter,
@@ -760,6 +771,68 @@ def import_generic(
         session_gap=gap,
         event_map=emap,
     )
+    if infer_category and not has_category:
+        _infer_category(ds, "catalog" if cat is not None else "interactions")
+    return ds
+
+
+def _category_opt_out(
+    mapping: Mapping[str, Any] | None, cat: pd.DataFrame | None, inter: pd.DataFrame | None
+) -> tuple[Mapping[str, Any] | None, bool]:
+    """(the mapping, whether it says "no category"): ``category=-`` (a column of that name left
+    out, or, when no file has one, no product type inferred from the titles). The entry is taken
+    out of the mapping when no file has such a column (it names no column to drop)."""
+    if not mapping:
+        return mapping, False
+    nested = set(mapping) <= {"catalog", "interactions"} and all(
+        isinstance(v, Mapping) for v in mapping.values()
+    )
+    frames = {"catalog": cat, "interactions": inter}
+    out: dict[str, Any] = {}
+    opted = False
+    for part, sub in mapping.items() if nested else [(None, mapping)]:
+        kept = {}
+        for src, dst in sub.items():
+            drop = dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS)
+            if str(src) == "category" and drop:
+                opted = True
+                where = [frames[part]] if part else list(frames.values())
+                if not any(f is not None and "category" in f.columns for f in where):
+                    continue
+            kept[src] = dst
+        if part is None:
+            out = kept
+        else:
+            out[part] = kept
+    return out, opted
+
+
+def _infer_category(ds: Dataset, table: str) -> None:
+    """Store the product type read off the titles as the category of a catalogue that has none,
+    and say so in the report (the file's reading notes and the mapping line)."""
+    from recsys.data.product_types import MIN_TITLES, infer_product_types
+
+    titles = ds.catalog["title"].astype(str)
+    if not (titles.str.strip() != "").any():
+        return
+    inferred = infer_product_types(titles)
+    notes = ds.report.reading.setdefault(table, {})
+    how = "leave it out with --map category=-, or use a column of yours with --map COLUMN=category"
+    if inferred.n_types == 0:
+        notes["category"] = (
+            f"none: the file has no category column, and no word ends {MIN_TITLES} distinct titles"
+        )
+        return
+    ds.catalog["category"] = inferred.types.to_numpy()
+    types = f"{inferred.n_types:,} type{'' if inferred.n_types == 1 else 's'}"
+    said = f"inferred from title: {types}, {inferred.coverage:.0%} of items"
+    notes["category"] = (
+        f"{said} (the file has no category column: each title's last word shared by at least "
+        f"{MIN_TITLES} titles, colours, sizes and units left out; items with none have no category); {how}"
+    )
+    if "mapping" in notes:
+        head, sep, tail = notes["mapping"].partition("; ")
+        notes["mapping"] = f"{head}, category ({said}){sep}{tail}"
 
 
 def _resolve_csv_paths(

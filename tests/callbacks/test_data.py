@@ -365,3 +365,40 @@ def test_the_path_box_names_the_import_folder_and_shows_a_path_inside_it(root, t
     for source in ("csv", "instacart"):
         example = data_page.source_hint(source)[2]
         assert example.startswith("e.g. ") and "/path/to" not in example, example
+
+
+def test_a_catalogue_without_category_previews_its_inferred_types_and_none_turns_them_off(
+    root, tmp_path, data_page
+):
+    path = tmp_path / "fashion.csv"
+    names = [f"{b} Women {c} Printed Kurta" for b in "ABCDEF" for c in ("Red", "Blue")]
+    path.write_text("sku,name\n" + "".join(f"s{i},{n}\n" for i, n in enumerate(names)))
+    values, option_ids = _options(role="catalog")
+    children, _, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+    drops = _mapping_dropdowns(children)
+    assert drops["category"].value == []  # no column to offer: the form leaves it empty
+    map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
+    chosen = [d.value for d in drops.values()]
+    out = text_of(
+        data_page.preview_import(
+            1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids
+        )
+    )
+    assert "category: inferred from title: 1 type, 100% of items" in out and "Categories 1 " in out, out
+    assert "leave it out with “Category when no column is mapped to it: none”" in out
+    values, option_ids = _options(role="catalog", infer_category="off")
+    out = text_of(
+        data_page.preview_import(
+            1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids
+        )
+    )
+    assert "inferred from title" not in out and "Categories 0 " in out, out
+    # the import job stores what the preview showed
+    message, current = data_page.start_import(
+        1, "csv", str(path), "no_types", chosen, map_ids, "sessions", "raise", values, option_ids
+    )
+    job = JobStore(root).wait(current["job_id"], timeout=60)
+    assert job["status"] == "done", job.get("error")
+    from recsys.data.schema import load_dataset
+
+    assert (load_dataset("no_types", root).catalog["category"] == "").all()

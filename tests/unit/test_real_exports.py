@@ -99,6 +99,10 @@ def test_myntra(shared_datasets, tmp_path, capsys):
     assert not cat["Primary_Color"].str.startswith(" ").any()
     assert cat["description"].str.contains("\n").sum() > 0  # quoted line breaks kept inside the field
     assert not any(c.startswith(("Unnamed", "column_")) for c in cat.columns)
+    # no category column: the product type read off the titles, on most items, and said so
+    assert (cat["category"] != "").mean() > 0.9 and ds.summary()["categories"] > 100
+    assert ds.report.reading["catalog"]["category"].startswith("inferred from title: ")
+    assert cat.set_index("item_id").loc["10017413", "category"] == "Bag"  # a Trolley Bag
 
 
 @pytest.mark.realdata
