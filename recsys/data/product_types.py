@@ -34,6 +34,7 @@ catalogue agrees best (``bench/product_types.py --grid``; ``docs/MEASUREMENTS.md
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,7 +46,23 @@ MIN_TITLES = 3
 MAX_WORDS = 1
 VARIANT_SHARE = 0.5
 
-_WORD = re.compile(r"[^\W_]+(?:['\u2019.\-][^\W_]+)*")
+
+def _marks() -> str:
+    """A character class body of Unicode's combining marks (categories Mn, Mc, Me): the vowel
+    signs and viramas of Devanagari, Tamil, Thai... that ``\\w`` does not match, so a word
+    "कुर्ता" is read whole, not as its consonants "क", "र", "त"."""
+    spans: list[list[int]] = []
+    for c in range(0x30000):
+        if unicodedata.category(chr(c))[0] == "M":
+            if spans and spans[-1][1] == c - 1:
+                spans[-1][1] = c
+            else:
+                spans.append([c, c])
+    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in spans)
+
+
+_LETTER = rf"(?:[^\W_]|[{_marks()}])"
+_WORD = re.compile(rf"{_LETTER}+(?:['\u2019.\-]{_LETTER}+)*")
 _CUT = re.compile(r"\s[-\u2013\u2014|:]\s|[,(\[|]")
 _DIGIT = re.compile(r"\d")
 _JOINERS = str.maketrans("", "", "'\u2019.-")

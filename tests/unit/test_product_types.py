@@ -50,6 +50,19 @@ def test_a_shared_head_is_a_type_and_colours_sizes_numbers_are_not():
     assert infer_product_types(["Lone Chessboard"] * 4 + ["Zed Lamp", "Kay Lamp"]).n_types == 0
 
 
+def test_titles_in_scripts_with_combining_marks_and_without_words():
+    # Devanagari and Tamil write vowel signs as combining marks: the word is read whole
+    hindi = ["लाल सूती कुर्ता", "नीला सूती कुर्ता", "हरा रेशमी कुर्ता", "पीला कुर्ता"]
+    assert list(infer_product_types(hindi).types) == ["कुर्ता"] * 4
+    tamil = ["நீல பருத்தி சட்டை", "சிவப்பு சட்டை", "கருப்பு பட்டு சட்டை"]
+    assert list(infer_product_types(tamil).types) == ["சட்டை"] * 3
+    # Chinese titles have no spaces: one word each, none shared, no type (not a guess)
+    assert infer_product_types(["红色棉质T恤", "蓝色棉质T恤", "绿色棉质T恤"]).n_types == 0
+    # blanks, missing values, numbers, emoji: no type, no error
+    odd = ["", None, float("nan"), "123", "😀", "Red Bag 😀", "Blue Bag", "Tan Bag"]
+    assert list(infer_product_types(odd).types) == [""] * 5 + ["Bag"] * 3
+
+
 def _catalogue(tmp_path, with_category: bool = False):
     rows = ["sku,name,price" + (",dept" if with_category else "")]
     for i, t in enumerate(_titles()):
