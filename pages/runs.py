@@ -11,7 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
-from components.common import list_datasets
+from components.common import dataset_meta, list_datasets
 from components.forms import choice_col
 from components.image_features import image_features_section
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
@@ -22,7 +22,7 @@ from components.vectors_io import export_section as vectors_export_section
 from recsys.auth import can_edit
 from recsys.config import data_dir
 from recsys.errors import RecsysError
-from recsys.models import FAMILIES, get_model_class
+from recsys.models import FAMILIES, catalog_only_families, get_model_class
 from recsys.registry import MAX_LABEL, Registry
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,25 @@ def family_options() -> list[dict[str, Any]]:
             logger.info("family %s unavailable: %s", family, exc)
             out.append({"label": f"{family} (unavailable)", "value": family, "disabled": True})
     return out
+
+
+def family_for(
+    dataset: str | None, family: str | None, options: list[dict[str, Any]], root: Any
+) -> str | None:
+    """The family the form shows for ``dataset``: ``family``, unless the dataset holds no
+    interactions (a catalogue only) and ``family`` needs them; then the first family of
+    ``options`` that trains on a catalogue alone (the content model, TF-IDF), so that the form
+    does not start on a run that can only fail."""
+    if not dataset or family in catalog_only_families():
+        return family
+    try:
+        summary = dataset_meta(dataset, root).get("summary", {})
+    except (OSError, RecsysError):
+        return family
+    if not summary or summary.get("interactions"):
+        return family
+    alone = catalog_only_families()
+    return next((o["value"] for o in options if not o.get("disabled") and o["value"] in alone), family)
 
 
 def param_inputs(family: str | None, preset: str | None = None) -> list:
@@ -356,6 +375,8 @@ def layout(**_query: Any) -> html.Div:
     options = family_options()
     first = next((o["value"] for o in options if not o.get("disabled") and o["value"] == "prod2vec"), None)
     first = first or next((o["value"] for o in options if not o.get("disabled")), None)
+    first_dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
+    first = family_for(first_dataset, first, options, root)
     device = device_status(root)
 
     read_only = not can_edit()  # a viewer: the form shows what a run takes, and says why it is shut
@@ -386,11 +407,7 @@ def layout(**_query: Any) -> html.Div:
                                     dcc.Dropdown(
                                         id=ids.RUNS_DATASET,
                                         options=datasets,
-                                        value=(
-                                            "demo"
-                                            if "demo" in datasets
-                                            else (datasets[0] if datasets else None)
-                                        ),
+                                        value=first_dataset,
                                         clearable=False,
                                         placeholder="no dataset yet",
                                     ),
@@ -535,6 +552,19 @@ def show_tuning(selected: list[dict] | None) -> Any:
             dismissable=False,
         )
     return html.Div([summary, tuning_view(run)])
+
+
+@callback(
+    Output(ids.RUNS_FAMILY, "value"),
+    Input(ids.RUNS_DATASET, "value"),
+    State(ids.RUNS_FAMILY, "value"),
+    prevent_initial_call=True,
+)
+def family_for_dataset(dataset: str | None, family: str | None) -> Any:
+    """A catalogue-only dataset chosen: a family that needs interactions gives way to one that
+    trains on the catalogue alone (:func:`family_for`); the family's settings follow."""
+    got = family_for(dataset, family, family_options(), data_dir())
+    return no_update if got == family else got
 
 
 @callback(

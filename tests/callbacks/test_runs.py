@@ -339,3 +339,31 @@ def test_selecting_a_run_shows_what_vectors_auto_chose_on_validation(root, runs_
         assert f"{space} {v['hr@20']:.4f}" in text
     other = next(r for r in run_rows(Registry(root).list_runs()) if r["family"] == "popularity")
     assert "vectors=auto chose" not in text_of(runs_page.show_tuning([other]))
+
+
+def test_a_catalogue_only_dataset_starts_the_form_on_a_family_that_trains_on_it(tmp_path, monkeypatch):
+    """A merchandiser imported a catalogue without interactions (Myntra) and opened Runs: the
+    form started on Prod2Vec, which can only fail there. The form starts on a family that trains
+    on the catalogue alone, and choosing such a dataset switches a family that needs interactions
+    to one (a catalogue-only family already chosen, or a dataset with interactions, keeps the
+    user's choice)."""
+    from dash import dcc
+
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from recsys.models import catalog_only_families
+    from tests._serving_data import make_serving_data
+    from tests.callbacks._emc_data import catalog
+
+    save_dataset(build_dataset("shop", catalog(), None), tmp_path)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    runs = page("runs")
+    alone = catalog_only_families()
+    (family,) = find(runs.layout(), lambda c: isinstance(c, dcc.Dropdown) and c.id == ids.RUNS_FAMILY)
+    assert family.value in alone and family.value != "prod2vec"
+
+    make_serving_data(tmp_path)  # a dataset with interactions beside it
+    (with_events,) = [d for d in runs.list_datasets(tmp_path) if d != "shop"]
+    assert runs.family_for_dataset("shop", "prod2vec") in alone
+    assert runs.family_for_dataset("shop", "tfidf") is no_update
+    assert runs.family_for_dataset(with_events, "prod2vec") is no_update
