@@ -487,7 +487,8 @@ class AdjustMixin(BlockPoolMixin):
             or self._index is None
         ):
             return
-        from recsys.search.fast import FastPlan, _flat
+        from recsys.search.fast import FastPlan
+        from recsys.search.static import flat_view as _flat
 
         if self._perm_mv is None:
             self._perm_mv = _flat(self.view.perm)

@@ -126,6 +126,10 @@ class CompiledFilter:
     adjust_cat_only: bool = False
     #: (block start, block end, adult excluded) -> eligible set with its own graph; uses so far
     blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
+    #: block key -> (its set with a graph, and per key variant of ``table_kvs`` the keys in the
+    #: graph's label order as flat views, or None while they are built): the price band's
+    #: shortcut on a block's graph reads them (:meth:`~recsys.search.fast.FastMixin._block_key_views`)
+    block_key_views: dict[tuple[int, int, bool], tuple[Any, Any]] = field(default_factory=dict)
     block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
     block_bytes: int = 0
     #: blocks whose graph was queued by their own uses (:meth:`~recsys.search.static.StaticMixin._block_use`);

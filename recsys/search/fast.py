@@ -39,8 +39,6 @@ from operator import itemgetter as _itemgetter
 from time import perf_counter
 from typing import Any
 
-import numpy as np
-
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
 from recsys.search.beams import seed_lost
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
@@ -48,7 +46,8 @@ from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in
 from recsys.search.ranked import fetch_need, rerank_rows
 from recsys.search.result import SearchResult
 from recsys.search.result import ids_at as _ids_at
-from recsys.search.static import block_first, member_labels
+from recsys.search.static import block_first, block_key_views, member_labels
+from recsys.search.static import flat_view as _flat
 
 #: ``1.0 - d`` as a C call (the no-filter shortcut's scores from hnswlib's cosine distances)
 _ONE_MINUS = (1.0).__sub__
@@ -83,13 +82,6 @@ def _table_row(fp: FastPlan, pos: int, k: Any, need: int) -> list[int] | None:
     if e - s <= fp.min_domain or n_elig <= fp.min_elig or n_elig <= k:
         return None
     return row
-
-
-def _flat(arr: np.ndarray) -> memoryview:
-    """A flat memoryview of a C-contiguous array: one element read costs a plain index, no NumPy
-    dispatch (bool arrays read as bool, int32/int64 as int)."""
-    arr = np.ascontiguousarray(arr)
-    return memoryview(arr.reshape(-1)).cast("B").cast(arr.dtype.char)
 
 
 class FastPlan:
@@ -137,11 +129,8 @@ class FastPlan:
         #: inside its key range, ``cf.table_drop``), or None
         self.drop: dict[int, tuple[Any, list[int]]] | None = None
         #: table, category filters: block key -> (its eligible set with a graph, flat views of the
-        #: set's vector rows and per-row flag, and of each key variant's keys by the graph's labels,
-        #: by variant), for :meth:`FastMixin._fast_block` and :meth:`FastMixin._fast_keyed_block`
-        self.graphs: dict[
-            tuple[int, int, bool], tuple[Any, memoryview, memoryview, dict[int, memoryview]]
-        ] = {}
+        #: set's vector rows and per-row flag), for :meth:`FastMixin._fast_block`
+        self.graphs: dict[tuple[int, int, bool], tuple[Any, memoryview, memoryview]] = {}
         #: set by :meth:`FastMixin._keep_fast`: the searcher's ``pos_of_id`` and ``qunit``, and the
         #: catalogue view's ids (:func:`_ids_at`), read from the plan's slots (one object, no
         #: searcher attributes to chase after a beam search)
@@ -422,10 +411,13 @@ class FastMixin:
         learned as the general path learns it). None when that falls short too."""
         kept = fp.graphs.get(key)  # the block's rows as a flat view, kept per block (and set)
         if kept is None or kept[0] is not ss:
-            kept = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row), {})
-        by_col = kept[3].get(var)  # the key variant's keys by the graph's labels
-        if by_col is None:
-            by_col = kept[3][var] = _flat(fp.cf.table_kvs[var].by_row[ss.rows])
+            kept = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
+        cf = fp.cf
+        views = cf.block_key_views.get(key)  # the keys by the graph's labels, per key variant
+        if views is None or views[0] is not ss:  # an adopted block's (or one built before its table)
+            views = cf.block_key_views[key] = (ss, None)  # asked once: the gather is built off the path
+            self._build_or_queue((id(cf), "key views", key), lambda: block_key_views(cf, key, ss))
+            views = cf.block_key_views[key]  # built at once on a small catalogue
         got = block_first(
             ss,
             fp.qunit[pos : pos + 1],
@@ -438,7 +430,7 @@ class FastMixin:
             n_elig,
             kept[1],
             self._self_first,
-            by_col,
+            views[1][var] if views[1] is not None else None,
         )
         if got is None:
             return None
@@ -468,8 +460,8 @@ class FastMixin:
             ss = cf.blocks.get(key)
             if ss is None or ss.sub is None:
                 return None
-            got = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row), {})
-        ss, rows_of, ok, _ = got
+            got = fp.graphs[key] = (ss, _flat(ss.rows), _flat(ss.ok_by_row))
+        ss, rows_of, ok = got
         ss.uses += 1
         drop = fp.drop.get(pos) if fp.drop else None
         n_drop = len(drop[1]) if drop else 0
