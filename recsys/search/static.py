@@ -130,7 +130,7 @@ def block_first(
     beam search that missed the seed's own vector, the seed in range (:func:`~recsys.search.
     beams.seed_lost`; ``self_first``: the query is the seed's own vector): the caller's
     exact-backed plans answer, as for a fetch that falls short. ``keys_by_col``: with ``rows_of``,
-    the keys by the graph's labels (``key_by_row[ss.rows]``, flat; the shortcut's, kept per block):
+    the keys by the graph's labels (``key_by_row[ss.rows]``, flat: :func:`block_key_views`):
     the labels are read as rows only up to the k-th in range, and only those in range, where a
     search whose first label is the seed's own row (or of a seed not judged) needs no more (issue
     18 at 100k, correlated 50% + price band: translating the fetch's 64 labels to rows and reading
