@@ -283,6 +283,12 @@ def lost_fetch(fetch: int, ef: int, n: int) -> int | None:
 LOST_LIST = 512
 #: members per batched search of the scan for lost members (:func:`lost_lists`)
 _LOST_SCAN_ROWS = 8192
+#: the beam of that scan's first pass: the members it loses are the candidates, searched again at
+#: the graph's ef. On the bench's 100k catalogue generator (ten level-1 blocks of about 10k rows,
+#: M 16, ef_construction 200, calibrated ef 64; thread CPU, load 6 to 7): a pass at the graph's ef
+#: cost 25% of the build and calibration (3.1 of 12.4 s); at beam 16, 1.2 s (9%), its 230
+#: candidates holding all 6 members lost at 64 (beam 32: 65 candidates, 1.9 s; 11: 438, 0.9 s)
+_LOST_SCAN_EF = 16
 
 
 def lost_lists(
@@ -292,24 +298,32 @@ def lost_lists(
     vector rows) whose own search on the graph ``idx`` at its ef (k + 1 labels, as a seed's) is
     lost (:func:`~recsys.search.beams.seeds_lost`): member row -> (the rows of its
     ``LOST_LIST`` + 1 nearest members, itself included, best first, as int32; their cosine
-    distances, float32). One batched search of every member, then one product of the lost
-    members' rows over the set.
+    distances, float32). One batched search of every member at a narrow beam
+    (``_LOST_SCAN_EF``), its lost members searched again at the graph's ef, then one product of
+    the members still lost over the set.
 
     Such a member was answered by its graph asked again wider (4x, then 16x its ef: about 10x a
-    raw query at 1M items, issue 18 s38-p) or by an exact search over its set when still lost; with
-    its list it costs one look-up, its answer exact (the list is the set's exact order). The scan
-    costs one search per member, a few percent of the graph's build (itself about ef_construction
-    / ef searches per member)."""
+    raw query at 1M items, issue 18 s38-p) or by an exact search over its set when still lost;
+    with its list it costs one look-up, its answer exact (the list is the set's exact order). A
+    member lost at the graph's ef but not at the narrow beam keeps the way it went before."""
     n = dense.shape[0]
     kk = min(k + 1, n)
     if n <= kk:
         return {}
+    ef = idx.ef
     found = []
-    for a in range(0, n, _LOST_SCAN_ROWS):
-        b = min(n, a + _LOST_SCAN_ROWS)
-        labels, dist = idx.knn_query(dense[a:b], k=kk, num_threads=threads)
-        found.append(np.flatnonzero(seeds_lost(np.arange(a, b), labels, dist)) + a)
+    try:
+        idx.set_ef(min(ef, _LOST_SCAN_EF))
+        for a in range(0, n, _LOST_SCAN_ROWS):
+            b = min(n, a + _LOST_SCAN_ROWS)
+            labels, dist = idx.knn_query(dense[a:b], k=kk, num_threads=threads)
+            found.append(np.flatnonzero(seeds_lost(np.arange(a, b), labels, dist)) + a)
+    finally:
+        idx.set_ef(ef)
     cols = np.concatenate(found)
+    if len(cols):  # the candidates at the graph's own beam
+        labels, dist = idx.knn_query(dense[cols], k=kk, num_threads=threads)
+        cols = cols[seeds_lost(cols, labels, dist)]
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     top = min(n, LOST_LIST + 1)
     for s in range(0, len(cols), 32):  # 32 x n scores at a time
