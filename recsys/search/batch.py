@@ -181,7 +181,7 @@ class StaticSet:
         idx.set_ef(got)
         self.nbytes += self.n * (dense.shape[1] * 4 + 2 * M * 4 + 16)
         if self_first:  # a lost member seed is answered from its exact list
-            self.near = lost_lists(idx, dense, self.rows)
+            self.near = lost_lists(idx, dense, self.rows, threads=threads)
             self.nbytes += sum(r.nbytes + d.nbytes for r, d in self.near.values())
         self.sub = idx
 
