@@ -74,7 +74,20 @@ class StaticSet:
         ``BLOCK_MAX_BYTES`` / ``BLOCK_MAX_SHARE``.
     """
 
-    __slots__ = ("pos", "rows", "ok_by_row", "block", "n", "nbytes", "sub", "costs", "uses", "owner", "lost")
+    __slots__ = (
+        "pos",
+        "rows",
+        "ok_by_row",
+        "block",
+        "n",
+        "nbytes",
+        "sub",
+        "costs",
+        "uses",
+        "owner",
+        "lost",
+        "near",
+    )
 
     def dense(self) -> np.ndarray | None:
         """The eligible unit vectors, contiguous (``block`` without its zero padding)."""
@@ -122,6 +135,11 @@ class StaticSet:
         #: the exact-backed plans answer): learned by the queries (:func:`~recsys.search.static.
         #: lost_answer`), so that a lost seed asked again goes to that fetch at once
         self.lost: dict[int, int] = {}
+        #: member row -> its exact nearest members (vector rows, cosine distances, itself first;
+        #: :data:`LOST_LIST` + 1 at most), for the members whose own search on the graph is lost at
+        #: its ef, found when the graph is built (:func:`lost_lists`): such a seed is answered
+        #: from its list, with no search (:func:`~recsys.search.static.member_labels`)
+        self.near: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def build_sub(
         self,
@@ -151,9 +169,9 @@ class StaticSet:
         idx = hnswlib.Index(space=space, dim=dense.shape[1])
         idx.init_index(max_elements=max(1, self.n), M=M, ef_construction=ef_construction, random_seed=100)
         idx.add_items(dense, np.arange(self.n, dtype=np.int64), num_threads=threads)
-        got = calibrated_ef(
-            idx, dense, ef, self_first=space == "cosine" if self_first is None else self_first
-        )
+        if self_first is None:
+            self_first = space == "cosine"
+        got = calibrated_ef(idx, dense, ef, self_first=self_first)
         if max_ef is not None and got > max_ef:
             logger.info(
                 "a %d-row set's graph not published: the ef its recall needs, %d, is over %d",
@@ -164,6 +182,9 @@ class StaticSet:
             return
         idx.set_ef(got)
         self.nbytes += self.n * (dense.shape[1] * 4 + 2 * M * 4 + 16)
+        if self_first:  # a lost member seed is answered from its exact list
+            self.near = lost_lists(idx, dense, self.rows, threads=threads)
+            self.nbytes += sum(r.nbytes + d.nbytes for r, d in self.near.values())
         self.sub = idx
 
     def column(self, pos: int) -> int:
@@ -253,6 +274,66 @@ def lost_fetch(fetch: int, ef: int, n: int) -> int | None:
     if fetch >= n or fetch >= 16 * ef:
         return None
     return min(n, 4 * max(fetch, ef))
+
+
+#: the length of the exact list kept for a member whose search on its set's graph is lost
+#: (:func:`lost_lists`): a list of L nearest members holds k = 10 of a predicate keeping a share
+#: s of the set with 99% probability, were the predicate independent of the vectors, from
+#: s = 4% on (:func:`fetch_for`: 540 for 11 at 4%); a narrower predicate over the set (a price
+#: band of under about 4k rows of a 100k-row block) asks for a longer fetch and goes the way it
+#: went before (the graph asked again wider, then the exact plans), as a list short of k does
+LOST_LIST = 512
+#: members per batched search of the scan for lost members (:func:`lost_lists`)
+_LOST_SCAN_ROWS = 8192
+#: the beam of that scan's first pass: the members it loses are the candidates, searched again at
+#: the graph's ef. On the bench's 100k catalogue generator (ten level-1 blocks of about 10k rows,
+#: M 16, ef_construction 200, calibrated ef 64; thread CPU, load 6 to 7): a pass at the graph's ef
+#: cost 25% of the build and calibration (3.1 of 12.4 s); at beam 16, 1.2 s (9%), its 230
+#: candidates holding all 6 members lost at 64 (beam 32: 65 candidates, 1.9 s; 11: 438, 0.9 s)
+_LOST_SCAN_EF = 16
+
+
+def lost_lists(
+    idx: Any, dense: np.ndarray, rows: np.ndarray, k: int = 10, threads: int = 1
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The exact lists of the members of a set (``dense``, labels = columns; ``rows``: their
+    vector rows) whose own search on the graph ``idx`` at its ef (k + 1 labels, as a seed's) is
+    lost (:func:`~recsys.search.beams.seeds_lost`): member row -> (the rows of its
+    ``LOST_LIST`` + 1 nearest members, itself included, best first, as int32; their cosine
+    distances, float32). One batched search of every member at a narrow beam
+    (``_LOST_SCAN_EF``), its lost members searched again at the graph's ef, then one product of
+    the members still lost over the set.
+
+    Such a member was answered by its graph asked again wider (4x, then 16x its ef: about 10x a
+    raw query at 1M items, issue 18 s38-p) or by an exact search over its set when still lost;
+    with its list it costs one look-up, its answer exact (the list is the set's exact order). A
+    member lost at the graph's ef but not at the narrow beam keeps the way it went before."""
+    n = dense.shape[0]
+    kk = min(k + 1, n)
+    if n <= kk:
+        return {}
+    ef = idx.ef
+    found = []
+    try:
+        idx.set_ef(min(ef, _LOST_SCAN_EF))
+        for a in range(0, n, _LOST_SCAN_ROWS):
+            b = min(n, a + _LOST_SCAN_ROWS)
+            labels, dist = idx.knn_query(dense[a:b], k=kk, num_threads=threads)
+            found.append(np.flatnonzero(seeds_lost(np.arange(a, b), labels, dist)) + a)
+    finally:
+        idx.set_ef(ef)
+    cols = np.concatenate(found)
+    if len(cols):  # the candidates at the graph's own beam
+        labels, dist = idx.knn_query(dense[cols], k=kk, num_threads=threads)
+        cols = cols[seeds_lost(cols, labels, dist)]
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    top = min(n, LOST_LIST + 1)
+    for s in range(0, len(cols), 32):  # 32 x n scores at a time
+        c = cols[s : s + 32]
+        near, sims = topk_rows(dense[c] @ dense.T, top)
+        for i, col in enumerate(c.tolist()):
+            out[int(rows[col])] = (rows[near[i]].astype(np.int32), (1.0 - sims[i]).astype(np.float32))
+    return out
 
 
 def _lost_hits(idx: Any, q1: np.ndarray, col: int, truth: set[int], ef: int, n: int) -> float:

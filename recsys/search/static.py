@@ -260,7 +260,17 @@ def member_labels(
     a member and the query is its own vector) whose search is lost, :func:`lost_answer`'s (a
     seed known lost goes to its fetch at once). None on hnswlib#444 or a seed still lost: the
     callers' exact-backed plans answer. The one path of :func:`block_first`, the general path's
-    ``_subindex_answer`` and the shortcut's ``_fast_block``."""
+    ``_subindex_answer`` and the shortcut's ``_fast_block``.
+
+    A member seed found lost when the graph was built (``ss.near``) is answered from its exact
+    list, no search, when the list is at least ``fetch`` long (or the whole set): its labels are
+    the set's exact order, so the first k that pass the caller's test are the exact answer
+    whenever k of them are in it (the callers' fill checks hold: the ``fetch`` returned is the
+    list's length). A longer fetch (a narrow band) goes the way it went before."""
+    if judged and ss.near:
+        near = ss.near.get(seed_row)
+        if near is not None and (len(near[0]) >= fetch or len(near[0]) >= ss.n):
+            return near[0].tolist(), near[1].tolist(), len(near[0])
     if judged and ss.lost and seed_row in ss.lost:
         return lost_answer(ss, q2, fetch, seed_row, rows_of, known=True)
     labels = graph_rows(ss, q2, fetch, rows_of)

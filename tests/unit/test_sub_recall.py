@@ -155,9 +155,13 @@ def test_a_member_whose_search_is_lost_counts_as_serving_answers_it():
     sims = x @ x.T
     np.fill_diagonal(sims, -np.inf)
     truth = np.argpartition(-sims, 9, axis=1)[:, :10]
+    # the graph's build found them (``batch.lost_lists``): each keeps its exact list, which serves it
+    assert set(ss.near) == set(np.flatnonzero(lost).tolist())
     hit = 0
     for i in range(n):  # as a seed of the set: its own vector, 11 labels, the seed dropped
         got = member_labels(ss, x[i : i + 1], 11, i, True)
+        if lost[i]:
+            assert got is not None and got[2] == len(ss.near[i][0]) > 11  # the list, no search
         rows = truth[i].tolist() if got is None else [r for r in got[0] if r != i][:10]  # None: exact
         hit += len(set(truth[i].tolist()) & set(rows))
     assert hit / (10 * n) >= SUB_RECALL
