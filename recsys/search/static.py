@@ -141,7 +141,7 @@ def block_first(
     m = ss.n
     fetch = min(m, max(_FETCH_MIN, fetch_for(k + len(out), n_elig / m, m)))
     judged = seed_row >= 0 and self_first
-    if keys_by_col is not None and not (judged and seed_row in ss.lost):
+    if keys_by_col is not None and not (judged and (seed_row in ss.lost or seed_row in ss.near)):
         try:
             cols, dist = ss.sub.knn_query(q2, fetch, 1)
         except RuntimeError:  # hnswlib#444
@@ -163,6 +163,7 @@ def block_first(
                 return None
             return got_rows, [dl[j] for j in sel]
         # the seed not first: judged (and asked again wider when lost) by member_labels below
+    # (where a seed known lost, or found lost at the build with its exact list, goes at once)
     got = member_labels(ss, q2, fetch, seed_row, judged, rows_of)
     if got is None:
         return None
