@@ -67,6 +67,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.overview.update_jobs",
         "pages.runs.ask_delete",
         "pages.runs.enable_actions",
+        "pages.runs.family_for_dataset",  # the form's family for the chosen dataset; changes no data
         "pages.runs.poll_device",  # probes the accelerator; changes no data
         "pages.runs.refresh_runs",
         "pages.runs.show_jobs",
