@@ -51,13 +51,19 @@ def form_words(message: Any) -> str:
     return text
 
 
+def catalogue_only(meta: dict[str, Any]) -> bool:
+    """Whether a stored dataset (its ``meta``) holds no interactions: only the families that learn
+    from the catalogue train on it."""
+    s = meta.get("summary", {})
+    return bool(s) and not s.get("interactions")
+
+
 def kind_label(meta: dict[str, Any]) -> str:
     """A stored dataset's kind as a user reads it: "catalogue only" when it holds no
     interactions (its stored kind is the import's default, "sessions"), else its kind."""
-    s = meta.get("summary", {})
-    if s and not s.get("interactions"):
+    if catalogue_only(meta):
         return "catalogue only"
-    return str(s.get("kind", meta.get("kind", "")))
+    return str(meta.get("summary", {}).get("kind", meta.get("kind", "")))
 
 
 def validation_report(meta: dict[str, Any]) -> list:

@@ -12,6 +12,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
+from components.datasets import catalogue_only
 from components.forms import choice_col
 from components.image_features import image_features_section
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
@@ -60,15 +61,14 @@ def family_for(
     interactions (a catalogue only) and ``family`` needs them; then the first family of
     ``options`` that trains on a catalogue alone (the content model, TF-IDF), so that the form
     does not start on a run that can only fail."""
-    if not dataset or family in catalog_only_families():
+    alone = catalog_only_families()
+    if not dataset or family in alone:
         return family
     try:
-        summary = dataset_meta(dataset, root).get("summary", {})
+        if not catalogue_only(dataset_meta(dataset, root)):
+            return family
     except (OSError, RecsysError):
         return family
-    if not summary or summary.get("interactions"):
-        return family
-    alone = catalog_only_families()
     return next((o["value"] for o in options if not o.get("disabled") and o["value"] in alone), family)
 
 

@@ -128,7 +128,7 @@ class CompiledFilter:
     blocks: dict[tuple[int, int, bool], StaticSet] = field(default_factory=dict)
     #: block key -> (its set with a graph, and per key variant of ``table_kvs`` the keys in the
     #: graph's label order as flat views, or None while they are built): the price band's
-    #: shortcut on a block's graph reads them (:meth:`~recsys.search.fast.FastMixin._block_key_views`)
+    #: shortcut on a block's graph reads them (:func:`~recsys.search.static.block_key_views`)
     block_key_views: dict[tuple[int, int, bool], tuple[Any, Any]] = field(default_factory=dict)
     block_uses: dict[tuple[int, int, bool], int] = field(default_factory=dict)
     block_bytes: int = 0

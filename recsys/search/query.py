@@ -16,7 +16,7 @@ tests HNSW labels with one of two candidate tests:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,7 @@ def first_in_range(keys: Iterable[int], lo: int, hi: int, want: int) -> list[int
 
 
 def first_in_range_except(
-    keys: Iterable[int], rows: list[int], lo: int, hi: int, out: list[int], want: int
+    keys: Iterable[int], rows: list[int], lo: int, hi: int, out: Container[int], want: int
 ) -> list[int]:
     """:func:`first_in_range` of the labels ``rows`` (``keys``: theirs) that are not in ``out`` (a
     seed's do-not-associate rows, a handful: a list lookup costs no more than a set's)."""

@@ -26,7 +26,7 @@ from recsys.search.planner import (
     _S_SELECT_ROW,
     _SUB_AFTER,
 )
-from recsys.search.query import FlagRange, KeyRange, Query
+from recsys.search.query import FlagRange, KeyRange, Query, first_in_range_except
 from recsys.search.result import SearchResult, ids_at
 from recsys.topk import topk
 
@@ -173,12 +173,7 @@ def block_first(
         keys = key_by_row[np.asarray(rows, dtype=np.int64)].tolist()
     else:
         keys = map(key_by_row.__getitem__, rows)  # lazy: read up to the k-th in range
-    sel = []
-    for j, x in enumerate(keys):
-        if lo <= x < hi and rows[j] not in out:
-            sel.append(j)
-            if len(sel) == k:
-                break
+    sel = first_in_range_except(keys, rows, lo, hi, out, k)
     if len(sel) < min(k, n_elig) and fetch < m:
         return None
     return [rows[j] for j in sel], [dl[j] for j in sel]
@@ -635,11 +630,10 @@ class StaticMixin:
         if ss is None:
             return None, None
         unit = kv.unit is not None
-        sure = ss.costs.get(("band", need, fetch, e - s, unit))
+        at = ("band", need, fetch, e - s, unit)
+        sure = ss.costs.get(at)
         if sure is None:
-            sure = ss.costs[("band", need, fetch, e - s, unit)] = self._block_sure(
-                ss, need, fetch, e - s, unit
-            )
+            sure = ss.costs[at] = self._block_sure(ss, need, fetch, e - s, unit)
         if n_elig >= sure:  # the block's beam whatever the filter has learned (below)
             return "block", ss
         short = fetch * n_elig < need * (e - s)
