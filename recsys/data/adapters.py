@@ -33,7 +33,7 @@ from recsys.data.loaders import (
     build_dataset,
     read_table,
 )
-from recsys.data.mapping import DROP_TARGETS
+from recsys.data.mapping import drops
 from recsys.data.schema import CATEGORY_SEP, Dataset, ValidationReport, save_dataset
 from recsys.data.tables import FOLDER_SUFFIXES, guessed_mapping
 from recsys.errors import DataValidationError
@@ -793,8 +793,7 @@ def _category_opt_out(
     for part, sub in mapping.items() if nested else [(None, mapping)]:
         kept = {}
         for src, dst in sub.items():
-            drop = dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS)
-            if str(src) == "category" and drop:
+            if str(src) == "category" and drops(dst):
                 opted = True
                 where = [frames[part]] if part else list(frames.values())
                 if not any(f is not None and "category" in f.columns for f in where):

@@ -106,6 +106,12 @@ JOINABLE_FIELDS = ("category",)
 #: Targets that drop a column on purpose.
 DROP_TARGETS = ("", "-", "drop")
 
+
+def drops(target: Any) -> bool:
+    """Whether a mapping target drops its column on purpose (None, or one of ``DROP_TARGETS``)."""
+    return target is None or (isinstance(target, str) and target.strip().lower() in DROP_TARGETS)
+
+
 #: The fields the Data page's mapping form offers: (field, required, hint), in form order.
 MAPPING_FIELDS: tuple[tuple[str, bool, str], ...] = (
     ("sequence_id", True, "session, order or basket id"),
@@ -392,7 +398,7 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
 def check_targets(mapping: Mapping[str, Any], *, file: str | None = None) -> None:
     """Refuse a mapping target that is not a schema field, listing the valid ones."""
     for src, dst in mapping.items():
-        if dst is None or (isinstance(dst, str) and dst.strip().lower() in DROP_TARGETS):
+        if drops(dst):
             continue
         if not isinstance(dst, str) or dst not in FIELDS:
             close = did_you_mean(str(dst), FIELDS)

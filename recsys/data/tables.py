@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import resolve_import_path
-from recsys.data.mapping import DROP_TARGETS, JOINABLE_FIELDS, check_targets
+from recsys.data.mapping import JOINABLE_FIELDS, check_targets, drops
 from recsys.data.values import JOIN_MARK, _text
 from recsys.errors import DataValidationError
 
@@ -465,10 +465,7 @@ def guessed_mapping(
 
     if frame is None:
         return mapping
-    given = {
-        str(k): (None if v is None or (isinstance(v, str) and v.strip().lower() in DROP_TARGETS) else v)
-        for k, v in layout_names(mapping, frame).items()
-    }
+    given = {str(k): (None if drops(v) else v) for k, v in layout_names(mapping, frame).items()}
     head = frame.head(500)
     samples = {str(c): head[c].tolist() for c in head.columns}
     notes: list[str] = []
@@ -549,10 +546,7 @@ def apply_mapping(
     if not mapping:
         return df
     file = file or df.attrs.get("source")
-    mapping = {
-        str(k): (None if v is None or (isinstance(v, str) and v.strip().lower() in DROP_TARGETS) else v)
-        for k, v in layout_names(mapping, df).items()
-    }
+    mapping = {str(k): (None if drops(v) else v) for k, v in layout_names(mapping, df).items()}
     check_targets(mapping, file=file)
     for src in mapping:
         if src not in df.columns:
