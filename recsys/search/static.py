@@ -1033,6 +1033,12 @@ class StaticMixin:
         bytes its graph reserves (recorded in ``cf.big_subs[vkey]``), or 0 (decided against:
         recorded) or None (the main index's beams not measured yet: decided later)."""
         index = self._index
+        if rows >= self.n:
+            # every item passes (the default config's set for an adult seed, where the adult rule
+            # excludes nothing): its graph would be the main graph again, built in the background
+            # of every serving worker (a second copy of the index: 40 MB and 15 s of CPU at 100k)
+            cf.big_subs[vkey] = 0
+            return 0
         beams = self._beams
         if beams is None or beams[0] != index.ef:  # the beams are not measured (yet)
             self._request_beams(index)  # asked again when the searcher's start did not

@@ -135,6 +135,32 @@ def test_a_half_catalogue_filter_whose_over_fetch_needs_no_wider_beam_still_gets
     assert hits / total >= 0.99, hits / total
 
 
+def test_the_default_config_on_a_catalogue_with_adult_items_builds_no_copy_of_the_main_graph(catalogue):
+    """No filter on a catalogue with a few adult items: a non-adult seed's set is every non-adult
+    item, an adult seed's is every item. The serving bench's workers built a graph for each, the
+    second a copy of the main graph (41.6 MB and seconds of CPU at 100k, in every worker); the
+    main graph is that set's graph: never built again. Its answers stay exact search's."""
+    cat, vec, index = catalogue
+    adult = np.zeros(len(cat), dtype=bool)
+    adult[::20] = True  # 5%
+    cat = cat.assign(adult=adult)
+    searcher = searcher_of((cat, vec, index), background_min_items=0)
+    cfg = FilterConfig()
+    adults, others = cat.item_id[adult].tolist(), cat.item_id[~adult].tolist()
+    for batch in (adults[:3], others[:3], adults[3 : 3 + 3 * _SUB_AFTER], others[3 : 3 + 3 * _SUB_AFTER]):
+        for item in batch:
+            searcher.search(item, cfg, 10)
+        searcher.wait_background()
+    cf = searcher.compile(cfg)
+    assert cf.sets[False].n == len(cat) and cf.sets[True].n == len(cat) - adult.sum()
+    assert cf.big_subs.get(False) == 0 and cf.sets[False].sub is None, cf.big_subs  # no copy
+    assert cf.big_subs.get(True, 0) > 0  # the non-adult set's graph is weighed as before
+    for item in adults[200:230] + others[200:230]:
+        res, ref = searcher.search(item, cfg, 10), searcher.search(item, cfg, 10, plan="exact")
+        assert res.n_eligible == ref.n_eligible and len(res) == 10 and item not in res.item_ids
+        assert len(set(res.rows) & set(ref.rows)) >= 9
+
+
 def test_no_big_graph_is_built_on_a_request(catalogue):
     """Below ``background_min_items`` builds would run on the request that queues them: a big set's
     graph (half the catalogue) is then never built."""
