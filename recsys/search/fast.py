@@ -303,6 +303,8 @@ class FastMixin:
         m = m_all - (seed_row >= 0)
         if fetch >= self.n or m <= k:
             return None  # the planner searches exactly (or the set is tiny)
+        if (self.n - m_all) * fetch < self.n:  # under one failing label expected in the fetch
+            return self._fast_near_full(fp, pos, k, fetch, ok, seed_row, removed, skipped, m, t0)
         return self._fast_finish(
             fp,
             pos,
@@ -316,6 +318,49 @@ class FastMixin:
             list(skipped) if skipped else [],
             m,
             t0,
+        )
+
+    def _fast_near_full(
+        self,
+        fp: FastPlan,
+        pos: int,
+        k: int,
+        fetch: int,
+        ok: Any,
+        seed_row: int,
+        removed: dict[str, int],
+        skipped: list[str],
+        m: int,
+        t0: float,
+    ) -> SearchResult | None:
+        """A static set holding nearly every item (under one label of ``fetch`` expected to fail:
+        the default config on a catalogue with a few adult items, which gets no graph of its own,
+        static.py ``_big_graph_size``): answered as :meth:`_fast_trivial` answers no filter, one
+        ``knn_query`` with the failing labels and the seed's row dropped, without the over-fetch's
+        depth learning (its depth is its share's). None when they leave fewer than k (the general
+        path answers: a larger fetch, or exact) or the beam search was lost."""
+        try:
+            labels, dist = fp.knn(fp.qunit[pos : pos + 1], fetch, 1)
+        except RuntimeError:  # hnswlib#444
+            return None
+        (rl,), (dl,) = labels.tolist(), dist.tolist()
+        if seed_row >= 0 and rl and rl[0] != seed_row and seed_lost(seed_row, rl, dl, fp.self_first):
+            return None  # the beam search missed the seed's neighbourhood: the general path retries
+        sel = [j for j, r in enumerate(rl) if ok[r] and r != seed_row]
+        if len(sel) < k:
+            return None
+        del sel[k:]
+        rows = [rl[j] for j in sel]
+        return SearchResult(
+            _ids_at(fp.ids, rows),
+            [1.0 - dl[j] for j in sel],
+            rows,
+            dict(removed),
+            "hnsw_overfetch",
+            m,
+            (perf_counter() - t0) * 1e3,
+            list(skipped) if skipped else [],
+            self.view.item_id_list[pos],
         )
 
     def _fast_table(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
