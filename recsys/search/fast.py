@@ -240,14 +240,16 @@ class FastMixin:
     def _fast_trivial(self, seed_item_id: str, k: int, fp: FastPlan) -> SearchResult | None:
         """No rule bites: one ``knn_query`` for k + 1, the seed's row dropped. Everything it reads
         hangs off ``fp`` (a beam search has just evicted the caches: each object touched after it
-        costs a miss), ``knn_query`` takes its arguments by position (no keyword parsing)."""
+        costs a miss), ``knn_query`` takes its arguments by position (no keyword parsing) and the
+        seed's row as a 1-D view (an integer index: no slice object to build, NumPy's shorter
+        indexing path; hnswlib reads a 1-D array as one row, the same call as a (1, d) view)."""
         t0 = perf_counter()
         pos = fp.pos_of.get(seed_item_id, -1)
         removed, skipped, ex, n_elig = fp.counts
         if pos < 0 or k.__class__ is not int or k < 1 or k > n_elig:
             return None
         try:
-            labels, dist = fp.knn(fp.qunit[pos : pos + 1], k + ex, 1)
+            labels, dist = fp.knn(fp.qunit[pos], k + ex, 1)
         except RuntimeError:  # hnswlib#444
             return None
         (rl,), (dl,) = labels.tolist(), dist.tolist()  # no row views: one NumPy call each
