@@ -175,6 +175,9 @@ def test_post_and_inline_filters_give_the_same_list(client: Any, data: dict[str,
         ("preset=same-cat&filters={}", 200, None),
         ('preset=same-cat&filters={"exclude_adult": true}', 400, "filters"),
         ("source=cache", 400, "source"),
+        # a misspelt name was dropped: the list came back unfiltered with a 200 (s41-w)
+        ('filter={"exclude_adult": true}', 400, "filter"),
+        ("k=5&presets=same-cat", 400, "presets"),
     ],
 )
 def test_bad_parameters_get_json_errors(client: Any, query: str, status: int, field: str | None) -> None:
@@ -183,6 +186,14 @@ def test_bad_parameters_get_json_errors(client: Any, query: str, status: int, fi
         assert resp.status_code == 200
     else:
         err(resp, status, field)
+
+
+def test_a_misspelt_parameter_names_the_one_meant(client: Any) -> None:
+    """``?filter=`` (for ``filters``) answered the unfiltered list with a 200 (s41-w's walk)."""
+    body = err(client.get('/api/v1/similar/it001?filter={"price_max": 1}'), 400, "filter")
+    assert "unknown query parameter(s): filter (did you mean 'filters'?)" in body["message"]
+    body = err(client.post("/api/v1/recommend", json={"recent_item_ids": ["it001"], "exclude_seem": 1}), 400)
+    assert "exclude_seem (did you mean 'exclude_seen'?)" in body["message"]
 
 
 def test_unknown_item_is_404(client: Any) -> None:
