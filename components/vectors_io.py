@@ -339,7 +339,9 @@ def show_vectors_import(store: dict | None, current: dict | None):
         )
     if status == "cancelled":
         return card, info_alert("Import cancelled: nothing was stored.", color="warning")
-    return card, no_update
+    # queued or running: the last import's report (a failure, or another run stored) stayed here
+    # under the new job's card and read as its outcome
+    return card, empty_state("Import running…", "The validation report appears here when the job ends.")
 
 
 @callback(
