@@ -200,7 +200,10 @@ def test_ids_not_one_per_row(root, items, tmp_path):
     np.save(tmp_path / "v.npy", vec)
     np.save(tmp_path / "ids.npy", ids[:-1])
     refused(root, tmp_path / "v.npy", "299 ids for 300 vector rows", ids=tmp_path / "ids.npy")
-    refused(root, tmp_path / "v.npy", "no ids")
+    # named as both places name it: the Data page has no '--ids', the CLI no 'Ids file' (s41-w)
+    refused(
+        root, tmp_path / "v.npy", "no ids: give the ids file \\('Ids file' on the Data page, --ids on the"
+    )
 
 
 def test_unknown_ids_are_left_out_and_reported_all_unknown_is_an_error(root, items, tmp_path):
