@@ -164,6 +164,10 @@ def import_section(root: Any = None) -> Any:
             ],
             className="small text-muted mb-3",
         ),
+        html.Div(  # Import vectors is hidden for a viewer: the form said nothing of it (s41-w)
+            "You are signed in as a viewer: importing vectors needs the editor role.",
+            className="small alert alert-secondary py-1 px-2 mb-2 viewer-only vio-viewer-note",
+        ),
         dbc.Row(
             [
                 dbc.Col(
