@@ -47,7 +47,10 @@ def similar_response(
         try:
             result = similar_items(st.registry, run_id, item_id, config, k)
         except UnknownItemError as exc:
-            raise _with_dataset_hint(exc, st, run_id, [item_id], named=bool(run)) from exc
+            hinted = _with_dataset_hint(exc, st, run_id, [item_id], named=bool(run))
+            raise (
+                _not_in_catalogue(exc, st, run_id, item_id, named=bool(run)) if hinted is exc else hinted
+            ) from exc
         ids, scores = result.item_ids, _floats(result.scores)
         removed = result.removed_by_rule
         n_elig = result.n_eligible
@@ -309,6 +312,28 @@ def _with_dataset_hint(
             )
         return UnknownItemError(f"{head}: pass dataset={name} (its run {other} answers; or run={other})")
     return exc
+
+
+def _not_in_catalogue(
+    exc: UnknownItemError, st: _ApiState, run_id: str, item_id: str, *, named: bool
+) -> UnknownItemError:
+    """``exc`` ("has no vector in this run"), or, for a seed in no catalogue, not even the run's
+    own dataset's, a message saying so: a typo or another system's id sent the caller looking
+    for a missing vector. The catalogue's ids are cached (:func:`recsys.catalog.dataset_item_ids`)."""
+    from recsys.catalog import dataset_item_ids
+    from recsys.errors import RecsysError
+
+    registry = st.registry
+    try:
+        served = registry._run_dataset(registry.get(run_id))
+        if not served or str(item_id) in dataset_item_ids(registry.root, served):
+            return exc
+    except RecsysError:
+        return exc
+    elsewhere = "" if named else ", nor in any other stored dataset"
+    return UnknownItemError(
+        f"item '{item_id}' is not in the catalogue of dataset '{served}' (run {run_id}'s){elsewhere}: check the id"
+    )
 
 
 def _answers(registry: Any, run_id: str, item_id: str) -> bool:

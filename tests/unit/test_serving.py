@@ -196,9 +196,16 @@ def test_a_misspelt_parameter_names_the_one_meant(client: Any) -> None:
     assert "exclude_seem (did you mean 'exclude_seen'?)" in body["message"]
 
 
-def test_unknown_item_is_404(client: Any) -> None:
-    err(client.get("/api/v1/similar/no-such-item"), 404, "item_id")
-    err(client.post("/api/v1/similar", json={"item_id": "no-such-item"}), 404, "item_id")
+def test_unknown_item_is_404(client: Any, data: dict[str, Any]) -> None:
+    body = err(client.get("/api/v1/similar/no-such-item"), 404, "item_id")
+    # an id in no catalogue is said to be one, not "has no vector in this run" (s41-w)
+    assert "item 'no-such-item' is not in the catalogue of dataset" in body["message"]
+    assert "nor in any other stored dataset: check the id" in body["message"]
+    run = data["runs"][1]
+    body = err(client.post("/api/v1/similar", json={"item_id": "no-such-item", "run": run}), 404, "item_id")
+    assert (
+        "is not in the catalogue of dataset" in body["message"] and f"(run {run}'s): check" in body["message"]
+    )
 
 
 def test_post_body_errors(client: Any) -> None:

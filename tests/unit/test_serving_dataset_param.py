@@ -89,6 +89,9 @@ def test_the_404_hint_names_the_dataset_and_reads_no_catalogue_per_request(two_d
     message = r.get_json()["error"]["message"]
     assert "is in dataset 'shop2'" in message and "pass dataset=shop2" in message and shop_run in message
     assert client.get(f"/api/v1/similar/{shop_ids[3]}?k=3&dataset=shop2").status_code == 200
+    # an id in no catalogue is told so (s41-w): the served dataset's ids are read once, then cached
+    r = client.get("/api/v1/similar/nowhere?k=3")
+    assert r.status_code == 404 and "is not in the catalogue of dataset" in r.get_json()["error"]["message"]
 
     reads: list[str] = []
     real = pd.read_parquet
