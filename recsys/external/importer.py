@@ -27,7 +27,7 @@ from recsys.external.index_check import (
     stage_index,
 )
 from recsys.external.read import _EXAMPLES, detect_format, npy_layout, read_vectors
-from recsys.external.validate import _examples, _positions, validate_table
+from recsys.external.validate import DROP_HINT, _examples, _positions, validate_table
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def import_vectors(
                     ex = ", ".join(_examples(table.ids[lacking]))
                     msg = f"{int(lacking.sum()):,} item(s) have no query vector (e.g. {ex})"
                     if errors == "raise":
-                        report["errors"].append(msg + "; give one for every item, or import with errors=drop")
+                        report["errors"].append(f"{msg}; give one for every item, or import with {DROP_HINT}")
                     else:
                         report["warnings"].append(msg + ": left out")
                         keep &= ~lacking

@@ -246,6 +246,8 @@ def test_duplicate_ids_fail_unless_dropped(root, items, tmp_path):
     dup[20] = dup[10]
     vpath, ipath = write_npy(tmp_path, dup, vec)
     err = refused(root, vpath, "duplicate id", ids=ipath)
+    # said in the words of the CLI and the Data page, not the Python keyword 'errors=drop' (s41-w)
+    assert "import with --errors drop (on the Data page: 'NaN rows, duplicates: drop')" in str(err)
     assert err.report["duplicate_ids"] == {"count": 1, "examples": [str(ids[10])]}
     out = imp(root, vpath, ids=ipath, errors="drop")
     got_ids, got_vec = run_arrays(root, out["run"]["run_id"])
