@@ -63,6 +63,7 @@ def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo
     note = dash_duo.find_element(".vio-viewer-note")
     assert note.is_displayed() and "importing vectors needs the editor role" in note.text
     assert not dash_duo.find_element(f"#{ids.VIO_SUBMIT}").is_displayed()
+    assert not dash_duo.find_element(f"#{ids.VIO_NAME}").is_enabled()  # fields read-only, as Train's
 
     sign_in(EDITOR, "/runs")
     label = dash_duo.wait_for_element(f"#{ids.RUNS_LABEL}", timeout=30)
@@ -76,4 +77,5 @@ def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo
     wait_until(lambda: dash_duo.find_element(f"#{ids.DATA_IMPORT}").is_displayed(), what="Import")
     assert not dash_duo.find_element(".data-viewer-note").is_displayed()
     assert not dash_duo.find_element(".vio-viewer-note").is_displayed()
+    assert dash_duo.find_element(f"#{ids.VIO_NAME}").is_enabled()
     assert dash_duo.get_logs() == []
