@@ -49,7 +49,7 @@ def similar_response(
         except UnknownItemError as exc:
             hinted = _with_dataset_hint(exc, st, run_id, [item_id], named=bool(run))
             raise (
-                _not_in_catalogue(exc, st, run_id, item_id, named=bool(run)) if hinted is exc else hinted
+                _unknown_seed(exc, st, run_id, item_id, named=bool(run)) if hinted is exc else hinted
             ) from exc
         ids, scores = result.item_ids, _floats(result.scores)
         removed = result.removed_by_rule
@@ -314,22 +314,30 @@ def _with_dataset_hint(
     return exc
 
 
-def _not_in_catalogue(
+def _unknown_seed(
     exc: UnknownItemError, st: _ApiState, run_id: str, item_id: str, *, named: bool
 ) -> UnknownItemError:
-    """``exc`` ("has no vector in this run"), or, for a seed in no catalogue, not even the run's
-    own dataset's, a message saying so: a typo or another system's id sent the caller looking
-    for a missing vector. The catalogue's ids are cached (:func:`recsys.catalog.dataset_item_ids`)."""
+    """``exc`` ("has no vector in this run") said for what it is, from the run's own dataset's
+    catalogue (ids cached by :func:`recsys.catalog.dataset_item_ids`): an id in no catalogue is
+    a typo or another system's id (the caller went looking for a missing vector); a catalogue
+    item is one the run has no vector for and no fallback chain that answers it (a run of
+    imported vectors carries none), so another run, or vectors that cover it, are the way out."""
     from recsys.catalog import dataset_item_ids
     from recsys.errors import RecsysError
 
     registry = st.registry
     try:
         served = registry._run_dataset(registry.get(run_id))
-        if not served or str(item_id) in dataset_item_ids(registry.root, served):
-            return exc
+        known = bool(served) and str(item_id) in dataset_item_ids(registry.root, served)
     except RecsysError:
         return exc
+    if not served:
+        return exc
+    if known:
+        return UnknownItemError(
+            f"item '{item_id}' is in dataset '{served}', but run {run_id} has no vector for it and no "
+            "fallback chain that lists it: pick another seed item, or serve a run that covers it"
+        )
     elsewhere = "" if named else ", nor in any other stored dataset"
     return UnknownItemError(
         f"item '{item_id}' is not in the catalogue of dataset '{served}' (run {run_id}'s){elsewhere}: check the id"

@@ -121,7 +121,9 @@ def test_the_hint_on_an_item_without_a_vector_says_what_the_run_can_do(tmp_path)
     message = r.get_json()["error"]["message"]
     assert r.status_code == 404 and "is in dataset 'shop2'" in message
     assert "no vector for it and no fallback chain" in message and "pass dataset" not in message
-    assert client.get("/api/v1/similar/sku-13?k=3&dataset=shop2").status_code == 404  # true
+    r = client.get("/api/v1/similar/sku-13?k=3&dataset=shop2")  # true: and said so (s41-w)
+    assert r.status_code == 404 and "is in dataset 'shop2', but run" in r.get_json()["error"]["message"]
+    assert "has no vector for it and no fallback chain that lists it" in r.get_json()["error"]["message"]
 
     other = tmp_path / "with-chain"
     other.mkdir()
