@@ -124,6 +124,14 @@ def test_the_hint_on_an_item_without_a_vector_says_what_the_run_can_do(tmp_path)
     r = client.get("/api/v1/similar/sku-13?k=3&dataset=shop2")  # true: and said so (s41-w)
     assert r.status_code == 404 and "is in dataset 'shop2', but run" in r.get_json()["error"]["message"]
     assert "has no vector for it and no fallback chain that lists it" in r.get_json()["error"]["message"]
+    # the same ids imported again as another dataset (REES46 imported twice, s41-w's walk): the
+    # item is the served dataset's, not a reason to send the caller to the other one
+    from recsys.data.schema import load_dataset
+
+    shop2 = load_dataset("shop2", tmp_path)
+    save_dataset(Dataset(name="shop2again", catalog=shop2.catalog, interactions=shop2.interactions), tmp_path)
+    message = client.get("/api/v1/similar/sku-13?k=3&dataset=shop2").get_json()["error"]["message"]
+    assert "is in dataset 'shop2', but run" in message and "shop2again" not in message
 
     other = tmp_path / "with-chain"
     other.mkdir()
