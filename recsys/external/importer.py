@@ -232,6 +232,16 @@ def import_vectors(
                 f"{int(catalog_missing.sum()):,} of {len(catalog_ids):,} catalogue items have no vector "
                 "(they are not recommended, and get no list)"
             )
+        twins = [  # one name for two runs read as one in every picker and grid (s41-w's walk)
+            r["run_id"]
+            for r in registry.list_runs()
+            if r.get("label") == name.strip() and (r.get("dataset") or {}).get("name") == dataset
+        ]
+        if twins:
+            report["warnings"].append(
+                f"another run of dataset '{dataset}' is already named '{name.strip()}' ({twins[0]}): both are "
+                "kept; give this one another name to tell them apart"
+            )
         timings["validate_s"] = round(time.perf_counter() - t0, 3)
         if report["errors"]:
             raise ImportVectorsError("the vectors cannot be imported: " + "; ".join(report["errors"]), report)

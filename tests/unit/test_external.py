@@ -92,6 +92,19 @@ def test_npy_import_is_an_ordinary_searchable_run(root, items, tmp_path, ids_as)
     assert list(res.item_ids) == exact_top(ids, vec, ids[3], 10)
 
 
+def test_a_second_import_under_a_name_already_taken_says_so(root, items, tmp_path):
+    """The walk imported 'ui-w2vtxt' twice: two runs one name apart from nothing, in every picker."""
+    ids, vec = items
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    first = imp(root, vpath, ids=ipath, name="team w2v")
+    assert not [w for w in first["report"]["warnings"] if "already named" in w]
+    second = imp(root, vpath, ids=ipath, name="team w2v")
+    assert (
+        f"another run of dataset 'demo' is already named 'team w2v' ({first['run']['run_id']}): both are kept"
+        in second["report"]["warnings"][-1]
+    )
+
+
 def test_integer_ids_in_npy_match_the_catalogue(tmp_data_dir, demo_small, tmp_path):
     ds = demo_small
     cat = ds.catalog.copy()
