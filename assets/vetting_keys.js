@@ -11,7 +11,8 @@
  * 3 wrong category, 4 wrong gender, 5 adult or unsafe, 6 brand clash, 7 price mismatch,
  * 8 duplicate, 9 other. After a judgment the focus moves on to the next pair; r opens the
  * focused pair's "Rule…" dialog. Viewers (the shell's
- * role-viewer class) can move but not judge.
+ * role-viewer class) can move but not judge: a judging key turns the viewer note into
+ * "Not judged: ...".
  */
 (function () {
   "use strict";
@@ -35,6 +36,17 @@
     payload.t = Date.now() + "-" + counter;
     pending.push(payload);
     dc.set_props("vetting-key", {data: counter});
+  }
+
+  /* a viewer's 1-9 judged nothing and showed nothing: the viewer note says it was refused */
+  function refuseNote() {
+    var dc = window.dash_clientside;
+    if (!dc || !dc.set_props || !document.getElementById("vetting-viewer-note")) { return; }
+    dc.set_props("vetting-viewer-note", {
+      children: "Not judged: you are signed in as a viewer. j / k move through the queue; judging, " +
+                "building queues, importing and adding rules need the editor role.",
+      className: "small alert alert-warning py-1 px-2 mb-2 viewer-only vet-refused"
+    });
   }
 
   /* the seed group of pair ``index``: starts holds each group's first index, then n */
@@ -166,7 +178,7 @@
         var nu = window.dash_clientside.no_update;
         var events = pending.splice(0, pending.length);
         if (!events.length || !queue || !queue.n || !queue.starts) { return [nu, nu, nu]; }
-        var n = queue.n, judged = false;
+        var n = queue.n, judged = false, refused = false;
         if (cursorOf.loaded !== queue.loaded) { cursorOf = {loaded: queue.loaded, index: cursor || 0}; }
         var next = cursorOf.index;
         for (var e = 0; e < events.length; e++) {
@@ -178,13 +190,15 @@
             next = Math.min(n - 1, i + 1);
           } else if (key === "k" || key === "ArrowUp") {
             next = Math.max(0, i - 1);
-          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer") && !cardOf(queue, i)) {
+          } else if (/^[1-9]$/.test(key) && document.querySelector(".role-viewer")) {
+            refused = true;  /* a viewer's judgment: not stored, and said so (below) */
+          } else if (/^[1-9]$/.test(key) && !cardOf(queue, i)) {
             /* the pair judged is read off its card (the browser holds one seed's pairs at a
              * time): a judgment of a pair whose seed is not drawn yet, and the keys after it,
              * wait for the drawing (refocus sends them again) */
             pending.unshift.apply(pending, events.slice(e));
             break;
-          } else if (/^[1-9]$/.test(key) && !document.querySelector(".role-viewer")) {
+          } else if (/^[1-9]$/.test(key)) {
             var up = key === "1", reason = null, el = cardOf(queue, i);
             if (!up) {
               if (key === "2") {
@@ -208,6 +222,7 @@
             next = Math.min(n - 1, i + 1);
           }
         }
+        if (refused) { refuseNote(); }
         cursorOf.index = next;
         focusPair(next);
         var g = groupOf(queue.starts, next);

@@ -101,7 +101,9 @@ def run_rows(
                     f"95% interval {interval[0]:.4f} to {interval[1]:.4f} over {m.get('n_cases', 0):,} cases"
                 )
         row["cases"] = m.get("n_cases") if isinstance(m.get("n_cases"), int) else None
-        row["notes"] = "; ".join(m.get("warnings") or [])
+        # an imported run's caution (its vectors may have seen the test part) is a note too (s41-w)
+        notes = [*(m.get("warnings") or []), *([run["metrics_note"]] if run.get("metrics_note") else [])]
+        row["notes"] = "; ".join(notes)
         rows.append(row)
     return rows
 

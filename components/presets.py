@@ -190,6 +190,10 @@ def preset_bar(panel: str, names: list[str], selected: str | None = None) -> htm
                 # the name is only for saving: a viewer saw a name field with no Save beside it
                 className="preset-row editor-only",
             ),
+            html.Div(  # Save, Delete and Upload are hidden for a viewer, who was not told (s41-w)
+                "Viewer: saving, deleting and uploading presets need the editor role.",
+                className="small text-muted viewer-only preset-viewer-note",
+            ),
             html.Div(
                 [
                     dbc.ButtonGroup(

@@ -148,8 +148,9 @@ def embedding_run_options(root: Any = None) -> list[dict[str, str]]:
 
 
 # -- layout pieces -------------------------------------------------------------------
-def import_section(root: Any = None) -> Any:
-    """The Data page's "Import vectors" card."""
+def import_section(root: Any = None, read_only: bool = False) -> Any:
+    """The Data page's "Import vectors" card; ``read_only`` (a viewer): the fields are a disabled
+    fieldset and a line says importing needs the editor role (Import is hidden)."""
     datasets = list_datasets(data_dir(root))
     path_rows = [
         dbc.Col([dbc.Label(label, className="small"), dbc.Input(id=cid, placeholder=hint, size="sm")], md=6)
@@ -164,62 +165,77 @@ def import_section(root: Any = None) -> Any:
             ],
             className="small text-muted mb-3",
         ),
-        dbc.Row(
-            [
-                dbc.Col(
-                    [
-                        dbc.Label("Dataset", className="small"),
-                        dcc.Dropdown(
-                            id=ids.VIO_DATASET,
-                            options=datasets,
-                            value="demo" if "demo" in datasets else (datasets[0] if datasets else None),
-                            placeholder="import a dataset first",
-                        ),
-                    ],
-                    md=6,
-                ),
-                dbc.Col(
-                    [
-                        dbc.Label("Run name", className="small"),
-                        dbc.Input(
-                            id=ids.VIO_NAME, placeholder="e.g. clip-vit-b32", size="sm", maxLength=MAX_LABEL
-                        ),
-                    ],
-                    md=6,
-                ),
-            ],
-            className="g-2 mb-2",
+        html.Div(  # Import vectors is hidden for a viewer: the form said nothing of it (s41-w)
+            "You are signed in as a viewer: importing vectors needs the editor role.",
+            className="small alert alert-secondary py-1 px-2 mb-2 viewer-only vio-viewer-note",
         ),
-        dbc.Row(path_rows, className="g-2 mb-2"),
-        dbc.Row(
+        html.Fieldset(  # read-only for a viewer, as the Train and Tune forms (s41-w)
             [
-                dbc.Col(
+                dbc.Row(
                     [
-                        dbc.Label("Format", className="small"),
-                        dcc.Dropdown(
-                            id=ids.VIO_FORMAT, options=FORMAT_OPTIONS, value="auto", clearable=False
+                        dbc.Col(
+                            [
+                                dbc.Label("Dataset", className="small"),
+                                dcc.Dropdown(
+                                    id=ids.VIO_DATASET,
+                                    options=datasets,
+                                    value="demo"
+                                    if "demo" in datasets
+                                    else (datasets[0] if datasets else None),
+                                    placeholder="import a dataset first",
+                                ),
+                            ],
+                            md=6,
+                        ),
+                        dbc.Col(
+                            [
+                                dbc.Label("Run name", className="small"),
+                                dbc.Input(
+                                    id=ids.VIO_NAME,
+                                    placeholder="e.g. clip-vit-b32",
+                                    size="sm",
+                                    maxLength=MAX_LABEL,
+                                ),
+                            ],
+                            md=6,
                         ),
                     ],
-                    md=6,
+                    className="g-2 mb-2",
                 ),
-                choice_col(
-                    "Similarity",
-                    ids.VIO_METRIC,
-                    [("cosine", "cosine"), ("ip", "inner product")],
-                    "cosine",
-                    label_class="small",
-                    md=3,
-                ),
-                choice_col(
-                    "NaN rows, duplicates",
-                    ids.VIO_ERRORS,
-                    [("raise", "refuse"), ("drop", "drop")],
-                    "raise",
-                    label_class="small",
-                    md=3,
+                dbc.Row(path_rows, className="g-2 mb-2"),
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            [
+                                dbc.Label("Format", className="small"),
+                                dcc.Dropdown(
+                                    id=ids.VIO_FORMAT, options=FORMAT_OPTIONS, value="auto", clearable=False
+                                ),
+                            ],
+                            md=6,
+                        ),
+                        choice_col(
+                            "Similarity",
+                            ids.VIO_METRIC,
+                            [("cosine", "cosine"), ("ip", "inner product")],
+                            "cosine",
+                            label_class="small",
+                            md=3,
+                        ),
+                        choice_col(
+                            "NaN rows, duplicates",
+                            ids.VIO_ERRORS,
+                            [("raise", "refuse"), ("drop", "drop")],
+                            "raise",
+                            label_class="small",
+                            md=3,
+                        ),
+                    ],
+                    className="g-2 mb-3",
                 ),
             ],
-            className="g-2 mb-3",
+            disabled=read_only,
+            className="train-form-fields",
         ),
         dbc.Button("Import vectors", id=ids.VIO_SUBMIT, color="primary", className="w-100 editor-only"),
         html.Div(id=ids.VIO_MESSAGE, className="mt-3"),
@@ -339,7 +355,9 @@ def show_vectors_import(store: dict | None, current: dict | None):
         )
     if status == "cancelled":
         return card, info_alert("Import cancelled: nothing was stored.", color="warning")
-    return card, no_update
+    # queued or running: the last import's report (a failure, or another run stored) stayed here
+    # under the new job's card and read as its outcome
+    return card, empty_state("Import running…", "The validation report appears here when the job ends.")
 
 
 @callback(

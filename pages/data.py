@@ -22,6 +22,7 @@ from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section
 from components.vectors_io import import_section as vectors_import_section
 from recsys._io import atomic_create_bytes, atomic_write_bytes
+from recsys.auth import can_edit
 from recsys.config import data_dir, import_dir, resolve_import_path, upload_max_bytes
 from recsys.errors import DataValidationError, RecsysError
 
@@ -460,7 +461,7 @@ def layout(**_query: Any) -> html.Div:
             ),
             dbc.Row([dbc.Col(form, lg=6), dbc.Col(result, lg=6)]),
             section("Stored datasets", html.Div(datasets_table(), id=ids.DATA_DATASETS)),
-            vectors_import_section(),
+            vectors_import_section(read_only=not can_edit()),
             dcc.Store(id=ids.DATA_FILE_STORE),
             dcc.Store(id=ids.DATA_JOB_STORE),
         ]

@@ -495,6 +495,10 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                             outline=True,
                             n_clicks=0,
                         ),
+                        html.Div(  # in the hidden button's place, for a viewer (s41-w)
+                            "Computing UMAP needs the editor role",
+                            className="small text-muted viewer-only map-viewer-note",
+                        ),
                     ],
                     className="d-flex justify-content-between align-items-center gap-2",
                 )

@@ -268,6 +268,8 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
         parts += [html.Span(", "), html.Strong(f"{lift:.1f}×"), html.Span(" the popularity baseline")]
     parts.append(html.Span("."))
     lines: list = [html.Div(parts)]
+    if best.get("metrics_note"):  # imported vectors: stored with the run, shown nowhere (s41-w)
+        lines.append(html.Div(f"Its score may be optimistic: {best['metrics_note']}.", className="small"))
     if choice["rule"] == "paired":
         lines.append(html.Div(_paired_why(choice), className="small choice-why"))
     families = {r.get("family") for r in scored}

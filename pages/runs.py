@@ -489,7 +489,12 @@ def layout(**_query: Any) -> html.Div:
             html.Div(
                 "Select a run to activate it (serving and Explore use the active run of each family), "
                 "compute its map projection, or delete it.",
-                className="small text-muted mt-2",
+                className="small text-muted mt-2 editor-only",
+            ),
+            html.Div(  # the hint above named buttons a viewer does not have (s41-w)
+                "You are signed in as a viewer: activating, projecting and deleting runs need the "
+                "editor role.",
+                className="small alert alert-secondary py-1 px-2 mt-2 mb-0 viewer-only runs-grid-viewer-note",
             ),
             html.Div(id=ids.RUNS_TUNING, className="mt-3"),
         ],

@@ -27,7 +27,7 @@ from recsys.external.index_check import (
     stage_index,
 )
 from recsys.external.read import _EXAMPLES, detect_format, npy_layout, read_vectors
-from recsys.external.validate import _examples, _positions, validate_table
+from recsys.external.validate import DROP_HINT, _examples, _positions, validate_table
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def import_vectors(
                     ex = ", ".join(_examples(table.ids[lacking]))
                     msg = f"{int(lacking.sum()):,} item(s) have no query vector (e.g. {ex})"
                     if errors == "raise":
-                        report["errors"].append(msg + "; give one for every item, or import with errors=drop")
+                        report["errors"].append(f"{msg}; give one for every item, or import with {DROP_HINT}")
                     else:
                         report["warnings"].append(msg + ": left out")
                         keep &= ~lacking
@@ -231,6 +231,16 @@ def import_vectors(
             report["warnings"].append(
                 f"{int(catalog_missing.sum()):,} of {len(catalog_ids):,} catalogue items have no vector "
                 "(they are not recommended, and get no list)"
+            )
+        twins = [  # one name for two runs read as one in every picker and grid (s41-w's walk)
+            r["run_id"]
+            for r in registry.list_runs()
+            if r.get("label") == name.strip() and (r.get("dataset") or {}).get("name") == dataset
+        ]
+        if twins:
+            report["warnings"].append(
+                f"another run of dataset '{dataset}' is already named '{name.strip()}' ({twins[0]}): both are "
+                "kept; give this one another name to tell them apart"
             )
         timings["validate_s"] = round(time.perf_counter() - t0, 3)
         if report["errors"]:

@@ -206,8 +206,8 @@ def _read_npy(
 
 
 _NPY_NO_IDS = (
-    "a .npy matrix has no ids: give the ids file (--ids: a .npy array or a text file with one "
-    "id a line, in row order)"
+    "a .npy matrix has no ids: give the ids file ('Ids file' on the Data page, --ids on the command "
+    "line: a .npy array or a text file with one id a line, in row order)"
 )
 
 
@@ -463,8 +463,8 @@ def _read_projector(path: Path, ids_path: Path | None) -> VectorTable:
         ids_path,
         "projector",
         label,
-        "a Projector vectors.tsv has no ids: give its metadata.tsv (--ids), whose item_id (or first) "
-        "column names the rows",
+        "a Projector vectors.tsv has no ids: give its metadata.tsv ('Ids file' on the Data page, --ids "
+        "on the command line), whose item_id (or first) column names the rows",
     )
 
 

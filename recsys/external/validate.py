@@ -10,6 +10,10 @@ import pandas as pd
 
 from recsys.external.read import _EXAMPLES, VectorTable
 
+#: how a user asks for dropping, in the words of where they import: the CLI's flag and the Data
+#: page's choice (the Python keyword ``errors="drop"`` read as neither)
+DROP_HINT = "--errors drop (on the Data page: 'NaN rows, duplicates: drop')"
+
 logger = logging.getLogger(__name__)
 
 
@@ -149,7 +153,7 @@ def validate_table(
     if len(nan_rows):
         msg = f"{len(nan_rows):,} {what} row(s) hold NaN or inf (first: {report['nan_rows']['examples'][0]})"
         _problem(
-            report, errors, msg, "; fix them, or import with errors=drop to leave them out", ": left out"
+            report, errors, msg, f"; fix them, or import with {DROP_HINT} to leave them out", ": left out"
         )
     if dup_mask.any():
         msg = f"{int(dup_mask.sum()):,} duplicate id(s) in the {what} (e.g. {', '.join(report['duplicate_ids']['examples'][:3])})"
@@ -157,7 +161,7 @@ def validate_table(
             report,
             errors,
             msg,
-            "; which vector is meant? dedupe them, or import with errors=drop to keep the first",
+            f"; which vector is meant? dedupe them, or import with {DROP_HINT} to keep the first",
             ": kept the first of each",
         )
     if len(zero_rows):

@@ -47,7 +47,7 @@ def similar_response(
         try:
             result = similar_items(st.registry, run_id, item_id, config, k)
         except UnknownItemError as exc:
-            raise _with_dataset_hint(exc, st, run_id, [item_id], named=bool(run)) from exc
+            raise _unknown_seed(exc, st, run_id, item_id, named=bool(run)) from exc
         ids, scores = result.item_ids, _floats(result.scores)
         removed = result.removed_by_rule
         n_elig = result.n_eligible
@@ -309,6 +309,38 @@ def _with_dataset_hint(
             )
         return UnknownItemError(f"{head}: pass dataset={name} (its run {other} answers; or run={other})")
     return exc
+
+
+def _unknown_seed(
+    exc: UnknownItemError, st: _ApiState, run_id: str, item_id: str, *, named: bool
+) -> UnknownItemError:
+    """``exc`` ("has no vector in this run") said for what it is, the run's own dataset's
+    catalogue first (ids cached by :func:`recsys.catalog.dataset_item_ids`): an item of it is one
+    the run has no vector for and no fallback chain that answers (a run of imported vectors
+    carries none), whatever other dataset holds the same id; else another dataset's hint
+    (:func:`_with_dataset_hint`); else the id is in no catalogue: a typo or another system's id,
+    where "has no vector" sent the caller looking for a missing vector."""
+    from recsys.catalog import dataset_item_ids
+    from recsys.errors import RecsysError
+
+    registry = st.registry
+    try:
+        served = registry._run_dataset(registry.get(run_id))
+        known = bool(served) and str(item_id) in dataset_item_ids(registry.root, served)
+    except RecsysError:
+        return _with_dataset_hint(exc, st, run_id, [item_id], named=named)
+    if known:
+        return UnknownItemError(
+            f"item '{item_id}' is in dataset '{served}', but run {run_id} has no vector for it and no "
+            "fallback chain that lists it: pick another seed item, or serve a run that covers it"
+        )
+    hinted = _with_dataset_hint(exc, st, run_id, [item_id], named=named)
+    if hinted is not exc or not served:
+        return hinted
+    elsewhere = "" if named else ", nor in any other stored dataset"
+    return UnknownItemError(
+        f"item '{item_id}' is not in the catalogue of dataset '{served}' (run {run_id}'s){elsewhere}: check the id"
+    )
 
 
 def _answers(registry: Any, run_id: str, item_id: str) -> bool:

@@ -38,6 +38,25 @@ logger = logging.getLogger(__name__)
 #: the WSGI environ key of a request's start (:func:`create_blueprint`'s hooks): read and written
 #: on the environ, one context look-up each, where ``flask.g`` costs a proxy and its own object
 _T0 = "recsys.t0"
+#: what GET /similar's query string may name (POST's body adds ``item_id``)
+_SIMILAR_KEYS = frozenset(_SIMILAR_FIELDS)
+_RECOMMEND_KEYS = frozenset({"recent_item_ids", "run", "dataset", "preset", "filters", "k", "exclude_seen"})
+
+
+def _refuse_unknown(given: Any, known: frozenset[str], what: str = "field") -> None:
+    """A 400 for names a request may not hold (a JSON body's fields, a query's parameters):
+    each named, with the closest known name (``filter`` -> ``filters``) and the known ones.
+    A typo must not be dropped: ``?filter=`` would otherwise answer unfiltered, with a 200."""
+    if known.issuperset(given):
+        return
+    import difflib
+
+    names = sorted(set(given) - known)
+    close = difflib.get_close_matches(names[0], sorted(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ApiError(
+        400, f"unknown {what}(s): {', '.join(names)}{hint}; known: {', '.join(sorted(known))}", names[0]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -166,6 +185,7 @@ def _add_read_routes(bp: Blueprint) -> None:
     @bp.get("/similar/<path:item_id>")
     def similar_get(item_id: str) -> Any:
         args = request.args
+        _refuse_unknown(args, _SIMILAR_KEYS, "query parameter")
         # only the fields the query names: MultiDict.get of an absent key raises and catches a
         # BadRequestKeyError (an HTTPException built per field), three per preset request
         return json_reply(similar_response(item_id, **{f: args.get(f) for f in _SIMILAR_FIELDS if f in args}))
@@ -173,9 +193,7 @@ def _add_read_routes(bp: Blueprint) -> None:
     @bp.post("/similar")
     def similar_post() -> Any:
         body = _json_body()
-        unknown = sorted(set(body) - {"item_id", *_SIMILAR_FIELDS})
-        if unknown:
-            raise ApiError(400, f"unknown field(s): {', '.join(unknown)}", unknown[0])
+        _refuse_unknown(body, _SIMILAR_KEYS | {"item_id"})
         item_id = body.get("item_id")
         if not isinstance(item_id, str) or not item_id:
             raise ApiError(400, "'item_id' (a non-empty string) is required", "item_id")
@@ -184,11 +202,7 @@ def _add_read_routes(bp: Blueprint) -> None:
     @bp.post("/recommend")
     def recommend() -> Any:
         body = _json_body()
-        unknown = sorted(
-            set(body) - {"recent_item_ids", "run", "dataset", "preset", "filters", "k", "exclude_seen"}
-        )
-        if unknown:
-            raise ApiError(400, f"unknown field(s): {', '.join(unknown)}", unknown[0])
+        _refuse_unknown(body, _RECOMMEND_KEYS)
         return json_reply(
             recommend_response(
                 body.get("recent_item_ids"),
@@ -251,9 +265,7 @@ def _add_write_routes(bp: Blueprint) -> None:
 
         body = _json_body()
         st = _state()
-        unknown_fields = sorted(set(body) - {"family", "params", "dataset", "label"})
-        if unknown_fields:
-            raise ApiError(400, f"unknown field(s): {', '.join(unknown_fields)}", unknown_fields[0])
+        _refuse_unknown(body, frozenset({"family", "params", "dataset", "label"}))
         family, dataset = body.get("family"), body.get("dataset") or "demo"
         try:  # checked now, so a bad parameter is a 400 (an unknown dataset a 404) here, not a failed job later
             job_id = submit_train(
@@ -276,10 +288,9 @@ def _add_write_routes(bp: Blueprint) -> None:
 
         body = _json_body()
         st = _state()
-        allowed = {"family", "params", "dataset", "label", "budget", "trials", "sample"}
-        unknown_fields = sorted(set(body) - allowed)
-        if unknown_fields:
-            raise ApiError(400, f"unknown field(s): {', '.join(unknown_fields)}", unknown_fields[0])
+        _refuse_unknown(
+            body, frozenset({"family", "params", "dataset", "label", "budget", "trials", "sample"})
+        )
         family, dataset = body.get("family"), body.get("dataset") or "demo"
         try:
             job_id = submit_tune(

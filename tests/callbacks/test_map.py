@@ -120,6 +120,16 @@ def test_the_page_layout_carries_the_first_figure_and_its_meta(mapp, data, monke
     assert store.data["n_shown"] == 20 and not store.data.get("partial")
 
 
+def test_a_viewer_is_told_why_there_is_no_compute_umap_button(mapp, data):
+    """The button is hidden for a viewer (the shell's role-viewer class): a viewer-only line takes
+    its place, where "UMAP not computed yet" left them looking for it (s41-w)."""
+    layout = mapp.layout(run=data["runs"]["A"])
+    (button,) = find(layout, lambda n: getattr(n, "id", None) == mapp.ids.MAP_UMAP_BUTTON)
+    (note,) = find(layout, lambda n: "viewer-only" in str(getattr(n, "className", "")).split())
+    assert "editor-only" in button.className.split()
+    assert text_of(note) == "Computing UMAP needs the editor role"
+
+
 def test_search_typed_on_the_sample_stays_highlighted_when_every_point_arrives(mapp, data):
     run = data["runs"]["A"]
     meta = mapp.map_state(run, "auto", "category:0", {"jobs": []}, None, first_paint=8)["meta"]

@@ -219,6 +219,11 @@ def test_best_variant_is_chosen_on_validation_with_its_interval_and_says_when_a_
     assert "prod2vec run" in text and "best model on this dataset" not in text
     no_val = [run("cooccurrence", 0.20, None), run("prod2vec", 0.22, None)]
     assert "chosen on the test split" in text_of(overview._headline(no_val))
+    # imported vectors best on the test split: the caution the import stored is shown (s41-w)
+    imported = {**run("external", 0.30, None), "metrics_note": "the vectors were trained outside RecSys Lab"}
+    text = " ".join(text_of(overview._headline([*no_val, imported])).split())
+    assert "Best variant: external run" in text
+    assert "Its score may be optimistic: the vectors were trained outside RecSys Lab." in text
 
 
 def test_while_the_demo_builds_the_headline_is_the_best_so_far(root, overview, monkeypatch):

@@ -215,6 +215,10 @@ def test_rows_carry_intervals_cases_and_warnings_for_every_grid():
     assert "0.2000 to 0.3000 over 320 cases" in new["hr@10_ci_text"]
     assert "fewer than 500" in new["notes"]
     assert "hr@10_ci" not in old and old["cases"] is None and old["notes"] == ""
+    # an imported run's stored caution reads in its notes, after its warnings (s41-w)
+    note = "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split"
+    (imported,) = run_rows([{**runs[0], "family": "external", "metrics_note": note}], ["hr@10"])
+    assert imported["notes"] == f"{runs[0]['metrics']['warnings'][0]}; {note}"
     cols = {c["field"]: c for c in column_defs(["hr@10"])}
     assert "params.data['hr@10_ci']" in cols["hr@10"]["valueFormatter"]["function"]
     assert cols["hr@10"]["tooltipField"] == "hr@10_ci_text" and "cases" in cols and "notes" in cols

@@ -109,6 +109,12 @@ def test_a_failed_import_job_says_why_and_stores_nothing(vio, root):
     _card, report = module.show_vectors_import(None, current)
     assert report.color == "danger" and "NaN" in text_of(report) and "nothing was stored" in text_of(report)
     assert sorted(p.name for p in (root / "runs").iterdir()) == before
+    # the next import, while it runs: the failure above is not left standing as its outcome (s41-w)
+    _, current = form(module, name="clip fixed", ids_path="ids.txt", path="v.npy")
+    _card, report = module.show_vectors_import(None, current)
+    assert JobStore(root).get(current["job_id"])["status"] in ("queued", "running")
+    assert "NaN" not in text_of(report) and "report appears here when the job ends" in text_of(report)
+    JobStore(root).cancel(current["job_id"])
 
 
 def test_the_job_itself_refuses_a_path_outside_the_import_folder(vio, root, tmp_path):

@@ -299,10 +299,15 @@ def test_viewer_signs_in_in_the_browser_and_sees_no_write_buttons(dash_duo, auth
     dash_duo.wait_for_contains_text(f"#{ids.NAVBAR_USER}", "viewer", timeout=10)
     assert not dash_duo.driver.find_element(By.ID, ids.RUNS_SUBMIT).is_displayed()
     assert not dash_duo.driver.find_element(By.ID, ids.RUNS_DELETE).is_displayed()
+    # the hidden buttons are said to need the editor role, not left unexplained (s41-w)
+    note = dash_duo.find_element(".runs-grid-viewer-note")
+    assert note.is_displayed() and "deleting runs need the editor role" in note.text
     dash_duo.driver.get(f"{base}/explore")
     dash_duo.wait_for_element(f"#{ids.EXPLORE_RESULTS}", timeout=30)
     saves = dash_duo.driver.find_elements(By.CSS_SELECTOR, ".preset-row .btn-primary")
     assert saves and not any(b.is_displayed() for b in saves)
+    note = dash_duo.find_element(".preset-viewer-note")
+    assert note.is_displayed() and "saving, deleting and uploading presets need the editor role" in note.text
     dash_duo.find_element(f"#{ids.NAVBAR_LOGOUT}").click()
     dash_duo.wait_for_element("#password", timeout=10)
     assert dash_duo.get_logs() == []

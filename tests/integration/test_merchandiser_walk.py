@@ -59,6 +59,11 @@ def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo
     note = dash_duo.wait_for_element(".data-viewer-note", timeout=30)
     assert note.is_displayed() and "importing or uploading needs the editor role" in note.text
     assert not dash_duo.find_element(f"#{ids.DATA_IMPORT}").is_displayed()
+    # and the Import vectors card, whose button is hidden too (s41-w)
+    note = dash_duo.find_element(".vio-viewer-note")
+    assert note.is_displayed() and "importing vectors needs the editor role" in note.text
+    assert not dash_duo.find_element(f"#{ids.VIO_SUBMIT}").is_displayed()
+    assert not dash_duo.find_element(f"#{ids.VIO_NAME}").is_enabled()  # fields read-only, as Train's
 
     sign_in(EDITOR, "/runs")
     label = dash_duo.wait_for_element(f"#{ids.RUNS_LABEL}", timeout=30)
@@ -71,4 +76,6 @@ def test_a_viewers_runs_and_data_pages_say_what_they_can_do_there(dash_duo, demo
     dash_duo.driver.get(f"{dash_duo.server.url.rstrip('/')}/data")
     wait_until(lambda: dash_duo.find_element(f"#{ids.DATA_IMPORT}").is_displayed(), what="Import")
     assert not dash_duo.find_element(".data-viewer-note").is_displayed()
+    assert not dash_duo.find_element(".vio-viewer-note").is_displayed()
+    assert dash_duo.find_element(f"#{ids.VIO_NAME}").is_enabled()
     assert dash_duo.get_logs() == []

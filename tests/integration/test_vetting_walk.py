@@ -219,5 +219,12 @@ def test_a_viewer_can_browse_the_queue_but_sees_no_judging_controls(dash_duo, de
     wait_until(lambda: _focused(dash_duo) == 0, what="the first pair focused")
     _keys(dash_duo, "1", "j")
     wait_until(lambda: _focused(dash_duo) == 1, what="j moving on")
+    # the "1" judged nothing, and says so where the viewer looks (it was silently ignored; s41-w)
+    wait_until(
+        lambda: dash_duo.find_element("#vetting-viewer-note").text.startswith(
+            "Not judged: you are signed in"
+        ),
+        what="the viewer note saying the 1 was refused",
+    )
     assert len(store.frame()) == 0
     assert dash_duo.get_logs() == []

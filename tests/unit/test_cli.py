@@ -65,6 +65,10 @@ def test_train_with_params_and_show(demo_dir, capsys):
     assert f"vectors=auto chose {c['chosen']} on {c['cases']} validation cases" in out, out
     assert main(["--data-dir", str(demo_dir), "runs", "show", run["run_id"]]) == 0
     assert json.loads(capsys.readouterr().out)["run_id"] == run["run_id"]
+    # runs list names each run's dataset and label: the name a user gave is how they find it (s41-w)
+    assert main(["--data-dir", str(demo_dir), "runs", "list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(run["run_id"]))
+    assert line.endswith("  demo / tiny p2v"), line
 
 
 def test_bad_parameter_is_a_clear_error_not_a_traceback(demo_dir, capsys):

@@ -92,6 +92,19 @@ def test_npy_import_is_an_ordinary_searchable_run(root, items, tmp_path, ids_as)
     assert list(res.item_ids) == exact_top(ids, vec, ids[3], 10)
 
 
+def test_a_second_import_under_a_name_already_taken_says_so(root, items, tmp_path):
+    """The walk imported 'ui-w2vtxt' twice: two runs one name apart from nothing, in every picker."""
+    ids, vec = items
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    first = imp(root, vpath, ids=ipath, name="team w2v")
+    assert not [w for w in first["report"]["warnings"] if "already named" in w]
+    second = imp(root, vpath, ids=ipath, name="team w2v")
+    assert (
+        f"another run of dataset 'demo' is already named 'team w2v' ({first['run']['run_id']}): both are kept"
+        in second["report"]["warnings"][-1]
+    )
+
+
 def test_integer_ids_in_npy_match_the_catalogue(tmp_data_dir, demo_small, tmp_path):
     ds = demo_small
     cat = ds.catalog.copy()
@@ -200,7 +213,10 @@ def test_ids_not_one_per_row(root, items, tmp_path):
     np.save(tmp_path / "v.npy", vec)
     np.save(tmp_path / "ids.npy", ids[:-1])
     refused(root, tmp_path / "v.npy", "299 ids for 300 vector rows", ids=tmp_path / "ids.npy")
-    refused(root, tmp_path / "v.npy", "no ids")
+    # named as both places name it: the Data page has no '--ids', the CLI no 'Ids file' (s41-w)
+    refused(
+        root, tmp_path / "v.npy", "no ids: give the ids file \\('Ids file' on the Data page, --ids on the"
+    )
 
 
 def test_unknown_ids_are_left_out_and_reported_all_unknown_is_an_error(root, items, tmp_path):
@@ -243,6 +259,8 @@ def test_duplicate_ids_fail_unless_dropped(root, items, tmp_path):
     dup[20] = dup[10]
     vpath, ipath = write_npy(tmp_path, dup, vec)
     err = refused(root, vpath, "duplicate id", ids=ipath)
+    # said in the words of the CLI and the Data page, not the Python keyword 'errors=drop' (s41-w)
+    assert "import with --errors drop (on the Data page: 'NaN rows, duplicates: drop')" in str(err)
     assert err.report["duplicate_ids"] == {"count": 1, "examples": [str(ids[10])]}
     out = imp(root, vpath, ids=ipath, errors="drop")
     got_ids, got_vec = run_arrays(root, out["run"]["run_id"])

@@ -19,8 +19,8 @@ from tests.unit.test_external import DIM, items, root
 _FIXTURES = (items, root)  # test_external's: the demo dataset stored, 300 of its ids and seeded vectors
 
 
-def imp(root: Path, path: Path, ids: Path, **kw):
-    return import_vectors("demo", "ext", path, ids=ids, evaluate=False, root=root, **kw)
+def imp(root: Path, path: Path, ids: Path, name: str = "ext", **kw):
+    return import_vectors("demo", name, path, ids=ids, evaluate=False, root=root, **kw)
 
 
 def under_runs(root: Path) -> list[str]:
@@ -78,7 +78,7 @@ def test_every_npy_layout_imports_the_same_run_and_report(root, items, tmp_path,
         write_v2(tmp_path / "ids.npy", ids)  # mapped too
     assert (npy_layout(path) is not None) == (layout == "v2")
     a = imp(root, tmp_path / "plain.npy", tmp_path / "ids.npy")
-    b = imp(root, path, tmp_path / "ids.npy")
+    b = imp(root, path, tmp_path / "ids.npy", name=f"ext {layout}")  # one name twice is warned of
     ra, rb = dict(a["report"]), dict(b["report"])
     assert ra.pop("file") == "plain.npy" and rb.pop("file") == path.name
     assert ra == rb

@@ -175,6 +175,9 @@ def test_post_and_inline_filters_give_the_same_list(client: Any, data: dict[str,
         ("preset=same-cat&filters={}", 200, None),
         ('preset=same-cat&filters={"exclude_adult": true}', 400, "filters"),
         ("source=cache", 400, "source"),
+        # a misspelt name was dropped: the list came back unfiltered with a 200 (s41-w)
+        ('filter={"exclude_adult": true}', 400, "filter"),
+        ("k=5&presets=same-cat", 400, "presets"),
     ],
 )
 def test_bad_parameters_get_json_errors(client: Any, query: str, status: int, field: str | None) -> None:
@@ -185,9 +188,24 @@ def test_bad_parameters_get_json_errors(client: Any, query: str, status: int, fi
         err(resp, status, field)
 
 
-def test_unknown_item_is_404(client: Any) -> None:
-    err(client.get("/api/v1/similar/no-such-item"), 404, "item_id")
-    err(client.post("/api/v1/similar", json={"item_id": "no-such-item"}), 404, "item_id")
+def test_a_misspelt_parameter_names_the_one_meant(client: Any) -> None:
+    """``?filter=`` (for ``filters``) answered the unfiltered list with a 200 (s41-w's walk)."""
+    body = err(client.get('/api/v1/similar/it001?filter={"price_max": 1}'), 400, "filter")
+    assert "unknown query parameter(s): filter (did you mean 'filters'?)" in body["message"]
+    body = err(client.post("/api/v1/recommend", json={"recent_item_ids": ["it001"], "exclude_seem": 1}), 400)
+    assert "exclude_seem (did you mean 'exclude_seen'?)" in body["message"]
+
+
+def test_unknown_item_is_404(client: Any, data: dict[str, Any]) -> None:
+    body = err(client.get("/api/v1/similar/no-such-item"), 404, "item_id")
+    # an id in no catalogue is said to be one, not "has no vector in this run" (s41-w)
+    assert "item 'no-such-item' is not in the catalogue of dataset" in body["message"]
+    assert "nor in any other stored dataset: check the id" in body["message"]
+    run = data["runs"][1]
+    body = err(client.post("/api/v1/similar", json={"item_id": "no-such-item", "run": run}), 404, "item_id")
+    assert (
+        "is not in the catalogue of dataset" in body["message"] and f"(run {run}'s): check" in body["message"]
+    )
 
 
 def test_post_body_errors(client: Any) -> None:

@@ -89,6 +89,9 @@ def test_the_404_hint_names_the_dataset_and_reads_no_catalogue_per_request(two_d
     message = r.get_json()["error"]["message"]
     assert "is in dataset 'shop2'" in message and "pass dataset=shop2" in message and shop_run in message
     assert client.get(f"/api/v1/similar/{shop_ids[3]}?k=3&dataset=shop2").status_code == 200
+    # an id in no catalogue is told so (s41-w): the served dataset's ids are read once, then cached
+    r = client.get("/api/v1/similar/nowhere?k=3")
+    assert r.status_code == 404 and "is not in the catalogue of dataset" in r.get_json()["error"]["message"]
 
     reads: list[str] = []
     real = pd.read_parquet
@@ -118,7 +121,17 @@ def test_the_hint_on_an_item_without_a_vector_says_what_the_run_can_do(tmp_path)
     message = r.get_json()["error"]["message"]
     assert r.status_code == 404 and "is in dataset 'shop2'" in message
     assert "no vector for it and no fallback chain" in message and "pass dataset" not in message
-    assert client.get("/api/v1/similar/sku-13?k=3&dataset=shop2").status_code == 404  # true
+    r = client.get("/api/v1/similar/sku-13?k=3&dataset=shop2")  # true: and said so (s41-w)
+    assert r.status_code == 404 and "is in dataset 'shop2', but run" in r.get_json()["error"]["message"]
+    assert "has no vector for it and no fallback chain that lists it" in r.get_json()["error"]["message"]
+    # the same ids imported again as another dataset (REES46 imported twice, s41-w's walk): the
+    # item is the served dataset's, not a reason to send the caller to the other one
+    from recsys.data.schema import load_dataset
+
+    shop2 = load_dataset("shop2", tmp_path)
+    save_dataset(Dataset(name="shop2again", catalog=shop2.catalog, interactions=shop2.interactions), tmp_path)
+    message = client.get("/api/v1/similar/sku-13?k=3&dataset=shop2").get_json()["error"]["message"]
+    assert "is in dataset 'shop2', but run" in message and "shop2again" not in message
 
     other = tmp_path / "with-chain"
     other.mkdir()
