@@ -235,3 +235,33 @@ def test_a_half_catalogue_category_gets_its_block_graphs_when_used_often(catalog
     assert cf_band.base_mask.tobytes() == cf.base_mask.tobytes()
     for key, ss in cf.blocks.items():
         assert searcher._shared_blocks.get((searcher._mask_digest(cf), *key)) is ss, key
+
+
+@pytest.mark.parametrize("fields", [{}, {"brands_deny": ["b7"]}])
+def test_a_batch_of_a_near_full_filter_builds_no_copy_of_the_main_graph(catalogue, fields):
+    """The batch path (``search_many``, precompute) counts a batch's seeds as uses of the static
+    set (``_maybe_sub``): on the default config with a few adult items, or with one small brand
+    denied too, its sets of nearly every item get no graph of their own there either, and its lists
+    keep exact search's counts, no adult item next to a non-adult seed, and recall >= 0.99."""
+    cat, vec, index = catalogue
+    adult = np.zeros(len(cat), dtype=bool)
+    adult[::20] = True  # 5%
+    cat = cat.assign(adult=adult)
+    searcher = searcher_of((cat, vec, index), background_min_items=0)
+    cfg = FilterConfig(**fields)
+    items = cat.item_id.tolist()
+    searcher.search_many(items[: 40 * _SUB_AFTER : 10], cfg, 10)  # 4 * _SUB_AFTER uses, both kinds
+    searcher.wait_background()
+    cf = searcher.compile(cfg)
+    assert cf.big_subs == {False: 0, True: 0} and all(ss.sub is None for ss in cf.sets.values())
+    is_adult = dict(zip(cat.item_id, adult))
+    batch = searcher.search_many(items[1000:1400:5], cfg, 10)
+    hits = total = 0
+    for item, res in zip(items[1000:1400:5], batch):
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert is_adult[item] or not any(is_adult[i] for i in res.item_ids)
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert hits / total >= 0.99, hits / total
