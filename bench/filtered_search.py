@@ -1069,6 +1069,17 @@ def main() -> None:
 
     everything = np.ones(n, dtype=bool)
     cases.append(("uncorrelated no filter", unc, FilterConfig(), static(everything)))
+    # the default config on a catalogue with a few adult items: a non-adult seed's set is every
+    # non-adult item, an adult seed's every item (no graph of its own for either)
+    adult3 = np.random.default_rng(args.seed + 303).random(n) < 0.03
+
+    def adult_mask(i):
+        out = everything.copy() if adult3[i] else ~adult3
+        out[i] = False
+        return out
+
+    a3 = FilteredSearcher(vec, ids, ucat.assign(adult=adult3), index=index)
+    cases.append(("uncorrelated no filter, 3% adult items", a3, FilterConfig(), adult_mask))
     for lab, share in shares.items():
         fields, m = brand_cfg(share)
         cases.append((f"uncorrelated brand allow-list {lab}", unc, FilterConfig(**fields), static(m)))

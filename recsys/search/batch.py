@@ -721,6 +721,11 @@ def search_many_static(
                     if cfg.exclude_seed:
                         ok &= labels != seed_rows[:, None]
                     r_, s_, cnt = _first_k(ok, labels, dist, k)
+                    # an eligible seed whose beam search missed its own vector, as above (and as a
+                    # single query's over-fetch judges it): its labels filled the list with items
+                    # that are not its neighbours (the default config on a catalogue with a few
+                    # adult items, which gets no graph of its own: recall 0.27 on a coarse graph)
+                    cnt[seed_in & seeds_lost(seed_rows, labels, dist, searcher._self_first)] = 0
                 done = (cnt >= np.minimum(k, n_elig)) | (fetch >= n)
                 rows[done], sims[done] = r_[done], s_[done]
                 plans[done] = "hnsw_overfetch"

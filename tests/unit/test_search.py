@@ -1539,6 +1539,8 @@ def test_a_pin_beyond_k_still_counts_so_a_shorter_list_starts_the_longer_one():
         {"same_category": True, "category_level": 0, "price_ratio_min": 0.5, "price_ratio_max": 2.0},
         {"brands_allow": [f"b{i}" for i in range(12)]},  # static, ~60%: no block, no graph
         {"exclude_adult": True},  # static, one eligible set per seed adultness
+        {},  # 5% adult items: every non-adult item, or every item (fast.py: _fast_near_full)
+        {"exclude_seed": False},  # the same sets, the seed listed
     ],
 )
 def test_filter_shortcut_answers_as_the_general_path(fields):
@@ -1595,7 +1597,7 @@ def _shortcut_against_general_path(
             queries += 1
             for field in (*ANSWER_FIELDS, "served_by"):
                 assert getattr(got, field) == getattr(want, field), (item, k, field)
-            assert item not in got.item_ids and got.seed_item_id == item
+            assert (item not in got.item_ids or not cfg.exclude_seed) and got.seed_item_id == item
             if counter.calls == before:
                 answers.append((item, k, got))
             got.removed_by_rule["x"] = 1  # each result owns its counts

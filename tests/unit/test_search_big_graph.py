@@ -44,6 +44,21 @@ def seeds(cat, start: int, count: int) -> list[str]:
     return cat.item_id.iloc[start : start + count].tolist()
 
 
+def assert_near_full_answers(searcher, cfg, items, answers, is_adult) -> None:
+    """The answers of a set of nearly every item (``is_adult``: by item id): exact search's counts,
+    ten items without the seed, no adult item next to a non-adult seed, and recall >= 0.99
+    against exact search."""
+    hits = total = 0
+    for item, res in zip(items, answers):
+        ref = searcher.search(item, cfg, 10, plan="exact")
+        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
+        assert len(res) == 10 and item not in res.item_ids
+        assert is_adult[item] or not any(is_adult[i] for i in res.item_ids)
+        hits += len(set(res.rows) & set(ref.rows))
+        total += len(ref.rows)
+    assert hits / total >= 0.99, hits / total
+
+
 def compiled_set(searcher, cfg, items):
     """Compile ``cfg`` and build its eligible set (a few queries, then the background builds)."""
     for item in items:
@@ -159,16 +174,10 @@ def test_the_default_config_on_a_catalogue_with_adult_items_builds_no_copy_of_th
     assert cf.sets[False].n == len(cat) and cf.sets[True].n == len(cat) - adult.sum()
     assert cf.big_subs == {False: 0, True: 0} and cf.sets[False].sub is None and cf.sets[True].sub is None
     assert searcher._fast[id(cfg)].answer is FastMixin._fast_flag  # the shortcut answers
-    is_adult = dict(zip(cat.item_id, adult))
-    hits = total = 0
-    for item in adults[200:240] + others[200:240]:
-        res, ref = searcher.search(item, cfg, 10), searcher.search(item, cfg, 10, plan="exact")
-        assert res.n_eligible == ref.n_eligible and res.removed_by_rule == ref.removed_by_rule
-        assert len(res) == 10 and item not in res.item_ids
-        assert is_adult[item] or not any(is_adult[i] for i in res.item_ids)
-        hits += len(set(res.rows) & set(ref.rows))
-        total += len(ref.rows)
-    assert hits / total >= 0.99, hits / total
+    items, is_adult = adults[200:240] + others[200:240], dict(zip(cat.item_id, adult))
+    assert_near_full_answers(
+        searcher, cfg, items, [searcher.search(item, cfg, 10) for item in items], is_adult
+    )
     # a non-adult seed among adult items: its fetch holds fewer than k that pass
     crowded = cat.assign(adult=adult | (cat.item_id.isin(searcher.search(others[300], cfg, 30).item_ids)))
     s2 = searcher_of((crowded, vec, index), background_min_items=0)
@@ -235,3 +244,24 @@ def test_a_half_catalogue_category_gets_its_block_graphs_when_used_often(catalog
     assert cf_band.base_mask.tobytes() == cf.base_mask.tobytes()
     for key, ss in cf.blocks.items():
         assert searcher._shared_blocks.get((searcher._mask_digest(cf), *key)) is ss, key
+
+
+@pytest.mark.parametrize("fields", [{}, {"brands_deny": ["b7"]}])
+def test_a_batch_of_a_near_full_filter_builds_no_copy_of_the_main_graph(catalogue, fields):
+    """The batch path (``search_many``, precompute) counts a batch's seeds as uses of the static
+    set (``_maybe_sub``): on the default config with a few adult items, or with one small brand
+    denied too, its sets of nearly every item get no graph of their own there either, and its lists
+    keep exact search's counts, no adult item next to a non-adult seed, and recall >= 0.99."""
+    cat, vec, index = catalogue
+    adult = np.zeros(len(cat), dtype=bool)
+    adult[::20] = True  # 5%
+    cat = cat.assign(adult=adult)
+    searcher = searcher_of((cat, vec, index), background_min_items=0)
+    cfg = FilterConfig(**fields)
+    items = cat.item_id.tolist()
+    searcher.search_many(items[: 40 * _SUB_AFTER : 10], cfg, 10)  # 4 * _SUB_AFTER uses, both kinds
+    searcher.wait_background()
+    cf = searcher.compile(cfg)
+    assert cf.big_subs == {False: 0, True: 0} and all(ss.sub is None for ss in cf.sets.values())
+    asked, is_adult = items[1000:1400:5], dict(zip(cat.item_id, adult))
+    assert_near_full_answers(searcher, cfg, asked, searcher.search_many(asked, cfg, 10), is_adult)

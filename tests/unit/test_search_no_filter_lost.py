@@ -125,3 +125,34 @@ def test_a_lost_seed_of_an_over_fetched_price_band_gets_its_neighbours(coarse):
         plans.add(res.plan)
     assert "hnsw_overfetch" in plans  # the over-fetch answered them (4x wider), not only exact search
     assert np.mean(recalls) >= 0.95, (np.mean(recalls), plans)  # (lost labels: 0.865 here)
+
+
+def test_a_lost_seed_of_the_default_config_among_a_few_adult_items_gets_its_neighbours(coarse, monkeypatch):
+    """The default config on a catalogue with a few adult items (a static set of nearly every item,
+    with no graph of its own: the shortcut's ``_fast_near_full``, the batch's over-fetch): a lost
+    seed's labels are not its answer, single or in a batch (exact search priced out, as on a large
+    catalogue; the batch filled its lists with them: recall 0.27 here)."""
+    from recsys.search import planner, static
+    from recsys.search.fast import FastMixin
+
+    ids, unit, _, lost, found = coarse
+    for m in (planner, static):
+        for name in ("_S_GEMV_ROW", "_S_GEMV_ROW_COLD", "_S_SELECT_ROW"):
+            if hasattr(m, name):
+                monkeypatch.setattr(m, name, 100.0)
+    cat, vec = clustered_catalogue(3, 5)
+    adult = np.random.default_rng(7).random(len(cat)) < 0.03
+    searcher = FilteredSearcher(vec, ids, cat.assign(adult=adult), index=coarse[2].index)
+    cfg = FilterConfig()
+    for r in found[:40]:
+        searcher.search(ids[r], cfg, K)
+    assert searcher._fast[id(cfg)].answer is FastMixin._fast_flag  # the shortcut answers
+    seeds = [r for r in lost if not adult[r]][:30] + [r for r in lost if adult[r]][:10]
+    truth = [searcher.search(ids[r], cfg, K, plan="exact") for r in seeds]
+    many = searcher.search_many([ids[r] for r in seeds], cfg, K)
+    for got in ([searcher.search(ids[r], cfg, K) for r in seeds], many):
+        for r, res, ref in zip(seeds, got, truth):
+            assert len(res) == K and r not in res.rows and res.n_eligible == ref.n_eligible
+            assert res.removed_by_rule == ref.removed_by_rule
+            assert adult[r] or not adult[res.rows].any()
+        assert np.mean([_recall(res.rows, ref.rows) for res, ref in zip(got, truth)]) >= 0.9
