@@ -30,6 +30,7 @@ import numpy as np
 
 from recsys.errors import UnknownItemError
 from recsys.filters import FilterConfig
+from recsys.hugepages import huge_pages
 from recsys.search.answers import answers
 from recsys.search.beams import seeds_lost
 from recsys.search.kernels import _blas_controllers
@@ -167,7 +168,8 @@ class StaticSet:
         if dense is None or self.sub is not None:
             return
         idx = hnswlib.Index(space=space, dim=dense.shape[1])
-        idx.init_index(max_elements=max(1, self.n), M=M, ef_construction=ef_construction, random_seed=100)
+        with huge_pages():  # add_items writes it onto huge pages: kept warm by the idle walk
+            idx.init_index(max_elements=max(1, self.n), M=M, ef_construction=ef_construction, random_seed=100)
         idx.add_items(dense, np.arange(self.n, dtype=np.int64), num_threads=threads)
         if self_first is None:
             self_first = space == "cosine"
