@@ -796,18 +796,15 @@ def _touch(a: np.ndarray) -> None:
 
 def _touch_graph(g: Any) -> None:
     """Read one element's vector per 2 MB of an hnswlib graph's base layer (links, vector and label
-    of each element, in insertion order: the labels 0 .. n - 1 of this package's graphs; on huge
-    pages, :mod:`recsys.hugepages`, that warms the whole layer), then search it once from the first:
-    the search reads its upper layers and the visited list a query takes from the graph's pool (2
-    bytes per element, on 4 KB pages: a search marks about 2,000 elements, a page of every 2,048)."""
+    of each element, in insertion order: the labels 0 .. n - 1 of this package's graphs). That
+    warms the whole region where the graph lies on huge pages (:mod:`recsys.hugepages`); on 4 KB
+    pages it reads one page of 512."""
     n = g.element_count
     step = max(1, _WARM_REGION // (4 * g.dim + 8 * g.M + 12))
     try:
-        got = g.get_items(np.arange(0, n, step))
+        g.get_items(np.arange(0, n, step))
     except RuntimeError:  # labels other than 0 .. n - 1: not read
-        return
-    if len(got):
-        g.knn_query(np.asarray(got[:1], dtype=np.float32), k=1, num_threads=1)
+        pass
 
 
 def _not_adult(v: Any, post: Postings) -> _Pred:

@@ -1,0 +1,104 @@
+"""HNSW graphs on transparent huge pages (:mod:`recsys.hugepages`): the searcher's idle walk reads
+one byte per 2 MB, which on a graph's 4 KB pages reaches one page of 512 (issue 18, s41-c)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys import hugepages
+from recsys.hugepages import _added, huge_pages
+from recsys.index import HnswIndex, vectors_checksum
+from recsys.search import FilteredSearcher
+from tests.unit.test_search import uncorrelated_catalog
+
+MB = 1 << 20
+
+
+def test_the_ranges_a_call_mapped_are_cut_to_whole_huge_pages():
+    before = [(0, 10 * MB), (40 * MB, 44 * MB)]
+    after = [(0, 15 * MB), (20 * MB, 23 * MB + 4096), (30 * MB + 4096, 31 * MB), (40 * MB, 44 * MB)]
+    # grown by the kernel's merge: its new part; a new mapping: its whole huge pages; under one
+    # huge page or unchanged: nothing
+    assert _added(before, after) == [(10 * MB, 14 * MB), (20 * MB, 22 * MB)]
+    assert _added([(2 * MB, 6 * MB)], [(0, 8 * MB)]) == [(0, 2 * MB), (6 * MB, 8 * MB)]
+
+
+def _huge_bytes(ranges: list[tuple[int, int]]) -> int:
+    """AnonHugePages of the mappings that hold ``ranges`` (``/proc/self/smaps``)."""
+    total, hold = 0, False
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(x, 16) for x in head.split("-"))
+                hold = any(s < end and e > start for s, e in ranges)
+            elif hold and head == "AnonHugePages:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def _thp_off() -> bool:
+    try:
+        return "[never]" in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or _thp_off(), reason="no transparent huge pages")
+def test_a_built_graph_and_a_loaded_one_lie_on_huge_pages(tmp_path):
+    import hnswlib
+
+    # a base layer of about 37 MB (4 KB a vector): over malloc's largest mmap threshold (32 MB),
+    # so that it is mapped by the call, as a 1M-item graph's (400 MB) or its 10% blocks' (40 MB);
+    # a smaller one may reuse memory the process freed, which is not advised
+    rng = np.random.default_rng(3)
+    vec = rng.normal(size=(9_000, 1024)).astype(np.float32)
+    g = hnswlib.Index(space="cosine", dim=1024)
+    with huge_pages() as ranges:
+        g.init_index(max_elements=len(vec), M=4, ef_construction=8, random_seed=1)
+    assert sum(e - s for s, e in ranges) >= 32 * MB  # the base layer's whole huge pages
+    g.add_items(vec, np.arange(len(vec)), num_threads=1)
+    assert _huge_bytes(ranges) >= 32 * MB  # written onto huge pages
+
+    # a loaded index: hnswlib writes what it maps, on 4 KB pages; the ranges are kept for the
+    # searcher's worker, which moves them onto huge pages (MADV_COLLAPSE, Linux 6.1 on)
+    built = HnswIndex(
+        g,
+        space="cosine",
+        dim=1024,
+        count=len(vec),
+        M=4,
+        ef_construction=8,
+        ef=64,
+        vectors_sha256=vectors_checksum(vec),
+    )
+    path = built.save(tmp_path / "g.bin")
+    loaded = HnswIndex.load(path)
+    ranges = list(loaded.huge_ranges)
+    assert sum(e - s for s, e in ranges) >= 32 * MB
+    want = loaded._index.knn_query(vec[:50], k=5)
+    if tuple(int(x) for x in platform.release().split(".")[:2]) < (6, 1):
+        pytest.skip("no MADV_COLLAPSE on this kernel")
+    cat, _ = uncorrelated_catalog(len(vec), 1)
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, background_min_items=0)
+    searcher.index = loaded  # as the constructor's index= (without its beams' measure: faster)
+    searcher.wait_background()
+    assert loaded.huge_ranges == []  # taken: once per index
+    assert _huge_bytes(ranges) >= 32 * MB
+    got = loaded._index.knn_query(vec[:50], k=5)  # the same graph, moved
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_nothing_is_advised_where_proc_is_missing(monkeypatch):
+    def missing() -> list:
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(hugepages, "_anonymous", missing)
+    with huge_pages() as ranges:
+        np.ones(4 * MB, dtype=np.uint8)
+    assert ranges == []
