@@ -1,15 +1,17 @@
-"""HNSW graphs on transparent huge pages (Linux; a no-op elsewhere).
+"""The searcher's own HNSW graphs on transparent huge pages (Linux; a no-op elsewhere).
 
 hnswlib allocates a graph's memory with ``malloc``: on a kernel whose transparent huge pages are
 on ``madvise`` (the development VM, most distributions' default) it lies on 4 KB pages, where NumPy
 advises huge pages for its large arrays. The searcher keeps its memory warm by reading one byte per
 2 MB every :data:`~recsys.search.background.KEEP_WARM_S` (:mod:`recsys.search.cold`): on a graph's
-4 KB pages that read reaches one page of 512, and on the VM a 1M-item graph left idle for 180 s
-while read so had first queries at up to 5.9x its warm CPU p50 (none read: 117x), the same graph on
-huge pages 2.0x (issue 18, s41-c). :func:`huge_pages` advises huge pages for the memory a graph's
-allocation call maps (``init_index``, ``load_index``), found as the anonymous address ranges that
-call added to ``/proc/self/maps``; :func:`collapse` moves memory already written onto them
-(``MADV_COLLAPSE``, Linux 6.1 on: a copy, run off the request path).
+4 KB pages that read reaches one page of 512. On the VM a 1M-item graph left idle for 180 s while
+read so had first queries at up to 5.9x its warm CPU p50 (not read: 117x), the same graph on huge
+pages 2.0x (issue 18, s41-c: one trial, an indication). :func:`huge_pages` advises huge pages for
+the memory a graph's ``init_index`` maps (its base layer, visited list and locks), found as the
+anonymous address ranges the call added to ``/proc/self/maps``, so that ``add_items`` writes it
+onto them. Used for the graphs the searcher builds in the background (its eligible sets' and
+blocks' graphs); the main index (:class:`recsys.index.HnswIndex`) is left as hnswlib maps it: on
+huge pages raw hnswlib's own queries ran about 10% faster at 100k (issue 18, s41-c).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 #: ``madvise`` advice values (Linux's ``mman-common.h``)
 MADV_HUGEPAGE = 14
-MADV_COLLAPSE = 25
 #: a transparent huge page on x86-64 and arm64 with 4 KB pages
 HUGE = 2 << 20
 _LIBC: list[object] = []
@@ -75,12 +76,12 @@ def _added(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> list[
 @contextlib.contextmanager
 def huge_pages(ranges: list[tuple[int, int]] | None = None) -> Iterator[list[tuple[int, int]]]:
     """Advise huge pages for the anonymous memory mapped inside the ``with`` block (a graph's
-    ``init_index`` or ``load_index``: one allocation of its whole base layer, plus its visited list
-    and locks); yields the list to which those ranges are added (``ranges``, or a new one), for
-    :func:`collapse`. Memory written before the advice (``load_index`` fills what it maps) stays on
-    4 KB pages until collapsed; memory first touched after it (``add_items`` after ``init_index``)
-    gets huge pages at once. Another thread's mapping made meanwhile may be advised too: advice
-    only, the data is never changed. Never raises for the advice (logged at debug level)."""
+    ``init_index``: one allocation of its whole base layer, plus its visited list and locks);
+    yields the list to which those ranges are added (``ranges``, or a new one). Memory first
+    touched after the advice (``add_items``) gets huge pages at once. Memory the allocation took
+    from what the process freed before (under malloc's mmap threshold, at most 32 MB) maps
+    nothing new and is not advised. Another thread's mapping made meanwhile may be advised too:
+    advice only, the data is never changed. Never raises for the advice (logged at debug level)."""
     got: list[tuple[int, int]] = [] if ranges is None else ranges
     if not sys.platform.startswith("linux"):
         yield got
@@ -98,17 +99,3 @@ def huge_pages(ranges: list[tuple[int, int]] | None = None) -> Iterator[list[tup
                 got.append((start, end))
     except (OSError, AttributeError, ValueError):  # no /proc, no madvise: 4 KB pages, as before
         logger.debug("huge pages not advised", exc_info=True)
-
-
-def collapse(ranges: list[tuple[int, int]]) -> int:
-    """Move the written memory of ``ranges`` (:func:`huge_pages`) onto huge pages now
-    (``MADV_COLLAPSE``: the kernel copies each 2 MB into one huge page, the GIL released); returns
-    the bytes collapsed (0 on a kernel without it, or where huge pages are off)."""
-    done = 0
-    for start, end in ranges:
-        try:
-            if _madvise(start, end, MADV_COLLAPSE):
-                done += end - start
-        except (OSError, AttributeError, ValueError):
-            return done
-    return done

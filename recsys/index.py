@@ -45,7 +45,6 @@ import numpy as np
 
 from recsys._io import atomic_path
 from recsys.errors import IndexFileError
-from recsys.hugepages import huge_pages
 from recsys.topk import topk_rows
 
 logger = logging.getLogger(__name__)
@@ -128,9 +127,6 @@ class HnswIndex:
         self.vectors_sha256 = vectors_sha256
         self.item_ids = item_ids
         self.build_seconds = 0.0
-        #: the graph's memory written before huge pages were advised for it (a loaded index): the
-        #: address ranges a searcher moves onto them in the background (:func:`recsys.hugepages.collapse`)
-        self.huge_ranges: list[tuple[int, int]] = []
 
     def __repr__(self) -> str:
         return (
@@ -200,8 +196,7 @@ class HnswIndex:
                     f"item_ids has {ids.shape[0] if ids.ndim else 0} entries, vectors has {n} rows"
                 )
         raw = hnswlib.Index(space=space, dim=dim)
-        with huge_pages():  # add_items writes the graph onto huge pages (recsys.hugepages)
-            raw.init_index(max_elements=n, M=M, ef_construction=ef_construction, random_seed=seed)
+        raw.init_index(max_elements=n, M=M, ef_construction=ef_construction, random_seed=seed)
         raw.set_ef(ef)
         t0 = time.perf_counter()
         raw.add_items(data, np.arange(n, dtype=np.int64), num_threads=num_threads)
@@ -543,8 +538,7 @@ class HnswIndex:
                 )
             raw = hnswlib.Index(space=head["space"], dim=head["dim"])
             try:
-                with huge_pages() as loaded:  # written on 4 KB pages: collapsed by a searcher
-                    raw.load_index(tmp, max_elements=head["count"])
+                raw.load_index(tmp, max_elements=head["count"])
             except (RuntimeError, ValueError, MemoryError) as exc:
                 raise IndexFileError(
                     f"index file {path}: hnswlib refused the payload ({exc}): rebuild it"
@@ -575,7 +569,6 @@ class HnswIndex:
             vectors_sha256=head["vectors_sha256"],
             item_ids=ids,
         )
-        out.huge_ranges = loaded
         logger.info("loaded %r from %s", out, path)
         return out
 

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from recsys.filters import FilterConfig
-from recsys.hugepages import collapse
 from recsys.search.batch import fetch_for
 from recsys.search.compiled import CompiledFilter, _SeedRules
 from recsys.search.kernels import _blas_controllers, _matvec
@@ -277,19 +276,6 @@ class ColdMixin:
                 fn()
 
         self._bg.warm = warm
-
-    def _collapse_graph(self, index: Any) -> None:
-        """Move a loaded index's graph onto huge pages, in the background (once per index: the
-        ranges are taken): on 4 KB pages the idle walk's one read per 2 MB reaches one page of
-        512 (:mod:`recsys.hugepages`); a 1M-item graph takes about 0.5 s of the worker."""
-        if index is None or not getattr(index, "huge_ranges", None):
-            return
-
-        def job() -> None:
-            ranges, index.huge_ranges = index.huge_ranges, []
-            collapse(ranges)
-
-        self._bg.submit(("huge pages", id(index)), job)
 
     def _postings(self) -> Postings | None:
         """The searcher's inverted lists (None only when they failed to build: then queued again)."""

@@ -202,7 +202,6 @@ class FilteredSearcher(
             self._build_postings()
             self._keep_warm()  # its memory read every KEEP_WARM_S by the idle worker
             self._bg.start()
-            self._collapse_graph(index)
             if index is not None:  # the over-fetch's beams, before any filter needs them
                 self._request_beams(index)
         #: smallest eligible set that gets its own HNSW index (:meth:`_maybe_sub`)
@@ -234,8 +233,6 @@ class FilteredSearcher(
             raise ValueError(f"{new!r} does not match this searcher ({self.n} x {self.dim})")
         self._index = new  # swap; queries in flight keep the old object
         self._fast = {}  # they hold the old index's knn_query
-        if not self._inline():
-            self._collapse_graph(new)
 
     # -- ranking -------------------------------------------------------------------
     def _rank_rules(

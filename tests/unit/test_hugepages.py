@@ -3,7 +3,6 @@ one byte per 2 MB, which on a graph's 4 KB pages reaches one page of 512 (issue 
 
 from __future__ import annotations
 
-import platform
 import sys
 from pathlib import Path
 
@@ -12,9 +11,6 @@ import pytest
 
 from recsys import hugepages
 from recsys.hugepages import _added, huge_pages
-from recsys.index import HnswIndex, vectors_checksum
-from recsys.search import FilteredSearcher
-from tests.unit.test_search import uncorrelated_catalog
 
 MB = 1 << 20
 
@@ -50,7 +46,7 @@ def _thp_off() -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or _thp_off(), reason="no transparent huge pages")
-def test_a_built_graph_and_a_loaded_one_lie_on_huge_pages(tmp_path):
+def test_a_graph_built_under_the_advice_lies_on_huge_pages():
     import hnswlib
 
     # a base layer of about 37 MB (4 KB a vector): over malloc's largest mmap threshold (32 MB),
@@ -65,33 +61,27 @@ def test_a_built_graph_and_a_loaded_one_lie_on_huge_pages(tmp_path):
     g.add_items(vec, np.arange(len(vec)), num_threads=1)
     assert _huge_bytes(ranges) >= 32 * MB  # written onto huge pages
 
-    # a loaded index: hnswlib writes what it maps, on 4 KB pages; the ranges are kept for the
-    # searcher's worker, which moves them onto huge pages (MADV_COLLAPSE, Linux 6.1 on)
-    built = HnswIndex(
-        g,
-        space="cosine",
-        dim=1024,
-        count=len(vec),
-        M=4,
-        ef_construction=8,
-        ef=64,
-        vectors_sha256=vectors_checksum(vec),
-    )
-    path = built.save(tmp_path / "g.bin")
-    loaded = HnswIndex.load(path)
-    ranges = list(loaded.huge_ranges)
-    assert sum(e - s for s, e in ranges) >= 32 * MB
-    want = loaded._index.knn_query(vec[:50], k=5)
-    if tuple(int(x) for x in platform.release().split(".")[:2]) < (6, 1):
-        pytest.skip("no MADV_COLLAPSE on this kernel")
-    cat, _ = uncorrelated_catalog(len(vec), 1)
-    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, background_min_items=0)
-    searcher.index = loaded  # as the constructor's index= (without its beams' measure: faster)
-    searcher.wait_background()
-    assert loaded.huge_ranges == []  # taken: once per index
-    assert _huge_bytes(ranges) >= 32 * MB
-    got = loaded._index.knn_query(vec[:50], k=5)  # the same graph, moved
-    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+def test_a_set_graph_is_built_under_the_advice(monkeypatch):
+    """The searcher's background graphs (:meth:`StaticSet.build_sub`) map their memory inside
+    :func:`huge_pages` (the advice itself: the test above)."""
+    from recsys.search import batch
+
+    entered: list[int] = []
+    real = batch.huge_pages
+
+    def recording(*args, **kwargs):
+        entered.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "huge_pages", recording)
+    rng = np.random.default_rng(4)
+    unit = rng.normal(size=(600, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    mask = np.arange(600) % 2 == 0
+    ss = batch.StaticSet(mask, np.arange(600), np.arange(600), unit)
+    ss.build_sub("cosine", M=8, ef_construction=32, ef=16, dense=unit[mask])
+    assert ss.sub is not None and entered == [1]
 
 
 def test_nothing_is_advised_where_proc_is_missing(monkeypatch):
