@@ -73,15 +73,25 @@ def _added(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> list[
     return out
 
 
+#: malloc's largest mmap threshold (glibc on 64-bit): an allocation at least this large is always a
+#: mapping of its own; a smaller one may come from a heap the process's other allocations share
+#: (its growth is never advised: a heap on huge pages that shrinks and grows again pays 2 MB zeroed
+#: per fault)
+OWN_MAPPING = 32 << 20
+
+
 @contextlib.contextmanager
-def huge_pages(ranges: list[tuple[int, int]] | None = None) -> Iterator[list[tuple[int, int]]]:
+def huge_pages(
+    ranges: list[tuple[int, int]] | None = None, min_bytes: int = OWN_MAPPING
+) -> Iterator[list[tuple[int, int]]]:
     """Advise huge pages for the anonymous memory mapped inside the ``with`` block (a graph's
     ``init_index``: one allocation of its whole base layer, plus its visited list and locks);
-    yields the list to which those ranges are added (``ranges``, or a new one). Memory first
-    touched after the advice (``add_items``) gets huge pages at once. Memory the allocation took
-    from what the process freed before (under malloc's mmap threshold, at most 32 MB) maps
-    nothing new and is not advised. Another thread's mapping made meanwhile may be advised too:
-    advice only, the data is never changed. Never raises for the advice (logged at debug level)."""
+    yields the list to which those ranges are added (``ranges``, or a new one). Only ranges of at
+    least ``min_bytes`` (less the two huge pages the cut may take) are advised: a graph's base
+    layer of :data:`OWN_MAPPING` or more is a mapping of its own; the growth of a heap other
+    allocations share is left alone. Memory first touched after the advice (``add_items``) gets
+    huge pages at once. Another thread's large mapping made meanwhile may be advised too: advice
+    only, the data is never changed. Never raises for the advice (logged at debug level)."""
     got: list[tuple[int, int]] = [] if ranges is None else ranges
     if not sys.platform.startswith("linux"):
         yield got
@@ -95,7 +105,7 @@ def huge_pages(ranges: list[tuple[int, int]] | None = None) -> Iterator[list[tup
         return
     try:
         for start, end in _added(before, _anonymous()):
-            if _madvise(start, end, MADV_HUGEPAGE):
+            if end - start >= min_bytes - 2 * HUGE and _madvise(start, end, MADV_HUGEPAGE):
                 got.append((start, end))
     except (OSError, AttributeError, ValueError):  # no /proc, no madvise: 4 KB pages, as before
         logger.debug("huge pages not advised", exc_info=True)

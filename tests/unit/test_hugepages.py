@@ -62,9 +62,10 @@ def test_a_graph_built_under_the_advice_lies_on_huge_pages():
     assert _huge_bytes(ranges) >= 32 * MB  # written onto huge pages
 
 
-def test_a_set_graph_is_built_under_the_advice(monkeypatch):
+def test_a_set_graph_is_built_under_the_advice_when_its_base_layer_is_a_mapping_of_its_own(monkeypatch):
     """The searcher's background graphs (:meth:`StaticSet.build_sub`) map their memory inside
-    :func:`huge_pages` (the advice itself: the test above)."""
+    :func:`huge_pages` (the advice itself: the test above) when their base layer is at least
+    :data:`OWN_MAPPING` (at 1M a 10% block's 40 MB); a smaller one may share a heap: not advised."""
     from recsys.search import batch
 
     entered: list[int] = []
@@ -79,9 +80,11 @@ def test_a_set_graph_is_built_under_the_advice(monkeypatch):
     unit = rng.normal(size=(600, 8)).astype(np.float32)
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     mask = np.arange(600) % 2 == 0
-    ss = batch.StaticSet(mask, np.arange(600), np.arange(600), unit)
-    ss.build_sub("cosine", M=8, ef_construction=32, ef=16, dense=unit[mask])
-    assert ss.sub is not None and entered == [1]
+    for own_mapping, want in ((batch.OWN_MAPPING, []), (300 * (8 * 4 + 8 * 8 + 12), [1])):
+        monkeypatch.setattr(batch, "OWN_MAPPING", own_mapping)  # the second: this set's size
+        ss = batch.StaticSet(mask, np.arange(600), np.arange(600), unit)
+        ss.build_sub("cosine", M=8, ef_construction=32, ef=16, dense=unit[mask])
+        assert ss.sub is not None and entered == want
 
 
 def test_nothing_is_advised_where_proc_is_missing(monkeypatch):
@@ -92,3 +95,13 @@ def test_nothing_is_advised_where_proc_is_missing(monkeypatch):
     with huge_pages() as ranges:
         np.ones(4 * MB, dtype=np.uint8)
     assert ranges == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="no /proc/self/maps")
+def test_only_mappings_of_the_size_asked_are_advised():
+    with huge_pages() as small:  # 8 MB: under OWN_MAPPING, as the growth of a shared heap
+        a = np.ones(8 * MB, dtype=np.uint8)
+    with huge_pages(min_bytes=8 * MB) as asked:
+        b = np.ones(8 * MB, dtype=np.uint8)
+    assert small == [] and sum(e - s for s, e in asked) >= 6 * MB
+    assert a.sum() == b.sum() == 8 * MB
