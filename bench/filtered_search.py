@@ -88,6 +88,7 @@ import inspect
 import json
 import os
 import platform
+import resource
 import sys
 import threading
 import time
@@ -368,10 +369,14 @@ def _calls_of(searcher: FilteredSearcher, item, cfg: FilterConfig) -> list[str]:
     return [f"{k}*{v}" if v > 1 else k for k, v in seen.items()]
 
 
-def tail_trace(path, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers, raw_p50, unf_cpu) -> None:
+def tail_trace(
+    path, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers, raw_p50, unf_cpu, probe=None
+) -> None:
     """Append one JSON line per seed of the timed loop whose planner time was over 5x raw p50, or
     its thread CPU time over 5x raw's CPU p50 (the code's own tail, apart from waits for a core);
-    ``plan_t[qi]`` is the time of the seed at ``(qi + half) % len``, see :func:`run_case`."""
+    ``plan_t[qi]`` is the time of the seed at ``(qi + half) % len``, see :func:`run_case`.
+    ``probe`` (:func:`run_case`): the head line also carries the first timed pairs' thread usage
+    and the machine's counters over the waits and the timed queries (where a cold start goes)."""
     half = len(seeds) // 2
     raw_cpu = float(np.percentile(unf_cpu, 50))
     rows = []
@@ -415,9 +420,72 @@ def tail_trace(path, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers,
                 for p, v in sorted(by_plan.items())
             },
         }
+        if probe is not None:
+            m = probe["marks"]
+            # the machine over: the first wait with the 200 warm-up queries, the graphs' wait, the
+            # first and the second half of the timeline's pairs, the rest of the timed queries
+            head["machine"] = [_machine_delta(a, b) for a, b in zip(m, m[1:])]
+            head["timeline"] = probe["pairs"]
         fh.write(json.dumps(head) + "\n")
         for r in rows:
             fh.write(json.dumps(r) + "\n")
+
+
+#: /proc/vmstat counters read around a case's waits and timed queries with ``--tail-out``: page
+#: faults, reclaim, compaction and huge-page events the whole machine had meanwhile
+_VMSTAT_KEYS = (
+    "pgfault",
+    "pgmajfault",
+    "pgsteal_direct",
+    "pgsteal_kswapd",
+    "compact_stall",
+    "thp_fault_alloc",
+    "thp_fault_fallback",
+    "thp_collapse_alloc",
+    "thp_split_page",
+)
+#: timed pairs whose per-query figures ``--tail-out`` records (the first after the graphs' wait)
+TIMELINE = 120
+
+
+def _vmstat() -> dict[str, int]:
+    try:
+        with open("/proc/vmstat") as fh:
+            rows = dict(line.split() for line in fh)
+    except OSError:
+        return {}
+    return {k: int(rows[k]) for k in _VMSTAT_KEYS if k in rows}
+
+
+def _steal_s() -> float | None:
+    """The machine's CPU time stolen by its host so far (``/proc/stat``'s steal), in seconds."""
+    try:
+        with open("/proc/stat") as fh:
+            return int(fh.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _usage() -> tuple[float, float, int, int]:
+    """The calling thread's user and system CPU seconds, minor and major page faults."""
+    r = resource.getrusage(resource.RUSAGE_THREAD)
+    return r.ru_utime, r.ru_stime, r.ru_minflt, r.ru_majflt
+
+
+def _usage_delta(a: tuple, b: tuple) -> list:
+    return [round((b[0] - a[0]) * 1e6), round((b[1] - a[1]) * 1e6), b[2] - a[2], b[3] - a[3]]
+
+
+def _machine_delta(a: dict, b: dict) -> dict:
+    out = {k: b["vm"][k] - a["vm"][k] for k in b["vm"] if k in a["vm"]}
+    if a["steal"] is not None and b["steal"] is not None:
+        out["steal_s"] = round(b["steal"] - a["steal"], 2)
+    out["wall_s"] = round(b["t"] - a["t"], 1)
+    return out
+
+
+def _machine() -> dict:
+    return {"vm": _vmstat(), "steal": _steal_s(), "t": time.perf_counter()}
 
 
 def evict_caches() -> None:
@@ -464,15 +532,22 @@ def run_case(
         searcher.search(ids[i], cfg, K)
         first.append(time.perf_counter() - t)
         first_cpu.append(time.thread_time() - c)
+    # with --tail-out: the machine's counters around the waits and the timed queries, and each of
+    # the first TIMELINE timed pairs' thread usage (read outside the timed windows)
+    probe: dict | None = {"marks": [_machine()], "pairs": []} if tail_out else None
     t_bg = time.perf_counter()
     searcher.wait_background()  # warm: what the background thread builds is in place
     waits = [time.perf_counter() - t_bg]
     cf = searcher.compile(cfg)
     for i in seeds[:200]:  # a filter in use: past _SUB_AFTER queries (per category), graphs queued
         searcher.search(ids[i], cfg, K)
+    if probe is not None:
+        probe["marks"].append(_machine())
     t_bg = time.perf_counter()
     searcher.wait_background()
     waits.append(time.perf_counter() - t_bg)
+    if probe is not None:
+        probe["marks"].append(_machine())
     plan_t, unf, plan_cpu, unf_cpu = [], [], [], []
     answers: list = [None] * len(seeds)
     plans: dict[str, int] = {}
@@ -481,7 +556,9 @@ def run_case(
         i_raw, pi = seeds[qi], (qi + half) % len(seeds)
         item = ids[seeds[pi]]
         q = unit[i_raw][None, :]
+        pair: list = [None, None]
         for which in (0, 1) if qi % 2 == 0 else (1, 0):
+            u0 = _usage() if probe is not None and qi < TIMELINE else None
             t, c = time.perf_counter(), time.thread_time()
             if which == 0:
                 raw.knn_query(q, k=K, num_threads=1)
@@ -491,8 +568,20 @@ def run_case(
                 res = searcher.search(item, cfg, K)
                 plan_t.append(time.perf_counter() - t)
                 plan_cpu.append(time.thread_time() - c)
+            if u0 is not None:
+                pair[which] = _usage_delta(u0, _usage())
         answers[pi] = res
         plans[res.plan] = plans.get(res.plan, 0) + 1
+        if probe is not None and qi < TIMELINE:
+            # raw's and the planner's thread CPU (us), then each one's [user us, system us, minor
+            # faults, major faults], and the planner's plan
+            probe["pairs"].append(
+                [round(unf_cpu[-1] * 1e6), round(plan_cpu[-1] * 1e6), pair[0], pair[1], res.plan]
+            )
+            if qi + 1 in (TIMELINE // 2, TIMELINE):
+                probe["marks"].append(_machine())
+    if probe is not None:
+        probe["marks"].append(_machine())
     # the same warm filter's query after other work has evicted the caches, and raw hnswlib's
     # after the same pass (interleaved): how much of a first query's ratio any query pays after
     # a cache-cold start, and how much is its own first-time work (compiling the filter, a plan
@@ -552,7 +641,9 @@ def run_case(
     raw_p50 = unfiltered["p50_us"]
     warm_p50 = planner["p50_us"]
     if tail_out:
-        tail_trace(tail_out, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers, raw_p50, unf_cpu)
+        tail_trace(
+            tail_out, name, searcher, cfg, ids, seeds, plan_t, plan_cpu, answers, raw_p50, unf_cpu, probe
+        )
     return {
         "mean_selectivity": round(float(np.mean(sel)), 5),
         "ratio_p50": round(warm_p50 / raw_p50, 2),

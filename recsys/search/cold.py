@@ -782,7 +782,9 @@ def _touch(a: np.ndarray) -> None:
 
 def _touch_graph(g: Any) -> None:
     """Read one element's vector per 2 MB of an hnswlib graph's base layer (links, vector and label
-    of each element, in insertion order: the labels 0 .. n - 1 of this package's graphs)."""
+    of each element, in insertion order: the labels 0 .. n - 1 of this package's graphs). That
+    warms the whole region where the graph lies on huge pages (:mod:`recsys.hugepages`); on 4 KB
+    pages it reads one page of 512."""
     n = g.element_count
     step = max(1, _WARM_REGION // (4 * g.dim + 8 * g.M + 12))
     try:
