@@ -196,6 +196,18 @@ def info_alert(message: Any, color: str = "success", dismissable: bool = True) -
     return dbc.Alert(message, color=color, dismissable=dismissable, className="mb-3")
 
 
+def viewer_note(text: str, name: str = "", spacing: str = "mb-2", **props: Any) -> html.Div:
+    """The line a viewer sees where an editor's controls are hidden (``viewer-only``: shown only
+    when a token is configured and the user cannot edit): "You are signed in as a viewer: "
+    ``text``; ``name`` a class of its own (tests and styles find it by it); ``props`` the Div's
+    others (its ``id``)."""
+    return html.Div(
+        f"You are signed in as a viewer: {text}",
+        className=f"small alert alert-secondary py-1 px-2 {spacing} viewer-only {name}".rstrip(),
+        **props,
+    )
+
+
 def _fmt_count(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "—" if value is None else str(value)

@@ -23,7 +23,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.jobs import is_active, job_card, job_store
-from components.layout import error_alert, info_alert, section
+from components.layout import error_alert, info_alert, section, viewer_note
 from recsys.errors import RecsysError
 from recsys.registry import MAX_LABEL
 
@@ -71,10 +71,7 @@ def tune_section(datasets: list[str], read_only: bool = False) -> Any:
                 "trial. The family's recommended settings are the first trial.",
                 className="small text-muted mb-2",
             ),
-            html.Div(
-                "You are signed in as a viewer: tuning needs the editor role.",
-                className="small alert alert-secondary py-1 px-2 mb-2 viewer-only tune-viewer-note",
-            ),
+            viewer_note("tuning needs the editor role.", "tune-viewer-note"),
             html.Fieldset(
                 dbc.Row(
                     [

@@ -19,7 +19,7 @@ from components import ids
 from components.common import list_datasets
 from components.forms import choice_col, form_job
 from components.jobs import job_store
-from components.layout import empty_state, error_alert, info_alert, section
+from components.layout import empty_state, error_alert, info_alert, section, viewer_note
 from recsys.config import data_dir, import_dir, resolve_import_path
 from recsys.errors import DataValidationError, RecsysError
 from recsys.registry import MAX_LABEL, label_problem
@@ -165,10 +165,8 @@ def import_section(root: Any = None, read_only: bool = False) -> Any:
             ],
             className="small text-muted mb-3",
         ),
-        html.Div(  # Import vectors is hidden for a viewer: the form said nothing of it (s41-w)
-            "You are signed in as a viewer: importing vectors needs the editor role.",
-            className="small alert alert-secondary py-1 px-2 mb-2 viewer-only vio-viewer-note",
-        ),
+        # Import vectors is hidden for a viewer: the form said nothing of it (s41-w)
+        viewer_note("importing vectors needs the editor role.", "vio-viewer-note"),
         html.Fieldset(  # read-only for a viewer, as the Train and Tune forms (s41-w)
             [
                 dbc.Row(

@@ -17,7 +17,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html
 
 from components.common import bounded_k, data_registry
-from components.layout import empty_state, error_alert
+from components.layout import empty_state, error_alert, viewer_note
 from recsys.errors import RecsysError
 
 # ids of the Vetting page (pages/vetting.py, the contract of issue 16)
@@ -157,13 +157,12 @@ def keys_help() -> list[Any]:
         className="small text-muted mb-2 vet-keys",
         id="vetting-keys-help",
     )
-    viewer_note = html.Div(
-        "You are signed in as a viewer: j / k move through the queue; judging, building queues, "
-        "importing and adding rules need the editor role.",
-        className="small alert alert-secondary py-1 px-2 mb-2 viewer-only",
+    note = viewer_note(
+        "j / k move through the queue; judging, building queues, importing and adding rules need "
+        "the editor role.",
         id="vetting-viewer-note",
     )
-    return [line, viewer_note]
+    return [line, note]
 
 
 def _checks_hint() -> Any:

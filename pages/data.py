@@ -19,7 +19,7 @@ from components.common import dataset_meta, list_datasets
 from components.datasets import datasets_table, form_words, validation_report
 from components.forms import choice_col, form_job
 from components.jobs import job_store
-from components.layout import empty_state, error_alert, info_alert, page_header, section
+from components.layout import empty_state, error_alert, info_alert, page_header, section, viewer_note
 from components.vectors_io import import_section as vectors_import_section
 from recsys._io import atomic_create_bytes, atomic_write_bytes
 from recsys.auth import can_edit
@@ -341,10 +341,10 @@ def layout(**_query: Any) -> html.Div:
     form = section(
         "Import a dataset",
         [
-            html.Div(  # the form read no different to a viewer, with Import hidden (s34-u)
-                "You are signed in as a viewer: you can inspect a file on the server and preview how "
-                "it parses; importing or uploading needs the editor role.",
-                className="small alert alert-secondary py-1 px-2 mb-2 viewer-only data-viewer-note",
+            viewer_note(  # the form read no different to a viewer, with Import hidden (s34-u)
+                "you can inspect a file on the server and preview how it parses; importing or "
+                "uploading needs the editor role.",
+                "data-viewer-note",
             ),
             dbc.Row(
                 [

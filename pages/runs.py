@@ -16,7 +16,7 @@ from components.datasets import catalogue_only
 from components.forms import choice_col
 from components.image_features import image_features_section
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
-from components.layout import empty_state, error_alert, info_alert, page_header, section
+from components.layout import empty_state, error_alert, info_alert, page_header, section, viewer_note
 from components.metrics import HEADLINE_METRICS, metrics_grid, run_rows
 from components.tuning import SHAPE_ERRORS, run_summary, tune_section, tuning_view
 from components.vectors_io import export_section as vectors_export_section
@@ -383,10 +383,10 @@ def layout(**_query: Any) -> html.Div:
     form = section(
         "Train a new variant",
         [
-            html.Div(
-                "You are signed in as a viewer: training needs the editor role. The form below is "
-                "read-only; it shows what a run takes (family, dataset, split, settings).",
-                className="small alert alert-secondary py-1 px-2 mb-2 viewer-only runs-viewer-note",
+            viewer_note(
+                "training needs the editor role. The form below is read-only; it shows what a run "
+                "takes (family, dataset, split, settings).",
+                "runs-viewer-note",
             ),
             html.Fieldset(
                 [
@@ -491,10 +491,10 @@ def layout(**_query: Any) -> html.Div:
                 "compute its map projection, or delete it.",
                 className="small text-muted mt-2 editor-only",
             ),
-            html.Div(  # the hint above named buttons a viewer does not have (s41-w)
-                "You are signed in as a viewer: activating, projecting and deleting runs need the "
-                "editor role.",
-                className="small alert alert-secondary py-1 px-2 mt-2 mb-0 viewer-only runs-grid-viewer-note",
+            viewer_note(  # the hint above named buttons a viewer does not have (s41-w)
+                "activating, projecting and deleting runs need the editor role.",
+                "runs-grid-viewer-note",
+                "mt-2 mb-0",
             ),
             html.Div(id=ids.RUNS_TUNING, className="mt-3"),
         ],
