@@ -455,6 +455,14 @@ def fetch_for(need: int, share: float, n: int, z: float = 2.33) -> int:
     return max(need, min(n, math.ceil(root * root / share)))
 
 
+def near_full(rows: int, n: int, fetch: int) -> bool:
+    """Whether a set of ``rows`` of ``n`` items holds nearly every item: under one label of a fetch
+    of ``fetch`` is expected to fail (the default config on a catalogue with a few adult items).
+    Such a set gets no graph of its own (:meth:`~recsys.search.static.StaticMixin._big_graph_size`)
+    and the shortcut answers it as a plain query (:mod:`recsys.search.fast`: ``_fast_near_full``)."""
+    return (n - rows) * fetch < n
+
+
 # -- exact top-k of many rows -----------------------------------------------------------
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`recsys.topk.topk_rows` padded to k columns with -1 / -inf; -inf scores (excluded

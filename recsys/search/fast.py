@@ -39,7 +39,7 @@ from operator import itemgetter as _itemgetter
 from time import perf_counter
 from typing import Any
 
-from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for
+from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for, near_full
 from recsys.search.beams import seed_lost
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, KeyRange, first_in_range, first_in_range_except
@@ -305,7 +305,7 @@ class FastMixin:
         m = m_all - (seed_row >= 0)
         if fetch >= self.n or m <= k:
             return None  # the planner searches exactly (or the set is tiny)
-        if (self.n - m_all) * fetch < self.n:  # under one failing label expected in the fetch
+        if near_full(m_all, self.n, fetch):  # under one failing label expected in the fetch
             return self._fast_near_full(fp, pos, k, fetch, ok, seed_row, removed, skipped, m, t0)
         return self._fast_finish(
             fp,

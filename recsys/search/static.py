@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for, lost_fetch, padded_take
+from recsys.search.batch import BLOCK_MAX_SHARE, StaticSet, fetch_for, lost_fetch, near_full, padded_take
 from recsys.search.beams import beam_for, seed_lost
 from recsys.search.compiled import CompiledFilter
 from recsys.search.kernels import _matvec
@@ -1033,7 +1033,7 @@ class StaticMixin:
         bytes its graph reserves (recorded in ``cf.big_subs[vkey]``), or 0 (decided against:
         recorded) or None (the main index's beams not measured yet: decided later)."""
         index = self._index
-        if (self.n - rows) * fetch < self.n:
+        if near_full(rows, self.n, fetch):
             # (nearly) every item passes: under one label of its over-fetch is expected to fail
             # (the default config on a catalogue with a few adult items; every item for an adult
             # seed). Its graph would be the main graph again, built in the background of every
