@@ -1,7 +1,10 @@
 """Next-item quality of every model family on every dataset with interactions; ONE JSON line.
 
 For each dataset (the demo, and every dataset in ``../shared/datasets`` with interactions
-that the project can import) the data is split by time (the latest 10% of sequences are
+that the project can import: the shared ones by their documented commands, **any other folder
+there** by the generic import's own detection, ``read_as`` saying how, and with ``--stored NAME``
+a dataset the user imported with ``recsys import``; a folder it cannot read is listed under
+``skipped_datasets`` with the reason; ``RECSYS_SHARED_DATASETS`` points elsewhere) the data is split by time (the latest 10% of sequences are
 the test part; leave-last-out where there are no timestamps). The training part is split
 again the same way: every model is fitted on its earlier part and scored on its latest
 part (validation), and the variant the tool **recommends** is chosen on validation (HR@20),
@@ -100,11 +103,89 @@ def datasets_dir() -> Path:
     return Path(env) if env else (ROOT / ".." / "shared" / "datasets").resolve()
 
 
-def load_datasets(
-    names: list[str] | None, quick: bool, demo_items: int
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """name -> Dataset for every dataset with interactions; name -> reason for those left out."""
+#: the shared datasets this bench imports with their own documented commands: folder -> name
+KNOWN_FOLDERS = {
+    "rees46_sample": "rees46",
+    "instacart_sample": "instacart",
+    "online_retail": "online_retail",
+    "dunnhumby_completejourney": "dunnhumby",
+    "taobao_userbehavior": "taobao",
+}
+#: a file of a folder not known here whose name says it is the catalogue, in this order
+CATALOG_WORDS = ("catalog", "product", "article", "meta", "item", "feed")
+#: files in a dataset folder that are never its data
+NOT_DATA = ("readme", "license", "licence", "notice", "changelog", "provenance")
+
+
+def _table_files(folder: Path) -> list[Path]:
+    from recsys.data.tables import file_kind
+
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and file_kind(p) and not p.name.lower().startswith(NOT_DATA)
+    )
+
+
+def _discovered(folder: Path) -> tuple[Any, str]:
+    """A loader for a dataset folder this bench has no command for (a dataset it has never seen),
+    read by the generic import's own detection (``recsys import csv``, ``--errors drop``), and the
+    command that reads it so. The largest table file is the interactions; a file named like a
+    catalogue (:data:`CATALOG_WORDS`) is its catalogue; a folder with ``interactions.*`` is read
+    as the import reads such a folder; a lone file that is a catalogue alone is read as one."""
     from recsys.data import adapters
+
+    files = _table_files(folder)
+    if not files:
+        raise ValueError("no file the import can read")
+    if any(p.name.lower().startswith("interactions.") for p in files):
+        return (
+            lambda: adapters.import_dataset("csv", folder, name=folder.name, dry_run=True, errors="drop"),
+            f"recsys import csv {folder.name} --errors drop",
+        )
+    events = max(files, key=lambda p: p.stat().st_size)
+    rest = [p for p in files if p != events]
+    catalog = next((p for w in CATALOG_WORDS for p in rest if w in p.stem.lower()), None)
+
+    def load() -> Any:
+        tries = [(events, catalog)] if catalog is not None else []
+        tries += [(events, None), (None, events)]  # the events alone; the file as a catalogue
+        errors = []
+        for ev, cat in tries:
+            try:
+                return adapters.import_dataset(
+                    "csv", ev, catalog_path=cat, name=folder.name, dry_run=True, errors="drop"
+                )
+            except Exception as exc:  # noqa: BLE001 - the next reading, then every reason said
+                errors.append(f"{_command(ev, cat)}: {str(exc)[:240]}")
+        raise ValueError("; ".join(errors))
+
+    return load, _command(events, catalog)
+
+
+def _command(events: Path | None, catalog: Path | None) -> str:
+    return " ".join(
+        ["recsys import csv"]
+        + ([events.name] if events else [])
+        + ([f"--catalog {catalog.name}"] if catalog else [])
+        + ["--errors drop"]
+    )
+
+
+def load_datasets(
+    names: list[str] | None, quick: bool, demo_items: int, stored: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """name -> Dataset for every dataset with interactions; name -> reason for those left out;
+    name -> how a dataset the bench has no command for was read (the generic import's command).
+
+    Besides the demo and the shared datasets it knows (:data:`KNOWN_FOLDERS`), every other folder
+    of the datasets directory is tried with the generic import (:func:`_discovered`), and each
+    ``stored`` name is a dataset the user imported (``recsys import ...``) into the data
+    directory (``RECSYS_DATA_DIR``): an export the generic detection cannot read alone is
+    imported with the flags it needs, then scored by name."""
+    from recsys.config import data_dir
+    from recsys.data import adapters
+    from recsys.data.schema import load_dataset
 
     base = datasets_dir()
     loaders = {
@@ -144,22 +225,44 @@ def load_datasets(
         event_map=["pv=view", "fav=cart", "cart=cart", "buy=purchase"],
         session_gap="30m",
     )
-    wanted = names or (["demo", "rees46", "instacart"] if quick else list(loaders))
-    out, skipped = {}, {}
+    read_as: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    if base.is_dir():
+        for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if folder.name in KNOWN_FOLDERS or folder.name in loaders:
+                continue
+            try:
+                loaders[folder.name], read_as[folder.name] = _discovered(folder)
+            except (ValueError, OSError) as exc:
+                skipped[folder.name] = f"could not import: {exc}"[:300]
+    for name in stored or []:
+        loaders[name] = lambda name=name: load_dataset(name, data_dir())
+        read_as[name] = f"stored dataset '{name}' (recsys datasets)"
+    if names or stored:
+        wanted = list(dict.fromkeys([*(names or []), *(stored or [])]))
+    else:
+        wanted = ["demo", "rees46", "instacart"] if quick else list(loaders) + list(skipped)
+    out = {}
     for name in wanted:
+        if name in skipped:
+            continue
         if name not in loaders:
             skipped[name] = "unknown dataset name"
             continue
         try:
             ds = loaders[name]()
         except Exception as exc:  # a missing or unreadable file: say why, go on
-            skipped[name] = f"could not import: {exc}"[:300]
+            skipped[name] = f"could not import: {exc}"[: 300 if name not in read_as else 900]
             continue
         if len(ds.interactions) == 0:
-            skipped[name] = "no interactions"
+            skipped[name] = "no interactions (a catalogue alone)"
             continue
         out[name] = ds
-    return out, skipped
+    return (
+        out,
+        {k: v for k, v in skipped.items() if k in wanted},
+        {k: v for k, v in read_as.items() if k in out},
+    )
 
 
 def variants(tuned_budget: float, quick: bool) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -381,7 +484,16 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="+",
         default=None,
-        help="dataset names (demo rees46 instacart online_retail dunnhumby taobao)",
+        help="dataset names (demo rees46 instacart online_retail dunnhumby taobao, or the folder "
+        "name of any other dataset in the datasets directory)",
+    )
+    ap.add_argument(
+        "--stored",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="score datasets imported into the data directory ($RECSYS_DATA_DIR) with `recsys import` "
+        "(alone, unless --only names others too)",
     )
     ap.add_argument("--models", nargs="+", default=None, choices=MODELS, help="a subset of the models")
     ap.add_argument(
@@ -439,10 +551,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     started = time.perf_counter()
     load_before = os.getloadavg()
-    data, skipped = load_datasets(args.only, args.quick, demo_items)
+    data, skipped, read_as = load_datasets(args.only, args.quick, demo_items, args.stored)
     result: dict[str, Any] = {"datasets": {}}
     for name, ds in data.items():
-        result["datasets"].update(run_dataset(name, ds, args))
+        entries = run_dataset(name, ds, args)
+        for entry in entries.values():
+            if name in read_as:
+                entry["read_as"] = read_as[name]
+        result["datasets"].update(entries)
     if skipped:
         result["skipped_datasets"] = skipped
     result["load_average"] = {

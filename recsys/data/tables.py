@@ -42,7 +42,9 @@ FILE_TYPES = (
 )
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
+    """The reader a file's name asks for ("csv", "tsv", "parquet", "excel", "json", "xml"); "" when
+    the import cannot read such a file (see :data:`FILE_TYPES`)."""
     from recsys.data.formats import EXCEL_SUFFIXES, JSON_SUFFIXES
 
     name = path.name.lower()
@@ -191,7 +193,7 @@ def read_table(
         raise DataValidationError("file not found; check the path", file=src)
     if p.is_dir():
         raise DataValidationError(f"is a folder, expected a file ({FILE_TYPES})", file=src)
-    kind = _file_kind(p)
+    kind = file_kind(p)
     if not kind:
         old_excel = " (an old Excel workbook: save it as .xlsx or CSV)" if p.suffix.lower() == ".xls" else ""
         raise DataValidationError(
