@@ -113,6 +113,9 @@ KNOWN_FOLDERS = {
 }
 #: a file of a folder not known here whose name says it is the catalogue, in this order
 CATALOG_WORDS = ("catalog", "product", "article", "meta", "item", "feed")
+#: the inactivity gap that cuts a user's events into sessions when no column holds them (the
+#: session-based recommendation literature's usual 30 minutes; the README's RetailRocket command)
+SESSION_GAP = "30m"
 #: files in a dataset folder that are never its data
 NOT_DATA = ("readme", "license", "licence", "notice", "changelog", "provenance")
 
@@ -127,12 +130,14 @@ def _table_files(folder: Path) -> list[Path]:
     )
 
 
-def _discovered(folder: Path) -> tuple[Any, str]:
+def _discovered(folder: Path) -> tuple[Any, dict[str, str]]:
     """A loader for a dataset folder this bench has no command for (a dataset it has never seen),
     read by the generic import's own detection (``recsys import csv``, ``--errors drop``), and the
-    command that reads it so. The largest table file is the interactions; a file named like a
-    catalogue (:data:`CATALOG_WORDS`) is its catalogue; a folder with ``interactions.*`` is read
-    as the import reads such a folder; a lone file that is a catalogue alone is read as one."""
+    command that read it (filled in by the loader). The largest table file is the interactions; a
+    file named like a catalogue (:data:`CATALOG_WORDS`) is its catalogue (else the events alone);
+    events with no session column are cut into sessions on :data:`SESSION_GAP`; a folder with
+    ``interactions.*`` is read as the import reads such a folder; a file that reads only as a
+    catalogue is one (no interactions: skipped, with why it did not read as events)."""
     from recsys.data import adapters
 
     files = _table_files(folder)
@@ -141,33 +146,50 @@ def _discovered(folder: Path) -> tuple[Any, str]:
     if any(p.name.lower().startswith("interactions.") for p in files):
         return (
             lambda: adapters.import_dataset("csv", folder, name=folder.name, dry_run=True, errors="drop"),
-            f"recsys import csv {folder.name} --errors drop",
+            {"read_as": f"recsys import csv {folder.name} --errors drop"},
         )
     events = max(files, key=lambda p: p.stat().st_size)
     rest = [p for p in files if p != events]
     catalog = next((p for w in CATALOG_WORDS for p in rest if w in p.stem.lower()), None)
+    how = {"read_as": _command(events, catalog)}
 
     def load() -> Any:
         tries = [(events, catalog)] if catalog is not None else []
         tries += [(events, None), (None, events)]  # the events alone; the file as a catalogue
         errors = []
         for ev, cat in tries:
-            try:
-                return adapters.import_dataset(
-                    "csv", ev, catalog_path=cat, name=folder.name, dry_run=True, errors="drop"
-                )
-            except Exception as exc:  # noqa: BLE001 - the next reading, then every reason said
-                errors.append(f"{_command(ev, cat)}: {str(exc)[:240]}")
+            gaps = [None, SESSION_GAP] if ev is not None else [None]
+            for gap in gaps:
+                try:
+                    ds = adapters.import_dataset(
+                        "csv",
+                        ev,
+                        catalog_path=cat,
+                        name=folder.name,
+                        dry_run=True,
+                        errors="drop",
+                        **({"session_gap": gap} if gap else {}),
+                    )
+                except Exception as exc:  # noqa: BLE001 - the next reading, then every reason said
+                    errors.append(f"{_command(ev, cat, gap)}: {str(exc)[:240]}")
+                    if getattr(exc, "column", None) != "sequence_id":
+                        break  # a session gap is only worth a try when no column holds sessions
+                    continue
+                how["read_as"] = _command(ev, cat, gap)
+                if ev is None:  # read as a catalogue alone: say why not as events
+                    how["not_events"] = "; ".join(errors)
+                return ds
         raise ValueError("; ".join(errors))
 
-    return load, _command(events, catalog)
+    return load, how
 
 
-def _command(events: Path | None, catalog: Path | None) -> str:
+def _command(events: Path | None, catalog: Path | None, gap: str | None = None) -> str:
     return " ".join(
         ["recsys import csv"]
         + ([events.name] if events else [])
         + ([f"--catalog {catalog.name}"] if catalog else [])
+        + ([f"--session-gap {gap}"] if gap else [])
         + ["--errors drop"]
     )
 
@@ -225,7 +247,7 @@ def load_datasets(
         event_map=["pv=view", "fav=cart", "cart=cart", "buy=purchase"],
         session_gap="30m",
     )
-    read_as: dict[str, str] = {}
+    read_as: dict[str, dict[str, str]] = {}
     skipped: dict[str, str] = {}
     if base.is_dir():
         for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -237,7 +259,7 @@ def load_datasets(
                 skipped[folder.name] = f"could not import: {exc}"[:300]
     for name in stored or []:
         loaders[name] = lambda name=name: load_dataset(name, data_dir())
-        read_as[name] = f"stored dataset '{name}' (recsys datasets)"
+        read_as[name] = {"read_as": f"stored dataset '{name}' (recsys datasets)"}
     if names or stored:
         wanted = list(dict.fromkeys([*(names or []), *(stored or [])]))
     else:
@@ -255,13 +277,14 @@ def load_datasets(
             skipped[name] = f"could not import: {exc}"[: 300 if name not in read_as else 900]
             continue
         if len(ds.interactions) == 0:
-            skipped[name] = "no interactions (a catalogue alone)"
+            why = read_as.get(name, {}).get("not_events")
+            skipped[name] = "no interactions (a catalogue alone" + (f"; as events: {why})" if why else ")")
             continue
         out[name] = ds
     return (
         out,
         {k: v for k, v in skipped.items() if k in wanted},
-        {k: v for k, v in read_as.items() if k in out},
+        {k: v["read_as"] for k, v in read_as.items() if k in out},
     )
 
 

@@ -43,6 +43,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     catalog.to_csv(base / "shop_export" / "products.csv", index=False)
     (base / "shop_export" / "README.txt").write_text("order lines of our shop, 2024\n")
+    (base / "clicks").mkdir()  # a clickstream with visitors and times but no session column
+    clicks = ds.interactions.rename(columns={"user_id": "visitorid", "item_id": "itemid", "timestamp": "ts"})
+    clicks[["ts", "visitorid", "itemid"]].to_csv(base / "clicks" / "events.csv", index=False)
     (base / "catalog_only").mkdir()
     catalog.to_csv(base / "catalog_only" / "items.csv", index=False)
     (base / "no_table").mkdir()
@@ -55,14 +58,24 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_folder_it_has_no_command_for_is_read_by_the_generic_import_and_scored(shop, monkeypatch, capsys):
     monkeypatch.setenv("RECSYS_SHARED_DATASETS", str(shop))
     data, skipped, read_as = quality.load_datasets(
-        ["shop_export", "catalog_only", "no_table", "damaged"], False, 300
+        ["shop_export", "clicks", "catalog_only", "no_table", "damaged"], False, 300
     )
-    assert list(data) == ["shop_export"]
+    assert list(data) == ["shop_export", "clicks"]
     # the catalogue was found and joined: its titles and categories are the dataset's
     assert read_as["shop_export"] == "recsys import csv order_lines.csv --catalog products.csv --errors drop"
     assert data["shop_export"].catalog["title"].notna().mean() > 0.99
     assert data["shop_export"].interactions["sequence_id"].nunique() > 100
-    assert skipped["catalog_only"] == "no interactions (a catalogue alone)"
+    # no session column: each visitor's events cut on a 30-minute gap, as the README's RetailRocket
+    assert read_as["clicks"] == "recsys import csv events.csv --session-gap 30m --errors drop"
+    assert (
+        data["clicks"].interactions["sequence_id"].nunique()
+        > data["clicks"].interactions["user_id"].nunique()
+    )
+    # a catalogue alone is said to be one, with why it did not read as events
+    assert skipped["catalog_only"].startswith(
+        "no interactions (a catalogue alone; as events: recsys import csv items.csv --errors drop: "
+    )
+    assert "'sequence_id' is missing" in skipped["catalog_only"]
     assert skipped["no_table"] == "could not import: no file the import can read"
     assert skipped["damaged"].startswith("could not import: recsys import csv events.csv.gz")
 
