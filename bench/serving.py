@@ -356,16 +356,9 @@ def _summary(rounds: list[list[Any]]) -> dict[str, Any]:
     }
 
 
-def load(
-    port: int,
-    paths: list[str],
-    clients: int,
-    seconds: float,
-    max_requests: int,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Run ``clients`` processes against ``paths`` and summarise."""
-    return _summary([_drive(port, paths, clients, seconds, max_requests, headers)])
+def load(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run ``clients`` processes against ``paths`` (:func:`_drive`'s arguments) and summarise."""
+    return _summary([_drive(*args, **kwargs)])
 
 
 def load_phases(
