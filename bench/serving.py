@@ -24,14 +24,17 @@ Prints ONE JSON line. What it does:
    and the reference, a bare Flask endpoint calling hnswlib on the same index
    (:func:`reference_app`); ``one_worker.*_vs_reference`` is our throughput over the
    reference's (``--no-reference`` skips it), and ``*_cpu_vs_reference`` the same for the
-   worker's CPU time per request.
+   worker's CPU time per request. ``--token`` adds a fourth: our API with the preset on a server
+   with an editor and a viewer token configured (every deployment bound beyond loopback has
+   one), each request of the comparison sending ``Authorization: Bearer <viewer token>``
+   (``one_worker.ours_preset_token_vs_reference``): the login layer's cost.
 
 The load generator runs on the same machine and competes with the two
 gunicorn workers for the same CPU cores; the JSON says so in "note".
 
 Usage::
 
-    python bench/serving.py [--items 100000] [--clients 4] [--seconds 8] [--data-dir DIR]
+    python bench/serving.py [--items 100000] [--clients 4] [--seconds 8] [--data-dir DIR] [--token]
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ sys.path.insert(0, str(REPO))
 
 PRESET = "bench-preset"
 DATASET = "bench"
+#: the tokens of ``--token``'s server (loopback only; the reference ignores the header)
+EDITOR_TOKEN = "bench-editor-token-0123456789"
+VIEWER_TOKEN = "bench-viewer-token-0123456789"
 
 
 # ---------------------------------------------------------------------------
@@ -174,8 +180,10 @@ def free_port() -> int:
 
 
 def start_server(
-    root: Path, port: int, workers: int, app_target: str, run_id: str = ""
+    root: Path, port: int, workers: int, app_target: str, run_id: str = "", token: bool = False
 ) -> subprocess.Popen[bytes]:
+    """gunicorn serving ``app_target``; ``token``: with the bench's editor and viewer tokens
+    (the login required on every request), else with none whatever the environment says."""
     env = {
         **os.environ,
         "RECSYS_BENCH_RUN": run_id,
@@ -184,7 +192,10 @@ def start_server(
         "RECSYS_API_PRELOAD": "1",  # each worker loads the run's searcher at boot
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    env.pop("RECSYS_API_TOKEN", None)
+    for name in ("RECSYS_API_TOKEN", "RECSYS_VIEWER_TOKEN", "RECSYS_USERS_FILE"):
+        env.pop(name, None)
+    if token:
+        env.update(RECSYS_API_TOKEN=EDITOR_TOKEN, RECSYS_VIEWER_TOKEN=VIEWER_TOKEN)
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     cmd = [gunicorn, "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app_target]
     return subprocess.Popen(
@@ -192,7 +203,9 @@ def start_server(
     )
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> float:
+def wait_ready(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 90.0, headers: dict[str, str] | None = None
+) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
@@ -200,7 +213,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 90.0) 
             raise RuntimeError(f"gunicorn exited with {proc.returncode}: {err[-2000:]}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/health")
+            conn.request("GET", "/api/v1/health", headers=headers or {})
             resp = conn.getresponse()
             body = resp.read()
             conn.close()
@@ -212,7 +225,13 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 90.0) 
     raise RuntimeError(f"server on port {port} not ready after {timeout} s")
 
 
-def warm_up(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float = 300.0) -> float:
+def warm_up(
+    port: int,
+    path: str,
+    proc: subprocess.Popen[bytes],
+    timeout: float = 300.0,
+    headers: dict[str, str] | None = None,
+) -> float:
     """Wait until a similar-items request answers 200 (the run's searcher is loaded)."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
@@ -220,7 +239,7 @@ def warm_up(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float 
             raise RuntimeError(f"gunicorn exited with {proc.returncode}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers or {})
             resp = conn.getresponse()
             resp.read()
             conn.close()
@@ -260,9 +279,9 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 # load
 # ---------------------------------------------------------------------------
 def _client(
-    args: tuple[int, list[str], float, int, int],
+    args: tuple[int, list[str], float, int, int, dict[str, str]],
 ) -> tuple[list[float], int, int, float, float, list[float]]:
-    port, paths, seconds, max_requests, seed = args
+    port, paths, seconds, max_requests, seed, headers = args
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(paths))
     lat: list[float] = []
@@ -276,7 +295,7 @@ def _client(
         path = paths[order[i % len(order)]]
         t0 = time.perf_counter()
         try:
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             resp.read()
             status = resp.status
@@ -298,11 +317,23 @@ def _client(
     return lat, bad, i, start, end, server
 
 
-def _drive(port: int, paths: list[str], clients: int, seconds: float, max_requests: int) -> list[Any]:
-    """Run ``clients`` processes against ``paths``; their raw measurements."""
+def _drive(
+    port: int,
+    paths: list[str],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    headers: dict[str, str] | None = None,
+) -> list[Any]:
+    """Run ``clients`` processes against ``paths`` (each request with ``headers``); their raw
+    measurements."""
     with mp.get_context("fork").Pool(clients) as pool:
         return pool.map(
-            _client, [(port, paths, seconds, max_requests // clients, 1000 + c) for c in range(clients)]
+            _client,
+            [
+                (port, paths, seconds, max_requests // clients, 1000 + c, headers or {})
+                for c in range(clients)
+            ],
         )
 
 
@@ -325,9 +356,9 @@ def _summary(rounds: list[list[Any]]) -> dict[str, Any]:
     }
 
 
-def load(port: int, paths: list[str], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
-    """Run ``clients`` processes against ``paths`` and summarise."""
-    return _summary([_drive(port, paths, clients, seconds, max_requests)])
+def load(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run ``clients`` processes against ``paths`` (:func:`_drive`'s arguments) and summarise."""
+    return _summary([_drive(*args, **kwargs)])
 
 
 def load_phases(
@@ -349,17 +380,19 @@ def mirrored(
     clients: int,
     seconds: float,
     max_requests: int,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each phase (a server, its port, the paths asked) in two half-length rounds, in mirrored
     order (A B C C B A), so a load that other users add or remove during the run weighs on every
-    phase alike; with the phase's workers' CPU milliseconds per request (``worker_cpu_ms``)."""
+    phase alike; with the phase's workers' CPU milliseconds per request (``worker_cpu_ms``).
+    ``headers``: sent with every request of every phase."""
     names = list(phases)
     rounds: dict[str, list[list[Any]]] = {name: [] for name in names}
     cpu: dict[str, float | None] = dict.fromkeys(names, 0.0)
     for name in names + names[::-1]:
         proc, port, paths = phases[name]
         c0 = workers_cpu_s(proc)
-        rounds[name].append(_drive(port, paths, clients, seconds / 2, max_requests // 2))
+        rounds[name].append(_drive(port, paths, clients, seconds / 2, max_requests // 2, headers))
         c1 = workers_cpu_s(proc)
         cpu[name] = None if c0 is None or c1 is None or cpu[name] is None else cpu[name] + c1 - c0
     out = {}
@@ -435,33 +468,39 @@ def reference_app() -> Any:
 def one_worker_comparison(
     root: Path, run_id: str, live: list[str], plain: list[str], ref: list[str], args: Any
 ) -> dict[str, Any]:
-    """One gunicorn worker of our API (preset, and no filter) against one of the reference.
+    """One gunicorn worker of our API (preset, and no filter) against one of the reference;
+    ``args.token``: a fourth, our API with the preset behind the login (tokens configured), and
+    every request of the comparison sends the viewer's bearer token (the same bytes to each).
 
-    The three servers run side by side (one worker each), each warmed up and settled, then
+    The servers run side by side (one worker each), each warmed up and settled, then
     measured in two half-length rounds in mirrored order (A B C C B A), so a load that others add
     or remove during the run weighs on the three alike (measured one after the other, a falling
     load favoured the reference, which ran last)."""
-    phases = (
-        ("ours_preset", app_target(), live),
-        ("ours_no_filter", app_target(), plain),
-        ("reference", "bench.serving:reference_app()", ref),
-    )
+    phases = [
+        ("ours_preset", app_target(), live, False),
+        ("ours_no_filter", app_target(), plain, False),
+        ("reference", "bench.serving:reference_app()", ref, False),
+    ]
+    token = bool(getattr(args, "token", False))
+    if token:
+        phases.insert(1, ("ours_preset_token", app_target(), live, True))
+    headers = {"Authorization": f"Bearer {VIEWER_TOKEN}"} if token else None
     procs: dict[str, tuple[subprocess.Popen[bytes], int, list[str]]] = {}
     try:
-        for name, target, paths in phases:
+        for name, target, paths, with_token in phases:
             port = free_port()
-            procs[name] = (start_server(root, port, 1, target, run_id), port, paths)
-            wait_ready(port, procs[name][0])
+            procs[name] = (start_server(root, port, 1, target, run_id, with_token), port, paths)
+            wait_ready(port, procs[name][0], headers=headers)
         for proc, port, paths in procs.values():
-            warm_up(port, paths[0], proc)
-            load(port, paths[:200], clients=2, seconds=5.0, max_requests=400)
-        out: dict[str, Any] = mirrored(procs, 2, args.seconds, args.max_requests)
+            warm_up(port, paths[0], proc, headers=headers)
+            load(port, paths[:200], clients=2, seconds=5.0, max_requests=400, headers=headers)
+        out: dict[str, Any] = mirrored(procs, 2, args.seconds, args.max_requests, headers)
     finally:
         for proc, _, _ in procs.values():
             stop_server(proc)
     ref_rps = out["reference"]["rps"] or 0.0
     ref_cpu = out["reference"].get("worker_cpu_ms")
-    for name in ("ours_preset", "ours_no_filter"):
+    for name in [n for n in procs if n != "reference"]:
         out[f"{name}_vs_reference"] = round(out[name]["rps"] / ref_rps, 3) if ref_rps else None
         cpu = out[name].get("worker_cpu_ms")
         # CPU per request, ours over the reference's (1.0: no overhead; steadier under load)
@@ -482,6 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--no-reference", action="store_true", help="skip the one-worker comparison with bare Flask + hnswlib"
+    )
+    parser.add_argument(
+        "--token",
+        action="store_true",
+        help="the one-worker comparison adds our API with the preset behind the login (bearer tokens)",
     )
     args = parser.parse_args(argv)
 

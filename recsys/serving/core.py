@@ -472,7 +472,8 @@ def json_reply(obj: Any, status: int = 200) -> flask.Response:
     except TypeError:  # orjson.JSONEncodeError is one
         resp = jsonify(obj)
     else:
-        resp = current_app.response_class(body, mimetype="application/json")
+        # the header ``mimetype=`` writes for JSON (no charset), without deriving it per reply
+        resp = current_app.response_class(body, content_type="application/json")
     resp.status_code = status
     return resp
 

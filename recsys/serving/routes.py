@@ -186,9 +186,10 @@ def _add_read_routes(bp: Blueprint) -> None:
     def similar_get(item_id: str) -> Any:
         args = request.args
         _refuse_unknown(args, _SIMILAR_KEYS, "query parameter")
-        # only the fields the query names: MultiDict.get of an absent key raises and catches a
-        # BadRequestKeyError (an HTTPException built per field), three per preset request
-        return json_reply(similar_response(item_id, **{f: args.get(f) for f in _SIMILAR_FIELDS if f in args}))
+        # only the fields the query names (all known now), each its first value as ``args.get``
+        # reads it: MultiDict.get of an absent key raises and catches a BadRequestKeyError (an
+        # HTTPException built per field), three per preset request
+        return json_reply(similar_response(item_id, **args.to_dict()))
 
     @bp.post("/similar")
     def similar_post() -> Any:

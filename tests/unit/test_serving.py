@@ -196,6 +196,13 @@ def test_a_misspelt_parameter_names_the_one_meant(client: Any) -> None:
     assert "exclude_seem (did you mean 'exclude_seen'?)" in body["message"]
 
 
+def test_a_repeated_parameter_answers_its_first_value(client: Any) -> None:
+    """``?k=3&k=5`` is served with k=3 (the first value, as ``args.get`` reads it), and a
+    repeated bad value is refused by its first one, as a single one would be."""
+    assert client.get("/api/v1/similar/it001?k=3&k=5").get_json()["k"] == 3
+    err(client.get("/api/v1/similar/it001?k=0&k=5"), 400, "k")
+
+
 def test_unknown_item_is_404(client: Any, data: dict[str, Any]) -> None:
     body = err(client.get("/api/v1/similar/no-such-item"), 404, "item_id")
     # an id in no catalogue is said to be one, not "has no vector in this run" (s41-w)
