@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 #: ``madvise`` advice values (Linux's ``mman-common.h``)
 MADV_HUGEPAGE = 14
+MADV_COLLAPSE = 25
 #: a transparent huge page on x86-64 and arm64 with 4 KB pages
 HUGE = 2 << 20
 _LIBC: list[object] = []
@@ -109,3 +110,36 @@ def huge_pages(
                 got.append((start, end))
     except (OSError, AttributeError, ValueError):  # no /proc, no madvise: 4 KB pages, as before
         logger.debug("huge pages not advised", exc_info=True)
+
+
+def base_layer_bytes(n: int, dim: int, M: int) -> int:
+    """The bytes of an hnswlib graph's base layer (float32 vectors of ``dim``, degree ``M``): one
+    ``malloc`` of ``n`` elements of a vector, ``2 * M`` links and their count, and a label."""
+    return n * (dim * 4 + 8 * M + 12)
+
+
+def _thp_never() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+            return "[never]" in fh.read()
+    except OSError:  # no sysfs entry: no transparent huge pages (madvise says so itself)
+        return False
+
+
+def collapse(ranges: list[tuple[int, int]]) -> int:
+    """Move the memory of ``ranges`` (:func:`huge_pages`'s), already written on 4 KB pages, onto
+    huge pages now (``MADV_COLLAPSE``, Linux 6.1 on: the kernel copies each 2 MB into one huge
+    page; ctypes releases the GIL meanwhile); returns the bytes collapsed. 0 where huge pages are
+    off (``never``: the administrator's choice is kept), the kernel lacks it or refuses (no huge
+    page free): the memory stays as it was, advised. Never raises."""
+    if not ranges or _thp_never():
+        return 0
+    done = 0
+    for start, end in ranges:
+        try:
+            if _madvise(start, end, MADV_COLLAPSE):
+                done += end - start
+        except (OSError, AttributeError, ValueError):
+            logger.debug("huge pages not collapsed", exc_info=True)
+            break
+    return done
