@@ -9,9 +9,11 @@ read so had first queries at up to 5.9x its warm CPU p50 (not read: 117x), the s
 pages 2.0x (issue 18, s41-c: one trial, an indication). :func:`huge_pages` advises huge pages for
 the memory a graph's ``init_index`` maps (its base layer, visited list and locks), found as the
 anonymous address ranges the call added to ``/proc/self/maps``, so that ``add_items`` writes it
-onto them. Used for the graphs the searcher builds in the background (its eligible sets' and
-blocks' graphs); the main index (:class:`recsys.index.HnswIndex`) is left as hnswlib maps it: on
-huge pages raw hnswlib's own queries ran about 10% faster at 100k (issue 18, s41-c).
+onto them; :func:`collapse` moves memory already written (``load_index`` fills what it maps) onto
+them. Used for the graphs the searcher builds in the background (its eligible sets' and blocks'
+graphs) and for the main index (:class:`recsys.index.HnswIndex`, built or loaded), whose queries,
+raw hnswlib's own, read it about 20% to 25% faster there than on hnswlib's own 4 KB pages at 100k
+(issue 18, s41-c, s42-h).
 """
 
 from __future__ import annotations
