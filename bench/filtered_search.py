@@ -48,6 +48,13 @@ pass that evicts the caches, over its own warm CPU p50: the share of a first que
 query pays after other work, against the first query's own work), ``raw_p99_ratio`` (raw
 hnswlib's own p99 over its p50: the machine's share of a tail), the plan mix, hnswlib's
 filter callback and exact masked search, the filter's memory, and
+the second reference, raw hnswlib on its own allocation (a separate ``hnswlib.Index`` loaded from
+the same graph by hnswlib itself, not through ``HnswIndex.load``: what a user calling hnswlib
+directly gets; timed in the same loop, the three interleaved): ``raw_own_alloc_p50_us``,
+``ratio_p50_own_alloc`` and ``p99_ratio_own_alloc`` (the planner's p50 and p99 over its p50), and
+``raw_over_own_alloc_p50`` (raw hnswlib on the planner's memory over it); top-level ``memory``
+(the process's Rss, Pss, AnonHugePages before and after the index, the index's ranges on huge
+pages) and ``build.index_load_s``; and
 ``query_thread_builds`` (the build steps run on the query thread while the case's
 queries ran, by step, with their CPU time: a request that paid a table or index build;
 ``targets.no_build_on_a_request`` over all cases). ``batch``
@@ -85,6 +92,7 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
+import itertools
 import json
 import os
 import platform
@@ -446,6 +454,9 @@ _VMSTAT_KEYS = (
 )
 #: timed pairs whose per-query figures ``--tail-out`` records (the first after the graphs' wait)
 TIMELINE = 120
+#: the timed loop's orders of raw hnswlib on the planner's memory (0), the planner (1) and raw
+#: hnswlib on its own allocation (2): each first, second and third alike, each after each other
+ORDERS = list(itertools.permutations((0, 1, 2)))
 
 
 def _vmstat() -> dict[str, int]:
@@ -505,6 +516,7 @@ def progress(name: str, figures: dict) -> None:
 def run_case(
     searcher: FilteredSearcher,
     raw,
+    own,
     unit: np.ndarray,
     ids: np.ndarray,
     cfg: FilterConfig,
@@ -517,6 +529,11 @@ def run_case(
     name: str = "",
 ) -> dict:
     """One filter: first queries (cold), then warm latency interleaved with raw hnswlib, then quality.
+
+    ``raw``: the planner's own ``hnswlib.Index`` (the same memory), the reference of ``ratio_p50``;
+    ``own``: a second one loaded from the same graph by hnswlib itself (its own allocation: what a
+    user calling hnswlib directly gets; :func:`own_allocation`), timed in the same loop (the three
+    interleaved, the order rotating; each on a seed of its own) for ``ratio_p50_own_alloc``.
 
     ``tail_out``: a JSON-lines file to which the seeds timed over 5x raw p50 are appended, each
     with its plan, its time, its time asked again (median of 3, right after) and the search
@@ -548,22 +565,26 @@ def run_case(
     waits.append(time.perf_counter() - t_bg)
     if probe is not None:
         probe["marks"].append(_machine())
-    plan_t, unf, plan_cpu, unf_cpu = [], [], [], []
+    plan_t, unf, plan_cpu, unf_cpu, own_t = [], [], [], [], []
     answers: list = [None] * len(seeds)
     plans: dict[str, int] = {}
-    half = len(seeds) // 2
+    half, quarter = len(seeds) // 2, len(seeds) // 4
     for qi in range(len(seeds)):
         i_raw, pi = seeds[qi], (qi + half) % len(seeds)
         item = ids[seeds[pi]]
         q = unit[i_raw][None, :]
-        pair: list = [None, None]
-        for which in (0, 1) if qi % 2 == 0 else (1, 0):
-            u0 = _usage() if probe is not None and qi < TIMELINE else None
+        q_own = unit[seeds[(qi + quarter) % len(seeds)]][None, :]
+        pair: list = [None, None, None]
+        for which in ORDERS[qi % len(ORDERS)]:
+            u0 = _usage() if probe is not None and qi < TIMELINE and which < 2 else None
             t, c = time.perf_counter(), time.thread_time()
             if which == 0:
                 raw.knn_query(q, k=K, num_threads=1)
                 unf.append(time.perf_counter() - t)
                 unf_cpu.append(time.thread_time() - c)
+            elif which == 2:
+                own.knn_query(q_own, k=K, num_threads=1)
+                own_t.append(time.perf_counter() - t)
             else:
                 res = searcher.search(item, cfg, K)
                 plan_t.append(time.perf_counter() - t)
@@ -637,7 +658,7 @@ def run_case(
             filt_t.append(time.perf_counter() - t)
             if want:
                 filt_recalls.append(len(want & got) / len(want))
-    planner, unfiltered = pct(plan_t), pct(unf)
+    planner, unfiltered, own_alloc = pct(plan_t), pct(unf), pct(own_t)
     raw_p50 = unfiltered["p50_us"]
     warm_p50 = planner["p50_us"]
     if tail_out:
@@ -650,6 +671,13 @@ def run_case(
         "p99_ratio": round(planner["p99_us"] / raw_p50, 2),
         # raw hnswlib's own p99 over its p50: what this machine's load does to a tail on its own
         "raw_p99_ratio": round(unfiltered["p99_us"] / raw_p50, 2),
+        # the second reference: raw hnswlib on its own allocation (what a user calling hnswlib
+        # directly gets), timed in the same loop; the same two ratios over its p50, and raw on the
+        # planner's memory over it (below 1: the planner's graph is read faster, huge pages)
+        "raw_own_alloc_p50_us": own_alloc["p50_us"],
+        "ratio_p50_own_alloc": round(warm_p50 / own_alloc["p50_us"], 2),
+        "p99_ratio_own_alloc": round(planner["p99_us"] / own_alloc["p50_us"], 2),
+        "raw_over_own_alloc_p50": round(raw_p50 / own_alloc["p50_us"], 3),
         "recall_at_10": round(float(np.mean(recalls)), 4) if recalls else None,
         # which plan loses what: the mean recall@10 of the answers of each plan
         "recall_by_plan": {k: round(float(np.mean(v)), 4) for k, v in by_plan.items()},
@@ -669,6 +697,7 @@ def run_case(
         "first_query_cpu_us": round(first_cpu[0] * 1e6, 1),
         "plans": plans,
         "unfiltered_hnsw": unfiltered,
+        "unfiltered_hnsw_own_alloc": own_alloc,
         "planner": planner,
         # the planner's thread-CPU p99 over raw's CPU p50: the code's own tail, apart from the
         # waits for a core that a loaded machine adds to p99_ratio
@@ -698,6 +727,43 @@ def run_case(
         # the requests that paid a table or index build (QueryThreadBuilds)
         "query_thread_builds": paid,
     }
+
+
+def own_allocation(index: HnswIndex) -> tuple[object, dict]:
+    """A second ``hnswlib.Index`` of the same graph, loaded by hnswlib itself from the payload
+    ``save_index`` writes (hnswlib's own ``malloc``: on a kernel with transparent huge pages on
+    ``madvise``, 4 KB pages), not through :meth:`HnswIndex.load`: the reference a user calling
+    hnswlib directly gets. Returns it and its load time and memory."""
+    import tempfile
+
+    import hnswlib
+
+    fd, tmp = tempfile.mkstemp(prefix="s42h-own-alloc.")
+    os.close(fd)
+    try:
+        index._index.save_index(tmp)
+        own = hnswlib.Index(space=index.space, dim=index.dim)
+        t = time.perf_counter()
+        own.load_index(tmp, max_elements=index.count)
+        load_s = time.perf_counter() - t
+    finally:
+        os.unlink(tmp)
+    own.set_ef(index._index.ef)
+    return own, {"hnswlib_load_index_s": round(load_s, 2)}
+
+
+def _memory() -> dict:
+    """The process's resident and transparent-huge-page memory (``/proc/self/smaps_rollup``, MB)."""
+    out: dict = {}
+    try:
+        with open("/proc/self/smaps_rollup") as fh:
+            for line in fh:
+                f = line.split()
+                if f[0] in ("Rss:", "Pss:", "AnonHugePages:"):
+                    out[f[0][:-1].lower() + "_mb"] = round(int(f[1]) / 1024, 1)
+    except OSError:
+        pass
+    return out
 
 
 def seed_lookup_floor(raw, unit: np.ndarray, ids: np.ndarray, seeds: np.ndarray, rounds: int = 2) -> dict:
@@ -1041,7 +1107,7 @@ def main() -> None:
     ap.add_argument(
         "--only",
         default=None,
-        help="run only the cases whose name contains this ('batch': the batch part alone)",
+        help="run only the cases whose name contains this, or one of these separated by '|' ('batch': the batch part alone)",
     )
     ap.add_argument(
         "--index-cache",
@@ -1082,10 +1148,12 @@ def main() -> None:
     build = build_throughput(
         vec, min(n, args.build_n), args.M, args.ef_construction, args.threads, rounds=args.build_rounds
     )
+    memory = {"before_index": _memory()}
     t = time.perf_counter()
     cache = Path(args.index_cache) if args.index_cache else None
     if cache is not None and cache.exists():
         index = HnswIndex.load(cache, expected_count=n, expected_dim=args.dim)
+        build["index_load_s"] = round(time.perf_counter() - t, 2)
         index._index.set_ef(args.ef)
         index.ef = args.ef
         build["full_build_s"] = None
@@ -1104,6 +1172,13 @@ def main() -> None:
             index.save(cache)
     ids = catalog["item_id"].to_numpy()
     raw = index._index  # the same graph, queried directly
+    # the index's memory: its graph's ranges on huge pages (HnswIndex.huge_ranges) and the process's
+    memory["index"] = {
+        **_memory(),
+        "huge_ranges_mb": round(sum(e - s for s, e in getattr(index, "huge_ranges", [])) / 2**20, 1),
+    }
+    own, own_info = own_allocation(index)  # the second reference: hnswlib's own allocation
+    memory["own_alloc"] = {**_memory(), **own_info}
     rng = np.random.default_rng(args.seed + 1)
     picks = rng.choice(n, size=queries + 20 + args.batch_seeds, replace=False)
     seeds, first_seeds, batch_seeds = picks[:queries], picks[queries : queries + 20], picks[queries + 20 :]
@@ -1228,12 +1303,13 @@ def main() -> None:
 
     results = {}
     for name, searcher, cfg, mask_for in cases:
-        if args.only and args.only not in name:
+        if args.only and not any(o in name for o in args.only.split("|")):
             continue
         fq = filter_queries if cfg.same_category or "0.1%" not in name else min(filter_queries, 10)
         results[name] = run_case(
             searcher,
             raw,
+            own,
             unit,
             ids,
             cfg,
@@ -1322,6 +1398,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "searcher_bytes": searcher_bytes(unc),
+        # MB before and after the index was loaded or built, and after the own-allocation copy
+        "memory": memory,
         "cases": results,
         "rules": rules,
         "batch": batch,
@@ -1330,6 +1408,10 @@ def main() -> None:
             "planner_p50_le_1.5x_raw": worst is not None and worst <= 1.5,
             "worst_ratio_p50": worst,
             "over_1.5x": sorted(k for k, r in results.items() if r["ratio_p50"] > 1.5),
+            # the same over raw hnswlib on its own allocation (the second reference)
+            "worst_ratio_p50_own_alloc": max(
+                (r["ratio_p50_own_alloc"] for r in results.values()), default=None
+            ),
             "p99_le_5x_raw_p50": worst_p99 is not None and worst_p99 <= 5.0,
             "worst_p99_ratio": worst_p99,
             "worst_raw_p99_ratio": max((r["raw_p99_ratio"] for r in results.values()), default=None),

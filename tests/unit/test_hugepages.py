@@ -46,20 +46,29 @@ def _thp_off() -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or _thp_off(), reason="no transparent huge pages")
-def test_a_graph_built_under_the_advice_lies_on_huge_pages():
-    import hnswlib
+def test_the_main_index_lies_on_huge_pages_built_and_loaded_with_the_same_lists(tmp_path, monkeypatch):
+    """:meth:`HnswIndex.build` maps its graph under :func:`huge_pages` (``add_items`` writes it onto
+    them) and :meth:`HnswIndex.load` collapses what ``load_index`` wrote on 4 KB pages; where huge
+    pages are ``never``, a loaded graph is left as hnswlib wrote it, and the lists are the same in
+    all three (issue 18, s42-h)."""
+    from recsys.index import HnswIndex
 
-    # a base layer of about 37 MB (4 KB a vector): over malloc's largest mmap threshold (32 MB),
-    # so that it is mapped by the call, as a 1M-item graph's (400 MB) or its 10% blocks' (40 MB);
-    # a smaller one may reuse memory the process freed, which is not advised
+    # a base layer of about 38 MB (8 KB a vector): over malloc's largest mmap threshold (32 MB),
+    # so that it is mapped by the call, as a 100k-item graph's (40 MB) or a 1M-item one's (400 MB)
     rng = np.random.default_rng(3)
-    vec = rng.normal(size=(9_000, 1024)).astype(np.float32)
-    g = hnswlib.Index(space="cosine", dim=1024)
-    with huge_pages() as ranges:
-        g.init_index(max_elements=len(vec), M=4, ef_construction=8, random_seed=1)
-    assert sum(e - s for s, e in ranges) >= 32 * MB  # the base layer's whole huge pages
-    g.add_items(vec, np.arange(len(vec)), num_threads=1)
-    assert _huge_bytes(ranges) >= 32 * MB  # written onto huge pages
+    vec = rng.random((4_600, 2048), dtype=np.float32) - 0.5
+    built = HnswIndex.build(vec, M=2, ef_construction=8, ef=16, num_threads=1)
+    assert sum(e - s for s, e in built.huge_ranges) >= 32 * MB  # the base layer's whole huge pages
+    assert _huge_bytes(built.huge_ranges) >= 32 * MB  # written onto huge pages
+    path = built.save(tmp_path / "index.bin")
+    loaded = HnswIndex.load(path)
+    assert _huge_bytes(loaded.huge_ranges) >= 32 * MB  # collapsed
+    monkeypatch.setattr(hugepages, "_thp_never", lambda: True)
+    untouched = HnswIndex.load(path)  # hnswlib's own load_index, on its 4 KB pages
+    assert _huge_bytes(untouched.huge_ranges) == 0
+    want = untouched.knn(vec[:200], 10)[0]
+    for index in (built, loaded):
+        assert (index.knn(vec[:200], 10)[0] == want).all()
 
 
 def test_a_set_graph_is_built_under_the_advice_when_its_base_layer_is_a_mapping_of_its_own(monkeypatch):
