@@ -264,6 +264,8 @@ class FastMixin:
                 return None  # the beam search missed the seed's neighbourhood: the general path retries
             else:
                 del rl[k:], dl[k:]
+        elif rl[0] != (row := fp.perm[pos]) and seed_lost(row, rl, dl, fp.self_first):
+            return None  # the seed listed too (exclude_seed=False): its row is in the graph all the same
         return SearchResult(
             # the ids by one itemgetter call (as result.ids_at, without its frame)
             list(_itemgetter(*rl)(fp.ids)) if len(rl) > 1 else [fp.ids[r] for r in rl],
@@ -346,7 +348,8 @@ class FastMixin:
         except RuntimeError:  # hnswlib#444
             return None
         (rl,), (dl,) = labels.tolist(), dist.tolist()
-        if seed_row >= 0 and rl and rl[0] != seed_row and seed_lost(seed_row, rl, dl, fp.self_first):
+        row = seed_row if seed_row >= 0 else fp.perm[pos]  # in the graph, eligible or listed or not
+        if rl and rl[0] != row and seed_lost(row, rl, dl, fp.self_first):
             return None  # the beam search missed the seed's neighbourhood: the general path retries
         sel = [j for j, r in enumerate(rl) if ok[r] and r != seed_row]
         if len(sel) < k:
@@ -653,14 +656,11 @@ class FastMixin:
         # no NumPy call over the labels: right after a beam search each costs microseconds of
         # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
         (rows,) = labels.tolist()  # no row view: one NumPy call
-        # the seed, eligible, is its own nearest label: without it the beam search was lost
-        # (beams.py: seed_lost), whatever passes the filter; the general path fetches wider
-        lost = (
-            seed_row >= 0
-            and rows
-            and rows[0] != seed_row
-            and seed_lost(seed_row, rows, dist[0], fp.self_first)
-        )
+        # the seed is its own nearest label: without it the beam search was lost (beams.py:
+        # seed_lost), whatever passes the filter, whether the seed is eligible or listed (its row
+        # is in the graph either way); the general path fetches wider
+        row = seed_row if seed_row >= 0 else fp.perm[pos]
+        lost = rows and rows[0] != row and seed_lost(row, rows, dist[0], fp.self_first)
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if drop is not None:  # a key range (the table kind), the seed's row among ``drop``

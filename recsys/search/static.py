@@ -1180,7 +1180,8 @@ class StaticMixin:
         ex = "exclude_seed" in qq.removed
         kq = k + 1 if ex else k
         index = self._index if self._index is not None else self.index
-        seed_row = int(self.view.perm[qq.pos]) if ex else -1
+        row = int(self.view.perm[qq.pos])  # the test of a lost search, listed or not
+        seed_row = row if ex else -1
         fetch = kq
         while True:
             try:
@@ -1190,7 +1191,7 @@ class StaticMixin:
             except RuntimeError:  # hnswlib#444
                 return None
             rl, dl = labels[0, :kq].tolist(), dist[0, :kq].tolist()
-            if not seed_lost(seed_row, rl, dl, self._self_first):
+            if not seed_lost(row, rl, dl, self._self_first):
                 return self._lean_answer(qq, rl, dl, seed_row, "hnsw_overfetch", n - ex)
             fetch = self._next_fetch(max(fetch, index.ef), n, n)
             if fetch is None:
