@@ -481,6 +481,7 @@ class FastMixin:
             kept[1],
             self._self_first,
             views[1][var] if views[1] is not None else None,
+            fp.perm[pos] if seed_row < 0 else -1,
         )
         if got is None:
             return None
@@ -517,15 +518,15 @@ class FastMixin:
         n_drop = len(drop[1]) if drop else 0
         if ss.n <= k + 1 + n_drop:
             return None
-        seed_row = fp.perm[pos]
-        if not (cf.config.exclude_seed and ok[seed_row]):
-            seed_row = -1
+        seed_row = test = fp.perm[pos]
+        if not ok[test]:
+            seed_row = test = -1  # not in the block's graph: nothing there to miss
+        elif not cf.config.exclude_seed:
+            seed_row = -1  # listed itself: its row the beam's test all the same (static.graph_row)
         fetch = k + 1 + n_drop
         # a lost seed asked again wider here (lost_answer); still lost (or hnswlib#444), None: the
         # general path's exact-backed plans
-        got = member_labels(
-            ss, fp.qunit[pos : pos + 1], fetch, seed_row, seed_row >= 0 and self._self_first, rows_of
-        )
+        got = member_labels(ss, fp.qunit[pos : pos + 1], fetch, test, test >= 0 and self._self_first, rows_of)
         if got is None:
             return None
         rl, dl = got[0][:fetch], got[1][:fetch]
