@@ -277,3 +277,11 @@ def test_a_batch_answers_a_static_sets_lost_members_exactly():
         truth = searcher.search(ids[r], cfg, K, plan="exact")
         assert len(res) == K and ids[r] not in res.item_ids and res.n_eligible == truth.n_eligible
         assert set(res.rows) == set(truth.rows), (r, res.plan)
+    # the seed listed itself (exclude_seed=False), the same set and graph adopted: its row is in the
+    # graph all the same, so a lost member is answered exactly too (main: its lost labels)
+    keep = FilterConfig(brands_allow=cfg.brands_allow, exclude_seed=False)
+    assert searcher._static_set(searcher.compile(keep), False, wait=True) is ss
+    batch = searcher.search_many(ids[lost].tolist(), keep, K, num_threads=2)
+    for r, res in zip(lost, batch):
+        truth = searcher.search(ids[r], keep, K, plan="exact")
+        assert res.rows[0] == r and set(res.rows) == set(truth.rows), (r, res.plan)
