@@ -127,11 +127,15 @@ def test_a_lost_seed_of_an_over_fetched_price_band_gets_its_neighbours(coarse):
     assert np.mean(recalls) >= 0.95, (np.mean(recalls), plans)  # (lost labels: 0.865 here)
 
 
-def test_a_lost_seed_of_the_default_config_among_a_few_adult_items_gets_its_neighbours(coarse, monkeypatch):
+@pytest.mark.parametrize("exclude_seed", [True, False])
+def test_a_lost_seed_of_the_default_config_among_a_few_adult_items_gets_its_neighbours(
+    coarse, monkeypatch, exclude_seed
+):
     """The default config on a catalogue with a few adult items (a static set of nearly every item,
     with no graph of its own: the shortcut's ``_fast_near_full``, the batch's over-fetch): a lost
     seed's labels are not its answer, single or in a batch (exact search priced out, as on a large
-    catalogue; the batch filled its lists with them: recall 0.27 here)."""
+    catalogue; the batch filled its lists with them: recall 0.27 here). The same with the seed
+    listed itself (``exclude_seed=False``: main judged no such search, its lost labels the answer)."""
     from recsys.search import planner, static
     from recsys.search.fast import FastMixin
 
@@ -143,7 +147,7 @@ def test_a_lost_seed_of_the_default_config_among_a_few_adult_items_gets_its_neig
     cat, vec = clustered_catalogue(3, 5)
     adult = np.random.default_rng(7).random(len(cat)) < 0.03
     searcher = FilteredSearcher(vec, ids, cat.assign(adult=adult), index=coarse[2].index)
-    cfg = FilterConfig()
+    cfg = FilterConfig(exclude_seed=exclude_seed)
     for r in found[:40]:
         searcher.search(ids[r], cfg, K)
     assert searcher._fast[id(cfg)].answer is FastMixin._fast_flag  # the shortcut answers
@@ -152,7 +156,9 @@ def test_a_lost_seed_of_the_default_config_among_a_few_adult_items_gets_its_neig
     many = searcher.search_many([ids[r] for r in seeds], cfg, K)
     for got in ([searcher.search(ids[r], cfg, K) for r in seeds], many):
         for r, res, ref in zip(seeds, got, truth):
-            assert len(res) == K and r not in res.rows and res.n_eligible == ref.n_eligible
+            assert len(res) == K and res.n_eligible == ref.n_eligible
+            for got_rows in (ref.rows, res.rows):  # listed itself: first
+                assert got_rows[0] == r if not exclude_seed else r not in got_rows
             assert res.removed_by_rule == ref.removed_by_rule
             assert adult[r] or not adult[res.rows].any()
         assert np.mean([_recall(res.rows, ref.rows) for res, ref in zip(got, truth)]) >= 0.9
