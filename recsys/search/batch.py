@@ -941,7 +941,7 @@ def search_many_ranked(
     got = _knn_batch(searcher, searcher.qunit[positions[h]], fetch, threads)
     if got is None:
         return out
-    labels = got[0]
+    labels, dist = got
     for j, i in enumerate(hnsw):  # the single query's over-fetch, on the batch's first fetch
         t0 = time.perf_counter()
         pos = int(positions[i])
@@ -953,7 +953,7 @@ def search_many_ranked(
         cand = KeyRange(cf.table_kvs[var].by_row, lo, hi, seed_row, v.pos_of_row)
         # None: the caller answers it (its next fetch or exact search)
         out[i] = searcher._overfetch(
-            qq, cand, fetch, n_elig, e - s, False, refetch=False, first_rows=labels[j]
+            qq, cand, fetch, n_elig, e - s, False, refetch=False, first_rows=labels[j], first_dist=dist[j]
         )
     return out
 

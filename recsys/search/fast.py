@@ -607,6 +607,8 @@ class FastMixin:
             fp.fetch >= self.n,
             dist[0] if self.space == "cosine" else None,  # unit vectors: a prefix may answer
         )
+        if final and fp.self_first and labels[0, 0] != (seed_row := fp.perm[pos]):
+            final = not seed_lost(seed_row, labels[0], dist[0])  # lost: the general path fetches wider
         if not final:  # the general path answers (a larger fetch or exact) and records the miss
             self._short_fetch = (cf, pos, fp.fetch, self._index, labels[0], dist[0])
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)

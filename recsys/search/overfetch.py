@@ -58,10 +58,10 @@ class OverfetchMixin:
         filter's over-fetch read recall@10 0.0 for them). The seed's row is in the main graph
         whether it is eligible (``cand.seed_row``, dropped from the list) or not, listed itself
         (``exclude_seed=False``) or not: it is the test either way."""
+        if not qq.own:
+            return False  # a vector of its own (search_vector): the seed's row need not be near it
         seed = getattr(cand, "seed_row", -1)
         if seed < 0:  # not eligible, or listed: its row all the same
-            if qq.pos is None:
-                return False  # a bare vector: no seed to miss
             seed = int(self.view.perm[qq.pos])
         if not self._self_first or not len(rows) or int(rows[0]) == seed:  # no list made
             return False
@@ -110,8 +110,6 @@ class OverfetchMixin:
             if lean:
                 sel, rl = cand.first(rows, k)
                 final = len(sel) >= k or fetched_all or len(sel) >= n_elig
-                if final and not fetched_all and dist is not None and self._fetch_lost(qq, cand, rows, dist):
-                    final = False  # the beam search missed the seed's neighbourhood: a wider one
             else:
                 if cf.adjust is not None:  # boost/bury: the fetch, and the classes that could climb
                     kp, ks, dropped, final = self._rank_adjusted(qq, cand, rows, dist, fetched_all, n_elig)
@@ -124,6 +122,8 @@ class OverfetchMixin:
                     kp, ks, dropped, final = self._rerank(
                         qq.q, cp, k, cf.config, fetched_all or len(cp) >= n_elig
                     )
+            if final and not fetched_all and dist is not None and self._fetch_lost(qq, cand, rows, dist):
+                final = False  # the beam search missed the seed's neighbourhood: a wider one
             if first and auto:
                 cf.stats.record(final)
                 qq.short = not final

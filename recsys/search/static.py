@@ -402,7 +402,7 @@ class StaticMixin:
         fetch = k + 1 + (len(drop) if drop else 0)
         q2 = qq.q[None, :]
         test = -1
-        if self_first and self._self_first and qq.pos is not None:
+        if self_first and self._self_first and qq.own:
             test = graph_row(ss, seed_row, int(self.view.perm[qq.pos]) if seed_row < 0 else -1)
         got = member_labels(ss, q2, fetch, test, test >= 0)
         if got is None:
@@ -717,7 +717,7 @@ class StaticMixin:
             cand.seed_row,
             cand.drop,
             n_elig,
-            self_first=self._self_first,
+            self_first=self._self_first and qq.own,
             row=int(self.view.perm[qq.pos]) if cand.seed_row < 0 else -1,
         )
         if got is None:
@@ -1199,8 +1199,10 @@ class StaticMixin:
         ex = "exclude_seed" in qq.removed
         kq = k + 1 if ex else k
         index = self._index if self._index is not None else self.index
-        row = int(self.view.perm[qq.pos])  # the test of a lost search, listed or not
+        row = int(self.view.perm[qq.pos]) if qq.pos is not None else -1
         seed_row = row if ex else -1
+        if not qq.own:
+            row = -1  # a vector of its own (search_vector): no seed to miss there
         fetch = kq
         while True:
             try:
