@@ -545,7 +545,7 @@ class FilteredSearcher(
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         if plan == "auto" and pos is not None:  # a filter not compiled yet: no pass over the catalogue
-            got = self._search_cold(q, pos, cfg, k, t0)
+            got = self._search_cold(q, pos, cfg, k, t0, own)
             if got is not None:
                 return got
         cf = self.compile(cfg)

@@ -10,6 +10,8 @@ of the code is changed.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -240,3 +242,30 @@ def test_a_vector_given_with_a_seed_is_not_judged_by_the_seeds_row(coarse, exclu
         labels = index.knn_query(v, k=K + exclude_seed, num_threads=1)[0][0].tolist()  # its beam
         want = [r for r in labels if r != b or not exclude_seed][:K]
         assert res.plan == "hnsw_overfetch" and res.rows == want, (a, b, res.plan)
+
+
+@pytest.mark.parametrize("exclude_seed", [True, False])
+def test_a_lost_seed_of_a_filter_not_compiled_yet_gets_its_neighbours(coarse, exclude_seed):
+    """The first queries of a filter never seen, answered from the inverted lists while its compile
+    waits (``cold.py``): a beam search that missed the seed (listed or not, eligible or not) is asked
+    again 4x wider, then exactly, as the compiled paths do (main answered with its labels, either
+    setting: recall 0.71 and 0.68 over 200 such seeds here, 0.92 now)."""
+    ids, unit, ref, lost, found = coarse
+    cat, vec = clustered_catalogue(3, 5)
+    searcher = FilteredSearcher(vec, ids, cat, index=ref.index, background_min_items=0)
+    searcher.wait_background()  # the inverted lists (built with the searcher)
+    cfg = FilterConfig(brands_allow=[f"b{i}" for i in range(25)], exclude_seed=exclude_seed)
+    gate = threading.Event()
+    searcher._bg.submit("hold", gate.wait)  # every build stays queued: the cold path answers
+    try:
+        got = [searcher.search(ids[r], cfg, K) for r in lost[:40]]
+        assert cfg.config_hash() not in searcher._compiled
+    finally:
+        gate.set()
+    recalls = []
+    for r, res in zip(lost[:40], got):
+        truth = ref.search(ids[r], cfg, K, plan="exact")
+        assert len(res) == K and res.n_eligible == truth.n_eligible
+        assert res.rows[:1] == [r] if truth.rows[:1] == [r] else r not in res.rows, (r, res.plan)
+        recalls.append(_recall(res.rows, truth.rows))
+    assert np.mean(recalls) >= 0.9, np.mean(recalls)
