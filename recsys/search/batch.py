@@ -694,7 +694,8 @@ def search_many_static(
         searcher._maybe_sub(cf, ss, no_adult, uses=len(idx))  # a batch is that many uses
         pos = positions[idx]
         seed_rows = v.perm[pos]
-        seed_in = ss.ok_by_row[seed_rows] if cfg.exclude_seed else np.zeros(len(idx), dtype=bool)
+        member = ss.ok_by_row[seed_rows]  # in the set's own graph (the beam's test there)
+        seed_in = member if cfg.exclude_seed else np.zeros(len(idx), dtype=bool)  # dropped from its list
         n_elig = ss.n - seed_in
         q = searcher.qunit[pos]
         need = k + 1 if cfg.exclude_seed else k
@@ -717,7 +718,7 @@ def search_many_static(
                 # a member whose beam search missed its own vector (beams.py: seed_lost; its labels
                 # hold neither it nor its neighbours): answered exactly below, as a single query's
                 # retries end and as the graph's calibration counts it (sample_recall)
-                todo[:] = seed_in & seeds_lost(seed_rows, labels, dist, searcher._self_first)
+                todo[:] = member & seeds_lost(seed_rows, labels, dist, searcher._self_first)
                 plans[todo] = "exact_subset"
                 exact_first = True
         if not exact_first and ss.n:
@@ -726,20 +727,20 @@ def search_many_static(
                 labels, dist = got
                 if cf.trivial:
                     r_, s_, cnt = _first_k_but(labels, dist, seed_rows if cfg.exclude_seed else None, k)
-                    if cfg.exclude_seed:
-                        # a beam search that missed the seed's own vector (beams.py: seed_lost):
-                        # answered exactly below, as a single query's retries end
-                        cnt[seeds_lost(seed_rows, labels, dist, searcher._self_first)] = 0
+                    # a beam search that missed the seed's own vector (beams.py: seed_lost), the
+                    # seed listed or not: answered exactly below, as a single query's retries end
+                    cnt[seeds_lost(seed_rows, labels, dist, searcher._self_first)] = 0
                 else:
                     ok = ss.ok_by_row[labels]
                     if cfg.exclude_seed:
                         ok &= labels != seed_rows[:, None]
                     r_, s_, cnt = _first_k(ok, labels, dist, k)
-                    # an eligible seed whose beam search missed its own vector, as above (and as a
-                    # single query's over-fetch judges it): its labels filled the list with items
-                    # that are not its neighbours (the default config on a catalogue with a few
-                    # adult items, which gets no graph of its own: recall 0.27 on a coarse graph)
-                    cnt[seed_in & seeds_lost(seed_rows, labels, dist, searcher._self_first)] = 0
+                    # a seed whose beam search missed its own vector, as above (and as a single
+                    # query's over-fetch judges it), eligible or not, listed or not (its row is in
+                    # the main graph): its labels filled the list with items that are not its
+                    # neighbours (the default config on a catalogue with a few adult items, which
+                    # gets no graph of its own: recall 0.27 on a coarse graph)
+                    cnt[seeds_lost(seed_rows, labels, dist, searcher._self_first)] = 0
                 done = (cnt >= np.minimum(k, n_elig)) | (fetch >= n)
                 rows[done], sims[done] = r_[done], s_[done]
                 plans[done] = "hnsw_overfetch"
@@ -828,9 +829,14 @@ def search_many_keyed(
                 sel = var[h_idx] == vi
                 keys = cf.table_kvs[vi].by_row[labels[sel]]
                 ok[sel] = (keys >= lo[h_idx][sel, None]) & (keys < hi[h_idx][sel, None])
+            seed_rows = v.perm[positions[h_idx]]
             if cfg.exclude_seed:
-                ok &= labels != v.perm[positions[h_idx]][:, None]
+                ok &= labels != seed_rows[:, None]
             r_, s_, cnt = _first_k(ok, labels, dist, k)
+            # a beam search that missed the seed's own vector (beams.py: seed_lost; its row is in the
+            # main graph whatever the key range and exclude_seed say): answered exactly below, as a
+            # single query's over-fetch judges it (a price band's batch read recall 0.86 without)
+            cnt[seeds_lost(seed_rows, labels, dist, searcher._self_first)] = 0
             done = (cnt >= np.minimum(k, n_elig[h_idx])) | (fetch >= n)
             d_idx = h_idx[done]
             rows[d_idx], sims[d_idx] = r_[done], s_[done]
@@ -935,7 +941,7 @@ def search_many_ranked(
     got = _knn_batch(searcher, searcher.qunit[positions[h]], fetch, threads)
     if got is None:
         return out
-    labels = got[0]
+    labels, dist = got
     for j, i in enumerate(hnsw):  # the single query's over-fetch, on the batch's first fetch
         t0 = time.perf_counter()
         pos = int(positions[i])
@@ -947,7 +953,7 @@ def search_many_ranked(
         cand = KeyRange(cf.table_kvs[var].by_row, lo, hi, seed_row, v.pos_of_row)
         # None: the caller answers it (its next fetch or exact search)
         out[i] = searcher._overfetch(
-            qq, cand, fetch, n_elig, e - s, False, refetch=False, first_rows=labels[j]
+            qq, cand, fetch, n_elig, e - s, False, refetch=False, first_rows=labels[j], first_dist=dist[j]
         )
     return out
 

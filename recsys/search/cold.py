@@ -34,6 +34,7 @@ import numpy as np
 
 from recsys.filters import FilterConfig
 from recsys.search.batch import fetch_for
+from recsys.search.beams import seed_lost
 from recsys.search.compiled import CompiledFilter, _SeedRules
 from recsys.search.kernels import _blas_controllers, _matvec
 from recsys.search.planner import (
@@ -358,10 +359,13 @@ class ColdMixin:
         return preds, removed, skipped, [0]  # [0]: its seeded queries answered here with a key rule
 
     def _search_cold(
-        self, q: np.ndarray, pos: int, cfg: FilterConfig, k: int, t0: float
+        self, q: np.ndarray, pos: int, cfg: FilterConfig, k: int, t0: float, own: bool = True
     ) -> SearchResult | None:
         """Answer a seeded automatic query of a config that is not compiled yet from the inverted
-        lists (module docstring), and queue its compilation; None: the compiled path answers."""
+        lists (module docstring), and queue its compilation; None: the compiled path answers.
+        ``own``: ``q`` is the seed's own vector (not ``search_vector``'s): a beam search whose
+        labels miss the seed's row is lost (beams.py: ``seed_lost``), whether the seed passes the
+        filter or is listed itself, and is not the answer (4x wider, then exact search)."""
         if self._inline() or self._index is None or self._tie_of is not None or self.space != "cosine":
             return None
         if not self.view.n_adult and _at_defaults(cfg):
@@ -460,11 +464,15 @@ class ColdMixin:
         if not (exact_ok and c_x <= self._static_hnsw_cost(fetch)):
             q2 = q[None, :]
             seed_row = v.perm.item(pos) if seed_in else -1  # the seed's vector row (the labels are rows)
+            test = v.perm.item(pos) if own and self._self_first else -1  # a lost search's test
             for _ in range(2):  # the fetch sized to the share, then 4x more
                 if fetch >= n:
                     break
                 labels, dist = self._index.knn_one(q2, fetch)
                 rows = labels.astype(np.int64)
+                if test >= 0 and len(rows) and rows[0] != test and seed_lost(test, rows, dist):
+                    fetch *= 4  # the beam missed the seed's neighbourhood: none of its labels answer
+                    continue
                 P = v.pos_of_row[rows]
                 ok = preds[0].test(P)
                 for p in preds[1:]:

@@ -264,6 +264,8 @@ class FastMixin:
                 return None  # the beam search missed the seed's neighbourhood: the general path retries
             else:
                 del rl[k:], dl[k:]
+        elif rl[0] != (row := fp.perm[pos]) and seed_lost(row, rl, dl, fp.self_first):
+            return None  # the seed listed too (exclude_seed=False): its row is in the graph all the same
         return SearchResult(
             # the ids by one itemgetter call (as result.ids_at, without its frame)
             list(_itemgetter(*rl)(fp.ids)) if len(rl) > 1 else [fp.ids[r] for r in rl],
@@ -346,7 +348,8 @@ class FastMixin:
         except RuntimeError:  # hnswlib#444
             return None
         (rl,), (dl,) = labels.tolist(), dist.tolist()
-        if seed_row >= 0 and rl and rl[0] != seed_row and seed_lost(seed_row, rl, dl, fp.self_first):
+        row = seed_row if seed_row >= 0 else fp.perm[pos]  # in the graph, eligible or listed or not
+        if rl and rl[0] != row and seed_lost(row, rl, dl, fp.self_first):
             return None  # the beam search missed the seed's neighbourhood: the general path retries
         sel = [j for j, r in enumerate(rl) if ok[r] and r != seed_row]
         if len(sel) < k:
@@ -478,6 +481,7 @@ class FastMixin:
             kept[1],
             self._self_first,
             views[1][var] if views[1] is not None else None,
+            fp.perm[pos] if seed_row < 0 else -1,
         )
         if got is None:
             return None
@@ -514,15 +518,15 @@ class FastMixin:
         n_drop = len(drop[1]) if drop else 0
         if ss.n <= k + 1 + n_drop:
             return None
-        seed_row = fp.perm[pos]
-        if not (cf.config.exclude_seed and ok[seed_row]):
-            seed_row = -1
+        seed_row = test = fp.perm[pos]
+        if not ok[test]:
+            seed_row = test = -1  # not in the block's graph: nothing there to miss
+        elif not cf.config.exclude_seed:
+            seed_row = -1  # listed itself: its row the beam's test all the same (static.graph_row)
         fetch = k + 1 + n_drop
         # a lost seed asked again wider here (lost_answer); still lost (or hnswlib#444), None: the
         # general path's exact-backed plans
-        got = member_labels(
-            ss, fp.qunit[pos : pos + 1], fetch, seed_row, seed_row >= 0 and self._self_first, rows_of
-        )
+        got = member_labels(ss, fp.qunit[pos : pos + 1], fetch, test, test >= 0 and self._self_first, rows_of)
         if got is None:
             return None
         rl, dl = got[0][:fetch], got[1][:fetch]
@@ -603,6 +607,8 @@ class FastMixin:
             fp.fetch >= self.n,
             dist[0] if self.space == "cosine" else None,  # unit vectors: a prefix may answer
         )
+        if final and fp.self_first and labels[0, 0] != (seed_row := fp.perm[pos]):
+            final = not seed_lost(seed_row, labels[0], dist[0])  # lost: the general path fetches wider
         if not final:  # the general path answers (a larger fetch or exact) and records the miss
             self._short_fetch = (cf, pos, fp.fetch, self._index, labels[0], dist[0])
             fp.min_domain, fp.min_elig = self._overfetch_bounds(cf, fp.fetch)
@@ -653,14 +659,11 @@ class FastMixin:
         # no NumPy call over the labels: right after a beam search each costs microseconds of
         # cold dispatch, more than looking a few dozen labels up one by one in a memoryview
         (rows,) = labels.tolist()  # no row view: one NumPy call
-        # the seed, eligible, is its own nearest label: without it the beam search was lost
-        # (beams.py: seed_lost), whatever passes the filter; the general path fetches wider
-        lost = (
-            seed_row >= 0
-            and rows
-            and rows[0] != seed_row
-            and seed_lost(seed_row, rows, dist[0], fp.self_first)
-        )
+        # the seed is its own nearest label: without it the beam search was lost (beams.py:
+        # seed_lost), whatever passes the filter, whether the seed is eligible or listed (its row
+        # is in the graph either way); the general path fetches wider
+        row = seed_row if seed_row >= 0 else fp.perm[pos]
+        lost = rows and rows[0] != row and seed_lost(row, rows, dist[0], fp.self_first)
         want = k + 1 if seed_row >= 0 else k  # the seed, eligible, may be among them
         keys = map(key_by_row.__getitem__, rows)  # lazy: the scan stops at the k-th eligible label
         if drop is not None:  # a key range (the table kind), the seed's row among ``drop``

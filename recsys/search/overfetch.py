@@ -51,13 +51,19 @@ class OverfetchMixin:
         )
         return got if got is not None else "hnsw_overfetch+exact_fallback"
 
-    def _fetch_lost(self, cand: Any, rows: np.ndarray, dist: np.ndarray) -> bool:
-        """Whether an over-fetch for a seed that is eligible itself (``cand.seed_row``) came from a
-        beam search that missed the seed's own vector (:func:`~recsys.search.beams.seed_lost`): its
-        labels, however many pass the filter, are not the seed's neighbours (at 1M
-        items a correlated category + price band filter's over-fetch read recall@10 0.0 for them)."""
+    def _fetch_lost(self, qq: Query, cand: Any, rows: np.ndarray, dist: np.ndarray) -> bool:
+        """Whether an over-fetch for the seed at ``qq.pos`` came from a beam search that missed the
+        seed's own vector (:func:`~recsys.search.beams.seed_lost`): its labels, however many pass
+        the filter, are not the seed's neighbours (at 1M items a correlated category + price band
+        filter's over-fetch read recall@10 0.0 for them). The seed's row is in the main graph
+        whether it is eligible (``cand.seed_row``, dropped from the list) or not, listed itself
+        (``exclude_seed=False``) or not: it is the test either way."""
+        if not qq.own:
+            return False  # a vector of its own (search_vector): the seed's row need not be near it
         seed = getattr(cand, "seed_row", -1)
-        if seed < 0 or not self._self_first or not len(rows) or int(rows[0]) == seed:  # no list made
+        if seed < 0:  # not eligible, or listed: its row all the same
+            seed = int(self.view.perm[qq.pos])
+        if not self._self_first or not len(rows) or int(rows[0]) == seed:  # no list made
             return False
         return seed_lost(seed, rows, dist, self._self_first)  # the labels searched only past the distance
 
@@ -104,8 +110,6 @@ class OverfetchMixin:
             if lean:
                 sel, rl = cand.first(rows, k)
                 final = len(sel) >= k or fetched_all or len(sel) >= n_elig
-                if final and not fetched_all and dist is not None and self._fetch_lost(cand, rows, dist):
-                    final = False  # the beam search missed the seed's neighbourhood: a wider one
             else:
                 if cf.adjust is not None:  # boost/bury: the fetch, and the classes that could climb
                     kp, ks, dropped, final = self._rank_adjusted(qq, cand, rows, dist, fetched_all, n_elig)
@@ -118,6 +122,8 @@ class OverfetchMixin:
                     kp, ks, dropped, final = self._rerank(
                         qq.q, cp, k, cf.config, fetched_all or len(cp) >= n_elig
                     )
+            if final and not fetched_all and dist is not None and self._fetch_lost(qq, cand, rows, dist):
+                final = False  # the beam search missed the seed's neighbourhood: a wider one
             if first and auto:
                 cf.stats.record(final)
                 qq.short = not final

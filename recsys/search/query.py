@@ -52,6 +52,10 @@ class Query:
     #: the seed's category block ``(start, end, adult rule variant)`` of a boosted/buried "same
     #: category" config (its over-fetch reads the block's pool: recsys.search.block_pool)
     block: tuple[int, int, bool] | None = None
+    #: ``q`` is the seed's own query vector (``search``), not a vector given with a seed for its
+    #: attributes (``search_vector``: the mean of a user's recent items): only then does a beam
+    #: search whose labels miss the seed's row tell a lost search (beams.py: ``seed_lost``)
+    own: bool = True
 
 
 def first_in_range(keys: Iterable[int], lo: int, hi: int, want: int) -> list[int]:

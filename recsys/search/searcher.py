@@ -537,7 +537,7 @@ class FilteredSearcher(
         return SearchResult([], [], [], qq.removed, "empty", 0, ms, qq.skipped, qq.seed_id)
 
     def _search_one(
-        self, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int, plan: str = "auto"
+        self, q: np.ndarray, pos: int | None, cfg: FilterConfig, k: int, plan: str = "auto", own: bool = True
     ) -> SearchResult:
         t0 = time.perf_counter()
         if k < 1:
@@ -545,7 +545,7 @@ class FilteredSearcher(
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {PLANS}, got {plan!r}")
         if plan == "auto" and pos is not None:  # a filter not compiled yet: no pass over the catalogue
-            got = self._search_cold(q, pos, cfg, k, t0)
+            got = self._search_cold(q, pos, cfg, k, t0, own)
             if got is not None:
                 return got
         cf = self.compile(cfg)
@@ -554,6 +554,7 @@ class FilteredSearcher(
             plan = "exact"  # boosted/buried scores: HNSW's order is not the answer (adjusted.py)
         seed_id = self.view.item_id_list[pos] if pos is not None else None
         qq = Query(q, pos, cf, k, t0, seed_id, {}, [])
+        qq.own = own and pos is not None
         first_use = False  # a boosted category config's uses before its table (block_pool.py)
         if plan == "auto" and cf.static and cf.lean:
             if cf.trivial:
@@ -805,7 +806,7 @@ class FilteredSearcher(
             q = q / max(float(np.linalg.norm(q)), 1e-12)
         pos = self._query_for(seed_item_id)[0] if seed_item_id is not None else None
         q = np.ascontiguousarray(q, dtype=np.float32)
-        res = self._search_one(q, pos, cfg, k, plan)
+        res = self._search_one(q, pos, cfg, k, plan, own=False)  # the seed: its attributes only
         if self._tie_of is not None and res.rows:
             res = self._fix_ties(res, q, pos, cfg, k)
         return self._place(self._similarity_counts(res, q, pos, cfg), q, pos, cfg, k)

@@ -95,6 +95,17 @@ def flat_view(arr: np.ndarray) -> memoryview:
     return memoryview(arr.reshape(-1)).cast("B").cast(arr.dtype.char)
 
 
+def graph_row(ss: StaticSet, seed_row: int, row: int) -> int:
+    """The row whose absence from a beam search on the set's own graph ``ss.sub`` tells it lost
+    (:func:`~recsys.search.beams.seed_lost`): ``seed_row`` (the seed's row, dropped from its list:
+    eligible with ``exclude_seed``), else ``row`` (the seed's vector row, -1: none) when the set
+    holds it, its list showing it (``exclude_seed=False``) or not; -1 when the graph does not hold
+    the seed (nothing there to miss). The seed's own vector is in the graph either way."""
+    if seed_row >= 0:
+        return seed_row
+    return row if row >= 0 and ss.ok_by_row[row] else -1
+
+
 def block_key_views(cf: Any, key: tuple[int, int, bool], ss: StaticSet) -> None:
     """Publish ``cf.block_key_views[key]``: the block's set and, per key variant of the filter's
     seed table, the keys in its graph's label order as a flat view (a gather of the block's keys:
@@ -118,6 +129,7 @@ def block_first(
     rows_of: Any = None,
     self_first: bool = True,
     keys_by_col: Any = None,
+    row: int = -1,
 ) -> tuple[list[int], list[float]] | None:
     """The first k labels of an over-fetch on a category block's graph ``ss.sub`` whose key
     (``key_by_row``: an array or a flat memoryview) lies in ``[lo, hi)``, other than the seed's
@@ -134,20 +146,22 @@ def block_first(
     the labels are read as rows only up to the k-th in range, and only those in range, where a
     search whose first label is the seed's own row (or of a seed not judged) needs no more (issue
     18 at 100k, correlated 50% + price band: translating the fetch's 64 labels to rows and reading
-    each one's key through its row cost about a tenth of the query)."""
+    each one's key through its row cost about a tenth of the query). ``row``: the seed's vector
+    row, the beam's test when the seed is not dropped (:func:`graph_row`: ``exclude_seed=False``)."""
     out = set(drop) if drop else set()
     if seed_row >= 0:
         out.add(seed_row)
     m = ss.n
     fetch = min(m, max(_FETCH_MIN, fetch_for(k + len(out), n_elig / m, m)))
-    judged = seed_row >= 0 and self_first
-    if keys_by_col is not None and not (judged and (seed_row in ss.lost or seed_row in ss.near)):
+    test = graph_row(ss, seed_row, row)
+    judged = test >= 0 and self_first
+    if keys_by_col is not None and not (judged and (test in ss.lost or test in ss.near)):
         try:
             cols, dist = ss.sub.knn_query(q2, fetch, 1)
         except RuntimeError:  # hnswlib#444
             return None
         (cl,) = cols.tolist()
-        if not judged or (cl and rows_of[cl[0]] == seed_row):  # not lost: its own row first
+        if not judged or (cl and rows_of[cl[0]] == test):  # not lost: its own row first
             ss.uses += 1
             (dl,) = dist.tolist()
             sel, got_rows = [], []
@@ -164,7 +178,7 @@ def block_first(
             return got_rows, [dl[j] for j in sel]
         # the seed not first: judged (and asked again wider when lost) by member_labels below
     # (where a seed known lost, or found lost at the build with its exact list, goes at once)
-    got = member_labels(ss, q2, fetch, seed_row, judged, rows_of)
+    got = member_labels(ss, q2, fetch, test, judged, rows_of)
     if got is None:
         return None
     rows, dl, fetch = got
@@ -382,11 +396,15 @@ class StaticMixin:
         set at most); still lost, None: the caller's exact-backed plans answer (issue 18 at 1M:
         the rules case's filter alone, two seeds at recall 0 on their block's graph, s36-r).
         ``self_first``: whether the query is the seed's own vector in the graph's space (not a
-        boosted graph's, :mod:`recsys.search.adjusted`)."""
+        boosted graph's, :mod:`recsys.search.adjusted`). A member seed listed itself
+        (``exclude_seed=False``: ``seed_row`` -1) is judged the same way (:func:`graph_row`)."""
         k = qq.k
         fetch = k + 1 + (len(drop) if drop else 0)
         q2 = qq.q[None, :]
-        got = member_labels(ss, q2, fetch, seed_row, seed_row >= 0 and self_first and self._self_first)
+        test = -1
+        if self_first and self._self_first and qq.own:
+            test = graph_row(ss, seed_row, int(self.view.perm[qq.pos]) if seed_row < 0 else -1)
+        got = member_labels(ss, q2, fetch, test, test >= 0)
         if got is None:
             return None
         rl, dl, _ = got
@@ -699,7 +717,8 @@ class StaticMixin:
             cand.seed_row,
             cand.drop,
             n_elig,
-            self_first=self._self_first,
+            self_first=self._self_first and qq.own,
+            row=int(self.view.perm[qq.pos]) if cand.seed_row < 0 else -1,
         )
         if got is None:
             return None
@@ -1180,7 +1199,10 @@ class StaticMixin:
         ex = "exclude_seed" in qq.removed
         kq = k + 1 if ex else k
         index = self._index if self._index is not None else self.index
-        seed_row = int(self.view.perm[qq.pos]) if ex else -1
+        row = int(self.view.perm[qq.pos]) if qq.pos is not None else -1
+        seed_row = row if ex else -1
+        if not qq.own:
+            row = -1  # a vector of its own (search_vector): no seed to miss there
         fetch = kq
         while True:
             try:
@@ -1190,7 +1212,7 @@ class StaticMixin:
             except RuntimeError:  # hnswlib#444
                 return None
             rl, dl = labels[0, :kq].tolist(), dist[0, :kq].tolist()
-            if not seed_lost(seed_row, rl, dl, self._self_first):
+            if not seed_lost(row, rl, dl, self._self_first):
                 return self._lean_answer(qq, rl, dl, seed_row, "hnsw_overfetch", n - ex)
             fetch = self._next_fetch(max(fetch, index.ef), n, n)
             if fetch is None:

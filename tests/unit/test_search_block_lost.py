@@ -90,6 +90,37 @@ def test_a_seed_whose_block_graph_beam_is_lost_gets_its_neighbours(blocks):
         assert res.rows == ss.rows[labels[0].astype(np.int64)].tolist()[1:]
 
 
+def test_a_config_that_lists_the_seed_judges_its_block_graphs_beam_the_same(blocks):
+    """``exclude_seed=False`` on the same blocks' graphs (adopted: the same mask): a member's own
+    row is in its block's graph either way, so a beam that missed it is asked again wider (the
+    shortcut's ``_fast_block``, the general path's ``_subindex_answer``), then answered exactly, as
+    with the seed excluded: each list is the seed, then the excluding config's first k - 1 (main
+    listed the lost labels: the seed missing from its own list). A price band inside the block
+    (:func:`block_first`) the same: the wider beam's first k, the seed first."""
+    ids, unit, searcher, cfg, lost, found = blocks
+    keep = FilterConfig(same_category=True, exclude_seed=False)
+    for i in range(0, len(ids), 97):  # the filter in use: its seed table, the shared blocks adopted
+        searcher.search(ids[i], keep, K)
+    searcher.wait_background()
+    for i in range(0, len(ids), 89):
+        searcher.search(ids[i], keep, K)
+    cf, cf_keep = searcher.compile(cfg), searcher.compile(keep)
+    assert all(cf_keep.blocks.get(key) is ss for key, ss in cf.blocks.items())  # the coarse graphs
+    for p in lost[:40] + found[:10]:
+        excluded = searcher.search(ids[p], cfg, K)
+        for res in (searcher.search(ids[p], keep, K), searcher.search(ids[p], keep, K)):
+            assert res.rows == [p] + excluded.rows[: K - 1], (p, res.plan, excluded.plan)
+            np.testing.assert_allclose(res.scores, unit[res.rows] @ unit[p], atol=1e-5)
+    key = np.zeros(len(ids), dtype=np.int64)  # the range [0, 1): the whole block
+    for p in lost[:40]:
+        ss = next(s for s in cf.blocks.values() if s.ok_by_row[p])
+        got = block_first(ss, unit[p : p + 1], K, key, 0, 1, p, None, ss.n - 1)
+        listed = block_first(ss, unit[p : p + 1], K, key, 0, 1, -1, None, ss.n, row=p)
+        assert (listed is None) is (got is None), p  # still lost at 16x: the exact-backed plans
+        if got is not None:
+            assert listed[0] == [p] + got[0][: K - 1], p
+
+
 def test_a_key_range_inside_a_block_asks_a_lost_beam_again_wider(blocks):
     """A price band inside the seed's block searched on the block's graph (:func:`block_first`, the
     shortcut's and the general path's): a beam that missed the seed, the seed in range, is asked
@@ -246,3 +277,11 @@ def test_a_batch_answers_a_static_sets_lost_members_exactly():
         truth = searcher.search(ids[r], cfg, K, plan="exact")
         assert len(res) == K and ids[r] not in res.item_ids and res.n_eligible == truth.n_eligible
         assert set(res.rows) == set(truth.rows), (r, res.plan)
+    # the seed listed itself (exclude_seed=False), the same set and graph adopted: its row is in the
+    # graph all the same, so a lost member is answered exactly too (main: its lost labels)
+    keep = FilterConfig(brands_allow=cfg.brands_allow, exclude_seed=False)
+    assert searcher._static_set(searcher.compile(keep), False, wait=True) is ss
+    batch = searcher.search_many(ids[lost].tolist(), keep, K, num_threads=2)
+    for r, res in zip(lost, batch):
+        truth = searcher.search(ids[r], keep, K, plan="exact")
+        assert res.rows[0] == r and set(res.rows) == set(truth.rows), (r, res.plan)
