@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 #: ``search(config=None)``: one default config (frozen), recognised by identity
 _DEFAULT_CONFIG = FilterConfig()
 _INF = math.inf
+#: the exact plans after which a category filter keeps a shortcut (its small blocks: FastMixin._fast_exact_block)
+_EXACT_PLANS = ("exact_range", "exact_subset")
 _now = time.perf_counter
 
 
@@ -703,7 +705,10 @@ class FilteredSearcher(
             res = self._search_seed(seed_item_id, cfg, k, plan)
             if self._short_fetch is not None:  # read by the general path just now, when it matched
                 self._short_fetch = None
-            if plan == "auto" and res.plan in ("hnsw_overfetch", "hnsw_subindex"):
+            if plan == "auto" and (
+                res.plan in ("hnsw_overfetch", "hnsw_subindex")
+                or (res.plan in _EXACT_PLANS and self._last is not None and self._last[1].cat_only)
+            ):  # a category's small blocks too (their exact search: FastMixin._fast_exact_block)
                 self._arm_fast(cfg, res)
             if self._tie_of is not None and res.rows:
                 pos = self.view.pos_of_id[res.seed_item_id]

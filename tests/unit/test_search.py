@@ -1573,6 +1573,22 @@ def test_ranked_rules_shortcut_answers_as_the_general_path(fields):
     assert sum(r.removed_by_rule["max_per_brand"] > 0 for _, _, r in answers) >= 10
 
 
+@pytest.mark.parametrize("adult", [True, False])
+def test_small_category_blocks_exact_shortcut_answers_as_the_general_path(adult):
+    """A category level whose blocks are too small for a graph of their own (exact search, the
+    planner's choice) takes the shortcut too (fast.py: ``_fast_exact_block``): lists, scores,
+    counts and plans equal the general path's, with adult items in the catalogue (a non-adult
+    seed's eligible rows are fewer than its block's) and without."""
+    cat, vec, index = _clustered_6000()
+    if not adult:
+        cat = cat.assign(adult=False)
+    answers = _shortcut_against_general_path(
+        FilterConfig(same_category=True, category_level=1), (cat, vec, index)
+    )
+    plans = {r.plan for _, _, r in answers}
+    assert len(answers) > 500 and plans <= {"exact_range", "exact_subset"}
+
+
 def _shortcut_against_general_path(
     cfg: FilterConfig, built: tuple | None = None
 ) -> list[tuple[str, int, SearchResult]]:
