@@ -104,10 +104,15 @@ class FallbackChain:
         return self
 
     def _build_groups(self) -> None:
-        """Per group key, the rows of its most popular items (popularity > 0), best first."""
+        """Per group key, the rows of its most popular items (popularity > 0), best first; with
+        no events at all (a catalogue-only dataset), every item of the group, by id."""
         order = np.lexsort((self.item_ids_, -self.popularity_))
-        order = order[self.popularity_[order] > 0]
-        self.popular_ = order[:POPULAR_TOP]
+        popular = order[self.popularity_[order] > 0]
+        self.popular_ = popular[:POPULAR_TOP]
+        if len(popular):
+            order = popular
+        # else a catalogue without events: nothing is popular, and a category or brand lists its
+        # items by id (the declared order), so the catalogue steps still serve
         self.groups_: dict[str, dict[str, np.ndarray]] = {}
         for name, col in self.keys_.items():
             ranked = pd.Series(order, index=col[order])
@@ -279,4 +284,66 @@ def served_shares(served: np.ndarray) -> dict[str, Any]:
         "completed_share": float(completed.mean()),
         "no_recommendation_share": float(np.mean(first == "")),
         "fallback_steps": steps,
+    }
+
+
+#: what a chain's content depends on beside its data (bumped when fitting changes)
+CHAIN_VERSION = 1
+
+
+def chain_key(dataset_fingerprint: str, split: dict[str, Any], chain: FallbackChain | None = None) -> str:
+    """The content hash of the chain fitted on the training part of ``split`` (method and
+    options, as run.json's ``split`` records them) of the dataset with that fingerprint: two
+    runs with one key would fit the very same chain, so the second copies the first's."""
+    import hashlib
+
+    chain = chain or FallbackChain()
+    spec = {
+        "dataset": str(dataset_fingerprint),
+        "split": {k: split[k] for k in sorted(split) if k in SPLIT_KEYS},
+        "steps": list(chain.steps),
+        "neighbours": chain.neighbours,
+        "version": CHAIN_VERSION,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+#: the entries of run.json's ``split`` that decide the training part
+SPLIT_KEYS = ("method", "test_fraction", "test_days", "cutoff", "test_dataset")
+
+
+def fitted_chain(registry: Any, dataset_name: str, key: str) -> tuple[FallbackChain, str] | None:
+    """A chain already fitted with ``key`` (:func:`chain_key`) for another run of the dataset,
+    loaded, and that run's id; None when no run has one (or none loads)."""
+    for meta in registry.list_runs():
+        info = (meta.get("artifacts") or {}).get("fallback") or {}
+        if info.get("key") != key or (meta.get("dataset") or {}).get("name") != dataset_name:
+            continue
+        try:
+            chain = load_chain(registry.run_dir(meta["run_id"]))
+        except Exception:  # noqa: BLE001 - a damaged or vanished folder: fit a new chain
+            continue
+        if chain is not None:
+            return chain, str(meta["run_id"])
+    return None
+
+
+def catalog_shares(chain: FallbackChain | None, missing: Sequence[str], n_catalog: int) -> dict[str, Any]:
+    """Who serves the catalogue's items as seeds: ``model`` (its own vector), ``fallback`` (the
+    chain's first step that gives an item: ``fallback_steps``) or ``nothing``, as shares of
+    the ``n_catalog`` items; ``missing`` are the catalogue items the model has no vector for."""
+    steps: dict[str, int] = {}
+    for seed in missing:
+        got = chain.candidates(str(seed), 1) if chain is not None else []
+        step = got[0][2] if got else "nothing"
+        steps[step] = steps.get(step, 0) + 1
+    nothing = steps.pop("nothing", 0)
+    n = max(int(n_catalog), 1)
+    return {
+        "catalog_items": int(n_catalog),
+        "model": (int(n_catalog) - len(missing)) / n,
+        "fallback": sum(steps.values()) / n,
+        "nothing": nothing / n,
+        "fallback_steps": {s: steps[s] / n for s in STEPS if s in steps},
+        "counts": {"model": int(n_catalog) - len(missing), "fallback": sum(steps.values()), "nothing": nothing},
     }

@@ -118,7 +118,9 @@ def import_vectors(
 
     from recsys.data.schema import _stored_folder, dataset_meta
     from recsys.index import HnswIndex, vectors_checksum
+    from recsys.fallback import catalog_shares
     from recsys.models.external import ExternalModel
+    from recsys.pipeline import fallback_writer, run_fallback
     from recsys.registry import Registry
     from recsys.stored import disk_full_guard, saving_dir
 
@@ -230,7 +232,7 @@ def import_vectors(
         if catalog_missing.any():
             report["warnings"].append(
                 f"{int(catalog_missing.sum()):,} of {len(catalog_ids):,} catalogue items have no vector "
-                "(they are not recommended, and get no list)"
+                "(they are not recommended; as seeds, the run's fallback chain serves them)"
             )
         twins = [  # one name for two runs read as one in every picker and grid (s41-w's walk)
             r["run_id"]
@@ -331,12 +333,52 @@ def import_vectors(
                 out = {"file": "index.bin", "source": "built", **index_params}
             return {"index": {**out, "build_s": round(time.perf_counter() - t, 3)}}
 
+        # the declared fallback chain (recsys.fallback) for the items without a vector: fitted on
+        # the training part of the split the evaluation uses, as train_run fits it (or copied from
+        # another run of the dataset that fitted the same one); saved in the run with the rest
+        progress(58, 100, "fitting the fallback chain for items without a vector")
+        t0 = time.perf_counter()
+        ds, train, test, split_spec = _split(dataset, root)
+        model.fallback_chain_, fallback_info = run_fallback(
+            registry, dataset, str(meta_ds.get("fingerprint", "")), split_spec, train, ds.catalog
+        )
+        timings["fallback_s"] = round(time.perf_counter() - t0, 3)
+        served = {
+            "catalog": catalog_shares(
+                model.fallback_chain_,
+                [str(v) for v in catalog_ids.take(pa.array(missing_rows))],
+                len(catalog_ids),
+            )
+        }
+        if test is None:
+            served["note"] = (
+                "a catalogue without events: the chain has the category and brand steps (their items "
+                "listed by id, nothing being popular); no co-occurrence or popular step"
+            )
+        report["served"] = served
+        if fallback_info.get("reused_from"):
+            report["fallback"] = {"reused_from": fallback_info["reused_from"]}
+        if served["catalog"]["nothing"] > 0:
+            report["warnings"].append(
+                f"{served['catalog']['counts']['nothing']:,} catalogue item(s) have no vector and nothing in "
+                "the fallback chain serves them (no list)"
+            )
+
         metrics: dict[str, Any] = {}
         split_info: dict[str, Any] = {}
-        if evaluate and int(meta_ds.get("summary", {}).get("interactions") or 0) > 0:
+        if evaluate and test is not None:
             progress(60, 100, "evaluating")
             t0 = time.perf_counter()
-            metrics, split_info = _evaluate(model, dataset, root)
+            metrics, split_info = _evaluate(model, ds, train, test)
+            served["test_seeds"] = {
+                "model": max(
+                    0.0, 1.0 - metrics.get("fallback_share", 0.0) - metrics.get("no_recommendation_share", 0.0)
+                ),
+                "fallback": metrics.get("fallback_share", 0.0),
+                "nothing": metrics.get("no_recommendation_share", 0.0),
+                "fallback_steps": metrics.get("fallback_steps", {}),
+                "n_cases": metrics.get("n_cases"),
+            }
             timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
 
         provenance = {
@@ -362,12 +404,14 @@ def import_vectors(
         extra: dict[str, Any] = {
             "provenance": provenance,
             "import_report": report,
+            "served": served,
             "device": {"device": "CPU"},
         }
         if split_info:
             extra["split"] = split_info
             extra["metrics_note"] = (
-                "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split"
+                "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split "
+                "(the fallback chain was fitted on the training part only: it adds no such leak)"
             )
         run = registry.create_run(
             model,
@@ -376,7 +420,7 @@ def import_vectors(
             metrics=metrics,
             timings=timings,
             extra=extra,
-            writers=[write_index],
+            writers=[fallback_writer(model.fallback_chain_, fallback_info), write_index],
             label=name.strip(),
         )
         if activate or (activate is None and "external" not in registry.active(dataset)):
@@ -426,12 +470,23 @@ def _stage_npy(path: Any, fmt: str | None, what: str, staging_dir: Any, registry
     return dest
 
 
-def _evaluate(model: Any, dataset_name: str, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split(dataset_name: str, root: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``(dataset, train, test, split)``: the time split train_run makes by default (the
+    imported run's chain is fitted on ``train``, its metrics scored on ``test``); a
+    catalogue without events is its own training part, with no test part."""
     from recsys.data.schema import load_dataset
-    from recsys.evaluation import evaluate, split
+    from recsys.evaluation import split
 
     ds = load_dataset(dataset_name, root)
+    if not len(ds.interactions):
+        return ds, ds, None, {"method": "none"}
     train, test = split(ds, method="time")
+    return ds, train, test, {"method": "time"}
+
+
+def _evaluate(model: Any, ds: Any, train: Any, test: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    from recsys.evaluation import evaluate
+
     basket_targets = "next" if ds.kind == "baskets" else "rest"
     metrics = evaluate(
         model, train, test, k=10, max_cases=3000, catalog=ds.catalog, basket_targets=basket_targets
