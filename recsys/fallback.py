@@ -345,5 +345,9 @@ def catalog_shares(chain: FallbackChain | None, missing: Sequence[str], n_catalo
         "fallback": sum(steps.values()) / n,
         "nothing": nothing / n,
         "fallback_steps": {s: steps[s] / n for s in STEPS if s in steps},
-        "counts": {"model": int(n_catalog) - len(missing), "fallback": sum(steps.values()), "nothing": nothing},
+        "counts": {
+            "model": int(n_catalog) - len(missing),
+            "fallback": sum(steps.values()),
+            "nothing": nothing,
+        },
     }

@@ -108,7 +108,12 @@ def fit_fallback(train: Any, catalog: Any) -> Any:
 
 
 def run_fallback(
-    registry: Registry, dataset_name: str, fingerprint: str, split_spec: dict[str, Any], train: Any, catalog: Any
+    registry: Registry,
+    dataset_name: str,
+    fingerprint: str,
+    split_spec: dict[str, Any],
+    train: Any,
+    catalog: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """The fallback chain of a new run (trained or imported) of a dataset split so, and what
     run.json records of it: ``key`` (:func:`recsys.fallback.chain_key`) and, when another run

@@ -117,8 +117,8 @@ def import_vectors(
     import pyarrow.parquet as pq
 
     from recsys.data.schema import _stored_folder, dataset_meta
-    from recsys.index import HnswIndex, vectors_checksum
     from recsys.fallback import catalog_shares
+    from recsys.index import HnswIndex, vectors_checksum
     from recsys.models.external import ExternalModel
     from recsys.pipeline import fallback_writer, run_fallback
     from recsys.registry import Registry
@@ -372,7 +372,8 @@ def import_vectors(
             metrics, split_info = _evaluate(model, ds, train, test)
             served["test_seeds"] = {
                 "model": max(
-                    0.0, 1.0 - metrics.get("fallback_share", 0.0) - metrics.get("no_recommendation_share", 0.0)
+                    0.0,
+                    1.0 - metrics.get("fallback_share", 0.0) - metrics.get("no_recommendation_share", 0.0),
                 ),
                 "fallback": metrics.get("fallback_share", 0.0),
                 "nothing": metrics.get("no_recommendation_share", 0.0),
