@@ -351,3 +351,26 @@ def catalog_shares(chain: FallbackChain | None, missing: Sequence[str], n_catalo
             "nothing": nothing,
         },
     }
+
+
+def served_lines(served: dict[str, Any]) -> list[str]:
+    """An import's ``served`` shares (:func:`catalog_shares`, and the test seeds' from the
+    evaluation) as the lines the CLI and the Data page show."""
+
+    def line(what: str, s: dict[str, Any]) -> str:
+        steps = ", ".join(f"{k} {v:.1%}" for k, v in (s.get("fallback_steps") or {}).items())
+        return (
+            f"{what}: {s.get('model', 0.0):.1%} served by the vectors, {s.get('fallback', 0.0):.1%} by the "
+            f"fallback chain{f' ({steps})' if steps else ''}, {s.get('nothing', 0.0):.1%} by nothing"
+        )
+
+    out = []
+    if served.get("catalog"):
+        out.append(
+            line(f"catalogue items ({served['catalog'].get('catalog_items', 0):,})", served["catalog"])
+        )
+    if served.get("test_seeds"):
+        out.append(line(f"test seeds ({served['test_seeds'].get('n_cases') or 0:,})", served["test_seeds"]))
+    if served.get("note"):
+        out.append(str(served["note"]))
+    return out
