@@ -20,9 +20,9 @@ from components.common import list_datasets
 from components.forms import choice_col, form_job
 from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, section, viewer_note
-from recsys.fallback import served_lines
 from recsys.config import data_dir, import_dir, resolve_import_path
 from recsys.errors import DataValidationError, RecsysError
+from recsys.fallback import served_lines
 from recsys.registry import MAX_LABEL, label_problem
 
 logger = logging.getLogger(__name__)
