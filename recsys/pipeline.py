@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from recsys.config import Progress, data_dir, null_progress
@@ -112,20 +112,20 @@ def run_fallback(
     dataset_name: str,
     fingerprint: str,
     split_spec: dict[str, Any],
-    train: Any,
-    catalog: Any,
+    training: Callable[[], tuple[Any, Any]],
 ) -> tuple[Any, dict[str, Any]]:
     """The fallback chain of a new run (trained or imported) of a dataset split so, and what
     run.json records of it: ``key`` (:func:`recsys.fallback.chain_key`) and, when another run
     of the dataset already fitted the same chain (same content, same split), ``reused_from``
-    (that run: its chain is loaded, not fitted again)."""
+    (that run: its chain is loaded, not fitted again). ``training()`` gives ``(training part,
+    catalogue)`` to fit on, only called when no run has the chain."""
     from recsys.fallback import chain_key, fitted_chain
 
     key = chain_key(fingerprint, split_spec)
     found = fitted_chain(registry, dataset_name, key)
     if found is not None:
         return found[0], {"key": key, "reused_from": found[1]}
-    return fit_fallback(train, catalog), {"key": key}
+    return fit_fallback(*training()), {"key": key}
 
 
 def fallback_writer(chain: Any, info: dict[str, Any] | None = None) -> Any:
@@ -292,8 +292,7 @@ def train_run(
         dataset.name,
         fingerprint,
         {"method": split_method, **split_options},
-        train,
-        dataset.catalog,
+        lambda: (train, dataset.catalog),
     )
     timings["fallback_s"] = round(time.perf_counter() - t0, 3)
 

@@ -338,9 +338,20 @@ def import_vectors(
         # another run of the dataset that fitted the same one); saved in the run with the rest
         progress(58, 100, "fitting the fallback chain for items without a vector")
         t0 = time.perf_counter()
-        ds, train, test, split_spec = _split(dataset, root)
+        has_events = int(meta_ds.get("summary", {}).get("interactions") or 0) > 0
+        parts: list[Any] = []  # (dataset, train, test): read and split once, when needed
+
+        def split_parts() -> list[Any]:
+            if not parts:
+                parts.extend(_split(dataset, root, has_events))
+            return parts
+
         model.fallback_chain_, fallback_info = run_fallback(
-            registry, dataset, str(meta_ds.get("fingerprint", "")), split_spec, train, ds.catalog
+            registry,
+            dataset,
+            str(meta_ds.get("fingerprint", "")),
+            {"method": "time" if has_events else "none"},
+            lambda: (split_parts()[1], split_parts()[0].catalog),
         )
         timings["fallback_s"] = round(time.perf_counter() - t0, 3)
         served = {
@@ -350,7 +361,7 @@ def import_vectors(
                 len(catalog_ids),
             )
         }
-        if test is None:
+        if not has_events:
             served["note"] = (
                 "a catalogue without events: the chain has the category and brand steps (their items "
                 "listed by id, nothing being popular); no co-occurrence or popular step"
@@ -366,10 +377,10 @@ def import_vectors(
 
         metrics: dict[str, Any] = {}
         split_info: dict[str, Any] = {}
-        if evaluate and test is not None:
+        if evaluate and has_events:
             progress(60, 100, "evaluating")
             t0 = time.perf_counter()
-            metrics, split_info = _evaluate(model, ds, train, test)
+            metrics, split_info = _evaluate(model, *split_parts())
             served["test_seeds"] = {
                 "model": max(
                     0.0,
@@ -471,18 +482,18 @@ def _stage_npy(path: Any, fmt: str | None, what: str, staging_dir: Any, registry
     return dest
 
 
-def _split(dataset_name: str, root: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """``(dataset, train, test, split)``: the time split train_run makes by default (the
-    imported run's chain is fitted on ``train``, its metrics scored on ``test``); a
-    catalogue without events is its own training part, with no test part."""
+def _split(dataset_name: str, root: Path, has_events: bool) -> tuple[Any, Any, Any]:
+    """``(dataset, train, test)``: the time split train_run makes by default (the imported
+    run's chain is fitted on ``train``, its metrics scored on ``test``); a catalogue without
+    events is its own training part, with no test part."""
     from recsys.data.schema import load_dataset
     from recsys.evaluation import split
 
     ds = load_dataset(dataset_name, root)
-    if not len(ds.interactions):
-        return ds, ds, None, {"method": "none"}
+    if not has_events:
+        return ds, ds, None
     train, test = split(ds, method="time")
-    return ds, train, test, {"method": "time"}
+    return ds, train, test
 
 
 def _evaluate(model: Any, ds: Any, train: Any, test: Any) -> tuple[dict[str, Any], dict[str, Any]]:
