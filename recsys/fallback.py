@@ -74,23 +74,36 @@ class FallbackChain:
         from recsys.models.baselines import DEFAULT_EVENT_WEIGHTS, _event_popularity
 
         catalog = train.catalog if catalog is None else catalog
-        cat = catalog.assign(item_id=catalog["item_id"].astype(str)).drop_duplicates("item_id")
+        # the catalogue's ids, each once (first row kept), through Arrow: a 1M-item catalogue's
+        # pandas Index (hashing, appending, reindexing) cost seconds
+        cat_ids, first = _distinct(catalog["item_id"])
+        cat = catalog if first is None else catalog.iloc[first]
         pop = _event_popularity(train.interactions, DEFAULT_EVENT_WEIGHTS)
-        ids = pd.Index(cat["item_id"]).append(pd.Index(pop.index).difference(cat["item_id"]))
-        self.item_ids_ = ids.to_numpy(dtype=str)
-        self.popularity_ = pop.reindex(ids).fillna(0.0).to_numpy(dtype=np.float32)
-        self._row_of = {i: n for n, i in enumerate(self.item_ids_)}
-        # group keys per item: one column per category level (deepest first), then the brand
+        if len(pop):
+            ids = pd.Index(cat_ids).append(pd.Index(pop.index).difference(cat_ids))
+            self.item_ids_ = ids.to_numpy(dtype=str)
+            self.popularity_ = pop.reindex(ids).fillna(0.0).to_numpy(dtype=np.float32)
+        else:  # a catalogue without events
+            self.item_ids_ = cat_ids
+            self.popularity_ = np.zeros(len(cat_ids), dtype=np.float32)
+        ids = self.item_ids_
+        # group keys per item: one column per category level (deepest first), then the brand;
+        # computed on the distinct values (a 1M-item catalogue has a few thousand at most)
         keys: dict[str, np.ndarray] = {}
-        n_cat = len(cat)
+        pad = len(ids) - len(cat)
+
+        def per_item(column: str, value: Any) -> np.ndarray:
+            codes, uniques = pd.factorize(cat[column])  # missing: -1, the "" appended last
+            values = pd.Series(uniques, dtype=object).astype(str)
+            return np.r_[np.asarray(value(values), dtype=str), [""]][np.r_[codes, np.full(pad, -1)]]
+
         if "category" in self.steps and "category" in cat.columns:
-            depth = int(cat["category"].fillna("").astype(str).str.count(" > ").max() or 0) + 1
+            distinct = pd.Series(pd.unique(cat["category"].dropna()), dtype=object).astype(str)
+            depth = int(distinct.str.count(" > ").max() if len(distinct) else 0) + 1
             for lv in range(depth - 1, -1, -1):
-                col = category_level(cat["category"], lv).to_numpy(dtype=str)
-                keys[f"category:{lv}"] = np.r_[col, np.full(len(ids) - n_cat, "", dtype=str)]
+                keys[f"category:{lv}"] = per_item("category", lambda v, lv=lv: category_level(v, lv))
         if "brand" in self.steps and "brand" in cat.columns:
-            col = cat["brand"].fillna("").astype(str).str.strip().to_numpy(dtype=str)
-            keys["brand"] = np.r_[col, np.full(len(ids) - n_cat, "", dtype=str)]
+            keys["brand"] = per_item("brand", lambda v: v.str.strip())
         self.keys_ = keys
         self._build_groups()
         self.cooc_ = None
@@ -105,26 +118,43 @@ class FallbackChain:
 
     def _build_groups(self) -> None:
         """Per group key, the rows of its most popular items (popularity > 0), best first; with
-        no events at all (a catalogue-only dataset), every item of the group, by id."""
-        order = np.lexsort((self.item_ids_, -self.popularity_))
-        popular = order[self.popularity_[order] > 0]
+        no events at all (a catalogue-only dataset), every item of the group, in catalogue order."""
+        self._index_ = None  # built at the first lookup (seconds for a 1M-item catalogue)
+        pop = self.popularity_
+        rows = np.flatnonzero(pop > 0)
+        popular = rows[np.lexsort((self.item_ids_[rows], -pop[rows]))]  # ties: by id
         self.popular_ = popular[:POPULAR_TOP]
-        if len(popular):
-            order = popular
-        # else a catalogue without events: nothing is popular, and a category or brand lists its
-        # items by id (the declared order), so the catalogue steps still serve
+        # a catalogue without events: nothing is popular, and a category or brand lists its items
+        # in catalogue order (the declared order), so the catalogue steps still serve
+        order = popular if len(popular) else np.arange(len(self.item_ids_))
         self.groups_: dict[str, dict[str, np.ndarray]] = {}
         for name, col in self.keys_.items():
-            ranked = pd.Series(order, index=col[order])
-            ranked = ranked[ranked.index != ""]
+            codes, uniques = _codes(col[order])  # groups in order of their best item
+            by_group = np.argsort(codes, kind="stable")  # each group's rows, best first
+            bounds = np.searchsorted(codes[by_group], np.arange(len(uniques) + 1))
             self.groups_[name] = {
-                str(g): rows.to_numpy()[:GROUP_TOP] for g, rows in ranked.groupby(level=0, sort=False)
+                str(g): order[by_group[start : min(end, start + GROUP_TOP)]]
+                for g, start, end in zip(uniques, bounds[:-1], bounds[1:])
+                if str(g) != ""
             }
+
+    @property
+    def _index(self) -> pd.Index:
+        if self._index_ is None:
+            self._index_ = pd.Index(self.item_ids_)
+        return self._index_
+
+    def _row(self, item_id: object) -> int:
+        """The chain's row of ``item_id``, or -1."""
+        try:
+            return int(self._index.get_loc(str(item_id)))
+        except KeyError:
+            return -1
 
     # -- answering --------------------------------------------------------------------
     def __contains__(self, item_id: object) -> bool:
         """Whether the chain knows ``item_id`` (the catalogue's items and the trained ones)."""
-        return str(item_id) in self._row_of
+        return str(item_id) in self._index
 
     def items_beyond(self, item_ids: Sequence[str]) -> list[str]:
         """The chain's items not in ``item_ids`` (a model's items), in the chain's order: the
@@ -147,7 +177,7 @@ class FallbackChain:
                         return True
             return False
 
-        row = self._row_of.get(str(seed), -1)
+        row = self._row(seed)
         for step in self.steps:
             if step == "cooccurrence":
                 if self.cooc_ is not None:
@@ -244,7 +274,6 @@ class FallbackChain:
 
         chain.item_ids_ = array("item_ids.npy")
         chain.popularity_ = array("popularity.npy")
-        chain._row_of = {str(i): n for n, i in enumerate(chain.item_ids_)}
         chain.keys_ = {name: array(f"key_{n}.npy") for n, name in enumerate(meta["keys"])}
         chain._build_groups()
         chain.cooc_ = None
@@ -253,6 +282,31 @@ class FallbackChain:
 
             chain.cooc_ = CooccurrenceModel.load(path / "cooccurrence")
         return chain
+
+
+def _distinct(item_ids: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """``item_ids`` as str, each once (NumPy unicode), and the rows kept (None: all of them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(item_ids, from_pandas=True)  # an Arrow-backed column gives its chunks
+    arr = pc.cast(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr, pa.string())
+    enc = pc.dictionary_encode(arr)
+    first = None
+    if len(enc.dictionary) < len(arr):
+        first = np.unique(enc.indices.to_numpy(zero_copy_only=False), return_index=True)[1]
+        arr = arr.take(pa.array(first))
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=str), first
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``pd.factorize`` of a NumPy unicode array (codes, distinct values in order of first
+    appearance), through Arrow: ten times faster on a 1M-item catalogue's keys."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(pa.array(values))
+    return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
 
 
 def load_chain(run_folder: str | Path) -> FallbackChain | None:

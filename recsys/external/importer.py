@@ -153,7 +153,7 @@ def import_vectors(
     # from the start, beside the reading, the validation and the check: copy and hash release
     # the GIL. The staging folder is hidden and locked (a start-up sweep removes it if the
     # process dies) and always removed here; a run only ever gets a complete, checked file.
-    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="import")
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import")
     cleanup = contextlib.ExitStack()
     staged_f = loaded_f = None
     staging: Path | None = None
@@ -167,7 +167,31 @@ def import_vectors(
             cleanup.enter_context(saving_dir(staging))
         return staging
 
+    # the declared fallback chain (recsys.fallback) for the items without a vector: fitted on the
+    # training part of the split the evaluation uses, as train_run fits it (or copied from another
+    # run of the dataset that fitted the same one), saved in the run with the rest. It depends on
+    # the dataset alone, so it is fitted in a thread from the start, beside the vectors' work
+    has_events = int(meta_ds.get("summary", {}).get("interactions") or 0) > 0
+    parts: list[Any] = []  # (dataset, train, test): read and split once, when needed
+
+    def split_parts() -> list[Any]:
+        if not parts:
+            parts.extend(_split(dataset, root, has_events, full=bool(evaluate and has_events)))
+        return parts
+
+    def fit_chain() -> tuple[tuple[Any, dict[str, Any]], float]:
+        t = time.perf_counter()
+        out = run_fallback(
+            registry,
+            dataset,
+            str(meta_ds.get("fingerprint", "")),
+            {"method": "time" if has_events else "none"},
+            lambda: (split_parts()[1], split_parts()[0].catalog),
+        )
+        return out, round(time.perf_counter() - t, 3)
+
     try:
+        fallback_f = pool.submit(fit_chain)
         if index is not None and Path(index).is_file():
             try:
                 head = read_hnswlib_header(index)
@@ -338,22 +362,8 @@ def import_vectors(
         # another run of the dataset that fitted the same one); saved in the run with the rest
         progress(58, 100, "fitting the fallback chain for items without a vector")
         t0 = time.perf_counter()
-        has_events = int(meta_ds.get("summary", {}).get("interactions") or 0) > 0
-        parts: list[Any] = []  # (dataset, train, test): read and split once, when needed
-
-        def split_parts() -> list[Any]:
-            if not parts:
-                parts.extend(_split(dataset, root, has_events))
-            return parts
-
-        model.fallback_chain_, fallback_info = run_fallback(
-            registry,
-            dataset,
-            str(meta_ds.get("fingerprint", "")),
-            {"method": "time" if has_events else "none"},
-            lambda: (split_parts()[1], split_parts()[0].catalog),
-        )
-        timings["fallback_s"] = round(time.perf_counter() - t0, 3)
+        (model.fallback_chain_, fallback_info), timings["fallback_s"] = fallback_f.result()
+        timings["fallback_wait_s"] = round(time.perf_counter() - t0, 3)
         served = {
             "catalog": catalog_shares(
                 model.fallback_chain_,
@@ -367,8 +377,6 @@ def import_vectors(
                 "listed by id, nothing being popular); no co-occurrence or popular step"
             )
         report["served"] = served
-        if fallback_info.get("reused_from"):
-            report["fallback"] = {"reused_from": fallback_info["reused_from"]}
         if served["catalog"]["nothing"] > 0:
             report["warnings"].append(
                 f"{served['catalog']['counts']['nothing']:,} catalogue item(s) have no vector and nothing in "
@@ -482,14 +490,31 @@ def _stage_npy(path: Any, fmt: str | None, what: str, staging_dir: Any, registry
     return dest
 
 
-def _split(dataset_name: str, root: Path, has_events: bool) -> tuple[Any, Any, Any]:
+def _split(dataset_name: str, root: Path, has_events: bool, full: bool) -> tuple[Any, Any, Any]:
     """``(dataset, train, test)``: the time split train_run makes by default (the imported
     run's chain is fitted on ``train``, its metrics scored on ``test``); a catalogue without
-    events is its own training part, with no test part."""
-    from recsys.data.schema import load_dataset
+    events is its own training part, with no test part. Unless ``full`` (the evaluation's),
+    the catalogue holds only the columns the chain reads (a real catalogue's titles and
+    descriptions are most of its bytes)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from recsys.data.schema import Dataset, _stored_folder, dataset_meta, load_dataset
     from recsys.evaluation import split
 
-    ds = load_dataset(dataset_name, root)
+    if full:
+        ds = load_dataset(dataset_name, root)
+    else:
+        folder = _stored_folder(dataset_name, root)
+        try:
+            names = pq.read_schema(folder / "catalog.parquet").names
+            columns = [c for c in ("item_id", "category", "brand") if c in names]
+            catalog = pd.read_parquet(folder / "catalog.parquet", columns=columns)
+            interactions = pd.read_parquet(folder / "interactions.parquet")
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types (as load_dataset says)
+            raise DataValidationError(f"stored dataset is unreadable: {exc}", file=str(folder)) from exc
+        kind = dataset_meta(dataset_name, root).get("kind", "sessions")
+        ds = Dataset(dataset_name, catalog, interactions, kind=kind)
     if not has_events:
         return ds, ds, None
     train, test = split(ds, method="time")
