@@ -150,6 +150,11 @@ def _similarity(
     return c / np.sqrt(np.maximum(n_r * n_c, 1e-12))
 
 
+#: a block of co-occurrence rows is ranked sparse when under 1/SPARSE_BLOCK_SHARE of its pairs
+#: are non-zero (:func:`_top_k_similarities`)
+SPARSE_BLOCK_SHARE = 20
+
+
 def _top_k_similarities(
     x: Any,
     n: np.ndarray,
@@ -174,7 +179,10 @@ def _top_k_similarities(
     for b0 in range(0, n_items, block):
         b1 = min(n_items, b0 + block)
         cb = x[b0:b1] @ xt
-        if dense:
+        # a block with few pairs (a long tail of items seen in a session or two: REES46) is
+        # ranked sparse too: dense, most rows hold fewer than top_k partners, and breaking the
+        # ties among their zeros scanned every row whole (seconds); the kept pairs are the same
+        if dense and cb.nnz * SPARSE_BLOCK_SHARE >= (b1 - b0) * n_items:
             c = cb.toarray()
             rows_local = np.arange(b1 - b0)
             c[rows_local, rows_local + b0] = 0  # no self pairs
