@@ -41,11 +41,17 @@ def _catalog_ids(dataset: Any) -> list[str]:
 
 def _event_popularity(interactions: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
     """item_id -> sum of event weights (unlisted event types weigh 1)."""
+    # on the distinct values (a handful of event types; an item's events summed by code): mapping
+    # and grouping 100k Arrow strings row by row took most of a second
     if "event_type" in interactions.columns:
-        w = interactions["event_type"].astype(str).map(weights).fillna(1.0).to_numpy(dtype=np.float64)
+        codes, types = pd.factorize(interactions["event_type"].astype(str))
+        per_type = pd.Series(types).map(weights).fillna(1.0).to_numpy(dtype=np.float64)
+        w = per_type[codes] if len(types) else np.ones(len(interactions))
     else:
         w = np.ones(len(interactions))
-    return pd.Series(w, index=interactions["item_id"].astype(str).to_numpy()).groupby(level=0).sum()
+    codes, items = pd.factorize(interactions["item_id"].astype(str))
+    total = np.bincount(codes, weights=w, minlength=len(items)).astype(np.float64)
+    return pd.Series(total, index=np.asarray(items, dtype=object)).groupby(level=0).sum()
 
 
 class PopularityModel(ItemModel):
