@@ -149,6 +149,26 @@ def setup_dataset(folder: Path, src: Path, which: str, shared: Path) -> dict[str
     return {**figures, "setup_vectors_s": round(time.perf_counter() - t1, 2)}
 
 
+def folders(args: argparse.Namespace, cached: str) -> tuple[Path, Path]:
+    """The bench's temporary folder, and where the input files are: ``--cache``'s subfolder
+    ``cached`` (kept for the next run), or the temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-import-", dir=args.workdir))
+    src = folder
+    if args.cache:
+        src = Path(args.cache) / cached
+        src.mkdir(parents=True, exist_ok=True)
+    return folder, src
+
+
+def machine() -> dict[str, Any]:
+    """The load average, core count and Python of the figures' machine."""
+    return {
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
 def baseline(src: Path, dim: int) -> tuple[float, float]:
     import hnswlib
 
@@ -191,12 +211,8 @@ def one_import(folder: Path, src: Path, keep: bool = False) -> tuple[float, floa
 def main_dataset(args: argparse.Namespace) -> None:
     """``--dataset``: the import of an outside team's vectors for a dataset with events,
     alone and beside another imported run of it (whose chain it reuses)."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-import-", dir=args.workdir))
+    folder, src = folders(args, f"dataset_{args.dataset}")
     try:
-        src = folder
-        if args.cache:
-            src = Path(args.cache) / f"dataset_{args.dataset}"
-            src.mkdir(parents=True, exist_ok=True)
         figures = setup_dataset(folder, src, args.dataset, Path(args.shared))
         for f in FILES:
             (src / f).read_bytes()  # into the page cache for every side
@@ -233,9 +249,7 @@ def main_dataset(args: argparse.Namespace) -> None:
             "served": infos["import"][mid]["served"],
             "index_status": infos["import"][0]["index_status"],
             **figures,
-            "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
+            **machine(),
         }
         print(json.dumps(out))
     finally:
@@ -275,12 +289,8 @@ def main() -> None:
     if args.quick:
         args.n, args.repeats = 50_000, 2
     os.environ.setdefault("RECSYS_MLFLOW", "off")  # time the import, not the tracking store
-    folder = Path(tempfile.mkdtemp(prefix="bench-import-", dir=args.workdir))
+    folder, src = folders(args, f"n{args.n}_d{args.dim}_M{args.M}_ef{args.ef_construction}")
     try:
-        src = folder
-        if args.cache:
-            src = Path(args.cache) / f"n{args.n}_d{args.dim}_M{args.M}_ef{args.ef_construction}"
-            src.mkdir(parents=True, exist_ok=True)
         figures = setup(folder, src, args.n, args.dim, args.M, args.ef_construction)
         for f in FILES:  # into the page cache for both sides
             with open(src / f, "rb") as fh:
@@ -317,9 +327,7 @@ def main() -> None:
             "index_recall@10_sampled": infos[0]["recall@10"],
             "files_mb": {f: round((src / f).stat().st_size / 2**20, 1) for f in FILES},
             **figures,
-            "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
+            **machine(),
         }
         print(json.dumps(out))
     finally:
