@@ -374,7 +374,7 @@ def import_vectors(
         if not has_events:
             served["note"] = (
                 "a catalogue without events: the chain has the category and brand steps (their items "
-                "listed by id, nothing being popular); no co-occurrence or popular step"
+                "in catalogue order, nothing being popular); no co-occurrence or popular step"
             )
         report["served"] = served
         if served["catalog"]["nothing"] > 0:

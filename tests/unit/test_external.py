@@ -652,7 +652,7 @@ def test_an_import_that_fails_while_saving_the_chain_leaves_nothing_under_runs(
 
 def test_a_catalogue_only_dataset_gets_the_category_and_brand_steps(tmp_data_dir, demo_small, tmp_path):
     """No events: no co-occurrence and nothing popular, but a seed without a vector still gets
-    the items of its category (by id), and the report says what the chain has."""
+    the items of its category (in catalogue order), and the report says what the chain has."""
     import dataclasses
 
     from recsys.search import similar_items
