@@ -25,6 +25,17 @@ Usage: ``python bench/import_vectors.py [--n 1000000] [--dim 128] [--repeats 3] 
 [--cache /tmp/bench-import-cache]`` (``--cache`` keeps the vectors and the index for the next run;
 building the 1M index with M=16, ef_construction=100 takes tens of CPU-minutes, run it with
 ``nice`` on a shared machine).
+
+``--dataset rees46|demo`` (issue 13): a dataset with events instead, and the vectors an outside
+team would bring: gensim's Word2Vec with its defaults (``min_count=5``, so rare items get no
+vector, as in s41-w's walk), 64 dimensions, seeded, trained on every session, with an hnswlib
+index of them. REES46 is read from ``--shared`` (``../shared/datasets``, never copied into the
+repository), the demo is ``generate_demo()``. Timed alternately as above, plus the import made
+while another imported run of the dataset exists (its fallback chain reused by content hash);
+prints the import's breakdown (``fallback_s``: the chain's fit) and the shares of the catalogue
+served by the vectors, the fallback chain and nothing. Run the same file from a checkout of
+another commit (``--cache`` shared, so both import the very same files) to pair the import's
+cost with that code's.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,6 +114,61 @@ def setup(folder: Path, src: Path, n: int, dim: int, M: int, ef_construction: in
     return {"setup_data_s": round(t1 - t0, 2), "setup_index_build_s": round(time.perf_counter() - t1, 2)}
 
 
+def setup_dataset(folder: Path, src: Path, which: str, shared: Path) -> dict[str, Any]:
+    """A dataset with events (``folder/data``) and, unless ``src`` holds them (``--cache``), the
+    outside team's Word2Vec vectors, their ids and an hnswlib index (in ``src``)."""
+    import hnswlib
+
+    from recsys.data import generate_demo, import_rees46
+
+    t0 = time.perf_counter()
+    ds = import_rees46(shared / "rees46_sample" / "events.csv") if which == "rees46" else generate_demo()
+    ds.name = "bench"
+    save_dataset(ds, folder / "data")
+    figures: dict[str, Any] = {
+        "setup_data_s": round(time.perf_counter() - t0, 2),
+        "catalog_items": len(ds.catalog),
+        "events": len(ds.interactions),
+    }
+    if all((src / f).is_file() for f in FILES):
+        return {**figures, "setup_index": "cached"}
+    from gensim.models import Word2Vec
+
+    t1 = time.perf_counter()
+    sessions = ds.interactions.groupby("sequence_id", sort=False)["item_id"].agg(list).tolist()
+    w2v = Word2Vec(sessions, vector_size=64, seed=1, workers=1)  # gensim's defaults otherwise
+    ids = np.asarray(w2v.wv.index_to_key, dtype=str)
+    vectors = np.ascontiguousarray(w2v.wv.vectors, dtype=np.float32)
+    np.save(src / "vectors.npy", vectors)
+    np.save(src / "ids.npy", ids)
+    index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
+    index.init_index(max_elements=len(ids), M=16, ef_construction=100, random_seed=1)
+    index.add_items(vectors, np.arange(len(ids)), num_threads=1)
+    index.save_index(str(src / "index.bin.part"))
+    os.replace(src / "index.bin.part", src / "index.bin")
+    return {**figures, "setup_vectors_s": round(time.perf_counter() - t1, 2)}
+
+
+def folders(args: argparse.Namespace, cached: str) -> tuple[Path, Path]:
+    """The bench's temporary folder, and where the input files are: ``--cache``'s subfolder
+    ``cached`` (kept for the next run), or the temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-import-", dir=args.workdir))
+    src = folder
+    if args.cache:
+        src = Path(args.cache) / cached
+        src.mkdir(parents=True, exist_ok=True)
+    return folder, src
+
+
+def machine() -> dict[str, Any]:
+    """The load average, core count and Python of the figures' machine."""
+    return {
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
 def baseline(src: Path, dim: int) -> tuple[float, float]:
     import hnswlib
 
@@ -114,7 +181,7 @@ def baseline(src: Path, dim: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def one_import(folder: Path, src: Path) -> tuple[float, float, dict]:
+def one_import(folder: Path, src: Path, keep: bool = False) -> tuple[float, float, dict]:
     c0, t0 = time.process_time(), time.perf_counter()
     out = import_vectors(
         "bench",
@@ -127,14 +194,66 @@ def one_import(folder: Path, src: Path) -> tuple[float, float, dict]:
     )
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     run = out["run"]
-    Registry(folder / "data").delete(run["run_id"])
+    if not keep:
+        Registry(folder / "data").delete(run["run_id"])
     info = {
+        "run_id": run["run_id"],
+        "served": run.get("served"),
+        "fallback": (run.get("artifacts") or {}).get("fallback"),
         "timings": run["timings"],
         "index_status": out["report"]["index"]["status"],
         "index_reason": out["report"]["index"]["reason"],
         "recall@10": out["report"]["index"].get("recall@10"),
     }
     return elapsed, cpu, info
+
+
+def main_dataset(args: argparse.Namespace) -> None:
+    """``--dataset``: the import of an outside team's vectors for a dataset with events,
+    alone and beside another imported run of it (whose chain it reuses)."""
+    folder, src = folders(args, f"dataset_{args.dataset}")
+    try:
+        figures = setup_dataset(folder, src, args.dataset, Path(args.shared))
+        for f in FILES:
+            (src / f).read_bytes()  # into the page cache for every side
+        dim = int(np.load(src / "vectors.npy", mmap_mode="r").shape[1])
+        times: dict[str, list[float]] = {"baseline": [], "import": [], "import_beside_another": []}
+        infos: dict[str, list[dict]] = {"import": [], "import_beside_another": []}
+        for _ in range(args.repeats):
+            times["baseline"].append(baseline(src, dim)[0])
+            elapsed, _cpu, info = one_import(folder, src)
+            times["import"].append(elapsed)
+            infos["import"].append(info)
+            _e, _c, anchor = one_import(folder, src, keep=True)  # untimed: the other run
+            elapsed, _cpu, info = one_import(folder, src)
+            Registry(folder / "data").delete(anchor["run_id"])
+            times["import_beside_another"].append(elapsed)
+            infos["import_beside_another"].append(info)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        mid = len(infos["import"]) // 2
+        out = {
+            "bench": "import_vectors",
+            "dataset": args.dataset,
+            "rows": int(np.load(src / "ids.npy").shape[0]),
+            "dim": dim,
+            "repeats": args.repeats,
+            "baseline_np_load_plus_load_index_s": round(med["baseline"], 4),
+            "import_s": round(med["import"], 3),
+            "import_beside_another_s": round(med["import_beside_another"], 3),
+            "ratio_import_to_baseline": round(med["import"] / med["baseline"], 1),
+            "import_s_all": [round(x, 3) for x in times["import"]],
+            "import_beside_another_s_all": [round(x, 3) for x in times["import_beside_another"]],
+            "import_breakdown_s": infos["import"][mid]["timings"],
+            "beside_another_breakdown_s": infos["import_beside_another"][mid]["timings"],
+            "fallback": infos["import_beside_another"][mid]["fallback"],
+            "served": infos["import"][mid]["served"],
+            "index_status": infos["import"][0]["index_status"],
+            **figures,
+            **machine(),
+        }
+        print(json.dumps(out))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
@@ -152,16 +271,26 @@ def main() -> None:
         help="keep the vectors, ids and index in this folder (one subfolder per size) and reuse "
         "them next time: building a 1M index takes tens of minutes",
     )
+    parser.add_argument(
+        "--dataset",
+        choices=["rees46", "demo"],
+        default=None,
+        help="a dataset with events and an outside team's Word2Vec vectors, instead of random vectors",
+    )
+    parser.add_argument(
+        "--shared",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"),
+        help="the shared datasets folder (REES46)",
+    )
     args = parser.parse_args()
+    if args.dataset:
+        os.environ.setdefault("RECSYS_MLFLOW", "off")
+        return main_dataset(args)
     if args.quick:
         args.n, args.repeats = 50_000, 2
     os.environ.setdefault("RECSYS_MLFLOW", "off")  # time the import, not the tracking store
-    folder = Path(tempfile.mkdtemp(prefix="bench-import-", dir=args.workdir))
+    folder, src = folders(args, f"n{args.n}_d{args.dim}_M{args.M}_ef{args.ef_construction}")
     try:
-        src = folder
-        if args.cache:
-            src = Path(args.cache) / f"n{args.n}_d{args.dim}_M{args.M}_ef{args.ef_construction}"
-            src.mkdir(parents=True, exist_ok=True)
         figures = setup(folder, src, args.n, args.dim, args.M, args.ef_construction)
         for f in FILES:  # into the page cache for both sides
             with open(src / f, "rb") as fh:
@@ -198,9 +327,7 @@ def main() -> None:
             "index_recall@10_sampled": infos[0]["recall@10"],
             "files_mb": {f: round((src / f).stat().st_size / 2**20, 1) for f in FILES},
             **figures,
-            "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
+            **machine(),
         }
         print(json.dumps(out))
     finally:

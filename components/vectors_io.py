@@ -22,6 +22,7 @@ from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, section, viewer_note
 from recsys.config import data_dir, import_dir, resolve_import_path
 from recsys.errors import DataValidationError, RecsysError
+from recsys.fallback import served_lines
 from recsys.registry import MAX_LABEL, label_problem
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def report_view(result: dict[str, Any]) -> list:
         ("All-zero rows", count("zero_rows")),
         ("Catalogue items without a vector", f"{missing.get('count', 0):,} of {missing.get('of', 0):,}"),
     ]
+    rows += [("Served as seeds", line) for line in served_lines(report.get("served") or {})]
     index = report.get("index")
     if index:
         rows.append(("Index", f"{index.get('status')}: {index.get('reason')}"))

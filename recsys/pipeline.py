@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from recsys.config import Progress, data_dir, null_progress
@@ -107,12 +107,33 @@ def fit_fallback(train: Any, catalog: Any) -> Any:
     return FallbackChain().fit(train, catalog)
 
 
-def _fallback_writer(chain: Any) -> Any:
+def run_fallback(
+    registry: Registry,
+    dataset_name: str,
+    fingerprint: str,
+    split_spec: dict[str, Any],
+    training: Callable[[], tuple[Any, Any]],
+) -> tuple[Any, dict[str, Any]]:
+    """The fallback chain of a new run (trained or imported) of a dataset split so, and what
+    run.json records of it: ``key`` (:func:`recsys.fallback.chain_key`) and, when another run
+    of the dataset already fitted the same chain (same content, same split), ``reused_from``
+    (that run: its chain is loaded, not fitted again). ``training()`` gives ``(training part,
+    catalogue)`` to fit on, only called when no run has the chain."""
+    from recsys.fallback import chain_key, fitted_chain
+
+    key = chain_key(fingerprint, split_spec)
+    found = fitted_chain(registry, dataset_name, key)
+    if found is not None:
+        return found[0], {"key": key, "reused_from": found[1]}
+    return fit_fallback(*training()), {"key": key}
+
+
+def fallback_writer(chain: Any, info: dict[str, Any] | None = None) -> Any:
     def write(folder: os.PathLike[str]) -> dict[str, Any]:
         from recsys.fallback import FOLDER
 
         chain.save(os.path.join(folder, FOLDER))
-        return {"fallback": {"folder": FOLDER, "steps": ["model", *chain.steps]}}
+        return {"fallback": {"folder": FOLDER, "steps": ["model", *chain.steps], **(info or {})}}
 
     return write
 
@@ -265,7 +286,14 @@ def train_run(
     # evaluation below scores the lists as they are served. Minutes on a big catalogue: the card
     # says so (it read "epoch 40/40" meanwhile, as if stuck)
     stage(progress, 1, 3, FALLBACK_FIT)(0, 1)
-    model.fallback_chain_ = fit_fallback(train, dataset.catalog)
+    fingerprint = dataset.fingerprint()
+    model.fallback_chain_, fallback_info = run_fallback(
+        registry,
+        dataset.name,
+        fingerprint,
+        {"method": split_method, **split_options},
+        lambda: (train, dataset.catalog),
+    )
     timings["fallback_s"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
@@ -317,7 +345,7 @@ def train_run(
         )
         timings["validate_s"] = round(time.perf_counter() - t0, 3)
 
-    writers = [_fallback_writer(model.fallback_chain_)]
+    writers = [fallback_writer(model.fallback_chain_, fallback_info)]
     if model.is_embedding:
         writers.append(_index_writer(model, index_params or {}))
     progress(700, 1000, "building index and saving run")
@@ -340,7 +368,7 @@ def train_run(
     meta = registry.create_run(
         model,
         dataset_name=dataset.name,
-        dataset_fingerprint=dataset.fingerprint(),
+        dataset_fingerprint=fingerprint,
         metrics=metrics,
         timings=timings,
         extra=extra,

@@ -41,6 +41,10 @@ def cmd_import_vectors(args: argparse.Namespace) -> int:
         raise
     bar.close()
     _print_json({"stored": True, "run_id": out["run"]["run_id"], "report": out["report"]})
+    from recsys.fallback import served_lines
+
+    for line in served_lines(out["report"].get("served") or {}):
+        print(line, file=sys.stderr)
     for warning in out["report"].get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -624,6 +624,22 @@ def _require(df: pd.DataFrame, required: tuple[str, ...], file: str | None) -> N
             present = ", ".join(
                 f"{c} (guessed from '{guessed[c]}')" if c in guessed else str(c) for c in df.columns
             )
+            described = [c for c in ("title", "category", "brand", "price") if c in df.columns]
+            if (
+                col == "sequence_id"
+                and "item_id" in df.columns
+                and described
+                and not {"user_id", "timestamp", "event_type"} & set(df.columns)
+            ):
+                # a product table given as the events (s41-w's walk): one row per item, no event column
+                raise DataValidationError(
+                    f"required column 'sequence_id' is missing (columns present: {present}). This looks like "
+                    f"a catalogue (item_id with {', '.join(described)}, and no user, time or event column): "
+                    "pass it as the catalogue, with --catalog (alone, it stores a catalogue-only dataset), or map the column "
+                    "that holds sessions with --map <your column>=sequence_id",
+                    file=file,
+                    column=col,
+                )
             if col == "sequence_id" and {"user_id", "timestamp"} <= set(df.columns):
                 raise DataValidationError(
                     f"required column 'sequence_id' is missing: no column holds a session, order or basket "

@@ -117,8 +117,10 @@ def import_vectors(
     import pyarrow.parquet as pq
 
     from recsys.data.schema import _stored_folder, dataset_meta
+    from recsys.fallback import catalog_shares
     from recsys.index import HnswIndex, vectors_checksum
     from recsys.models.external import ExternalModel
+    from recsys.pipeline import fallback_writer, run_fallback
     from recsys.registry import Registry
     from recsys.stored import disk_full_guard, saving_dir
 
@@ -151,7 +153,7 @@ def import_vectors(
     # from the start, beside the reading, the validation and the check: copy and hash release
     # the GIL. The staging folder is hidden and locked (a start-up sweep removes it if the
     # process dies) and always removed here; a run only ever gets a complete, checked file.
-    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="import")
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import")
     cleanup = contextlib.ExitStack()
     staged_f = loaded_f = None
     staging: Path | None = None
@@ -165,7 +167,31 @@ def import_vectors(
             cleanup.enter_context(saving_dir(staging))
         return staging
 
+    # the declared fallback chain (recsys.fallback) for the items without a vector: fitted on the
+    # training part of the split the evaluation uses, as train_run fits it (or copied from another
+    # run of the dataset that fitted the same one), saved in the run with the rest. It depends on
+    # the dataset alone, so it is fitted in a thread from the start, beside the vectors' work
+    has_events = int(meta_ds.get("summary", {}).get("interactions") or 0) > 0
+    parts: list[Any] = []  # (dataset, train, test): read and split once, when needed
+
+    def split_parts() -> list[Any]:
+        if not parts:
+            parts.extend(_split(dataset, root, has_events, full=bool(evaluate and has_events)))
+        return parts
+
+    def fit_chain() -> tuple[tuple[Any, dict[str, Any]], float]:
+        t = time.perf_counter()
+        out = run_fallback(
+            registry,
+            dataset,
+            str(meta_ds.get("fingerprint", "")),
+            {"method": "time" if has_events else "none"},
+            lambda: (split_parts()[1], split_parts()[0].catalog),
+        )
+        return out, round(time.perf_counter() - t, 3)
+
     try:
+        fallback_f = pool.submit(fit_chain)
         if index is not None and Path(index).is_file():
             try:
                 head = read_hnswlib_header(index)
@@ -230,7 +256,7 @@ def import_vectors(
         if catalog_missing.any():
             report["warnings"].append(
                 f"{int(catalog_missing.sum()):,} of {len(catalog_ids):,} catalogue items have no vector "
-                "(they are not recommended, and get no list)"
+                "(they are not recommended; as seeds, the run's fallback chain serves them)"
             )
         twins = [  # one name for two runs read as one in every picker and grid (s41-w's walk)
             r["run_id"]
@@ -331,12 +357,48 @@ def import_vectors(
                 out = {"file": "index.bin", "source": "built", **index_params}
             return {"index": {**out, "build_s": round(time.perf_counter() - t, 3)}}
 
+        # the declared fallback chain (recsys.fallback) for the items without a vector: fitted on
+        # the training part of the split the evaluation uses, as train_run fits it (or copied from
+        # another run of the dataset that fitted the same one); saved in the run with the rest
+        progress(58, 100, "fitting the fallback chain for items without a vector")
+        t0 = time.perf_counter()
+        (model.fallback_chain_, fallback_info), timings["fallback_s"] = fallback_f.result()
+        timings["fallback_wait_s"] = round(time.perf_counter() - t0, 3)
+        served = {
+            "catalog": catalog_shares(
+                model.fallback_chain_,
+                [str(v) for v in catalog_ids.take(pa.array(missing_rows))],
+                len(catalog_ids),
+            )
+        }
+        if not has_events:
+            served["note"] = (
+                "a catalogue without events: the chain has the category and brand steps (their items "
+                "in catalogue order, nothing being popular); no co-occurrence or popular step"
+            )
+        report["served"] = served
+        if served["catalog"]["nothing"] > 0:
+            report["warnings"].append(
+                f"{served['catalog']['counts']['nothing']:,} catalogue item(s) have no vector and nothing in "
+                "the fallback chain serves them (no list)"
+            )
+
         metrics: dict[str, Any] = {}
         split_info: dict[str, Any] = {}
-        if evaluate and int(meta_ds.get("summary", {}).get("interactions") or 0) > 0:
+        if evaluate and has_events:
             progress(60, 100, "evaluating")
             t0 = time.perf_counter()
-            metrics, split_info = _evaluate(model, dataset, root)
+            metrics, split_info = _evaluate(model, *split_parts())
+            served["test_seeds"] = {
+                "model": max(
+                    0.0,
+                    1.0 - metrics.get("fallback_share", 0.0) - metrics.get("no_recommendation_share", 0.0),
+                ),
+                "fallback": metrics.get("fallback_share", 0.0),
+                "nothing": metrics.get("no_recommendation_share", 0.0),
+                "fallback_steps": metrics.get("fallback_steps", {}),
+                "n_cases": metrics.get("n_cases"),
+            }
             timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
 
         provenance = {
@@ -362,12 +424,14 @@ def import_vectors(
         extra: dict[str, Any] = {
             "provenance": provenance,
             "import_report": report,
+            "served": served,
             "device": {"device": "CPU"},
         }
         if split_info:
             extra["split"] = split_info
             extra["metrics_note"] = (
-                "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split"
+                "the vectors were trained outside RecSys Lab: they may have seen the held-out part of the split "
+                "(the fallback chain was fitted on the training part only: it adds no such leak)"
             )
         run = registry.create_run(
             model,
@@ -376,7 +440,7 @@ def import_vectors(
             metrics=metrics,
             timings=timings,
             extra=extra,
-            writers=[write_index],
+            writers=[fallback_writer(model.fallback_chain_, fallback_info), write_index],
             label=name.strip(),
         )
         if activate or (activate is None and "external" not in registry.active(dataset)):
@@ -426,12 +490,40 @@ def _stage_npy(path: Any, fmt: str | None, what: str, staging_dir: Any, registry
     return dest
 
 
-def _evaluate(model: Any, dataset_name: str, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    from recsys.data.schema import load_dataset
-    from recsys.evaluation import evaluate, split
+def _split(dataset_name: str, root: Path, has_events: bool, full: bool) -> tuple[Any, Any, Any]:
+    """``(dataset, train, test)``: the time split train_run makes by default (the imported
+    run's chain is fitted on ``train``, its metrics scored on ``test``); a catalogue without
+    events is its own training part, with no test part. Unless ``full`` (the evaluation's),
+    the catalogue holds only the columns the chain reads (a real catalogue's titles and
+    descriptions are most of its bytes)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
 
-    ds = load_dataset(dataset_name, root)
+    from recsys.data.schema import Dataset, _stored_folder, dataset_meta, load_dataset
+    from recsys.evaluation import split
+
+    if full:
+        ds = load_dataset(dataset_name, root)
+    else:
+        folder = _stored_folder(dataset_name, root)
+        try:
+            names = pq.read_schema(folder / "catalog.parquet").names
+            columns = [c for c in ("item_id", "category", "brand") if c in names]
+            catalog = pd.read_parquet(folder / "catalog.parquet", columns=columns)
+            interactions = pd.read_parquet(folder / "interactions.parquet")
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types (as load_dataset says)
+            raise DataValidationError(f"stored dataset is unreadable: {exc}", file=str(folder)) from exc
+        kind = dataset_meta(dataset_name, root).get("kind", "sessions")
+        ds = Dataset(dataset_name, catalog, interactions, kind=kind)
+    if not has_events:
+        return ds, ds, None
     train, test = split(ds, method="time")
+    return ds, train, test
+
+
+def _evaluate(model: Any, ds: Any, train: Any, test: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    from recsys.evaluation import evaluate
+
     basket_targets = "next" if ds.kind == "baskets" else "rest"
     metrics = evaluate(
         model, train, test, k=10, max_cases=3000, catalog=ds.catalog, basket_targets=basket_targets

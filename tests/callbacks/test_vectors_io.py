@@ -91,6 +91,12 @@ def test_an_import_job_stores_a_run_and_shows_its_report(vio, root):
     _card, report = module.show_vectors_import(None, current)
     text = text_of(report)
     assert "clip" in text and "60 / 59" in text and "not-in-catalogue" in text
+    # who serves the catalogue's items as seeds: the 59 vectors, the fallback chain the rest
+    served = Registry(root).get(job["result"]["run_id"])["served"]["catalog"]
+    assert served["counts"]["model"] == 59 and served["nothing"] == 0.0
+    assert (
+        f"{served['model']:.1%} served by the vectors, {served['fallback']:.1%} by the fallback chain" in text
+    )
     run = Registry(root).get(job["result"]["run_id"])
     assert run["family"] == "external" and run["provenance"]["source"] == "ui"
     assert run["provenance"]["files"]["vectors"]["path"] == str((folder / "v.npy").resolve())

@@ -573,3 +573,101 @@ def test_failed_validation_carries_the_full_report(root, items, tmp_path):
     with pytest.raises(ImportVectorsError) as info:
         imp(root, vpath, ids=ipath)
     assert info.value.report["rows"] == 300 and info.value.report["dimension"] == DIM
+
+
+# -- items without a vector: the run's declared fallback chain (issue 13) -------------------------
+def test_items_without_a_vector_are_served_by_the_fallback_chain_fitted_at_import(
+    root, items, tmp_path, capsys
+):
+    """300 of the demo's 1,000 items have a vector: the other 700 are served by the chain the
+    import fitted on the training part (Explore, REST: 200, not 404), the shares are reported
+    (CLI, run.json, the test seeds'), and a second import of the dataset reuses the chain."""
+    import flask
+
+    from recsys.__main__ import main
+    from recsys.fallback import chain_key
+    from recsys.search import similar_items
+    from recsys.serving import register_api
+
+    ids, vec = items
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    argv = ["--data-dir", str(root), "-q", "import-vectors", str(vpath), "--ids", str(ipath)]
+    assert main([*argv, "--dataset", "demo", "--name", "partial"]) == 0
+    captured = capsys.readouterr()
+    run = Registry(root).list_runs("external")[0]
+    assert json.loads(captured.out)["report"]["served"] == run["served"]
+    cat = run["served"]["catalog"]
+    assert (cat["model"], cat["fallback"], cat["nothing"]) == (0.3, 0.7, 0.0)
+    assert cat["counts"] == {"model": 300, "fallback": 700, "nothing": 0}
+    assert "catalogue items (1,000): 30.0% served by the vectors, 70.0% by the fallback chain" in captured.err
+    seeds = run["served"]["test_seeds"]  # the evaluation's cases, completed as served
+    assert seeds["fallback"] == run["metrics"]["fallback_share"] > 0.5 and seeds["nothing"] == 0.0
+    assert "test seeds (" in captured.err and "fitted on the training part only" in run["metrics_note"]
+    # fitted on the training part of the time split the metrics use (its key says so), saved in the run
+    assert run["artifacts"]["fallback"]["key"] == chain_key(run["dataset"]["fingerprint"], {"method": "time"})
+    assert (root / "runs" / run["run_id"] / "fallback" / "fallback.json").is_file()
+
+    seed = str(demo_small_missing(root, ids))
+    got = similar_items(Registry(root), run["run_id"], seed, None, 10)
+    assert len(got.item_ids) == 10 and seed not in got.item_ids
+    assert set(got.served_by) <= {"cooccurrence", "category", "brand", "popular"}
+    app = flask.Flask("fallback")
+    register_api(app, root, token="")
+    resp = app.test_client().get(f"/api/v1/similar/{seed}?run={run['run_id']}&k=10")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert [i["item_id"] for i in resp.get_json()["items"]] == list(got.item_ids)
+
+    # a second import of the same dataset and split copies the first one's chain
+    again = imp(root, vpath, ids=ipath, name="partial again")["run"]
+    assert again["artifacts"]["fallback"]["reused_from"] == run["run_id"]
+    assert list(similar_items(Registry(root), again["run_id"], seed, None, 10).item_ids) == list(got.item_ids)
+
+
+def demo_small_missing(root: Path, ids: np.ndarray) -> str:
+    """A catalogue item of the stored demo with no vector among ``ids``."""
+    from recsys.data.schema import load_stored_catalog
+
+    catalog = load_stored_catalog("demo", root)["item_id"].astype(str)
+    return str(catalog[~catalog.isin(set(ids))].iloc[0])
+
+
+def test_an_import_that_fails_while_saving_the_chain_leaves_nothing_under_runs(
+    root, items, tmp_path, monkeypatch
+):
+    from recsys.fallback import FallbackChain
+
+    saved = FallbackChain.save
+
+    def half_saved(self, path):  # writes part of the chain, then the disk fails
+        saved(self, path)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FallbackChain, "save", half_saved)
+    ids, vec = items
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    with pytest.raises(Exception, match="space"):
+        imp(root, vpath, ids=ipath)
+    assert stored_runs(root) == [] and Registry(root).list_runs() == []
+
+
+def test_a_catalogue_only_dataset_gets_the_category_and_brand_steps(tmp_data_dir, demo_small, tmp_path):
+    """No events: no co-occurrence and nothing popular, but a seed without a vector still gets
+    the items of its category (in catalogue order), and the report says what the chain has."""
+    import dataclasses
+
+    from recsys.search import similar_items
+
+    catalog_only = dataclasses.replace(demo_small, interactions=demo_small.interactions.iloc[:0])
+    save_dataset(catalog_only, tmp_data_dir)
+    ids = demo_small.catalog["item_id"].astype(str).to_numpy(dtype=str)[:300]
+    vec = np.random.default_rng(7).normal(size=(len(ids), DIM)).astype(np.float32)
+    vpath, ipath = write_npy(tmp_path, ids, vec)
+    out = import_vectors("demo", "cat only", vpath, ids=ipath, root=tmp_data_dir)
+    served = out["report"]["served"]
+    assert served["catalog"]["fallback"] == 0.7 and set(served["catalog"]["fallback_steps"]) == {"category"}
+    assert "no co-occurrence or popular step" in served["note"] and "test_seeds" not in served
+    seed = demo_small_missing(tmp_data_dir, ids)
+    got = similar_items(Registry(tmp_data_dir), out["run"]["run_id"], seed, None, 5)
+    category = demo_small.catalog.set_index("item_id")["category"].astype(str)
+    assert len(got.item_ids) == 5 and set(got.served_by) == {"category"}
+    assert {category[i] for i in got.item_ids} == {category[seed]}

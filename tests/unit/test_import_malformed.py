@@ -49,6 +49,7 @@ CASES = [
     ("two_columns_one_field", {"ev.csv": EV}, ["csv", "{ev}", "--map", "order=item_id", "sku=item_id"], ["several columns to 'item_id'"]),
     ("rename_onto_existing", {"ev.csv": _ev("o1,a,x", header="order,sku,title")}, ["csv", "{ev}", "--map", "order=sequence_id", "sku=title"], ["already has a column 'title'"]),
     ("no_sequence_column", {"ev.csv": EV}, ["csv", "{ev}", "--map", "sku=item_id"], ["required column 'sequence_id' is missing", "--map <your column>=sequence_id", "--session-gap 30m"]),
+    ("catalogue_as_events", {"ev.csv": CAT}, ["csv", "{ev}"], ["required column 'sequence_id' is missing", "looks like a catalogue (item_id with title, price", "pass it as the catalogue, with --catalog"]),
     ("no_item_column", {"ev.csv": EV.replace("sku", "code")}, ["csv", "{ev}", "--map", "order=sequence_id"], ["required column 'item_id' is missing", "columns present: sequence_id, code, when."]),
     ("catalogue_without_item_id", {"cat.csv": CAT.replace("sku", "code")}, ["csv", "--catalog", "{cat}"], ["required column 'item_id' is missing", "columns present: code, title (guessed from 'name'), price"]),
     ("missing_item_id", {"ev.csv": _ev("o1,a,2024-01-01", "o1,,2024-01-01", "o2,b,2024-01-01")}, ["csv", "{ev}", *MAP[:4]], ["missing item_id", "row 2", "--errors drop"]),
