@@ -41,7 +41,6 @@ from typing import Any
 
 from recsys.search.batch import BLOCK_MAX_SHARE, fetch_for, near_full
 from recsys.search.beams import seed_lost
-from recsys.search.compiled import _SeedRules
 from recsys.search.planner import _FETCH_FACTOR, _FETCH_MIN, _SUB_AFTER
 from recsys.search.query import TABLE_COUNTS, KeyRange, Query, first_in_range, first_in_range_except
 from recsys.search.ranked import fetch_need, rerank_rows
@@ -158,6 +157,8 @@ class FastMixin:
         cf = last[1] if last is not None and last[0] is cfg else None
         if cf is None or self._index is None or res.seed_item_id is None:
             return  # pins (``cf.place_rules``) are placed after the shortcut's answer (:meth:`search`)
+        if res.plan in ("exact_range", "exact_subset") and not cf.cat_only:
+            return  # an exact plan keeps a shortcut only for a category's small blocks (_fast_exact_block)
         if not cf.lean:
             fp = self._fast.get(id(cfg))
             armed = fp is not None and fp.cfg is cfg
@@ -453,7 +454,7 @@ class FastMixin:
             return None
         w = fp.width
         row = fp.table[pos * w : pos * w + w].tolist()
-        var, lo, hi, a, b, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
+        n_elig, s, e = row[5], row[6], row[7]  # as laid out in query.TABLE_COUNTS
         counts = row[TABLE_COUNTS:]
         if e - s >= self.sub_index_min_rows or not n_elig or counts[cf.cat_col] < 0:
             return None
@@ -466,13 +467,7 @@ class FastMixin:
         removed, skipped = self._table_counts(cf, counts)
         qq = Query(fp.qunit[pos], pos, cf, k, t0, fp.ids[fp.perm[pos]], removed, skipped)
         qq.span = (s, e)
-        r = _SeedRules(self.n, removed)
-        r.skipped = skipped
-        if cf.config.exclude_seed:
-            r.seed = pos
-        r.s, r.e, r.full = s, e, s == 0 and e == self.n
-        r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = cf.table_kvs[var], lo, hi, a, b
-        return self._keyed_plan(qq, r, n_elig, bool(seed_in), "exact")
+        return self._table_plan(qq, row, None, "exact")
 
     def _fast_keyed_block(
         self,

@@ -58,8 +58,9 @@ logger = logging.getLogger(__name__)
 #: ``search(config=None)``: one default config (frozen), recognised by identity
 _DEFAULT_CONFIG = FilterConfig()
 _INF = math.inf
-#: the exact plans after which a category filter keeps a shortcut (its small blocks: FastMixin._fast_exact_block)
-_EXACT_PLANS = ("exact_range", "exact_subset")
+#: the plans after which a config may keep a shortcut (FastMixin._arm_fast: the exact ones only
+#: for a category filter, whose small blocks it answers exactly: FastMixin._fast_exact_block)
+_ARM_PLANS = ("hnsw_overfetch", "hnsw_subindex", "exact_range", "exact_subset")
 _now = time.perf_counter
 
 
@@ -418,7 +419,7 @@ class FilteredSearcher(
 
     def _search_table(self, qq: Query, table: np.ndarray) -> SearchResult:
         """:meth:`_search_keyed` with the seed's rules read from the filter's seed table (one row)."""
-        pos, cf, n = qq.pos, qq.cf, self.n
+        pos, cf = qq.pos, qq.cf
         row = table[pos].tolist()
         var, lo, hi, a, b, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
         counts = row[TABLE_COUNTS:]
@@ -471,14 +472,24 @@ class FilteredSearcher(
             if not isinstance(got, str):
                 return got
             plan = got
+        return self._table_plan(qq, row, drop[0] if drop is not None else None, plan)
+
+    def _table_plan(
+        self, qq: Query, row: list[int], banned: np.ndarray | None, plan: str | None
+    ) -> SearchResult:
+        """:meth:`_keyed_plan` for the seed's seed-table ``row`` (its key range and block):
+        how :meth:`_search_table` ends, and the shortcut's exact search of a small block
+        (``FastMixin._fast_exact_block``); ``banned``: the seed's do-not-associate positions."""
+        var, lo, hi, a, b, n_elig, s, e, seed_in = row[:TABLE_COUNTS]
+        n = self.n
         r = _SeedRules(n, qq.removed)
         r.skipped = qq.skipped
-        if cf.config.exclude_seed:
-            r.seed = pos
+        if qq.cf.config.exclude_seed:
+            r.seed = qq.pos
         r.s, r.e, r.full = s, e, s == 0 and e == n
-        r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = kv, lo, hi, a, b
-        if drop is not None:
-            r.banned = drop[0]
+        r.kv, r.lo_key, r.hi_key, r.key_a, r.key_b = qq.cf.table_kvs[var], lo, hi, a, b
+        if banned is not None:
+            r.banned = banned
         return self._keyed_plan(qq, r, n_elig, bool(seed_in), plan)
 
     def _keyed_plan(
@@ -705,10 +716,7 @@ class FilteredSearcher(
             res = self._search_seed(seed_item_id, cfg, k, plan)
             if self._short_fetch is not None:  # read by the general path just now, when it matched
                 self._short_fetch = None
-            if plan == "auto" and (
-                res.plan in ("hnsw_overfetch", "hnsw_subindex")
-                or (res.plan in _EXACT_PLANS and self._last is not None and self._last[1].cat_only)
-            ):  # a category's small blocks too (their exact search: FastMixin._fast_exact_block)
+            if plan == "auto" and res.plan in _ARM_PLANS:
                 self._arm_fast(cfg, res)
             if self._tie_of is not None and res.rows:
                 pos = self.view.pos_of_id[res.seed_item_id]
