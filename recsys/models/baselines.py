@@ -51,7 +51,7 @@ def _event_popularity(interactions: pd.DataFrame, weights: dict[str, float]) -> 
         w = np.ones(len(interactions))
     codes, items = pd.factorize(interactions["item_id"].astype(str))
     total = np.bincount(codes, weights=w, minlength=len(items)).astype(np.float64)
-    return pd.Series(total, index=np.asarray(items, dtype=object)).groupby(level=0).sum()
+    return pd.Series(total, index=np.asarray(items, dtype=object)).sort_index()  # ids distinct already
 
 
 class PopularityModel(ItemModel):
