@@ -174,6 +174,7 @@ def _discovered(folder: Path) -> tuple[Any, dict[str, str]]:
                     errors.append(f"{_command(ev, cat, gap)}: {str(exc)[:240]}")
                     if getattr(exc, "column", None) != "sequence_id":
                         break  # a session gap is only worth a try when no column holds sessions
+                    continue
                 how["read_as"] = _command(ev, cat, gap)
                 if ev is None:  # read as a catalogue alone: say why not as events
                     how["not_events"] = "; ".join(errors)
