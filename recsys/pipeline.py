@@ -318,6 +318,13 @@ def train_run(
     )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
     _warn_coverage(family, model, metrics, params or {})
+    # who serves the catalogue's items and the test seeds: the model, each fallback step, nothing
+    # (run.json's "served", as an import records it; the Runs page and `recsys runs show` say it)
+    from recsys.fallback import run_served
+
+    t0 = time.perf_counter()
+    served = run_served(model, model.fallback_chain_, dataset.catalog["item_id"], metrics)
+    timings["served_s"] = round(time.perf_counter() - t0, 3)
 
     if validate is None:
         validate = family not in ("content", "two_tower")
@@ -359,6 +366,7 @@ def train_run(
             "repeats": repeats,
         }
     }
+    extra["served"] = served
     if tuning is not None:
         extra["tuning"] = tuning
     if getattr(model, "choice_", None):  # a setting chosen at fit time (Prod2Vec's vectors="auto")
@@ -420,9 +428,13 @@ def _train_catalog_only(
     writers = [_index_writer(model, index_params or {})] if model.is_embedding else []
     progress(700, 1000, "building index and saving run")
     device = getattr(model, "device_", None)
+    from recsys.fallback import run_served
+
     extra = {
         "split": {"method": "none", "note": "catalogue only: no interactions to evaluate on"},
         "device": device if device is not None else {"device": "CPU"},
+        # no fallback chain (nothing popular, no co-occurrence): an item without a vector gets nothing
+        "served": run_served(model, None, dataset.catalog["item_id"], {}),
     }
     meta = registry.create_run(
         model,
