@@ -46,6 +46,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.data.preview_import",  # a dry run: stores nothing
         "pages.data.show_import",
         "pages.data.source_hint",
+        "pages.explore.describe_run",  # the Variant line: what the run shown is
         "pages.explore.download",
         "pages.explore.edit_session",
         "pages.explore.follow_run_dataset",

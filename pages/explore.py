@@ -48,10 +48,12 @@ from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
 from components.layout import empty_state, error_alert, no_embedding_runs, page_header
 from components.pickers import (
     SERVER_SEARCHED,
+    best_run,
     default_seed,
     embedding_runs,
     lacking_attributes,
     opening_run,
+    run_names,
     run_options,
     seed_options,
     top_brands,
@@ -340,16 +342,13 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                             value=run,
                                             clearable=False,
                                         ),
-                                        *(
-                                            [
-                                                html.Div(
-                                                    f"Opened on {why}.",
-                                                    className="small text-muted explore-run-why",
-                                                )
-                                            ]
-                                            if why
-                                            else []
+                                        # rewritten by describe_run when another run is picked
+                                        html.Div(
+                                            f"Opened on {why}." if why else "",
+                                            id=ids.EXPLORE_RUN_WHY,
+                                            className="small text-muted explore-run-why",
                                         ),
+                                        dcc.Store(id=ids.EXPLORE_RUN_OPENED, data={"run": run, "why": why}),
                                     ],
                                     width=8,
                                 ),
@@ -846,6 +845,38 @@ def edit_session(_adds: list, _removes: list, _clear: int, session: list[str] | 
     if isinstance(trigger, dict) and trigger.get("type") == ids.EXPLORE_SESSION_REMOVE:
         return remove_from_session(session, trigger["item"])
     return no_update
+
+
+@callback(
+    Output(ids.EXPLORE_RUN_WHY, "children"),
+    Input(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_RUN_OPENED, "data"),
+    prevent_initial_call=True,
+)
+def describe_run(run_id: str | None, opened: dict | None) -> str:
+    """The Variant line under the run picker says what the run shown is: the page's reason for
+    the run it opened on (Overview's best variant...) while that run is shown; for a run the
+    user picked, its name, family and dataset, and whether it is Overview's best variant there
+    (the line had kept saying "Opened on the best variant" after another run was picked)."""
+    opened = opened if isinstance(opened, dict) else {}
+    if not run_id or run_id == opened.get("run"):
+        return f"Opened on {opened['why']}." if opened.get("why") else ""
+    registry = data_registry()
+    all_runs = registry.list_runs()
+    run = next((r for r in all_runs if r["run_id"] == run_id), None)
+    if run is None:
+        return ""
+    name = run_names([run], with_family=False)[run_id].removesuffix(" ★")
+    dataset = str((run.get("dataset") or {}).get("name") or "")
+    served = "active" if run.get("active") else "not active"
+    line = f"Showing {name}, a {run.get('family')} run on '{dataset}' ({served}), picked here"
+    best, on_validation = best_run([r for r in all_runs if (r.get("dataset") or {}).get("name") == dataset])
+    if best is None:
+        return f"{line}."
+    if best["run_id"] == run_id:
+        return f"{line}: Overview's best variant on '{dataset}'."
+    how = "on validation" if on_validation else "on test HR@10"
+    return f"{line}; Overview's best variant on '{dataset}' ({how}) is {best.get('label') or best['run_id']}."
 
 
 @callback(

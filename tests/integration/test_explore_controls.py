@@ -298,7 +298,11 @@ def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy)
     seed = str(get_searcher(registry, first).view.item_ids[0])
     lists = {r: get_searcher(registry, r).search(seed, FilterConfig(), 10).item_ids for r in (first, second)}
     assert list(lists[first]) != list(lists[second]), "the two runs agree: the switch would prove nothing"
-    _open(dash_duo, dash_app_copy, f"/explore?seed={seed}&run={first}")
+    # opened with no run named: on the served prod2vec (the only active run with vectors), saying why
+    _open(dash_duo, dash_app_copy, f"/explore?seed={seed}")
+    dash_duo.wait_for_contains_text(
+        "#explore-run-why", "Opened on the best active variant on 'demo'", timeout=10
+    )
 
     # k: 10 cards, then 20 (the first 10 unchanged: k only cuts the ranking)
     ten = _settles(dash_duo, lambda items: items == list(lists[first]), "the first run's list")
@@ -311,6 +315,13 @@ def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy)
     _pick(dash_duo, "#explore-run", next(o["label"] for o in _run_options(root) if o["value"] == second))
     _settles(dash_duo, lambda items: items == list(lists[second]), "the second run's list")
     wait_until(lambda: f"run={second}" in dash_duo.driver.current_url, timeout=10, what="run= in the URL")
+    # the Variant line describes the run shown, no longer the one the page opened on (issue 13)
+    dash_duo.wait_for_contains_text(
+        "#explore-run-why",
+        "Showing second prod2vec, a prod2vec run on 'demo' (not active), picked here",
+        timeout=10,
+    )
+    assert "Opened on" not in dash_duo.find_element("#explore-run-why").text
 
     # the session panel (k 50, so that the viewed item ranks among its own recommendations):
     # "+ session" on a card adds it; its recommendations are the library's
