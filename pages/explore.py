@@ -869,7 +869,9 @@ def describe_run(run_id: str | None, opened: dict | None) -> str:
     name = run_names([run], with_family=False)[run_id].removesuffix(" ★")
     dataset = str((run.get("dataset") or {}).get("name") or "")
     served = "active" if run.get("active") else "not active"
-    line = f"Showing {name}, a {run.get('family')} run on '{dataset}' ({served}), picked here"
+    family = str(run.get("family") or "")
+    what = name if family in name else f"{name}, a {family} run"
+    line = f"Showing {what} on '{dataset}' ({served}), picked here"
     best, on_validation = best_run([r for r in all_runs if (r.get("dataset") or {}).get("name") == dataset])
     if best is None:
         return f"{line}."

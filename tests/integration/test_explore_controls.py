@@ -318,7 +318,7 @@ def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy)
     # the Variant line describes the run shown, no longer the one the page opened on (issue 13)
     dash_duo.wait_for_contains_text(
         "#explore-run-why",
-        "Showing second prod2vec, a prod2vec run on 'demo' (not active), picked here",
+        "Showing second prod2vec on 'demo' (not active), picked here",
         timeout=10,
     )
     assert "Opened on" not in dash_duo.find_element("#explore-run-why").text
