@@ -496,7 +496,9 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     prevent_initial_call=True,
 )
 def update_seed_options(search_value: str | None, run_id: str | None, current: str | None) -> Any:
-    """Options matching the typed text (server-side search over titles and ids, 50 at most)."""
+    """Options matching the typed text (server-side search over titles and ids, 50 at most).
+    After a switch to a run without the current seed, the options list the seed
+    :func:`reseed_for_run` moves to."""
     if not run_id:
         return no_update
     if not search_value and ctx.triggered_id == ids.EXPLORE_SEED:
@@ -505,7 +507,30 @@ def update_seed_options(search_value: str | None, run_id: str | None, current: s
         view = run_catalog_view(run_id)
     except RecsysError:
         return []
+    if current and view.position(current) < 0 and ctx.triggered_id == ids.EXPLORE_RUN:
+        current = default_seed(view)
     return seed_options(view, search_value, current)
+
+
+@callback(
+    Output(ids.EXPLORE_SEED, "value"),
+    Input(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_SEED, "value"),
+    prevent_initial_call=True,
+)
+def reseed_for_run(run_id: str | None, seed: str | None) -> Any:
+    """A switch to a run that has no vector for the seed (a run of another dataset: the demo's
+    seed on Taobao) starts on that run's first seed, as the page opens on one; the seed box had
+    gone blank and the lists said "Pick a seed item". A seed the run knows is kept."""
+    if not run_id:
+        return no_update
+    try:
+        view = run_catalog_view(run_id)
+    except RecsysError:
+        return no_update
+    if seed and view.position(seed) >= 0:
+        return no_update
+    return default_seed(view) or no_update
 
 
 @callback(

@@ -360,6 +360,26 @@ def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy)
     assert dash_duo.get_logs() == []
 
 
+def test_a_switch_to_another_datasets_run_starts_on_its_seed(dash_duo, dash_app_copy, demo_data_copy):
+    """A newcomer on the demo's Explore picked the run of the dataset they had imported (Taobao):
+    the seed box went blank and the lists said "Pick a seed item". The page moves to a seed of
+    that run, as it opens on one, with its list; a seed the run knows is kept (the switch above)."""
+    from tests._serving_data import make_second_dataset
+
+    root = demo_data_copy
+    shop_run, shop_ids = make_second_dataset(root)
+    first = run_ids(root)["prod2vec"]
+    _open(dash_duo, dash_app_copy, f"/explore?run={first}")
+    label = next(o["label"] for o in _run_options(root) if o["value"] == shop_run)
+    _pick(dash_duo, "#explore-run", label)
+    _settles(dash_duo, lambda items: set(items) <= set(shop_ids), "the shop run's list")
+    seed = dash_duo.find_element("#explore-seed-card").text
+    assert "Thing" in seed, seed
+    wait_until(lambda: "seed=sku-" in dash_duo.driver.current_url, timeout=10, what="seed= in the URL")
+    assert "Thing" in dash_duo.find_element("#explore-seed").text  # the box shows it
+    assert dash_duo.get_logs() == []
+
+
 def _run_options(root: Path) -> list[dict[str, str]]:
     from components.pickers import embedding_runs, run_options
 
