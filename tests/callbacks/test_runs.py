@@ -282,6 +282,19 @@ def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_aw
     assert "Items seen fewer times get no own vector" in text, "a help line per parameter"
 
 
+def test_the_baselines_parameters_each_have_a_help_line(runs_page):
+    """A newcomer picking item_knn on the Runs form read 'top_k lmbd alpha ...' with no word of
+    what they do (Prod2Vec's have had a line each): every baseline's parameter has one."""
+    for family in ("popularity", "cooccurrence", "item_knn", "sknn", "vsknn", "tfidf"):
+        view = runs_page.show_params(family, "recommended")  # the family dropdown's value, the preset radio's
+        names = [c.id["name"] for c in find(view, lambda c: isinstance(getattr(c, "id", None), dict))]
+        helps = find(view, lambda c: "form-text" in str(getattr(c, "className", "")))
+        assert names and len(helps) == len(names), (family, names, [text_of(h) for h in helps])
+    assert "Shrinkage added to both items' counts" in text_of(
+        runs_page.show_params("item_knn", "recommended")
+    )
+
+
 def test_selecting_a_tuned_run_shows_its_trials(root, runs_page):
     import plotly.graph_objects as go
 
