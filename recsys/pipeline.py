@@ -451,7 +451,9 @@ def _train_catalog_only(
         writers=writers,
         label=label,
     )
-    if activate or (activate is None and family not in registry.active()):
+    # the family's first run on this dataset is activated (the default dataset's active runs had been
+    # asked: Myntra's first content run stayed inactive beside the demo's)
+    if activate or (activate is None and family not in registry.active(dataset.name)):
         registry.activate(meta["run_id"])
         meta["active"] = True
     _track(meta, registry.root, tracking_parent)
