@@ -34,6 +34,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "components.vectors_io.refresh_export_runs",
         "components.vectors_io.show_mlflow_link",
         "components.vectors_io.show_vectors_import",
+        "pages.compare.follow_runs",  # the seed and the disagreement pair follow the runs; no data
         "pages.compare.limit_runs",
         "pages.compare.load_preset",
         "pages.compare.update_disagreement",
@@ -46,9 +47,11 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.data.preview_import",  # a dry run: stores nothing
         "pages.data.show_import",
         "pages.data.source_hint",
+        "pages.explore.describe_run",  # the Variant line: what the run shown is
         "pages.explore.download",
         "pages.explore.edit_session",
         "pages.explore.follow_run_dataset",
+        "pages.explore.reseed_for_run",  # the seed box follows a run switch; changes no data
         "pages.explore.run_impact",
         "pages.explore.similarity_range",
         "pages.explore.update_results",

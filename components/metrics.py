@@ -41,6 +41,28 @@ def _metric_format(key: str) -> dict[str, str]:
     }
 
 
+#: the served shares (``recsys.evaluation``) as an analyst reads them: header, what it counts
+SHARE_COLUMNS: dict[str, tuple[str, str]] = {
+    "fallback_share": (
+        "Seeds by fallback",
+        "share of test seeds the model had no list for, served by the fallback chain (or a stand-in vector)",
+    ),
+    "no_recommendation_share": (
+        "Seeds with no list",
+        "share of test seeds that got no recommendation at all",
+    ),
+    "model_no_recommendation_share": (
+        "Model alone: no list",
+        "share of test seeds the model alone left without a list, before the fallback chain",
+    ),
+    "completed_share": (
+        "Lists completed",
+        "share of test seeds whose list the model started and the fallback chain completed to k",
+    ),
+}
+_SHARE_FORMAT = {"function": "params.value == null ? '—' : d3.format('.1%')(params.value)"}
+
+
 _INTEGER_FORMAT = {"function": "params.value == null ? '—' : d3.format(',d')(params.value)"}
 
 
@@ -123,6 +145,20 @@ def column_defs(metrics: Sequence[str] = HEADLINE_METRICS, extra: Sequence[str] 
         },
     ]
     for key in metrics:
+        if key in SHARE_COLUMNS:  # a share of test seeds, in words and as a percentage
+            header, tip = SHARE_COLUMNS[key]
+            cols.append(
+                {
+                    "field": key,
+                    "headerName": header,
+                    "headerTooltip": f"{tip} ({key} in run.json)",
+                    "type": "numericColumn",
+                    "valueFormatter": _SHARE_FORMAT,
+                    "minWidth": 128,
+                    "cellClass": ["ag-right-aligned-cell", "metric-cell"],
+                }
+            )
+            continue
         cols.append(
             {
                 "field": key,

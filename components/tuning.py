@@ -153,7 +153,74 @@ def run_summary(run: dict[str, Any] | None) -> Any:
                 className="run-auto-choice",
             )
         )
+    lines.append(served_view(run))
     return html.Div(lines, className="small text-muted mb-2")
+
+
+#: the fallback chain's steps (``recsys.fallback``) in an analyst's words
+STEP_WORDS = {
+    "vector": "a stand-in vector from its category or attributes",
+    "cooccurrence": "items seen with it in training sessions",
+    "category": "popular items of its category",
+    "brand": "popular items of its brand",
+    "popular": "the most popular items",
+}
+
+
+def served_sentence(shares: dict[str, Any]) -> str:
+    """``{"model", "fallback", "nothing", "fallback_steps"}`` shares in words: "92.0% by the model
+    itself, 7.5% by the fallback (popular items of its category 7.5%), 0.5% by nothing"."""
+    steps = ", ".join(
+        f"{STEP_WORDS.get(step, step)} {share:.1%}"
+        for step, share in (shares.get("fallback_steps") or {}).items()
+    )
+    return (
+        f"{float(shares.get('model') or 0.0):.1%} by the model itself, "
+        f"{float(shares.get('fallback') or 0.0):.1%} by the fallback{f' ({steps})' if steps else ''}, "
+        f"{float(shares.get('nothing') or 0.0):.1%} by nothing"
+    )
+
+
+def served_view(run: dict[str, Any]) -> Any:
+    """Who serves the run's items: the shares of catalogue items and of test seeds served by the
+    model itself, by each fallback step and by nothing (run.json's ``served``, recorded by
+    training and by an import since s43; an older trained run's test-seed shares from its
+    evaluation). A run that recorded neither says so instead of showing zeros."""
+    from recsys.fallback import seed_shares
+
+    served = run.get("served") if isinstance(run.get("served"), dict) else {}
+    catalog = served.get("catalog")
+    seeds = served.get("test_seeds") or seed_shares(run.get("metrics") or {})
+    items = []
+    if catalog:
+        n = int(catalog.get("catalog_items") or 0)
+        items.append(html.Li(f"Catalogue items as seeds ({n:,}): {served_sentence(catalog)}."))
+    if seeds:
+        n = seeds.get("n_cases")
+        cases = f" ({int(n):,} cases)" if isinstance(n, (int, float)) else ""
+        items.append(html.Li(f"Test seeds{cases}: {served_sentence(seeds)}."))
+    if served.get("note"):
+        items.append(html.Li(str(served["note"])))
+    if not items:
+        return html.Div(
+            [
+                html.Strong("Who serves the items: "),
+                "not recorded for this run (trained or imported before runs recorded it).",
+            ],
+            className="run-served",
+        )
+    if not catalog:
+        items.append(
+            html.Li("The catalogue's shares were not recorded for this run (trained before they were).")
+        )
+    return html.Div(
+        [
+            html.Strong("Who serves the items "),
+            "(a seed's list comes from the model, else from the fallback chain's first step that has items):",
+            html.Ul(items, className="mb-0"),
+        ],
+        className="run-served",
+    )
 
 
 #: what a tuning record of another shape raises while it is drawn

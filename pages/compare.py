@@ -814,6 +814,61 @@ def limit_options(options: list[dict[str, Any]], chosen: list[str] | None) -> li
     return [{**o, "disabled": full and o["value"] not in chosen} for o in options]
 
 
+def seed_for_runs(run_ids: list[str], seed: str | None) -> str | None:
+    """The seed Compare shows for the chosen ``run_ids``: ``seed`` while the run the seeds come
+    from (the first chosen embedding run, else the first chosen run) has it; else a seed every
+    chosen embedding run has a vector for (:func:`components.pickers.default_seed`), as the page
+    opens on; None when no chosen run has a catalogue view."""
+    from components.pickers import default_seed
+
+    emb = {r["run_id"] for r in data_registry().list_runs() if r.get("is_embedding")}
+    order = [r for r in run_ids if r in emb] + [r for r in run_ids if r not in emb]
+    views = []
+    for run_id in order:
+        try:
+            views.append(run_catalog_view(run_id))
+        except RecsysError:
+            continue
+        if len(views) == 1 and seed and views[0].position(seed) >= 0:
+            return seed
+    if not views:
+        return None
+    others = [v for r, v in zip(order[1:], views[1:]) if r in emb]
+    return default_seed(views[0], also_in=others)
+
+
+@callback(
+    Output(ids.COMPARE_SEED, "value"),
+    Output(ids.COMPARE_SEED, "options", allow_duplicate=True),
+    Output(ids.COMPARE_DIS_A, "value"),
+    Output(ids.COMPARE_DIS_B, "value"),
+    Input(ids.COMPARE_RUNS, "value"),
+    State(ids.COMPARE_SEED, "value"),
+    State(ids.COMPARE_DIS_A, "value"),
+    State(ids.COMPARE_DIS_B, "value"),
+    prevent_initial_call=True,
+)
+def follow_runs(
+    run_ids: list[str] | None, seed: str | None, dis_a: str | None, dis_b: str | None
+) -> tuple[Any, Any, Any, Any]:
+    """The seed and the "where two variants disagree" pair follow the chosen runs. Picking another
+    dataset's runs (Taobao's instead of the demo's) had kept the demo's seed (every list said the
+    item has no vector) and the demo's pair below. A seed the runs know is kept; the pair is kept
+    while both are among the chosen runs, else it becomes the first two of them."""
+    chosen = list(run_ids or [])
+    if not chosen:
+        return no_update, no_update, no_update, no_update
+    pair: tuple[Any, Any] = (no_update, no_update)
+    if dis_a not in chosen or dis_b not in chosen:
+        pair = tuple((chosen + chosen)[:2])  # type: ignore[assignment]
+    new = seed_for_runs(chosen, seed)
+    if new is None or new == seed:
+        return no_update, no_update, *pair
+    from components.pickers import seed_options
+
+    return new, _first_run_options(chosen, lambda view: seed_options(view, None, new)), *pair
+
+
 @callback(
     Output(ids.COMPARE_RUNS, "options"),
     Output(ids.COMPARE_RUNS, "value"),

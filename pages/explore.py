@@ -48,10 +48,12 @@ from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
 from components.layout import empty_state, error_alert, no_embedding_runs, page_header
 from components.pickers import (
     SERVER_SEARCHED,
+    best_run,
     default_seed,
     embedding_runs,
     lacking_attributes,
     opening_run,
+    run_names,
     run_options,
     seed_options,
     top_brands,
@@ -340,16 +342,13 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                             value=run,
                                             clearable=False,
                                         ),
-                                        *(
-                                            [
-                                                html.Div(
-                                                    f"Opened on {why}.",
-                                                    className="small text-muted explore-run-why",
-                                                )
-                                            ]
-                                            if why
-                                            else []
+                                        # rewritten by describe_run when another run is picked
+                                        html.Div(
+                                            f"Opened on {why}." if why else "",
+                                            id=ids.EXPLORE_RUN_WHY,
+                                            className="small text-muted explore-run-why",
                                         ),
+                                        dcc.Store(id=ids.EXPLORE_RUN_OPENED, data={"run": run, "why": why}),
                                     ],
                                     width=8,
                                 ),
@@ -497,7 +496,9 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
     prevent_initial_call=True,
 )
 def update_seed_options(search_value: str | None, run_id: str | None, current: str | None) -> Any:
-    """Options matching the typed text (server-side search over titles and ids, 50 at most)."""
+    """Options matching the typed text (server-side search over titles and ids, 50 at most).
+    After a switch to a run without the current seed, the options list the seed
+    :func:`reseed_for_run` moves to."""
     if not run_id:
         return no_update
     if not search_value and ctx.triggered_id == ids.EXPLORE_SEED:
@@ -506,7 +507,30 @@ def update_seed_options(search_value: str | None, run_id: str | None, current: s
         view = run_catalog_view(run_id)
     except RecsysError:
         return []
+    if current and view.position(current) < 0 and ctx.triggered_id == ids.EXPLORE_RUN:
+        current = default_seed(view)
     return seed_options(view, search_value, current)
+
+
+@callback(
+    Output(ids.EXPLORE_SEED, "value"),
+    Input(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_SEED, "value"),
+    prevent_initial_call=True,
+)
+def reseed_for_run(run_id: str | None, seed: str | None) -> Any:
+    """A switch to a run that has no vector for the seed (a run of another dataset: the demo's
+    seed on Taobao) starts on that run's first seed, as the page opens on one; the seed box had
+    gone blank and the lists said "Pick a seed item". A seed the run knows is kept."""
+    if not run_id:
+        return no_update
+    try:
+        view = run_catalog_view(run_id)
+    except RecsysError:
+        return no_update
+    if seed and view.position(seed) >= 0:
+        return no_update
+    return default_seed(view) or no_update
 
 
 @callback(
@@ -846,6 +870,40 @@ def edit_session(_adds: list, _removes: list, _clear: int, session: list[str] | 
     if isinstance(trigger, dict) and trigger.get("type") == ids.EXPLORE_SESSION_REMOVE:
         return remove_from_session(session, trigger["item"])
     return no_update
+
+
+@callback(
+    Output(ids.EXPLORE_RUN_WHY, "children"),
+    Input(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_RUN_OPENED, "data"),
+    prevent_initial_call=True,
+)
+def describe_run(run_id: str | None, opened: dict | None) -> str:
+    """The Variant line under the run picker says what the run shown is: the page's reason for
+    the run it opened on (Overview's best variant...) while that run is shown; for a run the
+    user picked, its name, family and dataset, and whether it is Overview's best variant there
+    (the line had kept saying "Opened on the best variant" after another run was picked)."""
+    opened = opened if isinstance(opened, dict) else {}
+    if not run_id or run_id == opened.get("run"):
+        return f"Opened on {opened['why']}." if opened.get("why") else ""
+    registry = data_registry()
+    all_runs = registry.list_runs()
+    run = next((r for r in all_runs if r["run_id"] == run_id), None)
+    if run is None:
+        return ""
+    name = run_names([run], with_family=False)[run_id].removesuffix(" ★")
+    dataset = str((run.get("dataset") or {}).get("name") or "")
+    served = "active" if run.get("active") else "not active"
+    family = str(run.get("family") or "")
+    what = name if family in name else f"{name}, a {family} run"
+    line = f"Showing {what} on '{dataset}' ({served}), picked here"
+    best, on_validation = best_run([r for r in all_runs if (r.get("dataset") or {}).get("name") == dataset])
+    if best is None:
+        return f"{line}."
+    if best["run_id"] == run_id:
+        return f"{line}: Overview's best variant on '{dataset}'."
+    how = "on validation" if on_validation else "on test HR@10"
+    return f"{line}; Overview's best variant on '{dataset}' ({how}) is {best.get('label') or best['run_id']}."
 
 
 @callback(

@@ -425,6 +425,53 @@ def catalog_shares(chain: FallbackChain | None, missing: Sequence[str], n_catalo
     }
 
 
+def seed_shares(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The test seeds' shares served by the model, the fallback (by step, ``vector`` being the
+    model's own stand-in vector) and nothing, from an evaluation's ``metrics``
+    (:func:`recsys.evaluation.evaluate`); None when the evaluation did not measure them."""
+    if not isinstance(metrics.get("fallback_share"), (int, float)):
+        return None
+    fallback = float(metrics["fallback_share"])
+    nothing = float(metrics.get("no_recommendation_share") or 0.0)
+    return {
+        "model": max(0.0, 1.0 - fallback - nothing),
+        "fallback": fallback,
+        "nothing": nothing,
+        "fallback_steps": dict(metrics.get("fallback_steps") or {}),
+        "n_cases": metrics.get("n_cases"),
+    }
+
+
+def run_served(
+    model: Any, chain: FallbackChain | None, catalog_ids: Sequence[str], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """What a trained run records as ``served`` in run.json (the shape an import records):
+    ``catalog``, who serves the catalogue's items as seeds (:func:`catalog_shares`; an item whose
+    vector is the model's own stand-in, Prod2Vec's category mean or Meta-Prod2Vec's metadata
+    tokens, counts under the fallback step ``vector``), and ``test_seeds`` (:func:`seed_shares`)
+    when the run was evaluated."""
+    ids = [str(i) for i in pd.unique(pd.Series(catalog_ids, dtype=object).astype(str))]
+    rows = model.rows_of(ids)
+    shares = catalog_shares(chain, [i for i, r in zip(ids, rows) if r < 0], len(ids))
+    mask = getattr(model, "fallback_", None)
+    if mask is not None and len(ids):
+        known = rows[rows >= 0]
+        stand_in = int(np.asarray(mask, dtype=bool)[known].sum())
+        if stand_in:
+            n = len(ids)
+            counts = shares["counts"]
+            counts["model"] -= stand_in
+            counts["fallback"] += stand_in
+            shares["model"] = counts["model"] / n
+            shares["fallback"] = counts["fallback"] / n
+            shares["fallback_steps"] = {"vector": stand_in / n, **shares["fallback_steps"]}
+    served: dict[str, Any] = {"catalog": shares}
+    seeds = seed_shares(metrics)
+    if seeds is not None:
+        served["test_seeds"] = seeds
+    return served
+
+
 def served_lines(served: dict[str, Any]) -> list[str]:
     """An import's ``served`` shares (:func:`catalog_shares`, and the test seeds' from the
     evaluation) as the lines the CLI and the Data page show."""

@@ -314,10 +314,22 @@ def train_run(
     # next item from the whole session so far ("recent views"), the session's own items
     # hidden and shown: repeat views are common on some shops
     metrics["recent_views"] = recent_views_metrics(
-        model, test, k=k, max_cases=max_cases, catalog=dataset.catalog
+        model,
+        test,
+        k=k,
+        max_cases=max_cases,
+        catalog=dataset.catalog,
+        progress=stage(progress, 1, 3, "evaluating"),
     )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
     _warn_coverage(family, model, metrics, params or {})
+    # who serves the catalogue's items and the test seeds: the model, each fallback step, nothing
+    # (run.json's "served", as an import records it; the Runs page and `recsys runs show` say it)
+    from recsys.fallback import run_served
+
+    t0 = time.perf_counter()
+    served = run_served(model, model.fallback_chain_, dataset.catalog["item_id"], metrics)
+    timings["served_s"] = round(time.perf_counter() - t0, 3)
 
     if validate is None:
         validate = family not in ("content", "two_tower")
@@ -359,6 +371,7 @@ def train_run(
             "repeats": repeats,
         }
     }
+    extra["served"] = served
     if tuning is not None:
         extra["tuning"] = tuning
     if getattr(model, "choice_", None):  # a setting chosen at fit time (Prod2Vec's vectors="auto")
@@ -420,9 +433,13 @@ def _train_catalog_only(
     writers = [_index_writer(model, index_params or {})] if model.is_embedding else []
     progress(700, 1000, "building index and saving run")
     device = getattr(model, "device_", None)
+    from recsys.fallback import run_served
+
     extra = {
         "split": {"method": "none", "note": "catalogue only: no interactions to evaluate on"},
         "device": device if device is not None else {"device": "CPU"},
+        # no fallback chain (nothing popular, no co-occurrence): an item without a vector gets nothing
+        "served": run_served(model, None, dataset.catalog["item_id"], {}),
     }
     meta = registry.create_run(
         model,
@@ -434,7 +451,9 @@ def _train_catalog_only(
         writers=writers,
         label=label,
     )
-    if activate or (activate is None and family not in registry.active()):
+    # the family's first run on this dataset is activated (the default dataset's active runs had been
+    # asked: Myntra's first content run stayed inactive beside the demo's)
+    if activate or (activate is None and family not in registry.active(dataset.name)):
         registry.activate(meta["run_id"])
         meta["active"] = True
     _track(meta, registry.root, tracking_parent)
@@ -511,17 +530,28 @@ VALIDATION_FRACTION = 0.1
 
 
 def recent_views_metrics(
-    model: Any, test: Any, k: int = 10, max_cases: int | None = 3000, catalog: Any = None
+    model: Any,
+    test: Any,
+    k: int = 10,
+    max_cases: int | None = 3000,
+    catalog: Any = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """:func:`recsys.evaluation.evaluate_sessions` (every position) with the session's own
-    items hidden (``exclude_seen``, what the panel does by default) and shown (``include_seen``)."""
+    items hidden (``exclude_seen``, what the panel does by default) and shown (``include_seen``).
+    ``progress`` hears each half begin (minutes on Taobao, where the job card had kept saying
+    "evaluating: 6144/6151 seeds" meanwhile)."""
     from recsys.evaluation import build_session_cases, evaluate_sessions
 
+    progress = progress or null_progress
     cases = build_session_cases(test, "every_position", max_cases=max_cases)
-    return {
-        name: evaluate_sessions(model, test, k=k, exclude_seen=flag, catalog=catalog, cases=cases)
-        for name, flag in (("exclude_seen", True), ("include_seen", False))
-    }
+    out = {}
+    for n, (name, flag, what) in enumerate(
+        (("exclude_seen", True, "hidden"), ("include_seen", False, "shown")), start=1
+    ):
+        progress(1, 1, f"recent views, the session's own items {what} ({n}/2)")
+        out[name] = evaluate_sessions(model, test, k=k, exclude_seen=flag, catalog=catalog, cases=cases)
+    return out
 
 
 #: Share of test seeds left without any recommendation above which a run says so loudly.

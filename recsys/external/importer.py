@@ -117,7 +117,7 @@ def import_vectors(
     import pyarrow.parquet as pq
 
     from recsys.data.schema import _stored_folder, dataset_meta
-    from recsys.fallback import catalog_shares
+    from recsys.fallback import catalog_shares, seed_shares
     from recsys.index import HnswIndex, vectors_checksum
     from recsys.models.external import ExternalModel
     from recsys.pipeline import fallback_writer, run_fallback
@@ -389,16 +389,9 @@ def import_vectors(
             progress(60, 100, "evaluating")
             t0 = time.perf_counter()
             metrics, split_info = _evaluate(model, *split_parts())
-            served["test_seeds"] = {
-                "model": max(
-                    0.0,
-                    1.0 - metrics.get("fallback_share", 0.0) - metrics.get("no_recommendation_share", 0.0),
-                ),
-                "fallback": metrics.get("fallback_share", 0.0),
-                "nothing": metrics.get("no_recommendation_share", 0.0),
-                "fallback_steps": metrics.get("fallback_steps", {}),
-                "n_cases": metrics.get("n_cases"),
-            }
+            seeds = seed_shares(metrics)
+            if seeds is not None:
+                served["test_seeds"] = seeds
             timings["evaluate_s"] = round(time.perf_counter() - t0, 3)
 
         provenance = {

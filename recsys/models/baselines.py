@@ -54,6 +54,17 @@ def _event_popularity(interactions: pd.DataFrame, weights: dict[str, float]) -> 
     return pd.Series(total, index=np.asarray(items, dtype=object)).sort_index()  # ids distinct already
 
 
+#: the Runs form's help lines of the co-occurrence family's parameters (item_knn shares them)
+SEQUENCE_HELP: dict[str, str] = {
+    "min_count": "Item pairs that share fewer sequences are dropped; 1 keeps all.",
+    "top_k": "Neighbours kept per item (the longest list it can give).",
+    "fill_with_popular": "Pad short lists with the most popular items (else the fallback chain completes them).",
+    "separate_by": "Split sequences by category (or category+gender) before counting.",
+    "category_level": "Category level used by separate_by.",
+    "max_len": "Cut sequences into chunks of at most this many items (empty = whole sessions/baskets).",
+}
+
+
 class PopularityModel(ItemModel):
     """The most popular items, the same list for every seed (the seed excluded).
 
@@ -74,6 +85,10 @@ class PopularityModel(ItemModel):
     family: ClassVar[str] = "popularity"
     #: event type -> weight (None: DEFAULT_EVENT_WEIGHTS); checked by _check_together
     param_specs: ClassVar[dict[str, Param]] = {"event_weights": Param(None, "any")}
+    param_help: ClassVar[dict[str, str]] = {
+        "event_weights": 'Weight of each event type in an item\'s count, as JSON, e.g. {"view": 1, "cart": 2, '
+        '"purchase": 3} (empty = that); unlisted types weigh 1.',
+    }
 
     def _check_together(self, p: dict[str, Any]) -> None:
         self._weights()
@@ -262,6 +277,10 @@ class CooccurrenceModel(ItemModel):
         "separate_by": Param(None, "choice", choices=SEPARATE_BY),
         "category_level": Param(0, "int", low=0),
         "max_len": Param(None, "int", low=2, optional=True),
+    }
+    param_help: ClassVar[dict[str, str]] = dict(SEQUENCE_HELP) | {
+        "similarity": "jaccard = shared sequences / sequences with either item; cosine = shared / "
+        "sqrt(product of both counts).",
     }
 
     def fit(self, dataset: Any, progress: Progress | None = None) -> CooccurrenceModel:

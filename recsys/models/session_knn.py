@@ -37,7 +37,7 @@ import pandas as pd
 from recsys.config import Progress, null_progress
 from recsys.errors import ModelFitError
 from recsys.models.base import PAD_ID, ItemModel, check_k, drop_seen, load_arrays, padded_results, save_arrays
-from recsys.models.baselines import CooccurrenceModel, _catalog_ids
+from recsys.models.baselines import SEQUENCE_HELP, CooccurrenceModel, _catalog_ids
 from recsys.models.params import Param
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,10 @@ class ItemKNN(CooccurrenceModel):
             for name in ("min_count", "fill_with_popular", "separate_by", "category_level", "max_len")
         },
     }
+    param_help: ClassVar[dict[str, str]] = dict(SEQUENCE_HELP) | {
+        "lmbd": "Shrinkage added to both items' counts: damps pairs of rarely seen items (session-rec 20).",
+        "alpha": "Balance of the two items' counts in the denominator; 0.5 = cosine.",
+    }
 
     def fit(self, dataset: Any, progress: Progress | None = None) -> ItemKNN:
         """Count co-occurrences in whole sessions and keep the ``top_k`` neighbours per item."""
@@ -170,6 +174,13 @@ class SessionKNN(ItemModel):
         "sample_size": Param(1000, "int", low=0),
         "similarity": Param("cosine", "choice", choices=("cosine", "jaccard")),
         "batch_size": Param(256, "int", low=1),
+    }
+    param_help: ClassVar[dict[str, str]] = {
+        "k": "Neighbour sessions (the most similar to the current one) that vote for items.",
+        "sample_size": "Candidate neighbours: the most recent training sessions sharing an item with the "
+        "current one (0 = all; more is slower).",
+        "similarity": "Of the two sessions' item sets: cosine or jaccard.",
+        "batch_size": "Sessions answered per sparse product (memory only, not the lists).",
     }
 
     # -- fitting -------------------------------------------------------------------
@@ -386,6 +397,14 @@ class VSessionKNN(SessionKNN):
         "weighting_score": Param("div", "choice", choices=SCORE_WEIGHTINGS),
         "idf_weighting": Param(0.0, "float", low=0),
         "batch_size": SessionKNN.param_specs["batch_size"],
+    }
+    param_help: ClassVar[dict[str, str]] = {
+        **{n: SessionKNN.param_help[n] for n in ("k", "sample_size", "batch_size")},
+        "weighting": "Weight of the current session's items by position: div = position / length (recent "
+        "items count more), linear, quadratic, log, same = equal.",
+        "weighting_score": "Decay of a neighbour's vote by how far back the item it shares is: div = 1 / "
+        "distance, linear, quadratic, same = none.",
+        "idf_weighting": "w > 0 favours rare items: a vote weighs 1 + w log(sessions / the item's sessions); 0 = off.",
     }
 
     def _position_weight(self, p: np.ndarray, length: np.ndarray) -> np.ndarray:

@@ -61,6 +61,14 @@ class TfidfModel(ItemModel):
         "min_df": Param(1, "int", low=1),
         "batch_size": Param(256, "int", low=1),
     }
+    param_help: ClassVar[dict[str, str]] = {
+        "title_weight": "Weight of the title's words; 0 leaves titles out.",
+        "brand_weight": "Weight of the brand; 0 leaves it out.",
+        "category_weight": "Weight of the category path; 0 leaves it out.",
+        "ngram_max": "Longest run of words of a title counted as one term (2 = words and word pairs).",
+        "min_df": "Title terms in fewer items are dropped; 1 keeps all.",
+        "batch_size": "Seeds scored per sparse product (memory only, not the lists).",
+    }
 
     def _check_together(self, p: dict[str, Any]) -> None:
         if not any(p[n] > 0 for n in ("title_weight", "brand_weight", "category_weight")):

@@ -679,10 +679,18 @@ def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best
     assert find(vetting.layout(), lambda c: getattr(c, "id", None) == vetting.RUN)[0].value == runs["B"]
     why = text_of(find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))[0])
     assert "Overview's best variant, A, is not active" in why
+    # the user picks A in the Variant dropdown: the line describes A, no longer why B was opened;
+    # back on B, the opening reason again (the callback gets the dropdown's value and the store)
+    opened = find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN_OPENED)[0].data
+    assert opened == {"run": runs["B"], "why": why.removeprefix("Opened on ").removesuffix(".")}
+    picked = explore.describe_run(runs["A"], opened)
+    assert picked.startswith("Showing A, a ") and "(not active), picked here" in picked
+    assert "Overview's best variant on 'tiny'" in picked and "Opened on" not in picked
+    assert explore.describe_run(runs["B"], opened) == why
     # a run named in the address is kept, and no reason is given for it
     layout = explore.layout(run=runs["B"])
     assert find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN)[0].value == runs["B"]
-    assert not find(layout, lambda c: "explore-run-why" in str(getattr(c, "className", "")))
+    assert text_of(find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN_WHY)[0]) == ""
 
 
 def test_a_plan_resolved_by_exact_search_for_tied_items_is_said_in_words(explore):

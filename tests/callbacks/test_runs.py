@@ -282,6 +282,19 @@ def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_aw
     assert "Items seen fewer times get no own vector" in text, "a help line per parameter"
 
 
+def test_the_baselines_parameters_each_have_a_help_line(runs_page):
+    """A newcomer picking item_knn on the Runs form read 'top_k lmbd alpha ...' with no word of
+    what they do (Prod2Vec's have had a line each): every baseline's parameter has one."""
+    for family in ("popularity", "cooccurrence", "item_knn", "sknn", "vsknn", "tfidf"):
+        view = runs_page.show_params(family, "recommended")  # the family dropdown's value, the preset radio's
+        names = [c.id["name"] for c in find(view, lambda c: isinstance(getattr(c, "id", None), dict))]
+        helps = find(view, lambda c: "form-text" in str(getattr(c, "className", "")))
+        assert names and len(helps) == len(names), (family, names, [text_of(h) for h in helps])
+    assert "Shrinkage added to both items' counts" in text_of(
+        runs_page.show_params("item_knn", "recommended")
+    )
+
+
 def test_selecting_a_tuned_run_shows_its_trials(root, runs_page):
     import plotly.graph_objects as go
 
@@ -341,8 +354,19 @@ def test_selecting_a_run_shows_what_vectors_auto_chose_on_validation(root, runs_
     assert f"vectors=auto chose {c['chosen']} on {c['cases']} validation cases" in text
     for space, v in c["validation"].items():
         assert f"{space} {v['hr@20']:.4f}" in text
+    # who serves the items (issue 13): the catalogue's and the test seeds' shares, as recorded
+    served = meta["served"]
+    cat, seeds = served["catalog"], served["test_seeds"]
+    assert cat["catalog_items"] == 200 and seeds["n_cases"] == meta["metrics"]["n_cases"]
+    assert abs(cat["model"] + cat["fallback"] + cat["nothing"] - 1) < 1e-9
+    assert f"Catalogue items as seeds (200): {cat['model']:.1%} by the model itself" in text
+    assert f"Test seeds ({seeds['n_cases']:,} cases): {seeds['model']:.1%} by the model itself" in text
+    assert f"{seeds['nothing']:.1%} by nothing" in text
     other = next(r for r in run_rows(Registry(root).list_runs()) if r["family"] == "popularity")
-    assert "vectors=auto chose" not in text_of(runs_page.show_tuning([other]))
+    text = text_of(runs_page.show_tuning([other]))
+    assert "vectors=auto chose" not in text
+    # a run from before the record (no served, no fallback shares in its metrics): no made-up zeros
+    assert "not recorded for this run" in text and "by nothing" not in text
 
 
 def test_a_catalogue_only_dataset_starts_the_form_on_a_family_that_trains_on_it(tmp_path, monkeypatch):

@@ -86,3 +86,56 @@ def test_compare_a_session_typed_by_the_user(dash_duo, dash_app_copy, demo_data_
     heads = [h.text for h in dash_duo.find_elements(f"#{ids.COMPARE_LISTS} .cmp-method")]
     assert any("session kNN" in h for h in heads) and any("mean of the recent" in h for h in heads)
     assert dash_duo.get_logs() == []
+
+
+def test_picking_another_datasets_runs_moves_the_seed_and_the_pair(dash_duo, dash_app_copy, demo_data_copy):
+    """A newcomer on Compare swapped the demo's runs for those of the dataset they had imported
+    (Taobao): every list said the demo's seed has no vector, and "where two variants disagree"
+    still named the demo's runs. The seed moves to one the chosen runs know; the pair to them."""
+    import time
+
+    from components import ids
+    from tests._serving_data import make_second_dataset
+
+    shop = [make_second_dataset(demo_data_copy)[0], make_second_dataset(demo_data_copy, n_vectors=10)[0]]
+    things = {f"sku-{i}" for i in range(14)}
+    dash_duo.driver.set_window_size(1400, 1100)
+    dash_duo.start_server(dash_app_copy)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/compare")
+    wait_until(lambda: len(_columns(dash_duo)) == 2 and all(_columns(dash_duo)), timeout=40, what="two lists")
+    assert not things & set(sum(_columns(dash_duo), []))  # the demo's runs
+
+    def toggle(run_text: str) -> None:
+        _open(dash_duo, f"#{ids.COMPARE_RUNS}")
+        option = next(o for o in dash_duo.find_elements(".dash-dropdown-option") if run_text in o.text)
+        click(dash_duo, option)
+        time.sleep(0.5)
+
+    demo = [
+        o.text
+        for o in _options(dash_duo, f"#{ids.COMPARE_RUNS}")
+        if o.get_attribute("aria-selected") == "true"
+    ]
+    for run in shop:  # add the shop's two runs, then take the demo's off
+        toggle(run)
+    for text in demo:
+        toggle(text)
+    dash_duo.find_element("body").send_keys(Keys.ESCAPE)
+    wait_until(
+        lambda: (
+            len(_columns(dash_duo)) == 2
+            and all(_columns(dash_duo))
+            and set(sum(_columns(dash_duo), [])) <= things
+        ),
+        timeout=30,
+        what="both shop runs' lists",
+    )
+    assert "Thing" in dash_duo.find_element(f"#{ids.COMPARE_SEED}").text
+    pair = [dash_duo.find_element(f"#{i}").text for i in (ids.COMPARE_DIS_A, ids.COMPARE_DIS_B)]
+    assert all(any(run in text for run in shop) for text in pair) and pair[0] != pair[1], pair
+    assert dash_duo.get_logs() == []
+
+
+def _options(dash_duo, selector: str) -> list:
+    _open(dash_duo, selector)
+    return dash_duo.find_elements(".dash-dropdown-option")

@@ -298,7 +298,11 @@ def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy)
     seed = str(get_searcher(registry, first).view.item_ids[0])
     lists = {r: get_searcher(registry, r).search(seed, FilterConfig(), 10).item_ids for r in (first, second)}
     assert list(lists[first]) != list(lists[second]), "the two runs agree: the switch would prove nothing"
-    _open(dash_duo, dash_app_copy, f"/explore?seed={seed}&run={first}")
+    # opened with no run named: on the served prod2vec (the only active run with vectors), saying why
+    _open(dash_duo, dash_app_copy, f"/explore?seed={seed}")
+    dash_duo.wait_for_contains_text(
+        "#explore-run-why", "Opened on the best active variant on 'demo'", timeout=10
+    )
 
     # k: 10 cards, then 20 (the first 10 unchanged: k only cuts the ranking)
     ten = _settles(dash_duo, lambda items: items == list(lists[first]), "the first run's list")
@@ -311,6 +315,13 @@ def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy)
     _pick(dash_duo, "#explore-run", next(o["label"] for o in _run_options(root) if o["value"] == second))
     _settles(dash_duo, lambda items: items == list(lists[second]), "the second run's list")
     wait_until(lambda: f"run={second}" in dash_duo.driver.current_url, timeout=10, what="run= in the URL")
+    # the Variant line describes the run shown, no longer the one the page opened on (issue 13)
+    dash_duo.wait_for_contains_text(
+        "#explore-run-why",
+        "Showing second prod2vec on 'demo' (not active), picked here",
+        timeout=10,
+    )
+    assert "Opened on" not in dash_duo.find_element("#explore-run-why").text
 
     # the session panel (k 50, so that the viewed item ranks among its own recommendations):
     # "+ session" on a card adds it; its recommendations are the library's
@@ -346,6 +357,26 @@ def test_k_run_switch_and_session_panel(dash_duo, dash_app_copy, demo_data_copy)
     _click(dash_duo, dash_duo.find_element("#explore-session-clear"))
     dash_duo.wait_for_contains_text("#explore-session", "No recent views yet", timeout=20)
     wait_until(lambda: _session_cards(dash_duo) == [], timeout=20, what="no recommendations")
+    assert dash_duo.get_logs() == []
+
+
+def test_a_switch_to_another_datasets_run_starts_on_its_seed(dash_duo, dash_app_copy, demo_data_copy):
+    """A newcomer on the demo's Explore picked the run of the dataset they had imported (Taobao):
+    the seed box went blank and the lists said "Pick a seed item". The page moves to a seed of
+    that run, as it opens on one, with its list; a seed the run knows is kept (the switch above)."""
+    from tests._serving_data import make_second_dataset
+
+    root = demo_data_copy
+    shop_run, shop_ids = make_second_dataset(root)
+    first = run_ids(root)["prod2vec"]
+    _open(dash_duo, dash_app_copy, f"/explore?run={first}")
+    label = next(o["label"] for o in _run_options(root) if o["value"] == shop_run)
+    _pick(dash_duo, "#explore-run", label)
+    _settles(dash_duo, lambda items: set(items) <= set(shop_ids), "the shop run's list")
+    seed = dash_duo.find_element("#explore-seed-card").text
+    assert "Thing" in seed, seed
+    wait_until(lambda: "seed=sku-" in dash_duo.driver.current_url, timeout=10, what="seed= in the URL")
+    assert "Thing" in dash_duo.find_element("#explore-seed").text  # the box shows it
     assert dash_duo.get_logs() == []
 
 

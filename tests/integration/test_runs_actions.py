@@ -38,6 +38,24 @@ def test_cancel_a_running_training_job_and_activate_a_run(dash_duo, dash_app_cop
     )
     assert Registry(root).active("demo")["prod2vec"] == spare
 
+    # the trained prod2vec selected: its summary says who serves the items (issue 13), and the
+    # grid's served shares read in words and as percentages (they read "fallback_share 0.025")
+    served = registry.get(runs["prod2vec"])["served"]
+    _select_row(dash_duo, runs["prod2vec"])
+    cat, seeds = served["catalog"], served["test_seeds"]
+    dash_duo.wait_for_contains_text(
+        f"#{ids.RUNS_TUNING}",
+        f"Catalogue items as seeds ({cat['catalog_items']:,}): {cat['model']:.1%} by the model itself",
+        timeout=20,
+    )
+    summary = dash_duo.find_element(f"#{ids.RUNS_TUNING}").text
+    assert f"Test seeds ({seeds['n_cases']:,} cases): {seeds['model']:.1%} by the model itself" in summary
+    headers = [h.text.strip() for h in dash_duo.find_elements(f"#{ids.RUNS_GRID} .ag-header-cell-text")]
+    assert "Seeds by fallback" in headers and "fallback_share" not in headers, headers
+    share = registry.get(runs["prod2vec"])["metrics"]["fallback_share"]
+    cell = f"#{ids.RUNS_GRID} .ag-row[row-id='{runs['prod2vec']}'] .ag-cell[col-id='fallback_share']"
+    assert dash_duo.find_element(cell).text.strip() == f"{share:.1%}"
+
     # Train a long prod2vec from the form (many epochs), then cancel it while it runs
     dash_duo.wait_for_contains_text(f"#{ids.RUNS_PARAMS}", "epochs", timeout=20)
     epochs = dash_duo.find_element(css_id({"type": ids.RUNS_PARAM, "name": "epochs"}))

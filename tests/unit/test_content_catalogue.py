@@ -74,3 +74,23 @@ def test_with_interactions_there_is_no_catalogue_note():
     model = ContentModel(**FAST).fit(kinds_dataset())
     assert model.coverage_["training_pairs"]["cooccurrence"] > 0
     assert "notes" not in model.coverage_
+
+
+def test_the_first_run_on_a_catalogue_only_dataset_is_active_there(tmp_path):
+    """s43-u's walk: the first content run trained on Myntra (a catalogue alone) from the Runs
+    page was left inactive, because the demo, the default dataset, already had an active run of
+    that family; Explore listed it without its star and served the demo's. It is active on its
+    own dataset, the demo's run stays active on the demo."""
+    from recsys.data.schema import save_dataset
+    from recsys.data.synthetic import generate_demo
+    from recsys.pipeline import train_run
+    from recsys.registry import Registry
+
+    save_dataset(generate_demo(n_items=200, n_sequences=300, seed=1), tmp_path)
+    demo_run = train_run("tfidf", {}, "demo", tmp_path, max_cases=50, validate=False)
+    shop = catalogue_only()
+    save_dataset(Dataset("shop", shop.catalog, shop.interactions), tmp_path)
+    shop_run = train_run("tfidf", {}, "shop", tmp_path)
+    registry = Registry(tmp_path)
+    assert shop_run.get("active") and registry.active("shop") == {"tfidf": shop_run["run_id"]}
+    assert registry.active("demo")["tfidf"] == demo_run["run_id"]

@@ -24,6 +24,9 @@ def test_the_validation_fit_reports_itself_and_the_bar_only_moves_on(tmp_path):
     evaluating = [i for i, m in enumerate(messages) if m.startswith("evaluating")]
     saving = [i for i, m in enumerate(messages) if m.startswith("building index and saving")]
     assert max(evaluating) < min(validation) < max(validation) < min(saving)
+    # the recent-views scoring after the evaluation names itself (Taobao: minutes at "6144/6151 seeds")
+    recent = [i for i, m in enumerate(messages) if m.startswith("evaluating: recent views")]
+    assert len(recent) == 2 and max(evaluating) == max(recent) < min(validation), messages
     assert any("fitting" in messages[i] for i in validation) and any(
         "scoring" in messages[i] for i in validation
     )
