@@ -82,15 +82,15 @@ FIELD_SYNONYMS: dict[str, str] = {
 }
 #: Column names (lower-cased, letters and digits only) that mean a field, in order of preference.
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "invoice", "visitid", "transactionid"),
+    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "invoice", "visitid", "transactionid", "receiptid", "receipt", "ticketid", "cartid"),
     "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "parentasin", "asin", "movieid"),
-    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid", "reviewerid"),
-    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp", "eventdate", "tdat", "unixreviewtime", "ts"),
-    "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
+    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid", "reviewerid", "uid", "memberid", "shopperid", "accountid"),
+    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp", "eventdate", "tdat", "unixreviewtime", "ts", "eventtimestamp", "eventdatetime", "occurredat", "purchasedat", "orderedat"),
+    "event_type": ("eventtype", "event", "eventname", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
     "quantity": ("quantity", "qty"),
     "position": ("position", "addtocartorder", "orderitemid", "timeframe"),
     "title": ("title", "name", "productname", "itemname", "prodname", "product", "item"),
-    "category": ("category", "categorycode", "categorypath", "categoryname", "categories", "maincategory", "productcategoryname", "producttypename", "genres", "genre"),
+    "category": ("category", "categorycode", "categorypath", "categoryname", "categories", "maincategory", "productcategoryname", "producttypename", "genres", "genre", "producttype", "categoryid", "cat"),
     "brand": ("brand", "brandname", "productbrand"),
     "gender": ("gender", "sex"),
     "price": ("price", "unitprice", "saleprice", "sellingprice"),
@@ -261,6 +261,11 @@ def ruled_out(field: str, column: str, samples: Mapping[str, Any] | None, item_c
     return None
 
 
+#: The words after an id column's stem that mean "id" ("Receipt No", "Article Nr", "Order Number",
+#: "Product Code"): such a name is guessed as ``<stem>id`` when no column is named that.
+_ID_SUFFIX = re.compile(r"(no|nr|num|number|code|key)$")
+
+
 def guess_mapping(
     columns: Iterable[str],
     fields: Iterable[str] | None = None,
@@ -288,6 +293,10 @@ def guess_mapping(
     for c in columns:
         if c not in given:
             norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
+    for n, c in list(norm.items()):  # "Receipt No", "Article Nr", "Order Number": the id of its stem
+        stem = _ID_SUFFIX.sub("", n)
+        if stem != n and stem:
+            norm.setdefault(stem + "id", c)
     out: dict[str, str] = {}
     for field in fields or FIELD_ALIASES:
         if field in present or field in taken:

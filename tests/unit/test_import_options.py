@@ -412,12 +412,12 @@ def test_sessions_cut_on_a_time_gap(tmp_path, capsys):
 
 
 def test_event_codes_mapped_and_unknown_codes_explained(tmp_path, capsys):
-    rows = [["s", "i", "e"], ["a", "x", "pv"], ["a", "y", "fav"], ["a", "y", "buy"], ["b", "x", "pv"]]
+    rows = [["s", "i", "e"], ["a", "x", "hover"], ["a", "y", "fav"], ["a", "y", "buy"], ["b", "x", "hover"]]
     f = write(tmp_path / "ev.csv", rows)
     base = ["csv", str(f), "--map", "s=sequence_id", "i=item_id", "e=event_type"]
     rc, _, err = run(capsys, tmp_path / "d", *base)
-    assert rc == 2 and "--event-map" in err and "pv (2)" in err and "fav (1)" in err
-    rc, out, err = run(capsys, tmp_path / "d", *base, "--event-map", "pv=view", "fav=drop", "buy=purchase")
+    assert rc == 2 and "--event-map" in err and "hover (2)" in err and "fav (1)" in err
+    rc, out, err = run(capsys, tmp_path / "d", *base, "--event-map", "hover=view", "fav=drop", "buy=purchase")
     assert rc == 0, err
     inter = load_dataset("imported", tmp_path / "d").interactions
     assert sorted(inter["event_type"]) == ["purchase", "view", "view"]
