@@ -293,26 +293,46 @@ def guess_mapping(
     for c in columns:
         if c not in given:
             norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
-    for n, c in list(norm.items()):  # "Receipt No", "Article Nr", "Order Number": the id of its stem
+    # "Receipt No", "Article Nr", "Order Number": the id of its stem, only for a field that no
+    # column names outright (H&M's article_id is the item, not its product_code)
+    stems: dict[str, str] = {}
+    for n, c in norm.items():
         stem = _ID_SUFFIX.sub("", n)
         if stem != n and stem:
-            norm.setdefault(stem + "id", c)
+            stems.setdefault(stem + "id", c)
     out: dict[str, str] = {}
     for field in fields or FIELD_ALIASES:
         if field in present or field in taken:
             continue
-        for alias in FIELD_ALIASES.get(field, ()):
-            col = norm.get(alias)
-            if not col or col in out or col in FIELD_ALIASES:
-                continue
-            note = ruled_out(field, col, samples, item_column(columns, {**given, **out}))
-            if note:
-                if notes is not None and samples is not None and col in samples:
-                    notes.append(note)
-                continue
-            out[col] = field
-            break
+        for names in (norm, stems):
+            if _guess_one(field, names, columns, samples, notes, given, out):
+                break
     return out
+
+
+def _guess_one(
+    field: str,
+    names: Mapping[str, str],
+    columns: list[str],
+    samples: Mapping[str, Any] | None,
+    notes: list[str] | None,
+    given: Mapping[str, Any],
+    out: dict[str, str],
+) -> bool:
+    """The first column of ``names`` (normalised name -> column) named like ``field`` whose values
+    do not rule it out, put in ``out``; whether one was."""
+    for alias in FIELD_ALIASES.get(field, ()):
+        col = names.get(alias)
+        if not col or col in out or col in FIELD_ALIASES:
+            continue
+        note = ruled_out(field, col, samples, item_column(columns, {**given, **out}))
+        if note:
+            if notes is not None and samples is not None and col in samples:
+                notes.append(note)
+            continue
+        out[col] = field
+        return True
+    return False
 
 
 def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, str | None]:
