@@ -148,9 +148,11 @@ def _discovered(folder: Path) -> tuple[Any, dict[str, str]]:
             lambda: adapters.import_dataset("csv", folder, name=folder.name, dry_run=True, errors="drop"),
             {"read_as": f"recsys import csv {folder.name} --errors drop"},
         )
-    events = max(files, key=lambda p: p.stat().st_size)
-    rest = [p for p in files if p != events]
-    catalog = next((p for w in CATALOG_WORDS for p in rest if w in p.stem.lower()), None)
+    # the catalogue: a file named like one, when another file can hold the events (a full product
+    # list is often larger than a sample of order lines); the events: the largest of the others
+    named = [p for w in CATALOG_WORDS for p in files if w in p.stem.lower()]
+    catalog = named[0] if named and len(files) > 1 else None
+    events = max((p for p in files if p != catalog), key=lambda p: p.stat().st_size)
     how = {"read_as": _command(events, catalog)}
 
     def load() -> Any:
@@ -263,7 +265,10 @@ def load_datasets(
     if names or stored:
         wanted = list(dict.fromkeys([*(names or []), *(stored or [])]))
     else:
-        wanted = ["demo", "rees46", "instacart"] if quick else list(loaders) + list(skipped)
+        # --quick: the small shared datasets, and every folder the bench has no command for (a
+        # held-out directory's datasets are what a --quick check is run for)
+        found = [*read_as, *skipped]
+        wanted = ["demo", "rees46", "instacart", *found] if quick else list(loaders) + list(skipped)
     out = {}
     for name in wanted:
         if name in skipped:

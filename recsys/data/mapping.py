@@ -82,15 +82,15 @@ FIELD_SYNONYMS: dict[str, str] = {
 }
 #: Column names (lower-cased, letters and digits only) that mean a field, in order of preference.
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "invoice", "visitid", "transactionid"),
+    "sequence_id": ("sequenceid", "sessionid", "usersession", "session", "orderid", "basketid", "invoiceno", "invoiceid", "invoice", "visitid", "transactionid", "receiptid", "receipt", "ticketid", "cartid"),
     "item_id": ("itemid", "productid", "sku", "stockcode", "item", "product", "articleid", "parentasin", "asin", "movieid"),
-    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid", "reviewerid"),
-    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp", "eventdate", "tdat", "unixreviewtime", "ts"),
-    "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
+    "user_id": ("userid", "customerid", "user", "customer", "visitorid", "clientid", "householdid", "reviewerid", "uid", "memberid", "shopperid", "accountid"),
+    "timestamp": ("timestamp", "time", "eventtime", "datetime", "date", "invoicedate", "createdat", "orderdate", "transactiontimestamp", "eventdate", "tdat", "unixreviewtime", "ts", "eventtimestamp", "eventdatetime", "occurredat", "purchasedat", "orderedat"),
+    "event_type": ("eventtype", "event", "eventname", "action", "behaviortype", "behaviourtype", "behavior", "behaviour"),
     "quantity": ("quantity", "qty"),
     "position": ("position", "addtocartorder", "orderitemid", "timeframe"),
     "title": ("title", "name", "productname", "itemname", "prodname", "product", "item"),
-    "category": ("category", "categorycode", "categorypath", "categoryname", "categories", "maincategory", "productcategoryname", "producttypename", "genres", "genre"),
+    "category": ("category", "categorycode", "categorypath", "categoryname", "categories", "maincategory", "productcategoryname", "producttypename", "genres", "genre", "producttype", "categoryid", "cat"),
     "brand": ("brand", "brandname", "productbrand"),
     "gender": ("gender", "sex"),
     "price": ("price", "unitprice", "saleprice", "sellingprice"),
@@ -261,6 +261,11 @@ def ruled_out(field: str, column: str, samples: Mapping[str, Any] | None, item_c
     return None
 
 
+#: The words after an id column's stem that mean "id" ("Receipt No", "Article Nr", "Order Number",
+#: "Product Code"): such a name is guessed as ``<stem>id`` when no column is named that.
+_ID_SUFFIX = re.compile(r"(no|nr|num|number|code|key)$")
+
+
 def guess_mapping(
     columns: Iterable[str],
     fields: Iterable[str] | None = None,
@@ -288,22 +293,46 @@ def guess_mapping(
     for c in columns:
         if c not in given:
             norm.setdefault(re.sub(r"[^a-z0-9]", "", c.lower()), c)
+    # "Receipt No", "Article Nr", "Order Number": the id of its stem, only for a field that no
+    # column names outright (H&M's article_id is the item, not its product_code)
+    stems: dict[str, str] = {}
+    for n, c in norm.items():
+        stem = _ID_SUFFIX.sub("", n)
+        if stem != n and stem:
+            stems.setdefault(stem + "id", c)
     out: dict[str, str] = {}
     for field in fields or FIELD_ALIASES:
         if field in present or field in taken:
             continue
-        for alias in FIELD_ALIASES.get(field, ()):
-            col = norm.get(alias)
-            if not col or col in out or col in FIELD_ALIASES:
-                continue
-            note = ruled_out(field, col, samples, item_column(columns, {**given, **out}))
-            if note:
-                if notes is not None and samples is not None and col in samples:
-                    notes.append(note)
-                continue
-            out[col] = field
-            break
+        for names in (norm, stems):
+            if _guess_one(field, names, columns, samples, notes, given, out):
+                break
     return out
+
+
+def _guess_one(
+    field: str,
+    names: Mapping[str, str],
+    columns: list[str],
+    samples: Mapping[str, Any] | None,
+    notes: list[str] | None,
+    given: Mapping[str, Any],
+    out: dict[str, str],
+) -> bool:
+    """The first column of ``names`` (normalised name -> column) named like ``field`` whose values
+    do not rule it out, put in ``out``; whether one was."""
+    for alias in FIELD_ALIASES.get(field, ()):
+        col = names.get(alias)
+        if not col or col in out or col in FIELD_ALIASES:
+            continue
+        note = ruled_out(field, col, samples, item_column(columns, {**given, **out}))
+        if note:
+            if notes is not None and samples is not None and col in samples:
+                notes.append(note)
+            continue
+        out[col] = field
+        return True
+    return False
 
 
 def guess_fields(columns: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, str | None]:

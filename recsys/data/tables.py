@@ -472,6 +472,13 @@ def guessed_mapping(
     samples = {str(c): head[c].tolist() for c in head.columns}
     notes: list[str] = []
     guess: dict[str, Any] = guess_mapping(frame.columns, samples=samples, notes=notes, given=given)
+    if not events and "item_id" not in {*map(str, frame.columns), *given.values(), *guess.values()}:
+        # a product table's own key: a column named just "id" (a feed's or a shop database's)
+        key = next(
+            (str(c) for c in frame.columns if str(c).strip().lower() == "id" and str(c) not in given), None
+        )
+        if key is not None:
+            guess[key] = "item_id"
     if events:
         item = item_column(list(frame.columns), {**given, **guess})
         for field in PRODUCT_TEXT_FIELDS:

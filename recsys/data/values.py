@@ -63,9 +63,50 @@ _GENDER_LOOKUP = {syn: norm for norm, syns in GENDER_SYNONYMS.items() for syn in
 
 #: Normalised event type -> accepted spellings (lower-cased, "-"/" " read as "_").
 EVENT_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "view": ("view", "views", "viewed", "click", "clicked", "detail", "detail_view", "pageview", "page_view"),
-    "cart": ("cart", "add_to_cart", "addtocart", "add", "added_to_cart", "basket", "add_to_basket"),
-    "purchase": ("purchase", "purchased", "buy", "bought", "order", "transaction", "checkout", "sale"),
+    # GA4's recommended e-commerce events (view_item, select_item, add_to_cart, purchase), Segment's
+    # spec (Product Viewed, Product Added, Order Completed) and the click logs' "pv" (page view)
+    "view": (
+        "view",
+        "views",
+        "viewed",
+        "click",
+        "clicked",
+        "detail",
+        "detail_view",
+        "pageview",
+        "page_view",
+        "pv",
+        "view_item",
+        "select_item",
+        "item_view",
+        "product_view",
+        "product_viewed",
+        "product_clicked",
+    ),
+    "cart": (
+        "cart",
+        "add_to_cart",
+        "addtocart",
+        "add",
+        "added_to_cart",
+        "basket",
+        "add_to_basket",
+        "add_to_bag",
+        "product_added",
+        "added_to_basket",
+    ),
+    "purchase": (
+        "purchase",
+        "purchased",
+        "buy",
+        "bought",
+        "order",
+        "transaction",
+        "checkout",
+        "sale",
+        "order_completed",
+        "ordered",
+    ),
 }
 _EVENT_LOOKUP = {syn: norm for norm, syns in EVENT_SYNONYMS.items() for syn in syns}
 
@@ -152,7 +193,29 @@ def _parse_numbers(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     t = _text(s)
     blank = t.isin(_BLANKS)
     num = pd.to_numeric(t.where(~blank), errors="coerce").astype("float64")
-    return num, num.isna() & ~blank
+    bad = num.isna() & ~blank
+    if bad.any() and _decimal_comma(t[~blank]):  # "1,5" in a European export: the comma is the decimal mark
+        num = pd.to_numeric(t.where(~blank).str.replace(",", ".", regex=False), errors="coerce").astype(
+            "float64"
+        )
+        bad = num.isna() & ~blank
+    return num, bad
+
+
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+$")
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+$")
+
+
+def _decimal_comma(t: pd.Series) -> bool:
+    """A column of numbers written with a decimal comma: no cell has a point, every cell with a
+    comma is one number with one comma, and some comma is not a thousands separator ("1,0", "2,25";
+    a column of "1,000" alone stays unread: it could be either)."""
+    comma = t[t.str.contains(",", regex=False)]
+    return (
+        not t.str.contains(".", regex=False).any()
+        and bool(comma.str.match(_DECIMAL_COMMA).all())
+        and not bool(comma.str.match(_THOUSANDS).all())
+    )
 
 
 def _parse_bools(s: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -213,12 +276,14 @@ def _parse_timestamps(s: pd.Series, tz: Any = None) -> tuple[pd.Series, pd.Serie
             a[retry] = pd.to_datetime(t[aware][retry], errors="coerce", format="mixed", utc=True)
         parsed[aware] = a.dt.tz_convert(None).astype("datetime64[ns]")
     naive = ~aware & ~blank
+    order = ""
     if naive.any():
         n = pd.to_datetime(t[naive], errors="coerce", format="ISO8601")
         retry = n.isna()
         if retry.any():
             n = n.astype("datetime64[ns]")
-            n[retry] = pd.to_datetime(t[naive][retry], errors="coerce", format="mixed")
+            dayfirst, order = _day_first(t[naive][retry])
+            n[retry] = pd.to_datetime(t[naive][retry], errors="coerce", format="mixed", dayfirst=dayfirst)
         n = pd.Series(n, index=t[naive].index)
         if isinstance(n.dtype, pd.DatetimeTZDtype):
             n = n.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -237,7 +302,30 @@ def _parse_timestamps(s: pd.Series, tz: Any = None) -> tuple[pd.Series, pd.Serie
             if tz
             else "without a time zone (read as UTC)"
         )
-    return parsed, bad, "date-times " + " and ".join(kinds) + " (detected)"
+    return parsed, bad, "date-times " + " and ".join(kinds) + (f", {order}" if order else "") + " (detected)"
+
+
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([./-])(\d{1,2})\2\d{2,4}\b")
+
+
+def _day_first(t: pd.Series) -> tuple[bool, str]:
+    """Whether a column's numeric dates (``02.01.2017``, ``13/01/2017``) give the day first, and the
+    note saying so. Read from the whole column: a first number over 12 is a day (day first); a
+    second over 12 is a day (month first); where neither shows, dotted dates are day first (the
+    convention wherever they are written: 02.01.2017 is 2 January) and slashed ones month first
+    (the US convention, and pandas'). "" when the column has no such dates."""
+    m = t.str.extract(_NUMERIC_DATE)
+    m = m[m[0].notna()]
+    if m.empty:
+        return False, ""
+    first, second = m[0].astype(int), m[2].astype(int)
+    if (first > 12).any() and not (second > 12).any():
+        return True, "numeric dates day first (a first number over 12)"
+    if (second > 12).any() and not (first > 12).any():
+        return False, "numeric dates month first (a second number over 12)"
+    if (m[1] == ".").all():
+        return True, "numeric dates day first (dotted: day.month.year)"
+    return False, "numeric dates month first (slashed, no number over 12 to tell)"
 
 
 #: Unix time units by the size of the largest value (after 1973 in seconds: > 1e8 s):

@@ -164,7 +164,7 @@ def _options(**values) -> tuple[list, list]:
 
 def test_reading_options_preview_and_import_a_headerless_tab_file(root, tmp_path, data_page):
     path = tmp_path / "log export.txt"
-    path.write_text("u1\tA\tpv\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\tpv\t1511550000\n")
+    path.write_text("u1\tA\thover\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\thover\t1511550000\n")
     values, option_ids = _options(columns="user_id,item_id,event_type,timestamp", session_gap="30m")
     children, message, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
     assert message is None
@@ -181,7 +181,7 @@ def test_reading_options_preview_and_import_a_headerless_tab_file(root, tmp_path
     )
     assert "Event codes" in text_of(alert) and "--event-map" not in text_of(alert)
     values, option_ids = _options(
-        columns="user_id,item_id,event_type,timestamp", session_gap="30m", event_map="pv=view buy=purchase"
+        columns="user_id,item_id,event_type,timestamp", session_gap="30m", event_map="hover=view buy=purchase"
     )
     out = data_page.preview_import(
         1, "csv", str(path), chosen, map_ids, "sessions", "raise", values, option_ids

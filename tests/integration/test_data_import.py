@@ -14,7 +14,7 @@ def test_reading_options_preview_then_import(dash_duo, dash_app_copy, demo_data_
     imports = demo_data_copy / "imports"
     imports.mkdir(exist_ok=True)
     log = imports / "user log.txt"
-    log.write_text("u1\tA\tpv\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\tpv\t1511550000\n")
+    log.write_text("u1\tA\thover\t1511544070\nu1\tB\tbuy\t1511544170\nu2\tA\thover\t1511550000\n")
 
     dash_duo.driver.set_window_size(1400, 2400)  # the whole form in view: no scrolling under a re-render
     dash_duo.start_server(dash_app_copy)
@@ -35,9 +35,9 @@ def test_reading_options_preview_then_import(dash_duo, dash_app_copy, demo_data_
     _click(dash_duo, dash_duo.find_element(f"#{ids.DATA_PREVIEW}"))
     dash_duo.wait_for_contains_text(f"#{ids.DATA_PREVIEW_OUT}", "unknown event_type", timeout=15)
     text = dash_duo.find_element(f"#{ids.DATA_PREVIEW_OUT}").text
-    assert "Event codes “pv=view" in text and "--" not in text
+    assert "Event codes “hover=view" in text and "--" not in text
 
-    option("event_map").send_keys("pv=view buy=purchase\n")
+    option("event_map").send_keys("hover=view buy=purchase\n")
     _click(dash_duo, dash_duo.find_element(f"#{ids.DATA_PREVIEW}"))
     dash_duo.wait_for_contains_text(f"#{ids.DATA_PREVIEW_OUT}", "Parsed events", timeout=15)
     assert "purchase" in dash_duo.find_element(f"#{ids.DATA_PREVIEW_OUT}").text

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from recsys.data.adapters import import_dataset
@@ -46,6 +47,40 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (base / "clicks").mkdir()  # a clickstream with visitors and times but no session column
     clicks = ds.interactions.rename(columns={"user_id": "visitorid", "item_id": "itemid", "timestamp": "ts"})
     clicks[["ts", "visitorid", "itemid"]].to_csv(base / "clicks" / "events.csv", index=False)
+    # a European point-of-sale export: semicolons, decimal commas, day-first dotted dates, "... No"
+    # headers, and a full article list larger than the sample of receipt lines
+    (base / "pos_export").mkdir()
+    lines = ds.interactions.head(400)
+    pd.DataFrame(
+        {
+            "Receipt No": lines["sequence_id"],
+            "Date": lines["timestamp"].dt.strftime("%d.%m.%Y %H:%M:%S"),
+            "Customer No": lines["user_id"],
+            "Article No": lines["item_id"],
+            "Quantity": "1,5",
+        }
+    ).to_csv(base / "pos_export" / "receipt_lines.csv", sep=";", index=False)
+    arts = ds.catalog.rename(columns={"item_id": "Article No", "title": "Name", "category": "Category"})
+    arts = arts[["Article No", "Name", "Category"]].assign(Notes="x" * 400)
+    arts.to_csv(base / "pos_export" / "articles.csv", sep=";", index=False)
+    # a GA4-style event export (ISO times with an offset, GA4's event names, no session column)
+    # with a product feed keyed by "id"
+    (base / "ga_export").mkdir()
+    ev = ds.interactions.head(600)
+    names = {"view": "view_item", "cart": "add_to_cart", "purchase": "purchase"}
+    pd.DataFrame(
+        {
+            "event_datetime": (ev["timestamp"].dt.tz_localize("UTC").dt.tz_convert("America/New_York")).map(
+                lambda t: t.isoformat()
+            ),
+            "event_name": ev["event_type"].map(names),
+            "item_id": ev["item_id"],
+            "client_id": ev["user_id"],
+        }
+    ).to_csv(base / "ga_export" / "events_export.csv", index=False)
+    ds.catalog.rename(columns={"item_id": "id"})[["id", "title", "price"]].to_csv(
+        base / "ga_export" / "product_feed.csv", index=False
+    )
     (base / "catalog_only").mkdir()
     catalog.to_csv(base / "catalog_only" / "items.csv", index=False)
     (base / "no_table").mkdir()
@@ -107,3 +142,37 @@ def test_a_dataset_the_user_imported_is_scored_by_name(shop, tmp_path, monkeypat
     assert out["datasets"]["ours"]["read_as"] == "stored dataset 'ours' (recsys datasets)"
     assert out["datasets"]["ours"]["n_cases"] == 100
     assert out["skipped_datasets"]["nobody"].startswith("could not import:")
+
+
+def test_exports_as_other_platforms_write_them_read_right(shop, monkeypatch):
+    """A point-of-sale export and a GA4-style export of the same kind of data read as the data:
+    the dates day first, the decimal-comma quantities, GA4's event names as views, carts and
+    purchases, the "... No" columns as ids, the catalogue (larger than the events, or keyed by
+    "id") paired; and ``--quick`` scores such folders, not only the shared ones it knows."""
+    monkeypatch.setenv("RECSYS_SHARED_DATASETS", str(shop))
+    demo = generate_demo(n_items=300, seed=3)
+    data, skipped, read_as = quality.load_datasets(["pos_export", "ga_export"], False, 300)
+    assert skipped == {} and list(data) == ["pos_export", "ga_export"]
+    assert read_as["pos_export"] == "recsys import csv receipt_lines.csv --catalog articles.csv --errors drop"
+    pos = data["pos_export"].interactions.set_index("sequence_id")
+    want = demo.interactions.head(400).drop_duplicates("sequence_id").set_index("sequence_id")
+    assert (pos["timestamp"].groupby(level=0).first() == want["timestamp"].dt.floor("s")).all()
+    assert (pos["quantity"] == 1.5).all() and len(pos) == 400
+    assert pos["user_id"].notna().all()
+    assert data["pos_export"].catalog["title"].notna().mean() > 0.99
+    ga = data["ga_export"]
+    assert read_as["ga_export"] == (
+        "recsys import csv events_export.csv --catalog product_feed.csv --session-gap 30m --errors drop"
+    )
+    assert len(ga.interactions) == 600  # no event dropped as unknown
+    counts = demo.interactions.head(600)["event_type"].value_counts().to_dict()
+    assert ga.interactions["event_type"].value_counts().to_dict() == counts and len(counts) == 3
+    assert ga.interactions["timestamp"].min() == demo.interactions.head(600)["timestamp"].dt.floor("s").min()
+    assert (
+        ga.catalog.set_index("item_id")["title"].to_dict()
+        == demo.catalog.set_index("item_id")["title"].to_dict()
+    )
+
+    data, skipped, read_as = quality.load_datasets(None, True, 300)  # --quick on this directory
+    assert {"pos_export", "ga_export", "shop_export", "clicks"} <= set(data)
+    assert {"rees46", "instacart", "catalog_only", "damaged"} <= set(skipped)

@@ -58,7 +58,7 @@ CASES = [
     ("negative_price", {"ev.csv": EV, "cat.csv": CAT.replace("2.0", "-2")}, BOTH, ["negative price", "'-2' at row 2"]),
     ("non_numeric_price", {"ev.csv": EV, "cat.csv": CAT + "c,Cake,ask us\n"}, BOTH, ["1 of 3 rows: non-numeric price", "'ask us' at row 3", "--decimal"]),
     ("unparseable_timestamp", {"ev.csv": _ev("o1,a,2024-01-01", "o1,b,someday", "o2,a,2024-01-02")}, ["csv", "{ev}", *MAP[:4]], ["1 of 3 rows: unparseable timestamp", "'someday' at row 2", "unix seconds"]),
-    ("unknown_event_code", {"ev.csv": _ev("o1,a,pv", "o1,b,view", "o2,a,view", header="order,sku,what")}, ["csv", "{ev}", "--map", "order=sequence_id", "sku=item_id", "what=event_type"], ["unknown event_type", "'pv' at row 1", "--event-map pv=view"]),
+    ("unknown_event_code", {"ev.csv": _ev("o1,a,hover", "o1,b,view", "o2,a,view", header="order,sku,what")}, ["csv", "{ev}", "--map", "order=sequence_id", "sku=item_id", "what=event_type"], ["unknown event_type", "'hover' at row 1", "--event-map hover=view"]),
     ("bad_event_map_target", {"ev.csv": EV}, ["csv", "{ev}", *MAP[:4], "--event-map", "pv=like"], ["--event-map pv=like", "view, cart, purchase"]),
     ("non_numeric_quantity", {"ev.csv": _ev("o1,a,2", "o1,b,two", "o2,a,1", header="order,sku,quantity")}, ["csv", "{ev}", *MAP[:3]], ["non-numeric quantity", "'two' at row 2"]),
     ("non_positive_quantity", {"ev.csv": _ev("o1,a,2", "o1,b,-1", "o2,a,1", header="order,sku,quantity")}, ["csv", "{ev}", *MAP[:3]], ["non-positive quantity", "'-1' at row 2"]),

@@ -251,6 +251,60 @@ def test_timestamps_unix_ms_iso_offsets_and_tz_for_naive(tmp_path, capsys):
     assert "read in UTC+08:00" in report_of(out)["reading"]["interactions"]["timestamps"]
 
 
+def test_numeric_dates_read_day_first_where_the_column_says_so(tmp_path, capsys):
+    """02.01.2024 is 2 January (dotted dates are day first); 02/01/2024 beside 13/01/2024 too (13
+    can only be a day); slashed dates with no number over 12 stay month first, as pandas reads them."""
+    cases = {
+        "dotted": (
+            ["02.01.2024 10:00", "03.01.2024 11:00"],
+            ["2024-01-02 10:00", "2024-01-03 11:00"],
+            "dotted",
+        ),
+        "slashed": (
+            ["02/01/2024 10:00", "13/01/2024 11:00"],
+            ["2024-01-02 10:00", "2024-01-13 11:00"],
+            "over 12",
+        ),
+        "us": (
+            ["02/01/2024 10:00", "03/01/2024 11:00"],
+            ["2024-02-01 10:00", "2024-03-01 11:00"],
+            "month first",
+        ),
+    }
+    for name, (cells, want, note) in cases.items():
+        f = write(
+            tmp_path / f"{name}.csv",
+            [["Order Number", "Item Code", "Date"], ["o1", "x", cells[0]], ["o2", "y", cells[1]]],
+            sep=";",
+        )
+        rc, out, err = run(capsys, tmp_path / "d", "csv", str(f), "--name", name)
+        assert rc == 0, err
+        ts = load_dataset(name, tmp_path / "d").interactions.set_index("item_id")["timestamp"]
+        assert ts.tolist() == [pd.Timestamp(w) for w in want], name
+        assert note in report_of(out)["reading"]["interactions"]["timestamps"]
+
+
+def test_a_click_log_as_json_lines_reads_without_flags_but_the_gap(tmp_path, capsys):
+    """uid / sku / action (pv, view_item, add_to_cart, purchase) / time with an offset, and
+    decimal-comma quantities: nothing dropped, times in UTC."""
+    lines = [
+        {"uid": "7", "sku": "a", "action": "pv", "time": "2017-11-25T01:21:10+08:00", "qty": "1,0"},
+        {"uid": "7", "sku": "b", "action": "view_item", "time": "2017-11-25T01:25:00+08:00", "qty": "1,0"},
+        {"uid": "7", "sku": "b", "action": "add_to_cart", "time": "2017-11-25T01:26:00+08:00", "qty": "2,5"},
+        {"uid": "8", "sku": "a", "action": "purchase", "time": "2017-11-25T09:00:00+08:00", "qty": "1,0"},
+    ]
+    f = write(tmp_path / "actions.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(f), "--session-gap", "30m")
+    assert rc == 0, err
+    inter = load_dataset("imported", tmp_path / "d").interactions.sort_values("timestamp")
+    assert report_of(out)["rows_dropped"] == {}
+    assert inter["user_id"].tolist() == ["7", "7", "7", "8"]
+    assert inter["event_type"].tolist() == ["view", "view", "cart", "purchase"]
+    assert inter["quantity"].tolist() == [1.0, 1.0, 2.5, 1.0]
+    assert inter["timestamp"].iloc[0] == pd.Timestamp("2017-11-24 17:21:10")
+    assert inter["sequence_id"].nunique() == 2
+
+
 def test_a_few_bad_unix_times_are_counted_per_value_not_every_row(tmp_path, capsys):
     rows = [["s", "i", "t"]] + [[f"s{k // 3}", f"i{k % 7}", str(1511544070 + 60 * k)] for k in range(1795)]
     for row in (17, 90):
@@ -412,12 +466,12 @@ def test_sessions_cut_on_a_time_gap(tmp_path, capsys):
 
 
 def test_event_codes_mapped_and_unknown_codes_explained(tmp_path, capsys):
-    rows = [["s", "i", "e"], ["a", "x", "pv"], ["a", "y", "fav"], ["a", "y", "buy"], ["b", "x", "pv"]]
+    rows = [["s", "i", "e"], ["a", "x", "hover"], ["a", "y", "fav"], ["a", "y", "buy"], ["b", "x", "hover"]]
     f = write(tmp_path / "ev.csv", rows)
     base = ["csv", str(f), "--map", "s=sequence_id", "i=item_id", "e=event_type"]
     rc, _, err = run(capsys, tmp_path / "d", *base)
-    assert rc == 2 and "--event-map" in err and "pv (2)" in err and "fav (1)" in err
-    rc, out, err = run(capsys, tmp_path / "d", *base, "--event-map", "pv=view", "fav=drop", "buy=purchase")
+    assert rc == 2 and "--event-map" in err and "hover (2)" in err and "fav (1)" in err
+    rc, out, err = run(capsys, tmp_path / "d", *base, "--event-map", "hover=view", "fav=drop", "buy=purchase")
     assert rc == 0, err
     inter = load_dataset("imported", tmp_path / "d").interactions
     assert sorted(inter["event_type"]) == ["purchase", "view", "view"]
