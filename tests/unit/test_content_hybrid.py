@@ -137,10 +137,17 @@ def _split_with_test_only_items() -> tuple[Dataset, Dataset, set[str]]:
     return train, test, only_test
 
 
-def test_blend_weight_is_chosen_on_items_held_out_of_training_never_on_the_test_split():
-    train, test, only_test = _split_with_test_only_items()
+@pytest.fixture(scope="module")
+def split_fitted() -> tuple[Dataset, set[str], ContentModel]:
+    """The split above and ``ContentModel(**HYBRID)`` fitted on its training part, once: the
+    blend's and the expansion's choices are both read from this one fit (read-only)."""
+    train, _, only_test = _split_with_test_only_items()
+    return train, only_test, ContentModel(**HYBRID).fit(train)
+
+
+def test_blend_weight_is_chosen_on_items_held_out_of_training_never_on_the_test_split(split_fitted):
+    train, only_test, model = split_fitted
     assert len(only_test) >= 8  # the test split has items training never saw
-    model = ContentModel(**HYBRID).fit(train)
     info = model.blend_
     assert info["a"] in BLEND_GRID and len(info["validation"]) == len(BLEND_GRID)
     assert "held out of the training interactions" in info["chosen_on"]
@@ -212,12 +219,11 @@ def test_choose_expansion_looks_seeds_up_by_their_co_purchases_when_they_rank_he
     assert b2 == 0.0
 
 
-def test_model_seeds_use_the_chosen_expansion_and_keep_it_after_save_load(tmp_path):
-    train, _, _ = _split_with_test_only_items()
+def test_model_seeds_use_the_chosen_expansion_and_keep_it_after_save_load(split_fitted, tmp_path):
+    train, _, chosen = split_fitted
     model = ContentModel(**{**HYBRID, "query_expansion": 0.5}).fit(train)
     assert model.expansion_["b"] == 0.5 and model.query_vectors_ is not None
     assert model.coverage_["query_expansion"]["chosen_on"] == "set by the query_expansion parameter"
-    chosen = ContentModel(**HYBRID).fit(train)
     info = chosen.expansion_
     best = min(info["validation"], key=lambda r: (-r["hr"], -r["mrr"], r["b"]))
     assert info["b"] == best["b"] and "held out of the training interactions" in info["chosen_on"]

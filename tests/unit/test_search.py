@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,7 +73,10 @@ def brute_force(
         else seed_space[si] / np.linalg.norm(seed_space[si])
     )
     scores = unit @ q
-    seed = cat.iloc[si] if si is not None else None
+    # the seed's row read once as plain attributes (the same values; a Series' attribute
+    # look-up per catalogue row was most of this function's time), the rows listed once
+    seed = SimpleNamespace(**dict(cat.iloc[si].items())) if si is not None else None
+    rows = list(cat.itertuples())
 
     def brand(x: str) -> str:
         return " ".join(str(x).split()).casefold()
@@ -97,9 +102,9 @@ def brute_force(
             bans.add(ban.item_id)
         if ban.item_id == seed_id and not ban.one_way:
             bans.add(ban.seed)
-    scores = adjusted(cat, scores, cfg)
+    scores = adjusted(cat, scores, cfg, rows)
     eligible = set()
-    for row in cat.itertuples():  # the rows' values as iterrows gives them, without a Series per row
+    for row in rows:  # the rows' values as iterrows gives them, without a Series per row
         i, p = row.Index, row.price
         if cfg.price_min is not None and not (p >= cfg.price_min):
             continue
@@ -209,14 +214,19 @@ def under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent + " > ")
 
 
-def adjusted(cat: pd.DataFrame, scores: np.ndarray, cfg: FilterConfig) -> np.ndarray:
-    """Scores after boost then bury (each matching entry in turn: score * multiplier + shift)."""
+def adjusted(
+    cat: pd.DataFrame, scores: np.ndarray, cfg: FilterConfig, rows: list | None = None
+) -> np.ndarray:
+    """Scores after boost then bury (each matching entry in turn: score * multiplier + shift);
+    ``rows``: ``list(cat.itertuples())`` when the caller has it."""
     out = scores.astype(np.float64).copy()
+    rows = list(cat.itertuples()) if rows is None else rows
     for adj in [*cfg.boost, *cfg.bury]:
-        for i, row in enumerate(cat.itertuples()):
+        brands = {b.casefold() for b in adj.brands}
+        for i, row in enumerate(rows):
             ok = True
             if adj.brands:
-                ok &= " ".join(str(row.brand).split()).casefold() in {b.casefold() for b in adj.brands}
+                ok &= " ".join(str(row.brand).split()).casefold() in brands
             if adj.category is not None:
                 ok &= under(row.category, adj.category)
             if adj.price_min is not None or adj.price_max is not None:
