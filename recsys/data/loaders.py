@@ -472,7 +472,7 @@ def build_dataset(
         )
     if catalog is None:
         catalog = _finish_catalog(_derive_catalog(pd.DataFrame({"item_id": item}), attrs, keep), None)
-        report.warnings.append(f"no catalog given: {len(catalog)} items derived from the interactions")
+        report.warnings.append(f"no catalog given: {len(catalog):,} items derived from the interactions")
     elif attrs is not None:
         catalog = _fill_from_events(catalog, item, attrs, keep & attrs_ok, report)
 

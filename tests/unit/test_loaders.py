@@ -400,6 +400,15 @@ def test_catalog_derived_from_interactions(tmp_path):
     assert "catalog" not in ds.report.rows_read
 
 
+def test_the_derived_catalogues_size_is_written_with_thousands_separators():
+    """The Data page prints this warning: 55368 read as a code, 55,368 as a count."""
+    inter = pd.DataFrame(
+        {"sequence_id": [f"s{i // 2}" for i in range(2400)], "item_id": [str(i) for i in range(2400)]}
+    )
+    ds = build_dataset("many", None, inter, kind="baskets")
+    assert "no catalog given: 2,400 items derived from the interactions" in ds.report.warnings
+
+
 def test_typed_frames_and_position_column():
     catalog = pd.DataFrame({"item_id": [1, 2, 3], "price": [1.0, np.nan, 2.5], "adult": [False, True, False]})
     inter = pd.DataFrame(
