@@ -213,10 +213,14 @@ def served_view(run: dict[str, Any]) -> Any:
         items.append(
             html.Li("The catalogue's shares were not recorded for this run (trained before they were).")
         )
+    catalogue_only = (run.get("split") or {}).get("method") == "none"
     return html.Div(
         [
             html.Strong("Who serves the items "),
-            "(a seed's list comes from the model, else from the fallback chain's first step that has items):",
+            # a catalogue-only run has no chain: no co-occurrence, nothing popular (pipeline)
+            "(a catalogue-only run has no fallback chain: an item without a vector gets no list):"
+            if catalogue_only
+            else "(a seed's list comes from the model, else from the fallback chain's first step that has items):",
             html.Ul(items, className="mb-0"),
         ],
         className="run-served",

@@ -94,3 +94,11 @@ def test_the_first_run_on_a_catalogue_only_dataset_is_active_there(tmp_path):
     registry = Registry(tmp_path)
     assert shop_run.get("active") and registry.active("shop") == {"tfidf": shop_run["run_id"]}
     assert registry.active("demo")["tfidf"] == demo_run["run_id"]
+    # the Runs page's "who serves the items": a catalogue-only run has no fallback chain to speak of
+    from components.tuning import served_view
+    from tests.callbacks._pages import text_of
+
+    runs = {r["run_id"]: r for r in registry.list_runs()}
+    shop_words = " ".join(text_of(served_view(runs[shop_run["run_id"]])).split())
+    assert "a catalogue-only run has no fallback chain" in shop_words and "first step" not in shop_words
+    assert "fallback chain's first step" in text_of(served_view(runs[demo_run["run_id"]]))
