@@ -387,9 +387,10 @@ def _run_lists(
         ):
             error = None
             if res.plan == UNKNOWN_SEED:
-                error = f"item '{item}' is unknown to run '{run_id}'"
+                # worded as an embedding run's unknown seed (its column already names the run)
+                error = f"item '{item}' is not known to this run: pick another seed item"
             elif not res.item_ids:
-                error = f"run '{run_id}' has no recommendation for item '{item}'"
+                error = f"this run has no recommendation for item '{item}'"
             out.append(
                 {
                     "item_ids": list(res.item_ids),

@@ -123,6 +123,9 @@ def test_a_seed_no_part_of_the_run_is_a_clear_404(data: dict[str, Any]) -> None:
     body = resp.get_json()
     assert resp.status_code == 404 and body["error"]["field"] == "item_id"
     assert "no-such-item" in body["error"]["message"]
+    # Compare's column for the run says it as it does for an embedding run's unknown seed
+    got = side_by_side(Registry(root), [run], "no-such-item", None, K)["lists"][run]
+    assert got["error"] == "item 'no-such-item' is not known to this run: pick another seed item"
 
 
 def test_recent_views_answer_from_the_most_recent_item_the_model_knows(data: dict[str, Any]) -> None:
