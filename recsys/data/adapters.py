@@ -222,7 +222,7 @@ def import_online_retail(path: str | os.PathLike[str], name: str = "online_retai
     desc = df.loc[keep, "Description"].astype(str)
     no_customer = int((df.loc[keep, "CustomerID"].astype(str).str.strip() == "").sum())
     if no_customer:
-        report.warnings.append(f"{no_customer} invoice lines have no CustomerID (kept, user_id '')")
+        report.warnings.append(f"{no_customer:,} invoice lines have no CustomerID (kept, user_id '')")
     inter = pd.DataFrame(
         {
             "sequence_id": inv[keep],

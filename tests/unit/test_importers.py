@@ -95,6 +95,18 @@ def test_online_retail_format(tmp_path):
     assert any("no CustomerID" in w for w in ds.report.warnings)
 
 
+def test_online_retails_count_of_lines_without_a_customer_reads_as_a_count(tmp_path):
+    """The import prints it: 131421 read as a code, 131,421 as a count."""
+    lines = [
+        f"5{i // 4:05d},2{i % 50:04d},MUG {i % 50},1,2010-12-01 09:00:00,1.50,,United Kingdom"
+        for i in range(1200)
+    ]
+    path = tmp_path / "retail.csv"
+    path.write_text(ONLINE_RETAIL.splitlines()[0] + "\n" + "\n".join(lines) + "\n")
+    ds = import_online_retail(path)
+    assert "1,200 invoice lines have no CustomerID (kept, user_id '')" in ds.report.warnings
+
+
 def test_instacart_format(tmp_path):
     ds = import_instacart(_instacart_folder(tmp_path / "ic"))
     assert ds.kind == "baskets"
