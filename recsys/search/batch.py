@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 BLOCK_MAX_BYTES = 64 << 20
 #: share of the catalogue above which no block is built (an over-fetch always wins there)
 BLOCK_MAX_SHARE = 0.3
+#: the order of the eligible sets' creation (:attr:`StaticSet.born`)
+_BORN = itertools.count()
 
 
 #: rows per step of a gather or a scan over a million items in the background (a few ms each)
@@ -86,6 +89,7 @@ class StaticSet:
         "sub",
         "costs",
         "uses",
+        "born",
         "owner",
         "lost",
         "near",
@@ -129,8 +133,10 @@ class StaticSet:
         self.costs: dict[tuple[Any, ...], Any] = {}
         #: queries its graph answered (a category block's: the searcher-wide cap evicts the least
         #: used first, :meth:`~recsys.search.static.StaticMixin._fit_block_graph`), and ``id`` of
-        #: the compiled filter whose block budget counts it (-1: none)
+        #: the compiled filter whose block budget counts it (-1: none); ``born``: its order of
+        #: creation in the process (the cap evicts the older of two graphs of equal uses)
         self.uses = 0
+        self.born = next(_BORN)
         self.owner = -1
         #: member row -> the fetch at which its graph's beam search first reached it, for the
         #: members whose search at the usual fetch missed them (0: none up to 16x the graph's ef;

@@ -754,6 +754,7 @@ class StaticMixin:
                 block_key_views(cf, key, got)
                 cf.blocks[key] = got
                 return
+            demand = cf.block_uses.get(key, 0)  # the uses that asked for the graph
             if max_ef is None and not self._fit_block_graph(cf, key):
                 cf.block_queued.discard(key)  # not reserved: asked again by its next uses
                 return  # no room within the searcher's cap: its block answers as before
@@ -789,6 +790,10 @@ class StaticMixin:
                 return
             cf.block_bytes += ss.nbytes
             ss.owner = id(cf)
+            # counted from the uses that asked for it: from 0, a new graph was the cap's first
+            # victim, evicted for the filter's next block (a new filter rebuilt its own graphs in
+            # turn and kept 4 of 10 while graphs idle for long held their room)
+            ss.uses = demand
             block_key_views(cf, key, ss)
             cf.blocks[key] = ss  # published whole, with its graph
             self._share(cf, key, ss)
@@ -826,7 +831,8 @@ class StaticMixin:
         thread) within the searcher-wide ``block_graphs_max_bytes``: False when there is none.
 
         Each cached filter keeps its own block graphs within ``_BLOCKS_MAX_BYTES``; six of them
-        (a million-item catalogue's cache) could hold 3 GiB. Evicted, least used first: the
+        (a million-item catalogue's cache) could hold 3 GiB. Evicted, least used first (a new graph
+        counts from the uses that asked for it; of equal uses the older first): the
         shared store's orphans (no cached filter holds them), then graphs whose queries
         (``StaticSet.uses``) are no more than the new block's own uses: a graph in steady use is
         not dropped for one that has barely been asked for (it waits; its block answers by an
@@ -844,11 +850,13 @@ class StaticMixin:
         if over <= 0:
             return True
         demand = cf.block_uses.get(key, 0)
-        cands = sorted(
-            (id(ss) in held, ss.uses, i) for i, ss in sets.items() if id(ss) not in held or ss.uses <= demand
+        cands = sorted(  # of equal uses, the older first (by address, the order changed from run to run)
+            (id(ss) in held, ss.uses, ss.born, i)
+            for i, ss in sets.items()
+            if id(ss) not in held or ss.uses <= demand
         )
         victims, freed = [], 0
-        for _, _, i in cands:
+        for *_, i in cands:
             if freed >= over:
                 break
             victims.append(sets[i])
