@@ -31,6 +31,7 @@ from components.pickers import best_choice  # the one rule, shared with the run 
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.registry import Registry
+from recsys.selection import SAME_LIST_FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
     if best.get("metrics_note"):  # imported vectors: stored with the run, shown nowhere (s41-w)
         lines.append(html.Div(f"Its score may be optimistic: {best['metrics_note']}.", className="small"))
     if choice["rule"] == "paired":
-        lines.append(html.Div(_paired_why(choice), className="small choice-why"))
+        lines.append(html.Div(_paired_why(choice, scored), className="small choice-why"))
     families = {r.get("family") for r in scored}
     if building:
         lines.append(html.Div("The demo build is still training the other variants.", className="small"))
@@ -313,10 +314,12 @@ def _name(run: dict) -> str:
     return str(run.get("label") or run["run_id"])
 
 
-def _paired_why(choice: dict) -> str:
+def _paired_why(choice: dict, runs: list[dict]) -> str:
     """Why the one-standard-error rule recommends its run: its validation HR@10 with the 95%
     interval, and, when a more complex run led it on validation, by how much and the paired
-    standard error of that lead (the simpler is recommended)."""
+    standard error of that lead (the simpler is recommended). A same-list baseline (popularity)
+    is named only when one of ``runs`` was compared: Taobao's Overview spoke of popularity where
+    no popularity run existed."""
     run, best = choice["run"], choice["best"]
     v = run["metrics"]["validation"]
     ci = v.get("hr@10_ci")
@@ -334,10 +337,17 @@ def _paired_why(choice: dict) -> str:
             "is recommended."
         )
     if len(choice["compared"]) > 1:
+        compared = set(choice["compared"])
+        same = [r for r in runs if r["run_id"] in compared and r.get("family") in SAME_LIST_FAMILIES]
+        note = (
+            f" ({', '.join(_name(r) for r in same)}, the same list after every item, is recommended "
+            "only as the best itself)"
+            if same
+            else ""
+        )
         return (
             f"{own} {_name(run)} is the best on validation, and no simpler variant that answers from the "
-            "seed is within one standard error of it (popularity, the same list after every item, is "
-            "recommended only as the best itself)."
+            f"seed is within one standard error of it{note}."
         )
     return own
 
