@@ -282,10 +282,14 @@ def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_aw
     assert "Items seen fewer times get no own vector" in text, "a help line per parameter"
 
 
-def test_the_baselines_parameters_each_have_a_help_line(runs_page):
+def test_every_familys_parameters_each_have_a_help_line(runs_page):
     """A newcomer picking item_knn on the Runs form read 'top_k lmbd alpha ...' with no word of
-    what they do (Prod2Vec's have had a line each): every baseline's parameter has one."""
-    for family in ("popularity", "cooccurrence", "item_knn", "sknn", "vsknn", "tfidf"):
+    what they do (Prod2Vec's have had a line each): every family's parameter has one, the content
+    and two-tower models' too (s43-u's walk found theirs bare)."""
+    from recsys.models import FAMILIES
+
+    assert {"content", "two_tower", "prod2vec"} <= set(FAMILIES)
+    for family in FAMILIES:
         view = runs_page.show_params(family, "recommended")  # the family dropdown's value, the preset radio's
         names = [c.id["name"] for c in find(view, lambda c: isinstance(getattr(c, "id", None), dict))]
         helps = find(view, lambda c: "form-text" in str(getattr(c, "className", "")))
