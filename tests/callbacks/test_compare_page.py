@@ -244,3 +244,36 @@ def test_runs_of_one_label_are_told_apart_in_every_compare_table(data, tmp_path,
 
     fig = compare.per_category_figure([registry.get(r) for r in (first, again, other)]).figure
     assert len({bar.name for bar in fig.data}) == 3, [bar.name for bar in fig.data]
+
+
+def test_the_opening_and_a_change_of_runs_take_the_seed_by_one_rule(data, tmp_path, monkeypatch):
+    """Compare's layout and ``follow_runs`` chose the seed by two copies of one rule with different
+    error handling: with a chosen run whose dataset was deleted listed first, a change of runs
+    skipped it and took the other run's seed, while opening the same runs from the URL showed only
+    "Could not load run". Now both skip it, take the same seed, and its column says why."""
+    import shutil
+
+    from components import ids
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from tests.callbacks._emc_data import _embedding_run, catalog, interactions, vectors
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    cat = catalog()
+    gone = build_dataset("gone", cat, interactions(cat["item_id"].tolist()))
+    save_dataset(gone, root)
+    lost = _embedding_run(Registry(root), gone, vectors(cat["item_id"].tolist()), "lost", {"Women": 0.3})
+    shutil.rmtree(root / "datasets" / "gone")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    compare = page("compare")
+    a = data["runs"]["A"]
+
+    tree = compare.layout(runs=f"{lost},{a}")
+    assert "Could not load run" not in text_of(tree)
+    opened = find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_SEED)[0].value
+    # the same runs picked in the browser, from a seed the page did not have (another dataset's)
+    followed, options, _, _ = compare.follow_runs([lost, a], "not-an-item", None, None)
+    assert opened and followed == opened and opened in {o["value"] for o in options}
+    lists, _, _ = compare.compare_view([lost, a], opened, 5, values())
+    assert "dataset 'gone' not found" in text_of(lists)
