@@ -46,6 +46,7 @@ from recsys.compare import find_disagreements, per_category_table, side_by_side,
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import PresetStore
+from recsys.registry import run_label
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ dash.register_page(__name__, path="/compare", title="RecSys Lab · Compare", nam
 PANEL = ids.COMPARE_PANEL
 MAX_RUNS = 4
 RUN_COLORS = ("#2c7be5", "#e8837a", "#16a085", "#8e6fd8")
-
-
-def _run_label(run: dict[str, Any]) -> str:
-    return str(run.get("label") or run.get("run_id"))
 
 
 def seed_facts(row: dict[str, Any]) -> str:
@@ -113,7 +110,7 @@ def list_column(
             html.Div(
                 [
                     html.Span(className="run-dot", style={"background": color}),
-                    html.Span(name or _run_label(run), className="fw-semibold"),
+                    html.Span(name or run_label(run), className="fw-semibold"),
                 ]
             ),
             html.Div([html.Span(run.get("family", ""), className="text-muted small"), badge]),

@@ -30,7 +30,7 @@ from components.metrics import HEADLINE_METRICS, metrics_grid
 from components.pickers import best_choice  # the one rule, shared with the run Explore and the Map open on
 from recsys.config import data_dir
 from recsys.errors import RecsysError
-from recsys.registry import Registry
+from recsys.registry import Registry, run_label
 from recsys.selection import SAME_LIST_FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
     base = [r for r in scored if r.get("family") == "popularity"]
     parts: list = [
         html.Span("Best variant so far: " if building or training else "Best variant: "),
-        html.Strong(best.get("label") or best["run_id"]),
+        html.Strong(run_label(best)),
         html.Span(" finds the next item in its top 10 for "),
         html.Strong(f"{100 * m['hr@10']:.1f}%"),
     ]
@@ -311,7 +311,7 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
 
 
 def _name(run: dict) -> str:
-    return str(run.get("label") or run["run_id"])
+    return run_label(run)
 
 
 def _paired_why(choice: dict, runs: list[dict]) -> str:
@@ -391,7 +391,7 @@ def _baseline_advice(best: dict, scored: list[dict]) -> str:
 
     def named(r: dict) -> str:
         family = FAMILY_NAMES.get(r.get("family"), r.get("family"))
-        return f"{r.get('label') or r['run_id']} ({family}, {100 * r['metrics']['hr@10']:.1f}%)"
+        return f"{run_label(r)} ({family}, {100 * r['metrics']['hr@10']:.1f}%)"
 
     cases = m.get("n_cases")
     out = []
@@ -431,7 +431,7 @@ def _active_variants(runs: list[dict]) -> Any:
         body = [
             html.Div(FAMILY_NAMES.get(run["family"], run["family"]), className="variant-family"),
             html.Div(
-                run.get("label") or run["run_id"],
+                run_label(run),
                 className="variant-label text-muted small mb-2",
                 title=run["run_id"],
             ),

@@ -24,7 +24,7 @@ from recsys.auth import can_edit
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.models import FAMILIES, catalog_only_families, get_model_class
-from recsys.registry import MAX_LABEL, Registry
+from recsys.registry import MAX_LABEL, Registry, run_label
 
 logger = logging.getLogger(__name__)
 
@@ -690,9 +690,9 @@ def run_action(_activate, _project, selected, refresh):
             meta = Registry(data_dir()).get(run_id)
             Registry(data_dir()).activate(run_id)
             ds = (meta.get("dataset") or {}).get("name") or "?"
-            return info_alert(
-                f"{meta.get('label') or run_id} is now the active {meta['family']} run of dataset {ds}."
-            ), (refresh or 0) + 1
+            return info_alert(f"{run_label(meta)} is now the active {meta['family']} run of dataset {ds}."), (
+                refresh or 0
+            ) + 1
         if ctx.triggered_id == ids.RUNS_PROJECT:
             job_id = job_store().submit(
                 "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {run_id}"
@@ -718,7 +718,7 @@ def ask_delete(_delete, _cancel, selected):
     row = selected[0]
     text = [
         "Delete ",
-        html.Strong(row.get("label") or row["run_id"]),
+        html.Strong(run_label(row)),
         f" ({row.get('family', '')})? ",
         "Its model, index and projection are removed from disk. This cannot be undone.",
     ]
@@ -744,7 +744,7 @@ def delete_fallback_text(run_id: str) -> str:
     if others:
         nxt = others[0]
         return (
-            f"It is the active {family} run of dataset {ds}: {nxt.get('label') or nxt['run_id']} "
+            f"It is the active {family} run of dataset {ds}: {run_label(nxt)} "
             f"(the newest other {family} run of {ds}) becomes active."
         )
     return (

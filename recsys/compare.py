@@ -334,6 +334,7 @@ def per_category_table(runs: Sequence[Mapping[str, Any]], metric: str = "hr@10")
     import pandas as pd  # lazily: the dashboard imports this module at start
 
     from recsys.data.schema import CATEGORY_SEP
+    from recsys.registry import run_label
 
     rows = []
     for order, run in enumerate(runs):
@@ -343,7 +344,7 @@ def per_category_table(runs: Sequence[Mapping[str, Any]], metric: str = "hr@10")
             rows.append(
                 {
                     "run_id": run.get("run_id", ""),
-                    "label": run.get("label") or run.get("run_id", ""),
+                    "label": run_label(run),
                     "order": order,
                     "category": top,
                     "value": value,

@@ -277,3 +277,40 @@ def test_the_opening_and_a_change_of_runs_take_the_seed_by_one_rule(data, tmp_pa
     assert opened and followed == opened and opened in {o["value"] for o in options}
     lists, _, _ = compare.compare_view([lost, a], opened, 5, values())
     assert "dataset 'gone' not found" in text_of(lists)
+
+
+def test_a_run_saved_without_a_label_is_named_by_what_it_is_everywhere(data, tmp_path, monkeypatch):
+    """``recsys train`` without ``--label`` stores the run id as the label, and Explore's Variant
+    list, Compare and the Runs grid showed "prod2vec-20261207-104233-3f9a1c". They now read
+    "prod2vec · tiny · <date> <time>" (family, dataset, when), from one helper."""
+    import re
+    import shutil
+
+    from components import ids
+    from recsys.data.schema import load_dataset
+    from tests.callbacks._emc_data import _embedding_run, vectors
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    registry = Registry(root)
+    ds = load_dataset("tiny", root)
+    bare = _embedding_run(registry, ds, vectors(ds.catalog["item_id"].tolist()), None, {"Women": 0.2})
+    assert registry.get(bare)["label"] == bare  # as the CLI stores it
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    readable = re.compile(r"^prod2vec · tiny · \d{4}-\d\d-\d\d \d\d:\d\d$")
+
+    def option(tree, picker):
+        (dropdown,) = find(tree, lambda c: getattr(c, "id", None) == picker)
+        return next(o["label"] for o in dropdown.options if o["value"] == bare)
+
+    explore_name = option(page("explore").layout(run=bare), ids.EXPLORE_RUN)
+    compare_name = option(page("compare").layout(runs=f"{bare},{data['runs']['A']}"), ids.COMPARE_RUNS)
+    grid_name = next(r["label"] for r in page("runs").refresh_runs(None, None) if r["run_id"] == bare)
+    assert readable.match(explore_name) and bare not in explore_name, explore_name
+    assert explore_name == compare_name == grid_name
+    # a label the user gave is kept as it is
+    assert option(page("compare").layout(), ids.COMPARE_RUNS) == explore_name
+    assert (
+        next(r["label"] for r in page("runs").refresh_runs(None, None) if r["run_id"] == data["runs"]["B"])
+        == "B"
+    )
