@@ -329,11 +329,21 @@ def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, An
     return {}
 
 
+#: At most this many categories in the per-category chart; the rest are one bar group.
+TOP_CATEGORIES = 12
+
+
 def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> Any:
-    """Grouped bars of a metric per top-level category, one colour per run."""
-    table = per_category_table(runs, metric)
+    """Grouped bars of a metric per top-level category, one colour per run: the
+    :data:`TOP_CATEGORIES` categories with the most cases, the rest as "other N categories"
+    (:func:`recsys.compare.top_categories`), anonymised ids read as "category 2520377"."""
+    from recsys.compare import top_categories
+    from recsys.labels import readable_label
+
+    table = top_categories(per_category_table(runs, metric), TOP_CATEGORIES)
     if table.empty:
         return empty_state(f"No per-category {metric} in these runs' metrics.")
+    table["category"] = table["category"].map(readable_label)
     fig = go.Figure()
     names = run_names([r for r in runs if r.get("run_id")])
     for n, (run_id, part) in enumerate(table.groupby("run_id", sort=False)):
@@ -351,6 +361,12 @@ def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> An
         height=340,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         yaxis={"title": metric, "tickformat": ".2f"},
+        # category names, never numbers: Plotly read Taobao's digit ids as a numeric axis
+        xaxis={
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": list(dict.fromkeys(table["category"])),
+        },
         legend={"orientation": "h", "y": 1.12},
     )
     return dcc.Graph(figure=fig, config={"displayModeBar": False})

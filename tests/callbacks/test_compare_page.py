@@ -314,3 +314,49 @@ def test_a_run_saved_without_a_label_is_named_by_what_it_is_everywhere(data, tmp
         next(r["label"] for r in page("runs").refresh_runs(None, None) if r["run_id"] == data["runs"]["B"])
         == "B"
     )
+
+
+def test_the_per_category_chart_shows_the_categories_with_most_cases_and_the_rest_as_one(
+    data, tmp_path, monkeypatch
+):
+    """On Taobao the chart drew 37 bar groups named by anonymised category ids, on an axis Plotly
+    took for numbers. It now shows the 12 categories with the most cases, read as "category N",
+    and the other 25 as one group whose value is their cases-weighted mean."""
+    import shutil
+
+    import numpy as np
+
+    from recsys.data.schema import load_dataset
+    from recsys.models.prod2vec import Prod2Vec
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    registry = Registry(root)
+    ds = load_dataset("tiny", root)
+    cases = {str(2520377 + 7919 * i): 5 + 3 * i for i in range(37)}  # the last 12 have the most
+    made = []
+    for n, hr in enumerate((0.2, 0.4)):
+        model = Prod2Vec()
+        model.item_ids_ = ds.catalog["item_id"].to_numpy(dtype=str)
+        model.vectors_ = np.eye(len(model.item_ids_), 4, k=n, dtype=np.float32) + 0.1
+        model._set_coverage(model.item_ids_)
+        per_cat = {c: {"hr@10": hr, "n_cases": k} for c, k in cases.items()}
+        metrics = {"hr@10": hr, "per_category": per_cat}
+        made.append(
+            registry.create_run(
+                model,
+                dataset_name="tiny",
+                dataset_fingerprint=ds.fingerprint(),
+                metrics=metrics,
+                label=f"r{n}",
+            )["run_id"]
+        )
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    graph = page("compare").update_per_category(made)  # the Runs dropdown's value
+    fig = graph.figure
+    top = sorted(cases, key=lambda c: -cases[c])[:12]
+    assert fig.layout.xaxis.type == "category"
+    for trace, hr in zip(fig.data, (0.2, 0.4), strict=True):
+        assert list(trace.x) == [f"category {c}" for c in top] + ["other 25 categories"]
+        assert list(trace.y) == pytest.approx([hr] * 13)
+        assert trace.customdata[-1] == sum(cases.values()) - sum(cases[c] for c in top)
