@@ -940,7 +940,9 @@ def update_per_category(run_ids: list[str] | None) -> Any:
     """HR@10 per top-level category of the selected runs (all runs when fewer than two are picked)."""
     registry = data_registry()
     runs = registry.list_runs()
-    picked = [r for r in runs if r["run_id"] in set(run_ids or [])]
+    by_id = {r["run_id"]: r for r in runs}
+    # in the order picked: a run's colour is its list column's (RUN_COLORS), not the newest first
+    picked = [by_id[r] for r in dict.fromkeys(run_ids or []) if r in by_id]
     return per_category_figure(picked if len(picked) >= 2 else runs)
 
 

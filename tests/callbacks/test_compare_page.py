@@ -356,7 +356,14 @@ def test_the_per_category_chart_shows_the_categories_with_most_cases_and_the_res
     fig = graph.figure
     top = sorted(cases, key=lambda c: -cases[c])[:12]
     assert fig.layout.xaxis.type == "category"
-    assert len(fig.data) == 2
+    assert [t.name.split(" ")[0] for t in fig.data] == [
+        "r0",
+        "r1",
+    ]  # in the order picked: the columns' colours
+    assert [t.name.split(" ")[0] for t in page("compare").update_per_category(made[::-1]).figure.data] == [
+        "r1",
+        "r0",
+    ]
     for trace in fig.data:  # one series per run, named "r0 · prod2vec" and "r1 · prod2vec"
         hr = {"r0": 0.2, "r1": 0.4}[trace.name.split(" ")[0]]
         assert list(trace.x) == [f"category {c}" for c in top] + ["other 25 categories"]
