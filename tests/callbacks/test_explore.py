@@ -451,6 +451,10 @@ def test_session_recommendations_use_the_rest_code_path_with_filters(explore, da
     assert {"ws2", "ws3", "ws4"} <= set(got)
     assert "Trail Runner Shoe 0" in text_of(chips)
     assert "mean of the recent items" in text_of(recs)
+    # the run named as the pickers name it, not by its raw id (s44-u's walk: "from two_tower-2026...")
+    assert "5 recommendations from A · mean of" in " ".join(text_of(recs).split()) and run not in text_of(
+        recs
+    )
     # the same list as the REST /recommend endpoint (both call recsys.search.recommend_for_recent)
     app = flask.Flask("emc")
     register_api(app, data["root"], token="")
