@@ -694,10 +694,11 @@ def run_action(_activate, _project, selected, refresh):
                 refresh or 0
             ) + 1
         if ctx.triggered_id == ids.RUNS_PROJECT:
+            name = run_label(Registry(data_dir()).get(run_id))
             job_id = job_store().submit(
-                "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {run_id}"
+                "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {name}"
             )
-            return info_alert(f"Computing the UMAP projection of {run_id} (job {job_id})."), no_update
+            return info_alert(f"Computing the UMAP projection of {name} (job {job_id})."), no_update
     except RecsysError as exc:
         return error_alert(exc, "Action failed"), (refresh or 0) + 1
     return no_update, no_update
@@ -753,15 +754,18 @@ def delete_fallback_text(run_id: str) -> str:
     )
 
 
-def delete_message(run_id: str, outcome: dict[str, Any]) -> str:
-    """The message after a delete: which run became active, or that none is left."""
+def delete_message(name: str, outcome: dict[str, Any], replacement: str | None = None) -> str:
+    """The message after a delete: which run became active, or that none is left (``name`` and
+    ``replacement``: the runs' names, :func:`recsys.registry.run_label`; the replacement's id
+    when its name is not given)."""
     if not outcome.get("was_active"):
-        return f"Deleted run {run_id}."
+        return f"Deleted run {name}."
     if outcome.get("replacement"):
         return (
-            f"Deleted run {run_id}; {outcome['replacement']} is now the active run of its dataset and family."
+            f"Deleted run {name}; {replacement or outcome['replacement']} is now the active run of its dataset "
+            "and family."
         )
-    return f"Deleted run {run_id}; no other run of its dataset and family is left, so none is active."
+    return f"Deleted run {name}; no other run of its dataset and family is left, so none is active."
 
 
 @callback(
@@ -779,12 +783,20 @@ def confirm_delete(n_clicks, selected, refresh):
     if not n_clicks or not selected:
         return False, no_update, no_update, no_update
     run_id = selected[0]["run_id"]
+    registry = Registry(data_dir())
     try:
-        outcome = Registry(data_dir()).delete(run_id)
+        name = run_label(registry.get(run_id))  # named as the grid names it, read before it goes
+        outcome = registry.delete(run_id)
     except RecsysError as exc:
         return False, error_alert(exc, "Could not delete the run"), (refresh or 0) + 1, []
+    replacement = None
+    if outcome.get("replacement"):
+        try:
+            replacement = run_label(registry.get(outcome["replacement"]))
+        except RecsysError:
+            replacement = None
     color = "warning" if outcome.get("was_active") and not outcome.get("replacement") else "secondary"
-    return False, info_alert(delete_message(run_id, outcome), color=color), (refresh or 0) + 1, []
+    return False, info_alert(delete_message(name, outcome, replacement), color=color), (refresh or 0) + 1, []
 
 
 @callback(
