@@ -544,6 +544,10 @@ def test_removed_bars_tell_moved_from_removed(explore):
         for c in find(bars, lambda c: getattr(c, "className", "") == "removed-count")
     }
     assert counts == {"pins": "↕2", "boost": "↕7", "brands_allow": "−5"}
+    # a pair ban reads as the filter panel's control names it ("Do not associate −1" beside the
+    # panel's "Never together", seen in s44-u's walk after a Vetting rule)
+    bars = explore.removed_bars({"do_not_associate": 1}, 100)
+    assert text_of(find(bars, lambda c: getattr(c, "className", "") == "removed-label")) == "Never together"
 
 
 def _triggered(prop_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
