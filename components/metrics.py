@@ -18,6 +18,8 @@ from typing import Any
 
 import dash_ag_grid as dag
 
+from recsys.registry import run_label
+
 #: The metrics the Overview shows (and the Runs page by default).
 HEADLINE_METRICS: tuple[str, ...] = ("hr@10", "ndcg@10", "coverage@10")
 
@@ -99,7 +101,7 @@ def run_rows(
         device = run.get("device") or {}
         row = {
             "run_id": run.get("run_id", ""),
-            "label": run.get("label") or run.get("run_id", ""),
+            "label": run_label(run),
             "family": run.get("family", ""),
             "dataset": (run.get("dataset") or {}).get("name", ""),
             "status": run.get("status", ""),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from components.item_card import display_title, fmt_price
-from recsys.registry import Registry
+from recsys.registry import Registry, run_label
 from recsys.selection import SAME_LIST_FAMILIES, SIMPLEST_FIRST, recommend, unpack_hits
 
 #: At most this many options in a seed dropdown.
@@ -90,7 +90,7 @@ def best_choice(runs: list[dict[str, Any]]) -> dict[str, Any]:
             groups.setdefault(cases, []).append((run, hits))
     top = max(validated, key=lambda r: validation_hr(r) or 0.0)  # the rule before the paired one
     fallback = {"run": top, "on_validation": True, "rule": "highest_validation"}
-    name = str(top.get("label") or top["run_id"])
+    name = run_label(top)
     if not groups:
         old = all(why.startswith("has no per-case") for why in unread.values())
         if old and len(unread) > 1:
@@ -167,7 +167,7 @@ def opening_run(
     }.get(choice["rule"], "test HR@10: no run has a validation score")
     if best is None or best["run_id"] == served["run_id"]:
         return served["run_id"], f"the best variant on '{dataset}' ({how}), as on Overview"
-    name = str(best.get("label") or best["run_id"])
+    name = run_label(best)
     lacks = (
         "has no item vectors" if best["run_id"] not in shown else "is not active (the Runs page activates it)"
     )
@@ -186,7 +186,7 @@ def run_names(runs: list[dict[str, Any]], with_family: bool = True) -> dict[str,
     several = len(set(names) - {""}) > 1
     texts: dict[str, str] = {}
     for r, name in zip(runs, names):
-        label = str(r.get("label") or r["run_id"])
+        label = run_label(r)
         star = " ★" if r.get("active") else ""
         family = str(r.get("family", ""))
         named = not with_family or not family or family in label

@@ -21,6 +21,7 @@ from dash import dcc, html
 from components.common import run_dataset
 from components.item_card import card_grid, card_rows
 from recsys.errors import RecsysError
+from recsys.registry import run_label
 
 #: Most recent views kept in a session (the two-tower model reads at most its max_recent).
 MAX_SESSION = 20
@@ -94,9 +95,15 @@ def session_chips(session: Sequence[str], titles: Mapping[str, str], remove_type
 
 
 def recommendations_view(
-    result: Any | None, rows: Sequence[Mapping[str, Any]], error: str | None = None, run_id: str | None = None
+    result: Any | None,
+    rows: Sequence[Mapping[str, Any]],
+    error: str | None = None,
+    run_id: str | None = None,
+    name: str | None = None,
 ) -> Any:
-    """Recommendation cards for a :class:`recsys.search.RecentResult` (or an error / empty state)."""
+    """Recommendation cards for a :class:`recsys.search.RecentResult` (or an error / empty state);
+    the line above them names the run by ``name`` (:func:`recsys.registry.run_label`; its run id
+    on hover), not by the raw run id it showed."""
     if error:
         return dbc.Alert(error, color="warning", className="mb-0 small")
     if result is None:
@@ -111,7 +118,7 @@ def recommendations_view(
     }.get(result.method, "mean of the recent items' vectors")
     note = [
         html.Span(f"{len(rows)} recommendations from ", className="text-muted"),
-        html.Code(run_id or ""),
+        html.Span(name, className="fw-semibold", title=run_id or "") if name else html.Code(run_id or ""),
         html.Span(f" · {how}", className="text-muted"),
     ]
     by_fallback = [s for s in (result.served_by or []) if s not in ("model", "pin")]
@@ -184,7 +191,11 @@ def session_outputs(
         return chips, recommendations_view(None, [], str(exc))
     positions = [view.position(i) for i in result.item_ids]
     rows = card_rows(view, [p for p in positions if p >= 0], run_dataset(run_id))
-    return chips, recommendations_view(result, rows, run_id=run_id)
+    try:
+        name = run_label(registry.get(run_id))
+    except RecsysError:  # deleted meanwhile: its id
+        name = None
+    return chips, recommendations_view(result, rows, run_id=run_id, name=name)
 
 
 def recent_views_panel(

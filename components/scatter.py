@@ -170,7 +170,8 @@ def purity_figure(table: pd.DataFrame) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 10, "b": 30},
         legend={"orientation": "h", "y": -0.12},
         xaxis={"range": [0, 1], "tickformat": ".0%"},
-        yaxis={"automargin": True},
+        # label names, never numbers: Plotly read digit ids (Taobao's categories) as a numeric axis
+        yaxis={"automargin": True, "type": "category"},
     )
     return fig
 

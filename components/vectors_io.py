@@ -142,11 +142,9 @@ def embedding_run_options(root: Any = None) -> list[dict[str, str]]:
         runs = Registry(data_dir(root)).list_runs()
     except (OSError, RecsysError):
         return []
-    return [
-        {"label": f"{r.get('label') or r['run_id']} ({r.get('family')})", "value": r["run_id"]}
-        for r in runs
-        if r.get("is_embedding")
-    ]
+    from components.pickers import run_options  # named as every run picker names them
+
+    return run_options([r for r in runs if r.get("is_embedding")])
 
 
 # -- layout pieces -------------------------------------------------------------------

@@ -17,7 +17,7 @@ URL: ``/compare?seed=<item>&runs=<run a>,<run b>``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import dash
@@ -46,6 +46,7 @@ from recsys.compare import find_disagreements, per_category_table, side_by_side,
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import PresetStore
+from recsys.registry import run_label
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ dash.register_page(__name__, path="/compare", title="RecSys Lab · Compare", nam
 PANEL = ids.COMPARE_PANEL
 MAX_RUNS = 4
 RUN_COLORS = ("#2c7be5", "#e8837a", "#16a085", "#8e6fd8")
-
-
-def _run_label(run: dict[str, Any]) -> str:
-    return str(run.get("label") or run.get("run_id"))
 
 
 def seed_facts(row: dict[str, Any]) -> str:
@@ -113,7 +110,7 @@ def list_column(
             html.Div(
                 [
                     html.Span(className="run-dot", style={"background": color}),
-                    html.Span(name or _run_label(run), className="fw-semibold"),
+                    html.Span(name or run_label(run), className="fw-semibold"),
                 ]
             ),
             html.Div([html.Span(run.get("family", ""), className="text-muted small"), badge]),
@@ -332,11 +329,21 @@ def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, An
     return {}
 
 
+#: At most this many categories in the per-category chart; the rest are one bar group.
+TOP_CATEGORIES = 12
+
+
 def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> Any:
-    """Grouped bars of a metric per top-level category, one colour per run."""
-    table = per_category_table(runs, metric)
+    """Grouped bars of a metric per top-level category, one colour per run: the
+    :data:`TOP_CATEGORIES` categories with the most cases, the rest as "other N categories"
+    (:func:`recsys.compare.top_categories`), anonymised ids read as "category 2520377"."""
+    from recsys.compare import top_categories
+    from recsys.labels import readable_label
+
+    table = top_categories(per_category_table(runs, metric), TOP_CATEGORIES)
     if table.empty:
         return empty_state(f"No per-category {metric} in these runs' metrics.")
+    table["category"] = table["category"].map(readable_label)
     fig = go.Figure()
     names = run_names([r for r in runs if r.get("run_id")])
     for n, (run_id, part) in enumerate(table.groupby("run_id", sort=False)):
@@ -354,6 +361,12 @@ def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> An
         height=340,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         yaxis={"title": metric, "tickformat": ".2f"},
+        # category names, never numbers: Plotly read Taobao's digit ids as a numeric axis
+        xaxis={
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": list(dict.fromkeys(table["category"])),
+        },
         legend={"orientation": "h", "y": 1.12},
     )
     return dcc.Graph(figure=fig, config={"displayModeBar": False})
@@ -473,14 +486,7 @@ def layout(
         if missing
         else None
     )
-    emb = [r for r in all_runs if r.get("is_embedding")]
-    emb_ids = {e["run_id"] for e in emb}
-    # seeds come from an embedding run's catalogue view; with baselines only, from the first chosen run's
-    seed_run = next(
-        (r for r in chosen if r in emb_ids),
-        emb[0]["run_id"] if emb else (chosen[0] if chosen else None),
-    )
-    from components.pickers import default_seed, lacking_attributes, run_options, seed_options, top_brands
+    from components.pickers import lacking_attributes, run_options, seed_options, top_brands
 
     seed_opts: list[dict[str, str]] = []
     session_items: list[str] = []
@@ -489,18 +495,12 @@ def layout(
     n_levels = 3
     columns = None
     lacks: list[str] = []
-    if seed_run:
-        run_id = seed_run
-        try:
-            view = run_catalog_view(seed_run)
-            if not seed or view.position(seed) < 0:
-                # a seed every chosen embedding run has a vector for (a baseline answers any item)
-                others = []
-                for run_id in (r for r in chosen if r != seed_run and r in emb_ids):
-                    others.append(run_catalog_view(run_id))
-                seed = default_seed(view, also_in=others)
-        except RecsysError as exc:  # e.g. the run's dataset was deleted
-            return html.Div([header, error_alert(exc, f"Could not load run {run_id}")])
+    source = seed_source(chosen, seed, all_runs)
+    if source.view is None and source.error is not None:  # e.g. the runs' dataset was deleted
+        failed, exc = source.error
+        return html.Div([header, error_alert(exc, f"Could not load run {failed}")])
+    if source.view is not None:
+        view, seed = source.view, source.seed
         seed_opts = seed_options(view, None, seed)
         session_items = [i for i in (session or "").split(",") if i and view.position(i) >= 0]
         session_opts = session_options(view, None, session_items)
@@ -725,8 +725,9 @@ def update_seed_options(search_value: str | None, run_ids: list[str] | None, cur
 
 
 def _first_run_options(run_ids: list[str] | None, make: Any) -> Any:
-    """``make(view)`` over the catalogue view of the first chosen run that has one."""
-    for r in run_ids or []:
+    """``make(view)`` over the catalogue view the seeds come from (:func:`seed_source`'s)."""
+    order, _emb = _seed_order(list(run_ids or []))
+    for r in order:
         try:
             return make(run_catalog_view(r))
         except RecsysError:
@@ -814,27 +815,57 @@ def limit_options(options: list[dict[str, Any]], chosen: list[str] | None) -> li
     return [{**o, "disabled": full and o["value"] not in chosen} for o in options]
 
 
-def seed_for_runs(run_ids: list[str], seed: str | None) -> str | None:
-    """The seed Compare shows for the chosen ``run_ids``: ``seed`` while the run the seeds come
-    from (the first chosen embedding run, else the first chosen run) has it; else a seed every
-    chosen embedding run has a vector for (:func:`components.pickers.default_seed`), as the page
-    opens on; None when no chosen run has a catalogue view."""
+class SeedSource(NamedTuple):
+    """Where Compare's seeds come from (:func:`seed_source`)."""
+
+    seed: str | None
+    view: Any
+    run_id: str | None
+    error: tuple[str, RecsysError] | None
+
+
+def _seed_order(run_ids: list[str], runs: list[dict[str, Any]] | None = None) -> tuple[list[str], set[str]]:
+    """(the chosen runs in the order Compare takes seeds from them, the embedding runs among
+    them): embedding runs first (their catalogue view is the rows they have vectors for), then
+    baselines (the dataset's catalogue)."""
+    listed = data_registry().list_runs() if runs is None else runs
+    emb = {r["run_id"] for r in listed if r.get("is_embedding")} & set(run_ids)
+    return [r for r in run_ids if r in emb] + [r for r in run_ids if r not in emb], emb
+
+
+def seed_source(run_ids: list[str], seed: str | None, runs: list[dict[str, Any]] | None = None) -> SeedSource:
+    """The seed Compare shows for the chosen ``run_ids`` and the catalogue view its seed picker
+    searches: the one rule of the page's opening, of a change of runs and of a typed search (they
+    had three, with different error handling: the opening took any embedding run's view, even one
+    not chosen, and stopped on the first unreadable run; a change of runs skipped it; a typed
+    search took the first chosen run, baseline or not).
+
+    The view is the first chosen run's that can be read, embedding runs first
+    (:func:`_seed_order`); ``seed`` is kept while that view has it, else a seed every readable
+    chosen embedding run has a vector for (:func:`components.pickers.default_seed`; a baseline
+    answers any item). A run that cannot be read (its dataset deleted) is skipped and the first
+    such is returned as ``error`` (run id, why); with no readable run, seed and view are None.
+    ``runs``: what ``registry.list_runs()`` gave the caller (listed here when not given)."""
     from components.pickers import default_seed
 
-    emb = {r["run_id"] for r in data_registry().list_runs() if r.get("is_embedding")}
-    order = [r for r in run_ids if r in emb] + [r for r in run_ids if r not in emb]
-    views = []
+    order, emb = _seed_order(run_ids, runs)
+    views: list[tuple[str, Any]] = []
+    error: tuple[str, RecsysError] | None = None
     for run_id in order:
+        if views and run_id not in emb:
+            break  # a baseline answers any item: its catalogue adds nothing to the choice
         try:
-            views.append(run_catalog_view(run_id))
-        except RecsysError:
+            view = run_catalog_view(run_id)
+        except RecsysError as exc:
+            error = error or (run_id, exc)
             continue
-        if len(views) == 1 and seed and views[0].position(seed) >= 0:
-            return seed
+        views.append((run_id, view))
+        if len(views) == 1 and seed and view.position(seed) >= 0:
+            return SeedSource(seed, view, run_id, error)
     if not views:
-        return None
-    others = [v for r, v in zip(order[1:], views[1:]) if r in emb]
-    return default_seed(views[0], also_in=others)
+        return SeedSource(None, None, None, error)
+    (first_id, first), others = views[0], [v for _, v in views[1:]]
+    return SeedSource(default_seed(first, also_in=others), first, first_id, error)
 
 
 @callback(
@@ -861,12 +892,12 @@ def follow_runs(
     pair: tuple[Any, Any] = (no_update, no_update)
     if dis_a not in chosen or dis_b not in chosen:
         pair = tuple((chosen + chosen)[:2])  # type: ignore[assignment]
-    new = seed_for_runs(chosen, seed)
-    if new is None or new == seed:
+    source = seed_source(chosen, seed)
+    if source.seed is None or source.seed == seed:
         return no_update, no_update, *pair
     from components.pickers import seed_options
 
-    return new, _first_run_options(chosen, lambda view: seed_options(view, None, new)), *pair
+    return source.seed, seed_options(source.view, None, source.seed), *pair
 
 
 @callback(
@@ -909,7 +940,9 @@ def update_per_category(run_ids: list[str] | None) -> Any:
     """HR@10 per top-level category of the selected runs (all runs when fewer than two are picked)."""
     registry = data_registry()
     runs = registry.list_runs()
-    picked = [r for r in runs if r["run_id"] in set(run_ids or [])]
+    by_id = {r["run_id"]: r for r in runs}
+    # in the order picked: a run's colour is its list column's (RUN_COLORS), not the newest first
+    picked = [by_id[r] for r in dict.fromkeys(run_ids or []) if r in by_id]
     return per_category_figure(picked if len(picked) >= 2 else runs)
 
 

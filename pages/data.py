@@ -626,7 +626,11 @@ def preview_import(
         ),
         *validation_report(meta),
     ]
-    for title, frame in (("Parsed events", ds.interactions), ("Parsed catalogue", ds.catalog)):
+    from recsys.data.schema import in_natural_order
+
+    # sessions as a person reads them (by time, then "s2" before "s10"), not in stored string order
+    events = in_natural_order(ds.interactions)
+    for title, frame in (("Parsed events", events), ("Parsed catalogue", ds.catalog)):
         if len(frame):
             records = frame.head(5).astype(str).to_dict("records")
             out.append(html.Div(title, className="fw-semibold mt-2"))

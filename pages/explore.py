@@ -89,6 +89,7 @@ from components.recent_views import (
 from recsys.config import data_dir
 from recsys.errors import FilterConfigError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
+from recsys.registry import run_label
 from recsys.search.rules import MOVING_RULES, RULE_LABELS  # noqa: F401  (the rule table: one label per rule)
 from recsys.serving import DEFAULT_MAX_K, ApiError, parse_k
 
@@ -903,7 +904,7 @@ def describe_run(run_id: str | None, opened: dict | None) -> str:
     if best["run_id"] == run_id:
         return f"{line}: Overview's best variant on '{dataset}'."
     how = "on validation" if on_validation else "on test HR@10"
-    return f"{line}; Overview's best variant on '{dataset}' ({how}) is {best.get('label') or best['run_id']}."
+    return f"{line}; Overview's best variant on '{dataset}' ({how}) is {run_label(best)}."
 
 
 @callback(

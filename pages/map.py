@@ -54,6 +54,7 @@ from components.pickers import opening_run, search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
 from recsys.config import data_dir
 from recsys.errors import RecsysError
+from recsys.labels import readable_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -862,7 +863,8 @@ def purity_view(run_id: str, color_by: str, k: int, max_queries: int = 2000) -> 
     """Bar chart of neighbourhood purity per label (vs the random baseline)."""
     by = color_by if color_by in ("brand", "gender") or color_by.startswith("category:") else "category:0"
     full = _purity_table(run_id, by, k, max_queries)
-    table = full.head(15).iloc[::-1]
+    table = full.head(15).iloc[::-1].copy()
+    table["label"] = table["label"].map(lambda v: readable_label(v, "brand" if by == "brand" else "category"))
     table.attrs = full.attrs
     fig = purity_figure(table)
     overall = table.attrs.get("overall")

@@ -30,7 +30,8 @@ from components.metrics import HEADLINE_METRICS, metrics_grid
 from components.pickers import best_choice  # the one rule, shared with the run Explore and the Map open on
 from recsys.config import data_dir
 from recsys.errors import RecsysError
-from recsys.registry import Registry
+from recsys.registry import Registry, run_label
+from recsys.selection import SAME_LIST_FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
     base = [r for r in scored if r.get("family") == "popularity"]
     parts: list = [
         html.Span("Best variant so far: " if building or training else "Best variant: "),
-        html.Strong(best.get("label") or best["run_id"]),
+        html.Strong(run_label(best)),
         html.Span(" finds the next item in its top 10 for "),
         html.Strong(f"{100 * m['hr@10']:.1f}%"),
     ]
@@ -271,7 +272,7 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
     if best.get("metrics_note"):  # imported vectors: stored with the run, shown nowhere (s41-w)
         lines.append(html.Div(f"Its score may be optimistic: {best['metrics_note']}.", className="small"))
     if choice["rule"] == "paired":
-        lines.append(html.Div(_paired_why(choice), className="small choice-why"))
+        lines.append(html.Div(_paired_why(choice, scored), className="small choice-why"))
     families = {r.get("family") for r in scored}
     if building:
         lines.append(html.Div("The demo build is still training the other variants.", className="small"))
@@ -310,13 +311,15 @@ def _headline(runs: list[dict], building: bool = False, training: list[str] | No
 
 
 def _name(run: dict) -> str:
-    return str(run.get("label") or run["run_id"])
+    return run_label(run)
 
 
-def _paired_why(choice: dict) -> str:
+def _paired_why(choice: dict, runs: list[dict]) -> str:
     """Why the one-standard-error rule recommends its run: its validation HR@10 with the 95%
     interval, and, when a more complex run led it on validation, by how much and the paired
-    standard error of that lead (the simpler is recommended)."""
+    standard error of that lead (the simpler is recommended). A same-list baseline (popularity)
+    is named only when one of ``runs`` was compared: Taobao's Overview spoke of popularity where
+    no popularity run existed."""
     run, best = choice["run"], choice["best"]
     v = run["metrics"]["validation"]
     ci = v.get("hr@10_ci")
@@ -334,10 +337,17 @@ def _paired_why(choice: dict) -> str:
             "is recommended."
         )
     if len(choice["compared"]) > 1:
+        compared = set(choice["compared"])
+        same = [r for r in runs if r["run_id"] in compared and r.get("family") in SAME_LIST_FAMILIES]
+        note = (
+            f" ({', '.join(_name(r) for r in same)}, the same list after every item, is recommended "
+            "only as the best itself)"
+            if same
+            else ""
+        )
         return (
             f"{own} {_name(run)} is the best on validation, and no simpler variant that answers from the "
-            "seed is within one standard error of it (popularity, the same list after every item, is "
-            "recommended only as the best itself)."
+            f"seed is within one standard error of it{note}."
         )
     return own
 
@@ -381,7 +391,7 @@ def _baseline_advice(best: dict, scored: list[dict]) -> str:
 
     def named(r: dict) -> str:
         family = FAMILY_NAMES.get(r.get("family"), r.get("family"))
-        return f"{r.get('label') or r['run_id']} ({family}, {100 * r['metrics']['hr@10']:.1f}%)"
+        return f"{run_label(r)} ({family}, {100 * r['metrics']['hr@10']:.1f}%)"
 
     cases = m.get("n_cases")
     out = []
@@ -421,7 +431,7 @@ def _active_variants(runs: list[dict]) -> Any:
         body = [
             html.Div(FAMILY_NAMES.get(run["family"], run["family"]), className="variant-family"),
             html.Div(
-                run.get("label") or run["run_id"],
+                run_label(run),
                 className="variant-label text-muted small mb-2",
                 title=run["run_id"],
             ),

@@ -24,7 +24,7 @@ from recsys.auth import can_edit
 from recsys.config import data_dir
 from recsys.errors import RecsysError
 from recsys.models import FAMILIES, catalog_only_families, get_model_class
-from recsys.registry import MAX_LABEL, Registry
+from recsys.registry import MAX_LABEL, Registry, run_label
 
 logger = logging.getLogger(__name__)
 
@@ -690,14 +690,15 @@ def run_action(_activate, _project, selected, refresh):
             meta = Registry(data_dir()).get(run_id)
             Registry(data_dir()).activate(run_id)
             ds = (meta.get("dataset") or {}).get("name") or "?"
-            return info_alert(
-                f"{meta.get('label') or run_id} is now the active {meta['family']} run of dataset {ds}."
-            ), (refresh or 0) + 1
+            return info_alert(f"{run_label(meta)} is now the active {meta['family']} run of dataset {ds}."), (
+                refresh or 0
+            ) + 1
         if ctx.triggered_id == ids.RUNS_PROJECT:
+            name = run_label(Registry(data_dir()).get(run_id))
             job_id = job_store().submit(
-                "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {run_id}"
+                "project", {"run_id": run_id, "method": "umap"}, label=f"Projection of {name}"
             )
-            return info_alert(f"Computing the UMAP projection of {run_id} (job {job_id})."), no_update
+            return info_alert(f"Computing the UMAP projection of {name} (job {job_id})."), no_update
     except RecsysError as exc:
         return error_alert(exc, "Action failed"), (refresh or 0) + 1
     return no_update, no_update
@@ -718,7 +719,7 @@ def ask_delete(_delete, _cancel, selected):
     row = selected[0]
     text = [
         "Delete ",
-        html.Strong(row.get("label") or row["run_id"]),
+        html.Strong(run_label(row)),
         f" ({row.get('family', '')})? ",
         "Its model, index and projection are removed from disk. This cannot be undone.",
     ]
@@ -744,7 +745,7 @@ def delete_fallback_text(run_id: str) -> str:
     if others:
         nxt = others[0]
         return (
-            f"It is the active {family} run of dataset {ds}: {nxt.get('label') or nxt['run_id']} "
+            f"It is the active {family} run of dataset {ds}: {run_label(nxt)} "
             f"(the newest other {family} run of {ds}) becomes active."
         )
     return (
@@ -753,15 +754,18 @@ def delete_fallback_text(run_id: str) -> str:
     )
 
 
-def delete_message(run_id: str, outcome: dict[str, Any]) -> str:
-    """The message after a delete: which run became active, or that none is left."""
+def delete_message(name: str, outcome: dict[str, Any], replacement: str | None = None) -> str:
+    """The message after a delete: which run became active, or that none is left (``name`` and
+    ``replacement``: the runs' names, :func:`recsys.registry.run_label`; the replacement's id
+    when its name is not given)."""
     if not outcome.get("was_active"):
-        return f"Deleted run {run_id}."
+        return f"Deleted run {name}."
     if outcome.get("replacement"):
         return (
-            f"Deleted run {run_id}; {outcome['replacement']} is now the active run of its dataset and family."
+            f"Deleted run {name}; {replacement or outcome['replacement']} is now the active run of its dataset "
+            "and family."
         )
-    return f"Deleted run {run_id}; no other run of its dataset and family is left, so none is active."
+    return f"Deleted run {name}; no other run of its dataset and family is left, so none is active."
 
 
 @callback(
@@ -779,12 +783,20 @@ def confirm_delete(n_clicks, selected, refresh):
     if not n_clicks or not selected:
         return False, no_update, no_update, no_update
     run_id = selected[0]["run_id"]
+    registry = Registry(data_dir())
     try:
-        outcome = Registry(data_dir()).delete(run_id)
+        name = run_label(registry.get(run_id))  # named as the grid names it, read before it goes
+        outcome = registry.delete(run_id)
     except RecsysError as exc:
         return False, error_alert(exc, "Could not delete the run"), (refresh or 0) + 1, []
+    replacement = None
+    if outcome.get("replacement"):
+        try:
+            replacement = run_label(registry.get(outcome["replacement"]))
+        except RecsysError:
+            replacement = None
     color = "warning" if outcome.get("was_active") and not outcome.get("replacement") else "secondary"
-    return False, info_alert(delete_message(run_id, outcome), color=color), (refresh or 0) + 1, []
+    return False, info_alert(delete_message(name, outcome, replacement), color=color), (refresh or 0) + 1, []
 
 
 @callback(

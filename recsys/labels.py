@@ -15,6 +15,14 @@ import numpy as np
 OTHER_LABEL = "other"
 
 
+def readable_label(name: Any, what: str = "category") -> str:
+    """``name`` as a chart shows it: an anonymised id made only of digits (Taobao's categories,
+    ``2520377``) reads "category 2520377", not a bare number a chart's axis would take for a
+    quantity; any other name is kept."""
+    text = str(name)
+    return f"{what} {text}" if text.isdigit() else text
+
+
 def item_labels(view: Any, positions: np.ndarray, by: str, top_n: int | None = None) -> np.ndarray:
     """Each item's label for a categorical colouring, as an object array.
 

@@ -16,7 +16,7 @@ from recsys.config import Progress, data_dir, null_progress
 from recsys.data.schema import load_dataset, save_dataset
 from recsys.errors import DataValidationError, ModelFitError
 from recsys.models import catalog_only_families, make_model
-from recsys.registry import Registry, label_problem
+from recsys.registry import Registry, label_problem, run_label
 
 logger = logging.getLogger(__name__)
 
@@ -640,7 +640,7 @@ def project_in_background(run_ids: Sequence[str], root: str | os.PathLike[str] |
             JobStore(root).submit(
                 "project",
                 {"run_id": run_id, "method": "umap"},
-                label=f"UMAP of {meta.get('label') or run_id}",
+                label=f"UMAP of {run_label(meta)}",
             )
         )
     return jobs

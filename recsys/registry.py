@@ -128,6 +128,26 @@ def label_problem(value: Any, what: str = "label") -> str | None:
     return None
 
 
+def run_label(run: Any) -> str:
+    """The name a page gives a run: its label, or, for a run saved without one (``recsys train``
+    without ``--label`` stores its run id as the label), what the run is: "family · dataset ·
+    date time" (``prod2vec · taobao · 2026-12-07 10:42``, UTC as ``created`` is), not the raw run
+    id. Every place that names a run (the Runs grid, Explore's and Compare's pickers, Overview)
+    takes it from here."""
+    run = run if isinstance(run, dict) else {}
+    run_id = str(run.get("run_id") or "")
+    label = str(run.get("label") or "").strip()
+    if label and label != run_id:
+        return label
+    created = str(run.get("created") or "")
+    when = f"{created[:10]} {created[11:16]}".strip() if len(created) >= 16 else created[:10]
+    dataset = (
+        str((run.get("dataset") or {}).get("name") or "") if isinstance(run.get("dataset"), dict) else ""
+    )
+    parts = [str(run.get("family") or ""), dataset, when]
+    return " · ".join(p for p in parts if p) or run_id
+
+
 class Registry:
     """The runs stored under a data directory.
 

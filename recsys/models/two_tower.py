@@ -174,6 +174,25 @@ class TwoTowerModel(EmbeddingModel):
         "max_examples": Param(200000, "int", low=1),
         "seed": Param(0, "int", low=0),
     }
+    #: One help line per parameter (the Runs form shows them).
+    param_help: ClassVar[dict[str, str]] = {
+        "embedding_dim": "Size of the item and user vectors.",
+        "id_dim": "Size of each item's own id embedding.",
+        "brand_dim": "Size of the brand embedding.",
+        "category_dim": "Size of each category level's embedding.",
+        "hidden_units": "Hidden layers of the item tower, as a JSON list of sizes, e.g. [128].",
+        "user_hidden": "Hidden units of the user tower (what it reads from the recent items).",
+        "max_recent": "How many recent items the user tower reads.",
+        "min_item_count": "Items with fewer training events share one 'rare item' id (their vector "
+        "then comes from brand and category).",
+        "temperature": "Softmax temperature on cosine similarities (0.1 chosen on the demo's validation).",
+        "logq_correction": "Correct for popular items being in-batch negatives more often (logQ).",
+        "epochs": "Passes over the training examples (12 overfit the demo).",
+        "batch_size": "Examples per step; the other targets of a batch are the negatives.",
+        "learning_rate": "Adam's learning rate.",
+        "max_examples": "At most this many (recent items, next item) examples sampled per epoch.",
+        "seed": "Random seed of the sampling and the initial weights.",
+    }
 
     # -- features ------------------------------------------------------------
     def _item_features(

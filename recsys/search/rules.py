@@ -619,7 +619,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "do_not_associate",
-        "Do not associate",
+        "Never together",  # as the panel's control and the Vetting page's rule name it
         SEED,
         None,
         (("do_not_associate", PAIRS_OF_ITEMS),),

@@ -244,3 +244,128 @@ def test_runs_of_one_label_are_told_apart_in_every_compare_table(data, tmp_path,
 
     fig = compare.per_category_figure([registry.get(r) for r in (first, again, other)]).figure
     assert len({bar.name for bar in fig.data}) == 3, [bar.name for bar in fig.data]
+
+
+def test_the_opening_and_a_change_of_runs_take_the_seed_by_one_rule(data, tmp_path, monkeypatch):
+    """Compare's layout and ``follow_runs`` chose the seed by two copies of one rule with different
+    error handling: with a chosen run whose dataset was deleted listed first, a change of runs
+    skipped it and took the other run's seed, while opening the same runs from the URL showed only
+    "Could not load run". Now both skip it, take the same seed, and its column says why."""
+    import shutil
+
+    from components import ids
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from tests.callbacks._emc_data import _embedding_run, catalog, interactions, vectors
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    cat = catalog()
+    gone = build_dataset("gone", cat, interactions(cat["item_id"].tolist()))
+    save_dataset(gone, root)
+    lost = _embedding_run(Registry(root), gone, vectors(cat["item_id"].tolist()), "lost", {"Women": 0.3})
+    shutil.rmtree(root / "datasets" / "gone")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    compare = page("compare")
+    a = data["runs"]["A"]
+
+    tree = compare.layout(runs=f"{lost},{a}")
+    assert "Could not load run" not in text_of(tree)
+    opened = find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_SEED)[0].value
+    # the same runs picked in the browser, from a seed the page did not have (another dataset's)
+    followed, options, _, _ = compare.follow_runs([lost, a], "not-an-item", None, None)
+    assert opened and followed == opened and opened in {o["value"] for o in options}
+    lists, _, _ = compare.compare_view([lost, a], opened, 5, values())
+    assert "dataset 'gone' not found" in text_of(lists)
+
+
+def test_a_run_saved_without_a_label_is_named_by_what_it_is_everywhere(data, tmp_path, monkeypatch):
+    """``recsys train`` without ``--label`` stores the run id as the label, and Explore's Variant
+    list, Compare and the Runs grid showed "prod2vec-20261207-104233-3f9a1c". They now read
+    "prod2vec · tiny · <date> <time>" (family, dataset, when), from one helper."""
+    import re
+    import shutil
+
+    from components import ids
+    from recsys.data.schema import load_dataset
+    from tests.callbacks._emc_data import _embedding_run, vectors
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    registry = Registry(root)
+    ds = load_dataset("tiny", root)
+    bare = _embedding_run(registry, ds, vectors(ds.catalog["item_id"].tolist()), None, {"Women": 0.2})
+    assert registry.get(bare)["label"] == bare  # as the CLI stores it
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    readable = re.compile(r"^prod2vec · tiny · \d{4}-\d\d-\d\d \d\d:\d\d$")
+
+    def option(tree, picker):
+        (dropdown,) = find(tree, lambda c: getattr(c, "id", None) == picker)
+        return next(o["label"] for o in dropdown.options if o["value"] == bare)
+
+    explore_name = option(page("explore").layout(run=bare), ids.EXPLORE_RUN)
+    compare_name = option(page("compare").layout(runs=f"{bare},{data['runs']['A']}"), ids.COMPARE_RUNS)
+    grid_name = next(r["label"] for r in page("runs").refresh_runs(None, None) if r["run_id"] == bare)
+    assert readable.match(explore_name) and bare not in explore_name, explore_name
+    assert explore_name == compare_name == grid_name
+    # a label the user gave is kept as it is
+    assert option(page("compare").layout(), ids.COMPARE_RUNS) == explore_name
+    assert (
+        next(r["label"] for r in page("runs").refresh_runs(None, None) if r["run_id"] == data["runs"]["B"])
+        == "B"
+    )
+
+
+def test_the_per_category_chart_shows_the_categories_with_most_cases_and_the_rest_as_one(
+    data, tmp_path, monkeypatch
+):
+    """On Taobao the chart drew 37 bar groups named by anonymised category ids, on an axis Plotly
+    took for numbers. It now shows the 12 categories with the most cases, read as "category N",
+    and the other 25 as one group whose value is their cases-weighted mean."""
+    import shutil
+
+    import numpy as np
+
+    from recsys.data.schema import load_dataset
+    from recsys.models.prod2vec import Prod2Vec
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    registry = Registry(root)
+    ds = load_dataset("tiny", root)
+    cases = {str(2520377 + 7919 * i): 5 + 3 * i for i in range(37)}  # the last 12 have the most
+    made = []
+    for n, hr in enumerate((0.2, 0.4)):
+        model = Prod2Vec()
+        model.item_ids_ = ds.catalog["item_id"].to_numpy(dtype=str)
+        model.vectors_ = np.eye(len(model.item_ids_), 4, k=n, dtype=np.float32) + 0.1
+        model._set_coverage(model.item_ids_)
+        per_cat = {c: {"hr@10": hr, "n_cases": k} for c, k in cases.items()}
+        metrics = {"hr@10": hr, "per_category": per_cat}
+        made.append(
+            registry.create_run(
+                model,
+                dataset_name="tiny",
+                dataset_fingerprint=ds.fingerprint(),
+                metrics=metrics,
+                label=f"r{n}",
+            )["run_id"]
+        )
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    graph = page("compare").update_per_category(made)  # the Runs dropdown's value
+    fig = graph.figure
+    top = sorted(cases, key=lambda c: -cases[c])[:12]
+    assert fig.layout.xaxis.type == "category"
+    assert [t.name.split(" ")[0] for t in fig.data] == [
+        "r0",
+        "r1",
+    ]  # in the order picked: the columns' colours
+    assert [t.name.split(" ")[0] for t in page("compare").update_per_category(made[::-1]).figure.data] == [
+        "r1",
+        "r0",
+    ]
+    for trace in fig.data:  # one series per run, named "r0 · prod2vec" and "r1 · prod2vec"
+        hr = {"r0": 0.2, "r1": 0.4}[trace.name.split(" ")[0]]
+        assert list(trace.x) == [f"category {c}" for c in top] + ["other 25 categories"]
+        assert list(trace.y) == pytest.approx([hr] * 13)
+        assert trace.customdata[-1] == sum(cases.values()) - sum(cases[c] for c in top)

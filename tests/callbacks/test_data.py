@@ -402,3 +402,33 @@ def test_a_catalogue_without_category_previews_its_inferred_types_and_none_turns
     from recsys.data.schema import load_dataset
 
     assert (load_dataset("no_types", root).catalog["category"] == "").all()
+
+
+def test_the_preview_lists_sessions_by_time_then_in_natural_order(root, tmp_path, data_page):
+    """The preview listed the parsed events in the stored string order: s1, s10, s11, s12, s2.
+    Sessions now read by their first event's time, and sessions of one time by their ids'
+    natural order (s2 before s10)."""
+
+    def first_sessions(lines: list[str], header: str) -> list[str]:
+        path = tmp_path / "events.csv"
+        path.write_text(header + "\n" + "\n".join(lines) + "\n")
+        values, option_ids = _options()
+        children, message, _ = data_page.inspect_file(1, str(path), "csv", values, option_ids)
+        assert message is None
+        drops = _mapping_dropdowns(children)
+        map_ids = [{"type": ids.DATA_MAP, "field": f} for f in drops]
+        chosen = [d.value for d in drops.values()]
+        out = data_page.preview_import(
+            1, "csv", str(path), chosen, map_ids, "sessions", "drop", values, option_ids
+        )
+        tables = find(out, lambda c: isinstance(c, dbc.Table))
+        (events,) = [t for t in tables if "sequence_id" in text_of(t)]
+        rows = find(events, lambda c: type(c).__name__ == "Tr")[1:]  # after the header row
+        return [text_of(r.children[0]) for r in rows]
+
+    numbers = [7, 12, 1, 10, 3, 11, 2, 9, 4, 8, 5, 6]
+    same_time = [f"s{n},p{n},2024-01-01 10:00:00" for n in numbers]
+    assert first_sessions(same_time, "session_id,product_id,timestamp") == ["s1", "s2", "s3", "s4", "s5"]
+    # by time first: s12 began first, then s11, ...
+    by_time = [f"s{n},p{n},2024-01-01 10:{60 - 4 * n:02d}:00" for n in numbers]
+    assert first_sessions(by_time, "session_id,product_id,timestamp") == ["s12", "s11", "s10", "s9", "s8"]

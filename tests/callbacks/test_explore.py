@@ -451,6 +451,10 @@ def test_session_recommendations_use_the_rest_code_path_with_filters(explore, da
     assert {"ws2", "ws3", "ws4"} <= set(got)
     assert "Trail Runner Shoe 0" in text_of(chips)
     assert "mean of the recent items" in text_of(recs)
+    # the run named as the pickers name it, not by its raw id (s44-u's walk: "from two_tower-2026...")
+    assert "5 recommendations from A · mean of" in " ".join(text_of(recs).split()) and run not in text_of(
+        recs
+    )
     # the same list as the REST /recommend endpoint (both call recsys.search.recommend_for_recent)
     app = flask.Flask("emc")
     register_api(app, data["root"], token="")
@@ -540,6 +544,10 @@ def test_removed_bars_tell_moved_from_removed(explore):
         for c in find(bars, lambda c: getattr(c, "className", "") == "removed-count")
     }
     assert counts == {"pins": "↕2", "boost": "↕7", "brands_allow": "−5"}
+    # a pair ban reads as the filter panel's control names it ("Do not associate −1" beside the
+    # panel's "Never together", seen in s44-u's walk after a Vetting rule)
+    bars = explore.removed_bars({"do_not_associate": 1}, 100)
+    assert text_of(find(bars, lambda c: getattr(c, "className", "") == "removed-label")) == "Never together"
 
 
 def _triggered(prop_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

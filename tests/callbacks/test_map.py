@@ -348,3 +348,23 @@ def test_the_first_draw_call_announces_the_layouts_meta_whatever_triggered_it(ma
         assert meta == {k: v for k, v in store.data.items() if k != "from_layout"}
         # once announced, a poll of the jobs store sends nothing again
         assert draw(triggered, meta)[1] is mapp.no_update
+
+
+def test_purity_of_anonymised_category_ids_reads_them_as_names(data, tmp_path, monkeypatch):
+    """Taobao's categories are digit ids: the purity bars' axis read them as numbers (bars placed
+    at y = 2520377 and so on). They read "category 2520377" on a category axis."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from recsys.registry import Registry
+    from tests.callbacks._emc_data import _embedding_run, catalog, interactions, vectors
+
+    cat = catalog()
+    ids_ = cat["item_id"].tolist()
+    cat["category"] = cat["category"].map(lambda c: str(2520377 + len(c.split(" > ")[0])))
+    ds = build_dataset("digits", cat, interactions(ids_))
+    save_dataset(ds, tmp_path)
+    run = _embedding_run(Registry(tmp_path), ds, vectors(ids_), "digits run", {"2520381": 0.2})
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    figure = page("map").purity_view(run, "category:0", k=4).children[1].figure
+    assert figure.layout.yaxis.type == "category"
+    assert sorted(figure.data[0].y) == ["category 2520380", "category 2520381", "category 2520382"]

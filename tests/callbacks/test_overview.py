@@ -459,3 +459,32 @@ def test_runs_stored_before_the_hits_fall_back_to_the_highest_validation_score_a
         "not compared by it (no per-case hits on these cases; lower on validation): popularity run"
         in " ".join(text_of(overview._headline(list(runs.values()))).split())
     )
+
+
+def test_the_headline_names_popularity_only_where_the_dataset_has_a_popularity_run(overview):
+    """Taobao's Overview (no popularity run) said why the best was chosen with "(popularity, the
+    same list after every item, is recommended only as the best itself)": it names only runs
+    that exist."""
+    import numpy as np
+
+    from recsys.selection import pack_hits
+
+    rng = np.random.default_rng(0)
+    strong = rng.random(300) < 0.5
+
+    def run(family, hits):
+        hr = float(hits.mean())
+        return {
+            "run_id": f"{family}-1",
+            "label": f"{family} run",
+            "family": family,
+            "metrics": {"hr@10": hr, "validation": {"hr@10": hr, "per_case": pack_hits(hits, "same-cases")}},
+        }
+
+    runs = [run("item_knn", strong & (rng.random(300) < 0.2)), run("prod2vec", strong)]
+    words = " ".join(text_of(overview._headline(runs)).split())
+    assert "Best variant: prod2vec run" in words and "no simpler variant" in words
+    assert "popularity" not in words.lower()
+    runs.append(run("popularity", strong & (rng.random(300) < 0.1)))
+    words = " ".join(text_of(overview._headline(runs)).split())
+    assert "(popularity run, the same list after every item, is recommended only as the best itself)" in words

@@ -112,8 +112,11 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
         f"{ids.RUNS_PROJECT}.n_clicks", runs_page.run_action, None, 1, [{"run_id": p2v["run_id"]}], 4
     )
     assert "UMAP" in text_of(msg) and refresh is no_update
+    # the run named as the grid names it, in the message and the job card (not its raw id)
+    assert f"UMAP projection of {p2v['label']} (job" in text_of(msg) and p2v["run_id"] not in text_of(msg)
     (job,) = JobStore(root).list_jobs(kind="project")
     assert job["params"] == {"run_id": p2v["run_id"], "method": "umap"}
+    assert job["label"] == f"Projection of {p2v['label']}"
     JobStore(root).cancel(job["job_id"])
 
     # Delete asks first, names the run, warns when it is active; confirming deletes it.
@@ -143,7 +146,9 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
     )
     assert "becomes active" in text_of(text)
     _, msg, _, _ = runs_page.confirm_delete(1, [{"run_id": second["run_id"]}], 1)
-    assert f"{p2v['run_id']} is now the active run" in text_of(msg)
+    # both named as the grid names them: the deleted one had no label (family · dataset · date)
+    assert text_of(msg).startswith(f"Deleted run prod2vec · demo · {second['created'][:10]} ")
+    assert f"; {p2v['label']} is now the active run" in text_of(msg) and p2v["run_id"] not in text_of(msg)
     assert Registry(root).active()["prod2vec"] == p2v["run_id"]
     assert pop["run_id"] not in {r["run_id"] for r in runs_page.refresh_runs("v", 1)}
 
@@ -282,10 +287,14 @@ def test_the_form_starts_from_the_recommended_settings_with_gensim_one_choice_aw
     assert "Items seen fewer times get no own vector" in text, "a help line per parameter"
 
 
-def test_the_baselines_parameters_each_have_a_help_line(runs_page):
+def test_every_familys_parameters_each_have_a_help_line(runs_page):
     """A newcomer picking item_knn on the Runs form read 'top_k lmbd alpha ...' with no word of
-    what they do (Prod2Vec's have had a line each): every baseline's parameter has one."""
-    for family in ("popularity", "cooccurrence", "item_knn", "sknn", "vsknn", "tfidf"):
+    what they do (Prod2Vec's have had a line each): every family's parameter has one, the content
+    and two-tower models' too (s43-u's walk found theirs bare)."""
+    from recsys.models import FAMILIES
+
+    assert {"content", "two_tower", "prod2vec"} <= set(FAMILIES)
+    for family in FAMILIES:
         view = runs_page.show_params(family, "recommended")  # the family dropdown's value, the preset radio's
         names = [c.id["name"] for c in find(view, lambda c: isinstance(getattr(c, "id", None), dict))]
         helps = find(view, lambda c: "form-text" in str(getattr(c, "className", "")))

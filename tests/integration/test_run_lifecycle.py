@@ -76,7 +76,8 @@ def test_cards_open_working_pages_and_deleting_the_active_run_hands_over(
     _select_row(dash_duo, runs["prod2vec"])
     text = _delete_selected(dash_duo)
     assert "spare prod2vec" in text and "becomes active" in text
-    dash_duo.wait_for_contains_text("#runs-action-msg", f"{spare} is now the active run", timeout=20)
+    # named as the grid names it (recsys.registry.run_label), not by its run id
+    dash_duo.wait_for_contains_text("#runs-action-msg", "spare prod2vec is now the active run", timeout=20)
     assert Registry(demo_data_copy).active("demo")["prod2vec"] == spare
     wait_until(
         lambda: runs["prod2vec"] not in _grid_row_ids(dash_duo, "runs-grid"), timeout=20, what="row gone"

@@ -267,6 +267,63 @@ class ContentModel(EmbeddingModel):
         "seed": Param(0, **_NONNEG),
         "workers": Param(2, **_POS),
     }
+    #: One help line per parameter (the Runs form shows them).
+    param_help: ClassVar[dict[str, str]] = {
+        "vector_size": "Dimensions of the FastText word vectors of titles (ignored with fasttext_path).",
+        "fasttext_epochs": "FastText passes over the catalogue's titles and descriptions.",
+        "fasttext_min_count": "Words seen fewer times get no FastText vector.",
+        "fasttext_bucket": "FastText's hash buckets for word pieces (bounds its memory).",
+        "fasttext_path": "A local FastText .bin/.vec file used instead of training (empty = train; "
+        "nothing is downloaded).",
+        "embedding_dim": "Size of the deep vector (the whole vector with wide_blocks off).",
+        "hidden_units": "Hidden layers of the tower, as a JSON list of sizes, e.g. [256].",
+        "brand_dim": "Size of the brand embedding.",
+        "category_dim": "Size of each category level's embedding.",
+        "loss": "softmax: in-batch softmax; triplet: semi-hard in-batch triplets.",
+        "temperature": "Softmax temperature (loss = softmax).",
+        "margin": "Triplet margin on cosine similarity (loss = triplet).",
+        "epochs": "Passes of pairs_per_epoch pairs each.",
+        "batch_size": "Pairs per step; the other items of a batch are the negatives.",
+        "learning_rate": "Adam's learning rate.",
+        "dropout": "Dropout between the tower's layers (0 = none).",
+        "pairs_per_epoch": "(item, positive) pairs sampled each epoch.",
+        "window": "Items within this many positions in a session count as a positive pair (0 = the "
+        "whole session).",
+        "pair_weight_power": "A pair seen n times is sampled with weight n ** this (0 = every pair alike).",
+        "category_pairs": "Same-category positives for each item with no co-occurrence pair.",
+        "validation_share": "Share of pairs held out to score each epoch (0 = none).",
+        "max_validation_pairs": "At most this many held-out pairs per epoch.",
+        "top_k": "k of the per-epoch top-k score and of the block-weight choice.",
+        "wide_blocks": "Put category, brand, price and title-word blocks beside the deep vector "
+        "(wide & deep); their weights chosen on simulated cold items.",
+        "wide_dim": "Width of the category and brand identity codes (one-hot when they fit).",
+        "price_bands": "Price tiers within the category, as a block (0 = leave it out).",
+        "title_dim": "Width of the title-words block (0 = leave it out).",
+        "title_exact_max": "Up to this many title words, one column per word (exact matches); "
+        "0 = always title_dim.",
+        "title_weighting": "Title words weighted by their lift in co-occurring pairs, or by IDF.",
+        "hard_negatives": "Extra negatives per item drawn from its own category.",
+        "holdout_share": "Share of items held out of training as simulated cold items that choose the "
+        "block weights (0 = keep the learned weights).",
+        "holdout_tail": "Held-out items drawn among the least seen: this quantile of interaction counts "
+        "(1 = any item).",
+        "holdout_by": "How cold items are simulated: tail (rare items), time (latest sessions) or newest "
+        "(items first seen last).",
+        "tfidf_dim": "Columns of the TF-IDF title side blended into the vector (0 = no TF-IDF side).",
+        "tfidf_projection": "How the TF-IDF side is cut to tfidf_dim: hash, svd, or auto (the better on "
+        "held-out items).",
+        "tfidf_svd_dim": "Components of the SVD that auto tries.",
+        "tfidf_blend": "Weight of the TF-IDF side, 0 to 1 (empty = chosen on held-out items).",
+        "query_expansion": "Mix of a seed's co-purchases into its query, 0 to 1 (empty = chosen on "
+        "held-out items; 0 = off).",
+        "image_features": "Add image features of items whose image_url is a local file.",
+        "image_backbone": "Keras network that reads the images.",
+        "image_weights_path": "Local weights file of that network (empty = random weights; nothing "
+        "is downloaded).",
+        "image_size": "Images are resized to this many pixels square.",
+        "seed": "Random seed.",
+        "workers": "FastText training threads.",
+    }
 
     # -- parameters ----------------------------------------------------------
     def _check_together(self, p: dict[str, Any]) -> None:
