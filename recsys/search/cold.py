@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.filters import FilterConfig
+from recsys.filters import _PLAIN_DEFAULTS, FilterConfig, plain_defaults
 from recsys.search.batch import fetch_for
 from recsys.search.beams import seed_lost
 from recsys.search.compiled import CompiledFilter, _SeedRules
@@ -62,8 +62,6 @@ _LIST_FIELDS = frozenset(
     {"price_min", "price_max", "brands_allow", "brands_deny", "exclude_adult"}
     | {"same_category", "category_level", "exclude_seed", "price_ratio_min", "price_ratio_max"}
 )
-#: per config class: its fields' defaults as stored on an instance
-_PLAIN: dict[type, dict[str, Any]] = {}
 #: at most this many candidates of an exact top-k are ordered in Python (:func:`_top_by_position`)
 _SORT_IN_PYTHON = 64
 #: configs whose cold form is kept (by search key; None: not answerable this way)
@@ -679,9 +677,9 @@ def _at_defaults(cfg: FilterConfig) -> bool:
     """Whether every field of ``cfg`` is at its default (one dict comparison, in C): then no mask
     rule is on, nor the seed's category block; only the seed's exclusion and the adult rule."""
     cls = cfg.__class__
-    plain = _PLAIN.get(cls)
+    plain = _PLAIN_DEFAULTS.get(cls)  # filled at the searcher's creation (prepare_defaults)
     if plain is None:
-        plain = _PLAIN[cls] = dict(cls().__dict__)
+        plain = plain_defaults(cls)
     return cfg.__dict__ == plain
 
 
@@ -690,9 +688,9 @@ def _list_fields_only(cfg: FilterConfig) -> bool:
     then no other rule is on (a rule is on only through its own fields; at their defaults only
     the adult rule and the seed's exclusion are), with one pass over the config's fields."""
     cls = cfg.__class__
-    plain = _PLAIN.get(cls)
+    plain = _PLAIN_DEFAULTS.get(cls)
     if plain is None:
-        plain = _PLAIN[cls] = dict(cls().__dict__)
+        plain = plain_defaults(cls)
     for name, value in cfg.__dict__.items():
         if name not in _LIST_FIELDS and value != plain[name]:
             return False

@@ -263,3 +263,55 @@ def test_a_pairs_first_queries_test_no_rule_over_a_brands_list(data, monkeypatch
         want = ref.search(s, cfg, 10, plan="exact")
         assert res.item_ids == want.item_ids and res.scores == pytest.approx(want.scores, abs=1e-6)
         assert res.n_eligible == want.n_eligible and res.removed_by_rule == want.removed_by_rule
+
+
+def test_the_processs_first_queries_build_no_config_class_constant(data, monkeypatch):
+    """The config class's constants (its defaults as stored and as JSON, the hash of the config
+    at its defaults) and the default config's key and hash are computed when a searcher is
+    created, not on the process's first queries: each built a config there, and the hash a JSON
+    dump (100 to 350 us of CPU on that query, issue 18 s44-f). With those caches emptied as a new
+    process has them, a searcher is created; then its first queries (no filter, a flag, a brand
+    list; on the lists and compiled) build no config on the request thread and hash none at its
+    defaults. Fails with the preparation at creation removed."""
+    from recsys.search import searcher as searcher_mod
+
+    cat, vec, index = data
+    for cache in (filters._DEFAULTS, filters._PLAIN_DEFAULTS, filters._DEFAULT_HASH):
+        for key in list(cache):
+            monkeypatch.delitem(cache, key)  # restored after the test
+    priv = searcher_mod._DEFAULT_CONFIG.__pydantic_private__
+    for name in ("_skey", "_hash"):
+        monkeypatch.setitem(priv, name, None)
+    monkeypatch.setattr(searcher_mod, "_PREPARED", [])
+    searcher = FilteredSearcher(vec, cat["item_id"].to_numpy(), cat, index=index, background_min_items=0)
+    searcher.wait_background()
+    configs = [
+        None,
+        FilterConfig(),
+        FilterConfig(exclude_adult=True),
+        FilterConfig(brands_allow=["b3", "b7"]),
+    ]
+    plain = FilterConfig().model_dump()
+    me = threading.current_thread()
+    built, hashed = [], []
+    init, digest = FilterConfig.__init__, filters._digest
+
+    def spy_init(self, *a, **k):
+        if threading.current_thread() is me:
+            built.append(k)
+        init(self, *a, **k)
+
+    def spy_digest(cfg):
+        if threading.current_thread() is me and cfg.model_dump() == plain:
+            hashed.append(cfg)
+        return digest(cfg)
+
+    monkeypatch.setattr(FilterConfig, "__init__", spy_init)
+    monkeypatch.setattr(filters, "_digest", spy_digest)
+    plans = []
+    for i, cfg in enumerate(configs * 2):  # the first queries, then once compiled
+        plans.append(searcher.search(f"u{i * 7 + 1}", cfg, 10).plan)
+        if i == len(configs) - 1:
+            searcher.wait_background()
+    assert built == [] and hashed == [], (built, hashed, plans)
+    assert len(plans) == 8
