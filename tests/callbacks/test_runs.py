@@ -117,6 +117,11 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
     (job,) = JobStore(root).list_jobs(kind="project")
     assert job["params"] == {"run_id": p2v["run_id"], "method": "umap"}
     assert job["label"] == f"Projection of {p2v['label']}"
+    # its job card too (it read "Projection (UMAP) of <run id>", s44's walk)
+    from components.jobs import jobs_snapshot
+
+    card = text_of(runs_page.show_jobs(jobs_snapshot()))
+    assert f"Projection (UMAP) of {p2v['label']}" in card and p2v["run_id"] not in card
     JobStore(root).cancel(job["job_id"])
 
     # Delete asks first, names the run, warns when it is active; confirming deletes it.
