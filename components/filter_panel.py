@@ -626,7 +626,7 @@ def filter_panel(
                         multi=True,
                         searchable=False,
                         placeholder="none (add from the Vetting page or a preset)",
-                        className="filter-dropdown",
+                        className="filter-dropdown rule-dropdown",  # each rule on its line, wrapped
                     ),
                 ]
             )

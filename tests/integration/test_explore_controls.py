@@ -438,6 +438,11 @@ def test_merchandising_rule_chips_apply_and_remove(dash_duo, dash_app_copy, demo
     pair = next(
         p for p in (f"{names[seed]} ⇄ {names[hidden]}", f"{names[hidden]} ⇄ {names[seed]}") if p in text
     )
+    # the whole rule can be read on the control (wrapped, not one line cut after the first item)
+    shown = dash_duo.find_element(never).find_element("css selector", ".dash-dropdown-value")
+    assert dash_duo.driver.execute_script(
+        "return arguments[0].scrollWidth <= arguments[0].clientWidth", shown
+    )
     _pick(dash_duo, never, pair)  # unticks it
     _settles(dash_duo, lambda items: hidden in items and items[1] == pinned, "the pair's item back")
     _pick(dash_duo, _control("pins"), f"{names[pinned]} @2 for {names[seed]}")
