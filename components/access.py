@@ -73,6 +73,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.runs.family_for_dataset",  # the form's family for the chosen dataset; changes no data
         "pages.runs.poll_device",  # probes the accelerator; changes no data
         "pages.runs.refresh_runs",
+        "pages.runs.show_evaluation_note",  # the line under "Evaluation"; changes no data
         "pages.runs.show_jobs",
         "pages.runs.show_params",
         "pages.runs.show_tuning",

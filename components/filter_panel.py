@@ -33,6 +33,7 @@ from recsys.errors import FilterConfigError
 from recsys.filters import FilterConfig
 from recsys.merch import MERCH_FIELDS
 from recsys.search.rules import BRANDS, NUMBER, SLIDER, SWITCH, config_fields, panel_switches, unavailable
+from recsys.vetting.proposals import item_name
 
 FILTER_CONTROL = "filter-control"
 PAIR_A = "filter-pair-a"
@@ -133,6 +134,56 @@ def parse_rule(field: str, text: str) -> dict[str, Any]:
     raise FilterConfigError(f"{field}: cannot read the rule {text!r}")
 
 
+#: The merchandising rules that name items (by id in their values)
+ITEM_RULES: tuple[str, ...] = ("do_not_associate", "pins")
+
+
+def rule_items(values: Mapping[str, Any]) -> list[str]:
+    """The item ids the item rules among control ``values`` name (each once, in order)."""
+    found: dict[str, None] = {}
+    for field in ITEM_RULES:
+        for text in values.get(field) or []:
+            try:
+                data = parse_rule(field, text)
+            except FilterConfigError:
+                continue
+            for key in ("seed", "item_id"):
+                if data.get(key):
+                    found[str(data[key])] = None
+    return list(found)
+
+
+def rule_label(field: str, value: str, titles: Mapping[str, str | None] | None = None) -> str:
+    """What the panel shows for a rule's value: its items named as the Vetting page names them
+    (:func:`recsys.vetting.proposals.item_name`: ``“short title” (id)``) where ``titles`` has
+    them; the value itself for the other rules, or without titles.
+
+    "Never together" listed ``P001681 ⇄ P003443`` where Vetting had proposed the rule by the
+    items' titles (s44's walk)."""
+    if not titles or field not in ITEM_RULES:
+        return str(value)
+    try:
+        data = parse_rule(field, value)
+    except FilterConfigError:
+        return str(value)
+
+    def name(item: str) -> str:
+        return item_name(item, titles.get(item))
+
+    if field == "do_not_associate":
+        return f"{name(data['seed'])} {'→' if data['one_way'] else '⇄'} {name(data['item_id'])}"
+    target = f"category {data['category']}" if data.get("category") else name(data["seed"])
+    return f"{name(data['item_id'])} @{data['position']} for {target}"
+
+
+def rule_options(
+    field: str, values: Sequence[str] | None, titles: Mapping[str, str | None] | None = None
+) -> list[dict[str, str]]:
+    """The options of a merchandising rule's multi-select: the values as they are (what
+    :func:`parse_rule` reads back), each labelled by :func:`rule_label`."""
+    return [{"label": rule_label(field, v, titles), "value": v} for v in values or []]
+
+
 def filter_config_from_controls(values: Mapping[str, Any]) -> FilterConfig:
     """Build a validated FilterConfig from the panel's control values.
 
@@ -216,18 +267,26 @@ def option_deps(panel: str, dep: type[DashDependency] = State) -> dict[str, Dash
     return {f: dep(control_id(panel, f), "options") for f in OPTION_FIELDS}
 
 
-def options_holding(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, list[dict]]:
+def options_holding(
+    values: Mapping[str, Any],
+    current: Mapping[str, Any] | None,
+    titles: Mapping[str, str | None] | None = None,
+) -> dict[str, list[dict]]:
     """Options of the OPTION_FIELDS dropdowns that keep what they had and hold ``values``.
 
     ``values`` are control values as :func:`controls_from_filter_config` gives them (a loaded
     preset); a brand or category level the run's catalogue view does not offer is appended,
-    and the banned pairs' options are exactly the pairs (a pair is removed by its cross).
+    and the banned pairs' and rules' options are exactly the pairs and rules (one is removed
+    by its cross), a rule's items named by their ``titles`` (:func:`rule_label`).
     """
     current = current or {}
     out: dict[str, list[dict]] = {}
     for field in OPTION_FIELDS:
         wanted = values.get(field)
-        if field == "banned_brand_pairs" or field in MERCH_FIELDS:
+        if field in MERCH_FIELDS:
+            out[field] = rule_options(field, wanted, titles)
+            continue
+        if field == "banned_brand_pairs":
             out[field] = [{"label": p, "value": p} for p in (wanted or [])]
             continue
         opts = [
@@ -348,6 +407,7 @@ def filter_panel(
     similarity: Mapping[str, Any] | None = None,
     columns: Sequence[str] | None = None,
     lacks: Sequence[str] = (),
+    titles: Mapping[str, str | None] | None = None,
 ) -> html.Div:
     """A control for every FilterConfig rule, preset to ``config``.
 
@@ -373,6 +433,9 @@ def filter_panel(
         The seed attributes no item of the catalogue has (``"category"``, ``"gender"``:
         :func:`components.pickers.lacking_attributes`): "Same category" or "Same gender" would
         do nothing there (every seed lacks it), so it is disabled, with the reason under it.
+    titles : mapping, optional
+        Item id -> the name a card gives it (:func:`components.item_card.item_titles` of
+        :func:`rule_items`): the "Never together" and pin rules name their items by it.
     """
     v = controls_from_filter_config(config)
     missing = unavailable(columns) if columns is not None else {}
@@ -558,12 +621,12 @@ def filter_panel(
                     html.Label(labels[field], className="filter-label small"),
                     dcc.Dropdown(
                         id=control_id(panel, field),
-                        options=[{"label": r, "value": r} for r in v[field]],
+                        options=rule_options(field, v[field], titles),
                         value=v[field],
                         multi=True,
                         searchable=False,
                         placeholder="none (add from the Vetting page or a preset)",
-                        className="filter-dropdown",
+                        className="filter-dropdown rule-dropdown",  # each rule on its line, wrapped
                     ),
                 ]
             )

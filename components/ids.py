@@ -38,6 +38,7 @@ RUNS_PARAM = "runs-param"  # pattern-matching type: {"type": RUNS_PARAM, "name":
 RUNS_SUBMIT = "runs-submit"
 RUNS_SPLIT = "runs-split"  # pattern-matching type: {"type": RUNS_SPLIT, "option": method|value|test|repeats}
 RUNS_SUBMIT_MSG = "runs-submit-msg"
+RUNS_EVAL_NOTE = "runs-eval-note"  # under "Evaluation": a catalogue-only dataset is not evaluated
 RUNS_JOBS = "runs-jobs"  # job progress cards
 RUNS_GRID = "runs-grid"
 RUNS_TUNING = "runs-tuning"  # the selected run's tuning trials (table + parallel coordinates)

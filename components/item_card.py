@@ -92,6 +92,13 @@ def display_title(row: Mapping[str, Any]) -> str:
     return leaf or title or _text(row, "item_id")
 
 
+def item_titles(view: Any, item_ids: Sequence[str]) -> dict[str, str]:
+    """``{item id: display_title}`` of the ids ``view`` has (the others left out): how a rule
+    that names items (Explore's "Never together", Vetting's proposals) names them."""
+    pos = [p for p in (view.position(str(i)) for i in dict.fromkeys(item_ids)) if p >= 0]
+    return {str(r["item_id"]): display_title(r) for r in card_rows(view, pos)} if pos else {}
+
+
 def html_node(tag: str, children: Any = None, **props: Any) -> dict[str, Any]:
     """A ``dash.html`` component in its JSON form (what ``Component.to_plotly_json()`` returns).
 

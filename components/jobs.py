@@ -295,8 +295,22 @@ def job_title(job: dict[str, Any]) -> str:
     elif kind == "import":
         title = f"Dataset import: {params.get('name', '')}"
     elif kind == "project":
-        title = f"Projection (UMAP) of {params.get('run_id', '')}"
+        title = f"Projection (UMAP) of {run_name(params.get('run_id'))}"
     return title
+
+
+def run_name(run_id: Any) -> str:
+    """The run named as the grid names it (:func:`recsys.registry.run_label`), its id when it
+    cannot be read (deleted since): the card of the UMAP queued after a training read
+    "Projection (UMAP) of content-20261207-230655-cec805" (s44's walk)."""
+    from recsys.registry import Registry, run_label
+
+    if not run_id:
+        return ""
+    try:
+        return run_label(Registry(data_dir()).get(str(run_id)))
+    except (RecsysError, OSError):
+        return str(run_id)
 
 
 def job_card(job: dict[str, Any], log_tail: str | None = None, show_cancel: bool = True) -> dbc.Card:

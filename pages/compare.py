@@ -35,8 +35,9 @@ from components.filter_panel import (
     filter_panel,
     option_deps,
     options_holding,
+    rule_items,
 )
-from components.item_card import card_rows, explore_href, fmt_price, thumbnail
+from components.item_card import card_rows, explore_href, fmt_price, item_titles, thumbnail
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
 from components.pickers import SERVER_SEARCHED, run_names
@@ -513,6 +514,8 @@ def layout(
     config = None
     if preset in names:
         config, _err = safe_load(store, preset)
+    named = rule_items(controls_from_filter_config(config)) if config is not None else []
+    titles = item_titles(source.view, named) if named and source.view is not None else None
 
     controls = dbc.Card(
         dbc.CardBody(
@@ -585,6 +588,7 @@ def layout(
                             compact=True,
                             columns=columns,
                             lacks=lacks,
+                            titles=titles,
                         ),
                         title="Filters (applied to every run)",
                     ),
@@ -795,17 +799,26 @@ def update_lists(
 
 @callback(
     output={"controls": filter_inputs(PANEL, Output), "choices": option_deps(PANEL, Output)},
-    inputs={"preset": Input(ids.COMPARE_PRESET, "value"), "choices": option_deps(PANEL, State)},
+    inputs={
+        "preset": Input(ids.COMPARE_PRESET, "value"),
+        "choices": option_deps(PANEL, State),
+        "runs": State(ids.COMPARE_RUNS, "value"),
+    },
     prevent_initial_call=True,
 )
-def load_preset(preset: str | None, choices: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_preset(
+    preset: str | None, choices: dict[str, Any] | None = None, runs: list[str] | None = None
+) -> dict[str, Any]:
     """Put a saved preset's filters into the panel (no preset: default filters); the panel's
-    dropdowns get options for the preset's brands, level and banned pairs (or would drop them)."""
+    dropdowns get options for the preset's brands, level and banned pairs (or would drop them),
+    the items of its rules named as their cards name them (the chosen runs' catalogue)."""
     config = None
     if preset:
         config, _err = safe_load(PresetStore(data_dir()), preset)
     controls = controls_from_filter_config(config)
-    return {"controls": controls, "choices": options_holding(controls, choices)}
+    view = seed_source(list(runs or []), None).view if runs and rule_items(controls) else None
+    titles = item_titles(view, rule_items(controls)) if view is not None else None
+    return {"controls": controls, "choices": options_holding(controls, choices, titles)}
 
 
 def limit_options(options: list[dict[str, Any]], chosen: list[str] | None) -> list[dict[str, Any]]:

@@ -42,9 +42,10 @@ from components.filter_panel import (
     filter_panel,
     option_deps,
     options_holding,
+    rule_items,
     similarity_slider_props,
 )
-from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card
+from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card, item_titles
 from components.layout import empty_state, error_alert, no_embedding_runs, page_header
 from components.pickers import (
     SERVER_SEARCHED,
@@ -122,12 +123,41 @@ def plan_label(plan: str) -> str:
 
 
 # -- data helpers (plain functions, tested directly) -------------------------------------
+#: What the rules that are on for every list leave out, said under the bars (not drawn as bars:
+#: they are not the reader's doing), so that "4,960 eligible of 5,000" adds up.
+ALWAYS_LEFT_OUT = {
+    "exclude_seed": lambda n: "the seed itself" if n == 1 else f"{n:,} seed items",
+    "adult_next_to_non_adult": lambda n: (
+        f"{n:,} adult item{'s' if n != 1 else ''} (never next to a non-adult seed)"
+    ),
+}
+
+
+def always_left_out(removed: dict[str, int]) -> Any:
+    """The line naming what the always-on rules left out ("Always left out: the seed itself,
+    40 adult items (never next to a non-adult seed)."), or None when they left out nothing.
+    The summary read "4,960 eligible of 5,000" beside "No rule removed anything" (s44's walk)."""
+    parts = [say(int(removed[r])) for r, say in ALWAYS_LEFT_OUT.items() if int(removed.get(r) or 0) > 0]
+    if not parts:
+        return None
+    return html.Div(
+        f"Always left out: {', '.join(parts)}.",
+        className="removed-always text-muted small",
+        title="on for every list, whatever the filters: not counted in the bars",
+    )
+
+
 def removed_bars(removed: dict[str, int], n_items: int) -> Any:
-    """One bar per rule with the number of candidates it removed on its own."""
-    hidden = ("exclude_seed", "adult_next_to_non_adult")  # always on; not the user's doing
-    shown = {r: int(c) for r, c in removed.items() if c and r not in hidden}
+    """One bar per rule with the number of candidates it removed on its own, and a line naming
+    what the always-on rules (the seed, adult items next to a non-adult seed) left out."""
+    shown = {r: int(c) for r, c in removed.items() if c and r not in ALWAYS_LEFT_OUT}
+    always = always_left_out(removed)
     if not shown:
-        return html.Div("No rule removed anything.", className="text-muted small")
+        nothing = html.Div(
+            "No rule you set removed anything." if always else "No rule removed anything.",
+            className="text-muted small",
+        )
+        return html.Div([nothing, always]) if always else nothing
     rows = []
     for rule, count in sorted(shown.items(), key=lambda kv: -kv[1]):
         share = count / n_items if n_items else 0.0
@@ -150,7 +180,8 @@ def removed_bars(removed: dict[str, int], n_items: int) -> Any:
                 ),
             )
         )
-    return html.Div(rows, className="removed-bars")
+    bars = html.Div(rows, className="removed-bars")
+    return html.Div([bars, always]) if always else bars
 
 
 def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConfig) -> tuple[Any, Any, Any]:
@@ -229,6 +260,15 @@ def seed_card_view(run_id: str | None, seed: str | None) -> Any:
 
 
 # -- layout ---------------------------------------------------------------------------
+def _rule_titles(view: Any, config: Any) -> dict[str, str]:
+    """The names of the items ``config``'s rules name (or of the rule control values
+    ``config``), as their cards name them: the "Never together" and pin chips show them."""
+    if config is None:
+        return {}
+    values = config if isinstance(config, dict) else controls_from_filter_config(config)
+    return item_titles(view, rule_items(values))
+
+
 def _scale(run_id: str) -> dict[str, Any] | None:
     """The run's similarity scale (None when the run cannot be searched: 0-1 then)."""
     from recsys.search import similarity_scale  # off the app's start path (as run_searcher)
@@ -387,6 +427,7 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                 similarity=_scale(run),
                                 columns=view.columns,
                                 lacks=lacking_attributes(view),
+                                titles=_rule_titles(view, config),
                             ),
                         ]
                     ),
@@ -657,6 +698,7 @@ clientside_callback(
         "name": State(pid(PRESET_NAME, PANEL), "value"),
         "values": filter_inputs(PANEL, State),
         "choices": option_deps(PANEL, State),
+        "run": State(ids.EXPLORE_RUN, "value"),
     },
     prevent_initial_call=True,
 )
@@ -669,9 +711,12 @@ def preset_action(
     name: str | None,
     values: dict[str, Any],
     choices: dict[str, Any],
+    run: str | None = None,
 ) -> dict[str, Any]:
     """Load (select), save, delete or upload a preset."""
-    return preset_action_impl(ctx.triggered_id, selected, upload, filename, name, values, choices=choices)
+    return preset_action_impl(
+        ctx.triggered_id, selected, upload, filename, name, values, choices=choices, run_id=run
+    )
 
 
 def preset_action_impl(
@@ -683,12 +728,22 @@ def preset_action_impl(
     values: dict[str, Any],
     root: Any = None,
     choices: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """The preset callback as a plain function (``trigger`` is the id that fired).
 
     ``choices`` are the options of the panel's dropdowns: a loaded preset's brands, category
     level and banned pairs are added to them, or the dropdowns would drop those values.
+    ``run_id``: the run shown, whose catalogue names the items of a loaded preset's rules.
     """
+
+    def holding(controls: dict[str, Any]) -> dict[str, Any]:
+        try:
+            titles = _rule_titles(run_catalog_view(run_id), controls) if run_id else {}
+        except RecsysError:  # the run is gone: the rules keep their ids
+            titles = {}
+        return options_holding(controls, choices, titles)
+
     store = PresetStore(data_dir(root))
     keep = {f: no_update for f in values}
     out: dict[str, Any] = {
@@ -711,7 +766,7 @@ def preset_action_impl(
                 out["message"] = message(error, "danger")
                 return out
             out["controls"] = controls_from_filter_config(config)
-            out["choices"] = options_holding(out["controls"], choices)
+            out["choices"] = holding(out["controls"])
             out["loaded"] = {"name": selected, "hash": config.config_hash()}
             out["name"] = selected
             out["message"] = message(f"Loaded preset “{selected}”.")
@@ -740,7 +795,7 @@ def preset_action_impl(
                 return out
             preset_name, config = import_upload(store, upload, filename)
             out["controls"] = controls_from_filter_config(config)
-            out["choices"] = options_holding(out["controls"], choices)
+            out["choices"] = holding(out["controls"])
             out["options"] = preset_options(store)
             out["selected"] = preset_name
             out["name"] = preset_name

@@ -41,6 +41,7 @@ from components.common import (
     unavailable_run,
 )
 from components.item_card import explore_href
+from components.jobs import run_name
 from components.layout import (
     error_alert,
     info_alert,
@@ -710,7 +711,7 @@ def submit_umap(_n: int, run_id: str | None, jobs: dict[str, Any] | None) -> Any
         return html.Span("UMAP is already computing for this run.", className="text-muted")
     try:
         job_id = JobStore(data_dir()).submit(
-            "project", {"run_id": run_id, "method": "umap"}, label=f"UMAP of {run_id}"
+            "project", {"run_id": run_id, "method": "umap"}, label=f"UMAP of {run_name(run_id)}"
         )
     except RecsysError as exc:
         return error_alert(exc, "Could not start UMAP")

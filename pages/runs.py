@@ -72,6 +72,26 @@ def family_for(
     return next((o["value"] for o in options if not o.get("disabled") and o["value"] in alone), family)
 
 
+#: Under the form's "Evaluation" for a dataset without interactions (a catalogue only)
+NOT_EVALUATED = (
+    "This dataset has no interactions, so the run is not evaluated (no HR@k): "
+    "the split settings below do not apply to it."
+)
+
+
+def evaluation_note(dataset: str | None, root: Any) -> str:
+    """What the form says under "Evaluation" for ``dataset``: :data:`NOT_EVALUATED` for a
+    catalogue only (BigBasket's form offered "time: the latest sequences" and a repeats
+    protocol for a dataset without a sequence, and its run's metrics were all "—"); nothing
+    otherwise."""
+    if not dataset:
+        return ""
+    try:
+        return NOT_EVALUATED if catalogue_only(dataset_meta(dataset, root)) else ""
+    except (OSError, RecsysError):
+        return ""
+
+
 def param_inputs(family: str | None, preset: str | None = None) -> list:
     """One labelled input per parameter of ``family``'s ``default_params`` (the recommended
     settings), with its help line; ``preset="library defaults"`` starts from the library's
@@ -426,6 +446,11 @@ def layout(**_query: Any) -> html.Div:
                         maxLength=MAX_LABEL,
                     ),
                     html.Div("Evaluation", className="form-subtitle mb-2"),
+                    html.Div(
+                        evaluation_note(first_dataset, root),
+                        id=ids.RUNS_EVAL_NOTE,
+                        className="small text-muted mb-2",
+                    ),
                     split_controls(datasets),
                     html.Div("Hyperparameters", className="form-subtitle mb-2"),
                     dcc.RadioItems(
@@ -570,6 +595,12 @@ def family_for_dataset(dataset: str | None, family: str | None) -> Any:
     trains on the catalogue alone (:func:`family_for`); the family's settings follow."""
     got = family_for(dataset, family, family_options(), data_dir())
     return no_update if got == family else got
+
+
+@callback(Output(ids.RUNS_EVAL_NOTE, "children"), Input(ids.RUNS_DATASET, "value"), prevent_initial_call=True)
+def show_evaluation_note(dataset: str | None) -> str:
+    """The line under "Evaluation" follows the dataset chosen (:func:`evaluation_note`)."""
+    return evaluation_note(dataset, data_dir())
 
 
 @callback(

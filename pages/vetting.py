@@ -19,6 +19,7 @@ way is sent again rather than lost.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 from typing import Any
@@ -119,6 +120,13 @@ MODES = {
     "category": "N per leaf category",
     "random": "At random",
     "pasted": "Pasted ids",
+}
+#: The queue form's inputs and the modes that read them (``build_queue``): each is shown only
+#: in those modes ("Per leaf" and the pasted ids stood beside "By traffic", doing nothing).
+MODE_INPUTS: dict[str, tuple[str, ...]] = {
+    N_SEEDS: ("traffic", "category", "random"),
+    PER_CATEGORY: ("category",),
+    PASTED: ("pasted",),
 }
 MAX_CSV_BYTES = 20 * 1024 * 1024
 NEW_PRESET = "vetted"
@@ -442,6 +450,16 @@ def store_outbox(outbox: list[dict[str, Any]], user: str) -> tuple[list[str], li
 
 
 # -- layout ---------------------------------------------------------------------------------
+def _box(ident: str) -> str:
+    """The id of the box around a queue-form input (shown or hidden with the mode)."""
+    return f"{ident}-box"
+
+
+def _mode_style(ident: str, mode: str | None) -> dict[str, str]:
+    """The style of an input's box: hidden in the modes that do not read it (MODE_INPUTS)."""
+    return {} if mode in MODE_INPUTS[ident] else {"display": "none"}
+
+
 def _number(ident: str, value: int, most: int) -> dcc.Input:
     return dcc.Input(
         id=ident, type="number", min=1, max=most, value=value, className="form-control form-control-sm"
@@ -511,25 +529,40 @@ def layout(run: str | None = None, preset: str | None = None, **_: Any) -> html.
         ),
         className="mb-3",
     )
+    mode_options, mode = queue_modes(MODES, dataset, data_dir())
     queue_card = dbc.Card(
         dbc.CardBody(
             [
                 html.H6("Queue", className="mb-2"),
-                dbc.RadioItems(
-                    id=MODE, **dict(zip(("options", "value"), queue_modes(MODES, dataset, data_dir())))
-                ),
+                dbc.RadioItems(id=MODE, options=mode_options, value=mode),
                 dbc.Row(
                     [
-                        labelled_col("Seeds", _number(N_SEEDS, 20, 2000), width=6),
-                        labelled_col("Per leaf", _number(PER_CATEGORY, 2, 100), width=6),
+                        labelled_col(
+                            "Seeds",
+                            _number(N_SEEDS, 20, 2000),
+                            width=6,
+                            id=_box(N_SEEDS),
+                            style=_mode_style(N_SEEDS, mode),
+                        ),
+                        labelled_col(
+                            "Per leaf",
+                            _number(PER_CATEGORY, 2, 100),
+                            width=6,
+                            id=_box(PER_CATEGORY),
+                            style=_mode_style(PER_CATEGORY, mode),
+                        ),
                     ],
                     className="g-2 mt-1",
                 ),
-                dcc.Textarea(
-                    id=PASTED,
-                    placeholder="Pasted mode: item ids, one per line or comma-separated",
-                    className="form-control form-control-sm mt-2",
-                    style={"height": "4rem"},
+                html.Div(
+                    dcc.Textarea(
+                        id=PASTED,
+                        placeholder="Item ids, one per line or comma-separated",
+                        className="form-control form-control-sm mt-2",
+                        style={"height": "4rem"},
+                    ),
+                    id=_box(PASTED),
+                    style=_mode_style(PASTED, mode),
                 ),
                 html.Button("Build queue", id=BUILD, className="btn btn-primary btn-sm mt-2 editor-only"),
                 html.Div(id=QUEUE_MESSAGE, className="mt-2"),
@@ -794,6 +827,17 @@ def show_seed(queue: dict[str, Any] | None, group: Any) -> Any:
         return error_alert(exc, f"Could not load run {queue['run']}")
 
 
+# each queue-form input shown only in the modes that read it (MODE_INPUTS), in the browser
+_MODE_STYLES_JS = (
+    "function(mode) { const uses = USES;"
+    " return Object.values(uses).map(m => m.includes(mode) ? {} : {display: 'none'}); }"
+).replace("USES", json.dumps(MODE_INPUTS))
+clientside_callback(
+    _MODE_STYLES_JS,
+    [Output(_box(ident), "style") for ident in MODE_INPUTS],
+    Input(MODE, "value"),
+    prevent_initial_call=True,
+)
 clientside_callback(
     ClientsideFunction("vetting", "on_key"),
     Output(CURSOR, "data", allow_duplicate=True),

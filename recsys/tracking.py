@@ -163,6 +163,15 @@ def run_params(meta: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
+def _run_name(meta: Mapping[str, Any]) -> str:
+    """The MLflow run name of a run.json: the name the pages give it
+    (:func:`recsys.registry.run_label`: its label, or "family · dataset · date time" for a run
+    saved without one), not its raw run id."""
+    from recsys.registry import run_label  # the registry imports the models: off this import path
+
+    return run_label(dict(meta))
+
+
 def run_tags(meta: Mapping[str, Any], root: str | os.PathLike[str] | None = None) -> dict[str, str]:
     dataset = meta.get("dataset") or {}
     tags = {
@@ -171,7 +180,7 @@ def run_tags(meta: Mapping[str, Any], root: str | os.PathLike[str] | None = None
         "recsys.label": str(meta.get("label") or meta.get("run_id")),
         "recsys.dataset": str(dataset.get("name")),
         "recsys.dataset_fingerprint": str(dataset.get("fingerprint")),
-        "mlflow.runName": str(meta.get("label") or meta.get("run_id"))[:250],
+        "mlflow.runName": _run_name(meta)[:250],
     }
     if meta.get("run_id"):
         run_dir = data_dir(root) / "runs" / str(meta["run_id"])
@@ -303,7 +312,7 @@ def log_evaluation(
             parent = None  # logged to another store
         tags = {
             **run_tags(meta, tracker.root),
-            "mlflow.runName": f"{meta.get('label') or meta.get('run_id')} · {name}",
+            "mlflow.runName": f"{_run_name(meta)} · {name}"[:250],
             "recsys.kind": name,
         }
         run = tracker.create(experiment_name(dataset), tags, parent)
@@ -370,7 +379,7 @@ class Sweep:
             tags = {"mlflow.runName": f"trial {number}", "recsys.trial": str(number), "recsys.kind": "trial"}
             if meta:
                 tags.update(run_tags(meta, self._tracker.root))
-                tags["mlflow.runName"] = f"trial {number} · {meta.get('label') or meta.get('run_id')}"
+                tags["mlflow.runName"] = f"trial {number} · {_run_name(meta)}"[:250]
             run = self._tracker.create(self.experiment, tags, self.parent_id)
             rid = run.info.run_id
             self._tracker.log(rid, _flat_params(params), flatten_metrics(metrics, timings))

@@ -186,10 +186,12 @@ def _registry(args: argparse.Namespace):
 
 
 def _print_runs_table(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
+    from recsys.registry import run_label  # the name every page gives a run
+
     k = 10
     print(
         f"{'run_id':42s} {'family':14s} {'act':3s} {'hr@10':>7s} {'ndcg@10':>8s} {'cov@10':>7s} {'items':>7s}"
-        "  dataset / label"  # the name given at import or training: an integrator looks for it (s41-w)
+        "  dataset / name"  # the name given at import or training (s41-w), as the pages name the run
     )
     for r in runs:
         if r.get("damaged"):
@@ -205,7 +207,7 @@ def _print_runs_table(args: argparse.Namespace, runs: list[dict[str, Any]]) -> N
         print(
             f"{r['run_id']:42s} {r['family']:14s} {'*' if r.get('active') else '':3s} {f('hr'):>7s} "
             f"{f('ndcg'):>8s} {f('coverage'):>7s} {cov.get('items_with_vector', '-')!s:>7s}"
-            f"  {(r.get('dataset') or {}).get('name') or '-'} / {r.get('label') or '-'}"
+            f"  {(r.get('dataset') or {}).get('name') or '-'} / {run_label(r)}"
         )
 
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from recsys.config import Progress
-from recsys.errors import DatasetNotFoundError, JobError
+from recsys.errors import DatasetNotFoundError, JobError, RecsysError
 
 if TYPE_CHECKING:
     from recsys.jobs.store import JobStore
@@ -259,6 +259,7 @@ def tune_request(
     if isinstance(family, str) and family not in TUNABLE:
         raise JobParamError(f"'family' must be one the tuner searches: {', '.join(TUNABLE)}", "family")
     request = train_request(family, dataset, params, root=root, **train_fields)
+    _check_tunable_dataset(dataset, root)
     try:
         budget_s = parse_budget(budget)
     except ValueError as exc:
@@ -275,6 +276,25 @@ def tune_request(
             raise JobParamError(f"'min_trials' must be an integer >= 1, got {min_trials!r}", "min_trials")
         tune["min_trials"] = min_trials
     return replace(request, tune=tune)
+
+
+def _check_tunable_dataset(dataset: str, root: str | os.PathLike[str] | None) -> None:
+    """Refuse a catalogue-only dataset before a job starts: the search needs interactions to
+    carve its validation split from. The Runs page said "Tuning started" for prod2vec on
+    BigBasket, and the job failed seconds later with this reason (s44's walk)."""
+    from recsys.config import data_dir
+    from recsys.data.schema import dataset_meta
+
+    try:
+        summary = dataset_meta(dataset, data_dir(root)).get("summary") or {}
+    except (OSError, RecsysError):
+        return  # unreadable here: the job says what is wrong
+    if summary.get("interactions") == 0:
+        raise JobParamError(
+            f"cannot tune on '{dataset}': it has no interactions to carve a validation split from "
+            "(a catalogue alone: train content or tfidf on it, with the recommended settings)",
+            "dataset",
+        )
 
 
 def submit_tune(

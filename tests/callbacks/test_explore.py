@@ -265,6 +265,14 @@ def test_results_show_k_cards_and_same_category_changes_list_and_removed_counts(
     assert getattr(explore.update_seed_card("ws0", run), "data-item") == "ws0"
     assert explore.update_seed_card("nope", run) == []
     assert "8 / 8" in text_of(out["summary"])
+    # "19 eligible of 20" adds up for a reader: what the always-on rules left out is named
+    # ("4,960 eligible of 5,000" stood beside "No rule removed anything", s44's walk)
+    assert "19 eligible of 20" in text_of(out["summary"])
+    said = text_of(out["removed"])
+    assert "No rule you set removed anything." in said and "Always left out: the seed itself." in said
+    assert "Always left out: the seed itself, 3 adult items (never next to a non-adult seed)." in text_of(
+        explore.removed_bars({"exclude_seed": 1, "adult_next_to_non_adult": 3, "price": -2}, 20)
+    )
 
     out2 = call_results(explore, "ws0", run, defaults(same_category=True))
     after = card_ids(out2["results"])
@@ -274,7 +282,8 @@ def test_results_show_k_cards_and_same_category_changes_list_and_removed_counts(
     counts = {
         getattr(c, "data-rule"): c.children for c in find(out2["removed"], lambda c: hasattr(c, "data-rule"))
     }
-    assert counts["same_category"] == "−10"  # the 10 items outside "Women"
+    assert counts == {"same_category": "−10"}  # the 10 items outside "Women"
+    assert "Always left out: the seed itself." in text_of(out2["removed"])
     assert out2["url"] == {"seed": "ws0", "run": run, "preset": None}
 
 
@@ -348,6 +357,34 @@ def test_preset_save_load_delete(explore, data):
         {"type": PRESET_SAVE, "panel": "explore"}, None, None, None, "  ", values, root
     )
     assert "name" in text_of(nameless["message"])
+
+
+def test_a_loaded_presets_item_rules_name_their_items_as_vetting_does(explore, data):
+    """ "Never together" listed "P001681 ⇄ P003443" where Vetting names items by title (s44's
+    walk): a preset's item rules read as titles with their ids, loaded from the preset picker
+    or from the address bar, and the values stay the rules the panel reads back."""
+    root, run = data["root"], data["runs"]["A"]
+    cfg = FilterConfig.from_dict(
+        {
+            "do_not_associate": [{"seed": "ws0", "item_id": "wb2"}],
+            "pins": [{"seed": "ws0", "item_id": "hk1", "position": 2}],
+        }
+    )
+    PresetStore(root).save("merch", cfg)
+    loaded = explore.preset_action_impl(
+        {"type": PRESET_SELECT, "panel": "explore"}, "merch", None, None, "", defaults(), root, run_id=run
+    )
+    never = "“Leather Tote Bag 2” (wb2) ⇄ “Trail Runner Shoe 0” (ws0)"  # a two-way ban, stored sorted
+    pin = "“Chef Knife 1” (hk1) @2 for “Trail Runner Shoe 0” (ws0)"
+    assert loaded["choices"]["do_not_associate"] == [{"label": never, "value": "wb2 ⇄ ws0"}]
+    assert loaded["choices"]["pins"] == [{"label": pin, "value": "hk1 @2 for ws0"}]
+    assert filter_config_from_controls(loaded["controls"]) == cfg
+    tree = explore.layout(seed="ws0", run=run, preset="merch")
+    control = find(
+        tree,
+        lambda c: getattr(c, "id", None) == {"type": "filter-control", "panel": "explore", "field": "pins"},
+    )[0]
+    assert control.options == [{"label": pin, "value": "hk1 @2 for ws0"}]
 
 
 def test_preset_download_json_and_yaml_round_trip(data):

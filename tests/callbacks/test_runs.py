@@ -117,6 +117,11 @@ def test_activate_delete_and_project_act_on_the_selected_run(root, runs_page):
     (job,) = JobStore(root).list_jobs(kind="project")
     assert job["params"] == {"run_id": p2v["run_id"], "method": "umap"}
     assert job["label"] == f"Projection of {p2v['label']}"
+    # its job card too (it read "Projection (UMAP) of <run id>", s44's walk)
+    from components.jobs import jobs_snapshot
+
+    card = text_of(runs_page.show_jobs(jobs_snapshot()))
+    assert f"Projection (UMAP) of {p2v['label']}" in card and p2v["run_id"] not in card
     JobStore(root).cancel(job["job_id"])
 
     # Delete asks first, names the run, warns when it is active; confirming deletes it.
@@ -398,9 +403,15 @@ def test_a_catalogue_only_dataset_starts_the_form_on_a_family_that_trains_on_it(
     alone = catalog_only_families()
     (family,) = find(runs.layout(), lambda c: isinstance(c, dcc.Dropdown) and c.id == ids.RUNS_FAMILY)
     assert family.value in alone and family.value != "prod2vec"
+    (note,) = find(runs.layout(), lambda c: getattr(c, "id", None) == ids.RUNS_EVAL_NOTE)
+    assert "no interactions, so the run is not evaluated" in note.children
 
     make_serving_data(tmp_path)  # a dataset with interactions beside it
     (with_events,) = [d for d in runs.list_datasets(tmp_path) if d != "shop"]
     assert runs.family_for_dataset("shop", "prod2vec") in alone
     assert runs.family_for_dataset("shop", "tfidf") is no_update
     assert runs.family_for_dataset(with_events, "prod2vec") is no_update
+    # the form says the run will not be evaluated there (its split settings offered "time: the
+    # latest sequences" for BigBasket, and the run's metrics read "—": s44's walk)
+    assert "no interactions, so the run is not evaluated" in runs.show_evaluation_note("shop")
+    assert runs.show_evaluation_note(with_events) == ""

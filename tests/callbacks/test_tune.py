@@ -75,3 +75,14 @@ def test_a_bad_tune_form_says_what_is_wrong_and_submits_nothing(root):
         assert expected in text_of(msg), text_of(msg)
         assert job is tuning.no_update
     assert JobStore(root).list_jobs() == []
+    # a catalogue alone (BigBasket): refused before a job starts, with the reason the job gave
+    # seconds after "Tuning started" (s44's walk)
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import save_dataset
+    from tests.callbacks._emc_data import catalog
+
+    save_dataset(build_dataset("shop", catalog(), None), root)
+    msg, job = tuning.start_tuning(1, "prod2vec", "shop", "5m", 10, None, "")
+    assert isinstance(msg, dbc.Alert) and msg.color == "danger" and job is tuning.no_update
+    assert "cannot tune on 'shop': it has no interactions" in text_of(msg), text_of(msg)
+    assert JobStore(root).list_jobs() == []

@@ -19,9 +19,11 @@ from typing import Any
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
+from components import ids
 from recsys.data.schema import load_dataset
 from recsys.filters import FilterConfig
 from recsys.registry import Registry
+from recsys.vetting.proposals import item_name
 from tests.integration._browser import click as _click
 from tests.integration._browser import css_id, run_ids, wait_until
 
@@ -411,15 +413,38 @@ def test_merchandising_rule_chips_apply_and_remove(dash_duo, dash_app_copy, demo
     dash_duo.driver.set_window_size(1400, 2400)
     dash_duo.start_server(dash_app_copy)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/explore?seed={seed}&run={run}&preset=merch")
-    dash_duo.wait_for_contains_text(_control("pins"), f"{pinned} @2 for {seed}", timeout=40)
+    dash_duo.wait_for_contains_text(_control("pins"), f"({pinned}) @2 for ", timeout=40)
     _settles(dash_duo, lambda items: items[1] == pinned and hidden not in items, "the rules applied", 10)
 
+    # the summary's eligible count adds up with what the panel names: the seed and the adult
+    # items (never next to a non-adult seed) are said, not hidden ("4,960 eligible of 5,000"
+    # beside "No rule removed anything", s44's walk); the pair ban removes one more
+    view = searcher.view
+    adult = int(view.adult.sum()) if not view.adult[view.position(seed)] else 0
+    assert adult > 0
+    dash_duo.wait_for_contains_text(
+        f"#{ids.EXPLORE_SUMMARY}", f"{view.n - 1 - adult - 1:,} eligible of {view.n:,}", timeout=10
+    )
+    removed = dash_duo.find_element(f"#{ids.EXPLORE_REMOVED}").text
+    assert f"Always left out: the seed itself, {adult:,} adult items" in removed, removed
+    assert "Never together\n−1" in removed or "Never together −1" in removed, removed
+
+    # the rules name their items as Vetting names them (title and id), not by bare ids
+    names = {i: item_name(i, _catalog(root)[i]["title"]) for i in (seed, hidden, pinned)}
+    assert all(names[i] != i for i in names)  # the demo's items have titles
     never = _control("do_not_associate")
     text = dash_duo.find_element(never).text
     # a two-way ban has no direction: the chip names the pair in either order
-    pair = next(p for p in (f"{seed} ⇄ {hidden}", f"{hidden} ⇄ {seed}") if p in text)
+    pair = next(
+        p for p in (f"{names[seed]} ⇄ {names[hidden]}", f"{names[hidden]} ⇄ {names[seed]}") if p in text
+    )
+    # the whole rule can be read on the control (wrapped, not one line cut after the first item)
+    shown = dash_duo.find_element(never).find_element("css selector", ".dash-dropdown-value")
+    assert dash_duo.driver.execute_script(
+        "return arguments[0].scrollWidth <= arguments[0].clientWidth", shown
+    )
     _pick(dash_duo, never, pair)  # unticks it
     _settles(dash_duo, lambda items: hidden in items and items[1] == pinned, "the pair's item back")
-    _pick(dash_duo, _control("pins"), f"{pinned} @2 for {seed}")
+    _pick(dash_duo, _control("pins"), f"{names[pinned]} @2 for {names[seed]}")
     _settles(dash_duo, lambda items: items == base, "the list without rules")
     assert dash_duo.get_logs() == []

@@ -142,6 +142,9 @@ def _check_controls(dash_duo, expected: dict[str, Any], panel: str = PANEL) -> N
         w = want[field]
         if isinstance(w, bool):
             return value is w and shown is w
+        if field in ("do_not_associate", "pins"):  # items named by title with their ids, as on Vetting
+            named = [r[k] for r in expected[field] for k in ("seed", "item_id") if r.get(k)]
+            return sorted(value or []) == sorted(w) and all(f"({i})" in (shown or "") for i in named)
         if isinstance(w, list):
             return sorted(value or []) == sorted(w) and all(str(x) in (shown or "") for x in w)
         if field == "category_level":

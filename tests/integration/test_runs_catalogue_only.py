@@ -40,6 +40,7 @@ def test_choosing_a_catalogue_only_dataset_switches_the_family_and_trains_on_it(
     dash_duo.wait_for_contains_text(f"#{ids.RUNS_FAMILY}", "prod2vec", timeout=10)
     dash_duo.wait_for_contains_text(f"#{ids.RUNS_PARAMS}", "window", timeout=10)
 
+    assert "not evaluated" not in dash_duo.find_element(f"#{ids.RUNS_EVAL_NOTE}").text  # the demo is
     # pick the catalogue-only dataset as a user does: open the menu, type, choose
     _click(dash_duo, dash_duo.find_element(f"#{ids.RUNS_DATASET}"))
     dash_duo.find_element("input.dash-dropdown-search").send_keys("shop")
@@ -50,6 +51,8 @@ def test_choosing_a_catalogue_only_dataset_switches_the_family_and_trains_on_it(
         what="the family to switch to one that trains on the catalogue alone",
     )
     family = _dropdown_text(dash_duo, ids.RUNS_FAMILY).strip()
+    # and the form says the run will not be evaluated (its split settings do not apply)
+    dash_duo.wait_for_contains_text(f"#{ids.RUNS_EVAL_NOTE}", "so the run is not evaluated", timeout=10)
     # the form's settings follow: the chosen family's, not Prod2Vec's (gensim's ns_exponent)
     wait_until(
         lambda: "ns_exponent" not in dash_duo.find_element(f"#{ids.RUNS_PARAMS}").text,

@@ -4,6 +4,7 @@ events), turn a thumbs-down into a do-not-associate rule and confirm it."""
 from __future__ import annotations
 
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 
 from recsys.filters import FilterConfig, PresetStore
 from recsys.merch import PairBan
@@ -28,6 +29,25 @@ def test_judge_five_pairs_by_keyboard_and_turn_one_into_a_rule(dash_duo, dash_ap
     dash_duo.start_server(dash_app_copy)
     dash_duo.driver.set_window_size(1400, 2400)  # the queue form and the pairs in view: no scrolling
     dash_duo.wait_for_page(f"{dash_duo.server_url}/vetting?run={run}&preset=mid")
+
+    # each queue input is shown only in the modes that read it ("Per leaf" and the pasted ids
+    # stood beside "By traffic", doing nothing: s44's walk)
+    def shown() -> set[str]:
+        boxes = ("#vetting-n", "#vetting-per-category", "#vetting-pasted")
+        return {b for b in boxes if dash_duo.find_element(b).is_displayed()}
+
+    def mode(label: str) -> None:
+        click(dash_duo, dash_duo.driver.find_element(By.XPATH, f"//label[contains(., '{label}')]"))
+
+    assert shown() == {"#vetting-n"}  # by traffic, the default
+    for label, inputs in (
+        ("Pasted ids", {"#vetting-pasted"}),
+        ("N per leaf category", {"#vetting-n", "#vetting-per-category"}),
+        ("At random", {"#vetting-n"}),
+        ("By traffic", {"#vetting-n"}),
+    ):
+        mode(label)
+        wait_until(lambda inputs=inputs: shown() == inputs, timeout=5, what=f"{label}: {inputs}")
 
     dash_duo.find_element("#vetting-n").clear()
     dash_duo.find_element("#vetting-n").send_keys("2")

@@ -67,8 +67,19 @@ def test_train_with_params_and_show(demo_dir, capsys):
     assert json.loads(capsys.readouterr().out)["run_id"] == run["run_id"]
     # runs list names each run's dataset and label: the name a user gave is how they find it (s41-w)
     assert main(["--data-dir", str(demo_dir), "runs", "list"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(run["run_id"]))
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith(run["run_id"]))
     assert line.endswith("  demo / tiny p2v"), line
+    # a run saved without a label is named as the pages name it, not by its run id again
+    from recsys.registry import run_label
+
+    assert main(["--data-dir", str(demo_dir), "-q", "train", "popularity"]) == 0
+    bare = next(r for r in Registry(demo_dir).list_runs("popularity") if r["label"] == r["run_id"])
+    capsys.readouterr()
+    assert main(["--data-dir", str(demo_dir), "runs", "list"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith(bare["run_id"]))
+    assert line.endswith(f"  demo / {run_label(bare)}") and "popularity · demo · 20" in line, line
 
 
 def test_bad_parameter_is_a_clear_error_not_a_traceback(demo_dir, capsys):

@@ -113,10 +113,17 @@ def test_train_run_as_a_sweep_child_and_evaluation_logging(tracked, capsys):
         meta = train_run("popularity", {}, "demo", root, max_cases=100, tracking_parent=sw.parent_id)
     child = runs_df(filter_string=f"tags.`recsys.run_id` = '{meta['run_id']}'")
     assert child.iloc[0]["tags.mlflow.parentRunId"] == sw.parent_id
+    # trained without a label: MLflow names it as the pages do ("popularity · demo · date"),
+    # not by its run id
+    from recsys.registry import run_label
+
+    name = run_label(meta)
+    assert name.startswith("popularity · demo · 20") and child.iloc[0]["tags.mlflow.runName"] == name
     assert main(["--data-dir", str(root), "evaluate", meta["run_id"], "--max-cases", "50"]) == 0
     capsys.readouterr()
     evals = runs_df(filter_string=f"tags.mlflow.parentRunId = '{meta['mlflow']['run_id']}'")
     assert len(evals) == 1 and evals.iloc[0]["tags.recsys.kind"] == "evaluation"
+    assert evals.iloc[0]["tags.mlflow.runName"] == f"{name} · evaluation"
     assert "metrics.hr_at_10" in evals.columns and not np.isnan(evals.iloc[0]["metrics.hr_at_10"])
 
 
