@@ -323,6 +323,20 @@ def job_card(job: dict[str, Any], log_tail: str | None = None, show_cancel: bool
     active = is_active(job)
     pct = int(round(100 * float(job.get("fraction") or 0)))
     color = _STATUS_COLOR.get(status, "secondary")
+    # the cancel button sits in the header, beside the badge: at the card's end it moved down each
+    # time the job's message or log appeared, and the page re-created it there (a click on it as
+    # the log appeared was lost; seen as a stale element in the Runs browser test)
+    right: list[Any] = [dbc.Badge(status, color=color, className="text-uppercase job-status")]
+    if active and show_cancel:
+        right.append(
+            dbc.Button(
+                "Cancel",
+                id={"type": ids.JOB_CANCEL, "job": job.get("id", "")},
+                color="outline-danger",
+                size="sm",
+                className="ms-2 editor-only",
+            )
+        )
     header = html.Div(
         [
             html.Div(
@@ -332,7 +346,7 @@ def job_card(job: dict[str, Any], log_tail: str | None = None, show_cancel: bool
                     html.Small(job.get("id", ""), className="text-muted ms-1"),
                 ]
             ),
-            dbc.Badge(status, color=color, className="text-uppercase job-status"),
+            html.Div(right, className="d-flex align-items-center job-actions"),
         ],
         className="d-flex justify-content-between align-items-center mb-2",
     )
@@ -358,16 +372,6 @@ def job_card(job: dict[str, Any], log_tail: str | None = None, show_cancel: bool
                 [html.Summary("Log", className="small"), html.Pre(log_tail, className="job-log")],
                 open=active,
                 className="mt-2",
-            )
-        )
-    if active and show_cancel:
-        body.append(
-            dbc.Button(
-                "Cancel",
-                id={"type": ids.JOB_CANCEL, "job": job.get("id", "")},
-                color="outline-danger",
-                size="sm",
-                className="mt-2 editor-only",
             )
         )
     return dbc.Card(dbc.CardBody(body), className=f"job-card job-{status} mb-3")

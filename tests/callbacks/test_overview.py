@@ -138,6 +138,36 @@ def test_failed_job_card_shows_the_error_without_cancel():
     assert not find(card, lambda c: isinstance(c, dbc.Button))
 
 
+def _path_to(component, pred, path=()):
+    """The child indexes from ``component`` down to the first descendant matching ``pred``."""
+    if pred(component):
+        return path
+    children = getattr(component, "children", None)
+    children = children if isinstance(children, (list, tuple)) else [children]
+    for i, child in enumerate(children):
+        if hasattr(child, "to_plotly_json"):
+            got = _path_to(child, pred, (*path, i))
+            if got is not None:
+                return got
+    return None
+
+
+def test_a_running_jobs_cancel_button_keeps_its_place_as_its_message_and_log_appear():
+    """React re-creates a child whose place in its parent's list changes: the button, last in the
+    card, moved down as the message and the log appeared, and a click on it then was lost (the
+    Runs browser test's stale element in CI)."""
+    raw = {"job_id": "j2", "kind": "train", "status": "running", "params": {"family": "prod2vec"}}
+    bare = job_card(job_summary(raw))
+    busy = job_card(
+        job_summary({**raw, "progress": {"done": 3, "total": 40, "message": "epoch 3/40"}}),
+        "epoch 1\nepoch 2\nepoch 3",
+    )
+    is_cancel = lambda c: isinstance(c, dbc.Button) and c.id == {"type": ids.JOB_CANCEL, "job": "j2"}  # noqa: E731
+    assert "epoch 3/40" in text_of(busy) and "epoch 2" in text_of(busy)
+    where = _path_to(bare, is_cancel)
+    assert where is not None and where == _path_to(busy, is_cancel)
+
+
 def test_poll_jobs_reports_jobs_and_only_changes_what_changed(root):
     store = JobStore(root)
     job_id = store.submit("sleep", {"seconds": 0.2, "steps": 2})
