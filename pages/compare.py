@@ -816,8 +816,9 @@ def load_preset(
     if preset:
         config, _err = safe_load(PresetStore(data_dir()), preset)
     controls = controls_from_filter_config(config)
-    view = seed_source(list(runs or []), None).view if runs and rule_items(controls) else None
-    titles = item_titles(view, rule_items(controls)) if view is not None else None
+    named = rule_items(controls)
+    view = seed_source(list(runs or []), None).view if runs and named else None
+    titles = item_titles(view, named) if view is not None else None
     return {"controls": controls, "choices": options_holding(controls, choices, titles)}
 
 
@@ -841,8 +842,18 @@ def _seed_order(run_ids: list[str], runs: list[dict[str, Any]] | None = None) ->
     """(the chosen runs in the order Compare takes seeds from them, the embedding runs among
     them): embedding runs first (their catalogue view is the rows they have vectors for), then
     baselines (the dataset's catalogue)."""
-    listed = data_registry().list_runs() if runs is None else runs
-    emb = {r["run_id"] for r in listed if r.get("is_embedding")} & set(run_ids)
+    if runs is not None:
+        emb = {r["run_id"] for r in runs if r.get("is_embedding")} & set(run_ids)
+    else:  # the chosen runs alone (a typed search asks on each keystroke; listing read every run)
+        registry, emb = data_registry(), set()
+        for run_id in dict.fromkeys(run_ids):
+            try:
+                meta = registry.get(run_id)
+                registry.check(run_id)  # a damaged run is one the listing leaves out
+            except RecsysError:
+                continue
+            if meta.get("is_embedding"):
+                emb.add(run_id)
     return [r for r in run_ids if r in emb] + [r for r in run_ids if r not in emb], emb
 
 
