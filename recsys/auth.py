@@ -301,6 +301,7 @@ def init_auth(
 
     from flask_login import LoginManager, current_user, login_user, logout_user
     from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+    from werkzeug.exceptions import MethodNotAllowed
 
     server.secret_key = secret_key(root)
     server.config.update(
@@ -355,6 +356,8 @@ def init_auth(
                     401, "sign in first (the login page is /login) or send 'Authorization: Bearer <token>'"
                 )
             return flask.redirect(f"/login?next={_safe_next(request.full_path)}")
+        if isinstance(request.routing_exception, MethodNotAllowed):
+            return None  # nothing here serves this method (TRACE /api/v1/health): a 405, whatever the role
         bearer = bool(flask.g.get("recsys_bearer"))
         if request.method in _WRITE_METHODS and not bearer:
             csrf.protect()  # raises CSRFError (answered 400 below)

@@ -206,10 +206,41 @@ class _ApiState:
 
     def openapi(self) -> dict[str, Any]:
         if self._openapi is None:
-            import yaml
-
-            self._openapi = yaml.safe_load(OPENAPI_FILE.read_text())
+            self._openapi = openapi_spec()
         return self._openapi
+
+
+def openapi_spec() -> dict[str, Any]:
+    """The served OpenAPI document: ``openapi.yaml`` completed by the rules every route follows.
+
+    The responses the auth layer and the request parsing give on every route are added here from
+    the same rules, not written per route: 401 on every operation (once a login is configured),
+    403 on those that change state (``security``), 400 on those that take parameters or a body,
+    413 on those with a body. ``FilterConfig`` (and the models it nests) is pydantic's own JSON
+    schema of :class:`recsys.filters.FilterConfig`, so the document cannot drift from the
+    validation: a field added there is documented here.
+    """
+    import yaml
+
+    from recsys.filters import FilterConfig
+
+    spec = yaml.safe_load(OPENAPI_FILE.read_text())
+    schemas = spec["components"]["schemas"]
+    filters = FilterConfig.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(filters.pop("$defs", {}))
+    schemas["FilterConfig"] = filters
+    ref = "#/components/responses/"
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            responses = op["responses"]
+            responses.setdefault("401", {"$ref": ref + "Unauthorized"})
+            if op.get("security"):
+                responses.setdefault("403", {"$ref": ref + "Forbidden"})
+            if op.get("parameters") or op.get("requestBody"):
+                responses.setdefault("400", {"$ref": ref + "BadRequest"})
+            if op.get("requestBody"):
+                responses.setdefault("413", {"$ref": ref + "TooLarge"})
+    return spec
 
 
 def _state() -> _ApiState:
@@ -495,6 +526,9 @@ def _http_json(exc: HTTPException) -> flask.Response:
     elif isinstance(exc, MethodNotAllowed):
         allowed = ", ".join(sorted(exc.valid_methods or []))
         message = f"method {request.method} not allowed on {request.path} (allowed: {allowed})"
+        resp = error_response(code, message)
+        resp.headers["Allow"] = allowed  # RFC 9110: a 405 lists what the path serves
+        return resp
     elif isinstance(exc, NotFound):
         message = f"no endpoint {request.path}; see {API_PREFIX}/openapi.json"
     else:

@@ -18,7 +18,6 @@ from recsys.errors import (
 from recsys.serving.core import (
     _SIMILAR_FIELDS,
     API_PREFIX,
-    OPENAPI_FILE,
     ApiError,
     _config_dict,
     _http_json,
@@ -153,7 +152,10 @@ def _add_read_routes(bp: Blueprint) -> None:
 
     @bp.get("/openapi.yaml")
     def openapi_yaml() -> Any:
-        return flask.Response(OPENAPI_FILE.read_text(), mimetype="application/yaml")
+        import yaml
+
+        text = yaml.safe_dump(_state().openapi(), sort_keys=False, allow_unicode=True)
+        return flask.Response(text, mimetype="application/yaml")
 
     @bp.get("/runs")
     def runs() -> Any:
@@ -226,6 +228,12 @@ def _add_write_routes(bp: Blueprint) -> None:
     def preset_save(name: str) -> Any:
         from recsys.filters import FilterConfig
 
+        if not request.get_data(cache=True):  # an empty body is no config, not the defaults ({})
+            raise ApiError(
+                400,
+                "the request body is required: the preset's FilterConfig as a JSON object ({} for the defaults)",
+                "body",
+            )
         body = _json_body()
         raw = body["config"] if set(body) == {"config"} else body
         if not isinstance(raw, dict):
