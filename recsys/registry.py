@@ -132,8 +132,9 @@ def run_label(run: Any) -> str:
     """The name a page gives a run: its label, or, for a run saved without one (``recsys train``
     without ``--label`` stores its run id as the label), what the run is: "family · dataset ·
     date time" (``prod2vec · taobao · 2026-12-07 10:42``, UTC as ``created`` is), not the raw run
-    id. Every place that names a run (the Runs grid, Explore's and Compare's pickers, Overview)
-    takes it from here."""
+    id. A tuned run says so ("prod2vec tuned · demo · ..."): beside the family's other runs of
+    the same day it is the one a user looks for. Every place that names a run (the Runs grid,
+    Explore's and Compare's pickers, Overview) takes it from here."""
     run = run if isinstance(run, dict) else {}
     run_id = str(run.get("run_id") or "")
     label = str(run.get("label") or "").strip()
@@ -144,7 +145,10 @@ def run_label(run: Any) -> str:
     dataset = (
         str((run.get("dataset") or {}).get("name") or "") if isinstance(run.get("dataset"), dict) else ""
     )
-    parts = [str(run.get("family") or ""), dataset, when]
+    family = str(run.get("family") or "")
+    if family and run.get("tuning"):
+        family += " tuned"
+    parts = [family, dataset, when]
     return " · ".join(p for p in parts if p) or run_id
 
 

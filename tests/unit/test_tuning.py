@@ -68,6 +68,10 @@ def test_train_run_with_tune_refits_the_best_and_records_the_search(tmp_path):
     assert rv["exclude_seen"]["exclude_seen"] is True and rv["include_seen"]["exclude_seen"] is False
     assert rv["exclude_seen"]["n_cases"] == rv["include_seen"]["n_cases"] > 0
     assert 0 < m["validation"]["n_cases"] and "hr@10" in m["validation"]
+    # saved without a label, it is named as a tuned run wherever a run is named
+    from recsys.registry import Registry, run_label
+
+    assert run_label(Registry(tmp_path).get(meta["run_id"])).startswith("prod2vec tuned · grouped · 20")
     with pytest.raises(Exception, match="tune supports"):
         train_run("cooccurrence", None, "grouped", tmp_path, tune={"budget_s": 5})
 
