@@ -135,7 +135,16 @@ def run_rows(
 def column_defs(metrics: Sequence[str] = HEADLINE_METRICS, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
     """ag-grid column definitions: label, family, dataset, status, active, metrics, extras."""
     cols: list[dict[str, Any]] = [
-        {"field": "label", "headerName": "Run", "pinned": "left", "minWidth": 200, "flex": 2},
+        # wide enough for a run's generated name whole ("prod2vec tuned · taobao · 2026-12-07 10:42"):
+        # at 200 px every run of a day read "content · demo · 2026-..." (s45)
+        {
+            "field": "label",
+            "headerName": "Run",
+            "pinned": "left",
+            "minWidth": 320,
+            "flex": 2,
+            "tooltipField": "label",
+        },
         {"field": "family", "headerName": "Family", "minWidth": 120},
         {"field": "dataset", "headerName": "Dataset", "minWidth": 100},
         {

@@ -65,3 +65,31 @@ def test_empty_metrics_grid_shows_its_overlay_without_console_errors(dash_duo, t
     got = dash_duo.driver.execute_script(OVERFLOW_JS)
     assert got["scroll"] <= got["client"], f"runs overflows: {got}"
     assert dash_duo.get_logs() == []
+
+
+#: JS: the Runs grid's run names whose cell cuts them ("content · demo · 2026-..."), as text.
+CUT_NAMES_JS = """
+return Array.from(document.querySelectorAll('#runs-grid .ag-cell[col-id="label"]'))
+  .filter(c => { const v = c.querySelector('.ag-cell-value') || c; return v.scrollWidth > v.clientWidth + 1; })
+  .map(c => { const v = c.querySelector('.ag-cell-value') || c; return c.textContent + ' ' + v.scrollWidth + '/' + v.clientWidth + '/' + c.clientWidth; });
+"""
+
+
+def test_the_runs_grid_shows_a_generated_run_name_whole(dash_duo, app, demo_data_copy):
+    """A run saved without a label is named "family · dataset · date time" (run_label); at a
+    laptop's width its Run cell shows the name whole: cut, every run of a day read alike."""
+    from components import ids
+    from recsys.pipeline import train_run
+
+    meta = train_run("cooccurrence", {}, "demo", demo_data_copy, activate=False)  # no label
+    dash_duo.driver.set_window_size(1280, 900)
+    dash_duo.start_server(app)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/runs")
+    assert ids.RUNS_GRID == "runs-grid"
+    wait_until(
+        lambda: "cooccurrence · demo · 20" in dash_duo.find_element(f"#{ids.RUNS_GRID}").text,
+        timeout=40,
+        what=f"the unlabelled run {meta['run_id']} in the grid",
+    )
+    assert dash_duo.driver.execute_script(CUT_NAMES_JS) == []
+    assert dash_duo.get_logs() == []
