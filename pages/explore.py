@@ -113,12 +113,24 @@ PLAN_LABELS = {
 }
 
 
-def plan_label(plan: str) -> str:
+def plan_label(plan: str, config: FilterConfig | None = None, skipped: Any = ()) -> str:
     """The plan in words. ``<plan>+ties_exact`` (``recsys.search.ties``): the plan's list ended
     among items with identical vectors (Taobao: thousands share their category's mean vector),
-    so the list shown came from exact search; it read "hnsw_overfetch+ties_exact"."""
+    so the list shown came from exact search; it read "hnsw_overfetch+ties_exact".
+
+    ``exact_range`` scans one slice of the category-ordered catalogue: the seed's category
+    when "Same category" applies to this seed (on in ``config`` and not in ``skipped``, the
+    seed's skipped rules), else the whole catalogue. It read "exact search over the category
+    slice" with no category rule on (s44's walk)."""
     base, tied = (plan.removesuffix("+ties_exact"), plan.endswith("+ties_exact"))
     text = PLAN_LABELS.get(base, base)
+    if base == "exact_range" and config is not None:
+        by_category = config.same_category and "same_category" not in (skipped or ())
+        text = (
+            "exact search over the seed's category"
+            if by_category
+            else "exact search over the whole catalogue"
+        )
     return f"exact search (items with identical vectors tied in {text})" if tied else text
 
 
@@ -199,7 +211,7 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
         dbc.Badge(f"{len(result.item_ids)} / {k}", color="warning" if short else "success", className="me-2"),
         f"{result.n_eligible:,} eligible of {view.n:,} · ",
         html.Span(
-            plan_label(result.plan),
+            plan_label(result.plan, config, result.skipped_rules),
             className="plan-name me-2",
             title=result.plan,
             **{"data-plan": result.plan},

@@ -747,6 +747,24 @@ def test_a_plan_resolved_by_exact_search_for_tied_items_is_said_in_words(explore
     assert explore.plan_label("exact_subset") == "exact search over the eligible items"
 
 
+def test_the_plan_line_names_the_slice_searched_for_the_rules_that_are_on(explore, data):
+    """The plan line read "exact search over the category slice" with no category rule on
+    (s44's walk): an exact scan of a slice of the catalogue is its whole when no category rule
+    applies to the seed, and the seed's category when "Same category" does."""
+
+    def plan_of(out: dict) -> tuple[str, str]:
+        plan = find(out["summary"], lambda c: "plan-name" in str(getattr(c, "className", "")))[0]
+        return getattr(plan, "data-plan"), plan.children
+
+    # a min similarity over 20 items: the searcher scans the catalogue's one slice, all of it
+    out = call_results(explore, "ws0", data["runs"]["A"], defaults(min_similarity=0.1))
+    assert plan_of(out) == ("exact_range", "exact search over the whole catalogue")
+    on = FilterConfig(same_category=True)
+    assert explore.plan_label("exact_range", on, []) == "exact search over the seed's category"
+    # a seed without a category skips the rule: the scan was over the whole catalogue
+    assert explore.plan_label("exact_range", on, ["same_category"]) == "exact search over the whole catalogue"
+
+
 def test_a_rest_worker_loading_a_run_starts_no_seed_search_reads(explore, data, monkeypatch):
     """A REST worker loads a run's catalogue view to serve lists and never searches by text:
     loading it must not start the seed search's background reads (the interactions' item_id
