@@ -380,6 +380,21 @@ DIS_SORTS = {
 }
 
 
+#: What the disagreement card says before "Find" (two different runs picked).
+DIS_IDLE = "Samples seeds both runs know and lists those whose top-k lists overlap least."
+
+
+def pick_two_runs(n_runs: int | None = None) -> Any:
+    """The disagreement card's line while its pair is one run twice (one run chosen above, or
+    the same run picked on both sides): a run never disagrees with itself."""
+    more = (
+        "there is one run: train a second on the Runs page."
+        if n_runs is not None and n_runs < 2
+        else "choose a second run after “vs”."
+    )
+    return html.Div(f"Pick two different runs: {more}", className="text-muted small dis-pick-two")
+
+
 def disagreement_view(
     run_a: str, run_b: str, values: dict[str, Any], k: int, n_seeds: int = 150, sort: str | None = "overlap"
 ) -> Any:
@@ -387,7 +402,7 @@ def disagreement_view(
     run shows more thumbs-down pairs (``"down_a"``/``"down_b"``, over the judged seeds), each
     linked to Explore and Compare."""
     if not run_a or not run_b or run_a == run_b:
-        return html.Div("Pick two different runs.", className="text-muted small")
+        return pick_two_runs()
     config = filter_config_from_controls(values)
     registry = data_registry()
     if sort in ("down_a", "down_b"):
@@ -632,6 +647,7 @@ def layout(
         className="section-card mb-3",
     )
     two = (chosen + chosen)[:2]
+    one_run = two[0] == two[1]  # one run chosen: "Find" waits for a second one
     disagree = dbc.Card(
         [
             dbc.CardHeader(
@@ -663,7 +679,12 @@ def layout(
                                     className="dis-run",
                                 ),
                                 dbc.Button(
-                                    "Find", id=ids.COMPARE_DIS_BUTTON, size="sm", color="primary", n_clicks=0
+                                    "Find",
+                                    id=ids.COMPARE_DIS_BUTTON,
+                                    size="sm",
+                                    color="primary",
+                                    n_clicks=0,
+                                    disabled=one_run,
                                 ),
                             ],
                             # wraps inside the half-width card (at 1280 px "Find" was off the page)
@@ -676,10 +697,9 @@ def layout(
             dbc.CardBody(
                 dcc.Loading(
                     html.Div(
-                        html.Div(
-                            "Samples seeds both runs know and lists those whose top-k lists overlap least.",
-                            className="text-muted small",
-                        ),
+                        pick_two_runs(len(all_runs))
+                        if one_run
+                        else html.Div(DIS_IDLE, className="text-muted small"),
                         id=ids.COMPARE_DISAGREE,
                     ),
                     type="dot",
@@ -988,6 +1008,22 @@ def update_disagreement(
         return disagreement_view(run_a, run_b, values, bounded_k(k), sort=sort)
     except RecsysError as exc:
         return error_alert(exc, "Could not compare these runs")
+
+
+@callback(
+    Output(ids.COMPARE_DIS_BUTTON, "disabled"),
+    Output(ids.COMPARE_DISAGREE, "children", allow_duplicate=True),
+    Input(ids.COMPARE_DIS_A, "value"),
+    Input(ids.COMPARE_DIS_B, "value"),
+    prevent_initial_call=True,
+)
+def follow_pair(run_a: str | None, run_b: str | None) -> tuple[bool, Any]:
+    """A pair of one run twice (one run chosen above, which the pair follows, or the same run
+    picked on both sides) disables "Find" and asks for a second run; two different runs enable
+    it. Either way the table of the previous pair, no longer the one shown, is cleared."""
+    if not run_a or not run_b or run_a == run_b:
+        return True, pick_two_runs()
+    return False, html.Div(DIS_IDLE, className="text-muted small")
 
 
 def vetted_view(k: int, values: dict[str, Any]) -> Any:

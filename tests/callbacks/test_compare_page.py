@@ -90,6 +90,33 @@ def test_disagreement_seeds_link_to_explore_and_compare(compare, data):
     assert "Pick two different runs" in text_of(compare.update_disagreement(1, a, a, 8, values()))
 
 
+def test_with_one_run_chosen_the_disagreement_card_asks_for_a_second_run(compare, data):
+    """One run chosen offered "where two variants disagree" for the run against itself, with
+    "Find" enabled (s44's walk): "Find" waits for two different runs, and the card says so."""
+    from components import ids
+
+    a, b = data["runs"]["A"], data["runs"]["B"]
+
+    def card(tree: Any) -> tuple[Any, str]:
+        button = find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_DIS_BUTTON)[0]
+        return button.disabled, text_of(
+            find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_DISAGREE)[0]
+        )
+
+    disabled, said = card(compare.layout(runs=a))
+    assert disabled is True and said == "Pick two different runs: choose a second run after “vs”."
+    disabled, said = card(compare.layout(runs=f"{a},{b}"))
+    assert not disabled and "Pick two" not in said
+    # the user takes B out of the runs: the pair follows (A twice) and "Find" waits
+    pair = compare.follow_runs([a], "ws0", a, b)[2:]
+    assert pair == (a, a)
+    disabled, said = compare.follow_pair(*pair)
+    assert disabled is True and "Pick two different runs" in text_of(said)
+    # then picks B after "vs": "Find" is on, and the card says what it will do
+    disabled, said = compare.follow_pair(a, b)
+    assert disabled is False and text_of(said) == compare.DIS_IDLE
+
+
 def test_layout_from_query_and_preset_loading(compare, data):
     a, b = data["runs"]["A"], data["runs"]["B"]
     PresetStore(data["root"]).save("cmp", FilterConfig(same_gender=True))
