@@ -61,6 +61,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.explore.update_session",
         "pages.map.complete_map",
         "pages.map.draw_map",
+        "pages.map.follow_umap",  # whether "Compute UMAP" is offered; no data
         "pages.map.highlight",
         "pages.map.list_selection",
         "pages.map.open_in_explore",

@@ -269,6 +269,19 @@ def _umap_job_line(job: dict[str, Any] | None) -> tuple[str, str]:
     return "· UMAP not computed yet: PCA shown", "text-muted"
 
 
+def umap_offer(run_id: str | None) -> dict[str, str]:
+    """The style of "Compute UMAP" (and a viewer's note in its place): hidden once the run's UMAP
+    projection is stored and readable. A run's vectors never change and UMAP is seeded, so a
+    second job would draw the same map; the button was offered while UMAP was shown (s44's walk)."""
+    if not run_id:
+        return {}
+    try:
+        stored = projection_frame(run_id, "umap") is not None
+    except RecsysError:  # a damaged file: computing it again is the way out
+        stored = False
+    return {"display": "none"} if stored else {}
+
+
 # -- layout -------------------------------------------------------------------------------
 def first_figure(run_id: str, color_by: str) -> dict[str, Any]:
     """The first figure, its meta and status line, sent with the page's layout.
@@ -488,18 +501,24 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                 html.Div(
                     [
                         html.Div(first["status"], id=ids.MAP_STATUS, className="small"),
-                        dbc.Button(
-                            "Compute UMAP",
-                            id=ids.MAP_UMAP_BUTTON,
-                            className="editor-only",
-                            size="sm",
-                            color="primary",
-                            outline=True,
-                            n_clicks=0,
-                        ),
-                        html.Div(  # in the hidden button's place, for a viewer (s41-w)
-                            "Computing UMAP needs the editor role",
-                            className="small text-muted viewer-only map-viewer-note",
+                        html.Div(
+                            [
+                                dbc.Button(
+                                    "Compute UMAP",
+                                    id=ids.MAP_UMAP_BUTTON,
+                                    className="editor-only",
+                                    size="sm",
+                                    color="primary",
+                                    outline=True,
+                                    n_clicks=0,
+                                ),
+                                html.Div(  # in the hidden button's place, for a viewer (s41-w)
+                                    "Computing UMAP needs the editor role",
+                                    className="small text-muted viewer-only map-viewer-note",
+                                ),
+                            ],
+                            id=ids.MAP_UMAP_OFFER,
+                            style=umap_offer(run),
                         ),
                     ],
                     className="d-flex justify-content-between align-items-center gap-2",
@@ -721,6 +740,21 @@ def submit_umap(_n: int, run_id: str | None, jobs: dict[str, Any] | None) -> Any
             f"UMAP job {job_id} started; the map switches to it when it is done.",
         ]
     )
+
+
+@callback(
+    Output(ids.MAP_UMAP_OFFER, "style"),
+    Input(ids.MAP_RUN, "value"),
+    Input(ids.JOBS_STORE, "data"),
+    State(ids.MAP_UMAP_OFFER, "style"),
+    prevent_initial_call=True,
+)
+def follow_umap(run_id: str | None, _jobs: dict[str, Any] | None, now: dict[str, str] | None = None) -> Any:
+    """ "Compute UMAP" follows the run shown: offered while its UMAP is not stored, gone once a
+    job has stored it (the jobs store changes when the job ends) or for a run that has one.
+    Unchanged, nothing is sent (the jobs store changes every second while any job runs)."""
+    style = umap_offer(run_id)
+    return no_update if style == (now or {}) else style
 
 
 @callback(

@@ -306,6 +306,38 @@ def test_umap_projection_is_used_when_stored(mapp, data):
     assert mapp.map_state(run, "pca", "category:0", {"jobs": []}, None)["meta"]["method"] == "pca"
 
 
+def test_compute_umap_is_offered_only_while_the_run_has_no_umap(mapp, data):
+    """The Map offered "Compute UMAP" while the UMAP projection was shown (s44's walk): a run's
+    vectors never change and UMAP is seeded, so the job would draw the same map again."""
+    import pandas as pd
+
+    from components import ids
+    from recsys.projection import projection_name
+    from recsys.registry import Registry
+
+    def offer(tree: Any) -> Any:
+        return find(tree, lambda c: getattr(c, "id", None) == ids.MAP_UMAP_OFFER)[0]
+
+    a, b = data["runs"]["A"], data["runs"]["B"]
+    registry = Registry(data["root"])
+    path = registry.artifact_path(b, projection_name("umap"))
+    if not path.exists():  # as the "project" job writes it (this module's data: maybe already there)
+        ids_ = registry.load_model(b).item_ids_
+        frame = pd.DataFrame(
+            {"item_id": ids_, "x": np.arange(20, dtype=np.float32), "y": np.zeros(20, np.float32)}
+        )
+        frame.to_parquet(path, index=False)
+    shown = offer(mapp.layout(run=a))
+    assert shown.style == {} and find(shown, lambda c: getattr(c, "id", None) == ids.MAP_UMAP_BUTTON)
+    assert offer(mapp.layout(run=b)).style == {"display": "none"}  # UMAP is shown: no button
+    # the user switches runs in the Variant dropdown: the button follows
+    assert mapp.follow_umap(b, {"jobs": []}, {}) == {"display": "none"}
+    assert mapp.follow_umap(a, {"jobs": []}, {"display": "none"}) == {}
+    from dash import no_update
+
+    assert mapp.follow_umap(a, {"jobs": []}, {}) is no_update  # nothing changed: nothing sent
+
+
 def test_point_callbacks_on_a_run_deleted_since_drawing_answer_without_raising(mapp, data):
     """Another tab (or the Runs page) deleted the run the map still shows."""
     from dash import no_update
