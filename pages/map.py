@@ -49,7 +49,14 @@ from components.layout import (
     no_embedding_runs,
     page_header,
 )
-from components.map_selection import MAX_SELECTION_ROWS, selection_grid, selection_rows, selection_summary  # noqa: F401
+from components.map_selection import (  # noqa: F401
+    MAX_SELECTION_ROWS,
+    ORDER_NOTE,
+    selection_grid,
+    selection_order,
+    selection_rows,
+    selection_summary,
+)
 from components.map_warm import FIGURES, read_stored, run_lock, stored_digest, stored_path, write_stored
 from components.pickers import opening_run, search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
@@ -862,14 +869,18 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
     """Items inside the lasso/box selection: (the grid or the hint, the info line)."""
     if not selected or not run_id:
         return selection_grid([]), ""
-    positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
+    positions, shape = selection_order(selected)  # nearest the lasso's centre first
     try:  # the run may have been deleted since the map was drawn
         view = run_catalog_view(run_id)
-        rows, info = selection_rows(view, positions)
+        rows, info = selection_rows(view, positions, ordered=True)
         summary = selection_summary(view, positions)
     except RecsysError as exc:
         return selection_grid([]), f"Could not list the selection: {exc}"
-    return html.Div([summary, selection_grid(rows)]), info
+    parts = [summary, selection_grid(rows)]
+    if shape and rows:
+        note = html.Div(ORDER_NOTE.format(shape=shape), className="small text-muted mb-1 selection-order")
+        parts.insert(1, note)
+    return html.Div(parts), info
 
 
 #: Purity tables already computed in this process: (data dir, run, labels, k, queries) ->

@@ -257,9 +257,20 @@ def test_hover_click_and_lasso_on_recorded_browser_events(mapp, data):
     summary = text_of(find(box, lambda c: getattr(c, "data-summary", None) == "categories")[0])
     assert summary.startswith("Categories: ") and summary.count("25%") == 3
     assert sorted(r["item_id"] for r in grid.rowData) == sorted(view.item_ids)
+    # listed from the lasso's centre out (they came in catalogue order, s44's walk), and said so;
+    # this lasso is a rectangle drawn around every point: its centre is the rectangle's middle
+    lasso = EVENTS["selectedData"]["lassoPoints"]
+    mid = np.array([(min(lasso["x"]) + max(lasso["x"])) / 2, (min(lasso["y"]) + max(lasso["y"])) / 2])
+    where = {str(view.item_ids[p["customdata"]]): (p["x"], p["y"]) for p in EVENTS["selectedData"]["points"]}
+    dist = [float(np.hypot(*(np.array(where[r["item_id"]]) - mid))) for r in grid.rowData]
+    assert dist == sorted(dist) and [r["item_id"] for r in grid.rowData] != [str(i) for i in view.item_ids]
+    assert "Listed nearest the lasso's centre first" in text_of(box)
     hint, info = mapp.list_selection(None, run)  # a double-click deselects: None
     assert info == "" and not hasattr(hint, "rowData") and "Lasso or box" in text_of(hint)
     assert mapp.selection_rows(view, list(range(20)), limit=5)[1] == "20 items selected (first 5 listed)"
+    rows, info = mapp.selection_rows(view, list(range(19, -1, -1)), limit=5, ordered=True)
+    assert info == "20 items selected (the 5 nearest its centre listed)"
+    assert [r["item_id"] for r in rows] == [str(view.item_ids[p]) for p in (19, 18, 17, 16, 15)]
 
 
 def test_purity_per_category(mapp, data):
