@@ -51,6 +51,13 @@ def fmt_price(value: Any) -> str:
     return f"{v:,.2f}"
 
 
+def price_text(row: Mapping[str, Any]) -> str:
+    """A card row's price as an item row shows it: "" for every item of a catalogue without any
+    price (Instacart, Taobao: :func:`card_rows` marks them ``catalogue_has_prices``), where a
+    column or line of "—" said nothing; else :func:`fmt_price` ("—" for one missing price)."""
+    return "" if row.get("catalogue_has_prices") is False else fmt_price(row.get("price"))
+
+
 def explore_href(item_id: str, run_id: str | None = None, preset: str | None = None) -> str:
     """The Explore URL that shows ``item_id`` (and the run/preset) as the seed."""
     query = {"seed": item_id}
@@ -194,11 +201,7 @@ def item_card(
             "Div",
             [
                 brand_text(row),
-                html_node(
-                    "Span",
-                    "" if row.get("catalogue_has_prices") is False else fmt_price(row.get("price")),
-                    className="card-price",
-                ),
+                html_node("Span", price_text(row), className="card-price"),
             ],
             className="card-meta",
             **meta_attrs,

@@ -139,7 +139,8 @@ def selection_grid(rows: list[dict]) -> Any:
     The grid exists only while there is a selection: an AG Grid in the page's first layout
     loaded and ran AG Grid's 250 KB chunk and built the grid on the main thread while
     plotly.js drew the first figure (issue 14); it now costs that on the first selection.
-    The brand column is left out when no selected item has a brand (Online Retail has none)."""
+    The brand column is left out when no selected item has a brand (Online Retail has none),
+    the price column when none has a price (Instacart, Taobao)."""
     if not rows:
         return html.Div("Lasso or box points on the map to list them here.", className="text-muted small")
     columns = [
@@ -151,6 +152,8 @@ def selection_grid(rows: list[dict]) -> Any:
     ]
     if not any(r.get("brand") for r in rows):
         columns = [c for c in columns if c["field"] != "brand"]
+    if all(r.get("price") is None for r in rows):  # Instacart: a column of blanks said nothing
+        columns = [c for c in columns if c["field"] != "price"]
     return dag.AgGrid(
         id=ids.MAP_SELECTION,
         rowData=rows,

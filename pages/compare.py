@@ -37,7 +37,7 @@ from components.filter_panel import (
     options_holding,
     rule_items,
 )
-from components.item_card import card_rows, explore_href, fmt_price, item_titles, thumbnail
+from components.item_card import card_rows, explore_href, item_titles, price_text, thumbnail
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import metric_keys, metrics_grid
 from components.pickers import SERVER_SEARCHED, run_names
@@ -155,7 +155,7 @@ def list_column(
                                 html.Div(
                                     [
                                         html.Span(str(row.get("brand") or "")),
-                                        html.Span(fmt_price(row.get("price"))),
+                                        html.Span(price_text(row)),
                                         # two items of one title (Online Retail) told apart
                                         html.Span(item, className="cmp-id"),
                                     ],

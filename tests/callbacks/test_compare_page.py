@@ -117,6 +117,30 @@ def test_with_one_run_chosen_the_disagreement_card_asks_for_a_second_run(compare
     assert disabled is False and text_of(said) == compare.DIS_IDLE
 
 
+def test_a_catalogue_without_prices_shows_no_price_dashes_in_the_lists(compare, data):
+    """Instacart has no prices: each list row read "—" where a price goes (s44's walk); a
+    catalogue with prices keeps them, and one missing price among them its "—"."""
+    import pandas as pd
+
+    from components.item_card import card_rows
+    from recsys.catalog import CatalogView
+
+    a = data["runs"]["A"]
+    run = Registry(data["root"]).get(a)
+    entry = {"item_ids": ["p1", "p2"], "scores": [0.9, 0.8], "filtered": True}
+
+    def column_text(catalog: pd.DataFrame) -> str:
+        view = CatalogView(catalog["item_id"].tolist(), catalog)
+        rows = {r["item_id"]: r for r in card_rows(view, [0, 1, 2])}
+        return text_of(compare.list_column(run, entry, rows, set(), "#000", "p0"))
+
+    items = pd.DataFrame({"item_id": ["p0", "p1", "p2"], "title": ["Seed", "Banana", "Lemon"]})
+    shown = column_text(items.assign(price=float("nan")))
+    assert "Banana" in shown and "Lemon" in shown and "—" not in shown
+    priced = column_text(items.assign(price=[1.0, 2.5, float("nan")]))
+    assert "2.50" in priced and priced.count("—") == 1
+
+
 def test_layout_from_query_and_preset_loading(compare, data):
     a, b = data["runs"]["A"], data["runs"]["B"]
     PresetStore(data["root"]).save("cmp", FilterConfig(same_gender=True))

@@ -273,6 +273,25 @@ def test_hover_click_and_lasso_on_recorded_browser_events(mapp, data):
     assert [r["item_id"] for r in rows] == [str(view.item_ids[p]) for p in (19, 18, 17, 16, 15)]
 
 
+def test_a_catalogue_without_prices_shows_no_price_dashes_on_the_map(mapp):
+    """Instacart has no prices: the hover card read "—" and the lasso's grid had a Price column
+    of blanks (s44's walk); with prices, both keep them."""
+    import pandas as pd
+
+    from recsys.catalog import CatalogView
+
+    items = pd.DataFrame(
+        {"item_id": ["p0", "p1"], "title": ["Banana", "Lemon"], "category": ["Fruit"] * 2, "brand": ""}
+    )
+    for prices, shown in (([float("nan")] * 2, False), ([1.0, 2.5], True)):
+        view = CatalogView(["p0", "p1"], items.assign(price=prices))
+        card = text_of(mapp.hover_card(view, 1))
+        assert ("2.50" in card) is shown and "—" not in card
+        rows, _ = mapp.selection_rows(view, [0, 1])
+        grid = mapp.selection_grid(rows)
+        assert ("price" in [c["field"] for c in grid.columnDefs]) is shown
+
+
 def test_purity_per_category(mapp, data):
     out = mapp.purity_view(data["runs"]["A"], "category:0", k=4)
     text = text_of(out)
