@@ -33,6 +33,10 @@ ITEM_ADD_TYPE = "item-card-add"
 _GENDER_LABEL = {"women": "Women", "men": "Men", "unisex": "Unisex", "kids": "Kids"}
 
 #: The tooltip of a card's "category mean" badge (:func:`card_rows` sets ``stand_in``).
+SAME_TITLE_WHY = (
+    "This item's title is the seed's: often the same product listed under another id (BigBasket "
+    "repeats 2,998 names, most under one brand). “Exclude same title” in the filters hides such items."
+)
 STAND_IN_WHY = (
     "No vector of its own: this item was too rare in (or absent from) the training data, so the "
     "run serves it with the mean vector of its category's items. Its neighbours and scores say "
@@ -212,6 +216,10 @@ def item_card(
     body = [node for node in body if node is not None]
     if row.get("stand_in"):
         body.append(html_node("Span", "category mean", className="stand-in-badge", title=STAND_IN_WHY))
+    if row.get("same_title"):
+        body.append(
+            html_node("Span", "same title as the seed", className="same-title-badge", title=SAME_TITLE_WHY)
+        )
     if score is not None and not seed:
         body.append(similarity_bar(score))
     if panel is not None:

@@ -196,8 +196,30 @@ def removed_bars(removed: dict[str, int], n_items: int) -> Any:
     return html.Div([bars, always]) if always else bars
 
 
-def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConfig) -> tuple[Any, Any, Any]:
-    """(cards, summary line, removed bars) for a SearchResult."""
+def same_title(view: Any, seed: str | None, positions: Any, config: FilterConfig) -> list[bool]:
+    """Per listed position: its title is the seed's (normalised as the "Exclude same title" rule
+    compares them; an empty title matches nothing), while that rule is off.
+
+    BigBasket repeats 2,998 product names (7,053 items; 5,471 share their brand too), so a seed's
+    first neighbour could be the same product under another id (s44's walk). They are marked,
+    and the summary says so, rather than hidden by a default of Explore's own: Explore shows what
+    is served under the same rules (the REST API's and a precomputed table's default keeps them),
+    and the decision to hide them belongs in the preset that is served."""
+    pos = np.asarray(positions, dtype=np.int64)
+    at = view.position(seed) if seed else -1
+    if config.exclude_same_title or at < 0 or len(pos) == 0:
+        return [False] * len(pos)
+    code = view.title[at]
+    if code == view.empty_title:
+        return [False] * len(pos)
+    return (view.title[pos] == code).tolist()
+
+
+def results_view(
+    result: Any, view: Any, run_id: str, k: int, config: FilterConfig, seed: str | None = None
+) -> tuple[Any, Any, Any]:
+    """(cards, summary line, removed bars) for a SearchResult of ``seed``."""
+    n_same = 0
     if len(result.item_ids) == 0:
         cards: Any = empty_state(
             "No item passes these filters.", "Loosen a rule: the bars show what each removed."
@@ -205,7 +227,11 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
     else:
         pos = view.pos_of_row[np.asarray(result.rows, dtype=np.int64)]
         rows = card_rows(view, pos, run_dataset(run_id))
+        for row, same in zip(rows, same_title(view, seed or result.seed_item_id, pos, config)):
+            if same:
+                row["same_title"] = True
         cards = card_grid(rows, result.scores, run_id=run_id, panel=PANEL)
+        n_same = sum(1 for row in rows if row.get("same_title"))
     short = len(result.item_ids) < k
     summary = [
         dbc.Badge(f"{len(result.item_ids)} / {k}", color="warning" if short else "success", className="me-2"),
@@ -218,6 +244,14 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
         ),
         html.Span(f"· {result.elapsed_ms:.1f} ms", className="text-muted", title="server search time"),
     ]
+    if n_same:
+        summary.append(
+            html.Span(
+                f" · {n_same} share{'s' if n_same == 1 else ''} the seed's title (the same product "
+                "under another id?): “Exclude same title” hides them",
+                className="text-warning small same-title-note",
+            )
+        )
     if result.skipped_rules:
         summary.append(
             html.Span(
@@ -251,7 +285,7 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
     except RecsysError as exc:
         out["message"] = error_alert(exc, "Could not search")
         return out
-    out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config)
+    out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config, seed)
     out["config_hash"] = config.config_hash()
     out["request"] = (k, config)  # for the REST call under the list (update_results)
     return out

@@ -765,6 +765,40 @@ def test_the_plan_line_names_the_slice_searched_for_the_rules_that_are_on(explor
     assert explore.plan_label("exact_range", on, ["same_category"]) == "exact search over the whole catalogue"
 
 
+def test_a_neighbour_titled_as_the_seed_is_marked_and_the_line_says_how_to_hide_it(
+    data, tmp_path, monkeypatch
+):
+    """BigBasket repeats product names, so a seed's first neighbour could be the same product
+    under another id, unmarked (s44's walk). A neighbour titled as the seed is marked, the line
+    says how many and which rule hides them; with the rule on they are gone and nothing is said."""
+    import shutil
+
+    import pandas as pd
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    path = root / "datasets" / "tiny" / "catalog.parquet"
+    catalog = pd.read_parquet(path)
+    catalog.loc[catalog["item_id"] == "ws2", "title"] = " trail runner  SHOE 0"  # as ws0's, once normalised
+    catalog.to_parquet(path, index=False)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    explore = page("explore")
+    out = call_results(explore, "ws0", data["runs"]["A"], defaults())
+    marked = [
+        getattr(c, "data-item")
+        for c in find(out["results"], lambda c: hasattr(c, "data-item"))
+        if "same title as the seed" in text_of(c)
+    ]
+    assert marked == ["ws2"] and "ws2" in card_ids(out["results"])
+    assert "1 shares the seed's title" in text_of(out["summary"])
+    assert "“Exclude same title” hides them" in text_of(out["summary"])
+    hidden = call_results(explore, "ws0", data["runs"]["A"], defaults(exclude_same_title=True))
+    assert "ws2" not in card_ids(hidden["results"]) and "seed's title" not in text_of(hidden["summary"])
+    # another seed, whose title no other item has: nothing marked, nothing said
+    other = call_results(explore, "ws1", data["runs"]["A"], defaults())
+    assert "same title" not in text_of(other["results"]) and "seed's title" not in text_of(other["summary"])
+
+
 def test_a_rest_worker_loading_a_run_starts_no_seed_search_reads(explore, data, monkeypatch):
     """A REST worker loads a run's catalogue view to serve lists and never searches by text:
     loading it must not start the seed search's background reads (the interactions' item_id
