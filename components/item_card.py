@@ -34,8 +34,8 @@ _GENDER_LABEL = {"women": "Women", "men": "Men", "unisex": "Unisex", "kids": "Ki
 
 #: The tooltip of a card's "category mean" badge (:func:`card_rows` sets ``stand_in``).
 SAME_TITLE_WHY = (
-    "This item's title is the seed's: often the same product listed under another id (BigBasket "
-    "repeats 2,998 names, most under one brand). “Exclude same title” in the filters hides such items."
+    "This item's title is the seed's: often the same product listed under another id (a catalogue "
+    "can list one product in two categories or pack sizes). “Exclude same title” in the filters hides such items."
 )
 STAND_IN_WHY = (
     "No vector of its own: this item was too rare in (or absent from) the training data, so the "
@@ -239,6 +239,24 @@ def item_card(
         ]
         return html.Div(children, className=classes + " has-img", **{"data-item": item_id})
     return html.Div(body, className=classes + " card-body-x", **{"data-item": item_id})
+
+
+def mark_same_title(
+    view: Any, seed_pos: int, positions: Sequence[int] | Any, rows: list[dict[str, Any]]
+) -> int:
+    """Mark the card ``rows`` (of ``positions``) whose title is the seed's, normalised as the
+    "Exclude same title" rule compares them (an empty title matches nothing): ``same_title``,
+    drawn as a badge by :func:`item_card`. Returns how many were marked."""
+    import numpy as np
+
+    pos = np.asarray(positions, dtype=np.int64)
+    if seed_pos < 0 or len(pos) == 0 or view.title[seed_pos] == view.empty_title:
+        return 0
+    same = view.title[pos] == view.title[seed_pos]
+    for row, hit in zip(rows, same.tolist(), strict=True):
+        if hit:
+            row["same_title"] = True
+    return int(same.sum())
 
 
 def card_image(row: Mapping[str, Any]) -> str | None:

@@ -45,7 +45,7 @@ from components.filter_panel import (
     rule_items,
     similarity_slider_props,
 )
-from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card, item_titles
+from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card, item_titles, mark_same_title
 from components.layout import empty_state, error_alert, no_embedding_runs, page_header
 from components.pickers import (
     SERVER_SEARCHED,
@@ -196,25 +196,6 @@ def removed_bars(removed: dict[str, int], n_items: int) -> Any:
     return html.Div([bars, always]) if always else bars
 
 
-def same_title(view: Any, seed: str | None, positions: Any, config: FilterConfig) -> list[bool]:
-    """Per listed position: its title is the seed's (normalised as the "Exclude same title" rule
-    compares them; an empty title matches nothing), while that rule is off.
-
-    BigBasket repeats 2,998 product names (7,053 items; 5,471 share their brand too), so a seed's
-    first neighbour could be the same product under another id (s44's walk). They are marked,
-    and the summary says so, rather than hidden by a default of Explore's own: Explore shows what
-    is served under the same rules (the REST API's and a precomputed table's default keeps them),
-    and the decision to hide them belongs in the preset that is served."""
-    pos = np.asarray(positions, dtype=np.int64)
-    at = view.position(seed) if seed else -1
-    if config.exclude_same_title or at < 0 or len(pos) == 0:
-        return [False] * len(pos)
-    code = view.title[at]
-    if code == view.empty_title:
-        return [False] * len(pos)
-    return (view.title[pos] == code).tolist()
-
-
 def results_view(
     result: Any, view: Any, run_id: str, k: int, config: FilterConfig, seed: str | None = None
 ) -> tuple[Any, Any, Any]:
@@ -227,9 +208,13 @@ def results_view(
     else:
         pos = view.pos_of_row[np.asarray(result.rows, dtype=np.int64)]
         rows = card_rows(view, pos, run_dataset(run_id))
-        for row, same in zip(rows, same_title(view, seed or result.seed_item_id, pos, config)):
-            if same:
-                row["same_title"] = True
+        # BigBasket repeats 2,998 names (7,053 items; 5,471 under one brand): a seed's first
+        # neighbour could be the same product under another id, unmarked (s44's walk). Marked,
+        # not hidden by an Explore-only default: Explore shows what is served under the same
+        # rules (the API's and a precomputed table's default keeps them); hiding them belongs in
+        # the preset that is served
+        if not config.exclude_same_title:
+            mark_same_title(view, view.position(seed or result.seed_item_id or ""), pos, rows)
         cards = card_grid(rows, result.scores, run_id=run_id, panel=PANEL)
         n_same = sum(1 for row in rows if row.get("same_title"))
     short = len(result.item_ids) < k

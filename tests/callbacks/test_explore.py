@@ -797,6 +797,14 @@ def test_a_neighbour_titled_as_the_seed_is_marked_and_the_line_says_how_to_hide_
     # another seed, whose title no other item has: nothing marked, nothing said
     other = call_results(explore, "ws1", data["runs"]["A"], defaults())
     assert "same title" not in text_of(other["results"]) and "seed's title" not in text_of(other["summary"])
+    # the Vetting page marks the pair too (a merchandiser judges it: reason 8, duplicate)
+    vetting = page("vetting")
+    _, qid, _ = vetting.build_queue(1, data["runs"]["A"], None, 8, "pasted", 1, 1, "ws0")
+    queue = vetting.load_queue(qid)[0]
+    pairs = find(
+        vetting.show_seed(queue, 0), lambda c: "vet-pair" in str(getattr(c, "className", "")).split()
+    )
+    assert [getattr(c, "data-item") for c in pairs if "same title as the seed" in text_of(c)] == ["ws2"]
 
 
 def test_a_rest_worker_loading_a_run_starts_no_seed_search_reads(explore, data, monkeypatch):
