@@ -339,9 +339,12 @@ def _paired_why(choice: dict, runs: list[dict]) -> str:
     if len(choice["compared"]) > 1:
         compared = set(choice["compared"])
         same = [r for r in runs if r["run_id"] in compared and r.get("family") in SAME_LIST_FAMILIES]
+        # it read "(popularity (demo), the same list after every item, is recommended only as the
+        # best itself)", a sentence a newcomer parsed twice (s45's walk)
+        shows = "shows" if len(same) == 1 else "show"
         note = (
-            f" ({', '.join(_name(r) for r in same)}, the same list after every item, is recommended "
-            "only as the best itself)"
+            f" ({', '.join(_name(r) for r in same)} {shows} the same list after every item, so it is "
+            "recommended only when it is the best)"
             if same
             else ""
         )

@@ -517,4 +517,7 @@ def test_the_headline_names_popularity_only_where_the_dataset_has_a_popularity_r
     assert "popularity" not in words.lower()
     runs.append(run("popularity", strong & (rng.random(300) < 0.1)))
     words = " ".join(text_of(overview._headline(runs)).split())
-    assert "(popularity run, the same list after every item, is recommended only as the best itself)" in words
+    assert (
+        "(popularity run shows the same list after every item, so it is recommended only when it is the best)"
+        in words
+    )
