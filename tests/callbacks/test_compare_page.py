@@ -78,6 +78,33 @@ def test_per_category_chart_has_one_bar_series_per_run(compare, data):
     }
 
 
+def test_with_one_run_picked_the_per_category_chart_keeps_to_its_dataset(data, tmp_path, monkeypatch):
+    """One run picked drew every run of every dataset: the demo's categories beside Instacart's,
+    six legend entries over the bars (s45's walk). It draws the picked run's dataset's runs."""
+    import shutil
+
+    import numpy as np
+
+    from recsys.models.prod2vec import Prod2Vec
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    model = Prod2Vec()
+    model.item_ids_ = np.array(["g1", "g2"])
+    model.vectors_ = np.eye(2, 4, dtype=np.float32) + 0.1
+    model._set_coverage(model.item_ids_)
+    metrics = {"hr@10": 0.3, "per_category": {"Grocery": {"hr@10": 0.3, "n_cases": 9}}}
+    Registry(root).create_run(model, dataset_name="shop", dataset_fingerprint="x", metrics=metrics, label="G")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    compare = page("compare")
+
+    def series(run_ids: list[str]) -> dict[str, list[str]]:
+        return {t.name.split(" ")[0]: list(t.x) for t in compare.update_per_category(run_ids).figure.data}
+
+    assert series([data["runs"]["A"]]) == {"A": ["Home", "Men", "Women"], "B": ["Home", "Men", "Women"]}
+    assert series([data["runs"]["A"], data["runs"]["B"]]).keys() == {"A", "B"}
+
+
 def test_disagreement_seeds_link_to_explore_and_compare(compare, data):
     a, b = data["runs"]["A"], data["runs"]["B"]
     view = compare.update_disagreement(1, a, b, 8, values())
