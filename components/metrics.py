@@ -33,7 +33,16 @@ _EMPTY = "(params.data && params.data.not_evaluated ? 'not evaluated' : '—')"
 #: A catalogue-only run's row: why its metrics are empty (the cells' tooltip, its Warnings cell).
 NOT_EVALUATED = "not evaluated: catalogue only (the dataset has no interactions to score on)"
 
-_COUNT_FORMAT = {"function": f"params.value == null ? {_EMPTY} : d3.format(',')(params.value)"}
+# the Cases column keeps "—": "not evaluated" was cut to "not ev…" there, beside metric cells saying it
+_COUNT_FORMAT = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
+
+
+def not_evaluated(run: dict[str, Any]) -> bool:
+    """A catalogue-only run (``pipeline._train_catalog_only``: split "none", no metrics): it has no
+    evaluation because its dataset has no interactions."""
+    return (run.get("split") or {}).get("method") == "none" and not run.get("damaged")
+
+
 #: Counters stored beside the metrics (not metric columns).
 COUNTERS = frozenset(
     {"n_cases", "k", "n_seeds", "skipped_cases", "seeds_without_recs", "unknown_test_items", "test_items"}
@@ -120,7 +129,7 @@ def run_rows(
         }
         ci = m.get("ci95") or {}
         # a catalogue-only run (pipeline._train_catalog_only: split "none", no metrics)
-        unevaluated = (run.get("split") or {}).get("method") == "none" and not run.get("damaged")
+        unevaluated = not_evaluated(run)
         if unevaluated:
             row["not_evaluated"] = True
         for key in metrics:

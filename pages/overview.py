@@ -26,7 +26,7 @@ from components.layout import (
     section,
     stat_card,
 )
-from components.metrics import HEADLINE_METRICS, metrics_grid
+from components.metrics import HEADLINE_METRICS, NOT_EVALUATED, metrics_grid, not_evaluated
 from components.pickers import best_choice  # the one rule, shared with the run Explore and the Map open on
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -438,7 +438,12 @@ def _active_variants(runs: list[dict]) -> Any:
                 className="variant-label text-muted small mb-2",
                 title=run["run_id"],
             ),
+            # a catalogue-only run's card read "—" under each metric without saying why (s45's walk)
             html.Div(
+                NOT_EVALUATED.capitalize() + ".", className="small text-muted mb-3 variant-not-evaluated"
+            )
+            if not_evaluated(run)
+            else html.Div(
                 [
                     html.Div(
                         [

@@ -82,6 +82,27 @@ def test_overview_describes_one_dataset_and_keeps_the_default_when_another_is_tr
     )
 
 
+def test_a_catalogue_only_runs_card_and_row_say_it_is_not_evaluated(root, overview):
+    """BigBasket's Overview: its runs' cards read "—" under hr@10, ndcg@10 and coverage@10, and
+    the grid "—" in each metric cell, without saying why (s44's and s45's walks)."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import load_dataset, save_dataset
+    from recsys.pipeline import train_run
+
+    save_dataset(build_dataset("shelf", load_dataset("demo", root).catalog.head(60).copy(), None), root)
+    train_run("tfidf", {}, "shelf", root, label="shelf tfidf")
+    shelf = overview.update_content("v", "shelf")
+    (card,) = find(shelf, lambda c: "variant-card" in str(getattr(c, "className", "")))
+    said = text_of(card)
+    assert "Not evaluated: catalogue only (the dataset has no interactions to score on)." in said
+    assert "—" not in said
+    (row,) = find(shelf, lambda c: isinstance(c, dag.AgGrid))[0].rowData
+    assert row["not_evaluated"] is True and row["notes"].startswith("not evaluated: catalogue only")
+    # the demo's evaluated runs keep their figures
+    demo = overview.update_content("v", "demo")
+    assert "Not evaluated" not in text_of(demo) and "0.188" in text_of(demo)
+
+
 def test_overview_on_an_empty_data_dir_says_what_happens_next(tmp_path, monkeypatch, overview):
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     text = text_of(overview.update_content(None))  # no demo job (the app started with --no-demo)
