@@ -133,7 +133,13 @@ def test_same_category_and_gender_are_disabled_with_a_reason_where_no_item_has_o
         return find(panel, lambda c: getattr(c, "id", None) == control_id("t", field))[0]
 
     cat = pd.DataFrame(
-        {"item_id": ["a", "b"], "title": ["A", "B"], "category": ["", ""], "gender": ["", "men"]}
+        {
+            "item_id": ["a", "b"],
+            "title": ["A", "B"],
+            "category": ["", ""],
+            "gender": ["", "men"],
+            "price": [2, None],
+        }
     )
     assert lacking_attributes(CatalogView(["a", "b"], cat)) == ["category"]
     assert lacking_attributes(CatalogView(["a", "b"], cat.drop(columns="gender"))) == ["category", "gender"]
@@ -146,6 +152,14 @@ def test_same_category_and_gender_are_disabled_with_a_reason_where_no_item_has_o
     both = filter_panel("t", lacks=["category", "gender"])
     assert switch_of(both, "same_gender").disabled and "the catalogue has no genders" in text_of(both)
     assert not switch_of(filter_panel("t"), "same_category").disabled
+    # no item with a price (Instacart): a price band would leave no item; its inputs are disabled
+    # with the reason under them, where they were offered (s45's walk)
+    assert lacking_attributes(CatalogView(["a", "b"], cat.assign(price=None))) == ["category", "price"]
+    none = filter_panel("t", lacks=lacking_attributes(CatalogView(["a", "b"], cat.drop(columns="price"))))
+    prices = ("price_min", "price_max", "price_ratio_min", "price_ratio_max")
+    assert all(switch_of(none, f).disabled for f in prices)
+    assert text_of(none).count("unavailable: the catalogue has no prices") == 2
+    assert not any(switch_of(panel, f).disabled for f in prices) and "no prices" not in text_of(panel)
 
 
 def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
