@@ -161,7 +161,7 @@ def overview_content(root: Any = None, dataset: str | None = None, jobs: dict | 
             actions=[dcc.Link("Manage runs →", href="/runs", className="small")],
         )
     )
-    out.append(_links_row())
+    out.append(_links_row(registry, all_runs, primary))
     return out
 
 
@@ -488,7 +488,29 @@ def card_links(run: dict, runs: list[dict]) -> list:
     return [dbc.Button("Runs", href="/runs", **button)]
 
 
-def _links_row() -> html.Div:
+def _links_row(
+    registry: Registry | None = None, all_runs: list[dict] | None = None, dataset: str | None = None
+) -> html.Div:
+    """The "Where next" cards. On a dataset other than the one served by default (the Dataset
+    picker's), Explore and the Map open on that dataset's run (the one they open on for it,
+    :func:`components.pickers.opening_run`) and Compare on its active runs: the bare links
+    opened on the default dataset's (Instacart's Overview led to the demo's Explore, s45's walk)."""
+    hrefs = {title: href for title, href, _ in PAGE_LINKS}
+    if (
+        registry is not None
+        and all_runs is not None
+        and dataset
+        and dataset != registry.default_dataset(all_runs)
+    ):
+        from components.pickers import by_merit, embedding_runs, opening_run
+
+        run, _ = opening_run(registry, embedding_runs(registry, all_runs), all_runs, dataset)
+        if run:
+            hrefs["Explore"], hrefs["Map"] = f"/explore?run={run}", f"/map?run={run}"
+        mine = [r for r in all_runs if (r.get("dataset") or {}).get("name") == dataset and r.get("active")]
+        pair = list(dict.fromkeys([*([run] if run else []), *(r["run_id"] for r in by_merit(mine))]))[:2]
+        if pair:
+            hrefs["Compare"] = f"/compare?{urlencode({'runs': ','.join(pair)})}"
     cards = [
         dbc.Col(
             dcc.Link(
@@ -501,7 +523,7 @@ def _links_row() -> html.Div:
                     ),
                     className="link-card h-100",
                 ),
-                href=href,
+                href=hrefs[title],
                 className="text-decoration-none",
             ),
             lg=True,
@@ -509,7 +531,7 @@ def _links_row() -> html.Div:
             sm=6,
             className="mb-3",
         )
-        for title, href, text in PAGE_LINKS
+        for title, _href, text in PAGE_LINKS
     ]
     return html.Div(
         [html.H5("Where next", className="section-title mb-3"), dbc.Row(cards)], id=ids.OVERVIEW_LINKS

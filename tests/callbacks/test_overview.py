@@ -103,6 +103,30 @@ def test_a_catalogue_only_runs_card_and_row_say_it_is_not_evaluated(root, overvi
     assert "Not evaluated" not in text_of(demo) and "0.188" in text_of(demo)
 
 
+def test_where_next_opens_the_pages_on_the_dataset_shown(root, overview):
+    """Instacart's Overview led to the demo's Explore, Map and Compare: its "Where next" links
+    were bare, and those pages open on the dataset served by default (s45's walk)."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import load_dataset, save_dataset
+    from recsys.pipeline import train_run
+
+    demo = load_dataset("demo", root)
+    cat, inter = demo.catalog.head(80).copy(), demo.interactions.copy()
+    save_dataset(build_dataset("shop", cat, inter[inter["item_id"].isin(set(cat["item_id"]))]), root)
+    base = train_run("popularity", {}, "shop", root, label="shop popularity")["run_id"]
+    emb = train_run("prod2vec", {"epochs": 1, "vector_size": 8}, "shop", root, label="shop p2v")["run_id"]
+
+    def links(content: list) -> dict[str, str]:
+        (row,) = find(content, lambda c: getattr(c, "id", None) == ids.OVERVIEW_LINKS)
+        return {text_of(c).split(" →")[0]: c.href for c in find(row, lambda c: getattr(c, "href", None))}
+
+    shop = links(overview.update_content("v", "shop"))
+    assert shop["Explore"] == f"/explore?run={emb}" and shop["Map"] == f"/map?run={emb}"
+    assert shop["Compare"] == f"/compare?runs={emb}%2C{base}"
+    # the dataset served by default: the pages open on it already
+    assert links(overview.update_content("v", "demo"))["Explore"] == "/explore"
+
+
 def test_overview_on_an_empty_data_dir_says_what_happens_next(tmp_path, monkeypatch, overview):
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     text = text_of(overview.update_content(None))  # no demo job (the app started with --no-demo)
