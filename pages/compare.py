@@ -39,7 +39,7 @@ from components.filter_panel import (
 )
 from components.item_card import card_rows, explore_href, item_titles, price_text, thumbnail
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
-from components.metrics import metric_keys, metrics_grid
+from components.metrics import NOT_EVALUATED, metric_keys, metrics_grid, not_evaluated
 from components.pickers import SERVER_SEARCHED, run_names
 from components.presets import preset_names, safe_load
 from components.vetting_panels import vetted_table
@@ -342,6 +342,8 @@ def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> An
     from recsys.labels import readable_label
 
     table = top_categories(per_category_table(runs, metric), TOP_CATEGORIES)
+    if table.empty and runs and all(not_evaluated(r) for r in runs):  # BigBasket's (s45's walk)
+        return empty_state(f"No per-category {metric}: these runs are {NOT_EVALUATED}.")
     if table.empty:
         return empty_state(f"No per-category {metric} in these runs' metrics.")
     table["category"] = table["category"].map(readable_label)

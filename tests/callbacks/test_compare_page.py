@@ -103,6 +103,13 @@ def test_with_one_run_picked_the_per_category_chart_keeps_to_its_dataset(data, t
 
     assert series([data["runs"]["A"]]) == {"A": ["Home", "Men", "Women"], "B": ["Home", "Men", "Women"]}
     assert series([data["runs"]["A"], data["runs"]["B"]]).keys() == {"A", "B"}
+    # catalogue-only runs (BigBasket's): the chart says why it has nothing to draw
+    shelf = [{"run_id": f"s{i}", "split": {"method": "none"}, "metrics": {}} for i in (1, 2)]
+    said = text_of(compare.per_category_figure(shelf))
+    assert "No per-category hr@10: these runs are not evaluated: catalogue only" in said
+    assert text_of(compare.per_category_figure([{"run_id": "x", "metrics": {}}])).endswith(
+        "these runs' metrics."
+    )
 
 
 def test_disagreement_seeds_link_to_explore_and_compare(compare, data):
