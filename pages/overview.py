@@ -15,7 +15,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
-from components.datasets import kind_label
+from components.datasets import catalogue_only, kind_label
 from components.jobs import is_active, job_cards, job_title, jobs_snapshot
 from components.layout import (
     empty_state,
@@ -192,11 +192,16 @@ def _dataset_row(name: str, root: Any, datasets: list[str]) -> html.Div:
     ]
     if others:
         subtitle += [" · also stored: ", ", ".join(others[:5]) + ("…" if len(others) > 5 else "")]
+    # a 0 says why (BigBasket's "0 sequences · 0 events", Instacart's bare "0" brands: s45's walk)
     cards = [
         ("Items", s.get("items"), f"{s.get('items_with_interactions', 0):,} with interactions"),
-        ("Sequences", s.get("sequences"), f"{s.get('interactions', 0):,} events"),
+        (
+            "Sequences",
+            s.get("sequences"),
+            "catalogue only: no events" if catalogue_only(meta) else f"{s.get('interactions', 0):,} events",
+        ),
         ("Categories", s.get("categories"), f"{s.get('top_categories', 0):,} top-level"),
-        ("Brands", s.get("brands"), None),
+        ("Brands", s.get("brands"), "none in this catalogue" if s.get("brands") == 0 else None),
     ]
     return html.Div(
         [

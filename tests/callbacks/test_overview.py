@@ -89,9 +89,13 @@ def test_a_catalogue_only_runs_card_and_row_say_it_is_not_evaluated(root, overvi
     from recsys.data.schema import load_dataset, save_dataset
     from recsys.pipeline import train_run
 
-    save_dataset(build_dataset("shelf", load_dataset("demo", root).catalog.head(60).copy(), None), root)
+    shelf_items = load_dataset("demo", root).catalog.head(60).assign(brand="")  # no brands either
+    save_dataset(build_dataset("shelf", shelf_items, None), root)
     train_run("tfidf", {}, "shelf", root, label="shelf tfidf")
     shelf = overview.update_content("v", "shelf")
+    # the dataset's tiles say why they read 0
+    tiles = [text_of(c) for c in find(shelf, lambda c: "stat-card" in str(getattr(c, "className", "")))]
+    assert "Sequences 0 catalogue only: no events" in tiles and "Brands 0 none in this catalogue" in tiles
     (card,) = find(shelf, lambda c: "variant-card" in str(getattr(c, "className", "")))
     said = text_of(card)
     assert "Not evaluated: catalogue only (the dataset has no interactions to score on)." in said
