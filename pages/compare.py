@@ -37,7 +37,15 @@ from components.filter_panel import (
     options_holding,
     rule_items,
 )
-from components.item_card import card_rows, explore_href, item_titles, price_text, thumbnail
+from components.item_card import (
+    SAME_TITLE_WHY,
+    card_rows,
+    explore_href,
+    item_titles,
+    mark_same_title,
+    price_text,
+    thumbnail,
+)
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
 from components.metrics import NOT_EVALUATED, metric_keys, metrics_grid, not_evaluated
 from components.pickers import SERVER_SEARCHED, run_names
@@ -156,6 +164,17 @@ def list_column(
                                     [
                                         html.Span(str(row.get("brand") or "")),
                                         html.Span(price_text(row)),
+                                        *(
+                                            [
+                                                html.Span(
+                                                    "same title as the seed",
+                                                    className="same-title-badge",
+                                                    title=SAME_TITLE_WHY,
+                                                )
+                                            ]
+                                            if row.get("same_title")
+                                            else []
+                                        ),
                                         # two items of one title (Online Retail) told apart
                                         html.Span(item, className="cmp-id"),
                                     ],
@@ -254,7 +273,8 @@ def compare_view(
     else:
         result = side_by_side(registry, run_ids, seed, config, k)
     all_ids = sorted({i for e in result["lists"].values() for i in e["item_ids"]} | {seed} | set(session))
-    rows = _rows_for(run_ids, all_ids)
+    # a list item titled as the seed is marked, as on Explore (not for a session: no one seed)
+    rows = _rows_for(run_ids, all_ids, None if session or config.exclude_same_title else seed)
     counts: dict[str, int] = {}
     for e in result["lists"].values():
         for i in set(e["item_ids"]):
@@ -315,8 +335,9 @@ def session_line(session: list[str], rows: dict[str, dict[str, Any]], run_id: st
     )
 
 
-def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Catalogue rows of items, from the first run whose catalogue view can be built."""
+def _rows_for(run_ids: list[str], item_ids: list[str], seed: str | None = None) -> dict[str, dict[str, Any]]:
+    """Catalogue rows of items, from the first run whose catalogue view can be built; with a
+    ``seed``, the other items titled as it are marked (``same_title``, :func:`mark_same_title`)."""
     for r in run_ids:
         try:
             view = run_catalog_view(r)
@@ -326,7 +347,12 @@ def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, An
         known = pos >= 0
         if not known.any():
             continue
-        return {str(row["item_id"]): row for row in card_rows(view, pos[known], run_dataset(r))}
+        rows = card_rows(view, pos[known], run_dataset(r))
+        if seed is not None:
+            mark_same_title(view, view.position(seed), pos[known], rows)
+        out = {str(row["item_id"]): row for row in rows}
+        out.get(seed or "", {}).pop("same_title", None)  # the seed itself is not "titled as the seed"
+        return out
     return {}
 
 

@@ -819,6 +819,18 @@ def test_a_neighbour_titled_as_the_seed_is_marked_and_the_line_says_how_to_hide_
         vetting.show_seed(queue, 0), lambda c: "vet-pair" in str(getattr(c, "className", "")).split()
     )
     assert [getattr(c, "data-item") for c in pairs if "same title as the seed" in text_of(c)] == ["ws2"]
+    # and Compare's lists, the seed's line not
+    compare = page("compare")
+    lists, _, _ = compare.update_lists([data["runs"]["A"], data["runs"]["B"]], "ws0", 8, defaults())
+    cols = find(lists, lambda c: "compare-col" == getattr(c, "className", None))
+    for col in cols:
+        items = find(col, lambda c: hasattr(c, "data-item"))
+        assert [getattr(c, "data-item") for c in items if "same title as the seed" in text_of(c)] == ["ws2"]
+    assert text_of(lists).count("same title as the seed") == 2
+    hidden, _, _ = compare.update_lists(
+        [data["runs"]["A"], data["runs"]["B"]], "ws0", 8, defaults(exclude_same_title=True)
+    )
+    assert "same title as the seed" not in text_of(hidden)
 
 
 def test_a_rest_worker_loading_a_run_starts_no_seed_search_reads(explore, data, monkeypatch):
