@@ -160,21 +160,21 @@ def list_column(
                                     href=explore_href(item, run["run_id"]),
                                     className="cmp-title",
                                 ),
+                                *(  # on its title's line: the meta line's columns keep their places
+                                    [
+                                        html.Span(
+                                            "same title as the seed",
+                                            className="same-title-badge ms-1",
+                                            title=SAME_TITLE_WHY,
+                                        )
+                                    ]
+                                    if row.get("same_title")
+                                    else []
+                                ),
                                 html.Div(
                                     [
                                         html.Span(str(row.get("brand") or "")),
                                         html.Span(price_text(row)),
-                                        *(
-                                            [
-                                                html.Span(
-                                                    "same title as the seed",
-                                                    className="same-title-badge",
-                                                    title=SAME_TITLE_WHY,
-                                                )
-                                            ]
-                                            if row.get("same_title")
-                                            else []
-                                        ),
                                         # two items of one title (Online Retail) told apart
                                         html.Span(item, className="cmp-id"),
                                     ],
