@@ -34,6 +34,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "components.vectors_io.refresh_export_runs",
         "components.vectors_io.show_mlflow_link",
         "components.vectors_io.show_vectors_import",
+        "pages.compare.follow_pair",  # "Find" waits for two different runs; no data
         "pages.compare.follow_runs",  # the seed and the disagreement pair follow the runs; no data
         "pages.compare.limit_runs",
         "pages.compare.load_preset",
@@ -60,6 +61,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.explore.update_session",
         "pages.map.complete_map",
         "pages.map.draw_map",
+        "pages.map.follow_umap",  # whether "Compute UMAP" is offered; no data
         "pages.map.highlight",
         "pages.map.list_selection",
         "pages.map.open_in_explore",

@@ -349,9 +349,16 @@ def _switch(
 
 
 def _number(
-    panel: str, field: str, value: Any, placeholder: str, step: Any = "any", mn: float = 0
+    panel: str,
+    field: str,
+    value: Any,
+    placeholder: str,
+    step: Any = "any",
+    mn: float = 0,
+    disabled: bool = False,
 ) -> dbc.Input:
     return dbc.Input(
+        disabled=disabled,
         id=control_id(panel, field),
         type="number",
         value=value,
@@ -391,6 +398,7 @@ def _max_per_brand(panel: str, value: Any, no_brands: bool) -> html.Div:
 _LACKS = {
     "category": "unavailable: the catalogue has no categories",
     "gender": "unavailable: the catalogue has no genders",
+    "price": "unavailable: the catalogue has no prices",
 }
 
 
@@ -457,6 +465,14 @@ def filter_panel(
     # their controls disabled (they stay in the page: the callbacks read them)
     no_brands = columns is not None and not brand_opts
     lacking = {a: _LACKS[a] for a in lacks if a in _LACKS}
+    # a catalogue without any price (Instacart): a price band would leave no item (items without
+    # a price are excluded while it applies); its inputs are disabled, with the reason under them
+    no_prices = "price" in lacking
+    price_note = (
+        [html.Div(lacking["price"], className="filter-hint small text-muted prices-unavailable")]
+        if no_prices
+        else []
+    )
     relation = _group(
         "Relative to the seed",
         [
@@ -494,13 +510,14 @@ def filter_panel(
             html.Div(
                 [
                     html.Span("Price × seed", className="filter-inline-label"),
-                    _number(panel, "price_ratio_min", v["price_ratio_min"], "min ×", 0.1),
+                    _number(panel, "price_ratio_min", v["price_ratio_min"], "min ×", 0.1, disabled=no_prices),
                     html.Span("to", className="filter-inline-label"),
-                    _number(panel, "price_ratio_max", v["price_ratio_max"], "max ×", 0.1),
+                    _number(panel, "price_ratio_max", v["price_ratio_max"], "max ×", 0.1, disabled=no_prices),
                 ],
                 className="filter-inline",
                 title="price band relative to the seed's price, e.g. 0.5 to 2",
             ),
+            *price_note,
         ],
     )
     exclusions = _group(
@@ -518,12 +535,13 @@ def filter_panel(
             html.Div(
                 [
                     html.Span("Price", className="filter-inline-label"),
-                    _number(panel, "price_min", v["price_min"], "min"),
+                    _number(panel, "price_min", v["price_min"], "min", disabled=no_prices),
                     html.Span("to", className="filter-inline-label"),
-                    _number(panel, "price_max", v["price_max"], "max"),
+                    _number(panel, "price_max", v["price_max"], "max", disabled=no_prices),
                 ],
                 className="filter-inline",
             ),
+            *price_note,
             html.Div(
                 "Min. similarity",
                 className="filter-label",

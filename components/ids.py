@@ -113,6 +113,7 @@ MAP_GRAPH = "map-graph"
 MAP_TOOLTIP = "map-tooltip"
 MAP_STATUS = "map-status"  # projection status line (PCA/UMAP, job progress, sampling note)
 MAP_UMAP_BUTTON = "map-umap-button"
+MAP_UMAP_OFFER = "map-umap-offer"  # the button and a viewer's note: hidden once UMAP is stored
 MAP_DRAWN = "map-drawn"  # the meta of a sampled first paint, once the browser has drawn it
 MAP_META = "map-meta"  # {"run", "method", "n_traces", "n_shown", "n_total"} of the drawn figure
 MAP_NAV = "map-nav"  # dcc.Location used to open a clicked point in Explore

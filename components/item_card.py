@@ -33,6 +33,10 @@ ITEM_ADD_TYPE = "item-card-add"
 _GENDER_LABEL = {"women": "Women", "men": "Men", "unisex": "Unisex", "kids": "Kids"}
 
 #: The tooltip of a card's "category mean" badge (:func:`card_rows` sets ``stand_in``).
+SAME_TITLE_WHY = (
+    "This item's title is the seed's: often the same product listed under another id (a catalogue "
+    "can list one product in two categories or pack sizes). “Exclude same title” in the filters hides such items."
+)
 STAND_IN_WHY = (
     "No vector of its own: this item was too rare in (or absent from) the training data, so the "
     "run serves it with the mean vector of its category's items. Its neighbours and scores say "
@@ -49,6 +53,13 @@ def fmt_price(value: Any) -> str:
     if math.isnan(v):
         return "—"
     return f"{v:,.2f}"
+
+
+def price_text(row: Mapping[str, Any]) -> str:
+    """A card row's price as an item row shows it: "" for every item of a catalogue without any
+    price (Instacart, Taobao: :func:`card_rows` marks them ``catalogue_has_prices``), where a
+    column or line of "—" said nothing; else :func:`fmt_price` ("—" for one missing price)."""
+    return "" if row.get("catalogue_has_prices") is False else fmt_price(row.get("price"))
 
 
 def explore_href(item_id: str, run_id: str | None = None, preset: str | None = None) -> str:
@@ -194,11 +205,7 @@ def item_card(
             "Div",
             [
                 brand_text(row),
-                html_node(
-                    "Span",
-                    "" if row.get("catalogue_has_prices") is False else fmt_price(row.get("price")),
-                    className="card-price",
-                ),
+                html_node("Span", price_text(row), className="card-price"),
             ],
             className="card-meta",
             **meta_attrs,
@@ -209,6 +216,10 @@ def item_card(
     body = [node for node in body if node is not None]
     if row.get("stand_in"):
         body.append(html_node("Span", "category mean", className="stand-in-badge", title=STAND_IN_WHY))
+    if row.get("same_title"):
+        body.append(
+            html_node("Span", "same title as the seed", className="same-title-badge", title=SAME_TITLE_WHY)
+        )
     if score is not None and not seed:
         body.append(similarity_bar(score))
     if panel is not None:
@@ -228,6 +239,24 @@ def item_card(
         ]
         return html.Div(children, className=classes + " has-img", **{"data-item": item_id})
     return html.Div(body, className=classes + " card-body-x", **{"data-item": item_id})
+
+
+def mark_same_title(
+    view: Any, seed_pos: int, positions: Sequence[int] | Any, rows: list[dict[str, Any]]
+) -> int:
+    """Mark the card ``rows`` (of ``positions``) whose title is the seed's, normalised as the
+    "Exclude same title" rule compares them (an empty title matches nothing): ``same_title``,
+    drawn as a badge by :func:`item_card`. Returns how many were marked."""
+    import numpy as np
+
+    pos = np.asarray(positions, dtype=np.int64)
+    if seed_pos < 0 or len(pos) == 0 or view.title[seed_pos] == view.empty_title:
+        return 0
+    same = view.title[pos] == view.title[seed_pos]
+    for row, hit in zip(rows, same.tolist(), strict=True):
+        if hit:
+            row["same_title"] = True
+    return int(same.sum())
 
 
 def card_image(row: Mapping[str, Any]) -> str | None:

@@ -26,7 +26,23 @@ HEADLINE_METRICS: tuple[str, ...] = ("hr@10", "ndcg@10", "coverage@10")
 #: Preferred order of metric name prefixes; others follow alphabetically.
 _METRIC_ORDER = ("hr", "ndcg", "mrr", "precision", "recall", "coverage", "popularity_bias", "diversity")
 
+#: What an empty metric cell reads: "not evaluated" for a run that has no evaluation because its
+#: dataset is a catalogue only (:data:`NOT_EVALUATED`, its row's ``not_evaluated``), else "—".
+#: The grid showed "—" for such a run's metrics without saying why (s44's walk).
+_EMPTY = "(params.data && params.data.not_evaluated ? 'not evaluated' : '—')"
+#: A catalogue-only run's row: why its metrics are empty (the cells' tooltip, its Warnings cell).
+NOT_EVALUATED = "not evaluated: catalogue only (the dataset has no interactions to score on)"
+
+# the Cases column keeps "—": "not evaluated" was cut to "not ev…" there, beside metric cells saying it
 _COUNT_FORMAT = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
+
+
+def not_evaluated(run: dict[str, Any]) -> bool:
+    """A catalogue-only run (``pipeline._train_catalog_only``: split "none", no metrics): it has no
+    evaluation because its dataset has no interactions."""
+    return (run.get("split") or {}).get("method") == "none" and not run.get("damaged")
+
+
 #: Counters stored beside the metrics (not metric columns).
 COUNTERS = frozenset(
     {"n_cases", "k", "n_seeds", "skipped_cases", "seeds_without_recs", "unknown_test_items", "test_items"}
@@ -38,7 +54,7 @@ def _metric_format(key: str) -> dict[str, str]:
     # parenthesised: pasted into "ci[1] - ci[0]" below, a bare "a && b" read "a && (b[1] - a) && ..."
     ci = f"(params.data && params.data[{key + '_ci'!r}])"
     return {
-        "function": f"params.value == null ? '—' : d3.format('.3f')(params.value) + ({ci} ? ' ±' + "
+        "function": f"params.value == null ? {_EMPTY} : d3.format('.3f')(params.value) + ({ci} ? ' ±' + "
         f"d3.format('.3f')(({ci}[1] - {ci}[0]) / 2) : '')"
     }
 
@@ -62,7 +78,7 @@ SHARE_COLUMNS: dict[str, tuple[str, str]] = {
         "share of test seeds whose list the model started and the fallback chain completed to k",
     ),
 }
-_SHARE_FORMAT = {"function": "params.value == null ? '—' : d3.format('.1%')(params.value)"}
+_SHARE_FORMAT = {"function": f"params.value == null ? {_EMPTY} : d3.format('.1%')(params.value)"}
 
 
 _INTEGER_FORMAT = {"function": "params.value == null ? '—' : d3.format(',d')(params.value)"}
@@ -112,8 +128,14 @@ def run_rows(
             "error": str(run.get("error") or "") if run.get("damaged") else "",
         }
         ci = m.get("ci95") or {}
+        # a catalogue-only run (pipeline._train_catalog_only: split "none", no metrics)
+        unevaluated = not_evaluated(run)
+        if unevaluated:
+            row["not_evaluated"] = True
         for key in metrics:
             row[key] = _number_or_none(m.get(key))
+            if unevaluated:
+                row[f"{key}_ci_text"] = NOT_EVALUATED
             interval = ci.get(key)
             if (
                 isinstance(interval, (list, tuple))
@@ -127,6 +149,8 @@ def run_rows(
         row["cases"] = m.get("n_cases") if isinstance(m.get("n_cases"), int) else None
         # an imported run's caution (its vectors may have seen the test part) is a note too (s41-w)
         notes = [*(m.get("warnings") or []), *([run["metrics_note"]] if run.get("metrics_note") else [])]
+        if unevaluated:
+            notes.insert(0, NOT_EVALUATED)
         row["notes"] = "; ".join(notes)
         rows.append(row)
     return rows

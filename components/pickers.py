@@ -289,14 +289,18 @@ def default_seed(view: Any, also_in: Sequence[Any] = ()) -> str | None:
 
 
 def lacking_attributes(view: Any) -> list[str]:
-    """The seed attributes of the filter panel's "Same …" rules that no item of ``view`` has
-    (``"category"``, ``"gender"``; Instacart has no genders): the rule would skip every seed
-    there, doing nothing (:func:`components.filter_panel.filter_panel`'s ``lacks``)."""
+    """The attributes of the filter panel's rules that no item of ``view`` has (``"category"``,
+    ``"gender"``; Instacart has no genders): a "Same …" rule would skip every seed there, doing
+    nothing, and a price rule (``"price"``: no item has one) would leave no item, since items
+    without a price are excluded while a band applies (:func:`components.filter_panel.filter_panel`'s
+    ``lacks``)."""
     lacks = []
     if view.n and bool(np.all(view.cat_empty)):
         lacks.append("category")
     if view.n and bool(np.all(view.gender_names[view.gender] == "")):
         lacks.append("gender")
+    if view.n and len(view.sorted_prices) == 0:  # Instacart, Taobao: every price rule empties the list
+        lacks.append("price")
     return lacks
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import html
 
-from components.item_card import brand_text, card_rows, display_title, fmt_price, thumbnail
+from components.item_card import brand_text, card_rows, display_title, price_text, thumbnail
 from recsys.labels import OTHER_LABEL as OTHER
 from recsys.labels import item_labels
 
@@ -188,7 +188,7 @@ def hover_card(view: Any, position: int, dataset: str | None = None) -> html.Div
             html.Div(
                 [
                     html.Span(brand_text(row), className="tip-brand"),
-                    html.Span(fmt_price(row.get("price")), className="tip-price"),
+                    html.Span(price_text(row), className="tip-price"),
                 ],
                 className="tip-meta",
             ),

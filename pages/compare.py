@@ -37,9 +37,17 @@ from components.filter_panel import (
     options_holding,
     rule_items,
 )
-from components.item_card import card_rows, explore_href, fmt_price, item_titles, thumbnail
+from components.item_card import (
+    SAME_TITLE_WHY,
+    card_rows,
+    explore_href,
+    item_titles,
+    mark_same_title,
+    price_text,
+    thumbnail,
+)
 from components.layout import empty_state, error_alert, info_alert, labelled_col, page_header
-from components.metrics import metric_keys, metrics_grid
+from components.metrics import NOT_EVALUATED, metric_keys, metrics_grid, not_evaluated
 from components.pickers import SERVER_SEARCHED, run_names
 from components.presets import preset_names, safe_load
 from components.vetting_panels import vetted_table
@@ -152,10 +160,21 @@ def list_column(
                                     href=explore_href(item, run["run_id"]),
                                     className="cmp-title",
                                 ),
+                                *(  # on its title's line: the meta line's columns keep their places
+                                    [
+                                        html.Span(
+                                            "same title as the seed",
+                                            className="same-title-badge ms-1",
+                                            title=SAME_TITLE_WHY,
+                                        )
+                                    ]
+                                    if row.get("same_title")
+                                    else []
+                                ),
                                 html.Div(
                                     [
                                         html.Span(str(row.get("brand") or "")),
-                                        html.Span(fmt_price(row.get("price"))),
+                                        html.Span(price_text(row)),
                                         # two items of one title (Online Retail) told apart
                                         html.Span(item, className="cmp-id"),
                                     ],
@@ -254,7 +273,8 @@ def compare_view(
     else:
         result = side_by_side(registry, run_ids, seed, config, k)
     all_ids = sorted({i for e in result["lists"].values() for i in e["item_ids"]} | {seed} | set(session))
-    rows = _rows_for(run_ids, all_ids)
+    # a list item titled as the seed is marked, as on Explore (not for a session: no one seed)
+    rows = _rows_for(run_ids, all_ids, None if session or config.exclude_same_title else seed)
     counts: dict[str, int] = {}
     for e in result["lists"].values():
         for i in set(e["item_ids"]):
@@ -315,8 +335,9 @@ def session_line(session: list[str], rows: dict[str, dict[str, Any]], run_id: st
     )
 
 
-def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Catalogue rows of items, from the first run whose catalogue view can be built."""
+def _rows_for(run_ids: list[str], item_ids: list[str], seed: str | None = None) -> dict[str, dict[str, Any]]:
+    """Catalogue rows of items, from the first run whose catalogue view can be built; with a
+    ``seed``, the other items titled as it are marked (``same_title``, :func:`mark_same_title`)."""
     for r in run_ids:
         try:
             view = run_catalog_view(r)
@@ -326,7 +347,12 @@ def _rows_for(run_ids: list[str], item_ids: list[str]) -> dict[str, dict[str, An
         known = pos >= 0
         if not known.any():
             continue
-        return {str(row["item_id"]): row for row in card_rows(view, pos[known], run_dataset(r))}
+        rows = card_rows(view, pos[known], run_dataset(r))
+        if seed is not None:
+            mark_same_title(view, view.position(seed), pos[known], rows)
+        out = {str(row["item_id"]): row for row in rows}
+        out.get(seed or "", {}).pop("same_title", None)  # the seed itself is not "titled as the seed"
+        return out
     return {}
 
 
@@ -342,6 +368,8 @@ def per_category_figure(runs: list[dict[str, Any]], metric: str = "hr@10") -> An
     from recsys.labels import readable_label
 
     table = top_categories(per_category_table(runs, metric), TOP_CATEGORIES)
+    if table.empty and runs and all(not_evaluated(r) for r in runs):  # BigBasket's (s45's walk)
+        return empty_state(f"No per-category {metric}: these runs are {NOT_EVALUATED}.")
     if table.empty:
         return empty_state(f"No per-category {metric} in these runs' metrics.")
     table["category"] = table["category"].map(readable_label)
@@ -380,6 +408,21 @@ DIS_SORTS = {
 }
 
 
+#: What the disagreement card says before "Find" (two different runs picked).
+DIS_IDLE = "Samples seeds both runs know and lists those whose top-k lists overlap least."
+
+
+def pick_two_runs(n_runs: int | None = None) -> Any:
+    """The disagreement card's line while its pair is one run twice (one run chosen above, or
+    the same run picked on both sides): a run never disagrees with itself."""
+    more = (
+        "there is one run: train a second on the Runs page."
+        if n_runs is not None and n_runs < 2
+        else "choose a second run after “vs”."
+    )
+    return html.Div(f"Pick two different runs: {more}", className="text-muted small dis-pick-two")
+
+
 def disagreement_view(
     run_a: str, run_b: str, values: dict[str, Any], k: int, n_seeds: int = 150, sort: str | None = "overlap"
 ) -> Any:
@@ -387,7 +430,7 @@ def disagreement_view(
     run shows more thumbs-down pairs (``"down_a"``/``"down_b"``, over the judged seeds), each
     linked to Explore and Compare."""
     if not run_a or not run_b or run_a == run_b:
-        return html.Div("Pick two different runs.", className="text-muted small")
+        return pick_two_runs()
     config = filter_config_from_controls(values)
     registry = data_registry()
     if sort in ("down_a", "down_b"):
@@ -632,6 +675,7 @@ def layout(
         className="section-card mb-3",
     )
     two = (chosen + chosen)[:2]
+    one_run = two[0] == two[1]  # one run chosen: "Find" waits for a second one
     disagree = dbc.Card(
         [
             dbc.CardHeader(
@@ -663,7 +707,12 @@ def layout(
                                     className="dis-run",
                                 ),
                                 dbc.Button(
-                                    "Find", id=ids.COMPARE_DIS_BUTTON, size="sm", color="primary", n_clicks=0
+                                    "Find",
+                                    id=ids.COMPARE_DIS_BUTTON,
+                                    size="sm",
+                                    color="primary",
+                                    n_clicks=0,
+                                    disabled=one_run,
                                 ),
                             ],
                             # wraps inside the half-width card (at 1280 px "Find" was off the page)
@@ -676,10 +725,9 @@ def layout(
             dbc.CardBody(
                 dcc.Loading(
                     html.Div(
-                        html.Div(
-                            "Samples seeds both runs know and lists those whose top-k lists overlap least.",
-                            className="text-muted small",
-                        ),
+                        pick_two_runs(len(all_runs))
+                        if one_run
+                        else html.Div(DIS_IDLE, className="text-muted small"),
                         id=ids.COMPARE_DISAGREE,
                     ),
                     type="dot",
@@ -961,13 +1009,19 @@ clientside_callback(
 
 @callback(Output(ids.COMPARE_PER_CATEGORY, "children"), Input(ids.COMPARE_RUNS, "value"))
 def update_per_category(run_ids: list[str] | None) -> Any:
-    """HR@10 per top-level category of the selected runs (all runs when fewer than two are picked)."""
+    """HR@10 per top-level category of the selected runs; when fewer than two are picked, of
+    every run of the picked run's dataset (the default dataset's without one). It drew every
+    run of every dataset then: the demo's Women and Electronics beside Instacart's Produce and
+    Dairy Eggs, six legend entries over the bars (s45's walk)."""
     registry = data_registry()
     runs = registry.list_runs()
     by_id = {r["run_id"]: r for r in runs}
     # in the order picked: a run's colour is its list column's (RUN_COLORS), not the newest first
     picked = [by_id[r] for r in dict.fromkeys(run_ids or []) if r in by_id]
-    return per_category_figure(picked if len(picked) >= 2 else runs)
+    if len(picked) >= 2:
+        return per_category_figure(picked)
+    dataset = (picked[0].get("dataset") or {}).get("name") if picked else registry.default_dataset(runs)
+    return per_category_figure([r for r in runs if (r.get("dataset") or {}).get("name") == dataset])
 
 
 @callback(
@@ -988,6 +1042,22 @@ def update_disagreement(
         return disagreement_view(run_a, run_b, values, bounded_k(k), sort=sort)
     except RecsysError as exc:
         return error_alert(exc, "Could not compare these runs")
+
+
+@callback(
+    Output(ids.COMPARE_DIS_BUTTON, "disabled"),
+    Output(ids.COMPARE_DISAGREE, "children", allow_duplicate=True),
+    Input(ids.COMPARE_DIS_A, "value"),
+    Input(ids.COMPARE_DIS_B, "value"),
+    prevent_initial_call=True,
+)
+def follow_pair(run_a: str | None, run_b: str | None) -> tuple[bool, Any]:
+    """A pair of one run twice (one run chosen above, which the pair follows, or the same run
+    picked on both sides) disables "Find" and asks for a second run; two different runs enable
+    it. Either way the table of the previous pair, no longer the one shown, is cleared."""
+    if not run_a or not run_b or run_a == run_b:
+        return True, pick_two_runs()
+    return False, html.Div(DIS_IDLE, className="text-muted small")
 
 
 def vetted_view(k: int, values: dict[str, Any]) -> Any:

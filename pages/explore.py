@@ -45,7 +45,7 @@ from components.filter_panel import (
     rule_items,
     similarity_slider_props,
 )
-from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card, item_titles
+from components.item_card import ITEM_ADD_TYPE, card_grid, card_rows, item_card, item_titles, mark_same_title
 from components.layout import empty_state, error_alert, no_embedding_runs, page_header
 from components.pickers import (
     SERVER_SEARCHED,
@@ -113,12 +113,24 @@ PLAN_LABELS = {
 }
 
 
-def plan_label(plan: str) -> str:
+def plan_label(plan: str, config: FilterConfig | None = None, skipped: Any = ()) -> str:
     """The plan in words. ``<plan>+ties_exact`` (``recsys.search.ties``): the plan's list ended
     among items with identical vectors (Taobao: thousands share their category's mean vector),
-    so the list shown came from exact search; it read "hnsw_overfetch+ties_exact"."""
+    so the list shown came from exact search; it read "hnsw_overfetch+ties_exact".
+
+    ``exact_range`` scans one slice of the category-ordered catalogue: the seed's category
+    when "Same category" applies to this seed (on in ``config`` and not in ``skipped``, the
+    seed's skipped rules), else the whole catalogue. It read "exact search over the category
+    slice" with no category rule on (s44's walk)."""
     base, tied = (plan.removesuffix("+ties_exact"), plan.endswith("+ties_exact"))
     text = PLAN_LABELS.get(base, base)
+    if base == "exact_range" and config is not None:
+        by_category = config.same_category and "same_category" not in (skipped or ())
+        text = (
+            "exact search over the seed's category"
+            if by_category
+            else "exact search over the whole catalogue"
+        )
     return f"exact search (items with identical vectors tied in {text})" if tied else text
 
 
@@ -184,8 +196,11 @@ def removed_bars(removed: dict[str, int], n_items: int) -> Any:
     return html.Div([bars, always]) if always else bars
 
 
-def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConfig) -> tuple[Any, Any, Any]:
-    """(cards, summary line, removed bars) for a SearchResult."""
+def results_view(
+    result: Any, view: Any, run_id: str, k: int, config: FilterConfig, seed: str | None = None
+) -> tuple[Any, Any, Any]:
+    """(cards, summary line, removed bars) for a SearchResult of ``seed``."""
+    n_same = 0
     if len(result.item_ids) == 0:
         cards: Any = empty_state(
             "No item passes these filters.", "Loosen a rule: the bars show what each removed."
@@ -193,19 +208,35 @@ def results_view(result: Any, view: Any, run_id: str, k: int, config: FilterConf
     else:
         pos = view.pos_of_row[np.asarray(result.rows, dtype=np.int64)]
         rows = card_rows(view, pos, run_dataset(run_id))
+        # BigBasket repeats 2,998 names (7,053 items; 5,471 under one brand): a seed's first
+        # neighbour could be the same product under another id, unmarked (s44's walk). Marked,
+        # not hidden by an Explore-only default: Explore shows what is served under the same
+        # rules (the API's and a precomputed table's default keeps them); hiding them belongs in
+        # the preset that is served
+        if not config.exclude_same_title:
+            mark_same_title(view, view.position(seed or result.seed_item_id or ""), pos, rows)
         cards = card_grid(rows, result.scores, run_id=run_id, panel=PANEL)
+        n_same = sum(1 for row in rows if row.get("same_title"))
     short = len(result.item_ids) < k
     summary = [
         dbc.Badge(f"{len(result.item_ids)} / {k}", color="warning" if short else "success", className="me-2"),
         f"{result.n_eligible:,} eligible of {view.n:,} · ",
         html.Span(
-            plan_label(result.plan),
+            plan_label(result.plan, config, result.skipped_rules),
             className="plan-name me-2",
             title=result.plan,
             **{"data-plan": result.plan},
         ),
         html.Span(f"· {result.elapsed_ms:.1f} ms", className="text-muted", title="server search time"),
     ]
+    if n_same:
+        summary.append(
+            html.Span(
+                f" · {n_same} share{'s' if n_same == 1 else ''} the seed's title (the same product "
+                "under another id?): “Exclude same title” hides them",
+                className="text-warning small same-title-note",
+            )
+        )
     if result.skipped_rules:
         summary.append(
             html.Span(
@@ -239,7 +270,7 @@ def explore_results(run_id: str | None, seed: str | None, k: Any, values: dict[s
     except RecsysError as exc:
         out["message"] = error_alert(exc, "Could not search")
         return out
-    out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config)
+    out["results"], out["summary"], out["removed"] = results_view(result, view, run_id, k, config, seed)
     out["config_hash"] = config.config_hash()
     out["request"] = (k, config)  # for the REST call under the list (update_results)
     return out

@@ -49,7 +49,14 @@ from components.layout import (
     no_embedding_runs,
     page_header,
 )
-from components.map_selection import MAX_SELECTION_ROWS, selection_grid, selection_rows, selection_summary  # noqa: F401
+from components.map_selection import (  # noqa: F401
+    MAX_SELECTION_ROWS,
+    ORDER_NOTE,
+    selection_grid,
+    selection_order,
+    selection_rows,
+    selection_summary,
+)
 from components.map_warm import FIGURES, read_stored, run_lock, stored_digest, stored_path, write_stored
 from components.pickers import opening_run, search_items
 from components.scatter import OTHER, TOP_N, hover_card, map_figure, point_labels, purity_figure  # noqa: F401
@@ -267,6 +274,19 @@ def _umap_job_line(job: dict[str, Any] | None) -> tuple[str, str]:
     if status == "failed":
         return f"· UMAP job failed: {job.get('error') or message}", "text-danger"
     return "· UMAP not computed yet: PCA shown", "text-muted"
+
+
+def umap_offer(run_id: str | None) -> dict[str, str]:
+    """The style of "Compute UMAP" (and a viewer's note in its place): hidden once the run's UMAP
+    projection is stored and readable. A run's vectors never change and UMAP is seeded, so a
+    second job would draw the same map; the button was offered while UMAP was shown (s44's walk)."""
+    if not run_id:
+        return {}
+    try:
+        stored = projection_frame(run_id, "umap") is not None
+    except RecsysError:  # a damaged file: computing it again is the way out
+        stored = False
+    return {"display": "none"} if stored else {}
 
 
 # -- layout -------------------------------------------------------------------------------
@@ -488,18 +508,24 @@ def layout(run: str | None = None, color: str | None = None, **_: Any) -> html.D
                 html.Div(
                     [
                         html.Div(first["status"], id=ids.MAP_STATUS, className="small"),
-                        dbc.Button(
-                            "Compute UMAP",
-                            id=ids.MAP_UMAP_BUTTON,
-                            className="editor-only",
-                            size="sm",
-                            color="primary",
-                            outline=True,
-                            n_clicks=0,
-                        ),
-                        html.Div(  # in the hidden button's place, for a viewer (s41-w)
-                            "Computing UMAP needs the editor role",
-                            className="small text-muted viewer-only map-viewer-note",
+                        html.Div(
+                            [
+                                dbc.Button(
+                                    "Compute UMAP",
+                                    id=ids.MAP_UMAP_BUTTON,
+                                    className="editor-only",
+                                    size="sm",
+                                    color="primary",
+                                    outline=True,
+                                    n_clicks=0,
+                                ),
+                                html.Div(  # in the hidden button's place, for a viewer (s41-w)
+                                    "Computing UMAP needs the editor role",
+                                    className="small text-muted viewer-only map-viewer-note",
+                                ),
+                            ],
+                            id=ids.MAP_UMAP_OFFER,
+                            style=umap_offer(run),
                         ),
                     ],
                     className="d-flex justify-content-between align-items-center gap-2",
@@ -724,6 +750,21 @@ def submit_umap(_n: int, run_id: str | None, jobs: dict[str, Any] | None) -> Any
 
 
 @callback(
+    Output(ids.MAP_UMAP_OFFER, "style"),
+    Input(ids.MAP_RUN, "value"),
+    Input(ids.JOBS_STORE, "data"),
+    State(ids.MAP_UMAP_OFFER, "style"),
+    prevent_initial_call=True,
+)
+def follow_umap(run_id: str | None, _jobs: dict[str, Any] | None, now: dict[str, str] | None = None) -> Any:
+    """ "Compute UMAP" follows the run shown: offered while its UMAP is not stored, gone once a
+    job has stored it (the jobs store changes when the job ends) or for a run that has one.
+    Unchanged, nothing is sent (the jobs store changes every second while any job runs)."""
+    style = umap_offer(run_id)
+    return no_update if style == (now or {}) else style
+
+
+@callback(
     Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
     Input(ids.MAP_SEARCH, "value"),
     State(ids.MAP_RUN, "value"),
@@ -828,14 +869,18 @@ def list_selection(selected: dict[str, Any] | None, run_id: str | None) -> tuple
     """Items inside the lasso/box selection: (the grid or the hint, the info line)."""
     if not selected or not run_id:
         return selection_grid([]), ""
-    positions = [int(p["customdata"]) for p in selected.get("points", []) if "customdata" in p]
+    positions, shape = selection_order(selected)  # nearest the lasso's centre first
     try:  # the run may have been deleted since the map was drawn
         view = run_catalog_view(run_id)
-        rows, info = selection_rows(view, positions)
+        rows, info = selection_rows(view, positions, ordered=True)
         summary = selection_summary(view, positions)
     except RecsysError as exc:
         return selection_grid([]), f"Could not list the selection: {exc}"
-    return html.Div([summary, selection_grid(rows)]), info
+    parts = [summary, selection_grid(rows)]
+    if shape and rows:
+        note = html.Div(ORDER_NOTE.format(shape=shape), className="small text-muted mb-1 selection-order")
+        parts.insert(1, note)
+    return html.Div(parts), info
 
 
 #: Purity tables already computed in this process: (data dir, run, labels, k, queries) ->

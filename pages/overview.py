@@ -15,7 +15,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
 from components.common import dataset_meta, list_datasets
-from components.datasets import kind_label
+from components.datasets import catalogue_only, kind_label
 from components.jobs import is_active, job_cards, job_title, jobs_snapshot
 from components.layout import (
     empty_state,
@@ -26,7 +26,7 @@ from components.layout import (
     section,
     stat_card,
 )
-from components.metrics import HEADLINE_METRICS, metrics_grid
+from components.metrics import HEADLINE_METRICS, NOT_EVALUATED, metrics_grid, not_evaluated
 from components.pickers import best_choice  # the one rule, shared with the run Explore and the Map open on
 from recsys.config import data_dir
 from recsys.errors import RecsysError
@@ -161,7 +161,7 @@ def overview_content(root: Any = None, dataset: str | None = None, jobs: dict | 
             actions=[dcc.Link("Manage runs →", href="/runs", className="small")],
         )
     )
-    out.append(_links_row())
+    out.append(_links_row(registry, all_runs, primary))
     return out
 
 
@@ -192,11 +192,16 @@ def _dataset_row(name: str, root: Any, datasets: list[str]) -> html.Div:
     ]
     if others:
         subtitle += [" · also stored: ", ", ".join(others[:5]) + ("…" if len(others) > 5 else "")]
+    # a 0 says why (BigBasket's "0 sequences · 0 events", Instacart's bare "0" brands: s45's walk)
     cards = [
         ("Items", s.get("items"), f"{s.get('items_with_interactions', 0):,} with interactions"),
-        ("Sequences", s.get("sequences"), f"{s.get('interactions', 0):,} events"),
+        (
+            "Sequences",
+            s.get("sequences"),
+            "catalogue only: no events" if catalogue_only(meta) else f"{s.get('interactions', 0):,} events",
+        ),
         ("Categories", s.get("categories"), f"{s.get('top_categories', 0):,} top-level"),
-        ("Brands", s.get("brands"), None),
+        ("Brands", s.get("brands"), "none in this catalogue" if s.get("brands") == 0 else None),
     ]
     return html.Div(
         [
@@ -339,9 +344,12 @@ def _paired_why(choice: dict, runs: list[dict]) -> str:
     if len(choice["compared"]) > 1:
         compared = set(choice["compared"])
         same = [r for r in runs if r["run_id"] in compared and r.get("family") in SAME_LIST_FAMILIES]
+        # it read "(popularity (demo), the same list after every item, is recommended only as the
+        # best itself)", a sentence a newcomer parsed twice (s45's walk)
+        shows = "shows" if len(same) == 1 else "show"
         note = (
-            f" ({', '.join(_name(r) for r in same)}, the same list after every item, is recommended "
-            "only as the best itself)"
+            f" ({', '.join(_name(r) for r in same)} {shows} the same list after every item, so it is "
+            "recommended only when it is the best)"
             if same
             else ""
         )
@@ -435,7 +443,12 @@ def _active_variants(runs: list[dict]) -> Any:
                 className="variant-label text-muted small mb-2",
                 title=run["run_id"],
             ),
+            # a catalogue-only run's card read "—" under each metric without saying why (s45's walk)
             html.Div(
+                NOT_EVALUATED.capitalize() + ".", className="small text-muted mb-3 variant-not-evaluated"
+            )
+            if not_evaluated(run)
+            else html.Div(
                 [
                     html.Div(
                         [
@@ -480,7 +493,29 @@ def card_links(run: dict, runs: list[dict]) -> list:
     return [dbc.Button("Runs", href="/runs", **button)]
 
 
-def _links_row() -> html.Div:
+def _links_row(
+    registry: Registry | None = None, all_runs: list[dict] | None = None, dataset: str | None = None
+) -> html.Div:
+    """The "Where next" cards. On a dataset other than the one served by default (the Dataset
+    picker's), Explore and the Map open on that dataset's run (the one they open on for it,
+    :func:`components.pickers.opening_run`) and Compare on its active runs: the bare links
+    opened on the default dataset's (Instacart's Overview led to the demo's Explore, s45's walk)."""
+    hrefs = {title: href for title, href, _ in PAGE_LINKS}
+    if (
+        registry is not None
+        and all_runs is not None
+        and dataset
+        and dataset != registry.default_dataset(all_runs)
+    ):
+        from components.pickers import by_merit, embedding_runs, opening_run
+
+        run, _ = opening_run(registry, embedding_runs(registry, all_runs), all_runs, dataset)
+        if run:
+            hrefs["Explore"], hrefs["Map"] = f"/explore?run={run}", f"/map?run={run}"
+        mine = [r for r in all_runs if (r.get("dataset") or {}).get("name") == dataset and r.get("active")]
+        pair = list(dict.fromkeys([*([run] if run else []), *(r["run_id"] for r in by_merit(mine))]))[:2]
+        if pair:
+            hrefs["Compare"] = f"/compare?{urlencode({'runs': ','.join(pair)})}"
     cards = [
         dbc.Col(
             dcc.Link(
@@ -493,7 +528,7 @@ def _links_row() -> html.Div:
                     ),
                     className="link-card h-100",
                 ),
-                href=href,
+                href=hrefs[title],
                 className="text-decoration-none",
             ),
             lg=True,
@@ -501,7 +536,7 @@ def _links_row() -> html.Div:
             sm=6,
             className="mb-3",
         )
-        for title, href, text in PAGE_LINKS
+        for title, _href, text in PAGE_LINKS
     ]
     return html.Div(
         [html.H5("Where next", className="section-title mb-3"), dbc.Row(cards)], id=ids.OVERVIEW_LINKS

@@ -42,7 +42,7 @@ from dash import (
 from dash.exceptions import PreventUpdate
 
 from components.common import data_registry, run_catalog_view, run_dataset, run_searcher
-from components.item_card import card_rows, display_title, item_card
+from components.item_card import card_rows, display_title, item_card, mark_same_title
 from components.layout import (
     empty_state,
     error_alert,
@@ -355,6 +355,8 @@ def seed_pairs_view(queue: dict[str, Any], group: int, judged: dict, notes: dict
     known = [pos for pos in positions if pos >= 0]
     dataset = run_dataset(queue["run"])
     rows = dict(zip(known, card_rows(view, known, dataset, extras=True))) if known else {}
+    # an item titled as the seed: maybe the same product under another id (reason 8, duplicate)
+    mark_same_title(view, seed_pos, known, [rows[pos] for pos in known])
     n_groups = queue["pairs"][-1]["g"] + 1
     cards = []
     for (i, p), pos in zip(pairs, positions):

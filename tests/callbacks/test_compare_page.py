@@ -78,6 +78,40 @@ def test_per_category_chart_has_one_bar_series_per_run(compare, data):
     }
 
 
+def test_with_one_run_picked_the_per_category_chart_keeps_to_its_dataset(data, tmp_path, monkeypatch):
+    """One run picked drew every run of every dataset: the demo's categories beside Instacart's,
+    six legend entries over the bars (s45's walk). It draws the picked run's dataset's runs."""
+    import shutil
+
+    import numpy as np
+
+    from recsys.models.prod2vec import Prod2Vec
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    model = Prod2Vec()
+    model.item_ids_ = np.array(["g1", "g2"])
+    model.vectors_ = np.eye(2, 4, dtype=np.float32) + 0.1
+    model._set_coverage(model.item_ids_)
+    metrics = {"hr@10": 0.3, "per_category": {"Grocery": {"hr@10": 0.3, "n_cases": 9}}}
+    Registry(root).create_run(model, dataset_name="shop", dataset_fingerprint="x", metrics=metrics, label="G")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    compare = page("compare")
+
+    def series(run_ids: list[str]) -> dict[str, list[str]]:
+        return {t.name.split(" ")[0]: list(t.x) for t in compare.update_per_category(run_ids).figure.data}
+
+    assert series([data["runs"]["A"]]) == {"A": ["Home", "Men", "Women"], "B": ["Home", "Men", "Women"]}
+    assert series([data["runs"]["A"], data["runs"]["B"]]).keys() == {"A", "B"}
+    # catalogue-only runs (BigBasket's): the chart says why it has nothing to draw
+    shelf = [{"run_id": f"s{i}", "split": {"method": "none"}, "metrics": {}} for i in (1, 2)]
+    said = text_of(compare.per_category_figure(shelf))
+    assert "No per-category hr@10: these runs are not evaluated: catalogue only" in said
+    assert text_of(compare.per_category_figure([{"run_id": "x", "metrics": {}}])).endswith(
+        "these runs' metrics."
+    )
+
+
 def test_disagreement_seeds_link_to_explore_and_compare(compare, data):
     a, b = data["runs"]["A"], data["runs"]["B"]
     view = compare.update_disagreement(1, a, b, 8, values())
@@ -88,6 +122,57 @@ def test_disagreement_seeds_link_to_explore_and_compare(compare, data):
         h.startswith("/compare?seed=") for h in hrefs
     )
     assert "Pick two different runs" in text_of(compare.update_disagreement(1, a, a, 8, values()))
+
+
+def test_with_one_run_chosen_the_disagreement_card_asks_for_a_second_run(compare, data):
+    """One run chosen offered "where two variants disagree" for the run against itself, with
+    "Find" enabled (s44's walk): "Find" waits for two different runs, and the card says so."""
+    from components import ids
+
+    a, b = data["runs"]["A"], data["runs"]["B"]
+
+    def card(tree: Any) -> tuple[Any, str]:
+        button = find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_DIS_BUTTON)[0]
+        return button.disabled, text_of(
+            find(tree, lambda c: getattr(c, "id", None) == ids.COMPARE_DISAGREE)[0]
+        )
+
+    disabled, said = card(compare.layout(runs=a))
+    assert disabled is True and said == "Pick two different runs: choose a second run after “vs”."
+    disabled, said = card(compare.layout(runs=f"{a},{b}"))
+    assert not disabled and "Pick two" not in said
+    # the user takes B out of the runs: the pair follows (A twice) and "Find" waits
+    pair = compare.follow_runs([a], "ws0", a, b)[2:]
+    assert pair == (a, a)
+    disabled, said = compare.follow_pair(*pair)
+    assert disabled is True and "Pick two different runs" in text_of(said)
+    # then picks B after "vs": "Find" is on, and the card says what it will do
+    disabled, said = compare.follow_pair(a, b)
+    assert disabled is False and text_of(said) == compare.DIS_IDLE
+
+
+def test_a_catalogue_without_prices_shows_no_price_dashes_in_the_lists(compare, data):
+    """Instacart has no prices: each list row read "—" where a price goes (s44's walk); a
+    catalogue with prices keeps them, and one missing price among them its "—"."""
+    import pandas as pd
+
+    from components.item_card import card_rows
+    from recsys.catalog import CatalogView
+
+    a = data["runs"]["A"]
+    run = Registry(data["root"]).get(a)
+    entry = {"item_ids": ["p1", "p2"], "scores": [0.9, 0.8], "filtered": True}
+
+    def column_text(catalog: pd.DataFrame) -> str:
+        view = CatalogView(catalog["item_id"].tolist(), catalog)
+        rows = {r["item_id"]: r for r in card_rows(view, [0, 1, 2])}
+        return text_of(compare.list_column(run, entry, rows, set(), "#000", "p0"))
+
+    items = pd.DataFrame({"item_id": ["p0", "p1", "p2"], "title": ["Seed", "Banana", "Lemon"]})
+    shown = column_text(items.assign(price=float("nan")))
+    assert "Banana" in shown and "Lemon" in shown and "—" not in shown
+    priced = column_text(items.assign(price=[1.0, 2.5, float("nan")]))
+    assert "2.50" in priced and priced.count("—") == 1
 
 
 def test_layout_from_query_and_preset_loading(compare, data):

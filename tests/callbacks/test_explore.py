@@ -133,7 +133,13 @@ def test_same_category_and_gender_are_disabled_with_a_reason_where_no_item_has_o
         return find(panel, lambda c: getattr(c, "id", None) == control_id("t", field))[0]
 
     cat = pd.DataFrame(
-        {"item_id": ["a", "b"], "title": ["A", "B"], "category": ["", ""], "gender": ["", "men"]}
+        {
+            "item_id": ["a", "b"],
+            "title": ["A", "B"],
+            "category": ["", ""],
+            "gender": ["", "men"],
+            "price": [2, None],
+        }
     )
     assert lacking_attributes(CatalogView(["a", "b"], cat)) == ["category"]
     assert lacking_attributes(CatalogView(["a", "b"], cat.drop(columns="gender"))) == ["category", "gender"]
@@ -146,6 +152,14 @@ def test_same_category_and_gender_are_disabled_with_a_reason_where_no_item_has_o
     both = filter_panel("t", lacks=["category", "gender"])
     assert switch_of(both, "same_gender").disabled and "the catalogue has no genders" in text_of(both)
     assert not switch_of(filter_panel("t"), "same_category").disabled
+    # no item with a price (Instacart): a price band would leave no item; its inputs are disabled
+    # with the reason under them, where they were offered (s45's walk)
+    assert lacking_attributes(CatalogView(["a", "b"], cat.assign(price=None))) == ["category", "price"]
+    none = filter_panel("t", lacks=lacking_attributes(CatalogView(["a", "b"], cat.drop(columns="price"))))
+    prices = ("price_min", "price_max", "price_ratio_min", "price_ratio_max")
+    assert all(switch_of(none, f).disabled for f in prices)
+    assert text_of(none).count("unavailable: the catalogue has no prices") == 2
+    assert not any(switch_of(panel, f).disabled for f in prices) and "no prices" not in text_of(panel)
 
 
 def test_add_banned_pair_skips_blanks_self_pairs_and_mirrors():
@@ -745,6 +759,78 @@ def test_a_plan_resolved_by_exact_search_for_tied_items_is_said_in_words(explore
     assert "ties_exact" not in label and "_" not in label
     assert label.startswith("exact search") and "identical vectors" in label
     assert explore.plan_label("exact_subset") == "exact search over the eligible items"
+
+
+def test_the_plan_line_names_the_slice_searched_for_the_rules_that_are_on(explore, data):
+    """The plan line read "exact search over the category slice" with no category rule on
+    (s44's walk): an exact scan of a slice of the catalogue is its whole when no category rule
+    applies to the seed, and the seed's category when "Same category" does."""
+
+    def plan_of(out: dict) -> tuple[str, str]:
+        plan = find(out["summary"], lambda c: "plan-name" in str(getattr(c, "className", "")))[0]
+        return getattr(plan, "data-plan"), plan.children
+
+    # a min similarity over 20 items: the searcher scans the catalogue's one slice, all of it
+    out = call_results(explore, "ws0", data["runs"]["A"], defaults(min_similarity=0.1))
+    assert plan_of(out) == ("exact_range", "exact search over the whole catalogue")
+    on = FilterConfig(same_category=True)
+    assert explore.plan_label("exact_range", on, []) == "exact search over the seed's category"
+    # a seed without a category skips the rule: the scan was over the whole catalogue
+    assert explore.plan_label("exact_range", on, ["same_category"]) == "exact search over the whole catalogue"
+
+
+def test_a_neighbour_titled_as_the_seed_is_marked_and_the_line_says_how_to_hide_it(
+    data, tmp_path, monkeypatch
+):
+    """BigBasket repeats product names, so a seed's first neighbour could be the same product
+    under another id, unmarked (s44's walk). A neighbour titled as the seed is marked, the line
+    says how many and which rule hides them; with the rule on they are gone and nothing is said."""
+    import shutil
+
+    import pandas as pd
+
+    root = tmp_path / "data"
+    shutil.copytree(data["root"], root)
+    path = root / "datasets" / "tiny" / "catalog.parquet"
+    catalog = pd.read_parquet(path)
+    catalog.loc[catalog["item_id"] == "ws2", "title"] = " trail runner  SHOE 0"  # as ws0's, once normalised
+    catalog.to_parquet(path, index=False)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(root))
+    explore = page("explore")
+    out = call_results(explore, "ws0", data["runs"]["A"], defaults())
+    marked = [
+        getattr(c, "data-item")
+        for c in find(out["results"], lambda c: hasattr(c, "data-item"))
+        if "same title as the seed" in text_of(c)
+    ]
+    assert marked == ["ws2"] and "ws2" in card_ids(out["results"])
+    assert "1 shares the seed's title" in text_of(out["summary"])
+    assert "“Exclude same title” hides them" in text_of(out["summary"])
+    hidden = call_results(explore, "ws0", data["runs"]["A"], defaults(exclude_same_title=True))
+    assert "ws2" not in card_ids(hidden["results"]) and "seed's title" not in text_of(hidden["summary"])
+    # another seed, whose title no other item has: nothing marked, nothing said
+    other = call_results(explore, "ws1", data["runs"]["A"], defaults())
+    assert "same title" not in text_of(other["results"]) and "seed's title" not in text_of(other["summary"])
+    # the Vetting page marks the pair too (a merchandiser judges it: reason 8, duplicate)
+    vetting = page("vetting")
+    _, qid, _ = vetting.build_queue(1, data["runs"]["A"], None, 8, "pasted", 1, 1, "ws0")
+    queue = vetting.load_queue(qid)[0]
+    pairs = find(
+        vetting.show_seed(queue, 0), lambda c: "vet-pair" in str(getattr(c, "className", "")).split()
+    )
+    assert [getattr(c, "data-item") for c in pairs if "same title as the seed" in text_of(c)] == ["ws2"]
+    # and Compare's lists, the seed's line not
+    compare = page("compare")
+    lists, _, _ = compare.update_lists([data["runs"]["A"], data["runs"]["B"]], "ws0", 8, defaults())
+    cols = find(lists, lambda c: "compare-col" == getattr(c, "className", None))
+    for col in cols:
+        items = find(col, lambda c: hasattr(c, "data-item"))
+        assert [getattr(c, "data-item") for c in items if "same title as the seed" in text_of(c)] == ["ws2"]
+    assert text_of(lists).count("same title as the seed") == 2
+    hidden, _, _ = compare.update_lists(
+        [data["runs"]["A"], data["runs"]["B"]], "ws0", 8, defaults(exclude_same_title=True)
+    )
+    assert "same title as the seed" not in text_of(hidden)
 
 
 def test_a_rest_worker_loading_a_run_starts_no_seed_search_reads(explore, data, monkeypatch):

@@ -257,9 +257,39 @@ def test_hover_click_and_lasso_on_recorded_browser_events(mapp, data):
     summary = text_of(find(box, lambda c: getattr(c, "data-summary", None) == "categories")[0])
     assert summary.startswith("Categories: ") and summary.count("25%") == 3
     assert sorted(r["item_id"] for r in grid.rowData) == sorted(view.item_ids)
+    # listed from the lasso's centre out (they came in catalogue order, s44's walk), and said so;
+    # this lasso is a rectangle drawn around every point: its centre is the rectangle's middle
+    lasso = EVENTS["selectedData"]["lassoPoints"]
+    mid = np.array([(min(lasso["x"]) + max(lasso["x"])) / 2, (min(lasso["y"]) + max(lasso["y"])) / 2])
+    where = {str(view.item_ids[p["customdata"]]): (p["x"], p["y"]) for p in EVENTS["selectedData"]["points"]}
+    dist = [float(np.hypot(*(np.array(where[r["item_id"]]) - mid))) for r in grid.rowData]
+    assert dist == sorted(dist) and [r["item_id"] for r in grid.rowData] != [str(i) for i in view.item_ids]
+    assert "Listed nearest the lasso's centre first" in text_of(box)
     hint, info = mapp.list_selection(None, run)  # a double-click deselects: None
     assert info == "" and not hasattr(hint, "rowData") and "Lasso or box" in text_of(hint)
     assert mapp.selection_rows(view, list(range(20)), limit=5)[1] == "20 items selected (first 5 listed)"
+    rows, info = mapp.selection_rows(view, list(range(19, -1, -1)), limit=5, ordered=True)
+    assert info == "20 items selected (the 5 nearest its centre listed)"
+    assert [r["item_id"] for r in rows] == [str(view.item_ids[p]) for p in (19, 18, 17, 16, 15)]
+
+
+def test_a_catalogue_without_prices_shows_no_price_dashes_on_the_map(mapp):
+    """Instacart has no prices: the hover card read "—" and the lasso's grid had a Price column
+    of blanks (s44's walk); with prices, both keep them."""
+    import pandas as pd
+
+    from recsys.catalog import CatalogView
+
+    items = pd.DataFrame(
+        {"item_id": ["p0", "p1"], "title": ["Banana", "Lemon"], "category": ["Fruit"] * 2, "brand": ""}
+    )
+    for prices, shown in (([float("nan")] * 2, False), ([1.0, 2.5], True)):
+        view = CatalogView(["p0", "p1"], items.assign(price=prices))
+        card = text_of(mapp.hover_card(view, 1))
+        assert ("2.50" in card) is shown and "—" not in card
+        rows, _ = mapp.selection_rows(view, [0, 1])
+        grid = mapp.selection_grid(rows)
+        assert ("price" in [c["field"] for c in grid.columnDefs]) is shown
 
 
 def test_purity_per_category(mapp, data):
@@ -304,6 +334,38 @@ def test_umap_projection_is_used_when_stored(mapp, data):
     xs = sorted(float(v) for t in _traces(out["figure"]) for v in t.x)
     assert xs == list(range(20))
     assert mapp.map_state(run, "pca", "category:0", {"jobs": []}, None)["meta"]["method"] == "pca"
+
+
+def test_compute_umap_is_offered_only_while_the_run_has_no_umap(mapp, data):
+    """The Map offered "Compute UMAP" while the UMAP projection was shown (s44's walk): a run's
+    vectors never change and UMAP is seeded, so the job would draw the same map again."""
+    import pandas as pd
+
+    from components import ids
+    from recsys.projection import projection_name
+    from recsys.registry import Registry
+
+    def offer(tree: Any) -> Any:
+        return find(tree, lambda c: getattr(c, "id", None) == ids.MAP_UMAP_OFFER)[0]
+
+    a, b = data["runs"]["A"], data["runs"]["B"]
+    registry = Registry(data["root"])
+    path = registry.artifact_path(b, projection_name("umap"))
+    if not path.exists():  # as the "project" job writes it (this module's data: maybe already there)
+        ids_ = registry.load_model(b).item_ids_
+        frame = pd.DataFrame(
+            {"item_id": ids_, "x": np.arange(20, dtype=np.float32), "y": np.zeros(20, np.float32)}
+        )
+        frame.to_parquet(path, index=False)
+    shown = offer(mapp.layout(run=a))
+    assert shown.style == {} and find(shown, lambda c: getattr(c, "id", None) == ids.MAP_UMAP_BUTTON)
+    assert offer(mapp.layout(run=b)).style == {"display": "none"}  # UMAP is shown: no button
+    # the user switches runs in the Variant dropdown: the button follows
+    assert mapp.follow_umap(b, {"jobs": []}, {}) == {"display": "none"}
+    assert mapp.follow_umap(a, {"jobs": []}, {"display": "none"}) == {}
+    from dash import no_update
+
+    assert mapp.follow_umap(a, {"jobs": []}, {}) is no_update  # nothing changed: nothing sent
 
 
 def test_point_callbacks_on_a_run_deleted_since_drawing_answer_without_raising(mapp, data):

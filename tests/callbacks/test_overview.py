@@ -82,6 +82,55 @@ def test_overview_describes_one_dataset_and_keeps_the_default_when_another_is_tr
     )
 
 
+def test_a_catalogue_only_runs_card_and_row_say_it_is_not_evaluated(root, overview):
+    """BigBasket's Overview: its runs' cards read "—" under hr@10, ndcg@10 and coverage@10, and
+    the grid "—" in each metric cell, without saying why (s44's and s45's walks)."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import load_dataset, save_dataset
+    from recsys.pipeline import train_run
+
+    shelf_items = load_dataset("demo", root).catalog.head(60).assign(brand="")  # no brands either
+    save_dataset(build_dataset("shelf", shelf_items, None), root)
+    train_run("tfidf", {}, "shelf", root, label="shelf tfidf")
+    shelf = overview.update_content("v", "shelf")
+    # the dataset's tiles say why they read 0
+    tiles = [text_of(c) for c in find(shelf, lambda c: "stat-card" in str(getattr(c, "className", "")))]
+    assert "Sequences 0 catalogue only: no events" in tiles and "Brands 0 none in this catalogue" in tiles
+    (card,) = find(shelf, lambda c: "variant-card" in str(getattr(c, "className", "")))
+    said = text_of(card)
+    assert "Not evaluated: catalogue only (the dataset has no interactions to score on)." in said
+    assert "—" not in said
+    (row,) = find(shelf, lambda c: isinstance(c, dag.AgGrid))[0].rowData
+    assert row["not_evaluated"] is True and row["notes"].startswith("not evaluated: catalogue only")
+    # the demo's evaluated runs keep their figures
+    demo = overview.update_content("v", "demo")
+    assert "Not evaluated" not in text_of(demo) and "0.188" in text_of(demo)
+
+
+def test_where_next_opens_the_pages_on_the_dataset_shown(root, overview):
+    """Instacart's Overview led to the demo's Explore, Map and Compare: its "Where next" links
+    were bare, and those pages open on the dataset served by default (s45's walk)."""
+    from recsys.data.loaders import build_dataset
+    from recsys.data.schema import load_dataset, save_dataset
+    from recsys.pipeline import train_run
+
+    demo = load_dataset("demo", root)
+    cat, inter = demo.catalog.head(80).copy(), demo.interactions.copy()
+    save_dataset(build_dataset("shop", cat, inter[inter["item_id"].isin(set(cat["item_id"]))]), root)
+    base = train_run("popularity", {}, "shop", root, label="shop popularity")["run_id"]
+    emb = train_run("prod2vec", {"epochs": 1, "vector_size": 8}, "shop", root, label="shop p2v")["run_id"]
+
+    def links(content: list) -> dict[str, str]:
+        (row,) = find(content, lambda c: getattr(c, "id", None) == ids.OVERVIEW_LINKS)
+        return {text_of(c).split(" →")[0]: c.href for c in find(row, lambda c: getattr(c, "href", None))}
+
+    shop = links(overview.update_content("v", "shop"))
+    assert shop["Explore"] == f"/explore?run={emb}" and shop["Map"] == f"/map?run={emb}"
+    assert shop["Compare"] == f"/compare?runs={emb}%2C{base}"
+    # the dataset served by default: the pages open on it already
+    assert links(overview.update_content("v", "demo"))["Explore"] == "/explore"
+
+
 def test_overview_on_an_empty_data_dir_says_what_happens_next(tmp_path, monkeypatch, overview):
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     text = text_of(overview.update_content(None))  # no demo job (the app started with --no-demo)
@@ -517,4 +566,7 @@ def test_the_headline_names_popularity_only_where_the_dataset_has_a_popularity_r
     assert "popularity" not in words.lower()
     runs.append(run("popularity", strong & (rng.random(300) < 0.1)))
     words = " ".join(text_of(overview._headline(runs)).split())
-    assert "(popularity run, the same list after every item, is recommended only as the best itself)" in words
+    assert (
+        "(popularity run shows the same list after every item, so it is recommended only when it is the best)"
+        in words
+    )

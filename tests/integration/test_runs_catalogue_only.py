@@ -85,4 +85,16 @@ def test_choosing_a_catalogue_only_dataset_switches_the_family_and_trains_on_it(
     run = new[0]
     assert run["family"] == family and run["dataset"]["name"] == "shop" and run["label"] == "catalogue only"
     dash_duo.wait_for_element(f"#{ids.RUNS_JOBS} .job-done", timeout=30)
+    # the grid says why the run has no metrics, where it showed "—" in each cell (s44's walk)
+    row = f"#{ids.RUNS_GRID} .ag-center-cols-container .ag-row[row-id='{run['run_id']}']"
+    dash_duo.wait_for_element(row, timeout=30)
+    cell = dash_duo.find_element(f"{row} [col-id='hr@10']")
+    wait_until(lambda: cell.text.strip() == "not evaluated", timeout=10, what="the hr@10 cell's reason")
+    note = dash_duo.find_element(f"{row} [col-id='notes']").text
+    assert note.startswith("not evaluated: catalogue only"), note
+    # an evaluated run of the demo keeps its figures, and a missing one its "—"
+    demo = next(r for r in Registry(root).list_runs() if r["run_id"] in before and r["family"] == "prod2vec")
+    demo_row = f"#{ids.RUNS_GRID} .ag-center-cols-container .ag-row[row-id='{demo['run_id']}']"
+    assert dash_duo.find_element(f"{demo_row} [col-id='hr@10']").text.strip()[:2] == "0."
+    assert "not evaluated" not in dash_duo.find_element(f"{demo_row}").text
     assert dash_duo.get_logs() == []
