@@ -273,6 +273,9 @@ def metrics_grid(
         "animateRows": False,
         "suppressCellFocus": True,
         "localeText": {"noRowsToShow": "No runs yet"},
+        # every column drawn, also those scrolled out of view (a run grid has about 20): a screen
+        # reader, a find-in-page and a test read a run's Warnings cell without scrolling to it
+        "suppressColumnVirtualisation": True,
     }
     if selectable:
         grid_options["rowSelection"] = {
