@@ -13,6 +13,7 @@ with a pattern-matching ``Input``.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -338,6 +339,10 @@ def _card_columns(view: Any) -> dict[str, Any]:
     return cols
 
 
+#: A column holding a code rather than words ("aisle_id", "department id", "manufacturerId"):
+#: an extra only on an item without a title, where a code is all there is to tell items apart.
+_ID_COLUMN = re.compile(r"(?:^|[_\s])(?:id|Id|ID)$|[a-z]Id$")
+
 #: Catalogue columns a card shows itself, or flags rather than text: not repeated as extras.
 _SHOWN_COLUMNS = frozenset(CARD_COLUMNS) | {"adult", "in_stock"}
 
@@ -354,10 +359,14 @@ def card_extras(
     names = sorted((c for c in view.columns if c not in _SHOWN_COLUMNS), key=lambda c: c != "description")
     if not names or not positions:
         return [[] for _ in positions]
+    titled = "title" in view.columns
     out = []
-    for rec in view.attributes(positions)[names].to_dict("records"):
+    for rec in view.attributes(positions)[names + (["title"] if titled else [])].to_dict("records"):
         pairs: list[tuple[str, str]] = []
+        has_title = titled and bool(str(rec.get("title") or "").strip())
         for name in names:
+            if has_title and _ID_COLUMN.search(name):
+                continue  # a code (Instacart's "aisle id: 24"): a titled item is read by its title
             value = rec.get(name)
             text = "" if value is None or pd.isna(value) else " ".join(str(value).split())
             if text:

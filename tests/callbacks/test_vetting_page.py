@@ -187,10 +187,11 @@ def test_a_rule_label_shortens_a_long_title_and_keeps_the_bare_id_without_one():
     assert proposals(down)[0]["label"] == "Never show 1004839 and 1004856 together"
 
 
-def _untitled_shop(root: Any) -> str:
+def _untitled_shop(root: Any, titled: bool = False) -> str:
     """A shop like dunnhumby's: no titles, no images; category path, brand, price and two
     columns of its own (package size, manufacturer). Two items are never bought: a real
-    Prod2Vec fit serves them by their category's mean vector. Returns the run id."""
+    Prod2Vec fit serves them by their category's mean vector. Returns the run id. ``titled``:
+    each item has a title too (as Instacart's, whose aisle and department ids come along)."""
     import numpy as np
     import pandas as pd
 
@@ -204,7 +205,7 @@ def _untitled_shop(root: Any) -> str:
         [
             {
                 "item_id": f"c{c}_{i}",
-                "title": "",
+                "title": f"Ice bag {i}" if titled and c == 0 else (f"Bar {i}" if titled else ""),
                 "category": cats[c],
                 "brand": "National" if i % 2 else "Private",
                 "price": 1.5 + i,
@@ -303,6 +304,20 @@ def test_vetting_cards_show_what_the_catalogue_has_and_mark_category_stand_ins(t
     assert [o["label"] for o in options] == [
         f"Never show “{leaf}” ({pair['item_id']}) and “ICE - CRUSHED/CUBED” (c0_0) together"
     ]
+
+
+def test_a_titled_items_card_leaves_out_the_catalogues_id_columns(tmp_path, monkeypatch):
+    """Instacart's cards read "aisle id: 24 · department id: 4" under a title and a category
+    path that already say it (s45-u's walk): a code is shown only on an item without a title,
+    where it is all there is to tell items apart (the untitled shop above keeps it)."""
+    run = _untitled_shop(tmp_path, titled=True)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    vetting = page("vetting")
+    _, qid, _ = vetting.build_queue(1, run, None, 10, "pasted", 3, 2, "c0_0")
+    tree = vetting.show_seed(vetting.load_queue(qid)[0], 0)
+    text = " ".join(text_of(tree).split())
+    assert "Ice bag 1" in text and "package size: 11 LB" in text
+    assert "manufacturer id" not in text
 
 
 def test_a_catalogue_only_shop_starts_its_vetting_queue_at_random(tmp_path, monkeypatch):
