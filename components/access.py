@@ -52,6 +52,7 @@ READ_CALLBACKS: frozenset[str] = frozenset(
         "pages.explore.download",
         "pages.explore.edit_session",
         "pages.explore.follow_run_dataset",
+        "pages.explore.open_other_dataset",  # a run of another dataset: the page reopens on it
         "pages.explore.reseed_for_run",  # the seed box follows a run switch; changes no data
         "pages.explore.run_impact",
         "pages.explore.similarity_range",

@@ -83,7 +83,10 @@ EXPLORE_PANEL = "explore"  # name of the Explore filter panel / preset bar (patt
 EXPLORE_SEED = "explore-seed"  # dcc.Dropdown with server-side title/id search
 EXPLORE_RUN = "explore-run"
 EXPLORE_RUN_WHY = "explore-run-why"  # what the run shown is (the opening run's reason, or the one picked)
-EXPLORE_RUN_OPENED = "explore-run-opened"  # dcc.Store: {"run": the run opened on, "why": its reason}
+EXPLORE_RUN_OPENED = (
+    "explore-run-opened"  # dcc.Store: {"run": the run opened on, "why": its reason, "dataset"}
+)
+EXPLORE_NAV = "explore-nav"  # dcc.Location: reopens Explore on a run of another dataset
 EXPLORE_K = "explore-k"
 EXPLORE_SEED_CARD = "explore-seed-card"
 EXPLORE_RESULTS = "explore-results"

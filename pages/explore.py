@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from typing import Any
+from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
@@ -420,7 +421,12 @@ def layout(seed: str | None = None, run: str | None = None, preset: str | None =
                                             id=ids.EXPLORE_RUN_WHY,
                                             className="small text-muted explore-run-why",
                                         ),
-                                        dcc.Store(id=ids.EXPLORE_RUN_OPENED, data={"run": run, "why": why}),
+                                        dcc.Store(
+                                            id=ids.EXPLORE_RUN_OPENED,
+                                            data={"run": run, "why": why, "dataset": run_dataset(run)},
+                                        ),
+                                        # reopens the page on a run of another dataset (open_other_dataset)
+                                        dcc.Location(id=ids.EXPLORE_NAV, refresh="callback-nav"),
                                     ],
                                     width=8,
                                 ),
@@ -991,6 +997,24 @@ def describe_run(run_id: str | None, opened: dict | None) -> str:
         return f"{line}: Overview's best variant on '{dataset}'."
     how = "on validation" if on_validation else "on test HR@10"
     return f"{line}; Overview's best variant on '{dataset}' ({how}) is {run_label(best)}."
+
+
+@callback(
+    Output(ids.EXPLORE_NAV, "href"),
+    Input(ids.EXPLORE_RUN, "value"),
+    State(ids.EXPLORE_RUN_OPENED, "data"),
+    prevent_initial_call=True,
+)
+def open_other_dataset(run_id: str | None, opened: dict | None) -> Any:
+    """A switch to a run of another dataset reopens the page on that run: the filter panel is the
+    catalogue's (its brands, category levels, the rules its attributes allow: Instacart's price
+    inputs are disabled, it has no prices), and a panel built for the demo kept offering the demo's
+    brands and a price band that left Instacart with no item (s45-u's walk). Within a dataset
+    the page stays as it is, unsaved filter changes kept."""
+    opened = opened if isinstance(opened, dict) else {}
+    if not run_id or "dataset" not in opened or run_dataset(run_id) == opened["dataset"]:
+        return no_update
+    return "/explore?" + urlencode({"run": run_id})
 
 
 @callback(

@@ -741,7 +741,11 @@ def test_explore_the_map_and_compare_open_on_the_variant_overview_calls_the_best
     # the user picks A in the Variant dropdown: the line describes A, no longer why B was opened;
     # back on B, the opening reason again (the callback gets the dropdown's value and the store)
     opened = find(layout, lambda c: getattr(c, "id", None) == ids.EXPLORE_RUN_OPENED)[0].data
-    assert opened == {"run": runs["B"], "why": why.removeprefix("Opened on ").removesuffix(".")}
+    assert opened == {
+        "run": runs["B"],
+        "why": why.removeprefix("Opened on ").removesuffix("."),
+        "dataset": "tiny",  # a run of another dataset reopens the page (open_other_dataset)
+    }
     picked = explore.describe_run(runs["A"], opened)
     assert picked.startswith("Showing A, a ") and "(not active), picked here" in picked
     assert "Overview's best variant on 'tiny'" in picked and "Opened on" not in picked

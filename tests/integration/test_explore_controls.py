@@ -379,6 +379,14 @@ def test_a_switch_to_another_datasets_run_starts_on_its_seed(dash_duo, dash_app_
     assert "Thing" in seed, seed
     wait_until(lambda: "seed=sku-" in dash_duo.driver.current_url, timeout=10, what="seed= in the URL")
     assert "Thing" in dash_duo.find_element("#explore-seed").text  # the box shows it
+    # the filter panel is the shop's: it has no genders, so "Same gender" says it is unavailable
+    # (the demo's panel, kept on a switch, offered it and the demo's brands: s45-u's walk)
+    wait_until(
+        lambda: "the catalogue has no genders" in dash_duo.find_element("body").text,
+        timeout=20,
+        what="the shop's own filter panel",
+    )
+    assert dash_duo.find_element("#explore-run").text.startswith(label[:20])
     assert dash_duo.get_logs() == []
 
 
