@@ -25,6 +25,10 @@ from schemathesis import GenerationMode, checks
 EDITOR_TOKEN = "editor-contract-0123456789"
 VIEWER_TOKEN = "viewer-contract-9876543210"
 EDITOR = {"Authorization": f"Bearer {EDITOR_TOKEN}"}
+#: the contract checked is the JSON, not the transfer: Schemathesis's in-process (WSGI) transport
+#: does not undo a zstd or brotli body as an HTTP client does (a 200 of POST /similar at k=200
+#: came back compressed in one CI run); compression has its own tests (test_compression.py)
+PLAIN = {**EDITOR, "Accept-Encoding": "identity"}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +94,7 @@ def test_every_operation_keeps_the_documented_contract(api_schema, mode):
         )
         @given(case=operation.as_strategy(generation_mode=mode))
         def check(case):
-            case.call_and_validate(headers=EDITOR, checks=CHECKS)
+            case.call_and_validate(headers=PLAIN, checks=CHECKS)
 
         try:
             check()
