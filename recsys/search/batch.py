@@ -636,7 +636,9 @@ def exact_scan_many(
 
         def one(s: int, qa=qa, sa=sa, step=step) -> tuple[np.ndarray, np.ndarray]:
             e = min(n, s + step)
-            sc = qa @ unit[s:e].T
+            # the rows' block on the left, C-ordered as stored: half the CPU of ``qa @ unit[s:e].T``
+            # (3 queries over 1M x 64, one thread: 19 against 50 ms, s45-b)
+            sc = np.ascontiguousarray((unit[s:e] @ qa.T).T)
             if ok_by_row is not None:
                 sc[:, ~ok_by_row[perm[s:e]]] = -np.inf
             if sa is not None:
