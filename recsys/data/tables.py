@@ -277,6 +277,8 @@ def read_table(
             df, found = read_excel_frame(p, header=header, nrows=nrows)
         reading.update(found)
         _name_columns(df, columns, src)
+        if kind == "excel":
+            df = _drop_totals_rows(df, reading)
         df = _drop_unnamed_columns(df, reading)
     elif kind == "parquet":
         if p.stat().st_size == 0:
@@ -402,6 +404,7 @@ def read_table(
         if has_header:
             head_row = next(csv.reader(io.StringIO(probe, newline=""), delimiter=probe_sep), [])
             df = _drop_repeated_headers(df, head_row, reading)
+        df = _drop_totals_rows(df, reading)
         df = _drop_unnamed_columns(df, reading)
     if len(df) == 0:
         cols = ", ".join(map(str, df.columns)) or "none"
@@ -533,6 +536,46 @@ def _drop_repeated_headers(df: pd.DataFrame, header: Sequence[str], reading: dic
         "joined, each with its header)"
     )
     out = df[~same]
+    out.attrs = dict(df.attrs)
+    return out
+
+
+_TOTAL_WORD = re.compile(r"(?i)^(grand\s+|sub-?\s*)?totals?\s*:?$|^sum\s*:?$")
+_NUMBER_CELL = re.compile(r"^[-+(]?\D{0,3}\s?[\d.,\s\u00a0']*\d[\d.,]*\)?\s?\D{0,3}$")
+
+
+def _drop_totals_rows(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataFrame:
+    """The last rows of a report's export that sum it up (``Total,,,,17434``: the word Total,
+    Totals, Grand total, Subtotal or Sum in the first filled cell, numbers or nothing in the
+    others) left out and said in ``reading``; the index keeps the file's row numbers."""
+    if df.shape[1] < 2:
+        return df
+    cut = len(df)
+    while cut > 1 and len(df) - cut < 3:
+        cells = [str(v).strip() for v in df.iloc[cut - 1].tolist()]
+        filled = [(i, v) for i, v in enumerate(cells) if v and v.lower() not in ("nan", "none")]
+        if not filled or not _TOTAL_WORD.match(filled[0][1]):
+            break
+        word_col, word = filled[0]
+        if not all(_NUMBER_CELL.match(v) for _, v in filled[1:]):
+            break
+        others = df.iloc[: cut - 1, word_col].astype(str).str.strip()
+        if (others == word).any():  # the word is a value of that column, not a label
+            break
+        cut -= 1
+    if cut == len(df):
+        return df
+    rows = _row_numbers_of(df)[cut:]
+    firsts = [
+        next((str(v).strip() for v in df.iloc[i].tolist() if str(v).strip()), "") for i in range(cut, len(df))
+    ]
+    reading["totals row"] = (
+        f"the last {len(rows)} row(s) summing the file up left out "
+        f"({'; '.join(f'row {r}: {w!r}' for r, w in zip(rows, firsts, strict=True))})"
+        if len(rows) > 1
+        else f"the last row, {firsts[0]!r} followed by numbers only, left out as the file's totals (row {rows[0]})"
+    )
+    out = df.iloc[:cut]
     out.attrs = dict(df.attrs)
     return out
 

@@ -231,6 +231,24 @@ def test_header_rows_repeated_in_the_file_are_left_out_and_said(tmp_path, capsys
     assert set(ds.catalog["item_id"]) == {"A", "B", "C"}
 
 
+def test_a_totals_row_at_the_end_of_a_report_is_left_out_and_said(tmp_path, capsys):
+    # a stock report saved from a spreadsheet: its last row sums it up, and a catalogue has no
+    # other column to trip over, so it was stored as an item "Total"
+    rows = [["sku", "name", "stock", "price"], ["A", "Mug", "3", "£4.50"], ["B", "Plate", "9", "£6.00"]]
+    cat = write(tmp_path / "stock.csv", rows + [["Total", "", "12", "£10.50"]])
+    rc, out, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(cat))
+    assert rc == 0, err
+    said = report_of(out)["reading"]["catalog"]["totals row"]
+    assert said == "the last row, 'Total' followed by numbers only, left out as the file's totals (row 3)"
+    assert sorted(load_dataset("imported", tmp_path / "d").catalog["item_id"]) == ["A", "B"]
+    # a last row with text beside the word is a product (sku TOTAL), not the totals: it stays
+    kept = write(tmp_path / "kept.csv", rows + [["TOTAL", "Total Cereal", "5", "£3.99"]])
+    rc, out, err = run(capsys, tmp_path / "d2", "csv", "--catalog", str(kept))
+    assert rc == 0, err
+    assert "totals row" not in report_of(out)["reading"]["catalog"]
+    assert sorted(load_dataset("imported", tmp_path / "d2").catalog["item_id"]) == ["A", "B", "TOTAL"]
+
+
 # ------------------------------------------------------------------------------------------
 # values: prices, timestamps, whitespace, quoting
 # ------------------------------------------------------------------------------------------
