@@ -53,7 +53,7 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "csv": (
         "Generic file (CSV, JSON lines, Excel, Parquet)",
         "file",
-        "One row per event: .csv/.tsv/.txt/.dat, .jsonl/.json, .xlsx or .parquet, gzipped text too, a product feed in .xml (or a "
+        "One row per event: .csv/.tsv/.txt/.dat, .jsonl/.json, .xlsx or .parquet, gzipped or zipped text too, a product feed in .xml (or a "
         "folder with interactions.csv and catalog.csv); map its columns below.",
     ),
 }
@@ -167,7 +167,7 @@ PREVIEW_ROWS = 1000
 #: Rows read to guess the mapping (the table shows the first 5).
 GUESS_ROWS = 200
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".dat", ".dat.gz", ".parquet", ".pq", ".xlsx")
-_SUFFIXES += (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".xml", ".xml.gz")
+_SUFFIXES += (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".xml", ".xml.gz", ".zip")
 #: Longest stored upload name (the browser's name is shortened, its suffix kept).
 MAX_UPLOAD_NAME = 120
 

@@ -37,7 +37,7 @@ from recsys.errors import DataValidationError
 
 #: File types the import reads (for messages).
 FILE_TYPES = (
-    ".csv, .tsv, .txt, .dat (gzipped too), .parquet, .jsonl/.json (JSON lines or an array, gzipped too), "
+    ".csv, .tsv, .txt, .dat (gzipped or zipped too), .parquet, .jsonl/.json (JSON lines or an array, gzipped too), "
     ".xlsx, .xml (a product feed)"
 )
 
@@ -56,15 +56,68 @@ def file_kind(path: Path) -> str:
         return "json"
     if name.endswith((".xml", ".xml.gz")):
         return "xml"
+    if name.endswith(".zip"):
+        return "zip"
     for suffix in (".csv", ".txt", ".tsv", ".dat"):
         if name.endswith((suffix, suffix + ".gz")):
             return "tsv" if suffix == ".tsv" else "csv"
     return ""
 
 
+#: Entries of a zip archive that are never its data: the folders and resource forks macOS adds,
+#: hidden files.
+_ZIP_NOISE = re.compile(r"(^|/)(__MACOSX/|\.)")
+
+
+def zip_member(path: Path) -> str:
+    """The one table file inside a zip archive (a shop's download: ``orders.csv`` zipped).
+
+    Raises
+    ------
+    DataValidationError
+        Not a readable zip archive, no file the import reads inside, several, or one the import
+        reads only unzipped (JSON, Excel, Parquet, XML).
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [
+                i.filename for i in zf.infolist() if not i.is_dir() and not _ZIP_NOISE.search(i.filename)
+            ]
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataValidationError(f"not a readable zip archive ({exc})", file=str(path)) from exc
+    tables = [n for n in names if file_kind(Path(n)) not in ("", "zip")]
+    if not tables:
+        held = f"it holds {', '.join(names[:5])}" if names else "it is empty"
+        raise DataValidationError(
+            f"the zip archive holds no file the import reads ({held}); use {FILE_TYPES}", file=str(path)
+        )
+    if len(tables) > 1:
+        raise DataValidationError(
+            f"the zip archive holds {len(tables)} data files ({', '.join(tables[:5])}"
+            f"{', ...' if len(tables) > 5 else ''}); unzip it and give the events file, and the catalogue "
+            "with --catalog",
+            file=str(path),
+        )
+    if file_kind(Path(tables[0])) not in ("csv", "tsv") or tables[0].lower().endswith(".gz"):
+        raise DataValidationError(
+            f"the zip archive holds {tables[0]}; a zipped file is read when it is a .csv, .tsv, .txt or "
+            f".dat: unzip it and give {Path(tables[0]).name} itself",
+            file=str(path),
+        )
+    return tables[0]
+
+
 def _open_bytes(path: Path) -> io.BufferedIOBase:
-    if path.name.lower().endswith(".gz"):
+    name = path.name.lower()
+    if name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
+    if name.endswith(".zip"):
+        import zipfile
+
+        with zipfile.ZipFile(path) as zf:  # the member stays open after the archive is closed
+            return zf.open(zip_member(path))  # type: ignore[return-value]
     return open(path, "rb")
 
 
@@ -200,6 +253,11 @@ def read_table(
             f"unsupported file type '{p.suffix}'{old_excel}; use {FILE_TYPES}", file=src
         )
     reading: dict[str, str] = {"file": p.name}
+    zipped = kind == "zip"
+    if zipped:
+        member = zip_member(p)
+        kind = file_kind(Path(member))
+        reading["format"] = f"{member} inside the zip archive"
     if kind == "xml":
         from recsys.data.platforms import read_xml_frame
 
@@ -219,6 +277,8 @@ def read_table(
             df, found = read_excel_frame(p, header=header, nrows=nrows)
         reading.update(found)
         _name_columns(df, columns, src)
+        if kind == "excel":
+            df = _drop_totals_rows(df, reading)
         df = _drop_unnamed_columns(df, reading)
     elif kind == "parquet":
         if p.stat().st_size == 0:
@@ -244,11 +304,17 @@ def read_table(
             with _open_bytes(p) as fh:
                 head = fh.read(65536)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataValidationError(f"not a readable gzip file ({exc})", file=src) from exc
+            what = "zip archive" if zipped else "gzip file"
+            raise DataValidationError(f"not a readable {what} ({exc})", file=src) from exc
         if not head.strip():
             raise DataValidationError("file is empty (no header and no rows)", file=src)
         norm_enc = encoding.lower().replace("_", "-")
         read_encoding = "utf-8-sig" if norm_enc in ("utf-8", "utf8") else encoding
+        marked = _bom_encoding(head)
+        if marked and norm_enc in ("utf-8", "utf8"):
+            # a byte-order mark says the encoding outright (Excel's "Unicode Text" is UTF-16)
+            encoding = read_encoding = marked
+            reading["encoding"] = f"{marked} (detected from its byte-order mark)"
         try:
             sample = head.decode(read_encoding, errors="replace")
         except LookupError:
@@ -271,7 +337,7 @@ def read_table(
         probe_sep, probe = (
             ("\x1f", sample.replace(DOUBLE_COLON, "\x1f")) if sep == DOUBLE_COLON else (sep, sample)
         )
-        reading["encoding"] = encoding
+        reading.setdefault("encoding", encoding)
         if header is None:
             has_header, why = sniff_header(probe, probe_sep)
             reading["header"] = why if not has_header else "present (detected)"
@@ -293,16 +359,17 @@ def read_table(
                 if has_header
                 else ""
             )
+        source: Any = _open_bytes(p) if zipped else p
         try:
             df = pd.read_csv(
-                p,
+                source,
                 sep=sep,
                 engine="python" if len(sep) > 1 else None,
                 dtype=str,
                 keep_default_na=False,
                 na_values=[],
                 encoding=read_encoding,
-                compression="infer",
+                compression=None if zipped else "infer",
                 skipinitialspace=False,
                 header=0 if has_header else None,
                 names=[str(c).strip() for c in columns] if columns else None,
@@ -328,9 +395,16 @@ def read_table(
             raise DataValidationError(f"not a readable CSV file ({msg})", file=src) from exc
         except (OSError, EOFError, zlib.error) as exc:
             raise DataValidationError(f"not a readable file ({exc})", file=src) from exc
+        finally:
+            if zipped:
+                source.close()
         if not has_header and not columns:
             df.columns = [str(i) for i in range(df.shape[1])]
         df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+        if has_header:
+            head_row = next(csv.reader(io.StringIO(probe, newline=""), delimiter=probe_sep), [])
+            df = _drop_repeated_headers(df, head_row, reading)
+        df = _drop_totals_rows(df, reading)
         df = _drop_unnamed_columns(df, reading)
     if len(df) == 0:
         cols = ", ".join(map(str, df.columns)) or "none"
@@ -409,6 +483,8 @@ FOLDER_SUFFIXES = (
     ".json",
     ".json.gz",
     ".xlsx",
+    ".csv.zip",
+    ".zip",
 )
 
 
@@ -423,6 +499,91 @@ def _folder_files(folder: Path) -> dict[str, Path]:
                 continue
             break
     return found
+
+
+_BOMS = (  # longest first: UTF-32's little-endian mark begins with UTF-16's
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def _bom_encoding(head: bytes) -> str | None:
+    """ "utf-16" or "utf-32" when the bytes start with that encoding's byte-order mark."""
+    return next((enc for bom, enc in _BOMS if head.startswith(bom)), None)
+
+
+def _drop_repeated_headers(df: pd.DataFrame, header: Sequence[str], reading: dict[str, str]) -> pd.DataFrame:
+    """Rows that repeat the header row cell for cell (several exports joined into one file, each
+    with its header) left out and said in ``reading``; the index keeps the file's row numbers."""
+    names = [str(c).strip().lstrip("\ufeff") for c in header][: df.shape[1]]
+    if not names or not any(names) or len(df) == 0:
+        return df
+    same = np.ones(len(df), dtype=bool)
+    for i, name in enumerate(names):
+        same &= df.iloc[:, i].astype(str).str.strip().str.lstrip("\ufeff").to_numpy() == name
+        if not same.any():
+            return df
+    for i in range(len(names), df.shape[1]):  # columns the header does not name: blank there
+        same &= df.iloc[:, i].astype(str).str.strip().to_numpy() == ""
+    if not same.any():
+        return df
+    rows = _row_numbers_of(df)[same]
+    shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+    reading["repeated header"] = (
+        f"{len(rows):,} row(s) repeating the header left out (row {shown}: the file is several exports "
+        "joined, each with its header)"
+    )
+    out = df[~same]
+    out.attrs = dict(df.attrs)
+    return out
+
+
+_TOTAL_WORD = re.compile(r"(?i)^(grand\s+|sub-?\s*)?totals?\s*:?$|^sum\s*:?$")
+_NUMBER_CELL = re.compile(r"^[-+(]?\D{0,3}\s?[\d.,\s\u00a0']*\d[\d.,]*\)?\s?\D{0,3}$")
+
+
+def _drop_totals_rows(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataFrame:
+    """The last rows of a report's export that sum it up (``Total,,,,17434``: the word Total,
+    Totals, Grand total, Subtotal or Sum in the first filled cell, numbers or nothing in the
+    others) left out and said in ``reading``; the index keeps the file's row numbers."""
+    if df.shape[1] < 2:
+        return df
+    cut = len(df)
+    while cut > 1 and len(df) - cut < 3:
+        cells = [str(v).strip() for v in df.iloc[cut - 1].tolist()]
+        filled = [(i, v) for i, v in enumerate(cells) if v and v.lower() not in ("nan", "none")]
+        if not filled or not _TOTAL_WORD.match(filled[0][1]):
+            break
+        word_col, word = filled[0]
+        if not all(_NUMBER_CELL.match(v) for _, v in filled[1:]):
+            break
+        others = df.iloc[: cut - 1, word_col].astype(str).str.strip()
+        if (others == word).any():  # the word is a value of that column, not a label
+            break
+        cut -= 1
+    if cut == len(df):
+        return df
+    rows = _row_numbers_of(df)[cut:]
+    firsts = [
+        next((str(v).strip() for v in df.iloc[i].tolist() if str(v).strip()), "") for i in range(cut, len(df))
+    ]
+    reading["totals row"] = (
+        f"the last {len(rows)} row(s) summing the file up left out "
+        f"({'; '.join(f'row {r}: {w!r}' for r, w in zip(rows, firsts, strict=True))})"
+        if len(rows) > 1
+        else f"the last row, {firsts[0]!r} followed by numbers only, left out as the file's totals (row {rows[0]})"
+    )
+    out = df.iloc[:cut]
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _row_numbers_of(df: pd.DataFrame) -> np.ndarray:
+    from recsys.data.values import _row_numbers
+
+    return _row_numbers(df)
 
 
 def _drop_unnamed_columns(df: pd.DataFrame, reading: dict[str, str]) -> pd.DataFrame:

@@ -166,6 +166,89 @@ def test_encodings_per_file(tmp_path, capsys):
     assert cat_df.loc["CAFÉ", "title"] == "Café crème"
 
 
+def test_a_utf16_file_is_read_by_its_byte_order_mark(tmp_path, capsys):
+    # Excel's "Unicode Text" export: UTF-16 with a byte-order mark, tabs, CRLF, accented names
+    rows = [["sku", "name", "price"], ["CAFÉ", "Café crème", "3.50"], ["THÉ", "Thé à la menthe", "2.00"]]
+    cat = write(tmp_path / "products.txt", "".join("\t".join(r) + "\r\n" for r in rows), encoding="utf-16")
+    assert cat.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    rc, out, err = run(
+        capsys, tmp_path / "d", "csv", "--catalog", str(cat), "--map", "sku=item_id", "name=title"
+    )
+    assert rc == 0, err
+    reading = report_of(out)["reading"]["catalog"]
+    assert reading["encoding"] == "utf-16 (detected from its byte-order mark)"
+    assert reading["separator"] == "tab (detected)"
+    cat_df = load_dataset("imported", tmp_path / "d").catalog.set_index("item_id")
+    assert cat_df.loc["THÉ", "title"] == "Thé à la menthe" and cat_df.loc["CAFÉ", "price"] == 3.5
+
+
+def test_a_zipped_export_is_read_and_an_archive_it_cannot_read_says_why(tmp_path, capsys):
+    import zipfile
+
+    text = "".join(",".join(r) + "\n" for r in EVENTS)
+    one = tmp_path / "events.zip"
+    with zipfile.ZipFile(one, "w", zipfile.ZIP_DEFLATED) as zf:  # as macOS's "Compress" writes it
+        zf.writestr("export/events.csv", text)
+        zf.writestr("__MACOSX/export/._events.csv", "\x00\x05\x16\x07")
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(one), *SESSION_MAP)
+    assert rc == 0, err
+    assert report_of(out)["reading"]["interactions"]["format"] == "export/events.csv inside the zip archive"
+    stored = load_dataset("imported", tmp_path / "d").interactions
+    assert sorted(stored["item_id"]) == ["A", "A", "B", "B", "C"]
+
+    two = tmp_path / "both.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.writestr("events.csv", text)
+        zf.writestr("products.csv", "sku,name\nA,a\n")
+    rc, _, err = run(capsys, tmp_path / "d2", "csv", str(two), *SESSION_MAP)
+    assert rc == 2 and "holds 2 data files (events.csv, products.csv)" in err and "both.zip" in err
+    book = tmp_path / "book.zip"
+    with zipfile.ZipFile(book, "w") as zf:
+        zf.writestr("orders.xlsx", b"PK")
+    rc, _, err = run(capsys, tmp_path / "d2", "csv", str(book))
+    assert rc == 2 and "holds orders.xlsx" in err and "unzip it" in err
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    rc, _, err = run(capsys, tmp_path / "d2", "csv", str(tmp_path / "bad.zip"))
+    assert rc == 2 and "not a readable zip archive" in err
+    assert not list_datasets(tmp_path / "d2")
+
+
+def test_header_rows_repeated_in_the_file_are_left_out_and_said(tmp_path, capsys):
+    # daily exports joined into one file, each with its header: no time or price column to
+    # trip over, so each repeated header would be a session "SessionId" of an item "ItemId"
+    rows = [["SessionId", "ItemId"], ["s1", "A"], ["s1", "B"], ["SessionId", "ItemId"], ["s2", "B"]]
+    rows += [[" SessionId", "ItemId "], ["s2", "C"], ["s3", "A"], ["s3", ""]]
+    events = write(tmp_path / "ev.csv", rows)
+    rc, _, err = run(capsys, tmp_path / "d", "csv", str(events))
+    # the bad row is named by its row in the file (8), not its row once the headers are gone
+    assert rc == 2 and "row 8" in err and "missing item_id" in err
+    rc, out, err = run(capsys, tmp_path / "d", "csv", str(events), "--errors", "drop")
+    assert rc == 0, err
+    said = report_of(out)["reading"]["interactions"]["repeated header"]
+    assert said.startswith("2 row(s) repeating the header left out (row 3, 5")
+    ds = load_dataset("imported", tmp_path / "d")
+    assert sorted(ds.interactions["item_id"]) == ["A", "A", "B", "B", "C"]
+    assert set(ds.catalog["item_id"]) == {"A", "B", "C"}
+
+
+def test_a_totals_row_at_the_end_of_a_report_is_left_out_and_said(tmp_path, capsys):
+    # a stock report saved from a spreadsheet: its last row sums it up, and a catalogue has no
+    # other column to trip over, so it was stored as an item "Total"
+    rows = [["sku", "name", "stock", "price"], ["A", "Mug", "3", "£4.50"], ["B", "Plate", "9", "£6.00"]]
+    cat = write(tmp_path / "stock.csv", rows + [["Total", "", "12", "£10.50"]])
+    rc, out, err = run(capsys, tmp_path / "d", "csv", "--catalog", str(cat))
+    assert rc == 0, err
+    said = report_of(out)["reading"]["catalog"]["totals row"]
+    assert said == "the last row, 'Total' followed by numbers only, left out as the file's totals (row 3)"
+    assert sorted(load_dataset("imported", tmp_path / "d").catalog["item_id"]) == ["A", "B"]
+    # a last row with text beside the word is a product (sku TOTAL), not the totals: it stays
+    kept = write(tmp_path / "kept.csv", rows + [["TOTAL", "Total Cereal", "5", "£3.99"]])
+    rc, out, err = run(capsys, tmp_path / "d2", "csv", "--catalog", str(kept))
+    assert rc == 0, err
+    assert "totals row" not in report_of(out)["reading"]["catalog"]
+    assert sorted(load_dataset("imported", tmp_path / "d2").catalog["item_id"]) == ["A", "B", "TOTAL"]
+
+
 # ------------------------------------------------------------------------------------------
 # values: prices, timestamps, whitespace, quoting
 # ------------------------------------------------------------------------------------------
