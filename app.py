@@ -121,6 +121,7 @@ app = Dash(
     meta_tags=plotlyjs_meta(),  # which plotly.js graphs load, read by assets/plotly_loader.js
     on_error=callback_failed,  # a failed callback says why on the page, never a bare 500
 )
+app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)  # screen readers' language
 register_plotlyjs(app)  # the trimmed plotly.js bundle (components.plotly_bundle)
 server = app.server
 # one thread imports pandas and what is built on it; the other requests wait (components.preload)

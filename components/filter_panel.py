@@ -29,6 +29,7 @@ import dash_bootstrap_components as dbc
 from dash import MATCH, Input, Output, State, callback, dcc, html, no_update
 from dash.dependencies import DashDependency
 
+from components.forms import hidden_label
 from recsys.errors import FilterConfigError
 from recsys.filters import FilterConfig
 from recsys.merch import MERCH_FIELDS
@@ -510,8 +511,10 @@ def filter_panel(
             html.Div(
                 [
                     html.Span("Price × seed", className="filter-inline-label"),
+                    hidden_label("price × seed, at least", control_id(panel, "price_ratio_min")),
                     _number(panel, "price_ratio_min", v["price_ratio_min"], "min ×", 0.1, disabled=no_prices),
                     html.Span("to", className="filter-inline-label"),
+                    hidden_label("price × seed, at most", control_id(panel, "price_ratio_max")),
                     _number(panel, "price_ratio_max", v["price_ratio_max"], "max ×", 0.1, disabled=no_prices),
                 ],
                 className="filter-inline",
@@ -535,8 +538,10 @@ def filter_panel(
             html.Div(
                 [
                     html.Span("Price", className="filter-inline-label"),
+                    hidden_label("price, at least", control_id(panel, "price_min")),
                     _number(panel, "price_min", v["price_min"], "min", disabled=no_prices),
                     html.Span("to", className="filter-inline-label"),
+                    hidden_label("price, at most", control_id(panel, "price_max")),
                     _number(panel, "price_max", v["price_max"], "max", disabled=no_prices),
                 ],
                 className="filter-inline",

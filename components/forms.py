@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import dcc
+from dash import dcc, html
+
+
+def dom_id(cid: Any) -> str:
+    """The DOM id Dash gives a component id, for a label's ``html_for``: a string as is; a dict id
+    as the JSON of its keys sorted, without spaces (dash-renderer's ``stringifyId``)."""
+    if isinstance(cid, dict):
+        return json.dumps(cid, sort_keys=True, separators=(",", ":"))
+    return str(cid)
+
+
+def hidden_label(text: str, cid: Any) -> html.Label:
+    """A label for screen readers only (Bootstrap's ``visually-hidden``), tied to ``cid``: for an
+    input whose visible label is a placeholder or a shared span."""
+    return html.Label(text, htmlFor=dom_id(cid), className="visually-hidden")
 
 
 def choice_col(

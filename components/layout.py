@@ -107,7 +107,9 @@ def labelled_col(label: str, control: Any, **col_kwargs: Any) -> dbc.Col:
 
     ``col_kwargs`` go to :class:`dbc.Col` (e.g. ``lg=4``).
     """
-    return dbc.Col([html.Label(label, className="form-label small"), control], **col_kwargs)
+    cid = getattr(control, "id", None)  # tie the label to its input (axe's "label" rule)
+    target = {"htmlFor": cid} if isinstance(cid, str) else {}
+    return dbc.Col([html.Label(label, className="form-label small", **target), control], **col_kwargs)
 
 
 def empty_state(message: str, hint: Any = None, icon: str = "○") -> html.Div:

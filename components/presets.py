@@ -18,6 +18,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from components.forms import hidden_label
 from recsys.errors import FilterConfigError, PresetNotFoundError, RecsysError
 from recsys.filters import FilterConfig, PresetStore
 
@@ -171,6 +172,7 @@ def preset_bar(panel: str, names: list[str], selected: str | None = None) -> htm
             ),
             html.Div(
                 [
+                    hidden_label("preset name", pid(PRESET_NAME, panel)),
                     dbc.Input(
                         id=pid(PRESET_NAME, panel),
                         placeholder="name, e.g. same-category-mid-price",

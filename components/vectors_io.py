@@ -153,7 +153,13 @@ def import_section(root: Any = None, read_only: bool = False) -> Any:
     fieldset and a line says importing needs the editor role (Import is hidden)."""
     datasets = list_datasets(data_dir(root))
     path_rows = [
-        dbc.Col([dbc.Label(label, className="small"), dbc.Input(id=cid, placeholder=hint, size="sm")], md=6)
+        dbc.Col(
+            [
+                dbc.Label(label, html_for=cid, className="small"),
+                dbc.Input(id=cid, placeholder=hint, size="sm"),
+            ],
+            md=6,
+        )
         for cid, label, hint, _ in _PATH_FIELDS
     ]
     form = [
@@ -187,7 +193,7 @@ def import_section(root: Any = None, read_only: bool = False) -> Any:
                         ),
                         dbc.Col(
                             [
-                                dbc.Label("Run name", className="small"),
+                                dbc.Label("Run name", html_for=ids.VIO_NAME, className="small"),
                                 dbc.Input(
                                     id=ids.VIO_NAME,
                                     placeholder="e.g. clip-vit-b32",

@@ -17,7 +17,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from components import ids
 from components.common import dataset_meta, list_datasets
 from components.datasets import datasets_table, form_words, validation_report
-from components.forms import choice_col, form_job
+from components.forms import choice_col, dom_id, form_job
 from components.jobs import job_store
 from components.layout import empty_state, error_alert, info_alert, page_header, section, viewer_note
 from components.vectors_io import import_section as vectors_import_section
@@ -331,7 +331,11 @@ def read_option_controls() -> dbc.Row:
             continue
         control = dbc.Input(id=cid, placeholder=spec, value="", debounce=True)
         cols.append(
-            dbc.Col([dbc.Label(label, className="param-label mb-0"), control], md=width, className="mb-2")
+            dbc.Col(
+                [dbc.Label(label, html_for=dom_id(cid), className="param-label mb-0"), control],
+                md=width,
+                className="mb-2",
+            )
         )
     return dbc.Row(cols, className="g-2 mb-2 read-options")
 
@@ -362,7 +366,7 @@ def layout(**_query: Any) -> html.Div:
                     ),
                     dbc.Col(
                         [
-                            dbc.Label("Dataset name"),
+                            dbc.Label("Dataset name", html_for=ids.DATA_NAME),
                             dbc.Input(id=ids.DATA_NAME, placeholder="e.g. retail", value=""),
                         ],
                         md=6,
@@ -372,7 +376,8 @@ def layout(**_query: Any) -> html.Div:
             ),
             html.Div(SOURCES["csv"][2], id=ids.DATA_SOURCE_HINT, className="small text-muted mb-3"),
             dbc.Label(
-                ["Path in the import folder ", html.Code(str(import_dir()), className="import-folder")]
+                ["Path in the import folder ", html.Code(str(import_dir()), className="import-folder")],
+                html_for=ids.DATA_PATH,
             ),
             dbc.InputGroup(
                 [

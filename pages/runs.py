@@ -13,7 +13,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from components import ids
 from components.common import dataset_meta, list_datasets
 from components.datasets import catalogue_only
-from components.forms import choice_col
+from components.forms import choice_col, dom_id
 from components.image_features import image_features_section
 from components.jobs import device_status, is_active, job_cards, job_store, jobs_snapshot
 from components.layout import empty_state, error_alert, info_alert, page_header, section, viewer_note
@@ -126,7 +126,10 @@ def param_inputs(family: str | None, preset: str | None = None) -> list:
             options = [{"label": c, "value": c} for c in choices[name]]
             control = dcc.Dropdown(id=pid, options=options, value=value, clearable=False)
         elif isinstance(default, bool):
-            control = dbc.Switch(id=pid, value=value, className="mt-1")
+            # its own label (else an empty one) read by screen readers; the visible one is above
+            control = dbc.Switch(
+                id=pid, value=value, className="mt-1", label=name, label_class_name="visually-hidden"
+            )
         elif isinstance(default, int):
             control = dbc.Input(id=pid, type="number", value=value, step=1, size="sm")
         elif isinstance(default, float):
@@ -145,7 +148,7 @@ def param_inputs(family: str | None, preset: str | None = None) -> list:
             dbc.Col(
                 html.Div(
                     [
-                        dbc.Label(name, html_for=json.dumps(pid), className="param-label"),
+                        dbc.Label(name, html_for=dom_id(pid), className="param-label"),
                         control,
                         *([html.Div(helps[name], className="form-text small")] if name in helps else []),
                     ]
@@ -288,7 +291,7 @@ def split_controls(datasets: list[str]) -> dbc.Row:
             ),
             dbc.Col(
                 [
-                    dbc.Label("Split value", className="param-label mb-0"),
+                    dbc.Label("Split value", html_for=dom_id(sid("value")), className="param-label mb-0"),
                     dbc.Input(id=sid("value"), placeholder="share, date or days", value="", size="sm"),
                 ],
                 md=6,
@@ -437,7 +440,7 @@ def layout(**_query: Any) -> html.Div:
                         ],
                         className="mb-3",
                     ),
-                    dbc.Label("Label (optional)"),
+                    dbc.Label("Label (optional)", html_for=ids.RUNS_LABEL),
                     dbc.Input(
                         id=ids.RUNS_LABEL,
                         placeholder="e.g. prod2vec window 10",
