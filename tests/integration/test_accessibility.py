@@ -1,14 +1,13 @@
 """Accessibility: axe-core (bundled by ``axe-selenium-python``) on every page of the demo app.
 
 One app start, every page opened in headless Chromium, its content waited for, axe run; no
-critical or serious violation may remain, apart from third-party internals excluded below.
+critical or serious violation may remain, apart from third-party internals excluded below and
+the known ones listed in ``KNOWN`` (not fixed yet; none may grow).
 """
 
 from __future__ import annotations
 
 import time
-
-import pytest
 
 from tests.integration._browser import run_ids
 
@@ -26,10 +25,23 @@ EXCLUDE = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="s45-a ran out of time: violations left (see bench/notes/s45-a.md); drop this mark once fixed",
-)
+#: Violations known and not fixed yet (s45-a's list, bench notes in docs/MEASUREMENTS.md and the
+#: s45 note), as (page, rule) -> the most elements that may carry it: dcc.Upload's own file input
+#: (label, autocomplete) that the app cannot reach; Explore's preset name and price inputs, whose
+#: screen-reader labels this axe build reads as hidden; Vetting's number box's autocomplete; the
+#: Runs form's boolean switches (two labels). Anything else, or more of these, fails: the fixed
+#: rules (lang, the Runs and Data labels, contrast) cannot come back unnoticed. Shrink this list.
+KNOWN = {
+    ("explore", "label"): 7,
+    ("explore", "autocomplete-valid"): 1,
+    ("vetting", "label"): 1,
+    ("vetting", "autocomplete-valid"): 2,
+    ("runs", "label"): 2,
+    ("data", "label"): 1,
+    ("data", "autocomplete-valid"): 1,
+}
+
+
 def test_no_critical_or_serious_axe_violation_on_any_page(dash_duo, dash_app, demo_data_dir):
     from axe_selenium_python import Axe
 
@@ -54,9 +66,9 @@ def test_no_critical_or_serious_axe_violation_on_any_page(dash_duo, dash_app, de
         axe.inject()
         result = axe.run(context={"exclude": EXCLUDE})
         bad = [
-            (v["id"], v["impact"], [(n["target"], n["failureSummary"][:160]) for n in v["nodes"][:6]])
+            (v["id"], v["impact"], [n["target"] for n in v["nodes"][:6]])
             for v in result["violations"]
-            if v["impact"] in ("critical", "serious")
+            if v["impact"] in ("critical", "serious") and len(v["nodes"]) > KNOWN.get((name, v["id"]), 0)
         ]
         if bad:
             found[name] = bad
