@@ -222,7 +222,9 @@ def read_table(
     Returns
     -------
     pandas.DataFrame
-        With a 0-based RangeIndex: data row ``r`` (1-based) has index ``r - 1``.
+        Indexed by data row: data row ``r`` (1-based, as in the file) has index ``r - 1``. Rows
+        left out (a header repeated inside the file, a totals row at the end) leave gaps, so the
+        index is not always a RangeIndex: messages about later rows keep the file's numbers.
 
     Raises
     ------
