@@ -109,7 +109,9 @@ def zip_member(path: Path) -> str:
     return tables[0]
 
 
-def _open_bytes(path: Path) -> io.BufferedIOBase:
+def _open_bytes(path: Path, member: str | None = None) -> io.BufferedIOBase:
+    """The file's bytes, a .gz one inflated, a .zip one's data file (``member``, when the caller
+    has found it already: :func:`zip_member` lists the archive)."""
     name = path.name.lower()
     if name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
@@ -117,7 +119,7 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
         import zipfile
 
         with zipfile.ZipFile(path) as zf:  # the member stays open after the archive is closed
-            return zf.open(zip_member(path))  # type: ignore[return-value]
+            return zf.open(member or zip_member(path))  # type: ignore[return-value]
     return open(path, "rb")
 
 
@@ -256,6 +258,7 @@ def read_table(
         )
     reading: dict[str, str] = {"file": p.name}
     zipped = kind == "zip"
+    member = None
     if zipped:
         member = zip_member(p)
         kind = file_kind(Path(member))
@@ -303,7 +306,7 @@ def read_table(
         reading["format"] = "Parquet"
     else:
         try:
-            with _open_bytes(p) as fh:
+            with _open_bytes(p, member) as fh:
                 head = fh.read(65536)
         except (OSError, EOFError, zlib.error) as exc:
             what = "zip archive" if zipped else "gzip file"
@@ -361,7 +364,7 @@ def read_table(
                 if has_header
                 else ""
             )
-        source: Any = _open_bytes(p) if zipped else p
+        source: Any = _open_bytes(p, member) if zipped else p
         try:
             df = pd.read_csv(
                 source,
