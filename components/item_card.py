@@ -33,11 +33,13 @@ ITEM_ADD_TYPE = "item-card-add"
 
 _GENDER_LABEL = {"women": "Women", "men": "Men", "unisex": "Unisex", "kids": "Kids"}
 
-#: The tooltip of a card's "category mean" badge (:func:`card_rows` sets ``stand_in``).
+#: The badge on an item whose title is the seed's (:func:`mark_same_title`), and its tooltip.
+SAME_TITLE = "same title as the seed"
 SAME_TITLE_WHY = (
     "This item's title is the seed's: often the same product listed under another id (a catalogue "
     "can list one product in two categories or pack sizes). “Exclude same title” in the filters hides such items."
 )
+#: The tooltip of a card's "category mean" badge (:func:`card_rows` sets ``stand_in``).
 STAND_IN_WHY = (
     "No vector of its own: this item was too rare in (or absent from) the training data, so the "
     "run serves it with the mean vector of its category's items. Its neighbours and scores say "
@@ -218,9 +220,7 @@ def item_card(
     if row.get("stand_in"):
         body.append(html_node("Span", "category mean", className="stand-in-badge", title=STAND_IN_WHY))
     if row.get("same_title"):
-        body.append(
-            html_node("Span", "same title as the seed", className="same-title-badge", title=SAME_TITLE_WHY)
-        )
+        body.append(html_node("Span", SAME_TITLE, className="same-title-badge", title=SAME_TITLE_WHY))
     if score is not None and not seed:
         body.append(similarity_bar(score))
     if panel is not None:

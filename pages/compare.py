@@ -38,6 +38,7 @@ from components.filter_panel import (
     rule_items,
 )
 from components.item_card import (
+    SAME_TITLE,
     SAME_TITLE_WHY,
     card_rows,
     explore_href,
@@ -163,7 +164,7 @@ def list_column(
                                 *(  # on its title's line: the meta line's columns keep their places
                                     [
                                         html.Span(
-                                            "same title as the seed",
+                                            SAME_TITLE,
                                             className="same-title-badge ms-1",
                                             title=SAME_TITLE_WHY,
                                         )
